@@ -1,0 +1,103 @@
+//! The core's configuration: the subset of zoo.cfg that changes protocol behaviour. The shell
+//! parses zoo.cfg and builds this; `validate()` rejects combinations the core cannot run with.
+
+use crate::types::ServerId;
+
+/// Protocol-relevant settings. Times are in ms; the core turns them into ticks of `tick_ms`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This server's id (`myid`); 1 in standalone mode.
+    pub server_id: ServerId,
+    /// Length of one core tick (`Input::Tick`), ms. Finer than `tick_time_ms`.
+    pub tick_ms: u32,
+    /// ZooKeeper's `tickTime`, ms: the session-expiry bucket width.
+    pub tick_time_ms: u32,
+    /// `minSessionTimeout`, ms (default `2 * tickTime`).
+    pub session_timeout_ms_min: i32,
+    /// `maxSessionTimeout`, ms (default `20 * tickTime`).
+    pub session_timeout_ms_max: i32,
+    /// `jute.maxbuffer`: the largest frame accepted, bytes.
+    pub max_frame_bytes: usize,
+    /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
+    pub super_digest: Option<String>,
+    /// `extendedTypesEnabled`: allows TTL nodes.
+    pub extended_types_enabled: bool,
+    /// `znode.container.checkIntervalMs`.
+    pub container_check_interval_ms: u64,
+    /// `znode.container.maxPerMinute`.
+    pub container_max_per_minute: u32,
+    /// `skipACL`.
+    pub skip_acl: bool,
+    /// `enforceQuota`.
+    pub enforce_quota: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        let tick_time_ms = 2000;
+        Config {
+            server_id: ServerId(1),
+            tick_ms: 100,
+            tick_time_ms,
+            session_timeout_ms_min: 2 * tick_time_ms as i32,
+            session_timeout_ms_max: 20 * tick_time_ms as i32,
+            max_frame_bytes: 0xfffff,
+            super_digest: None,
+            extended_types_enabled: false,
+            container_check_interval_ms: 60_000,
+            container_max_per_minute: 10_000,
+            skip_acl: false,
+            enforce_quota: false,
+        }
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Checks the settings against each other.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tick_ms == 0 || self.tick_time_ms == 0 {
+            return Err(ConfigError("tickTime and the core tick must be positive".into()));
+        }
+        if self.tick_ms > self.tick_time_ms {
+            return Err(ConfigError(format!(
+                "core tick {} ms is longer than tickTime {} ms",
+                self.tick_ms, self.tick_time_ms
+            )));
+        }
+        if self.session_timeout_ms_min > self.session_timeout_ms_max {
+            return Err(ConfigError(format!(
+                "minSessionTimeout {} must not be larger than maxSessionTimeout {}",
+                self.session_timeout_ms_min, self.session_timeout_ms_max
+            )));
+        }
+        if self.session_timeout_ms_min <= 0 {
+            return Err(ConfigError("minSessionTimeout must be positive".into()));
+        }
+        if self.max_frame_bytes == 0 || self.max_frame_bytes > i32::MAX as usize {
+            return Err(ConfigError("jute.maxbuffer must be in 1..=2147483647".into()));
+        }
+        if self.extended_types_enabled && self.server_id.0 > 254 {
+            return Err(ConfigError(
+                "extendedTypesEnabled requires a server id of at most 254".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Converts a duration in ms to whole core ticks, rounding up.
+    pub fn ms_to_ticks(&self, ms: u64) -> u64 {
+        ms.div_ceil(self.tick_ms as u64)
+    }
+}

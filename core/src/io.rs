@@ -1,0 +1,78 @@
+//! The whole sans-IO boundary: every `Input` the shell feeds a `Node`, and every `Output` it must
+//! carry out. Nothing else crosses between `core` and the world.
+//!
+//! Ordering contract (the shell's side):
+//! - Outputs are carried out in the order `take_outputs()` returns them, per destination: frames
+//!   to one connection are written in order, and a `ClientClose` comes after that connection's
+//!   earlier frames have been flushed.
+//! - `Persist` outputs are appended to the txn log in order. The shell may batch any number of
+//!   them into one fsync (group commit); once they are durable it reports
+//!   `Input::Persisted { upto }` with the zxid of the last durable txn. It must never report a zxid
+//!   that is not yet durable.
+//!
+//! Durability contract (the core's side): no reply to a write, no watch event for it and no read
+//! that shows it leaves the core before `Persisted` covers its zxid (in Zab: before a quorum has
+//! acknowledged it, which includes this server's own durable copy when it is the leader).
+
+use crate::txn::LoggedTxn;
+use crate::types::{ConnId, Zxid};
+
+/// Everything that can happen to a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// One core tick (`Config::tick_ms`) has passed. `wall_ms` is the shell's wall clock in ms since
+    /// the Unix epoch; it is used only for znode ctime/mtime and TTL/container ages, never for
+    /// timeouts (those count ticks).
+    Tick {
+        /// Wall clock, ms since the Unix epoch.
+        wall_ms: i64,
+    },
+    /// A client connected from `remote_ip` (used for `ip:` ACLs and `whoAmI`).
+    ClientConnected {
+        /// The shell's id for the connection.
+        conn: ConnId,
+        /// The peer's IP address as text (`127.0.0.1`, `::1`).
+        remote_ip: String,
+    },
+    /// One frame payload from a client, without its 4-byte length prefix. The shell has already
+    /// checked the length against `Config::max_frame_bytes` and answered four-letter words itself.
+    ClientFrame {
+        /// The connection.
+        conn: ConnId,
+        /// The payload.
+        payload: Vec<u8>,
+    },
+    /// The client connection is gone (EOF, error, or after a `ClientClose`).
+    ClientClosed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Every `Persist` up to and including `upto` is durable on this server's disk.
+    Persisted {
+        /// The last durable zxid.
+        upto: Zxid,
+    },
+}
+
+/// Everything a node asks the shell to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Write one complete frame (4-byte length prefix included) to a client connection.
+    ClientSend {
+        /// The connection.
+        conn: ConnId,
+        /// The framed bytes.
+        frame: Vec<u8>,
+    },
+    /// Flush what was sent to the connection, then close it. The shell answers with
+    /// `Input::ClientClosed` once it is closed.
+    ClientClose {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Append this txn to the txn log; report durability with `Input::Persisted`.
+    Persist {
+        /// The txn, with its header.
+        txn: LoggedTxn,
+    },
+}

@@ -1,0 +1,1 @@
+//! `zkr-server`: the tokio shell that runs a `zkr_core::Node` against real sockets and disks.

@@ -1,0 +1,2 @@
+//! The `zkr-server` binary.
+fn main() {}
