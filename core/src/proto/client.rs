@@ -81,6 +81,55 @@ pub enum OpCode {
     Error = -1,
 }
 
+impl OpCode {
+    /// Every defined opcode, for parsing and exhaustive tests.
+    pub const ALL: [OpCode; 33] = [
+        OpCode::Notification,
+        OpCode::Create,
+        OpCode::Delete,
+        OpCode::Exists,
+        OpCode::GetData,
+        OpCode::SetData,
+        OpCode::GetAcl,
+        OpCode::SetAcl,
+        OpCode::GetChildren,
+        OpCode::Sync,
+        OpCode::Ping,
+        OpCode::GetChildren2,
+        OpCode::Check,
+        OpCode::Multi,
+        OpCode::Create2,
+        OpCode::Reconfig,
+        OpCode::CheckWatches,
+        OpCode::RemoveWatches,
+        OpCode::CreateContainer,
+        OpCode::DeleteContainer,
+        OpCode::CreateTtl,
+        OpCode::MultiRead,
+        OpCode::Auth,
+        OpCode::SetWatches,
+        OpCode::Sasl,
+        OpCode::GetEphemerals,
+        OpCode::GetAllChildrenNumber,
+        OpCode::SetWatches2,
+        OpCode::AddWatch,
+        OpCode::WhoAmI,
+        OpCode::CreateSession,
+        OpCode::CloseSession,
+        OpCode::Error,
+    ];
+
+    /// The wire value.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// Parses a wire value; `None` for a value ZooKeeper does not define (including 10).
+    pub fn from_i32(code: i32) -> Option<OpCode> {
+        OpCode::ALL.iter().copied().find(|op| op.code() == code)
+    }
+}
+
 /// Special xids.
 pub mod xid {
     /// Watch notification.
@@ -157,6 +206,20 @@ pub enum EventType {
     NodeDataChanged = 3,
     /// NodeChildrenChanged.
     NodeChildrenChanged = 4,
+}
+
+impl EventType {
+    /// Parses a wire value; `None` for a type the server never sends.
+    pub fn from_i32(code: i32) -> Option<EventType> {
+        [
+            EventType::NodeCreated,
+            EventType::NodeDeleted,
+            EventType::NodeDataChanged,
+            EventType::NodeChildrenChanged,
+        ]
+        .into_iter()
+        .find(|t| *t as i32 == code)
+    }
 }
 
 /// The only `KeeperState` the server puts in notifications.
