@@ -28,7 +28,7 @@ use crate::txn::{CreateKind, LoggedTxn, Txn, TxnHeader};
 use crate::types::{SessionId, Zxid};
 
 /// Encoded size of a `TxnHeader`.
-pub const TXN_HEADER_BYTES: usize = 28;
+pub const TXN_HEADER_BYTES: usize = 32;
 
 /// Encodes a txn: `TxnHeader` + its record.
 pub fn encode_txn(t: &LoggedTxn) -> Vec<u8> {
