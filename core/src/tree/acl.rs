@@ -1,0 +1,248 @@
+//! ACL checks, ACL fix-up and the auth providers the server knows: `digest` and `ip`
+//! (reference §10.7). `world` is handled inline, `super` has no provider (as in ZooKeeper).
+//!
+//! Invariants: [`check_acl`] is a pure function of its arguments; [`fixup_acl`] never returns an
+//! empty list and never returns an `auth` entry.
+
+use base64::Engine;
+use sha1::{Digest, Sha1};
+
+use crate::proto::error::ZkError;
+use crate::types::{Acl, Id};
+
+/// `ZooKeeperServer.checkACL`: skipACL → allow; empty ACL → allow; any `super` id → allow; else
+/// some entry with a matching permission bit whose id is `world:anyone` or matches one of the
+/// connection's ids of the same scheme.
+pub fn check_acl(acl: &[Acl], ids: &[Id], wanted: i32, skip_acl: bool) -> bool {
+    assert!(
+        wanted != 0,
+        "an ACL check must ask for at least one permission"
+    );
+    if skip_acl || acl.is_empty() {
+        return true;
+    }
+    if ids.iter().any(|id| id.scheme == "super") {
+        return true;
+    }
+    for entry in acl {
+        if entry.perms & wanted == 0 {
+            continue;
+        }
+        if entry.id.scheme == "world" && entry.id.id == "anyone" {
+            return true;
+        }
+        let same_scheme = ids.iter().filter(|id| id.scheme == entry.id.scheme);
+        for id in same_scheme {
+            if provider_matches(&entry.id.scheme, &id.id, &entry.id.id) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// `AuthenticationProvider.matches` for the registered providers; unknown schemes never match.
+fn provider_matches(scheme: &str, id: &str, acl_expr: &str) -> bool {
+    match scheme {
+        "digest" => id == acl_expr,
+        "ip" => ip_matches(id, acl_expr),
+        _ => false,
+    }
+}
+
+/// Whether a scheme's provider `isAuthenticated()` (so `auth` expands to its ids).
+fn provider_is_authenticated(scheme: &str) -> bool {
+    scheme == "digest"
+}
+
+/// `AuthenticationProvider.isValid` for the registered providers; `None` if no provider.
+fn provider_is_valid(scheme: &str, id: &str) -> Option<bool> {
+    match scheme {
+        "digest" => Some(java_split_len(id, ':') == 2),
+        "ip" => Some(ip_expr_bits(id).is_some()),
+        _ => None,
+    }
+}
+
+/// `s.split(sep).length` in Java: trailing empty strings are dropped.
+fn java_split_len(s: &str, sep: char) -> usize {
+    let parts: Vec<&str> = s.split(sep).collect();
+    let trailing_empty = parts.iter().rev().take_while(|p| p.is_empty()).count();
+    // Java returns [""] (length 1) for the empty string.
+    if trailing_empty == parts.len() {
+        1
+    } else {
+        parts.len() - trailing_empty
+    }
+}
+
+/// `PrepRequestProcessor.fixupACL`: removes duplicates (first wins), rejects an empty list,
+/// keeps `world:anyone`, expands `auth` to every authenticated id of the connection, and keeps
+/// any other entry whose scheme has a provider that finds the id valid. Else INVALIDACL.
+pub fn fixup_acl(acl: &[Acl], auth_ids: &[Id]) -> Result<Vec<Acl>, ZkError> {
+    let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
+    for entry in acl {
+        if !unique.contains(&entry) {
+            unique.push(entry);
+        }
+    }
+    if unique.is_empty() {
+        return Err(ZkError::InvalidAcl);
+    }
+    let mut fixed = Vec::with_capacity(unique.len());
+    for entry in unique {
+        if entry.id.scheme == "world" && entry.id.id == "anyone" {
+            fixed.push(entry.clone());
+        } else if entry.id.scheme == "auth" {
+            let authenticated = auth_ids
+                .iter()
+                .filter(|id| provider_is_authenticated(&id.scheme));
+            let before = fixed.len();
+            fixed.extend(authenticated.map(|id| Acl {
+                perms: entry.perms,
+                id: id.clone(),
+            }));
+            if fixed.len() == before {
+                return Err(ZkError::InvalidAcl);
+            }
+        } else if provider_is_valid(&entry.id.scheme, &entry.id.id) == Some(true) {
+            fixed.push(entry.clone());
+        } else {
+            return Err(ZkError::InvalidAcl);
+        }
+    }
+    assert!(!fixed.is_empty(), "a fixed-up ACL is never empty");
+    assert!(
+        fixed.iter().all(|a| a.id.scheme != "auth"),
+        "auth entries are always expanded"
+    );
+    Ok(fixed)
+}
+
+/// `DigestAuthenticationProvider.generateDigest`: `user:` + base64(SHA1(`user:password`)), where
+/// `user` is everything before the first `:` (the whole string if there is none).
+pub fn digest_id(user_password: &str) -> String {
+    let user = user_password.split(':').next().unwrap_or("");
+    let hash = Sha1::digest(user_password.as_bytes());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(hash);
+    format!("{user}:{encoded}")
+}
+
+/// The ids a successful `addauth digest user:password` adds to a connection, in ZooKeeper's
+/// order: `super:` first if the digest id equals the configured `superDigest`, then
+/// `digest:<digest id>`. `super_digest` is `user:hash` (a leading `super:`-style user is part of
+/// it, exactly as configured).
+pub fn auth_digest(user_password: &str, super_digest: Option<&str>) -> Vec<Id> {
+    let digest = digest_id(user_password);
+    let mut ids = Vec::with_capacity(2);
+    if super_digest == Some(digest.as_str()) {
+        ids.push(Id::new("super", ""));
+    }
+    ids.push(Id::new("digest", &digest));
+    ids
+}
+
+/// The whoAmI user name (`AuthenticationProvider.getUserName`): digest → the user part; ip → the
+/// address; any scheme without a provider (such as `super`) → the raw id.
+pub fn user_name(id: &Id) -> String {
+    match id.scheme.as_str() {
+        "digest" => id.id.split(':').next().unwrap_or("").to_string(),
+        _ => id.id.clone(),
+    }
+}
+
+/// Parses an IP address as ZooKeeper's `IPAuthenticationProvider.addr2Bytes` does: dotted IPv4
+/// with four decimal parts 0–255 (leading zeros allowed), else IPv6.
+fn addr_to_bytes(addr: &str) -> Option<Vec<u8>> {
+    let parts: Vec<&str> = addr.split('.').collect();
+    if parts.len() == 4 {
+        let mut bytes = Vec::with_capacity(4);
+        for p in parts {
+            if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            bytes.push(u8::try_from(p.parse::<u16>().ok()?).ok()?);
+        }
+        return Some(bytes);
+    }
+    let v6: std::net::Ipv6Addr = addr
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    Some(v6.octets().to_vec())
+}
+
+/// An ip ACL expression `addr[/bits]`: the address bytes and the prefix length, or `None`.
+fn ip_expr_bits(expr: &str) -> Option<(Vec<u8>, usize)> {
+    let (addr, bits) = match expr.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (expr, None),
+    };
+    let bytes = addr_to_bytes(addr)?;
+    let max = bytes.len() * 8;
+    let bits = match bits {
+        None => max,
+        Some(b) => {
+            let n: i64 = b.parse().ok()?;
+            if n < 0 || n as usize > max {
+                return None;
+            }
+            n as usize
+        }
+    };
+    Some((bytes, bits))
+}
+
+/// Zeroes every bit after the first `bits`.
+fn mask(bytes: &mut [u8], bits: usize) {
+    for (i, b) in bytes.iter_mut().enumerate() {
+        let start = i * 8;
+        if start >= bits {
+            *b = 0;
+        } else if bits - start < 8 {
+            *b &= 0xffu8 << (8 - (bits - start));
+        }
+    }
+}
+
+/// `IPAuthenticationProvider.matches`: same family and equal under the expression's prefix.
+pub fn ip_matches(remote: &str, acl_expr: &str) -> bool {
+    let Some((mut acl_addr, bits)) = ip_expr_bits(acl_expr) else {
+        return false;
+    };
+    let Some(mut remote_addr) = addr_to_bytes(remote) else {
+        return false;
+    };
+    if remote_addr.len() != acl_addr.len() {
+        return false;
+    }
+    mask(&mut acl_addr, bits);
+    mask(&mut remote_addr, bits);
+    acl_addr == remote_addr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_split() {
+        assert_eq!(java_split_len("a:b", ':'), 2);
+        assert_eq!(java_split_len("a:", ':'), 1);
+        assert_eq!(java_split_len(":b", ':'), 2);
+        assert_eq!(java_split_len("a:b:", ':'), 2);
+        assert_eq!(java_split_len("", ':'), 1);
+        assert_eq!(java_split_len("a:b:c", ':'), 3);
+    }
+
+    #[test]
+    fn mask_bits() {
+        let mut b = vec![0xff, 0xff];
+        mask(&mut b, 12);
+        assert_eq!(b, vec![0xff, 0xf0]);
+        let mut b = vec![0xff, 0xff];
+        mask(&mut b, 0);
+        assert_eq!(b, vec![0, 0]);
+    }
+}
