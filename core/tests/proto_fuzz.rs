@@ -184,7 +184,8 @@ proptest! {
     }
 
     #[test]
-    fn mutated_connect_requests_never_panic(c in s::connect_request(), ms in vec(mutation(), 1..4)) {
+    fn mutated_connect_requests_never_panic(c in s::connect_request(), ms in vec(mutation(), 1..4))
+    {
         let framed = codec::encode_connect_request(&c);
         check_all_decoders(&mutate(s::unframe(&framed).to_vec(), &ms));
     }
@@ -201,7 +202,7 @@ proptest! {
     }
 
     #[test]
-    fn strict_prefixes_of_responses_are_rejected((op, resp) in s::response(), cut in any::<usize>()) {
+    fn strict_prefixes_of_responses_are_rejected((op, resp) in s::response(), cut in 0usize..4096) {
         let framed = codec::encode_reply(&ReplyHeader { xid: 1, zxid: 2, err: 0 }, Some(&resp));
         let body = &s::unframe(&framed)[16..];
         prop_assume!(!body.is_empty());

@@ -3,6 +3,7 @@
 
 mod proto_support;
 
+use proptest::collection::vec;
 use proptest::prelude::*;
 use proto_support as s;
 use zkr_core::proto::client::{ReplyHeader, RequestHeader};
@@ -41,7 +42,7 @@ proptest! {
     }
 
     #[test]
-    fn multi_read_response_roundtrips(results in proptest::collection::vec(s::multi_result(), 0..6)) {
+    fn multi_read_response_roundtrips(results in vec(s::multi_result(), 0..6)) {
         use zkr_core::proto::client::{OpCode, Response};
         let resp = Response::Multi(results);
         let framed = codec::encode_reply(&ReplyHeader { xid: 1, zxid: 2, err: 0 }, Some(&resp));
