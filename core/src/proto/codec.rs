@@ -252,28 +252,33 @@ fn decode_set_watches(code: OpCode, r: &mut Reader<'_>) -> Result<Request, BodyE
     })
 }
 
+/// Reads the rest of a `CreateRequest` (or `CreateTTLRequest` for op 21) after its path.
+fn decode_create(code: OpCode, path: String, r: &mut Reader<'_>) -> Result<Request, DecodeError> {
+    let data = r.read_buffer("CreateRequest.data")?;
+    let acl = r.read_acls()?;
+    let flags = r.read_i32("CreateRequest.flags")?;
+    let ttl = if code == OpCode::CreateTtl {
+        r.read_i64("CreateTTLRequest.ttl")?
+    } else {
+        -1
+    };
+    Ok(Request::Create {
+        op: code,
+        path,
+        data,
+        acl,
+        flags,
+        ttl,
+    })
+}
+
 /// Decodes the per-path ops: everything that can appear inside a multi, plus the other ops whose
 /// body starts with a path. `code` must be one of them.
 fn decode_node_op(code: OpCode, r: &mut Reader<'_>) -> Result<Request, DecodeError> {
     let path = r.read_string("path")?;
     let req = match code {
         OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
-            let data = r.read_buffer("CreateRequest.data")?;
-            let acl = r.read_acls()?;
-            let flags = r.read_i32("CreateRequest.flags")?;
-            let ttl = if code == OpCode::CreateTtl {
-                r.read_i64("CreateTTLRequest.ttl")?
-            } else {
-                -1
-            };
-            Request::Create {
-                op: code,
-                path,
-                data,
-                acl,
-                flags,
-                ttl,
-            }
+            decode_create(code, path, r)?
         }
         OpCode::Delete => Request::Delete {
             path,
