@@ -1,1 +1,669 @@
-//! Placeholder: being written.
+//! Leader-side preparation: a client write request becomes a fully decided `Txn`, with
+//! ZooKeeper's exact order of checks (`PrepRequestProcessor`, reference §9, §10.2, §10.3).
+//!
+//! Pipelining: requests are prepared before the txns of earlier requests are applied, so the
+//! checks must see those earlier effects. Like ZooKeeper's `outstandingChanges`, [`PrepState`]
+//! keeps change records per path, each tagged with the zxid that made it; a lookup takes the
+//! newest record, else the committed tree. [`PrepState::applied`] drops records once the tree
+//! has caught up with their zxid.
+//!
+//! Invariants:
+//! - each path's records are in non-decreasing zxid order (zxids are given out in order);
+//! - a request that fails adds no record; a multi that fails removes every record it added
+//!   (so a failed multi uses up no sequence number), and is logged as a `Multi` of `Error`s;
+//! - the decided txn carries everything apply needs: names, kinds, ACL after fix-up, the parent
+//!   cversion, the new versions. The caller puts `who.session` in the txn header (apply takes
+//!   an ephemeral's owner from there).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::Config;
+use crate::proto::client::{OpCode, Request};
+use crate::proto::error::ZkError;
+use crate::tree::acl::{check_acl, fixup_acl};
+use crate::tree::{DataTree, NodeKind, StatPersisted, path};
+use crate::txn::{CreateKind, Txn};
+use crate::types::{Acl, Id, SessionId, Zxid, perms};
+
+/// Who sent a request.
+#[derive(Clone, Copy, Debug)]
+pub struct Requester<'a> {
+    /// The session.
+    pub session: SessionId,
+    /// False when the session has expired or is closing (SESSIONEXPIRED).
+    pub session_valid: bool,
+    /// The connection's auth ids, `ip:<addr>` and `super:` (if authenticated as super) included.
+    pub ids: &'a [Id],
+}
+
+/// A node as the pending view sees it (`ChangeRecord`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PendingNode {
+    stat: StatPersisted,
+    kind: NodeKind,
+    child_count: i32,
+    acl: Vec<Acl>,
+    data_len: i64,
+}
+
+/// One change record: the node after the change, or `None` for a delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ChangeRecord {
+    zxid: Zxid,
+    node: Option<PendingNode>,
+}
+
+/// The outstanding change records of prepared but not yet applied txns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrepState {
+    records: BTreeMap<String, Vec<ChangeRecord>>,
+}
+
+/// `CreateMode` decoded from raw flags.
+#[derive(Clone, Copy, Debug)]
+struct CreateMode {
+    ephemeral: bool,
+    sequential: bool,
+    container: bool,
+    ttl: bool,
+}
+
+impl CreateMode {
+    /// `CreateMode.fromFlag`; `None` for an unknown flag.
+    fn from_flag(flags: i32) -> Option<CreateMode> {
+        let m = |ephemeral, sequential, container, ttl| CreateMode {
+            ephemeral,
+            sequential,
+            container,
+            ttl,
+        };
+        Some(match flags {
+            0 => m(false, false, false, false),
+            1 => m(true, false, false, false),
+            2 => m(false, true, false, false),
+            3 => m(true, true, false, false),
+            4 => m(false, false, true, false),
+            5 => m(false, false, false, true),
+            6 => m(false, true, false, true),
+            _ => return None,
+        })
+    }
+}
+
+/// The sequential suffix: `%010d` of a signed int (`-2147483648` after `2147483647`).
+pub fn sequential_suffix(cversion: i32) -> String {
+    format!("{cversion:010}")
+}
+
+/// `checkAndIncVersion` (3.9): -1 matches any version; the new version is current + 1 with
+/// Java int wrap-around.
+fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, ZkError> {
+    if expected != -1 && expected != current {
+        return Err(ZkError::BadVersion);
+    }
+    Ok(current.wrapping_add(1))
+}
+
+/// The parent part of a path as `PrepRequestProcessor` cuts it (everything before the last
+/// `/`, with `""` meaning the root), or BADARGUMENTS for a path with no `/` or with `\0`.
+fn cut_parent(p: &str) -> Result<&str, ZkError> {
+    let last = p.rfind('/').ok_or(ZkError::BadArguments)?;
+    if p.contains('\0') {
+        return Err(ZkError::BadArguments);
+    }
+    Ok(if last == 0 { "/" } else { &p[..last] })
+}
+
+/// The arguments every prepare step shares.
+struct Ctx<'a> {
+    tree: &'a DataTree,
+    cfg: &'a Config,
+    who: &'a Requester<'a>,
+    zxid: Zxid,
+    time_ms: i64,
+    in_multi: bool,
+}
+
+impl Ctx<'_> {
+    fn session(&self) -> Result<(), ZkError> {
+        if self.who.session_valid {
+            Ok(())
+        } else {
+            Err(ZkError::SessionExpired)
+        }
+    }
+
+    fn allowed(&self, acl: &[Acl], wanted: i32) -> Result<(), ZkError> {
+        if check_acl(acl, self.who.ids, wanted, self.cfg.skip_acl) {
+            Ok(())
+        } else {
+            Err(ZkError::NoAuth)
+        }
+    }
+}
+
+/// A create request's fields.
+struct CreateReq<'a> {
+    op: OpCode,
+    path: &'a str,
+    data: &'a Option<Vec<u8>>,
+    acl: &'a [Acl],
+    flags: i32,
+    ttl: i64,
+}
+
+impl PrepState {
+    /// A state with no outstanding changes.
+    pub fn new() -> PrepState {
+        PrepState::default()
+    }
+
+    /// True when no change is outstanding.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Decides the txn for one write request at `zxid` (see the module doc). Failures give
+    /// `Txn::Error` (single op) or a `Txn::Multi` of errors (multi).
+    pub fn prepare(
+        &mut self,
+        tree: &DataTree,
+        cfg: &Config,
+        who: &Requester,
+        req: &Request,
+        zxid: Zxid,
+        time_ms: i64,
+    ) -> Txn {
+        assert!(
+            zxid > tree.last_processed_zxid(),
+            "prepare at an already applied zxid"
+        );
+        assert!(
+            self.newest_zxid().is_none_or(|z| z < zxid),
+            "prepare zxids must increase"
+        );
+        let ctx = Ctx {
+            tree,
+            cfg,
+            who,
+            zxid,
+            time_ms,
+            in_multi: false,
+        };
+        let result = match req {
+            Request::Multi(ops) => return self.prepare_multi(&ctx, ops),
+            // A standalone check is not a write (ZooKeeper answers UNIMPLEMENTED and closes).
+            Request::Check { .. } => Err(ZkError::Unimplemented),
+            Request::Create { .. }
+            | Request::Delete { .. }
+            | Request::SetData { .. }
+            | Request::SetAcl { .. } => self.prepare_op(&ctx, req),
+            other => {
+                debug_assert!(false, "prepare called with a non-write request {other:?}");
+                Err(ZkError::BadArguments)
+            }
+        };
+        result.unwrap_or_else(|err| Txn::Error { err })
+    }
+
+    fn prepare_op(&mut self, ctx: &Ctx<'_>, req: &Request) -> Result<Txn, ZkError> {
+        match req {
+            Request::Create {
+                op,
+                path,
+                data,
+                acl,
+                flags,
+                ttl,
+            } => {
+                let c = CreateReq {
+                    op: *op,
+                    path,
+                    data,
+                    acl,
+                    flags: *flags,
+                    ttl: *ttl,
+                };
+                self.prepare_create(ctx, &c)
+            }
+            Request::Delete { path, version } => self.prepare_delete(ctx, path, *version),
+            Request::SetData {
+                path,
+                data,
+                version,
+            } => self.prepare_set_data(ctx, path, data, *version),
+            Request::SetAcl { path, acl, version } => {
+                self.prepare_set_acl(ctx, path, acl, *version)
+            }
+            Request::Check { path, version } if ctx.in_multi => {
+                self.prepare_check(ctx, path, *version)
+            }
+            _ => Err(ZkError::MarshallingError),
+        }
+    }
+
+    /// A multi: every op shares `zxid`. The first failure rolls back this multi's records and
+    /// gives 0 for the ops before it, its code, then RUNTIMEINCONSISTENCY. A malformed multi
+    /// (an op that is not create/delete/setData/check, or bad create flags) fails as a whole
+    /// with MARSHALLINGERROR, as ZooKeeper's `MultiOperationRecord` decoding does.
+    fn prepare_multi(&mut self, ctx: &Ctx<'_>, ops: &[Request]) -> Txn {
+        let well_formed = ops.iter().all(|op| match op {
+            Request::Create { flags, .. } => CreateMode::from_flag(*flags).is_some(),
+            Request::Delete { .. } | Request::SetData { .. } | Request::Check { .. } => true,
+            _ => false,
+        });
+        if !well_formed {
+            return Txn::Error {
+                err: ZkError::MarshallingError,
+            };
+        }
+        let ctx = Ctx {
+            in_multi: true,
+            ..*ctx
+        };
+        let mut txns = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            match self.prepare_op(&ctx, op) {
+                Ok(txn) => txns.push(txn),
+                Err(err) => {
+                    self.rollback(ctx.zxid);
+                    assert!(
+                        self.newest_zxid().is_none_or(|z| z < ctx.zxid),
+                        "rollback left records"
+                    );
+                    return failed_multi(ops.len(), i, err);
+                }
+            }
+        }
+        assert_eq!(txns.len(), ops.len(), "one txn per op");
+        Txn::Multi(txns)
+    }
+
+    /// The create checks, in `pRequest2TxnCreate` order (reference §10.3).
+    fn prepare_create(&mut self, ctx: &Ctx<'_>, req: &CreateReq<'_>) -> Result<Txn, ZkError> {
+        let mode = CreateMode::from_flag(req.flags).ok_or(ZkError::BadArguments)?;
+        let (op, ttl) = effective_create_op(ctx.in_multi, req, mode);
+        if mode.ttl && !ctx.cfg.extended_types_enabled {
+            return Err(ZkError::Unimplemented);
+        }
+        validate_ttl(op, mode, ttl)?;
+        ctx.session()?;
+        let parent_path = cut_parent(req.path)?;
+        let acl = fixup_acl(req.acl, ctx.who.ids)?;
+        let parent = self.lookup(ctx.tree, parent_path).ok_or(ZkError::NoNode)?;
+        ctx.allowed(&parent.acl, perms::CREATE)?;
+        let full_path = if mode.sequential {
+            format!("{}{}", req.path, sequential_suffix(parent.stat.cversion))
+        } else {
+            req.path.to_string()
+        };
+        path::validate_path(&full_path)?;
+        if self.lookup(ctx.tree, &full_path).is_some() {
+            return Err(ZkError::NodeExists);
+        }
+        if parent.kind.owner_session().is_some() {
+            return Err(ZkError::NoChildrenForEphemerals);
+        }
+        let data_len = req.data.as_ref().map_or(0, |d| d.len() as i64);
+        if ctx.cfg.enforce_quota {
+            ctx.tree.check_quota(&full_path, data_len, 1)?;
+        }
+        let kind = match op {
+            OpCode::CreateContainer => CreateKind::Container,
+            OpCode::CreateTtl => CreateKind::Ttl(ttl),
+            _ if mode.ephemeral => CreateKind::Ephemeral,
+            _ => CreateKind::Persistent,
+        };
+        let new_cversion = parent.stat.cversion.wrapping_add(1);
+        self.record_create(ctx, parent_path, parent, &full_path, kind, &acl, data_len);
+        Ok(Txn::Create {
+            path: full_path,
+            data: req.data.clone(),
+            acl,
+            kind,
+            parent_cversion: new_cversion,
+        })
+    }
+
+    /// Adds the parent's and the new node's change records for a create that passed its checks.
+    #[allow(clippy::too_many_arguments)]
+    fn record_create(
+        &mut self,
+        ctx: &Ctx<'_>,
+        parent_path: &str,
+        mut parent: PendingNode,
+        full_path: &str,
+        kind: CreateKind,
+        acl: &[Acl],
+        data_len: i64,
+    ) {
+        let node_kind = match kind {
+            CreateKind::Persistent => NodeKind::Persistent,
+            CreateKind::Ephemeral if ctx.who.session.0 == 0 => NodeKind::Persistent,
+            CreateKind::Ephemeral => NodeKind::Ephemeral(ctx.who.session),
+            CreateKind::Container => NodeKind::Container,
+            CreateKind::Ttl(t) => NodeKind::Ttl(t),
+        };
+        parent.child_count += 1;
+        parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
+        parent.stat.pzxid = ctx.zxid.0;
+        self.add_record(parent_path, ctx.zxid, Some(parent));
+        let stat = StatPersisted {
+            czxid: ctx.zxid.0,
+            mzxid: ctx.zxid.0,
+            ctime: ctx.time_ms,
+            mtime: ctx.time_ms,
+            ephemeral_owner: node_kind.ephemeral_owner(),
+            pzxid: ctx.zxid.0,
+            ..StatPersisted::default()
+        };
+        let node = PendingNode {
+            stat,
+            kind: node_kind,
+            child_count: 0,
+            acl: acl.to_vec(),
+            data_len,
+        };
+        self.add_record(full_path, ctx.zxid, Some(node));
+    }
+
+    /// delete: session → path (BADARGUMENTS, special paths too) → parent → parent DELETE →
+    /// node → version → children.
+    fn prepare_delete(&mut self, ctx: &Ctx<'_>, p: &str, version: i32) -> Result<Txn, ZkError> {
+        ctx.session()?;
+        let parent_path = cut_parent(p)?;
+        if path::is_special_path(p) {
+            return Err(ZkError::BadArguments);
+        }
+        let parent = self.lookup(ctx.tree, parent_path).ok_or(ZkError::NoNode)?;
+        ctx.allowed(&parent.acl, perms::DELETE)?;
+        let node = self.lookup(ctx.tree, p).ok_or(ZkError::NoNode)?;
+        check_and_inc_version(node.stat.version, version)?;
+        if node.child_count > 0 {
+            return Err(ZkError::NotEmpty);
+        }
+        self.record_delete(ctx.zxid, parent_path, parent, p);
+        Ok(Txn::Delete {
+            path: p.to_string(),
+        })
+    }
+
+    fn record_delete(&mut self, zxid: Zxid, parent_path: &str, mut parent: PendingNode, p: &str) {
+        assert!(
+            parent.child_count > 0,
+            "delete under a parent with no children: {p}"
+        );
+        parent.child_count -= 1;
+        parent.stat.pzxid = zxid.0;
+        self.add_record(parent_path, zxid, Some(parent));
+        self.add_record(p, zxid, None);
+    }
+
+    /// setData: session → validatePath → NONODE → WRITE → quota → version.
+    fn prepare_set_data(
+        &mut self,
+        ctx: &Ctx<'_>,
+        p: &str,
+        data: &Option<Vec<u8>>,
+        version: i32,
+    ) -> Result<Txn, ZkError> {
+        ctx.session()?;
+        path::validate_path(p)?;
+        let mut node = self.lookup(ctx.tree, p).ok_or(ZkError::NoNode)?;
+        ctx.allowed(&node.acl, perms::WRITE)?;
+        let data_len = data.as_ref().map_or(0, |d| d.len() as i64);
+        if ctx.cfg.enforce_quota {
+            ctx.tree.check_quota(p, data_len - node.data_len, 0)?;
+        }
+        let new_version = check_and_inc_version(node.stat.version, version)?;
+        node.stat.version = new_version;
+        node.stat.mtime = ctx.time_ms;
+        node.stat.mzxid = ctx.zxid.0;
+        node.data_len = data_len;
+        self.add_record(p, ctx.zxid, Some(node));
+        Ok(Txn::SetData {
+            path: p.to_string(),
+            data: data.clone(),
+            version: new_version,
+        })
+    }
+
+    /// setACL: session → validatePath → fix-up → NONODE → ADMIN → aversion. The new ACL goes
+    /// on the change record, so requests prepared after it are checked against it (the
+    /// TOCTOU fix of ZooKeeper's HEAD; 3.9 checks them against the old ACL).
+    fn prepare_set_acl(
+        &mut self,
+        ctx: &Ctx<'_>,
+        p: &str,
+        acl: &[Acl],
+        version: i32,
+    ) -> Result<Txn, ZkError> {
+        ctx.session()?;
+        path::validate_path(p)?;
+        let acl = fixup_acl(acl, ctx.who.ids)?;
+        let mut node = self.lookup(ctx.tree, p).ok_or(ZkError::NoNode)?;
+        ctx.allowed(&node.acl, perms::ADMIN)?;
+        let new_version = check_and_inc_version(node.stat.aversion, version)?;
+        node.stat.aversion = new_version;
+        node.acl = acl.clone();
+        self.add_record(p, ctx.zxid, Some(node));
+        Ok(Txn::SetAcl {
+            path: p.to_string(),
+            acl,
+            version: new_version,
+        })
+    }
+
+    /// check (multi only): session → validatePath → NONODE → READ → version. No record.
+    fn prepare_check(&mut self, ctx: &Ctx<'_>, p: &str, version: i32) -> Result<Txn, ZkError> {
+        ctx.session()?;
+        path::validate_path(p)?;
+        let node = self.lookup(ctx.tree, p).ok_or(ZkError::NoNode)?;
+        ctx.allowed(&node.acl, perms::READ)?;
+        let new_version = check_and_inc_version(node.stat.version, version)?;
+        Ok(Txn::Check {
+            path: p.to_string(),
+            version: new_version,
+        })
+    }
+
+    /// closeSession at `zxid`: the session's ephemerals as the pending view sees them (created
+    /// by unapplied txns included, pending deletes excluded), sorted. Adds delete records, and
+    /// unlike ZooKeeper also lowers each parent's pending child count, so that a pipelined
+    /// delete of the parent is not refused with NOTEMPTY.
+    pub fn prepare_close_session(
+        &mut self,
+        tree: &DataTree,
+        session: SessionId,
+        zxid: Zxid,
+    ) -> Txn {
+        assert!(
+            zxid > tree.last_processed_zxid(),
+            "prepare at an already applied zxid"
+        );
+        assert!(
+            self.newest_zxid().is_none_or(|z| z < zxid),
+            "prepare zxids must increase"
+        );
+        let mut paths: BTreeSet<String> = tree.ephemerals(session).into_iter().collect();
+        for (p, stack) in &self.records {
+            for rec in stack {
+                match &rec.node {
+                    None => {
+                        paths.remove(p);
+                    }
+                    Some(n) if n.kind == NodeKind::Ephemeral(session) => {
+                        paths.insert(p.clone());
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        for p in &paths {
+            let parent_path = path::parent(p);
+            let parent = self
+                .lookup(tree, parent_path)
+                .expect("an ephemeral's parent exists");
+            self.record_delete(zxid, parent_path, parent, p);
+        }
+        Txn::CloseSession {
+            paths_to_delete: paths.into_iter().collect(),
+        }
+    }
+
+    /// The container manager's delete (op 20) of `path` at `zxid`: BADARGUMENTS for a bad or
+    /// special path, NONODE, NOTEMPTY if it has children, BADVERSION if it is a normal
+    /// ephemeral (reference §10.8). No ACL or session check.
+    pub fn prepare_delete_container(&mut self, tree: &DataTree, p: &str, zxid: Zxid) -> Txn {
+        assert!(
+            zxid > tree.last_processed_zxid(),
+            "prepare at an already applied zxid"
+        );
+        assert!(
+            self.newest_zxid().is_none_or(|z| z < zxid),
+            "prepare zxids must increase"
+        );
+        let result = (|| {
+            let parent_path = cut_parent(p)?;
+            if path::is_special_path(p) {
+                return Err(ZkError::BadArguments);
+            }
+            let node = self.lookup(tree, p).ok_or(ZkError::NoNode)?;
+            if node.child_count > 0 {
+                return Err(ZkError::NotEmpty);
+            }
+            if node.kind.owner_session().is_some() {
+                return Err(ZkError::BadVersion);
+            }
+            let parent = self.lookup(tree, parent_path).ok_or(ZkError::NoNode)?;
+            self.record_delete(zxid, parent_path, parent, p);
+            Ok(Txn::DeleteContainer {
+                path: p.to_string(),
+            })
+        })();
+        result.unwrap_or_else(|err| Txn::Error { err })
+    }
+
+    /// The tree has applied everything up to `zxid`: drop the records it has caught up with.
+    pub fn applied(&mut self, zxid: Zxid) {
+        self.records.retain(|_, stack| {
+            stack.retain(|rec| rec.zxid > zxid);
+            !stack.is_empty()
+        });
+        assert!(
+            self.records
+                .values()
+                .all(|s| s.iter().all(|r| r.zxid > zxid)),
+            "stale record"
+        );
+        assert!(
+            self.records.values().all(|s| !s.is_empty()),
+            "empty record stack kept"
+        );
+    }
+
+    /// Drops every outstanding change (leadership lost, or the tree was replaced).
+    pub fn clear(&mut self) {
+        self.records.clear();
+    }
+
+    /// The newest zxid among outstanding records.
+    fn newest_zxid(&self) -> Option<Zxid> {
+        self.records
+            .values()
+            .filter_map(|s| s.last().map(|r| r.zxid))
+            .max()
+    }
+
+    /// `getRecordForPath`: the newest outstanding record, else the committed tree.
+    fn lookup(&self, tree: &DataTree, p: &str) -> Option<PendingNode> {
+        if let Some(stack) = self.records.get(p) {
+            return stack
+                .last()
+                .expect("record stacks are never empty")
+                .node
+                .clone();
+        }
+        let node = tree.get(p)?;
+        Some(PendingNode {
+            stat: node.stat,
+            kind: node.kind,
+            child_count: node.children.len() as i32,
+            acl: node.acl.clone(),
+            data_len: node.data.as_ref().map_or(0, |d| d.len() as i64),
+        })
+    }
+
+    fn add_record(&mut self, p: &str, zxid: Zxid, node: Option<PendingNode>) {
+        let stack = self.records.entry(p.to_string()).or_default();
+        assert!(
+            stack.last().is_none_or(|r| r.zxid <= zxid),
+            "records out of zxid order at {p}"
+        );
+        if let Some(n) = &node {
+            assert!(n.child_count >= 0, "negative pending child count at {p}");
+        }
+        stack.push(ChangeRecord { zxid, node });
+    }
+
+    /// `rollbackPendingChanges`: removes every record made at `zxid`.
+    fn rollback(&mut self, zxid: Zxid) {
+        self.records.retain(|_, stack| {
+            while stack.last().is_some_and(|r| r.zxid == zxid) {
+                stack.pop();
+            }
+            !stack.is_empty()
+        });
+    }
+}
+
+/// Inside a multi ZooKeeper rebuilds each create from its flags (`Op.create`): container flags
+/// make a createContainer, TTL flags a createTTL (keeping the TTL only if the op carried one),
+/// anything else a plain create. Outside a multi the opcode decides.
+fn effective_create_op(in_multi: bool, req: &CreateReq<'_>, mode: CreateMode) -> (OpCode, i64) {
+    if !in_multi {
+        return (req.op, req.ttl);
+    }
+    if mode.ttl {
+        let ttl = if req.op == OpCode::CreateTtl {
+            req.ttl
+        } else {
+            -1
+        };
+        (OpCode::CreateTtl, ttl)
+    } else if mode.container {
+        (OpCode::CreateContainer, -1)
+    } else {
+        (OpCode::Create, -1)
+    }
+}
+
+/// `EphemeralType.validateTTL`: a TTL mode needs 0 < ttl ≤ max; any other mode needs ttl < 0.
+/// A createTTL op with a non-TTL mode is refused too (ZooKeeper would fail later, in apply).
+fn validate_ttl(op: OpCode, mode: CreateMode, ttl: i64) -> Result<(), ZkError> {
+    let ok = if mode.ttl {
+        ttl > 0 && ttl <= NodeKind::TTL_MAX_MS
+    } else {
+        ttl < 0 && op != OpCode::CreateTtl
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ZkError::BadArguments)
+    }
+}
+
+/// The logged form of a failed multi: 0 before the failing op, its code, then -2.
+fn failed_multi(len: usize, failed_at: usize, err: ZkError) -> Txn {
+    assert!(failed_at < len, "the failing op is inside the multi");
+    assert!(err != ZkError::Ok, "a failing op has an error code");
+    let sub = |i: usize| {
+        let err = match i.cmp(&failed_at) {
+            std::cmp::Ordering::Less => ZkError::Ok,
+            std::cmp::Ordering::Equal => err,
+            std::cmp::Ordering::Greater => ZkError::RuntimeInconsistency,
+        };
+        Txn::Error { err }
+    };
+    Txn::Multi((0..len).map(sub).collect())
+}
