@@ -1,1 +1,240 @@
-//! Placeholder: being written.
+//! The session table: which global sessions exist, their negotiated timeouts, which connection
+//! holds each one, and when each expires. Expiry counts ticks, never the wall clock.
+//!
+//! Invariants:
+//! - every session is in exactly one expiry bucket, the one its `expiry_tick` names;
+//! - bucket ticks are multiples of `bucket_ticks` (ZooKeeper's `tickTime` in core ticks), so
+//!   sessions expire in batches as `ExpiryQueue` does: `roundUp(now + timeout, tickTime)`;
+//! - a session marked `closing` is never touched again: its CloseSession txn is on its way;
+//! - sessions are added and removed only when CreateSession / CloseSession txns are applied, so the
+//!   table always matches the tree's `last_processed_zxid` (snapshots take both together).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::types::{ConnId, SessionId};
+
+/// One global session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The negotiated timeout, ms.
+    pub timeout_ms: i32,
+    /// The tick at which the session expires unless touched.
+    pub expiry_tick: u64,
+    /// The connection that currently holds the session on this server, if any.
+    pub conn: Option<ConnId>,
+    /// A CloseSession txn has been proposed for it.
+    pub closing: bool,
+}
+
+/// All sessions, with expiry buckets.
+#[derive(Clone, Debug)]
+pub struct SessionTable {
+    sessions: BTreeMap<SessionId, Session>,
+    buckets: BTreeMap<u64, BTreeSet<SessionId>>,
+    bucket_ticks: u64,
+    tick_ms: u64,
+}
+
+impl SessionTable {
+    /// An empty table. `bucket_ticks` is tickTime in core ticks; `tick_ms` the core tick length.
+    pub fn new(bucket_ticks: u64, tick_ms: u64) -> SessionTable {
+        assert!(bucket_ticks > 0);
+        assert!(tick_ms > 0);
+        SessionTable { sessions: BTreeMap::new(), buckets: BTreeMap::new(), bucket_ticks, tick_ms }
+    }
+
+    /// The session, if it exists.
+    pub fn get(&self, id: SessionId) -> Option<&Session> {
+        self.sessions.get(&id)
+    }
+
+    /// Number of sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// True when there are no sessions.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Sessions in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&SessionId, &Session)> {
+        self.sessions.iter()
+    }
+
+    /// `(id, timeout_ms)` of every session, for snapshots.
+    pub fn snapshot_list(&self) -> Vec<(SessionId, i32)> {
+        self.sessions.iter().map(|(id, s)| (*id, s.timeout_ms)).collect()
+    }
+
+    fn expiry_for(&self, now_tick: u64, timeout_ms: i32) -> u64 {
+        let timeout_ticks = (timeout_ms.max(0) as u64).div_ceil(self.tick_ms);
+        let raw = now_tick + timeout_ticks.max(1);
+        raw.div_ceil(self.bucket_ticks) * self.bucket_ticks
+    }
+
+    /// Adds a session (CreateSession applied, or restored from disk). An existing entry with the
+    /// same id keeps its connection.
+    pub fn add(&mut self, id: SessionId, timeout_ms: i32, now_tick: u64) {
+        let conn = self.remove(id).and_then(|s| s.conn);
+        let expiry_tick = self.expiry_for(now_tick, timeout_ms);
+        self.buckets.entry(expiry_tick).or_default().insert(id);
+        let session = Session { timeout_ms, expiry_tick, conn, closing: false };
+        self.sessions.insert(id, session);
+        debug_assert!(self.buckets[&expiry_tick].contains(&id));
+    }
+
+    /// Removes a session (CloseSession applied); returns it.
+    pub fn remove(&mut self, id: SessionId) -> Option<Session> {
+        let session = self.sessions.remove(&id)?;
+        let bucket = self.buckets.get_mut(&session.expiry_tick).expect("session in its bucket");
+        assert!(bucket.remove(&id), "session {id} missing from bucket");
+        if bucket.is_empty() {
+            self.buckets.remove(&session.expiry_tick);
+        }
+        Some(session)
+    }
+
+    /// Pushes the session's expiry forward (any packet from its client). Returns false if the
+    /// session is unknown or closing.
+    pub fn touch(&mut self, id: SessionId, now_tick: u64) -> bool {
+        let Some(session) = self.sessions.get(&id) else { return false };
+        if session.closing {
+            return false;
+        }
+        let new_expiry = self.expiry_for(now_tick, session.timeout_ms);
+        let old_expiry = session.expiry_tick;
+        if new_expiry > old_expiry {
+            let bucket = self.buckets.get_mut(&old_expiry).expect("session in its bucket");
+            assert!(bucket.remove(&id));
+            if bucket.is_empty() {
+                self.buckets.remove(&old_expiry);
+            }
+            self.buckets.entry(new_expiry).or_default().insert(id);
+            self.sessions.get_mut(&id).expect("present").expiry_tick = new_expiry;
+        }
+        true
+    }
+
+    /// Records which connection holds the session; returns the previous one.
+    pub fn set_conn(&mut self, id: SessionId, conn: Option<ConnId>) -> Option<ConnId> {
+        let session = self.sessions.get_mut(&id)?;
+        std::mem::replace(&mut session.conn, conn)
+    }
+
+    /// Marks the session as closing; returns false if it was unknown or already closing.
+    pub fn mark_closing(&mut self, id: SessionId) -> bool {
+        match self.sessions.get_mut(&id) {
+            Some(s) if !s.closing => {
+                s.closing = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sessions due to expire at or before `now_tick` that are not closing yet, in id order.
+    pub fn expired(&self, now_tick: u64) -> Vec<SessionId> {
+        let mut due: Vec<SessionId> = self
+            .buckets
+            .range(..=now_tick)
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .filter(|id| !self.sessions[id].closing)
+            .collect();
+        due.sort();
+        due
+    }
+
+    /// Checks the bucket invariants; panics on a broken table.
+    pub fn invariants(&self) {
+        let in_buckets: usize = self.buckets.values().map(|b| b.len()).sum();
+        assert_eq!(in_buckets, self.sessions.len(), "every session is in exactly one bucket");
+        for (tick, ids) in &self.buckets {
+            assert_eq!(tick % self.bucket_ticks, 0, "bucket tick aligned to tickTime");
+            assert!(!ids.is_empty(), "no empty buckets");
+            for id in ids {
+                assert_eq!(self.sessions[id].expiry_tick, *tick, "session in its own bucket");
+            }
+        }
+    }
+}
+
+/// The session password ZooKeeper derives from the session id:
+/// `new java.util.Random(sessionId ^ 0xB3415C00).nextBytes(16 bytes)`. Reproduced exactly so that
+/// clients see what they would see from ZooKeeper, and so every server of an ensemble can check a
+/// password without storing it.
+pub fn session_password(id: SessionId) -> Vec<u8> {
+    const MULTIPLIER: u64 = 0x5_DEEC_E66D;
+    const MASK: u64 = (1 << 48) - 1;
+    let mut seed = ((id.0 ^ 0xB341_5C00) as u64 ^ MULTIPLIER) & MASK;
+    let mut next_int = || {
+        seed = (seed.wrapping_mul(MULTIPLIER).wrapping_add(0xB)) & MASK;
+        (seed >> 16) as u32
+    };
+    let mut out = Vec::with_capacity(16);
+    while out.len() < 16 {
+        let mut rnd = next_int();
+        for _ in 0..4.min(16 - out.len()) {
+            out.push(rnd as u8);
+            rnd >>= 8;
+        }
+    }
+    assert_eq!(out.len(), 16);
+    out
+}
+
+/// The first session id a server hands out, as `SessionTrackerImpl.initializeNextSessionId`:
+/// `(serverId << 56) | ((millis << 24) >>> 8)`. `0x8000000000000000` is never used.
+pub fn initial_session_id(server_id: u64, millis: i64) -> SessionId {
+    let time_part = ((millis as u64) << 24) >> 8;
+    let id = (server_id << 56) | time_part;
+    SessionId(if id == 0x8000_0000_0000_0000 { id + 1 } else { id } as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_rounds_up_to_bucket() {
+        // tickTime 2000 ms = 20 ticks of 100 ms; a 4000 ms timeout at tick 5 → 45 → bucket 60.
+        let mut t = SessionTable::new(20, 100);
+        t.add(SessionId(1), 4000, 5);
+        assert_eq!(t.get(SessionId(1)).unwrap().expiry_tick, 60);
+        assert!(t.expired(59).is_empty());
+        assert_eq!(t.expired(60), vec![SessionId(1)]);
+        t.invariants();
+    }
+
+    #[test]
+    fn touch_moves_bucket_and_closing_stops_it() {
+        let mut t = SessionTable::new(20, 100);
+        t.add(SessionId(7), 4000, 0);
+        assert!(t.touch(SessionId(7), 30));
+        assert_eq!(t.get(SessionId(7)).unwrap().expiry_tick, 80);
+        assert!(t.mark_closing(SessionId(7)));
+        assert!(!t.touch(SessionId(7), 70));
+        assert!(t.expired(100).is_empty(), "closing sessions are not expired twice");
+        assert!(t.remove(SessionId(7)).is_some());
+        t.invariants();
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn password_matches_java_random() {
+        // java: new Random(0x0100000000000000L ^ 0xB3415C00L).nextBytes(new byte[16])
+        let p = session_password(SessionId(0x0100_0000_0000_0000));
+        assert_eq!(p.len(), 16);
+        assert_ne!(p, session_password(SessionId(0x0100_0000_0000_0001)));
+        // Known first int of java.util.Random(0): -1155484576 = 0xBB20B460 (bytes 60 b4 20 bb).
+        let zero_seed = SessionId(0xB341_5C00);
+        assert_eq!(&session_password(zero_seed)[..4], &[0x60, 0xb4, 0x20, 0xbb]);
+    }
+
+    #[test]
+    fn initial_id_has_server_byte() {
+        let id = initial_session_id(1, 1_700_000_000_000);
+        assert_eq!((id.0 as u64) >> 56, 1);
+    }
+}
