@@ -370,6 +370,7 @@ fn multi_allows(kind: MultiKind, op: i32) -> Option<OpCode> {
 fn decode_multi_ops(r: &mut Reader<'_>, kind: MultiKind) -> Result<Vec<Request>, DecodeError> {
     let mut ops = Vec::new();
     loop {
+        let start = r.position();
         let op = r.read_i32("MultiHeader.type")?;
         let done = r.read_bool("MultiHeader.done")?;
         let _err = r.read_i32("MultiHeader.err")?;
@@ -392,6 +393,8 @@ fn decode_multi_ops(r: &mut Reader<'_>, kind: MultiKind) -> Result<Vec<Request>,
             },
             other => other,
         };
+        // Every sub-op takes its 9-byte header plus a path: the loop is bounded by the input.
+        assert!(r.position() >= start + 9 + jute::STRING_MIN_BYTES);
         ops.push(sub);
     }
 }
@@ -771,6 +774,7 @@ fn decode_client_infos(r: &mut Reader<'_>) -> Result<Vec<ClientInfo>, DecodeErro
 fn decode_multi_results(r: &mut Reader<'_>) -> Result<Vec<MultiResult>, DecodeError> {
     let mut results = Vec::new();
     loop {
+        let start = r.position();
         let op = r.read_i32("MultiHeader.type")?;
         let done = r.read_bool("MultiHeader.done")?;
         let _err = r.read_i32("MultiHeader.err")?;
@@ -815,6 +819,8 @@ fn decode_multi_results(r: &mut Reader<'_>) -> Result<Vec<MultiResult>, DecodeEr
                 });
             }
         };
+        // Every result takes at least its 9-byte header: the loop is bounded by the input.
+        assert!(r.position() >= start + 9);
         results.push(result);
     }
 }
