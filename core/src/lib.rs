@@ -23,7 +23,8 @@
 //! - [`tree`]: the data tree, Stat, paths, ACLs, quotas; [`prep`]: request → txn with
 //!   ZooKeeper's error precedence; [`snapshot`]: tree + sessions to bytes and back;
 //! - [`session`]: session table and tick-based expiry; [`watch`]: watch tables and triggers;
-//! - [`node`]: the `Node` that ties them together.
+//! - [`serve`]: per-connection pipeline (handshake, FIFO per session, local reads);
+//! - [`node`]: the `Node` that ties them together: write path, expiry, recovery, invariants.
 
 #![deny(missing_docs)]
 
@@ -32,6 +33,9 @@ pub mod io;
 pub mod node;
 pub mod prep;
 pub mod proto;
+mod read;
+mod reply;
+mod serve;
 pub mod session;
 pub mod snapshot;
 pub mod tree;
@@ -41,4 +45,4 @@ pub mod watch;
 
 pub use config::Config;
 pub use io::{Input, Output};
-// pub use node::Node;
+pub use node::{Node, NodeInit};

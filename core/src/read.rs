@@ -1,0 +1,223 @@
+//! Requests served locally, without a txn: reads, sync (standalone), watch registration and
+//! removal, setWatches after a reconnect, whoAmI. Each follows ZooKeeper's
+//! `FinalRequestProcessor` check order: NONODE before NOAUTH, and watches set only on success
+//! (except exists, which leaves a watch on a missing node).
+
+use crate::node::Node;
+use crate::proto::client::{EventType, MultiResult, OpCode, Request, Response};
+use crate::proto::error::ZkError;
+use crate::tree::acl::check_acl;
+use crate::types::{Acl, ConnId, Id, perms};
+use crate::watch::{Table, mode};
+
+impl Node {
+    fn check(&self, conn: ConnId, acl: &[Acl], wanted: i32) -> Result<(), ZkError> {
+        let ids: &[Id] = &self.conns[&conn].ids;
+        if check_acl(acl, ids, wanted, self.config.skip_acl) { Ok(()) } else { Err(ZkError::NoAuth) }
+    }
+
+    fn node_acl(&self, path: &str) -> Result<Vec<Acl>, ZkError> {
+        self.tree.acl(path).map(|a| a.to_vec()).ok_or(ZkError::NoNode)
+    }
+
+    /// Serves a read-type request. Watch flags register watches for `conn`.
+    pub(crate) fn read(&mut self, conn: ConnId, req: &Request) -> Result<Response, ZkError> {
+        match req {
+            Request::GetData { path, watch } => {
+                let (data, stat) = self.get_data(conn, path)?;
+                if *watch {
+                    self.watches.add(Table::Data, path, conn, mode::STANDARD);
+                }
+                Ok(Response::GetData { data, stat })
+            }
+            Request::Exists { path, watch } => self.exists(conn, path, *watch),
+            Request::GetChildren { op, path, watch } => {
+                let children = self.get_children(conn, path)?;
+                if *watch {
+                    self.watches.add(Table::Child, path, conn, mode::STANDARD);
+                }
+                if *op == OpCode::GetChildren2 {
+                    let stat = self.tree.stat(path).expect("checked above");
+                    return Ok(Response::GetChildren2 { children, stat });
+                }
+                Ok(Response::GetChildren { children })
+            }
+            Request::GetAcl { path } => self.get_acl(conn, path),
+            Request::GetAllChildrenNumber { path } => {
+                let acl = self.node_acl(path)?;
+                self.check(conn, &acl, perms::READ)?;
+                let total = self.tree.all_children_number(path).ok_or(ZkError::NoNode)?;
+                Ok(Response::GetAllChildrenNumber { total })
+            }
+            Request::GetEphemerals { prefix } => Ok(self.get_ephemerals(conn, prefix)),
+            Request::Sync { path } => Ok(Response::Sync { path: path.clone() }),
+            Request::MultiRead(ops) => Ok(self.multi_read(conn, ops)),
+            Request::WhoAmI => Ok(Response::WhoAmI(crate::reply::who_am_i(&self.conns[&conn].ids))),
+            Request::AddWatch { path, mode: m } => {
+                let modes = match m {
+                    0 => [(Table::Data, mode::PERSISTENT), (Table::Child, mode::PERSISTENT)],
+                    1 => [(Table::Data, mode::RECURSIVE), (Table::Data, mode::RECURSIVE)],
+                    _ => return Err(ZkError::BadArguments),
+                };
+                for (table, bits) in modes {
+                    self.watches.add(table, path, conn, bits);
+                }
+                Ok(Response::AddWatch)
+            }
+            Request::CheckWatches { path, watcher_type } => {
+                self.watch_op(conn, path, *watcher_type, false).map(|_| Response::Empty)
+            }
+            Request::RemoveWatches { path, watcher_type } => {
+                self.watch_op(conn, path, *watcher_type, true).map(|_| Response::Empty)
+            }
+            other => {
+                debug_assert!(false, "not a local request: {other:?}");
+                Err(ZkError::Unimplemented)
+            }
+        }
+    }
+
+    fn get_data(&self, conn: ConnId, path: &str) -> Result<(Option<Vec<u8>>, crate::types::Stat), ZkError> {
+        let node = self.tree.get(path).ok_or(ZkError::NoNode)?;
+        self.check(conn, &node.acl, perms::READ)?;
+        let stat = self.tree.stat(path).expect("node exists");
+        Ok((node.data.clone(), stat))
+    }
+
+    fn get_children(&self, conn: ConnId, path: &str) -> Result<Vec<String>, ZkError> {
+        let acl = self.node_acl(path)?;
+        self.check(conn, &acl, perms::READ)?;
+        Ok(self.tree.children(path).expect("node exists"))
+    }
+
+    fn exists(&mut self, conn: ConnId, path: &str, watch: bool) -> Result<Response, ZkError> {
+        if path.contains('\0') {
+            return Err(ZkError::BadArguments);
+        }
+        match self.tree.acl(path).map(|a| a.to_vec()) {
+            Some(acl) => {
+                self.check(conn, &acl, perms::READ)?;
+                if watch {
+                    self.watches.add(Table::Data, path, conn, mode::STANDARD);
+                }
+                Ok(Response::Stat(self.tree.stat(path).expect("node exists")))
+            }
+            None => {
+                if watch {
+                    self.watches.add(Table::Data, path, conn, mode::STANDARD);
+                }
+                Err(ZkError::NoNode)
+            }
+        }
+    }
+
+    fn get_acl(&self, conn: ConnId, path: &str) -> Result<Response, ZkError> {
+        let acl = self.node_acl(path)?;
+        self.check(conn, &acl, perms::READ | perms::ADMIN)?;
+        let stat = self.tree.stat(path).expect("node exists");
+        if self.check(conn, &acl, perms::ADMIN).is_ok() {
+            return Ok(Response::GetAcl { acl, stat });
+        }
+        // Without ADMIN, digest hashes are masked (ZooKeeper 3.4.14+).
+        let masked = acl
+            .into_iter()
+            .map(|mut a| {
+                if a.id.scheme == "digest" {
+                    let user = a.id.id.split(':').next().unwrap_or("").to_string();
+                    a.id.id = format!("{user}:x");
+                }
+                a
+            })
+            .collect();
+        Ok(Response::GetAcl { acl: masked, stat })
+    }
+
+    fn get_ephemerals(&self, conn: ConnId, prefix: &str) -> Response {
+        let session = self.conns[&conn].session().expect("established");
+        let all = self.tree.ephemerals(session);
+        let everything = prefix.trim().is_empty() || prefix == "/";
+        let paths = all.into_iter().filter(|p| everything || p.starts_with(prefix)).collect();
+        Response::GetEphemerals { paths }
+    }
+
+    fn multi_read(&mut self, conn: ConnId, ops: &[Request]) -> Response {
+        let results = ops
+            .iter()
+            .map(|op| match op {
+                Request::GetData { path, .. } => match self.get_data(conn, path) {
+                    Ok((data, stat)) => MultiResult::GetData { data, stat },
+                    Err(err) => MultiResult::Error(err),
+                },
+                Request::GetChildren { path, .. } => match self.get_children(conn, path) {
+                    Ok(children) => MultiResult::GetChildren { children },
+                    Err(err) => MultiResult::Error(err),
+                },
+                _ => MultiResult::Error(ZkError::MarshallingError),
+            })
+            .collect();
+        Response::Multi(results)
+    }
+
+    /// checkWatches / removeWatches on the calling connection's own watches.
+    fn watch_op(&mut self, conn: ConnId, path: &str, kind: i32, remove: bool) -> Result<(), ZkError> {
+        let all = mode::STANDARD | mode::PERSISTENT | mode::RECURSIVE;
+        let targets: &[(Table, u8)] = match kind {
+            1 => &[(Table::Child, mode::STANDARD)],
+            2 => &[(Table::Data, mode::STANDARD)],
+            3 => &[(Table::Data, all), (Table::Child, all)],
+            4 => &[(Table::Data, mode::PERSISTENT), (Table::Child, mode::PERSISTENT)],
+            5 => &[(Table::Data, mode::RECURSIVE)],
+            _ => return Err(ZkError::BadArguments),
+        };
+        let mut found = false;
+        for (table, bits) in targets {
+            if remove {
+                found |= self.watches.remove(*table, path, conn, *bits);
+            } else {
+                found |= self.watches.modes(*table, path, conn) & bits != 0;
+            }
+        }
+        if found { Ok(()) } else { Err(ZkError::NoWatcher) }
+    }
+
+    /// setWatches / setWatches2 after a reconnect: events for what changed since
+    /// `relative_zxid` (zxid -1, not ACL-filtered), re-registration for the rest.
+    pub(crate) fn set_watches(&mut self, conn: ConnId, req: &Request) -> Result<crate::proto::client::Response, ZkError> {
+        let Request::SetWatches { relative_zxid, data, exist, child, persistent, persistent_recursive } = req
+        else {
+            unreachable!("caller matched SetWatches")
+        };
+        for path in data {
+            match self.tree.stat(path) {
+                None => self.send_event(conn, -1, EventType::NodeDeleted, path, false),
+                Some(s) if s.mzxid > *relative_zxid => {
+                    self.send_event(conn, -1, EventType::NodeDataChanged, path, false)
+                }
+                Some(_) => self.watches.add(Table::Data, path, conn, mode::STANDARD),
+            }
+        }
+        for path in exist {
+            match self.tree.stat(path) {
+                Some(_) => self.send_event(conn, -1, EventType::NodeCreated, path, false),
+                None => self.watches.add(Table::Data, path, conn, mode::STANDARD),
+            }
+        }
+        for path in child {
+            match self.tree.stat(path) {
+                None => self.send_event(conn, -1, EventType::NodeDeleted, path, false),
+                Some(s) if s.pzxid > *relative_zxid => {
+                    self.send_event(conn, -1, EventType::NodeChildrenChanged, path, false)
+                }
+                Some(_) => self.watches.add(Table::Child, path, conn, mode::STANDARD),
+            }
+        }
+        for path in persistent {
+            self.watches.add(Table::Data, path, conn, mode::PERSISTENT);
+            self.watches.add(Table::Child, path, conn, mode::PERSISTENT);
+        }
+        for path in persistent_recursive {
+            self.watches.add(Table::Data, path, conn, mode::RECURSIVE);
+        }
+        Ok(Response::Empty)
+    }
+}

@@ -1,0 +1,478 @@
+//! The per-connection pipeline: handshake, auth, and requests served in the order the client sent
+//! them. Reads run locally when they reach the front of their connection's queue, so a read after
+//! a write of the same session sees that write (FIFO per session, read-your-writes); writes go to
+//! `prep` and wait for their txn to commit.
+//!
+//! Invariants:
+//! - replies leave in request order per connection (the Java client fails on "xid out of order");
+//! - a queued read runs only when every earlier request of its connection has been answered;
+//! - a connection in `Connecting` has proposed a CreateSession and queues frames in `deferred`
+//!   (ZooKeeper stops reading until the session is set up);
+//! - an `Established` connection's session names this connection as its holder, unless the
+//!   session is gone (closed or expired) and the connection is closing.
+
+use std::collections::VecDeque;
+
+use crate::io::Output;
+use crate::node::Node;
+use crate::proto::client::{
+    ConnectRequest, ConnectResponse, OpCode, ReplyHeader, Request, Response, xid,
+};
+use crate::proto::codec::{self, BodyError};
+use crate::proto::error::ZkError;
+use crate::session::{SessionTable, session_password};
+use crate::tree::ApplyOutcome;
+use crate::txn::{Txn, TxnHeader};
+use crate::types::{ConnId, Id, SessionId};
+
+/// Where a connection is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Waiting for the ConnectRequest.
+    AwaitConnect,
+    /// CreateSession proposed; waiting for it to apply.
+    Connecting {
+        /// The new session.
+        session: SessionId,
+        /// Echo of the client's readOnly byte.
+        read_only: Option<bool>,
+    },
+    /// Serving requests for `session`.
+    Established {
+        /// The session.
+        session: SessionId,
+    },
+    /// ClientClose emitted; waiting for the shell's ClientClosed.
+    Closing,
+}
+
+/// How to build the reply of a write once its txn is applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ReplyShape {
+    /// create (1): CreateResponse; create2/container/TTL: Create2Response.
+    Create(OpCode),
+    /// delete, closeSession: no body.
+    Empty,
+    /// setData / setACL: a Stat.
+    Stat,
+    /// multi: the ops' codes, for the create vs create2 result form.
+    Multi(Vec<OpCode>),
+}
+
+/// One request waiting in a connection's queue.
+#[derive(Clone, Debug)]
+pub(crate) enum Pending {
+    /// A request served locally when it reaches the front.
+    Local {
+        /// Client xid.
+        xid: i32,
+        /// The request.
+        req: Request,
+    },
+    /// A write waiting for its txn; `reply` is filled at commit.
+    Write {
+        /// Client xid (the txn's cxid).
+        xid: i32,
+        /// How to build the reply.
+        shape: ReplyShape,
+        /// The framed reply once the txn applied.
+        reply: Option<Vec<u8>>,
+        /// Close the connection after sending the reply (closeSession).
+        close_after: bool,
+    },
+}
+
+/// A client connection's state in the core.
+#[derive(Clone, Debug)]
+pub(crate) struct Conn {
+    pub(crate) phase: Phase,
+    /// Auth ids: `ip:<remote>` first, then what `auth` packets added.
+    pub(crate) ids: Vec<Id>,
+    pub(crate) queue: VecDeque<Pending>,
+    pub(crate) deferred: VecDeque<Vec<u8>>,
+}
+
+impl Conn {
+    pub(crate) fn session(&self) -> Option<SessionId> {
+        match self.phase {
+            Phase::Established { session } | Phase::Connecting { session, .. } => Some(session),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn invariants(&self, id: ConnId, sessions: &SessionTable) {
+        if !matches!(self.phase, Phase::Connecting { .. }) {
+            assert!(self.deferred.is_empty(), "{id:?}: deferred frames only while connecting");
+        }
+        if matches!(self.phase, Phase::AwaitConnect) {
+            assert!(self.queue.is_empty(), "{id:?}: no requests before the handshake");
+        }
+        if let Phase::Established { session } = self.phase {
+            if let Some(s) = sessions.get(session) {
+                assert_eq!(s.conn, Some(id), "{id:?}: established conn holds its session");
+            }
+        }
+        if let Some(Pending::Local { .. }) = self.queue.front() {
+            panic!("{id:?}: a local request at the front must have been served");
+        }
+    }
+}
+
+fn is_write(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Create { .. }
+            | Request::Delete { .. }
+            | Request::SetData { .. }
+            | Request::SetAcl { .. }
+            | Request::Multi(_)
+            | Request::CloseSession
+    )
+}
+
+fn shape_of(req: &Request) -> ReplyShape {
+    match req {
+        Request::Create { op, .. } => ReplyShape::Create(*op),
+        Request::SetData { .. } | Request::SetAcl { .. } => ReplyShape::Stat,
+        Request::Multi(ops) => ReplyShape::Multi(
+            ops.iter()
+                .map(|op| match op {
+                    Request::Create { op, .. } => *op,
+                    Request::Delete { .. } => OpCode::Delete,
+                    Request::SetData { .. } => OpCode::SetData,
+                    _ => OpCode::Check,
+                })
+                .collect(),
+        ),
+        _ => ReplyShape::Empty,
+    }
+}
+
+fn write_opcode(op: i32) -> bool {
+    [1, 2, 5, 7, 14, 15, 19, 21, -11].contains(&op)
+}
+
+impl Node {
+    pub(crate) fn on_client_connected(&mut self, conn: ConnId, remote_ip: String) {
+        assert!(!self.conns.contains_key(&conn), "connection ids are never reused");
+        let ids = vec![Id::new("ip", &remote_ip)];
+        let c = Conn { phase: Phase::AwaitConnect, ids, queue: VecDeque::new(), deferred: VecDeque::new() };
+        self.conns.insert(conn, c);
+    }
+
+    pub(crate) fn on_client_closed(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        self.watches.remove_conn(conn);
+        if let Some(session) = c.session() {
+            if self.connecting.get(&session) == Some(&conn) {
+                self.connecting.remove(&session);
+            }
+            if self.sessions.get(session).and_then(|s| s.conn) == Some(conn) {
+                self.sessions.set_conn(session, None);
+            }
+        }
+        assert!(!self.conns.contains_key(&conn));
+    }
+
+    /// Emits a close for the connection and stops serving it.
+    pub(crate) fn close_conn(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.phase == Phase::Closing {
+            return;
+        }
+        c.phase = Phase::Closing;
+        c.queue.clear();
+        c.deferred.clear();
+        self.watches.remove_conn(conn);
+        self.outputs.push(Output::ClientClose { conn });
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.outputs.push(Output::ClientSend { conn, frame });
+    }
+
+    pub(crate) fn on_client_frame(&mut self, conn: ConnId, payload: Vec<u8>) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        match c.phase {
+            Phase::AwaitConnect => self.on_connect_request(conn, &payload),
+            Phase::Connecting { .. } => c.deferred.push_back(payload),
+            Phase::Established { session } => self.on_request(conn, session, &payload),
+            Phase::Closing => {}
+        }
+    }
+
+    fn on_connect_request(&mut self, conn: ConnId, payload: &[u8]) {
+        let req = match codec::decode_connect_request(payload) {
+            Ok(req) => req,
+            Err(err) => {
+                tracing::info!(?conn, %err, "malformed ConnectRequest; closing");
+                return self.close_conn(conn);
+            }
+        };
+        if req.last_zxid_seen > self.tree.last_processed_zxid().0 {
+            tracing::info!(?conn, "client has seen zxid {:#x}, newer than ours; closing",
+                req.last_zxid_seen);
+            return self.close_conn(conn);
+        }
+        let timeout_ms = req
+            .timeout_ms
+            .clamp(self.config.session_timeout_ms_min, self.config.session_timeout_ms_max);
+        if req.session_id == 0 {
+            self.create_session(conn, timeout_ms, req.read_only);
+        } else {
+            self.reconnect_session(conn, &req, timeout_ms);
+        }
+    }
+
+    fn create_session(&mut self, conn: ConnId, timeout_ms: i32, read_only: Option<bool>) {
+        let mut id = self.next_session_id;
+        if id as u64 == 0x8000_0000_0000_0000 {
+            id += 1;
+        }
+        self.next_session_id = id + 1;
+        let session = SessionId(id);
+        let c = self.conns.get_mut(&conn).expect("caller checked");
+        c.phase = Phase::Connecting { session, read_only };
+        self.connecting.insert(session, conn);
+        self.propose(session, 0, Txn::CreateSession { timeout_ms });
+    }
+
+    fn reconnect_session(&mut self, conn: ConnId, req: &ConnectRequest, timeout_ms: i32) {
+        let session = SessionId(req.session_id);
+        let valid = self.sessions.get(session).is_some_and(|s| !s.closing)
+            && req.passwd == session_password(session);
+        if !valid {
+            tracing::info!(%session, ?conn, "reconnect refused: unknown, expired or bad password");
+            let refusal = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: 0,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: req.read_only,
+            };
+            self.send(conn, codec::encode_connect_response(&refusal));
+            return self.close_conn(conn);
+        }
+        if let Some(old) = self.sessions.set_conn(session, Some(conn)) {
+            if old != conn {
+                tracing::info!(%session, ?old, ?conn, "session moved; closing old connection");
+                self.close_conn(old);
+            }
+        }
+        self.sessions.touch(session, self.now_tick);
+        self.establish(conn, session, timeout_ms, req.read_only);
+    }
+
+    /// Sends the ConnectResponse and starts serving the connection, then replays what the client
+    /// pipelined behind its ConnectRequest.
+    fn establish(&mut self, conn: ConnId, session: SessionId, timeout_ms: i32, ro: Option<bool>) {
+        self.sessions.set_conn(session, Some(conn));
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id: session.0,
+            passwd: session_password(session),
+            read_only: ro.map(|_| false),
+        };
+        self.send(conn, codec::encode_connect_response(&response));
+        let c = self.conns.get_mut(&conn).expect("caller checked");
+        c.phase = Phase::Established { session };
+        let deferred = std::mem::take(&mut c.deferred);
+        for payload in deferred {
+            self.on_client_frame(conn, payload);
+        }
+    }
+
+    pub(crate) fn on_session_created(&mut self, session: SessionId) {
+        let Some(conn) = self.connecting.remove(&session) else { return };
+        let Some(c) = self.conns.get(&conn) else { return };
+        let Phase::Connecting { read_only, .. } = c.phase else { return };
+        let timeout_ms = self.sessions.get(session).expect("just created").timeout_ms;
+        self.establish(conn, session, timeout_ms, read_only);
+    }
+
+    fn on_request(&mut self, conn: ConnId, session: SessionId, payload: &[u8]) {
+        self.sessions.touch(session, self.now_tick);
+        let (header, body) = match codec::decode_request(payload) {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                tracing::info!(?conn, %err, "unreadable request header; closing");
+                return self.close_conn(conn);
+            }
+        };
+        let req = match body {
+            Ok(req) => req,
+            Err(BodyError::UnknownOp(16)) => {
+                return self.queue_error(conn, header.xid, ZkError::ReconfigDisabled);
+            }
+            Err(BodyError::UnknownOp(op)) => {
+                tracing::info!(?conn, op, "unknown opcode; replying UNIMPLEMENTED and closing");
+                return self.reply_and_close(conn, header.xid, ZkError::Unimplemented);
+            }
+            Err(BodyError::Malformed(err)) => {
+                tracing::info!(?conn, %err, op = header.op, "malformed request body");
+                if write_opcode(header.op) {
+                    return self.submit_failed_write(conn, session, header.xid, header.op);
+                }
+                return self.queue_error(conn, header.xid, ZkError::MarshallingError);
+            }
+        };
+        match req {
+            Request::Check { .. } => self.reply_and_close(conn, header.xid, ZkError::Unimplemented),
+            Request::Auth { scheme, auth, .. } => self.on_auth(conn, &scheme, &auth),
+            req if is_write(&req) => self.submit_write(conn, session, header.xid, req),
+            req => {
+                let c = self.conns.get_mut(&conn).expect("established");
+                c.queue.push_back(crate::serve::Pending::Local { xid: header.xid, req });
+                self.drain(conn);
+            }
+        }
+    }
+
+    fn reply_and_close(&mut self, conn: ConnId, xid: i32, err: ZkError) {
+        self.queue_error(conn, xid, err);
+        let c = self.conns.get_mut(&conn).expect("established");
+        if c.queue.is_empty() {
+            self.close_conn(conn);
+        } else if let Some(Pending::Write { close_after, .. }) = c.queue.back_mut() {
+            *close_after = true;
+        }
+    }
+
+    /// Queues an error reply in order, as a completed write entry with no txn behind it.
+    fn queue_error(&mut self, conn: ConnId, xid: i32, err: ZkError) {
+        let zxid = self.tree.last_processed_zxid().0;
+        let frame = codec::encode_reply(&ReplyHeader { xid, zxid, err: err.code() }, None);
+        let c = self.conns.get_mut(&conn).expect("established");
+        let entry =
+            Pending::Write { xid, shape: ReplyShape::Empty, reply: Some(frame), close_after: false };
+        c.queue.push_back(entry);
+        self.drain(conn);
+    }
+
+    fn requester_ids(&self, conn: ConnId) -> Vec<Id> {
+        self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default()
+    }
+
+    fn submit_write(&mut self, conn: ConnId, session: SessionId, xid: i32, req: Request) {
+        if req == Request::CloseSession {
+            return self.close_session_request(conn, session, xid);
+        }
+        let ids = self.requester_ids(conn);
+        let session_valid = self.sessions.get(session).is_some_and(|s| !s.closing);
+        let who = crate::prep::Requester { session, session_valid, ids: &ids };
+        let zxid = self.last_proposed.next();
+        let txn = self.prep.prepare(&self.tree, &self.config, &who, &req, zxid, self.wall_ms);
+        let proposed = self.propose(session, xid, txn);
+        assert_eq!(proposed, zxid);
+        let entry = Pending::Write { xid, shape: shape_of(&req), reply: None, close_after: false };
+        self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
+    }
+
+    fn submit_failed_write(&mut self, conn: ConnId, session: SessionId, xid: i32, op: i32) {
+        let zxid = self.propose(session, xid, Txn::Error { err: ZkError::MarshallingError });
+        assert!(zxid > self.tree.last_processed_zxid());
+        let shape = if op == 14 { ReplyShape::Multi(Vec::new()) } else { ReplyShape::Empty };
+        let entry = Pending::Write { xid, shape, reply: None, close_after: false };
+        self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
+    }
+
+    fn close_session_request(&mut self, conn: ConnId, session: SessionId, xid: i32) {
+        let entry = Pending::Write { xid, shape: ReplyShape::Empty, reply: None, close_after: true };
+        self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
+        if self.close_session(session).is_none() {
+            // Already closing: its CloseSession txn answers this entry when it applies.
+            tracing::debug!(%session, "closeSession while already closing");
+        }
+    }
+
+    /// Fills the reply of the write that produced `header`; returns whether one was waiting.
+    pub(crate) fn complete_write(
+        &mut self,
+        conn: ConnId,
+        header: &TxnHeader,
+        outcome: &ApplyOutcome,
+    ) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else { return false };
+        let waiting = c.queue.iter_mut().find(|p| {
+            matches!(p, Pending::Write { xid, reply: None, .. } if *xid == header.cxid)
+        });
+        let Some(Pending::Write { xid, shape, reply, .. }) = waiting else { return false };
+        let (err, body) = crate::reply::write_reply(shape, outcome);
+        let reply_header = ReplyHeader { xid: *xid, zxid: header.zxid.0, err: err.code() };
+        *reply = Some(codec::encode_reply(&reply_header, body.as_ref()));
+        self.drain(conn);
+        true
+    }
+
+    /// Sends every answered entry at the front of the queue and serves local requests that
+    /// reached the front.
+    pub(crate) fn drain(&mut self, conn: ConnId) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else { return };
+            match c.queue.front() {
+                None => return,
+                Some(Pending::Write { reply: None, .. }) => return,
+                Some(Pending::Write { .. }) => {
+                    let Some(Pending::Write { reply, close_after, .. }) = c.queue.pop_front()
+                    else {
+                        unreachable!()
+                    };
+                    self.send(conn, reply.expect("answered"));
+                    if close_after {
+                        return self.close_conn(conn);
+                    }
+                }
+                Some(Pending::Local { .. }) => {
+                    let Some(Pending::Local { xid, req }) = c.queue.pop_front() else {
+                        unreachable!()
+                    };
+                    self.serve_local(conn, xid, &req);
+                }
+            }
+        }
+    }
+
+    fn on_auth(&mut self, conn: ConnId, scheme: &str, auth: &[u8]) {
+        let result = crate::reply::authenticate(&self.config, scheme, auth, &self.conns[&conn].ids);
+        match result {
+            Ok(new_ids) => {
+                let c = self.conns.get_mut(&conn).expect("established");
+                for id in new_ids {
+                    if !c.ids.contains(&id) {
+                        c.ids.push(id);
+                    }
+                }
+                let header = ReplyHeader { xid: xid::AUTH, zxid: 0, err: 0 };
+                self.send(conn, codec::encode_reply(&header, None));
+            }
+            Err(err) => {
+                tracing::info!(?conn, scheme, "auth failed; closing");
+                let header = ReplyHeader { xid: xid::AUTH, zxid: 0, err: err.code() };
+                self.send(conn, codec::encode_reply(&header, None));
+                self.close_conn(conn);
+            }
+        }
+    }
+
+    /// Serves a request that needs no txn, against the applied tree, and sends its reply.
+    fn serve_local(&mut self, conn: ConnId, xid: i32, req: &Request) {
+        let result = match req {
+            Request::Ping => Ok(Response::Empty),
+            Request::SetWatches { .. } => self.set_watches(conn, req),
+            _ => self.read(conn, req),
+        };
+        let reply_xid = xid;
+        let zxid = self.tree.last_processed_zxid().0;
+        let frame = match result {
+            Ok(Response::Empty) => {
+                codec::encode_reply(&ReplyHeader { xid: reply_xid, zxid, err: 0 }, None)
+            }
+            Ok(body) => codec::encode_reply(&ReplyHeader { xid: reply_xid, zxid, err: 0 }, Some(&body)),
+            Err(err) => {
+                codec::encode_reply(&ReplyHeader { xid: reply_xid, zxid, err: err.code() }, None)
+            }
+        };
+        self.send(conn, frame);
+    }
+}
