@@ -200,7 +200,7 @@ impl Node {
         self.wall_ms = wall_ms;
         for session in self.sessions.expired(self.now_tick) {
             tracing::info!(%session, "session expired");
-            self.close_session(session);
+            self.close_session(session, 0);
         }
         if self.now_tick >= self.next_container_check_tick {
             let interval = self.config.ms_to_ticks(self.config.container_check_interval_ms);
@@ -224,14 +224,16 @@ impl Node {
     }
 
     /// Starts closing a session: marks it and proposes its CloseSession txn.
-    pub(crate) fn close_session(&mut self, session: SessionId) -> Option<Zxid> {
+    pub(crate) fn close_session(&mut self, session: SessionId, cxid: i32) -> Option<Zxid> {
         if !self.sessions.mark_closing(session) {
             return None;
         }
         let zxid = self.last_proposed.next();
         let txn = self.prep.prepare_close_session(&self.tree, session, zxid);
         assert!(matches!(txn, Txn::CloseSession { .. }));
-        Some(self.propose(session, 0, txn))
+        let proposed = self.propose(session, cxid, txn);
+        assert_eq!(proposed, zxid);
+        Some(proposed)
     }
 
     /// Appends a decided txn to the proposal pipeline and asks the shell to persist it.

@@ -380,7 +380,7 @@ impl Node {
     fn close_session_request(&mut self, conn: ConnId, session: SessionId, xid: i32) {
         let entry = Pending::Write { xid, shape: ReplyShape::Empty, reply: None, close_after: true };
         self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
-        if self.close_session(session).is_none() {
+        if self.close_session(session, xid).is_none() {
             // Already closing: its CloseSession txn answers this entry when it applies.
             tracing::debug!(%session, "closeSession while already closing");
         }
