@@ -89,7 +89,14 @@ impl DataTree {
                 path,
                 data,
                 version,
-            } => self.apply_set_data(path, data, *version, zxid, time),
+            } => {
+                let outcome = self.apply_set_data(path, data, *version, zxid, time);
+                if matches!(outcome, ApplyOutcome::DataSet { .. }) {
+                    let event = EventType::NodeDataChanged;
+                    triggers.push(WatchTrigger { path: path.clone(), event });
+                }
+                outcome
+            }
             Txn::SetAcl { path, acl, version } => self.apply_set_acl(path, acl, *version),
             Txn::Check { .. } => ApplyOutcome::Checked,
             Txn::Error { err } => ApplyOutcome::Failed(*err),
