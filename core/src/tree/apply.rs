@@ -93,7 +93,10 @@ impl DataTree {
                 let outcome = self.apply_set_data(path, data, *version, zxid, time);
                 if matches!(outcome, ApplyOutcome::DataSet { .. }) {
                     let event = EventType::NodeDataChanged;
-                    triggers.push(WatchTrigger { path: path.clone(), event });
+                    triggers.push(WatchTrigger {
+                        path: path.clone(),
+                        event,
+                    });
                 }
                 outcome
             }
