@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end suite (package zkr-tests) needs on a fresh machine:
+#   - Debian's `zookeeper` package: zkCli.sh (/usr/share/zookeeper/bin/zkCli.sh) for tests/zkcli.rs,
+#     and the jars the shared apache-zookeeper tool runs when ZKR_E2E_TARGET=apache;
+#   - a Python venv at tests/.venv with kazoo + pytest for tests/kazoo.rs.
+# Idempotent: skips what is already there. Needs root (apt-get) and a package registry.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ZKCLI=/usr/share/zookeeper/bin/zkCli.sh
+
+if [ ! -x "$ZKCLI" ] || [ ! -f /usr/share/java/zookeeper.jar ]; then
+  echo "setup: installing Debian package zookeeper (zkCli.sh)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper >/dev/null
+fi
+command -v java >/dev/null || {
+  echo "setup: java missing; installing default-jre-headless" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null
+}
+
+VENV="$HERE/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV" >&2
+  python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c 'import kazoo, pytest' 2>/dev/null; then
+  echo "setup: pip install kazoo pytest" >&2
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'kazoo==2.11.0' 'pytest>=8'
+fi
+"$VENV/bin/python" -c 'import kazoo, pytest; print("setup: kazoo", kazoo.__version__ if hasattr(kazoo, "__version__") else "ok", "pytest", pytest.__version__)'
+test -x "$ZKCLI" && echo "setup: zkCli at $ZKCLI"
