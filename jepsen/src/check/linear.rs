@@ -1,0 +1,422 @@
+//! The search for an order of one partition's ops that ZooKeeper's contract allows.
+//!
+//! Wing & Gong's depth-first search with Lowe's memoisation of (linearized set, state), over
+//! the partition's ops, where the order must respect:
+//! - zxid order: ops whose reply carried a zxid are taken in zxid order (writes at their zxid,
+//!   reads and syncs just after the zxid they report); this makes a history whose replies all
+//!   carry zxids a single forced path, checked in near-linear time;
+//! - real time for writes and syncs: an op that completed before a write (or sync) was invoked
+//!   comes before it; reads are not linearizable in ZooKeeper, so a read may be placed before
+//!   writes that completed before it began (stale), but never after a write invoked after it
+//!   returned (unless `linearizable_reads`, then reads obey real time like writes);
+//! - session order: a session's ops take effect in the order it issued them (writes FIFO,
+//!   reads never go back, read-your-writes, a read after `sync` sees what the sync saw);
+//! - `info` ops may be placed anywhere after their invoke, or never.
+//!
+//! Pure ops (reads, syncs, failed writes) that fit the current state are taken greedily: taking
+//! them as early as possible never hurts (they change no state and only unblock others). The
+//! memo prunes a configuration when one with the same acknowledged ops, the same state and a
+//! subset of the indeterminate ops used has already failed (it had every option this one has).
+//!
+//! Invariant: a returned `Failed` means no order exists (within the chosen relaxations); the
+//! search is exhaustive up to the budget, beyond which it says `Unknown`.
+
+use super::partition::{POp, Partition};
+use crate::model::{ModelRelax, Tree};
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+/// Constraints the diagnosis may switch off, to name the guarantee a history breaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Relax {
+    /// A sync need not follow the ops completed before it began.
+    pub sync: bool,
+    /// Reads need not follow the session's earlier ops.
+    pub read_session: bool,
+    /// Writes need not follow the session's earlier ops.
+    pub write_session: bool,
+    /// Writes need not follow ops completed before they began.
+    pub write_realtime: bool,
+    /// Reads are not linearizable (overrides `linearizable_reads`).
+    pub read_realtime: bool,
+    /// Model relaxations.
+    pub model: ModelRelax,
+}
+
+/// Why no order exists: the longest prefix found and what could not come next.
+#[derive(Clone, Debug)]
+pub(crate) struct Failure {
+    /// Partition op indices in the order found (the longest prefix).
+    pub order: Vec<usize>,
+    /// Ops that could not be placed next, with the reason.
+    pub stuck: Vec<(usize, String)>,
+    /// The model state after the prefix.
+    pub state: Tree,
+}
+
+/// Result of a search.
+#[derive(Clone, Debug)]
+pub(crate) enum Outcome {
+    /// An order exists.
+    Valid,
+    /// No order exists.
+    Invalid(Box<Failure>),
+    /// The configuration budget ran out.
+    Unknown,
+}
+
+struct Frame {
+    state: Tree,
+    kptr: usize,
+    rptr: usize,
+    cands: Vec<usize>,
+    next: usize,
+    applied: Vec<usize>,
+}
+
+struct Search<'a> {
+    part: &'a Partition,
+    relax: Relax,
+    linearizable_reads: bool,
+    lin: Vec<bool>,
+    keyed: Vec<usize>,
+    by_ret: Vec<usize>,
+    unkeyed_pure: Vec<usize>,
+    unkeyed_writes: Vec<usize>,
+    preds: Vec<Vec<usize>>,
+    zobrist: Vec<u64>,
+    must_total: usize,
+    must_done: usize,
+    must_hash: u64,
+    info_used: Vec<usize>,
+    memo: HashMap<(u64, u64), Vec<Vec<usize>>>,
+    configs: u64,
+    best: Option<Failure>,
+    best_done: usize,
+}
+
+/// Searches for an order of `part` allowed by the contract (minus `relax`).
+pub(crate) fn search(
+    part: &Partition,
+    relax: Relax,
+    linearizable_reads: bool,
+    budget: u64,
+) -> (Outcome, u64) {
+    let mut s = Search::new(part, relax, linearizable_reads);
+    let outcome = s.run(budget);
+    (outcome, s.configs)
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl<'a> Search<'a> {
+    fn new(part: &'a Partition, relax: Relax, linearizable_reads: bool) -> Search<'a> {
+        let ops = &part.ops;
+        let mut keyed: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].key.is_some()).collect();
+        keyed.sort_by_key(|&i| ops[i].key);
+        let mut by_ret: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].must).collect();
+        by_ret.sort_by_key(|&i| (ops[i].ret, i));
+        let unkeyed = |pure: bool| -> Vec<usize> {
+            (0..ops.len()).filter(|&i| ops[i].key.is_none() && ops[i].pure == pure).collect()
+        };
+        let unkeyed_pure: Vec<usize> = unkeyed(true).into_iter().filter(|&i| ops[i].must).collect();
+        let mut unkeyed_writes = unkeyed(false);
+        // Acknowledged writes before indeterminate ones: the likelier order first.
+        unkeyed_writes.sort_by_key(|&i| (!ops[i].must, ops[i].inv));
+        let preds = session_preds(ops, relax);
+        let must_total = by_ret.len();
+        Search {
+            part,
+            relax,
+            linearizable_reads,
+            lin: vec![false; ops.len()],
+            keyed,
+            by_ret,
+            unkeyed_pure,
+            unkeyed_writes,
+            preds,
+            zobrist: (0..ops.len() as u64).map(splitmix).collect(),
+            must_total,
+            must_done: 0,
+            must_hash: 0,
+            info_used: Vec::new(),
+            memo: HashMap::new(),
+            configs: 0,
+            best: None,
+            best_done: 0,
+        }
+    }
+
+    fn run(&mut self, budget: u64) -> Outcome {
+        let mut state = Tree::init(&self.part.scope, &self.part.initial);
+        let (mut kptr, mut rptr) = (0, 0);
+        let applied = self.greedy(&mut state, &mut kptr, &mut rptr);
+        if self.must_done == self.must_total {
+            return Outcome::Valid;
+        }
+        let cands = self.candidates(kptr, rptr);
+        let mut frames = vec![Frame { state, kptr, rptr, cands, next: 0, applied }];
+        while let Some(top) = frames.last_mut() {
+            if top.next >= top.cands.len() {
+                let top = frames.pop().expect("non-empty");
+                self.dead_end(&frames, &top);
+                for &i in top.applied.iter().rev() {
+                    self.unset(i);
+                }
+                continue;
+            }
+            let c = top.cands[top.next];
+            top.next += 1;
+            let op = &self.part.ops[c];
+            let Ok(mut state) =
+                top.state.step(&self.part.scope, self.relax.model, op.process, &op.action, &op.outcome)
+            else {
+                continue;
+            };
+            let (mut kptr, mut rptr) = (top.kptr, top.rptr);
+            self.set(c);
+            let mut applied = vec![c];
+            applied.extend(self.greedy(&mut state, &mut kptr, &mut rptr));
+            if self.must_done == self.must_total {
+                return Outcome::Valid;
+            }
+            self.configs += 1;
+            if self.configs > budget {
+                return Outcome::Unknown;
+            }
+            if self.seen(&state) {
+                for &i in applied.iter().rev() {
+                    self.unset(i);
+                }
+                continue;
+            }
+            let cands = self.candidates(kptr, rptr);
+            frames.push(Frame { state, kptr, rptr, cands, next: 0, applied });
+        }
+        let failure = self.best.take().expect("a dead end was recorded");
+        Outcome::Invalid(Box::new(failure))
+    }
+
+    fn set(&mut self, i: usize) {
+        let op = &self.part.ops[i];
+        assert!(!self.lin[i], "op linearized twice");
+        self.lin[i] = true;
+        if op.must {
+            self.must_done += 1;
+            self.must_hash ^= self.zobrist[i];
+        } else {
+            let at = self.info_used.binary_search(&i).expect_err("not yet used");
+            self.info_used.insert(at, i);
+        }
+        if let Some(g) = op.group {
+            for (j, other) in self.part.ops.iter().enumerate() {
+                if other.group == Some(g) && j != i {
+                    // Alternatives of the same indeterminate op are used up with it.
+                    self.lin[j] = true;
+                }
+            }
+        }
+    }
+
+    fn unset(&mut self, i: usize) {
+        let op = &self.part.ops[i];
+        assert!(self.lin[i], "undo of an op not linearized");
+        self.lin[i] = false;
+        if op.must {
+            self.must_done -= 1;
+            self.must_hash ^= self.zobrist[i];
+        } else {
+            let at = self.info_used.binary_search(&i).expect("was used");
+            self.info_used.remove(at);
+        }
+        if let Some(g) = op.group {
+            for (j, other) in self.part.ops.iter().enumerate() {
+                if other.group == Some(g) && j != i {
+                    self.lin[j] = false;
+                }
+            }
+        }
+    }
+
+    /// Memo: true if an equivalent or stronger configuration was already explored.
+    fn seen(&mut self, state: &Tree) -> bool {
+        let mut h = DefaultHasher::new();
+        state.hash(&mut h);
+        let key = (self.must_hash, h.finish());
+        let used = &self.info_used;
+        let bucket = self.memo.entry(key).or_default();
+        if bucket.iter().any(|old| old.iter().all(|i| used.binary_search(i).is_ok())) {
+            return true;
+        }
+        bucket.push(used.clone());
+        false
+    }
+
+    fn min_ret(&self, rptr: &mut usize) -> usize {
+        while *rptr < self.by_ret.len() && self.lin[self.by_ret[*rptr]] {
+            *rptr += 1;
+        }
+        self.by_ret.get(*rptr).map_or(usize::MAX, |&i| self.part.ops[i].ret)
+    }
+
+    fn next_keyed(&self, kptr: &mut usize) -> Option<usize> {
+        while *kptr < self.keyed.len() && self.lin[self.keyed[*kptr]] {
+            *kptr += 1;
+        }
+        self.keyed.get(*kptr).copied()
+    }
+
+    /// Whether op `i` must obey real time from the left.
+    fn realtime(&self, op: &POp) -> bool {
+        if op.sync {
+            !self.relax.sync
+        } else if op.query {
+            self.linearizable_reads && !self.relax.read_realtime
+        } else {
+            !self.relax.write_realtime
+        }
+    }
+
+    /// Why op `i` cannot come next (ignoring the model), or `None` if it can.
+    fn blocked(&self, i: usize, kptr: &mut usize, rptr: &mut usize) -> Option<String> {
+        let op = &self.part.ops[i];
+        if self.lin[i] {
+            return Some("already placed".into());
+        }
+        if let Some(&p) = self.preds[i].iter().find(|&&p| !self.lin[p]) {
+            let pred = self.part.ops[p].op;
+            return Some(format!("session order: op {pred} of the same session comes first"));
+        }
+        if op.key.is_some()
+            && let Some(k) = self.next_keyed(kptr)
+            && k != i
+        {
+            let first = &self.part.ops[k];
+            let z = first.key.expect("keyed").0;
+            return Some(format!("zxid order: op {} (zxid {z:#x}) comes first", first.op));
+        }
+        if self.realtime(op) && op.inv >= self.min_ret(rptr) {
+            let first = self.part.ops[self.by_ret[*rptr]].op;
+            return Some(format!("real time: op {first} completed before this began"));
+        }
+        None
+    }
+
+    /// Takes every pure op that fits, as long as one does.
+    fn greedy(&mut self, state: &mut Tree, kptr: &mut usize, rptr: &mut usize) -> Vec<usize> {
+        let mut applied = Vec::new();
+        loop {
+            let mut progress = false;
+            let keyed_next = self.next_keyed(kptr).filter(|&k| self.part.ops[k].pure);
+            let pool: Vec<usize> = keyed_next.into_iter().chain(self.unkeyed_pure.clone()).collect();
+            for i in pool {
+                if self.blocked(i, kptr, rptr).is_some() {
+                    continue;
+                }
+                let op = &self.part.ops[i];
+                let scope = &self.part.scope;
+                if let Ok(next) = state.step(scope, self.relax.model, op.process, &op.action, &op.outcome)
+                {
+                    *state = next;
+                    self.set(i);
+                    applied.push(i);
+                    progress = true;
+                }
+            }
+            if !progress {
+                return applied;
+            }
+        }
+    }
+
+    /// State-changing ops that may come next, likeliest first.
+    fn candidates(&self, kptr: usize, rptr: usize) -> Vec<usize> {
+        let (mut kptr, mut rptr) = (kptr, rptr);
+        let mut out = Vec::new();
+        if let Some(k) = self.next_keyed(&mut kptr)
+            && !self.part.ops[k].pure
+            && self.blocked(k, &mut kptr, &mut rptr).is_none()
+        {
+            out.push(k);
+        }
+        for &i in &self.unkeyed_writes {
+            if self.blocked(i, &mut kptr, &mut rptr).is_none() {
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    /// Records the deepest dead end, for the report.
+    fn dead_end(&mut self, frames: &[Frame], top: &Frame) {
+        if self.best.is_some() && self.must_done <= self.best_done {
+            return;
+        }
+        self.best_done = self.must_done;
+        let order: Vec<usize> =
+            frames.iter().chain([top]).flat_map(|f| f.applied.iter().copied()).collect();
+        let (mut kptr, mut rptr) = (top.kptr, top.rptr);
+        let mut suspects: Vec<usize> = Vec::new();
+        suspects.extend(self.next_keyed(&mut kptr));
+        self.min_ret(&mut rptr);
+        suspects.extend(self.by_ret.get(rptr).copied());
+        suspects.extend(self.unkeyed_pure.iter().copied().filter(|&i| !self.lin[i]).take(3));
+        suspects.extend(top.cands.iter().copied().filter(|&i| self.part.ops[i].must).take(3));
+        let mut seen = Vec::new();
+        let mut stuck = Vec::new();
+        for i in suspects {
+            if seen.contains(&i) {
+                continue;
+            }
+            seen.push(i);
+            let op = &self.part.ops[i];
+            let reason = match self.blocked(i, &mut kptr, &mut rptr) {
+                Some(why) => why,
+                None => match top.state.step(
+                    &self.part.scope,
+                    self.relax.model,
+                    op.process,
+                    &op.action,
+                    &op.outcome,
+                ) {
+                    Err(why) => why,
+                    Ok(_) => "fits, but nothing after it does".into(),
+                },
+            };
+            stuck.push((i, reason));
+        }
+        self.best = Some(Failure { order, stuck, state: top.state.clone() });
+    }
+}
+
+/// For each op, the ops of its session that must precede it: the latest earlier
+/// acknowledged write-class op and the latest earlier acknowledged query (each chain is
+/// ordered in turn, so this is transitive).
+fn session_preds(ops: &[POp], relax: Relax) -> Vec<Vec<usize>> {
+    let mut last: HashMap<u64, (Option<usize>, Option<usize>)> = HashMap::new();
+    let mut preds = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        let (last_write, last_query) = last.get(&op.process).copied().unwrap_or_default();
+        let relaxed = if op.query { relax.read_session } else { relax.write_session };
+        let mut mine = Vec::new();
+        if !relaxed {
+            mine.extend(last_write);
+            mine.extend(last_query);
+        }
+        preds.push(mine);
+        if op.must {
+            let entry = last.entry(op.process).or_default();
+            if op.query {
+                entry.1 = Some(i);
+            } else {
+                entry.0 = Some(i);
+            }
+        }
+    }
+    preds
+}

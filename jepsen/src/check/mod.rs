@@ -1,0 +1,275 @@
+//! The checker: does ZooKeeper's contract allow this history?
+//!
+//! ```text
+//!  History ──pair──▶ ops ──┬─▶ zxid::check     fast checks on the zxids replies carry
+//!                          ├─▶ partition ──▶ linear::search (per partition, memoised WGL)
+//!                          │                   └─ on failure: diagnose (which guarantee)
+//!                          └─▶ watch::check    events arrive before the data they announce
+//! ```
+//!
+//! The contract checked (ZooKeeper's, not a stronger one): writes are linearizable; a session's
+//! ops take effect in the order it issued them; reads may be stale but never go back within a
+//! session; a read after `sync` sees every write completed before the sync began; a watch
+//! event reaches the client before it can read the change. [`Options::linearizable_reads`]
+//! asks for linearizable reads as well.
+//!
+//! A violation names the [`Guarantee`] it breaks. For a failed search the guarantee is found
+//! by switching constraints off one at a time, weakest first, and naming the first whose
+//! removal lets the partition pass; if none does, the values themselves are impossible and the
+//! guarantee is write linearizability (a lost or invented write).
+
+pub(crate) mod linear;
+pub(crate) mod partition;
+mod watch;
+mod zxid;
+
+use crate::history::{History, HistoryError, Op};
+use linear::Relax;
+use partition::{Partition, Split};
+use std::fmt;
+
+/// What to check.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Require reads to be linearizable too (stronger than ZooKeeper promises).
+    pub linearizable_reads: bool,
+    /// Trust the zxid of read replies as the serving server's last applied zxid.
+    pub use_read_zxids: bool,
+    /// Search budget per partition, in configurations; beyond it the verdict is unknown.
+    pub max_configs: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { linearizable_reads: false, use_read_zxids: true, max_configs: 2_000_000 }
+    }
+}
+
+/// The guarantees a violation may break.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Guarantee {
+    /// Writes are linearizable: a single order, consistent with real time, explains every
+    /// acknowledged write and every value read (no lost, duplicated or invented writes).
+    WriteLinearizability,
+    /// A session's ops take effect in the order it issued them.
+    SessionOrder,
+    /// A session never reads older data than it has seen or written (single system image).
+    MonotonicReads,
+    /// A read after `sync` sees every write completed before the sync began.
+    SyncReads,
+    /// Reads are linearizable (only with [`Options::linearizable_reads`]).
+    LinearizableReads,
+    /// Watch events arrive once, for the right change, before the changed data is read.
+    Watches,
+    /// Sequential names are unique and increasing per parent.
+    SequentialNames,
+    /// A multi takes effect entirely or not at all.
+    MultiAtomicity,
+    /// Ephemeral nodes go away with their session, and a closed session creates none.
+    Ephemerals,
+}
+
+impl fmt::Display for Guarantee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            Guarantee::WriteLinearizability => "write linearizability",
+            Guarantee::SessionOrder => "session order (FIFO client order)",
+            Guarantee::MonotonicReads => "monotonic reads (single system image)",
+            Guarantee::SyncReads => "read after sync",
+            Guarantee::LinearizableReads => "linearizable reads",
+            Guarantee::Watches => "watch before data",
+            Guarantee::SequentialNames => "sequential names unique and increasing",
+            Guarantee::MultiAtomicity => "multi atomicity",
+            Guarantee::Ephemerals => "ephemerals end with their session",
+        };
+        f.write_str(text)
+    }
+}
+
+/// One way the history breaks the contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The guarantee broken.
+    pub guarantee: Guarantee,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// Ops (indices into `History::ops`) that cannot be ordered: mark these.
+    pub marked: Vec<usize>,
+    /// Ops placed just before the failure (the end of the longest valid prefix), oldest first.
+    pub context: Vec<usize>,
+    /// The failing window: first and last event index to show.
+    pub window: (usize, usize),
+}
+
+/// The overall answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Validity {
+    /// The contract allows the history.
+    Valid,
+    /// The history breaks the contract.
+    Invalid,
+    /// The search ran out of budget somewhere and found no violation elsewhere.
+    Unknown,
+}
+
+/// Counters about a check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Paired ops.
+    pub ops: usize,
+    /// Independent partitions.
+    pub partitions: usize,
+    /// Ops in the largest partition.
+    pub largest_partition: usize,
+    /// Configurations explored by the searches.
+    pub configs: u64,
+}
+
+/// The result of [`check`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Valid, invalid or unknown.
+    pub validity: Validity,
+    /// Every violation found (empty when valid).
+    pub violations: Vec<Violation>,
+    /// Descriptions of partitions whose search ran out of budget.
+    pub unknown: Vec<String>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl Verdict {
+    /// True if the contract allows the history.
+    pub fn is_valid(&self) -> bool {
+        self.validity == Validity::Valid
+    }
+}
+
+/// Checks `history` against ZooKeeper's contract. Errs only on a malformed history (an
+/// unpaired completion, or an event missing what its kind requires).
+pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryError> {
+    history.validate()?;
+    let ops = history.ops();
+    let mut violations = zxid::check(history, &ops, options);
+    violations.extend(watch::check(history, &ops, options));
+    let split = Split { use_read_zxids: options.use_read_zxids, multi_not_atomic: false };
+    let parts = partition::partitions(history, &ops, split);
+    let mut stats = Stats {
+        ops: ops.len(),
+        partitions: parts.len(),
+        largest_partition: parts.iter().map(|p| p.ops.len()).max().unwrap_or(0),
+        configs: 0,
+    };
+    let mut unknown = Vec::new();
+    for part in &parts {
+        let budget = options.max_configs;
+        let (outcome, configs) =
+            linear::search(part, Relax::default(), options.linearizable_reads, budget);
+        stats.configs += configs;
+        match outcome {
+            linear::Outcome::Valid => {}
+            linear::Outcome::Unknown => unknown.push(describe_paths(part)),
+            linear::Outcome::Invalid(failure) => {
+                let guarantee = diagnose(history, &ops, part, options);
+                violations.push(explain(history, &ops, part, &failure, guarantee));
+            }
+        }
+    }
+    violations.sort_by_key(|v| (v.window.1, v.guarantee));
+    let validity = match (violations.is_empty(), unknown.is_empty()) {
+        (false, _) => Validity::Invalid,
+        (true, true) => Validity::Valid,
+        (true, false) => Validity::Unknown,
+    };
+    Ok(Verdict { validity, violations, unknown, stats })
+}
+
+fn describe_paths(part: &Partition) -> String {
+    let paths: Vec<&str> = part.scope.paths.iter().take(5).map(String::as_str).collect();
+    format!("{} ops on {}", part.ops.len(), paths.join(", "))
+}
+
+/// Names the guarantee a failed partition breaks: the first constraint, weakest first, whose
+/// removal lets it pass.
+fn diagnose(history: &History, ops: &[Op], part: &Partition, options: &Options) -> Guarantee {
+    let budget = options.max_configs;
+    let lin = options.linearizable_reads;
+    let passes = |relax: Relax| {
+        matches!(linear::search(part, relax, lin, budget).0, linear::Outcome::Valid)
+    };
+    let mut tries: Vec<(Relax, Guarantee)> = Vec::new();
+    if lin {
+        tries.push((Relax { read_realtime: true, ..Relax::default() }, Guarantee::LinearizableReads));
+    }
+    tries.push((Relax { sync: true, ..Relax::default() }, Guarantee::SyncReads));
+    tries.push((Relax { read_session: true, ..Relax::default() }, Guarantee::MonotonicReads));
+    tries.push((Relax { write_session: true, ..Relax::default() }, Guarantee::SessionOrder));
+    let mut model = crate::model::ModelRelax { seq_names: true, ..Default::default() };
+    tries.push((Relax { model, ..Relax::default() }, Guarantee::SequentialNames));
+    model = crate::model::ModelRelax { ephemerals: true, ..Default::default() };
+    tries.push((Relax { model, ..Relax::default() }, Guarantee::Ephemerals));
+    for (relax, guarantee) in tries {
+        if passes(relax) {
+            return guarantee;
+        }
+    }
+    // Multi atomicity: split every multi into independent indeterminate pieces.
+    let has_multi = part.ops.iter().any(|p| matches!(p.action, crate::model::Action::Multi(_)));
+    if has_multi {
+        let split = Split { use_read_zxids: options.use_read_zxids, multi_not_atomic: true };
+        let pieces = partition::partitions(history, ops, split);
+        let mine = |p: &Partition| p.scope.paths.iter().any(|x| part.scope.paths.contains(x));
+        let all_pass = pieces.iter().filter(|p| mine(p)).all(|p| {
+            matches!(linear::search(p, Relax::default(), lin, budget).0, linear::Outcome::Valid)
+        });
+        if all_pass {
+            return Guarantee::MultiAtomicity;
+        }
+    }
+    Guarantee::WriteLinearizability
+}
+
+/// Builds the violation report of a failed partition.
+fn explain(
+    history: &History,
+    ops: &[Op],
+    part: &Partition,
+    failure: &linear::Failure,
+    guarantee: Guarantee,
+) -> Violation {
+    let marked: Vec<usize> = {
+        let mut m: Vec<usize> = failure.stuck.iter().map(|(i, _)| part.ops[*i].op).collect();
+        m.dedup();
+        m
+    };
+    let context: Vec<usize> = {
+        let tail = failure.order.len().saturating_sub(4);
+        failure.order[tail..].iter().map(|&i| part.ops[i].op).collect()
+    };
+    let mut lines = vec![format!(
+        "no order of the {} ops on {} satisfies ZooKeeper's contract; after {} ops the state is: \
+         {}",
+        part.ops.len(),
+        describe_paths(part),
+        failure.order.len(),
+        failure.state.describe(&part.scope.paths)
+    )];
+    for (i, why) in &failure.stuck {
+        let op = &ops[part.ops[*i].op];
+        lines.push(format!("  cannot place {}: {why}", crate::report::describe_op(history, op)));
+    }
+    let window = window_of(ops, marked.iter().chain(&context).copied(), history.events.len());
+    Violation { guarantee, message: lines.join("\n"), marked, context, window }
+}
+
+/// The event range covering these ops (invoke to completion, or invoke only for info).
+pub(crate) fn window_of(ops: &[Op], ids: impl Iterator<Item = usize>, events: usize) -> (usize, usize) {
+    let mut lo = usize::MAX;
+    let mut hi = 0;
+    for id in ids {
+        let op = &ops[id];
+        lo = lo.min(op.invoke);
+        hi = hi.max(op.complete.unwrap_or(op.invoke));
+    }
+    if lo == usize::MAX { (0, events.saturating_sub(1)) } else { (lo, hi) }
+}

@@ -1,0 +1,519 @@
+//! Splitting a history into independent sub-histories (P-compositionality, Horn & Kroening).
+//!
+//! Each op touches a set of paths (its footprint); paths that some op touches together are
+//! merged (union-find) and each resulting set of paths is checked on its own. What links paths:
+//! a `create`/`delete` links a node to its parent when the parent's children are observed
+//! (`getChildren`, a `delete` of it, or sequential creates under it); a `multi` links all its
+//! paths unless it carries a zxid (then its copies are pinned to one point of the zxid order in
+//! every partition, which keeps it atomic). `sync` and `close` are copied into every partition
+//! of their session where they matter, so they never merge partitions.
+//!
+//! Invariant: every op that can change or observe a tracked path is in exactly the partitions
+//! whose paths it touches, and in each it keeps its invoke/complete positions, so real-time
+//! and session order are preserved inside every partition.
+
+use crate::history::{CreateMode, Event, F, History, Op, Outcome, SubOp, definite_error};
+use crate::history::{SubResult, parent};
+use crate::model::{self, Action, Reply, Scope, sequence_number};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One op as placed in a partition.
+#[derive(Clone, Debug)]
+pub(crate) struct POp {
+    /// Index of the op in `History::ops`.
+    pub op: usize,
+    /// The process (session).
+    pub process: u64,
+    /// Event index of the invoke.
+    pub inv: usize,
+    /// Event index of the completion; `usize::MAX` for `info` (it may take effect any time).
+    pub ret: usize,
+    /// Must be linearized (ok, or fail with a tree-determined error).
+    pub must: bool,
+    /// Cannot change the state (queries, syncs, failed writes).
+    pub pure: bool,
+    /// A query (getData, exists, getChildren): reads are not linearizable in ZooKeeper.
+    pub query: bool,
+    /// A sync.
+    pub sync: bool,
+    /// Position in the zxid order: (zxid, 0 for a write at that zxid / 1 for an observation
+    /// after it, op id).
+    pub key: Option<(i64, u8, usize)>,
+    /// The request.
+    pub action: Action,
+    /// What came back.
+    pub outcome: model::Outcome,
+    /// Alternatives of one indeterminate op (at most one of a group takes effect).
+    pub group: Option<usize>,
+}
+
+/// An independent sub-history.
+#[derive(Clone, Debug)]
+pub(crate) struct Partition {
+    /// What the model state covers.
+    pub scope: Scope,
+    /// Ops in invoke order.
+    pub ops: Vec<POp>,
+    /// Declared initial nodes in scope: (path, data, version, cversion).
+    pub initial: Vec<(String, String, i32, i32)>,
+}
+
+/// How partitioning treats ops (set by the diagnosis).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Split {
+    /// Use reply zxids of reads to pin them in the zxid order.
+    pub use_read_zxids: bool,
+    /// Split every multi into independent indeterminate sub-ops (diagnosis only).
+    pub multi_not_atomic: bool,
+}
+
+struct UnionFind {
+    parent: Vec<usize>,
+}
+
+impl UnionFind {
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.find(a), self.find(b));
+        if a != b {
+            self.parent[a.max(b)] = a.min(b);
+        }
+    }
+}
+
+/// Which paths have observed children, and which names were seen but never created by an
+/// acknowledged create (candidates for the name of an indeterminate sequential create).
+struct Facts {
+    children_observed: BTreeSet<String>,
+    orphans: BTreeSet<String>,
+}
+
+fn facts(history: &History, ops: &[Op]) -> Facts {
+    let mut children_observed = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    let mut created = BTreeSet::new();
+    for op in ops {
+        let req = history.request(op);
+        let reply = history.reply(op).filter(|_| op.outcome == Outcome::Ok);
+        for sub in sub_ops(req) {
+            seen.insert(sub.path.clone());
+            match sub.f {
+                F::Delete => {
+                    children_observed.insert(sub.path.clone());
+                }
+                F::Create if sub.mode.unwrap_or_default().is_sequential() => {
+                    children_observed.insert(parent(&sub.path).unwrap_or("/").to_string());
+                }
+                F::Children => {
+                    children_observed.insert(sub.path.clone());
+                }
+                _ => {}
+            }
+        }
+        if let Some(reply) = reply {
+            if let Some(name) = &reply.name {
+                created.insert(name.clone());
+            }
+            for result in reply.results.iter().flatten() {
+                created.extend(result.name.clone());
+            }
+            if op.f == F::Create && reply.name.is_none() {
+                created.insert(req.path.clone().unwrap_or_default());
+            }
+            if let (Some(children), Some(path)) = (&reply.children, &req.path) {
+                for child in children {
+                    seen.insert(join(path, child));
+                }
+            }
+        }
+    }
+    let orphans = seen.difference(&created).cloned().collect();
+    Facts { children_observed, orphans }
+}
+
+fn join(parent: &str, child: &str) -> String {
+    if parent == "/" { format!("/{child}") } else { format!("{parent}/{child}") }
+}
+
+/// The request as a list of sub-operations (one for a plain op).
+fn sub_ops(req: &Event) -> Vec<SubOp> {
+    match req.f {
+        Some(F::Multi) => req.ops.clone().unwrap_or_default(),
+        Some(F::Close) | None => Vec::new(),
+        Some(f) => vec![SubOp {
+            f,
+            path: req.path.clone().unwrap_or_default(),
+            data: req.data.clone(),
+            version: req.version,
+            mode: req.mode,
+        }],
+    }
+}
+
+/// Builds the partitions of a history.
+pub(crate) fn partitions(history: &History, ops: &[Op], split: Split) -> Vec<Partition> {
+    let facts = facts(history, ops);
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut uf = UnionFind { parent: Vec::new() };
+    let mut id = |path: &str, uf: &mut UnionFind| -> usize {
+        *index.entry(path.to_string()).or_insert_with(|| {
+            uf.parent.push(uf.parent.len());
+            uf.parent.len() - 1
+        })
+    };
+    // Footprints of the ops that own their paths.
+    let mut placed: Vec<Vec<POp>> = Vec::new();
+    let mut broadcast: Vec<POp> = Vec::new();
+    let mut group_count = 0;
+    for op in ops {
+        let Some(conv) = convert(history, op, &facts, split, &mut group_count) else { continue };
+        match conv {
+            Converted::Broadcast(pop) => broadcast.push(pop),
+            Converted::Owned { pops, links } => {
+                for paths in links {
+                    let ids: Vec<usize> = paths.iter().map(|p| id(p, &mut uf)).collect();
+                    for w in ids.windows(2) {
+                        uf.union(w[0], w[1]);
+                    }
+                }
+                placed.push(pops);
+            }
+        }
+    }
+    for node in &history.header.initial {
+        if let Some(p) = parent(&node.path)
+            && facts.children_observed.contains(p)
+        {
+            let (a, b) = (id(&node.path, &mut uf), id(p, &mut uf));
+            uf.union(a, b);
+        }
+    }
+    assemble(history, facts, index, uf, placed, broadcast)
+}
+
+fn assemble(
+    history: &History,
+    facts: Facts,
+    index: BTreeMap<String, usize>,
+    mut uf: UnionFind,
+    placed: Vec<Vec<POp>>,
+    broadcast: Vec<POp>,
+) -> Vec<Partition> {
+    let mut roots: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut parts: Vec<Partition> = Vec::new();
+    let mut part_of = |path: &str, uf: &mut UnionFind, parts: &mut Vec<Partition>| -> usize {
+        let root = uf.find(index[path]);
+        *roots.entry(root).or_insert_with(|| {
+            parts.push(Partition { scope: Scope::default(), ops: Vec::new(), initial: Vec::new() });
+            parts.len() - 1
+        })
+    };
+    for path in index.keys() {
+        let p = part_of(path, &mut uf, &mut parts);
+        parts[p].scope.paths.insert(path.clone());
+        if facts.children_observed.contains(path) {
+            parts[p].scope.children_exact.insert(path.clone());
+        }
+    }
+    for pops in placed {
+        for pop in pops {
+            let target = pop.action_paths().into_iter().find(|p| index.contains_key(p));
+            let target = target.expect("every op's paths were registered");
+            let p = part_of(&target, &mut uf, &mut parts);
+            parts[p].ops.push(pop);
+        }
+    }
+    for part in &mut parts {
+        for node in &history.header.initial {
+            if part.scope.paths.contains(&node.path) {
+                let n = (node.path.clone(), node.data.clone(), node.version, node.cversion);
+                part.initial.push(n);
+            }
+        }
+    }
+    spread(&mut parts, broadcast);
+    for part in &mut parts {
+        part.ops.sort_by_key(|pop| (pop.inv, pop.op));
+    }
+    parts.retain(|part| !part.ops.is_empty());
+    parts
+}
+
+/// Copies `sync` into every partition where its session has ops, `close` into every
+/// partition where its session created ephemerals.
+fn spread(parts: &mut [Partition], broadcast: Vec<POp>) {
+    for part in parts.iter_mut() {
+        let sessions: BTreeSet<u64> = part.ops.iter().map(|p| p.process).collect();
+        let owners: BTreeSet<u64> = (part.ops.iter())
+            .filter(|p| creates_ephemeral(&p.action))
+            .map(|p| p.process)
+            .collect();
+        for pop in &broadcast {
+            let wanted = match pop.action {
+                Action::Close { .. } => owners.contains(&pop.process),
+                _ => sessions.contains(&pop.process),
+            };
+            if wanted {
+                part.ops.push(pop.clone());
+            }
+        }
+    }
+}
+
+fn creates_ephemeral(action: &Action) -> bool {
+    match action {
+        Action::Create { mode, .. } => mode.is_ephemeral(),
+        Action::Multi(subs) => subs.iter().any(creates_ephemeral),
+        _ => false,
+    }
+}
+
+impl POp {
+    fn action_paths(&self) -> Vec<String> {
+        action_paths(&self.action)
+    }
+}
+
+fn action_paths(action: &Action) -> Vec<String> {
+    match action {
+        Action::Create { path, name, mode, .. } => {
+            if mode.is_sequential() {
+                vec![parent(path).unwrap_or("/").to_string()]
+            } else {
+                vec![name.clone().unwrap_or_else(|| path.clone())]
+            }
+        }
+        Action::Delete { path, .. }
+        | Action::Set { path, .. }
+        | Action::Check { path, .. }
+        | Action::Get { path }
+        | Action::Exists { path }
+        | Action::Children { path } => vec![path.clone()],
+        Action::Multi(subs) => subs.iter().flat_map(action_paths).collect(),
+        Action::Sync | Action::Close { .. } => Vec::new(),
+    }
+}
+
+enum Converted {
+    /// Ops (one, or several alternatives / per-path pieces) with the groups of paths that
+    /// must share a partition.
+    Owned { pops: Vec<POp>, links: Vec<Vec<String>> },
+    /// Copied into partitions later.
+    Broadcast(POp),
+}
+
+/// Turns a paired op into partition ops; `None` drops it (it cannot matter: a failed op with
+/// an error that says nothing about the tree, or an indeterminate query).
+fn convert(
+    history: &History,
+    op: &Op,
+    facts: &Facts,
+    split: Split,
+    groups: &mut usize,
+) -> Option<Converted> {
+    let req = history.request(op);
+    let reply = history.reply(op);
+    let zxid = reply.and_then(|r| r.zxid);
+    let query = model::is_query(op.f);
+    let outcome = match op.outcome {
+        Outcome::Ok => model::Outcome::Ok {
+            reply: reply_facts(reply.expect("ok has a reply")),
+            zxid: zxid.filter(|_| !query && op.f != F::Sync),
+        },
+        Outcome::Fail => {
+            let code = reply.and_then(|r| r.error.as_deref()).and_then(definite_error)?;
+            model::Outcome::Fail(code)
+        }
+        Outcome::Info if query || op.f == F::Sync => return None,
+        Outcome::Info => model::Outcome::Unknown,
+    };
+    let must = op.outcome != Outcome::Info;
+    let pure = query || op.f == F::Sync || op.outcome == Outcome::Fail;
+    let key = match (op.outcome, zxid) {
+        (Outcome::Ok, Some(z)) if !pure => Some((z, 0, op.id)),
+        (Outcome::Ok | Outcome::Fail, Some(z)) if split.use_read_zxids || !query => {
+            Some((z, 1, op.id))
+        }
+        _ => None,
+    };
+    let base = POp {
+        op: op.id,
+        process: op.process,
+        inv: op.invoke,
+        ret: op.complete.filter(|_| must).unwrap_or(usize::MAX),
+        must,
+        pure,
+        query,
+        sync: op.f == F::Sync,
+        key,
+        action: Action::Sync,
+        outcome,
+        group: None,
+    };
+    match op.f {
+        F::Sync => return Some(Converted::Broadcast(base)),
+        F::Close => {
+            let action = Action::Close { session: op.process };
+            return Some(Converted::Broadcast(POp { action, ..base }));
+        }
+        _ => {}
+    }
+    let subs = sub_ops(req);
+    let names = created_names(op, reply, &subs);
+    let actions: Vec<Action> = subs.iter().zip(&names).map(|(s, n)| to_action(s, n)).collect();
+    if op.f == F::Multi {
+        return Some(convert_multi(base, actions, facts, split));
+    }
+    let mut action = actions.into_iter().next()?;
+    if let Action::Create { path, mode, name, .. } = &mut action
+        && mode.is_sequential()
+        && name.is_none()
+        && op.outcome == Outcome::Ok
+    {
+        // An acknowledged sequential create whose name was not recorded: a name nobody saw.
+        *name = Some(format!("{path}?{}", op.id));
+    }
+    let mut paths = footprint(&action, facts);
+    if let Action::Create { path, mode, name: None, .. } = &action
+        && mode.is_sequential()
+        && op.outcome == Outcome::Info
+    {
+        // The name an indeterminate sequential create got is unknown: try every name seen
+        // but never acknowledged, and a name nobody saw.
+        let group = Some(*groups);
+        *groups += 1;
+        let mut pops = Vec::new();
+        let candidates = facts.orphans.iter().filter(|n| sequence_number(path, n).is_some());
+        for candidate in candidates.map(Some).chain([None]) {
+            let name = Some(candidate.cloned().unwrap_or_else(|| format!("{path}?{}", op.id)));
+            let mut alt = action.clone();
+            if let Action::Create { name: n, .. } = &mut alt {
+                n.clone_from(&name);
+            }
+            paths.extend(name);
+            pops.push(POp { action: alt, group, ..base.clone() });
+        }
+        return Some(Converted::Owned { pops, links: vec![paths] });
+    }
+    Some(Converted::Owned { pops: vec![POp { action, ..base }], links: vec![paths] })
+}
+
+fn convert_multi(
+    base: POp,
+    actions: Vec<Action>,
+    facts: &Facts,
+    split: Split,
+) -> Converted {
+    let keyed_ok = base.key.is_some() && !base.pure;
+    if split.multi_not_atomic || keyed_ok {
+        // One piece per sub-op; a keyed ok multi keeps all pieces at its zxid.
+        let mut pops = Vec::new();
+        let mut links = Vec::new();
+        let results = match &base.outcome {
+            model::Outcome::Ok { reply, .. } => reply.results.clone(),
+            _ => None,
+        };
+        for (i, action) in actions.into_iter().enumerate() {
+            links.push(footprint(&action, facts));
+            let outcome = match (&base.outcome, split.multi_not_atomic) {
+                (_, true) => model::Outcome::Unknown,
+                (model::Outcome::Ok { zxid, .. }, false) => {
+                    let result = results.as_ref().and_then(|r| r.get(i)).cloned();
+                    let reply = Reply {
+                        results: result.map(|r| vec![r]),
+                        ..Reply::default()
+                    };
+                    model::Outcome::Ok { reply, zxid: *zxid }
+                }
+                (other, false) => other.clone(),
+            };
+            let must = base.must && !split.multi_not_atomic;
+            let ret = if must { base.ret } else { usize::MAX };
+            let key = base.key.filter(|_| must);
+            let action = Action::Multi(vec![action]);
+            pops.push(POp { action, outcome, must, ret, key, pure: false, ..base.clone() });
+        }
+        return Converted::Owned { pops, links };
+    }
+    let paths: Vec<String> = actions.iter().flat_map(|a| footprint(a, facts)).collect();
+    let pops = vec![POp { action: Action::Multi(actions), ..base }];
+    Converted::Owned { pops, links: vec![paths] }
+}
+
+/// Paths an action touches, parent first when the parent's children are observed.
+fn footprint(action: &Action, facts: &Facts) -> Vec<String> {
+    let mut paths = Vec::new();
+    match action {
+        Action::Create { path, name, mode, .. } => {
+            let parent_path = parent(path).unwrap_or("/");
+            if facts.children_observed.contains(parent_path) {
+                paths.push(parent_path.to_string());
+            }
+            if !mode.is_sequential() {
+                paths.push(path.clone());
+            } else {
+                paths.extend(name.clone());
+            }
+        }
+        Action::Delete { path, .. } => {
+            let parent_path = parent(path).unwrap_or("/");
+            if facts.children_observed.contains(parent_path) {
+                paths.push(parent_path.to_string());
+            }
+            paths.push(path.clone());
+        }
+        Action::Multi(subs) => paths.extend(subs.iter().flat_map(|a| footprint(a, facts))),
+        other => paths.extend(action_paths(other)),
+    }
+    paths
+}
+
+fn created_names(op: &Op, reply: Option<&Event>, subs: &[SubOp]) -> Vec<Option<String>> {
+    let ok = op.outcome == Outcome::Ok;
+    let reply = reply.filter(|_| ok);
+    match op.f {
+        F::Multi => {
+            let results: Vec<SubResult> = reply.and_then(|r| r.results.clone()).unwrap_or_default();
+            (0..subs.len()).map(|i| results.get(i).and_then(|r| r.name.clone())).collect()
+        }
+        _ => vec![reply.and_then(|r| r.name.clone())],
+    }
+}
+
+fn to_action(sub: &SubOp, name: &Option<String>) -> Action {
+    let path = sub.path.clone();
+    let data = sub.data.clone().unwrap_or_default();
+    let version = sub.version.unwrap_or(-1);
+    match sub.f {
+        F::Create => {
+            let mode = sub.mode.unwrap_or(CreateMode::Persistent);
+            Action::Create { path, data, mode, name: name.clone() }
+        }
+        F::Delete => Action::Delete { path, version },
+        F::Set => Action::Set { path, data, version },
+        F::Check => Action::Check { path, version },
+        F::Get => Action::Get { path },
+        F::Exists => Action::Exists { path },
+        F::Children => Action::Children { path },
+        F::Sync | F::Multi | F::Close => unreachable!("not a sub-operation: validated"),
+    }
+}
+
+fn reply_facts(reply: &Event) -> Reply {
+    let mut children = reply.children.clone();
+    if let Some(c) = &mut children {
+        c.sort();
+    }
+    Reply {
+        stat: reply.stat.clone(),
+        data: reply.data.clone(),
+        children,
+        results: reply.results.clone(),
+    }
+}

@@ -1,0 +1,239 @@
+//! Watches: a client receives the event for a change before it can read the change.
+//!
+//! A watch is left by an acknowledged read with `watch: true` whose reply carries the zxid it
+//! was served at (`getData`/`exists` on an existing node: a data watch; `exists` on a missing
+//! node: a creation watch; `getChildren`: a child watch). Its trigger is the first
+//! acknowledged write after that zxid that changes what the watch covers (from the zxids of
+//! write replies). Then, per session, in the order the process saw things:
+//! - an event must match a pending watch of that path (one event per watch: watches fire once);
+//! - an event carrying a zxid must not be later than the trigger (it announces the first
+//!   change; an earlier one is possible, made by a write whose outcome is unknown);
+//! - a later read of that path that shows the trigger (reply zxid, or stat mzxid/pzxid/czxid
+//!   at or after it) before the event arrived breaks "watch before data".
+//!
+//! Changes made by `close` (ephemerals going away) are not used as triggers: which nodes a
+//! session owned is the search's business, not this pass's.
+
+use super::{Guarantee, Options, Violation, window_of};
+use crate::history::{CreateMode, Event, F, History, Kind, Op, Outcome, WatchType, parent};
+use crate::report::describe_op;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Data,
+    Creation,
+    Child,
+}
+
+impl Class {
+    fn fired_by(self, t: WatchType) -> bool {
+        match self {
+            Class::Data => matches!(t, WatchType::NodeDataChanged | WatchType::NodeDeleted),
+            Class::Creation => t == WatchType::NodeCreated,
+            Class::Child => matches!(t, WatchType::NodeChildrenChanged | WatchType::NodeDeleted),
+        }
+    }
+}
+
+struct Registration {
+    op: usize,
+    class: Class,
+    at: i64,
+    trigger: Option<(i64, usize)>,
+}
+
+/// Per path: (zxid, change type, op) of every acknowledged write with a zxid, in zxid order.
+type Changes = BTreeMap<String, Vec<(i64, WatchType, usize)>>;
+
+fn changes(history: &History, ops: &[Op]) -> Changes {
+    let mut out: Changes = BTreeMap::new();
+    for op in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
+        let req = history.request(op);
+        let Some(reply) = history.reply(op) else { continue };
+        let Some(z) = reply.zxid else { continue };
+        let mut record = |path: &str, t: WatchType| {
+            out.entry(path.to_string()).or_default().push((z, t, op.id));
+        };
+        let subs: Vec<(F, String, Option<CreateMode>, Option<String>)> = match op.f {
+            F::Multi => {
+                let results = reply.results.clone().unwrap_or_default();
+                (req.ops.iter().flatten().enumerate())
+                    .map(|(i, s)| {
+                        let name = results.get(i).and_then(|r| r.name.clone());
+                        (s.f, s.path.clone(), s.mode, name)
+                    })
+                    .collect()
+            }
+            f => vec![(f, req.path.clone().unwrap_or_default(), req.mode, reply.name.clone())],
+        };
+        for (f, path, _mode, name) in subs {
+            match f {
+                F::Create => {
+                    let name = name.unwrap_or(path);
+                    record(&name, WatchType::NodeCreated);
+                    if let Some(p) = parent(&name) {
+                        record(p, WatchType::NodeChildrenChanged);
+                    }
+                }
+                F::Delete => {
+                    record(&path, WatchType::NodeDeleted);
+                    if let Some(p) = parent(&path) {
+                        record(p, WatchType::NodeChildrenChanged);
+                    }
+                }
+                F::Set => record(&path, WatchType::NodeDataChanged),
+                _ => {}
+            }
+        }
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    out
+}
+
+/// Runs the watch checks.
+pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Violation> {
+    let changes = changes(history, ops);
+    let mut completing: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut invoking: BTreeMap<usize, usize> = BTreeMap::new();
+    for op in ops {
+        invoking.insert(op.invoke, op.id);
+        if let Some(c) = op.complete {
+            completing.insert(c, op.id);
+        }
+    }
+    let mut pending: BTreeMap<(u64, String), Vec<Registration>> = BTreeMap::new();
+    // Watches whose registration point is unknown (no reply zxid, or an unknown outcome):
+    // their events are accepted without checks.
+    let mut vague: BTreeSet<(u64, String)> = BTreeSet::new();
+    let mut out = Vec::new();
+    for (index, event) in history.events.iter().enumerate() {
+        if event.kind == Some(Kind::Event) {
+            let key = (event.process, event.path.clone().unwrap_or_default());
+            if !vague.contains(&key) {
+                on_event(history, ops, index, event, &mut pending, &mut out);
+            }
+            continue;
+        }
+        if event.kind == Some(Kind::Invoke) && event.watch {
+            let id = invoking.get(&index).copied();
+            let certain = id.is_some_and(|id| {
+                let op = &ops[id];
+                op.outcome == Outcome::Ok
+                    && options.use_read_zxids
+                    && history.reply(op).is_some_and(|r| r.zxid.is_some())
+            });
+            if !certain {
+                vague.insert((event.process, event.path.clone().unwrap_or_default()));
+            }
+        }
+        let Some(&id) = completing.get(&index) else { continue };
+        let op = &ops[id];
+        if op.outcome != Outcome::Ok || !crate::model::is_query(op.f) {
+            continue;
+        }
+        let req = history.request(op);
+        let path = req.path.clone().unwrap_or_default();
+        let key = (op.process, path.clone());
+        for reg in pending.get(&key).into_iter().flatten() {
+            let Some((tz, tid)) = reg.trigger else { continue };
+            if let Some(shown) = shows(event, reg.class, tz, options) {
+                let message = format!(
+                    "{} saw the change at zxid {tz:#x} ({}) through its {shown}, before the \
+                     event for the watch left by {} arrived",
+                    describe_op(history, op),
+                    describe_op(history, &ops[tid]),
+                    describe_op(history, &ops[reg.op])
+                );
+                let marked = vec![reg.op, tid, id];
+                let window = window_of(ops, marked.iter().copied(), history.events.len());
+                let g = Guarantee::Watches;
+                out.push(Violation { guarantee: g, message, marked, context: vec![], window });
+                break;
+            }
+        }
+        if req.watch
+            && let Some(at) = event.zxid
+        {
+            let class = match op.f {
+                F::Children => Class::Child,
+                F::Exists if event.stat.is_none() => Class::Creation,
+                _ => Class::Data,
+            };
+            let trigger = (changes.get(&path).into_iter().flatten())
+                .find(|(z, t, _)| *z > at && class.fired_by(*t))
+                .map(|(z, _, id)| (*z, *id));
+            pending.entry(key).or_default().push(Registration { op: id, class, at, trigger });
+        }
+    }
+    out
+}
+
+/// Which reply field shows the change at `tz`, if any.
+fn shows(reply: &Event, class: Class, tz: i64, options: &Options) -> Option<&'static str> {
+    if options.use_read_zxids && reply.zxid.is_some_and(|z| z >= tz) {
+        return Some("reply zxid");
+    }
+    let stat = reply.stat.as_ref()?;
+    let field = match class {
+        Class::Data => stat.mzxid.map(|z| (z, "mzxid")),
+        Class::Creation => stat.czxid.map(|z| (z, "czxid")),
+        Class::Child => stat.pzxid.map(|z| (z, "pzxid")),
+    };
+    field.filter(|(z, _)| *z >= tz).map(|(_, name)| name)
+}
+
+fn on_event(
+    history: &History,
+    ops: &[Op],
+    index: usize,
+    event: &Event,
+    pending: &mut BTreeMap<(u64, String), Vec<Registration>>,
+    out: &mut Vec<Violation>,
+) {
+    let t = event.event.expect("validated");
+    let path = event.path.clone().expect("validated");
+    let regs = pending.entry((event.process, path.clone())).or_default();
+    let fired: Vec<Registration> = {
+        let (fired, kept) = std::mem::take(regs).into_iter().partition(|r| r.class.fired_by(t));
+        *regs = kept;
+        fired
+    };
+    let push = |out: &mut Vec<Violation>, message: String, marked: Vec<usize>| {
+        let (lo, hi) = window_of(ops, marked.iter().copied(), history.events.len());
+        let window = (lo.min(index), hi.max(index));
+        out.push(Violation { guarantee: Guarantee::Watches, message, marked, context: vec![], window });
+    };
+    if fired.is_empty() {
+        let message = format!(
+            "process {} received {t:?} for {path} (event #{index}) without a pending watch",
+            event.process
+        );
+        push(out, message, vec![]);
+        return;
+    }
+    let Some(ez) = event.zxid else { return };
+    for reg in fired {
+        let late = reg.trigger.filter(|(tz, _)| ez > *tz);
+        let early = ez <= reg.at;
+        if let Some((tz, tid)) = late {
+            let message = format!(
+                "{t:?} for {path} (event #{index}) is for zxid {ez:#x}, but the watch left by {} \
+                 should have fired for {} at zxid {tz:#x}",
+                describe_op(history, &ops[reg.op]),
+                describe_op(history, &ops[tid])
+            );
+            push(out, message, vec![reg.op, tid]);
+        } else if early {
+            let message = format!(
+                "{t:?} for {path} (event #{index}) is for zxid {ez:#x}, not after the watch left \
+                 by {} at zxid {:#x}",
+                describe_op(history, &ops[reg.op]),
+                reg.at
+            );
+            push(out, message, vec![reg.op]);
+        }
+    }
+}

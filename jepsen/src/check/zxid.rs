@@ -1,0 +1,192 @@
+//! Fast checks on the zxids that replies carry, across all paths, in one pass each.
+//!
+//! - every acknowledged write has its own zxid (Zab gives each proposal a unique zxid);
+//! - zxid order agrees with real time: an op that completed before a write began has a
+//!   smaller zxid, so a write never gets a zxid at or below one already seen by anyone;
+//! - per session, in issue order: a write's zxid exceeds every zxid the session saw before
+//!   (FIFO), a read's zxid is not below one the session saw before (no going back, even after
+//!   moving to another server), and a read after an acknowledged `sync` is at or above every
+//!   write that completed before the sync began;
+//! - with `linearizable_reads`, a read is at or above every write completed before it began.
+//!
+//! Read zxids are used only with `use_read_zxids` (the reply zxid of a read must be the
+//! serving server's last applied zxid, as in ZooKeeper). These checks see across partitions,
+//! which the per-partition search cannot.
+
+use super::{Guarantee, Options, Violation, window_of};
+use crate::history::{F, History, Op, Outcome};
+use crate::report::describe_op;
+use std::collections::BTreeMap;
+
+/// Runs the zxid checks.
+pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let zx = |op: &Op| -> Option<i64> {
+        let reply = history.reply(op)?;
+        let is_write = op.f.is_write();
+        let usable = op.outcome == Outcome::Ok && (is_write || options.use_read_zxids);
+        reply.zxid.filter(|_| usable)
+    };
+    duplicates(history, ops, &zx, &mut out);
+    let floors = realtime(history, ops, options, &zx, &mut out);
+    sessions(history, ops, &zx, &floors, &mut out);
+    out
+}
+
+fn violation(
+    history: &History,
+    ops: &[Op],
+    guarantee: Guarantee,
+    message: String,
+    marked: Vec<usize>,
+) -> Violation {
+    let window = window_of(ops, marked.iter().copied(), history.events.len());
+    Violation { guarantee, message, marked, context: Vec::new(), window }
+}
+
+fn duplicates(
+    history: &History,
+    ops: &[Op],
+    zx: &dyn Fn(&Op) -> Option<i64>,
+    out: &mut Vec<Violation>,
+) {
+    let mut by_zxid: BTreeMap<i64, usize> = BTreeMap::new();
+    for op in ops.iter().filter(|op| op.f.is_write()) {
+        let Some(z) = zx(op) else { continue };
+        if let Some(&first) = by_zxid.get(&z) {
+            let message = format!(
+                "two acknowledged writes share zxid {z:#x}: {} and {}",
+                describe_op(history, &ops[first]),
+                describe_op(history, op)
+            );
+            out.push(violation(history, ops, Guarantee::WriteLinearizability, message, vec![
+                first, op.id,
+            ]));
+        } else {
+            by_zxid.insert(z, op.id);
+        }
+    }
+}
+
+/// The highest (zxid, op) of the writes completed before each op began, by op id.
+type Floors = BTreeMap<usize, Option<(i64, usize)>>;
+
+/// Sweeps events in time order, keeping the highest zxid of completed ops.
+fn realtime(
+    history: &History,
+    ops: &[Op],
+    options: &Options,
+    zx: &dyn Fn(&Op) -> Option<i64>,
+    out: &mut Vec<Violation>,
+) -> Floors {
+    let mut completing: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut invoking: BTreeMap<usize, usize> = BTreeMap::new();
+    for op in ops {
+        invoking.insert(op.invoke, op.id);
+        if let Some(c) = op.complete {
+            completing.insert(c, op.id);
+        }
+    }
+    // (zxid, op) maxima over completed ops: all ops, and writes only.
+    let mut max_any: Option<(i64, usize)> = None;
+    let mut max_write: Option<(i64, usize)> = None;
+    let mut floor_any: BTreeMap<usize, Option<(i64, usize)>> = BTreeMap::new();
+    let mut floor_write: Floors = BTreeMap::new();
+    for index in 0..history.events.len() {
+        if let Some(&id) = invoking.get(&index) {
+            floor_any.insert(id, max_any);
+            floor_write.insert(id, max_write);
+        }
+        if let Some(&id) = completing.get(&index) {
+            let op = &ops[id];
+            let Some(z) = zx(op) else { continue };
+            if op.f.is_write() {
+                if let Some((fz, fid)) = floor_any[&id]
+                    && z <= fz
+                {
+                    let message = format!(
+                        "{} got zxid {z:#x}, but {} had already completed with zxid {fz:#x} \
+                         before it began",
+                        describe_op(history, op),
+                        describe_op(history, &ops[fid])
+                    );
+                    let g = Guarantee::WriteLinearizability;
+                    out.push(violation(history, ops, g, message, vec![fid, id]));
+                }
+                max_write = max_write.max(Some((z, id)));
+            } else if options.linearizable_reads
+                && let Some((fz, fid)) = floor_write[&id]
+                && z < fz
+            {
+                let message = format!(
+                    "{} read at zxid {z:#x}, older than {} (zxid {fz:#x}) which completed before \
+                     it began",
+                    describe_op(history, op),
+                    describe_op(history, &ops[fid])
+                );
+                out.push(violation(history, ops, Guarantee::LinearizableReads, message, vec![
+                    fid, id,
+                ]));
+            }
+            max_any = max_any.max(Some((z, id)));
+        }
+    }
+    floor_write
+}
+
+/// Per session, in issue order: FIFO writes, monotone reads, reads after sync.
+fn sessions(
+    history: &History,
+    ops: &[Op],
+    zx: &dyn Fn(&Op) -> Option<i64>,
+    floors: &Floors,
+    out: &mut Vec<Violation>,
+) {
+    let mut by_session: BTreeMap<u64, Vec<&Op>> = BTreeMap::new();
+    for op in ops {
+        by_session.entry(op.process).or_default().push(op);
+    }
+    for session_ops in by_session.values() {
+        let mut seen: Option<(i64, usize)> = None;
+        let mut sync_floor: Option<(i64, usize, usize)> = None;
+        for op in session_ops {
+            if op.f == F::Sync
+                && op.outcome == Outcome::Ok
+                && let Some(Some((z, w))) = floors.get(&op.id)
+            {
+                sync_floor = sync_floor.max(Some((*z, *w, op.id)));
+            }
+            let Some(z) = zx(op) else { continue };
+            let is_write = op.f.is_write();
+            if !is_write
+                && let Some((fz, w, s)) = sync_floor
+                && z < fz
+            {
+                let message = format!(
+                    "{} read at zxid {z:#x} after {}, but {} (zxid {fz:#x}) completed before \
+                     the sync began",
+                    describe_op(history, op),
+                    describe_op(history, &ops[s]),
+                    describe_op(history, &ops[w])
+                );
+                out.push(violation(history, ops, Guarantee::SyncReads, message, vec![w, s, op.id]));
+            } else if let Some((sz, sid)) = seen
+                && (z < sz || (is_write && z == sz))
+            {
+                let (guarantee, verb) = if is_write {
+                    (Guarantee::SessionOrder, "took effect at")
+                } else {
+                    (Guarantee::MonotonicReads, "read at")
+                };
+                let message = format!(
+                    "{} {verb} zxid {z:#x}, but the session had already seen zxid {sz:#x} in {} \
+                     which it issued earlier",
+                    describe_op(history, op),
+                    describe_op(history, &ops[sid])
+                );
+                out.push(violation(history, ops, guarantee, message, vec![sid, op.id]));
+            }
+            seen = seen.max(Some((z, op.id)));
+        }
+    }
+}

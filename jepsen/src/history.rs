@@ -1,0 +1,522 @@
+//! The history: what clients did and what came back, as Jepsen records it.
+//!
+//! A history is a sequence of [`Event`]s in real-time order (the order of the lines *is* the
+//! order in time; `time` is only shown to people). Each client operation appears as an `invoke`
+//! and, later, one completion by the same process: `ok` (it took effect, with the facts
+//! ZooKeeper replied), `fail` (it definitely did not take effect) or `info` (unknown: it may
+//! have taken effect at any point after its invoke, or never). An `event` line records a watch
+//! notification received by a process. The on-disk form is JSON lines, described in
+//! `docs/HISTORY-FORMAT.md`; [`History::parse`] never panics on bad input and names the line.
+//!
+//! Invariant kept by [`History::ops`]: every invoke is paired with at most one completion of
+//! the same process, replies of one process are matched in FIFO order (ZooKeeper answers a
+//! session's requests in the order it sent them) unless both carry an `xid`; an invoke left
+//! without completion becomes `info`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The current version of the history format (the `zkr_history` field of the header line).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What one line of the history records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The process sent a request.
+    Invoke,
+    /// The request took effect; the line carries the reply.
+    Ok,
+    /// The request definitely did not take effect (the line carries the error).
+    Fail,
+    /// The outcome is unknown (timeout, connection lost): it may or may not have taken effect.
+    Info,
+    /// The process received a watch notification.
+    Event,
+}
+
+/// The client function an operation calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum F {
+    /// `create(path, data, mode)`; the reply carries the created `name`.
+    Create,
+    /// `delete(path, version)`.
+    Delete,
+    /// `setData(path, data, version)`; the reply carries the new `stat`.
+    Set,
+    /// `getData(path, watch)`; the reply carries `data` and `stat`.
+    Get,
+    /// `exists(path, watch)`; the reply carries `stat` iff the node exists.
+    Exists,
+    /// `getChildren(path, watch)`; the reply carries `children` (and optionally `stat`).
+    Children,
+    /// `sync(path)`: later reads of the session see every write completed before it began.
+    Sync,
+    /// `multi(ops)`: all sub-operations or none.
+    Multi,
+    /// `check(path, version)`: only inside a multi.
+    Check,
+    /// The session ends (explicit close or observed expiry); its ephemerals are deleted.
+    Close,
+}
+
+impl F {
+    /// True for functions that may change the tree (or, for `Sync`, order the session).
+    pub fn is_write(self) -> bool {
+        matches!(self, F::Create | F::Delete | F::Set | F::Multi | F::Check | F::Close)
+    }
+}
+
+/// How `create` makes a node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CreateMode {
+    /// A node that lives until deleted.
+    #[default]
+    Persistent,
+    /// A node deleted when its session ends.
+    Ephemeral,
+    /// Persistent, with a unique increasing 10-digit suffix chosen by the server.
+    PersistentSequential,
+    /// Ephemeral, with a unique increasing 10-digit suffix chosen by the server.
+    EphemeralSequential,
+}
+
+impl CreateMode {
+    /// True if the node goes away with its session.
+    pub fn is_ephemeral(self) -> bool {
+        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+    }
+    /// True if the server appends a sequence number to the name.
+    pub fn is_sequential(self) -> bool {
+        matches!(self, CreateMode::PersistentSequential | CreateMode::EphemeralSequential)
+    }
+}
+
+/// The kind of a watch notification, as ZooKeeper names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WatchType {
+    /// An `exists` watch saw the node appear.
+    NodeCreated,
+    /// The node was deleted.
+    NodeDeleted,
+    /// The node's data was set.
+    NodeDataChanged,
+    /// A child was created or deleted.
+    NodeChildrenChanged,
+}
+
+/// A znode's `Stat` as returned by the server. Every field is optional so that tools which
+/// record only some of it can still be checked; absent fields are not checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stat {
+    /// zxid of the create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub czxid: Option<i64>,
+    /// zxid of the last data change (or the create).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mzxid: Option<i64>,
+    /// zxid of the last change to the children list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pzxid: Option<i64>,
+    /// Number of data changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i32>,
+    /// Number of children changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cversion: Option<i32>,
+    /// Session id of the owner of an ephemeral node, 0 for a persistent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_owner: Option<i64>,
+    /// Length of the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_length: Option<i32>,
+    /// Number of children.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_children: Option<i32>,
+}
+
+/// One sub-operation of a `multi`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubOp {
+    /// `create`, `delete`, `set` or `check`.
+    pub f: F,
+    /// The znode path.
+    pub path: String,
+    /// Data for `create` and `set`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Expected version for `delete`, `set`, `check` (absent or -1: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i32>,
+    /// Mode for `create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<CreateMode>,
+}
+
+/// The reply to one sub-operation of a `multi`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubResult {
+    /// Error of this sub-operation, if the multi failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Created name, for a `create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New stat, for a `set`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<Stat>,
+}
+
+/// One line of a history.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// The client session that did it (Jepsen's process).
+    pub process: u64,
+    /// What the line records.
+    #[serde(rename = "type")]
+    pub kind: Option<Kind>,
+    /// The function (absent on `event` lines; optional on completions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f: Option<F>,
+    /// The znode path (request path; for `event` lines the watched path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Data sent (`create`, `set`) or read (`get` completion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Expected version (`set`, `delete`); absent or -1 means any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i32>,
+    /// Create mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<CreateMode>,
+    /// True if the read leaves a watch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub watch: bool,
+    /// Sub-operations of a `multi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<Vec<SubOp>>,
+    /// Request id, to match replies of pipelined requests (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xid: Option<i64>,
+    /// Time in any monotone unit, for people only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<u64>,
+    /// Reply header zxid: a write's own zxid; for a read, the last zxid the serving server had
+    /// applied; for an `event`, the zxid of the change that fired it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zxid: Option<i64>,
+    /// Stat in the reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<Stat>,
+    /// Name created by a `create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Children returned by `children`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children: Option<Vec<String>>,
+    /// Error code name (`NoNode`, `NodeExists`, `BadVersion`, `NotEmpty`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Per-sub-operation replies of a `multi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<SubResult>>,
+    /// Notification type on an `event` line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<WatchType>,
+}
+
+/// A znode that exists before the history starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitialNode {
+    /// Its path.
+    pub path: String,
+    /// Its data.
+    #[serde(default)]
+    pub data: String,
+    /// Its data version.
+    #[serde(default)]
+    pub version: i32,
+    /// Its children version.
+    #[serde(default)]
+    pub cversion: i32,
+}
+
+/// The optional first line: format version and the tree before the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    /// Format version; must be [`FORMAT_VERSION`].
+    pub zkr_history: u32,
+    /// Nodes existing at the start besides `/` (which always exists).
+    #[serde(default)]
+    pub initial: Vec<InitialNode>,
+    /// Free text for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Default for Header {
+    fn default() -> Self {
+        Header { zkr_history: FORMAT_VERSION, initial: Vec::new(), description: None }
+    }
+}
+
+/// A whole history: header plus events in real-time order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    /// The header (defaults when the file has none).
+    pub header: Header,
+    /// The events, in real-time order.
+    pub events: Vec<Event>,
+}
+
+/// Why a history could not be read. `line` is 1-based in the file (0 if not about a line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryError {
+    /// 1-based line number in the input.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for HistoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for HistoryError {}
+
+/// How a paired operation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Took effect.
+    Ok,
+    /// Definitely did not take effect.
+    Fail,
+    /// May or may not have taken effect, at any point after the invoke.
+    Info,
+}
+
+/// An invoke paired with its completion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Op {
+    /// Index of this op in [`History::ops`].
+    pub id: usize,
+    /// The process (session).
+    pub process: u64,
+    /// The function.
+    pub f: F,
+    /// Index of the invoke event in `History::events`.
+    pub invoke: usize,
+    /// Index of the completion event, if any (`None` for an invoke never completed).
+    pub complete: Option<usize>,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+impl History {
+    /// Parses JSON lines. Blank lines are skipped; the first non-blank line may be a header.
+    pub fn parse(text: &str) -> Result<History, HistoryError> {
+        let mut history = History::default();
+        let mut lines: Vec<usize> = Vec::new();
+        let mut seen_event = false;
+        for (n, raw) in text.lines().enumerate() {
+            let line = n + 1;
+            let raw = raw.trim();
+            if raw.is_empty() {
+                continue;
+            }
+            let value: serde_json::Value = serde_json::from_str(raw)
+                .map_err(|e| HistoryError { line, message: format!("not JSON: {e}") })?;
+            if value.get("zkr_history").is_some() {
+                if seen_event {
+                    return Err(err(line, "header must be the first line"));
+                }
+                let header: Header = serde_json::from_value(value)
+                    .map_err(|e| err(line, &format!("bad header: {e}")))?;
+                if header.zkr_history != FORMAT_VERSION {
+                    let m = format!("unsupported format version {}", header.zkr_history);
+                    return Err(err(line, &m));
+                }
+                history.header = header;
+                seen_event = true;
+                continue;
+            }
+            seen_event = true;
+            let event: Event =
+                serde_json::from_value(value).map_err(|e| err(line, &format!("bad event: {e}")))?;
+            validate_event(&event).map_err(|m| err(line, &m))?;
+            history.events.push(event);
+            lines.push(line);
+        }
+        // Pairing errors name the line of the offending completion.
+        if let Err((index, message)) = history.pair() {
+            return Err(err(lines[index], &message));
+        }
+        Ok(history)
+    }
+
+    /// Writes the history as JSON lines (header first).
+    pub fn to_jsonl(&self) -> String {
+        let mut out = serde_json::to_string(&self.header).expect("header serializes");
+        out.push('\n');
+        for event in &self.events {
+            out.push_str(&serde_json::to_string(event).expect("event serializes"));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Pairs invokes with completions; `Err((event index, message))` on a dangling completion.
+    pub fn pair(&self) -> Result<Vec<Op>, (usize, String)> {
+        let mut ops: Vec<Op> = Vec::new();
+        let mut pending: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for (index, event) in self.events.iter().enumerate() {
+            let kind = event.kind.expect("validated");
+            match kind {
+                Kind::Event => {}
+                Kind::Invoke => {
+                    let f = event.f.expect("validated");
+                    let id = ops.len();
+                    ops.push(Op {
+                        id,
+                        process: event.process,
+                        f,
+                        invoke: index,
+                        complete: None,
+                        outcome: Outcome::Info,
+                    });
+                    pending.entry(event.process).or_default().push(id);
+                }
+                Kind::Ok | Kind::Fail | Kind::Info => {
+                    let queue = pending.entry(event.process).or_default();
+                    let position = match event.xid {
+                        Some(xid) => queue
+                            .iter()
+                            .position(|&id| self.events[ops[id].invoke].xid == Some(xid)),
+                        None => (!queue.is_empty()).then_some(0),
+                    };
+                    let Some(position) = position else {
+                        let m = format!("completion for process {} without invoke", event.process);
+                        return Err((index, m));
+                    };
+                    let id = queue.remove(position);
+                    if let Some(f) = event.f
+                        && f != ops[id].f
+                    {
+                        let m = format!("completion {:?} does not match invoke {:?}", f, ops[id].f);
+                        return Err((index, m));
+                    }
+                    ops[id].complete = Some(index);
+                    ops[id].outcome = match kind {
+                        Kind::Ok => Outcome::Ok,
+                        Kind::Fail => Outcome::Fail,
+                        _ => Outcome::Info,
+                    };
+                }
+            }
+        }
+        Ok(ops)
+    }
+
+    /// The operations, paired (see the module invariant). Panics only if `parse` was bypassed
+    /// with an unpaired completion; use [`History::pair`] for unvalidated histories.
+    pub fn ops(&self) -> Vec<Op> {
+        self.pair().expect("history was validated by History::parse")
+    }
+
+    /// The invoke event of an op.
+    pub fn request(&self, op: &Op) -> &Event {
+        &self.events[op.invoke]
+    }
+
+    /// The completion event of an op, if any.
+    pub fn reply(&self, op: &Op) -> Option<&Event> {
+        op.complete.map(|i| &self.events[i])
+    }
+
+    /// Validates every event; the error carries the event index (0-based) as `line`.
+    pub fn validate(&self) -> Result<(), HistoryError> {
+        for (index, event) in self.events.iter().enumerate() {
+            validate_event(event).map_err(|m| err(index, &m))?;
+        }
+        self.pair().map(|_| ()).map_err(|(index, m)| err(index, &m))
+    }
+}
+
+fn err(line: usize, message: &str) -> HistoryError {
+    HistoryError { line, message: message.to_string() }
+}
+
+fn validate_path(path: &str) -> Result<(), String> {
+    let ok = path == "/"
+        || (path.starts_with('/') && !path.ends_with('/') && !path.contains("//"));
+    if ok { Ok(()) } else { Err(format!("invalid path {path:?}")) }
+}
+
+fn validate_event(event: &Event) -> Result<(), String> {
+    let Some(kind) = event.kind else { return Err("missing \"type\"".into()) };
+    match kind {
+        Kind::Event => {
+            let path = event.path.as_deref().ok_or("event without path")?;
+            validate_path(path)?;
+            if event.event.is_none() {
+                return Err("event without \"event\" type".into());
+            }
+        }
+        Kind::Invoke => {
+            let f = event.f.ok_or("invoke without \"f\"")?;
+            match f {
+                F::Multi => {
+                    let ops = event.ops.as_ref().ok_or("multi without \"ops\"")?;
+                    for sub in ops {
+                        if !matches!(sub.f, F::Create | F::Delete | F::Set | F::Check) {
+                            return Err(format!("{:?} cannot be inside a multi", sub.f));
+                        }
+                        validate_path(&sub.path)?;
+                    }
+                }
+                F::Close => {}
+                F::Check => return Err("check is only allowed inside a multi".into()),
+                _ => validate_path(event.path.as_deref().ok_or("invoke without \"path\"")?)?,
+            }
+            if f == F::Create && event.path.as_deref() == Some("/") {
+                return Err("cannot create /".into());
+            }
+        }
+        Kind::Ok | Kind::Fail | Kind::Info => {}
+    }
+    Ok(())
+}
+
+/// The parent of a path (`None` for `/`).
+pub fn parent(path: &str) -> Option<&str> {
+    if path == "/" {
+        return None;
+    }
+    let cut = path.rfind('/')?;
+    Some(if cut == 0 { "/" } else { &path[..cut] })
+}
+
+/// Error codes the tree alone decides; a `fail` with one of these is checked against the model.
+/// Any other error (ConnectionLoss, SessionExpired, ...) only says the op did not happen.
+pub fn definite_error(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "NoNode" | "-101" => "NoNode",
+        "NodeExists" | "-110" => "NodeExists",
+        "BadVersion" | "-103" => "BadVersion",
+        "NotEmpty" | "-111" => "NotEmpty",
+        "NoChildrenForEphemerals" | "-108" => "NoChildrenForEphemerals",
+        _ => return None,
+    })
+}

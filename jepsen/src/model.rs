@@ -1,0 +1,532 @@
+//! The sequential specification of the znode operations: a pure model.
+//!
+//! [`Tree::step`] applies one request with its observed outcome to a state and returns the next
+//! state, or the reason the outcome is impossible there. The model is a versioned register per
+//! path (create, setData with and without version, delete, getData, exists), children lists,
+//! sequential names (unique and increasing per parent), multi (all or nothing) and sessions
+//! owning ephemerals. It is the `init`/`step` of STYLE.md practice 14: no clocks, no I/O, and
+//! states are plain values that hash and compare, so the search can memoise them.
+//!
+//! A state covers only the paths of one partition ([`Scope`]); what lies outside is unknown and
+//! never checked: a parent outside the scope is assumed to exist, and the children count,
+//! children version and pzxid of a node are checked only when all its children are in scope.
+//! Fields a write did not reveal (the zxid of an `info` write) are `None` until a read shows
+//! them, and are then pinned to what was seen.
+
+use crate::history::{CreateMode, F, Stat, SubResult, parent};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One znode as the model knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Znode {
+    /// The data.
+    pub data: String,
+    /// Data version.
+    pub version: i32,
+    /// Children version (exact only when the node's children are in scope).
+    pub cversion: i32,
+    /// zxid of the create, if known.
+    pub czxid: Option<i64>,
+    /// zxid of the last data change, if known.
+    pub mzxid: Option<i64>,
+    /// The process (session) owning it, for an ephemeral.
+    pub owner: Option<u64>,
+}
+
+/// The model state of one partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Tree {
+    /// Existing nodes of the partition, by path.
+    pub nodes: BTreeMap<String, Znode>,
+    /// Highest sequence number handed out under each parent.
+    pub last_seq: BTreeMap<String, i64>,
+    /// Sessions known to be closed.
+    pub closed: BTreeSet<u64>,
+}
+
+/// What a partition's state covers.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// Paths whose existence and data the state tracks.
+    pub paths: BTreeSet<String>,
+    /// Paths whose children are all tracked (so children lists and counts are exact).
+    pub children_exact: BTreeSet<String>,
+}
+
+/// Model checks that the diagnosis may switch off to find which guarantee a history breaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModelRelax {
+    /// Do not require sequential names to be unique and increasing.
+    pub seq_names: bool,
+    /// Closing a session leaves its ephemerals in place and later ops of it are allowed.
+    pub ephemerals: bool,
+}
+
+/// A request, as the model sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// `create`; `name` is the created name (the server's choice for sequential nodes).
+    Create {
+        /// Requested path (prefix, for sequential).
+        path: String,
+        /// Data.
+        data: String,
+        /// Mode.
+        mode: CreateMode,
+        /// Created name, when known (always for non-sequential).
+        name: Option<String>,
+    },
+    /// `delete`.
+    Delete {
+        /// Path.
+        path: String,
+        /// Expected version, -1 for any.
+        version: i32,
+    },
+    /// `setData`.
+    Set {
+        /// Path.
+        path: String,
+        /// Data.
+        data: String,
+        /// Expected version, -1 for any.
+        version: i32,
+    },
+    /// `check` (in a multi).
+    Check {
+        /// Path.
+        path: String,
+        /// Expected version, -1 for any.
+        version: i32,
+    },
+    /// `getData`.
+    Get {
+        /// Path.
+        path: String,
+    },
+    /// `exists`.
+    Exists {
+        /// Path.
+        path: String,
+    },
+    /// `getChildren`.
+    Children {
+        /// Path.
+        path: String,
+    },
+    /// `sync`: no effect on the tree.
+    Sync,
+    /// `multi`: all sub-actions or none.
+    Multi(Vec<Action>),
+    /// The session `session` ends.
+    Close {
+        /// The process whose session ends.
+        session: u64,
+    },
+}
+
+/// What came back, as the model checks it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Reply {
+    /// Stat, if the reply carried one.
+    pub stat: Option<Stat>,
+    /// Data read.
+    pub data: Option<String>,
+    /// Children read (sorted).
+    pub children: Option<Vec<String>>,
+    /// Multi sub-results.
+    pub results: Option<Vec<SubResult>>,
+}
+
+/// The outcome a step must reproduce.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Success with these reply facts; `zxid` is the write's own zxid when known.
+    Ok {
+        /// Reply facts to check.
+        reply: Reply,
+        /// The zxid of this write, if known.
+        zxid: Option<i64>,
+    },
+    /// Failure with this tree-determined error code.
+    Fail(&'static str),
+    /// Unknown: any outcome; a step that would fail is reported as `Err` (no effect).
+    Unknown,
+}
+
+type StepResult = Result<Tree, String>;
+
+impl Tree {
+    /// The initial state of a partition: `/` and the declared nodes that are in scope.
+    pub fn init(scope: &Scope, initial: &[(String, String, i32, i32)]) -> Tree {
+        let mut tree = Tree::default();
+        let root = ("/".to_string(), String::new(), 0, 0);
+        for (path, data, version, cversion) in std::iter::once(&root).chain(initial) {
+            if scope.paths.contains(path) {
+                let node = Znode {
+                    data: data.clone(),
+                    version: *version,
+                    cversion: *cversion,
+                    czxid: None,
+                    mzxid: None,
+                    owner: None,
+                };
+                tree.nodes.insert(path.clone(), node);
+            }
+        }
+        tree
+    }
+
+    /// Applies `action` by `process` with the observed `outcome`.
+    pub fn step(
+        &self,
+        scope: &Scope,
+        relax: ModelRelax,
+        process: u64,
+        action: &Action,
+        outcome: &Outcome,
+    ) -> StepResult {
+        let mut next = self.clone();
+        let zxid = match outcome {
+            Outcome::Ok { zxid, .. } => *zxid,
+            _ => None,
+        };
+        let applied = next.apply(scope, relax, process, action, zxid);
+        match (outcome, applied) {
+            (Outcome::Ok { reply, .. }, Ok(())) => {
+                next.check_reply(scope, action, reply)?;
+                Ok(next)
+            }
+            (Outcome::Ok { .. }, Err(code)) => Err(format!("would fail with {code}")),
+            (Outcome::Fail(want), Err(code)) if code == *want => Ok(self.clone()),
+            (Outcome::Fail(want), Err(code)) => Err(format!("would fail with {code}, not {want}")),
+            (Outcome::Fail(want), Ok(())) if unverifiable(scope, action, want) => Ok(self.clone()),
+            (Outcome::Fail(want), Ok(())) => Err(format!("would succeed, not fail with {want}")),
+            (Outcome::Unknown, Ok(())) => Ok(next),
+            (Outcome::Unknown, Err(code)) => Err(format!("no effect ({code})")),
+        }
+    }
+
+    /// Applies a request to `self`; `Err(code)` is the error ZooKeeper would return. The code
+    /// `"?"` means the scope cannot tell (e.g. a parent outside the partition).
+    fn apply(
+        &mut self,
+        scope: &Scope,
+        relax: ModelRelax,
+        process: u64,
+        action: &Action,
+        zxid: Option<i64>,
+    ) -> Result<(), &'static str> {
+        if !relax.ephemerals && self.closed.contains(&process) && action_writes(action) {
+            return Err("SessionExpired");
+        }
+        match action {
+            Action::Create { path, data, mode, name } => {
+                self.create(scope, relax, process, path, data, *mode, name.as_deref(), zxid)
+            }
+            Action::Delete { path, version } => {
+                self.check_version(path, *version)?;
+                if self.has_children(path) {
+                    return Err("NotEmpty");
+                }
+                self.nodes.remove(path);
+                self.touch_parent(path, zxid);
+                Ok(())
+            }
+            Action::Set { path, data, version } => {
+                self.check_version(path, *version)?;
+                let node = self.nodes.get_mut(path).expect("checked");
+                node.data = data.clone();
+                node.version += 1;
+                node.mzxid = zxid;
+                Ok(())
+            }
+            Action::Check { path, version } => self.check_version(path, *version),
+            Action::Get { path } | Action::Children { path } => {
+                if self.nodes.contains_key(path) { Ok(()) } else { Err("NoNode") }
+            }
+            Action::Exists { .. } | Action::Sync => Ok(()),
+            Action::Multi(actions) => {
+                let mut next = self.clone();
+                for sub in actions {
+                    next.apply(scope, relax, process, sub, zxid)?;
+                }
+                *self = next;
+                Ok(())
+            }
+            Action::Close { session } => {
+                if !relax.ephemerals {
+                    let gone: Vec<String> = (self.nodes.iter())
+                        .filter(|(_, n)| n.owner == Some(*session))
+                        .map(|(p, _)| p.clone())
+                        .collect();
+                    for path in gone {
+                        self.nodes.remove(&path);
+                        self.touch_parent(&path, zxid);
+                    }
+                    self.closed.insert(*session);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        scope: &Scope,
+        relax: ModelRelax,
+        process: u64,
+        path: &str,
+        data: &str,
+        mode: CreateMode,
+        name: Option<&str>,
+        zxid: Option<i64>,
+    ) -> Result<(), &'static str> {
+        let parent_path = parent(path).unwrap_or("/");
+        if scope.paths.contains(parent_path) {
+            match self.nodes.get(parent_path) {
+                None => return Err("NoNode"),
+                Some(p) if p.owner.is_some() => return Err("NoChildrenForEphemerals"),
+                Some(_) => {}
+            }
+        }
+        let name = match (mode.is_sequential(), name) {
+            (false, _) => path.to_string(),
+            (true, Some(name)) if name.strip_prefix(path).is_some_and(|s| s.starts_with('?')) => {
+                // A name nobody saw (see check::partition): no sequence number to check.
+                name.to_string()
+            }
+            (true, Some(name)) => {
+                let seq = sequence_number(path, name).ok_or("a malformed sequential name")?;
+                let last = self.last_seq.get(parent_path).copied();
+                if !relax.seq_names && last.is_some_and(|last| seq <= last) {
+                    return Err("a sequence number not above the last one");
+                }
+                self.last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
+                name.to_string()
+            }
+            (true, None) => return Err("?: sequential name unknown"),
+        };
+        if self.nodes.contains_key(&name) && !(relax.seq_names && mode.is_sequential()) {
+            return Err(if mode.is_sequential() { "a duplicate sequential name" } else { "NodeExists" });
+        }
+        let owner = mode.is_ephemeral().then_some(process);
+        let node = Znode {
+            data: data.to_string(),
+            version: 0,
+            cversion: 0,
+            czxid: zxid,
+            mzxid: zxid,
+            owner,
+        };
+        self.nodes.insert(name.clone(), node);
+        self.touch_parent(&name, zxid);
+        Ok(())
+    }
+
+    fn check_version(&self, path: &str, version: i32) -> Result<(), &'static str> {
+        let node = self.nodes.get(path).ok_or("NoNode")?;
+        if version != -1 && version != node.version {
+            return Err("BadVersion");
+        }
+        Ok(())
+    }
+
+    fn children(&self, path: &str) -> impl Iterator<Item = &str> {
+        let prefix = if path == "/" { "/".to_string() } else { format!("{path}/") };
+        let start = prefix.clone();
+        (self.nodes.range(start..))
+            .map(|(p, _)| p.as_str())
+            .take_while(move |p| p.starts_with(&prefix))
+            .filter(move |p| parent(p) == Some(path))
+    }
+
+    fn has_children(&self, path: &str) -> bool {
+        self.children(path).next().is_some()
+    }
+
+    fn touch_parent(&mut self, path: &str, _zxid: Option<i64>) {
+        if let Some(p) = parent(path)
+            && let Some(node) = self.nodes.get_mut(p)
+        {
+            node.cversion += 1;
+        }
+    }
+
+    /// Checks the reply facts of a successful op against the state after it; pins unknown zxids.
+    fn check_reply(&mut self, scope: &Scope, action: &Action, reply: &Reply) -> Result<(), String> {
+        match action {
+            Action::Set { path, .. } | Action::Get { path } | Action::Children { path } => {
+                if let Some(data) = &reply.data
+                    && matches!(action, Action::Get { .. })
+                {
+                    let have = self.nodes.get(path).map(|n| n.data.as_str()).unwrap_or("");
+                    if have != data {
+                        return Err(format!("read {data:?} but {path} holds {have:?}"));
+                    }
+                }
+                if let Some(children) = &reply.children {
+                    let mut have: Vec<String> = self.children(path).map(short_name).collect();
+                    have.sort();
+                    if scope.children_exact.contains(path) && &have != children {
+                        return Err(format!("children {children:?} but {path} has {have:?}"));
+                    }
+                }
+                self.check_stat(scope, path, reply.stat.as_ref())
+            }
+            Action::Exists { path } => match (&reply.stat, self.nodes.contains_key(path)) {
+                (Some(_), false) => Err(format!("exists saw {path} but it does not exist")),
+                (None, true) => Err(format!("exists missed {path} which exists")),
+                (None, false) => Ok(()),
+                (Some(stat), true) => self.check_stat(scope, path, Some(stat)),
+            },
+            Action::Create { path, mode, name, .. } => {
+                let name = name.clone().unwrap_or_else(|| path.clone());
+                if !mode.is_sequential() && name != *path {
+                    return Err(format!("created {name} for a create of {path}"));
+                }
+                self.check_stat(scope, &name, reply.stat.as_ref())
+            }
+            Action::Multi(actions) => {
+                let Some(results) = &reply.results else { return Ok(()) };
+                let mut paths: Vec<&str> = actions.iter().filter_map(action_path).collect();
+                paths.sort();
+                paths.dedup();
+                if paths.len() != actions.len() {
+                    // Stats of a path touched twice would need the state between sub-ops.
+                    return Ok(());
+                }
+                for (sub, result) in actions.iter().zip(results) {
+                    let sub_reply = Reply { stat: result.stat.clone(), ..Reply::default() };
+                    match sub {
+                        Action::Set { .. } | Action::Create { .. } => {
+                            self.check_reply(scope, sub, &sub_reply)?
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            Action::Delete { .. } | Action::Check { .. } | Action::Sync | Action::Close { .. } => {
+                Ok(())
+            }
+        }
+    }
+
+    fn check_stat(&mut self, scope: &Scope, path: &str, stat: Option<&Stat>) -> Result<(), String> {
+        let Some(stat) = stat else { return Ok(()) };
+        let exact = scope.children_exact.contains(path);
+        let num_children = self.children(path).count() as i32;
+        let Some(node) = self.nodes.get_mut(path) else {
+            return Err(format!("{path}: reply has a stat but the node does not exist"));
+        };
+        let mismatch = |what: &str, want: String, have: String| {
+            Err(format!("{path}: reply {what} {want} but the model has {have}"))
+        };
+        if let Some(v) = stat.version
+            && v != node.version
+        {
+            return mismatch("version", v.to_string(), node.version.to_string());
+        }
+        if let Some(n) = stat.data_length
+            && n as usize != node.data.len()
+        {
+            return mismatch("data_length", n.to_string(), node.data.len().to_string());
+        }
+        if let Some(owner) = stat.ephemeral_owner
+            && (owner != 0) != node.owner.is_some()
+        {
+            return mismatch("ephemeral_owner", owner.to_string(), format!("{:?}", node.owner));
+        }
+        if exact {
+            if let Some(c) = stat.cversion
+                && c != node.cversion
+            {
+                return mismatch("cversion", c.to_string(), node.cversion.to_string());
+            }
+            if let Some(n) = stat.num_children
+                && n != num_children
+            {
+                return mismatch("num_children", n.to_string(), num_children.to_string());
+            }
+        }
+        for (what, seen, known) in
+            [("czxid", stat.czxid, &mut node.czxid), ("mzxid", stat.mzxid, &mut node.mzxid)]
+        {
+            match (seen, *known) {
+                (Some(s), Some(k)) if s != k => {
+                    return mismatch(what, s.to_string(), k.to_string());
+                }
+                (Some(s), None) => *known = Some(s),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A short description of the state of `paths`, for reports.
+    pub fn describe(&self, paths: &BTreeSet<String>) -> String {
+        let mut out = Vec::new();
+        for path in paths.iter().take(8) {
+            match self.nodes.get(path) {
+                None => out.push(format!("{path}: absent")),
+                Some(n) => {
+                    let eph = n.owner.map(|o| format!(" ephemeral of p{o}")).unwrap_or_default();
+                    out.push(format!("{path}: {:?} v{}{eph}", n.data, n.version));
+                }
+            }
+        }
+        if paths.len() > 8 {
+            out.push(format!("… {} more paths", paths.len() - 8));
+        }
+        out.join("; ")
+    }
+}
+
+/// True if `code` may come from state outside the scope (a parent not tracked here).
+fn unverifiable(scope: &Scope, action: &Action, code: &str) -> bool {
+    match action {
+        Action::Create { path, .. } => {
+            let parent_path = parent(path).unwrap_or("/");
+            !scope.paths.contains(parent_path)
+                && matches!(code, "NoNode" | "NoChildrenForEphemerals")
+        }
+        Action::Multi(subs) => subs.iter().any(|sub| unverifiable(scope, sub, code)),
+        _ => false,
+    }
+}
+
+fn action_writes(action: &Action) -> bool {
+    matches!(action, Action::Create { mode, .. } if mode.is_ephemeral())
+        || matches!(action, Action::Multi(subs) if subs.iter().any(action_writes))
+}
+
+fn action_path(action: &Action) -> Option<&str> {
+    match action {
+        Action::Create { path, name, .. } => Some(name.as_deref().unwrap_or(path)),
+        Action::Delete { path, .. } | Action::Set { path, .. } | Action::Check { path, .. } => {
+            Some(path)
+        }
+        _ => None,
+    }
+}
+
+fn short_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+/// The sequence number of a sequential `name` created for `prefix`, if it has the ZooKeeper
+/// form (the prefix followed by 10 digits).
+pub fn sequence_number(prefix: &str, name: &str) -> Option<i64> {
+    let suffix = name.strip_prefix(prefix)?;
+    if suffix.len() != 10 || !suffix.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    suffix.parse().ok()
+}
+
+/// True if `f` is a pure query (never changes the tree).
+pub fn is_query(f: F) -> bool {
+    matches!(f, F::Get | F::Exists | F::Children)
+}
