@@ -30,6 +30,27 @@ pub struct Config {
     pub skip_acl: bool,
     /// `enforceQuota`.
     pub enforce_quota: bool,
+    /// Deliberately broken behaviours, for proving that the simulator's checks can fail. Any of
+    /// them switched on is rejected by `validate()` unless core is built with the `bugs` feature.
+    pub bugs: Bugs,
+}
+
+/// Named, deliberately broken behaviours. Only tests switch them on (core feature `bugs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// Commit and reply to a write as soon as it is proposed, before it is durable.
+    pub ack_before_fsync: bool,
+    /// Never expire sessions (their ephemerals outlive them).
+    pub skip_session_expiry: bool,
+    /// Serve reads at once, even behind a pending write of the same session.
+    pub reads_skip_queue: bool,
+}
+
+impl Bugs {
+    /// True when any broken behaviour is on.
+    pub fn any(&self) -> bool {
+        self.ack_before_fsync || self.skip_session_expiry || self.reads_skip_queue
+    }
 }
 
 impl Default for Config {
@@ -48,6 +69,7 @@ impl Default for Config {
             container_max_per_minute: 10_000,
             skip_acl: false,
             enforce_quota: false,
+            bugs: Bugs::default(),
         }
     }
 }
@@ -67,6 +89,9 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Checks the settings against each other.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.bugs.any() && !cfg!(feature = "bugs") {
+            return Err(ConfigError("deliberate bugs need zkr-core's `bugs` feature".into()));
+        }
         if self.tick_ms == 0 || self.tick_time_ms == 0 {
             return Err(ConfigError("tickTime and the core tick must be positive".into()));
         }
@@ -99,5 +124,29 @@ impl Config {
     /// Converts a duration in ms to whole core ticks, rounding up.
     pub fn ms_to_ticks(&self, ms: u64) -> u64 {
         ms.div_ceil(self.tick_ms as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn min_above_max_is_rejected() {
+        let cfg = Config { session_timeout_ms_min: 50_000, ..Config::default() };
+        assert!(cfg.validate().is_err());
+    }
+
+    #[cfg(not(feature = "bugs"))]
+    #[test]
+    fn bugs_need_the_feature() {
+        let bugs = Bugs { ack_before_fsync: true, ..Bugs::default() };
+        let cfg = Config { bugs, ..Config::default() };
+        assert!(cfg.validate().is_err(), "a production build must refuse deliberate bugs");
     }
 }

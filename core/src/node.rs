@@ -198,7 +198,12 @@ impl Node {
     fn on_tick(&mut self, wall_ms: i64) {
         self.now_tick += 1;
         self.wall_ms = wall_ms;
-        for session in self.sessions.expired(self.now_tick) {
+        let expired = if self.config.bugs.skip_session_expiry {
+            Vec::new()
+        } else {
+            self.sessions.expired(self.now_tick)
+        };
+        for session in expired {
             tracing::info!(%session, "session expired");
             self.close_session(session, 0);
         }
@@ -245,12 +250,20 @@ impl Node {
         self.outputs.push(Output::Persist { txn: logged.clone() });
         self.proposals.push_back(logged);
         assert_eq!(self.proposals.back().map(|t| t.header.zxid), Some(zxid));
+        if self.config.bugs.ack_before_fsync {
+            let txn = self.proposals.pop_back().expect("just pushed");
+            self.commit(txn);
+        }
         zxid
     }
 
     fn on_persisted(&mut self, upto: Zxid) {
         assert!(upto <= self.last_proposed, "persisted {upto} beyond proposed");
         if upto <= self.last_persisted {
+            return;
+        }
+        if self.config.bugs.ack_before_fsync {
+            self.last_persisted = upto;
             return;
         }
         self.last_persisted = upto;
@@ -353,6 +366,9 @@ impl Node {
     pub fn invariants(&self) {
         assert!(self.last_persisted <= self.last_proposed, "persisted ≤ proposed");
         let applied = self.tree.last_processed_zxid();
+        if self.config.bugs.ack_before_fsync {
+            return;
+        }
         assert!(applied <= self.last_persisted, "applied ≤ persisted (standalone)");
         let mut expect = applied;
         for p in &self.proposals {
