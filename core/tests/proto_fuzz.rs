@@ -205,7 +205,9 @@ proptest! {
     fn strict_prefixes_of_responses_are_rejected((op, resp) in s::response(), cut in 0usize..4096) {
         let framed = codec::encode_reply(&ReplyHeader { xid: 1, zxid: 2, err: 0 }, Some(&resp));
         let body = &s::unframe(&framed)[16..];
-        prop_assume!(!body.is_empty());
+        if body.is_empty() {
+            return Ok(()); // A bodiless reply has no strict prefix.
+        }
         let prefix = &body[..cut % body.len()];
         let decoded = codec::decode_response(op, &mut Reader::new(prefix));
         prop_assert!(decoded.is_err(), "prefix {} of {:?} decoded", prefix.len(), resp);
