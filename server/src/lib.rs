@@ -1,1 +1,2 @@
 //! `zkr-server`: the tokio shell that runs a `zkr_core::Node` against real sockets and disks.
+pub mod storage;

@@ -1,0 +1,474 @@
+//! Durable storage: the txn log, snapshots, recovery, truncation and autopurge.
+//!
+//! The core treats storage as opaque. It hands the shell txns to persist, which the shell encodes
+//! to bytes, and snapshots, which arrive as blobs. This module stores `(zxid, bytes)` records and
+//! snapshot blobs, and gives them back after a restart. The format is our own (see `log.rs` and
+//! `snap.rs`), but the ideas are ZooKeeper's (reference §14):
+//!
+//! ```text
+//! <dataDir>/version-2/snapshot.<hex zxid>    the state after applying every txn up to zxid
+//! <dataLogDir>/version-2/log.<hex zxid>      records from zxid on (hex is lowercase, unpadded)
+//! <dir>/version-2/zkr.lock                   held (flock) while a Storage is open
+//! ```
+//!
+//! Invariants:
+//! - Record zxids increase strictly across all log files taken in name order, and the history
+//!   has no holes: each record after the snapshot is either `previous + 1` or opens a later
+//!   epoch (Zab counters never skip inside an epoch). Appends that would break this are refused.
+//! - Every log file except the newest is complete and synced: a roll syncs the old file first.
+//! - Recovery = newest valid snapshot + every record with a greater zxid. A torn last write of
+//!   the newest log file is cut off with a warning; any other damage refuses to start with a
+//!   `StorageError` naming the file and offset, because the lost records may have been
+//!   acknowledged to clients.
+//! - A new log file is started after each snapshot and after each open, so purge can delete
+//!   whole files.
+//!
+//! `Storage` is blocking (std::fs). `StorageThread` (in `thread.rs`) runs it on its own thread
+//! with group commit and writes snapshots on a second thread.
+
+pub mod log;
+mod recovery;
+pub mod snap;
+pub mod thread;
+
+pub use thread::{StorageEvent, StorageStopped, StorageThread};
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The subdirectory ZooKeeper uses for its version-2 file formats; we keep the name.
+pub const VERSION_DIR: &str = "version-2";
+/// The lock file inside each version directory.
+pub const LOCK_FILE: &str = "zkr.lock";
+/// ZooKeeper's minimum for `autopurge.snapRetainCount`.
+pub const MIN_SNAP_RETAIN_COUNT: usize = 3;
+
+/// The name of the log file whose first record has `zxid`.
+pub fn log_file_name(zxid: i64) -> String {
+    format!("log.{zxid:x}")
+}
+
+/// The name of the snapshot file taken at `zxid`.
+pub fn snapshot_file_name(zxid: i64) -> String {
+    format!("snapshot.{zxid:x}")
+}
+
+/// Parses `<prefix>.<hex>` into the zxid, or `None` for any other name.
+fn parse_file_name(name: &str, prefix: &str) -> Option<i64> {
+    let hex = name.strip_prefix(prefix)?.strip_prefix('.')?;
+    if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    i64::from_str_radix(hex, 16).ok()
+}
+
+/// Files named `<prefix>.<hex zxid>` in `dir`, sorted by zxid.
+fn list_files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, StorageError> {
+    let entries = std::fs::read_dir(dir).map_err(StorageError::io(dir, "list directory"))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(StorageError::io(dir, "list directory"))?;
+        let name = entry.file_name();
+        if let Some(zxid) = name.to_str().and_then(|n| parse_file_name(n, prefix)) {
+            files.push((zxid, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Fsyncs a directory so that created, renamed or removed entries are durable.
+pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Whether `next` may follow `previous` in the history: the next counter of the same epoch, or
+/// anything in a later epoch (a new leader, or a learner catching up across epochs).
+pub fn zxid_follows(previous: i64, next: i64) -> bool {
+    let epoch = |z: i64| (z as u64) >> 32;
+    next == previous.wrapping_add(1) || (next > previous && epoch(next) > epoch(previous))
+}
+
+/// Why storage cannot be opened or used. The `Display` text is written for an operator.
+#[derive(Debug)]
+pub enum StorageError {
+    /// An operating-system call failed.
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// What we were doing.
+        action: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Another process (or another `Storage` in this one) holds the directory lock.
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A log file is damaged in a way that is not a torn last write.
+    CorruptLog {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damage.
+        offset: u64,
+        /// What is wrong there.
+        what: String,
+    },
+    /// A txn is missing between a snapshot or record and the record found next.
+    Gap {
+        /// The file holding the record after the hole.
+        path: PathBuf,
+        /// Offset of that record.
+        offset: u64,
+        /// The zxid before the hole (a snapshot's or a record's; 0 = empty start).
+        previous: i64,
+        /// The zxid after the hole.
+        found: i64,
+    },
+}
+
+impl StorageError {
+    /// Adapter for `map_err`: wraps an `io::Error` with the path and action.
+    fn io(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> StorageError {
+        let path = path.to_path_buf();
+        move |source| StorageError::Io {
+            path,
+            action,
+            source,
+        }
+    }
+}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageError::Io {
+                path,
+                action,
+                source,
+            } => {
+                write!(f, "storage: cannot {action} {}: {source}", path.display())
+            }
+            StorageError::Locked { path } => write!(
+                f,
+                "storage: {} is locked by another server process; two servers must not share \
+                 a data directory",
+                path.display()
+            ),
+            StorageError::CorruptLog { path, offset, what } => write!(
+                f,
+                "txn log {} is corrupt at byte offset {offset}: {what}. Refusing to start: this \
+                 is not a torn last write, so the records involved may have been acknowledged. \
+                 Restore the file from a replica or backup",
+                path.display()
+            ),
+            StorageError::Gap {
+                path,
+                offset,
+                previous,
+                found,
+            } => write!(
+                f,
+                "txn log {} at byte offset {offset}: zxid {found:#x} does not follow \
+                 {previous:#x}; txns are missing (a log file was deleted, or no valid snapshot \
+                 covers them). Refusing to start",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StorageError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// What `Storage::open` found on disk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The newest valid snapshot: its zxid and blob.
+    pub snapshot: Option<(i64, Vec<u8>)>,
+    /// Every logged record with a zxid above the snapshot's, in zxid order.
+    pub txns: Vec<(i64, Vec<u8>)>,
+}
+
+impl Recovered {
+    /// The zxid of the last recovered txn, or the snapshot's, or 0 for an empty start.
+    pub fn last_zxid(&self) -> i64 {
+        match (self.txns.last(), &self.snapshot) {
+            (Some((zxid, _)), _) => *zxid,
+            (None, Some((zxid, _))) => *zxid,
+            (None, None) => 0,
+        }
+    }
+}
+
+/// What `purge` removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Snapshot files removed.
+    pub snapshots_removed: Vec<PathBuf>,
+    /// Log files removed.
+    pub logs_removed: Vec<PathBuf>,
+}
+
+/// An open data directory pair: appends records, syncs, saves snapshots. Blocking; run it on a
+/// thread of its own (see `StorageThread`).
+#[derive(Debug)]
+pub struct Storage {
+    snap_dir: PathBuf,
+    log_dir: PathBuf,
+    force_sync: bool,
+    active: Option<log::ActiveLog>,
+    /// The highest zxid appended, recovered, or covered by a saved snapshot.
+    last_zxid: i64,
+    /// The highest zxid known durable.
+    durable_zxid: i64,
+    sync_count: u64,
+    /// Held for the lifetime of the storage; the OS releases the locks on close.
+    _locks: Vec<File>,
+}
+
+impl Storage {
+    /// Opens (creating if needed) `<data_dir>/version-2` and `<data_log_dir>/version-2`, locks
+    /// them, and recovers the newest valid snapshot plus the later log records. A torn last write
+    /// is cut off (with a warning); other damage is an error. `force_sync` starts on.
+    pub fn open(
+        data_dir: &Path,
+        data_log_dir: &Path,
+    ) -> Result<(Storage, Recovered), StorageError> {
+        let snap_dir = data_dir.join(VERSION_DIR);
+        let log_dir = data_log_dir.join(VERSION_DIR);
+        let mut locks = vec![lock_dir(&snap_dir)?];
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        };
+        std::fs::create_dir_all(&log_dir).map_err(StorageError::io(&log_dir, "create"))?;
+        if !same(&snap_dir, &log_dir) {
+            locks.push(lock_dir(&log_dir)?);
+        }
+        let recovered = recovery::recover(&snap_dir, &log_dir)?;
+        let last_zxid = recovered.last_zxid();
+        let storage = Storage {
+            snap_dir,
+            log_dir,
+            force_sync: true,
+            active: None,
+            last_zxid,
+            durable_zxid: last_zxid,
+            sync_count: 0,
+            _locks: locks,
+        };
+        Ok((storage, recovered))
+    }
+
+    /// `forceSync` from zoo.cfg: when off, `sync` only hands bytes to the OS (no fdatasync).
+    pub fn set_force_sync(&mut self, force_sync: bool) {
+        self.force_sync = force_sync;
+    }
+
+    /// Whether `sync` fsyncs.
+    pub fn force_sync(&self) -> bool {
+        self.force_sync
+    }
+
+    /// `<dataDir>/version-2`.
+    pub fn snap_dir(&self) -> &Path {
+        &self.snap_dir
+    }
+
+    /// `<dataLogDir>/version-2`.
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
+    /// The highest zxid appended, recovered or snapshotted.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// The highest zxid made durable by `sync` (or found at open).
+    pub fn durable_zxid(&self) -> i64 {
+        self.durable_zxid
+    }
+
+    /// How many times `sync` actually flushed (and, with `force_sync`, fsynced) the log.
+    pub fn sync_count(&self) -> u64 {
+        self.sync_count
+    }
+
+    /// Buffers one record. `zxid` must follow `last_zxid()` (see `zxid_follows`); otherwise the
+    /// record is refused with `InvalidInput`, since recovery would later reject the hole.
+    pub fn append(&mut self, zxid: i64, payload: &[u8]) -> io::Result<()> {
+        if !zxid_follows(self.last_zxid, zxid) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "zxid {zxid:#x} does not follow the last logged {:#x}",
+                    self.last_zxid
+                ),
+            ));
+        }
+        if payload.len() > log::MAX_PAYLOAD_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "txn too large to log",
+            ));
+        }
+        if self.active.is_none() {
+            self.active = Some(log::ActiveLog::create(&self.log_dir, zxid)?);
+        }
+        let active = self.active.as_mut().expect("just created");
+        active.append(zxid, payload)?;
+        self.last_zxid = zxid;
+        Ok(())
+    }
+
+    /// Makes every appended record durable: flush, then fdatasync (unless `force_sync` is off).
+    /// After an error the log's state on disk is unknown; the caller must stop (fsyncgate).
+    pub fn sync(&mut self) -> io::Result<()> {
+        if let Some(active) = self.active.as_mut()
+            && active.is_dirty()
+        {
+            active.sync(self.force_sync)?;
+            self.sync_count += 1;
+        }
+        assert!(self.active.as_ref().is_none_or(|a| !a.is_dirty()));
+        self.durable_zxid = self.last_zxid;
+        Ok(())
+    }
+
+    /// Syncs and closes the active log file: the next append starts `log.<its zxid>`.
+    pub fn roll(&mut self) -> io::Result<()> {
+        self.sync()?;
+        self.active = None;
+        Ok(())
+    }
+
+    /// Rolls the log, then writes the snapshot taken at `zxid` atomically. The caller must have
+    /// appended every txn up to `zxid` that the snapshot reflects (or, when installing a leader's
+    /// snapshot, call `truncate_after(zxid)` first). `zxid` may be above `last_zxid()`; later
+    /// appends must then follow it.
+    pub fn save_snapshot(&mut self, zxid: i64, blob: &[u8]) -> io::Result<()> {
+        self.roll()?;
+        snap::write_snapshot(&self.snap_dir, zxid, blob, self.force_sync)?;
+        self.note_snapshot(zxid);
+        Ok(())
+    }
+
+    /// Records that a snapshot at `zxid` is on disk (used when another thread wrote it).
+    pub(crate) fn note_snapshot(&mut self, zxid: i64) {
+        if zxid > self.last_zxid {
+            assert!(
+                self.active.is_none(),
+                "a snapshot ahead of the log needs a rolled log"
+            );
+            self.last_zxid = zxid;
+            self.durable_zxid = zxid;
+        }
+    }
+
+    /// Drops every record with a zxid above `zxid` and every snapshot above it (Zab TRUNC).
+    /// Afterwards `last_zxid()` is the last kept record or snapshot.
+    pub fn truncate_after(&mut self, zxid: i64) -> Result<(), StorageError> {
+        let path = self.log_dir.clone();
+        self.roll()
+            .map_err(StorageError::io(&path, "sync the txn log in"))?;
+        let last_record = recovery::truncate_logs_after(&self.log_dir, zxid)?;
+        let mut last_snapshot = 0;
+        for (snap_zxid, path) in list_files(&self.snap_dir, "snapshot")? {
+            if snap_zxid > zxid {
+                remove_file(&path)?;
+            } else {
+                last_snapshot = last_snapshot.max(snap_zxid);
+            }
+        }
+        if self.force_sync {
+            fsync_dir(&self.snap_dir).map_err(StorageError::io(&self.snap_dir, "fsync"))?;
+        }
+        self.last_zxid = last_record.max(last_snapshot);
+        self.durable_zxid = self.last_zxid;
+        assert!(self.last_zxid <= zxid);
+        Ok(())
+    }
+
+    /// Autopurge: keeps the newest `retain_count` snapshots (at least 3) and the log files needed
+    /// to recover from the oldest one kept; removes the rest.
+    pub fn purge(&self, retain_count: usize) -> Result<PurgeReport, StorageError> {
+        purge_dirs(&self.snap_dir, &self.log_dir, retain_count)
+    }
+}
+
+/// `Storage::purge` on explicit directories (`<dir>/version-2` paths), for the snapshot thread.
+/// Only removes files older than the oldest kept snapshot, so it is safe to run while the log is
+/// being appended: the active log file is always kept.
+pub fn purge_dirs(
+    snap_dir: &Path,
+    log_dir: &Path,
+    retain_count: usize,
+) -> Result<PurgeReport, StorageError> {
+    let retain = retain_count.max(MIN_SNAP_RETAIN_COUNT);
+    let snapshots = list_files(snap_dir, "snapshot")?;
+    let mut report = PurgeReport::default();
+    if snapshots.len() <= retain {
+        return Ok(report);
+    }
+    let (oldest_kept, _) = snapshots[snapshots.len() - retain];
+    for (_, path) in &snapshots[..snapshots.len() - retain] {
+        remove_file(path)?;
+        report.snapshots_removed.push(path.clone());
+    }
+    let logs = list_files(log_dir, "log")?;
+    // Keep the newest file starting at or before the snapshot (it holds the records right after
+    // it) and everything newer.
+    let needed_from = logs
+        .iter()
+        .rposition(|(first, _)| *first <= oldest_kept)
+        .unwrap_or(0);
+    for (_, path) in &logs[..needed_from] {
+        remove_file(path)?;
+        report.logs_removed.push(path.clone());
+    }
+    Ok(report)
+}
+
+/// Removes a file; one already gone is fine (a concurrent purge or truncation got there first).
+fn remove_file(path: &Path) -> Result<(), StorageError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::Io {
+            path: path.to_path_buf(),
+            action: "remove",
+            source: e,
+        }),
+    }
+}
+
+/// Creates `dir` if needed and takes an exclusive lock on `dir/zkr.lock`.
+fn lock_dir(dir: &Path) -> Result<File, StorageError> {
+    std::fs::create_dir_all(dir).map_err(StorageError::io(dir, "create"))?;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(StorageError::io(&path, "open"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StorageError::Locked { path }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StorageError::Io {
+            path,
+            action: "lock",
+            source,
+        }),
+    }
+}

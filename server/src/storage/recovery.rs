@@ -1,0 +1,219 @@
+//! Recovery policy and log truncation: which snapshot to trust, which log files to read, what
+//! damage to repair (a torn last write of the newest file) and what to refuse (everything else).
+
+use std::path::{Path, PathBuf};
+
+use super::log::{self, ScanEnd};
+use super::{Recovered, StorageError, fsync_dir, list_files, remove_file, snap, zxid_follows};
+
+/// Reads the newest valid snapshot and the log records after it. Repairs a torn tail of the
+/// newest log file in place.
+pub(super) fn recover(snap_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageError> {
+    remove_tmp_snapshots(snap_dir)?;
+    let snapshot = newest_valid_snapshot(snap_dir)?;
+    let snap_zxid = snapshot.as_ref().map_or(0, |(zxid, _)| *zxid);
+    let logs = list_files(log_dir, "log")?;
+    // The newest file starting at or before the snapshot holds the records right after it.
+    let start = logs
+        .iter()
+        .rposition(|(first, _)| *first <= snap_zxid)
+        .unwrap_or(0);
+    let mut txns: Vec<(i64, Vec<u8>)> = Vec::new();
+    let mut previous_record: Option<i64> = None;
+    let mut cursor = snap_zxid;
+    for (index, (name_zxid, path)) in logs.iter().enumerate().skip(start) {
+        let is_last = index + 1 == logs.len();
+        let Some((bytes, records)) = read_log(path, *name_zxid, is_last, log_dir)? else {
+            continue;
+        };
+        for record in records {
+            if let Some(previous) = previous_record.filter(|p| record.zxid <= *p) {
+                return Err(corrupt(
+                    path,
+                    record.offset,
+                    format!(
+                        "zxid {:#x} does not increase over {previous:#x}",
+                        record.zxid
+                    ),
+                ));
+            }
+            previous_record = Some(record.zxid);
+            if record.zxid <= snap_zxid {
+                continue;
+            }
+            if !zxid_follows(cursor, record.zxid) {
+                return Err(StorageError::Gap {
+                    path: path.clone(),
+                    offset: record.offset as u64,
+                    previous: cursor,
+                    found: record.zxid,
+                });
+            }
+            cursor = record.zxid;
+            txns.push((record.zxid, bytes[record.payload.clone()].to_vec()));
+        }
+    }
+    assert!(txns.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(txns.first().is_none_or(|(zxid, _)| *zxid > snap_zxid));
+    Ok(Recovered { snapshot, txns })
+}
+
+/// Removes `snapshot.*.tmp` files: snapshots whose writing a crash interrupted.
+fn remove_tmp_snapshots(snap_dir: &Path) -> Result<(), StorageError> {
+    let entries = std::fs::read_dir(snap_dir).map_err(StorageError::io(snap_dir, "list"))?;
+    for entry in entries {
+        let entry = entry.map_err(StorageError::io(snap_dir, "list"))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snapshot.") && name.ends_with(snap::TMP_SUFFIX) {
+            tracing::info!(path = %entry.path().display(), "removing an unfinished snapshot");
+            remove_file(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The newest snapshot that passes its checks; broken ones are skipped with a warning.
+fn newest_valid_snapshot(snap_dir: &Path) -> Result<Option<(i64, Vec<u8>)>, StorageError> {
+    for (zxid, path) in list_files(snap_dir, "snapshot")?.into_iter().rev() {
+        match snap::read_snapshot(&path, zxid) {
+            Ok(blob) => {
+                tracing::info!(path = %path.display(), zxid = %format!("{zxid:#x}"),
+                    "loading snapshot");
+                return Ok(Some((zxid, blob)));
+            }
+            Err(what) => tracing::warn!(
+                path = %path.display(),
+                "skipping invalid snapshot ({what}); trying an older one"
+            ),
+        }
+    }
+    Ok(None)
+}
+
+fn corrupt(path: &Path, offset: usize, what: String) -> StorageError {
+    StorageError::CorruptLog {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        what,
+    }
+}
+
+/// Reads one log file and applies the damage policy. Returns `None` when the file was the
+/// newest one and held nothing but a torn header (it is removed).
+fn read_log(
+    path: &Path,
+    name_zxid: i64,
+    is_last: bool,
+    log_dir: &Path,
+) -> Result<Option<(Vec<u8>, Vec<log::ScannedRecord>)>, StorageError> {
+    let bytes = std::fs::read(path).map_err(StorageError::io(path, "read"))?;
+    if let Err(problem) = log::check_header(&bytes, name_zxid) {
+        let floor = Some(name_zxid - 1);
+        if is_last && log::find_valid_record(&bytes, 0, floor).is_none() {
+            tracing::warn!(path = %path.display(), "removing the newest txn log: its header is \
+                torn ({problem}) and it holds no record");
+            remove_file(path)?;
+            fsync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
+            return Ok(None);
+        }
+        return Err(corrupt(path, 0, problem.to_string()));
+    }
+    let scan = log::scan(&bytes);
+    if let Some(first) = scan.records.first()
+        && first.zxid != name_zxid
+    {
+        let what = format!(
+            "the first record has zxid {:#x}, not {name_zxid:#x}",
+            first.zxid
+        );
+        return Err(corrupt(path, first.offset, what));
+    }
+    match scan.end {
+        ScanEnd::Clean => {}
+        ScanEnd::ZeroTail if !is_last => {}
+        ScanEnd::ZeroTail => {
+            tracing::info!(path = %path.display(), offset = scan.valid_len,
+                "cutting a zero-filled tail off the newest txn log");
+            cut(path, scan.valid_len)?;
+        }
+        ScanEnd::Torn { what } if is_last => {
+            tracing::warn!(path = %path.display(), offset = scan.valid_len,
+                "cutting a torn last write off the newest txn log: {what}");
+            cut(path, scan.valid_len)?;
+        }
+        ScanEnd::Torn { what } => {
+            let what = format!("{what}, in a log file that is not the newest");
+            return Err(corrupt(path, scan.valid_len, what));
+        }
+        ScanEnd::Corrupt { what, resumes_at } => {
+            let what = format!("{what}, yet a valid record follows at offset {resumes_at}");
+            return Err(corrupt(path, scan.valid_len, what));
+        }
+        ScanEnd::OutOfOrder {
+            offset,
+            zxid,
+            previous,
+        } => {
+            let what = format!("zxid {zxid:#x} does not increase over {previous:#x}");
+            return Err(corrupt(path, offset, what));
+        }
+    }
+    if is_last && scan.records.is_empty() {
+        tracing::warn!(path = %path.display(), "removing the newest txn log: it holds no record");
+        remove_file(path)?;
+        fsync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
+        return Ok(None);
+    }
+    Ok(Some((bytes, scan.records)))
+}
+
+/// Truncates `path` to `len` bytes and syncs it.
+fn cut(path: &Path, len: usize) -> Result<(), StorageError> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(StorageError::io(path, "open for truncation"))?;
+    file.set_len(len as u64)
+        .map_err(StorageError::io(path, "truncate"))?;
+    file.sync_all().map_err(StorageError::io(path, "fsync"))?;
+    Ok(())
+}
+
+/// Drops every record above `zxid` from the log files in `log_dir` (newest file first: whole
+/// files starting above `zxid` go, the one holding `zxid` is cut after it). Returns the zxid of
+/// the last record kept, or 0.
+pub(super) fn truncate_logs_after(log_dir: &Path, zxid: i64) -> Result<i64, StorageError> {
+    let logs: Vec<(i64, PathBuf)> = list_files(log_dir, "log")?;
+    let mut last_kept = 0;
+    for (first, path) in logs.iter().rev() {
+        if *first > zxid {
+            tracing::info!(path = %path.display(), "truncation removes txn log");
+            remove_file(path)?;
+            continue;
+        }
+        let bytes = std::fs::read(path).map_err(StorageError::io(path, "read"))?;
+        log::check_header(&bytes, *first).map_err(|p| corrupt(path, 0, p.to_string()))?;
+        let scan = log::scan(&bytes);
+        let cut_at = scan.records.iter().position(|r| r.zxid > zxid);
+        let damaged = !matches!(scan.end, ScanEnd::Clean | ScanEnd::ZeroTail);
+        if cut_at.is_none() && damaged {
+            let what = "damaged before the truncation point".to_string();
+            return Err(corrupt(path, scan.valid_len, what));
+        }
+        let kept = &scan.records[..cut_at.unwrap_or(scan.records.len())];
+        let Some(last) = kept.last() else {
+            remove_file(path)?;
+            continue;
+        };
+        if last.end() != bytes.len() {
+            tracing::info!(path = %path.display(), offset = last.end(), "truncating txn log");
+            cut(path, last.end())?;
+        }
+        last_kept = last.zxid;
+        break;
+    }
+    fsync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
+    assert!(last_kept <= zxid);
+    Ok(last_kept)
+}

@@ -1,0 +1,349 @@
+//! `StorageThread`: group commit on a dedicated log thread, snapshots on a second thread.
+//!
+//! The driver submits commands over a channel and learns the outcome from `StorageEvent`s on a
+//! tokio unbounded channel it can `recv().await`. Threads:
+//!
+//! ```text
+//! driver ──Command──▶ log thread (owns Storage) ──SnapJob──▶ snapshot thread
+//!    ▲                    │  append all queued, ONE sync,        │ write tmp, fsync, rename,
+//!    └──StorageEvent──────┴──────── Durable{upto} ◀──────────────┘ SnapshotSaved, Purged
+//! ```
+//!
+//! Invariants:
+//! - Commands take effect in submission order. The log thread blocks for one command, then drains
+//!   everything queued, appends it all and syncs once: the more the driver submits while a sync
+//!   is running, the bigger the next batch (group commit).
+//! - `Durable { upto }` is sent only after the sync covering `upto` returned; `upto` never goes
+//!   down except through `Truncated`.
+//! - A snapshot request syncs and rolls the log on the log thread (cheap), then the blob is written
+//!   on the snapshot thread while appends go on into the new log file. So recovery from the new
+//!   snapshot finds every later record, and recovery from an older one still finds all of them.
+//!   A snapshot ahead of the log (installing a leader's snapshot) is written on the log thread
+//!   before anything else, since later records depend on it.
+//! - Truncation and snapshot installs first wait for the snapshot thread to go idle, so no
+//!   snapshot newer than the truncation point lands afterwards.
+//! - After a log I/O error the log thread reports `Failed` and stops: after a failed fsync the
+//!   file's contents are unknown, and retrying could report lost data as durable.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::{PurgeReport, Storage, purge_dirs, snap};
+
+/// What the storage threads report to the driver.
+#[derive(Debug)]
+pub enum StorageEvent {
+    /// Every appended record up to and including `upto` is durable (→ `Input::Persisted`).
+    Durable {
+        /// The highest durable zxid.
+        upto: i64,
+    },
+    /// The snapshot at `zxid` is durable.
+    SnapshotSaved {
+        /// Its zxid.
+        zxid: i64,
+    },
+    /// Writing the snapshot at `zxid` failed; the log is unaffected and older snapshots remain.
+    SnapshotFailed {
+        /// Its zxid.
+        zxid: i64,
+        /// The error, for the operator.
+        error: String,
+    },
+    /// `truncate_after` is done; the log now ends at `last_zxid`.
+    Truncated {
+        /// The last kept record or snapshot zxid.
+        last_zxid: i64,
+    },
+    /// An autopurge pass finished.
+    Purged(PurgeReport),
+    /// The log thread hit an I/O error and stopped; nothing more will become durable.
+    Failed {
+        /// The error, for the operator.
+        error: String,
+    },
+}
+
+/// The storage threads are gone (after `Failed`, a panic, or shutdown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageStopped;
+
+impl std::fmt::Display for StorageStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the storage thread has stopped")
+    }
+}
+
+impl std::error::Error for StorageStopped {}
+
+enum Command {
+    Append(Vec<(i64, Vec<u8>)>),
+    Snapshot { zxid: i64, blob: Vec<u8> },
+    TruncateAfter(i64),
+    Purge(usize),
+    Shutdown,
+}
+
+enum SnapJob {
+    Write { zxid: i64, blob: Vec<u8> },
+    Purge(usize),
+    Barrier(mpsc::Sender<()>),
+}
+
+/// Handle to the storage threads. Dropping it shuts them down after the queued commands.
+#[derive(Debug)]
+pub struct StorageThread {
+    commands: mpsc::Sender<Command>,
+    sync_count: Arc<AtomicU64>,
+    log_thread: Option<JoinHandle<()>>,
+}
+
+impl StorageThread {
+    /// Moves `storage` onto a new log thread (and starts the snapshot thread). Events go to
+    /// `events`; a dropped receiver is ignored.
+    pub fn spawn(
+        storage: Storage,
+        events: UnboundedSender<StorageEvent>,
+    ) -> std::io::Result<StorageThread> {
+        let (commands, command_rx) = mpsc::channel();
+        let (snap_tx, snap_rx) = mpsc::channel();
+        let snap_worker = SnapWorker {
+            snap_dir: storage.snap_dir().to_path_buf(),
+            log_dir: storage.log_dir().to_path_buf(),
+            force_sync: storage.force_sync(),
+            events: events.clone(),
+        };
+        let snap_thread = std::thread::Builder::new()
+            .name("zkr-snapshot".into())
+            .spawn(move || snap_worker.run(snap_rx))?;
+        let sync_count = Arc::new(AtomicU64::new(storage.sync_count()));
+        let mut worker = LogWorker {
+            storage,
+            events,
+            snap_tx: Some(snap_tx),
+            sync_count: sync_count.clone(),
+            unreported: None,
+        };
+        let log_thread = std::thread::Builder::new()
+            .name("zkr-txnlog".into())
+            .spawn(move || {
+                worker.run(command_rx);
+                // Closing the job channel ends the snapshot thread after its queued jobs.
+                drop(worker);
+                let _ = snap_thread.join();
+            })?;
+        Ok(StorageThread {
+            commands,
+            sync_count,
+            log_thread: Some(log_thread),
+        })
+    }
+
+    /// Queues records for appending; `Durable` follows once they are synced.
+    pub fn append(&self, batch: Vec<(i64, Vec<u8>)>) -> Result<(), StorageStopped> {
+        self.send(Command::Append(batch))
+    }
+
+    /// Queues a snapshot taken at `zxid` (after the appends already queued). The log rolls now;
+    /// the blob is written in the background; `SnapshotSaved` follows.
+    pub fn save_snapshot(&self, zxid: i64, blob: Vec<u8>) -> Result<(), StorageStopped> {
+        self.send(Command::Snapshot { zxid, blob })
+    }
+
+    /// Queues `Storage::truncate_after`; `Truncated` follows.
+    pub fn truncate_after(&self, zxid: i64) -> Result<(), StorageStopped> {
+        self.send(Command::TruncateAfter(zxid))
+    }
+
+    /// Queues an autopurge pass (run on the snapshot thread); `Purged` follows.
+    pub fn purge(&self, retain_count: usize) -> Result<(), StorageStopped> {
+        self.send(Command::Purge(retain_count))
+    }
+
+    /// How many syncs the log thread has done: fewer than `append` calls under load.
+    pub fn sync_count(&self) -> u64 {
+        self.sync_count.load(Ordering::Acquire)
+    }
+
+    /// Finishes the queued commands, stops both threads and waits for them.
+    pub fn shutdown(mut self) -> Result<(), StorageStopped> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), StorageStopped> {
+        let _ = self.commands.send(Command::Shutdown);
+        match self.log_thread.take() {
+            Some(handle) => handle.join().map_err(|_| StorageStopped),
+            None => Ok(()),
+        }
+    }
+
+    fn send(&self, command: Command) -> Result<(), StorageStopped> {
+        self.commands.send(command).map_err(|_| StorageStopped)
+    }
+}
+
+impl Drop for StorageThread {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+struct LogWorker {
+    storage: Storage,
+    events: UnboundedSender<StorageEvent>,
+    snap_tx: Option<mpsc::Sender<SnapJob>>,
+    sync_count: Arc<AtomicU64>,
+    /// The highest zxid appended but not yet reported durable.
+    unreported: Option<i64>,
+}
+
+impl LogWorker {
+    fn run(&mut self, commands: mpsc::Receiver<Command>) {
+        while let Ok(first) = commands.recv() {
+            let mut batch = vec![first];
+            batch.extend(commands.try_iter());
+            match self.process(batch) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(error) => {
+                    tracing::error!("txn log failed, storage stops: {error}");
+                    let _ = self.events.send(StorageEvent::Failed { error });
+                    return;
+                }
+            }
+        }
+        // Every handle is gone: make what was appended durable before exiting.
+        if let Err(error) = self.flush() {
+            let _ = self.events.send(StorageEvent::Failed { error });
+        }
+    }
+
+    /// Carries out one drained batch of commands; ends with one sync. `Ok(false)` = shut down.
+    fn process(&mut self, batch: Vec<Command>) -> Result<bool, String> {
+        for command in batch {
+            match command {
+                Command::Append(records) => {
+                    for (zxid, payload) in records {
+                        self.storage
+                            .append(zxid, &payload)
+                            .map_err(|e| e.to_string())?;
+                        self.unreported = Some(zxid);
+                    }
+                }
+                Command::Snapshot { zxid, blob } => self.snapshot(zxid, blob)?,
+                Command::TruncateAfter(zxid) => {
+                    self.flush()?;
+                    self.wait_for_snapshot_thread();
+                    self.storage
+                        .truncate_after(zxid)
+                        .map_err(|e| e.to_string())?;
+                    let last_zxid = self.storage.last_zxid();
+                    let _ = self.events.send(StorageEvent::Truncated { last_zxid });
+                }
+                Command::Purge(retain) => self.to_snapshot_thread(SnapJob::Purge(retain)),
+                Command::Shutdown => {
+                    self.flush()?;
+                    return Ok(false);
+                }
+            }
+        }
+        self.flush()?;
+        Ok(true)
+    }
+
+    fn snapshot(&mut self, zxid: i64, blob: Vec<u8>) -> Result<(), String> {
+        self.flush()?;
+        if zxid <= self.storage.last_zxid() {
+            self.storage.roll().map_err(|e| e.to_string())?;
+            self.to_snapshot_thread(SnapJob::Write { zxid, blob });
+            return Ok(());
+        }
+        // Ahead of the log: later records follow this snapshot, so it must be durable first.
+        self.wait_for_snapshot_thread();
+        self.storage
+            .save_snapshot(zxid, &blob)
+            .map_err(|e| e.to_string())?;
+        assert_eq!(self.storage.last_zxid(), zxid);
+        let _ = self.events.send(StorageEvent::SnapshotSaved { zxid });
+        Ok(())
+    }
+
+    /// Syncs what was appended and reports it durable.
+    fn flush(&mut self) -> Result<(), String> {
+        let Some(upto) = self.unreported else {
+            return Ok(());
+        };
+        self.storage.sync().map_err(|e| e.to_string())?;
+        assert!(self.storage.durable_zxid() >= upto);
+        self.sync_count
+            .store(self.storage.sync_count(), Ordering::Release);
+        self.unreported = None;
+        let _ = self.events.send(StorageEvent::Durable { upto });
+        Ok(())
+    }
+
+    fn to_snapshot_thread(&self, job: SnapJob) {
+        let sender = self
+            .snap_tx
+            .as_ref()
+            .expect("the snapshot thread lives as long as we do");
+        if sender.send(job).is_err() {
+            tracing::error!("the snapshot thread is gone; snapshot or purge dropped");
+        }
+    }
+
+    /// Blocks until the snapshot thread has finished everything queued before now.
+    fn wait_for_snapshot_thread(&self) {
+        let (done_tx, done_rx) = mpsc::channel();
+        self.to_snapshot_thread(SnapJob::Barrier(done_tx));
+        let _ = done_rx.recv();
+    }
+}
+
+struct SnapWorker {
+    snap_dir: std::path::PathBuf,
+    log_dir: std::path::PathBuf,
+    force_sync: bool,
+    events: UnboundedSender<StorageEvent>,
+}
+
+impl SnapWorker {
+    fn run(self, jobs: mpsc::Receiver<SnapJob>) {
+        for job in jobs {
+            let event = match job {
+                SnapJob::Write { zxid, blob } => {
+                    match snap::write_snapshot(&self.snap_dir, zxid, &blob, self.force_sync) {
+                        Ok(path) => {
+                            tracing::info!(path = %path.display(), "snapshot saved");
+                            StorageEvent::SnapshotSaved { zxid }
+                        }
+                        Err(e) => {
+                            tracing::error!("writing snapshot {zxid:#x} failed: {e}");
+                            StorageEvent::SnapshotFailed {
+                                zxid,
+                                error: e.to_string(),
+                            }
+                        }
+                    }
+                }
+                SnapJob::Purge(retain) => match purge_dirs(&self.snap_dir, &self.log_dir, retain) {
+                    Ok(report) => StorageEvent::Purged(report),
+                    Err(e) => {
+                        tracing::warn!("autopurge failed: {e}");
+                        continue;
+                    }
+                },
+                SnapJob::Barrier(done) => {
+                    let _ = done.send(());
+                    continue;
+                }
+            };
+            let _ = self.events.send(event);
+        }
+    }
+}

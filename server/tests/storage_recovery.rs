@@ -1,0 +1,480 @@
+//! Recovery tests for `zkr_server::storage::Storage`: round trips, torn tails, corruption,
+//! snapshots, purge, truncation and the directory lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use zkr_server::storage::{Recovered, Storage, StorageError, log, log_file_name};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("zkr-storage-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn payload(zxid: i64) -> Vec<u8> {
+    format!("txn-{zxid:#x}-{}", "x".repeat((zxid % 7) as usize)).into_bytes()
+}
+
+fn open(dir: &Path) -> Result<(Storage, Recovered), StorageError> {
+    Storage::open(dir, dir)
+}
+
+fn append_all(storage: &mut Storage, zxids: impl IntoIterator<Item = i64>) {
+    for zxid in zxids {
+        storage.append(zxid, &payload(zxid)).unwrap();
+    }
+    storage.sync().unwrap();
+}
+
+fn expected(zxids: impl IntoIterator<Item = i64>) -> Vec<(i64, Vec<u8>)> {
+    zxids.into_iter().map(|z| (z, payload(z))).collect()
+}
+
+fn log_path(dir: &Path, first: i64) -> PathBuf {
+    dir.join("version-2").join(log_file_name(first))
+}
+
+/// Offsets of the records 1..=n written by `append_all` into one fresh log file.
+fn record_offsets(n: i64) -> Vec<usize> {
+    let mut offsets = vec![log::LOG_HEADER_LEN];
+    for zxid in 1..=n {
+        let last = *offsets.last().unwrap();
+        offsets.push(last + log::RECORD_OVERHEAD + payload(zxid).len());
+    }
+    offsets
+}
+
+#[test]
+fn empty_directory_recovers_nothing() {
+    let dir = TempDir::new("empty");
+    let (storage, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered, Recovered::default());
+    assert_eq!(storage.last_zxid(), 0);
+}
+
+#[test]
+fn appended_records_survive_a_restart() {
+    let dir = TempDir::new("roundtrip");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=10);
+        assert_eq!(storage.durable_zxid(), 10);
+    }
+    let (mut storage, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.snapshot, None);
+    assert_eq!(recovered.txns, expected(1..=10));
+    assert_eq!(recovered.last_zxid(), 10);
+    // A restart starts a new log file; both are read back.
+    append_all(&mut storage, 11..=12);
+    drop(storage);
+    assert!(log_path(&dir.0, 11).exists());
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.txns, expected(1..=12));
+}
+
+#[test]
+fn torn_last_record_is_cut_at_every_byte_offset() {
+    let dir = TempDir::new("torn-src");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=5);
+    }
+    let original = std::fs::read(log_path(&dir.0, 1)).unwrap();
+    let offsets = record_offsets(5);
+    assert_eq!(original.len(), offsets[5]);
+    for cut in offsets[4]..offsets[5] {
+        let case = TempDir::new("torn");
+        std::fs::create_dir_all(case.0.join("version-2")).unwrap();
+        std::fs::write(log_path(&case.0, 1), &original[..cut]).unwrap();
+        let (mut storage, recovered) = open(&case.0).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+        assert_eq!(recovered.txns, expected(1..=4), "cut at {cut}");
+        assert_eq!(
+            std::fs::metadata(log_path(&case.0, 1)).unwrap().len(),
+            offsets[4] as u64
+        );
+        // The lost record can be written again and survives the next restart.
+        append_all(&mut storage, 5..=5);
+        drop(storage);
+        let (_, recovered) = open(&case.0).unwrap();
+        assert_eq!(recovered.txns, expected(1..=5), "cut at {cut}");
+    }
+}
+
+#[test]
+fn garbage_in_place_of_the_last_record_is_a_torn_write() {
+    let dir = TempDir::new("garbage");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=5);
+    }
+    let path = log_path(&dir.0, 1);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let offsets = record_offsets(5);
+    for (i, byte) in bytes[offsets[4]..].iter_mut().enumerate() {
+        *byte = (i as u8).wrapping_mul(37).wrapping_add(11);
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.txns, expected(1..=4));
+}
+
+#[test]
+fn a_torn_header_of_the_newest_file_is_removed() {
+    let dir = TempDir::new("torn-header");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=3);
+    }
+    for len in [0, 7, log::LOG_HEADER_LEN - 1, log::LOG_HEADER_LEN] {
+        let header = log::encode_header(4);
+        let bytes: Vec<u8> = header
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(0))
+            .take(len)
+            .collect();
+        std::fs::write(log_path(&dir.0, 4), bytes).unwrap();
+        let (_, recovered) = open(&dir.0).unwrap();
+        assert_eq!(recovered.txns, expected(1..=3), "header length {len}");
+        assert!(!log_path(&dir.0, 4).exists());
+    }
+}
+
+#[test]
+fn zero_filled_tail_is_accepted() {
+    let dir = TempDir::new("zeros");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=5);
+    }
+    let path = log_path(&dir.0, 1);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend(std::iter::repeat_n(0u8, 64 * 1024));
+    std::fs::write(&path, &bytes).unwrap();
+    let (mut storage, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.txns, expected(1..=5));
+    append_all(&mut storage, 6..=7);
+    drop(storage);
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.txns, expected(1..=7));
+}
+
+fn corrupt_at(offset_in_record3: usize) -> (TempDir, StorageError, usize) {
+    let dir = TempDir::new("flip");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=5);
+    }
+    let path = log_path(&dir.0, 1);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let record3 = record_offsets(5)[2];
+    bytes[record3 + offset_in_record3] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let error = open(&dir.0).unwrap_err();
+    (dir, error, record3)
+}
+
+#[test]
+fn a_flipped_byte_in_a_middle_record_refuses_to_start() {
+    // Payload byte, zxid byte, length byte, crc byte.
+    for at in [14, 5, 0, 16 + payload(3).len() - 2] {
+        let (dir, error, record3) = corrupt_at(at);
+        match &error {
+            StorageError::CorruptLog { path, offset, what } => {
+                assert_eq!(path, &log_path(&dir.0, 1));
+                assert_eq!(*offset, record3 as u64, "flip at {at}: {what}");
+            }
+            other => panic!("flip at {at}: unexpected {other:?}"),
+        }
+        let text = error.to_string();
+        assert!(text.contains("log.1"), "{text}");
+        assert!(text.contains(&format!("offset {record3}")), "{text}");
+        assert!(text.contains("Refusing to start"), "{text}");
+    }
+}
+
+#[test]
+fn damage_in_a_file_that_is_not_the_newest_refuses_to_start() {
+    let dir = TempDir::new("old-torn");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=3);
+    }
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 4..=6);
+    }
+    let path = log_path(&dir.0, 1);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+    match open(&dir.0).unwrap_err() {
+        StorageError::CorruptLog {
+            path: p, offset, ..
+        } => {
+            assert_eq!(p, path);
+            assert_eq!(offset, record_offsets(3)[2] as u64);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_log_file_is_a_gap() {
+    let dir = TempDir::new("gap");
+    for range in [1..=3, 4..=6, 7..=9] {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, range);
+    }
+    std::fs::remove_file(log_path(&dir.0, 4)).unwrap();
+    match open(&dir.0).unwrap_err() {
+        StorageError::Gap {
+            path,
+            previous,
+            found,
+            ..
+        } => {
+            assert_eq!(path, log_path(&dir.0, 7));
+            assert_eq!((previous, found), (3, 7));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn appends_must_continue_the_history() {
+    let dir = TempDir::new("append-order");
+    let (mut storage, _) = open(&dir.0).unwrap();
+    storage.append(1, b"a").unwrap();
+    assert!(storage.append(1, b"again").is_err());
+    assert!(storage.append(3, b"hole").is_err());
+    let epoch2 = (2i64 << 32) | 1;
+    storage.append(epoch2, b"new epoch").unwrap();
+    storage.append(epoch2 + 1, b"next").unwrap();
+    storage.sync().unwrap();
+    drop(storage);
+    let (_, recovered) = open(&dir.0).unwrap();
+    let zxids: Vec<i64> = recovered.txns.iter().map(|(z, _)| *z).collect();
+    assert_eq!(zxids, vec![1, epoch2, epoch2 + 1]);
+}
+
+#[test]
+fn snapshot_plus_later_log() {
+    let dir = TempDir::new("snap");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=5);
+        storage.save_snapshot(5, b"state at 5").unwrap();
+        append_all(&mut storage, 6..=8);
+    }
+    assert!(
+        log_path(&dir.0, 6).exists(),
+        "a new log file starts after a snapshot"
+    );
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.snapshot, Some((5, b"state at 5".to_vec())));
+    assert_eq!(recovered.txns, expected(6..=8));
+}
+
+#[test]
+fn a_snapshot_older_than_the_log_end_replays_the_rest() {
+    let dir = TempDir::new("fuzzy");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=8);
+        storage.save_snapshot(5, b"state at 5").unwrap();
+        append_all(&mut storage, 9..=9);
+    }
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.snapshot.map(|s| s.0), Some(5));
+    assert_eq!(recovered.txns, expected(6..=9));
+}
+
+fn snapshot_path(dir: &Path, zxid: i64) -> PathBuf {
+    dir.join("version-2")
+        .join(zkr_server::storage::snapshot_file_name(zxid))
+}
+
+#[test]
+fn a_corrupt_newest_snapshot_falls_back_to_an_older_one() {
+    let dir = TempDir::new("snap-fallback");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=3);
+        storage.save_snapshot(3, b"state at 3").unwrap();
+        append_all(&mut storage, 4..=6);
+        storage.save_snapshot(6, b"state at 6").unwrap();
+        append_all(&mut storage, 7..=8);
+    }
+    let path = snapshot_path(&dir.0, 6);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.snapshot, Some((3, b"state at 3".to_vec())));
+    assert_eq!(recovered.txns, expected(4..=8));
+}
+
+#[test]
+fn a_leftover_tmp_snapshot_is_ignored_and_removed() {
+    let dir = TempDir::new("snap-tmp");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=3);
+    }
+    let tmp = dir.0.join("version-2").join("snapshot.3.tmp");
+    std::fs::write(&tmp, b"half a snapshot").unwrap();
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.snapshot, None);
+    assert_eq!(recovered.txns, expected(1..=3));
+    assert!(!tmp.exists());
+}
+
+#[test]
+fn without_a_valid_snapshot_a_purged_log_is_a_gap() {
+    let dir = TempDir::new("snap-gap");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=3);
+        storage.save_snapshot(3, b"state at 3").unwrap();
+        append_all(&mut storage, 4..=5);
+    }
+    std::fs::remove_file(log_path(&dir.0, 1)).unwrap();
+    std::fs::write(snapshot_path(&dir.0, 3), b"garbage").unwrap();
+    match open(&dir.0).unwrap_err() {
+        StorageError::Gap {
+            previous, found, ..
+        } => assert_eq!((previous, found), (0, 4)),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn purge_keeps_what_recovery_needs() {
+    let dir = TempDir::new("purge");
+    let (mut storage, _) = open(&dir.0).unwrap();
+    for round in 0..6i64 {
+        append_all(&mut storage, round * 3 + 1..=round * 3 + 3);
+        storage
+            .save_snapshot(round * 3 + 2, format!("snap {}", round * 3 + 2).as_bytes())
+            .unwrap();
+    }
+    append_all(&mut storage, 19..=20);
+    // Snapshots 2, 5, ..., 17; logs 1, 4, 7, ..., 16, 19.
+    let report = storage.purge(1).unwrap();
+    // At least three snapshots are kept: 11, 14, 17; log.10 holds 11's successors.
+    assert_eq!(report.snapshots_removed.len(), 3);
+    assert_eq!(report.logs_removed.len(), 3);
+    assert!(log_path(&dir.0, 10).exists());
+    assert!(!log_path(&dir.0, 7).exists());
+    drop(storage);
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.snapshot.as_ref().map(|s| s.0), Some(17));
+    assert_eq!(recovered.txns, expected(18..=20));
+    // Even the oldest kept snapshot is enough: break the two newer ones.
+    for zxid in [17, 14] {
+        std::fs::write(snapshot_path(&dir.0, zxid), b"broken").unwrap();
+    }
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.snapshot, Some((11, b"snap 11".to_vec())));
+    assert_eq!(recovered.txns, expected(12..=20));
+}
+
+#[test]
+fn truncate_after_drops_later_records_and_snapshots() {
+    let dir = TempDir::new("truncate");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=5);
+        storage.save_snapshot(5, b"state at 5").unwrap();
+        append_all(&mut storage, 6..=10);
+        storage.truncate_after(7).unwrap();
+        assert_eq!(storage.last_zxid(), 7);
+        append_all(&mut storage, 8..=8);
+    }
+    let (mut storage, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.snapshot.as_ref().map(|s| s.0), Some(5));
+    assert_eq!(recovered.txns, expected(6..=8));
+    storage.truncate_after(3).unwrap();
+    assert_eq!(storage.last_zxid(), 3);
+    assert!(!snapshot_path(&dir.0, 5).exists());
+    let epoch1 = (1i64 << 32) | 1;
+    append_all(&mut storage, [epoch1]);
+    drop(storage);
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.snapshot, None);
+    let zxids: Vec<i64> = recovered.txns.iter().map(|(z, _)| *z).collect();
+    assert_eq!(zxids, vec![1, 2, 3, epoch1]);
+}
+
+#[test]
+fn installing_a_snapshot_ahead_of_the_log() {
+    let dir = TempDir::new("install");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, 1..=3);
+        storage.truncate_after(100).unwrap();
+        storage.save_snapshot(100, b"leader state").unwrap();
+        assert_eq!(storage.last_zxid(), 100);
+        append_all(&mut storage, 101..=102);
+    }
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.snapshot, Some((100, b"leader state".to_vec())));
+    assert_eq!(recovered.txns, expected(101..=102));
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = TempDir::new("lock");
+    let (_storage, _) = open(&dir.0).unwrap();
+    match open(&dir.0).unwrap_err() {
+        StorageError::Locked { path } => assert!(path.ends_with("version-2/zkr.lock")),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn separate_data_and_log_directories() {
+    let data = TempDir::new("split-data");
+    let logs = TempDir::new("split-log");
+    {
+        let (mut storage, _) = Storage::open(&data.0, &logs.0).unwrap();
+        append_all(&mut storage, 1..=2);
+        storage.save_snapshot(2, b"two").unwrap();
+        append_all(&mut storage, 3..=3);
+    }
+    assert!(snapshot_path(&data.0, 2).exists());
+    assert!(log_path(&logs.0, 3).exists());
+    let (_, recovered) = Storage::open(&data.0, &logs.0).unwrap();
+    assert_eq!(recovered.snapshot.map(|s| s.0), Some(2));
+    assert_eq!(recovered.txns, expected(3..=3));
+}
+
+#[test]
+fn force_sync_off_still_writes() {
+    let dir = TempDir::new("nosync");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        storage.set_force_sync(false);
+        append_all(&mut storage, 1..=4);
+        assert_eq!(storage.sync_count(), 1);
+    }
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.txns, expected(1..=4));
+}
