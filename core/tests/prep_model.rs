@@ -152,6 +152,11 @@ fn request_strategy() -> impl Strategy<Value = Request> {
     ]
 }
 
+/// Requests prepared back to back before any of them is applied.
+fn batch_strategy() -> impl Strategy<Value = Vec<Request>> {
+    proptest::collection::vec(request_strategy(), 1..5)
+}
+
 fn expect_success(txn: &Txn) -> Result<(), ZkError> {
     match txn {
         Txn::Error { err } => Err(*err),
@@ -191,7 +196,7 @@ proptest! {
 
     #[test]
     fn prep_and_tree_match_the_model(
-        batches in proptest::collection::vec(proptest::collection::vec(request_strategy(), 1..5), 1..12)
+        batches in proptest::collection::vec(batch_strategy(), 1..12)
     ) {
         let mut tree = DataTree::new();
         let mut prep = PrepState::new();
@@ -206,7 +211,8 @@ proptest! {
                 zxid += 1;
                 let txn = prep.prepare(&tree, &cfg, &who, req, Zxid(zxid), zxid * 10);
                 prop_assert_eq!(expect_success(&txn), model.step(req), "{:?} -> {:?}", req, txn);
-                let header = TxnHeader { session_id: who.session, cxid: 0, zxid: Zxid(zxid), time_ms: zxid * 10 };
+                let header =
+                    TxnHeader { session_id: who.session, cxid: 0, zxid: Zxid(zxid), time_ms: zxid * 10 };
                 pending.push(LoggedTxn { header, txn });
             }
             for t in &pending {
