@@ -211,8 +211,8 @@ proptest! {
                 zxid += 1;
                 let txn = prep.prepare(&tree, &cfg, &who, req, Zxid(zxid), zxid * 10);
                 prop_assert_eq!(expect_success(&txn), model.step(req), "{:?} -> {:?}", req, txn);
-                let header =
-                    TxnHeader { session_id: who.session, cxid: 0, zxid: Zxid(zxid), time_ms: zxid * 10 };
+                let (session_id, time_ms) = (who.session, zxid * 10);
+                let header = TxnHeader { session_id, cxid: 0, zxid: Zxid(zxid), time_ms };
                 pending.push(LoggedTxn { header, txn });
             }
             for t in &pending {
