@@ -322,6 +322,29 @@ impl RawClient {
         assert_eq!(err, 0, "ping error");
     }
 
+    /// Pings every 100 ms until an event matching `pred` has arrived; returns it. Panics after
+    /// `timeout`. Pings keep this session alive while it waits.
+    pub fn wait_for_event(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&RawEvent) -> bool,
+    ) -> RawEvent {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(found) = self.events.iter().find(|e| pred(e)) {
+                return found.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no event {what} within {timeout:?}; got {:?}",
+                self.events
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            self.ping();
+        }
+    }
+
     /// closeSession; the server then closes the socket.
     pub fn close_session(mut self) {
         let (err, _, _) = self

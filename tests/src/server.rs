@@ -303,11 +303,21 @@ impl TestServer {
         status
     }
 
+    /// Apache 3.8 answers `imok` before its ZooKeeperServer runs (sessions are then refused);
+    /// `srvr` tells the difference. Our server promises to serve once it says `imok`.
+    fn serving(&self) -> bool {
+        if !self.target.is_apache() {
+            return true;
+        }
+        let srvr = fourlw::four_letter(self.addr(), "srvr", Duration::from_secs(2));
+        matches!(srvr, Ok(text) if text.contains("Mode:"))
+    }
+
     /// Polls `ruok` until `imok`, failing early (with the log) if our child exits.
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if fourlw::is_ok(self.addr(), Duration::from_secs(2)) {
+            if fourlw::is_ok(self.addr(), Duration::from_secs(2)) && self.serving() {
                 return;
             }
             if let Some(child) = &mut self.child {
