@@ -19,6 +19,21 @@ use crate::types::{Acl, SessionId, Zxid};
 use super::quota::{self, StatsTrack};
 use super::{Applied, ApplyOutcome, DataTree, NodeKind, StatPersisted, WatchTrigger, ZNode, path};
 
+/// The node kind a create txn makes; BADARGUMENTS for a TTL out of range.
+fn node_kind(kind: CreateKind, session: SessionId) -> Result<NodeKind, ZkError> {
+    Ok(match kind {
+        CreateKind::Persistent => NodeKind::Persistent,
+        // Owner 0 reads back as persistent in ZooKeeper too (`EphemeralType.get`).
+        CreateKind::Ephemeral if session.0 == 0 => NodeKind::Persistent,
+        CreateKind::Ephemeral => NodeKind::Ephemeral(session),
+        CreateKind::Container => NodeKind::Container,
+        CreateKind::Ttl(ttl) if ttl <= 0 || ttl > NodeKind::TTL_MAX_MS => {
+            return Err(ZkError::BadArguments);
+        }
+        CreateKind::Ttl(ttl) => NodeKind::Ttl(ttl),
+    })
+}
+
 /// The fields of a `Txn::Create`.
 struct CreateArgs<'a> {
     path: &'a str,
@@ -133,16 +148,9 @@ impl DataTree {
         if parent.kind.owner_session().is_some() {
             return ApplyOutcome::Failed(ZkError::NoChildrenForEphemerals);
         }
-        let kind = match args.kind {
-            CreateKind::Persistent => NodeKind::Persistent,
-            // Owner 0 reads back as persistent in ZooKeeper too (`EphemeralType.get`).
-            CreateKind::Ephemeral if header.session_id.0 == 0 => NodeKind::Persistent,
-            CreateKind::Ephemeral => NodeKind::Ephemeral(header.session_id),
-            CreateKind::Container => NodeKind::Container,
-            CreateKind::Ttl(ttl) if ttl <= 0 || ttl > NodeKind::TTL_MAX_MS => {
-                return ApplyOutcome::Failed(ZkError::BadArguments);
-            }
-            CreateKind::Ttl(ttl) => NodeKind::Ttl(ttl),
+        let kind = match node_kind(args.kind, header.session_id) {
+            Ok(kind) => kind,
+            Err(e) => return ApplyOutcome::Failed(e),
         };
         let zxid = header.zxid.0;
         let mut parent_cversion = args.parent_cversion;
