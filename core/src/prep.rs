@@ -315,7 +315,15 @@ impl PrepState {
             _ => CreateKind::Persistent,
         };
         let new_cversion = parent.stat.cversion.wrapping_add(1);
+        assert!(
+            full_path.starts_with(req.path),
+            "the suffix is only appended"
+        );
         self.record_create(ctx, parent_path, parent, &full_path, kind, &acl, data_len);
+        assert!(
+            self.lookup(ctx.tree, &full_path).is_some(),
+            "the pending view shows the node"
+        );
         Ok(Txn::Create {
             path: full_path,
             data: req.data.clone(),
@@ -416,6 +424,10 @@ impl PrepState {
             ctx.tree.check_quota(p, data_len - node.data_len, 0)?;
         }
         let new_version = check_and_inc_version(node.stat.version, version)?;
+        assert!(
+            version == -1 || new_version == version.wrapping_add(1),
+            "version + 1"
+        );
         node.stat.version = new_version;
         node.stat.mtime = ctx.time_ms;
         node.stat.mzxid = ctx.zxid.0;
@@ -444,6 +456,10 @@ impl PrepState {
         let mut node = self.lookup(ctx.tree, p).ok_or(ZkError::NoNode)?;
         ctx.allowed(&node.acl, perms::ADMIN)?;
         let new_version = check_and_inc_version(node.stat.aversion, version)?;
+        assert!(
+            version == -1 || new_version == version.wrapping_add(1),
+            "aversion + 1"
+        );
         node.stat.aversion = new_version;
         node.acl = acl.clone();
         self.add_record(p, ctx.zxid, Some(node));

@@ -182,6 +182,16 @@ impl DataTree {
         let bytes = node.data_len();
         self.insert_node(p.to_string(), node);
         let client_stat = self.nodes[p].client_stat();
+        assert_eq!(
+            client_stat.czxid, zxid,
+            "a new node's czxid is its txn's zxid"
+        );
+        assert!(
+            self.nodes[parent_path]
+                .children
+                .contains(path::last_segment(p)),
+            "not linked"
+        );
         self.quota_after_create(p, bytes);
         triggers.push(WatchTrigger {
             path: p.to_string(),
@@ -269,6 +279,8 @@ impl DataTree {
             node.stat.aversion = version;
             node.client_stat()
         });
+        assert_eq!(stat.aversion, version, "setACL sets the txn's aversion");
+        assert_eq!(self.nodes[p].acl.as_slice(), acl, "setACL stores the ACL");
         ApplyOutcome::AclSet { stat }
     }
 
@@ -351,6 +363,14 @@ impl DataTree {
                 bytes += d.data_len();
             }
         }
+        assert!(
+            count >= 0 && bytes >= 0,
+            "subtree counts are never negative"
+        );
+        assert!(
+            count > 0 || !self.nodes.contains_key(root),
+            "a live root counts itself"
+        );
         let mut track = StatsTrack::default();
         track.set_count(count);
         track.set_bytes(bytes);
