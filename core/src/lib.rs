@@ -42,6 +42,7 @@ pub mod tree;
 pub mod txn;
 pub mod types;
 pub mod watch;
+pub mod zab;
 
 pub use config::Config;
 pub use io::{Input, Output};

@@ -1,0 +1,322 @@
+//! Fast leader election (FLE, `FastLeaderElection.lookForLeader`) as a pure sub-state machine.
+//!
+//! A LOOKING server proposes a vote, broadcasts it, and adopts any better vote it hears in the
+//! same round (logical clock). When the votes it holds for the current round make a quorum for
+//! its proposal, it waits `finalize_ticks` for a better vote; if none comes, the round is decided.
+//! Notifications from servers that already follow or lead an established leader let a newcomer
+//! join that leader without a new round (the "out of election" set).
+//!
+//! Invariants:
+//! - the proposal only ever gets better within a round (`beats`), and a new round starts from
+//!   the server's own vote unless a better one is already known;
+//! - a decision needs a quorum of voters agreeing on the exact same vote in one round, or a quorum
+//!   of out-of-election reports naming a leader that itself claims to lead (`checkLeader`).
+
+use std::collections::BTreeMap;
+
+use crate::zab::message::{PeerState, Vote, ZabMessage};
+use crate::zab::quorum::Quorum;
+use crate::types::ServerId;
+
+/// What the election asks the node to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ElectionAction {
+    /// Send this notification to every other member.
+    Broadcast(ZabMessage),
+    /// Send this notification to one member.
+    Send(ServerId, ZabMessage),
+    /// The round is decided: follow or lead `leader`.
+    Decided {
+        /// The elected leader.
+        leader: ServerId,
+        /// The vote that won (its zxid and epoch).
+        vote: Vote,
+        /// The round it was decided in.
+        election_epoch: u64,
+    },
+}
+
+/// One election in progress.
+#[derive(Clone, Debug)]
+pub struct Election {
+    me: ServerId,
+    quorum: Quorum,
+    own_vote: Vote,
+    logical_clock: u64,
+    proposal: Vote,
+    received: BTreeMap<ServerId, (Vote, u64)>,
+    out_of_election: BTreeMap<ServerId, (Vote, u64, PeerState)>,
+    finalize_at: Option<u64>,
+    resend_at: u64,
+    backoff_ticks: u64,
+    finalize_ticks: u64,
+    max_backoff_ticks: u64,
+}
+
+impl Election {
+    /// Starts a new round after `last_round`, proposing `own_vote` (this server, its current epoch
+    /// and last logged zxid). Returns the election and the first broadcast.
+    pub fn start(
+        me: ServerId,
+        quorum: Quorum,
+        own_vote: Vote,
+        last_round: u64,
+        now: u64,
+        finalize_ticks: u64,
+        max_backoff_ticks: u64,
+    ) -> (Election, Vec<ElectionAction>) {
+        assert_eq!(own_vote.leader, me, "a server starts by voting for itself");
+        assert!(finalize_ticks > 0 && max_backoff_ticks >= finalize_ticks);
+        let mut election = Election {
+            me,
+            quorum,
+            own_vote,
+            logical_clock: last_round + 1,
+            proposal: own_vote,
+            received: BTreeMap::new(),
+            out_of_election: BTreeMap::new(),
+            finalize_at: None,
+            resend_at: now + finalize_ticks,
+            backoff_ticks: finalize_ticks,
+            finalize_ticks,
+            max_backoff_ticks,
+        };
+        let voter = election.quorum.is_voter(me);
+        if voter {
+            election.received.insert(me, (own_vote, election.logical_clock));
+        }
+        let first = vec![ElectionAction::Broadcast(election.notification())];
+        (election, first)
+    }
+
+    /// The current round.
+    pub fn logical_clock(&self) -> u64 {
+        self.logical_clock
+    }
+
+    /// The current proposal.
+    pub fn proposal(&self) -> Vote {
+        self.proposal
+    }
+
+    fn notification(&self) -> ZabMessage {
+        let state =
+            if self.quorum.is_voter(self.me) { PeerState::Looking } else { PeerState::Observing };
+        ZabMessage::Notification {
+            vote: self.proposal,
+            election_epoch: self.logical_clock,
+            state,
+        }
+    }
+
+    fn adopt(&mut self, vote: Vote) {
+        assert!(vote.beats(&self.proposal) || vote == self.proposal);
+        self.proposal = vote;
+        if self.quorum.is_voter(self.me) {
+            self.received.insert(self.me, (vote, self.logical_clock));
+        }
+        self.finalize_at = None;
+    }
+
+    /// Handles a notification from `from`.
+    pub fn on_notification(
+        &mut self,
+        now: u64,
+        from: ServerId,
+        vote: Vote,
+        election_epoch: u64,
+        state: PeerState,
+    ) -> Vec<ElectionAction> {
+        if from == self.me || !self.quorum.is_voter(vote.leader) {
+            return Vec::new();
+        }
+        match state {
+            PeerState::Looking => self.on_looking(now, from, vote, election_epoch),
+            PeerState::Following | PeerState::Leading => {
+                self.on_established(from, vote, election_epoch, state)
+            }
+            PeerState::Observing => Vec::new(),
+        }
+    }
+
+    fn on_looking(&mut self, now: u64, from: ServerId, vote: Vote, epoch: u64) -> Vec<ElectionAction> {
+        let mut actions = Vec::new();
+        if !self.quorum.is_voter(from) {
+            // An observer looking: tell it what we think, it never counts.
+            return vec![ElectionAction::Send(from, self.notification())];
+        }
+        if epoch > self.logical_clock {
+            self.logical_clock = epoch;
+            self.received.clear();
+            let best = if vote.beats(&self.own_vote) { vote } else { self.own_vote };
+            self.proposal = best;
+            self.adopt(best);
+            actions.push(ElectionAction::Broadcast(self.notification()));
+        } else if epoch < self.logical_clock {
+            // A server behind us: answer so it catches up.
+            return vec![ElectionAction::Send(from, self.notification())];
+        } else if vote.beats(&self.proposal) {
+            self.adopt(vote);
+            actions.push(ElectionAction::Broadcast(self.notification()));
+        }
+        self.received.insert(from, (vote, epoch));
+        let agreeing = self.agreeing(self.proposal);
+        if self.quorum.contains(agreeing.iter()) {
+            if self.finalize_at.is_none() {
+                self.finalize_at = Some(now + self.finalize_ticks);
+            }
+        } else {
+            self.finalize_at = None;
+        }
+        actions
+    }
+
+    fn agreeing(&self, vote: Vote) -> Vec<ServerId> {
+        self.received
+            .iter()
+            .filter(|(_, (v, e))| *v == vote && *e == self.logical_clock)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn on_established(
+        &mut self,
+        from: ServerId,
+        vote: Vote,
+        epoch: u64,
+        state: PeerState,
+    ) -> Vec<ElectionAction> {
+        if epoch == self.logical_clock && self.quorum.is_voter(from) {
+            self.received.insert(from, (vote, epoch));
+            let agreeing = self.agreeing(vote);
+            if self.quorum.contains(agreeing.iter()) && self.leader_confirmed(vote, epoch, false) {
+                return vec![self.decide(vote, epoch)];
+            }
+        }
+        self.out_of_election.insert(from, (vote, epoch, state));
+        let agreeing: Vec<ServerId> = self
+            .out_of_election
+            .iter()
+            .filter(|(_, (v, e, _))| v.leader == vote.leader && *e == epoch)
+            .map(|(id, _)| *id)
+            .collect();
+        if self.quorum.contains(agreeing.iter()) && self.leader_confirmed(vote, epoch, true) {
+            self.logical_clock = epoch;
+            return vec![self.decide(vote, epoch)];
+        }
+        Vec::new()
+    }
+
+    /// `checkLeader`: never join a leader we have not heard claim leadership (unless it is us).
+    fn leader_confirmed(&self, vote: Vote, epoch: u64, out_of_election: bool) -> bool {
+        if vote.leader == self.me {
+            return epoch == self.logical_clock && !out_of_election;
+        }
+        matches!(
+            self.out_of_election.get(&vote.leader),
+            Some((_, e, PeerState::Leading)) if *e == epoch
+        )
+    }
+
+    fn decide(&mut self, vote: Vote, election_epoch: u64) -> ElectionAction {
+        assert!(self.quorum.is_voter(vote.leader), "only voters lead");
+        ElectionAction::Decided { leader: vote.leader, vote, election_epoch }
+    }
+
+    /// Advances time: finalizes a quorum that held for `finalize_ticks`, and re-sends the
+    /// proposal with exponential backoff when nothing is decided.
+    pub fn on_tick(&mut self, now: u64) -> Vec<ElectionAction> {
+        if let Some(at) = self.finalize_at {
+            if now >= at && self.quorum.contains(self.agreeing(self.proposal).iter()) {
+                let vote = self.proposal;
+                return vec![self.decide(vote, self.logical_clock)];
+            }
+        }
+        if now >= self.resend_at {
+            self.backoff_ticks = (self.backoff_ticks * 2).min(self.max_backoff_ticks);
+            self.resend_at = now + self.backoff_ticks;
+            return vec![ElectionAction::Broadcast(self.notification())];
+        }
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Zxid;
+
+    fn vote(id: u64, zxid: i64) -> Vote {
+        Vote { leader: ServerId(id), zxid: Zxid(zxid), peer_epoch: 1 }
+    }
+
+    fn three() -> Quorum {
+        Quorum::new([ServerId(1), ServerId(2), ServerId(3)])
+    }
+
+    fn start(id: u64, zxid: i64) -> Election {
+        Election::start(ServerId(id), three(), vote(id, zxid), 0, 0, 2, 64).0
+    }
+
+    #[test]
+    fn adopts_better_vote_and_decides_after_finalize_wait() {
+        let mut e = start(1, 5);
+        let a = e.on_notification(0, ServerId(2), vote(2, 9), 1, PeerState::Looking);
+        assert_eq!(e.proposal(), vote(2, 9), "the more up-to-date history wins");
+        assert!(matches!(a.as_slice(), [ElectionAction::Broadcast(_)]));
+        assert!(e.on_tick(1).is_empty(), "quorum reached but finalize wait not over");
+        let decided = e.on_tick(2);
+        assert!(matches!(
+            decided.as_slice(),
+            [ElectionAction::Decided { leader: ServerId(2), election_epoch: 1, .. }]
+        ));
+    }
+
+    #[test]
+    fn better_vote_during_finalize_wait_resets_it() {
+        let mut e = start(1, 5);
+        e.on_notification(0, ServerId(2), vote(2, 6), 1, PeerState::Looking);
+        e.on_notification(1, ServerId(3), vote(3, 7), 1, PeerState::Looking);
+        assert_eq!(e.proposal(), vote(3, 7));
+        assert!(e.on_tick(2).iter().all(|a| !matches!(a, ElectionAction::Decided { .. })));
+        let decided = e.on_tick(4);
+        assert!(matches!(decided.as_slice(), [ElectionAction::Decided { leader: ServerId(3), .. }]));
+    }
+
+    #[test]
+    fn newer_round_resets_received_votes() {
+        let mut e = start(1, 5);
+        e.on_notification(0, ServerId(2), vote(2, 1), 1, PeerState::Looking);
+        e.on_notification(0, ServerId(3), vote(3, 1), 4, PeerState::Looking);
+        assert_eq!(e.logical_clock(), 4);
+        assert_eq!(e.proposal(), vote(1, 5), "own vote beats the newer round's weaker vote");
+        assert!(e.on_tick(10).iter().all(|a| !matches!(a, ElectionAction::Decided { .. })));
+    }
+
+    #[test]
+    fn joins_an_established_leader_only_when_it_claims_to_lead() {
+        let mut e = start(3, 1);
+        let follows = e.on_notification(0, ServerId(2), vote(1, 9), 7, PeerState::Following);
+        assert!(follows.is_empty(), "one follower report is not a quorum");
+        let follows = e.on_notification(0, ServerId(1), vote(1, 9), 7, PeerState::Following);
+        assert!(follows.is_empty(), "no report from the leader itself yet");
+        let leads = e.on_notification(0, ServerId(1), vote(1, 9), 7, PeerState::Leading);
+        assert!(matches!(leads.as_slice(), [ElectionAction::Decided { leader: ServerId(1), .. }]));
+    }
+
+    #[test]
+    fn resends_with_backoff() {
+        let mut e = start(1, 5);
+        assert!(matches!(e.on_tick(2).as_slice(), [ElectionAction::Broadcast(_)]));
+        assert!(e.on_tick(3).is_empty());
+        assert!(matches!(e.on_tick(6).as_slice(), [ElectionAction::Broadcast(_)]));
+    }
+
+    #[test]
+    fn answers_stragglers_in_older_rounds() {
+        let mut e = start(1, 5);
+        e.on_notification(0, ServerId(3), vote(3, 1), 3, PeerState::Looking);
+        let reply = e.on_notification(0, ServerId(2), vote(2, 1), 1, PeerState::Looking);
+        assert!(matches!(reply.as_slice(), [ElectionAction::Send(ServerId(2), _)]));
+    }
+}

@@ -1,0 +1,181 @@
+//! `ZabMessage`: the typed peer protocol, fast leader election notifications included.
+//!
+//! Transport contract: messages between two servers may be lost, delayed, duplicated or
+//! reordered by the network (the simulator does all four). The protocol stays safe under all of
+//! them: election notifications are idempotent; ACK and COMMIT are cumulative ("everything up to
+//! this zxid"); a learner that sees a gap (a proposal that does not follow its log, a commit of
+//! something it never logged) abandons the leader and goes back to election, which re-syncs it.
+//! Over TCP (the real shell) only loss at connection breaks happens.
+
+use crate::proto::client::Request;
+use crate::snapshot::Snapshot;
+use crate::txn::LoggedTxn;
+use crate::types::{Id, ServerId, SessionId, Zxid};
+
+/// A vote in fast leader election: who should lead and how up to date its history is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vote {
+    /// The proposed leader.
+    pub leader: ServerId,
+    /// The proposed leader's last logged zxid.
+    pub zxid: Zxid,
+    /// The proposed leader's current epoch (`peerEpoch`).
+    pub peer_epoch: u32,
+}
+
+impl Vote {
+    /// `totalOrderPredicate`: higher epoch, then higher zxid, then higher server id wins.
+    pub fn beats(&self, other: &Vote) -> bool {
+        (self.peer_epoch, self.zxid, self.leader) > (other.peer_epoch, other.zxid, other.leader)
+    }
+}
+
+/// A server's state as election notifications report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    /// Electing.
+    Looking,
+    /// Following an established or establishing leader.
+    Following,
+    /// Leading.
+    Leading,
+    /// Observing (non-voting).
+    Observing,
+}
+
+/// Learner → leader: a client request the learner cannot decide alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Forwarded {
+    /// A write from a client connection (create, delete, setData, setACL, multi, closeSession).
+    Write(Request),
+    /// A new session the learner has named (`CreateSession` txn with this id).
+    CreateSession {
+        /// The negotiated timeout, ms.
+        timeout_ms: i32,
+    },
+}
+
+/// One peer message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZabMessage {
+    /// FLE notification (`Notification` in FastLeaderElection).
+    Notification {
+        /// The sender's current vote.
+        vote: Vote,
+        /// The sender's logical clock (election round).
+        election_epoch: u64,
+        /// The sender's state.
+        state: PeerState,
+    },
+    /// FOLLOWERINFO / OBSERVERINFO (11 / 16): a learner introduces itself to its leader.
+    FollowerInfo {
+        /// The learner's accepted epoch.
+        accepted_epoch: u32,
+        /// The learner's last logged zxid.
+        last_zxid: Zxid,
+        /// True for an observer.
+        observer: bool,
+    },
+    /// LEADERINFO (17): the epoch the leader is establishing.
+    LeaderInfo {
+        /// The new epoch.
+        new_epoch: u32,
+    },
+    /// ACKEPOCH (18): the learner accepted the epoch; sent only once it is durable.
+    AckEpoch {
+        /// The learner's current epoch.
+        current_epoch: u32,
+        /// The learner's last logged zxid.
+        last_zxid: Zxid,
+    },
+    /// DIFF (13): the learner's log is a prefix of the leader's; here is the rest.
+    Diff {
+        /// Txns after the learner's last zxid, in order.
+        txns: Vec<LoggedTxn>,
+        /// Those up to this zxid are committed.
+        committed: Zxid,
+    },
+    /// TRUNC (14): drop everything after `zxid`, then a DIFF follows.
+    Trunc {
+        /// The last zxid to keep.
+        zxid: Zxid,
+    },
+    /// SNAP (15): replace the state with this snapshot; a DIFF follows.
+    Snap {
+        /// The leader's committed state.
+        snapshot: Box<Snapshot>,
+    },
+    /// NEWLEADER (10): end of sync; the learner adopts `epoch` as its current epoch.
+    NewLeader {
+        /// `(new_epoch, 0)`.
+        zxid: Zxid,
+    },
+    /// UPTODATE (12): a quorum has the leader's history; start serving.
+    UpToDate,
+    /// PROPOSAL (2).
+    Proposal {
+        /// The txn.
+        txn: LoggedTxn,
+    },
+    /// ACK (3), cumulative: everything up to `zxid` is durable at the sender. Also acknowledges
+    /// NEWLEADER when `zxid` is `(new_epoch, 0)`.
+    Ack {
+        /// The acknowledged zxid.
+        zxid: Zxid,
+    },
+    /// COMMIT (4), cumulative: everything up to `zxid` is committed.
+    Commit {
+        /// The committed zxid.
+        zxid: Zxid,
+    },
+    /// INFORM (8): a committed txn, for observers.
+    Inform {
+        /// The txn.
+        txn: LoggedTxn,
+    },
+    /// REQUEST (1): a learner forwards a client request.
+    Request {
+        /// The session.
+        session: SessionId,
+        /// The client's xid.
+        cxid: i32,
+        /// The connection's auth ids (QuorumPacket.authinfo).
+        ids: Vec<Id>,
+        /// What is asked.
+        forwarded: Forwarded,
+    },
+    /// SYNC (7) from a learner: answer once everything proposed so far is committed.
+    SyncRequest,
+    /// SYNC (7) from the leader: the oldest pending sync of the learner may be answered.
+    SyncReply,
+    /// PING (5) from the leader.
+    Ping,
+    /// PING (5) from a learner: the sessions its clients touched since its last reply.
+    PingReply {
+        /// Touched sessions.
+        touched: Vec<SessionId>,
+    },
+}
+
+/// Where a message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// Sender.
+    pub from: ServerId,
+    /// Receiver.
+    pub to: ServerId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vote_order_is_epoch_then_zxid_then_id() {
+        let v = |e, z, id| Vote { leader: ServerId(id), zxid: Zxid(z), peer_epoch: e };
+        assert!(v(2, 0, 1).beats(&v(1, 99, 9)), "epoch first");
+        assert!(v(1, 5, 1).beats(&v(1, 4, 9)), "then zxid");
+        assert!(v(1, 5, 3).beats(&v(1, 5, 2)), "then server id");
+        assert!(!v(1, 5, 2).beats(&v(1, 5, 2)), "a vote does not beat itself");
+    }
+}
