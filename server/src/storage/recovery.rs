@@ -91,6 +91,9 @@ fn newest_valid_snapshot(snap_dir: &Path) -> Result<Option<(i64, Vec<u8>)>, Stor
     Ok(None)
 }
 
+/// A log file's bytes and the records found in them.
+type ReadLog = (Vec<u8>, Vec<log::ScannedRecord>);
+
 fn corrupt(path: &Path, offset: usize, what: String) -> StorageError {
     StorageError::CorruptLog {
         path: path.to_path_buf(),
@@ -106,7 +109,7 @@ fn read_log(
     name_zxid: i64,
     is_last: bool,
     log_dir: &Path,
-) -> Result<Option<(Vec<u8>, Vec<log::ScannedRecord>)>, StorageError> {
+) -> Result<Option<ReadLog>, StorageError> {
     let bytes = std::fs::read(path).map_err(StorageError::io(path, "read"))?;
     if let Err(problem) = log::check_header(&bytes, name_zxid) {
         let floor = Some(name_zxid - 1);

@@ -3,7 +3,8 @@
 //! Layout of `snapshot.<hex zxid>` (integers little-endian):
 //!
 //! ```text
-//! magic "ZKRS" | u32 format version (1) | i64 zxid | u64 blob length | blob | u32 crc32c(all before)
+//! magic "ZKRS" | u32 format version (1) | i64 zxid | u64 blob length | blob
+//!   | u32 crc32c(every byte before it)
 //! ```
 //!
 //! Invariant: a file with a final name is complete. It is written as `snapshot.<hex>.tmp`,

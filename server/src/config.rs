@@ -1,0 +1,861 @@
+//! `zoo.cfg`: parsing the java.util.Properties syntax and turning the keys ZooKeeper knows into a
+//! `ServerConfig` (reference §13).
+//!
+//! Policy, so that a ZooKeeper config file works unchanged:
+//! - Every key ZooKeeper documents is accepted. Keys that change nothing here (admin.*,
+//!   metricsProvider.*, preAllocSize, ...) are logged at info level and kept in `extra`.
+//! - An unknown key is a warning (logged and listed in `warnings`) and is kept in `extra`, because
+//!   ZooKeeper turns unknown keys into system properties rather than failing.
+//! - A malformed value is an error naming the key, the value and the line.
+//! - A `zookeeper.` prefix is accepted on any key (the system-property spelling), so both
+//!   `DigestAuthenticationProvider.superDigest` and `zookeeper.DigestAuthenticationProvider.
+//!   superDigest` work.
+//! - Settings ZooKeeper clamps with a warning (snapCount < 2, autopurge.snapRetainCount < 3) are
+//!   clamped with a warning here too.
+//!
+//! Invariant: a `ServerConfig` returned by `parse`/`load` has passed `zkr_core::Config::validate`
+//! and `min session timeout <= max session timeout`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+/// The four-letter words this server implements.
+pub const IMPLEMENTED_FOUR_LETTER_WORDS: [&str; 12] = [
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "wchc", "wchp", "dump", "isro",
+];
+
+/// Every four-letter word ZooKeeper knows; others in the whitelist draw a warning.
+const KNOWN_FOUR_LETTER_WORDS: [&str; 18] = [
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "wchc", "wchp", "dump", "isro",
+    "crst", "srst", "dirs", "gtmk", "stmk", "hash",
+];
+
+/// Keys ZooKeeper accepts that change nothing in this server; kept in `extra` with an info log.
+const IGNORED_KEYS: [&str; 22] = [
+    "secureClientPort",
+    "secureClientPortAddress",
+    "maxCnxns",
+    "globalOutstandingLimit",
+    "preAllocSize",
+    "snapSizeLimitInKb",
+    "fsync.warningthresholdms",
+    "connectToLearnerMasterLimit",
+    "dynamicConfigFile",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "syncEnabled",
+    "observerMasterPort",
+    "quorumListenOnAllIPs",
+    "digest.enabled",
+    "serializeLastProcessedZxid.enabled",
+    "closeSessionTxn.enabled",
+    "snapshot.compression.method",
+    "readonlymode.enabled",
+    "multiAddress.enabled",
+];
+
+/// Which four-letter words may run. `srvr` is always allowed, as in ZooKeeper.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FourLetterWhitelist {
+    /// `*`: every command.
+    All,
+    /// Only these (lowercase) commands, plus `srvr`.
+    Only(BTreeSet<String>),
+}
+
+impl FourLetterWhitelist {
+    /// Whether `command` may run.
+    pub fn allows(&self, command: &str) -> bool {
+        command == "srvr"
+            || match self {
+                FourLetterWhitelist::All => true,
+                FourLetterWhitelist::Only(set) => set.contains(command),
+            }
+    }
+
+    /// ZooKeeper's default: `srvr` only.
+    pub fn zookeeper_default() -> FourLetterWhitelist {
+        FourLetterWhitelist::Only(BTreeSet::from(["srvr".to_string()]))
+    }
+
+    /// Parses a comma-separated list (`*` = all); returns the names ZooKeeper does not know too.
+    pub fn parse(list: &str) -> (FourLetterWhitelist, Vec<String>) {
+        let mut set = BTreeSet::from(["srvr".to_string()]);
+        let mut unknown = Vec::new();
+        for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            if word == "*" {
+                return (FourLetterWhitelist::All, Vec::new());
+            }
+            let word = word.to_ascii_lowercase();
+            if !KNOWN_FOUR_LETTER_WORDS.contains(&word.as_str()) {
+                unknown.push(word.clone());
+            }
+            set.insert(word);
+        }
+        (FourLetterWhitelist::Only(set), unknown)
+    }
+}
+
+/// A quorum member's role.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PeerType {
+    /// Votes and may lead.
+    #[default]
+    Participant,
+    /// Follows without voting.
+    Observer,
+}
+
+/// One `server.N` line: `host:quorumPort:electionPort[:participant|:observer]
+/// [;[clientHost:]clientPort]`. Kept for the quorum mode; standalone ignores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// Host name or IP (without brackets).
+    pub host: String,
+    /// Port followers connect to the leader on.
+    pub quorum_port: u16,
+    /// Port for leader election.
+    pub election_port: u16,
+    /// Participant or observer.
+    pub peer_type: PeerType,
+    /// Client address from the `;` part: optional host and the port.
+    pub client: Option<(Option<String>, u16)>,
+}
+
+/// Why a configuration cannot be used. The `Display` text is written for an operator.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A line is not valid properties syntax.
+    Syntax {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A key has a value that cannot be used.
+    BadValue {
+        /// The key as written.
+        key: String,
+        /// The value as written (trimmed).
+        value: String,
+        /// 1-based line number.
+        line: usize,
+        /// What was expected.
+        reason: String,
+    },
+    /// A required key is absent.
+    Missing {
+        /// The key.
+        key: &'static str,
+    },
+    /// The settings do not fit together.
+    Invalid(String),
+    /// An error inside the file at `path`.
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: Box<ConfigError>,
+    },
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Io { path, source } => {
+                write!(f, "cannot read config file {}: {source}", path.display())
+            }
+            ConfigError::Syntax { line, reason } => write!(f, "line {line}: {reason}"),
+            ConfigError::BadValue {
+                key,
+                value,
+                line,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "line {line}: invalid value {value:?} for {key}: {reason}"
+                )
+            }
+            ConfigError::Missing { key } => write!(f, "{key} is not set"),
+            ConfigError::Invalid(reason) => f.write_str(reason),
+            ConfigError::InFile { path, error } => write!(f, "{}: {error}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One `key=value` entry of a properties file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Property {
+    /// The key, unescaped.
+    pub key: String,
+    /// The value, unescaped and trimmed.
+    pub value: String,
+    /// 1-based line on which the entry starts.
+    pub line: usize,
+}
+
+/// Splits java.util.Properties text into entries, in file order: `key=value`, `key: value` or
+/// `key value`; `#` and `!` comment lines; a trailing odd backslash continues the line; `\t`,
+/// `\n`, `\uXXXX`-style escapes. Values are trimmed, as ZooKeeper does.
+pub fn parse_properties(text: &str) -> Result<Vec<Property>, ConfigError> {
+    let mut properties = Vec::new();
+    let mut logical = String::new();
+    let mut start_line = 0;
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim_start_matches([' ', '\t', '\x0c']);
+        if logical.is_empty() {
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            start_line = index + 1;
+        }
+        let trailing = line.len() - line.trim_end_matches('\\').len();
+        if trailing % 2 == 1 {
+            logical.push_str(&line[..line.len() - 1]);
+            continue;
+        }
+        logical.push_str(line);
+        properties.push(split_entry(&logical, start_line)?);
+        logical.clear();
+    }
+    if !logical.is_empty() {
+        properties.push(split_entry(&logical, start_line)?);
+    }
+    Ok(properties)
+}
+
+/// Splits one logical line into key and value.
+fn split_entry(logical: &str, line: usize) -> Result<Property, ConfigError> {
+    let mut key_end = logical.len();
+    let mut escaped = false;
+    for (i, c) in logical.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if matches!(c, '=' | ':' | ' ' | '\t' | '\x0c') {
+            key_end = i;
+            break;
+        }
+    }
+    let mut rest = logical[key_end..].trim_start_matches([' ', '\t', '\x0c']);
+    if let Some(after) = rest.strip_prefix(['=', ':']) {
+        rest = after.trim_start_matches([' ', '\t', '\x0c']);
+    }
+    let key = unescape(&logical[..key_end], line)?;
+    let value = unescape(rest, line)?.trim().to_string();
+    Ok(Property { key, value, line })
+}
+
+fn unescape(text: &str, line: usize) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\x0c'),
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                let decoded = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
+                match decoded {
+                    Some(ch) if hex.len() == 4 => out.push(ch),
+                    _ => {
+                        let reason = format!("malformed \\uxxxx escape \\u{hex}");
+                        return Err(ConfigError::Syntax { line, reason });
+                    }
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The whole server configuration: the core's protocol settings plus what the shell needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Protocol settings handed to `zkr_core::Node`.
+    pub core: zkr_core::Config,
+    /// `dataDir`: snapshots (in `version-2/`), `myid`.
+    pub data_dir: PathBuf,
+    /// `dataLogDir` (default `dataDir`): txn logs (in `version-2/`).
+    pub data_log_dir: PathBuf,
+    /// `clientPort`.
+    pub client_port: u16,
+    /// `clientPortAddress` (default 0.0.0.0).
+    pub client_port_address: IpAddr,
+    /// `clientPortListenBacklog`, -1 = OS default.
+    pub client_port_listen_backlog: i32,
+    /// `maxClientCnxns` per client IP; 0 = unlimited.
+    pub max_client_cnxns: u32,
+    /// `snapCount`: txns between snapshots (ZooKeeper rolls at a random point in
+    /// `[snapCount/2+1, snapCount]`).
+    pub snap_count: u64,
+    /// `autopurge.snapRetainCount` (at least 3).
+    pub autopurge_snap_retain_count: usize,
+    /// `autopurge.purgeInterval` in hours; 0 = autopurge off.
+    pub autopurge_purge_interval_hours: u64,
+    /// `forceSync`: fsync the txn log (default yes).
+    pub force_sync: bool,
+    /// `4lw.commands.whitelist`.
+    pub four_letter_words: FourLetterWhitelist,
+    /// `server.N` lines, by id.
+    pub servers: BTreeMap<u64, ServerSpec>,
+    /// `initLimit`, in ticks (quorum mode).
+    pub init_limit: Option<u32>,
+    /// `syncLimit`, in ticks (quorum mode).
+    pub sync_limit: Option<u32>,
+    /// `electionAlg` (only 3 is accepted).
+    pub election_alg: Option<u32>,
+    /// `peerType`.
+    pub peer_type: PeerType,
+    /// Keys accepted but not used, and unknown keys, with their values.
+    pub extra: BTreeMap<String, String>,
+    /// Warnings found while parsing (also logged): unknown keys, clamped values.
+    pub warnings: Vec<String>,
+}
+
+impl ServerConfig {
+    /// The configuration for running with no config file: clientPort 2181, dataDir `./data`
+    /// (relative to the current directory), tickTime 2000, and — unlike ZooKeeper's `srvr`-only
+    /// default — every four-letter word this server implements, for a friendly development setup.
+    pub fn standalone_default() -> ServerConfig {
+        let words = IMPLEMENTED_FOUR_LETTER_WORDS
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        let mut config = ServerConfig::base(PathBuf::from("./data"));
+        config.four_letter_words = FourLetterWhitelist::Only(words);
+        config.finish().expect("the built-in defaults are valid")
+    }
+
+    /// Reads and parses a zoo.cfg file. In quorum mode (some `server.N`), the server id comes
+    /// from `<dataDir>/myid`, as in ZooKeeper.
+    pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let in_file = |error| ConfigError::InFile {
+            path: path.to_path_buf(),
+            error: Box::new(error),
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = ServerConfig::parse(&text).map_err(in_file)?;
+        if !config.servers.is_empty() {
+            config.read_myid().map_err(in_file)?;
+        }
+        Ok(config)
+    }
+
+    /// Parses zoo.cfg text (no file access).
+    pub fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
+        let mut config = ServerConfig::base(PathBuf::new());
+        let mut seen = Seen::default();
+        for property in parse_properties(text)? {
+            config.apply(&property, &mut seen)?;
+        }
+        if !seen.data_dir {
+            return Err(ConfigError::Missing { key: "dataDir" });
+        }
+        if !seen.data_log_dir {
+            config.data_log_dir = config.data_dir.clone();
+        }
+        if !seen.tick_time {
+            config.warn("tickTime is not set; using 2000 ms".into());
+        }
+        if !seen.client_port {
+            config.warn("clientPort is not set; using 2181".into());
+        }
+        if seen.min_session_timeout.is_none() {
+            config.core.session_timeout_ms_min = 2 * config.core.tick_time_ms as i32;
+        }
+        if seen.max_session_timeout.is_none() {
+            config.core.session_timeout_ms_max = 20 * config.core.tick_time_ms as i32;
+        }
+        let (min, max) = (
+            config.core.session_timeout_ms_min,
+            config.core.session_timeout_ms_max,
+        );
+        if min > max {
+            return Err(ConfigError::Invalid(format!(
+                "minSessionTimeout {min} (line {}) must not be larger than maxSessionTimeout \
+                 {max} (line {})",
+                line_or_default(seen.min_session_timeout),
+                line_or_default(seen.max_session_timeout),
+            )));
+        }
+        config.finish()
+    }
+
+    /// Defaults before any key is applied.
+    fn base(data_dir: PathBuf) -> ServerConfig {
+        ServerConfig {
+            core: zkr_core::Config::default(),
+            data_log_dir: data_dir.clone(),
+            data_dir,
+            client_port: 2181,
+            client_port_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            client_port_listen_backlog: -1,
+            max_client_cnxns: 60,
+            snap_count: 100_000,
+            autopurge_snap_retain_count: crate::storage::MIN_SNAP_RETAIN_COUNT,
+            autopurge_purge_interval_hours: 0,
+            force_sync: true,
+            four_letter_words: FourLetterWhitelist::zookeeper_default(),
+            servers: BTreeMap::new(),
+            init_limit: None,
+            sync_limit: None,
+            election_alg: None,
+            peer_type: PeerType::Participant,
+            extra: BTreeMap::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Derives the core tick and checks the core's rules.
+    fn finish(mut self) -> Result<ServerConfig, ConfigError> {
+        self.core.tick_ms = self.core.tick_time_ms.min(100);
+        self.core
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("invalid configuration: {e}")))?;
+        assert!(self.core.session_timeout_ms_min <= self.core.session_timeout_ms_max);
+        assert!(self.core.tick_ms <= self.core.tick_time_ms);
+        Ok(self)
+    }
+
+    fn warn(&mut self, warning: String) {
+        tracing::warn!("zoo.cfg: {warning}");
+        self.warnings.push(warning);
+    }
+
+    /// Applies one entry.
+    fn apply(&mut self, property: &Property, seen: &mut Seen) -> Result<(), ConfigError> {
+        let value = property.value.as_str();
+        let key = property
+            .key
+            .strip_prefix("zookeeper.")
+            .unwrap_or(&property.key);
+        let at = Field { property };
+        match key {
+            "tickTime" => {
+                self.core.tick_time_ms = at.number(1, i32::MAX as u64, "a positive time in ms")?;
+                seen.tick_time = true;
+            }
+            "dataDir" => {
+                self.data_dir = at.path()?;
+                seen.data_dir = true;
+            }
+            "dataLogDir" => {
+                self.data_log_dir = at.path()?;
+                seen.data_log_dir = true;
+            }
+            "clientPort" => {
+                self.client_port = at.number(0, u16::MAX as u64, "a port number 0..=65535")?;
+                seen.client_port = true;
+            }
+            "clientPortAddress" => self.client_port_address = at.ip()?,
+            "clientPortListenBacklog" => {
+                self.client_port_listen_backlog = at.signed(-1, i32::MAX as i64)? as i32;
+            }
+            "minSessionTimeout" | "maxSessionTimeout" => {
+                self.apply_session_timeout(at, key, seen)?
+            }
+            "maxClientCnxns" => {
+                self.max_client_cnxns = at.number(0, u32::MAX as u64, "a count (0 = unlimited)")?
+            }
+            "snapCount" => {
+                let count: u64 = at.number(0, u64::MAX, "a number of txns")?;
+                if count < 2 {
+                    self.warn(format!("snapCount {count} is below 2; using 2"));
+                }
+                self.snap_count = count.max(2);
+            }
+            "autopurge.snapRetainCount" => {
+                let count: usize = at.number(0, u32::MAX as u64, "a number of snapshots")?;
+                let min = crate::storage::MIN_SNAP_RETAIN_COUNT;
+                if count < min {
+                    self.warn(format!(
+                        "autopurge.snapRetainCount {count} is below {min}; using {min}"
+                    ));
+                }
+                self.autopurge_snap_retain_count = count.max(min);
+            }
+            "autopurge.purgeInterval" => {
+                // ZooKeeper treats zero and negative intervals as "off".
+                self.autopurge_purge_interval_hours = at.signed(i64::MIN, i64::MAX)?.max(0) as u64;
+            }
+            "forceSync" => self.force_sync = at.boolean()?,
+            "4lw.commands.whitelist" => {
+                let (whitelist, unknown) = FourLetterWhitelist::parse(value);
+                for word in unknown {
+                    self.warn(format!("4lw.commands.whitelist: unknown command {word:?}"));
+                }
+                self.four_letter_words = whitelist;
+            }
+            "jute.maxbuffer" => self.core.max_frame_bytes = at.int_or_hex()?,
+            "DigestAuthenticationProvider.superDigest" => {
+                if !value.contains(':') {
+                    return Err(at.bad("expected super:<base64 sha1 digest>"));
+                }
+                self.core.super_digest = Some(value.to_string());
+            }
+            "extendedTypesEnabled" => self.core.extended_types_enabled = at.boolean()?,
+            "znode.container.checkIntervalMs" => {
+                self.core.container_check_interval_ms = at.number(1, u64::MAX, "a time in ms")?
+            }
+            "znode.container.maxPerMinute" => {
+                self.core.container_max_per_minute = at.number(0, u32::MAX as u64, "a count")?
+            }
+            "skipACL" => self.core.skip_acl = at.boolean()?,
+            "enforceQuota" => self.core.enforce_quota = at.boolean()?,
+            _ => self.apply_quorum_or_other(at, key)?,
+        }
+        Ok(())
+    }
+
+    fn apply_session_timeout(
+        &mut self,
+        at: Field<'_>,
+        key: &str,
+        seen: &mut Seen,
+    ) -> Result<(), ConfigError> {
+        // -1 means "the default", as in ZooKeeper.
+        let ms = at.signed(-1, i32::MAX as i64)? as i32;
+        let line = (ms != -1).then_some(at.property.line);
+        if key == "minSessionTimeout" {
+            self.core.session_timeout_ms_min = ms;
+            seen.min_session_timeout = line;
+        } else {
+            self.core.session_timeout_ms_max = ms;
+            seen.max_session_timeout = line;
+        }
+        if ms == 0 {
+            return Err(at.bad("expected a positive time in ms (or -1 for the default)"));
+        }
+        Ok(())
+    }
+
+    fn apply_quorum_or_other(&mut self, at: Field<'_>, key: &str) -> Result<(), ConfigError> {
+        let value = at.property.value.as_str();
+        match key {
+            "initLimit" => self.init_limit = Some(at.number(1, u32::MAX as u64, "ticks")?),
+            "syncLimit" => self.sync_limit = Some(at.number(1, u32::MAX as u64, "ticks")?),
+            "electionAlg" => {
+                let alg: u32 = at.number(0, u32::MAX as u64, "an algorithm number")?;
+                if alg != 3 {
+                    return Err(at.bad("only electionAlg 3 (fast leader election) exists"));
+                }
+                self.election_alg = Some(alg);
+            }
+            "peerType" => {
+                self.peer_type = match value {
+                    "participant" => PeerType::Participant,
+                    "observer" => PeerType::Observer,
+                    _ => return Err(at.bad("expected participant or observer")),
+                }
+            }
+            _ if key.starts_with("server.") => {
+                let id = key["server.".len()..]
+                    .parse::<u64>()
+                    .map_err(|_| at.bad("the key needs a numeric server id: server.N"))?;
+                let spec = parse_server_spec(value).map_err(|reason| at.bad(&reason))?;
+                self.servers.insert(id, spec);
+            }
+            _ if key.starts_with("admin.")
+                || key.starts_with("metricsProvider.")
+                || key.starts_with("group.")
+                || key.starts_with("weight.")
+                || IGNORED_KEYS.contains(&key) =>
+            {
+                tracing::info!(
+                    "zoo.cfg: {} is accepted but has no effect here",
+                    at.property.key
+                );
+                self.extra
+                    .insert(at.property.key.clone(), value.to_string());
+            }
+            _ => {
+                let key = at.property.key.clone();
+                self.warn(format!(
+                    "unknown key {key} (line {}); kept",
+                    at.property.line
+                ));
+                self.extra.insert(key, value.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `<dataDir>/myid` into `core.server_id` (quorum mode).
+    pub fn read_myid(&mut self) -> Result<(), ConfigError> {
+        let path = self.data_dir.join("myid");
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let id: u64 = text.trim().parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "{}: {:?} is not a server id",
+                path.display(),
+                text.trim()
+            ))
+        })?;
+        if !self.servers.contains_key(&id) {
+            return Err(ConfigError::Invalid(format!(
+                "{}: server id {id} has no server.{id} line",
+                path.display()
+            )));
+        }
+        self.core.server_id = zkr_core::types::ServerId(id);
+        self.core
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("invalid configuration: {e}")))
+    }
+
+    /// `key=value` pairs for the `conf` four-letter word, in ZooKeeper's order and spelling.
+    /// Reads the data directories for their sizes.
+    pub fn to_conf_lines(&self) -> Vec<(String, String)> {
+        let snap_dir = absolute(&self.data_dir.join(crate::storage::VERSION_DIR));
+        let log_dir = absolute(&self.data_log_dir.join(crate::storage::VERSION_DIR));
+        let standalone = self.servers.is_empty();
+        let server_id = if standalone { 0 } else { self.core.server_id.0 };
+        let mut lines = vec![
+            ("clientPort", self.client_port.to_string()),
+            ("secureClientPort", "-1".to_string()),
+            ("dataDir", snap_dir.display().to_string()),
+            ("dataDirSize", dir_size(&snap_dir).to_string()),
+            ("dataLogDir", log_dir.display().to_string()),
+            ("dataLogSize", dir_size(&log_dir).to_string()),
+            ("tickTime", self.core.tick_time_ms.to_string()),
+            ("maxClientCnxns", self.max_client_cnxns.to_string()),
+            (
+                "minSessionTimeout",
+                self.core.session_timeout_ms_min.to_string(),
+            ),
+            (
+                "maxSessionTimeout",
+                self.core.session_timeout_ms_max.to_string(),
+            ),
+            (
+                "clientPortListenBacklog",
+                self.client_port_listen_backlog.to_string(),
+            ),
+            ("serverId", server_id.to_string()),
+        ];
+        if !standalone {
+            let me = self.servers.get(&self.core.server_id.0);
+            let peer_type = match self.peer_type {
+                PeerType::Participant => 0,
+                PeerType::Observer => 1,
+            };
+            lines.extend([
+                ("initLimit", self.init_limit.unwrap_or(0).to_string()),
+                ("syncLimit", self.sync_limit.unwrap_or(0).to_string()),
+                ("electionAlg", self.election_alg.unwrap_or(3).to_string()),
+                (
+                    "electionPort",
+                    me.map_or(0, |s| s.election_port).to_string(),
+                ),
+                ("quorumPort", me.map_or(0, |s| s.quorum_port).to_string()),
+                ("peerType", peer_type.to_string()),
+            ]);
+        }
+        lines.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+fn line_or_default(line: Option<usize>) -> String {
+    line.map_or_else(|| "default".to_string(), |l| l.to_string())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Total size of the regular files directly in `dir` (0 if unreadable), like ZooKeeper's
+/// dataDirSize.
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Which keys were set, and where, for the checks that run after the last line.
+#[derive(Default)]
+struct Seen {
+    tick_time: bool,
+    data_dir: bool,
+    data_log_dir: bool,
+    client_port: bool,
+    /// Line of an explicit (not -1) minSessionTimeout.
+    min_session_timeout: Option<usize>,
+    max_session_timeout: Option<usize>,
+}
+
+/// Typed readers for one entry's value; errors name the key, value and line.
+#[derive(Clone, Copy)]
+struct Field<'a> {
+    property: &'a Property,
+}
+
+impl Field<'_> {
+    fn bad(&self, reason: &str) -> ConfigError {
+        ConfigError::BadValue {
+            key: self.property.key.clone(),
+            value: self.property.value.clone(),
+            line: self.property.line,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// An unsigned decimal in `min..=max`, converted to `T`.
+    fn number<T: TryFrom<u64>>(&self, min: u64, max: u64, what: &str) -> Result<T, ConfigError> {
+        let reason = format!("expected {what} in {min}..={max}");
+        let n: u64 = self.property.value.parse().map_err(|_| self.bad(&reason))?;
+        if n < min || n > max {
+            return Err(self.bad(&reason));
+        }
+        T::try_from(n).map_err(|_| self.bad(&reason))
+    }
+
+    fn signed(&self, min: i64, max: i64) -> Result<i64, ConfigError> {
+        let reason = format!("expected an integer in {min}..={max}");
+        let n: i64 = self.property.value.parse().map_err(|_| self.bad(&reason))?;
+        if n < min || n > max {
+            return Err(self.bad(&reason));
+        }
+        Ok(n)
+    }
+
+    /// Decimal or `0x` hex (as Java's `Integer.decode`), in 1..=i32::MAX.
+    fn int_or_hex(&self) -> Result<usize, ConfigError> {
+        let value = self.property.value.as_str();
+        let reason = "expected a positive integer (decimal or 0x hex) up to 2147483647";
+        let parsed = match value
+            .strip_prefix("0x")
+            .or_else(|| value.strip_prefix("0X"))
+        {
+            Some(hex) => i64::from_str_radix(hex, 16),
+            None => value.parse::<i64>(),
+        };
+        match parsed {
+            Ok(n) if n >= 1 && n <= i32::MAX as i64 => Ok(n as usize),
+            _ => Err(self.bad(reason)),
+        }
+    }
+
+    fn boolean(&self) -> Result<bool, ConfigError> {
+        match self.property.value.to_ascii_lowercase().as_str() {
+            "yes" | "true" => Ok(true),
+            "no" | "false" => Ok(false),
+            _ => Err(self.bad("expected yes/no or true/false")),
+        }
+    }
+
+    fn path(&self) -> Result<PathBuf, ConfigError> {
+        if self.property.value.is_empty() {
+            return Err(self.bad("expected a directory path"));
+        }
+        Ok(PathBuf::from(&self.property.value))
+    }
+
+    fn ip(&self) -> Result<IpAddr, ConfigError> {
+        let value = self.property.value.as_str();
+        if value == "localhost" {
+            return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        let unbracketed = value.strip_prefix('[').and_then(|v| v.strip_suffix(']'));
+        unbracketed
+            .unwrap_or(value)
+            .parse()
+            .map_err(|_| self.bad("expected an IP address"))
+    }
+}
+
+/// Parses `host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`.
+fn parse_server_spec(spec: &str) -> Result<ServerSpec, String> {
+    if spec.contains('|') {
+        return Err("multiple addresses per server (multiAddress) are not supported".into());
+    }
+    let (quorum_part, client_part) = match spec.split_once(';') {
+        Some((q, c)) => (q.trim(), Some(c.trim())),
+        None => (spec.trim(), None),
+    };
+    let (host, rest) = split_host(quorum_part)?;
+    let fields: Vec<&str> = rest.split(':').collect();
+    if fields.len() < 2 || fields.len() > 3 {
+        return Err("expected host:quorumPort:electionPort[:participant|:observer]".into());
+    }
+    let port = |text: &str, name: &str| {
+        text.parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or(format!("bad {name} {text:?}"))
+    };
+    let quorum_port = port(fields[0], "quorum port")?;
+    let election_port = port(fields[1], "election port")?;
+    if quorum_port == election_port {
+        return Err("the quorum port and the election port must differ".into());
+    }
+    let peer_type = match fields.get(2).copied() {
+        None | Some("participant") => PeerType::Participant,
+        Some("observer") => PeerType::Observer,
+        Some(other) => return Err(format!("unknown role {other:?}")),
+    };
+    let client = match client_part {
+        None => None,
+        Some(text) => Some(match text.rsplit_once(':') {
+            Some((host, p)) => {
+                let (host, _) = split_host(&format!("{host}:"))?;
+                (Some(host), port(p, "client port")?)
+            }
+            None => (None, port(text, "client port")?),
+        }),
+    };
+    Ok(ServerSpec {
+        host,
+        quorum_port,
+        election_port,
+        peer_type,
+        client,
+    })
+}
+
+/// Splits `host:rest` or `[v6]:rest` into the host (without brackets) and `rest`.
+fn split_host(text: &str) -> Result<(String, &str), String> {
+    if let Some(after) = text.strip_prefix('[') {
+        let (host, rest) = after.split_once(']').ok_or("unclosed [ in the host")?;
+        let rest = rest.strip_prefix(':').ok_or("expected : after ]")?;
+        return Ok((host.to_string(), rest));
+    }
+    match text.split_once(':') {
+        Some((host, rest)) if !host.is_empty() => Ok((host.to_string(), rest)),
+        _ => Err("expected host:port".into()),
+    }
+}
