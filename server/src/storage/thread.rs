@@ -4,9 +4,9 @@
 //! tokio unbounded channel it can `recv().await`. Threads:
 //!
 //! ```text
-//! driver ──Command──▶ log thread (owns Storage) ──SnapJob──▶ snapshot thread
-//!    ▲                    │  append all queued, ONE sync,        │ write tmp, fsync, rename,
-//!    └──StorageEvent──────┴──────── Durable{upto} ◀──────────────┘ SnapshotSaved, Purged
+//! driver --Command--> log thread (owns Storage) --SnapJob--> snapshot thread
+//! driver <--StorageEvent-- log thread:      Durable{upto}, Truncated, Failed
+//! driver <--StorageEvent-- snapshot thread: SnapshotSaved, SnapshotFailed, Purged
 //! ```
 //!
 //! Invariants:
@@ -361,7 +361,9 @@ mod tests {
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let (commands, command_rx) = mpsc::channel();
         for zxid in 1..=100i64 {
-            commands.send(Command::Append(vec![(zxid, vec![zxid as u8])])).unwrap();
+            commands
+                .send(Command::Append(vec![(zxid, vec![zxid as u8])]))
+                .unwrap();
         }
         commands.send(Command::Shutdown).unwrap();
         let (snap_tx, _snap_rx) = mpsc::channel();
@@ -375,7 +377,10 @@ mod tests {
         worker.run(command_rx);
         assert_eq!(worker.storage.sync_count(), 1);
         assert_eq!(worker.sync_count.load(Ordering::Acquire), 1);
-        assert!(matches!(events.try_recv(), Ok(StorageEvent::Durable { upto: 100 })));
+        assert!(matches!(
+            events.try_recv(),
+            Ok(StorageEvent::Durable { upto: 100 })
+        ));
         assert!(events.try_recv().is_err());
         drop(worker);
         std::fs::remove_dir_all(&dir).unwrap();
