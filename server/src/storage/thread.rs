@@ -104,7 +104,8 @@ pub struct StorageThread {
 
 impl StorageThread {
     /// Moves `storage` onto a new log thread (and starts the snapshot thread). Events go to
-    /// `events`; a dropped receiver is ignored.
+    /// `events`; a dropped receiver is ignored. Call `Storage::set_force_sync` before this: the
+    /// snapshot thread copies the setting at spawn.
     pub fn spawn(
         storage: Storage,
         events: UnboundedSender<StorageEvent>,
