@@ -30,9 +30,26 @@ pub struct Config {
     pub skip_acl: bool,
     /// `enforceQuota`.
     pub enforce_quota: bool,
+    /// The ensemble's members (`server.N` lines); empty for a standalone server.
+    pub members: Vec<Member>,
+    /// `initLimit`, in tickTime units: how long discovery and sync may take.
+    pub init_limit: u32,
+    /// `syncLimit`, in tickTime units: how long a learner may stay silent.
+    pub sync_limit: u32,
+    /// Committed txns kept in memory for DIFF syncs (ZooKeeper's `commitLogCount`).
+    pub commit_log_count: usize,
     /// Deliberately broken behaviours, for proving that the simulator's checks can fail. Any of
     /// them switched on is rejected by `validate()` unless core is built with the `bugs` feature.
     pub bugs: Bugs,
+}
+
+/// One ensemble member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Member {
+    /// Its `myid`.
+    pub id: ServerId,
+    /// A non-voting observer.
+    pub observer: bool,
 }
 
 /// Named, deliberately broken behaviours. Only tests switch them on (core feature `bugs`).
@@ -44,12 +61,23 @@ pub struct Bugs {
     pub skip_session_expiry: bool,
     /// Serve reads at once, even behind a pending write of the same session.
     pub reads_skip_queue: bool,
+    /// Zab leader: commit a proposal once any single server (itself) has it durable.
+    pub commit_after_one_ack: bool,
+    /// Zab learner: accept a LEADERINFO whose epoch is older than the accepted epoch.
+    pub accept_stale_epoch: bool,
+    /// Zab leader: send a DIFF where a TRUNC is needed (learner keeps txns the leader lacks).
+    pub diff_instead_of_trunc: bool,
 }
 
 impl Bugs {
     /// True when any broken behaviour is on.
     pub fn any(&self) -> bool {
-        self.ack_before_fsync || self.skip_session_expiry || self.reads_skip_queue
+        self.ack_before_fsync
+            || self.skip_session_expiry
+            || self.reads_skip_queue
+            || self.commit_after_one_ack
+            || self.accept_stale_epoch
+            || self.diff_instead_of_trunc
     }
 }
 
@@ -69,6 +97,10 @@ impl Default for Config {
             container_max_per_minute: 10_000,
             skip_acl: false,
             enforce_quota: false,
+            members: Vec::new(),
+            init_limit: 10,
+            sync_limit: 5,
+            commit_log_count: 500,
             bugs: Bugs::default(),
         }
     }
@@ -113,12 +145,43 @@ impl Config {
         if self.max_frame_bytes == 0 || self.max_frame_bytes > i32::MAX as usize {
             return Err(ConfigError("jute.maxbuffer must be in 1..=2147483647".into()));
         }
+        if !self.members.is_empty() {
+            let me = self.members.iter().filter(|m| m.id == self.server_id).count();
+            if me != 1 {
+                return Err(ConfigError(format!(
+                    "server id {} must appear exactly once among the members",
+                    self.server_id.0
+                )));
+            }
+            if !self.members.iter().any(|m| !m.observer) {
+                return Err(ConfigError("an ensemble needs at least one voting member".into()));
+            }
+            let mut ids: Vec<_> = self.members.iter().map(|m| m.id).collect();
+            ids.sort();
+            ids.dedup();
+            if ids.len() != self.members.len() {
+                return Err(ConfigError("duplicate server ids among the members".into()));
+            }
+            if self.init_limit == 0 || self.sync_limit == 0 {
+                return Err(ConfigError("initLimit and syncLimit must be positive".into()));
+            }
+        }
         if self.extended_types_enabled && self.server_id.0 > 254 {
             return Err(ConfigError(
                 "extendedTypesEnabled requires a server id of at most 254".into(),
             ));
         }
         Ok(())
+    }
+
+    /// True when this server runs alone (no `server.N` lines).
+    pub fn is_standalone(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// `n` tickTimes in core ticks.
+    pub fn tick_times(&self, n: u32) -> u64 {
+        self.ms_to_ticks(self.tick_time_ms as u64 * n as u64).max(1)
     }
 
     /// Converts a duration in ms to whole core ticks, rounding up.

@@ -10,12 +10,20 @@
 //!   `Input::Persisted { upto }` with the zxid of the last durable txn. It must never report a zxid
 //!   that is not yet durable.
 //!
+//! - `PersistEpochs`, `TruncateLog` and `InstallSnapshot` are synchronous: the shell makes them
+//!   durable before it carries out any later output (in particular before any later `PeerSend`),
+//!   and appends that follow them in the output order go after them on disk.
+//! - `PeerSend` may be lost, delayed, duplicated or reordered; Zab stays safe under all of them
+//!   (see `zab::message`).
+//!
 //! Durability contract (the core's side): no reply to a write, no watch event for it and no read
 //! that shows it leaves the core before `Persisted` covers its zxid (in Zab: before a quorum has
 //! acknowledged it, which includes this server's own durable copy when it is the leader).
 
+use crate::snapshot::Snapshot;
 use crate::txn::LoggedTxn;
-use crate::types::{ConnId, Zxid};
+use crate::types::{ConnId, ServerId, Zxid};
+use crate::zab::message::ZabMessage;
 
 /// Everything that can happen to a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +60,13 @@ pub enum Input {
         /// The last durable zxid.
         upto: Zxid,
     },
+    /// A message from another ensemble member.
+    PeerMessage {
+        /// The sender.
+        from: ServerId,
+        /// The message.
+        msg: ZabMessage,
+    },
 }
 
 /// Everything a node asks the shell to do.
@@ -74,5 +89,31 @@ pub enum Output {
     Persist {
         /// The txn, with its header.
         txn: LoggedTxn,
+    },
+    /// Send a message to another ensemble member (best effort).
+    PeerSend {
+        /// The receiver.
+        to: ServerId,
+        /// The message.
+        msg: ZabMessage,
+    },
+    /// Durably record the epochs (ZooKeeper's `acceptedEpoch` and `currentEpoch` files), before
+    /// carrying out any later output.
+    PersistEpochs {
+        /// The accepted epoch.
+        accepted_epoch: u32,
+        /// The current epoch.
+        current_epoch: u32,
+    },
+    /// Durably drop every logged txn after `after`, before carrying out any later output.
+    TruncateLog {
+        /// The last zxid to keep.
+        after: Zxid,
+    },
+    /// Durably install this snapshot as the new state and start the log after it, before
+    /// carrying out any later output. Older logged txns are no longer needed.
+    InstallSnapshot {
+        /// The leader's committed state.
+        snapshot: Box<Snapshot>,
     },
 }

@@ -1,22 +1,25 @@
 //! `Node`: owns all server state and is driven only through `step(Input)`; results leave through
-//! `take_outputs()`. This file holds the write path (propose → persist → commit → apply), session
-//! expiry, container cleanup, recovery and the node-wide invariants; the per-connection pipeline is
-//! in [`crate::serve`].
+//! `take_outputs()`. This file holds the state, recovery, the commit/apply path, session expiry,
+//! container cleanup and the node-wide invariants. Zab roles live in [`crate::zab`], the
+//! per-connection pipeline in [`crate::serve`].
 //!
-//! Write path, standalone (a quorum of one, shaped so Zab slots in):
-//! 1. a write request is prepared into a `Txn` with the next zxid (`prep`), appended to
-//!    `proposals` and emitted as `Output::Persist`;
-//! 2. `Input::Persisted{upto}` marks it durable; durable proposals commit in zxid order;
+//! Write path (the same for a standalone server, a leader with a quorum of one, and an ensemble):
+//! 1. the leader prepares a request into a `Txn` with the next zxid (`prep`), appends it to the
+//!    log (`Output::Persist`) and sends it to its learners (`PROPOSAL`);
+//! 2. `Input::Persisted` and learners' cumulative `ACK`s move each voter's durable point; once a
+//!    quorum of voters has a proposal durable, it is committed, in zxid order;
 //! 3. commit applies the txn to the tree, fires watches (events go out before any reply that can
 //!    show the change), updates sessions, and fills the reply of the request that asked for it.
 //!
 //! Invariants (checked by `invariants()` after every step, in release builds too):
-//! - `last_persisted ≤ last_proposed`; proposals are consecutive zxids after the tree's last
-//!   processed zxid, and none of them is durable-but-uncommitted after a step;
+//! - `current_epoch ≤ accepted_epoch`; `applied ≤ committed ≤ last logged`; log zxids increase;
 //! - the session table and watch tables are internally consistent;
 //! - every connection's pipeline is consistent with its phase (see `serve`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::io::{Input, Output};
@@ -30,16 +33,25 @@ use crate::tree::{ApplyOutcome, DataTree, WatchTrigger};
 use crate::txn::{LoggedTxn, Txn, TxnHeader};
 use crate::types::{ConnId, SessionId, Zxid, perms};
 use crate::watch::WatchManager;
+use crate::zab::Role;
+use crate::zab::log::ZabLog;
+use crate::zab::quorum::Quorum;
 
-/// What a node starts from: the recovered disk state and the shell's clock.
+/// What a node starts from: the recovered disk state, the shell's clock and a seed.
 #[derive(Clone, Debug, Default)]
 pub struct NodeInit {
     /// Wall clock at start, ms since the Unix epoch (seeds session ids as ZooKeeper does).
     pub wall_ms: i64,
+    /// Seed for the node's PRNG (election backoff jitter).
+    pub seed: u64,
     /// The newest valid snapshot, if any.
     pub snapshot: Option<Snapshot>,
     /// Logged txns after the snapshot, in zxid order; all of them are durable.
     pub txns: Vec<LoggedTxn>,
+    /// The durable `acceptedEpoch` (ensembles only).
+    pub accepted_epoch: u32,
+    /// The durable `currentEpoch` (ensembles only).
+    pub current_epoch: u32,
 }
 
 /// Why recovered state cannot be loaded.
@@ -67,9 +79,19 @@ pub struct Node {
     /// Connections waiting for their CreateSession txn to apply.
     pub(crate) connecting: BTreeMap<SessionId, ConnId>,
     pub(crate) next_session_id: i64,
-    pub(crate) last_proposed: Zxid,
-    pub(crate) last_persisted: Zxid,
-    pub(crate) proposals: VecDeque<LoggedTxn>,
+    pub(crate) log: ZabLog,
+    pub(crate) role: Role,
+    pub(crate) accepted_epoch: u32,
+    pub(crate) current_epoch: u32,
+    pub(crate) quorum: Quorum,
+    pub(crate) rng: ChaCha8Rng,
+    /// The last election round this node took part in, and the vote it settled on.
+    pub(crate) last_round: u64,
+    pub(crate) leader_vote: Option<crate::zab::message::Vote>,
+    /// Sessions touched by local clients since the last PING reply (learners).
+    pub(crate) touched: BTreeSet<SessionId>,
+    /// Client syncs forwarded to the leader, oldest first (learners).
+    pub(crate) pending_syncs: VecDeque<(ConnId, i32)>,
     pub(crate) outputs: Vec<Output>,
     next_container_check_tick: u64,
 }
@@ -78,6 +100,12 @@ impl Node {
     /// Builds a node from recovered state. Fails if the recovered txns are out of order.
     pub fn new(config: Config, init: NodeInit) -> Result<Node, RecoveryError> {
         config.validate().map_err(|e| RecoveryError(e.to_string()))?;
+        if init.current_epoch > init.accepted_epoch {
+            return Err(RecoveryError(format!(
+                "currentEpoch {} is newer than acceptedEpoch {}",
+                init.current_epoch, init.accepted_epoch
+            )));
+        }
         let bucket_ticks = config.ms_to_ticks(config.tick_time_ms as u64).max(1);
         let mut sessions = SessionTable::new(bucket_ticks, config.tick_ms as u64);
         let tree = match init.snapshot {
@@ -88,6 +116,22 @@ impl Node {
                 snap.tree
             }
             None => DataTree::new(),
+        };
+        let mut last = tree.last_processed_zxid();
+        for txn in &init.txns {
+            if txn.header.zxid <= last {
+                return Err(RecoveryError(format!(
+                    "recovered txn {} is not after {} (log out of order)",
+                    txn.header.zxid, last
+                )));
+            }
+            last = txn.header.zxid;
+        }
+        let log = ZabLog::recovered(tree.last_processed_zxid(), init.txns);
+        let voters = if config.is_standalone() {
+            vec![config.server_id]
+        } else {
+            config.members.iter().filter(|m| !m.observer).map(|m| m.id).collect()
         };
         let check_ticks = config.ms_to_ticks(config.container_check_interval_ms).max(1);
         let mut node = Node {
@@ -100,26 +144,30 @@ impl Node {
             conns: BTreeMap::new(),
             connecting: BTreeMap::new(),
             next_session_id: 0,
-            last_proposed: Zxid::ZERO,
-            last_persisted: Zxid::ZERO,
-            proposals: VecDeque::new(),
+            log,
+            role: Role::Looking(None),
+            accepted_epoch: init.accepted_epoch,
+            current_epoch: init.current_epoch,
+            quorum: Quorum::new(voters),
+            rng: ChaCha8Rng::seed_from_u64(init.seed),
+            last_round: 0,
+            leader_vote: None,
+            touched: BTreeSet::new(),
+            pending_syncs: VecDeque::new(),
             outputs: Vec::new(),
             next_container_check_tick: check_ticks,
             config,
         };
-        for txn in &init.txns {
-            let last = node.tree.last_processed_zxid();
-            if txn.header.zxid <= last {
-                return Err(RecoveryError(format!(
-                    "recovered txn {} is not after {} (log out of order)",
-                    txn.header.zxid, last
-                )));
-            }
-            node.apply_recovered(txn);
-        }
-        node.last_proposed = node.tree.last_processed_zxid();
-        node.last_persisted = node.last_proposed;
         node.next_session_id = node.first_session_id(init.wall_ms);
+        if node.config.is_standalone() {
+            // Standalone: every logged txn was durable, so it is committed: apply it all.
+            let last = node.log.last_logged();
+            node.log.mark_committed(last);
+            node.apply_committed();
+            node.become_standalone_leader();
+        } else {
+            node.become_looking();
+        }
         node.invariants();
         Ok(node)
     }
@@ -131,14 +179,6 @@ impl Node {
         max_own.map(|m| m + 1).max().unwrap_or(initial).max(initial)
     }
 
-    fn apply_recovered(&mut self, txn: &LoggedTxn) {
-        let applied = self.tree.apply(txn);
-        if let ApplyOutcome::Failed(err) = &applied.outcome {
-            tracing::debug!(zxid = %txn.header.zxid, ?err, "recovered txn replays as an error");
-        }
-        self.apply_session_effects(txn);
-    }
-
     /// Feeds one input.
     pub fn step(&mut self, input: Input) {
         match input {
@@ -147,6 +187,7 @@ impl Node {
             Input::ClientFrame { conn, payload } => self.on_client_frame(conn, payload),
             Input::ClientClosed { conn } => self.on_client_closed(conn),
             Input::Persisted { upto } => self.on_persisted(upto),
+            Input::PeerMessage { from, msg } => self.on_peer_message(from, msg),
         }
         self.invariants();
     }
@@ -181,9 +222,29 @@ impl Node {
         self.tree.last_processed_zxid()
     }
 
+    /// The last logged zxid.
+    pub fn last_logged(&self) -> Zxid {
+        self.log.last_logged()
+    }
+
+    /// The last zxid known committed.
+    pub fn committed(&self) -> Zxid {
+        self.log.committed()
+    }
+
+    /// A logged txn still held in memory.
+    pub fn logged_txn(&self, zxid: Zxid) -> Option<&LoggedTxn> {
+        self.log.get(zxid)
+    }
+
+    /// `(accepted_epoch, current_epoch)`.
+    pub fn epochs(&self) -> (u32, u32) {
+        (self.accepted_epoch, self.current_epoch)
+    }
+
     /// Writes proposed but not yet applied.
     pub fn outstanding_proposals(&self) -> usize {
-        self.proposals.len()
+        self.log.range(self.tree.last_processed_zxid(), self.log.last_logged()).count()
     }
 
     /// A consistent snapshot of the applied state, to be encoded off the hot path.
@@ -198,6 +259,10 @@ impl Node {
     fn on_tick(&mut self, wall_ms: i64) {
         self.now_tick += 1;
         self.wall_ms = wall_ms;
+        self.zab_tick();
+        if !self.is_established_leader() {
+            return;
+        }
         let expired = if self.config.bugs.skip_session_expiry {
             Vec::new()
         } else {
@@ -222,18 +287,19 @@ impl Node {
         let interval_ms = self.config.container_check_interval_ms.max(1);
         let budget = (per_minute * interval_ms / 60_000).max(1) as usize;
         for path in candidates.into_iter().take(budget) {
-            let zxid = self.last_proposed.next();
+            let zxid = self.next_zxid();
             let txn = self.prep.prepare_delete_container(&self.tree, &path, zxid);
             self.propose(SessionId(0), 0, txn);
         }
     }
 
-    /// Starts closing a session: marks it and proposes its CloseSession txn.
+    /// Starts closing a session (leader only): marks it and proposes its CloseSession txn.
     pub(crate) fn close_session(&mut self, session: SessionId, cxid: i32) -> Option<Zxid> {
+        assert!(self.is_established_leader(), "only the leader closes sessions");
         if !self.sessions.mark_closing(session) {
             return None;
         }
-        let zxid = self.last_proposed.next();
+        let zxid = self.next_zxid();
         let txn = self.prep.prepare_close_session(&self.tree, session, zxid);
         assert!(matches!(txn, Txn::CloseSession { .. }));
         let proposed = self.propose(session, cxid, txn);
@@ -241,42 +307,33 @@ impl Node {
         Some(proposed)
     }
 
-    /// Appends a decided txn to the proposal pipeline and asks the shell to persist it.
-    pub(crate) fn propose(&mut self, session: SessionId, cxid: i32, txn: Txn) -> Zxid {
-        let zxid = self.last_proposed.next();
-        let header = TxnHeader { session_id: session, cxid, zxid, time_ms: self.wall_ms };
-        let logged = LoggedTxn { header, txn };
-        self.last_proposed = zxid;
-        self.outputs.push(Output::Persist { txn: logged.clone() });
-        self.proposals.push_back(logged);
-        assert_eq!(self.proposals.back().map(|t| t.header.zxid), Some(zxid));
-        if self.config.bugs.ack_before_fsync {
-            let txn = self.proposals.pop_back().expect("just pushed");
-            self.commit(txn);
-        }
-        zxid
-    }
-
     fn on_persisted(&mut self, upto: Zxid) {
-        assert!(upto <= self.last_proposed, "persisted {upto} beyond proposed");
-        if upto <= self.last_persisted {
+        if !self.log.mark_durable(upto) {
             return;
         }
-        if self.config.bugs.ack_before_fsync {
-            self.last_persisted = upto;
-            return;
-        }
-        self.last_persisted = upto;
-        while self.proposals.front().is_some_and(|t| t.header.zxid <= upto) {
-            let txn = self.proposals.pop_front().expect("front exists");
-            self.commit(txn);
-        }
+        self.zab_durable();
     }
 
-    /// Applies a committed txn and emits everything that follows from it.
+    /// Applies every committed txn not applied yet, in zxid order.
+    pub(crate) fn apply_committed(&mut self) {
+        let applied = self.tree.last_processed_zxid();
+        let committed = self.log.committed();
+        if committed <= applied {
+            return;
+        }
+        let txns: Vec<LoggedTxn> = self.log.range(applied, committed).cloned().collect();
+        for txn in txns {
+            self.commit(txn);
+        }
+        assert_eq!(self.tree.last_processed_zxid(), committed, "applied up to committed");
+        let keep = if self.config.is_standalone() { 0 } else { self.config.commit_log_count };
+        self.log.trim(committed, keep);
+    }
+
+    /// Applies one committed txn and emits everything that follows from it.
     fn commit(&mut self, txn: LoggedTxn) {
         let zxid = txn.header.zxid;
-        assert_eq!(zxid, self.tree.last_processed_zxid().next(), "commit in zxid order");
+        assert!(zxid > self.tree.last_processed_zxid(), "commit in zxid order");
         let applied = self.tree.apply(&txn);
         assert_eq!(self.tree.last_processed_zxid(), zxid, "apply moves last processed zxid");
         self.prep.applied(zxid);
@@ -294,6 +351,7 @@ impl Node {
                 }
             }
         }
+        self.complete_syncs();
     }
 
     fn apply_session_effects(&mut self, txn: &LoggedTxn) {
@@ -362,23 +420,18 @@ impl Node {
         self.outputs.push(Output::ClientSend { conn, frame });
     }
 
+    /// The session a connection holds (or is creating), for admin output.
+    pub fn connection_session(&self, conn: ConnId) -> Option<SessionId> {
+        self.conns.get(&conn).and_then(|c| c.session())
+    }
+
     /// Checks node-wide invariants; panics when the state is broken. Kept on in release builds.
     pub fn invariants(&self) {
-        assert!(self.last_persisted <= self.last_proposed, "persisted ≤ proposed");
-        let applied = self.tree.last_processed_zxid();
-        if self.config.bugs.ack_before_fsync {
-            return;
+        assert!(self.current_epoch <= self.accepted_epoch, "currentEpoch ≤ acceptedEpoch");
+        if !self.config.bugs.ack_before_fsync {
+            self.log.invariants(self.tree.last_processed_zxid());
         }
-        assert!(applied <= self.last_persisted, "applied ≤ persisted (standalone)");
-        let mut expect = applied;
-        for p in &self.proposals {
-            assert_eq!(p.header.zxid, expect.next(), "proposals are consecutive after applied");
-            expect = p.header.zxid;
-        }
-        assert_eq!(expect, self.last_proposed, "last proposal is last_proposed");
-        if let Some(front) = self.proposals.front() {
-            assert!(front.header.zxid > self.last_persisted, "no durable proposal left uncommitted");
-        }
+        self.zab_invariants();
         self.sessions.invariants();
         self.watches.invariants();
         for (id, conn) in &self.conns {
@@ -387,12 +440,5 @@ impl Node {
         for (session, conn) in &self.connecting {
             assert!(self.conns.contains_key(conn), "connecting conn {conn:?} of {session} exists");
         }
-    }
-}
-
-impl Node {
-    /// The session a connection holds (or is creating), for admin output.
-    pub fn connection_session(&self, conn: ConnId) -> Option<SessionId> {
-        self.conns.get(&conn).and_then(|c| c.session())
     }
 }

@@ -69,6 +69,15 @@ pub(crate) enum Pending {
         /// The request.
         req: Request,
     },
+    /// A sync waiting for the leader's commit point to pass what was proposed before it.
+    Sync {
+        /// Client xid.
+        xid: i32,
+        /// The path, echoed in the reply.
+        path: String,
+        /// The commit point has passed.
+        done: bool,
+    },
     /// A write waiting for its txn; `reply` is filled at commit.
     Write {
         /// Client xid (the txn's cxid).
@@ -98,6 +107,11 @@ impl Conn {
             Phase::Established { session } | Phase::Connecting { session, .. } => Some(session),
             _ => None,
         }
+    }
+
+    /// Holds or is creating a session (not awaiting its handshake, not closing).
+    pub(crate) fn is_active(&self) -> bool {
+        matches!(self.phase, Phase::Established { .. } | Phase::Connecting { .. })
     }
 
     pub(crate) fn invariants(&self, id: ConnId, sessions: &SessionTable) {
@@ -209,6 +223,10 @@ impl Node {
                 return self.close_conn(conn);
             }
         };
+        if !self.is_serving() {
+            tracing::info!(?conn, "not serving (no established leader); closing");
+            return self.close_conn(conn);
+        }
         if req.last_zxid_seen > self.tree.last_processed_zxid().0 {
             tracing::info!(?conn, "client has seen zxid {:#x}, newer than ours; closing",
                 req.last_zxid_seen);
@@ -234,7 +252,11 @@ impl Node {
         let c = self.conns.get_mut(&conn).expect("caller checked");
         c.phase = Phase::Connecting { session, read_only };
         self.connecting.insert(session, conn);
-        self.propose(session, 0, Txn::CreateSession { timeout_ms });
+        if self.is_learner() {
+            self.forward_create_session(session, timeout_ms);
+        } else {
+            self.propose(session, 0, Txn::CreateSession { timeout_ms });
+        }
     }
 
     fn reconnect_session(&mut self, conn: ConnId, req: &ConnectRequest, timeout_ms: i32) {
@@ -293,6 +315,9 @@ impl Node {
 
     fn on_request(&mut self, conn: ConnId, session: SessionId, payload: &[u8]) {
         self.sessions.touch(session, self.now_tick);
+        if self.is_learner() {
+            self.touched.insert(session);
+        }
         let (header, body) = match codec::decode_request(payload) {
             Ok(decoded) => decoded,
             Err(err) => {
@@ -320,6 +345,15 @@ impl Node {
         match req {
             Request::Check { .. } => self.reply_and_close(conn, header.xid, ZkError::Unimplemented),
             Request::Auth { scheme, auth, .. } => self.on_auth(conn, &scheme, &auth),
+            Request::Sync { path } => {
+                let entry = Pending::Sync { xid: header.xid, path, done: false };
+                self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
+                if self.is_learner() {
+                    self.learner_sync(conn, header.xid);
+                } else {
+                    self.leader_sync(conn, header.xid);
+                }
+            }
             req if is_write(&req) => self.submit_write(conn, session, header.xid, req),
             req if self.config.bugs.reads_skip_queue => self.serve_local(conn, header.xid, &req),
             req => {
@@ -359,18 +393,21 @@ impl Node {
         if req == Request::CloseSession {
             return self.close_session_request(conn, session, xid);
         }
-        let ids = self.requester_ids(conn);
-        let session_valid = self.sessions.get(session).is_some_and(|s| !s.closing);
-        let who = crate::prep::Requester { session, session_valid, ids: &ids };
-        let zxid = self.last_proposed.next();
-        let txn = self.prep.prepare(&self.tree, &self.config, &who, &req, zxid, self.wall_ms);
-        let proposed = self.propose(session, xid, txn);
-        assert_eq!(proposed, zxid);
         let entry = Pending::Write { xid, shape: shape_of(&req), reply: None, close_after: false };
         self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
+        if self.is_learner() {
+            self.forward_write(conn, session, xid, req);
+        } else {
+            let ids = self.requester_ids(conn);
+            self.prepare_and_propose(session, xid, &ids, &req);
+        }
     }
 
     fn submit_failed_write(&mut self, conn: ConnId, session: SessionId, xid: i32, op: i32) {
+        if self.is_learner() {
+            // A learner cannot forward bytes it could not decode: answer here.
+            return self.queue_error(conn, xid, ZkError::MarshallingError);
+        }
         let zxid = self.propose(session, xid, Txn::Error { err: ZkError::MarshallingError });
         assert!(zxid > self.tree.last_processed_zxid());
         let shape = if op == 14 { ReplyShape::Multi(Vec::new()) } else { ReplyShape::Empty };
@@ -381,6 +418,9 @@ impl Node {
     fn close_session_request(&mut self, conn: ConnId, session: SessionId, xid: i32) {
         let entry = Pending::Write { xid, shape: ReplyShape::Empty, reply: None, close_after: true };
         self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
+        if self.is_learner() {
+            return self.forward_write(conn, session, xid, Request::CloseSession);
+        }
         if self.close_session(session, xid).is_none() {
             // Already closing: its CloseSession txn answers this entry when it applies.
             tracing::debug!(%session, "closeSession while already closing");
@@ -424,6 +464,16 @@ impl Node {
                         return self.close_conn(conn);
                     }
                 }
+                Some(Pending::Sync { done: false, .. }) => return,
+                Some(Pending::Sync { .. }) => {
+                    let Some(Pending::Sync { xid, path, .. }) = c.queue.pop_front() else {
+                        unreachable!()
+                    };
+                    let zxid = self.tree.last_processed_zxid().0;
+                    let header = ReplyHeader { xid, zxid, err: 0 };
+                    let frame = codec::encode_reply(&header, Some(&Response::Sync { path }));
+                    self.send(conn, frame);
+                }
                 Some(Pending::Local { .. }) => {
                     let Some(Pending::Local { xid, req }) = c.queue.pop_front() else {
                         unreachable!()
@@ -431,6 +481,18 @@ impl Node {
                     self.serve_local(conn, xid, &req);
                 }
             }
+        }
+    }
+
+    /// Marks a client's sync as answered.
+    pub(crate) fn sync_done(&mut self, conn: ConnId, sync_xid: i32) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let entry = c.queue.iter_mut().find(|p| {
+            matches!(p, Pending::Sync { xid, done: false, .. } if *xid == sync_xid)
+        });
+        if let Some(Pending::Sync { done, .. }) = entry {
+            *done = true;
+            self.drain(conn);
         }
     }
 

@@ -117,6 +117,18 @@ impl SessionTable {
         true
     }
 
+    /// Gives every session a fresh timeout from `now_tick` (a new leader does this, as
+    /// ZooKeeper's `SessionTrackerImpl` starts over after an election).
+    pub fn touch_all(&mut self, now_tick: u64) {
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            let session = self.sessions[&id].clone();
+            self.remove(id);
+            self.add(id, session.timeout_ms, now_tick);
+            self.sessions.get_mut(&id).expect("re-added").conn = session.conn;
+        }
+    }
+
     /// Records which connection holds the session; returns the previous one.
     pub fn set_conn(&mut self, id: SessionId, conn: Option<ConnId>) -> Option<ConnId> {
         let session = self.sessions.get_mut(&id)?;

@@ -209,7 +209,11 @@ fn recovery_replays_the_log_to_the_same_state() {
     h.call(a, 2, create("/p/s-", b"", 2));
     h.call(a, 3, create("/e", b"", 1));
     let digest = h.node.tree().digest();
-    let init = zkr_core::NodeInit { wall_ms: START_MS + 10_000, snapshot: None, txns: h.log.clone() };
+    let init = zkr_core::NodeInit {
+        wall_ms: START_MS + 10_000,
+        txns: h.log.clone(),
+        ..Default::default()
+    };
     let node = zkr_core::Node::new(Config::default(), init).expect("recovers");
     assert_eq!(node.tree().digest(), digest);
     assert_eq!(node.last_zxid(), h.last_zxid());
@@ -218,7 +222,11 @@ fn recovery_replays_the_log_to_the_same_state() {
     let snap = h.node.snapshot();
     let bytes = zkr_core::snapshot::encode(&snap.tree, &snap.sessions);
     let decoded = zkr_core::snapshot::decode(&bytes).unwrap();
-    let init = zkr_core::NodeInit { wall_ms: START_MS, snapshot: Some(decoded), txns: vec![] };
+    let init = zkr_core::NodeInit {
+        wall_ms: START_MS,
+        snapshot: Some(decoded),
+        ..Default::default()
+    };
     let node = zkr_core::Node::new(Config::default(), init).expect("recovers from snapshot");
     assert_eq!(node.tree().digest(), digest);
 }

@@ -75,6 +75,9 @@ pub enum ZabMessage {
         last_zxid: Zxid,
         /// True for an observer.
         observer: bool,
+        /// Random per learner incarnation: a repeat with the same nonce is a duplicate, a new
+        /// nonce a learner that started over.
+        nonce: u64,
     },
     /// LEADERINFO (17): the epoch the leader is establishing.
     LeaderInfo {

@@ -3,8 +3,239 @@
 //!
 //! - [`message`]: the typed peer protocol;
 //! - [`quorum`]: majority verifier over voting members;
-//! - [`election`]: fast leader election.
+//! - [`election`]: fast leader election;
+//! - [`log`]: the in-memory view of the txn log (logged, durable, committed);
+//! - [`leader`]: discovery, sync and broadcast from the leader's side (and standalone mode,
+//!   which is a leader with a quorum of one in epoch 0);
+//! - [`learner`]: the same from a follower's or observer's side.
+//!
+//! This file holds the role enum, the transitions between roles and the peer-message dispatch.
+//! Invariants: a node is in exactly one role; only an established leader prepares txns,
+//! proposes, expires sessions or deletes containers; a node serves clients only as an established
+//! leader or a learner in broadcast; leaving a serving role closes every client connection.
 
 pub mod election;
+pub mod leader;
+pub mod learner;
+pub mod log;
 pub mod message;
 pub mod quorum;
+
+use rand::Rng;
+
+use crate::io::Output;
+use crate::node::Node;
+use crate::types::{ServerId, Zxid};
+use crate::zab::election::{Election, ElectionAction};
+use crate::zab::leader::Leader;
+use crate::zab::learner::Learner;
+use crate::zab::message::{PeerState, Vote, ZabMessage};
+
+/// What this server is doing in the ensemble.
+#[derive(Clone, Debug)]
+pub enum Role {
+    /// Electing a leader (`None` only while the node is being built).
+    Looking(Option<Election>),
+    /// Leading (standalone servers always lead).
+    Leading(Box<Leader>),
+    /// Following or observing a leader.
+    Following(Learner),
+}
+
+impl Node {
+    /// True when this node is the established leader (always, standalone).
+    pub fn is_established_leader(&self) -> bool {
+        matches!(&self.role, Role::Leading(l) if l.established)
+    }
+
+    /// True when this node may serve clients.
+    pub fn is_serving(&self) -> bool {
+        match &self.role {
+            Role::Leading(l) => l.established,
+            Role::Following(l) => l.phase == learner::LearnerPhase::Broadcast,
+            Role::Looking(_) => false,
+        }
+    }
+
+    /// The state election notifications report.
+    pub fn peer_state(&self) -> PeerState {
+        let observer = !self.quorum.is_voter(self.config.server_id);
+        match &self.role {
+            Role::Looking(_) if observer => PeerState::Observing,
+            Role::Looking(_) => PeerState::Looking,
+            Role::Leading(_) => PeerState::Leading,
+            Role::Following(_) if observer => PeerState::Observing,
+            Role::Following(_) => PeerState::Following,
+        }
+    }
+
+    /// The leader this node follows or is, once decided.
+    pub fn leader(&self) -> Option<ServerId> {
+        match &self.role {
+            Role::Leading(_) => Some(self.config.server_id),
+            Role::Following(l) => Some(l.leader),
+            Role::Looking(_) => None,
+        }
+    }
+
+    pub(crate) fn send_peer(&mut self, to: ServerId, msg: ZabMessage) {
+        assert_ne!(to, self.config.server_id, "never send to self");
+        self.outputs.push(Output::PeerSend { to, msg });
+    }
+
+    pub(crate) fn persist_epochs(&mut self) {
+        assert!(self.current_epoch <= self.accepted_epoch);
+        let (accepted_epoch, current_epoch) = (self.accepted_epoch, self.current_epoch);
+        self.outputs.push(Output::PersistEpochs { accepted_epoch, current_epoch });
+    }
+
+    fn members_except_me(&self) -> Vec<ServerId> {
+        let me = self.config.server_id;
+        self.config.members.iter().map(|m| m.id).filter(|id| *id != me).collect()
+    }
+
+    /// Leaves any serving role: closes clients, forgets pending work, starts an election.
+    pub(crate) fn become_looking(&mut self) {
+        assert!(!self.config.is_standalone(), "standalone servers never look");
+        if !matches!(self.role, Role::Looking(None)) {
+            tracing::info!(server = self.config.server_id.0, "going back to leader election");
+        }
+        let conns: Vec<_> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.close_conn(conn);
+        }
+        self.prep.clear();
+        self.pending_syncs.clear();
+        self.touched.clear();
+        self.connecting.clear();
+        let own = Vote {
+            leader: self.config.server_id,
+            zxid: self.log.last_logged(),
+            peer_epoch: self.current_epoch,
+        };
+        let finalize = self.config.ms_to_ticks(200).max(1);
+        let finalize = finalize + self.rng.random_range(0..=finalize);
+        let max_backoff = self.config.ms_to_ticks(60_000).max(finalize);
+        let (election, actions) = Election::start(
+            self.config.server_id,
+            self.quorum.clone(),
+            own,
+            self.last_round,
+            self.now_tick,
+            finalize,
+            max_backoff,
+        );
+        self.last_round = election.logical_clock();
+        self.role = Role::Looking(Some(election));
+        self.run_election_actions(actions);
+    }
+
+    fn run_election_actions(&mut self, actions: Vec<ElectionAction>) {
+        for action in actions {
+            match action {
+                ElectionAction::Broadcast(msg) => {
+                    for peer in self.members_except_me() {
+                        self.send_peer(peer, msg.clone());
+                    }
+                }
+                ElectionAction::Send(to, msg) => self.send_peer(to, msg),
+                ElectionAction::Decided { leader, vote, election_epoch } => {
+                    return self.on_elected(leader, vote, election_epoch);
+                }
+            }
+        }
+    }
+
+    fn on_elected(&mut self, leader: ServerId, vote: Vote, election_epoch: u64) {
+        tracing::info!(server = self.config.server_id.0, leader = leader.0, election_epoch,
+            "election decided");
+        self.last_round = election_epoch;
+        self.leader_vote = Some(vote);
+        if leader == self.config.server_id {
+            self.become_leader();
+        } else {
+            let observer = !self.quorum.is_voter(self.config.server_id);
+            self.become_learner(leader, observer);
+        }
+    }
+
+    /// Peer messages: notifications go to the election (or get our vote back), the rest to the
+    /// current role.
+    pub(crate) fn on_peer_message(&mut self, from: ServerId, msg: ZabMessage) {
+        let known = self.config.members.iter().any(|m| m.id == from);
+        if !known || from == self.config.server_id {
+            tracing::warn!(from = from.0, "message from a non-member ignored");
+            return;
+        }
+        if let ZabMessage::Notification { vote, election_epoch, state } = msg {
+            return self.on_notification(from, vote, election_epoch, state);
+        }
+        match &self.role {
+            Role::Leading(_) => self.leader_on_message(from, msg),
+            Role::Following(l) if l.leader == from => self.learner_on_message(msg),
+            _ => {}
+        }
+    }
+
+    fn on_notification(&mut self, from: ServerId, vote: Vote, epoch: u64, state: PeerState) {
+        let now = self.now_tick;
+        if let Role::Looking(Some(election)) = &mut self.role {
+            let actions = election.on_notification(now, from, vote, epoch, state);
+            return self.run_election_actions(actions);
+        }
+        if state == PeerState::Looking || state == PeerState::Observing {
+            // Tell a looking server who leads, so it can join without a new round.
+            if let Some(vote) = self.leader_vote {
+                let reply = ZabMessage::Notification {
+                    vote,
+                    election_epoch: self.last_round,
+                    state: self.peer_state(),
+                };
+                self.send_peer(from, reply);
+            }
+        }
+    }
+
+    /// Role timers, once per tick.
+    pub(crate) fn zab_tick(&mut self) {
+        let now = self.now_tick;
+        match &mut self.role {
+            Role::Looking(Some(election)) => {
+                let actions = election.on_tick(now);
+                self.run_election_actions(actions);
+            }
+            Role::Looking(None) => {}
+            Role::Leading(_) => self.leader_tick(),
+            Role::Following(_) => self.learner_tick(),
+        }
+    }
+
+    /// The log's durable point moved.
+    pub(crate) fn zab_durable(&mut self) {
+        match &self.role {
+            Role::Leading(_) => self.leader_durable(),
+            Role::Following(_) => self.learner_durable(),
+            Role::Looking(_) => {}
+        }
+    }
+
+    /// The zxid the leader gives its next proposal.
+    pub(crate) fn next_zxid(&self) -> Zxid {
+        let Role::Leading(leader) = &self.role else { panic!("only the leader numbers txns") };
+        let epoch = leader.epoch.expect("an established leader has an epoch");
+        let last = self.log.last_logged();
+        if last.epoch() < epoch { Zxid::new(epoch, 1) } else { last.next() }
+    }
+
+    /// Role-level invariants.
+    pub(crate) fn zab_invariants(&self) {
+        match &self.role {
+            Role::Leading(leader) => leader.invariants(self),
+            Role::Following(learner) => learner.invariants(self),
+            Role::Looking(election) => {
+                assert!(self.conns.values().all(|c| !c.is_active()), "no sessions served while looking");
+                assert!(election.is_some() || self.config.is_standalone());
+            }
+        }
+    }
+}

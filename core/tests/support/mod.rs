@@ -28,7 +28,7 @@ pub const START_MS: i64 = 1_700_000_000_000;
 
 impl Harness {
     pub fn new(config: Config) -> Harness {
-        let init = NodeInit { wall_ms: START_MS, snapshot: None, txns: vec![] };
+        let init = NodeInit { wall_ms: START_MS, ..NodeInit::default() };
         Harness::from_node(Node::new(config, init).expect("node"))
     }
 
@@ -72,6 +72,7 @@ impl Harness {
                         last = Some(txn.header.zxid);
                         self.log.push(txn);
                     }
+                    other => panic!("a standalone node emitted {other:?}"),
                 }
             }
             if let (true, Some(upto)) = (self.auto_persist, last) {

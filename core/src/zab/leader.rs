@@ -1,0 +1,600 @@
+//! The leader's side of Zab: discovery (FOLLOWERINFO → LEADERINFO → ACKEPOCH), synchronization
+//! of each learner (DIFF, TRUNC or SNAP, then NEWLEADER and UPTODATE), and broadcast (PROPOSAL,
+//! cumulative ACK, COMMIT in zxid order). A standalone server is a leader of a quorum of one in
+//! epoch 0 that is established from the start.
+//!
+//! Invariants (`Leader::invariants`):
+//! - nothing is committed in the new epoch before the leader is established, and establishment
+//!   needs a quorum of NEWLEADER acknowledgements (the leader's own counts once its history is
+//!   durable);
+//! - every proposal has a fresh zxid in the leader's epoch (log zxids strictly increase), so
+//!   no two proposals share a zxid;
+//! - a commit point is backed by a quorum of voters whose cumulative ACKs cover it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::node::Node;
+use crate::proto::client::Request;
+use crate::proto::error::ZkError;
+use crate::txn::{LoggedTxn, Txn, TxnHeader};
+use crate::types::{ConnId, Id, ServerId, SessionId, Zxid};
+use crate::zab::Role;
+use crate::zab::message::{Forwarded, ZabMessage};
+
+/// Where a learner is in its handshake with the leader (`LearnerHandler`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandlerPhase {
+    /// FOLLOWERINFO received; the epoch is not decided yet.
+    Info,
+    /// LEADERINFO sent; waiting for ACKEPOCH.
+    AwaitAckEpoch,
+    /// ACKEPOCH received; waiting for a quorum of them before syncing.
+    AwaitSync,
+    /// DIFF/TRUNC/SNAP and NEWLEADER sent; waiting for the NEWLEADER ACK. Gets proposals.
+    Syncing,
+    /// Acknowledged NEWLEADER: its ACKs count. Gets proposals and commits.
+    Synced,
+}
+
+/// The leader's view of one learner.
+#[derive(Clone, Debug)]
+pub struct LearnerHandler {
+    /// Non-voting.
+    pub observer: bool,
+    /// Handshake phase.
+    pub phase: HandlerPhase,
+    /// The learner's last logged zxid (from FOLLOWERINFO / ACKEPOCH).
+    pub last_zxid: Zxid,
+    /// Last tick anything arrived from it.
+    pub last_heard: u64,
+    /// Sent UPTODATE.
+    pub up_to_date: bool,
+    /// The learner incarnation's FOLLOWERINFO nonce.
+    pub nonce: u64,
+}
+
+impl LearnerHandler {
+    fn forwarding(&self) -> bool {
+        matches!(self.phase, HandlerPhase::Syncing | HandlerPhase::Synced)
+    }
+}
+
+/// Who waits for a sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncWaiter {
+    /// A client of this server.
+    Local(ConnId, i32),
+    /// A learner, answered with SYNC.
+    Learner(ServerId),
+}
+
+/// Leader state.
+#[derive(Clone, Debug)]
+pub struct Leader {
+    /// A standalone server (never steps down, epoch 0).
+    pub standalone: bool,
+    /// The epoch being established (decided after a quorum of FOLLOWERINFO).
+    pub epoch: Option<u32>,
+    /// A quorum acknowledged NEWLEADER: broadcasting.
+    pub established: bool,
+    /// A quorum acknowledged the epoch: learners may be synced.
+    pub epoch_acked: bool,
+    /// Tick at which leadership began.
+    pub started: u64,
+    /// Accepted epochs reported by voters (the leader's own included).
+    pub infos: BTreeMap<ServerId, u32>,
+    /// Voters that acknowledged the epoch (the leader included).
+    pub epoch_acks: BTreeSet<ServerId>,
+    /// Voters that acknowledged NEWLEADER.
+    pub newleader_acks: BTreeSet<ServerId>,
+    /// The last logged zxid when leadership began: the history the new epoch commits.
+    pub history_end: Zxid,
+    /// Learners by id.
+    pub learners: BTreeMap<ServerId, LearnerHandler>,
+    /// Synced voters' cumulative ACKs.
+    pub acked: BTreeMap<ServerId, Zxid>,
+    /// Pending syncs, each answered once the commit point reaches its zxid.
+    pub syncs: VecDeque<(SyncWaiter, Zxid)>,
+    /// Next tick to ping learners.
+    pub next_ping: u64,
+}
+
+impl Leader {
+    fn new(standalone: bool, now: u64, history_end: Zxid) -> Leader {
+        Leader {
+            standalone,
+            epoch: None,
+            established: false,
+            epoch_acked: false,
+            started: now,
+            infos: BTreeMap::new(),
+            epoch_acks: BTreeSet::new(),
+            newleader_acks: BTreeSet::new(),
+            history_end,
+            learners: BTreeMap::new(),
+            acked: BTreeMap::new(),
+            syncs: VecDeque::new(),
+            next_ping: now,
+        }
+    }
+
+    /// Checks the leader's invariants against the node.
+    pub fn invariants(&self, node: &Node) {
+        if !self.established {
+            assert!(node.log.committed() <= self.history_end, "no commits before establishment");
+            assert!(node.log.last_logged() == self.history_end, "no proposals before establishment");
+        } else {
+            assert!(self.epoch.is_some(), "an established leader has an epoch");
+            assert!(node.log.committed() >= self.history_end, "the history is committed");
+        }
+        if let Some(epoch) = self.epoch {
+            assert!(epoch <= node.accepted_epoch, "the leader accepted its own epoch");
+            assert!(node.log.last_logged().epoch() <= epoch, "no zxid beyond the epoch");
+        }
+        for (id, handler) in &self.learners {
+            assert_ne!(*id, node.config.server_id, "the leader is not its own learner");
+            if self.acked.contains_key(id) {
+                assert_eq!(handler.phase, HandlerPhase::Synced, "only synced learners ack");
+            }
+        }
+    }
+}
+
+fn leader_mut(node: &mut Node) -> &mut Leader {
+    match &mut node.role {
+        Role::Leading(leader) => leader,
+        _ => panic!("not leading"),
+    }
+}
+
+fn leader_ref(node: &Node) -> &Leader {
+    match &node.role {
+        Role::Leading(leader) => leader,
+        _ => panic!("not leading"),
+    }
+}
+
+impl Node {
+    /// Standalone: lead epoch 0 with a quorum of one, established at once.
+    pub(crate) fn become_standalone_leader(&mut self) {
+        let mut leader = Leader::new(true, self.now_tick, self.log.last_logged());
+        leader.epoch = Some(0);
+        leader.established = true;
+        leader.epoch_acked = true;
+        self.role = Role::Leading(Box::new(leader));
+        assert!(self.is_established_leader());
+    }
+
+    /// Won an election: start discovery with our own accepted epoch on the table.
+    pub(crate) fn become_leader(&mut self) {
+        let me = self.config.server_id;
+        let mut leader = Leader::new(false, self.now_tick, self.log.last_logged());
+        leader.infos.insert(me, self.accepted_epoch);
+        self.role = Role::Leading(Box::new(leader));
+        self.maybe_decide_epoch();
+    }
+
+    fn maybe_decide_epoch(&mut self) {
+        let leader = leader_ref(self);
+        if leader.epoch.is_some() || !self.quorum.contains(leader.infos.keys()) {
+            return;
+        }
+        let epoch = leader.infos.values().copied().max().expect("own info") + 1;
+        tracing::info!(server = self.config.server_id.0, epoch, "proposing a new epoch");
+        self.accepted_epoch = epoch;
+        self.persist_epochs();
+        let me = self.config.server_id;
+        let leader = leader_mut(self);
+        leader.epoch = Some(epoch);
+        leader.epoch_acks.insert(me);
+        let waiting: Vec<ServerId> = leader
+            .learners
+            .iter()
+            .filter(|(_, h)| h.phase == HandlerPhase::Info)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            leader_mut(self).learners.get_mut(&id).expect("listed").phase = HandlerPhase::AwaitAckEpoch;
+            self.send_peer(id, ZabMessage::LeaderInfo { new_epoch: epoch });
+        }
+        self.maybe_epoch_quorum();
+    }
+
+    fn maybe_epoch_quorum(&mut self) {
+        let leader = leader_ref(self);
+        if leader.epoch_acked || !self.quorum.contains(leader.epoch_acks.iter()) {
+            return;
+        }
+        let epoch = leader.epoch.expect("decided");
+        leader_mut(self).epoch_acked = true;
+        self.current_epoch = epoch;
+        self.persist_epochs();
+        let waiting: Vec<ServerId> = leader_ref(self)
+            .learners
+            .iter()
+            .filter(|(_, h)| h.phase == HandlerPhase::AwaitSync)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            self.sync_learner(id);
+        }
+        self.maybe_establish();
+    }
+
+    pub(crate) fn leader_on_message(&mut self, from: ServerId, msg: ZabMessage) {
+        let now = self.now_tick;
+        if let Some(h) = leader_mut(self).learners.get_mut(&from) {
+            h.last_heard = now;
+        }
+        match msg {
+            ZabMessage::FollowerInfo { accepted_epoch, last_zxid, observer, nonce } => {
+                let known = leader_ref(self).learners.get(&from).map(|h| (h.nonce, h.phase));
+                match known {
+                    Some((n, HandlerPhase::AwaitAckEpoch)) if n == nonce => {
+                        let epoch = leader_ref(self).epoch.expect("sent LEADERINFO");
+                        self.send_peer(from, ZabMessage::LeaderInfo { new_epoch: epoch });
+                    }
+                    Some((n, _)) if n == nonce => {}
+                    _ => self.on_follower_info(from, accepted_epoch, last_zxid, observer, nonce),
+                }
+            }
+            ZabMessage::AckEpoch { current_epoch, last_zxid } => {
+                self.on_ack_epoch(from, current_epoch, last_zxid)
+            }
+            ZabMessage::Ack { zxid } => self.on_ack(from, zxid),
+            ZabMessage::Request { session, cxid, ids, forwarded } => {
+                let synced = leader_ref(self)
+                    .learners
+                    .get(&from)
+                    .is_some_and(|h| h.phase == HandlerPhase::Synced && h.up_to_date);
+                if synced && self.is_established_leader() {
+                    self.on_forwarded(session, cxid, ids, forwarded);
+                }
+            }
+            ZabMessage::SyncRequest => {
+                let target = self.log.last_logged();
+                leader_mut(self).syncs.push_back((SyncWaiter::Learner(from), target));
+                self.complete_syncs();
+            }
+            ZabMessage::PingReply { touched } => {
+                for session in touched {
+                    self.sessions.touch(session, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_follower_info(
+        &mut self,
+        from: ServerId,
+        accepted: u32,
+        last_zxid: Zxid,
+        observer: bool,
+        nonce: u64,
+    ) {
+        let now = self.now_tick;
+        let voter = self.quorum.is_voter(from);
+        let leader = leader_mut(self);
+        leader.acked.remove(&from);
+        leader.newleader_acks.remove(&from);
+        let handler = LearnerHandler {
+            observer: observer || !voter,
+            phase: HandlerPhase::Info,
+            last_zxid,
+            last_heard: now,
+            up_to_date: false,
+            nonce,
+        };
+        leader.learners.insert(from, handler);
+        match leader.epoch {
+            Some(epoch) => {
+                leader.learners.get_mut(&from).expect("inserted").phase = HandlerPhase::AwaitAckEpoch;
+                self.send_peer(from, ZabMessage::LeaderInfo { new_epoch: epoch });
+            }
+            None => {
+                if voter {
+                    leader.infos.insert(from, accepted);
+                }
+                self.maybe_decide_epoch();
+            }
+        }
+    }
+
+    fn on_ack_epoch(&mut self, from: ServerId, current_epoch: u32, last_zxid: Zxid) {
+        let mine = (self.current_epoch, self.log.last_logged());
+        let Some(h) = leader_mut(self).learners.get_mut(&from) else { return };
+        if h.phase != HandlerPhase::AwaitAckEpoch {
+            return;
+        }
+        if (current_epoch, last_zxid) > mine {
+            tracing::warn!(learner = from.0, "a learner is more up to date than the leader; abdicating");
+            return self.become_looking();
+        }
+        h.last_zxid = last_zxid;
+        h.phase = HandlerPhase::AwaitSync;
+        let voter = !h.observer;
+        let leader = leader_mut(self);
+        if voter {
+            leader.epoch_acks.insert(from);
+        }
+        if leader.epoch_acked {
+            self.sync_learner(from);
+        } else {
+            self.maybe_epoch_quorum();
+        }
+    }
+
+    /// Brings one learner's log to the leader's: TRUNC, SNAP or nothing, then DIFF, NEWLEADER.
+    fn sync_learner(&mut self, id: ServerId) {
+        let epoch = leader_ref(self).epoch.expect("decided");
+        let theirs = leader_ref(self).learners[&id].last_zxid;
+        let last = self.log.last_logged();
+        let committed = self.log.committed();
+        let from = if theirs == last || self.log.contains(theirs) && theirs <= last {
+            theirs
+        } else if theirs < self.log.oldest() {
+            let snapshot = Box::new(self.snapshot());
+            let base = snapshot.zxid;
+            self.send_peer(id, ZabMessage::Snap { snapshot });
+            base
+        } else {
+            let keep = self.log.floor(theirs);
+            if !self.config.bugs.diff_instead_of_trunc {
+                self.send_peer(id, ZabMessage::Trunc { zxid: keep });
+            }
+            keep
+        };
+        let txns: Vec<LoggedTxn> = self.log.range(from, last).cloned().collect();
+        self.send_peer(id, ZabMessage::Diff { txns, committed });
+        self.send_peer(id, ZabMessage::NewLeader { zxid: Zxid::new(epoch, 0) });
+        let h = leader_mut(self).learners.get_mut(&id).expect("synced learner exists");
+        h.phase = HandlerPhase::Syncing;
+        assert!(h.forwarding());
+    }
+
+    fn on_ack(&mut self, from: ServerId, zxid: Zxid) {
+        let Some(epoch) = leader_ref(self).epoch else { return };
+        let established = leader_ref(self).established;
+        let leader = leader_mut(self);
+        let Some(h) = leader.learners.get_mut(&from) else { return };
+        match h.phase {
+            HandlerPhase::Syncing if zxid == Zxid::new(epoch, 0) => {
+                h.phase = HandlerPhase::Synced;
+                if !h.observer {
+                    leader.newleader_acks.insert(from);
+                    leader.acked.insert(from, zxid);
+                }
+                if established {
+                    leader.learners.get_mut(&from).expect("present").up_to_date = true;
+                    self.send_peer(from, ZabMessage::UpToDate);
+                } else {
+                    self.maybe_establish();
+                }
+            }
+            HandlerPhase::Synced if !h.observer => {
+                let acked = leader.acked.entry(from).or_insert(zxid);
+                *acked = (*acked).max(zxid);
+                self.try_commit();
+            }
+            _ => {}
+        }
+    }
+
+    fn maybe_establish(&mut self) {
+        let me = self.config.server_id;
+        let leader = leader_ref(self);
+        if leader.established || !leader.epoch_acked {
+            return;
+        }
+        let mut acks = leader.newleader_acks.clone();
+        if self.log.durable() >= leader.history_end {
+            acks.insert(me);
+        }
+        if !self.quorum.contains(acks.iter()) {
+            return;
+        }
+        let history_end = leader.history_end;
+        tracing::info!(server = me.0, epoch = leader.epoch, "established as leader");
+        leader_mut(self).established = true;
+        self.log.mark_committed(history_end);
+        self.apply_committed();
+        self.sessions.touch_all(self.now_tick);
+        let synced: Vec<ServerId> = leader_ref(self)
+            .learners
+            .iter()
+            .filter(|(_, h)| h.phase == HandlerPhase::Synced)
+            .map(|(id, _)| *id)
+            .collect();
+        let forwarding: Vec<ServerId> = leader_ref(self)
+            .learners
+            .iter()
+            .filter(|(_, h)| h.forwarding())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in forwarding {
+            self.send_peer(id, ZabMessage::Commit { zxid: history_end });
+        }
+        for id in synced {
+            leader_mut(self).learners.get_mut(&id).expect("listed").up_to_date = true;
+            self.send_peer(id, ZabMessage::UpToDate);
+        }
+        assert!(self.is_established_leader());
+    }
+
+    pub(crate) fn leader_durable(&mut self) {
+        if leader_ref(self).established {
+            self.try_commit();
+        } else {
+            self.maybe_establish();
+        }
+    }
+
+    /// Commits everything a quorum of voters has durable, in zxid order.
+    pub(crate) fn try_commit(&mut self) {
+        let me = self.config.server_id;
+        let leader = leader_ref(self);
+        if !leader.established {
+            return;
+        }
+        let mut points: Vec<Zxid> = self
+            .quorum
+            .voters()
+            .iter()
+            .map(|id| if *id == me { self.log.durable() } else {
+                leader.acked.get(id).copied().unwrap_or(Zxid::ZERO)
+            })
+            .collect();
+        points.sort_by(|a, b| b.cmp(a));
+        let point = if self.config.bugs.commit_after_one_ack {
+            points[0]
+        } else {
+            points[self.quorum.majority() - 1]
+        };
+        let point = point.min(self.log.last_logged());
+        if point <= self.log.committed() {
+            return;
+        }
+        let forwarding: Vec<ServerId> = leader
+            .learners
+            .iter()
+            .filter(|(_, h)| h.forwarding())
+            .map(|(id, _)| *id)
+            .collect();
+        self.log.mark_committed(point);
+        for id in forwarding {
+            self.send_peer(id, ZabMessage::Commit { zxid: point });
+        }
+        self.apply_committed();
+    }
+
+    /// Appends a decided txn to the log, asks the shell to persist it and sends it to learners.
+    pub(crate) fn propose(&mut self, session: SessionId, cxid: i32, txn: Txn) -> Zxid {
+        assert!(self.is_established_leader(), "only an established leader proposes");
+        let zxid = self.next_zxid();
+        let header = TxnHeader { session_id: session, cxid, zxid, time_ms: self.wall_ms };
+        let logged = LoggedTxn { header, txn };
+        self.log.append(logged.clone());
+        let forwarding: Vec<ServerId> = leader_ref(self)
+            .learners
+            .iter()
+            .filter(|(_, h)| h.forwarding())
+            .map(|(id, _)| *id)
+            .collect();
+        self.outputs.push(crate::io::Output::Persist { txn: logged.clone() });
+        for id in forwarding {
+            self.send_peer(id, ZabMessage::Proposal { txn: logged.clone() });
+        }
+        if self.config.bugs.ack_before_fsync {
+            self.log.mark_committed(zxid);
+            self.apply_committed();
+        }
+        if zxid.counter() >= ZXID_COUNTER_LIMIT && !leader_ref(self).standalone {
+            tracing::warn!("zxid counter near its limit; forcing a new epoch");
+            self.become_looking();
+        }
+        zxid
+    }
+
+    /// A learner's client request, decided here.
+    fn on_forwarded(&mut self, session: SessionId, cxid: i32, ids: Vec<Id>, fwd: Forwarded) {
+        match fwd {
+            Forwarded::CreateSession { timeout_ms } => {
+                self.propose(session, 0, Txn::CreateSession { timeout_ms });
+            }
+            Forwarded::Write(Request::CloseSession) => {
+                if self.close_session(session, cxid).is_none() && self.sessions.get(session).is_none() {
+                    self.propose(session, cxid, Txn::Error { err: ZkError::SessionExpired });
+                }
+            }
+            Forwarded::Write(req) => self.prepare_and_propose(session, cxid, &ids, &req),
+        }
+    }
+
+    /// Prepares a client write (local or forwarded) and proposes it.
+    pub(crate) fn prepare_and_propose(&mut self, session: SessionId, cxid: i32, ids: &[Id], req: &Request) {
+        let session_valid = self.sessions.get(session).is_some_and(|s| !s.closing);
+        let who = crate::prep::Requester { session, session_valid, ids };
+        let zxid = self.next_zxid();
+        let txn = self.prep.prepare(&self.tree, &self.config, &who, req, zxid, self.wall_ms);
+        let proposed = self.propose(session, cxid, txn);
+        assert!(proposed == zxid || !self.is_established_leader());
+    }
+
+    /// Answers syncs whose target is committed (leader only).
+    pub(crate) fn complete_syncs(&mut self) {
+        let Role::Leading(_) = &self.role else { return };
+        let committed = self.log.committed();
+        while let Some((waiter, target)) = leader_ref(self).syncs.front().copied() {
+            if target > committed {
+                break;
+            }
+            leader_mut(self).syncs.pop_front();
+            match waiter {
+                SyncWaiter::Learner(id) => self.send_peer(id, ZabMessage::SyncReply),
+                SyncWaiter::Local(conn, xid) => self.sync_done(conn, xid),
+            }
+        }
+    }
+
+    /// Queues a local client's sync (leader).
+    pub(crate) fn leader_sync(&mut self, conn: ConnId, xid: i32) {
+        let target = self.log.last_logged();
+        leader_mut(self).syncs.push_back((SyncWaiter::Local(conn, xid), target));
+        self.complete_syncs();
+    }
+
+    pub(crate) fn leader_tick(&mut self) {
+        let now = self.now_tick;
+        let init = self.config.tick_times(self.config.init_limit);
+        let sync = self.config.tick_times(self.config.sync_limit);
+        let ping_every = (self.config.tick_times(1) / 2).max(1);
+        let leader = leader_ref(self);
+        if leader.standalone {
+            return;
+        }
+        if !leader.established {
+            if now.saturating_sub(leader.started) > init {
+                tracing::info!("leader not established within initLimit; back to election");
+                self.become_looking();
+            }
+            return;
+        }
+        let silent: Vec<ServerId> = leader
+            .learners
+            .iter()
+            .filter(|(_, h)| now.saturating_sub(h.last_heard) > sync)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in silent {
+            tracing::info!(learner = id.0, "learner silent for syncLimit; dropping it");
+            let leader = leader_mut(self);
+            leader.learners.remove(&id);
+            leader.acked.remove(&id);
+        }
+        let me = self.config.server_id;
+        let leader = leader_ref(self);
+        let mut live: Vec<ServerId> = leader
+            .learners
+            .iter()
+            .filter(|(_, h)| h.phase == HandlerPhase::Synced)
+            .map(|(id, _)| *id)
+            .collect();
+        live.push(me);
+        if !self.quorum.contains(live.iter()) {
+            tracing::warn!("lost the quorum of synced followers; back to election");
+            return self.become_looking();
+        }
+        if now >= leader.next_ping {
+            let targets: Vec<ServerId> = leader.learners.keys().copied().collect();
+            leader_mut(self).next_ping = now + ping_every;
+            for id in targets {
+                self.send_peer(id, ZabMessage::Ping);
+            }
+        }
+    }
+}
+
+/// A leader steps down before its epoch's counter can wrap (ZooKeeper forces an election when
+/// the low 32 bits roll over).
+pub const ZXID_COUNTER_LIMIT: u32 = u32::MAX - 1024;

@@ -1,0 +1,336 @@
+//! The learner's side of Zab (followers and observers): FOLLOWERINFO, accept the new epoch
+//! durably before ACKEPOCH, apply TRUNC/SNAP/DIFF, adopt the epoch at NEWLEADER and acknowledge it
+//! once the synced log is durable, start serving at UPTODATE; then log proposals, send cumulative
+//! ACKs of what is durable, and apply commits in order. Client writes, new sessions and syncs are
+//! forwarded to the leader.
+//!
+//! Invariants (`Learner::invariants`):
+//! - the learner never acknowledges anything that is not durable (NEWLEADER only after the
+//!   synced log is durable; ACK(z) only for z ≤ durable);
+//! - it never truncates committed txns: a TRUNC below its commit point is refused;
+//! - it serves clients only in broadcast; any gap in what the leader sends (a proposal that
+//!   does not follow the log, a commit beyond it) sends it back to election.
+
+use rand::Rng;
+
+use crate::node::Node;
+use crate::proto::client::Request;
+use crate::types::{ConnId, ServerId, SessionId, Zxid};
+use crate::zab::Role;
+use crate::zab::message::{Forwarded, ZabMessage};
+
+/// Where the learner is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LearnerPhase {
+    /// FOLLOWERINFO sent; waiting for LEADERINFO.
+    Discovery,
+    /// ACKEPOCH sent; receiving TRUNC/SNAP/DIFF/NEWLEADER, then UPTODATE.
+    Syncing,
+    /// Serving clients; proposals and commits flow.
+    Broadcast,
+}
+
+/// Learner state.
+#[derive(Clone, Debug)]
+pub struct Learner {
+    /// The leader.
+    pub leader: ServerId,
+    /// Non-voting.
+    pub observer: bool,
+    /// Phase.
+    pub phase: LearnerPhase,
+    /// The epoch the leader is establishing (from LEADERINFO).
+    pub new_epoch: u32,
+    /// Last tick anything arrived from the leader.
+    pub last_heard: u64,
+    /// NEWLEADER received (its zxid), and the log end it covers.
+    pub newleader: Option<(Zxid, Zxid)>,
+    /// NEWLEADER acknowledged.
+    pub newleader_acked: bool,
+    /// The highest commit point the leader announced.
+    pub commit_seen: Zxid,
+    /// The highest ACK sent.
+    pub acked: Zxid,
+    /// This incarnation's FOLLOWERINFO nonce.
+    pub nonce: u64,
+    /// When to repeat FOLLOWERINFO while no LEADERINFO came (the leader may still be electing).
+    pub next_info: u64,
+}
+
+impl Learner {
+    /// Checks the learner's invariants against the node.
+    pub fn invariants(&self, node: &Node) {
+        assert!(self.acked <= node.log.durable().max(self.newleader.map(|n| n.0).unwrap_or_default()),
+            "never acknowledge what is not durable");
+        if self.phase != LearnerPhase::Broadcast {
+            assert!(node.conns.values().all(|c| !c.is_active()), "serve only in broadcast");
+        }
+        if self.newleader_acked {
+            assert!(self.newleader.is_some(), "NEWLEADER acked after it arrived");
+        }
+    }
+}
+
+fn learner_mut(node: &mut Node) -> &mut Learner {
+    match &mut node.role {
+        Role::Following(l) => l,
+        _ => panic!("not a learner"),
+    }
+}
+
+fn learner_ref(node: &Node) -> &Learner {
+    match &node.role {
+        Role::Following(l) => l,
+        _ => panic!("not a learner"),
+    }
+}
+
+impl Node {
+    /// Follow (or observe) `leader`: introduce ourselves.
+    pub(crate) fn become_learner(&mut self, leader: ServerId, observer: bool) {
+        let learner = Learner {
+            leader,
+            observer,
+            phase: LearnerPhase::Discovery,
+            new_epoch: 0,
+            last_heard: self.now_tick,
+            newleader: None,
+            newleader_acked: false,
+            commit_seen: Zxid::ZERO,
+            acked: Zxid::ZERO,
+            nonce: self.rng.random(),
+            next_info: self.now_tick,
+        };
+        self.role = Role::Following(learner);
+        self.send_follower_info();
+    }
+
+    fn send_follower_info(&mut self) {
+        let resend = (self.config.tick_times(1) / 2).max(1);
+        let now = self.now_tick;
+        let l = learner_mut(self);
+        l.next_info = now + resend;
+        let (leader, observer, nonce) = (l.leader, l.observer, l.nonce);
+        let info = ZabMessage::FollowerInfo {
+            accepted_epoch: self.accepted_epoch,
+            last_zxid: self.log.last_logged(),
+            observer,
+            nonce,
+        };
+        self.send_peer(leader, info);
+    }
+
+    pub(crate) fn learner_on_message(&mut self, msg: ZabMessage) {
+        learner_mut(self).last_heard = self.now_tick;
+        let phase = learner_ref(self).phase;
+        match (phase, msg) {
+            (LearnerPhase::Discovery, ZabMessage::LeaderInfo { new_epoch }) => {
+                self.on_leader_info(new_epoch)
+            }
+            (LearnerPhase::Syncing, ZabMessage::Trunc { zxid }) => self.on_trunc(zxid),
+            (LearnerPhase::Syncing, ZabMessage::Snap { snapshot }) => {
+                tracing::info!(zxid = %snapshot.zxid, "installing the leader's snapshot");
+                self.tree = snapshot.tree.clone();
+                let now = self.now_tick;
+                let bucket = self.config.tick_times(1);
+                self.sessions = crate::session::SessionTable::new(bucket, self.config.tick_ms as u64);
+                for (id, timeout) in &snapshot.sessions {
+                    self.sessions.add(*id, *timeout, now);
+                }
+                self.log.reset(snapshot.zxid);
+                self.outputs.push(crate::io::Output::InstallSnapshot { snapshot });
+            }
+            (LearnerPhase::Syncing, ZabMessage::Diff { txns, committed }) => {
+                for txn in txns {
+                    if !self.log_proposal(txn) {
+                        return;
+                    }
+                }
+                let l = learner_mut(self);
+                l.commit_seen = l.commit_seen.max(committed);
+            }
+            (LearnerPhase::Syncing, ZabMessage::NewLeader { zxid }) => self.on_new_leader(zxid),
+            (LearnerPhase::Syncing, ZabMessage::UpToDate) => self.on_up_to_date(),
+            (LearnerPhase::Syncing | LearnerPhase::Broadcast, ZabMessage::Proposal { txn }) => {
+                self.log_proposal(txn);
+            }
+            (LearnerPhase::Syncing | LearnerPhase::Broadcast, ZabMessage::Commit { zxid }) => {
+                self.on_commit(zxid)
+            }
+            (LearnerPhase::Broadcast, ZabMessage::Ping) => {
+                let touched: Vec<SessionId> = std::mem::take(&mut self.touched).into_iter().collect();
+                let leader = learner_ref(self).leader;
+                self.send_peer(leader, ZabMessage::PingReply { touched });
+            }
+            (LearnerPhase::Broadcast, ZabMessage::SyncReply) => {
+                if let Some((conn, xid)) = self.pending_syncs.pop_front() {
+                    self.sync_done(conn, xid);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_leader_info(&mut self, new_epoch: u32) {
+        if new_epoch < self.accepted_epoch && !self.config.bugs.accept_stale_epoch {
+            tracing::warn!(new_epoch, accepted = self.accepted_epoch, "stale LEADERINFO; looking");
+            return self.become_looking();
+        }
+        if new_epoch > self.accepted_epoch {
+            self.accepted_epoch = new_epoch;
+            self.persist_epochs();
+        }
+        let l = learner_mut(self);
+        l.new_epoch = new_epoch;
+        l.phase = LearnerPhase::Syncing;
+        let leader = l.leader;
+        let ack = ZabMessage::AckEpoch {
+            current_epoch: self.current_epoch,
+            last_zxid: self.log.last_logged(),
+        };
+        self.send_peer(leader, ack);
+    }
+
+    fn on_trunc(&mut self, zxid: Zxid) {
+        if zxid < self.log.committed() {
+            tracing::error!(%zxid, committed = %self.log.committed(),
+                "leader asked to truncate committed txns; refusing");
+            return self.become_looking();
+        }
+        self.log.truncate_after(zxid);
+        self.outputs.push(crate::io::Output::TruncateLog { after: zxid });
+    }
+
+    /// Logs a proposal that follows the log; a duplicate is ignored, a gap sends us looking.
+    /// Returns false when it sent us looking.
+    fn log_proposal(&mut self, txn: crate::txn::LoggedTxn) -> bool {
+        let zxid = txn.header.zxid;
+        let last = self.log.last_logged();
+        if zxid <= last {
+            return true;
+        }
+        let epoch = learner_ref(self).new_epoch;
+        let follows = zxid.epoch() < epoch
+            || (zxid.epoch() == epoch
+                && (last.epoch() < epoch && zxid.counter() == 1 || zxid == last.next()));
+        if !follows || zxid.epoch() > epoch {
+            tracing::info!(%zxid, %last, "gap in the leader's stream; resyncing");
+            self.become_looking();
+            return false;
+        }
+        self.log.append(txn.clone());
+        self.outputs.push(crate::io::Output::Persist { txn });
+        true
+    }
+
+    fn on_new_leader(&mut self, zxid: Zxid) {
+        let epoch = learner_ref(self).new_epoch;
+        if zxid != Zxid::new(epoch, 0) {
+            tracing::warn!(%zxid, epoch, "NEWLEADER for another epoch; looking");
+            return self.become_looking();
+        }
+        self.current_epoch = epoch;
+        self.persist_epochs();
+        let end = self.log.last_logged();
+        learner_mut(self).newleader = Some((zxid, end));
+        self.maybe_ack_new_leader();
+    }
+
+    fn maybe_ack_new_leader(&mut self) {
+        let l = learner_ref(self);
+        let Some((zxid, end)) = l.newleader else { return };
+        if l.newleader_acked || self.log.durable() < end {
+            return;
+        }
+        let leader = l.leader;
+        let l = learner_mut(self);
+        l.newleader_acked = true;
+        l.acked = zxid;
+        self.send_peer(leader, ZabMessage::Ack { zxid });
+    }
+
+    fn on_up_to_date(&mut self) {
+        if !learner_ref(self).newleader_acked {
+            return;
+        }
+        let last = self.log.last_logged();
+        let server = self.config.server_id.0;
+        let l = learner_mut(self);
+        l.phase = LearnerPhase::Broadcast;
+        let point = l.commit_seen.min(last);
+        tracing::info!(server, leader = l.leader.0, "synced; serving");
+        self.log.mark_committed(point.max(self.log.committed()));
+        self.apply_committed();
+        self.learner_durable();
+    }
+
+    fn on_commit(&mut self, zxid: Zxid) {
+        if zxid > self.log.last_logged() {
+            tracing::info!(%zxid, "commit beyond the log; resyncing");
+            return self.become_looking();
+        }
+        let l = learner_mut(self);
+        l.commit_seen = l.commit_seen.max(zxid);
+        if l.phase == LearnerPhase::Broadcast && zxid > self.log.committed() {
+            self.log.mark_committed(zxid);
+            self.apply_committed();
+        }
+    }
+
+    pub(crate) fn learner_durable(&mut self) {
+        self.maybe_ack_new_leader();
+        let l = learner_ref(self);
+        let durable = self.log.durable();
+        let Some((newleader, _)) = l.newleader else { return };
+        if l.observer || !l.newleader_acked || durable <= newleader || durable <= l.acked {
+            return;
+        }
+        let leader = l.leader;
+        learner_mut(self).acked = durable;
+        self.send_peer(leader, ZabMessage::Ack { zxid: durable });
+    }
+
+    pub(crate) fn learner_tick(&mut self) {
+        let l = learner_ref(self);
+        if l.phase == LearnerPhase::Discovery && self.now_tick >= l.next_info {
+            self.send_follower_info();
+        }
+        let l = learner_ref(self);
+        let limit = if l.phase == LearnerPhase::Broadcast {
+            self.config.tick_times(self.config.sync_limit)
+        } else {
+            self.config.tick_times(self.config.init_limit)
+        };
+        if self.now_tick.saturating_sub(l.last_heard) > limit {
+            tracing::info!(leader = l.leader.0, "leader silent; back to election");
+            self.become_looking();
+        }
+    }
+
+    /// Forwards a client write to the leader (learners).
+    pub(crate) fn forward_write(&mut self, conn: ConnId, session: SessionId, xid: i32, req: Request) {
+        let leader = learner_ref(self).leader;
+        let ids = self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default();
+        let forwarded = Forwarded::Write(req);
+        self.send_peer(leader, ZabMessage::Request { session, cxid: xid, ids, forwarded });
+    }
+
+    /// Forwards a new session to the leader (learners).
+    pub(crate) fn forward_create_session(&mut self, session: SessionId, timeout_ms: i32) {
+        let leader = learner_ref(self).leader;
+        let forwarded = Forwarded::CreateSession { timeout_ms };
+        self.send_peer(leader, ZabMessage::Request { session, cxid: 0, ids: vec![], forwarded });
+    }
+
+    /// Sends a client's sync to the leader (learners).
+    pub(crate) fn learner_sync(&mut self, conn: ConnId, xid: i32) {
+        self.pending_syncs.push_back((conn, xid));
+        let leader = learner_ref(self).leader;
+        self.send_peer(leader, ZabMessage::SyncRequest);
+    }
+
+    /// True when this node is a learner.
+    pub(crate) fn is_learner(&self) -> bool {
+        matches!(self.role, Role::Following(_))
+    }
+}

@@ -1,0 +1,164 @@
+//! The in-memory view of this server's txn log: what is logged, what of it is durable, what is
+//! known committed, and a window of committed txns kept for DIFF syncs.
+//!
+//! Invariants (`invariants()`):
+//! - entries have strictly increasing zxids, all after `base` (the snapshot/installed state);
+//! - `applied ≤ committed ≤ last_logged` and `durable ≤ last_logged`, where `applied` is the data
+//!   tree's last processed zxid, kept by the caller;
+//! - every entry after `applied` is still present (nothing logged and unapplied is ever trimmed).
+
+use std::collections::VecDeque;
+
+use crate::txn::LoggedTxn;
+use crate::types::Zxid;
+
+/// This server's log, as the core sees it.
+#[derive(Clone, Debug, Default)]
+pub struct ZabLog {
+    base: Zxid,
+    entries: VecDeque<LoggedTxn>,
+    durable: Zxid,
+    committed: Zxid,
+}
+
+impl ZabLog {
+    /// A log that starts after `base` (the state already in the tree), with `txns` recovered
+    /// from disk (durable, not known committed).
+    pub fn recovered(base: Zxid, txns: Vec<LoggedTxn>) -> ZabLog {
+        let mut log = ZabLog { base, entries: VecDeque::new(), durable: base, committed: base };
+        for txn in txns {
+            log.append(txn);
+        }
+        log.durable = log.last_logged();
+        log
+    }
+
+    /// The zxid the log starts after.
+    pub fn base(&self) -> Zxid {
+        self.base
+    }
+
+    /// The last logged zxid (or `base`).
+    pub fn last_logged(&self) -> Zxid {
+        self.entries.back().map(|t| t.header.zxid).unwrap_or(self.base)
+    }
+
+    /// The last durable zxid.
+    pub fn durable(&self) -> Zxid {
+        self.durable
+    }
+
+    /// The last zxid known committed.
+    pub fn committed(&self) -> Zxid {
+        self.committed
+    }
+
+    /// Appends a txn; its zxid must follow the last one.
+    pub fn append(&mut self, txn: LoggedTxn) {
+        assert!(txn.header.zxid > self.last_logged(), "log zxids strictly increase");
+        assert!(txn.header.zxid > self.base);
+        self.entries.push_back(txn);
+    }
+
+    /// Marks everything up to `upto` durable; returns whether it moved.
+    pub fn mark_durable(&mut self, upto: Zxid) -> bool {
+        let upto = self.floor(upto.min(self.last_logged()));
+        if upto <= self.durable {
+            return false;
+        }
+        self.durable = upto;
+        true
+    }
+
+    /// Marks everything up to `upto` committed. The commit point becomes the last logged zxid at
+    /// or below `upto` (a point such as NEWLEADER's `(epoch, 0)` is not an entry).
+    pub fn mark_committed(&mut self, upto: Zxid) {
+        assert!(upto <= self.last_logged(), "cannot commit {upto} beyond the log");
+        let upto = self.floor(upto);
+        if upto > self.committed {
+            self.committed = upto;
+        }
+    }
+
+    /// The entry with this zxid.
+    pub fn get(&self, zxid: Zxid) -> Option<&LoggedTxn> {
+        let i = self.entries.binary_search_by(|t| t.header.zxid.cmp(&zxid)).ok()?;
+        self.entries.get(i)
+    }
+
+    /// True if the log holds `zxid`, or it is the base.
+    pub fn contains(&self, zxid: Zxid) -> bool {
+        zxid == self.base || self.get(zxid).is_some()
+    }
+
+    /// The oldest zxid a DIFF can start from.
+    pub fn oldest(&self) -> Zxid {
+        self.base
+    }
+
+    /// Entries with zxid in `(after, upto]`.
+    pub fn range(&self, after: Zxid, upto: Zxid) -> impl Iterator<Item = &LoggedTxn> {
+        self.entries.iter().filter(move |t| t.header.zxid > after && t.header.zxid <= upto)
+    }
+
+    /// The largest logged zxid that is ≤ `zxid` (or the base).
+    pub fn floor(&self, zxid: Zxid) -> Zxid {
+        self.entries
+            .iter()
+            .rev()
+            .map(|t| t.header.zxid)
+            .find(|z| *z <= zxid)
+            .unwrap_or(self.base)
+    }
+
+    /// Drops every entry after `zxid`. Never drops committed entries.
+    pub fn truncate_after(&mut self, zxid: Zxid) {
+        assert!(zxid >= self.committed, "never truncate committed txns");
+        while self.entries.back().is_some_and(|t| t.header.zxid > zxid) {
+            self.entries.pop_back();
+        }
+        self.durable = self.durable.min(self.last_logged());
+    }
+
+    /// Replaces everything with an installed snapshot at `zxid`.
+    pub fn reset(&mut self, zxid: Zxid) {
+        self.entries.clear();
+        self.base = zxid;
+        self.durable = zxid;
+        self.committed = zxid;
+    }
+
+    /// Forgets applied entries beyond the newest `keep`, moving `base` forward.
+    pub fn trim(&mut self, applied: Zxid, keep: usize) {
+        while self.entries.len() > keep
+            && self.entries.front().is_some_and(|t| t.header.zxid <= applied)
+        {
+            let first = self.entries.pop_front().expect("front exists");
+            self.base = first.header.zxid;
+        }
+        assert!(self.base <= applied.max(self.base));
+    }
+
+    /// Number of entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no entries are held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Checks the log invariants against the tree's applied zxid; panics when broken.
+    pub fn invariants(&self, applied: Zxid) {
+        assert!(applied <= self.committed, "applied {applied} ≤ committed {}", self.committed);
+        assert!(self.committed <= self.last_logged(), "committed ≤ last logged");
+        assert!(self.durable <= self.last_logged(), "durable ≤ last logged");
+        assert!(applied >= self.base, "entries after applied are kept");
+        let mut previous = self.base;
+        for t in &self.entries {
+            assert!(t.header.zxid > previous, "strictly increasing zxids");
+            previous = t.header.zxid;
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! Zab across a few nodes, with a lossless instant network and immediately durable disks:
+//! the protocol's happy paths and crash/rejoin paths. The simulator covers faults at scale.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use zkr_core::config::Member;
+use zkr_core::io::{Input, Output};
+use zkr_core::proto::client::{ConnectRequest, OpCode, Request, Response};
+use zkr_core::proto::codec;
+use zkr_core::proto::jute::Reader;
+use zkr_core::snapshot::Snapshot;
+use zkr_core::txn::LoggedTxn;
+use zkr_core::types::{Acl, ConnId, ServerId, Zxid};
+use zkr_core::zab::message::ZabMessage;
+use zkr_core::{Config, Node, NodeInit};
+
+#[derive(Default, Clone)]
+struct Disk {
+    snapshot: Option<Snapshot>,
+    txns: Vec<LoggedTxn>,
+    epochs: (u32, u32),
+}
+
+struct Cluster {
+    ids: Vec<u64>,
+    nodes: BTreeMap<u64, Option<Node>>,
+    disks: BTreeMap<u64, Disk>,
+    net: VecDeque<(u64, u64, ZabMessage)>,
+    inbox: BTreeMap<(u64, u64), VecDeque<Vec<u8>>>,
+    down_links: BTreeSet<(u64, u64)>,
+    wall: i64,
+}
+
+fn config(id: u64, n: u64) -> Config {
+    let members = (1..=n).map(|i| Member { id: ServerId(i), observer: false }).collect();
+    Config { server_id: ServerId(id), members, ..Config::default() }
+}
+
+impl Cluster {
+    fn new(n: u64) -> Cluster {
+        let mut c = Cluster {
+            ids: (1..=n).collect(),
+            nodes: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            net: VecDeque::new(),
+            inbox: BTreeMap::new(),
+            down_links: BTreeSet::new(),
+            wall: 1_700_000_000_000,
+        };
+        for id in 1..=n {
+            c.disks.insert(id, Disk::default());
+            c.start(id);
+        }
+        c
+    }
+
+    fn start(&mut self, id: u64) {
+        let disk = self.disks[&id].clone();
+        let init = NodeInit {
+            wall_ms: self.wall,
+            seed: id,
+            snapshot: disk.snapshot,
+            txns: disk.txns,
+            accepted_epoch: disk.epochs.0,
+            current_epoch: disk.epochs.1,
+        };
+        let node = Node::new(config(id, self.ids.len() as u64), init).expect("node starts");
+        self.nodes.insert(id, Some(node));
+        self.flush(id);
+    }
+
+    fn crash(&mut self, id: u64) {
+        self.nodes.insert(id, None);
+        self.net.retain(|(from, to, _)| *from != id && *to != id);
+    }
+
+    fn node(&self, id: u64) -> &Node {
+        self.nodes[&id].as_ref().expect("node up")
+    }
+
+    fn step(&mut self, id: u64, input: Input) {
+        let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.as_mut()) else { return };
+        node.step(input);
+        self.flush(id);
+    }
+
+    fn flush(&mut self, id: u64) {
+        loop {
+            let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.as_mut()) else { return };
+            let outputs = node.take_outputs();
+            if outputs.is_empty() {
+                return;
+            }
+            let disk = self.disks.get_mut(&id).expect("disk");
+            let mut persisted = None;
+            for output in outputs {
+                match output {
+                    Output::PeerSend { to, msg } => {
+                        if !self.down_links.contains(&(id, to.0)) {
+                            self.net.push_back((id, to.0, msg));
+                        }
+                    }
+                    Output::Persist { txn } => {
+                        persisted = Some(txn.header.zxid);
+                        disk.txns.push(txn);
+                    }
+                    Output::PersistEpochs { accepted_epoch, current_epoch } => {
+                        disk.epochs = (accepted_epoch, current_epoch);
+                    }
+                    Output::TruncateLog { after } => disk.txns.retain(|t| t.header.zxid <= after),
+                    Output::InstallSnapshot { snapshot } => {
+                        disk.txns.clear();
+                        disk.snapshot = Some(*snapshot);
+                    }
+                    Output::ClientSend { conn, frame } => {
+                        self.inbox.entry((id, conn.0)).or_default().push_back(frame[4..].to_vec());
+                    }
+                    Output::ClientClose { conn } => {
+                        node.step(Input::ClientClosed { conn });
+                    }
+                }
+            }
+            if let Some(upto) = persisted {
+                node.step(Input::Persisted { upto });
+            }
+        }
+    }
+
+    /// Delivers messages until the network is quiet.
+    fn settle(&mut self) {
+        let mut budget = 100_000;
+        while let Some((from, to, msg)) = self.net.pop_front() {
+            budget -= 1;
+            assert!(budget > 0, "network never quiets down");
+            self.step(to, Input::PeerMessage { from: ServerId(from), msg });
+        }
+    }
+
+    fn tick(&mut self, n: u32) {
+        for _ in 0..n {
+            self.wall += 100;
+            let ids: Vec<u64> = self.ids.clone();
+            for id in ids {
+                self.step(id, Input::Tick { wall_ms: self.wall });
+            }
+            self.settle();
+        }
+    }
+
+    fn leader(&self) -> Option<u64> {
+        let leaders: Vec<u64> = self
+            .ids
+            .iter()
+            .copied()
+            .filter(|id| self.nodes[id].as_ref().is_some_and(|n| n.is_established_leader()))
+            .collect();
+        assert!(leaders.len() <= 1, "two established leaders: {leaders:?}");
+        leaders.first().copied()
+    }
+
+    fn serving(&self) -> Vec<u64> {
+        self.ids
+            .iter()
+            .copied()
+            .filter(|id| self.nodes[id].as_ref().is_some_and(|n| n.is_serving()))
+            .collect()
+    }
+
+    fn connect(&mut self, id: u64, conn: u64) {
+        self.step(id, Input::ClientConnected { conn: ConnId(conn), remote_ip: "10.0.0.9".into() });
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 30_000,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: None,
+        };
+        let frame = codec::encode_connect_request(&req);
+        self.step(id, Input::ClientFrame { conn: ConnId(conn), payload: frame[4..].to_vec() });
+        self.settle();
+        let payload = self.inbox.get_mut(&(id, conn)).and_then(|q| q.pop_front()).expect("connected");
+        let resp = codec::decode_connect_response(&payload).unwrap();
+        assert_ne!(resp.session_id, 0);
+    }
+
+    fn call(&mut self, id: u64, conn: u64, xid: i32, req: Request) -> (i32, Option<Response>) {
+        let frame = codec::encode_request(&codec::request_header(xid, &req), &req);
+        self.step(id, Input::ClientFrame { conn: ConnId(conn), payload: frame[4..].to_vec() });
+        self.settle();
+        loop {
+            let payload = self.inbox.get_mut(&(id, conn)).and_then(|q| q.pop_front()).expect("reply");
+            let mut r = Reader::new(&payload);
+            let header = codec::decode_reply_header(&mut r).unwrap();
+            if header.xid == -1 {
+                continue;
+            }
+            assert_eq!(header.xid, xid);
+            if header.err != 0 || r.remaining() == 0 {
+                return (header.err, None);
+            }
+            return (0, Some(codec::decode_response(codec::request_op(&req), &mut r).unwrap()));
+        }
+    }
+
+    fn assert_converged(&self) {
+        let up: Vec<&Node> = self.nodes.values().flatten().collect();
+        let first = up[0];
+        for n in &up {
+            assert_eq!(n.last_zxid(), first.last_zxid(), "same applied zxid");
+            assert_eq!(n.tree().digest(), first.tree().digest(), "same tree at the same zxid");
+        }
+    }
+}
+
+fn create(path: &str) -> Request {
+    Request::Create {
+        op: OpCode::Create,
+        path: path.into(),
+        data: Some(b"v".to_vec()),
+        acl: Acl::open_unsafe(),
+        flags: 0,
+        ttl: -1,
+    }
+}
+
+fn elect(c: &mut Cluster) -> u64 {
+    for _ in 0..200 {
+        c.tick(1);
+        if let Some(leader) = c.leader() {
+            if c.serving().len() == c.nodes.values().flatten().count() {
+                return leader;
+            }
+        }
+    }
+    panic!("no leader with everyone synced; serving = {:?}", c.serving());
+}
+
+#[test]
+fn three_nodes_elect_the_highest_id_on_equal_history() {
+    let mut c = Cluster::new(3);
+    let leader = elect(&mut c);
+    assert_eq!(leader, 3, "equal (epoch, zxid): the highest server id wins");
+    assert_eq!(c.node(3).epochs(), (1, 1));
+    assert_eq!(c.node(1).epochs(), (1, 1), "followers adopted the epoch at NEWLEADER");
+}
+
+#[test]
+fn a_write_through_a_follower_reaches_every_replica() {
+    let mut c = Cluster::new(3);
+    elect(&mut c);
+    c.connect(1, 10);
+    let (err, body) = c.call(1, 10, 1, create("/a"));
+    assert_eq!(err, 0);
+    assert_eq!(body, Some(Response::Create { path: "/a".into() }));
+    c.tick(2);
+    c.assert_converged();
+    let zxid = c.node(2).last_zxid();
+    assert_eq!(zxid.epoch(), 1, "epoch 1 zxids");
+    assert!(c.node(2).tree().get("/a").is_some());
+    let (err, _) = c.call(1, 10, 2, Request::Sync { path: "/a".into() });
+    assert_eq!(err, 0, "sync through a follower is answered");
+}
+
+#[test]
+fn leader_crash_elects_a_new_leader_and_keeps_committed_writes() {
+    let mut c = Cluster::new(3);
+    let old = elect(&mut c);
+    let follower = if old == 1 { 2 } else { 1 };
+    c.connect(follower, 10);
+    assert_eq!(c.call(follower, 10, 1, create("/before")).0, 0);
+    c.crash(old);
+    let mut new_leader = None;
+    for _ in 0..400 {
+        c.tick(1);
+        if let Some(l) = c.leader() {
+            if c.serving().len() == 2 {
+                new_leader = Some(l);
+                break;
+            }
+        }
+    }
+    let new_leader = new_leader.expect("a new leader among the two survivors");
+    assert_ne!(new_leader, old);
+    assert_eq!(c.node(new_leader).epochs().1, 2, "a new epoch");
+    assert!(c.node(new_leader).tree().get("/before").is_some(), "committed write survives");
+    let other = c.serving().into_iter().find(|id| *id != new_leader).unwrap();
+    c.connect(other, 11);
+    assert_eq!(c.call(other, 11, 1, create("/after")).0, 0);
+    // The old leader comes back and is synced (DIFF).
+    c.start(old);
+    for _ in 0..400 {
+        c.tick(1);
+        if c.serving().len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(c.serving().len(), 3, "the old leader rejoins as a follower");
+    c.tick(2);
+    c.assert_converged();
+    assert!(c.node(old).tree().get("/after").is_some());
+}
+
+#[test]
+fn uncommitted_txn_of_a_dead_leader_is_truncated_on_rejoin() {
+    let mut c = Cluster::new(3);
+    let old = elect(&mut c);
+    c.connect(old, 10);
+    assert_eq!(c.call(old, 10, 1, create("/committed")).0, 0);
+    // Cut the leader off, then let it propose something nobody else logs.
+    for id in c.ids.clone() {
+        c.down_links.insert((old, id));
+    }
+    let frame = codec::encode_request(&codec::request_header(2, &create("/lost")), &create("/lost"));
+    c.step(old, Input::ClientFrame { conn: ConnId(10), payload: frame[4..].to_vec() });
+    c.settle();
+    let lost_zxid = c.disks[&old].txns.last().unwrap().header.zxid;
+    assert!(c.node(old).tree().get("/lost").is_none(), "not committed without a quorum");
+    c.crash(old);
+    c.down_links.clear();
+    for _ in 0..400 {
+        c.tick(1);
+        if c.leader().is_some() && c.serving().len() == 2 {
+            break;
+        }
+    }
+    let leader = c.leader().expect("new leader");
+    c.connect(leader, 11);
+    assert_eq!(c.call(leader, 11, 1, create("/new")).0, 0);
+    c.start(old);
+    for _ in 0..400 {
+        c.tick(1);
+        if c.serving().len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(c.serving().len(), 3);
+    c.tick(2);
+    c.assert_converged();
+    assert!(c.node(old).tree().get("/lost").is_none(), "the uncommitted txn is gone");
+    assert!(
+        c.disks[&old].txns.iter().all(|t| t.header.zxid != lost_zxid),
+        "and truncated from its disk"
+    );
+    assert!(c.node(old).committed() >= Zxid::new(2, 1));
+}
+
