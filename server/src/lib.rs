@@ -1,3 +1,112 @@
 //! `zkr-server`: the tokio shell that runs a `zkr_core::Node` against real sockets and disks.
+pub mod admin;
+pub mod client_net;
 pub mod config;
+pub mod driver;
 pub mod storage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+/// A running server: its client address and the handle to stop it.
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    driver: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Server {
+    /// Recovers the data directory, binds the client port and starts serving.
+    pub async fn start(cfg: config::ServerConfig) -> Result<Server, String> {
+        let (mut storage, recovered) = storage::Storage::open(&cfg.data_dir, &cfg.data_log_dir)
+            .map_err(|e| format!("cannot open the data directory: {e}"))?;
+        storage.set_force_sync(cfg.force_sync);
+        let txn_count = recovered.txns.len();
+        let node = driver::recover_node(&cfg, recovered)?;
+        tracing::info!(
+            zxid = %node.last_zxid(),
+            txns_replayed = txn_count,
+            sessions = node.sessions().len(),
+            znodes = node.tree().node_count(),
+            "recovered"
+        );
+        let bind = SocketAddr::new(cfg.client_port_address, cfg.client_port);
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (storage_tx, storage_rx) = mpsc::unbounded_channel();
+        let storage = storage::StorageThread::spawn(storage, storage_tx)
+            .map_err(|e| format!("cannot start the storage thread: {e}"))?;
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let limits = Arc::new(client_net::ConnLimits::new(cfg.max_client_cnxns));
+        let max_frame = cfg.core.max_frame_bytes;
+        tokio::spawn(client_net::accept_loop(
+            listener,
+            events_tx,
+            limits,
+            max_frame,
+            shutdown_rx.clone(),
+        ));
+        let driver = driver::Driver::new(node, cfg, storage);
+        let driver = tokio::spawn(driver.run(events_rx, storage_rx, shutdown_rx));
+        tracing::info!(%addr, "serving clients");
+        Ok(Server { addr, shutdown, driver })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, closes connections, flushes storage, and waits for the driver.
+    pub async fn stop(self) -> Result<(), String> {
+        let _ = self.shutdown.send(true);
+        self.wait().await
+    }
+
+    /// Waits until the server stops by itself (storage failure).
+    pub async fn wait(self) -> Result<(), String> {
+        match self.driver.await {
+            Ok(result) => result,
+            Err(e) => Err(format!("driver task failed: {e}")),
+        }
+    }
+
+    /// Waits for either a shutdown signal (SIGTERM, SIGINT) or a failure, then stops.
+    pub async fn run_until_signal(self) -> Result<(), String> {
+        let Server { addr, shutdown, mut driver } = self;
+        tokio::select! {
+            biased;
+            _ = shutdown_signal() => {
+                tracing::info!(%addr, "shutting down on signal");
+                let _ = shutdown.send(true);
+                driver.await.map_err(|e| e.to_string())?
+            }
+            result = &mut driver => result.map_err(|e| e.to_string())?,
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            biased;
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

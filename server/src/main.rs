@@ -1,2 +1,51 @@
-//! The `zkr-server` binary.
-fn main() {}
+//! `zkr-server [zoo.cfg]`: with no argument, a standalone server on port 2181 with `./data`;
+//! with the path of a zoo.cfg, what the file says (like `zkServer.sh start-foreground zoo.cfg`).
+//! Logs go to stderr; `RUST_LOG` adjusts the level (default `info`).
+
+use std::process::ExitCode;
+
+use zkr_server::config::ServerConfig;
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match args.as_slice() {
+        [] => ServerConfig::standalone_default(),
+        [flag] if flag == "-h" || flag == "--help" => {
+            println!("usage: zkr-server [path/to/zoo.cfg]");
+            return ExitCode::SUCCESS;
+        }
+        [path] => match ServerConfig::load(std::path::Path::new(path)) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                eprintln!("zkr-server: {path}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("usage: zkr-server [path/to/zoo.cfg]");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zkr-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let server = zkr_server::Server::start(cfg).await?;
+        server.run_until_signal().await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("zkr-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The driver: the single task that owns the `Node`. It turns socket events, storage events and
+//! timer ticks into `Input`s, steps the node, and carries out its `Output`s in order: frames to
+//! connection tasks, closes, and txns to the storage thread.
+//!
+//! Group commit: every `Persist` produced while handling one batch of events (up to
+//! `MAX_BATCH`) goes to the storage thread as one append; the storage thread syncs once for
+//! everything queued, then reports `Durable`, which becomes `Input::Persisted`.
+//!
+//! `select!` is always `biased` so that the order in which sources are polled is fixed (and the
+//! same under madsim): shutdown, then durability, then client events, then timers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use zkr_core::io::{Input, Output};
+use zkr_core::node::NodeInit;
+use zkr_core::proto::txn::{decode_txn, encode_txn};
+use zkr_core::types::{ConnId, Zxid};
+use zkr_core::{Node, snapshot};
+
+use crate::admin::{self, AdminView, ConnStats, ServerStats};
+use crate::client_net::{ConnCmd, Event};
+use crate::config::ServerConfig;
+use crate::storage::{Recovered, StorageEvent, StorageThread};
+
+/// Events handled before outputs are flushed (bounds latency under heavy load).
+const MAX_BATCH: usize = 1024;
+
+/// Builds the node from what storage recovered; every record is checked again after loading.
+pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, String> {
+    let snapshot = match recovered.snapshot {
+        Some((zxid, blob)) => {
+            let snap = snapshot::decode(&blob)
+                .map_err(|e| format!("snapshot 0x{zxid:x} does not decode: {e}"))?;
+            if snap.zxid.0 != zxid {
+                return Err(format!("snapshot file 0x{zxid:x} holds zxid {}", snap.zxid));
+            }
+            Some(snap)
+        }
+        None => None,
+    };
+    let mut txns = Vec::with_capacity(recovered.txns.len());
+    for (zxid, bytes) in recovered.txns {
+        let txn = decode_txn(&bytes)
+            .map_err(|e| format!("log record 0x{zxid:x} does not decode as a txn: {e}"))?;
+        if txn.header.zxid.0 != zxid {
+            return Err(format!("log record 0x{zxid:x} holds a txn with zxid {}", txn.header.zxid));
+        }
+        txns.push(txn);
+    }
+    if !cfg.core.is_standalone() {
+        return Err("ensemble mode (server.N lines) is not served by this shell yet; \
+                    remove the server.N lines to run standalone"
+            .to_string());
+    }
+    let init = NodeInit { wall_ms: wall_ms(), seed: rand::random(), snapshot, txns, ..NodeInit::default() };
+    Node::new(cfg.core.clone(), init).map_err(|e| e.to_string())
+}
+
+/// Wall clock, ms since the Unix epoch.
+pub fn wall_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Owns the node and everything the shell counts about it.
+pub struct Driver {
+    node: Node,
+    cfg: ServerConfig,
+    conf_lines: Vec<(String, String)>,
+    writers: HashMap<ConnId, mpsc::UnboundedSender<ConnCmd>>,
+    conns: BTreeMap<ConnId, ConnStats>,
+    stats: ServerStats,
+    storage: StorageThread,
+    applied_since_snapshot: u64,
+    snapshot_threshold: u64,
+    snapshot_running: bool,
+    snapshots: (mpsc::UnboundedSender<(i64, Vec<u8>)>, mpsc::UnboundedReceiver<(i64, Vec<u8>)>),
+}
+
+impl Driver {
+    /// A driver for `node`, persisting through `storage`.
+    pub fn new(node: Node, cfg: ServerConfig, storage: StorageThread) -> Driver {
+        let conf_lines = cfg.to_conf_lines();
+        let snapshot_threshold = snapshot_threshold(cfg.snap_count);
+        Driver {
+            node,
+            cfg,
+            conf_lines,
+            writers: HashMap::new(),
+            conns: BTreeMap::new(),
+            stats: ServerStats::new(),
+            storage,
+            applied_since_snapshot: 0,
+            snapshot_threshold,
+            snapshot_running: false,
+            snapshots: mpsc::unbounded_channel(),
+        }
+    }
+
+    /// Runs until `shutdown` turns true or storage fails.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::UnboundedReceiver<Event>,
+        mut storage_events: mpsc::UnboundedReceiver<StorageEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        let tick = Duration::from_millis(self.cfg.core.tick_ms as u64);
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let purge_hours = self.cfg.autopurge_purge_interval_hours;
+        let purge_every = Duration::from_secs(3600 * purge_hours.max(1));
+        let mut purge_timer = tokio::time::interval_at(tokio::time::Instant::now() + purge_every, purge_every);
+        let result = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break Ok(()),
+                event = storage_events.recv() => match event {
+                    Some(event) => {
+                        if let Err(e) = self.on_storage_event(event) {
+                            break Err(e);
+                        }
+                    }
+                    None => break Err("storage thread stopped".to_string()),
+                },
+                event = events.recv() => {
+                    let Some(event) = event else { break Ok(()) };
+                    self.on_event(event);
+                    for _ in 1..MAX_BATCH {
+                        match events.try_recv() {
+                            Ok(event) => self.on_event(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some((zxid, blob)) = self.snapshots.1.recv() => {
+                    if self.storage.save_snapshot(zxid, blob).is_err() {
+                        break Err("storage thread stopped".to_string());
+                    }
+                }
+                _ = ticker.tick() => self.node.step(Input::Tick { wall_ms: wall_ms() }),
+                _ = purge_timer.tick(), if purge_hours > 0 => {
+                    let _ = self.storage.purge(self.cfg.autopurge_snap_retain_count);
+                }
+            }
+            if let Err(e) = self.flush() {
+                break Err(e);
+            }
+        };
+        for writer in self.writers.values() {
+            let _ = writer.send(ConnCmd::Close);
+        }
+        let storage_result = self.storage.shutdown().map_err(|e| e.to_string());
+        result.and(storage_result)
+    }
+
+    fn on_storage_event(&mut self, event: StorageEvent) -> Result<(), String> {
+        match event {
+            StorageEvent::Durable { upto } => {
+                let before = self.node.last_zxid();
+                self.node.step(Input::Persisted { upto: Zxid(upto) });
+                let applied = (self.node.last_zxid().0 - before.0).max(0) as u64;
+                self.applied_since_snapshot += applied;
+                self.maybe_snapshot();
+            }
+            StorageEvent::SnapshotSaved { zxid } => {
+                tracing::info!("snapshot 0x{zxid:x} saved");
+                self.snapshot_running = false;
+            }
+            StorageEvent::SnapshotFailed { zxid, error } => {
+                tracing::warn!("snapshot 0x{zxid:x} failed: {error}; older snapshots remain");
+                self.snapshot_running = false;
+            }
+            StorageEvent::Truncated { last_zxid } => {
+                tracing::info!("log truncated after 0x{last_zxid:x}");
+            }
+            StorageEvent::Purged(report) => {
+                tracing::info!(
+                    snapshots = report.snapshots_removed.len(),
+                    logs = report.logs_removed.len(),
+                    "autopurge removed old files"
+                );
+            }
+            StorageEvent::Failed { error } => {
+                tracing::error!("txn log failed, stopping: {error}");
+                return Err(format!("txn log failed: {error}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a snapshot once `snapCount` txns (randomised as ZooKeeper does) have applied. The
+    /// tree is cloned here and encoded on a blocking thread, so writes keep flowing.
+    fn maybe_snapshot(&mut self) {
+        if self.snapshot_running || self.applied_since_snapshot < self.snapshot_threshold {
+            return;
+        }
+        self.snapshot_running = true;
+        self.applied_since_snapshot = 0;
+        self.snapshot_threshold = snapshot_threshold(self.cfg.snap_count);
+        let snap = self.node.snapshot();
+        let done = self.snapshots.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let blob = snapshot::encode(&snap.tree, &snap.sessions);
+            let _ = done.send((snap.zxid.0, blob));
+        });
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Connected { conn, remote, writer } => {
+                self.writers.insert(conn, writer);
+                self.conns.insert(conn, conn_stats(remote));
+                let remote_ip = remote.ip().to_string();
+                self.node.step(Input::ClientConnected { conn, remote_ip });
+            }
+            Event::Frame { conn, payload } => {
+                self.stats.packets_received += 1;
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.received += 1;
+                    if c.received > 1 && payload.len() >= 4 {
+                        let xid = i32::from_be_bytes(payload[..4].try_into().expect("4 bytes"));
+                        c.in_flight.push_back((xid, Instant::now()));
+                    }
+                }
+                self.node.step(Input::ClientFrame { conn, payload });
+            }
+            Event::Closed { conn } => {
+                self.writers.remove(&conn);
+                self.conns.remove(&conn);
+                self.node.step(Input::ClientClosed { conn });
+            }
+            Event::FourLetterWord { remote, cmd, reply } => self.four_letter_word(remote, cmd, reply),
+        }
+    }
+
+    fn four_letter_word(&mut self, remote: SocketAddr, cmd: [u8; 4], reply: oneshot::Sender<String>) {
+        tracing::debug!(%remote, cmd = %String::from_utf8_lossy(&cmd), "four-letter word");
+        let whitelist = &self.cfg.four_letter_words;
+        let allowed = |name: &str| whitelist.allows(name);
+        let view = AdminView {
+            node: &self.node,
+            stats: &self.stats,
+            conns: &self.conns,
+            conf_lines: &self.conf_lines,
+            allowed: &allowed,
+            dirs: (&self.cfg.data_dir, &self.cfg.data_log_dir),
+        };
+        let text = admin::answer(cmd, &view);
+        if allowed(&String::from_utf8_lossy(&cmd)) {
+            match &cmd {
+                b"srst" => self.stats.reset(),
+                b"crst" => {
+                    for c in self.conns.values_mut() {
+                        c.latency = Default::default();
+                    }
+                }
+                _ => {}
+            }
+        }
+        let _ = reply.send(text);
+    }
+
+    /// Carries out the node's outputs in order.
+    fn flush(&mut self) -> Result<(), String> {
+        let mut batch = Vec::new();
+        for output in self.node.take_outputs() {
+            match output {
+                Output::ClientSend { conn, frame } => self.send(conn, frame),
+                Output::ClientClose { conn } => {
+                    if let Some(writer) = self.writers.get(&conn) {
+                        let _ = writer.send(ConnCmd::Close);
+                    }
+                }
+                Output::Persist { txn } => batch.push((txn.header.zxid.0, encode_txn(&txn))),
+                other => {
+                    // Standalone nodes never emit peer or epoch outputs (checked at start).
+                    return Err(format!("unexpected output for a standalone server: {other:?}"));
+                }
+            }
+        }
+        if !batch.is_empty() && self.storage.append(batch).is_err() {
+            return Err("storage thread stopped".to_string());
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.stats.packets_sent += 1;
+        self.stats.last_response_size = frame.len();
+        self.stats.min_response_size = self.stats.min_response_size.min(frame.len());
+        self.stats.max_response_size = self.stats.max_response_size.max(frame.len());
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.sent += 1;
+            if frame.len() >= 8 {
+                let xid = i32::from_be_bytes(frame[4..8].try_into().expect("4 bytes"));
+                if let Some(pos) = c.in_flight.iter().position(|(x, _)| *x == xid) {
+                    let (_, arrived) = c.in_flight.remove(pos).expect("position is valid");
+                    c.latency.record(arrived.elapsed());
+                    self.stats.latency.record(arrived.elapsed());
+                }
+            }
+        }
+        if let Some(writer) = self.writers.get(&conn) {
+            let _ = writer.send(ConnCmd::Send(frame));
+        }
+    }
+}
+
+fn conn_stats(remote: SocketAddr) -> ConnStats {
+    ConnStats {
+        remote,
+        received: 0,
+        sent: 0,
+        established_ms: admin::now_ms(),
+        latency: Default::default(),
+        in_flight: Default::default(),
+    }
+}
+
+/// ZooKeeper snapshots after a random count in `[snapCount/2 + 1, snapCount]`, so that the
+/// servers of an ensemble do not all snapshot at once.
+fn snapshot_threshold(snap_count: u64) -> u64 {
+    use rand::Rng;
+    let snap_count = snap_count.max(2);
+    rand::rng().random_range(snap_count / 2 + 1..=snap_count)
+}
