@@ -99,7 +99,9 @@ pub struct Node {
 impl Node {
     /// Builds a node from recovered state. Fails if the recovered txns are out of order.
     pub fn new(config: Config, init: NodeInit) -> Result<Node, RecoveryError> {
-        config.validate().map_err(|e| RecoveryError(e.to_string()))?;
+        config
+            .validate()
+            .map_err(|e| RecoveryError(e.to_string()))?;
         if init.current_epoch > init.accepted_epoch {
             return Err(RecoveryError(format!(
                 "currentEpoch {} is newer than acceptedEpoch {}",
@@ -131,9 +133,16 @@ impl Node {
         let voters = if config.is_standalone() {
             vec![config.server_id]
         } else {
-            config.members.iter().filter(|m| !m.observer).map(|m| m.id).collect()
+            config
+                .members
+                .iter()
+                .filter(|m| !m.observer)
+                .map(|m| m.id)
+                .collect()
         };
-        let check_ticks = config.ms_to_ticks(config.container_check_interval_ms).max(1);
+        let check_ticks = config
+            .ms_to_ticks(config.container_check_interval_ms)
+            .max(1);
         let mut node = Node {
             now_tick: 0,
             wall_ms: init.wall_ms,
@@ -175,7 +184,11 @@ impl Node {
     fn first_session_id(&self, wall_ms: i64) -> i64 {
         let initial = initial_session_id(self.config.server_id.0, wall_ms).0;
         let prefix = (self.config.server_id.0 << 56) as i64;
-        let max_own = self.sessions.iter().map(|(id, _)| id.0).filter(|id| id >> 56 == prefix >> 56);
+        let max_own = self
+            .sessions
+            .iter()
+            .map(|(id, _)| id.0)
+            .filter(|id| id >> 56 == prefix >> 56);
         max_own.map(|m| m + 1).max().unwrap_or(initial).max(initial)
     }
 
@@ -244,7 +257,9 @@ impl Node {
 
     /// Writes proposed but not yet applied.
     pub fn outstanding_proposals(&self) -> usize {
-        self.log.range(self.tree.last_processed_zxid(), self.log.last_logged()).count()
+        self.log
+            .range(self.tree.last_processed_zxid(), self.log.last_logged())
+            .count()
     }
 
     /// A consistent snapshot of the applied state, to be encoded off the hot path.
@@ -273,7 +288,9 @@ impl Node {
             self.close_session(session, 0);
         }
         if self.now_tick >= self.next_container_check_tick {
-            let interval = self.config.ms_to_ticks(self.config.container_check_interval_ms);
+            let interval = self
+                .config
+                .ms_to_ticks(self.config.container_check_interval_ms);
             self.next_container_check_tick = self.now_tick + interval.max(1);
             self.check_containers();
         }
@@ -295,7 +312,10 @@ impl Node {
 
     /// Starts closing a session (leader only): marks it and proposes its CloseSession txn.
     pub(crate) fn close_session(&mut self, session: SessionId, cxid: i32) -> Option<Zxid> {
-        assert!(self.is_established_leader(), "only the leader closes sessions");
+        assert!(
+            self.is_established_leader(),
+            "only the leader closes sessions"
+        );
         if !self.sessions.mark_closing(session) {
             return None;
         }
@@ -325,20 +345,38 @@ impl Node {
         for txn in txns {
             self.commit(txn);
         }
-        assert_eq!(self.tree.last_processed_zxid(), committed, "applied up to committed");
-        let keep = if self.config.is_standalone() { 0 } else { self.config.commit_log_count };
+        assert_eq!(
+            self.tree.last_processed_zxid(),
+            committed,
+            "applied up to committed"
+        );
+        let keep = if self.config.is_standalone() {
+            0
+        } else {
+            self.config.commit_log_count
+        };
         self.log.trim(committed, keep);
     }
 
     /// Applies one committed txn and emits everything that follows from it.
     fn commit(&mut self, txn: LoggedTxn) {
         let zxid = txn.header.zxid;
-        assert!(zxid > self.tree.last_processed_zxid(), "commit in zxid order");
+        assert!(
+            zxid > self.tree.last_processed_zxid(),
+            "commit in zxid order"
+        );
         let applied = self.tree.apply(&txn);
-        assert_eq!(self.tree.last_processed_zxid(), zxid, "apply moves last processed zxid");
+        assert_eq!(
+            self.tree.last_processed_zxid(),
+            zxid,
+            "apply moves last processed zxid"
+        );
         self.prep.applied(zxid);
         self.fire_watches(zxid, &applied.triggers);
-        let owner_conn = self.sessions.get(txn.header.session_id).and_then(|s| s.conn);
+        let owner_conn = self
+            .sessions
+            .get(txn.header.session_id)
+            .and_then(|s| s.conn);
         self.apply_session_effects(&txn);
         match &txn.txn {
             Txn::CreateSession { .. } => self.on_session_created(txn.header.session_id),
@@ -357,7 +395,8 @@ impl Node {
     fn apply_session_effects(&mut self, txn: &LoggedTxn) {
         match &txn.txn {
             Txn::CreateSession { timeout_ms } => {
-                self.sessions.add(txn.header.session_id, *timeout_ms, self.now_tick)
+                self.sessions
+                    .add(txn.header.session_id, *timeout_ms, self.now_tick)
             }
             Txn::CloseSession { .. } => {
                 self.sessions.remove(txn.header.session_id);
@@ -386,7 +425,11 @@ impl Node {
         for trigger in triggers {
             let mut previous = BTreeSet::new();
             for (table, suppress_previous) in WatchManager::tables_for(trigger.event) {
-                let suppress = if *suppress_previous { previous.clone() } else { BTreeSet::new() };
+                let suppress = if *suppress_previous {
+                    previous.clone()
+                } else {
+                    BTreeSet::new()
+                };
                 let notify = self.watches.trigger(*table, &trigger.path, &suppress);
                 for conn in &notify {
                     self.send_event(*conn, zxid.0, trigger.event, &trigger.path, true);
@@ -405,17 +448,23 @@ impl Node {
         path: &str,
         filter: bool,
     ) {
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         if filter && event_type != EventType::NodeDeleted {
             if let Some(acl) = self.tree.acl(path) {
-                let ok = crate::tree::acl::check_acl(acl, &c.ids, perms::READ, self.config.skip_acl);
+                let ok =
+                    crate::tree::acl::check_acl(acl, &c.ids, perms::READ, self.config.skip_acl);
                 if !ok {
                     return;
                 }
             }
         }
-        let event =
-            WatcherEvent { event_type, state: STATE_SYNC_CONNECTED, path: path.to_string() };
+        let event = WatcherEvent {
+            event_type,
+            state: STATE_SYNC_CONNECTED,
+            path: path.to_string(),
+        };
         let frame = codec::encode_notification(zxid, &event);
         self.outputs.push(Output::ClientSend { conn, frame });
     }
@@ -427,7 +476,10 @@ impl Node {
 
     /// Checks node-wide invariants; panics when the state is broken. Kept on in release builds.
     pub fn invariants(&self) {
-        assert!(self.current_epoch <= self.accepted_epoch, "currentEpoch ≤ acceptedEpoch");
+        assert!(
+            self.current_epoch <= self.accepted_epoch,
+            "currentEpoch ≤ acceptedEpoch"
+        );
         if !self.config.bugs.ack_before_fsync {
             self.log.invariants(self.tree.last_processed_zxid());
         }
@@ -438,7 +490,10 @@ impl Node {
             conn.invariants(*id, &self.sessions);
         }
         for (session, conn) in &self.connecting {
-            assert!(self.conns.contains_key(conn), "connecting conn {conn:?} of {session} exists");
+            assert!(
+                self.conns.contains_key(conn),
+                "connecting conn {conn:?} of {session} exists"
+            );
         }
     }
 }

@@ -13,11 +13,18 @@ use crate::watch::{Table, mode};
 impl Node {
     fn check(&self, conn: ConnId, acl: &[Acl], wanted: i32) -> Result<(), ZkError> {
         let ids: &[Id] = &self.conns[&conn].ids;
-        if check_acl(acl, ids, wanted, self.config.skip_acl) { Ok(()) } else { Err(ZkError::NoAuth) }
+        if check_acl(acl, ids, wanted, self.config.skip_acl) {
+            Ok(())
+        } else {
+            Err(ZkError::NoAuth)
+        }
     }
 
     fn node_acl(&self, path: &str) -> Result<Vec<Acl>, ZkError> {
-        self.tree.acl(path).map(|a| a.to_vec()).ok_or(ZkError::NoNode)
+        self.tree
+            .acl(path)
+            .map(|a| a.to_vec())
+            .ok_or(ZkError::NoNode)
     }
 
     /// Serves a read-type request. Watch flags register watches for `conn`.
@@ -52,11 +59,19 @@ impl Node {
             Request::GetEphemerals { prefix } => Ok(self.get_ephemerals(conn, prefix)),
             Request::Sync { path } => Ok(Response::Sync { path: path.clone() }),
             Request::MultiRead(ops) => Ok(self.multi_read(conn, ops)),
-            Request::WhoAmI => Ok(Response::WhoAmI(crate::reply::who_am_i(&self.conns[&conn].ids))),
+            Request::WhoAmI => Ok(Response::WhoAmI(crate::reply::who_am_i(
+                &self.conns[&conn].ids,
+            ))),
             Request::AddWatch { path, mode: m } => {
                 let modes = match m {
-                    0 => [(Table::Data, mode::PERSISTENT), (Table::Child, mode::PERSISTENT)],
-                    1 => [(Table::Data, mode::RECURSIVE), (Table::Data, mode::RECURSIVE)],
+                    0 => [
+                        (Table::Data, mode::PERSISTENT),
+                        (Table::Child, mode::PERSISTENT),
+                    ],
+                    1 => [
+                        (Table::Data, mode::RECURSIVE),
+                        (Table::Data, mode::RECURSIVE),
+                    ],
                     _ => return Err(ZkError::BadArguments),
                 };
                 for (table, bits) in modes {
@@ -64,12 +79,12 @@ impl Node {
                 }
                 Ok(Response::AddWatch)
             }
-            Request::CheckWatches { path, watcher_type } => {
-                self.watch_op(conn, path, *watcher_type, false).map(|_| Response::Empty)
-            }
-            Request::RemoveWatches { path, watcher_type } => {
-                self.watch_op(conn, path, *watcher_type, true).map(|_| Response::Empty)
-            }
+            Request::CheckWatches { path, watcher_type } => self
+                .watch_op(conn, path, *watcher_type, false)
+                .map(|_| Response::Empty),
+            Request::RemoveWatches { path, watcher_type } => self
+                .watch_op(conn, path, *watcher_type, true)
+                .map(|_| Response::Empty),
             other => {
                 debug_assert!(false, "not a local request: {other:?}");
                 Err(ZkError::Unimplemented)
@@ -77,7 +92,11 @@ impl Node {
         }
     }
 
-    fn get_data(&self, conn: ConnId, path: &str) -> Result<(Option<Vec<u8>>, crate::types::Stat), ZkError> {
+    fn get_data(
+        &self,
+        conn: ConnId,
+        path: &str,
+    ) -> Result<(Option<Vec<u8>>, crate::types::Stat), ZkError> {
         let node = self.tree.get(path).ok_or(ZkError::NoNode)?;
         self.check(conn, &node.acl, perms::READ)?;
         let stat = self.tree.stat(path).expect("node exists");
@@ -136,7 +155,10 @@ impl Node {
         let session = self.conns[&conn].session().expect("established");
         let all = self.tree.ephemerals(session);
         let everything = prefix.trim().is_empty() || prefix == "/";
-        let paths = all.into_iter().filter(|p| everything || p.starts_with(prefix)).collect();
+        let paths = all
+            .into_iter()
+            .filter(|p| everything || p.starts_with(prefix))
+            .collect();
         Response::GetEphemerals { paths }
     }
 
@@ -159,13 +181,22 @@ impl Node {
     }
 
     /// checkWatches / removeWatches on the calling connection's own watches.
-    fn watch_op(&mut self, conn: ConnId, path: &str, kind: i32, remove: bool) -> Result<(), ZkError> {
+    fn watch_op(
+        &mut self,
+        conn: ConnId,
+        path: &str,
+        kind: i32,
+        remove: bool,
+    ) -> Result<(), ZkError> {
         let all = mode::STANDARD | mode::PERSISTENT | mode::RECURSIVE;
         let targets: &[(Table, u8)] = match kind {
             1 => &[(Table::Child, mode::STANDARD)],
             2 => &[(Table::Data, mode::STANDARD)],
             3 => &[(Table::Data, all), (Table::Child, all)],
-            4 => &[(Table::Data, mode::PERSISTENT), (Table::Child, mode::PERSISTENT)],
+            4 => &[
+                (Table::Data, mode::PERSISTENT),
+                (Table::Child, mode::PERSISTENT),
+            ],
             5 => &[(Table::Data, mode::RECURSIVE)],
             _ => return Err(ZkError::BadArguments),
         };
@@ -177,13 +208,28 @@ impl Node {
                 found |= self.watches.modes(*table, path, conn) & bits != 0;
             }
         }
-        if found { Ok(()) } else { Err(ZkError::NoWatcher) }
+        if found {
+            Ok(())
+        } else {
+            Err(ZkError::NoWatcher)
+        }
     }
 
     /// setWatches / setWatches2 after a reconnect: events for what changed since
     /// `relative_zxid` (zxid -1, not ACL-filtered), re-registration for the rest.
-    pub(crate) fn set_watches(&mut self, conn: ConnId, req: &Request) -> Result<crate::proto::client::Response, ZkError> {
-        let Request::SetWatches { relative_zxid, data, exist, child, persistent, persistent_recursive } = req
+    pub(crate) fn set_watches(
+        &mut self,
+        conn: ConnId,
+        req: &Request,
+    ) -> Result<crate::proto::client::Response, ZkError> {
+        let Request::SetWatches {
+            relative_zxid,
+            data,
+            exist,
+            child,
+            persistent,
+            persistent_recursive,
+        } = req
         else {
             unreachable!("caller matched SetWatches")
         };

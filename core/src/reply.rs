@@ -9,20 +9,30 @@ use crate::tree::ApplyOutcome;
 use crate::types::Id;
 
 /// The `(err, body)` of a write's reply, from its applied outcome.
-pub(crate) fn write_reply(shape: &ReplyShape, outcome: &ApplyOutcome) -> (ZkError, Option<Response>) {
+pub(crate) fn write_reply(
+    shape: &ReplyShape,
+    outcome: &ApplyOutcome,
+) -> (ZkError, Option<Response>) {
     match (shape, outcome) {
         (_, ApplyOutcome::Failed(err)) => (*err, None),
         (ReplyShape::Create(OpCode::Create), ApplyOutcome::Created { path, .. }) => {
             (ZkError::Ok, Some(Response::Create { path: path.clone() }))
         }
-        (ReplyShape::Create(_), ApplyOutcome::Created { path, stat }) => {
-            (ZkError::Ok, Some(Response::Create2 { path: path.clone(), stat: *stat }))
-        }
+        (ReplyShape::Create(_), ApplyOutcome::Created { path, stat }) => (
+            ZkError::Ok,
+            Some(Response::Create2 {
+                path: path.clone(),
+                stat: *stat,
+            }),
+        ),
         (ReplyShape::Stat, ApplyOutcome::DataSet { stat } | ApplyOutcome::AclSet { stat }) => {
             (ZkError::Ok, Some(Response::Stat(*stat)))
         }
         (ReplyShape::Multi(ops), ApplyOutcome::Multi(outcomes)) => {
-            assert!(ops.is_empty() || ops.len() == outcomes.len(), "one outcome per multi op");
+            assert!(
+                ops.is_empty() || ops.len() == outcomes.len(),
+                "one outcome per multi op"
+            );
             let results = outcomes
                 .iter()
                 .enumerate()
@@ -41,7 +51,10 @@ fn multi_result(op: OpCode, outcome: &ApplyOutcome) -> MultiResult {
         ApplyOutcome::Created { path, .. } if op == OpCode::Create => {
             MultiResult::Create { path: path.clone() }
         }
-        ApplyOutcome::Created { path, stat } => MultiResult::Create2 { path: path.clone(), stat: *stat },
+        ApplyOutcome::Created { path, stat } => MultiResult::Create2 {
+            path: path.clone(),
+            stat: *stat,
+        },
         ApplyOutcome::Deleted => MultiResult::Delete,
         ApplyOutcome::DataSet { stat } => MultiResult::SetData { stat: *stat },
         ApplyOutcome::Checked => MultiResult::Check,
@@ -58,7 +71,9 @@ pub(crate) fn authenticate(
 ) -> Result<Vec<Id>, ZkError> {
     match scheme {
         "digest" => {
-            let Ok(text) = std::str::from_utf8(auth) else { return Err(ZkError::AuthFailed) };
+            let Ok(text) = std::str::from_utf8(auth) else {
+                return Err(ZkError::AuthFailed);
+            };
             let digest = crate::tree::acl::digest_id(text);
             let mut ids = Vec::new();
             if config.super_digest.as_deref() == Some(digest.as_str()) {
@@ -68,7 +83,11 @@ pub(crate) fn authenticate(
             Ok(ids)
         }
         // `addauth ip` only adds the remote address again.
-        "ip" => Ok(current.iter().filter(|id| id.scheme == "ip").cloned().collect()),
+        "ip" => Ok(current
+            .iter()
+            .filter(|id| id.scheme == "ip")
+            .cloned()
+            .collect()),
         _ => Err(ZkError::AuthFailed),
     }
 }
@@ -82,7 +101,10 @@ pub(crate) fn who_am_i(ids: &[Id]) -> Vec<ClientInfo> {
                 "super" => String::new(),
                 _ => id.id.clone(),
             };
-            ClientInfo { auth_scheme: id.scheme.clone(), user }
+            ClientInfo {
+                auth_scheme: id.scheme.clone(),
+                user,
+            }
         })
         .collect()
 }

@@ -111,19 +111,32 @@ impl Conn {
 
     /// Holds or is creating a session (not awaiting its handshake, not closing).
     pub(crate) fn is_active(&self) -> bool {
-        matches!(self.phase, Phase::Established { .. } | Phase::Connecting { .. })
+        matches!(
+            self.phase,
+            Phase::Established { .. } | Phase::Connecting { .. }
+        )
     }
 
     pub(crate) fn invariants(&self, id: ConnId, sessions: &SessionTable) {
         if !matches!(self.phase, Phase::Connecting { .. }) {
-            assert!(self.deferred.is_empty(), "{id:?}: deferred frames only while connecting");
+            assert!(
+                self.deferred.is_empty(),
+                "{id:?}: deferred frames only while connecting"
+            );
         }
         if matches!(self.phase, Phase::AwaitConnect) {
-            assert!(self.queue.is_empty(), "{id:?}: no requests before the handshake");
+            assert!(
+                self.queue.is_empty(),
+                "{id:?}: no requests before the handshake"
+            );
         }
         if let Phase::Established { session } = self.phase {
             if let Some(s) = sessions.get(session) {
-                assert_eq!(s.conn, Some(id), "{id:?}: established conn holds its session");
+                assert_eq!(
+                    s.conn,
+                    Some(id),
+                    "{id:?}: established conn holds its session"
+                );
             }
         }
         if let Some(Pending::Local { .. }) = self.queue.front() {
@@ -168,14 +181,24 @@ fn write_opcode(op: i32) -> bool {
 
 impl Node {
     pub(crate) fn on_client_connected(&mut self, conn: ConnId, remote_ip: String) {
-        assert!(!self.conns.contains_key(&conn), "connection ids are never reused");
+        assert!(
+            !self.conns.contains_key(&conn),
+            "connection ids are never reused"
+        );
         let ids = vec![Id::new("ip", &remote_ip)];
-        let c = Conn { phase: Phase::AwaitConnect, ids, queue: VecDeque::new(), deferred: VecDeque::new() };
+        let c = Conn {
+            phase: Phase::AwaitConnect,
+            ids,
+            queue: VecDeque::new(),
+            deferred: VecDeque::new(),
+        };
         self.conns.insert(conn, c);
     }
 
     pub(crate) fn on_client_closed(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.remove(&conn) else { return };
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
         self.watches.remove_conn(conn);
         if let Some(session) = c.session() {
             if self.connecting.get(&session) == Some(&conn) {
@@ -190,7 +213,9 @@ impl Node {
 
     /// Emits a close for the connection and stops serving it.
     pub(crate) fn close_conn(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if c.phase == Phase::Closing {
             return;
         }
@@ -206,7 +231,9 @@ impl Node {
     }
 
     pub(crate) fn on_client_frame(&mut self, conn: ConnId, payload: Vec<u8>) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         match c.phase {
             Phase::AwaitConnect => self.on_connect_request(conn, &payload),
             Phase::Connecting { .. } => c.deferred.push_back(payload),
@@ -228,13 +255,17 @@ impl Node {
             return self.close_conn(conn);
         }
         if req.last_zxid_seen > self.tree.last_processed_zxid().0 {
-            tracing::info!(?conn, "client has seen zxid {:#x}, newer than ours; closing",
-                req.last_zxid_seen);
+            tracing::info!(
+                ?conn,
+                "client has seen zxid {:#x}, newer than ours; closing",
+                req.last_zxid_seen
+            );
             return self.close_conn(conn);
         }
-        let timeout_ms = req
-            .timeout_ms
-            .clamp(self.config.session_timeout_ms_min, self.config.session_timeout_ms_max);
+        let timeout_ms = req.timeout_ms.clamp(
+            self.config.session_timeout_ms_min,
+            self.config.session_timeout_ms_max,
+        );
         if req.session_id == 0 {
             self.create_session(conn, timeout_ms, req.read_only);
         } else {
@@ -306,9 +337,15 @@ impl Node {
     }
 
     pub(crate) fn on_session_created(&mut self, session: SessionId) {
-        let Some(conn) = self.connecting.remove(&session) else { return };
-        let Some(c) = self.conns.get(&conn) else { return };
-        let Phase::Connecting { read_only, .. } = c.phase else { return };
+        let Some(conn) = self.connecting.remove(&session) else {
+            return;
+        };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let Phase::Connecting { read_only, .. } = c.phase else {
+            return;
+        };
         let timeout_ms = self.sessions.get(session).expect("just created").timeout_ms;
         self.establish(conn, session, timeout_ms, read_only);
     }
@@ -331,7 +368,11 @@ impl Node {
                 return self.queue_error(conn, header.xid, ZkError::ReconfigDisabled);
             }
             Err(BodyError::UnknownOp(op)) => {
-                tracing::info!(?conn, op, "unknown opcode; replying UNIMPLEMENTED and closing");
+                tracing::info!(
+                    ?conn,
+                    op,
+                    "unknown opcode; replying UNIMPLEMENTED and closing"
+                );
                 return self.reply_and_close(conn, header.xid, ZkError::Unimplemented);
             }
             Err(BodyError::Malformed(err)) => {
@@ -346,8 +387,16 @@ impl Node {
             Request::Check { .. } => self.reply_and_close(conn, header.xid, ZkError::Unimplemented),
             Request::Auth { scheme, auth, .. } => self.on_auth(conn, &scheme, &auth),
             Request::Sync { path } => {
-                let entry = Pending::Sync { xid: header.xid, path, done: false };
-                self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
+                let entry = Pending::Sync {
+                    xid: header.xid,
+                    path,
+                    done: false,
+                };
+                self.conns
+                    .get_mut(&conn)
+                    .expect("established")
+                    .queue
+                    .push_back(entry);
                 if self.is_learner() {
                     self.learner_sync(conn, header.xid);
                 } else {
@@ -358,7 +407,10 @@ impl Node {
             req if self.config.bugs.reads_skip_queue => self.serve_local(conn, header.xid, &req),
             req => {
                 let c = self.conns.get_mut(&conn).expect("established");
-                c.queue.push_back(crate::serve::Pending::Local { xid: header.xid, req });
+                c.queue.push_back(crate::serve::Pending::Local {
+                    xid: header.xid,
+                    req,
+                });
                 self.drain(conn);
             }
         }
@@ -377,24 +429,47 @@ impl Node {
     /// Queues an error reply in order, as a completed write entry with no txn behind it.
     fn queue_error(&mut self, conn: ConnId, xid: i32, err: ZkError) {
         let zxid = self.tree.last_processed_zxid().0;
-        let frame = codec::encode_reply(&ReplyHeader { xid, zxid, err: err.code() }, None);
+        let frame = codec::encode_reply(
+            &ReplyHeader {
+                xid,
+                zxid,
+                err: err.code(),
+            },
+            None,
+        );
         let c = self.conns.get_mut(&conn).expect("established");
-        let entry =
-            Pending::Write { xid, shape: ReplyShape::Empty, reply: Some(frame), close_after: false };
+        let entry = Pending::Write {
+            xid,
+            shape: ReplyShape::Empty,
+            reply: Some(frame),
+            close_after: false,
+        };
         c.queue.push_back(entry);
         self.drain(conn);
     }
 
     fn requester_ids(&self, conn: ConnId) -> Vec<Id> {
-        self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default()
+        self.conns
+            .get(&conn)
+            .map(|c| c.ids.clone())
+            .unwrap_or_default()
     }
 
     fn submit_write(&mut self, conn: ConnId, session: SessionId, xid: i32, req: Request) {
         if req == Request::CloseSession {
             return self.close_session_request(conn, session, xid);
         }
-        let entry = Pending::Write { xid, shape: shape_of(&req), reply: None, close_after: false };
-        self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
+        let entry = Pending::Write {
+            xid,
+            shape: shape_of(&req),
+            reply: None,
+            close_after: false,
+        };
+        self.conns
+            .get_mut(&conn)
+            .expect("established")
+            .queue
+            .push_back(entry);
         if self.is_learner() {
             self.forward_write(conn, session, xid, req);
         } else {
@@ -408,16 +483,44 @@ impl Node {
             // A learner cannot forward bytes it could not decode: answer here.
             return self.queue_error(conn, xid, ZkError::MarshallingError);
         }
-        let zxid = self.propose(session, xid, Txn::Error { err: ZkError::MarshallingError });
+        let zxid = self.propose(
+            session,
+            xid,
+            Txn::Error {
+                err: ZkError::MarshallingError,
+            },
+        );
         assert!(zxid > self.tree.last_processed_zxid());
-        let shape = if op == 14 { ReplyShape::Multi(Vec::new()) } else { ReplyShape::Empty };
-        let entry = Pending::Write { xid, shape, reply: None, close_after: false };
-        self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
+        let shape = if op == 14 {
+            ReplyShape::Multi(Vec::new())
+        } else {
+            ReplyShape::Empty
+        };
+        let entry = Pending::Write {
+            xid,
+            shape,
+            reply: None,
+            close_after: false,
+        };
+        self.conns
+            .get_mut(&conn)
+            .expect("established")
+            .queue
+            .push_back(entry);
     }
 
     fn close_session_request(&mut self, conn: ConnId, session: SessionId, xid: i32) {
-        let entry = Pending::Write { xid, shape: ReplyShape::Empty, reply: None, close_after: true };
-        self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
+        let entry = Pending::Write {
+            xid,
+            shape: ReplyShape::Empty,
+            reply: None,
+            close_after: true,
+        };
+        self.conns
+            .get_mut(&conn)
+            .expect("established")
+            .queue
+            .push_back(entry);
         if self.is_learner() {
             return self.forward_write(conn, session, xid, Request::CloseSession);
         }
@@ -434,13 +537,25 @@ impl Node {
         header: &TxnHeader,
         outcome: &ApplyOutcome,
     ) -> bool {
-        let Some(c) = self.conns.get_mut(&conn) else { return false };
-        let waiting = c.queue.iter_mut().find(|p| {
-            matches!(p, Pending::Write { xid, reply: None, .. } if *xid == header.cxid)
-        });
-        let Some(Pending::Write { xid, shape, reply, .. }) = waiting else { return false };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        let waiting = c
+            .queue
+            .iter_mut()
+            .find(|p| matches!(p, Pending::Write { xid, reply: None, .. } if *xid == header.cxid));
+        let Some(Pending::Write {
+            xid, shape, reply, ..
+        }) = waiting
+        else {
+            return false;
+        };
         let (err, body) = crate::reply::write_reply(shape, outcome);
-        let reply_header = ReplyHeader { xid: *xid, zxid: header.zxid.0, err: err.code() };
+        let reply_header = ReplyHeader {
+            xid: *xid,
+            zxid: header.zxid.0,
+            err: err.code(),
+        };
         *reply = Some(codec::encode_reply(&reply_header, body.as_ref()));
         self.drain(conn);
         true
@@ -450,12 +565,16 @@ impl Node {
     /// reached the front.
     pub(crate) fn drain(&mut self, conn: ConnId) {
         loop {
-            let Some(c) = self.conns.get_mut(&conn) else { return };
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
             match c.queue.front() {
                 None => return,
                 Some(Pending::Write { reply: None, .. }) => return,
                 Some(Pending::Write { .. }) => {
-                    let Some(Pending::Write { reply, close_after, .. }) = c.queue.pop_front()
+                    let Some(Pending::Write {
+                        reply, close_after, ..
+                    }) = c.queue.pop_front()
                     else {
                         unreachable!()
                     };
@@ -486,10 +605,13 @@ impl Node {
 
     /// Marks a client's sync as answered.
     pub(crate) fn sync_done(&mut self, conn: ConnId, sync_xid: i32) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
-        let entry = c.queue.iter_mut().find(|p| {
-            matches!(p, Pending::Sync { xid, done: false, .. } if *xid == sync_xid)
-        });
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let entry = c
+            .queue
+            .iter_mut()
+            .find(|p| matches!(p, Pending::Sync { xid, done: false, .. } if *xid == sync_xid));
         if let Some(Pending::Sync { done, .. }) = entry {
             *done = true;
             self.drain(conn);
@@ -506,12 +628,20 @@ impl Node {
                         c.ids.push(id);
                     }
                 }
-                let header = ReplyHeader { xid: xid::AUTH, zxid: 0, err: 0 };
+                let header = ReplyHeader {
+                    xid: xid::AUTH,
+                    zxid: 0,
+                    err: 0,
+                };
                 self.send(conn, codec::encode_reply(&header, None));
             }
             Err(err) => {
                 tracing::info!(?conn, scheme, "auth failed; closing");
-                let header = ReplyHeader { xid: xid::AUTH, zxid: 0, err: err.code() };
+                let header = ReplyHeader {
+                    xid: xid::AUTH,
+                    zxid: 0,
+                    err: err.code(),
+                };
                 self.send(conn, codec::encode_reply(&header, None));
                 self.close_conn(conn);
             }
@@ -528,13 +658,30 @@ impl Node {
         let reply_xid = xid;
         let zxid = self.tree.last_processed_zxid().0;
         let frame = match result {
-            Ok(Response::Empty) => {
-                codec::encode_reply(&ReplyHeader { xid: reply_xid, zxid, err: 0 }, None)
-            }
-            Ok(body) => codec::encode_reply(&ReplyHeader { xid: reply_xid, zxid, err: 0 }, Some(&body)),
-            Err(err) => {
-                codec::encode_reply(&ReplyHeader { xid: reply_xid, zxid, err: err.code() }, None)
-            }
+            Ok(Response::Empty) => codec::encode_reply(
+                &ReplyHeader {
+                    xid: reply_xid,
+                    zxid,
+                    err: 0,
+                },
+                None,
+            ),
+            Ok(body) => codec::encode_reply(
+                &ReplyHeader {
+                    xid: reply_xid,
+                    zxid,
+                    err: 0,
+                },
+                Some(&body),
+            ),
+            Err(err) => codec::encode_reply(
+                &ReplyHeader {
+                    xid: reply_xid,
+                    zxid,
+                    err: err.code(),
+                },
+                None,
+            ),
         };
         self.send(conn, frame);
     }

@@ -46,22 +46,36 @@ pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, St
         let txn = decode_txn(&bytes)
             .map_err(|e| format!("log record 0x{zxid:x} does not decode as a txn: {e}"))?;
         if txn.header.zxid.0 != zxid {
-            return Err(format!("log record 0x{zxid:x} holds a txn with zxid {}", txn.header.zxid));
+            return Err(format!(
+                "log record 0x{zxid:x} holds a txn with zxid {}",
+                txn.header.zxid
+            ));
         }
         txns.push(txn);
     }
     if !cfg.core.is_standalone() {
-        return Err("ensemble mode (server.N lines) is not served by this shell yet; \
+        return Err(
+            "ensemble mode (server.N lines) is not served by this shell yet; \
                     remove the server.N lines to run standalone"
-            .to_string());
+                .to_string(),
+        );
     }
-    let init = NodeInit { wall_ms: wall_ms(), seed: rand::random(), snapshot, txns, ..NodeInit::default() };
+    let init = NodeInit {
+        wall_ms: wall_ms(),
+        seed: rand::random(),
+        snapshot,
+        txns,
+        ..NodeInit::default()
+    };
     Node::new(cfg.core.clone(), init).map_err(|e| e.to_string())
 }
 
 /// Wall clock, ms since the Unix epoch.
 pub fn wall_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Owns the node and everything the shell counts about it.
@@ -76,7 +90,10 @@ pub struct Driver {
     applied_since_snapshot: u64,
     snapshot_threshold: u64,
     snapshot_running: bool,
-    snapshots: (mpsc::UnboundedSender<(i64, Vec<u8>)>, mpsc::UnboundedReceiver<(i64, Vec<u8>)>),
+    snapshots: (
+        mpsc::UnboundedSender<(i64, Vec<u8>)>,
+        mpsc::UnboundedReceiver<(i64, Vec<u8>)>,
+    ),
 }
 
 impl Driver {
@@ -111,7 +128,8 @@ impl Driver {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let purge_hours = self.cfg.autopurge_purge_interval_hours;
         let purge_every = Duration::from_secs(3600 * purge_hours.max(1));
-        let mut purge_timer = tokio::time::interval_at(tokio::time::Instant::now() + purge_every, purge_every);
+        let mut purge_timer =
+            tokio::time::interval_at(tokio::time::Instant::now() + purge_every, purge_every);
         let result = loop {
             tokio::select! {
                 biased;
@@ -209,7 +227,11 @@ impl Driver {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Connected { conn, remote, writer } => {
+            Event::Connected {
+                conn,
+                remote,
+                writer,
+            } => {
                 self.writers.insert(conn, writer);
                 self.conns.insert(conn, conn_stats(remote));
                 let remote_ip = remote.ip().to_string();
@@ -231,11 +253,18 @@ impl Driver {
                 self.conns.remove(&conn);
                 self.node.step(Input::ClientClosed { conn });
             }
-            Event::FourLetterWord { remote, cmd, reply } => self.four_letter_word(remote, cmd, reply),
+            Event::FourLetterWord { remote, cmd, reply } => {
+                self.four_letter_word(remote, cmd, reply)
+            }
         }
     }
 
-    fn four_letter_word(&mut self, remote: SocketAddr, cmd: [u8; 4], reply: oneshot::Sender<String>) {
+    fn four_letter_word(
+        &mut self,
+        remote: SocketAddr,
+        cmd: [u8; 4],
+        reply: oneshot::Sender<String>,
+    ) {
         tracing::debug!(%remote, cmd = %String::from_utf8_lossy(&cmd), "four-letter word");
         let whitelist = &self.cfg.four_letter_words;
         let allowed = |name: &str| whitelist.allows(name);
@@ -276,7 +305,9 @@ impl Driver {
                 Output::Persist { txn } => batch.push((txn.header.zxid.0, encode_txn(&txn))),
                 other => {
                     // Standalone nodes never emit peer or epoch outputs (checked at start).
-                    return Err(format!("unexpected output for a standalone server: {other:?}"));
+                    return Err(format!(
+                        "unexpected output for a standalone server: {other:?}"
+                    ));
                 }
             }
         }

@@ -60,10 +60,19 @@ pub struct Learner {
 impl Learner {
     /// Checks the learner's invariants against the node.
     pub fn invariants(&self, node: &Node) {
-        assert!(self.acked <= node.log.durable().max(self.newleader.map(|n| n.0).unwrap_or_default()),
-            "never acknowledge what is not durable");
+        assert!(
+            self.acked
+                <= node
+                    .log
+                    .durable()
+                    .max(self.newleader.map(|n| n.0).unwrap_or_default()),
+            "never acknowledge what is not durable"
+        );
         if self.phase != LearnerPhase::Broadcast {
-            assert!(node.conns.values().all(|c| !c.is_active()), "serve only in broadcast");
+            assert!(
+                node.conns.values().all(|c| !c.is_active()),
+                "serve only in broadcast"
+            );
         }
         if self.newleader_acked {
             assert!(self.newleader.is_some(), "NEWLEADER acked after it arrived");
@@ -133,12 +142,14 @@ impl Node {
                 self.tree = snapshot.tree.clone();
                 let now = self.now_tick;
                 let bucket = self.config.tick_times(1);
-                self.sessions = crate::session::SessionTable::new(bucket, self.config.tick_ms as u64);
+                self.sessions =
+                    crate::session::SessionTable::new(bucket, self.config.tick_ms as u64);
                 for (id, timeout) in &snapshot.sessions {
                     self.sessions.add(*id, *timeout, now);
                 }
                 self.log.reset(snapshot.zxid);
-                self.outputs.push(crate::io::Output::InstallSnapshot { snapshot });
+                self.outputs
+                    .push(crate::io::Output::InstallSnapshot { snapshot });
             }
             (LearnerPhase::Syncing, ZabMessage::Diff { txns, committed }) => {
                 for txn in txns {
@@ -158,7 +169,8 @@ impl Node {
                 self.on_commit(zxid)
             }
             (LearnerPhase::Broadcast, ZabMessage::Ping) => {
-                let touched: Vec<SessionId> = std::mem::take(&mut self.touched).into_iter().collect();
+                let touched: Vec<SessionId> =
+                    std::mem::take(&mut self.touched).into_iter().collect();
                 let leader = learner_ref(self).leader;
                 self.send_peer(leader, ZabMessage::PingReply { touched });
             }
@@ -173,7 +185,11 @@ impl Node {
 
     fn on_leader_info(&mut self, new_epoch: u32) {
         if new_epoch < self.accepted_epoch && !self.config.bugs.accept_stale_epoch {
-            tracing::warn!(new_epoch, accepted = self.accepted_epoch, "stale LEADERINFO; looking");
+            tracing::warn!(
+                new_epoch,
+                accepted = self.accepted_epoch,
+                "stale LEADERINFO; looking"
+            );
             return self.become_looking();
         }
         if new_epoch > self.accepted_epoch {
@@ -198,7 +214,8 @@ impl Node {
             return self.become_looking();
         }
         self.log.truncate_after(zxid);
-        self.outputs.push(crate::io::Output::TruncateLog { after: zxid });
+        self.outputs
+            .push(crate::io::Output::TruncateLog { after: zxid });
     }
 
     /// Logs a proposal that follows the log; a duplicate is ignored, a gap sends us looking.
@@ -238,7 +255,9 @@ impl Node {
 
     fn maybe_ack_new_leader(&mut self) {
         let l = learner_ref(self);
-        let Some((zxid, end)) = l.newleader else { return };
+        let Some((zxid, end)) = l.newleader else {
+            return;
+        };
         if l.newleader_acked || self.log.durable() < end {
             return;
         }
@@ -281,7 +300,9 @@ impl Node {
         self.maybe_ack_new_leader();
         let l = learner_ref(self);
         let durable = self.log.durable();
-        let Some((newleader, _)) = l.newleader else { return };
+        let Some((newleader, _)) = l.newleader else {
+            return;
+        };
         if l.observer || !l.newleader_acked || durable <= newleader || durable <= l.acked {
             return;
         }
@@ -308,18 +329,44 @@ impl Node {
     }
 
     /// Forwards a client write to the leader (learners).
-    pub(crate) fn forward_write(&mut self, conn: ConnId, session: SessionId, xid: i32, req: Request) {
+    pub(crate) fn forward_write(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        xid: i32,
+        req: Request,
+    ) {
         let leader = learner_ref(self).leader;
-        let ids = self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default();
+        let ids = self
+            .conns
+            .get(&conn)
+            .map(|c| c.ids.clone())
+            .unwrap_or_default();
         let forwarded = Forwarded::Write(req);
-        self.send_peer(leader, ZabMessage::Request { session, cxid: xid, ids, forwarded });
+        self.send_peer(
+            leader,
+            ZabMessage::Request {
+                session,
+                cxid: xid,
+                ids,
+                forwarded,
+            },
+        );
     }
 
     /// Forwards a new session to the leader (learners).
     pub(crate) fn forward_create_session(&mut self, session: SessionId, timeout_ms: i32) {
         let leader = learner_ref(self).leader;
         let forwarded = Forwarded::CreateSession { timeout_ms };
-        self.send_peer(leader, ZabMessage::Request { session, cxid: 0, ids: vec![], forwarded });
+        self.send_peer(
+            leader,
+            ZabMessage::Request {
+                session,
+                cxid: 0,
+                ids: vec![],
+                forwarded,
+            },
+        );
     }
 
     /// Sends a client's sync to the leader (learners).
