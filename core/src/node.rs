@@ -66,6 +66,20 @@ impl std::fmt::Display for RecoveryError {
 
 impl std::error::Error for RecoveryError {}
 
+fn check_recovered_order(base: Zxid, txns: &[LoggedTxn]) -> Result<(), RecoveryError> {
+    let mut last = base;
+    for txn in txns {
+        if txn.header.zxid <= last {
+            return Err(RecoveryError(format!(
+                "recovered txn {} is not after {} (log out of order)",
+                txn.header.zxid, last
+            )));
+        }
+        last = txn.header.zxid;
+    }
+    Ok(())
+}
+
 /// A ZooKeeper server's state machine.
 pub struct Node {
     pub(crate) config: Config,
@@ -97,7 +111,7 @@ pub struct Node {
 }
 
 impl Node {
-    /// Builds a node from recovered state. Fails if the recovered txns are out of order.
+    /// Builds a node from recovered state. Fails if the recovered state is inconsistent.
     pub fn new(config: Config, init: NodeInit) -> Result<Node, RecoveryError> {
         config
             .validate()
@@ -119,16 +133,7 @@ impl Node {
             }
             None => DataTree::new(),
         };
-        let mut last = tree.last_processed_zxid();
-        for txn in &init.txns {
-            if txn.header.zxid <= last {
-                return Err(RecoveryError(format!(
-                    "recovered txn {} is not after {} (log out of order)",
-                    txn.header.zxid, last
-                )));
-            }
-            last = txn.header.zxid;
-        }
+        check_recovered_order(tree.last_processed_zxid(), &init.txns)?;
         let log = ZabLog::recovered(tree.last_processed_zxid(), init.txns);
         let voters = if config.is_standalone() {
             vec![config.server_id]
@@ -167,18 +172,23 @@ impl Node {
             next_container_check_tick: check_ticks,
             config,
         };
-        node.next_session_id = node.first_session_id(init.wall_ms);
-        if node.config.is_standalone() {
-            // Standalone: every logged txn was durable, so it is committed: apply it all.
-            let last = node.log.last_logged();
-            node.log.mark_committed(last);
-            node.apply_committed();
-            node.become_standalone_leader();
-        } else {
-            node.become_looking();
-        }
-        node.invariants();
+        node.start(init.wall_ms);
         Ok(node)
+    }
+
+    fn start(&mut self, wall_ms: i64) {
+        self.next_session_id = self.first_session_id(wall_ms);
+        if self.config.is_standalone() {
+            // Standalone: every logged txn was durable, so it is committed: apply it all.
+            let last = self.log.last_logged();
+            self.log.mark_committed(last);
+            self.apply_committed();
+            self.become_standalone_leader();
+        } else {
+            // An ensemble member applies its log only once a leader says it is committed.
+            self.become_looking();
+        }
+        self.invariants();
     }
 
     fn first_session_id(&self, wall_ms: i64) -> i64 {

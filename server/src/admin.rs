@@ -276,7 +276,8 @@ fn cons(view: &AdminView<'_>) -> String {
             .unwrap_or(0);
         let _ = writeln!(
             out,
-            " /{}[1](queued={},recved={},sent={},sid=0x{:x},est={},to={},minlat={},avglat={:.4},maxlat={})",
+            " /{}[1](queued={},recved={},sent={},sid=0x{:x},est={},to={},\
+             minlat={},avglat={:.4},maxlat={})",
             c.remote,
             c.in_flight.len(),
             c.received,
