@@ -29,8 +29,8 @@ use crate::zab::message::ZabMessage;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// One core tick (`Config::tick_ms`) has passed. `wall_ms` is the shell's wall clock in ms
-    /// since the Unix epoch; it is used only for znode ctime/mtime and TTL/container ages, never for
-    /// timeouts (those count ticks).
+    /// since the Unix epoch; it is used only for znode ctime/mtime and TTL/container ages, never
+    /// for timeouts (those count ticks).
     Tick {
         /// Wall clock, ms since the Unix epoch.
         wall_ms: i64,
