@@ -27,5 +27,5 @@ if ! "$VENV/bin/python" -c 'import kazoo, pytest' 2>/dev/null; then
   echo "setup: pip install kazoo pytest" >&2
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'kazoo==2.11.0' 'pytest>=8'
 fi
-"$VENV/bin/python" -c 'import kazoo, pytest; print("setup: kazoo", kazoo.__version__ if hasattr(kazoo, "__version__") else "ok", "pytest", pytest.__version__)'
+"$VENV/bin/python" -c 'import kazoo, pytest; print("setup: kazoo + pytest", pytest.__version__)'
 test -x "$ZKCLI" && echo "setup: zkCli at $ZKCLI"

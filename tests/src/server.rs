@@ -320,14 +320,14 @@ impl TestServer {
             if fourlw::is_ok(self.addr(), Duration::from_secs(2)) && self.serving() {
                 return;
             }
-            if let Some(child) = &mut self.child {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "server on port {} exited during startup ({status})\n--- log ---\n{}",
-                        self.port,
-                        self.log_tail(LOG_TAIL_LINES)
-                    );
-                }
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "server on port {} exited during startup ({status})\n--- log ---\n{}",
+                    self.port,
+                    self.log_tail(LOG_TAIL_LINES)
+                );
             }
             if Instant::now() > deadline {
                 panic!(

@@ -315,9 +315,10 @@ async fn multi_is_atomic_and_reports_results_in_order() {
     let results = op("multiRead", reader.commit()).await;
     assert_eq!(results.len(), 3);
     assert!(matches!(&results[0], MultiReadResult::Data { data, .. } if data == b"a2"));
-    assert!(
-        matches!(&results[1], MultiReadResult::Children { children } if children == &["s-0000000001"])
-    );
+    let MultiReadResult::Children { children } = &results[1] else {
+        panic!("result 1: {:?}", results[1])
+    };
+    assert_eq!(children, &["s-0000000001"]);
     assert!(matches!(
         &results[2],
         MultiReadResult::Error { err: Error::NoNode }

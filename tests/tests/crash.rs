@@ -96,7 +96,7 @@ async fn acknowledged_creates_survive_kill_9() {
     let zk = connect(&server).await;
     let children = op("ls /load", zk.list_children("/load")).await;
     let present: BTreeSet<String> = children.iter().map(|c| format!("/load/{c}")).collect();
-    let ledger = ledger.lock().unwrap();
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     let lost: Vec<&String> = ledger.acked.difference(&present).collect();
     assert!(
         lost.is_empty(),
