@@ -17,6 +17,18 @@
 //!   tool's `stop`), and when the test is panicking the server's log tail is printed first;
 //! - only processes the harness started are signalled, by pid.
 //!
+//! Running (from the workspace root):
+//!
+//! ```text
+//! bash tests/setup.sh                                  # zkCli.sh (apt) + kazoo venv, idempotent
+//! cargo build -p zkr-server && cargo test -p zkr-tests # against our server
+//! ZKR_E2E_TARGET=apache cargo test -p zkr-tests        # against Apache ZooKeeper 3.8
+//! ```
+//!
+//! Version differences are asserted per target: where Apache 3.8 and 3.9 differ we expect 3.9
+//! from zkr (watch event zxids, Stat of create inside multi, exists needing READ) and check the
+//! 3.8 behaviour, or nothing, against Apache.
+//!
 //! Modules: [`server`] (targets, start/stop/kill -9/restart), [`fourlw`] (four-letter words),
 //! [`client`] (zookeeper-client helpers and bounded waits), [`tools`] (kazoo venv, zkCli.sh, and
 //! the skip-or-fail rule for missing external tools), [`raw`] (a hand-written wire client).

@@ -316,6 +316,27 @@ impl RawClient {
         Ok(children)
     }
 
+    /// multi (op 14). Returns ReplyHeader.err and, when it is 0, each result's
+    /// `(MultiHeader.type, MultiHeader.err)`; an ErrorResult is type -1 with its code.
+    pub fn multi(&mut self, ops: &[MultiOp<'_>]) -> (i32, Vec<(i32, i32)>) {
+        let mut body = Vec::new();
+        for op in ops {
+            let (op_type, record) = op.encode();
+            put_i32(&mut body, op_type);
+            body.push(0); // done = false
+            put_i32(&mut body, -1);
+            body.extend_from_slice(&record);
+        }
+        put_i32(&mut body, -1);
+        body.push(1); // done = true
+        put_i32(&mut body, -1);
+        let (err, _, reply) = self.call(14, &body).expect("raw multi I/O");
+        if err != 0 {
+            return (err, Vec::new());
+        }
+        (0, decode_multi_results(&reply).expect("multi response"))
+    }
+
     /// A ping round trip: every notification queued before it has arrived when this returns.
     pub fn ping(&mut self) {
         let (err, _, _) = self.call(opcode::PING, &[]).expect("raw ping I/O");
@@ -384,6 +405,113 @@ impl RawClient {
         let mut buf = vec![0u8; len as usize];
         self.stream.read_exact(&mut buf)?;
         Ok(buf)
+    }
+}
+
+/// One operation inside a raw multi.
+#[derive(Clone, Copy, Debug)]
+pub enum MultiOp<'a> {
+    /// create (op 1) with OPEN_ACL_UNSAFE and CreateMode flags.
+    Create {
+        /// Path.
+        path: &'a str,
+        /// Data.
+        data: &'a [u8],
+        /// CreateMode flags.
+        flags: i32,
+    },
+    /// delete (op 2).
+    Delete {
+        /// Path.
+        path: &'a str,
+        /// Expected version, -1 = any.
+        version: i32,
+    },
+    /// setData (op 5).
+    SetData {
+        /// Path.
+        path: &'a str,
+        /// Data.
+        data: &'a [u8],
+        /// Expected version, -1 = any.
+        version: i32,
+    },
+    /// check (op 13).
+    Check {
+        /// Path.
+        path: &'a str,
+        /// Expected version.
+        version: i32,
+    },
+}
+
+impl MultiOp<'_> {
+    fn encode(&self) -> (i32, Vec<u8>) {
+        let mut out = Vec::new();
+        match *self {
+            MultiOp::Create { path, data, flags } => {
+                put_str(&mut out, path);
+                put_buf(&mut out, Some(data));
+                put_i32(&mut out, 1);
+                put_i32(&mut out, 31);
+                put_str(&mut out, "world");
+                put_str(&mut out, "anyone");
+                put_i32(&mut out, flags);
+                (opcode::CREATE, out)
+            }
+            MultiOp::Delete { path, version } => {
+                put_str(&mut out, path);
+                put_i32(&mut out, version);
+                (opcode::DELETE, out)
+            }
+            MultiOp::SetData {
+                path,
+                data,
+                version,
+            } => {
+                put_str(&mut out, path);
+                put_buf(&mut out, Some(data));
+                put_i32(&mut out, version);
+                (opcode::SET_DATA, out)
+            }
+            MultiOp::Check { path, version } => {
+                put_str(&mut out, path);
+                put_i32(&mut out, version);
+                (13, out)
+            }
+        }
+    }
+}
+
+fn decode_multi_results(reply: &[u8]) -> Result<Vec<(i32, i32)>, RawError> {
+    let mut r = Reader::new(reply);
+    let mut results = Vec::new();
+    loop {
+        let op_type = r.i32()?;
+        let done = r.take(1)?[0] != 0;
+        let err = r.i32()?;
+        if done {
+            return Ok(results);
+        }
+        match op_type {
+            -1 => {
+                let code = r.i32()?; // ErrorResponse
+                if code != err {
+                    return Err(RawError::Decode(format!(
+                        "error result {code} vs header {err}"
+                    )));
+                }
+            }
+            opcode::CREATE => drop(r.string()?),
+            15 | 19 | 21 => {
+                r.string()?;
+                r.stat()?;
+            }
+            opcode::SET_DATA => drop(r.stat()?),
+            opcode::DELETE | 13 => {}
+            other => return Err(RawError::Decode(format!("multi result type {other}"))),
+        }
+        results.push((op_type, err));
     }
 }
 

@@ -458,3 +458,62 @@ async fn acl_digest_auth_and_noauth() {
         "whoAmI: {whoami:?}"
     );
 }
+
+#[test]
+fn raw_multi_result_shapes() {
+    use zkr_tests::raw::{MultiOp, RawClient, code};
+    let server = TestServer::start();
+    let mut zk = RawClient::connect(server.addr(), 10_000).expect("connect");
+    zk.create("/r", b"x", 0).expect("create /r");
+
+    let ok = zk.multi(&[
+        MultiOp::Create {
+            path: "/r/a",
+            data: b"",
+            flags: 0,
+        },
+        MultiOp::SetData {
+            path: "/r",
+            data: b"y",
+            version: 0,
+        },
+        MultiOp::Check {
+            path: "/r",
+            version: 1,
+        },
+        MultiOp::Delete {
+            path: "/r/a",
+            version: 0,
+        },
+    ]);
+    // create (op 1) answers as type 1; setData 5; check 13; delete 2.
+    assert_eq!(ok, (0, vec![(1, 0), (5, 0), (13, 0), (2, 0)]));
+
+    // Header err stays 0; ops before the failure say 0, the failure its code, the rest -2.
+    let failed = zk.multi(&[
+        MultiOp::Create {
+            path: "/r/b",
+            data: b"",
+            flags: 0,
+        },
+        MultiOp::Delete {
+            path: "/missing",
+            version: -1,
+        },
+        MultiOp::SetData {
+            path: "/r",
+            data: b"z",
+            version: -1,
+        },
+    ]);
+    assert_eq!(failed, (0, vec![(-1, 0), (-1, code::NO_NODE), (-1, -2)]));
+    assert_eq!(zk.exists("/r/b", false), Err(code::NO_NODE));
+    let (data, stat) = zk.get_data("/r", false).expect("get /r");
+    assert_eq!((data.as_slice(), stat.version), (&b"y"[..], 1));
+
+    assert_eq!(
+        zk.multi(&[]),
+        (0, vec![]),
+        "an empty multi has an empty result list"
+    );
+}
