@@ -1,0 +1,71 @@
+//! The client-visible history, checked at the end of each seed by `zkr-jepsen`: writes are
+//! linearizable, each session's ops take effect in FIFO order, reads never go back within a
+//! session, a read after `sync` sees what completed before it, and a watch event reaches the
+//! client before the change is visible to it.
+//!
+//! Source: ZooKeeper's guarantees (programmer's guide, "ZooKeeper guarantees"); the checker's
+//! own docs (`jepsen/src/check/mod.rs`). The simulator records every invoke, completion and
+//! watch event in the jepsen history format (`zkr_jepsen::history`), see `workload.rs`.
+
+use zkr_jepsen::history::{Event, Header, History};
+use zkr_jepsen::{Options, Validity};
+
+use super::Violation;
+
+/// What the checker said about one history.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Violations found.
+    pub violations: Vec<Violation>,
+    /// Ops checked.
+    pub ops: usize,
+    /// True if some partition ran out of search budget (neither valid nor invalid).
+    pub unknown: bool,
+}
+
+/// Builds the history of a seed.
+pub fn history(events: Vec<Event>, seed: u64) -> History {
+    let header = Header {
+        description: Some(format!("zkr-sim seed {seed}")),
+        ..Header::default()
+    };
+    History { header, events }
+}
+
+/// Checks a history.
+pub fn check(history: &History, now: u64) -> Outcome {
+    let options = Options {
+        max_configs: 200_000,
+        ..Options::default()
+    };
+    let verdict = match zkr_jepsen::check(history, &options) {
+        Ok(v) => v,
+        Err(e) => {
+            let message = format!("the simulator recorded a malformed history: {e}");
+            let violations = vec![Violation {
+                invariant: "history",
+                at_ns: now,
+                message,
+            }];
+            return Outcome {
+                violations,
+                ops: 0,
+                unknown: false,
+            };
+        }
+    };
+    let violations = verdict
+        .violations
+        .iter()
+        .map(|v| Violation {
+            invariant: "history",
+            at_ns: now,
+            message: format!("{}: {}", v.guarantee, v.message),
+        })
+        .collect();
+    Outcome {
+        violations,
+        ops: verdict.stats.ops,
+        unknown: verdict.validity == Validity::Unknown,
+    }
+}

@@ -1,0 +1,164 @@
+//! `zkr-sim`: a deterministic discrete-event simulator (tier 1, step level, no async) that
+//! drives `zkr-core` nodes directly through `Node::step` / `Node::take_outputs`.
+//!
+//! ```text
+//!  seed ──ChaCha8──▶ Swarm (cluster size, fault kinds and rates, op mix, timing)
+//!                      │
+//!                      ▼
+//!  ┌──────────────────────────── Sim (sim.rs) ────────────────────────────┐
+//!  │ event queue (time, seq) ─▶ nodes: Node + SimDisk (disk.rs) + Clock    │
+//!  │                            network: Network<Msg> (net.rs), links      │
+//!  │                            clients (client.rs) ─▶ history (jepsen)    │
+//!  │                            nemesis (nemesis.rs): faults, repairs      │
+//!  │ invariants/ : hooks after steps, crashes, restarts, replies, ticks    │
+//!  └───────────────────────────────────────────────────────────────────────┘
+//!        │ fault phase (FAULT_PHASE_NS) → liveness phase (heal, restart, fresh write)
+//!        ▼
+//!  SeedReport { violations, trace hash, faults per kind, ops checked, ... }
+//! ```
+//!
+//! [`run_seed`] runs one seed inside `catch_unwind`, so a panic in core's own `invariants()`
+//! becomes a reported failure of that seed. The same seed always produces the same trace
+//! hash; `sim --seed N --trace` prints the trace.
+//!
+//! Module map: [`swarm`] (what a seed chooses), [`sim`] (world and event loop), [`net`]
+//! (links, partitions), [`disk`] (txn log with fsync and crash loss), [`client`] and
+//! [`workload`] (clients, op mix, history recording), [`nemesis`] (faults), [`invariants`]
+//! (one module per property), [`trace`] (hash and text).
+
+pub(crate) mod client;
+pub mod disk;
+pub mod invariants;
+pub mod nemesis;
+pub mod net;
+pub mod sim;
+pub mod swarm;
+pub mod trace;
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub use zkr_core::config::Bugs;
+
+use crate::invariants::Violation;
+
+/// How to run one seed.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Keep the trace text (it is always hashed).
+    pub trace: bool,
+    /// Keep the recorded history (JSON lines) in the report.
+    pub keep_history: bool,
+    /// Deliberate bugs to switch on in every node (tests only).
+    pub bugs: Bugs,
+}
+
+/// What one seed did.
+#[derive(Clone, Debug, Default)]
+pub struct SeedReport {
+    /// The seed.
+    pub seed: u64,
+    /// Cluster size the seed chose.
+    pub cluster_size: usize,
+    /// One line describing the swarm configuration.
+    pub swarm: String,
+    /// Simulated time reached, ns.
+    pub sim_ns: u64,
+    /// Faults injected, per kind.
+    pub faults: BTreeMap<&'static str, u64>,
+    /// Client operations recorded (invokes).
+    pub ops: usize,
+    /// Operations the history checker paired and checked.
+    pub ops_checked: usize,
+    /// The history checker ran out of budget somewhere (neither valid nor invalid).
+    pub history_unknown: bool,
+    /// Acknowledged writes tracked by the durability checks.
+    pub acked_writes: usize,
+    /// Events traced.
+    pub events: u64,
+    /// Every violation found (the run stops at the first event that produced any).
+    pub violations: Vec<Violation>,
+    /// The trace hash.
+    pub trace_hash: u64,
+    /// The trace text, when asked for.
+    pub trace: Option<String>,
+    /// The history as JSON lines, when asked for.
+    pub history: Option<String>,
+}
+
+impl SeedReport {
+    /// True if no invariant was broken.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Runs one seed. Never panics: a panic inside the run (core's `invariants()`, or the
+/// simulator's own assertions) is reported as a violation named `panic`.
+pub fn run_seed(seed: u64, options: &RunOptions) -> SeedReport {
+    let result = catch_unwind(AssertUnwindSafe(|| run_inner(seed, options)));
+    match result {
+        Ok(report) => report,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "non-string panic".into());
+            SeedReport {
+                seed,
+                violations: vec![Violation {
+                    invariant: "panic",
+                    at_ns: 0,
+                    message,
+                }],
+                ..SeedReport::default()
+            }
+        }
+    }
+}
+
+fn run_inner(seed: u64, options: &RunOptions) -> SeedReport {
+    let mut sim = sim::Sim::new(seed, options.bugs.clone(), options.trace);
+    sim.run();
+    let ops = sim
+        .history
+        .iter()
+        .filter(|e| e.kind == Some(zkr_jepsen::Kind::Invoke))
+        .count();
+    let history = invariants::history::history(std::mem::take(&mut sim.history), seed);
+    let mut report = SeedReport {
+        seed,
+        cluster_size: sim.swarm.cluster_size,
+        swarm: sim.swarm.describe(),
+        sim_ns: sim.now,
+        faults: std::mem::take(&mut sim.faults),
+        ops,
+        acked_writes: sim.checks.acked.len(),
+        ..SeedReport::default()
+    };
+    if sim.violations.is_empty() {
+        let outcome = invariants::history::check(&history, sim.now);
+        report.ops_checked = outcome.ops;
+        report.history_unknown = outcome.unknown;
+        for v in outcome.violations {
+            sim.violation(v);
+        }
+    }
+    report.violations = std::mem::take(&mut sim.violations);
+    report.events = sim.trace.events();
+    report.trace_hash = sim.trace.hash();
+    report.trace = std::mem::replace(&mut sim.trace, trace::Trace::new(false)).into_text();
+    if options.keep_history {
+        report.history = Some(history.to_jsonl());
+    }
+    report
+}
+
+/// Checks a history given as JSON lines the way a seed's history is checked (for tests that
+/// inject anomalies into a recorded history).
+pub fn check_history_text(text: &str) -> Result<Vec<Violation>, String> {
+    let history = zkr_jepsen::History::parse(text).map_err(|e| e.to_string())?;
+    Ok(invariants::history::check(&history, 0).violations)
+}

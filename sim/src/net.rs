@@ -1,0 +1,555 @@
+//! The simulated network: endpoints joined by links, generic over the message type so that client
+//! frames today and Zab peer messages tomorrow travel the same way.
+//!
+//! Model (what a TCP-like transport allows, and no more):
+//! - A [`LinkKind::Stream`] link is a FIFO session: each direction delivers in send order, each
+//!   message after a delay; nothing is lost, duplicated or reordered *within* a session. Loss is
+//!   modelled as a session break: [`Network::break_link`] drops everything in flight both ways
+//!   and both ends are told (the shell's `ClientClosed` / `PeerDisconnected`).
+//! - Messages on different links race freely (reordering across sessions).
+//! - A [`LinkKind::Datagram`] link (for transports that allow it) delays each message
+//!   independently, may drop it and may duplicate it.
+//! - A [`Partition`] blocks directions between endpoints. Opening a link across a blocked
+//!   direction fails; a Stream link crossing a newly blocked direction drops what is sent into
+//!   the blocked direction until the simulator breaks it (after a detection delay).
+//!
+//! Delivery contract with the simulator: every accepted send returns a delivery time; the
+//! simulator schedules one deliver event per accepted message at that time and calls
+//! [`Network::deliver`], which pops the oldest message of that direction. Invariant: a Stream
+//! direction's delivery times never decrease, so the k-th deliver event pops the k-th message.
+//! Links are never reused: a [`LinkId`] names one session for its whole life.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// A network endpoint (a node or a client).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Addr(pub u32);
+
+/// One session between two endpoints; never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkId(pub u64);
+
+/// Which way a message travels on a link: `Forward` is from the opener to the acceptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dir {
+    /// Opener → acceptor.
+    Forward,
+    /// Acceptor → opener.
+    Backward,
+}
+
+impl Dir {
+    fn index(self) -> usize {
+        match self {
+            Dir::Forward => 0,
+            Dir::Backward => 1,
+        }
+    }
+}
+
+/// What the transport guarantees on a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkKind {
+    /// FIFO, lossless until broken (TCP).
+    Stream,
+    /// Independent delays, loss and duplication (UDP).
+    Datagram,
+}
+
+/// Delay and datagram fault rates, chosen per seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetConfig {
+    /// Smallest one-way delay, ns.
+    pub delay_ns_min: u64,
+    /// Largest one-way delay, ns (before `slow` links multiply it).
+    pub delay_ns_max: u64,
+    /// Datagram links: probability a message is lost.
+    pub datagram_loss: f64,
+    /// Datagram links: probability a message is delivered twice.
+    pub datagram_dup: f64,
+}
+
+impl Default for NetConfig {
+    fn default() -> NetConfig {
+        NetConfig {
+            delay_ns_min: 50_000,
+            delay_ns_max: 2_000_000,
+            datagram_loss: 0.0,
+            datagram_dup: 0.0,
+        }
+    }
+}
+
+/// Which directions between endpoints are blocked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Partition {
+    /// Everyone reaches everyone.
+    #[default]
+    None,
+    /// Two groups of nodes that cannot reach each other; endpoints in neither group (clients)
+    /// reach both.
+    Halves {
+        /// One side.
+        left: BTreeSet<Addr>,
+        /// The other side.
+        right: BTreeSet<Addr>,
+    },
+    /// One endpoint reaches nobody and nobody reaches it.
+    Isolate {
+        /// The isolated endpoint.
+        addr: Addr,
+    },
+    /// Messages from `from` to `to` are lost; the other direction works.
+    OneWay {
+        /// Senders whose messages are lost.
+        from: BTreeSet<Addr>,
+        /// Receivers that do not get them.
+        to: BTreeSet<Addr>,
+    },
+    /// Two halves that cannot reach each other, and one bridge node that reaches both.
+    Bridge {
+        /// One side (without the bridge).
+        left: BTreeSet<Addr>,
+        /// The other side (without the bridge).
+        right: BTreeSet<Addr>,
+        /// The node in both.
+        bridge: Addr,
+    },
+}
+
+impl Partition {
+    /// True if a message from `from` to `to` is lost under this partition.
+    pub fn blocks(&self, from: Addr, to: Addr) -> bool {
+        let across = |l: &BTreeSet<Addr>, r: &BTreeSet<Addr>| {
+            (l.contains(&from) && r.contains(&to)) || (r.contains(&from) && l.contains(&to))
+        };
+        match self {
+            Partition::None => false,
+            Partition::Halves { left, right } => across(left, right),
+            Partition::Isolate { addr } => from != to && (from == *addr || to == *addr),
+            Partition::OneWay { from: f, to: t } => f.contains(&from) && t.contains(&to),
+            Partition::Bridge {
+                left,
+                right,
+                bridge,
+            } => {
+                assert!(
+                    !left.contains(bridge) && !right.contains(bridge),
+                    "bridge is in neither"
+                );
+                across(left, right)
+            }
+        }
+    }
+
+    /// A short name for the fault counters.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Partition::None => "heal",
+            Partition::Halves { .. } => "partition_halves",
+            Partition::Isolate { .. } => "partition_isolate",
+            Partition::OneWay { .. } => "partition_one_way",
+            Partition::Bridge { .. } => "partition_bridge",
+        }
+    }
+}
+
+struct Link<M> {
+    ends: [Addr; 2],
+    kind: LinkKind,
+    /// Per direction: messages in flight with their delivery times.
+    queues: [VecDeque<(u64, M)>; 2],
+    /// Per direction: the latest delivery time handed out (Stream FIFO).
+    last_at: [u64; 2],
+    /// Extra delay factor for a slow link (1 = normal).
+    slow: u64,
+}
+
+/// A delivered message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery<M> {
+    /// The sender.
+    pub from: Addr,
+    /// The receiver.
+    pub to: Addr,
+    /// The message.
+    pub msg: M,
+}
+
+/// The network state. Iteration is over `BTreeMap`s only, so results never depend on hashing.
+pub struct Network<M> {
+    config: NetConfig,
+    links: BTreeMap<LinkId, Link<M>>,
+    next_link: u64,
+    partition: Partition,
+}
+
+impl<M: Clone> Network<M> {
+    /// An empty network.
+    pub fn new(config: NetConfig) -> Network<M> {
+        Network {
+            config,
+            links: BTreeMap::new(),
+            next_link: 1,
+            partition: Partition::None,
+        }
+    }
+
+    /// The current partition.
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    /// Opens a session from `from` to `to`; `None` if the partition blocks either direction
+    /// (a TCP handshake needs both).
+    pub fn open(&mut self, from: Addr, to: Addr, kind: LinkKind) -> Option<LinkId> {
+        if kind == LinkKind::Stream
+            && (self.partition.blocks(from, to) || self.partition.blocks(to, from))
+        {
+            return None;
+        }
+        let id = LinkId(self.next_link);
+        self.next_link += 1;
+        let link = Link {
+            ends: [from, to],
+            kind,
+            queues: [VecDeque::new(), VecDeque::new()],
+            last_at: [0, 0],
+            slow: 1,
+        };
+        self.links.insert(id, link);
+        Some(id)
+    }
+
+    /// True while the link is open.
+    pub fn is_open(&self, link: LinkId) -> bool {
+        self.links.contains_key(&link)
+    }
+
+    /// The two ends of an open link: (opener, acceptor).
+    pub fn ends(&self, link: LinkId) -> Option<(Addr, Addr)> {
+        self.links.get(&link).map(|l| (l.ends[0], l.ends[1]))
+    }
+
+    /// Sends `msg` from `from` on `link`. Returns the delivery times to schedule (none if the
+    /// link is closed or the message is lost, two for a duplicated datagram).
+    pub fn send(
+        &mut self,
+        link: LinkId,
+        from: Addr,
+        msg: M,
+        now: u64,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<(Dir, u64)> {
+        let (lo, hi) = (self.config.delay_ns_min, self.config.delay_ns_max.max(1));
+        let Some(l) = self.links.get_mut(&link) else {
+            return Vec::new();
+        };
+        let dir = if l.ends[0] == from {
+            Dir::Forward
+        } else {
+            Dir::Backward
+        };
+        assert!(l.ends.contains(&from), "{from:?} is not an end of {link:?}");
+        let to = l.ends[1 - dir.index()];
+        if self.partition.blocks(from, to) {
+            return Vec::new();
+        }
+        let copies = match l.kind {
+            LinkKind::Stream => 1,
+            LinkKind::Datagram if rng.random_bool(self.config.datagram_loss) => 0,
+            LinkKind::Datagram if rng.random_bool(self.config.datagram_dup) => 2,
+            LinkKind::Datagram => 1,
+        };
+        let mut out = Vec::new();
+        for _ in 0..copies {
+            let delay = rng.random_range(lo..=hi.max(lo)) * l.slow;
+            let mut at = now + delay;
+            if l.kind == LinkKind::Stream {
+                at = at.max(l.last_at[dir.index()]);
+                l.last_at[dir.index()] = at;
+            }
+            let queue = &mut l.queues[dir.index()];
+            // Datagrams keep their queue sorted by delivery time (ties in send order).
+            let pos = queue
+                .iter()
+                .rposition(|(t, _)| *t <= at)
+                .map_or(0, |p| p + 1);
+            queue.insert(pos, (at, msg.clone()));
+            out.push((dir, at));
+        }
+        out
+    }
+
+    /// Pops the next message of `dir` on `link` at time `now`, or `None` if the link was broken
+    /// meanwhile. Panics if the message is not due: that would break the delivery contract.
+    pub fn deliver(&mut self, link: LinkId, dir: Dir, now: u64) -> Option<Delivery<M>> {
+        let l = self.links.get_mut(&link)?;
+        let (at, msg) = l.queues[dir.index()].pop_front()?;
+        assert!(at <= now, "message due at {at} delivered early at {now}");
+        let (from, to) = match dir {
+            Dir::Forward => (l.ends[0], l.ends[1]),
+            Dir::Backward => (l.ends[1], l.ends[0]),
+        };
+        Some(Delivery { from, to, msg })
+    }
+
+    /// Breaks a session: everything in flight is dropped. Returns its ends, or `None` if it was
+    /// already closed.
+    pub fn break_link(&mut self, link: LinkId) -> Option<(Addr, Addr)> {
+        self.links.remove(&link).map(|l| (l.ends[0], l.ends[1]))
+    }
+
+    /// Makes a link slow: later messages take `factor` times longer (FIFO still holds).
+    pub fn slow_link(&mut self, link: LinkId, factor: u64) {
+        if let Some(l) = self.links.get_mut(&link) {
+            l.slow = factor.max(1);
+        }
+    }
+
+    /// Every open link touching `addr`, in id order.
+    pub fn links_of(&self, addr: Addr) -> Vec<LinkId> {
+        self.links
+            .iter()
+            .filter(|(_, l)| l.ends.contains(&addr))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Every open link, in id order.
+    pub fn all_links(&self) -> Vec<LinkId> {
+        self.links.keys().copied().collect()
+    }
+
+    /// Installs a partition. Returns the Stream links that now cross a blocked direction: the
+    /// simulator breaks them after a detection delay (messages sent into the blocked direction
+    /// are lost meanwhile). In-flight messages already sent are still delivered: they left
+    /// before the cut.
+    pub fn set_partition(&mut self, partition: Partition) -> Vec<LinkId> {
+        self.partition = partition;
+        let p = &self.partition;
+        self.links
+            .iter()
+            .filter(|(_, l)| l.kind == LinkKind::Stream)
+            .filter(|(_, l)| p.blocks(l.ends[0], l.ends[1]) || p.blocks(l.ends[1], l.ends[0]))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Messages in flight on a link (both directions).
+    pub fn in_flight(&self, link: LinkId) -> usize {
+        self.links
+            .get(&link)
+            .map_or(0, |l| l.queues[0].len() + l.queues[1].len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn net(min: u64, max: u64) -> Network<u32> {
+        Network::new(NetConfig {
+            delay_ns_min: min,
+            delay_ns_max: max,
+            ..NetConfig::default()
+        })
+    }
+
+    const A: Addr = Addr(1);
+    const B: Addr = Addr(2);
+    const C: Addr = Addr(3);
+
+    /// Delivers every scheduled message in time order (ties by schedule order).
+    fn drain(n: &mut Network<u32>, mut due: Vec<(u64, usize, LinkId, Dir)>) -> Vec<(LinkId, u32)> {
+        due.sort();
+        let mut out = Vec::new();
+        for (at, _, link, dir) in due {
+            if let Some(d) = n.deliver(link, dir, at) {
+                out.push((link, d.msg));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn stream_delivers_in_order_with_delay() {
+        let mut n = net(1, 1_000);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let l = n.open(A, B, LinkKind::Stream).unwrap();
+        let mut due = Vec::new();
+        for i in 0..200u32 {
+            let now = i as u64 * 3;
+            let sent = n.send(l, A, i, now, &mut rng);
+            assert_eq!(sent.len(), 1, "a stream neither drops nor duplicates");
+            assert!(sent[0].1 > now, "every message takes some time");
+            due.push((sent[0].1, due.len(), l, sent[0].0));
+        }
+        let got: Vec<u32> = drain(&mut n, due).into_iter().map(|(_, m)| m).collect();
+        assert_eq!(got, (0..200).collect::<Vec<_>>(), "FIFO within a session");
+    }
+
+    #[test]
+    fn sessions_reorder_against_each_other() {
+        let mut n = net(1, 1_000);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let l1 = n.open(A, B, LinkKind::Stream).unwrap();
+        let l2 = n.open(C, B, LinkKind::Stream).unwrap();
+        let mut due = Vec::new();
+        for i in 0..100u32 {
+            let (link, from) = if i % 2 == 0 { (l1, A) } else { (l2, C) };
+            let s = n.send(link, from, i, i as u64, &mut rng);
+            due.push((s[0].1, due.len(), link, s[0].0));
+        }
+        let got = drain(&mut n, due);
+        let order: Vec<u32> = got.iter().map(|(_, m)| *m).collect();
+        assert_ne!(
+            order,
+            (0..100).collect::<Vec<_>>(),
+            "two sessions interleave freely"
+        );
+        for link in [l1, l2] {
+            let mine: Vec<u32> = got
+                .iter()
+                .filter(|(l, _)| *l == link)
+                .map(|(_, m)| *m)
+                .collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "but each stays FIFO");
+        }
+    }
+
+    #[test]
+    fn breaking_a_session_drops_what_is_in_flight() {
+        let mut n = net(10, 10);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let l = n.open(A, B, LinkKind::Stream).unwrap();
+        let s = n.send(l, A, 1, 0, &mut rng);
+        n.send(l, B, 2, 0, &mut rng);
+        assert_eq!(n.in_flight(l), 2);
+        assert_eq!(n.break_link(l), Some((A, B)));
+        assert_eq!(n.deliver(l, s[0].0, 100), None, "dropped with the session");
+        assert!(
+            n.send(l, A, 3, 1, &mut rng).is_empty(),
+            "a broken session carries nothing"
+        );
+        assert_eq!(n.break_link(l), None, "breaking twice reports nothing");
+        let again = n.open(A, B, LinkKind::Stream).unwrap();
+        assert_ne!(again, l, "link ids are never reused");
+    }
+
+    #[test]
+    fn partition_kinds_block_the_right_directions() {
+        let set = |v: &[u32]| v.iter().map(|x| Addr(*x)).collect::<BTreeSet<_>>();
+        let client = Addr(100);
+        let halves = Partition::Halves {
+            left: set(&[1]),
+            right: set(&[2, 3]),
+        };
+        assert!(halves.blocks(A, B) && halves.blocks(C, A));
+        assert!(
+            !halves.blocks(B, C) && !halves.blocks(client, A),
+            "clients reach both sides"
+        );
+        let iso = Partition::Isolate { addr: B };
+        assert!(iso.blocks(A, B) && iso.blocks(B, client));
+        assert!(!iso.blocks(A, C));
+        let one = Partition::OneWay {
+            from: set(&[1]),
+            to: set(&[2]),
+        };
+        assert!(one.blocks(A, B));
+        assert!(!one.blocks(B, A), "only one direction");
+        let bridge = Partition::Bridge {
+            left: set(&[1]),
+            right: set(&[3]),
+            bridge: B,
+        };
+        assert!(bridge.blocks(A, C) && bridge.blocks(C, A));
+        assert!(
+            !bridge.blocks(A, B) && !bridge.blocks(B, C),
+            "the bridge reaches both sides"
+        );
+    }
+
+    #[test]
+    fn partition_refuses_new_sessions_and_names_the_ones_to_break() {
+        let mut n = net(5, 5);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let ab = n.open(A, B, LinkKind::Stream).unwrap();
+        let ac = n.open(A, C, LinkKind::Stream).unwrap();
+        let cut = n.set_partition(Partition::OneWay {
+            from: [B].into_iter().collect(),
+            to: [A].into_iter().collect(),
+        });
+        assert_eq!(
+            cut,
+            vec![ab],
+            "one blocked direction is enough to break a stream"
+        );
+        assert!(
+            n.send(ab, B, 9, 0, &mut rng).is_empty(),
+            "lost into the blocked direction"
+        );
+        assert_eq!(
+            n.send(ab, A, 8, 0, &mut rng).len(),
+            1,
+            "the other direction still works"
+        );
+        assert!(
+            n.open(A, B, LinkKind::Stream).is_none(),
+            "a handshake needs both directions"
+        );
+        assert!(n.set_partition(Partition::None).is_empty());
+        assert!(n.open(A, B, LinkKind::Stream).is_some());
+        assert!(n.is_open(ac));
+    }
+
+    #[test]
+    fn datagrams_may_drop_duplicate_and_reorder() {
+        let config = NetConfig {
+            delay_ns_min: 1,
+            delay_ns_max: 1_000,
+            datagram_loss: 0.2,
+            datagram_dup: 0.2,
+        };
+        let mut n: Network<u32> = Network::new(config);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let l = n.open(A, B, LinkKind::Datagram).unwrap();
+        let mut due = Vec::new();
+        for i in 0..300u32 {
+            for (dir, at) in n.send(l, A, i, i as u64, &mut rng) {
+                due.push((at, due.len(), l, dir));
+            }
+        }
+        let got: Vec<u32> = drain(&mut n, due).into_iter().map(|(_, m)| m).collect();
+        let distinct: BTreeSet<u32> = got.iter().copied().collect();
+        assert!(distinct.len() < 300, "some datagrams are lost");
+        assert!(got.len() > distinct.len(), "some are duplicated");
+        assert!(
+            got.windows(2).any(|w| w[0] > w[1]),
+            "and they arrive out of order"
+        );
+    }
+
+    #[test]
+    fn slow_link_keeps_fifo() {
+        let mut n = net(10, 10);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let l = n.open(A, B, LinkKind::Stream).unwrap();
+        let first = n.send(l, A, 1, 0, &mut rng)[0];
+        n.slow_link(l, 100);
+        let second = n.send(l, A, 2, 1, &mut rng)[0];
+        assert_eq!(first.1, 10);
+        assert_eq!(second.1, 1 + 1_000, "slowed by the factor");
+        n.slow_link(l, 1);
+        let third = n.send(l, A, 3, 2, &mut rng)[0];
+        assert_eq!(
+            third.1, second.1,
+            "a fast message does not overtake a slow one"
+        );
+    }
+}

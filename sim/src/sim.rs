@@ -1,0 +1,902 @@
+//! The discrete-event simulator: one seed's world (nodes, disks, clocks, network, clients) and
+//! the event loop that drives it.
+//!
+//! ```text
+//!   queue: BinaryHeap of (time ns, seq, Ev), ties broken by seq (insertion order)
+//!     │ pop
+//!     ▼
+//!   handle(Ev) ──▶ Node::step(Input) ──▶ take_outputs() ──▶ run_outputs: network sends,
+//!     │                                                     disk appends + fsync events
+//!     ├─ after every node step: commit/digest hooks (invariants::agreement, ::digest)
+//!     ├─ crash: disk loses its unsynced tail, links break (invariants::durability, ::acked)
+//!     └─ clients (client.rs) and the nemesis (nemesis.rs) schedule more events
+//! ```
+//!
+//! Determinism: all randomness comes from one ChaCha8 stream seeded by the seed; maps are
+//! `BTreeMap`s; the queue orders equal times by a sequence number. Every handled event is
+//! hashed into the trace.
+//!
+//! Nodes: slot `n` is server id `n + 1` at address `Addr(n)`. A node has an incarnation number
+//! (`inc`) that a crash bumps, so events meant for an earlier incarnation (ticks, fsyncs,
+//! deferred inputs) are dropped. A paused node receives nothing: its deliveries and inputs are
+//! deferred to the end of the pause, in their original order.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use zkr_core::config::Bugs;
+use zkr_core::config::Member;
+use zkr_core::io::{Input, Output};
+use zkr_core::txn::LoggedTxn;
+use zkr_core::types::{ConnId, ServerId, Zxid};
+use zkr_core::zab::message::ZabMessage;
+use zkr_core::{Config, Node, NodeInit};
+use zkr_jepsen::history::Event;
+
+use crate::client::Client;
+use crate::disk::SimDisk;
+use crate::invariants::{Checks, Violation, durability};
+use crate::net::{Addr, Dir, LinkId, LinkKind, Network};
+use crate::swarm::{FAULT_KINDS, FAULT_PHASE_NS, FaultKind, LIVENESS_BOUND_NS, Swarm};
+use crate::trace::Trace;
+
+/// Wall clock at simulated time zero, ms since the Unix epoch.
+pub const START_MS: i64 = 1_700_000_000_000;
+
+/// First address given to clients (nodes take `0..n`).
+pub const CLIENT_ADDR_BASE: u32 = 1_000;
+
+/// What travels on a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Msg {
+    /// Connection established (delivered to the acceptor first).
+    Open,
+    /// One frame payload without its length prefix.
+    Frame(Vec<u8>),
+    /// The sender flushed and closed its side (`Output::ClientClose`).
+    Close,
+    /// A Zab message between servers.
+    Peer(Box<ZabMessage>),
+}
+
+/// Everything that can happen.
+#[derive(Debug)]
+pub(crate) enum Ev {
+    Tick { node: usize, inc: u32 },
+    Fsync { node: usize, inc: u32 },
+    Deliver { link: LinkId, dir: Dir },
+    BreakLink { link: LinkId },
+    NodeInput { node: usize, inc: u32, input: Input },
+    ClientWake { client: usize },
+    Nemesis { kind: FaultKind },
+    Restart { node: usize, inc: u32 },
+    Heal { generation: u64 },
+    Liveness,
+    End,
+}
+
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    /// Reversed, so the max-heap pops the earliest (time, seq).
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A node's clock: a drift rate for its ticks and an offset for its wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Clock {
+    /// Parts per million faster (positive) or slower (negative) than simulated time.
+    pub drift_ppm: i64,
+    /// Wall clock offset, ms (clock steps).
+    pub offset_ms: i64,
+}
+
+impl Clock {
+    pub(crate) fn wall_ms(&self, now: u64) -> i64 {
+        let ms = now as i128 * (1_000_000 + self.drift_ppm as i128) / 1_000_000 / 1_000_000;
+        START_MS + self.offset_ms + ms as i64
+    }
+
+    pub(crate) fn tick_interval_ns(&self, tick_ms: u32) -> u64 {
+        let nominal = tick_ms as u128 * 1_000_000;
+        (nominal * 1_000_000 / (1_000_000 + self.drift_ppm) as u128) as u64
+    }
+}
+
+/// One server slot: the node (when up), its disk and clock.
+pub(crate) struct NodeSlot {
+    pub addr: Addr,
+    pub config: Config,
+    pub node: Option<Node>,
+    pub disk: SimDisk,
+    pub inc: u32,
+    pub clock: Clock,
+    pub paused_until: u64,
+    /// When it last started or came out of a pause.
+    pub alive_since: u64,
+    /// The applied zxid after its last step (commit detection).
+    pub applied: Zxid,
+    /// Txns it logged and has not applied yet.
+    pub logged: BTreeMap<Zxid, LoggedTxn>,
+    /// A crash is armed for the middle of its next step's outputs.
+    pub crash_mid_step: bool,
+}
+
+/// Which phase the run is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Faults,
+    Liveness,
+}
+
+/// One seed's world.
+pub struct Sim {
+    pub(crate) now: u64,
+    seq: u64,
+    queue: BinaryHeap<Scheduled>,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) swarm: Swarm,
+    pub(crate) nodes: Vec<NodeSlot>,
+    pub(crate) net: Network<Msg>,
+    pub(crate) clients: Vec<Client>,
+    pub(crate) history: Vec<Event>,
+    pub(crate) trace: Trace,
+    pub(crate) checks: Checks,
+    pub(crate) violations: Vec<Violation>,
+    pub(crate) faults: BTreeMap<&'static str, u64>,
+    pub(crate) phase: Phase,
+    pub(crate) healed_at: Option<u64>,
+    pub(crate) liveness_acked: Option<u64>,
+    pub(crate) next_process: u64,
+    pub(crate) partition_generation: u64,
+    /// The datagram link between each pair of servers (lower index first).
+    pub(crate) peer_links: BTreeMap<(usize, usize), LinkId>,
+    /// Established leaders seen, by epoch.
+    pub(crate) leaders: BTreeMap<u32, usize>,
+}
+
+impl Sim {
+    /// Builds the world of `seed`: the swarm configuration is the first thing drawn.
+    pub fn new(seed: u64, bugs: Bugs, keep_trace: bool) -> Sim {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let swarm = Swarm::draw(&mut rng);
+        let mut nodes = Vec::new();
+        let members: Vec<Member> = if swarm.cluster_size == 1 {
+            Vec::new()
+        } else {
+            (1..=swarm.cluster_size as u64)
+                .map(|id| Member {
+                    id: ServerId(id),
+                    observer: false,
+                })
+                .collect()
+        };
+        for n in 0..swarm.cluster_size {
+            let config = Config {
+                server_id: ServerId(n as u64 + 1),
+                tick_ms: swarm.tick_ms,
+                tick_time_ms: swarm.tick_time_ms,
+                session_timeout_ms_min: 2 * swarm.tick_time_ms as i32,
+                session_timeout_ms_max: 20 * swarm.tick_time_ms as i32,
+                bugs: bugs.clone(),
+                members: members.clone(),
+                ..Config::default()
+            };
+            let drift = swarm.drift_ppm_max;
+            let clock = Clock {
+                drift_ppm: if drift == 0 {
+                    0
+                } else {
+                    rng.random_range(-drift..=drift)
+                },
+                offset_ms: rng.random_range(-5_000..5_000),
+            };
+            let init = NodeInit {
+                wall_ms: clock.wall_ms(0),
+                seed: rng.random(),
+                ..NodeInit::default()
+            };
+            let node = Node::new(config.clone(), init).expect("a fresh node starts");
+            nodes.push(NodeSlot {
+                addr: Addr(n as u32),
+                config,
+                node: Some(node),
+                disk: SimDisk::new(),
+                inc: 0,
+                clock,
+                paused_until: 0,
+                alive_since: 0,
+                applied: Zxid::ZERO,
+                logged: BTreeMap::new(),
+                crash_mid_step: false,
+            });
+        }
+        let clients = (0..swarm.clients)
+            .map(|c| Client::new(Addr(CLIENT_ADDR_BASE + c as u32), false, &swarm, &mut rng))
+            .collect();
+        let mut net = Network::new(swarm.net.clone());
+        let mut peer_links = BTreeMap::new();
+        for a in 0..swarm.cluster_size {
+            for b in a + 1..swarm.cluster_size {
+                let link = net.open(Addr(a as u32), Addr(b as u32), LinkKind::Datagram);
+                peer_links.insert((a, b), link.expect("datagram links always open"));
+            }
+        }
+        let mut trace = Trace::new(keep_trace);
+        let describe = swarm.describe();
+        trace.event(0, "seed", &[seed], describe.as_bytes(), || {
+            format!("{seed} {describe}")
+        });
+        Sim {
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            rng,
+            net,
+            swarm,
+            nodes,
+            clients,
+            history: Vec::new(),
+            trace,
+            checks: Checks::default(),
+            violations: Vec::new(),
+            faults: BTreeMap::new(),
+            phase: Phase::Faults,
+            healed_at: None,
+            liveness_acked: None,
+            next_process: 1,
+            partition_generation: 0,
+            peer_links,
+            leaders: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn schedule(&mut self, at: u64, ev: Ev) {
+        assert!(at >= self.now, "events are never scheduled in the past");
+        self.seq += 1;
+        self.queue.push(Scheduled {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    pub(crate) fn count_fault(&mut self, kind: &'static str) {
+        *self.faults.entry(kind).or_default() += 1;
+    }
+
+    pub(crate) fn violation(&mut self, v: Violation) {
+        let message = v.message.clone();
+        let tag = v.invariant;
+        self.trace
+            .event(self.now, "VIOLATION", &[], tag.as_bytes(), || {
+                format!("{tag}: {message}")
+            });
+        self.violations.push(v);
+    }
+
+    /// Runs the seed to its end (or its first violation).
+    pub fn run(&mut self) {
+        for n in 0..self.nodes.len() {
+            let first = self.rng.random_range(0..self.tick_interval(n));
+            let inc = self.nodes[n].inc;
+            self.schedule(first, Ev::Tick { node: n, inc });
+        }
+        for c in 0..self.clients.len() {
+            let at = self.rng.random_range(0..10_000_000);
+            self.schedule(at, Ev::ClientWake { client: c });
+        }
+        for kind in FAULT_KINDS {
+            if let Some(mean) = self.swarm.fault_mean(kind) {
+                let at = self.rng.random_range(0..2 * mean);
+                self.schedule(at, Ev::Nemesis { kind });
+            }
+        }
+        self.schedule(FAULT_PHASE_NS, Ev::Liveness);
+        self.schedule(FAULT_PHASE_NS + LIVENESS_BOUND_NS, Ev::End);
+        while let Some(s) = self.queue.pop() {
+            assert!(s.at >= self.now, "time never goes back");
+            self.now = s.at;
+            if matches!(s.ev, Ev::End) {
+                break;
+            }
+            self.handle(s.ev);
+            if !self.violations.is_empty() {
+                return;
+            }
+        }
+        let bound = LIVENESS_BOUND_NS;
+        let healed = self
+            .healed_at
+            .expect("the liveness phase started before the end");
+        if let Some(v) =
+            crate::invariants::liveness::check(healed, self.liveness_acked, bound, self.now)
+        {
+            self.violation(v);
+        }
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Tick { node, inc } => self.on_tick(node, inc),
+            Ev::Fsync { node, inc } => self.on_fsync(node, inc),
+            Ev::Deliver { link, dir } => self.on_deliver(link, dir),
+            Ev::BreakLink { link } => self.break_link(link, "partition detected"),
+            Ev::NodeInput { node, inc, input } => {
+                if self.nodes[node].inc == inc {
+                    self.node_input(node, input);
+                }
+            }
+            Ev::ClientWake { client } => self.client_wake(client),
+            Ev::Nemesis { kind } => self.nemesis(kind),
+            Ev::Restart { node, inc } => self.restart(node, inc),
+            Ev::Heal { generation } => self.heal(generation),
+            Ev::Liveness => self.start_liveness(),
+            Ev::End => unreachable!("handled by the loop"),
+        }
+    }
+
+    pub(crate) fn tick_interval(&self, n: usize) -> u64 {
+        self.nodes[n].clock.tick_interval_ns(self.swarm.tick_ms)
+    }
+
+    fn on_tick(&mut self, n: usize, inc: u32) {
+        if self.nodes[n].inc != inc || self.nodes[n].node.is_none() {
+            return;
+        }
+        let next = self.now + self.tick_interval(n);
+        self.schedule(next, Ev::Tick { node: n, inc });
+        let wall_ms = self.nodes[n].clock.wall_ms(self.now);
+        self.node_input(n, Input::Tick { wall_ms });
+        self.check_ephemerals(n);
+    }
+
+    fn on_fsync(&mut self, n: usize, inc: u32) {
+        if self.nodes[n].inc != inc || self.nodes[n].node.is_none() {
+            return;
+        }
+        let (upto, more) = self.nodes[n].disk.finish_fsync();
+        if more {
+            self.start_fsync(n);
+        }
+        if let Some(upto) = upto {
+            self.node_input(n, Input::Persisted { upto });
+        }
+    }
+
+    fn start_fsync(&mut self, n: usize) {
+        assert!(
+            self.nodes[n].disk.start_fsync(),
+            "an fsync starts only with work to do"
+        );
+        let (lo, hi) = self.swarm.fsync_ns;
+        let at = self.now + self.rng.random_range(lo..=hi);
+        let inc = self.nodes[n].inc;
+        self.schedule(at, Ev::Fsync { node: n, inc });
+    }
+
+    /// Feeds an input to node `n`: dropped if it is down, deferred while it is paused.
+    pub(crate) fn node_input(&mut self, n: usize, input: Input) {
+        let slot = &self.nodes[n];
+        if slot.node.is_none() {
+            return;
+        }
+        if slot.paused_until > self.now {
+            let (at, inc) = (slot.paused_until, slot.inc);
+            self.schedule(
+                at,
+                Ev::NodeInput {
+                    node: n,
+                    inc,
+                    input,
+                },
+            );
+            return;
+        }
+        self.trace_input(n, &input);
+        let node = self.nodes[n].node.as_mut().expect("checked above");
+        node.step(input);
+        let outputs = node.take_outputs();
+        self.run_outputs(n, outputs);
+        self.after_step(n);
+    }
+
+    fn trace_input(&mut self, n: usize, input: &Input) {
+        let ids = |code: u64, conn: u64| [n as u64, code, conn];
+        match input {
+            Input::Tick { wall_ms } => {
+                let w = *wall_ms;
+                self.trace
+                    .event(self.now, "tick", &ids(0, w as u64), &[], || {
+                        format!("n{n} {w}")
+                    })
+            }
+            Input::ClientConnected { conn, .. } => {
+                self.trace
+                    .event(self.now, "accept", &ids(1, conn.0), &[], || {
+                        format!("n{n} c{}", conn.0)
+                    })
+            }
+            Input::ClientFrame { conn, payload } => {
+                let len = payload.len();
+                self.trace
+                    .event(self.now, "recv", &ids(2, conn.0), payload, || {
+                        format!("n{n} c{} frame {len}B", conn.0)
+                    })
+            }
+            Input::ClientClosed { conn } => {
+                self.trace
+                    .event(self.now, "closed", &ids(3, conn.0), &[], || {
+                        format!("n{n} c{}", conn.0)
+                    })
+            }
+            Input::Persisted { upto } => {
+                let z = upto.0;
+                self.trace
+                    .event(self.now, "persisted", &ids(4, z as u64), &[], || {
+                        format!("n{n} {z:#x}")
+                    })
+            }
+            Input::PeerMessage { from, msg } => {
+                let f = from.0;
+                self.trace.event(self.now, "peer", &ids(5, f), &[], || {
+                    format!("n{n} <- s{f} {msg:?}")
+                })
+            }
+        }
+    }
+
+    /// Carries out a step's outputs in order; a crash armed for mid-step cuts them short.
+    fn run_outputs(&mut self, n: usize, outputs: Vec<Output>) {
+        let cut = if self.nodes[n].crash_mid_step && !outputs.is_empty() {
+            Some(self.rng.random_range(0..outputs.len()))
+        } else {
+            None
+        };
+        for (i, output) in outputs.into_iter().enumerate() {
+            if cut == Some(i) {
+                self.crash(n, "mid-step");
+                return;
+            }
+            match output {
+                Output::ClientSend { conn, frame } => self.node_send(n, conn, frame),
+                Output::ClientClose { conn } => {
+                    self.trace
+                        .event(self.now, "close", &[n as u64, conn.0], &[], || {
+                            format!("n{n} c{}", conn.0)
+                        });
+                    let from = self.nodes[n].addr;
+                    self.send(LinkId(conn.0), from, Msg::Close);
+                }
+                Output::Persist { txn } => self.persist(n, txn),
+                Output::PeerSend { to, msg } => self.peer_send(n, to, msg),
+                Output::PersistEpochs {
+                    accepted_epoch,
+                    current_epoch,
+                } => {
+                    self.trace.event(
+                        self.now,
+                        "epochs",
+                        &[n as u64, accepted_epoch as u64],
+                        &[],
+                        || format!("n{n} accepted {accepted_epoch} current {current_epoch}"),
+                    );
+                    self.nodes[n]
+                        .disk
+                        .persist_epochs(accepted_epoch, current_epoch);
+                }
+                Output::TruncateLog { after } => {
+                    let slot = &mut self.nodes[n];
+                    let dropped = slot.disk.truncate(after);
+                    slot.logged.retain(|z, _| *z <= after);
+                    self.trace.event(
+                        self.now,
+                        "truncate",
+                        &[n as u64, after.0 as u64],
+                        &[],
+                        || format!("n{n} after {after} ({dropped} durable records dropped)"),
+                    );
+                    self.check_durability();
+                }
+                Output::InstallSnapshot { snapshot } => {
+                    let z = snapshot.zxid;
+                    self.trace
+                        .event(self.now, "snapshot", &[n as u64, z.0 as u64], &[], || {
+                            format!("n{n} installs a snapshot at {z}")
+                        });
+                    let slot = &mut self.nodes[n];
+                    slot.logged.clear();
+                    slot.disk.install_snapshot(*snapshot);
+                    self.check_durability();
+                }
+            }
+        }
+    }
+
+    fn node_send(&mut self, n: usize, conn: ConnId, frame: Vec<u8>) {
+        let prefix = frame
+            .get(..4)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")));
+        if prefix != Some(frame.len() as u32 - 4) {
+            let message = format!("n{n} sent a frame whose length prefix is wrong: {prefix:?}");
+            self.violation(Violation {
+                invariant: "session_fifo",
+                at_ns: self.now,
+                message,
+            });
+            return;
+        }
+        self.trace
+            .event(self.now, "send", &[n as u64, conn.0], &frame, || {
+                format!("n{n} c{} frame {}B", conn.0, frame.len() - 4)
+            });
+        let from = self.nodes[n].addr;
+        let link = LinkId(conn.0);
+        if self
+            .net
+            .ends(link)
+            .is_some_and(|(a, b)| a != from && b != from)
+        {
+            let message = format!("n{n} sent to connection {} it does not hold", conn.0);
+            self.violation(Violation {
+                invariant: "session_fifo",
+                at_ns: self.now,
+                message,
+            });
+            return;
+        }
+        self.send(link, from, Msg::Frame(frame[4..].to_vec()));
+    }
+
+    fn peer_send(&mut self, n: usize, to: ServerId, msg: ZabMessage) {
+        let Some(m) = (to.0 as usize)
+            .checked_sub(1)
+            .filter(|m| *m < self.nodes.len() && *m != n)
+        else {
+            let message = format!("n{n} sent a peer message to unknown server {}", to.0);
+            return self.violation(Violation {
+                invariant: "agreement",
+                at_ns: self.now,
+                message,
+            });
+        };
+        let link = self.peer_links[&(n.min(m), n.max(m))];
+        let from = self.nodes[n].addr;
+        self.send(link, from, Msg::Peer(Box::new(msg)));
+    }
+
+    fn persist(&mut self, n: usize, txn: LoggedTxn) {
+        let z = txn.header.zxid;
+        self.trace
+            .event(self.now, "log", &[n as u64, z.0 as u64], &[], || {
+                format!("n{n} {z}")
+            });
+        let slot = &mut self.nodes[n];
+        slot.logged.insert(z, txn.clone());
+        if slot.disk.append(txn) {
+            self.start_fsync(n);
+        }
+    }
+
+    /// Sends on a link and schedules the deliveries.
+    pub(crate) fn send(&mut self, link: LinkId, from: Addr, msg: Msg) {
+        for (dir, at) in self.net.send(link, from, msg, self.now, &mut self.rng) {
+            self.schedule(at, Ev::Deliver { link, dir });
+        }
+    }
+
+    /// Commit and digest hooks after node `n` stepped.
+    fn after_step(&mut self, n: usize) {
+        let now = self.now;
+        let slot = &mut self.nodes[n];
+        let Some(node) = &slot.node else { return };
+        let mut found = Vec::new();
+        if let Some(v) = crate::invariants::leaders::observe(&mut self.leaders, n, node, now) {
+            found.push(Some(v));
+        }
+        let current = node.committed().min(node.last_zxid());
+        if current <= slot.applied {
+            for v in found.into_iter().flatten() {
+                self.violation(v);
+            }
+            return;
+        }
+        let digest = (node.last_zxid() == current).then(|| node.tree().digest());
+        let covered = current <= slot.disk.snapshot_zxid();
+        if !slot.logged.contains_key(&current) && !covered {
+            found.push(Some(crate::invariants::agreement::Agreement::unlogged(
+                n, current, now,
+            )));
+        }
+        let applied: Vec<Zxid> = slot.logged.range(..=current).map(|(z, _)| *z).collect();
+        for z in applied {
+            let txn = slot.logged.remove(&z).expect("listed above");
+            if z > slot.applied {
+                found.push(self.checks.agreement.committed(n, &txn, now));
+            }
+        }
+        self.nodes[n].applied = current;
+        if let Some(digest) = digest {
+            found.push(self.checks.digest.observe(n, current, digest, now));
+        }
+        for v in found.into_iter().flatten() {
+            self.violation(v);
+        }
+    }
+
+    fn on_deliver(&mut self, link: LinkId, dir: Dir) {
+        let Some((a, b)) = self.net.ends(link) else {
+            return;
+        };
+        let to = if dir == Dir::Forward { b } else { a };
+        if let Some(n) = self.node_of(to)
+            && self.nodes[n].paused_until > self.now
+        {
+            let at = self.nodes[n].paused_until;
+            self.schedule(at, Ev::Deliver { link, dir });
+            return;
+        }
+        let Some(d) = self.net.deliver(link, dir, self.now) else {
+            return;
+        };
+        let conn = ConnId(link.0);
+        match (self.node_of(to), d.msg) {
+            (Some(n), Msg::Open) => {
+                let remote_ip = format!("10.0.{}.{}", d.from.0 / 250, d.from.0 % 250);
+                self.node_input(n, Input::ClientConnected { conn, remote_ip });
+            }
+            (Some(n), Msg::Frame(payload)) => {
+                self.node_input(n, Input::ClientFrame { conn, payload })
+            }
+            (Some(_), Msg::Close) => unreachable!("clients never send Close"),
+            (Some(n), Msg::Peer(msg)) => {
+                let from = ServerId(d.from.0 as u64 + 1);
+                self.node_input(n, Input::PeerMessage { from, msg: *msg });
+            }
+            (None, Msg::Peer(_)) => unreachable!("clients get no peer messages"),
+            (None, Msg::Frame(payload)) => {
+                let c = self.client_of(to);
+                self.client_frame(c, link, payload);
+            }
+            (None, Msg::Close) => self.break_link(link, "server closed"),
+            (None, Msg::Open) => unreachable!("nodes never open links to clients"),
+        }
+    }
+
+    pub(crate) fn node_of(&self, addr: Addr) -> Option<usize> {
+        ((addr.0 as usize) < self.nodes.len()).then_some(addr.0 as usize)
+    }
+
+    pub(crate) fn client_of(&self, addr: Addr) -> usize {
+        assert!(addr.0 >= CLIENT_ADDR_BASE, "{addr:?} is a client");
+        (addr.0 - CLIENT_ADDR_BASE) as usize
+    }
+
+    /// Breaks a link and tells both ends.
+    pub(crate) fn break_link(&mut self, link: LinkId, why: &str) {
+        let Some((a, b)) = self.net.break_link(link) else {
+            return;
+        };
+        self.trace
+            .event(self.now, "break", &[link.0], why.as_bytes(), || {
+                format!("c{} {why}", link.0)
+            });
+        for end in [a, b] {
+            match self.node_of(end) {
+                Some(n) => self.node_input(
+                    n,
+                    Input::ClientClosed {
+                        conn: ConnId(link.0),
+                    },
+                ),
+                None => {
+                    let c = self.client_of(end);
+                    self.client_disconnected(c, link);
+                }
+            }
+        }
+    }
+
+    /// Crashes node `n`: its process state is gone, its disk keeps only what was durable (and
+    /// maybe a prefix of the rest), its links break.
+    pub(crate) fn crash(&mut self, n: usize, why: &'static str) {
+        if self.nodes[n].node.is_none() {
+            return;
+        }
+        let tear = self.swarm.tear_probability;
+        let slot = &mut self.nodes[n];
+        slot.node = None;
+        slot.inc += 1;
+        slot.paused_until = 0;
+        slot.crash_mid_step = false;
+        slot.logged.clear();
+        let loss = slot.disk.crash(&mut self.rng, tear);
+        self.count_fault(if why == "mid-step" {
+            "crash_mid_step"
+        } else {
+            "crash"
+        });
+        if loss.torn {
+            self.count_fault("torn_write");
+        }
+        if loss.lost > 0 {
+            self.count_fault("unsynced_lost");
+        }
+        self.trace.event(
+            self.now,
+            "crash",
+            &[n as u64, loss.kept as u64, loss.lost as u64],
+            &[],
+            || {
+                format!(
+                    "n{n} {why} unsynced kept {} lost {} torn {}",
+                    loss.kept, loss.lost, loss.torn
+                )
+            },
+        );
+        let peer: Vec<LinkId> = self.peer_links.values().copied().collect();
+        for link in self.net.links_of(self.nodes[n].addr) {
+            if !peer.contains(&link) {
+                self.break_link(link, "node crashed");
+            }
+        }
+        self.check_durability();
+        let down = match self.phase {
+            Phase::Faults => self.rng.random_range(50_000_000..3_000_000_000),
+            Phase::Liveness => 1_000_000,
+        };
+        let inc = self.nodes[n].inc;
+        self.schedule(self.now + down, Ev::Restart { node: n, inc });
+    }
+
+    /// Durability and acknowledged-write checks over every server's disk.
+    fn check_durability(&mut self) {
+        let logs: Vec<durability::Log<'_>> = self
+            .nodes
+            .iter()
+            .map(|s| durability::Log {
+                txns: s.disk.durable(),
+                snapshot: s.disk.snapshot_zxid(),
+            })
+            .collect();
+        let mut found = durability::check(self.checks.agreement.all(), &logs, self.now);
+        found.extend(self.checks.acked.check(&logs, self.now));
+        for v in found {
+            self.violation(v);
+        }
+    }
+
+    /// Restarts node `n` from its durable log.
+    pub(crate) fn restart(&mut self, n: usize, inc: u32) {
+        let slot = &self.nodes[n];
+        if slot.node.is_some() || slot.inc != inc {
+            return;
+        }
+        let (accepted_epoch, current_epoch) = slot.disk.epochs();
+        let init = NodeInit {
+            wall_ms: slot.clock.wall_ms(self.now),
+            seed: self.rng.random(),
+            snapshot: slot.disk.snapshot().cloned(),
+            txns: slot.disk.durable().to_vec(),
+            accepted_epoch,
+            current_epoch,
+        };
+        let node = match Node::new(slot.config.clone(), init) {
+            Ok(node) => node,
+            Err(e) => {
+                let message = format!("n{n} cannot recover its durable log: {e}");
+                self.violation(Violation {
+                    invariant: "durability",
+                    at_ns: self.now,
+                    message,
+                });
+                return;
+            }
+        };
+        let recovered = node.committed().min(node.last_zxid());
+        let digest = node.tree().digest();
+        let standalone = self.nodes.len() == 1;
+        self.count_fault("restart");
+        self.trace.event(
+            self.now,
+            "restart",
+            &[n as u64, recovered.0 as u64, digest],
+            &[],
+            || format!("n{n} recovered {recovered} digest {digest:#018x}"),
+        );
+        let mut found = Vec::new();
+        for txn in self.nodes[n]
+            .disk
+            .durable()
+            .iter()
+            .filter(|t| t.header.zxid <= recovered)
+        {
+            found.push(self.checks.agreement.committed(n, txn, self.now));
+        }
+        if standalone || node.last_zxid() == recovered {
+            found.push(
+                self.checks
+                    .digest
+                    .observe(n, node.last_zxid(), digest, self.now),
+            );
+        }
+        let slot = &mut self.nodes[n];
+        slot.node = Some(node);
+        slot.applied = recovered;
+        slot.alive_since = self.now;
+        for v in found.into_iter().flatten() {
+            self.violation(v);
+        }
+        let first = self.now + self.tick_interval(n);
+        self.schedule(first, Ev::Tick { node: n, inc });
+    }
+
+    fn check_ephemerals(&mut self, n: usize) {
+        let slot = &self.nodes[n];
+        let Some(node) = &slot.node else { return };
+        if slot.paused_until > self.now {
+            return;
+        }
+        let swarm = &self.swarm;
+        let budget = |timeout_ms: i32| expiry_budget_ns(swarm, timeout_ms);
+        let found =
+            self.checks
+                .ephemerals
+                .check(n, node.tree(), slot.alive_since, budget, self.now);
+        for v in found {
+            self.violation(v);
+        }
+    }
+
+    fn start_liveness(&mut self) {
+        self.phase = Phase::Liveness;
+        self.healed_at = Some(self.now);
+        self.trace.event(self.now, "liveness", &[], &[], || {
+            "faults stop; heal all".into()
+        });
+        for link in self.net.set_partition(crate::net::Partition::None) {
+            debug_assert!(self.net.is_open(link));
+        }
+        for n in 0..self.nodes.len() {
+            self.nodes[n].crash_mid_step = false;
+            if self.nodes[n].node.is_none() {
+                let inc = self.nodes[n].inc;
+                self.restart(n, inc);
+            }
+        }
+        let addr = Addr(CLIENT_ADDR_BASE + self.clients.len() as u32);
+        let client = Client::new(addr, true, &self.swarm, &mut self.rng);
+        self.clients.push(client);
+        let c = self.clients.len() - 1;
+        self.schedule(self.now, Ev::ClientWake { client: c });
+    }
+}
+
+/// The time a server may take to expire a silent session of `timeout_ms`, ns: the timeout and
+/// one expiry bucket (`tickTime`) in the slowest clock the seed allows, a few ticks, two fsyncs
+/// (the close txn may wait behind one) and slack.
+pub(crate) fn expiry_budget_ns(s: &Swarm, timeout_ms: i32) -> u64 {
+    let ms = timeout_ms as u64 + s.tick_time_ms as u64 + 3 * s.tick_ms as u64;
+    let slowest = 1_000_000 - s.drift_ppm_max.min(500_000);
+    let ns = ms as u128 * 1_000_000 * 1_000_000 / slowest as u128;
+    ns as u64 + 2 * s.fsync_ns.1 + 100_000_000
+}
