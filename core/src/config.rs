@@ -122,14 +122,10 @@ impl Config {
     /// Checks the settings against each other.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.bugs.any() && !cfg!(feature = "bugs") {
-            return Err(ConfigError(
-                "deliberate bugs need zkr-core's `bugs` feature".into(),
-            ));
+            return Err(ConfigError("deliberate bugs need zkr-core's `bugs` feature".into()));
         }
         if self.tick_ms == 0 || self.tick_time_ms == 0 {
-            return Err(ConfigError(
-                "tickTime and the core tick must be positive".into(),
-            ));
+            return Err(ConfigError("tickTime and the core tick must be positive".into()));
         }
         if self.tick_ms > self.tick_time_ms {
             return Err(ConfigError(format!(
@@ -147,16 +143,10 @@ impl Config {
             return Err(ConfigError("minSessionTimeout must be positive".into()));
         }
         if self.max_frame_bytes == 0 || self.max_frame_bytes > i32::MAX as usize {
-            return Err(ConfigError(
-                "jute.maxbuffer must be in 1..=2147483647".into(),
-            ));
+            return Err(ConfigError("jute.maxbuffer must be in 1..=2147483647".into()));
         }
         if !self.members.is_empty() {
-            let me = self
-                .members
-                .iter()
-                .filter(|m| m.id == self.server_id)
-                .count();
+            let me = self.members.iter().filter(|m| m.id == self.server_id).count();
             if me != 1 {
                 return Err(ConfigError(format!(
                     "server id {} must appear exactly once among the members",
@@ -164,9 +154,7 @@ impl Config {
                 )));
             }
             if !self.members.iter().any(|m| !m.observer) {
-                return Err(ConfigError(
-                    "an ensemble needs at least one voting member".into(),
-                ));
+                return Err(ConfigError("an ensemble needs at least one voting member".into()));
             }
             let mut ids: Vec<_> = self.members.iter().map(|m| m.id).collect();
             ids.sort();
@@ -175,9 +163,7 @@ impl Config {
                 return Err(ConfigError("duplicate server ids among the members".into()));
             }
             if self.init_limit == 0 || self.sync_limit == 0 {
-                return Err(ConfigError(
-                    "initLimit and syncLimit must be positive".into(),
-                ));
+                return Err(ConfigError("initLimit and syncLimit must be positive".into()));
             }
         }
         if self.extended_types_enabled && self.server_id.0 > 254 {
@@ -215,27 +201,15 @@ mod tests {
 
     #[test]
     fn min_above_max_is_rejected() {
-        let cfg = Config {
-            session_timeout_ms_min: 50_000,
-            ..Config::default()
-        };
+        let cfg = Config { session_timeout_ms_min: 50_000, ..Config::default() };
         assert!(cfg.validate().is_err());
     }
 
     #[cfg(not(feature = "bugs"))]
     #[test]
     fn bugs_need_the_feature() {
-        let bugs = Bugs {
-            ack_before_fsync: true,
-            ..Bugs::default()
-        };
-        let cfg = Config {
-            bugs,
-            ..Config::default()
-        };
-        assert!(
-            cfg.validate().is_err(),
-            "a production build must refuse deliberate bugs"
-        );
+        let bugs = Bugs { ack_before_fsync: true, ..Bugs::default() };
+        let cfg = Config { bugs, ..Config::default() };
+        assert!(cfg.validate().is_err(), "a production build must refuse deliberate bugs");
     }
 }

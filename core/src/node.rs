@@ -113,9 +113,7 @@ pub struct Node {
 impl Node {
     /// Builds a node from recovered state. Fails if the recovered state is inconsistent.
     pub fn new(config: Config, init: NodeInit) -> Result<Node, RecoveryError> {
-        config
-            .validate()
-            .map_err(|e| RecoveryError(e.to_string()))?;
+        config.validate().map_err(|e| RecoveryError(e.to_string()))?;
         if init.current_epoch > init.accepted_epoch {
             return Err(RecoveryError(format!(
                 "currentEpoch {} is newer than acceptedEpoch {}",
@@ -138,16 +136,9 @@ impl Node {
         let voters = if config.is_standalone() {
             vec![config.server_id]
         } else {
-            config
-                .members
-                .iter()
-                .filter(|m| !m.observer)
-                .map(|m| m.id)
-                .collect()
+            config.members.iter().filter(|m| !m.observer).map(|m| m.id).collect()
         };
-        let check_ticks = config
-            .ms_to_ticks(config.container_check_interval_ms)
-            .max(1);
+        let check_ticks = config.ms_to_ticks(config.container_check_interval_ms).max(1);
         let mut node = Node {
             now_tick: 0,
             wall_ms: init.wall_ms,
@@ -194,11 +185,8 @@ impl Node {
     fn first_session_id(&self, wall_ms: i64) -> i64 {
         let initial = initial_session_id(self.config.server_id.0, wall_ms).0;
         let prefix = (self.config.server_id.0 << 56) as i64;
-        let max_own = self
-            .sessions
-            .iter()
-            .map(|(id, _)| id.0)
-            .filter(|id| id >> 56 == prefix >> 56);
+        let max_own =
+            self.sessions.iter().map(|(id, _)| id.0).filter(|id| id >> 56 == prefix >> 56);
         max_own.map(|m| m + 1).max().unwrap_or(initial).max(initial)
     }
 
@@ -267,9 +255,7 @@ impl Node {
 
     /// Writes proposed but not yet applied.
     pub fn outstanding_proposals(&self) -> usize {
-        self.log
-            .range(self.tree.last_processed_zxid(), self.log.last_logged())
-            .count()
+        self.log.range(self.tree.last_processed_zxid(), self.log.last_logged()).count()
     }
 
     /// A consistent snapshot of the applied state, to be encoded off the hot path.
@@ -298,18 +284,15 @@ impl Node {
             self.close_session(session, 0);
         }
         if self.now_tick >= self.next_container_check_tick {
-            let interval = self
-                .config
-                .ms_to_ticks(self.config.container_check_interval_ms);
+            let interval = self.config.ms_to_ticks(self.config.container_check_interval_ms);
             self.next_container_check_tick = self.now_tick + interval.max(1);
             self.check_containers();
         }
     }
 
     fn check_containers(&mut self) {
-        let candidates = self
-            .tree
-            .expired_containers_and_ttls(self.wall_ms, self.config.extended_types_enabled);
+        let candidates =
+            self.tree.expired_containers_and_ttls(self.wall_ms, self.config.extended_types_enabled);
         let per_minute = self.config.container_max_per_minute as u64;
         let interval_ms = self.config.container_check_interval_ms.max(1);
         let budget = (per_minute * interval_ms / 60_000).max(1) as usize;
@@ -322,10 +305,7 @@ impl Node {
 
     /// Starts closing a session (leader only): marks it and proposes its CloseSession txn.
     pub(crate) fn close_session(&mut self, session: SessionId, cxid: i32) -> Option<Zxid> {
-        assert!(
-            self.is_established_leader(),
-            "only the leader closes sessions"
-        );
+        assert!(self.is_established_leader(), "only the leader closes sessions");
         if !self.sessions.mark_closing(session) {
             return None;
         }
@@ -355,38 +335,20 @@ impl Node {
         for txn in txns {
             self.commit(txn);
         }
-        assert_eq!(
-            self.tree.last_processed_zxid(),
-            committed,
-            "applied up to committed"
-        );
-        let keep = if self.config.is_standalone() {
-            0
-        } else {
-            self.config.commit_log_count
-        };
+        assert_eq!(self.tree.last_processed_zxid(), committed, "applied up to committed");
+        let keep = if self.config.is_standalone() { 0 } else { self.config.commit_log_count };
         self.log.trim(committed, keep);
     }
 
     /// Applies one committed txn and emits everything that follows from it.
     fn commit(&mut self, txn: LoggedTxn) {
         let zxid = txn.header.zxid;
-        assert!(
-            zxid > self.tree.last_processed_zxid(),
-            "commit in zxid order"
-        );
+        assert!(zxid > self.tree.last_processed_zxid(), "commit in zxid order");
         let applied = self.tree.apply(&txn);
-        assert_eq!(
-            self.tree.last_processed_zxid(),
-            zxid,
-            "apply moves last processed zxid"
-        );
+        assert_eq!(self.tree.last_processed_zxid(), zxid, "apply moves last processed zxid");
         self.prep.applied(zxid);
         self.fire_watches(zxid, &applied.triggers);
-        let owner_conn = self
-            .sessions
-            .get(txn.header.session_id)
-            .and_then(|s| s.conn);
+        let owner_conn = self.sessions.get(txn.header.session_id).and_then(|s| s.conn);
         self.apply_session_effects(&txn);
         match &txn.txn {
             Txn::CreateSession { .. } => self.on_session_created(txn.header.session_id),
@@ -405,8 +367,7 @@ impl Node {
     fn apply_session_effects(&mut self, txn: &LoggedTxn) {
         match &txn.txn {
             Txn::CreateSession { timeout_ms } => {
-                self.sessions
-                    .add(txn.header.session_id, *timeout_ms, self.now_tick)
+                self.sessions.add(txn.header.session_id, *timeout_ms, self.now_tick)
             }
             Txn::CloseSession { .. } => {
                 self.sessions.remove(txn.header.session_id);
@@ -435,11 +396,7 @@ impl Node {
         for trigger in triggers {
             let mut previous = BTreeSet::new();
             for (table, suppress_previous) in WatchManager::tables_for(trigger.event) {
-                let suppress = if *suppress_previous {
-                    previous.clone()
-                } else {
-                    BTreeSet::new()
-                };
+                let suppress = if *suppress_previous { previous.clone() } else { BTreeSet::new() };
                 let notify = self.watches.trigger(*table, &trigger.path, &suppress);
                 for conn in &notify {
                     self.send_event(*conn, zxid.0, trigger.event, &trigger.path, true);
@@ -470,11 +427,8 @@ impl Node {
                 }
             }
         }
-        let event = WatcherEvent {
-            event_type,
-            state: STATE_SYNC_CONNECTED,
-            path: path.to_string(),
-        };
+        let event =
+            WatcherEvent { event_type, state: STATE_SYNC_CONNECTED, path: path.to_string() };
         let frame = codec::encode_notification(zxid, &event);
         self.outputs.push(Output::ClientSend { conn, frame });
     }
@@ -486,10 +440,7 @@ impl Node {
 
     /// Checks node-wide invariants; panics when the state is broken. Kept on in release builds.
     pub fn invariants(&self) {
-        assert!(
-            self.current_epoch <= self.accepted_epoch,
-            "currentEpoch ≤ acceptedEpoch"
-        );
+        assert!(self.current_epoch <= self.accepted_epoch, "currentEpoch ≤ acceptedEpoch");
         if !self.config.bugs.ack_before_fsync {
             self.log.invariants(self.tree.last_processed_zxid());
         }
@@ -500,10 +451,7 @@ impl Node {
             conn.invariants(*id, &self.sessions);
         }
         for (session, conn) in &self.connecting {
-            assert!(
-                self.conns.contains_key(conn),
-                "connecting conn {conn:?} of {session} exists"
-            );
+            assert!(self.conns.contains_key(conn), "connecting conn {conn:?} of {session} exists");
         }
     }
 }

@@ -126,11 +126,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn session(&self) -> Result<(), ZkError> {
-        if self.who.session_valid {
-            Ok(())
-        } else {
-            Err(ZkError::SessionExpired)
-        }
+        if self.who.session_valid { Ok(()) } else { Err(ZkError::SessionExpired) }
     }
 
     fn allowed(&self, acl: &[Acl], wanted: i32) -> Result<(), ZkError> {
@@ -174,22 +170,9 @@ impl PrepState {
         zxid: Zxid,
         time_ms: i64,
     ) -> Txn {
-        assert!(
-            zxid > tree.last_processed_zxid(),
-            "prepare at an already applied zxid"
-        );
-        assert!(
-            self.newest_zxid().is_none_or(|z| z < zxid),
-            "prepare zxids must increase"
-        );
-        let ctx = Ctx {
-            tree,
-            cfg,
-            who,
-            zxid,
-            time_ms,
-            in_multi: false,
-        };
+        assert!(zxid > tree.last_processed_zxid(), "prepare at an already applied zxid");
+        assert!(self.newest_zxid().is_none_or(|z| z < zxid), "prepare zxids must increase");
+        let ctx = Ctx { tree, cfg, who, zxid, time_ms, in_multi: false };
         let result = match req {
             Request::Multi(ops) => return self.prepare_multi(&ctx, ops),
             // A standalone check is not a write (ZooKeeper answers UNIMPLEMENTED and closes).
@@ -208,30 +191,14 @@ impl PrepState {
 
     fn prepare_op(&mut self, ctx: &Ctx<'_>, req: &Request) -> Result<Txn, ZkError> {
         match req {
-            Request::Create {
-                op,
-                path,
-                data,
-                acl,
-                flags,
-                ttl,
-            } => {
-                let c = CreateReq {
-                    op: *op,
-                    path,
-                    data,
-                    acl,
-                    flags: *flags,
-                    ttl: *ttl,
-                };
+            Request::Create { op, path, data, acl, flags, ttl } => {
+                let c = CreateReq { op: *op, path, data, acl, flags: *flags, ttl: *ttl };
                 self.prepare_create(ctx, &c)
             }
             Request::Delete { path, version } => self.prepare_delete(ctx, path, *version),
-            Request::SetData {
-                path,
-                data,
-                version,
-            } => self.prepare_set_data(ctx, path, data, *version),
+            Request::SetData { path, data, version } => {
+                self.prepare_set_data(ctx, path, data, *version)
+            }
             Request::SetAcl { path, acl, version } => {
                 self.prepare_set_acl(ctx, path, acl, *version)
             }
@@ -253,14 +220,9 @@ impl PrepState {
             _ => false,
         });
         if !well_formed {
-            return Txn::Error {
-                err: ZkError::MarshallingError,
-            };
+            return Txn::Error { err: ZkError::MarshallingError };
         }
-        let ctx = Ctx {
-            in_multi: true,
-            ..*ctx
-        };
+        let ctx = Ctx { in_multi: true, ..*ctx };
         let mut txns = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
             match self.prepare_op(&ctx, op) {
@@ -315,15 +277,9 @@ impl PrepState {
             _ => CreateKind::Persistent,
         };
         let new_cversion = parent.stat.cversion.wrapping_add(1);
-        assert!(
-            full_path.starts_with(req.path),
-            "the suffix is only appended"
-        );
+        assert!(full_path.starts_with(req.path), "the suffix is only appended");
         self.record_create(ctx, parent_path, parent, &full_path, kind, &acl, data_len);
-        assert!(
-            self.lookup(ctx.tree, &full_path).is_some(),
-            "the pending view shows the node"
-        );
+        assert!(self.lookup(ctx.tree, &full_path).is_some(), "the pending view shows the node");
         Ok(Txn::Create {
             path: full_path,
             data: req.data.clone(),
@@ -365,13 +321,8 @@ impl PrepState {
             pzxid: ctx.zxid.0,
             ..StatPersisted::default()
         };
-        let node = PendingNode {
-            stat,
-            kind: node_kind,
-            child_count: 0,
-            acl: acl.to_vec(),
-            data_len,
-        };
+        let node =
+            PendingNode { stat, kind: node_kind, child_count: 0, acl: acl.to_vec(), data_len };
         self.add_record(full_path, ctx.zxid, Some(node));
     }
 
@@ -391,16 +342,11 @@ impl PrepState {
             return Err(ZkError::NotEmpty);
         }
         self.record_delete(ctx.zxid, parent_path, parent, p);
-        Ok(Txn::Delete {
-            path: p.to_string(),
-        })
+        Ok(Txn::Delete { path: p.to_string() })
     }
 
     fn record_delete(&mut self, zxid: Zxid, parent_path: &str, mut parent: PendingNode, p: &str) {
-        assert!(
-            parent.child_count > 0,
-            "delete under a parent with no children: {p}"
-        );
+        assert!(parent.child_count > 0, "delete under a parent with no children: {p}");
         parent.child_count -= 1;
         parent.stat.pzxid = zxid.0;
         self.add_record(parent_path, zxid, Some(parent));
@@ -424,20 +370,13 @@ impl PrepState {
             ctx.tree.check_quota(p, data_len - node.data_len, 0)?;
         }
         let new_version = check_and_inc_version(node.stat.version, version)?;
-        assert!(
-            version == -1 || new_version == version.wrapping_add(1),
-            "version + 1"
-        );
+        assert!(version == -1 || new_version == version.wrapping_add(1), "version + 1");
         node.stat.version = new_version;
         node.stat.mtime = ctx.time_ms;
         node.stat.mzxid = ctx.zxid.0;
         node.data_len = data_len;
         self.add_record(p, ctx.zxid, Some(node));
-        Ok(Txn::SetData {
-            path: p.to_string(),
-            data: data.clone(),
-            version: new_version,
-        })
+        Ok(Txn::SetData { path: p.to_string(), data: data.clone(), version: new_version })
     }
 
     /// setACL: session → validatePath → fix-up → NONODE → ADMIN → aversion. The new ACL goes
@@ -456,18 +395,11 @@ impl PrepState {
         let mut node = self.lookup(ctx.tree, p).ok_or(ZkError::NoNode)?;
         ctx.allowed(&node.acl, perms::ADMIN)?;
         let new_version = check_and_inc_version(node.stat.aversion, version)?;
-        assert!(
-            version == -1 || new_version == version.wrapping_add(1),
-            "aversion + 1"
-        );
+        assert!(version == -1 || new_version == version.wrapping_add(1), "aversion + 1");
         node.stat.aversion = new_version;
         node.acl = acl.clone();
         self.add_record(p, ctx.zxid, Some(node));
-        Ok(Txn::SetAcl {
-            path: p.to_string(),
-            acl,
-            version: new_version,
-        })
+        Ok(Txn::SetAcl { path: p.to_string(), acl, version: new_version })
     }
 
     /// check (multi only): session → validatePath → NONODE → READ → version. No record.
@@ -477,10 +409,7 @@ impl PrepState {
         let node = self.lookup(ctx.tree, p).ok_or(ZkError::NoNode)?;
         ctx.allowed(&node.acl, perms::READ)?;
         let new_version = check_and_inc_version(node.stat.version, version)?;
-        Ok(Txn::Check {
-            path: p.to_string(),
-            version: new_version,
-        })
+        Ok(Txn::Check { path: p.to_string(), version: new_version })
     }
 
     /// closeSession at `zxid`: the session's ephemerals as the pending view sees them (created
@@ -493,14 +422,8 @@ impl PrepState {
         session: SessionId,
         zxid: Zxid,
     ) -> Txn {
-        assert!(
-            zxid > tree.last_processed_zxid(),
-            "prepare at an already applied zxid"
-        );
-        assert!(
-            self.newest_zxid().is_none_or(|z| z < zxid),
-            "prepare zxids must increase"
-        );
+        assert!(zxid > tree.last_processed_zxid(), "prepare at an already applied zxid");
+        assert!(self.newest_zxid().is_none_or(|z| z < zxid), "prepare zxids must increase");
         let mut paths: BTreeSet<String> = tree.ephemerals(session).into_iter().collect();
         for (p, stack) in &self.records {
             for rec in stack {
@@ -517,28 +440,18 @@ impl PrepState {
         }
         for p in &paths {
             let parent_path = path::parent(p);
-            let parent = self
-                .lookup(tree, parent_path)
-                .expect("an ephemeral's parent exists");
+            let parent = self.lookup(tree, parent_path).expect("an ephemeral's parent exists");
             self.record_delete(zxid, parent_path, parent, p);
         }
-        Txn::CloseSession {
-            paths_to_delete: paths.into_iter().collect(),
-        }
+        Txn::CloseSession { paths_to_delete: paths.into_iter().collect() }
     }
 
     /// The container manager's delete (op 20) of `path` at `zxid`: BADARGUMENTS for a bad or
     /// special path, NONODE, NOTEMPTY if it has children, BADVERSION if it is a normal
     /// ephemeral (reference §10.8). No ACL or session check.
     pub fn prepare_delete_container(&mut self, tree: &DataTree, p: &str, zxid: Zxid) -> Txn {
-        assert!(
-            zxid > tree.last_processed_zxid(),
-            "prepare at an already applied zxid"
-        );
-        assert!(
-            self.newest_zxid().is_none_or(|z| z < zxid),
-            "prepare zxids must increase"
-        );
+        assert!(zxid > tree.last_processed_zxid(), "prepare at an already applied zxid");
+        assert!(self.newest_zxid().is_none_or(|z| z < zxid), "prepare zxids must increase");
         let result = (|| {
             let parent_path = cut_parent(p)?;
             if path::is_special_path(p) {
@@ -553,9 +466,7 @@ impl PrepState {
             }
             let parent = self.lookup(tree, parent_path).ok_or(ZkError::NoNode)?;
             self.record_delete(zxid, parent_path, parent, p);
-            Ok(Txn::DeleteContainer {
-                path: p.to_string(),
-            })
+            Ok(Txn::DeleteContainer { path: p.to_string() })
         })();
         result.unwrap_or_else(|err| Txn::Error { err })
     }
@@ -566,16 +477,8 @@ impl PrepState {
             stack.retain(|rec| rec.zxid > zxid);
             !stack.is_empty()
         });
-        assert!(
-            self.records
-                .values()
-                .all(|s| s.iter().all(|r| r.zxid > zxid)),
-            "stale record"
-        );
-        assert!(
-            self.records.values().all(|s| !s.is_empty()),
-            "empty record stack kept"
-        );
+        assert!(self.records.values().all(|s| s.iter().all(|r| r.zxid > zxid)), "stale record");
+        assert!(self.records.values().all(|s| !s.is_empty()), "empty record stack kept");
     }
 
     /// Drops every outstanding change (leadership lost, or the tree was replaced).
@@ -585,20 +488,13 @@ impl PrepState {
 
     /// The newest zxid among outstanding records.
     fn newest_zxid(&self) -> Option<Zxid> {
-        self.records
-            .values()
-            .filter_map(|s| s.last().map(|r| r.zxid))
-            .max()
+        self.records.values().filter_map(|s| s.last().map(|r| r.zxid)).max()
     }
 
     /// `getRecordForPath`: the newest outstanding record, else the committed tree.
     fn lookup(&self, tree: &DataTree, p: &str) -> Option<PendingNode> {
         if let Some(stack) = self.records.get(p) {
-            return stack
-                .last()
-                .expect("record stacks are never empty")
-                .node
-                .clone();
+            return stack.last().expect("record stacks are never empty").node.clone();
         }
         let node = tree.get(p)?;
         Some(PendingNode {
@@ -612,10 +508,7 @@ impl PrepState {
 
     fn add_record(&mut self, p: &str, zxid: Zxid, node: Option<PendingNode>) {
         let stack = self.records.entry(p.to_string()).or_default();
-        assert!(
-            stack.last().is_none_or(|r| r.zxid <= zxid),
-            "records out of zxid order at {p}"
-        );
+        assert!(stack.last().is_none_or(|r| r.zxid <= zxid), "records out of zxid order at {p}");
         if let Some(n) = &node {
             assert!(n.child_count >= 0, "negative pending child count at {p}");
         }
@@ -641,11 +534,7 @@ fn effective_create_op(in_multi: bool, req: &CreateReq<'_>, mode: CreateMode) ->
         return (req.op, req.ttl);
     }
     if mode.ttl {
-        let ttl = if req.op == OpCode::CreateTtl {
-            req.ttl
-        } else {
-            -1
-        };
+        let ttl = if req.op == OpCode::CreateTtl { req.ttl } else { -1 };
         (OpCode::CreateTtl, ttl)
     } else if mode.container {
         (OpCode::CreateContainer, -1)
@@ -662,11 +551,7 @@ fn validate_ttl(op: OpCode, mode: CreateMode, ttl: i64) -> Result<(), ZkError> {
     } else {
         ttl < 0 && op != OpCode::CreateTtl
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(ZkError::BadArguments)
-    }
+    if ok { Ok(()) } else { Err(ZkError::BadArguments) }
 }
 
 /// The logged form of a failed multi: 0 before the failing op, its code, then -2.

@@ -21,10 +21,7 @@ impl Node {
     }
 
     fn node_acl(&self, path: &str) -> Result<Vec<Acl>, ZkError> {
-        self.tree
-            .acl(path)
-            .map(|a| a.to_vec())
-            .ok_or(ZkError::NoNode)
+        self.tree.acl(path).map(|a| a.to_vec()).ok_or(ZkError::NoNode)
     }
 
     /// Serves a read-type request. Watch flags register watches for `conn`.
@@ -59,19 +56,11 @@ impl Node {
             Request::GetEphemerals { prefix } => Ok(self.get_ephemerals(conn, prefix)),
             Request::Sync { path } => Ok(Response::Sync { path: path.clone() }),
             Request::MultiRead(ops) => Ok(self.multi_read(conn, ops)),
-            Request::WhoAmI => Ok(Response::WhoAmI(crate::reply::who_am_i(
-                &self.conns[&conn].ids,
-            ))),
+            Request::WhoAmI => Ok(Response::WhoAmI(crate::reply::who_am_i(&self.conns[&conn].ids))),
             Request::AddWatch { path, mode: m } => {
                 let modes = match m {
-                    0 => [
-                        (Table::Data, mode::PERSISTENT),
-                        (Table::Child, mode::PERSISTENT),
-                    ],
-                    1 => [
-                        (Table::Data, mode::RECURSIVE),
-                        (Table::Data, mode::RECURSIVE),
-                    ],
+                    0 => [(Table::Data, mode::PERSISTENT), (Table::Child, mode::PERSISTENT)],
+                    1 => [(Table::Data, mode::RECURSIVE), (Table::Data, mode::RECURSIVE)],
                     _ => return Err(ZkError::BadArguments),
                 };
                 for (table, bits) in modes {
@@ -79,12 +68,12 @@ impl Node {
                 }
                 Ok(Response::AddWatch)
             }
-            Request::CheckWatches { path, watcher_type } => self
-                .watch_op(conn, path, *watcher_type, false)
-                .map(|_| Response::Empty),
-            Request::RemoveWatches { path, watcher_type } => self
-                .watch_op(conn, path, *watcher_type, true)
-                .map(|_| Response::Empty),
+            Request::CheckWatches { path, watcher_type } => {
+                self.watch_op(conn, path, *watcher_type, false).map(|_| Response::Empty)
+            }
+            Request::RemoveWatches { path, watcher_type } => {
+                self.watch_op(conn, path, *watcher_type, true).map(|_| Response::Empty)
+            }
             other => {
                 debug_assert!(false, "not a local request: {other:?}");
                 Err(ZkError::Unimplemented)
@@ -155,10 +144,7 @@ impl Node {
         let session = self.conns[&conn].session().expect("established");
         let all = self.tree.ephemerals(session);
         let everything = prefix.trim().is_empty() || prefix == "/";
-        let paths = all
-            .into_iter()
-            .filter(|p| everything || p.starts_with(prefix))
-            .collect();
+        let paths = all.into_iter().filter(|p| everything || p.starts_with(prefix)).collect();
         Response::GetEphemerals { paths }
     }
 
@@ -193,10 +179,7 @@ impl Node {
             1 => &[(Table::Child, mode::STANDARD)],
             2 => &[(Table::Data, mode::STANDARD)],
             3 => &[(Table::Data, all), (Table::Child, all)],
-            4 => &[
-                (Table::Data, mode::PERSISTENT),
-                (Table::Child, mode::PERSISTENT),
-            ],
+            4 => &[(Table::Data, mode::PERSISTENT), (Table::Child, mode::PERSISTENT)],
             5 => &[(Table::Data, mode::RECURSIVE)],
             _ => return Err(ZkError::BadArguments),
         };
@@ -208,11 +191,7 @@ impl Node {
                 found |= self.watches.modes(*table, path, conn) & bits != 0;
             }
         }
-        if found {
-            Ok(())
-        } else {
-            Err(ZkError::NoWatcher)
-        }
+        if found { Ok(()) } else { Err(ZkError::NoWatcher) }
     }
 
     /// setWatches / setWatches2 after a reconnect: events for what changed since

@@ -18,21 +18,14 @@ pub(crate) fn write_reply(
         (ReplyShape::Create(OpCode::Create), ApplyOutcome::Created { path, .. }) => {
             (ZkError::Ok, Some(Response::Create { path: path.clone() }))
         }
-        (ReplyShape::Create(_), ApplyOutcome::Created { path, stat }) => (
-            ZkError::Ok,
-            Some(Response::Create2 {
-                path: path.clone(),
-                stat: *stat,
-            }),
-        ),
+        (ReplyShape::Create(_), ApplyOutcome::Created { path, stat }) => {
+            (ZkError::Ok, Some(Response::Create2 { path: path.clone(), stat: *stat }))
+        }
         (ReplyShape::Stat, ApplyOutcome::DataSet { stat } | ApplyOutcome::AclSet { stat }) => {
             (ZkError::Ok, Some(Response::Stat(*stat)))
         }
         (ReplyShape::Multi(ops), ApplyOutcome::Multi(outcomes)) => {
-            assert!(
-                ops.is_empty() || ops.len() == outcomes.len(),
-                "one outcome per multi op"
-            );
+            assert!(ops.is_empty() || ops.len() == outcomes.len(), "one outcome per multi op");
             let results = outcomes
                 .iter()
                 .enumerate()
@@ -51,10 +44,9 @@ fn multi_result(op: OpCode, outcome: &ApplyOutcome) -> MultiResult {
         ApplyOutcome::Created { path, .. } if op == OpCode::Create => {
             MultiResult::Create { path: path.clone() }
         }
-        ApplyOutcome::Created { path, stat } => MultiResult::Create2 {
-            path: path.clone(),
-            stat: *stat,
-        },
+        ApplyOutcome::Created { path, stat } => {
+            MultiResult::Create2 { path: path.clone(), stat: *stat }
+        }
         ApplyOutcome::Deleted => MultiResult::Delete,
         ApplyOutcome::DataSet { stat } => MultiResult::SetData { stat: *stat },
         ApplyOutcome::Checked => MultiResult::Check,
@@ -83,11 +75,7 @@ pub(crate) fn authenticate(
             Ok(ids)
         }
         // `addauth ip` only adds the remote address again.
-        "ip" => Ok(current
-            .iter()
-            .filter(|id| id.scheme == "ip")
-            .cloned()
-            .collect()),
+        "ip" => Ok(current.iter().filter(|id| id.scheme == "ip").cloned().collect()),
         _ => Err(ZkError::AuthFailed),
     }
 }
@@ -101,10 +89,7 @@ pub(crate) fn who_am_i(ids: &[Id]) -> Vec<ClientInfo> {
                 "super" => String::new(),
                 _ => id.id.clone(),
             };
-            ClientInfo {
-                auth_scheme: id.scheme.clone(),
-                user,
-            }
+            ClientInfo { auth_scheme: id.scheme.clone(), user }
         })
         .collect()
 }

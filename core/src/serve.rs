@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use crate::io::Output;
 use crate::node::Node;
 use crate::proto::client::{
-    ConnectRequest, ConnectResponse, OpCode, ReplyHeader, Request, Response, xid,
+    ConnectRequest, ConnectResponse, OpCode, ReplyHeader, Request, Response,
 };
 use crate::proto::codec::{self, BodyError};
 use crate::proto::error::ZkError;
@@ -111,32 +111,19 @@ impl Conn {
 
     /// Holds or is creating a session (not awaiting its handshake, not closing).
     pub(crate) fn is_active(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Established { .. } | Phase::Connecting { .. }
-        )
+        matches!(self.phase, Phase::Established { .. } | Phase::Connecting { .. })
     }
 
     pub(crate) fn invariants(&self, id: ConnId, sessions: &SessionTable) {
         if !matches!(self.phase, Phase::Connecting { .. }) {
-            assert!(
-                self.deferred.is_empty(),
-                "{id:?}: deferred frames only while connecting"
-            );
+            assert!(self.deferred.is_empty(), "{id:?}: deferred frames only while connecting");
         }
         if matches!(self.phase, Phase::AwaitConnect) {
-            assert!(
-                self.queue.is_empty(),
-                "{id:?}: no requests before the handshake"
-            );
+            assert!(self.queue.is_empty(), "{id:?}: no requests before the handshake");
         }
         if let Phase::Established { session } = self.phase {
             if let Some(s) = sessions.get(session) {
-                assert_eq!(
-                    s.conn,
-                    Some(id),
-                    "{id:?}: established conn holds its session"
-                );
+                assert_eq!(s.conn, Some(id), "{id:?}: established conn holds its session");
             }
         }
         if let Some(Pending::Local { .. }) = self.queue.front() {
@@ -181,10 +168,7 @@ fn write_opcode(op: i32) -> bool {
 
 impl Node {
     pub(crate) fn on_client_connected(&mut self, conn: ConnId, remote_ip: String) {
-        assert!(
-            !self.conns.contains_key(&conn),
-            "connection ids are never reused"
-        );
+        assert!(!self.conns.contains_key(&conn), "connection ids are never reused");
         let ids = vec![Id::new("ip", &remote_ip)];
         let c = Conn {
             phase: Phase::AwaitConnect,
@@ -262,10 +246,9 @@ impl Node {
             );
             return self.close_conn(conn);
         }
-        let timeout_ms = req.timeout_ms.clamp(
-            self.config.session_timeout_ms_min,
-            self.config.session_timeout_ms_max,
-        );
+        let timeout_ms = req
+            .timeout_ms
+            .clamp(self.config.session_timeout_ms_min, self.config.session_timeout_ms_max);
         if req.session_id == 0 {
             self.create_session(conn, timeout_ms, req.read_only);
         } else {
@@ -368,11 +351,7 @@ impl Node {
                 return self.queue_error(conn, header.xid, ZkError::ReconfigDisabled);
             }
             Err(BodyError::UnknownOp(op)) => {
-                tracing::info!(
-                    ?conn,
-                    op,
-                    "unknown opcode; replying UNIMPLEMENTED and closing"
-                );
+                tracing::info!(?conn, op, "unknown opcode; replying UNIMPLEMENTED and closing");
                 return self.reply_and_close(conn, header.xid, ZkError::Unimplemented);
             }
             Err(BodyError::Malformed(err)) => {
@@ -385,18 +364,10 @@ impl Node {
         };
         match req {
             Request::Check { .. } => self.reply_and_close(conn, header.xid, ZkError::Unimplemented),
-            Request::Auth { scheme, auth, .. } => self.on_auth(conn, &scheme, &auth),
+            Request::Auth { scheme, auth, .. } => self.on_auth(conn, header.xid, &scheme, &auth),
             Request::Sync { path } => {
-                let entry = Pending::Sync {
-                    xid: header.xid,
-                    path,
-                    done: false,
-                };
-                self.conns
-                    .get_mut(&conn)
-                    .expect("established")
-                    .queue
-                    .push_back(entry);
+                let entry = Pending::Sync { xid: header.xid, path, done: false };
+                self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
                 if self.is_learner() {
                     self.learner_sync(conn, header.xid);
                 } else {
@@ -407,10 +378,7 @@ impl Node {
             req if self.config.bugs.reads_skip_queue => self.serve_local(conn, header.xid, &req),
             req => {
                 let c = self.conns.get_mut(&conn).expect("established");
-                c.queue.push_back(crate::serve::Pending::Local {
-                    xid: header.xid,
-                    req,
-                });
+                c.queue.push_back(crate::serve::Pending::Local { xid: header.xid, req });
                 self.drain(conn);
             }
         }
@@ -429,14 +397,7 @@ impl Node {
     /// Queues an error reply in order, as a completed write entry with no txn behind it.
     fn queue_error(&mut self, conn: ConnId, xid: i32, err: ZkError) {
         let zxid = self.tree.last_processed_zxid().0;
-        let frame = codec::encode_reply(
-            &ReplyHeader {
-                xid,
-                zxid,
-                err: err.code(),
-            },
-            None,
-        );
+        let frame = codec::encode_reply(&ReplyHeader { xid, zxid, err: err.code() }, None);
         let c = self.conns.get_mut(&conn).expect("established");
         let entry = Pending::Write {
             xid,
@@ -449,27 +410,15 @@ impl Node {
     }
 
     fn requester_ids(&self, conn: ConnId) -> Vec<Id> {
-        self.conns
-            .get(&conn)
-            .map(|c| c.ids.clone())
-            .unwrap_or_default()
+        self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default()
     }
 
     fn submit_write(&mut self, conn: ConnId, session: SessionId, xid: i32, req: Request) {
         if req == Request::CloseSession {
             return self.close_session_request(conn, session, xid);
         }
-        let entry = Pending::Write {
-            xid,
-            shape: shape_of(&req),
-            reply: None,
-            close_after: false,
-        };
-        self.conns
-            .get_mut(&conn)
-            .expect("established")
-            .queue
-            .push_back(entry);
+        let entry = Pending::Write { xid, shape: shape_of(&req), reply: None, close_after: false };
+        self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
         if self.is_learner() {
             self.forward_write(conn, session, xid, req);
         } else {
@@ -483,44 +432,17 @@ impl Node {
             // A learner cannot forward bytes it could not decode: answer here.
             return self.queue_error(conn, xid, ZkError::MarshallingError);
         }
-        let zxid = self.propose(
-            session,
-            xid,
-            Txn::Error {
-                err: ZkError::MarshallingError,
-            },
-        );
+        let zxid = self.propose(session, xid, Txn::Error { err: ZkError::MarshallingError });
         assert!(zxid > self.tree.last_processed_zxid());
-        let shape = if op == 14 {
-            ReplyShape::Multi(Vec::new())
-        } else {
-            ReplyShape::Empty
-        };
-        let entry = Pending::Write {
-            xid,
-            shape,
-            reply: None,
-            close_after: false,
-        };
-        self.conns
-            .get_mut(&conn)
-            .expect("established")
-            .queue
-            .push_back(entry);
+        let shape = if op == 14 { ReplyShape::Multi(Vec::new()) } else { ReplyShape::Empty };
+        let entry = Pending::Write { xid, shape, reply: None, close_after: false };
+        self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
     }
 
     fn close_session_request(&mut self, conn: ConnId, session: SessionId, xid: i32) {
-        let entry = Pending::Write {
-            xid,
-            shape: ReplyShape::Empty,
-            reply: None,
-            close_after: true,
-        };
-        self.conns
-            .get_mut(&conn)
-            .expect("established")
-            .queue
-            .push_back(entry);
+        let entry =
+            Pending::Write { xid, shape: ReplyShape::Empty, reply: None, close_after: true };
+        self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
         if self.is_learner() {
             return self.forward_write(conn, session, xid, Request::CloseSession);
         }
@@ -544,18 +466,11 @@ impl Node {
             .queue
             .iter_mut()
             .find(|p| matches!(p, Pending::Write { xid, reply: None, .. } if *xid == header.cxid));
-        let Some(Pending::Write {
-            xid, shape, reply, ..
-        }) = waiting
-        else {
+        let Some(Pending::Write { xid, shape, reply, .. }) = waiting else {
             return false;
         };
         let (err, body) = crate::reply::write_reply(shape, outcome);
-        let reply_header = ReplyHeader {
-            xid: *xid,
-            zxid: header.zxid.0,
-            err: err.code(),
-        };
+        let reply_header = ReplyHeader { xid: *xid, zxid: header.zxid.0, err: err.code() };
         *reply = Some(codec::encode_reply(&reply_header, body.as_ref()));
         self.drain(conn);
         true
@@ -572,9 +487,7 @@ impl Node {
                 None => return,
                 Some(Pending::Write { reply: None, .. }) => return,
                 Some(Pending::Write { .. }) => {
-                    let Some(Pending::Write {
-                        reply, close_after, ..
-                    }) = c.queue.pop_front()
+                    let Some(Pending::Write { reply, close_after, .. }) = c.queue.pop_front()
                     else {
                         unreachable!()
                     };
@@ -618,7 +531,9 @@ impl Node {
         }
     }
 
-    fn on_auth(&mut self, conn: ConnId, scheme: &str, auth: &[u8]) {
+    /// auth is answered at once, out of band, echoing the request's xid (-4 from the Java
+    /// client, an ordinary xid from others), with zxid 0, as `ZooKeeperServer.processPacket`.
+    fn on_auth(&mut self, conn: ConnId, xid: i32, scheme: &str, auth: &[u8]) {
         let result = crate::reply::authenticate(&self.config, scheme, auth, &self.conns[&conn].ids);
         match result {
             Ok(new_ids) => {
@@ -628,20 +543,12 @@ impl Node {
                         c.ids.push(id);
                     }
                 }
-                let header = ReplyHeader {
-                    xid: xid::AUTH,
-                    zxid: 0,
-                    err: 0,
-                };
+                let header = ReplyHeader { xid, zxid: 0, err: 0 };
                 self.send(conn, codec::encode_reply(&header, None));
             }
             Err(err) => {
                 tracing::info!(?conn, scheme, "auth failed; closing");
-                let header = ReplyHeader {
-                    xid: xid::AUTH,
-                    zxid: 0,
-                    err: err.code(),
-                };
+                let header = ReplyHeader { xid, zxid: 0, err: err.code() };
                 self.send(conn, codec::encode_reply(&header, None));
                 self.close_conn(conn);
             }
@@ -658,30 +565,15 @@ impl Node {
         let reply_xid = xid;
         let zxid = self.tree.last_processed_zxid().0;
         let frame = match result {
-            Ok(Response::Empty) => codec::encode_reply(
-                &ReplyHeader {
-                    xid: reply_xid,
-                    zxid,
-                    err: 0,
-                },
-                None,
-            ),
-            Ok(body) => codec::encode_reply(
-                &ReplyHeader {
-                    xid: reply_xid,
-                    zxid,
-                    err: 0,
-                },
-                Some(&body),
-            ),
-            Err(err) => codec::encode_reply(
-                &ReplyHeader {
-                    xid: reply_xid,
-                    zxid,
-                    err: err.code(),
-                },
-                None,
-            ),
+            Ok(Response::Empty) => {
+                codec::encode_reply(&ReplyHeader { xid: reply_xid, zxid, err: 0 }, None)
+            }
+            Ok(body) => {
+                codec::encode_reply(&ReplyHeader { xid: reply_xid, zxid, err: 0 }, Some(&body))
+            }
+            Err(err) => {
+                codec::encode_reply(&ReplyHeader { xid: reply_xid, zxid, err: err.code() }, None)
+            }
         };
         self.send(conn, frame);
     }

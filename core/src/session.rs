@@ -40,12 +40,7 @@ impl SessionTable {
     pub fn new(bucket_ticks: u64, tick_ms: u64) -> SessionTable {
         assert!(bucket_ticks > 0);
         assert!(tick_ms > 0);
-        SessionTable {
-            sessions: BTreeMap::new(),
-            buckets: BTreeMap::new(),
-            bucket_ticks,
-            tick_ms,
-        }
+        SessionTable { sessions: BTreeMap::new(), buckets: BTreeMap::new(), bucket_ticks, tick_ms }
     }
 
     /// The session, if it exists.
@@ -70,10 +65,7 @@ impl SessionTable {
 
     /// `(id, timeout_ms)` of every session, for snapshots.
     pub fn snapshot_list(&self) -> Vec<(SessionId, i32)> {
-        self.sessions
-            .iter()
-            .map(|(id, s)| (*id, s.timeout_ms))
-            .collect()
+        self.sessions.iter().map(|(id, s)| (*id, s.timeout_ms)).collect()
     }
 
     fn expiry_for(&self, now_tick: u64, timeout_ms: i32) -> u64 {
@@ -88,12 +80,7 @@ impl SessionTable {
         let conn = self.remove(id).and_then(|s| s.conn);
         let expiry_tick = self.expiry_for(now_tick, timeout_ms);
         self.buckets.entry(expiry_tick).or_default().insert(id);
-        let session = Session {
-            timeout_ms,
-            expiry_tick,
-            conn,
-            closing: false,
-        };
+        let session = Session { timeout_ms, expiry_tick, conn, closing: false };
         self.sessions.insert(id, session);
         debug_assert!(self.buckets[&expiry_tick].contains(&id));
     }
@@ -101,10 +88,7 @@ impl SessionTable {
     /// Removes a session (CloseSession applied); returns it.
     pub fn remove(&mut self, id: SessionId) -> Option<Session> {
         let session = self.sessions.remove(&id)?;
-        let bucket = self
-            .buckets
-            .get_mut(&session.expiry_tick)
-            .expect("session in its bucket");
+        let bucket = self.buckets.get_mut(&session.expiry_tick).expect("session in its bucket");
         assert!(bucket.remove(&id), "session {id} missing from bucket");
         if bucket.is_empty() {
             self.buckets.remove(&session.expiry_tick);
@@ -124,10 +108,7 @@ impl SessionTable {
         let new_expiry = self.expiry_for(now_tick, session.timeout_ms);
         let old_expiry = session.expiry_tick;
         if new_expiry > old_expiry {
-            let bucket = self
-                .buckets
-                .get_mut(&old_expiry)
-                .expect("session in its bucket");
+            let bucket = self.buckets.get_mut(&old_expiry).expect("session in its bucket");
             assert!(bucket.remove(&id));
             if bucket.is_empty() {
                 self.buckets.remove(&old_expiry);
@@ -182,23 +163,12 @@ impl SessionTable {
     /// Checks the bucket invariants; panics on a broken table.
     pub fn invariants(&self) {
         let in_buckets: usize = self.buckets.values().map(|b| b.len()).sum();
-        assert_eq!(
-            in_buckets,
-            self.sessions.len(),
-            "every session is in exactly one bucket"
-        );
+        assert_eq!(in_buckets, self.sessions.len(), "every session is in exactly one bucket");
         for (tick, ids) in &self.buckets {
-            assert_eq!(
-                tick % self.bucket_ticks,
-                0,
-                "bucket tick aligned to tickTime"
-            );
+            assert_eq!(tick % self.bucket_ticks, 0, "bucket tick aligned to tickTime");
             assert!(!ids.is_empty(), "no empty buckets");
             for id in ids {
-                assert_eq!(
-                    self.sessions[id].expiry_tick, *tick,
-                    "session in its own bucket"
-                );
+                assert_eq!(self.sessions[id].expiry_tick, *tick, "session in its own bucket");
             }
         }
     }
@@ -233,11 +203,7 @@ pub fn session_password(id: SessionId) -> Vec<u8> {
 pub fn initial_session_id(server_id: u64, millis: i64) -> SessionId {
     let time_part = ((millis as u64) << 24) >> 8;
     let id = (server_id << 56) | time_part;
-    SessionId(if id == 0x8000_0000_0000_0000 {
-        id + 1
-    } else {
-        id
-    } as i64)
+    SessionId(if id == 0x8000_0000_0000_0000 { id + 1 } else { id } as i64)
 }
 
 #[cfg(test)]
@@ -263,10 +229,7 @@ mod tests {
         assert_eq!(t.get(SessionId(7)).unwrap().expiry_tick, 80);
         assert!(t.mark_closing(SessionId(7)));
         assert!(!t.touch(SessionId(7), 70));
-        assert!(
-            t.expired(100).is_empty(),
-            "closing sessions are not expired twice"
-        );
+        assert!(t.expired(100).is_empty(), "closing sessions are not expired twice");
         assert!(t.remove(SessionId(7)).is_some());
         t.invariants();
         assert!(t.is_empty());

@@ -60,10 +60,7 @@ pub fn encode(tree: &DataTree, sessions: &[(SessionId, i32)]) -> Vec<u8> {
     h.bytes(w.as_slice());
     w.write_i64(h.finish() as i64);
     let bytes = w.into_inner();
-    assert!(
-        bytes.len() >= 40,
-        "a snapshot holds at least the header and the trailer"
-    );
+    assert!(bytes.len() >= 40, "a snapshot holds at least the header and the trailer");
     bytes
 }
 
@@ -103,17 +100,11 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
     let mut r = Reader::new(body);
     let magic = r.read_i32("snapshot magic")?;
     if magic != MAGIC {
-        return Err(DecodeError::BadValue {
-            what: "snapshot magic",
-            value: magic as i64,
-        });
+        return Err(DecodeError::BadValue { what: "snapshot magic", value: magic as i64 });
     }
     let version = r.read_i32("snapshot version")?;
     if version != VERSION {
-        return Err(DecodeError::BadValue {
-            what: "snapshot version",
-            value: version as i64,
-        });
+        return Err(DecodeError::BadValue { what: "snapshot version", value: version as i64 });
     }
     let zxid = Zxid(r.read_i64("snapshot zxid")?);
     let sessions = read_sessions(&mut r)?;
@@ -125,36 +116,19 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
     if tree.digest() != digest {
         return Err(DecodeError::BadChecksum);
     }
-    assert_eq!(
-        tree.last_processed_zxid(),
-        zxid,
-        "the tree takes the snapshot zxid"
-    );
-    Ok(Snapshot {
-        zxid,
-        tree,
-        sessions,
-    })
+    assert_eq!(tree.last_processed_zxid(), zxid, "the tree takes the snapshot zxid");
+    Ok(Snapshot { zxid, tree, sessions })
 }
 
 fn read_sessions(r: &mut Reader<'_>) -> Result<Vec<(SessionId, i32)>, DecodeError> {
     let sessions = r
         .read_vec_sized("snapshot sessions", 12, |r| {
-            Ok((
-                SessionId(r.read_i64("session id")?),
-                r.read_i32("session timeout")?,
-            ))
+            Ok((SessionId(r.read_i64("session id")?), r.read_i32("session timeout")?))
         })?
-        .ok_or(DecodeError::BadLength {
-            what: "snapshot sessions",
-            len: -1,
-        })?;
+        .ok_or(DecodeError::BadLength { what: "snapshot sessions", len: -1 })?;
     let unique: BTreeSet<SessionId> = sessions.iter().map(|(s, _)| *s).collect();
     if unique.len() != sessions.len() {
-        return Err(DecodeError::BadValue {
-            what: "duplicate session",
-            value: 0,
-        });
+        return Err(DecodeError::BadValue { what: "duplicate session", value: 0 });
     }
     Ok(sessions)
 }
@@ -165,19 +139,13 @@ const NODE_MIN_BYTES: usize = 4 + 4 + 4 + 1 + 60;
 fn read_nodes(r: &mut Reader<'_>) -> Result<BTreeMap<String, ZNode>, DecodeError> {
     let count = r.read_i32("snapshot node count")?;
     if count < 0 || (count as usize).saturating_mul(NODE_MIN_BYTES) > r.remaining() {
-        return Err(DecodeError::BadLength {
-            what: "snapshot node count",
-            len: count as i64,
-        });
+        return Err(DecodeError::BadLength { what: "snapshot node count", len: count as i64 });
     }
     let mut nodes = BTreeMap::new();
     for _ in 0..count {
         let (path, node) = read_node(r)?;
         if nodes.insert(path, node).is_some() {
-            return Err(DecodeError::BadValue {
-                what: "duplicate snapshot path",
-                value: 0,
-            });
+            return Err(DecodeError::BadValue { what: "duplicate snapshot path", value: 0 });
         }
     }
     assert_eq!(nodes.len(), count as usize, "one entry per node");
@@ -189,10 +157,7 @@ fn read_node(r: &mut Reader<'_>) -> Result<(String, ZNode), DecodeError> {
     let data = r.read_buffer("node data")?;
     let acl = r
         .read_vec_sized("node ACL", ACL_MIN_BYTES, |r| r.read_acl())?
-        .ok_or(DecodeError::BadLength {
-            what: "node ACL",
-            len: -1,
-        })?;
+        .ok_or(DecodeError::BadLength { what: "node ACL", len: -1 })?;
     let tag = r.read_u8("node kind")?;
     let mut s = StatPersisted {
         czxid: r.read_i64("czxid")?,
@@ -212,18 +177,9 @@ fn read_node(r: &mut Reader<'_>) -> Result<(String, ZNode), DecodeError> {
         2 => NodeKind::Container,
         3 => NodeKind::Ttl(s.ephemeral_owner & NodeKind::TTL_MAX_MS),
         _ => {
-            return Err(DecodeError::BadValue {
-                what: "node kind",
-                value: tag as i64,
-            });
+            return Err(DecodeError::BadValue { what: "node kind", value: tag as i64 });
         }
     };
-    let node = ZNode {
-        data,
-        acl,
-        stat: s,
-        kind,
-        children: BTreeSet::new(),
-    };
+    let node = ZNode { data, acl, stat: s, kind, children: BTreeSet::new() };
     Ok((path, node))
 }

@@ -117,14 +117,8 @@ impl Txn {
         match self {
             Txn::CreateSession { .. } => -10,
             Txn::CloseSession { .. } => -11,
-            Txn::Create {
-                kind: CreateKind::Container,
-                ..
-            } => 19,
-            Txn::Create {
-                kind: CreateKind::Ttl(_),
-                ..
-            } => 21,
+            Txn::Create { kind: CreateKind::Container, .. } => 19,
+            Txn::Create { kind: CreateKind::Ttl(_), .. } => 21,
             Txn::Create { .. } => 1,
             Txn::Delete { .. } => 2,
             Txn::DeleteContainer { .. } => 20,

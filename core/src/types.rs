@@ -32,11 +32,7 @@ impl Zxid {
     /// The next zxid in the same epoch. Panics if the counter would wrap: a leader must start a
     /// new epoch before that (Zab: zxid counters never wrap inside an epoch).
     pub fn next(self) -> Zxid {
-        assert!(
-            self.counter() < u32::MAX,
-            "zxid counter exhausted in epoch {}",
-            self.epoch()
-        );
+        assert!(self.counter() < u32::MAX, "zxid counter exhausted in epoch {}", self.epoch());
         Zxid::new(self.epoch(), self.counter() + 1)
     }
 }
@@ -93,10 +89,7 @@ pub struct Id {
 impl Id {
     /// Builds an id.
     pub fn new(scheme: &str, id: &str) -> Id {
-        Id {
-            scheme: scheme.to_string(),
-            id: id.to_string(),
-        }
+        Id { scheme: scheme.to_string(), id: id.to_string() }
     }
 }
 
@@ -112,18 +105,12 @@ pub struct Acl {
 impl Acl {
     /// `OPEN_ACL_UNSAFE`: ALL for world:anyone.
     pub fn open_unsafe() -> Vec<Acl> {
-        vec![Acl {
-            perms: perms::ALL,
-            id: Id::new("world", "anyone"),
-        }]
+        vec![Acl { perms: perms::ALL, id: Id::new("world", "anyone") }]
     }
 
     /// `READ_ACL_UNSAFE`: READ for world:anyone.
     pub fn read_unsafe() -> Vec<Acl> {
-        vec![Acl {
-            perms: perms::READ,
-            id: Id::new("world", "anyone"),
-        }]
+        vec![Acl { perms: perms::READ, id: Id::new("world", "anyone") }]
     }
 }
 

@@ -78,10 +78,7 @@ impl WatchManager {
     /// Adds `modes` for `conn` on `path` in `table`.
     pub fn add(&mut self, table: Table, path: &str, conn: ConnId, modes: u8) {
         assert!(modes != 0);
-        assert!(
-            table == Table::Data || modes & mode::RECURSIVE == 0,
-            "recursive is data-only"
-        );
+        assert!(table == Table::Data || modes & mode::RECURSIVE == 0, "recursive is data-only");
         let entry = self.table_mut(table).entry(path.to_string()).or_default();
         let held = entry.entry(conn).or_insert(0);
         let new_recursive = modes & mode::RECURSIVE != 0 && *held & mode::RECURSIVE == 0;
@@ -89,10 +86,7 @@ impl WatchManager {
         if new_recursive {
             self.recursive_count += 1;
         }
-        self.by_conn
-            .entry(conn)
-            .or_default()
-            .insert((table, path.to_string()));
+        self.by_conn.entry(conn).or_default().insert((table, path.to_string()));
     }
 
     /// Removes `modes` of `conn` on `path` in `table`; returns true if any of them was held.
@@ -130,11 +124,7 @@ impl WatchManager {
 
     /// Modes `conn` holds on `path` in `table`.
     pub fn modes(&self, table: Table, path: &str, conn: ConnId) -> u8 {
-        self.table(table)
-            .get(path)
-            .and_then(|w| w.get(&conn))
-            .copied()
-            .unwrap_or(0)
+        self.table(table).get(path).and_then(|w| w.get(&conn)).copied().unwrap_or(0)
     }
 
     /// Drops every watch of a connection (it closed).
@@ -197,11 +187,7 @@ impl WatchManager {
 
     /// Total watch count (path, conn, table) entries.
     pub fn count(&self) -> usize {
-        self.data
-            .values()
-            .chain(self.child.values())
-            .map(|w| w.len())
-            .sum()
+        self.data.values().chain(self.child.values()).map(|w| w.len()).sum()
     }
 
     /// Paths watched by each connection (for `wchc`), data and child tables together.
@@ -217,9 +203,7 @@ impl WatchManager {
     pub fn by_path(&self) -> BTreeMap<String, BTreeSet<ConnId>> {
         let mut out: BTreeMap<String, BTreeSet<ConnId>> = BTreeMap::new();
         for (path, watchers) in self.data.iter().chain(self.child.iter()) {
-            out.entry(path.clone())
-                .or_default()
-                .extend(watchers.keys().copied());
+            out.entry(path.clone()).or_default().extend(watchers.keys().copied());
         }
         out
     }

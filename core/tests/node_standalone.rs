@@ -14,20 +14,12 @@ fn new_session_takes_a_zxid_and_gets_a_derived_password() {
     let mut h = Harness::new(Config::default());
     let (_, resp) = h.connect(1);
     assert_eq!(resp.timeout_ms, 30_000);
-    assert_eq!(
-        (resp.session_id as u64) >> 56,
-        1,
-        "standalone ids start with 0x01"
-    );
+    assert_eq!((resp.session_id as u64) >> 56, 1, "standalone ids start with 0x01");
     assert_eq!(
         resp.passwd,
         zkr_core::session::session_password(zkr_core::types::SessionId(resp.session_id))
     );
-    assert_eq!(
-        resp.read_only,
-        Some(false),
-        "readOnly echoed because the client sent it"
-    );
+    assert_eq!(resp.read_only, Some(false), "readOnly echoed because the client sent it");
     assert_eq!(h.last_zxid(), Zxid(1), "createSession uses up zxid 1");
 }
 
@@ -38,14 +30,9 @@ fn no_reply_to_a_write_before_it_is_durable() {
     h.auto_persist = false;
     h.send(c, 1, &create("/a", b"x", 0));
     assert!(h.pop(c).is_none(), "no reply before Persisted");
-    assert!(matches!(
-        h.log.last().unwrap().txn,
-        zkr_core::txn::Txn::Create { .. }
-    ));
+    assert!(matches!(h.log.last().unwrap().txn, zkr_core::txn::Txn::Create { .. }));
     h.persist_all();
-    let (hdr, body) = h
-        .reply(c, &create("/a", b"x", 0))
-        .expect("reply after Persisted");
+    let (hdr, body) = h.reply(c, &create("/a", b"x", 0)).expect("reply after Persisted");
     assert_eq!(hdr.err, 0);
     assert_eq!(hdr.zxid, 2, "a write's reply carries its own zxid");
     assert_eq!(body, Some(Response::Create { path: "/a".into() }));
@@ -63,9 +50,7 @@ fn reads_wait_behind_the_sessions_own_writes() {
     let (hdr1, _) = h.reply(c, &create("/a", b"v1", 0)).unwrap();
     let (hdr2, body) = h.reply(c, &get("/a", false)).unwrap();
     assert_eq!((hdr1.xid, hdr2.xid), (1, 2), "replies in request order");
-    let Some(Response::GetData { data, stat }) = body else {
-        panic!("{body:?}")
-    };
+    let Some(Response::GetData { data, stat }) = body else { panic!("{body:?}") };
     assert_eq!(data.as_deref(), Some(&b"v1"[..]), "read-your-writes");
     assert_eq!(stat.czxid, 2);
 }
@@ -97,19 +82,11 @@ fn watch_event_reaches_the_watcher_before_its_next_reply() {
     h.call(a, 2, set("/w", b"1", -1));
     // b's next read must come after the event.
     let (_, body) = h.call(b, 2, get("/w", false));
-    let events = h
-        .events
-        .remove(&b)
-        .expect("event delivered before the read reply");
+    let events = h.events.remove(&b).expect("event delivered before the read reply");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].1.event_type, EventType::NodeDataChanged);
-    assert_eq!(
-        events[0].0, 4,
-        "3.9: the event carries the zxid of the change"
-    );
-    let Some(Response::GetData { data, .. }) = body else {
-        panic!()
-    };
+    assert_eq!(events[0].0, 4, "3.9: the event carries the zxid of the change");
+    let Some(Response::GetData { data, .. }) = body else { panic!() };
     assert_eq!(data.as_deref(), Some(&b"1"[..]));
     // One-shot: a second change fires nothing.
     h.call(a, 3, set("/w", b"2", -1));
@@ -125,29 +102,13 @@ fn expired_session_loses_its_ephemerals_and_its_connection() {
     assert_eq!(resp.timeout_ms, 30_000);
     h.call(a, 1, create("/e", b"", 1));
     let (b, _) = h.connect(2);
-    h.call(
-        b,
-        1,
-        Request::Exists {
-            path: "/e".into(),
-            watch: true,
-        },
-    );
+    h.call(b, 1, Request::Exists { path: "/e".into(), watch: true });
     // 30 s = 300 ticks of 100 ms, rounded up to the 2 s (20 tick) bucket: expiry at tick 300.
     h.tick(299);
-    assert!(
-        h.node.tree().get("/e").is_some(),
-        "not expired before its timeout"
-    );
+    assert!(h.node.tree().get("/e").is_some(), "not expired before its timeout");
     h.tick(1);
-    assert!(
-        h.node.tree().get("/e").is_none(),
-        "ephemeral gone after expiry"
-    );
-    assert!(
-        h.closed.contains(&a),
-        "expired session's connection is closed"
-    );
+    assert!(h.node.tree().get("/e").is_none(), "ephemeral gone after expiry");
+    assert!(h.closed.contains(&a), "expired session's connection is closed");
     let events = h.drain_events(b);
     assert_eq!(
         events.iter().map(|e| e.1.event_type).collect::<Vec<_>>(),
@@ -179,26 +140,14 @@ fn reconnect_with_id_and_password_keeps_ephemerals() {
     let again = zkr_core::proto::codec::decode_connect_response(&payload).unwrap();
     assert_eq!(again.session_id, resp.session_id);
     let (_, body) = h.call(b, 2, Request::GetEphemerals { prefix: "/".into() });
-    assert_eq!(
-        body,
-        Some(Response::GetEphemerals {
-            paths: vec!["/e".into()]
-        })
-    );
+    assert_eq!(body, Some(Response::GetEphemerals { paths: vec!["/e".into()] }));
 
     let c = h.open(3);
     h.send_connect(c, resp.session_id, vec![1; 16]);
     let refused = zkr_core::proto::codec::decode_connect_response(&h.pop(c).unwrap()).unwrap();
-    assert_eq!(
-        (refused.timeout_ms, refused.session_id),
-        (0, 0),
-        "bad password refused"
-    );
+    assert_eq!((refused.timeout_ms, refused.session_id), (0, 0), "bad password refused");
     assert!(h.closed.contains(&c));
-    assert!(
-        !h.closed.contains(&b),
-        "the holder is untouched by a refused attempt"
-    );
+    assert!(!h.closed.contains(&b), "the holder is untouched by a refused attempt");
 }
 
 #[test]
@@ -207,10 +156,7 @@ fn session_moves_to_the_newest_connection() {
     let (a, resp) = h.connect(1);
     let b = h.open(2);
     h.send_connect(b, resp.session_id, resp.passwd.clone());
-    assert!(
-        h.closed.contains(&a),
-        "old connection closed when the session moves"
-    );
+    assert!(h.closed.contains(&a), "old connection closed when the session moves");
     assert!(!h.closed.contains(&b));
 }
 
@@ -233,10 +179,7 @@ fn failed_multi_changes_nothing_and_reports_each_op() {
     let (a, _) = h.connect(1);
     let multi = Request::Multi(vec![
         create("/m", b"", 0),
-        Request::Delete {
-            path: "/missing".into(),
-            version: -1,
-        },
+        Request::Delete { path: "/missing".into(), version: -1 },
         set("/m", b"x", -1),
     ]);
     let (hdr, body) = h.call(a, 1, multi);
@@ -280,20 +223,13 @@ fn recovery_replays_the_log_to_the_same_state() {
     let node = zkr_core::Node::new(Config::default(), init).expect("recovers");
     assert_eq!(node.tree().digest(), digest);
     assert_eq!(node.last_zxid(), h.last_zxid());
-    assert_eq!(
-        node.sessions().len(),
-        1,
-        "the session survives a restart until it expires"
-    );
+    assert_eq!(node.sessions().len(), 1, "the session survives a restart until it expires");
     // A snapshot plus the rest of the log recovers the same state too.
     let snap = h.node.snapshot();
     let bytes = zkr_core::snapshot::encode(&snap.tree, &snap.sessions);
     let decoded = zkr_core::snapshot::decode(&bytes).unwrap();
-    let init = zkr_core::NodeInit {
-        wall_ms: START_MS,
-        snapshot: Some(decoded),
-        ..Default::default()
-    };
+    let init =
+        zkr_core::NodeInit { wall_ms: START_MS, snapshot: Some(decoded), ..Default::default() };
     let node = zkr_core::Node::new(Config::default(), init).expect("recovers from snapshot");
     assert_eq!(node.tree().digest(), digest);
 }

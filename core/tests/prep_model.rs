@@ -44,9 +44,7 @@ impl Model {
 
     fn step(&mut self, req: &Request) -> Result<(), ZkError> {
         match req {
-            Request::Create {
-                path, data, flags, ..
-            } => {
+            Request::Create { path, data, flags, .. } => {
                 let par = parent(path);
                 let seq = flags & 2 != 0;
                 let (creates, eph_parent) = if par == "/" {
@@ -55,11 +53,7 @@ impl Model {
                     let n = self.nodes.get(par).ok_or(ZkError::NoNode)?;
                     (n.creates, n.ephemeral)
                 };
-                let full = if seq {
-                    format!("{path}{creates:010}")
-                } else {
-                    path.clone()
-                };
+                let full = if seq { format!("{path}{creates:010}") } else { path.clone() };
                 if self.nodes.contains_key(&full) {
                     return Err(ZkError::NodeExists);
                 }
@@ -70,12 +64,8 @@ impl Model {
                     Some(n) => n.creates += 1,
                     None => self.root_creates += 1,
                 }
-                let node = MNode {
-                    data: data.clone(),
-                    version: 0,
-                    ephemeral: flags & 1 != 0,
-                    creates: 0,
-                };
+                let node =
+                    MNode { data: data.clone(), version: 0, ephemeral: flags & 1 != 0, creates: 0 };
                 self.nodes.insert(full, node);
                 Ok(())
             }
@@ -90,11 +80,7 @@ impl Model {
                 self.nodes.remove(path);
                 Ok(())
             }
-            Request::SetData {
-                path,
-                data,
-                version,
-            } => {
+            Request::SetData { path, data, version } => {
                 let n = self.nodes.get_mut(path).ok_or(ZkError::NoNode)?;
                 if *version != -1 && *version != n.version {
                     return Err(ZkError::BadVersion);
@@ -160,13 +146,12 @@ fn batch_strategy() -> impl Strategy<Value = Vec<Request>> {
 fn expect_success(txn: &Txn) -> Result<(), ZkError> {
     match txn {
         Txn::Error { err } => Err(*err),
-        Txn::Multi(subs) => match subs
-            .iter()
-            .find(|t| !matches!(t, Txn::Error { err: ZkError::Ok }))
-        {
-            Some(Txn::Error { err }) => Err(*err),
-            _ => Ok(()),
-        },
+        Txn::Multi(subs) => {
+            match subs.iter().find(|t| !matches!(t, Txn::Error { err: ZkError::Ok })) {
+                Some(Txn::Error { err }) => Err(*err),
+                _ => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }
@@ -174,11 +159,8 @@ fn expect_success(txn: &Txn) -> Result<(), ZkError> {
 fn compare(tree: &DataTree, model: &Model) {
     tree.invariants();
     let system = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
-    let user: Vec<&String> = tree
-        .nodes()
-        .map(|(p, _)| p)
-        .filter(|p| !system.contains(&p.as_str()))
-        .collect();
+    let user: Vec<&String> =
+        tree.nodes().map(|(p, _)| p).filter(|p| !system.contains(&p.as_str())).collect();
     let expected: Vec<&String> = model.nodes.keys().collect();
     assert_eq!(user, expected);
     for (p, m) in &model.nodes {

@@ -32,22 +32,10 @@ impl Leader {
 
     fn prepare(&mut self, req: &Request) -> LoggedTxn {
         self.zxid += 1;
-        let who = Requester {
-            session: S1,
-            session_valid: true,
-            ids: &self.ids,
-        };
+        let who = Requester { session: S1, session_valid: true, ids: &self.ids };
         let zxid = Zxid(self.zxid);
         let txn = self.prep.prepare(&self.tree, &self.cfg, &who, req, zxid, 7);
-        LoggedTxn {
-            header: TxnHeader {
-                session_id: S1,
-                cxid: 0,
-                zxid,
-                time_ms: 7,
-            },
-            txn,
-        }
+        LoggedTxn { header: TxnHeader { session_id: S1, cxid: 0, zxid, time_ms: 7 }, txn }
     }
 
     fn apply(&mut self, t: &LoggedTxn) -> ApplyOutcome {
@@ -76,11 +64,7 @@ fn create(path: &str, flags: i32) -> Request {
 }
 
 fn set_data(path: &str, version: i32) -> Request {
-    Request::SetData {
-        path: path.into(),
-        data: Some(b"x".to_vec()),
-        version,
-    }
+    Request::SetData { path: path.into(), data: Some(b"x".to_vec()), version }
 }
 
 fn err(e: ZkError) -> Txn {
@@ -94,15 +78,9 @@ fn failed_multi_result_shape() {
     let multi = Request::Multi(vec![
         create("/b", 0),
         set_data("/b", 0),
-        Request::Delete {
-            path: "/a".into(),
-            version: 3,
-        },
+        Request::Delete { path: "/a".into(), version: 3 },
         create("/c", 0),
-        Request::Check {
-            path: "/a".into(),
-            version: 0,
-        },
+        Request::Check { path: "/a".into(), version: 0 },
     ]);
     let (txn, out) = l.run(&multi);
     let expected = vec![
@@ -113,9 +91,7 @@ fn failed_multi_result_shape() {
         err(ZkError::RuntimeInconsistency),
     ];
     assert_eq!(txn, Txn::Multi(expected));
-    let ApplyOutcome::Multi(outs) = out else {
-        panic!("{out:?}")
-    };
+    let ApplyOutcome::Multi(outs) = out else { panic!("{out:?}") };
     assert_eq!(outs.len(), 5);
     assert!(l.tree.get("/b").is_none(), "a failed multi changes nothing");
     assert!(l.prep.is_empty(), "a failed multi leaves no record behind");
@@ -129,43 +105,18 @@ fn multi_ops_see_earlier_ops() {
         set_data("/a", 0),
         set_data("/a", 1),
         create("/a/b", 2),
-        Request::Check {
-            path: "/a".into(),
-            version: 2,
-        },
-        Request::Delete {
-            path: "/a/b0000000000".into(),
-            version: 0,
-        },
+        Request::Check { path: "/a".into(), version: 2 },
+        Request::Delete { path: "/a/b0000000000".into(), version: 0 },
     ]);
     let (txn, out) = l.run(&multi);
-    let Txn::Multi(subs) = txn else {
-        panic!("{txn:?}")
-    };
-    assert!(
-        matches!(&subs[2], Txn::SetData { version: 2, .. }),
-        "{subs:?}"
-    );
+    let Txn::Multi(subs) = txn else { panic!("{txn:?}") };
+    assert!(matches!(&subs[2], Txn::SetData { version: 2, .. }), "{subs:?}");
     assert!(matches!(&subs[3], Txn::Create { path, .. } if path == "/a/b0000000000"));
-    assert_eq!(
-        subs[4],
-        Txn::Check {
-            path: "/a".into(),
-            version: 3
-        }
-    );
-    let ApplyOutcome::Multi(outs) = out else {
-        panic!("{out:?}")
-    };
-    assert!(
-        outs.iter().all(|o| !matches!(o, ApplyOutcome::Failed(_))),
-        "{outs:?}"
-    );
+    assert_eq!(subs[4], Txn::Check { path: "/a".into(), version: 3 });
+    let ApplyOutcome::Multi(outs) = out else { panic!("{out:?}") };
+    assert!(outs.iter().all(|o| !matches!(o, ApplyOutcome::Failed(_))), "{outs:?}");
     let a = l.tree.stat("/a").unwrap();
-    assert_eq!(
-        (a.version, a.cversion, a.num_children, a.mzxid),
-        (2, 2, 0, 1)
-    );
+    assert_eq!((a.version, a.cversion, a.num_children, a.mzxid), (2, 2, 0, 1));
 }
 
 #[test]
@@ -174,17 +125,10 @@ fn failed_multi_does_not_use_up_sequence_numbers() {
     l.run(&create("/s", 0));
     let failing = Request::Multi(vec![create("/s/n", 2), create("/s/n", 2), create("/s", 0)]);
     let (txn, _) = l.run(&failing);
-    let expected = Txn::Multi(vec![
-        err(ZkError::Ok),
-        err(ZkError::Ok),
-        err(ZkError::NodeExists),
-    ]);
+    let expected = Txn::Multi(vec![err(ZkError::Ok), err(ZkError::Ok), err(ZkError::NodeExists)]);
     assert_eq!(txn, expected);
     let (txn, _) = l.run(&create("/s/n", 2));
-    assert!(
-        matches!(txn, Txn::Create { ref path, .. } if path == "/s/n0000000000"),
-        "{txn:?}"
-    );
+    assert!(matches!(txn, Txn::Create { ref path, .. } if path == "/s/n0000000000"), "{txn:?}");
 }
 
 #[test]
@@ -201,26 +145,8 @@ fn multi_create_kind_comes_from_the_flags() {
     let (txn, _) = l.run(&Request::Multi(vec![create("/c", 4), create("/e", 1)]));
     let Txn::Multi(subs) = txn else { panic!() };
     use zkr_core::txn::CreateKind;
-    assert!(
-        matches!(
-            subs[0],
-            Txn::Create {
-                kind: CreateKind::Container,
-                ..
-            }
-        ),
-        "{subs:?}"
-    );
-    assert!(
-        matches!(
-            subs[1],
-            Txn::Create {
-                kind: CreateKind::Ephemeral,
-                ..
-            }
-        ),
-        "{subs:?}"
-    );
+    assert!(matches!(subs[0], Txn::Create { kind: CreateKind::Container, .. }), "{subs:?}");
+    assert!(matches!(subs[1], Txn::Create { kind: CreateKind::Ephemeral, .. }), "{subs:?}");
     assert_eq!(l.tree.ephemerals(S1), vec!["/e"]);
 }
 
@@ -231,17 +157,7 @@ fn pipelined_creates_see_each_other() {
     let t2 = l.prepare(&create("/a/b", 0));
     let t3 = l.prepare(&create("/x", 0));
     let t4 = l.prepare(&create("/x", 0));
-    assert!(
-        matches!(
-            t2.txn,
-            Txn::Create {
-                parent_cversion: 1,
-                ..
-            }
-        ),
-        "{:?}",
-        t2.txn
-    );
+    assert!(matches!(t2.txn, Txn::Create { parent_cversion: 1, .. }), "{:?}", t2.txn);
     assert_eq!(t4.txn, err(ZkError::NodeExists));
     for t in [&t1, &t2, &t3, &t4] {
         l.apply(t);
@@ -258,10 +174,7 @@ fn pipelined_delete_and_versions() {
     let t1 = l.prepare(&set_data("/a", 0));
     let t2 = l.prepare(&set_data("/a", 0));
     let t3 = l.prepare(&set_data("/a", 1));
-    let t4 = l.prepare(&Request::Delete {
-        path: "/a".into(),
-        version: 2,
-    });
+    let t4 = l.prepare(&Request::Delete { path: "/a".into(), version: 2 });
     let t5 = l.prepare(&set_data("/a", -1));
     let t6 = l.prepare(&create("/a", 1));
     assert!(matches!(t1.txn, Txn::SetData { version: 1, .. }));
@@ -269,26 +182,11 @@ fn pipelined_delete_and_versions() {
     assert!(matches!(t3.txn, Txn::SetData { version: 2, .. }));
     assert_eq!(t4.txn, Txn::Delete { path: "/a".into() });
     assert_eq!(t5.txn, err(ZkError::NoNode));
-    assert!(
-        matches!(
-            t6.txn,
-            Txn::Create {
-                parent_cversion: 2,
-                ..
-            }
-        ),
-        "{:?}",
-        t6.txn
-    );
+    assert!(matches!(t6.txn, Txn::Create { parent_cversion: 2, .. }), "{:?}", t6.txn);
     // The session's ephemerals as the leader sees them right now: the pending /a.
     l.zxid += 1;
     let close = l.prep.prepare_close_session(&l.tree, S1, Zxid(l.zxid));
-    assert_eq!(
-        close,
-        Txn::CloseSession {
-            paths_to_delete: vec!["/a".into()]
-        }
-    );
+    assert_eq!(close, Txn::CloseSession { paths_to_delete: vec!["/a".into()] });
     // Partially applied: records up to t3 are dropped, later ones stay.
     for t in [&t1, &t2, &t3] {
         l.apply(t);
@@ -297,12 +195,7 @@ fn pipelined_delete_and_versions() {
     for t in [&t4, &t5, &t6] {
         l.apply(t);
     }
-    let header = TxnHeader {
-        session_id: S1,
-        cxid: 0,
-        zxid: Zxid(l.zxid),
-        time_ms: 9,
-    };
+    let header = TxnHeader { session_id: S1, cxid: 0, zxid: Zxid(l.zxid), time_ms: 9 };
     l.apply(&LoggedTxn { header, txn: close });
     assert!(l.tree.get("/a").is_none());
     assert!(l.prep.is_empty());
@@ -312,15 +205,8 @@ fn pipelined_delete_and_versions() {
 fn pipelined_set_acl_is_seen_by_later_requests() {
     let mut l = Leader::new();
     l.run(&create("/a", 0));
-    let read_only = vec![Acl {
-        perms: perms::READ,
-        id: Id::new("world", "anyone"),
-    }];
-    let t1 = l.prepare(&Request::SetAcl {
-        path: "/a".into(),
-        acl: read_only,
-        version: -1,
-    });
+    let read_only = vec![Acl { perms: perms::READ, id: Id::new("world", "anyone") }];
+    let t1 = l.prepare(&Request::SetAcl { path: "/a".into(), acl: read_only, version: -1 });
     let t2 = l.prepare(&set_data("/a", -1));
     assert!(matches!(t1.txn, Txn::SetAcl { version: 1, .. }));
     assert_eq!(t2.txn, err(ZkError::NoAuth));

@@ -12,10 +12,7 @@ use zkr_core::types::{Acl, Id, SessionId, Zxid, perms};
 const S1: SessionId = SessionId(0x100);
 
 fn world_acl(p: i32) -> Vec<Acl> {
-    vec![Acl {
-        perms: p,
-        id: Id::new("world", "anyone"),
-    }]
+    vec![Acl { perms: p, id: Id::new("world", "anyone") }]
 }
 
 struct Fixture {
@@ -53,12 +50,7 @@ impl Fixture {
         }
         for p in ["/noc/x", "/nod/x"] {
             let t = LoggedTxn {
-                header: TxnHeader {
-                    session_id: S1,
-                    cxid: 0,
-                    zxid: Zxid(f.zxid + 1),
-                    time_ms: 1,
-                },
+                header: TxnHeader { session_id: S1, cxid: 0, zxid: Zxid(f.zxid + 1), time_ms: 1 },
                 txn: Txn::Create {
                     path: p.into(),
                     data: None,
@@ -76,23 +68,11 @@ impl Fixture {
     /// Prepares `req` and applies the result; returns the txn.
     fn txn(&mut self, session_valid: bool, req: &Request) -> Txn {
         self.zxid += 1;
-        let who = Requester {
-            session: S1,
-            session_valid,
-            ids: &self.ids,
-        };
+        let who = Requester { session: S1, session_valid, ids: &self.ids };
         let zxid = Zxid(self.zxid);
         let txn = self.prep.prepare(&self.tree, &self.cfg, &who, req, zxid, 5);
-        let header = TxnHeader {
-            session_id: S1,
-            cxid: 0,
-            zxid,
-            time_ms: 5,
-        };
-        self.tree.apply(&LoggedTxn {
-            header,
-            txn: txn.clone(),
-        });
+        let header = TxnHeader { session_id: S1, cxid: 0, zxid, time_ms: 5 };
+        self.tree.apply(&LoggedTxn { header, txn: txn.clone() });
         self.prep.applied(zxid);
         txn
     }
@@ -113,14 +93,7 @@ impl Fixture {
 }
 
 fn create_acl(path: &str, flags: i32, acl: Vec<Acl>) -> Request {
-    Request::Create {
-        op: OpCode::Create,
-        path: path.into(),
-        data: None,
-        acl,
-        flags,
-        ttl: -1,
-    }
+    Request::Create { op: OpCode::Create, path: path.into(), data: None, acl, flags, ttl: -1 }
 }
 
 fn create(path: &str) -> Request {
@@ -128,26 +101,15 @@ fn create(path: &str) -> Request {
 }
 
 fn delete(path: &str, version: i32) -> Request {
-    Request::Delete {
-        path: path.into(),
-        version,
-    }
+    Request::Delete { path: path.into(), version }
 }
 
 fn set_data(path: &str, version: i32) -> Request {
-    Request::SetData {
-        path: path.into(),
-        data: None,
-        version,
-    }
+    Request::SetData { path: path.into(), data: None, version }
 }
 
 fn set_acl(path: &str, acl: Vec<Acl>, version: i32) -> Request {
-    Request::SetAcl {
-        path: path.into(),
-        acl,
-        version,
-    }
+    Request::SetAcl { path: path.into(), acl, version }
 }
 
 // ---- create ----
@@ -155,14 +117,8 @@ fn set_acl(path: &str, acl: Vec<Acl>, version: i32) -> Request {
 #[test]
 fn create_bad_flags_beat_session() {
     let mut f = Fixture::new();
-    assert_eq!(
-        f.err_expired(&create_acl("/open/a", 7, vec![])),
-        ZkError::BadArguments
-    );
-    assert_eq!(
-        f.err_expired(&create_acl("/open/a", -1, vec![])),
-        ZkError::BadArguments
-    );
+    assert_eq!(f.err_expired(&create_acl("/open/a", 7, vec![])), ZkError::BadArguments);
+    assert_eq!(f.err_expired(&create_acl("/open/a", -1, vec![])), ZkError::BadArguments);
 }
 
 #[test]
@@ -191,31 +147,16 @@ fn create_session_beats_path_syntax() {
 #[test]
 fn create_path_syntax_beats_invalid_acl() {
     let mut f = Fixture::new();
-    assert_eq!(
-        f.err(&create_acl("noslash", 0, vec![])),
-        ZkError::BadArguments
-    );
-    assert_eq!(
-        f.err(&create_acl("/open/a\0b", 0, vec![])),
-        ZkError::BadArguments
-    );
+    assert_eq!(f.err(&create_acl("noslash", 0, vec![])), ZkError::BadArguments);
+    assert_eq!(f.err(&create_acl("/open/a\0b", 0, vec![])), ZkError::BadArguments);
 }
 
 #[test]
 fn create_invalid_acl_beats_no_node() {
     let mut f = Fixture::new();
-    assert_eq!(
-        f.err(&create_acl("/missing/x", 0, vec![])),
-        ZkError::InvalidAcl
-    );
-    let auth_without_ids = vec![Acl {
-        perms: perms::ALL,
-        id: Id::new("auth", ""),
-    }];
-    assert_eq!(
-        f.err(&create_acl("/missing/x", 0, auth_without_ids)),
-        ZkError::InvalidAcl
-    );
+    assert_eq!(f.err(&create_acl("/missing/x", 0, vec![])), ZkError::InvalidAcl);
+    let auth_without_ids = vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }];
+    assert_eq!(f.err(&create_acl("/missing/x", 0, auth_without_ids)), ZkError::InvalidAcl);
     assert_eq!(f.err(&create("/missing/x")), ZkError::NoNode);
 }
 
@@ -256,10 +197,7 @@ fn create_no_auth_beats_ephemeral_parent() {
     // an ephemeral parent without CREATE gives NOAUTH.
     let mut f = Fixture::new();
     let acl = world_acl(perms::ALL & !perms::CREATE);
-    assert!(matches!(
-        f.txn(true, &create_acl("/e2", 1, acl)),
-        Txn::Create { .. }
-    ));
+    assert!(matches!(f.txn(true, &create_acl("/e2", 1, acl)), Txn::Create { .. }));
     assert_eq!(f.err(&create("/e2/x")), ZkError::NoAuth);
 }
 
@@ -284,14 +222,7 @@ fn delete_session_first() {
 #[test]
 fn delete_special_and_bad_paths() {
     let mut f = Fixture::new();
-    for p in [
-        "/",
-        "/zookeeper",
-        "/zookeeper/quota",
-        "/zookeeper/config",
-        "noslash",
-        "/a\0",
-    ] {
+    for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config", "noslash", "/a\0"] {
         assert_eq!(f.err(&delete(p, -1)), ZkError::BadArguments, "{p:?}");
     }
     assert_eq!(f.err(&delete("/a//b", -1)), ZkError::NoNode);
@@ -312,12 +243,7 @@ fn delete_bad_version_beats_not_empty() {
     assert_eq!(f.err(&delete("/full", 5)), ZkError::BadVersion);
     assert_eq!(f.err(&delete("/full", -1)), ZkError::NotEmpty);
     assert_eq!(f.err(&delete("/full", 0)), ZkError::NotEmpty);
-    assert_eq!(
-        f.txn(true, &delete("/full/c", 0)),
-        Txn::Delete {
-            path: "/full/c".into()
-        }
-    );
+    assert_eq!(f.txn(true, &delete("/full/c", 0)), Txn::Delete { path: "/full/c".into() });
 }
 
 // ---- setData ----
@@ -331,14 +257,7 @@ fn set_data_order() {
     assert_eq!(f.err(&set_data("/ro", 9)), ZkError::NoAuth);
     assert_eq!(f.err(&set_data("/open", 9)), ZkError::BadVersion);
     let t = f.txn(true, &set_data("/open", 0));
-    assert_eq!(
-        t,
-        Txn::SetData {
-            path: "/open".into(),
-            data: None,
-            version: 1
-        }
-    );
+    assert_eq!(t, Txn::SetData { path: "/open".into(), data: None, version: 1 });
 }
 
 // ---- setACL ----
@@ -347,42 +266,20 @@ fn set_data_order() {
 fn set_acl_order() {
     let mut f = Fixture::new();
     let open = Acl::open_unsafe();
-    assert_eq!(
-        f.err_expired(&set_acl("bad", vec![], -1)),
-        ZkError::SessionExpired
-    );
-    assert_eq!(
-        f.err(&set_acl("/missing/", vec![], -1)),
-        ZkError::BadArguments
-    );
+    assert_eq!(f.err_expired(&set_acl("bad", vec![], -1)), ZkError::SessionExpired);
+    assert_eq!(f.err(&set_acl("/missing/", vec![], -1)), ZkError::BadArguments);
     assert_eq!(f.err(&set_acl("/missing", vec![], -1)), ZkError::InvalidAcl);
-    assert_eq!(
-        f.err(&set_acl("/missing", open.clone(), -1)),
-        ZkError::NoNode
-    );
+    assert_eq!(f.err(&set_acl("/missing", open.clone(), -1)), ZkError::NoNode);
     assert_eq!(f.err(&set_acl("/ro", open.clone(), 9)), ZkError::NoAuth);
-    assert_eq!(
-        f.err(&set_acl("/open", open.clone(), 9)),
-        ZkError::BadVersion
-    );
+    assert_eq!(f.err(&set_acl("/open", open.clone(), 9)), ZkError::BadVersion);
     let t = f.txn(true, &set_acl("/open", open.clone(), 0));
-    assert_eq!(
-        t,
-        Txn::SetAcl {
-            path: "/open".into(),
-            acl: open,
-            version: 1
-        }
-    );
+    assert_eq!(t, Txn::SetAcl { path: "/open".into(), acl: open, version: 1 });
 }
 
 // ---- check (multi only) ----
 
 fn check(path: &str, version: i32) -> Request {
-    Request::Check {
-        path: path.into(),
-        version,
-    }
+    Request::Check { path: path.into(), version }
 }
 
 fn multi_err(f: &mut Fixture, op: Request) -> ZkError {
@@ -398,21 +295,12 @@ fn multi_err(f: &mut Fixture, op: Request) -> ZkError {
 #[test]
 fn check_order() {
     let mut f = Fixture::new();
-    assert_eq!(
-        multi_err(&mut f, check("/missing/", 9)),
-        ZkError::BadArguments
-    );
+    assert_eq!(multi_err(&mut f, check("/missing/", 9)), ZkError::BadArguments);
     assert_eq!(multi_err(&mut f, check("/missing", 9)), ZkError::NoNode);
     assert_eq!(multi_err(&mut f, check("/noread", 9)), ZkError::NoAuth);
     assert_eq!(multi_err(&mut f, check("/open", 9)), ZkError::BadVersion);
     let ok = f.txn(true, &Request::Multi(vec![check("/open", 0)]));
-    assert_eq!(
-        ok,
-        Txn::Multi(vec![Txn::Check {
-            path: "/open".into(),
-            version: 1
-        }])
-    );
+    assert_eq!(ok, Txn::Multi(vec![Txn::Check { path: "/open".into(), version: 1 }]));
     // A standalone check is not a write.
     assert_eq!(f.err(&check("/open", 0)), ZkError::Unimplemented);
 }
@@ -423,9 +311,6 @@ fn bad_flags_inside_multi_are_a_marshalling_error() {
     let multi = Request::Multi(vec![create("/open/a"), create_acl("/open/b", 9, vec![])]);
     assert_eq!(f.err(&multi), ZkError::MarshallingError);
     assert!(f.tree.get("/open/a").is_none());
-    let nested = Request::Multi(vec![Request::GetData {
-        path: "/".into(),
-        watch: false,
-    }]);
+    let nested = Request::Multi(vec![Request::GetData { path: "/".into(), watch: false }]);
     assert_eq!(f.err(&nested), ZkError::MarshallingError);
 }

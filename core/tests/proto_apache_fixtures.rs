@@ -68,10 +68,7 @@ const NOTIFICATION: &str = "0000001fffffffffffffffffffffffff00000000000000030000
 
 fn unhex(s: &str) -> Vec<u8> {
     assert!(s.len() % 2 == 0);
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 /// Every fixture is exactly one frame for our frame decoder.
@@ -80,9 +77,7 @@ fn single_frame(framed: &[u8]) -> Vec<u8> {
     d.push(&[0, 0, 0, 0]); // an empty first frame, so that nothing is taken for a 4lw
     assert_eq!(d.next_frame(), Ok(Some(Frame::Payload(vec![]))));
     d.push(framed);
-    let Ok(Some(Frame::Payload(p))) = d.next_frame() else {
-        panic!("not one frame")
-    };
+    let Ok(Some(Frame::Payload(p))) = d.next_frame() else { panic!("not one frame") };
     assert_eq!(d.next_frame(), Ok(None));
     p
 }
@@ -100,11 +95,7 @@ fn check_reply(hex: &str, op: OpCode, want_header: ReplyHeader, want: Option<Res
         got
     });
     assert_eq!(r.finish("reply"), Ok(()));
-    assert_eq!(
-        codec::encode_reply(&header, body.as_ref()),
-        framed,
-        "{op:?} re-encoding"
-    );
+    assert_eq!(codec::encode_reply(&header, body.as_ref()), framed, "{op:?} re-encoding");
 }
 
 fn stat_fx() -> Stat {
@@ -145,11 +136,7 @@ fn connect_response_from_apache() {
     let resp = codec::decode_connect_response(unframe(&framed)).unwrap();
     assert_eq!(resp.protocol_version, 0);
     assert_eq!(resp.timeout_ms, 30_000);
-    assert_eq!(
-        resp.session_id as u64 >> 56,
-        1,
-        "standalone session ids start with 0x01"
-    );
+    assert_eq!(resp.session_id as u64 >> 56, 1, "standalone session ids start with 0x01");
     assert_eq!(resp.passwd.len(), 16);
     assert_eq!(resp.read_only, Some(false));
     assert_eq!(unframe(&framed).len(), 37);
@@ -160,43 +147,16 @@ fn connect_response_from_apache() {
 #[test]
 fn single_op_replies_from_apache() {
     let h = |xid, zxid, err| ReplyHeader { xid, zxid, err };
-    check_reply(
-        CREATE,
-        OpCode::Create,
-        h(1, 3, 0),
-        Some(Response::Create { path: "/fx".into() }),
-    );
-    let create2 = Response::Create2 {
-        path: "/fx/n".into(),
-        stat: stat_fx_n(),
-    };
-    check_reply(
-        CREATE2_NULL_DATA,
-        OpCode::Create2,
-        h(2, 4, 0),
-        Some(create2),
-    );
-    let get = Response::GetData {
-        data: Some(b"hello".to_vec()),
-        stat: stat_fx(),
-    };
+    check_reply(CREATE, OpCode::Create, h(1, 3, 0), Some(Response::Create { path: "/fx".into() }));
+    let create2 = Response::Create2 { path: "/fx/n".into(), stat: stat_fx_n() };
+    check_reply(CREATE2_NULL_DATA, OpCode::Create2, h(2, 4, 0), Some(create2));
+    let get = Response::GetData { data: Some(b"hello".to_vec()), stat: stat_fx() };
     check_reply(GET_DATA, OpCode::GetData, h(3, 4, 0), Some(get));
     // A znode created with null data gives back a -1 length (reference §1).
-    let get_null = Response::GetData {
-        data: None,
-        stat: stat_fx_n(),
-    };
+    let get_null = Response::GetData { data: None, stat: stat_fx_n() };
     check_reply(GET_DATA_NULL, OpCode::GetData, h(4, 4, 0), Some(get_null));
-    check_reply(
-        EXISTS_NONODE,
-        OpCode::Exists,
-        h(5, 4, ZkError::NoNode.code()),
-        None,
-    );
-    let kids = Response::GetChildren2 {
-        children: vec!["n".into()],
-        stat: stat_fx(),
-    };
+    check_reply(EXISTS_NONODE, OpCode::Exists, h(5, 4, ZkError::NoNode.code()), None);
+    let kids = Response::GetChildren2 { children: vec!["n".into()], stat: stat_fx() };
     check_reply(GET_CHILDREN2, OpCode::GetChildren2, h(6, 4, 0), Some(kids));
     check_reply(PING, OpCode::Ping, h(-2, 6, 0), None);
 }
@@ -218,9 +178,7 @@ fn multi_replies_from_apache() {
         pzxid: 5,
     };
     let ok = Response::Multi(vec![
-        MultiResult::Create {
-            path: "/fx/m".into(),
-        },
+        MultiResult::Create { path: "/fx/m".into() },
         MultiResult::SetData { stat: set_stat },
         MultiResult::Check,
         MultiResult::Delete,
@@ -236,15 +194,9 @@ fn multi_replies_from_apache() {
     let read = Response::Multi(vec![
         MultiResult::GetData {
             data: Some(b"hello".to_vec()),
-            stat: Stat {
-                pzxid: 5,
-                cversion: 3,
-                ..stat_fx()
-            },
+            stat: Stat { pzxid: 5, cversion: 3, ..stat_fx() },
         },
-        MultiResult::GetChildren {
-            children: vec!["n".into()],
-        },
+        MultiResult::GetChildren { children: vec!["n".into()] },
         MultiResult::Error(ZkError::NoNode),
     ]);
     check_reply(MULTI_READ, OpCode::MultiRead, h(9, 6), Some(read));
@@ -256,20 +208,10 @@ fn notification_from_apache() {
     let payload = single_frame(&framed);
     let mut r = Reader::new(&payload);
     // 3.8 sends zxid -1 in notifications (the txn's zxid only from 3.9, ZOOKEEPER-4655).
-    assert_eq!(
-        codec::decode_reply_header(&mut r),
-        Ok(ReplyHeader {
-            xid: -1,
-            zxid: -1,
-            err: 0
-        })
-    );
+    assert_eq!(codec::decode_reply_header(&mut r), Ok(ReplyHeader { xid: -1, zxid: -1, err: 0 }));
     let ev = codec::decode_watcher_event(&mut r).unwrap();
-    let want = WatcherEvent {
-        event_type: EventType::NodeDataChanged,
-        state: 3,
-        path: "/fx".into(),
-    };
+    let want =
+        WatcherEvent { event_type: EventType::NodeDataChanged, state: 3, path: "/fx".into() };
     assert_eq!(ev, want);
     assert_eq!(r.finish("notification"), Ok(()));
     assert_eq!(codec::encode_notification(-1, &ev), framed);

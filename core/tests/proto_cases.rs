@@ -29,41 +29,18 @@ fn decode_body(payload: &[u8]) -> Result<Request, BodyError> {
 #[test]
 fn null_and_empty_data_stay_distinct_through_requests_replies_and_txns() {
     for data in [None, Some(vec![])] {
-        let req = Request::SetData {
-            path: "/a".into(),
-            data: data.clone(),
-            version: -1,
-        };
+        let req = Request::SetData { path: "/a".into(), data: data.clone(), version: -1 };
         let framed = codec::encode_request(&RequestHeader { xid: 1, op: 5 }, &req);
         assert_eq!(decode_body(unframe(&framed)), Ok(req));
 
-        let resp = Response::GetData {
-            data: data.clone(),
-            stat: Default::default(),
-        };
-        let framed = codec::encode_reply(
-            &ReplyHeader {
-                xid: 1,
-                zxid: 1,
-                err: 0,
-            },
-            Some(&resp),
-        );
+        let resp = Response::GetData { data: data.clone(), stat: Default::default() };
+        let framed = codec::encode_reply(&ReplyHeader { xid: 1, zxid: 1, err: 0 }, Some(&resp));
         let mut r = Reader::new(&unframe(&framed)[16..]);
         assert_eq!(codec::decode_response(OpCode::GetData, &mut r), Ok(resp));
 
         let t = LoggedTxn {
-            header: TxnHeader {
-                session_id: SessionId(1),
-                cxid: 1,
-                zxid: Zxid(1),
-                time_ms: 0,
-            },
-            txn: Txn::SetData {
-                path: "/a".into(),
-                data,
-                version: 1,
-            },
+            header: TxnHeader { session_id: SessionId(1), cxid: 1, zxid: Zxid(1), time_ms: 0 },
+            txn: Txn::SetData { path: "/a".into(), data, version: 1 },
         };
         assert_eq!(decode_txn(&encode_txn(&t)), Ok(t));
     }
@@ -84,12 +61,7 @@ fn ustring_minus_one_is_none_and_null_path_reads_empty() {
 
     let mut w = header_bytes(1, OpCode::GetAcl.code());
     w.write_ustring(None);
-    assert_eq!(
-        decode_body(w.as_slice()),
-        Ok(Request::GetAcl {
-            path: String::new()
-        })
-    );
+    assert_eq!(decode_body(w.as_slice()), Ok(Request::GetAcl { path: String::new() }));
 }
 
 #[test]
@@ -105,72 +77,33 @@ fn invalid_utf8_in_a_path_is_malformed() {
 #[test]
 fn get_data_inside_multi_is_malformed() {
     let req = Request::Multi(vec![
-        Request::Delete {
-            path: "/a".into(),
-            version: -1,
-        },
-        Request::GetData {
-            path: "/a".into(),
-            watch: false,
-        },
+        Request::Delete { path: "/a".into(), version: -1 },
+        Request::GetData { path: "/a".into(), watch: false },
     ]);
     let framed = codec::encode_request(&RequestHeader { xid: 1, op: 14 }, &req);
-    let expected = DecodeError::BadValue {
-        what: "multi op type",
-        value: 4,
-    };
-    assert_eq!(
-        decode_body(unframe(&framed)),
-        Err(BodyError::Malformed(expected))
-    );
+    let expected = DecodeError::BadValue { what: "multi op type", value: 4 };
+    assert_eq!(decode_body(unframe(&framed)), Err(BodyError::Malformed(expected)));
 }
 
 #[test]
 fn write_ops_inside_multi_read_are_malformed() {
     for sub in [
-        Request::Delete {
-            path: "/a".into(),
-            version: -1,
-        },
-        Request::GetChildren {
-            op: OpCode::GetChildren2,
-            path: "/".into(),
-            watch: false,
-        },
-        Request::Check {
-            path: "/a".into(),
-            version: 1,
-        },
+        Request::Delete { path: "/a".into(), version: -1 },
+        Request::GetChildren { op: OpCode::GetChildren2, path: "/".into(), watch: false },
+        Request::Check { path: "/a".into(), version: 1 },
     ] {
         let code = codec::request_op(&sub).code();
-        let req = Request::MultiRead(vec![
-            Request::GetData {
-                path: "/".into(),
-                watch: false,
-            },
-            sub,
-        ]);
+        let req =
+            Request::MultiRead(vec![Request::GetData { path: "/".into(), watch: false }, sub]);
         let framed = codec::encode_request(&RequestHeader { xid: 1, op: 22 }, &req);
-        let expected = DecodeError::BadValue {
-            what: "multi op type",
-            value: code.into(),
-        };
-        assert_eq!(
-            decode_body(unframe(&framed)),
-            Err(BodyError::Malformed(expected))
-        );
+        let expected = DecodeError::BadValue { what: "multi op type", value: code.into() };
+        assert_eq!(decode_body(unframe(&framed)), Err(BodyError::Malformed(expected)));
     }
 }
 
 #[test]
 fn nested_and_session_ops_inside_multi_are_malformed() {
-    for op in [
-        OpCode::Multi,
-        OpCode::Exists,
-        OpCode::SetAcl,
-        OpCode::Sync,
-        OpCode::Error,
-    ] {
+    for op in [OpCode::Multi, OpCode::Exists, OpCode::SetAcl, OpCode::Sync, OpCode::Error] {
         let mut w = header_bytes(1, OpCode::Multi.code());
         w.write_i32(op.code());
         w.write_bool(false);
@@ -184,10 +117,7 @@ fn nested_and_session_ops_inside_multi_are_malformed() {
 
 #[test]
 fn empty_multi_decodes_to_empty_list() {
-    for (op, want) in [
-        (14, Request::Multi(vec![])),
-        (22, Request::MultiRead(vec![])),
-    ] {
+    for (op, want) in [(14, Request::Multi(vec![])), (22, Request::MultiRead(vec![]))] {
         let mut w = header_bytes(3, op);
         w.write_i32(-1);
         w.write_bool(true);
@@ -199,29 +129,15 @@ fn empty_multi_decodes_to_empty_list() {
 #[test]
 fn multi_read_drops_watch_flags() {
     let req = Request::MultiRead(vec![
-        Request::GetData {
-            path: "/a".into(),
-            watch: true,
-        },
-        Request::GetChildren {
-            op: OpCode::GetChildren,
-            path: "/".into(),
-            watch: true,
-        },
+        Request::GetData { path: "/a".into(), watch: true },
+        Request::GetChildren { op: OpCode::GetChildren, path: "/".into(), watch: true },
     ]);
     let framed = codec::encode_request(&RequestHeader { xid: 1, op: 22 }, &req);
     assert_eq!(
         decode_body(unframe(&framed)),
         Ok(Request::MultiRead(vec![
-            Request::GetData {
-                path: "/a".into(),
-                watch: false
-            },
-            Request::GetChildren {
-                op: OpCode::GetChildren,
-                path: "/".into(),
-                watch: false
-            },
+            Request::GetData { path: "/a".into(), watch: false },
+            Request::GetChildren { op: OpCode::GetChildren, path: "/".into(), watch: false },
         ]))
     );
 }
@@ -234,13 +150,8 @@ fn multi_without_end_marker_is_truncated() {
     w.write_i32(-1);
     w.write_string("/a");
     w.write_i32(-1);
-    let expected = DecodeError::Truncated {
-        what: "MultiHeader.type",
-    };
-    assert_eq!(
-        decode_body(w.as_slice()),
-        Err(BodyError::Malformed(expected))
-    );
+    let expected = DecodeError::Truncated { what: "MultiHeader.type" };
+    assert_eq!(decode_body(w.as_slice()), Err(BodyError::Malformed(expected)));
 }
 
 #[test]
@@ -256,25 +167,12 @@ fn unserved_opcodes_are_unknown_ops() {
 
 #[test]
 fn bodiless_ops_and_set_watches_variants() {
-    for (op, want) in [
-        (11, Request::Ping),
-        (107, Request::WhoAmI),
-        (-11, Request::CloseSession),
-    ] {
-        assert_eq!(
-            decode_body(header_bytes(1, op).as_slice()),
-            Ok(want.clone())
-        );
+    for (op, want) in [(11, Request::Ping), (107, Request::WhoAmI), (-11, Request::CloseSession)] {
+        assert_eq!(decode_body(header_bytes(1, op).as_slice()), Ok(want.clone()));
         let mut w = header_bytes(1, op);
         w.write_u8(0);
-        let trailing = DecodeError::TrailingBytes {
-            what: "request body",
-            len: 1,
-        };
-        assert_eq!(
-            decode_body(w.as_slice()),
-            Err(BodyError::Malformed(trailing))
-        );
+        let trailing = DecodeError::TrailingBytes { what: "request body", len: 1 };
+        assert_eq!(decode_body(w.as_slice()), Err(BodyError::Malformed(trailing)));
     }
     let mut w = header_bytes(-8, 101);
     w.write_i64(5);
@@ -300,20 +198,11 @@ fn bodiless_ops_and_set_watches_variants() {
 
 #[test]
 fn trailing_bytes_after_a_body_are_malformed() {
-    let req = Request::Exists {
-        path: "/a".into(),
-        watch: true,
-    };
-    let mut payload = unframe(&codec::encode_request(
-        &RequestHeader { xid: 1, op: 3 },
-        &req,
-    ))
-    .to_vec();
+    let req = Request::Exists { path: "/a".into(), watch: true };
+    let mut payload =
+        unframe(&codec::encode_request(&RequestHeader { xid: 1, op: 3 }, &req)).to_vec();
     payload.extend_from_slice(&[0, 0]);
-    let trailing = DecodeError::TrailingBytes {
-        what: "request body",
-        len: 2,
-    };
+    let trailing = DecodeError::TrailingBytes { what: "request body", len: 2 };
     assert_eq!(decode_body(&payload), Err(BodyError::Malformed(trailing)));
 }
 
@@ -361,25 +250,13 @@ fn connect_request_read_only_byte_is_optional() {
         read_only: Some(true),
     };
     let with = codec::encode_connect_request(&req);
-    assert_eq!(
-        codec::decode_connect_request(unframe(&with)),
-        Ok(req.clone())
-    );
+    assert_eq!(codec::decode_connect_request(unframe(&with)), Ok(req.clone()));
     let without = &unframe(&with)[..44];
     let got = codec::decode_connect_request(without).unwrap();
-    assert_eq!(
-        got,
-        ConnectRequest {
-            read_only: None,
-            ..req.clone()
-        }
-    );
+    assert_eq!(got, ConnectRequest { read_only: None, ..req.clone() });
     let mut extra = unframe(&with).to_vec();
     extra.push(0);
-    let err = DecodeError::TrailingBytes {
-        what: "ConnectRequest.readOnly",
-        len: 1,
-    };
+    let err = DecodeError::TrailingBytes { what: "ConnectRequest.readOnly", len: 1 };
     assert_eq!(codec::decode_connect_request(&extra), Err(err));
     // A null password (length -1) reads as empty.
     let mut w = Writer::new();
@@ -388,22 +265,13 @@ fn connect_request_read_only_byte_is_optional() {
     w.write_i32(4000);
     w.write_i64(0);
     w.write_buffer(None);
-    assert_eq!(
-        codec::decode_connect_request(w.as_slice()).unwrap().passwd,
-        Vec::<u8>::new()
-    );
+    assert_eq!(codec::decode_connect_request(w.as_slice()).unwrap().passwd, Vec::<u8>::new());
 }
 
 #[test]
 fn add_watch_reply_body_is_int_zero() {
-    let framed = codec::encode_reply(
-        &ReplyHeader {
-            xid: 4,
-            zxid: 8,
-            err: 0,
-        },
-        Some(&Response::AddWatch),
-    );
+    let framed =
+        codec::encode_reply(&ReplyHeader { xid: 4, zxid: 8, err: 0 }, Some(&Response::AddWatch));
     assert_eq!(&unframe(&framed)[16..], &[0, 0, 0, 0]);
 }
 
@@ -411,53 +279,24 @@ fn add_watch_reply_body_is_int_zero() {
 fn multi_results_use_type_15_for_create2_and_error_headers() {
     let stat = Default::default();
     let resp = Response::Multi(vec![
-        MultiResult::Create2 {
-            path: "/c".into(),
-            stat,
-        },
+        MultiResult::Create2 { path: "/c".into(), stat },
         MultiResult::Error(ZkError::NoNode),
     ]);
-    let framed = codec::encode_reply(
-        &ReplyHeader {
-            xid: 4,
-            zxid: 8,
-            err: 0,
-        },
-        Some(&resp),
-    );
+    let framed = codec::encode_reply(&ReplyHeader { xid: 4, zxid: 8, err: 0 }, Some(&resp));
     let mut r = Reader::new(&unframe(&framed)[16..]);
-    assert_eq!(
-        (r.read_i32("t"), r.read_bool("d"), r.read_i32("e")),
-        (Ok(15), Ok(false), Ok(0))
-    );
+    assert_eq!((r.read_i32("t"), r.read_bool("d"), r.read_i32("e")), (Ok(15), Ok(false), Ok(0)));
     assert_eq!(r.read_string("p"), Ok("/c".to_string()));
     r.read_stat().unwrap();
-    assert_eq!(
-        (r.read_i32("t"), r.read_bool("d"), r.read_i32("e")),
-        (Ok(-1), Ok(false), Ok(-101))
-    );
+    assert_eq!((r.read_i32("t"), r.read_bool("d"), r.read_i32("e")), (Ok(-1), Ok(false), Ok(-101)));
     assert_eq!(r.read_i32("err"), Ok(-101));
-    assert_eq!(
-        (r.read_i32("t"), r.read_bool("d"), r.read_i32("e")),
-        (Ok(-1), Ok(true), Ok(-1))
-    );
+    assert_eq!((r.read_i32("t"), r.read_bool("d"), r.read_i32("e")), (Ok(-1), Ok(true), Ok(-1)));
     assert_eq!(r.finish("multi"), Ok(()));
 }
 
 #[test]
 fn container_and_ttl_replies_decode_as_create2() {
-    let resp = Response::Create2 {
-        path: "/c".into(),
-        stat: Default::default(),
-    };
-    let framed = codec::encode_reply(
-        &ReplyHeader {
-            xid: 4,
-            zxid: 8,
-            err: 0,
-        },
-        Some(&resp),
-    );
+    let resp = Response::Create2 { path: "/c".into(), stat: Default::default() };
+    let framed = codec::encode_reply(&ReplyHeader { xid: 4, zxid: 8, err: 0 }, Some(&resp));
     for op in [OpCode::CreateContainer, OpCode::CreateTtl, OpCode::Create2] {
         let mut r = Reader::new(&unframe(&framed)[16..]);
         assert_eq!(codec::decode_response(op, &mut r).as_ref(), Ok(&resp));
@@ -472,31 +311,18 @@ fn stmk_four_letter_word_reads_its_8_byte_arg() {
     d.push(&0x0102_0304_0506_0708i64.to_be_bytes()[..5]);
     assert_eq!(d.next_frame(), Ok(None));
     d.push(&0x0102_0304_0506_0708i64.to_be_bytes()[5..]);
-    let want = Frame::FourLetterWord {
-        cmd: *b"stmk",
-        arg: Some(0x0102_0304_0506_0708),
-    };
+    let want = Frame::FourLetterWord { cmd: *b"stmk", arg: Some(0x0102_0304_0506_0708) };
     assert_eq!(d.next_frame(), Ok(Some(want)));
     assert_eq!(d.next_frame(), Ok(None));
 }
 
 #[test]
 fn known_four_letter_words_at_connection_start() {
-    for cmd in [
-        *b"ruok",
-        *b"mntr",
-        *b"srvr",
-        *b"isro",
-        *b"hash",
-        [0xff, 0xf4, 0xff, 0xfd],
-    ] {
+    for cmd in [*b"ruok", *b"mntr", *b"srvr", *b"isro", *b"hash", [0xff, 0xf4, 0xff, 0xfd]] {
         let mut d = FrameDecoder::new(1_048_575);
         d.push(&cmd);
         d.push(b"more bytes after the command are ignored");
-        assert_eq!(
-            d.next_frame(),
-            Ok(Some(Frame::FourLetterWord { cmd, arg: None }))
-        );
+        assert_eq!(d.next_frame(), Ok(Some(Frame::FourLetterWord { cmd, arg: None })));
         assert_eq!(d.next_frame(), Ok(None), "nothing after a four-letter word");
     }
 }
@@ -547,17 +373,12 @@ fn logged(txn: Txn) -> LoggedTxn {
 
 #[test]
 fn error_txn_with_unknown_code_is_bad_value() {
-    let mut bytes = encode_txn(&logged(Txn::Error {
-        err: ZkError::NoNode,
-    }));
+    let mut bytes = encode_txn(&logged(Txn::Error { err: ZkError::NoNode }));
     let n = bytes.len();
     bytes[n - 4..].copy_from_slice(&(-126i32).to_be_bytes());
     assert_eq!(
         decode_txn(&bytes),
-        Err(DecodeError::BadValue {
-            what: "ErrorTxn.err",
-            value: -126
-        })
+        Err(DecodeError::BadValue { what: "ErrorTxn.err", value: -126 })
     );
 }
 
@@ -573,10 +394,7 @@ fn multi_txn_rejects_nested_and_foreign_sub_txns() {
         w.write_i32(1);
         w.write_i32(sub_type);
         w.write_buffer(Some(&body));
-        assert!(
-            decode_txn(w.as_slice()).is_err(),
-            "sub-txn type {sub_type} accepted"
-        );
+        assert!(decode_txn(w.as_slice()).is_err(), "sub-txn type {sub_type} accepted");
     }
 }
 
@@ -591,13 +409,7 @@ fn multi_sub_txn_with_trailing_bytes_is_rejected() {
     let len = i32::from_be_bytes(bytes[len_at..len_at + 4].try_into().unwrap());
     bytes[len_at..len_at + 4].copy_from_slice(&(len + 1).to_be_bytes());
     bytes.push(0);
-    assert_eq!(
-        decode_txn(&bytes),
-        Err(DecodeError::TrailingBytes {
-            what: "Txn.data",
-            len: 1
-        })
-    );
+    assert_eq!(decode_txn(&bytes), Err(DecodeError::TrailingBytes { what: "Txn.data", len: 1 }));
 }
 
 #[test]
@@ -618,11 +430,5 @@ fn create2_txn_type_15_from_apache_logs_decodes_as_create() {
 fn txn_trailing_bytes_are_rejected() {
     let mut bytes = encode_txn(&logged(Txn::CreateSession { timeout_ms: 4000 }));
     bytes.push(1);
-    assert_eq!(
-        decode_txn(&bytes),
-        Err(DecodeError::TrailingBytes {
-            what: "txn",
-            len: 1
-        })
-    );
+    assert_eq!(decode_txn(&bytes), Err(DecodeError::TrailingBytes { what: "txn", len: 1 }));
 }

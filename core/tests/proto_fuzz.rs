@@ -69,10 +69,7 @@ fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
 /// Decodes a request payload; if it decodes, checks that re-encoding is stable.
 fn check_request_payload(payload: &[u8]) {
     let Ok((header, body)) = codec::decode_request(payload) else {
-        assert!(
-            payload.len() < 8,
-            "only a short header may fail the whole frame"
-        );
+        assert!(payload.len() < 8, "only a short header may fail the whole frame");
         return;
     };
     if let Ok(req) = body {
@@ -94,14 +91,7 @@ fn check_all_decoders(payload: &[u8]) {
         let mut r = Reader::new(payload);
         if let Ok(resp) = codec::decode_response(op, &mut r) {
             let consumed = r.position();
-            let framed = codec::encode_reply(
-                &ReplyHeader {
-                    xid: 1,
-                    zxid: 1,
-                    err: 0,
-                },
-                Some(&resp),
-            );
+            let framed = codec::encode_reply(&ReplyHeader { xid: 1, zxid: 1, err: 0 }, Some(&resp));
             let mut again = Reader::new(&s::unframe(&framed)[16..]);
             assert_eq!(codec::decode_response(op, &mut again).as_ref(), Ok(&resp));
             assert!(consumed <= payload.len());
@@ -120,10 +110,7 @@ fn chunks(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
     points.push(0);
     points.push(bytes.len());
     points.sort_unstable();
-    points
-        .windows(2)
-        .map(|w| bytes[w[0]..w[1]].to_vec())
-        .collect()
+    points.windows(2).map(|w| bytes[w[0]..w[1]].to_vec()).collect()
 }
 
 /// Pushes the chunks one by one, draining frames after each; stops at the first error.
@@ -275,10 +262,7 @@ fn huge_length_fields_fail_without_waiting_for_data() {
         let at = 8 + 4 + 2 + offset_from_path;
         payload[at..at + 4].copy_from_slice(&i32::MAX.to_be_bytes());
         let (_, body) = codec::decode_request(&payload).unwrap();
-        assert_eq!(
-            body,
-            Err(codec::BodyError::Malformed(DecodeError::Truncated { what }))
-        );
+        assert_eq!(body, Err(codec::BodyError::Malformed(DecodeError::Truncated { what })));
     }
 }
 

@@ -37,11 +37,7 @@ fn sample_stat() -> Stat {
 }
 
 fn entry(out: &mut String, name: &str, bytes: &[u8]) {
-    out.push_str(&format!(
-        "{name} ({} bytes)\n{}\n\n",
-        bytes.len(),
-        hex(bytes)
-    ));
+    out.push_str(&format!("{name} ({} bytes)\n{}\n\n", bytes.len(), hex(bytes)));
 }
 
 fn connect_request(read_only: Option<bool>) -> ConnectRequest {
@@ -67,41 +63,16 @@ fn connect_response(read_only: Option<bool>) -> ConnectResponse {
 
 #[test]
 fn fixed_sizes_match_the_reference() {
-    assert_eq!(
-        unframe(&codec::encode_connect_request(&connect_request(Some(
-            false
-        ))))
-        .len(),
-        45
-    );
-    assert_eq!(
-        unframe(&codec::encode_connect_request(&connect_request(None))).len(),
-        44
-    );
-    assert_eq!(
-        unframe(&codec::encode_connect_response(&connect_response(Some(
-            true
-        ))))
-        .len(),
-        37
-    );
-    assert_eq!(
-        unframe(&codec::encode_connect_response(&connect_response(None))).len(),
-        36
-    );
+    assert_eq!(unframe(&codec::encode_connect_request(&connect_request(Some(false)))).len(), 45);
+    assert_eq!(unframe(&codec::encode_connect_request(&connect_request(None))).len(), 44);
+    assert_eq!(unframe(&codec::encode_connect_response(&connect_response(Some(true)))).len(), 37);
+    assert_eq!(unframe(&codec::encode_connect_response(&connect_response(None))).len(), 36);
     let mut w = Writer::new();
     w.write_stat(&sample_stat());
     assert_eq!(w.len(), 68);
     let ping = codec::encode_request(&RequestHeader { xid: -2, op: 11 }, &Request::Ping);
     assert_eq!(unframe(&ping).len(), 8);
-    let reply = codec::encode_reply(
-        &ReplyHeader {
-            xid: 5,
-            zxid: 9,
-            err: -101,
-        },
-        None,
-    );
+    let reply = codec::encode_reply(&ReplyHeader { xid: 5, zxid: 9, err: -101 }, None);
     assert_eq!(unframe(&reply).len(), 16);
 }
 
@@ -130,25 +101,14 @@ fn handshake_and_headers() {
     );
     let ping = codec::encode_request(&RequestHeader { xid: -2, op: 11 }, &Request::Ping);
     entry(&mut out, "RequestHeader (ping)", &ping);
-    let reply = codec::encode_reply(
-        &ReplyHeader {
-            xid: 7,
-            zxid: 0x1_0000_0009,
-            err: -101,
-        },
-        None,
-    );
+    let reply = codec::encode_reply(&ReplyHeader { xid: 7, zxid: 0x1_0000_0009, err: -101 }, None);
     entry(&mut out, "ReplyHeader (NONODE, no body)", &reply);
     let ev = WatcherEvent {
         event_type: EventType::NodeDataChanged,
         state: 3,
         path: "/app/cfg".to_string(),
     };
-    entry(
-        &mut out,
-        "notification WatcherEvent",
-        &codec::encode_notification(0x1_0000_000a, &ev),
-    );
+    entry(&mut out, "notification WatcherEvent", &codec::encode_notification(0x1_0000_000a, &ev));
     let mut w = Writer::new();
     w.write_stat(&sample_stat());
     entry(&mut out, "Stat", w.as_slice());
@@ -185,125 +145,43 @@ fn sample_requests() -> Vec<(&'static str, Request)> {
                 ttl: -1,
             },
         ),
-        (
-            "delete",
-            Request::Delete {
-                path: "/a".into(),
-                version: -1,
-            },
-        ),
-        (
-            "exists",
-            Request::Exists {
-                path: "/a".into(),
-                watch: true,
-            },
-        ),
-        (
-            "getData",
-            Request::GetData {
-                path: "/a".into(),
-                watch: false,
-            },
-        ),
-        (
-            "setData",
-            Request::SetData {
-                path: "/a".into(),
-                data: Some(vec![]),
-                version: 3,
-            },
-        ),
+        ("delete", Request::Delete { path: "/a".into(), version: -1 }),
+        ("exists", Request::Exists { path: "/a".into(), watch: true }),
+        ("getData", Request::GetData { path: "/a".into(), watch: false }),
+        ("setData", Request::SetData { path: "/a".into(), data: Some(vec![]), version: 3 }),
         ("getACL", Request::GetAcl { path: "/a".into() }),
-        (
-            "setACL",
-            Request::SetAcl {
-                path: "/a".into(),
-                acl: Acl::read_unsafe(),
-                version: 0,
-            },
-        ),
+        ("setACL", Request::SetAcl { path: "/a".into(), acl: Acl::read_unsafe(), version: 0 }),
         (
             "getChildren",
-            Request::GetChildren {
-                op: OpCode::GetChildren,
-                path: "/".into(),
-                watch: true,
-            },
+            Request::GetChildren { op: OpCode::GetChildren, path: "/".into(), watch: true },
         ),
         (
             "getChildren2",
-            Request::GetChildren {
-                op: OpCode::GetChildren2,
-                path: "/".into(),
-                watch: false,
-            },
+            Request::GetChildren { op: OpCode::GetChildren2, path: "/".into(), watch: false },
         ),
         ("sync", Request::Sync { path: "/a".into() }),
         ("ping", Request::Ping),
-        (
-            "check",
-            Request::Check {
-                path: "/a".into(),
-                version: 2,
-            },
-        ),
+        ("check", Request::Check { path: "/a".into(), version: 2 }),
         (
             "multi",
             Request::Multi(vec![
                 create(OpCode::Create),
-                Request::SetData {
-                    path: "/a".into(),
-                    data: None,
-                    version: -1,
-                },
-                Request::Check {
-                    path: "/a".into(),
-                    version: 1,
-                },
-                Request::Delete {
-                    path: "/a".into(),
-                    version: -1,
-                },
+                Request::SetData { path: "/a".into(), data: None, version: -1 },
+                Request::Check { path: "/a".into(), version: 1 },
+                Request::Delete { path: "/a".into(), version: -1 },
             ]),
         ),
         ("multi empty", Request::Multi(vec![])),
         (
             "multiRead",
             Request::MultiRead(vec![
-                Request::GetData {
-                    path: "/a".into(),
-                    watch: false,
-                },
-                Request::GetChildren {
-                    op: OpCode::GetChildren,
-                    path: "/".into(),
-                    watch: false,
-                },
+                Request::GetData { path: "/a".into(), watch: false },
+                Request::GetChildren { op: OpCode::GetChildren, path: "/".into(), watch: false },
             ]),
         ),
-        (
-            "checkWatches",
-            Request::CheckWatches {
-                path: "/a".into(),
-                watcher_type: 2,
-            },
-        ),
-        (
-            "removeWatches",
-            Request::RemoveWatches {
-                path: "/a".into(),
-                watcher_type: 3,
-            },
-        ),
-        (
-            "auth",
-            Request::Auth {
-                auth_type: 0,
-                scheme: "digest".into(),
-                auth: b"u:p".to_vec(),
-            },
-        ),
+        ("checkWatches", Request::CheckWatches { path: "/a".into(), watcher_type: 2 }),
+        ("removeWatches", Request::RemoveWatches { path: "/a".into(), watcher_type: 3 }),
+        ("auth", Request::Auth { auth_type: 0, scheme: "digest".into(), auth: b"u:p".to_vec() }),
         (
             "setWatches",
             Request::SetWatches {
@@ -326,23 +204,9 @@ fn sample_requests() -> Vec<(&'static str, Request)> {
                 persistent_recursive: vec!["/r".into()],
             },
         ),
-        (
-            "getEphemerals",
-            Request::GetEphemerals {
-                prefix: "/e".into(),
-            },
-        ),
-        (
-            "getAllChildrenNumber",
-            Request::GetAllChildrenNumber { path: "/".into() },
-        ),
-        (
-            "addWatch",
-            Request::AddWatch {
-                path: "/w".into(),
-                mode: 1,
-            },
-        ),
+        ("getEphemerals", Request::GetEphemerals { prefix: "/e".into() }),
+        ("getAllChildrenNumber", Request::GetAllChildrenNumber { path: "/".into() }),
+        ("addWatch", Request::AddWatch { path: "/w".into(), mode: 1 }),
         ("whoAmI", Request::WhoAmI),
         ("closeSession", Request::CloseSession),
     ]
@@ -367,80 +231,38 @@ fn sample_responses() -> Vec<(&'static str, OpCode, Response)> {
     let kids = vec!["a".to_string(), "b".to_string()];
     vec![
         ("empty (delete)", OpCode::Delete, Response::Empty),
-        (
-            "CreateResponse",
-            OpCode::Create,
-            Response::Create {
-                path: "/a0000000001".into(),
-            },
-        ),
-        (
-            "Create2Response",
-            OpCode::Create2,
-            Response::Create2 {
-                path: "/a".into(),
-                stat,
-            },
-        ),
+        ("CreateResponse", OpCode::Create, Response::Create { path: "/a0000000001".into() }),
+        ("Create2Response", OpCode::Create2, Response::Create2 { path: "/a".into(), stat }),
         ("Stat (exists)", OpCode::Exists, Response::Stat(stat)),
         (
             "GetDataResponse",
             OpCode::GetData,
-            Response::GetData {
-                data: Some(b"hello".to_vec()),
-                stat,
-            },
+            Response::GetData { data: Some(b"hello".to_vec()), stat },
         ),
-        (
-            "GetDataResponse null",
-            OpCode::GetData,
-            Response::GetData { data: None, stat },
-        ),
-        (
-            "GetACLResponse",
-            OpCode::GetAcl,
-            Response::GetAcl {
-                acl: Acl::open_unsafe(),
-                stat,
-            },
-        ),
+        ("GetDataResponse null", OpCode::GetData, Response::GetData { data: None, stat }),
+        ("GetACLResponse", OpCode::GetAcl, Response::GetAcl { acl: Acl::open_unsafe(), stat }),
         (
             "GetChildrenResponse",
             OpCode::GetChildren,
-            Response::GetChildren {
-                children: kids.clone(),
-            },
+            Response::GetChildren { children: kids.clone() },
         ),
         (
             "GetChildren2Response",
             OpCode::GetChildren2,
-            Response::GetChildren2 {
-                children: kids.clone(),
-                stat,
-            },
+            Response::GetChildren2 { children: kids.clone(), stat },
         ),
-        (
-            "SyncResponse",
-            OpCode::Sync,
-            Response::Sync { path: "/a".into() },
-        ),
+        ("SyncResponse", OpCode::Sync, Response::Sync { path: "/a".into() }),
         (
             "GetEphemeralsResponse",
             OpCode::GetEphemerals,
-            Response::GetEphemerals {
-                paths: vec!["/e".into()],
-            },
+            Response::GetEphemerals { paths: vec!["/e".into()] },
         ),
         (
             "GetAllChildrenNumberResponse",
             OpCode::GetAllChildrenNumber,
             Response::GetAllChildrenNumber { total: 7 },
         ),
-        (
-            "addWatch ErrorResponse{0}",
-            OpCode::AddWatch,
-            Response::AddWatch,
-        ),
+        ("addWatch ErrorResponse{0}", OpCode::AddWatch, Response::AddWatch),
         (
             "WhoAmIResponse",
             OpCode::WhoAmI,
@@ -454,10 +276,7 @@ fn sample_responses() -> Vec<(&'static str, OpCode, Response)> {
             OpCode::Multi,
             Response::Multi(vec![
                 MultiResult::Create { path: "/a".into() },
-                MultiResult::Create2 {
-                    path: "/b".into(),
-                    stat,
-                },
+                MultiResult::Create2 { path: "/b".into(), stat },
                 MultiResult::Delete,
                 MultiResult::SetData { stat },
                 MultiResult::Check,
@@ -476,10 +295,7 @@ fn sample_responses() -> Vec<(&'static str, OpCode, Response)> {
             "multiRead results",
             OpCode::MultiRead,
             Response::Multi(vec![
-                MultiResult::GetData {
-                    data: Some(b"x".to_vec()),
-                    stat,
-                },
+                MultiResult::GetData { data: Some(b"x".to_vec()), stat },
                 MultiResult::GetChildren { children: kids },
                 MultiResult::Error(ZkError::NoNode),
             ]),
@@ -492,14 +308,8 @@ fn sample_responses() -> Vec<(&'static str, OpCode, Response)> {
 fn responses() {
     let mut out = String::new();
     for (name, op, resp) in sample_responses() {
-        let framed = codec::encode_reply(
-            &ReplyHeader {
-                xid: 5,
-                zxid: 0x1_0000_0009,
-                err: 0,
-            },
-            Some(&resp),
-        );
+        let framed =
+            codec::encode_reply(&ReplyHeader { xid: 5, zxid: 0x1_0000_0009, err: 0 }, Some(&resp));
         let mut r = zkr_core::proto::jute::Reader::new(&unframe(&framed)[16..]);
         assert_eq!(codec::decode_response(op, &mut r).unwrap(), resp, "{name}");
         assert_eq!(r.remaining(), 0, "{name}");
@@ -522,62 +332,22 @@ fn sample_txns() -> Vec<(&'static str, Txn)> {
         ("CreateContainerTxn", create(CreateKind::Container)),
         ("CreateTTLTxn", create(CreateKind::Ttl(60_000))),
         ("DeleteTxn", Txn::Delete { path: "/a".into() }),
-        (
-            "DeleteTxn (deleteContainer)",
-            Txn::DeleteContainer { path: "/c".into() },
-        ),
-        (
-            "SetDataTxn",
-            Txn::SetData {
-                path: "/a".into(),
-                data: None,
-                version: 2,
-            },
-        ),
-        (
-            "SetACLTxn",
-            Txn::SetAcl {
-                path: "/a".into(),
-                acl: Acl::read_unsafe(),
-                version: 1,
-            },
-        ),
-        (
-            "CheckVersionTxn",
-            Txn::Check {
-                path: "/a".into(),
-                version: 2,
-            },
-        ),
-        (
-            "CreateSessionTxn",
-            Txn::CreateSession { timeout_ms: 30_000 },
-        ),
+        ("DeleteTxn (deleteContainer)", Txn::DeleteContainer { path: "/c".into() }),
+        ("SetDataTxn", Txn::SetData { path: "/a".into(), data: None, version: 2 }),
+        ("SetACLTxn", Txn::SetAcl { path: "/a".into(), acl: Acl::read_unsafe(), version: 1 }),
+        ("CheckVersionTxn", Txn::Check { path: "/a".into(), version: 2 }),
+        ("CreateSessionTxn", Txn::CreateSession { timeout_ms: 30_000 }),
         (
             "CloseSessionTxn",
-            Txn::CloseSession {
-                paths_to_delete: vec!["/e1".into(), "/e2".into()],
-            },
+            Txn::CloseSession { paths_to_delete: vec!["/e1".into(), "/e2".into()] },
         ),
-        (
-            "ErrorTxn",
-            Txn::Error {
-                err: ZkError::NodeExists,
-            },
-        ),
+        ("ErrorTxn", Txn::Error { err: ZkError::NodeExists }),
         (
             "MultiTxn",
             Txn::Multi(vec![
                 create(CreateKind::Persistent),
-                Txn::SetData {
-                    path: "/a".into(),
-                    data: Some(vec![]),
-                    version: 1,
-                },
-                Txn::Check {
-                    path: "/a".into(),
-                    version: 2,
-                },
+                Txn::SetData { path: "/a".into(), data: Some(vec![]), version: 1 },
+                Txn::Check { path: "/a".into(), version: 2 },
                 Txn::Delete { path: "/a".into() },
             ]),
         ),
@@ -585,12 +355,8 @@ fn sample_txns() -> Vec<(&'static str, Txn)> {
             "MultiTxn failed",
             Txn::Multi(vec![
                 Txn::Error { err: ZkError::Ok },
-                Txn::Error {
-                    err: ZkError::BadVersion,
-                },
-                Txn::Error {
-                    err: ZkError::RuntimeInconsistency,
-                },
+                Txn::Error { err: ZkError::BadVersion },
+                Txn::Error { err: ZkError::RuntimeInconsistency },
             ]),
         ),
     ]
@@ -610,11 +376,7 @@ fn txns() {
             txn,
         };
         let bytes = encode_txn(&t);
-        assert_eq!(
-            zkr_core::proto::txn::decode_txn(&bytes).unwrap(),
-            t,
-            "{name}"
-        );
+        assert_eq!(zkr_core::proto::txn::decode_txn(&bytes).unwrap(), t, "{name}");
         entry(&mut out, name, &bytes);
     }
     insta::assert_snapshot!("txns", out);

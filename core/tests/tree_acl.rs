@@ -5,18 +5,12 @@ use zkr_core::tree::acl::{auth_digest, check_acl, digest_id, fixup_acl, ip_match
 use zkr_core::types::{Acl, Id, perms};
 
 fn acl(p: i32, scheme: &str, id: &str) -> Acl {
-    Acl {
-        perms: p,
-        id: Id::new(scheme, id),
-    }
+    Acl { perms: p, id: Id::new(scheme, id) }
 }
 
 #[test]
 fn digest_of_super_test() {
-    assert_eq!(
-        digest_id("super:test"),
-        "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
-    );
+    assert_eq!(digest_id("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
     assert!(digest_id("nocolon").starts_with("nocolon:"));
 }
 
@@ -24,10 +18,7 @@ fn digest_of_super_test() {
 fn auth_digest_adds_super_when_configured() {
     let super_digest = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
     let ids = auth_digest("super:test", Some(super_digest));
-    assert_eq!(
-        ids,
-        vec![Id::new("super", ""), Id::new("digest", super_digest)]
-    );
+    assert_eq!(ids, vec![Id::new("super", ""), Id::new("digest", super_digest)]);
     let ids = auth_digest("super:wrong", Some(super_digest));
     assert_eq!(ids.len(), 1);
     assert_eq!(ids[0].scheme, "digest");
@@ -48,32 +39,16 @@ fn check_acl_rules() {
     assert!(check_acl(&rw, &ip, perms::READ, false));
     assert!(!check_acl(&rw, &ip, perms::DELETE, false));
     assert!(check_acl(&rw, &ip, perms::DELETE, true), "skipACL allows");
-    assert!(
-        check_acl(&[], &ip, perms::ADMIN, false),
-        "an empty ACL allows"
-    );
+    assert!(check_acl(&[], &ip, perms::ADMIN, false), "an empty ACL allows");
     let with_super = [Id::new("ip", "10.1.2.3"), Id::new("super", "")];
-    assert!(
-        check_acl(&rw, &with_super, perms::ADMIN, false),
-        "super allows"
-    );
+    assert!(check_acl(&rw, &with_super, perms::ADMIN, false), "super allows");
     let digest = [acl(perms::ALL, "digest", "bob:h=")];
     assert!(!check_acl(&digest, &ip, perms::READ, false));
     let bob = [Id::new("digest", "bob:h=")];
     assert!(check_acl(&digest, &bob, perms::READ, false));
-    assert!(!check_acl(
-        &digest,
-        &[Id::new("digest", "bob:other=")],
-        perms::READ,
-        false
-    ));
+    assert!(!check_acl(&digest, &[Id::new("digest", "bob:other=")], perms::READ, false));
     // Another world id never matches (no "world" provider).
-    assert!(!check_acl(
-        &[acl(perms::ALL, "world", "bob")],
-        &ip,
-        perms::READ,
-        false
-    ));
+    assert!(!check_acl(&[acl(perms::ALL, "world", "bob")], &ip, perms::READ, false));
 }
 
 #[test]
@@ -91,17 +66,9 @@ fn ip_prefix_matching() {
     assert!(ip_matches("::1", "::1"));
     assert!(ip_matches("2001:db8::5", "2001:db8::/32"));
     assert!(!ip_matches("2001:db9::5", "2001:db8::/32"));
-    assert!(
-        ip_matches("10.001.2.3", "10.1.2.3"),
-        "leading zeros parse as decimal"
-    );
+    assert!(ip_matches("10.001.2.3", "10.1.2.3"), "leading zeros parse as decimal");
     let ids = [Id::new("ip", "10.1.2.3")];
-    assert!(check_acl(
-        &[acl(perms::READ, "ip", "10.0.0.0/8")],
-        &ids,
-        perms::READ,
-        false
-    ));
+    assert!(check_acl(&[acl(perms::READ, "ip", "10.0.0.0/8")], &ids, perms::READ, false));
 }
 
 #[test]
@@ -113,48 +80,16 @@ fn fixup_acl_cases() {
     assert_eq!(fixup_acl(&dup, &[]), Ok(open.clone()), "duplicates removed");
     let auth = [acl(perms::ALL, "auth", "")];
     let ip_only = [Id::new("ip", "1.2.3.4")];
-    assert_eq!(
-        fixup_acl(&auth, &ip_only),
-        Err(ZkError::InvalidAcl),
-        "ip is not authenticated"
-    );
-    let ids = [
-        Id::new("ip", "1.2.3.4"),
-        Id::new("digest", "a:x="),
-        Id::new("digest", "b:y="),
-    ];
+    assert_eq!(fixup_acl(&auth, &ip_only), Err(ZkError::InvalidAcl), "ip is not authenticated");
+    let ids = [Id::new("ip", "1.2.3.4"), Id::new("digest", "a:x="), Id::new("digest", "b:y=")];
     let fixed = fixup_acl(&auth, &ids).unwrap();
-    assert_eq!(
-        fixed,
-        vec![
-            acl(perms::ALL, "digest", "a:x="),
-            acl(perms::ALL, "digest", "b:y=")
-        ]
-    );
-    assert_eq!(
-        fixup_acl(&[acl(perms::ALL, "world", "x")], &[]),
-        Err(ZkError::InvalidAcl)
-    );
-    assert_eq!(
-        fixup_acl(&[acl(perms::ALL, "nosuch", "x")], &[]),
-        Err(ZkError::InvalidAcl)
-    );
-    assert_eq!(
-        fixup_acl(&[acl(perms::ALL, "digest", "nocolon")], &[]),
-        Err(ZkError::InvalidAcl)
-    );
-    assert_eq!(
-        fixup_acl(&[acl(perms::ALL, "digest", "a:")], &[]),
-        Err(ZkError::InvalidAcl)
-    );
+    assert_eq!(fixed, vec![acl(perms::ALL, "digest", "a:x="), acl(perms::ALL, "digest", "b:y=")]);
+    assert_eq!(fixup_acl(&[acl(perms::ALL, "world", "x")], &[]), Err(ZkError::InvalidAcl));
+    assert_eq!(fixup_acl(&[acl(perms::ALL, "nosuch", "x")], &[]), Err(ZkError::InvalidAcl));
+    assert_eq!(fixup_acl(&[acl(perms::ALL, "digest", "nocolon")], &[]), Err(ZkError::InvalidAcl));
+    assert_eq!(fixup_acl(&[acl(perms::ALL, "digest", "a:")], &[]), Err(ZkError::InvalidAcl));
     assert!(fixup_acl(&[acl(perms::ALL, "digest", "a:b")], &[]).is_ok());
     assert!(fixup_acl(&[acl(perms::ALL, "ip", "10.0.0.0/8")], &[]).is_ok());
-    assert_eq!(
-        fixup_acl(&[acl(perms::ALL, "ip", "10.0.0/8")], &[]),
-        Err(ZkError::InvalidAcl)
-    );
-    assert_eq!(
-        fixup_acl(&[acl(perms::ALL, "super", "")], &[]),
-        Err(ZkError::InvalidAcl)
-    );
+    assert_eq!(fixup_acl(&[acl(perms::ALL, "ip", "10.0.0/8")], &[]), Err(ZkError::InvalidAcl));
+    assert_eq!(fixup_acl(&[acl(perms::ALL, "super", "")], &[]), Err(ZkError::InvalidAcl));
 }

@@ -9,12 +9,8 @@ use zkr_core::txn::{CreateKind, LoggedTxn, Txn, TxnHeader};
 use zkr_core::types::{Acl, Id, SessionId, Zxid};
 
 fn apply(tree: &mut DataTree, zxid: i64, session: i64, txn: Txn) {
-    let header = TxnHeader {
-        session_id: SessionId(session),
-        cxid: 0,
-        zxid: Zxid(zxid),
-        time_ms: zxid,
-    };
+    let header =
+        TxnHeader { session_id: SessionId(session), cxid: 0, zxid: Zxid(zxid), time_ms: zxid };
     let is_error = matches!(txn, Txn::Error { .. });
     let out = tree.apply(&LoggedTxn { header, txn });
     let failed = matches!(out.outcome, zkr_core::tree::ApplyOutcome::Failed(_));
@@ -25,10 +21,7 @@ fn mk(path: &str, data: Option<&[u8]>, kind: CreateKind, parent_cversion: i32) -
     Txn::Create {
         path: path.into(),
         data: data.map(|d| d.to_vec()),
-        acl: vec![Acl {
-            perms: 3,
-            id: Id::new("digest", "u:h="),
-        }],
+        acl: vec![Acl { perms: 3, id: Id::new("digest", "u:h=") }],
         kind,
         parent_cversion,
     }
@@ -38,68 +31,22 @@ fn mk(path: &str, data: Option<&[u8]>, kind: CreateKind, parent_cversion: i32) -
 /// between "/a" and "/a/b".
 fn sample_tree() -> DataTree {
     let mut t = DataTree::new();
-    apply(
-        &mut t,
-        1,
-        5,
-        mk("/a", Some(b"x"), CreateKind::Persistent, 1),
-    );
+    apply(&mut t, 1, 5, mk("/a", Some(b"x"), CreateKind::Persistent, 1));
     apply(&mut t, 2, 5, mk("/a-b", None, CreateKind::Persistent, 2));
-    apply(
-        &mut t,
-        3,
-        5,
-        mk("/a/b", Some(b""), CreateKind::Ephemeral, 1),
-    );
+    apply(&mut t, 3, 5, mk("/a/b", Some(b""), CreateKind::Ephemeral, 1));
     apply(&mut t, 4, 5, mk("/c", None, CreateKind::Container, 3));
     apply(&mut t, 5, 5, mk("/t", None, CreateKind::Ttl(1000), 4));
-    apply(
-        &mut t,
-        6,
-        5,
-        mk("/zookeeper/quota/a", None, CreateKind::Persistent, 1),
-    );
+    apply(&mut t, 6, 5, mk("/zookeeper/quota/a", None, CreateKind::Persistent, 1));
     let limits = b"count=5,bytes=-1".as_slice();
     apply(
         &mut t,
         7,
         5,
-        mk(
-            "/zookeeper/quota/a/zookeeper_limits",
-            Some(limits),
-            CreateKind::Persistent,
-            1,
-        ),
+        mk("/zookeeper/quota/a/zookeeper_limits", Some(limits), CreateKind::Persistent, 1),
     );
-    apply(
-        &mut t,
-        8,
-        5,
-        mk(
-            "/zookeeper/quota/a/zookeeper_stats",
-            None,
-            CreateKind::Persistent,
-            2,
-        ),
-    );
-    apply(
-        &mut t,
-        9,
-        0,
-        Txn::SetData {
-            path: "/a".into(),
-            data: Some(b"yy".to_vec()),
-            version: 1,
-        },
-    );
-    apply(
-        &mut t,
-        10,
-        0,
-        Txn::Error {
-            err: zkr_core::proto::error::ZkError::NoNode,
-        },
-    );
+    apply(&mut t, 8, 5, mk("/zookeeper/quota/a/zookeeper_stats", None, CreateKind::Persistent, 2));
+    apply(&mut t, 9, 0, Txn::SetData { path: "/a".into(), data: Some(b"yy".to_vec()), version: 1 });
+    apply(&mut t, 10, 0, Txn::Error { err: zkr_core::proto::error::ZkError::NoNode });
     t
 }
 
@@ -115,11 +62,7 @@ fn roundtrip_equality() {
     assert_eq!(snap.tree, tree);
     assert_eq!(snap.tree.ephemerals(SessionId(5)), vec!["/a/b"]);
     assert_eq!(snap.tree.quota_roots(), vec!["/a"]);
-    assert_eq!(
-        encode(&snap.tree, &snap.sessions),
-        bytes,
-        "re-encoding is byte-identical"
-    );
+    assert_eq!(encode(&snap.tree, &snap.sessions), bytes, "re-encoding is byte-identical");
     let fresh = decode(&encode(&DataTree::new(), &[])).unwrap();
     assert_eq!(fresh.tree, DataTree::new());
 }
@@ -128,32 +71,11 @@ fn roundtrip_equality() {
 fn digest_differs_for_different_trees() {
     let a = sample_tree();
     let mut b = a.clone();
-    apply(
-        &mut b,
-        11,
-        0,
-        Txn::SetAcl {
-            path: "/a".into(),
-            acl: Acl::open_unsafe(),
-            version: 1,
-        },
-    );
+    apply(&mut b, 11, 0, Txn::SetAcl { path: "/a".into(), acl: Acl::open_unsafe(), version: 1 });
     assert_ne!(a.digest(), b.digest());
     let mut c = a.clone();
-    apply(
-        &mut c,
-        11,
-        0,
-        Txn::Check {
-            path: "/a".into(),
-            version: 1,
-        },
-    );
-    assert_eq!(
-        a.digest(),
-        c.digest(),
-        "the digest covers the nodes, not the zxid"
-    );
+    apply(&mut c, 11, 0, Txn::Check { path: "/a".into(), version: 1 });
+    assert_eq!(a.digest(), c.digest(), "the digest covers the nodes, not the zxid");
 }
 
 #[test]

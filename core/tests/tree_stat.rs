@@ -21,36 +21,18 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let cfg = Config {
-            extended_types_enabled: true,
-            ..Config::default()
-        };
-        World {
-            tree: DataTree::new(),
-            prep: PrepState::new(),
-            cfg,
-            zxid: 0,
-            time: 1000,
-        }
+        let cfg = Config { extended_types_enabled: true, ..Config::default() };
+        World { tree: DataTree::new(), prep: PrepState::new(), cfg, zxid: 0, time: 1000 }
     }
 
     fn prepare_as(&mut self, session: SessionId, req: &Request) -> LoggedTxn {
         self.zxid += 1;
         self.time += 10;
         let ids = [Id::new("ip", "127.0.0.1")];
-        let who = Requester {
-            session,
-            session_valid: true,
-            ids: &ids,
-        };
+        let who = Requester { session, session_valid: true, ids: &ids };
         let zxid = Zxid(self.zxid);
-        let txn = self
-            .prep
-            .prepare(&self.tree, &self.cfg, &who, req, zxid, self.time);
-        LoggedTxn {
-            header: header(session, zxid, self.time),
-            txn,
-        }
+        let txn = self.prep.prepare(&self.tree, &self.cfg, &who, req, zxid, self.time);
+        LoggedTxn { header: header(session, zxid, self.time), txn }
     }
 
     fn apply(&mut self, t: &LoggedTxn) -> zkr_core::tree::Applied {
@@ -72,12 +54,7 @@ impl World {
 }
 
 fn header(session: SessionId, zxid: Zxid, time_ms: i64) -> TxnHeader {
-    TxnHeader {
-        session_id: session,
-        cxid: 1,
-        zxid,
-        time_ms,
-    }
+    TxnHeader { session_id: session, cxid: 1, zxid, time_ms }
 }
 
 fn create(path: &str, flags: i32) -> Request {
@@ -92,10 +69,7 @@ fn create(path: &str, flags: i32) -> Request {
 }
 
 fn delete(path: &str) -> Request {
-    Request::Delete {
-        path: path.into(),
-        version: -1,
-    }
+    Request::Delete { path: path.into(), version: -1 }
 }
 
 #[test]
@@ -105,23 +79,11 @@ fn fresh_tree_stats() {
     assert_eq!(tree.stat("/zookeeper").unwrap().cversion, -2);
     assert_eq!(tree.stat("/zookeeper/quota").unwrap().cversion, 0);
     let config = tree.stat("/zookeeper/config").unwrap();
-    assert_eq!(
-        (config.czxid, config.mzxid, config.pzxid, config.version),
-        (0, 0, 0, 0)
-    );
-    assert_eq!(
-        tree.acl("/zookeeper/config").unwrap(),
-        Acl::read_unsafe().as_slice()
-    );
-    assert_eq!(
-        tree.acl("/zookeeper").unwrap(),
-        Acl::open_unsafe().as_slice()
-    );
+    assert_eq!((config.czxid, config.mzxid, config.pzxid, config.version), (0, 0, 0, 0));
+    assert_eq!(tree.acl("/zookeeper/config").unwrap(), Acl::read_unsafe().as_slice());
+    assert_eq!(tree.acl("/zookeeper").unwrap(), Acl::open_unsafe().as_slice());
     assert_eq!(tree.children("/").unwrap(), vec!["zookeeper".to_string()]);
-    assert_eq!(
-        tree.children("/zookeeper").unwrap(),
-        vec!["config", "quota"]
-    );
+    assert_eq!(tree.children("/zookeeper").unwrap(), vec!["config", "quota"]);
     assert_eq!(tree.node_count(), 4);
     assert_eq!(tree.approximate_data_size(), 1 + 10 + 16 + 17);
     assert_eq!(tree.all_children_number("/"), Some(3));
@@ -137,33 +99,17 @@ fn create_and_delete_stats() {
     let a = w.tree.stat("/a").unwrap();
     assert_eq!((a.czxid, a.mzxid, a.pzxid), (1, 1, 1));
     assert_eq!((a.ctime, a.mtime), (1010, 1010));
-    assert_eq!(
-        (a.version, a.cversion, a.aversion, a.data_length),
-        (0, 0, 0, 1)
-    );
+    assert_eq!((a.version, a.cversion, a.aversion, a.data_length), (0, 0, 0, 1));
     w.run(&create("/a/b", 0));
     let a = w.tree.stat("/a").unwrap();
     assert_eq!((a.cversion, a.num_children, a.pzxid, a.mzxid), (1, 1, 2, 1));
     w.run(&delete("/a/b"));
     let a = w.tree.stat("/a").unwrap();
     assert_eq!((a.cversion, a.num_children, a.pzxid), (2, 0, 3));
-    assert_eq!(
-        w.tree.get("/a").unwrap().stat.cversion,
-        1,
-        "stored cversion counts creates"
-    );
-    let (_, out) = w.run(&Request::SetData {
-        path: "/a".into(),
-        data: None,
-        version: 0,
-    });
-    let ApplyOutcome::DataSet { stat } = out else {
-        panic!("{out:?}")
-    };
-    assert_eq!(
-        (stat.version, stat.mzxid, stat.czxid, stat.data_length),
-        (1, 4, 1, 0)
-    );
+    assert_eq!(w.tree.get("/a").unwrap().stat.cversion, 1, "stored cversion counts creates");
+    let (_, out) = w.run(&Request::SetData { path: "/a".into(), data: None, version: 0 });
+    let ApplyOutcome::DataSet { stat } = out else { panic!("{out:?}") };
+    assert_eq!((stat.version, stat.mzxid, stat.czxid, stat.data_length), (1, 4, 1, 0));
     assert_eq!(w.tree.last_processed_zxid(), Zxid(4));
 }
 
@@ -202,10 +148,7 @@ fn sequential_names_come_from_stored_cversion() {
     );
     w.run(&delete("/a/s-0000000000"));
     let (t, _) = w.run(&create("/a/", 2));
-    assert!(
-        matches!(t, Txn::Create { ref path, .. } if path == "/a/0000000001"),
-        "{t:?}"
-    );
+    assert!(matches!(t, Txn::Create { ref path, .. } if path == "/a/0000000001"), "{t:?}");
     // Error txns do not use up a sequence number.
     let bad = Request::Create {
         op: OpCode::Create,
@@ -216,17 +159,9 @@ fn sequential_names_come_from_stored_cversion() {
         ttl: -1,
     };
     let (t, _) = w.run(&bad);
-    assert_eq!(
-        t,
-        Txn::Error {
-            err: ZkError::InvalidAcl
-        }
-    );
+    assert_eq!(t, Txn::Error { err: ZkError::InvalidAcl });
     let (t, _) = w.run(&create("/a/s-", 2));
-    assert!(
-        matches!(t, Txn::Create { ref path, .. } if path == "/a/s-0000000002"),
-        "{t:?}"
-    );
+    assert!(matches!(t, Txn::Create { ref path, .. } if path == "/a/s-0000000002"), "{t:?}");
 }
 
 #[test]
@@ -242,19 +177,12 @@ fn sequential_suffix_wraps_like_a_java_int() {
         kind: CreateKind::Persistent,
         parent_cversion: i32::MAX,
     };
-    w.apply(&LoggedTxn {
-        header: header(S1, Zxid(w.zxid), 5),
-        txn: forced,
-    });
+    w.apply(&LoggedTxn { header: header(S1, Zxid(w.zxid), 5), txn: forced });
     assert_eq!(w.tree.get("/p").unwrap().stat.cversion, i32::MAX);
     let first = w.prepare_as(S1, &create("/p/s", 2));
     let second = w.prepare_as(S1, &create("/p/s", 2));
     let name = |t: &LoggedTxn| match &t.txn {
-        Txn::Create {
-            path,
-            parent_cversion,
-            ..
-        } => (path.clone(), *parent_cversion),
+        Txn::Create { path, parent_cversion, .. } => (path.clone(), *parent_cversion),
         other => panic!("{other:?}"),
     };
     assert_eq!(name(&first), ("/p/s2147483647".to_string(), i32::MIN));
@@ -273,41 +201,20 @@ fn triggers_in_zookeeper_order() {
     let mut w = World::new();
     let t = w.prepare_as(S1, &create("/a", 0));
     let applied = w.apply(&t);
-    let trig = |p: &str, e| WatchTrigger {
-        path: p.into(),
-        event: e,
-    };
-    let expected = vec![
-        trig("/a", EventType::NodeCreated),
-        trig("/", EventType::NodeChildrenChanged),
-    ];
+    let trig = |p: &str, e| WatchTrigger { path: p.into(), event: e };
+    let expected =
+        vec![trig("/a", EventType::NodeCreated), trig("/", EventType::NodeChildrenChanged)];
     assert_eq!(applied.triggers, expected);
-    let t = w.prepare_as(
-        S1,
-        &Request::SetData {
-            path: "/a".into(),
-            data: None,
-            version: -1,
-        },
-    );
-    assert_eq!(
-        w.apply(&t).triggers,
-        vec![trig("/a", EventType::NodeDataChanged)]
-    );
-    let acl = Request::SetAcl {
-        path: "/a".into(),
-        acl: Acl::read_unsafe(),
-        version: -1,
-    };
+    let t = w.prepare_as(S1, &Request::SetData { path: "/a".into(), data: None, version: -1 });
+    assert_eq!(w.apply(&t).triggers, vec![trig("/a", EventType::NodeDataChanged)]);
+    let acl = Request::SetAcl { path: "/a".into(), acl: Acl::read_unsafe(), version: -1 };
     let t = w.prepare_as(S1, &acl);
     let applied = w.apply(&t);
     assert!(applied.triggers.is_empty());
     assert!(matches!(applied.outcome, ApplyOutcome::AclSet { stat } if stat.aversion == 1));
     let t = w.prepare_as(S1, &delete("/a"));
-    let expected = vec![
-        trig("/a", EventType::NodeDeleted),
-        trig("/", EventType::NodeChildrenChanged),
-    ];
+    let expected =
+        vec![trig("/a", EventType::NodeDeleted), trig("/", EventType::NodeChildrenChanged)];
     assert_eq!(w.apply(&t).triggers, expected);
 }
 
@@ -326,18 +233,10 @@ fn ephemerals_and_close_session() {
     let pending_delete = w.prepare_as(S1, &delete("/p/e1"));
     w.zxid += 1;
     let close = w.prep.prepare_close_session(&w.tree, S1, Zxid(w.zxid));
-    assert_eq!(
-        close,
-        Txn::CloseSession {
-            paths_to_delete: vec!["/p/e30000000002".into()]
-        }
-    );
+    assert_eq!(close, Txn::CloseSession { paths_to_delete: vec!["/p/e30000000002".into()] });
     w.apply(&pending_create);
     w.apply(&pending_delete);
-    let applied = w.apply(&LoggedTxn {
-        header: header(S1, Zxid(w.zxid), 1),
-        txn: close,
-    });
+    let applied = w.apply(&LoggedTxn { header: header(S1, Zxid(w.zxid), 1), txn: close });
     assert_eq!(applied.outcome, ApplyOutcome::SessionClosed);
     assert_eq!(applied.triggers.len(), 2);
     assert!(w.tree.ephemerals(S1).is_empty());
@@ -349,13 +248,8 @@ fn close_session_also_deletes_ephemerals_missing_from_the_list() {
     let mut w = World::new();
     w.run(&create("/e", 1));
     w.zxid += 1;
-    let close = Txn::CloseSession {
-        paths_to_delete: vec!["/gone".into()],
-    };
-    let applied = w.apply(&LoggedTxn {
-        header: header(S1, Zxid(w.zxid), 1),
-        txn: close,
-    });
+    let close = Txn::CloseSession { paths_to_delete: vec!["/gone".into()] };
+    let applied = w.apply(&LoggedTxn { header: header(S1, Zxid(w.zxid), 1), txn: close });
     assert_eq!(applied.outcome, ApplyOutcome::SessionClosed);
     assert!(w.tree.get("/e").is_none());
     assert_eq!(w.tree.last_processed_zxid(), Zxid(w.zxid));
@@ -365,18 +259,10 @@ fn close_session_also_deletes_ephemerals_missing_from_the_list() {
 fn apply_refuses_impossible_txns_without_panicking() {
     let mut tree = DataTree::new();
     let bad = [
-        Txn::Delete {
-            path: "/missing".into(),
-        },
-        Txn::Delete {
-            path: "/zookeeper".into(),
-        },
+        Txn::Delete { path: "/missing".into() },
+        Txn::Delete { path: "/zookeeper".into() },
         Txn::Delete { path: "/".into() },
-        Txn::SetData {
-            path: "/x".into(),
-            data: None,
-            version: 1,
-        },
+        Txn::SetData { path: "/x".into(), data: None, version: 1 },
         Txn::Create {
             path: "/a/b".into(),
             data: None,
@@ -395,10 +281,7 @@ fn apply_refuses_impossible_txns_without_panicking() {
     ];
     let digest = tree.digest();
     for (i, txn) in bad.into_iter().enumerate() {
-        let t = LoggedTxn {
-            header: header(S1, Zxid(i as i64 + 1), 1),
-            txn,
-        };
+        let t = LoggedTxn { header: header(S1, Zxid(i as i64 + 1), 1), txn };
         let out = tree.apply(&t).outcome;
         let failed = match out {
             ApplyOutcome::Failed(_) => true,
@@ -408,11 +291,7 @@ fn apply_refuses_impossible_txns_without_panicking() {
         assert!(failed, "txn {i} applied");
     }
     assert_eq!(tree.digest(), digest);
-    assert_eq!(
-        tree.last_processed_zxid(),
-        Zxid(7),
-        "failed txns still move the zxid"
-    );
+    assert_eq!(tree.last_processed_zxid(), Zxid(7), "failed txns still move the zxid");
     tree.invariants();
 }
 
@@ -466,56 +345,27 @@ fn container_and_ttl_candidates() {
     w.run(&ttl_create("/t", 100)); // time 1070
     let c = w.tree.stat("/c_used").unwrap();
     assert_eq!(c.ephemeral_owner, 0, "containers show ephemeralOwner 0");
-    assert_eq!(
-        w.tree.get("/c_used").unwrap().stat.ephemeral_owner,
-        i64::MIN
-    );
+    assert_eq!(w.tree.get("/c_used").unwrap().stat.ephemeral_owner, i64::MIN);
     assert_eq!(w.tree.get("/t").unwrap().kind, NodeKind::Ttl(100));
     assert_eq!(
         w.tree.get("/t").unwrap().stat.ephemeral_owner,
         (0xff00_0000_0000_0000u64 | 100) as i64
     );
     assert_eq!(w.tree.stat("/t").unwrap().ephemeral_owner, 0);
-    assert_eq!(
-        w.tree.expired_containers_and_ttls(1170, true),
-        vec!["/c_used"]
-    );
-    assert_eq!(
-        w.tree.expired_containers_and_ttls(1171, true),
-        vec!["/c_used", "/t"]
-    );
-    assert_eq!(
-        w.tree.expired_containers_and_ttls(1171, false),
-        vec!["/c_used"]
-    );
+    assert_eq!(w.tree.expired_containers_and_ttls(1170, true), vec!["/c_used"]);
+    assert_eq!(w.tree.expired_containers_and_ttls(1171, true), vec!["/c_used", "/t"]);
+    assert_eq!(w.tree.expired_containers_and_ttls(1171, false), vec!["/c_used"]);
     let with_never_used = w.tree.expired_containers_and_ttls_with(5000, true, 1000);
     assert_eq!(with_never_used, vec!["/c_new", "/c_used", "/t"]);
     // Deleting a container through the container manager path.
     w.zxid += 1;
-    let t = w
-        .prep
-        .prepare_delete_container(&w.tree, "/c_used", Zxid(w.zxid));
-    assert_eq!(
-        t,
-        Txn::DeleteContainer {
-            path: "/c_used".into()
-        }
-    );
-    let applied = w.apply(&LoggedTxn {
-        header: header(SessionId(0), Zxid(w.zxid), 1),
-        txn: t,
-    });
+    let t = w.prep.prepare_delete_container(&w.tree, "/c_used", Zxid(w.zxid));
+    assert_eq!(t, Txn::DeleteContainer { path: "/c_used".into() });
+    let applied = w.apply(&LoggedTxn { header: header(SessionId(0), Zxid(w.zxid), 1), txn: t });
     assert_eq!(applied.outcome, ApplyOutcome::Deleted);
     w.zxid += 1;
-    let t = w
-        .prep
-        .prepare_delete_container(&w.tree, "/c_full", Zxid(w.zxid));
-    assert_eq!(
-        t,
-        Txn::Error {
-            err: ZkError::NotEmpty
-        }
-    );
+    let t = w.prep.prepare_delete_container(&w.tree, "/c_full", Zxid(w.zxid));
+    assert_eq!(t, Txn::Error { err: ZkError::NotEmpty });
 }
 
 #[test]
@@ -528,74 +378,32 @@ fn delete_container_errors() {
     };
     let (a, b, c) = (z(), z(), z());
     let t = w.prep.prepare_delete_container(&w.tree, "/e", a);
-    assert_eq!(
-        t,
-        Txn::Error {
-            err: ZkError::BadVersion
-        }
-    );
+    assert_eq!(t, Txn::Error { err: ZkError::BadVersion });
     let t = w.prep.prepare_delete_container(&w.tree, "/none", b);
-    assert_eq!(
-        t,
-        Txn::Error {
-            err: ZkError::NoNode
-        }
-    );
+    assert_eq!(t, Txn::Error { err: ZkError::NoNode });
     let t = w.prep.prepare_delete_container(&w.tree, "/zookeeper", c);
-    assert_eq!(
-        t,
-        Txn::Error {
-            err: ZkError::BadArguments
-        }
-    );
+    assert_eq!(t, Txn::Error { err: ZkError::BadArguments });
 }
 
 #[test]
 fn ttl_needs_extended_types_and_a_valid_ttl() {
     let mut w = World::new();
     w.cfg.extended_types_enabled = false;
-    assert_eq!(
-        w.run(&ttl_create("/t", 10)).0,
-        Txn::Error {
-            err: ZkError::Unimplemented
-        }
-    );
+    assert_eq!(w.run(&ttl_create("/t", 10)).0, Txn::Error { err: ZkError::Unimplemented });
     w.cfg.extended_types_enabled = true;
-    assert_eq!(
-        w.run(&ttl_create("/t", 0)).0,
-        Txn::Error {
-            err: ZkError::BadArguments
-        }
-    );
+    assert_eq!(w.run(&ttl_create("/t", 0)).0, Txn::Error { err: ZkError::BadArguments });
     let too_long = ttl_create("/t", 0xff_ffff_ffff + 1);
-    assert_eq!(
-        w.run(&too_long).0,
-        Txn::Error {
-            err: ZkError::BadArguments
-        }
-    );
+    assert_eq!(w.run(&too_long).0, Txn::Error { err: ZkError::BadArguments });
     let mut non_ttl_with_ttl = create("/t", 0);
     if let Request::Create { ttl, .. } = &mut non_ttl_with_ttl {
         *ttl = 5;
     }
-    assert_eq!(
-        w.run(&non_ttl_with_ttl).0,
-        Txn::Error {
-            err: ZkError::BadArguments
-        }
-    );
-    assert!(matches!(
-        w.run(&ttl_create("/t", 0xff_ffff_ffff)).0,
-        Txn::Create { .. }
-    ));
+    assert_eq!(w.run(&non_ttl_with_ttl).0, Txn::Error { err: ZkError::BadArguments });
+    assert!(matches!(w.run(&ttl_create("/t", 0xff_ffff_ffff)).0, Txn::Create { .. }));
 }
 
 fn set_data(path: &str, data: &[u8]) -> Request {
-    Request::SetData {
-        path: path.into(),
-        data: Some(data.to_vec()),
-        version: -1,
-    }
+    Request::SetData { path: path.into(), data: Some(data.to_vec()), version: -1 }
 }
 
 fn stats_text(w: &World, root: &str) -> String {
@@ -625,29 +433,17 @@ fn quota_stats_are_tracked_in_place() {
     w.run(&set_data("/q/a", b"hello"));
     assert_eq!(stats_text(&w, "/q"), "count=3,bytes=7");
     let after = w.tree.stat("/zookeeper/quota/q/zookeeper_stats").unwrap();
-    assert_eq!(
-        (after.version, after.mzxid),
-        (stats_stat.version, stats_stat.mzxid)
-    );
+    assert_eq!((after.version, after.mzxid), (stats_stat.version, stats_stat.mzxid));
     // Not enforced by default; enforced hard count limit with enforce_quota.
     assert!(matches!(w.run(&create("/q/c", 0)).0, Txn::Create { .. }));
     w.cfg.enforce_quota = true;
-    assert_eq!(
-        w.run(&create("/q/d", 0)).0,
-        Txn::Error {
-            err: ZkError::QuotaExceeded
-        }
-    );
+    assert_eq!(w.run(&create("/q/d", 0)).0, Txn::Error { err: ZkError::QuotaExceeded });
     w.run(&delete("/q/c"));
     assert_eq!(stats_text(&w, "/q"), "count=3,bytes=7");
     w.run(&delete("/zookeeper/quota/q/zookeeper_limits"));
     assert!(w.tree.quota_roots().is_empty());
     w.run(&create("/q/d", 0));
-    assert_eq!(
-        stats_text(&w, "/q"),
-        "count=3,bytes=7",
-        "no quota root: no tracking"
-    );
+    assert_eq!(stats_text(&w, "/q"), "count=3,bytes=7", "no quota root: no tracking");
 }
 
 #[test]
@@ -666,26 +462,9 @@ fn quota_byte_hard_limit_on_set_data() {
         ttl: -1,
     });
     w.run(&create("/zookeeper/quota/q/zookeeper_stats", 0));
-    assert!(matches!(
-        w.run(&set_data("/q", b"abcd")).0,
-        Txn::SetData { .. }
-    ));
-    assert_eq!(
-        w.run(&set_data("/q", b"abcde")).0,
-        Txn::Error {
-            err: ZkError::QuotaExceeded
-        }
-    );
+    assert!(matches!(w.run(&set_data("/q", b"abcd")).0, Txn::SetData { .. }));
+    assert_eq!(w.run(&set_data("/q", b"abcde")).0, Txn::Error { err: ZkError::QuotaExceeded });
     // Quota comes before BADVERSION for setData.
-    let bad_version = Request::SetData {
-        path: "/q".into(),
-        data: Some(vec![0; 9]),
-        version: 7,
-    };
-    assert_eq!(
-        w.run(&bad_version).0,
-        Txn::Error {
-            err: ZkError::QuotaExceeded
-        }
-    );
+    let bad_version = Request::SetData { path: "/q".into(), data: Some(vec![0; 9]), version: 7 };
+    assert_eq!(w.run(&bad_version).0, Txn::Error { err: ZkError::QuotaExceeded });
 }

@@ -32,17 +32,8 @@ struct Cluster {
 }
 
 fn config(id: u64, n: u64) -> Config {
-    let members = (1..=n)
-        .map(|i| Member {
-            id: ServerId(i),
-            observer: false,
-        })
-        .collect();
-    Config {
-        server_id: ServerId(id),
-        members,
-        ..Config::default()
-    }
+    let members = (1..=n).map(|i| Member { id: ServerId(i), observer: false }).collect();
+    Config { server_id: ServerId(id), members, ..Config::default() }
 }
 
 impl Cluster {
@@ -117,10 +108,7 @@ impl Cluster {
                         persisted = Some(txn.header.zxid);
                         disk.txns.push(txn);
                     }
-                    Output::PersistEpochs {
-                        accepted_epoch,
-                        current_epoch,
-                    } => {
+                    Output::PersistEpochs { accepted_epoch, current_epoch } => {
                         disk.epochs = (accepted_epoch, current_epoch);
                     }
                     Output::TruncateLog { after } => disk.txns.retain(|t| t.header.zxid <= after),
@@ -129,10 +117,7 @@ impl Cluster {
                         disk.snapshot = Some(*snapshot);
                     }
                     Output::ClientSend { conn, frame } => {
-                        self.inbox
-                            .entry((id, conn.0))
-                            .or_default()
-                            .push_back(frame[4..].to_vec());
+                        self.inbox.entry((id, conn.0)).or_default().push_back(frame[4..].to_vec());
                     }
                     Output::ClientClose { conn } => {
                         node.step(Input::ClientClosed { conn });
@@ -151,13 +136,7 @@ impl Cluster {
         while let Some((from, to, msg)) = self.net.pop_front() {
             budget -= 1;
             assert!(budget > 0, "network never quiets down");
-            self.step(
-                to,
-                Input::PeerMessage {
-                    from: ServerId(from),
-                    msg,
-                },
-            );
+            self.step(to, Input::PeerMessage { from: ServerId(from), msg });
         }
     }
 
@@ -177,11 +156,7 @@ impl Cluster {
             .ids
             .iter()
             .copied()
-            .filter(|id| {
-                self.nodes[id]
-                    .as_ref()
-                    .is_some_and(|n| n.is_established_leader())
-            })
+            .filter(|id| self.nodes[id].as_ref().is_some_and(|n| n.is_established_leader()))
             .collect();
         assert!(leaders.len() <= 1, "two established leaders: {leaders:?}");
         leaders.first().copied()
@@ -196,13 +171,7 @@ impl Cluster {
     }
 
     fn connect(&mut self, id: u64, conn: u64) {
-        self.step(
-            id,
-            Input::ClientConnected {
-                conn: ConnId(conn),
-                remote_ip: "10.0.0.9".into(),
-            },
-        );
+        self.step(id, Input::ClientConnected { conn: ConnId(conn), remote_ip: "10.0.0.9".into() });
         let req = ConnectRequest {
             protocol_version: 0,
             last_zxid_seen: 0,
@@ -212,39 +181,21 @@ impl Cluster {
             read_only: None,
         };
         let frame = codec::encode_connect_request(&req);
-        self.step(
-            id,
-            Input::ClientFrame {
-                conn: ConnId(conn),
-                payload: frame[4..].to_vec(),
-            },
-        );
+        self.step(id, Input::ClientFrame { conn: ConnId(conn), payload: frame[4..].to_vec() });
         self.settle();
-        let payload = self
-            .inbox
-            .get_mut(&(id, conn))
-            .and_then(|q| q.pop_front())
-            .expect("connected");
+        let payload =
+            self.inbox.get_mut(&(id, conn)).and_then(|q| q.pop_front()).expect("connected");
         let resp = codec::decode_connect_response(&payload).unwrap();
         assert_ne!(resp.session_id, 0);
     }
 
     fn call(&mut self, id: u64, conn: u64, xid: i32, req: Request) -> (i32, Option<Response>) {
         let frame = codec::encode_request(&codec::request_header(xid, &req), &req);
-        self.step(
-            id,
-            Input::ClientFrame {
-                conn: ConnId(conn),
-                payload: frame[4..].to_vec(),
-            },
-        );
+        self.step(id, Input::ClientFrame { conn: ConnId(conn), payload: frame[4..].to_vec() });
         self.settle();
         loop {
-            let payload = self
-                .inbox
-                .get_mut(&(id, conn))
-                .and_then(|q| q.pop_front())
-                .expect("reply");
+            let payload =
+                self.inbox.get_mut(&(id, conn)).and_then(|q| q.pop_front()).expect("reply");
             let mut r = Reader::new(&payload);
             let header = codec::decode_reply_header(&mut r).unwrap();
             if header.xid == -1 {
@@ -254,10 +205,7 @@ impl Cluster {
             if header.err != 0 || r.remaining() == 0 {
                 return (header.err, None);
             }
-            return (
-                0,
-                Some(codec::decode_response(codec::request_op(&req), &mut r).unwrap()),
-            );
+            return (0, Some(codec::decode_response(codec::request_op(&req), &mut r).unwrap()));
         }
     }
 
@@ -266,11 +214,7 @@ impl Cluster {
         let first = up[0];
         for n in &up {
             assert_eq!(n.last_zxid(), first.last_zxid(), "same applied zxid");
-            assert_eq!(
-                n.tree().digest(),
-                first.tree().digest(),
-                "same tree at the same zxid"
-            );
+            assert_eq!(n.tree().digest(), first.tree().digest(), "same tree at the same zxid");
         }
     }
 }
@@ -295,10 +239,7 @@ fn elect(c: &mut Cluster) -> u64 {
             }
         }
     }
-    panic!(
-        "no leader with everyone synced; serving = {:?}",
-        c.serving()
-    );
+    panic!("no leader with everyone synced; serving = {:?}", c.serving());
 }
 
 #[test]
@@ -307,11 +248,7 @@ fn three_nodes_elect_the_highest_id_on_equal_history() {
     let leader = elect(&mut c);
     assert_eq!(leader, 3, "equal (epoch, zxid): the highest server id wins");
     assert_eq!(c.node(3).epochs(), (1, 1));
-    assert_eq!(
-        c.node(1).epochs(),
-        (1, 1),
-        "followers adopted the epoch at NEWLEADER"
-    );
+    assert_eq!(c.node(1).epochs(), (1, 1), "followers adopted the epoch at NEWLEADER");
 }
 
 #[test]
@@ -352,15 +289,8 @@ fn leader_crash_elects_a_new_leader_and_keeps_committed_writes() {
     let new_leader = new_leader.expect("a new leader among the two survivors");
     assert_ne!(new_leader, old);
     assert_eq!(c.node(new_leader).epochs().1, 2, "a new epoch");
-    assert!(
-        c.node(new_leader).tree().get("/before").is_some(),
-        "committed write survives"
-    );
-    let other = c
-        .serving()
-        .into_iter()
-        .find(|id| *id != new_leader)
-        .unwrap();
+    assert!(c.node(new_leader).tree().get("/before").is_some(), "committed write survives");
+    let other = c.serving().into_iter().find(|id| *id != new_leader).unwrap();
     c.connect(other, 11);
     assert_eq!(c.call(other, 11, 1, create("/after")).0, 0);
     // The old leader comes back and is synced (DIFF).
@@ -387,23 +317,12 @@ fn uncommitted_txn_of_a_dead_leader_is_truncated_on_rejoin() {
     for id in c.ids.clone() {
         c.down_links.insert((old, id));
     }
-    let frame = codec::encode_request(
-        &codec::request_header(2, &create("/lost")),
-        &create("/lost"),
-    );
-    c.step(
-        old,
-        Input::ClientFrame {
-            conn: ConnId(10),
-            payload: frame[4..].to_vec(),
-        },
-    );
+    let frame =
+        codec::encode_request(&codec::request_header(2, &create("/lost")), &create("/lost"));
+    c.step(old, Input::ClientFrame { conn: ConnId(10), payload: frame[4..].to_vec() });
     c.settle();
     let lost_zxid = c.disks[&old].txns.last().unwrap().header.zxid;
-    assert!(
-        c.node(old).tree().get("/lost").is_none(),
-        "not committed without a quorum"
-    );
+    assert!(c.node(old).tree().get("/lost").is_none(), "not committed without a quorum");
     c.crash(old);
     c.down_links.clear();
     for _ in 0..400 {
@@ -425,15 +344,9 @@ fn uncommitted_txn_of_a_dead_leader_is_truncated_on_rejoin() {
     assert_eq!(c.serving().len(), 3);
     c.tick(2);
     c.assert_converged();
+    assert!(c.node(old).tree().get("/lost").is_none(), "the uncommitted txn is gone");
     assert!(
-        c.node(old).tree().get("/lost").is_none(),
-        "the uncommitted txn is gone"
-    );
-    assert!(
-        c.disks[&old]
-            .txns
-            .iter()
-            .all(|t| t.header.zxid != lost_zxid),
+        c.disks[&old].txns.iter().all(|t| t.header.zxid != lost_zxid),
         "and truncated from its disk"
     );
     assert!(c.node(old).committed() >= Zxid::new(2, 1));

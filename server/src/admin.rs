@@ -78,11 +78,7 @@ impl Latency {
     /// Adds one sample.
     pub fn record(&mut self, d: Duration) {
         let ms = d.as_millis() as u64;
-        self.min_ms = if self.count == 0 {
-            ms
-        } else {
-            self.min_ms.min(ms)
-        };
+        self.min_ms = if self.count == 0 { ms } else { self.min_ms.min(ms) };
         self.max_ms = self.max_ms.max(ms);
         self.total_ms += ms;
         self.count += 1;
@@ -90,11 +86,7 @@ impl Latency {
 
     /// Average, ms.
     pub fn avg(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.total_ms as f64 / self.count as f64
-        }
+        if self.count == 0 { 0.0 } else { self.total_ms as f64 / self.count as f64 }
     }
 }
 
@@ -146,11 +138,7 @@ pub fn answer(cmd: [u8; 4], view: &AdminView<'_>) -> String {
         "srvr" => server_lines(view, false),
         "stat" => server_lines(view, true),
         "mntr" => mntr(view),
-        "conf" => view
-            .conf_lines
-            .iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
-            .collect(),
+        "conf" => view.conf_lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect(),
         "cons" => cons(view),
         "envi" => envi(),
         "wchs" => wchs(view),
@@ -165,11 +153,7 @@ pub fn answer(cmd: [u8; 4], view: &AdminView<'_>) -> String {
             dir_size(view.dirs.0),
             dir_size(view.dirs.1)
         ),
-        "hash" => format!(
-            "{:x}: {}\n",
-            view.node.last_zxid().0,
-            view.node.tree().digest()
-        ),
+        "hash" => format!("{:x}: {}\n", view.node.last_zxid().0, view.node.tree().digest()),
         _ => format!("Unknown command {name}\n"),
     }
 }
@@ -192,13 +176,7 @@ fn server_lines(view: &AdminView<'_>, with_clients: bool) -> String {
     }
     let s = view.stats;
     let l = s.latency;
-    let _ = writeln!(
-        out,
-        "Latency min/avg/max: {}/{:.4}/{}",
-        l.min_ms,
-        l.avg(),
-        l.max_ms
-    );
+    let _ = writeln!(out, "Latency min/avg/max: {}/{:.4}/{}", l.min_ms, l.avg(), l.max_ms);
     let _ = writeln!(out, "Received: {}", s.packets_received);
     let _ = writeln!(out, "Sent: {}", s.packets_sent);
     let _ = writeln!(out, "Connections: {}", view.conns.len());
@@ -219,11 +197,7 @@ fn mntr(view: &AdminView<'_>) -> String {
     let tree = node.tree();
     let ephemerals: usize = tree.all_ephemerals().values().map(|v| v.len()).sum();
     let (fds, max_fds) = fd_counts();
-    let min_size = if s.min_response_size == usize::MAX {
-        0
-    } else {
-        s.min_response_size
-    };
+    let min_size = if s.min_response_size == usize::MAX { 0 } else { s.min_response_size };
     let rows: Vec<(&str, String)> = vec![
         ("version", format!("{VERSION}, built on unknown")),
         ("server_state", "standalone".into()),
@@ -237,10 +211,7 @@ fn mntr(view: &AdminView<'_>) -> String {
         ("znode_count", (tree.node_count() + 1).to_string()),
         ("watch_count", node.watches().count().to_string()),
         ("ephemerals_count", ephemerals.to_string()),
-        (
-            "approximate_data_size",
-            tree.approximate_data_size().to_string(),
-        ),
+        ("approximate_data_size", tree.approximate_data_size().to_string()),
         ("open_file_descriptor_count", fds.to_string()),
         ("max_file_descriptor_count", max_fds.to_string()),
         ("uptime", s.started.elapsed().as_millis().to_string()),
@@ -248,32 +219,22 @@ fn mntr(view: &AdminView<'_>) -> String {
         ("local_sessions", "0".into()),
         ("connection_drop_probability", "0.0".into()),
         ("outstanding_tls_handshake", "0".into()),
-        (
-            "last_client_response_size",
-            s.last_response_size.to_string(),
-        ),
+        ("last_client_response_size", s.last_response_size.to_string()),
         ("max_client_response_size", s.max_response_size.to_string()),
         ("min_client_response_size", min_size.to_string()),
         ("auth_failed_count", "0".into()),
         ("last_proposal_zxid", format!("0x{:x}", node.last_zxid().0)),
-        (
-            "outstanding_proposals",
-            node.outstanding_proposals().to_string(),
-        ),
+        ("outstanding_proposals", node.outstanding_proposals().to_string()),
     ];
-    rows.into_iter()
-        .map(|(k, v)| format!("zk_{k}\t{v}\n"))
-        .collect()
+    rows.into_iter().map(|(k, v)| format!("zk_{k}\t{v}\n")).collect()
 }
 
 fn cons(view: &AdminView<'_>) -> String {
     let mut out = String::new();
     for (conn, c) in view.conns {
         let session = view.node.connection_session(*conn);
-        let timeout = session
-            .and_then(|s| view.node.sessions().get(s))
-            .map(|s| s.timeout_ms)
-            .unwrap_or(0);
+        let timeout =
+            session.and_then(|s| view.node.sessions().get(s)).map(|s| s.timeout_ms).unwrap_or(0);
         let _ = writeln!(
             out,
             " /{}[1](queued={},recved={},sent={},sid=0x{:x},est={},to={},\
@@ -299,9 +260,7 @@ fn envi() -> String {
     let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let user = std::env::var("USER").unwrap_or_default();
     let home = std::env::var("HOME").unwrap_or_default();
-    let cwd = std::env::current_dir()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
     format!(
         "Environment:\nzookeeper.version={VERSION}, built on unknown\nhost.name={}\n\
          os.name={}\nos.arch={}\nos.version={}\nuser.name={user}\nuser.home={home}\n\
@@ -370,9 +329,7 @@ fn dump(view: &AdminView<'_>) -> String {
 }
 
 fn fd_counts() -> (usize, u64) {
-    let open = std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let open = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let max = limits
         .lines()
@@ -403,8 +360,5 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 
 /// Milliseconds since the Unix epoch (for connection establishment times).
 pub fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
 }

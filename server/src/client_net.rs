@@ -70,10 +70,7 @@ pub struct ConnLimits {
 impl ConnLimits {
     /// `max_per_ip == 0` means unlimited.
     pub fn new(max_per_ip: u32) -> ConnLimits {
-        ConnLimits {
-            max_per_ip,
-            per_ip: Mutex::new(HashMap::new()),
-        }
+        ConnLimits { max_per_ip, per_ip: Mutex::new(HashMap::new()) }
     }
 
     fn acquire(&self, ip: IpAddr) -> bool {
@@ -145,14 +142,7 @@ async fn serve_conn(
     max_frame_bytes: usize,
 ) {
     let (writer, mut commands) = mpsc::unbounded_channel();
-    if events
-        .send(Event::Connected {
-            conn,
-            remote,
-            writer,
-        })
-        .is_err()
-    {
+    if events.send(Event::Connected { conn, remote, writer }).is_err() {
         return;
     }
     let mut decoder = FrameDecoder::new(max_frame_bytes);
@@ -220,10 +210,7 @@ async fn answer_four_letter_word(
     events: &mpsc::UnboundedSender<Event>,
 ) {
     let (reply, answer) = oneshot::channel();
-    if events
-        .send(Event::FourLetterWord { remote, cmd, reply })
-        .is_err()
-    {
+    if events.send(Event::FourLetterWord { remote, cmd, reply }).is_err() {
         return;
     }
     if let Ok(text) = answer.await {

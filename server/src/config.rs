@@ -176,16 +176,8 @@ impl std::fmt::Display for ConfigError {
                 write!(f, "cannot read config file {}: {source}", path.display())
             }
             ConfigError::Syntax { line, reason } => write!(f, "line {line}: {reason}"),
-            ConfigError::BadValue {
-                key,
-                value,
-                line,
-                reason,
-            } => {
-                write!(
-                    f,
-                    "line {line}: invalid value {value:?} for {key}: {reason}"
-                )
+            ConfigError::BadValue { key, value, line, reason } => {
+                write!(f, "line {line}: invalid value {value:?} for {key}: {reason}")
             }
             ConfigError::Missing { key } => write!(f, "{key} is not set"),
             ConfigError::Invalid(reason) => f.write_str(reason),
@@ -340,10 +332,7 @@ impl ServerConfig {
     /// (relative to the current directory), tickTime 2000, and — unlike ZooKeeper's `srvr`-only
     /// default — every four-letter word this server implements, for a friendly development setup.
     pub fn standalone_default() -> ServerConfig {
-        let words = IMPLEMENTED_FOUR_LETTER_WORDS
-            .iter()
-            .map(|w| w.to_string())
-            .collect();
+        let words = IMPLEMENTED_FOUR_LETTER_WORDS.iter().map(|w| w.to_string()).collect();
         let mut config = ServerConfig::base(PathBuf::from("./data"));
         config.four_letter_words = FourLetterWhitelist::Only(words);
         config.finish().expect("the built-in defaults are valid")
@@ -352,14 +341,10 @@ impl ServerConfig {
     /// Reads and parses a zoo.cfg file. In quorum mode (some `server.N`), the server id comes
     /// from `<dataDir>/myid`, as in ZooKeeper.
     pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
-        let in_file = |error| ConfigError::InFile {
-            path: path.to_path_buf(),
-            error: Box::new(error),
-        };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let in_file =
+            |error| ConfigError::InFile { path: path.to_path_buf(), error: Box::new(error) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
         let mut config = ServerConfig::parse(&text).map_err(in_file)?;
         if !config.servers.is_empty() {
             config.read_myid().map_err(in_file)?;
@@ -392,10 +377,7 @@ impl ServerConfig {
         if seen.max_session_timeout.is_none() {
             config.core.session_timeout_ms_max = 20 * config.core.tick_time_ms as i32;
         }
-        let (min, max) = (
-            config.core.session_timeout_ms_min,
-            config.core.session_timeout_ms_max,
-        );
+        let (min, max) = (config.core.session_timeout_ms_min, config.core.session_timeout_ms_max);
         if min > max {
             return Err(ConfigError::Invalid(format!(
                 "minSessionTimeout {min} (line {}) must not be larger than maxSessionTimeout \
@@ -451,10 +433,7 @@ impl ServerConfig {
     /// Applies one entry.
     fn apply(&mut self, property: &Property, seen: &mut Seen) -> Result<(), ConfigError> {
         let value = property.value.as_str();
-        let key = property
-            .key
-            .strip_prefix("zookeeper.")
-            .unwrap_or(&property.key);
+        let key = property.key.strip_prefix("zookeeper.").unwrap_or(&property.key);
         let at = Field { property };
         match key {
             "tickTime" => {
@@ -587,19 +566,12 @@ impl ServerConfig {
                 || key.starts_with("weight.")
                 || IGNORED_KEYS.contains(&key) =>
             {
-                tracing::info!(
-                    "zoo.cfg: {} is accepted but has no effect here",
-                    at.property.key
-                );
-                self.extra
-                    .insert(at.property.key.clone(), value.to_string());
+                tracing::info!("zoo.cfg: {} is accepted but has no effect here", at.property.key);
+                self.extra.insert(at.property.key.clone(), value.to_string());
             }
             _ => {
                 let key = at.property.key.clone();
-                self.warn(format!(
-                    "unknown key {key} (line {}); kept",
-                    at.property.line
-                ));
+                self.warn(format!("unknown key {key} (line {}); kept", at.property.line));
                 self.extra.insert(key, value.to_string());
             }
         }
@@ -609,10 +581,8 @@ impl ServerConfig {
     /// Reads `<dataDir>/myid` into `core.server_id` (quorum mode).
     pub fn read_myid(&mut self) -> Result<(), ConfigError> {
         let path = self.data_dir.join("myid");
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::Io { path: path.clone(), source })?;
         let id: u64 = text.trim().parse().map_err(|_| {
             ConfigError::Invalid(format!(
                 "{}: {:?} is not a server id",
@@ -648,18 +618,9 @@ impl ServerConfig {
             ("dataLogSize", dir_size(&log_dir).to_string()),
             ("tickTime", self.core.tick_time_ms.to_string()),
             ("maxClientCnxns", self.max_client_cnxns.to_string()),
-            (
-                "minSessionTimeout",
-                self.core.session_timeout_ms_min.to_string(),
-            ),
-            (
-                "maxSessionTimeout",
-                self.core.session_timeout_ms_max.to_string(),
-            ),
-            (
-                "clientPortListenBacklog",
-                self.client_port_listen_backlog.to_string(),
-            ),
+            ("minSessionTimeout", self.core.session_timeout_ms_min.to_string()),
+            ("maxSessionTimeout", self.core.session_timeout_ms_max.to_string()),
+            ("clientPortListenBacklog", self.client_port_listen_backlog.to_string()),
             ("serverId", server_id.to_string()),
         ];
         if !standalone {
@@ -672,10 +633,7 @@ impl ServerConfig {
                 ("initLimit", self.init_limit.unwrap_or(0).to_string()),
                 ("syncLimit", self.sync_limit.unwrap_or(0).to_string()),
                 ("electionAlg", self.election_alg.unwrap_or(3).to_string()),
-                (
-                    "electionPort",
-                    me.map_or(0, |s| s.election_port).to_string(),
-                ),
+                ("electionPort", me.map_or(0, |s| s.election_port).to_string()),
                 ("quorumPort", me.map_or(0, |s| s.quorum_port).to_string()),
                 ("peerType", peer_type.to_string()),
             ]);
@@ -757,10 +715,7 @@ impl Field<'_> {
     fn int_or_hex(&self) -> Result<usize, ConfigError> {
         let value = self.property.value.as_str();
         let reason = "expected a positive integer (decimal or 0x hex) up to 2147483647";
-        let parsed = match value
-            .strip_prefix("0x")
-            .or_else(|| value.strip_prefix("0X"))
-        {
+        let parsed = match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
             Some(hex) => i64::from_str_radix(hex, 16),
             None => value.parse::<i64>(),
         };
@@ -791,10 +746,7 @@ impl Field<'_> {
             return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
         }
         let unbracketed = value.strip_prefix('[').and_then(|v| v.strip_suffix(']'));
-        unbracketed
-            .unwrap_or(value)
-            .parse()
-            .map_err(|_| self.bad("expected an IP address"))
+        unbracketed.unwrap_or(value).parse().map_err(|_| self.bad("expected an IP address"))
     }
 }
 
@@ -813,10 +765,7 @@ fn parse_server_spec(spec: &str) -> Result<ServerSpec, String> {
         return Err("expected host:quorumPort:electionPort[:participant|:observer]".into());
     }
     let port = |text: &str, name: &str| {
-        text.parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or(format!("bad {name} {text:?}"))
+        text.parse::<u16>().ok().filter(|p| *p != 0).ok_or(format!("bad {name} {text:?}"))
     };
     let quorum_port = port(fields[0], "quorum port")?;
     let election_port = port(fields[1], "election port")?;
@@ -838,13 +787,7 @@ fn parse_server_spec(spec: &str) -> Result<ServerSpec, String> {
             None => (None, port(text, "client port")?),
         }),
     };
-    Ok(ServerSpec {
-        host,
-        quorum_port,
-        election_port,
-        peer_type,
-        client,
-    })
+    Ok(ServerSpec { host, quorum_port, election_port, peer_type, client })
 }
 
 /// Splits `host:rest` or `[v6]:rest` into the host (without brackets) and `rest`.

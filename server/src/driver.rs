@@ -46,19 +46,14 @@ pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, St
         let txn = decode_txn(&bytes)
             .map_err(|e| format!("log record 0x{zxid:x} does not decode as a txn: {e}"))?;
         if txn.header.zxid.0 != zxid {
-            return Err(format!(
-                "log record 0x{zxid:x} holds a txn with zxid {}",
-                txn.header.zxid
-            ));
+            return Err(format!("log record 0x{zxid:x} holds a txn with zxid {}", txn.header.zxid));
         }
         txns.push(txn);
     }
     if !cfg.core.is_standalone() {
-        return Err(
-            "ensemble mode (server.N lines) is not served by this shell yet; \
+        return Err("ensemble mode (server.N lines) is not served by this shell yet; \
                     remove the server.N lines to run standalone"
-                .to_string(),
-        );
+            .to_string());
     }
     let init = NodeInit {
         wall_ms: wall_ms(),
@@ -72,10 +67,7 @@ pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, St
 
 /// Wall clock, ms since the Unix epoch.
 pub fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Owns the node and everything the shell counts about it.
@@ -90,10 +82,7 @@ pub struct Driver {
     applied_since_snapshot: u64,
     snapshot_threshold: u64,
     snapshot_running: bool,
-    snapshots: (
-        mpsc::UnboundedSender<(i64, Vec<u8>)>,
-        mpsc::UnboundedReceiver<(i64, Vec<u8>)>,
-    ),
+    snapshots: (mpsc::UnboundedSender<(i64, Vec<u8>)>, mpsc::UnboundedReceiver<(i64, Vec<u8>)>),
 }
 
 impl Driver {
@@ -227,11 +216,7 @@ impl Driver {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Connected {
-                conn,
-                remote,
-                writer,
-            } => {
+            Event::Connected { conn, remote, writer } => {
                 self.writers.insert(conn, writer);
                 self.conns.insert(conn, conn_stats(remote));
                 let remote_ip = remote.ip().to_string();
@@ -305,9 +290,7 @@ impl Driver {
                 Output::Persist { txn } => batch.push((txn.header.zxid.0, encode_txn(&txn))),
                 other => {
                     // Standalone nodes never emit peer or epoch outputs (checked at start).
-                    return Err(format!(
-                        "unexpected output for a standalone server: {other:?}"
-                    ));
+                    return Err(format!("unexpected output for a standalone server: {other:?}"));
                 }
             }
         }

@@ -54,11 +54,7 @@ impl Server {
         let driver = driver::Driver::new(node, cfg, storage);
         let driver = tokio::spawn(driver.run(events_rx, storage_rx, shutdown_rx));
         tracing::info!(%addr, "serving clients");
-        Ok(Server {
-            addr,
-            shutdown,
-            driver,
-        })
+        Ok(Server { addr, shutdown, driver })
     }
 
     /// The address clients connect to.
@@ -82,11 +78,7 @@ impl Server {
 
     /// Waits for either a shutdown signal (SIGTERM, SIGINT) or a failure, then stops.
     pub async fn run_until_signal(self) -> Result<(), String> {
-        let Server {
-            addr,
-            shutdown,
-            mut driver,
-        } = self;
+        let Server { addr, shutdown, mut driver } = self;
         tokio::select! {
             biased;
             _ = shutdown_signal() => {

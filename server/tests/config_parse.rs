@@ -57,10 +57,7 @@ fn the_zookeeper_sample_config_parses() {
     assert_eq!(config.data_dir, PathBuf::from("/tmp/zookeeper"));
     assert_eq!(config.data_log_dir, PathBuf::from("/tmp/zookeeper"));
     assert_eq!(config.client_port, 2181);
-    assert_eq!(
-        config.client_port_address,
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    );
+    assert_eq!(config.client_port_address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     assert_eq!(config.max_client_cnxns, 60);
     assert_eq!(config.core.session_timeout_ms_min, 4000);
     assert_eq!(config.core.session_timeout_ms_max, 40000);
@@ -68,10 +65,7 @@ fn the_zookeeper_sample_config_parses() {
     assert_eq!(config.autopurge_snap_retain_count, 3);
     assert_eq!(config.autopurge_purge_interval_hours, 0);
     assert!(config.force_sync);
-    assert_eq!(
-        config.four_letter_words,
-        FourLetterWhitelist::zookeeper_default()
-    );
+    assert_eq!(config.four_letter_words, FourLetterWhitelist::zookeeper_default());
     assert!(config.servers.is_empty());
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
@@ -108,10 +102,7 @@ preAllocSize=1024
 ";
     let config = ServerConfig::parse(text).unwrap();
     assert_eq!(config.core.tick_time_ms, 50);
-    assert_eq!(
-        config.core.tick_ms, 50,
-        "a tickTime below 100 ms is also the core tick"
-    );
+    assert_eq!(config.core.tick_ms, 50, "a tickTime below 100 ms is also the core tick");
     assert_eq!(config.data_dir, PathBuf::from("/var/zk/data"));
     assert_eq!(config.data_log_dir, PathBuf::from("/var/zk/log"));
     assert_eq!(config.client_port, 2281);
@@ -123,16 +114,10 @@ preAllocSize=1024
     assert_eq!(config.autopurge_snap_retain_count, 5);
     assert_eq!(config.autopurge_purge_interval_hours, 24);
     assert!(!config.force_sync);
-    let words = ["conf", "ruok", "srvr", "stat"]
-        .map(String::from)
-        .into_iter()
-        .collect();
+    let words = ["conf", "ruok", "srvr", "stat"].map(String::from).into_iter().collect();
     assert_eq!(config.four_letter_words, FourLetterWhitelist::Only(words));
     assert_eq!(config.core.max_frame_bytes, 0x200000);
-    assert_eq!(
-        config.core.super_digest.as_deref(),
-        Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
-    );
+    assert_eq!(config.core.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
     assert!(config.core.extended_types_enabled);
     assert_eq!(config.core.container_check_interval_ms, 1000);
     assert_eq!(config.core.container_max_per_minute, 500);
@@ -140,14 +125,8 @@ preAllocSize=1024
     assert!(config.core.enforce_quota);
     assert_eq!(config.election_alg, Some(3));
     assert_eq!(config.peer_type, PeerType::Observer);
-    assert_eq!(
-        config.extra.get("admin.serverPort").map(String::as_str),
-        Some("9090")
-    );
-    assert_eq!(
-        config.extra.get("preAllocSize").map(String::as_str),
-        Some("1024")
-    );
+    assert_eq!(config.extra.get("admin.serverPort").map(String::as_str), Some("9090"));
+    assert_eq!(config.extra.get("preAllocSize").map(String::as_str), Some("1024"));
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
 
@@ -167,12 +146,7 @@ fn assert_bad_value(line: &str, key: &str) {
     let text = format!("tickTime=2000\ndataDir=/d\n{line}\n");
     let error = ServerConfig::parse(&text).expect_err(line);
     match &error {
-        ConfigError::BadValue {
-            key: k,
-            line: l,
-            value,
-            ..
-        } => {
+        ConfigError::BadValue { key: k, line: l, value, .. } => {
             assert_eq!(k, key, "{line}");
             assert_eq!(*l, 3, "{line}");
             assert!(line.contains(value.as_str()), "{line}: value {value:?}");
@@ -196,10 +170,7 @@ fn each_malformed_value_names_the_key_the_value_and_the_line() {
         ("maxSessionTimeout=0", "maxSessionTimeout"),
         ("maxClientCnxns=-1", "maxClientCnxns"),
         ("snapCount=many", "snapCount"),
-        (
-            "autopurge.snapRetainCount=three",
-            "autopurge.snapRetainCount",
-        ),
+        ("autopurge.snapRetainCount=three", "autopurge.snapRetainCount"),
         ("autopurge.purgeInterval=1.5", "autopurge.purgeInterval"),
         ("forceSync=maybe", "forceSync"),
         ("jute.maxbuffer=0xZZ", "jute.maxbuffer"),
@@ -210,14 +181,8 @@ fn each_malformed_value_names_the_key_the_value_and_the_line() {
             "DigestAuthenticationProvider.superDigest",
         ),
         ("extendedTypesEnabled=2", "extendedTypesEnabled"),
-        (
-            "znode.container.checkIntervalMs=soon",
-            "znode.container.checkIntervalMs",
-        ),
-        (
-            "znode.container.maxPerMinute=-3",
-            "znode.container.maxPerMinute",
-        ),
+        ("znode.container.checkIntervalMs=soon", "znode.container.checkIntervalMs"),
+        ("znode.container.maxPerMinute=-3", "znode.container.maxPerMinute"),
         ("skipACL=perhaps", "skipACL"),
         ("enforceQuota=1", "enforceQuota"),
         ("initLimit=ten", "initLimit"),
@@ -244,19 +209,13 @@ fn an_unknown_key_warns_and_is_kept() {
     assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
     assert!(config.warnings[0].contains("frobnicate"));
     assert!(config.warnings[0].contains("line 3"));
-    assert_eq!(
-        config.extra.get("frobnicate").map(String::as_str),
-        Some("yes")
-    );
+    assert_eq!(config.extra.get("frobnicate").map(String::as_str), Some("yes"));
 }
 
 #[test]
 fn missing_data_dir_is_an_error() {
     let error = ServerConfig::parse("tickTime=2000\nclientPort=2181\n").unwrap_err();
-    assert!(
-        matches!(error, ConfigError::Missing { key: "dataDir" }),
-        "{error:?}"
-    );
+    assert!(matches!(error, ConfigError::Missing { key: "dataDir" }), "{error:?}");
     assert_eq!(error.to_string(), "dataDir is not set");
 }
 
@@ -269,12 +228,7 @@ fn defaults_for_a_minimal_file() {
     assert_eq!(config.core.session_timeout_ms_min, 4000);
     assert_eq!(config.core.session_timeout_ms_max, 40000);
     assert_eq!(config.core.max_frame_bytes, 0xfffff);
-    assert_eq!(
-        config.warnings.len(),
-        2,
-        "tickTime and clientPort: {:?}",
-        config.warnings
-    );
+    assert_eq!(config.warnings.len(), 2, "tickTime and clientPort: {:?}", config.warnings);
 }
 
 #[test]
@@ -331,11 +285,7 @@ fn whitelist_parsing() {
     assert_eq!(config.four_letter_words, FourLetterWhitelist::All);
     let config =
         ServerConfig::parse("dataDir=/d\ntickTime=2000\n4lw.commands.whitelist=bogus\n").unwrap();
-    assert!(
-        config.warnings.iter().any(|w| w.contains("bogus")),
-        "{:?}",
-        config.warnings
-    );
+    assert!(config.warnings.iter().any(|w| w.contains("bogus")), "{:?}", config.warnings);
 }
 
 #[test]
@@ -353,10 +303,7 @@ server.4=10.0.0.4:2888:3888;[::1]:2183
     let config = ServerConfig::parse(text).unwrap();
     assert_eq!(config.servers.len(), 4);
     let s1 = &config.servers[&1];
-    assert_eq!(
-        (s1.host.as_str(), s1.quorum_port, s1.election_port),
-        ("zk1", 2888, 3888)
-    );
+    assert_eq!((s1.host.as_str(), s1.quorum_port, s1.election_port), ("zk1", 2888, 3888));
     assert_eq!(s1.peer_type, PeerType::Participant);
     assert_eq!(s1.client, None);
     assert_eq!(config.servers[&2].client, Some((None, 2181)));
@@ -364,10 +311,7 @@ server.4=10.0.0.4:2888:3888;[::1]:2183
     assert_eq!(s3.host, "::1");
     assert_eq!(s3.peer_type, PeerType::Observer);
     assert_eq!(s3.client, Some((Some("127.0.0.1".to_string()), 2182)));
-    assert_eq!(
-        config.servers[&4].client,
-        Some((Some("::1".to_string()), 2183))
-    );
+    assert_eq!(config.servers[&4].client, Some((Some("::1".to_string()), 2183)));
 }
 
 #[test]
@@ -387,10 +331,8 @@ empty=
 lonely
 ";
     let properties = parse_properties(text).unwrap();
-    let pairs: Vec<(&str, &str, usize)> = properties
-        .iter()
-        .map(|p| (p.key.as_str(), p.value.as_str(), p.line))
-        .collect();
+    let pairs: Vec<(&str, &str, usize)> =
+        properties.iter().map(|p| (p.key.as_str(), p.value.as_str(), p.line)).collect();
     assert_eq!(
         pairs,
         vec![
@@ -470,10 +412,7 @@ fn load_reads_a_file_and_names_it_in_errors() {
     let bad = dir.join("bad.cfg");
     std::fs::write(&bad, "dataDir=/d\nclientPort=x\n").unwrap();
     let message = ServerConfig::load(&bad).unwrap_err().to_string();
-    assert!(
-        message.contains("bad.cfg") && message.contains("line 2"),
-        "{message}"
-    );
+    assert!(message.contains("bad.cfg") && message.contains("line 2"), "{message}");
     let missing = ServerConfig::load(&dir.join("absent.cfg")).unwrap_err();
     assert!(matches!(missing, ConfigError::Io { .. }));
     // Quorum mode reads myid from dataDir.
@@ -488,14 +427,6 @@ fn load_reads_a_file_and_names_it_in_errors() {
     std::fs::write(&quorum, text).unwrap();
     let config = ServerConfig::load(&quorum).unwrap();
     assert_eq!(config.core.server_id.0, 2);
-    assert_eq!(
-        config
-            .to_conf_lines()
-            .iter()
-            .find(|(k, _)| k == "serverId")
-            .unwrap()
-            .1,
-        "2"
-    );
+    assert_eq!(config.to_conf_lines().iter().find(|(k, _)| k == "serverId").unwrap().1, "2");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -28,9 +28,8 @@ impl Drop for TempDir {
 /// Records 1..=6 with varied payloads, and the file `Storage` writes for them.
 fn original() -> (Vec<(i64, Vec<u8>)>, Vec<u8>) {
     let dir = TempDir::new();
-    let records: Vec<(i64, Vec<u8>)> = (1..=6)
-        .map(|z| (z, vec![z as u8; (z as usize * 13) % 40]))
-        .collect();
+    let records: Vec<(i64, Vec<u8>)> =
+        (1..=6).map(|z| (z, vec![z as u8; (z as usize * 13) % 40])).collect();
     {
         let (mut storage, _) = Storage::open(&dir.0, &dir.0).unwrap();
         for (zxid, payload) in &records {

@@ -54,10 +54,7 @@ fn wait_for(
                 }
             }
             Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "no event; saw {seen:?}"
-                );
+                assert!(std::time::Instant::now() < deadline, "no event; saw {seen:?}");
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err(e) => panic!("event channel closed: {e}; saw {seen:?}"),
@@ -83,18 +80,13 @@ fn many_submits_share_few_syncs_and_the_report_reaches_the_last_zxid() {
     for zxid in 1..=batches {
         writer.append(vec![(zxid, payload(zxid))]).unwrap();
     }
-    let seen = wait_for(
-        &mut events,
-        |e| matches!(e, StorageEvent::Durable { upto } if *upto == batches),
-    );
+    let seen =
+        wait_for(&mut events, |e| matches!(e, StorageEvent::Durable { upto } if *upto == batches));
     let reports = durable_upto(&seen);
     assert!(reports.windows(2).all(|w| w[0] < w[1]), "{reports:?}");
     let syncs = writer.sync_count();
     assert!(syncs >= 1);
-    assert!(
-        syncs < batches as u64,
-        "{syncs} syncs for {batches} batches"
-    );
+    assert!(syncs < batches as u64, "{syncs} syncs for {batches} batches");
     assert_eq!(syncs, reports.len() as u64);
     writer.shutdown().unwrap();
     let (_, recovered) = Storage::open(&dir.0, &dir.0).unwrap();
@@ -117,9 +109,7 @@ fn submits_from_a_busy_producer_thread() {
         })
     };
     producer.join().unwrap();
-    let seen = wait_for(&mut events, |e| {
-        matches!(e, StorageEvent::Durable { upto: 3000 })
-    });
+    let seen = wait_for(&mut events, |e| matches!(e, StorageEvent::Durable { upto: 3000 }));
     assert_eq!(durable_upto(&seen).last(), Some(&3000));
     assert!(writer.sync_count() < 1000);
 }
@@ -128,13 +118,9 @@ fn submits_from_a_busy_producer_thread() {
 fn snapshots_are_written_in_the_background_and_the_log_rolls() {
     let dir = TempDir::new("snap");
     let (writer, mut events) = spawn(&dir.0);
-    writer
-        .append((1..=100).map(|z| (z, payload(z))).collect())
-        .unwrap();
+    writer.append((1..=100).map(|z| (z, payload(z))).collect()).unwrap();
     writer.save_snapshot(100, vec![7u8; 1 << 20]).unwrap();
-    writer
-        .append((101..=200).map(|z| (z, payload(z))).collect())
-        .unwrap();
+    writer.append((101..=200).map(|z| (z, payload(z))).collect()).unwrap();
     let mut saved = false;
     let mut durable = 0;
     wait_for(&mut events, |e| {
@@ -146,10 +132,7 @@ fn snapshots_are_written_in_the_background_and_the_log_rolls() {
         saved && durable == 200
     });
     writer.shutdown().unwrap();
-    assert!(
-        dir.0.join("version-2/log.65").exists(),
-        "log rolled at zxid 101"
-    );
+    assert!(dir.0.join("version-2/log.65").exists(), "log rolled at zxid 101");
     let (_, recovered) = Storage::open(&dir.0, &dir.0).unwrap();
     assert_eq!(recovered.snapshot, Some((100, vec![7u8; 1 << 20])));
     let zxids: Vec<i64> = recovered.txns.iter().map(|(z, _)| *z).collect();
@@ -162,16 +145,10 @@ fn truncation_and_purge_through_the_thread() {
     let (writer, mut events) = spawn(&dir.0);
     for round in 0..5i64 {
         let first = round * 10 + 1;
-        writer
-            .append((first..first + 10).map(|z| (z, payload(z))).collect())
-            .unwrap();
-        writer
-            .save_snapshot(first + 9, format!("at {}", first + 9).into_bytes())
-            .unwrap();
+        writer.append((first..first + 10).map(|z| (z, payload(z))).collect()).unwrap();
+        writer.save_snapshot(first + 9, format!("at {}", first + 9).into_bytes()).unwrap();
     }
-    writer
-        .append((51..=55).map(|z| (z, payload(z))).collect())
-        .unwrap();
+    writer.append((51..=55).map(|z| (z, payload(z))).collect()).unwrap();
     writer.truncate_after(52).unwrap();
     writer.append(vec![(53, b"rewritten".to_vec())]).unwrap();
     writer.purge(3).unwrap();
@@ -193,11 +170,7 @@ fn truncation_and_purge_through_the_thread() {
     assert_eq!(recovered.snapshot.as_ref().map(|s| s.0), Some(50));
     assert_eq!(
         recovered.txns,
-        vec![
-            (51, payload(51)),
-            (52, payload(52)),
-            (53, b"rewritten".to_vec())
-        ]
+        vec![(51, payload(51)), (52, payload(52)), (53, b"rewritten".to_vec())]
     );
 }
 
@@ -205,9 +178,7 @@ fn truncation_and_purge_through_the_thread() {
 fn an_append_that_breaks_the_history_stops_the_thread_with_an_event() {
     let dir = TempDir::new("fail");
     let (writer, mut events) = spawn(&dir.0);
-    writer
-        .append(vec![(1, payload(1)), (5, payload(5))])
-        .unwrap();
+    writer.append(vec![(1, payload(1)), (5, payload(5))]).unwrap();
     let seen = wait_for(&mut events, |e| matches!(e, StorageEvent::Failed { .. }));
     match seen.last() {
         Some(StorageEvent::Failed { error }) => {

@@ -104,10 +104,7 @@ fn torn_last_record_is_cut_at_every_byte_offset() {
         std::fs::write(log_path(&case.0, 1), &original[..cut]).unwrap();
         let (mut storage, recovered) = open(&case.0).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
         assert_eq!(recovered.txns, expected(1..=4), "cut at {cut}");
-        assert_eq!(
-            std::fs::metadata(log_path(&case.0, 1)).unwrap().len(),
-            offsets[4] as u64
-        );
+        assert_eq!(std::fs::metadata(log_path(&case.0, 1)).unwrap().len(), offsets[4] as u64);
         // The lost record can be written again and survives the next restart.
         append_all(&mut storage, 5..=5);
         drop(storage);
@@ -143,12 +140,7 @@ fn a_torn_header_of_the_newest_file_is_removed() {
     }
     for len in [0, 7, log::LOG_HEADER_LEN - 1, log::LOG_HEADER_LEN] {
         let header = log::encode_header(4);
-        let bytes: Vec<u8> = header
-            .iter()
-            .copied()
-            .chain(std::iter::repeat(0))
-            .take(len)
-            .collect();
+        let bytes: Vec<u8> = header.iter().copied().chain(std::iter::repeat(0)).take(len).collect();
         std::fs::write(log_path(&dir.0, 4), bytes).unwrap();
         let (_, recovered) = open(&dir.0).unwrap();
         assert_eq!(recovered.txns, expected(1..=3), "header length {len}");
@@ -224,9 +216,7 @@ fn damage_in_a_file_that_is_not_the_newest_refuses_to_start() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
     match open(&dir.0).unwrap_err() {
-        StorageError::CorruptLog {
-            path: p, offset, ..
-        } => {
+        StorageError::CorruptLog { path: p, offset, .. } => {
             assert_eq!(p, path);
             assert_eq!(offset, record_offsets(3)[2] as u64);
         }
@@ -243,12 +233,7 @@ fn a_missing_log_file_is_a_gap() {
     }
     std::fs::remove_file(log_path(&dir.0, 4)).unwrap();
     match open(&dir.0).unwrap_err() {
-        StorageError::Gap {
-            path,
-            previous,
-            found,
-            ..
-        } => {
+        StorageError::Gap { path, previous, found, .. } => {
             assert_eq!(path, log_path(&dir.0, 7));
             assert_eq!((previous, found), (3, 7));
         }
@@ -282,10 +267,7 @@ fn snapshot_plus_later_log() {
         storage.save_snapshot(5, b"state at 5").unwrap();
         append_all(&mut storage, 6..=8);
     }
-    assert!(
-        log_path(&dir.0, 6).exists(),
-        "a new log file starts after a snapshot"
-    );
+    assert!(log_path(&dir.0, 6).exists(), "a new log file starts after a snapshot");
     let (_, recovered) = open(&dir.0).unwrap();
     assert_eq!(recovered.snapshot, Some((5, b"state at 5".to_vec())));
     assert_eq!(recovered.txns, expected(6..=8));
@@ -306,8 +288,7 @@ fn a_snapshot_older_than_the_log_end_replays_the_rest() {
 }
 
 fn snapshot_path(dir: &Path, zxid: i64) -> PathBuf {
-    dir.join("version-2")
-        .join(zkr_server::storage::snapshot_file_name(zxid))
+    dir.join("version-2").join(zkr_server::storage::snapshot_file_name(zxid))
 }
 
 #[test]
@@ -358,9 +339,7 @@ fn without_a_valid_snapshot_a_purged_log_is_a_gap() {
     std::fs::remove_file(log_path(&dir.0, 1)).unwrap();
     std::fs::write(snapshot_path(&dir.0, 3), b"garbage").unwrap();
     match open(&dir.0).unwrap_err() {
-        StorageError::Gap {
-            previous, found, ..
-        } => assert_eq!((previous, found), (0, 4)),
+        StorageError::Gap { previous, found, .. } => assert_eq!((previous, found), (0, 4)),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -371,9 +350,7 @@ fn purge_keeps_what_recovery_needs() {
     let (mut storage, _) = open(&dir.0).unwrap();
     for round in 0..6i64 {
         append_all(&mut storage, round * 3 + 1..=round * 3 + 3);
-        storage
-            .save_snapshot(round * 3 + 2, format!("snap {}", round * 3 + 2).as_bytes())
-            .unwrap();
+        storage.save_snapshot(round * 3 + 2, format!("snap {}", round * 3 + 2).as_bytes()).unwrap();
     }
     append_all(&mut storage, 19..=20);
     // Snapshots 2, 5, ..., 17; logs 1, 4, 7, ..., 16, 19.

@@ -45,11 +45,7 @@ impl From<DecodeError> for BodyError {
 
 fn read_connect_tail(r: &mut Reader<'_>, what: &'static str) -> Result<Option<bool>, DecodeError> {
     // The readOnly byte is optional (clients up to 3.3 leave it out; ProtocolManager tries it).
-    let read_only = if r.remaining() == 0 {
-        None
-    } else {
-        Some(r.read_bool(what)?)
-    };
+    let read_only = if r.remaining() == 0 { None } else { Some(r.read_bool(what)?) };
     r.finish(what)?;
     Ok(read_only)
 }
@@ -113,13 +109,7 @@ pub fn decode_connect_response(payload: &[u8]) -> Result<ConnectResponse, Decode
     let passwd = r.read_buffer("ConnectResponse.passwd")?.unwrap_or_default();
     let read_only = read_connect_tail(&mut r, "ConnectResponse.readOnly")?;
     assert!(r.remaining() == 0);
-    Ok(ConnectResponse {
-        protocol_version,
-        timeout_ms,
-        session_id,
-        passwd,
-        read_only,
-    })
+    Ok(ConnectResponse { protocol_version, timeout_ms, session_id, passwd, read_only })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -144,11 +134,7 @@ pub fn request_op(req: &Request) -> OpCode {
         Request::CheckWatches { .. } => OpCode::CheckWatches,
         Request::RemoveWatches { .. } => OpCode::RemoveWatches,
         Request::Auth { .. } => OpCode::Auth,
-        Request::SetWatches {
-            persistent,
-            persistent_recursive,
-            ..
-        } => {
+        Request::SetWatches { persistent, persistent_recursive, .. } => {
             if persistent.is_empty() && persistent_recursive.is_empty() {
                 OpCode::SetWatches
             } else {
@@ -172,10 +158,7 @@ pub fn request_header(client_xid: i32, req: &Request) -> RequestHeader {
         Request::SetWatches { .. } => xid::SET_WATCHES,
         _ => client_xid,
     };
-    RequestHeader {
-        xid,
-        op: request_op(req).code(),
-    }
+    RequestHeader { xid, op: request_op(req).code() }
 }
 
 /// Reads `RequestHeader{xid, type}`.
@@ -242,14 +225,7 @@ fn decode_set_watches(code: OpCode, r: &mut Reader<'_>) -> Result<Request, BodyE
     } else {
         (Vec::new(), Vec::new())
     };
-    Ok(Request::SetWatches {
-        relative_zxid,
-        data,
-        exist,
-        child,
-        persistent,
-        persistent_recursive,
-    })
+    Ok(Request::SetWatches { relative_zxid, data, exist, child, persistent, persistent_recursive })
 }
 
 /// Reads the rest of a `CreateRequest` (or `CreateTTLRequest` for op 21) after its path.
@@ -257,19 +233,8 @@ fn decode_create(code: OpCode, path: String, r: &mut Reader<'_>) -> Result<Reque
     let data = r.read_buffer("CreateRequest.data")?;
     let acl = r.read_acls()?;
     let flags = r.read_i32("CreateRequest.flags")?;
-    let ttl = if code == OpCode::CreateTtl {
-        r.read_i64("CreateTTLRequest.ttl")?
-    } else {
-        -1
-    };
-    Ok(Request::Create {
-        op: code,
-        path,
-        data,
-        acl,
-        flags,
-        ttl,
-    })
+    let ttl = if code == OpCode::CreateTtl { r.read_i64("CreateTTLRequest.ttl")? } else { -1 };
+    Ok(Request::Create { op: code, path, data, acl, flags, ttl })
 }
 
 /// Decodes the per-path ops: everything that can appear inside a multi, plus the other ops whose
@@ -280,59 +245,32 @@ fn decode_node_op(code: OpCode, r: &mut Reader<'_>) -> Result<Request, DecodeErr
         OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
             decode_create(code, path, r)?
         }
-        OpCode::Delete => Request::Delete {
-            path,
-            version: r.read_i32("DeleteRequest.version")?,
-        },
-        OpCode::Exists => Request::Exists {
-            path,
-            watch: r.read_bool("ExistsRequest.watch")?,
-        },
-        OpCode::GetData => Request::GetData {
-            path,
-            watch: r.read_bool("GetDataRequest.watch")?,
-        },
+        OpCode::Delete => Request::Delete { path, version: r.read_i32("DeleteRequest.version")? },
+        OpCode::Exists => Request::Exists { path, watch: r.read_bool("ExistsRequest.watch")? },
+        OpCode::GetData => Request::GetData { path, watch: r.read_bool("GetDataRequest.watch")? },
         OpCode::SetData => {
             let data = r.read_buffer("SetDataRequest.data")?;
-            Request::SetData {
-                path,
-                data,
-                version: r.read_i32("SetDataRequest.version")?,
-            }
+            Request::SetData { path, data, version: r.read_i32("SetDataRequest.version")? }
         }
         OpCode::GetAcl => Request::GetAcl { path },
         OpCode::SetAcl => {
             let acl = r.read_acls()?;
-            Request::SetAcl {
-                path,
-                acl,
-                version: r.read_i32("SetACLRequest.version")?,
-            }
+            Request::SetAcl { path, acl, version: r.read_i32("SetACLRequest.version")? }
         }
-        OpCode::GetChildren | OpCode::GetChildren2 => Request::GetChildren {
-            op: code,
-            path,
-            watch: r.read_bool("GetChildren.watch")?,
-        },
+        OpCode::GetChildren | OpCode::GetChildren2 => {
+            Request::GetChildren { op: code, path, watch: r.read_bool("GetChildren.watch")? }
+        }
         OpCode::Sync => Request::Sync { path },
-        OpCode::Check => Request::Check {
-            path,
-            version: r.read_i32("CheckVersion.version")?,
-        },
-        OpCode::CheckWatches => Request::CheckWatches {
-            path,
-            watcher_type: r.read_i32("CheckWatches.type")?,
-        },
-        OpCode::RemoveWatches => Request::RemoveWatches {
-            path,
-            watcher_type: r.read_i32("RemoveWatches.type")?,
-        },
+        OpCode::Check => Request::Check { path, version: r.read_i32("CheckVersion.version")? },
+        OpCode::CheckWatches => {
+            Request::CheckWatches { path, watcher_type: r.read_i32("CheckWatches.type")? }
+        }
+        OpCode::RemoveWatches => {
+            Request::RemoveWatches { path, watcher_type: r.read_i32("RemoveWatches.type")? }
+        }
         OpCode::GetEphemerals => Request::GetEphemerals { prefix: path },
         OpCode::GetAllChildrenNumber => Request::GetAllChildrenNumber { path },
-        OpCode::AddWatch => Request::AddWatch {
-            path,
-            mode: r.read_i32("AddWatch.mode")?,
-        },
+        OpCode::AddWatch => Request::AddWatch { path, mode: r.read_i32("AddWatch.mode")? },
         other => unreachable!("decode_node_op called for {other:?}"),
     };
     Ok(req)
@@ -378,19 +316,14 @@ fn decode_multi_ops(r: &mut Reader<'_>, kind: MultiKind) -> Result<Vec<Request>,
             return Ok(ops);
         }
         let Some(code) = multi_allows(kind, op) else {
-            return Err(DecodeError::BadValue {
-                what: "multi op type",
-                value: i64::from(op),
-            });
+            return Err(DecodeError::BadValue { what: "multi op type", value: i64::from(op) });
         };
         let sub = match decode_node_op(code, r)? {
             // Watches are never set by multiRead (§9).
             Request::GetData { path, .. } => Request::GetData { path, watch: false },
-            Request::GetChildren { op, path, .. } => Request::GetChildren {
-                op,
-                path,
-                watch: false,
-            },
+            Request::GetChildren { op, path, .. } => {
+                Request::GetChildren { op, path, watch: false }
+            }
             other => other,
         };
         // Every sub-op takes its 9-byte header plus a path: the loop is bounded by the input.
@@ -413,11 +346,7 @@ fn write_request_body(w: &mut Writer, op: i32, req: &Request) {
     match req {
         Request::Ping | Request::WhoAmI | Request::CloseSession => {}
         Request::Multi(ops) | Request::MultiRead(ops) => write_multi_ops(w, ops),
-        Request::Auth {
-            auth_type,
-            scheme,
-            auth,
-        } => {
+        Request::Auth { auth_type, scheme, auth } => {
             w.write_i32(*auth_type);
             w.write_string(scheme);
             w.write_buffer(Some(auth));
@@ -432,14 +361,8 @@ fn write_request_body(w: &mut Writer, op: i32, req: &Request) {
         } => {
             let v2 = op == OpCode::SetWatches2.code();
             if !v2 {
-                assert!(
-                    persistent.is_empty(),
-                    "setWatches (101) cannot carry persistent watches"
-                );
-                assert!(
-                    persistent_recursive.is_empty(),
-                    "setWatches (101): no recursive watches"
-                );
+                assert!(persistent.is_empty(), "setWatches (101) cannot carry persistent watches");
+                assert!(persistent_recursive.is_empty(), "setWatches (101): no recursive watches");
             }
             w.write_i64(*relative_zxid);
             w.write_strings(data);
@@ -456,14 +379,7 @@ fn write_request_body(w: &mut Writer, op: i32, req: &Request) {
 
 fn write_node_op(w: &mut Writer, req: &Request) {
     match req {
-        Request::Create {
-            op,
-            path,
-            data,
-            acl,
-            flags,
-            ttl,
-        } => {
+        Request::Create { op, path, data, acl, flags, ttl } => {
             w.write_string(path);
             w.write_buffer(data.as_deref());
             w.write_acls(acl);
@@ -482,11 +398,7 @@ fn write_node_op(w: &mut Writer, req: &Request) {
             w.write_string(path);
             w.write_bool(*watch);
         }
-        Request::SetData {
-            path,
-            data,
-            version,
-        } => {
+        Request::SetData { path, data, version } => {
             w.write_string(path);
             w.write_buffer(data.as_deref());
             w.write_i32(*version);
@@ -500,14 +412,8 @@ fn write_node_op(w: &mut Writer, req: &Request) {
         | Request::Sync { path }
         | Request::GetEphemerals { prefix: path }
         | Request::GetAllChildrenNumber { path } => w.write_string(path),
-        Request::CheckWatches {
-            path,
-            watcher_type: n,
-        }
-        | Request::RemoveWatches {
-            path,
-            watcher_type: n,
-        }
+        Request::CheckWatches { path, watcher_type: n }
+        | Request::RemoveWatches { path, watcher_type: n }
         | Request::AddWatch { path, mode: n } => {
             w.write_string(path);
             w.write_i32(*n);
@@ -538,10 +444,7 @@ fn write_multi_ops(w: &mut Writer, ops: &[Request]) {
                 | Request::Auth { .. }
                 | Request::SetWatches { .. }
         );
-        assert!(
-            !bodyless_or_nested,
-            "{op:?} cannot be framed inside a multi"
-        );
+        assert!(!bodyless_or_nested, "{op:?} cannot be framed inside a multi");
         write_multi_header(w, op.code(), false, -1);
         write_node_op(w, sub);
     }
@@ -572,14 +475,7 @@ pub fn encode_reply(header: &ReplyHeader, body: Option<&Response>) -> Vec<u8> {
 /// Encodes a watch notification, framed: `ReplyHeader{-1, zxid, 0}` + `WatcherEvent`.
 pub fn encode_notification(zxid: i64, ev: &WatcherEvent) -> Vec<u8> {
     let mut w = Writer::new();
-    write_reply_header(
-        &mut w,
-        &ReplyHeader {
-            xid: xid::NOTIFICATION,
-            zxid,
-            err: 0,
-        },
-    );
+    write_reply_header(&mut w, &ReplyHeader { xid: xid::NOTIFICATION, zxid, err: 0 });
     w.write_i32(ev.event_type as i32);
     w.write_i32(ev.state);
     w.write_string(&ev.path);
@@ -670,32 +566,22 @@ pub fn decode_reply_header(r: &mut Reader<'_>) -> Result<ReplyHeader, DecodeErro
 pub fn decode_watcher_event(r: &mut Reader<'_>) -> Result<WatcherEvent, DecodeError> {
     let raw = r.read_i32("WatcherEvent.type")?;
     let Some(event_type) = EventType::from_i32(raw) else {
-        return Err(DecodeError::BadValue {
-            what: "WatcherEvent.type",
-            value: i64::from(raw),
-        });
+        return Err(DecodeError::BadValue { what: "WatcherEvent.type", value: i64::from(raw) });
     };
     let state = r.read_i32("WatcherEvent.state")?;
     let path = r.read_string("WatcherEvent.path")?;
-    Ok(WatcherEvent {
-        event_type,
-        state,
-        path,
-    })
+    Ok(WatcherEvent { event_type, state, path })
 }
 
 /// Reads the body of a successful (`err == 0`) reply to a request sent with opcode `op`
 /// (client side). The caller checks [`Reader::finish`] if it wants the frame filled exactly.
 pub fn decode_response(op: OpCode, r: &mut Reader<'_>) -> Result<Response, DecodeError> {
     let resp = match op {
-        OpCode::Create => Response::Create {
-            path: r.read_string("CreateResponse.path")?,
-        },
+        OpCode::Create => Response::Create { path: r.read_string("CreateResponse.path")? },
         // createContainer and createTTL are answered with Create2Response (§5).
-        OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => Response::Create2 {
-            path: r.read_string("Create2Response.path")?,
-            stat: r.read_stat()?,
-        },
+        OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
+            Response::Create2 { path: r.read_string("Create2Response.path")?, stat: r.read_stat()? }
+        }
         OpCode::Delete
         | OpCode::Ping
         | OpCode::Check
@@ -707,31 +593,25 @@ pub fn decode_response(op: OpCode, r: &mut Reader<'_>) -> Result<Response, Decod
         | OpCode::CloseSession => Response::Empty,
         OpCode::Exists | OpCode::SetData | OpCode::SetAcl => Response::Stat(r.read_stat()?),
         // reconfig answers with the new config as a GetDataResponse.
-        OpCode::GetData | OpCode::Reconfig => Response::GetData {
-            data: r.read_buffer("GetDataResponse.data")?,
-            stat: r.read_stat()?,
-        },
-        OpCode::GetAcl => Response::GetAcl {
-            acl: r.read_acls()?,
-            stat: r.read_stat()?,
-        },
-        OpCode::GetChildren => Response::GetChildren {
-            children: r.read_strings("GetChildrenResponse.children")?,
-        },
+        OpCode::GetData | OpCode::Reconfig => {
+            Response::GetData { data: r.read_buffer("GetDataResponse.data")?, stat: r.read_stat()? }
+        }
+        OpCode::GetAcl => Response::GetAcl { acl: r.read_acls()?, stat: r.read_stat()? },
+        OpCode::GetChildren => {
+            Response::GetChildren { children: r.read_strings("GetChildrenResponse.children")? }
+        }
         OpCode::GetChildren2 => Response::GetChildren2 {
             children: r.read_strings("GetChildren2Response.children")?,
             stat: r.read_stat()?,
         },
-        OpCode::Sync => Response::Sync {
-            path: r.read_string("SyncResponse.path")?,
-        },
+        OpCode::Sync => Response::Sync { path: r.read_string("SyncResponse.path")? },
         OpCode::Multi | OpCode::MultiRead => Response::Multi(decode_multi_results(r)?),
-        OpCode::GetEphemerals => Response::GetEphemerals {
-            paths: r.read_strings("GetEphemeralsResponse")?,
-        },
-        OpCode::GetAllChildrenNumber => Response::GetAllChildrenNumber {
-            total: r.read_i32("GetAllChildrenNumber.total")?,
-        },
+        OpCode::GetEphemerals => {
+            Response::GetEphemerals { paths: r.read_strings("GetEphemeralsResponse")? }
+        }
+        OpCode::GetAllChildrenNumber => {
+            Response::GetAllChildrenNumber { total: r.read_i32("GetAllChildrenNumber.total")? }
+        }
         OpCode::AddWatch => decode_add_watch(r)?,
         OpCode::WhoAmI => Response::WhoAmI(decode_client_infos(r)?),
         OpCode::Notification
@@ -739,10 +619,7 @@ pub fn decode_response(op: OpCode, r: &mut Reader<'_>) -> Result<Response, Decod
         | OpCode::Sasl
         | OpCode::CreateSession
         | OpCode::Error => {
-            return Err(DecodeError::BadValue {
-                what: "reply op",
-                value: i64::from(op.code()),
-            });
+            return Err(DecodeError::BadValue { what: "reply op", value: i64::from(op.code()) });
         }
     };
     Ok(resp)
@@ -751,23 +628,16 @@ pub fn decode_response(op: OpCode, r: &mut Reader<'_>) -> Result<Response, Decod
 fn decode_add_watch(r: &mut Reader<'_>) -> Result<Response, DecodeError> {
     match r.read_i32("AddWatch ErrorResponse.err")? {
         0 => Ok(Response::AddWatch),
-        err => Err(DecodeError::BadValue {
-            what: "AddWatch ErrorResponse.err",
-            value: err.into(),
-        }),
+        err => Err(DecodeError::BadValue { what: "AddWatch ErrorResponse.err", value: err.into() }),
     }
 }
 
 fn decode_client_infos(r: &mut Reader<'_>) -> Result<Vec<ClientInfo>, DecodeError> {
-    let infos = r.read_vec_sized(
-        "WhoAmIResponse.clientInfo",
-        2 * jute::STRING_MIN_BYTES,
-        |r| {
-            let auth_scheme = r.read_string("ClientInfo.authScheme")?;
-            let user = r.read_string("ClientInfo.user")?;
-            Ok(ClientInfo { auth_scheme, user })
-        },
-    )?;
+    let infos = r.read_vec_sized("WhoAmIResponse.clientInfo", 2 * jute::STRING_MIN_BYTES, |r| {
+        let auth_scheme = r.read_string("ClientInfo.authScheme")?;
+        let user = r.read_string("ClientInfo.user")?;
+        Ok(ClientInfo { auth_scheme, user })
+    })?;
     Ok(infos.unwrap_or_default())
 }
 
@@ -782,25 +652,20 @@ fn decode_multi_results(r: &mut Reader<'_>) -> Result<Vec<MultiResult>, DecodeEr
             return Ok(results);
         }
         let result = match OpCode::from_i32(op) {
-            Some(OpCode::Create) => MultiResult::Create {
-                path: r.read_string("path")?,
-            },
-            Some(OpCode::Create2) => MultiResult::Create2 {
-                path: r.read_string("path")?,
-                stat: r.read_stat()?,
-            },
+            Some(OpCode::Create) => MultiResult::Create { path: r.read_string("path")? },
+            Some(OpCode::Create2) => {
+                MultiResult::Create2 { path: r.read_string("path")?, stat: r.read_stat()? }
+            }
             Some(OpCode::Delete) => MultiResult::Delete,
             Some(OpCode::Check) => MultiResult::Check,
-            Some(OpCode::SetData) => MultiResult::SetData {
-                stat: r.read_stat()?,
-            },
+            Some(OpCode::SetData) => MultiResult::SetData { stat: r.read_stat()? },
             Some(OpCode::GetData) => MultiResult::GetData {
                 data: r.read_buffer("GetDataResponse.data")?,
                 stat: r.read_stat()?,
             },
-            Some(OpCode::GetChildren) => MultiResult::GetChildren {
-                children: r.read_strings("children")?,
-            },
+            Some(OpCode::GetChildren) => {
+                MultiResult::GetChildren { children: r.read_strings("children")? }
+            }
             Some(OpCode::Error) => {
                 // The ErrorResponse body carries the code the Java client uses.
                 let code = r.read_i32("ErrorResponse.err")?;
@@ -813,10 +678,7 @@ fn decode_multi_results(r: &mut Reader<'_>) -> Result<Vec<MultiResult>, DecodeEr
                 MultiResult::Error(err)
             }
             _ => {
-                return Err(DecodeError::BadValue {
-                    what: "multi result type",
-                    value: op.into(),
-                });
+                return Err(DecodeError::BadValue { what: "multi result type", value: op.into() });
             }
         };
         // Every result takes at least its 9-byte header: the loop is bounded by the input.

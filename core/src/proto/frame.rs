@@ -114,12 +114,7 @@ impl FrameDecoder {
     /// A decoder for a new connection; frames longer than `max_frame_bytes` are rejected
     /// (ZooKeeper's `jute.maxbuffer`, 1,048,575 by default).
     pub fn new(max_frame_bytes: usize) -> FrameDecoder {
-        FrameDecoder {
-            max_frame_bytes,
-            buf: Vec::new(),
-            start: 0,
-            state: State::Start,
-        }
+        FrameDecoder { max_frame_bytes, buf: Vec::new(), start: 0, state: State::Start }
     }
 
     /// Appends bytes read from the connection.
@@ -193,9 +188,7 @@ impl FrameDecoder {
             return Ok(None);
         };
         let len = i32::from_be_bytes(head);
-        let len_ok = usize::try_from(len)
-            .ok()
-            .filter(|&l| l <= self.max_frame_bytes);
+        let len_ok = usize::try_from(len).ok().filter(|&l| l <= self.max_frame_bytes);
         let Some(len) = len_ok else {
             let err = FrameError::BadLength(i64::from(len));
             self.state = State::Failed(err);

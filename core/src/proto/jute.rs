@@ -107,10 +107,7 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let Ok(len_usize) = usize::try_from(len) else {
-            return Err(DecodeError::BadLength {
-                what,
-                len: i64::from(len),
-            });
+            return Err(DecodeError::BadLength { what, len: i64::from(len) });
         };
         let needed = len_usize.checked_mul(min_element_bytes.max(1));
         match needed {
@@ -164,10 +161,7 @@ impl<'a> Reader<'a> {
         min_element_bytes: usize,
         mut f: impl FnMut(&mut Reader<'a>) -> Result<T, DecodeError>,
     ) -> Result<Option<Vec<T>>, DecodeError> {
-        assert!(
-            min_element_bytes >= 1,
-            "jute elements take at least one byte"
-        );
+        assert!(min_element_bytes >= 1, "jute elements take at least one byte");
         let Some(count) = self.read_len(what, min_element_bytes)? else {
             return Ok(None);
         };
@@ -178,10 +172,7 @@ impl<'a> Reader<'a> {
             if self.pos == before {
                 // A zero-byte element could make a forged count loop for long; no jute type
                 // is zero-sized, so this is a malformed input (or a buggy closure).
-                return Err(DecodeError::BadValue {
-                    what,
-                    value: count as i64,
-                });
+                return Err(DecodeError::BadValue { what, value: count as i64 });
             }
         }
         assert!(out.len() == count);
@@ -333,10 +324,7 @@ impl Writer {
         for item in items {
             let before = self.buf.len();
             f(self, item);
-            assert!(
-                self.buf.len() > before,
-                "jute elements take at least one byte"
-            );
+            assert!(self.buf.len() > before, "jute elements take at least one byte");
         }
     }
 
@@ -391,10 +379,7 @@ mod tests {
         w.write_buffer(Some(&[]));
         w.write_ustring(None);
         let bytes = w.into_inner();
-        assert_eq!(
-            bytes,
-            [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
-        );
+        assert_eq!(bytes, [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
         let mut r = Reader::new(&bytes);
         assert_eq!(r.read_buffer("a").unwrap(), None);
         assert_eq!(r.read_buffer("b").unwrap(), Some(vec![]));
@@ -405,10 +390,7 @@ mod tests {
     #[test]
     fn huge_lengths_are_rejected_before_allocation() {
         let bytes = [0x7f, 0xff, 0xff, 0xff, 1, 2, 3];
-        assert_eq!(
-            Reader::new(&bytes).read_buffer("b"),
-            Err(DecodeError::Truncated { what: "b" })
-        );
+        assert_eq!(Reader::new(&bytes).read_buffer("b"), Err(DecodeError::Truncated { what: "b" }));
         let r = Reader::new(&bytes).read_vec("v", |r| r.read_i32("x"));
         assert_eq!(r, Err(DecodeError::Truncated { what: "v" }));
         let neg = [0xff, 0xff, 0xff, 0xfe];
@@ -425,18 +407,13 @@ mod tests {
         bytes.extend_from_slice(&[0u8; 20]);
         assert_eq!(
             Reader::new(&bytes).read_acls(),
-            Err(DecodeError::Truncated {
-                what: "vector<ACL>"
-            })
+            Err(DecodeError::Truncated { what: "vector<ACL>" })
         );
     }
 
     #[test]
     fn trailing_bytes_are_reported() {
         let r = Reader::new(&[1, 2]);
-        assert_eq!(
-            r.finish("x"),
-            Err(DecodeError::TrailingBytes { what: "x", len: 2 })
-        );
+        assert_eq!(r.finish("x"), Err(DecodeError::TrailingBytes { what: "x", len: 2 }));
     }
 }

@@ -92,13 +92,7 @@ fn write_txn_body(w: &mut Writer, txn: &Txn) {
     match txn {
         Txn::CreateSession { timeout_ms } => w.write_i32(*timeout_ms),
         Txn::CloseSession { paths_to_delete } => w.write_strings(paths_to_delete),
-        Txn::Create {
-            path,
-            data,
-            acl,
-            kind,
-            parent_cversion,
-        } => {
+        Txn::Create { path, data, acl, kind, parent_cversion } => {
             write_create(w, path, data.as_deref(), acl);
             match kind {
                 CreateKind::Persistent | CreateKind::Ephemeral => {
@@ -113,11 +107,7 @@ fn write_txn_body(w: &mut Writer, txn: &Txn) {
             }
         }
         Txn::Delete { path } | Txn::DeleteContainer { path } => w.write_string(path),
-        Txn::SetData {
-            path,
-            data,
-            version,
-        } => {
+        Txn::SetData { path, data, version } => {
             w.write_string(path);
             w.write_buffer(data.as_deref());
             w.write_i32(*version);
@@ -145,19 +135,11 @@ fn write_txn_body(w: &mut Writer, txn: &Txn) {
 /// Reads the record of a txn of type `type_code`; `top_level` is false inside a `MultiTxn`.
 fn read_txn_body(type_code: i32, r: &mut Reader<'_>, top_level: bool) -> Result<Txn, DecodeError> {
     let txn = match type_code {
-        -10 => Txn::CreateSession {
-            timeout_ms: r.read_i32("CreateSessionTxn.timeOut")?,
-        },
-        -11 => Txn::CloseSession {
-            paths_to_delete: r.read_strings("CloseSessionTxn.paths")?,
-        },
+        -10 => Txn::CreateSession { timeout_ms: r.read_i32("CreateSessionTxn.timeOut")? },
+        -11 => Txn::CloseSession { paths_to_delete: r.read_strings("CloseSessionTxn.paths")? },
         1 | 15 | 19 | 21 => read_create(type_code, r)?,
-        2 => Txn::Delete {
-            path: r.read_string("DeleteTxn.path")?,
-        },
-        20 => Txn::DeleteContainer {
-            path: r.read_string("DeleteTxn.path")?,
-        },
+        2 => Txn::Delete { path: r.read_string("DeleteTxn.path")? },
+        20 => Txn::DeleteContainer { path: r.read_string("DeleteTxn.path")? },
         5 => Txn::SetData {
             path: r.read_string("SetDataTxn.path")?,
             data: r.read_buffer("SetDataTxn.data")?,
@@ -175,19 +157,13 @@ fn read_txn_body(type_code: i32, r: &mut Reader<'_>, top_level: bool) -> Result<
         -1 => {
             let code = r.read_i32("ErrorTxn.err")?;
             let Some(err) = ZkError::from_code(code) else {
-                return Err(DecodeError::BadValue {
-                    what: "ErrorTxn.err",
-                    value: code.into(),
-                });
+                return Err(DecodeError::BadValue { what: "ErrorTxn.err", value: code.into() });
             };
             Txn::Error { err }
         }
         14 if top_level => Txn::Multi(read_multi(r)?),
         _ => {
-            return Err(DecodeError::BadValue {
-                what: "txn type",
-                value: type_code.into(),
-            });
+            return Err(DecodeError::BadValue { what: "txn type", value: type_code.into() });
         }
     };
     Ok(txn)
@@ -200,33 +176,17 @@ fn read_create(type_code: i32, r: &mut Reader<'_>) -> Result<Txn, DecodeError> {
     let (kind, parent_cversion) = match type_code {
         1 | 15 => {
             let ephemeral = r.read_bool("CreateTxn.ephemeral")?;
-            let kind = if ephemeral {
-                CreateKind::Ephemeral
-            } else {
-                CreateKind::Persistent
-            };
+            let kind = if ephemeral { CreateKind::Ephemeral } else { CreateKind::Persistent };
             (kind, r.read_i32("CreateTxn.parentCVersion")?)
         }
-        19 => (
-            CreateKind::Container,
-            r.read_i32("CreateContainerTxn.parentCVersion")?,
-        ),
+        19 => (CreateKind::Container, r.read_i32("CreateContainerTxn.parentCVersion")?),
         21 => {
             let parent_cversion = r.read_i32("CreateTTLTxn.parentCVersion")?;
-            (
-                CreateKind::Ttl(r.read_i64("CreateTTLTxn.ttl")?),
-                parent_cversion,
-            )
+            (CreateKind::Ttl(r.read_i64("CreateTTLTxn.ttl")?), parent_cversion)
         }
         other => unreachable!("read_create called for txn type {other}"),
     };
-    Ok(Txn::Create {
-        path,
-        data,
-        acl,
-        kind,
-        parent_cversion,
-    })
+    Ok(Txn::Create { path, data, acl, kind, parent_cversion })
 }
 
 /// Reads `MultiTxn{vector<Txn{int type, buffer data}>}`; each `data` must hold exactly one

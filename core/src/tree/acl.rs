@@ -14,10 +14,7 @@ use crate::types::{Acl, Id};
 /// some entry with a matching permission bit whose id is `world:anyone` or matches one of the
 /// connection's ids of the same scheme.
 pub fn check_acl(acl: &[Acl], ids: &[Id], wanted: i32, skip_acl: bool) -> bool {
-    assert!(
-        wanted != 0,
-        "an ACL check must ask for at least one permission"
-    );
+    assert!(wanted != 0, "an ACL check must ask for at least one permission");
     if skip_acl || acl.is_empty() {
         return true;
     }
@@ -69,11 +66,7 @@ fn java_split_len(s: &str, sep: char) -> usize {
     let parts: Vec<&str> = s.split(sep).collect();
     let trailing_empty = parts.iter().rev().take_while(|p| p.is_empty()).count();
     // Java returns [""] (length 1) for the empty string.
-    if trailing_empty == parts.len() {
-        1
-    } else {
-        parts.len() - trailing_empty
-    }
+    if trailing_empty == parts.len() { 1 } else { parts.len() - trailing_empty }
 }
 
 /// `PrepRequestProcessor.fixupACL`: removes duplicates (first wins), rejects an empty list,
@@ -94,14 +87,9 @@ pub fn fixup_acl(acl: &[Acl], auth_ids: &[Id]) -> Result<Vec<Acl>, ZkError> {
         if entry.id.scheme == "world" && entry.id.id == "anyone" {
             fixed.push(entry.clone());
         } else if entry.id.scheme == "auth" {
-            let authenticated = auth_ids
-                .iter()
-                .filter(|id| provider_is_authenticated(&id.scheme));
+            let authenticated = auth_ids.iter().filter(|id| provider_is_authenticated(&id.scheme));
             let before = fixed.len();
-            fixed.extend(authenticated.map(|id| Acl {
-                perms: entry.perms,
-                id: id.clone(),
-            }));
+            fixed.extend(authenticated.map(|id| Acl { perms: entry.perms, id: id.clone() }));
             if fixed.len() == before {
                 return Err(ZkError::InvalidAcl);
             }
@@ -112,10 +100,7 @@ pub fn fixup_acl(acl: &[Acl], auth_ids: &[Id]) -> Result<Vec<Acl>, ZkError> {
         }
     }
     assert!(!fixed.is_empty(), "a fixed-up ACL is never empty");
-    assert!(
-        fixed.iter().all(|a| a.id.scheme != "auth"),
-        "auth entries are always expanded"
-    );
+    assert!(fixed.iter().all(|a| a.id.scheme != "auth"), "auth entries are always expanded");
     Ok(fixed)
 }
 
@@ -165,11 +150,7 @@ fn addr_to_bytes(addr: &str) -> Option<Vec<u8>> {
         }
         return Some(bytes);
     }
-    let v6: std::net::Ipv6Addr = addr
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()?;
+    let v6: std::net::Ipv6Addr = addr.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
     Some(v6.octets().to_vec())
 }
 

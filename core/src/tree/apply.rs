@@ -50,14 +50,8 @@ impl DataTree {
         let mut triggers = Vec::new();
         let outcome = self.apply_txn(&txn.header, &txn.txn, &mut triggers, false);
         self.advance_zxid(txn.header.zxid);
-        assert!(
-            self.last_processed_zxid >= before,
-            "lastProcessedZxid moved back"
-        );
-        assert!(
-            self.last_processed_zxid >= txn.header.zxid,
-            "lastProcessedZxid not advanced"
-        );
+        assert!(self.last_processed_zxid >= before, "lastProcessedZxid moved back");
+        assert!(self.last_processed_zxid >= txn.header.zxid, "lastProcessedZxid not advanced");
         Applied { outcome, triggers }
     }
 
@@ -78,20 +72,9 @@ impl DataTree {
                 self.close_session(header.session_id, paths_to_delete, zxid, triggers);
                 ApplyOutcome::SessionClosed
             }
-            Txn::Create {
-                path,
-                data,
-                acl,
-                kind,
-                parent_cversion,
-            } => {
-                let args = CreateArgs {
-                    path,
-                    data,
-                    acl,
-                    kind: *kind,
-                    parent_cversion: *parent_cversion,
-                };
+            Txn::Create { path, data, acl, kind, parent_cversion } => {
+                let args =
+                    CreateArgs { path, data, acl, kind: *kind, parent_cversion: *parent_cversion };
                 self.apply_create(header, &args, triggers)
             }
             Txn::Delete { path } | Txn::DeleteContainer { path } => {
@@ -100,18 +83,11 @@ impl DataTree {
                     Err(e) => ApplyOutcome::Failed(e),
                 }
             }
-            Txn::SetData {
-                path,
-                data,
-                version,
-            } => {
+            Txn::SetData { path, data, version } => {
                 let outcome = self.apply_set_data(path, data, *version, zxid, time);
                 if matches!(outcome, ApplyOutcome::DataSet { .. }) {
                     let event = EventType::NodeDataChanged;
-                    triggers.push(WatchTrigger {
-                        path: path.clone(),
-                        event,
-                    });
+                    triggers.push(WatchTrigger { path: path.clone(), event });
                 }
                 outcome
             }
@@ -119,10 +95,8 @@ impl DataTree {
             Txn::Check { .. } => ApplyOutcome::Checked,
             Txn::Error { err } => ApplyOutcome::Failed(*err),
             Txn::Multi(subs) => {
-                let outcomes = subs
-                    .iter()
-                    .map(|s| self.apply_txn(header, s, triggers, true))
-                    .collect();
+                let outcomes =
+                    subs.iter().map(|s| self.apply_txn(header, s, triggers, true)).collect();
                 ApplyOutcome::Multi(outcomes)
             }
         }
@@ -182,30 +156,13 @@ impl DataTree {
         let bytes = node.data_len();
         self.insert_node(p.to_string(), node);
         let client_stat = self.nodes[p].client_stat();
-        assert_eq!(
-            client_stat.czxid, zxid,
-            "a new node's czxid is its txn's zxid"
-        );
-        assert!(
-            self.nodes[parent_path]
-                .children
-                .contains(path::last_segment(p)),
-            "not linked"
-        );
+        assert_eq!(client_stat.czxid, zxid, "a new node's czxid is its txn's zxid");
+        assert!(self.nodes[parent_path].children.contains(path::last_segment(p)), "not linked");
         self.quota_after_create(p, bytes);
-        triggers.push(WatchTrigger {
-            path: p.to_string(),
-            event: EventType::NodeCreated,
-        });
+        triggers.push(WatchTrigger { path: p.to_string(), event: EventType::NodeCreated });
         let parent_trigger = parent_path.to_string();
-        triggers.push(WatchTrigger {
-            path: parent_trigger,
-            event: EventType::NodeChildrenChanged,
-        });
-        ApplyOutcome::Created {
-            path: p.to_string(),
-            stat: client_stat,
-        }
+        triggers.push(WatchTrigger { path: parent_trigger, event: EventType::NodeChildrenChanged });
+        ApplyOutcome::Created { path: p.to_string(), stat: client_stat }
     }
 
     fn apply_delete(
@@ -230,15 +187,9 @@ impl DataTree {
         });
         self.quota_after_delete(p, removed.data_len());
         assert!(!self.nodes.contains_key(p), "deleted node still present");
-        triggers.push(WatchTrigger {
-            path: p.to_string(),
-            event: EventType::NodeDeleted,
-        });
+        triggers.push(WatchTrigger { path: p.to_string(), event: EventType::NodeDeleted });
         let parent_trigger = parent_path.to_string();
-        triggers.push(WatchTrigger {
-            path: parent_trigger,
-            event: EventType::NodeChildrenChanged,
-        });
+        triggers.push(WatchTrigger { path: parent_trigger, event: EventType::NodeChildrenChanged });
         Ok(())
     }
 
@@ -302,10 +253,7 @@ impl DataTree {
             let deleted = self.apply_delete(p, zxid, triggers);
             assert!(deleted.is_ok(), "an ephemeral is always deletable: {p}");
         }
-        assert!(
-            self.ephemerals(session).is_empty(),
-            "session {session} kept ephemerals"
-        );
+        assert!(self.ephemerals(session).is_empty(), "session {session} kept ephemerals");
     }
 
     // ---- quotas (reference §10.9) ----
@@ -363,14 +311,8 @@ impl DataTree {
                 bytes += d.data_len();
             }
         }
-        assert!(
-            count >= 0 && bytes >= 0,
-            "subtree counts are never negative"
-        );
-        assert!(
-            count > 0 || !self.nodes.contains_key(root),
-            "a live root counts itself"
-        );
+        assert!(count >= 0 && bytes >= 0, "subtree counts are never negative");
+        assert!(count > 0 || !self.nodes.contains_key(root), "a live root counts itself");
         let mut track = StatsTrack::default();
         track.set_count(count);
         track.set_bytes(bytes);

@@ -71,14 +71,7 @@ pub fn node_hash(path: &str, data: Option<&[u8]>, acl: &[Acl], stat: &StatPersis
         h.field(a.id.scheme.as_bytes());
         h.field(a.id.id.as_bytes());
     }
-    for v in [
-        stat.czxid,
-        stat.mzxid,
-        stat.ctime,
-        stat.mtime,
-        stat.ephemeral_owner,
-        stat.pzxid,
-    ] {
+    for v in [stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.ephemeral_owner, stat.pzxid] {
         h.i64(v);
     }
     for v in [stat.version, stat.cversion, stat.aversion] {

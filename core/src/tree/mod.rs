@@ -121,11 +121,7 @@ impl ZNode {
             ctime: self.stat.ctime,
             mtime: self.stat.mtime,
             version: self.stat.version,
-            cversion: self
-                .stat
-                .cversion
-                .wrapping_mul(2)
-                .wrapping_sub(num_children),
+            cversion: self.stat.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: self.stat.aversion,
             ephemeral_owner,
             data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
@@ -258,9 +254,7 @@ impl DataTree {
 
     /// The children names of `path`, sorted.
     pub fn children(&self, path: &str) -> Option<Vec<String>> {
-        self.nodes
-            .get(path)
-            .map(|n| n.children.iter().cloned().collect())
+        self.nodes.get(path).map(|n| n.children.iter().cloned().collect())
     }
 
     /// The ACL of `path`.
@@ -287,17 +281,12 @@ impl DataTree {
 
     /// The ephemerals of `session`, sorted.
     pub fn ephemerals(&self, session: SessionId) -> Vec<String> {
-        self.ephemerals
-            .get(&session)
-            .map_or_else(Vec::new, |s| s.iter().cloned().collect())
+        self.ephemerals.get(&session).map_or_else(Vec::new, |s| s.iter().cloned().collect())
     }
 
     /// Every session's ephemerals (for the `dump` four-letter word).
     pub fn all_ephemerals(&self) -> BTreeMap<SessionId, Vec<String>> {
-        self.ephemerals
-            .iter()
-            .map(|(s, p)| (*s, p.iter().cloned().collect()))
-            .collect()
+        self.ephemerals.iter().map(|(s, p)| (*s, p.iter().cloned().collect())).collect()
     }
 
     /// Number of nodes (the root counted once; ZooKeeper's `zk_znode_count` counts it twice).
@@ -374,31 +363,13 @@ impl DataTree {
 
     /// Adds a node under an existing parent and keeps every index up to date.
     fn insert_node(&mut self, path: String, node: ZNode) {
-        assert!(
-            !self.nodes.contains_key(&path),
-            "insert over an existing node {path}"
-        );
-        assert!(
-            node.children.is_empty(),
-            "a new node has no children: {path}"
-        );
-        assert_eq!(
-            node.stat.ephemeral_owner,
-            node.kind.ephemeral_owner(),
-            "owner of {path}"
-        );
+        assert!(!self.nodes.contains_key(&path), "insert over an existing node {path}");
+        assert!(node.children.is_empty(), "a new node has no children: {path}");
+        assert_eq!(node.stat.ephemeral_owner, node.kind.ephemeral_owner(), "owner of {path}");
         if path != "/" {
-            let parent = self
-                .nodes
-                .get_mut(path::parent(&path))
-                .expect("parent of a new node");
-            assert!(
-                parent.kind.owner_session().is_none(),
-                "child of an ephemeral: {path}"
-            );
-            parent
-                .children
-                .insert(path::last_segment(&path).to_string());
+            let parent = self.nodes.get_mut(path::parent(&path)).expect("parent of a new node");
+            assert!(parent.kind.owner_session().is_none(), "child of an ephemeral: {path}");
+            parent.children.insert(path::last_segment(&path).to_string());
         }
         self.index_add(&path, &node);
         self.nodes.insert(path, node);
@@ -408,14 +379,8 @@ impl DataTree {
     fn remove_node(&mut self, path: &str) -> ZNode {
         assert!(path != "/", "the root is never removed");
         let node = self.nodes.remove(path).expect("remove of a missing node");
-        assert!(
-            node.children.is_empty(),
-            "remove of a node with children: {path}"
-        );
-        let parent = self
-            .nodes
-            .get_mut(path::parent(path))
-            .expect("parent of a live node");
+        assert!(node.children.is_empty(), "remove of a node with children: {path}");
+        let parent = self.nodes.get_mut(path::parent(path)).expect("parent of a live node");
         let removed = parent.children.remove(path::last_segment(path));
         assert!(removed, "parent did not list {path}");
         self.index_remove(path, &node);
@@ -430,11 +395,7 @@ impl DataTree {
         self.digest = self.digest.wrapping_sub(node_hash(path, node));
         self.data_size -= node.data_len();
         let r = f(node);
-        assert_eq!(
-            before,
-            (node.kind, node.children.len()),
-            "update changed kind or children"
-        );
+        assert_eq!(before, (node.kind, node.children.len()), "update changed kind or children");
         self.digest = self.digest.wrapping_add(node_hash(path, node));
         self.data_size += node.data_len();
         r
@@ -445,10 +406,7 @@ impl DataTree {
         self.data_size += path.len() as i64 + node.data_len();
         match node.kind {
             NodeKind::Ephemeral(s) => {
-                self.ephemerals
-                    .entry(s)
-                    .or_default()
-                    .insert(path.to_string());
+                self.ephemerals.entry(s).or_default().insert(path.to_string());
             }
             NodeKind::Container | NodeKind::Ttl(_) => {
                 self.containers_and_ttls.insert(path.to_string());
@@ -469,10 +427,7 @@ impl DataTree {
                 }
             }
             NodeKind::Container | NodeKind::Ttl(_) => {
-                assert!(
-                    self.containers_and_ttls.remove(path),
-                    "{path} missing from the index"
-                );
+                assert!(self.containers_and_ttls.remove(path), "{path} missing from the index");
             }
             NodeKind::Persistent => {}
         }
@@ -546,23 +501,13 @@ impl DataTree {
         let mut special = BTreeSet::new();
         for (p, node) in &self.nodes {
             assert!(path::validate_path(p).is_ok(), "invalid key {p:?}");
-            assert_eq!(
-                node.stat.ephemeral_owner,
-                node.kind.ephemeral_owner(),
-                "owner of {p}"
-            );
+            assert_eq!(node.stat.ephemeral_owner, node.kind.ephemeral_owner(), "owner of {p}");
             if p != "/" {
                 let parent = &self.nodes[path::parent(p)];
-                assert!(
-                    parent.children.contains(path::last_segment(p)),
-                    "{p} not listed"
-                );
+                assert!(parent.children.contains(path::last_segment(p)), "{p} not listed");
             }
             for c in &node.children {
-                assert!(
-                    self.nodes.contains_key(&path::join(p, c)),
-                    "{p} lists a missing {c}"
-                );
+                assert!(self.nodes.contains_key(&path::join(p, c)), "{p} lists a missing {c}");
             }
             match node.kind {
                 NodeKind::Ephemeral(s) => {
@@ -580,15 +525,9 @@ impl DataTree {
         assert_eq!(digest, self.digest, "incremental digest drifted");
         assert_eq!(size, self.data_size, "data size drifted");
         assert_eq!(ephemerals, self.ephemerals, "ephemeral index drifted");
-        assert_eq!(
-            special, self.containers_and_ttls,
-            "container/TTL index drifted"
-        );
+        assert_eq!(special, self.containers_and_ttls, "container/TTL index drifted");
         for root in &self.quota_roots {
-            assert!(
-                self.nodes.contains_key(&quota::limit_path(root)),
-                "stale quota root {root}"
-            );
+            assert!(self.nodes.contains_key(&quota::limit_path(root)), "stale quota root {root}");
         }
     }
 }

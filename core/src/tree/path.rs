@@ -56,20 +56,13 @@ pub fn last_segment(path: &str) -> &str {
 
 /// Joins a parent path and a child name.
 pub fn join(parent_path: &str, child: &str) -> String {
-    if parent_path == "/" {
-        format!("/{child}")
-    } else {
-        format!("{parent_path}/{child}")
-    }
+    if parent_path == "/" { format!("/{child}") } else { format!("{parent_path}/{child}") }
 }
 
 /// The paths the server protects from delete: `/`, `/zookeeper`, `/zookeeper/quota`,
 /// `/zookeeper/config` (`ZKDatabase.isSpecialPath`).
 pub fn is_special_path(path: &str) -> bool {
-    matches!(
-        path,
-        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
-    )
+    matches!(path, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config")
 }
 
 #[cfg(test)]
@@ -78,9 +71,7 @@ mod tests {
 
     #[test]
     fn validate_path_table() {
-        for ok in [
-            "/", "/a", "/a/b", "/...", "/a.b", "/.a", "/a..", "/é", "/a b",
-        ] {
+        for ok in ["/", "/a", "/a/b", "/...", "/a.b", "/.a", "/a..", "/é", "/a b"] {
             assert_eq!(validate_path(ok), Ok(()), "{ok:?}");
         }
         let bad = [

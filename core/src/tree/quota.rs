@@ -37,11 +37,7 @@ impl StatsTrack {
             let mut kv = pair.split('=');
             let key = kv.next().unwrap_or("");
             let value = kv.next().unwrap_or("");
-            let value = if value.is_empty() {
-                Some(-1)
-            } else {
-                value.parse::<i64>().ok()
-            };
+            let value = if value.is_empty() { Some(-1) } else { value.parse::<i64>().ok() };
             if let Some(v) = value {
                 stats.insert(key.to_string(), v);
             }
@@ -87,11 +83,7 @@ impl StatsTrack {
     /// `;key=value` for each, sorted by key.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = format!("{COUNT}={},{BYTES}={}", self.count(), self.bytes());
-        let mut rest = self
-            .stats
-            .iter()
-            .filter(|(k, _)| *k != COUNT && *k != BYTES)
-            .peekable();
+        let mut rest = self.stats.iter().filter(|(k, _)| *k != COUNT && *k != BYTES).peekable();
         if rest.peek().is_some() {
             out.push('=');
             for (k, v) in rest {
@@ -139,10 +131,7 @@ mod tests {
         let t = StatsTrack::parse(Some(b"count=4,bytes=5=;byteHardLimit=10;countHardLimit=3"));
         assert_eq!((t.count(), t.bytes()), (4, 5));
         assert_eq!((t.count_hard_limit(), t.byte_hard_limit()), (3, 10));
-        assert_eq!(
-            t.to_bytes(),
-            b"count=4,bytes=5=;byteHardLimit=10;countHardLimit=3".to_vec()
-        );
+        assert_eq!(t.to_bytes(), b"count=4,bytes=5=;byteHardLimit=10;countHardLimit=3".to_vec());
         let empty = StatsTrack::parse(None);
         assert_eq!(empty.to_bytes(), b"count=-1,bytes=-1".to_vec());
         let junk = StatsTrack::parse(Some(b"x=;=;count=zz,,bytes=7"));

@@ -83,9 +83,7 @@ impl Election {
         };
         let voter = election.quorum.is_voter(me);
         if voter {
-            election
-                .received
-                .insert(me, (own_vote, election.logical_clock));
+            election.received.insert(me, (own_vote, election.logical_clock));
         }
         let first = vec![ElectionAction::Broadcast(election.notification())];
         (election, first)
@@ -102,16 +100,9 @@ impl Election {
     }
 
     fn notification(&self) -> ZabMessage {
-        let state = if self.quorum.is_voter(self.me) {
-            PeerState::Looking
-        } else {
-            PeerState::Observing
-        };
-        ZabMessage::Notification {
-            vote: self.proposal,
-            election_epoch: self.logical_clock,
-            state,
-        }
+        let state =
+            if self.quorum.is_voter(self.me) { PeerState::Looking } else { PeerState::Observing };
+        ZabMessage::Notification { vote: self.proposal, election_epoch: self.logical_clock, state }
     }
 
     fn adopt(&mut self, vote: Vote) {
@@ -159,11 +150,7 @@ impl Election {
         if epoch > self.logical_clock {
             self.logical_clock = epoch;
             self.received.clear();
-            let best = if vote.beats(&self.own_vote) {
-                vote
-            } else {
-                self.own_vote
-            };
+            let best = if vote.beats(&self.own_vote) { vote } else { self.own_vote };
             self.proposal = best;
             self.adopt(best);
             actions.push(ElectionAction::Broadcast(self.notification()));
@@ -235,11 +222,7 @@ impl Election {
 
     fn decide(&mut self, vote: Vote, election_epoch: u64) -> ElectionAction {
         assert!(self.quorum.is_voter(vote.leader), "only voters lead");
-        ElectionAction::Decided {
-            leader: vote.leader,
-            vote,
-            election_epoch,
-        }
+        ElectionAction::Decided { leader: vote.leader, vote, election_epoch }
     }
 
     /// Advances time: finalizes a quorum that held for `finalize_ticks`, and re-sends the
@@ -266,11 +249,7 @@ mod tests {
     use crate::types::Zxid;
 
     fn vote(id: u64, zxid: i64) -> Vote {
-        Vote {
-            leader: ServerId(id),
-            zxid: Zxid(zxid),
-            peer_epoch: 1,
-        }
+        Vote { leader: ServerId(id), zxid: Zxid(zxid), peer_epoch: 1 }
     }
 
     fn three() -> Quorum {
@@ -287,18 +266,11 @@ mod tests {
         let a = e.on_notification(0, ServerId(2), vote(2, 9), 1, PeerState::Looking);
         assert_eq!(e.proposal(), vote(2, 9), "the more up-to-date history wins");
         assert!(matches!(a.as_slice(), [ElectionAction::Broadcast(_)]));
-        assert!(
-            e.on_tick(1).is_empty(),
-            "quorum reached but finalize wait not over"
-        );
+        assert!(e.on_tick(1).is_empty(), "quorum reached but finalize wait not over");
         let decided = e.on_tick(2);
         assert!(matches!(
             decided.as_slice(),
-            [ElectionAction::Decided {
-                leader: ServerId(2),
-                election_epoch: 1,
-                ..
-            }]
+            [ElectionAction::Decided { leader: ServerId(2), election_epoch: 1, .. }]
         ));
     }
 
@@ -308,18 +280,11 @@ mod tests {
         e.on_notification(0, ServerId(2), vote(2, 6), 1, PeerState::Looking);
         e.on_notification(1, ServerId(3), vote(3, 7), 1, PeerState::Looking);
         assert_eq!(e.proposal(), vote(3, 7));
-        assert!(
-            e.on_tick(2)
-                .iter()
-                .all(|a| !matches!(a, ElectionAction::Decided { .. }))
-        );
+        assert!(e.on_tick(2).iter().all(|a| !matches!(a, ElectionAction::Decided { .. })));
         let decided = e.on_tick(4);
         assert!(matches!(
             decided.as_slice(),
-            [ElectionAction::Decided {
-                leader: ServerId(3),
-                ..
-            }]
+            [ElectionAction::Decided { leader: ServerId(3), .. }]
         ));
     }
 
@@ -329,16 +294,8 @@ mod tests {
         e.on_notification(0, ServerId(2), vote(2, 1), 1, PeerState::Looking);
         e.on_notification(0, ServerId(3), vote(3, 1), 4, PeerState::Looking);
         assert_eq!(e.logical_clock(), 4);
-        assert_eq!(
-            e.proposal(),
-            vote(1, 5),
-            "own vote beats the newer round's weaker vote"
-        );
-        assert!(
-            e.on_tick(10)
-                .iter()
-                .all(|a| !matches!(a, ElectionAction::Decided { .. }))
-        );
+        assert_eq!(e.proposal(), vote(1, 5), "own vote beats the newer round's weaker vote");
+        assert!(e.on_tick(10).iter().all(|a| !matches!(a, ElectionAction::Decided { .. })));
     }
 
     #[test]
@@ -349,27 +306,15 @@ mod tests {
         let follows = e.on_notification(0, ServerId(1), vote(1, 9), 7, PeerState::Following);
         assert!(follows.is_empty(), "no report from the leader itself yet");
         let leads = e.on_notification(0, ServerId(1), vote(1, 9), 7, PeerState::Leading);
-        assert!(matches!(
-            leads.as_slice(),
-            [ElectionAction::Decided {
-                leader: ServerId(1),
-                ..
-            }]
-        ));
+        assert!(matches!(leads.as_slice(), [ElectionAction::Decided { leader: ServerId(1), .. }]));
     }
 
     #[test]
     fn resends_with_backoff() {
         let mut e = start(1, 5);
-        assert!(matches!(
-            e.on_tick(2).as_slice(),
-            [ElectionAction::Broadcast(_)]
-        ));
+        assert!(matches!(e.on_tick(2).as_slice(), [ElectionAction::Broadcast(_)]));
         assert!(e.on_tick(3).is_empty());
-        assert!(matches!(
-            e.on_tick(6).as_slice(),
-            [ElectionAction::Broadcast(_)]
-        ));
+        assert!(matches!(e.on_tick(6).as_slice(), [ElectionAction::Broadcast(_)]));
     }
 
     #[test]
@@ -377,9 +322,6 @@ mod tests {
         let mut e = start(1, 5);
         e.on_notification(0, ServerId(3), vote(3, 1), 3, PeerState::Looking);
         let reply = e.on_notification(0, ServerId(2), vote(2, 1), 1, PeerState::Looking);
-        assert!(matches!(
-            reply.as_slice(),
-            [ElectionAction::Send(ServerId(2), _)]
-        ));
+        assert!(matches!(reply.as_slice(), [ElectionAction::Send(ServerId(2), _)]));
     }
 }

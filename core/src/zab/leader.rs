@@ -121,42 +121,23 @@ impl Leader {
     /// Checks the leader's invariants against the node.
     pub fn invariants(&self, node: &Node) {
         if !self.established {
-            assert!(
-                node.log.committed() <= self.history_end,
-                "no commits before establishment"
-            );
+            assert!(node.log.committed() <= self.history_end, "no commits before establishment");
             assert!(
                 node.log.last_logged() == self.history_end,
                 "no proposals before establishment"
             );
         } else {
             assert!(self.epoch.is_some(), "an established leader has an epoch");
-            assert!(
-                node.log.committed() >= self.history_end,
-                "the history is committed"
-            );
+            assert!(node.log.committed() >= self.history_end, "the history is committed");
         }
         if let Some(epoch) = self.epoch {
-            assert!(
-                epoch <= node.accepted_epoch,
-                "the leader accepted its own epoch"
-            );
-            assert!(
-                node.log.last_logged().epoch() <= epoch,
-                "no zxid beyond the epoch"
-            );
+            assert!(epoch <= node.accepted_epoch, "the leader accepted its own epoch");
+            assert!(node.log.last_logged().epoch() <= epoch, "no zxid beyond the epoch");
         }
         for (id, handler) in &self.learners {
-            assert_ne!(
-                *id, node.config.server_id,
-                "the leader is not its own learner"
-            );
+            assert_ne!(*id, node.config.server_id, "the leader is not its own learner");
             if self.acked.contains_key(id) {
-                assert_eq!(
-                    handler.phase,
-                    HandlerPhase::Synced,
-                    "only synced learners ack"
-                );
+                assert_eq!(handler.phase, HandlerPhase::Synced, "only synced learners ack");
             }
         }
     }
@@ -202,11 +183,7 @@ impl Node {
             return;
         }
         let epoch = leader.infos.values().copied().max().expect("own info") + 1;
-        tracing::info!(
-            server = self.config.server_id.0,
-            epoch,
-            "proposing a new epoch"
-        );
+        tracing::info!(server = self.config.server_id.0, epoch, "proposing a new epoch");
         self.accepted_epoch = epoch;
         self.persist_epochs();
         let me = self.config.server_id;
@@ -220,11 +197,8 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         for id in waiting {
-            leader_mut(self)
-                .learners
-                .get_mut(&id)
-                .expect("listed")
-                .phase = HandlerPhase::AwaitAckEpoch;
+            leader_mut(self).learners.get_mut(&id).expect("listed").phase =
+                HandlerPhase::AwaitAckEpoch;
             self.send_peer(id, ZabMessage::LeaderInfo { new_epoch: epoch });
         }
         self.maybe_epoch_quorum();
@@ -257,16 +231,8 @@ impl Node {
             h.last_heard = now;
         }
         match msg {
-            ZabMessage::FollowerInfo {
-                accepted_epoch,
-                last_zxid,
-                observer,
-                nonce,
-            } => {
-                let known = leader_ref(self)
-                    .learners
-                    .get(&from)
-                    .map(|h| (h.nonce, h.phase));
+            ZabMessage::FollowerInfo { accepted_epoch, last_zxid, observer, nonce } => {
+                let known = leader_ref(self).learners.get(&from).map(|h| (h.nonce, h.phase));
                 match known {
                     Some((n, HandlerPhase::AwaitAckEpoch)) if n == nonce => {
                         let epoch = leader_ref(self).epoch.expect("sent LEADERINFO");
@@ -276,17 +242,11 @@ impl Node {
                     _ => self.on_follower_info(from, accepted_epoch, last_zxid, observer, nonce),
                 }
             }
-            ZabMessage::AckEpoch {
-                current_epoch,
-                last_zxid,
-            } => self.on_ack_epoch(from, current_epoch, last_zxid),
+            ZabMessage::AckEpoch { current_epoch, last_zxid } => {
+                self.on_ack_epoch(from, current_epoch, last_zxid)
+            }
             ZabMessage::Ack { zxid } => self.on_ack(from, zxid),
-            ZabMessage::Request {
-                session,
-                cxid,
-                ids,
-                forwarded,
-            } => {
+            ZabMessage::Request { session, cxid, ids, forwarded } => {
                 let synced = leader_ref(self)
                     .learners
                     .get(&from)
@@ -297,9 +257,7 @@ impl Node {
             }
             ZabMessage::SyncRequest => {
                 let target = self.log.last_logged();
-                leader_mut(self)
-                    .syncs
-                    .push_back((SyncWaiter::Learner(from), target));
+                leader_mut(self).syncs.push_back((SyncWaiter::Learner(from), target));
                 self.complete_syncs();
             }
             ZabMessage::PingReply { touched } => {
@@ -399,16 +357,8 @@ impl Node {
         };
         let txns: Vec<LoggedTxn> = self.log.range(from, last).cloned().collect();
         self.send_peer(id, ZabMessage::Diff { txns, committed });
-        self.send_peer(
-            id,
-            ZabMessage::NewLeader {
-                zxid: Zxid::new(epoch, 0),
-            },
-        );
-        let h = leader_mut(self)
-            .learners
-            .get_mut(&id)
-            .expect("synced learner exists");
+        self.send_peer(id, ZabMessage::NewLeader { zxid: Zxid::new(epoch, 0) });
+        let h = leader_mut(self).learners.get_mut(&id).expect("synced learner exists");
         h.phase = HandlerPhase::Syncing;
         assert!(h.forwarding());
     }
@@ -480,11 +430,7 @@ impl Node {
             self.send_peer(id, ZabMessage::Commit { zxid: history_end });
         }
         for id in synced {
-            leader_mut(self)
-                .learners
-                .get_mut(&id)
-                .expect("listed")
-                .up_to_date = true;
+            leader_mut(self).learners.get_mut(&id).expect("listed").up_to_date = true;
             self.send_peer(id, ZabMessage::UpToDate);
         }
         assert!(self.is_established_leader());
@@ -527,12 +473,8 @@ impl Node {
         if point <= self.log.committed() {
             return;
         }
-        let forwarding: Vec<ServerId> = leader
-            .learners
-            .iter()
-            .filter(|(_, h)| h.forwarding())
-            .map(|(id, _)| *id)
-            .collect();
+        let forwarding: Vec<ServerId> =
+            leader.learners.iter().filter(|(_, h)| h.forwarding()).map(|(id, _)| *id).collect();
         self.log.mark_committed(point);
         for id in forwarding {
             self.send_peer(id, ZabMessage::Commit { zxid: point });
@@ -542,17 +484,9 @@ impl Node {
 
     /// Appends a decided txn to the log, asks the shell to persist it and sends it to learners.
     pub(crate) fn propose(&mut self, session: SessionId, cxid: i32, txn: Txn) -> Zxid {
-        assert!(
-            self.is_established_leader(),
-            "only an established leader proposes"
-        );
+        assert!(self.is_established_leader(), "only an established leader proposes");
         let zxid = self.next_zxid();
-        let header = TxnHeader {
-            session_id: session,
-            cxid,
-            zxid,
-            time_ms: self.wall_ms,
-        };
+        let header = TxnHeader { session_id: session, cxid, zxid, time_ms: self.wall_ms };
         let logged = LoggedTxn { header, txn };
         self.log.append(logged.clone());
         let forwarding: Vec<ServerId> = leader_ref(self)
@@ -561,16 +495,9 @@ impl Node {
             .filter(|(_, h)| h.forwarding())
             .map(|(id, _)| *id)
             .collect();
-        self.outputs.push(crate::io::Output::Persist {
-            txn: logged.clone(),
-        });
+        self.outputs.push(crate::io::Output::Persist { txn: logged.clone() });
         for id in forwarding {
-            self.send_peer(
-                id,
-                ZabMessage::Proposal {
-                    txn: logged.clone(),
-                },
-            );
+            self.send_peer(id, ZabMessage::Proposal { txn: logged.clone() });
         }
         if self.config.bugs.ack_before_fsync {
             self.log.mark_committed(zxid);
@@ -593,13 +520,7 @@ impl Node {
                 if self.close_session(session, cxid).is_none()
                     && self.sessions.get(session).is_none()
                 {
-                    self.propose(
-                        session,
-                        cxid,
-                        Txn::Error {
-                            err: ZkError::SessionExpired,
-                        },
-                    );
+                    self.propose(session, cxid, Txn::Error { err: ZkError::SessionExpired });
                 }
             }
             Forwarded::Write(req) => self.prepare_and_propose(session, cxid, &ids, &req),
@@ -615,15 +536,9 @@ impl Node {
         req: &Request,
     ) {
         let session_valid = self.sessions.get(session).is_some_and(|s| !s.closing);
-        let who = crate::prep::Requester {
-            session,
-            session_valid,
-            ids,
-        };
+        let who = crate::prep::Requester { session, session_valid, ids };
         let zxid = self.next_zxid();
-        let txn = self
-            .prep
-            .prepare(&self.tree, &self.config, &who, req, zxid, self.wall_ms);
+        let txn = self.prep.prepare(&self.tree, &self.config, &who, req, zxid, self.wall_ms);
         let proposed = self.propose(session, cxid, txn);
         assert!(proposed == zxid || !self.is_established_leader());
     }
@@ -647,9 +562,7 @@ impl Node {
     /// Queues a local client's sync (leader).
     pub(crate) fn leader_sync(&mut self, conn: ConnId, xid: i32) {
         let target = self.log.last_logged();
-        leader_mut(self)
-            .syncs
-            .push_back((SyncWaiter::Local(conn, xid), target));
+        leader_mut(self).syncs.push_back((SyncWaiter::Local(conn, xid), target));
         self.complete_syncs();
     }
 

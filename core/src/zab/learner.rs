@@ -61,18 +61,11 @@ impl Learner {
     /// Checks the learner's invariants against the node.
     pub fn invariants(&self, node: &Node) {
         assert!(
-            self.acked
-                <= node
-                    .log
-                    .durable()
-                    .max(self.newleader.map(|n| n.0).unwrap_or_default()),
+            self.acked <= node.log.durable().max(self.newleader.map(|n| n.0).unwrap_or_default()),
             "never acknowledge what is not durable"
         );
         if self.phase != LearnerPhase::Broadcast {
-            assert!(
-                node.conns.values().all(|c| !c.is_active()),
-                "serve only in broadcast"
-            );
+            assert!(node.conns.values().all(|c| !c.is_active()), "serve only in broadcast");
         }
         if self.newleader_acked {
             assert!(self.newleader.is_some(), "NEWLEADER acked after it arrived");
@@ -148,8 +141,7 @@ impl Node {
                     self.sessions.add(*id, *timeout, now);
                 }
                 self.log.reset(snapshot.zxid);
-                self.outputs
-                    .push(crate::io::Output::InstallSnapshot { snapshot });
+                self.outputs.push(crate::io::Output::InstallSnapshot { snapshot });
             }
             (LearnerPhase::Syncing, ZabMessage::Diff { txns, committed }) => {
                 for txn in txns {
@@ -185,11 +177,7 @@ impl Node {
 
     fn on_leader_info(&mut self, new_epoch: u32) {
         if new_epoch < self.accepted_epoch && !self.config.bugs.accept_stale_epoch {
-            tracing::warn!(
-                new_epoch,
-                accepted = self.accepted_epoch,
-                "stale LEADERINFO; looking"
-            );
+            tracing::warn!(new_epoch, accepted = self.accepted_epoch, "stale LEADERINFO; looking");
             return self.become_looking();
         }
         if new_epoch > self.accepted_epoch {
@@ -214,8 +202,7 @@ impl Node {
             return self.become_looking();
         }
         self.log.truncate_after(zxid);
-        self.outputs
-            .push(crate::io::Output::TruncateLog { after: zxid });
+        self.outputs.push(crate::io::Output::TruncateLog { after: zxid });
     }
 
     /// Logs a proposal that follows the log; a duplicate is ignored, a gap sends us looking.
@@ -337,36 +324,16 @@ impl Node {
         req: Request,
     ) {
         let leader = learner_ref(self).leader;
-        let ids = self
-            .conns
-            .get(&conn)
-            .map(|c| c.ids.clone())
-            .unwrap_or_default();
+        let ids = self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default();
         let forwarded = Forwarded::Write(req);
-        self.send_peer(
-            leader,
-            ZabMessage::Request {
-                session,
-                cxid: xid,
-                ids,
-                forwarded,
-            },
-        );
+        self.send_peer(leader, ZabMessage::Request { session, cxid: xid, ids, forwarded });
     }
 
     /// Forwards a new session to the leader (learners).
     pub(crate) fn forward_create_session(&mut self, session: SessionId, timeout_ms: i32) {
         let leader = learner_ref(self).leader;
         let forwarded = Forwarded::CreateSession { timeout_ms };
-        self.send_peer(
-            leader,
-            ZabMessage::Request {
-                session,
-                cxid: 0,
-                ids: vec![],
-                forwarded,
-            },
-        );
+        self.send_peer(leader, ZabMessage::Request { session, cxid: 0, ids: vec![], forwarded });
     }
 
     /// Sends a client's sync to the leader (learners).

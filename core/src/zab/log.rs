@@ -25,12 +25,7 @@ impl ZabLog {
     /// A log that starts after `base` (the state already in the tree), with `txns` recovered
     /// from disk (durable, not known committed).
     pub fn recovered(base: Zxid, txns: Vec<LoggedTxn>) -> ZabLog {
-        let mut log = ZabLog {
-            base,
-            entries: VecDeque::new(),
-            durable: base,
-            committed: base,
-        };
+        let mut log = ZabLog { base, entries: VecDeque::new(), durable: base, committed: base };
         for txn in txns {
             log.append(txn);
         }
@@ -45,10 +40,7 @@ impl ZabLog {
 
     /// The last logged zxid (or `base`).
     pub fn last_logged(&self) -> Zxid {
-        self.entries
-            .back()
-            .map(|t| t.header.zxid)
-            .unwrap_or(self.base)
+        self.entries.back().map(|t| t.header.zxid).unwrap_or(self.base)
     }
 
     /// The last durable zxid.
@@ -63,10 +55,7 @@ impl ZabLog {
 
     /// Appends a txn; its zxid must follow the last one.
     pub fn append(&mut self, txn: LoggedTxn) {
-        assert!(
-            txn.header.zxid > self.last_logged(),
-            "log zxids strictly increase"
-        );
+        assert!(txn.header.zxid > self.last_logged(), "log zxids strictly increase");
         assert!(txn.header.zxid > self.base);
         self.entries.push_back(txn);
     }
@@ -84,10 +73,7 @@ impl ZabLog {
     /// Marks everything up to `upto` committed. The commit point becomes the last logged zxid at
     /// or below `upto` (a point such as NEWLEADER's `(epoch, 0)` is not an entry).
     pub fn mark_committed(&mut self, upto: Zxid) {
-        assert!(
-            upto <= self.last_logged(),
-            "cannot commit {upto} beyond the log"
-        );
+        assert!(upto <= self.last_logged(), "cannot commit {upto} beyond the log");
         let upto = self.floor(upto);
         if upto > self.committed {
             self.committed = upto;
@@ -96,10 +82,7 @@ impl ZabLog {
 
     /// The entry with this zxid.
     pub fn get(&self, zxid: Zxid) -> Option<&LoggedTxn> {
-        let i = self
-            .entries
-            .binary_search_by(|t| t.header.zxid.cmp(&zxid))
-            .ok()?;
+        let i = self.entries.binary_search_by(|t| t.header.zxid.cmp(&zxid)).ok()?;
         self.entries.get(i)
     }
 
@@ -115,19 +98,12 @@ impl ZabLog {
 
     /// Entries with zxid in `(after, upto]`.
     pub fn range(&self, after: Zxid, upto: Zxid) -> impl Iterator<Item = &LoggedTxn> {
-        self.entries
-            .iter()
-            .filter(move |t| t.header.zxid > after && t.header.zxid <= upto)
+        self.entries.iter().filter(move |t| t.header.zxid > after && t.header.zxid <= upto)
     }
 
     /// The largest logged zxid that is ≤ `zxid` (or the base).
     pub fn floor(&self, zxid: Zxid) -> Zxid {
-        self.entries
-            .iter()
-            .rev()
-            .map(|t| t.header.zxid)
-            .find(|z| *z <= zxid)
-            .unwrap_or(self.base)
+        self.entries.iter().rev().map(|t| t.header.zxid).find(|z| *z <= zxid).unwrap_or(self.base)
     }
 
     /// Drops every entry after `zxid`. Never drops committed entries.
@@ -150,10 +126,7 @@ impl ZabLog {
     /// Forgets applied entries beyond the newest `keep`, moving `base` forward.
     pub fn trim(&mut self, applied: Zxid, keep: usize) {
         while self.entries.len() > keep
-            && self
-                .entries
-                .front()
-                .is_some_and(|t| t.header.zxid <= applied)
+            && self.entries.front().is_some_and(|t| t.header.zxid <= applied)
         {
             let first = self.entries.pop_front().expect("front exists");
             self.base = first.header.zxid;
@@ -173,15 +146,8 @@ impl ZabLog {
 
     /// Checks the log invariants against the tree's applied zxid; panics when broken.
     pub fn invariants(&self, applied: Zxid) {
-        assert!(
-            applied <= self.committed,
-            "applied {applied} ≤ committed {}",
-            self.committed
-        );
-        assert!(
-            self.committed <= self.last_logged(),
-            "committed ≤ last logged"
-        );
+        assert!(applied <= self.committed, "applied {applied} ≤ committed {}", self.committed);
+        assert!(self.committed <= self.last_logged(), "committed ≤ last logged");
         assert!(self.durable <= self.last_logged(), "durable ≤ last logged");
         assert!(applied >= self.base, "entries after applied are kept");
         let mut previous = self.base;

@@ -175,17 +175,10 @@ mod tests {
 
     #[test]
     fn vote_order_is_epoch_then_zxid_then_id() {
-        let v = |e, z, id| Vote {
-            leader: ServerId(id),
-            zxid: Zxid(z),
-            peer_epoch: e,
-        };
+        let v = |e, z, id| Vote { leader: ServerId(id), zxid: Zxid(z), peer_epoch: e };
         assert!(v(2, 0, 1).beats(&v(1, 99, 9)), "epoch first");
         assert!(v(1, 5, 1).beats(&v(1, 4, 9)), "then zxid");
         assert!(v(1, 5, 3).beats(&v(1, 5, 2)), "then server id");
-        assert!(
-            !v(1, 5, 2).beats(&v(1, 5, 2)),
-            "a vote does not beat itself"
-        );
+        assert!(!v(1, 5, 2).beats(&v(1, 5, 2)), "a vote does not beat itself");
     }
 }

@@ -86,33 +86,19 @@ impl Node {
     pub(crate) fn persist_epochs(&mut self) {
         assert!(self.current_epoch <= self.accepted_epoch);
         let (accepted_epoch, current_epoch) = (self.accepted_epoch, self.current_epoch);
-        self.outputs.push(Output::PersistEpochs {
-            accepted_epoch,
-            current_epoch,
-        });
+        self.outputs.push(Output::PersistEpochs { accepted_epoch, current_epoch });
     }
 
     fn members_except_me(&self) -> Vec<ServerId> {
         let me = self.config.server_id;
-        self.config
-            .members
-            .iter()
-            .map(|m| m.id)
-            .filter(|id| *id != me)
-            .collect()
+        self.config.members.iter().map(|m| m.id).filter(|id| *id != me).collect()
     }
 
     /// Leaves any serving role: closes clients, forgets pending work, starts an election.
     pub(crate) fn become_looking(&mut self) {
-        assert!(
-            !self.config.is_standalone(),
-            "standalone servers never look"
-        );
+        assert!(!self.config.is_standalone(), "standalone servers never look");
         if !matches!(self.role, Role::Looking(None)) {
-            tracing::info!(
-                server = self.config.server_id.0,
-                "going back to leader election"
-            );
+            tracing::info!(server = self.config.server_id.0, "going back to leader election");
         }
         let conns: Vec<_> = self.conns.keys().copied().collect();
         for conn in conns {
@@ -153,11 +139,7 @@ impl Node {
                     }
                 }
                 ElectionAction::Send(to, msg) => self.send_peer(to, msg),
-                ElectionAction::Decided {
-                    leader,
-                    vote,
-                    election_epoch,
-                } => {
+                ElectionAction::Decided { leader, vote, election_epoch } => {
                     return self.on_elected(leader, vote, election_epoch);
                 }
             }
@@ -189,12 +171,7 @@ impl Node {
             tracing::warn!(from = from.0, "message from a non-member ignored");
             return;
         }
-        if let ZabMessage::Notification {
-            vote,
-            election_epoch,
-            state,
-        } = msg
-        {
+        if let ZabMessage::Notification { vote, election_epoch, state } = msg {
             return self.on_notification(from, vote, election_epoch, state);
         }
         match &self.role {
@@ -248,16 +225,10 @@ impl Node {
 
     /// The zxid the leader gives its next proposal.
     pub(crate) fn next_zxid(&self) -> Zxid {
-        let Role::Leading(leader) = &self.role else {
-            panic!("only the leader numbers txns")
-        };
+        let Role::Leading(leader) = &self.role else { panic!("only the leader numbers txns") };
         let epoch = leader.epoch.expect("an established leader has an epoch");
         let last = self.log.last_logged();
-        if last.epoch() < epoch {
-            Zxid::new(epoch, 1)
-        } else {
-            last.next()
-        }
+        if last.epoch() < epoch { Zxid::new(epoch, 1) } else { last.next() }
     }
 
     /// Role-level invariants.

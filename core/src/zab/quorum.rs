@@ -36,10 +36,7 @@ impl Quorum {
 
     /// True when the voters among `acks` form a strict majority. Non-voters are ignored.
     pub fn contains<'a>(&self, acks: impl IntoIterator<Item = &'a ServerId>) -> bool {
-        let voting = acks
-            .into_iter()
-            .filter(|id| self.voters.contains(id))
-            .count();
+        let voting = acks.into_iter().filter(|id| self.voters.contains(id)).count();
         assert!(voting <= self.voters.len(), "acks are a set");
         voting >= self.majority()
     }

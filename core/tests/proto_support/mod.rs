@@ -23,11 +23,7 @@ pub fn path() -> impl Strategy<Value = String> {
 
 /// Node data: null, empty or some bytes.
 pub fn data() -> impl Strategy<Value = Option<Vec<u8>>> {
-    prop_oneof![
-        Just(None),
-        Just(Some(vec![])),
-        vec(any::<u8>(), 0..48).prop_map(Some)
-    ]
+    prop_oneof![Just(None), Just(Some(vec![])), vec(any::<u8>(), 0..48).prop_map(Some)]
 }
 
 /// Raw bytes, possibly empty.
@@ -42,10 +38,8 @@ pub fn name() -> impl Strategy<Value = String> {
 
 /// One ACL entry.
 pub fn acl_entry() -> impl Strategy<Value = Acl> {
-    (any::<i32>(), name(), name()).prop_map(|(perms, scheme, id)| Acl {
-        perms,
-        id: Id { scheme, id },
-    })
+    (any::<i32>(), name(), name())
+        .prop_map(|(perms, scheme, id)| Acl { perms, id: Id { scheme, id } })
 }
 
 /// An ACL list.
@@ -60,23 +54,11 @@ pub fn strings() -> impl Strategy<Value = Vec<String>> {
 
 /// Any Stat.
 pub fn stat() -> impl Strategy<Value = Stat> {
-    let longs = (
-        any::<i64>(),
-        any::<i64>(),
-        any::<i64>(),
-        any::<i64>(),
-        any::<i64>(),
-        any::<i64>(),
-    );
-    let ints = (
-        any::<i32>(),
-        any::<i32>(),
-        any::<i32>(),
-        any::<i32>(),
-        any::<i32>(),
-    );
-    (longs, ints).prop_map(
-        |((czxid, mzxid, ctime, mtime, owner, pzxid), (v, cv, av, dl, nc))| Stat {
+    let longs =
+        (any::<i64>(), any::<i64>(), any::<i64>(), any::<i64>(), any::<i64>(), any::<i64>());
+    let ints = (any::<i32>(), any::<i32>(), any::<i32>(), any::<i32>(), any::<i32>());
+    (longs, ints).prop_map(|((czxid, mzxid, ctime, mtime, owner, pzxid), (v, cv, av, dl, nc))| {
+        Stat {
             czxid,
             mzxid,
             ctime,
@@ -88,8 +70,8 @@ pub fn stat() -> impl Strategy<Value = Stat> {
             data_length: dl,
             num_children: nc,
             pzxid,
-        },
-    )
+        }
+    })
 }
 
 /// Every defined ZkError.
@@ -104,30 +86,11 @@ pub fn zk_error() -> impl Strategy<Value = ZkError> {
 
 /// A create request with any of the four create opcodes.
 pub fn create_request() -> impl Strategy<Value = Request> {
-    let ops = [
-        OpCode::Create,
-        OpCode::Create2,
-        OpCode::CreateContainer,
-        OpCode::CreateTtl,
-    ];
-    (
-        proptest::sample::select(ops.to_vec()),
-        path(),
-        data(),
-        acl(),
-        any::<i32>(),
-        any::<i64>(),
-    )
+    let ops = [OpCode::Create, OpCode::Create2, OpCode::CreateContainer, OpCode::CreateTtl];
+    (proptest::sample::select(ops.to_vec()), path(), data(), acl(), any::<i32>(), any::<i64>())
         .prop_map(|(op, path, data, acl, flags, ttl)| {
             let ttl = if op == OpCode::CreateTtl { ttl } else { -1 };
-            Request::Create {
-                op,
-                path,
-                data,
-                acl,
-                flags,
-                ttl,
-            }
+            Request::Create { op, path, data, acl, flags, ttl }
         })
 }
 
@@ -188,25 +151,16 @@ pub fn node_request() -> impl Strategy<Value = Request> {
 
 /// setWatches (no persistent lists) or setWatches2.
 pub fn set_watches() -> impl Strategy<Value = Request> {
-    (
-        any::<i64>(),
-        strings(),
-        strings(),
-        strings(),
-        strings(),
-        strings(),
-        any::<bool>(),
+    (any::<i64>(), strings(), strings(), strings(), strings(), strings(), any::<bool>()).prop_map(
+        |(relative_zxid, data, exist, child, persistent, recursive, v2)| Request::SetWatches {
+            relative_zxid,
+            data,
+            exist,
+            child,
+            persistent: if v2 { persistent } else { vec![] },
+            persistent_recursive: if v2 { recursive } else { vec![] },
+        },
     )
-        .prop_map(
-            |(relative_zxid, data, exist, child, persistent, recursive, v2)| Request::SetWatches {
-                relative_zxid,
-                data,
-                exist,
-                child,
-                persistent: if v2 { persistent } else { vec![] },
-                persistent_recursive: if v2 { recursive } else { vec![] },
-            },
-        )
 }
 
 /// Any request the model can hold.
@@ -251,25 +205,17 @@ pub fn response() -> impl Strategy<Value = (OpCode, Response)> {
         (acl(), stat()).prop_map(|(acl, stat)| (OpCode::GetAcl, Response::GetAcl { acl, stat })),
         strings().prop_map(|children| (OpCode::GetChildren, Response::GetChildren { children })),
         (strings(), stat()).prop_map(|(children, stat)| {
-            (
-                OpCode::GetChildren2,
-                Response::GetChildren2 { children, stat },
-            )
+            (OpCode::GetChildren2, Response::GetChildren2 { children, stat })
         }),
         path().prop_map(|path| (OpCode::Sync, Response::Sync { path })),
         vec(multi_result(), 0..5).prop_map(|r| (OpCode::Multi, Response::Multi(r))),
         strings().prop_map(|paths| (OpCode::GetEphemerals, Response::GetEphemerals { paths })),
         any::<i32>().prop_map(|total| {
-            (
-                OpCode::GetAllChildrenNumber,
-                Response::GetAllChildrenNumber { total },
-            )
+            (OpCode::GetAllChildrenNumber, Response::GetAllChildrenNumber { total })
         }),
         Just((OpCode::AddWatch, Response::AddWatch)),
         vec((name(), name()), 0..3).prop_map(|v| {
-            let infos = v
-                .into_iter()
-                .map(|(auth_scheme, user)| ClientInfo { auth_scheme, user });
+            let infos = v.into_iter().map(|(auth_scheme, user)| ClientInfo { auth_scheme, user });
             (OpCode::WhoAmI, Response::WhoAmI(infos.collect()))
         }),
     ]
@@ -277,14 +223,7 @@ pub fn response() -> impl Strategy<Value = (OpCode, Response)> {
 
 /// Any ConnectRequest, with and without the readOnly byte.
 pub fn connect_request() -> impl Strategy<Value = ConnectRequest> {
-    (
-        any::<i32>(),
-        any::<i64>(),
-        any::<i32>(),
-        any::<i64>(),
-        bytes(),
-        any::<Option<bool>>(),
-    )
+    (any::<i32>(), any::<i64>(), any::<i32>(), any::<i64>(), bytes(), any::<Option<bool>>())
         .prop_map(
             |(protocol_version, last_zxid_seen, timeout_ms, session_id, passwd, read_only)| {
                 ConnectRequest {
@@ -301,22 +240,15 @@ pub fn connect_request() -> impl Strategy<Value = ConnectRequest> {
 
 /// Any ConnectResponse, with and without the readOnly byte.
 pub fn connect_response() -> impl Strategy<Value = ConnectResponse> {
-    (
-        any::<i32>(),
-        any::<i32>(),
-        any::<i64>(),
-        bytes(),
-        any::<Option<bool>>(),
+    (any::<i32>(), any::<i32>(), any::<i64>(), bytes(), any::<Option<bool>>()).prop_map(
+        |(protocol_version, timeout_ms, session_id, passwd, read_only)| ConnectResponse {
+            protocol_version,
+            timeout_ms,
+            session_id,
+            passwd,
+            read_only,
+        },
     )
-        .prop_map(
-            |(protocol_version, timeout_ms, session_id, passwd, read_only)| ConnectResponse {
-                protocol_version,
-                timeout_ms,
-                session_id,
-                passwd,
-                read_only,
-            },
-        )
 }
 
 /// Any watcher event the server can send.
@@ -327,13 +259,8 @@ pub fn watcher_event() -> impl Strategy<Value = WatcherEvent> {
         EventType::NodeDataChanged,
         EventType::NodeChildrenChanged,
     ];
-    (proptest::sample::select(types), any::<i32>(), path()).prop_map(|(event_type, state, path)| {
-        WatcherEvent {
-            event_type,
-            state,
-            path,
-        }
-    })
+    (proptest::sample::select(types), any::<i32>(), path())
+        .prop_map(|(event_type, state, path)| WatcherEvent { event_type, state, path })
 }
 
 /// Any create kind.
@@ -384,22 +311,12 @@ pub fn txn() -> impl Strategy<Value = Txn> {
 
 /// Any logged txn.
 pub fn logged_txn() -> impl Strategy<Value = LoggedTxn> {
-    (
-        any::<i64>(),
-        any::<i32>(),
-        any::<i64>(),
-        any::<i64>(),
-        txn(),
-    )
-        .prop_map(|(session, cxid, zxid, time_ms, txn)| LoggedTxn {
-            header: TxnHeader {
-                session_id: SessionId(session),
-                cxid,
-                zxid: Zxid(zxid),
-                time_ms,
-            },
+    (any::<i64>(), any::<i32>(), any::<i64>(), any::<i64>(), txn()).prop_map(
+        |(session, cxid, zxid, time_ms, txn)| LoggedTxn {
+            header: TxnHeader { session_id: SessionId(session), cxid, zxid: Zxid(zxid), time_ms },
             txn,
-        })
+        },
+    )
 }
 
 /// Removes the 4-byte frame length, checking that it matches.

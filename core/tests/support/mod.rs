@@ -28,10 +28,7 @@ pub const START_MS: i64 = 1_700_000_000_000;
 
 impl Harness {
     pub fn new(config: Config) -> Harness {
-        let init = NodeInit {
-            wall_ms: START_MS,
-            ..NodeInit::default()
-        };
+        let init = NodeInit { wall_ms: START_MS, ..NodeInit::default() };
         Harness::from_node(Node::new(config, init).expect("node"))
     }
 
@@ -65,10 +62,7 @@ impl Harness {
                         let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
                         assert_eq!(len, frame.len() - 4, "frame length prefix");
                         assert!(!self.closed.contains(&conn), "send after close to {conn:?}");
-                        self.inbox
-                            .entry(conn)
-                            .or_default()
-                            .push_back(frame[4..].to_vec());
+                        self.inbox.entry(conn).or_default().push_back(frame[4..].to_vec());
                     }
                     Output::ClientClose { conn } => {
                         self.closed.insert(conn);
@@ -97,18 +91,13 @@ impl Harness {
     pub fn tick(&mut self, n: u64) {
         for _ in 0..n {
             self.wall_ms += self.node.config().tick_ms as i64;
-            self.step(Input::Tick {
-                wall_ms: self.wall_ms,
-            });
+            self.step(Input::Tick { wall_ms: self.wall_ms });
         }
     }
 
     pub fn open(&mut self, conn: u64) -> ConnId {
         let conn = ConnId(conn);
-        self.step(Input::ClientConnected {
-            conn,
-            remote_ip: "127.0.0.1".into(),
-        });
+        self.step(Input::ClientConnected { conn, remote_ip: "127.0.0.1".into() });
         conn
     }
 
@@ -122,29 +111,20 @@ impl Harness {
             read_only: Some(false),
         };
         let frame = codec::encode_connect_request(&req);
-        self.step(Input::ClientFrame {
-            conn,
-            payload: frame[4..].to_vec(),
-        });
+        self.step(Input::ClientFrame { conn, payload: frame[4..].to_vec() });
     }
 
     pub fn connect(&mut self, conn: u64) -> (ConnId, ConnectResponse) {
         let conn = self.open(conn);
         self.send_connect(conn, 0, vec![0; 16]);
         let payload = self.pop(conn).expect("connect response");
-        (
-            conn,
-            codec::decode_connect_response(&payload).expect("decodes"),
-        )
+        (conn, codec::decode_connect_response(&payload).expect("decodes"))
     }
 
     pub fn send(&mut self, conn: ConnId, xid: i32, req: &Request) {
         let header = codec::request_header(xid, req);
         let frame = codec::encode_request(&header, req);
-        self.step(Input::ClientFrame {
-            conn,
-            payload: frame[4..].to_vec(),
-        });
+        self.step(Input::ClientFrame { conn, payload: frame[4..].to_vec() });
     }
 
     pub fn pop(&mut self, conn: ConnId) -> Option<Vec<u8>> {
@@ -163,10 +143,7 @@ impl Harness {
             let header = codec::decode_reply_header(&mut r).expect("reply header");
             if header.xid == -1 {
                 let event = codec::decode_watcher_event(&mut r).expect("event");
-                self.events
-                    .entry(conn)
-                    .or_default()
-                    .push((header.zxid, event));
+                self.events.entry(conn).or_default().push((header.zxid, event));
                 continue;
             }
             if header.err != 0 || r.remaining() == 0 {
@@ -193,10 +170,7 @@ impl Harness {
             let header = codec::decode_reply_header(&mut r).expect("reply header");
             assert_eq!(header.xid, -1, "only notifications expected");
             let event = codec::decode_watcher_event(&mut r).expect("event");
-            self.events
-                .entry(conn)
-                .or_default()
-                .push((header.zxid, event));
+            self.events.entry(conn).or_default().push((header.zxid, event));
         }
         self.events.remove(&conn).unwrap_or_default()
     }
@@ -218,16 +192,9 @@ pub fn create(path: &str, data: &[u8], flags: i32) -> Request {
 }
 
 pub fn get(path: &str, watch: bool) -> Request {
-    Request::GetData {
-        path: path.into(),
-        watch,
-    }
+    Request::GetData { path: path.into(), watch }
 }
 
 pub fn set(path: &str, data: &[u8], version: i32) -> Request {
-    Request::SetData {
-        path: path.into(),
-        data: Some(data.to_vec()),
-        version,
-    }
+    Request::SetData { path: path.into(), data: Some(data.to_vec()), version }
 }

@@ -49,11 +49,7 @@ pub fn encode_header(first_zxid: i64) -> [u8; LOG_HEADER_LEN] {
 
 /// Appends the encoding of one record to `out`.
 pub fn encode_record(zxid: i64, payload: &[u8], out: &mut Vec<u8>) {
-    assert!(
-        payload.len() <= MAX_PAYLOAD_BYTES,
-        "payload of {} bytes",
-        payload.len()
-    );
+    assert!(payload.len() <= MAX_PAYLOAD_BYTES, "payload of {} bytes", payload.len());
     let start = out.len();
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&zxid.to_le_bytes());
@@ -85,10 +81,7 @@ impl std::fmt::Display for HeaderProblem {
             HeaderProblem::UnknownVersion(v) => write!(f, "unknown log format version {v}"),
             HeaderProblem::BadChecksum => write!(f, "the log header checksum does not match"),
             HeaderProblem::ZxidMismatch(z) => {
-                write!(
-                    f,
-                    "the header names first zxid {z:#x}, not the one in the file name"
-                )
+                write!(f, "the header names first zxid {z:#x}, not the one in the file name")
             }
         }
     }
@@ -186,36 +179,20 @@ pub fn scan(bytes: &[u8]) -> Scan {
     loop {
         let previous = records.last().map(|r| r.zxid);
         if offset == bytes.len() {
-            return Scan {
-                records,
-                valid_len: offset,
-                end: ScanEnd::Clean,
-            };
+            return Scan { records, valid_len: offset, end: ScanEnd::Clean };
         }
         match parse_record(bytes, offset) {
             Ok(record) => {
                 if let Some(previous) = previous.filter(|p| record.zxid <= *p) {
-                    let end = ScanEnd::OutOfOrder {
-                        offset,
-                        zxid: record.zxid,
-                        previous,
-                    };
-                    return Scan {
-                        records,
-                        valid_len: offset,
-                        end,
-                    };
+                    let end = ScanEnd::OutOfOrder { offset, zxid: record.zxid, previous };
+                    return Scan { records, valid_len: offset, end };
                 }
                 offset = record.end();
                 records.push(record);
             }
             Err(what) => {
                 let end = classify_tail(bytes, offset, previous, what);
-                return Scan {
-                    records,
-                    valid_len: offset,
-                    end,
-                };
+                return Scan { records, valid_len: offset, end };
             }
         }
     }
@@ -258,9 +235,7 @@ fn parse_record(bytes: &[u8], offset: usize) -> Result<ScannedRecord, String> {
 fn parse_frame(bytes: &[u8], offset: usize) -> Result<(i64, usize), String> {
     let remaining = bytes.len() - offset;
     if remaining < RECORD_OVERHEAD {
-        return Err(format!(
-            "{remaining} trailing bytes are too few for a record"
-        ));
+        return Err(format!("{remaining} trailing bytes are too few for a record"));
     }
     let len = read_u32(bytes, offset) as usize;
     if len > MAX_PAYLOAD_BYTES {
@@ -280,15 +255,9 @@ fn check_crc(bytes: &[u8], offset: usize, zxid: i64) -> Result<ScannedRecord, St
     let payload = offset + 12..offset + 12 + len;
     let stored_crc = read_u32(bytes, payload.end);
     if crc32c::crc32c(&bytes[offset..payload.end]) != stored_crc {
-        return Err(format!(
-            "checksum mismatch in the record claiming zxid {zxid:#x}"
-        ));
+        return Err(format!("checksum mismatch in the record claiming zxid {zxid:#x}"));
     }
-    Ok(ScannedRecord {
-        zxid,
-        offset,
-        payload,
-    })
+    Ok(ScannedRecord { zxid, offset, payload })
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> u32 {
@@ -322,10 +291,7 @@ impl ActiveLog {
     /// Creates `dir/log.<hex first_zxid>`; fails if it exists. The header is buffered, not synced.
     pub fn create(dir: &Path, first_zxid: i64) -> io::Result<ActiveLog> {
         let path = dir.join(super::log_file_name(first_zxid));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
         let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
         writer.write_all(&encode_header(first_zxid))?;
         Ok(ActiveLog {

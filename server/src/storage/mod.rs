@@ -133,22 +133,14 @@ impl StorageError {
     /// Adapter for `map_err`: wraps an `io::Error` with the path and action.
     fn io(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> StorageError {
         let path = path.to_path_buf();
-        move |source| StorageError::Io {
-            path,
-            action,
-            source,
-        }
+        move |source| StorageError::Io { path, action, source }
     }
 }
 
 impl std::fmt::Display for StorageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StorageError::Io {
-                path,
-                action,
-                source,
-            } => {
+            StorageError::Io { path, action, source } => {
                 write!(f, "storage: cannot {action} {}: {source}", path.display())
             }
             StorageError::Locked { path } => write!(
@@ -164,12 +156,7 @@ impl std::fmt::Display for StorageError {
                  Restore the file from a replica or backup",
                 path.display()
             ),
-            StorageError::Gap {
-                path,
-                offset,
-                previous,
-                found,
-            } => write!(
+            StorageError::Gap { path, offset, previous, found } => write!(
                 f,
                 "txn log {} at byte offset {offset}: zxid {found:#x} does not follow \
                  {previous:#x}; txns are missing (a log file was deleted, or no valid snapshot \
@@ -310,17 +297,11 @@ impl Storage {
         if !zxid_follows(self.last_zxid, zxid) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!(
-                    "zxid {zxid:#x} does not follow the last logged {:#x}",
-                    self.last_zxid
-                ),
+                format!("zxid {zxid:#x} does not follow the last logged {:#x}", self.last_zxid),
             ));
         }
         if payload.len() > log::MAX_PAYLOAD_BYTES {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "txn too large to log",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "txn too large to log"));
         }
         if self.active.is_none() {
             self.active = Some(log::ActiveLog::create(&self.log_dir, zxid)?);
@@ -366,10 +347,7 @@ impl Storage {
     /// Records that a snapshot at `zxid` is on disk (used when another thread wrote it).
     pub(crate) fn note_snapshot(&mut self, zxid: i64) {
         if zxid > self.last_zxid {
-            assert!(
-                self.active.is_none(),
-                "a snapshot ahead of the log needs a rolled log"
-            );
+            assert!(self.active.is_none(), "a snapshot ahead of the log needs a rolled log");
             self.last_zxid = zxid;
             self.durable_zxid = zxid;
         }
@@ -379,8 +357,7 @@ impl Storage {
     /// Afterwards `last_zxid()` is the last kept record or snapshot.
     pub fn truncate_after(&mut self, zxid: i64) -> Result<(), StorageError> {
         let path = self.log_dir.clone();
-        self.roll()
-            .map_err(StorageError::io(&path, "sync the txn log in"))?;
+        self.roll().map_err(StorageError::io(&path, "sync the txn log in"))?;
         let last_record = recovery::truncate_logs_after(&self.log_dir, zxid)?;
         let mut last_snapshot = 0;
         for (snap_zxid, path) in list_files(&self.snap_dir, "snapshot")? {
@@ -428,10 +405,7 @@ pub fn purge_dirs(
     let logs = list_files(log_dir, "log")?;
     // Keep the newest file starting at or before the snapshot (it holds the records right after
     // it) and everything newer.
-    let needed_from = logs
-        .iter()
-        .rposition(|(first, _)| *first <= oldest_kept)
-        .unwrap_or(0);
+    let needed_from = logs.iter().rposition(|(first, _)| *first <= oldest_kept).unwrap_or(0);
     for (_, path) in &logs[..needed_from] {
         remove_file(path)?;
         report.logs_removed.push(path.clone());
@@ -444,11 +418,7 @@ fn remove_file(path: &Path) -> Result<(), StorageError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StorageError::Io {
-            path: path.to_path_buf(),
-            action: "remove",
-            source: e,
-        }),
+        Err(e) => Err(StorageError::Io { path: path.to_path_buf(), action: "remove", source: e }),
     }
 }
 
@@ -465,10 +435,8 @@ fn lock_dir(dir: &Path) -> Result<File, StorageError> {
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(StorageError::Locked { path }),
-        Err(std::fs::TryLockError::Error(source)) => Err(StorageError::Io {
-            path,
-            action: "lock",
-            source,
-        }),
+        Err(std::fs::TryLockError::Error(source)) => {
+            Err(StorageError::Io { path, action: "lock", source })
+        }
     }
 }

@@ -14,10 +14,7 @@ pub(super) fn recover(snap_dir: &Path, log_dir: &Path) -> Result<Recovered, Stor
     let snap_zxid = snapshot.as_ref().map_or(0, |(zxid, _)| *zxid);
     let logs = list_files(log_dir, "log")?;
     // The newest file starting at or before the snapshot holds the records right after it.
-    let start = logs
-        .iter()
-        .rposition(|(first, _)| *first <= snap_zxid)
-        .unwrap_or(0);
+    let start = logs.iter().rposition(|(first, _)| *first <= snap_zxid).unwrap_or(0);
     let mut txns: Vec<(i64, Vec<u8>)> = Vec::new();
     let mut previous_record: Option<i64> = None;
     let mut cursor = snap_zxid;
@@ -31,10 +28,7 @@ pub(super) fn recover(snap_dir: &Path, log_dir: &Path) -> Result<Recovered, Stor
                 return Err(corrupt(
                     path,
                     record.offset,
-                    format!(
-                        "zxid {:#x} does not increase over {previous:#x}",
-                        record.zxid
-                    ),
+                    format!("zxid {:#x} does not increase over {previous:#x}", record.zxid),
                 ));
             }
             previous_record = Some(record.zxid);
@@ -95,11 +89,7 @@ fn newest_valid_snapshot(snap_dir: &Path) -> Result<Option<(i64, Vec<u8>)>, Stor
 type ReadLog = (Vec<u8>, Vec<log::ScannedRecord>);
 
 fn corrupt(path: &Path, offset: usize, what: String) -> StorageError {
-    StorageError::CorruptLog {
-        path: path.to_path_buf(),
-        offset: offset as u64,
-        what,
-    }
+    StorageError::CorruptLog { path: path.to_path_buf(), offset: offset as u64, what }
 }
 
 /// Reads one log file and applies the damage policy. Returns `None` when the file was the
@@ -126,10 +116,7 @@ fn read_log(
     if let Some(first) = scan.records.first()
         && first.zxid != name_zxid
     {
-        let what = format!(
-            "the first record has zxid {:#x}, not {name_zxid:#x}",
-            first.zxid
-        );
+        let what = format!("the first record has zxid {:#x}, not {name_zxid:#x}", first.zxid);
         return Err(corrupt(path, first.offset, what));
     }
     match scan.end {
@@ -153,11 +140,7 @@ fn read_log(
             let what = format!("{what}, yet a valid record follows at offset {resumes_at}");
             return Err(corrupt(path, scan.valid_len, what));
         }
-        ScanEnd::OutOfOrder {
-            offset,
-            zxid,
-            previous,
-        } => {
+        ScanEnd::OutOfOrder { offset, zxid, previous } => {
             let what = format!("zxid {zxid:#x} does not increase over {previous:#x}");
             return Err(corrupt(path, offset, what));
         }
@@ -177,8 +160,7 @@ fn cut(path: &Path, len: usize) -> Result<(), StorageError> {
         .write(true)
         .open(path)
         .map_err(StorageError::io(path, "open for truncation"))?;
-    file.set_len(len as u64)
-        .map_err(StorageError::io(path, "truncate"))?;
+    file.set_len(len as u64).map_err(StorageError::io(path, "truncate"))?;
     file.sync_all().map_err(StorageError::io(path, "fsync"))?;
     Ok(())
 }

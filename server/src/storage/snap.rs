@@ -62,10 +62,7 @@ pub fn write_snapshot(dir: &Path, zxid: i64, blob: &[u8], force_sync: bool) -> i
 /// what is wrong in words for an operator.
 pub fn decode_snapshot(mut bytes: Vec<u8>, name_zxid: i64) -> Result<Vec<u8>, String> {
     if bytes.len() < SNAP_HEADER_LEN + 4 {
-        return Err(format!(
-            "only {} bytes, shorter than a snapshot header",
-            bytes.len()
-        ));
+        return Err(format!("only {} bytes, shorter than a snapshot header", bytes.len()));
     }
     if bytes[0..4] != SNAP_MAGIC {
         return Err("bad magic: not a zkr snapshot file".into());
@@ -81,9 +78,7 @@ pub fn decode_snapshot(mut bytes: Vec<u8>, name_zxid: i64) -> Result<Vec<u8>, St
     }
     let zxid = i64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
     if zxid != name_zxid {
-        return Err(format!(
-            "the header names zxid {zxid:#x}, not the one in the file name"
-        ));
+        return Err(format!("the header names zxid {zxid:#x}, not the one in the file name"));
     }
     let blob_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
     if blob_len != (body_len - SNAP_HEADER_LEN) as u64 {

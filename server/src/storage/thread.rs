@@ -129,19 +129,14 @@ impl StorageThread {
             sync_count: sync_count.clone(),
             unreported: None,
         };
-        let log_thread = std::thread::Builder::new()
-            .name("zkr-txnlog".into())
-            .spawn(move || {
+        let log_thread =
+            std::thread::Builder::new().name("zkr-txnlog".into()).spawn(move || {
                 worker.run(command_rx);
                 // Closing the job channel ends the snapshot thread after its queued jobs.
                 drop(worker);
                 let _ = snap_thread.join();
             })?;
-        Ok(StorageThread {
-            commands,
-            sync_count,
-            log_thread: Some(log_thread),
-        })
+        Ok(StorageThread { commands, sync_count, log_thread: Some(log_thread) })
     }
 
     /// Queues records for appending; `Durable` follows once they are synced.
@@ -230,9 +225,7 @@ impl LogWorker {
             match command {
                 Command::Append(records) => {
                     for (zxid, payload) in records {
-                        self.storage
-                            .append(zxid, &payload)
-                            .map_err(|e| e.to_string())?;
+                        self.storage.append(zxid, &payload).map_err(|e| e.to_string())?;
                         self.unreported = Some(zxid);
                     }
                 }
@@ -240,9 +233,7 @@ impl LogWorker {
                 Command::TruncateAfter(zxid) => {
                     self.flush()?;
                     self.wait_for_snapshot_thread();
-                    self.storage
-                        .truncate_after(zxid)
-                        .map_err(|e| e.to_string())?;
+                    self.storage.truncate_after(zxid).map_err(|e| e.to_string())?;
                     let last_zxid = self.storage.last_zxid();
                     let _ = self.events.send(StorageEvent::Truncated { last_zxid });
                 }
@@ -266,9 +257,7 @@ impl LogWorker {
         }
         // Ahead of the log: later records follow this snapshot, so it must be durable first.
         self.wait_for_snapshot_thread();
-        self.storage
-            .save_snapshot(zxid, &blob)
-            .map_err(|e| e.to_string())?;
+        self.storage.save_snapshot(zxid, &blob).map_err(|e| e.to_string())?;
         assert_eq!(self.storage.last_zxid(), zxid);
         let _ = self.events.send(StorageEvent::SnapshotSaved { zxid });
         Ok(())
@@ -281,18 +270,14 @@ impl LogWorker {
         };
         self.storage.sync().map_err(|e| e.to_string())?;
         assert!(self.storage.durable_zxid() >= upto);
-        self.sync_count
-            .store(self.storage.sync_count(), Ordering::Release);
+        self.sync_count.store(self.storage.sync_count(), Ordering::Release);
         self.unreported = None;
         let _ = self.events.send(StorageEvent::Durable { upto });
         Ok(())
     }
 
     fn to_snapshot_thread(&self, job: SnapJob) {
-        let sender = self
-            .snap_tx
-            .as_ref()
-            .expect("the snapshot thread lives as long as we do");
+        let sender = self.snap_tx.as_ref().expect("the snapshot thread lives as long as we do");
         if sender.send(job).is_err() {
             tracing::error!("the snapshot thread is gone; snapshot or purge dropped");
         }
@@ -325,10 +310,7 @@ impl SnapWorker {
                         }
                         Err(e) => {
                             tracing::error!("writing snapshot {zxid:#x} failed: {e}");
-                            StorageEvent::SnapshotFailed {
-                                zxid,
-                                error: e.to_string(),
-                            }
+                            StorageEvent::SnapshotFailed { zxid, error: e.to_string() }
                         }
                     }
                 }
@@ -362,9 +344,7 @@ mod tests {
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let (commands, command_rx) = mpsc::channel();
         for zxid in 1..=100i64 {
-            commands
-                .send(Command::Append(vec![(zxid, vec![zxid as u8])]))
-                .unwrap();
+            commands.send(Command::Append(vec![(zxid, vec![zxid as u8])])).unwrap();
         }
         commands.send(Command::Shutdown).unwrap();
         let (snap_tx, _snap_rx) = mpsc::channel();
@@ -378,10 +358,7 @@ mod tests {
         worker.run(command_rx);
         assert_eq!(worker.storage.sync_count(), 1);
         assert_eq!(worker.sync_count.load(Ordering::Acquire), 1);
-        assert!(matches!(
-            events.try_recv(),
-            Ok(StorageEvent::Durable { upto: 100 })
-        ));
+        assert!(matches!(events.try_recv(), Ok(StorageEvent::Durable { upto: 100 })));
         assert!(events.try_recv().is_err());
         drop(worker);
         std::fs::remove_dir_all(&dir).unwrap();
