@@ -252,7 +252,6 @@ fn outputs_are_exact_for_a_create() {
     });
     let outputs = h.node.take_outputs();
     assert_eq!(outputs.len(), 1);
-    assert!(
-        matches!(&outputs[0], Output::Persist { txn } if txn.header.zxid == Zxid(2) && txn.header.cxid == 1)
-    );
+    let Output::Persist { txn } = &outputs[0] else { panic!("{outputs:?}") };
+    assert_eq!((txn.header.zxid, txn.header.cxid), (Zxid(2), 1));
 }
