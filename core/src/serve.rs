@@ -348,7 +348,14 @@ impl Node {
         let req = match body {
             Ok(req) => req,
             Err(BodyError::UnknownOp(16)) => {
-                return self.queue_error(conn, header.xid, ZkError::ReconfigDisabled);
+                // reconfig is refused in PrepRequestProcessor, so it takes a zxid as an error txn.
+                return self.submit_failed_write(
+                    conn,
+                    session,
+                    header.xid,
+                    16,
+                    ZkError::ReconfigDisabled,
+                );
             }
             Err(BodyError::UnknownOp(op)) => {
                 tracing::info!(?conn, op, "unknown opcode; replying UNIMPLEMENTED and closing");
@@ -357,7 +364,8 @@ impl Node {
             Err(BodyError::Malformed(err)) => {
                 tracing::info!(?conn, %err, op = header.op, "malformed request body");
                 if write_opcode(header.op) {
-                    return self.submit_failed_write(conn, session, header.xid, header.op);
+                    let err = ZkError::MarshallingError;
+                    return self.submit_failed_write(conn, session, header.xid, header.op, err);
                 }
                 return self.queue_error(conn, header.xid, ZkError::MarshallingError);
             }
@@ -384,8 +392,9 @@ impl Node {
         }
     }
 
+    /// UNIMPLEMENTED then close (`UnimplementedRequestProcessor`: the reply's zxid is -1).
     fn reply_and_close(&mut self, conn: ConnId, xid: i32, err: ZkError) {
-        self.queue_error(conn, xid, err);
+        self.queue_reply(conn, xid, -1, err);
         let c = self.conns.get_mut(&conn).expect("established");
         if c.queue.is_empty() {
             self.close_conn(conn);
@@ -397,6 +406,10 @@ impl Node {
     /// Queues an error reply in order, as a completed write entry with no txn behind it.
     fn queue_error(&mut self, conn: ConnId, xid: i32, err: ZkError) {
         let zxid = self.tree.last_processed_zxid().0;
+        self.queue_reply(conn, xid, zxid, err);
+    }
+
+    fn queue_reply(&mut self, conn: ConnId, xid: i32, zxid: i64, err: ZkError) {
         let frame = codec::encode_reply(&ReplyHeader { xid, zxid, err: err.code() }, None);
         let c = self.conns.get_mut(&conn).expect("established");
         let entry = Pending::Write {
@@ -427,12 +440,20 @@ impl Node {
         }
     }
 
-    fn submit_failed_write(&mut self, conn: ConnId, session: SessionId, xid: i32, op: i32) {
+    /// A write that fails before it is decided (malformed body, reconfig): an error txn.
+    fn submit_failed_write(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        xid: i32,
+        op: i32,
+        err: ZkError,
+    ) {
         if self.is_learner() {
-            // A learner cannot forward bytes it could not decode: answer here.
-            return self.queue_error(conn, xid, ZkError::MarshallingError);
+            // A learner cannot forward what it could not decode: answer here.
+            return self.queue_error(conn, xid, err);
         }
-        let zxid = self.propose(session, xid, Txn::Error { err: ZkError::MarshallingError });
+        let zxid = self.propose(session, xid, Txn::Error { err });
         assert!(zxid > self.tree.last_processed_zxid());
         let shape = if op == 14 { ReplyShape::Multi(Vec::new()) } else { ReplyShape::Empty };
         let entry = Pending::Write { xid, shape, reply: None, close_after: false };

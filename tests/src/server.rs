@@ -99,7 +99,11 @@ impl TestServer {
 
     /// Starts a server with `options` applied to its zoo.cfg.
     pub fn start_with(options: ServerOptions) -> TestServer {
-        let target = Target::from_env();
+        TestServer::start_target(Target::from_env(), options)
+    }
+
+    /// Starts a server of an explicit target (for tests that compare both side by side).
+    pub fn start_target(target: Target, options: ServerOptions) -> TestServer {
         let port = free_port();
         let mut server = match target {
             Target::Zkr => TestServer::start_zkr(port, &options),
@@ -197,11 +201,7 @@ impl TestServer {
     /// Sends a four-letter word and returns the answer; panics (with the log tail) on I/O errors.
     pub fn four_letter(&self, cmd: &str) -> String {
         fourlw::four_letter(self.addr(), cmd, Duration::from_secs(20)).unwrap_or_else(|e| {
-            panic!(
-                "4lw {cmd} to {}: {e}\n{}",
-                self.hosts(),
-                self.log_tail(LOG_TAIL_LINES)
-            )
+            panic!("4lw {cmd} to {}: {e}\n{}", self.hosts(), self.log_tail(LOG_TAIL_LINES))
         })
     }
 
@@ -213,10 +213,7 @@ impl TestServer {
             let _ = child.kill();
             let _ = child.wait();
         } else {
-            assert!(
-                self.target.is_apache(),
-                "a zkr server always has a child process"
-            );
+            assert!(self.target.is_apache(), "a zkr server always has a child process");
             let pid = apache_pid(&self.dir).expect("apache pid file");
             let argv = read_cmdline(pid).expect("read the JVM's /proc/<pid>/cmdline");
             let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or("/".into());
@@ -248,9 +245,7 @@ impl TestServer {
                 cmd
             }
         };
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log fd"))
-            .stderr(log);
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("dup log fd")).stderr(log);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         if self.target.is_apache() {
             std::fs::write(self.dir.join("pid"), child.id().to_string()).expect("write pid");
@@ -285,10 +280,7 @@ impl TestServer {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if status.is_none() {
-                eprintln!(
-                    "server on port {} ignored SIGTERM for {STOP_TIMEOUT:?}",
-                    self.port
-                );
+                eprintln!("server on port {} ignored SIGTERM for {STOP_TIMEOUT:?}", self.port);
                 let _ = child.kill();
                 status = child.wait().ok();
             }
@@ -408,17 +400,11 @@ pub fn zkr_bin() -> PathBuf {
     if let Ok(bin) = std::env::var("ZKR_SERVER_BIN") {
         return PathBuf::from(bin);
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace dir");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace dir");
     let mut candidates = Vec::new();
     if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
         let dir = PathBuf::from(dir);
-        let dir = if dir.is_relative() {
-            workspace.join(dir)
-        } else {
-            dir
-        };
+        let dir = if dir.is_relative() { workspace.join(dir) } else { dir };
         candidates.push(dir.join("debug/zkr-server"));
     }
     candidates.push(workspace.join("target/debug/zkr-server"));
@@ -448,11 +434,7 @@ fn apache_dir(port: u16) -> PathBuf {
 }
 
 fn apache_pid(dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(dir.join("pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()
 }
 
 fn read_cmdline(pid: u32) -> Option<Vec<String>> {
@@ -476,10 +458,7 @@ fn signal(pid: u32, name: &str) {
 fn is_zombie(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state is the first field after the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => true,
     }
 }
