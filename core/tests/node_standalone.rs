@@ -255,3 +255,57 @@ fn outputs_are_exact_for_a_create() {
     let Output::Persist { txn } = &outputs[0] else { panic!("{outputs:?}") };
     assert_eq!((txn.header.zxid, txn.header.cxid), (Zxid(2), 1));
 }
+
+#[test]
+fn set_watches_after_reconnect_reports_what_changed_and_rearms_the_rest() {
+    let mut h = Harness::new(Config::default());
+    let (a, resp) = h.connect(1);
+    h.call(a, 1, create("/same", b"", 0));
+    h.call(a, 2, create("/changed", b"", 0));
+    h.call(a, 3, create("/gone", b"", 0));
+    h.call(a, 4, create("/kids", b"", 0));
+    let seen = h.last_zxid().0;
+    h.call(a, 5, set("/changed", b"x", -1));
+    h.call(a, 6, Request::Delete { path: "/gone".into(), version: -1 });
+    h.call(a, 7, create("/kids/k", b"", 0));
+    h.call(a, 8, create("/born", b"", 0));
+    // A second connection takes over the session and re-registers its watches.
+    let b = h.open(2);
+    h.send_connect(b, resp.session_id, resp.passwd.clone());
+    assert!(h.pop(b).is_some(), "connect response");
+    let set_watches = Request::SetWatches {
+        relative_zxid: seen,
+        data: vec!["/same".into(), "/changed".into(), "/gone".into()],
+        exist: vec!["/born".into(), "/unborn".into()],
+        child: vec!["/kids".into()],
+        persistent: vec![],
+        persistent_recursive: vec![],
+    };
+    let (hdr, _) = h.call(b, -8, set_watches);
+    assert_eq!(hdr.xid, -8);
+    let mut events: Vec<(i64, EventType, String)> = h
+        .events
+        .remove(&b)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(z, e)| (z, e.event_type, e.path))
+        .collect();
+    events.sort_by(|x, y| x.2.cmp(&y.2));
+    assert_eq!(
+        events,
+        vec![
+            (-1, EventType::NodeCreated, "/born".to_string()),
+            (-1, EventType::NodeDataChanged, "/changed".to_string()),
+            (-1, EventType::NodeDeleted, "/gone".to_string()),
+            (-1, EventType::NodeChildrenChanged, "/kids".to_string()),
+        ],
+        "events for what changed since relativeZxid, before the setWatches reply, zxid -1"
+    );
+    // The unchanged ones are armed again (the old connection was closed by the move).
+    assert!(h.closed.contains(&a));
+    let (c, _) = h.connect(3);
+    h.call(c, 1, set("/same", b"y", -1));
+    h.call(c, 2, create("/unborn", b"", 0));
+    let again: Vec<EventType> = h.drain_events(b).into_iter().map(|(_, e)| e.event_type).collect();
+    assert_eq!(again, vec![EventType::NodeDataChanged, EventType::NodeCreated]);
+}
