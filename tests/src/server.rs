@@ -255,6 +255,46 @@ impl TestServer {
         self.wait_ready();
     }
 
+    /// The server's own directory (zkr: holds zoo.cfg, data/ and server.log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// zkr only, server down: runs the binary on the same config and expects it to exit by
+    /// itself (a refused start); returns its exit status and what it logged, or panics if it is
+    /// still running after `timeout` (it is then killed).
+    pub fn start_expecting_exit(&mut self, timeout: Duration) -> (ExitStatus, String) {
+        assert!(self.down && self.target == Target::Zkr, "a stopped zkr server");
+        let out_path = self.dir.join("refused-start.log");
+        let out = File::create(&out_path).expect("create refused-start.log");
+        let mut child = Command::new(zkr_bin())
+            .arg(self.dir.join("zoo.cfg"))
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn zkr-server");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+                return (status, text);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("zkr-server kept running although a refused start was expected");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM and wait, keeping the handle so the server can be started again.
+    pub fn stop_keep(&mut self) -> Option<ExitStatus> {
+        self.shutdown()
+    }
+
     /// `kill -9` then start again on the same dir and port (crash-recovery tests).
     pub fn restart(&mut self) {
         self.kill9();
