@@ -23,29 +23,40 @@ struct Disk {
 
 struct Cluster {
     ids: Vec<u64>,
+    observers: u64,
+    commit_log_count: usize,
     nodes: BTreeMap<u64, Option<Node>>,
     disks: BTreeMap<u64, Disk>,
     net: VecDeque<(u64, u64, ZabMessage)>,
     inbox: BTreeMap<(u64, u64), VecDeque<Vec<u8>>>,
     down_links: BTreeSet<(u64, u64)>,
     wall: i64,
+    starts: u64,
 }
 
-fn config(id: u64, n: u64) -> Config {
-    let members = (1..=n).map(|i| Member { id: ServerId(i), observer: false }).collect();
-    Config { server_id: ServerId(id), members, ..Config::default() }
+fn config(id: u64, n: u64, observers: u64, commit_log_count: usize) -> Config {
+    let members =
+        (1..=n).map(|i| Member { id: ServerId(i), observer: i > n - observers }).collect();
+    Config { server_id: ServerId(id), members, commit_log_count, ..Config::default() }
 }
 
 impl Cluster {
     fn new(n: u64) -> Cluster {
+        Cluster::with(n, 0, 500)
+    }
+
+    fn with(n: u64, observers: u64, commit_log_count: usize) -> Cluster {
         let mut c = Cluster {
             ids: (1..=n).collect(),
+            observers,
+            commit_log_count,
             nodes: BTreeMap::new(),
             disks: BTreeMap::new(),
             net: VecDeque::new(),
             inbox: BTreeMap::new(),
             down_links: BTreeSet::new(),
             wall: 1_700_000_000_000,
+            starts: 0,
         };
         for id in 1..=n {
             c.disks.insert(id, Disk::default());
@@ -55,16 +66,18 @@ impl Cluster {
     }
 
     fn start(&mut self, id: u64) {
+        self.starts += 1;
         let disk = self.disks[&id].clone();
         let init = NodeInit {
             wall_ms: self.wall,
-            seed: id,
+            seed: id * 1000 + self.starts,
             snapshot: disk.snapshot,
             txns: disk.txns,
             accepted_epoch: disk.epochs.0,
             current_epoch: disk.epochs.1,
         };
-        let node = Node::new(config(id, self.ids.len() as u64), init).expect("node starts");
+        let cfg = config(id, self.ids.len() as u64, self.observers, self.commit_log_count);
+        let node = Node::new(cfg, init).expect("node starts");
         self.nodes.insert(id, Some(node));
         self.flush(id);
     }
@@ -170,14 +183,18 @@ impl Cluster {
             .collect()
     }
 
-    fn connect(&mut self, id: u64, conn: u64) {
+    fn connect(&mut self, id: u64, conn: u64) -> (i64, Vec<u8>) {
+        self.resume(id, conn, 0, vec![0; 16])
+    }
+
+    fn resume(&mut self, id: u64, conn: u64, session_id: i64, passwd: Vec<u8>) -> (i64, Vec<u8>) {
         self.step(id, Input::ClientConnected { conn: ConnId(conn), remote_ip: "10.0.0.9".into() });
         let req = ConnectRequest {
             protocol_version: 0,
             last_zxid_seen: 0,
-            timeout_ms: 30_000,
-            session_id: 0,
-            passwd: vec![0; 16],
+            timeout_ms: 4_000,
+            session_id,
+            passwd,
             read_only: None,
         };
         let frame = codec::encode_connect_request(&req);
@@ -186,7 +203,8 @@ impl Cluster {
         let payload =
             self.inbox.get_mut(&(id, conn)).and_then(|q| q.pop_front()).expect("connected");
         let resp = codec::decode_connect_response(&payload).unwrap();
-        assert_ne!(resp.session_id, 0);
+        assert_ne!(resp.session_id, 0, "session accepted");
+        (resp.session_id, resp.passwd)
     }
 
     fn call(&mut self, id: u64, conn: u64, xid: i32, req: Request) -> (i32, Option<Response>) {
@@ -350,4 +368,99 @@ fn uncommitted_txn_of_a_dead_leader_is_truncated_on_rejoin() {
         "and truncated from its disk"
     );
     assert!(c.node(old).committed() >= Zxid::new(2, 1));
+}
+
+fn run_until(c: &mut Cluster, what: &str, mut done: impl FnMut(&Cluster) -> bool) {
+    for _ in 0..600 {
+        if done(c) {
+            return;
+        }
+        c.tick(1);
+    }
+    panic!("not reached within 60 s of ticks: {what}");
+}
+
+#[test]
+fn a_follower_behind_the_diff_window_is_synced_with_a_snapshot() {
+    let mut c = Cluster::with(3, 0, 5);
+    let leader = elect(&mut c);
+    let lagging = if leader == 1 { 2 } else { 1 };
+    c.crash(lagging);
+    c.connect(leader, 10);
+    for i in 0..20 {
+        assert_eq!(c.call(leader, 10, i + 1, create(&format!("/n{i}"))).0, 0);
+    }
+    c.start(lagging);
+    run_until(&mut c, "the lagging follower serves", |c| c.serving().len() == 3);
+    c.tick(2);
+    c.assert_converged();
+    assert!(c.disks[&lagging].snapshot.is_some(), "it installed the leader's snapshot (SNAP)");
+    assert!(c.node(lagging).tree().get("/n19").is_some());
+}
+
+#[test]
+fn an_observer_learns_commits_and_serves_but_does_not_vote() {
+    let mut c = Cluster::with(4, 1, 500);
+    let leader = elect(&mut c);
+    assert_ne!(leader, 4, "an observer never leads");
+    c.connect(4, 10);
+    assert_eq!(c.call(4, 10, 1, create("/via-observer")).0, 0, "writes through an observer");
+    c.tick(2);
+    c.assert_converged();
+    // With the observer alone and one voter down, the two remaining voters still decide.
+    let voter_down = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    c.crash(voter_down);
+    c.connect(leader, 11);
+    assert_eq!(c.call(leader, 11, 1, create("/two-voters")).0, 0, "2 of 3 voters commit");
+}
+
+#[test]
+fn the_leader_expires_a_session_made_through_a_follower() {
+    let mut c = Cluster::new(3);
+    let leader = elect(&mut c);
+    let follower = if leader == 1 { 2 } else { 1 };
+    c.connect(follower, 10);
+    assert_eq!(
+        c.call(
+            follower,
+            10,
+            1,
+            Request::Create {
+                op: OpCode::Create,
+                path: "/eph".into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                flags: 1,
+                ttl: -1,
+            }
+        )
+        .0,
+        0
+    );
+    c.tick(2);
+    assert!(c.node(leader).tree().get("/eph").is_some());
+    // The client goes silent (no pings): its 4 s session expires at the leader.
+    c.step(follower, Input::ClientClosed { conn: ConnId(10) });
+    run_until(&mut c, "the ephemeral is gone everywhere", |c| {
+        c.nodes.values().flatten().all(|n| n.tree().get("/eph").is_none())
+    });
+    c.assert_converged();
+}
+
+#[test]
+fn a_session_moves_from_one_server_to_another() {
+    let mut c = Cluster::new(3);
+    let leader = elect(&mut c);
+    let (a, b) = match leader {
+        1 => (2, 3),
+        2 => (1, 3),
+        _ => (1, 2),
+    };
+    let (session, passwd) = c.connect(a, 10);
+    assert_eq!(c.call(a, 10, 1, create("/moved")).0, 0);
+    c.tick(1);
+    let (again, _) = c.resume(b, 11, session, passwd);
+    assert_eq!(again, session, "the same session on another server");
+    let (err, body) = c.call(b, 11, 1, Request::Exists { path: "/moved".into(), watch: false });
+    assert_eq!(err, 0, "its own write is visible there: {body:?}");
 }

@@ -123,8 +123,28 @@ impl Node {
     }
 
     pub(crate) fn learner_on_message(&mut self, msg: ZabMessage) {
-        learner_mut(self).last_heard = self.now_tick;
         let phase = learner_ref(self).phase;
+        let expected = matches!(
+            (phase, &msg),
+            (LearnerPhase::Discovery, ZabMessage::LeaderInfo { .. })
+                | (
+                    LearnerPhase::Syncing,
+                    ZabMessage::Trunc { .. }
+                        | ZabMessage::Snap { .. }
+                        | ZabMessage::Diff { .. }
+                        | ZabMessage::NewLeader { .. }
+                        | ZabMessage::UpToDate
+                        | ZabMessage::Proposal { .. }
+                        | ZabMessage::Commit { .. }
+                )
+                | (LearnerPhase::Broadcast, _)
+        );
+        if !expected {
+            // E.g. PINGs meant for an earlier incarnation of this learner: they must not keep a
+            // stuck handshake alive, or it would never time out and start over.
+            return;
+        }
+        learner_mut(self).last_heard = self.now_tick;
         match (phase, msg) {
             (LearnerPhase::Discovery, ZabMessage::LeaderInfo { new_epoch }) => {
                 self.on_leader_info(new_epoch)
