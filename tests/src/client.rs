@@ -60,11 +60,7 @@ where
 
 /// Connects a new session with a 10 s session timeout.
 pub async fn connect(server: &TestServer) -> Client {
-    connect_with(
-        server,
-        Client::connector().with_session_timeout(Duration::from_secs(10)),
-    )
-    .await
+    connect_with(server, Client::connector().with_session_timeout(Duration::from_secs(10))).await
 }
 
 /// Connects with a caller-configured [`Connector`] (session timeout, auth, detached, session).

@@ -170,11 +170,7 @@ impl RawClient {
         let mut client = RawClient {
             stream,
             next_xid: 1,
-            session: RawSession {
-                id: 0,
-                passwd: Vec::new(),
-                timeout_ms: 0,
-            },
+            session: RawSession { id: 0, passwd: Vec::new(), timeout_ms: 0 },
             events: Vec::new(),
             last_zxid: 0,
         };
@@ -188,11 +184,7 @@ impl RawClient {
         if timeout <= 0 || session_id == 0 {
             return Err(RawError::Expired);
         }
-        client.session = RawSession {
-            id: session_id,
-            passwd,
-            timeout_ms: timeout,
-        };
+        client.session = RawSession { id: session_id, passwd, timeout_ms: timeout };
         Ok(client)
     }
 
@@ -223,18 +215,11 @@ impl RawClient {
                 let event_type = r.i32()?;
                 let state = r.i32()?;
                 let path = r.string()?;
-                self.events.push(RawEvent {
-                    zxid,
-                    event_type,
-                    state,
-                    path,
-                });
+                self.events.push(RawEvent { zxid, event_type, state, path });
                 continue;
             }
             if reply_xid != xid {
-                return Err(RawError::Decode(format!(
-                    "reply xid {reply_xid}, expected {xid}"
-                )));
+                return Err(RawError::Decode(format!("reply xid {reply_xid}, expected {xid}")));
             }
             return Ok((err, zxid, r.rest().to_vec()));
         }
@@ -368,9 +353,7 @@ impl RawClient {
 
     /// closeSession; the server then closes the socket.
     pub fn close_session(mut self) {
-        let (err, _, _) = self
-            .call(opcode::CLOSE_SESSION, &[])
-            .expect("raw closeSession I/O");
+        let (err, _, _) = self.call(opcode::CLOSE_SESSION, &[]).expect("raw closeSession I/O");
         assert_eq!(err, 0, "closeSession error");
     }
 
@@ -464,11 +447,7 @@ impl MultiOp<'_> {
                 put_i32(&mut out, version);
                 (opcode::DELETE, out)
             }
-            MultiOp::SetData {
-                path,
-                data,
-                version,
-            } => {
+            MultiOp::SetData { path, data, version } => {
                 put_str(&mut out, path);
                 put_buf(&mut out, Some(data));
                 put_i32(&mut out, version);
@@ -497,9 +476,7 @@ fn decode_multi_results(reply: &[u8]) -> Result<Vec<(i32, i32)>, RawError> {
             -1 => {
                 let code = r.i32()?; // ErrorResponse
                 if code != err {
-                    return Err(RawError::Decode(format!(
-                        "error result {code} vs header {err}"
-                    )));
+                    return Err(RawError::Decode(format!("error result {code} vs header {err}")));
                 }
             }
             opcode::CREATE => drop(r.string()?),
@@ -549,10 +526,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], RawError> {
         if self.buf.len() < n {
-            return Err(RawError::Decode(format!(
-                "need {n} bytes, have {}",
-                self.buf.len()
-            )));
+            return Err(RawError::Decode(format!("need {n} bytes, have {}", self.buf.len())));
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;

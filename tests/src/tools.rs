@@ -77,10 +77,7 @@ impl RunOutput {
 /// Runs `cmd` with `stdin_text` on its stdin, killing its process group after `timeout`.
 pub fn run_bounded(cmd: &mut Command, stdin_text: &str, timeout: Duration) -> RunOutput {
     use std::os::unix::process::CommandExt;
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let mut stdin = child.stdin.take().expect("piped stdin");
     let text = stdin_text.to_string();
@@ -96,9 +93,8 @@ pub fn run_bounded(cmd: &mut Command, stdin_text: &str, timeout: Duration) -> Ru
         }
         if Instant::now() >= deadline {
             // The group id is our child's pid: this kills only what we started.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
+            let _ =
+                Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
             let _ = child.wait();
             break None;
         }

@@ -16,19 +16,12 @@ async fn create_get_set_delete_with_versions_and_stat() {
 
     let (stat, _) = op("create /a", zk.create("/a", b"hello", &PERSISTENT)).await;
     assert_eq!((stat.version, stat.cversion, stat.aversion), (0, 0, 0));
-    assert_eq!(
-        (stat.num_children, stat.data_length, stat.ephemeral_owner),
-        (0, 5, 0)
-    );
+    assert_eq!((stat.num_children, stat.data_length, stat.ephemeral_owner), (0, 5, 0));
     assert_eq!(stat.czxid, stat.mzxid, "new node: czxid == mzxid");
     assert_eq!(stat.czxid, stat.pzxid, "new node: czxid == pzxid");
     assert!(stat.czxid > 0);
     assert_eq!(stat.ctime, stat.mtime);
-    assert!(
-        stat.ctime > 1_500_000_000_000,
-        "ctime is wall-clock ms: {}",
-        stat.ctime
-    );
+    assert!(stat.ctime > 1_500_000_000_000, "ctime is wall-clock ms: {}", stat.ctime);
 
     let (data, got) = op("get /a", zk.get_data("/a")).await;
     assert_eq!(data, b"hello");
@@ -62,20 +55,11 @@ async fn create_get_set_delete_with_versions_and_stat() {
     let (_, parent) = op("get /a", zk.get_data("/a")).await;
     assert_eq!(parent.num_children, 2);
     assert_eq!(parent.cversion, 2);
-    assert_eq!(
-        parent.pzxid, c.czxid,
-        "pzxid = zxid of the last child change"
-    );
-    assert_eq!(
-        parent.version, 2,
-        "child changes do not bump the data version"
-    );
+    assert_eq!(parent.pzxid, c.czxid, "pzxid = zxid of the last child change");
+    assert_eq!(parent.version, 2, "child changes do not bump the data version");
     assert_eq!(parent.mzxid, set2.mzxid, "child changes do not move mzxid");
 
-    assert_eq!(
-        op_err("delete non-empty /a", zk.delete("/a", None)).await,
-        Error::NotEmpty
-    );
+    assert_eq!(op_err("delete non-empty /a", zk.delete("/a", None)).await, Error::NotEmpty);
     assert_eq!(
         op_err("delete /a/b bad version", zk.delete("/a/b", Some(5))).await,
         Error::BadVersion
@@ -83,31 +67,16 @@ async fn create_get_set_delete_with_versions_and_stat() {
     op("delete /a/b v0", zk.delete("/a/b", Some(0))).await;
     let (_, parent) = op("get /a", zk.get_data("/a")).await;
     assert_eq!(parent.num_children, 1);
-    assert_eq!(
-        parent.cversion, 3,
-        "visible cversion counts creates and deletes"
-    );
+    assert_eq!(parent.cversion, 3, "visible cversion counts creates and deletes");
     assert!(parent.pzxid > c.czxid, "a child delete moves pzxid");
 
-    assert_eq!(
-        op_err("delete missing", zk.delete("/a/b", None)).await,
-        Error::NoNode
-    );
-    assert_eq!(
-        op_err("get missing", zk.get_data("/nope")).await,
-        Error::NoNode
-    );
+    assert_eq!(op_err("delete missing", zk.delete("/a/b", None)).await, Error::NoNode);
+    assert_eq!(op_err("get missing", zk.get_data("/nope")).await, Error::NoNode);
     assert_eq!(op("exists missing", zk.check_stat("/nope")).await, None);
-    let exists = op("exists /a/c", zk.check_stat("/a/c"))
-        .await
-        .expect("/a/c exists");
+    let exists = op("exists /a/c", zk.check_stat("/a/c")).await.expect("/a/c exists");
     assert_eq!(exists, c);
     assert_eq!(
-        op_err(
-            "create under missing parent",
-            zk.create("/x/y", b"", &PERSISTENT)
-        )
-        .await,
+        op_err("create under missing parent", zk.create("/x/y", b"", &PERSISTENT)).await,
         Error::NoNode
     );
     op("delete /a/c", zk.delete("/a/c", None)).await;
@@ -147,22 +116,10 @@ async fn sequential_names_follow_parent_create_count() {
         assert_eq!(seq.to_string(), format!("{i:010}"));
     }
     op("create plain", zk.create("/seq/plain", b"", &PERSISTENT)).await;
-    let (_, seq) = op(
-        "create seq after plain",
-        zk.create("/seq/n-", b"", &PERSISTENT_SEQ),
-    )
-    .await;
-    assert_eq!(
-        seq.into_i64(),
-        4,
-        "the suffix counts every child create, not only sequential"
-    );
+    let (_, seq) = op("create seq after plain", zk.create("/seq/n-", b"", &PERSISTENT_SEQ)).await;
+    assert_eq!(seq.into_i64(), 4, "the suffix counts every child create, not only sequential");
     op("delete n-0", zk.delete("/seq/n-0000000000", None)).await;
-    let (_, seq) = op(
-        "create seq after delete",
-        zk.create("/seq/e-", b"", &EPHEMERAL_SEQ),
-    )
-    .await;
+    let (_, seq) = op("create seq after delete", zk.create("/seq/e-", b"", &EPHEMERAL_SEQ)).await;
     assert_eq!(seq.into_i64(), 5, "deletes do not reuse suffixes");
     // A sequential name directly under the parent path: "/seq/" + suffix.
     let (_, seq) = op("create /seq/<n>", zk.create("/seq/", b"", &PERSISTENT_SEQ)).await;
@@ -170,14 +127,8 @@ async fn sequential_names_follow_parent_create_count() {
 
     let mut children = op("ls /seq", zk.list_children("/seq")).await;
     children.sort();
-    let expected = [
-        "0000000006",
-        "e-0000000005",
-        "n-0000000001",
-        "n-0000000002",
-        "n-0000000004",
-        "plain",
-    ];
+    let expected =
+        ["0000000006", "e-0000000005", "n-0000000001", "n-0000000002", "n-0000000004", "plain"];
     assert_eq!(children, expected);
     let (_, ephemeral) = op("get e-5", zk.get_data("/seq/e-0000000005")).await;
     assert_eq!(ephemeral.ephemeral_owner, zk.session_id().0);
@@ -204,16 +155,10 @@ async fn children2_all_children_number_and_ephemerals() {
     assert_eq!(stat, direct, "getChildren2's stat is the node's stat");
 
     assert_eq!(op("count /t", zk.count_descendants_number("/t")).await, 6);
-    assert_eq!(
-        op("count /t/a/b", zk.count_descendants_number("/t/a/b")).await,
-        0
-    );
+    assert_eq!(op("count /t/a/b", zk.count_descendants_number("/t/a/b")).await, 0);
     // "/" counts every node below it, /zookeeper, /zookeeper/quota and /zookeeper/config too.
     assert_eq!(op("count /", zk.count_descendants_number("/")).await, 12);
-    assert_eq!(
-        op_err("count missing", zk.count_descendants_number("/no")).await,
-        Error::NoNode
-    );
+    assert_eq!(op_err("count missing", zk.count_descendants_number("/no")).await, Error::NoNode);
 
     let mut mine = op("ephemerals /", zk.list_ephemerals("/")).await;
     mine.sort();
@@ -225,10 +170,7 @@ async fn children2_all_children_number_and_ephemerals() {
     let mut prefixed = op("ephemerals /t", zk.list_ephemerals("/t")).await;
     prefixed.sort();
     assert_eq!(prefixed, ["/t/a/e2", "/t/e1", "/tx/e3"]);
-    assert_eq!(
-        op("other's ephemerals", other.list_ephemerals("/")).await,
-        ["/t/o1"]
-    );
+    assert_eq!(op("other's ephemerals", other.list_ephemerals("/")).await, ["/t/o1"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,13 +218,7 @@ async fn multi_is_atomic_and_reports_results_in_order() {
     writer.add_delete("/missing", None).unwrap();
     writer.add_set_data("/m1", b"never", None).unwrap();
     let err = op_err("multi failing", writer.commit()).await;
-    assert_eq!(
-        err,
-        MultiWriteError::OperationFailed {
-            index: 2,
-            source: Error::NoNode
-        }
-    );
+    assert_eq!(err, MultiWriteError::OperationFailed { index: 2, source: Error::NoNode });
     assert_eq!(op("exists /m3", zk.check_stat("/m3")).await, None);
     let (data, stat) = op("get /m1", zk.get_data("/m1")).await;
     assert_eq!((data.as_slice(), stat.version), (&b"a2"[..], 1));
@@ -294,13 +230,7 @@ async fn multi_is_atomic_and_reports_results_in_order() {
     writer.add_check_version("/m1", 7).unwrap();
     writer.add_create("/m4", b"", &PERSISTENT).unwrap();
     let err = op_err("multi bad check", writer.commit()).await;
-    assert_eq!(
-        err,
-        MultiWriteError::OperationFailed {
-            index: 0,
-            source: Error::BadVersion
-        }
-    );
+    assert_eq!(err, MultiWriteError::OperationFailed { index: 0, source: Error::BadVersion });
     assert_eq!(op("exists /m4", zk.check_stat("/m4")).await, None);
 
     // Sequence numbers were not consumed by the failed multi.
@@ -319,10 +249,7 @@ async fn multi_is_atomic_and_reports_results_in_order() {
         panic!("result 1: {:?}", results[1])
     };
     assert_eq!(children, &["s-0000000001"]);
-    assert!(matches!(
-        &results[2],
-        MultiReadResult::Error { err: Error::NoNode }
-    ));
+    assert!(matches!(&results[2], MultiReadResult::Error { err: Error::NoNode }));
 }
 
 /// base64(SHA1("alice:secret")), the digest id for `addauth digest alice:secret`.
@@ -336,80 +263,37 @@ async fn acl_digest_auth_and_noauth() {
     let creator_all = CreateMode::Persistent.with_acls(Acls::creator_all());
 
     assert_eq!(
-        op_err(
-            "creator_all without auth",
-            anon.create("/s", b"", &creator_all)
-        )
-        .await,
+        op_err("creator_all without auth", anon.create("/s", b"", &creator_all)).await,
         Error::InvalidAcl
     );
     op("addauth alice", alice.auth("digest", b"alice:secret")).await;
-    let (created, _) = op(
-        "create /secret",
-        alice.create("/secret", b"s", &creator_all),
-    )
-    .await;
+    let (created, _) = op("create /secret", alice.create("/secret", b"s", &creator_all)).await;
     let (acl, stat) = op("getAcl /secret", alice.get_acl("/secret")).await;
-    assert_eq!(
-        acl,
-        vec![Acl::new(
-            Permission::ALL,
-            AuthId::new("digest", ALICE_DIGEST)
-        )]
-    );
+    assert_eq!(acl, vec![Acl::new(Permission::ALL, AuthId::new("digest", ALICE_DIGEST))]);
     assert_eq!(stat, created);
 
+    assert_eq!(op_err("anon get", anon.get_data("/secret")).await, Error::NoAuth);
+    assert_eq!(op_err("anon set", anon.set_data("/secret", b"x", None)).await, Error::NoAuth);
+    assert_eq!(op_err("anon ls", anon.list_children("/secret")).await, Error::NoAuth);
+    assert_eq!(op_err("anon getAcl", anon.get_acl("/secret")).await, Error::NoAuth);
     assert_eq!(
-        op_err("anon get", anon.get_data("/secret")).await,
+        op_err("anon create child", anon.create("/secret/c", b"", &PERSISTENT)).await,
         Error::NoAuth
     );
     assert_eq!(
-        op_err("anon set", anon.set_data("/secret", b"x", None)).await,
-        Error::NoAuth
-    );
-    assert_eq!(
-        op_err("anon ls", anon.list_children("/secret")).await,
-        Error::NoAuth
-    );
-    assert_eq!(
-        op_err("anon getAcl", anon.get_acl("/secret")).await,
-        Error::NoAuth
-    );
-    assert_eq!(
-        op_err(
-            "anon create child",
-            anon.create("/secret/c", b"", &PERSISTENT)
-        )
-        .await,
-        Error::NoAuth
-    );
-    assert_eq!(
-        op_err(
-            "anon setAcl",
-            anon.set_acl("/secret", &Acls::anyone_all(), None)
-        )
-        .await,
+        op_err("anon setAcl", anon.set_acl("/secret", &Acls::anyone_all(), None)).await,
         Error::NoAuth
     );
     if !server.target().is_apache() {
         // exists needs READ since 3.9.2 / 3.8.4; the Debian Apache is 3.8.0, which allows it.
-        assert_eq!(
-            op_err("anon exists", anon.check_stat("/secret")).await,
-            Error::NoAuth
-        );
+        assert_eq!(op_err("anon exists", anon.check_stat("/secret")).await, Error::NoAuth);
     }
     // A wrong password adds an id that does not match.
     op("addauth wrong", anon.auth("digest", b"alice:wrong")).await;
-    assert_eq!(
-        op_err("wrong password get", anon.get_data("/secret")).await,
-        Error::NoAuth
-    );
+    assert_eq!(op_err("wrong password get", anon.get_data("/secret")).await, Error::NoAuth);
 
     op("alice child", alice.create("/secret/c", b"", &PERSISTENT)).await;
-    assert_eq!(
-        op_err("anon delete child", anon.delete("/secret/c", None)).await,
-        Error::NoAuth
-    );
+    assert_eq!(op_err("anon delete child", anon.delete("/secret/c", None)).await, Error::NoAuth);
 
     // Another session authenticating as alice gets in; so does super.
     let alice2 = connect(&server).await;
@@ -421,40 +305,22 @@ async fn acl_digest_auth_and_noauth() {
 
     // setAcl with aversion checks; read-only ACL then blocks writes even for the creator.
     assert_eq!(
-        op_err(
-            "setAcl bad aversion",
-            alice.set_acl("/secret", &Acls::anyone_read(), Some(3))
-        )
-        .await,
+        op_err("setAcl bad aversion", alice.set_acl("/secret", &Acls::anyone_read(), Some(3)))
+            .await,
         Error::BadVersion
     );
-    let stat = op(
-        "setAcl",
-        alice.set_acl("/secret", &Acls::anyone_read(), Some(0)),
-    )
-    .await;
+    let stat = op("setAcl", alice.set_acl("/secret", &Acls::anyone_read(), Some(0))).await;
     assert_eq!(stat.aversion, 1);
+    assert_eq!(op("anon get after setAcl", anon.get_data("/secret")).await.0, b"s");
     assert_eq!(
-        op("anon get after setAcl", anon.get_data("/secret"))
-            .await
-            .0,
-        b"s"
-    );
-    assert_eq!(
-        op_err(
-            "alice set on read-only",
-            alice.set_data("/secret", b"", None)
-        )
-        .await,
+        op_err("alice set on read-only", alice.set_data("/secret", b"", None)).await,
         Error::NoAuth
     );
     let (acl, _) = op("getAcl", anon.get_acl("/secret")).await;
     assert_eq!(acl, vec![Acl::new(Permission::READ, AuthId::anyone())]);
     let whoami = op("whoami", alice.list_auth_users()).await;
     assert!(
-        whoami
-            .iter()
-            .any(|u| u.scheme() == "digest" && u.user() == "alice"),
+        whoami.iter().any(|u| u.scheme() == "digest" && u.user() == "alice"),
         "whoAmI: {whoami:?}"
     );
 }
@@ -467,53 +333,24 @@ fn raw_multi_result_shapes() {
     zk.create("/r", b"x", 0).expect("create /r");
 
     let ok = zk.multi(&[
-        MultiOp::Create {
-            path: "/r/a",
-            data: b"",
-            flags: 0,
-        },
-        MultiOp::SetData {
-            path: "/r",
-            data: b"y",
-            version: 0,
-        },
-        MultiOp::Check {
-            path: "/r",
-            version: 1,
-        },
-        MultiOp::Delete {
-            path: "/r/a",
-            version: 0,
-        },
+        MultiOp::Create { path: "/r/a", data: b"", flags: 0 },
+        MultiOp::SetData { path: "/r", data: b"y", version: 0 },
+        MultiOp::Check { path: "/r", version: 1 },
+        MultiOp::Delete { path: "/r/a", version: 0 },
     ]);
     // create (op 1) answers as type 1; setData 5; check 13; delete 2.
     assert_eq!(ok, (0, vec![(1, 0), (5, 0), (13, 0), (2, 0)]));
 
     // Header err stays 0; ops before the failure say 0, the failure its code, the rest -2.
     let failed = zk.multi(&[
-        MultiOp::Create {
-            path: "/r/b",
-            data: b"",
-            flags: 0,
-        },
-        MultiOp::Delete {
-            path: "/missing",
-            version: -1,
-        },
-        MultiOp::SetData {
-            path: "/r",
-            data: b"z",
-            version: -1,
-        },
+        MultiOp::Create { path: "/r/b", data: b"", flags: 0 },
+        MultiOp::Delete { path: "/missing", version: -1 },
+        MultiOp::SetData { path: "/r", data: b"z", version: -1 },
     ]);
     assert_eq!(failed, (0, vec![(-1, 0), (-1, code::NO_NODE), (-1, -2)]));
     assert_eq!(zk.exists("/r/b", false), Err(code::NO_NODE));
     let (data, stat) = zk.get_data("/r", false).expect("get /r");
     assert_eq!((data.as_slice(), stat.version), (&b"y"[..], 1));
 
-    assert_eq!(
-        zk.multi(&[]),
-        (0, vec![]),
-        "an empty multi has an empty result list"
-    );
+    assert_eq!(zk.multi(&[]), (0, vec![]), "an empty multi has an empty result list");
 }

@@ -62,21 +62,15 @@ async fn load_until_crash(server: &mut TestServer, round: usize, ledger: Arc<Mut
         }));
     }
     let target = ACKS_BEFORE_CRASH * (round + 1);
-    wait_until(
-        Duration::from_secs(120),
-        "enough acknowledged creates",
-        || {
-            let ledger = ledger.clone();
-            async move { ledger.lock().unwrap().acked.len() >= target }
-        },
-    )
+    wait_until(Duration::from_secs(120), "enough acknowledged creates", || {
+        let ledger = ledger.clone();
+        async move { ledger.lock().unwrap().acked.len() >= target }
+    })
     .await;
     server.kill9(); // while the writers are still sending
     stop.store(true, Ordering::SeqCst);
     for task in tasks {
-        within(Duration::from_secs(60), "writer task ends", task)
-            .await
-            .expect("writer task");
+        within(Duration::from_secs(60), "writer task ends", task).await.expect("writer task");
     }
 }
 
@@ -116,10 +110,7 @@ async fn acknowledged_creates_survive_kill_9() {
                 .map(|(i, _)| i)
                 .collect();
             let prefix: Vec<usize> = (0..kept.len()).collect();
-            assert_eq!(
-                kept, prefix,
-                "round {round} writer {writer}: creates kept with a gap"
-            );
+            assert_eq!(kept, prefix, "round {round} writer {writer}: creates kept with a gap");
         }
     }
     println!(

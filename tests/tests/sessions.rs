@@ -13,11 +13,9 @@ use zookeeper_client::{Client, Error, EventType};
 async fn ephemerals_vanish_when_session_is_closed() {
     let server = TestServer::start();
     // A long session timeout: the node must go at close, long before any expiry.
-    let owner = connect_with(
-        &server,
-        Client::connector().with_session_timeout(Duration::from_secs(30)),
-    )
-    .await;
+    let owner =
+        connect_with(&server, Client::connector().with_session_timeout(Duration::from_secs(30)))
+            .await;
     let observer = connect(&server).await;
     let (stat, _) = op("create /eph", owner.create("/eph", b"", &EPHEMERAL)).await;
     assert_eq!(stat.ephemeral_owner, owner.session_id().0);
@@ -26,16 +24,8 @@ async fn ephemerals_vanish_when_session_is_closed() {
 
     let closed_at = Instant::now();
     drop(owner); // the last handle: the crate sends closeSession
-    let event = within(
-        Duration::from_secs(20),
-        "NodeDeleted after close",
-        watcher.changed(),
-    )
-    .await;
-    assert_eq!(
-        (event.event_type, event.path.as_str()),
-        (EventType::NodeDeleted, "/eph")
-    );
+    let event = within(Duration::from_secs(20), "NodeDeleted after close", watcher.changed()).await;
+    assert_eq!((event.event_type, event.path.as_str()), (EventType::NodeDeleted, "/eph"));
     assert!(closed_at.elapsed() < Duration::from_secs(20));
     assert_eq!(op("exists /eph", observer.check_stat("/eph")).await, None);
 }
@@ -47,9 +37,7 @@ async fn ephemerals_vanish_after_session_expiry() {
     // Detached: dropping the last handle closes the TCP connection WITHOUT closeSession.
     let owner = connect_with(
         &server,
-        Client::connector()
-            .with_session_timeout(Duration::from_secs(4))
-            .with_detached(),
+        Client::connector().with_session_timeout(Duration::from_secs(4)).with_detached(),
     )
     .await;
     assert_eq!(owner.session_timeout(), Duration::from_secs(4));
@@ -61,38 +49,19 @@ async fn ephemerals_vanish_after_session_expiry() {
     let dropped_at = Instant::now();
     drop(owner);
     assert!(
-        op("exists /eph right after drop", observer.check_stat("/eph"))
-            .await
-            .is_some(),
+        op("exists /eph right after drop", observer.check_stat("/eph")).await.is_some(),
         "an abandoned session keeps its ephemerals until it expires"
     );
-    let event = within(
-        Duration::from_secs(30),
-        "NodeDeleted at expiry",
-        watcher.changed(),
-    )
-    .await;
-    assert_eq!(
-        (event.event_type, event.path.as_str()),
-        (EventType::NodeDeleted, "/eph")
-    );
+    let event = within(Duration::from_secs(30), "NodeDeleted at expiry", watcher.changed()).await;
+    assert_eq!((event.event_type, event.path.as_str()), (EventType::NodeDeleted, "/eph"));
     let waited = dropped_at.elapsed();
-    assert!(
-        waited >= Duration::from_secs(2),
-        "deleted after {waited:?}: too early for expiry"
-    );
-    assert!(
-        op("exists /keep", observer.check_stat("/keep"))
-            .await
-            .is_some()
-    );
+    assert!(waited >= Duration::from_secs(2), "deleted after {waited:?}: too early for expiry");
+    assert!(op("exists /keep", observer.check_stat("/keep")).await.is_some());
 
     let resumed = within(
         Duration::from_secs(30),
         "reconnect to an expired session",
-        Client::connector()
-            .with_session(session)
-            .connect(&server.hosts()),
+        Client::connector().with_session(session).connect(&server.hosts()),
     )
     .await;
     assert_eq!(resumed.err(), Some(Error::SessionExpired));
@@ -104,9 +73,7 @@ async fn reconnect_with_session_id_and_password_keeps_ephemerals() {
     let observer = connect(&server).await;
     let first = connect_with(
         &server,
-        Client::connector()
-            .with_session_timeout(Duration::from_secs(4))
-            .with_detached(),
+        Client::connector().with_session_timeout(Duration::from_secs(4)).with_detached(),
     )
     .await;
     let session = first.session().clone();
@@ -125,22 +92,13 @@ async fn reconnect_with_session_id_and_password_keeps_ephemerals() {
     tokio::time::sleep(Duration::from_secs(9)).await;
     let stat = op("exists /eph after 2x timeout", observer.check_stat("/eph")).await;
     assert_eq!(stat.map(|s| s.ephemeral_owner), Some(session.id().0));
-    op(
-        "create as the resumed session",
-        second.create("/eph2", b"", &EPHEMERAL),
-    )
-    .await;
+    op("create as the resumed session", second.create("/eph2", b"", &EPHEMERAL)).await;
     let mine = op("own ephemerals", second.list_ephemerals("/")).await;
     assert_eq!(mine.len(), 2, "{mine:?}");
 
     let (_, watcher) = op("watch /eph", observer.check_and_watch_stat("/eph")).await;
     drop(second); // not detached: closeSession
-    within(
-        Duration::from_secs(20),
-        "NodeDeleted after close",
-        watcher.changed(),
-    )
-    .await;
+    within(Duration::from_secs(20), "NodeDeleted after close", watcher.changed()).await;
     assert_eq!(op("exists /eph2", observer.check_stat("/eph2")).await, None);
     assert_eq!(
         op_err("get /eph", observer.get_data("/eph")).await,
@@ -162,38 +120,21 @@ fn raw_reconnect_checks_the_password() {
     let mut wrong = session.passwd.clone();
     wrong[0] ^= 0xff;
     let refused = RawClient::resume(server.addr(), 6000, session.id, &wrong, last_zxid);
-    assert!(
-        matches!(refused, Err(RawError::Expired)),
-        "wrong password: {refused:?}"
-    );
+    assert!(matches!(refused, Err(RawError::Expired)), "wrong password: {refused:?}");
     let unknown = RawClient::resume(server.addr(), 6000, session.id ^ 0x5555, &wrong, 0);
-    assert!(
-        matches!(unknown, Err(RawError::Expired)),
-        "unknown session: {unknown:?}"
-    );
+    assert!(matches!(unknown, Err(RawError::Expired)), "unknown session: {unknown:?}");
 
     let mut second = RawClient::resume(server.addr(), 6000, session.id, &session.passwd, last_zxid)
         .expect("resume with the right password");
     assert_eq!(second.session.id, session.id);
-    let (data, stat) = second
-        .get_data("/eph", false)
-        .expect("the ephemeral survives");
-    assert_eq!(
-        (data.as_slice(), stat.ephemeral_owner),
-        (&b"x"[..], session.id)
-    );
+    let (data, stat) = second.get_data("/eph", false).expect("the ephemeral survives");
+    assert_eq!((data.as_slice(), stat.ephemeral_owner), (&b"x"[..], session.id));
     second.close_session();
 
     let mut observer = RawClient::connect(server.addr(), 6000).expect("observer");
-    assert_eq!(
-        observer.exists("/eph", false),
-        Err(zkr_tests::raw::code::NO_NODE)
-    );
+    assert_eq!(observer.exists("/eph", false), Err(zkr_tests::raw::code::NO_NODE));
     let closed = RawClient::resume(server.addr(), 6000, session.id, &session.passwd, 0);
-    assert!(
-        matches!(closed, Err(RawError::Expired)),
-        "closed session: {closed:?}"
-    );
+    assert!(matches!(closed, Err(RawError::Expired)), "closed session: {closed:?}");
     first.abandon();
 }
 
@@ -210,10 +151,7 @@ fn raw_abandoned_connection_expires_the_session() {
         e.event_type == event::DELETED && e.path == "/eph"
     });
     assert_eq!(deleted.state, 3, "notifications carry SyncConnected");
-    assert!(
-        abandoned_at.elapsed() >= Duration::from_secs(2),
-        "expired too early"
-    );
+    assert!(abandoned_at.elapsed() >= Duration::from_secs(2), "expired too early");
     assert_eq!(observer.events.len(), 1, "{:?}", observer.events);
 }
 

@@ -30,21 +30,12 @@ const CRATES: [&str; 5] = ["core", "server", "sim", "jepsen", "tests"];
 
 /// Names `core/src` code must not contain, with the reason given in the report.
 const CORE_FORBIDDEN: [(&str, &str); 10] = [
-    (
-        "Instant::now",
-        "wall clock; time enters the core as Input::Tick",
-    ),
-    (
-        "SystemTime",
-        "wall clock; time enters the core as Input::Tick",
-    ),
+    ("Instant::now", "wall clock; time enters the core as Input::Tick"),
+    ("SystemTime", "wall clock; time enters the core as Input::Tick"),
     ("thread_rng", "OS randomness; use the node's seeded PRNG"),
     ("rand::rng(", "OS randomness; use the node's seeded PRNG"),
     ("tokio", "async runtime; the core is sans-IO"),
-    (
-        "std::thread",
-        "threads; the core is single-threaded and sans-IO",
-    ),
+    ("std::thread", "threads; the core is single-threaded and sans-IO"),
     ("std::fs", "files; persistence is an Output"),
     ("std::net", "sockets; the network is the shell's"),
     ("HashMap", "hash iteration order; use BTreeMap"),
@@ -76,11 +67,7 @@ struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.path, self.line, self.rule, self.detail
-        )
+        write!(f, "{}:{}: {}: {}", self.path, self.line, self.rule, self.detail)
     }
 }
 
@@ -231,11 +218,7 @@ fn char_literal_end(text: &[char], i: usize) -> Option<usize> {
 fn lex(source: &str) -> Lexed {
     let text: Vec<char> = source.chars().collect();
     let class = classify(&text);
-    let mut lexed = Lexed {
-        raw: Vec::new(),
-        code: Vec::new(),
-        no_literals: Vec::new(),
-    };
+    let mut lexed = Lexed { raw: Vec::new(), code: Vec::new(), no_literals: Vec::new() };
     let (mut raw, mut code, mut no_literals) = (String::new(), String::new(), String::new());
     for (c, k) in text.iter().zip(&class) {
         if *c == '\n' {
@@ -270,12 +253,7 @@ fn check_source(path: &str, source: &str, scope: Scope) -> Vec<Violation> {
     let lexed = lex(source);
     let mut found = Vec::new();
     let mut report = |line: usize, rule: &'static str, detail: String| {
-        found.push(Violation {
-            path: path.to_string(),
-            line,
-            rule,
-            detail,
-        })
+        found.push(Violation { path: path.to_string(), line, rule, detail })
     };
     let markers = leftover_markers();
     for (index, raw) in lexed.raw.iter().enumerate() {
@@ -343,9 +321,7 @@ fn functions(code_lines: &[String]) -> Vec<Function> {
         let Some(name_start) = name_start.filter(|&j| is_ident(text[j])) else {
             continue;
         };
-        let name_end = (name_start..text.len())
-            .find(|&j| !is_ident(text[j]))
-            .unwrap_or(text.len());
+        let name_end = (name_start..text.len()).find(|&j| !is_ident(text[j])).unwrap_or(text.len());
         let Some(open) = body_open(&text, name_end) else {
             continue;
         };
@@ -396,10 +372,7 @@ fn matching_brace(text: &[char], open: usize) -> usize {
 /// The workspace root (the parent of this crate's directory).
 fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+    manifest.parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// Every `.rs` file under `dir`, skipping `target*` and hidden directories, in path order.
@@ -435,11 +408,7 @@ fn check_workspace(root: &Path) -> (usize, Vec<Violation>) {
         let label = relative.to_string_lossy().replace('\\', "/");
         let source = std::fs::read_to_string(file)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
-        let scope = if file.starts_with(&core_src) {
-            Scope::CoreSrc
-        } else {
-            Scope::Other
-        };
+        let scope = if file.starts_with(&core_src) { Scope::CoreSrc } else { Scope::Other };
         found.extend(check_source(&label, &source, scope));
     }
     (files.len(), found)
@@ -449,11 +418,7 @@ fn check_workspace(root: &Path) -> (usize, Vec<Violation>) {
 fn workspace_is_tidy() {
     let root = workspace_root();
     let (files, found) = check_workspace(&root);
-    assert!(
-        files > 50,
-        "walked only {files} files under {}",
-        root.display()
-    );
+    assert!(files > 50, "walked only {files} files under {}", root.display());
     let list: Vec<String> = found.iter().map(|v| v.to_string()).collect();
     assert!(
         found.is_empty(),
@@ -487,10 +452,7 @@ fn long_line_is_reported_in_chars() {
     assert_eq!(long.trim_end().chars().count(), 101);
     let found = check_source("a.rs", &format!("fn ok() {{}}\n{long}"), Scope::Other);
     assert_eq!(rules(&found), vec![(2, "line-length")]);
-    assert_eq!(
-        found[0].to_string(),
-        "a.rs:2: line-length: 101 columns (max 100)"
-    );
+    assert_eq!(found[0].to_string(), "a.rs:2: line-length: 101 columns (max 100)");
     // 100 multi-byte chars are 100 columns, though more than 100 bytes.
     let wide = format!("// {}\n", "é".repeat(97));
     assert!(wide.len() > 101);
@@ -514,10 +476,8 @@ fn braces_in_literals_and_comments_do_not_end_a_fn() {
                   let r = r#\"}\"#;\n    let l: &'static str = s;\n}\nfn b() {}\n";
     let lexed = lex(source);
     let found = functions(&lexed.code);
-    let spans: Vec<(&str, usize, usize)> = found
-        .iter()
-        .map(|f| (f.name.as_str(), f.line, f.lines))
-        .collect();
+    let spans: Vec<(&str, usize, usize)> =
+        found.iter().map(|f| (f.name.as_str(), f.line, f.lines)).collect();
     assert_eq!(spans, vec![("a", 1, 8), ("b", 9, 1)]);
 }
 
@@ -527,10 +487,7 @@ fn signatures_without_bodies_and_fn_types_are_skipped() {
                   fn takes(f: fn(u8) -> u8, a: [u8; 2]) -> u8 {\n    f(a[0])\n}\n";
     let found = functions(&lex(source).code);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(
-        (found[0].name.as_str(), found[0].line, found[0].lines),
-        ("takes", 4, 3)
-    );
+    assert_eq!((found[0].name.as_str(), found[0].line, found[0].lines), ("takes", 4, 3));
 }
 
 #[test]
@@ -540,24 +497,10 @@ fn hash_map_in_core_code_is_reported_but_not_in_comments_or_literals() {
                   const S: &str = \"HashSet\";\n\
                   fn f() { let _ = std::time::Instant::now(); }\n";
     let found = check_source("core/src/x.rs", source, Scope::CoreSrc);
-    assert_eq!(
-        rules(&found),
-        vec![(1, "core-forbidden"), (4, "core-forbidden")]
-    );
-    assert!(
-        found[0].detail.starts_with("`HashMap`"),
-        "{}",
-        found[0].detail
-    );
-    assert!(
-        found[1].detail.starts_with("`Instant::now`"),
-        "{}",
-        found[1].detail
-    );
-    assert_eq!(
-        check_source("server/src/x.rs", source, Scope::Other),
-        vec![]
-    );
+    assert_eq!(rules(&found), vec![(1, "core-forbidden"), (4, "core-forbidden")]);
+    assert!(found[0].detail.starts_with("`HashMap`"), "{}", found[0].detail);
+    assert!(found[1].detail.starts_with("`Instant::now`"), "{}", found[1].detail);
+    assert_eq!(check_source("server/src/x.rs", source, Scope::Other), vec![]);
 }
 
 #[test]
@@ -577,12 +520,7 @@ fn leftover_markers_are_reported_anywhere() {
          fn g() {{ {unimplemented}) }}\n"
     );
     let found = check_source("server/src/x.rs", &source, Scope::Other);
-    let expected = vec![
-        (2, "leftover"),
-        (3, "leftover"),
-        (4, "leftover"),
-        (6, "leftover"),
-    ];
+    let expected = vec![(2, "leftover"), (3, "leftover"), (4, "leftover"), (6, "leftover")];
     assert_eq!(rules(&found), expected);
     // In a string literal they are text, not code.
     let quoted = format!("const S: &str = \"{dbg} {fix_me} {todo}\";\n");
@@ -593,11 +531,7 @@ fn leftover_markers_are_reported_anywhere() {
 fn lexer_tells_char_literals_from_lifetimes() {
     let source = "fn f<'a>(x: &'a str) -> char { 'conn: loop { break 'conn; } '\\'' }\n";
     let lexed = lex(source);
-    assert!(
-        lexed.code[0].contains("fn f<'a>(x: &'a str)"),
-        "{}",
-        lexed.code[0]
-    );
+    assert!(lexed.code[0].contains("fn f<'a>(x: &'a str)"), "{}", lexed.code[0]);
     assert!(lexed.code[0].contains("'conn: loop"), "{}", lexed.code[0]);
     assert!(!lexed.code[0].contains("'\\''"), "{}", lexed.code[0]);
     assert_eq!(functions(&lexed.code).len(), 1);

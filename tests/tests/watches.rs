@@ -13,12 +13,7 @@ use zkr_tests::{Target, TestServer, connect, op, within};
 use zookeeper_client::{AddWatchMode, EventType, PersistentWatcher, WatchedEvent};
 
 fn ev(event_type: i32, path: &str, zxid: i64) -> RawEvent {
-    RawEvent {
-        zxid,
-        event_type,
-        state: 3,
-        path: path.to_string(),
-    }
+    RawEvent { zxid, event_type, state: 3, path: path.to_string() }
 }
 
 /// The zxid a notification must carry: the txn's (3.9+), or -1 on Apache 3.8.
@@ -35,15 +30,9 @@ fn raw_oneshot_watches_fire_once_and_in_order() {
     writer.create("/w", b"0", 0).expect("create /w");
 
     watcher.get_data("/w", true).expect("getData watch");
-    watcher
-        .exists("/w", true)
-        .expect("exists watch on the same path");
+    watcher.exists("/w", true).expect("exists watch on the same path");
     watcher.get_children("/w", true).expect("getChildren watch");
-    assert_eq!(
-        watcher.exists("/w/c", true),
-        Err(code::NO_NODE),
-        "exists watch on a missing node"
-    );
+    assert_eq!(watcher.exists("/w/c", true), Err(code::NO_NODE), "exists watch on a missing node");
 
     let set = writer.set_data("/w", b"1", -1).expect("set /w");
     writer.create("/w/c", b"", 0).expect("create /w/c");
@@ -58,21 +47,14 @@ fn raw_oneshot_watches_fire_once_and_in_order() {
         ev(event::CREATED, "/w/c", event_zxid(t, c.czxid)),
         ev(event::CHILDREN_CHANGED, "/w", event_zxid(t, c.czxid)),
     ];
-    assert_eq!(
-        watcher.events, expected,
-        "one event per trigger per connection, in order"
-    );
+    assert_eq!(watcher.events, expected, "one event per trigger per connection, in order");
 
     // Delete with a data and a child watch on the node and a child watch on the parent:
     // NodeDeleted once (not once per table), then NodeChildrenChanged on the parent.
     watcher.events.clear();
     watcher.get_data("/w/c", true).expect("getData /w/c watch");
-    watcher
-        .get_children("/w/c", true)
-        .expect("getChildren /w/c watch");
-    watcher
-        .get_children("/w", true)
-        .expect("getChildren /w watch");
+    watcher.get_children("/w/c", true).expect("getChildren /w/c watch");
+    watcher.get_children("/w", true).expect("getChildren /w watch");
     writer.delete("/w/c", -1).expect("delete /w/c");
     let (_, parent) = writer.get_data("/w", false).expect("get /w");
     watcher.ping();
@@ -95,24 +77,14 @@ fn raw_event_arrives_before_the_reply_that_shows_the_change() {
     // The reader's next read returns the new data; the notification must already be here.
     let (data, _) = reader.get_data("/n", false).expect("read /n");
     assert_eq!(data, b"new");
-    assert_eq!(
-        reader.events.len(),
-        1,
-        "event before the read reply: {:?}",
-        reader.events
-    );
+    assert_eq!(reader.events.len(), 1, "event before the read reply: {:?}", reader.events);
     assert_eq!(reader.events[0].event_type, event::DATA_CHANGED);
 
     // Same session writing: the event comes before the setData reply.
     reader.events.clear();
     reader.get_data("/n", true).expect("watch /n again");
     reader.set_data("/n", b"mine", -1).expect("own set");
-    assert_eq!(
-        reader.events.len(),
-        1,
-        "event before own reply: {:?}",
-        reader.events
-    );
+    assert_eq!(reader.events.len(), 1, "event before own reply: {:?}", reader.events);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,32 +102,13 @@ async fn crate_oneshot_watchers() {
     let (k, _) = op("create /o/k", other.create("/o/k", b"", &PERSISTENT)).await;
     let t = server.target();
     let d = within(Duration::from_secs(20), "data event", data_watch.changed()).await;
-    assert_eq!(
-        (d.event_type, d.path.as_str()),
-        (EventType::NodeDataChanged, "/o")
-    );
+    assert_eq!((d.event_type, d.path.as_str()), (EventType::NodeDataChanged, "/o"));
     assert_eq!(d.zxid, event_zxid(t, set.mzxid));
-    let e = within(
-        Duration::from_secs(20),
-        "exist event",
-        exist_watch.changed(),
-    )
-    .await;
-    assert_eq!(
-        (e.event_type, e.path.as_str()),
-        (EventType::NodeCreated, "/o/k")
-    );
+    let e = within(Duration::from_secs(20), "exist event", exist_watch.changed()).await;
+    assert_eq!((e.event_type, e.path.as_str()), (EventType::NodeCreated, "/o/k"));
     assert_eq!(e.zxid, event_zxid(t, k.czxid));
-    let c = within(
-        Duration::from_secs(20),
-        "child event",
-        child_watch.changed(),
-    )
-    .await;
-    assert_eq!(
-        (c.event_type, c.path.as_str()),
-        (EventType::NodeChildrenChanged, "/o")
-    );
+    let c = within(Duration::from_secs(20), "child event", child_watch.changed()).await;
+    assert_eq!((c.event_type, c.path.as_str()), (EventType::NodeChildrenChanged, "/o"));
 }
 
 async fn next(watcher: &mut PersistentWatcher, what: &str) -> WatchedEvent {
@@ -171,21 +124,13 @@ async fn persistent_watch_sees_node_and_child_list_changes() {
     let server = TestServer::start();
     let zk = connect(&server).await;
     let other = connect(&server).await;
-    let mut w = op(
-        "addWatch /p persistent",
-        zk.watch("/p", AddWatchMode::Persistent),
-    )
-    .await;
+    let mut w = op("addWatch /p persistent", zk.watch("/p", AddWatchMode::Persistent)).await;
 
     let (p, _) = op("create /p", other.create("/p", b"", &PERSISTENT)).await;
     op("set /p", other.set_data("/p", b"1", None)).await;
     op("create /p/c", other.create("/p/c", b"", &PERSISTENT)).await;
     op("set /p/c (not watched)", other.set_data("/p/c", b"1", None)).await;
-    op(
-        "create /p/c/g (not watched)",
-        other.create("/p/c/g", b"", &PERSISTENT),
-    )
-    .await;
+    op("create /p/c/g (not watched)", other.create("/p/c/g", b"", &PERSISTENT)).await;
     op("delete /p/c/g", other.delete("/p/c/g", None)).await;
     op("delete /p/c", other.delete("/p/c", None)).await;
     op("set /p again", other.set_data("/p", b"2", None)).await;
@@ -207,10 +152,7 @@ async fn persistent_watch_sees_node_and_child_list_changes() {
     }
     // Still registered after firing: a new create is seen again.
     op("create /p again", other.create("/p", b"", &PERSISTENT)).await;
-    assert_eq!(
-        kind_path(&next(&mut w, "re-created").await),
-        (EventType::NodeCreated, "/p")
-    );
+    assert_eq!(kind_path(&next(&mut w, "re-created").await), (EventType::NodeCreated, "/p"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,18 +160,11 @@ async fn persistent_recursive_watch_sees_the_subtree_without_child_events() {
     let server = TestServer::start();
     let zk = connect(&server).await;
     let other = connect(&server).await;
-    let mut w = op(
-        "addWatch /r recursive",
-        zk.watch("/r", AddWatchMode::PersistentRecursive),
-    )
-    .await;
+    let mut w =
+        op("addWatch /r recursive", zk.watch("/r", AddWatchMode::PersistentRecursive)).await;
 
     op("create /r", other.create("/r", b"", &PERSISTENT)).await;
-    op(
-        "create /rx (sibling prefix, not watched)",
-        other.create("/rx", b"", &PERSISTENT),
-    )
-    .await;
+    op("create /rx (sibling prefix, not watched)", other.create("/rx", b"", &PERSISTENT)).await;
     op("create /r/a", other.create("/r/a", b"", &PERSISTENT)).await;
     op("set /r/a", other.set_data("/r/a", b"1", None)).await;
     op("create /r/a/b", other.create("/r/a/b", b"", &PERSISTENT)).await;
@@ -247,10 +182,6 @@ async fn persistent_recursive_watch_sees_the_subtree_without_child_events() {
     ];
     for (i, want) in expected.iter().enumerate() {
         let got = next(&mut w, &format!("recursive event {i}")).await;
-        assert_eq!(
-            kind_path(&got),
-            *want,
-            "event {i} (no NodeChildrenChanged, no /rx)"
-        );
+        assert_eq!(kind_path(&got), *want, "event {i} (no NodeChildrenChanged, no /rx)");
     }
 }
