@@ -1,0 +1,175 @@
+//! `zkbench`: a load generator speaking the ZooKeeper wire protocol (through zkr-core's codec)
+//! to any server, printing throughput and latency percentiles. `tests/bench.sh` runs it against
+//! zkr and Apache ZooKeeper in the same run and prints the ratios.
+//!
+//! Each client is a thread with its own session and a window of pipelined requests, like an
+//! asynchronous ZooKeeper client. Workloads: `create` (sequential-free creates of new nodes),
+//! `set` (setData on a few hot nodes), `get` (getData), `mixed` (90% get, 10% set).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use zkr_core::proto::client::{ConnectRequest, OpCode, Request};
+use zkr_core::proto::codec;
+use zkr_core::proto::jute::Reader;
+use zkr_core::types::Acl;
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "ZooKeeper wire-protocol load generator")]
+struct Args {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:2181")]
+    addr: SocketAddr,
+    /// Workload: create, set, get or mixed.
+    #[arg(long, default_value = "mixed")]
+    workload: String,
+    /// Concurrent client sessions.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Requests in flight per client.
+    #[arg(long, default_value_t = 16)]
+    window: usize,
+    /// Requests per client.
+    #[arg(long, default_value_t = 5000)]
+    ops: usize,
+    /// Bytes of data per node.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// A label printed with the results.
+    #[arg(long, default_value = "server")]
+    label: String,
+}
+
+fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let mut payload = vec![0; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut payload)?;
+    Ok(payload)
+}
+
+fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 30_000,
+        session_id: 0,
+        passwd: vec![0; 16],
+        read_only: Some(false),
+    };
+    stream.write_all(&codec::encode_connect_request(&req))?;
+    read_frame(&mut stream)?;
+    Ok(stream)
+}
+
+fn request(args: &Args, client: usize, i: usize, data: &[u8]) -> Request {
+    let hot = format!("/bench/hot{}", i % 8);
+    let set = Request::SetData { path: hot.clone(), data: Some(data.to_vec()), version: -1 };
+    match args.workload.as_str() {
+        "create" => Request::Create {
+            op: OpCode::Create,
+            path: format!("/bench/c{client}-{i}"),
+            data: Some(data.to_vec()),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+            ttl: -1,
+        },
+        "set" => set,
+        "get" => Request::GetData { path: hot, watch: false },
+        _ if i % 10 == 0 => set,
+        _ => Request::GetData { path: hot, watch: false },
+    }
+}
+
+/// Runs one client's requests with a pipelining window; returns latencies in µs.
+fn run_client(args: &Args, client: usize, start: &Barrier) -> std::io::Result<Histogram<u64>> {
+    let mut stream = connect(args.addr)?;
+    let data = vec![b'x'; args.size];
+    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+    let mut sent_at = std::collections::VecDeque::with_capacity(args.window);
+    let (mut sent, mut done) = (0, 0);
+    start.wait();
+    while done < args.ops {
+        while sent < args.ops && sent_at.len() < args.window {
+            let req = request(args, client, sent, &data);
+            let header = codec::request_header(sent as i32 + 1, &req);
+            stream.write_all(&codec::encode_request(&header, &req))?;
+            sent_at.push_back(Instant::now());
+            sent += 1;
+        }
+        let payload = read_frame(&mut stream)?;
+        let reply = codec::decode_reply_header(&mut Reader::new(&payload)).expect("reply");
+        if reply.xid < 0 {
+            continue;
+        }
+        assert_eq!(reply.err, 0, "request failed with {}", reply.err);
+        let t = sent_at.pop_front().expect("in flight");
+        hist.record(t.elapsed().as_micros() as u64).expect("record");
+        done += 1;
+    }
+    Ok(hist)
+}
+
+fn setup(args: &Args) -> std::io::Result<()> {
+    let mut stream = connect(args.addr)?;
+    let mut xid = 0;
+    let mut call = |req: Request| -> std::io::Result<()> {
+        xid += 1;
+        stream.write_all(&codec::encode_request(&codec::request_header(xid, &req), &req))?;
+        read_frame(&mut stream).map(|_| ())
+    };
+    let data = Some(vec![b'x'; args.size]);
+    let create = |path: String| Request::Create {
+        op: OpCode::Create,
+        path,
+        data: data.clone(),
+        acl: Acl::open_unsafe(),
+        flags: 0,
+        ttl: -1,
+    };
+    call(create("/bench".into()))?;
+    for i in 0..8 {
+        call(create(format!("/bench/hot{i}")))?;
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    setup(&args).expect("setup: create /bench and its hot nodes");
+    let start = Arc::new(Barrier::new(args.clients + 1));
+    let threads: Vec<_> = (0..args.clients)
+        .map(|c| {
+            let (args, start) = (args.clone(), start.clone());
+            std::thread::spawn(move || run_client(&args, c, &start))
+        })
+        .collect();
+    start.wait();
+    let began = Instant::now();
+    let mut total = Histogram::<u64>::new(3).expect("histogram");
+    for t in threads {
+        total.add(t.join().expect("client thread").expect("client I/O")).expect("merge");
+    }
+    let secs = began.elapsed().as_secs_f64();
+    let ops = total.len();
+    println!(
+        "{:<8} {:<7} clients={:<3} window={:<3} ops={:<7} {:>9.0} ops/s  p50={:>6}µs \
+         p99={:>7}µs p999={:>7}µs",
+        args.label,
+        args.workload,
+        args.clients,
+        args.window,
+        ops,
+        ops as f64 / secs,
+        total.value_at_quantile(0.5),
+        total.value_at_quantile(0.99),
+        total.value_at_quantile(0.999),
+    );
+}
