@@ -8,7 +8,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Instant;
-use zkr_jepsen::{History, Options, check, generate as gen, report};
+use zkr_jepsen::{History, Options, check, generate, report};
 
 #[derive(Parser)]
 #[command(name = "jepsen", about = "Check histories against ZooKeeper's guarantees")]
@@ -35,6 +35,27 @@ enum Command {
         /// Search budget per partition, in configurations.
         #[arg(long, default_value_t = 2_000_000)]
         max_configs: u64,
+    },
+    /// Write a generated history of a correct ZooKeeper to stdout (JSON lines).
+    Generate {
+        /// Number of ops.
+        #[arg(long, default_value_t = 1000)]
+        ops: usize,
+        /// Number of paths.
+        #[arg(long, default_value_t = 10)]
+        paths: usize,
+        /// Number of concurrent sessions.
+        #[arg(long, default_value_t = 5)]
+        sessions: usize,
+        /// Fraction of ops whose outcome is unknown.
+        #[arg(long, default_value_t = 0.05)]
+        info_rate: f64,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Drop zxids and stats from replies.
+        #[arg(long)]
+        no_zxids: bool,
     },
     /// Generate histories of a correct ZooKeeper and time the checker on them.
     Bench {
@@ -94,19 +115,32 @@ fn main() -> ExitCode {
             }
             if verdict.is_valid() { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
+        Command::Generate { ops, paths, sessions, info_rate, seed, no_zxids } => {
+            let config = generate::Config {
+                ops,
+                paths,
+                sessions,
+                info_rate,
+                seed,
+                zxids: !no_zxids,
+                ..generate::Config::default()
+            };
+            print!("{}", generate::generate(&config).to_jsonl());
+            ExitCode::SUCCESS
+        }
         Command::Bench { ops, paths, sessions, info_rate, seed, no_zxids } => {
             for n in ops {
-                let config = gen::Config {
+                let config = generate::Config {
                     ops: n,
                     paths,
                     sessions,
                     info_rate,
                     seed,
                     zxids: !no_zxids,
-                    ..gen::Config::default()
+                    ..generate::Config::default()
                 };
                 let started = Instant::now();
-                let history = gen::generate(&config);
+                let history = generate::generate(&config);
                 let generated = started.elapsed();
                 let started = Instant::now();
                 let verdict = check(&history, &Options::default()).expect("generated is well formed");

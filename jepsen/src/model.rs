@@ -40,8 +40,6 @@ pub struct Tree {
     pub nodes: BTreeMap<String, Znode>,
     /// Highest sequence number handed out under each parent.
     pub last_seq: BTreeMap<String, i64>,
-    /// Sessions known to be closed.
-    pub closed: BTreeSet<u64>,
 }
 
 /// What a partition's state covers.
@@ -58,7 +56,8 @@ pub struct Scope {
 pub struct ModelRelax {
     /// Do not require sequential names to be unique and increasing.
     pub seq_names: bool,
-    /// Closing a session leaves its ephemerals in place and later ops of it are allowed.
+    /// Closing a session leaves its ephemerals in place (and, in the search, need not follow
+    /// the session's other ops).
     pub ephemerals: bool,
 }
 
@@ -217,9 +216,6 @@ impl Tree {
         action: &Action,
         zxid: Option<i64>,
     ) -> Result<(), &'static str> {
-        if !relax.ephemerals && self.closed.contains(&process) && action_writes(action) {
-            return Err("SessionExpired");
-        }
         match action {
             Action::Create { path, data, mode, name } => {
                 self.create(scope, relax, process, path, data, *mode, name.as_deref(), zxid)
@@ -264,7 +260,6 @@ impl Tree {
                         self.nodes.remove(&path);
                         self.touch_parent(&path, zxid);
                     }
-                    self.closed.insert(*session);
                 }
                 Ok(())
             }
@@ -294,11 +289,23 @@ impl Tree {
         let name = match (mode.is_sequential(), name) {
             (false, _) => path.to_string(),
             (true, Some(name)) if name.strip_prefix(path).is_some_and(|s| s.starts_with('?')) => {
-                // A name nobody saw (see check::partition): no sequence number to check.
+                // An acknowledged create whose name was not recorded: nothing to check.
                 name.to_string()
             }
             (true, Some(name)) => {
                 let seq = sequence_number(path, name).ok_or("a malformed sequential name")?;
+                // ZooKeeper numbers a sequential child with its parent's cversion. The model's
+                // cversion is a lower bound (creates of unknown outcome may have bumped it).
+                let exact = scope.children_exact.contains(parent_path);
+                if let Some(p) = self.nodes.get_mut(parent_path)
+                    && exact
+                    && !relax.seq_names
+                {
+                    if seq < i64::from(p.cversion) {
+                        return Err("a sequence number below the parent's cversion");
+                    }
+                    p.cversion = i32::try_from(seq).unwrap_or(i32::MAX);
+                }
                 let last = self.last_seq.get(parent_path).copied();
                 if !relax.seq_names && last.is_some_and(|last| seq <= last) {
                     return Err("a sequence number not above the last one");
@@ -440,10 +447,13 @@ impl Tree {
             return mismatch("ephemeral_owner", owner.to_string(), format!("{:?}", node.owner));
         }
         if exact {
-            if let Some(c) = stat.cversion
-                && c != node.cversion
-            {
-                return mismatch("cversion", c.to_string(), node.cversion.to_string());
+            // cversion is a lower bound (creates and deletes of unknown outcome may have
+            // bumped it): it may only be seen to grow, and is pinned to what was seen.
+            if let Some(c) = stat.cversion {
+                if c < node.cversion {
+                    return mismatch("cversion", c.to_string(), format!("≥ {}", node.cversion));
+                }
+                node.cversion = c;
             }
             if let Some(n) = stat.num_children
                 && n != num_children
@@ -484,6 +494,41 @@ impl Tree {
     }
 }
 
+/// Paths an action reads or writes (`None`: possibly any, for `close`).
+fn touched(action: &Action) -> Option<Vec<&str>> {
+    Some(match action {
+        Action::Create { path, name, .. } => {
+            let mut v = vec![parent(path).unwrap_or("/")];
+            v.extend(name.as_deref().or(Some(path.as_str())));
+            v
+        }
+        Action::Delete { path, .. }
+        | Action::Set { path, .. }
+        | Action::Check { path, .. }
+        | Action::Get { path }
+        | Action::Exists { path }
+        | Action::Children { path } => vec![path.as_str()],
+        Action::Sync => Vec::new(),
+        Action::Multi(subs) => {
+            let mut v = Vec::new();
+            for sub in subs {
+                v.extend(touched(sub)?);
+            }
+            v
+        }
+        Action::Close { .. } => return None,
+    })
+}
+
+/// True unless `a` and `b` certainly commute: applying them in either order gives the same
+/// state and the same outcomes (they touch no common path, nor a parent and its child).
+pub fn conflicts(a: &Action, b: &Action) -> bool {
+    let (Some(ta), Some(tb)) = (touched(a), touched(b)) else { return true };
+    ta.iter().any(|p| {
+        tb.iter().any(|q| p == q || parent(p) == Some(q) || parent(q) == Some(p))
+    })
+}
+
 /// True if `code` may come from state outside the scope (a parent not tracked here).
 fn unverifiable(scope: &Scope, action: &Action, code: &str) -> bool {
     match action {
@@ -495,11 +540,6 @@ fn unverifiable(scope: &Scope, action: &Action, code: &str) -> bool {
         Action::Multi(subs) => subs.iter().any(|sub| unverifiable(scope, sub, code)),
         _ => false,
     }
-}
-
-fn action_writes(action: &Action) -> bool {
-    matches!(action, Action::Create { mode, .. } if mode.is_ephemeral())
-        || matches!(action, Action::Multi(subs) if subs.iter().any(action_writes))
 }
 
 fn action_path(action: &Action) -> Option<&str> {

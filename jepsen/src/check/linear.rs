@@ -22,7 +22,7 @@
 //! search is exhaustive up to the budget, beyond which it says `Unknown`.
 
 use super::partition::{POp, Partition};
-use crate::model::{ModelRelax, Tree};
+use crate::model::{Action, ModelRelax, Tree};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -61,8 +61,8 @@ pub(crate) enum Outcome {
     Valid,
     /// No order exists.
     Invalid(Box<Failure>),
-    /// The configuration budget ran out.
-    Unknown,
+    /// The configuration budget ran out; the deepest dead end so far, if any.
+    Unknown(Option<Box<Failure>>),
 }
 
 struct Frame {
@@ -159,7 +159,7 @@ impl<'a> Search<'a> {
         if self.must_done == self.must_total {
             return Outcome::Valid;
         }
-        let cands = self.candidates(kptr, rptr);
+        let cands = self.candidates(&state, kptr, rptr);
         let mut frames = vec![Frame { state, kptr, rptr, cands, next: 0, applied }];
         while let Some(top) = frames.last_mut() {
             if top.next >= top.cands.len() {
@@ -187,7 +187,7 @@ impl<'a> Search<'a> {
             }
             self.configs += 1;
             if self.configs > budget {
-                return Outcome::Unknown;
+                return Outcome::Unknown(self.best.take().map(Box::new));
             }
             if self.seen(&state) {
                 for &i in applied.iter().rev() {
@@ -195,7 +195,7 @@ impl<'a> Search<'a> {
                 }
                 continue;
             }
-            let cands = self.candidates(kptr, rptr);
+            let cands = self.candidates(&state, kptr, rptr);
             frames.push(Frame { state, kptr, rptr, cands, next: 0, applied });
         }
         let failure = self.best.take().expect("a dead end was recorded");
@@ -335,25 +335,55 @@ impl<'a> Search<'a> {
     }
 
     /// State-changing ops that may come next, likeliest first.
-    fn candidates(&self, kptr: usize, rptr: usize) -> Vec<usize> {
+    ///
+    /// When the next op in zxid order (K) may come next, an indeterminate op that commutes
+    /// with K is not offered before it: any order placing it before K is matched by one
+    /// placing it just after K, which K's subtree explores (it stays eligible forever). Of
+    /// those that do not commute, the ones after which K fits are offered first.
+    fn candidates(&self, state: &Tree, kptr: usize, rptr: usize) -> Vec<usize> {
         let (mut kptr, mut rptr) = (kptr, rptr);
         let mut out = Vec::new();
-        if let Some(k) = self.next_keyed(&mut kptr)
+        let next = self.next_keyed(&mut kptr).filter(|&k| self.blocked(k, &mut kptr, &mut rptr).is_none());
+        if let Some(k) = next
             && !self.part.ops[k].pure
-            && self.blocked(k, &mut kptr, &mut rptr).is_none()
         {
             out.push(k);
         }
+        let mut helpful = Vec::new();
+        let mut others = Vec::new();
         for &i in &self.unkeyed_writes {
-            if self.blocked(i, &mut kptr, &mut rptr).is_none() {
-                out.push(i);
+            if self.blocked(i, &mut kptr, &mut rptr).is_some() {
+                continue;
             }
+            let op = &self.part.ops[i];
+            let Some(k) = next.filter(|_| !op.must) else {
+                out.push(i);
+                continue;
+            };
+            let kop = &self.part.ops[k];
+            if !crate::model::conflicts(&op.action, &kop.action) {
+                continue;
+            }
+            let (scope, relax) = (&self.part.scope, self.relax.model);
+            let fits = state
+                .step(scope, relax, op.process, &op.action, &op.outcome)
+                .and_then(|s| s.step(scope, relax, kop.process, &kop.action, &kop.outcome))
+                .is_ok();
+            if fits { helpful.push(i) } else { others.push(i) }
         }
+        out.extend(helpful);
+        out.extend(others);
         out
     }
 
     /// Records the deepest dead end, for the report.
     fn dead_end(&mut self, frames: &[Frame], top: &Frame) {
+        if std::env::var("ZKR_DEBUG").is_ok() && self.best.is_none() {
+            let (mut kptr, mut rptr) = (top.kptr, top.rptr);
+            let k = self.next_keyed(&mut kptr);
+            eprintln!("first dead end at depth {} next keyed {:?}", self.must_done, k.map(|k| (self.part.ops[k].op, self.blocked(k, &mut kptr, &mut rptr), top.state.step(&self.part.scope, self.relax.model, self.part.ops[k].process, &self.part.ops[k].action, &self.part.ops[k].outcome).err())));
+            eprintln!("state {:?}", top.state);
+        }
         if self.best.is_some() && self.must_done <= self.best_done {
             return;
         }
@@ -409,12 +439,21 @@ fn session_preds(ops: &[POp], relax: Relax) -> Vec<Vec<usize>> {
             mine.extend(last_query);
         }
         preds.push(mine);
-        if op.must {
+        if op.must && !matches!(op.action, Action::Close { .. }) {
             let entry = last.entry(op.process).or_default();
             if op.query {
                 entry.1 = Some(i);
             } else {
                 entry.0 = Some(i);
+            }
+        }
+    }
+    if !relax.model.ephemerals {
+        // A session does nothing after it ends: its close comes after all its other ops.
+        for (i, op) in ops.iter().enumerate() {
+            if matches!(op.action, Action::Close { .. }) {
+                let (last_write, last_query) = last.get(&op.process).copied().unwrap_or_default();
+                preds[i] = last_write.into_iter().chain(last_query).filter(|&p| p != i).collect();
             }
         }
     }

@@ -168,7 +168,14 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
         stats.configs += configs;
         match outcome {
             linear::Outcome::Valid => {}
-            linear::Outcome::Unknown => unknown.push(describe_paths(part)),
+            linear::Outcome::Unknown(deepest) => {
+                let mut text = describe_paths(part);
+                if let Some(failure) = deepest {
+                    let v = explain(history, &ops, part, &failure, Guarantee::WriteLinearizability);
+                    text = format!("{text}; deepest dead end: {}", v.message);
+                }
+                unknown.push(text);
+            }
             linear::Outcome::Invalid(failure) => {
                 let guarantee = diagnose(history, &ops, part, options);
                 violations.push(explain(history, &ops, part, &failure, guarantee));
@@ -203,11 +210,11 @@ fn diagnose(history: &History, ops: &[Op], part: &Partition, options: &Options) 
     }
     tries.push((Relax { sync: true, ..Relax::default() }, Guarantee::SyncReads));
     tries.push((Relax { read_session: true, ..Relax::default() }, Guarantee::MonotonicReads));
-    tries.push((Relax { write_session: true, ..Relax::default() }, Guarantee::SessionOrder));
     let mut model = crate::model::ModelRelax { seq_names: true, ..Default::default() };
     tries.push((Relax { model, ..Relax::default() }, Guarantee::SequentialNames));
     model = crate::model::ModelRelax { ephemerals: true, ..Default::default() };
     tries.push((Relax { model, ..Relax::default() }, Guarantee::Ephemerals));
+    tries.push((Relax { write_session: true, ..Relax::default() }, Guarantee::SessionOrder));
     for (relax, guarantee) in tries {
         if passes(relax) {
             return guarantee;

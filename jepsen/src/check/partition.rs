@@ -91,18 +91,27 @@ impl UnionFind {
 /// acknowledged create (candidates for the name of an indeterminate sequential create).
 struct Facts {
     children_observed: BTreeSet<String>,
-    orphans: BTreeSet<String>,
+    /// Unacknowledged names, with the event index where each was first seen.
+    orphans: BTreeMap<String, usize>,
+    /// Sequence numbers of acknowledged sequential creates, by completion event index.
+    acked_seq: BTreeMap<usize, i64>,
 }
 
 fn facts(history: &History, ops: &[Op]) -> Facts {
     let mut children_observed = BTreeSet::new();
-    let mut seen = BTreeSet::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut created = BTreeSet::new();
+    let mut acked_seq = BTreeMap::new();
     for op in ops {
         let req = history.request(op);
         let reply = history.reply(op).filter(|_| op.outcome == Outcome::Ok);
+        let when = op.complete.unwrap_or(op.invoke);
+        let mut see = |path: String| {
+            let first = seen.entry(path).or_insert(when);
+            *first = (*first).min(when);
+        };
         for sub in sub_ops(req) {
-            seen.insert(sub.path.clone());
+            see(sub.path.clone());
             match sub.f {
                 F::Delete => {
                     children_observed.insert(sub.path.clone());
@@ -119,6 +128,10 @@ fn facts(history: &History, ops: &[Op]) -> Facts {
         if let Some(reply) = reply {
             if let Some(name) = &reply.name {
                 created.insert(name.clone());
+                let prefix = req.path.as_deref().unwrap_or("");
+                if let Some(seq) = sequence_number(prefix, name) {
+                    acked_seq.insert(when, seq);
+                }
             }
             for result in reply.results.iter().flatten() {
                 created.extend(result.name.clone());
@@ -128,13 +141,13 @@ fn facts(history: &History, ops: &[Op]) -> Facts {
             }
             if let (Some(children), Some(path)) = (&reply.children, &req.path) {
                 for child in children {
-                    seen.insert(join(path, child));
+                    see(join(path, child));
                 }
             }
         }
     }
-    let orphans = seen.difference(&created).cloned().collect();
-    Facts { children_observed, orphans }
+    seen.retain(|name, _| !created.contains(name));
+    Facts { children_observed, orphans: seen, acked_seq }
 }
 
 fn join(parent: &str, child: &str) -> String {
@@ -384,20 +397,28 @@ fn convert(
         && mode.is_sequential()
         && op.outcome == Outcome::Info
     {
-        // The name an indeterminate sequential create got is unknown: try every name seen
-        // but never acknowledged, and a name nobody saw.
+        // The name an indeterminate sequential create got is unknown: try every name first
+        // seen after its invoke, never acknowledged, and numbered above every acknowledged
+        // name before its invoke. If its node was never seen, it changed nothing visible
+        // (cversion is only a lower bound in the model), so "no effect" covers it.
         let group = Some(*groups);
         *groups += 1;
         let mut pops = Vec::new();
-        let candidates = facts.orphans.iter().filter(|n| sequence_number(path, n).is_some());
-        for candidate in candidates.map(Some).chain([None]) {
-            let name = Some(candidate.cloned().unwrap_or_else(|| format!("{path}?{}", op.id)));
+        let floor = facts.acked_seq.range(..op.invoke).map(|(_, n)| *n).max().unwrap_or(-1);
+        let candidates = facts.orphans.iter().filter(|(n, first)| {
+            **first > op.invoke && sequence_number(path, n).is_some_and(|seq| seq > floor)
+        });
+        for (candidate, _) in candidates {
+            let name = Some(candidate.clone());
             let mut alt = action.clone();
             if let Action::Create { name: n, .. } = &mut alt {
                 n.clone_from(&name);
             }
             paths.extend(name);
             pops.push(POp { action: alt, group, ..base.clone() });
+        }
+        if pops.is_empty() {
+            return None;
         }
         return Some(Converted::Owned { pops, links: vec![paths] });
     }

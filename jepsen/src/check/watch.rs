@@ -112,9 +112,8 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
     for (index, event) in history.events.iter().enumerate() {
         if event.kind == Some(Kind::Event) {
             let key = (event.process, event.path.clone().unwrap_or_default());
-            if !vague.contains(&key) {
-                on_event(history, ops, index, event, &mut pending, &mut out);
-            }
+            let vague = vague.contains(&key);
+            on_event(history, ops, (index, event), vague, &mut pending, &mut out);
             continue;
         }
         if event.kind == Some(Kind::Invoke) && event.watch {
@@ -188,8 +187,8 @@ fn shows(reply: &Event, class: Class, tz: i64, options: &Options) -> Option<&'st
 fn on_event(
     history: &History,
     ops: &[Op],
-    index: usize,
-    event: &Event,
+    (index, event): (usize, &Event),
+    vague: bool,
     pending: &mut BTreeMap<(u64, String), Vec<Registration>>,
     out: &mut Vec<Violation>,
 ) {
@@ -206,7 +205,7 @@ fn on_event(
         let window = (lo.min(index), hi.max(index));
         out.push(Violation { guarantee: Guarantee::Watches, message, marked, context: vec![], window });
     };
-    if fired.is_empty() {
+    if fired.is_empty() && !vague {
         let message = format!(
             "process {} received {t:?} for {path} (event #{index}) without a pending watch",
             event.process
