@@ -50,7 +50,7 @@ pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, St
         }
         txns.push(txn);
     }
-    if !cfg.core.is_standalone() {
+    if !cfg.core.is_standalone() || !cfg.servers.is_empty() {
         return Err("ensemble mode (server.N lines) is not served by this shell yet; \
                     remove the server.N lines to run standalone"
             .to_string());
