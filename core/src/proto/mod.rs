@@ -14,4 +14,5 @@ pub mod codec;
 pub mod error;
 pub mod frame;
 pub mod jute;
+pub mod peer;
 pub mod txn;

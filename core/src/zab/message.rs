@@ -131,11 +131,6 @@ pub enum ZabMessage {
         /// The committed zxid.
         zxid: Zxid,
     },
-    /// INFORM (8): a committed txn, for observers.
-    Inform {
-        /// The txn.
-        txn: LoggedTxn,
-    },
     /// REQUEST (1): a learner forwards a client request.
     Request {
         /// The session.

@@ -1,0 +1,232 @@
+//! The peer wire format: `ZabMessage` ↔ bytes, for the shell's quorum connections. Our own
+//! format (zkr servers talk only to zkr servers), built from jute primitives with ZooKeeper's
+//! QuorumPacket type numbers where a packet has one. Values are frozen; never reuse a number.
+//!
+//! Decoding untrusted bytes never panics: every length is checked against what is left, and an
+//! unknown type is an error.
+
+use crate::proto::codec;
+use crate::proto::error::DecodeError;
+use crate::proto::jute::{Reader, Writer};
+use crate::proto::txn::{read_txn, write_txn};
+use crate::types::{ServerId, SessionId, Zxid};
+use crate::zab::message::{Forwarded, PeerState, Vote, ZabMessage};
+
+/// Frozen packet type numbers (ZooKeeper's `Leader.java` values where they exist).
+mod kind {
+    pub const REQUEST: i32 = 1;
+    pub const PROPOSAL: i32 = 2;
+    pub const ACK: i32 = 3;
+    pub const COMMIT: i32 = 4;
+    pub const PING: i32 = 5;
+    pub const SYNC_REQUEST: i32 = 7;
+    pub const NEWLEADER: i32 = 10;
+    pub const FOLLOWERINFO: i32 = 11;
+    pub const UPTODATE: i32 = 12;
+    pub const DIFF: i32 = 13;
+    pub const TRUNC: i32 = 14;
+    pub const SNAP: i32 = 15;
+    pub const LEADERINFO: i32 = 17;
+    pub const ACKEPOCH: i32 = 18;
+    // Ours: election notifications travel on the same connection.
+    pub const NOTIFICATION: i32 = 100;
+    pub const PING_REPLY: i32 = 105;
+    pub const SYNC_REPLY: i32 = 107;
+}
+
+fn state_code(s: PeerState) -> i32 {
+    match s {
+        PeerState::Looking => 0,
+        PeerState::Following => 1,
+        PeerState::Leading => 2,
+        PeerState::Observing => 3,
+    }
+}
+
+fn write_zxid(w: &mut Writer, z: Zxid) {
+    w.write_i64(z.0);
+}
+
+/// Encodes one message (no length prefix; the shell frames it).
+pub fn encode_peer_message(msg: &ZabMessage) -> Vec<u8> {
+    let mut w = Writer::new();
+    match msg {
+        ZabMessage::Notification { vote, election_epoch, state } => {
+            w.write_i32(kind::NOTIFICATION);
+            w.write_i64(vote.leader.0 as i64);
+            write_zxid(&mut w, vote.zxid);
+            w.write_i32(vote.peer_epoch as i32);
+            w.write_i64(*election_epoch as i64);
+            w.write_i32(state_code(*state));
+        }
+        ZabMessage::FollowerInfo { accepted_epoch, last_zxid, observer, nonce } => {
+            w.write_i32(kind::FOLLOWERINFO);
+            w.write_i32(*accepted_epoch as i32);
+            write_zxid(&mut w, *last_zxid);
+            w.write_bool(*observer);
+            w.write_i64(*nonce as i64);
+        }
+        ZabMessage::LeaderInfo { new_epoch } => {
+            w.write_i32(kind::LEADERINFO);
+            w.write_i32(*new_epoch as i32);
+        }
+        ZabMessage::AckEpoch { current_epoch, last_zxid } => {
+            w.write_i32(kind::ACKEPOCH);
+            w.write_i32(*current_epoch as i32);
+            write_zxid(&mut w, *last_zxid);
+        }
+        ZabMessage::Diff { txns, committed } => {
+            w.write_i32(kind::DIFF);
+            write_zxid(&mut w, *committed);
+            w.write_vec(txns, |w, t| write_txn(w, t));
+        }
+        ZabMessage::Trunc { zxid } => {
+            w.write_i32(kind::TRUNC);
+            write_zxid(&mut w, *zxid);
+        }
+        ZabMessage::Snap { snapshot } => {
+            w.write_i32(kind::SNAP);
+            let bytes = crate::snapshot::encode(&snapshot.tree, &snapshot.sessions);
+            w.write_buffer(Some(&bytes));
+        }
+        ZabMessage::NewLeader { zxid } => {
+            w.write_i32(kind::NEWLEADER);
+            write_zxid(&mut w, *zxid);
+        }
+        ZabMessage::UpToDate => w.write_i32(kind::UPTODATE),
+        ZabMessage::Proposal { txn } => {
+            w.write_i32(kind::PROPOSAL);
+            write_txn(&mut w, txn);
+        }
+        ZabMessage::Ack { zxid } => {
+            w.write_i32(kind::ACK);
+            write_zxid(&mut w, *zxid);
+        }
+        ZabMessage::Commit { zxid } => {
+            w.write_i32(kind::COMMIT);
+            write_zxid(&mut w, *zxid);
+        }
+        ZabMessage::Request { session, cxid, ids, forwarded } => {
+            w.write_i32(kind::REQUEST);
+            w.write_i64(session.0);
+            w.write_i32(*cxid);
+            w.write_vec(ids, |w, id| w.write_id(id));
+            match forwarded {
+                Forwarded::CreateSession { timeout_ms } => {
+                    w.write_i32(0);
+                    w.write_i32(*timeout_ms);
+                }
+                Forwarded::Write(req) => {
+                    w.write_i32(1);
+                    let header = codec::request_header(*cxid, req);
+                    let framed = codec::encode_request(&header, req);
+                    w.write_buffer(Some(&framed[4..]));
+                }
+            }
+        }
+        ZabMessage::SyncRequest => w.write_i32(kind::SYNC_REQUEST),
+        ZabMessage::SyncReply => w.write_i32(kind::SYNC_REPLY),
+        ZabMessage::Ping => w.write_i32(kind::PING),
+        ZabMessage::PingReply { touched } => {
+            w.write_i32(kind::PING_REPLY);
+            w.write_vec(touched, |w, s| w.write_i64(s.0));
+        }
+    }
+    w.into_inner()
+}
+
+/// Decodes one message; the whole input must be consumed.
+pub fn decode_peer_message(bytes: &[u8]) -> Result<ZabMessage, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let msg = read_message(&mut r)?;
+    r.finish("peer message")?;
+    Ok(msg)
+}
+
+fn read_zxid(r: &mut Reader<'_>, what: &'static str) -> Result<Zxid, DecodeError> {
+    r.read_i64(what).map(Zxid)
+}
+
+fn read_u32(r: &mut Reader<'_>, what: &'static str) -> Result<u32, DecodeError> {
+    let v = r.read_i32(what)?;
+    u32::try_from(v).map_err(|_| DecodeError::BadValue { what, value: v as i64 })
+}
+
+fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
+    let t = r.read_i32("peer message type")?;
+    Ok(match t {
+        kind::NOTIFICATION => {
+            let leader = ServerId(r.read_i64("vote.leader")? as u64);
+            let zxid = read_zxid(r, "vote.zxid")?;
+            let peer_epoch = read_u32(r, "vote.peer_epoch")?;
+            let election_epoch = r.read_i64("election_epoch")? as u64;
+            let state = match r.read_i32("state")? {
+                0 => PeerState::Looking,
+                1 => PeerState::Following,
+                2 => PeerState::Leading,
+                3 => PeerState::Observing,
+                v => return Err(DecodeError::BadValue { what: "state", value: v as i64 }),
+            };
+            ZabMessage::Notification {
+                vote: Vote { leader, zxid, peer_epoch },
+                election_epoch,
+                state,
+            }
+        }
+        kind::FOLLOWERINFO => ZabMessage::FollowerInfo {
+            accepted_epoch: read_u32(r, "accepted_epoch")?,
+            last_zxid: read_zxid(r, "last_zxid")?,
+            observer: r.read_bool("observer")?,
+            nonce: r.read_i64("nonce")? as u64,
+        },
+        kind::LEADERINFO => ZabMessage::LeaderInfo { new_epoch: read_u32(r, "new_epoch")? },
+        kind::ACKEPOCH => ZabMessage::AckEpoch {
+            current_epoch: read_u32(r, "current_epoch")?,
+            last_zxid: read_zxid(r, "last_zxid")?,
+        },
+        kind::DIFF => {
+            let committed = read_zxid(r, "committed")?;
+            let txns = r.read_vec_sized("diff txns", 32, read_txn)?.unwrap_or_default();
+            ZabMessage::Diff { txns, committed }
+        }
+        kind::TRUNC => ZabMessage::Trunc { zxid: read_zxid(r, "trunc zxid")? },
+        kind::SNAP => {
+            let bytes = r.read_buffer("snapshot")?.unwrap_or_default();
+            ZabMessage::Snap { snapshot: Box::new(crate::snapshot::decode(&bytes)?) }
+        }
+        kind::NEWLEADER => ZabMessage::NewLeader { zxid: read_zxid(r, "newleader zxid")? },
+        kind::UPTODATE => ZabMessage::UpToDate,
+        kind::PROPOSAL => ZabMessage::Proposal { txn: read_txn(r)? },
+        kind::ACK => ZabMessage::Ack { zxid: read_zxid(r, "ack zxid")? },
+        kind::COMMIT => ZabMessage::Commit { zxid: read_zxid(r, "commit zxid")? },
+        kind::REQUEST => read_request(r)?,
+        kind::SYNC_REQUEST => ZabMessage::SyncRequest,
+        kind::SYNC_REPLY => ZabMessage::SyncReply,
+        kind::PING => ZabMessage::Ping,
+        kind::PING_REPLY => {
+            let touched =
+                r.read_vec_sized("touched", 8, |r| r.read_i64("session").map(SessionId))?;
+            ZabMessage::PingReply { touched: touched.unwrap_or_default() }
+        }
+        other => {
+            return Err(DecodeError::BadValue { what: "peer message type", value: other as i64 });
+        }
+    })
+}
+
+fn read_request(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
+    let session = SessionId(r.read_i64("request.session")?);
+    let cxid = r.read_i32("request.cxid")?;
+    let ids = r.read_vec_sized("request.ids", 8, |r| r.read_id())?.unwrap_or_default();
+    let forwarded = match r.read_i32("request.kind")? {
+        0 => Forwarded::CreateSession { timeout_ms: r.read_i32("timeout")? },
+        1 => {
+            let payload = r.read_buffer("request bytes")?.unwrap_or_default();
+            let (_, body) = codec::decode_request(&payload)?;
+            let req = body.map_err(|_| DecodeError::BadValue { what: "forwarded op", value: 0 })?;
+            Forwarded::Write(req)
+        }
+        v => return Err(DecodeError::BadValue { what: "request.kind", value: v as i64 }),
+    };
+    Ok(ZabMessage::Request { session, cxid, ids, forwarded })
+}
