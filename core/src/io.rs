@@ -18,7 +18,7 @@
 //!
 //! Durability contract (the core's side): no reply to a write, no watch event for it and no read
 //! that shows it leaves the core before `Persisted` covers its zxid (in Zab: before a quorum has
-//! acknowledged it, which includes this server's own durable copy when it is the leader).
+//! acknowledged it durably: the leader counts its own durable copy like any voter's).
 
 use crate::snapshot::Snapshot;
 use crate::txn::LoggedTxn;

@@ -132,6 +132,10 @@ pub fn answer(cmd: [u8; 4], view: &AdminView<'_>) -> String {
     if !(view.allowed)(&name) {
         return format!("{name} is not executed because it is not in the whitelist.\n");
     }
+    let needs_serving = ["srvr", "stat", "mntr", "cons", "wchs", "wchc", "wchp", "dump"];
+    if !view.node.is_serving() && needs_serving.contains(&name.as_str()) {
+        return "This ZooKeeper instance is not currently serving requests\n".to_string();
+    }
     match name.as_str() {
         "ruok" => "imok".to_string(),
         "isro" => "rw".to_string(),
@@ -182,9 +186,23 @@ fn server_lines(view: &AdminView<'_>, with_clients: bool) -> String {
     let _ = writeln!(out, "Connections: {}", view.conns.len());
     let _ = writeln!(out, "Outstanding: {}", outstanding(view));
     let _ = writeln!(out, "Zxid: 0x{:x}", view.node.last_zxid().0);
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", mode(view.node));
     let _ = writeln!(out, "Node count: {}", view.node.tree().node_count() + 1);
     out
+}
+
+/// `Mode:` as ZooKeeper prints it.
+pub fn mode(node: &Node) -> &'static str {
+    use zkr_core::zab::message::PeerState;
+    if node.config().is_standalone() {
+        return "standalone";
+    }
+    match node.peer_state() {
+        PeerState::Leading => "leader",
+        PeerState::Following => "follower",
+        PeerState::Observing => "observer",
+        PeerState::Looking => "looking",
+    }
 }
 
 fn outstanding(view: &AdminView<'_>) -> usize {
@@ -200,7 +218,7 @@ fn mntr(view: &AdminView<'_>) -> String {
     let min_size = if s.min_response_size == usize::MAX { 0 } else { s.min_response_size };
     let rows: Vec<(&str, String)> = vec![
         ("version", format!("{VERSION}, built on unknown")),
-        ("server_state", "standalone".into()),
+        ("server_state", mode(node).into()),
         ("avg_latency", format!("{:.4}", s.latency.avg())),
         ("max_latency", s.latency.max_ms.to_string()),
         ("min_latency", s.latency.min_ms.to_string()),

@@ -40,6 +40,13 @@ pub enum Event {
         /// The connection id.
         conn: ConnId,
     },
+    /// A message from another ensemble member (see `peer_net`).
+    Peer {
+        /// The sender.
+        from: zkr_core::types::ServerId,
+        /// The message.
+        msg: zkr_core::zab::message::ZabMessage,
+    },
     /// A four-letter word; the driver answers with the text to write before closing.
     FourLetterWord {
         /// The peer address.

@@ -597,6 +597,20 @@ impl ServerConfig {
             )));
         }
         self.core.server_id = zkr_core::types::ServerId(id);
+        self.core.members = self
+            .servers
+            .iter()
+            .map(|(id, spec)| zkr_core::config::Member {
+                id: zkr_core::types::ServerId(*id),
+                observer: spec.peer_type == PeerType::Observer,
+            })
+            .collect();
+        if let Some(limit) = self.init_limit {
+            self.core.init_limit = limit;
+        }
+        if let Some(limit) = self.sync_limit {
+            self.core.sync_limit = limit;
+        }
         self.core
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("invalid configuration: {e}")))

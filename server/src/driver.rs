@@ -50,17 +50,17 @@ pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, St
         }
         txns.push(txn);
     }
-    if !cfg.core.is_standalone() || !cfg.servers.is_empty() {
-        return Err("ensemble mode (server.N lines) is not served by this shell yet; \
-                    remove the server.N lines to run standalone"
-            .to_string());
+    if cfg.core.is_standalone() != cfg.servers.is_empty() {
+        return Err("server.N lines were not turned into ensemble members (myid not read)".into());
     }
+    let (accepted_epoch, current_epoch) = crate::epochs::read(&cfg.data_dir)?;
     let init = NodeInit {
         wall_ms: wall_ms(),
         seed: rand::random(),
         snapshot,
         txns,
-        ..NodeInit::default()
+        accepted_epoch,
+        current_epoch,
     };
     Node::new(cfg.core.clone(), init).map_err(|e| e.to_string())
 }
@@ -79,6 +79,7 @@ pub struct Driver {
     conns: BTreeMap<ConnId, ConnStats>,
     stats: ServerStats,
     storage: StorageThread,
+    peers: Option<crate::peer_net::PeerNet>,
     applied_since_snapshot: u64,
     snapshot_threshold: u64,
     snapshot_running: bool,
@@ -87,7 +88,12 @@ pub struct Driver {
 
 impl Driver {
     /// A driver for `node`, persisting through `storage`.
-    pub fn new(node: Node, cfg: ServerConfig, storage: StorageThread) -> Driver {
+    pub fn new(
+        node: Node,
+        cfg: ServerConfig,
+        storage: StorageThread,
+        peers: Option<crate::peer_net::PeerNet>,
+    ) -> Driver {
         let conf_lines = cfg.to_conf_lines();
         let snapshot_threshold = snapshot_threshold(cfg.snap_count);
         Driver {
@@ -98,6 +104,7 @@ impl Driver {
             conns: BTreeMap::new(),
             stats: ServerStats::new(),
             storage,
+            peers,
             applied_since_snapshot: 0,
             snapshot_threshold,
             snapshot_running: false,
@@ -241,6 +248,7 @@ impl Driver {
             Event::FourLetterWord { remote, cmd, reply } => {
                 self.four_letter_word(remote, cmd, reply)
             }
+            Event::Peer { from, msg } => self.node.step(Input::PeerMessage { from, msg }),
         }
     }
 
@@ -276,9 +284,12 @@ impl Driver {
         let _ = reply.send(text);
     }
 
-    /// Carries out the node's outputs in order.
+    /// Carries out the node's outputs in order. Appends are batched (group commit), but a
+    /// truncation or snapshot install is queued behind the appends before it and ahead of those
+    /// after it, and epochs are written synchronously before anything later goes out.
     fn flush(&mut self) -> Result<(), String> {
         let mut batch = Vec::new();
+        let stopped = |_| "storage thread stopped".to_string();
         for output in self.node.take_outputs() {
             match output {
                 Output::ClientSend { conn, frame } => self.send(conn, frame),
@@ -288,12 +299,34 @@ impl Driver {
                     }
                 }
                 Output::Persist { txn } => batch.push((txn.header.zxid.0, encode_txn(&txn))),
-                other => {
-                    // Standalone nodes never emit peer or epoch outputs (checked at start).
-                    return Err(format!("unexpected output for a standalone server: {other:?}"));
+                Output::PeerSend { to, msg } => {
+                    if let Some(peers) = &self.peers {
+                        peers.send(to, &msg);
+                    }
+                }
+                Output::PersistEpochs { accepted_epoch, current_epoch } => {
+                    crate::epochs::write(&self.cfg.data_dir, accepted_epoch, current_epoch)
+                        .map_err(|e| format!("cannot write the epoch files: {e}"))?;
+                }
+                Output::TruncateLog { after } => {
+                    self.append(std::mem::take(&mut batch))?;
+                    tracing::info!(%after, "truncating the txn log (leader's TRUNC)");
+                    self.storage.truncate_after(after.0).map_err(stopped)?;
+                }
+                Output::InstallSnapshot { snapshot } => {
+                    self.append(std::mem::take(&mut batch))?;
+                    let zxid = snapshot.zxid.0;
+                    tracing::info!("installing the leader's snapshot 0x{zxid:x}");
+                    let blob = snapshot::encode(&snapshot.tree, &snapshot.sessions);
+                    self.storage.truncate_after(zxid).map_err(stopped)?;
+                    self.storage.save_snapshot(zxid, blob).map_err(stopped)?;
                 }
             }
         }
+        self.append(batch)
+    }
+
+    fn append(&mut self, batch: Vec<(i64, Vec<u8>)>) -> Result<(), String> {
         if !batch.is_empty() && self.storage.append(batch).is_err() {
             return Err("storage thread stopped".to_string());
         }

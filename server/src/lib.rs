@@ -3,6 +3,8 @@ pub mod admin;
 pub mod client_net;
 pub mod config;
 pub mod driver;
+pub mod epochs;
+pub mod peer_net;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -46,12 +48,17 @@ impl Server {
         let max_frame = cfg.core.max_frame_bytes;
         tokio::spawn(client_net::accept_loop(
             listener,
-            events_tx,
+            events_tx.clone(),
             limits,
             max_frame,
             shutdown_rx.clone(),
         ));
-        let driver = driver::Driver::new(node, cfg, storage);
+        let peers = if cfg.servers.is_empty() {
+            None
+        } else {
+            Some(start_peers(&cfg, events_tx.clone(), shutdown_rx.clone()).await?)
+        };
+        let driver = driver::Driver::new(node, cfg, storage, peers);
         let driver = tokio::spawn(driver.run(events_rx, storage_rx, shutdown_rx));
         tracing::info!(%addr, "serving clients");
         Ok(Server { addr, shutdown, driver })
@@ -89,6 +96,33 @@ impl Server {
             result = &mut driver => result.map_err(|e| e.to_string())?,
         }
     }
+}
+
+/// Starts the quorum listener and connections for an ensemble member.
+async fn start_peers(
+    cfg: &config::ServerConfig,
+    events: mpsc::UnboundedSender<client_net::Event>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<peer_net::PeerNet, String> {
+    let me = cfg.core.server_id;
+    let spec = cfg.servers.get(&me.0).ok_or("this server has no server.N line")?;
+    let listen = tokio::net::lookup_host((spec.host.as_str(), spec.quorum_port))
+        .await
+        .map_err(|e| format!("cannot resolve {}: {e}", spec.host))?
+        .next()
+        .ok_or_else(|| format!("{} resolves to nothing", spec.host))?;
+    let peers = cfg
+        .servers
+        .iter()
+        .filter(|(id, _)| **id != me.0)
+        .map(|(id, s)| {
+            let host = if s.host.contains(':') { format!("[{}]", s.host) } else { s.host.clone() };
+            (zkr_core::types::ServerId(*id), format!("{host}:{}", s.quorum_port))
+        })
+        .collect();
+    peer_net::PeerNet::start(me, listen, peers, events, shutdown)
+        .await
+        .map_err(|e| format!("cannot listen on the quorum port {listen}: {e}"))
 }
 
 async fn shutdown_signal() {

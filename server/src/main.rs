@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         [path] => match ServerConfig::load(std::path::Path::new(path)) {
             Ok(cfg) => cfg,
             Err(e) => {
-                eprintln!("zkr-server: {path}: {e}");
+                eprintln!("zkr-server: {e}");
                 return ExitCode::from(2);
             }
         },

@@ -516,7 +516,7 @@ fn wait_gone(pid: u32, timeout: Duration) {
 
 /// Picks a port on 127.0.0.1 that is free now, below the Linux ephemeral range so that client
 /// sockets of parallel tests do not take it between our probe and the server's bind.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let seed = std::process::id().wrapping_mul(7919);
     for _ in 0..2000 {

@@ -43,16 +43,19 @@ fn run_config(name: &str, cfg: &str, myid: Option<&str>) -> (bool, String) {
 }
 
 #[test]
-fn ensemble_config_is_refused_until_the_shell_serves_quorums() {
+fn ensemble_member_without_myid_is_refused() {
     if Target::from_env().is_apache() {
         return;
     }
     let cfg = "tickTime=2000\ndataDir=DATA\nclientPort=0\nclientPortAddress=127.0.0.1\n\
                initLimit=10\nsyncLimit=5\nserver.1=127.0.0.1:2888:3888\n\
                server.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890\n";
-    let (ok, text) = run_config("ensemble", cfg, Some("1"));
-    assert!(!ok, "must not run an ensemble member as a standalone server:\n{text}");
-    assert!(text.contains("ensemble mode"), "the refusal says why:\n{text}");
+    let (ok, text) = run_config("no-myid", cfg, None);
+    assert!(!ok, "an ensemble member must know which server it is:\n{text}");
+    assert!(text.contains("myid"), "the refusal names the missing file:\n{text}");
+    let (ok, text) = run_config("bad-myid", cfg, Some("7"));
+    assert!(!ok, "{text}");
+    assert!(text.contains("server.7"), "an id without a server.N line is named:\n{text}");
 }
 
 #[test]
