@@ -101,7 +101,7 @@ async fn inbound(
                 }
             }
             Err(e) => {
-                tracing::warn!(from = from.0, %e, "undecodable peer message; dropping the connection");
+                tracing::warn!(from = from.0, %e, "undecodable peer message; dropping connection");
                 return Ok(());
             }
         }

@@ -50,11 +50,20 @@ fn write_zxid(w: &mut Writer, z: Zxid) {
 /// Encodes one message (no length prefix; the shell frames it).
 pub fn encode_peer_message(msg: &ZabMessage) -> Vec<u8> {
     let mut w = Writer::new();
+    if !write_handshake(&mut w, msg) {
+        write_broadcast(&mut w, msg);
+    }
+    w.into_inner()
+}
+
+/// Election, discovery and sync messages; false for the others.
+fn write_handshake(w: &mut Writer, msg: &ZabMessage) -> bool {
+    let w = &mut *w;
     match msg {
         ZabMessage::Notification { vote, election_epoch, state } => {
             w.write_i32(kind::NOTIFICATION);
             w.write_i64(vote.leader.0 as i64);
-            write_zxid(&mut w, vote.zxid);
+            write_zxid(w, vote.zxid);
             w.write_i32(vote.peer_epoch as i32);
             w.write_i64(*election_epoch as i64);
             w.write_i32(state_code(*state));
@@ -62,7 +71,7 @@ pub fn encode_peer_message(msg: &ZabMessage) -> Vec<u8> {
         ZabMessage::FollowerInfo { accepted_epoch, last_zxid, observer, nonce } => {
             w.write_i32(kind::FOLLOWERINFO);
             w.write_i32(*accepted_epoch as i32);
-            write_zxid(&mut w, *last_zxid);
+            write_zxid(w, *last_zxid);
             w.write_bool(*observer);
             w.write_i64(*nonce as i64);
         }
@@ -73,16 +82,16 @@ pub fn encode_peer_message(msg: &ZabMessage) -> Vec<u8> {
         ZabMessage::AckEpoch { current_epoch, last_zxid } => {
             w.write_i32(kind::ACKEPOCH);
             w.write_i32(*current_epoch as i32);
-            write_zxid(&mut w, *last_zxid);
+            write_zxid(w, *last_zxid);
         }
         ZabMessage::Diff { txns, committed } => {
             w.write_i32(kind::DIFF);
-            write_zxid(&mut w, *committed);
+            write_zxid(w, *committed);
             w.write_vec(txns, |w, t| write_txn(w, t));
         }
         ZabMessage::Trunc { zxid } => {
             w.write_i32(kind::TRUNC);
-            write_zxid(&mut w, *zxid);
+            write_zxid(w, *zxid);
         }
         ZabMessage::Snap { snapshot } => {
             w.write_i32(kind::SNAP);
@@ -91,20 +100,28 @@ pub fn encode_peer_message(msg: &ZabMessage) -> Vec<u8> {
         }
         ZabMessage::NewLeader { zxid } => {
             w.write_i32(kind::NEWLEADER);
-            write_zxid(&mut w, *zxid);
+            write_zxid(w, *zxid);
         }
         ZabMessage::UpToDate => w.write_i32(kind::UPTODATE),
+        _ => return false,
+    }
+    true
+}
+
+/// Broadcast-phase messages.
+fn write_broadcast(w: &mut Writer, msg: &ZabMessage) {
+    match msg {
         ZabMessage::Proposal { txn } => {
             w.write_i32(kind::PROPOSAL);
-            write_txn(&mut w, txn);
+            write_txn(w, txn);
         }
         ZabMessage::Ack { zxid } => {
             w.write_i32(kind::ACK);
-            write_zxid(&mut w, *zxid);
+            write_zxid(w, *zxid);
         }
         ZabMessage::Commit { zxid } => {
             w.write_i32(kind::COMMIT);
-            write_zxid(&mut w, *zxid);
+            write_zxid(w, *zxid);
         }
         ZabMessage::Request { session, cxid, ids, forwarded } => {
             w.write_i32(kind::REQUEST);
@@ -131,8 +148,8 @@ pub fn encode_peer_message(msg: &ZabMessage) -> Vec<u8> {
             w.write_i32(kind::PING_REPLY);
             w.write_vec(touched, |w, s| w.write_i64(s.0));
         }
+        other => unreachable!("{other:?} is written by write_handshake"),
     }
-    w.into_inner()
 }
 
 /// Decodes one message; the whole input must be consumed.

@@ -73,6 +73,25 @@ impl Learner {
     }
 }
 
+/// Whether a leader message belongs to the learner's phase (only those keep it alive).
+fn expected_in_phase(phase: LearnerPhase, msg: &ZabMessage) -> bool {
+    matches!(
+        (phase, msg),
+        (LearnerPhase::Discovery, ZabMessage::LeaderInfo { .. })
+            | (
+                LearnerPhase::Syncing,
+                ZabMessage::Trunc { .. }
+                    | ZabMessage::Snap { .. }
+                    | ZabMessage::Diff { .. }
+                    | ZabMessage::NewLeader { .. }
+                    | ZabMessage::UpToDate
+                    | ZabMessage::Proposal { .. }
+                    | ZabMessage::Commit { .. }
+            )
+            | (LearnerPhase::Broadcast, _)
+    )
+}
+
 fn learner_mut(node: &mut Node) -> &mut Learner {
     match &mut node.role {
         Role::Following(l) => l,
@@ -124,21 +143,7 @@ impl Node {
 
     pub(crate) fn learner_on_message(&mut self, msg: ZabMessage) {
         let phase = learner_ref(self).phase;
-        let expected = matches!(
-            (phase, &msg),
-            (LearnerPhase::Discovery, ZabMessage::LeaderInfo { .. })
-                | (
-                    LearnerPhase::Syncing,
-                    ZabMessage::Trunc { .. }
-                        | ZabMessage::Snap { .. }
-                        | ZabMessage::Diff { .. }
-                        | ZabMessage::NewLeader { .. }
-                        | ZabMessage::UpToDate
-                        | ZabMessage::Proposal { .. }
-                        | ZabMessage::Commit { .. }
-                )
-                | (LearnerPhase::Broadcast, _)
-        );
+        let expected = expected_in_phase(phase, &msg);
         if !expected {
             // E.g. PINGs meant for an earlier incarnation of this learner: they must not keep a
             // stuck handshake alive, or it would never time out and start over.
@@ -150,19 +155,7 @@ impl Node {
                 self.on_leader_info(new_epoch)
             }
             (LearnerPhase::Syncing, ZabMessage::Trunc { zxid }) => self.on_trunc(zxid),
-            (LearnerPhase::Syncing, ZabMessage::Snap { snapshot }) => {
-                tracing::info!(zxid = %snapshot.zxid, "installing the leader's snapshot");
-                self.tree = snapshot.tree.clone();
-                let now = self.now_tick;
-                let bucket = self.config.tick_times(1);
-                self.sessions =
-                    crate::session::SessionTable::new(bucket, self.config.tick_ms as u64);
-                for (id, timeout) in &snapshot.sessions {
-                    self.sessions.add(*id, *timeout, now);
-                }
-                self.log.reset(snapshot.zxid);
-                self.outputs.push(crate::io::Output::InstallSnapshot { snapshot });
-            }
+            (LearnerPhase::Syncing, ZabMessage::Snap { snapshot }) => self.on_snap(snapshot),
             (LearnerPhase::Syncing, ZabMessage::Diff { txns, committed }) => {
                 for txn in txns {
                     if !self.log_proposal(txn) {
@@ -193,6 +186,24 @@ impl Node {
             }
             _ => {}
         }
+    }
+
+    fn on_snap(&mut self, snapshot: Box<crate::snapshot::Snapshot>) {
+        tracing::info!(zxid = %snapshot.zxid, "installing the leader's snapshot");
+        if snapshot.zxid < self.log.committed() {
+            tracing::error!(zxid = %snapshot.zxid, "a SNAP older than our commits; refusing");
+            return self.become_looking();
+        }
+        self.tree = snapshot.tree.clone();
+        let now = self.now_tick;
+        let bucket = self.config.tick_times(1);
+        self.sessions = crate::session::SessionTable::new(bucket, self.config.tick_ms as u64);
+        for (id, timeout) in &snapshot.sessions {
+            self.sessions.add(*id, *timeout, now);
+        }
+        self.log.reset(snapshot.zxid);
+        assert_eq!(self.tree.last_processed_zxid(), snapshot.zxid);
+        self.outputs.push(crate::io::Output::InstallSnapshot { snapshot });
     }
 
     fn on_leader_info(&mut self, new_epoch: u32) {
