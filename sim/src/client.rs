@@ -161,9 +161,7 @@ impl Client {
     }
 
     fn timeout_ms(&self) -> i32 {
-        self.session
-            .as_ref()
-            .map_or(self.requested_timeout_ms, |s| s.timeout_ms)
+        self.session.as_ref().map_or(self.requested_timeout_ms, |s| s.timeout_ms)
     }
 }
 
@@ -173,9 +171,7 @@ fn us(now: u64) -> u64 {
 
 impl Sim {
     pub(crate) fn client_wake(&mut self, c: usize) {
-        let think = self
-            .rng
-            .random_range(self.swarm.think_ns.0..=self.swarm.think_ns.1);
+        let think = self.rng.random_range(self.swarm.think_ns.0..=self.swarm.think_ns.1);
         let client = &self.clients[c];
         if client.silent_until == u64::MAX {
             return;
@@ -215,23 +211,16 @@ impl Sim {
         let to = self.nodes[node].addr;
         let from = self.clients[c].addr;
         let Some(link) = self.net.open(from, to, LinkKind::Stream) else {
-            self.trace
-                .event(self.now, "refused", &[c as u64, node as u64], &[], || {
-                    format!("client {c} cannot reach n{node}")
-                });
+            self.trace.event(self.now, "refused", &[c as u64, node as u64], &[], || {
+                format!("client {c} cannot reach n{node}")
+            });
             return;
         };
         let client = &mut self.clients[c];
-        client.conn = Some(ClientConn {
-            link,
-            handshake_done: false,
-            since: self.now,
-        });
+        client.conn = Some(ClientConn { link, handshake_done: false, since: self.now });
         client.last_heard = self.now;
-        let (session_id, passwd) = client
-            .session
-            .as_ref()
-            .map_or((0, vec![0; 16]), |s| (s.id, s.passwd.clone()));
+        let (session_id, passwd) =
+            client.session.as_ref().map_or((0, vec![0; 16]), |s| (s.id, s.passwd.clone()));
         let req = ConnectRequest {
             protocol_version: 0,
             last_zxid_seen: client.last_zxid_seen,
@@ -242,17 +231,11 @@ impl Sim {
         };
         if session_id != 0 {
             let max_delay = self.swarm.net.delay_ns_max * crate::nemesis::SLOW_FACTOR_MAX;
-            self.checks
-                .ephemerals
-                .touched(SessionId(session_id), self.now + max_delay);
+            self.checks.ephemerals.touched(SessionId(session_id), self.now + max_delay);
         }
-        self.trace.event(
-            self.now,
-            "connect",
-            &[c as u64, node as u64, link.0],
-            &[],
-            || format!("client {c} -> n{node} c{} session {session_id:#x}", link.0),
-        );
+        self.trace.event(self.now, "connect", &[c as u64, node as u64, link.0], &[], || {
+            format!("client {c} -> n{node} c{} session {session_id:#x}", link.0)
+        });
         self.send(link, from, Msg::Open);
         let frame = codec::encode_connect_request(&req);
         self.send(link, from, Msg::Frame(frame[4..].to_vec()));
@@ -276,14 +259,7 @@ impl Sim {
             let acl = zkr_core::types::Acl::open_unsafe();
             let op = zkr_core::proto::client::OpCode::Create;
             let data = Some(b"live".to_vec());
-            Request::Create {
-                op,
-                path: "/live".into(),
-                data,
-                acl,
-                flags: 2,
-                ttl: -1,
-            }
+            Request::Create { op, path: "/live".into(), data, acl, flags: 0, ttl: -1 }
         } else {
             match workload::pick_kind(&self.swarm, &mut self.rng) {
                 OpKind::Close => {
@@ -302,20 +278,11 @@ impl Sim {
         let event = workload::invoke(process, xid, &req, us(self.now));
         let invoke = self.history.len();
         self.history.push(event);
-        self.trace.event(
-            self.now,
-            "invoke",
-            &[c as u64, process, xid as u64],
-            &[],
-            || format!("client {c} p{process} xid {xid} {req:?}"),
-        );
-        self.client_send(c, link, xid, &req);
-        self.clients[c].pending.push_back(Pending {
-            xid,
-            invoke,
-            req,
-            process,
+        self.trace.event(self.now, "invoke", &[c as u64, process, xid as u64], &[], || {
+            format!("client {c} p{process} xid {xid} {req:?}")
         });
+        self.client_send(c, link, xid, &req);
+        self.clients[c].pending.push_back(Pending { xid, invoke, req, process });
     }
 
     /// A frame from the server reached client `c`.
@@ -406,17 +373,11 @@ impl Sim {
         self.history.push(line);
         let client = &mut self.clients[c];
         client.last_zxid_seen = client.last_zxid_seen.max(header.zxid);
-        client
-            .watches
-            .left(&pending.req, header.err, body.as_ref(), pending.invoke);
+        client.watches.left(&pending.req, header.err, body.as_ref(), pending.invoke);
         let session = SessionId(client.session.as_ref().map_or(0, |s| s.id));
         if ok && workload::is_write(&pending.req) {
             let zxid = Zxid(header.zxid);
-            if let Some(v) = self
-                .checks
-                .acked
-                .acked(zxid, session, pending.xid, self.now)
-            {
+            if let Some(v) = self.checks.acked.acked(zxid, session, pending.xid, self.now) {
                 self.violation(v);
             }
         }
@@ -446,11 +407,7 @@ impl Sim {
 
     fn bad_frame(&mut self, c: usize, what: &str) {
         let message = format!("client {c} cannot decode a server frame: {what}");
-        self.violation(Violation {
-            invariant: "session_fifo",
-            at_ns: self.now,
-            message,
-        });
+        self.violation(Violation { invariant: "session_fifo", at_ns: self.now, message });
     }
 
     fn client_handshake(&mut self, c: usize, link: LinkId, payload: &[u8]) {
@@ -464,8 +421,7 @@ impl Sim {
             // Refused: the session expired (or never existed). Its end is now known.
             if let Some(held) = client.session.take() {
                 if !client.close_open {
-                    self.history
-                        .push(workload::close_invoke(held.process, now_us));
+                    self.history.push(workload::close_invoke(held.process, now_us));
                 }
                 let ok = workload::bare(held.process, Kind::Ok, F::Close, None, None, now_us);
                 self.history.push(ok);
@@ -474,9 +430,7 @@ impl Sim {
             client.close_open = false;
             client.closing = false;
             client.watches = Watches::default();
-            self.trace.event(self.now, "expired", &[c as u64], &[], || {
-                format!("client {c}")
-            });
+            self.trace.event(self.now, "expired", &[c as u64], &[], || format!("client {c}"));
             self.break_link(link, "session expired");
             return;
         }
@@ -511,6 +465,7 @@ impl Sim {
                 let process = self.next_process;
                 self.next_process += 1;
                 client.watches = Watches::default();
+                client.memory.ephemeral_parent_requested = false;
                 client.session = Some(Held {
                     id: resp.session_id,
                     passwd: resp.passwd.clone(),
@@ -521,16 +476,11 @@ impl Sim {
         }
         let client = &mut self.clients[c];
         client.close_open = false;
-        client.conn = Some(ClientConn {
-            link,
-            handshake_done: true,
-            since: self.now,
-        });
+        client.conn = Some(ClientConn { link, handshake_done: true, since: self.now });
         let id = resp.session_id;
-        self.trace
-            .event(self.now, "session", &[c as u64, id as u64], &[], || {
-                format!("client {c} holds {id:#x} timeout {}", resp.timeout_ms)
-            });
+        self.trace.event(self.now, "session", &[c as u64, id as u64], &[], || {
+            format!("client {c} holds {id:#x} timeout {}", resp.timeout_ms)
+        });
     }
 
     /// Client `c` lost its connection `link` (either end closed it, or it broke).
@@ -569,12 +519,9 @@ impl Sim {
             client.closing = false;
         } else if !client.close_open {
             client.close_open = true;
-            self.history
-                .push(workload::close_invoke(held.process, now_us));
+            self.history.push(workload::close_invoke(held.process, now_us));
         }
-        self.checks
-            .ephemerals
-            .silent(SessionId(held.id), held.timeout_ms, self.now);
+        self.checks.ephemerals.silent(SessionId(held.id), held.timeout_ms, self.now);
     }
 
     /// The nemesis makes client `c` drop its connection; it stays silent until `until`.

@@ -84,11 +84,7 @@ impl SimDisk {
     pub fn truncate(&mut self, after: Zxid) -> usize {
         let before = self.durable.len();
         self.durable.retain(|t| t.header.zxid <= after);
-        let kept_unsynced = self
-            .unsynced
-            .iter()
-            .filter(|t| t.header.zxid <= after)
-            .count();
+        let kept_unsynced = self.unsynced.iter().filter(|t| t.header.zxid <= after).count();
         self.unsynced.truncate(kept_unsynced);
         self.syncing = self.syncing.min(kept_unsynced);
         before - self.durable.len()
@@ -109,16 +105,9 @@ impl SimDisk {
 
     /// Appends a txn to the cache. Returns true if an fsync should start now (none running).
     pub fn append(&mut self, txn: LoggedTxn) -> bool {
-        let last = self
-            .unsynced
-            .last()
-            .or(self.durable.last())
-            .map(|t| t.header.zxid);
+        let last = self.unsynced.last().or(self.durable.last()).map(|t| t.header.zxid);
         let floor = last.unwrap_or(self.snapshot_zxid());
-        assert!(
-            floor < txn.header.zxid || floor == Zxid::ZERO,
-            "log zxids increase"
-        );
+        assert!(floor < txn.header.zxid || floor == Zxid::ZERO, "log zxids increase");
         self.unsynced.push(txn);
         self.syncing == 0
     }
@@ -148,11 +137,7 @@ impl SimDisk {
     pub fn crash(&mut self, rng: &mut ChaCha8Rng, tear_probability: f64) -> CrashLoss {
         let pending = std::mem::take(&mut self.unsynced);
         self.syncing = 0;
-        let mut kept = if pending.is_empty() {
-            0
-        } else {
-            rng.random_range(0..=pending.len())
-        };
+        let mut kept = if pending.is_empty() { 0 } else { rng.random_range(0..=pending.len()) };
         let torn = kept > 0 && rng.random_bool(tear_probability);
         if torn {
             kept -= 1;
@@ -176,18 +161,8 @@ mod tests {
     use zkr_core::types::SessionId;
 
     fn txn(z: i64) -> LoggedTxn {
-        let header = TxnHeader {
-            session_id: SessionId(1),
-            cxid: 0,
-            zxid: Zxid(z),
-            time_ms: 0,
-        };
-        LoggedTxn {
-            header,
-            txn: Txn::Delete {
-                path: format!("/{z}"),
-            },
-        }
+        let header = TxnHeader { session_id: SessionId(1), cxid: 0, zxid: Zxid(z), time_ms: 0 };
+        LoggedTxn { header, txn: Txn::Delete { path: format!("/{z}") } }
     }
 
     #[test]
@@ -197,17 +172,9 @@ mod tests {
         assert!(d.start_fsync());
         assert!(!d.append(txn(2)), "no second fsync while one runs");
         assert!(!d.append(txn(3)));
-        assert_eq!(
-            d.finish_fsync(),
-            (Some(Zxid(1)), true),
-            "only txn 1 was covered"
-        );
+        assert_eq!(d.finish_fsync(), (Some(Zxid(1)), true), "only txn 1 was covered");
         assert!(d.start_fsync());
-        assert_eq!(
-            d.finish_fsync(),
-            (Some(Zxid(3)), false),
-            "the next fsync takes both"
-        );
+        assert_eq!(d.finish_fsync(), (Some(Zxid(3)), false), "the next fsync takes both");
         assert_eq!(d.durable().len(), 3);
         assert_eq!(d.unsynced_len(), 0);
     }
@@ -230,19 +197,12 @@ mod tests {
             assert_eq!(loss.kept + loss.lost, 4);
             assert_eq!(d.durable()[0], txn(1), "durable records survive");
             let zs: Vec<i64> = d.durable().iter().map(|t| t.header.zxid.0).collect();
-            assert_eq!(
-                zs,
-                (1..=(1 + loss.kept as i64)).collect::<Vec<_>>(),
-                "a prefix survives"
-            );
+            assert_eq!(zs, (1..=(1 + loss.kept as i64)).collect::<Vec<_>>(), "a prefix survives");
             saw_loss |= loss.lost > 0;
             saw_keep |= loss.kept > 0;
             saw_tear |= loss.torn;
         }
-        assert!(
-            saw_loss && saw_keep && saw_tear,
-            "every crash outcome occurs"
-        );
+        assert!(saw_loss && saw_keep && saw_tear, "every crash outcome occurs");
     }
 
     #[test]
@@ -256,11 +216,7 @@ mod tests {
         d.append(txn(4));
         d.start_fsync();
         assert_eq!(d.truncate(Zxid(2)), 1, "txn 3 was durable and goes");
-        assert_eq!(
-            d.finish_fsync(),
-            (None, false),
-            "the fsync of txn 4 covers nothing now"
-        );
+        assert_eq!(d.finish_fsync(), (None, false), "the fsync of txn 4 covers nothing now");
         assert_eq!(d.last_durable(), Zxid(2));
         d.persist_epochs(2, 1);
         assert_eq!(d.epochs(), (2, 1));

@@ -24,10 +24,7 @@ impl Sim {
         if !self.in_fault_phase() {
             return;
         }
-        let mean = self
-            .swarm
-            .fault_mean(kind)
-            .expect("only enabled kinds are scheduled");
+        let mean = self.swarm.fault_mean(kind).expect("only enabled kinds are scheduled");
         let next = self.now + self.rng.random_range(1..2 * mean);
         self.schedule(next, Ev::Nemesis { kind });
         let n = self.rng.random_range(0..self.nodes.len());
@@ -53,10 +50,9 @@ impl Sim {
                     let link = links[self.rng.random_range(0..links.len())];
                     let factor = self.rng.random_range(2..=SLOW_FACTOR_MAX);
                     self.count_fault("slow_link");
-                    self.trace
-                        .event(self.now, "slow", &[link.0, factor], &[], || {
-                            format!("c{} x{factor}", link.0)
-                        });
+                    self.trace.event(self.now, "slow", &[link.0, factor], &[], || {
+                        format!("c{} x{factor}", link.0)
+                    });
                     self.net.slow_link(link, factor);
                 }
             }
@@ -65,30 +61,18 @@ impl Sim {
                 let step = self.rng.random_range(-120_000..120_000);
                 self.nodes[n].clock.offset_ms += step;
                 self.count_fault("clock_step");
-                self.trace.event(
-                    self.now,
-                    "clock_step",
-                    &[n as u64, step as u64],
-                    &[],
-                    || format!("n{n} {step:+} ms"),
-                );
+                self.trace.event(self.now, "clock_step", &[n as u64, step as u64], &[], || {
+                    format!("n{n} {step:+} ms")
+                });
             }
             FaultKind::ClockDrift => {
                 let max = self.swarm.drift_ppm_max;
-                let ppm = if max == 0 {
-                    0
-                } else {
-                    self.rng.random_range(-max..=max)
-                };
+                let ppm = if max == 0 { 0 } else { self.rng.random_range(-max..=max) };
                 self.nodes[n].clock.drift_ppm = ppm;
                 self.count_fault("clock_drift");
-                self.trace.event(
-                    self.now,
-                    "clock_drift",
-                    &[n as u64, ppm as u64],
-                    &[],
-                    || format!("n{n} {ppm:+} ppm"),
-                );
+                self.trace.event(self.now, "clock_drift", &[n as u64, ppm as u64], &[], || {
+                    format!("n{n} {ppm:+} ppm")
+                });
             }
             FaultKind::ClientReconnect => {
                 let c = self.rng.random_range(0..self.clients.len());
@@ -109,10 +93,9 @@ impl Sim {
         self.nodes[n].paused_until = until;
         self.nodes[n].alive_since = until;
         self.count_fault("pause");
-        self.trace
-            .event(self.now, "pause", &[n as u64, until], &[], || {
-                format!("n{n} until {:.6}", until as f64 / 1e9)
-            });
+        self.trace.event(self.now, "pause", &[n as u64, until], &[], || {
+            format!("n{n} until {:.6}", until as f64 / 1e9)
+        });
     }
 
     fn silence(&mut self) {
@@ -124,16 +107,12 @@ impl Sim {
         let until = if self.rng.random_bool(0.3) {
             u64::MAX
         } else {
-            self.now
-                + self
-                    .rng
-                    .random_range(timeout * 200_000..timeout * 2_000_000)
+            self.now + self.rng.random_range(timeout * 200_000..timeout * 2_000_000)
         };
         self.count_fault("client_silence");
-        self.trace
-            .event(self.now, "silence", &[c as u64, until], &[], || {
-                format!("client {c} until {until}")
-            });
+        self.trace.event(self.now, "silence", &[c as u64, until], &[], || {
+            format!("client {c} until {until}")
+        });
         self.client_drop(c, until, "client goes silent");
     }
 
@@ -141,12 +120,7 @@ impl Sim {
         let nodes: Vec<Addr> = self.nodes.iter().map(|s| s.addr).collect();
         let others = |me: Addr, sim: &Sim| -> BTreeSet<Addr> {
             let clients = (0..sim.clients.len()).map(|c| Addr(CLIENT_ADDR_BASE + c as u32));
-            nodes
-                .iter()
-                .copied()
-                .filter(|a| *a != me)
-                .chain(clients)
-                .collect()
+            nodes.iter().copied().filter(|a| *a != me).chain(clients).collect()
         };
         let me = nodes[self.rng.random_range(0..nodes.len())];
         let choice = if nodes.len() >= 3 {
@@ -156,14 +130,8 @@ impl Sim {
         };
         let partition = match choice {
             0 => Partition::Isolate { addr: me },
-            1 => Partition::OneWay {
-                from: [me].into_iter().collect(),
-                to: others(me, self),
-            },
-            2 => Partition::OneWay {
-                from: others(me, self),
-                to: [me].into_iter().collect(),
-            },
+            1 => Partition::OneWay { from: [me].into_iter().collect(), to: others(me, self) },
+            2 => Partition::OneWay { from: others(me, self), to: [me].into_iter().collect() },
             3 => {
                 let mut shuffled = nodes.clone();
                 shuffled.shuffle(&mut self.rng);
@@ -179,17 +147,12 @@ impl Sim {
                 let cut = self.rng.random_range(2..shuffled.len());
                 let left = shuffled[1..cut].iter().copied().collect();
                 let right = shuffled[cut..].iter().copied().collect();
-                Partition::Bridge {
-                    left,
-                    right,
-                    bridge,
-                }
+                Partition::Bridge { left, right, bridge }
             }
         };
         self.count_fault(partition.kind_name());
         let text = format!("{partition:?}");
-        self.trace
-            .event(self.now, "partition", &[], text.as_bytes(), || text.clone());
+        self.trace.event(self.now, "partition", &[], text.as_bytes(), || text.clone());
         for link in self.net.set_partition(partition) {
             let detect = self.rng.random_range(1_000_000..500_000_000);
             self.schedule(self.now + detect, Ev::BreakLink { link });
@@ -204,9 +167,8 @@ impl Sim {
         if generation != self.partition_generation {
             return;
         }
-        self.trace.event(self.now, "heal", &[generation], &[], || {
-            format!("partition {generation}")
-        });
+        self.trace
+            .event(self.now, "heal", &[generation], &[], || format!("partition {generation}"));
         let cut = self.net.set_partition(Partition::None);
         assert!(cut.is_empty(), "no link crosses an empty partition");
     }

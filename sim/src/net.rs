@@ -11,7 +11,9 @@
 //!   independently, may drop it and may duplicate it.
 //! - A [`Partition`] blocks directions between endpoints. Opening a link across a blocked
 //!   direction fails; a Stream link crossing a newly blocked direction drops what is sent into
-//!   the blocked direction until the simulator breaks it (after a detection delay).
+//!   the blocked direction until the simulator breaks it (after a detection delay). A Stream
+//!   direction that lost a message stays dead even if the partition heals first: TCP never
+//!   delivers a later byte after losing an earlier one.
 //!
 //! Delivery contract with the simulator: every accepted send returns a delivery time; the
 //! simulator schedules one deliver event per accepted message at that time and calls
@@ -131,15 +133,8 @@ impl Partition {
             Partition::Halves { left, right } => across(left, right),
             Partition::Isolate { addr } => from != to && (from == *addr || to == *addr),
             Partition::OneWay { from: f, to: t } => f.contains(&from) && t.contains(&to),
-            Partition::Bridge {
-                left,
-                right,
-                bridge,
-            } => {
-                assert!(
-                    !left.contains(bridge) && !right.contains(bridge),
-                    "bridge is in neither"
-                );
+            Partition::Bridge { left, right, bridge } => {
+                assert!(!left.contains(bridge) && !right.contains(bridge), "bridge is in neither");
                 across(left, right)
             }
         }
@@ -166,6 +161,8 @@ struct Link<M> {
     last_at: [u64; 2],
     /// Extra delay factor for a slow link (1 = normal).
     slow: u64,
+    /// Per direction: a Stream message was lost, so nothing later may arrive.
+    dead: [bool; 2],
 }
 
 /// A delivered message.
@@ -190,12 +187,7 @@ pub struct Network<M> {
 impl<M: Clone> Network<M> {
     /// An empty network.
     pub fn new(config: NetConfig) -> Network<M> {
-        Network {
-            config,
-            links: BTreeMap::new(),
-            next_link: 1,
-            partition: Partition::None,
-        }
+        Network { config, links: BTreeMap::new(), next_link: 1, partition: Partition::None }
     }
 
     /// The current partition.
@@ -219,6 +211,7 @@ impl<M: Clone> Network<M> {
             queues: [VecDeque::new(), VecDeque::new()],
             last_at: [0, 0],
             slow: 1,
+            dead: [false, false],
         };
         self.links.insert(id, link);
         Some(id)
@@ -248,13 +241,13 @@ impl<M: Clone> Network<M> {
         let Some(l) = self.links.get_mut(&link) else {
             return Vec::new();
         };
-        let dir = if l.ends[0] == from {
-            Dir::Forward
-        } else {
-            Dir::Backward
-        };
+        let dir = if l.ends[0] == from { Dir::Forward } else { Dir::Backward };
         assert!(l.ends.contains(&from), "{from:?} is not an end of {link:?}");
         let to = l.ends[1 - dir.index()];
+        if l.kind == LinkKind::Stream && (l.dead[dir.index()] || self.partition.blocks(from, to)) {
+            l.dead[dir.index()] = true;
+            return Vec::new();
+        }
         if self.partition.blocks(from, to) {
             return Vec::new();
         }
@@ -274,10 +267,7 @@ impl<M: Clone> Network<M> {
             }
             let queue = &mut l.queues[dir.index()];
             // Datagrams keep their queue sorted by delivery time (ties in send order).
-            let pos = queue
-                .iter()
-                .rposition(|(t, _)| *t <= at)
-                .map_or(0, |p| p + 1);
+            let pos = queue.iter().rposition(|(t, _)| *t <= at).map_or(0, |p| p + 1);
             queue.insert(pos, (at, msg.clone()));
             out.push((dir, at));
         }
@@ -312,11 +302,7 @@ impl<M: Clone> Network<M> {
 
     /// Every open link touching `addr`, in id order.
     pub fn links_of(&self, addr: Addr) -> Vec<LinkId> {
-        self.links
-            .iter()
-            .filter(|(_, l)| l.ends.contains(&addr))
-            .map(|(id, _)| *id)
-            .collect()
+        self.links.iter().filter(|(_, l)| l.ends.contains(&addr)).map(|(id, _)| *id).collect()
     }
 
     /// Every open link, in id order.
@@ -341,9 +327,7 @@ impl<M: Clone> Network<M> {
 
     /// Messages in flight on a link (both directions).
     pub fn in_flight(&self, link: LinkId) -> usize {
-        self.links
-            .get(&link)
-            .map_or(0, |l| l.queues[0].len() + l.queues[1].len())
+        self.links.get(&link).map_or(0, |l| l.queues[0].len() + l.queues[1].len())
     }
 }
 
@@ -353,11 +337,7 @@ mod tests {
     use rand::SeedableRng;
 
     fn net(min: u64, max: u64) -> Network<u32> {
-        Network::new(NetConfig {
-            delay_ns_min: min,
-            delay_ns_max: max,
-            ..NetConfig::default()
-        })
+        Network::new(NetConfig { delay_ns_min: min, delay_ns_max: max, ..NetConfig::default() })
     }
 
     const A: Addr = Addr(1);
@@ -407,17 +387,9 @@ mod tests {
         }
         let got = drain(&mut n, due);
         let order: Vec<u32> = got.iter().map(|(_, m)| *m).collect();
-        assert_ne!(
-            order,
-            (0..100).collect::<Vec<_>>(),
-            "two sessions interleave freely"
-        );
+        assert_ne!(order, (0..100).collect::<Vec<_>>(), "two sessions interleave freely");
         for link in [l1, l2] {
-            let mine: Vec<u32> = got
-                .iter()
-                .filter(|(l, _)| *l == link)
-                .map(|(_, m)| *m)
-                .collect();
+            let mine: Vec<u32> = got.iter().filter(|(l, _)| *l == link).map(|(_, m)| *m).collect();
             assert!(mine.windows(2).all(|w| w[0] < w[1]), "but each stays FIFO");
         }
     }
@@ -432,10 +404,7 @@ mod tests {
         assert_eq!(n.in_flight(l), 2);
         assert_eq!(n.break_link(l), Some((A, B)));
         assert_eq!(n.deliver(l, s[0].0, 100), None, "dropped with the session");
-        assert!(
-            n.send(l, A, 3, 1, &mut rng).is_empty(),
-            "a broken session carries nothing"
-        );
+        assert!(n.send(l, A, 3, 1, &mut rng).is_empty(), "a broken session carries nothing");
         assert_eq!(n.break_link(l), None, "breaking twice reports nothing");
         let again = n.open(A, B, LinkKind::Stream).unwrap();
         assert_ne!(again, l, "link ids are never reused");
@@ -445,34 +414,18 @@ mod tests {
     fn partition_kinds_block_the_right_directions() {
         let set = |v: &[u32]| v.iter().map(|x| Addr(*x)).collect::<BTreeSet<_>>();
         let client = Addr(100);
-        let halves = Partition::Halves {
-            left: set(&[1]),
-            right: set(&[2, 3]),
-        };
+        let halves = Partition::Halves { left: set(&[1]), right: set(&[2, 3]) };
         assert!(halves.blocks(A, B) && halves.blocks(C, A));
-        assert!(
-            !halves.blocks(B, C) && !halves.blocks(client, A),
-            "clients reach both sides"
-        );
+        assert!(!halves.blocks(B, C) && !halves.blocks(client, A), "clients reach both sides");
         let iso = Partition::Isolate { addr: B };
         assert!(iso.blocks(A, B) && iso.blocks(B, client));
         assert!(!iso.blocks(A, C));
-        let one = Partition::OneWay {
-            from: set(&[1]),
-            to: set(&[2]),
-        };
+        let one = Partition::OneWay { from: set(&[1]), to: set(&[2]) };
         assert!(one.blocks(A, B));
         assert!(!one.blocks(B, A), "only one direction");
-        let bridge = Partition::Bridge {
-            left: set(&[1]),
-            right: set(&[3]),
-            bridge: B,
-        };
+        let bridge = Partition::Bridge { left: set(&[1]), right: set(&[3]), bridge: B };
         assert!(bridge.blocks(A, C) && bridge.blocks(C, A));
-        assert!(
-            !bridge.blocks(A, B) && !bridge.blocks(B, C),
-            "the bridge reaches both sides"
-        );
+        assert!(!bridge.blocks(A, B) && !bridge.blocks(B, C), "the bridge reaches both sides");
     }
 
     #[test]
@@ -485,25 +438,15 @@ mod tests {
             from: [B].into_iter().collect(),
             to: [A].into_iter().collect(),
         });
-        assert_eq!(
-            cut,
-            vec![ab],
-            "one blocked direction is enough to break a stream"
-        );
-        assert!(
-            n.send(ab, B, 9, 0, &mut rng).is_empty(),
-            "lost into the blocked direction"
-        );
-        assert_eq!(
-            n.send(ab, A, 8, 0, &mut rng).len(),
-            1,
-            "the other direction still works"
-        );
-        assert!(
-            n.open(A, B, LinkKind::Stream).is_none(),
-            "a handshake needs both directions"
-        );
+        assert_eq!(cut, vec![ab], "one blocked direction is enough to break a stream");
+        assert!(n.send(ab, B, 9, 0, &mut rng).is_empty(), "lost into the blocked direction");
+        assert_eq!(n.send(ab, A, 8, 0, &mut rng).len(), 1, "the other direction still works");
+        assert!(n.open(A, B, LinkKind::Stream).is_none(), "a handshake needs both directions");
         assert!(n.set_partition(Partition::None).is_empty());
+        assert!(
+            n.send(ab, B, 10, 1, &mut rng).is_empty(),
+            "a stream that lost a message stays dead"
+        );
         assert!(n.open(A, B, LinkKind::Stream).is_some());
         assert!(n.is_open(ac));
     }
@@ -529,10 +472,7 @@ mod tests {
         let distinct: BTreeSet<u32> = got.iter().copied().collect();
         assert!(distinct.len() < 300, "some datagrams are lost");
         assert!(got.len() > distinct.len(), "some are duplicated");
-        assert!(
-            got.windows(2).any(|w| w[0] > w[1]),
-            "and they arrive out of order"
-        );
+        assert!(got.windows(2).any(|w| w[0] > w[1]), "and they arrive out of order");
     }
 
     #[test]
@@ -547,9 +487,6 @@ mod tests {
         assert_eq!(second.1, 1 + 1_000, "slowed by the factor");
         n.slow_link(l, 1);
         let third = n.send(l, A, 3, 2, &mut rng)[0];
-        assert_eq!(
-            third.1, second.1,
-            "a fast message does not overtake a slow one"
-        );
+        assert_eq!(third.1, second.1, "a fast message does not overtake a slow one");
     }
 }

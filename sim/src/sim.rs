@@ -184,10 +184,7 @@ impl Sim {
             Vec::new()
         } else {
             (1..=swarm.cluster_size as u64)
-                .map(|id| Member {
-                    id: ServerId(id),
-                    observer: false,
-                })
+                .map(|id| Member { id: ServerId(id), observer: false })
                 .collect()
         };
         for n in 0..swarm.cluster_size {
@@ -203,18 +200,11 @@ impl Sim {
             };
             let drift = swarm.drift_ppm_max;
             let clock = Clock {
-                drift_ppm: if drift == 0 {
-                    0
-                } else {
-                    rng.random_range(-drift..=drift)
-                },
+                drift_ppm: if drift == 0 { 0 } else { rng.random_range(-drift..=drift) },
                 offset_ms: rng.random_range(-5_000..5_000),
             };
-            let init = NodeInit {
-                wall_ms: clock.wall_ms(0),
-                seed: rng.random(),
-                ..NodeInit::default()
-            };
+            let init =
+                NodeInit { wall_ms: clock.wall_ms(0), seed: rng.random(), ..NodeInit::default() };
             let node = Node::new(config.clone(), init).expect("a fresh node starts");
             nodes.push(NodeSlot {
                 addr: Addr(n as u32),
@@ -243,9 +233,7 @@ impl Sim {
         }
         let mut trace = Trace::new(keep_trace);
         let describe = swarm.describe();
-        trace.event(0, "seed", &[seed], describe.as_bytes(), || {
-            format!("{seed} {describe}")
-        });
+        trace.event(0, "seed", &[seed], describe.as_bytes(), || format!("{seed} {describe}"));
         Sim {
             now: 0,
             seq: 0,
@@ -273,11 +261,7 @@ impl Sim {
     pub(crate) fn schedule(&mut self, at: u64, ev: Ev) {
         assert!(at >= self.now, "events are never scheduled in the past");
         self.seq += 1;
-        self.queue.push(Scheduled {
-            at,
-            seq: self.seq,
-            ev,
-        });
+        self.queue.push(Scheduled { at, seq: self.seq, ev });
     }
 
     pub(crate) fn count_fault(&mut self, kind: &'static str) {
@@ -288,9 +272,7 @@ impl Sim {
         let message = v.message.clone();
         let tag = v.invariant;
         self.trace
-            .event(self.now, "VIOLATION", &[], tag.as_bytes(), || {
-                format!("{tag}: {message}")
-            });
+            .event(self.now, "VIOLATION", &[], tag.as_bytes(), || format!("{tag}: {message}"));
         self.violations.push(v);
     }
 
@@ -325,9 +307,7 @@ impl Sim {
             }
         }
         let bound = LIVENESS_BOUND_NS;
-        let healed = self
-            .healed_at
-            .expect("the liveness phase started before the end");
+        let healed = self.healed_at.expect("the liveness phase started before the end");
         if let Some(v) =
             crate::invariants::liveness::check(healed, self.liveness_acked, bound, self.now)
         {
@@ -384,10 +364,7 @@ impl Sim {
     }
 
     fn start_fsync(&mut self, n: usize) {
-        assert!(
-            self.nodes[n].disk.start_fsync(),
-            "an fsync starts only with work to do"
-        );
+        assert!(self.nodes[n].disk.start_fsync(), "an fsync starts only with work to do");
         let (lo, hi) = self.swarm.fsync_ns;
         let at = self.now + self.rng.random_range(lo..=hi);
         let inc = self.nodes[n].inc;
@@ -402,14 +379,7 @@ impl Sim {
         }
         if slot.paused_until > self.now {
             let (at, inc) = (slot.paused_until, slot.inc);
-            self.schedule(
-                at,
-                Ev::NodeInput {
-                    node: n,
-                    inc,
-                    input,
-                },
-            );
+            self.schedule(at, Ev::NodeInput { node: n, inc, input });
             return;
         }
         self.trace_input(n, &input);
@@ -425,42 +395,31 @@ impl Sim {
         match input {
             Input::Tick { wall_ms } => {
                 let w = *wall_ms;
-                self.trace
-                    .event(self.now, "tick", &ids(0, w as u64), &[], || {
-                        format!("n{n} {w}")
-                    })
+                self.trace.event(self.now, "tick", &ids(0, w as u64), &[], || format!("n{n} {w}"))
             }
             Input::ClientConnected { conn, .. } => {
                 self.trace
-                    .event(self.now, "accept", &ids(1, conn.0), &[], || {
-                        format!("n{n} c{}", conn.0)
-                    })
+                    .event(self.now, "accept", &ids(1, conn.0), &[], || format!("n{n} c{}", conn.0))
             }
             Input::ClientFrame { conn, payload } => {
                 let len = payload.len();
-                self.trace
-                    .event(self.now, "recv", &ids(2, conn.0), payload, || {
-                        format!("n{n} c{} frame {len}B", conn.0)
-                    })
+                self.trace.event(self.now, "recv", &ids(2, conn.0), payload, || {
+                    format!("n{n} c{} frame {len}B", conn.0)
+                })
             }
             Input::ClientClosed { conn } => {
                 self.trace
-                    .event(self.now, "closed", &ids(3, conn.0), &[], || {
-                        format!("n{n} c{}", conn.0)
-                    })
+                    .event(self.now, "closed", &ids(3, conn.0), &[], || format!("n{n} c{}", conn.0))
             }
             Input::Persisted { upto } => {
                 let z = upto.0;
                 self.trace
-                    .event(self.now, "persisted", &ids(4, z as u64), &[], || {
-                        format!("n{n} {z:#x}")
-                    })
+                    .event(self.now, "persisted", &ids(4, z as u64), &[], || format!("n{n} {z:#x}"))
             }
             Input::PeerMessage { from, msg } => {
                 let f = from.0;
-                self.trace.event(self.now, "peer", &ids(5, f), &[], || {
-                    format!("n{n} <- s{f} {msg:?}")
-                })
+                self.trace
+                    .event(self.now, "peer", &ids(5, f), &[], || format!("n{n} <- s{f} {msg:?}"))
             }
         }
     }
@@ -480,19 +439,15 @@ impl Sim {
             match output {
                 Output::ClientSend { conn, frame } => self.node_send(n, conn, frame),
                 Output::ClientClose { conn } => {
-                    self.trace
-                        .event(self.now, "close", &[n as u64, conn.0], &[], || {
-                            format!("n{n} c{}", conn.0)
-                        });
+                    self.trace.event(self.now, "close", &[n as u64, conn.0], &[], || {
+                        format!("n{n} c{}", conn.0)
+                    });
                     let from = self.nodes[n].addr;
                     self.send(LinkId(conn.0), from, Msg::Close);
                 }
                 Output::Persist { txn } => self.persist(n, txn),
                 Output::PeerSend { to, msg } => self.peer_send(n, to, msg),
-                Output::PersistEpochs {
-                    accepted_epoch,
-                    current_epoch,
-                } => {
+                Output::PersistEpochs { accepted_epoch, current_epoch } => {
                     self.trace.event(
                         self.now,
                         "epochs",
@@ -500,9 +455,7 @@ impl Sim {
                         &[],
                         || format!("n{n} accepted {accepted_epoch} current {current_epoch}"),
                     );
-                    self.nodes[n]
-                        .disk
-                        .persist_epochs(accepted_epoch, current_epoch);
+                    self.nodes[n].disk.persist_epochs(accepted_epoch, current_epoch);
                 }
                 Output::TruncateLog { after } => {
                     let slot = &mut self.nodes[n];
@@ -519,10 +472,9 @@ impl Sim {
                 }
                 Output::InstallSnapshot { snapshot } => {
                     let z = snapshot.zxid;
-                    self.trace
-                        .event(self.now, "snapshot", &[n as u64, z.0 as u64], &[], || {
-                            format!("n{n} installs a snapshot at {z}")
-                        });
+                    self.trace.event(self.now, "snapshot", &[n as u64, z.0 as u64], &[], || {
+                        format!("n{n} installs a snapshot at {z}")
+                    });
                     let slot = &mut self.nodes[n];
                     slot.logged.clear();
                     slot.disk.install_snapshot(*snapshot);
@@ -533,51 +485,30 @@ impl Sim {
     }
 
     fn node_send(&mut self, n: usize, conn: ConnId, frame: Vec<u8>) {
-        let prefix = frame
-            .get(..4)
-            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")));
+        let prefix = frame.get(..4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")));
         if prefix != Some(frame.len() as u32 - 4) {
             let message = format!("n{n} sent a frame whose length prefix is wrong: {prefix:?}");
-            self.violation(Violation {
-                invariant: "session_fifo",
-                at_ns: self.now,
-                message,
-            });
+            self.violation(Violation { invariant: "session_fifo", at_ns: self.now, message });
             return;
         }
-        self.trace
-            .event(self.now, "send", &[n as u64, conn.0], &frame, || {
-                format!("n{n} c{} frame {}B", conn.0, frame.len() - 4)
-            });
+        self.trace.event(self.now, "send", &[n as u64, conn.0], &frame, || {
+            format!("n{n} c{} frame {}B", conn.0, frame.len() - 4)
+        });
         let from = self.nodes[n].addr;
         let link = LinkId(conn.0);
-        if self
-            .net
-            .ends(link)
-            .is_some_and(|(a, b)| a != from && b != from)
-        {
+        if self.net.ends(link).is_some_and(|(a, b)| a != from && b != from) {
             let message = format!("n{n} sent to connection {} it does not hold", conn.0);
-            self.violation(Violation {
-                invariant: "session_fifo",
-                at_ns: self.now,
-                message,
-            });
+            self.violation(Violation { invariant: "session_fifo", at_ns: self.now, message });
             return;
         }
         self.send(link, from, Msg::Frame(frame[4..].to_vec()));
     }
 
     fn peer_send(&mut self, n: usize, to: ServerId, msg: ZabMessage) {
-        let Some(m) = (to.0 as usize)
-            .checked_sub(1)
-            .filter(|m| *m < self.nodes.len() && *m != n)
+        let Some(m) = (to.0 as usize).checked_sub(1).filter(|m| *m < self.nodes.len() && *m != n)
         else {
             let message = format!("n{n} sent a peer message to unknown server {}", to.0);
-            return self.violation(Violation {
-                invariant: "agreement",
-                at_ns: self.now,
-                message,
-            });
+            return self.violation(Violation { invariant: "agreement", at_ns: self.now, message });
         };
         let link = self.peer_links[&(n.min(m), n.max(m))];
         let from = self.nodes[n].addr;
@@ -586,10 +517,7 @@ impl Sim {
 
     fn persist(&mut self, n: usize, txn: LoggedTxn) {
         let z = txn.header.zxid;
-        self.trace
-            .event(self.now, "log", &[n as u64, z.0 as u64], &[], || {
-                format!("n{n} {z}")
-            });
+        self.trace.event(self.now, "log", &[n as u64, z.0 as u64], &[], || format!("n{n} {z}"));
         let slot = &mut self.nodes[n];
         slot.logged.insert(z, txn.clone());
         if slot.disk.append(txn) {
@@ -623,9 +551,7 @@ impl Sim {
         let digest = (node.last_zxid() == current).then(|| node.tree().digest());
         let covered = current <= slot.disk.snapshot_zxid();
         if !slot.logged.contains_key(&current) && !covered {
-            found.push(Some(crate::invariants::agreement::Agreement::unlogged(
-                n, current, now,
-            )));
+            found.push(Some(crate::invariants::agreement::Agreement::unlogged(n, current, now)));
         }
         let applied: Vec<Zxid> = slot.logged.range(..=current).map(|(z, _)| *z).collect();
         for z in applied {
@@ -697,17 +623,10 @@ impl Sim {
             return;
         };
         self.trace
-            .event(self.now, "break", &[link.0], why.as_bytes(), || {
-                format!("c{} {why}", link.0)
-            });
+            .event(self.now, "break", &[link.0], why.as_bytes(), || format!("c{} {why}", link.0));
         for end in [a, b] {
             match self.node_of(end) {
-                Some(n) => self.node_input(
-                    n,
-                    Input::ClientClosed {
-                        conn: ConnId(link.0),
-                    },
-                ),
+                Some(n) => self.node_input(n, Input::ClientClosed { conn: ConnId(link.0) }),
                 None => {
                     let c = self.client_of(end);
                     self.client_disconnected(c, link);
@@ -730,11 +649,7 @@ impl Sim {
         slot.crash_mid_step = false;
         slot.logged.clear();
         let loss = slot.disk.crash(&mut self.rng, tear);
-        self.count_fault(if why == "mid-step" {
-            "crash_mid_step"
-        } else {
-            "crash"
-        });
+        self.count_fault(if why == "mid-step" { "crash_mid_step" } else { "crash" });
         if loss.torn {
             self.count_fault("torn_write");
         }
@@ -773,10 +688,7 @@ impl Sim {
         let logs: Vec<durability::Log<'_>> = self
             .nodes
             .iter()
-            .map(|s| durability::Log {
-                txns: s.disk.durable(),
-                snapshot: s.disk.snapshot_zxid(),
-            })
+            .map(|s| durability::Log { txns: s.disk.durable(), snapshot: s.disk.snapshot_zxid() })
             .collect();
         let mut found = durability::check(self.checks.agreement.all(), &logs, self.now);
         found.extend(self.checks.acked.check(&logs, self.now));
@@ -804,11 +716,7 @@ impl Sim {
             Ok(node) => node,
             Err(e) => {
                 let message = format!("n{n} cannot recover its durable log: {e}");
-                self.violation(Violation {
-                    invariant: "durability",
-                    at_ns: self.now,
-                    message,
-                });
+                self.violation(Violation { invariant: "durability", at_ns: self.now, message });
                 return;
             }
         };
@@ -816,28 +724,15 @@ impl Sim {
         let digest = node.tree().digest();
         let standalone = self.nodes.len() == 1;
         self.count_fault("restart");
-        self.trace.event(
-            self.now,
-            "restart",
-            &[n as u64, recovered.0 as u64, digest],
-            &[],
-            || format!("n{n} recovered {recovered} digest {digest:#018x}"),
-        );
+        self.trace.event(self.now, "restart", &[n as u64, recovered.0 as u64, digest], &[], || {
+            format!("n{n} recovered {recovered} digest {digest:#018x}")
+        });
         let mut found = Vec::new();
-        for txn in self.nodes[n]
-            .disk
-            .durable()
-            .iter()
-            .filter(|t| t.header.zxid <= recovered)
-        {
+        for txn in self.nodes[n].disk.durable().iter().filter(|t| t.header.zxid <= recovered) {
             found.push(self.checks.agreement.committed(n, txn, self.now));
         }
         if standalone || node.last_zxid() == recovered {
-            found.push(
-                self.checks
-                    .digest
-                    .observe(n, node.last_zxid(), digest, self.now),
-            );
+            found.push(self.checks.digest.observe(n, node.last_zxid(), digest, self.now));
         }
         let slot = &mut self.nodes[n];
         slot.node = Some(node);
@@ -859,9 +754,7 @@ impl Sim {
         let swarm = &self.swarm;
         let budget = |timeout_ms: i32| expiry_budget_ns(swarm, timeout_ms);
         let found =
-            self.checks
-                .ephemerals
-                .check(n, node.tree(), slot.alive_since, budget, self.now);
+            self.checks.ephemerals.check(n, node.tree(), slot.alive_since, budget, self.now);
         for v in found {
             self.violation(v);
         }
@@ -870,9 +763,7 @@ impl Sim {
     fn start_liveness(&mut self) {
         self.phase = Phase::Liveness;
         self.healed_at = Some(self.now);
-        self.trace.event(self.now, "liveness", &[], &[], || {
-            "faults stop; heal all".into()
-        });
+        self.trace.event(self.now, "liveness", &[], &[], || "faults stop; heal all".into());
         for link in self.net.set_partition(crate::net::Partition::None) {
             debug_assert!(self.net.is_open(link));
         }

@@ -153,11 +153,7 @@ impl Swarm {
         let mut mix = [0u32; OP_KINDS.len()];
         for w in mix.iter_mut() {
             // Each kind is off in about one seed in five, else weighted 1..=10.
-            *w = if rng.random_bool(0.2) {
-                0
-            } else {
-                rng.random_range(1..=10)
-            };
+            *w = if rng.random_bool(0.2) { 0 } else { rng.random_range(1..=10) };
         }
         mix[OpKind::Close as usize] = mix[OpKind::Close as usize].min(1);
         if mix.iter().all(|w| *w == 0) {
@@ -182,7 +178,7 @@ impl Swarm {
             cluster_size,
             clients: rng.random_range(1..=6),
             max_in_flight: rng.random_range(1..=4),
-            think_ns: (100_000, rng.random_range(2_000_000..40_000_000)),
+            think_ns: (1_000_000, rng.random_range(20_000_000..200_000_000)),
             mix,
             keys: rng.random_range(1..=10),
             watch_probability: rng.random_range(0.0..0.6),

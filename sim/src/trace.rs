@@ -22,11 +22,7 @@ pub struct Trace {
 impl Trace {
     /// A trace that keeps text lines when `keep_text` is set.
     pub fn new(keep_text: bool) -> Trace {
-        Trace {
-            hash: FNV_OFFSET,
-            text: keep_text.then(String::new),
-            events: 0,
-        }
+        Trace { hash: FNV_OFFSET, text: keep_text.then(String::new), events: 0 }
     }
 
     fn mix(&mut self, bytes: &[u8]) {

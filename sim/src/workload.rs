@@ -3,9 +3,11 @@
 //! the jepsen history format (`zkr_jepsen::history`).
 //!
 //! Path space: `/k0../k{keys-1}`; under each key, children `c0..c3` and ephemerals `e0..e1`;
-//! sequential nodes `/s<k>-…` and ephemeral sequential `/q<k>-…` live under `/`, which is never
-//! deleted: ZooKeeper restarts a parent's sequence numbers when the parent is deleted and
-//! re-created, and the checker's model assumes they increase per parent path for ever. Data values are unique per client op
+//! sequential nodes `/seq/s<k>-…` live under `/seq`, which every client creates first and
+//! nobody deletes; ephemeral sequentials `/e<process>/q<k>-…` under a parent of their own
+//! session. So no sequential create ever follows a delete under the same parent: ZooKeeper
+//! numbers sequentials with the parent's stored cversion, which deletes do not advance and a
+//! re-created parent resets, and the checker's model does not follow either (reported). Data values are unique per client op
 //! (`p<process>.<n>`), which keeps the checker's search narrow.
 //!
 //! Recording rules (they follow ZooKeeper's client API, which is what the checker models):
@@ -26,9 +28,16 @@ use zkr_jepsen::history::{CreateMode, Event, F, Kind, Stat as HStat, SubOp, SubR
 
 use crate::swarm::{OP_KINDS, OpKind, Swarm};
 
+/// The parent of every sequential node (never deleted).
+pub const SEQ_PARENT: &str = "/seq";
+
 /// What a client remembers to aim its versioned ops.
 #[derive(Clone, Debug, Default)]
 pub struct Memory {
+    /// The client already asked for `/seq`.
+    pub seq_parent_requested: bool,
+    /// The client already asked for `/e<process>`, the parent of its ephemeral sequentials.
+    pub ephemeral_parent_requested: bool,
     /// Last version seen per path.
     pub versions: BTreeMap<String, i32>,
     /// Values written so far (for unique data).
@@ -70,20 +79,9 @@ fn any_path(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
 }
 
 fn create(path: String, data: String, flags: i32, rng: &mut ChaCha8Rng) -> Request {
-    let op = if rng.random_bool(0.5) {
-        OpCode::Create
-    } else {
-        OpCode::Create2
-    };
+    let op = if rng.random_bool(0.5) { OpCode::Create } else { OpCode::Create2 };
     let acl = Acl::open_unsafe();
-    Request::Create {
-        op,
-        path,
-        data: Some(data.into_bytes()),
-        acl,
-        flags,
-        ttl: -1,
-    }
+    Request::Create { op, path, data: Some(data.into_bytes()), acl, flags, ttl: -1 }
 }
 
 fn version(memory: &Memory, path: &str, rng: &mut ChaCha8Rng) -> i32 {
@@ -103,41 +101,35 @@ pub fn next_request(
 ) -> Request {
     memory.counter += 1;
     let data = format!("p{process}.{}", memory.counter);
+    if !memory.seq_parent_requested {
+        memory.seq_parent_requested = true;
+        return create(SEQ_PARENT.to_string(), data, 0, rng);
+    }
     match kind {
         OpKind::Create => create(key(swarm, rng), data, 0, rng),
         OpKind::CreateChild => create(child(swarm, rng), data, 0, rng),
-        OpKind::CreateSequential => create(format!("/s{}-", key_index(swarm, rng)), data, 2, rng),
+        OpKind::CreateSequential => {
+            create(format!("{SEQ_PARENT}/s{}-", key_index(swarm, rng)), data, 2, rng)
+        }
         OpKind::CreateEphemeral => {
             let path = format!("{}/e{}", key(swarm, rng), rng.random_range(0..2));
             create(path, data, 1, rng)
         }
         OpKind::CreateEphemeralSequential => {
-            create(format!("/q{}-", key_index(swarm, rng)), data, 3, rng)
+            if !memory.ephemeral_parent_requested {
+                memory.ephemeral_parent_requested = true;
+                return create(format!("/e{process}"), data, 0, rng);
+            }
+            create(format!("/e{process}/q{}-", key_index(swarm, rng)), data, 3, rng)
         }
         OpKind::Set | OpKind::SetVersioned => {
-            let path = if rng.random_bool(0.5) {
-                key(swarm, rng)
-            } else {
-                child(swarm, rng)
-            };
-            let v = if kind == OpKind::Set {
-                -1
-            } else {
-                version(memory, &path, rng)
-            };
-            Request::SetData {
-                path,
-                data: Some(data.into_bytes()),
-                version: v,
-            }
+            let path = if rng.random_bool(0.5) { key(swarm, rng) } else { child(swarm, rng) };
+            let v = if kind == OpKind::Set { -1 } else { version(memory, &path, rng) };
+            Request::SetData { path, data: Some(data.into_bytes()), version: v }
         }
         OpKind::Delete | OpKind::DeleteVersioned => {
             let path = any_path(swarm, rng);
-            let v = if kind == OpKind::Delete {
-                -1
-            } else {
-                version(memory, &path, rng)
-            };
+            let v = if kind == OpKind::Delete { -1 } else { version(memory, &path, rng) };
             Request::Delete { path, version: v }
         }
         OpKind::Multi => multi(swarm, memory, &data, rng),
@@ -150,21 +142,11 @@ pub fn next_request(
             watch: rng.random_bool(swarm.watch_probability),
         },
         OpKind::Children => {
-            let op = if rng.random_bool(0.5) {
-                OpCode::GetChildren
-            } else {
-                OpCode::GetChildren2
-            };
+            let op = if rng.random_bool(0.5) { OpCode::GetChildren } else { OpCode::GetChildren2 };
             let watch = rng.random_bool(swarm.watch_probability);
-            Request::GetChildren {
-                op,
-                path: key(swarm, rng),
-                watch,
-            }
+            Request::GetChildren { op, path: key(swarm, rng), watch }
         }
-        OpKind::Sync => Request::Sync {
-            path: key(swarm, rng),
-        },
+        OpKind::Sync => Request::Sync { path: key(swarm, rng) },
         OpKind::Close => unreachable!("closeSession is issued by the client itself"),
     }
 }
@@ -179,20 +161,9 @@ fn multi(swarm: &Swarm, memory: &Memory, data: &str, rng: &mut ChaCha8Rng) -> Re
             0 => {
                 let acl = Acl::open_unsafe();
                 let data = Some(sub_data.into_bytes());
-                Request::Create {
-                    op: OpCode::Create,
-                    path,
-                    data,
-                    acl,
-                    flags: 0,
-                    ttl: -1,
-                }
+                Request::Create { op: OpCode::Create, path, data, acl, flags: 0, ttl: -1 }
             }
-            1 => Request::SetData {
-                path,
-                data: Some(sub_data.into_bytes()),
-                version: -1,
-            },
+            1 => Request::SetData { path, data: Some(sub_data.into_bytes()), version: -1 },
             2 => Request::Delete { path, version: -1 },
             _ => {
                 let version = version(memory, &path, rng);
@@ -213,30 +184,17 @@ fn mode_of(flags: i32) -> CreateMode {
 }
 
 fn text(data: &Option<Vec<u8>>) -> Option<String> {
-    data.as_ref()
-        .map(|d| String::from_utf8_lossy(d).into_owned())
+    data.as_ref().map(|d| String::from_utf8_lossy(d).into_owned())
 }
 
 fn sub_op(req: &Request) -> SubOp {
-    let mut sub = SubOp {
-        f: F::Check,
-        path: String::new(),
-        data: None,
-        version: None,
-        mode: None,
-    };
+    let mut sub = SubOp { f: F::Check, path: String::new(), data: None, version: None, mode: None };
     match req {
-        Request::Create {
-            path, data, flags, ..
-        } => {
+        Request::Create { path, data, flags, .. } => {
             (sub.f, sub.path, sub.data, sub.mode) =
                 (F::Create, path.clone(), text(data), Some(mode_of(*flags)));
         }
-        Request::SetData {
-            path,
-            data,
-            version,
-        } => {
+        Request::SetData { path, data, version } => {
             (sub.f, sub.path, sub.data, sub.version) =
                 (F::Set, path.clone(), text(data), Some(*version));
         }
@@ -278,16 +236,10 @@ pub fn invoke(process: u64, xid: i32, req: &Request, time_us: u64) -> Event {
         ..Event::default()
     };
     match req {
-        Request::Create {
-            path, data, flags, ..
-        } => {
+        Request::Create { path, data, flags, .. } => {
             (e.path, e.data, e.mode) = (Some(path.clone()), text(data), Some(mode_of(*flags)));
         }
-        Request::SetData {
-            path,
-            data,
-            version,
-        } => {
+        Request::SetData { path, data, version } => {
             (e.path, e.data, e.version) = (Some(path.clone()), text(data), Some(*version));
         }
         Request::Delete { path, version } => {

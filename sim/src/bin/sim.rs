@@ -18,10 +18,7 @@ use zkr_sim::swarm::{CLUSTER_SIZES, FAULT_PHASE_NS, LIVENESS_BOUND_NS};
 use zkr_sim::{Bugs, RunOptions, SeedReport, run_seed};
 
 #[derive(Parser)]
-#[command(
-    name = "sim",
-    about = "Deterministic simulation of zkr-core nodes, clients and faults"
-)]
+#[command(name = "sim", about = "Deterministic simulation of zkr-core nodes, clients and faults")]
 struct Cli {
     /// Replay one seed.
     #[arg(long, conflicts_with = "seeds")]
@@ -47,6 +44,9 @@ struct Cli {
     /// No progress bar (for CI logs).
     #[arg(long)]
     quiet: bool,
+    /// Skip the history checker (measures the simulator alone; the other invariants still run).
+    #[arg(long)]
+    no_history_check: bool,
 }
 
 fn bugs(names: &[String]) -> Result<Bugs, String> {
@@ -93,14 +93,8 @@ fn main() -> ExitCode {
 
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
     let (a, b) = text.split_once("..").ok_or("--seeds takes A..B")?;
-    let a: u64 = a
-        .trim()
-        .parse()
-        .map_err(|e| format!("bad start {a:?}: {e}"))?;
-    let b: u64 = b
-        .trim()
-        .parse()
-        .map_err(|e| format!("bad end {b:?}: {e}"))?;
+    let a: u64 = a.trim().parse().map_err(|e| format!("bad start {a:?}: {e}"))?;
+    let b: u64 = b.trim().parse().map_err(|e| format!("bad end {b:?}: {e}"))?;
     if b <= a {
         return Err(format!("empty range {a}..{b}"));
     }
@@ -112,6 +106,7 @@ fn one(cli: &Cli, seed: u64, bugs: Bugs) -> ExitCode {
         trace: cli.trace,
         keep_history: cli.history.is_some(),
         bugs,
+        skip_history_check: cli.no_history_check,
     };
     let report = run_seed(seed, &options);
     if let Some(text) = &report.trace {
@@ -135,22 +130,10 @@ fn one(cli: &Cli, seed: u64, bugs: Bugs) -> ExitCode {
     );
     println!("trace hash {:016x}", report.trace_hash);
     for v in &report.violations {
-        println!(
-            "violation [{}] at {:.6}s: {}",
-            v.invariant,
-            v.at_ns as f64 / 1e9,
-            v.message
-        );
+        println!("violation [{}] at {:.6}s: {}", v.invariant, v.at_ns as f64 / 1e9, v.message);
     }
     if cli.determinism {
-        let again = run_seed(
-            seed,
-            &RunOptions {
-                trace: false,
-                keep_history: false,
-                ..options
-            },
-        );
+        let again = run_seed(seed, &RunOptions { trace: false, keep_history: false, ..options });
         if again.trace_hash != report.trace_hash {
             println!(
                 "NONDETERMINISTIC: second run hashed {:016x}, first {:016x}",
@@ -160,11 +143,7 @@ fn one(cli: &Cli, seed: u64, bugs: Bugs) -> ExitCode {
         }
         println!("determinism: second run has the same trace hash");
     }
-    if report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 fn campaign(cli: &Cli, start: u64, end: u64, bugs: Bugs) -> ExitCode {
@@ -192,6 +171,7 @@ fn campaign(cli: &Cli, start: u64, end: u64, bugs: Bugs) -> ExitCode {
         trace: false,
         keep_history: false,
         bugs,
+        skip_history_check: cli.no_history_check,
     };
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -209,10 +189,7 @@ fn campaign(cli: &Cli, start: u64, end: u64, bugs: Bugs) -> ExitCode {
                         bar.set_message(format!("{f} failed"));
                     }
                     bar.inc(1);
-                    reports
-                        .lock()
-                        .expect("no thread panics holding it")
-                        .push(report);
+                    reports.lock().expect("no thread panics holding it").push(report);
                 }
             });
         }
@@ -241,11 +218,7 @@ fn summary(reports: &[SeedReport], elapsed: f64, jobs: usize, bug_names: &[Strin
     }
     let failed: Vec<&SeedReport> = reports.iter().filter(|r| !r.passed()).collect();
     let violations: usize = failed.iter().map(|r| r.violations.len()).sum();
-    println!(
-        "seeds:           {} ({} failed)",
-        reports.len(),
-        failed.len()
-    );
+    println!("seeds:           {} ({} failed)", reports.len(), failed.len());
     println!(
         "cluster sizes:   {sizes:?} (the seed chooses from {CLUSTER_SIZES:?}: standalone until Zab \
          lands in core)"
@@ -273,17 +246,8 @@ fn summary(reports: &[SeedReport], elapsed: f64, jobs: usize, bug_names: &[Strin
     println!();
     for r in failed.iter().take(20) {
         let v = &r.violations[0];
-        println!(
-            "seed {} FAILED [{}]: {}",
-            r.seed,
-            v.invariant,
-            first_line(&v.message)
-        );
-        println!(
-            "  replay: sim --seed {}{} --trace",
-            r.seed,
-            bug_flags(bug_names)
-        );
+        println!("seed {} FAILED [{}]: {}", r.seed, v.invariant, first_line(&v.message));
+        println!("  replay: sim --seed {}{} --trace", r.seed, bug_flags(bug_names));
     }
     if failed.len() > 20 {
         println!("... and {} more failed seeds", failed.len() - 20);

@@ -32,9 +32,7 @@ impl Log<'_> {
 
 /// The txn at `zxid` in a durable log sorted by zxid.
 pub fn find(log: &[LoggedTxn], zxid: Zxid) -> Option<&LoggedTxn> {
-    log.binary_search_by_key(&zxid, |t| t.header.zxid)
-        .ok()
-        .map(|i| &log[i])
+    log.binary_search_by_key(&zxid, |t| t.header.zxid).ok().map(|i| &log[i])
 }
 
 /// Checks every committed txn against the durable logs of all servers.
@@ -42,10 +40,7 @@ pub fn check(committed: &BTreeMap<Zxid, LoggedTxn>, logs: &[Log<'_>], now: u64) 
     let need = majority(logs.len());
     let mut out = Vec::new();
     for (zxid, txn) in committed {
-        let holders = logs
-            .iter()
-            .filter(|log| log.holds(txn, |t| t == txn))
-            .count();
+        let holders = logs.iter().filter(|log| log.holds(txn, |t| t == txn)).count();
         if holders < need {
             let mine: Vec<String> = logs
                 .iter()

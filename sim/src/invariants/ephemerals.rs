@@ -31,14 +31,7 @@ pub struct Ephemerals {
 impl Ephemerals {
     /// The client of `session` stopped talking at `now` (disconnected or gave up on it).
     pub fn silent(&mut self, session: SessionId, timeout_ms: i32, now: u64) {
-        self.silent.insert(
-            session,
-            Silent {
-                since_ns: now,
-                timeout_ms,
-                reported: false,
-            },
-        );
+        self.silent.insert(session, Silent { since_ns: now, timeout_ms, reported: false });
     }
 
     /// The client sent something for `session` again (a reconnect attempt): the clock restarts.

@@ -7,7 +7,7 @@
 //! own docs (`jepsen/src/check/mod.rs`). The simulator records every invoke, completion and
 //! watch event in the jepsen history format (`zkr_jepsen::history`), see `workload.rs`.
 
-use zkr_jepsen::history::{Event, Header, History};
+use zkr_jepsen::history::{Event, Header, History, InitialNode};
 use zkr_jepsen::{Options, Validity};
 
 use super::Violation;
@@ -23,35 +23,37 @@ pub struct Outcome {
     pub unknown: bool,
 }
 
-/// Builds the history of a seed.
+/// Builds the history of a seed. The header lists the nodes a fresh tree starts with
+/// (`/` and `/zookeeper...`, with their versions), so the checker knows every child of `/` and
+/// can check the sequence numbers of sequential nodes created there.
 pub fn history(events: Vec<Event>, seed: u64) -> History {
-    let header = Header {
-        description: Some(format!("zkr-sim seed {seed}")),
-        ..Header::default()
-    };
-    History { header, events }
+    let tree = zkr_core::tree::DataTree::new();
+    let initial = tree
+        .nodes()
+        .filter_map(|(path, _)| {
+            let stat = tree.stat(path)?;
+            let data = tree.get(path)?.data.as_ref().map(|d| String::from_utf8_lossy(d).into());
+            Some(InitialNode {
+                path: path.clone(),
+                data: data.unwrap_or_default(),
+                version: stat.version,
+                cversion: stat.cversion,
+            })
+        })
+        .collect();
+    let description = Some(format!("zkr-sim seed {seed}"));
+    History { header: Header { initial, description, ..Header::default() }, events }
 }
 
 /// Checks a history.
 pub fn check(history: &History, now: u64) -> Outcome {
-    let options = Options {
-        max_configs: 200_000,
-        ..Options::default()
-    };
+    let options = Options { max_configs: 200_000, ..Options::default() };
     let verdict = match zkr_jepsen::check(history, &options) {
         Ok(v) => v,
         Err(e) => {
             let message = format!("the simulator recorded a malformed history: {e}");
-            let violations = vec![Violation {
-                invariant: "history",
-                at_ns: now,
-                message,
-            }];
-            return Outcome {
-                violations,
-                ops: 0,
-                unknown: false,
-            };
+            let violations = vec![Violation { invariant: "history", at_ns: now, message }];
+            return Outcome { violations, ops: 0, unknown: false };
         }
     };
     let violations = verdict
@@ -63,9 +65,5 @@ pub fn check(history: &History, now: u64) -> Outcome {
             message: format!("{}: {}", v.guarantee, v.message),
         })
         .collect();
-    Outcome {
-        violations,
-        ops: verdict.stats.ops,
-        unknown: verdict.validity == Validity::Unknown,
-    }
+    Outcome { violations, ops: verdict.stats.ops, unknown: verdict.validity == Validity::Unknown }
 }
