@@ -119,7 +119,8 @@ impl SimDisk {
         self.syncing > 0
     }
 
-    /// Completes the running fsync (after a truncation it may cover nothing; then `None`): its records become durable. Returns the new last durable
+    /// Completes the running fsync: its records become durable (after a truncation it may
+    /// cover nothing: then `None`). Returns the new last durable
     /// zxid to report and whether another fsync should start (more was appended meanwhile).
     pub fn finish_fsync(&mut self) -> (Option<Zxid>, bool) {
         assert!(self.syncing <= self.unsynced.len());

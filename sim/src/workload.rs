@@ -7,7 +7,8 @@
 //! nobody deletes; ephemeral sequentials `/e<process>/q<k>-…` under a parent of their own
 //! session. So no sequential create ever follows a delete under the same parent: ZooKeeper
 //! numbers sequentials with the parent's stored cversion, which deletes do not advance and a
-//! re-created parent resets, and the checker's model does not follow either (reported). Data values are unique per client op
+//! re-created parent resets, and the checker's model does not follow either (reported).
+//! Data values are unique per client op
 //! (`p<process>.<n>`), which keeps the checker's search narrow.
 //!
 //! Recording rules (they follow ZooKeeper's client API, which is what the checker models):

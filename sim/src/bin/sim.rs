@@ -237,7 +237,8 @@ fn summary(reports: &[SeedReport], elapsed: f64, jobs: usize, bug_names: &[Strin
     println!("violations:      {violations}");
     let rate = reports.len() as f64 / elapsed.max(1e-9);
     println!(
-        "speed:           {rate:.0} seeds/s on {jobs} threads ({:.0} seeds/s per thread) in {elapsed:.1} s",
+        "speed:           {rate:.0} seeds/s on {jobs} threads ({:.0} seeds/s per thread) in \
+         {elapsed:.1} s",
         rate / jobs as f64
     );
     if failed.is_empty() {

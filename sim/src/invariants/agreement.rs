@@ -32,7 +32,8 @@ impl Agreement {
                 invariant: "agreement",
                 at_ns: now,
                 message: format!(
-                    "n{node} committed {txn:?} at {zxid}, but {earlier:?} was committed there before"
+                    "n{node} committed {txn:?} at {zxid}, but {earlier:?} was committed there \
+                     before"
                 ),
             }),
         }

@@ -5,17 +5,21 @@
 //!
 //! | property | source | module |
 //! |---|---|---|
-//! | no two servers commit different txns at one zxid (also across restarts of one server) | Zab paper §3 "Agreement", "Total order"; TLA+ `PrefixConsistency` | [`agreement`] |
-//! | committed txns are never lost or truncated (durable on a quorum after every crash) | TLA+ `CommittedLogDurability`; Zab §3 "Integrity" | [`durability`] |
-//! | every acknowledged client write survives (same txn at its zxid, on a quorum) | ZooKeeper guarantee "Reliability" | [`acked_writes`] |
-//! | replicas that applied the same zxid have equal tree digests (recovery replays to the same digest) | ZooKeeper `DigestCalculator` (ZOOKEEPER-3114) | [`digest`] |
-//! | ephemerals disappear once their session is closed or expired, within the timeout plus a bound | ZooKeeper programmer's guide, "Ephemeral Nodes" | [`ephemerals`] |
-//! | replies come back in request order per session | ZooKeeper guarantee "Sequential consistency" / FIFO client order | [`session_fifo`] |
-//! | client-visible history: linearizable writes, FIFO sessions, monotone reads, sync, watch before data | ZooKeeper guarantees; checked by `zkr-jepsen` | [`history`] |
-//! | core's own `invariants()` hold after every step (panics are caught per seed) | core/src/node.rs `Node::invariants` | `runner` (`catch_unwind`) |
-//! | after faults stop, a connected majority commits a fresh client's write within a bound | STYLE.md practice 12 (liveness phase) | [`liveness`] |
-//! | at most one established leader per epoch | Zab §3 "Primary uniqueness"; TLA+ `Leadership1` | [`leaders`] |
-//! | local and global primary order, primary integrity | Zab §3; TLA+ `LocalPrimaryOrder`, `GlobalPrimaryOrder`, `PrimaryIntegrity` | needs multi-node seeds (not yet a module) |
+//! | one txn per zxid across servers and restarts | Zab §3 Agreement, Total order | [`agreement`] |
+//! | committed txns never lost or truncated | TLA+ `CommittedLogDurability` | [`durability`] |
+//! | acknowledged writes survive (same txn) | ZooKeeper "Reliability" | [`acked_writes`] |
+//! | equal tree digest at equal zxid | ZooKeeper `DigestCalculator` | [`digest`] |
+//! | ephemerals end with their session | ZooKeeper guide, "Ephemeral Nodes" | [`ephemerals`] |
+//! | replies in request order per session | ZooKeeper "Sequential Consistency" | [`session_fifo`] |
+//! | client-visible history (via zkr-jepsen) | ZooKeeper guarantees | [`history`] |
+//! | core's `invariants()` hold (panics caught) | core/src/node.rs | `lib.rs` `run_seed` |
+//! | a healed majority commits a fresh write | STYLE.md practice 12 | [`liveness`] |
+//! | at most one established leader per epoch | Zab §3; TLA+ `Leadership1` | [`leaders`] |
+//! | local/global primary order, integrity | Zab §3; TLA+ `*PrimaryOrder` | needs Zab seeds |
+//!
+//! Details: the history check covers linearizable writes, FIFO sessions, monotone reads, sync
+//! and watch-before-data; the digest check also compares a restarted server (which replays its
+//! durable log) with what it showed before; the leaders check is trivially true standalone.
 //!
 //! To add an invariant: write a module here headed by its source, give it a struct with the
 //! hooks it needs, add a row to this table and a field to [`Checks`], and call it from
