@@ -735,6 +735,9 @@ impl Sim {
             found.push(self.checks.digest.observe(n, node.last_zxid(), digest, self.now));
         }
         let slot = &mut self.nodes[n];
+        // Durable txns past the commit point may be committed later (Zab); they count as logged.
+        let pending = slot.disk.durable().iter().filter(|t| t.header.zxid > recovered);
+        slot.logged = pending.map(|t| (t.header.zxid, t.clone())).collect();
         slot.node = Some(node);
         slot.applied = recovered;
         slot.alive_since = self.now;

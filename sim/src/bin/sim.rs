@@ -151,6 +151,8 @@ fn campaign(cli: &Cli, start: u64, end: u64, bugs: Bugs) -> ExitCode {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    // A panic inside a seed is caught and reported with the seed; keep stderr for the summary.
+    std::panic::set_hook(Box::new(|_| {}));
     let total = end - start;
     let bar = if cli.quiet {
         indicatif::ProgressBar::hidden()
