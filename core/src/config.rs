@@ -63,8 +63,6 @@ pub struct Bugs {
     pub reads_skip_queue: bool,
     /// Zab leader: commit a proposal once any single server (itself) has it durable.
     pub commit_after_one_ack: bool,
-    /// Zab learner: accept a LEADERINFO whose epoch is older than the accepted epoch.
-    pub accept_stale_epoch: bool,
     /// Zab leader: send a DIFF where a TRUNC is needed (learner keeps txns the leader lacks).
     pub diff_instead_of_trunc: bool,
 }
@@ -76,7 +74,6 @@ impl Bugs {
             || self.skip_session_expiry
             || self.reads_skip_queue
             || self.commit_after_one_ack
-            || self.accept_stale_epoch
             || self.diff_instead_of_trunc
     }
 }

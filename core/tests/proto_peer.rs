@@ -66,6 +66,11 @@ fn all() -> Vec<ZabMessage> {
         ZabMessage::SyncReply,
         ZabMessage::Ping,
         ZabMessage::PingReply { touched: vec![SessionId(1), SessionId(2)] },
+        ZabMessage::Session {
+            nonce: 9,
+            seq: 3,
+            msg: Box::new(ZabMessage::Commit { zxid: Zxid(8) }),
+        },
     ]
 }
 
@@ -94,7 +99,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_messages_never_panic(i in 0usize..18, pos in any::<usize>(), bit in 0u8..8) {
+    fn mutated_messages_never_panic(i in 0usize..19, pos in any::<usize>(), bit in 0u8..8) {
         let msgs = all();
         let mut bytes = encode_peer_message(&msgs[i % msgs.len()]);
         let pos = pos % bytes.len();

@@ -190,6 +190,12 @@ impl<M: Clone> Network<M> {
         Network { config, links: BTreeMap::new(), next_link: 1, partition: Partition::None }
     }
 
+    /// Stops datagram loss and duplication (the liveness phase runs on a clean network).
+    pub fn quiet(&mut self) {
+        self.config.datagram_loss = 0.0;
+        self.config.datagram_dup = 0.0;
+    }
+
     /// The current partition.
     pub fn partition(&self) -> &Partition {
         &self.partition

@@ -39,7 +39,7 @@ use crate::client::Client;
 use crate::disk::SimDisk;
 use crate::invariants::{Checks, Violation, durability};
 use crate::net::{Addr, Dir, LinkId, LinkKind, Network};
-use crate::swarm::{FAULT_KINDS, FAULT_PHASE_NS, FaultKind, LIVENESS_BOUND_NS, Swarm};
+use crate::swarm::{FAULT_KINDS, FAULT_PHASE_NS, FaultKind, Swarm};
 use crate::trace::Trace;
 
 /// Wall clock at simulated time zero, ms since the Unix epoch.
@@ -133,6 +133,8 @@ pub(crate) struct NodeSlot {
     pub paused_until: u64,
     /// When it last started or came out of a pause.
     pub alive_since: u64,
+    /// When it last started serving clients (became an established leader or a synced learner).
+    pub serving_since: Option<u64>,
     /// The applied zxid after its last step (commit detection).
     pub applied: Zxid,
     /// Txns it logged and has not applied yet.
@@ -170,6 +172,8 @@ pub struct Sim {
     pub(crate) partition_generation: u64,
     /// The datagram link between each pair of servers (lower index first).
     pub(crate) peer_links: BTreeMap<(usize, usize), LinkId>,
+    /// When the current (or last) leader was established, and which node it is (if still).
+    pub(crate) leader_established_at: (u64, Option<usize>),
     /// Established leaders seen, by epoch.
     pub(crate) leaders: BTreeMap<u32, usize>,
 }
@@ -196,6 +200,8 @@ impl Sim {
                 session_timeout_ms_max: 20 * swarm.tick_time_ms as i32,
                 bugs: bugs.clone(),
                 members: members.clone(),
+                init_limit: swarm.init_limit,
+                sync_limit: swarm.sync_limit,
                 ..Config::default()
             };
             let drift = swarm.drift_ppm_max;
@@ -215,6 +221,7 @@ impl Sim {
                 clock,
                 paused_until: 0,
                 alive_since: 0,
+                serving_since: None,
                 applied: Zxid::ZERO,
                 logged: BTreeMap::new(),
                 crash_mid_step: false,
@@ -254,6 +261,7 @@ impl Sim {
             next_process: 1,
             partition_generation: 0,
             peer_links,
+            leader_established_at: (0, None),
             leaders: BTreeMap::new(),
         }
     }
@@ -294,7 +302,7 @@ impl Sim {
             }
         }
         self.schedule(FAULT_PHASE_NS, Ev::Liveness);
-        self.schedule(FAULT_PHASE_NS + LIVENESS_BOUND_NS, Ev::End);
+        self.schedule(FAULT_PHASE_NS + self.swarm.liveness_bound_ns(), Ev::End);
         while let Some(s) = self.queue.pop() {
             assert!(s.at >= self.now, "time never goes back");
             self.now = s.at;
@@ -306,7 +314,7 @@ impl Sim {
                 return;
             }
         }
-        let bound = LIVENESS_BOUND_NS;
+        let bound = self.swarm.liveness_bound_ns();
         let healed = self.healed_at.expect("the liveness phase started before the end");
         if let Some(v) =
             crate::invariants::liveness::check(healed, self.liveness_acked, bound, self.now)
@@ -537,6 +545,16 @@ impl Sim {
         let now = self.now;
         let slot = &mut self.nodes[n];
         let Some(node) = &slot.node else { return };
+        match (node.is_serving(), slot.serving_since) {
+            (true, None) => slot.serving_since = Some(now),
+            (false, Some(_)) => slot.serving_since = None,
+            _ => {}
+        }
+        if node.is_established_leader() && self.leader_established_at.1 != Some(n) {
+            self.leader_established_at = (now, Some(n));
+        } else if !node.is_established_leader() && self.leader_established_at.1 == Some(n) {
+            self.leader_established_at.1 = None;
+        }
         let mut found = Vec::new();
         if let Some(v) = crate::invariants::leaders::observe(&mut self.leaders, n, node, now) {
             found.push(Some(v));
@@ -619,6 +637,18 @@ impl Sim {
 
     /// Breaks a link and tells both ends.
     pub(crate) fn break_link(&mut self, link: LinkId, why: &str) {
+        let peer = self.peer_links.iter().find(|(_, l)| **l == link).map(|(k, _)| *k);
+        if let Some((a, b)) = peer {
+            // A peer link is a datagram path: breaking it drops what is in flight, and the
+            // path itself is there again at once (a new link replaces it).
+            self.net.break_link(link);
+            let fresh = self.net.open(Addr(a as u32), Addr(b as u32), LinkKind::Datagram);
+            self.peer_links.insert((a, b), fresh.expect("datagram links always open"));
+            self.trace.event(self.now, "break", &[link.0], why.as_bytes(), || {
+                format!("peer n{a}-n{b} {why}: in-flight messages dropped")
+            });
+            return;
+        }
         let Some((a, b)) = self.net.break_link(link) else {
             return;
         };
@@ -754,10 +784,28 @@ impl Sim {
         if slot.paused_until > self.now {
             return;
         }
+        // Only a serving server can have applied the close. A new leader gives every session
+        // a fresh timeout (ZooKeeper's SessionTracker starts over), so in an ensemble the clock
+        // also restarts at the last establishment.
+        let Some(serving_since) = slot.serving_since else { return };
+        let mut since = slot.alive_since.max(serving_since);
+        if self.swarm.cluster_size > 1 {
+            // Under faults an ensemble may have no working quorum (a one-way partition can
+            // leave a leader that still pings but cannot commit): nothing can expire then. So
+            // expiry is demanded only once the network is healed.
+            let Some(healed) = self.healed_at else { return };
+            since = since.max(self.leader_established_at.0).max(healed);
+        }
         let swarm = &self.swarm;
-        let budget = |timeout_ms: i32| expiry_budget_ns(swarm, timeout_ms);
-        let found =
-            self.checks.ephemerals.check(n, node.tree(), slot.alive_since, budget, self.now);
+        // A follower cut off from its leader serves what it has until it notices (syncLimit)
+        // and re-syncs (initLimit): ZooKeeper lets it lag that long.
+        let lag_ns = if swarm.cluster_size > 1 {
+            (swarm.sync_limit + swarm.init_limit) as u64 * swarm.tick_time_ms as u64 * 1_000_000
+        } else {
+            0
+        };
+        let budget = |timeout_ms: i32| expiry_budget_ns(swarm, timeout_ms) + lag_ns;
+        let found = self.checks.ephemerals.check(n, node.tree(), since, budget, self.now);
         for v in found {
             self.violation(v);
         }
@@ -767,6 +815,10 @@ impl Sim {
         self.phase = Phase::Liveness;
         self.healed_at = Some(self.now);
         self.trace.event(self.now, "liveness", &[], &[], || "faults stop; heal all".into());
+        self.net.quiet();
+        for link in self.net.all_links() {
+            self.net.slow_link(link, 1);
+        }
         for link in self.net.set_partition(crate::net::Partition::None) {
             debug_assert!(self.net.is_open(link));
         }

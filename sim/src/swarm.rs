@@ -10,12 +10,13 @@ use crate::net::NetConfig;
 
 /// The cluster sizes a seed may choose from. Standalone only until Zab lands in core; then this
 /// becomes `&[3, 5, 7]` (and the simulator opens peer links between the nodes).
-pub const CLUSTER_SIZES: &[usize] = &[1];
+pub const CLUSTER_SIZES: &[usize] = &[1, 3, 5, 7];
 
 /// How long the fault phase lasts, simulated ns (the liveness phase follows).
 pub const FAULT_PHASE_NS: u64 = 10_000_000_000;
 
-/// After healing, a fresh client's write must be acknowledged within this bound, ns.
+/// After healing, a fresh client's write to a single server must be acknowledged within this
+/// bound, ns. Ensembles get `Swarm::liveness_bound_ns`, which adds Zab's own detection times.
 pub const LIVENESS_BOUND_NS: u64 = 3_000_000_000;
 
 /// The kinds of client operation the workload issues.
@@ -144,6 +145,10 @@ pub struct Swarm {
     pub session_timeout_ms: (i32, i32),
     /// Largest clock drift a node may get, parts per million.
     pub drift_ppm_max: i64,
+    /// Zab's `initLimit` (tickTimes): discovery plus sync.
+    pub init_limit: u32,
+    /// Zab's `syncLimit` (tickTimes): how long a learner or the leader may stay silent.
+    pub sync_limit: u32,
 }
 
 impl Swarm {
@@ -174,6 +179,13 @@ impl Swarm {
         let timeout_min = 2 * tick_time_ms as i32;
         let delay_ns_max = [500_000, 2_000_000, 20_000_000][rng.random_range(0..3)];
         let fsync_max = [200_000, 2_000_000, 20_000_000][rng.random_range(0..3)];
+        // Peer datagrams: often clean, sometimes lossy and duplicating (reordering comes from
+        // the delay spread). Zab's numbered sessions must keep all of it safe.
+        let (datagram_loss, datagram_dup) = match rng.random_range(0..3) {
+            0 => (0.0, 0.0),
+            1 => (rng.random_range(0.0..0.05), 0.0),
+            _ => (rng.random_range(0.0..0.05), rng.random_range(0.0..0.05)),
+        };
         Swarm {
             cluster_size,
             clients: rng.random_range(1..=6),
@@ -183,19 +195,27 @@ impl Swarm {
             keys: rng.random_range(1..=10),
             watch_probability: rng.random_range(0.0..0.6),
             fault_mean_ns,
-            net: NetConfig {
-                delay_ns_min: 20_000,
-                delay_ns_max,
-                datagram_loss: 0.0,
-                datagram_dup: 0.0,
-            },
+            net: NetConfig { delay_ns_min: 20_000, delay_ns_max, datagram_loss, datagram_dup },
             fsync_ns: (10_000, fsync_max),
             tear_probability: rng.random_range(0.0..0.5),
             tick_time_ms,
             tick_ms,
             session_timeout_ms: (timeout_min, timeout_min * 3),
             drift_ppm_max: [0, 1_000, 50_000][rng.random_range(0..3)],
+            init_limit: rng.random_range(5..=10),
+            sync_limit: rng.random_range(2..=5),
         }
+    }
+
+    /// The liveness bound for this seed, ns. An ensemble may first have to notice a dead
+    /// leader (syncLimit), elect (a few finalize waits), and sync (within initLimit), so its
+    /// bound grows with those timeouts; a single server only has to serve.
+    pub fn liveness_bound_ns(&self) -> u64 {
+        if self.cluster_size == 1 {
+            return LIVENESS_BOUND_NS;
+        }
+        let tick_times = (self.init_limit + self.sync_limit + 2) as u64;
+        tick_times * self.tick_time_ms as u64 * 1_000_000 + LIVENESS_BOUND_NS
     }
 
     /// The mean gap of a fault kind, if it is on.
@@ -211,13 +231,18 @@ impl Swarm {
             .map(|k| format!("{k:?}"))
             .collect();
         format!(
-            "nodes={} clients={} in_flight={} keys={} tick={}ms/{}ms faults=[{}] mix={:?}",
+            "nodes={} clients={} in_flight={} keys={} tick={}ms/{}ms limits={}/{} loss={:.3} \
+             dup={:.3} faults=[{}] mix={:?}",
             self.cluster_size,
             self.clients,
             self.max_in_flight,
             self.keys,
             self.tick_ms,
             self.tick_time_ms,
+            self.init_limit,
+            self.sync_limit,
+            self.net.datagram_loss,
+            self.net.datagram_dup,
             faults.join(","),
             self.mix
         )

@@ -50,6 +50,20 @@ fn reads_skip_queue_is_caught() {
 }
 
 #[test]
+fn commit_after_one_ack_is_caught() {
+    let bugs = Bugs { commit_after_one_ack: true, ..Bugs::default() };
+    let report = first_failure(bugs, &["durability", "acked_writes", "agreement", "digest"]);
+    control(report.seed);
+}
+
+#[test]
+fn diff_instead_of_trunc_is_caught() {
+    let bugs = Bugs { diff_instead_of_trunc: true, ..Bugs::default() };
+    let report = first_failure(bugs, &["digest", "agreement", "durability", "history"]);
+    control(report.seed);
+}
+
+#[test]
 fn an_injected_stale_read_fails_the_history_check() {
     let options = RunOptions { keep_history: true, ..RunOptions::default() };
     let text = (0..50)

@@ -32,6 +32,7 @@ mod kind {
     pub const NOTIFICATION: i32 = 100;
     pub const PING_REPLY: i32 = 105;
     pub const SYNC_REPLY: i32 = 107;
+    pub const SESSION: i32 = 200;
 }
 
 fn state_code(s: PeerState) -> i32 {
@@ -103,6 +104,13 @@ fn write_handshake(w: &mut Writer, msg: &ZabMessage) -> bool {
             write_zxid(w, *zxid);
         }
         ZabMessage::UpToDate => w.write_i32(kind::UPTODATE),
+        ZabMessage::Session { nonce, seq, msg } => {
+            assert!(!matches!(**msg, ZabMessage::Session { .. }), "sessions never nest");
+            w.write_i32(kind::SESSION);
+            w.write_i64(*nonce as i64);
+            w.write_i64(*seq as i64);
+            w.write_buffer(Some(&encode_peer_message(msg)));
+        }
         _ => return false,
     }
     true
@@ -220,6 +228,18 @@ fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
         kind::SYNC_REQUEST => ZabMessage::SyncRequest,
         kind::SYNC_REPLY => ZabMessage::SyncReply,
         kind::PING => ZabMessage::Ping,
+        kind::SESSION => {
+            let nonce = r.read_i64("session nonce")? as u64;
+            let seq = r.read_i64("session seq")? as u64;
+            let inner = r.read_buffer("session message")?.unwrap_or_default();
+            let mut inner_reader = Reader::new(&inner);
+            let msg = read_message(&mut inner_reader)?;
+            inner_reader.finish("session message")?;
+            if matches!(msg, ZabMessage::Session { .. }) {
+                return Err(DecodeError::BadValue { what: "nested session", value: 0 });
+            }
+            ZabMessage::Session { nonce, seq, msg: Box::new(msg) }
+        }
         kind::PING_REPLY => {
             let touched =
                 r.read_vec_sized("touched", 8, |r| r.read_i64("session").map(SessionId))?;

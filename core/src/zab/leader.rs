@@ -49,8 +49,14 @@ pub struct LearnerHandler {
     pub last_heard: u64,
     /// Sent UPTODATE.
     pub up_to_date: bool,
-    /// The learner incarnation's FOLLOWERINFO nonce.
+    /// The learner incarnation's FOLLOWERINFO nonce: names the session.
     pub nonce: u64,
+    /// Sequence number of the next message we send in this session.
+    pub send_seq: u64,
+    /// Sequence number of the next message we accept in this session.
+    pub recv_seq: u64,
+    /// Messages that arrived ahead of `recv_seq`, held until the hole before them fills.
+    pub early: BTreeMap<u64, ZabMessage>,
 }
 
 impl LearnerHandler {
@@ -199,7 +205,7 @@ impl Node {
         for id in waiting {
             leader_mut(self).learners.get_mut(&id).expect("listed").phase =
                 HandlerPhase::AwaitAckEpoch;
-            self.send_peer(id, ZabMessage::LeaderInfo { new_epoch: epoch });
+            self.send_learner(id, ZabMessage::LeaderInfo { new_epoch: epoch });
         }
         self.maybe_epoch_quorum();
     }
@@ -225,23 +231,96 @@ impl Node {
         self.maybe_establish();
     }
 
+    /// Sends a message in the learner's session (numbered; see `zab::message`).
+    pub(crate) fn send_learner(&mut self, id: ServerId, msg: ZabMessage) {
+        let Some(h) = leader_mut(self).learners.get_mut(&id) else { return };
+        let (nonce, seq) = (h.nonce, h.send_seq);
+        h.send_seq += 1;
+        self.send_peer(id, ZabMessage::Session { nonce, seq, msg: Box::new(msg) });
+    }
+
+    /// Re-sends the session's first message (a LEADERINFO the learner never got).
+    fn resend_first(&mut self, id: ServerId, msg: ZabMessage) {
+        let Some(h) = leader_ref(self).learners.get(&id) else { return };
+        if h.send_seq != 1 {
+            return; // more went out since: the learner will see a gap and start over
+        }
+        let nonce = h.nonce;
+        self.send_peer(id, ZabMessage::Session { nonce, seq: 0, msg: Box::new(msg) });
+    }
+
     pub(crate) fn leader_on_message(&mut self, from: ServerId, msg: ZabMessage) {
         let now = self.now_tick;
-        if let Some(h) = leader_mut(self).learners.get_mut(&from) {
-            h.last_heard = now;
-        }
         match msg {
+            ZabMessage::Session { nonce, seq, msg } => {
+                self.on_learner_session(from, nonce, seq, *msg, now)
+            }
             ZabMessage::FollowerInfo { accepted_epoch, last_zxid, observer, nonce } => {
                 let known = leader_ref(self).learners.get(&from).map(|h| (h.nonce, h.phase));
                 match known {
                     Some((n, HandlerPhase::AwaitAckEpoch)) if n == nonce => {
                         let epoch = leader_ref(self).epoch.expect("sent LEADERINFO");
-                        self.send_peer(from, ZabMessage::LeaderInfo { new_epoch: epoch });
+                        // A repeat of a lost LEADERINFO: the session's first message again.
+                        self.resend_first(from, ZabMessage::LeaderInfo { new_epoch: epoch });
                     }
                     Some((n, _)) if n == nonce => {}
                     _ => self.on_follower_info(from, accepted_epoch, last_zxid, observer, nonce),
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// Takes a learner's session messages in order (see `learner_on_message` for the rules).
+    fn on_learner_session(
+        &mut self,
+        from: ServerId,
+        nonce: u64,
+        seq: u64,
+        msg: ZabMessage,
+        now: u64,
+    ) {
+        let Some(h) = leader_mut(self).learners.get_mut(&from) else { return };
+        if h.nonce != nonce || seq < h.recv_seq {
+            return;
+        }
+        if seq > h.recv_seq {
+            h.early.insert(seq, msg);
+            if h.early.len() > crate::zab::learner::MAX_EARLY_MESSAGES {
+                tracing::info!(learner = from.0, "a learner's message is lost; dropping it");
+                self.drop_learner(from);
+            }
+            return;
+        }
+        h.last_heard = now;
+        let mut next = Some(msg);
+        while let Some(msg) = next {
+            let h = leader_mut(self).learners.get_mut(&from).expect("checked above");
+            h.recv_seq += 1;
+            self.leader_on_session_message(from, msg);
+            next = match &mut self.role {
+                Role::Leading(l) => match l.learners.get_mut(&from) {
+                    Some(h) if h.nonce == nonce => h.early.remove(&h.recv_seq),
+                    _ => None,
+                },
+                _ => None,
+            };
+        }
+    }
+
+    fn drop_learner(&mut self, id: ServerId) {
+        let leader = leader_mut(self);
+        leader.learners.remove(&id);
+        leader.acked.remove(&id);
+        if !leader.established {
+            leader.newleader_acks.remove(&id);
+        }
+        assert!(!leader_ref(self).learners.contains_key(&id));
+    }
+
+    fn leader_on_session_message(&mut self, from: ServerId, msg: ZabMessage) {
+        let now = self.now_tick;
+        match msg {
             ZabMessage::AckEpoch { current_epoch, last_zxid } => {
                 self.on_ack_epoch(from, current_epoch, last_zxid)
             }
@@ -289,13 +368,16 @@ impl Node {
             last_heard: now,
             up_to_date: false,
             nonce,
+            send_seq: 0,
+            recv_seq: 0,
+            early: BTreeMap::new(),
         };
         leader.learners.insert(from, handler);
         match leader.epoch {
             Some(epoch) => {
                 leader.learners.get_mut(&from).expect("inserted").phase =
                     HandlerPhase::AwaitAckEpoch;
-                self.send_peer(from, ZabMessage::LeaderInfo { new_epoch: epoch });
+                self.send_learner(from, ZabMessage::LeaderInfo { new_epoch: epoch });
             }
             None => {
                 if voter {
@@ -346,18 +428,18 @@ impl Node {
         } else if theirs < self.log.oldest() {
             let snapshot = Box::new(self.snapshot());
             let base = snapshot.zxid;
-            self.send_peer(id, ZabMessage::Snap { snapshot });
+            self.send_learner(id, ZabMessage::Snap { snapshot });
             base
         } else {
             let keep = self.log.floor(theirs);
             if !self.config.bugs.diff_instead_of_trunc {
-                self.send_peer(id, ZabMessage::Trunc { zxid: keep });
+                self.send_learner(id, ZabMessage::Trunc { zxid: keep });
             }
             keep
         };
         let txns: Vec<LoggedTxn> = self.log.range(from, last).cloned().collect();
-        self.send_peer(id, ZabMessage::Diff { txns, committed });
-        self.send_peer(id, ZabMessage::NewLeader { zxid: Zxid::new(epoch, 0) });
+        self.send_learner(id, ZabMessage::Diff { txns, committed });
+        self.send_learner(id, ZabMessage::NewLeader { zxid: Zxid::new(epoch, 0) });
         let h = leader_mut(self).learners.get_mut(&id).expect("synced learner exists");
         h.phase = HandlerPhase::Syncing;
         assert!(h.forwarding());
@@ -381,7 +463,7 @@ impl Node {
                 }
                 if established {
                     leader.learners.get_mut(&from).expect("present").up_to_date = true;
-                    self.send_peer(from, ZabMessage::UpToDate);
+                    self.send_learner(from, ZabMessage::UpToDate);
                 } else {
                     self.maybe_establish();
                 }
@@ -427,11 +509,11 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         for id in forwarding {
-            self.send_peer(id, ZabMessage::Commit { zxid: history_end });
+            self.send_learner(id, ZabMessage::Commit { zxid: history_end });
         }
         for id in synced {
             leader_mut(self).learners.get_mut(&id).expect("listed").up_to_date = true;
-            self.send_peer(id, ZabMessage::UpToDate);
+            self.send_learner(id, ZabMessage::UpToDate);
         }
         assert!(self.is_established_leader());
     }
@@ -477,7 +559,7 @@ impl Node {
             leader.learners.iter().filter(|(_, h)| h.forwarding()).map(|(id, _)| *id).collect();
         self.log.mark_committed(point);
         for id in forwarding {
-            self.send_peer(id, ZabMessage::Commit { zxid: point });
+            self.send_learner(id, ZabMessage::Commit { zxid: point });
         }
         self.apply_committed();
     }
@@ -497,7 +579,7 @@ impl Node {
             .collect();
         self.outputs.push(crate::io::Output::Persist { txn: logged.clone() });
         for id in forwarding {
-            self.send_peer(id, ZabMessage::Proposal { txn: logged.clone() });
+            self.send_learner(id, ZabMessage::Proposal { txn: logged.clone() });
         }
         if self.config.bugs.ack_before_fsync {
             self.log.mark_committed(zxid);
@@ -553,7 +635,7 @@ impl Node {
             }
             leader_mut(self).syncs.pop_front();
             match waiter {
-                SyncWaiter::Learner(id) => self.send_peer(id, ZabMessage::SyncReply),
+                SyncWaiter::Learner(id) => self.send_learner(id, ZabMessage::SyncReply),
                 SyncWaiter::Local(conn, xid) => self.sync_done(conn, xid),
             }
         }
@@ -590,9 +672,7 @@ impl Node {
             .collect();
         for id in silent {
             tracing::info!(learner = id.0, "learner silent for syncLimit; dropping it");
-            let leader = leader_mut(self);
-            leader.learners.remove(&id);
-            leader.acked.remove(&id);
+            self.drop_learner(id);
         }
         let me = self.config.server_id;
         let leader = leader_ref(self);
@@ -608,10 +688,11 @@ impl Node {
             return self.become_looking();
         }
         if now >= leader.next_ping {
-            let targets: Vec<ServerId> = leader.learners.keys().copied().collect();
+            let targets: Vec<ServerId> =
+                leader.learners.iter().filter(|(_, h)| h.forwarding()).map(|(id, _)| *id).collect();
             leader_mut(self).next_ping = now + ping_every;
             for id in targets {
-                self.send_peer(id, ZabMessage::Ping);
+                self.send_learner(id, ZabMessage::Ping);
             }
         }
     }

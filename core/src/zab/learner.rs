@@ -11,6 +11,8 @@
 //! - it serves clients only in broadcast; any gap in what the leader sends (a proposal that
 //!   does not follow the log, a commit beyond it) sends it back to election.
 
+use std::collections::BTreeMap;
+
 use rand::Rng;
 
 use crate::node::Node;
@@ -55,6 +57,12 @@ pub struct Learner {
     pub nonce: u64,
     /// When to repeat FOLLOWERINFO while no LEADERINFO came (the leader may still be electing).
     pub next_info: u64,
+    /// Sequence number of the next message we send in the session.
+    pub send_seq: u64,
+    /// Sequence number of the next message we accept in the session.
+    pub recv_seq: u64,
+    /// Messages that arrived ahead of `recv_seq`, held until the hole before them fills.
+    pub early: BTreeMap<u64, ZabMessage>,
 }
 
 impl Learner {
@@ -72,6 +80,9 @@ impl Learner {
         }
     }
 }
+
+/// How many out-of-order session messages a server holds before it gives the session up.
+pub const MAX_EARLY_MESSAGES: usize = 4096;
 
 /// Whether a leader message belongs to the learner's phase (only those keep it alive).
 fn expected_in_phase(phase: LearnerPhase, msg: &ZabMessage) -> bool {
@@ -121,6 +132,9 @@ impl Node {
             acked: Zxid::ZERO,
             nonce: self.rng.random(),
             next_info: self.now_tick,
+            send_seq: 0,
+            recv_seq: 0,
+            early: BTreeMap::new(),
         };
         self.role = Role::Following(learner);
         self.send_follower_info();
@@ -141,7 +155,44 @@ impl Node {
         self.send_peer(leader, info);
     }
 
+    /// Sends a message in our session with the leader (numbered; see `zab::message`).
+    fn send_leader(&mut self, msg: ZabMessage) {
+        let l = learner_mut(self);
+        let (leader, nonce, seq) = (l.leader, l.nonce, l.send_seq);
+        l.send_seq += 1;
+        self.send_peer(leader, ZabMessage::Session { nonce, seq, msg: Box::new(msg) });
+    }
+
+    /// Takes the messages of our session with the leader in order: duplicates and anything
+    /// outside the session are dropped, early ones wait for the hole before them (a hole that
+    /// never fills stalls the session until the leader counts as silent), and too many early
+    /// ones abandon the leader.
     pub(crate) fn learner_on_message(&mut self, msg: ZabMessage) {
+        let ZabMessage::Session { nonce, seq, msg } = msg else { return };
+        let l = learner_mut(self);
+        if nonce != l.nonce || seq < l.recv_seq {
+            return;
+        }
+        if seq > l.recv_seq {
+            l.early.insert(seq, *msg);
+            if l.early.len() > MAX_EARLY_MESSAGES {
+                tracing::info!(expected = l.recv_seq, "a message of the leader's session is lost");
+                self.become_looking();
+            }
+            return;
+        }
+        let mut next = Some(*msg);
+        while let Some(msg) = next {
+            learner_mut(self).recv_seq += 1;
+            self.learner_on_session_message(msg);
+            next = match &mut self.role {
+                Role::Following(l) if l.nonce == nonce => l.early.remove(&l.recv_seq),
+                _ => None,
+            };
+        }
+    }
+
+    fn learner_on_session_message(&mut self, msg: ZabMessage) {
         let phase = learner_ref(self).phase;
         let expected = expected_in_phase(phase, &msg);
         if !expected {
@@ -176,8 +227,7 @@ impl Node {
             (LearnerPhase::Broadcast, ZabMessage::Ping) => {
                 let touched: Vec<SessionId> =
                     std::mem::take(&mut self.touched).into_iter().collect();
-                let leader = learner_ref(self).leader;
-                self.send_peer(leader, ZabMessage::PingReply { touched });
+                self.send_leader(ZabMessage::PingReply { touched });
             }
             (LearnerPhase::Broadcast, ZabMessage::SyncReply) => {
                 if let Some((conn, xid)) = self.pending_syncs.pop_front() {
@@ -207,7 +257,7 @@ impl Node {
     }
 
     fn on_leader_info(&mut self, new_epoch: u32) {
-        if new_epoch < self.accepted_epoch && !self.config.bugs.accept_stale_epoch {
+        if new_epoch < self.accepted_epoch {
             tracing::warn!(new_epoch, accepted = self.accepted_epoch, "stale LEADERINFO; looking");
             return self.become_looking();
         }
@@ -218,12 +268,11 @@ impl Node {
         let l = learner_mut(self);
         l.new_epoch = new_epoch;
         l.phase = LearnerPhase::Syncing;
-        let leader = l.leader;
         let ack = ZabMessage::AckEpoch {
             current_epoch: self.current_epoch,
             last_zxid: self.log.last_logged(),
         };
-        self.send_peer(leader, ack);
+        self.send_leader(ack);
     }
 
     fn on_trunc(&mut self, zxid: Zxid) {
@@ -279,11 +328,10 @@ impl Node {
         if l.newleader_acked || self.log.durable() < end {
             return;
         }
-        let leader = l.leader;
         let l = learner_mut(self);
         l.newleader_acked = true;
         l.acked = zxid;
-        self.send_peer(leader, ZabMessage::Ack { zxid });
+        self.send_leader(ZabMessage::Ack { zxid });
     }
 
     fn on_up_to_date(&mut self) {
@@ -324,9 +372,8 @@ impl Node {
         if l.observer || !l.newleader_acked || durable <= newleader || durable <= l.acked {
             return;
         }
-        let leader = l.leader;
         learner_mut(self).acked = durable;
-        self.send_peer(leader, ZabMessage::Ack { zxid: durable });
+        self.send_leader(ZabMessage::Ack { zxid: durable });
     }
 
     pub(crate) fn learner_tick(&mut self) {
@@ -354,24 +401,21 @@ impl Node {
         xid: i32,
         req: Request,
     ) {
-        let leader = learner_ref(self).leader;
         let ids = self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default();
         let forwarded = Forwarded::Write(req);
-        self.send_peer(leader, ZabMessage::Request { session, cxid: xid, ids, forwarded });
+        self.send_leader(ZabMessage::Request { session, cxid: xid, ids, forwarded });
     }
 
     /// Forwards a new session to the leader (learners).
     pub(crate) fn forward_create_session(&mut self, session: SessionId, timeout_ms: i32) {
-        let leader = learner_ref(self).leader;
         let forwarded = Forwarded::CreateSession { timeout_ms };
-        self.send_peer(leader, ZabMessage::Request { session, cxid: 0, ids: vec![], forwarded });
+        self.send_leader(ZabMessage::Request { session, cxid: 0, ids: vec![], forwarded });
     }
 
     /// Sends a client's sync to the leader (learners).
     pub(crate) fn learner_sync(&mut self, conn: ConnId, xid: i32) {
         self.pending_syncs.push_back((conn, xid));
-        let leader = learner_ref(self).leader;
-        self.send_peer(leader, ZabMessage::SyncRequest);
+        self.send_leader(ZabMessage::SyncRequest);
     }
 
     /// True when this node is a learner.

@@ -1,11 +1,15 @@
 //! `ZabMessage`: the typed peer protocol, fast leader election notifications included.
 //!
 //! Transport contract: messages between two servers may be lost, delayed, duplicated or
-//! reordered by the network (the simulator does all four). The protocol stays safe under all of
-//! them: election notifications are idempotent; ACK and COMMIT are cumulative ("everything up to
-//! this zxid"); a learner that sees a gap (a proposal that does not follow its log, a commit of
-//! something it never logged) abandons the leader and goes back to election, which re-syncs it.
-//! Over TCP (the real shell) only loss at connection breaks happens.
+//! reordered by the network (the simulator does all four). Zab itself needs FIFO channels
+//! between a leader and each learner (ZooKeeper gets them from TCP): a learner must never take
+//! NEWLEADER before the DIFF it certifies, nor a forwarded write before the one its client sent
+//! first. So after FOLLOWERINFO opens a leader–learner session (named by the learner's random
+//! nonce), every message of that session travels inside `Session { nonce, seq, msg }`, numbered
+//! per direction from 0: the receiver takes only the next number; an earlier one is a duplicate
+//! and is dropped; a later one is a gap and ends the session (the learner goes back to election
+//! and re-syncs; the leader forgets the learner). Election notifications are idempotent and
+//! travel bare; ACK and COMMIT are also cumulative. Over TCP only loss at breaks happens.
 
 use crate::proto::client::Request;
 use crate::snapshot::Snapshot;
@@ -152,6 +156,15 @@ pub enum ZabMessage {
     PingReply {
         /// Touched sessions.
         touched: Vec<SessionId>,
+    },
+    /// A message of a leader–learner session (see the module doc); never nested.
+    Session {
+        /// The learner's FOLLOWERINFO nonce.
+        nonce: u64,
+        /// Position in this direction of the session, from 0.
+        seq: u64,
+        /// The message.
+        msg: Box<ZabMessage>,
     },
 }
 

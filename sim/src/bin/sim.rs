@@ -38,7 +38,8 @@ struct Cli {
     /// Run the seed twice and require equal trace hashes.
     #[arg(long)]
     determinism: bool,
-    /// Switch on a deliberate bug: ack-before-fsync, skip-session-expiry, reads-skip-queue.
+    /// Switch on a deliberate bug: ack-before-fsync, skip-session-expiry, reads-skip-queue,
+    /// commit-after-one-ack, diff-instead-of-trunc.
     #[arg(long)]
     bug: Vec<String>,
     /// No progress bar (for CI logs).
@@ -56,6 +57,8 @@ fn bugs(names: &[String]) -> Result<Bugs, String> {
             "ack-before-fsync" => bugs.ack_before_fsync = true,
             "skip-session-expiry" => bugs.skip_session_expiry = true,
             "reads-skip-queue" => bugs.reads_skip_queue = true,
+            "commit-after-one-ack" => bugs.commit_after_one_ack = true,
+            "diff-instead-of-trunc" => bugs.diff_instead_of_trunc = true,
             other => return Err(format!("unknown bug {other:?}")),
         }
     }
@@ -221,14 +224,13 @@ fn summary(reports: &[SeedReport], elapsed: f64, jobs: usize, bug_names: &[Strin
     let failed: Vec<&SeedReport> = reports.iter().filter(|r| !r.passed()).collect();
     let violations: usize = failed.iter().map(|r| r.violations.len()).sum();
     println!("seeds:           {} ({} failed)", reports.len(), failed.len());
+    println!("cluster sizes:   {sizes:?} (the seed chooses from {CLUSTER_SIZES:?})");
     println!(
-        "cluster sizes:   {sizes:?} (the seed chooses from {CLUSTER_SIZES:?}: standalone until Zab \
-         lands in core)"
-    );
-    println!(
-        "simulated time:  {:.1} s ({:.1} s fault phase + {:.1} s liveness per seed)",
+        "simulated time:  {:.1} s ({:.1} s fault phase per seed, then a liveness window of \
+         {:.1} s for one server or Zab's own timeouts plus {:.1} s for an ensemble)",
         sim_ns as f64 / 1e9,
         FAULT_PHASE_NS as f64 / 1e9,
+        LIVENESS_BOUND_NS as f64 / 1e9,
         LIVENESS_BOUND_NS as f64 / 1e9
     );
     println!("faults injected: {faults:?}");
