@@ -296,6 +296,13 @@ impl Node {
             }
         }
         self.sessions.touch(session, self.now_tick);
+        if self.is_learner() {
+            // Ahead of any request this connection forwards: the leader then refuses requests
+            // for the session still coming through its previous server.
+            self.revalidate(session);
+        } else {
+            self.sessions.set_owner(session, self.config.server_id);
+        }
         self.establish(conn, session, timeout_ms, req.read_only);
     }
 
@@ -436,7 +443,7 @@ impl Node {
             self.forward_write(conn, session, xid, req);
         } else {
             let ids = self.requester_ids(conn);
-            self.prepare_and_propose(session, xid, &ids, &req);
+            self.local_write(session, xid, &ids, &req);
         }
     }
 
@@ -490,6 +497,11 @@ impl Node {
         let Some(Pending::Write { xid, shape, reply, .. }) = waiting else {
             return false;
         };
+        if matches!(outcome, ApplyOutcome::Failed(ZkError::SessionMoved)) {
+            // SESSIONMOVED is never a reply: the connection is closed instead.
+            self.close_conn(conn);
+            return true;
+        }
         let (err, body) = crate::reply::write_reply(shape, outcome);
         let reply_header = ReplyHeader { xid: *xid, zxid: header.zxid.0, err: err.code() };
         *reply = Some(codec::encode_reply(&reply_header, body.as_ref()));

@@ -24,6 +24,10 @@ pub struct Session {
     pub conn: Option<ConnId>,
     /// A CloseSession txn has been proposed for it.
     pub closing: bool,
+    /// The server whose connection holds it, as the leader knows (`SessionTracker` owner);
+    /// requests arriving through another server are refused with SESSIONMOVED. `None` until
+    /// known (a new leader adopts the first server that speaks for the session).
+    pub owner: Option<crate::types::ServerId>,
 }
 
 /// All sessions, with expiry buckets.
@@ -80,7 +84,7 @@ impl SessionTable {
         let conn = self.remove(id).and_then(|s| s.conn);
         let expiry_tick = self.expiry_for(now_tick, timeout_ms);
         self.buckets.entry(expiry_tick).or_default().insert(id);
-        let session = Session { timeout_ms, expiry_tick, conn, closing: false };
+        let session = Session { timeout_ms, expiry_tick, conn, closing: false, owner: None };
         self.sessions.insert(id, session);
         debug_assert!(self.buckets[&expiry_tick].contains(&id));
     }
@@ -127,7 +131,35 @@ impl SessionTable {
             let session = self.sessions[&id].clone();
             self.remove(id);
             self.add(id, session.timeout_ms, now_tick);
-            self.sessions.get_mut(&id).expect("re-added").conn = session.conn;
+            let again = self.sessions.get_mut(&id).expect("re-added");
+            again.conn = session.conn;
+            again.owner = session.owner;
+        }
+    }
+
+    /// Checks that `server` may speak for the session, adopting it when no owner is known.
+    pub fn check_owner(&mut self, id: SessionId, server: crate::types::ServerId) -> bool {
+        let Some(session) = self.sessions.get_mut(&id) else { return true };
+        match session.owner {
+            Some(owner) => owner == server,
+            None => {
+                session.owner = Some(server);
+                true
+            }
+        }
+    }
+
+    /// Forgets every owner (a newly established leader learns them again).
+    pub fn clear_owners(&mut self) {
+        for session in self.sessions.values_mut() {
+            session.owner = None;
+        }
+    }
+
+    /// Makes `server` the session's owner (a reconnect revalidated there).
+    pub fn set_owner(&mut self, id: SessionId, server: crate::types::ServerId) {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.owner = Some(server);
         }
     }
 

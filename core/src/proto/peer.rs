@@ -19,6 +19,7 @@ mod kind {
     pub const ACK: i32 = 3;
     pub const COMMIT: i32 = 4;
     pub const PING: i32 = 5;
+    pub const REVALIDATE: i32 = 6;
     pub const SYNC_REQUEST: i32 = 7;
     pub const NEWLEADER: i32 = 10;
     pub const FOLLOWERINFO: i32 = 11;
@@ -150,6 +151,10 @@ fn write_broadcast(w: &mut Writer, msg: &ZabMessage) {
             }
         }
         ZabMessage::SyncRequest => w.write_i32(kind::SYNC_REQUEST),
+        ZabMessage::Revalidate { session } => {
+            w.write_i32(kind::REVALIDATE);
+            w.write_i64(session.0);
+        }
         ZabMessage::SyncReply => w.write_i32(kind::SYNC_REPLY),
         ZabMessage::Ping => w.write_i32(kind::PING),
         ZabMessage::PingReply { touched } => {
@@ -226,6 +231,7 @@ fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
         kind::COMMIT => ZabMessage::Commit { zxid: read_zxid(r, "commit zxid")? },
         kind::REQUEST => read_request(r)?,
         kind::SYNC_REQUEST => ZabMessage::SyncRequest,
+        kind::REVALIDATE => ZabMessage::Revalidate { session: SessionId(r.read_i64("session")?) },
         kind::SYNC_REPLY => ZabMessage::SyncReply,
         kind::PING => ZabMessage::Ping,
         kind::SESSION => {

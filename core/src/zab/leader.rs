@@ -331,9 +331,10 @@ impl Node {
                     .get(&from)
                     .is_some_and(|h| h.phase == HandlerPhase::Synced && h.up_to_date);
                 if synced && self.is_established_leader() {
-                    self.on_forwarded(session, cxid, ids, forwarded);
+                    self.on_forwarded(from, session, cxid, ids, forwarded);
                 }
             }
+            ZabMessage::Revalidate { session } => self.sessions.set_owner(session, from),
             ZabMessage::SyncRequest => {
                 let target = self.log.last_logged();
                 leader_mut(self).syncs.push_back((SyncWaiter::Learner(from), target));
@@ -496,6 +497,7 @@ impl Node {
         self.log.mark_committed(history_end);
         self.apply_committed();
         self.sessions.touch_all(self.now_tick);
+        self.sessions.clear_owners();
         let synced: Vec<ServerId> = leader_ref(self)
             .learners
             .iter()
@@ -555,13 +557,33 @@ impl Node {
         if point <= self.log.committed() {
             return;
         }
-        let forwarding: Vec<ServerId> =
-            leader.learners.iter().filter(|(_, h)| h.forwarding()).map(|(id, _)| *id).collect();
+        // Commit in steps at each pending sync's target, so a learner gets COMMIT(target),
+        // then SYNC, then the later commits: its sync is answered before it applies writes
+        // proposed after the sync (which the same client may have pipelined behind it).
+        let committed = self.log.committed();
+        let mut steps: Vec<Zxid> =
+            leader.syncs.iter().map(|(_, t)| *t).filter(|t| *t > committed && *t < point).collect();
+        steps.dedup();
+        steps.push(point);
+        assert!(steps.windows(2).all(|w| w[0] < w[1]), "sync targets are in order");
+        for step in steps {
+            self.commit_to(step);
+        }
+    }
+
+    fn commit_to(&mut self, point: Zxid) {
+        let forwarding: Vec<ServerId> = leader_ref(self)
+            .learners
+            .iter()
+            .filter(|(_, h)| h.forwarding())
+            .map(|(id, _)| *id)
+            .collect();
         self.log.mark_committed(point);
         for id in forwarding {
             self.send_learner(id, ZabMessage::Commit { zxid: point });
         }
         self.apply_committed();
+        self.complete_syncs();
     }
 
     /// Appends a decided txn to the log, asks the shell to persist it and sends it to learners.
@@ -593,7 +615,23 @@ impl Node {
     }
 
     /// A learner's client request, decided here.
-    fn on_forwarded(&mut self, session: SessionId, cxid: i32, ids: Vec<Id>, fwd: Forwarded) {
+    fn on_forwarded(
+        &mut self,
+        from: ServerId,
+        session: SessionId,
+        cxid: i32,
+        ids: Vec<Id>,
+        fwd: Forwarded,
+    ) {
+        if !matches!(fwd, Forwarded::CreateSession { .. })
+            && !self.sessions.check_owner(session, from)
+        {
+            // The client has moved to another server since (ZooKeeper: SessionMovedException);
+            // applying this late request after its newer ones would break its FIFO order.
+            tracing::info!(%session, from = from.0, "request through a former owner; refused");
+            self.propose(session, cxid, Txn::Error { err: ZkError::SessionMoved });
+            return;
+        }
         match fwd {
             Forwarded::CreateSession { timeout_ms } => {
                 self.propose(session, 0, Txn::CreateSession { timeout_ms });
@@ -607,6 +645,15 @@ impl Node {
             }
             Forwarded::Write(req) => self.prepare_and_propose(session, cxid, &ids, &req),
         }
+    }
+
+    /// Prepares a write from one of this server's own clients, after the ownership check.
+    pub(crate) fn local_write(&mut self, session: SessionId, cxid: i32, ids: &[Id], req: &Request) {
+        if !self.sessions.check_owner(session, self.config.server_id) {
+            self.propose(session, cxid, Txn::Error { err: ZkError::SessionMoved });
+            return;
+        }
+        self.prepare_and_propose(session, cxid, ids, req);
     }
 
     /// Prepares a client write (local or forwarded) and proposes it.
@@ -628,7 +675,8 @@ impl Node {
     /// Answers syncs whose target is committed (leader only).
     pub(crate) fn complete_syncs(&mut self) {
         let Role::Leading(_) = &self.role else { return };
-        let committed = self.log.committed();
+        // Applied, not just committed: a local sync's reply must show everything before it.
+        let committed = self.tree.last_processed_zxid();
         while let Some((waiter, target)) = leader_ref(self).syncs.front().copied() {
             if target > committed {
                 break;

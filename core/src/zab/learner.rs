@@ -412,6 +412,11 @@ impl Node {
         self.send_leader(ZabMessage::Request { session, cxid: 0, ids: vec![], forwarded });
     }
 
+    /// Tells the leader a client reconnected here with `session` (learners).
+    pub(crate) fn revalidate(&mut self, session: SessionId) {
+        self.send_leader(ZabMessage::Revalidate { session });
+    }
+
     /// Sends a client's sync to the leader (learners).
     pub(crate) fn learner_sync(&mut self, conn: ConnId, xid: i32) {
         self.pending_syncs.push_back((conn, xid));

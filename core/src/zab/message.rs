@@ -146,6 +146,12 @@ pub enum ZabMessage {
         /// What is asked.
         forwarded: Forwarded,
     },
+    /// REVALIDATE (6) from a learner: a client reconnected there with this session, so it now
+    /// owns it; requests for the session arriving through any other server are refused.
+    Revalidate {
+        /// The session.
+        session: SessionId,
+    },
     /// SYNC (7) from a learner: answer once everything proposed so far is committed.
     SyncRequest,
     /// SYNC (7) from the leader: the oldest pending sync of the learner may be answered.
