@@ -56,6 +56,11 @@ pub struct Scope {
 pub struct ModelRelax {
     /// Do not require sequential names to be unique and increasing.
     pub seq_names: bool,
+    /// Let an indeterminate sequential create take any number not below the parent's
+    /// cversion (by default it must equal it: the search is then near-linear, but an unseen
+    /// indeterminate create just before it could make that too strict; the checker retries
+    /// with this on before reporting a violation).
+    pub loose_seq: bool,
     /// Closing a session leaves its ephemerals in place (and, in the search, need not follow
     /// the session's other ops).
     pub ephemerals: bool,
@@ -185,6 +190,19 @@ impl Tree {
         action: &Action,
         outcome: &Outcome,
     ) -> StepResult {
+        if matches!(outcome, Outcome::Unknown)
+            && !relax.loose_seq
+            && !relax.seq_names
+            && let Action::Create { path, mode, name: Some(name), .. } = action
+            && mode.is_sequential()
+            && let Some(seq) = sequence_number(path, name)
+        {
+            let parent_path = parent(path).unwrap_or("/");
+            let cversion = self.nodes.get(parent_path).map(|p| i64::from(p.cversion));
+            if scope.children_exact.contains(parent_path) && cversion != Some(seq) {
+                return Err("no effect here (its number is not the parent's cversion)".into());
+            }
+        }
         let mut next = self.clone();
         let zxid = match outcome {
             Outcome::Ok { zxid, .. } => *zxid,

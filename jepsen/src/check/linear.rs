@@ -397,6 +397,8 @@ impl<'a> Search<'a> {
         suspects.extend(self.by_ret.get(rptr).copied());
         suspects.extend(self.unkeyed_pure.iter().copied().filter(|&i| !self.lin[i]).take(3));
         suspects.extend(top.cands.iter().copied().filter(|&i| self.part.ops[i].must).take(3));
+        let waiting = (0..self.part.ops.len()).filter(|&i| self.part.ops[i].must && !self.lin[i]);
+        suspects.extend(waiting.take(3));
         let mut seen = Vec::new();
         let mut stuck = Vec::new();
         for i in suspects {

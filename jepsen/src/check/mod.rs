@@ -163,9 +163,22 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
     let mut unknown = Vec::new();
     for part in &parts {
         let budget = options.max_configs;
-        let (outcome, configs) =
+        let (mut outcome, configs) =
             linear::search(part, Relax::default(), options.linearizable_reads, budget);
         stats.configs += configs;
+        if !matches!(outcome, linear::Outcome::Valid) && has_indeterminate_sequential(part) {
+            let model = crate::model::ModelRelax { loose_seq: true, ..Default::default() };
+            let relax = Relax { model, ..Relax::default() };
+            let (loose, configs) = linear::search(part, relax, options.linearizable_reads, budget);
+            stats.configs += configs;
+            match (&outcome, loose) {
+                (_, linear::Outcome::Valid) => outcome = linear::Outcome::Valid,
+                (linear::Outcome::Invalid(_), linear::Outcome::Unknown(deepest)) => {
+                    outcome = linear::Outcome::Unknown(deepest)
+                }
+                _ => {}
+            }
+        }
         match outcome {
             linear::Outcome::Valid => {}
             linear::Outcome::Unknown(deepest) => {
@@ -189,6 +202,10 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
         (true, false) => Validity::Unknown,
     };
     Ok(Verdict { validity, violations, unknown, stats })
+}
+
+fn has_indeterminate_sequential(part: &Partition) -> bool {
+    part.ops.iter().any(|p| p.group.is_some())
 }
 
 fn describe_paths(part: &Partition) -> String {

@@ -1,0 +1,412 @@
+//! The checker must be shown to fail: hand-made histories that break each guarantee, with the
+//! verdict and the explanation asserted; and valid histories full of concurrency and
+//! indeterminate ops that must pass. Each history is written in the documented JSON-lines
+//! format, so these double as examples of it.
+
+use zkr_jepsen::{Guarantee, History, Options, Validity, check, report};
+
+fn run(lines: &[&str], options: &Options) -> zkr_jepsen::Verdict {
+    let text = lines.join("\n");
+    let history = History::parse(&text).expect("test history parses");
+    let verdict = check(&history, options).expect("well formed");
+    // The reports must render for every verdict.
+    let _ = report::text(&history, &verdict);
+    let _ = report::html(&history, &verdict);
+    verdict
+}
+
+fn invalid(lines: &[&str], options: &Options) -> zkr_jepsen::Violation {
+    let verdict = run(lines, options);
+    assert_eq!(verdict.validity, Validity::Invalid, "expected a violation: {verdict:#?}");
+    verdict.violations[0].clone()
+}
+
+fn valid(lines: &[&str], options: &Options) {
+    let verdict = run(lines, options);
+    assert_eq!(verdict.validity, Validity::Valid, "expected valid: {verdict:#?}");
+}
+
+fn zxids() -> Options {
+    Options::default()
+}
+
+fn no_read_zxids() -> Options {
+    Options { use_read_zxids: false, ..Options::default() }
+}
+
+// ---- lost write ---------------------------------------------------------------------------
+
+/// An acknowledged set is lost: the next set starts from the version before it.
+#[test]
+fn lost_write_is_caught() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"x"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a"}"#,
+        r#"{"process":1,"type":"invoke","f":"set","path":"/a","data":"y"}"#,
+        r#"{"process":1,"type":"ok","f":"set","stat":{"version":1}}"#,
+        r#"{"process":2,"type":"invoke","f":"set","path":"/a","data":"z"}"#,
+        r#"{"process":2,"type":"ok","f":"set","stat":{"version":1}}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::WriteLinearizability);
+    assert!(v.message.contains("version"), "{}", v.message);
+    assert!(!v.marked.is_empty());
+}
+
+/// A read returns a value nobody wrote.
+#[test]
+fn invented_value_is_caught() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"x"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a"}"#,
+        r#"{"process":2,"type":"invoke","f":"get","path":"/a"}"#,
+        r#"{"process":2,"type":"ok","f":"get","data":"ghost"}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::WriteLinearizability);
+    assert!(v.message.contains("ghost"), "{}", v.message);
+}
+
+/// Two acknowledged writes with one zxid.
+#[test]
+fn duplicate_zxid_is_caught() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"x"}"#,
+        r#"{"process":2,"type":"invoke","f":"create","path":"/b","data":"x"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a","zxid":5}"#,
+        r#"{"process":2,"type":"ok","f":"create","name":"/b","zxid":5}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::WriteLinearizability);
+    assert!(v.message.contains("share zxid"), "{}", v.message);
+}
+
+/// A write that began after another completed got a smaller zxid.
+#[test]
+fn zxid_against_real_time_is_caught() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"x"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a","zxid":7}"#,
+        r#"{"process":2,"type":"invoke","f":"create","path":"/b","data":"x"}"#,
+        r#"{"process":2,"type":"ok","f":"create","name":"/b","zxid":6}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::WriteLinearizability);
+    assert!(v.message.contains("before it began"), "{}", v.message);
+}
+
+// ---- stale read after sync -----------------------------------------------------------------
+
+const SYNC_STALE: [&str; 10] = [
+    r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"old"}"#,
+    r#"{"process":1,"type":"ok","f":"create","name":"/a","zxid":1}"#,
+    r#"{"process":1,"type":"invoke","f":"set","path":"/a","data":"new"}"#,
+    r#"{"process":1,"type":"ok","f":"set","zxid":2,"stat":{"version":1}}"#,
+    r#"{"process":2,"type":"invoke","f":"sync","path":"/a"}"#,
+    r#"{"process":2,"type":"ok","f":"sync"}"#,
+    r#"{"process":2,"type":"invoke","f":"get","path":"/a"}"#,
+    r#"{"process":2,"type":"ok","f":"get","data":"old","zxid":1}"#,
+    r#"{"process":3,"type":"invoke","f":"get","path":"/a"}"#,
+    r#"{"process":3,"type":"ok","f":"get","data":"old","zxid":1}"#,
+];
+
+/// With read zxids: the read after sync is below the write completed before the sync.
+#[test]
+fn stale_read_after_sync_is_caught_by_zxid() {
+    let v = invalid(&SYNC_STALE, &zxids());
+    assert_eq!(v.guarantee, Guarantee::SyncReads);
+    assert!(v.message.contains("sync"), "{}", v.message);
+}
+
+/// Without read zxids: the search finds no order, and the diagnosis names sync.
+#[test]
+fn stale_read_after_sync_is_caught_by_search() {
+    let v = invalid(&SYNC_STALE, &no_read_zxids());
+    assert_eq!(v.guarantee, Guarantee::SyncReads);
+    assert!(v.message.contains("\"old\""), "{}", v.message);
+}
+
+/// The same stale read without the sync is allowed: ZooKeeper reads may be stale.
+#[test]
+fn stale_read_without_sync_is_allowed() {
+    let mut h: Vec<&str> = SYNC_STALE.to_vec();
+    h.remove(5);
+    h.remove(4);
+    valid(&h, &zxids());
+    valid(&h, &no_read_zxids());
+}
+
+/// ... unless linearizable reads are asked for.
+#[test]
+fn stale_read_breaks_linearizable_reads_flag() {
+    let mut h: Vec<&str> = SYNC_STALE.to_vec();
+    h.remove(5);
+    h.remove(4);
+    let options = Options { linearizable_reads: true, ..no_read_zxids() };
+    let v = invalid(&h, &options);
+    assert_eq!(v.guarantee, Guarantee::LinearizableReads);
+    let options = Options { linearizable_reads: true, ..zxids() };
+    let v = invalid(&h, &options);
+    assert_eq!(v.guarantee, Guarantee::LinearizableReads);
+}
+
+// ---- read going back in a session ---------------------------------------------------------
+
+const GOING_BACK: [&str; 8] = [
+    r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"v0"}"#,
+    r#"{"process":1,"type":"ok","f":"create","name":"/a","zxid":1}"#,
+    r#"{"process":1,"type":"invoke","f":"set","path":"/a","data":"v1"}"#,
+    r#"{"process":1,"type":"ok","f":"set","zxid":2,"stat":{"version":1}}"#,
+    r#"{"process":2,"type":"invoke","f":"get","path":"/a"}"#,
+    r#"{"process":2,"type":"ok","f":"get","data":"v1","zxid":2}"#,
+    r#"{"process":2,"type":"invoke","f":"get","path":"/a"}"#,
+    r#"{"process":2,"type":"ok","f":"get","data":"v0","zxid":1}"#,
+];
+
+#[test]
+fn read_going_back_is_caught_by_zxid() {
+    let v = invalid(&GOING_BACK, &zxids());
+    assert_eq!(v.guarantee, Guarantee::MonotonicReads);
+    assert!(v.message.contains("already seen"), "{}", v.message);
+}
+
+#[test]
+fn read_going_back_is_caught_by_search() {
+    let v = invalid(&GOING_BACK, &no_read_zxids());
+    assert_eq!(v.guarantee, Guarantee::MonotonicReads);
+    assert!(v.message.contains("\"v0\""), "{}", v.message);
+}
+
+/// Going back across paths is seen only through zxids (the session moved to a server that is
+/// behind): each path alone is fine.
+#[test]
+fn read_going_back_across_paths_is_caught_by_zxid() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"a"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a","zxid":1}"#,
+        r#"{"process":1,"type":"invoke","f":"create","path":"/b","data":"b"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/b","zxid":2}"#,
+        r#"{"process":2,"type":"invoke","f":"exists","path":"/b"}"#,
+        r#"{"process":2,"type":"ok","f":"exists","stat":{"version":0},"zxid":2}"#,
+        r#"{"process":2,"type":"invoke","f":"exists","path":"/a"}"#,
+        r#"{"process":2,"type":"ok","f":"exists","zxid":0}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::MonotonicReads);
+}
+
+/// Read-your-writes: a session reads the value from before its own acknowledged write.
+#[test]
+fn read_before_own_write_is_caught() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"v0"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a"}"#,
+        r#"{"process":2,"type":"invoke","f":"set","path":"/a","data":"v1"}"#,
+        r#"{"process":2,"type":"ok","f":"set"}"#,
+        r#"{"process":2,"type":"invoke","f":"get","path":"/a"}"#,
+        r#"{"process":2,"type":"ok","f":"get","data":"v0"}"#,
+    ];
+    let v = invalid(&h, &no_read_zxids());
+    assert_eq!(v.guarantee, Guarantee::MonotonicReads);
+}
+
+// ---- reordered session ops ----------------------------------------------------------------
+
+/// Two pipelined writes of one session took effect in the opposite order.
+#[test]
+fn reordered_session_writes_are_caught_by_search() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"v0"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a"}"#,
+        r#"{"process":1,"type":"invoke","f":"set","path":"/a","data":"first","xid":1}"#,
+        r#"{"process":1,"type":"invoke","f":"set","path":"/a","data":"second","xid":2}"#,
+        r#"{"process":1,"type":"ok","f":"set","xid":1,"stat":{"version":2}}"#,
+        r#"{"process":1,"type":"ok","f":"set","xid":2,"stat":{"version":1}}"#,
+    ];
+    let v = invalid(&h, &no_read_zxids());
+    assert_eq!(v.guarantee, Guarantee::SessionOrder);
+    assert!(v.message.contains("second"), "{}", v.message);
+}
+
+#[test]
+fn reordered_session_writes_are_caught_by_zxid() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"v0","xid":1}"#,
+        r#"{"process":1,"type":"invoke","f":"create","path":"/b","data":"v0","xid":2}"#,
+        r#"{"process":1,"type":"ok","f":"create","xid":1,"name":"/a","zxid":9}"#,
+        r#"{"process":1,"type":"ok","f":"create","xid":2,"name":"/b","zxid":8}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::SessionOrder);
+}
+
+// ---- watch after data ---------------------------------------------------------------------
+
+const WATCH_LATE: [&str; 9] = [
+    r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"v0"}"#,
+    r#"{"process":1,"type":"ok","f":"create","name":"/a","zxid":1}"#,
+    r#"{"process":2,"type":"invoke","f":"get","path":"/a","watch":true}"#,
+    r#"{"process":2,"type":"ok","f":"get","data":"v0","zxid":1,"stat":{"version":0,"mzxid":1}}"#,
+    r#"{"process":1,"type":"invoke","f":"set","path":"/a","data":"v1"}"#,
+    r#"{"process":1,"type":"ok","f":"set","zxid":2,"stat":{"version":1}}"#,
+    r#"{"process":2,"type":"invoke","f":"get","path":"/a"}"#,
+    r#"{"process":2,"type":"ok","f":"get","data":"v1","zxid":2,"stat":{"version":1,"mzxid":2}}"#,
+    r#"{"process":2,"type":"event","path":"/a","event":"NodeDataChanged","zxid":2}"#,
+];
+
+#[test]
+fn watch_after_data_is_caught() {
+    let v = invalid(&WATCH_LATE, &zxids());
+    assert_eq!(v.guarantee, Guarantee::Watches);
+    assert!(v.message.contains("before the event"), "{}", v.message);
+}
+
+#[test]
+fn watch_before_data_is_allowed() {
+    let mut h = WATCH_LATE.to_vec();
+    let event = h.pop().expect("event");
+    h.insert(6, event);
+    valid(&h, &zxids());
+}
+
+#[test]
+fn event_without_watch_is_caught() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"v0"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a","zxid":1}"#,
+        r#"{"process":2,"type":"event","path":"/a","event":"NodeDataChanged","zxid":2}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::Watches);
+    assert!(v.message.contains("without a pending watch"), "{}", v.message);
+}
+
+// ---- sequential names ---------------------------------------------------------------------
+
+#[test]
+fn duplicate_sequential_name_is_caught() {
+    let h = [
+        r#"{"zkr_history":1,"initial":[{"path":"/q"}]}"#,
+        r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","mode":"persistent_sequential"}"#,
+        r#"{"process":2,"type":"invoke","f":"create","path":"/q/n-","mode":"persistent_sequential"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/q/n-0000000000"}"#,
+        r#"{"process":2,"type":"ok","f":"create","name":"/q/n-0000000000"}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::SequentialNames);
+    assert!(v.message.contains("n-0000000000"), "{}", v.message);
+}
+
+#[test]
+fn decreasing_sequential_name_is_caught() {
+    let h = [
+        r#"{"zkr_history":1,"initial":[{"path":"/q"}]}"#,
+        r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","mode":"persistent_sequential"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/q/n-0000000005"}"#,
+        r#"{"process":2,"type":"invoke","f":"create","path":"/q/n-","mode":"persistent_sequential"}"#,
+        r#"{"process":2,"type":"ok","f":"create","name":"/q/n-0000000003"}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::SequentialNames);
+}
+
+// ---- multi --------------------------------------------------------------------------------
+
+/// An acknowledged multi took effect on one path only.
+#[test]
+fn non_atomic_multi_is_caught() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"multi","ops":[{"f":"create","path":"/a","data":"1"},{"f":"create","path":"/b","data":"2"}]}"#,
+        r#"{"process":1,"type":"ok","f":"multi","results":[{"name":"/a"},{"name":"/b"}],"zxid":4}"#,
+        r#"{"process":2,"type":"invoke","f":"exists","path":"/a"}"#,
+        r#"{"process":2,"type":"ok","f":"exists","stat":{"version":0},"zxid":4}"#,
+        r#"{"process":2,"type":"invoke","f":"exists","path":"/b"}"#,
+        r#"{"process":2,"type":"ok","f":"exists","zxid":4}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::MultiAtomicity);
+    assert!(v.message.contains("/b"), "{}", v.message);
+}
+
+/// A failed multi left part of its effect.
+#[test]
+fn partial_failed_multi_is_caught() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"multi","ops":[{"f":"create","path":"/a","data":"1"},{"f":"delete","path":"/missing"}]}"#,
+        r#"{"process":1,"type":"fail","f":"multi","error":"NoNode"}"#,
+        r#"{"process":1,"type":"invoke","f":"get","path":"/a"}"#,
+        r#"{"process":1,"type":"ok","f":"get","data":"1"}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::MultiAtomicity);
+}
+
+// ---- ephemerals ---------------------------------------------------------------------------
+
+/// Another session reads a closed session's ephemeral at a zxid after the close.
+#[test]
+fn ephemeral_outliving_its_session_is_caught() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/e","data":"x","mode":"ephemeral"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/e","zxid":1}"#,
+        r#"{"process":1,"type":"invoke","f":"close"}"#,
+        r#"{"process":1,"type":"ok","f":"close","zxid":2}"#,
+        r#"{"process":2,"type":"invoke","f":"exists","path":"/e"}"#,
+        r#"{"process":2,"type":"ok","f":"exists","stat":{"version":0,"ephemeral_owner":77},"zxid":3}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::Ephemerals);
+}
+
+// ---- valid histories ----------------------------------------------------------------------
+
+/// Concurrent writes, stale reads, indeterminate writes that did and did not happen.
+#[test]
+fn concurrent_and_indeterminate_history_passes() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"v0"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a"}"#,
+        r#"{"process":1,"type":"invoke","f":"set","path":"/a","data":"v1"}"#,
+        r#"{"process":2,"type":"invoke","f":"set","path":"/a","data":"v2"}"#,
+        r#"{"process":3,"type":"invoke","f":"set","path":"/a","data":"v3"}"#,
+        r#"{"process":4,"type":"invoke","f":"get","path":"/a"}"#,
+        r#"{"process":2,"type":"info","f":"set","error":"ConnectionLoss"}"#,
+        r#"{"process":1,"type":"ok","f":"set"}"#,
+        r#"{"process":4,"type":"ok","f":"get","data":"v0"}"#,
+        r#"{"process":4,"type":"invoke","f":"get","path":"/a"}"#,
+        r#"{"process":4,"type":"ok","f":"get","data":"v2"}"#,
+        r#"{"process":5,"type":"invoke","f":"get","path":"/a"}"#,
+        r#"{"process":5,"type":"ok","f":"get","data":"v1"}"#,
+        r#"{"process":3,"type":"info","f":"set"}"#,
+        r#"{"process":6,"type":"invoke","f":"sync","path":"/a"}"#,
+        r#"{"process":6,"type":"ok","f":"sync"}"#,
+        r#"{"process":6,"type":"invoke","f":"get","path":"/a"}"#,
+        r#"{"process":6,"type":"ok","f":"get","data":"v2"}"#,
+        r#"{"process":7,"type":"invoke","f":"set","path":"/a","data":"v4","version":2}"#,
+        r#"{"process":7,"type":"fail","f":"set","error":"BadVersion"}"#,
+    ];
+    valid(&h, &no_read_zxids());
+}
+
+#[test]
+fn malformed_input_names_the_line() {
+    let err = History::parse("{\"process\":1,\"type\":\"invoke\",\"f\":\"get\",\"path\":\"/a\"}\nnot json")
+        .expect_err("bad line");
+    assert_eq!(err.line, 2);
+    let err = History::parse("{\"process\":1,\"type\":\"ok\",\"f\":\"get\"}").expect_err("dangling");
+    assert_eq!(err.line, 1);
+    assert!(err.message.contains("without invoke"));
+    let err = History::parse("{\"process\":1,\"type\":\"invoke\",\"f\":\"get\"}").expect_err("no path");
+    assert!(err.message.contains("path"));
+}
+
+#[test]
+fn reports_mark_the_ops_that_cannot_be_ordered() {
+    let history = History::parse(&GOING_BACK.join("\n")).expect("parses");
+    let verdict = check(&history, &no_read_zxids()).expect("well formed");
+    let text = report::text(&history, &verdict);
+    assert!(text.contains("cannot be ordered"), "{text}");
+    let html = report::html(&history, &verdict);
+    assert!(html.contains("class=\"op marked\""), "{html}");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+}
