@@ -23,16 +23,16 @@ if [ "$status" != 0 ]; then
   echo "cargo test failed ($status)"; exit "$status"
 fi
 
-if [ -d sim ]; then
-  step "simulator campaign (release)"
-  cargo build -p zkr-sim --release --locked
-  ./target/release/sim --seeds "${SIM_SEEDS:-0..3000}" --jobs 2
-  step "simulator determinism: one seed twice"
-  a=$(./target/release/sim --seed 42 | grep -i 'trace hash')
-  b=$(./target/release/sim --seed 42 | grep -i 'trace hash')
-  echo "run 1: $a"; echo "run 2: $b"
-  [ -n "$a" ] && [ "$a" = "$b" ] || { echo "nondeterministic trace for seed 42"; exit 1; }
-fi
+step "simulator campaign (release): seeds ${SIM_SEEDS:-0..3000}, 1/3/5/7 servers, faults, history check"
+cargo build -p zkr-sim --release --locked
+./target/release/sim --seeds "${SIM_SEEDS:-0..3000}" --jobs 2 --quiet
+
+step "simulator determinism: one seed twice in one process, and once more in another"
+./target/release/sim --seed 42 --determinism
+a=$(./target/release/sim --seed 42 | grep -i 'trace hash')
+b=$(./target/release/sim --seed 42 | grep -i 'trace hash')
+echo "run 1: $a"; echo "run 2: $b"
+[ -n "$a" ] && [ "$a" = "$b" ] || { echo "nondeterministic trace for seed 42"; exit 1; }
 
 step "done"
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/zkr-cargo-test.log | awk '{s+=$4} END {print s+0}')
