@@ -38,6 +38,7 @@ pub mod fourlw;
 pub mod raw;
 pub mod server;
 pub mod tools;
+pub mod wire;
 
 pub use client::{connect, connect_with, op, op_err, unique_path, wait_until, within};
 pub use server::{ServerOptions, Target, TestServer};

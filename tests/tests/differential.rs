@@ -11,13 +11,11 @@
 //! for an existing one); we answer it UNIMPLEMENTED and close, as 3.9's request validation does. Needs Debian's
 //! zookeeper package (tests/setup.sh); skipped outside CI when it is missing.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use zkr_core::proto::client::{
-    ConnectRequest, MultiResult, OpCode, ReplyHeader, Request, Response, WatcherEvent,
-};
+use zkr_core::proto::client::{MultiResult, OpCode, ReplyHeader, Request, Response, WatcherEvent};
 use zkr_core::proto::codec;
 use zkr_core::proto::jute::Reader;
 use zkr_core::types::{Acl, Id, Stat, perms};
@@ -32,19 +30,8 @@ struct Wire {
 
 impl Wire {
     fn connect(addr: SocketAddr, sessions: Vec<i64>) -> (Wire, i64) {
-        let mut stream = TcpStream::connect(addr).expect("connect");
+        let (stream, resp) = zkr_tests::wire::connect(addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let req = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 30_000,
-            session_id: 0,
-            passwd: vec![0; 16],
-            read_only: Some(false),
-        };
-        stream.write_all(&codec::encode_connect_request(&req)).unwrap();
-        let payload = read_frame(&mut stream).expect("connect response");
-        let resp = codec::decode_connect_response(&payload).expect("decodes");
         let mut wire = Wire { stream, xid: 0, events: vec![], sessions };
         wire.sessions.push(resp.session_id);
         (wire, resp.session_id)
@@ -141,13 +128,7 @@ impl Wire {
     }
 }
 
-fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).ok()?;
-    let mut payload = vec![0; u32::from_be_bytes(len) as usize];
-    stream.read_exact(&mut payload).ok()?;
-    Some(payload)
-}
+use zkr_tests::wire::read_frame;
 
 fn create(path: &str, data: &[u8], flags: i32) -> Request {
     Request::Create {

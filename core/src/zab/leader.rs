@@ -124,6 +124,11 @@ impl Leader {
         }
     }
 
+    /// The learners `keep` selects, in id order.
+    pub fn learners_where(&self, keep: impl Fn(&LearnerHandler) -> bool) -> Vec<ServerId> {
+        self.learners.iter().filter(|(_, h)| keep(h)).map(|(id, _)| *id).collect()
+    }
+
     /// Checks the leader's invariants against the node.
     pub fn invariants(&self, node: &Node) {
         if !self.established {
@@ -196,12 +201,7 @@ impl Node {
         let leader = leader_mut(self);
         leader.epoch = Some(epoch);
         leader.epoch_acks.insert(me);
-        let waiting: Vec<ServerId> = leader
-            .learners
-            .iter()
-            .filter(|(_, h)| h.phase == HandlerPhase::Info)
-            .map(|(id, _)| *id)
-            .collect();
+        let waiting: Vec<ServerId> = leader.learners_where(|h| h.phase == HandlerPhase::Info);
         for id in waiting {
             leader_mut(self).learners.get_mut(&id).expect("listed").phase =
                 HandlerPhase::AwaitAckEpoch;
@@ -219,12 +219,8 @@ impl Node {
         leader_mut(self).epoch_acked = true;
         self.current_epoch = epoch;
         self.persist_epochs();
-        let waiting: Vec<ServerId> = leader_ref(self)
-            .learners
-            .iter()
-            .filter(|(_, h)| h.phase == HandlerPhase::AwaitSync)
-            .map(|(id, _)| *id)
-            .collect();
+        let waiting: Vec<ServerId> =
+            leader_ref(self).learners_where(|h| h.phase == HandlerPhase::AwaitSync);
         for id in waiting {
             self.sync_learner(id);
         }
@@ -498,18 +494,9 @@ impl Node {
         self.apply_committed();
         self.sessions.touch_all(self.now_tick);
         self.sessions.clear_owners();
-        let synced: Vec<ServerId> = leader_ref(self)
-            .learners
-            .iter()
-            .filter(|(_, h)| h.phase == HandlerPhase::Synced)
-            .map(|(id, _)| *id)
-            .collect();
-        let forwarding: Vec<ServerId> = leader_ref(self)
-            .learners
-            .iter()
-            .filter(|(_, h)| h.forwarding())
-            .map(|(id, _)| *id)
-            .collect();
+        let synced: Vec<ServerId> =
+            leader_ref(self).learners_where(|h| h.phase == HandlerPhase::Synced);
+        let forwarding: Vec<ServerId> = leader_ref(self).learners_where(|h| h.forwarding());
         for id in forwarding {
             self.send_learner(id, ZabMessage::Commit { zxid: history_end });
         }
@@ -572,12 +559,7 @@ impl Node {
     }
 
     fn commit_to(&mut self, point: Zxid) {
-        let forwarding: Vec<ServerId> = leader_ref(self)
-            .learners
-            .iter()
-            .filter(|(_, h)| h.forwarding())
-            .map(|(id, _)| *id)
-            .collect();
+        let forwarding: Vec<ServerId> = leader_ref(self).learners_where(|h| h.forwarding());
         self.log.mark_committed(point);
         for id in forwarding {
             self.send_learner(id, ZabMessage::Commit { zxid: point });
@@ -593,12 +575,7 @@ impl Node {
         let header = TxnHeader { session_id: session, cxid, zxid, time_ms: self.wall_ms };
         let logged = LoggedTxn { header, txn };
         self.log.append(logged.clone());
-        let forwarding: Vec<ServerId> = leader_ref(self)
-            .learners
-            .iter()
-            .filter(|(_, h)| h.forwarding())
-            .map(|(id, _)| *id)
-            .collect();
+        let forwarding: Vec<ServerId> = leader_ref(self).learners_where(|h| h.forwarding());
         self.outputs.push(crate::io::Output::Persist { txn: logged.clone() });
         for id in forwarding {
             self.send_learner(id, ZabMessage::Proposal { txn: logged.clone() });
@@ -712,32 +689,22 @@ impl Node {
             }
             return;
         }
-        let silent: Vec<ServerId> = leader
-            .learners
-            .iter()
-            .filter(|(_, h)| now.saturating_sub(h.last_heard) > sync)
-            .map(|(id, _)| *id)
-            .collect();
+        let silent: Vec<ServerId> =
+            leader.learners_where(|h| now.saturating_sub(h.last_heard) > sync);
         for id in silent {
             tracing::info!(learner = id.0, "learner silent for syncLimit; dropping it");
             self.drop_learner(id);
         }
         let me = self.config.server_id;
         let leader = leader_ref(self);
-        let mut live: Vec<ServerId> = leader
-            .learners
-            .iter()
-            .filter(|(_, h)| h.phase == HandlerPhase::Synced)
-            .map(|(id, _)| *id)
-            .collect();
+        let mut live: Vec<ServerId> = leader.learners_where(|h| h.phase == HandlerPhase::Synced);
         live.push(me);
         if !self.quorum.contains(live.iter()) {
             tracing::warn!("lost the quorum of synced followers; back to election");
             return self.become_looking();
         }
         if now >= leader.next_ping {
-            let targets: Vec<ServerId> =
-                leader.learners.iter().filter(|(_, h)| h.forwarding()).map(|(id, _)| *id).collect();
+            let targets: Vec<ServerId> = leader.learners_where(|h| h.forwarding());
             leader_mut(self).next_ping = now + ping_every;
             for id in targets {
                 self.send_learner(id, ZabMessage::Ping);

@@ -6,14 +6,14 @@
 //! asynchronous ZooKeeper client. Workloads: `create` (sequential-free creates of new nodes),
 //! `set` (setData on a few hot nodes), `get` (getData), `mixed` (90% get, 10% set).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Parser;
 use hdrhistogram::Histogram;
-use zkr_core::proto::client::{ConnectRequest, OpCode, Request};
+use zkr_core::proto::client::{OpCode, Request};
 use zkr_core::proto::codec;
 use zkr_core::proto::jute::Reader;
 use zkr_core::types::Acl;
@@ -45,28 +45,11 @@ struct Args {
 }
 
 fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len)?;
-    let mut payload = vec![0; u32::from_be_bytes(len) as usize];
-    stream.read_exact(&mut payload)?;
-    Ok(payload)
+    zkr_tests::wire::read_frame(stream).ok_or_else(|| std::io::Error::other("connection closed"))
 }
 
 fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let req = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 30_000,
-        session_id: 0,
-        passwd: vec![0; 16],
-        read_only: Some(false),
-    };
-    stream.write_all(&codec::encode_connect_request(&req))?;
-    read_frame(&mut stream)?;
-    Ok(stream)
+    zkr_tests::wire::connect(addr).map(|(stream, _)| stream)
 }
 
 fn request(args: &Args, client: usize, i: usize, data: &[u8]) -> Request {
