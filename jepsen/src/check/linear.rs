@@ -343,7 +343,22 @@ impl<'a> Search<'a> {
     fn candidates(&self, state: &Tree, kptr: usize, rptr: usize) -> Vec<usize> {
         let (mut kptr, mut rptr) = (kptr, rptr);
         let mut out = Vec::new();
-        let next = self.next_keyed(&mut kptr).filter(|&k| self.blocked(k, &mut kptr, &mut rptr).is_none());
+        let next = self.next_keyed(&mut kptr);
+        let next = next.filter(|&k| self.blocked(k, &mut kptr, &mut rptr).is_none());
+        let (scope, relax) = (&self.part.scope, self.relax.model);
+        // A sequential create of unknown outcome whose name was seen later can only take
+        // effect while the parent's cversion equals its number: now or never, so now first.
+        if !relax.loose_seq {
+            for &i in &self.unkeyed_writes {
+                let op = &self.part.ops[i];
+                if op.group.is_some()
+                    && self.blocked(i, &mut kptr, &mut rptr).is_none()
+                    && state.step(scope, relax, op.process, &op.action, &op.outcome).is_ok()
+                {
+                    out.push(i);
+                }
+            }
+        }
         if let Some(k) = next
             && !self.part.ops[k].pure
         {
@@ -356,6 +371,9 @@ impl<'a> Search<'a> {
                 continue;
             }
             let op = &self.part.ops[i];
+            if out.contains(&i) {
+                continue;
+            }
             let Some(k) = next.filter(|_| !op.must) else {
                 out.push(i);
                 continue;
@@ -364,7 +382,6 @@ impl<'a> Search<'a> {
             if !crate::model::conflicts(&op.action, &kop.action) {
                 continue;
             }
-            let (scope, relax) = (&self.part.scope, self.relax.model);
             let fits = state
                 .step(scope, relax, op.process, &op.action, &op.outcome)
                 .and_then(|s| s.step(scope, relax, kop.process, &kop.action, &kop.outcome))

@@ -110,8 +110,12 @@ fn facts(history: &History, ops: &[Op]) -> Facts {
             let first = seen.entry(path).or_insert(when);
             *first = (*first).min(when);
         };
+        // Only observations that show a node exists count as seeing its name.
+        let shows_existence = reply.is_some_and(|r| op.f != F::Exists || r.stat.is_some());
         for sub in sub_ops(req) {
-            see(sub.path.clone());
+            if shows_existence && sub.f != F::Create {
+                see(sub.path.clone());
+            }
             match sub.f {
                 F::Delete => {
                     children_observed.insert(sub.path.clone());
