@@ -198,7 +198,17 @@ impl Sim {
             })
             .collect();
         let next_process = config.sessions as u64;
-        Sim { config, rng, zxid, tree, log, sessions, next_process, data_counter: 0, events: vec![] }
+        Sim {
+            config,
+            rng,
+            zxid,
+            tree,
+            log,
+            sessions,
+            next_process,
+            data_counter: 0,
+            events: vec![],
+        }
     }
 
     fn path(&mut self) -> String {
@@ -228,7 +238,8 @@ impl Sim {
             } else {
                 SubOp { f: F::Create, path: b, data: Some(data), version: None, mode: None }
             };
-            let first = SubOp { f: F::Check, path: a, data: None, version: Some(version), mode: None };
+            let first =
+                SubOp { f: F::Check, path: a, data: None, version: Some(version), mode: None };
             e.ops = Some(vec![first, second]);
         } else {
             self.simple_request(s, &mut e);
@@ -285,8 +296,7 @@ impl Sim {
     }
 
     fn queue_child(&mut self) -> String {
-        let children: Vec<&String> =
-            self.tree.keys().filter(|p| p.starts_with("/q/")).collect();
+        let children: Vec<&String> = self.tree.keys().filter(|p| p.starts_with("/q/")).collect();
         if children.is_empty() {
             format!("{QUEUE}/n-0000000000")
         } else {
@@ -440,7 +450,9 @@ impl Sim {
         zs.extend(self.log.get(path).into_iter().flatten().map(|(e, _)| *e).filter(|e| *e > z));
         if class == Class::Child {
             let prefix = format!("{path}/");
-            for (_, entries) in self.log.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)) {
+            for (_, entries) in
+                self.log.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix))
+            {
                 zs.extend(entries.iter().map(|(e, _)| *e).filter(|e| *e > z));
             }
         }
@@ -448,9 +460,13 @@ impl Sim {
             let now = self.state_at(path, at);
             let t = match class {
                 Class::Creation if now.is_some() && before.is_none() => WatchType::NodeCreated,
-                Class::Data | Class::Child if now.is_none() && before.is_some() => WatchType::NodeDeleted,
+                Class::Data | Class::Child if now.is_none() && before.is_some() => {
+                    WatchType::NodeDeleted
+                }
                 Class::Data if now != before => WatchType::NodeDataChanged,
-                Class::Child if self.children_at(path, at) != kids => WatchType::NodeChildrenChanged,
+                Class::Child if self.children_at(path, at) != kids => {
+                    WatchType::NodeChildrenChanged
+                }
                 _ => continue,
             };
             return Some((t, at));
@@ -500,8 +516,11 @@ impl Sim {
             }
         }
         if f == F::Close {
-            let mine: Vec<String> =
-                tree.iter().filter(|(_, n)| n.owner == Some(process)).map(|(p, _)| p.clone()).collect();
+            let mine: Vec<String> = tree
+                .iter()
+                .filter(|(_, n)| n.owner == Some(process))
+                .map(|(p, _)| p.clone())
+                .collect();
             for path in mine {
                 tree.remove(&path);
                 touch_parent(&mut tree, &path, z);

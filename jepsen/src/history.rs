@@ -459,8 +459,7 @@ fn err(line: usize, message: &str) -> HistoryError {
 }
 
 fn validate_path(path: &str) -> Result<(), String> {
-    let ok = path == "/"
-        || (path.starts_with('/') && !path.ends_with('/') && !path.contains("//"));
+    let ok = path == "/" || (path.starts_with('/') && !path.ends_with('/') && !path.contains("//"));
     if ok { Ok(()) } else { Err(format!("invalid path {path:?}")) }
 }
 

@@ -143,7 +143,8 @@ fn main() -> ExitCode {
                 let history = generate::generate(&config);
                 let generated = started.elapsed();
                 let started = Instant::now();
-                let verdict = check(&history, &Options::default()).expect("generated is well formed");
+                let verdict =
+                    check(&history, &Options::default()).expect("generated is well formed");
                 let checked = started.elapsed();
                 println!(
                     "{n} ops, {paths} paths, {sessions} sessions, {:.0}% info: generated in \

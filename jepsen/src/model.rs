@@ -257,7 +257,11 @@ impl Tree {
             }
             Action::Check { path, version } => self.check_version(path, *version),
             Action::Get { path } | Action::Children { path } => {
-                if self.nodes.contains_key(path) { Ok(()) } else { Err("NoNode") }
+                if self.nodes.contains_key(path) {
+                    Ok(())
+                } else {
+                    Err("NoNode")
+                }
             }
             Action::Exists { .. } | Action::Sync => Ok(()),
             Action::Multi(actions) => {
@@ -334,7 +338,11 @@ impl Tree {
             (true, None) => return Err("?: sequential name unknown"),
         };
         if self.nodes.contains_key(&name) && !(relax.seq_names && mode.is_sequential()) {
-            return Err(if mode.is_sequential() { "a duplicate sequential name" } else { "NodeExists" });
+            return Err(if mode.is_sequential() {
+                "a duplicate sequential name"
+            } else {
+                "NodeExists"
+            });
         }
         let owner = mode.is_ephemeral().then_some(process);
         let node = Znode {
@@ -542,9 +550,7 @@ fn touched(action: &Action) -> Option<Vec<&str>> {
 /// state and the same outcomes (they touch no common path, nor a parent and its child).
 pub fn conflicts(a: &Action, b: &Action) -> bool {
     let (Some(ta), Some(tb)) = (touched(a), touched(b)) else { return true };
-    ta.iter().any(|p| {
-        tb.iter().any(|q| p == q || parent(p) == Some(q) || parent(q) == Some(p))
-    })
+    ta.iter().any(|p| tb.iter().any(|q| p == q || parent(p) == Some(q) || parent(q) == Some(p)))
 }
 
 /// True if `code` may come from state outside the scope (a parent not tracked here).

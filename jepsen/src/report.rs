@@ -79,7 +79,11 @@ pub fn text(history: &History, verdict: &Verdict) -> String {
     let mut out = String::new();
     let ops = history.ops();
     if verdict.is_valid() {
-        let _ = writeln!(out, "valid: {} ops, {} partitions", verdict.stats.ops, verdict.stats.partitions);
+        let _ = writeln!(
+            out,
+            "valid: {} ops, {} partitions",
+            verdict.stats.ops, verdict.stats.partitions
+        );
         return out;
     }
     for partition in &verdict.unknown {

@@ -390,13 +390,17 @@ fn concurrent_and_indeterminate_history_passes() {
 
 #[test]
 fn malformed_input_names_the_line() {
-    let err = History::parse("{\"process\":1,\"type\":\"invoke\",\"f\":\"get\",\"path\":\"/a\"}\nnot json")
-        .expect_err("bad line");
+    let err = History::parse(
+        "{\"process\":1,\"type\":\"invoke\",\"f\":\"get\",\"path\":\"/a\"}\nnot json",
+    )
+    .expect_err("bad line");
     assert_eq!(err.line, 2);
-    let err = History::parse("{\"process\":1,\"type\":\"ok\",\"f\":\"get\"}").expect_err("dangling");
+    let err =
+        History::parse("{\"process\":1,\"type\":\"ok\",\"f\":\"get\"}").expect_err("dangling");
     assert_eq!(err.line, 1);
     assert!(err.message.contains("without invoke"));
-    let err = History::parse("{\"process\":1,\"type\":\"invoke\",\"f\":\"get\"}").expect_err("no path");
+    let err =
+        History::parse("{\"process\":1,\"type\":\"invoke\",\"f\":\"get\"}").expect_err("no path");
     assert!(err.message.contains("path"));
 }
 

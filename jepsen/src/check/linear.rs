@@ -173,9 +173,13 @@ impl<'a> Search<'a> {
             let c = top.cands[top.next];
             top.next += 1;
             let op = &self.part.ops[c];
-            let Ok(mut state) =
-                top.state.step(&self.part.scope, self.relax.model, op.process, &op.action, &op.outcome)
-            else {
+            let Ok(mut state) = top.state.step(
+                &self.part.scope,
+                self.relax.model,
+                op.process,
+                &op.action,
+                &op.outcome,
+            ) else {
                 continue;
             };
             let (mut kptr, mut rptr) = (top.kptr, top.rptr);
@@ -313,14 +317,16 @@ impl<'a> Search<'a> {
         loop {
             let mut progress = false;
             let keyed_next = self.next_keyed(kptr).filter(|&k| self.part.ops[k].pure);
-            let pool: Vec<usize> = keyed_next.into_iter().chain(self.unkeyed_pure.clone()).collect();
+            let pool: Vec<usize> =
+                keyed_next.into_iter().chain(self.unkeyed_pure.clone()).collect();
             for i in pool {
                 if self.blocked(i, kptr, rptr).is_some() {
                     continue;
                 }
                 let op = &self.part.ops[i];
                 let scope = &self.part.scope;
-                if let Ok(next) = state.step(scope, self.relax.model, op.process, &op.action, &op.outcome)
+                if let Ok(next) =
+                    state.step(scope, self.relax.model, op.process, &op.action, &op.outcome)
                 {
                     *state = next;
                     self.set(i);
@@ -395,12 +401,6 @@ impl<'a> Search<'a> {
 
     /// Records the deepest dead end, for the report.
     fn dead_end(&mut self, frames: &[Frame], top: &Frame) {
-        if std::env::var("ZKR_DEBUG").is_ok() && self.best.is_none() {
-            let (mut kptr, mut rptr) = (top.kptr, top.rptr);
-            let k = self.next_keyed(&mut kptr);
-            eprintln!("first dead end at depth {} next keyed {:?}", self.must_done, k.map(|k| (self.part.ops[k].op, self.blocked(k, &mut kptr, &mut rptr), top.state.step(&self.part.scope, self.relax.model, self.part.ops[k].process, &self.part.ops[k].action, &self.part.ops[k].outcome).err())));
-            eprintln!("state {:?}", top.state);
-        }
         if self.best.is_some() && self.must_done <= self.best_done {
             return;
         }

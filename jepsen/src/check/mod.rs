@@ -218,12 +218,14 @@ fn describe_paths(part: &Partition) -> String {
 fn diagnose(history: &History, ops: &[Op], part: &Partition, options: &Options) -> Guarantee {
     let budget = options.max_configs;
     let lin = options.linearizable_reads;
-    let passes = |relax: Relax| {
-        matches!(linear::search(part, relax, lin, budget).0, linear::Outcome::Valid)
-    };
+    let passes =
+        |relax: Relax| matches!(linear::search(part, relax, lin, budget).0, linear::Outcome::Valid);
     let mut tries: Vec<(Relax, Guarantee)> = Vec::new();
     if lin {
-        tries.push((Relax { read_realtime: true, ..Relax::default() }, Guarantee::LinearizableReads));
+        tries.push((
+            Relax { read_realtime: true, ..Relax::default() },
+            Guarantee::LinearizableReads,
+        ));
     }
     tries.push((Relax { sync: true, ..Relax::default() }, Guarantee::SyncReads));
     tries.push((Relax { read_session: true, ..Relax::default() }, Guarantee::MonotonicReads));
@@ -287,7 +289,11 @@ fn explain(
 }
 
 /// The event range covering these ops (invoke to completion, or invoke only for info).
-pub(crate) fn window_of(ops: &[Op], ids: impl Iterator<Item = usize>, events: usize) -> (usize, usize) {
+pub(crate) fn window_of(
+    ops: &[Op],
+    ids: impl Iterator<Item = usize>,
+    events: usize,
+) -> (usize, usize) {
     let mut lo = usize::MAX;
     let mut hi = 0;
     for id in ids {

@@ -267,10 +267,8 @@ fn assemble(
 fn spread(parts: &mut [Partition], broadcast: Vec<POp>) {
     for part in parts.iter_mut() {
         let sessions: BTreeSet<u64> = part.ops.iter().map(|p| p.process).collect();
-        let owners: BTreeSet<u64> = (part.ops.iter())
-            .filter(|p| creates_ephemeral(&p.action))
-            .map(|p| p.process)
-            .collect();
+        let owners: BTreeSet<u64> =
+            (part.ops.iter()).filter(|p| creates_ephemeral(&p.action)).map(|p| p.process).collect();
         for pop in &broadcast {
             let wanted = match pop.action {
                 Action::Close { .. } => owners.contains(&pop.process),
@@ -429,12 +427,7 @@ fn convert(
     Some(Converted::Owned { pops: vec![POp { action, ..base }], links: vec![paths] })
 }
 
-fn convert_multi(
-    base: POp,
-    actions: Vec<Action>,
-    facts: &Facts,
-    split: Split,
-) -> Converted {
+fn convert_multi(base: POp, actions: Vec<Action>, facts: &Facts, split: Split) -> Converted {
     let keyed_ok = base.key.is_some() && !base.pure;
     if split.multi_not_atomic || keyed_ok {
         // One piece per sub-op; a keyed ok multi keeps all pieces at its zxid.
@@ -450,10 +443,7 @@ fn convert_multi(
                 (_, true) => model::Outcome::Unknown,
                 (model::Outcome::Ok { zxid, .. }, false) => {
                     let result = results.as_ref().and_then(|r| r.get(i)).cloned();
-                    let reply = Reply {
-                        results: result.map(|r| vec![r]),
-                        ..Reply::default()
-                    };
+                    let reply = Reply { results: result.map(|r| vec![r]), ..Reply::default() };
                     model::Outcome::Ok { reply, zxid: *zxid }
                 }
                 (other, false) => other.clone(),

@@ -203,7 +203,13 @@ fn on_event(
     let push = |out: &mut Vec<Violation>, message: String, marked: Vec<usize>| {
         let (lo, hi) = window_of(ops, marked.iter().copied(), history.events.len());
         let window = (lo.min(index), hi.max(index));
-        out.push(Violation { guarantee: Guarantee::Watches, message, marked, context: vec![], window });
+        out.push(Violation {
+            guarantee: Guarantee::Watches,
+            message,
+            marked,
+            context: vec![],
+            window,
+        });
     };
     if fired.is_empty() && !vague {
         let message = format!(

@@ -23,8 +23,10 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
     let mut out = Vec::new();
     let zx = |op: &Op| -> Option<i64> {
         let reply = history.reply(op)?;
-        let is_write = op.f.is_write();
-        let usable = op.outcome == Outcome::Ok && (is_write || options.use_read_zxids);
+        // An acknowledged write's zxid is its own; any other reply's zxid (a read, a sync, a
+        // failure) is a point of the order the serving server had reached.
+        let own = op.f.is_write() && op.outcome == Outcome::Ok;
+        let usable = own || (op.outcome != Outcome::Info && options.use_read_zxids);
         reply.zxid.filter(|_| usable)
     };
     duplicates(history, ops, &zx, &mut out);
@@ -51,7 +53,7 @@ fn duplicates(
     out: &mut Vec<Violation>,
 ) {
     let mut by_zxid: BTreeMap<i64, usize> = BTreeMap::new();
-    for op in ops.iter().filter(|op| op.f.is_write()) {
+    for op in ops.iter().filter(|op| op.f.is_write() && op.outcome == Outcome::Ok) {
         let Some(z) = zx(op) else { continue };
         if let Some(&first) = by_zxid.get(&z) {
             let message = format!(
@@ -59,9 +61,13 @@ fn duplicates(
                 describe_op(history, &ops[first]),
                 describe_op(history, op)
             );
-            out.push(violation(history, ops, Guarantee::WriteLinearizability, message, vec![
-                first, op.id,
-            ]));
+            out.push(violation(
+                history,
+                ops,
+                Guarantee::WriteLinearizability,
+                message,
+                vec![first, op.id],
+            ));
         } else {
             by_zxid.insert(z, op.id);
         }
@@ -100,7 +106,7 @@ fn realtime(
         if let Some(&id) = completing.get(&index) {
             let op = &ops[id];
             let Some(z) = zx(op) else { continue };
-            if op.f.is_write() {
+            if op.f.is_write() && op.outcome == Outcome::Ok {
                 if let Some((fz, fid)) = floor_any[&id]
                     && z <= fz
                 {
@@ -115,6 +121,8 @@ fn realtime(
                 }
                 max_write = max_write.max(Some((z, id)));
             } else if options.linearizable_reads
+                && op.outcome == Outcome::Ok
+                && crate::model::is_query(op.f)
                 && let Some((fz, fid)) = floor_write[&id]
                 && z < fz
             {
@@ -124,9 +132,13 @@ fn realtime(
                     describe_op(history, op),
                     describe_op(history, &ops[fid])
                 );
-                out.push(violation(history, ops, Guarantee::LinearizableReads, message, vec![
-                    fid, id,
-                ]));
+                out.push(violation(
+                    history,
+                    ops,
+                    Guarantee::LinearizableReads,
+                    message,
+                    vec![fid, id],
+                ));
             }
             max_any = max_any.max(Some((z, id)));
         }
@@ -157,7 +169,7 @@ fn sessions(
                 sync_floor = sync_floor.max(Some((*z, *w, op.id)));
             }
             let Some(z) = zx(op) else { continue };
-            let is_write = op.f.is_write();
+            let is_write = op.f.is_write() && op.outcome == Outcome::Ok;
             if !is_write
                 && let Some((fz, w, s)) = sync_floor
                 && z < fz
