@@ -8,8 +8,9 @@
 //! The script avoids the documented 3.8/3.9 differences (create2 inside multi, exists without
 //! READ, Persistent/PersistentRecursive watcher types in removeWatches) and a 3.8 quirk: a
 //! `check` sent on its own is run as a write there (NONODE for a missing node, no reply at all
-//! for an existing one); we answer it UNIMPLEMENTED and close, as 3.9's request validation does. Needs Debian's
-//! zookeeper package (tests/setup.sh); skipped outside CI when it is missing.
+//! for an existing one); we answer it UNIMPLEMENTED and close, as 3.9's request validation
+//! does. Needs Debian's zookeeper package (tests/setup.sh); skipped outside CI when it is
+//! missing.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};

@@ -234,18 +234,7 @@ fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
         kind::REVALIDATE => ZabMessage::Revalidate { session: SessionId(r.read_i64("session")?) },
         kind::SYNC_REPLY => ZabMessage::SyncReply,
         kind::PING => ZabMessage::Ping,
-        kind::SESSION => {
-            let nonce = r.read_i64("session nonce")? as u64;
-            let seq = r.read_i64("session seq")? as u64;
-            let inner = r.read_buffer("session message")?.unwrap_or_default();
-            let mut inner_reader = Reader::new(&inner);
-            let msg = read_message(&mut inner_reader)?;
-            inner_reader.finish("session message")?;
-            if matches!(msg, ZabMessage::Session { .. }) {
-                return Err(DecodeError::BadValue { what: "nested session", value: 0 });
-            }
-            ZabMessage::Session { nonce, seq, msg: Box::new(msg) }
-        }
+        kind::SESSION => read_session(r)?,
         kind::PING_REPLY => {
             let touched =
                 r.read_vec_sized("touched", 8, |r| r.read_i64("session").map(SessionId))?;
@@ -255,6 +244,19 @@ fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
             return Err(DecodeError::BadValue { what: "peer message type", value: other as i64 });
         }
     })
+}
+
+fn read_session(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
+    let nonce = r.read_i64("session nonce")? as u64;
+    let seq = r.read_i64("session seq")? as u64;
+    let inner = r.read_buffer("session message")?.unwrap_or_default();
+    let mut inner_reader = Reader::new(&inner);
+    let msg = read_message(&mut inner_reader)?;
+    inner_reader.finish("session message")?;
+    if matches!(msg, ZabMessage::Session { .. }) {
+        return Err(DecodeError::BadValue { what: "nested session", value: 0 });
+    }
+    Ok(ZabMessage::Session { nonce, seq, msg: Box::new(msg) })
 }
 
 fn read_request(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
