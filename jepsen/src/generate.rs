@@ -260,7 +260,12 @@ impl Sim {
 
     fn simple_request(&mut self, s: usize, e: &mut Event) {
         let path = self.path();
-        let pick = self.rng.below(100);
+        let mut pick = self.rng.below(100);
+        // Keep the queue short, as consumers do: past 20 items, queue creates become deletes.
+        let queued = self.tree.keys().filter(|p| p.starts_with("/q/")).count();
+        if queued > 20 && (70..76).contains(&pick) {
+            pick = 76;
+        }
         let (f, path) = match pick {
             0..20 => (F::Get, path),
             20..30 => (F::Exists, path),

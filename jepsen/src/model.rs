@@ -181,6 +181,19 @@ impl Tree {
         tree
     }
 
+    /// Cheap pre-check for a sequential create with a known name: true unless the parent is
+    /// tracked here and its cversion is not the name's number.
+    pub fn numbered_here(&self, action: &Action) -> bool {
+        let Action::Create { path, name: Some(name), mode, .. } = action else { return true };
+        if !mode.is_sequential() {
+            return true;
+        }
+        let (Some(seq), Some(p)) = (sequence_number(path, name), parent(path)) else {
+            return true;
+        };
+        self.nodes.get(p).is_none_or(|node| i64::from(node.cversion) == seq)
+    }
+
     /// Applies `action` by `process` with the observed `outcome`.
     pub fn step(
         &self,

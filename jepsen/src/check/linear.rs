@@ -65,6 +65,14 @@ pub(crate) enum Outcome {
     Unknown(Option<Box<Failure>>),
 }
 
+/// Why an op cannot come next.
+enum Block {
+    Placed,
+    Session(usize),
+    Zxid(usize),
+    RealTime(usize),
+}
+
 struct Frame {
     state: Tree,
     kptr: usize,
@@ -85,6 +93,8 @@ struct Search<'a> {
     unkeyed_writes: Vec<usize>,
     preds: Vec<Vec<usize>>,
     zobrist: Vec<u64>,
+    /// Alternatives of each indeterminate op, by group.
+    groups: HashMap<usize, Vec<usize>>,
     must_total: usize,
     must_done: usize,
     must_hash: u64,
@@ -130,7 +140,14 @@ impl<'a> Search<'a> {
         unkeyed_writes.sort_by_key(|&i| (!ops[i].must, ops[i].inv));
         let preds = session_preds(ops, relax);
         let must_total = by_ret.len();
+        let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            if let Some(g) = op.group {
+                groups.entry(g).or_default().push(i);
+            }
+        }
         Search {
+            groups,
             part,
             relax,
             linearizable_reads,
@@ -218,11 +235,9 @@ impl<'a> Search<'a> {
             self.info_used.insert(at, i);
         }
         if let Some(g) = op.group {
-            for (j, other) in self.part.ops.iter().enumerate() {
-                if other.group == Some(g) && j != i {
-                    // Alternatives of the same indeterminate op are used up with it.
-                    self.lin[j] = true;
-                }
+            for &j in &self.groups[&g] {
+                // Alternatives of the same indeterminate op are used up with it.
+                self.lin[j] = true;
             }
         }
     }
@@ -239,10 +254,8 @@ impl<'a> Search<'a> {
             self.info_used.remove(at);
         }
         if let Some(g) = op.group {
-            for (j, other) in self.part.ops.iter().enumerate() {
-                if other.group == Some(g) && j != i {
-                    self.lin[j] = false;
-                }
+            for &j in &self.groups[&g] {
+                self.lin[j] = false;
             }
         }
     }
@@ -286,29 +299,44 @@ impl<'a> Search<'a> {
         }
     }
 
-    /// Why op `i` cannot come next (ignoring the model), or `None` if it can.
-    fn blocked(&self, i: usize, kptr: &mut usize, rptr: &mut usize) -> Option<String> {
+    /// Why op `i` cannot come next (ignoring the model), or `None` if it can. Cheap: no
+    /// allocation (it runs for every candidate of every configuration).
+    fn blocker(&self, i: usize, kptr: &mut usize, rptr: &mut usize) -> Option<Block> {
         let op = &self.part.ops[i];
         if self.lin[i] {
-            return Some("already placed".into());
+            return Some(Block::Placed);
         }
         if let Some(&p) = self.preds[i].iter().find(|&&p| !self.lin[p]) {
-            let pred = self.part.ops[p].op;
-            return Some(format!("session order: op {pred} of the same session comes first"));
+            return Some(Block::Session(p));
         }
         if op.key.is_some()
             && let Some(k) = self.next_keyed(kptr)
             && k != i
         {
-            let first = &self.part.ops[k];
-            let z = first.key.expect("keyed").0;
-            return Some(format!("zxid order: op {} (zxid {z:#x}) comes first", first.op));
+            return Some(Block::Zxid(k));
         }
         if self.realtime(op) && op.inv >= self.min_ret(rptr) {
-            let first = self.part.ops[self.by_ret[*rptr]].op;
-            return Some(format!("real time: op {first} completed before this began"));
+            return Some(Block::RealTime(self.by_ret[*rptr]));
         }
         None
+    }
+
+    /// [`Search::blocker`], for a person.
+    fn blocked(&self, i: usize, kptr: &mut usize, rptr: &mut usize) -> Option<String> {
+        let ops = &self.part.ops;
+        Some(match self.blocker(i, kptr, rptr)? {
+            Block::Placed => "already placed".into(),
+            Block::Session(p) => {
+                format!("session order: op {} of the same session comes first", ops[p].op)
+            }
+            Block::Zxid(k) => {
+                let z = ops[k].key.expect("keyed").0;
+                format!("zxid order: op {} (zxid {z:#x}) comes first", ops[k].op)
+            }
+            Block::RealTime(r) => {
+                format!("real time: op {} completed before this began", ops[r].op)
+            }
+        })
     }
 
     /// Takes every pure op that fits, as long as one does.
@@ -317,10 +345,10 @@ impl<'a> Search<'a> {
         loop {
             let mut progress = false;
             let keyed_next = self.next_keyed(kptr).filter(|&k| self.part.ops[k].pure);
-            let pool: Vec<usize> =
-                keyed_next.into_iter().chain(self.unkeyed_pure.clone()).collect();
+            let unkeyed = (0..self.unkeyed_pure.len()).map(|j| self.unkeyed_pure[j]);
+            let pool: Vec<usize> = keyed_next.into_iter().chain(unkeyed).collect();
             for i in pool {
-                if self.blocked(i, kptr, rptr).is_some() {
+                if self.blocker(i, kptr, rptr).is_some() {
                     continue;
                 }
                 let op = &self.part.ops[i];
@@ -350,7 +378,7 @@ impl<'a> Search<'a> {
         let (mut kptr, mut rptr) = (kptr, rptr);
         let mut out = Vec::new();
         let next = self.next_keyed(&mut kptr);
-        let next = next.filter(|&k| self.blocked(k, &mut kptr, &mut rptr).is_none());
+        let next = next.filter(|&k| self.blocker(k, &mut kptr, &mut rptr).is_none());
         let (scope, relax) = (&self.part.scope, self.relax.model);
         // A sequential create of unknown outcome whose name was seen later can only take
         // effect while the parent's cversion equals its number: now or never, so now first.
@@ -358,7 +386,8 @@ impl<'a> Search<'a> {
             for &i in &self.unkeyed_writes {
                 let op = &self.part.ops[i];
                 if op.group.is_some()
-                    && self.blocked(i, &mut kptr, &mut rptr).is_none()
+                    && state.numbered_here(&op.action)
+                    && self.blocker(i, &mut kptr, &mut rptr).is_none()
                     && state.step(scope, relax, op.process, &op.action, &op.outcome).is_ok()
                 {
                     out.push(i);
@@ -373,7 +402,7 @@ impl<'a> Search<'a> {
         let mut helpful = Vec::new();
         let mut others = Vec::new();
         for &i in &self.unkeyed_writes {
-            if self.blocked(i, &mut kptr, &mut rptr).is_some() {
+            if self.blocker(i, &mut kptr, &mut rptr).is_some() {
                 continue;
             }
             let op = &self.part.ops[i];
@@ -388,14 +417,26 @@ impl<'a> Search<'a> {
             if !crate::model::conflicts(&op.action, &kop.action) {
                 continue;
             }
-            let fits = state
-                .step(scope, relax, op.process, &op.action, &op.outcome)
-                .and_then(|s| s.step(scope, relax, kop.process, &kop.action, &kop.outcome))
-                .is_ok();
-            if fits { helpful.push(i) } else { others.push(i) }
+            if op.group.is_some() && !relax.loose_seq {
+                continue; // offered above when its number came up, never otherwise
+            }
+            others.push((i, k));
+        }
+        // The most recent first; of those, the ones after which K fits first (tested for a
+        // few only, to keep a step cheap when many ops of unknown outcome are pending).
+        others.reverse();
+        let mut rest = Vec::new();
+        for (n, (i, k)) in others.into_iter().enumerate() {
+            let (op, kop) = (&self.part.ops[i], &self.part.ops[k]);
+            let fits = n < 4
+                && state
+                    .step(scope, relax, op.process, &op.action, &op.outcome)
+                    .and_then(|s| s.step(scope, relax, kop.process, &kop.action, &kop.outcome))
+                    .is_ok();
+            if fits { helpful.push(i) } else { rest.push(i) }
         }
         out.extend(helpful);
-        out.extend(others);
+        out.extend(rest);
         out
     }
 
