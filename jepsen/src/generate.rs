@@ -275,7 +275,8 @@ impl Sim {
             70..76 => (F::Create, format!("{QUEUE}/n-")),
             76..81 => (F::Delete, self.queue_child()),
             81..86 => (F::Children, QUEUE.to_string()),
-            _ => (F::Sync, path),
+            86..90 => (F::Sync, path),
+            _ => (F::Get, path),
         };
         e.f = Some(f);
         match f {

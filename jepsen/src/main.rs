@@ -149,11 +149,12 @@ fn main() -> ExitCode {
                 println!(
                     "{n} ops, {paths} paths, {sessions} sessions, {:.0}% info: generated in \
                      {generated:.2?}, checked in {checked:.2?}: {:?}, {} partitions (largest {} \
-                     ops), {} configurations",
+                     ops, on {:?}), {} configurations",
                     info_rate * 100.0,
                     verdict.validity,
                     verdict.stats.partitions,
                     verdict.stats.largest_partition,
+                    verdict.stats.largest_partition_paths,
                     verdict.stats.configs
                 );
                 if !verdict.is_valid() {

@@ -121,6 +121,8 @@ pub struct Stats {
     pub partitions: usize,
     /// Ops in the largest partition.
     pub largest_partition: usize,
+    /// Some paths of the largest partition.
+    pub largest_partition_paths: Vec<String>,
     /// Configurations explored by the searches.
     pub configs: u64,
 }
@@ -158,6 +160,9 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
         ops: ops.len(),
         partitions: parts.len(),
         largest_partition: parts.iter().map(|p| p.ops.len()).max().unwrap_or(0),
+        largest_partition_paths: (parts.iter().max_by_key(|p| p.ops.len()))
+            .map(|p| p.scope.paths.iter().take(6).cloned().collect())
+            .unwrap_or_default(),
         configs: 0,
     };
     let mut unknown = Vec::new();
