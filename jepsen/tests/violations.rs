@@ -287,8 +287,14 @@ fn event_without_watch_is_caught() {
 fn duplicate_sequential_name_is_caught() {
     let h = [
         r#"{"zkr_history":1,"initial":[{"path":"/q"}]}"#,
-        r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","mode":"persistent_sequential"}"#,
-        r#"{"process":2,"type":"invoke","f":"create","path":"/q/n-","mode":"persistent_sequential"}"#,
+        concat!(
+            r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","#,
+            r#""mode":"persistent_sequential"}"#
+        ),
+        concat!(
+            r#"{"process":2,"type":"invoke","f":"create","path":"/q/n-","#,
+            r#""mode":"persistent_sequential"}"#
+        ),
         r#"{"process":1,"type":"ok","f":"create","name":"/q/n-0000000000"}"#,
         r#"{"process":2,"type":"ok","f":"create","name":"/q/n-0000000000"}"#,
     ];
@@ -301,9 +307,15 @@ fn duplicate_sequential_name_is_caught() {
 fn decreasing_sequential_name_is_caught() {
     let h = [
         r#"{"zkr_history":1,"initial":[{"path":"/q"}]}"#,
-        r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","mode":"persistent_sequential"}"#,
+        concat!(
+            r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","#,
+            r#""mode":"persistent_sequential"}"#
+        ),
         r#"{"process":1,"type":"ok","f":"create","name":"/q/n-0000000005"}"#,
-        r#"{"process":2,"type":"invoke","f":"create","path":"/q/n-","mode":"persistent_sequential"}"#,
+        concat!(
+            r#"{"process":2,"type":"invoke","f":"create","path":"/q/n-","#,
+            r#""mode":"persistent_sequential"}"#
+        ),
         r#"{"process":2,"type":"ok","f":"create","name":"/q/n-0000000003"}"#,
     ];
     let v = invalid(&h, &zxids());
@@ -316,7 +328,10 @@ fn decreasing_sequential_name_is_caught() {
 #[test]
 fn non_atomic_multi_is_caught() {
     let h = [
-        r#"{"process":1,"type":"invoke","f":"multi","ops":[{"f":"create","path":"/a","data":"1"},{"f":"create","path":"/b","data":"2"}]}"#,
+        concat!(
+            r#"{"process":1,"type":"invoke","f":"multi","ops":[{"f":"create","path":"/a","#,
+            r#""data":"1"},{"f":"create","path":"/b","data":"2"}]}"#
+        ),
         r#"{"process":1,"type":"ok","f":"multi","results":[{"name":"/a"},{"name":"/b"}],"zxid":4}"#,
         r#"{"process":2,"type":"invoke","f":"exists","path":"/a"}"#,
         r#"{"process":2,"type":"ok","f":"exists","stat":{"version":0},"zxid":4}"#,
@@ -332,7 +347,10 @@ fn non_atomic_multi_is_caught() {
 #[test]
 fn partial_failed_multi_is_caught() {
     let h = [
-        r#"{"process":1,"type":"invoke","f":"multi","ops":[{"f":"create","path":"/a","data":"1"},{"f":"delete","path":"/missing"}]}"#,
+        concat!(
+            r#"{"process":1,"type":"invoke","f":"multi","ops":[{"f":"create","path":"/a","#,
+            r#""data":"1"},{"f":"delete","path":"/missing"}]}"#
+        ),
         r#"{"process":1,"type":"fail","f":"multi","error":"NoNode"}"#,
         r#"{"process":1,"type":"invoke","f":"get","path":"/a"}"#,
         r#"{"process":1,"type":"ok","f":"get","data":"1"}"#,
@@ -352,7 +370,10 @@ fn ephemeral_outliving_its_session_is_caught() {
         r#"{"process":1,"type":"invoke","f":"close"}"#,
         r#"{"process":1,"type":"ok","f":"close","zxid":2}"#,
         r#"{"process":2,"type":"invoke","f":"exists","path":"/e"}"#,
-        r#"{"process":2,"type":"ok","f":"exists","stat":{"version":0,"ephemeral_owner":77},"zxid":3}"#,
+        concat!(
+            r#"{"process":2,"type":"ok","f":"exists","stat":{"version":0,"ephemeral_owner":77},"#,
+            r#""zxid":3}"#
+        ),
     ];
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::Ephemerals);
