@@ -92,6 +92,9 @@ pub struct Node {
     pub(crate) conns: BTreeMap<ConnId, Conn>,
     /// Connections waiting for their CreateSession txn to apply.
     pub(crate) connecting: BTreeMap<SessionId, ConnId>,
+    /// Reconnects waiting for the leader to revalidate the session (learners): the connection,
+    /// the negotiated timeout and the client's readOnly byte.
+    pub(crate) revalidating: BTreeMap<SessionId, (ConnId, i32, Option<bool>)>,
     pub(crate) next_session_id: i64,
     pub(crate) log: ZabLog,
     pub(crate) role: Role,
@@ -148,6 +151,7 @@ impl Node {
             watches: WatchManager::new(),
             conns: BTreeMap::new(),
             connecting: BTreeMap::new(),
+            revalidating: BTreeMap::new(),
             next_session_id: 0,
             log,
             role: Role::Looking(None),
@@ -452,6 +456,12 @@ impl Node {
         }
         for (session, conn) in &self.connecting {
             assert!(self.conns.contains_key(conn), "connecting conn {conn:?} of {session} exists");
+        }
+        for (session, (conn, _, _)) in &self.revalidating {
+            assert!(
+                self.conns.contains_key(conn),
+                "revalidating conn {conn:?} of {session} exists"
+            );
         }
     }
 }

@@ -188,6 +188,9 @@ impl Node {
             if self.connecting.get(&session) == Some(&conn) {
                 self.connecting.remove(&session);
             }
+            if self.revalidating.get(&session).is_some_and(|r| r.0 == conn) {
+                self.revalidating.remove(&session);
+            }
             if self.sessions.get(session).and_then(|s| s.conn) == Some(conn) {
                 self.sessions.set_conn(session, None);
             }
@@ -275,20 +278,66 @@ impl Node {
 
     fn reconnect_session(&mut self, conn: ConnId, req: &ConnectRequest, timeout_ms: i32) {
         let session = SessionId(req.session_id);
-        let valid = self.sessions.get(session).is_some_and(|s| !s.closing)
-            && req.passwd == session_password(session);
+        // A learner may lag behind the session's creation or expiry: only the leader knows,
+        // so a learner checks the password alone and asks the leader (REVALIDATE).
+        let alive = self.is_learner() || self.sessions.get(session).is_some_and(|s| !s.closing);
+        let valid = alive && req.passwd == session_password(session);
         if !valid {
             tracing::info!(%session, ?conn, "reconnect refused: unknown, expired or bad password");
-            let refusal = ConnectResponse {
-                protocol_version: 0,
-                timeout_ms: 0,
-                session_id: 0,
-                passwd: vec![0; 16],
-                read_only: req.read_only,
-            };
-            self.send(conn, codec::encode_connect_response(&refusal));
-            return self.close_conn(conn);
+            return self.refuse_session(conn, req.read_only);
         }
+        if self.is_learner() {
+            // The leader decides whether the session is still alive (this server may lag
+            // behind its expiry); the handshake completes when it answers.
+            let c = self.conns.get_mut(&conn).expect("caller checked");
+            c.phase = Phase::Connecting { session, read_only: req.read_only };
+            if let Some((stale, _, _)) =
+                self.revalidating.insert(session, (conn, timeout_ms, req.read_only))
+            {
+                self.close_conn(stale);
+            }
+            return self.revalidate(session);
+        }
+        self.sessions.set_owner(session, self.config.server_id);
+        self.resume_session(conn, session, timeout_ms, req.read_only);
+    }
+
+    fn refuse_session(&mut self, conn: ConnId, read_only: Option<bool>) {
+        let refusal = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: 0,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only,
+        };
+        self.send(conn, codec::encode_connect_response(&refusal));
+        self.close_conn(conn);
+    }
+
+    /// The leader answered a learner's REVALIDATE.
+    pub(crate) fn on_revalidated(&mut self, session: SessionId, valid: bool) {
+        let Some((conn, timeout_ms, read_only)) = self.revalidating.remove(&session) else {
+            return;
+        };
+        if !self.conns.get(&conn).is_some_and(|c| c.session() == Some(session)) {
+            return;
+        }
+        if valid && self.sessions.get(session).is_some() {
+            self.resume_session(conn, session, timeout_ms, read_only);
+        } else {
+            tracing::info!(%session, ?conn, "the leader refused the reconnect (session expired)");
+            self.refuse_session(conn, read_only);
+        }
+    }
+
+    /// Moves the session onto `conn` (closing any older holder) and completes the handshake.
+    fn resume_session(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        timeout_ms: i32,
+        ro: Option<bool>,
+    ) {
         if let Some(old) = self.sessions.set_conn(session, Some(conn)) {
             if old != conn {
                 tracing::info!(%session, ?old, ?conn, "session moved; closing old connection");
@@ -296,14 +345,7 @@ impl Node {
             }
         }
         self.sessions.touch(session, self.now_tick);
-        if self.is_learner() {
-            // Ahead of any request this connection forwards: the leader then refuses requests
-            // for the session still coming through its previous server.
-            self.revalidate(session);
-        } else {
-            self.sessions.set_owner(session, self.config.server_id);
-        }
-        self.establish(conn, session, timeout_ms, req.read_only);
+        self.establish(conn, session, timeout_ms, ro);
     }
 
     /// Sends the ConnectResponse and starts serving the connection, then replays what the client

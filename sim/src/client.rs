@@ -127,6 +127,11 @@ pub(crate) struct Client {
     pub pending: VecDeque<Pending>,
     pub next_xid: i32,
     pub last_heard: u64,
+    /// Where a `close` invoke goes in the history if the session turns out to have ended: just
+    /// after what the client had received when it last heard from a server (history length
+    /// then, and the time). The server may expire the session any time after that, before the
+    /// client notices, so the close's window must open there.
+    pub close_slot: (usize, u64),
     pub last_sent: u64,
     pub silent_until: u64,
     pub memory: Memory,
@@ -147,6 +152,7 @@ impl Client {
             session: None,
             close_open: false,
             closing: false,
+            close_slot: (0, 0),
             pending: VecDeque::new(),
             next_xid: 1,
             last_heard: 0,
@@ -293,8 +299,14 @@ impl Sim {
         self.clients[c].last_heard = self.now;
         if !conn.handshake_done {
             self.client_handshake(c, link, &payload);
-            return;
+        } else {
+            self.client_reply(c, payload);
         }
+        // Whatever this frame completed is now in the history: a later `close` goes after it.
+        self.clients[c].close_slot = (self.history.len(), us(self.now));
+    }
+
+    fn client_reply(&mut self, c: usize, payload: Vec<u8>) {
         let mut r = Reader::new(&payload);
         let header = match codec::decode_reply_header(&mut r) {
             Ok(h) => h,
@@ -421,7 +433,8 @@ impl Sim {
             // Refused: the session expired (or never existed). Its end is now known.
             if let Some(held) = client.session.take() {
                 if !client.close_open {
-                    self.history.push(workload::close_invoke(held.process, now_us));
+                    let (at, time) = client.close_slot;
+                    self.close_inserts.push((at, workload::close_invoke(held.process, time)));
                 }
                 let ok = workload::bare(held.process, Kind::Ok, F::Close, None, None, now_us);
                 self.history.push(ok);
@@ -519,7 +532,8 @@ impl Sim {
             client.closing = false;
         } else if !client.close_open {
             client.close_open = true;
-            self.history.push(workload::close_invoke(held.process, now_us));
+            let (at, time) = client.close_slot;
+            self.close_inserts.push((at, workload::close_invoke(held.process, time)));
         }
         self.checks.ephemerals.silent(SessionId(held.id), held.timeout_ms, self.now);
     }

@@ -120,8 +120,10 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> SeedReport {
 fn run_inner(seed: u64, options: &RunOptions) -> SeedReport {
     let mut sim = sim::Sim::new(seed, options.bugs.clone(), options.trace);
     sim.run();
-    let ops = sim.history.iter().filter(|e| e.kind == Some(zkr_jepsen::Kind::Invoke)).count();
-    let history = invariants::history::history(std::mem::take(&mut sim.history), seed);
+    let merged =
+        merge_inserts(std::mem::take(&mut sim.history), std::mem::take(&mut sim.close_inserts));
+    let ops = merged.iter().filter(|e| e.kind == Some(zkr_jepsen::Kind::Invoke)).count();
+    let history = invariants::history::history(merged, seed);
     let mut report = SeedReport {
         seed,
         cluster_size: sim.swarm.cluster_size,
@@ -148,6 +150,25 @@ fn run_inner(seed: u64, options: &RunOptions) -> SeedReport {
         report.history = Some(history.to_jsonl());
     }
     report
+}
+
+/// Puts each `(index, event)` before the event at `index` (after everything for an index past
+/// the end), keeping the order in which inserts at one index were made.
+fn merge_inserts(
+    events: Vec<zkr_jepsen::history::Event>,
+    mut inserts: Vec<(usize, zkr_jepsen::history::Event)>,
+) -> Vec<zkr_jepsen::history::Event> {
+    inserts.sort_by_key(|(at, _)| *at);
+    let mut out = Vec::with_capacity(events.len() + inserts.len());
+    let mut pending = inserts.into_iter().peekable();
+    for (i, event) in events.into_iter().enumerate() {
+        while pending.peek().is_some_and(|(at, _)| *at <= i) {
+            out.push(pending.next().expect("peeked").1);
+        }
+        out.push(event);
+    }
+    out.extend(pending.map(|(_, e)| e));
+    out
 }
 
 /// Checks a history given as JSON lines the way a seed's history is checked (for tests that

@@ -161,6 +161,9 @@ pub struct Sim {
     pub(crate) net: Network<Msg>,
     pub(crate) clients: Vec<Client>,
     pub(crate) history: Vec<Event>,
+    /// `close` invokes to merge into `history` at the end, each before the event it names (so
+    /// indices into `history` held during the run stay valid).
+    pub(crate) close_inserts: Vec<(usize, Event)>,
     pub(crate) trace: Trace,
     pub(crate) checks: Checks,
     pub(crate) violations: Vec<Violation>,
@@ -251,6 +254,7 @@ impl Sim {
             nodes,
             clients,
             history: Vec::new(),
+            close_inserts: Vec::new(),
             trace,
             checks: Checks::default(),
             violations: Vec::new(),

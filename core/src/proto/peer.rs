@@ -34,6 +34,7 @@ mod kind {
     pub const PING_REPLY: i32 = 105;
     pub const SYNC_REPLY: i32 = 107;
     pub const SESSION: i32 = 200;
+    pub const REVALIDATE_REPLY: i32 = 206;
 }
 
 fn state_code(s: PeerState) -> i32 {
@@ -155,6 +156,11 @@ fn write_broadcast(w: &mut Writer, msg: &ZabMessage) {
             w.write_i32(kind::REVALIDATE);
             w.write_i64(session.0);
         }
+        ZabMessage::RevalidateReply { session, valid } => {
+            w.write_i32(kind::REVALIDATE_REPLY);
+            w.write_i64(session.0);
+            w.write_bool(*valid);
+        }
         ZabMessage::SyncReply => w.write_i32(kind::SYNC_REPLY),
         ZabMessage::Ping => w.write_i32(kind::PING),
         ZabMessage::PingReply { touched } => {
@@ -232,6 +238,10 @@ fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
         kind::REQUEST => read_request(r)?,
         kind::SYNC_REQUEST => ZabMessage::SyncRequest,
         kind::REVALIDATE => ZabMessage::Revalidate { session: SessionId(r.read_i64("session")?) },
+        kind::REVALIDATE_REPLY => ZabMessage::RevalidateReply {
+            session: SessionId(r.read_i64("session")?),
+            valid: r.read_bool("valid")?,
+        },
         kind::SYNC_REPLY => ZabMessage::SyncReply,
         kind::PING => ZabMessage::Ping,
         kind::SESSION => read_session(r)?,

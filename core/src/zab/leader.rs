@@ -330,7 +330,14 @@ impl Node {
                     self.on_forwarded(from, session, cxid, ids, forwarded);
                 }
             }
-            ZabMessage::Revalidate { session } => self.sessions.set_owner(session, from),
+            ZabMessage::Revalidate { session } => {
+                let valid = self.sessions.get(session).is_some_and(|s| !s.closing);
+                if valid {
+                    self.sessions.set_owner(session, from);
+                    self.sessions.touch(session, now);
+                }
+                self.send_learner(from, ZabMessage::RevalidateReply { session, valid });
+            }
             ZabMessage::SyncRequest => {
                 let target = self.log.last_logged();
                 leader_mut(self).syncs.push_back((SyncWaiter::Learner(from), target));

@@ -229,6 +229,9 @@ impl Node {
                     std::mem::take(&mut self.touched).into_iter().collect();
                 self.send_leader(ZabMessage::PingReply { touched });
             }
+            (LearnerPhase::Broadcast, ZabMessage::RevalidateReply { session, valid }) => {
+                self.on_revalidated(session, valid)
+            }
             (LearnerPhase::Broadcast, ZabMessage::SyncReply) => {
                 if let Some((conn, xid)) = self.pending_syncs.pop_front() {
                     self.sync_done(conn, xid);

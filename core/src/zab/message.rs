@@ -146,11 +146,19 @@ pub enum ZabMessage {
         /// What is asked.
         forwarded: Forwarded,
     },
-    /// REVALIDATE (6) from a learner: a client reconnected there with this session, so it now
-    /// owns it; requests for the session arriving through any other server are refused.
+    /// REVALIDATE (6) from a learner: a client asks to reconnect there with this session. The
+    /// leader answers whether the session is alive, and if so makes that learner its owner;
+    /// requests for the session arriving through any other server are then refused.
     Revalidate {
         /// The session.
         session: SessionId,
+    },
+    /// REVALIDATE (6) from the leader: whether the session may be resumed on that learner.
+    RevalidateReply {
+        /// The session.
+        session: SessionId,
+        /// Alive and now owned by the learner.
+        valid: bool,
     },
     /// SYNC (7) from a learner: answer once everything proposed so far is committed.
     SyncRequest,

@@ -108,6 +108,7 @@ impl Node {
         self.pending_syncs.clear();
         self.touched.clear();
         self.connecting.clear();
+        self.revalidating.clear();
         let own = Vote {
             leader: self.config.server_id,
             zxid: self.log.last_logged(),

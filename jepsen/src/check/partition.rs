@@ -456,7 +456,7 @@ fn convert_multi(base: POp, actions: Vec<Action>, facts: &Facts, split: Split) -
         }
         return Converted::Owned { pops, links };
     }
-    let paths: Vec<String> = actions.iter().flat_map(|a| footprint(a, facts)).collect();
+    let paths: Vec<String> = footprint(&Action::Multi(actions.clone()), facts);
     let pops = vec![POp { action: Action::Multi(actions), ..base }];
     Converted::Owned { pops, links: vec![paths] }
 }
@@ -483,7 +483,16 @@ fn footprint(action: &Action, facts: &Facts) -> Vec<String> {
             }
             paths.push(path.clone());
         }
-        Action::Multi(subs) => paths.extend(subs.iter().flat_map(|a| footprint(a, facts))),
+        Action::Multi(subs) => {
+            for sub in subs {
+                // A multi's result codes are checked op by op: a create's NONODE vs success
+                // depends on its parent, so the parent must be in the same partition.
+                if let Action::Create { path, .. } = sub {
+                    paths.push(parent(path).unwrap_or("/").to_string());
+                }
+                paths.extend(footprint(sub, facts));
+            }
+        }
         other => paths.extend(action_paths(other)),
     }
     paths
