@@ -486,12 +486,13 @@ impl Tree {
             return mismatch("ephemeral_owner", owner.to_string(), format!("{:?}", node.owner));
         }
         if exact {
-            // cversion is a lower bound (creates and deletes of unknown outcome may have
-            // bumped it): it may only be seen to grow, and is pinned to what was seen.
+            // cversion is pinned to what was seen, not checked: the model's count of child
+            // creates and deletes was seen to run ahead of ZooKeeper's in rare simulator
+            // histories (sessions ending with ephemerals of unknown-outcome creates), and a
+            // wrong rejection is worse than no check. Servers' cversion is compared reply by
+            // reply with Apache ZooKeeper in tests/tests/differential.rs instead. Sequential
+            // names, which depend on it, are still checked.
             if let Some(c) = stat.cversion {
-                if c < node.cversion {
-                    return mismatch("cversion", c.to_string(), format!("≥ {}", node.cversion));
-                }
                 node.cversion = c;
             }
             if let Some(n) = stat.num_children
