@@ -87,6 +87,8 @@ pub struct SeedReport {
     pub trace: Option<String>,
     /// The history as JSON lines, when asked for.
     pub history: Option<String>,
+    /// Wall-clock time the seed took, ns (for the speed figures only; never in the trace).
+    pub wall_ns: u64,
 }
 
 impl SeedReport {
@@ -99,9 +101,13 @@ impl SeedReport {
 /// Runs one seed. Never panics: a panic inside the run (core's `invariants()`, or the
 /// simulator's own assertions) is reported as a violation named `panic`.
 pub fn run_seed(seed: u64, options: &RunOptions) -> SeedReport {
+    let started = std::time::Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| run_inner(seed, options)));
     match result {
-        Ok(report) => report,
+        Ok(mut report) => {
+            report.wall_ns = started.elapsed().as_nanos() as u64;
+            report
+        }
         Err(payload) => {
             let message = payload
                 .downcast_ref::<String>()

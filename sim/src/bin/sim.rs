@@ -245,6 +245,20 @@ fn summary(reports: &[SeedReport], elapsed: f64, jobs: usize, bug_names: &[Strin
          {elapsed:.1} s",
         rate / jobs as f64
     );
+    for size in [1usize, 3, 5, 7] {
+        let of_size: Vec<&SeedReport> = reports.iter().filter(|r| r.cluster_size == size).collect();
+        let wall: u64 = of_size.iter().map(|r| r.wall_ns).sum();
+        if !of_size.is_empty() && wall > 0 {
+            let per_core = of_size.len() as f64 / (wall as f64 / 1e9);
+            let sim_s: f64 =
+                of_size.iter().map(|r| r.sim_ns as f64 / 1e9).sum::<f64>() / of_size.len() as f64;
+            println!(
+                "speed, {size} server(s): {per_core:.0} seeds/s per core ({} seeds, {sim_s:.1} \
+                 simulated s each on average)",
+                of_size.len()
+            );
+        }
+    }
     if failed.is_empty() {
         return ExitCode::SUCCESS;
     }
