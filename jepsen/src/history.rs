@@ -4,7 +4,8 @@
 //! order in time; `time` is only shown to people). Each client operation appears as an `invoke`
 //! and, later, one completion by the same process: `ok` (it took effect, with the facts
 //! ZooKeeper replied), `fail` (it definitely did not take effect) or `info` (unknown: it may
-//! have taken effect at any point after its invoke, or never). An `event` line records a watch
+//! have taken effect after its invoke and before its session's next acknowledged op completed,
+//! or never). An `event` line records a watch
 //! notification received by a process. The on-disk form is JSON lines, described in
 //! `docs/HISTORY-FORMAT.md`; [`History::parse`] never panics on bad input and names the line.
 //!
@@ -303,7 +304,8 @@ pub enum Outcome {
     Ok,
     /// Definitely did not take effect.
     Fail,
-    /// May or may not have taken effect, at any point after the invoke.
+    /// May or may not have taken effect: after the invoke, and (session order) before the
+    /// session's next acknowledged op completed.
     Info,
 }
 

@@ -240,6 +240,53 @@ fn reordered_session_writes_are_caught_by_zxid() {
     assert_eq!(v.guarantee, Guarantee::SessionOrder);
 }
 
+/// A write whose outcome the client never learned (connection lost) shows up after the
+/// session's next acknowledged write: if it took effect, it had to take effect first.
+#[test]
+fn lost_connection_write_landing_after_the_next_one_is_caught() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"v0"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a","zxid":1}"#,
+        r#"{"process":1,"type":"invoke","f":"set","path":"/a","data":"late","xid":2}"#,
+        r#"{"process":1,"type":"info","f":"set","xid":2,"error":"ConnectionLoss"}"#,
+        r#"{"process":1,"type":"invoke","f":"create","path":"/b","data":"next","xid":3}"#,
+        r#"{"process":1,"type":"ok","f":"create","xid":3,"name":"/b","zxid":2}"#,
+        r#"{"process":2,"type":"invoke","f":"set","path":"/a","data":"p2","version":0}"#,
+        r#"{"process":2,"type":"ok","f":"set","zxid":3,"stat":{"version":1}}"#,
+        r#"{"process":2,"type":"invoke","f":"get","path":"/a"}"#,
+        r#"{"process":2,"type":"ok","f":"get","data":"late","zxid":4,"stat":{"version":2}}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::SessionOrder);
+    // Without the session's later write, the same history is fine: "late" landed at zxid 4.
+    let mut free: Vec<&str> = h.to_vec();
+    free.drain(4..6);
+    valid(&free, &zxids());
+}
+
+/// Two writes of unknown outcome that must both have taken effect, in one order only, before
+/// an acknowledged write that puts one of them out of time (its session's next write). The
+/// other commutes with that write, but not with the first: the search must still try it first.
+#[test]
+fn indeterminate_writes_ordered_before_a_deadline_pass() {
+    let h = [
+        // One multi without a zxid: it keeps /c, /d and /e in one partition.
+        r#"{"process":1,"type":"invoke","f":"multi","ops":[{"f":"create","path":"/c","data":"0"},{"f":"create","path":"/d","data":"0"},{"f":"create","path":"/e","data":"0"}],"xid":1}"#,
+        r#"{"process":1,"type":"ok","f":"multi","xid":1,"results":[{"name":"/c"},{"name":"/d"},{"name":"/e"}]}"#,
+        r#"{"process":2,"type":"invoke","f":"multi","ops":[{"f":"check","path":"/c","version":0},{"f":"set","path":"/d","data":"x"}],"xid":1}"#,
+        r#"{"process":3,"type":"invoke","f":"set","path":"/c","data":"p","xid":1}"#,
+        r#"{"process":2,"type":"info","f":"multi","xid":1,"error":"ConnectionLoss"}"#,
+        r#"{"process":3,"type":"info","f":"set","xid":1,"error":"ConnectionLoss"}"#,
+        r#"{"process":3,"type":"invoke","f":"set","path":"/e","data":"y","xid":2}"#,
+        r#"{"process":3,"type":"ok","f":"set","xid":2,"zxid":6,"stat":{"version":1}}"#,
+        r#"{"process":1,"type":"invoke","f":"get","path":"/d","xid":4}"#,
+        r#"{"process":1,"type":"ok","f":"get","xid":4,"data":"x","zxid":6}"#,
+        r#"{"process":1,"type":"invoke","f":"get","path":"/c","xid":5}"#,
+        r#"{"process":1,"type":"ok","f":"get","xid":5,"data":"p","zxid":6,"stat":{"version":1}}"#,
+    ];
+    valid(&h, &zxids());
+}
+
 // ---- watch after data ---------------------------------------------------------------------
 
 const WATCH_LATE: [&str; 9] = [

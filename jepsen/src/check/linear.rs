@@ -11,12 +11,18 @@
 //!   returned (unless `linearizable_reads`, then reads obey real time like writes);
 //! - session order: a session's ops take effect in the order it issued them (writes FIFO,
 //!   reads never go back, read-your-writes, a read after `sync` sees what the sync saw);
-//! - `info` ops may be placed anywhere after their invoke, or never.
+//! - `info` ops may be placed anywhere after their invoke, or never; but not after their
+//!   session's next acknowledged write, nor after a write invoked once that session's next
+//!   acknowledged op had completed (session order: it took effect, if ever, before then).
 //!
 //! Pure ops (reads, syncs, failed writes) that fit the current state are taken greedily: taking
 //! them as early as possible never hurts (they change no state and only unblock others). The
 //! memo prunes a configuration when one with the same acknowledged ops, the same state and a
 //! subset of the indeterminate ops used has already failed (it had every option this one has).
+//!
+//! Each configuration offers only the *live* ops of unknown outcome or without zxid: invoked
+//! before the earliest pending completion, not yet placed, not yet out of time. The live set
+//! is carried from frame to frame, so a step costs what is live, not what the partition holds.
 //!
 //! Invariant: a returned `Failed` means no order exists (within the chosen relaxations); the
 //! search is exhaustive up to the budget, beyond which it says `Unknown`.
@@ -80,6 +86,13 @@ struct Frame {
     cands: Vec<usize>,
     next: usize,
     applied: Vec<usize>,
+    /// Unkeyed writes that may still be placed (see [`Search::live_after`]).
+    live: Vec<usize>,
+    /// How many of `Search::by_inv` have been considered for `live`.
+    entered: usize,
+    /// The latest invoke of a placed acknowledged write: ops of unknown outcome whose
+    /// deadline is before it can no longer be placed.
+    horizon: usize,
 }
 
 struct Search<'a> {
@@ -90,7 +103,14 @@ struct Search<'a> {
     keyed: Vec<usize>,
     by_ret: Vec<usize>,
     unkeyed_pure: Vec<usize>,
-    unkeyed_writes: Vec<usize>,
+    /// Unkeyed state-changing ops in invoke order.
+    by_inv: Vec<usize>,
+    /// For an op of unknown outcome: its session's next acknowledged write in the partition
+    /// (once that is placed, it is too late for this one).
+    successor: Vec<Option<usize>>,
+    /// Whether session order and real time bound ops of unknown outcome (off when the
+    /// diagnosis relaxes either).
+    deadlines: bool,
     preds: Vec<Vec<usize>>,
     zobrist: Vec<u64>,
     /// Alternatives of each indeterminate op, by group.
@@ -135,10 +155,10 @@ impl<'a> Search<'a> {
             (0..ops.len()).filter(|&i| ops[i].key.is_none() && ops[i].pure == pure).collect()
         };
         let unkeyed_pure: Vec<usize> = unkeyed(true).into_iter().filter(|&i| ops[i].must).collect();
-        let mut unkeyed_writes = unkeyed(false);
-        // Acknowledged writes before indeterminate ones: the likelier order first.
-        unkeyed_writes.sort_by_key(|&i| (!ops[i].must, ops[i].inv));
+        let mut by_inv = unkeyed(false);
+        by_inv.sort_by_key(|&i| (ops[i].inv, i));
         let preds = session_preds(ops, relax);
+        let successor = successors(ops);
         let must_total = by_ret.len();
         let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, op) in ops.iter().enumerate() {
@@ -155,7 +175,9 @@ impl<'a> Search<'a> {
             keyed,
             by_ret,
             unkeyed_pure,
-            unkeyed_writes,
+            by_inv,
+            successor,
+            deadlines: !relax.write_session && !relax.write_realtime,
             preds,
             zobrist: (0..ops.len() as u64).map(splitmix).collect(),
             must_total,
@@ -176,8 +198,10 @@ impl<'a> Search<'a> {
         if self.must_done == self.must_total {
             return Outcome::Valid;
         }
-        let cands = self.candidates(&state, kptr, rptr);
-        let mut frames = vec![Frame { state, kptr, rptr, cands, next: 0, applied }];
+        let (live, entered) = self.live_after(&[], 0, 0, &mut rptr);
+        let cands = self.candidates(&state, kptr, rptr, &live, 0);
+        let frame = Frame { state, kptr, rptr, cands, next: 0, applied, live, entered, horizon: 0 };
+        let mut frames = vec![frame];
         while let Some(top) = frames.last_mut() {
             if top.next >= top.cands.len() {
                 let top = frames.pop().expect("non-empty");
@@ -200,6 +224,11 @@ impl<'a> Search<'a> {
                 continue;
             };
             let (mut kptr, mut rptr) = (top.kptr, top.rptr);
+            let horizon = if op.must && !op.pure && !matches!(op.action, Action::Close { .. }) {
+                top.horizon.max(op.inv)
+            } else {
+                top.horizon
+            };
             self.set(c);
             let mut applied = vec![c];
             applied.extend(self.greedy(&mut state, &mut kptr, &mut rptr));
@@ -216,8 +245,12 @@ impl<'a> Search<'a> {
                 }
                 continue;
             }
-            let cands = self.candidates(&state, kptr, rptr);
-            frames.push(Frame { state, kptr, rptr, cands, next: 0, applied });
+            let top = frames.last().expect("the parent frame");
+            let (live, entered) = self.live_after(&top.live, top.entered, horizon, &mut rptr);
+            let cands = self.candidates(&state, kptr, rptr, &live, horizon);
+            let frame =
+                Frame { state, kptr, rptr, cands, next: 0, applied, live, entered, horizon };
+            frames.push(frame);
         }
         let failure = self.best.take().expect("a dead end was recorded");
         Outcome::Invalid(Box::new(failure))
@@ -374,7 +407,14 @@ impl<'a> Search<'a> {
     /// with K is not offered before it: any order placing it before K is matched by one
     /// placing it just after K, which K's subtree explores (it stays eligible forever). Of
     /// those that do not commute, the ones after which K fits are offered first.
-    fn candidates(&self, state: &Tree, kptr: usize, rptr: usize) -> Vec<usize> {
+    fn candidates(
+        &self,
+        state: &Tree,
+        kptr: usize,
+        rptr: usize,
+        live: &[usize],
+        horizon: usize,
+    ) -> Vec<usize> {
         let (mut kptr, mut rptr) = (kptr, rptr);
         let mut out = Vec::new();
         let next = self.next_keyed(&mut kptr);
@@ -383,7 +423,7 @@ impl<'a> Search<'a> {
         // A sequential create of unknown outcome whose name was seen later can only take
         // effect while the parent's cversion equals its number: now or never, so now first.
         if !relax.loose_seq {
-            for &i in &self.unkeyed_writes {
+            for &i in live {
                 let op = &self.part.ops[i];
                 if op.group.is_some()
                     && state.numbered_here(&op.action)
@@ -401,7 +441,8 @@ impl<'a> Search<'a> {
         }
         let mut helpful = Vec::new();
         let mut others = Vec::new();
-        for &i in &self.unkeyed_writes {
+        let mut deferred = Vec::new();
+        for &i in live {
             if self.blocker(i, &mut kptr, &mut rptr).is_some() {
                 continue;
             }
@@ -413,14 +454,33 @@ impl<'a> Search<'a> {
                 out.push(i);
                 continue;
             };
-            let kop = &self.part.ops[k];
-            if !crate::model::conflicts(&op.action, &kop.action) {
-                continue;
-            }
             if op.group.is_some() && !relax.loose_seq {
                 continue; // offered above when its number came up, never otherwise
             }
-            others.push((i, k));
+            let kop = &self.part.ops[k];
+            if crate::model::conflicts(&op.action, &kop.action) || self.kills(k, i, horizon) {
+                others.push((i, k));
+            } else {
+                deferred.push((i, k));
+            }
+        }
+        // An op that commutes with K can come just after K instead (K's subtree offers it
+        // again), unless it must precede an op offered before K, one it does not commute
+        // with: the offered set is closed under conflicts.
+        loop {
+            let before = deferred.len();
+            deferred.retain(|&(i, k)| {
+                let action = &self.part.ops[i].action;
+                let hit = (others.iter())
+                    .any(|&(j, _)| crate::model::conflicts(action, &self.part.ops[j].action));
+                if hit {
+                    others.push((i, k));
+                }
+                !hit
+            });
+            if deferred.len() == before {
+                break;
+            }
         }
         // The most recent first; of those, the ones after which K fits first (tested for a
         // few only, to keep a step cheap when many ops of unknown outcome are pending).
@@ -438,6 +498,49 @@ impl<'a> Search<'a> {
         out.extend(helpful);
         out.extend(rest);
         out
+    }
+
+    /// Whether placing acknowledged write `k` puts op `i` (of unknown outcome) out of time.
+    fn kills(&self, k: usize, i: usize, horizon: usize) -> bool {
+        let (kop, op) = (&self.part.ops[k], &self.part.ops[i]);
+        if !self.deadlines || op.must || !kop.must || kop.pure {
+            return false;
+        }
+        let closes = matches!(kop.action, Action::Close { .. });
+        self.successor[i] == Some(k) || (!closes && horizon.max(kop.inv) > op.deadline)
+    }
+
+    /// Whether op `i`, not placed, can no longer be (only ops of unknown outcome expire).
+    fn expired(&self, i: usize, horizon: usize) -> bool {
+        let op = &self.part.ops[i];
+        if !self.deadlines || op.must {
+            return false;
+        }
+        horizon > op.deadline || self.successor[i].is_some_and(|s| self.lin[s])
+    }
+
+    /// The live unkeyed writes of a new frame: those of the parent frame still unplaced and
+    /// in time, plus those invoked before the earliest pending completion (real time keeps the
+    /// others back). Acknowledged ones first, then by invoke: the likelier order first.
+    fn live_after(
+        &self,
+        parent: &[usize],
+        entered: usize,
+        horizon: usize,
+        rptr: &mut usize,
+    ) -> (Vec<usize>, usize) {
+        let ops = &self.part.ops;
+        let limit = if self.relax.write_realtime { usize::MAX } else { self.min_ret(rptr) };
+        let mut entered = entered;
+        let mut live: Vec<usize> = parent.to_vec();
+        while entered < self.by_inv.len() && ops[self.by_inv[entered]].inv < limit {
+            live.push(self.by_inv[entered]);
+            entered += 1;
+        }
+        live.retain(|&i| !self.lin[i] && !self.expired(i, horizon));
+        live.sort_by_key(|&i| (!ops[i].must, ops[i].inv, i));
+        assert!(live.iter().all(|&i| ops[i].key.is_none()), "keyed ops follow the zxid order");
+        (live, entered)
     }
 
     /// Records the deepest dead end, for the report.
@@ -482,6 +585,24 @@ impl<'a> Search<'a> {
         }
         self.best = Some(Failure { order, stuck, state: top.state.clone() });
     }
+}
+
+/// For each op of unknown outcome, its session's first acknowledged write invoked after it.
+fn successors(ops: &[POp]) -> Vec<Option<usize>> {
+    let mut next_write: HashMap<u64, usize> = HashMap::new();
+    let mut out = vec![None; ops.len()];
+    // Ops are in invoke order; walk back so each sees the first later write of its session.
+    for i in (0..ops.len()).rev() {
+        let op = &ops[i];
+        if !op.must {
+            out[i] = next_write.get(&op.process).copied();
+            assert!(out[i].is_none_or(|s| ops[s].inv > op.inv), "a successor comes after");
+        }
+        if op.must && !op.pure && !matches!(op.action, Action::Close { .. }) {
+            next_write.insert(op.process, i);
+        }
+    }
+    out
 }
 
 /// For each op, the ops of its session that must precede it: the latest earlier

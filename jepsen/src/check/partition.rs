@@ -45,6 +45,10 @@ pub(crate) struct POp {
     pub outcome: model::Outcome,
     /// Alternatives of one indeterminate op (at most one of a group takes effect).
     pub group: Option<usize>,
+    /// For an op of unknown outcome: the completion of its session's next acknowledged op.
+    /// If it took effect, it did so before then (a session's ops take effect in the order it
+    /// issued them), so no write invoked after this may precede it. `usize::MAX`: unbounded.
+    pub deadline: usize,
 }
 
 /// An independent sub-history.
@@ -93,15 +97,18 @@ struct Facts {
     children_observed: BTreeSet<String>,
     /// Unacknowledged names, with the event index where each was first seen.
     orphans: BTreeMap<String, usize>,
-    /// Sequence numbers of acknowledged sequential creates, by completion event index.
-    acked_seq: BTreeMap<usize, i64>,
+    /// Acknowledged sequential creates per parent: (invoke, completion, sequence number).
+    acked_seq: BTreeMap<String, Vec<(usize, usize, i64)>>,
+    /// Per op (by id): the completion of the session's first acknowledged op invoked after it
+    /// ([`POp::deadline`]).
+    deadlines: Vec<usize>,
 }
 
 fn facts(history: &History, ops: &[Op]) -> Facts {
     let mut children_observed = BTreeSet::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut created = BTreeSet::new();
-    let mut acked_seq = BTreeMap::new();
+    let mut acked_seq: BTreeMap<String, Vec<(usize, usize, i64)>> = BTreeMap::new();
     for op in ops {
         let req = history.request(op);
         let reply = history.reply(op).filter(|_| op.outcome == Outcome::Ok);
@@ -134,7 +141,8 @@ fn facts(history: &History, ops: &[Op]) -> Facts {
                 created.insert(name.clone());
                 let prefix = req.path.as_deref().unwrap_or("");
                 if let Some(seq) = sequence_number(prefix, name) {
-                    acked_seq.insert(when, seq);
+                    let p = parent(prefix).unwrap_or("/").to_string();
+                    acked_seq.entry(p).or_default().push((op.invoke, when, seq));
                 }
             }
             for result in reply.results.iter().flatten() {
@@ -151,7 +159,36 @@ fn facts(history: &History, ops: &[Op]) -> Facts {
         }
     }
     seen.retain(|name, _| !created.contains(name));
-    Facts { children_observed, orphans: seen, acked_seq }
+    Facts { children_observed, orphans: seen, acked_seq, deadlines: deadlines(history, ops) }
+}
+
+/// For each op, the completion of the first acknowledged op (ok, or failed with an error the
+/// tree decides) its session invoked after it; `usize::MAX` if none. A session's ops take
+/// effect in the order it issued them, so an op of unknown outcome that took effect did so
+/// before that completion: this bounds where the search may place it.
+fn deadlines(history: &History, ops: &[Op]) -> Vec<usize> {
+    let mut deadlines = vec![usize::MAX; ops.len()];
+    // Per session, walking back in invoke order: the least completion among later ops.
+    let mut order: Vec<&Op> = ops.iter().collect();
+    order.sort_by_key(|op| std::cmp::Reverse(op.invoke));
+    let mut earliest: BTreeMap<u64, usize> = BTreeMap::new();
+    for op in order {
+        assert!(op.id < deadlines.len(), "op ids index the ops");
+        deadlines[op.id] = earliest.get(&op.process).copied().unwrap_or(usize::MAX);
+        let acknowledged = match op.outcome {
+            Outcome::Ok => true,
+            Outcome::Fail => {
+                let error = history.reply(op).and_then(|r| r.error.as_deref());
+                error.and_then(definite_error).is_some()
+            }
+            Outcome::Info => false,
+        };
+        if let (true, Some(done)) = (acknowledged, op.complete) {
+            let entry = earliest.entry(op.process).or_insert(done);
+            *entry = (*entry).min(done);
+        }
+    }
+    deadlines
 }
 
 fn join(parent: &str, child: &str) -> String {
@@ -370,6 +407,7 @@ fn convert(
         action: Action::Sync,
         outcome,
         group: None,
+        deadline: if must { op.complete.unwrap_or(usize::MAX) } else { facts.deadlines[op.id] },
     };
     match op.f {
         F::Sync => return Some(Converted::Broadcast(base)),
@@ -406,9 +444,17 @@ fn convert(
         let group = Some(*groups);
         *groups += 1;
         let mut pops = Vec::new();
-        let floor = facts.acked_seq.range(..op.invoke).map(|(_, n)| *n).max().unwrap_or(-1);
+        // Numbers acknowledged before its invoke are below its own; numbers of creates invoked
+        // after its deadline (by which it had taken effect, if ever) are above it.
+        let acked = facts.acked_seq.get(parent(path).unwrap_or("/"));
+        let acked = acked.map(Vec::as_slice).unwrap_or_default();
+        let floor = (acked.iter()).filter(|a| a.1 < op.invoke).map(|a| a.2).max().unwrap_or(-1);
+        let deadline = base.deadline;
+        let ceiling = (acked.iter()).filter(|a| a.0 > deadline).map(|a| a.2).min();
+        let ceiling = ceiling.unwrap_or(i64::MAX);
         let candidates = facts.orphans.iter().filter(|(n, first)| {
-            **first > op.invoke && sequence_number(path, n).is_some_and(|seq| seq > floor)
+            **first > op.invoke
+                && sequence_number(path, n).is_some_and(|seq| seq > floor && seq < ceiling)
         });
         for (candidate, _) in candidates {
             let name = Some(candidate.clone());
@@ -486,9 +532,12 @@ fn footprint(action: &Action, facts: &Facts) -> Vec<String> {
         Action::Multi(subs) => {
             for sub in subs {
                 // A multi's result codes are checked op by op: a create's NONODE vs success
-                // depends on its parent, so the parent must be in the same partition.
-                if let Action::Create { path, .. } = sub {
-                    paths.push(parent(path).unwrap_or("/").to_string());
+                // depends on its parent, so the parent must be in the same partition, unless
+                // it is the root (there all along; linking it would merge every partition).
+                if let Action::Create { path, .. } = sub
+                    && let Some(p) = parent(path).filter(|p| *p != "/")
+                {
+                    paths.push(p.to_string());
                 }
                 paths.extend(footprint(sub, facts));
             }
