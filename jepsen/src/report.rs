@@ -98,11 +98,21 @@ pub fn text(history: &History, verdict: &Verdict) -> String {
     out
 }
 
+/// Event indices of the ops a violation shows (`None`: every event in its window).
+fn shown_events(ops: &[Op], v: &Violation) -> Option<std::collections::BTreeSet<usize>> {
+    if v.ops.is_empty() {
+        return None;
+    }
+    let ids = v.ops.iter().chain(&v.marked);
+    Some(ids.flat_map(|&id| [Some(ops[id].invoke), ops[id].complete]).flatten().collect())
+}
+
 /// Processes appearing in the window, in order of first appearance.
-fn lanes(history: &History, window: (usize, usize)) -> Vec<u64> {
+fn lanes(history: &History, window: (usize, usize), ops: &[Op], v: &Violation) -> Vec<u64> {
+    let shown = shown_events(ops, v);
     let mut lanes = Vec::new();
-    for event in &history.events[window.0..=window.1.min(history.events.len() - 1)] {
-        if !lanes.contains(&event.process) {
+    for (i, event) in history.events.iter().enumerate().take(window.1 + 1).skip(window.0) {
+        if shown.as_ref().is_none_or(|s| s.contains(&i)) && !lanes.contains(&event.process) {
             lanes.push(event.process);
         }
     }
@@ -116,7 +126,8 @@ pub fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
         return String::new();
     }
     let window = (v.window.0, v.window.1.min(history.events.len() - 1));
-    let lanes = lanes(history, window);
+    let lanes = lanes(history, window, ops, v);
+    let shown = shown_events(ops, v);
     let mut op_of_event: BTreeMap<usize, &Op> = BTreeMap::new();
     for op in ops {
         op_of_event.insert(op.invoke, op);
@@ -131,6 +142,9 @@ pub fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
     }
     out.push('\n');
     for index in window.0..=window.1 {
+        if shown.as_ref().is_some_and(|s| !s.contains(&index)) {
+            continue;
+        }
         let event = &history.events[index];
         let lane = lanes.iter().position(|p| *p == event.process).expect("lane exists");
         let op = op_of_event.get(&index);
@@ -192,13 +206,14 @@ fn html_lanes(history: &History, ops: &[Op], v: &Violation) -> String {
         return String::new();
     }
     let window = (v.window.0, v.window.1.min(history.events.len() - 1));
-    let lanes = lanes(history, window);
+    let lanes = lanes(history, window, ops, v);
     let span = (window.1 - window.0 + 1) as f64;
     let x = |i: usize| 60.0 + 900.0 * (i.saturating_sub(window.0)) as f64 / span;
     let mut out = String::from("<div style=\"position:relative;width:980px\">");
     for p in &lanes {
         let _ = write!(out, "<div class=\"lane\"><span class=\"name\">p{p}</span>");
-        for op in ops.iter().filter(|o| o.process == *p) {
+        let listed = |o: &Op| v.ops.is_empty() || v.ops.contains(&o.id) || v.marked.contains(&o.id);
+        for op in ops.iter().filter(|o| o.process == *p && listed(o)) {
             let end = op.complete.unwrap_or(window.1 + 1);
             if end < window.0 || op.invoke > window.1 {
                 continue;
@@ -223,7 +238,7 @@ fn html_lanes(history: &History, ops: &[Op], v: &Violation) -> String {
             );
         }
         for (i, e) in history.events.iter().enumerate().take(window.1 + 1).skip(window.0) {
-            if e.process == *p && e.kind == Some(Kind::Event) {
+            if e.process == *p && e.kind == Some(Kind::Event) && v.ops.is_empty() {
                 let title = escape(&format!("{:?} {}", e.event, e.path.as_deref().unwrap_or("")));
                 let _ = write!(
                     out,

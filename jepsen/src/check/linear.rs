@@ -121,6 +121,10 @@ struct Search<'a> {
     info_used: Vec<usize>,
     memo: HashMap<(u64, u64), Vec<Vec<usize>>>,
     configs: u64,
+    /// Where to start (default: the partition's declared initial nodes).
+    start: Option<Tree>,
+    /// Collecting end states (and the most to collect) instead of stopping at the first.
+    collect: Option<(Vec<EndState>, usize)>,
     best: Option<Failure>,
     best_done: usize,
 }
@@ -132,9 +136,43 @@ pub(crate) fn search(
     linearizable_reads: bool,
     budget: u64,
 ) -> (Outcome, u64) {
+    search_from(part, None, relax, linearizable_reads, budget)
+}
+
+/// [`search`], starting from `start` instead of the partition's declared initial nodes.
+pub(crate) fn search_from(
+    part: &Partition,
+    start: Option<&Tree>,
+    relax: Relax,
+    linearizable_reads: bool,
+    budget: u64,
+) -> (Outcome, u64) {
     let mut s = Search::new(part, relax, linearizable_reads);
+    s.start = start.cloned();
     let outcome = s.run(budget);
     (outcome, s.configs)
+}
+
+/// A state the partition can end in once every acknowledged op is placed, with the ops of
+/// unknown outcome placed on the way there (partition op indices).
+pub(crate) type EndState = (Tree, Vec<usize>);
+
+/// Every state (up to `cap` of them) that an allowed order of all of `part`'s acknowledged
+/// ops can end in. `None` if there are more, the budget runs out, or no order exists.
+pub(crate) fn end_states(
+    part: &Partition,
+    start: Option<&Tree>,
+    linearizable_reads: bool,
+    budget: u64,
+    cap: usize,
+) -> Option<Vec<EndState>> {
+    let mut s = Search::new(part, Relax::default(), linearizable_reads);
+    s.start = start.cloned();
+    s.collect = Some((Vec::new(), cap));
+    match s.run(budget) {
+        Outcome::Valid => s.collect.map(|(found, _)| found),
+        Outcome::Invalid(_) | Outcome::Unknown(_) => None,
+    }
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -186,16 +224,24 @@ impl<'a> Search<'a> {
             info_used: Vec::new(),
             memo: HashMap::new(),
             configs: 0,
+            start: None,
+            collect: None,
             best: None,
             best_done: 0,
         }
     }
 
     fn run(&mut self, budget: u64) -> Outcome {
-        let mut state = Tree::init(&self.part.scope, &self.part.initial);
+        let mut state = match &self.start {
+            Some(tree) => tree.clone(),
+            None => Tree::init(&self.part.scope, &self.part.initial),
+        };
         let (mut kptr, mut rptr) = (0, 0);
         let applied = self.greedy(&mut state, &mut kptr, &mut rptr);
         if self.must_done == self.must_total {
+            if let Some((found, _)) = &mut self.collect {
+                found.push((state, self.info_used.clone()));
+            }
             return Outcome::Valid;
         }
         let (live, entered) = self.live_after(&[], 0, 0, &mut rptr);
@@ -233,7 +279,18 @@ impl<'a> Search<'a> {
             let mut applied = vec![c];
             applied.extend(self.greedy(&mut state, &mut kptr, &mut rptr));
             if self.must_done == self.must_total {
-                return Outcome::Valid;
+                let Some((found, cap)) = &mut self.collect else { return Outcome::Valid };
+                let end = (state, self.info_used.clone());
+                if !found.contains(&end) {
+                    found.push(end);
+                }
+                if found.len() > *cap {
+                    return Outcome::Unknown(None);
+                }
+                for &i in applied.iter().rev() {
+                    self.unset(i);
+                }
+                continue;
             }
             self.configs += 1;
             if self.configs > budget {
@@ -251,6 +308,9 @@ impl<'a> Search<'a> {
             let frame =
                 Frame { state, kptr, rptr, cands, next: 0, applied, live, entered, horizon };
             frames.push(frame);
+        }
+        if self.collect.as_ref().is_some_and(|(found, _)| !found.is_empty()) {
+            return Outcome::Valid;
         }
         let failure = self.best.take().expect("a dead end was recorded");
         Outcome::Invalid(Box::new(failure))

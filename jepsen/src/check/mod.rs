@@ -21,9 +21,11 @@
 pub(crate) mod linear;
 pub(crate) mod partition;
 mod watch;
+mod window;
 mod zxid;
 
 use crate::history::{History, HistoryError, Op};
+use crate::model::Tree;
 use linear::Relax;
 use partition::{Partition, Split};
 use std::fmt;
@@ -99,6 +101,9 @@ pub struct Violation {
     pub context: Vec<usize>,
     /// The failing window: first and last event index to show.
     pub window: (usize, usize),
+    /// The ops of the failing window, when it was minimised: the timeline shows only these
+    /// (empty: every event in `window`).
+    pub ops: Vec<usize>,
 }
 
 /// The overall answer.
@@ -195,8 +200,25 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
                 unknown.push(text);
             }
             linear::Outcome::Invalid(failure) => {
-                let guarantee = diagnose(history, &ops, part, options);
-                violations.push(explain(history, &ops, part, &failure, guarantee));
+                let lin = options.linearizable_reads;
+                let budget = options.max_configs.min(WINDOW_BUDGET);
+                let violation = match window::smallest(part, lin, budget) {
+                    Some(w) => {
+                        // From the window's start state, earlier constraints are baked in: if
+                        // no relaxation frees the window, try the prefix from the beginning.
+                        let mut guarantee = diagnose_from(&w.part, w.start.as_ref(), lin, budget);
+                        if guarantee == Guarantee::WriteLinearizability && w.start.is_some() {
+                            let budget = budget / 4; // the prefix may be long
+                            guarantee = diagnose_from(&w.prefix, None, lin, budget);
+                        }
+                        explain_window(history, &ops, part, &w, guarantee)
+                    }
+                    None => {
+                        let guarantee = diagnose(history, &ops, part, options, budget);
+                        explain(history, &ops, part, &failure, guarantee)
+                    }
+                };
+                violations.push(violation);
             }
         }
     }
@@ -218,13 +240,8 @@ fn describe_paths(part: &Partition) -> String {
     format!("{} ops on {}", part.ops.len(), paths.join(", "))
 }
 
-/// Names the guarantee a failed partition breaks: the first constraint, weakest first, whose
-/// removal lets it pass.
-fn diagnose(history: &History, ops: &[Op], part: &Partition, options: &Options) -> Guarantee {
-    let budget = options.max_configs;
-    let lin = options.linearizable_reads;
-    let passes =
-        |relax: Relax| matches!(linear::search(part, relax, lin, budget).0, linear::Outcome::Valid);
+/// The constraints the diagnosis switches off, weakest first, with the guarantee each names.
+fn relaxations(lin: bool) -> Vec<(Relax, Guarantee)> {
     let mut tries: Vec<(Relax, Guarantee)> = Vec::new();
     if lin {
         tries.push((
@@ -239,7 +256,23 @@ fn diagnose(history: &History, ops: &[Op], part: &Partition, options: &Options) 
     model = crate::model::ModelRelax { ephemerals: true, ..Default::default() };
     tries.push((Relax { model, ..Relax::default() }, Guarantee::Ephemerals));
     tries.push((Relax { write_session: true, ..Relax::default() }, Guarantee::SessionOrder));
-    for (relax, guarantee) in tries {
+    tries
+}
+
+/// Names the guarantee a failed partition breaks: the first constraint, weakest first, whose
+/// removal lets it pass. Used when no window could be certified (it searches the whole
+/// partition, so it is slow on long ones).
+fn diagnose(
+    history: &History,
+    ops: &[Op],
+    part: &Partition,
+    options: &Options,
+    budget: u64,
+) -> Guarantee {
+    let lin = options.linearizable_reads;
+    let passes =
+        |relax: Relax| matches!(linear::search(part, relax, lin, budget).0, linear::Outcome::Valid);
+    for (relax, guarantee) in relaxations(lin) {
         if passes(relax) {
             return guarantee;
         }
@@ -260,6 +293,65 @@ fn diagnose(history: &History, ops: &[Op], part: &Partition, options: &Options) 
     Guarantee::WriteLinearizability
 }
 
+/// [`diagnose`] on a certified window (or the prefix it ends): the same relaxations, searched
+/// over the window's few ops from `start`, so naming the guarantee costs little however long
+/// the history.
+fn diagnose_from(part: &Partition, start: Option<&Tree>, lin: bool, budget: u64) -> Guarantee {
+    let passes = |part: &Partition, relax: Relax| {
+        matches!(linear::search_from(part, start, relax, lin, budget).0, linear::Outcome::Valid)
+    };
+    for (relax, guarantee) in relaxations(lin) {
+        if passes(part, relax) {
+            return guarantee;
+        }
+    }
+    // Multi atomicity: every multi split into independent pieces of unknown outcome.
+    let is_multi = |p: &partition::POp| matches!(p.action, crate::model::Action::Multi(_));
+    if part.ops.iter().any(is_multi) {
+        let mut split = part.clone();
+        split.ops = (part.ops.iter()).flat_map(partition::POp::multi_pieces).collect();
+        if passes(&split, Relax::default()) {
+            return Guarantee::MultiAtomicity;
+        }
+    }
+    Guarantee::WriteLinearizability
+}
+
+/// Search budget per step of the window minimisation and of the diagnosis (they run a few
+/// dozen searches).
+const WINDOW_BUDGET: u64 = 200_000;
+
+/// Builds the violation report of a failed partition from its smallest failing window.
+fn explain_window(
+    history: &History,
+    ops: &[Op],
+    part: &Partition,
+    w: &window::Window,
+    guarantee: Guarantee,
+) -> Violation {
+    let mut v = explain(history, ops, &w.part, &w.failure, guarantee);
+    let start = match (&w.start, w.starts) {
+        (None, _) => "from the initial state".to_string(),
+        (Some(state), 1) => format!("from the state the earlier ops leave ({})", {
+            state.describe(&part.scope.paths)
+        }),
+        (Some(_), n) => format!("from each of the {n} states the earlier ops may leave"),
+    };
+    let header = format!(
+        "smallest failing window: events {}..={}, {} of the partition's {} ops, checked {start}",
+        w.from,
+        w.to,
+        w.ops.len(),
+        part.ops.len(),
+    );
+    v.message = format!("{header}\n{}", v.message);
+    v.window = (w.from, w.to);
+    v.ops = w.ops.iter().map(|&i| part.ops[i].op).collect();
+    v.ops.sort_unstable();
+    v.ops.dedup();
+    v
+}
+
 /// Builds the violation report of a failed partition.
 fn explain(
     history: &History,
@@ -278,9 +370,7 @@ fn explain(
         failure.order[tail..].iter().map(|&i| part.ops[i].op).collect()
     };
     let mut lines = vec![format!(
-        "no order of the {} ops on {} satisfies ZooKeeper's contract; after {} ops the state is: \
-         {}",
-        part.ops.len(),
+        "no order of the {} satisfies ZooKeeper's contract; after {} ops the state is: {}",
         describe_paths(part),
         failure.order.len(),
         failure.state.describe(&part.scope.paths)
@@ -290,7 +380,7 @@ fn explain(
         lines.push(format!("  cannot place {}: {why}", crate::report::describe_op(history, op)));
     }
     let window = window_of(ops, marked.iter().chain(&context).copied(), history.events.len());
-    Violation { guarantee, message: lines.join("\n"), marked, context, window }
+    Violation { guarantee, message: lines.join("\n"), marked, context, window, ops: Vec::new() }
 }
 
 /// The event range covering these ops (invoke to completion, or invoke only for info).

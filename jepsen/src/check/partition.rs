@@ -330,6 +330,22 @@ impl POp {
     fn action_paths(&self) -> Vec<String> {
         action_paths(&self.action)
     }
+
+    /// A multi as independent pieces of unknown outcome, one per sub-op (what a multi that
+    /// is not atomic would look like); any other op as it is. For the diagnosis only.
+    pub(crate) fn multi_pieces(&self) -> Vec<POp> {
+        let Action::Multi(subs) = &self.action else { return vec![self.clone()] };
+        let piece = |sub: &Action| POp {
+            action: Action::Multi(vec![sub.clone()]),
+            outcome: model::Outcome::Unknown,
+            must: false,
+            pure: false,
+            ret: usize::MAX,
+            key: None,
+            ..self.clone()
+        };
+        subs.iter().map(piece).collect()
+    }
 }
 
 fn action_paths(action: &Action) -> Vec<String> {

@@ -149,7 +149,14 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
                 let marked = vec![reg.op, tid, id];
                 let window = window_of(ops, marked.iter().copied(), history.events.len());
                 let g = Guarantee::Watches;
-                out.push(Violation { guarantee: g, message, marked, context: vec![], window });
+                out.push(Violation {
+                    guarantee: g,
+                    message,
+                    marked,
+                    context: vec![],
+                    window,
+                    ops: vec![],
+                });
                 break;
             }
         }
@@ -209,6 +216,7 @@ fn on_event(
             marked,
             context: vec![],
             window,
+            ops: vec![],
         });
     };
     if fired.is_empty() && !vague {

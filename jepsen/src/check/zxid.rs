@@ -43,7 +43,7 @@ fn violation(
     marked: Vec<usize>,
 ) -> Violation {
     let window = window_of(ops, marked.iter().copied(), history.events.len());
-    Violation { guarantee, message, marked, context: Vec::new(), window }
+    Violation { guarantee, message, marked, context: Vec::new(), window, ops: Vec::new() }
 }
 
 fn duplicates(

@@ -1,0 +1,271 @@
+//! The smallest failing window of a partition that no allowed order explains.
+//!
+//! A window is a stretch of the history `[from, to)` (event indices) whose ops alone, started
+//! from every state the earlier ops can leave, cannot be ordered. It is found in two steps:
+//!
+//! 1. The end: the shortest failing prefix. A prefix of a history is itself a history (ops
+//!    still running at the cut become ops of unknown outcome; pending reads are dropped), and a
+//!    prefix of an allowed history is allowed; so a failing prefix is a certificate, and the
+//!    failing prefixes are closed upwards, which lets a binary search find the shortest.
+//! 2. The start: the latest cut where no acknowledged op is running, such that the ops invoked
+//!    after it fail from *each* state an allowed order of the earlier ops can end in (collected
+//!    by the search, at most [`MAX_START_STATES`] of them). Earlier ops of unknown outcome not
+//!    used on the way to a state stay available after the cut. Dropping the earlier reads
+//!    only weakens the window, so a failure of the window is a failure of the history.
+//!
+//! Invariant: every window returned was checked to fail; when a step cannot be certified
+//! (too many start states, search budget), the window stays wider, never wrong.
+
+use super::linear::{self, Failure, Outcome, Relax};
+use super::partition::{POp, Partition};
+use crate::model::{self, Tree};
+
+/// At most this many start states are tried for a cut.
+const MAX_START_STATES: usize = 16;
+
+/// A certified failing window of one partition.
+pub(crate) struct Window {
+    /// The partition's ops inside the window (indices into the partition's ops).
+    pub ops: Vec<usize>,
+    /// First event of the window.
+    pub from: usize,
+    /// Last event of the window.
+    pub to: usize,
+    /// How many start states the window was checked from (0: the initial state).
+    pub starts: usize,
+    /// The failure of the window's search (indices into `part` below).
+    pub failure: Failure,
+    /// The window as a partition (its ops, and earlier ops of unknown outcome still pending).
+    pub part: Partition,
+    /// The state the window's search started from, when not the initial one.
+    pub start: Option<Tree>,
+    /// The whole partition cut at the window's end (from the initial state).
+    pub prefix: Partition,
+}
+
+/// Finds the smallest failing window of `part`, a partition whose search failed. `None` if
+/// not even the whole partition can be certified within `budget` per search.
+pub(crate) fn smallest(part: &Partition, lin: bool, budget: u64) -> Option<Window> {
+    let end = shortest_prefix(part, lin, budget)?;
+    let prefix = prefix(part, end);
+    let mut window = whole(&prefix, lin, budget)?;
+    window.to = window.to.min(end.saturating_sub(1));
+    // Cuts: invoke points where no acknowledged op is running. Failing cuts are not
+    // guaranteed to be contiguous, so the binary search keeps the latest certified one.
+    let cuts: Vec<usize> = cut_points(&prefix.part, lin);
+    let (mut lo, mut hi) = (0, cuts.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match from_cut(&prefix, cuts[mid], lin, budget) {
+            Some(found) => {
+                window = Window { to: window.to, ..found };
+                lo = mid + 1;
+            }
+            None => hi = mid,
+        }
+    }
+    assert!(window.from <= window.to, "a window is not empty");
+    Some(window)
+}
+
+/// A partition restricted to a prefix, remembering where its ops came from.
+struct Prefix {
+    part: Partition,
+    origin: Vec<usize>,
+}
+
+/// The ops of `part` as a history cut at event `t`: ops invoked from `t` on are gone; those
+/// running at `t` have an unknown outcome (a query or sync then tells nothing and is gone).
+fn prefix(part: &Partition, t: usize) -> Prefix {
+    let mut ops = Vec::new();
+    let mut origin = Vec::new();
+    for (i, op) in part.ops.iter().enumerate() {
+        if op.inv >= t {
+            continue;
+        }
+        let mut op = op.clone();
+        if op.must && op.ret >= t {
+            if op.pure {
+                continue;
+            }
+            op.must = false;
+            op.ret = usize::MAX;
+            op.key = None;
+            op.outcome = model::Outcome::Unknown;
+        }
+        if !op.must && op.deadline >= t {
+            op.deadline = usize::MAX;
+        }
+        ops.push(op);
+        origin.push(i);
+    }
+    let part = Partition { scope: part.scope.clone(), ops, initial: part.initial.clone() };
+    Prefix { part, origin }
+}
+
+fn fails(part: &Partition, start: Option<&Tree>, lin: bool, budget: u64) -> Option<Failure> {
+    match linear::search_from(part, start, Relax::default(), lin, budget).0 {
+        Outcome::Invalid(failure) => Some(*failure),
+        Outcome::Valid | Outcome::Unknown(_) => None,
+    }
+}
+
+/// The shortest failing prefix: the least cut `t` (an event index) whose prefix fails.
+fn shortest_prefix(part: &Partition, lin: bool, budget: u64) -> Option<usize> {
+    let mut cuts: Vec<usize> = part.ops.iter().map(|op| op.inv + 1).collect();
+    cuts.extend(part.ops.iter().filter(|op| op.must).map(|op| op.ret + 1));
+    cuts.sort_unstable();
+    cuts.dedup();
+    let last = *cuts.last()?;
+    fails(&prefix(part, last).part, None, lin, budget)?;
+    // Failing prefixes are closed upwards: find the first failing cut.
+    let (mut lo, mut hi) = (0, cuts.len() - 1);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if fails(&prefix(part, cuts[mid]).part, None, lin, budget).is_some() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(cuts[lo])
+}
+
+/// The whole (prefix) partition as a window from the initial state.
+fn whole(prefix: &Prefix, lin: bool, budget: u64) -> Option<Window> {
+    let failure = fails(&prefix.part, None, lin, budget)?;
+    let ops: Vec<usize> = prefix.origin.clone();
+    let from = prefix.part.ops.iter().map(|op| op.inv).min()?;
+    let to = prefix.part.ops.iter().map(last_event).max()?;
+    let part = prefix.part.clone();
+    Some(Window { ops, from, to, starts: 0, failure, prefix: part.clone(), part, start: None })
+}
+
+fn is_close(op: &POp) -> bool {
+    matches!(op.action, model::Action::Close { .. })
+}
+
+fn last_event(op: &POp) -> usize {
+    if op.ret == usize::MAX { op.inv } else { op.ret }
+}
+
+/// Cuts (invoke points) that separate the history soundly: the ops after a cut cannot be
+/// ordered before the ops ahead of it. That holds when no acknowledged op runs across the cut
+/// (real time orders writes and syncs), the zxids after it are all above those before it
+/// (zxid order), and no read without a zxid is the first op of its session after the cut
+/// (such a read may be stale, so placed before the cut); with linearizable reads, real time
+/// orders reads too. The first invoke is excluded: cutting there is the whole partition.
+fn cut_points(part: &Partition, lin: bool) -> Vec<usize> {
+    let ops = &part.ops;
+    let n = ops.len();
+    // Suffix minima: the least key after, and the earliest anchor of a floating read after.
+    let mut key_after = vec![None; n + 1];
+    let mut anchor_after = vec![usize::MAX; n + 1];
+    let anchors = read_anchors(ops);
+    for i in (0..n).rev() {
+        key_after[i] = match (ops[i].key, key_after[i + 1]) {
+            (Some(k), Some(m)) => Some(k.min(m)),
+            (k, m) => k.or(m),
+        };
+        anchor_after[i] = anchor_after[i + 1].min(anchors[i]);
+    }
+    let mut cuts = Vec::new();
+    let mut max_ret = 0;
+    let mut key_before = None;
+    for i in 0..n {
+        if i > 0 && ops[i - 1].inv < ops[i].inv {
+            let s = ops[i].inv;
+            let keys_ok = match (key_before, key_after[i]) {
+                (Some(b), Some(a)) => b < a,
+                _ => true,
+            };
+            let reads_ok = lin || anchor_after[i] >= i;
+            if max_ret < s && keys_ok && reads_ok {
+                cuts.push(s);
+            }
+        }
+        if ops[i].must {
+            max_ret = max_ret.max(ops[i].ret);
+        }
+        key_before = key_before.max(ops[i].key);
+    }
+    cuts
+}
+
+/// For each acknowledged read without a zxid: the index of its session's previous acknowledged
+/// op (it cannot move before that one), or 0 if none; `usize::MAX` for every other op.
+fn read_anchors(ops: &[POp]) -> Vec<usize> {
+    let mut last: std::collections::BTreeMap<u64, usize> = std::collections::BTreeMap::new();
+    let mut anchors = vec![usize::MAX; ops.len()];
+    for (i, op) in ops.iter().enumerate() {
+        if op.must && op.query && op.key.is_none() {
+            anchors[i] = last.get(&op.process).copied().unwrap_or(0);
+        }
+        if op.must && !is_close(op) {
+            last.insert(op.process, i);
+        }
+    }
+    anchors
+}
+
+/// The window of ops invoked from event `s` on, if it fails from every state the earlier ops
+/// can end in.
+fn from_cut(prefix: &Prefix, s: usize, lin: bool, budget: u64) -> Option<Window> {
+    let ops = &prefix.part.ops;
+    let before: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].inv < s).collect();
+    let after: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].inv >= s).collect();
+    assert!(before.iter().all(|&i| !ops[i].must || ops[i].ret < s), "a cut splits no op");
+    if after.is_empty() {
+        return None;
+    }
+    let earlier = Partition {
+        scope: prefix.part.scope.clone(),
+        ops: before.iter().map(|&i| ops[i].clone()).collect(),
+        initial: prefix.part.initial.clone(),
+    };
+    let starts = linear::end_states(&earlier, None, lin, budget, MAX_START_STATES)?;
+    // Earlier ops of unknown outcome that are out of time once every earlier acknowledged op
+    // is placed (as the search decides it) took effect before the cut or never.
+    let writes = || (earlier.ops.iter()).filter(|o| o.must && !o.pure && !is_close(o));
+    let horizon = writes().map(|o| o.inv).max().unwrap_or(0);
+    let in_time = |op: &POp| {
+        !op.must
+            && op.deadline >= horizon
+            && !writes().any(|o| o.process == op.process && o.inv > op.inv)
+    };
+    let mut first: Option<Window> = None;
+    for (state, used) in &starts {
+        // Earlier ops of unknown outcome not used on the way here may still take effect.
+        let used_groups: Vec<Option<usize>> = used.iter().map(|&u| earlier.ops[u].group).collect();
+        let pending = (0..before.len()).filter(|&j| {
+            let op = &earlier.ops[j];
+            in_time(op)
+                && !used.contains(&j)
+                && (op.group.is_none() || !used_groups.contains(&op.group))
+        });
+        let mut members: Vec<usize> = pending.map(|j| before[j]).collect();
+        members.extend(&after);
+        members.sort_by_key(|&i| (ops[i].inv, i));
+        let part = Partition {
+            scope: prefix.part.scope.clone(),
+            ops: members.iter().map(|&i| ops[i].clone()).collect(),
+            initial: prefix.part.initial.clone(),
+        };
+        let failure = fails(&part, Some(state), lin, budget)?;
+        if first.is_none() {
+            let shown: Vec<usize> = after.iter().map(|&i| prefix.origin[i]).collect();
+            let to = after.iter().map(|&i| last_event(&ops[i])).max().expect("not empty");
+            first = Some(Window {
+                ops: shown,
+                from: s,
+                to,
+                starts: starts.len(),
+                failure,
+                part,
+                start: Some(state.clone()),
+                prefix: prefix.part.clone(),
+            });
+        }
+    }
+    first
+}
