@@ -391,7 +391,8 @@ impl Sim {
             mzxid: Some(node.mzxid),
             pzxid: Some(node.pzxid),
             version: Some(node.version),
-            cversion: Some(node.cversion),
+            // ZooKeeper shows 2 * (children created) - (children now): creates plus deletes.
+            cversion: Some(2 * node.cversion - children),
             ephemeral_owner: Some(node.owner.map_or(0, |o| o as i64 + 0x100)),
             data_length: Some(node.data.len() as i32),
             num_children: Some(children),
@@ -529,7 +530,7 @@ impl Sim {
                 .collect();
             for path in mine {
                 tree.remove(&path);
-                touch_parent(&mut tree, &path, z);
+                touch_parent(&mut tree, &path, z, false);
             }
         }
         self.commit(tree, z);
@@ -577,11 +578,13 @@ impl Sim {
     }
 }
 
-fn touch_parent(tree: &mut BTreeMap<String, Node>, path: &str, z: i64) {
+/// A child of `path`'s parent was created or deleted. The parent's stored cversion counts
+/// creates only (ZooKeeper 3.4+, ZOOKEEPER-1046); pzxid moves either way.
+fn touch_parent(tree: &mut BTreeMap<String, Node>, path: &str, z: i64, created: bool) {
     if let Some(p) = crate::history::parent(path)
         && let Some(node) = tree.get_mut(p)
     {
-        node.cversion += 1;
+        node.cversion += i32::from(created);
         node.pzxid = z;
     }
 }
@@ -622,7 +625,7 @@ fn apply(
                 owner,
             };
             tree.insert(name.clone(), node);
-            touch_parent(tree, &name, z);
+            touch_parent(tree, &name, z, true);
             result.name = Some(name);
         }
         F::Delete => {
@@ -632,7 +635,7 @@ fn apply(
                 return Err("NotEmpty");
             }
             tree.remove(&sub.path);
-            touch_parent(tree, &sub.path, z);
+            touch_parent(tree, &sub.path, z, false);
         }
         F::Set => {
             check(tree)?;
@@ -640,14 +643,16 @@ fn apply(
             node.data = sub.data.clone().unwrap_or_default();
             node.version += 1;
             node.mzxid = z;
-            let children = 0;
             let n = node.clone();
+            let prefix = format!("{}/", sub.path);
+            let below = tree.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix));
+            let children = below.filter(|(p, _)| !p[prefix.len()..].contains('/')).count() as i32;
             result.stat = Some(Stat {
                 czxid: Some(n.czxid),
                 mzxid: Some(n.mzxid),
                 pzxid: Some(n.pzxid),
                 version: Some(n.version),
-                cversion: Some(n.cversion),
+                cversion: Some(2 * n.cversion - children),
                 ephemeral_owner: Some(n.owner.map_or(0, |o| o as i64 + 0x100)),
                 data_length: Some(n.data.len() as i32),
                 num_children: Some(children),

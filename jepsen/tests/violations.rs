@@ -290,6 +290,55 @@ fn indeterminate_writes_ordered_before_a_deadline_pass() {
     valid(&h, &zxids());
 }
 
+// ---- children version ---------------------------------------------------------------------
+
+/// A queue: ZooKeeper numbers sequential children by creates only (deletes leave the stored
+/// cversion alone since 3.4), and shows cversion as 2 * creates - children. The second item,
+/// created after the first was consumed, is numbered 1, and the queue shows cversion 3.
+fn queue(shown_cversion: i32, second_name: &str) -> Vec<String> {
+    let header =
+        r#"{"zkr_history":1,"initial":[{"path":"/q","data":"","version":0,"cversion":0}]}"#;
+    let mut h = vec![header.to_string()];
+    h.extend([
+        r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","data":"a","mode":"persistent_sequential"}"#.to_string(),
+        r#"{"process":1,"type":"ok","f":"create","name":"/q/n-0000000000","zxid":1}"#.to_string(),
+        r#"{"process":1,"type":"invoke","f":"delete","path":"/q/n-0000000000"}"#.to_string(),
+        r#"{"process":1,"type":"ok","f":"delete","zxid":2}"#.to_string(),
+        r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","data":"b","mode":"persistent_sequential"}"#.to_string(),
+        format!(r#"{{"process":1,"type":"ok","f":"create","name":"{second_name}","zxid":3}}"#),
+        r#"{"process":1,"type":"invoke","f":"exists","path":"/q"}"#.to_string(),
+        format!(
+            r#"{{"process":1,"type":"ok","f":"exists","zxid":3,"stat":{{"cversion":{shown_cversion},"num_children":1}}}}"#
+        ),
+        r#"{"process":1,"type":"invoke","f":"children","path":"/q"}"#.to_string(),
+        format!(
+            r#"{{"process":1,"type":"ok","f":"children","zxid":3,"children":["{}"]}}"#,
+            second_name.trim_start_matches("/q/")
+        ),
+    ]);
+    h
+}
+
+#[test]
+fn sequential_numbers_count_creates_not_deletes() {
+    let h = queue(3, "/q/n-0000000001");
+    valid(&h.iter().map(String::as_str).collect::<Vec<_>>(), &zxids());
+}
+
+#[test]
+fn wrong_children_version_is_caught() {
+    let h = queue(2, "/q/n-0000000001");
+    let v = invalid(&h.iter().map(String::as_str).collect::<Vec<_>>(), &zxids());
+    assert!(v.message.contains("cversion 2"), "{}", v.message);
+}
+
+#[test]
+fn sequential_number_counting_deletes_is_caught() {
+    let h = queue(3, "/q/n-0000000002");
+    let v = invalid(&h.iter().map(String::as_str).collect::<Vec<_>>(), &zxids());
+    assert_eq!(v.guarantee, Guarantee::SequentialNames, "{}", v.message);
+}
+
 // ---- watch after data ---------------------------------------------------------------------
 
 const WATCH_LATE: [&str; 9] = [
