@@ -274,9 +274,19 @@ fn lost_connection_write_landing_after_the_next_one_is_caught() {
 fn indeterminate_writes_ordered_before_a_deadline_pass() {
     let h = [
         // One multi without a zxid: it keeps /c, /d and /e in one partition.
-        r#"{"process":1,"type":"invoke","f":"multi","ops":[{"f":"create","path":"/c","data":"0"},{"f":"create","path":"/d","data":"0"},{"f":"create","path":"/e","data":"0"}],"xid":1}"#,
-        r#"{"process":1,"type":"ok","f":"multi","xid":1,"results":[{"name":"/c"},{"name":"/d"},{"name":"/e"}]}"#,
-        r#"{"process":2,"type":"invoke","f":"multi","ops":[{"f":"check","path":"/c","version":0},{"f":"set","path":"/d","data":"x"}],"xid":1}"#,
+        concat!(
+            r#"{"process":1,"type":"invoke","f":"multi","ops":[{"f":"create","path":"/c","#,
+            r#""data":"0"},{"f":"create","path":"/d","data":"0"},{"f":"create","path":"/e","#,
+            r#""data":"0"}],"xid":1}"#
+        ),
+        concat!(
+            r#"{"process":1,"type":"ok","f":"multi","xid":1,"results":[{"name":"/c"},"#,
+            r#"{"name":"/d"},{"name":"/e"}]}"#
+        ),
+        concat!(
+            r#"{"process":2,"type":"invoke","f":"multi","ops":[{"f":"check","path":"/c","#,
+            r#""version":0},{"f":"set","path":"/d","data":"x"}],"xid":1}"#
+        ),
         r#"{"process":3,"type":"invoke","f":"set","path":"/c","data":"p","xid":1}"#,
         r#"{"process":2,"type":"info","f":"multi","xid":1,"error":"ConnectionLoss"}"#,
         r#"{"process":3,"type":"info","f":"set","xid":1,"error":"ConnectionLoss"}"#,
@@ -300,15 +310,27 @@ fn queue(shown_cversion: i32, second_name: &str) -> Vec<String> {
         r#"{"zkr_history":1,"initial":[{"path":"/q","data":"","version":0,"cversion":0}]}"#;
     let mut h = vec![header.to_string()];
     h.extend([
-        r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","data":"a","mode":"persistent_sequential"}"#.to_string(),
+        concat!(
+            r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","data":"a","#,
+            r#""mode":"persistent_sequential"}"#
+        )
+        .to_string(),
         r#"{"process":1,"type":"ok","f":"create","name":"/q/n-0000000000","zxid":1}"#.to_string(),
         r#"{"process":1,"type":"invoke","f":"delete","path":"/q/n-0000000000"}"#.to_string(),
         r#"{"process":1,"type":"ok","f":"delete","zxid":2}"#.to_string(),
-        r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","data":"b","mode":"persistent_sequential"}"#.to_string(),
+        concat!(
+            r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","data":"b","#,
+            r#""mode":"persistent_sequential"}"#
+        )
+        .to_string(),
         format!(r#"{{"process":1,"type":"ok","f":"create","name":"{second_name}","zxid":3}}"#),
         r#"{"process":1,"type":"invoke","f":"exists","path":"/q"}"#.to_string(),
         format!(
-            r#"{{"process":1,"type":"ok","f":"exists","zxid":3,"stat":{{"cversion":{shown_cversion},"num_children":1}}}}"#
+            concat!(
+                r#"{{"process":1,"type":"ok","f":"exists","zxid":3,"#,
+                r#""stat":{{"cversion":{},"num_children":1}}}}"#
+            ),
+            shown_cversion
         ),
         r#"{"process":1,"type":"invoke","f":"children","path":"/q"}"#.to_string(),
         format!(
