@@ -171,10 +171,11 @@ impl Tree {
             if scope.paths.contains(path) {
                 // The declared cversion is the one a client sees: creates plus deletes.
                 let children = initial.iter().filter(|n| parent(&n.0) == Some(path)).count();
+                let created = (i64::from(*cversion) + children as i64) / 2;
                 let node = Znode {
                     data: data.clone(),
                     version: *version,
-                    cversion: (cversion + children as i32) / 2,
+                    cversion: i32::try_from(created).unwrap_or(i32::MAX),
                     czxid: None,
                     mzxid: None,
                     owner: None,
@@ -395,12 +396,13 @@ impl Tree {
         self.children(path).next().is_some()
     }
 
-    /// A child of `path`'s parent was created: one more for its stored cversion.
+    /// A child of `path`'s parent was created: one more for its stored cversion (a Java int:
+    /// after 2147483647 comes -2147483648).
     fn touch_parent(&mut self, path: &str, _zxid: Option<i64>) {
         if let Some(p) = parent(path)
             && let Some(node) = self.nodes.get_mut(p)
         {
-            node.cversion += 1;
+            node.cversion = node.cversion.wrapping_add(1);
         }
     }
 
@@ -490,8 +492,9 @@ impl Tree {
             return mismatch("ephemeral_owner", owner.to_string(), format!("{:?}", node.owner));
         }
         if exact {
-            // What a client sees is 2 * creates - children (creates plus deletes).
-            let seen = 2 * node.cversion - num_children;
+            // What a client sees is 2 * creates - children (creates plus deletes), in Java's
+            // wrapping int arithmetic (`DataNode.copyStat`).
+            let seen = node.cversion.wrapping_mul(2).wrapping_sub(num_children);
             if let Some(c) = stat.cversion
                 && c != seen
             {

@@ -354,6 +354,29 @@ fn wrong_children_version_is_caught() {
     assert!(v.message.contains("cversion 2"), "{}", v.message);
 }
 
+/// The children counter is a Java int: at the last sequence number it wraps, and what a
+/// client sees (2 * creates - children) wraps with it. Such input must not panic the checker.
+#[test]
+fn children_version_wraps_like_a_java_int() {
+    let mut h = queue(3, "/q/n-0000000001");
+    h.truncate(1);
+    h.extend([
+        concat!(
+            r#"{"process":1,"type":"invoke","f":"create","path":"/q/n-","data":"a","#,
+            r#""mode":"persistent_sequential"}"#
+        )
+        .to_string(),
+        r#"{"process":1,"type":"ok","f":"create","name":"/q/n-2147483647","zxid":1}"#.to_string(),
+        r#"{"process":1,"type":"invoke","f":"exists","path":"/q"}"#.to_string(),
+        concat!(
+            r#"{"process":1,"type":"ok","f":"exists","zxid":1,"#,
+            r#""stat":{"cversion":-1,"num_children":1}}"#
+        )
+        .to_string(),
+    ]);
+    valid(&h.iter().map(String::as_str).collect::<Vec<_>>(), &zxids());
+}
+
 #[test]
 fn sequential_number_counting_deletes_is_caught() {
     let h = queue(3, "/q/n-0000000002");
