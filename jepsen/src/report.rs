@@ -209,10 +209,10 @@ fn html_lanes(history: &History, ops: &[Op], v: &Violation) -> String {
     let lanes = lanes(history, window, ops, v);
     let span = (window.1 - window.0 + 1) as f64;
     let x = |i: usize| 60.0 + 900.0 * (i.saturating_sub(window.0)) as f64 / span;
+    let listed = |o: &Op| v.ops.is_empty() || v.ops.contains(&o.id) || v.marked.contains(&o.id);
     let mut out = String::from("<div style=\"position:relative;width:980px\">");
     for p in &lanes {
         let _ = write!(out, "<div class=\"lane\"><span class=\"name\">p{p}</span>");
-        let listed = |o: &Op| v.ops.is_empty() || v.ops.contains(&o.id) || v.marked.contains(&o.id);
         for op in ops.iter().filter(|o| o.process == *p && listed(o)) {
             let end = op.complete.unwrap_or(window.1 + 1);
             if end < window.0 || op.invoke > window.1 {

@@ -161,13 +161,11 @@ pub(crate) type EndState = (Tree, Vec<usize>);
 /// ops can end in. `None` if there are more, the budget runs out, or no order exists.
 pub(crate) fn end_states(
     part: &Partition,
-    start: Option<&Tree>,
     linearizable_reads: bool,
     budget: u64,
     cap: usize,
 ) -> Option<Vec<EndState>> {
     let mut s = Search::new(part, Relax::default(), linearizable_reads);
-    s.start = start.cloned();
     s.collect = Some((Vec::new(), cap));
     match s.run(budget) {
         Outcome::Valid => s.collect.map(|(found, _)| found),
@@ -270,11 +268,7 @@ impl<'a> Search<'a> {
                 continue;
             };
             let (mut kptr, mut rptr) = (top.kptr, top.rptr);
-            let horizon = if op.must && !op.pure && !matches!(op.action, Action::Close { .. }) {
-                top.horizon.max(op.inv)
-            } else {
-                top.horizon
-            };
+            let horizon = if op.acked_write() { top.horizon.max(op.inv) } else { top.horizon };
             self.set(c);
             let mut applied = vec![c];
             applied.extend(self.greedy(&mut state, &mut kptr, &mut rptr));
@@ -464,9 +458,10 @@ impl<'a> Search<'a> {
     /// State-changing ops that may come next, likeliest first.
     ///
     /// When the next op in zxid order (K) may come next, an indeterminate op that commutes
-    /// with K is not offered before it: any order placing it before K is matched by one
-    /// placing it just after K, which K's subtree explores (it stays eligible forever). Of
-    /// those that do not commute, the ones after which K fits are offered first.
+    /// with K, and that K does not put out of time, is not offered before it: any order placing
+    /// it before K is matched by one placing it just after K, which K's subtree explores. The
+    /// offered set is closed under conflicts (see below). Of the offered ops, the ones after
+    /// which K fits are tried first.
     fn candidates(
         &self,
         state: &Tree,
@@ -563,11 +558,10 @@ impl<'a> Search<'a> {
     /// Whether placing acknowledged write `k` puts op `i` (of unknown outcome) out of time.
     fn kills(&self, k: usize, i: usize, horizon: usize) -> bool {
         let (kop, op) = (&self.part.ops[k], &self.part.ops[i]);
-        if !self.deadlines || op.must || !kop.must || kop.pure {
+        if !self.deadlines || op.must || !kop.acked_write() {
             return false;
         }
-        let closes = matches!(kop.action, Action::Close { .. });
-        self.successor[i] == Some(k) || (!closes && horizon.max(kop.inv) > op.deadline)
+        self.successor[i] == Some(k) || horizon.max(kop.inv) > op.deadline
     }
 
     /// Whether op `i`, not placed, can no longer be (only ops of unknown outcome expire).
@@ -658,7 +652,7 @@ fn successors(ops: &[POp]) -> Vec<Option<usize>> {
             out[i] = next_write.get(&op.process).copied();
             assert!(out[i].is_none_or(|s| ops[s].inv > op.inv), "a successor comes after");
         }
-        if op.must && !op.pure && !matches!(op.action, Action::Close { .. }) {
+        if op.acked_write() {
             next_write.insert(op.process, i);
         }
     }

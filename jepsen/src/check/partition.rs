@@ -331,6 +331,12 @@ impl POp {
         action_paths(&self.action)
     }
 
+    /// An acknowledged write other than a session close: one that bounds when ops of unknown
+    /// outcome may still take effect ([`POp::deadline`]).
+    pub(crate) fn acked_write(&self) -> bool {
+        self.must && !self.pure && !matches!(self.action, Action::Close { .. })
+    }
+
     /// A multi as independent pieces of unknown outcome, one per sub-op (what a multi that
     /// is not atomic would look like); any other op as it is. For the diagnosis only.
     pub(crate) fn multi_pieces(&self) -> Vec<POp> {

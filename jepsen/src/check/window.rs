@@ -46,9 +46,9 @@ pub(crate) struct Window {
 /// Finds the smallest failing window of `part`, a partition whose search failed. `None` if
 /// not even the whole partition can be certified within `budget` per search.
 pub(crate) fn smallest(part: &Partition, lin: bool, budget: u64) -> Option<Window> {
-    let end = shortest_prefix(part, lin, budget)?;
+    let (end, failure) = shortest_prefix(part, lin, budget)?;
     let prefix = prefix(part, end);
-    let mut window = whole(&prefix, lin, budget)?;
+    let mut window = whole(&prefix, failure)?;
     window.to = window.to.min(end.saturating_sub(1));
     // Cuts: invoke points where no acknowledged op is running. Failing cuts are not
     // guaranteed to be contiguous, so the binary search keeps the latest certified one.
@@ -110,30 +110,32 @@ fn fails(part: &Partition, start: Option<&Tree>, lin: bool, budget: u64) -> Opti
     }
 }
 
-/// The shortest failing prefix: the least cut `t` (an event index) whose prefix fails.
-fn shortest_prefix(part: &Partition, lin: bool, budget: u64) -> Option<usize> {
+/// The shortest failing prefix: the least cut `t` (an event index) whose prefix fails, with
+/// that prefix's failure.
+fn shortest_prefix(part: &Partition, lin: bool, budget: u64) -> Option<(usize, Failure)> {
     let mut cuts: Vec<usize> = part.ops.iter().map(|op| op.inv + 1).collect();
     cuts.extend(part.ops.iter().filter(|op| op.must).map(|op| op.ret + 1));
     cuts.sort_unstable();
     cuts.dedup();
     let last = *cuts.last()?;
-    fails(&prefix(part, last).part, None, lin, budget)?;
+    let mut failure = fails(&prefix(part, last).part, None, lin, budget)?;
     // Failing prefixes are closed upwards: find the first failing cut.
     let (mut lo, mut hi) = (0, cuts.len() - 1);
     while lo < hi {
         let mid = (lo + hi) / 2;
-        if fails(&prefix(part, cuts[mid]).part, None, lin, budget).is_some() {
-            hi = mid;
-        } else {
-            lo = mid + 1;
+        match fails(&prefix(part, cuts[mid]).part, None, lin, budget) {
+            Some(found) => {
+                failure = found;
+                hi = mid;
+            }
+            None => lo = mid + 1,
         }
     }
-    Some(cuts[lo])
+    Some((cuts[lo], failure))
 }
 
-/// The whole (prefix) partition as a window from the initial state.
-fn whole(prefix: &Prefix, lin: bool, budget: u64) -> Option<Window> {
-    let failure = fails(&prefix.part, None, lin, budget)?;
+/// The whole (prefix) partition as a window from the initial state, with its failure.
+fn whole(prefix: &Prefix, failure: Failure) -> Option<Window> {
     let ops: Vec<usize> = prefix.origin.clone();
     let from = prefix.part.ops.iter().map(|op| op.inv).min()?;
     let to = prefix.part.ops.iter().map(last_event).max()?;
@@ -223,10 +225,10 @@ fn from_cut(prefix: &Prefix, s: usize, lin: bool, budget: u64) -> Option<Window>
         ops: before.iter().map(|&i| ops[i].clone()).collect(),
         initial: prefix.part.initial.clone(),
     };
-    let starts = linear::end_states(&earlier, None, lin, budget, MAX_START_STATES)?;
+    let starts = linear::end_states(&earlier, lin, budget, MAX_START_STATES)?;
     // Earlier ops of unknown outcome that are out of time once every earlier acknowledged op
     // is placed (as the search decides it) took effect before the cut or never.
-    let writes = || (earlier.ops.iter()).filter(|o| o.must && !o.pure && !is_close(o));
+    let writes = || earlier.ops.iter().filter(|o| o.acked_write());
     let horizon = writes().map(|o| o.inv).max().unwrap_or(0);
     let in_time = |op: &POp| {
         !op.must
