@@ -65,6 +65,14 @@ pub struct Bugs {
     pub commit_after_one_ack: bool,
     /// Zab leader: send a DIFF where a TRUNC is needed (learner keeps txns the leader lacks).
     pub diff_instead_of_trunc: bool,
+    /// Zab learner: make the new epoch durable as soon as NEWLEADER arrives, before the txns of
+    /// the synchronization are durable (ZOOKEEPER-4643); the leader likewise before its own
+    /// history is durable.
+    pub epoch_before_sync: bool,
+    /// Zab learner: acknowledge NEWLEADER before the synced txns are durable (ZOOKEEPER-3911).
+    pub ack_newleader_before_sync: bool,
+    /// Expire sessions after half their timeout.
+    pub expire_early: bool,
 }
 
 impl Bugs {
@@ -75,6 +83,9 @@ impl Bugs {
             || self.reads_skip_queue
             || self.commit_after_one_ack
             || self.diff_instead_of_trunc
+            || self.epoch_before_sync
+            || self.ack_newleader_before_sync
+            || self.expire_early
     }
 }
 

@@ -141,6 +141,11 @@ impl Leader {
             assert!(self.epoch.is_some(), "an established leader has an epoch");
             assert!(node.log.committed() >= self.history_end, "the history is committed");
         }
+        if self.epoch_acked && !self.standalone {
+            assert_eq!(Some(node.current_epoch), self.epoch, "the epoch is current once acked");
+            let early = node.config.bugs.epoch_before_sync;
+            assert!(early || node.log.durable() >= self.history_end, "current over a durable log");
+        }
         if let Some(epoch) = self.epoch {
             assert!(epoch <= node.accepted_epoch, "the leader accepted its own epoch");
             assert!(node.log.last_logged().epoch() <= epoch, "no zxid beyond the epoch");
@@ -210,12 +215,22 @@ impl Node {
         self.maybe_epoch_quorum();
     }
 
+    /// Once a quorum acknowledged the epoch and our own history is durable, makes the epoch our
+    /// current epoch and synchronizes the learners. The history must be durable first: a leader
+    /// elected with txns still waiting for fsync that wrote "epoch e+1" and then crashed would
+    /// restart with a newer epoch over a shorter log, win again and truncate txns a quorum of
+    /// epoch e committed (ZOOKEEPER-4643, the leader's side).
     fn maybe_epoch_quorum(&mut self) {
         let leader = leader_ref(self);
         if leader.epoch_acked || !self.quorum.contains(leader.epoch_acks.iter()) {
             return;
         }
+        let durable = self.log.durable() >= leader.history_end;
+        if !durable && !self.config.bugs.epoch_before_sync {
+            return;
+        }
         let epoch = leader.epoch.expect("decided");
+        assert!(epoch > self.current_epoch, "a new epoch is newer than any we led or followed");
         leader_mut(self).epoch_acked = true;
         self.current_epoch = epoch;
         self.persist_epochs();
@@ -517,7 +532,8 @@ impl Node {
     pub(crate) fn leader_durable(&mut self) {
         if leader_ref(self).established {
             self.try_commit();
-        } else {
+        } else if leader_ref(self).epoch.is_some() {
+            self.maybe_epoch_quorum();
             self.maybe_establish();
         }
     }

@@ -77,6 +77,7 @@ impl Learner {
         }
         if self.newleader_acked {
             assert!(self.newleader.is_some(), "NEWLEADER acked after it arrived");
+            assert_eq!(node.current_epoch, self.new_epoch, "the epoch is adopted before the ACK");
         }
     }
 }
@@ -316,21 +317,40 @@ impl Node {
             tracing::warn!(%zxid, epoch, "NEWLEADER for another epoch; looking");
             return self.become_looking();
         }
-        self.current_epoch = epoch;
-        self.persist_epochs();
         let end = self.log.last_logged();
         learner_mut(self).newleader = Some((zxid, end));
+        if self.config.bugs.epoch_before_sync {
+            self.adopt_new_epoch();
+        }
         self.maybe_ack_new_leader();
     }
 
+    /// Makes the leader's epoch our current epoch, durably. Called only once the txns of the
+    /// synchronization are durable: a disk that said "epoch e+1" over a log lacking them could
+    /// win a later election against a member of epoch e that holds them, and truncate committed
+    /// txns (ZOOKEEPER-4643; Zab's order is: log the synced txns, then currentEpoch, then ACK).
+    fn adopt_new_epoch(&mut self) {
+        let epoch = learner_ref(self).new_epoch;
+        assert!(epoch <= self.accepted_epoch, "the new epoch was accepted at LEADERINFO");
+        if self.current_epoch < epoch {
+            self.current_epoch = epoch;
+            self.persist_epochs();
+        }
+        assert_eq!(self.current_epoch, epoch);
+    }
+
+    /// Acknowledges NEWLEADER once everything the leader synced us with is durable: first the
+    /// epoch (a synchronous write, so it is durable before the ACK leaves), then the ACK.
     fn maybe_ack_new_leader(&mut self) {
         let l = learner_ref(self);
         let Some((zxid, end)) = l.newleader else {
             return;
         };
-        if l.newleader_acked || self.log.durable() < end {
+        let synced = self.log.durable() >= end || self.config.bugs.ack_newleader_before_sync;
+        if l.newleader_acked || !synced {
             return;
         }
+        self.adopt_new_epoch();
         let l = learner_mut(self);
         l.newleader_acked = true;
         l.acked = zxid;
