@@ -278,12 +278,7 @@ impl Node {
         if !self.is_established_leader() {
             return;
         }
-        let expired = if self.config.bugs.skip_session_expiry {
-            Vec::new()
-        } else {
-            self.sessions.expired(self.now_tick)
-        };
-        for session in expired {
+        for session in self.expired_sessions() {
             tracing::info!(%session, "session expired");
             self.close_session(session, 0);
         }
@@ -292,6 +287,26 @@ impl Node {
             self.next_container_check_tick = self.now_tick + interval.max(1);
             self.check_containers();
         }
+    }
+
+    /// Sessions whose timeout ran out (the deliberate bugs skip expiry or expire at half the
+    /// timeout).
+    fn expired_sessions(&self) -> Vec<SessionId> {
+        let now = self.now_tick;
+        if self.config.bugs.skip_session_expiry {
+            return Vec::new();
+        }
+        if self.config.bugs.expire_early {
+            let half = |ms: i32| self.config.ms_to_ticks(ms.max(0) as u64) / 2;
+            let early = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| !s.closing && s.expiry_tick <= now + half(s.timeout_ms));
+            return early.map(|(id, _)| *id).collect();
+        }
+        let due = self.sessions.expired(now);
+        assert!(due.windows(2).all(|w| w[0] < w[1]), "each due session once, in id order");
+        due
     }
 
     fn check_containers(&mut self) {
@@ -440,6 +455,11 @@ impl Node {
     /// The session a connection holds (or is creating), for admin output.
     pub fn connection_session(&self, conn: ConnId) -> Option<SessionId> {
         self.conns.get(&conn).and_then(|c| c.session())
+    }
+
+    /// The core ticks counted since this node started (the clock of every timeout).
+    pub fn now_tick(&self) -> u64 {
+        self.now_tick
     }
 
     /// Checks node-wide invariants; panics when the state is broken. Kept on in release builds.
