@@ -158,7 +158,7 @@ impl Driver {
                     let _ = self.storage.purge(self.cfg.autopurge_snap_retain_count);
                 }
             }
-            if let Err(e) = self.flush() {
+            if let Err(e) = self.flush().await {
                 break Err(e);
             }
         };
@@ -284,10 +284,12 @@ impl Driver {
         let _ = reply.send(text);
     }
 
-    /// Carries out the node's outputs in order. Appends are batched (group commit), but a
-    /// truncation or snapshot install is queued behind the appends before it and ahead of those
-    /// after it, and epochs are written synchronously before anything later goes out.
-    fn flush(&mut self) -> Result<(), String> {
+    /// Carries out the node's outputs in order. Appends are batched (group commit). Zab's
+    /// synchronous outputs go to the log thread behind the appends before them, and nothing
+    /// after them goes out until they are durable: epochs are written only once every earlier
+    /// append is synced (an epoch must never be durable over a log that lacks the txns it was
+    /// adopted over: ZOOKEEPER-4643), and a truncation or snapshot install is waited for.
+    async fn flush(&mut self) -> Result<(), String> {
         let mut batch = Vec::new();
         let stopped = |_| "storage thread stopped".to_string();
         for output in self.node.take_outputs() {
@@ -305,13 +307,15 @@ impl Driver {
                     }
                 }
                 Output::PersistEpochs { accepted_epoch, current_epoch } => {
-                    crate::epochs::write(&self.cfg.data_dir, accepted_epoch, current_epoch)
-                        .map_err(|e| format!("cannot write the epoch files: {e}"))?;
+                    self.append(std::mem::take(&mut batch))?;
+                    let dir = self.cfg.data_dir.clone();
+                    self.storage.write_epochs(&dir, accepted_epoch, current_epoch).await?;
                 }
                 Output::TruncateLog { after } => {
                     self.append(std::mem::take(&mut batch))?;
                     tracing::info!(%after, "truncating the txn log (leader's TRUNC)");
                     self.storage.truncate_after(after.0).map_err(stopped)?;
+                    self.storage.barrier().await?;
                 }
                 Output::InstallSnapshot { snapshot } => {
                     self.append(std::mem::take(&mut batch))?;
@@ -320,6 +324,7 @@ impl Driver {
                     let blob = snapshot::encode(&snapshot.tree, &snapshot.sessions);
                     self.storage.truncate_after(zxid).map_err(stopped)?;
                     self.storage.save_snapshot(zxid, blob).map_err(stopped)?;
+                    self.storage.barrier().await?;
                 }
             }
         }

@@ -68,6 +68,9 @@ pub enum StorageEvent {
     },
 }
 
+/// Where the log thread answers a synchronous command: `Err` carries the I/O error.
+type Done = tokio::sync::oneshot::Sender<Result<(), String>>;
+
 /// The storage threads are gone (after `Failed`, a panic, or shutdown).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StorageStopped;
@@ -82,7 +85,19 @@ impl std::error::Error for StorageStopped {}
 
 enum Command {
     Append(Vec<(i64, Vec<u8>)>),
-    Snapshot { zxid: i64, blob: Vec<u8> },
+    /// Sync everything before it, then write the epoch files, then answer.
+    WriteEpochs {
+        dir: std::path::PathBuf,
+        accepted: u32,
+        current: u32,
+        done: Done,
+    },
+    /// Answer once everything before it is done and durable.
+    Barrier(Done),
+    Snapshot {
+        zxid: i64,
+        blob: Vec<u8>,
+    },
     TruncateAfter(i64),
     Purge(usize),
     Shutdown,
@@ -153,6 +168,30 @@ impl StorageThread {
     /// Queues `Storage::truncate_after`; `Truncated` follows.
     pub fn truncate_after(&self, zxid: i64) -> Result<(), StorageStopped> {
         self.send(Command::TruncateAfter(zxid))
+    }
+
+    /// Writes the epoch files after every record queued before is durable, so an epoch never
+    /// becomes durable ahead of the txns it was adopted over (ZOOKEEPER-4643). Resolves once
+    /// both are durable.
+    pub async fn write_epochs(
+        &self,
+        dir: &std::path::Path,
+        accepted: u32,
+        current: u32,
+    ) -> Result<(), String> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let dir = dir.to_path_buf();
+        self.send(Command::WriteEpochs { dir, accepted, current, done })
+            .map_err(|e| e.to_string())?;
+        answer.await.map_err(|_| StorageStopped.to_string())?
+    }
+
+    /// Resolves once everything queued before it (appends, truncation, snapshot installs) is
+    /// done and durable.
+    pub async fn barrier(&self) -> Result<(), String> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.send(Command::Barrier(done)).map_err(|e| e.to_string())?;
+        answer.await.map_err(|_| StorageStopped.to_string())?
     }
 
     /// Queues an autopurge pass (run on the snapshot thread); `Purged` follows.
@@ -236,6 +275,21 @@ impl LogWorker {
                     self.storage.truncate_after(zxid).map_err(|e| e.to_string())?;
                     let last_zxid = self.storage.last_zxid();
                     let _ = self.events.send(StorageEvent::Truncated { last_zxid });
+                }
+                Command::WriteEpochs { dir, accepted, current, done } => {
+                    self.flush()?;
+                    assert!(self.unreported.is_none(), "earlier appends are durable first");
+                    let written = crate::epochs::write(&dir, accepted, current)
+                        .map_err(|e| format!("cannot write the epoch files: {e}"));
+                    let failed = written.clone().err();
+                    let _ = done.send(written);
+                    if let Some(error) = failed {
+                        return Err(error);
+                    }
+                }
+                Command::Barrier(done) => {
+                    self.flush()?;
+                    let _ = done.send(Ok(()));
                 }
                 Command::Purge(retain) => self.to_snapshot_thread(SnapJob::Purge(retain)),
                 Command::Shutdown => {
@@ -360,6 +414,42 @@ mod tests {
         assert_eq!(worker.sync_count.load(Ordering::Acquire), 1);
         assert!(matches!(events.try_recv(), Ok(StorageEvent::Durable { upto: 100 })));
         assert!(events.try_recv().is_err());
+        drop(worker);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// ZOOKEEPER-4643 in the shell: an epoch write syncs the appends queued before it first, so
+    /// the epoch files never say "epoch e+1" over a log that lacks the txns synced before it.
+    #[test]
+    fn epochs_are_written_after_earlier_appends_are_durable() {
+        let dir = std::env::temp_dir().join(format!("zkr-thread-epochs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (storage, _) = Storage::open(&dir, &dir).unwrap();
+        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let (commands, command_rx) = mpsc::channel();
+        for zxid in 1..=3i64 {
+            commands.send(Command::Append(vec![(zxid, vec![zxid as u8])])).unwrap();
+        }
+        let (done, mut answer) = tokio::sync::oneshot::channel();
+        let epochs = Command::WriteEpochs { dir: dir.clone(), accepted: 2, current: 2, done };
+        commands.send(epochs).unwrap();
+        commands.send(Command::Append(vec![(4, vec![4])])).unwrap();
+        commands.send(Command::Shutdown).unwrap();
+        let (snap_tx, _snap_rx) = mpsc::channel();
+        let mut worker = LogWorker {
+            storage,
+            events: events_tx,
+            snap_tx: Some(snap_tx),
+            sync_count: Arc::new(AtomicU64::new(0)),
+            unreported: None,
+        };
+        worker.run(command_rx);
+        assert_eq!(answer.try_recv(), Ok(Ok(())));
+        assert_eq!(crate::epochs::read(&dir), Ok((2, 2)));
+        assert!(matches!(events.try_recv(), Ok(StorageEvent::Durable { upto: 3 })), "synced first");
+        assert!(matches!(events.try_recv(), Ok(StorageEvent::Durable { upto: 4 })));
+        assert!(events.try_recv().is_err());
+        assert_eq!(worker.storage.sync_count(), 2, "one sync before the epochs, one after");
         drop(worker);
         std::fs::remove_dir_all(&dir).unwrap();
     }
