@@ -29,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use zkr_core::config::Bugs;
 use zkr_core::config::Member;
 use zkr_core::io::{Input, Output};
-use zkr_core::txn::LoggedTxn;
+use zkr_core::txn::{LoggedTxn, Txn};
 use zkr_core::types::{ConnId, ServerId, Zxid};
 use zkr_core::zab::message::ZabMessage;
 use zkr_core::{Config, Node, NodeInit};
@@ -47,6 +47,9 @@ pub const START_MS: i64 = 1_700_000_000_000;
 
 /// First address given to clients (nodes take `0..n`).
 pub const CLIENT_ADDR_BASE: u32 = 1_000;
+
+/// Most crashes per seed in the delicate windows (see `Sim::crash_at_point`).
+const DELICATE_CRASHES_MAX: u32 = 8;
 
 /// What travels on a link.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,6 +182,91 @@ pub struct Sim {
     pub(crate) leader_established_at: (u64, Option<usize>),
     /// Established leaders seen, by epoch.
     pub(crate) leaders: BTreeMap<u32, usize>,
+    /// Crashes injected at protocol points so far (`Swarm::point_crash`): routine and delicate.
+    pub(crate) point_crashes: (u32, u32),
+}
+
+/// A point in Zab where a crash tests the durability argument: right after the output that
+/// names it was carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CrashPoint {
+    /// `PersistEpochs` of a new acceptedEpoch (discovery).
+    AcceptedEpoch,
+    /// `PersistEpochs` of a new currentEpoch (a learner synced by NEWLEADER, a leader whose
+    /// epoch a quorum acknowledged).
+    CurrentEpoch,
+    /// `TruncateLog` (the leader's TRUNC).
+    Truncate,
+    /// `InstallSnapshot` (the leader's SNAP).
+    Snapshot,
+    /// A learner's ACKEPOCH left.
+    AckEpoch,
+    /// A learner's ACK of NEWLEADER left (it now counts for establishment; UPTODATE is next).
+    AckNewLeader,
+    /// The leader sent NEWLEADER (a learner's sync is complete on the leader's side).
+    NewLeader,
+    /// The leader sent UPTODATE.
+    UpToDate,
+    /// A learner's ACK of a proposal left.
+    Ack,
+    /// The leader sent a COMMIT.
+    Commit,
+}
+
+impl CrashPoint {
+    /// The point an output is at, if any.
+    pub(crate) fn of(output: &Output) -> Option<CrashPoint> {
+        let msg = match output {
+            Output::PersistEpochs { accepted_epoch, current_epoch } => {
+                return Some(if accepted_epoch == current_epoch {
+                    CrashPoint::CurrentEpoch
+                } else {
+                    CrashPoint::AcceptedEpoch
+                });
+            }
+            Output::TruncateLog { .. } => return Some(CrashPoint::Truncate),
+            Output::InstallSnapshot { .. } => return Some(CrashPoint::Snapshot),
+            Output::PeerSend { msg: ZabMessage::Session { msg, .. }, .. } => msg,
+            _ => return None,
+        };
+        match **msg {
+            ZabMessage::AckEpoch { .. } => Some(CrashPoint::AckEpoch),
+            ZabMessage::Ack { zxid } if zxid.counter() == 0 => Some(CrashPoint::AckNewLeader),
+            ZabMessage::Ack { .. } => Some(CrashPoint::Ack),
+            ZabMessage::NewLeader { .. } => Some(CrashPoint::NewLeader),
+            ZabMessage::UpToDate => Some(CrashPoint::UpToDate),
+            ZabMessage::Commit { .. } => Some(CrashPoint::Commit),
+            _ => None,
+        }
+    }
+
+    /// Relative probability: the epoch write and the NEWLEADER acknowledgement are where
+    /// ZOOKEEPER-4643 and ZOOKEEPER-3911 live; per-write points are frequent, so rare.
+    fn weight(self) -> f64 {
+        match self {
+            CrashPoint::CurrentEpoch | CrashPoint::AckNewLeader => 1.0,
+            CrashPoint::Truncate | CrashPoint::Snapshot => 0.5,
+            CrashPoint::AckEpoch | CrashPoint::NewLeader | CrashPoint::UpToDate => 0.2,
+            CrashPoint::AcceptedEpoch => 0.1,
+            CrashPoint::Ack | CrashPoint::Commit => 0.02,
+        }
+    }
+
+    /// The fault counter's name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            CrashPoint::AcceptedEpoch => "crash_at_accepted_epoch",
+            CrashPoint::CurrentEpoch => "crash_at_current_epoch",
+            CrashPoint::Truncate => "crash_at_truncate",
+            CrashPoint::Snapshot => "crash_at_snapshot",
+            CrashPoint::AckEpoch => "crash_at_ackepoch",
+            CrashPoint::AckNewLeader => "crash_at_ack_newleader",
+            CrashPoint::NewLeader => "crash_at_newleader",
+            CrashPoint::UpToDate => "crash_at_uptodate",
+            CrashPoint::Ack => "crash_at_ack",
+            CrashPoint::Commit => "crash_at_commit",
+        }
+    }
 }
 
 impl Sim {
@@ -267,6 +355,7 @@ impl Sim {
             peer_links,
             leader_established_at: (0, None),
             leaders: BTreeMap::new(),
+            point_crashes: (0, 0),
         }
     }
 
@@ -395,11 +484,65 @@ impl Sim {
             return;
         }
         self.trace_input(n, &input);
+        let conn = match &input {
+            Input::ClientFrame { conn, .. } => Some(*conn),
+            _ => None,
+        };
+        self.heard_by_leader(n, conn);
         let node = self.nodes[n].node.as_mut().expect("checked above");
         node.step(input);
         let outputs = node.take_outputs();
+        self.heard_by_leader(n, conn);
+        self.check_expiries(n, &outputs);
         self.run_outputs(n, outputs);
         self.after_step(n);
+    }
+
+    /// A leading node that gets a frame on a session's connection hears from the session (and
+    /// so does one that attached the session to the connection in this step).
+    fn heard_by_leader(&mut self, n: usize, conn: Option<ConnId>) {
+        let slot = &self.nodes[n];
+        let (Some(conn), Some(node)) = (conn, &slot.node) else { return };
+        if !node.is_established_leader() {
+            return;
+        }
+        if let Some(session) = node.connection_session(conn) {
+            self.checks.expiry.heard(n, slot.inc, session, node.now_tick());
+        }
+    }
+
+    /// Every session a leader decided to expire in this step (a CloseSession it proposes with
+    /// no client request behind it, cxid 0) was silent for its whole timeout.
+    fn check_expiries(&mut self, n: usize, outputs: &[Output]) {
+        let slot = &self.nodes[n];
+        let Some(node) = &slot.node else { return };
+        if !node.is_established_leader() {
+            return;
+        }
+        let mut found = Vec::new();
+        for output in outputs {
+            let Output::Persist { txn } = output else { continue };
+            let header = &txn.header;
+            if header.cxid != 0 || !matches!(txn.txn, Txn::CloseSession { .. }) {
+                continue;
+            }
+            let session = header.session_id;
+            let Some(timeout_ms) = node.sessions().get(session).map(|s| s.timeout_ms) else {
+                continue;
+            };
+            let timeout_ticks = node.config().ms_to_ticks(timeout_ms.max(0) as u64);
+            let at = (n, slot.inc);
+            found.extend(self.checks.expiry.expired(
+                at,
+                session,
+                node.now_tick(),
+                timeout_ticks,
+                self.now,
+            ));
+        }
+        for v in found {
+            self.violation(v);
+        }
     }
 
     fn trace_input(&mut self, n: usize, input: &Input) {
@@ -448,50 +591,93 @@ impl Sim {
                 self.crash(n, "mid-step");
                 return;
             }
-            match output {
-                Output::ClientSend { conn, frame } => self.node_send(n, conn, frame),
-                Output::ClientClose { conn } => {
-                    self.trace.event(self.now, "close", &[n as u64, conn.0], &[], || {
-                        format!("n{n} c{}", conn.0)
-                    });
-                    let from = self.nodes[n].addr;
-                    self.send(LinkId(conn.0), from, Msg::Close);
-                }
-                Output::Persist { txn } => self.persist(n, txn),
-                Output::PeerSend { to, msg } => self.peer_send(n, to, msg),
-                Output::PersistEpochs { accepted_epoch, current_epoch } => {
-                    self.trace.event(
-                        self.now,
-                        "epochs",
-                        &[n as u64, accepted_epoch as u64],
-                        &[],
-                        || format!("n{n} accepted {accepted_epoch} current {current_epoch}"),
-                    );
-                    self.nodes[n].disk.persist_epochs(accepted_epoch, current_epoch);
-                }
-                Output::TruncateLog { after } => {
-                    let slot = &mut self.nodes[n];
-                    let dropped = slot.disk.truncate(after);
-                    slot.logged.retain(|z, _| *z <= after);
-                    self.trace.event(
-                        self.now,
-                        "truncate",
-                        &[n as u64, after.0 as u64],
-                        &[],
-                        || format!("n{n} after {after} ({dropped} durable records dropped)"),
-                    );
-                    self.check_durability();
-                }
-                Output::InstallSnapshot { snapshot } => {
-                    let z = snapshot.zxid;
-                    self.trace.event(self.now, "snapshot", &[n as u64, z.0 as u64], &[], || {
-                        format!("n{n} installs a snapshot at {z}")
-                    });
-                    let slot = &mut self.nodes[n];
-                    slot.logged.clear();
-                    slot.disk.install_snapshot(*snapshot);
-                    self.check_durability();
-                }
+            let point = CrashPoint::of(&output);
+            self.carry_out(n, output);
+            if let Some(point) = point
+                && self.crash_at_point(n, point)
+            {
+                return;
+            }
+        }
+    }
+
+    /// Buggify: maybe crash node `n` right after it carried out an output at a protocol point.
+    /// More likely while its disk holds unsynced records (the window the durability argument
+    /// must cover). Returns true if it crashed.
+    fn crash_at_point(&mut self, n: usize, point: CrashPoint) -> bool {
+        let Some(config) = self.swarm.point_crash else { return false };
+        if self.phase != Phase::Faults || self.nodes[n].node.is_none() {
+            return false;
+        }
+        // The windows that matter most (an epoch adopted or NEWLEADER acknowledged while txns
+        // wait for fsync) get their own, larger budget, so routine points cannot use it up.
+        let unsynced = self.nodes[n].disk.unsynced_len() > 0;
+        let delicate = unsynced && point.weight() == 1.0;
+        let (used, cap) = if delicate {
+            (&mut self.point_crashes.1, DELICATE_CRASHES_MAX)
+        } else {
+            (&mut self.point_crashes.0, config.budget)
+        };
+        if *used >= cap {
+            return false;
+        }
+        let p = config.probability * point.weight() * if unsynced { 1.0 } else { 0.1 };
+        if !self.rng.random_bool(p.min(1.0)) {
+            return false;
+        }
+        *used += 1;
+        let leader = self.nodes[n].node.as_ref().and_then(|node| node.leader());
+        self.crash(n, point.name());
+        assert!(self.nodes[n].node.is_none(), "the node is down");
+        let partner = leader.map(|id| id.0 as usize - 1).filter(|m| *m != n);
+        if let Some(m) = partner
+            && self.rng.random_bool(config.with_leader)
+        {
+            self.crash(m, "with_learner");
+        }
+        true
+    }
+
+    fn carry_out(&mut self, n: usize, output: Output) {
+        match output {
+            Output::ClientSend { conn, frame } => self.node_send(n, conn, frame),
+            Output::ClientClose { conn } => {
+                self.trace.event(self.now, "close", &[n as u64, conn.0], &[], || {
+                    format!("n{n} c{}", conn.0)
+                });
+                let from = self.nodes[n].addr;
+                self.send(LinkId(conn.0), from, Msg::Close);
+            }
+            Output::Persist { txn } => self.persist(n, txn),
+            Output::PeerSend { to, msg } => self.peer_send(n, to, msg),
+            Output::PersistEpochs { accepted_epoch, current_epoch } => {
+                self.trace.event(
+                    self.now,
+                    "epochs",
+                    &[n as u64, accepted_epoch as u64],
+                    &[],
+                    || format!("n{n} accepted {accepted_epoch} current {current_epoch}"),
+                );
+                self.nodes[n].disk.persist_epochs(accepted_epoch, current_epoch);
+            }
+            Output::TruncateLog { after } => {
+                let slot = &mut self.nodes[n];
+                let dropped = slot.disk.truncate(after);
+                slot.logged.retain(|z, _| *z <= after);
+                self.trace.event(self.now, "truncate", &[n as u64, after.0 as u64], &[], || {
+                    format!("n{n} after {after} ({dropped} durable records dropped)")
+                });
+                self.check_durability();
+            }
+            Output::InstallSnapshot { snapshot } => {
+                let z = snapshot.zxid;
+                self.trace.event(self.now, "snapshot", &[n as u64, z.0 as u64], &[], || {
+                    format!("n{n} installs a snapshot at {z}")
+                });
+                let slot = &mut self.nodes[n];
+                slot.logged.clear();
+                slot.disk.install_snapshot(*snapshot);
+                self.check_durability();
             }
         }
     }
@@ -683,7 +869,12 @@ impl Sim {
         slot.crash_mid_step = false;
         slot.logged.clear();
         let loss = slot.disk.crash(&mut self.rng, tear);
-        self.count_fault(if why == "mid-step" { "crash_mid_step" } else { "crash" });
+        self.count_fault(match why {
+            "mid-step" => "crash_mid_step",
+            "nemesis" | "liveness" => "crash",
+            "with_learner" => "crash_leader_with_learner",
+            point => point,
+        });
         if loss.torn {
             self.count_fault("torn_write");
         }

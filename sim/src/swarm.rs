@@ -149,6 +149,24 @@ pub struct Swarm {
     pub init_limit: u32,
     /// Zab's `syncLimit` (tickTimes): how long a learner or the leader may stay silent.
     pub sync_limit: u32,
+    /// Crashes at the points where Zab's durability argument is delicate (`None`: off).
+    pub point_crash: Option<PointCrash>,
+}
+
+/// Crashes at protocol points (FoundationDB's "buggify"): right after a synchronous disk
+/// output, right after an acknowledgement leaves, between NEWLEADER and UPTODATE. Random
+/// crashes almost never land in these windows (ZOOKEEPER-4643 needs a crash between a
+/// learner's epoch write and the fsync of its synced txns).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PointCrash {
+    /// Probability of a crash at a point of weight 1 (see `sim::CrashPoint::weight`).
+    pub probability: f64,
+    /// How many such crashes the seed may inject in its fault phase.
+    pub budget: u32,
+    /// Probability that a learner's crash takes its leader down at the same moment (a
+    /// correlated failure: one power cut, one rack). The learner then restarts into an
+    /// election, not into a sync with the leader it had.
+    pub with_leader: f64,
 }
 
 impl Swarm {
@@ -204,6 +222,11 @@ impl Swarm {
             drift_ppm_max: [0, 1_000, 50_000][rng.random_range(0..3)],
             init_limit: rng.random_range(5..=10),
             sync_limit: rng.random_range(2..=5),
+            point_crash: rng.random_bool(0.7).then(|| PointCrash {
+                probability: rng.random_range(0.3..1.0),
+                budget: rng.random_range(1..=4),
+                with_leader: rng.random_range(0.0..0.7),
+            }),
         }
     }
 
@@ -230,9 +253,13 @@ impl Swarm {
             .filter(|k| self.fault_mean(**k).is_some())
             .map(|k| format!("{k:?}"))
             .collect();
+        let points = match self.point_crash {
+            Some(p) => format!(" point_crash={:.2}x{}", p.probability, p.budget),
+            None => String::new(),
+        };
         format!(
             "nodes={} clients={} in_flight={} keys={} tick={}ms/{}ms limits={}/{} loss={:.3} \
-             dup={:.3} faults=[{}] mix={:?}",
+             dup={:.3} faults=[{}]{points} mix={:?}",
             self.cluster_size,
             self.clients,
             self.max_in_flight,

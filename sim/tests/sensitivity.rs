@@ -64,6 +64,33 @@ fn diff_instead_of_trunc_is_caught() {
 }
 
 #[test]
+fn expire_early_is_caught() {
+    let report = first_failure(Bugs { expire_early: true, ..Bugs::default() }, &["expiry"]);
+    control(report.seed);
+}
+
+/// ZOOKEEPER-4643: a learner that makes the new epoch durable before the txns it was synced
+/// with, crashes in between and restarts with "epoch e+1" over a short log, can win the next
+/// election and truncate committed txns. Only crashes at the epoch write find it.
+#[test]
+fn epoch_before_sync_is_caught() {
+    let bugs = Bugs { epoch_before_sync: true, ..Bugs::default() };
+    let report = first_failure(bugs, &["durability", "acked_writes", "agreement", "digest"]);
+    assert!(report.faults.keys().any(|k| k.starts_with("crash_at_")), "{:?}", report.faults);
+    control(report.seed);
+}
+
+/// ZOOKEEPER-3911: a learner that acknowledges NEWLEADER before its DIFF is durable counts for
+/// a quorum that may not hold the history after a crash.
+#[test]
+fn ack_newleader_before_sync_is_caught() {
+    let bugs = Bugs { ack_newleader_before_sync: true, ..Bugs::default() };
+    let report = first_failure(bugs, &["durability", "acked_writes", "agreement", "digest"]);
+    assert!(report.faults.keys().any(|k| k.starts_with("crash_at_")), "{:?}", report.faults);
+    control(report.seed);
+}
+
+#[test]
 fn an_injected_stale_read_fails_the_history_check() {
     let options = RunOptions { keep_history: true, ..RunOptions::default() };
     let text = (0..50)

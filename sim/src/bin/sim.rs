@@ -39,7 +39,8 @@ struct Cli {
     #[arg(long)]
     determinism: bool,
     /// Switch on a deliberate bug: ack-before-fsync, skip-session-expiry, reads-skip-queue,
-    /// commit-after-one-ack, diff-instead-of-trunc.
+    /// commit-after-one-ack, diff-instead-of-trunc, epoch-before-sync,
+    /// ack-newleader-before-sync, expire-early.
     #[arg(long)]
     bug: Vec<String>,
     /// No progress bar (for CI logs).
@@ -59,6 +60,9 @@ fn bugs(names: &[String]) -> Result<Bugs, String> {
             "reads-skip-queue" => bugs.reads_skip_queue = true,
             "commit-after-one-ack" => bugs.commit_after_one_ack = true,
             "diff-instead-of-trunc" => bugs.diff_instead_of_trunc = true,
+            "epoch-before-sync" => bugs.epoch_before_sync = true,
+            "ack-newleader-before-sync" => bugs.ack_newleader_before_sync = true,
+            "expire-early" => bugs.expire_early = true,
             other => return Err(format!("unknown bug {other:?}")),
         }
     }

@@ -10,6 +10,7 @@
 //! | acknowledged writes survive (same txn) | ZooKeeper "Reliability" | [`acked_writes`] |
 //! | equal tree digest at equal zxid | ZooKeeper `DigestCalculator` | [`digest`] |
 //! | ephemerals end with their session | ZooKeeper guide, "Ephemeral Nodes" | [`ephemerals`] |
+//! | no session expires before its timeout | ZooKeeper guide, "Sessions" | [`expiry`] |
 //! | replies in request order per session | ZooKeeper "Sequential Consistency" | [`session_fifo`] |
 //! | client-visible history (via zkr-jepsen) | ZooKeeper guarantees | [`history`] |
 //! | core's `invariants()` hold (panics caught) | core/src/node.rs | `lib.rs` `run_seed` |
@@ -30,6 +31,7 @@ pub mod agreement;
 pub mod digest;
 pub mod durability;
 pub mod ephemerals;
+pub mod expiry;
 pub mod history;
 pub mod leaders;
 pub mod liveness;
@@ -57,6 +59,8 @@ pub struct Checks {
     pub digest: digest::Digests,
     /// See [`ephemerals`].
     pub ephemerals: ephemerals::Ephemerals,
+    /// See [`expiry`].
+    pub expiry: expiry::Expiry,
 }
 
 /// The majority of a cluster of `n`.
