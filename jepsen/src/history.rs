@@ -59,7 +59,8 @@ pub enum F {
     Multi,
     /// `check(path, version)`: only inside a multi.
     Check,
-    /// The session ends (explicit close or observed expiry); its ephemerals are deleted.
+    /// The session ends (explicit close or observed expiry); its ephemerals are deleted. An
+    /// observed expiry completes `info`: the refusal can precede the closeSession's commit.
     Close,
 }
 

@@ -6,9 +6,13 @@
 //! A jepsen process is one session: a client that starts a new session gets a new process id.
 //! Session end in the history: a `close` op is invoked whenever the client loses its connection
 //! while holding a session (the session may expire from then on); it completes `fail` if a
-//! reconnect finds the session alive, `ok` if the server refuses it as expired, and stays open
-//! (`info`) if the client never comes back. An explicit `closeSession` is a `close` op on the
-//! wire. So the checker is told exactly what the client can know.
+//! reconnect finds the session alive, `info` (`SessionExpired`) if the server refuses it as
+//! expired, and stays open (`info`) if the client never comes back. A refusal is not `ok`: the
+//! leader refuses a session as soon as it marks it closing, before its closeSession commits; a
+//! leader that loses its quorum first never commits it, and the next leader expires the
+//! session again later, so its ephemerals can outlive the refusal (ZooKeeper's
+//! `SessionTrackerImpl.touchSession` does the same). An explicit `closeSession` is a `close` op
+//! on the wire, `ok` once committed. So the checker is told exactly what the client can know.
 
 use std::collections::VecDeque;
 
@@ -430,14 +434,17 @@ impl Sim {
         let now_us = us(self.now);
         let client = &mut self.clients[c];
         if resp.timeout_ms <= 0 {
-            // Refused: the session expired (or never existed). Its end is now known.
+            // Refused: the session expired (or never existed). Its end is decided, but its
+            // closeSession may not be committed yet, nor ever by this leader: the close's
+            // outcome stays unknown (see the module doc).
             if let Some(held) = client.session.take() {
                 if !client.close_open {
                     let (at, time) = client.close_slot;
                     self.close_inserts.push((at, workload::close_invoke(held.process, time)));
                 }
-                let ok = workload::bare(held.process, Kind::Ok, F::Close, None, None, now_us);
-                self.history.push(ok);
+                let expired = Some("SessionExpired");
+                let end = workload::bare(held.process, Kind::Info, F::Close, None, expired, now_us);
+                self.history.push(end);
             }
             let client = &mut self.clients[c];
             client.close_open = false;
