@@ -27,6 +27,12 @@ step "simulator campaign (release): seeds ${SIM_SEEDS:-0..3000}, 1/3/5/7 servers
 cargo build -p zkr-sim --release --locked
 ./target/release/sim --seeds "${SIM_SEEDS:-0..3000}" --jobs 2 --quiet
 
+step "simulator regression seeds (sim/regression-seeds.txt)"
+./target/release/sim --seeds-file sim/regression-seeds.txt --jobs 2 --quiet
+
+step "simulator campaign on ${SIM_RANDOM_SEEDS:-500} seeds from a random start (printed: replay that range)"
+./target/release/sim --random-seeds "${SIM_RANDOM_SEEDS:-500}" --jobs 2 --quiet
+
 step "simulator determinism: one seed twice in one process, and once more in another"
 ./target/release/sim --seed 42 --determinism
 a=$(./target/release/sim --seed 42 | grep -i 'trace hash')

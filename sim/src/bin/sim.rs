@@ -5,6 +5,10 @@
 //!   fails if the trace hashes differ.
 //! - `sim --seeds A..B [--jobs J]` runs a campaign on J threads with a progress bar, prints a
 //!   summary and, for each failed seed, the command that replays it; exits 1 if any failed.
+//! - `sim --seeds-file FILE` runs the seeds listed in FILE (one `SEED comment` a line, `#`
+//!   comments), e.g. `sim/regression-seeds.txt`; `sim --random-seeds N` runs N consecutive seeds
+//!   from a start drawn from the OS and prints the range, so each CI run covers new seeds and any
+//!   failure replays.
 //! - `--bug NAME` (repeatable) switches on a deliberate core bug, to see the checks fire.
 
 use std::collections::BTreeMap;
@@ -24,8 +28,14 @@ struct Cli {
     #[arg(long, conflicts_with = "seeds")]
     seed: Option<u64>,
     /// Run a campaign over a range of seeds, `A..B` (B excluded).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["seeds_file", "random_seeds"])]
     seeds: Option<String>,
+    /// Run a campaign over the seeds listed in a file (`SEED comment` per line).
+    #[arg(long, conflicts_with_all = ["seed", "random_seeds"])]
+    seeds_file: Option<std::path::PathBuf>,
+    /// Run a campaign over N consecutive seeds from a random start (printed).
+    #[arg(long, conflicts_with = "seed")]
+    random_seeds: Option<u64>,
     /// Threads for a campaign (default: available cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -82,20 +92,52 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match (&cli.seed, &cli.seeds) {
-        (Some(seed), _) => one(&cli, *seed, bugs),
-        (None, Some(range)) => match parse_range(range) {
-            Ok((a, b)) => campaign(&cli, a, b, bugs),
-            Err(e) => {
-                eprintln!("sim: {e}");
-                ExitCode::from(2)
-            }
-        },
-        (None, None) => {
-            eprintln!("sim: give --seed N or --seeds A..B");
+    if let Some(seed) = cli.seed {
+        return one(&cli, seed, bugs);
+    }
+    let seeds = if let Some(range) = &cli.seeds {
+        parse_range(range).map(|(a, b)| (a..b).collect())
+    } else if let Some(path) = &cli.seeds_file {
+        read_seeds_file(path)
+    } else if let Some(n) = cli.random_seeds {
+        let start = rand::random::<u64>() % 1_000_000_000_000;
+        println!(
+            "random seeds: {start}..{} (replay: sim --seeds {start}..{})",
+            start + n,
+            start + n
+        );
+        Ok((start..start + n).collect())
+    } else {
+        Err("give --seed N, --seeds A..B, --seeds-file FILE or --random-seeds N".to_string())
+    };
+    match seeds {
+        Ok(seeds) if !seeds.is_empty() => campaign(&cli, seeds, bugs),
+        Ok(_) => {
+            eprintln!("sim: no seeds to run");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("sim: {e}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Seeds from a file: the first word of each line that is not blank or a `#` comment.
+fn read_seeds_file(path: &std::path::Path) -> Result<Vec<u64>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut seeds = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(word) = line.split_whitespace().next().filter(|w| !w.starts_with('#')) else {
+            continue;
+        };
+        let seed = word
+            .parse()
+            .map_err(|e| format!("{}:{}: {word:?} is not a seed: {e}", path.display(), i + 1))?;
+        seeds.push(seed);
+    }
+    Ok(seeds)
 }
 
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
@@ -153,14 +195,14 @@ fn one(cli: &Cli, seed: u64, bugs: Bugs) -> ExitCode {
     if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-fn campaign(cli: &Cli, start: u64, end: u64, bugs: Bugs) -> ExitCode {
+fn campaign(cli: &Cli, seeds: Vec<u64>, bugs: Bugs) -> ExitCode {
     let jobs = cli
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     // A panic inside a seed is caught and reported with the seed; keep stderr for the summary.
     std::panic::set_hook(Box::new(|_| {}));
-    let total = end - start;
+    let total = seeds.len() as u64;
     let bar = if cli.quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -173,7 +215,7 @@ fn campaign(cli: &Cli, start: u64, end: u64, bugs: Bugs) -> ExitCode {
         .expect("valid template")
         .progress_chars("=> "),
     );
-    let next = AtomicU64::new(start);
+    let next = AtomicU64::new(0);
     let reports: Mutex<Vec<SeedReport>> = Mutex::new(Vec::new());
     let failures = AtomicU64::new(0);
     let options = RunOptions {
@@ -187,10 +229,10 @@ fn campaign(cli: &Cli, start: u64, end: u64, bugs: Bugs) -> ExitCode {
         for _ in 0..jobs {
             scope.spawn(|| {
                 loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= end {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&seed) = seeds.get(i as usize) else {
                         break;
-                    }
+                    };
                     let mut report = run_seed(seed, &options);
                     report.trace = None;
                     if !report.passed() {
