@@ -12,7 +12,11 @@
 //!
 //! - `PersistEpochs`, `TruncateLog` and `InstallSnapshot` are synchronous: the shell makes them
 //!   durable before it carries out any later output (in particular before any later `PeerSend`),
-//!   and appends that follow them in the output order go after them on disk.
+//!   and appends that follow them in the output order go after them on disk. The core does not
+//!   rely on earlier appends being durable when an epoch write is: it emits a new currentEpoch
+//!   only after `Persisted` covered the txns the epoch is adopted over (ZOOKEEPER-4643), and the
+//!   simulator's disk lets an epoch write overtake unsynced appends to prove it. The server
+//!   syncs the earlier appends first anyway.
 //! - `PeerSend` may be lost, delayed, duplicated or reordered; Zab stays safe under all of them
 //!   (see `zab::message`).
 //!
