@@ -389,18 +389,19 @@ impl SnapWorker {
 mod tests {
     use super::*;
 
-    /// Deterministic group commit: everything queued before the worker looks is one batch.
-    #[test]
-    fn queued_appends_are_synced_once() {
-        let dir = std::env::temp_dir().join(format!("zkr-thread-unit-{}", std::process::id()));
+    type Events = tokio::sync::mpsc::UnboundedReceiver<StorageEvent>;
+
+    /// Runs a log worker over `commands` (which must end with `Shutdown`) in this thread, on a
+    /// fresh directory named after `name`; returns the worker and what it reported.
+    fn run_worker(name: &str, commands: Vec<Command>) -> (LogWorker, Events, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("zkr-thread-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (storage, _) = Storage::open(&dir, &dir).unwrap();
-        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-        let (commands, command_rx) = mpsc::channel();
-        for zxid in 1..=100i64 {
-            commands.send(Command::Append(vec![(zxid, vec![zxid as u8])])).unwrap();
+        let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let (sender, command_rx) = mpsc::channel();
+        for command in commands {
+            sender.send(command).unwrap();
         }
-        commands.send(Command::Shutdown).unwrap();
         let (snap_tx, _snap_rx) = mpsc::channel();
         let mut worker = LogWorker {
             storage,
@@ -410,6 +411,19 @@ mod tests {
             unreported: None,
         };
         worker.run(command_rx);
+        (worker, events, dir)
+    }
+
+    fn append(zxid: i64) -> Command {
+        Command::Append(vec![(zxid, vec![zxid as u8])])
+    }
+
+    /// Deterministic group commit: everything queued before the worker looks is one batch.
+    #[test]
+    fn queued_appends_are_synced_once() {
+        let mut commands: Vec<Command> = (1..=100).map(append).collect();
+        commands.push(Command::Shutdown);
+        let (worker, mut events, dir) = run_worker("unit", commands);
         assert_eq!(worker.storage.sync_count(), 1);
         assert_eq!(worker.sync_count.load(Ordering::Acquire), 1);
         assert!(matches!(events.try_recv(), Ok(StorageEvent::Durable { upto: 100 })));
@@ -423,27 +437,11 @@ mod tests {
     #[test]
     fn epochs_are_written_after_earlier_appends_are_durable() {
         let dir = std::env::temp_dir().join(format!("zkr-thread-epochs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let (storage, _) = Storage::open(&dir, &dir).unwrap();
-        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-        let (commands, command_rx) = mpsc::channel();
-        for zxid in 1..=3i64 {
-            commands.send(Command::Append(vec![(zxid, vec![zxid as u8])])).unwrap();
-        }
         let (done, mut answer) = tokio::sync::oneshot::channel();
-        let epochs = Command::WriteEpochs { dir: dir.clone(), accepted: 2, current: 2, done };
-        commands.send(epochs).unwrap();
-        commands.send(Command::Append(vec![(4, vec![4])])).unwrap();
-        commands.send(Command::Shutdown).unwrap();
-        let (snap_tx, _snap_rx) = mpsc::channel();
-        let mut worker = LogWorker {
-            storage,
-            events: events_tx,
-            snap_tx: Some(snap_tx),
-            sync_count: Arc::new(AtomicU64::new(0)),
-            unreported: None,
-        };
-        worker.run(command_rx);
+        let mut commands: Vec<Command> = (1..=3).map(append).collect();
+        commands.push(Command::WriteEpochs { dir, accepted: 2, current: 2, done });
+        commands.extend([append(4), Command::Shutdown]);
+        let (worker, mut events, dir) = run_worker("epochs", commands);
         assert_eq!(answer.try_recv(), Ok(Ok(())));
         assert_eq!(crate::epochs::read(&dir), Ok((2, 2)));
         assert!(matches!(events.try_recv(), Ok(StorageEvent::Durable { upto: 3 })), "synced first");
