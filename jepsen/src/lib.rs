@@ -29,6 +29,7 @@ pub mod check;
 pub mod generate;
 pub mod history;
 pub mod model;
+pub mod record;
 pub mod report;
 
 pub use check::{Guarantee, Options, Validity, Verdict, Violation, check};
