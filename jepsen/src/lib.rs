@@ -31,6 +31,7 @@ pub mod history;
 pub mod model;
 pub mod record;
 pub mod report;
+pub mod run;
 
 pub use check::{Guarantee, Options, Validity, Verdict, Violation, check};
 pub use history::{Event, F, History, HistoryError, Kind};

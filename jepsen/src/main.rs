@@ -4,6 +4,8 @@
 //! the history is valid, 1 if a violation was found (or the search could not decide), 2 if the
 //! input cannot be read (the message names the line).
 //! `jepsen bench [--ops N]...` times the checker on generated histories.
+//! `jepsen test [--servers 3] [--time 30] [--nemesis kill,pause] ...` runs a workload against
+//! real servers while injecting faults, then checks the history (see docs/JEPSEN.md).
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -57,6 +59,8 @@ enum Command {
         #[arg(long)]
         no_zxids: bool,
     },
+    /// Start an ensemble (or attach to one), run a workload under faults, check the history.
+    Test(TestArgs),
     /// Generate histories of a correct ZooKeeper and time the checker on them.
     Bench {
         /// History sizes, in ops.
@@ -80,8 +84,116 @@ enum Command {
     },
 }
 
+/// `jepsen test` arguments.
+#[derive(clap::Args)]
+struct TestArgs {
+    /// Members of the local ensemble to start.
+    #[arg(long, default_value_t = 3)]
+    servers: usize,
+    /// Attach to an existing ensemble instead (`host:port,host:port`); no faults are injected.
+    #[arg(long, conflicts_with_all = ["server_bin", "server_cmd"])]
+    connect: Option<String>,
+    /// The zkr-server binary (default: next to this one).
+    #[arg(long)]
+    server_bin: Option<std::path::PathBuf>,
+    /// Start each member with this shell command instead (`{cfg}`: its zoo.cfg, `{dir}`: its
+    /// directory; use `exec` so the pid is the server's), e.g. for Apache ZooKeeper.
+    #[arg(long)]
+    server_cmd: Option<String>,
+    /// First client port; quorum ports are +100, election ports +200.
+    #[arg(long, default_value_t = 21810)]
+    base_port: u16,
+    /// Concurrent client sessions.
+    #[arg(long, default_value_t = 5)]
+    clients: usize,
+    /// Seconds the workload runs.
+    #[arg(long, default_value_t = 30)]
+    time: u64,
+    /// Faults to inject: kill, pause (comma separated; empty for none).
+    #[arg(long, value_delimiter = ',', default_value = "kill,pause")]
+    nemesis: Vec<String>,
+    /// Mean seconds between faults (each lasts up to as long).
+    #[arg(long, default_value_t = 4.0)]
+    interval: f64,
+    /// Seed of the workload and the nemesis.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where the history, the reports and the servers' data and logs go.
+    #[arg(long, default_value = "jepsen-out")]
+    out: std::path::PathBuf,
+}
+
+fn test(args: TestArgs) -> ExitCode {
+    use zkr_jepsen::run::{self, Fault, TestOptions, cluster};
+    let faults: Result<Vec<Fault>, String> =
+        args.nemesis.iter().filter(|f| !f.is_empty()).map(|f| f.parse()).collect();
+    let faults = match faults {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("jepsen test: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cluster = if let Some(list) = &args.connect {
+        let addrs: Result<Vec<std::net::SocketAddr>, _> =
+            list.split(',').map(|a| a.trim().parse()).collect();
+        match addrs {
+            Ok(addrs) if !addrs.is_empty() => Ok(cluster::Cluster::attach(addrs)),
+            _ => Err(format!("--connect {list:?}: give ip:port,ip:port")),
+        }
+    } else {
+        let launch = match (&args.server_cmd, &args.server_bin) {
+            (Some(cmd), _) => cluster::Launch::Template(cmd.clone()),
+            (None, Some(bin)) => cluster::Launch::Zkr(bin.clone()),
+            (None, None) => {
+                let me = std::env::current_exe().unwrap_or_default();
+                cluster::Launch::Zkr(me.with_file_name("zkr-server"))
+            }
+        };
+        let dir = args.out.join("servers");
+        let _ = std::fs::remove_dir_all(&dir);
+        cluster::Cluster::start(launch, args.servers, args.base_port, &dir)
+    };
+    let cluster = match cluster {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("jepsen test: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cluster.is_local() && !cluster.wait_ready(std::time::Duration::from_secs(30)) {
+        eprintln!(
+            "jepsen test: no leader within 30 s; see {}/servers/*/server.log",
+            args.out.display()
+        );
+        return ExitCode::from(2);
+    }
+    let options = TestOptions {
+        clients: args.clients.max(1),
+        duration: std::time::Duration::from_secs(args.time),
+        seed: args.seed,
+        faults,
+        fault_interval: std::time::Duration::from_secs_f64(args.interval.max(0.1)),
+        keys: 5,
+        session_timeout_ms: 10_000,
+        call_timeout: std::time::Duration::from_secs(2),
+        out: args.out.clone(),
+    };
+    match run::run(cluster, &options) {
+        Ok(outcome) => {
+            print!("{}", outcome.summary);
+            if outcome.valid { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(e) => {
+            eprintln!("jepsen test: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Test(args) => test(args),
         Command::Check { file, html, linearizable_reads, ignore_read_zxids, max_configs } => {
             let text = match std::fs::read_to_string(&file) {
                 Ok(text) => text,

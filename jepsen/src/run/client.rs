@@ -1,0 +1,97 @@
+//! A blocking ZooKeeper client over a real socket, enough for `jepsen test`: one session, one
+//! request in flight at a time, replies matched by xid, watch notifications and pings skipped.
+//! Every I/O error or timeout is reported as such: the caller records the op as `info` and
+//! abandons the session (a later reconnect would be a new history process anyway).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use zkr_core::proto::client::{ConnectRequest, ReplyHeader, Request, Response, xid};
+use zkr_core::proto::codec;
+use zkr_core::proto::jute::Reader;
+
+/// The largest reply frame accepted (ZooKeeper's default `jute.maxbuffer` is just under 1 MiB).
+const MAX_FRAME: usize = 16 << 20;
+
+/// One session on one server.
+#[derive(Debug)]
+pub struct Client {
+    stream: TcpStream,
+    /// The session id the server gave.
+    pub session_id: i64,
+}
+
+impl Client {
+    /// Connects to `addr` and opens a new session of `timeout_ms`; every read and write on the
+    /// socket gives up after `io_timeout`.
+    pub fn connect(
+        addr: SocketAddr,
+        timeout_ms: i32,
+        io_timeout: Duration,
+    ) -> Result<Client, String> {
+        let mut stream =
+            TcpStream::connect_timeout(&addr, io_timeout).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(io_timeout)).map_err(|e| e.to_string())?;
+        stream.set_write_timeout(Some(io_timeout)).map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let request = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+        };
+        stream.write_all(&codec::encode_connect_request(&request)).map_err(|e| e.to_string())?;
+        let payload = read_frame(&mut stream)?;
+        let response = codec::decode_connect_response(&payload).map_err(|e| format!("{e:?}"))?;
+        if response.timeout_ms <= 0 {
+            return Err("the server refused the session".into());
+        }
+        Ok(Client { stream, session_id: response.session_id })
+    }
+
+    /// Sends `request` as `xid` and waits for its reply: the header and, when the request
+    /// succeeded, the decoded body.
+    pub fn call(
+        &mut self,
+        xid: i32,
+        request: &Request,
+    ) -> Result<(ReplyHeader, Option<Response>), String> {
+        let header = codec::request_header(xid, request);
+        let frame = codec::encode_request(&header, request);
+        self.stream.write_all(&frame).map_err(|e| e.to_string())?;
+        loop {
+            let payload = read_frame(&mut self.stream)?;
+            let mut r = Reader::new(&payload);
+            let reply = codec::decode_reply_header(&mut r).map_err(|e| format!("{e:?}"))?;
+            if reply.xid == xid::NOTIFICATION || reply.xid == xid::PING {
+                continue;
+            }
+            if reply.xid != xid {
+                return Err(format!("reply for xid {} while waiting for {xid}", reply.xid));
+            }
+            if reply.err != 0 {
+                return Ok((reply, None));
+            }
+            let op = codec::request_op(request);
+            let body = codec::decode_response(op, &mut r).map_err(|e| format!("{e:?}"))?;
+            return Ok((reply, Some(body)));
+        }
+    }
+}
+
+/// Reads one length-prefixed frame's payload.
+fn read_frame(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).map_err(|e| e.to_string())?;
+    let len = i32::from_be_bytes(len);
+    let len = usize::try_from(len).map_err(|_| format!("negative frame length {len}"))?;
+    if len > MAX_FRAME {
+        return Err(format!("frame of {len} bytes is over {MAX_FRAME}"));
+    }
+    let mut payload = vec![0; len];
+    stream.read_exact(&mut payload).map_err(|e| e.to_string())?;
+    Ok(payload)
+}

@@ -1,0 +1,196 @@
+//! The servers under test: an ensemble of local processes this tool starts (our `zkr-server`,
+//! or any ZooKeeper through a command template), or an existing ensemble it only connects to.
+//!
+//! A local ensemble member `i` (0-based, `myid` i+1) listens for clients on
+//! `127.0.0.1:base+i`, for quorum traffic on `base+100+i` and for elections on `base+200+i`;
+//! its zoo.cfg, `myid`, data and log live in `<dir>/s<i+1>`. Faults act on the process by its
+//! pid: SIGKILL then a restart on the same data, SIGSTOP then SIGCONT. Everything started is
+//! stopped when the cluster is dropped (paused processes are resumed first).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a member's process is started.
+#[derive(Clone, Debug)]
+pub enum Launch {
+    /// Our server binary, given the zoo.cfg path.
+    Zkr(PathBuf),
+    /// A shell command; `{cfg}` is replaced by the zoo.cfg path and `{dir}` by the member's
+    /// directory. Start the server with `exec` so that the pid is the server's.
+    Template(String),
+}
+
+/// One local member.
+#[derive(Debug)]
+struct Member {
+    dir: PathBuf,
+    cfg: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+/// The servers under test.
+#[derive(Debug)]
+pub struct Cluster {
+    launch: Option<Launch>,
+    members: Vec<Member>,
+    addrs: Vec<SocketAddr>,
+}
+
+impl Cluster {
+    /// An existing ensemble: no process of ours, no faults.
+    pub fn attach(addrs: Vec<SocketAddr>) -> Cluster {
+        Cluster { launch: None, members: Vec::new(), addrs }
+    }
+
+    /// Writes the configuration of `n` members under `dir` and starts them all.
+    pub fn start(launch: Launch, n: usize, base_port: u16, dir: &Path) -> Result<Cluster, String> {
+        let port = |offset: u16, i: usize| base_port + offset + i as u16;
+        let servers: String = (0..n)
+            .map(|i| format!("server.{}=127.0.0.1:{}:{}\n", i + 1, port(100, i), port(200, i)))
+            .collect();
+        let mut members = Vec::new();
+        let mut addrs = Vec::new();
+        for i in 0..n {
+            let member_dir = dir.join(format!("s{}", i + 1));
+            let data = member_dir.join("data");
+            std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+            std::fs::write(data.join("myid"), format!("{}\n", i + 1)).map_err(|e| e.to_string())?;
+            let cfg = member_dir.join("zoo.cfg");
+            let text = format!(
+                "tickTime=1000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
+                 clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
+                 admin.enableServer=false\n{servers}",
+                data.display(),
+                port(0, i)
+            );
+            std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
+            members.push(Member { dir: member_dir, cfg, child: None, paused: false });
+            addrs.push(SocketAddr::from(([127, 0, 0, 1], port(0, i))));
+        }
+        let mut cluster = Cluster { launch: Some(launch), members, addrs };
+        for i in 0..n {
+            cluster.spawn(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The client addresses, one per member.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// True if this tool started the processes (and so can inject faults).
+    pub fn is_local(&self) -> bool {
+        self.launch.is_some()
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<(), String> {
+        let launch = self.launch.clone().ok_or("an attached ensemble is not ours to start")?;
+        let member = &mut self.members[i];
+        assert!(member.child.is_none(), "member {i} is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(member.dir.join("server.log"))
+            .map_err(|e| e.to_string())?;
+        let mut command = match launch {
+            Launch::Zkr(bin) => {
+                let mut c = Command::new(bin);
+                c.arg(&member.cfg);
+                c
+            }
+            Launch::Template(template) => {
+                let line = template
+                    .replace("{cfg}", &member.cfg.display().to_string())
+                    .replace("{dir}", &member.dir.display().to_string());
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(line);
+                c
+            }
+        };
+        let err = log.try_clone().map_err(|e| e.to_string())?;
+        command.stdin(Stdio::null()).stdout(log).stderr(err);
+        let child = command.spawn().map_err(|e| format!("cannot start member {}: {e}", i + 1))?;
+        member.child = Some(child);
+        member.paused = false;
+        Ok(())
+    }
+
+    /// The member that says it leads (`srvr`), if one answers.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.addrs.len()).find(|i| {
+            !self.members.get(*i).is_some_and(|m| m.paused)
+                && four_letter(self.addrs[*i], "srvr").contains("Mode: leader")
+        })
+    }
+
+    /// True if member `i`'s process is running (not killed; maybe paused).
+    pub fn is_up(&self, i: usize) -> bool {
+        self.members[i].child.is_some()
+    }
+
+    /// SIGKILL member `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.members[i].paused = false;
+    }
+
+    /// Starts member `i` again on its data.
+    pub fn restart(&mut self, i: usize) -> Result<(), String> {
+        self.spawn(i)
+    }
+
+    /// SIGSTOP (`pause`) or SIGCONT member `i`.
+    pub fn set_paused(&mut self, i: usize, pause: bool) {
+        let member = &mut self.members[i];
+        let Some(child) = &member.child else { return };
+        let signal = if pause { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").arg(signal).arg(child.id().to_string()).status();
+        if status.is_ok_and(|s| s.success()) {
+            member.paused = pause;
+        }
+    }
+
+    /// Waits until every running member answers `ruok`, at most `limit`.
+    pub fn wait_ready(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.leader().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            if self.members[i].paused {
+                self.set_paused(i, false);
+            }
+            self.kill(i);
+        }
+    }
+}
+
+/// Sends a four-letter word and returns the answer ("" if the member does not answer).
+pub fn four_letter(addr: SocketAddr, word: &str) -> String {
+    let timeout = Duration::from_millis(500);
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.write_all(word.as_bytes());
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}

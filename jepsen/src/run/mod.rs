@@ -1,0 +1,338 @@
+//! `jepsen test`: runs a seeded workload against real ZooKeeper servers over the wire protocol
+//! while a nemesis kills and pauses them, records the history in the documented format, checks
+//! it, and writes the reports.
+//!
+//! ```text
+//!  Cluster (local processes or attached) ◀── nemesis thread: kill -9 + restart, SIGSTOP/CONT
+//!      ▲  client protocol over loopback
+//!  worker threads, one session each ── invoke/complete lines ──▶ history (one Mutex, so the
+//!                                                                 line order is real time)
+//!  at the end: heal, close sessions, check::check ──▶ history.jsonl, report.txt, report.html
+//! ```
+//!
+//! A worker whose call fails or times out records the op `info` (it may or may not have taken
+//! effect), abandons the session and opens a new one as a new history process. The workload
+//! writes under its own root (`/jepsen-<id>`), so an attached ensemble's other data is never
+//! touched and the checker may start from an empty tree: registers `k0..`, created, set (often
+//! with the version last seen), deleted, read, checked with `exists`, synced; and sequential
+//! creates under `q`.
+
+pub mod client;
+pub mod cluster;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use zkr_core::proto::client::{OpCode, Request};
+use zkr_core::types::Acl;
+
+use crate::history::{Event, F, Header, History, Kind};
+use crate::{Options, check, record, report};
+use client::Client;
+use cluster::Cluster;
+
+/// A fault the nemesis may inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// SIGKILL a member (the leader half the time), restart it later on its data.
+    Kill,
+    /// SIGSTOP a member (the leader half the time), SIGCONT it later.
+    Pause,
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Fault, String> {
+        match text {
+            "kill" => Ok(Fault::Kill),
+            "pause" => Ok(Fault::Pause),
+            other => Err(format!("unknown fault {other:?} (kill, pause)")),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct TestOptions {
+    /// Concurrent client sessions.
+    pub clients: usize,
+    /// How long the workload runs.
+    pub duration: Duration,
+    /// Seed of the workload and the nemesis.
+    pub seed: u64,
+    /// Faults to inject (none for an attached ensemble).
+    pub faults: Vec<Fault>,
+    /// Mean time between faults; each fault lasts up to this long.
+    pub fault_interval: Duration,
+    /// Registers per run.
+    pub keys: u32,
+    /// Session timeout asked for, ms.
+    pub session_timeout_ms: i32,
+    /// How long a call may take before it is given up as `info`.
+    pub call_timeout: Duration,
+    /// Where the history and reports go.
+    pub out: PathBuf,
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub struct Outcome {
+    /// True if the checker accepted the history.
+    pub valid: bool,
+    /// The summary printed for people.
+    pub summary: String,
+}
+
+/// Shared state of one run.
+struct Run {
+    root: String,
+    events: Mutex<Vec<Event>>,
+    started: Instant,
+    next_process: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Run {
+    fn push(&self, mut event: Event) {
+        event.time = Some(self.started.elapsed().as_micros() as u64);
+        self.events.lock().expect("no panics while held").push(event);
+    }
+}
+
+/// Runs the workload against `cluster`, injects faults if it is local, checks the history.
+pub fn run(cluster: Cluster, options: &TestOptions) -> Result<Outcome, String> {
+    std::fs::create_dir_all(&options.out).map_err(|e| format!("{}: {e}", options.out.display()))?;
+    let id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let run = Arc::new(Run {
+        root: format!("/jepsen-{id}"),
+        events: Mutex::new(Vec::new()),
+        started: Instant::now(),
+        next_process: AtomicU64::new(1),
+        stop: AtomicBool::new(false),
+    });
+    let addrs = cluster.addrs().to_vec();
+    setup(&run, &addrs, options)?;
+    let cluster = Arc::new(Mutex::new(cluster));
+    let workers: Vec<_> = (0..options.clients)
+        .map(|w| {
+            let (run, addrs, options) = (run.clone(), addrs.clone(), options.clone());
+            std::thread::spawn(move || worker(&run, &addrs, w, &options))
+        })
+        .collect();
+    let faults = nemesis(&run, &cluster, options);
+    run.stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        let _ = w.join();
+    }
+    drop(cluster);
+    finish(&run, options, &faults)
+}
+
+/// Creates the run's root and the queue parent, recorded as process 0's ops.
+fn setup(run: &Run, addrs: &[SocketAddr], options: &TestOptions) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for (i, addr) in addrs.iter().enumerate() {
+            let Ok(mut c) =
+                Client::connect(*addr, options.session_timeout_ms, options.call_timeout)
+            else {
+                continue;
+            };
+            let mut ok = true;
+            for (xid, path) in [(1, run.root.clone()), (2, format!("{}/q", run.root))] {
+                let req = create(path, Vec::new(), 0);
+                run.push(record::invoke(0, xid, &req, 0));
+                let mut versions = BTreeMap::new();
+                match c.call(xid, &req) {
+                    Ok((h, body)) => {
+                        let line = record::completion(0, &req, &h, body.as_ref(), &mut versions, 0);
+                        ok &= line.kind == Some(Kind::Ok);
+                        run.push(line);
+                    }
+                    Err(e) => return Err(format!("setup on member {}: {e}", i + 1)),
+                }
+            }
+            return if ok { Ok(()) } else { Err("could not create the run's root".into()) };
+        }
+        if Instant::now() > deadline {
+            return Err("no server accepted a session within 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn create(path: String, data: Vec<u8>, flags: i32) -> Request {
+    let acl = Acl::open_unsafe();
+    Request::Create { op: OpCode::Create, path, data: Some(data), acl, flags, ttl: -1 }
+}
+
+/// One client: sessions one after another until the run stops.
+fn worker(run: &Run, addrs: &[SocketAddr], w: usize, options: &TestOptions) {
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed.wrapping_mul(1000).wrapping_add(w as u64));
+    let mut versions: BTreeMap<String, i32> = BTreeMap::new();
+    let mut counter = 0u64;
+    while !run.stop.load(Ordering::SeqCst) {
+        let addr = addrs[rng.random_range(0..addrs.len())];
+        let Ok(mut c) = Client::connect(addr, options.session_timeout_ms, options.call_timeout)
+        else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        let process = run.next_process.fetch_add(1, Ordering::SeqCst);
+        let mut xid = 1;
+        let lost = loop {
+            if run.stop.load(Ordering::SeqCst) {
+                break false;
+            }
+            counter += 1;
+            let req = next_request(&mut rng, run, options.keys, &versions, process, counter);
+            run.push(record::invoke(process, xid, &req, 0));
+            match c.call(xid, &req) {
+                Ok((h, body)) => {
+                    run.push(record::completion(
+                        process,
+                        &req,
+                        &h,
+                        body.as_ref(),
+                        &mut versions,
+                        0,
+                    ));
+                }
+                Err(_) => {
+                    let f = record::function(&req).expect("workload ops are recorded");
+                    run.push(record::bare(process, Kind::Info, f, Some(xid), None, 0));
+                    break true;
+                }
+            }
+            xid += 1;
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..20)));
+        };
+        if !lost {
+            let req = Request::CloseSession;
+            run.push(record::invoke(process, xid, &req, 0));
+            let kind = if c.call(xid, &req).is_ok() { Kind::Ok } else { Kind::Info };
+            run.push(record::bare(process, kind, F::Close, Some(xid), None, 0));
+        }
+    }
+}
+
+/// The next request: mostly reads and versioned sets of a few registers, some creates,
+/// deletes, syncs and sequential creates. Data is unique per op (`p<process>.<n>`).
+fn next_request(
+    rng: &mut ChaCha8Rng,
+    run: &Run,
+    keys: u32,
+    versions: &BTreeMap<String, i32>,
+    process: u64,
+    counter: u64,
+) -> Request {
+    let key = format!("{}/k{}", run.root, rng.random_range(0..keys.max(1)));
+    let data = format!("p{process}.{counter}").into_bytes();
+    let known = versions.get(&key).copied().unwrap_or(-1);
+    match rng.random_range(0..100) {
+        0..35 => Request::GetData { path: key, watch: false },
+        35..60 => {
+            let version = if rng.random_bool(0.5) { known } else { -1 };
+            Request::SetData { path: key, data: Some(data), version }
+        }
+        60..72 => create(key, data, 0),
+        72..78 => Request::Delete { path: key, version: -1 },
+        78..84 => Request::Exists { path: key, watch: false },
+        84..90 => Request::Sync { path: run.root.clone() },
+        _ => create(format!("{}/q/s-", run.root), data, 2),
+    }
+}
+
+/// Injects faults until the run's time is up, then heals everything. Returns the fault log.
+fn nemesis(run: &Run, cluster: &Mutex<Cluster>, options: &TestOptions) -> Vec<String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x6e65_6d65_7369_73);
+    let mut log = Vec::new();
+    let end = run.started + options.duration;
+    let n = cluster.lock().expect("not poisoned").addrs().len();
+    let local = cluster.lock().expect("not poisoned").is_local();
+    let interval = options.fault_interval.as_millis().max(1) as u64;
+    let stamp = |run: &Run| format!("{:8.3}s", run.started.elapsed().as_secs_f64());
+    while Instant::now() < end {
+        let quiet = Duration::from_millis(rng.random_range(interval / 2..=interval));
+        std::thread::sleep(quiet.min(end.saturating_duration_since(Instant::now())));
+        if !local || options.faults.is_empty() || Instant::now() >= end {
+            continue;
+        }
+        let fault = options.faults[rng.random_range(0..options.faults.len())];
+        let leader = cluster.lock().expect("not poisoned").leader();
+        let target = match leader {
+            Some(l) if rng.random_bool(0.5) => l,
+            _ => rng.random_range(0..n),
+        };
+        let role = if Some(target) == leader { " (leader)" } else { "" };
+        let hold = Duration::from_millis(rng.random_range(interval / 4..=interval));
+        let mut c = cluster.lock().expect("not poisoned");
+        match fault {
+            Fault::Kill => c.kill(target),
+            Fault::Pause => c.set_paused(target, true),
+        }
+        drop(c);
+        log.push(format!("{} {fault:?} n{}{role}", stamp(run), target + 1));
+        std::thread::sleep(hold.min(end.saturating_duration_since(Instant::now())));
+        let mut c = cluster.lock().expect("not poisoned");
+        let healed = match fault {
+            Fault::Kill => c.restart(target).err(),
+            Fault::Pause => {
+                c.set_paused(target, false);
+                None
+            }
+        };
+        drop(c);
+        log.push(format!(
+            "{} heal n{}{}",
+            stamp(run),
+            target + 1,
+            healed.map_or("".into(), |e| format!(": {e}"))
+        ));
+    }
+    log
+}
+
+/// Writes the history, checks it, writes the reports; returns the verdict and the summary.
+fn finish(run: &Run, options: &TestOptions, faults: &[String]) -> Result<Outcome, String> {
+    let events = std::mem::take(&mut *run.events.lock().expect("workers are done"));
+    let description = Some(format!("jepsen test, seed {}, root {}", options.seed, run.root));
+    let header =
+        Header { zkr_history: crate::history::FORMAT_VERSION, description, ..Header::default() };
+    let history = History { header, events };
+    let write = |name: &str, text: &str| {
+        let path = options.out.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write("history.jsonl", &history.to_jsonl())?;
+    write("faults.txt", &faults.join("\n"))?;
+    let verdict = check(&history, &Options::default()).map_err(|e| e.to_string())?;
+    let text = report::text(&history, &verdict);
+    write("report.txt", &text)?;
+    write("report.html", &report::html(&history, &verdict))?;
+    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    for e in &history.events {
+        if let Some(kind) = e.kind.filter(|k| *k != Kind::Invoke) {
+            *outcomes.entry(format!("{kind:?}").to_lowercase()).or_default() += 1;
+        }
+    }
+    let mut summary = format!(
+        "{} sessions, outcomes {outcomes:?}, {} faults\n",
+        run.next_process.load(Ordering::SeqCst) - 1,
+        faults.len() / 2
+    );
+    for line in faults {
+        summary.push_str(&format!("  {line}\n"));
+    }
+    summary.push_str(&text);
+    summary.push_str(&format!("history and reports in {}\n", options.out.display()));
+    Ok(Outcome { valid: verdict.is_valid(), summary })
+}
