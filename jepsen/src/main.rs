@@ -4,8 +4,9 @@
 //! the history is valid, 1 if a violation was found (or the search could not decide), 2 if the
 //! input cannot be read (the message names the line).
 //! `jepsen bench [--ops N]...` times the checker on generated histories.
-//! `jepsen test [--servers 3] [--time 30] [--nemesis kill,pause] ...` runs a workload against
-//! real servers while injecting faults, then checks the history (see docs/JEPSEN.md).
+//! `jepsen test [--servers 3] [--time 30] [--nemesis kill,pause,partition] ...` runs a
+//! workload against real servers while injecting faults, then checks the history (see
+//! docs/JEPSEN.md).
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -109,8 +110,8 @@ struct TestArgs {
     /// Seconds the workload runs.
     #[arg(long, default_value_t = 30)]
     time: u64,
-    /// Faults to inject: kill, pause (comma separated; empty for none).
-    #[arg(long, value_delimiter = ',', default_value = "kill,pause")]
+    /// Faults to inject: kill, pause, partition (comma separated; empty for none).
+    #[arg(long, value_delimiter = ',', default_value = "kill,pause,partition")]
     nemesis: Vec<String>,
     /// Mean seconds between faults (each lasts up to as long).
     #[arg(long, default_value_t = 4.0)]

@@ -1,6 +1,6 @@
-//! `jepsen test` against a real three-server zkr ensemble on loopback: a short run with kills
-//! and pauses must be valid, and the history it recorded, with one read's value replaced by a
-//! value nobody wrote, must be reported.
+//! `jepsen test` against a real three-server zkr ensemble on loopback: a short run with kills,
+//! pauses and partitions must be valid, and the history it recorded, with one read's value
+//! replaced by a value nobody wrote, must be reported.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -8,13 +8,15 @@ use std::time::Duration;
 use zkr_jepsen::run::{self, Fault, TestOptions, cluster};
 use zkr_jepsen::{History, Kind, Options, check};
 
-/// A base port whose client, quorum (+100) and election (+200) ports are free for 3 members.
+/// A base port whose ports are all free for 3 members (see `jepsen::run::cluster`).
 fn free_base() -> u16 {
     let start = 30_000 + (std::process::id() % 200) as u16 * 50;
     (0..100)
         .map(|k| start.wrapping_add(k * 7) % 20_000 + 20_000)
         .find(|base| {
-            let ports = (0..3u16).flat_map(|i| [base + i, base + 100 + i, base + 200 + i]);
+            // Client, quorum and election ports, and the proxies at +300..+318.
+            let members = (0..3u16).flat_map(|i| [base + i, base + 100 + i, base + 200 + i]);
+            let ports = members.chain((0..18).map(|k| base + 300 + k));
             let held: Vec<_> = ports.map(|p| TcpListener::bind(("127.0.0.1", p))).collect();
             held.iter().all(|l| l.is_ok())
         })
@@ -22,7 +24,7 @@ fn free_base() -> u16 {
 }
 
 #[test]
-fn a_short_run_under_kills_and_pauses_is_valid_and_a_corrupted_copy_is_not() {
+fn a_short_run_under_kills_pauses_and_partitions_is_valid_and_a_corrupted_copy_is_not() {
     let out = std::env::temp_dir().join(format!("zkr-jepsen-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let launch = cluster::Launch::Zkr(zkr_tests::server::zkr_bin());
@@ -33,7 +35,7 @@ fn a_short_run_under_kills_and_pauses_is_valid_and_a_corrupted_copy_is_not() {
         clients: 4,
         duration: Duration::from_secs(15),
         seed: 7,
-        faults: vec![Fault::Kill, Fault::Pause],
+        faults: vec![Fault::Kill, Fault::Pause, Fault::Partition],
         fault_interval: Duration::from_secs(3),
         keys: 4,
         session_timeout_ms: 10_000,
@@ -43,7 +45,7 @@ fn a_short_run_under_kills_and_pauses_is_valid_and_a_corrupted_copy_is_not() {
     let outcome = run::run(servers, &options).expect("the run completes");
     assert!(outcome.valid, "zkr passes under kills and pauses:\n{}", outcome.summary);
     let faults = std::fs::read_to_string(out.join("faults.txt")).expect("fault log");
-    assert!(faults.contains("Kill") || faults.contains("Pause"), "faults were injected");
+    assert!(faults.lines().count() >= 4, "faults were injected and healed:\n{faults}");
     let text = std::fs::read_to_string(out.join("history.jsonl")).expect("history");
     let history = History::parse(&text).expect("the recorded history parses");
     let oks = history.events.iter().filter(|e| e.kind == Some(Kind::Ok)).count();

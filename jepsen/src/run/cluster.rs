@@ -4,14 +4,20 @@
 //! A local ensemble member `i` (0-based, `myid` i+1) listens for clients on
 //! `127.0.0.1:base+i`, for quorum traffic on `base+100+i` and for elections on `base+200+i`;
 //! its zoo.cfg, `myid`, data and log live in `<dir>/s<i+1>`. Faults act on the process by its
-//! pid: SIGKILL then a restart on the same data, SIGSTOP then SIGCONT. Everything started is
-//! stopped when the cluster is dropped (paused processes are resumed first).
+//! pid: SIGKILL then a restart on the same data, SIGSTOP then SIGCONT. Partitions: member `i`
+//! reaches member `j`'s quorum and election ports through proxies of its own
+//! (`base+300+2(i·n+j)` and the next port; see `proxy`), named in `i`'s zoo.cfg as `server.j`,
+//! so cutting the proxies of a pair cuts it. Everything started is stopped when the cluster is
+//! dropped (paused processes are resumed first).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::proxy::Proxy;
 
 /// How a member's process is started.
 #[derive(Clone, Debug)]
@@ -38,20 +44,43 @@ pub struct Cluster {
     launch: Option<Launch>,
     members: Vec<Member>,
     addrs: Vec<SocketAddr>,
+    /// The proxies member `i` reaches member `j` through: `(i, j)` → (quorum, election).
+    proxies: BTreeMap<(usize, usize), (Proxy, Proxy)>,
 }
 
 impl Cluster {
     /// An existing ensemble: no process of ours, no faults.
     pub fn attach(addrs: Vec<SocketAddr>) -> Cluster {
-        Cluster { launch: None, members: Vec::new(), addrs }
+        Cluster { launch: None, members: Vec::new(), addrs, proxies: BTreeMap::new() }
     }
 
     /// Writes the configuration of `n` members under `dir` and starts them all.
     pub fn start(launch: Launch, n: usize, base_port: u16, dir: &Path) -> Result<Cluster, String> {
         let port = |offset: u16, i: usize| base_port + offset + i as u16;
-        let servers: String = (0..n)
-            .map(|i| format!("server.{}=127.0.0.1:{}:{}\n", i + 1, port(100, i), port(200, i)))
-            .collect();
+        let proxy_port = |i: usize, j: usize| base_port + 300 + 2 * (i * n + j) as u16;
+        let local = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let mut proxies = BTreeMap::new();
+        for (i, j) in (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).filter(|(i, j)| i != j) {
+            let spawn = |listen: u16, target: u16| {
+                Proxy::spawn(local(listen), local(target))
+                    .map_err(|e| format!("proxy {listen}: {e}"))
+            };
+            let quorum = spawn(proxy_port(i, j), port(100, j))?;
+            let election = spawn(proxy_port(i, j) + 1, port(200, j))?;
+            proxies.insert((i, j), (quorum, election));
+        }
+        let servers_of = |i: usize| -> String {
+            (0..n)
+                .map(|j| {
+                    let (q, e) = if i == j {
+                        (port(100, j), port(200, j))
+                    } else {
+                        (proxy_port(i, j), proxy_port(i, j) + 1)
+                    };
+                    format!("server.{}=127.0.0.1:{q}:{e}\n", j + 1)
+                })
+                .collect()
+        };
         let mut members = Vec::new();
         let mut addrs = Vec::new();
         for i in 0..n {
@@ -63,15 +92,16 @@ impl Cluster {
             let text = format!(
                 "tickTime=1000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
                  clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
-                 admin.enableServer=false\n{servers}",
+                 admin.enableServer=false\n{}",
                 data.display(),
-                port(0, i)
+                port(0, i),
+                servers_of(i)
             );
             std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
             members.push(Member { dir: member_dir, cfg, child: None, paused: false });
             addrs.push(SocketAddr::from(([127, 0, 0, 1], port(0, i))));
         }
-        let mut cluster = Cluster { launch: Some(launch), members, addrs };
+        let mut cluster = Cluster { launch: Some(launch), members, addrs, proxies };
         for i in 0..n {
             cluster.spawn(i)?;
         }
@@ -145,6 +175,21 @@ impl Cluster {
     /// Starts member `i` again on its data.
     pub fn restart(&mut self, i: usize) -> Result<(), String> {
         self.spawn(i)
+    }
+
+    /// Cuts every link between `side` and the other members (both directions); heals the
+    /// links within each side.
+    pub fn partition(&self, side: &[usize]) {
+        for ((i, j), (quorum, election)) in &self.proxies {
+            let cut = side.contains(i) != side.contains(j);
+            quorum.set_cut(cut);
+            election.set_cut(cut);
+        }
+    }
+
+    /// Heals every link.
+    pub fn heal_partitions(&self) {
+        self.partition(&[]);
     }
 
     /// SIGSTOP (`pause`) or SIGCONT member `i`.

@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -44,6 +45,9 @@ pub enum Fault {
     Kill,
     /// SIGSTOP a member (the leader half the time), SIGCONT it later.
     Pause,
+    /// Cut a member (the leader half the time) off from the others, or split the ensemble in
+    /// two halves; heal later.
+    Partition,
 }
 
 impl std::str::FromStr for Fault {
@@ -52,7 +56,8 @@ impl std::str::FromStr for Fault {
         match text {
             "kill" => Ok(Fault::Kill),
             "pause" => Ok(Fault::Pause),
-            other => Err(format!("unknown fault {other:?} (kill, pause)")),
+            "partition" => Ok(Fault::Partition),
+            other => Err(format!("unknown fault {other:?} (kill, pause, partition)")),
         }
     }
 }
@@ -275,12 +280,27 @@ fn nemesis(run: &Run, cluster: &Mutex<Cluster>, options: &TestOptions) -> Vec<St
         let role = if Some(target) == leader { " (leader)" } else { "" };
         let hold = Duration::from_millis(rng.random_range(interval / 4..=interval));
         let mut c = cluster.lock().expect("not poisoned");
-        match fault {
-            Fault::Kill => c.kill(target),
-            Fault::Pause => c.set_paused(target, true),
-        }
+        let what = match fault {
+            Fault::Kill => {
+                c.kill(target);
+                format!("n{}{role}", target + 1)
+            }
+            Fault::Pause => {
+                c.set_paused(target, true);
+                format!("n{}{role}", target + 1)
+            }
+            Fault::Partition if rng.random_bool(0.5) => {
+                c.partition(&[target]);
+                format!("isolates n{}{role}", target + 1)
+            }
+            Fault::Partition => {
+                let half: Vec<usize> = (0..n / 2).collect();
+                c.partition(&half);
+                format!("halves: n1..n{} | the rest", n / 2)
+            }
+        };
         drop(c);
-        log.push(format!("{} {fault:?} n{}{role}", stamp(run), target + 1));
+        log.push(format!("{} {fault:?} {what}", stamp(run)));
         std::thread::sleep(hold.min(end.saturating_duration_since(Instant::now())));
         let mut c = cluster.lock().expect("not poisoned");
         let healed = match fault {
@@ -289,14 +309,14 @@ fn nemesis(run: &Run, cluster: &Mutex<Cluster>, options: &TestOptions) -> Vec<St
                 c.set_paused(target, false);
                 None
             }
+            Fault::Partition => {
+                c.heal_partitions();
+                None
+            }
         };
         drop(c);
-        log.push(format!(
-            "{} heal n{}{}",
-            stamp(run),
-            target + 1,
-            healed.map_or("".into(), |e| format!(": {e}"))
-        ));
+        let error = healed.map_or(String::new(), |e| format!(": {e}"));
+        log.push(format!("{} heal {fault:?}{error}", stamp(run)));
     }
     log
 }
