@@ -33,6 +33,13 @@ step "simulator regression seeds (sim/regression-seeds.txt)"
 step "simulator campaign on ${SIM_RANDOM_SEEDS:-500} seeds from a random start (printed: replay that range)"
 ./target/release/sim --random-seeds "${SIM_RANDOM_SEEDS:-500}" --jobs 2 --quiet
 
+step "jepsen test: 30 s on three real zkr servers under kill -9, SIGSTOP and partitions"
+cargo build --release -p zkr-server -p zkr-jepsen --locked
+jepsen_seed=${JEPSEN_SEED:-$(( $(date +%s) % 100000 ))}
+echo "jepsen seed $jepsen_seed (replay: target/release/jepsen test --seed $jepsen_seed)"
+./target/release/jepsen test --time 30 --seed "$jepsen_seed" --base-port 27100 \
+  --out /tmp/zkr-jepsen-ci | tail -n 20
+
 step "simulator determinism: one seed twice in one process, and once more in another"
 ./target/release/sim --seed 42 --determinism
 a=$(./target/release/sim --seed 42 | grep -i 'trace hash')

@@ -345,9 +345,10 @@ fn finish(run: &Run, options: &TestOptions, faults: &[String]) -> Result<Outcome
         }
     }
     let mut summary = format!(
-        "{} sessions, outcomes {outcomes:?}, {} faults\n",
+        "{} sessions, outcomes {outcomes:?}, {} faults\n{}\n",
         run.next_process.load(Ordering::SeqCst) - 1,
-        faults.len() / 2
+        faults.len() / 2,
+        latency_line(&history.events, options.duration)
     );
     for line in faults {
         summary.push_str(&format!("  {line}\n"));
@@ -355,4 +356,38 @@ fn finish(run: &Run, options: &TestOptions, faults: &[String]) -> Result<Outcome
     summary.push_str(&text);
     summary.push_str(&format!("history and reports in {}\n", options.out.display()));
     Ok(Outcome { valid: verdict.is_valid(), summary })
+}
+
+/// Latency percentiles of the completed calls (from invoke to `ok`/`fail`) and throughput.
+fn latency_line(events: &[Event], duration: Duration) -> String {
+    let mut invoked: BTreeMap<(u64, i64), u64> = BTreeMap::new();
+    let mut latencies: Vec<u64> = Vec::new();
+    for e in events {
+        let (Some(xid), Some(time)) = (e.xid, e.time) else { continue };
+        match e.kind {
+            Some(Kind::Invoke) => {
+                invoked.insert((e.process, xid), time);
+            }
+            Some(Kind::Ok | Kind::Fail) => {
+                if let Some(start) = invoked.remove(&(e.process, xid)) {
+                    latencies.push(time.saturating_sub(start));
+                }
+            }
+            _ => {}
+        }
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        let i = ((latencies.len() as f64 - 1.0) * q).round().max(0.0) as usize;
+        latencies.get(i).map_or(0.0, |us| *us as f64 / 1000.0)
+    };
+    let rate = latencies.len() as f64 / duration.as_secs_f64().max(1e-9);
+    format!(
+        "completed calls {} ({rate:.0}/s); latency ms p50 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
+        latencies.len(),
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        at(1.0)
+    )
 }
