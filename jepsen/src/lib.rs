@@ -31,5 +31,5 @@ pub mod history;
 pub mod model;
 pub mod report;
 
-pub use check::{Guarantee, Options, Validity, Verdict, Violation, check};
+pub use check::{Cause, Explanation, Guarantee, Options, Validity, Verdict, Violation, check};
 pub use history::{Event, F, History, HistoryError, Kind};

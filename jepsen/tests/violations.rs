@@ -18,6 +18,7 @@ fn run(lines: &[&str], options: &Options) -> zkr_jepsen::Verdict {
 fn invalid(lines: &[&str], options: &Options) -> zkr_jepsen::Violation {
     let verdict = run(lines, options);
     assert_eq!(verdict.validity, Validity::Invalid, "expected a violation: {verdict:#?}");
+    eprintln!("EXPLAIN {:?}: {:#?}", verdict.violations[0].guarantee, verdict.violations[0].explanation);
     verdict.violations[0].clone()
 }
 
@@ -576,6 +577,6 @@ fn reports_mark_the_ops_that_cannot_be_ordered() {
     let text = report::text(&history, &verdict);
     assert!(text.contains("cannot be ordered"), "{text}");
     let html = report::html(&history, &verdict);
-    assert!(html.contains("class=\"op marked\""), "{html}");
+    assert!(html.contains("class=\"op marked"), "{html}");
     assert!(html.starts_with("<!DOCTYPE html>"));
 }

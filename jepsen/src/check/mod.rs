@@ -18,6 +18,7 @@
 //! removal lets the partition pass; if none does, the values themselves are impossible and the
 //! guarantee is write linearizability (a lost or invented write).
 
+mod explain;
 pub(crate) mod linear;
 pub(crate) mod partition;
 mod watch;
@@ -104,6 +105,41 @@ pub struct Violation {
     /// The ops of the failing window, when it was minimised: the timeline shows only these
     /// (empty: every event in `window`).
     pub ops: Vec<usize>,
+    /// The cause: the ops that make the contradiction, and the contradiction in one sentence.
+    pub explanation: Explanation,
+}
+
+/// Why a violation is one: the few operations that fix the contradiction, each with its role,
+/// and one sentence stating it in ZooKeeper's terms.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Explanation {
+    /// The contradiction, e.g. `p2 read /a = "v1" at zxid 0x5, but "v2" (p5 set, acknowledged
+    /// at zxid 0x7 before p2's read was invoked) had already replaced it; ...`.
+    pub sentence: String,
+    /// The ops the sentence names, in the order it names them.
+    pub causes: Vec<Cause>,
+}
+
+/// One operation of an [`Explanation`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cause {
+    /// The op (an index into `History::ops`).
+    pub op: usize,
+    /// Its part in the contradiction: "the read", "wrote the value read", "overwrote it", ...
+    pub role: String,
+}
+
+impl Explanation {
+    /// An explanation naming `causes` as (op, role).
+    pub fn new(sentence: String, causes: &[(usize, &str)]) -> Explanation {
+        let causes = causes.iter().map(|&(op, role)| Cause { op, role: role.to_string() });
+        Explanation { sentence, causes: causes.collect() }
+    }
+
+    /// True if the op is one of the causes.
+    pub fn names(&self, op: usize) -> bool {
+        self.causes.iter().any(|c| c.op == op)
+    }
 }
 
 /// The overall answer.
@@ -221,6 +257,9 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
                 violations.push(violation);
             }
         }
+    }
+    for v in violations.iter_mut().filter(|v| v.explanation.sentence.is_empty()) {
+        v.explanation = explain::explain(history, &ops, v, options);
     }
     violations.sort_by_key(|v| (v.window.1, v.guarantee));
     let validity = match (violations.is_empty(), unknown.is_empty()) {
@@ -380,7 +419,9 @@ fn explain(
         lines.push(format!("  cannot place {}: {why}", crate::report::describe_op(history, op)));
     }
     let window = window_of(ops, marked.iter().chain(&context).copied(), history.events.len());
-    Violation { guarantee, message: lines.join("\n"), marked, context, window, ops: Vec::new() }
+    let message = lines.join("\n");
+    let explanation = Explanation::default();
+    Violation { guarantee, message, marked, context, window, ops: Vec::new(), explanation }
 }
 
 /// The event range covering these ops (invoke to completion, or invoke only for info).
