@@ -1,8 +1,10 @@
 //! Showing a violation to a person: a text timeline and a self-contained HTML page.
 //!
-//! Both show the failing window of a violation (the events from the first to the last op
-//! involved), one lane per process, ops as invoke–completion spans; ops that cannot be ordered
-//! are marked (`✗` in text, red in HTML). The HTML page has no external resources.
+//! Both lead with the violation's cause (its [`Explanation`](crate::check::Explanation): one
+//! sentence and the ops it names, numbered), then show the failing window, one lane per
+//! process, ops as invoke–completion spans; ops that cannot be ordered are marked (`✗` in
+//! text, red in HTML), the explaining ops numbered (`◆[n]`, blue outline and badge), faults
+//! from `nemesis` lines as `▒` rows or shaded bands. The HTML page has no external resources.
 
 use crate::check::{Verdict, Violation};
 use crate::history::{Event, History, Kind, Op, Outcome};
@@ -86,7 +88,7 @@ pub fn text(history: &History, verdict: &Verdict) -> String {
         let _ = writeln!(
             out,
             "valid: {} ops, {} key groups",
-            verdict.stats.ops, verdict.stats.partitions
+            verdict.stats.ops, verdict.stats.key_groups
         );
         return out;
     }
@@ -125,12 +127,15 @@ pub fn explanation_text(history: &History, ops: &[Op], v: &Violation) -> String 
     out
 }
 
-/// `events 12..15` (or `event 12..`, never completed), with times if the history has them.
+/// `events 12..15` (or `event 12.., never completed`), with times if the history has them.
 fn when(history: &History, op: &Op) -> String {
-    let time = |i: usize| history.events[i].time.map(|t| format!(" t={t}")).unwrap_or_default();
+    let time = |i: usize| history.events[i].time.map(|t| t.to_string());
     match op.complete {
-        Some(c) => format!("events {}{}..{}{}", op.invoke, time(op.invoke), c, time(c)),
-        None => format!("event {}{}.. never completed", op.invoke, time(op.invoke)),
+        Some(c) => {
+            let times = time(op.invoke).zip(time(c)).map(|(a, b)| format!(" (t={a}..{b})"));
+            format!("events {}..{}{}", op.invoke, c, times.unwrap_or_default())
+        }
+        None => format!("event {}.., never completed", op.invoke),
     }
 }
 
@@ -160,7 +165,9 @@ fn lanes(history: &History, window: (usize, usize), ops: &[Op], v: &Violation) -
     let mut lanes = Vec::new();
     for (i, event) in history.events.iter().enumerate().take(window.1 + 1).skip(window.0) {
         let client = event.kind != Some(Kind::Nemesis);
-        if client && shown.as_ref().is_none_or(|s| s.contains(&i)) && !lanes.contains(&event.process)
+        if client
+            && shown.as_ref().is_none_or(|s| s.contains(&i))
+            && !lanes.contains(&event.process)
         {
             lanes.push(event.process);
         }
@@ -191,14 +198,14 @@ pub fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
     }
     out.push('\n');
     for index in window.0..=window.1 {
-        if shown.as_ref().is_some_and(|s| !s.contains(&index)) {
-            continue;
-        }
         let event = &history.events[index];
         if event.kind == Some(Kind::Nemesis) {
             let what = event.fault.as_deref().unwrap_or("");
             let phase = event.phase.map(|p| format!("{p:?} ").to_lowercase()).unwrap_or_default();
-            let _ = writeln!(out, "{index:>7}  ▒ nemesis {phase}{what}");
+            let _ = writeln!(out, "{index:>7}  ▒ fault {phase}{what}");
+            continue;
+        }
+        if shown.as_ref().is_some_and(|s| !s.contains(&index)) {
             continue;
         }
         let Some(lane) = lanes.iter().position(|p| *p == event.process) else { continue };
@@ -228,4 +235,3 @@ pub fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
 pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
-

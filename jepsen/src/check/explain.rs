@@ -255,7 +255,8 @@ impl Facts<'_> {
         {
             reasons.push(Order::Server(rz));
         }
-        let earlier = self.ops.iter().filter(|e| e.process == read.process && e.invoke < read.invoke);
+        let earlier =
+            self.ops.iter().filter(|e| e.process == read.process && e.invoke < read.invoke);
         for e in earlier.filter(|e| e.outcome == Outcome::Ok) {
             if e.f == F::Sync && e.invoke > done {
                 reasons.push(Order::Sync(e.id));
@@ -315,8 +316,8 @@ impl Facts<'_> {
         });
         let rule = match &order {
             Order::Server(rz) => format!(
-                "the server that answered had applied zxid {rz:#x}, so every write up to it: \
-                 the acknowledged write was lost"
+                "the server that answered had applied zxid {rz:#x}, so every write up to it, \
+                 yet not this one: the acknowledged write was lost"
             ),
             Order::Sync(s) => format!(
                 "p{p} synced (op {s}) after that write was acknowledged, and a read after sync \
@@ -354,7 +355,13 @@ impl Facts<'_> {
         Explanation::new(sentence, &causes)
     }
 
-    fn invented(&self, r: usize, path: &str, seen: &Seen, writes: &[(usize, Effect)]) -> Explanation {
+    fn invented(
+        &self,
+        r: usize,
+        path: &str,
+        seen: &Seen,
+        writes: &[(usize, Effect)],
+    ) -> Explanation {
         let p = self.ops[r].process;
         let sentence = format!(
             "p{p} read {path} = {}{}, but no write of {path} before it produced that, nor was \
@@ -374,7 +381,8 @@ impl Facts<'_> {
     /// op, and after another write that had to follow it.
     fn session_read(&self, v: &Violation) -> Option<Explanation> {
         for &r in &v.marked {
-            let (Some(seen), Some(path)) = (self.seen(r), self.history.request(&self.ops[r]).path.clone())
+            let (Some(seen), Some(path)) =
+                (self.seen(r), self.history.request(&self.ops[r]).path.clone())
             else {
                 continue;
             };
@@ -442,7 +450,8 @@ impl Facts<'_> {
             reply.stat.as_ref()?.version.map(|v| format!("version {v}"))
         };
         let shows = |id: usize| {
-            version(id).or_else(|| self.zxid(id).map(|z| format!("zxid {z:#x}")))
+            version(id)
+                .or_else(|| self.zxid(id).map(|z| format!("zxid {z:#x}")))
                 .unwrap_or_else(|| "unknown".into())
         };
         let sentence = format!(
@@ -513,8 +522,17 @@ impl Facts<'_> {
                 .filter_map(|e| self.ops.iter().find(|o| o.complete == Some(e)).map(|o| o.id))
                 .collect();
         }
-        let seq: Vec<(usize, (String, String, i64))> =
+        let mut seq: Vec<(usize, (String, String, i64))> =
             shown.iter().filter_map(|&id| created(id).map(|c| (id, c))).collect();
+        if seq.is_empty() {
+            // The stuck op is a read of the parent: take the creates under it before it.
+            let stuck = *v.marked.first()?;
+            let path = self.history.request(&self.ops[stuck]).path.clone()?;
+            seq = (0..stuck)
+                .filter_map(|id| created(id).map(|c| (id, c)))
+                .filter(|(_, (p, _, _))| *p == path)
+                .collect();
+        }
         // Every sequential create under the same parents up to the window, to pair with.
         let parents: Vec<&String> = seq.iter().map(|(_, (p, _, _))| p).collect();
         let until = seq.iter().map(|(id, _)| self.ops[*id].invoke).max().unwrap_or(0);
@@ -557,8 +575,9 @@ impl Facts<'_> {
         let before: Vec<usize> = (self.ops.iter())
             .filter(|o| o.invoke < self.ops[c].invoke && o.outcome != Outcome::Fail)
             .filter(|o| {
-                o.f == F::Create && parent(self.history.request(o).path.as_deref().unwrap_or("/"))
-                    == Some(par.as_str())
+                o.f == F::Create
+                    && parent(self.history.request(o).path.as_deref().unwrap_or("/"))
+                        == Some(par.as_str())
             })
             .map(|o| o.id)
             .collect();
@@ -570,7 +589,8 @@ impl Facts<'_> {
             before.len(),
             if before.len() == 1 { "" } else { "ren" }
         );
-        let mut causes: Vec<(usize, &str)> = before.iter().map(|&b| (b, "an earlier create")).collect();
+        let mut causes: Vec<(usize, &str)> =
+            before.iter().map(|&b| (b, "an earlier create")).collect();
         causes.push((c, "the misnumbered create"));
         Some(Explanation::new(sentence, &causes))
     }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  History ──pair──▶ ops ──┬─▶ zxid::check     fast checks on the zxids replies carry
-//!                          ├─▶ partition ──▶ linear::search (per partition, memoised WGL)
+//!                          ├─▶ key groups ─▶ linear::search (per key group, memoised WGL)
 //!                          │                   └─ on failure: diagnose (which guarantee)
 //!                          └─▶ watch::check    events arrive before the data they announce
 //! ```
@@ -15,7 +15,7 @@
 //!
 //! A violation names the [`Guarantee`] it breaks. For a failed search the guarantee is found
 //! by switching constraints off one at a time, weakest first, and naming the first whose
-//! removal lets the partition pass; if none does, the values themselves are impossible and the
+//! removal lets the key group pass; if none does, the values themselves are impossible and the
 //! guarantee is write linearizability (a lost or invented write).
 
 mod explain;
@@ -38,7 +38,7 @@ pub struct Options {
     pub linearizable_reads: bool,
     /// Trust the zxid of read replies as the serving server's last applied zxid.
     pub use_read_zxids: bool,
-    /// Search budget per partition, in configurations; beyond it the verdict is unknown.
+    /// Search budget per key group, in configurations; beyond it the verdict is unknown.
     pub max_configs: u64,
 }
 
@@ -158,12 +158,12 @@ pub enum Validity {
 pub struct Stats {
     /// Paired ops.
     pub ops: usize,
-    /// Independent partitions.
-    pub partitions: usize,
-    /// Ops in the largest partition.
-    pub largest_partition: usize,
-    /// Some paths of the largest partition.
-    pub largest_partition_paths: Vec<String>,
+    /// Key groups: sets of paths no op spans, checked independently (not network partitions).
+    pub key_groups: usize,
+    /// Ops in the largest key group.
+    pub largest_key_group: usize,
+    /// Some paths of the largest key group.
+    pub largest_key_group_paths: Vec<String>,
     /// Configurations explored by the searches.
     pub configs: u64,
 }
@@ -175,7 +175,7 @@ pub struct Verdict {
     pub validity: Validity,
     /// Every violation found (empty when valid).
     pub violations: Vec<Violation>,
-    /// Descriptions of partitions whose search ran out of budget.
+    /// Descriptions of key groups whose search ran out of budget.
     pub unknown: Vec<String>,
     /// Counters.
     pub stats: Stats,
@@ -199,9 +199,9 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
     let parts = partition::partitions(history, &ops, split);
     let mut stats = Stats {
         ops: ops.len(),
-        partitions: parts.len(),
-        largest_partition: parts.iter().map(|p| p.ops.len()).max().unwrap_or(0),
-        largest_partition_paths: (parts.iter().max_by_key(|p| p.ops.len()))
+        key_groups: parts.len(),
+        largest_key_group: parts.iter().map(|p| p.ops.len()).max().unwrap_or(0),
+        largest_key_group_paths: (parts.iter().max_by_key(|p| p.ops.len()))
             .map(|p| p.scope.paths.iter().take(6).cloned().collect())
             .unwrap_or_default(),
         configs: 0,
@@ -298,9 +298,9 @@ fn relaxations(lin: bool) -> Vec<(Relax, Guarantee)> {
     tries
 }
 
-/// Names the guarantee a failed partition breaks: the first constraint, weakest first, whose
+/// Names the guarantee a failed key group breaks: the first constraint, weakest first, whose
 /// removal lets it pass. Used when no window could be certified (it searches the whole
-/// partition, so it is slow on long ones).
+/// key group, so it is slow on long ones).
 fn diagnose(
     history: &History,
     ops: &[Op],
@@ -360,7 +360,7 @@ fn diagnose_from(part: &Partition, start: Option<&Tree>, lin: bool, budget: u64)
 /// dozen searches).
 const WINDOW_BUDGET: u64 = 200_000;
 
-/// Builds the violation report of a failed partition from its smallest failing window.
+/// Builds the violation report of a failed key group from its smallest failing window.
 fn explain_window(
     history: &History,
     ops: &[Op],
@@ -377,7 +377,7 @@ fn explain_window(
         (Some(_), n) => format!("from each of the {n} states the earlier ops may leave"),
     };
     let header = format!(
-        "smallest failing window: events {}..={}, {} of the partition's {} ops, checked {start}",
+        "smallest failing window: events {}..={}, {} of the key group's {} ops, checked {start}",
         w.from,
         w.to,
         w.ops.len(),
@@ -391,7 +391,7 @@ fn explain_window(
     v
 }
 
-/// Builds the violation report of a failed partition.
+/// Builds the violation report of a failed key group.
 fn explain(
     history: &History,
     ops: &[Op],

@@ -242,7 +242,14 @@ fn sessions(
                 );
                 let causes = [(sid, "the session's earlier op"), (op.id, "went back")];
                 let explanation = Explanation::new(sentence, &causes);
-                out.push(violation(history, ops, guarantee, message, vec![sid, op.id], explanation));
+                out.push(violation(
+                    history,
+                    ops,
+                    guarantee,
+                    message,
+                    vec![sid, op.id],
+                    explanation,
+                ));
             }
             seen = seen.max(Some((z, op.id)));
         }

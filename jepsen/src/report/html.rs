@@ -44,6 +44,7 @@ margin-right:3px;font-weight:bold}\
 rgba(120,120,120,.18) 0 6px,rgba(120,120,120,.08) 6px 12px);border-left:1px solid #888;\
 border-right:1px solid #888;z-index:1}\
 .fault span{position:absolute;top:0;left:2px;font-size:10px;color:#444;white-space:nowrap}\
+.key{position:static;display:inline-block;height:auto;padding:0 4px}\
 .axis{height:18px;position:relative;margin-left:56px;font-size:10px;color:#666}\
 .axis span{position:absolute;top:2px}\
 #tip{position:fixed;display:none;background:#333;color:#fff;padding:4px 6px;\
@@ -87,8 +88,8 @@ pub fn html(history: &History, verdict: &Verdict) -> String {
          {} ops</p>",
         if verdict.is_valid() { "Valid" } else { "Violations" },
         verdict.stats.ops,
-        verdict.stats.partitions,
-        verdict.stats.largest_partition
+        verdict.stats.key_groups,
+        verdict.stats.largest_key_group
     );
     for group in &verdict.unknown {
         let _ = write!(out, "<p>unknown (search budget exhausted): {}</p>", escape(group));
@@ -103,7 +104,7 @@ pub fn html(history: &History, verdict: &Verdict) -> String {
             escape(&v.message)
         );
     }
-    let _ = write!(out, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(out, "<script>{SCRIPT}</script></body></html>");
     out
 }
 
@@ -111,9 +112,7 @@ pub fn html(history: &History, verdict: &Verdict) -> String {
 fn cause(history: &History, ops: &[Op], v: &Violation) -> String {
     let e = &v.explanation;
     let refs: String = (e.causes.iter().enumerate())
-        .map(|(k, c)| {
-            format!(" <a class=\"ref\" href=\"#\" data-op=\"{}\">[{}]</a>", c.op, k + 1)
-        })
+        .map(|(k, c)| format!(" <a class=\"ref\" href=\"#\" data-op=\"{}\">[{}]</a>", c.op, k + 1))
         .collect();
     let mut out = format!("<p class=\"why\">{}{refs}</p>", escape(&e.sentence));
     if e.causes.is_empty() {
@@ -199,7 +198,11 @@ fn scene(history: &History, ops: &[Op], v: &Violation) -> Scene {
         .filter(|o| o.invoke <= to && o.complete.unwrap_or(last) >= from)
         .collect();
     let distance = |o: &Op| {
-        if key.contains(&o.id) { 0 } else { lo.saturating_sub(o.invoke) + o.invoke.saturating_sub(hi) }
+        if key.contains(&o.id) {
+            0
+        } else {
+            lo.saturating_sub(o.invoke) + o.invoke.saturating_sub(hi)
+        }
     };
     shown.sort_by_key(|o| distance(o));
     shown.truncate(MAX_OPS);
@@ -218,7 +221,10 @@ fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
     let mut out = String::from(
         "<div class=\"tools\"><button data-zoom=\"1.5\">zoom in</button>\
          <button data-zoom=\"0.667\">zoom out</button><button data-zoom=\"0\">reset</button> \
-         <small>Ctrl + wheel zooms; hover an op for its details</small></div>\
+         <small>Ctrl + wheel zooms; hover an op for its details. <span class=\"op ok key\">ok\
+         </span> <span class=\"op fail key\">failed</span> <span class=\"op info key\">unknown\
+         </span> <span class=\"op marked key\">cannot be ordered</span> <span class=\"op ok \
+         cause key\">explains</span> <span class=\"fault key\">fault</span></small></div>\
          <div class=\"scroll\"><div class=\"tl\">",
     );
     let time = |i: usize| history.events[i].time.map(|t| format!(" t={t}")).unwrap_or_default();
