@@ -132,3 +132,41 @@ fn html_page_works_in_a_headless_browser() {
     // The reference lights up itself, its table row and its bar.
     assert!(dom.contains("<title>zoom=150% lit=3</title>"), "{}", &dom[..dom.len().min(400)]);
 }
+
+/// Nemesis lines: optional, ignored by the checker, paired start/stop by their `fault` text.
+#[test]
+fn nemesis_lines_are_faults_and_change_no_verdict() {
+    let history = History::parse(FIXTURE).expect("fixture parses");
+    let faults = history.faults();
+    let names: Vec<(&str, usize, usize)> =
+        faults.iter().map(|f| (f.name.as_str(), f.from, f.to)).collect();
+    assert_eq!(names, vec![("partition n1,n2 | n3", 4, 11), ("crash n3", 12, 12)]);
+    // Without the nemesis lines the verdict is the same.
+    let plain: Vec<&str> = FIXTURE.lines().filter(|l| !l.contains("nemesis")).collect();
+    let plain = History::parse(&plain.join("\n")).expect("parses");
+    let a = check(&history, &Options::default()).expect("well formed");
+    let b = check(&plain, &Options::default()).expect("well formed");
+    assert_eq!((a.validity, a.violations.len()), (b.validity, b.violations.len()));
+    // A start never stopped runs to the end.
+    let open = History::parse(concat!(
+        r#"{"type":"nemesis","fault":"pause n2","phase":"start"}"#,
+        "\n",
+        r#"{"process":1,"type":"invoke","f":"get","path":"/"}"#
+    ))
+    .expect("parses");
+    assert_eq!(open.faults()[0].to, 1);
+    // Still strict: a client line needs its process, a nemesis line its fault, and fault
+    // fields belong on nemesis lines only.
+    let err = History::parse(r#"{"type":"invoke","f":"get","path":"/a"}"#).expect_err("process");
+    assert!(err.message.contains("process"), "{}", err.message);
+    let err = History::parse(r#"{"type":"nemesis","phase":"start"}"#).expect_err("fault");
+    assert!(err.message.contains("fault"), "{}", err.message);
+    let line = r#"{"process":1,"type":"invoke","f":"get","path":"/a","fault":"x"}"#;
+    assert!(History::parse(line).is_err());
+    // The documented example parses, nemesis line included.
+    let doc = include_str!("../../docs/HISTORY-FORMAT.md");
+    let example = doc.split("## Example").nth(1).expect("example section");
+    let json = example.split("```json").nth(1).and_then(|s| s.split("```").next()).expect("json");
+    let parsed = History::parse(json).expect("documented example parses");
+    assert_eq!(parsed.faults().len(), 1);
+}

@@ -11,8 +11,36 @@ fn run(lines: &[&str], options: &Options) -> zkr_jepsen::Verdict {
     let verdict = check(&history, options).expect("well formed");
     // The reports must render for every verdict.
     let _ = report::text(&history, &verdict);
-    let _ = report::html(&history, &verdict);
+    let html = report::html(&history, &verdict);
+    if !verdict.is_valid() {
+        keep_page(&html);
+    }
     verdict
+}
+
+/// Keeps the HTML page of each violation in `target/tmp/reports/violations/<test>.html`; with
+/// `ZKR_SCREENSHOTS=1` and Chromium installed, also its screenshot (`<test>.png`), asserted to
+/// be drawn. That renders one page per kind of violation, for a person to look at.
+fn keep_page(html: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("reports/violations");
+    let name = std::thread::current().name().unwrap_or("page").replace("::", "-");
+    std::fs::create_dir_all(&dir).expect("report dir");
+    let page = dir.join(format!("{name}.html"));
+    std::fs::write(&page, html).expect("write page");
+    if std::env::var_os("ZKR_SCREENSHOTS").is_none() {
+        return;
+    }
+    let png = dir.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&png);
+    let status = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        .arg("--window-size=1200,700")
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("ZKR_SCREENSHOTS needs chromium on PATH");
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "{}: {size} bytes; {status:?}", png.display());
 }
 
 fn invalid(lines: &[&str], options: &Options) -> zkr_jepsen::Violation {
