@@ -211,13 +211,19 @@ impl Facts<'_> {
         if producer.is_none() && !initially.as_ref().is_some_and(|e| seen.shown_by(e)) {
             return Some(self.invented(r, &path, &seen, &writes));
         }
+        // The session's acknowledged ops issued before the read (searched once per read).
+        let session: Vec<usize> = (self.ops.iter())
+            .filter(|e| e.process == op.process && e.invoke < op.invoke)
+            .filter(|e| e.outcome == Outcome::Ok)
+            .map(|e| e.id)
+            .collect();
         let mut best: Option<(usize, Order)> = None;
         for (w, effect) in &writes {
             let acked = self.ops[*w].outcome == Outcome::Ok;
             if !acked || seen.shown_by(effect) || producer.is_some_and(|p| !self.after(*w, p)) {
                 continue;
             }
-            let Some(order) = self.order(*w, r, guarantee) else { continue };
+            let Some(order) = self.order(*w, r, &session, guarantee) else { continue };
             let rank = |o: &Order| self.rank(o, guarantee);
             if best.as_ref().is_none_or(|(_, o)| rank(&order) < rank(o)) {
                 best = Some((*w, order));
@@ -245,7 +251,7 @@ impl Facts<'_> {
     }
 
     /// What puts acknowledged write `w` before read `r`, if anything.
-    fn order(&self, w: usize, r: usize, guarantee: Guarantee) -> Option<Order> {
+    fn order(&self, w: usize, r: usize, session: &[usize], guarantee: Guarantee) -> Option<Order> {
         let (write, read) = (&self.ops[w], &self.ops[r]);
         let wz = self.zxid(w);
         let done = write.complete?;
@@ -255,13 +261,11 @@ impl Facts<'_> {
         {
             reasons.push(Order::Server(rz));
         }
-        let earlier =
-            self.ops.iter().filter(|e| e.process == read.process && e.invoke < read.invoke);
-        for e in earlier.filter(|e| e.outcome == Outcome::Ok) {
+        let path = self.history.request(read).path.as_deref().unwrap_or("");
+        for e in session.iter().map(|&e| &self.ops[e]) {
             if e.f == F::Sync && e.invoke > done {
                 reasons.push(Order::Sync(e.id));
             }
-            let path = self.history.request(read).path.as_deref().unwrap_or("");
             let read_it = self.history.request(e).path.as_deref() == Some(path)
                 && self.seen(e.id).zip(self.effect(w, path)).is_some_and(|(s, x)| s.shown_by(&x));
             let saw = e.id == w

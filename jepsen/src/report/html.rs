@@ -10,7 +10,7 @@
 
 use super::{describe_op, describe_request, escape};
 use crate::check::{Verdict, Violation};
-use crate::history::{F, History, Kind, Op, Outcome};
+use crate::history::{F, Fault, History, Kind, Op, Outcome};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -170,6 +170,8 @@ struct Scene {
     lo: usize,
     hi: usize,
     ops: BTreeSet<usize>,
+    /// The paths involved: those of the ops the violation names.
+    focus: BTreeSet<String>,
 }
 
 fn scene(history: &History, ops: &[Op], v: &Violation) -> Scene {
@@ -183,7 +185,11 @@ fn scene(history: &History, ops: &[Op], v: &Violation) -> Scene {
         lo = lo.min(ops[id].invoke);
         hi = hi.max(ops[id].complete.unwrap_or(ops[id].invoke));
     }
-    let focus: BTreeSet<String> = key.iter().flat_map(|&id| paths_of(history, &ops[id])).collect();
+    // The paths involved: those of the explaining ops (else of every op the violation names).
+    let causes: Vec<usize> = v.explanation.causes.iter().map(|c| c.op).collect();
+    let named: Vec<usize> = if causes.is_empty() { key.iter().copied().collect() } else { causes };
+    let focus: BTreeSet<String> =
+        named.iter().flat_map(|&id| paths_of(history, &ops[id])).collect();
     let touches = |op: &Op| paths_of(history, op).iter().any(|p| focus.contains(p));
     let related: Vec<&Op> = ops.iter().filter(|o| touches(o) || key.contains(&o.id)).collect();
     let before = related.iter().filter(|o| o.invoke < lo).rev().take(MARGIN_OPS);
@@ -206,7 +212,7 @@ fn scene(history: &History, ops: &[Op], v: &Violation) -> Scene {
     };
     shown.sort_by_key(|o| distance(o));
     shown.truncate(MAX_OPS);
-    Scene { lo: from, hi: to, ops: shown.iter().map(|o| o.id).collect() }
+    Scene { lo: from, hi: to, ops: shown.iter().map(|o| o.id).collect(), focus }
 }
 
 fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
@@ -215,13 +221,37 @@ fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
     }
     let scene = scene(history, ops, v);
     let (lo, hi) = (scene.lo, scene.hi);
-    let span = (hi + 2 - lo) as f64;
-    let x = |i: usize| 100.0 * (i.clamp(lo, hi + 1) - lo) as f64 / span;
     let lanes: BTreeSet<u64> = scene.ops.iter().map(|&id| ops[id].process).collect();
+    let faults: Vec<Fault> =
+        history.faults().into_iter().filter(|f| f.to >= lo && f.from <= hi).collect();
+    let stars: Vec<usize> = (lo..=hi)
+        .filter(|&i| {
+            let e = &history.events[i];
+            e.kind == Some(Kind::Event)
+                && lanes.contains(&e.process)
+                && e.path.as_ref().is_some_and(|p| scene.focus.contains(p))
+        })
+        .collect();
+    // The x axis is the order of the events shown: events of other paths take no room, so a
+    // window inside a long history stays readable.
+    let mut ticks: BTreeSet<usize> = [lo, hi + 1].into();
+    for &id in &scene.ops {
+        ticks.insert(ops[id].invoke.max(lo));
+        ticks.insert(ops[id].complete.unwrap_or(hi + 1).min(hi + 1));
+    }
+    ticks.extend(faults.iter().flat_map(|f| [f.from.max(lo), (f.to + 1).min(hi + 1)]));
+    ticks.extend(&stars);
+    let ticks: Vec<usize> = ticks.into_iter().collect();
+    let steps = (ticks.len() - 1).max(1) as f64;
+    let x = |i: usize| {
+        let i = i.clamp(lo, hi + 1);
+        100.0 * ticks.partition_point(|&t| t < i) as f64 / steps
+    };
     let mut out = String::from(
         "<div class=\"tools\"><button data-zoom=\"1.5\">zoom in</button>\
          <button data-zoom=\"0.667\">zoom out</button><button data-zoom=\"0\">reset</button> \
-         <small>Ctrl + wheel zooms; hover an op for its details. <span class=\"op ok key\">ok\
+         <small>Ctrl + wheel zooms; hover an op for its details; events of other paths are left \
+         out. <span class=\"op ok key\">ok\
          </span> <span class=\"op fail key\">failed</span> <span class=\"op info key\">unknown\
          </span> <span class=\"op marked key\">cannot be ordered</span> <span class=\"op ok \
          cause key\">explains</span> <span class=\"fault key\">fault</span></small></div>\
@@ -235,7 +265,7 @@ fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
         time(lo),
         time(hi)
     );
-    for fault in history.faults().iter().filter(|f| f.to >= lo && f.from <= hi) {
+    for fault in &faults {
         let (a, b) = (x(fault.from), x(fault.to + 1));
         let tip = format!("fault: {} (events {}..{})", fault.name, fault.from, fault.to);
         let _ = write!(
@@ -253,8 +283,9 @@ fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
         for &id in scene.ops.iter().filter(|&&id| ops[id].process == *p) {
             out.push_str(&bar(history, &ops[id], v, &x, hi));
         }
-        for (i, e) in history.events.iter().enumerate().take(hi + 1).skip(lo) {
-            if e.process == *p && e.kind == Some(Kind::Event) {
+        for &i in &stars {
+            let e = &history.events[i];
+            if e.process == *p {
                 let tip = format!("event {i}: {:?} {}", e.event, e.path.as_deref().unwrap_or(""));
                 let _ = write!(
                     out,
