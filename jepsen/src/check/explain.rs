@@ -561,7 +561,8 @@ impl Facts<'_> {
                     )
                 } else if pa == pb && self.after(*second.0, *first.0) && second.2 < first.2 {
                     format!(
-                        "{} got {} after {} had got {}; sequential names under {pa} increase",
+                        "{} got {} after {} had got {}; sequence numbers under {pa} come from \
+                         one counter of the parent, shared by every prefix, and only increase",
                         self.short(*second.0),
                         second.1,
                         self.short(*first.0),

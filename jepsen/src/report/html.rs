@@ -188,8 +188,13 @@ fn scene(history: &History, ops: &[Op], v: &Violation) -> Scene {
     // The paths involved: those of the explaining ops (else of every op the violation names).
     let causes: Vec<usize> = v.explanation.causes.iter().map(|c| c.op).collect();
     let named: Vec<usize> = if causes.is_empty() { key.iter().copied().collect() } else { causes };
-    let focus: BTreeSet<String> =
+    let mut focus: BTreeSet<String> =
         named.iter().flat_map(|&id| paths_of(history, &ops[id])).collect();
+    if focus.is_empty() {
+        // Nothing named (a watch event without a watch): the paths of the window's events.
+        let window = history.events.iter().take(hi + 1).skip(lo);
+        focus.extend(window.filter_map(|e| e.path.clone()));
+    }
     let touches = |op: &Op| paths_of(history, op).iter().any(|p| focus.contains(p));
     let related: Vec<&Op> = ops.iter().filter(|o| touches(o) || key.contains(&o.id)).collect();
     let before = related.iter().filter(|o| o.invoke < lo).rev().take(MARGIN_OPS);
@@ -221,17 +226,16 @@ fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
     }
     let scene = scene(history, ops, v);
     let (lo, hi) = (scene.lo, scene.hi);
-    let lanes: BTreeSet<u64> = scene.ops.iter().map(|&id| ops[id].process).collect();
+    let mut lanes: BTreeSet<u64> = scene.ops.iter().map(|&id| ops[id].process).collect();
     let faults: Vec<Fault> =
         history.faults().into_iter().filter(|f| f.to >= lo && f.from <= hi).collect();
     let stars: Vec<usize> = (lo..=hi)
         .filter(|&i| {
             let e = &history.events[i];
-            e.kind == Some(Kind::Event)
-                && lanes.contains(&e.process)
-                && e.path.as_ref().is_some_and(|p| scene.focus.contains(p))
+            e.kind == Some(Kind::Event) && e.path.as_ref().is_some_and(|p| scene.focus.contains(p))
         })
         .collect();
+    lanes.extend(stars.iter().map(|&i| history.events[i].process));
     // The x axis is the order of the events shown: events of other paths take no room, so a
     // window inside a long history stays readable.
     let mut ticks: BTreeSet<usize> = [lo, hi + 1].into();
@@ -286,7 +290,10 @@ fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
         for &i in &stars {
             let e = &history.events[i];
             if e.process == *p {
-                let tip = format!("event {i}: {:?} {}", e.event, e.path.as_deref().unwrap_or(""));
+                let what = e.event.map(|t| format!("{t:?}")).unwrap_or_default();
+                let zxid = e.zxid.map(|z| format!(" zxid {z:#x}")).unwrap_or_default();
+                let path = e.path.as_deref().unwrap_or("");
+                let tip = format!("event {i}: p{p} received {what} {path}{zxid}");
                 let _ = write!(
                     out,
                     "<span class=\"ev\" style=\"left:{:.3}%\" data-tip=\"{}\">★</span>",
