@@ -170,3 +170,38 @@ fn nemesis_lines_are_faults_and_change_no_verdict() {
     let parsed = History::parse(json).expect("documented example parses");
     assert_eq!(parsed.faults().len(), 1);
 }
+
+/// A simulator history with one acknowledged set made to vanish (a later read edited back to
+/// the value it replaced): the explanation names the three sessions involved and the lost
+/// write's zxid, and the page's timeline holds them.
+#[test]
+fn simulator_history_with_a_vanished_set_is_explained() {
+    let text = include_str!("fixtures/sim-seed18-lost-set.jsonl");
+    let history = History::parse(text).expect("fixture parses");
+    let verdict = check(&history, &Options::default()).expect("well formed");
+    assert_eq!(verdict.violations.len(), 1, "{}", report::text(&history, &verdict));
+    let v = &verdict.violations[0];
+    assert_eq!(v.guarantee, Guarantee::WriteLinearizability);
+    let ops = history.ops();
+    let roles: Vec<(u64, &str, Option<i64>)> = (v.explanation.causes.iter())
+        .map(|c| {
+            let op = &ops[c.op];
+            (op.process, c.role.as_str(), history.reply(op).and_then(|r| r.zxid))
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            (5, "the read", Some(0xe9)),
+            (2, "wrote the value read", Some(0x9a)),
+            (4, "overwrote it", Some(0xae)),
+        ]
+    );
+    let sentence = &v.explanation.sentence;
+    assert!(sentence.starts_with("p5 read /k1 = \"p2.49\" at zxid 0xe9"), "{sentence}");
+    assert!(sentence.contains("\"p4.47\" (p4 set, acknowledged at zxid 0xae before p5's read"));
+    let html = report::html(&history, &verdict);
+    for op in v.explanation.causes.iter().map(|c| c.op) {
+        assert!(html.contains(&format!("cause\" data-op=\"{op}\"")), "op {op} on the timeline");
+    }
+}
