@@ -95,6 +95,26 @@ fn lost_write_is_caught() {
     explains(&v, &[(1, "overwritten"), (2, "colliding")], &["p1 set /a \"y\"", "version 1"]);
 }
 
+/// A delete expecting version 0 succeeds after an acknowledged set made version 1: the set
+/// was lost (or the delete's check skipped).
+#[test]
+fn delete_at_a_lost_version_is_caught() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"x"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a","zxid":1}"#,
+        r#"{"process":2,"type":"invoke","f":"set","path":"/a","data":"y"}"#,
+        r#"{"process":2,"type":"ok","f":"set","zxid":2,"stat":{"version":1}}"#,
+        r#"{"process":3,"type":"invoke","f":"delete","path":"/a","version":0}"#,
+        r#"{"process":3,"type":"ok","f":"delete","zxid":3}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::WriteLinearizability);
+    let words =
+        ["p3 delete /a version=0 at zxid 0x3 succeeded", "(acknowledged at zxid 0x2 version 1)"];
+    explains(&v, &[(1, "last write of the path"), (2, "the write")], &words);
+    assert!(v.explanation.sentence.contains("BadVersion"), "{}", v.explanation.sentence);
+}
+
 /// A read returns a value nobody wrote.
 #[test]
 fn invented_value_is_caught() {

@@ -31,6 +31,9 @@ pub(crate) fn short(history: &History, op: &Op) -> String {
     if let Some(data) = req.data.as_ref().filter(|_| matches!(op.f, F::Set | F::Create)) {
         s.push_str(&format!(" {data:?}"));
     }
+    if let Some(v) = req.version.filter(|v| *v >= 0 && matches!(op.f, F::Set | F::Delete)) {
+        s.push_str(&format!(" version={v}"));
+    }
     s
 }
 
@@ -61,6 +64,7 @@ pub(crate) fn explain(
     found
         .or_else(|| v.marked.iter().find_map(|&r| facts.read(r, v.guarantee)))
         .or_else(|| facts.versions(v))
+        .or_else(|| facts.write_conflict(v))
         .unwrap_or_else(|| facts.fallback(v))
 }
 
@@ -681,6 +685,62 @@ impl Facts<'_> {
             );
             let causes =
                 [(r, "the read"), (create.id, "created the ephemeral"), (close.id, "the close")];
+            return Some(Explanation::new(sentence, &causes));
+        }
+        None
+    }
+
+    /// A write whose reply the tree cannot give: the last acknowledged write of its path (or,
+    /// for a create refused with NoNode, of its parent) ordered before it.
+    fn write_conflict(&self, v: &Violation) -> Option<Explanation> {
+        for &o in &v.marked {
+            let op = &self.ops[o];
+            if !matches!(op.f, F::Set | F::Delete | F::Create) || op.outcome == Outcome::Info {
+                continue;
+            }
+            let req = self.history.request(op);
+            let reply = self.history.reply(op)?;
+            let mut path = reply.name.clone().or_else(|| req.path.clone())?;
+            if op.f == F::Create && reply.error.as_deref().is_some_and(|e| e.contains("NoNode")) {
+                path = parent(&path)?.to_string();
+            }
+            let before = (self.ops.iter())
+                .filter(|w| w.id != o && w.outcome == Outcome::Ok && self.after(o, w.id))
+                .filter(|w| self.effect(w.id, &path).is_some())
+                .max_by_key(|w| (self.zxid(w.id), w.complete));
+            let Some(w) = before else { continue };
+            let checker = (v.message.lines())
+                .find_map(|l| l.trim().strip_prefix(&format!("cannot place op {o} (")))
+                .and_then(|l| l.split_once("): ").map(|(_, why)| format!("it {why}")))
+                .unwrap_or_else(|| "it does not fit".into());
+            let refused = reply.error.as_deref().and_then(crate::history::definite_error);
+            let why = match (refused, self.effect(w.id, &path)) {
+                (Some("NoNode"), Some(Effect::Data(_))) => {
+                    format!("{path} existed, so the create could not fail with NoNode")
+                }
+                (Some("NodeExists"), Some(Effect::Gone)) => {
+                    format!("{path} was gone, so the create could not fail with NodeExists")
+                }
+                _ => checker,
+            };
+            let result = match op.outcome {
+                Outcome::Ok => "succeeded".to_string(),
+                _ => format!("failed with {}", reply.error.as_deref().unwrap_or("an error")),
+            };
+            let version = (self.history.reply(w).and_then(|r| r.stat.as_ref()))
+                .and_then(|s| s.version)
+                .map(|v| format!(" version {v}"))
+                .unwrap_or_default();
+            let sentence = format!(
+                "{}{} {result}, but after {} (acknowledged{}{version}), the last write of \
+                 {path} before it, {why}; writes take effect in one order, that of their zxids \
+                 and of real time, so a write was lost or reordered",
+                self.short(o),
+                self.at(o),
+                self.short(w.id),
+                self.at(w.id),
+            );
+            let causes = [(w.id, "last write of the path"), (o, "the write")];
             return Some(Explanation::new(sentence, &causes));
         }
         None
