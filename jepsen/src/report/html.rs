@@ -282,7 +282,15 @@ fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
             escape(&fault.name)
         );
     }
-    for p in &lanes {
+    // The explaining ops' processes first, in the order the sentence names them.
+    let mut order: Vec<u64> = Vec::new();
+    for c in &v.explanation.causes {
+        if !order.contains(&ops[c.op].process) {
+            order.push(ops[c.op].process);
+        }
+    }
+    order.extend(lanes.iter().filter(|p| !order.contains(p)).copied().collect::<Vec<_>>());
+    for p in &order {
         let _ = write!(out, "<div class=\"lane\"><span class=\"name\">p{p}</span>");
         for &id in scene.ops.iter().filter(|&&id| ops[id].process == *p) {
             out.push_str(&bar(history, &ops[id], v, &x, hi));
