@@ -35,6 +35,19 @@ pub enum Kind {
     Info,
     /// The process received a watch notification.
     Event,
+    /// A fault injected by the test (Jepsen's nemesis): a partition, a crash, a pause... Not
+    /// an operation: the checker ignores it; reports draw it as a band on the timeline.
+    Nemesis,
+}
+
+/// Whether a nemesis line starts or ends a fault (absent: a fault at one instant, e.g. a crash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The fault begins.
+    Start,
+    /// The fault ends (matched with the latest open `start` of the same `fault`).
+    Stop,
 }
 
 /// The client function an operation calls.
@@ -179,7 +192,9 @@ pub struct SubResult {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
-    /// The client session that did it (Jepsen's process).
+    /// The client session that did it (Jepsen's process). Required on every line but
+    /// `nemesis` ones, where it is optional and ignored ([`History::parse`] checks this).
+    #[serde(default)]
     pub process: u64,
     /// What the line records.
     #[serde(rename = "type")]
@@ -233,6 +248,13 @@ pub struct Event {
     /// Notification type on an `event` line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<WatchType>,
+    /// On a `nemesis` line: what the fault is, free text (`"partition 1,2 | 3"`, `"crash 2"`);
+    /// a `stop` names the same text as its `start`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    /// On a `nemesis` line: `start` or `stop` of the fault; absent for an instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
 }
 
 /// A znode that exists before the history starts.
@@ -310,6 +332,17 @@ pub enum Outcome {
     Info,
 }
 
+/// A fault recorded by `nemesis` lines: from its start to its stop (event indices).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// What the fault is (the `fault` text).
+    pub name: String,
+    /// Event index of the start.
+    pub from: usize,
+    /// Event index of the stop (the last event if it never stopped; `from` for an instant).
+    pub to: usize,
+}
+
 /// An invoke paired with its completion.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Op {
@@ -356,6 +389,10 @@ impl History {
                 continue;
             }
             seen_event = true;
+            let nemesis = value.get("type").and_then(|t| t.as_str()) == Some("nemesis");
+            if value.get("process").is_none() && !nemesis {
+                return Err(err(line, "bad event: missing field `process`"));
+            }
             let event: Event =
                 serde_json::from_value(value).map_err(|e| err(line, &format!("bad event: {e}")))?;
             validate_event(&event).map_err(|m| err(line, &m))?;
@@ -387,7 +424,7 @@ impl History {
         for (index, event) in self.events.iter().enumerate() {
             let kind = event.kind.expect("validated");
             match kind {
-                Kind::Event => {}
+                Kind::Event | Kind::Nemesis => {}
                 Kind::Invoke => {
                     let f = event.f.expect("validated");
                     let id = ops.len();
@@ -448,6 +485,36 @@ impl History {
         op.complete.map(|i| &self.events[i])
     }
 
+    /// The faults the history records (`nemesis` lines), in order of their start: a `start`
+    /// is closed by the next `stop` of the same `fault` text (never closed: it runs to the
+    /// end); a line without `phase` is a fault at one instant; a `stop` without a `start`
+    /// is a fault from the beginning.
+    pub fn faults(&self) -> Vec<Fault> {
+        let mut out: Vec<Fault> = Vec::new();
+        let mut open: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let end = self.events.len().saturating_sub(1);
+        for (index, event) in self.events.iter().enumerate() {
+            let Some(name) = event.fault.as_deref().filter(|_| event.kind == Some(Kind::Nemesis))
+            else {
+                continue;
+            };
+            let fault = |from, to| Fault { name: name.to_string(), from, to };
+            match event.phase {
+                None => out.push(fault(index, index)),
+                Some(Phase::Start) => {
+                    open.entry(name).or_default().push(out.len());
+                    out.push(fault(index, end));
+                }
+                Some(Phase::Stop) => match open.get_mut(name).and_then(Vec::pop) {
+                    Some(at) => out[at].to = index,
+                    None => out.push(fault(0, index)),
+                },
+            }
+        }
+        out.sort_by_key(|f| (f.from, f.to));
+        out
+    }
+
     /// Validates every event; the error carries the event index (0-based) as `line`.
     pub fn validate(&self) -> Result<(), HistoryError> {
         for (index, event) in self.events.iter().enumerate() {
@@ -496,7 +563,15 @@ fn validate_event(event: &Event) -> Result<(), String> {
                 return Err("cannot create /".into());
             }
         }
+        Kind::Nemesis => {
+            if event.fault.is_none() {
+                return Err("nemesis without \"fault\"".into());
+            }
+        }
         Kind::Ok | Kind::Fail | Kind::Info => {}
+    }
+    if kind != Kind::Nemesis && (event.fault.is_some() || event.phase.is_some()) {
+        return Err("\"fault\" and \"phase\" belong on nemesis lines".into());
     }
     Ok(())
 }

@@ -17,10 +17,10 @@
 //! How: the zxids and versions replies carry order the writes, so most histories are checked
 //! along one forced path in near-linear time ([`check`]); only where that order leaves freedom
 //! (indeterminate ops, replies without zxids) does the memoised Wing–Gong–Lowe search branch,
-//! and it runs per independent group of paths (P-compositionality).
+//! and it runs per key group, an independent set of paths (P-compositionality).
 //!
 //! Module map: [`history`] (the format), [`model`] (the sequential spec), [`check`] (zxid
-//! checks, partitioning, the search, watches, diagnosis), [`report`] (text and HTML),
+//! checks, key groups, the search, watches, diagnosis), [`report`] (text and HTML),
 //! [`generate`] (histories of a correct ZooKeeper, for tests and the benchmark).
 
 #![deny(missing_docs)]
@@ -33,5 +33,5 @@ pub mod record;
 pub mod report;
 pub mod run;
 
-pub use check::{Guarantee, Options, Validity, Verdict, Violation, check};
+pub use check::{Cause, Explanation, Guarantee, Options, Validity, Verdict, Violation, check};
 pub use history::{Event, F, History, HistoryError, Kind};

@@ -35,7 +35,7 @@ enum Command {
         /// Do not trust the zxid of read replies.
         #[arg(long)]
         ignore_read_zxids: bool,
-        /// Search budget per partition, in configurations.
+        /// Search budget per key group (paths checked together), in configurations.
         #[arg(long, default_value_t = 2_000_000)]
         max_configs: u64,
     },
@@ -261,13 +261,13 @@ fn main() -> ExitCode {
                 let checked = started.elapsed();
                 println!(
                     "{n} ops, {paths} paths, {sessions} sessions, {:.0}% info: generated in \
-                     {generated:.2?}, checked in {checked:.2?}: {:?}, {} partitions (largest {} \
+                     {generated:.2?}, checked in {checked:.2?}: {:?}, {} key groups (largest {} \
                      ops, on {:?}), {} configurations",
                     info_rate * 100.0,
                     verdict.validity,
-                    verdict.stats.partitions,
-                    verdict.stats.largest_partition,
-                    verdict.stats.largest_partition_paths,
+                    verdict.stats.key_groups,
+                    verdict.stats.largest_key_group,
+                    verdict.stats.largest_key_group_paths,
                     verdict.stats.configs
                 );
                 if !verdict.is_valid() {

@@ -11,14 +11,54 @@ fn run(lines: &[&str], options: &Options) -> zkr_jepsen::Verdict {
     let verdict = check(&history, options).expect("well formed");
     // The reports must render for every verdict.
     let _ = report::text(&history, &verdict);
-    let _ = report::html(&history, &verdict);
+    let html = report::html(&history, &verdict);
+    if !verdict.is_valid() {
+        keep_page(&html);
+    }
     verdict
+}
+
+/// Keeps the HTML page of each violation in `target/tmp/reports/violations/<test>.html`; with
+/// `ZKR_SCREENSHOTS=1` and Chromium installed, also its screenshot (`<test>.png`), asserted to
+/// be drawn. That renders one page per kind of violation, for a person to look at.
+fn keep_page(html: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("reports/violations");
+    let name = std::thread::current().name().unwrap_or("page").replace("::", "-");
+    std::fs::create_dir_all(&dir).expect("report dir");
+    let page = dir.join(format!("{name}.html"));
+    std::fs::write(&page, html).expect("write page");
+    if std::env::var_os("ZKR_SCREENSHOTS").is_none() {
+        return;
+    }
+    let png = dir.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&png);
+    let status = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        .arg("--window-size=1200,700")
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("ZKR_SCREENSHOTS needs chromium on PATH");
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "{}: {size} bytes; {status:?}", png.display());
 }
 
 fn invalid(lines: &[&str], options: &Options) -> zkr_jepsen::Violation {
     let verdict = run(lines, options);
     assert_eq!(verdict.validity, Validity::Invalid, "expected a violation: {verdict:#?}");
     verdict.violations[0].clone()
+}
+
+/// The explanation names each (op, role) and its sentence says each of `words`.
+fn explains(v: &zkr_jepsen::Violation, causes: &[(usize, &str)], words: &[&str]) {
+    let e = &v.explanation;
+    for (op, role) in causes {
+        let named = e.causes.iter().any(|c| c.op == *op && c.role.contains(role));
+        assert!(named, "op {op} as {role:?} not in {e:#?}");
+    }
+    for w in words {
+        assert!(e.sentence.contains(w), "{w:?} not in {:?}", e.sentence);
+    }
 }
 
 fn valid(lines: &[&str], options: &Options) {
@@ -51,6 +91,28 @@ fn lost_write_is_caught() {
     assert_eq!(v.guarantee, Guarantee::WriteLinearizability);
     assert!(v.message.contains("version"), "{}", v.message);
     assert!(!v.marked.is_empty());
+    // The overwritten write (p1, version 1) and the one that reused its version.
+    explains(&v, &[(1, "overwritten"), (2, "colliding")], &["p1 set /a \"y\"", "version 1"]);
+}
+
+/// A delete expecting version 0 succeeds after an acknowledged set made version 1: the set
+/// was lost (or the delete's check skipped).
+#[test]
+fn delete_at_a_lost_version_is_caught() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"x"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a","zxid":1}"#,
+        r#"{"process":2,"type":"invoke","f":"set","path":"/a","data":"y"}"#,
+        r#"{"process":2,"type":"ok","f":"set","zxid":2,"stat":{"version":1}}"#,
+        r#"{"process":3,"type":"invoke","f":"delete","path":"/a","version":0}"#,
+        r#"{"process":3,"type":"ok","f":"delete","zxid":3}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::WriteLinearizability);
+    let words =
+        ["p3 delete /a version=0 at zxid 0x3 succeeded", "(acknowledged at zxid 0x2 version 1)"];
+    explains(&v, &[(1, "last write of the path"), (2, "the write")], &words);
+    assert!(v.explanation.sentence.contains("BadVersion"), "{}", v.explanation.sentence);
 }
 
 /// A read returns a value nobody wrote.
@@ -65,6 +127,7 @@ fn invented_value_is_caught() {
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::WriteLinearizability);
     assert!(v.message.contains("ghost"), "{}", v.message);
+    explains(&v, &[(1, "the read"), (0, "last acknowledged write")], &["\"ghost\"", "no write"]);
 }
 
 /// Two acknowledged writes with one zxid.
@@ -79,6 +142,7 @@ fn duplicate_zxid_is_caught() {
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::WriteLinearizability);
     assert!(v.message.contains("share zxid"), "{}", v.message);
+    explains(&v, &[(0, "first"), (1, "same zxid")], &["both acknowledged with zxid 0x5"]);
 }
 
 /// A write that began after another completed got a smaller zxid.
@@ -93,6 +157,7 @@ fn zxid_against_real_time_is_caught() {
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::WriteLinearizability);
     assert!(v.message.contains("before it began"), "{}", v.message);
+    explains(&v, &[(0, "completed first"), (1, "lower zxid")], &["yet got zxid 0x6"]);
 }
 
 // ---- stale read after sync -----------------------------------------------------------------
@@ -116,6 +181,7 @@ fn stale_read_after_sync_is_caught_by_zxid() {
     let v = invalid(&SYNC_STALE, &zxids());
     assert_eq!(v.guarantee, Guarantee::SyncReads);
     assert!(v.message.contains("sync"), "{}", v.message);
+    explains(&v, &[(3, "the read"), (1, "missed"), (2, "sync")], &["acknowledged at zxid 0x2"]);
 }
 
 /// Without read zxids: the search finds no order, and the diagnosis names sync.
@@ -124,6 +190,9 @@ fn stale_read_after_sync_is_caught_by_search() {
     let v = invalid(&SYNC_STALE, &no_read_zxids());
     assert_eq!(v.guarantee, Guarantee::SyncReads);
     assert!(v.message.contains("\"old\""), "{}", v.message);
+    // The value read, the write that produced it, the one that replaced it, and the sync.
+    let causes = [(3, "the read"), (0, "wrote the value read"), (1, "overwrote"), (2, "sync")];
+    explains(&v, &causes, &["p2 read /a = \"old\"", "\"new\" (p1 set", "synced (op 2)"]);
 }
 
 /// The same stale read without the sync is allowed: ZooKeeper reads may be stale.
@@ -145,9 +214,11 @@ fn stale_read_breaks_linearizable_reads_flag() {
     let options = Options { linearizable_reads: true, ..no_read_zxids() };
     let v = invalid(&h, &options);
     assert_eq!(v.guarantee, Guarantee::LinearizableReads);
+    explains(&v, &[(2, "the read"), (1, "overwrote")], &["--linearizable-reads"]);
     let options = Options { linearizable_reads: true, ..zxids() };
     let v = invalid(&h, &options);
     assert_eq!(v.guarantee, Guarantee::LinearizableReads);
+    explains(&v, &[(2, "the read"), (1, "missed")], &["--linearizable-reads"]);
 }
 
 // ---- read going back in a session ---------------------------------------------------------
@@ -168,6 +239,7 @@ fn read_going_back_is_caught_by_zxid() {
     let v = invalid(&GOING_BACK, &zxids());
     assert_eq!(v.guarantee, Guarantee::MonotonicReads);
     assert!(v.message.contains("already seen"), "{}", v.message);
+    explains(&v, &[(2, "earlier"), (3, "went back")], &["already seen zxid 0x2"]);
 }
 
 #[test]
@@ -175,6 +247,8 @@ fn read_going_back_is_caught_by_search() {
     let v = invalid(&GOING_BACK, &no_read_zxids());
     assert_eq!(v.guarantee, Guarantee::MonotonicReads);
     assert!(v.message.contains("\"v0\""), "{}", v.message);
+    let causes = [(3, "the read"), (0, "wrote the value read"), (1, "overwrote"), (2, "earlier")];
+    explains(&v, &causes, &["p2 read /a = \"v0\"", "session had already seen it"]);
 }
 
 /// Going back across paths is seen only through zxids (the session moved to a server that is
@@ -193,6 +267,7 @@ fn read_going_back_across_paths_is_caught_by_zxid() {
     ];
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::MonotonicReads);
+    explains(&v, &[(2, "earlier"), (3, "went back")], &["p2 exists /a", "seen zxid 0x2"]);
 }
 
 /// Read-your-writes: a session reads the value from before its own acknowledged write.
@@ -208,6 +283,8 @@ fn read_before_own_write_is_caught() {
     ];
     let v = invalid(&h, &no_read_zxids());
     assert_eq!(v.guarantee, Guarantee::MonotonicReads);
+    // Its own write is what orders the overwrite before the read.
+    explains(&v, &[(2, "the read"), (0, "wrote the value read"), (1, "overwrote")], &["\"v1\""]);
 }
 
 // ---- reordered session ops ----------------------------------------------------------------
@@ -229,6 +306,7 @@ fn reordered_session_writes_are_caught_by_search() {
     // issued after it, is still running (so cannot have come before it).
     assert_eq!(v.window, (2, 4), "{}", v.message);
     assert!(v.message.contains("\"first\""), "{}", v.message);
+    explains(&v, &[(1, "earlier"), (2, "overtook")], &["version 2 and version 1"]);
 }
 
 #[test]
@@ -241,6 +319,7 @@ fn reordered_session_writes_are_caught_by_zxid() {
     ];
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::SessionOrder);
+    explains(&v, &[(0, "earlier"), (1, "went back")], &["took effect at zxid 0x8"]);
 }
 
 /// A write whose outcome the client never learned (connection lost) shows up after the
@@ -261,6 +340,8 @@ fn lost_connection_write_landing_after_the_next_one_is_caught() {
     ];
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::SessionOrder);
+    let causes = [(4, "the read"), (1, "outcome unknown"), (2, "deadline"), (3, "overwrote")];
+    explains(&v, &causes, &["p1's next acknowledged op (p1 create /b", "at zxid 0x3 replaced"]);
     // Without the session's later write, the same history is fine: "late" landed at zxid 4.
     let mut free: Vec<&str> = h.to_vec();
     free.drain(4..6);
@@ -273,7 +354,7 @@ fn lost_connection_write_landing_after_the_next_one_is_caught() {
 #[test]
 fn indeterminate_writes_ordered_before_a_deadline_pass() {
     let h = [
-        // One multi without a zxid: it keeps /c, /d and /e in one partition.
+        // One multi without a zxid: it keeps /c, /d and /e in one key group.
         concat!(
             r#"{"process":1,"type":"invoke","f":"multi","ops":[{"f":"create","path":"/c","#,
             r#""data":"0"},{"f":"create","path":"/d","data":"0"},{"f":"create","path":"/e","#,
@@ -352,6 +433,8 @@ fn wrong_children_version_is_caught() {
     let h = queue(2, "/q/n-0000000001");
     let v = invalid(&h.iter().map(String::as_str).collect::<Vec<_>>(), &zxids());
     assert!(v.message.contains("cversion 2"), "{}", v.message);
+    // No pattern names ops here: the op that cannot be ordered, with the checker's reason.
+    explains(&v, &[(3, "cannot be ordered")], &["cversion 2"]);
 }
 
 /// The children counter is a Java int: at the last sequence number it wraps, and what a
@@ -382,6 +465,7 @@ fn sequential_number_counting_deletes_is_caught() {
     let h = queue(3, "/q/n-0000000002");
     let v = invalid(&h.iter().map(String::as_str).collect::<Vec<_>>(), &zxids());
     assert_eq!(v.guarantee, Guarantee::SequentialNames, "{}", v.message);
+    explains(&v, &[(0, "earlier create"), (2, "misnumbered")], &["number 2", "1 child"]);
 }
 
 // ---- watch after data ---------------------------------------------------------------------
@@ -403,6 +487,8 @@ fn watch_after_data_is_caught() {
     let v = invalid(&WATCH_LATE, &zxids());
     assert_eq!(v.guarantee, Guarantee::Watches);
     assert!(v.message.contains("before the event"), "{}", v.message);
+    let causes = [(1, "left the watch"), (2, "fires it"), (3, "saw the change first")];
+    explains(&v, &causes, &["zxid 0x2 (p1 set /a \"v1\")"]);
 }
 
 #[test]
@@ -423,6 +509,7 @@ fn event_without_watch_is_caught() {
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::Watches);
     assert!(v.message.contains("without a pending watch"), "{}", v.message);
+    explains(&v, &[], &["no watch pending"]);
 }
 
 // ---- sequential names ---------------------------------------------------------------------
@@ -445,6 +532,7 @@ fn duplicate_sequential_name_is_caught() {
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::SequentialNames);
     assert!(v.message.contains("n-0000000000"), "{}", v.message);
+    explains(&v, &[(0, "first"), (1, "colliding")], &["both given /q/n-0000000000"]);
 }
 
 #[test]
@@ -464,6 +552,8 @@ fn decreasing_sequential_name_is_caught() {
     ];
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::SequentialNames);
+    let words = ["got /q/n-0000000003 after p1", "/q/n-0000000005"];
+    explains(&v, &[(0, "first"), (1, "colliding")], &words);
 }
 
 // ---- multi --------------------------------------------------------------------------------
@@ -485,6 +575,8 @@ fn non_atomic_multi_is_caught() {
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::MultiAtomicity);
     assert!(v.message.contains("/b"), "{}", v.message);
+    let causes = [(0, "the multi"), (1, "read of its paths"), (2, "read of its paths")];
+    explains(&v, &causes, &["/a present at zxid 0x4 and /b absent"]);
 }
 
 /// A failed multi left part of its effect.
@@ -501,6 +593,7 @@ fn partial_failed_multi_is_caught() {
     ];
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::MultiAtomicity);
+    explains(&v, &[(0, "the multi"), (1, "read of its paths")], &["failed", "/a \"1\""]);
 }
 
 // ---- ephemerals ---------------------------------------------------------------------------
@@ -521,6 +614,8 @@ fn ephemeral_outliving_its_session_is_caught() {
     ];
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::Ephemerals);
+    let causes = [(2, "the read"), (0, "created the ephemeral"), (1, "the close")];
+    explains(&v, &causes, &["ephemeral of p1's session", "p1 close at zxid 0x2"]);
 }
 
 // ---- valid histories ----------------------------------------------------------------------
@@ -576,6 +671,6 @@ fn reports_mark_the_ops_that_cannot_be_ordered() {
     let text = report::text(&history, &verdict);
     assert!(text.contains("cannot be ordered"), "{text}");
     let html = report::html(&history, &verdict);
-    assert!(html.contains("class=\"op marked\""), "{html}");
+    assert!(html.contains("class=\"op marked"), "{html}");
     assert!(html.starts_with("<!DOCTYPE html>"));
 }

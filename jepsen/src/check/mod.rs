@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  History ──pair──▶ ops ──┬─▶ zxid::check     fast checks on the zxids replies carry
-//!                          ├─▶ partition ──▶ linear::search (per partition, memoised WGL)
+//!                          ├─▶ key groups ─▶ linear::search (per key group, memoised WGL)
 //!                          │                   └─ on failure: diagnose (which guarantee)
 //!                          └─▶ watch::check    events arrive before the data they announce
 //! ```
@@ -15,9 +15,10 @@
 //!
 //! A violation names the [`Guarantee`] it breaks. For a failed search the guarantee is found
 //! by switching constraints off one at a time, weakest first, and naming the first whose
-//! removal lets the partition pass; if none does, the values themselves are impossible and the
+//! removal lets the key group pass; if none does, the values themselves are impossible and the
 //! guarantee is write linearizability (a lost or invented write).
 
+mod explain;
 pub(crate) mod linear;
 pub(crate) mod partition;
 mod watch;
@@ -37,7 +38,7 @@ pub struct Options {
     pub linearizable_reads: bool,
     /// Trust the zxid of read replies as the serving server's last applied zxid.
     pub use_read_zxids: bool,
-    /// Search budget per partition, in configurations; beyond it the verdict is unknown.
+    /// Search budget per key group, in configurations; beyond it the verdict is unknown.
     pub max_configs: u64,
 }
 
@@ -104,6 +105,41 @@ pub struct Violation {
     /// The ops of the failing window, when it was minimised: the timeline shows only these
     /// (empty: every event in `window`).
     pub ops: Vec<usize>,
+    /// The cause: the ops that make the contradiction, and the contradiction in one sentence.
+    pub explanation: Explanation,
+}
+
+/// Why a violation is one: the few operations that fix the contradiction, each with its role,
+/// and one sentence stating it in ZooKeeper's terms.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Explanation {
+    /// The contradiction, e.g. `p2 read /a = "v1" at zxid 0x5, but "v2" (p5 set, acknowledged
+    /// at zxid 0x7 before p2's read was invoked) had already replaced it; ...`.
+    pub sentence: String,
+    /// The ops the sentence names, in the order it names them.
+    pub causes: Vec<Cause>,
+}
+
+/// One operation of an [`Explanation`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cause {
+    /// The op (an index into `History::ops`).
+    pub op: usize,
+    /// Its part in the contradiction: "the read", "wrote the value read", "overwrote it", ...
+    pub role: String,
+}
+
+impl Explanation {
+    /// An explanation naming `causes` as (op, role).
+    pub fn new(sentence: String, causes: &[(usize, &str)]) -> Explanation {
+        let causes = causes.iter().map(|&(op, role)| Cause { op, role: role.to_string() });
+        Explanation { sentence, causes: causes.collect() }
+    }
+
+    /// True if the op is one of the causes.
+    pub fn names(&self, op: usize) -> bool {
+        self.causes.iter().any(|c| c.op == op)
+    }
 }
 
 /// The overall answer.
@@ -122,12 +158,12 @@ pub enum Validity {
 pub struct Stats {
     /// Paired ops.
     pub ops: usize,
-    /// Independent partitions.
-    pub partitions: usize,
-    /// Ops in the largest partition.
-    pub largest_partition: usize,
-    /// Some paths of the largest partition.
-    pub largest_partition_paths: Vec<String>,
+    /// Key groups: sets of paths no op spans, checked independently (not network partitions).
+    pub key_groups: usize,
+    /// Ops in the largest key group.
+    pub largest_key_group: usize,
+    /// Some paths of the largest key group.
+    pub largest_key_group_paths: Vec<String>,
     /// Configurations explored by the searches.
     pub configs: u64,
 }
@@ -139,7 +175,7 @@ pub struct Verdict {
     pub validity: Validity,
     /// Every violation found (empty when valid).
     pub violations: Vec<Violation>,
-    /// Descriptions of partitions whose search ran out of budget.
+    /// Descriptions of key groups whose search ran out of budget.
     pub unknown: Vec<String>,
     /// Counters.
     pub stats: Stats,
@@ -163,9 +199,9 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
     let parts = partition::partitions(history, &ops, split);
     let mut stats = Stats {
         ops: ops.len(),
-        partitions: parts.len(),
-        largest_partition: parts.iter().map(|p| p.ops.len()).max().unwrap_or(0),
-        largest_partition_paths: (parts.iter().max_by_key(|p| p.ops.len()))
+        key_groups: parts.len(),
+        largest_key_group: parts.iter().map(|p| p.ops.len()).max().unwrap_or(0),
+        largest_key_group_paths: (parts.iter().max_by_key(|p| p.ops.len()))
             .map(|p| p.scope.paths.iter().take(6).cloned().collect())
             .unwrap_or_default(),
         configs: 0,
@@ -222,6 +258,9 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
             }
         }
     }
+    for v in violations.iter_mut().filter(|v| v.explanation.sentence.is_empty()) {
+        v.explanation = explain::explain(history, &ops, v, options);
+    }
     violations.sort_by_key(|v| (v.window.1, v.guarantee));
     let validity = match (violations.is_empty(), unknown.is_empty()) {
         (false, _) => Validity::Invalid,
@@ -259,9 +298,9 @@ fn relaxations(lin: bool) -> Vec<(Relax, Guarantee)> {
     tries
 }
 
-/// Names the guarantee a failed partition breaks: the first constraint, weakest first, whose
+/// Names the guarantee a failed key group breaks: the first constraint, weakest first, whose
 /// removal lets it pass. Used when no window could be certified (it searches the whole
-/// partition, so it is slow on long ones).
+/// key group, so it is slow on long ones).
 fn diagnose(
     history: &History,
     ops: &[Op],
@@ -321,7 +360,7 @@ fn diagnose_from(part: &Partition, start: Option<&Tree>, lin: bool, budget: u64)
 /// dozen searches).
 const WINDOW_BUDGET: u64 = 200_000;
 
-/// Builds the violation report of a failed partition from its smallest failing window.
+/// Builds the violation report of a failed key group from its smallest failing window.
 fn explain_window(
     history: &History,
     ops: &[Op],
@@ -338,7 +377,7 @@ fn explain_window(
         (Some(_), n) => format!("from each of the {n} states the earlier ops may leave"),
     };
     let header = format!(
-        "smallest failing window: events {}..={}, {} of the partition's {} ops, checked {start}",
+        "smallest failing window: events {}..={}, {} of the key group's {} ops, checked {start}",
         w.from,
         w.to,
         w.ops.len(),
@@ -352,7 +391,7 @@ fn explain_window(
     v
 }
 
-/// Builds the violation report of a failed partition.
+/// Builds the violation report of a failed key group.
 fn explain(
     history: &History,
     ops: &[Op],
@@ -380,7 +419,9 @@ fn explain(
         lines.push(format!("  cannot place {}: {why}", crate::report::describe_op(history, op)));
     }
     let window = window_of(ops, marked.iter().chain(&context).copied(), history.events.len());
-    Violation { guarantee, message: lines.join("\n"), marked, context, window, ops: Vec::new() }
+    let message = lines.join("\n");
+    let explanation = Explanation::default();
+    Violation { guarantee, message, marked, context, window, ops: Vec::new(), explanation }
 }
 
 /// The event range covering these ops (invoke to completion, or invoke only for info).

@@ -14,7 +14,8 @@
 //! Changes made by `close` (ephemerals going away) are not used as triggers: which nodes a
 //! session owned is the search's business, not this pass's.
 
-use super::{Guarantee, Options, Violation, window_of};
+use super::explain::short;
+use super::{Explanation, Guarantee, Options, Violation, window_of};
 use crate::history::{CreateMode, Event, F, History, Kind, Op, Outcome, WatchType, parent};
 use crate::report::describe_op;
 use std::collections::{BTreeMap, BTreeSet};
@@ -146,6 +147,20 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
                     describe_op(history, &ops[tid]),
                     describe_op(history, &ops[reg.op])
                 );
+                let sentence = format!(
+                    "p{} saw the change of zxid {tz:#x} ({}) through its {shown} before the event \
+                     for the watch it left with {} arrived; a client receives a watch's event \
+                     before any reply that shows the change",
+                    op.process,
+                    short(history, &ops[tid]),
+                    short(history, &ops[reg.op]),
+                );
+                let causes = [
+                    (reg.op, "left the watch"),
+                    (tid, "the change that fires it"),
+                    (id, "saw the change first"),
+                ];
+                let explanation = Explanation::new(sentence, &causes);
                 let marked = vec![reg.op, tid, id];
                 let window = window_of(ops, marked.iter().copied(), history.events.len());
                 let g = Guarantee::Watches;
@@ -156,6 +171,7 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
                     context: vec![],
                     window,
                     ops: vec![],
+                    explanation,
                 });
                 break;
             }
@@ -207,9 +223,12 @@ fn on_event(
         *regs = kept;
         fired
     };
-    let push = |out: &mut Vec<Violation>, message: String, marked: Vec<usize>| {
+    let push = |out: &mut Vec<Violation>, message: String, marked: Vec<usize>, sentence| {
         let (lo, hi) = window_of(ops, marked.iter().copied(), history.events.len());
         let window = (lo.min(index), hi.max(index));
+        let roles = ["left the watch", "the change it should have fired for"];
+        let causes: Vec<(usize, &str)> = marked.iter().copied().zip(roles).collect();
+        let explanation = Explanation::new(sentence, &causes);
         out.push(Violation {
             guarantee: Guarantee::Watches,
             message,
@@ -217,6 +236,7 @@ fn on_event(
             context: vec![],
             window,
             ops: vec![],
+            explanation,
         });
     };
     if fired.is_empty() && !vague {
@@ -224,7 +244,12 @@ fn on_event(
             "process {} received {t:?} for {path} (event #{index}) without a pending watch",
             event.process
         );
-        push(out, message, vec![]);
+        let sentence = format!(
+            "p{} received {t:?} for {path} (event #{index}) but had no watch pending on it; a \
+             watch fires once, for a watch a read left",
+            event.process
+        );
+        push(out, message, vec![], sentence);
         return;
     }
     let Some(ez) = event.zxid else { return };
@@ -238,7 +263,14 @@ fn on_event(
                 describe_op(history, &ops[reg.op]),
                 describe_op(history, &ops[tid])
             );
-            push(out, message, vec![reg.op, tid]);
+            let sentence = format!(
+                "p{}'s watch (left by {}) fired for zxid {ez:#x}, but {} changed {path} first, \
+                 at zxid {tz:#x}; a watch fires for the first change after it was set",
+                event.process,
+                short(history, &ops[reg.op]),
+                short(history, &ops[tid])
+            );
+            push(out, message, vec![reg.op, tid], sentence);
         } else if early {
             let message = format!(
                 "{t:?} for {path} (event #{index}) is for zxid {ez:#x}, not after the watch left \
@@ -246,7 +278,14 @@ fn on_event(
                 describe_op(history, &ops[reg.op]),
                 reg.at
             );
-            push(out, message, vec![reg.op]);
+            let sentence = format!(
+                "p{}'s watch (left by {} at zxid {:#x}) fired for zxid {ez:#x}, which is not \
+                 after it; a watch fires for a change after it was set",
+                event.process,
+                short(history, &ops[reg.op]),
+                reg.at
+            );
+            push(out, message, vec![reg.op], sentence);
         }
     }
 }

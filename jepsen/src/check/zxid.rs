@@ -13,7 +13,8 @@
 //! serving server's last applied zxid, as in ZooKeeper). These checks see across partitions,
 //! which the per-partition search cannot.
 
-use super::{Guarantee, Options, Violation, window_of};
+use super::explain::short;
+use super::{Explanation, Guarantee, Options, Violation, window_of};
 use crate::history::{F, History, Op, Outcome};
 use crate::report::describe_op;
 use std::collections::BTreeMap;
@@ -41,9 +42,11 @@ fn violation(
     guarantee: Guarantee,
     message: String,
     marked: Vec<usize>,
+    explanation: Explanation,
 ) -> Violation {
     let window = window_of(ops, marked.iter().copied(), history.events.len());
-    Violation { guarantee, message, marked, context: Vec::new(), window, ops: Vec::new() }
+    let context = Vec::new();
+    Violation { guarantee, message, marked, context, window, ops: Vec::new(), explanation }
 }
 
 fn duplicates(
@@ -61,13 +64,16 @@ fn duplicates(
                 describe_op(history, &ops[first]),
                 describe_op(history, op)
             );
-            out.push(violation(
-                history,
-                ops,
-                Guarantee::WriteLinearizability,
-                message,
-                vec![first, op.id],
-            ));
+            let sentence = format!(
+                "{} and {} were both acknowledged with zxid {z:#x}; Zab gives every committed \
+                 proposal its own zxid",
+                short(history, &ops[first]),
+                short(history, op)
+            );
+            let causes = [(first, "the first write"), (op.id, "the write with the same zxid")];
+            let explanation = Explanation::new(sentence, &causes);
+            let g = Guarantee::WriteLinearizability;
+            out.push(violation(history, ops, g, message, vec![first, op.id], explanation));
         } else {
             by_zxid.insert(z, op.id);
         }
@@ -116,8 +122,17 @@ fn realtime(
                         describe_op(history, op),
                         describe_op(history, &ops[fid])
                     );
+                    let sentence = format!(
+                        "{} was invoked after {} had been acknowledged at zxid {fz:#x}, yet got \
+                         zxid {z:#x}; a write that begins after another completed is ordered \
+                         after it, and zxids follow that order",
+                        short(history, op),
+                        short(history, &ops[fid])
+                    );
+                    let causes = [(fid, "completed first"), (id, "the write with a lower zxid")];
+                    let explanation = Explanation::new(sentence, &causes);
                     let g = Guarantee::WriteLinearizability;
-                    out.push(violation(history, ops, g, message, vec![fid, id]));
+                    out.push(violation(history, ops, g, message, vec![fid, id], explanation));
                 }
                 max_write = max_write.max(Some((z, id)));
             } else if options.linearizable_reads
@@ -132,13 +147,18 @@ fn realtime(
                     describe_op(history, op),
                     describe_op(history, &ops[fid])
                 );
-                out.push(violation(
-                    history,
-                    ops,
-                    Guarantee::LinearizableReads,
-                    message,
-                    vec![fid, id],
-                ));
+                let sentence = format!(
+                    "p{} read{} at zxid {z:#x}, but {} had been acknowledged at zxid {fz:#x} \
+                     before the read was invoked; with --linearizable-reads a read sees every \
+                     write completed before it began",
+                    op.process,
+                    history.request(op).path.as_ref().map(|p| format!(" {p}")).unwrap_or_default(),
+                    short(history, &ops[fid])
+                );
+                let causes = [(id, "the read"), (fid, "the write it missed")];
+                let explanation = Explanation::new(sentence, &causes);
+                let g = Guarantee::LinearizableReads;
+                out.push(violation(history, ops, g, message, vec![fid, id], explanation));
             }
             max_any = max_any.max(Some((z, id)));
         }
@@ -181,7 +201,19 @@ fn sessions(
                     describe_op(history, &ops[s]),
                     describe_op(history, &ops[w])
                 );
-                out.push(violation(history, ops, Guarantee::SyncReads, message, vec![w, s, op.id]));
+                let sentence = format!(
+                    "p{} read{} at zxid {z:#x} after its sync (op {s}), but {} had been \
+                     acknowledged at zxid {fz:#x} before the sync was invoked; a read after \
+                     sync sees every write completed before the sync began",
+                    op.process,
+                    history.request(op).path.as_ref().map(|p| format!(" {p}")).unwrap_or_default(),
+                    short(history, &ops[w])
+                );
+                let causes =
+                    [(op.id, "the read"), (w, "the write it missed"), (s, "the session's sync")];
+                let explanation = Explanation::new(sentence, &causes);
+                let g = Guarantee::SyncReads;
+                out.push(violation(history, ops, g, message, vec![w, s, op.id], explanation));
             } else if let Some((sz, sid)) = seen
                 && (z < sz || (is_write && z == sz))
             {
@@ -196,7 +228,28 @@ fn sessions(
                     describe_op(history, op),
                     describe_op(history, &ops[sid])
                 );
-                out.push(violation(history, ops, guarantee, message, vec![sid, op.id]));
+                let rule = if is_write {
+                    "a session's ops take effect in the order it issued them"
+                } else {
+                    "a session never reads older data than it has seen or written"
+                };
+                let sentence = format!(
+                    "{} {verb} zxid {z:#x}, but p{} had already seen zxid {sz:#x} in {}, \
+                     issued earlier; {rule}",
+                    short(history, op),
+                    op.process,
+                    short(history, &ops[sid])
+                );
+                let causes = [(sid, "the session's earlier op"), (op.id, "went back")];
+                let explanation = Explanation::new(sentence, &causes);
+                out.push(violation(
+                    history,
+                    ops,
+                    guarantee,
+                    message,
+                    vec![sid, op.id],
+                    explanation,
+                ));
             }
             seen = seen.max(Some((z, op.id)));
         }
