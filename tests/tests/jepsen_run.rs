@@ -48,6 +48,7 @@ fn a_short_run_under_kills_pauses_and_partitions_is_valid_and_a_corrupted_copy_i
     assert!(faults.lines().count() >= 4, "faults were injected and healed:\n{faults}");
     let text = std::fs::read_to_string(out.join("history.jsonl")).expect("history");
     let history = History::parse(&text).expect("the recorded history parses");
+    assert!(!history.faults().is_empty(), "the faults are in the history as nemesis lines");
     let oks = history.events.iter().filter(|e| e.kind == Some(Kind::Ok)).count();
     assert!(oks > 200, "the workload made progress: {oks} ok ops");
 

@@ -33,7 +33,7 @@ use rand_chacha::ChaCha8Rng;
 use zkr_core::proto::client::{OpCode, Request};
 use zkr_core::types::Acl;
 
-use crate::history::{Event, F, Header, History, Kind};
+use crate::history::{Event, F, Header, History, Kind, Phase};
 use crate::{Options, check, record, report};
 use client::Client;
 use cluster::Cluster;
@@ -300,6 +300,8 @@ fn nemesis(run: &Run, cluster: &Mutex<Cluster>, options: &TestOptions) -> Vec<St
             }
         };
         drop(c);
+        let name = format!("{fault:?} {what}").to_lowercase();
+        run.push(nemesis_line(&name, Phase::Start));
         log.push(format!("{} {fault:?} {what}", stamp(run)));
         std::thread::sleep(hold.min(end.saturating_duration_since(Instant::now())));
         let mut c = cluster.lock().expect("not poisoned");
@@ -315,10 +317,21 @@ fn nemesis(run: &Run, cluster: &Mutex<Cluster>, options: &TestOptions) -> Vec<St
             }
         };
         drop(c);
+        run.push(nemesis_line(&name, Phase::Stop));
         let error = healed.map_or(String::new(), |e| format!(": {e}"));
         log.push(format!("{} heal {fault:?}{error}", stamp(run)));
     }
     log
+}
+
+/// A `nemesis` history line: the fault's start or stop, drawn as a band in the reports.
+fn nemesis_line(fault: &str, phase: Phase) -> Event {
+    Event {
+        kind: Some(Kind::Nemesis),
+        fault: Some(fault.to_string()),
+        phase: Some(phase),
+        ..Event::default()
+    }
 }
 
 /// Writes the history, checks it, writes the reports; returns the verdict and the summary.
@@ -340,7 +353,7 @@ fn finish(run: &Run, options: &TestOptions, faults: &[String]) -> Result<Outcome
     write("report.html", &report::html(&history, &verdict))?;
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     for e in &history.events {
-        if let Some(kind) = e.kind.filter(|k| *k != Kind::Invoke) {
+        if let Some(kind) = e.kind.filter(|k| !matches!(k, Kind::Invoke | Kind::Nemesis)) {
             *outcomes.entry(format!("{kind:?}").to_lowercase()).or_default() += 1;
         }
     }
