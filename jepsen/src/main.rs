@@ -182,7 +182,7 @@ fn test(args: TestArgs) -> ExitCode {
     };
     match run::run(cluster, &options) {
         Ok(outcome) => {
-            print!("{}", outcome.summary);
+            out(&outcome.summary);
             if outcome.valid { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
         Err(e) => {
@@ -190,6 +190,13 @@ fn test(args: TestArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes to stdout; a closed pipe (`jepsen check h.jsonl | head`) ends the output quietly
+/// instead of panicking as `print!` would.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn main() -> ExitCode {
@@ -219,7 +226,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            print!("{}", report::text(&history, &verdict));
+            out(&report::text(&history, &verdict));
             if let Some(out) = html
                 && let Err(e) = std::fs::write(&out, report::html(&history, &verdict))
             {
@@ -238,7 +245,7 @@ fn main() -> ExitCode {
                 zxids: !no_zxids,
                 ..generate::Config::default()
             };
-            print!("{}", generate::generate(&config).to_jsonl());
+            out(&generate::generate(&config).to_jsonl());
             ExitCode::SUCCESS
         }
         Command::Bench { ops, paths, sessions, info_rate, seed, no_zxids } => {
@@ -259,19 +266,19 @@ fn main() -> ExitCode {
                 let verdict =
                     check(&history, &Options::default()).expect("generated is well formed");
                 let checked = started.elapsed();
-                println!(
+                out(&format!(
                     "{n} ops, {paths} paths, {sessions} sessions, {:.0}% info: generated in \
                      {generated:.2?}, checked in {checked:.2?}: {:?}, {} key groups (largest {} \
-                     ops, on {:?}), {} configurations",
+                     ops, on {:?}), {} configurations\n",
                     info_rate * 100.0,
                     verdict.validity,
                     verdict.stats.key_groups,
                     verdict.stats.largest_key_group,
                     verdict.stats.largest_key_group_paths,
                     verdict.stats.configs
-                );
+                ));
                 if !verdict.is_valid() {
-                    print!("{}", report::text(&history, &verdict));
+                    out(&report::text(&history, &verdict));
                     return ExitCode::from(1);
                 }
             }

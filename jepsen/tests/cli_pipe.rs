@@ -1,0 +1,22 @@
+//! `jepsen ... | head` ends quietly: a reader that closes the pipe early does not make the
+//! command panic.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+#[test]
+fn a_closed_stdout_ends_the_output_without_a_panic() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jepsen"))
+        .args(["generate", "--ops", "5000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jepsen runs");
+    let mut first = [0u8; 64];
+    child.stdout.take().expect("piped").read_exact(&mut first).expect("some output");
+    // The read end is dropped here, as `head` closes it.
+    let output = child.wait_with_output().expect("jepsen ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
