@@ -65,6 +65,8 @@ pub struct Bugs {
     pub commit_after_one_ack: bool,
     /// Zab leader: send a DIFF where a TRUNC is needed (learner keeps txns the leader lacks).
     pub diff_instead_of_trunc: bool,
+    /// Zab: ignore `Input::PeerLost`, so a dead leader is noticed only by the silence timeout.
+    pub ignore_peer_lost: bool,
 }
 
 impl Bugs {
@@ -75,6 +77,7 @@ impl Bugs {
             || self.reads_skip_queue
             || self.commit_after_one_ack
             || self.diff_instead_of_trunc
+            || self.ignore_peer_lost
     }
 }
 

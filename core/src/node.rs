@@ -203,6 +203,7 @@ impl Node {
             Input::ClientClosed { conn } => self.on_client_closed(conn),
             Input::Persisted { upto } => self.on_persisted(upto),
             Input::PeerMessage { from, msg } => self.on_peer_message(from, msg),
+            Input::PeerLost { peer } => self.on_peer_lost(peer),
         }
         self.invariants();
     }

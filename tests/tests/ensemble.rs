@@ -138,6 +138,12 @@ async fn three_servers_elect_replicate_fail_over_and_rejoin() {
     members[leader].kill9();
     let new_leader = wait_for_roles(&members, 2, "after killing the leader");
     assert_ne!(new_leader, leader);
+    for m in members.iter().filter(|m| m.id != members[leader].id) {
+        // The survivors elect because the leader's connection closed, not after syncLimit.
+        let log = m.log();
+        assert!(log.contains("lost the connection to the leader"), "server {}: {log}", m.id);
+        assert!(!log.contains("leader silent"), "server {} waited for silence", m.id);
+    }
     let zk = client(&members[new_leader]).await;
     let (data, _) = op("committed data survives", zk.get_data("/e2e")).await;
     assert_eq!(data, b"one");

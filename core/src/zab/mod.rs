@@ -182,6 +182,28 @@ impl Node {
         }
     }
 
+    /// The shell lost its connection to `peer` (see `Input::PeerLost`). A learner whose leader
+    /// it is elects at once instead of waiting `syncLimit` for silence; a leader forgets the
+    /// learner (and steps down without a quorum); an election forgets the peer's votes, so it
+    /// does not settle on a vote only a dead server still backs.
+    pub(crate) fn on_peer_lost(&mut self, peer: ServerId) {
+        let known = self.config.members.iter().any(|m| m.id == peer);
+        if !known || peer == self.config.server_id || self.config.bugs.ignore_peer_lost {
+            return;
+        }
+        match &mut self.role {
+            Role::Looking(Some(election)) => election.forget(peer),
+            Role::Looking(None) => {}
+            Role::Following(l) if l.leader == peer => {
+                tracing::info!(leader = peer.0, "lost the connection to the leader; electing");
+                self.become_looking();
+                assert!(self.leader().is_none(), "a lost leader is not followed");
+            }
+            Role::Following(_) => {}
+            Role::Leading(_) => self.leader_on_peer_lost(peer),
+        }
+    }
+
     fn on_notification(&mut self, from: ServerId, vote: Vote, epoch: u64, state: PeerState) {
         let now = self.now_tick;
         if let Role::Looking(Some(election)) = &mut self.role {
