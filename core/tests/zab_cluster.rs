@@ -521,3 +521,50 @@ fn a_leader_that_loses_its_quorums_connections_steps_down_at_once() {
     assert!(!c.node(leader).is_serving(), "no quorum left: back to election");
     assert!(c.node(leader).leader().is_none());
 }
+
+fn connect_frame() -> Vec<u8> {
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 4_000,
+        session_id: 0,
+        passwd: vec![0; 16],
+        read_only: None,
+    };
+    codec::encode_connect_request(&req)[4..].to_vec()
+}
+
+/// Opens a connection on `id` and sends its handshake; returns what the node answered.
+fn handshake_outputs(c: &mut Cluster, id: u64, conn: u64) -> Vec<Output> {
+    let node = c.nodes.get_mut(&id).and_then(|n| n.as_mut()).expect("up");
+    node.step(Input::ClientConnected { conn: ConnId(conn), remote_ip: "10.0.0.9".into() });
+    assert_eq!(node.take_outputs(), vec![], "accepting alone answers nothing (4lw still work)");
+    node.step(Input::ClientFrame { conn: ConnId(conn), payload: connect_frame() });
+    node.take_outputs()
+}
+
+#[test]
+fn a_server_without_a_leader_refuses_clients_at_their_handshake() {
+    // ZooKeeper closes the connection ("ZooKeeperServer not running"), so the client moves on
+    // to another server at once instead of waiting out its session timeout here.
+    let mut c = Cluster::new(3);
+    assert!(c.node(1).leader().is_none(), "looking");
+    let closed = vec![Output::ClientClose { conn: ConnId(20) }];
+    assert_eq!(handshake_outputs(&mut c, 1, 20), closed, "a looking server refuses");
+    // Server 1's FOLLOWERINFO never reaches 3: it decides to follow 3 but is never synced.
+    c.down_links.insert((1, 3));
+    let leader = (0..200).find_map(|_| {
+        c.tick(1);
+        c.leader()
+    });
+    assert_eq!(leader, Some(3));
+    assert_eq!(c.node(1).leader(), Some(ServerId(3)), "server 1 follows 3");
+    assert!(!c.node(1).is_serving(), "but is not synced");
+    let closed = vec![Output::ClientClose { conn: ConnId(21) }];
+    assert_eq!(handshake_outputs(&mut c, 1, 21), closed, "an unsynced learner refuses");
+    let answered = handshake_outputs(&mut c, 2, 22);
+    assert!(
+        !answered.contains(&Output::ClientClose { conn: ConnId(22) }),
+        "a synced follower takes the client: {answered:?}"
+    );
+}

@@ -183,7 +183,8 @@ impl Outbound {
                     dropped = true;
                 }
                 if broken || dropped {
-                    tracing::info!(peer = self.peer.0, "quorum peer unreachable; reporting it lost");
+                    let peer = self.peer.0;
+                    tracing::info!(peer, "quorum peer unreachable; reporting it lost");
                     let _ = self.events.send(Event::PeerLost { peer: self.peer });
                     broken = false;
                 }

@@ -18,6 +18,14 @@ use crate::types::ServerId;
 use crate::zab::message::{PeerState, Vote, ZabMessage};
 use crate::zab::quorum::Quorum;
 
+/// How long a quorum for a proposal must hold before the round is decided, ms (ZooKeeper's
+/// `finalizeWait`). The node draws the actual wait from `[1, 2] ×` this, in ticks; it is also
+/// the first notification resend timeout, which doubles up to [`MAX_NOTIFICATION_TIMEOUT_MS`].
+pub const FINALIZE_WAIT_MS: u64 = 200;
+
+/// The longest notification resend timeout, ms (ZooKeeper's `maxNotificationInterval`).
+pub const MAX_NOTIFICATION_TIMEOUT_MS: u64 = 60_000;
+
 /// What the election asks the node to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ElectionAction {

@@ -81,6 +81,9 @@ impl Learner {
     }
 }
 
+/// How often a learner repeats FOLLOWERINFO while no LEADERINFO came, ms.
+pub const FOLLOWER_INFO_RESEND_MS: u64 = crate::zab::election::FINALIZE_WAIT_MS;
+
 /// How many out-of-order session messages a server holds before it gives the session up.
 pub const MAX_EARLY_MESSAGES: usize = 4096;
 
@@ -141,7 +144,11 @@ impl Node {
     }
 
     fn send_follower_info(&mut self) {
-        let resend = (self.config.tick_times(1) / 2).max(1);
+        // Repeated every finalize wait (at most every half tickTime): the elected leader may
+        // decide a little after us and drops what reaches it while it still looks, so a
+        // tickTime-based resend would add up to half a tickTime to every fail-over.
+        let half_tick = (self.config.tick_times(1) / 2).max(1);
+        let resend = self.config.ms_to_ticks(FOLLOWER_INFO_RESEND_MS).clamp(1, half_tick);
         let now = self.now_tick;
         let l = learner_mut(self);
         l.next_info = now + resend;

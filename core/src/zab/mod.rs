@@ -114,9 +114,10 @@ impl Node {
             zxid: self.log.last_logged(),
             peer_epoch: self.current_epoch,
         };
-        let finalize = self.config.ms_to_ticks(200).max(1);
+        let finalize = self.config.ms_to_ticks(election::FINALIZE_WAIT_MS).max(1);
         let finalize = finalize + self.rng.random_range(0..=finalize);
-        let max_backoff = self.config.ms_to_ticks(60_000).max(finalize);
+        let max_backoff =
+            self.config.ms_to_ticks(election::MAX_NOTIFICATION_TIMEOUT_MS).max(finalize);
         let (election, actions) = Election::start(
             self.config.server_id,
             self.quorum.clone(),
