@@ -15,6 +15,7 @@
 //! | core's `invariants()` hold (panics caught) | core/src/node.rs | `lib.rs` `run_seed` |
 //! | a healed majority commits a fresh write | STYLE.md practice 12 | [`liveness`] |
 //! | at most one established leader per epoch | Zab §3; TLA+ `Leadership1` | [`leaders`] |
+//! | a clean leader crash fails over within the election timeouts | issue 17; FLE | [`failover`] |
 //! | local/global primary order, integrity | Zab §3; TLA+ `*PrimaryOrder` | needs Zab seeds |
 //!
 //! Details: the history check covers linearizable writes, FIFO sessions, monotone reads, sync
@@ -30,6 +31,7 @@ pub mod agreement;
 pub mod digest;
 pub mod durability;
 pub mod ephemerals;
+pub mod failover;
 pub mod history;
 pub mod leaders;
 pub mod liveness;
@@ -57,6 +59,8 @@ pub struct Checks {
     pub digest: digest::Digests,
     /// See [`ephemerals`].
     pub ephemerals: ephemerals::Ephemerals,
+    /// See [`failover`].
+    pub failover: failover::Failover,
 }
 
 /// The majority of a cluster of `n`.
