@@ -134,6 +134,10 @@ impl Node {
             }
             None => DataTree::new(),
         };
+        let mut tree = tree;
+        if let Some(text) = &config.ensemble_config_text {
+            tree.set_config_data(text.as_bytes());
+        }
         check_recovered_order(tree.last_processed_zxid(), &init.txns)?;
         let log = ZabLog::recovered(tree.last_processed_zxid(), init.txns);
         let voters = if config.is_standalone() {

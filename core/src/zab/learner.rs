@@ -255,6 +255,10 @@ impl Node {
             return self.become_looking();
         }
         self.tree = snapshot.tree.clone();
+        if let Some(text) = &self.config.ensemble_config_text {
+            // The leader's snapshot carries its view of the membership; ours is our own config.
+            self.tree.set_config_data(text.as_bytes());
+        }
         let now = self.now_tick;
         let bucket = self.config.tick_times(1);
         self.sessions = crate::session::SessionTable::new(bucket, self.config.tick_ms as u64);
