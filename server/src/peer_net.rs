@@ -9,9 +9,10 @@
 //! While a peer is unreachable, what is queued for it is dropped rather than kept: old messages
 //! would only be stale when it comes back.
 //!
-//! Lost peers: when a connection to a peer breaks (our write fails, or the peer's connection
-//! to us ends), the outbound task reconnects at once, with a short timeout
-//! ([`RECONNECT_PROBE`]). If that fails, the peer is reported lost (`Event::PeerLost`, the
+//! Lost peers: when our connection to a peer breaks (a write fails, or the peer closes its end,
+//! which a read on it shows: the peer never writes there), the outbound task reconnects at
+//! once, with a short timeout ([`RECONNECT_PROBE`]); so does a task waiting to retry when the
+//! peer's connection to us ends. If that fails, the peer is reported lost (`Event::PeerLost`, the
 //! core's `Input::PeerLost`): a follower elects at once instead of waiting `syncLimit` for
 //! silence, as ZooKeeper's follower does when its leader's socket closes. Messages dropped
 //! because the peer is unreachable are reported the same way (at most once per failed
@@ -205,8 +206,9 @@ impl Outbound {
         }
     }
 
-    /// Writes queued frames until the connection breaks, the peer's connection to us ends,
-    /// or shutdown.
+    /// Writes queued frames until the connection breaks (a write fails, or the peer closes its
+    /// end) or shutdown. The peer's connection to us ending does not drop this one: the peer
+    /// may only have replaced it, and dropping ours would lose what is in flight.
     async fn connected(&mut self, mut stream: TcpStream) -> Ended {
         let _ = stream.set_nodelay(true);
         if stream.write_u64(self.me.0).await.is_err() {
@@ -224,13 +226,6 @@ impl Outbound {
                 _ = self.shutdown.changed() => return Ended::Shutdown,
                 _ = stream.read(&mut probe) => {
                     tracing::info!(peer = self.peer.0, "quorum connection closed by the peer");
-                    return Ended::Broken;
-                }
-                changed = self.inbound_closed.changed() => {
-                    if changed.is_err() {
-                        return Ended::Shutdown;
-                    }
-                    tracing::info!(peer = self.peer.0, "peer's connection to us ended; checking");
                     return Ended::Broken;
                 }
                 frame = self.queue.recv() => match frame {
