@@ -125,7 +125,7 @@ impl Node {
         }
         let bucket_ticks = config.ms_to_ticks(config.tick_time_ms as u64).max(1);
         let mut sessions = SessionTable::new(bucket_ticks, config.tick_ms as u64);
-        let tree = match init.snapshot {
+        let mut tree = match init.snapshot {
             Some(snap) => {
                 for (id, timeout_ms) in &snap.sessions {
                     sessions.add(*id, *timeout_ms, 0);
@@ -134,7 +134,6 @@ impl Node {
             }
             None => DataTree::new(),
         };
-        let mut tree = tree;
         if let Some(text) = &config.ensemble_config_text {
             tree.set_config_data(text.as_bytes());
         }

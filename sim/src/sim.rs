@@ -545,6 +545,11 @@ impl Sim {
             let message = format!("n{n} sent a peer message to unknown server {}", to.0);
             return self.violation(Violation { invariant: "agreement", at_ns: self.now, message });
         };
+        if self.nodes[m].node.is_none() {
+            // The shell cannot connect to a server that is down: it drops the message and
+            // reports the server lost (server/src/peer_net.rs).
+            return self.report_peer_lost(m, n);
+        }
         let link = self.peer_links[&(n.min(m), n.max(m))];
         let from = self.nodes[n].addr;
         self.send(link, from, Msg::Peer(Box::new(msg)));
