@@ -81,8 +81,9 @@ impl Learner {
     }
 }
 
-/// How often a learner repeats FOLLOWERINFO while no LEADERINFO came, ms.
-pub const FOLLOWER_INFO_RESEND_MS: u64 = crate::zab::election::FINALIZE_WAIT_MS;
+/// How often a learner repeats FOLLOWERINFO while no LEADERINFO came, ms: half the finalize
+/// wait, so a leader that decided after us hears from us soon after (repeats are idempotent).
+pub const FOLLOWER_INFO_RESEND_MS: u64 = crate::zab::election::FINALIZE_WAIT_MS / 2;
 
 /// How many out-of-order session messages a server holds before it gives the session up.
 pub const MAX_EARLY_MESSAGES: usize = 4096;
@@ -144,7 +145,7 @@ impl Node {
     }
 
     fn send_follower_info(&mut self) {
-        // Repeated every finalize wait (at most every half tickTime): the elected leader may
+        // Repeated every half finalize wait (at most every half tickTime): the elected leader may
         // decide a little after us and drops what reaches it while it still looks, so a
         // tickTime-based resend would add up to half a tickTime to every fail-over.
         let half_tick = (self.config.tick_times(1) / 2).max(1);
