@@ -38,6 +38,12 @@ pub struct Config {
     pub sync_limit: u32,
     /// Committed txns kept in memory for DIFF syncs (ZooKeeper's `commitLogCount`).
     pub commit_log_count: usize,
+    /// The data of `/zookeeper/config` on an ensemble member: the membership as ZooKeeper's
+    /// `QuorumVerifier.toString()` writes it (`server.N=host:quorumPort:electionPort:participant`
+    /// lines, `;clientHost:clientPort` where the `server.N` line has one, then `version=` in
+    /// hex). The shell builds it from zoo.cfg. `None` (standalone; the simulator): the node stays
+    /// empty, as on a standalone ZooKeeper.
+    pub ensemble_config_text: Option<String>,
     /// Deliberately broken behaviours, for proving that the simulator's checks can fail. Any of
     /// them switched on is rejected by `validate()` unless core is built with the `bugs` feature.
     pub bugs: Bugs,
@@ -73,6 +79,8 @@ pub struct Bugs {
     pub ack_newleader_before_sync: bool,
     /// Expire sessions after half their timeout.
     pub expire_early: bool,
+    /// Zab: ignore `Input::PeerLost`, so a dead leader is noticed only by the silence timeout.
+    pub ignore_peer_lost: bool,
 }
 
 impl Bugs {
@@ -86,6 +94,7 @@ impl Bugs {
             || self.epoch_before_sync
             || self.ack_newleader_before_sync
             || self.expire_early
+            || self.ignore_peer_lost
     }
 }
 
@@ -109,6 +118,7 @@ impl Default for Config {
             init_limit: 10,
             sync_limit: 5,
             commit_log_count: 500,
+            ensemble_config_text: None,
             bugs: Bugs::default(),
         }
     }

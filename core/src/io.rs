@@ -71,6 +71,17 @@ pub enum Input {
         /// The message.
         msg: ZabMessage,
     },
+    /// The shell's connection to another ensemble member broke and could not be re-established
+    /// at once (the peer's process is gone, or its host refuses connections). A learner that
+    /// loses its leader this way goes back to election at once (ZooKeeper's follower treats a
+    /// broken leader connection as a lost leader); a leader forgets the learner and steps down
+    /// if it no longer has a quorum. A peer that is silent but still connected (paused,
+    /// behind a stalled network) is not reported: the `syncLimit`/`initLimit` timeouts find it.
+    /// Reporting a peer that is in fact alive is safe: it only costs a new election or a resync.
+    PeerLost {
+        /// The member whose connection is gone.
+        peer: ServerId,
+    },
 }
 
 /// Everything a node asks the shell to do.

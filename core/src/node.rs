@@ -125,7 +125,7 @@ impl Node {
         }
         let bucket_ticks = config.ms_to_ticks(config.tick_time_ms as u64).max(1);
         let mut sessions = SessionTable::new(bucket_ticks, config.tick_ms as u64);
-        let tree = match init.snapshot {
+        let mut tree = match init.snapshot {
             Some(snap) => {
                 for (id, timeout_ms) in &snap.sessions {
                     sessions.add(*id, *timeout_ms, 0);
@@ -134,6 +134,9 @@ impl Node {
             }
             None => DataTree::new(),
         };
+        if let Some(text) = &config.ensemble_config_text {
+            tree.set_config_data(text.as_bytes());
+        }
         check_recovered_order(tree.last_processed_zxid(), &init.txns)?;
         let log = ZabLog::recovered(tree.last_processed_zxid(), init.txns);
         let voters = if config.is_standalone() {
@@ -203,6 +206,7 @@ impl Node {
             Input::ClientClosed { conn } => self.on_client_closed(conn),
             Input::Persisted { upto } => self.on_persisted(upto),
             Input::PeerMessage { from, msg } => self.on_peer_message(from, msg),
+            Input::PeerLost { peer } => self.on_peer_lost(peer),
         }
         self.invariants();
     }

@@ -1,13 +1,13 @@
 //! DataTree + PrepState: Stat exactness (reference §10.2), sequential names, watch triggers,
 //! ephemerals and closeSession (§10.6), containers/TTL (§10.8), quotas (§10.9).
 
-use zkr_core::Config;
 use zkr_core::prep::{PrepState, Requester};
 use zkr_core::proto::client::{EventType, OpCode, Request};
 use zkr_core::proto::error::ZkError;
 use zkr_core::tree::{ApplyOutcome, DataTree, NodeKind, WatchTrigger};
 use zkr_core::txn::{CreateKind, LoggedTxn, Txn, TxnHeader};
-use zkr_core::types::{Acl, Id, SessionId, Zxid};
+use zkr_core::types::{Acl, Id, ServerId, SessionId, Zxid};
+use zkr_core::{Config, Node, NodeInit};
 
 const S1: SessionId = SessionId(0x100);
 
@@ -90,6 +90,45 @@ fn fresh_tree_stats() {
     assert_eq!(tree.all_children_number("/zookeeper"), Some(2));
     assert_eq!(tree.all_children_number("/nope"), None);
     assert_eq!(tree.last_processed_zxid(), Zxid(0));
+}
+
+#[test]
+fn the_config_node_holds_the_membership_with_zookeepers_stat() {
+    let text = "server.1=127.0.0.1:2888:3888:participant\nversion=0";
+    let mut a = DataTree::new();
+    let fresh_digest = a.digest();
+    a.set_config_data(text.as_bytes());
+    let stat = a.stat("/zookeeper/config").unwrap();
+    assert_eq!((stat.version, stat.mzxid, stat.mtime, stat.data_length), (-1, 0, 0, 50));
+    assert_eq!(a.get("/zookeeper/config").unwrap().data.as_deref(), Some(text.as_bytes()));
+    assert_ne!(a.digest(), fresh_digest, "the digest follows the data");
+    assert_eq!(a.approximate_data_size(), 1 + 10 + 16 + 17 + 50);
+    let mut b = DataTree::new();
+    b.set_config_data(text.as_bytes());
+    b.set_config_data(text.as_bytes());
+    assert_eq!(
+        a.digest(),
+        b.digest(),
+        "members with one configuration agree; setting is idempotent"
+    );
+    assert_eq!(a.last_processed_zxid(), Zxid(0), "not a txn");
+}
+
+#[test]
+fn an_ensemble_member_serves_its_membership_and_a_standalone_server_does_not() {
+    let text = "server.1=a:2888:3888:participant\nserver.2=b:2888:3888:participant\nversion=0";
+    let members = (1..=2).map(|i| zkr_core::config::Member { id: ServerId(i), observer: false });
+    let config = Config {
+        members: members.collect(),
+        ensemble_config_text: Some(text.into()),
+        ..Config::default()
+    };
+    let node = Node::new(config, NodeInit::default()).unwrap();
+    let data = node.tree().get("/zookeeper/config").unwrap().data.clone();
+    assert_eq!(data.as_deref(), Some(text.as_bytes()));
+    let standalone = Node::new(Config::default(), NodeInit::default()).unwrap();
+    let data = standalone.tree().get("/zookeeper/config").unwrap().data.clone();
+    assert_eq!(data.as_deref(), Some(&b""[..]), "as on a standalone ZooKeeper");
 }
 
 #[test]

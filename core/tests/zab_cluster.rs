@@ -464,3 +464,107 @@ fn a_session_moves_from_one_server_to_another() {
     let (err, body) = c.call(b, 11, 1, Request::Exists { path: "/moved".into(), watch: false });
     assert_eq!(err, 0, "its own write is visible there: {body:?}");
 }
+
+/// Ticks until `done` holds; returns the number of ticks it took, or None after `max`.
+fn ticks_until(c: &mut Cluster, max: u32, mut done: impl FnMut(&Cluster) -> bool) -> Option<u32> {
+    for t in 0..max {
+        if done(c) {
+            return Some(t);
+        }
+        c.tick(1);
+    }
+    None
+}
+
+#[test]
+fn followers_that_lose_the_leaders_connection_elect_at_once() {
+    // The default syncLimit is 5 tickTimes = 100 core ticks; the survivors must not wait it out.
+    let mut c = Cluster::new(3);
+    let old = elect(&mut c);
+    c.crash(old);
+    let survivors: Vec<u64> = c.ids.iter().copied().filter(|id| *id != old).collect();
+    assert!(ticks_until(&mut c, 30, |c| c.leader().is_some()).is_none(), "no report: waits");
+    let mut c = Cluster::new(3);
+    let old = elect(&mut c);
+    c.crash(old);
+    for id in &survivors {
+        c.step(*id, Input::PeerLost { peer: ServerId(old) });
+        assert!(!c.node(*id).is_serving(), "a follower without its leader stops serving");
+    }
+    c.settle();
+    let took = ticks_until(&mut c, 30, |c| c.leader().is_some() && c.serving().len() == 2);
+    assert!(took.is_some_and(|t| t <= 10), "elected within 1 s of ticks: {took:?}");
+}
+
+#[test]
+fn a_peer_lost_report_about_another_follower_changes_nothing() {
+    let mut c = Cluster::new(3);
+    let leader = elect(&mut c);
+    let followers: Vec<u64> = c.ids.iter().copied().filter(|id| *id != leader).collect();
+    c.step(followers[0], Input::PeerLost { peer: ServerId(followers[1]) });
+    assert!(c.node(followers[0]).is_serving(), "its leader is still there");
+    c.step(leader, Input::PeerLost { peer: ServerId(followers[1]) });
+    assert!(c.node(leader).is_established_leader(), "the leader keeps a quorum of two");
+}
+
+#[test]
+fn a_leader_that_loses_its_quorums_connections_steps_down_at_once() {
+    let mut c = Cluster::new(3);
+    let leader = elect(&mut c);
+    let followers: Vec<u64> = c.ids.iter().copied().filter(|id| *id != leader).collect();
+    for f in &followers {
+        c.crash(*f);
+    }
+    c.step(leader, Input::PeerLost { peer: ServerId(followers[0]) });
+    assert!(c.node(leader).is_established_leader(), "one follower left: still a quorum");
+    c.step(leader, Input::PeerLost { peer: ServerId(followers[1]) });
+    assert!(!c.node(leader).is_serving(), "no quorum left: back to election");
+    assert!(c.node(leader).leader().is_none());
+}
+
+fn connect_frame() -> Vec<u8> {
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 4_000,
+        session_id: 0,
+        passwd: vec![0; 16],
+        read_only: None,
+    };
+    codec::encode_connect_request(&req)[4..].to_vec()
+}
+
+/// Opens a connection on `id` and sends its handshake; returns what the node answered.
+fn handshake_outputs(c: &mut Cluster, id: u64, conn: u64) -> Vec<Output> {
+    let node = c.nodes.get_mut(&id).and_then(|n| n.as_mut()).expect("up");
+    node.step(Input::ClientConnected { conn: ConnId(conn), remote_ip: "10.0.0.9".into() });
+    assert_eq!(node.take_outputs(), vec![], "accepting alone answers nothing (4lw still work)");
+    node.step(Input::ClientFrame { conn: ConnId(conn), payload: connect_frame() });
+    node.take_outputs()
+}
+
+#[test]
+fn a_server_without_a_leader_refuses_clients_at_their_handshake() {
+    // ZooKeeper closes the connection ("ZooKeeperServer not running"), so the client moves on
+    // to another server at once instead of waiting out its session timeout here.
+    let mut c = Cluster::new(3);
+    assert!(c.node(1).leader().is_none(), "looking");
+    let closed = vec![Output::ClientClose { conn: ConnId(20) }];
+    assert_eq!(handshake_outputs(&mut c, 1, 20), closed, "a looking server refuses");
+    // Server 1's FOLLOWERINFO never reaches 3: it decides to follow 3 but is never synced.
+    c.down_links.insert((1, 3));
+    let leader = (0..200).find_map(|_| {
+        c.tick(1);
+        c.leader()
+    });
+    assert_eq!(leader, Some(3));
+    assert_eq!(c.node(1).leader(), Some(ServerId(3)), "server 1 follows 3");
+    assert!(!c.node(1).is_serving(), "but is not synced");
+    let closed = vec![Output::ClientClose { conn: ConnId(21) }];
+    assert_eq!(handshake_outputs(&mut c, 1, 21), closed, "an unsynced learner refuses");
+    let answered = handshake_outputs(&mut c, 2, 22);
+    assert!(
+        !answered.contains(&Output::ClientClose { conn: ConnId(22) }),
+        "a synced follower takes the client: {answered:?}"
+    );
+}

@@ -47,6 +47,12 @@ pub enum Event {
         /// The message.
         msg: zkr_core::zab::message::ZabMessage,
     },
+    /// The connection to another ensemble member broke and could not be re-established at once
+    /// (see `peer_net`); the driver reports it to the node as `Input::PeerLost`.
+    PeerLost {
+        /// The member.
+        peer: zkr_core::types::ServerId,
+    },
     /// A four-letter word; the driver answers with the text to write before closing.
     FourLetterWord {
         /// The peer address.

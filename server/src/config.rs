@@ -605,6 +605,7 @@ impl ServerConfig {
                 observer: spec.peer_type == PeerType::Observer,
             })
             .collect();
+        self.core.ensemble_config_text = Some(self.membership_text());
         if let Some(limit) = self.init_limit {
             self.core.init_limit = limit;
         }
@@ -614,6 +615,36 @@ impl ServerConfig {
         self.core
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("invalid configuration: {e}")))
+    }
+
+    /// The ensemble's membership as ZooKeeper 3.8 writes it into `/zookeeper/config`
+    /// (`QuorumVerifier.toString()`, `QuorumServer.toString()`): one
+    /// `server.N=host:quorumPort:electionPort:participant|observer` line per member in id order,
+    /// `;clientHost:clientPort` appended only where the `server.N` line gave a client port
+    /// (`0.0.0.0` when it gave no host; a `clientPort` key does not show), IPv6 hosts in
+    /// brackets, then `version=` and the config version in hex without a trailing newline. A
+    /// static configuration (no dynamic reconfig, which zkr does not support) is version 0.
+    pub fn membership_text(&self) -> String {
+        let bracket = |host: &str| {
+            if host.contains(':') { format!("[{host}]") } else { host.to_string() }
+        };
+        let mut text = String::new();
+        for (id, spec) in &self.servers {
+            let role = match spec.peer_type {
+                PeerType::Participant => "participant",
+                PeerType::Observer => "observer",
+            };
+            let (host, quorum, election) =
+                (bracket(&spec.host), spec.quorum_port, spec.election_port);
+            text.push_str(&format!("server.{id}={host}:{quorum}:{election}:{role}"));
+            if let Some((client_host, port)) = &spec.client {
+                let client_host = client_host.as_deref().map_or("0.0.0.0".into(), bracket);
+                text.push_str(&format!(";{client_host}:{port}"));
+            }
+            text.push('\n');
+        }
+        text.push_str(&format!("version={:x}", 0));
+        text
     }
 
     /// `key=value` pairs for the `conf` four-letter word, in ZooKeeper's order and spelling.

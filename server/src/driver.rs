@@ -249,6 +249,7 @@ impl Driver {
                 self.four_letter_word(remote, cmd, reply)
             }
             Event::Peer { from, msg } => self.node.step(Input::PeerMessage { from, msg }),
+            Event::PeerLost { peer } => self.node.step(Input::PeerLost { peer }),
         }
     }
 

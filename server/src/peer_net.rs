@@ -8,9 +8,20 @@
 //! Zab tolerates (cumulative ACK/COMMIT, gap detection, resends in election and discovery).
 //! While a peer is unreachable, what is queued for it is dropped rather than kept: old messages
 //! would only be stale when it comes back.
+//!
+//! Lost peers: when our connection to a peer breaks (a write fails, or the peer closes its end,
+//! which a read on it shows: the peer never writes there), the outbound task reconnects at
+//! once, with a short timeout ([`RECONNECT_PROBE`]); so does a task waiting to retry when the
+//! peer's connection to us ends. If that fails, the peer is reported lost (`Event::PeerLost`, the
+//! core's `Input::PeerLost`): a follower elects at once instead of waiting `syncLimit` for
+//! silence, as ZooKeeper's follower does when its leader's socket closes. Messages dropped
+//! because the peer is unreachable are reported the same way (at most once per failed
+//! connect), so a learner does not wait `initLimit` on a leader that is not there. A peer that
+//! is stopped but whose connections stay open is not reported; the core's timeouts find it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,6 +35,12 @@ use crate::client_net::Event;
 
 /// Largest peer frame accepted (a SNAP carries a whole snapshot).
 const MAX_PEER_FRAME: usize = 512 * 1024 * 1024;
+
+/// How long the reconnect after a broken connection may take before the peer counts as lost.
+pub const RECONNECT_PROBE: Duration = Duration::from_millis(500);
+
+/// Counts, per peer, the inbound connections from it that ended (the outbound task watches it).
+type InboundClosed = Arc<BTreeMap<ServerId, watch::Sender<u64>>>;
 
 /// Handles to the outbound connections.
 pub struct PeerNet {
@@ -41,12 +58,29 @@ impl PeerNet {
     ) -> std::io::Result<PeerNet> {
         let listener = TcpListener::bind(listen).await?;
         tracing::info!(%listen, "quorum port listening");
-        tokio::spawn(accept_loop(listener, events, shutdown.clone()));
+        let mut closed = BTreeMap::new();
+        let mut closed_rx = BTreeMap::new();
+        for id in peers.keys() {
+            let (tx, rx) = watch::channel(0u64);
+            closed.insert(*id, tx);
+            closed_rx.insert(*id, rx);
+        }
+        let closed: InboundClosed = Arc::new(closed);
+        tokio::spawn(accept_loop(listener, events.clone(), closed, shutdown.clone()));
         let mut senders = BTreeMap::new();
         for (id, addr) in peers {
             let (tx, rx) = mpsc::unbounded_channel();
             senders.insert(id, tx);
-            tokio::spawn(outbound(me, id, addr, rx, shutdown.clone()));
+            let link = Outbound {
+                me,
+                peer: id,
+                addr,
+                queue: rx,
+                shutdown: shutdown.clone(),
+                events: events.clone(),
+                inbound_closed: closed_rx.remove(&id).expect("one per peer"),
+            };
+            tokio::spawn(link.run());
         }
         Ok(PeerNet { senders })
     }
@@ -62,6 +96,7 @@ impl PeerNet {
 async fn accept_loop(
     listener: TcpListener,
     events: mpsc::UnboundedSender<Event>,
+    closed: InboundClosed,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -73,9 +108,14 @@ async fn accept_loop(
         let Ok((stream, remote)) = accepted else { continue };
         let _ = stream.set_nodelay(true);
         let events = events.clone();
+        let closed = closed.clone();
         tokio::spawn(async move {
-            if let Err(e) = inbound(stream, events).await {
+            let mut from = None;
+            if let Err(e) = inbound(stream, events, &mut from).await {
                 tracing::debug!(%remote, %e, "quorum connection ended");
+            }
+            if let Some(tx) = from.and_then(|id| closed.get(&id)) {
+                tx.send_modify(|n| *n += 1);
             }
         });
     }
@@ -84,8 +124,10 @@ async fn accept_loop(
 async fn inbound(
     mut stream: TcpStream,
     events: mpsc::UnboundedSender<Event>,
+    peer: &mut Option<ServerId>,
 ) -> std::io::Result<()> {
     let from = ServerId(stream.read_u64().await?);
+    *peer = Some(from);
     loop {
         let len = stream.read_u32().await? as usize;
         if len > MAX_PEER_FRAME {
@@ -108,54 +150,95 @@ async fn inbound(
     }
 }
 
-async fn outbound(
+/// One peer's outbound connection task.
+struct Outbound {
     me: ServerId,
     peer: ServerId,
     addr: String,
-    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let connected =
-            tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr.as_str())).await;
-        let mut stream = match connected {
-            Ok(Ok(stream)) => stream,
-            _ => {
-                while queue.try_recv().is_ok() {}
+    queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    shutdown: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<Event>,
+    inbound_closed: watch::Receiver<u64>,
+}
+
+/// Why the connected loop ended.
+enum Ended {
+    Shutdown,
+    Broken,
+}
+
+impl Outbound {
+    async fn run(mut self) {
+        let mut backoff = Duration::from_millis(50);
+        // A connection broke and the reconnect has not succeeded yet.
+        let mut broken = false;
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            let limit = if broken { RECONNECT_PROBE } else { Duration::from_secs(2) };
+            let connected = tokio::time::timeout(limit, TcpStream::connect(&self.addr)).await;
+            let Ok(Ok(stream)) = connected else {
+                let mut dropped = false;
+                while self.queue.try_recv().is_ok() {
+                    dropped = true;
+                }
+                if broken || dropped {
+                    let peer = self.peer.0;
+                    tracing::info!(peer, "quorum peer unreachable; reporting it lost");
+                    let _ = self.events.send(Event::PeerLost { peer: self.peer });
+                    broken = false;
+                }
                 tokio::select! {
                     biased;
-                    _ = shutdown.changed() => return,
+                    _ = self.shutdown.changed() => return,
+                    _ = self.inbound_closed.changed() => broken = true,
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
+            };
+            backoff = Duration::from_millis(50);
+            match self.connected(stream).await {
+                Ended::Shutdown => return,
+                Ended::Broken => broken = true,
             }
-        };
-        backoff = Duration::from_millis(50);
-        let _ = stream.set_nodelay(true);
-        if stream.write_u64(me.0).await.is_err() {
-            continue;
         }
-        tracing::info!(peer = peer.0, %addr, "quorum connection up");
+    }
+
+    /// Writes queued frames until the connection breaks (a write fails, or the peer closes its
+    /// end) or shutdown. The peer's connection to us ending does not drop this one: the peer
+    /// may only have replaced it, and dropping ours would lose what is in flight.
+    async fn connected(&mut self, mut stream: TcpStream) -> Ended {
+        let _ = stream.set_nodelay(true);
+        if stream.write_u64(self.me.0).await.is_err() {
+            return Ended::Broken;
+        }
+        self.inbound_closed.borrow_and_update();
+        tracing::info!(peer = self.peer.0, addr = %self.addr, "quorum connection up");
+        // The peer never writes on our outbound connection: a read that completes means it
+        // closed (or reset) it, e.g. because its process died (a connect that landed in a dying
+        // process's backlog ends this way too).
+        let mut probe = [0u8; 1];
         loop {
             let frame = tokio::select! {
                 biased;
-                _ = shutdown.changed() => return,
-                frame = queue.recv() => match frame {
+                _ = self.shutdown.changed() => return Ended::Shutdown,
+                _ = stream.read(&mut probe) => {
+                    tracing::info!(peer = self.peer.0, "quorum connection closed by the peer");
+                    return Ended::Broken;
+                }
+                frame = self.queue.recv() => match frame {
                     Some(frame) => frame,
-                    None => return,
+                    None => return Ended::Shutdown,
                 },
             };
             let mut buf = Vec::with_capacity(frame.len() + 4);
             buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
             buf.extend_from_slice(&frame);
             if stream.write_all(&buf).await.is_err() {
-                tracing::info!(peer = peer.0, "quorum connection lost; reconnecting");
-                break;
+                tracing::info!(peer = self.peer.0, "quorum connection lost; reconnecting");
+                return Ended::Broken;
             }
         }
     }

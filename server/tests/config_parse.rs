@@ -312,6 +312,29 @@ server.4=10.0.0.4:2888:3888;[::1]:2183
     assert_eq!(s3.peer_type, PeerType::Observer);
     assert_eq!(s3.client, Some((Some("127.0.0.1".to_string()), 2182)));
     assert_eq!(config.servers[&4].client, Some((Some("::1".to_string()), 2183)));
+    // /zookeeper/config as ZooKeeper 3.8 writes it (QuorumVerifier.toString()): the client part
+    // only where the server line has one, 0.0.0.0 for a bare port, IPv6 in brackets.
+    let expected = "server.1=zk1:2888:3888:participant\n\
+                    server.2=zk2.example.com:2888:3888:participant;0.0.0.0:2181\n\
+                    server.3=[::1]:2888:3888:observer;127.0.0.1:2182\n\
+                    server.4=10.0.0.4:2888:3888:participant;[::1]:2183\n\
+                    version=0";
+    assert_eq!(config.membership_text(), expected);
+}
+
+#[test]
+fn membership_text_matches_apache_zookeeper_for_a_plain_ensemble() {
+    // Read back with zkCli.sh `config` from a real Apache ZooKeeper 3.8.0 ensemble started with
+    // these server lines and `clientPort=24181` (138 bytes, dataVersion -1).
+    let text = "dataDir=/d\nclientPort=24181\nserver.1=127.0.0.1:24281:24381\n\
+                server.2=127.0.0.1:24282:24382\nserver.3=127.0.0.1:24283:24383\n";
+    let config = ServerConfig::parse(text).unwrap();
+    let apache = "server.1=127.0.0.1:24281:24381:participant\n\
+                  server.2=127.0.0.1:24282:24382:participant\n\
+                  server.3=127.0.0.1:24283:24383:participant\n\
+                  version=0";
+    assert_eq!(config.membership_text(), apache);
+    assert_eq!(apache.len(), 138);
 }
 
 #[test]
@@ -363,6 +386,7 @@ fn standalone_default() {
     assert_eq!(config.data_dir, PathBuf::from("./data"));
     assert_eq!(config.data_log_dir, PathBuf::from("./data"));
     assert_eq!(config.core.tick_time_ms, 2000);
+    assert_eq!(config.core.ensemble_config_text, None, "standalone: /zookeeper/config empty");
     for word in [
         "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "wchc", "wchp", "dump",
         "isro",
@@ -427,6 +451,8 @@ fn load_reads_a_file_and_names_it_in_errors() {
     std::fs::write(&quorum, text).unwrap();
     let config = ServerConfig::load(&quorum).unwrap();
     assert_eq!(config.core.server_id.0, 2);
+    let members = "server.1=a:2888:3888:participant\nserver.2=b:2888:3888:participant\nversion=0";
+    assert_eq!(config.core.ensemble_config_text.as_deref(), Some(members), "for the core");
     assert_eq!(config.to_conf_lines().iter().find(|(k, _)| k == "serverId").unwrap().1, "2");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -89,6 +89,14 @@ pub struct SeedReport {
     pub history: Option<String>,
     /// Wall-clock time the seed took, ns (for the speed figures only; never in the trace).
     pub wall_ns: u64,
+    /// Crashes of an established leader, and how many were clean (see `invariants::failover`).
+    pub leader_crashes: (u64, u64),
+    /// Per leader crash: ns to the next established leader.
+    pub failover_established_ns: Vec<u64>,
+    /// Per leader crash: ns to the next committed write of a newer epoch.
+    pub failover_write_ns: Vec<u64>,
+    /// Per clean leader crash: ns to the next established leader.
+    pub failover_clean_ns: Vec<u64>,
 }
 
 impl SeedReport {
@@ -138,6 +146,10 @@ fn run_inner(seed: u64, options: &RunOptions) -> SeedReport {
         faults: std::mem::take(&mut sim.faults),
         ops,
         acked_writes: sim.checks.acked.len(),
+        leader_crashes: sim.checks.failover.crashes,
+        failover_established_ns: std::mem::take(&mut sim.checks.failover.established_ns),
+        failover_write_ns: std::mem::take(&mut sim.checks.failover.write_ns),
+        failover_clean_ns: std::mem::take(&mut sim.checks.failover.clean_established_ns),
         ..SeedReport::default()
     };
     if sim.violations.is_empty() && !options.skip_history_check {

@@ -29,7 +29,12 @@ impl Sim {
         self.schedule(next, Ev::Nemesis { kind });
         let n = self.rng.random_range(0..self.nodes.len());
         match kind {
-            FaultKind::Crash => self.crash(n, "nemesis"),
+            FaultKind::Crash => {
+                // Half the crashes go to the established leader (Jepsen's "kill the primary"):
+                // fail-over is what a crash tests most, and `invariants::failover` bounds it.
+                let leader = self.leader_established_at.1.filter(|_| self.rng.random_bool(0.5));
+                self.crash(leader.unwrap_or(n), "nemesis")
+            }
             FaultKind::CrashMidStep => {
                 if self.nodes[n].node.is_some() {
                     self.nodes[n].crash_mid_step = true;
@@ -54,6 +59,9 @@ impl Sim {
                         format!("c{} x{factor}", link.0)
                     });
                     self.net.slow_link(link, factor);
+                    if self.peer_links.values().any(|l| *l == link) {
+                        self.checks.failover.disturbed();
+                    }
                 }
             }
             FaultKind::Pause => self.pause(n),

@@ -306,6 +306,11 @@ impl<M: Clone> Network<M> {
         }
     }
 
+    /// The delay factor of a link (1 = normal; 1 for a link that is gone).
+    pub fn slow_factor(&self, link: LinkId) -> u64 {
+        self.links.get(&link).map_or(1, |l| l.slow)
+    }
+
     /// Every open link touching `addr`, in id order.
     pub fn links_of(&self, addr: Addr) -> Vec<LinkId> {
         self.links.iter().filter(|(_, l)| l.ends.contains(&addr)).map(|(id, _)| *id).collect()

@@ -366,6 +366,23 @@ impl Sim {
     }
 
     pub(crate) fn count_fault(&mut self, kind: &'static str) {
+        // Restarts and lost writes come with crashes (which count); a broken or slow peer link
+        // counts where it happens (`break_link`, the nemesis); a client link's do not slow a
+        // fail-over.
+        let harmless = [
+            "client_reconnect",
+            "client_silence",
+            "clock_step",
+            "clock_drift",
+            "link_break",
+            "slow_link",
+            "restart",
+            "torn_write",
+            "unsynced_lost",
+        ];
+        if !harmless.contains(&kind) {
+            self.checks.failover.disturbed();
+        }
         *self.faults.entry(kind).or_default() += 1;
     }
 
@@ -449,6 +466,7 @@ impl Sim {
         let wall_ms = self.nodes[n].clock.wall_ms(self.now);
         self.node_input(n, Input::Tick { wall_ms });
         self.check_ephemerals(n);
+        self.check_failover();
     }
 
     fn on_fsync(&mut self, n: usize, inc: u32) {
@@ -575,6 +593,11 @@ impl Sim {
                 let f = from.0;
                 self.trace
                     .event(self.now, "peer", &ids(5, f), &[], || format!("n{n} <- s{f} {msg:?}"))
+            }
+            Input::PeerLost { peer } => {
+                let p = peer.0;
+                let text = || format!("n{n} lost s{p}");
+                self.trace.event(self.now, "peer_lost", &ids(6, p), &[], text)
             }
         }
     }
@@ -708,6 +731,11 @@ impl Sim {
             let message = format!("n{n} sent a peer message to unknown server {}", to.0);
             return self.violation(Violation { invariant: "agreement", at_ns: self.now, message });
         };
+        if self.nodes[m].node.is_none() {
+            // The shell cannot connect to a server that is down: it drops the message and
+            // reports the server lost (server/src/peer_net.rs).
+            return self.report_peer_lost(m, n);
+        }
         let link = self.peer_links[&(n.min(m), n.max(m))];
         let from = self.nodes[n].addr;
         self.send(link, from, Msg::Peer(Box::new(msg)));
@@ -733,6 +761,7 @@ impl Sim {
     /// Commit and digest hooks after node `n` stepped.
     fn after_step(&mut self, n: usize) {
         let now = self.now;
+        let mut failover = None;
         let slot = &mut self.nodes[n];
         let Some(node) = &slot.node else { return };
         match (node.is_serving(), slot.serving_since) {
@@ -742,14 +771,19 @@ impl Sim {
         }
         if node.is_established_leader() && self.leader_established_at.1 != Some(n) {
             self.leader_established_at = (now, Some(n));
+            let bound = crate::invariants::failover::bound_ns(&self.swarm);
+            failover = self.checks.failover.established(now, n, node.epochs().1, bound);
         } else if !node.is_established_leader() && self.leader_established_at.1 == Some(n) {
             self.leader_established_at.1 = None;
         }
-        let mut found = Vec::new();
+        let mut found = vec![failover];
         if let Some(v) = crate::invariants::leaders::observe(&mut self.leaders, n, node, now) {
             found.push(Some(v));
         }
         let current = node.committed().min(node.last_zxid());
+        if current > slot.applied {
+            self.checks.failover.committed(now, current.epoch());
+        }
         if current <= slot.applied {
             for v in found.into_iter().flatten() {
                 self.violation(v);
@@ -837,6 +871,11 @@ impl Sim {
             self.trace.event(self.now, "break", &[link.0], why.as_bytes(), || {
                 format!("peer n{a}-n{b} {why}: in-flight messages dropped")
             });
+            // Each end's shell sees its connection close (and, in this model, fail to come
+            // back at once): both report the other lost.
+            self.report_peer_lost(a, b);
+            self.report_peer_lost(b, a);
+            self.checks.failover.disturbed();
             return;
         }
         let Some((a, b)) = self.net.break_link(link) else {
@@ -900,6 +939,7 @@ impl Sim {
             }
         }
         self.check_durability();
+        self.crash_seen_by_peers(n);
         let down = match self.phase {
             Phase::Faults => self.rng.random_range(50_000_000..3_000_000_000),
             Phase::Liveness => 1_000_000,
@@ -1029,6 +1069,55 @@ impl Sim {
         self.clients.push(client);
         let c = self.clients.len() - 1;
         self.schedule(self.now, Ev::ClientWake { client: c });
+    }
+}
+
+impl Sim {
+    /// Node `to`'s shell reports server `lost` (slot) gone, after a network delay: its
+    /// connection closed and did not come back at once.
+    fn report_peer_lost(&mut self, lost: usize, to: usize) {
+        let (lo, hi) = (self.swarm.net.delay_ns_min, self.swarm.net.delay_ns_max);
+        let at = self.now + self.rng.random_range(lo..=hi);
+        let (inc, peer) = (self.nodes[to].inc, ServerId(lost as u64 + 1));
+        self.schedule(at, Ev::NodeInput { node: to, inc, input: Input::PeerLost { peer } });
+    }
+
+    /// Node `n` crashed: its process's connections close, so the other servers' shells
+    /// report it lost, except in one crash in five, which is silent (a host that vanished:
+    /// only the timeouts find it). A crash of the established leader starts a fail-over
+    /// measurement (`invariants::failover`).
+    fn crash_seen_by_peers(&mut self, n: usize) {
+        let announced = self.rng.random_bool(0.8);
+        if announced {
+            let up: Vec<usize> = (0..self.nodes.len())
+                .filter(|m| *m != n && self.nodes[*m].node.is_some())
+                .collect();
+            for m in up {
+                self.report_peer_lost(n, m);
+            }
+        }
+        if self.leader_established_at.1 != Some(n) || self.nodes.len() == 1 {
+            return;
+        }
+        let epoch = self.leaders.iter().rev().find(|(_, l)| **l == n).map_or(0, |(e, _)| *e);
+        let others_up = (0..self.nodes.len())
+            .filter(|m| *m != n)
+            .all(|m| self.nodes[m].node.is_some() && self.nodes[m].paused_until <= self.now);
+        let clean = announced
+            && others_up
+            && self.phase == Phase::Faults
+            && matches!(self.net.partition(), crate::net::Partition::None)
+            && self.swarm.net.datagram_loss == 0.0
+            && self.peer_links.values().all(|l| self.net.slow_factor(*l) == 1);
+        self.checks.failover.leader_crashed(self.now, n, epoch, clean);
+    }
+
+    /// The fail-over check as time passes (after every step).
+    fn check_failover(&mut self) {
+        let bound = crate::invariants::failover::bound_ns(&self.swarm);
+        if let Some(v) = self.checks.failover.check(self.now, bound) {
+            self.violation(v);
+        }
     }
 }
 

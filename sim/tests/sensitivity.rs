@@ -118,3 +118,11 @@ fn an_injected_stale_read_fails_the_history_check() {
 fn has_get(text: &str) -> bool {
     text.lines().any(|l| l.contains("\"type\":\"ok\"") && l.contains("\"f\":\"get\""))
 }
+
+#[test]
+fn ignore_peer_lost_is_caught() {
+    // Survivors that ignore a closed leader connection wait for syncLimit of silence: a clean
+    // leader crash then fails over later than the election timeouts allow.
+    let report = first_failure(Bugs { ignore_peer_lost: true, ..Bugs::default() }, &["failover"]);
+    control(report.seed);
+}

@@ -1,6 +1,7 @@
 //! A real three-server zkr ensemble on loopback: an election, writes through a follower that
 //! every server then serves, the leader killed with SIGKILL, a new leader taking over with
-//! nothing committed lost, and the old leader rejoining as a follower (zkr target only).
+//! nothing committed lost, and the old leader rejoining as a follower (zkr target only). Every
+//! member serves the membership at `/zookeeper/config` (getConfig, zkCli.sh `config`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use zkr_tests::client::PERSISTENT;
 use zkr_tests::fourlw::four_letter;
 use zkr_tests::server::{Target, free_port, zkr_bin};
+use zkr_tests::tools::{require, run_bounded, zkcli};
 use zkr_tests::{op, within};
 use zookeeper_client::Client;
 
@@ -109,6 +111,40 @@ async fn client(member: &Member) -> Client {
         .expect("connected")
 }
 
+/// `/zookeeper/config` as Apache ZooKeeper 3.8 serves it for these `server.N` lines (which give
+/// no client port): `server.N=host:quorum:election:participant` lines, then `version=0`.
+fn expected_config(member: &Member) -> String {
+    let cfg = std::fs::read_to_string(member.dir.join("zoo.cfg")).unwrap();
+    let mut text: String = cfg
+        .lines()
+        .filter(|l| l.starts_with("server."))
+        .map(|l| format!("{l}:participant\n"))
+        .collect();
+    text.push_str("version=0");
+    text
+}
+
+/// Every member serves the membership at /zookeeper/config (a client's getConfig), as
+/// ZooKeeper's `config` command (zkCli.sh) shows it.
+async fn check_config_node(members: &[Member]) {
+    let expected = expected_config(&members[0]);
+    for m in members {
+        let zk = client(m).await;
+        let (data, stat) = op("getConfig", zk.get_config()).await;
+        assert_eq!(String::from_utf8_lossy(&data), expected, "server {}", m.id);
+        assert_eq!((stat.version, stat.mzxid), (-1, 0), "ZooKeeper's stat of the config node");
+    }
+    let Some(cli) = require("zkCli.sh", zkcli()) else { return };
+    let mut cmd = Command::new(cli);
+    cmd.arg("-server").arg(format!("127.0.0.1:{}", members[1].client_port)).arg("config");
+    let out = run_bounded(&mut cmd, "", Duration::from_secs(120));
+    assert!(out.success(), "zkCli config: {}{}", out.stdout, out.stderr);
+    let shown: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("server.")).collect();
+    let wanted: Vec<&str> = expected.lines().filter(|l| l.starts_with("server.")).collect();
+    assert_eq!(shown, wanted, "zkCli.sh config:\n{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l == "version=0"), "{}", out.stdout);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_servers_elect_replicate_fail_over_and_rejoin() {
     if Target::from_env().is_apache() {
@@ -121,6 +157,7 @@ async fn three_servers_elect_replicate_fail_over_and_rejoin() {
         m.start();
     }
     let leader = wait_for_roles(&members, 3, "start-up");
+    check_config_node(&members).await;
     let follower = (leader + 1) % 3;
     let other = (leader + 2) % 3;
 
@@ -138,6 +175,12 @@ async fn three_servers_elect_replicate_fail_over_and_rejoin() {
     members[leader].kill9();
     let new_leader = wait_for_roles(&members, 2, "after killing the leader");
     assert_ne!(new_leader, leader);
+    for m in members.iter().filter(|m| m.id != members[leader].id) {
+        // The survivors elect because the leader's connection closed, not after syncLimit.
+        let log = m.log();
+        assert!(log.contains("lost the connection to the leader"), "server {}: {log}", m.id);
+        assert!(!log.contains("leader silent"), "server {} waited for silence", m.id);
+    }
     let zk = client(&members[new_leader]).await;
     let (data, _) = op("committed data survives", zk.get_data("/e2e")).await;
     assert_eq!(data, b"one");

@@ -202,6 +202,9 @@ pub struct DataTree {
     digest: u64,
 }
 
+/// ZooKeeper's `ZooDefs.CONFIG_NODE`.
+pub const CONFIG_NODE: &str = "/zookeeper/config";
+
 impl Default for DataTree {
     fn default() -> DataTree {
         DataTree::new()
@@ -243,6 +246,24 @@ impl DataTree {
         }
         tree.invariants();
         tree
+    }
+
+    /// Sets the data of `/zookeeper/config`, the ensemble's membership (ZooKeeper's
+    /// `ZKDatabase.initConfigInZKDatabase`: `setData(config, text, -1, version, now)`). This is
+    /// local state, not a txn: every member sets it from its own configuration at start (and
+    /// after installing a leader's snapshot). As in ZooKeeper, `dataVersion` becomes -1 and
+    /// `mzxid` the config version (0 for a static configuration); `mtime` stays 0 (ZooKeeper
+    /// writes its start time) so that members with the same configuration keep equal digests.
+    pub fn set_config_data(&mut self, data: &[u8]) {
+        self.update_node(CONFIG_NODE, |node| {
+            node.data = Some(data.to_vec());
+            node.stat.version = -1;
+            node.stat.mzxid = 0;
+            node.stat.mtime = 0;
+        });
+        let node = self.nodes.get(CONFIG_NODE).expect("the config node always exists");
+        assert_eq!(node.data.as_deref(), Some(data));
+        assert_eq!(node.stat.version, -1);
     }
 
     /// The node at `path`.

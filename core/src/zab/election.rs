@@ -18,6 +18,14 @@ use crate::types::ServerId;
 use crate::zab::message::{PeerState, Vote, ZabMessage};
 use crate::zab::quorum::Quorum;
 
+/// How long a quorum for a proposal must hold before the round is decided, ms (ZooKeeper's
+/// `finalizeWait`). The node draws the actual wait from `[1, 2] ×` this, in ticks; it is also
+/// the first notification resend timeout, which doubles up to [`MAX_NOTIFICATION_TIMEOUT_MS`].
+pub const FINALIZE_WAIT_MS: u64 = 200;
+
+/// The longest notification resend timeout, ms (ZooKeeper's `maxNotificationInterval`).
+pub const MAX_NOTIFICATION_TIMEOUT_MS: u64 = 60_000;
+
 /// What the election asks the node to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ElectionAction {
@@ -225,6 +233,19 @@ impl Election {
         ElectionAction::Decided { leader: vote.leader, vote, election_epoch }
     }
 
+    /// Forgets what `peer` told this round (its connection is gone): a vote or a leader report
+    /// only a dead server still backs must not complete a quorum. A quorum that no longer
+    /// holds cancels the finalize wait.
+    pub fn forget(&mut self, peer: ServerId) {
+        assert_ne!(peer, self.me, "a server does not lose itself");
+        self.received.remove(&peer);
+        self.out_of_election.remove(&peer);
+        if !self.quorum.contains(self.agreeing(self.proposal).iter()) {
+            self.finalize_at = None;
+        }
+        assert!(!self.received.contains_key(&peer));
+    }
+
     /// Advances time: finalizes a quorum that held for `finalize_ticks`, and re-sends the
     /// proposal with exponential backoff when nothing is decided.
     pub fn on_tick(&mut self, now: u64) -> Vec<ElectionAction> {
@@ -307,6 +328,22 @@ mod tests {
         assert!(follows.is_empty(), "no report from the leader itself yet");
         let leads = e.on_notification(0, ServerId(1), vote(1, 9), 7, PeerState::Leading);
         assert!(matches!(leads.as_slice(), [ElectionAction::Decided { leader: ServerId(1), .. }]));
+    }
+
+    #[test]
+    fn a_lost_peer_no_longer_completes_the_quorum() {
+        let mut e = start(1, 5);
+        e.on_notification(0, ServerId(2), vote(2, 9), 1, PeerState::Looking);
+        assert_eq!(e.proposal(), vote(2, 9));
+        e.forget(ServerId(2));
+        assert!(e.on_tick(5).iter().all(|a| !matches!(a, ElectionAction::Decided { .. })));
+        let back = e.on_notification(6, ServerId(3), vote(2, 9), 1, PeerState::Looking);
+        assert!(back.is_empty(), "the same proposal: nothing new to broadcast");
+        let decided = e.on_tick(8);
+        assert!(matches!(
+            decided.as_slice(),
+            [ElectionAction::Decided { leader: ServerId(2), .. }]
+        ));
     }
 
     #[test]

@@ -718,20 +718,46 @@ impl Node {
             tracing::info!(learner = id.0, "learner silent for syncLimit; dropping it");
             self.drop_learner(id);
         }
-        let me = self.config.server_id;
-        let leader = leader_ref(self);
-        let mut live: Vec<ServerId> = leader.learners_where(|h| h.phase == HandlerPhase::Synced);
-        live.push(me);
-        if !self.quorum.contains(live.iter()) {
+        if !self.has_synced_quorum() {
             tracing::warn!("lost the quorum of synced followers; back to election");
             return self.become_looking();
         }
+        let leader = leader_ref(self);
         if now >= leader.next_ping {
             let targets: Vec<ServerId> = leader.learners_where(|h| h.forwarding());
             leader_mut(self).next_ping = now + ping_every;
             for id in targets {
                 self.send_learner(id, ZabMessage::Ping);
             }
+        }
+    }
+}
+
+impl Node {
+    /// The leader and its synced voting followers still make a quorum.
+    fn has_synced_quorum(&self) -> bool {
+        let leader = leader_ref(self);
+        let mut live: Vec<ServerId> = leader.learners_where(|h| h.phase == HandlerPhase::Synced);
+        live.push(self.config.server_id);
+        self.quorum.contains(live.iter())
+    }
+
+    /// The connection to learner `peer` is gone: forget it at once rather than after
+    /// `syncLimit` of silence, and step down if the synced followers left no longer make a
+    /// quorum (ZooKeeper's leader checks its synced set every half tick). Before establishment
+    /// the learner is only forgotten: `initLimit` bounds the wait for a quorum, and a learner
+    /// that comes back introduces itself again.
+    pub(crate) fn leader_on_peer_lost(&mut self, peer: ServerId) {
+        let leader = leader_ref(self);
+        if leader.standalone || !leader.learners.contains_key(&peer) {
+            return;
+        }
+        tracing::info!(learner = peer.0, "lost the connection to a learner; dropping it");
+        self.drop_learner(peer);
+        assert!(!leader_ref(self).acked.contains_key(&peer), "a dropped learner's ACKs are gone");
+        if leader_ref(self).established && !self.has_synced_quorum() {
+            tracing::warn!("lost the quorum of synced followers; back to election");
+            self.become_looking();
         }
     }
 }

@@ -82,6 +82,10 @@ impl Learner {
     }
 }
 
+/// How often a learner repeats FOLLOWERINFO while no LEADERINFO came, ms: half the finalize
+/// wait, so a leader that decided after us hears from us soon after (repeats are idempotent).
+pub const FOLLOWER_INFO_RESEND_MS: u64 = crate::zab::election::FINALIZE_WAIT_MS / 2;
+
 /// How many out-of-order session messages a server holds before it gives the session up.
 pub const MAX_EARLY_MESSAGES: usize = 4096;
 
@@ -142,7 +146,11 @@ impl Node {
     }
 
     fn send_follower_info(&mut self) {
-        let resend = (self.config.tick_times(1) / 2).max(1);
+        // Repeated every half finalize wait (at most every half tickTime): the elected leader may
+        // decide a little after us and drops what reaches it while it still looks, so a
+        // tickTime-based resend would add up to half a tickTime to every fail-over.
+        let half_tick = (self.config.tick_times(1) / 2).max(1);
+        let resend = self.config.ms_to_ticks(FOLLOWER_INFO_RESEND_MS).clamp(1, half_tick);
         let now = self.now_tick;
         let l = learner_mut(self);
         l.next_info = now + resend;
@@ -249,6 +257,10 @@ impl Node {
             return self.become_looking();
         }
         self.tree = snapshot.tree.clone();
+        if let Some(text) = &self.config.ensemble_config_text {
+            // The leader's snapshot carries its view of the membership; ours is our own config.
+            self.tree.set_config_data(text.as_bytes());
+        }
         let now = self.now_tick;
         let bucket = self.config.tick_times(1);
         self.sessions = crate::session::SessionTable::new(bucket, self.config.tick_ms as u64);

@@ -114,9 +114,10 @@ impl Node {
             zxid: self.log.last_logged(),
             peer_epoch: self.current_epoch,
         };
-        let finalize = self.config.ms_to_ticks(200).max(1);
+        let finalize = self.config.ms_to_ticks(election::FINALIZE_WAIT_MS).max(1);
         let finalize = finalize + self.rng.random_range(0..=finalize);
-        let max_backoff = self.config.ms_to_ticks(60_000).max(finalize);
+        let max_backoff =
+            self.config.ms_to_ticks(election::MAX_NOTIFICATION_TIMEOUT_MS).max(finalize);
         let (election, actions) = Election::start(
             self.config.server_id,
             self.quorum.clone(),
@@ -179,6 +180,28 @@ impl Node {
             Role::Leading(_) => self.leader_on_message(from, msg),
             Role::Following(l) if l.leader == from => self.learner_on_message(msg),
             _ => {}
+        }
+    }
+
+    /// The shell lost its connection to `peer` (see `Input::PeerLost`). A learner whose leader
+    /// it is elects at once instead of waiting `syncLimit` for silence; a leader forgets the
+    /// learner (and steps down without a quorum); an election forgets the peer's votes, so it
+    /// does not settle on a vote only a dead server still backs.
+    pub(crate) fn on_peer_lost(&mut self, peer: ServerId) {
+        let known = self.config.members.iter().any(|m| m.id == peer);
+        if !known || peer == self.config.server_id || self.config.bugs.ignore_peer_lost {
+            return;
+        }
+        match &mut self.role {
+            Role::Looking(Some(election)) => election.forget(peer),
+            Role::Looking(None) => {}
+            Role::Following(l) if l.leader == peer => {
+                tracing::info!(leader = peer.0, "lost the connection to the leader; electing");
+                self.become_looking();
+                assert!(self.leader().is_none(), "a lost leader is not followed");
+            }
+            Role::Following(_) => {}
+            Role::Leading(_) => self.leader_on_peer_lost(peer),
         }
     }
 

@@ -50,7 +50,7 @@ struct Cli {
     determinism: bool,
     /// Switch on a deliberate bug: ack-before-fsync, skip-session-expiry, reads-skip-queue,
     /// commit-after-one-ack, diff-instead-of-trunc, epoch-before-sync,
-    /// ack-newleader-before-sync, expire-early.
+    /// ack-newleader-before-sync, expire-early, ignore-peer-lost.
     #[arg(long)]
     bug: Vec<String>,
     /// No progress bar (for CI logs).
@@ -73,6 +73,7 @@ fn bugs(names: &[String]) -> Result<Bugs, String> {
             "epoch-before-sync" => bugs.epoch_before_sync = true,
             "ack-newleader-before-sync" => bugs.ack_newleader_before_sync = true,
             "expire-early" => bugs.expire_early = true,
+            "ignore-peer-lost" => bugs.ignore_peer_lost = true,
             other => return Err(format!("unknown bug {other:?}")),
         }
     }
@@ -285,6 +286,7 @@ fn summary(reports: &[SeedReport], elapsed: f64, jobs: usize, bug_names: &[Strin
          acknowledged writes tracked for durability; {unknown} histories undecided (budget)"
     );
     println!("violations:      {violations}");
+    print_failover(reports);
     let rate = reports.len() as f64 / elapsed.max(1e-9);
     println!(
         "speed:           {rate:.0} seeds/s on {jobs} threads ({:.0} seeds/s per thread) in \
@@ -318,6 +320,43 @@ fn summary(reports: &[SeedReport], elapsed: f64, jobs: usize, bug_names: &[Strin
         println!("... and {} more failed seeds", failed.len() - 20);
     }
     ExitCode::from(1)
+}
+
+/// The distribution of fail-over times after crashes of an established leader.
+fn print_failover(reports: &[SeedReport]) {
+    let (crashes, clean) =
+        reports.iter().fold((0, 0), |(a, b), r| (a + r.leader_crashes.0, b + r.leader_crashes.1));
+    let collect = |f: fn(&SeedReport) -> &Vec<u64>| {
+        let mut all: Vec<u64> = reports.iter().flat_map(|r| f(r).iter().copied()).collect();
+        all.sort_unstable();
+        all
+    };
+    let established = collect(|r| &r.failover_established_ns);
+    let writes = collect(|r| &r.failover_write_ns);
+    let clean_established = collect(|r| &r.failover_clean_ns);
+    println!(
+        "leader crashes:  {crashes} ({clean} clean: announced, nothing else wrong; those are \
+         bounded by the election timeouts)"
+    );
+    println!("  to a new established leader: {}", distribution(&established));
+    println!("  to the next committed write:  {}", distribution(&writes));
+    println!("  clean, to a new leader:       {}", distribution(&clean_established));
+}
+
+/// `n=… p50 p90 p99 max` in seconds.
+fn distribution(sorted: &[u64]) -> String {
+    if sorted.is_empty() {
+        return "n=0".into();
+    }
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64 / 1e9;
+    format!(
+        "n={} p50 {:.3}s p90 {:.3}s p99 {:.3}s max {:.3}s",
+        sorted.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    )
 }
 
 fn first_line(text: &str) -> &str {

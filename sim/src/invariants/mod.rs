@@ -16,6 +16,7 @@
 //! | core's `invariants()` hold (panics caught) | core/src/node.rs | `lib.rs` `run_seed` |
 //! | a healed majority commits a fresh write | STYLE.md practice 12 | [`liveness`] |
 //! | at most one established leader per epoch | Zab §3; TLA+ `Leadership1` | [`leaders`] |
+//! | a clean leader crash fails over within the election timeouts | issue 17; FLE | [`failover`] |
 //! | local/global primary order, integrity | Zab §3; TLA+ `*PrimaryOrder` | needs Zab seeds |
 //!
 //! Details: the history check covers linearizable writes, FIFO sessions, monotone reads, sync
@@ -32,6 +33,7 @@ pub mod digest;
 pub mod durability;
 pub mod ephemerals;
 pub mod expiry;
+pub mod failover;
 pub mod history;
 pub mod leaders;
 pub mod liveness;
@@ -61,6 +63,8 @@ pub struct Checks {
     pub ephemerals: ephemerals::Ephemerals,
     /// See [`expiry`].
     pub expiry: expiry::Expiry,
+    /// See [`failover`].
+    pub failover: failover::Failover,
 }
 
 /// The majority of a cluster of `n`.
