@@ -30,10 +30,13 @@ const MAX_BATCH: usize = 1024;
 
 /// Builds the node from what storage recovered; every record is checked again after loading.
 pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, String> {
+    let began = Instant::now();
     let snapshot = match recovered.snapshot {
         Some((zxid, blob)) => {
             let snap = snapshot::decode(&blob)
                 .map_err(|e| format!("snapshot 0x{zxid:x} does not decode: {e}"))?;
+            let decode_ms = began.elapsed().as_millis();
+            tracing::info!(decode_ms, znodes = snap.tree.node_count(), "snapshot decoded");
             if snap.zxid.0 != zxid {
                 return Err(format!("snapshot file 0x{zxid:x} holds zxid {}", snap.zxid));
             }
@@ -62,7 +65,10 @@ pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, St
         accepted_epoch,
         current_epoch,
     };
-    Node::new(cfg.core.clone(), init).map_err(|e| e.to_string())
+    let began = Instant::now();
+    let node = Node::new(cfg.core.clone(), init).map_err(|e| e.to_string())?;
+    tracing::info!(replay_ms = began.elapsed().as_millis(), "txns replayed");
+    Ok(node)
 }
 
 /// Wall clock, ms since the Unix epoch.
@@ -213,10 +219,17 @@ impl Driver {
         self.snapshot_running = true;
         self.applied_since_snapshot = 0;
         self.snapshot_threshold = snapshot_threshold(self.cfg.snap_count);
+        let began = Instant::now();
         let snap = self.node.snapshot();
+        // The time the driver (and so every client) waits for the snapshot; issue 16.
+        let taken_us = began.elapsed().as_micros();
+        tracing::info!(zxid = %snap.zxid, znodes = snap.tree.node_count(), taken_us, "snapshot");
         let done = self.snapshots.0.clone();
         tokio::task::spawn_blocking(move || {
+            let began = Instant::now();
             let blob = snapshot::encode(&snap.tree, &snap.sessions);
+            let encode_ms = began.elapsed().as_millis();
+            tracing::info!(zxid = %snap.zxid, bytes = blob.len(), encode_ms, "snapshot encoded");
             let _ = done.send((snap.zxid.0, blob));
         });
     }
