@@ -17,7 +17,7 @@
 //! kinds against owners, and the digest of the rebuilt tree; the ephemeral index, children sets
 //! and quota roots are rebuilt, not trusted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::proto::error::DecodeError;
 use crate::proto::jute::{ACL_MIN_BYTES, Reader, Writer};
@@ -136,17 +136,20 @@ fn read_sessions(r: &mut Reader<'_>) -> Result<Vec<(SessionId, i32)>, DecodeErro
 /// Smallest encoded node: path and data lengths, ACL count, kind, stat (4*8 + 3*4 + 2*8).
 const NODE_MIN_BYTES: usize = 4 + 4 + 4 + 1 + 60;
 
-fn read_nodes(r: &mut Reader<'_>) -> Result<BTreeMap<String, ZNode>, DecodeError> {
+fn read_nodes(r: &mut Reader<'_>) -> Result<Vec<(String, ZNode)>, DecodeError> {
     let count = r.read_i32("snapshot node count")?;
     if count < 0 || (count as usize).saturating_mul(NODE_MIN_BYTES) > r.remaining() {
         return Err(DecodeError::BadLength { what: "snapshot node count", len: count as i64 });
     }
-    let mut nodes = BTreeMap::new();
+    let mut nodes = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let (path, node) = read_node(r)?;
-        if nodes.insert(path, node).is_some() {
-            return Err(DecodeError::BadValue { what: "duplicate snapshot path", value: 0 });
-        }
+        nodes.push(read_node(r)?);
+    }
+    // Files are written in path order, so this sort only checks it (a sorted run is O(n));
+    // a file in any other order still loads, as before.
+    nodes.sort_by(|a, b| a.0.cmp(&b.0));
+    if nodes.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(DecodeError::BadValue { what: "duplicate snapshot path", value: 0 });
     }
     assert_eq!(nodes.len(), count as usize, "one entry per node");
     Ok(nodes)
@@ -180,6 +183,6 @@ fn read_node(r: &mut Reader<'_>) -> Result<(String, ZNode), DecodeError> {
             return Err(DecodeError::BadValue { what: "node kind", value: tag as i64 });
         }
     };
-    let node = ZNode { data, acl, stat: s, kind, children: BTreeSet::new() };
+    let node = ZNode { data, acl: acl.into(), stat: s, kind, num_children: 0 };
     Ok((path, node))
 }

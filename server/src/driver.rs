@@ -211,7 +211,8 @@ impl Driver {
     }
 
     /// Takes a snapshot once `snapCount` txns (randomised as ZooKeeper does) have applied. The
-    /// tree is cloned here and encoded on a blocking thread, so writes keep flowing.
+    /// tree is cloned here (O(1): it shares structure with the live tree) and encoded on a
+    /// blocking thread, so writes keep flowing.
     fn maybe_snapshot(&mut self) {
         if self.snapshot_running || self.applied_since_snapshot < self.snapshot_threshold {
             return;
