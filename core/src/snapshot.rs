@@ -13,9 +13,10 @@
 //!
 //! Unlike ZooKeeper's fuzzy snapshots, [`encode`] takes a consistent tree at exactly
 //! `tree.last_processed_zxid()`, so loading needs no idempotent replay. [`decode`] treats its
-//! input as untrusted: it never panics, checks the checksum, every length, path syntax, parents,
-//! kinds against owners, and the digest of the rebuilt tree; the ephemeral index, children sets
-//! and quota roots are rebuilt, not trusted.
+//! input as untrusted: it never panics, checks the checksum, every length, path syntax, strict
+//! path order (what `encode` writes), parents, kinds against owners, and the digest of the
+//! rebuilt tree; the ephemeral index, child counts and quota roots are rebuilt, not trusted.
+//! Nodes go into the tree as they are read, so a load never holds the tree twice.
 
 use std::collections::BTreeSet;
 
@@ -87,6 +88,16 @@ fn write_node(w: &mut Writer, path: &str, node: &ZNode) {
 
 /// Decodes a snapshot. Any corruption or inconsistency is an error, never a panic.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
+    let snapshot = decode_deferring_invariants(bytes)?;
+    snapshot.tree.invariants();
+    Ok(snapshot)
+}
+
+/// [`decode`] without its last step, the O(n log n) [`DataTree::invariants`] self-check of the
+/// rebuilt tree (a check of this code, not of the input: every input check above still runs,
+/// the stored digest included). The caller must run `invariants()` on the tree; the server does
+/// it on another thread, over an O(1) clone, while it starts serving (issue 16: restart time).
+pub fn decode_deferring_invariants(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
     if bytes.len() < 8 {
         return Err(DecodeError::Truncated { what: "snapshot" });
     }
@@ -108,11 +119,9 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
     }
     let zxid = Zxid(r.read_i64("snapshot zxid")?);
     let sessions = read_sessions(&mut r)?;
-    let nodes = read_nodes(&mut r)?;
+    let tree = read_tree(&mut r, zxid)?;
     let digest = r.read_i64("snapshot digest")? as u64;
     r.finish("snapshot")?;
-    let tree = DataTree::from_nodes(nodes, zxid)
-        .map_err(|what| DecodeError::BadValue { what, value: 0 })?;
     if tree.digest() != digest {
         return Err(DecodeError::BadChecksum);
     }
@@ -136,23 +145,21 @@ fn read_sessions(r: &mut Reader<'_>) -> Result<Vec<(SessionId, i32)>, DecodeErro
 /// Smallest encoded node: path and data lengths, ACL count, kind, stat (4*8 + 3*4 + 2*8).
 const NODE_MIN_BYTES: usize = 4 + 4 + 4 + 1 + 60;
 
-fn read_nodes(r: &mut Reader<'_>) -> Result<Vec<(String, ZNode)>, DecodeError> {
+fn read_tree(r: &mut Reader<'_>, zxid: Zxid) -> Result<DataTree, DecodeError> {
     let count = r.read_i32("snapshot node count")?;
     if count < 0 || (count as usize).saturating_mul(NODE_MIN_BYTES) > r.remaining() {
         return Err(DecodeError::BadLength { what: "snapshot node count", len: count as i64 });
     }
-    let mut nodes = Vec::with_capacity(count as usize);
+    let invalid = |what| DecodeError::BadValue { what, value: 0 };
+    // Files are written in path order; any other order (or a repeated path) is corruption.
+    let mut loader = DataTree::loader(zxid);
     for _ in 0..count {
-        nodes.push(read_node(r)?);
+        let (path, node) = read_node(r)?;
+        loader.push(path, node).map_err(invalid)?;
     }
-    // Files are written in path order, so this sort only checks it (a sorted run is O(n));
-    // a file in any other order still loads, as before.
-    nodes.sort_by(|a, b| a.0.cmp(&b.0));
-    if nodes.windows(2).any(|w| w[0].0 == w[1].0) {
-        return Err(DecodeError::BadValue { what: "duplicate snapshot path", value: 0 });
-    }
-    assert_eq!(nodes.len(), count as usize, "one entry per node");
-    Ok(nodes)
+    let tree = loader.finish().map_err(invalid)?;
+    assert_eq!(tree.node_count(), count as usize, "one node per entry");
+    Ok(tree)
 }
 
 fn read_node(r: &mut Reader<'_>) -> Result<(String, ZNode), DecodeError> {

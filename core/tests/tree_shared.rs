@@ -118,3 +118,73 @@ fn equal_acl_lists_are_shared() {
     assert!(Arc::ptr_eq(&acl_of(&reloaded, "/x/a"), &acl_of(&reloaded, "/x/b")));
     assert_eq!(reloaded, tree);
 }
+
+/// A version-1 snapshot written by hand with the nodes in the given order: every node is a
+/// persistent node with empty data and the open ACL, and the digest is the one of the same tree
+/// (path order does not change a sum), so only the order can be wrong.
+fn handmade_snapshot(paths: &[&str]) -> Vec<u8> {
+    use zkr_core::proto::jute::Writer;
+    use zkr_core::tree::digest::Fnv64;
+    let mut sorted = paths.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut tree = DataTree::new();
+    for p in sorted.iter().filter(|p| DataTree::new().get(p).is_none()) {
+        let acl = Acl::open_unsafe();
+        let txn = Txn::Create {
+            path: p.to_string(),
+            data: Some(Vec::new()),
+            acl,
+            kind: CreateKind::Persistent,
+            parent_cversion: -1,
+        };
+        apply(&mut tree, txn);
+    }
+    let mut w = Writer::new();
+    w.write_i32(zkr_core::snapshot::MAGIC);
+    w.write_i32(zkr_core::snapshot::VERSION);
+    w.write_i64(tree.last_processed_zxid().0);
+    w.write_i32(0);
+    w.write_i32(paths.len() as i32);
+    for p in paths {
+        let node = tree.get(p).unwrap();
+        w.write_string(p);
+        w.write_buffer(node.data.as_deref());
+        w.write_acls(&node.acl);
+        w.write_u8(0);
+        let s = &node.stat;
+        for v in [s.czxid, s.mzxid, s.ctime, s.mtime] {
+            w.write_i64(v);
+        }
+        for v in [s.version, s.cversion, s.aversion] {
+            w.write_i32(v);
+        }
+        w.write_i64(s.ephemeral_owner);
+        w.write_i64(s.pzxid);
+    }
+    w.write_i64(tree.digest() as i64);
+    let mut h = Fnv64::default();
+    h.bytes(w.as_slice());
+    w.write_i64(h.finish() as i64);
+    w.into_inner()
+}
+
+/// The loader takes nodes in strictly increasing path order (what `encode` writes) and reports
+/// any other order, or a repeated path, as corruption instead of building a wrong tree.
+#[test]
+fn snapshot_nodes_out_of_order_or_repeated_are_rejected() {
+    use zkr_core::proto::error::DecodeError;
+    let system = ["/zookeeper", "/zookeeper/config", "/zookeeper/quota"];
+    let with = |user: [&'static str; 3]| -> Vec<&'static str> {
+        ["/"].into_iter().chain(user).chain(system).collect()
+    };
+    let good = with(["/a", "/a-b", "/a/b"]);
+    let tree = decode(&handmade_snapshot(&good)).expect("path order loads").tree;
+    assert_eq!(tree.children("/a").unwrap(), vec!["b".to_string()]);
+    let swapped = with(["/a", "/a/b", "/a-b"]);
+    let out_of_order = DecodeError::BadValue { what: "snapshot paths out of order", value: 0 };
+    assert_eq!(decode(&handmade_snapshot(&swapped)), Err(out_of_order));
+    let twice = with(["/a", "/a", "/a/b"]);
+    let repeated = DecodeError::BadValue { what: "duplicate snapshot path", value: 0 };
+    assert_eq!(decode(&handmade_snapshot(&twice)), Err(repeated));
+}

@@ -33,10 +33,11 @@ pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, St
     let began = Instant::now();
     let snapshot = match recovered.snapshot {
         Some((zxid, blob)) => {
-            let snap = snapshot::decode(&blob)
+            let snap = snapshot::decode_deferring_invariants(&blob)
                 .map_err(|e| format!("snapshot 0x{zxid:x} does not decode: {e}"))?;
             let decode_ms = began.elapsed().as_millis();
             tracing::info!(decode_ms, znodes = snap.tree.node_count(), "snapshot decoded");
+            check_tree_in_background(snap.tree.clone())?;
             if snap.zxid.0 != zxid {
                 return Err(format!("snapshot file 0x{zxid:x} holds zxid {}", snap.zxid));
             }
@@ -69,6 +70,23 @@ pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, St
     let node = Node::new(cfg.core.clone(), init).map_err(|e| e.to_string())?;
     tracing::info!(replay_ms = began.elapsed().as_millis(), "txns replayed");
     Ok(node)
+}
+
+/// Runs the loaded tree's O(n log n) self-check on its own thread while the server replays the
+/// log and starts serving (the clone is O(1) and frozen). The input itself was fully checked by
+/// the decode; this checks our code, so a failure stops the process, as a panic would.
+fn check_tree_in_background(tree: zkr_core::tree::DataTree) -> Result<(), String> {
+    let check = move || {
+        let began = Instant::now();
+        let held = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tree.invariants()));
+        if held.is_err() {
+            tracing::error!("the loaded snapshot's tree breaks its invariants: stopping");
+            std::process::exit(70);
+        }
+        tracing::info!(check_ms = began.elapsed().as_millis(), "loaded tree invariants hold");
+    };
+    let spawned = std::thread::Builder::new().name("zkr-treecheck".into()).spawn(check);
+    spawned.map(drop).map_err(|e| format!("cannot start the tree check: {e}"))
 }
 
 /// Wall clock, ms since the Unix epoch.

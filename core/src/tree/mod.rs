@@ -509,45 +509,10 @@ impl DataTree {
         }
     }
 
-    /// Rebuilds a tree from decoded nodes in strictly increasing path order (snapshot load).
-    /// Checks structure; `Err` with a reason. A parent's path is a prefix of its child's, so
-    /// path order inserts every parent before its children.
-    pub(crate) fn from_nodes(
-        nodes: Vec<(String, ZNode)>,
-        zxid: Zxid,
-    ) -> Result<DataTree, &'static str> {
-        assert!(nodes.windows(2).all(|w| w[0].0 < w[1].0), "nodes in strict path order");
-        let mut tree = DataTree::empty(zxid);
-        for (p, mut node) in nodes {
-            path::validate_path(&p).map_err(|_| "invalid path")?;
-            if node.stat.ephemeral_owner != node.kind.ephemeral_owner() {
-                return Err("ephemeral owner does not match the node kind");
-            }
-            if p != "/" {
-                let parent = tree.nodes.get(path::parent(&p)).ok_or("parent missing")?;
-                if parent.kind.owner_session().is_some() {
-                    return Err("child of an ephemeral");
-                }
-            }
-            node.num_children = 0;
-            tree.insert_node(&p, node);
-        }
-        for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
-            tree.nodes.get(p).ok_or("system node missing")?;
-        }
-        let roots: Vec<String> = tree
-            .nodes
-            .keys()
-            .filter_map(|p| match quota::quota_node_root(p) {
-                Some((root, true)) => Some(root),
-                _ => None,
-            })
-            .collect();
-        tree.quota_roots.extend(roots);
-        tree.invariants();
-        Ok(tree)
+    /// A loader for a tree decoded node by node (snapshot load), at `zxid`.
+    pub(crate) fn loader(zxid: Zxid) -> TreeLoader {
+        TreeLoader { tree: DataTree::empty(zxid), previous: None, previous_acl: None }
     }
-
     /// Checks every invariant of the module doc in O(n log n). Panics on a violation.
     pub fn invariants(&self) {
         for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
@@ -589,6 +554,73 @@ impl DataTree {
         for root in &self.quota_roots {
             assert!(self.nodes.contains_key(&*quota::limit_path(root)), "stale quota root {root}");
         }
+    }
+}
+
+/// Rebuilds a tree from nodes in strictly increasing path order, checking the structure as it
+/// goes (a parent's path is a prefix of its child's, so every parent comes first). Nodes go
+/// straight into the tree: a million-node snapshot never sits in memory twice. Two map
+/// look-ups per node (the parent, the insert): restart time is mostly this loop.
+pub(crate) struct TreeLoader {
+    tree: DataTree,
+    previous: Option<String>,
+    previous_acl: Option<Arc<[Acl]>>,
+}
+
+impl TreeLoader {
+    /// Adds the next node; `Err` with a reason for anything a tree cannot hold.
+    pub(crate) fn push(&mut self, p: String, mut node: ZNode) -> Result<(), &'static str> {
+        match self.previous.as_deref() {
+            Some(previous) if previous == p => return Err("duplicate snapshot path"),
+            Some(previous) if previous > p.as_str() => return Err("snapshot paths out of order"),
+            None if p != "/" => return Err("root not first"),
+            _ => {}
+        }
+        path::validate_path(&p).map_err(|_| "invalid path")?;
+        if node.stat.ephemeral_owner != node.kind.ephemeral_owner() {
+            return Err("ephemeral owner does not match the node kind");
+        }
+        node.num_children = 0;
+        if p != "/" {
+            let parent = self.tree.nodes.get_mut(path::parent(&p)).ok_or("parent missing")?;
+            if parent.kind.owner_session().is_some() {
+                return Err("child of an ephemeral");
+            }
+            if parent.acl == node.acl {
+                node.acl = parent.acl.clone();
+            }
+            Arc::make_mut(parent).num_children += 1;
+        }
+        if let Some(acl) = self.previous_acl.as_ref().filter(|acl| **acl == node.acl) {
+            node.acl = acl.clone();
+        }
+        self.previous_acl = Some(node.acl.clone());
+        let key: PathKey = p.as_str().into();
+        self.tree.index_add(&key, &node);
+        let replaced = self.tree.nodes.insert(key, Arc::new(node));
+        assert!(replaced.is_none(), "paths strictly increase, so {p} is new");
+        self.previous = Some(p);
+        Ok(())
+    }
+
+    /// The tree, once every node is in; checks the system nodes. The caller runs
+    /// [`DataTree::invariants`] (see `snapshot::decode`).
+    pub(crate) fn finish(self) -> Result<DataTree, &'static str> {
+        let mut tree = self.tree;
+        for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+            tree.nodes.get(p).ok_or("system node missing")?;
+        }
+        let roots: Vec<String> = tree
+            .nodes
+            .keys()
+            .filter_map(|p| match quota::quota_node_root(p) {
+                Some((root, true)) => Some(root),
+                _ => None,
+            })
+            .collect();
+        tree.quota_roots.extend(roots);
+        assert!(tree.nodes.len() >= 4, "the system nodes are in");
+        Ok(tree)
     }
 }
 
