@@ -41,7 +41,7 @@ maxClientCnxns=0
 4lw.commands.whitelist=*
 CFG
   fi
-  ./target/release/zkr-server "$work/zkr/zoo.cfg" 2>>"$work/zkr/zkr.log" &
+  "${ZKR_BIN:-./target/release/zkr-server}" "$work/zkr/zoo.cfg" 2>>"$work/zkr/zkr.log" &
   server_pid=$!
 }
 
@@ -89,7 +89,8 @@ run_side() { # side size
     sed -i 's/\x1b\[[0-9;]*m//g' "$work/zkr/zkr.log"
     grep -Eo 'taken_us=[0-9]+' "$work/zkr/zkr.log" | sort -t= -k2 -n | tail -1 \
       | sed 's/^/  zkr: longest driver pause for a snapshot: /' || true
-    grep -E 'decoded|replayed|recovered' "$work/zkr/zkr.log" | tail -3 | sed 's/^/  zkr: /'
+    grep -E 'snapshot (encoded|written)|slow txn log sync|decoded|replayed|recovered|invariants hold' \
+      "$work/zkr/zkr.log" | sed -E 's/^[^ ]+ +INFO [a-z_:]+: /  zkr: /'
     stop_server
   else
     stop_server
