@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use zkr_core::proto::peer::{decode_peer_message, encode_peer_message};
 use zkr_core::types::ServerId;
 use zkr_core::zab::message::ZabMessage;
@@ -27,7 +27,15 @@ const MAX_PEER_FRAME: usize = 512 * 1024 * 1024;
 
 /// Handles to the outbound connections.
 pub struct PeerNet {
-    senders: BTreeMap<ServerId, mpsc::UnboundedSender<Vec<u8>>>,
+    senders: BTreeMap<ServerId, mpsc::UnboundedSender<Outgoing>>,
+}
+
+/// One queued message: its frame, or a frame still being encoded on a blocking thread (a SNAP
+/// carries the whole tree: encoding it on the driver would stall every client for a time that
+/// grows with the tree, issue 16). The queue keeps the order either way.
+enum Outgoing {
+    Frame(Vec<u8>),
+    Encoding(oneshot::Receiver<Vec<u8>>),
 }
 
 impl PeerNet {
@@ -54,7 +62,18 @@ impl PeerNet {
     /// Queues a message for a peer (best effort).
     pub fn send(&self, to: ServerId, msg: &ZabMessage) {
         if let Some(tx) = self.senders.get(&to) {
-            let _ = tx.send(encode_peer_message(msg));
+            let item = if let ZabMessage::Snap { .. } = msg {
+                // The snapshot's tree is an O(1) clone: cheap to hand over.
+                let (done, encoded) = oneshot::channel();
+                let msg = msg.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = done.send(encode_peer_message(&msg));
+                });
+                Outgoing::Encoding(encoded)
+            } else {
+                Outgoing::Frame(encode_peer_message(msg))
+            };
+            let _ = tx.send(item);
         }
     }
 }
@@ -112,7 +131,7 @@ async fn outbound(
     me: ServerId,
     peer: ServerId,
     addr: String,
-    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(50);
@@ -142,12 +161,19 @@ async fn outbound(
         }
         tracing::info!(peer = peer.0, %addr, "quorum connection up");
         loop {
-            let frame = tokio::select! {
+            let item = tokio::select! {
                 biased;
                 _ = shutdown.changed() => return,
-                frame = queue.recv() => match frame {
-                    Some(frame) => frame,
+                item = queue.recv() => match item {
+                    Some(item) => item,
                     None => return,
+                },
+            };
+            let frame = match item {
+                Outgoing::Frame(frame) => frame,
+                Outgoing::Encoding(encoded) => match encoded.await {
+                    Ok(frame) => frame,
+                    Err(_) => continue,
                 },
             };
             let mut buf = Vec::with_capacity(frame.len() + 4);
