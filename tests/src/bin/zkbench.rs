@@ -143,7 +143,7 @@ fn setup(args: &Args) -> std::io::Result<()> {
 
 /// One session's `exists /` round trip; Ok once the server serves requests.
 fn probe(addr: SocketAddr) -> std::io::Result<()> {
-    let timeout = std::time::Duration::from_millis(500);
+    let timeout = std::time::Duration::from_secs(5);
     let (mut stream, _) = zkr_tests::wire::connect_within(addr, timeout)?;
     let req = Request::Exists { path: "/".to_string(), watch: false };
     stream.write_all(&codec::encode_request(&codec::request_header(1, &req), &req))?;
