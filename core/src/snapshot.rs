@@ -19,12 +19,13 @@
 //! Nodes go into the tree as they are read, so a load never holds the tree twice.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::proto::error::DecodeError;
 use crate::proto::jute::{ACL_MIN_BYTES, Reader, Writer};
 use crate::tree::digest::Fnv64;
 use crate::tree::{DataTree, NodeKind, StatPersisted, ZNode};
-use crate::types::{SessionId, Zxid};
+use crate::types::{Acl, SessionId, Zxid};
 
 /// "ZKRS".
 pub const MAGIC: i32 = 0x5a4b_5253;
@@ -153,8 +154,9 @@ fn read_tree(r: &mut Reader<'_>, zxid: Zxid) -> Result<DataTree, DecodeError> {
     let invalid = |what| DecodeError::BadValue { what, value: 0 };
     // Files are written in path order; any other order (or a repeated path) is corruption.
     let mut loader = DataTree::loader(zxid);
+    let mut previous_acl = None;
     for _ in 0..count {
-        let (path, node) = read_node(r)?;
+        let (path, node) = read_node(r, &mut previous_acl)?;
         loader.push(path, node).map_err(invalid)?;
     }
     let tree = loader.finish().map_err(invalid)?;
@@ -162,12 +164,33 @@ fn read_tree(r: &mut Reader<'_>, zxid: Zxid) -> Result<DataTree, DecodeError> {
     Ok(tree)
 }
 
-fn read_node(r: &mut Reader<'_>) -> Result<(String, ZNode), DecodeError> {
-    let path = r.read_string("node path")?;
+/// The encoded bytes of the last ACL list decoded, and the list.
+type RawAcl<'a> = Option<(&'a [u8], Arc<[Acl]>)>;
+
+fn read_node<'a>(
+    r: &mut Reader<'a>,
+    previous_acl: &mut RawAcl<'a>,
+) -> Result<(&'a str, ZNode), DecodeError> {
+    let path = r.read_str("node path")?;
     let data = r.read_buffer("node data")?;
-    let acl = r
-        .read_vec_sized("node ACL", ACL_MIN_BYTES, |r| r.read_acl())?
-        .ok_or(DecodeError::BadLength { what: "node ACL", len: -1 })?;
+    // Nodes mostly repeat the previous node's ACL: the same bytes decode to the same list
+    // (jute is self-delimiting), so they are skipped and the list shared, not allocated again.
+    let acl = match previous_acl.as_ref().filter(|(raw, _)| r.rest().starts_with(raw)) {
+        Some((raw, acl)) => {
+            r.read_bytes(raw.len(), "node ACL")?;
+            acl.clone()
+        }
+        None => {
+            let start = r.rest();
+            let acl: Arc<[Acl]> = r
+                .read_vec_sized("node ACL", ACL_MIN_BYTES, |r| r.read_acl())?
+                .ok_or(DecodeError::BadLength { what: "node ACL", len: -1 })?
+                .into();
+            let used = start.len() - r.rest().len();
+            *previous_acl = Some((&start[..used], acl.clone()));
+            acl
+        }
+    };
     let tag = r.read_u8("node kind")?;
     let mut s = StatPersisted {
         czxid: r.read_i64("czxid")?,
@@ -190,6 +213,6 @@ fn read_node(r: &mut Reader<'_>) -> Result<(String, ZNode), DecodeError> {
             return Err(DecodeError::BadValue { what: "node kind", value: tag as i64 });
         }
     };
-    let node = ZNode { data, acl: acl.into(), stat: s, kind, num_children: 0 };
+    let node = ZNode { data, acl, stat: s, kind, num_children: 0 };
     Ok((path, node))
 }

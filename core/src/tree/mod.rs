@@ -563,26 +563,26 @@ impl DataTree {
 /// look-ups per node (the parent, the insert): restart time is mostly this loop.
 pub(crate) struct TreeLoader {
     tree: DataTree,
-    previous: Option<String>,
+    previous: Option<PathKey>,
     previous_acl: Option<Arc<[Acl]>>,
 }
 
 impl TreeLoader {
     /// Adds the next node; `Err` with a reason for anything a tree cannot hold.
-    pub(crate) fn push(&mut self, p: String, mut node: ZNode) -> Result<(), &'static str> {
+    pub(crate) fn push(&mut self, p: &str, mut node: ZNode) -> Result<(), &'static str> {
         match self.previous.as_deref() {
             Some(previous) if previous == p => return Err("duplicate snapshot path"),
-            Some(previous) if previous > p.as_str() => return Err("snapshot paths out of order"),
+            Some(previous) if previous > p => return Err("snapshot paths out of order"),
             None if p != "/" => return Err("root not first"),
             _ => {}
         }
-        path::validate_path(&p).map_err(|_| "invalid path")?;
+        path::validate_path(p).map_err(|_| "invalid path")?;
         if node.stat.ephemeral_owner != node.kind.ephemeral_owner() {
             return Err("ephemeral owner does not match the node kind");
         }
         node.num_children = 0;
         if p != "/" {
-            let parent = self.tree.nodes.get_mut(path::parent(&p)).ok_or("parent missing")?;
+            let parent = self.tree.nodes.get_mut(path::parent(p)).ok_or("parent missing")?;
             if parent.kind.owner_session().is_some() {
                 return Err("child of an ephemeral");
             }
@@ -595,11 +595,11 @@ impl TreeLoader {
             node.acl = acl.clone();
         }
         self.previous_acl = Some(node.acl.clone());
-        let key: PathKey = p.as_str().into();
+        let key: PathKey = p.into();
         self.tree.index_add(&key, &node);
-        let replaced = self.tree.nodes.insert(key, Arc::new(node));
+        let replaced = self.tree.nodes.insert(key.clone(), Arc::new(node));
         assert!(replaced.is_none(), "paths strictly increase, so {p} is new");
-        self.previous = Some(p);
+        self.previous = Some(key);
         Ok(())
     }
 
