@@ -266,7 +266,9 @@ impl Node {
         self.log.range(self.tree.last_processed_zxid(), self.log.last_logged()).count()
     }
 
-    /// A consistent snapshot of the applied state, to be encoded off the hot path.
+    /// A consistent snapshot of the applied state, to be encoded off the hot path. O(sessions):
+    /// the tree's clone shares its structure (see `tree/mod.rs`), so the caller is not held for
+    /// a time that grows with the tree (issue 16).
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             zxid: self.tree.last_processed_zxid(),

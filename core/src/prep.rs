@@ -500,8 +500,8 @@ impl PrepState {
         Some(PendingNode {
             stat: node.stat,
             kind: node.kind,
-            child_count: node.children.len() as i32,
-            acl: node.acl.clone(),
+            child_count: node.num_children as i32,
+            acl: node.acl.to_vec(),
             data_len: node.data.as_ref().map_or(0, |d| d.len() as i64),
         })
     }

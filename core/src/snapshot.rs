@@ -13,17 +13,19 @@
 //!
 //! Unlike ZooKeeper's fuzzy snapshots, [`encode`] takes a consistent tree at exactly
 //! `tree.last_processed_zxid()`, so loading needs no idempotent replay. [`decode`] treats its
-//! input as untrusted: it never panics, checks the checksum, every length, path syntax, parents,
-//! kinds against owners, and the digest of the rebuilt tree; the ephemeral index, children sets
-//! and quota roots are rebuilt, not trusted.
+//! input as untrusted: it never panics, checks the checksum, every length, path syntax, strict
+//! path order (what `encode` writes), parents, kinds against owners, and the digest of the
+//! rebuilt tree; the ephemeral index, child counts and quota roots are rebuilt, not trusted.
+//! Nodes go into the tree as they are read, so a load never holds the tree twice.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::proto::error::DecodeError;
 use crate::proto::jute::{ACL_MIN_BYTES, Reader, Writer};
 use crate::tree::digest::Fnv64;
 use crate::tree::{DataTree, NodeKind, StatPersisted, ZNode};
-use crate::types::{SessionId, Zxid};
+use crate::types::{Acl, SessionId, Zxid};
 
 /// "ZKRS".
 pub const MAGIC: i32 = 0x5a4b_5253;
@@ -87,6 +89,16 @@ fn write_node(w: &mut Writer, path: &str, node: &ZNode) {
 
 /// Decodes a snapshot. Any corruption or inconsistency is an error, never a panic.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
+    let snapshot = decode_deferring_invariants(bytes)?;
+    snapshot.tree.invariants();
+    Ok(snapshot)
+}
+
+/// [`decode`] without its last step, the O(n log n) [`DataTree::invariants`] self-check of the
+/// rebuilt tree (a check of this code, not of the input: every input check above still runs,
+/// the stored digest included). The caller must run `invariants()` on the tree; the server does
+/// it on another thread, over an O(1) clone, while it starts serving (issue 16: restart time).
+pub fn decode_deferring_invariants(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
     if bytes.len() < 8 {
         return Err(DecodeError::Truncated { what: "snapshot" });
     }
@@ -108,11 +120,9 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
     }
     let zxid = Zxid(r.read_i64("snapshot zxid")?);
     let sessions = read_sessions(&mut r)?;
-    let nodes = read_nodes(&mut r)?;
+    let tree = read_tree(&mut r, zxid)?;
     let digest = r.read_i64("snapshot digest")? as u64;
     r.finish("snapshot")?;
-    let tree = DataTree::from_nodes(nodes, zxid)
-        .map_err(|what| DecodeError::BadValue { what, value: 0 })?;
     if tree.digest() != digest {
         return Err(DecodeError::BadChecksum);
     }
@@ -136,28 +146,51 @@ fn read_sessions(r: &mut Reader<'_>) -> Result<Vec<(SessionId, i32)>, DecodeErro
 /// Smallest encoded node: path and data lengths, ACL count, kind, stat (4*8 + 3*4 + 2*8).
 const NODE_MIN_BYTES: usize = 4 + 4 + 4 + 1 + 60;
 
-fn read_nodes(r: &mut Reader<'_>) -> Result<BTreeMap<String, ZNode>, DecodeError> {
+fn read_tree(r: &mut Reader<'_>, zxid: Zxid) -> Result<DataTree, DecodeError> {
     let count = r.read_i32("snapshot node count")?;
     if count < 0 || (count as usize).saturating_mul(NODE_MIN_BYTES) > r.remaining() {
         return Err(DecodeError::BadLength { what: "snapshot node count", len: count as i64 });
     }
-    let mut nodes = BTreeMap::new();
+    let invalid = |what| DecodeError::BadValue { what, value: 0 };
+    // Files are written in path order; any other order (or a repeated path) is corruption.
+    let mut loader = DataTree::loader(zxid);
+    let mut previous_acl = None;
     for _ in 0..count {
-        let (path, node) = read_node(r)?;
-        if nodes.insert(path, node).is_some() {
-            return Err(DecodeError::BadValue { what: "duplicate snapshot path", value: 0 });
-        }
+        let (path, node) = read_node(r, &mut previous_acl)?;
+        loader.push(path, node).map_err(invalid)?;
     }
-    assert_eq!(nodes.len(), count as usize, "one entry per node");
-    Ok(nodes)
+    let tree = loader.finish().map_err(invalid)?;
+    assert_eq!(tree.node_count(), count as usize, "one node per entry");
+    Ok(tree)
 }
 
-fn read_node(r: &mut Reader<'_>) -> Result<(String, ZNode), DecodeError> {
-    let path = r.read_string("node path")?;
+/// The encoded bytes of the last ACL list decoded, and the list.
+type RawAcl<'a> = Option<(&'a [u8], Arc<[Acl]>)>;
+
+fn read_node<'a>(
+    r: &mut Reader<'a>,
+    previous_acl: &mut RawAcl<'a>,
+) -> Result<(&'a str, ZNode), DecodeError> {
+    let path = r.read_str("node path")?;
     let data = r.read_buffer("node data")?;
-    let acl = r
-        .read_vec_sized("node ACL", ACL_MIN_BYTES, |r| r.read_acl())?
-        .ok_or(DecodeError::BadLength { what: "node ACL", len: -1 })?;
+    // Nodes mostly repeat the previous node's ACL: the same bytes decode to the same list
+    // (jute is self-delimiting), so they are skipped and the list shared, not allocated again.
+    let acl = match previous_acl.as_ref().filter(|(raw, _)| r.rest().starts_with(raw)) {
+        Some((raw, acl)) => {
+            r.read_bytes(raw.len(), "node ACL")?;
+            acl.clone()
+        }
+        None => {
+            let start = r.rest();
+            let acl: Arc<[Acl]> = r
+                .read_vec_sized("node ACL", ACL_MIN_BYTES, |r| r.read_acl())?
+                .ok_or(DecodeError::BadLength { what: "node ACL", len: -1 })?
+                .into();
+            let used = start.len() - r.rest().len();
+            *previous_acl = Some((&start[..used], acl.clone()));
+            acl
+        }
+    };
     let tag = r.read_u8("node kind")?;
     let mut s = StatPersisted {
         czxid: r.read_i64("czxid")?,
@@ -180,6 +213,6 @@ fn read_node(r: &mut Reader<'_>) -> Result<(String, ZNode), DecodeError> {
             return Err(DecodeError::BadValue { what: "node kind", value: tag as i64 });
         }
     };
-    let node = ZNode { data, acl, stat: s, kind, children: BTreeSet::new() };
+    let node = ZNode { data, acl, stat: s, kind, num_children: 0 };
     Ok((path, node))
 }

@@ -159,9 +159,8 @@ fn expect_success(txn: &Txn) -> Result<(), ZkError> {
 fn compare(tree: &DataTree, model: &Model) {
     tree.invariants();
     let system = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
-    let user: Vec<&String> =
-        tree.nodes().map(|(p, _)| p).filter(|p| !system.contains(&p.as_str())).collect();
-    let expected: Vec<&String> = model.nodes.keys().collect();
+    let user: Vec<&str> = tree.nodes().map(|(p, _)| p).filter(|p| !system.contains(p)).collect();
+    let expected: Vec<&str> = model.nodes.keys().map(String::as_str).collect();
     assert_eq!(user, expected);
     for (p, m) in &model.nodes {
         let node = tree.get(p).unwrap();

@@ -30,10 +30,14 @@ const MAX_BATCH: usize = 1024;
 
 /// Builds the node from what storage recovered; every record is checked again after loading.
 pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, String> {
+    let began = Instant::now();
     let snapshot = match recovered.snapshot {
         Some((zxid, blob)) => {
-            let snap = snapshot::decode(&blob)
+            let snap = snapshot::decode_deferring_invariants(&blob)
                 .map_err(|e| format!("snapshot 0x{zxid:x} does not decode: {e}"))?;
+            let decode_ms = began.elapsed().as_millis();
+            tracing::info!(decode_ms, znodes = snap.tree.node_count(), "snapshot decoded");
+            check_tree_in_background(snap.tree.clone())?;
             if snap.zxid.0 != zxid {
                 return Err(format!("snapshot file 0x{zxid:x} holds zxid {}", snap.zxid));
             }
@@ -62,7 +66,27 @@ pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, St
         accepted_epoch,
         current_epoch,
     };
-    Node::new(cfg.core.clone(), init).map_err(|e| e.to_string())
+    let began = Instant::now();
+    let node = Node::new(cfg.core.clone(), init).map_err(|e| e.to_string())?;
+    tracing::info!(replay_ms = began.elapsed().as_millis(), "txns replayed");
+    Ok(node)
+}
+
+/// Runs the loaded tree's O(n log n) self-check on its own thread while the server replays the
+/// log and starts serving (the clone is O(1) and frozen). The input itself was fully checked by
+/// the decode; this checks our code, so a failure stops the process, as a panic would.
+fn check_tree_in_background(tree: zkr_core::tree::DataTree) -> Result<(), String> {
+    let check = move || {
+        let began = Instant::now();
+        let held = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tree.invariants()));
+        if held.is_err() {
+            tracing::error!("the loaded snapshot's tree breaks its invariants: stopping");
+            std::process::exit(70);
+        }
+        tracing::info!(check_ms = began.elapsed().as_millis(), "loaded tree invariants hold");
+    };
+    let spawned = std::thread::Builder::new().name("zkr-treecheck".into()).spawn(check);
+    spawned.map(drop).map_err(|e| format!("cannot start the tree check: {e}"))
 }
 
 /// Wall clock, ms since the Unix epoch.
@@ -205,7 +229,8 @@ impl Driver {
     }
 
     /// Takes a snapshot once `snapCount` txns (randomised as ZooKeeper does) have applied. The
-    /// tree is cloned here and encoded on a blocking thread, so writes keep flowing.
+    /// tree is cloned here (O(1): it shares structure with the live tree) and encoded on a
+    /// blocking thread, so writes keep flowing.
     fn maybe_snapshot(&mut self) {
         if self.snapshot_running || self.applied_since_snapshot < self.snapshot_threshold {
             return;
@@ -213,10 +238,17 @@ impl Driver {
         self.snapshot_running = true;
         self.applied_since_snapshot = 0;
         self.snapshot_threshold = snapshot_threshold(self.cfg.snap_count);
+        let began = Instant::now();
         let snap = self.node.snapshot();
+        // The time the driver (and so every client) waits for the snapshot; issue 16.
+        let taken_us = began.elapsed().as_micros();
+        tracing::info!(zxid = %snap.zxid, znodes = snap.tree.node_count(), taken_us, "snapshot");
         let done = self.snapshots.0.clone();
         tokio::task::spawn_blocking(move || {
+            let began = Instant::now();
             let blob = snapshot::encode(&snap.tree, &snap.sessions);
+            let encode_ms = began.elapsed().as_millis();
+            tracing::info!(zxid = %snap.zxid, bytes = blob.len(), encode_ms, "snapshot encoded");
             let _ = done.send((snap.zxid.0, blob));
         });
     }

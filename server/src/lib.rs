@@ -22,12 +22,16 @@ pub struct Server {
 impl Server {
     /// Recovers the data directory, binds the client port and starts serving.
     pub async fn start(cfg: config::ServerConfig) -> Result<Server, String> {
+        let began = std::time::Instant::now();
         let (mut storage, recovered) = storage::Storage::open(&cfg.data_dir, &cfg.data_log_dir)
             .map_err(|e| format!("cannot open the data directory: {e}"))?;
         storage.set_force_sync(cfg.force_sync);
         let txn_count = recovered.txns.len();
+        let read_ms = began.elapsed().as_millis();
         let node = driver::recover_node(&cfg, recovered)?;
         tracing::info!(
+            read_ms,
+            total_ms = began.elapsed().as_millis(),
             zxid = %node.last_zxid(),
             txns_replayed = txn_count,
             sessions = node.sessions().len(),

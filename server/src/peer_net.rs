@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use zkr_core::proto::peer::{decode_peer_message, encode_peer_message};
 use zkr_core::types::ServerId;
 use zkr_core::zab::message::ZabMessage;
@@ -44,7 +44,15 @@ type InboundClosed = Arc<BTreeMap<ServerId, watch::Sender<u64>>>;
 
 /// Handles to the outbound connections.
 pub struct PeerNet {
-    senders: BTreeMap<ServerId, mpsc::UnboundedSender<Vec<u8>>>,
+    senders: BTreeMap<ServerId, mpsc::UnboundedSender<Outgoing>>,
+}
+
+/// One queued message: its frame, or a frame still being encoded on a blocking thread (a SNAP
+/// carries the whole tree: encoding it on the driver would stall every client for a time that
+/// grows with the tree, issue 16). The queue keeps the order either way.
+enum Outgoing {
+    Frame(Vec<u8>),
+    Encoding(oneshot::Receiver<Vec<u8>>),
 }
 
 impl PeerNet {
@@ -88,7 +96,18 @@ impl PeerNet {
     /// Queues a message for a peer (best effort).
     pub fn send(&self, to: ServerId, msg: &ZabMessage) {
         if let Some(tx) = self.senders.get(&to) {
-            let _ = tx.send(encode_peer_message(msg));
+            let item = if let ZabMessage::Snap { .. } = msg {
+                // The snapshot's tree is an O(1) clone: cheap to hand over.
+                let (done, encoded) = oneshot::channel();
+                let msg = msg.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = done.send(encode_peer_message(&msg));
+                });
+                Outgoing::Encoding(encoded)
+            } else {
+                Outgoing::Frame(encode_peer_message(msg))
+            };
+            let _ = tx.send(item);
         }
     }
 }
@@ -155,7 +174,7 @@ struct Outbound {
     me: ServerId,
     peer: ServerId,
     addr: String,
-    queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    queue: mpsc::UnboundedReceiver<Outgoing>,
     shutdown: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<Event>,
     inbound_closed: watch::Receiver<u64>,
@@ -221,16 +240,23 @@ impl Outbound {
         // process's backlog ends this way too).
         let mut probe = [0u8; 1];
         loop {
-            let frame = tokio::select! {
+            let item = tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => return Ended::Shutdown,
                 _ = stream.read(&mut probe) => {
                     tracing::info!(peer = self.peer.0, "quorum connection closed by the peer");
                     return Ended::Broken;
                 }
-                frame = self.queue.recv() => match frame {
-                    Some(frame) => frame,
+                item = self.queue.recv() => match item {
+                    Some(item) => item,
                     None => return Ended::Shutdown,
+                },
+            };
+            let frame = match item {
+                Outgoing::Frame(frame) => frame,
+                Outgoing::Encoding(encoded) => match encoded.await {
+                    Ok(frame) => frame,
+                    Err(_) => continue,
                 },
             };
             let mut buf = Vec::with_capacity(frame.len() + 4);

@@ -20,9 +20,17 @@ pub fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
 /// Opens a new session (30 s timeout requested, readOnly byte sent) and returns the socket and
 /// the server's ConnectResponse.
 pub fn connect(addr: SocketAddr) -> std::io::Result<(TcpStream, ConnectResponse)> {
-    let mut stream = TcpStream::connect(addr)?;
+    connect_within(addr, Duration::from_secs(30))
+}
+
+/// [`connect`] with `timeout` on every read (a probe that must not hang on a starting server).
+pub fn connect_within(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<(TcpStream, ConnectResponse)> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(timeout))?;
     let req = ConnectRequest {
         protocol_version: 0,
         last_zxid_seen: 0,

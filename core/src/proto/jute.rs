@@ -138,6 +138,23 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A jute `ustring` borrowed from the input, null read as empty (no allocation: snapshot
+    /// loading reads a million paths).
+    pub fn read_str(&mut self, what: &'static str) -> Result<&'a str, DecodeError> {
+        match self.read_len(what, 1)? {
+            None => Ok(""),
+            Some(len) => {
+                let bytes = self.read_bytes(len, what)?;
+                std::str::from_utf8(bytes).map_err(|_| DecodeError::BadUtf8 { what })
+            }
+        }
+    }
+
+    /// The bytes not yet read, without reading them.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..]
+    }
+
     /// A jute `ustring` where null reads as the empty string (paths, schemes, names).
     pub fn read_string(&mut self, what: &'static str) -> Result<String, DecodeError> {
         Ok(self.read_ustring(what)?.unwrap_or_default())

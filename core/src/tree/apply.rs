@@ -127,6 +127,7 @@ impl DataTree {
             Err(e) => return ApplyOutcome::Failed(e),
         };
         let zxid = header.zxid.0;
+        let parent_children = parent.num_children;
         let mut parent_cversion = args.parent_cversion;
         self.update_node(parent_path, |parent| {
             if parent_cversion == -1 {
@@ -146,18 +147,13 @@ impl DataTree {
             pzxid: zxid,
             ..StatPersisted::default()
         };
-        let node = ZNode {
-            data: args.data.clone(),
-            acl: args.acl.to_vec(),
-            stat,
-            kind,
-            children: Default::default(),
-        };
+        let node =
+            ZNode { data: args.data.clone(), acl: args.acl.into(), stat, kind, num_children: 0 };
         let bytes = node.data_len();
-        self.insert_node(p.to_string(), node);
+        self.insert_node(p, node);
         let client_stat = self.nodes[p].client_stat();
         assert_eq!(client_stat.czxid, zxid, "a new node's czxid is its txn's zxid");
-        assert!(self.nodes[parent_path].children.contains(path::last_segment(p)), "not linked");
+        assert_eq!(self.nodes[parent_path].num_children, parent_children + 1, "not linked");
         self.quota_after_create(p, bytes);
         triggers.push(WatchTrigger { path: p.to_string(), event: EventType::NodeCreated });
         let parent_trigger = parent_path.to_string();
@@ -175,7 +171,7 @@ impl DataTree {
             return Err(ZkError::BadArguments);
         }
         let node = self.nodes.get(p).ok_or(ZkError::NoNode)?;
-        if !node.children.is_empty() {
+        if node.num_children != 0 {
             return Err(ZkError::NotEmpty);
         }
         let removed = self.remove_node(p);
@@ -226,12 +222,12 @@ impl DataTree {
             return ApplyOutcome::Failed(ZkError::NoNode);
         }
         let stat = self.update_node(p, |node| {
-            node.acl = acl.to_vec();
+            node.acl = acl.into();
             node.stat.aversion = version;
             node.client_stat()
         });
         assert_eq!(stat.aversion, version, "setACL sets the txn's aversion");
-        assert_eq!(self.nodes[p].acl.as_slice(), acl, "setACL stores the ACL");
+        assert_eq!(&*self.nodes[p].acl, acl, "setACL stores the ACL");
         ApplyOutcome::AclSet { stat }
     }
 
@@ -299,7 +295,7 @@ impl DataTree {
     /// node, replacing the stats node's text.
     fn update_quota_for_path(&mut self, root: &str) {
         let stat_path = quota::stat_path(root);
-        if !self.nodes.contains_key(&stat_path) {
+        if !self.nodes.contains_key(stat_path.as_str()) {
             return;
         }
         let (mut count, mut bytes) = (0i64, 0i64);
@@ -322,7 +318,7 @@ impl DataTree {
     /// `updateQuotaStat`: adds the differences to the stats node's text, in place.
     fn update_quota_stat(&mut self, prefix: &str, bytes_diff: i64, count_diff: i64) {
         let stat_path = quota::stat_path(prefix);
-        let Some(node) = self.nodes.get(&stat_path) else {
+        let Some(node) = self.nodes.get(stat_path.as_str()) else {
             return;
         };
         let mut track = StatsTrack::parse(node.data.as_deref());
@@ -337,14 +333,14 @@ impl DataTree {
         let Some(prefix) = self.max_quota_prefix(p) else {
             return Ok(());
         };
-        let Some(limit_node) = self.nodes.get(&quota::limit_path(&prefix)) else {
+        let Some(limit_node) = self.nodes.get(quota::limit_path(&prefix).as_str()) else {
             return Ok(());
         };
         let limits = StatsTrack::parse(limit_node.data.as_deref());
         let check_count =
             count_diff != 0 && (limits.count() > -1 || limits.count_hard_limit() > -1);
         let check_bytes = bytes_diff != 0 && (limits.bytes() > -1 || limits.byte_hard_limit() > -1);
-        let Some(stat_node) = self.nodes.get(&quota::stat_path(&prefix)) else {
+        let Some(stat_node) = self.nodes.get(quota::stat_path(&prefix).as_str()) else {
             return Ok(());
         };
         let current = StatsTrack::parse(stat_node.data.as_deref());

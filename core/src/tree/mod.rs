@@ -6,13 +6,20 @@
 //! Invariants (checked by [`DataTree::invariants`]):
 //! - `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config` always exist;
 //! - every key passes `path::validate_path`; every node but `/` has its parent in the map, and
-//!   the parent's `children` holds exactly the last segments of its child keys;
+//!   the parent's `num_children` counts exactly its child keys;
 //! - only `Ephemeral` nodes are in the ephemeral index, each under its owner; normal ephemerals
 //!   have no children;
 //! - `ZNode::stat.ephemeral_owner == ZNode::kind.ephemeral_owner()`;
 //! - `digest` is the wrapping sum of `digest::node_hash` over all nodes, `data_size` the sum of
 //!   path and data lengths, `quota_roots` the roots whose limits node exists;
 //! - iteration order is BTree order everywhere: nothing depends on hashing.
+//!
+//! Layout (issue 16): the maps are persistent B-trees (`imbl`), nodes and paths sit behind `Arc`,
+//! so `clone()` is O(1) and a snapshot shares structure with the live tree instead of copying
+//! it on the driver; a write after a snapshot copies only the B-tree chunks on its path. A node
+//! keeps only a count of its children: their names are the keys right under its path in the
+//! ordered map (see [`DataTree::children`]), so no name is stored twice. Equal ACL lists are
+//! shared with the parent's or the previous node's list (ZooKeeper's ACL cache, without ids).
 
 pub mod acl;
 mod apply;
@@ -21,6 +28,10 @@ pub mod path;
 pub mod quota;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use imbl::{OrdMap, OrdSet};
 
 use crate::proto::client::EventType;
 use crate::proto::error::ZkError;
@@ -96,21 +107,21 @@ impl NodeKind {
 pub struct ZNode {
     /// Data; `None` (jute null) stays distinct from empty.
     pub data: Option<Vec<u8>>,
-    /// ACL as stored (after fix-up).
-    pub acl: Vec<Acl>,
+    /// ACL as stored (after fix-up); equal lists share one allocation.
+    pub acl: Arc<[Acl]>,
     /// Persisted stat.
     pub stat: StatPersisted,
     /// Kind (persistent, ephemeral, container, TTL).
     pub kind: NodeKind,
-    /// Names (last segments) of the children.
-    pub children: BTreeSet<String>,
+    /// Number of children (their names are the tree's keys right under this path).
+    pub num_children: u32,
 }
 
 impl ZNode {
     /// The client-visible stat (`DataNode.copyStat`): cversion = 2*stored − numChildren,
     /// ephemeralOwner 0 for containers and TTL nodes, dataLength 0 for null.
     pub fn client_stat(&self) -> Stat {
-        let num_children = self.children.len() as i32;
+        let num_children = self.num_children as i32;
         let ephemeral_owner = match self.kind {
             NodeKind::Ephemeral(s) => s.0,
             _ => 0,
@@ -130,7 +141,7 @@ impl ZNode {
         }
     }
 
-    fn data_len(&self) -> i64 {
+    pub(crate) fn data_len(&self) -> i64 {
         self.data.as_ref().map_or(0, |d| d.len() as i64)
     }
 }
@@ -188,13 +199,17 @@ pub struct Applied {
     pub triggers: Vec<WatchTrigger>,
 }
 
-/// The data tree. Clone is a deep copy; equality compares everything.
+/// A path as the tree stores it, shared by the node map and the indexes.
+type PathKey = Arc<str>;
+
+/// The data tree. Clone is O(1) (structure is shared, copied on write); equality compares
+/// everything.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataTree {
-    nodes: BTreeMap<String, ZNode>,
-    ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
+    nodes: OrdMap<PathKey, Arc<ZNode>>,
+    ephemerals: OrdMap<SessionId, OrdSet<PathKey>>,
     /// Container and TTL paths (ContainerManager candidates come from here).
-    containers_and_ttls: BTreeSet<String>,
+    containers_and_ttls: OrdSet<PathKey>,
     /// `/p` for every existing `/zookeeper/quota/p/zookeeper_limits`.
     quota_roots: BTreeSet<String>,
     last_processed_zxid: Zxid,
@@ -216,15 +231,7 @@ impl DataTree {
     /// (READ_ACL_UNSAFE), all with all-zero stats and empty (not null) data, as ZooKeeper makes
     /// them (`new DataNode(new byte[0], -1L, new StatPersisted())`).
     pub fn new() -> DataTree {
-        let mut tree = DataTree {
-            nodes: BTreeMap::new(),
-            ephemerals: BTreeMap::new(),
-            containers_and_ttls: BTreeSet::new(),
-            quota_roots: BTreeSet::new(),
-            last_processed_zxid: Zxid::ZERO,
-            data_size: 0,
-            digest: 0,
-        };
+        let mut tree = DataTree::empty(Zxid::ZERO);
         let system = [
             ("/", Acl::open_unsafe()),
             ("/zookeeper", Acl::open_unsafe()),
@@ -237,12 +244,12 @@ impl DataTree {
             let aversion = if p == "/zookeeper/config" { -1 } else { 0 };
             let node = ZNode {
                 data: Some(Vec::new()),
-                acl,
+                acl: acl.into(),
                 stat: StatPersisted { aversion, ..StatPersisted::default() },
                 kind: NodeKind::Persistent,
-                children: BTreeSet::new(),
+                num_children: 0,
             };
-            tree.insert_node(p.to_string(), node);
+            tree.insert_node(p, node);
         }
         tree.invariants();
         tree
@@ -266,24 +273,61 @@ impl DataTree {
         assert_eq!(node.stat.version, -1);
     }
 
+    fn empty(zxid: Zxid) -> DataTree {
+        DataTree {
+            nodes: OrdMap::new(),
+            ephemerals: OrdMap::new(),
+            containers_and_ttls: OrdSet::new(),
+            quota_roots: BTreeSet::new(),
+            last_processed_zxid: zxid,
+            data_size: 0,
+            digest: 0,
+        }
+    }
+
     /// The node at `path`.
     pub fn get(&self, path: &str) -> Option<&ZNode> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|n| &**n)
     }
 
     /// The client-visible stat of `path`.
     pub fn stat(&self, path: &str) -> Option<Stat> {
-        self.nodes.get(path).map(ZNode::client_stat)
+        self.get(path).map(ZNode::client_stat)
     }
 
-    /// The children names of `path`, sorted.
+    /// The children names of `path`, sorted. They are the keys `path/name` of the ordered map:
+    /// a walk over the keys after `path/` that jumps over each child's subtree (the keys
+    /// `path/name/...` sort before `path/name0`), so it costs O(children × log n), not O(subtree).
     pub fn children(&self, path: &str) -> Option<Vec<String>> {
-        self.nodes.get(path).map(|n| n.children.iter().cloned().collect())
+        let node = self.get(path)?;
+        let prefix = if path == "/" { "/".to_string() } else { format!("{path}/") };
+        // '0' is the character after '/': every key below `path` sorts before `end`.
+        let end = format!("{}0", &prefix[..prefix.len() - 1]);
+        let mut names = Vec::with_capacity(node.num_children as usize);
+        let mut from = Bound::Excluded(prefix.clone());
+        'restart: loop {
+            let range = (from.as_ref().map(String::as_str), Bound::Excluded(end.as_str()));
+            for (key, _) in self.nodes.range::<_, str>(range) {
+                let rest = &key[prefix.len()..];
+                match rest.find('/') {
+                    None => names.push(rest.to_string()),
+                    Some(i) => {
+                        // A grandchild: skip the rest of that child's subtree.
+                        from = Bound::Included(format!("{prefix}{}0", &rest[..i]));
+                        continue 'restart;
+                    }
+                }
+            }
+            break;
+        }
+        assert_eq!(names.len(), node.num_children as usize, "children of {path} counted");
+        assert!(names.is_sorted(), "children of {path} in order");
+        Some(names)
     }
 
     /// The ACL of `path`.
     pub fn acl(&self, path: &str) -> Option<&[Acl]> {
-        self.nodes.get(path).map(|n| n.acl.as_slice())
+        self.get(path).map(|n| &*n.acl)
     }
 
     /// getAllChildrenNumber: all descendants (for `/` this includes the `/zookeeper` nodes).
@@ -296,21 +340,24 @@ impl DataTree {
     }
 
     /// Keys strictly below `path` (which must not be `/`).
-    fn descendants<'a>(&'a self, path: &str) -> impl Iterator<Item = (&'a String, &'a ZNode)> {
+    fn descendants<'a>(&'a self, path: &str) -> impl Iterator<Item = (&'a str, &'a ZNode)> {
         let prefix = format!("{path}/");
         // '0' is the character after '/', so the range covers exactly the keys with the prefix.
         let end = format!("{path}0");
-        self.nodes.range(prefix..end)
+        let range = (Bound::Included(prefix.as_str()), Bound::Excluded(end.as_str()));
+        self.nodes.range::<_, str>(range).map(|(k, n)| (&**k, &**n))
     }
 
     /// The ephemerals of `session`, sorted.
     pub fn ephemerals(&self, session: SessionId) -> Vec<String> {
-        self.ephemerals.get(&session).map_or_else(Vec::new, |s| s.iter().cloned().collect())
+        let paths = |set: &OrdSet<PathKey>| set.iter().map(|p| p.to_string()).collect();
+        self.ephemerals.get(&session).map_or_else(Vec::new, paths)
     }
 
     /// Every session's ephemerals (for the `dump` four-letter word).
     pub fn all_ephemerals(&self) -> BTreeMap<SessionId, Vec<String>> {
-        self.ephemerals.iter().map(|(s, p)| (*s, p.iter().cloned().collect())).collect()
+        let paths = |set: &OrdSet<PathKey>| set.iter().map(|p| p.to_string()).collect();
+        self.ephemerals.iter().map(|(s, set)| (*s, paths(set))).collect()
     }
 
     /// Number of nodes (the root counted once; ZooKeeper's `zk_znode_count` counts it twice).
@@ -340,8 +387,8 @@ impl DataTree {
     }
 
     /// Every node, in path order.
-    pub fn nodes(&self) -> impl Iterator<Item = (&String, &ZNode)> {
-        self.nodes.iter()
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &ZNode)> {
+        self.nodes.iter().map(|(k, n)| (&**k, &**n))
     }
 
     /// ContainerManager candidates (reference §10.8) with `maxNeverUsedIntervalMs = 0` (never
@@ -365,8 +412,8 @@ impl DataTree {
     ) -> Vec<String> {
         let mut out = Vec::new();
         for p in &self.containers_and_ttls {
-            let node = &self.nodes[p];
-            if !node.children.is_empty() {
+            let node = &self.nodes[&**p];
+            if node.num_children != 0 {
                 continue;
             }
             let elapsed = now_wall_ms.saturating_sub(node.stat.mtime);
@@ -377,7 +424,7 @@ impl DataTree {
                 _ => unreachable!("only containers and TTL nodes are indexed: {p}"),
             };
             if expired {
-                out.push(p.clone());
+                out.push(p.to_string());
             }
         }
         out
@@ -386,54 +433,72 @@ impl DataTree {
     // ---- internal mutators: the only places that touch `nodes` ----
 
     /// Adds a node under an existing parent and keeps every index up to date.
-    fn insert_node(&mut self, path: String, node: ZNode) {
-        assert!(!self.nodes.contains_key(&path), "insert over an existing node {path}");
-        assert!(node.children.is_empty(), "a new node has no children: {path}");
+    fn insert_node(&mut self, path: &str, mut node: ZNode) {
+        assert!(!self.nodes.contains_key(path), "insert over an existing node {path}");
+        assert_eq!(node.num_children, 0, "a new node has no children: {path}");
         assert_eq!(node.stat.ephemeral_owner, node.kind.ephemeral_owner(), "owner of {path}");
+        node.acl = self.shared_acl(path, node.acl);
         if path != "/" {
-            let parent = self.nodes.get_mut(path::parent(&path)).expect("parent of a new node");
+            let parent = self.nodes.get_mut(path::parent(path)).expect("parent of a new node");
             assert!(parent.kind.owner_session().is_none(), "child of an ephemeral: {path}");
-            parent.children.insert(path::last_segment(&path).to_string());
+            Arc::make_mut(parent).num_children += 1;
         }
-        self.index_add(&path, &node);
-        self.nodes.insert(path, node);
+        let key: PathKey = path.into();
+        self.index_add(&key, &node);
+        self.nodes.insert(key, Arc::new(node));
+    }
+
+    /// `acl`, or an equal list already held by the parent of `path` or by the node before it
+    /// in path order (siblings made by one client usually carry the same ACL), so that a
+    /// million nodes with one ACL hold one copy of it. Sharing never changes what is stored.
+    fn shared_acl(&self, path: &str, acl: Arc<[Acl]>) -> Arc<[Acl]> {
+        let parent = if path == "/" { None } else { self.nodes.get(path::parent(path)) };
+        let previous = self.nodes.get_prev(path).map(|(_, n)| n);
+        for held in parent.into_iter().chain(previous) {
+            if held.acl == acl {
+                return held.acl.clone();
+            }
+        }
+        acl
     }
 
     /// Removes a childless node and keeps every index up to date.
-    fn remove_node(&mut self, path: &str) -> ZNode {
+    fn remove_node(&mut self, path: &str) -> Arc<ZNode> {
         assert!(path != "/", "the root is never removed");
         let node = self.nodes.remove(path).expect("remove of a missing node");
-        assert!(node.children.is_empty(), "remove of a node with children: {path}");
+        assert_eq!(node.num_children, 0, "remove of a node with children: {path}");
         let parent = self.nodes.get_mut(path::parent(path)).expect("parent of a live node");
-        let removed = parent.children.remove(path::last_segment(path));
-        assert!(removed, "parent did not list {path}");
+        let parent = Arc::make_mut(parent);
+        assert!(parent.num_children > 0, "parent did not count {path}");
+        parent.num_children -= 1;
         self.index_remove(path, &node);
         node
     }
 
     /// Changes a node in place (data, ACL, stat; never its kind or children) and returns what
-    /// `f` returns. The digest and data size follow.
+    /// `f` returns. The digest and data size follow. A node shared with a snapshot is copied
+    /// first (`Arc::make_mut`), so the snapshot keeps the old version.
     fn update_node<R>(&mut self, path: &str, f: impl FnOnce(&mut ZNode) -> R) -> R {
-        let node = self.nodes.get_mut(path).expect("update of a missing node");
-        let before = (node.kind, node.children.len());
+        let node = Arc::make_mut(self.nodes.get_mut(path).expect("update of a missing node"));
+        let before = (node.kind, node.num_children);
         self.digest = self.digest.wrapping_sub(node_hash(path, node));
         self.data_size -= node.data_len();
         let r = f(node);
-        assert_eq!(before, (node.kind, node.children.len()), "update changed kind or children");
+        assert_eq!(before, (node.kind, node.num_children), "update changed kind or children");
         self.digest = self.digest.wrapping_add(node_hash(path, node));
         self.data_size += node.data_len();
         r
     }
 
-    fn index_add(&mut self, path: &str, node: &ZNode) {
+    fn index_add(&mut self, path: &PathKey, node: &ZNode) {
         self.digest = self.digest.wrapping_add(node_hash(path, node));
         self.data_size += path.len() as i64 + node.data_len();
         match node.kind {
             NodeKind::Ephemeral(s) => {
-                self.ephemerals.entry(s).or_default().insert(path.to_string());
+                self.ephemerals.entry(s).or_default().insert(path.clone());
             }
             NodeKind::Container | NodeKind::Ttl(_) => {
-                self.containers_and_ttls.insert(path.to_string());
+                self.containers_and_ttls.insert(path.clone());
             }
             NodeKind::Persistent => {}
         }
@@ -445,13 +510,14 @@ impl DataTree {
         match node.kind {
             NodeKind::Ephemeral(s) => {
                 let set = self.ephemerals.get_mut(&s).expect("ephemeral index entry");
-                assert!(set.remove(path), "ephemeral {path} missing from the index");
+                assert!(set.remove(path).is_some(), "ephemeral {path} missing from the index");
                 if set.is_empty() {
                     self.ephemerals.remove(&s);
                 }
             }
             NodeKind::Container | NodeKind::Ttl(_) => {
-                assert!(self.containers_and_ttls.remove(path), "{path} missing from the index");
+                let removed = self.containers_and_ttls.remove(path);
+                assert!(removed.is_some(), "{path} missing from the index");
             }
             NodeKind::Persistent => {}
         }
@@ -464,41 +530,104 @@ impl DataTree {
         }
     }
 
-    /// Rebuilds a tree from decoded nodes (snapshot load). Checks structure; `Err` with a reason.
-    pub(crate) fn from_nodes(
-        nodes: BTreeMap<String, ZNode>,
-        zxid: Zxid,
-    ) -> Result<DataTree, &'static str> {
-        let mut tree = DataTree {
-            nodes: BTreeMap::new(),
-            ephemerals: BTreeMap::new(),
-            containers_and_ttls: BTreeSet::new(),
-            quota_roots: BTreeSet::new(),
-            last_processed_zxid: zxid,
-            data_size: 0,
-            digest: 0,
-        };
-        // BTree order puts a parent before its children only for some names ("/a-b" sorts
-        // between "/a" and "/a/b"), so insert by depth.
-        let mut by_depth: Vec<(String, ZNode)> = nodes.into_iter().collect();
-        by_depth
-            .sort_by_key(|(p, _)| (if p == "/" { 0 } else { p.matches('/').count() }, p.clone()));
-        for (p, mut node) in by_depth {
-            path::validate_path(&p).map_err(|_| "invalid path")?;
-            if node.stat.ephemeral_owner != node.kind.ephemeral_owner() {
-                return Err("ephemeral owner does not match the node kind");
-            }
-            if p != "/" {
-                let parent = tree.nodes.get(path::parent(&p)).ok_or("parent missing")?;
-                if parent.kind.owner_session().is_some() {
-                    return Err("child of an ephemeral");
-                }
-            } else if !tree.nodes.is_empty() {
-                return Err("root not first");
-            }
-            node.children.clear();
-            tree.insert_node(p, node);
+    /// A loader for a tree decoded node by node (snapshot load), at `zxid`.
+    pub(crate) fn loader(zxid: Zxid) -> TreeLoader {
+        TreeLoader { tree: DataTree::empty(zxid), previous: None, previous_acl: None }
+    }
+    /// Checks every invariant of the module doc in O(n log n). Panics on a violation.
+    pub fn invariants(&self) {
+        for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+            assert!(self.nodes.contains_key(p), "system node {p} missing");
         }
+        let (mut digest, mut size) = (0u64, 0i64);
+        let mut ephemerals: OrdMap<SessionId, OrdSet<PathKey>> = OrdMap::new();
+        let mut special = OrdSet::new();
+        let mut counted: BTreeMap<&str, u32> = BTreeMap::new();
+        for (p, node) in &self.nodes {
+            assert!(path::validate_path(p).is_ok(), "invalid key {p:?}");
+            assert_eq!(node.stat.ephemeral_owner, node.kind.ephemeral_owner(), "owner of {p}");
+            if &**p != "/" {
+                let parent = path::parent(p);
+                assert!(self.nodes.contains_key(parent), "{p} has no parent");
+                *counted.entry(parent).or_default() += 1;
+            }
+            match node.kind {
+                NodeKind::Ephemeral(s) => {
+                    assert_eq!(node.num_children, 0, "ephemeral {p} has children");
+                    ephemerals.entry(s).or_default().insert(p.clone());
+                }
+                NodeKind::Container | NodeKind::Ttl(_) => {
+                    special.insert(p.clone());
+                }
+                NodeKind::Persistent => {}
+            }
+            digest = digest.wrapping_add(node_hash(p, node));
+            size += p.len() as i64 + node.data_len();
+        }
+        for (p, node) in &self.nodes {
+            let children = counted.get(&**p).copied().unwrap_or(0);
+            assert_eq!(node.num_children, children, "children of {p} miscounted");
+        }
+        assert_eq!(digest, self.digest, "incremental digest drifted");
+        assert_eq!(size, self.data_size, "data size drifted");
+        assert_eq!(ephemerals, self.ephemerals, "ephemeral index drifted");
+        assert_eq!(special, self.containers_and_ttls, "container/TTL index drifted");
+        for root in &self.quota_roots {
+            assert!(self.nodes.contains_key(&*quota::limit_path(root)), "stale quota root {root}");
+        }
+    }
+}
+
+/// Rebuilds a tree from nodes in strictly increasing path order, checking the structure as it
+/// goes (a parent's path is a prefix of its child's, so every parent comes first). Nodes go
+/// straight into the tree: a million-node snapshot never sits in memory twice. Two map
+/// look-ups per node (the parent, the insert): restart time is mostly this loop.
+pub(crate) struct TreeLoader {
+    tree: DataTree,
+    previous: Option<PathKey>,
+    previous_acl: Option<Arc<[Acl]>>,
+}
+
+impl TreeLoader {
+    /// Adds the next node; `Err` with a reason for anything a tree cannot hold.
+    pub(crate) fn push(&mut self, p: &str, mut node: ZNode) -> Result<(), &'static str> {
+        match self.previous.as_deref() {
+            Some(previous) if previous == p => return Err("duplicate snapshot path"),
+            Some(previous) if previous > p => return Err("snapshot paths out of order"),
+            None if p != "/" => return Err("root not first"),
+            _ => {}
+        }
+        path::validate_path(p).map_err(|_| "invalid path")?;
+        if node.stat.ephemeral_owner != node.kind.ephemeral_owner() {
+            return Err("ephemeral owner does not match the node kind");
+        }
+        node.num_children = 0;
+        if p != "/" {
+            let parent = self.tree.nodes.get_mut(path::parent(p)).ok_or("parent missing")?;
+            if parent.kind.owner_session().is_some() {
+                return Err("child of an ephemeral");
+            }
+            if parent.acl == node.acl {
+                node.acl = parent.acl.clone();
+            }
+            Arc::make_mut(parent).num_children += 1;
+        }
+        if let Some(acl) = self.previous_acl.as_ref().filter(|acl| **acl == node.acl) {
+            node.acl = acl.clone();
+        }
+        self.previous_acl = Some(node.acl.clone());
+        let key: PathKey = p.into();
+        self.tree.index_add(&key, &node);
+        let replaced = self.tree.nodes.insert(key.clone(), Arc::new(node));
+        assert!(replaced.is_none(), "paths strictly increase, so {p} is new");
+        self.previous = Some(key);
+        Ok(())
+    }
+
+    /// The tree, once every node is in; checks the system nodes. The caller runs
+    /// [`DataTree::invariants`] (see `snapshot::decode`).
+    pub(crate) fn finish(self) -> Result<DataTree, &'static str> {
+        let mut tree = self.tree;
         for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
             tree.nodes.get(p).ok_or("system node missing")?;
         }
@@ -511,51 +640,30 @@ impl DataTree {
             })
             .collect();
         tree.quota_roots.extend(roots);
-        tree.invariants();
+        assert!(tree.nodes.len() >= 4, "the system nodes are in");
         Ok(tree)
-    }
-
-    /// Checks every invariant of the module doc in O(n). Panics on a violation.
-    pub fn invariants(&self) {
-        for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
-            assert!(self.nodes.contains_key(p), "system node {p} missing");
-        }
-        let (mut digest, mut size) = (0u64, 0i64);
-        let mut ephemerals: BTreeMap<SessionId, BTreeSet<String>> = BTreeMap::new();
-        let mut special = BTreeSet::new();
-        for (p, node) in &self.nodes {
-            assert!(path::validate_path(p).is_ok(), "invalid key {p:?}");
-            assert_eq!(node.stat.ephemeral_owner, node.kind.ephemeral_owner(), "owner of {p}");
-            if p != "/" {
-                let parent = &self.nodes[path::parent(p)];
-                assert!(parent.children.contains(path::last_segment(p)), "{p} not listed");
-            }
-            for c in &node.children {
-                assert!(self.nodes.contains_key(&path::join(p, c)), "{p} lists a missing {c}");
-            }
-            match node.kind {
-                NodeKind::Ephemeral(s) => {
-                    assert!(node.children.is_empty(), "ephemeral {p} has children");
-                    ephemerals.entry(s).or_default().insert(p.clone());
-                }
-                NodeKind::Container | NodeKind::Ttl(_) => {
-                    special.insert(p.clone());
-                }
-                NodeKind::Persistent => {}
-            }
-            digest = digest.wrapping_add(node_hash(p, node));
-            size += p.len() as i64 + node.data_len();
-        }
-        assert_eq!(digest, self.digest, "incremental digest drifted");
-        assert_eq!(size, self.data_size, "data size drifted");
-        assert_eq!(ephemerals, self.ephemerals, "ephemeral index drifted");
-        assert_eq!(special, self.containers_and_ttls, "container/TTL index drifted");
-        for root in &self.quota_roots {
-            assert!(self.nodes.contains_key(&quota::limit_path(root)), "stale quota root {root}");
-        }
     }
 }
 
 fn node_hash(path: &str, node: &ZNode) -> u64 {
     digest::node_hash(path, node.data.as_deref(), &node.acl, &node.stat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `invariants` notices a parent whose child count is off by one, either way.
+    #[test]
+    fn invariants_catch_a_miscounted_parent() {
+        for delta in [1i64, -1] {
+            let mut tree = DataTree::new();
+            tree.invariants();
+            let node = Arc::make_mut(tree.nodes.get_mut("/zookeeper").unwrap());
+            node.num_children = (node.num_children as i64 + delta) as u32;
+            let caught = std::panic::catch_unwind(|| tree.invariants());
+            let message = *caught.expect_err("a miscount is caught").downcast::<String>().unwrap();
+            assert!(message.contains("children of /zookeeper miscounted"), "{message}");
+        }
+    }
 }

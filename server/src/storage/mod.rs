@@ -315,11 +315,18 @@ impl Storage {
     /// Makes every appended record durable: flush, then fdatasync (unless `force_sync` is off).
     /// After an error the log's state on disk is unknown; the caller must stop (fsyncgate).
     pub fn sync(&mut self) -> io::Result<()> {
+        const SLOW_SYNC_MS: u128 = 50;
         if let Some(active) = self.active.as_mut()
             && active.is_dirty()
         {
+            let began = std::time::Instant::now();
             active.sync(self.force_sync)?;
             self.sync_count += 1;
+            // Replies wait for this: a slow one is worth a line (issue 16 measured them).
+            let sync_ms = began.elapsed().as_millis();
+            if sync_ms >= SLOW_SYNC_MS {
+                tracing::info!(sync_ms, "slow txn log sync");
+            }
         }
         assert!(self.active.as_ref().is_none_or(|a| !a.is_dirty()));
         self.durable_zxid = self.last_zxid;

@@ -34,7 +34,7 @@ pub fn history(events: Vec<Event>, seed: u64) -> History {
             let stat = tree.stat(path)?;
             let data = tree.get(path)?.data.as_ref().map(|d| String::from_utf8_lossy(d).into());
             Some(InitialNode {
-                path: path.clone(),
+                path: path.to_string(),
                 data: data.unwrap_or_default(),
                 version: stat.version,
                 cversion: stat.cversion,

@@ -4,7 +4,12 @@
 //!
 //! Each client is a thread with its own session and a window of pipelined requests, like an
 //! asynchronous ZooKeeper client. Workloads: `create` (sequential-free creates of new nodes),
-//! `set` (setData on a few hot nodes), `get` (getData), `mixed` (90% get, 10% set).
+//! `seqcreate` (PERSISTENT_SEQUENTIAL creates of `/bench/n-`: every node under one parent, as
+//! issue 16's million-znode load), `set` (setData on a few hot nodes), `get` (getData), `mixed`
+//! (90% get, 10% set).
+//!
+//! `--wait-ready MS` instead polls until a new session answers `exists /` (restart-to-serving
+//! time, measured by `tests/bigtree-bench.sh`).
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -42,6 +47,10 @@ struct Args {
     /// A label printed with the results.
     #[arg(long, default_value = "server")]
     label: String,
+    /// Only wait (up to this many ms) until the server opens a session and answers `exists /`,
+    /// then print the time waited and exit.
+    #[arg(long)]
+    wait_ready: Option<u64>,
 }
 
 fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
@@ -62,6 +71,14 @@ fn request(args: &Args, client: usize, i: usize, data: &[u8]) -> Request {
             data: Some(data.to_vec()),
             acl: Acl::open_unsafe(),
             flags: 0,
+            ttl: -1,
+        },
+        "seqcreate" => Request::Create {
+            op: OpCode::Create,
+            path: "/bench/n-".to_string(),
+            data: Some(data.to_vec()),
+            acl: Acl::open_unsafe(),
+            flags: 2,
             ttl: -1,
         },
         "set" => set,
@@ -124,8 +141,39 @@ fn setup(args: &Args) -> std::io::Result<()> {
     Ok(())
 }
 
+/// One session's `exists /` round trip; Ok once the server serves requests.
+fn probe(addr: SocketAddr) -> std::io::Result<()> {
+    let timeout = std::time::Duration::from_secs(5);
+    let (mut stream, _) = zkr_tests::wire::connect_within(addr, timeout)?;
+    let req = Request::Exists { path: "/".to_string(), watch: false };
+    stream.write_all(&codec::encode_request(&codec::request_header(1, &req), &req))?;
+    let payload = read_frame(&mut stream)?;
+    let reply = codec::decode_reply_header(&mut Reader::new(&payload))
+        .map_err(|e| std::io::Error::other(format!("bad reply: {e}")))?;
+    if reply.err != 0 {
+        return Err(std::io::Error::other(format!("exists / failed with {}", reply.err)));
+    }
+    Ok(())
+}
+
+fn wait_ready(addr: SocketAddr, limit_ms: u64) {
+    let began = Instant::now();
+    while probe(addr).is_err() {
+        if began.elapsed().as_millis() as u64 > limit_ms {
+            eprintln!("zkbench: {addr} not serving after {limit_ms} ms");
+            std::process::exit(1);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    println!("ready_ms={}", began.elapsed().as_millis());
+}
+
 fn main() {
     let args = Args::parse();
+    if let Some(limit_ms) = args.wait_ready {
+        wait_ready(args.addr, limit_ms);
+        return;
+    }
     setup(&args).expect("setup: create /bench and its hot nodes");
     let start = Arc::new(Barrier::new(args.clients + 1));
     let threads: Vec<_> = (0..args.clients)
@@ -144,7 +192,7 @@ fn main() {
     let ops = total.len();
     println!(
         "{:<8} {:<7} clients={:<3} window={:<3} ops={:<7} {:>9.0} ops/s  p50={:>6}µs \
-         p99={:>7}µs p999={:>7}µs",
+         p99={:>7}µs p999={:>7}µs max={:>8}µs",
         args.label,
         args.workload,
         args.clients,
@@ -154,5 +202,6 @@ fn main() {
         total.value_at_quantile(0.5),
         total.value_at_quantile(0.99),
         total.value_at_quantile(0.999),
+        total.max(),
     );
 }
