@@ -73,36 +73,84 @@ pub enum Event {
     },
 }
 
-/// Per-IP connection counting for `maxClientCnxns`.
+/// Connection counting for `maxCnxns` (in total) and `maxClientCnxns` (per client IP), checked
+/// in that order on accept, as ZooKeeper's NIO and Netty factories do; a refused connection is
+/// closed at once, before any byte is read.
 #[derive(Debug, Default)]
 pub struct ConnLimits {
+    max_total: u32,
     max_per_ip: u32,
-    per_ip: Mutex<HashMap<IpAddr, u32>>,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: u32,
+    per_ip: HashMap<IpAddr, u32>,
+}
+
+/// Why a connection was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// `maxCnxns` connections are open.
+    Total,
+    /// `maxClientCnxns` connections from this address are open.
+    PerIp,
 }
 
 impl ConnLimits {
-    /// `max_per_ip == 0` means unlimited.
-    pub fn new(max_per_ip: u32) -> ConnLimits {
-        ConnLimits { max_per_ip, per_ip: Mutex::new(HashMap::new()) }
+    /// `max_total`/`max_per_ip == 0` means unlimited.
+    pub fn new(max_total: u32, max_per_ip: u32) -> ConnLimits {
+        ConnLimits { max_total, max_per_ip, counts: Mutex::default() }
     }
 
-    fn acquire(&self, ip: IpAddr) -> bool {
-        let mut map = self.per_ip.lock().expect("limits lock");
-        let count = map.entry(ip).or_insert(0);
+    /// Counts a new connection from `ip`, or says which limit refuses it.
+    pub fn acquire(&self, ip: IpAddr) -> Result<(), Refused> {
+        let mut counts = self.counts.lock().expect("limits lock");
+        if self.max_total != 0 && counts.total >= self.max_total {
+            return Err(Refused::Total);
+        }
+        let count = counts.per_ip.entry(ip).or_insert(0);
         if self.max_per_ip != 0 && *count >= self.max_per_ip {
-            return false;
+            return Err(Refused::PerIp);
         }
         *count += 1;
-        true
+        counts.total += 1;
+        Ok(())
     }
 
-    fn release(&self, ip: IpAddr) {
-        let mut map = self.per_ip.lock().expect("limits lock");
-        if let Some(count) = map.get_mut(&ip) {
-            *count -= 1;
-            if *count == 0 {
-                map.remove(&ip);
-            }
+    /// Uncounts a connection from `ip` that `acquire` admitted.
+    pub fn release(&self, ip: IpAddr) {
+        let mut counts = self.counts.lock().expect("limits lock");
+        let count = counts.per_ip.get_mut(&ip).expect("release of an admitted connection");
+        *count -= 1;
+        if *count == 0 {
+            counts.per_ip.remove(&ip);
+        }
+        assert!(counts.total > 0);
+        counts.total -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn total_limit_is_checked_before_the_per_ip_limit_and_released_counts_return() {
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let limits = ConnLimits::new(3, 2);
+        assert_eq!(limits.acquire(a), Ok(()));
+        assert_eq!(limits.acquire(a), Ok(()));
+        assert_eq!(limits.acquire(a), Err(Refused::PerIp));
+        assert_eq!(limits.acquire(b), Ok(()));
+        assert_eq!(limits.acquire(b), Err(Refused::Total));
+        limits.release(a);
+        assert_eq!(limits.acquire(b), Ok(()));
+        assert_eq!(limits.acquire(a), Err(Refused::Total));
+        let unlimited = ConnLimits::new(0, 0);
+        for _ in 0..1000 {
+            assert_eq!(unlimited.acquire(a), Ok(()));
         }
     }
 }
@@ -226,10 +274,16 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        if !limits.acquire(remote.ip()) {
-            tracing::warn!(%remote, "too many connections from this address (maxClientCnxns)");
-            drop(stream);
-            continue;
+        match limits.acquire(remote.ip()) {
+            Ok(()) => {}
+            Err(Refused::Total) => {
+                tracing::warn!(%remote, "too many connections (maxCnxns); refused");
+                continue;
+            }
+            Err(Refused::PerIp) => {
+                tracing::warn!(%remote, "too many connections from this address (maxClientCnxns)");
+                continue;
+            }
         }
         let _ = stream.set_nodelay(true);
         let conn = ConnId(next_conn);

@@ -32,10 +32,9 @@ const KNOWN_FOUR_LETTER_WORDS: [&str; 18] = [
 ];
 
 /// Keys ZooKeeper accepts that change nothing in this server; kept in `extra` with an info log.
-const IGNORED_KEYS: [&str; 21] = [
+const IGNORED_KEYS: [&str; 20] = [
     "secureClientPort",
     "secureClientPortAddress",
-    "maxCnxns",
     "preAllocSize",
     "snapSizeLimitInKb",
     "fsync.warningthresholdms",
@@ -299,6 +298,8 @@ pub struct ServerConfig {
     pub client_port_listen_backlog: i32,
     /// `maxClientCnxns` per client IP; 0 = unlimited.
     pub max_client_cnxns: u32,
+    /// `maxCnxns`: client connections in total; 0 (the default) = unlimited.
+    pub max_cnxns: u32,
     /// `nio.sessionlessCnxnTimeout` (ZooKeeper's system property, default 10000 ms): how long
     /// a connection may take to deliver its ConnectRequest.
     pub sessionless_cnxn_timeout_ms: u64,
@@ -410,6 +411,7 @@ impl ServerConfig {
             client_port_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             client_port_listen_backlog: -1,
             max_client_cnxns: 60,
+            max_cnxns: 0,
             sessionless_cnxn_timeout_ms: 10_000,
             global_outstanding_limit: 1000,
             client_output_limit_bytes: 1 << 20,
@@ -476,6 +478,14 @@ impl ServerConfig {
             }
             "maxClientCnxns" => {
                 self.max_client_cnxns = at.number(0, u32::MAX as u64, "a count (0 = unlimited)")?
+            }
+            "maxCnxns" => {
+                // ZooKeeper warns about a negative value and uses 0 (unlimited).
+                let max = at.signed(i64::MIN, u32::MAX as i64)?;
+                if max < 0 {
+                    self.warn(format!("maxCnxns {max} is negative; using 0 (unlimited)"));
+                }
+                self.max_cnxns = max.max(0) as u32;
             }
             "snapCount" => {
                 let count: u64 = at.number(0, u64::MAX, "a number of txns")?;

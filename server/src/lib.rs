@@ -44,7 +44,7 @@ impl Server {
             .map_err(|e| format!("cannot start the storage thread: {e}"))?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let limits = Arc::new(client_net::ConnLimits::new(cfg.max_client_cnxns));
+        let limits = Arc::new(client_net::ConnLimits::new(cfg.max_cnxns, cfg.max_client_cnxns));
         tokio::spawn(client_net::accept_loop(
             listener,
             events_tx.clone(),

@@ -442,7 +442,7 @@ fn connection_bounds_default_to_zookeepers_and_can_be_set() {
     assert_eq!(policy.write_stall_timeout, Duration::from_secs(40), "maxSessionTimeout");
     let text = "dataDir=/d\nclientPort=1\ntickTime=2000\n\
                 zookeeper.nio.sessionlessCnxnTimeout=1500\nglobalOutstandingLimit=7\n\
-                zkr.clientOutputLimitBytes=4194304\nzkr.clientWriteStallMs=900\n";
+                zkr.clientOutputLimitBytes=4194304\nzkr.clientWriteStallMs=900\nmaxCnxns=5\n";
     let config = ServerConfig::parse(text).unwrap();
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     let policy = config.conn_policy();
@@ -450,6 +450,7 @@ fn connection_bounds_default_to_zookeepers_and_can_be_set() {
     assert_eq!(policy.outstanding_max, 7);
     assert_eq!(policy.output_bytes_max, 4 << 20);
     assert_eq!(policy.write_stall_timeout, Duration::from_millis(900));
+    assert_eq!((defaults.max_cnxns, config.max_cnxns), (0, 5), "maxCnxns: 0 = unlimited");
     // The output bound is never below one whole frame (a single reply must fit).
     let small = ServerConfig::parse("dataDir=/d\nzkr.clientOutputLimitBytes=10\n").unwrap();
     assert_eq!(small.conn_policy().output_bytes_max, small.core.max_frame_bytes);

@@ -138,3 +138,56 @@ fn a_client_that_never_reads_is_throttled_then_dropped() {
     assert!(read < all / 2, "read {read} of {all} bytes: the connection was not dropped");
     setup.ping();
 }
+
+/// Opens connections until one is refused; returns the sessions that were admitted. A refused
+/// connection is closed by the server before any reply (ZooKeeper: on accept).
+fn admitted_until_refused(server: &TestServer, at_most: usize) -> Vec<RawClient> {
+    let mut admitted = Vec::new();
+    for _ in 0..at_most {
+        match RawClient::connect(server.addr(), 30_000) {
+            Ok(client) => admitted.push(client),
+            Err(_) => return admitted,
+        }
+    }
+    admitted
+}
+
+/// Reconnects until the server has noticed a closed connection and admits a new one.
+fn admitted_within(server: &TestServer, timeout: Duration) -> RawClient {
+    let started = Instant::now();
+    loop {
+        if let Ok(client) = RawClient::connect(server.addr(), 30_000) {
+            return client;
+        }
+        assert!(started.elapsed() < timeout, "no connection admitted within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `maxClientCnxns` counts connections per client address (all of ours come from 127.0.0.1);
+/// the next one is refused, and a closed one frees its slot.
+#[test]
+fn max_client_cnxns_refuses_the_connection_over_the_limit() {
+    let server = TestServer::start_with(ServerOptions::new().set("maxClientCnxns", "3"));
+    let mut admitted = admitted_until_refused(&server, 6);
+    assert_eq!(admitted.len(), 3, "maxClientCnxns=3 admitted {}", admitted.len());
+    for client in &mut admitted {
+        client.ping();
+    }
+    admitted.pop().expect("three").close_session();
+    admitted_within(&server, Duration::from_secs(10)).ping();
+}
+
+/// `maxCnxns` bounds connections in total, whatever their address.
+#[test]
+fn max_cnxns_refuses_the_connection_over_the_total() {
+    let options = ServerOptions::new().set("maxCnxns", "4").set("maxClientCnxns", "0");
+    let server = TestServer::start_with(options);
+    let mut admitted = admitted_until_refused(&server, 8);
+    assert_eq!(admitted.len(), 4, "maxCnxns=4 admitted {}", admitted.len());
+    admitted.pop().expect("four").abandon();
+    admitted_within(&server, Duration::from_secs(10)).ping();
+    for client in &mut admitted {
+        client.ping();
+    }
+}
