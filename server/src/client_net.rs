@@ -137,6 +137,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn output_past_the_drop_bound_aborts_and_frees_the_queue() {
+        let handle = ConnHandle { shared: Arc::default(), drop_at_bytes: 100 };
+        handle.send(vec![1; 60]);
+        {
+            let outbox = handle.shared.outbox.lock().unwrap();
+            assert_eq!((outbox.queued, outbox.bytes.len(), outbox.abort), (60, 60, false));
+        }
+        handle.send(vec![2; 60]);
+        let outbox = handle.shared.outbox.lock().unwrap();
+        assert!(outbox.abort, "120 queued bytes are past the bound of 100");
+        assert_eq!(outbox.bytes.capacity(), 0, "the queue is freed, not kept");
+        drop(outbox);
+        handle.send(vec![3; 10]);
+        assert_eq!(handle.shared.outbox.lock().unwrap().bytes.len(), 0, "nothing after abort");
+        handle.replied();
+        assert_eq!(handle.shared.outstanding.load(Ordering::Acquire), 0, "saturates at 0");
+    }
+
+    #[test]
     fn total_limit_is_checked_before_the_per_ip_limit_and_released_counts_return() {
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let limits = ConnLimits::new(3, 2);
@@ -188,7 +207,8 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct ConnHandle {
     shared: Arc<Shared>,
-    policy: ConnPolicy,
+    /// Queued output at which the connection is dropped at once.
+    drop_at_bytes: usize,
 }
 
 /// State the driver and the connection task share.
@@ -217,7 +237,7 @@ impl ConnHandle {
     /// the bound is dropped instead: its client does not read, and the server must not keep
     /// its replies without bound.
     pub fn send(&self, frame: Vec<u8>) {
-        let drop_at = self.policy.output_bytes_max.saturating_mul(OUTPUT_DROP_FACTOR);
+        let drop_at = self.drop_at_bytes;
         {
             let mut outbox = self.shared.outbox.lock().expect("outbox lock");
             if outbox.close || outbox.abort {
@@ -327,7 +347,8 @@ async fn serve_conn(
     policy: ConnPolicy,
 ) {
     let shared = Arc::new(Shared::default());
-    let handle = ConnHandle { shared: shared.clone(), policy };
+    let drop_at_bytes = policy.output_bytes_max.saturating_mul(OUTPUT_DROP_FACTOR);
+    let handle = ConnHandle { shared: shared.clone(), drop_at_bytes };
     if events.send(Event::Connected { conn: id, remote, handle }).is_err() {
         return;
     }
