@@ -90,10 +90,10 @@ fn half_a_frame_after_the_handshake_ends_at_session_expiry() {
 
 /// A client that pipelines getData of a 100 KB node and never reads: replies would reach
 /// 500 MB if buffered (the server before this test grew 589 MiB). The server stops reading it
-/// (outstanding and output bounds), keeps
-/// serving another client, keeps its RSS bounded, and drops the connection once it has taken
-/// no output for `zkr.clientWriteStallMs`. zkr only: the bounds are zkr's (ZooKeeper throttles
-/// reads by outstanding requests but queues replies without a byte bound).
+/// (outstanding and output bounds), keeps serving another client, keeps its RSS bounded, and
+/// drops the connection once it has taken no output for `zkr.clientWriteStallMs`. Against
+/// Apache only "others are served" is asserted and the RSS growth is printed: the byte bound
+/// and the stall drop are zkr's (ZooKeeper throttles reads by outstanding requests in total).
 #[test]
 fn a_client_that_never_reads_is_throttled_then_dropped() {
     // At most 100 unanswered requests of 100 KB replies: about 10 MB of replies in flight.
@@ -101,10 +101,6 @@ fn a_client_that_never_reads_is_throttled_then_dropped() {
         .set("zkr.clientWriteStallMs", "3000")
         .set("globalOutstandingLimit", "100");
     let server = TestServer::start_with(options);
-    if server.target().is_apache() {
-        eprintln!("zkr-only bounds (zkr.clientOutputLimitBytes); skipped against Apache");
-        return;
-    }
     let pid = server.pid().expect("server runs");
     let mut setup = RawClient::connect(server.addr(), 30_000).expect("setup session");
     setup.create("/big", &vec![7u8; 100_000], 0).expect("create /big");
@@ -130,6 +126,9 @@ fn a_client_that_never_reads_is_throttled_then_dropped() {
     }
     let grown_mib = rss_peak.saturating_sub(rss_before) / 1024;
     eprintln!("sent {sent} requests; RSS {rss_before} KiB -> peak {rss_peak} KiB");
+    if server.target().is_apache() {
+        return;
+    }
     assert!(grown_mib < 64, "RSS grew {grown_mib} MiB for a client that never reads");
 
     std::thread::sleep(Duration::from_secs(4));
