@@ -75,7 +75,7 @@ pub enum Event {
 
 /// Connection counting for `maxCnxns` (in total) and `maxClientCnxns` (per client IP), checked
 /// in that order on accept, as ZooKeeper's NIO and Netty factories do; a refused connection is
-/// closed at once, before any byte is read.
+/// reset at once, before any byte is read.
 #[derive(Debug, Default)]
 pub struct ConnLimits {
     max_total: u32,
@@ -294,7 +294,13 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        match limits.acquire(remote.ip()) {
+        let admitted = limits.acquire(remote.ip());
+        if admitted.is_err() {
+            // Reset rather than close, as ZooKeeper does (SO_LINGER 0): a flood of refused
+            // connections leaves no TIME_WAIT sockets behind on the server.
+            let _ = stream.set_zero_linger();
+        }
+        match admitted {
             Ok(()) => {}
             Err(Refused::Total) => {
                 tracing::warn!(%remote, "too many connections (maxCnxns); refused");
