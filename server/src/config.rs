@@ -32,11 +32,9 @@ const KNOWN_FOUR_LETTER_WORDS: [&str; 18] = [
 ];
 
 /// Keys ZooKeeper accepts that change nothing in this server; kept in `extra` with an info log.
-const IGNORED_KEYS: [&str; 22] = [
+const IGNORED_KEYS: [&str; 20] = [
     "secureClientPort",
     "secureClientPortAddress",
-    "maxCnxns",
-    "globalOutstandingLimit",
     "preAllocSize",
     "snapSizeLimitInKb",
     "fsync.warningthresholdms",
@@ -300,6 +298,20 @@ pub struct ServerConfig {
     pub client_port_listen_backlog: i32,
     /// `maxClientCnxns` per client IP; 0 = unlimited.
     pub max_client_cnxns: u32,
+    /// `maxCnxns`: client connections in total; 0 (the default) = unlimited.
+    pub max_cnxns: u32,
+    /// `nio.sessionlessCnxnTimeout` (ZooKeeper's system property, default 10000 ms): how long
+    /// a connection may take to deliver its ConnectRequest.
+    pub sessionless_cnxn_timeout_ms: u64,
+    /// `globalOutstandingLimit` (default 1000), applied per connection: unanswered requests
+    /// above which a connection is not read from.
+    pub global_outstanding_limit: u32,
+    /// `zkr.clientOutputLimitBytes` (default 1 MiB): queued reply bytes above which a connection
+    /// is not read from.
+    pub client_output_limit_bytes: usize,
+    /// `zkr.clientWriteStallMs` (default: maxSessionTimeout): a connection that takes none of
+    /// its queued output this long is dropped.
+    pub client_write_stall_ms: Option<u64>,
     /// `snapCount`: txns between snapshots (ZooKeeper rolls at a random point in
     /// `[snapCount/2+1, snapCount]`).
     pub snap_count: u64,
@@ -399,6 +411,11 @@ impl ServerConfig {
             client_port_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             client_port_listen_backlog: -1,
             max_client_cnxns: 60,
+            max_cnxns: 0,
+            sessionless_cnxn_timeout_ms: 10_000,
+            global_outstanding_limit: 1000,
+            client_output_limit_bytes: 1 << 20,
+            client_write_stall_ms: None,
             snap_count: 100_000,
             autopurge_snap_retain_count: crate::storage::MIN_SNAP_RETAIN_COUNT,
             autopurge_purge_interval_hours: 0,
@@ -462,6 +479,14 @@ impl ServerConfig {
             "maxClientCnxns" => {
                 self.max_client_cnxns = at.number(0, u32::MAX as u64, "a count (0 = unlimited)")?
             }
+            "maxCnxns" => {
+                // ZooKeeper warns about a negative value and uses 0 (unlimited).
+                let max = at.signed(i64::MIN, u32::MAX as i64)?;
+                if max < 0 {
+                    self.warn(format!("maxCnxns {max} is negative; using 0 (unlimited)"));
+                }
+                self.max_cnxns = max.max(0) as u32;
+            }
             "snapCount" => {
                 let count: u64 = at.number(0, u64::MAX, "a number of txns")?;
                 if count < 2 {
@@ -492,6 +517,18 @@ impl ServerConfig {
                 self.four_letter_words = whitelist;
             }
             "jute.maxbuffer" => self.core.max_frame_bytes = at.int_or_hex()?,
+            "nio.sessionlessCnxnTimeout" => {
+                self.sessionless_cnxn_timeout_ms = at.number(1, u32::MAX as u64, "a time in ms")?
+            }
+            "globalOutstandingLimit" => {
+                self.global_outstanding_limit = at.number(1, u32::MAX as u64, "a count")?
+            }
+            "zkr.clientOutputLimitBytes" => {
+                self.client_output_limit_bytes = at.number(1, u32::MAX as u64, "a size in bytes")?
+            }
+            "zkr.clientWriteStallMs" => {
+                self.client_write_stall_ms = Some(at.number(1, u32::MAX as u64, "a time in ms")?)
+            }
             "DigestAuthenticationProvider.superDigest" => {
                 if !value.contains(':') {
                     return Err(at.bad("expected super:<base64 sha1 digest>"));
@@ -576,6 +613,20 @@ impl ServerConfig {
             }
         }
         Ok(())
+    }
+
+    /// What bounds each client connection (see `client_net`).
+    pub fn conn_policy(&self) -> crate::client_net::ConnPolicy {
+        let stall_ms = self
+            .client_write_stall_ms
+            .unwrap_or(self.core.session_timeout_ms_max.max(1) as u64);
+        crate::client_net::ConnPolicy {
+            max_frame_bytes: self.core.max_frame_bytes,
+            handshake_timeout: std::time::Duration::from_millis(self.sessionless_cnxn_timeout_ms),
+            outstanding_max: self.global_outstanding_limit,
+            output_bytes_max: self.client_output_limit_bytes.max(self.core.max_frame_bytes),
+            write_stall_timeout: std::time::Duration::from_millis(stall_ms),
+        }
     }
 
     /// Reads `<dataDir>/myid` into `core.server_id` (quorum mode).

@@ -21,7 +21,7 @@ use zkr_core::types::{ConnId, Zxid};
 use zkr_core::{Node, snapshot};
 
 use crate::admin::{self, AdminView, ConnStats, ServerStats};
-use crate::client_net::{ConnCmd, Event};
+use crate::client_net::{ConnHandle, Event};
 use crate::config::ServerConfig;
 use crate::storage::{Recovered, StorageEvent, StorageThread};
 
@@ -99,7 +99,7 @@ pub struct Driver {
     node: Node,
     cfg: ServerConfig,
     conf_lines: Vec<(String, String)>,
-    writers: HashMap<ConnId, mpsc::UnboundedSender<ConnCmd>>,
+    writers: HashMap<ConnId, ConnHandle>,
     conns: BTreeMap<ConnId, ConnStats>,
     stats: ServerStats,
     storage: StorageThread,
@@ -187,7 +187,7 @@ impl Driver {
             }
         };
         for writer in self.writers.values() {
-            let _ = writer.send(ConnCmd::Close);
+            writer.close();
         }
         let storage_result = self.storage.shutdown().map_err(|e| e.to_string());
         result.and(storage_result)
@@ -255,8 +255,8 @@ impl Driver {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Connected { conn, remote, writer } => {
-                self.writers.insert(conn, writer);
+            Event::Connected { conn, remote, handle } => {
+                self.writers.insert(conn, handle);
                 self.conns.insert(conn, conn_stats(remote));
                 let remote_ip = remote.ip().to_string();
                 self.node.step(Input::ClientConnected { conn, remote_ip });
@@ -330,7 +330,7 @@ impl Driver {
                 Output::ClientSend { conn, frame } => self.send(conn, frame),
                 Output::ClientClose { conn } => {
                     if let Some(writer) = self.writers.get(&conn) {
-                        let _ = writer.send(ConnCmd::Close);
+                        writer.close();
                     }
                 }
                 Output::Persist { txn } => batch.push((txn.header.zxid.0, encode_txn(&txn))),
@@ -384,11 +384,14 @@ impl Driver {
                     let (_, arrived) = c.in_flight.remove(pos).expect("position is valid");
                     c.latency.record(arrived.elapsed());
                     self.stats.latency.record(arrived.elapsed());
+                    if let Some(writer) = self.writers.get(&conn) {
+                        writer.replied();
+                    }
                 }
             }
         }
         if let Some(writer) = self.writers.get(&conn) {
-            let _ = writer.send(ConnCmd::Send(frame));
+            writer.send(frame);
         }
     }
 }

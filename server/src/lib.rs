@@ -48,13 +48,12 @@ impl Server {
             .map_err(|e| format!("cannot start the storage thread: {e}"))?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let limits = Arc::new(client_net::ConnLimits::new(cfg.max_client_cnxns));
-        let max_frame = cfg.core.max_frame_bytes;
+        let limits = Arc::new(client_net::ConnLimits::new(cfg.max_cnxns, cfg.max_client_cnxns));
         tokio::spawn(client_net::accept_loop(
             listener,
             events_tx.clone(),
             limits,
-            max_frame,
+            cfg.conn_policy(),
             shutdown_rx.clone(),
         ));
         let peers = if cfg.servers.is_empty() {

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use zkr_server::config::{
     ConfigError, FourLetterWhitelist, PeerType, ServerConfig, parse_properties,
@@ -455,4 +456,29 @@ fn load_reads_a_file_and_names_it_in_errors() {
     assert_eq!(config.core.ensemble_config_text.as_deref(), Some(members), "for the core");
     assert_eq!(config.to_conf_lines().iter().find(|(k, _)| k == "serverId").unwrap().1, "2");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn connection_bounds_default_to_zookeepers_and_can_be_set() {
+    let defaults = ServerConfig::parse("dataDir=/d\nclientPort=1\ntickTime=2000\n").unwrap();
+    let policy = defaults.conn_policy();
+    assert_eq!(policy.handshake_timeout, Duration::from_secs(10), "NIO sessionlessCnxnTimeout");
+    assert_eq!(policy.outstanding_max, 1000, "globalOutstandingLimit");
+    assert_eq!(policy.output_bytes_max, 1 << 20);
+    assert_eq!(policy.write_stall_timeout, Duration::from_secs(40), "maxSessionTimeout");
+    let text = "dataDir=/d\nclientPort=1\ntickTime=2000\n\
+                zookeeper.nio.sessionlessCnxnTimeout=1500\nglobalOutstandingLimit=7\n\
+                zkr.clientOutputLimitBytes=4194304\nzkr.clientWriteStallMs=900\nmaxCnxns=5\n";
+    let config = ServerConfig::parse(text).unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let policy = config.conn_policy();
+    assert_eq!(policy.handshake_timeout, Duration::from_millis(1500));
+    assert_eq!(policy.outstanding_max, 7);
+    assert_eq!(policy.output_bytes_max, 4 << 20);
+    assert_eq!(policy.write_stall_timeout, Duration::from_millis(900));
+    assert_eq!((defaults.max_cnxns, config.max_cnxns), (0, 5), "maxCnxns: 0 = unlimited");
+    // The output bound is never below one whole frame (a single reply must fit).
+    let small = ServerConfig::parse("dataDir=/d\nzkr.clientOutputLimitBytes=10\n").unwrap();
+    assert_eq!(small.conn_policy().output_bytes_max, small.core.max_frame_bytes);
+    assert!(ServerConfig::parse("dataDir=/d\nglobalOutstandingLimit=0\n").is_err());
 }

@@ -173,6 +173,17 @@ impl TestServer {
         self.target
     }
 
+    /// The server's process id, while it runs (for RSS and fd figures).
+    pub fn pid(&self) -> Option<u32> {
+        if self.down {
+            return None;
+        }
+        match &self.child {
+            Some(child) => Some(child.id()),
+            None => apache_pid(&self.dir),
+        }
+    }
+
     /// The client port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port

@@ -138,6 +138,17 @@ impl FrameDecoder {
         self.buf.len() - self.start
     }
 
+    /// Frees the buffer once every pushed byte has been returned in a frame, so that an idle
+    /// connection holds no memory here (a half-received frame keeps its bytes).
+    pub fn release_if_drained(&mut self) {
+        assert!(self.start <= self.buf.len());
+        if self.start == self.buf.len() {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+        assert!(self.buf.capacity() == 0 || self.buffered() > 0);
+    }
+
     fn pending(&self) -> &[u8] {
         &self.buf[self.start..]
     }
@@ -222,5 +233,20 @@ mod tests {
         assert_eq!(d.next_frame(), Ok(Some(Frame::Payload(vec![]))));
         assert_eq!(d.next_frame(), Ok(None));
         assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn drained_decoder_holds_no_buffer_but_keeps_a_partial_frame() {
+        let mut d = FrameDecoder::new(100);
+        let bytes = frame(b"hello");
+        d.push(&bytes[..6]);
+        d.release_if_drained();
+        assert_eq!(d.buffered(), 6, "half a frame must survive");
+        d.push(&bytes[6..]);
+        assert_eq!(d.next_frame(), Ok(Some(Frame::Payload(b"hello".to_vec()))));
+        d.release_if_drained();
+        assert_eq!(d.buf.capacity(), 0);
+        d.push(&frame(b"x"));
+        assert_eq!(d.next_frame(), Ok(Some(Frame::Payload(b"x".to_vec()))));
     }
 }
