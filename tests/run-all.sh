@@ -17,7 +17,9 @@ cargo build --workspace --all-targets --locked
 cargo build -p zkr-server --locked
 
 step "cargo test --workspace"
-cargo test --workspace --locked --no-fail-fast 2>&1 | tee /tmp/zkr-cargo-test.log
+# ZKR_SCREENSHOTS: every violation kind's HTML report is rendered in headless Chromium and its
+# screenshot kept in target/tmp/reports/violations (jepsen/tests/violations.rs).
+ZKR_SCREENSHOTS=1 cargo test --workspace --locked --no-fail-fast 2>&1 | tee /tmp/zkr-cargo-test.log
 status=${PIPESTATUS[0]}
 if [ "$status" != 0 ]; then
   echo "cargo test failed ($status)"; exit "$status"

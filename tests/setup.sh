@@ -2,7 +2,8 @@
 # Installs what the end-to-end suite (package zkr-tests) needs on a fresh machine:
 #   - Debian's `zookeeper` package: zkCli.sh (/usr/share/zookeeper/bin/zkCli.sh) for tests/zkcli.rs,
 #     and the jars the shared apache-zookeeper tool runs when ZKR_E2E_TARGET=apache;
-#   - a Python venv at tests/.venv with kazoo + pytest for tests/kazoo.rs.
+#   - a Python venv at tests/.venv with kazoo + pytest for tests/kazoo.rs;
+#   - Debian's `chromium`, to render the checker's HTML reports in jepsen/tests (screenshots).
 # Idempotent: skips what is already there. Needs root (apt-get) and a package registry.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,6 +18,12 @@ command -v java >/dev/null || {
   echo "setup: java missing; installing default-jre-headless" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null
 }
+
+if ! command -v chromium >/dev/null; then
+  echo "setup: installing Debian package chromium (headless report screenshots)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 
 VENV="$HERE/.venv"
 if [ ! -x "$VENV/bin/python" ]; then

@@ -271,9 +271,10 @@ impl ConnHandle {
 
     /// One request of this connection was answered (the driver matched the reply's xid).
     pub fn replied(&self) {
-        let _ = self.shared.outstanding.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            Some(n.saturating_sub(1))
-        });
+        let _ = self
+            .shared
+            .outstanding
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
     }
 }
 

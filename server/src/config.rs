@@ -617,9 +617,8 @@ impl ServerConfig {
 
     /// What bounds each client connection (see `client_net`).
     pub fn conn_policy(&self) -> crate::client_net::ConnPolicy {
-        let stall_ms = self
-            .client_write_stall_ms
-            .unwrap_or(self.core.session_timeout_ms_max.max(1) as u64);
+        let stall_ms =
+            self.client_write_stall_ms.unwrap_or(self.core.session_timeout_ms_max.max(1) as u64);
         crate::client_net::ConnPolicy {
             max_frame_bytes: self.core.max_frame_bytes,
             handshake_timeout: std::time::Duration::from_millis(self.sessionless_cnxn_timeout_ms),

@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 use rand::Rng;
 use rand::seq::SliceRandom;
 
+use zkr_jepsen::history::{Event, Kind, Phase};
+
 use crate::net::{Addr, Partition};
 use crate::sim::{CLIENT_ADDR_BASE, Ev, Sim};
 use crate::swarm::FaultKind;
@@ -101,6 +103,8 @@ impl Sim {
         self.nodes[n].paused_until = until;
         self.nodes[n].alive_since = until;
         self.count_fault("pause");
+        let secs = (until - self.now) as f64 / 1e9;
+        self.nemesis_line(&format!("pause n{n} {secs:.2}s"), None);
         self.trace.event(self.now, "pause", &[n as u64, until], &[], || {
             format!("n{n} until {:.6}", until as f64 / 1e9)
         });
@@ -159,6 +163,10 @@ impl Sim {
             }
         };
         self.count_fault(partition.kind_name());
+        self.end_partition_band();
+        let band = format!("{} #{}", partition.kind_name(), self.partition_generation + 1);
+        self.nemesis_line(&band, Some(Phase::Start));
+        self.open_partition = Some(band);
         let text = format!("{partition:?}");
         self.trace.event(self.now, "partition", &[], text.as_bytes(), || text.clone());
         for link in self.net.set_partition(partition) {
@@ -177,7 +185,27 @@ impl Sim {
         }
         self.trace
             .event(self.now, "heal", &[generation], &[], || format!("partition {generation}"));
+        self.end_partition_band();
         let cut = self.net.set_partition(Partition::None);
         assert!(cut.is_empty(), "no link crosses an empty partition");
+    }
+
+    /// Records a fault in the client history as a `nemesis` line (the checker ignores it; the
+    /// reports draw it as a band): `phase` `None` for an instant (a crash).
+    pub(crate) fn nemesis_line(&mut self, fault: &str, phase: Option<Phase>) {
+        self.history.push(Event {
+            kind: Some(Kind::Nemesis),
+            fault: Some(fault.to_string()),
+            phase,
+            time: Some(self.now / 1_000),
+            ..Event::default()
+        });
+    }
+
+    /// Ends the band of the partition in force, if any (healed or replaced by another).
+    pub(crate) fn end_partition_band(&mut self) {
+        if let Some(band) = self.open_partition.take() {
+            self.nemesis_line(&band, Some(Phase::Stop));
+        }
     }
 }

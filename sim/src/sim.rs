@@ -182,6 +182,8 @@ pub struct Sim {
     pub(crate) leader_established_at: (u64, Option<usize>),
     /// Established leaders seen, by epoch.
     pub(crate) leaders: BTreeMap<u32, usize>,
+    /// The partition in force, as its `nemesis` band in the history (to close at its end).
+    pub(crate) open_partition: Option<String>,
     /// Crashes injected at protocol points so far (`Swarm::point_crash`): routine and delicate.
     pub(crate) point_crashes: (u32, u32),
 }
@@ -356,6 +358,7 @@ impl Sim {
             leader_established_at: (0, None),
             leaders: BTreeMap::new(),
             point_crashes: (0, 0),
+            open_partition: None,
         }
     }
 
@@ -908,6 +911,7 @@ impl Sim {
         slot.crash_mid_step = false;
         slot.logged.clear();
         let loss = slot.disk.crash(&mut self.rng, tear);
+        self.nemesis_line(&format!("crash n{n} ({why})"), None);
         self.count_fault(match why {
             "mid-step" => "crash_mid_step",
             "nemesis" | "liveness" => "crash",
@@ -1049,6 +1053,7 @@ impl Sim {
     fn start_liveness(&mut self) {
         self.phase = Phase::Liveness;
         self.healed_at = Some(self.now);
+        self.end_partition_band();
         self.trace.event(self.now, "liveness", &[], &[], || "faults stop; heal all".into());
         self.net.quiet();
         for link in self.net.all_links() {
