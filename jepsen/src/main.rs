@@ -153,7 +153,8 @@ fn test(args: TestArgs) -> ExitCode {
         };
         let dir = args.out.join("servers");
         let _ = std::fs::remove_dir_all(&dir);
-        cluster::Cluster::start(launch, args.servers, args.base_port, &dir)
+        let proxied = faults.contains(&Fault::Partition);
+        cluster::Cluster::start(launch, args.servers, args.base_port, &dir, proxied)
     };
     let cluster = match cluster {
         Ok(c) => c,

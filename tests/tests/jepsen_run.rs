@@ -28,7 +28,7 @@ fn a_short_run_under_kills_pauses_and_partitions_is_valid_and_a_corrupted_copy_i
     let out = std::env::temp_dir().join(format!("zkr-jepsen-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let launch = cluster::Launch::Zkr(zkr_tests::server::zkr_bin());
-    let servers = cluster::Cluster::start(launch, 3, free_base(), &out.join("servers"))
+    let servers = cluster::Cluster::start(launch, 3, free_base(), &out.join("servers"), true)
         .expect("the ensemble starts");
     assert!(servers.wait_ready(Duration::from_secs(30)), "a leader within 30 s");
     let options = TestOptions {

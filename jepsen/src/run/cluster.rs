@@ -55,12 +55,23 @@ impl Cluster {
     }
 
     /// Writes the configuration of `n` members under `dir` and starts them all.
-    pub fn start(launch: Launch, n: usize, base_port: u16, dir: &Path) -> Result<Cluster, String> {
+    /// With `proxied`, members reach each other through proxies (needed for partitions). A
+    /// proxy accepts a connection even while its target is down and then closes it, which is
+    /// not what a dead host looks like (refused), so it changes how fast members notice a
+    /// dead peer: use it only when partitions are wanted.
+    pub fn start(
+        launch: Launch,
+        n: usize,
+        base_port: u16,
+        dir: &Path,
+        proxied: bool,
+    ) -> Result<Cluster, String> {
         let port = |offset: u16, i: usize| base_port + offset + i as u16;
         let proxy_port = |i: usize, j: usize| base_port + 300 + 2 * (i * n + j) as u16;
         let local = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         let mut proxies = BTreeMap::new();
-        for (i, j) in (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).filter(|(i, j)| i != j) {
+        let pairs = (0..n).flat_map(|i| (0..n).map(move |j| (i, j)));
+        for (i, j) in pairs.filter(|(i, j)| proxied && i != j) {
             let spawn = |listen: u16, target: u16| {
                 Proxy::spawn(local(listen), local(target))
                     .map_err(|e| format!("proxy {listen}: {e}"))
@@ -72,7 +83,7 @@ impl Cluster {
         let servers_of = |i: usize| -> String {
             (0..n)
                 .map(|j| {
-                    let (q, e) = if i == j {
+                    let (q, e) = if i == j || !proxied {
                         (port(100, j), port(200, j))
                     } else {
                         (proxy_port(i, j), proxy_port(i, j) + 1)
@@ -178,7 +189,7 @@ impl Cluster {
     }
 
     /// Cuts every link between `side` and the other members (both directions); heals the
-    /// links within each side.
+    /// links within each side. Needs a cluster started `proxied` (else nothing is cut).
     pub fn partition(&self, side: &[usize]) {
         for ((i, j), (quorum, election)) in &self.proxies {
             let cut = side.contains(i) != side.contains(j);
