@@ -47,8 +47,7 @@ fn sub_op(req: &Request) -> SubOp {
         Request::Check { path, version } => {
             (sub.f, sub.path, sub.version) = (F::Check, path.clone(), Some(*version));
         }
-        // Not a multi sub-request: recorded as a check of nothing, which no model accepts.
-        _ => {}
+        other => unreachable!("recorders build multis of create/set/delete/check only: {other:?}"),
     }
     sub
 }

@@ -242,6 +242,11 @@ impl CrashPoint {
         }
     }
 
+    /// The points where ZOOKEEPER-4643 and ZOOKEEPER-3911 live (given unsynced records).
+    fn is_delicate(self) -> bool {
+        matches!(self, CrashPoint::CurrentEpoch | CrashPoint::AckNewLeader)
+    }
+
     /// Relative probability: the epoch write and the NEWLEADER acknowledgement are where
     /// ZOOKEEPER-4643 and ZOOKEEPER-3911 live; per-write points are frequent, so rare.
     fn weight(self) -> f64 {
@@ -638,7 +643,7 @@ impl Sim {
         // The windows that matter most (an epoch adopted or NEWLEADER acknowledged while txns
         // wait for fsync) get their own, larger budget, so routine points cannot use it up.
         let unsynced = self.nodes[n].disk.unsynced_len() > 0;
-        let delicate = unsynced && point.weight() == 1.0;
+        let delicate = unsynced && point.is_delicate();
         let (used, cap) = if delicate {
             (&mut self.point_crashes.1, DELICATE_CRASHES_MAX)
         } else {
