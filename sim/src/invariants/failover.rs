@@ -1,6 +1,7 @@
 //! Fail-over: after a clean crash of the established leader (its connections close, so the
 //! survivors get `Input::PeerLost`; every other server up and unpaused; no partition, no
-//! datagram loss, no slow peer link; no other fault until recovery), a new leader is established
+//! datagram loss, no slow peer link; no other fault and no restart until recovery), a new
+//! leader is established
 //! within [`bound_ns`], which is derived from the election timeouts (finalize wait, resends)
 //! and never from `syncLimit`/`initLimit`. A leader that is silent rather than gone (a pause, a
 //! partition) is found by those limits instead, and is not bounded here.
