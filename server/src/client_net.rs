@@ -24,8 +24,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[cfg(not(madsim))]
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+
+use crate::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 use zkr_core::proto::frame::{Frame, FrameDecoder};

@@ -646,6 +646,14 @@ impl ServerConfig {
                 path.display()
             )));
         }
+        self.set_myid(id)
+    }
+
+    /// Makes this the ensemble member `id` (what `myid` says), and validates the result.
+    pub fn set_myid(&mut self, id: u64) -> Result<(), ConfigError> {
+        if !self.servers.contains_key(&id) {
+            return Err(ConfigError::Invalid(format!("server id {id} has no server.{id} line")));
+        }
         self.core.server_id = zkr_core::types::ServerId(id);
         self.core.members = self
             .servers

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use zkr_core::io::{Input, Output};
@@ -23,13 +23,18 @@ use zkr_core::{Node, snapshot};
 use crate::admin::{self, AdminView, ConnStats, ServerStats};
 use crate::client_net::{ConnHandle, Event};
 use crate::config::ServerConfig;
+use crate::env::ServerEnv;
 use crate::storage::{Recovered, StorageEvent, StorageThread};
 
 /// Events handled before outputs are flushed (bounds latency under heavy load).
 const MAX_BATCH: usize = 1024;
 
 /// Builds the node from what storage recovered; every record is checked again after loading.
-pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, String> {
+pub fn recover_node(
+    cfg: &ServerConfig,
+    env: &ServerEnv,
+    recovered: Recovered,
+) -> Result<Node, String> {
     let began = Instant::now();
     let snapshot = match recovered.snapshot {
         Some((zxid, blob)) => {
@@ -59,8 +64,8 @@ pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, St
     }
     let (accepted_epoch, current_epoch) = crate::epochs::read(&cfg.data_dir)?;
     let init = NodeInit {
-        wall_ms: wall_ms(),
-        seed: rand::random(),
+        wall_ms: env.clock.wall_ms(),
+        seed: env.seed,
         snapshot,
         txns,
         accepted_epoch,
@@ -72,9 +77,17 @@ pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, St
     Ok(node)
 }
 
+/// Under madsim there are no threads: the check runs inline (simulated trees are small).
+#[cfg(madsim)]
+fn check_tree_in_background(tree: zkr_core::tree::DataTree) -> Result<(), String> {
+    tree.invariants();
+    Ok(())
+}
+
 /// Runs the loaded tree's O(n log n) self-check on its own thread while the server replays the
 /// log and starts serving (the clone is O(1) and frozen). The input itself was fully checked by
 /// the decode; this checks our code, so a failure stops the process, as a panic would.
+#[cfg(not(madsim))]
 fn check_tree_in_background(tree: zkr_core::tree::DataTree) -> Result<(), String> {
     let check = move || {
         let began = Instant::now();
@@ -87,11 +100,6 @@ fn check_tree_in_background(tree: zkr_core::tree::DataTree) -> Result<(), String
     };
     let spawned = std::thread::Builder::new().name("zkr-treecheck".into()).spawn(check);
     spawned.map(drop).map_err(|e| format!("cannot start the tree check: {e}"))
-}
-
-/// Wall clock, ms since the Unix epoch.
-pub fn wall_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Owns the node and everything the shell counts about it.
@@ -108,6 +116,9 @@ pub struct Driver {
     snapshot_threshold: u64,
     snapshot_running: bool,
     snapshots: (mpsc::UnboundedSender<(i64, Vec<u8>)>, mpsc::UnboundedReceiver<(i64, Vec<u8>)>),
+    env: ServerEnv,
+    /// Draws the snapshot thresholds (seeded from `env`).
+    rng: rand_chacha::ChaCha8Rng,
 }
 
 impl Driver {
@@ -115,11 +126,15 @@ impl Driver {
     pub fn new(
         node: Node,
         cfg: ServerConfig,
+        env: ServerEnv,
         storage: StorageThread,
         peers: Option<crate::peer_net::PeerNet>,
     ) -> Driver {
+        use rand::SeedableRng;
         let conf_lines = cfg.to_conf_lines();
-        let snapshot_threshold = snapshot_threshold(cfg.snap_count);
+        // Not the node's own seed: the node draws its own sequence from it.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(env.seed ^ 0x5eed_5a95);
+        let snapshot_threshold = snapshot_threshold(cfg.snap_count, &mut rng);
         Driver {
             node,
             cfg,
@@ -133,6 +148,8 @@ impl Driver {
             snapshot_threshold,
             snapshot_running: false,
             snapshots: mpsc::unbounded_channel(),
+            env,
+            rng,
         }
     }
 
@@ -144,6 +161,7 @@ impl Driver {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), String> {
         let tick = Duration::from_millis(self.cfg.core.tick_ms as u64);
+        let tick = self.env.clock.runtime_duration(tick);
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let purge_hours = self.cfg.autopurge_purge_interval_hours;
@@ -177,13 +195,18 @@ impl Driver {
                         break Err("storage thread stopped".to_string());
                     }
                 }
-                _ = ticker.tick() => self.node.step(Input::Tick { wall_ms: wall_ms() }),
+                _ = ticker.tick() => {
+                    self.node.step(Input::Tick { wall_ms: self.env.clock.wall_ms() })
+                }
                 _ = purge_timer.tick(), if purge_hours > 0 => {
                     let _ = self.storage.purge(self.cfg.autopurge_snap_retain_count);
                 }
             }
             if let Err(e) = self.flush().await {
                 break Err(e);
+            }
+            if let Some(observer) = &self.env.observer {
+                observer.stepped(&self.node);
             }
         };
         for writer in self.writers.values() {
@@ -237,7 +260,7 @@ impl Driver {
         }
         self.snapshot_running = true;
         self.applied_since_snapshot = 0;
-        self.snapshot_threshold = snapshot_threshold(self.cfg.snap_count);
+        self.snapshot_threshold = snapshot_threshold(self.cfg.snap_count, &mut self.rng);
         let began = Instant::now();
         let snap = self.node.snapshot();
         // The time the driver (and so every client) waits for the snapshot; issue 16.
@@ -409,8 +432,7 @@ fn conn_stats(remote: SocketAddr) -> ConnStats {
 
 /// ZooKeeper snapshots after a random count in `[snapCount/2 + 1, snapCount]`, so that the
 /// servers of an ensemble do not all snapshot at once.
-fn snapshot_threshold(snap_count: u64) -> u64 {
-    use rand::Rng;
+fn snapshot_threshold(snap_count: u64, rng: &mut impl rand::Rng) -> u64 {
     let snap_count = snap_count.max(2);
-    rand::rng().random_range(snap_count / 2 + 1..=snap_count)
+    rng.random_range(snap_count / 2 + 1..=snap_count)
 }

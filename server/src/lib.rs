@@ -3,7 +3,9 @@ pub mod admin;
 pub mod client_net;
 pub mod config;
 pub mod driver;
+pub mod env;
 pub mod epochs;
+pub mod net;
 pub mod peer_net;
 pub mod storage;
 
@@ -22,13 +24,22 @@ pub struct Server {
 impl Server {
     /// Recovers the data directory, binds the client port and starts serving.
     pub async fn start(cfg: config::ServerConfig) -> Result<Server, String> {
+        Server::start_in(cfg, env::ServerEnv::production()).await
+    }
+
+    /// `start`, in the given environment (clock, seed, observer): tier 2 of `sim` runs servers
+    /// this way.
+    pub async fn start_in(
+        cfg: config::ServerConfig,
+        env: env::ServerEnv,
+    ) -> Result<Server, String> {
         let began = std::time::Instant::now();
         let (mut storage, recovered) = storage::Storage::open(&cfg.data_dir, &cfg.data_log_dir)
             .map_err(|e| format!("cannot open the data directory: {e}"))?;
         storage.set_force_sync(cfg.force_sync);
         let txn_count = recovered.txns.len();
         let read_ms = began.elapsed().as_millis();
-        let node = driver::recover_node(&cfg, recovered)?;
+        let node = driver::recover_node(&cfg, &env, recovered)?;
         tracing::info!(
             read_ms,
             total_ms = began.elapsed().as_millis(),
@@ -39,7 +50,7 @@ impl Server {
             "recovered"
         );
         let bind = SocketAddr::new(cfg.client_port_address, cfg.client_port);
-        let listener = tokio::net::TcpListener::bind(bind)
+        let listener = net::TcpListener::bind(bind)
             .await
             .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -61,7 +72,7 @@ impl Server {
         } else {
             Some(start_peers(&cfg, events_tx.clone(), shutdown_rx.clone()).await?)
         };
-        let driver = driver::Driver::new(node, cfg, storage, peers);
+        let driver = driver::Driver::new(node, cfg, env, storage, peers);
         let driver = tokio::spawn(driver.run(events_rx, storage_rx, shutdown_rx));
         tracing::info!(%addr, "serving clients");
         Ok(Server { addr, shutdown, driver })
@@ -129,7 +140,7 @@ async fn start_peers(
 }
 
 async fn shutdown_signal() {
-    #[cfg(unix)]
+    #[cfg(all(unix, not(madsim)))]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut term) = signal(SignalKind::terminate()) else {
@@ -142,7 +153,7 @@ async fn shutdown_signal() {
             _ = tokio::signal::ctrl_c() => {}
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(any(not(unix), madsim))]
     {
         let _ = tokio::signal::ctrl_c().await;
     }

@@ -230,7 +230,9 @@ impl Outbound {
     /// may only have replaced it, and dropping ours would lose what is in flight.
     async fn connected(&mut self, mut stream: TcpStream) -> Ended {
         let _ = stream.set_nodelay(true);
-        if stream.write_u64(self.me.0).await.is_err() {
+        // Flushed after every write: a no-op on a real socket, and madsim's TCP sends only on
+        // flush.
+        if stream.write_u64(self.me.0).await.is_err() || stream.flush().await.is_err() {
             return Ended::Broken;
         }
         self.inbound_closed.borrow_and_update();
@@ -262,7 +264,7 @@ impl Outbound {
             let mut buf = Vec::with_capacity(frame.len() + 4);
             buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
             buf.extend_from_slice(&frame);
-            if stream.write_all(&buf).await.is_err() {
+            if stream.write_all(&buf).await.is_err() || stream.flush().await.is_err() {
                 tracing::info!(peer = self.peer.0, "quorum connection lost; reconnecting");
                 return Ended::Broken;
             }

@@ -24,13 +24,17 @@
 //!   snapshot newer than the truncation point lands afterwards.
 //! - After a log I/O error the log thread reports `Failed` and stops: after a failed fsync the
 //!   file's contents are unknown, and retrying could report lost data as durable.
+//!
+//! Under `--cfg madsim` (tier 2 of `sim`) there are no threads: the log worker is a task that
+//! awaits its commands and runs the same `process` on each drained batch, and snapshot jobs run
+//! inline on it. The order of effects and events is the same; only the overlap of a snapshot
+//! write with later appends is lost.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::{PurgeReport, Storage, purge_dirs, snap};
 
@@ -112,9 +116,10 @@ enum SnapJob {
 /// Handle to the storage threads. Dropping it shuts them down after the queued commands.
 #[derive(Debug)]
 pub struct StorageThread {
-    commands: mpsc::Sender<Command>,
+    commands: UnboundedSender<Command>,
     sync_count: Arc<AtomicU64>,
-    log_thread: Option<JoinHandle<()>>,
+    #[cfg(not(madsim))]
+    log_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl StorageThread {
@@ -125,22 +130,49 @@ impl StorageThread {
         storage: Storage,
         events: UnboundedSender<StorageEvent>,
     ) -> std::io::Result<StorageThread> {
-        let (commands, command_rx) = mpsc::channel();
-        let (snap_tx, snap_rx) = mpsc::channel();
+        let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
         let snap_worker = SnapWorker {
             snap_dir: storage.snap_dir().to_path_buf(),
             log_dir: storage.log_dir().to_path_buf(),
             force_sync: storage.force_sync(),
             events: events.clone(),
         };
+        let sync_count = Arc::new(AtomicU64::new(storage.sync_count()));
+        #[cfg(madsim)]
+        {
+            let mut worker = LogWorker {
+                storage,
+                events,
+                snap: SnapQueue::Inline(snap_worker),
+                sync_count: sync_count.clone(),
+                unreported: None,
+            };
+            tokio::spawn(async move { worker.run_async(command_rx).await });
+            Ok(StorageThread { commands, sync_count })
+        }
+        #[cfg(not(madsim))]
+        {
+            Self::spawn_threads(storage, events, snap_worker, command_rx, commands, sync_count)
+        }
+    }
+
+    #[cfg(not(madsim))]
+    fn spawn_threads(
+        storage: Storage,
+        events: UnboundedSender<StorageEvent>,
+        snap_worker: SnapWorker,
+        command_rx: UnboundedReceiver<Command>,
+        commands: UnboundedSender<Command>,
+        sync_count: Arc<AtomicU64>,
+    ) -> std::io::Result<StorageThread> {
+        let (snap_tx, snap_rx) = mpsc::channel();
         let snap_thread = std::thread::Builder::new()
             .name("zkr-snapshot".into())
             .spawn(move || snap_worker.run(snap_rx))?;
-        let sync_count = Arc::new(AtomicU64::new(storage.sync_count()));
         let mut worker = LogWorker {
             storage,
             events,
-            snap_tx: Some(snap_tx),
+            snap: SnapQueue::Thread(snap_tx),
             sync_count: sync_count.clone(),
             unreported: None,
         };
@@ -211,10 +243,11 @@ impl StorageThread {
 
     fn stop(&mut self) -> Result<(), StorageStopped> {
         let _ = self.commands.send(Command::Shutdown);
-        match self.log_thread.take() {
-            Some(handle) => handle.join().map_err(|_| StorageStopped),
-            None => Ok(()),
+        #[cfg(not(madsim))]
+        if let Some(handle) = self.log_thread.take() {
+            return handle.join().map_err(|_| StorageStopped);
         }
+        Ok(())
     }
 
     fn send(&self, command: Command) -> Result<(), StorageStopped> {
@@ -228,31 +261,69 @@ impl Drop for StorageThread {
     }
 }
 
+/// Where the log worker sends snapshot jobs.
+enum SnapQueue {
+    /// To the snapshot thread.
+    Thread(mpsc::Sender<SnapJob>),
+    /// Run at once on the log worker (madsim has no threads).
+    #[cfg_attr(not(madsim), allow(dead_code))]
+    Inline(SnapWorker),
+}
+
 struct LogWorker {
     storage: Storage,
     events: UnboundedSender<StorageEvent>,
-    snap_tx: Option<mpsc::Sender<SnapJob>>,
+    snap: SnapQueue,
     sync_count: Arc<AtomicU64>,
     /// The highest zxid appended but not yet reported durable.
     unreported: Option<i64>,
 }
 
 impl LogWorker {
-    fn run(&mut self, commands: mpsc::Receiver<Command>) {
-        while let Ok(first) = commands.recv() {
-            let mut batch = vec![first];
-            batch.extend(commands.try_iter());
-            match self.process(batch) {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(error) => {
-                    tracing::error!("txn log failed, storage stops: {error}");
-                    let _ = self.events.send(StorageEvent::Failed { error });
-                    return;
-                }
+    #[cfg_attr(madsim, allow(dead_code))]
+    fn run(&mut self, mut commands: UnboundedReceiver<Command>) {
+        while let Some(first) = commands.blocking_recv() {
+            if !self.process_drained(first, &mut commands) {
+                return;
             }
         }
-        // Every handle is gone: make what was appended durable before exiting.
+        self.finish();
+    }
+
+    /// `run` as a task (madsim).
+    #[cfg(madsim)]
+    async fn run_async(&mut self, mut commands: UnboundedReceiver<Command>) {
+        while let Some(first) = commands.recv().await {
+            if !self.process_drained(first, &mut commands) {
+                return;
+            }
+        }
+        self.finish();
+    }
+
+    /// Processes `first` and everything queued behind it as one batch; false = stop.
+    fn process_drained(
+        &mut self,
+        first: Command,
+        commands: &mut UnboundedReceiver<Command>,
+    ) -> bool {
+        let mut batch = vec![first];
+        while let Ok(next) = commands.try_recv() {
+            batch.push(next);
+        }
+        match self.process(batch) {
+            Ok(true) => true,
+            Ok(false) => false,
+            Err(error) => {
+                tracing::error!("txn log failed, storage stops: {error}");
+                let _ = self.events.send(StorageEvent::Failed { error });
+                false
+            }
+        }
+    }
+
+    /// Every handle is gone: makes what was appended durable before exiting.
+    fn finish(&mut self) {
         if let Err(error) = self.flush() {
             let _ = self.events.send(StorageEvent::Failed { error });
         }
@@ -331,17 +402,23 @@ impl LogWorker {
     }
 
     fn to_snapshot_thread(&self, job: SnapJob) {
-        let sender = self.snap_tx.as_ref().expect("the snapshot thread lives as long as we do");
-        if sender.send(job).is_err() {
-            tracing::error!("the snapshot thread is gone; snapshot or purge dropped");
+        match &self.snap {
+            SnapQueue::Thread(sender) => {
+                if sender.send(job).is_err() {
+                    tracing::error!("the snapshot thread is gone; snapshot or purge dropped");
+                }
+            }
+            SnapQueue::Inline(worker) => worker.handle(job),
         }
     }
 
     /// Blocks until the snapshot thread has finished everything queued before now.
     fn wait_for_snapshot_thread(&self) {
-        let (done_tx, done_rx) = mpsc::channel();
-        self.to_snapshot_thread(SnapJob::Barrier(done_tx));
-        let _ = done_rx.recv();
+        if let SnapQueue::Thread(_) = self.snap {
+            let (done_tx, done_rx) = mpsc::channel();
+            self.to_snapshot_thread(SnapJob::Barrier(done_tx));
+            let _ = done_rx.recv();
+        }
     }
 }
 
@@ -355,33 +432,37 @@ struct SnapWorker {
 impl SnapWorker {
     fn run(self, jobs: mpsc::Receiver<SnapJob>) {
         for job in jobs {
-            let event = match job {
-                SnapJob::Write { zxid, blob } => {
-                    match snap::write_snapshot(&self.snap_dir, zxid, &blob, self.force_sync) {
-                        Ok(path) => {
-                            tracing::info!(path = %path.display(), "snapshot saved");
-                            StorageEvent::SnapshotSaved { zxid }
-                        }
-                        Err(e) => {
-                            tracing::error!("writing snapshot {zxid:#x} failed: {e}");
-                            StorageEvent::SnapshotFailed { zxid, error: e.to_string() }
-                        }
-                    }
-                }
-                SnapJob::Purge(retain) => match purge_dirs(&self.snap_dir, &self.log_dir, retain) {
-                    Ok(report) => StorageEvent::Purged(report),
-                    Err(e) => {
-                        tracing::warn!("autopurge failed: {e}");
-                        continue;
-                    }
-                },
-                SnapJob::Barrier(done) => {
-                    let _ = done.send(());
-                    continue;
-                }
-            };
-            let _ = self.events.send(event);
+            self.handle(job);
         }
+    }
+
+    fn handle(&self, job: SnapJob) {
+        let event = match job {
+            SnapJob::Write { zxid, blob } => {
+                match snap::write_snapshot(&self.snap_dir, zxid, &blob, self.force_sync) {
+                    Ok(path) => {
+                        tracing::info!(path = %path.display(), "snapshot saved");
+                        StorageEvent::SnapshotSaved { zxid }
+                    }
+                    Err(e) => {
+                        tracing::error!("writing snapshot {zxid:#x} failed: {e}");
+                        StorageEvent::SnapshotFailed { zxid, error: e.to_string() }
+                    }
+                }
+            }
+            SnapJob::Purge(retain) => match purge_dirs(&self.snap_dir, &self.log_dir, retain) {
+                Ok(report) => StorageEvent::Purged(report),
+                Err(e) => {
+                    tracing::warn!("autopurge failed: {e}");
+                    return;
+                }
+            },
+            SnapJob::Barrier(done) => {
+                let _ = done.send(());
+                return;
+            }
+        };
+        let _ = self.events.send(event);
     }
 }
 
@@ -398,15 +479,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let (storage, _) = Storage::open(&dir, &dir).unwrap();
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
-        let (sender, command_rx) = mpsc::channel();
+        let (sender, command_rx) = tokio::sync::mpsc::unbounded_channel();
         for command in commands {
             sender.send(command).unwrap();
         }
+        drop(sender);
         let (snap_tx, _snap_rx) = mpsc::channel();
         let mut worker = LogWorker {
             storage,
             events: events_tx,
-            snap_tx: Some(snap_tx),
+            snap: SnapQueue::Thread(snap_tx),
             sync_count: Arc::new(AtomicU64::new(0)),
             unreported: None,
         };

@@ -1,0 +1,65 @@
+//! What a server takes from its environment besides its configuration: the clock, the seed of its randomness, and an optional observer. `ServerEnv::production()` is the real
+//! machine; tier 2 of `sim` passes a skewable clock, a seed drawn from the run's
+//! seed and an observer that checks invariants after every step.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use zkr_core::Node;
+
+/// The server's clock: wall time for znode timestamps and the core's ticks, and how long a
+/// local duration takes in the time the runtime sleeps by (they differ under simulated drift).
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Wall time, ms since the Unix epoch.
+    fn wall_ms(&self) -> i64;
+    /// How long the runtime must sleep for `local` to pass on this clock.
+    fn runtime_duration(&self, local: Duration) -> Duration {
+        local
+    }
+}
+
+/// The machine's clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WallClock;
+
+impl Clock for WallClock {
+    fn wall_ms(&self) -> i64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+}
+
+/// Sees the node after every step of the driver (after its outputs are carried out). Tier 2 of
+/// `sim` checks its invariants here; production has none.
+pub trait Observer: Send + Sync {
+    /// Called by the driver after each batch of inputs and the outputs it produced.
+    fn stepped(&self, node: &Node);
+}
+
+/// The environment a server runs in.
+#[derive(Clone)]
+pub struct ServerEnv {
+    /// Wall time and tick pacing.
+    pub clock: Arc<dyn Clock>,
+    /// Seeds the node's randomness (session ids, election jitter) and the snapshot threshold.
+    pub seed: u64,
+    /// Checks after each step (simulation only).
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+impl fmt::Debug for ServerEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerEnv")
+            .field("clock", &self.clock)
+            .field("seed", &self.seed)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+impl ServerEnv {
+    /// The real machine: the OS file system, the wall clock, a random seed, no observer.
+    pub fn production() -> ServerEnv {
+        ServerEnv { clock: Arc::new(WallClock), seed: rand::random(), observer: None }
+    }
+}
