@@ -267,7 +267,7 @@ impl Driver {
         let taken_us = began.elapsed().as_micros();
         tracing::info!(zxid = %snap.zxid, znodes = snap.tree.node_count(), taken_us, "snapshot");
         let done = self.snapshots.0.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::env::spawn_blocking(move || {
             let began = Instant::now();
             let blob = snapshot::encode(&snap.tree, &snap.sessions);
             let encode_ms = began.elapsed().as_millis();

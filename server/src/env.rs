@@ -63,3 +63,12 @@ impl ServerEnv {
         ServerEnv { clock: Arc::new(WallClock), seed: rand::random(), observer: None }
     }
 }
+
+/// Runs `work` on tokio's blocking pool, off the async workers. Under madsim, which has no
+/// threads, it runs as a task of its own (still after the caller returns).
+pub fn spawn_blocking<F: FnOnce() + Send + 'static>(work: F) {
+    #[cfg(not(madsim))]
+    drop(tokio::task::spawn_blocking(work));
+    #[cfg(madsim)]
+    drop(tokio::spawn(async move { work() }));
+}

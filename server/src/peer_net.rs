@@ -100,7 +100,7 @@ impl PeerNet {
                 // The snapshot's tree is an O(1) clone: cheap to hand over.
                 let (done, encoded) = oneshot::channel();
                 let msg = msg.clone();
-                tokio::task::spawn_blocking(move || {
+                crate::env::spawn_blocking(move || {
                     let _ = done.send(encode_peer_message(&msg));
                 });
                 Outgoing::Encoding(encoded)

@@ -31,6 +31,8 @@ pub mod disk;
 pub mod invariants;
 pub mod nemesis;
 pub mod net;
+#[cfg(madsim)]
+pub mod shell;
 pub mod sim;
 pub mod swarm;
 pub mod trace;

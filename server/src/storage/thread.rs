@@ -264,6 +264,7 @@ impl Drop for StorageThread {
 /// Where the log worker sends snapshot jobs.
 enum SnapQueue {
     /// To the snapshot thread.
+    #[cfg_attr(madsim, allow(dead_code))]
     Thread(mpsc::Sender<SnapJob>),
     /// Run at once on the log worker (madsim has no threads).
     #[cfg_attr(not(madsim), allow(dead_code))]
@@ -430,6 +431,7 @@ struct SnapWorker {
 }
 
 impl SnapWorker {
+    #[cfg_attr(madsim, allow(dead_code))]
     fn run(self, jobs: mpsc::Receiver<SnapJob>) {
         for job in jobs {
             self.handle(job);

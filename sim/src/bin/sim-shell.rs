@@ -1,0 +1,252 @@
+//! `sim-shell`: tier 2, the real `zkr-server` under madsim (see `zkr_sim::shell`).
+//!
+//! Build it with `--cfg madsim` into its own target directory (`tests/sim-shell.sh` does):
+//! `RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim cargo build --release -p zkr-sim
+//! --bin sim-shell`. Built normally it only says so.
+//!
+//! - `sim-shell --seed N [--trace] [--history FILE] [--determinism]` replays one seed.
+//! - `sim-shell --seeds A..B [--jobs J] [--servers 3|5]` runs a campaign, prints a summary
+//!   (faults per kind, seeds/s, simulated seconds per wall second per core) and the replay
+//!   command of each failed seed; exits 1 if any failed.
+//! - `--bug NAME` switches on a deliberate core bug in every server.
+
+#[cfg(not(madsim))]
+fn main() -> std::process::ExitCode {
+    eprintln!(
+        "sim-shell: this build has no simulator; build with RUSTFLAGS=\"--cfg madsim\" \
+         CARGO_TARGET_DIR=target/sim (tests/sim-shell.sh does)"
+    );
+    std::process::ExitCode::from(2)
+}
+
+#[cfg(madsim)]
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+#[cfg(madsim)]
+mod cli {
+    use std::collections::BTreeMap;
+    use std::process::ExitCode;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use clap::Parser;
+    use zkr_sim::Bugs;
+    use zkr_sim::shell::{ShellOptions, ShellReport, run_seed};
+
+    #[derive(Parser)]
+    #[command(name = "sim-shell", about = "Tier 2: the real zkr-server under madsim")]
+    struct Cli {
+        /// Replay one seed.
+        #[arg(long, conflicts_with = "seeds")]
+        seed: Option<u64>,
+        /// A campaign over `A..B` (B excluded).
+        #[arg(long)]
+        seeds: Option<String>,
+        /// Threads for a campaign.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Servers per ensemble (3 or 5); default: drawn per seed.
+        #[arg(long)]
+        servers: Option<usize>,
+        /// Simulated seconds of faults per seed.
+        #[arg(long, default_value_t = 10)]
+        fault_secs: u64,
+        /// Print the trace of the seed.
+        #[arg(long)]
+        trace: bool,
+        /// Write the seed's history to this file.
+        #[arg(long)]
+        history: Option<std::path::PathBuf>,
+        /// Run the seed twice and require equal trace hashes.
+        #[arg(long)]
+        determinism: bool,
+        /// A deliberate core bug (same names as `sim --bug`).
+        #[arg(long)]
+        bug: Vec<String>,
+    }
+
+    fn bugs(names: &[String]) -> Result<Bugs, String> {
+        let mut bugs = Bugs::default();
+        for name in names {
+            match name.as_str() {
+                "ack-before-fsync" => bugs.ack_before_fsync = true,
+                "skip-session-expiry" => bugs.skip_session_expiry = true,
+                "reads-skip-queue" => bugs.reads_skip_queue = true,
+                "commit-after-one-ack" => bugs.commit_after_one_ack = true,
+                "diff-instead-of-trunc" => bugs.diff_instead_of_trunc = true,
+                "epoch-before-sync" => bugs.epoch_before_sync = true,
+                "ack-newleader-before-sync" => bugs.ack_newleader_before_sync = true,
+                "expire-early" => bugs.expire_early = true,
+                "ignore-peer-lost" => bugs.ignore_peer_lost = true,
+                other => return Err(format!("unknown bug {other:?}")),
+            }
+        }
+        Ok(bugs)
+    }
+
+    pub fn main() -> ExitCode {
+        let cli = Cli::parse();
+        let options = match bugs(&cli.bug) {
+            Ok(bugs) => ShellOptions {
+                servers: cli.servers,
+                fault_secs: cli.fault_secs,
+                bugs,
+                trace: cli.trace,
+                keep_history: cli.history.is_some(),
+                ..ShellOptions::default()
+            },
+            Err(e) => {
+                eprintln!("sim-shell: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let flags = replay_flags(&cli);
+        let code = if let Some(seed) = cli.seed {
+            one(&cli, seed, &options, &flags)
+        } else if let Some(range) = &cli.seeds {
+            match parse_range(range) {
+                Ok((a, b)) => campaign(&cli, a..b, &options, &flags),
+                Err(e) => {
+                    eprintln!("sim-shell: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        } else {
+            eprintln!("sim-shell: give --seed N or --seeds A..B");
+            ExitCode::from(2)
+        };
+        let _ = std::fs::remove_dir_all(&options.data_root);
+        code
+    }
+
+    fn replay_flags(cli: &Cli) -> String {
+        let mut flags: String = cli.bug.iter().map(|b| format!(" --bug {b}")).collect();
+        if let Some(n) = cli.servers {
+            flags.push_str(&format!(" --servers {n}"));
+        }
+        if cli.fault_secs != 10 {
+            flags.push_str(&format!(" --fault-secs {}", cli.fault_secs));
+        }
+        flags
+    }
+
+    fn parse_range(text: &str) -> Result<(u64, u64), String> {
+        let (a, b) = text.split_once("..").ok_or("a range is A..B")?;
+        let a: u64 = a.parse().map_err(|e| format!("{a:?}: {e}"))?;
+        let b: u64 = b.parse().map_err(|e| format!("{b:?}: {e}"))?;
+        if a >= b {
+            return Err(format!("empty range {text}"));
+        }
+        Ok((a, b))
+    }
+
+    fn describe(report: &ShellReport) -> String {
+        let faults: Vec<String> = report.faults.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        format!(
+            "{} servers, {:.1} s simulated, {} ops, faults [{}], trace hash {:016x} ({} events)",
+            report.servers,
+            report.sim_ns as f64 / 1e9,
+            report.ops,
+            faults.join(" "),
+            report.trace_hash,
+            report.events
+        )
+    }
+
+    fn one(cli: &Cli, seed: u64, options: &ShellOptions, flags: &str) -> ExitCode {
+        let report = run_seed(seed, options);
+        println!("seed {seed}: {}", describe(&report));
+        if let Some(trace) = &report.trace {
+            print!("{trace}");
+        }
+        if let (Some(path), Some(history)) = (&cli.history, &report.history) {
+            if let Err(e) = std::fs::write(path, history) {
+                eprintln!("sim-shell: cannot write {}: {e}", path.display());
+            }
+        }
+        for v in &report.violations {
+            println!("  violation {} at {:.3} s: {}", v.invariant, v.at_ns as f64 / 1e9, v.message);
+        }
+        if cli.determinism {
+            let again = run_seed(seed, options);
+            println!("seed {seed} again: trace hash {:016x}", again.trace_hash);
+            if again.trace_hash != report.trace_hash || again.events != report.events {
+                println!("NONDETERMINISTIC: seed {seed} gave two different traces");
+                return ExitCode::FAILURE;
+            }
+            println!("deterministic: same trace hash twice");
+        }
+        if report.passed() {
+            println!("seed {seed} passed");
+            ExitCode::SUCCESS
+        } else {
+            println!("seed {seed} FAILED; replay: sim-shell --seed {seed}{flags}");
+            ExitCode::FAILURE
+        }
+    }
+
+    fn campaign(
+        cli: &Cli,
+        seeds: std::ops::Range<u64>,
+        options: &ShellOptions,
+        flags: &str,
+    ) -> ExitCode {
+        let started = Instant::now();
+        let all: Vec<u64> = seeds.collect();
+        let next = AtomicUsize::new(0);
+        let reports = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..cli.jobs.max(1) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(seed) = all.get(i) else { break };
+                        let report = run_seed(*seed, options);
+                        if !report.passed() {
+                            println!("seed {seed} FAILED: {}", describe(&report));
+                            for v in report.violations.iter().take(5) {
+                                println!("  violation {}: {}", v.invariant, v.message);
+                            }
+                        }
+                        reports.lock().expect("reports").push(report);
+                    }
+                });
+            }
+        });
+        let reports = reports.into_inner().expect("reports");
+        let wall = started.elapsed().as_secs_f64();
+        let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut sizes: BTreeMap<usize, u64> = BTreeMap::new();
+        let (mut sim_ns, mut ops) = (0u64, 0usize);
+        for r in &reports {
+            for (k, n) in &r.faults {
+                *faults.entry(k).or_default() += *n as u64;
+            }
+            *sizes.entry(r.servers).or_default() += 1;
+            sim_ns += r.sim_ns;
+            ops += r.ops;
+        }
+        let failed: Vec<&ShellReport> = reports.iter().filter(|r| !r.passed()).collect();
+        let jobs = cli.jobs.max(1) as f64;
+        println!(
+            "tier 2: {} seeds, {} failed, {:.1} s wall, {:.2} seeds/s ({:.2} per core), \
+             {:.1} simulated s per wall s per core, {ops} ops",
+            reports.len(),
+            failed.len(),
+            wall,
+            reports.len() as f64 / wall,
+            reports.len() as f64 / wall / jobs,
+            sim_ns as f64 / 1e9 / wall / jobs,
+        );
+        println!("servers per seed: {sizes:?}; faults: {faults:?}");
+        for r in &failed {
+            let kinds: std::collections::BTreeSet<&str> =
+                r.violations.iter().map(|v| v.invariant).collect();
+            println!("  FAILED seed {} ({kinds:?}): sim-shell --seed {}{flags}", r.seed, r.seed);
+        }
+        if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    }
+}

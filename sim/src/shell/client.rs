@@ -1,0 +1,271 @@
+//! Tier-2 clients: real wire protocol over madsim TCP to the real servers. Each client holds one
+//! session at a time and one request in flight, issues the seed's op mix (tier 1's workload,
+//! watches off), and records every request and reply in the jepsen history.
+//!
+//! Session end follows tier 1 (see `crate::client`): when the connection is lost while a session
+//! is held, a `close` op is invoked; the client reconnects to a random server with the session's
+//! id and password; the close completes `fail` (Reconnected) if the session is still alive,
+//! `info` (SessionExpired) if the server refuses it, and stays open if the run ends first. An op
+//! whose reply never came is completed `info`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use zkr_core::proto::client::{ConnectRequest, ReplyHeader, Request, Response, xid};
+use zkr_core::proto::codec;
+use zkr_core::proto::jute::Reader;
+use zkr_jepsen::history::{F, Kind};
+
+use super::world::World;
+use crate::swarm::{OpKind, Swarm};
+use crate::workload::{self, Memory};
+
+/// The largest reply frame a client accepts.
+const MAX_FRAME: usize = 16 << 20;
+
+/// The session a client holds.
+struct Held {
+    id: i64,
+    passwd: Vec<u8>,
+    process: u64,
+    /// A `close` op is open for it (the connection was lost).
+    close_open: bool,
+}
+
+/// One client's loop until `deadline`.
+pub struct Client {
+    /// The shared world.
+    pub world: Arc<World>,
+    /// The servers' client addresses.
+    pub servers: Vec<SocketAddr>,
+    /// What the seed chose (op mix, keys).
+    pub swarm: Swarm,
+    /// This client's randomness.
+    pub rng: ChaCha8Rng,
+    /// Session timeout asked for.
+    pub timeout_ms: i32,
+}
+
+impl Client {
+    /// Runs until `deadline` (simulated).
+    pub async fn run(mut self, deadline: Instant) {
+        let mut held: Option<Held> = None;
+        let mut memory = Memory::default();
+        while Instant::now() < deadline {
+            let server = self.servers[self.rng.random_range(0..self.servers.len())];
+            let Some(mut stream) = self.connect(server, &mut held).await else {
+                tokio::time::sleep(Duration::from_millis(self.rng.random_range(20..200))).await;
+                continue;
+            };
+            let session = held.as_mut().expect("connect leaves a session");
+            let lost = self.ops(&mut stream, session, &mut memory, deadline).await;
+            if lost {
+                let session = held.as_mut().expect("still held");
+                session.close_open = true;
+                let now = self.world.now_us();
+                self.world.record(workload::close_invoke(session.process, now));
+            } else {
+                held = None;
+            }
+        }
+    }
+
+    /// Connects and opens or resumes a session; `None` if the server cannot be reached or
+    /// refused us (then `held` is updated as the refusal says).
+    async fn connect(&mut self, server: SocketAddr, held: &mut Option<Held>) -> Option<TcpStream> {
+        let limit = Duration::from_millis(self.timeout_ms as u64 / 3);
+        let mut stream =
+            tokio::time::timeout(limit, TcpStream::connect(server)).await.ok()?.ok()?;
+        let request = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: self.timeout_ms,
+            session_id: held.as_ref().map_or(0, |h| h.id),
+            passwd: held.as_ref().map_or(vec![0; 16], |h| h.passwd.clone()),
+            read_only: Some(false),
+        };
+        let frame = codec::encode_connect_request(&request);
+        stream.write_all(&frame).await.ok()?;
+        stream.flush().await.ok()?;
+        let payload = tokio::time::timeout(limit, read_frame(&mut stream)).await.ok()?.ok()?;
+        let response = codec::decode_connect_response(&payload).ok()?;
+        let now = self.world.now_us();
+        if response.timeout_ms <= 0 {
+            if let Some(h) = held.take() {
+                let expired = Some("SessionExpired");
+                self.world.record(workload::bare(
+                    h.process,
+                    Kind::Info,
+                    F::Close,
+                    None,
+                    expired,
+                    now,
+                ));
+            }
+            return None;
+        }
+        match held {
+            Some(h) if h.id == response.session_id => {
+                if h.close_open {
+                    let again = Some("Reconnected");
+                    self.world.record(workload::bare(
+                        h.process,
+                        Kind::Fail,
+                        F::Close,
+                        None,
+                        again,
+                        now,
+                    ));
+                    h.close_open = false;
+                }
+            }
+            _ => {
+                let process = self.world.process();
+                *held = Some(Held {
+                    id: response.session_id,
+                    passwd: response.passwd.clone(),
+                    process,
+                    close_open: false,
+                });
+            }
+        }
+        Some(stream)
+    }
+
+    /// Issues ops until the deadline, the session closes (false) or the connection is lost
+    /// (true).
+    async fn ops(
+        &mut self,
+        stream: &mut TcpStream,
+        held: &mut Held,
+        memory: &mut Memory,
+        deadline: Instant,
+    ) -> bool {
+        let read_timeout = Duration::from_millis(self.timeout_ms as u64 * 2 / 3);
+        let mut next_xid = 1;
+        while Instant::now() < deadline {
+            let kind = workload::pick_kind(&self.swarm, &mut self.rng);
+            let req = if kind == OpKind::Close {
+                Request::CloseSession
+            } else {
+                workload::next_request(kind, &self.swarm, memory, held.process, &mut self.rng)
+            };
+            let xid = next_xid;
+            next_xid += 1;
+            self.world.record(workload::invoke(held.process, xid, &req, self.world.now_us()));
+            let reply = tokio::time::timeout(read_timeout, call(stream, xid, &req)).await;
+            let now = self.world.now_us();
+            let f = workload::function(&req).expect("workload requests have a function");
+            match reply {
+                Ok(Ok((header, body))) => {
+                    let line = workload::completion(
+                        held.process,
+                        &req,
+                        &header,
+                        body.as_ref(),
+                        memory,
+                        now,
+                    );
+                    self.world.record(line);
+                    if matches!(req, Request::CloseSession) {
+                        return false;
+                    }
+                }
+                Ok(Err(_)) | Err(_) => {
+                    let lost = Some("ConnectionLoss");
+                    self.world.record(workload::bare(
+                        held.process,
+                        Kind::Info,
+                        f,
+                        Some(xid),
+                        lost,
+                        now,
+                    ));
+                    return !matches!(req, Request::CloseSession);
+                }
+            }
+            let (lo, hi) = self.swarm.think_ns;
+            let think = self.rng.random_range(lo..=hi.max(lo));
+            tokio::time::sleep(Duration::from_nanos(think)).await;
+        }
+        false
+    }
+}
+
+/// Opens a fresh session on `addr` and creates `/live-<n>`: true once the create is
+/// acknowledged (or the node exists: an earlier probe's create committed).
+pub async fn write_once(addr: SocketAddr, n: u64) -> bool {
+    let attempt = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let request = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 4_000,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: Some(false),
+        };
+        stream.write_all(&codec::encode_connect_request(&request)).await.ok()?;
+        stream.flush().await.ok()?;
+        let response = codec::decode_connect_response(&read_frame(&mut stream).await.ok()?).ok()?;
+        if response.timeout_ms <= 0 {
+            return None;
+        }
+        let create = Request::Create {
+            op: zkr_core::proto::client::OpCode::Create,
+            path: format!("/live-{n}"),
+            data: Some(b"live".to_vec()),
+            acl: zkr_core::types::Acl::open_unsafe(),
+            flags: 0,
+            ttl: -1,
+        };
+        let (header, _) = call(&mut stream, 1, &create).await.ok()?;
+        const NODE_EXISTS: i32 = -110;
+        (header.err == 0 || header.err == NODE_EXISTS).then_some(())
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(3), attempt).await, Ok(Some(())))
+}
+
+/// Sends `request` as `xid` and waits for its reply, skipping pings and notifications.
+async fn call(
+    stream: &mut TcpStream,
+    xid: i32,
+    request: &Request,
+) -> Result<(ReplyHeader, Option<Response>), String> {
+    let header = codec::request_header(xid, request);
+    let frame = codec::encode_request(&header, request);
+    stream.write_all(&frame).await.map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
+    loop {
+        let payload = read_frame(stream).await.map_err(|e| e.to_string())?;
+        let mut r = Reader::new(&payload);
+        let reply = codec::decode_reply_header(&mut r).map_err(|e| format!("{e:?}"))?;
+        if reply.xid == xid::NOTIFICATION || reply.xid == xid::PING {
+            continue;
+        }
+        if reply.xid != xid {
+            return Err(format!("reply for xid {} while waiting for {xid}", reply.xid));
+        }
+        if reply.err != 0 {
+            return Ok((reply, None));
+        }
+        let op = codec::request_op(request);
+        let body = codec::decode_response(op, &mut r).map_err(|e| format!("{e:?}"))?;
+        return Ok((reply, Some(body)));
+    }
+}
+
+async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let len = stream.read_u32().await? as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::other(format!("frame of {len} bytes")));
+    }
+    let mut payload = vec![0; len];
+    stream.read_exact(&mut payload).await?;
+    Ok(payload)
+}

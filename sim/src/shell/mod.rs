@@ -1,0 +1,322 @@
+//! Tier 2: the real `zkr-server` (its driver, storage worker, txn-log bytes, recovery, quorum
+//! and client sockets, timers) under madsim, with the same verdicts as tier 1. Compiled only
+//! with `--cfg madsim` (`tests/sim-shell.sh` builds it into `target/sim`).
+//!
+//! ```text
+//!  seed ──▶ madsim Runtime (seeded scheduler, network, clock)
+//!    nodes s1..sN (10.0.0.i): Server::start_in(zoo.cfg, ServerEnv { SimClock, seed, Watcher })
+//!    nodes c1..cK (10.0.1.j): Client (wire protocol, reconnect + resume) ─▶ World.history
+//!    main task: nemesis (kill/restart, pause, partitions, clock steps) ─▶ World.history
+//!  Watcher after every driver step: one leader per epoch, equal digest at equal zxid
+//!  end: heal, liveness write, history check (zkr-jepsen), trace hash
+//! ```
+//!
+//! Every seed runs on a fresh OS thread with a fresh runtime, so thread-local state (std's
+//! `HashMap` keys, tokio's `select!` RNG) cannot leak between seeds; selects in the shell are
+//! `biased`. The trace hash covers history lines, nemesis actions and server observations with
+//! their simulated times; two runs of one seed must give the same hash (`--determinism`).
+
+mod client;
+mod nemesis;
+mod world;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use madsim::runtime::{Handle, NodeHandle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use zkr_server::config::ServerConfig;
+use zkr_server::env::ServerEnv;
+
+use crate::invariants::Violation;
+use crate::swarm::Swarm;
+pub use world::World;
+
+/// The client port of every simulated server.
+pub const CLIENT_PORT: u16 = 2181;
+/// The quorum port of every simulated server.
+pub const QUORUM_PORT: u16 = 2888;
+
+/// How to run a tier-2 seed.
+#[derive(Clone, Debug)]
+pub struct ShellOptions {
+    /// Servers (3 or 5); `None` = drawn from the seed.
+    pub servers: Option<usize>,
+    /// Client nodes.
+    pub clients: usize,
+    /// Simulated seconds of workload under faults.
+    pub fault_secs: u64,
+    /// Deliberate core bugs to switch on in every server.
+    pub bugs: zkr_core::config::Bugs,
+    /// Keep the trace text.
+    pub trace: bool,
+    /// Keep the history text.
+    pub keep_history: bool,
+    /// Where the servers' data directories go (one subdirectory per seed, removed after).
+    pub data_root: PathBuf,
+}
+
+impl Default for ShellOptions {
+    fn default() -> ShellOptions {
+        ShellOptions {
+            servers: None,
+            clients: 3,
+            fault_secs: 10,
+            bugs: Default::default(),
+            trace: false,
+            keep_history: false,
+            data_root: std::env::temp_dir().join(format!("zkr-shell-{}", std::process::id())),
+        }
+    }
+}
+
+/// What one tier-2 seed found.
+#[derive(Clone, Debug, Default)]
+pub struct ShellReport {
+    /// The seed.
+    pub seed: u64,
+    /// Servers in the ensemble.
+    pub servers: usize,
+    /// Simulated time at the end, ns.
+    pub sim_ns: u64,
+    /// Client ops invoked.
+    pub ops: usize,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<&'static str, u32>,
+    /// Everything broken.
+    pub violations: Vec<Violation>,
+    /// Hash of the trace.
+    pub trace_hash: u64,
+    /// Trace events.
+    pub events: u64,
+    /// The trace text (with `trace`).
+    pub trace: Option<String>,
+    /// The history (with `keep_history`).
+    pub history: Option<String>,
+    /// Seconds from each leader fault to the next established leader, ns.
+    pub recoveries_ns: Vec<u64>,
+}
+
+impl ShellReport {
+    /// True if nothing was broken.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Runs one seed on a fresh thread with a fresh madsim runtime. Never panics: a panic in a
+/// server or the harness is reported as a violation named `panic`.
+pub fn run_seed(seed: u64, options: &ShellOptions) -> ShellReport {
+    let options = options.clone();
+    let dir = options.data_root.join(format!("seed-{seed}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let thread = std::thread::Builder::new().name(format!("seed-{seed}")).spawn(move || {
+        let mut config = madsim::Config::default();
+        config.net.send_latency = Duration::from_micros(200)..Duration::from_millis(2);
+        let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, config);
+        runtime.set_time_limit(Duration::from_secs(options.fault_secs + 300));
+        runtime.block_on(scenario(seed, options))
+    });
+    let joined = thread.map_err(|e| e.to_string()).and_then(|t| {
+        t.join().map_err(|payload| {
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "non-string panic".into())
+        })
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    match joined {
+        Ok(report) => report,
+        Err(message) => ShellReport {
+            seed,
+            violations: vec![Violation { invariant: "panic", at_ns: 0, message }],
+            ..ShellReport::default()
+        },
+    }
+}
+
+fn server_ip(slot: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, slot as u8 + 1))
+}
+
+/// The zoo.cfg every server of an `n`-server ensemble reads.
+fn zoo_cfg(n: usize, swarm: &Swarm) -> String {
+    let mut text = format!(
+        "tickTime={}\ninitLimit={}\nsyncLimit={}\nclientPort={CLIENT_PORT}\ndataDir=/unused\n\
+         snapCount=200\n4lw.commands.whitelist=*\nforceSync=no\n",
+        swarm.tick_time_ms, swarm.init_limit, swarm.sync_limit
+    );
+    for slot in 0..n {
+        let ip = server_ip(slot);
+        text.push_str(&format!("server.{}={ip}:{QUORUM_PORT}:3888\n", slot + 1));
+    }
+    text
+}
+
+/// Everything a server node's init needs (it is re-run on every restart).
+#[derive(Clone)]
+struct ServerSpec {
+    slot: usize,
+    cfg_text: String,
+    dir: PathBuf,
+    bugs: zkr_core::config::Bugs,
+    world: Arc<World>,
+    incarnation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+async fn serve(spec: ServerSpec) {
+    let slot = spec.slot;
+    let mut cfg = ServerConfig::parse(&spec.cfg_text).expect("the generated zoo.cfg parses");
+    cfg.data_dir = spec.dir.clone();
+    cfg.data_log_dir = spec.dir.clone();
+    cfg.core.bugs = spec.bugs.clone();
+    cfg.set_myid(slot as u64 + 1).expect("the id has a server line");
+    let incarnation = spec.incarnation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let env = ServerEnv {
+        clock: spec.world.clocks[slot].clone(),
+        seed: spec.world.seed ^ ((slot as u64 + 1) << 48) ^ (incarnation << 32),
+        observer: Some(Arc::new(world::Watcher { world: spec.world.clone(), slot })),
+    };
+    let line = format!("s{} starts (incarnation {incarnation})", slot + 1);
+    spec.world.event("server", &[slot as u64], line.as_bytes(), || line.clone());
+    match zkr_server::Server::start_in(cfg, env).await {
+        Ok(server) => {
+            if let Err(e) = server.wait().await {
+                spec.world.violation("server", format!("s{} stopped: {e}", slot + 1));
+            }
+        }
+        Err(e) => spec.world.violation("recovery", format!("s{} cannot start: {e}", slot + 1)),
+    }
+}
+
+async fn scenario(seed: u64, options: ShellOptions) -> ShellReport {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut swarm = Swarm::draw(&mut rng);
+    swarm.watch_probability = 0.0;
+    let n = options.servers.unwrap_or(if rng.random_bool(0.5) { 3 } else { 5 });
+    let world = Arc::new(World::new(seed, n, options.trace));
+    let handle = Handle::current();
+    let cfg_text = zoo_cfg(n, &swarm);
+    let dir = options.data_root.join(format!("seed-{seed}"));
+    let servers: Vec<NodeHandle> = (0..n)
+        .map(|slot| {
+            let spec = ServerSpec {
+                slot,
+                cfg_text: cfg_text.clone(),
+                dir: dir.join(format!("s{}", slot + 1)),
+                bugs: options.bugs.clone(),
+                world: world.clone(),
+                incarnation: Default::default(),
+            };
+            handle
+                .create_node()
+                .name(format!("s{}", slot + 1))
+                .ip(server_ip(slot))
+                .init(move || serve(spec.clone()))
+                .build()
+        })
+        .collect();
+    let addrs: Vec<SocketAddr> =
+        (0..n).map(|slot| SocketAddr::new(server_ip(slot), CLIENT_PORT)).collect();
+    let fault_end = Instant::now() + Duration::from_secs(options.fault_secs);
+    let mut client_tasks = Vec::new();
+    for c in 0..options.clients {
+        let node = handle
+            .create_node()
+            .name(format!("c{}", c + 1))
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 1, c as u8 + 1)))
+            .build();
+        let (lo, hi) = swarm.session_timeout_ms;
+        let client = client::Client {
+            world: world.clone(),
+            servers: addrs.clone(),
+            swarm: swarm.clone(),
+            rng: ChaCha8Rng::seed_from_u64(rng.random()),
+            timeout_ms: rng.random_range(lo..=hi.max(lo)),
+        };
+        client_tasks.push(node.spawn(client.run(fault_end)));
+    }
+    let mut nemesis =
+        nemesis::Nemesis::new(world.clone(), servers, ChaCha8Rng::seed_from_u64(rng.random()));
+    nemesis.run(fault_end).await;
+    nemesis.heal_all().await;
+    for task in client_tasks {
+        let _ = task.await;
+    }
+    let healed_at = world.now_ns();
+    let live = liveness(&world, &addrs, Duration::from_secs(60)).await;
+    if !live {
+        world.violation("liveness", "no write committed within 60 s of the heal".to_string());
+    }
+    finish(seed, n, &world, &options, nemesis.faults, healed_at)
+}
+
+/// A fresh session writes one znode through any server within `bound`.
+async fn liveness(world: &World, addrs: &[SocketAddr], bound: Duration) -> bool {
+    let node = Handle::current()
+        .create_node()
+        .name("live")
+        .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)))
+        .build();
+    let addrs = addrs.to_vec();
+    let attempt = node.spawn(async move {
+        let end = Instant::now() + bound;
+        let mut i = 0usize;
+        while Instant::now() < end {
+            let addr = addrs[i % addrs.len()];
+            i += 1;
+            if client::write_once(addr, i as u64).await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    });
+    let ok = attempt.await.unwrap_or(false);
+    let line = format!("liveness write {}", if ok { "committed" } else { "never committed" });
+    world.event("liveness", &[], line.as_bytes(), || line.clone());
+    ok
+}
+
+fn finish(
+    seed: u64,
+    servers: usize,
+    world: &World,
+    options: &ShellOptions,
+    faults: BTreeMap<&'static str, u32>,
+    end_of_faults: u64,
+) -> ShellReport {
+    let _ = end_of_faults;
+    let events = std::mem::take(&mut *world.history.lock().expect("history"));
+    let ops = events.iter().filter(|e| e.kind == Some(zkr_jepsen::Kind::Invoke)).count();
+    let history = crate::invariants::history::history(events, seed);
+    let now = world.now_ns();
+    let mut violations = std::mem::take(&mut world.checks.lock().expect("checks").violations);
+    if violations.is_empty() {
+        let outcome = crate::invariants::history::check(&history, now);
+        violations.extend(outcome.violations);
+    }
+    let trace = std::mem::replace(
+        &mut *world.trace.lock().expect("trace"),
+        crate::trace::Trace::new(false),
+    );
+    ShellReport {
+        seed,
+        servers,
+        sim_ns: now,
+        ops,
+        faults,
+        violations,
+        trace_hash: trace.hash(),
+        events: trace.events(),
+        trace: trace.into_text(),
+        history: options.keep_history.then(|| history.to_jsonl()),
+        recoveries_ns: Vec::new(),
+    }
+}

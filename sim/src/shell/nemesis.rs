@@ -1,0 +1,216 @@
+//! Tier-2 faults, drawn from the seed and applied through madsim: kill -9 and restart,
+//! pause/resume (a stalled process), partitions (one server isolated, the ensemble split, or one
+//! link cut in one direction) and clock steps and drift. Each fault is written to the history
+//! as nemesis lines (start and end), so reports shade it.
+//!
+//! madsim's TCP never drops bytes under a partition: it holds them and delivers them after the
+//! heal (with up to ~10 s of retry backoff). So a partition here looks to the servers like a
+//! very slow network, which only the servers' own heartbeats and timeouts detect, as with a
+//! real silent partition; connections are not reset by it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use zkr_jepsen::history::{Event, Kind, Phase};
+
+use super::world::World;
+
+/// What the nemesis does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    Kill,
+    Pause,
+    Isolate,
+    Split,
+    OneWay,
+    Clock,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Pause => "pause",
+            Fault::Isolate => "isolate",
+            Fault::Split => "split",
+            Fault::OneWay => "one-way",
+            Fault::Clock => "clock",
+        }
+    }
+}
+
+/// The fault injector of one seed.
+pub struct Nemesis {
+    world: Arc<World>,
+    servers: Vec<NodeHandle>,
+    rng: ChaCha8Rng,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<&'static str, u32>,
+    /// Kinds this seed uses (a seed draws a subset, as tier 1's swarm does).
+    kinds: Vec<Fault>,
+}
+
+impl Nemesis {
+    /// A nemesis over `servers`.
+    pub fn new(world: Arc<World>, servers: Vec<NodeHandle>, mut rng: ChaCha8Rng) -> Nemesis {
+        let all = [Fault::Kill, Fault::Pause, Fault::Isolate, Fault::Split, Fault::OneWay];
+        let mut kinds: Vec<Fault> = all.into_iter().filter(|_| rng.random_bool(0.6)).collect();
+        if kinds.is_empty() {
+            kinds.push(Fault::Kill);
+        }
+        if rng.random_bool(0.3) {
+            kinds.push(Fault::Clock);
+        }
+        Nemesis { world, servers, rng, faults: BTreeMap::new(), kinds }
+    }
+
+    /// Injects faults until `end`, one at a time: a quiet gap, the fault, a hold, the repair.
+    pub async fn run(&mut self, end: Instant) {
+        tokio::time::sleep(Duration::from_millis(self.rng.random_range(500..1500))).await;
+        while Instant::now() < end {
+            let fault = self.kinds[self.rng.random_range(0..self.kinds.len())];
+            *self.faults.entry(fault.name()).or_default() += 1;
+            let hold = Duration::from_millis(self.rng.random_range(200..4000));
+            self.apply(fault, hold).await;
+            let gap = Duration::from_millis(self.rng.random_range(100..2000));
+            tokio::time::sleep(gap.min(end.saturating_duration_since(Instant::now()))).await;
+        }
+    }
+
+    /// A server slot: the leader (when known) half the time, else any.
+    fn target(&mut self) -> usize {
+        match self.world.leader() {
+            Some(slot) if self.rng.random_bool(0.5) => slot,
+            _ => self.rng.random_range(0..self.servers.len()),
+        }
+    }
+
+    fn name(&self, slot: usize) -> String {
+        format!("s{}", slot + 1)
+    }
+
+    async fn apply(&mut self, fault: Fault, hold: Duration) {
+        let handle = Handle::current();
+        let net = NetSim::current();
+        match fault {
+            Fault::Kill => {
+                let slot = self.target();
+                let name = self.name(slot);
+                self.mark(fault, Phase::Start, &name);
+                handle.kill(&name);
+                tokio::time::sleep(hold).await;
+                handle.restart(&name);
+                self.mark(fault, Phase::Stop, &name);
+            }
+            Fault::Pause => {
+                let slot = self.target();
+                let name = self.name(slot);
+                self.mark(fault, Phase::Start, &name);
+                handle.pause(&name);
+                tokio::time::sleep(hold).await;
+                handle.resume(&name);
+                self.mark(fault, Phase::Stop, &name);
+            }
+            Fault::Isolate => {
+                let slot = self.target();
+                let id = self.servers[slot].id();
+                let name = self.name(slot);
+                self.mark(fault, Phase::Start, &name);
+                net.clog_node(id);
+                tokio::time::sleep(hold).await;
+                net.unclog_node(id);
+                self.mark(fault, Phase::Stop, &name);
+            }
+            Fault::Split => {
+                let n = self.servers.len();
+                let cut = self.rng.random_range(1..n);
+                let mut order: Vec<usize> = (0..n).collect();
+                for i in (1..n).rev() {
+                    order.swap(i, self.rng.random_range(0..=i));
+                }
+                let (a, b) = order.split_at(cut);
+                let desc = format!(
+                    "{:?} | {:?}",
+                    a.iter().map(|s| s + 1).collect::<Vec<_>>(),
+                    b.iter().map(|s| s + 1).collect::<Vec<_>>()
+                );
+                self.mark(fault, Phase::Start, &desc);
+                let links = self.links(a, b);
+                for (x, y) in &links {
+                    net.clog_link(*x, *y);
+                }
+                tokio::time::sleep(hold).await;
+                for (x, y) in &links {
+                    net.unclog_link(*x, *y);
+                }
+                self.mark(fault, Phase::Stop, &desc);
+            }
+            Fault::OneWay => {
+                let from = self.target();
+                let mut to = self.rng.random_range(0..self.servers.len() - 1);
+                if to >= from {
+                    to += 1;
+                }
+                let desc = format!("s{} -> s{}", from + 1, to + 1);
+                let (x, y) = (self.servers[from].id(), self.servers[to].id());
+                self.mark(fault, Phase::Start, &desc);
+                net.clog_link(x, y);
+                tokio::time::sleep(hold).await;
+                net.unclog_link(x, y);
+                self.mark(fault, Phase::Stop, &desc);
+            }
+            Fault::Clock => {
+                let slot = self.rng.random_range(0..self.servers.len());
+                let step = self.rng.random_range(-5_000..5_000i64);
+                let drift = self.rng.random_range(-20_000..20_000i64);
+                let desc = format!("s{} wall {step:+} ms, drift {drift:+} ppm", slot + 1);
+                self.mark(fault, Phase::Start, &desc);
+                let clock = &self.world.clocks[slot];
+                clock.offset_ms.fetch_add(step, Ordering::Relaxed);
+                clock.drift_ppm.store(drift, Ordering::Relaxed);
+                tokio::time::sleep(hold).await;
+                self.mark(fault, Phase::Stop, &desc);
+            }
+        }
+    }
+
+    /// Both directions of every link between `a` and `b`.
+    fn links(&self, a: &[usize], b: &[usize]) -> Vec<(madsim::task::NodeId, madsim::task::NodeId)> {
+        let mut links = Vec::new();
+        for x in a {
+            for y in b {
+                let (i, j) = (self.servers[*x].id(), self.servers[*y].id());
+                links.push((i, j));
+                links.push((j, i));
+            }
+        }
+        links
+    }
+
+    /// Undoes anything still in effect: every server running and reachable.
+    pub async fn heal_all(&mut self) {
+        let net = NetSim::current();
+        for node in &self.servers {
+            net.unclog_node(node.id());
+        }
+        let line = "heal all".to_string();
+        self.world.event("nemesis", &[], line.as_bytes(), || line.clone());
+    }
+
+    /// A nemesis line in the history (and the trace): the fault's kind and target.
+    fn mark(&self, fault: Fault, phase: Phase, target: &str) {
+        self.world.record(Event {
+            kind: Some(Kind::Nemesis),
+            fault: Some(format!("{} {target}", fault.name())),
+            phase: Some(phase),
+            time: Some(self.world.now_us()),
+            ..Event::default()
+        });
+    }
+}

@@ -1,0 +1,176 @@
+//! What every task of a tier-2 run shares: the history, the trace, the invariant state the
+//! servers' observers feed, and the simulated clocks. madsim runs every task on one thread in a
+//! seeded order, so a `Mutex` here is never contended and the order of updates is the seed's.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use zkr_core::Node;
+use zkr_core::types::Zxid;
+use zkr_jepsen::history::Event;
+use zkr_server::env::{Clock, Observer};
+
+use crate::invariants::{Violation, digest::Digests, leaders};
+use crate::trace::Trace;
+
+/// The shared state of one seed.
+#[derive(Debug)]
+pub struct World {
+    /// The run's seed.
+    pub seed: u64,
+    started: Instant,
+    /// History lines in the order they happened.
+    pub history: Mutex<Vec<Event>>,
+    /// Hash (and optionally text) of everything observed.
+    pub trace: Mutex<Trace>,
+    /// Continuously checked invariants.
+    pub checks: Mutex<Checks>,
+    /// Next jepsen process id.
+    next_process: AtomicU64,
+    /// One clock per server, by slot (server id - 1).
+    pub clocks: Vec<Arc<SimClock>>,
+}
+
+/// Invariant state fed by the observers.
+#[derive(Debug, Default)]
+pub struct Checks {
+    /// Established leader per epoch.
+    pub leaders: BTreeMap<u32, usize>,
+    /// Digest per applied zxid.
+    pub digests: Digests,
+    /// Applied zxid per server slot (for the digest check and the trace).
+    pub applied: BTreeMap<usize, Zxid>,
+    /// The established leader as last observed: (slot, epoch).
+    pub leader: Option<(usize, u32)>,
+    /// Everything broken so far.
+    pub violations: Vec<Violation>,
+    /// Highest zxid acknowledged to a client (from replies).
+    pub acked: Zxid,
+}
+
+impl World {
+    /// A world for `servers` servers.
+    pub fn new(seed: u64, servers: usize, keep_trace: bool) -> World {
+        World {
+            seed,
+            started: Instant::now(),
+            history: Mutex::new(Vec::new()),
+            trace: Mutex::new(Trace::new(keep_trace)),
+            checks: Mutex::new(Checks::default()),
+            next_process: AtomicU64::new(0),
+            clocks: (0..servers).map(|_| Arc::new(SimClock::default())).collect(),
+        }
+    }
+
+    /// Simulated ns since the run began.
+    pub fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Simulated µs since the run began (history times).
+    pub fn now_us(&self) -> u64 {
+        self.now_ns() / 1_000
+    }
+
+    /// A fresh jepsen process id.
+    pub fn process(&self) -> u64 {
+        self.next_process.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Appends a history line and hashes it into the trace.
+    pub fn record(&self, event: Event) {
+        let line = serde_json::to_string(&event).expect("events serialize");
+        self.event("op", &[event.process], line.as_bytes(), || line.clone());
+        self.history.lock().expect("history").push(event);
+    }
+
+    /// Records a trace event.
+    pub fn event(&self, tag: &str, ids: &[u64], bytes: &[u8], line: impl FnOnce() -> String) {
+        let now = self.now_ns();
+        self.trace.lock().expect("trace").event(now, tag, ids, bytes, line);
+    }
+
+    /// Records a broken invariant.
+    pub fn violation(&self, invariant: &'static str, message: String) {
+        let at_ns = self.now_ns();
+        self.event("violation", &[], message.as_bytes(), || message.clone());
+        let v = Violation { invariant, at_ns, message };
+        self.checks.lock().expect("checks").violations.push(v);
+    }
+
+    /// The slot of the established leader last observed, if any.
+    pub fn leader(&self) -> Option<usize> {
+        self.checks.lock().expect("checks").leader.map(|(slot, _)| slot)
+    }
+}
+
+/// Watches one server: after every driver step, the leader and digest checks of tier 1.
+pub struct Watcher {
+    /// The shared world.
+    pub world: Arc<World>,
+    /// The server's slot (id - 1).
+    pub slot: usize,
+}
+
+impl Observer for Watcher {
+    fn stepped(&self, node: &Node) {
+        let now = self.world.now_ns();
+        let mut found = Vec::new();
+        let mut trace = Vec::new();
+        {
+            let mut checks = self.world.checks.lock().expect("checks");
+            let epoch = node.epochs().1;
+            if let Some(v) = leaders::observe(&mut checks.leaders, self.slot, node, now) {
+                found.push(v);
+            }
+            let leading = node.is_established_leader();
+            if leading && checks.leader != Some((self.slot, epoch)) {
+                checks.leader = Some((self.slot, epoch));
+                trace.push(format!("s{} leads epoch {epoch}", self.slot + 1));
+            } else if !leading && checks.leader.is_some_and(|(s, _)| s == self.slot) {
+                checks.leader = None;
+            }
+            let current = node.committed().min(node.last_zxid());
+            let before = checks.applied.get(&self.slot).copied().unwrap_or(Zxid(0));
+            if current != before {
+                checks.applied.insert(self.slot, current);
+                if node.last_zxid() == current {
+                    let digest = node.tree().digest();
+                    found.extend(checks.digests.observe(self.slot, current, digest, now));
+                }
+            }
+            for v in &found {
+                trace.push(format!("violation {}: {}", v.invariant, v.message));
+            }
+            checks.violations.extend(found);
+        }
+        for line in trace {
+            self.world.event("server", &[self.slot as u64], line.as_bytes(), || line.clone());
+        }
+    }
+}
+
+/// A server's clock: madsim's global time, stepped by `offset_ms` (wall time only: znode
+/// timestamps and the core's tick wall readings) and drifted by `drift_ppm` (how fast ticks
+/// come, read when the driver starts, so a drift change takes effect at the next restart).
+#[derive(Debug, Default)]
+pub struct SimClock {
+    /// Added to the wall reading; may step backwards.
+    pub offset_ms: AtomicI64,
+    /// Parts per million the local clock runs fast (positive) or slow.
+    pub drift_ppm: AtomicI64,
+}
+
+impl Clock for SimClock {
+    fn wall_ms(&self) -> i64 {
+        zkr_server::env::WallClock.wall_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    fn runtime_duration(&self, local: Duration) -> Duration {
+        let ppm = self.drift_ppm.load(Ordering::Relaxed).clamp(-500_000, 500_000);
+        let nanos = local.as_nanos() as i128 * 1_000_000 / (1_000_000 + ppm as i128);
+        Duration::from_nanos(nanos.max(1) as u64)
+    }
+}
