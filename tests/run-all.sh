@@ -42,6 +42,9 @@ echo "jepsen seed $jepsen_seed (replay: target/release/jepsen test --seed $jepse
 ./target/release/jepsen test --time 30 --seed "$jepsen_seed" --base-port 27100 \
   --out /tmp/zkr-jepsen-ci | tail -n 20
 
+step "simulator tier 2 (madsim, the real zkr-server): seeds ${SHELL_SEEDS:-0..500}, determinism, bugs"
+SHELL_SEEDS=${SHELL_SEEDS:-0..500} bash tests/sim-shell.sh
+
 step "simulator determinism: one seed twice in one process, and once more in another"
 ./target/release/sim --seed 42 --determinism
 a=$(./target/release/sim --seed 42 | grep -i 'trace hash')

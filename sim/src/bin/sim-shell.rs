@@ -242,6 +242,21 @@ mod cli {
             sim_ns as f64 / 1e9 / wall / jobs,
         );
         println!("servers per seed: {sizes:?}; faults: {faults:?}");
+        let mut recoveries: Vec<u64> =
+            reports.iter().flat_map(|r| r.recoveries_ns.iter().copied()).collect();
+        recoveries.sort_unstable();
+        if !recoveries.is_empty() {
+            let at = |q: f64| recoveries[((recoveries.len() - 1) as f64 * q) as usize] as f64 / 1e9;
+            println!(
+                "leader faults (kill, pause, isolation) to the next established leader: {} \
+                 measured, p50 {:.2} s, p90 {:.2} s, p99 {:.2} s, max {:.2} s",
+                recoveries.len(),
+                at(0.5),
+                at(0.9),
+                at(0.99),
+                at(1.0)
+            );
+        }
         for r in &failed {
             let kinds: std::collections::BTreeSet<&str> =
                 r.violations.iter().map(|v| v.invariant).collect();

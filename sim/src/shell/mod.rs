@@ -97,7 +97,7 @@ pub struct ShellReport {
     pub trace: Option<String>,
     /// The history (with `keep_history`).
     pub history: Option<String>,
-    /// Seconds from each leader fault to the next established leader, ns.
+    /// From each fault on the leader (kill, pause, isolation) to the next leader, ns.
     pub recoveries_ns: Vec<u64>,
 }
 
@@ -297,7 +297,10 @@ fn finish(
     let ops = events.iter().filter(|e| e.kind == Some(zkr_jepsen::Kind::Invoke)).count();
     let history = crate::invariants::history::history(events, seed);
     let now = world.now_ns();
-    let mut violations = std::mem::take(&mut world.checks.lock().expect("checks").violations);
+    let (mut violations, recoveries_ns) = {
+        let mut checks = world.checks.lock().expect("checks");
+        (std::mem::take(&mut checks.violations), std::mem::take(&mut checks.recoveries_ns))
+    };
     if violations.is_empty() {
         let outcome = crate::invariants::history::check(&history, now);
         violations.extend(outcome.violations);
@@ -317,6 +320,6 @@ fn finish(
         events: trace.events(),
         trace: trace.into_text(),
         history: options.keep_history.then(|| history.to_jsonl()),
-        recoveries_ns: Vec::new(),
+        recoveries_ns,
     }
 }

@@ -101,6 +101,7 @@ impl Nemesis {
         match fault {
             Fault::Kill => {
                 let slot = self.target();
+                self.world.fault_on(slot);
                 let name = self.name(slot);
                 self.mark(fault, Phase::Start, &name);
                 handle.kill(&name);
@@ -110,21 +111,25 @@ impl Nemesis {
             }
             Fault::Pause => {
                 let slot = self.target();
+                self.world.fault_on(slot);
                 let name = self.name(slot);
                 self.mark(fault, Phase::Start, &name);
                 handle.pause(&name);
                 tokio::time::sleep(hold).await;
                 handle.resume(&name);
+                self.world.fault_over(slot);
                 self.mark(fault, Phase::Stop, &name);
             }
             Fault::Isolate => {
                 let slot = self.target();
+                self.world.fault_on(slot);
                 let id = self.servers[slot].id();
                 let name = self.name(slot);
                 self.mark(fault, Phase::Start, &name);
                 net.clog_node(id);
                 tokio::time::sleep(hold).await;
                 net.unclog_node(id);
+                self.world.fault_over(slot);
                 self.mark(fault, Phase::Stop, &name);
             }
             Fault::Split => {

@@ -46,8 +46,11 @@ pub struct Checks {
     pub leader: Option<(usize, u32)>,
     /// Everything broken so far.
     pub violations: Vec<Violation>,
-    /// Highest zxid acknowledged to a client (from replies).
-    pub acked: Zxid,
+    /// A fault hit the leader of this epoch at this time (ns) and no later leader is
+    /// established yet.
+    pub leader_fault: Option<(u32, u64)>,
+    /// ns from each leader fault to the next established leader.
+    pub recoveries_ns: Vec<u64>,
 }
 
 impl World {
@@ -100,6 +103,28 @@ impl World {
         self.checks.lock().expect("checks").violations.push(v);
     }
 
+    /// A fault is about to hit `slot`: if it leads, the time to the next leader is measured.
+    pub fn fault_on(&self, slot: usize) {
+        let now = self.now_ns();
+        let mut checks = self.checks.lock().expect("checks");
+        if let Some((leader, epoch)) = checks.leader {
+            if leader == slot && checks.leader_fault.is_none() {
+                checks.leader_fault = Some((epoch, now));
+            }
+        }
+    }
+
+    /// The fault on `slot` is over: if its leader still leads the same epoch, no fail-over
+    /// happened and nothing is measured.
+    pub fn fault_over(&self, slot: usize) {
+        let mut checks = self.checks.lock().expect("checks");
+        if let (Some((leader, epoch)), Some((faulted, _))) = (checks.leader, checks.leader_fault) {
+            if leader == slot && epoch == faulted {
+                checks.leader_fault = None;
+            }
+        }
+    }
+
     /// The slot of the established leader last observed, if any.
     pub fn leader(&self) -> Option<usize> {
         self.checks.lock().expect("checks").leader.map(|(slot, _)| slot)
@@ -128,6 +153,12 @@ impl Observer for Watcher {
             let leading = node.is_established_leader();
             if leading && checks.leader != Some((self.slot, epoch)) {
                 checks.leader = Some((self.slot, epoch));
+                if let Some((faulted, at)) = checks.leader_fault {
+                    if epoch > faulted {
+                        checks.recoveries_ns.push(now.saturating_sub(at));
+                        checks.leader_fault = None;
+                    }
+                }
                 trace.push(format!("s{} leads epoch {epoch}", self.slot + 1));
             } else if !leading && checks.leader.is_some_and(|(s, _)| s == self.slot) {
                 checks.leader = None;
