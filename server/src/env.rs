@@ -1,6 +1,7 @@
-//! What a server takes from its environment besides its configuration: the clock, the seed of its randomness, and an optional observer. `ServerEnv::production()` is the real
-//! machine; tier 2 of `sim` passes a skewable clock, a seed drawn from the run's
-//! seed and an observer that checks invariants after every step.
+//! What a server takes from its environment besides its configuration: the clock, the seed of
+//! its randomness, and an optional observer. `ServerEnv::production()` is the real machine;
+//! tier 2 of `sim` passes a skewable clock, a seed drawn from the run's seed and an observer
+//! that checks invariants after every step.
 
 use std::fmt;
 use std::sync::Arc;
