@@ -29,7 +29,11 @@ use crate::storage::{Recovered, StorageEvent, StorageThread};
 const MAX_BATCH: usize = 1024;
 
 /// Builds the node from what storage recovered; every record is checked again after loading.
-pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, String> {
+pub fn recover_node(
+    cfg: &ServerConfig,
+    fs: &dyn crate::fs::Fs,
+    recovered: Recovered,
+) -> Result<Node, String> {
     let began = Instant::now();
     let snapshot = match recovered.snapshot {
         Some((zxid, blob)) => {
@@ -57,7 +61,7 @@ pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, St
     if cfg.core.is_standalone() != cfg.servers.is_empty() {
         return Err("server.N lines were not turned into ensemble members (myid not read)".into());
     }
-    let (accepted_epoch, current_epoch) = crate::epochs::read(&cfg.data_dir)?;
+    let (accepted_epoch, current_epoch) = crate::epochs::read(fs, &cfg.data_dir)?;
     let init = NodeInit {
         wall_ms: wall_ms(),
         seed: rand::random(),

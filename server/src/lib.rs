@@ -1,9 +1,11 @@
 //! `zkr-server`: the tokio shell that runs a `zkr_core::Node` against real sockets and disks.
 pub mod admin;
+pub mod bugs;
 pub mod client_net;
 pub mod config;
 pub mod driver;
 pub mod epochs;
+pub mod fs;
 pub mod peer_net;
 pub mod storage;
 
@@ -23,12 +25,13 @@ impl Server {
     /// Recovers the data directory, binds the client port and starts serving.
     pub async fn start(cfg: config::ServerConfig) -> Result<Server, String> {
         let began = std::time::Instant::now();
-        let (mut storage, recovered) = storage::Storage::open(&cfg.data_dir, &cfg.data_log_dir)
+        let fs: Arc<dyn fs::Fs> = Arc::new(fs::OsFs);
+        let (mut storage, recovered) = storage::Storage::open(fs, &cfg.data_dir, &cfg.data_log_dir)
             .map_err(|e| format!("cannot open the data directory: {e}"))?;
         storage.set_force_sync(cfg.force_sync);
         let txn_count = recovered.txns.len();
         let read_ms = began.elapsed().as_millis();
-        let node = driver::recover_node(&cfg, recovered)?;
+        let node = driver::recover_node(&cfg, &**storage.fs(), recovered)?;
         tracing::info!(
             read_ms,
             total_ms = began.elapsed().as_millis(),
