@@ -16,6 +16,10 @@
 //!   has no holes: each record after the snapshot is either `previous + 1` or opens a later
 //!   epoch (Zab counters never skip inside an epoch). Appends that would break this are refused.
 //! - Every log file except the newest is complete and synced: a roll syncs the old file first.
+//! - What `open` recovers is durable before it returns (the newest log file read is fsynced, and
+//!   the directories holding the logs, snapshots and epoch files): a killed predecessor may have
+//!   left records in the page cache only, and a later power loss must not take away what the
+//!   server has since acted on (found by `zkr_sim::simfs`).
 //! - Recovery = newest valid snapshot + every record with a greater zxid. A torn last write of
 //!   the newest log file is cut off with a warning; any other damage refuses to start with a
 //!   `StorageError` naming the file and offset, because the lost records may have been
@@ -259,6 +263,13 @@ impl Storage {
             locks.push(lock_dir(&*fs, &log_dir)?);
         }
         let recovered = recovery::recover(&*fs, &snap_dir, &log_dir, bugs)?;
+        // Directory entries a killed predecessor created (a log file, a snapshot's or an epoch
+        // file's rename) may not be durable yet; recovery just relied on them.
+        let mut dirs = vec![log_dir.as_path(), snap_dir.as_path(), data_dir];
+        dirs.dedup();
+        for dir in dirs {
+            fs.sync_dir(dir).map_err(StorageError::io(dir, "fsync"))?;
+        }
         let last_zxid = recovered.last_zxid();
         let storage = Storage {
             fs,

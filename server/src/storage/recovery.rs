@@ -25,12 +25,14 @@ pub(super) fn recover(
     let mut txns: Vec<(i64, Vec<u8>)> = Vec::new();
     let mut previous_record: Option<i64> = None;
     let mut cursor = snap_zxid;
+    let mut newest_read = None;
     for (index, (name_zxid, path)) in logs.iter().enumerate().skip(start) {
         let is_last = index + 1 == logs.len();
         let file = LogFile { fs, path, name_zxid: *name_zxid, is_last, log_dir };
         let Some((bytes, records)) = read_log(&file, bugs)? else {
             continue;
         };
+        newest_read = Some(path);
         for record in records {
             if let Some(previous) = previous_record.filter(|p| record.zxid <= *p) {
                 return Err(corrupt(
@@ -54,6 +56,14 @@ pub(super) fn recover(
             cursor = record.zxid;
             txns.push((record.zxid, bytes[record.payload.clone()].to_vec()));
         }
+    }
+    // The server acts on what recovery returns (votes with its last zxid, serves it, logs after
+    // it), but a killed predecessor may have left the newest file's tail in the page cache only
+    // (older files were synced when the log rolled past them): make it durable first, or a later
+    // power loss opens a hole under newer, synced files.
+    if let Some(path) = newest_read {
+        let sync = fs.open_write(path).and_then(|file| file.sync_data());
+        sync.map_err(StorageError::io(path, "fsync"))?;
     }
     assert!(txns.windows(2).all(|w| w[0].0 < w[1].0));
     assert!(txns.first().is_none_or(|(zxid, _)| *zxid > snap_zxid));
