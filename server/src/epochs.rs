@@ -43,7 +43,8 @@ pub fn write(fs: &dyn Fs, dir: &Path, accepted: u32, current: u32) -> std::io::R
     write_with(fs, dir, accepted, current, ShellBugs::default())
 }
 
-/// `write`, with the deliberate shell bugs of `bugs` (tests only).
+/// `write`, with the deliberate shell bugs of `bugs` (tests only; a build without the `bugs`
+/// feature refuses any, with an error of kind `Unsupported`).
 pub fn write_with(
     fs: &dyn Fs,
     dir: &Path,
@@ -51,6 +52,7 @@ pub fn write_with(
     current: u32,
     bugs: ShellBugs,
 ) -> std::io::Result<()> {
+    bugs.validate().map_err(|e| std::io::Error::new(std::io::ErrorKind::Unsupported, e))?;
     fs.create_dir_all(dir)?;
     if bugs.epoch_in_place_no_fsync() {
         // The deliberate bug: ZOOKEEPER-1653's class, a rewrite in place that is not durable

@@ -28,8 +28,8 @@
 //!   whole files.
 //!
 //! `Storage` is blocking; every file operation goes through an `Arc<dyn Fs>` (`OsFs` in
-//! production, `SimFs` in the simulator). `StorageThread` (in `thread.rs`) runs it on its own thread
-//! with group commit and writes snapshots on a second thread.
+//! production, `SimFs` in the simulator). `StorageThread` (in `thread.rs`) runs it on its own
+//! thread with group commit and writes snapshots on a second thread.
 
 pub mod log;
 mod recovery;
