@@ -149,7 +149,8 @@ fn keeping_a_torn_record_is_caught() {
 /// One seed of the epoch-file scenario: a durable write, then a write the machine dies in the
 /// middle of (after a random number of operations), then power loss. Each file holds its old or
 /// its new value (never garbage), accepted is written before current, and a write that returned
-/// is durable.
+/// is durable. Sometimes the process is killed first and a server starts (opens storage, reads
+/// the epochs and acts on them) before the power loss: what it read must survive it.
 fn epoch_seed(seed: u64, bugs: ShellBugs) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let fs = SimFs::new();
@@ -162,8 +163,20 @@ fn epoch_seed(seed: u64, bugs: ShellBugs) -> Result<(), String> {
     }
     fs.freeze_after_ops(rng.random_range(0..12));
     let written = epochs::write_with(&fs, dir, 5, 4, bugs);
+    let restarted = if rng.random_bool(0.5) {
+        fs.crash(CrashKind::Process, &mut rng);
+        let (storage, _) = open(&fs, bugs)?;
+        let read = epochs::read(&fs, dir)?;
+        drop(storage);
+        Some(read)
+    } else {
+        None
+    };
     fs.crash(CrashKind::Power, &mut rng);
     let read = epochs::read(&fs, dir)?;
+    if restarted.is_some_and(|before| before != read) {
+        return Err(format!("a restarted server read {restarted:?}, after power loss {read:?}"));
+    }
     let allowed: &[(u32, u32)] =
         if written.is_ok() { &[(5, 4)] } else { &[(3, 2), (5, 2), (5, 4)] };
     if !allowed.contains(&read) {
@@ -194,7 +207,9 @@ fn blob(zxid: i64) -> Vec<u8> {
 
 /// One seed of the snapshot scenario: a durable snapshot, more synced records, then a second
 /// snapshot the machine dies in the middle of, then power loss. Recovery must load one of the
-/// two snapshots (the new one if its write returned) and every record after it.
+/// two snapshots (the new one if its write returned) and every record after it. Sometimes the
+/// process is killed first and a server starts before the power loss: the snapshot it loaded
+/// must still be the one loaded after it.
 fn snapshot_seed(seed: u64) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let fs = SimFs::new();
@@ -210,9 +225,25 @@ fn snapshot_seed(seed: u64) -> Result<(), String> {
     storage.sync().map_err(|e| e.to_string())?;
     fs.freeze_after_ops(rng.random_range(0..10));
     let saved = storage.save_snapshot(second, &blob(second));
-    fs.crash(CrashKind::Power, &mut rng);
-    drop(storage);
+    let mut restarted = None;
+    if rng.random_bool(0.5) {
+        fs.crash(CrashKind::Process, &mut rng);
+        drop(storage);
+        let (storage, recovered) = open(&fs, ShellBugs::default())?;
+        restarted = recovered.snapshot.map(|(zxid, _)| zxid);
+        fs.crash(CrashKind::Power, &mut rng);
+        drop(storage);
+    } else {
+        fs.crash(CrashKind::Power, &mut rng);
+        drop(storage);
+    }
     let (_, recovered) = open(&fs, ShellBugs::default())?;
+    let loaded = recovered.snapshot.as_ref().map(|(zxid, _)| *zxid);
+    if restarted.is_some() && restarted != loaded {
+        return Err(format!(
+            "a restarted server loaded {restarted:?}, after power loss {loaded:?}"
+        ));
+    }
     let Some((snap_zxid, snap_blob)) = recovered.snapshot else {
         return Err("no snapshot recovered".into());
     };
