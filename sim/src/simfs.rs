@@ -801,8 +801,8 @@ mod tests {
             outcomes.insert(tail.to_vec());
             assert!(file.write_all(b"x").is_err(), "a handle from before the crash is dead");
         }
-        assert!(outcomes.contains(&b""[..].to_vec()), "sometimes nothing unsynced is kept");
-        assert!(outcomes.contains(&b"abcdefghijkl"[..].to_vec()), "sometimes all of it");
+        assert!(outcomes.contains(&b""[..]), "sometimes nothing unsynced is kept");
+        assert!(outcomes.contains(&b"abcdefghijkl"[..]), "sometimes all of it");
         let torn = outcomes.iter().any(|t| t.len() % 4 != 0 || t.ends_with(&[0]));
         assert!(torn, "sometimes a write is torn: {outcomes:?}");
     }

@@ -294,7 +294,8 @@ fn drain(mut events: tokio::sync::mpsc::UnboundedReceiver<StorageEvent>) -> Vec<
 /// after it is reported durable: ZooKeeper's answer to a failed fsync (fsyncgate).
 #[test]
 fn a_failed_log_write_or_fsync_stops_storage_without_reporting_durable() {
-    let faults: [(&str, fn(&SimFs)); 3] = [
+    type Inject = fn(&SimFs);
+    let faults: [(&str, Inject); 3] = [
         ("EIO on fsync", |fs| fs.fail_next_fsync()),
         ("EIO on write", |fs| fs.fail_next_write()),
         ("ENOSPC", |fs| fs.set_space_limit(Some(fs.used_bytes() + 10))),
