@@ -237,6 +237,9 @@ pub(super) fn truncate_logs_after(
             continue;
         };
         if last.end() != bytes.len() {
+            // The removals of newer files must be durable before the cut is: otherwise a power
+            // loss can bring them back behind the cut, after a hole (found by zkr_sim::simfs).
+            fs.sync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
             tracing::info!(path = %path.display(), offset = last.end(), "truncating txn log");
             cut(fs, path, last.end())?;
         }
