@@ -349,10 +349,10 @@ fn a_failed_epoch_write_stops_storage() {
 }
 
 /// One seed of the truncation scenario (Zab TRUNC): a synced history over several log files, an
-/// epoch change and maybe a snapshot, then `truncate_after(t)` that the machine dies in the middle
-/// of (after `freeze` operations), then (sometimes after a kill and a restart) power loss. Recovery must return a
-/// prefix of the history that keeps every record up to `t`, and exactly the records up to `t`
-/// when the truncation returned: truncated txns must never come back.
+/// epoch change and maybe a snapshot, then `truncate_after(t)` that the machine dies in the
+/// middle of (after `freeze` operations), then (sometimes after a kill and a restart) power loss.
+/// Recovery must return a prefix of the history that keeps every record up to `t`, and exactly
+/// the records up to `t` when the truncation returned: truncated txns must never come back.
 fn truncate_seed(seed: u64, freeze: u64) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let fs = SimFs::new();
