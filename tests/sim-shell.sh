@@ -4,7 +4,7 @@
 # changes every crate that uses tokio), then:
 #   1. a campaign over SHELL_SEEDS (default 0..200) with 3- and 5-server ensembles;
 #   2. determinism: one seed twice in one process and once more in another, same trace hash;
-#   3. sensitivity: with a deliberate core bug switched on, some seed of a bounded range must
+#   3. sensitivity: with a deliberate core or storage bug switched on, some seed of a bounded range must
 #      fail (the same seeds pass without it, in step 1).
 # Usage: bash tests/sim-shell.sh [--build-only]
 set -euo pipefail
@@ -36,5 +36,7 @@ expect_caught() {
   fi
   grep -m 3 -E 'FAILED seed' /tmp/zkr-shell-bug.log || true
 }
-expect_caught commit-after-one-ack 0..30
-expect_caught diff-instead-of-trunc 0..30
+expect_caught commit-after-one-ack 0..60
+expect_caught diff-instead-of-trunc 0..60
+expect_caught durable-before-fsync 0..60
+expect_caught epoch-in-place-no-fsync 0..60

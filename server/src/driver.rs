@@ -62,7 +62,7 @@ pub fn recover_node(
     if cfg.core.is_standalone() != cfg.servers.is_empty() {
         return Err("server.N lines were not turned into ensemble members (myid not read)".into());
     }
-    let (accepted_epoch, current_epoch) = crate::epochs::read(&cfg.data_dir)?;
+    let (accepted_epoch, current_epoch) = crate::epochs::read(&*env.fs, &cfg.data_dir)?;
     let init = NodeInit {
         wall_ms: env.clock.wall_ms(),
         seed: env.seed,

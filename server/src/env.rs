@@ -1,5 +1,5 @@
-//! What a server takes from its environment besides its configuration: the clock, the seed of
-//! its randomness, and an optional observer. `ServerEnv::production()` is the real machine;
+//! What a server takes from its environment besides its configuration: the disk, the clock, the
+//! seed of its randomness, and an optional observer. `ServerEnv::production()` is the real machine;
 //! tier 2 of `sim` passes a skewable clock, a seed drawn from the run's seed and an observer
 //! that checks invariants after every step.
 
@@ -40,17 +40,22 @@ pub trait Observer: Send + Sync {
 /// The environment a server runs in.
 #[derive(Clone)]
 pub struct ServerEnv {
+    /// Where the data and log directories live.
+    pub fs: Arc<dyn crate::fs::Fs>,
     /// Wall time and tick pacing.
     pub clock: Arc<dyn Clock>,
     /// Seeds the node's randomness (session ids, election jitter) and the snapshot threshold.
     pub seed: u64,
     /// Checks after each step (simulation only).
     pub observer: Option<Arc<dyn Observer>>,
+    /// Deliberate storage bugs (simulation tests only; refused without the `bugs` feature).
+    pub bugs: crate::bugs::ShellBugs,
 }
 
 impl fmt::Debug for ServerEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerEnv")
+            .field("fs", &self.fs)
             .field("clock", &self.clock)
             .field("seed", &self.seed)
             .field("observer", &self.observer.is_some())
@@ -61,7 +66,13 @@ impl fmt::Debug for ServerEnv {
 impl ServerEnv {
     /// The real machine: the OS file system, the wall clock, a random seed, no observer.
     pub fn production() -> ServerEnv {
-        ServerEnv { clock: Arc::new(WallClock), seed: rand::random(), observer: None }
+        ServerEnv {
+            fs: Arc::new(crate::fs::OsFs),
+            clock: Arc::new(WallClock),
+            seed: rand::random(),
+            observer: None,
+            bugs: Default::default(),
+        }
     }
 }
 

@@ -1,16 +1,20 @@
 //! `acceptedEpoch` and `currentEpoch`, the two small files Zab needs durable in the data
 //! directory (ZooKeeper's names and format: the number in ASCII). Written atomically: a
-//! temporary file, fsync, rename, fsync of the directory.
+//! temporary file, fsync, rename, fsync of the directory. So a crash at any point leaves each
+//! file with its old or its new value, and both are durable once `write` returns.
 
 use std::io::Write;
 use std::path::Path;
 
+use crate::bugs::ShellBugs;
+use crate::fs::Fs;
+
 const ACCEPTED: &str = "acceptedEpoch";
 const CURRENT: &str = "currentEpoch";
 
-fn read_one(dir: &Path, name: &str) -> Result<u32, String> {
+fn read_one(fs: &dyn Fs, dir: &Path, name: &str) -> Result<u32, String> {
     let path = dir.join(name);
-    match std::fs::read_to_string(&path) {
+    match crate::fs::read_to_string(fs, &path) {
         Ok(text) => text
             .trim()
             .parse()
@@ -21,38 +25,62 @@ fn read_one(dir: &Path, name: &str) -> Result<u32, String> {
 }
 
 /// Reads `(accepted_epoch, current_epoch)`; missing files are 0 (a fresh server).
-pub fn read(dir: &Path) -> Result<(u32, u32), String> {
-    Ok((read_one(dir, ACCEPTED)?, read_one(dir, CURRENT)?))
+pub fn read(fs: &dyn Fs, dir: &Path) -> Result<(u32, u32), String> {
+    Ok((read_one(fs, dir, ACCEPTED)?, read_one(fs, dir, CURRENT)?))
 }
 
-fn write_one(dir: &Path, name: &str, value: u32) -> std::io::Result<()> {
+fn write_one(fs: &dyn Fs, dir: &Path, name: &str, value: u32) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
+    let mut file = fs.create(&tmp)?;
     file.write_all(value.to_string().as_bytes())?;
     file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))
+    drop(file);
+    fs.rename(&tmp, &dir.join(name))
 }
 
 /// Writes both epochs durably.
-pub fn write(dir: &Path, accepted: u32, current: u32) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    write_one(dir, ACCEPTED, accepted)?;
-    write_one(dir, CURRENT, current)?;
-    std::fs::File::open(dir)?.sync_all()
+pub fn write(fs: &dyn Fs, dir: &Path, accepted: u32, current: u32) -> std::io::Result<()> {
+    write_with(fs, dir, accepted, current, ShellBugs::default())
+}
+
+/// `write`, with the deliberate shell bugs of `bugs` (tests only; a build without the `bugs`
+/// feature refuses any, with an error of kind `Unsupported`).
+pub fn write_with(
+    fs: &dyn Fs,
+    dir: &Path,
+    accepted: u32,
+    current: u32,
+    bugs: ShellBugs,
+) -> std::io::Result<()> {
+    bugs.validate().map_err(|e| std::io::Error::new(std::io::ErrorKind::Unsupported, e))?;
+    fs.create_dir_all(dir)?;
+    if bugs.epoch_in_place_no_fsync() {
+        // The deliberate bug: ZOOKEEPER-1653's class, a rewrite in place that is not durable
+        // and can be torn (empty file) by a crash.
+        for (name, value) in [(ACCEPTED, accepted), (CURRENT, current)] {
+            fs.create(&dir.join(name))?.write_all(value.to_string().as_bytes())?;
+        }
+        return Ok(());
+    }
+    write_one(fs, dir, ACCEPTED, accepted)?;
+    write_one(fs, dir, CURRENT, current)?;
+    fs.sync_dir(dir)
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::fs::OsFs;
+
     #[test]
     fn round_trip_and_missing_is_zero() {
         let dir = std::env::temp_dir().join(format!("zkr-epochs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(super::read(&dir), Ok((0, 0)));
-        super::write(&dir, 3, 2).unwrap();
-        assert_eq!(super::read(&dir), Ok((3, 2)));
+        assert_eq!(super::read(&OsFs, &dir), Ok((0, 0)));
+        super::write(&OsFs, &dir, 3, 2).unwrap();
+        assert_eq!(super::read(&OsFs, &dir), Ok((3, 2)));
         std::fs::write(dir.join("currentEpoch"), "x").unwrap();
-        assert!(super::read(&dir).is_err(), "garbage is an error, not 0");
+        assert!(super::read(&OsFs, &dir).is_err(), "garbage is an error, not 0");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,10 +1,12 @@
 //! `zkr-server`: the tokio shell that runs a `zkr_core::Node` against real sockets and disks.
 pub mod admin;
+pub mod bugs;
 pub mod client_net;
 pub mod config;
 pub mod driver;
 pub mod env;
 pub mod epochs;
+pub mod fs;
 pub mod net;
 pub mod peer_net;
 pub mod storage;
@@ -34,8 +36,9 @@ impl Server {
         env: env::ServerEnv,
     ) -> Result<Server, String> {
         let began = std::time::Instant::now();
-        let (mut storage, recovered) = storage::Storage::open(&cfg.data_dir, &cfg.data_log_dir)
-            .map_err(|e| format!("cannot open the data directory: {e}"))?;
+        let (mut storage, recovered) =
+            storage::Storage::open_with(env.fs.clone(), &cfg.data_dir, &cfg.data_log_dir, env.bugs)
+                .map_err(|e| format!("cannot open the data directory: {e}"))?;
         storage.set_force_sync(cfg.force_sync);
         let txn_count = recovered.txns.len();
         let read_ms = began.elapsed().as_millis();

@@ -31,7 +31,8 @@ fn original() -> (Vec<(i64, Vec<u8>)>, Vec<u8>) {
     let records: Vec<(i64, Vec<u8>)> =
         (1..=6).map(|z| (z, vec![z as u8; (z as usize * 13) % 40])).collect();
     {
-        let (mut storage, _) = Storage::open(&dir.0, &dir.0).unwrap();
+        let (mut storage, _) =
+            Storage::open(std::sync::Arc::new(zkr_server::fs::OsFs), &dir.0, &dir.0).unwrap();
         for (zxid, payload) in &records {
             storage.append(*zxid, payload).unwrap();
         }
@@ -44,7 +45,7 @@ fn original() -> (Vec<(i64, Vec<u8>)>, Vec<u8>) {
 fn recover(bytes: &[u8]) -> Result<Vec<(i64, Vec<u8>)>, String> {
     let dir = TempDir::new();
     std::fs::write(dir.0.join("version-2").join(log_file_name(1)), bytes).unwrap();
-    match Storage::open(&dir.0, &dir.0) {
+    match Storage::open(std::sync::Arc::new(zkr_server::fs::OsFs), &dir.0, &dir.0) {
         Ok((_, recovered)) => Ok(recovered.txns),
         Err(e) => Err(e.to_string()),
     }

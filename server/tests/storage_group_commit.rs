@@ -15,7 +15,7 @@ fn payload(zxid: i64) -> Vec<u8> {
 }
 
 fn spawn(dir: &Path) -> (StorageThread, UnboundedReceiver<StorageEvent>) {
-    let (storage, _) = Storage::open(dir, dir).unwrap();
+    let (storage, _) = Storage::open(std::sync::Arc::new(zkr_server::fs::OsFs), dir, dir).unwrap();
     let (events_tx, events) = unbounded_channel();
     (StorageThread::spawn(storage, events_tx).unwrap(), events)
 }
@@ -72,7 +72,8 @@ fn many_submits_share_few_syncs_and_the_report_reaches_the_last_zxid() {
     assert!(syncs < batches as u64, "{syncs} syncs for {batches} batches");
     assert_eq!(syncs, reports.len() as u64);
     writer.shutdown().unwrap();
-    let (_, recovered) = Storage::open(&dir.0, &dir.0).unwrap();
+    let (_, recovered) =
+        Storage::open(std::sync::Arc::new(zkr_server::fs::OsFs), &dir.0, &dir.0).unwrap();
     assert_eq!(recovered.txns.len(), batches as usize);
     assert_eq!(recovered.last_zxid(), batches);
 }
@@ -116,7 +117,8 @@ fn snapshots_are_written_in_the_background_and_the_log_rolls() {
     });
     writer.shutdown().unwrap();
     assert!(dir.0.join("version-2/log.65").exists(), "log rolled at zxid 101");
-    let (_, recovered) = Storage::open(&dir.0, &dir.0).unwrap();
+    let (_, recovered) =
+        Storage::open(std::sync::Arc::new(zkr_server::fs::OsFs), &dir.0, &dir.0).unwrap();
     assert_eq!(recovered.snapshot, Some((100, vec![7u8; 1 << 20])));
     let zxids: Vec<i64> = recovered.txns.iter().map(|(z, _)| *z).collect();
     assert_eq!(zxids, (101..=200).collect::<Vec<_>>());
@@ -149,7 +151,8 @@ fn truncation_and_purge_through_the_thread() {
     let purged = purged.unwrap();
     assert_eq!(purged.snapshots_removed.len(), 2);
     writer.shutdown().unwrap();
-    let (_, recovered) = Storage::open(&dir.0, &dir.0).unwrap();
+    let (_, recovered) =
+        Storage::open(std::sync::Arc::new(zkr_server::fs::OsFs), &dir.0, &dir.0).unwrap();
     assert_eq!(recovered.snapshot.as_ref().map(|s| s.0), Some(50));
     assert_eq!(
         recovered.txns,

@@ -14,7 +14,7 @@ fn payload(zxid: i64) -> Vec<u8> {
 }
 
 fn open(dir: &Path) -> Result<(Storage, Recovered), StorageError> {
-    Storage::open(dir, dir)
+    Storage::open(std::sync::Arc::new(zkr_server::fs::OsFs), dir, dir)
 }
 
 fn append_all(storage: &mut Storage, zxids: impl IntoIterator<Item = i64>) {
@@ -413,14 +413,16 @@ fn separate_data_and_log_directories() {
     let data = TempDir::new("split-data");
     let logs = TempDir::new("split-log");
     {
-        let (mut storage, _) = Storage::open(&data.0, &logs.0).unwrap();
+        let (mut storage, _) =
+            Storage::open(std::sync::Arc::new(zkr_server::fs::OsFs), &data.0, &logs.0).unwrap();
         append_all(&mut storage, 1..=2);
         storage.save_snapshot(2, b"two").unwrap();
         append_all(&mut storage, 3..=3);
     }
     assert!(snapshot_path(&data.0, 2).exists());
     assert!(log_path(&logs.0, 3).exists());
-    let (_, recovered) = Storage::open(&data.0, &logs.0).unwrap();
+    let (_, recovered) =
+        Storage::open(std::sync::Arc::new(zkr_server::fs::OsFs), &data.0, &logs.0).unwrap();
     assert_eq!(recovered.snapshot.map(|s| s.0), Some(2));
     assert_eq!(recovered.txns, expected(3..=3));
 }

@@ -24,7 +24,8 @@
 //! Module map: [`swarm`] (what a seed chooses), [`sim`] (world and event loop), [`net`]
 //! (links, partitions), [`disk`] (txn log with fsync and crash loss), [`client`] and
 //! [`workload`] (clients, op mix, history recording), [`nemesis`] (faults), [`invariants`]
-//! (one module per property), [`trace`] (hash and text).
+//! (one module per property), [`trace`] (hash and text), [`simfs`] (a byte-level disk that
+//! crashes like a real one, under the real `zkr-server` storage code; tier 2).
 
 pub(crate) mod client;
 pub mod disk;
@@ -34,6 +35,7 @@ pub mod net;
 #[cfg(madsim)]
 pub mod shell;
 pub mod sim;
+pub mod simfs;
 pub mod swarm;
 pub mod trace;
 pub mod workload;

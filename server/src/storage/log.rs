@@ -18,9 +18,10 @@
 //! ends, why, and whether a valid record can still be found after that point (which means the
 //! damage is not a torn tail but corruption in the middle). `storage::recovery` applies the policy.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+use crate::fs::{Fs, FsFile};
 
 /// The four magic bytes at the start of every log file.
 pub const LOG_MAGIC: [u8; 4] = *b"ZKRL";
@@ -279,7 +280,7 @@ pub struct ActiveLog {
     pub path: PathBuf,
     /// The zxid in its name.
     pub first_zxid: i64,
-    writer: BufWriter<File>,
+    writer: BufWriter<Box<dyn FsFile>>,
     /// The directory entry is new and not yet fsynced.
     dir_sync_pending: bool,
     /// Bytes buffered or written since the last `sync`.
@@ -289,9 +290,9 @@ pub struct ActiveLog {
 
 impl ActiveLog {
     /// Creates `dir/log.<hex first_zxid>`; fails if it exists. The header is buffered, not synced.
-    pub fn create(dir: &Path, first_zxid: i64) -> io::Result<ActiveLog> {
+    pub fn create(fs: &dyn Fs, dir: &Path, first_zxid: i64) -> io::Result<ActiveLog> {
         let path = dir.join(super::log_file_name(first_zxid));
-        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+        let file = fs.create_new(&path)?;
         let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
         writer.write_all(&encode_header(first_zxid))?;
         Ok(ActiveLog {
@@ -320,7 +321,7 @@ impl ActiveLog {
 
     /// Hands buffered bytes to the OS and, with `force_sync`, waits until they are on disk
     /// (fdatasync, plus an fsync of the directory the first time). Returns whether it fsynced.
-    pub fn sync(&mut self, force_sync: bool) -> io::Result<bool> {
+    pub fn sync(&mut self, fs: &dyn Fs, force_sync: bool) -> io::Result<bool> {
         if !self.dirty {
             return Ok(false);
         }
@@ -329,7 +330,7 @@ impl ActiveLog {
             self.writer.get_ref().sync_data()?;
             if self.dir_sync_pending {
                 let dir = self.path.parent().expect("a log file lives in a directory");
-                super::fsync_dir(dir)?;
+                fs.sync_dir(dir)?;
             }
         }
         self.dir_sync_pending = false;

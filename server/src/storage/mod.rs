@@ -16,6 +16,10 @@
 //!   has no holes: each record after the snapshot is either `previous + 1` or opens a later
 //!   epoch (Zab counters never skip inside an epoch). Appends that would break this are refused.
 //! - Every log file except the newest is complete and synced: a roll syncs the old file first.
+//! - What `open` recovers is durable before it returns (the newest log file read is fsynced, and
+//!   the directories holding the logs, snapshots and epoch files): a killed predecessor may have
+//!   left records in the page cache only, and a later power loss must not take away what the
+//!   server has since acted on (found by `zkr_sim::simfs`).
 //! - Recovery = newest valid snapshot + every record with a greater zxid. A torn last write of
 //!   the newest log file is cut off with a warning; any other damage refuses to start with a
 //!   `StorageError` naming the file and offset, because the lost records may have been
@@ -23,8 +27,9 @@
 //! - A new log file is started after each snapshot and after each open, so purge can delete
 //!   whole files.
 //!
-//! `Storage` is blocking (std::fs). `StorageThread` (in `thread.rs`) runs it on its own thread
-//! with group commit and writes snapshots on a second thread.
+//! `Storage` is blocking; every file operation goes through an `Arc<dyn Fs>` (`OsFs` in
+//! production, `SimFs` in the simulator). `StorageThread` (in `thread.rs`) runs it on its own
+//! thread with group commit and writes snapshots on a second thread.
 
 pub mod log;
 mod recovery;
@@ -33,9 +38,13 @@ pub mod thread;
 
 pub use thread::{StorageEvent, StorageStopped, StorageThread};
 
-use std::fs::File;
+use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::bugs::ShellBugs;
+use crate::fs::{Fs, FsLock};
 
 /// The subdirectory ZooKeeper uses for its version-2 file formats; we keep the name.
 pub const VERSION_DIR: &str = "version-2";
@@ -64,23 +73,16 @@ fn parse_file_name(name: &str, prefix: &str) -> Option<i64> {
 }
 
 /// Files named `<prefix>.<hex zxid>` in `dir`, sorted by zxid.
-fn list_files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, StorageError> {
-    let entries = std::fs::read_dir(dir).map_err(StorageError::io(dir, "list directory"))?;
+fn list_files(fs: &dyn Fs, dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, StorageError> {
+    let names: Vec<OsString> = fs.list_dir(dir).map_err(StorageError::io(dir, "list directory"))?;
     let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(StorageError::io(dir, "list directory"))?;
-        let name = entry.file_name();
+    for name in names {
         if let Some(zxid) = name.to_str().and_then(|n| parse_file_name(n, prefix)) {
-            files.push((zxid, entry.path()));
+            files.push((zxid, dir.join(name)));
         }
     }
     files.sort();
     Ok(files)
-}
-
-/// Fsyncs a directory so that created, renamed or removed entries are durable.
-pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// Whether `next` may follow `previous` in the history: the next counter of the same epoch, or
@@ -209,6 +211,8 @@ pub struct PurgeReport {
 /// thread of its own (see `StorageThread`).
 #[derive(Debug)]
 pub struct Storage {
+    fs: Arc<dyn Fs>,
+    bugs: ShellBugs,
     snap_dir: PathBuf,
     log_dir: PathBuf,
     force_sync: bool,
@@ -218,8 +222,8 @@ pub struct Storage {
     /// The highest zxid known durable.
     durable_zxid: i64,
     sync_count: u64,
-    /// Held for the lifetime of the storage; the OS releases the locks on close.
-    _locks: Vec<File>,
+    /// Held for the lifetime of the storage; dropping them releases the locks.
+    _locks: Vec<Box<dyn FsLock>>,
 }
 
 impl Storage {
@@ -227,23 +231,49 @@ impl Storage {
     /// them, and recovers the newest valid snapshot plus the later log records. A torn last write
     /// is cut off (with a warning); other damage is an error. `force_sync` starts on.
     pub fn open(
+        fs: Arc<dyn Fs>,
         data_dir: &Path,
         data_log_dir: &Path,
     ) -> Result<(Storage, Recovered), StorageError> {
+        Storage::open_with(fs, data_dir, data_log_dir, ShellBugs::default())
+    }
+
+    /// `open`, with the deliberate shell bugs of `bugs` (tests only; a build without the `bugs`
+    /// feature refuses any, with `StorageError::Io` of kind `Unsupported`).
+    pub fn open_with(
+        fs: Arc<dyn Fs>,
+        data_dir: &Path,
+        data_log_dir: &Path,
+        bugs: ShellBugs,
+    ) -> Result<(Storage, Recovered), StorageError> {
+        bugs.validate().map_err(|e| StorageError::Io {
+            path: data_dir.to_path_buf(),
+            action: "open with deliberate bugs",
+            source: io::Error::new(io::ErrorKind::Unsupported, e),
+        })?;
         let snap_dir = data_dir.join(VERSION_DIR);
         let log_dir = data_log_dir.join(VERSION_DIR);
-        let mut locks = vec![lock_dir(&snap_dir)?];
-        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        let mut locks = vec![lock_dir(&*fs, &snap_dir)?];
+        let same = |a: &Path, b: &Path| match (fs.canonicalize(a), fs.canonicalize(b)) {
             (Ok(a), Ok(b)) => a == b,
             _ => a == b,
         };
-        std::fs::create_dir_all(&log_dir).map_err(StorageError::io(&log_dir, "create"))?;
+        fs.create_dir_all(&log_dir).map_err(StorageError::io(&log_dir, "create"))?;
         if !same(&snap_dir, &log_dir) {
-            locks.push(lock_dir(&log_dir)?);
+            locks.push(lock_dir(&*fs, &log_dir)?);
         }
-        let recovered = recovery::recover(&snap_dir, &log_dir)?;
+        let recovered = recovery::recover(&*fs, &snap_dir, &log_dir, bugs)?;
+        // Directory entries a killed predecessor created (a log file, a snapshot's or an epoch
+        // file's rename) may not be durable yet; recovery just relied on them.
+        let mut dirs = vec![log_dir.as_path(), snap_dir.as_path(), data_dir];
+        dirs.dedup();
+        for dir in dirs {
+            fs.sync_dir(dir).map_err(StorageError::io(dir, "fsync"))?;
+        }
         let last_zxid = recovered.last_zxid();
         let storage = Storage {
+            fs,
+            bugs,
             snap_dir,
             log_dir,
             force_sync: true,
@@ -264,6 +294,22 @@ impl Storage {
     /// Whether `sync` fsyncs.
     pub fn force_sync(&self) -> bool {
         self.force_sync
+    }
+
+    /// The filesystem this storage lives on.
+    pub fn fs(&self) -> &Arc<dyn Fs> {
+        &self.fs
+    }
+
+    /// The deliberate shell bugs it was opened with (all off outside tests).
+    pub fn bugs(&self) -> ShellBugs {
+        self.bugs
+    }
+
+    /// Writes the epoch files in `dir` durably (see `epochs::write`), on this storage's
+    /// filesystem and with its deliberate bugs.
+    pub fn write_epochs(&self, dir: &Path, accepted: u32, current: u32) -> io::Result<()> {
+        crate::epochs::write_with(&*self.fs, dir, accepted, current, self.bugs)
     }
 
     /// `<dataDir>/version-2`.
@@ -304,7 +350,7 @@ impl Storage {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "txn too large to log"));
         }
         if self.active.is_none() {
-            self.active = Some(log::ActiveLog::create(&self.log_dir, zxid)?);
+            self.active = Some(log::ActiveLog::create(&*self.fs, &self.log_dir, zxid)?);
         }
         let active = self.active.as_mut().expect("just created");
         active.append(zxid, payload)?;
@@ -320,7 +366,9 @@ impl Storage {
             && active.is_dirty()
         {
             let began = std::time::Instant::now();
-            active.sync(self.force_sync)?;
+            // The deliberate bug hands the bytes to the OS and calls that durable.
+            let fsync = self.force_sync && !self.bugs.durable_before_fsync();
+            active.sync(&*self.fs, fsync)?;
             self.sync_count += 1;
             // Replies wait for this: a slow one is worth a line (issue 16 measured them).
             let sync_ms = began.elapsed().as_millis();
@@ -346,7 +394,7 @@ impl Storage {
     /// appends must then follow it.
     pub fn save_snapshot(&mut self, zxid: i64, blob: &[u8]) -> io::Result<()> {
         self.roll()?;
-        snap::write_snapshot(&self.snap_dir, zxid, blob, self.force_sync)?;
+        snap::write_snapshot(&*self.fs, &self.snap_dir, zxid, blob, self.force_sync)?;
         self.note_snapshot(zxid);
         Ok(())
     }
@@ -365,17 +413,18 @@ impl Storage {
     pub fn truncate_after(&mut self, zxid: i64) -> Result<(), StorageError> {
         let path = self.log_dir.clone();
         self.roll().map_err(StorageError::io(&path, "sync the txn log in"))?;
-        let last_record = recovery::truncate_logs_after(&self.log_dir, zxid)?;
+        let fs = &*self.fs;
+        let last_record = recovery::truncate_logs_after(fs, &self.log_dir, zxid)?;
         let mut last_snapshot = 0;
-        for (snap_zxid, path) in list_files(&self.snap_dir, "snapshot")? {
+        for (snap_zxid, path) in list_files(fs, &self.snap_dir, "snapshot")? {
             if snap_zxid > zxid {
-                remove_file(&path)?;
+                remove_file(fs, &path)?;
             } else {
                 last_snapshot = last_snapshot.max(snap_zxid);
             }
         }
         if self.force_sync {
-            fsync_dir(&self.snap_dir).map_err(StorageError::io(&self.snap_dir, "fsync"))?;
+            fs.sync_dir(&self.snap_dir).map_err(StorageError::io(&self.snap_dir, "fsync"))?;
         }
         self.last_zxid = last_record.max(last_snapshot);
         self.durable_zxid = self.last_zxid;
@@ -386,7 +435,7 @@ impl Storage {
     /// Autopurge: keeps the newest `retain_count` snapshots (at least 3) and the log files needed
     /// to recover from the oldest one kept; removes the rest.
     pub fn purge(&self, retain_count: usize) -> Result<PurgeReport, StorageError> {
-        purge_dirs(&self.snap_dir, &self.log_dir, retain_count)
+        purge_dirs(&*self.fs, &self.snap_dir, &self.log_dir, retain_count)
     }
 }
 
@@ -394,35 +443,36 @@ impl Storage {
 /// Only removes files older than the oldest kept snapshot, so it is safe to run while the log is
 /// being appended: the active log file is always kept.
 pub fn purge_dirs(
+    fs: &dyn Fs,
     snap_dir: &Path,
     log_dir: &Path,
     retain_count: usize,
 ) -> Result<PurgeReport, StorageError> {
     let retain = retain_count.max(MIN_SNAP_RETAIN_COUNT);
-    let snapshots = list_files(snap_dir, "snapshot")?;
+    let snapshots = list_files(fs, snap_dir, "snapshot")?;
     let mut report = PurgeReport::default();
     if snapshots.len() <= retain {
         return Ok(report);
     }
     let (oldest_kept, _) = snapshots[snapshots.len() - retain];
     for (_, path) in &snapshots[..snapshots.len() - retain] {
-        remove_file(path)?;
+        remove_file(fs, path)?;
         report.snapshots_removed.push(path.clone());
     }
-    let logs = list_files(log_dir, "log")?;
+    let logs = list_files(fs, log_dir, "log")?;
     // Keep the newest file starting at or before the snapshot (it holds the records right after
     // it) and everything newer.
     let needed_from = logs.iter().rposition(|(first, _)| *first <= oldest_kept).unwrap_or(0);
     for (_, path) in &logs[..needed_from] {
-        remove_file(path)?;
+        remove_file(fs, path)?;
         report.logs_removed.push(path.clone());
     }
     Ok(report)
 }
 
 /// Removes a file; one already gone is fine (a concurrent purge or truncation got there first).
-fn remove_file(path: &Path) -> Result<(), StorageError> {
-    match std::fs::remove_file(path) {
+fn remove_file(fs: &dyn Fs, path: &Path) -> Result<(), StorageError> {
+    match fs.remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(StorageError::Io { path: path.to_path_buf(), action: "remove", source: e }),
@@ -430,20 +480,12 @@ fn remove_file(path: &Path) -> Result<(), StorageError> {
 }
 
 /// Creates `dir` if needed and takes an exclusive lock on `dir/zkr.lock`.
-fn lock_dir(dir: &Path) -> Result<File, StorageError> {
-    std::fs::create_dir_all(dir).map_err(StorageError::io(dir, "create"))?;
+fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn FsLock>, StorageError> {
+    fs.create_dir_all(dir).map_err(StorageError::io(dir, "create"))?;
     let path = dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(StorageError::io(&path, "open"))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StorageError::Locked { path }),
-        Err(std::fs::TryLockError::Error(source)) => {
-            Err(StorageError::Io { path, action: "lock", source })
-        }
+    match fs.try_lock(&path) {
+        Ok(lock) => Ok(lock),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(StorageError::Locked { path }),
+        Err(source) => Err(StorageError::Io { path, action: "lock", source }),
     }
 }

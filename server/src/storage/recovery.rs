@@ -4,25 +4,35 @@
 use std::path::{Path, PathBuf};
 
 use super::log::{self, ScanEnd};
-use super::{Recovered, StorageError, fsync_dir, list_files, remove_file, snap, zxid_follows};
+use super::{Recovered, StorageError, list_files, remove_file, snap, zxid_follows};
+use crate::bugs::ShellBugs;
+use crate::fs::Fs;
 
 /// Reads the newest valid snapshot and the log records after it. Repairs a torn tail of the
 /// newest log file in place.
-pub(super) fn recover(snap_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageError> {
-    remove_tmp_snapshots(snap_dir)?;
-    let snapshot = newest_valid_snapshot(snap_dir)?;
+pub(super) fn recover(
+    fs: &dyn Fs,
+    snap_dir: &Path,
+    log_dir: &Path,
+    bugs: ShellBugs,
+) -> Result<Recovered, StorageError> {
+    remove_tmp_snapshots(fs, snap_dir)?;
+    let snapshot = newest_valid_snapshot(fs, snap_dir)?;
     let snap_zxid = snapshot.as_ref().map_or(0, |(zxid, _)| *zxid);
-    let logs = list_files(log_dir, "log")?;
+    let logs = list_files(fs, log_dir, "log")?;
     // The newest file starting at or before the snapshot holds the records right after it.
     let start = logs.iter().rposition(|(first, _)| *first <= snap_zxid).unwrap_or(0);
     let mut txns: Vec<(i64, Vec<u8>)> = Vec::new();
     let mut previous_record: Option<i64> = None;
     let mut cursor = snap_zxid;
+    let mut newest_read = None;
     for (index, (name_zxid, path)) in logs.iter().enumerate().skip(start) {
         let is_last = index + 1 == logs.len();
-        let Some((bytes, records)) = read_log(path, *name_zxid, is_last, log_dir)? else {
+        let file = LogFile { fs, path, name_zxid: *name_zxid, is_last, log_dir };
+        let Some((bytes, records)) = read_log(&file, bugs)? else {
             continue;
         };
+        newest_read = Some(path);
         for record in records {
             if let Some(previous) = previous_record.filter(|p| record.zxid <= *p) {
                 return Err(corrupt(
@@ -47,30 +57,40 @@ pub(super) fn recover(snap_dir: &Path, log_dir: &Path) -> Result<Recovered, Stor
             txns.push((record.zxid, bytes[record.payload.clone()].to_vec()));
         }
     }
+    // The server acts on what recovery returns (votes with its last zxid, serves it, logs after
+    // it), but a killed predecessor may have left the newest file's tail in the page cache only
+    // (older files were synced when the log rolled past them): make it durable first, or a later
+    // power loss opens a hole under newer, synced files.
+    if let Some(path) = newest_read {
+        let sync = fs.open_write(path).and_then(|file| file.sync_data());
+        sync.map_err(StorageError::io(path, "fsync"))?;
+    }
     assert!(txns.windows(2).all(|w| w[0].0 < w[1].0));
     assert!(txns.first().is_none_or(|(zxid, _)| *zxid > snap_zxid));
     Ok(Recovered { snapshot, txns })
 }
 
 /// Removes `snapshot.*.tmp` files: snapshots whose writing a crash interrupted.
-fn remove_tmp_snapshots(snap_dir: &Path) -> Result<(), StorageError> {
-    let entries = std::fs::read_dir(snap_dir).map_err(StorageError::io(snap_dir, "list"))?;
-    for entry in entries {
-        let entry = entry.map_err(StorageError::io(snap_dir, "list"))?;
-        let name = entry.file_name();
+fn remove_tmp_snapshots(fs: &dyn Fs, snap_dir: &Path) -> Result<(), StorageError> {
+    let names = fs.list_dir(snap_dir).map_err(StorageError::io(snap_dir, "list"))?;
+    for name in names {
+        let path = snap_dir.join(&name);
         let name = name.to_string_lossy();
         if name.starts_with("snapshot.") && name.ends_with(snap::TMP_SUFFIX) {
-            tracing::info!(path = %entry.path().display(), "removing an unfinished snapshot");
-            remove_file(&entry.path())?;
+            tracing::info!(path = %path.display(), "removing an unfinished snapshot");
+            remove_file(fs, &path)?;
         }
     }
     Ok(())
 }
 
 /// The newest snapshot that passes its checks; broken ones are skipped with a warning.
-fn newest_valid_snapshot(snap_dir: &Path) -> Result<Option<(i64, Vec<u8>)>, StorageError> {
-    for (zxid, path) in list_files(snap_dir, "snapshot")?.into_iter().rev() {
-        match snap::read_snapshot(&path, zxid) {
+fn newest_valid_snapshot(
+    fs: &dyn Fs,
+    snap_dir: &Path,
+) -> Result<Option<(i64, Vec<u8>)>, StorageError> {
+    for (zxid, path) in list_files(fs, snap_dir, "snapshot")?.into_iter().rev() {
+        match snap::read_snapshot(fs, &path, zxid) {
             Ok(blob) => {
                 tracing::info!(path = %path.display(), zxid = %format!("{zxid:#x}"),
                     "loading snapshot");
@@ -92,27 +112,34 @@ fn corrupt(path: &Path, offset: usize, what: String) -> StorageError {
     StorageError::CorruptLog { path: path.to_path_buf(), offset: offset as u64, what }
 }
 
+/// One log file as recovery sees it.
+struct LogFile<'a> {
+    fs: &'a dyn Fs,
+    path: &'a Path,
+    /// The zxid in its name.
+    name_zxid: i64,
+    /// Whether it is the newest log file (the only one a crash can leave torn).
+    is_last: bool,
+    log_dir: &'a Path,
+}
+
 /// Reads one log file and applies the damage policy. Returns `None` when the file was the
 /// newest one and held nothing but a torn header (it is removed).
-fn read_log(
-    path: &Path,
-    name_zxid: i64,
-    is_last: bool,
-    log_dir: &Path,
-) -> Result<Option<ReadLog>, StorageError> {
-    let bytes = std::fs::read(path).map_err(StorageError::io(path, "read"))?;
+fn read_log(file: &LogFile<'_>, bugs: ShellBugs) -> Result<Option<ReadLog>, StorageError> {
+    let LogFile { fs, path, name_zxid, is_last, log_dir } = *file;
+    let bytes = fs.read(path).map_err(StorageError::io(path, "read"))?;
     if let Err(problem) = log::check_header(&bytes, name_zxid) {
         let floor = Some(name_zxid - 1);
         if is_last && log::find_valid_record(&bytes, 0, floor).is_none() {
             tracing::warn!(path = %path.display(), "removing the newest txn log: its header is \
                 torn ({problem}) and it holds no record");
-            remove_file(path)?;
-            fsync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
+            remove_file(fs, path)?;
+            fs.sync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
             return Ok(None);
         }
         return Err(corrupt(path, 0, problem.to_string()));
     }
-    let scan = log::scan(&bytes);
+    let mut scan = log::scan(&bytes);
     if let Some(first) = scan.records.first()
         && first.zxid != name_zxid
     {
@@ -125,12 +152,15 @@ fn read_log(
         ScanEnd::ZeroTail => {
             tracing::info!(path = %path.display(), offset = scan.valid_len,
                 "cutting a zero-filled tail off the newest txn log");
-            cut(path, scan.valid_len)?;
+            cut(fs, path, scan.valid_len)?;
+        }
+        ScanEnd::Torn { .. } if is_last && bugs.keep_past_torn_tail() => {
+            keep_torn_record(&bytes, &mut scan);
         }
         ScanEnd::Torn { what } if is_last => {
             tracing::warn!(path = %path.display(), offset = scan.valid_len,
                 "cutting a torn last write off the newest txn log: {what}");
-            cut(path, scan.valid_len)?;
+            cut(fs, path, scan.valid_len)?;
         }
         ScanEnd::Torn { what } => {
             let what = format!("{what}, in a log file that is not the newest");
@@ -147,19 +177,30 @@ fn read_log(
     }
     if is_last && scan.records.is_empty() {
         tracing::warn!(path = %path.display(), "removing the newest txn log: it holds no record");
-        remove_file(path)?;
-        fsync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
+        remove_file(fs, path)?;
+        fs.sync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
         return Ok(None);
     }
     Ok(Some((bytes, scan.records)))
 }
 
+/// The deliberate bug `keep_past_torn_tail`: trusts the length field of the torn record after
+/// the valid prefix (no checksum) and keeps whatever payload bytes are there; the file is not
+/// cut either.
+fn keep_torn_record(bytes: &[u8], scan: &mut log::Scan) {
+    let offset = scan.valid_len;
+    if bytes.len() - offset < 12 {
+        return;
+    }
+    let len = u32::from_le_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes"));
+    let zxid = i64::from_le_bytes(bytes[offset + 4..offset + 12].try_into().expect("8 bytes"));
+    let end = (offset + 12).saturating_add(len as usize).min(bytes.len());
+    scan.records.push(log::ScannedRecord { zxid, offset, payload: offset + 12..end });
+}
+
 /// Truncates `path` to `len` bytes and syncs it.
-fn cut(path: &Path, len: usize) -> Result<(), StorageError> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(StorageError::io(path, "open for truncation"))?;
+fn cut(fs: &dyn Fs, path: &Path, len: usize) -> Result<(), StorageError> {
+    let file = fs.open_write(path).map_err(StorageError::io(path, "open for truncation"))?;
     file.set_len(len as u64).map_err(StorageError::io(path, "truncate"))?;
     file.sync_all().map_err(StorageError::io(path, "fsync"))?;
     Ok(())
@@ -168,16 +209,20 @@ fn cut(path: &Path, len: usize) -> Result<(), StorageError> {
 /// Drops every record above `zxid` from the log files in `log_dir` (newest file first: whole
 /// files starting above `zxid` go, the one holding `zxid` is cut after it). Returns the zxid of
 /// the last record kept, or 0.
-pub(super) fn truncate_logs_after(log_dir: &Path, zxid: i64) -> Result<i64, StorageError> {
-    let logs: Vec<(i64, PathBuf)> = list_files(log_dir, "log")?;
+pub(super) fn truncate_logs_after(
+    fs: &dyn Fs,
+    log_dir: &Path,
+    zxid: i64,
+) -> Result<i64, StorageError> {
+    let logs: Vec<(i64, PathBuf)> = list_files(fs, log_dir, "log")?;
     let mut last_kept = 0;
     for (first, path) in logs.iter().rev() {
         if *first > zxid {
             tracing::info!(path = %path.display(), "truncation removes txn log");
-            remove_file(path)?;
+            remove_file(fs, path)?;
             continue;
         }
-        let bytes = std::fs::read(path).map_err(StorageError::io(path, "read"))?;
+        let bytes = fs.read(path).map_err(StorageError::io(path, "read"))?;
         log::check_header(&bytes, *first).map_err(|p| corrupt(path, 0, p.to_string()))?;
         let scan = log::scan(&bytes);
         let cut_at = scan.records.iter().position(|r| r.zxid > zxid);
@@ -188,17 +233,20 @@ pub(super) fn truncate_logs_after(log_dir: &Path, zxid: i64) -> Result<i64, Stor
         }
         let kept = &scan.records[..cut_at.unwrap_or(scan.records.len())];
         let Some(last) = kept.last() else {
-            remove_file(path)?;
+            remove_file(fs, path)?;
             continue;
         };
         if last.end() != bytes.len() {
+            // The removals of newer files must be durable before the cut is: otherwise a power
+            // loss can bring them back behind the cut, after a hole (found by zkr_sim::simfs).
+            fs.sync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
             tracing::info!(path = %path.display(), offset = last.end(), "truncating txn log");
-            cut(path, last.end())?;
+            cut(fs, path, last.end())?;
         }
         last_kept = last.zxid;
         break;
     }
-    fsync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
+    fs.sync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
     assert!(last_kept <= zxid);
     Ok(last_kept)
 }

@@ -12,9 +12,10 @@
 //! (removed at the next start), or the whole snapshot. A snapshot that fails its checks anyway (a
 //! bad disk, a manual copy) is reported, and recovery falls back to an older one.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+use crate::fs::Fs;
 
 /// The four magic bytes at the start of every snapshot file.
 pub const SNAP_MAGIC: [u8; 4] = *b"ZKRS";
@@ -39,11 +40,17 @@ const SYNC_EVERY_BYTES: usize = 4 << 20;
 
 /// Writes `dir/snapshot.<hex zxid>` atomically (tmp file, fsync, rename, fsync of `dir`; the
 /// fsyncs are skipped when `force_sync` is off). Returns the final path.
-pub fn write_snapshot(dir: &Path, zxid: i64, blob: &[u8], force_sync: bool) -> io::Result<PathBuf> {
+pub fn write_snapshot(
+    fs: &dyn Fs,
+    dir: &Path,
+    zxid: i64,
+    blob: &[u8],
+    force_sync: bool,
+) -> io::Result<PathBuf> {
     let path = dir.join(super::snapshot_file_name(zxid));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", super::snapshot_file_name(zxid)));
     let began = std::time::Instant::now();
-    let file = File::create(&tmp)?;
+    let file = fs.create(&tmp)?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     let header = encode_header(zxid, blob.len());
     writer.write_all(&header)?;
@@ -64,9 +71,9 @@ pub fn write_snapshot(dir: &Path, zxid: i64, blob: &[u8], force_sync: bool) -> i
         file.sync_all()?;
     }
     drop(file);
-    std::fs::rename(&tmp, &path)?;
+    fs.rename(&tmp, &path)?;
     if force_sync {
-        super::fsync_dir(dir)?;
+        fs.sync_dir(dir)?;
     }
     let write_ms = began.elapsed().as_millis();
     tracing::info!(zxid = %format!("{zxid:#x}"), bytes = blob.len(), write_ms, "snapshot written");
@@ -108,7 +115,7 @@ pub fn decode_snapshot(mut bytes: Vec<u8>, name_zxid: i64) -> Result<Vec<u8>, St
 }
 
 /// Reads and checks `path`. I/O errors and format errors both come back as text.
-pub fn read_snapshot(path: &Path, name_zxid: i64) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+pub fn read_snapshot(fs: &dyn Fs, path: &Path, name_zxid: i64) -> Result<Vec<u8>, String> {
+    let bytes = fs.read(path).map_err(|e| format!("cannot read: {e}"))?;
     decode_snapshot(bytes, name_zxid)
 }

@@ -132,6 +132,7 @@ impl StorageThread {
     ) -> std::io::Result<StorageThread> {
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
         let snap_worker = SnapWorker {
+            fs: storage.fs().clone(),
             snap_dir: storage.snap_dir().to_path_buf(),
             log_dir: storage.log_dir().to_path_buf(),
             force_sync: storage.force_sync(),
@@ -351,7 +352,9 @@ impl LogWorker {
                 Command::WriteEpochs { dir, accepted, current, done } => {
                     self.flush()?;
                     assert!(self.unreported.is_none(), "earlier appends are durable first");
-                    let written = crate::epochs::write(&dir, accepted, current)
+                    let written = self
+                        .storage
+                        .write_epochs(&dir, accepted, current)
                         .map_err(|e| format!("cannot write the epoch files: {e}"));
                     let failed = written.clone().err();
                     let _ = done.send(written);
@@ -424,6 +427,7 @@ impl LogWorker {
 }
 
 struct SnapWorker {
+    fs: Arc<dyn crate::fs::Fs>,
     snap_dir: std::path::PathBuf,
     log_dir: std::path::PathBuf,
     force_sync: bool,
@@ -441,7 +445,8 @@ impl SnapWorker {
     fn handle(&self, job: SnapJob) {
         let event = match job {
             SnapJob::Write { zxid, blob } => {
-                match snap::write_snapshot(&self.snap_dir, zxid, &blob, self.force_sync) {
+                let fs = &*self.fs;
+                match snap::write_snapshot(fs, &self.snap_dir, zxid, &blob, self.force_sync) {
                     Ok(path) => {
                         tracing::info!(path = %path.display(), "snapshot saved");
                         StorageEvent::SnapshotSaved { zxid }
@@ -452,13 +457,15 @@ impl SnapWorker {
                     }
                 }
             }
-            SnapJob::Purge(retain) => match purge_dirs(&self.snap_dir, &self.log_dir, retain) {
-                Ok(report) => StorageEvent::Purged(report),
-                Err(e) => {
-                    tracing::warn!("autopurge failed: {e}");
-                    return;
+            SnapJob::Purge(retain) => {
+                match purge_dirs(&*self.fs, &self.snap_dir, &self.log_dir, retain) {
+                    Ok(report) => StorageEvent::Purged(report),
+                    Err(e) => {
+                        tracing::warn!("autopurge failed: {e}");
+                        return;
+                    }
                 }
-            },
+            }
             SnapJob::Barrier(done) => {
                 let _ = done.send(());
                 return;
@@ -479,7 +486,7 @@ mod tests {
     fn run_worker(name: &str, commands: Vec<Command>) -> (LogWorker, Events, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("zkr-thread-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (storage, _) = Storage::open(&dir, &dir).unwrap();
+        let (storage, _) = Storage::open(Arc::new(crate::fs::OsFs), &dir, &dir).unwrap();
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let (sender, command_rx) = tokio::sync::mpsc::unbounded_channel();
         for command in commands {
@@ -527,7 +534,7 @@ mod tests {
         commands.extend([append(4), Command::Shutdown]);
         let (worker, mut events, dir) = run_worker("epochs", commands);
         assert_eq!(answer.try_recv(), Ok(Ok(())));
-        assert_eq!(crate::epochs::read(&dir), Ok((2, 2)));
+        assert_eq!(crate::epochs::read(&crate::fs::OsFs, &dir), Ok((2, 2)));
         assert!(matches!(events.try_recv(), Ok(StorageEvent::Durable { upto: 3 })), "synced first");
         assert!(matches!(events.try_recv(), Ok(StorageEvent::Durable { upto: 4 })));
         assert!(events.try_recv().is_err());

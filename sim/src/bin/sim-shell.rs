@@ -33,6 +33,7 @@ mod cli {
     use std::time::Instant;
 
     use clap::Parser;
+    use zkr_server::bugs::ShellBugs;
     use zkr_sim::Bugs;
     use zkr_sim::shell::{ShellOptions, ShellReport, run_seed};
 
@@ -63,15 +64,20 @@ mod cli {
         /// Run the seed twice and require equal trace hashes.
         #[arg(long)]
         determinism: bool,
-        /// A deliberate core bug (same names as `sim --bug`).
+        /// A deliberate core bug (same names as `sim --bug`), or a storage bug:
+        /// durable-before-fsync, epoch-in-place-no-fsync, keep-past-torn-tail.
         #[arg(long)]
         bug: Vec<String>,
     }
 
-    fn bugs(names: &[String]) -> Result<Bugs, String> {
+    fn bugs(names: &[String]) -> Result<(Bugs, ShellBugs), String> {
         let mut bugs = Bugs::default();
+        let mut shell = ShellBugs::default();
         for name in names {
             match name.as_str() {
+                "durable-before-fsync" => shell.durable_before_fsync = true,
+                "epoch-in-place-no-fsync" => shell.epoch_in_place_no_fsync = true,
+                "keep-past-torn-tail" => shell.keep_past_torn_tail = true,
                 "ack-before-fsync" => bugs.ack_before_fsync = true,
                 "skip-session-expiry" => bugs.skip_session_expiry = true,
                 "reads-skip-queue" => bugs.reads_skip_queue = true,
@@ -84,16 +90,17 @@ mod cli {
                 other => return Err(format!("unknown bug {other:?}")),
             }
         }
-        Ok(bugs)
+        Ok((bugs, shell))
     }
 
     pub fn main() -> ExitCode {
         let cli = Cli::parse();
         let options = match bugs(&cli.bug) {
-            Ok(bugs) => ShellOptions {
+            Ok((bugs, shell_bugs)) => ShellOptions {
                 servers: cli.servers,
                 fault_secs: cli.fault_secs,
                 bugs,
+                shell_bugs,
                 trace: cli.trace,
                 keep_history: cli.history.is_some(),
                 ..ShellOptions::default()
@@ -118,7 +125,6 @@ mod cli {
             eprintln!("sim-shell: give --seed N or --seeds A..B");
             ExitCode::from(2)
         };
-        let _ = std::fs::remove_dir_all(&options.data_root);
         code
     }
 

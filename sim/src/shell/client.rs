@@ -33,6 +33,9 @@ struct Held {
     id: i64,
     passwd: Vec<u8>,
     process: u64,
+    /// The highest zxid its replies showed: sent on reconnect, so that a server behind it
+    /// refuses the session (as ZooKeeper's client does, keeping reads monotonic).
+    last_zxid: i64,
     /// A `close` op is open for it (the connection was lost).
     close_open: bool,
 }
@@ -83,7 +86,7 @@ impl Client {
             tokio::time::timeout(limit, TcpStream::connect(server)).await.ok()?.ok()?;
         let request = ConnectRequest {
             protocol_version: 0,
-            last_zxid_seen: 0,
+            last_zxid_seen: held.as_ref().map_or(0, |h| h.last_zxid),
             timeout_ms: self.timeout_ms,
             session_id: held.as_ref().map_or(0, |h| h.id),
             passwd: held.as_ref().map_or(vec![0; 16], |h| h.passwd.clone()),
@@ -130,6 +133,7 @@ impl Client {
                     id: response.session_id,
                     passwd: response.passwd.clone(),
                     process,
+                    last_zxid: 0,
                     close_open: false,
                 });
             }
@@ -163,6 +167,10 @@ impl Client {
             let f = workload::function(&req).expect("workload requests have a function");
             match reply {
                 Ok(Ok((header, body))) => {
+                    held.last_zxid = held.last_zxid.max(header.zxid);
+                    if header.err == 0 && workload::is_write(&req) {
+                        self.world.acked.lock().expect("acked").insert(header.zxid);
+                    }
                     let line = workload::completion(
                         held.process,
                         &req,

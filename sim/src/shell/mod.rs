@@ -52,12 +52,12 @@ pub struct ShellOptions {
     pub fault_secs: u64,
     /// Deliberate core bugs to switch on in every server.
     pub bugs: zkr_core::config::Bugs,
+    /// Deliberate storage bugs to switch on in every server.
+    pub shell_bugs: zkr_server::bugs::ShellBugs,
     /// Keep the trace text.
     pub trace: bool,
     /// Keep the history text.
     pub keep_history: bool,
-    /// Where the servers' data directories go (one subdirectory per seed, removed after).
-    pub data_root: PathBuf,
 }
 
 impl Default for ShellOptions {
@@ -67,9 +67,9 @@ impl Default for ShellOptions {
             clients: 3,
             fault_secs: 10,
             bugs: Default::default(),
+            shell_bugs: Default::default(),
             trace: false,
             keep_history: false,
-            data_root: std::env::temp_dir().join(format!("zkr-shell-{}", std::process::id())),
         }
     }
 }
@@ -112,8 +112,6 @@ impl ShellReport {
 /// server or the harness is reported as a violation named `panic`.
 pub fn run_seed(seed: u64, options: &ShellOptions) -> ShellReport {
     let options = options.clone();
-    let dir = options.data_root.join(format!("seed-{seed}"));
-    let _ = std::fs::remove_dir_all(&dir);
     let thread = std::thread::Builder::new().name(format!("seed-{seed}")).spawn(move || {
         let mut config = madsim::Config::default();
         config.net.send_latency = Duration::from_micros(200)..Duration::from_millis(2);
@@ -130,7 +128,6 @@ pub fn run_seed(seed: u64, options: &ShellOptions) -> ShellReport {
                 .unwrap_or_else(|| "non-string panic".into())
         })
     });
-    let _ = std::fs::remove_dir_all(&dir);
     match joined {
         Ok(report) => report,
         Err(message) => ShellReport {
@@ -149,7 +146,7 @@ fn server_ip(slot: usize) -> IpAddr {
 fn zoo_cfg(n: usize, swarm: &Swarm) -> String {
     let mut text = format!(
         "tickTime={}\ninitLimit={}\nsyncLimit={}\nclientPort={CLIENT_PORT}\ndataDir=/unused\n\
-         snapCount=200\n4lw.commands.whitelist=*\nforceSync=no\n",
+         snapCount=200\n4lw.commands.whitelist=*\n",
         swarm.tick_time_ms, swarm.init_limit, swarm.sync_limit
     );
     for slot in 0..n {
@@ -166,6 +163,7 @@ struct ServerSpec {
     cfg_text: String,
     dir: PathBuf,
     bugs: zkr_core::config::Bugs,
+    shell_bugs: zkr_server::bugs::ShellBugs,
     world: Arc<World>,
     incarnation: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -179,16 +177,24 @@ async fn serve(spec: ServerSpec) {
     cfg.set_myid(slot as u64 + 1).expect("the id has a server line");
     let incarnation = spec.incarnation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let env = ServerEnv {
+        fs: Arc::new(spec.world.disks[slot].clone()),
         clock: spec.world.clocks[slot].clone(),
         seed: spec.world.seed ^ ((slot as u64 + 1) << 48) ^ (incarnation << 32),
         observer: Some(Arc::new(world::Watcher { world: spec.world.clone(), slot })),
+        bugs: spec.shell_bugs,
     };
     let line = format!("s{} starts (incarnation {incarnation})", slot + 1);
     spec.world.event("server", &[slot as u64], line.as_bytes(), || line.clone());
     match zkr_server::Server::start_in(cfg, env).await {
         Ok(server) => {
             if let Err(e) = server.wait().await {
-                spec.world.violation("server", format!("s{} stopped: {e}", slot + 1));
+                let expected = spec.world.disk_faulted.lock().expect("faulted").contains(&slot);
+                let line = format!("s{} stopped: {e}", slot + 1);
+                if expected {
+                    spec.world.event("server", &[slot as u64], line.as_bytes(), || line.clone());
+                } else {
+                    spec.world.violation("server", line);
+                }
             }
         }
         Err(e) => spec.world.violation("recovery", format!("s{} cannot start: {e}", slot + 1)),
@@ -203,14 +209,14 @@ async fn scenario(seed: u64, options: ShellOptions) -> ShellReport {
     let world = Arc::new(World::new(seed, n, options.trace));
     let handle = Handle::current();
     let cfg_text = zoo_cfg(n, &swarm);
-    let dir = options.data_root.join(format!("seed-{seed}"));
     let servers: Vec<NodeHandle> = (0..n)
         .map(|slot| {
             let spec = ServerSpec {
                 slot,
                 cfg_text: cfg_text.clone(),
-                dir: dir.join(format!("s{}", slot + 1)),
+                dir: PathBuf::from(format!("/zkr/s{}", slot + 1)),
                 bugs: options.bugs.clone(),
+                shell_bugs: options.shell_bugs,
                 world: world.clone(),
                 incarnation: Default::default(),
             };

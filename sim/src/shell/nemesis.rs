@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use zkr_jepsen::history::{Event, Kind, Phase};
 
 use super::world::World;
+use crate::simfs::CrashKind;
 
 /// What the nemesis does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +31,7 @@ enum Fault {
     Split,
     OneWay,
     Clock,
+    Disk,
 }
 
 impl Fault {
@@ -41,6 +43,7 @@ impl Fault {
             Fault::Split => "split",
             Fault::OneWay => "one-way",
             Fault::Clock => "clock",
+            Fault::Disk => "disk",
         }
     }
 }
@@ -59,7 +62,8 @@ pub struct Nemesis {
 impl Nemesis {
     /// A nemesis over `servers`.
     pub fn new(world: Arc<World>, servers: Vec<NodeHandle>, mut rng: ChaCha8Rng) -> Nemesis {
-        let all = [Fault::Kill, Fault::Pause, Fault::Isolate, Fault::Split, Fault::OneWay];
+        let all =
+            [Fault::Kill, Fault::Pause, Fault::Isolate, Fault::Split, Fault::OneWay, Fault::Disk];
         let mut kinds: Vec<Fault> = all.into_iter().filter(|_| rng.random_bool(0.6)).collect();
         if kinds.is_empty() {
             kinds.push(Fault::Kill);
@@ -103,10 +107,35 @@ impl Nemesis {
                 let slot = self.target();
                 self.world.fault_on(slot);
                 let name = self.name(slot);
+                // A kill -9 keeps what the OS had; a power loss keeps what was synced and a
+                // random prefix of the rest (the disk crashes first: the dropped tasks flush).
+                let kind =
+                    if self.rng.random_bool(0.5) { CrashKind::Power } else { CrashKind::Process };
+                let name = format!("{name} ({kind:?})");
                 self.mark(fault, Phase::Start, &name);
-                handle.kill(&name);
+                self.world.disks[slot].crash(kind, &mut self.rng);
+                handle.kill(&self.name(slot));
+                self.world.check_acked_durable();
                 tokio::time::sleep(hold).await;
-                handle.restart(&name);
+                handle.restart(&self.name(slot));
+                self.mark(fault, Phase::Stop, &name);
+            }
+            Fault::Disk => {
+                // The next fsync fails: the server must stop (never carry on as if durable);
+                // after the hold it is restarted on a disk that works again.
+                let slot = self.target();
+                self.world.fault_on(slot);
+                let name = format!("{} fsync EIO", self.name(slot));
+                self.world.disk_faulted.lock().expect("faulted").insert(slot);
+                self.mark(fault, Phase::Start, &name);
+                self.world.disks[slot].fail_next_fsync();
+                tokio::time::sleep(hold).await;
+                self.world.disks[slot].crash(CrashKind::Process, &mut self.rng);
+                handle.kill(&self.name(slot));
+                self.world.check_acked_durable();
+                self.world.disks[slot].set_faults(Default::default());
+                self.world.disk_faulted.lock().expect("faulted").remove(&slot);
+                handle.restart(&self.name(slot));
                 self.mark(fault, Phase::Stop, &name);
             }
             Fault::Pause => {

@@ -13,6 +13,7 @@ use zkr_jepsen::history::Event;
 use zkr_server::env::{Clock, Observer};
 
 use crate::invariants::{Violation, digest::Digests, leaders};
+use crate::simfs::SimFs;
 use crate::trace::Trace;
 
 /// The shared state of one seed.
@@ -31,6 +32,12 @@ pub struct World {
     next_process: AtomicU64,
     /// One clock per server, by slot (server id - 1).
     pub clocks: Vec<Arc<SimClock>>,
+    /// One disk per server, by slot: it outlives the server's incarnations.
+    pub disks: Vec<SimFs>,
+    /// Servers whose disk is failing on purpose: their stopping is expected.
+    pub disk_faulted: Mutex<std::collections::BTreeSet<usize>>,
+    /// zxids of writes acknowledged to clients.
+    pub acked: Mutex<std::collections::BTreeSet<i64>>,
 }
 
 /// Invariant state fed by the observers.
@@ -64,6 +71,9 @@ impl World {
             checks: Mutex::new(Checks::default()),
             next_process: AtomicU64::new(0),
             clocks: (0..servers).map(|_| Arc::new(SimClock::default())).collect(),
+            disks: (0..servers).map(|_| SimFs::new()).collect(),
+            disk_faulted: Mutex::new(Default::default()),
+            acked: Mutex::new(Default::default()),
         }
     }
 
@@ -121,6 +131,32 @@ impl World {
         if let (Some((leader, epoch)), Some((faulted, _))) = (checks.leader, checks.leader_fault) {
             if leader == slot && epoch == faulted {
                 checks.leader_fault = None;
+            }
+        }
+    }
+
+    /// Every write acknowledged to a client is durable on a majority of the servers: in what
+    /// their disks would keep through a power loss now, recovered by the real storage code.
+    /// Checked at every crash (ZooKeeper's reliability guarantee; tier 1's `acked_writes`).
+    pub fn check_acked_durable(&self) {
+        let acked = self.acked.lock().expect("acked").clone();
+        if acked.is_empty() {
+            return;
+        }
+        let images: Vec<(i64, std::collections::BTreeSet<i64>)> =
+            (0..self.disks.len()).map(|slot| durable_zxids(&self.disks[slot], slot)).collect();
+        let majority = crate::invariants::majority(self.disks.len());
+        for z in acked {
+            let holders = images.iter().filter(|(snap, txns)| *snap >= z || txns.contains(&z));
+            let count = holders.count();
+            if count < majority {
+                let n = self.disks.len();
+                let message = format!(
+                    "the write at zxid {z:#x}, acknowledged to a client, is durable on {count} of \
+                     {n} servers"
+                );
+                self.violation("acked_writes", message);
+                return;
             }
         }
     }
@@ -203,5 +239,34 @@ impl Clock for SimClock {
         let ppm = self.drift_ppm.load(Ordering::Relaxed).clamp(-500_000, 500_000);
         let nanos = local.as_nanos() as i128 * 1_000_000 / (1_000_000 + ppm as i128);
         Duration::from_nanos(nanos.max(1) as u64)
+    }
+}
+
+/// What server `slot`'s disk would recover after a power loss now: (snapshot zxid, logged zxids).
+fn durable_zxids(disk: &SimFs, slot: usize) -> (i64, std::collections::BTreeSet<i64>) {
+    use zkr_server::fs::Fs;
+    let image = SimFs::new();
+    let copy = |path: &std::path::Path, bytes: &[u8]| -> std::io::Result<()> {
+        let parent = path.parent().unwrap_or(std::path::Path::new("/"));
+        image.create_dir_all(parent)?;
+        let mut file = image.create(path)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        image.sync_dir(parent)
+    };
+    for path in disk.list_durable_files() {
+        if let Some(bytes) = disk.durable_bytes(&path) {
+            if copy(&path, &bytes).is_err() {
+                return (0, Default::default());
+            }
+        }
+    }
+    let dir = std::path::PathBuf::from(format!("/zkr/s{}", slot + 1));
+    match zkr_server::storage::Storage::open(Arc::new(image), &dir, &dir) {
+        Ok((_, recovered)) => {
+            let snap = recovered.snapshot.as_ref().map_or(0, |(z, _)| *z);
+            (snap, recovered.txns.iter().map(|(z, _)| *z).collect())
+        }
+        Err(_) => (0, Default::default()),
     }
 }

@@ -1,0 +1,146 @@
+//! The disk seam: every filesystem operation the txn log, snapshots, recovery and the epoch files
+//! use goes through [`Fs`], so the simulator can put a disk that crashes like a real one
+//! (`zkr_sim::simfs::SimFs`) under the real storage code. [`OsFs`] is the production disk: plain
+//! `std::fs` calls, exactly what the storage code made before the seam existed.
+//!
+//! The trait is deliberately the dozen operations storage needs and no more, with the durability
+//! points explicit: `FsFile::sync_data`/`sync_all` make a file's bytes durable, `Fs::sync_dir`
+//! makes the creates, renames and removes in one directory durable (neither implies the other).
+//!
+//! Cost in production: one dynamic call per `write` that reaches the OS (the log writes through a
+//! 256 KiB `BufWriter` in front of the handle) and per sync; no extra copy.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Write};
+
+use std::path::{Path, PathBuf};
+
+/// An open file, for writing. Writes go to the OS at `write` (callers put a `BufWriter` in
+/// front); `sync_data`/`sync_all` wait until they are durable.
+pub trait FsFile: Write + Send + std::fmt::Debug {
+    /// fdatasync: the file's data (and the size needed to read it) is durable on return.
+    fn sync_data(&self) -> io::Result<()>;
+    /// fsync: data and metadata are durable on return.
+    fn sync_all(&self) -> io::Result<()>;
+    /// Truncates or extends the file to `len` bytes (not synced).
+    fn set_len(&self, len: u64) -> io::Result<()>;
+}
+
+/// An exclusive lock on a lock file, held until dropped.
+pub trait FsLock: Send + std::fmt::Debug {}
+
+/// The filesystem operations of storage and epochs. Paths are as the caller gives them.
+pub trait Fs: Send + Sync + std::fmt::Debug + 'static {
+    /// `mkdir -p`.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// The names of the entries in `dir` (any order; callers sort).
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>>;
+    /// A whole file. `NotFound` when it does not exist.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Creates a new file for writing; `AlreadyExists` if there is one.
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Creates a file for writing, truncating it if it exists (`File::create`).
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Opens an existing file for writing at offset 0, without truncating it.
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// fsync of a directory: entries created, renamed or removed in it are durable on return.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` (atomic, as rename(2)).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// The canonical form of an existing path (to tell whether two directories are the same).
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
+    /// Creates `path` if needed and takes an exclusive lock on it without waiting. Another holder
+    /// is an error of kind `WouldBlock`.
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FsLock>>;
+}
+
+/// The operating system's filesystem (`std::fs`; locks are `flock` through `File::try_lock`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OsFs;
+
+impl FsFile for File {
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        File::sync_all(self)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+}
+
+/// The open lock file; closing it releases the lock.
+#[derive(Debug)]
+struct OsLock {
+    _file: File,
+}
+
+impl FsLock for OsLock {}
+
+impl Fs for OsFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        std::fs::read_dir(dir)?.map(|entry| entry.map(|e| e.file_name())).collect()
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+        Ok(Box::new(file))
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        Ok(Box::new(File::create(path)?))
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        Ok(Box::new(std::fs::OpenOptions::new().write(true).open(path)?))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        path.canonicalize()
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FsLock>> {
+        let file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(OsLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(io::Error::new(io::ErrorKind::WouldBlock, "locked by another holder"))
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(source),
+        }
+    }
+}
+
+/// Reads a whole file as UTF-8 text (as `std::fs::read_to_string`).
+pub fn read_to_string(fs: &dyn Fs, path: &Path) -> io::Result<String> {
+    String::from_utf8(fs.read(path)?).map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidData, "stream did not contain valid UTF-8")
+    })
+}
