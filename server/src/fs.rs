@@ -55,6 +55,12 @@ pub trait Fs: Send + Sync + std::fmt::Debug + 'static {
     /// Creates `path` if needed and takes an exclusive lock on it without waiting. Another holder
     /// is an error of kind `WouldBlock`.
     fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FsLock>>;
+    /// How long a sync takes beyond the call itself: zero on a real disk (the call takes the
+    /// time); a simulated disk returns its current latency, which the storage worker sleeps
+    /// under madsim before each batch it syncs.
+    fn sync_delay(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// The operating system's filesystem (`std::fs`; locks are `flock` through `File::try_lock`).

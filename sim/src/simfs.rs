@@ -488,6 +488,10 @@ impl SimFs {
 }
 
 impl Fs for SimFs {
+    fn sync_delay(&self) -> Duration {
+        self.fsync_delay()
+    }
+
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state();
         let dir = normalize(dir);

@@ -296,6 +296,11 @@ impl LogWorker {
     #[cfg(madsim)]
     async fn run_async(&mut self, mut commands: UnboundedReceiver<Command>) {
         while let Some(first) = commands.recv().await {
+            // A slow disk: the batch (and everything queued meanwhile) waits for the sync.
+            let delay = self.storage.fs().sync_delay();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             if !self.process_drained(first, &mut commands) {
                 return;
             }

@@ -152,8 +152,9 @@ mod cli {
     fn describe(report: &ShellReport) -> String {
         let faults: Vec<String> = report.faults.iter().map(|(k, n)| format!("{k}={n}")).collect();
         format!(
-            "{} servers, {:.1} s simulated, {} ops, faults [{}], trace hash {:016x} ({} events)",
+            "{}+{} servers, {:.1} s simulated, {} ops, faults [{}], trace hash {:016x} ({} events)",
             report.servers,
+            report.observers,
             report.sim_ns as f64 / 1e9,
             report.ops,
             faults.join(" "),
@@ -225,13 +226,13 @@ mod cli {
         let reports = reports.into_inner().expect("reports");
         let wall = started.elapsed().as_secs_f64();
         let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut sizes: BTreeMap<usize, u64> = BTreeMap::new();
+        let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
         let (mut sim_ns, mut ops) = (0u64, 0usize);
         for r in &reports {
             for (k, n) in &r.faults {
                 *faults.entry(k).or_default() += *n as u64;
             }
-            *sizes.entry(r.servers).or_default() += 1;
+            *sizes.entry(format!("{}+{}", r.servers, r.observers)).or_default() += 1;
             sim_ns += r.sim_ns;
             ops += r.ops;
         }
@@ -247,7 +248,7 @@ mod cli {
             reports.len() as f64 / wall / jobs,
             sim_ns as f64 / 1e9 / wall / jobs,
         );
-        println!("servers per seed: {sizes:?}; faults: {faults:?}");
+        println!("voters+observers per seed: {sizes:?}; faults: {faults:?}");
         let mut recoveries: Vec<u64> =
             reports.iter().flat_map(|r| r.recoveries_ns.iter().copied()).collect();
         recoveries.sort_unstable();

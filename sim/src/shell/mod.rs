@@ -44,7 +44,7 @@ pub const QUORUM_PORT: u16 = 2888;
 /// How to run a tier-2 seed.
 #[derive(Clone, Debug)]
 pub struct ShellOptions {
-    /// Servers (3 or 5); `None` = drawn from the seed.
+    /// Voting servers (3 or 5); `None` = drawn from the seed. A seed may add 1 or 2 observers.
     pub servers: Option<usize>,
     /// Client nodes.
     pub clients: usize,
@@ -79,8 +79,10 @@ impl Default for ShellOptions {
 pub struct ShellReport {
     /// The seed.
     pub seed: u64,
-    /// Servers in the ensemble.
+    /// Voting servers in the ensemble.
     pub servers: usize,
+    /// Observers besides them.
+    pub observers: usize,
     /// Simulated time at the end, ns.
     pub sim_ns: u64,
     /// Client ops invoked.
@@ -142,8 +144,8 @@ fn server_ip(slot: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 0, slot as u8 + 1))
 }
 
-/// The zoo.cfg every server of an `n`-server ensemble reads.
-fn zoo_cfg(n: usize, swarm: &Swarm) -> String {
+/// The zoo.cfg every server reads: `n` servers, the last `observers` of them observers.
+fn zoo_cfg(n: usize, observers: usize, swarm: &Swarm) -> String {
     let mut text = format!(
         "tickTime={}\ninitLimit={}\nsyncLimit={}\nclientPort={CLIENT_PORT}\ndataDir=/unused\n\
          snapCount=200\n4lw.commands.whitelist=*\n",
@@ -151,7 +153,8 @@ fn zoo_cfg(n: usize, swarm: &Swarm) -> String {
     );
     for slot in 0..n {
         let ip = server_ip(slot);
-        text.push_str(&format!("server.{}={ip}:{QUORUM_PORT}:3888\n", slot + 1));
+        let kind = if slot >= n - observers { ":observer" } else { "" };
+        text.push_str(&format!("server.{}={ip}:{QUORUM_PORT}:3888{kind}\n", slot + 1));
     }
     text
 }
@@ -205,15 +208,21 @@ async fn scenario(seed: u64, options: ShellOptions) -> ShellReport {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut swarm = Swarm::draw(&mut rng);
     swarm.watch_probability = 0.0;
-    let n = options.servers.unwrap_or(if rng.random_bool(0.5) { 3 } else { 5 });
-    let world = Arc::new(World::new(seed, n, options.trace));
+    let voters = options.servers.unwrap_or(if rng.random_bool(0.5) { 3 } else { 5 });
+    let observers = if rng.random_bool(0.3) { rng.random_range(1..=2) } else { 0 };
+    let n = voters + observers;
+    let world = Arc::new(World::new(seed, n, voters, options.trace));
     let handle = Handle::current();
-    let cfg_text = zoo_cfg(n, &swarm);
+    let cfg_text = zoo_cfg(n, observers, &swarm);
     let servers: Vec<NodeHandle> = (0..n)
         .map(|slot| {
+            let mut cfg_text = cfg_text.clone();
+            if slot >= voters {
+                cfg_text.push_str("peerType=observer\n");
+            }
             let spec = ServerSpec {
                 slot,
-                cfg_text: cfg_text.clone(),
+                cfg_text,
                 dir: PathBuf::from(format!("/zkr/s{}", slot + 1)),
                 bugs: options.bugs.clone(),
                 shell_bugs: options.shell_bugs,
@@ -260,7 +269,7 @@ async fn scenario(seed: u64, options: ShellOptions) -> ShellReport {
     if !live {
         world.violation("liveness", "no write committed within 60 s of the heal".to_string());
     }
-    finish(seed, n, &world, &options, nemesis.faults, healed_at)
+    finish(seed, (voters, observers), &world, &options, nemesis.faults, healed_at)
 }
 
 /// A fresh session writes one znode through any server within `bound`.
@@ -292,7 +301,7 @@ async fn liveness(world: &World, addrs: &[SocketAddr], bound: Duration) -> bool 
 
 fn finish(
     seed: u64,
-    servers: usize,
+    (servers, observers): (usize, usize),
     world: &World,
     options: &ShellOptions,
     faults: BTreeMap<&'static str, u32>,
@@ -318,6 +327,7 @@ fn finish(
     ShellReport {
         seed,
         servers,
+        observers,
         sim_ns: now,
         ops,
         faults,

@@ -32,6 +32,7 @@ enum Fault {
     OneWay,
     Clock,
     Disk,
+    SlowDisk,
 }
 
 impl Fault {
@@ -44,6 +45,7 @@ impl Fault {
             Fault::OneWay => "one-way",
             Fault::Clock => "clock",
             Fault::Disk => "disk",
+            Fault::SlowDisk => "slow-disk",
         }
     }
 }
@@ -62,8 +64,15 @@ pub struct Nemesis {
 impl Nemesis {
     /// A nemesis over `servers`.
     pub fn new(world: Arc<World>, servers: Vec<NodeHandle>, mut rng: ChaCha8Rng) -> Nemesis {
-        let all =
-            [Fault::Kill, Fault::Pause, Fault::Isolate, Fault::Split, Fault::OneWay, Fault::Disk];
+        let all = [
+            Fault::Kill,
+            Fault::Pause,
+            Fault::Isolate,
+            Fault::Split,
+            Fault::OneWay,
+            Fault::Disk,
+            Fault::SlowDisk,
+        ];
         let mut kinds: Vec<Fault> = all.into_iter().filter(|_| rng.random_bool(0.6)).collect();
         if kinds.is_empty() {
             kinds.push(Fault::Kill);
@@ -120,15 +129,41 @@ impl Nemesis {
                 handle.restart(&self.name(slot));
                 self.mark(fault, Phase::Stop, &name);
             }
+            Fault::SlowDisk => {
+                // Every sync takes this long: group commit grows, followers' acks lag.
+                let slot = self.target();
+                let delay = Duration::from_millis(self.rng.random_range(20..1500));
+                let name = format!("{} fsync {} ms", self.name(slot), delay.as_millis());
+                self.mark(fault, Phase::Start, &name);
+                self.world.disks[slot].set_fsync_delay(delay);
+                tokio::time::sleep(hold).await;
+                self.world.disks[slot].set_fsync_delay(Duration::ZERO);
+                self.mark(fault, Phase::Stop, &name);
+            }
             Fault::Disk => {
-                // The next fsync fails: the server must stop (never carry on as if durable);
-                // after the hold it is restarted on a disk that works again.
+                // The next fsync or write fails (EIO), or the disk is full: the server must
+                // stop (never carry on as if durable); after the hold it is restarted on a disk
+                // that works again.
                 let slot = self.target();
                 self.world.fault_on(slot);
-                let name = format!("{} fsync EIO", self.name(slot));
+                let disk = &self.world.disks[slot];
+                let what = match self.rng.random_range(0..3) {
+                    0 => {
+                        disk.fail_next_fsync();
+                        "fsync EIO"
+                    }
+                    1 => {
+                        disk.fail_next_write();
+                        "write EIO"
+                    }
+                    _ => {
+                        disk.set_space_limit(Some(disk.used_bytes()));
+                        "ENOSPC"
+                    }
+                };
+                let name = format!("{} {what}", self.name(slot));
                 self.world.disk_faulted.lock().expect("faulted").insert(slot);
                 self.mark(fault, Phase::Start, &name);
-                self.world.disks[slot].fail_next_fsync();
                 tokio::time::sleep(hold).await;
                 self.world.disks[slot].crash(CrashKind::Process, &mut self.rng);
                 handle.kill(&self.name(slot));

@@ -38,6 +38,8 @@ pub struct World {
     pub disk_faulted: Mutex<std::collections::BTreeSet<usize>>,
     /// zxids of writes acknowledged to clients.
     pub acked: Mutex<std::collections::BTreeSet<i64>>,
+    /// Slots `0..voters` vote; the rest are observers.
+    pub voters: usize,
 }
 
 /// Invariant state fed by the observers.
@@ -62,7 +64,7 @@ pub struct Checks {
 
 impl World {
     /// A world for `servers` servers.
-    pub fn new(seed: u64, servers: usize, keep_trace: bool) -> World {
+    pub fn new(seed: u64, servers: usize, voters: usize, keep_trace: bool) -> World {
         World {
             seed,
             started: Instant::now(),
@@ -74,6 +76,7 @@ impl World {
             disks: (0..servers).map(|_| SimFs::new()).collect(),
             disk_faulted: Mutex::new(Default::default()),
             acked: Mutex::new(Default::default()),
+            voters,
         }
     }
 
@@ -144,16 +147,16 @@ impl World {
             return;
         }
         let images: Vec<(i64, std::collections::BTreeSet<i64>)> =
-            (0..self.disks.len()).map(|slot| durable_zxids(&self.disks[slot], slot)).collect();
-        let majority = crate::invariants::majority(self.disks.len());
+            (0..self.voters).map(|slot| durable_zxids(&self.disks[slot], slot)).collect();
+        let majority = crate::invariants::majority(self.voters);
         for z in acked {
             let holders = images.iter().filter(|(snap, txns)| *snap >= z || txns.contains(&z));
             let count = holders.count();
             if count < majority {
-                let n = self.disks.len();
+                let n = self.voters;
                 let message = format!(
                     "the write at zxid {z:#x}, acknowledged to a client, is durable on {count} of \
-                     {n} servers"
+                     {n} voting servers"
                 );
                 self.violation("acked_writes", message);
                 return;
