@@ -40,3 +40,4 @@ expect_caught commit-after-one-ack 0..60
 expect_caught diff-instead-of-trunc 0..60
 expect_caught durable-before-fsync 0..60
 expect_caught epoch-in-place-no-fsync 0..60
+expect_caught keep-past-torn-tail 0..300

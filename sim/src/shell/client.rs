@@ -162,7 +162,12 @@ impl Client {
             let xid = next_xid;
             next_xid += 1;
             self.world.record(workload::invoke(held.process, xid, &req, self.world.now_us()));
-            let reply = tokio::time::timeout(read_timeout, call(stream, xid, &req)).await;
+            let mut cuts = self.world.cuts.subscribe();
+            let reply = tokio::select! {
+                biased;
+                _ = cuts.changed() => Ok(Err("cut by the nemesis".to_string())),
+                reply = tokio::time::timeout(read_timeout, call(stream, xid, &req)) => reply,
+            };
             let now = self.world.now_us();
             let f = workload::function(&req).expect("workload requests have a function");
             match reply {

@@ -33,6 +33,8 @@ enum Fault {
     Clock,
     Disk,
     SlowDisk,
+    Cut,
+    MidWrite,
 }
 
 impl Fault {
@@ -46,6 +48,8 @@ impl Fault {
             Fault::Clock => "clock",
             Fault::Disk => "disk",
             Fault::SlowDisk => "slow-disk",
+            Fault::Cut => "cut",
+            Fault::MidWrite => "mid-write",
         }
     }
 }
@@ -72,6 +76,8 @@ impl Nemesis {
             Fault::OneWay,
             Fault::Disk,
             Fault::SlowDisk,
+            Fault::Cut,
+            Fault::MidWrite,
         ];
         let mut kinds: Vec<Fault> = all.into_iter().filter(|_| rng.random_bool(0.6)).collect();
         if kinds.is_empty() {
@@ -128,6 +134,34 @@ impl Nemesis {
                 tokio::time::sleep(hold).await;
                 handle.restart(&self.name(slot));
                 self.mark(fault, Phase::Stop, &name);
+            }
+            Fault::MidWrite => {
+                // Power fails in the middle of the server's next few disk operations: the disk
+                // freezes after 0-5 more changes (the server fails on the next one and stops),
+                // then loses power, keeping a random, possibly torn, prefix of what was not
+                // synced: where torn log tails and half-written epoch files come from.
+                let slot = self.target();
+                self.world.fault_on(slot);
+                let name = format!("{} power loss mid-write", self.name(slot));
+                self.world.disk_faulted.lock().expect("faulted").insert(slot);
+                self.mark(fault, Phase::Start, &name);
+                self.world.disks[slot].freeze_after_ops(self.rng.random_range(0..6));
+                tokio::time::sleep(hold).await;
+                self.world.disks[slot].crash(CrashKind::Power, &mut self.rng);
+                handle.kill(&self.name(slot));
+                self.world.check_acked_durable();
+                self.world.disks[slot].set_faults(Default::default());
+                self.world.disk_faulted.lock().expect("faulted").remove(&slot);
+                handle.restart(&self.name(slot));
+                self.mark(fault, Phase::Stop, &name);
+            }
+            Fault::Cut => {
+                // Every client drops its connection with a request in flight (the server sees
+                // the connection end mid-stream; the client resumes its session elsewhere).
+                self.mark(fault, Phase::Start, "clients");
+                self.world.cuts.send_modify(|n| *n += 1);
+                tokio::time::sleep(hold.min(Duration::from_millis(50))).await;
+                self.mark(fault, Phase::Stop, "clients");
             }
             Fault::SlowDisk => {
                 // Every sync takes this long: group commit grows, followers' acks lag.

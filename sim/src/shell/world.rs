@@ -40,6 +40,8 @@ pub struct World {
     pub acked: Mutex<std::collections::BTreeSet<i64>>,
     /// Slots `0..voters` vote; the rest are observers.
     pub voters: usize,
+    /// Bumped to make every client drop its connection mid-request.
+    pub cuts: tokio::sync::watch::Sender<u64>,
 }
 
 /// Invariant state fed by the observers.
@@ -77,6 +79,7 @@ impl World {
             disk_faulted: Mutex::new(Default::default()),
             acked: Mutex::new(Default::default()),
             voters,
+            cuts: tokio::sync::watch::Sender::new(0),
         }
     }
 
