@@ -36,6 +36,8 @@ expect_caught() {
   fi
   grep -m 3 -E 'FAILED seed' /tmp/zkr-shell-bug.log || true
 }
+expect_caught reads-skip-queue 0..60
+expect_caught ack-before-fsync 0..100
 expect_caught commit-after-one-ack 0..60
 expect_caught diff-instead-of-trunc 0..60
 expect_caught durable-before-fsync 0..60

@@ -4,8 +4,12 @@
 //!
 //! Session end follows tier 1 (see `crate::client`): when the connection is lost while a session
 //! is held, a `close` op is invoked; the client reconnects to a random server with the session's
-//! id and password; the close completes `fail` (Reconnected) if the session is still alive,
-//! `info` (SessionExpired) if the server refuses it, and stays open if the run ends first. An op
+//! id, password and last zxid; the close completes `info` (SessionExpired) if the server refuses
+//! the session, and stays open if the run ends first. When a server takes the session back, the
+//! close completes `info` too (Reconnected), not `fail` as in tier 1: a deposed leader that has
+//! not yet noticed it lost its quorum (it was paused, say) takes back a session the new leader
+//! has already expired, as ZooKeeper's does, so the client cannot know the session survived
+//! (seed 44: the session's ephemeral was gone while its client was told it reconnected). An op
 //! whose reply never came is completed `info`.
 
 use std::net::SocketAddr;
@@ -118,7 +122,7 @@ impl Client {
                     let again = Some("Reconnected");
                     self.world.record(workload::bare(
                         h.process,
-                        Kind::Fail,
+                        Kind::Info,
                         F::Close,
                         None,
                         again,
@@ -142,7 +146,8 @@ impl Client {
     }
 
     /// Issues ops until the deadline, the session closes (false) or the connection is lost
-    /// (true).
+    /// (true). Requests go out in bursts of up to `max_in_flight` (pipelined, as real clients
+    /// do); replies must come back in request order, or the session's FIFO order is broken.
     async fn ops(
         &mut self,
         stream: &mut TcpStream,
@@ -150,35 +155,84 @@ impl Client {
         memory: &mut Memory,
         deadline: Instant,
     ) -> bool {
-        let read_timeout = Duration::from_millis(self.timeout_ms as u64 * 2 / 3);
         let mut next_xid = 1;
         while Instant::now() < deadline {
-            let kind = workload::pick_kind(&self.swarm, &mut self.rng);
-            let req = if kind == OpKind::Close {
-                Request::CloseSession
+            let burst = self.rng.random_range(1..=self.swarm.max_in_flight.max(1));
+            let mut pending = Vec::new();
+            for _ in 0..burst {
+                let kind = workload::pick_kind(&self.swarm, &mut self.rng);
+                let req = if kind == OpKind::Close {
+                    Request::CloseSession
+                } else {
+                    workload::next_request(kind, &self.swarm, memory, held.process, &mut self.rng)
+                };
+                let closing = matches!(req, Request::CloseSession);
+                pending.push((next_xid, req));
+                next_xid += 1;
+                if closing {
+                    break;
+                }
+            }
+            match self.burst(stream, held, memory, pending).await {
+                Burst::Done => {}
+                Burst::Closed => return false,
+                Burst::Lost => return true,
+            }
+            let (lo, hi) = self.swarm.think_ns;
+            let think = self.rng.random_range(lo..=hi.max(lo));
+            tokio::time::sleep(Duration::from_nanos(think)).await;
+        }
+        false
+    }
+
+    /// Sends `pending` at once and collects their replies in order.
+    async fn burst(
+        &mut self,
+        stream: &mut TcpStream,
+        held: &mut Held,
+        memory: &mut Memory,
+        pending: Vec<(i32, Request)>,
+    ) -> Burst {
+        let read_timeout = Duration::from_millis(self.timeout_ms as u64 * 2 / 3);
+        let mut sent = true;
+        for (xid, req) in &pending {
+            self.world.record(workload::invoke(held.process, *xid, req, self.world.now_us()));
+            let header = codec::request_header(*xid, req);
+            sent = sent && stream.write_all(&codec::encode_request(&header, req)).await.is_ok();
+        }
+        sent = sent && stream.flush().await.is_ok();
+        let mut cuts = self.world.cuts.subscribe();
+        for (i, (xid, req)) in pending.iter().enumerate() {
+            let reply = if sent {
+                tokio::select! {
+                    biased;
+                    _ = cuts.changed() => Err("cut by the nemesis".to_string()),
+                    reply = tokio::time::timeout(read_timeout, receive(stream, *xid, req)) => {
+                        reply.unwrap_or_else(|_| Err("timed out".to_string()))
+                    }
+                }
             } else {
-                workload::next_request(kind, &self.swarm, memory, held.process, &mut self.rng)
-            };
-            let xid = next_xid;
-            next_xid += 1;
-            self.world.record(workload::invoke(held.process, xid, &req, self.world.now_us()));
-            let mut cuts = self.world.cuts.subscribe();
-            let reply = tokio::select! {
-                biased;
-                _ = cuts.changed() => Ok(Err("cut by the nemesis".to_string())),
-                reply = tokio::time::timeout(read_timeout, call(stream, xid, &req)) => reply,
+                Err("send failed".to_string())
             };
             let now = self.world.now_us();
-            let f = workload::function(&req).expect("workload requests have a function");
             match reply {
-                Ok(Ok((header, body))) => {
+                Ok((header, _)) if header.xid != *xid => {
+                    let message = format!(
+                        "session {:#x} got the reply for xid {} while waiting for {xid}",
+                        held.id, header.xid
+                    );
+                    self.world.violation("session_fifo", message);
+                    self.lose(held, &pending[i..], now);
+                    return Burst::Lost;
+                }
+                Ok((header, body)) => {
                     held.last_zxid = held.last_zxid.max(header.zxid);
-                    if header.err == 0 && workload::is_write(&req) {
+                    if header.err == 0 && workload::is_write(req) {
                         self.world.acked.lock().expect("acked").insert(header.zxid);
                     }
                     let line = workload::completion(
                         held.process,
-                        &req,
+                        req,
                         &header,
                         body.as_ref(),
                         memory,
@@ -186,27 +240,60 @@ impl Client {
                     );
                     self.world.record(line);
                     if matches!(req, Request::CloseSession) {
-                        return false;
+                        return Burst::Closed;
                     }
                 }
-                Ok(Err(_)) | Err(_) => {
-                    let lost = Some("ConnectionLoss");
-                    self.world.record(workload::bare(
-                        held.process,
-                        Kind::Info,
-                        f,
-                        Some(xid),
-                        lost,
-                        now,
-                    ));
-                    return !matches!(req, Request::CloseSession);
+                Err(_) => {
+                    self.lose(held, &pending[i..], now);
+                    let closing = pending.iter().any(|(_, r)| matches!(r, Request::CloseSession));
+                    return if closing { Burst::Closed } else { Burst::Lost };
                 }
             }
-            let (lo, hi) = self.swarm.think_ns;
-            let think = self.rng.random_range(lo..=hi.max(lo));
-            tokio::time::sleep(Duration::from_nanos(think)).await;
         }
-        false
+        Burst::Done
+    }
+
+    /// The requests in `unanswered` will never be answered on this connection: `info`.
+    fn lose(&self, held: &Held, unanswered: &[(i32, Request)], now: u64) {
+        for (xid, req) in unanswered {
+            let f = workload::function(req).expect("workload requests have a function");
+            let lost = Some("ConnectionLoss");
+            let line = workload::bare(held.process, Kind::Info, f, Some(*xid), lost, now);
+            self.world.record(line);
+        }
+    }
+}
+
+/// How a burst of requests ended.
+enum Burst {
+    /// Every reply arrived.
+    Done,
+    /// The session was closed (or its close was sent and the connection is gone).
+    Closed,
+    /// The connection is lost with the session held.
+    Lost,
+}
+
+/// The next reply (skipping pings and notifications), its body decoded as `request`'s if it is
+/// `xid`'s and succeeded (the caller reports a reply for another xid).
+async fn receive(
+    stream: &mut TcpStream,
+    xid: i32,
+    request: &Request,
+) -> Result<(ReplyHeader, Option<Response>), String> {
+    loop {
+        let payload = read_frame(stream).await.map_err(|e| e.to_string())?;
+        let mut r = Reader::new(&payload);
+        let reply = codec::decode_reply_header(&mut r).map_err(|e| format!("{e:?}"))?;
+        if reply.xid == xid::NOTIFICATION || reply.xid == xid::PING {
+            continue;
+        }
+        if reply.err != 0 || reply.xid != xid {
+            return Ok((reply, None));
+        }
+        let op = codec::request_op(request);
+        let body = codec::decode_response(op, &mut r).map_err(|e| format!("{e:?}"))?;
+        return Ok((reply, Some(body)));
     }
 }
 
