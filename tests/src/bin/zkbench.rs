@@ -29,6 +29,10 @@ struct Args {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:2181")]
     addr: SocketAddr,
+    /// More servers (comma-separated, e.g. an ensemble's other members): client `c` uses the
+    /// `c % n`th of `addr` and these, so the load spreads over the ensemble.
+    #[arg(long, value_delimiter = ',')]
+    also: Vec<SocketAddr>,
     /// Workload: create, set, get or mixed.
     #[arg(long, default_value = "mixed")]
     workload: String,
@@ -90,7 +94,8 @@ fn request(args: &Args, client: usize, i: usize, data: &[u8]) -> Request {
 
 /// Runs one client's requests with a pipelining window; returns latencies in µs.
 fn run_client(args: &Args, client: usize, start: &Barrier) -> std::io::Result<Histogram<u64>> {
-    let mut stream = connect(args.addr)?;
+    let servers: Vec<SocketAddr> = std::iter::once(args.addr).chain(args.also.clone()).collect();
+    let mut stream = connect(servers[client % servers.len()])?;
     let data = vec![b'x'; args.size];
     let mut hist = Histogram::<u64>::new(3).expect("histogram");
     let mut sent_at = std::collections::VecDeque::with_capacity(args.window);
@@ -175,6 +180,10 @@ fn main() {
         return;
     }
     setup(&args).expect("setup: create /bench and its hot nodes");
+    if !args.also.is_empty() {
+        // Let the other members apply the setup's creates before their clients read them.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     let start = Arc::new(Barrier::new(args.clients + 1));
     let threads: Vec<_> = (0..args.clients)
         .map(|c| {
