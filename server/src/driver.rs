@@ -28,6 +28,9 @@ use crate::storage::{Recovered, StorageEvent, StorageThread};
 /// Events handled before outputs are flushed (bounds latency under heavy load).
 const MAX_BATCH: usize = 1024;
 
+/// A driver turn (events handled, then outputs flushed) this long is logged.
+const SLOW_TURN: Duration = Duration::from_millis(50);
+
 /// Builds the node from what storage recovered; every record is checked again after loading.
 pub fn recover_node(cfg: &ServerConfig, recovered: Recovered) -> Result<Node, String> {
     let began = Instant::now();
@@ -107,7 +110,6 @@ pub struct Driver {
     applied_since_snapshot: u64,
     snapshot_threshold: u64,
     snapshot_running: bool,
-    snapshots: (mpsc::UnboundedSender<(i64, Vec<u8>)>, mpsc::UnboundedReceiver<(i64, Vec<u8>)>),
 }
 
 impl Driver {
@@ -132,7 +134,6 @@ impl Driver {
             applied_since_snapshot: 0,
             snapshot_threshold,
             snapshot_running: false,
-            snapshots: mpsc::unbounded_channel(),
         }
     }
 
@@ -151,39 +152,54 @@ impl Driver {
         let mut purge_timer =
             tokio::time::interval_at(tokio::time::Instant::now() + purge_every, purge_every);
         let result = loop {
-            tokio::select! {
+            let mut handled = 1;
+            let (woke, what) = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break Ok(()),
                 event = storage_events.recv() => match event {
                     Some(event) => {
+                        let woke = Instant::now();
                         if let Err(e) = self.on_storage_event(event) {
                             break Err(e);
                         }
+                        (woke, "a storage event")
                     }
                     None => break Err("storage thread stopped".to_string()),
                 },
                 event = events.recv() => {
                     let Some(event) = event else { break Ok(()) };
+                    let woke = Instant::now();
                     self.on_event(event);
-                    for _ in 1..MAX_BATCH {
+                    while handled < MAX_BATCH {
                         match events.try_recv() {
                             Ok(event) => self.on_event(event),
                             Err(_) => break,
                         }
+                        handled += 1;
                     }
+                    (woke, "client and peer events")
                 }
-                Some((zxid, blob)) = self.snapshots.1.recv() => {
-                    if self.storage.save_snapshot(zxid, blob).is_err() {
-                        break Err("storage thread stopped".to_string());
-                    }
+                _ = ticker.tick() => {
+                    let woke = Instant::now();
+                    self.node.step(Input::Tick { wall_ms: wall_ms() });
+                    (woke, "a tick")
                 }
-                _ = ticker.tick() => self.node.step(Input::Tick { wall_ms: wall_ms() }),
                 _ = purge_timer.tick(), if purge_hours > 0 => {
+                    let woke = Instant::now();
                     let _ = self.storage.purge(self.cfg.autopurge_snap_retain_count);
+                    (woke, "autopurge")
                 }
-            }
+            };
+            let stepped = woke.elapsed();
             if let Err(e) = self.flush().await {
                 break Err(e);
+            }
+            // Every client waits while the driver works: a long turn is worth a line, saying
+            // what it did (issue 16 traced the long replies at a million znodes this way).
+            let busy = woke.elapsed();
+            if busy >= SLOW_TURN {
+                let (busy_ms, step_ms) = (busy.as_millis(), stepped.as_millis());
+                tracing::info!(busy_ms, step_ms, handled, what, "slow driver turn");
             }
         };
         for writer in self.writers.values() {
@@ -200,7 +216,7 @@ impl Driver {
                 self.node.step(Input::Persisted { upto: Zxid(upto) });
                 let applied = (self.node.last_zxid().0 - before.0).max(0) as u64;
                 self.applied_since_snapshot += applied;
-                self.maybe_snapshot();
+                self.maybe_snapshot()?;
             }
             StorageEvent::SnapshotSaved { zxid } => {
                 tracing::info!("snapshot 0x{zxid:x} saved");
@@ -229,11 +245,11 @@ impl Driver {
     }
 
     /// Takes a snapshot once `snapCount` txns (randomised as ZooKeeper does) have applied. The
-    /// tree is cloned here (O(1): it shares structure with the live tree) and encoded on a
-    /// blocking thread, so writes keep flowing.
-    fn maybe_snapshot(&mut self) {
+    /// tree is cloned here (O(1): it shares structure with the live tree) and encoded and
+    /// written on the storage's snapshot thread at low priority, so writes keep flowing.
+    fn maybe_snapshot(&mut self) -> Result<(), String> {
         if self.snapshot_running || self.applied_since_snapshot < self.snapshot_threshold {
-            return;
+            return Ok(());
         }
         self.snapshot_running = true;
         self.applied_since_snapshot = 0;
@@ -243,14 +259,10 @@ impl Driver {
         // The time the driver (and so every client) waits for the snapshot; issue 16.
         let taken_us = began.elapsed().as_micros();
         tracing::info!(zxid = %snap.zxid, znodes = snap.tree.node_count(), taken_us, "snapshot");
-        let done = self.snapshots.0.clone();
-        tokio::task::spawn_blocking(move || {
-            let began = Instant::now();
-            let blob = snapshot::encode(&snap.tree, &snap.sessions);
-            let encode_ms = began.elapsed().as_millis();
-            tracing::info!(zxid = %snap.zxid, bytes = blob.len(), encode_ms, "snapshot encoded");
-            let _ = done.send((snap.zxid.0, blob));
-        });
+        let zxid = snap.zxid.0;
+        let encode = Box::new(move || snapshot::encode(&snap.tree, &snap.sessions));
+        let saved = self.storage.save_snapshot_encoded_by(zxid, encode);
+        saved.map_err(|_| "storage thread stopped".to_string())
     }
 
     fn on_event(&mut self, event: Event) {
@@ -354,9 +366,12 @@ impl Driver {
                     self.append(std::mem::take(&mut batch))?;
                     let zxid = snapshot.zxid.0;
                     tracing::info!("installing the leader's snapshot 0x{zxid:x}");
-                    let blob = snapshot::encode(&snapshot.tree, &snapshot.sessions);
+                    // Encoded on the log thread, not here (issue 16); later outputs still wait
+                    // until the install is durable (the barrier below).
+                    let encode =
+                        Box::new(move || snapshot::encode(&snapshot.tree, &snapshot.sessions));
                     self.storage.truncate_after(zxid).map_err(stopped)?;
-                    self.storage.save_snapshot(zxid, blob).map_err(stopped)?;
+                    self.storage.save_snapshot_encoded_by(zxid, encode).map_err(stopped)?;
                     self.storage.barrier().await?;
                 }
             }
