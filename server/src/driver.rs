@@ -268,10 +268,15 @@ impl Driver {
     /// replayed its whole log and its DIFF rejoin took time growing with the tree). Runs after
     /// `flush`, so the appends of every applied txn are queued before the snapshot.
     fn count_applied(&mut self) -> Result<(), String> {
-        let applied_upto = self.node.last_zxid();
-        let applied = (applied_upto.0 - self.counted_upto.0).max(0) as u64;
+        let (applied_upto, counted) = (self.node.last_zxid(), self.counted_upto);
+        // Within an epoch zxids count txns; a new epoch's counter starts again at 1.
+        let applied = match applied_upto.epoch() == counted.epoch() {
+            true => applied_upto.counter().saturating_sub(counted.counter()),
+            false if applied_upto > counted => applied_upto.counter(),
+            false => 0,
+        };
         self.counted_upto = applied_upto;
-        self.applied_since_snapshot += applied;
+        self.applied_since_snapshot += applied as u64;
         self.maybe_snapshot()
     }
 
@@ -404,6 +409,9 @@ impl Driver {
                     self.storage.truncate_after(zxid).map_err(stopped)?;
                     self.storage.save_snapshot_encoded_by(zxid, encode).map_err(stopped)?;
                     self.storage.barrier().await?;
+                    // The install is this server's newest snapshot: count from it.
+                    self.counted_upto = Zxid(zxid);
+                    self.applied_since_snapshot = 0;
                 }
             }
         }
