@@ -89,7 +89,7 @@ run_side() { # side size
     sed -i 's/\x1b\[[0-9;]*m//g' "$work/zkr/zkr.log"
     grep -Eo 'taken_us=[0-9]+' "$work/zkr/zkr.log" | sort -t= -k2 -n | tail -1 \
       | sed 's/^/  zkr: longest driver pause for a snapshot: /' || true
-    grep -E 'snapshot (encoded|written)|slow txn log sync|decoded|replayed|recovered|invariants hold' \
+    grep -E 'snapshot (encoded|written)|slow (txn log sync|driver turn)|decoded|replayed|recovered|invariants hold' \
       "$work/zkr/zkr.log" | sed -E 's/^[^ ]+ +INFO [a-z_:]+: /  zkr: /'
     stop_server
   else

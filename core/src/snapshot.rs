@@ -24,7 +24,7 @@ use std::sync::Arc;
 use crate::proto::error::DecodeError;
 use crate::proto::jute::{ACL_MIN_BYTES, Reader, Writer};
 use crate::tree::digest::Fnv64;
-use crate::tree::{DataTree, NodeKind, StatPersisted, ZNode};
+use crate::tree::{DataTree, NodeKind, StatPersisted, TreeLoader, ZNode};
 use crate::types::{Acl, SessionId, Zxid};
 
 /// "ZKRS".
@@ -99,6 +99,26 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
 /// the stored digest included). The caller must run `invariants()` on the tree; the server does
 /// it on another thread, over an O(1) clone, while it starts serving (issue 16: restart time).
 pub fn decode_deferring_invariants(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
+    verify_checksum(bytes)?;
+    decode_body(bytes, true)
+}
+
+/// [`decode_deferring_invariants`] without two more checks, for a caller that runs them beside
+/// it and refuses or stops on a failure (issue 16: restart time; hashing was 40% of a load):
+/// - [`verify_checksum`], the whole-file checksum (the server runs it on another thread during
+///   the decode);
+/// - the stored tree digest against the nodes: the tree takes the stored digest, and
+///   [`DataTree::invariants`], which the caller must run, compares it with the sum of the node
+///   hashes (the server runs it on a frozen clone after starting; a failure stops it).
+///
+/// Safe on any input: every length, path, parent and kind is still checked, so corrupt bytes
+/// give an error or a failed check, never a panic here.
+pub fn decode_deferring_checks(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
+    decode_body(bytes, false)
+}
+
+/// The first step of [`decode`]: the trailing FNV-1a checksum against every byte before it.
+pub fn verify_checksum(bytes: &[u8]) -> Result<(), DecodeError> {
     if bytes.len() < 8 {
         return Err(DecodeError::Truncated { what: "snapshot" });
     }
@@ -109,6 +129,16 @@ pub fn decode_deferring_invariants(bytes: &[u8]) -> Result<Snapshot, DecodeError
     if h.finish() != stored {
         return Err(DecodeError::BadChecksum);
     }
+    Ok(())
+}
+
+/// Everything after the checksum; `hash_nodes` = check the stored digest now (else later, see
+/// [`decode_deferring_checks`]).
+fn decode_body(bytes: &[u8], hash_nodes: bool) -> Result<Snapshot, DecodeError> {
+    if bytes.len() < 8 {
+        return Err(DecodeError::Truncated { what: "snapshot" });
+    }
+    let body = &bytes[..bytes.len() - 8];
     let mut r = Reader::new(body);
     let magic = r.read_i32("snapshot magic")?;
     if magic != MAGIC {
@@ -120,12 +150,20 @@ pub fn decode_deferring_invariants(bytes: &[u8]) -> Result<Snapshot, DecodeError
     }
     let zxid = Zxid(r.read_i64("snapshot zxid")?);
     let sessions = read_sessions(&mut r)?;
-    let tree = read_tree(&mut r, zxid)?;
+    let (loader, count) = read_tree(&mut r, zxid, hash_nodes)?;
     let digest = r.read_i64("snapshot digest")? as u64;
     r.finish("snapshot")?;
-    if tree.digest() != digest {
-        return Err(DecodeError::BadChecksum);
-    }
+    let invalid = |what| DecodeError::BadValue { what, value: 0 };
+    let tree = if hash_nodes {
+        let tree = loader.finish().map_err(invalid)?;
+        if tree.digest() != digest {
+            return Err(DecodeError::BadChecksum);
+        }
+        tree
+    } else {
+        loader.finish_with_digest(digest).map_err(invalid)?
+    };
+    assert_eq!(tree.node_count(), count, "one node per entry");
     assert_eq!(tree.last_processed_zxid(), zxid, "the tree takes the snapshot zxid");
     Ok(Snapshot { zxid, tree, sessions })
 }
@@ -146,22 +184,26 @@ fn read_sessions(r: &mut Reader<'_>) -> Result<Vec<(SessionId, i32)>, DecodeErro
 /// Smallest encoded node: path and data lengths, ACL count, kind, stat (4*8 + 3*4 + 2*8).
 const NODE_MIN_BYTES: usize = 4 + 4 + 4 + 1 + 60;
 
-fn read_tree(r: &mut Reader<'_>, zxid: Zxid) -> Result<DataTree, DecodeError> {
+/// Reads the nodes into a loader (not finished: the digest follows them); returns the count.
+fn read_tree(
+    r: &mut Reader<'_>,
+    zxid: Zxid,
+    hash_nodes: bool,
+) -> Result<(TreeLoader, usize), DecodeError> {
     let count = r.read_i32("snapshot node count")?;
     if count < 0 || (count as usize).saturating_mul(NODE_MIN_BYTES) > r.remaining() {
         return Err(DecodeError::BadLength { what: "snapshot node count", len: count as i64 });
     }
     let invalid = |what| DecodeError::BadValue { what, value: 0 };
     // Files are written in path order; any other order (or a repeated path) is corruption.
-    let mut loader = DataTree::loader(zxid);
+    let mut loader =
+        if hash_nodes { DataTree::loader(zxid) } else { DataTree::loader_deferring_digest(zxid) };
     let mut previous_acl = None;
     for _ in 0..count {
         let (path, node) = read_node(r, &mut previous_acl)?;
         loader.push(path, node).map_err(invalid)?;
     }
-    let tree = loader.finish().map_err(invalid)?;
-    assert_eq!(tree.node_count(), count as usize, "one node per entry");
-    Ok(tree)
+    Ok((loader, count as usize))
 }
 
 /// The encoded bytes of the last ACL list decoded, and the list.

@@ -492,6 +492,11 @@ impl DataTree {
 
     fn index_add(&mut self, path: &PathKey, node: &ZNode) {
         self.digest = self.digest.wrapping_add(node_hash(path, node));
+        self.index_add_unhashed(path, node);
+    }
+
+    /// `index_add` without the digest (a loader that takes the stored digest).
+    fn index_add_unhashed(&mut self, path: &PathKey, node: &ZNode) {
         self.data_size += path.len() as i64 + node.data_len();
         match node.kind {
             NodeKind::Ephemeral(s) => {
@@ -532,7 +537,15 @@ impl DataTree {
 
     /// A loader for a tree decoded node by node (snapshot load), at `zxid`.
     pub(crate) fn loader(zxid: Zxid) -> TreeLoader {
-        TreeLoader { tree: DataTree::empty(zxid), previous: None, previous_acl: None }
+        let tree = DataTree::empty(zxid);
+        TreeLoader { tree, previous: None, previous_acl: None, hash_nodes: true }
+    }
+
+    /// A loader that does not hash the nodes: [`TreeLoader::finish_with_digest`] then gives the
+    /// tree the stored digest, and [`DataTree::invariants`] (which the caller must run) checks
+    /// it against the nodes. Hashing is a third of a snapshot load's CPU (issue 16).
+    pub(crate) fn loader_deferring_digest(zxid: Zxid) -> TreeLoader {
+        TreeLoader { hash_nodes: false, ..DataTree::loader(zxid) }
     }
     /// Checks every invariant of the module doc in O(n log n). Panics on a violation.
     pub fn invariants(&self) {
@@ -586,6 +599,8 @@ pub(crate) struct TreeLoader {
     tree: DataTree,
     previous: Option<PathKey>,
     previous_acl: Option<Arc<[Acl]>>,
+    /// Whether the digest is summed as nodes come in (else the stored one is taken).
+    hash_nodes: bool,
 }
 
 impl TreeLoader {
@@ -617,7 +632,11 @@ impl TreeLoader {
         }
         self.previous_acl = Some(node.acl.clone());
         let key: PathKey = p.into();
-        self.tree.index_add(&key, &node);
+        if self.hash_nodes {
+            self.tree.index_add(&key, &node);
+        } else {
+            self.tree.index_add_unhashed(&key, &node);
+        }
         let replaced = self.tree.nodes.insert(key.clone(), Arc::new(node));
         assert!(replaced.is_none(), "paths strictly increase, so {p} is new");
         self.previous = Some(key);
@@ -627,6 +646,21 @@ impl TreeLoader {
     /// The tree, once every node is in; checks the system nodes. The caller runs
     /// [`DataTree::invariants`] (see `snapshot::decode`).
     pub(crate) fn finish(self) -> Result<DataTree, &'static str> {
+        assert!(self.hash_nodes, "a loader deferring the digest finishes with the stored one");
+        self.finish_unchecked()
+    }
+
+    /// [`TreeLoader::finish`] for a loader made by [`DataTree::loader_deferring_digest`]: the
+    /// tree takes `stored_digest`, unchecked until [`DataTree::invariants`] runs.
+    pub(crate) fn finish_with_digest(self, stored_digest: u64) -> Result<DataTree, &'static str> {
+        assert!(!self.hash_nodes, "a hashing loader checks the digest itself");
+        assert_eq!(self.tree.digest, 0, "no node was hashed");
+        let mut tree = self.finish_unchecked()?;
+        tree.digest = stored_digest;
+        Ok(tree)
+    }
+
+    fn finish_unchecked(self) -> Result<DataTree, &'static str> {
         let mut tree = self.tree;
         for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
             tree.nodes.get(p).ok_or("system node missing")?;

@@ -55,6 +55,42 @@ struct Args {
     /// then print the time waited and exit.
     #[arg(long)]
     wait_ready: Option<u64>,
+    /// Also print, to stderr, when replies slower than this many ms arrived (wall clock, grouped
+    /// by 100 ms), to line them up with the server's log (issue 16: where long replies come from).
+    #[arg(long)]
+    slow_ms: Option<u64>,
+}
+
+/// A reply slower than `--slow-ms`: when it arrived (ms since the Unix epoch) and its latency.
+type SlowReply = (u128, u64);
+
+fn unix_ms() -> u128 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map(|d| d.as_millis()).unwrap_or(0)
+}
+
+/// Prints slow replies grouped by the 100 ms window they arrived in.
+fn print_slow(mut slow: Vec<SlowReply>) {
+    slow.sort_unstable();
+    let mut groups: Vec<(u128, usize, u64)> = Vec::new();
+    for (at, us) in slow {
+        match groups.last_mut() {
+            Some((window, n, max)) if *window == at / 100 => {
+                *n += 1;
+                *max = (*max).max(us);
+            }
+            _ => groups.push((at / 100, 1, us)),
+        }
+    }
+    for (window, n, max_us) in groups {
+        let ms = window * 100;
+        let (secs, milli) = ((ms / 1000) % 86_400, ms % 1000);
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        eprintln!(
+            "slow replies at {h:02}:{m:02}:{s:02}.{milli:03} UTC: {n}, max {} ms",
+            max_us / 1000
+        );
+    }
 }
 
 fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
@@ -93,7 +129,13 @@ fn request(args: &Args, client: usize, i: usize, data: &[u8]) -> Request {
 }
 
 /// Runs one client's requests with a pipelining window; returns latencies in µs.
-fn run_client(args: &Args, client: usize, start: &Barrier) -> std::io::Result<Histogram<u64>> {
+fn run_client(
+    args: &Args,
+    client: usize,
+    start: &Barrier,
+) -> std::io::Result<(Histogram<u64>, Vec<SlowReply>)> {
+    let slow_us = args.slow_ms.map_or(u64::MAX, |ms| ms * 1000);
+    let mut slow = Vec::new();
     let servers: Vec<SocketAddr> = std::iter::once(args.addr).chain(args.also.clone()).collect();
     let mut stream = connect(servers[client % servers.len()])?;
     let data = vec![b'x'; args.size];
@@ -116,10 +158,14 @@ fn run_client(args: &Args, client: usize, start: &Barrier) -> std::io::Result<Hi
         }
         assert_eq!(reply.err, 0, "request failed with {}", reply.err);
         let t = sent_at.pop_front().expect("in flight");
-        hist.record(t.elapsed().as_micros() as u64).expect("record");
+        let us = t.elapsed().as_micros() as u64;
+        hist.record(us).expect("record");
+        if us >= slow_us {
+            slow.push((unix_ms(), us));
+        }
         done += 1;
     }
-    Ok(hist)
+    Ok((hist, slow))
 }
 
 fn setup(args: &Args) -> std::io::Result<()> {
@@ -194,8 +240,11 @@ fn main() {
     start.wait();
     let began = Instant::now();
     let mut total = Histogram::<u64>::new(3).expect("histogram");
+    let mut slow = Vec::new();
     for t in threads {
-        total.add(t.join().expect("client thread").expect("client I/O")).expect("merge");
+        let (hist, slow_replies) = t.join().expect("client thread").expect("client I/O");
+        total.add(hist).expect("merge");
+        slow.extend(slow_replies);
     }
     let secs = began.elapsed().as_secs_f64();
     let ops = total.len();
@@ -213,4 +262,5 @@ fn main() {
         total.value_at_quantile(0.999),
         total.max(),
     );
+    print_slow(slow);
 }
