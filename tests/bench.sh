@@ -1,47 +1,145 @@
 #!/usr/bin/env bash
-# Benchmark zkr against Apache ZooKeeper on this machine, in the same run, and print ratios.
-# Not a test: figures only (machines here are shared and noisy; compare ratios, not absolutes).
-#   bash tests/bench.sh                      # default sizes
-#   OPS=20000 CLIENTS=32 bash tests/bench.sh
+# Throughput of zkr against Apache ZooKeeper on this machine, in the same run (issue 14's matrix).
+# Not a test: figures only. Machines here are shared and noisy, so compare ratios, not absolutes;
+# repetitions are interleaved (zkr, ZooKeeper, zkr, ...) so drift hits both sides alike.
+#
+#   bash tests/bench.sh                                # the whole matrix, 2 repetitions
+#   REPS=3 OPS=4000 WARMUP=1000 bash tests/bench.sh   # OPS, WARMUP: requests per client
+#   MODES=standalone WORKLOADS="set get" bash tests/bench.sh
+#
+# For each mode (standalone; a 3-server ensemble with the clients spread over its members) and
+# workload (set, create, seqcreate, get, mixed: see tests/src/bin/zkbench.rs) it prints ops/s and
+# p99 of each side, the ratios zkr / ZooKeeper, and each side's server CPU per op (user + system
+# time of every server process over the run, divided by the ops: what decides throughput when
+# the servers and the load generator share two cores). zoo.cfg is the same for both (fsync on).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-OPS=${OPS:-5000}; CLIENTS=${CLIENTS:-16}; WINDOW=${WINDOW:-16}
-ZKR_PORT=${ZKR_PORT:-23181}; APACHE_PORT=${APACHE_PORT:-24181}
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
 cargo build --release -q -p zkr-server -p zkr-tests --bin zkr-server --bin zkbench
-dir=$(mktemp -d)
-cat > "$dir/zoo.cfg" <<CFG
-tickTime=2000
-dataDir=$dir/data
-clientPort=$ZKR_PORT
-clientPortAddress=127.0.0.1
-maxClientCnxns=0
-4lw.commands.whitelist=*
-CFG
-./target/release/zkr-server "$dir/zoo.cfg" 2>"$dir/zkr.log" &
-zkr_pid=$!
-trap 'kill $zkr_pid 2>/dev/null || true; ../shared/tools/apache-zookeeper stop $APACHE_PORT || true; rm -rf "$dir"' EXIT
-../shared/tools/apache-zookeeper start "$APACHE_PORT" >/dev/null
-apache_pid=$(cat "${TMPDIR:-/tmp}/apache-zookeeper-$APACHE_PORT/pid")
-for _ in $(seq 50); do
-  python3 -c "import socket;socket.create_connection(('127.0.0.1',$ZKR_PORT),timeout=1)" 2>/dev/null && break
-  sleep 0.1
+if [ ! -f /usr/share/java/zookeeper.jar ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper) >/dev/null
+fi
+CP=/usr/share/java/zookeeper.jar
+for j in netty-codec netty-resolver netty-transport-native-unix-common netty-all slf4j-simple; do
+  [ -f "/usr/share/java/$j.jar" ] && CP="$CP:/usr/share/java/$j.jar"
 done
-rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-declare -A rate
-for workload in create set get mixed; do
-  for side in zkr apache; do
-    port=$ZKR_PORT; [ "$side" = apache ] && port=$APACHE_PORT
-    # Each workload gets fresh node names: clear /bench first.
-    out=$(./target/release/zkbench --addr "127.0.0.1:$port" --workload "$workload" \
-          --clients "$CLIENTS" --window "$WINDOW" --ops "$OPS" --label "$side" 2>&1 || true)
-    echo "$out"
-    rate[$side-$workload]=$(echo "$out" | grep -Eo '[0-9]+ ops/s' | awk '{print $1}')
-  done
-done
-echo
-echo "ratios (zkr / apache, ops/s):"
-for workload in create set get mixed; do
-  z=${rate[zkr-$workload]:-0}; a=${rate[apache-$workload]:-0}
-  python3 -c "import sys; z,a=float(sys.argv[1]),float(sys.argv[2]); print(f'  {sys.argv[3]:<7} {z/a if a else 0:6.2f}x')" "$z" "$a" "$workload"
-done
-echo "resident memory after the run: zkr $(rss $zkr_pid) kB, apache $(rss $apache_pid) kB"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/zkr-bench.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+export CP WORK ROOT
+exec python3 - <<'PY'
+import os, re, signal, socket, subprocess, time
+
+CP, WORK, ROOT = os.environ["CP"], os.environ["WORK"], os.environ["ROOT"]
+REPS = int(os.environ.get("REPS", "2"))
+OPS = int(os.environ.get("OPS", "3000"))          # per client
+WARMUP = int(os.environ.get("WARMUP", str(max(OPS // 4, 1))))  # per client, not measured (JIT)
+CLIENTS = int(os.environ.get("CLIENTS", "64"))
+WINDOW = int(os.environ.get("WINDOW", "8"))
+MODES = os.environ.get("MODES", "standalone ensemble").split()
+WORKLOADS = os.environ.get("WORKLOADS", "set create seqcreate get mixed").split()
+BASE = {"zkr": 26100, "zookeeper": 26200}         # client ports +1..3, quorum +11.., election +21..
+ZKR = os.path.join(ROOT, "target/release/zkr-server")
+ZKBENCH = os.path.join(ROOT, "target/release/zkbench")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+def start(kind, mode, run):
+    base, procs = BASE[kind], []
+    members = (1, 2, 3) if mode == "ensemble" else (1,)
+    servers = "".join(f"server.{i}=127.0.0.1:{base + 10 + i}:{base + 20 + i}\n" for i in members)
+    if mode == "standalone":
+        servers = ""
+    for i in members:
+        d = os.path.join(WORK, f"{kind}-{mode}-{run}-s{i}")
+        os.makedirs(os.path.join(d, "data"))
+        with open(os.path.join(d, "data", "myid"), "w") as f:
+            f.write(str(i))
+        cfg = os.path.join(d, "zoo.cfg")
+        with open(cfg, "w") as f:
+            f.write(f"tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={d}/data\n"
+                    f"clientPort={base + i}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n"
+                    f"admin.enableServer=false\n4lw.commands.whitelist=*\n{servers}")
+        if kind == "zkr":
+            cmd = [ZKR, cfg]
+        else:
+            cmd = ["java", "-Xmx1g", "-cp", CP, "-Djava.awt.headless=true",
+                   "-Dzookeeper.admin.enableServer=false",
+                   "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
+        log = open(os.path.join(d, "server.log"), "w")
+        procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                      start_new_session=True))
+    ports = [base + i for i in members]
+    for port in ports:
+        ready = subprocess.run([ZKBENCH, "--addr", f"127.0.0.1:{port}", "--wait-ready", "60000"],
+                               capture_output=True, text=True)
+        if ready.returncode != 0:
+            stop(procs)
+            raise SystemExit(f"{kind} {mode} on {port} did not start: {ready.stderr}")
+    return ports, procs
+
+def stop(procs):
+    for p in procs:
+        try:
+            p.kill()
+        except ProcessLookupError:
+            pass
+        p.wait()
+
+def cpu_seconds(procs):
+    total = 0
+    for p in procs:
+        with open(f"/proc/{p.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])   # utime, stime (fields 14, 15)
+    return total / TICKS
+
+def bench(kind, mode, workload, run):
+    ports, procs = start(kind, mode, run)
+    try:
+        addrs = [f"127.0.0.1:{p}" for p in ports]
+        def load(ops):
+            cmd = [ZKBENCH, "--addr", addrs[0], "--workload", workload, "--clients",
+                   str(CLIENTS), "--window", str(WINDOW), "--ops", str(ops), "--label", kind]
+            if len(addrs) > 1:
+                cmd += ["--also", ",".join(addrs[1:])]
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        load(WARMUP)          # the JVM's JIT (and both sides' caches) warm up first
+        before = cpu_seconds(procs)
+        out = load(OPS)
+        cpu = cpu_seconds(procs) - before
+        line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr.strip()
+        m = re.search(r"ops=(\d+)\s+(\d+) ops/s.*p99=\s*(\d+)", line)
+        if not m:
+            raise SystemExit(f"{kind} {mode} {workload}: zkbench said {line!r}")
+        ops, rate, p99 = int(m.group(1)), float(m.group(2)), int(m.group(3))
+        print(f"  {mode:<10} {workload:<9} {kind:<9} {rate:>9.0f} ops/s  p99 {p99/1000:>7.1f} ms"
+              f"  server CPU {cpu * 1e6 / ops:>6.1f} µs/op", flush=True)
+        return rate, p99, cpu * 1e6 / ops
+    finally:
+        stop(procs)
+
+results = {}
+run = 0
+for mode in MODES:
+    for workload in WORKLOADS:
+        for rep in range(REPS):
+            for kind in ("zkr", "zookeeper"):
+                run += 1
+                results.setdefault((mode, workload, kind), []).append(bench(kind, mode, workload, run))
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+print()
+print(f"medians of {REPS} interleaved runs; {CLIENTS} sessions x {WINDOW} in flight, "
+      f"{OPS} ops each, 100-byte data, fsync on")
+print("| mode | workload | zkr ops/s | ZooKeeper ops/s | ops/s ratio | p99 ratio (lower is better) "
+      "| zkr CPU µs/op | ZooKeeper CPU µs/op |")
+print("|---|---|---|---|---|---|---|---|")
+for mode in MODES:
+    for workload in WORKLOADS:
+        z = [median([r[i] for r in results[(mode, workload, "zkr")]]) for i in range(3)]
+        a = [median([r[i] for r in results[(mode, workload, "zookeeper")]]) for i in range(3)]
+        print(f"| {mode} | {workload} | {z[0]:.0f} | {a[0]:.0f} | {z[0]/a[0]:.2f}x | "
+              f"{z[1]/a[1]:.2f} | {z[2]:.1f} | {a[2]:.1f} |")
+PY
