@@ -497,6 +497,22 @@ fn followers_that_lose_the_leaders_connection_elect_at_once() {
 }
 
 #[test]
+fn survivors_of_a_lost_leader_skip_the_finalize_wait() {
+    // Issue 17: each survivor knows the leader's connection is gone, so once the other survivor
+    // agrees no better vote can come; waiting the finalize wait only adds failed client writes.
+    let mut c = Cluster::new(3);
+    let old = elect(&mut c);
+    c.crash(old);
+    let survivors: Vec<u64> = c.ids.iter().copied().filter(|id| *id != old).collect();
+    for id in &survivors {
+        c.step(*id, Input::PeerLost { peer: ServerId(old) });
+    }
+    c.settle();
+    let took = ticks_until(&mut c, 30, |c| c.leader().is_some() && c.serving().len() == 2);
+    assert_eq!(took, Some(0), "no tick needed: nobody left to wait for");
+}
+
+#[test]
 fn a_peer_lost_report_about_another_follower_changes_nothing() {
     let mut c = Cluster::new(3);
     let leader = elect(&mut c);
