@@ -18,6 +18,21 @@
 //! because the peer is unreachable are reported the same way (at most once per failed
 //! connect), so a learner does not wait `initLimit` on a leader that is not there. A peer that
 //! is stopped but whose connections stay open is not reported; the core's timeouts find it.
+//!
+//! Unacknowledged data: an outbound connection whose data the peer's host has not acknowledged
+//! for the core's own silence bound (`syncLimit` ticks, by then the core has given up on the
+//! peer) is aborted by the kernel (`TCP_USER_TIMEOUT`) and replaced. Without this, after a
+//! partition heals, a connection that retransmitted all through it waits out TCP's backed-off
+//! retransmission timer (seconds, doubling) before anything flows again: a cut-off leader took
+//! 5 s to rejoin where ZooKeeper, whose election connections were idle, took 1.3 s (issue 17).
+//! A stopped peer's kernel still acknowledges, so this does not detect it any sooner.
+//!
+//! The last election notification queued for a peer is sent again first on every new
+//! connection to it, whether it was dropped while the peer was unreachable or lost with the old
+//! connection (ZooKeeper's `QuorumCnxManager` re-sends `lastMessageSent` the same way). A
+//! notification is idempotent, and its round tells the receiver if it is stale; without this,
+//! a server that went back to election while cut off waits for its next resend, which backs
+//! off to seconds (issue 17: 4 s after a partition healed).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -52,6 +67,8 @@ pub struct PeerNet {
 /// grows with the tree, issue 16). The queue keeps the order either way.
 enum Outgoing {
     Frame(Vec<u8>),
+    /// An election notification (remembered for the next connection, see the module doc).
+    Notification(Vec<u8>),
     Encoding(oneshot::Receiver<Vec<u8>>),
 }
 
@@ -63,7 +80,9 @@ impl PeerNet {
         peers: BTreeMap<ServerId, String>,
         events: mpsc::UnboundedSender<Event>,
         shutdown: watch::Receiver<bool>,
+        unacked_limit: Duration,
     ) -> std::io::Result<PeerNet> {
+        assert!(!unacked_limit.is_zero(), "zero would mean the kernel's default");
         let listener = TcpListener::bind(listen).await?;
         tracing::info!(%listen, "quorum port listening");
         let mut closed = BTreeMap::new();
@@ -87,6 +106,8 @@ impl PeerNet {
                 shutdown: shutdown.clone(),
                 events: events.clone(),
                 inbound_closed: closed_rx.remove(&id).expect("one per peer"),
+                unacked_limit,
+                last_notification: None,
             };
             tokio::spawn(link.run());
         }
@@ -104,6 +125,8 @@ impl PeerNet {
                     let _ = done.send(encode_peer_message(&msg));
                 });
                 Outgoing::Encoding(encoded)
+            } else if let ZabMessage::Notification { .. } = msg {
+                Outgoing::Notification(encode_peer_message(msg))
             } else {
                 Outgoing::Frame(encode_peer_message(msg))
             };
@@ -178,6 +201,10 @@ struct Outbound {
     shutdown: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<Event>,
     inbound_closed: watch::Receiver<u64>,
+    /// `TCP_USER_TIMEOUT` of the connection (see the module doc).
+    unacked_limit: Duration,
+    /// The last notification taken off the queue, sent or dropped.
+    last_notification: Option<Vec<u8>>,
 }
 
 /// Why the connected loop ended.
@@ -199,7 +226,10 @@ impl Outbound {
             let connected = tokio::time::timeout(limit, TcpStream::connect(&self.addr)).await;
             let Ok(Ok(stream)) = connected else {
                 let mut dropped = false;
-                while self.queue.try_recv().is_ok() {
+                while let Ok(item) = self.queue.try_recv() {
+                    if let Outgoing::Notification(frame) = item {
+                        self.last_notification = Some(frame);
+                    }
                     dropped = true;
                 }
                 if broken || dropped {
@@ -230,21 +260,34 @@ impl Outbound {
     /// may only have replaced it, and dropping ours would lose what is in flight.
     async fn connected(&mut self, mut stream: TcpStream) -> Ended {
         let _ = stream.set_nodelay(true);
+        let bound = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(self.unacked_limit));
+        if let Err(e) = bound {
+            tracing::warn!(peer = self.peer.0, %e, "cannot set TCP_USER_TIMEOUT");
+        }
         if stream.write_u64(self.me.0).await.is_err() {
             return Ended::Broken;
         }
         self.inbound_closed.borrow_and_update();
         tracing::info!(peer = self.peer.0, addr = %self.addr, "quorum connection up");
+        if let Some(frame) = self.last_notification.clone() {
+            if write_frame(&mut stream, &frame).await.is_err() {
+                return Ended::Broken;
+            }
+        }
         // The peer never writes on our outbound connection: a read that completes means it
         // closed (or reset) it, e.g. because its process died (a connect that landed in a dying
-        // process's backlog ends this way too).
+        // process's backlog ends this way too), or the kernel aborted it (TCP_USER_TIMEOUT).
         let mut probe = [0u8; 1];
         loop {
             let item = tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => return Ended::Shutdown,
-                _ = stream.read(&mut probe) => {
-                    tracing::info!(peer = self.peer.0, "quorum connection closed by the peer");
+                read = stream.read(&mut probe) => {
+                    let peer = self.peer.0;
+                    match read {
+                        Err(e) => tracing::info!(peer, %e, "quorum connection broken"),
+                        Ok(_) => tracing::info!(peer, "quorum connection closed by the peer"),
+                    }
                     return Ended::Broken;
                 }
                 item = self.queue.recv() => match item {
@@ -254,18 +297,110 @@ impl Outbound {
             };
             let frame = match item {
                 Outgoing::Frame(frame) => frame,
+                Outgoing::Notification(frame) => {
+                    self.last_notification = Some(frame.clone());
+                    frame
+                }
                 Outgoing::Encoding(encoded) => match encoded.await {
                     Ok(frame) => frame,
                     Err(_) => continue,
                 },
             };
-            let mut buf = Vec::with_capacity(frame.len() + 4);
-            buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
-            buf.extend_from_slice(&frame);
-            if stream.write_all(&buf).await.is_err() {
+            if write_frame(&mut stream, &frame).await.is_err() {
                 tracing::info!(peer = self.peer.0, "quorum connection lost; reconnecting");
                 return Ended::Broken;
             }
         }
+    }
+}
+
+/// Writes one `u32 length + payload` frame.
+async fn write_frame(stream: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(frame.len() + 4);
+    buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+    buf.extend_from_slice(frame);
+    stream.write_all(&buf).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zkr_core::types::Zxid;
+    use zkr_core::zab::message::{PeerState, Vote};
+
+    fn notification(round: u64) -> ZabMessage {
+        let vote = Vote { leader: ServerId(1), zxid: Zxid(7), peer_epoch: 1 };
+        ZabMessage::Notification { vote, election_epoch: round, state: PeerState::Looking }
+    }
+
+    /// Reads the handshake and the first frame of a connection from `PeerNet`.
+    async fn first_frame(stream: &mut TcpStream) -> (u64, ZabMessage) {
+        let from = stream.read_u64().await.expect("server id");
+        let len = stream.read_u32().await.expect("frame length") as usize;
+        let mut payload = vec![0; len];
+        stream.read_exact(&mut payload).await.expect("frame");
+        (from, decode_peer_message(&payload).expect("a peer message"))
+    }
+
+    #[test]
+    fn a_notification_dropped_while_the_peer_was_unreachable_goes_out_on_reconnect() {
+        // Issue 17: a leader cut off by a partition goes back to election and its notifications
+        // are dropped; when the network heals, the others must hear from it at once, not after
+        // its next resend (backed off to seconds).
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            // A port where nothing listens yet: the peer is unreachable (refused).
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let peer_addr = probe.local_addr().unwrap();
+            drop(probe);
+            let (events_tx, mut events) = mpsc::unbounded_channel();
+            let (_stop, shutdown) = watch::channel(false);
+            let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
+            let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let limit = Duration::from_secs(10);
+            let net = PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit)
+                .await
+                .unwrap();
+            net.send(ServerId(2), &notification(4));
+            // Dropped: the task reports the peer lost once it has thrown the message away.
+            let lost = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
+            assert!(matches!(lost, Ok(Some(Event::PeerLost { peer: ServerId(2) }))));
+            // The peer comes back (the outbound task retries within its 2 s backoff).
+            let listener = TcpListener::bind(peer_addr).await.unwrap();
+            let accepted = tokio::time::timeout(Duration::from_secs(20), listener.accept()).await;
+            let (mut stream, _) = accepted.expect("reconnected").unwrap();
+            let first = tokio::time::timeout(Duration::from_secs(5), first_frame(&mut stream));
+            let (from, msg) = first.await.expect("the dropped notification is sent again");
+            assert_eq!(from, 1);
+            assert_eq!(msg, notification(4));
+        });
+    }
+
+    #[test]
+    fn other_messages_dropped_while_unreachable_stay_dropped() {
+        // Only the election's notification is repeated: a stale proposal or ping is not.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let peer_addr = probe.local_addr().unwrap();
+            drop(probe);
+            let (events_tx, mut events) = mpsc::unbounded_channel();
+            let (_stop, shutdown) = watch::channel(false);
+            let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
+            let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let limit = Duration::from_secs(10);
+            let net = PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit)
+                .await
+                .unwrap();
+            net.send(ServerId(2), &ZabMessage::Ping);
+            let lost = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
+            assert!(matches!(lost, Ok(Some(Event::PeerLost { peer: ServerId(2) }))));
+            let listener = TcpListener::bind(peer_addr).await.unwrap();
+            let accepted = tokio::time::timeout(Duration::from_secs(20), listener.accept()).await;
+            let (mut stream, _) = accepted.expect("reconnected").unwrap();
+            net.send(ServerId(2), &notification(5));
+            let (_, msg) = first_frame(&mut stream).await;
+            assert_eq!(msg, notification(5), "the ping was not kept");
+        });
     }
 }
