@@ -177,6 +177,11 @@ impl Election {
         } else if vote.beats(&self.proposal) {
             self.adopt(vote);
             actions.push(ElectionAction::Broadcast(self.notification()));
+        } else if vote != self.proposal {
+            // It has not heard our better proposal: it would have adopted it. Typically our
+            // first notification reached it while it still followed the leader we both lost,
+            // and was answered, not counted; without this it waits for a resend (issue 17).
+            actions.push(ElectionAction::Send(from, self.notification()));
         }
         self.received.insert(from, (vote, epoch));
         let agreeing = self.agreeing(self.proposal);
@@ -406,7 +411,7 @@ mod tests {
         let mut e = start(1, 5);
         e.forget(ServerId(3));
         let a = e.on_notification(0, ServerId(3), vote(3, 1), 1, PeerState::Looking);
-        assert!(a.is_empty(), "a weaker vote: nothing to adopt");
+        assert!(matches!(a.as_slice(), [ElectionAction::Send(ServerId(3), _)]), "told ours");
         let a = e.on_notification(0, ServerId(2), vote(2, 9), 1, PeerState::Looking);
         assert!(matches!(a.as_slice(), [ElectionAction::Broadcast(_)]), "3 may still answer");
         assert!(e.on_tick(1).is_empty());
@@ -414,6 +419,24 @@ mod tests {
             e.on_tick(2).as_slice(),
             [ElectionAction::Decided { leader: ServerId(2), .. }]
         ));
+    }
+
+    #[test]
+    fn a_peer_that_votes_worse_in_this_round_is_told_the_proposal() {
+        let mut e = start(2, 9);
+        let a = e.on_notification(0, ServerId(1), vote(1, 5), 1, PeerState::Looking);
+        let ZabMessage::Notification { vote: told, election_epoch, state } = (match a.as_slice() {
+            [ElectionAction::Send(ServerId(1), msg)] => msg.clone(),
+            other => panic!("expected one notification to server 1, got {other:?}"),
+        }) else {
+            panic!("a notification")
+        };
+        assert_eq!((told, election_epoch, state), (vote(2, 9), 1, PeerState::Looking));
+        let same = e.on_notification(0, ServerId(3), vote(2, 9), 1, PeerState::Looking);
+        assert!(
+            same.iter().all(|a| !matches!(a, ElectionAction::Send(..))),
+            "one that agrees is not told again"
+        );
     }
 
     #[test]
