@@ -27,6 +27,15 @@
 //! 5 s to rejoin where ZooKeeper, whose election connections were idle, took 1.3 s (issue 17).
 //! A stopped peer's kernel still acknowledges, so this does not detect it any sooner.
 //!
+//! A peer that opens a new connection to us while its old one is still open here gave the old
+//! one up (its writes went unacknowledged: the path between us was broken, e.g. a partition
+//! that has just healed). The old inbound connection is closed, and our outbound connection
+//! to that peer is replaced too if it is at least `syncLimit` old (so it predates a break long
+//! enough to make the peer give up; a younger one is itself a replacement, and replacing it in
+//! turn would start the peer doing the same): it crossed the same broken path, and may sit in
+//! TCP's backed-off retransmission timer for seconds more (issue 17: a cut-off leader's answer
+//! from the new leader waited 1.5 s in such a connection after the heal).
+//!
 //! The last election notification queued for a peer is sent again first on every new
 //! connection to it, whether it was dropped while the peer was unreachable or lost with the old
 //! connection (ZooKeeper's `QuorumCnxManager` re-sends `lastMessageSent` the same way). A
@@ -61,8 +70,17 @@ pub const RECONNECT_PROBE: Duration = Duration::from_millis(500);
 /// leader then rejoined 1.1 to 2.6 s after the heal, ZooKeeper 1.3 s; issue 17.)
 const MAX_RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
 
-/// Counts, per peer, the inbound connections from it that ended (the outbound task watches it).
-type InboundClosed = Arc<BTreeMap<ServerId, watch::Sender<u64>>>;
+/// Per peer, counters the accept loop keeps and the outbound task watches.
+struct InboundSignals {
+    /// Inbound connections from the peer that ended.
+    closed: watch::Sender<u64>,
+    /// Inbound connections from the peer that were opened (each one supersedes the last).
+    opened: watch::Sender<u64>,
+    /// Inbound connections superseded while still open (see the module doc).
+    replaced: watch::Sender<u64>,
+}
+
+type InboundClosed = Arc<BTreeMap<ServerId, InboundSignals>>;
 
 /// Handles to the outbound connections.
 pub struct PeerNet {
@@ -96,8 +114,10 @@ impl PeerNet {
         let mut closed_rx = BTreeMap::new();
         for id in peers.keys() {
             let (tx, rx) = watch::channel(0u64);
-            closed.insert(*id, tx);
-            closed_rx.insert(*id, rx);
+            let (replaced, replaced_rx) = watch::channel(0u64);
+            let opened = watch::channel(0u64).0;
+            closed.insert(*id, InboundSignals { closed: tx, opened, replaced });
+            closed_rx.insert(*id, (rx, replaced_rx));
         }
         let closed: InboundClosed = Arc::new(closed);
         tokio::spawn(accept_loop(listener, events.clone(), closed, shutdown.clone()));
@@ -105,6 +125,7 @@ impl PeerNet {
         for (id, addr) in peers {
             let (tx, rx) = mpsc::unbounded_channel();
             senders.insert(id, tx);
+            let (inbound_closed, inbound_replaced) = closed_rx.remove(&id).expect("one per peer");
             let link = Outbound {
                 me,
                 peer: id,
@@ -112,7 +133,8 @@ impl PeerNet {
                 queue: rx,
                 shutdown: shutdown.clone(),
                 events: events.clone(),
-                inbound_closed: closed_rx.remove(&id).expect("one per peer"),
+                inbound_closed,
+                inbound_replaced,
                 unacked_limit,
                 last_notification: None,
             };
@@ -160,11 +182,11 @@ async fn accept_loop(
         let closed = closed.clone();
         tokio::spawn(async move {
             let mut from = None;
-            if let Err(e) = inbound(stream, events, &mut from).await {
+            if let Err(e) = inbound(stream, events, &closed, &mut from).await {
                 tracing::debug!(%remote, %e, "quorum connection ended");
             }
-            if let Some(tx) = from.and_then(|id| closed.get(&id)) {
-                tx.send_modify(|n| *n += 1);
+            if let Some(signals) = from.and_then(|id| closed.get(&id)) {
+                signals.closed.send_modify(|n| *n += 1);
             }
         });
     }
@@ -173,12 +195,29 @@ async fn accept_loop(
 async fn inbound(
     mut stream: TcpStream,
     events: mpsc::UnboundedSender<Event>,
+    signals: &InboundClosed,
     peer: &mut Option<ServerId>,
 ) -> std::io::Result<()> {
     let from = ServerId(stream.read_u64().await?);
     *peer = Some(from);
+    // A later connection from the same peer supersedes this one.
+    let mut newer = signals.get(&from).map(|s| {
+        s.opened.send_modify(|n| *n += 1);
+        let mut newer = s.opened.subscribe();
+        newer.borrow_and_update();
+        newer
+    });
     loop {
-        let len = stream.read_u32().await? as usize;
+        let len = tokio::select! {
+            biased;
+            _ = async { newer.as_mut().expect("a member").changed().await }, if newer.is_some() => {
+                let peer = from.0;
+                tracing::info!(peer, "peer replaced its quorum connection; closing the old");
+                signals[&from].replaced.send_modify(|n| *n += 1);
+                return Ok(());
+            }
+            len = stream.read_u32() => len? as usize,
+        };
         if len > MAX_PEER_FRAME {
             tracing::warn!(from = from.0, len, "oversized peer frame; dropping the connection");
             return Ok(());
@@ -208,6 +247,7 @@ struct Outbound {
     shutdown: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<Event>,
     inbound_closed: watch::Receiver<u64>,
+    inbound_replaced: watch::Receiver<u64>,
     /// `TCP_USER_TIMEOUT` of the connection (see the module doc).
     unacked_limit: Duration,
     /// The last notification taken off the queue, sent or dropped.
@@ -275,6 +315,8 @@ impl Outbound {
             return Ended::Broken;
         }
         self.inbound_closed.borrow_and_update();
+        self.inbound_replaced.borrow_and_update();
+        let up_since = tokio::time::Instant::now();
         tracing::info!(peer = self.peer.0, addr = %self.addr, "quorum connection up");
         if let Some(frame) = self.last_notification.clone() {
             if write_frame(&mut stream, &frame).await.is_err() {
@@ -289,6 +331,14 @@ impl Outbound {
             let item = tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => return Ended::Shutdown,
+                _ = self.inbound_replaced.changed() => {
+                    if up_since.elapsed() < self.unacked_limit {
+                        continue;
+                    }
+                    let peer = self.peer.0;
+                    tracing::info!(peer, "its old connection to us was broken; replacing ours");
+                    return Ended::Broken;
+                }
                 read = stream.read(&mut probe) => {
                     let peer = self.peer.0;
                     match read {
@@ -380,6 +430,80 @@ mod tests {
             let (from, msg) = first.await.expect("the dropped notification is sent again");
             assert_eq!(from, 1);
             assert_eq!(msg, notification(4));
+        });
+    }
+
+    fn free_port() -> SocketAddr {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    }
+
+    /// Starts server 1 listening on a free port, with server 2 at `peer`'s address; returns the
+    /// net, its listen address and the connection it opened to `peer`.
+    async fn start_with_peer(
+        peer: &TcpListener,
+        limit: Duration,
+    ) -> (PeerNet, SocketAddr, TcpStream, watch::Sender<bool>) {
+        let listen = free_port();
+        // The events are not read here; the receiver is leaked so sends do not fail.
+        let (events_tx, events) = mpsc::unbounded_channel();
+        std::mem::forget(events);
+        let (stop, shutdown) = watch::channel(false);
+        let peers = BTreeMap::from([(ServerId(2), peer.local_addr().unwrap().to_string())]);
+        let net =
+            PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit).await.unwrap();
+        let (mut out, _) = peer.accept().await.unwrap();
+        assert_eq!(out.read_u64().await.unwrap(), 1);
+        (net, listen, out, stop)
+    }
+
+    async fn connect_as_2(listen: SocketAddr) -> TcpStream {
+        let mut stream = TcpStream::connect(listen).await.unwrap();
+        stream.write_u64(2).await.unwrap();
+        stream
+    }
+
+    #[test]
+    fn a_peer_that_replaces_an_open_connection_makes_us_replace_ours() {
+        // Issue 17: after a partition heals, the peer whose connection timed out connects
+        // again; ours to it crossed the same broken path and may wait seconds in TCP's
+        // backed-off retransmission timer, so it is replaced too.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let limit = Duration::from_millis(200);
+            let (_net, listen, _out, _stop) = start_with_peer(&peer, limit).await;
+            let mut old = connect_as_2(listen).await;
+            tokio::time::sleep(limit * 2).await;
+            let _new = connect_as_2(listen).await;
+            let mut byte = [0u8; 1];
+            let closed = tokio::time::timeout(Duration::from_secs(5), old.read(&mut byte)).await;
+            assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the old inbound is closed");
+            let again = tokio::time::timeout(Duration::from_secs(5), peer.accept()).await;
+            let (mut out, _) = again.expect("our connection to the peer is replaced").unwrap();
+            assert_eq!(out.read_u64().await.unwrap(), 1);
+        });
+    }
+
+    #[test]
+    fn a_young_connection_is_not_replaced_when_the_peer_replaces_its_own() {
+        // Our connection may itself be the replacement the peer is reacting to: replacing it
+        // again would ping-pong.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let limit = Duration::from_secs(30);
+            let (net, listen, mut out, _stop) = start_with_peer(&peer, limit).await;
+            let mut old = connect_as_2(listen).await;
+            let _new = connect_as_2(listen).await;
+            let mut byte = [0u8; 1];
+            let closed = tokio::time::timeout(Duration::from_secs(5), old.read(&mut byte)).await;
+            assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the old inbound is closed");
+            net.send(ServerId(2), &notification(9));
+            let (len, msg) = (out.read_u32().await.unwrap() as usize, notification(9));
+            let mut payload = vec![0; len];
+            out.read_exact(&mut payload).await.unwrap();
+            assert_eq!(decode_peer_message(&payload).unwrap(), msg, "still the first connection");
         });
     }
 
