@@ -84,8 +84,9 @@ for i in 1 2 3; do
 done
 
 export ZKR_BIN CP WORK ROUNDS FAULTS TAG SUBNET
-# Not exec: the EXIT trap must run after the client ends.
-ip netns exec "$HUB" python3 - <<'PY'
+# The client runs in the background with `wait` (not exec): a signal to this script then runs
+# the cleanup at once, which kills the client by pid with everything else in the namespaces.
+cat > "$WORK/bench.py" <<'PY'
 import ctypes, os, random, signal, socket, statistics, struct, subprocess, threading, time
 
 ZKR_BIN, CP, WORK = os.environ["ZKR_BIN"], os.environ["CP"], os.environ["WORK"]
@@ -445,6 +446,7 @@ if any(extras.values()):
     print("partition, the cut-off leader (medians; 'never' counts as 60 s):")
     print(f"{'server':10} {'stepped down':>13} {'its client answered':>20} "
           f"{'rejoined after heal':>20} {'failed after heal':>18} {'writes accepted':>16}")
+    meds = {}
     for kind in SERVERS:
         more = extras.get((kind, "partition")) or []
         if not more:
@@ -454,4 +456,11 @@ if any(extras.values()):
         after_heal = median([m[4] for m in more])
         print(f"{kind:10} {med[0]:>12.2f}s {med[1]:>19.2f}s {med[2]:>19.2f}s "
               f"{after_heal:>18g} {accepted:>16}")
+        meds[kind] = med
+    if len(meds) == 2:
+        z, a = meds["zkr"], meds["zookeeper"]
+        print(f"{'zkr/zk':10} {ratio(z[0], a[0]):>13} {ratio(z[1], a[1]):>20} "
+              f"{ratio(z[2], a[2]):>20}")
 PY
+ip netns exec "$HUB" python3 "$WORK/bench.py" &
+wait $!
