@@ -497,6 +497,48 @@ fn followers_that_lose_the_leaders_connection_elect_at_once() {
 }
 
 #[test]
+fn survivors_of_a_lost_leader_skip_the_finalize_wait() {
+    // Issue 17: each survivor knows the leader's connection is gone, so once the other survivor
+    // agrees no better vote can come; waiting the finalize wait only adds failed client writes.
+    let mut c = Cluster::new(3);
+    let old = elect(&mut c);
+    c.crash(old);
+    let survivors: Vec<u64> = c.ids.iter().copied().filter(|id| *id != old).collect();
+    for id in &survivors {
+        c.step(*id, Input::PeerLost { peer: ServerId(old) });
+    }
+    c.settle();
+    let took = ticks_until(&mut c, 30, |c| c.leader().is_some() && c.serving().len() == 2);
+    assert_eq!(took, Some(0), "no tick needed: nobody left to wait for");
+}
+
+#[test]
+fn a_survivor_still_following_when_the_other_one_starts_electing_is_not_waited_for() {
+    // Issue 17: the first survivor's notification reaches the second while it still follows
+    // the dead leader (answered, not counted); once the second elects too, the first must tell
+    // it its better vote at once rather than at its next resend.
+    for first_is_higher in [false, true] {
+        let mut c = Cluster::new(3);
+        let old = elect(&mut c);
+        c.crash(old);
+        let mut survivors: Vec<u64> = c.ids.iter().copied().filter(|id| *id != old).collect();
+        if first_is_higher {
+            // Equal histories: the higher id has the better vote.
+            survivors.reverse();
+        }
+        for (i, id) in survivors.iter().enumerate() {
+            c.step(*id, Input::PeerLost { peer: ServerId(old) });
+            if i == 0 {
+                c.settle();
+            }
+        }
+        c.settle();
+        let took = ticks_until(&mut c, 30, |c| c.leader().is_some() && c.serving().len() == 2);
+        assert_eq!(took, Some(0), "no resend needed (first_is_higher: {first_is_higher})");
+    }
+}
+
+#[test]
 fn a_peer_lost_report_about_another_follower_changes_nothing() {
     let mut c = Cluster::new(3);
     let leader = elect(&mut c);

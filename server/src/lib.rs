@@ -137,7 +137,10 @@ async fn start_peers(
             (zkr_core::types::ServerId(*id), format!("{host}:{}", s.quorum_port))
         })
         .collect();
-    peer_net::PeerNet::start(me, listen, peers, events, shutdown)
+    // The core's silence bound (`syncLimit` tickTimes): see peer_net's module doc.
+    let silence_ms = cfg.core.tick_time_ms as u64 * cfg.core.sync_limit as u64;
+    let unacked_limit = std::time::Duration::from_millis(silence_ms.max(1));
+    peer_net::PeerNet::start(me, listen, peers, events, shutdown, unacked_limit)
         .await
         .map_err(|e| format!("cannot listen on the quorum port {listen}: {e}"))
 }

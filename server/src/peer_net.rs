@@ -18,6 +18,30 @@
 //! because the peer is unreachable are reported the same way (at most once per failed
 //! connect), so a learner does not wait `initLimit` on a leader that is not there. A peer that
 //! is stopped but whose connections stay open is not reported; the core's timeouts find it.
+//!
+//! Unacknowledged data: an outbound connection whose data the peer's host has not acknowledged
+//! for the core's own silence bound (`syncLimit` ticks, by then the core has given up on the
+//! peer) is aborted by the kernel (`TCP_USER_TIMEOUT`) and replaced. Without this, after a
+//! partition heals, a connection that retransmitted all through it waits out TCP's backed-off
+//! retransmission timer (seconds, doubling) before anything flows again: a cut-off leader took
+//! 5 s to rejoin where ZooKeeper, whose election connections were idle, took 1.3 s (issue 17).
+//! A stopped peer's kernel still acknowledges, so this does not detect it any sooner.
+//!
+//! A peer that opens a new connection to us while its old one is still open here gave the old
+//! one up (its writes went unacknowledged: the path between us was broken, e.g. a partition
+//! that has just healed). The old inbound connection is closed, and our outbound connection
+//! to that peer is replaced too if it is at least `syncLimit` old (so it predates a break long
+//! enough to make the peer give up; a younger one is itself a replacement, and replacing it in
+//! turn would start the peer doing the same): it crossed the same broken path, and may sit in
+//! TCP's backed-off retransmission timer for seconds more (issue 17: a cut-off leader's answer
+//! from the new leader waited 1.5 s in such a connection after the heal).
+//!
+//! The last election notification queued for a peer is sent again first on every new
+//! connection to it, whether it was dropped while the peer was unreachable or lost with the old
+//! connection (ZooKeeper's `QuorumCnxManager` re-sends `lastMessageSent` the same way). A
+//! notification is idempotent, and its round tells the receiver if it is stale; without this,
+//! a server that went back to election while cut off waits for its next resend, which backs
+//! off to seconds (issue 17: 4 s after a partition healed).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,8 +63,24 @@ const MAX_PEER_FRAME: usize = 512 * 1024 * 1024;
 /// How long the reconnect after a broken connection may take before the peer counts as lost.
 pub const RECONNECT_PROBE: Duration = Duration::from_millis(500);
 
-/// Counts, per peer, the inbound connections from it that ended (the outbound task watches it).
-type InboundClosed = Arc<BTreeMap<ServerId, watch::Sender<u64>>>;
+/// The longest pause between connect attempts to an unreachable peer. A connect to a host
+/// that does not answer takes up to 2 s itself (one SYN retransmission, at 1 s), so attempts
+/// send a SYN at least every 1.5 s: a peer is reached within that of a partition healing. An
+/// attempt is one SYN: cheap. (It was 2 s, which made SYNs up to 3 s apart: a cut-off
+/// leader then rejoined 1.1 to 2.6 s after the heal, ZooKeeper 1.3 s; issue 17.)
+const MAX_RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Per peer, counters the accept loop keeps and the outbound task watches.
+struct InboundSignals {
+    /// Inbound connections from the peer that ended.
+    closed: watch::Sender<u64>,
+    /// Inbound connections from the peer that were opened (each one supersedes the last).
+    opened: watch::Sender<u64>,
+    /// Inbound connections superseded while still open (see the module doc).
+    replaced: watch::Sender<u64>,
+}
+
+type InboundClosed = Arc<BTreeMap<ServerId, InboundSignals>>;
 
 /// Handles to the outbound connections.
 pub struct PeerNet {
@@ -52,6 +92,8 @@ pub struct PeerNet {
 /// grows with the tree, issue 16). The queue keeps the order either way.
 enum Outgoing {
     Frame(Vec<u8>),
+    /// An election notification (remembered for the next connection, see the module doc).
+    Notification(Vec<u8>),
     Encoding(oneshot::Receiver<Vec<u8>>),
 }
 
@@ -63,15 +105,19 @@ impl PeerNet {
         peers: BTreeMap<ServerId, String>,
         events: mpsc::UnboundedSender<Event>,
         shutdown: watch::Receiver<bool>,
+        unacked_limit: Duration,
     ) -> std::io::Result<PeerNet> {
+        assert!(!unacked_limit.is_zero(), "zero would mean the kernel's default");
         let listener = TcpListener::bind(listen).await?;
         tracing::info!(%listen, "quorum port listening");
         let mut closed = BTreeMap::new();
         let mut closed_rx = BTreeMap::new();
         for id in peers.keys() {
             let (tx, rx) = watch::channel(0u64);
-            closed.insert(*id, tx);
-            closed_rx.insert(*id, rx);
+            let (replaced, replaced_rx) = watch::channel(0u64);
+            let opened = watch::channel(0u64).0;
+            closed.insert(*id, InboundSignals { closed: tx, opened, replaced });
+            closed_rx.insert(*id, (rx, replaced_rx));
         }
         let closed: InboundClosed = Arc::new(closed);
         tokio::spawn(accept_loop(listener, events.clone(), closed, shutdown.clone()));
@@ -79,6 +125,7 @@ impl PeerNet {
         for (id, addr) in peers {
             let (tx, rx) = mpsc::unbounded_channel();
             senders.insert(id, tx);
+            let (inbound_closed, inbound_replaced) = closed_rx.remove(&id).expect("one per peer");
             let link = Outbound {
                 me,
                 peer: id,
@@ -86,7 +133,10 @@ impl PeerNet {
                 queue: rx,
                 shutdown: shutdown.clone(),
                 events: events.clone(),
-                inbound_closed: closed_rx.remove(&id).expect("one per peer"),
+                inbound_closed,
+                inbound_replaced,
+                unacked_limit,
+                last_notification: None,
             };
             tokio::spawn(link.run());
         }
@@ -104,6 +154,8 @@ impl PeerNet {
                     let _ = done.send(encode_peer_message(&msg));
                 });
                 Outgoing::Encoding(encoded)
+            } else if let ZabMessage::Notification { .. } = msg {
+                Outgoing::Notification(encode_peer_message(msg))
             } else {
                 Outgoing::Frame(encode_peer_message(msg))
             };
@@ -130,11 +182,11 @@ async fn accept_loop(
         let closed = closed.clone();
         tokio::spawn(async move {
             let mut from = None;
-            if let Err(e) = inbound(stream, events, &mut from).await {
+            if let Err(e) = inbound(stream, events, &closed, &mut from).await {
                 tracing::debug!(%remote, %e, "quorum connection ended");
             }
-            if let Some(tx) = from.and_then(|id| closed.get(&id)) {
-                tx.send_modify(|n| *n += 1);
+            if let Some(signals) = from.and_then(|id| closed.get(&id)) {
+                signals.closed.send_modify(|n| *n += 1);
             }
         });
     }
@@ -143,12 +195,29 @@ async fn accept_loop(
 async fn inbound(
     mut stream: TcpStream,
     events: mpsc::UnboundedSender<Event>,
+    signals: &InboundClosed,
     peer: &mut Option<ServerId>,
 ) -> std::io::Result<()> {
     let from = ServerId(stream.read_u64().await?);
     *peer = Some(from);
+    // A later connection from the same peer supersedes this one.
+    let mut newer = signals.get(&from).map(|s| {
+        s.opened.send_modify(|n| *n += 1);
+        let mut newer = s.opened.subscribe();
+        newer.borrow_and_update();
+        newer
+    });
     loop {
-        let len = stream.read_u32().await? as usize;
+        let len = tokio::select! {
+            biased;
+            _ = async { newer.as_mut().expect("a member").changed().await }, if newer.is_some() => {
+                let peer = from.0;
+                tracing::info!(peer, "peer replaced its quorum connection; closing the old");
+                signals[&from].replaced.send_modify(|n| *n += 1);
+                return Ok(());
+            }
+            len = stream.read_u32() => len? as usize,
+        };
         if len > MAX_PEER_FRAME {
             tracing::warn!(from = from.0, len, "oversized peer frame; dropping the connection");
             return Ok(());
@@ -178,6 +247,11 @@ struct Outbound {
     shutdown: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<Event>,
     inbound_closed: watch::Receiver<u64>,
+    inbound_replaced: watch::Receiver<u64>,
+    /// `TCP_USER_TIMEOUT` of the connection (see the module doc).
+    unacked_limit: Duration,
+    /// The last notification taken off the queue, sent or dropped.
+    last_notification: Option<Vec<u8>>,
 }
 
 /// Why the connected loop ended.
@@ -199,7 +273,10 @@ impl Outbound {
             let connected = tokio::time::timeout(limit, TcpStream::connect(&self.addr)).await;
             let Ok(Ok(stream)) = connected else {
                 let mut dropped = false;
-                while self.queue.try_recv().is_ok() {
+                while let Ok(item) = self.queue.try_recv() {
+                    if let Outgoing::Notification(frame) = item {
+                        self.last_notification = Some(frame);
+                    }
                     dropped = true;
                 }
                 if broken || dropped {
@@ -214,7 +291,7 @@ impl Outbound {
                     _ = self.inbound_closed.changed() => broken = true,
                     _ = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                backoff = (backoff * 2).min(MAX_RECONNECT_BACKOFF);
                 continue;
             };
             backoff = Duration::from_millis(50);
@@ -230,23 +307,50 @@ impl Outbound {
     /// may only have replaced it, and dropping ours would lose what is in flight.
     async fn connected(&mut self, mut stream: TcpStream) -> Ended {
         let _ = stream.set_nodelay(true);
+        // madsim's simulated sockets have no file descriptor (and no retransmission timer).
+        #[cfg(not(madsim))]
+        {
+            let sock = socket2::SockRef::from(&stream);
+            if let Err(e) = sock.set_tcp_user_timeout(Some(self.unacked_limit)) {
+                tracing::warn!(peer = self.peer.0, %e, "cannot set TCP_USER_TIMEOUT");
+            }
+        }
         // Flushed after every write: a no-op on a real socket, and madsim's TCP sends only on
         // flush.
         if stream.write_u64(self.me.0).await.is_err() || stream.flush().await.is_err() {
             return Ended::Broken;
         }
         self.inbound_closed.borrow_and_update();
+        self.inbound_replaced.borrow_and_update();
+        let up_since = tokio::time::Instant::now();
         tracing::info!(peer = self.peer.0, addr = %self.addr, "quorum connection up");
+        if let Some(frame) = self.last_notification.clone() {
+            if write_frame(&mut stream, &frame).await.is_err() {
+                return Ended::Broken;
+            }
+        }
         // The peer never writes on our outbound connection: a read that completes means it
         // closed (or reset) it, e.g. because its process died (a connect that landed in a dying
-        // process's backlog ends this way too).
+        // process's backlog ends this way too), or the kernel aborted it (TCP_USER_TIMEOUT).
         let mut probe = [0u8; 1];
         loop {
             let item = tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => return Ended::Shutdown,
-                _ = stream.read(&mut probe) => {
-                    tracing::info!(peer = self.peer.0, "quorum connection closed by the peer");
+                _ = self.inbound_replaced.changed() => {
+                    if up_since.elapsed() < self.unacked_limit {
+                        continue;
+                    }
+                    let peer = self.peer.0;
+                    tracing::info!(peer, "its old connection to us was broken; replacing ours");
+                    return Ended::Broken;
+                }
+                read = stream.read(&mut probe) => {
+                    let peer = self.peer.0;
+                    match read {
+                        Err(e) => tracing::info!(peer, %e, "quorum connection broken"),
+                        Ok(_) => tracing::info!(peer, "quorum connection closed by the peer"),
+                    }
                     return Ended::Broken;
                 }
                 item = self.queue.recv() => match item {
@@ -256,18 +360,185 @@ impl Outbound {
             };
             let frame = match item {
                 Outgoing::Frame(frame) => frame,
+                Outgoing::Notification(frame) => {
+                    self.last_notification = Some(frame.clone());
+                    frame
+                }
                 Outgoing::Encoding(encoded) => match encoded.await {
                     Ok(frame) => frame,
                     Err(_) => continue,
                 },
             };
-            let mut buf = Vec::with_capacity(frame.len() + 4);
-            buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
-            buf.extend_from_slice(&frame);
-            if stream.write_all(&buf).await.is_err() || stream.flush().await.is_err() {
+            if write_frame(&mut stream, &frame).await.is_err() {
                 tracing::info!(peer = self.peer.0, "quorum connection lost; reconnecting");
                 return Ended::Broken;
             }
         }
+    }
+}
+
+/// Writes one `u32 length + payload` frame.
+async fn write_frame(stream: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(frame.len() + 4);
+    buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+    buf.extend_from_slice(frame);
+    stream.write_all(&buf).await?;
+    stream.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zkr_core::types::Zxid;
+    use zkr_core::zab::message::{PeerState, Vote};
+
+    fn notification(round: u64) -> ZabMessage {
+        let vote = Vote { leader: ServerId(1), zxid: Zxid(7), peer_epoch: 1 };
+        ZabMessage::Notification { vote, election_epoch: round, state: PeerState::Looking }
+    }
+
+    /// Reads the handshake and the first frame of a connection from `PeerNet`.
+    async fn first_frame(stream: &mut TcpStream) -> (u64, ZabMessage) {
+        let from = stream.read_u64().await.expect("server id");
+        let len = stream.read_u32().await.expect("frame length") as usize;
+        let mut payload = vec![0; len];
+        stream.read_exact(&mut payload).await.expect("frame");
+        (from, decode_peer_message(&payload).expect("a peer message"))
+    }
+
+    #[test]
+    fn a_notification_dropped_while_the_peer_was_unreachable_goes_out_on_reconnect() {
+        // Issue 17: a leader cut off by a partition goes back to election and its notifications
+        // are dropped; when the network heals, the others must hear from it at once, not after
+        // its next resend (backed off to seconds).
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            // A port where nothing listens yet: the peer is unreachable (refused).
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let peer_addr = probe.local_addr().unwrap();
+            drop(probe);
+            let (events_tx, mut events) = mpsc::unbounded_channel();
+            let (_stop, shutdown) = watch::channel(false);
+            let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
+            let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let limit = Duration::from_secs(10);
+            let net = PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit)
+                .await
+                .unwrap();
+            net.send(ServerId(2), &notification(4));
+            // Dropped: the task reports the peer lost once it has thrown the message away.
+            let lost = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
+            assert!(matches!(lost, Ok(Some(Event::PeerLost { peer: ServerId(2) }))));
+            // The peer comes back (the outbound task retries within its backoff).
+            let listener = TcpListener::bind(peer_addr).await.unwrap();
+            let accepted = tokio::time::timeout(Duration::from_secs(20), listener.accept()).await;
+            let (mut stream, _) = accepted.expect("reconnected").unwrap();
+            let first = tokio::time::timeout(Duration::from_secs(5), first_frame(&mut stream));
+            let (from, msg) = first.await.expect("the dropped notification is sent again");
+            assert_eq!(from, 1);
+            assert_eq!(msg, notification(4));
+        });
+    }
+
+    fn free_port() -> SocketAddr {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    }
+
+    /// Starts server 1 listening on a free port, with server 2 at `peer`'s address; returns the
+    /// net, its listen address and the connection it opened to `peer`.
+    async fn start_with_peer(
+        peer: &TcpListener,
+        limit: Duration,
+    ) -> (PeerNet, SocketAddr, TcpStream, watch::Sender<bool>) {
+        let listen = free_port();
+        // The events are not read here; the receiver is leaked so sends do not fail.
+        let (events_tx, events) = mpsc::unbounded_channel();
+        std::mem::forget(events);
+        let (stop, shutdown) = watch::channel(false);
+        let peers = BTreeMap::from([(ServerId(2), peer.local_addr().unwrap().to_string())]);
+        let net =
+            PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit).await.unwrap();
+        let (mut out, _) = peer.accept().await.unwrap();
+        assert_eq!(out.read_u64().await.unwrap(), 1);
+        (net, listen, out, stop)
+    }
+
+    async fn connect_as_2(listen: SocketAddr) -> TcpStream {
+        let mut stream = TcpStream::connect(listen).await.unwrap();
+        stream.write_u64(2).await.unwrap();
+        stream
+    }
+
+    #[test]
+    fn a_peer_that_replaces_an_open_connection_makes_us_replace_ours() {
+        // Issue 17: after a partition heals, the peer whose connection timed out connects
+        // again; ours to it crossed the same broken path and may wait seconds in TCP's
+        // backed-off retransmission timer, so it is replaced too.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let limit = Duration::from_millis(200);
+            let (_net, listen, _out, _stop) = start_with_peer(&peer, limit).await;
+            let mut old = connect_as_2(listen).await;
+            tokio::time::sleep(limit * 2).await;
+            let _new = connect_as_2(listen).await;
+            let mut byte = [0u8; 1];
+            let closed = tokio::time::timeout(Duration::from_secs(5), old.read(&mut byte)).await;
+            assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the old inbound is closed");
+            let again = tokio::time::timeout(Duration::from_secs(5), peer.accept()).await;
+            let (mut out, _) = again.expect("our connection to the peer is replaced").unwrap();
+            assert_eq!(out.read_u64().await.unwrap(), 1);
+        });
+    }
+
+    #[test]
+    fn a_young_connection_is_not_replaced_when_the_peer_replaces_its_own() {
+        // Our connection may itself be the replacement the peer is reacting to: replacing it
+        // again would ping-pong.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let limit = Duration::from_secs(30);
+            let (net, listen, mut out, _stop) = start_with_peer(&peer, limit).await;
+            let mut old = connect_as_2(listen).await;
+            let _new = connect_as_2(listen).await;
+            let mut byte = [0u8; 1];
+            let closed = tokio::time::timeout(Duration::from_secs(5), old.read(&mut byte)).await;
+            assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the old inbound is closed");
+            net.send(ServerId(2), &notification(9));
+            let (len, msg) = (out.read_u32().await.unwrap() as usize, notification(9));
+            let mut payload = vec![0; len];
+            out.read_exact(&mut payload).await.unwrap();
+            assert_eq!(decode_peer_message(&payload).unwrap(), msg, "still the first connection");
+        });
+    }
+
+    #[test]
+    fn other_messages_dropped_while_unreachable_stay_dropped() {
+        // Only the election's notification is repeated: a stale proposal or ping is not.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let peer_addr = probe.local_addr().unwrap();
+            drop(probe);
+            let (events_tx, mut events) = mpsc::unbounded_channel();
+            let (_stop, shutdown) = watch::channel(false);
+            let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
+            let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            let limit = Duration::from_secs(10);
+            let net = PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit)
+                .await
+                .unwrap();
+            net.send(ServerId(2), &ZabMessage::Ping);
+            let lost = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
+            assert!(matches!(lost, Ok(Some(Event::PeerLost { peer: ServerId(2) }))));
+            let listener = TcpListener::bind(peer_addr).await.unwrap();
+            let accepted = tokio::time::timeout(Duration::from_secs(20), listener.accept()).await;
+            let (mut stream, _) = accepted.expect("reconnected").unwrap();
+            net.send(ServerId(2), &notification(5));
+            let (_, msg) = first_frame(&mut stream).await;
+            assert_eq!(msg, notification(5), "the ping was not kept");
+        });
     }
 }

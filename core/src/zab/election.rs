@@ -3,6 +3,10 @@
 //! A LOOKING server proposes a vote, broadcasts it, and adopts any better vote it hears in the
 //! same round (logical clock). When the votes it holds for the current round make a quorum for
 //! its proposal, it waits `finalize_ticks` for a better vote; if none comes, the round is decided.
+//! The wait is skipped when every voter it can still hear from has voted for the proposal: the
+//! others are reported lost (their connection is gone, `forget`), so no better vote can come
+//! from them until they speak again (issue 17: the survivors of a dead leader elect in one
+//! round trip). ZooKeeper 3.3's `lookForLeader` likewise ended at once on hearing from all.
 //! Notifications from servers that already follow or lead an established leader let a newcomer
 //! join that leader without a new round (the "out of election" set).
 //!
@@ -12,7 +16,7 @@
 //! - a decision needs a quorum of voters agreeing on the exact same vote in one round, or a quorum
 //!   of out-of-election reports naming a leader that itself claims to lead (`checkLeader`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::types::ServerId;
 use crate::zab::message::{PeerState, Vote, ZabMessage};
@@ -54,6 +58,8 @@ pub struct Election {
     proposal: Vote,
     received: BTreeMap<ServerId, (Vote, u64)>,
     out_of_election: BTreeMap<ServerId, (Vote, u64, PeerState)>,
+    /// Peers whose connection was reported lost and that have not spoken since.
+    lost: BTreeSet<ServerId>,
     finalize_at: Option<u64>,
     resend_at: u64,
     backoff_ticks: u64,
@@ -83,6 +89,7 @@ impl Election {
             proposal: own_vote,
             received: BTreeMap::new(),
             out_of_election: BTreeMap::new(),
+            lost: BTreeSet::new(),
             finalize_at: None,
             resend_at: now + finalize_ticks,
             backoff_ticks: finalize_ticks,
@@ -134,6 +141,8 @@ impl Election {
         if from == self.me || !self.quorum.is_voter(vote.leader) {
             return Vec::new();
         }
+        // It speaks, so it may yet send a better vote: wait for it again.
+        self.lost.remove(&from);
         match state {
             PeerState::Looking => self.on_looking(now, from, vote, election_epoch),
             PeerState::Following | PeerState::Leading => {
@@ -168,6 +177,11 @@ impl Election {
         } else if vote.beats(&self.proposal) {
             self.adopt(vote);
             actions.push(ElectionAction::Broadcast(self.notification()));
+        } else if vote != self.proposal {
+            // It has not heard our better proposal: it would have adopted it. Typically our
+            // first notification reached it while it still followed the leader we both lost,
+            // and was answered, not counted; without this it waits for a resend (issue 17).
+            actions.push(ElectionAction::Send(from, self.notification()));
         }
         self.received.insert(from, (vote, epoch));
         let agreeing = self.agreeing(self.proposal);
@@ -175,10 +189,31 @@ impl Election {
             if self.finalize_at.is_none() {
                 self.finalize_at = Some(now + self.finalize_ticks);
             }
+            if self.all_reachable_agree() {
+                // After the broadcast, so the others learn the proposal we settle on.
+                let proposal = self.proposal;
+                actions.push(self.decide(proposal, self.logical_clock));
+            }
         } else {
             self.finalize_at = None;
         }
         actions
+    }
+
+    /// True when every voter not reported lost has voted for the proposal in this round: no
+    /// better vote can come before the finalize wait ends, so there is no reason to wait it.
+    /// Never without a quorum: the lost ones are not counted as agreeing.
+    fn all_reachable_agree(&self) -> bool {
+        let agreeing = self.agreeing(self.proposal);
+        if !self.quorum.contains(agreeing.iter()) {
+            return false;
+        }
+        assert!(agreeing.len() >= self.quorum.majority());
+        let voters = self.quorum.voters();
+        let waited_for = voters.iter().filter(|id| !self.lost.contains(id));
+        let silent = waited_for.filter(|id| !agreeing.contains(id)).count();
+        assert!(silent + agreeing.len() <= voters.len());
+        silent == 0
     }
 
     fn agreeing(&self, vote: Vote) -> Vec<ServerId> {
@@ -235,11 +270,13 @@ impl Election {
 
     /// Forgets what `peer` told this round (its connection is gone): a vote or a leader report
     /// only a dead server still backs must not complete a quorum. A quorum that no longer
-    /// holds cancels the finalize wait.
+    /// holds cancels the finalize wait; one that holds need not wait for `peer` any more (until
+    /// it speaks again), which the next tick acts on.
     pub fn forget(&mut self, peer: ServerId) {
         assert_ne!(peer, self.me, "a server does not lose itself");
         self.received.remove(&peer);
         self.out_of_election.remove(&peer);
+        self.lost.insert(peer);
         if !self.quorum.contains(self.agreeing(self.proposal).iter()) {
             self.finalize_at = None;
         }
@@ -250,7 +287,8 @@ impl Election {
     /// proposal with exponential backoff when nothing is decided.
     pub fn on_tick(&mut self, now: u64) -> Vec<ElectionAction> {
         if let Some(at) = self.finalize_at {
-            if now >= at && self.quorum.contains(self.agreeing(self.proposal).iter()) {
+            let waited = now >= at || self.all_reachable_agree();
+            if waited && self.quorum.contains(self.agreeing(self.proposal).iter()) {
                 let vote = self.proposal;
                 return vec![self.decide(vote, self.logical_clock)];
             }
@@ -337,13 +375,78 @@ mod tests {
         assert_eq!(e.proposal(), vote(2, 9));
         e.forget(ServerId(2));
         assert!(e.on_tick(5).iter().all(|a| !matches!(a, ElectionAction::Decided { .. })));
+        // Server 3 agrees; 2 is lost, so nobody is left to wait for: decided without a
+        // broadcast (the same proposal) and without the finalize wait.
         let back = e.on_notification(6, ServerId(3), vote(2, 9), 1, PeerState::Looking);
-        assert!(back.is_empty(), "the same proposal: nothing new to broadcast");
-        let decided = e.on_tick(8);
+        assert!(matches!(back.as_slice(), [ElectionAction::Decided { leader: ServerId(2), .. }]));
+    }
+
+    #[test]
+    fn decides_at_once_when_every_reachable_voter_agrees() {
+        // Issue 17: the survivors of a dead leader need not wait for a better vote from it.
+        let mut e = start(1, 5);
+        e.forget(ServerId(3));
+        let a = e.on_notification(0, ServerId(2), vote(2, 9), 1, PeerState::Looking);
+        assert!(matches!(
+            a.as_slice(),
+            [ElectionAction::Broadcast(_), ElectionAction::Decided { leader: ServerId(2), .. }]
+        ));
+    }
+
+    #[test]
+    fn a_peer_lost_during_the_finalize_wait_ends_it() {
+        let mut e = start(1, 5);
+        e.on_notification(0, ServerId(2), vote(2, 9), 1, PeerState::Looking);
+        assert!(e.on_tick(1).is_empty(), "server 3 may still send a better vote");
+        e.forget(ServerId(3));
+        let decided = e.on_tick(1);
         assert!(matches!(
             decided.as_slice(),
             [ElectionAction::Decided { leader: ServerId(2), .. }]
         ));
+    }
+
+    #[test]
+    fn a_lost_peer_that_speaks_again_is_waited_for_again() {
+        let mut e = start(1, 5);
+        e.forget(ServerId(3));
+        let a = e.on_notification(0, ServerId(3), vote(3, 1), 1, PeerState::Looking);
+        assert!(matches!(a.as_slice(), [ElectionAction::Send(ServerId(3), _)]), "told ours");
+        let a = e.on_notification(0, ServerId(2), vote(2, 9), 1, PeerState::Looking);
+        assert!(matches!(a.as_slice(), [ElectionAction::Broadcast(_)]), "3 may still answer");
+        assert!(e.on_tick(1).is_empty());
+        assert!(matches!(
+            e.on_tick(2).as_slice(),
+            [ElectionAction::Decided { leader: ServerId(2), .. }]
+        ));
+    }
+
+    #[test]
+    fn a_peer_that_votes_worse_in_this_round_is_told_the_proposal() {
+        let mut e = start(2, 9);
+        let a = e.on_notification(0, ServerId(1), vote(1, 5), 1, PeerState::Looking);
+        let ZabMessage::Notification { vote: told, election_epoch, state } = (match a.as_slice() {
+            [ElectionAction::Send(ServerId(1), msg)] => msg.clone(),
+            other => panic!("expected one notification to server 1, got {other:?}"),
+        }) else {
+            panic!("a notification")
+        };
+        assert_eq!((told, election_epoch, state), (vote(2, 9), 1, PeerState::Looking));
+        let same = e.on_notification(0, ServerId(3), vote(2, 9), 1, PeerState::Looking);
+        assert!(
+            same.iter().all(|a| !matches!(a, ElectionAction::Send(..))),
+            "one that agrees is not told again"
+        );
+    }
+
+    #[test]
+    fn a_server_alone_with_lost_peers_never_decides() {
+        let mut e = start(1, 5);
+        e.forget(ServerId(2));
+        e.forget(ServerId(3));
+        for now in 0..100 {
+            assert!(e.on_tick(now).iter().all(|a| matches!(a, ElectionAction::Broadcast(_))));
+        }
     }
 
     #[test]

@@ -198,6 +198,10 @@ impl Node {
             Role::Following(l) if l.leader == peer => {
                 tracing::info!(leader = peer.0, "lost the connection to the leader; electing");
                 self.become_looking();
+                if let Role::Looking(Some(election)) = &mut self.role {
+                    // Nothing better can come from it: the others need not wait for its vote.
+                    election.forget(peer);
+                }
                 assert!(self.leader().is_none(), "a lost leader is not followed");
             }
             Role::Following(_) => {}
