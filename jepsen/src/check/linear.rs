@@ -290,15 +290,31 @@ impl<'a> Search<'a> {
             if self.configs > budget {
                 return Outcome::Unknown(self.best.take().map(Box::new));
             }
-            if self.seen(&state) {
+            // Every frame below the top still has candidates to try (see below); when the top
+            // has none left either, no other path can come back to this configuration, so
+            // there is nothing to remember it for.
+            let top = frames.last().expect("the parent frame");
+            let open = frames.len() > 1 || top.next < top.cands.len();
+            if open && self.seen(&state) {
                 for &i in applied.iter().rev() {
                     self.unset(i);
                 }
                 continue;
             }
-            let top = frames.last().expect("the parent frame");
+            let top = frames.last_mut().expect("the parent frame");
             let (live, entered) = self.live_after(&top.live, top.entered, horizon, &mut rptr);
             let cands = self.candidates(&state, kptr, rptr, &live, horizon);
+            if top.next >= top.cands.len() {
+                // The parent's last candidate: if this fails, so does the parent, so the new
+                // frame replaces it instead of being pushed (keeping its placed ops, undone
+                // with it). Along a forced path the stack then stays one frame deep instead
+                // of holding a state per op.
+                top.applied.extend(applied);
+                top.state = state;
+                (top.kptr, top.rptr, top.cands, top.next) = (kptr, rptr, cands, 0);
+                (top.live, top.entered, top.horizon) = (live, entered, horizon);
+                continue;
+            }
             let frame =
                 Frame { state, kptr, rptr, cands, next: 0, applied, live, entered, horizon };
             frames.push(frame);
