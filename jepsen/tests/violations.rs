@@ -212,7 +212,7 @@ fn read_below_its_sync_reply_zxid_names_sync() {
     ];
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::SyncReads, "{}", v.message);
-    explains(&v, &[(2, "sync"), (3, "went back")], &["seen zxid 0x2", "after sync"]);
+    explains(&v, &[(1, "sync"), (3, "went back")], &["seen zxid 0x2", "after sync"]);
     // The same read after a plain read at 0x2 (no sync) is still monotonic reads.
     let plain: Vec<String> = h
         .iter()

@@ -678,15 +678,23 @@ fn successors(ops: &[POp]) -> Vec<Option<usize>> {
 /// For each op, the ops of its session that must precede it: the latest earlier
 /// acknowledged write-class op and the latest earlier acknowledged query (each chain is
 /// ordered in turn, so this is transitive).
+///
+/// With `relax.sync`, a read need not follow its session's syncs (only what they follow): a
+/// sync's reply zxid pins it in the zxid order, so a read below that zxid is stale because of
+/// the sync, and the diagnosis should say so.
 fn session_preds(ops: &[POp], relax: Relax) -> Vec<Vec<usize>> {
-    let mut last: HashMap<u64, (Option<usize>, Option<usize>)> = HashMap::new();
+    // Per session: the latest write-class op, the latest query, the latest write-class op
+    // that is not a sync.
+    type Last = (Option<usize>, Option<usize>, Option<usize>);
+    let mut last: HashMap<u64, Last> = HashMap::new();
     let mut preds = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        let (last_write, last_query) = last.get(&op.process).copied().unwrap_or_default();
+        let (last_write, last_query, last_change) =
+            last.get(&op.process).copied().unwrap_or_default();
         let relaxed = if op.query { relax.read_session } else { relax.write_session };
         let mut mine = Vec::new();
         if !relaxed {
-            mine.extend(last_write);
+            mine.extend(if op.query && relax.sync { last_change } else { last_write });
             mine.extend(last_query);
         }
         preds.push(mine);
@@ -696,6 +704,9 @@ fn session_preds(ops: &[POp], relax: Relax) -> Vec<Vec<usize>> {
                 entry.1 = Some(i);
             } else {
                 entry.0 = Some(i);
+                if !op.sync {
+                    entry.2 = Some(i);
+                }
             }
         }
     }
@@ -703,7 +714,8 @@ fn session_preds(ops: &[POp], relax: Relax) -> Vec<Vec<usize>> {
         // A session does nothing after it ends: its close comes after all its other ops.
         for (i, op) in ops.iter().enumerate() {
             if matches!(op.action, Action::Close { .. }) {
-                let (last_write, last_query) = last.get(&op.process).copied().unwrap_or_default();
+                let (last_write, last_query, _) =
+                    last.get(&op.process).copied().unwrap_or_default();
                 preds[i] = last_write.into_iter().chain(last_query).filter(|&p| p != i).collect();
             }
         }
