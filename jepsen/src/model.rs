@@ -175,8 +175,9 @@ pub struct Reply {
 pub enum Outcome {
     /// Success with these reply facts; `zxid` is the write's own zxid when known.
     Ok {
-        /// Reply facts to check.
-        reply: Reply,
+        /// Reply facts to check (shared: the copies of a sync or close in several partitions
+        /// and the window's copies of a partition share one).
+        reply: std::sync::Arc<Reply>,
         /// The zxid of this write, if known.
         zxid: Option<i64>,
     },

@@ -71,6 +71,9 @@ pub(crate) enum Outcome {
     Unknown(Option<Box<Failure>>),
 }
 
+/// Every this many frames of the search's stack, one keeps its state (see [`Frame::state`]).
+const CHECKPOINT_EVERY: usize = 32;
+
 /// Why an op cannot come next.
 enum Block {
     Placed,
@@ -80,7 +83,9 @@ enum Block {
 }
 
 struct Frame {
-    state: Tree,
+    /// The state after `applied`; kept only by the top frame and every
+    /// [`CHECKPOINT_EVERY`]-th frame (the others are rebuilt by [`Search::state_of`]).
+    state: Option<Tree>,
     kptr: usize,
     rptr: usize,
     cands: Vec<usize>,
@@ -244,6 +249,7 @@ impl<'a> Search<'a> {
         }
         let (live, entered) = self.live_after(&[], 0, 0, &mut rptr);
         let cands = self.candidates(&state, kptr, rptr, &live, 0);
+        let state = Some(state);
         let frame = Frame { state, kptr, rptr, cands, next: 0, applied, live, entered, horizon: 0 };
         let mut frames = vec![frame];
         while let Some(top) = frames.last_mut() {
@@ -255,10 +261,16 @@ impl<'a> Search<'a> {
                 }
                 continue;
             }
+            if top.state.is_none() {
+                let (below, top) = frames.split_at(frames.len() - 1);
+                let state = self.state_of(below, &top[0]);
+                frames.last_mut().expect("non-empty").state = Some(state);
+            }
+            let top = frames.last_mut().expect("non-empty");
             let c = top.cands[top.next];
             top.next += 1;
             let op = &self.part.ops[c];
-            let Ok(mut state) = top.state.step(
+            let Ok(mut state) = top.state.as_ref().expect("the top frame has its state").step(
                 &self.part.scope,
                 self.relax.model,
                 op.process,
@@ -310,11 +322,18 @@ impl<'a> Search<'a> {
                 // with it). Along a forced path the stack then stays one frame deep instead
                 // of holding a state per op.
                 top.applied.extend(applied);
-                top.state = state;
+                top.state = Some(state);
                 (top.kptr, top.rptr, top.cands, top.next) = (kptr, rptr, cands, 0);
                 (top.live, top.entered, top.horizon) = (live, entered, horizon);
                 continue;
             }
+            // The parent's state can be rebuilt from the last checkpoint below it: a state per
+            // open choice would cost a copied tree path each, for half the ops of a long key
+            // group.
+            if (frames.len() - 1) % CHECKPOINT_EVERY != 0 {
+                frames.last_mut().expect("the parent frame").state = None;
+            }
+            let state = Some(state);
             let frame =
                 Frame { state, kptr, rptr, cands, next: 0, applied, live, entered, horizon };
             frames.push(frame);
@@ -324,6 +343,26 @@ impl<'a> Search<'a> {
         }
         let failure = self.best.take().expect("a dead end was recorded");
         Outcome::Invalid(Box::new(failure))
+    }
+
+    /// The state after `top`, a frame whose own may have been dropped: the latest kept state
+    /// of the frames below (the bottom frame always keeps its), with the ops the frames above
+    /// it placed stepped again, in order. Steps are deterministic, so this is the state the
+    /// frame had.
+    fn state_of(&self, below: &[Frame], top: &Frame) -> Tree {
+        if let Some(state) = &top.state {
+            return state.clone();
+        }
+        let kept = below.iter().rposition(|f| f.state.is_some()).expect("the bottom keeps it");
+        let mut state = below[kept].state.clone().expect("kept");
+        let replay = below[kept + 1..].iter().chain([top]).flat_map(|f| f.applied.iter());
+        for &i in replay {
+            let op = &self.part.ops[i];
+            let scope = &self.part.scope;
+            state = (state.step(scope, self.relax.model, op.process, &op.action, &op.outcome))
+                .expect("a step taken before is taken again");
+        }
+        state
     }
 
     fn set(&mut self, i: usize) {
@@ -619,6 +658,7 @@ impl<'a> Search<'a> {
             return;
         }
         self.best_done = self.must_done;
+        let state = self.state_of(frames, top);
         let order: Vec<usize> =
             frames.iter().chain([top]).flat_map(|f| f.applied.iter().copied()).collect();
         let (mut kptr, mut rptr) = (top.kptr, top.rptr);
@@ -640,7 +680,7 @@ impl<'a> Search<'a> {
             let op = &self.part.ops[i];
             let reason = match self.blocked(i, &mut kptr, &mut rptr) {
                 Some(why) => why,
-                None => match top.state.step(
+                None => match state.step(
                     &self.part.scope,
                     self.relax.model,
                     op.process,
@@ -653,7 +693,7 @@ impl<'a> Search<'a> {
             };
             stuck.push((i, reason));
         }
-        self.best = Some(Failure { order, stuck, state: top.state.clone() });
+        self.best = Some(Failure { order, stuck, state });
     }
 }
 
