@@ -276,6 +276,7 @@ fn main() -> ExitCode {
                 let started = Instant::now();
                 let history = generate::generate(&config);
                 let generated = started.elapsed();
+                let after_generation = peak_memory();
                 let started = Instant::now();
                 let verdict =
                     check(&history, &Options::default()).expect("generated is well formed");
@@ -283,8 +284,9 @@ fn main() -> ExitCode {
                 let rate = n as f64 / checked.as_secs_f64().max(1e-9);
                 out(&format!(
                     "{n} ops, {paths} paths, {sessions} sessions, {:.0}% info: generated in \
-                     {generated:.2?}, checked in {checked:.2?} ({rate:.0} ops/s, peak memory \
-                     {}): {:?}, {} key groups (largest {} ops, on {:?}), {} configurations\n",
+                     {generated:.2?} (peak memory {after_generation}), checked in \
+                     {checked:.2?} ({rate:.0} ops/s, peak memory {}): {:?}, {} key groups \
+                     (largest {} ops, on {:?}), {} configurations\n",
                     info_rate * 100.0,
                     peak_memory(),
                     verdict.validity,

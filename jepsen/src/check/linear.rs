@@ -307,7 +307,7 @@ impl<'a> Search<'a> {
             // there is nothing to remember it for.
             let top = frames.last().expect("the parent frame");
             let open = frames.len() > 1 || top.next < top.cands.len();
-            if open && self.seen(&state) {
+            if open && self.seen(&state, horizon) {
                 for &i in applied.iter().rev() {
                     self.unset(i);
                 }
@@ -403,11 +403,19 @@ impl<'a> Search<'a> {
     }
 
     /// Memo: true if an equivalent or stronger configuration was already explored.
-    fn seen(&mut self, state: &Tree) -> bool {
+    ///
+    /// Ops of unknown outcome that are out of time (see [`Search::expired`]) are left out of
+    /// the used set remembered: whether they were used shows in the state, and from here on
+    /// they can be placed no more, used or not. Which are out of time depends only on the
+    /// acknowledged ops placed, the same in every configuration of one memo key. Remembering
+    /// every one used made the memo grow with the square of a long key group.
+    fn seen(&mut self, state: &Tree, horizon: usize) -> bool {
         let mut h = DefaultHasher::new();
         state.hash(&mut h);
         let key = (self.must_hash, h.finish());
-        let used = &self.info_used;
+        let used: Vec<usize> =
+            (self.info_used.iter()).copied().filter(|&i| !self.expired(i, horizon)).collect();
+        let used = &used;
         let bucket = self.memo.entry(key).or_default();
         if bucket.iter().any(|old| old.iter().all(|i| used.binary_search(i).is_ok())) {
             return true;
