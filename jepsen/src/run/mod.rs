@@ -49,7 +49,7 @@ pub enum Fault {
     /// SIGSTOP a member (the leader half the time), SIGCONT it later.
     Pause,
     /// Cut a member (the leader half the time) off from the others, or split the ensemble in
-    /// two halves; heal later.
+    /// two halves, or cut one direction between two members (a one-way partition); heal later.
     Partition,
 }
 
@@ -360,9 +360,15 @@ fn nemesis(run: &Run, cluster: &Mutex<Cluster>, options: &TestOptions) -> Vec<St
                 c.set_paused(target, true);
                 format!("n{}{role}", target + 1)
             }
-            Fault::Partition if rng.random_bool(0.5) => {
+            Fault::Partition if rng.random_bool(0.4) => {
                 c.partition(&[target]);
                 format!("isolates n{}{role}", target + 1)
+            }
+            Fault::Partition if rng.random_bool(0.5) => {
+                // One way: the target's messages to another member are lost, not theirs to it.
+                let other = (target + 1 + rng.random_range(0..n.max(2) - 1)) % n;
+                c.one_way(target, other);
+                format!("one-way n{}{role} -> n{}", target + 1, other + 1)
             }
             Fault::Partition => {
                 let half: Vec<usize> = (0..n / 2).collect();
