@@ -213,7 +213,7 @@ fn simulator_history_with_a_vanished_set_is_explained() {
 fn timed_history(faults: bool) -> History {
     let mut lines = vec![r#"{"zkr_history":1}"#.to_string()];
     let mut t = 0;
-    let mut nemesis = |lines: &mut Vec<String>, t: u64, fault: &str, phase: &str| {
+    let nemesis = |lines: &mut Vec<String>, t: u64, fault: &str, phase: &str| {
         if faults {
             let phase =
                 if phase.is_empty() { String::new() } else { format!(",\"phase\":\"{phase}\"") };

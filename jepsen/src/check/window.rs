@@ -10,9 +10,10 @@
 //! 2. The start: the latest sound cut (see [`cut_points`]: the acknowledged ops running at it
 //!    carry zxids that order them after everything ahead, and join the window), such that the
 //!    ops of the window fail from *each* state an allowed order of the earlier ops can end in
-//!    (collected by the search, at most [`MAX_START_STATES`] of them). Earlier ops of unknown outcome not
-//!    used on the way to a state stay available after the cut. Dropping the earlier reads
-//!    only weakens the window, so a failure of the window is a failure of the history.
+//!    (collected by the search, at most [`MAX_START_STATES`] of them). Earlier ops of unknown
+//!    outcome not used on the way to a state stay available after the cut. Dropping the
+//!    earlier reads only weakens the window, so a failure of the window is a failure of the
+//!    history.
 //!
 //! Invariant: every window returned was checked to fail; when a step cannot be certified
 //! (too many start states, search budget), the window stays wider, never wrong.
@@ -160,11 +161,11 @@ fn last_event(op: &POp) -> usize {
 /// before it (real time orders writes and syncs); the zxids ahead of it are all below those of
 /// the window (zxid order); a read with a zxid in the window, which may be stale, comes after
 /// the acknowledged writes without a zxid ahead of the cut only through a write with a zxid
-/// begun after they completed, so one must exist; and no read without a zxid is the first op of its session after
-/// the cut (such a read may be stale, so placed before the cut); with linearizable reads, real
-/// time orders reads too. Straddlers let histories of clients without think time, where some
-/// op is always running, be cut too. The first invoke is excluded: cutting there is the whole
-/// partition.
+/// begun after they completed, so one must exist; and no read without a zxid is the first op
+/// of its session after the cut (such a read may be stale, so placed before the cut); with
+/// linearizable reads, real time orders reads too. Straddlers let histories of clients
+/// without think time, where some op is always running, be cut too. The first invoke is
+/// excluded: cutting there is the whole partition.
 fn cut_points(part: &Partition, lin: bool) -> Vec<usize> {
     let ops = &part.ops;
     let n = ops.len();

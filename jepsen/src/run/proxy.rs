@@ -120,19 +120,24 @@ fn carry(state: &Arc<State>, a: TcpStream, b: TcpStream) {
     });
 }
 
-/// Copies `from` to `to` until either closes; while direction `way` is stalled, reads nothing.
+/// Copies `from` to `to` until either closes; while direction `way` is stalled, reads nothing
+/// and holds what it had read (a read already waiting when the stall began returns later).
 fn pump(mut from: TcpStream, mut to: TcpStream, state: &State, way: usize) {
     let mut buf = [0u8; 16 * 1024];
-    loop {
+    let hold = || {
         while state.stalled[way].load(Ordering::SeqCst)
             && !state.cut.load(Ordering::SeqCst)
             && !state.stop.load(Ordering::SeqCst)
         {
             std::thread::sleep(Duration::from_millis(5));
         }
+    };
+    loop {
+        hold();
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                hold();
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
