@@ -574,7 +574,7 @@ impl Sim {
             self.log.entry(path.clone()).or_default().push((z, state));
         }
         self.commits += 1;
-        if self.commits % PRUNE_EVERY == 0 {
+        if self.commits.is_multiple_of(PRUNE_EVERY) {
             self.prune();
         }
         for s in 0..self.sessions.len() {
