@@ -125,7 +125,12 @@ struct Sim {
     next_process: u64,
     data_counter: u64,
     events: Vec<Event>,
+    /// Commits so far ([`Sim::prune`] runs every [`PRUNE_EVERY`]).
+    commits: u64,
 }
+
+/// How often the log of deleted paths is pruned, in commits.
+const PRUNE_EVERY: u64 = 1024;
 
 const QUEUE: &str = "/q";
 
@@ -208,6 +213,7 @@ impl Sim {
             next_process,
             data_counter: 0,
             events: vec![],
+            commits: 0,
         }
     }
 
@@ -366,6 +372,16 @@ impl Sim {
             session.versions.clear();
             session.events.clear();
         }
+    }
+
+    /// Forgets paths deleted at or before the lowest session floor. Reads and watches look
+    /// only at zxids at or above their session's floor, where such a path is absent whether its
+    /// log is kept or not; so the history is the same, but a queue whose children come and go
+    /// no longer makes every read of it cost as much as all the children it ever had.
+    fn prune(&mut self) {
+        let floor = self.sessions.iter().map(|s| s.floor).min().unwrap_or(0);
+        assert!(floor <= self.zxid, "no session is ahead of the head");
+        self.log.retain(|_, entries| !matches!(entries.last(), Some((z, None)) if *z <= floor));
     }
 
     fn state_at(&self, path: &str, z: i64) -> Option<Node> {
@@ -556,6 +572,10 @@ impl Sim {
         for path in &changed {
             let state = self.tree.get(path).cloned();
             self.log.entry(path.clone()).or_default().push((z, state));
+        }
+        self.commits += 1;
+        if self.commits.is_multiple_of(PRUNE_EVERY) {
+            self.prune();
         }
         for s in 0..self.sessions.len() {
             let watches = std::mem::take(&mut self.sessions[s].watches);

@@ -193,6 +193,19 @@ fn test(args: TestArgs) -> ExitCode {
     }
 }
 
+/// The process's peak resident memory so far (`VmHWM` of /proc/self/status), for a person.
+fn peak_memory() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    match kb {
+        Some(kb) => format!("{:.0} MB", kb as f64 / 1024.0),
+        None => "unknown".into(),
+    }
+}
+
 /// Writes to stdout; a closed pipe (`jepsen check h.jsonl | head`) ends the output quietly
 /// instead of panicking as `print!` would.
 fn out(text: &str) {
@@ -263,15 +276,19 @@ fn main() -> ExitCode {
                 let started = Instant::now();
                 let history = generate::generate(&config);
                 let generated = started.elapsed();
+                let after_generation = peak_memory();
                 let started = Instant::now();
                 let verdict =
                     check(&history, &Options::default()).expect("generated is well formed");
                 let checked = started.elapsed();
+                let rate = n as f64 / checked.as_secs_f64().max(1e-9);
                 out(&format!(
                     "{n} ops, {paths} paths, {sessions} sessions, {:.0}% info: generated in \
-                     {generated:.2?}, checked in {checked:.2?}: {:?}, {} key groups (largest {} \
-                     ops, on {:?}), {} configurations\n",
+                     {generated:.2?} (peak memory {after_generation}), checked in \
+                     {checked:.2?} ({rate:.0} ops/s, peak memory {}): {:?}, {} key groups \
+                     (largest {} ops, on {:?}), {} configurations\n",
                     info_rate * 100.0,
+                    peak_memory(),
                     verdict.validity,
                     verdict.stats.key_groups,
                     verdict.stats.largest_key_group,

@@ -15,6 +15,7 @@
 
 use crate::history::{CreateMode, F, Stat, SubResult, parent};
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 
 /// One znode as the model knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -36,12 +37,37 @@ pub struct Znode {
 }
 
 /// The model state of one partition.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+///
+/// The search keeps a state per open choice and steps a copy for every candidate, so copies
+/// must be cheap however many nodes a partition holds (a queue of sequential children grows
+/// with the history): `nodes` is a persistent map (a copy shares it; a step copies only the
+/// path to what it changes), and `digest` is kept up to date on every change (an XOR of the
+/// entries' hashes), so hashing a state for the memo costs O(1), not O(nodes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tree {
-    /// Existing nodes of the partition, by path.
-    pub nodes: BTreeMap<String, Znode>,
+    /// Existing nodes of the partition, by path. Change it only through [`Tree::put`],
+    /// [`Tree::take`] and [`Tree::modify`], which keep `digest`.
+    nodes: imbl::OrdMap<String, Znode>,
+    /// XOR of [`entry_hash`] over `nodes`.
+    digest: u64,
     /// Highest sequence number handed out under each parent.
     pub last_seq: BTreeMap<String, i64>,
+}
+
+impl Hash for Tree {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.digest.hash(state);
+        self.nodes.len().hash(state);
+        self.last_seq.hash(state);
+    }
+}
+
+/// The hash of one (path, node) entry: a fixed-key SipHash, the same in every run.
+fn entry_hash(path: &str, node: &Znode) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    path.hash(&mut h);
+    node.hash(&mut h);
+    h.finish()
 }
 
 /// What a partition's state covers.
@@ -149,8 +175,9 @@ pub struct Reply {
 pub enum Outcome {
     /// Success with these reply facts; `zxid` is the write's own zxid when known.
     Ok {
-        /// Reply facts to check.
-        reply: Reply,
+        /// Reply facts to check (shared: the copies of a sync or close in several partitions
+        /// and the window's copies of a partition share one).
+        reply: std::sync::Arc<Reply>,
         /// The zxid of this write, if known.
         zxid: Option<i64>,
     },
@@ -180,10 +207,39 @@ impl Tree {
                     mzxid: None,
                     owner: None,
                 };
-                tree.nodes.insert(path.clone(), node);
+                tree.put(path.clone(), node);
             }
         }
         tree
+    }
+
+    /// The node at `path`, if it exists.
+    pub fn node(&self, path: &str) -> Option<&Znode> {
+        self.nodes.get(path)
+    }
+
+    /// Adds or replaces the node at `path`.
+    fn put(&mut self, path: String, node: Znode) {
+        self.digest ^= entry_hash(&path, &node);
+        if let Some(old) = self.nodes.insert(path.clone(), node) {
+            self.digest ^= entry_hash(&path, &old);
+        }
+    }
+
+    /// Removes the node at `path`, if any.
+    fn take(&mut self, path: &str) -> Option<Znode> {
+        let old = self.nodes.remove(path)?;
+        self.digest ^= entry_hash(path, &old);
+        Some(old)
+    }
+
+    /// Changes the node at `path` in place; false if there is none.
+    fn modify(&mut self, path: &str, change: impl FnOnce(&mut Znode)) -> bool {
+        let Some(node) = self.nodes.get_mut(path) else { return false };
+        self.digest ^= entry_hash(path, node);
+        change(node);
+        self.digest ^= entry_hash(path, node);
+        true
     }
 
     /// Cheap pre-check for a sequential create with a known name: true unless the parent is
@@ -262,15 +318,17 @@ impl Tree {
                     return Err("NotEmpty");
                 }
                 // A delete leaves the parent's stored cversion alone.
-                self.nodes.remove(path);
+                self.take(path);
                 Ok(())
             }
             Action::Set { path, data, version } => {
                 self.check_version(path, *version)?;
-                let node = self.nodes.get_mut(path).expect("checked");
-                node.data = data.clone();
-                node.version += 1;
-                node.mzxid = zxid;
+                let found = self.modify(path, |node| {
+                    node.data = data.clone();
+                    node.version += 1;
+                    node.mzxid = zxid;
+                });
+                assert!(found, "checked");
                 Ok(())
             }
             Action::Check { path, version } => self.check_version(path, *version),
@@ -297,7 +355,7 @@ impl Tree {
                         .map(|(p, _)| p.clone())
                         .collect();
                     for path in gone {
-                        self.nodes.remove(&path);
+                        self.take(&path);
                     }
                 }
                 Ok(())
@@ -336,14 +394,15 @@ impl Tree {
                 // ZooKeeper numbers a sequential child with its parent's cversion. The model's
                 // cversion is a lower bound (creates of unknown outcome may have bumped it).
                 let exact = scope.children_exact.contains(parent_path);
-                if let Some(p) = self.nodes.get_mut(parent_path)
+                if let Some(p) = self.nodes.get(parent_path)
                     && exact
                     && !relax.seq_names
                 {
                     if seq < i64::from(p.cversion) {
                         return Err("a sequence number below the parent's cversion");
                     }
-                    p.cversion = i32::try_from(seq).unwrap_or(i32::MAX);
+                    let cversion = i32::try_from(seq).unwrap_or(i32::MAX);
+                    self.modify(parent_path, |p| p.cversion = cversion);
                 }
                 let last = self.last_seq.get(parent_path).copied();
                 if !relax.seq_names && last.is_some_and(|last| seq <= last) {
@@ -370,7 +429,7 @@ impl Tree {
             mzxid: zxid,
             owner,
         };
-        self.nodes.insert(name.clone(), node);
+        self.put(name.clone(), node);
         self.touch_parent(&name, zxid);
         Ok(())
     }
@@ -399,10 +458,8 @@ impl Tree {
     /// A child of `path`'s parent was created: one more for its stored cversion (a Java int:
     /// after 2147483647 comes -2147483648).
     fn touch_parent(&mut self, path: &str, _zxid: Option<i64>) {
-        if let Some(p) = parent(path)
-            && let Some(node) = self.nodes.get_mut(p)
-        {
-            node.cversion = node.cversion.wrapping_add(1);
+        if let Some(p) = parent(path) {
+            self.modify(p, |node| node.cversion = node.cversion.wrapping_add(1));
         }
     }
 
@@ -470,9 +527,12 @@ impl Tree {
         let Some(stat) = stat else { return Ok(()) };
         let exact = scope.children_exact.contains(path);
         let num_children = self.children(path).count() as i32;
-        let Some(node) = self.nodes.get_mut(path) else {
+        let Some(node) = self.nodes.get(path) else {
             return Err(format!("{path}: reply has a stat but the node does not exist"));
         };
+        // Checked on a copy, written back (through `modify`) only if a zxid was pinned.
+        let mut node = node.clone();
+        let before = (node.czxid, node.mzxid);
         let mismatch = |what: &str, want: String, have: String| {
             Err(format!("{path}: reply {what} {want} but the model has {have}"))
         };
@@ -516,6 +576,9 @@ impl Tree {
                 (Some(s), None) => *known = Some(s),
                 _ => {}
             }
+        }
+        if (node.czxid, node.mzxid) != before {
+            self.modify(path, |n| *n = node);
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use crate::history::{Event, History, Kind, Op, Outcome};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+pub mod chart;
 mod html;
 pub use html::html;
 

@@ -65,7 +65,9 @@ fn seed_3869_ephemeral_counted_after_expiry_passes() {
 #[test]
 fn seed_3869_with_the_close_acknowledged_fails() {
     let text = expiry_acknowledged(EXPIRY_3869);
-    assert_invalid(&text, Guarantee::Ephemerals, "/k3: reply cversion 2 but the model has 3");
+    // Two reads count p5's ephemerals after its acknowledged close (/k3 at event 26, /k0 at
+    // event 29); the window shows the one the cut search lands on, either is the cause.
+    assert_invalid(&text, Guarantee::Ephemerals, "reply cversion");
 }
 
 #[test]

@@ -207,3 +207,69 @@ fn simulator_history_with_a_vanished_set_is_explained() {
         assert!(html.contains(&format!("cause\" data-op=\"{op}\"")), "op {op} on the timeline");
     }
 }
+
+/// A history of calls with times (µs) and three faults: two with a start and a stop, one at an
+/// instant (a crash); some ops completed, one lost.
+fn timed_history(faults: bool) -> History {
+    let mut lines = vec![r#"{"zkr_history":1}"#.to_string()];
+    let mut t = 0;
+    let nemesis = |lines: &mut Vec<String>, t: u64, fault: &str, phase: &str| {
+        if faults {
+            let phase =
+                if phase.is_empty() { String::new() } else { format!(",\"phase\":\"{phase}\"") };
+            lines.push(format!(r#"{{"type":"nemesis","fault":"{fault}"{phase},"time":{t}}}"#));
+        }
+    };
+    for i in 0..60u64 {
+        let p = i % 3 + 1;
+        t += 50_000;
+        lines
+            .push(format!(r#"{{"process":{p},"type":"invoke","f":"get","path":"/a","time":{t}}}"#));
+        let kind = if i == 30 { "info" } else { "ok" };
+        let latency = if i % 7 == 0 { 40_000 } else { 2_000 };
+        lines
+            .push(format!(r#"{{"process":{p},"type":"{kind}","f":"get","time":{}}}"#, t + latency));
+        match i {
+            10 => nemesis(&mut lines, t + latency, "pause n1", "start"),
+            20 => nemesis(&mut lines, t + latency, "pause n1", "stop"),
+            35 => nemesis(&mut lines, t + latency, "kill n2", ""),
+            40 => nemesis(&mut lines, t + latency, "partition halves", "start"),
+            50 => nemesis(&mut lines, t + latency, "partition halves", "stop"),
+            _ => {}
+        }
+    }
+    History::parse(&lines.join("\n")).expect("parses")
+}
+
+/// The band colour as plotters writes it.
+fn bands(svg: &str) -> usize {
+    let c = report::chart::BAND;
+    svg.matches(&format!("fill=\"#{:02X}{:02X}{:02X}\"", c.0, c.1, c.2)).count()
+}
+
+#[test]
+fn html_report_has_a_throughput_and_latency_chart_with_one_band_per_fault() {
+    let history = timed_history(true);
+    assert_eq!(history.faults().len(), 3);
+    let verdict = check(&history, &Options::default()).expect("well formed");
+    let html = report::html(&history, &verdict);
+    let svg = report::chart::svg(&history).expect("a history with times has a chart");
+    assert!(html.contains(&svg), "the page carries the chart");
+    assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
+    assert_eq!(bands(&svg), 3, "one shaded band per fault");
+    assert!(svg.contains("calls/s") && svg.contains("ms"), "axes are labelled");
+    // Without faults, no band; without times, no chart.
+    let quiet = report::chart::svg(&timed_history(false)).expect("chart");
+    assert_eq!(bands(&quiet), 0);
+    let (untimed, verdict) = checked_untimed();
+    assert!(report::chart::svg(&untimed).is_none());
+    assert!(!report::html(&untimed, &verdict).contains("<svg"));
+}
+
+fn checked_untimed() -> (History, Verdict) {
+    let h = r#"{"process":1,"type":"invoke","f":"get","path":"/a"}
+{"process":1,"type":"ok","f":"get"}"#;
+    let history = History::parse(h).expect("parses");
+    let verdict = check(&history, &Options::default()).expect("well formed");
+    (history, verdict)
+}

@@ -195,6 +195,37 @@ fn stale_read_after_sync_is_caught_by_search() {
     explains(&v, &causes, &["p2 read /a = \"old\"", "\"new\" (p1 set", "synced (op 2)"]);
 }
 
+/// The sync's own reply zxid is above the read's: no write completed before the sync began,
+/// but the sync brought the session's server to zxid 0x2, and the later read is at 0x1. The
+/// guarantee is the sync's, not monotonic reads (the session saw 0x2 only through its sync).
+#[test]
+fn read_below_its_sync_reply_zxid_names_sync() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"old"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a","zxid":1}"#,
+        r#"{"process":2,"type":"invoke","f":"sync","path":"/a"}"#,
+        r#"{"process":1,"type":"invoke","f":"set","path":"/a","data":"new"}"#,
+        r#"{"process":1,"type":"ok","f":"set","zxid":2,"stat":{"version":1}}"#,
+        r#"{"process":2,"type":"ok","f":"sync","zxid":2}"#,
+        r#"{"process":2,"type":"invoke","f":"get","path":"/a"}"#,
+        r#"{"process":2,"type":"ok","f":"get","data":"old","zxid":1}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::SyncReads, "{}", v.message);
+    explains(&v, &[(1, "sync"), (3, "went back")], &["seen zxid 0x2", "after sync"]);
+    // The same read after a plain read at 0x2 (no sync) is still monotonic reads.
+    let plain: Vec<String> = h
+        .iter()
+        .map(|l| {
+            l.replace(r#""f":"sync","path":"/a""#, r#""f":"get","path":"/a""#)
+                .replace(r#""ok","f":"sync","zxid":2"#, r#""ok","f":"get","data":"new","zxid":2"#)
+        })
+        .collect();
+    let plain: Vec<&str> = plain.iter().map(String::as_str).collect();
+    let v = invalid(&plain, &zxids());
+    assert_eq!(v.guarantee, Guarantee::MonotonicReads, "{}", v.message);
+}
+
 /// The same stale read without the sync is allowed: ZooKeeper reads may be stale.
 #[test]
 fn stale_read_without_sync_is_allowed() {

@@ -99,3 +99,47 @@ fn a_window_never_starts_where_a_read_could_go_back_across_it() {
     assert!(!v.marked.contains(&2), "the stale read is allowed: {}", v.message);
     assert_eq!(v.window.0, 0, "{}", v.message);
 }
+
+/// Clients without think time: with many sessions some op is always running, so there is
+/// (almost) no point where nothing is in flight, and a window that may only start at such a
+/// point spans most of the history. Cutting where the ops in flight carry zxids (they join
+/// the window) keeps it small.
+#[test]
+fn window_is_small_without_quiet_points() {
+    for seed in 1..3 {
+        let config = Config {
+            ops: 3000,
+            paths: 4,
+            sessions: 24,
+            info_rate: 0.02,
+            seed,
+            zxids: true,
+            ..Config::default()
+        };
+        let mut history = generate(&config);
+        // Hardly a quiet point: the history is of the kind this test is about.
+        let ops = history.ops();
+        let mut running = vec![0i32; history.events.len() + 1];
+        for op in &ops {
+            running[op.invoke] += 1;
+            running[op.complete.unwrap_or(history.events.len())] -= 1;
+        }
+        let mut depth = 0;
+        let quiet = (running.iter()).filter(|d| {
+            depth += **d;
+            depth == 0
+        });
+        let quiet = quiet.count();
+        assert!(quiet * 100 < history.events.len(), "seed {seed}: {quiet} quiet points");
+        let broken = break_a_read(&mut history);
+        let verdict = check(&history, &Options::default()).expect("well formed");
+        assert_eq!(verdict.validity, Validity::Invalid, "seed {seed}: a ghost read is caught");
+        let v = (verdict.violations.iter())
+            .find(|v| v.marked.contains(&broken))
+            .unwrap_or_else(|| panic!("seed {seed}: op {broken} not marked: {verdict:#?}"));
+        let (span, total) = (v.window.1 - v.window.0, history.events.len());
+        assert!(span * 10 < total, "seed {seed}: window {:?} of {total} events", v.window);
+        assert!(v.ops.len() < 100, "seed {seed}: {} ops in the window", v.ops.len());
+        assert!(v.ops.contains(&broken), "seed {seed}: the window shows the cause");
+    }
+}

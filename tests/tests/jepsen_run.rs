@@ -51,6 +51,18 @@ fn a_short_run_under_kills_pauses_and_partitions_is_valid_and_a_corrupted_copy_i
     assert!(!history.faults().is_empty(), "the faults are in the history as nemesis lines");
     let oks = history.events.iter().filter(|e| e.kind == Some(Kind::Ok)).count();
     assert!(oks > 200, "the workload made progress: {oks} ok ops");
+    // The workload's kinds of op all ran: ephemerals, multis, syncs then reads, closes, and
+    // watches whose notifications were recorded.
+    let invoked = |f: zkr_jepsen::F| {
+        history.events.iter().any(|e| e.kind == Some(Kind::Invoke) && e.f == Some(f))
+    };
+    for f in [zkr_jepsen::F::Multi, zkr_jepsen::F::Sync, zkr_jepsen::F::Close] {
+        assert!(invoked(f), "{f:?} in the workload");
+    }
+    let ephemeral = history.events.iter().any(|e| e.mode.is_some_and(|m| m.is_ephemeral()));
+    assert!(ephemeral, "ephemerals in the workload");
+    let events = history.events.iter().filter(|e| e.kind == Some(Kind::Event)).count();
+    assert!(events > 0, "watch notifications recorded");
 
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let read = lines

@@ -71,6 +71,9 @@ pub(crate) enum Outcome {
     Unknown(Option<Box<Failure>>),
 }
 
+/// Every this many frames of the search's stack, one keeps its state (see [`Frame::state`]).
+const CHECKPOINT_EVERY: usize = 32;
+
 /// Why an op cannot come next.
 enum Block {
     Placed,
@@ -80,7 +83,9 @@ enum Block {
 }
 
 struct Frame {
-    state: Tree,
+    /// The state after `applied`; kept only by the top frame and every
+    /// [`CHECKPOINT_EVERY`]-th frame (the others are rebuilt by [`Search::state_of`]).
+    state: Option<Tree>,
     kptr: usize,
     rptr: usize,
     cands: Vec<usize>,
@@ -244,6 +249,7 @@ impl<'a> Search<'a> {
         }
         let (live, entered) = self.live_after(&[], 0, 0, &mut rptr);
         let cands = self.candidates(&state, kptr, rptr, &live, 0);
+        let state = Some(state);
         let frame = Frame { state, kptr, rptr, cands, next: 0, applied, live, entered, horizon: 0 };
         let mut frames = vec![frame];
         while let Some(top) = frames.last_mut() {
@@ -255,10 +261,16 @@ impl<'a> Search<'a> {
                 }
                 continue;
             }
+            if top.state.is_none() {
+                let (below, top) = frames.split_at(frames.len() - 1);
+                let state = self.state_of(below, &top[0]);
+                frames.last_mut().expect("non-empty").state = Some(state);
+            }
+            let top = frames.last_mut().expect("non-empty");
             let c = top.cands[top.next];
             top.next += 1;
             let op = &self.part.ops[c];
-            let Ok(mut state) = top.state.step(
+            let Ok(mut state) = top.state.as_ref().expect("the top frame has its state").step(
                 &self.part.scope,
                 self.relax.model,
                 op.process,
@@ -290,15 +302,38 @@ impl<'a> Search<'a> {
             if self.configs > budget {
                 return Outcome::Unknown(self.best.take().map(Box::new));
             }
-            if self.seen(&state) {
+            // Every frame below the top still has candidates to try (see below); when the top
+            // has none left either, no other path can come back to this configuration, so
+            // there is nothing to remember it for.
+            let top = frames.last().expect("the parent frame");
+            let open = frames.len() > 1 || top.next < top.cands.len();
+            if open && self.seen(&state, horizon) {
                 for &i in applied.iter().rev() {
                     self.unset(i);
                 }
                 continue;
             }
-            let top = frames.last().expect("the parent frame");
+            let top = frames.last_mut().expect("the parent frame");
             let (live, entered) = self.live_after(&top.live, top.entered, horizon, &mut rptr);
             let cands = self.candidates(&state, kptr, rptr, &live, horizon);
+            if top.next >= top.cands.len() {
+                // The parent's last candidate: if this fails, so does the parent, so the new
+                // frame replaces it instead of being pushed (keeping its placed ops, undone
+                // with it). Along a forced path the stack then stays one frame deep instead
+                // of holding a state per op.
+                top.applied.extend(applied);
+                top.state = Some(state);
+                (top.kptr, top.rptr, top.cands, top.next) = (kptr, rptr, cands, 0);
+                (top.live, top.entered, top.horizon) = (live, entered, horizon);
+                continue;
+            }
+            // The parent's state can be rebuilt from the last checkpoint below it: a state per
+            // open choice would cost a copied tree path each, for half the ops of a long key
+            // group.
+            if (frames.len() - 1) % CHECKPOINT_EVERY != 0 {
+                frames.last_mut().expect("the parent frame").state = None;
+            }
+            let state = Some(state);
             let frame =
                 Frame { state, kptr, rptr, cands, next: 0, applied, live, entered, horizon };
             frames.push(frame);
@@ -308,6 +343,26 @@ impl<'a> Search<'a> {
         }
         let failure = self.best.take().expect("a dead end was recorded");
         Outcome::Invalid(Box::new(failure))
+    }
+
+    /// The state after `top`, a frame whose own may have been dropped: the latest kept state
+    /// of the frames below (the bottom frame always keeps its), with the ops the frames above
+    /// it placed stepped again, in order. Steps are deterministic, so this is the state the
+    /// frame had.
+    fn state_of(&self, below: &[Frame], top: &Frame) -> Tree {
+        if let Some(state) = &top.state {
+            return state.clone();
+        }
+        let kept = below.iter().rposition(|f| f.state.is_some()).expect("the bottom keeps it");
+        let mut state = below[kept].state.clone().expect("kept");
+        let replay = below[kept + 1..].iter().chain([top]).flat_map(|f| f.applied.iter());
+        for &i in replay {
+            let op = &self.part.ops[i];
+            let scope = &self.part.scope;
+            state = (state.step(scope, self.relax.model, op.process, &op.action, &op.outcome))
+                .expect("a step taken before is taken again");
+        }
+        state
     }
 
     fn set(&mut self, i: usize) {
@@ -348,11 +403,19 @@ impl<'a> Search<'a> {
     }
 
     /// Memo: true if an equivalent or stronger configuration was already explored.
-    fn seen(&mut self, state: &Tree) -> bool {
+    ///
+    /// Ops of unknown outcome that are out of time (see [`Search::expired`]) are left out of
+    /// the used set remembered: whether they were used shows in the state, and from here on
+    /// they can be placed no more, used or not. Which are out of time depends only on the
+    /// acknowledged ops placed, the same in every configuration of one memo key. Remembering
+    /// every one used made the memo grow with the square of a long key group.
+    fn seen(&mut self, state: &Tree, horizon: usize) -> bool {
         let mut h = DefaultHasher::new();
         state.hash(&mut h);
         let key = (self.must_hash, h.finish());
-        let used = &self.info_used;
+        let used: Vec<usize> =
+            (self.info_used.iter()).copied().filter(|&i| !self.expired(i, horizon)).collect();
+        let used = &used;
         let bucket = self.memo.entry(key).or_default();
         if bucket.iter().any(|old| old.iter().all(|i| used.binary_search(i).is_ok())) {
             return true;
@@ -603,6 +666,7 @@ impl<'a> Search<'a> {
             return;
         }
         self.best_done = self.must_done;
+        let state = self.state_of(frames, top);
         let order: Vec<usize> =
             frames.iter().chain([top]).flat_map(|f| f.applied.iter().copied()).collect();
         let (mut kptr, mut rptr) = (top.kptr, top.rptr);
@@ -624,7 +688,7 @@ impl<'a> Search<'a> {
             let op = &self.part.ops[i];
             let reason = match self.blocked(i, &mut kptr, &mut rptr) {
                 Some(why) => why,
-                None => match top.state.step(
+                None => match state.step(
                     &self.part.scope,
                     self.relax.model,
                     op.process,
@@ -637,7 +701,7 @@ impl<'a> Search<'a> {
             };
             stuck.push((i, reason));
         }
-        self.best = Some(Failure { order, stuck, state: top.state.clone() });
+        self.best = Some(Failure { order, stuck, state });
     }
 }
 
@@ -662,15 +726,23 @@ fn successors(ops: &[POp]) -> Vec<Option<usize>> {
 /// For each op, the ops of its session that must precede it: the latest earlier
 /// acknowledged write-class op and the latest earlier acknowledged query (each chain is
 /// ordered in turn, so this is transitive).
+///
+/// With `relax.sync`, a read need not follow its session's syncs (only what they follow): a
+/// sync's reply zxid pins it in the zxid order, so a read below that zxid is stale because of
+/// the sync, and the diagnosis should say so.
 fn session_preds(ops: &[POp], relax: Relax) -> Vec<Vec<usize>> {
-    let mut last: HashMap<u64, (Option<usize>, Option<usize>)> = HashMap::new();
+    // Per session: the latest write-class op, the latest query, the latest write-class op
+    // that is not a sync.
+    type Last = (Option<usize>, Option<usize>, Option<usize>);
+    let mut last: HashMap<u64, Last> = HashMap::new();
     let mut preds = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        let (last_write, last_query) = last.get(&op.process).copied().unwrap_or_default();
+        let (last_write, last_query, last_change) =
+            last.get(&op.process).copied().unwrap_or_default();
         let relaxed = if op.query { relax.read_session } else { relax.write_session };
         let mut mine = Vec::new();
         if !relaxed {
-            mine.extend(last_write);
+            mine.extend(if op.query && relax.sync { last_change } else { last_write });
             mine.extend(last_query);
         }
         preds.push(mine);
@@ -680,6 +752,9 @@ fn session_preds(ops: &[POp], relax: Relax) -> Vec<Vec<usize>> {
                 entry.1 = Some(i);
             } else {
                 entry.0 = Some(i);
+                if !op.sync {
+                    entry.2 = Some(i);
+                }
             }
         }
     }
@@ -687,7 +762,8 @@ fn session_preds(ops: &[POp], relax: Relax) -> Vec<Vec<usize>> {
         // A session does nothing after it ends: its close comes after all its other ops.
         for (i, op) in ops.iter().enumerate() {
             if matches!(op.action, Action::Close { .. }) {
-                let (last_write, last_query) = last.get(&op.process).copied().unwrap_or_default();
+                let (last_write, last_query, _) =
+                    last.get(&op.process).copied().unwrap_or_default();
                 preds[i] = last_write.into_iter().chain(last_query).filter(|&p| p != i).collect();
             }
         }

@@ -210,6 +210,9 @@ fn sub_ops(req: &Event) -> Vec<SubOp> {
     }
 }
 
+/// How many ops a chunk of [`partitions`]' list of placed ops holds.
+const PLACED_CHUNK: usize = 4096;
+
 /// Builds the partitions of a history.
 pub(crate) fn partitions(history: &History, ops: &[Op], split: Split) -> Vec<Partition> {
     let facts = facts(history, ops);
@@ -222,6 +225,7 @@ pub(crate) fn partitions(history: &History, ops: &[Op], split: Split) -> Vec<Par
         })
     };
     // Footprints of the ops that own their paths.
+    // In chunks, so that moving them into the partitions frees them as it goes.
     let mut placed: Vec<Vec<POp>> = Vec::new();
     let mut broadcast: Vec<POp> = Vec::new();
     let mut group_count = 0;
@@ -236,7 +240,12 @@ pub(crate) fn partitions(history: &History, ops: &[Op], split: Split) -> Vec<Par
                         uf.union(w[0], w[1]);
                     }
                 }
-                placed.push(pops);
+                for pop in pops {
+                    if placed.last().is_none_or(|chunk| chunk.len() == PLACED_CHUNK) {
+                        placed.push(Vec::with_capacity(PLACED_CHUNK));
+                    }
+                    placed.last_mut().expect("a chunk").push(pop);
+                }
             }
         }
     }
@@ -275,12 +284,25 @@ fn assemble(
             parts[p].scope.children_exact.insert(path.clone());
         }
     }
-    for pops in placed {
-        for pop in pops {
-            let target = pop.action_paths().into_iter().find(|p| index.contains_key(p));
-            let target = target.expect("every op's paths were registered");
-            let p = part_of(&target, &mut uf, &mut parts);
-            parts[p].ops.push(pop);
+    // Where each op goes, then room for exactly that many, then the moves.
+    let mut targets: Vec<u32> = Vec::new();
+    for pop in placed.iter().flatten() {
+        let target = pop.action_paths().into_iter().find(|p| index.contains_key(p));
+        let target = target.expect("every op's paths were registered");
+        let p = part_of(&target, &mut uf, &mut parts);
+        targets.push(u32::try_from(p).expect("fewer than 2^32 partitions"));
+    }
+    let mut sizes = vec![0usize; parts.len()];
+    for &t in &targets {
+        sizes[t as usize] += 1;
+    }
+    for (part, size) in parts.iter_mut().zip(sizes) {
+        part.ops.reserve_exact(size);
+    }
+    let mut targets = targets.into_iter();
+    for chunk in placed {
+        for pop in chunk {
+            parts[targets.next().expect("one target per op") as usize].ops.push(pop);
         }
     }
     for part in &mut parts {
@@ -299,22 +321,30 @@ fn assemble(
     parts
 }
 
-/// Copies `sync` into every partition where its session has ops, `close` into every
-/// partition where its session created ephemerals.
+/// Copies `sync` into every partition where its session has ops invoked after it, `close`
+/// into every partition where its session created ephemerals.
+///
+/// A sync changes no state and orders only its session's later ops, so a partition where its
+/// session does nothing after it loses no constraint without it: any order of that
+/// partition's ops has room for the sync at its zxid (the zxid checks see a sync whose zxid
+/// goes back in its session). Copying every sync into every partition of its session made
+/// the partitions of a long history with many paths several times larger than its ops.
 fn spread(parts: &mut [Partition], broadcast: Vec<POp>) {
     for part in parts.iter_mut() {
-        let sessions: BTreeSet<u64> = part.ops.iter().map(|p| p.process).collect();
+        // Per session, the invoke of its last op here.
+        let mut last: BTreeMap<u64, usize> = BTreeMap::new();
+        for p in &part.ops {
+            let at = last.entry(p.process).or_insert(p.inv);
+            *at = (*at).max(p.inv);
+        }
         let owners: BTreeSet<u64> =
             (part.ops.iter()).filter(|p| creates_ephemeral(&p.action)).map(|p| p.process).collect();
-        for pop in &broadcast {
-            let wanted = match pop.action {
-                Action::Close { .. } => owners.contains(&pop.process),
-                _ => sessions.contains(&pop.process),
-            };
-            if wanted {
-                part.ops.push(pop.clone());
-            }
-        }
+        let wanted = |pop: &&POp| match pop.action {
+            Action::Close { .. } => owners.contains(&pop.process),
+            _ => last.get(&pop.process).is_some_and(|&at| at > pop.inv),
+        };
+        part.ops.reserve_exact(broadcast.iter().filter(wanted).count());
+        part.ops.extend(broadcast.iter().filter(wanted).cloned());
     }
 }
 
@@ -397,7 +427,7 @@ fn convert(
     let query = model::is_query(op.f);
     let outcome = match op.outcome {
         Outcome::Ok => model::Outcome::Ok {
-            reply: reply_facts(reply.expect("ok has a reply")),
+            reply: std::sync::Arc::new(reply_facts(reply.expect("ok has a reply"))),
             zxid: zxid.filter(|_| !query && op.f != F::Sync),
         },
         Outcome::Fail => {
@@ -512,7 +542,7 @@ fn convert_multi(base: POp, actions: Vec<Action>, facts: &Facts, split: Split) -
                 (model::Outcome::Ok { zxid, .. }, false) => {
                     let result = results.as_ref().and_then(|r| r.get(i)).cloned();
                     let reply = Reply { results: result.map(|r| vec![r]), ..Reply::default() };
-                    model::Outcome::Ok { reply, zxid: *zxid }
+                    model::Outcome::Ok { reply: std::sync::Arc::new(reply), zxid: *zxid }
                 }
                 (other, false) => other.clone(),
             };

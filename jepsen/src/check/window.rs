@@ -7,11 +7,13 @@
 //!    still running at the cut become ops of unknown outcome; pending reads are dropped), and a
 //!    prefix of an allowed history is allowed; so a failing prefix is a certificate, and the
 //!    failing prefixes are closed upwards, which lets a binary search find the shortest.
-//! 2. The start: the latest cut where no acknowledged op is running, such that the ops invoked
-//!    after it fail from *each* state an allowed order of the earlier ops can end in (collected
-//!    by the search, at most [`MAX_START_STATES`] of them). Earlier ops of unknown outcome not
-//!    used on the way to a state stay available after the cut. Dropping the earlier reads
-//!    only weakens the window, so a failure of the window is a failure of the history.
+//! 2. The start: the latest sound cut (see [`cut_points`]: the acknowledged ops running at it
+//!    carry zxids that order them after everything ahead, and join the window), such that the
+//!    ops of the window fail from *each* state an allowed order of the earlier ops can end in
+//!    (collected by the search, at most [`MAX_START_STATES`] of them). Earlier ops of unknown
+//!    outcome not used on the way to a state stay available after the cut. Dropping the
+//!    earlier reads only weakens the window, so a failure of the window is a failure of the
+//!    history.
 //!
 //! Invariant: every window returned was checked to fail; when a step cannot be certified
 //! (too many start states, search budget), the window stays wider, never wrong.
@@ -152,11 +154,18 @@ fn last_event(op: &POp) -> usize {
 }
 
 /// Cuts (invoke points) that separate the history soundly: the ops after a cut cannot be
-/// ordered before the ops ahead of it. That holds when no acknowledged op runs across the cut
-/// (real time orders writes and syncs), the zxids after it are all above those before it
-/// (zxid order), and no read without a zxid is the first op of its session after the cut
-/// (such a read may be stale, so placed before the cut); with linearizable reads, real time
-/// orders reads too. The first invoke is excluded: cutting there is the whole partition.
+/// ordered before the ops ahead of it. That holds when every acknowledged op still running at
+/// the cut (a *straddler*, which then belongs to the window) carries a zxid and began after
+/// every acknowledged op without one ahead of the cut had completed (so real time and zxid
+/// order put all of those before it); ops ahead of the cut that are not running completed
+/// before it (real time orders writes and syncs); the zxids ahead of it are all below those of
+/// the window (zxid order); a read with a zxid in the window, which may be stale, comes after
+/// the acknowledged writes without a zxid ahead of the cut only through a write with a zxid
+/// begun after they completed, so one must exist; and no read without a zxid is the first op
+/// of its session after the cut (such a read may be stale, so placed before the cut); with
+/// linearizable reads, real time orders reads too. Straddlers let histories of clients
+/// without think time, where some op is always running, be cut too. The first invoke is
+/// excluded: cutting there is the whole partition.
 fn cut_points(part: &Partition, lin: bool) -> Vec<usize> {
     let ops = &part.ops;
     let n = ops.len();
@@ -171,25 +180,64 @@ fn cut_points(part: &Partition, lin: bool) -> Vec<usize> {
         };
         anchor_after[i] = anchor_after[i + 1].min(anchors[i]);
     }
+    let keyed_query = |op: &POp| op.query && op.key.is_some();
+    let mut keyed_query_after = vec![false; n + 1];
+    for i in (0..n).rev() {
+        keyed_query_after[i] = keyed_query_after[i + 1] || keyed_query(&ops[i]);
+    }
     let mut cuts = Vec::new();
-    let mut max_ret = 0;
+    // Ahead of the cut and not running: the latest completion of an acknowledged write
+    // without a zxid, and the latest invoke of an acknowledged write with one.
+    let mut unkeyed_write_ret = None;
+    let mut keyed_write_inv = None;
+    // Acknowledged ops ahead of the cut, still running at it: by completion.
+    let mut running: std::collections::BTreeMap<usize, usize> = Default::default();
+    // Ahead of the cut and not running: the greatest key, and the latest completion of an
+    // acknowledged op without a key.
     let mut key_before = None;
+    let mut unkeyed_ret = None;
     for i in 0..n {
         if i > 0 && ops[i - 1].inv < ops[i].inv {
             let s = ops[i].inv;
-            let keys_ok = match (key_before, key_after[i]) {
+            while let Some((&ret, &j)) = running.first_key_value().filter(|(r, _)| **r < s) {
+                running.remove(&ret);
+                key_before = key_before.max(ops[j].key);
+                if ops[j].key.is_none() {
+                    unkeyed_ret = unkeyed_ret.max(Some(ret));
+                }
+                match (ops[j].pure, ops[j].key) {
+                    (true, _) => {}
+                    (false, None) => unkeyed_write_ret = unkeyed_write_ret.max(Some(ret)),
+                    (false, Some(_)) => keyed_write_inv = keyed_write_inv.max(Some(ops[j].inv)),
+                }
+            }
+            let straddlers = || running.values().map(|&j| &ops[j]);
+            let all_keyed = straddlers().all(|op| op.key.is_some());
+            let first_inv = straddlers().map(|op| op.inv).min();
+            let after_started = match (unkeyed_ret, first_inv) {
+                (Some(r), Some(inv)) => r < inv,
+                _ => true,
+            };
+            let key_window = straddlers().filter_map(|op| op.key).chain(key_after[i]).min();
+            let keys_ok = match (key_before, key_window) {
                 (Some(b), Some(a)) => b < a,
                 _ => true,
             };
             let reads_ok = lin || anchor_after[i] >= i;
-            if max_ret < s && keys_ok && reads_ok {
+            let stale_ok = !(keyed_query_after[i] || straddlers().any(keyed_query))
+                || match (unkeyed_write_ret, keyed_write_inv) {
+                    (None, _) => true,
+                    (Some(r), w) => w.is_some_and(|w| w > r),
+                };
+            if all_keyed && after_started && keys_ok && reads_ok && stale_ok {
                 cuts.push(s);
             }
         }
         if ops[i].must {
-            max_ret = max_ret.max(ops[i].ret);
+            running.insert(ops[i].ret, i);
+        } else {
+            key_before = key_before.max(ops[i].key);
         }
-        key_before = key_before.max(ops[i].key);
     }
     cuts
 }
@@ -214,9 +262,12 @@ fn read_anchors(ops: &[POp]) -> Vec<usize> {
 /// can end in.
 fn from_cut(prefix: &Prefix, s: usize, lin: bool, budget: u64) -> Option<Window> {
     let ops = &prefix.part.ops;
-    let before: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].inv < s).collect();
-    let after: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].inv >= s).collect();
+    // Acknowledged ops running at the cut belong to the window ([`cut_points`]).
+    let straddles = |i: usize| ops[i].inv < s && ops[i].must && ops[i].ret > s;
+    let before: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].inv < s && !straddles(i)).collect();
+    let after: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].inv >= s || straddles(i)).collect();
     assert!(before.iter().all(|&i| !ops[i].must || ops[i].ret < s), "a cut splits no op");
+    assert!(after.iter().all(|&i| ops[i].inv >= s || ops[i].key.is_some()), "straddlers keyed");
     if after.is_empty() {
         return None;
     }
@@ -257,9 +308,10 @@ fn from_cut(prefix: &Prefix, s: usize, lin: bool, budget: u64) -> Option<Window>
         if first.is_none() {
             let shown: Vec<usize> = after.iter().map(|&i| prefix.origin[i]).collect();
             let to = after.iter().map(|&i| last_event(&ops[i])).max().expect("not empty");
+            let from = after.iter().map(|&i| ops[i].inv).min().expect("not empty");
             first = Some(Window {
                 ops: shown,
-                from: s,
+                from,
                 to,
                 starts: starts.len(),
                 failure,

@@ -217,8 +217,13 @@ fn sessions(
             } else if let Some((sz, sid)) = seen
                 && (z < sz || (is_write && z == sz))
             {
+                // A sync's reply zxid is the point the session's server reached by syncing
+                // with the leader: a read below it is stale because the sync was ignored.
+                let after_sync = ops[sid].f == F::Sync;
                 let (guarantee, verb) = if is_write {
                     (Guarantee::SessionOrder, "took effect at")
+                } else if after_sync {
+                    (Guarantee::SyncReads, "read at")
                 } else {
                     (Guarantee::MonotonicReads, "read at")
                 };
@@ -230,6 +235,8 @@ fn sessions(
                 );
                 let rule = if is_write {
                     "a session's ops take effect in the order it issued them"
+                } else if after_sync {
+                    "a read after sync sees at least the state the sync reached"
                 } else {
                     "a session never reads older data than it has seen or written"
                 };
@@ -240,7 +247,9 @@ fn sessions(
                     op.process,
                     short(history, &ops[sid])
                 );
-                let causes = [(sid, "the session's earlier op"), (op.id, "went back")];
+                let earlier =
+                    if after_sync { "the session's sync" } else { "the session's earlier op" };
+                let causes = [(sid, earlier), (op.id, "went back")];
                 let explanation = Explanation::new(sentence, &causes);
                 out.push(violation(
                     history,

@@ -91,6 +91,9 @@ pub fn html(history: &History, verdict: &Verdict) -> String {
         verdict.stats.key_groups,
         verdict.stats.largest_key_group
     );
+    if let Some(svg) = super::chart::svg(history) {
+        let _ = write!(out, "<figure class=\"chart\">{svg}</figure>");
+    }
     for group in &verdict.unknown {
         let _ = write!(out, "<p>unknown (search budget exhausted): {}</p>", escape(group));
     }

@@ -1,5 +1,6 @@
 //! A blocking ZooKeeper client over a real socket, enough for `jepsen test`: one session, one
-//! request in flight at a time, replies matched by xid, watch notifications and pings skipped.
+//! request in flight at a time, replies matched by xid, pings skipped, watch notifications kept
+//! in [`Client::events`] in the order they arrived (each before the reply read after it).
 //! Every I/O error or timeout is reported as such: the caller records the op as `info` and
 //! abandons the session (a later reconnect would be a new history process anyway).
 
@@ -7,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use zkr_core::proto::client::{ConnectRequest, ReplyHeader, Request, Response, xid};
+use zkr_core::proto::client::{ConnectRequest, ReplyHeader, Request, Response, WatcherEvent, xid};
 use zkr_core::proto::codec;
 use zkr_core::proto::jute::Reader;
 
@@ -20,6 +21,8 @@ pub struct Client {
     stream: TcpStream,
     /// The session id the server gave.
     pub session_id: i64,
+    /// Watch notifications received and not yet taken, with their header zxid, oldest first.
+    pub events: Vec<(i64, WatcherEvent)>,
 }
 
 impl Client {
@@ -49,7 +52,7 @@ impl Client {
         if response.timeout_ms <= 0 {
             return Err("the server refused the session".into());
         }
-        Ok(Client { stream, session_id: response.session_id })
+        Ok(Client { stream, session_id: response.session_id, events: Vec::new() })
     }
 
     /// Sends `request` as `xid` and waits for its reply: the header and, when the request
@@ -66,7 +69,14 @@ impl Client {
             let payload = read_frame(&mut self.stream)?;
             let mut r = Reader::new(&payload);
             let reply = codec::decode_reply_header(&mut r).map_err(|e| format!("{e:?}"))?;
-            if reply.xid == xid::NOTIFICATION || reply.xid == xid::PING {
+            if reply.xid == xid::NOTIFICATION {
+                // A state change (type -1, e.g. from Apache ZooKeeper) is not a watch event.
+                if let Ok(event) = codec::decode_watcher_event(&mut r) {
+                    self.events.push((reply.zxid, event));
+                }
+                continue;
+            }
+            if reply.xid == xid::PING {
                 continue;
             }
             if reply.xid != xid {

@@ -198,9 +198,28 @@ impl Cluster {
         }
     }
 
+    /// A one-way partition: nothing `from` sends reaches `to`, while `to` still reaches
+    /// `from`. Both proxies of the pair stall the direction from `from` to `to`.
+    pub fn one_way(&self, from: usize, to: usize) {
+        if let Some((quorum, election)) = self.proxies.get(&(from, to)) {
+            quorum.set_stalled(true, true);
+            election.set_stalled(true, true);
+        }
+        if let Some((quorum, election)) = self.proxies.get(&(to, from)) {
+            quorum.set_stalled(false, true);
+            election.set_stalled(false, true);
+        }
+    }
+
     /// Heals every link.
     pub fn heal_partitions(&self) {
         self.partition(&[]);
+        for (quorum, election) in self.proxies.values() {
+            for proxy in [quorum, election] {
+                proxy.set_stalled(true, false);
+                proxy.set_stalled(false, false);
+            }
+        }
     }
 
     /// SIGSTOP (`pause`) or SIGCONT member `i`.

@@ -11,11 +11,14 @@
 //! ```
 //!
 //! A worker whose call fails or times out records the op `info` (it may or may not have taken
-//! effect), abandons the session and opens a new one as a new history process. The workload
-//! writes under its own root (`/jepsen-<id>`), so an attached ensemble's other data is never
-//! touched and the checker may start from an empty tree: registers `k0..`, created, set (often
-//! with the version last seen), deleted, read, checked with `exists`, synced; and sequential
-//! creates under `q`.
+//! effect), abandons the session (recorded as a `close` that never completes: it expires at a
+//! time nobody sees) and opens a new one as a new history process. The workload writes under
+//! its own root (`/jepsen-<id>`), so an attached ensemble's other data is never touched and
+//! the checker may start from an empty tree: registers `k0..`, created, set (often with the
+//! version last seen), deleted, read (some leaving a watch, whose notifications are recorded
+//! as `event` lines), checked with `exists`, synced and then read; sequential creates under
+//! `q`; ephemerals `e0..e2`, gone when their session closes (the workload closes sessions now
+//! and then); and multis over two registers.
 
 pub mod client;
 pub mod cluster;
@@ -46,7 +49,7 @@ pub enum Fault {
     /// SIGSTOP a member (the leader half the time), SIGCONT it later.
     Pause,
     /// Cut a member (the leader half the time) off from the others, or split the ensemble in
-    /// two halves; heal later.
+    /// two halves, or cut one direction between two members (a one-way partition); heal later.
     Partition,
 }
 
@@ -179,6 +182,16 @@ fn create(path: String, data: Vec<u8>, flags: i32) -> Request {
     Request::Create { op: OpCode::Create, path, data: Some(data), acl, flags, ttl: -1 }
 }
 
+/// How a session ended.
+enum End {
+    /// The run is over: close it.
+    Stop,
+    /// The workload chose to close it (its ephemerals go away).
+    Close,
+    /// A call failed or timed out: the session is abandoned and may expire at any time.
+    Lost,
+}
+
 /// One client: sessions one after another until the run stops.
 fn worker(run: &Run, addrs: &[SocketAddr], w: usize, options: &TestOptions) {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed.wrapping_mul(1000).wrapping_add(w as u64));
@@ -193,44 +206,64 @@ fn worker(run: &Run, addrs: &[SocketAddr], w: usize, options: &TestOptions) {
         };
         let process = run.next_process.fetch_add(1, Ordering::SeqCst);
         let mut xid = 1;
-        let lost = loop {
+        // After a sync, the session reads the synced path (sync-then-read).
+        let mut then_read: Option<String> = None;
+        let end = loop {
             if run.stop.load(Ordering::SeqCst) {
-                break false;
+                break End::Stop;
             }
             counter += 1;
-            let req = next_request(&mut rng, run, options.keys, &versions, process, counter);
+            let req = match then_read.take() {
+                Some(path) => Request::GetData { path, watch: rng.random_bool(0.3) },
+                None => {
+                    match next_request(&mut rng, run, options.keys, &versions, process, counter) {
+                        Some(req) => req,
+                        None => break End::Close,
+                    }
+                }
+            };
+            if let Request::Sync { path } = &req {
+                then_read = Some(path.clone());
+            }
             run.push(record::invoke(process, xid, &req, 0));
-            match c.call(xid, &req) {
+            let result = c.call(xid, &req);
+            for (zxid, event) in std::mem::take(&mut c.events) {
+                run.push(record::watch_event(process, zxid, event.event_type, &event.path, 0));
+            }
+            match result {
                 Ok((h, body)) => {
-                    run.push(record::completion(
-                        process,
-                        &req,
-                        &h,
-                        body.as_ref(),
-                        &mut versions,
-                        0,
-                    ));
+                    let line =
+                        record::completion(process, &req, &h, body.as_ref(), &mut versions, 0);
+                    run.push(line);
                 }
                 Err(_) => {
                     let f = record::function(&req).expect("workload ops are recorded");
                     run.push(record::bare(process, Kind::Info, f, Some(xid), None, 0));
-                    break true;
+                    break End::Lost;
                 }
             }
             xid += 1;
             std::thread::sleep(Duration::from_millis(rng.random_range(0..20)));
         };
-        if !lost {
-            let req = Request::CloseSession;
-            run.push(record::invoke(process, xid, &req, 0));
-            let kind = if c.call(xid, &req).is_ok() { Kind::Ok } else { Kind::Info };
-            run.push(record::bare(process, kind, F::Close, Some(xid), None, 0));
+        match end {
+            End::Stop | End::Close => {
+                let req = Request::CloseSession;
+                run.push(record::invoke(process, xid, &req, 0));
+                let kind = if c.call(xid, &req).is_ok() { Kind::Ok } else { Kind::Info };
+                run.push(record::bare(process, kind, F::Close, Some(xid), None, 0));
+            }
+            // The abandoned session ends when it expires, at a time nobody observes: a close
+            // that never completes (so `info`), which lets its ephemerals vanish then.
+            End::Lost => run.push(record::close_invoke(process, 0)),
         }
     }
 }
 
-/// The next request: mostly reads and versioned sets of a few registers, some creates,
-/// deletes, syncs and sequential creates. Data is unique per op (`p<process>.<n>`).
+/// The next request, or `None` to close the session: mostly reads and versioned sets of a
+/// few registers (`k<i>`), some creates, deletes, syncs (each followed by a read of the synced
+/// register), sequential creates under `q`, ephemerals (`e<i>`, created, read, sometimes
+/// deleted by another session, gone when their session closes), multis, and reads that leave
+/// a watch. Data is unique per op (`p<process>.<n>`).
 fn next_request(
     rng: &mut ChaCha8Rng,
     run: &Run,
@@ -238,22 +271,60 @@ fn next_request(
     versions: &BTreeMap<String, i32>,
     process: u64,
     counter: u64,
-) -> Request {
-    let key = format!("{}/k{}", run.root, rng.random_range(0..keys.max(1)));
+) -> Option<Request> {
+    let pick = |rng: &mut ChaCha8Rng, prefix: &str, n: u32| {
+        format!("{}/{prefix}{}", run.root, rng.random_range(0..n.max(1)))
+    };
+    let key = pick(rng, "k", keys);
+    let ephemeral = pick(rng, "e", 3);
     let data = format!("p{process}.{counter}").into_bytes();
     let known = versions.get(&key).copied().unwrap_or(-1);
-    match rng.random_range(0..100) {
-        0..35 => Request::GetData { path: key, watch: false },
-        35..60 => {
+    let watch = rng.random_bool(0.3);
+    Some(match rng.random_range(0..100) {
+        0..25 => Request::GetData { path: key, watch },
+        25..43 => {
             let version = if rng.random_bool(0.5) { known } else { -1 };
             Request::SetData { path: key, data: Some(data), version }
         }
-        60..72 => create(key, data, 0),
-        72..78 => Request::Delete { path: key, version: -1 },
-        78..84 => Request::Exists { path: key, watch: false },
-        84..90 => Request::Sync { path: run.root.clone() },
-        _ => create(format!("{}/q/s-", run.root), data, 2),
-    }
+        43..51 => create(key, data, 0),
+        51..55 => Request::Delete { path: key, version: -1 },
+        55..60 => Request::Exists { path: key, watch },
+        60..65 => Request::Sync { path: key },
+        65..72 => create(format!("{}/q/s-", run.root), data, 2),
+        72..79 => create(ephemeral, data, 1),
+        79..83 => Request::Exists { path: ephemeral, watch: false },
+        83..85 => Request::GetData { path: ephemeral, watch: false },
+        85..86 => Request::Delete { path: ephemeral, version: -1 },
+        86..93 => multi(rng, run, keys, key, known, data),
+        93..95 => return None,
+        _ => Request::GetData { path: key, watch: false },
+    })
+}
+
+/// A multi over two distinct registers (all or nothing): a versioned check of one and a set of
+/// the other, two sets, or the check with an ephemeral create.
+fn multi(
+    rng: &mut ChaCha8Rng,
+    run: &Run,
+    keys: u32,
+    key: String,
+    known: i32,
+    data: Vec<u8>,
+) -> Request {
+    let n = keys.max(2);
+    let first: u32 = key.rsplit('k').next().and_then(|i| i.parse().ok()).unwrap_or(0);
+    let other = format!("{}/k{}", run.root, (first + 1 + rng.random_range(0..n - 1)) % n);
+    let set =
+        |path: String, data: Vec<u8>| Request::SetData { path, data: Some(data), version: -1 };
+    let check = Request::Check { path: key.clone(), version: known };
+    Request::Multi(match rng.random_range(0..3) {
+        0 => vec![check, set(other, data)],
+        1 => vec![set(key, data.clone()), set(other, data)],
+        _ => {
+            let ephemeral = format!("{}/e{}", run.root, rng.random_range(0..3));
+            vec![check, create(ephemeral, data, 1)]
+        }
+    })
 }
 
 /// Injects faults until the run's time is up, then heals everything. Returns the fault log.
@@ -289,9 +360,15 @@ fn nemesis(run: &Run, cluster: &Mutex<Cluster>, options: &TestOptions) -> Vec<St
                 c.set_paused(target, true);
                 format!("n{}{role}", target + 1)
             }
-            Fault::Partition if rng.random_bool(0.5) => {
+            Fault::Partition if rng.random_bool(0.4) => {
                 c.partition(&[target]);
                 format!("isolates n{}{role}", target + 1)
+            }
+            Fault::Partition if rng.random_bool(0.5) => {
+                // One way: the target's messages to another member are lost, not theirs to it.
+                let other = (target + 1 + rng.random_range(0..n.max(2) - 1)) % n;
+                c.one_way(target, other);
+                format!("one-way n{}{role} -> n{}", target + 1, other + 1)
             }
             Fault::Partition => {
                 let half: Vec<usize> = (0..n / 2).collect();

@@ -7,6 +7,12 @@
 //! A cut of the `i → j` proxy stops the connections `i` opens to `j` (ZooKeeper's quorum and
 //! election connections each carry both directions once open), so a partition between `i` and
 //! `j` cuts both proxies of the pair.
+//!
+//! A one-way partition stalls one direction instead ([`Proxy::set_stalled`]): the proxy stops
+//! reading the bytes going that way, so they wait (TCP's flow control holds the sender back,
+//! as if its packets were lost and retransmitted) while the other direction flows; healing
+//! delivers them late, in order. Dropping bytes instead would break the framing of the stream,
+//! which no network does to a TCP connection.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -25,6 +31,9 @@ pub struct Proxy {
 #[derive(Debug, Default)]
 struct State {
     cut: AtomicBool,
+    /// Stalled directions: `[0]` toward the target (what the connecting member sends), `[1]`
+    /// back from it.
+    stalled: [AtomicBool; 2],
     stop: AtomicBool,
     /// Both ends of every carried connection, by number, to shut them at a cut.
     streams: Mutex<BTreeMap<u64, (TcpStream, TcpStream)>>,
@@ -68,6 +77,12 @@ impl Proxy {
         Ok(Proxy { listen, state })
     }
 
+    /// Stalls (or lets flow again) the bytes going toward the target (`toward: true`) or back
+    /// from it, on the connections carried now and later.
+    pub fn set_stalled(&self, toward: bool, stalled: bool) {
+        self.state.stalled[usize::from(!toward)].store(stalled, Ordering::SeqCst);
+    }
+
     /// Cuts (closing what it carries) or heals the proxy.
     pub fn set_cut(&self, cut: bool) {
         self.state.cut.store(cut, Ordering::SeqCst);
@@ -96,21 +111,33 @@ fn carry(state: &Arc<State>, a: TcpStream, b: TcpStream) {
     state.streams.lock().expect("not poisoned").insert(id, (a3, b3));
     let (s1, s2) = (state.clone(), state.clone());
     std::thread::spawn(move || {
-        pump(a, b);
+        pump(a, b, &s1, 0);
         s1.streams.lock().expect("not poisoned").remove(&id);
     });
     std::thread::spawn(move || {
-        pump(b2, a2);
+        pump(b2, a2, &s2, 1);
         s2.streams.lock().expect("not poisoned").remove(&id);
     });
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` to `to` until either closes; while direction `way` is stalled, reads nothing
+/// and holds what it had read (a read already waiting when the stall began returns later).
+fn pump(mut from: TcpStream, mut to: TcpStream, state: &State, way: usize) {
     let mut buf = [0u8; 16 * 1024];
+    let hold = || {
+        while state.stalled[way].load(Ordering::SeqCst)
+            && !state.cut.load(Ordering::SeqCst)
+            && !state.stop.load(Ordering::SeqCst)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
     loop {
+        hold();
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                hold();
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
@@ -119,4 +146,50 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
     }
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A free port in 30900..31000 (the range this test may use).
+    fn free_port() -> SocketAddr {
+        (30_900..31_000)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .find(|a| TcpListener::bind(a).is_ok())
+            .expect("a free port")
+    }
+
+    fn read_some(stream: &mut TcpStream) -> Option<u8> {
+        stream.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+        let mut byte = [0u8; 1];
+        match stream.read(&mut byte) {
+            Ok(1) => Some(byte[0]),
+            _ => None,
+        }
+    }
+
+    /// A one-way stall holds the bytes going one way, lets the other way flow, and delivers
+    /// what it held once healed; the connection stays open throughout.
+    #[test]
+    fn a_stalled_direction_holds_its_bytes_and_the_other_flows() {
+        let target = TcpListener::bind(("127.0.0.1", 0)).expect("target");
+        let proxy = Proxy::spawn(free_port(), target.local_addr().expect("addr")).expect("proxy");
+        let mut client = TcpStream::connect(proxy.listen).expect("through the proxy");
+        let (mut server, _) = target.accept().expect("the proxy connects");
+        proxy.set_stalled(true, true);
+        client.write_all(b"a").expect("write");
+        server.write_all(b"b").expect("write");
+        assert_eq!(read_some(&mut client), Some(b'b'), "back from the target flows");
+        assert_eq!(read_some(&mut server), None, "toward the target is held");
+        proxy.set_stalled(true, false);
+        assert_eq!(read_some(&mut server), Some(b'a'), "delivered once healed");
+        proxy.set_stalled(false, true);
+        server.write_all(b"c").expect("write");
+        client.write_all(b"d").expect("write");
+        assert_eq!(read_some(&mut server), Some(b'd'), "toward the target flows");
+        assert_eq!(read_some(&mut client), None, "back from the target is held");
+        proxy.set_stalled(false, false);
+        assert_eq!(read_some(&mut client), Some(b'c'), "delivered once healed");
+    }
 }
