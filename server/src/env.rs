@@ -50,6 +50,9 @@ pub struct ServerEnv {
     pub observer: Option<Arc<dyn Observer>>,
     /// Deliberate storage bugs (simulation tests only; refused without the `bugs` feature).
     pub bugs: crate::bugs::ShellBugs,
+    /// Each change cuts every quorum connection of this server mid-stream (simulation only:
+    /// madsim's network never breaks a connection by itself).
+    pub cuts: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl fmt::Debug for ServerEnv {
@@ -72,6 +75,7 @@ impl ServerEnv {
             seed: rand::random(),
             observer: None,
             bugs: Default::default(),
+            cuts: None,
         }
     }
 }

@@ -73,7 +73,8 @@ impl Server {
         let peers = if cfg.servers.is_empty() {
             None
         } else {
-            Some(start_peers(&cfg, events_tx.clone(), shutdown_rx.clone()).await?)
+            let cuts = env.cuts.clone();
+            Some(start_peers(&cfg, events_tx.clone(), shutdown_rx.clone(), cuts).await?)
         };
         let driver = driver::Driver::new(node, cfg, env, storage, peers);
         let driver = tokio::spawn(driver.run(events_rx, storage_rx, shutdown_rx));
@@ -120,6 +121,7 @@ async fn start_peers(
     cfg: &config::ServerConfig,
     events: mpsc::UnboundedSender<client_net::Event>,
     shutdown: watch::Receiver<bool>,
+    cuts: Option<watch::Receiver<u64>>,
 ) -> Result<peer_net::PeerNet, String> {
     let me = cfg.core.server_id;
     let spec = cfg.servers.get(&me.0).ok_or("this server has no server.N line")?;
@@ -140,7 +142,7 @@ async fn start_peers(
     // The core's silence bound (`syncLimit` tickTimes): see peer_net's module doc.
     let silence_ms = cfg.core.tick_time_ms as u64 * cfg.core.sync_limit as u64;
     let unacked_limit = std::time::Duration::from_millis(silence_ms.max(1));
-    peer_net::PeerNet::start(me, listen, peers, events, shutdown, unacked_limit)
+    peer_net::PeerNet::start(me, listen, peers, events, shutdown, unacked_limit, cuts)
         .await
         .map_err(|e| format!("cannot listen on the quorum port {listen}: {e}"))
 }

@@ -106,6 +106,7 @@ impl PeerNet {
         events: mpsc::UnboundedSender<Event>,
         shutdown: watch::Receiver<bool>,
         unacked_limit: Duration,
+        cuts: Option<watch::Receiver<u64>>,
     ) -> std::io::Result<PeerNet> {
         assert!(!unacked_limit.is_zero(), "zero would mean the kernel's default");
         let listener = TcpListener::bind(listen).await?;
@@ -120,7 +121,9 @@ impl PeerNet {
             closed_rx.insert(*id, (rx, replaced_rx));
         }
         let closed: InboundClosed = Arc::new(closed);
-        tokio::spawn(accept_loop(listener, events.clone(), closed, shutdown.clone()));
+        let accepting =
+            accept_loop(listener, events.clone(), closed, shutdown.clone(), cuts.clone());
+        tokio::spawn(accepting);
         let mut senders = BTreeMap::new();
         for (id, addr) in peers {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -137,6 +140,7 @@ impl PeerNet {
                 inbound_replaced,
                 unacked_limit,
                 last_notification: None,
+                cuts: cuts.clone(),
             };
             tokio::spawn(link.run());
         }
@@ -169,6 +173,7 @@ async fn accept_loop(
     events: mpsc::UnboundedSender<Event>,
     closed: InboundClosed,
     mut shutdown: watch::Receiver<bool>,
+    cuts: Option<watch::Receiver<u64>>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -180,9 +185,10 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let events = events.clone();
         let closed = closed.clone();
+        let cuts = cuts.clone();
         tokio::spawn(async move {
             let mut from = None;
-            if let Err(e) = inbound(stream, events, &closed, &mut from).await {
+            if let Err(e) = inbound(stream, events, &closed, &mut from, cuts).await {
                 tracing::debug!(%remote, %e, "quorum connection ended");
             }
             if let Some(signals) = from.and_then(|id| closed.get(&id)) {
@@ -197,7 +203,12 @@ async fn inbound(
     events: mpsc::UnboundedSender<Event>,
     signals: &InboundClosed,
     peer: &mut Option<ServerId>,
+    mut cuts: Option<watch::Receiver<u64>>,
 ) -> std::io::Result<()> {
+    // Only cuts after this connection opened end it.
+    if let Some(rx) = cuts.as_mut() {
+        rx.borrow_and_update();
+    }
     let from = ServerId(stream.read_u64().await?);
     *peer = Some(from);
     // A later connection from the same peer supersedes this one.
@@ -214,6 +225,10 @@ async fn inbound(
                 let peer = from.0;
                 tracing::info!(peer, "peer replaced its quorum connection; closing the old");
                 signals[&from].replaced.send_modify(|n| *n += 1);
+                return Ok(());
+            }
+            _ = cut(&mut cuts) => {
+                tracing::info!(peer = from.0, "quorum connection cut (simulation)");
                 return Ok(());
             }
             len = stream.read_u32() => len? as usize,
@@ -252,6 +267,8 @@ struct Outbound {
     unacked_limit: Duration,
     /// The last notification taken off the queue, sent or dropped.
     last_notification: Option<Vec<u8>>,
+    /// See `cut`.
+    cuts: Option<watch::Receiver<u64>>,
 }
 
 /// Why the connected loop ended.
@@ -307,6 +324,9 @@ impl Outbound {
     /// may only have replaced it, and dropping ours would lose what is in flight.
     async fn connected(&mut self, mut stream: TcpStream) -> Ended {
         let _ = stream.set_nodelay(true);
+        if let Some(rx) = self.cuts.as_mut() {
+            rx.borrow_and_update();
+        }
         // madsim's simulated sockets have no file descriptor (and no retransmission timer).
         #[cfg(not(madsim))]
         {
@@ -345,6 +365,10 @@ impl Outbound {
                     tracing::info!(peer, "its old connection to us was broken; replacing ours");
                     return Ended::Broken;
                 }
+                _ = cut(&mut self.cuts) => {
+                    tracing::info!(peer = self.peer.0, "quorum connection cut (simulation)");
+                    return Ended::Broken;
+                }
                 read = stream.read(&mut probe) => {
                     let peer = self.peer.0;
                     match read {
@@ -378,6 +402,18 @@ impl Outbound {
 }
 
 /// Writes one `u32 length + payload` frame.
+/// Resolves each time the simulator cuts this server's quorum connections mid-stream (tier 2 of
+/// `sim`, through `ServerEnv::cuts`); never in production, where there is no such receiver.
+async fn cut(cuts: &mut Option<watch::Receiver<u64>>) {
+    let cut = match cuts {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => false,
+    };
+    if !cut {
+        std::future::pending::<()>().await;
+    }
+}
+
 async fn write_frame(stream: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(frame.len() + 4);
     buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
@@ -422,7 +458,7 @@ mod tests {
             let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
             let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let limit = Duration::from_secs(10);
-            let net = PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit)
+            let net = PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None)
                 .await
                 .unwrap();
             net.send(ServerId(2), &notification(4));
@@ -457,8 +493,9 @@ mod tests {
         std::mem::forget(events);
         let (stop, shutdown) = watch::channel(false);
         let peers = BTreeMap::from([(ServerId(2), peer.local_addr().unwrap().to_string())]);
-        let net =
-            PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit).await.unwrap();
+        let net = PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None)
+            .await
+            .unwrap();
         let (mut out, _) = peer.accept().await.unwrap();
         assert_eq!(out.read_u64().await.unwrap(), 1);
         (net, listen, out, stop)
@@ -527,7 +564,7 @@ mod tests {
             let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
             let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let limit = Duration::from_secs(10);
-            let net = PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit)
+            let net = PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None)
                 .await
                 .unwrap();
             net.send(ServerId(2), &ZabMessage::Ping);

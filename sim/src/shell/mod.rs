@@ -185,6 +185,7 @@ async fn serve(spec: ServerSpec) {
         seed: spec.world.seed ^ ((slot as u64 + 1) << 48) ^ (incarnation << 32),
         observer: Some(Arc::new(world::Watcher { world: spec.world.clone(), slot })),
         bugs: spec.shell_bugs,
+        cuts: Some(spec.world.peer_cuts[slot].subscribe()),
     };
     let line = format!("s{} starts (incarnation {incarnation})", slot + 1);
     spec.world.event("server", &[slot as u64], line.as_bytes(), || line.clone());

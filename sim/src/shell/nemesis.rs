@@ -34,6 +34,7 @@ enum Fault {
     Disk,
     SlowDisk,
     Cut,
+    PeerCut,
     MidWrite,
 }
 
@@ -49,6 +50,7 @@ impl Fault {
             Fault::Disk => "disk",
             Fault::SlowDisk => "slow-disk",
             Fault::Cut => "cut",
+            Fault::PeerCut => "peer-cut",
             Fault::MidWrite => "mid-write",
         }
     }
@@ -77,6 +79,7 @@ impl Nemesis {
             Fault::Disk,
             Fault::SlowDisk,
             Fault::Cut,
+            Fault::PeerCut,
             Fault::MidWrite,
         ];
         let mut kinds: Vec<Fault> = all.into_iter().filter(|_| rng.random_bool(0.6)).collect();
@@ -153,6 +156,16 @@ impl Nemesis {
                 self.world.disks[slot].set_faults(Default::default());
                 self.world.disk_faulted.lock().expect("faulted").remove(&slot);
                 handle.restart(&self.name(slot));
+                self.mark(fault, Phase::Stop, &name);
+            }
+            Fault::PeerCut => {
+                // Every quorum connection of one server (in and out) ends mid-stream, as a
+                // middlebox reset would; the server and its peers reconnect.
+                let slot = self.target();
+                let name = self.name(slot);
+                self.mark(fault, Phase::Start, &name);
+                self.world.peer_cuts[slot].send_modify(|n| *n += 1);
+                tokio::time::sleep(hold.min(Duration::from_millis(50))).await;
                 self.mark(fault, Phase::Stop, &name);
             }
             Fault::Cut => {

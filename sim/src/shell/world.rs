@@ -42,6 +42,8 @@ pub struct World {
     pub voters: usize,
     /// Bumped to make every client drop its connection mid-request.
     pub cuts: tokio::sync::watch::Sender<u64>,
+    /// One per server: bumped to cut its quorum connections mid-stream.
+    pub peer_cuts: Vec<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Invariant state fed by the observers.
@@ -80,6 +82,7 @@ impl World {
             acked: Mutex::new(Default::default()),
             voters,
             cuts: tokio::sync::watch::Sender::new(0),
+            peer_cuts: (0..servers).map(|_| tokio::sync::watch::Sender::new(0)).collect(),
         }
     }
 
