@@ -321,8 +321,9 @@ struct Answer {
 /// The xid of the well-formed request that ends every fuzz connection.
 const LAST_XID: i32 = 0x7eed_f00d;
 
-/// Reads replies until the reply to the last request (xid [`LAST_XID`]) or a close, for at most `timeout`. Every reply
-/// must be a well-formed frame no longer than jute.maxbuffer with a whole reply header.
+/// Reads replies until the reply to the last request (xid [`LAST_XID`]) or a close, for at most
+/// `timeout`. Every reply must be a well-formed frame no longer than jute.maxbuffer with a whole
+/// reply header (the first frame is the ConnectResponse).
 fn read_answer(stream: &mut TcpStream, timeout: Duration) -> Answer {
     let started = Instant::now();
     let mut buf = Vec::new();
