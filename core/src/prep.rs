@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::config::Config;
 use crate::proto::client::{OpCode, Request};
 use crate::proto::error::ZkError;
+use crate::proto::txn::encoded_txn_len;
 use crate::tree::acl::{check_acl, fixup_acl};
 use crate::tree::{DataTree, NodeKind, StatPersisted, path};
 use crate::txn::{CreateKind, Txn};
@@ -173,14 +174,27 @@ impl PrepState {
         assert!(zxid > tree.last_processed_zxid(), "prepare at an already applied zxid");
         assert!(self.newest_zxid().is_none_or(|z| z < zxid), "prepare zxids must increase");
         let ctx = Ctx { tree, cfg, who, zxid, time_ms, in_multi: false };
+        let txn = self.prepare_request(&ctx, req);
+        // ZOOKEEPER-2101 / -3496: a request under jute.maxbuffer can decide a txn far larger
+        // (an `auth` ACL expands to every id of the connection, in every create of a multi).
+        // ZooKeeper logs it and then cannot replay it; refuse it before it is logged.
+        if encoded_txn_len(&txn) > txn_bytes_max(cfg) {
+            self.rollback(zxid);
+            assert!(self.newest_zxid().is_none_or(|z| z < zxid), "rollback left records");
+            return Txn::Error { err: ZkError::MarshallingError };
+        }
+        txn
+    }
+
+    fn prepare_request(&mut self, ctx: &Ctx<'_>, req: &Request) -> Txn {
         let result = match req {
-            Request::Multi(ops) => return self.prepare_multi(&ctx, ops),
+            Request::Multi(ops) => return self.prepare_multi(ctx, ops),
             // A standalone check is not a write (ZooKeeper answers UNIMPLEMENTED and closes).
             Request::Check { .. } => Err(ZkError::Unimplemented),
             Request::Create { .. }
             | Request::Delete { .. }
             | Request::SetData { .. }
-            | Request::SetAcl { .. } => self.prepare_op(&ctx, req),
+            | Request::SetAcl { .. } => self.prepare_op(ctx, req),
             other => {
                 debug_assert!(false, "prepare called with a non-write request {other:?}");
                 Err(ZkError::BadArguments)
@@ -525,6 +539,17 @@ impl PrepState {
         });
     }
 }
+
+/// The largest txn a write may decide: what ZooKeeper's recovery reads back (`jute.maxbuffer`
+/// plus `jute.maxbuffer.extrasize`, which defaults to `jute.maxbuffer`), and never more than
+/// [`TXN_BYTES_CAP`], well inside what a peer frame and a log record can carry.
+pub fn txn_bytes_max(cfg: &Config) -> usize {
+    cfg.max_frame_bytes.saturating_mul(2).min(TXN_BYTES_CAP)
+}
+
+/// See [`txn_bytes_max`]: the peer transport takes frames up to 512 MiB, the log records up
+/// to 2 GiB.
+pub const TXN_BYTES_CAP: usize = 256 * 1024 * 1024;
 
 /// Inside a multi ZooKeeper rebuilds each create from its flags (`Op.create`): container flags
 /// make a createContainer, TTL flags a createTTL (keeping the TTL only if the op carried one),

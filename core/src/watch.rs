@@ -215,6 +215,17 @@ impl WatchManager {
         (conns.len(), self.data.len(), watches)
     }
 
+    /// Watched paths plus watching connections: a measure of what [`Self::invariants`] walks
+    /// (each path entry's watchers count once per path; a bound, not a count of watches).
+    pub fn len(&self) -> usize {
+        self.data.len() + self.child.len() + self.by_conn.len()
+    }
+
+    /// True when no watch is set.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Checks the mirror invariants; panics if broken.
     pub fn invariants(&self) {
         let mut mirrored = 0;

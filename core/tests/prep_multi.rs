@@ -45,6 +45,13 @@ impl Leader {
         out
     }
 
+    /// What `req` would decide now, on a copy (nothing changes here).
+    fn clone_prepare(&self, req: &Request) -> Txn {
+        let who = Requester { session: S1, session_valid: true, ids: &self.ids };
+        let mut prep = self.prep.clone();
+        prep.prepare(&self.tree, &self.cfg, &who, req, Zxid(self.zxid + 1), 7)
+    }
+
     fn run(&mut self, req: &Request) -> (Txn, ApplyOutcome) {
         let t = self.prepare(req);
         let out = self.apply(&t);
@@ -221,4 +228,44 @@ fn clear_forgets_outstanding_changes() {
     assert!(l.prep.is_empty());
     let t = l.prepare(&set_data("/a", -1));
     assert_eq!(t.txn, err(ZkError::NoNode));
+}
+
+/// A create whose ACL is `auth`: it expands to every id of the connection.
+fn create_with_auth_acl(path: &str) -> Request {
+    Request::Create {
+        op: OpCode::Create,
+        path: path.into(),
+        data: None,
+        acl: vec![Acl { perms: perms::ALL, id: Id::new("auth", "") }],
+        flags: 0,
+        ttl: -1,
+    }
+}
+
+/// ZOOKEEPER-2101 / -3496: a txn larger than 2 × jute.maxbuffer (what ZooKeeper's recovery
+/// reads back) is refused with MARSHALLINGERROR before it is logged, single op or multi, and
+/// leaves no change record behind: the same paths can be created afterwards.
+#[test]
+fn a_txn_over_twice_the_max_frame_is_refused_and_leaves_no_record() {
+    let mut l = Leader::new();
+    l.cfg.max_frame_bytes = 1000;
+    l.ids = (0..20).map(|i| Id::new("digest", &format!("user{i:02}:{}", "h".repeat(28)))).collect();
+    let one = create_with_auth_acl("/a");
+    let decided = l.clone_prepare(&one);
+    assert!(matches!(decided, Txn::Create { .. }), "{decided:?}");
+    let one_len = zkr_core::proto::txn::encoded_txn_len(&decided);
+    assert!(one_len > 1000 && one_len < 2000, "one create is under the limit: {one_len}");
+    let multi = Request::Multi(vec![create_with_auth_acl("/a"), create_with_auth_acl("/b")]);
+    let (txn, out) = l.run(&multi);
+    assert_eq!(txn, Txn::Error { err: ZkError::MarshallingError });
+    assert!(matches!(out, ApplyOutcome::Failed(_)), "{out:?}");
+    assert!(l.prep.is_empty(), "the refused multi left change records");
+    let (txn, _) = l.run(&one);
+    assert!(matches!(txn, Txn::Create { .. }), "{txn:?}");
+    assert!(l.tree.get("/a").is_some());
+    assert!(l.tree.get("/b").is_none());
+    l.ids.extend(l.ids.clone().into_iter().map(|id| Id::new("digest", &format!("x{}", id.id))));
+    let (txn, _) = l.run(&create_with_auth_acl("/c"));
+    assert_eq!(txn, Txn::Error { err: ZkError::MarshallingError }, "40 ids: one create is over");
+    assert!(l.tree.get("/c").is_none());
 }

@@ -107,3 +107,72 @@ proptest! {
         let _ = decode_peer_message(&bytes);
     }
 }
+
+/// One change to a valid encoding: truncation, byte change, insertion, removal, an
+/// interesting 32-bit value (a length, a count, a type), or a splice with another message.
+#[derive(Clone, Debug)]
+enum Mutation {
+    Truncate(usize),
+    Set(usize, u8),
+    Insert(usize, u8),
+    Remove(usize),
+    SetI32(usize, i32),
+    Splice { at: usize, other: usize, from: usize },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let interesting =
+        prop_oneof![Just(-1), Just(0), Just(1), Just(i32::MAX), Just(i32::MIN), any::<i32>()];
+    prop_oneof![
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+        any::<usize>().prop_map(Mutation::Remove),
+        (any::<usize>(), interesting).prop_map(|(i, v)| Mutation::SetI32(i, v)),
+        (any::<usize>(), any::<usize>(), any::<usize>())
+            .prop_map(|(at, other, from)| Mutation::Splice { at, other, from }),
+    ]
+}
+
+fn mutate(mut bytes: Vec<u8>, corpus: &[Vec<u8>], m: &Mutation) -> Vec<u8> {
+    let n = bytes.len();
+    match *m {
+        Mutation::Truncate(i) => bytes.truncate(i % (n + 1)),
+        Mutation::Set(i, b) if n > 0 => bytes[i % n] = b,
+        Mutation::Insert(i, b) => bytes.insert(i % (n + 1), b),
+        Mutation::Remove(i) if n > 0 => {
+            bytes.remove(i % n);
+        }
+        Mutation::SetI32(i, v) if n >= 4 => {
+            let at = i % (n - 3);
+            bytes[at..at + 4].copy_from_slice(&v.to_be_bytes());
+        }
+        Mutation::Splice { at, other, from } => {
+            let other = &corpus[other % corpus.len()];
+            bytes.truncate(at % (n + 1));
+            bytes.extend_from_slice(&other[from % (other.len() + 1)..]);
+        }
+        _ => {}
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Any message with up to 4 mutations: a clean error or a message that round-trips.
+    #[test]
+    fn mutated_and_spliced_messages_decode_or_fail_cleanly(
+        i in any::<usize>(),
+        ms in proptest::collection::vec(mutation(), 1..5),
+    ) {
+        let corpus: Vec<Vec<u8>> = all().iter().map(encode_peer_message).collect();
+        let mut bytes = corpus[i % corpus.len()].clone();
+        for m in &ms {
+            bytes = mutate(bytes, &corpus, m);
+        }
+        if let Ok(msg) = decode_peer_message(&bytes) {
+            prop_assert_eq!(decode_peer_message(&encode_peer_message(&msg)), Ok(msg));
+        }
+    }
+}

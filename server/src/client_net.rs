@@ -161,6 +161,22 @@ mod tests {
         assert_eq!(handle.shared.outbox.lock().unwrap().bytes.len(), 0, "nothing after abort");
         handle.replied();
         assert_eq!(handle.shared.outstanding.load(Ordering::Acquire), 0, "saturates at 0");
+        assert_eq!(handle.shared.in_flight.load(Ordering::Acquire), 0, "and so does the total");
+    }
+
+    /// A reply takes one request off the connection's count and off the server's.
+    #[test]
+    fn replies_count_down_the_connection_and_the_server() {
+        let in_flight = Arc::new(AtomicU32::new(5));
+        let shared = Arc::new(Shared { in_flight: in_flight.clone(), ..Shared::default() });
+        shared.outstanding.store(2, Ordering::Release);
+        let handle = ConnHandle { shared, drop_at_bytes: 100 };
+        handle.replied();
+        assert_eq!(handle.shared.outstanding.load(Ordering::Acquire), 1);
+        assert_eq!(in_flight.load(Ordering::Acquire), 4, "another connection still holds 3");
+        handle.replied();
+        handle.replied();
+        assert_eq!(in_flight.load(Ordering::Acquire), 3, "a reply past 0 takes nothing");
     }
 
     #[test]
@@ -190,8 +206,9 @@ pub struct ConnPolicy {
     /// `nio.sessionlessCnxnTimeout`: a connection whose ConnectRequest has not fully arrived
     /// this long after accept is closed.
     pub handshake_timeout: Duration,
-    /// `globalOutstandingLimit`, applied per connection: requests read but not yet answered
-    /// above which the connection is not read from.
+    /// `globalOutstandingLimit`: requests read but not yet answered above which a connection
+    /// is not read from; and, as ZooKeeper's `shouldThrottle` does, once the whole server has
+    /// this many in flight, no connection with a request of its own in flight is read from.
     pub outstanding_max: u32,
     /// `zkr.clientOutputLimitBytes`: reply bytes queued for a connection above which it is not
     /// read from; at `OUTPUT_DROP_FACTOR` times this the connection is dropped at once.
@@ -226,6 +243,9 @@ struct Shared {
     wake: Notify,
     /// Requests read (after the ConnectRequest) and not yet answered.
     outstanding: AtomicU32,
+    /// The sum of `outstanding` over every connection of the server (one counter shared by
+    /// all); each connection takes out what it still holds when it ends.
+    in_flight: Arc<AtomicU32>,
 }
 
 #[derive(Debug, Default)]
@@ -273,10 +293,13 @@ impl ConnHandle {
 
     /// One request of this connection was answered (the driver matched the reply's xid).
     pub fn replied(&self) {
-        let _ = self
-            .shared
-            .outstanding
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
+        let before =
+            self.shared
+                .outstanding
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
+        if before.is_ok_and(|n| n > 0) {
+            self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -289,6 +312,7 @@ pub async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut next_conn = 1u64;
+    let in_flight = Arc::new(AtomicU32::new(0));
     loop {
         let accepted = tokio::select! {
             biased;
@@ -325,8 +349,9 @@ pub async fn accept_loop(
         next_conn += 1;
         let events = events.clone();
         let limits = limits.clone();
+        let in_flight = in_flight.clone();
         tokio::spawn(async move {
-            serve_conn(stream, remote, conn, events, policy).await;
+            serve_conn(stream, remote, conn, events, policy, in_flight).await;
             limits.release(remote.ip());
         });
     }
@@ -360,8 +385,9 @@ async fn serve_conn(
     id: ConnId,
     events: mpsc::UnboundedSender<Event>,
     policy: ConnPolicy,
+    in_flight: Arc<AtomicU32>,
 ) {
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared { in_flight, ..Shared::default() });
     let drop_at_bytes = policy.output_bytes_max.saturating_mul(OUTPUT_DROP_FACTOR);
     let handle = ConnHandle { shared: shared.clone(), drop_at_bytes };
     if events.send(Event::Connected { conn: id, remote, handle }).is_err() {
@@ -421,6 +447,9 @@ async fn serve_conn(
             break;
         }
     }
+    // What is still unanswered leaves the server-wide count now (a late `replied` finds 0).
+    let left = conn.shared.outstanding.swap(0, Ordering::AcqRel);
+    conn.shared.in_flight.fetch_sub(left, Ordering::AcqRel);
     let _ = events.send(Event::Closed { conn: conn.id });
 }
 
@@ -458,10 +487,17 @@ impl Conn {
         }
     }
 
-    /// Whether another request may go to the driver: fewer than `outstanding_max` unanswered.
+    /// Whether another request may go to the driver: fewer than `outstanding_max` unanswered
+    /// here, and either none here or fewer than `outstanding_max` in the whole server
+    /// (ZooKeeper's `shouldThrottle`: a connection waiting for nothing may always send one, so
+    /// a well-behaved session is never starved; its own reply wakes a throttled one).
     fn may_forward(&self, policy: &ConnPolicy) -> bool {
-        !self.handshake_done
-            || self.shared.outstanding.load(Ordering::Acquire) < policy.outstanding_max
+        if !self.handshake_done {
+            return true;
+        }
+        let mine = self.shared.outstanding.load(Ordering::Acquire);
+        let server_wide = self.shared.in_flight.load(Ordering::Acquire);
+        mine < policy.outstanding_max && (mine == 0 || server_wide < policy.outstanding_max)
     }
 
     /// Reads what the socket holds and hands complete frames to the driver.
@@ -494,6 +530,7 @@ impl Conn {
                     // with room for an xid gets one reply matched by xid.
                     if self.handshake_done && payload.len() >= 4 {
                         self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
+                        self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
                     }
                     self.handshake_done = true;
                     if events.send(Event::Frame { conn: self.id, payload }).is_err() {

@@ -530,14 +530,23 @@ fn wait_gone(pid: u32, timeout: Duration) {
 pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let seed = std::process::id().wrapping_mul(7919);
+    // `ZKR_TEST_PORTS=31000-31999` keeps a run inside ports it was given (shared machines).
+    let (low, high) = std::env::var("ZKR_TEST_PORTS")
+        .ok()
+        .and_then(|r| {
+            let (a, b) = r.split_once('-')?;
+            Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?))
+        })
+        .filter(|(a, b)| a < b && *b < 65536)
+        .unwrap_or((20000, 31999));
     for _ in 0..2000 {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = 20000 + (seed.wrapping_add(n.wrapping_mul(13)) % 12000) as u16;
+        let port = (low + seed.wrapping_add(n.wrapping_mul(13)) % (high - low + 1)) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() && !apache_dir(port).exists() {
             return port;
         }
     }
-    panic!("no free loopback port found in 20000..32000");
+    panic!("no free loopback port found in {low}..={high}");
 }
 
 fn tail(path: &Path, lines: usize) -> String {

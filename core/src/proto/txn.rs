@@ -49,6 +49,14 @@ pub fn write_txn(w: &mut Writer, t: &LoggedTxn) {
     write_txn_body(w, &t.txn);
 }
 
+/// The encoded size of a txn with `txn` as its record (header included), as the log and the
+/// peers will carry it.
+pub fn encoded_txn_len(txn: &Txn) -> usize {
+    let mut w = Writer::new();
+    write_txn_body(&mut w, txn);
+    TXN_HEADER_BYTES + w.len()
+}
+
 /// Decodes a txn that fills `bytes` exactly.
 pub fn decode_txn(bytes: &[u8]) -> Result<LoggedTxn, DecodeError> {
     let mut r = Reader::new(bytes);
