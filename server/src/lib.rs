@@ -1,6 +1,7 @@
 //! `zkr-server`: the tokio shell that runs a `zkr_core::Node` against real sockets and disks.
 pub mod admin;
 pub mod bugs;
+pub mod cli;
 pub mod client_net;
 pub mod config;
 pub mod driver;

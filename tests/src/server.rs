@@ -445,6 +445,20 @@ fn merge_cfg(text: &str, overrides: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// The zkr-cli binary, next to [`zkr_bin`] (`ZKR_CLI_BIN` overrides); built with the package.
+pub fn zkr_cli_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("ZKR_CLI_BIN") {
+        return PathBuf::from(bin);
+    }
+    let cli = zkr_bin().with_file_name("zkr-cli");
+    assert!(
+        cli.is_file(),
+        "{} not found: build it with `cargo build -p zkr-server`",
+        cli.display()
+    );
+    cli
+}
+
 /// The zkr-server binary: `ZKR_SERVER_BIN`, else `$CARGO_TARGET_DIR/debug/zkr-server`, else
 /// `<workspace>/target/debug/zkr-server`. Panics with a build hint if none exists.
 pub fn zkr_bin() -> PathBuf {
@@ -527,17 +541,32 @@ fn wait_gone(pid: u32, timeout: Duration) {
 
 /// Picks a port on 127.0.0.1 that is free now, below the Linux ephemeral range so that client
 /// sockets of parallel tests do not take it between our probe and the server's bind.
+/// `ZKR_E2E_PORTS=LOW-HIGH` narrows the range (machines shared by several test runs).
 pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = port_range();
     let seed = std::process::id().wrapping_mul(7919);
     for _ in 0..2000 {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = 20000 + (seed.wrapping_add(n.wrapping_mul(13)) % 12000) as u16;
+        let offset = seed.wrapping_add(n.wrapping_mul(13)) % u32::from(high - low);
+        let port = low + u16::try_from(offset).expect("below the range width");
         if TcpListener::bind(("127.0.0.1", port)).is_ok() && !apache_dir(port).exists() {
             return port;
         }
     }
-    panic!("no free loopback port found in 20000..32000");
+    panic!("no free loopback port found in {low}..{high}");
+}
+
+/// The port range of [`free_port`]: `ZKR_E2E_PORTS=LOW-HIGH` (HIGH exclusive), else 20000-32000.
+fn port_range() -> (u16, u16) {
+    let Ok(text) = std::env::var("ZKR_E2E_PORTS") else {
+        return (20000, 32000);
+    };
+    let parsed = text.split_once('-').and_then(|(l, h)| Some((l.parse().ok()?, h.parse().ok()?)));
+    match parsed {
+        Some((low, high)) if low < high => (low, high),
+        _ => panic!("ZKR_E2E_PORTS={text:?}: expected LOW-HIGH with LOW < HIGH"),
+    }
 }
 
 fn tail(path: &Path, lines: usize) -> String {
