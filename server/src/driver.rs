@@ -303,6 +303,17 @@ impl Driver {
             Event::FourLetterWord { remote, cmd, reply } => {
                 self.four_letter_word(remote, cmd, reply)
             }
+            Event::Metrics { reply } => {
+                let view = AdminView {
+                    node: &self.node,
+                    stats: &self.stats,
+                    conns: &self.conns,
+                    conf_lines: &self.conf_lines,
+                    allowed: &|_| true,
+                    dirs: (&self.cfg.data_dir, &self.cfg.data_log_dir),
+                };
+                let _ = reply.send(admin::answer(*b"mntr", &view));
+            }
             Event::Peer { from, msg } => self.node.step(Input::PeerMessage { from, msg }),
             Event::PeerLost { peer } => self.node.step(Input::PeerLost { peer }),
         }

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod env;
 pub mod epochs;
 pub mod fs;
+pub mod metrics;
 pub mod net;
 pub mod peer_net;
 pub mod storage;
@@ -71,6 +72,17 @@ impl Server {
             cfg.conn_policy(),
             shutdown_rx.clone(),
         ));
+        let metrics_at = metrics::endpoint(&cfg)?;
+        #[cfg(not(madsim))]
+        if let Some(at) = metrics_at {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {at}: {e}"))?;
+            tracing::info!(%at, "serving Prometheus metrics at /metrics");
+            tokio::spawn(metrics::serve(listener, events_tx.clone(), shutdown_rx.clone()));
+        }
+        #[cfg(madsim)]
+        let _ = metrics_at;
         let peers = if cfg.servers.is_empty() {
             None
         } else {

@@ -1,0 +1,168 @@
+//! Prometheus metrics: ZooKeeper's `PrometheusMetricsProvider` endpoint, `GET /metrics` on
+//! `metricsProvider.httpHost:metricsProvider.httpPort` (0.0.0.0:7000 by default), enabled by
+//! `metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider`.
+//!
+//! Each scrape asks the driver for the `mntr` values (the same numbers the four-letter word
+//! prints, whatever the 4lw whitelist says) and encodes every numeric one as a gauge named as
+//! ZooKeeper's provider names it: the mntr key without its `zk_` prefix (`znode_count`,
+//! `watch_count`, `num_alive_connections`, ...). Encoding is `prometheus-client`'s text format.
+//! The HTTP side is deliberately tiny: one request per connection, `Connection: close`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+#[cfg(not(madsim))]
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+#[cfg(not(madsim))]
+use tokio::sync::{mpsc, oneshot, watch};
+
+#[cfg(not(madsim))]
+use crate::client_net::Event;
+use crate::config::ServerConfig;
+// tokio's sockets directly: the endpoint is never started under madsim (see `lib.rs`).
+#[cfg(not(madsim))]
+use tokio::net::{TcpListener, TcpStream};
+
+/// The class name that switches the endpoint on, as in ZooKeeper's zoo.cfg.
+pub const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+/// ZooKeeper's default `metricsProvider.httpPort`.
+pub const DEFAULT_HTTP_PORT: u16 = 7000;
+#[cfg(not(madsim))]
+/// A request head larger than this is refused.
+const MAX_REQUEST_BYTES: usize = 8192;
+#[cfg(not(madsim))]
+/// How long a scraper may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where to serve metrics, if zoo.cfg asks for the Prometheus provider.
+pub fn endpoint(cfg: &ServerConfig) -> Result<Option<SocketAddr>, String> {
+    match cfg.extra.get("metricsProvider.className").map(String::as_str) {
+        Some(PROMETHEUS_PROVIDER) => {}
+        Some(other) => {
+            tracing::warn!("metricsProvider.className={other}: only {PROMETHEUS_PROVIDER} serves");
+            return Ok(None);
+        }
+        None => return Ok(None),
+    }
+    let port = match cfg.extra.get("metricsProvider.httpPort") {
+        Some(p) => p.trim().parse().map_err(|_| format!("metricsProvider.httpPort={p}"))?,
+        None => DEFAULT_HTTP_PORT,
+    };
+    let host = cfg.extra.get("metricsProvider.httpHost").map_or("0.0.0.0", |h| h.trim());
+    let ip = host.parse().map_err(|_| format!("metricsProvider.httpHost={host}: not an IP"))?;
+    Ok(Some(SocketAddr::new(ip, port)))
+}
+
+/// Encodes `mntr` text (`zk_key<TAB>value` lines) as Prometheus text. Non-numeric values
+/// (version, server_state) are left out; `0x` values (zxids) are read as hex.
+pub fn encode_mntr(mntr: &str) -> String {
+    let mut registry = Registry::default();
+    for line in mntr.lines() {
+        let Some((key, value)) = line.split_once('\t') else {
+            continue;
+        };
+        let name = key.strip_prefix("zk_").unwrap_or(key);
+        let number = match value.strip_prefix("0x") {
+            Some(hex) => i64::from_str_radix(hex, 16).ok().map(|v| v as f64),
+            None => value.parse::<f64>().ok(),
+        };
+        let Some(number) = number else {
+            continue;
+        };
+        let gauge = Gauge::<f64, AtomicU64>::default();
+        gauge.set(number);
+        registry.register(name, format!("mntr {key}"), gauge);
+    }
+    let mut text = String::new();
+    encode(&mut text, &registry).expect("writing to a String cannot fail");
+    text
+}
+
+/// Accepts scrapes until shutdown.
+#[cfg(not(madsim))]
+pub async fn serve(
+    listener: TcpListener,
+    events: mpsc::UnboundedSender<Event>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    continue;
+                };
+                tokio::spawn(answer(stream, events.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(not(madsim))]
+async fn answer(mut stream: TcpStream, events: mpsc::UnboundedSender<Event>) {
+    let Ok(Some(head)) = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await else {
+        return;
+    };
+    let mut words = head.split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let (status, body) = if method != "GET" {
+        ("405 Method Not Allowed", String::from("only GET\n"))
+    } else if path == "/metrics" {
+        let (reply, answer) = oneshot::channel();
+        if events.send(Event::Metrics { reply }).is_err() {
+            return;
+        }
+        match answer.await {
+            Ok(mntr) => ("200 OK", encode_mntr(&mntr)),
+            Err(_) => return,
+        }
+    } else {
+        ("404 Not Found", String::from("try /metrics\n"))
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Reads the request head (up to the blank line); `None` if it is too long or the peer left.
+#[cfg(not(madsim))]
+async fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 || head.len() + n > MAX_REQUEST_BYTES {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_mntr_rows_become_gauges_named_without_the_zk_prefix() {
+        let text = encode_mntr(
+            "zk_version\t3.9.3-zkr\nzk_znode_count\t5\nzk_avg_latency\t0.5000\n\
+             zk_last_proposal_zxid\t0x10\n",
+        );
+        assert!(text.contains("# TYPE znode_count gauge\nznode_count 5"), "{text}");
+        assert!(text.contains("\navg_latency 0.5\n"), "{text}");
+        assert!(text.contains("\nlast_proposal_zxid 16"), "{text}");
+        assert!(!text.contains("version"), "{text}");
+    }
+}
