@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use zkr_core::Node;
 use zkr_core::types::ConnId;
 
@@ -31,6 +32,14 @@ pub struct ServerStats {
     pub min_response_size: usize,
     /// Largest reply, bytes.
     pub max_response_size: usize,
+    /// Request latency in seconds, as a Prometheus histogram (see `metrics`); a clone shares
+    /// the counts, so a scrape reads it without copying.
+    pub latency_histogram: Histogram,
+}
+
+/// Buckets of [`ServerStats::latency_histogram`]: 100 µs to about 13 s, doubling.
+pub fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0001, 2.0, 18)
 }
 
 impl ServerStats {
@@ -44,6 +53,7 @@ impl ServerStats {
             last_response_size: 0,
             min_response_size: usize::MAX,
             max_response_size: 0,
+            latency_histogram: Histogram::new(latency_buckets()),
         }
     }
 

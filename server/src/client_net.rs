@@ -79,11 +79,11 @@ pub enum Event {
         /// Where the answer goes.
         reply: oneshot::Sender<String>,
     },
-    /// A metrics scrape (see `metrics`): the driver answers with the `mntr` text, whatever the
-    /// four-letter-word whitelist allows.
+    /// A metrics scrape (see `metrics`): the driver answers with the `mntr` text (whatever the
+    /// four-letter-word whitelist allows) and the request latency histogram.
     Metrics {
         /// Where the answer goes.
-        reply: oneshot::Sender<String>,
+        reply: oneshot::Sender<(String, prometheus_client::metrics::histogram::Histogram)>,
     },
 }
 

@@ -312,7 +312,8 @@ impl Driver {
                     allowed: &|_| true,
                     dirs: (&self.cfg.data_dir, &self.cfg.data_log_dir),
                 };
-                let _ = reply.send(admin::answer(*b"mntr", &view));
+                let mntr = admin::answer(*b"mntr", &view);
+                let _ = reply.send((mntr, self.stats.latency_histogram.clone()));
             }
             Event::Peer { from, msg } => self.node.step(Input::PeerMessage { from, msg }),
             Event::PeerLost { peer } => self.node.step(Input::PeerLost { peer }),
@@ -418,6 +419,7 @@ impl Driver {
                     let (_, arrived) = c.in_flight.remove(pos).expect("position is valid");
                     c.latency.record(arrived.elapsed());
                     self.stats.latency.record(arrived.elapsed());
+                    self.stats.latency_histogram.observe(arrived.elapsed().as_secs_f64());
                     if let Some(writer) = self.writers.get(&conn) {
                         writer.replied();
                     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 #[cfg(not(madsim))]
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,6 +62,28 @@ pub fn endpoint(cfg: &ServerConfig) -> Result<Option<SocketAddr>, String> {
 /// Encodes `mntr` text (`zk_key<TAB>value` lines) as Prometheus text. Non-numeric values
 /// (version, server_state) are left out; `0x` values (zxids) are read as hex.
 pub fn encode_mntr(mntr: &str) -> String {
+    encode_registry(mntr_registry(mntr))
+}
+
+/// `mntr`'s gauges plus `zkr_request_latency_seconds`, the histogram of every request's time
+/// from arrival to reply (ours; ZooKeeper's provider reports a summary instead).
+pub fn encode_scrape(mntr: &str, latency: Histogram) -> String {
+    let mut registry = mntr_registry(mntr);
+    registry.register(
+        "zkr_request_latency_seconds",
+        "Client request latency, arrival to reply",
+        latency,
+    );
+    encode_registry(registry)
+}
+
+fn encode_registry(registry: Registry) -> String {
+    let mut text = String::new();
+    encode(&mut text, &registry).expect("writing to a String cannot fail");
+    text
+}
+
+fn mntr_registry(mntr: &str) -> Registry {
     let mut registry = Registry::default();
     for line in mntr.lines() {
         let Some((key, value)) = line.split_once('\t') else {
@@ -78,9 +101,7 @@ pub fn encode_mntr(mntr: &str) -> String {
         gauge.set(number);
         registry.register(name, format!("mntr {key}"), gauge);
     }
-    let mut text = String::new();
-    encode(&mut text, &registry).expect("writing to a String cannot fail");
-    text
+    registry
 }
 
 /// Accepts scrapes until shutdown.
@@ -120,7 +141,7 @@ async fn answer(mut stream: TcpStream, events: mpsc::UnboundedSender<Event>) {
             return;
         }
         match answer.await {
-            Ok(mntr) => ("200 OK", encode_mntr(&mntr)),
+            Ok((mntr, latency)) => ("200 OK", encode_scrape(&mntr, latency)),
             Err(_) => return,
         }
     } else {

@@ -90,4 +90,9 @@ async fn metrics_endpoint_serves_zookeepers_names_in_prometheus_text_format() {
     let line = format!("zk_znode_count\t{}", znodes(&after));
     assert!(mntr.lines().any(|l| l == line), "mntr disagrees ({line}):\n{mntr}");
     assert_eq!(sample(&after, "num_alive_connections"), Some(1.0), "{after}");
+    // Every reply so far (connect excluded) went into the latency histogram.
+    let observed = sample(&after, "zkr_request_latency_seconds_count").expect("histogram count");
+    assert!(observed >= 3.0, "{after}");
+    let inf = after.lines().find(|l| l.contains("zkr_request_latency_seconds_bucket"));
+    assert!(inf.is_some(), "no buckets:\n{after}");
 }

@@ -48,7 +48,10 @@ struct Spec {
 const SPECS: &[Spec] = &[
     spec(
         "addWatch",
-        "addWatch [-m mode] path # optional mode is one of [PERSISTENT, PERSISTENT_RECURSIVE] - default is PERSISTENT_RECURSIVE",
+        concat!(
+            "addWatch [-m mode] path # optional mode is one of ",
+            "[PERSISTENT, PERSISTENT_RECURSIVE] - default is PERSISTENT_RECURSIVE"
+        ),
         "",
         "m",
     ),
