@@ -12,7 +12,14 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use zkr_server::cli::command::{EXIT_FAILED, EXIT_NO_CONNECTION, Outcome, Shell, usage};
+use rustyline::completion::Completer;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::validate::Validator;
+use rustyline::{Context, Helper};
+use zkr_server::cli::command::{
+    EXIT_FAILED, EXIT_NO_CONNECTION, Outcome, Shell, command_names, usage,
+};
 
 /// zkCli.sh's default server.
 const DEFAULT_SERVER: &str = "localhost:2181";
@@ -103,9 +110,10 @@ fn script(shell: &mut Shell) -> i32 {
 
 fn interactive(shell: &mut Shell) -> i32 {
     connect(shell);
-    let Ok(mut editor) = rustyline::DefaultEditor::new() else {
+    let Ok(mut editor) = rustyline::Editor::<CommandNames, _>::new() else {
         return script(shell);
     };
+    editor.set_helper(Some(CommandNames));
     let history = std::env::var_os("HOME")
         .map(|home| std::path::PathBuf::from(home).join(".zkr_cli_history"));
     if let Some(path) = &history {
@@ -135,3 +143,34 @@ fn interactive(shell: &mut Shell) -> i32 {
     shell.close_printing(&mut std::io::stdout());
     0
 }
+
+/// Tab completes the command name (the first word of the line).
+struct CommandNames;
+
+impl Completer for CommandNames {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let typed = &line[..pos];
+        if typed.contains(char::is_whitespace) {
+            return Ok((pos, Vec::new()));
+        }
+        let names = command_names().filter(|n| n.starts_with(typed)).map(String::from).collect();
+        Ok((0, names))
+    }
+}
+
+impl Hinter for CommandNames {
+    type Hint = String;
+}
+
+impl Highlighter for CommandNames {}
+
+impl Validator for CommandNames {}
+
+impl Helper for CommandNames {}
