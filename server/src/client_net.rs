@@ -83,7 +83,7 @@ pub enum Event {
     /// four-letter-word whitelist allows) and the request latency histogram.
     Metrics {
         /// Where the answer goes.
-        reply: oneshot::Sender<(String, prometheus_client::metrics::histogram::Histogram)>,
+        reply: oneshot::Sender<(String, crate::admin::OpLatency)>,
     },
 }
 

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 #[cfg(not(madsim))]
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -65,9 +64,9 @@ pub fn encode_mntr(mntr: &str) -> String {
     encode_registry(mntr_registry(mntr))
 }
 
-/// `mntr`'s gauges plus `zkr_request_latency_seconds`, the histogram of every request's time
-/// from arrival to reply (ours; ZooKeeper's provider reports a summary instead).
-pub fn encode_scrape(mntr: &str, latency: Histogram) -> String {
+/// `mntr`'s gauges plus `zkr_request_latency_seconds{op}`, histograms of each request's time
+/// from arrival to reply by opcode (ours; ZooKeeper's provider reports summaries instead).
+pub fn encode_scrape(mntr: &str, latency: crate::admin::OpLatency) -> String {
     let mut registry = mntr_registry(mntr);
     registry.register(
         "zkr_request_latency_seconds",

@@ -14,8 +14,8 @@ use zkr_tests::server::free_port;
 use zkr_tests::tools::{crate_dir, require, run_bounded};
 use zkr_tests::{ServerOptions, TestServer, connect, op};
 
-/// Fetches a URL (argv[1], or parses stdin when argv[1] is `-`) and prints `name value` for
-/// every sample; exits non-zero when the text does not parse.
+/// Fetches a URL (argv[1], or parses stdin when argv[1] is `-`) and prints
+/// `type name{label=value,...} value` for every sample; exits non-zero when the text does not parse.
 const SCRAPE: &str = r#"
 import sys, urllib.request
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,7 +25,9 @@ else:
     text = urllib.request.urlopen(sys.argv[1], timeout=30).read().decode()
 for family in text_string_to_metric_families(text):
     for sample in family.samples:
-        print(family.type, sample.name, sample.value)
+        labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+        name = sample.name + ("{" + labels + "}" if labels else "")
+        print(family.type, name, sample.value)
 "#;
 
 /// The venv python with `prometheus_client`, if usable.
@@ -90,9 +92,10 @@ async fn metrics_endpoint_serves_zookeepers_names_in_prometheus_text_format() {
     let line = format!("zk_znode_count\t{}", znodes(&after));
     assert!(mntr.lines().any(|l| l == line), "mntr disagrees ({line}):\n{mntr}");
     assert_eq!(sample(&after, "num_alive_connections"), Some(1.0), "{after}");
-    // Every reply so far (connect excluded) went into the latency histogram.
-    let observed = sample(&after, "zkr_request_latency_seconds_count").expect("histogram count");
-    assert!(observed >= 3.0, "{after}");
+    // The three creates went into the create histogram (connect is not a request).
+    let count = |op: &str| sample(&after, &format!("zkr_request_latency_seconds_count{{op={op}}}"));
+    let creates = count("create").unwrap_or(0.0) + count("create2").unwrap_or(0.0);
+    assert_eq!(creates, 3.0, "{after}");
     let inf = after.lines().find(|l| l.contains("zkr_request_latency_seconds_bucket"));
     assert!(inf.is_some(), "no buckets:\n{after}");
 }
