@@ -25,7 +25,8 @@ else:
     text = urllib.request.urlopen(sys.argv[1], timeout=30).read().decode()
 for family in text_string_to_metric_families(text):
     for sample in family.samples:
-        labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+        pairs = sorted(sample.labels.items())
+        labels = ",".join(f"{k}={v}" for k, v in pairs)
         name = sample.name + ("{" + labels + "}" if labels else "")
         print(family.type, name, sample.value)
 "#;
