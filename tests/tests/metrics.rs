@@ -15,7 +15,8 @@ use zkr_tests::tools::{crate_dir, require, run_bounded};
 use zkr_tests::{ServerOptions, TestServer, connect, op};
 
 /// Fetches a URL (argv[1], or parses stdin when argv[1] is `-`) and prints
-/// `type name{label=value,...} value` for every sample; exits non-zero when the text does not parse.
+/// `type name{label=value,...} value` for every sample; exits non-zero when the text does not
+/// parse.
 const SCRAPE: &str = r#"
 import sys, urllib.request
 from prometheus_client.parser import text_string_to_metric_families
