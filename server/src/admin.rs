@@ -42,7 +42,8 @@ pub struct ServerStats {
 /// Latency histograms labelled `op="getData"` etc.
 pub type OpLatency = Family<Vec<(String, String)>, Histogram, fn() -> Histogram>;
 
-/// Buckets of [`ServerStats::op_latency`]: 100 µs to about 13 s, doubling.
+/// A latency histogram in seconds ([`ServerStats::op_latency`], log syncs): 100 µs to about
+/// 13 s, doubling.
 pub fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
 }

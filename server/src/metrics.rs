@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 #[cfg(not(madsim))]
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 #[cfg(not(madsim))]
 use crate::client_net::Event;
 use crate::config::ServerConfig;
+use crate::storage::SyncMetrics;
 // tokio's sockets directly: the endpoint is never started under madsim (see `lib.rs`).
 #[cfg(not(madsim))]
 use tokio::net::{TcpListener, TcpStream};
@@ -66,8 +68,18 @@ pub fn encode_mntr(mntr: &str) -> String {
 
 /// `mntr`'s gauges plus `zkr_request_latency_seconds{op}`, histograms of each request's time
 /// from arrival to reply by opcode (ours; ZooKeeper's provider reports summaries instead).
-pub fn encode_scrape(mntr: &str, latency: crate::admin::OpLatency) -> String {
+pub fn encode_scrape(mntr: &str, latency: crate::admin::OpLatency, sync: SyncMetrics) -> String {
     let mut registry = mntr_registry(mntr);
+    registry.register(
+        "zkr_fsync_latency_seconds",
+        "Txn log sync (flush and fdatasync) latency",
+        sync.latency,
+    );
+    registry.register(
+        "zkr_group_commit_records",
+        "Txns made durable by one txn log sync",
+        sync.batch_records,
+    );
     registry.register(
         "zkr_request_latency_seconds",
         "Client request latency, arrival to reply",
@@ -103,11 +115,20 @@ fn mntr_registry(mntr: &str) -> Registry {
     registry
 }
 
+/// The log-sync histograms: latency (100 µs to about 13 s) and records per sync (1 to 32768).
+pub fn sync_metrics() -> SyncMetrics {
+    SyncMetrics {
+        latency: crate::admin::latency_histogram(),
+        batch_records: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+    }
+}
+
 /// Accepts scrapes until shutdown.
 #[cfg(not(madsim))]
 pub async fn serve(
     listener: TcpListener,
     events: mpsc::UnboundedSender<Event>,
+    sync: SyncMetrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -118,14 +139,14 @@ pub async fn serve(
                 let Ok((stream, _)) = accepted else {
                     continue;
                 };
-                tokio::spawn(answer(stream, events.clone()));
+                tokio::spawn(answer(stream, events.clone(), sync.clone()));
             }
         }
     }
 }
 
 #[cfg(not(madsim))]
-async fn answer(mut stream: TcpStream, events: mpsc::UnboundedSender<Event>) {
+async fn answer(mut stream: TcpStream, events: mpsc::UnboundedSender<Event>, sync: SyncMetrics) {
     let Ok(Some(head)) = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await else {
         return;
     };
@@ -140,7 +161,7 @@ async fn answer(mut stream: TcpStream, events: mpsc::UnboundedSender<Event>) {
             return;
         }
         match answer.await {
-            Ok((mntr, latency)) => ("200 OK", encode_scrape(&mntr, latency)),
+            Ok((mntr, latency)) => ("200 OK", encode_scrape(&mntr, latency, sync)),
             Err(_) => return,
         }
     } else {

@@ -100,4 +100,13 @@ async fn metrics_endpoint_serves_zookeepers_names_in_prometheus_text_format() {
     assert_eq!(creates, 3.0, "{after}");
     let inf = after.lines().find(|l| l.contains("zkr_request_latency_seconds_bucket"));
     assert!(inf.is_some(), "no buckets:\n{after}");
+    // Four txns since the first scrape (the session's createSession and three creates) were
+    // synced to the log: one to four syncs, and the group-commit histogram counted each once.
+    let since = |name: &str| {
+        let value = |text: &str| sample(text, name).unwrap_or_else(|| panic!("{name}:\n{text}"));
+        value(&after) - value(&before)
+    };
+    let syncs = since("zkr_fsync_latency_seconds_count");
+    assert!((1.0..=4.0).contains(&syncs), "{syncs} syncs:\n{after}");
+    assert_eq!(since("zkr_group_commit_records_sum"), 4.0, "{after}");
 }
