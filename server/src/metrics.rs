@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
+#[cfg(not(madsim))]
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
