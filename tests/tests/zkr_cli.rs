@@ -167,7 +167,9 @@ const DIFF_SCRIPT: &str = "create /a hello\ncreate /a x\ncreate -s /a/s- x\ncrea
     delete -v 9 /a/e\ndelete /nope\ngetAcl /a\nsetAcl /a world:anyone:cdrwa\n\
     setAcl -s /a world:anyone:cdrwa\naddauth digest u:p\ncreate /d x auth::cdrwa\ngetAcl /d\n\
     whoami\nsync /a\nls -w /a\nget -w /a\nstat -w /a\nset /a changed\ncreate /a/new x\n\
-    deleteall /a\nls /\nget\ncreate /x/y z\ngetAllChildrenNumber /\nquit\n";
+    deleteall /a\nls /\nget\ncreate /x/y z\ngetAllChildrenNumber /\n\
+    create /rw x\nget -w /rw\nremovewatches /rw -d\nremovewatches /rw -c\nremovewatches /rw\n\
+    set /rw y\nls -w /rw\nremovewatches /rw -c\ncreate /rw/k\nquit\n";
 
 /// Masks what differs from run to run: dates, zxids, session ids.
 fn mask(text: &str) -> String {

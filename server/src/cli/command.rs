@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use zkr_core::proto::client::{OpCode, Request, Response};
+use zkr_core::proto::error::ZkError;
 use zkr_core::types::Acl;
 
 use super::format;
@@ -70,6 +71,7 @@ const SPECS: &[Spec] = &[
     spec("ls", "ls [-s] [-w] [-R] path", "swR", ""),
     spec("printwatches", "printwatches on|off", "", ""),
     spec("quit", "quit ", "", ""),
+    spec("removewatches", "removewatches path [-c|-d|-a] [-l]", "cdal", ""),
     spec("set", "set [-s] [-v version] path data", "s", "v"),
     spec("setAcl", "setAcl [-s] [-v version] [-R] path acl", "sR", "v"),
     spec("stat", "stat [-w] path", "w", ""),
@@ -312,7 +314,8 @@ impl Shell {
             | "getAcl"
             | "getEphemerals"
             | "getAllChildrenNumber"
-            | "addWatch" => arity(1, 1)?,
+            | "addWatch"
+            | "removewatches" => arity(1, 1)?,
             "create" => arity(1, 3)?,
             "set" | "setAcl" | "addauth" => arity(2, 2)?,
             "config" | "whoami" => arity(0, 0)?,
@@ -321,7 +324,8 @@ impl Shell {
         let Some(session) = self.session.as_mut() else {
             return Err(Failure::Message("Not connected".into()));
         };
-        let mut c = Call { session, out, err };
+        let print_watches = self.print_watches.load(Ordering::Relaxed);
+        let mut c = Call { session, out, err, print_watches };
         match spec.name {
             "ls" => c.ls(args),
             "get" => c.get(&p[0], args.has('w'), args.has('s')),
@@ -339,6 +343,7 @@ impl Shell {
             "getEphemerals" => c.get_ephemerals(&p[0]),
             "getAllChildrenNumber" => c.all_children_number(&p[0]),
             "addWatch" => c.add_watch(&p[0], args.value('m')),
+            "removewatches" => c.remove_watches(&p[0], args),
             other => unreachable!("command {other} has no handler"),
         }
     }
@@ -355,6 +360,8 @@ struct Call<'a> {
     session: &'a mut Session,
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
+    /// `printwatches`: whether the watch-removed events are printed.
+    print_watches: bool,
 }
 
 impl Call<'_> {
@@ -619,6 +626,42 @@ impl Call<'_> {
             other => return Err(Failure::Message(format!("Unsupported mode: {other}"))),
         };
         self.call(path, &Request::AddWatch { path: path.into(), mode }).map(|_| ())
+    }
+}
+
+impl Call<'_> {
+    /// `removewatches`: the session's watches of one kind on `path` (`-c` children, `-d` data,
+    /// `-a` or nothing: any), printing the `ChildWatchRemoved`/`DataWatchRemoved` events the
+    /// Java client raises. This client keeps no watch table, so for "any" it asks the server
+    /// (checkWatches) which kinds exist; `-l` (remove locally while disconnected) is accepted
+    /// and changes nothing.
+    fn remove_watches(&mut self, path: &str, args: &Args) -> Result<(), Failure> {
+        // WatcherType: 1 children, 2 data, 3 any.
+        let kinds: Vec<(i32, &str)> = if args.has('c') {
+            vec![(1, "ChildWatchRemoved")]
+        } else if args.has('d') {
+            vec![(2, "DataWatchRemoved")]
+        } else {
+            let mut present = Vec::new();
+            for (kind, event) in [(1, "ChildWatchRemoved"), (2, "DataWatchRemoved")] {
+                let check = Request::CheckWatches { path: path.into(), watcher_type: kind };
+                if self.session.call(&check).is_ok() {
+                    present.push((kind, event));
+                }
+            }
+            if present.is_empty() {
+                return Err(Failure::Message(format::error_message(ZkError::NoWatcher, path)));
+            }
+            present
+        };
+        let watcher_type = if kinds.len() == 1 { kinds[0].0 } else { 3 };
+        self.call(path, &Request::RemoveWatches { path: path.into(), watcher_type })?;
+        if self.print_watches {
+            for (_, event) in kinds {
+                self.print(&format::watch_removed_event(event, path));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -152,6 +152,12 @@ pub fn watched_event(ev: &WatcherEvent) -> String {
     format!("\nWATCHER::\n\nWatchedEvent state:SyncConnected type:{kind} path:{}\n", ev.path)
 }
 
+/// The event the Java client raises itself when `removewatches` succeeds (`DataWatchRemoved`,
+/// `ChildWatchRemoved`).
+pub fn watch_removed_event(kind: &str, path: &str) -> String {
+    format!("\nWATCHER::\n\nWatchedEvent state:SyncConnected type:{kind} path:{path}\n")
+}
+
 /// The session-state event zkCli prints on connect (`SyncConnected`) and on close (`Closed`).
 pub fn state_event(state: &str) -> String {
     format!("\nWATCHER::\n\nWatchedEvent state:{state} type:None path:null\n")
