@@ -2,7 +2,8 @@
 # Installs what the end-to-end suite (package zkr-tests) needs on a fresh machine:
 #   - Debian's `zookeeper` package: zkCli.sh (/usr/share/zookeeper/bin/zkCli.sh) for tests/zkcli.rs,
 #     and the jars the shared apache-zookeeper tool runs when ZKR_E2E_TARGET=apache;
-#   - a Python venv at tests/.venv with kazoo + pytest for tests/kazoo.rs;
+#   - a Python venv at tests/.venv with kazoo + pytest for tests/kazoo.rs, and prometheus_client
+#     (its text-format parser) for tests/metrics.rs;
 #   - Debian's `chromium`, to render the checker's HTML reports in jepsen/tests (screenshots).
 # Idempotent: skips what is already there. Needs root (apt-get) and a package registry.
 set -euo pipefail
@@ -30,9 +31,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV" >&2
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import kazoo, pytest' 2>/dev/null; then
-  echo "setup: pip install kazoo pytest" >&2
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'kazoo==2.11.0' 'pytest>=8'
+if ! "$VENV/bin/python" -c 'import kazoo, pytest, prometheus_client' 2>/dev/null; then
+  echo "setup: pip install kazoo pytest prometheus_client" >&2
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'kazoo==2.11.0' 'pytest>=8' \
+    'prometheus_client>=0.20'
 fi
 "$VENV/bin/python" -c 'import kazoo, pytest; print("setup: kazoo + pytest", pytest.__version__)'
 test -x "$ZKCLI" && echo "setup: zkCli at $ZKCLI"

@@ -79,6 +79,12 @@ pub enum Event {
         /// Where the answer goes.
         reply: oneshot::Sender<String>,
     },
+    /// A metrics scrape (see `metrics`): the driver answers with the `mntr` text (whatever the
+    /// four-letter-word whitelist allows) and the request latency histogram.
+    Metrics {
+        /// Where the answer goes.
+        reply: oneshot::Sender<(String, crate::admin::OpLatency)>,
+    },
 }
 
 /// Connection counting for `maxCnxns` (in total) and `maxClientCnxns` (per client IP), checked

@@ -3,7 +3,8 @@
 //!
 //! Policy, so that a ZooKeeper config file works unchanged:
 //! - Every key ZooKeeper documents is accepted. Keys that change nothing here (admin.*,
-//!   metricsProvider.*, preAllocSize, ...) are logged at info level and kept in `extra`.
+//!   preAllocSize, ...) are logged at info level and kept in `extra`; `metricsProvider.*` is kept
+//!   in `extra` for `metrics::endpoint`.
 //! - An unknown key is a warning (logged and listed in `warnings`) and is kept in `extra`, because
 //!   ZooKeeper turns unknown keys into system properties rather than failing.
 //! - A malformed value is an error naming the key, the value and the line.
@@ -597,8 +598,11 @@ impl ServerConfig {
                 let spec = parse_server_spec(value).map_err(|reason| at.bad(&reason))?;
                 self.servers.insert(id, spec);
             }
+            // Read by `metrics::endpoint` from `extra`.
+            _ if key.starts_with("metricsProvider.") => {
+                self.extra.insert(at.property.key.clone(), value.to_string());
+            }
             _ if key.starts_with("admin.")
-                || key.starts_with("metricsProvider.")
                 || key.starts_with("group.")
                 || key.starts_with("weight.")
                 || IGNORED_KEYS.contains(&key) =>

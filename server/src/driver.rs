@@ -341,9 +341,10 @@ impl Driver {
                 self.stats.packets_received += 1;
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.received += 1;
-                    if c.received > 1 && payload.len() >= 4 {
+                    if c.received > 1 && payload.len() >= 8 {
                         let xid = i32::from_be_bytes(payload[..4].try_into().expect("4 bytes"));
-                        c.in_flight.push_back((xid, Instant::now()));
+                        let op = i32::from_be_bytes(payload[4..8].try_into().expect("4 bytes"));
+                        c.in_flight.push_back((xid, op, Instant::now()));
                     }
                 }
                 self.node.step(Input::ClientFrame { conn, payload });
@@ -355,6 +356,18 @@ impl Driver {
             }
             Event::FourLetterWord { remote, cmd, reply } => {
                 self.four_letter_word(remote, cmd, reply)
+            }
+            Event::Metrics { reply } => {
+                let view = AdminView {
+                    node: &self.node,
+                    stats: &self.stats,
+                    conns: &self.conns,
+                    conf_lines: &self.conf_lines,
+                    allowed: &|_| true,
+                    dirs: (&self.cfg.data_dir, &self.cfg.data_log_dir),
+                };
+                let mntr = admin::answer(*b"mntr", &view);
+                let _ = reply.send((mntr, self.stats.op_latency.clone()));
             }
             Event::Peer { from, msg } => self.node.step(Input::PeerMessage { from, msg }),
             Event::PeerLost { peer } => self.node.step(Input::PeerLost { peer }),
@@ -462,10 +475,10 @@ impl Driver {
             c.sent += 1;
             if frame.len() >= 8 {
                 let xid = i32::from_be_bytes(frame[4..8].try_into().expect("4 bytes"));
-                if let Some(pos) = c.in_flight.iter().position(|(x, _)| *x == xid) {
-                    let (_, arrived) = c.in_flight.remove(pos).expect("position is valid");
+                if let Some(pos) = c.in_flight.iter().position(|(x, _, _)| *x == xid) {
+                    let (_, op, arrived) = c.in_flight.remove(pos).expect("position is valid");
                     c.latency.record(arrived.elapsed());
-                    self.stats.latency.record(arrived.elapsed());
+                    self.stats.record_latency(op, arrived.elapsed());
                     if let Some(writer) = self.writers.get(&conn) {
                         writer.replied();
                     }

@@ -1,12 +1,14 @@
 //! `zkr-server`: the tokio shell that runs a `zkr_core::Node` against real sockets and disks.
 pub mod admin;
 pub mod bugs;
+pub mod cli;
 pub mod client_net;
 pub mod config;
 pub mod driver;
 pub mod env;
 pub mod epochs;
 pub mod fs;
+pub mod metrics;
 pub mod net;
 pub mod peer_net;
 pub mod storage;
@@ -40,6 +42,11 @@ impl Server {
             storage::Storage::open_with(env.fs.clone(), &cfg.data_dir, &cfg.data_log_dir, env.bugs)
                 .map_err(|e| format!("cannot open the data directory: {e}"))?;
         storage.set_force_sync(cfg.force_sync);
+        let metrics_at = metrics::endpoint(&cfg)?;
+        let sync_metrics = metrics::sync_metrics();
+        if metrics_at.is_some() {
+            storage.set_sync_metrics(sync_metrics.clone());
+        }
         let txn_count = recovered.txns.len();
         let read_ms = began.elapsed().as_millis();
         let node = driver::recover_node(&cfg, &env, recovered)?;
@@ -70,6 +77,17 @@ impl Server {
             cfg.conn_policy(),
             shutdown_rx.clone(),
         ));
+        #[cfg(not(madsim))]
+        if let Some(at) = metrics_at {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {at}: {e}"))?;
+            tracing::info!(%at, "serving Prometheus metrics at /metrics");
+            let events = events_tx.clone();
+            tokio::spawn(metrics::serve(listener, events, sync_metrics, shutdown_rx.clone()));
+        }
+        #[cfg(madsim)]
+        let _ = (metrics_at, sync_metrics);
         let peers = if cfg.servers.is_empty() {
             None
         } else {

@@ -445,6 +445,20 @@ fn merge_cfg(text: &str, overrides: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// The zkr-cli binary, next to [`zkr_bin`] (`ZKR_CLI_BIN` overrides); built with the package.
+pub fn zkr_cli_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("ZKR_CLI_BIN") {
+        return PathBuf::from(bin);
+    }
+    let cli = zkr_bin().with_file_name("zkr-cli");
+    assert!(
+        cli.is_file(),
+        "{} not found: build it with `cargo build -p zkr-server`",
+        cli.display()
+    );
+    cli
+}
+
 /// The zkr-server binary: `ZKR_SERVER_BIN`, else `$CARGO_TARGET_DIR/debug/zkr-server`, else
 /// `<workspace>/target/debug/zkr-server`. Panics with a build hint if none exists.
 pub fn zkr_bin() -> PathBuf {

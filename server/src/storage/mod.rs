@@ -207,6 +207,15 @@ pub struct PurgeReport {
     pub logs_removed: Vec<PathBuf>,
 }
 
+/// Histograms the log sync feeds (shared: a clone counts into the same buckets).
+#[derive(Clone, Debug)]
+pub struct SyncMetrics {
+    /// Seconds per log sync (flush plus fdatasync).
+    pub latency: prometheus_client::metrics::histogram::Histogram,
+    /// Records made durable per sync: the group-commit batch size.
+    pub batch_records: prometheus_client::metrics::histogram::Histogram,
+}
+
 /// An open data directory pair: appends records, syncs, saves snapshots. Blocking; run it on a
 /// thread of its own (see `StorageThread`).
 #[derive(Debug)]
@@ -222,6 +231,10 @@ pub struct Storage {
     /// The highest zxid known durable.
     durable_zxid: i64,
     sync_count: u64,
+    /// Records appended since the last sync that wrote (one group commit's size).
+    appended_since_sync: u64,
+    /// Where sync latency and group-commit sizes go, when metrics are served (`metrics`).
+    sync_metrics: Option<SyncMetrics>,
     /// Held for the lifetime of the storage; dropping them releases the locks.
     _locks: Vec<Box<dyn FsLock>>,
 }
@@ -281,6 +294,8 @@ impl Storage {
             last_zxid,
             durable_zxid: last_zxid,
             sync_count: 0,
+            appended_since_sync: 0,
+            sync_metrics: None,
             _locks: locks,
         };
         Ok((storage, recovered))
@@ -332,6 +347,12 @@ impl Storage {
         self.durable_zxid
     }
 
+    /// Records every later sync in `metrics` (its latency and how many records it made
+    /// durable).
+    pub fn set_sync_metrics(&mut self, metrics: SyncMetrics) {
+        self.sync_metrics = Some(metrics);
+    }
+
     /// How many times `sync` actually flushed (and, with `force_sync`, fsynced) the log.
     pub fn sync_count(&self) -> u64 {
         self.sync_count
@@ -355,6 +376,7 @@ impl Storage {
         let active = self.active.as_mut().expect("just created");
         active.append(zxid, payload)?;
         self.last_zxid = zxid;
+        self.appended_since_sync += 1;
         Ok(())
     }
 
@@ -372,6 +394,11 @@ impl Storage {
             self.sync_count += 1;
             // Replies wait for this: a slow one is worth a line (issue 16 measured them).
             let sync_ms = began.elapsed().as_millis();
+            if let Some(metrics) = &self.sync_metrics {
+                metrics.latency.observe(began.elapsed().as_secs_f64());
+                metrics.batch_records.observe(self.appended_since_sync as f64);
+            }
+            self.appended_since_sync = 0;
             if sync_ms >= SLOW_SYNC_MS {
                 tracing::info!(sync_ms, "slow txn log sync");
             }
