@@ -30,7 +30,7 @@ echo "process 1: $a"; echo "process 2: $b"
 expect_caught() {
   local bug=$1 range=$2
   echo "--- tier 2 sensitivity: --bug $bug over seeds $range"
-  if "$bin" --seeds "$range" --jobs "${SHELL_JOBS:-2}" --bug "$bug" > /tmp/zkr-shell-bug.log; then
+  if "$bin" --seeds "$range" --jobs "${SHELL_JOBS:-2}" --bug "$bug" > /tmp/zkr-shell-bug.log 2>&1; then
     tail -n 5 /tmp/zkr-shell-bug.log
     echo "tier 2 did not catch --bug $bug in seeds $range"; exit 1
   fi

@@ -78,15 +78,7 @@ mod cli {
                 "durable-before-fsync" => shell.durable_before_fsync = true,
                 "epoch-in-place-no-fsync" => shell.epoch_in_place_no_fsync = true,
                 "keep-past-torn-tail" => shell.keep_past_torn_tail = true,
-                "ack-before-fsync" => bugs.ack_before_fsync = true,
-                "skip-session-expiry" => bugs.skip_session_expiry = true,
-                "reads-skip-queue" => bugs.reads_skip_queue = true,
-                "commit-after-one-ack" => bugs.commit_after_one_ack = true,
-                "diff-instead-of-trunc" => bugs.diff_instead_of_trunc = true,
-                "epoch-before-sync" => bugs.epoch_before_sync = true,
-                "ack-newleader-before-sync" => bugs.ack_newleader_before_sync = true,
-                "expire-early" => bugs.expire_early = true,
-                "ignore-peer-lost" => bugs.ignore_peer_lost = true,
+                other if zkr_sim::set_bug(&mut bugs, other) => {}
                 other => return Err(format!("unknown bug {other:?}")),
             }
         }

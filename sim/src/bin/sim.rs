@@ -64,17 +64,8 @@ struct Cli {
 fn bugs(names: &[String]) -> Result<Bugs, String> {
     let mut bugs = Bugs::default();
     for name in names {
-        match name.as_str() {
-            "ack-before-fsync" => bugs.ack_before_fsync = true,
-            "skip-session-expiry" => bugs.skip_session_expiry = true,
-            "reads-skip-queue" => bugs.reads_skip_queue = true,
-            "commit-after-one-ack" => bugs.commit_after_one_ack = true,
-            "diff-instead-of-trunc" => bugs.diff_instead_of_trunc = true,
-            "epoch-before-sync" => bugs.epoch_before_sync = true,
-            "ack-newleader-before-sync" => bugs.ack_newleader_before_sync = true,
-            "expire-early" => bugs.expire_early = true,
-            "ignore-peer-lost" => bugs.ignore_peer_lost = true,
-            other => return Err(format!("unknown bug {other:?}")),
+        if !zkr_sim::set_bug(&mut bugs, name) {
+            return Err(format!("unknown bug {name:?}"));
         }
     }
     Ok(bugs)

@@ -150,12 +150,7 @@ impl Nemesis {
                 self.mark(fault, Phase::Start, &name);
                 self.world.disks[slot].freeze_after_ops(self.rng.random_range(0..6));
                 tokio::time::sleep(hold).await;
-                self.world.disks[slot].crash(CrashKind::Power, &mut self.rng);
-                handle.kill(&self.name(slot));
-                self.world.check_acked_durable();
-                self.world.disks[slot].set_faults(Default::default());
-                self.world.disk_faulted.lock().expect("faulted").remove(&slot);
-                handle.restart(&self.name(slot));
+                self.replace_disk(slot, CrashKind::Power);
                 self.mark(fault, Phase::Stop, &name);
             }
             Fault::PeerCut => {
@@ -212,12 +207,7 @@ impl Nemesis {
                 self.world.disk_faulted.lock().expect("faulted").insert(slot);
                 self.mark(fault, Phase::Start, &name);
                 tokio::time::sleep(hold).await;
-                self.world.disks[slot].crash(CrashKind::Process, &mut self.rng);
-                handle.kill(&self.name(slot));
-                self.world.check_acked_durable();
-                self.world.disks[slot].set_faults(Default::default());
-                self.world.disk_faulted.lock().expect("faulted").remove(&slot);
-                handle.restart(&self.name(slot));
+                self.replace_disk(slot, CrashKind::Process);
                 self.mark(fault, Phase::Stop, &name);
             }
             Fault::Pause => {
@@ -294,6 +284,18 @@ impl Nemesis {
                 self.mark(fault, Phase::Stop, &desc);
             }
         }
+    }
+
+    /// Ends a disk fault on `slot`: the disk crashes (`kind`), the server is killed, every
+    /// acknowledged write must still be durable on a majority, and the server restarts on a disk
+    /// without faults.
+    fn replace_disk(&mut self, slot: usize, kind: CrashKind) {
+        self.world.disks[slot].crash(kind, &mut self.rng);
+        Handle::current().kill(&self.name(slot));
+        self.world.check_acked_durable();
+        self.world.disks[slot].set_faults(Default::default());
+        self.world.disk_faulted.lock().expect("faulted").remove(&slot);
+        Handle::current().restart(&self.name(slot));
     }
 
     /// Both directions of every link between `a` and `b`.
