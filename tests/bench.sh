@@ -109,7 +109,7 @@ def bench(kind, mode, workload, run):
         line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr.strip()
         m = re.search(r"ops=(\d+)\s+(\d+) ops/s.*p99=\s*(\d+)", line)
         if not m:
-            raise SystemExit(f"{kind} {mode} {workload}: zkbench said {line!r}")
+            raise SystemExit(f"{kind} {mode} {workload}: zkbench said {line[-400:]!r}")
         ops, rate, p99 = int(m.group(1)), float(m.group(2)), int(m.group(3))
         print(f"  {mode:<10} {workload:<9} {kind:<9} {rate:>9.0f} ops/s  p99 {p99/1000:>7.1f} ms"
               f"  server CPU {cpu * 1e6 / ops:>6.1f} µs/op", flush=True)

@@ -107,7 +107,8 @@ fn request(args: &Args, client: usize, i: usize, data: &[u8]) -> Request {
     match args.workload.as_str() {
         "create" => Request::Create {
             op: OpCode::Create,
-            path: format!("/bench/c{client}-{i}"),
+            // Unique per run too: a warm-up run before the measured one creates its own.
+            path: format!("/bench/c{}-{client}-{i}", std::process::id()),
             data: Some(data.to_vec()),
             acl: Acl::open_unsafe(),
             flags: 0,
