@@ -265,12 +265,11 @@ async fn scenario(seed: u64, options: ShellOptions) -> ShellReport {
     for task in client_tasks {
         let _ = task.await;
     }
-    let healed_at = world.now_ns();
     let live = liveness(&world, &addrs, Duration::from_secs(60)).await;
     if !live {
         world.violation("liveness", "no write committed within 60 s of the heal".to_string());
     }
-    finish(seed, (voters, observers), &world, &options, nemesis.faults, healed_at)
+    finish(seed, (voters, observers), &world, &options, nemesis.faults)
 }
 
 /// A fresh session writes one znode through any server within `bound`.
@@ -306,9 +305,7 @@ fn finish(
     world: &World,
     options: &ShellOptions,
     faults: BTreeMap<&'static str, u32>,
-    end_of_faults: u64,
 ) -> ShellReport {
-    let _ = end_of_faults;
     let events = std::mem::take(&mut *world.history.lock().expect("history"));
     let ops = events.iter().filter(|e| e.kind == Some(zkr_jepsen::Kind::Invoke)).count();
     let history = crate::invariants::history::history(events, seed);
