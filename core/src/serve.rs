@@ -23,7 +23,7 @@ use crate::proto::error::ZkError;
 use crate::session::{SessionTable, session_password};
 use crate::tree::ApplyOutcome;
 use crate::txn::{Txn, TxnHeader};
-use crate::types::{ConnId, Id, SessionId};
+use crate::types::{ConnId, Id, SessionId, Zxid};
 
 /// Where a connection is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +82,10 @@ pub(crate) enum Pending {
     Write {
         /// Client xid (the txn's cxid).
         xid: i32,
+        /// The last zxid this server had logged when the write was submitted. Its txn comes
+        /// later; a txn of the session with the same cxid at or before this one was another
+        /// connection's (clients may start xids again on a new connection).
+        after: Zxid,
         /// How to build the reply.
         shape: ReplyShape,
         /// The framed reply once the txn applied.
@@ -463,6 +467,7 @@ impl Node {
         let c = self.conns.get_mut(&conn).expect("established");
         let entry = Pending::Write {
             xid,
+            after: self.log.last_logged(),
             shape: ReplyShape::Empty,
             reply: Some(frame),
             close_after: false,
@@ -479,7 +484,9 @@ impl Node {
         if req == Request::CloseSession {
             return self.close_session_request(conn, session, xid);
         }
-        let entry = Pending::Write { xid, shape: shape_of(&req), reply: None, close_after: false };
+        let after = self.log.last_logged();
+        let shape = shape_of(&req);
+        let entry = Pending::Write { xid, after, shape, reply: None, close_after: false };
         self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
         if self.is_learner() {
             self.forward_write(conn, session, xid, req);
@@ -502,16 +509,19 @@ impl Node {
             // A learner cannot forward what it could not decode: answer here.
             return self.queue_error(conn, xid, err);
         }
+        let after = self.log.last_logged();
         let zxid = self.propose(session, xid, Txn::Error { err });
         assert!(zxid > self.tree.last_processed_zxid());
+        assert!(zxid > after, "a new proposal follows the log");
         let shape = if op == 14 { ReplyShape::Multi(Vec::new()) } else { ReplyShape::Empty };
-        let entry = Pending::Write { xid, shape, reply: None, close_after: false };
+        let entry = Pending::Write { xid, after, shape, reply: None, close_after: false };
         self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
     }
 
     fn close_session_request(&mut self, conn: ConnId, session: SessionId, xid: i32) {
+        let after = self.log.last_logged();
         let entry =
-            Pending::Write { xid, shape: ReplyShape::Empty, reply: None, close_after: true };
+            Pending::Write { xid, after, shape: ReplyShape::Empty, reply: None, close_after: true };
         self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
         if self.is_learner() {
             return self.forward_write(conn, session, xid, Request::CloseSession);
@@ -532,10 +542,14 @@ impl Node {
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
-        let waiting = c
-            .queue
-            .iter_mut()
-            .find(|p| matches!(p, Pending::Write { xid, reply: None, .. } if *xid == header.cxid));
+        // The first unanswered write with this cxid submitted before the txn existed: a txn
+        // logged before the write was submitted came from an earlier connection whose
+        // requests reused the xid (ZooKeeper matches on cxid alone and relies on clients not
+        // reusing xids; a client's choice must never make a reply of the wrong shape).
+        let waiting = c.queue.iter_mut().find(|p| {
+            matches!(p, Pending::Write { xid, after, reply: None, .. }
+                if *xid == header.cxid && header.zxid > *after)
+        });
         let Some(Pending::Write { xid, shape, reply, .. }) = waiting else {
             return false;
         };

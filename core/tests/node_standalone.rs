@@ -160,6 +160,31 @@ fn session_moves_to_the_newest_connection() {
     assert!(!h.closed.contains(&b));
 }
 
+/// A client may start its xids again on a new connection (the simulator's client does). The txn
+/// of the old connection's request, applied after the session moved, must not answer the new
+/// connection's request that reused its xid (sim-shell seed 100763: a delete's outcome was
+/// matched to a create and the core panicked; seed 100223: a reply with an older zxid).
+#[test]
+fn an_old_connections_txn_never_answers_a_reused_xid() {
+    let mut h = Harness::new(Config::default());
+    let (a, resp) = h.connect(1);
+    h.call(a, 1, create("/x", b"", 0));
+    h.auto_persist = false;
+    h.send(a, 5, &Request::Delete { path: "/x".into(), version: -1 });
+    let b = h.open(2);
+    h.send_connect(b, resp.session_id, resp.passwd.clone());
+    assert!(h.closed.contains(&a), "the session moved to b");
+    h.pop(b).expect("connect response");
+    h.send(b, 5, &create("/y", b"", 0));
+    h.persist_all();
+    let (hdr, body) = h.reply(b, &create("/y", b"", 0)).expect("the create's own reply");
+    assert_eq!(hdr.xid, 5);
+    assert_eq!(hdr.err, 0);
+    assert_eq!(hdr.zxid, h.last_zxid().0, "the create's txn, not the delete's");
+    assert_eq!(body, Some(Response::Create { path: "/y".into() }));
+    assert!(h.pop(b).is_none(), "one reply for one request");
+}
+
 #[test]
 fn unknown_op_is_unimplemented_then_closed() {
     let mut h = Harness::new(Config::default());
