@@ -11,7 +11,7 @@ use zkr_core::proto::jute::Reader;
 use zkr_core::snapshot::Snapshot;
 use zkr_core::txn::LoggedTxn;
 use zkr_core::types::{Acl, ConnId, ServerId, Zxid};
-use zkr_core::zab::message::ZabMessage;
+use zkr_core::zab::message::{PeerState, ZabMessage};
 use zkr_core::{Config, Node, NodeInit};
 
 #[derive(Default, Clone)]
@@ -32,6 +32,8 @@ struct Cluster {
     down_links: BTreeSet<(u64, u64)>,
     wall: i64,
     starts: u64,
+    /// The last looking notification each server sent.
+    looking_sent: BTreeMap<u64, ZabMessage>,
 }
 
 fn config(id: u64, n: u64, observers: u64, commit_log_count: usize) -> Config {
@@ -57,6 +59,7 @@ impl Cluster {
             down_links: BTreeSet::new(),
             wall: 1_700_000_000_000,
             starts: 0,
+            looking_sent: BTreeMap::new(),
         };
         for id in 1..=n {
             c.disks.insert(id, Disk::default());
@@ -113,6 +116,9 @@ impl Cluster {
             for output in outputs {
                 match output {
                     Output::PeerSend { to, msg } => {
+                        if let ZabMessage::Notification { state: PeerState::Looking, .. } = &msg {
+                            self.looking_sent.insert(id, msg.clone());
+                        }
                         if !self.down_links.contains(&(id, to.0)) {
                             self.net.push_back((id, to.0, msg));
                         }
@@ -609,4 +615,43 @@ fn a_server_without_a_leader_refuses_clients_at_their_handshake() {
         !answered.contains(&Output::ClientClose { conn: ConnId(22) }),
         "a synced follower takes the client: {answered:?}"
     );
+}
+
+#[test]
+fn followers_of_a_leader_that_steps_down_elect_at_once() {
+    // Tier 1 seed 60789: a leader that stops leading while its followers' connections stay
+    // open (here it loses the only synced follower's connection) tells them so only by its
+    // looking notification of a newer round. Without acting on it, a follower still in
+    // discovery waits initLimit and one in broadcast syncLimit (100 ticks) for it.
+    let mut c = Cluster::new(3);
+    // Server 1's FOLLOWERINFO never reaches 3: 3 leads with 2 only, 1 stays in discovery.
+    c.down_links.insert((1, 3));
+    let leader = (0..200).find_map(|_| {
+        c.tick(1);
+        c.leader()
+    });
+    assert_eq!(leader, Some(3));
+    assert_eq!(c.node(1).leader(), Some(ServerId(3)), "server 1 follows 3, in discovery");
+    assert!(!c.node(1).is_serving() && c.node(2).is_serving(), "2 synced, 1 not");
+    c.down_links.clear();
+    c.step(3, Input::PeerLost { peer: ServerId(2) });
+    assert!(c.node(3).leader().is_none(), "no synced quorum left: 3 steps down");
+    c.settle();
+    let took = ticks_until(&mut c, 100, |c| c.leader().is_some() && c.serving().len() == 3);
+    assert!(took.is_some_and(|t| t <= 10), "elected again within 1 s of ticks: {took:?}");
+}
+
+#[test]
+fn a_looking_notification_of_the_round_a_follower_elected_in_is_not_a_step_down() {
+    // The quick fix that left on any looking notification from the leader broke fail-over in
+    // 8 of tier 1's seeds 0..3000 (e.g. 141): the leader's notifications of the round they
+    // elected it in (sent before it decided, delivered late) sent its followers back to
+    // election while it was taking them on.
+    let mut c = Cluster::new(3);
+    let leader = elect(&mut c);
+    let follower = c.ids.iter().copied().find(|id| *id != leader).expect("a follower");
+    let stale = c.looking_sent.get(&leader).expect("the leader looked before it led").clone();
+    c.step(follower, Input::PeerMessage { from: ServerId(leader), msg: stale });
+    assert_eq!(c.node(follower).leader(), Some(ServerId(leader)), "still follows");
+    assert!(c.node(follower).is_serving());
 }

@@ -210,6 +210,16 @@ impl Node {
     }
 
     fn on_notification(&mut self, from: ServerId, vote: Vote, epoch: u64, state: PeerState) {
+        if self.left_by_leader(from, epoch, state) {
+            tracing::info!(
+                leader = from.0,
+                round = epoch,
+                "the leader is electing again; electing"
+            );
+            self.become_looking();
+            assert!(self.leader().is_none(), "a leader that left is not followed");
+            // The election counts the notification that told us: the leader's vote in its round.
+        }
         let now = self.now_tick;
         if let Role::Looking(Some(election)) = &mut self.role {
             let actions = election.on_notification(now, from, vote, epoch, state);
@@ -226,6 +236,18 @@ impl Node {
                 self.send_peer(from, reply);
             }
         }
+    }
+
+    /// True when `from` is the leader we follow and it reports looking in a round after the one
+    /// we elected it in: it left the role (stepped down, or never took it and moved on), so
+    /// waiting for it in discovery (`initLimit`) or broadcast (`syncLimit`) is wasted. Its
+    /// looking notifications of our own round are not that: they predate its decision (a
+    /// delayed one, or its answer to a vote of ours), and it may still be about to lead us.
+    /// ZooKeeper's learner learns the same from its leader connection: a leader that stops
+    /// leading closes its learners' sockets and stops accepting new ones.
+    fn left_by_leader(&self, from: ServerId, epoch: u64, state: PeerState) -> bool {
+        let Role::Following(l) = &self.role else { return false };
+        l.leader == from && state == PeerState::Looking && epoch > self.last_round
     }
 
     /// Role timers, once per tick.
