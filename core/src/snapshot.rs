@@ -45,7 +45,31 @@ pub struct Snapshot {
 
 /// Encodes `tree` and `sessions` (see the module doc for the layout).
 pub fn encode(tree: &DataTree, sessions: &[(SessionId, i32)]) -> Vec<u8> {
-    let mut w = Writer::new();
+    let mut bytes = Vec::new();
+    let written = encode_in_pieces(tree, sessions, 1 << 20, |piece| {
+        bytes.extend_from_slice(piece);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let Ok(len) = written;
+    assert_eq!(len, bytes.len());
+    assert!(bytes.len() >= 40, "a snapshot holds at least the header and the trailer");
+    bytes
+}
+
+/// [`encode`] handed to `sink` in pieces of about `piece_bytes` (the last one holds the
+/// trailer), so a shell can write a snapshot as it is encoded instead of building it whole
+/// (issue 16: at a million znodes the 200 MB blob's allocation and release, at the snapshot
+/// thread's low priority, stalled the server's other threads). The pieces concatenated are
+/// exactly [`encode`]'s bytes, [`encoded_len`] of them. Returns how many bytes went out, or
+/// the first error of `sink` (nothing more is encoded after it).
+pub fn encode_in_pieces<E>(
+    tree: &DataTree,
+    sessions: &[(SessionId, i32)],
+    piece_bytes: usize,
+    mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<usize, E> {
+    assert!(piece_bytes > 0, "a piece holds something");
+    let (mut w, mut sum, mut written) = (Writer::new(), Fnv64::default(), 0);
     w.write_i32(MAGIC);
     w.write_i32(VERSION);
     w.write_i64(tree.last_processed_zxid().0);
@@ -56,14 +80,42 @@ pub fn encode(tree: &DataTree, sessions: &[(SessionId, i32)]) -> Vec<u8> {
     w.write_i32(i32::try_from(tree.node_count()).expect("node count fits an int"));
     for (path, node) in tree.nodes() {
         write_node(&mut w, path, node);
+        if w.len() >= piece_bytes {
+            let piece = std::mem::take(&mut w).into_inner();
+            sum.bytes(&piece);
+            written += piece.len();
+            sink(&piece)?;
+        }
     }
     w.write_i64(tree.digest() as i64);
-    let mut h = Fnv64::default();
-    h.bytes(w.as_slice());
-    w.write_i64(h.finish() as i64);
-    let bytes = w.into_inner();
-    assert!(bytes.len() >= 40, "a snapshot holds at least the header and the trailer");
-    bytes
+    sum.bytes(w.as_slice());
+    w.write_i64(sum.finish() as i64);
+    written += w.len();
+    sink(w.as_slice())?;
+    Ok(written)
+}
+
+/// The length of [`encode`]'s bytes, computed without encoding (a shell writes it ahead of
+/// the pieces of [`encode_in_pieces`]).
+pub fn encoded_len(tree: &DataTree, sessions: &[(SessionId, i32)]) -> usize {
+    // magic, version, zxid, session count, sessions, node count; digest and checksum.
+    let mut len = 4 + 4 + 8 + 4 + 12 * sessions.len() + 4 + 8 + 8;
+    let mut previous_acl: Option<(&Arc<[Acl]>, usize)> = None;
+    for (path, node) in tree.nodes() {
+        let data = node.data.as_ref().map_or(0, Vec::len);
+        let acl = match previous_acl.filter(|(acl, _)| Arc::ptr_eq(acl, &node.acl)) {
+            Some((_, acl_len)) => acl_len,
+            None => {
+                let acl_len =
+                    node.acl.iter().map(|a| 4 + 4 + a.id.scheme.len() + 4 + a.id.id.len());
+                let acl_len = 4 + acl_len.sum::<usize>();
+                previous_acl = Some((&node.acl, acl_len));
+                acl_len
+            }
+        };
+        len += 4 + path.len() + 4 + data + acl + 1 + 60;
+    }
+    len
 }
 
 fn write_node(w: &mut Writer, path: &str, node: &ZNode) {
@@ -133,8 +185,33 @@ pub fn verify_checksum(bytes: &[u8]) -> Result<(), DecodeError> {
 }
 
 /// Everything after the checksum; `hash_nodes` = check the stored digest now (else later, see
-/// [`decode_deferring_checks`]).
+/// [`decode_deferring_checks`]). The two halves, [`NodeRecords`] and [`TreeBuilder`], run in
+/// turn here; a shell may run them on two threads (`server::driver`), to the same result.
 fn decode_body(bytes: &[u8], hash_nodes: bool) -> Result<Snapshot, DecodeError> {
+    let (head, mut records) = open(bytes)?;
+    let mut builder = TreeBuilder::new(head, hash_nodes);
+    while let Some(parsed) = records.next_node() {
+        let (path, node) = parsed?;
+        builder.push(path, node)?;
+    }
+    let digest = records.digest()?;
+    builder.finish(digest)
+}
+
+/// What a snapshot holds before its nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotHead {
+    /// The zxid the tree is at.
+    pub zxid: Zxid,
+    /// Live sessions: id and timeout in ms.
+    pub sessions: Vec<(SessionId, i32)>,
+    /// How many nodes follow.
+    pub node_count: usize,
+}
+
+/// Reads a snapshot's head (magic, version, zxid, sessions, node count) and returns it with a
+/// reader of the node records that follow. Checks no checksum (see [`verify_checksum`]).
+pub fn open(bytes: &[u8]) -> Result<(SnapshotHead, NodeRecords<'_>), DecodeError> {
     if bytes.len() < 8 {
         return Err(DecodeError::Truncated { what: "snapshot" });
     }
@@ -150,22 +227,91 @@ fn decode_body(bytes: &[u8], hash_nodes: bool) -> Result<Snapshot, DecodeError> 
     }
     let zxid = Zxid(r.read_i64("snapshot zxid")?);
     let sessions = read_sessions(&mut r)?;
-    let (loader, count) = read_tree(&mut r, zxid, hash_nodes)?;
-    let digest = r.read_i64("snapshot digest")? as u64;
-    r.finish("snapshot")?;
-    let invalid = |what| DecodeError::BadValue { what, value: 0 };
-    let tree = if hash_nodes {
-        let tree = loader.finish().map_err(invalid)?;
-        if tree.digest() != digest {
-            return Err(DecodeError::BadChecksum);
+    let count = r.read_i32("snapshot node count")?;
+    if count < 0 || (count as usize).saturating_mul(NODE_MIN_BYTES) > r.remaining() {
+        return Err(DecodeError::BadLength { what: "snapshot node count", len: count as i64 });
+    }
+    let node_count = count as usize;
+    let head = SnapshotHead { zxid, sessions, node_count };
+    Ok((head, NodeRecords { r, left: node_count, previous_acl: None }))
+}
+
+/// The node records of a snapshot, parsed one by one without a tree: the half of a decode that
+/// reads jute and allocates paths, data and ACLs (issue 16: restart time; the other half is
+/// [`TreeBuilder`]). Checks lengths, UTF-8 and kinds; the builder checks order and structure.
+pub struct NodeRecords<'a> {
+    r: Reader<'a>,
+    left: usize,
+    previous_acl: RawAcl<'a>,
+}
+
+impl<'a> NodeRecords<'a> {
+    /// The next node with its path, `None` after the last one; an `Err` ends the decode.
+    pub fn next_node(&mut self) -> Option<Result<(Arc<str>, ZNode), DecodeError>> {
+        if self.left == 0 {
+            return None;
         }
-        tree
-    } else {
-        loader.finish_with_digest(digest).map_err(invalid)?
-    };
-    assert_eq!(tree.node_count(), count, "one node per entry");
-    assert_eq!(tree.last_processed_zxid(), zxid, "the tree takes the snapshot zxid");
-    Ok(Snapshot { zxid, tree, sessions })
+        self.left -= 1;
+        let parsed = read_node(&mut self.r, &mut self.previous_acl);
+        Some(parsed.map(|(path, node)| (Arc::from(path), node)))
+    }
+
+    /// After the last node: the stored tree digest, which must end the body.
+    pub fn digest(mut self) -> Result<u64, DecodeError> {
+        assert_eq!(self.left, 0, "every node is read before the digest");
+        let digest = self.r.read_i64("snapshot digest")? as u64;
+        self.r.finish("snapshot")?;
+        Ok(digest)
+    }
+}
+
+/// The half of a decode that puts parsed nodes into a tree, checking path order, parents and
+/// owners (see [`NodeRecords`]). Takes the stored digest: the caller must run
+/// [`DataTree::invariants`] on the tree, as for [`decode_deferring_checks`].
+pub struct TreeBuilder {
+    loader: TreeLoader,
+    head: SnapshotHead,
+    hash_nodes: bool,
+}
+
+impl TreeBuilder {
+    /// A builder for the nodes after `head`, deferring the digest check.
+    pub fn deferring_digest(head: SnapshotHead) -> TreeBuilder {
+        TreeBuilder::new(head, false)
+    }
+
+    fn new(head: SnapshotHead, hash_nodes: bool) -> TreeBuilder {
+        let loader = match hash_nodes {
+            true => DataTree::loader(head.zxid),
+            false => DataTree::loader_deferring_digest(head.zxid),
+        };
+        TreeBuilder { loader, head, hash_nodes }
+    }
+
+    /// Adds the next node (in the order read); files are written in path order, so any other
+    /// order, a repeated path or a missing parent is corruption.
+    pub fn push(&mut self, path: Arc<str>, node: ZNode) -> Result<(), DecodeError> {
+        self.loader.push(path, node).map_err(|what| DecodeError::BadValue { what, value: 0 })
+    }
+
+    /// The snapshot, once every node is in; `digest` is what [`NodeRecords::digest`] read.
+    pub fn finish(self, digest: u64) -> Result<Snapshot, DecodeError> {
+        let invalid = |what| DecodeError::BadValue { what, value: 0 };
+        let loader = self.loader;
+        let SnapshotHead { zxid, sessions, node_count } = self.head;
+        let tree = if self.hash_nodes {
+            let tree = loader.finish().map_err(invalid)?;
+            if tree.digest() != digest {
+                return Err(DecodeError::BadChecksum);
+            }
+            tree
+        } else {
+            loader.finish_with_digest(digest).map_err(invalid)?
+        };
+        assert_eq!(tree.node_count(), node_count, "one node per entry");
+        assert_eq!(tree.last_processed_zxid(), zxid, "the tree takes the snapshot zxid");
+        Ok(Snapshot { zxid, tree, sessions })
+    }
 }
 
 fn read_sessions(r: &mut Reader<'_>) -> Result<Vec<(SessionId, i32)>, DecodeError> {
@@ -183,28 +329,6 @@ fn read_sessions(r: &mut Reader<'_>) -> Result<Vec<(SessionId, i32)>, DecodeErro
 
 /// Smallest encoded node: path and data lengths, ACL count, kind, stat (4*8 + 3*4 + 2*8).
 const NODE_MIN_BYTES: usize = 4 + 4 + 4 + 1 + 60;
-
-/// Reads the nodes into a loader (not finished: the digest follows them); returns the count.
-fn read_tree(
-    r: &mut Reader<'_>,
-    zxid: Zxid,
-    hash_nodes: bool,
-) -> Result<(TreeLoader, usize), DecodeError> {
-    let count = r.read_i32("snapshot node count")?;
-    if count < 0 || (count as usize).saturating_mul(NODE_MIN_BYTES) > r.remaining() {
-        return Err(DecodeError::BadLength { what: "snapshot node count", len: count as i64 });
-    }
-    let invalid = |what| DecodeError::BadValue { what, value: 0 };
-    // Files are written in path order; any other order (or a repeated path) is corruption.
-    let mut loader =
-        if hash_nodes { DataTree::loader(zxid) } else { DataTree::loader_deferring_digest(zxid) };
-    let mut previous_acl = None;
-    for _ in 0..count {
-        let (path, node) = read_node(r, &mut previous_acl)?;
-        loader.push(path, node).map_err(invalid)?;
-    }
-    Ok((loader, count as usize))
-}
 
 /// The encoded bytes of the last ACL list decoded, and the list.
 type RawAcl<'a> = Option<(&'a [u8], Arc<[Acl]>)>;

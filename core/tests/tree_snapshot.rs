@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use zkr_core::proto::error::DecodeError;
-use zkr_core::snapshot::{decode, encode};
+use zkr_core::snapshot::{decode, encode, encode_in_pieces, encoded_len};
 use zkr_core::tree::DataTree;
 use zkr_core::txn::{CreateKind, LoggedTxn, Txn, TxnHeader};
 use zkr_core::types::{Acl, Id, SessionId, Zxid};
@@ -65,6 +65,51 @@ fn roundtrip_equality() {
     assert_eq!(encode(&snap.tree, &snap.sessions), bytes, "re-encoding is byte-identical");
     let fresh = decode(&encode(&DataTree::new(), &[])).unwrap();
     assert_eq!(fresh.tree, DataTree::new());
+}
+
+/// The pieces a shell writes as it encodes (issue 16) are exactly `encode`'s bytes, whatever
+/// the piece size, and `encoded_len` predicts their length (the file header states it before
+/// the first piece); ACL lists shared by runs of nodes and changing between them, null and
+/// empty data, sessions and none.
+#[test]
+fn pieces_make_the_encoding_and_its_predicted_length() {
+    let mut many = DataTree::new();
+    for i in 0..300 {
+        let id = Id::new(if i % 5 == 0 { "ip" } else { "digest" }, &"u".repeat(i / 10));
+        let txn = Txn::Create {
+            path: format!("/n{i:04}"),
+            data: (i % 3 != 0).then(|| vec![b'd'; i % 50]),
+            acl: vec![Acl { perms: 1 + (i / 7) as i32 % 31, id }],
+            kind: CreateKind::Persistent,
+            parent_cversion: 1 + i as i32,
+        };
+        apply(&mut many, 1 + i as i64, 5, txn);
+    }
+    for (tree, sessions) in [
+        (sample_tree(), vec![(SessionId(5), 30_000), (SessionId(7), 4_000)]),
+        (many, vec![]),
+        (DataTree::new(), vec![]),
+    ] {
+        let whole = encode(&tree, &sessions);
+        assert_eq!(encoded_len(&tree, &sessions), whole.len());
+        for piece_bytes in [1, 7, 100, 4096, usize::MAX] {
+            let mut pieces: Vec<Vec<u8>> = Vec::new();
+            let sent = encode_in_pieces(&tree, &sessions, piece_bytes, |piece| {
+                pieces.push(piece.to_vec());
+                Ok::<(), ()>(())
+            });
+            assert_eq!(sent, Ok(whole.len()));
+            assert_eq!(pieces.concat(), whole, "pieces of {piece_bytes}");
+            assert!(pieces.len() > 1 || piece_bytes > whole.len(), "{piece_bytes} makes pieces");
+        }
+        // The first error of the sink ends the encoding and is returned.
+        let mut calls = 0;
+        let failed = encode_in_pieces(&tree, &sessions, 1, |_| {
+            calls += 1;
+            Err("disk full")
+        });
+        assert_eq!((failed, calls), (Err("disk full"), 1));
+    }
 }
 
 #[test]

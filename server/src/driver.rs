@@ -80,24 +80,54 @@ pub fn recover_node(
     Ok(node)
 }
 
-/// `snapshot::decode_deferring_checks` with the whole-file checksum run beside the decode (on
-/// another core when one is free, issue 16: restart time): the snapshot is used only if both
-/// succeed, and a checksum failure is the error reported. The stored digest is checked with
-/// the tree's invariants, by `check_tree_in_background`.
+/// `snapshot::decode_deferring_checks` on three threads (issue 16: restart time; on a free core
+/// each): one parses the node records (jute, allocation), this one puts them into the tree as
+/// they come (path order, parents, map inserts), and one runs the whole-file checksum. The
+/// nodes go into the tree in the order read, so the tree is the one a sequential decode builds.
+/// The snapshot is used only if all three succeed, and a checksum failure is the error
+/// reported. The stored digest is checked with the tree's invariants, by
+/// `check_tree_in_background`.
 #[cfg(not(madsim))]
 fn decode_snapshot(blob: &[u8]) -> Result<snapshot::Snapshot, zkr_core::proto::error::DecodeError> {
-    let (checked, decoded) = std::thread::scope(|scope| {
+    /// Nodes handed over at a time, and batches in flight (bounds the memory held twice).
+    const BATCH: usize = 4096;
+    type Batch = Vec<(std::sync::Arc<str>, zkr_core::tree::ZNode)>;
+    let (head, mut records) = snapshot::open(blob)?;
+    let mut builder = snapshot::TreeBuilder::deferring_digest(head);
+    let (checked, parsed, built) = std::thread::scope(|scope| {
         let checksum = scope.spawn(|| snapshot::verify_checksum(blob));
-        let decoded = snapshot::decode_deferring_checks(blob);
-        (checksum.join().expect("the checksum does not panic"), decoded)
+        let (batches, received) = std::sync::mpsc::sync_channel::<Batch>(8);
+        let parser = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            while let Some(node) = records.next_node() {
+                batch.push(node?);
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if batches.send(full).is_err() {
+                        // The builder refused a node and stopped: its error is reported.
+                        return Ok(0);
+                    }
+                }
+            }
+            let _ = batches.send(batch);
+            records.digest()
+        });
+        let built = received.iter().flatten().try_for_each(|(path, node)| builder.push(path, node));
+        drop(received);
+        let parsed = parser.join().expect("the parser does not panic");
+        (checksum.join().expect("the checksum does not panic"), parsed, built)
     });
-    checked.and(decoded)
+    // The builder's error first: it stopped at a node the parser read before any parse error.
+    checked?;
+    built?;
+    builder.finish(parsed?)
 }
 
 /// `decode_snapshot` without a thread (madsim has none).
 #[cfg(madsim)]
 fn decode_snapshot(blob: &[u8]) -> Result<snapshot::Snapshot, zkr_core::proto::error::DecodeError> {
-    snapshot::verify_checksum(blob).and(snapshot::decode_deferring_checks(blob))
+    snapshot::verify_checksum(blob)?;
+    snapshot::decode_deferring_checks(blob)
 }
 
 /// Under madsim there are no threads: the check runs inline (simulated trees are small).
@@ -309,8 +339,8 @@ impl Driver {
     }
 
     /// Takes a snapshot once `snapCount` txns (randomised as ZooKeeper does) have applied. The
-    /// tree is cloned here (O(1): it shares structure with the live tree) and encoded and
-    /// written on the storage's snapshot thread at low priority, so writes keep flowing.
+    /// tree is cloned here (O(1): it shares structure with the live tree) and encoded as it is
+    /// written, on the storage's snapshot thread at low priority, so writes keep flowing.
     fn maybe_snapshot(&mut self) -> Result<(), String> {
         if self.snapshot_running || self.applied_since_snapshot < self.snapshot_threshold {
             return Ok(());
@@ -324,8 +354,7 @@ impl Driver {
         let taken_us = began.elapsed().as_micros();
         tracing::info!(zxid = %snap.zxid, znodes = snap.tree.node_count(), taken_us, "snapshot");
         let zxid = snap.zxid.0;
-        let encode = Box::new(move || snapshot::encode(&snap.tree, &snap.sessions));
-        let saved = self.storage.save_snapshot_encoded_by(zxid, encode);
+        let saved = self.storage.save_snapshot_of(zxid, Box::new(snap));
         saved.map_err(|_| "storage thread stopped".to_string())
     }
 
@@ -445,10 +474,8 @@ impl Driver {
                     tracing::info!("installing the leader's snapshot 0x{zxid:x}");
                     // Encoded on the log thread, not here (issue 16); later outputs still wait
                     // until the install is durable (the barrier below).
-                    let encode =
-                        Box::new(move || snapshot::encode(&snapshot.tree, &snapshot.sessions));
                     self.storage.truncate_after(zxid).map_err(stopped)?;
-                    self.storage.save_snapshot_encoded_by(zxid, encode).map_err(stopped)?;
+                    self.storage.save_snapshot_of(zxid, Box::new(*snapshot)).map_err(stopped)?;
                     self.storage.barrier().await?;
                     // The install is this server's newest snapshot: count from it.
                     self.counted_upto = Zxid(zxid);
@@ -532,6 +559,54 @@ mod tests {
         let mut bad_body = blob.clone();
         bad_body[20] ^= 1;
         assert!(decode_snapshot(&bad_body).is_err());
+    }
+
+    /// A tree of more nodes than one hand-over batch, with parents whose children come in
+    /// several runs ("/p1/c0", "/p1/c0/g", "/p1/c1") and ephemerals, loads on three threads to
+    /// the tree a sequential decode builds (child counts included), and is refused the same way
+    /// when a node is out of order.
+    #[test]
+    fn the_threaded_decode_builds_the_sequential_tree() {
+        use zkr_core::txn::{CreateKind, LoggedTxn, Txn, TxnHeader};
+        use zkr_core::types::{Acl, SessionId};
+        let mut tree = DataTree::new();
+        let mut create = |path: String, kind| {
+            let zxid = Zxid(tree.last_processed_zxid().0 + 1);
+            let header = TxnHeader { session_id: SessionId(7), cxid: 0, zxid, time_ms: zxid.0 };
+            let data = Some(path.as_bytes().to_vec());
+            let txn =
+                Txn::Create { path, data, acl: Acl::open_unsafe(), kind, parent_cversion: -1 };
+            tree.apply(&LoggedTxn { header, txn });
+        };
+        for p in 0..3 {
+            create(format!("/p{p}"), CreateKind::Persistent);
+            for c in 0..3000 {
+                create(format!("/p{p}/c{c}"), CreateKind::Persistent);
+                if c % 7 == 0 {
+                    create(format!("/p{p}/c{c}/g"), CreateKind::Ephemeral);
+                }
+            }
+        }
+        let blob = snapshot::encode(&tree, &[(SessionId(7), 30_000)]);
+        let sequential = snapshot::decode(&blob).expect("decodes");
+        let threaded = decode_snapshot(&blob).expect("decodes");
+        assert!(tree.node_count() > 2 * 4096, "more than two batches");
+        assert_eq!(threaded, sequential);
+        threaded.tree.invariants();
+        assert_eq!(threaded.tree.children("/p1").expect("exists").len(), 3000);
+        // The last two node records of the file swapped ("/zookeeper/quota" first).
+        let at = |needle: &[u8]| blob.windows(needle.len()).rposition(|w| w == needle).unwrap();
+        let (config, quota) = (at(b"/zookeeper/config") - 4, at(b"/zookeeper/quota") - 4);
+        let mut swapped = blob[..config].to_vec();
+        swapped.extend_from_slice(&blob[quota..blob.len() - 16]);
+        swapped.extend_from_slice(&blob[config..quota]);
+        swapped.extend_from_slice(&blob[blob.len() - 16..blob.len() - 8]);
+        let mut sum = zkr_core::tree::digest::Fnv64::default();
+        sum.bytes(&swapped);
+        swapped.extend_from_slice(&sum.finish().to_be_bytes());
+        let refused = snapshot::decode(&swapped).err();
+        assert!(refused.is_some(), "out of order");
+        assert_eq!(decode_snapshot(&swapped).err(), refused);
     }
 
     /// A stored digest that does not match the nodes, under a valid checksum, decodes (the

@@ -538,7 +538,7 @@ impl DataTree {
     /// A loader for a tree decoded node by node (snapshot load), at `zxid`.
     pub(crate) fn loader(zxid: Zxid) -> TreeLoader {
         let tree = DataTree::empty(zxid);
-        TreeLoader { tree, previous: None, previous_acl: None, hash_nodes: true }
+        TreeLoader { tree, previous: None, previous_acl: None, hash_nodes: true, parent: None }
     }
 
     /// A loader that does not hash the nodes: [`TreeLoader::finish_with_digest`] then gives the
@@ -601,11 +601,16 @@ pub(crate) struct TreeLoader {
     previous_acl: Option<Arc<[Acl]>>,
     /// Whether the digest is summed as nodes come in (else the stored one is taken).
     hash_nodes: bool,
+    /// The parent of the last node pushed: its path, its ACL, and the children counted for it
+    /// and not yet added to its `num_children`. Siblings mostly come in a row (a million under
+    /// one parent in issue 16's load), so most nodes need one map operation, not two.
+    parent: Option<(PathKey, Arc<[Acl]>, u32)>,
 }
 
 impl TreeLoader {
     /// Adds the next node; `Err` with a reason for anything a tree cannot hold.
-    pub(crate) fn push(&mut self, p: &str, mut node: ZNode) -> Result<(), &'static str> {
+    pub(crate) fn push(&mut self, key: PathKey, mut node: ZNode) -> Result<(), &'static str> {
+        let p = &*key;
         match self.previous.as_deref() {
             Some(previous) if previous == p => return Err("duplicate snapshot path"),
             Some(previous) if previous > p => return Err("snapshot paths out of order"),
@@ -618,20 +623,15 @@ impl TreeLoader {
         }
         node.num_children = 0;
         if p != "/" {
-            let parent = self.tree.nodes.get_mut(path::parent(p)).ok_or("parent missing")?;
-            if parent.kind.owner_session().is_some() {
-                return Err("child of an ephemeral");
+            let parent_acl = self.count_child_of(path::parent(p))?;
+            if *parent_acl == *node.acl {
+                node.acl = parent_acl;
             }
-            if parent.acl == node.acl {
-                node.acl = parent.acl.clone();
-            }
-            Arc::make_mut(parent).num_children += 1;
         }
         if let Some(acl) = self.previous_acl.as_ref().filter(|acl| **acl == node.acl) {
             node.acl = acl.clone();
         }
         self.previous_acl = Some(node.acl.clone());
-        let key: PathKey = p.into();
         if self.hash_nodes {
             self.tree.index_add(&key, &node);
         } else {
@@ -641,6 +641,36 @@ impl TreeLoader {
         assert!(replaced.is_none(), "paths strictly increase, so {p} is new");
         self.previous = Some(key);
         Ok(())
+    }
+
+    /// Counts one more child of `parent` (in `self.parent` while its children come in a row)
+    /// and returns the parent's ACL. Looks the parent up only when it changes, after adding the
+    /// count held for the one before.
+    fn count_child_of(&mut self, parent: &str) -> Result<Arc<[Acl]>, &'static str> {
+        if let Some((held, acl, count)) = self.parent.as_mut()
+            && **held == *parent
+        {
+            *count += 1;
+            return Ok(acl.clone());
+        }
+        self.add_held_children();
+        let (key, node) = self.tree.nodes.get_key_value(parent).ok_or("parent missing")?;
+        if node.kind.owner_session().is_some() {
+            return Err("child of an ephemeral");
+        }
+        self.parent = Some((key.clone(), node.acl.clone(), 1));
+        Ok(node.acl.clone())
+    }
+
+    /// Adds the children counted in `self.parent` to its node.
+    fn add_held_children(&mut self) {
+        if let Some((held, _, count)) = self.parent.take() {
+            assert!(count > 0, "a parent is held only once a child is counted");
+            let node = self.tree.nodes.get_mut(&held).expect("a held parent is in the tree");
+            // A parent's children can come in several runs ("/a/x", "/a/x/y", "/a/z"): add.
+            let before = node.num_children;
+            Arc::make_mut(node).num_children = before.checked_add(count).expect("u32 children");
+        }
     }
 
     /// The tree, once every node is in; checks the system nodes. The caller runs
@@ -660,7 +690,8 @@ impl TreeLoader {
         Ok(tree)
     }
 
-    fn finish_unchecked(self) -> Result<DataTree, &'static str> {
+    fn finish_unchecked(mut self) -> Result<DataTree, &'static str> {
+        self.add_held_children();
         let mut tree = self.tree;
         for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
             tree.nodes.get(p).ok_or("system node missing")?;

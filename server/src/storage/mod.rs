@@ -420,6 +420,11 @@ impl Storage {
     /// snapshot, call `truncate_after(zxid)` first). `zxid` may be above `last_zxid()`; later
     /// appends must then follow it.
     pub fn save_snapshot(&mut self, zxid: i64, blob: &[u8]) -> io::Result<()> {
+        self.save_snapshot_of(zxid, &blob)
+    }
+
+    /// `save_snapshot` of a blob written as it is produced (see `snap::SnapshotBlob`).
+    pub fn save_snapshot_of(&mut self, zxid: i64, blob: &dyn snap::SnapshotBlob) -> io::Result<()> {
         self.roll()?;
         snap::write_snapshot(&*self.fs, &self.snap_dir, zxid, blob, self.force_sync)?;
         self.note_snapshot(zxid);

@@ -20,12 +20,14 @@
 //!   snapshot finds every later record, and recovery from an older one still finds all of them.
 //!   A snapshot ahead of the log (installing a leader's snapshot) is written on the log thread
 //!   before anything else, since later records depend on it.
-//! - A snapshot comes as a closure that encodes it (over an O(1) clone of the tree): the snapshot
-//!   thread runs it, at the lowest CPU priority (nice 19), so encoding and writing a big tree
-//!   take what the log thread, the driver and the connections leave (issue 16: at a million
-//!   znodes they competed with them on 2 cores and stretched replies to 4-17x the p99). An
-//!   install ahead of the log is encoded on the log thread, at normal priority, since every
-//!   later record waits for it.
+//! - A snapshot comes as a `SnapshotBlob`, usually an O(1) clone of the tree that is encoded
+//!   piece by piece as the file is written: the snapshot thread does that at the lowest CPU
+//!   priority (nice 19), so encoding and writing a big tree take what the log thread, the
+//!   driver and the connections leave (issue 16: at a million znodes they competed with them on
+//!   2 cores and stretched replies to 4-17x the p99), and no 200 MB blob is ever allocated and
+//!   released (its release, at nice 19, stalled the driver for 50-150 ms). An install ahead of
+//!   the log is written on the log thread, at normal priority, since every later record waits
+//!   for it.
 //! - Truncation and snapshot installs first wait for the snapshot thread to go idle, so no
 //!   snapshot newer than the truncation point lands afterwards.
 //! - After a log I/O error the log thread reports `Failed` and stops: after a failed fsync the
@@ -42,6 +44,7 @@ use std::sync::mpsc;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use super::snap::SnapshotBlob;
 use super::{PurgeReport, Storage, purge_dirs, snap};
 
 /// What the storage threads report to the driver.
@@ -78,8 +81,8 @@ pub enum StorageEvent {
     },
 }
 
-/// Produces a snapshot's blob; run on a storage thread, not on the driver.
-pub type EncodeSnapshot = Box<dyn FnOnce() -> Vec<u8> + Send>;
+/// A snapshot's blob, encoded (if it is a tree) on a storage thread, not on the driver.
+pub type SnapshotToWrite = Box<dyn SnapshotBlob>;
 
 /// Where the log thread answers a synchronous command: `Err` carries the I/O error.
 type Done = tokio::sync::oneshot::Sender<Result<(), String>>;
@@ -109,7 +112,7 @@ enum Command {
     Barrier(Done),
     Snapshot {
         zxid: i64,
-        encode: EncodeSnapshot,
+        blob: SnapshotToWrite,
     },
     TruncateAfter(i64),
     Purge(usize),
@@ -117,7 +120,7 @@ enum Command {
 }
 
 enum SnapJob {
-    Write { zxid: i64, encode: EncodeSnapshot },
+    Write { zxid: i64, blob: SnapshotToWrite },
     Purge(usize),
     Barrier(mpsc::Sender<()>),
 }
@@ -204,17 +207,13 @@ impl StorageThread {
     /// Queues a snapshot taken at `zxid` (after the appends already queued). The log rolls now;
     /// the blob is written in the background; `SnapshotSaved` follows.
     pub fn save_snapshot(&self, zxid: i64, blob: Vec<u8>) -> Result<(), StorageStopped> {
-        self.save_snapshot_encoded_by(zxid, Box::new(move || blob))
+        self.save_snapshot_of(zxid, Box::new(blob))
     }
 
-    /// `save_snapshot` of the blob `encode` returns, run on a storage thread (see the module
+    /// `save_snapshot` of a blob encoded on a storage thread as it is written (see the module
     /// doc), so the caller never waits for the encoding.
-    pub fn save_snapshot_encoded_by(
-        &self,
-        zxid: i64,
-        encode: EncodeSnapshot,
-    ) -> Result<(), StorageStopped> {
-        self.send(Command::Snapshot { zxid, encode })
+    pub fn save_snapshot_of(&self, zxid: i64, blob: SnapshotToWrite) -> Result<(), StorageStopped> {
+        self.send(Command::Snapshot { zxid, blob })
     }
 
     /// Queues `Storage::truncate_after`; `Truncated` follows.
@@ -365,7 +364,7 @@ impl LogWorker {
                         self.unreported = Some(zxid);
                     }
                 }
-                Command::Snapshot { zxid, encode } => self.snapshot(zxid, encode)?,
+                Command::Snapshot { zxid, blob } => self.snapshot(zxid, blob)?,
                 Command::TruncateAfter(zxid) => {
                     self.flush()?;
                     self.wait_for_snapshot_thread();
@@ -401,17 +400,16 @@ impl LogWorker {
         Ok(true)
     }
 
-    fn snapshot(&mut self, zxid: i64, encode: EncodeSnapshot) -> Result<(), String> {
+    fn snapshot(&mut self, zxid: i64, blob: SnapshotToWrite) -> Result<(), String> {
         self.flush()?;
         if zxid <= self.storage.last_zxid() {
             self.storage.roll().map_err(|e| e.to_string())?;
-            self.to_snapshot_thread(SnapJob::Write { zxid, encode });
+            self.to_snapshot_thread(SnapJob::Write { zxid, blob });
             return Ok(());
         }
         // Ahead of the log: later records follow this snapshot, so it must be durable first.
         self.wait_for_snapshot_thread();
-        let blob = encode_logged(zxid, encode);
-        self.storage.save_snapshot(zxid, &blob).map_err(|e| e.to_string())?;
+        self.storage.save_snapshot_of(zxid, &*blob).map_err(|e| e.to_string())?;
         assert_eq!(self.storage.last_zxid(), zxid);
         let _ = self.events.send(StorageEvent::SnapshotSaved { zxid });
         Ok(())
@@ -451,15 +449,6 @@ impl LogWorker {
     }
 }
 
-/// Runs `encode`, logging how long it took.
-fn encode_logged(zxid: i64, encode: EncodeSnapshot) -> Vec<u8> {
-    let began = std::time::Instant::now();
-    let blob = encode();
-    let encode_ms = began.elapsed().as_millis();
-    tracing::info!(zxid = %format!("{zxid:#x}"), bytes = blob.len(), encode_ms, "snapshot encoded");
-    blob
-}
-
 struct SnapWorker {
     fs: Arc<dyn crate::fs::Fs>,
     snap_dir: std::path::PathBuf,
@@ -482,10 +471,9 @@ impl SnapWorker {
 
     fn handle(&self, job: SnapJob) {
         let event = match job {
-            SnapJob::Write { zxid, encode } => {
-                let blob = encode_logged(zxid, encode);
+            SnapJob::Write { zxid, blob } => {
                 let fs = &*self.fs;
-                match snap::write_snapshot(fs, &self.snap_dir, zxid, &blob, self.force_sync) {
+                match snap::write_snapshot(fs, &self.snap_dir, zxid, &*blob, self.force_sync) {
                     Ok(path) => {
                         tracing::info!(path = %path.display(), "snapshot saved");
                         StorageEvent::SnapshotSaved { zxid }
