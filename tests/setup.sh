@@ -36,7 +36,7 @@ if ! "$VENV/bin/python" -c 'import kazoo, pytest, prometheus_client, puresasl, O
     2>/dev/null; then
   echo "setup: pip install kazoo pytest prometheus_client pure-sasl pyOpenSSL pyjks" >&2
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'kazoo==2.11.0' 'pytest>=8' \
-    'prometheus_client>=0.20' 'pure-sasl==0.6.2' 'pyOpenSSL>=24' 'pyjks==20.0.0'
+    'prometheus_client>=0.20' 'pure-sasl==0.6.2' 'pyOpenSSL==24.2.1' 'pyjks==20.0.0'
 fi
 "$VENV/bin/python" -c 'import kazoo, pytest; print("setup: kazoo + pytest", pytest.__version__)'
 test -x "$ZKCLI" && echo "setup: zkCli at $ZKCLI"
