@@ -2,8 +2,9 @@
 # Installs what the end-to-end suite (package zkr-tests) needs on a fresh machine:
 #   - Debian's `zookeeper` package: zkCli.sh (/usr/share/zookeeper/bin/zkCli.sh) for tests/zkcli.rs,
 #     and the jars the shared apache-zookeeper tool runs when ZKR_E2E_TARGET=apache;
-#   - a Python venv at tests/.venv with kazoo + pytest for tests/kazoo.rs, and prometheus_client
-#     (its text-format parser) for tests/metrics.rs;
+#   - a Python venv at tests/.venv with kazoo + pytest for tests/kazoo.rs, prometheus_client
+#     (its text-format parser) for tests/metrics.rs, and pure-sasl (kazoo's SASL DIGEST-MD5
+#     client), pyOpenSSL and pyjks (what kazoo's own test harness imports) for tests/security.rs;
 #   - Debian's `chromium`, to render the checker's HTML reports in jepsen/tests (screenshots).
 # Idempotent: skips what is already there. Needs root (apt-get) and a package registry.
 set -euo pipefail
@@ -31,10 +32,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV" >&2
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import kazoo, pytest, prometheus_client' 2>/dev/null; then
-  echo "setup: pip install kazoo pytest prometheus_client" >&2
+if ! "$VENV/bin/python" -c 'import kazoo, pytest, prometheus_client, puresasl, OpenSSL, jks' \
+    2>/dev/null; then
+  echo "setup: pip install kazoo pytest prometheus_client pure-sasl pyOpenSSL pyjks" >&2
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check 'kazoo==2.11.0' 'pytest>=8' \
-    'prometheus_client>=0.20'
+    'prometheus_client>=0.20' 'pure-sasl==0.6.2' 'pyOpenSSL==24.2.1' 'pyjks==20.0.0'
 fi
 "$VENV/bin/python" -c 'import kazoo, pytest; print("setup: kazoo + pytest", pytest.__version__)'
 test -x "$ZKCLI" && echo "setup: zkCli at $ZKCLI"

@@ -20,6 +20,18 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
     pub super_digest: Option<String>,
+    /// SASL DIGEST-MD5 users, name → password: the `user_<name>="<password>"` options of the
+    /// JAAS `Server` section. Empty: every SASL attempt fails (AUTHFAILED).
+    pub sasl_users: std::collections::BTreeMap<String, String>,
+    /// `zookeeper.superUser`: a SASL user that is also `super`.
+    pub sasl_super_user: Option<String>,
+    /// `zookeeper.X509AuthenticationProvider.superUser`: a client certificate subject that is
+    /// also `super`.
+    pub x509_super_user: Option<String>,
+    /// `enforce.auth.schemes` when `enforce.auth.enabled` (`sasl` for
+    /// `sessionRequireClientSASLAuth`): a connection with no id of one of these schemes gets
+    /// SESSIONCLOSEDREQUIRESASLAUTH for any request but auth and SASL. Empty: not enforced.
+    pub enforce_auth_schemes: Vec<String>,
     /// `extendedTypesEnabled`: allows TTL nodes.
     pub extended_types_enabled: bool,
     /// `znode.container.checkIntervalMs`.
@@ -109,6 +121,10 @@ impl Default for Config {
             session_timeout_ms_max: 20 * tick_time_ms as i32,
             max_frame_bytes: 0xfffff,
             super_digest: None,
+            sasl_users: std::collections::BTreeMap::new(),
+            sasl_super_user: None,
+            x509_super_user: None,
+            enforce_auth_schemes: Vec::new(),
             extended_types_enabled: false,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
@@ -159,6 +175,14 @@ impl Config {
         }
         if self.session_timeout_ms_min <= 0 {
             return Err(ConfigError("minSessionTimeout must be positive".into()));
+        }
+        let providers = ["ip", "digest", "sasl", "x509"];
+        if let Some(bad) =
+            self.enforce_auth_schemes.iter().find(|s| !providers.contains(&s.as_str()))
+        {
+            return Err(ConfigError(format!(
+                "enforce.auth.schemes: {bad:?} is not an auth provider (ip, digest, sasl, x509)"
+            )));
         }
         if self.max_frame_bytes == 0 || self.max_frame_bytes > i32::MAX as usize {
             return Err(ConfigError("jute.maxbuffer must be in 1..=2147483647".into()));

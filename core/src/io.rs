@@ -46,6 +46,15 @@ pub enum Input {
         /// The peer's IP address as text (`127.0.0.1`, `::1`).
         remote_ip: String,
     },
+    /// The client of a TLS connection presented a certificate that the shell verified against
+    /// its trust store; `subject` is the certificate's subject DN in RFC 2253 form (as Java's
+    /// `X500Principal.getName()`). Comes after `ClientConnected` and before any `ClientFrame`.
+    ClientCertificate {
+        /// The connection.
+        conn: ConnId,
+        /// The subject, e.g. `CN=client,O=zkr`.
+        subject: String,
+    },
     /// One frame payload from a client, without its 4-byte length prefix. The shell has already
     /// checked the length against `Config::max_frame_bytes` and answered four-letter words itself.
     ClientFrame {

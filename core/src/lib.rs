@@ -24,6 +24,7 @@
 //!   ZooKeeper's error precedence; [`snapshot`]: tree + sessions to bytes and back;
 //! - [`session`]: session table and tick-based expiry; [`watch`]: watch tables and triggers;
 //! - [`serve`]: per-connection pipeline (handshake, FIFO per session, local reads);
+//!   [`sasl`]: SASL DIGEST-MD5 and the enforce-auth gate;
 //! - [`node`]: the `Node` that ties them together: write path, expiry, recovery, invariants.
 
 #![deny(missing_docs)]
@@ -35,6 +36,7 @@ pub mod prep;
 pub mod proto;
 mod read;
 mod reply;
+pub mod sasl;
 mod serve;
 pub mod session;
 pub mod snapshot;

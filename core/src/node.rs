@@ -210,6 +210,7 @@ impl Node {
         match input {
             Input::Tick { wall_ms } => self.on_tick(wall_ms),
             Input::ClientConnected { conn, remote_ip } => self.on_client_connected(conn, remote_ip),
+            Input::ClientCertificate { conn, subject } => self.on_client_certificate(conn, subject),
             Input::ClientFrame { conn, payload } => self.on_client_frame(conn, payload),
             Input::ClientClosed { conn } => self.on_client_closed(conn),
             Input::Persisted { upto } => self.on_persisted(upto),

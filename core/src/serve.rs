@@ -103,6 +103,8 @@ pub(crate) struct Conn {
     pub(crate) ids: Vec<Id>,
     pub(crate) queue: VecDeque<Pending>,
     pub(crate) deferred: VecDeque<Vec<u8>>,
+    /// The SASL exchange, once the client started one (see `sasl`).
+    pub(crate) sasl: Option<crate::sasl::SaslState>,
 }
 
 impl Conn {
@@ -179,6 +181,7 @@ impl Node {
             ids,
             queue: VecDeque::new(),
             deferred: VecDeque::new(),
+            sasl: None,
         };
         self.conns.insert(conn, c);
     }
@@ -217,7 +220,7 @@ impl Node {
         self.outputs.push(Output::ClientClose { conn });
     }
 
-    fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+    pub(crate) fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
         self.outputs.push(Output::ClientSend { conn, frame });
     }
 
@@ -398,8 +401,12 @@ impl Node {
                 return self.close_conn(conn);
             }
         };
+        if self.refuse_unauthenticated(conn, header.xid, header.op) {
+            return;
+        }
         let req = match body {
             Ok(req) => req,
+            Err(BodyError::UnknownOp(102)) => return self.on_sasl(conn, header.xid, payload),
             Err(BodyError::UnknownOp(16)) => {
                 // reconfig is refused in PrepRequestProcessor, so it takes a zxid as an error txn.
                 return self.submit_failed_write(

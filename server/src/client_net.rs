@@ -24,10 +24,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[cfg(not(madsim))]
-use tokio::io::AsyncWriteExt;
-
-use crate::net::{TcpListener, TcpStream};
+use crate::net::TcpListener;
+use crate::tls::ClientStream;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 use zkr_core::proto::frame::{Frame, FrameDecoder};
@@ -44,6 +42,14 @@ pub enum Event {
         remote: SocketAddr,
         /// The driver's end of the connection.
         handle: ConnHandle,
+    },
+    /// A TLS client presented a certificate the trust store accepts; sent once, after the
+    /// handshake and before the connection's first `Frame`.
+    ClientCertificate {
+        /// The connection id.
+        conn: ConnId,
+        /// The certificate's subject DN (RFC 2253), the connection's `x509:` id.
+        subject: String,
     },
     /// One frame payload arrived.
     Frame {
@@ -309,16 +315,32 @@ impl ConnHandle {
     }
 }
 
-/// Accepts connections until `shutdown` turns true.
+/// What the client listeners of one server share: connection ids, limits and the server-wide
+/// count of requests in flight (a secure and a plain port draw from the same ones).
+#[derive(Clone, Debug)]
+pub struct Listeners {
+    next_conn: Arc<std::sync::atomic::AtomicU64>,
+    in_flight: Arc<AtomicU32>,
+    limits: Arc<ConnLimits>,
+}
+
+impl Listeners {
+    /// Shared state for the listeners of one server.
+    pub fn new(limits: Arc<ConnLimits>) -> Listeners {
+        Listeners { next_conn: Arc::new(1.into()), in_flight: Arc::default(), limits }
+    }
+}
+
+/// Accepts connections until `shutdown` turns true; with `tls`, each speaks TLS first.
 pub async fn accept_loop(
     listener: TcpListener,
     events: mpsc::UnboundedSender<Event>,
-    limits: Arc<ConnLimits>,
+    shared: Listeners,
+    tls: Option<Arc<rustls::ServerConfig>>,
     policy: ConnPolicy,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut next_conn = 1u64;
-    let in_flight = Arc::new(AtomicU32::new(0));
+    let Listeners { next_conn, in_flight, limits } = shared;
     loop {
         let accepted = tokio::select! {
             biased;
@@ -351,8 +373,18 @@ pub async fn accept_loop(
             }
         }
         let _ = stream.set_nodelay(true);
-        let conn = ConnId(next_conn);
-        next_conn += 1;
+        let stream = match &tls {
+            None => ClientStream::Plain(stream),
+            Some(config) => match ClientStream::tls(stream, config.clone()) {
+                Ok(stream) => stream,
+                Err(err) => {
+                    tracing::warn!(%remote, %err, "cannot start TLS; closed");
+                    limits.release(remote.ip());
+                    continue;
+                }
+            },
+        };
+        let conn = ConnId(next_conn.fetch_add(1, Ordering::Relaxed));
         let events = events.clone();
         let limits = limits.clone();
         let in_flight = in_flight.clone();
@@ -365,7 +397,7 @@ pub async fn accept_loop(
 
 /// One connection's task: what it holds between wake-ups.
 struct Conn {
-    stream: TcpStream,
+    stream: ClientStream,
     remote: SocketAddr,
     id: ConnId,
     shared: Arc<Shared>,
@@ -386,7 +418,7 @@ enum Flow {
 }
 
 async fn serve_conn(
-    stream: TcpStream,
+    stream: ClientStream,
     remote: SocketAddr,
     id: ConnId,
     events: mpsc::UnboundedSender<Event>,
@@ -416,7 +448,7 @@ async fn serve_conn(
         if abort {
             break;
         }
-        let want_write = conn.written < conn.sending.len();
+        let want_write = conn.written < conn.sending.len() || conn.stream.wants_write();
         if close && !want_write {
             let _ = conn.stream.shutdown().await;
             break;
@@ -475,7 +507,13 @@ impl Conn {
 
     /// Writes what the socket takes without blocking.
     fn write_some(&mut self) -> Flow {
-        assert!(self.written < self.sending.len());
+        if self.written == self.sending.len() {
+            // Only TLS records (handshake, alerts) are waiting.
+            return match self.stream.flush() {
+                Err(err) if err.kind() != std::io::ErrorKind::WouldBlock => Flow::Close,
+                _ => Flow::Continue,
+            };
+        }
         match self.stream.try_write(&self.sending[self.written..]) {
             Ok(0) => Flow::Close,
             Ok(n) => {
@@ -512,11 +550,23 @@ impl Conn {
         events: &mpsc::UnboundedSender<Event>,
         policy: &ConnPolicy,
     ) -> Flow {
-        match read_chunk(&self.stream, &mut self.decoder) {
+        let read = read_chunk(&mut self.stream, &mut self.decoder);
+        if let Some(subject) = self.stream.take_peer_subject() {
+            if events.send(Event::ClientCertificate { conn: self.id, subject }).is_err() {
+                return Flow::Close;
+            }
+        }
+        match read {
             Ok(0) => return Flow::Close,
             Ok(_) => {}
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return Flow::Continue,
-            Err(_) => return Flow::Close,
+            Err(err) => {
+                if err.kind() == std::io::ErrorKind::InvalidData {
+                    let remote = self.remote;
+                    tracing::info!(%remote, %err, "TLS failed; closing");
+                }
+                return Flow::Close;
+            }
         }
         self.forward_frames(events, policy).await
     }
@@ -571,7 +621,7 @@ impl Conn {
 
 /// One non-blocking read into a stack buffer, pushed into `decoder`. A plain fn, so that the
 /// buffer lives on the worker's stack for the call only, never in the connection's future.
-fn read_chunk(stream: &TcpStream, decoder: &mut FrameDecoder) -> std::io::Result<usize> {
+fn read_chunk(stream: &mut ClientStream, decoder: &mut FrameDecoder) -> std::io::Result<usize> {
     let mut chunk = [0u8; READ_CHUNK_BYTES];
     let n = stream.try_read(&mut chunk)?;
     decoder.push(&chunk[..n]);
@@ -579,7 +629,7 @@ fn read_chunk(stream: &TcpStream, decoder: &mut FrameDecoder) -> std::io::Result
 }
 
 async fn answer_four_letter_word(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     remote: SocketAddr,
     cmd: [u8; 4],
     events: &mpsc::UnboundedSender<Event>,
@@ -590,7 +640,6 @@ async fn answer_four_letter_word(
     }
     if let Ok(text) = answer.await {
         let _ = stream.write_all(text.as_bytes()).await;
-        let _ = stream.flush().await;
     }
     let _ = stream.shutdown().await;
 }

@@ -33,9 +33,7 @@ const KNOWN_FOUR_LETTER_WORDS: [&str; 18] = [
 ];
 
 /// Keys ZooKeeper accepts that change nothing in this server; kept in `extra` with an info log.
-const IGNORED_KEYS: [&str; 20] = [
-    "secureClientPort",
-    "secureClientPortAddress",
+const IGNORED_KEYS: [&str; 18] = [
     "preAllocSize",
     "snapSizeLimitInKb",
     "fsync.warningthresholdms",
@@ -334,6 +332,8 @@ pub struct ServerConfig {
     pub election_alg: Option<u32>,
     /// `peerType`.
     pub peer_type: PeerType,
+    /// TLS (`secureClientPort`, `ssl.*`), SASL (JAAS) and auth enforcement (see `security`).
+    pub security: crate::security::SecurityConfig,
     /// Keys accepted but not used, and unknown keys, with their values.
     pub extra: BTreeMap<String, String>,
     /// Warnings found while parsing (also logged): unknown keys, clamped values.
@@ -358,18 +358,36 @@ impl ServerConfig {
             |error| ConfigError::InFile { path: path.to_path_buf(), error: Box::new(error) };
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
-        let mut config = ServerConfig::parse(&text).map_err(in_file)?;
+        let flags = crate::security::jvm_flag_properties(
+            &std::env::var("SERVER_JVMFLAGS").unwrap_or_default(),
+            &std::env::var("JVMFLAGS").unwrap_or_default(),
+        );
+        let mut config = ServerConfig::parse_with_flags(&text, &flags).map_err(in_file)?;
         if !config.servers.is_empty() {
             config.read_myid().map_err(in_file)?;
         }
         Ok(config)
     }
 
-    /// Parses zoo.cfg text (no file access).
+    /// Parses zoo.cfg text (no file access but the JAAS file, when one is named).
     pub fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::parse_with_flags(text, &[])
+    }
+
+    /// `parse`, with the `-D` flags of the JVM flags variables applied first (see `security`):
+    /// a key in the file wins over the same key as a flag.
+    pub fn parse_with_flags(
+        text: &str,
+        flags: &[(String, String)],
+    ) -> Result<ServerConfig, ConfigError> {
         let mut config = ServerConfig::base(PathBuf::new());
         let mut seen = Seen::default();
-        for property in parse_properties(text)? {
+        let from_flags = flags.iter().map(|(key, value)| Property {
+            key: key.clone(),
+            value: value.clone(),
+            line: 0,
+        });
+        for property in from_flags.chain(parse_properties(text)?) {
             config.apply(&property, &mut seen)?;
         }
         if !seen.data_dir {
@@ -427,6 +445,7 @@ impl ServerConfig {
             sync_limit: None,
             election_alg: None,
             peer_type: PeerType::Participant,
+            security: Default::default(),
             extra: BTreeMap::new(),
             warnings: Vec::new(),
         }
@@ -435,6 +454,8 @@ impl ServerConfig {
     /// Derives the core tick and checks the core's rules.
     fn finish(mut self) -> Result<ServerConfig, ConfigError> {
         self.core.tick_ms = self.core.tick_time_ms.min(100);
+        self.security.check().map_err(ConfigError::Invalid)?;
+        self.security.apply_to_core(&mut self.core).map_err(ConfigError::Invalid)?;
         self.core
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("invalid configuration: {e}")))?;
@@ -453,6 +474,11 @@ impl ServerConfig {
         let value = property.value.as_str();
         let key = property.key.strip_prefix("zookeeper.").unwrap_or(&property.key);
         let at = Field { property };
+        match self.security.apply(key, value) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(reason) => return Err(at.bad(&reason)),
+        }
         match key {
             "tickTime" => {
                 self.core.tick_time_ms = at.number(1, i32::MAX as u64, "a positive time in ms")?;
@@ -718,7 +744,10 @@ impl ServerConfig {
         let server_id = if standalone { 0 } else { self.core.server_id.0 };
         let mut lines = vec![
             ("clientPort", self.client_port.to_string()),
-            ("secureClientPort", "-1".to_string()),
+            (
+                "secureClientPort",
+                self.security.secure_client_port.map_or(-1, i32::from).to_string(),
+            ),
             ("dataDir", snap_dir.display().to_string()),
             ("dataDirSize", dir_size(&snap_dir).to_string()),
             ("dataLogDir", log_dir.display().to_string()),

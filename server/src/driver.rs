@@ -366,6 +366,9 @@ impl Driver {
                 let remote_ip = remote.ip().to_string();
                 self.node.step(Input::ClientConnected { conn, remote_ip });
             }
+            Event::ClientCertificate { conn, subject } => {
+                self.node.step(Input::ClientCertificate { conn, subject });
+            }
             Event::Frame { conn, payload } => {
                 self.stats.packets_received += 1;
                 if let Some(c) = self.conns.get_mut(&conn) {

@@ -11,7 +11,9 @@ pub mod fs;
 pub mod metrics;
 pub mod net;
 pub mod peer_net;
+pub mod security;
 pub mod storage;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 /// A running server: its client address and the handle to stop it.
 pub struct Server {
     addr: SocketAddr,
+    secure_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     driver: tokio::task::JoinHandle<Result<(), String>>,
 }
@@ -70,10 +73,34 @@ impl Server {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let limits = Arc::new(client_net::ConnLimits::new(cfg.max_cnxns, cfg.max_client_cnxns));
+        let listeners = client_net::Listeners::new(limits);
+        let secure_addr = match cfg.security.secure_client_port {
+            None => None,
+            Some(port) => {
+                let tls = tls::server_config(&cfg.security)?;
+                let ip = cfg.security.secure_client_port_address.unwrap_or(cfg.client_port_address);
+                let bind = SocketAddr::new(ip, port);
+                let listener = net::TcpListener::bind(bind)
+                    .await
+                    .map_err(|e| format!("cannot listen on the secure client port {bind}: {e}"))?;
+                let at = listener.local_addr().map_err(|e| e.to_string())?;
+                tokio::spawn(client_net::accept_loop(
+                    listener,
+                    events_tx.clone(),
+                    listeners.clone(),
+                    Some(tls),
+                    cfg.conn_policy(),
+                    shutdown_rx.clone(),
+                ));
+                tracing::info!(%at, "serving TLS clients");
+                Some(at)
+            }
+        };
         tokio::spawn(client_net::accept_loop(
             listener,
             events_tx.clone(),
-            limits,
+            listeners,
+            None,
             cfg.conn_policy(),
             shutdown_rx.clone(),
         ));
@@ -97,12 +124,17 @@ impl Server {
         let driver = driver::Driver::new(node, cfg, env, storage, peers);
         let driver = tokio::spawn(driver.run(events_rx, storage_rx, shutdown_rx));
         tracing::info!(%addr, "serving clients");
-        Ok(Server { addr, shutdown, driver })
+        Ok(Server { addr, secure_addr, shutdown, driver })
     }
 
     /// The address clients connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The TLS client address (`secureClientPort`), if one is configured.
+    pub fn secure_addr(&self) -> Option<SocketAddr> {
+        self.secure_addr
     }
 
     /// Stops accepting, closes connections, flushes storage, and waits for the driver.
@@ -121,7 +153,7 @@ impl Server {
 
     /// Waits for either a shutdown signal (SIGTERM, SIGINT) or a failure, then stops.
     pub async fn run_until_signal(self) -> Result<(), String> {
-        let Server { addr, shutdown, mut driver } = self;
+        let Server { addr, shutdown, mut driver, .. } = self;
         tokio::select! {
             biased;
             _ = shutdown_signal() => {

@@ -582,6 +582,11 @@ impl Sim {
                 self.trace
                     .event(self.now, "accept", &ids(1, conn.0), &[], || format!("n{n} c{}", conn.0))
             }
+            Input::ClientCertificate { conn, subject } => {
+                self.trace.event(self.now, "cert", &ids(8, conn.0), subject.as_bytes(), || {
+                    format!("n{n} c{} {subject}", conn.0)
+                })
+            }
             Input::ClientFrame { conn, payload } => {
                 let len = payload.len();
                 self.trace.event(self.now, "recv", &ids(2, conn.0), payload, || {

@@ -61,6 +61,7 @@ impl Target {
 #[derive(Clone, Debug, Default)]
 pub struct ServerOptions {
     cfg: BTreeMap<String, String>,
+    env: BTreeMap<String, String>,
 }
 
 impl ServerOptions {
@@ -72,6 +73,12 @@ impl ServerOptions {
     /// Sets `key=value` in the generated zoo.cfg (replacing a default of the same key).
     pub fn set(mut self, key: &str, value: &str) -> ServerOptions {
         self.cfg.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// Sets an environment variable of the zkr-server process (e.g. `SERVER_JVMFLAGS`).
+    pub fn env(mut self, key: &str, value: &str) -> ServerOptions {
+        self.env.insert(key.to_string(), value.to_string());
         self
     }
 }
@@ -89,6 +96,8 @@ pub struct TestServer {
     apache_argv: Option<(Vec<String>, PathBuf)>,
     /// True between kill9() and start_again().
     down: bool,
+    /// zkr: extra environment of the server process.
+    env: BTreeMap<String, String>,
 }
 
 impl TestServer {
@@ -134,6 +143,7 @@ impl TestServer {
             child: None,
             apache_argv: None,
             down: true,
+            env: options.env.clone(),
         };
         server.start_again();
         server
@@ -163,6 +173,7 @@ impl TestServer {
             child: None,
             apache_argv: None,
             down: false,
+            env: BTreeMap::new(),
         };
         server.wait_ready();
         server
@@ -246,7 +257,7 @@ impl TestServer {
         let mut cmd = match self.target {
             Target::Zkr => {
                 let mut cmd = Command::new(zkr_bin());
-                cmd.arg(self.dir.join("zoo.cfg")).current_dir(&self.dir);
+                cmd.arg(self.dir.join("zoo.cfg")).current_dir(&self.dir).envs(&self.env);
                 cmd
             }
             Target::Apache => {

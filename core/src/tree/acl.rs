@@ -1,5 +1,7 @@
-//! ACL checks, ACL fix-up and the auth providers the server knows: `digest` and `ip`
-//! (reference §10.7). `world` is handled inline, `super` has no provider (as in ZooKeeper).
+//! ACL checks, ACL fix-up and the auth providers the server knows: `digest`, `ip`, `sasl`
+//! (`SASLAuthenticationProvider`) and `x509` (`X509AuthenticationProvider`) (reference §10.7).
+//! `world` is handled inline, `super` has no provider (as in ZooKeeper). ZooKeeper registers
+//! `sasl` and `x509` only when an `authProvider.N` key names them; here they are always on.
 //!
 //! Invariants: [`check_acl`] is a pure function of its arguments; [`fixup_acl`] never returns an
 //! empty list and never returns an `auth` entry.
@@ -43,13 +45,16 @@ fn provider_matches(scheme: &str, id: &str, acl_expr: &str) -> bool {
     match scheme {
         "digest" => id == acl_expr,
         "ip" => ip_matches(id, acl_expr),
+        // SASLAuthenticationProvider.matches: the id `super` matches every sasl entry.
+        "sasl" => id == acl_expr || id == "super",
+        "x509" => id == acl_expr,
         _ => false,
     }
 }
 
 /// Whether a scheme's provider `isAuthenticated()` (so `auth` expands to its ids).
 fn provider_is_authenticated(scheme: &str) -> bool {
-    scheme == "digest"
+    matches!(scheme, "digest" | "sasl" | "x509")
 }
 
 /// `AuthenticationProvider.isValid` for the registered providers; `None` if no provider.
@@ -57,8 +62,25 @@ fn provider_is_valid(scheme: &str, id: &str) -> Option<bool> {
     match scheme {
         "digest" => Some(java_split_len(id, ':') == 2),
         "ip" => Some(ip_expr_bits(id).is_some()),
+        // SASLAuthenticationProvider.isValid: a Kerberos-style name, `user[/host][@REALM]`.
+        "sasl" => Some(is_kerberos_name(id)),
+        "x509" => Some(true),
         _ => None,
     }
+}
+
+/// `KerberosName`'s pattern `([^/@]+)(/([^/@]+))?(@([^/@]+))?`, anchored.
+fn is_kerberos_name(id: &str) -> bool {
+    let (rest, realm) = match id.split_once('@') {
+        Some((rest, realm)) => (rest, Some(realm)),
+        None => (id, None),
+    };
+    let (user, host) = match rest.split_once('/') {
+        Some((user, host)) => (user, Some(host)),
+        None => (rest, None),
+    };
+    let part = |p: &str| !p.is_empty() && !p.contains(['/', '@']);
+    part(user) && host.is_none_or(part) && realm.is_none_or(part)
 }
 
 /// `s.split(sep).length` in Java: trailing empty strings are dropped.
@@ -225,5 +247,24 @@ mod tests {
         let mut b = vec![0xff, 0xff];
         mask(&mut b, 0);
         assert_eq!(b, vec![0, 0]);
+    }
+
+    #[test]
+    fn sasl_and_x509_entries_match_their_ids_and_sasl_names_are_checked() {
+        let acl = |scheme: &str, id: &str| vec![Acl { perms: 31, id: Id::new(scheme, id) }];
+        let sasl = [Id::new("sasl", "jaasuser")];
+        assert!(check_acl(&acl("sasl", "jaasuser"), &sasl, 1, false));
+        assert!(!check_acl(&acl("sasl", "other"), &sasl, 1, false));
+        assert!(check_acl(&acl("sasl", "other"), &[Id::new("sasl", "super")], 1, false));
+        let x509 = [Id::new("x509", "CN=a,O=b")];
+        assert!(check_acl(&acl("x509", "CN=a,O=b"), &x509, 1, false));
+        assert!(!check_acl(&acl("x509", "CN=a"), &x509, 1, false));
+        assert!(!check_acl(&acl("digest", "CN=a,O=b"), &x509, 1, false), "schemes must agree");
+        assert!(is_kerberos_name("client/host@REALM.ORG"));
+        assert!(!is_kerberos_name("a@b@c"));
+        assert!(!is_kerberos_name(""));
+        assert_eq!(fixup_acl(&acl("sasl", "a@b@c"), &[]), Err(ZkError::InvalidAcl));
+        let expanded = fixup_acl(&acl("auth", ""), &x509).unwrap();
+        assert_eq!(expanded, acl("x509", "CN=a,O=b"), "auth expands to the x509 id");
     }
 }
