@@ -347,7 +347,9 @@ impl Driver {
                         c.in_flight.push_back((xid, op, Instant::now()));
                     }
                 }
-                self.node.step(Input::ClientFrame { conn, payload });
+                // The time the request arrived stamps its txn, to the ms (issue 12).
+                let wall_ms = self.env.clock.wall_ms();
+                self.node.step(Input::ClientFrame { conn, payload, wall_ms });
             }
             Event::Closed { conn } => {
                 self.writers.remove(&conn);
@@ -369,7 +371,10 @@ impl Driver {
                 let mntr = admin::answer(*b"mntr", &view);
                 let _ = reply.send((mntr, self.stats.op_latency.clone()));
             }
-            Event::Peer { from, msg } => self.node.step(Input::PeerMessage { from, msg }),
+            Event::Peer { from, msg } => {
+                let wall_ms = self.env.clock.wall_ms();
+                self.node.step(Input::PeerMessage { from, msg, wall_ms })
+            }
             Event::PeerLost { peer } => self.node.step(Input::PeerLost { peer }),
         }
     }
