@@ -478,12 +478,23 @@ impl Driver {
         self.stats.max_response_size = self.stats.max_response_size.max(frame.len());
         if let Some(c) = self.conns.get_mut(&conn) {
             c.sent += 1;
-            if frame.len() >= 8 {
+            if frame.len() >= 20 {
                 let xid = i32::from_be_bytes(frame[4..8].try_into().expect("4 bytes"));
-                if let Some(pos) = c.in_flight.iter().position(|(x, _, _)| *x == xid) {
-                    let (_, op, arrived) = c.in_flight.remove(pos).expect("position is valid");
+                // A ping is answered with xid -2 whatever xid it was sent with.
+                let answers =
+                    |&(x, op, _): &(i32, i32, Instant)| x == xid || (xid == -2 && op == 11);
+                if let Some(pos) = c.in_flight.iter().position(answers) {
+                    let (cxid, op, arrived) = c.in_flight.remove(pos).expect("position is valid");
                     c.latency.record(arrived.elapsed());
                     self.stats.record_latency(op, arrived.elapsed());
+                    let zxid = i64::from_be_bytes(frame[8..16].try_into().expect("8 bytes"));
+                    c.last = Some(admin::LastReply {
+                        op,
+                        cxid,
+                        zxid,
+                        responded_ms: self.stats.started.elapsed().as_millis(),
+                        latency_ms: arrived.elapsed().as_millis(),
+                    });
                     if let Some(writer) = self.writers.get(&conn) {
                         writer.replied();
                     }
@@ -504,6 +515,7 @@ fn conn_stats(remote: SocketAddr) -> ConnStats {
         established_ms: admin::now_ms(),
         latency: Default::default(),
         in_flight: Default::default(),
+        last: None,
     }
 }
 
