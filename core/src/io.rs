@@ -34,7 +34,11 @@ use crate::zab::message::ZabMessage;
 pub enum Input {
     /// One core tick (`Config::tick_ms`) has passed. `wall_ms` is the shell's wall clock in ms
     /// since the Unix epoch; it is used only for znode ctime/mtime and TTL/container ages, never
-    /// for timeouts (those count ticks).
+    /// for timeouts (those count ticks). The inputs that can start a write (`ClientFrame`,
+    /// `PeerMessage`) carry a reading too, so that a txn is stamped with the time its request
+    /// reached the node, to the millisecond, not with the last tick's (ZooKeeper stamps a txn
+    /// with the leader's clock when it prepares it). Time is `now` passed in with each input, as
+    /// sans-IO protocol libraries do; the core never reads a clock.
     Tick {
         /// Wall clock, ms since the Unix epoch.
         wall_ms: i64,
@@ -62,6 +66,8 @@ pub enum Input {
         conn: ConnId,
         /// The payload.
         payload: Vec<u8>,
+        /// The shell's wall clock when the frame arrived, ms since the Unix epoch.
+        wall_ms: i64,
     },
     /// The client connection is gone (EOF, error, or after a `ClientClose`).
     ClientClosed {
@@ -79,6 +85,9 @@ pub enum Input {
         from: ServerId,
         /// The message.
         msg: ZabMessage,
+        /// The shell's wall clock when the message arrived, ms since the Unix epoch (a leader
+        /// stamps a learner's forwarded write with it).
+        wall_ms: i64,
     },
     /// The shell's connection to another ensemble member broke and could not be re-established
     /// at once (the peer's process is gone, or its host refuses connections). A learner that

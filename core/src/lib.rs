@@ -12,10 +12,11 @@
 //! ```
 //!
 //! The core owns no sockets, files, clocks, threads or OS randomness. Time arrives as
-//! `Input::Tick`, bytes as `Input::ClientFrame`, durability as `Input::Persisted`; everything the
-//! world must do leaves as an `Output` (see [`io`]). A write goes proposal → persist → durable →
-//! commit → apply, with a quorum of one in standalone mode, so that Zab slots in without
-//! reshaping the boundary.
+//! `Input::Tick` (and as the clock reading each `ClientFrame`/`PeerMessage` carries, which
+//! stamps znode times), bytes as `Input::ClientFrame`, durability as `Input::Persisted`;
+//! everything the world must do leaves as an `Output` (see [`io`]). A write goes proposal →
+//! persist → durable → commit → apply, with a quorum of one in standalone mode, so that Zab
+//! slots in without reshaping the boundary.
 //!
 //! Module map:
 //! - [`types`], [`txn`], [`config`], [`io`]: vocabulary and the boundary;

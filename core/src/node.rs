@@ -84,6 +84,8 @@ fn check_recovered_order(base: Zxid, txns: &[LoggedTxn]) -> Result<(), RecoveryE
 pub struct Node {
     pub(crate) config: Config,
     pub(crate) now_tick: u64,
+    /// The shell's latest wall clock reading (from `Tick`, `ClientFrame` or `PeerMessage`):
+    /// the time a txn prepared now is stamped with.
     pub(crate) wall_ms: i64,
     pub(crate) tree: DataTree,
     pub(crate) prep: PrepState,
@@ -211,10 +213,16 @@ impl Node {
             Input::Tick { wall_ms } => self.on_tick(wall_ms),
             Input::ClientConnected { conn, remote_ip } => self.on_client_connected(conn, remote_ip),
             Input::ClientCertificate { conn, subject } => self.on_client_certificate(conn, subject),
-            Input::ClientFrame { conn, payload } => self.on_client_frame(conn, payload),
+            Input::ClientFrame { conn, payload, wall_ms } => {
+                self.wall_ms = wall_ms;
+                self.on_client_frame(conn, payload)
+            }
             Input::ClientClosed { conn } => self.on_client_closed(conn),
             Input::Persisted { upto } => self.on_persisted(upto),
-            Input::PeerMessage { from, msg } => self.on_peer_message(from, msg),
+            Input::PeerMessage { from, msg, wall_ms } => {
+                self.wall_ms = wall_ms;
+                self.on_peer_message(from, msg)
+            }
             Input::PeerLost { peer } => self.on_peer_lost(peer),
         }
         // The tables' checks walk every entry; amortized, so a step costs O(1) checks. The

@@ -2,6 +2,10 @@
 //! removal, setWatches after a reconnect, whoAmI. Each follows ZooKeeper's
 //! `FinalRequestProcessor` check order: NONODE before NOAUTH, and watches set only on success
 //! (except exists, which leaves a watch on a missing node).
+//!
+//! The empty path names the root for reads, as in ZooKeeper, whose `DataTree` holds the root
+//! under both "" and "/" (a watch set through "" is kept under "" and so never fires, as
+//! there); writes refuse it when they validate their path.
 
 use crate::node::Node;
 use crate::proto::client::{EventType, MultiResult, OpCode, Request, Response};
@@ -9,6 +13,11 @@ use crate::proto::error::ZkError;
 use crate::tree::acl::check_acl;
 use crate::types::{Acl, ConnId, Id, perms};
 use crate::watch::{Table, mode};
+
+/// The tree path a read looks up: the root for the empty path (see the module doc).
+fn lookup(path: &str) -> &str {
+    if path.is_empty() { "/" } else { path }
+}
 
 impl Node {
     fn check(&self, conn: ConnId, acl: &[Acl], wanted: i32) -> Result<(), ZkError> {
@@ -28,7 +37,7 @@ impl Node {
     pub(crate) fn read(&mut self, conn: ConnId, req: &Request) -> Result<Response, ZkError> {
         match req {
             Request::GetData { path, watch } => {
-                let (data, stat) = self.get_data(conn, path)?;
+                let (data, stat) = self.get_data(conn, lookup(path))?;
                 if *watch {
                     self.watches.add(Table::Data, path, conn, mode::STANDARD);
                 }
@@ -36,32 +45,39 @@ impl Node {
             }
             Request::Exists { path, watch } => self.exists(conn, path, *watch),
             Request::GetChildren { op, path, watch } => {
-                let children = self.get_children(conn, path)?;
+                let children = self.get_children(conn, lookup(path))?;
                 if *watch {
                     self.watches.add(Table::Child, path, conn, mode::STANDARD);
                 }
                 if *op == OpCode::GetChildren2 {
-                    let stat = self.tree.stat(path).expect("checked above");
+                    let stat = self.tree.stat(lookup(path)).expect("checked above");
                     return Ok(Response::GetChildren2 { children, stat });
                 }
                 Ok(Response::GetChildren { children })
             }
-            Request::GetAcl { path } => self.get_acl(conn, path),
+            Request::GetAcl { path } => self.get_acl(conn, lookup(path)),
             Request::GetAllChildrenNumber { path } => {
-                let acl = self.node_acl(path)?;
+                let acl = self.node_acl(lookup(path))?;
                 self.check(conn, &acl, perms::READ)?;
-                let total = self.tree.all_children_number(path).ok_or(ZkError::NoNode)?;
+                let total = self.tree.all_children_number(lookup(path)).ok_or(ZkError::NoNode)?;
+                // `DataTree.getAllChildrenNumber("")` counts the keys under "" + "/": every
+                // node but the root's "" entry, so the "/" entry too (one more than for "/").
+                let total = if path.is_empty() { total + 1 } else { total };
                 Ok(Response::GetAllChildrenNumber { total })
             }
             Request::GetEphemerals { prefix } => Ok(self.get_ephemerals(conn, prefix)),
             Request::Sync { path } => Ok(Response::Sync { path: path.clone() }),
-            Request::MultiRead(ops) => Ok(self.multi_read(conn, ops)),
+            Request::MultiRead(ops) => match self.multi_read(conn, ops) {
+                (None, results) => Ok(results),
+                (Some(err), _) => Err(err),
+            },
             Request::WhoAmI => Ok(Response::WhoAmI(crate::reply::who_am_i(&self.conns[&conn].ids))),
             Request::AddWatch { path, mode: m } => {
                 let modes = match m {
                     0 => [(Table::Data, mode::PERSISTENT), (Table::Child, mode::PERSISTENT)],
                     1 => [(Table::Data, mode::RECURSIVE), (Table::Data, mode::RECURSIVE)],
-                    _ => return Err(ZkError::BadArguments),
+                    // `AddWatchMode.fromZooDefs` throws: MARSHALLINGERROR.
+                    _ => return Err(ZkError::MarshallingError),
                 };
                 for (table, bits) in modes {
                     self.watches.add(table, path, conn, bits);
@@ -102,13 +118,13 @@ impl Node {
         if path.contains('\0') {
             return Err(ZkError::BadArguments);
         }
-        match self.tree.acl(path).map(|a| a.to_vec()) {
+        match self.tree.acl(lookup(path)).map(|a| a.to_vec()) {
             Some(acl) => {
                 self.check(conn, &acl, perms::READ)?;
                 if watch {
                     self.watches.add(Table::Data, path, conn, mode::STANDARD);
                 }
-                Ok(Response::Stat(self.tree.stat(path).expect("node exists")))
+                Ok(Response::Stat(self.tree.stat(lookup(path)).expect("node exists")))
             }
             None => {
                 if watch {
@@ -148,22 +164,36 @@ impl Node {
         Response::GetEphemerals { paths }
     }
 
-    fn multi_read(&mut self, conn: ConnId, ops: &[Request]) -> Response {
-        let results = ops
-            .iter()
-            .map(|op| match op {
-                Request::GetData { path, .. } => match self.get_data(conn, path) {
+    /// Serves a multiRead. A write op in it (the decoder lets through a list of writes only,
+    /// never a mix) ends it, as ZooKeeper's "Invalid type of readOp": MARSHALLINGERROR, sent
+    /// with the results gathered before it (see `serve_local`).
+    pub(crate) fn multi_read(
+        &mut self,
+        conn: ConnId,
+        ops: &[Request],
+    ) -> (Option<ZkError>, Response) {
+        let mut results = Vec::with_capacity(ops.len());
+        let mut failed = None;
+        for op in ops {
+            let result = match op {
+                Request::GetData { path, .. } => match self.get_data(conn, lookup(path)) {
                     Ok((data, stat)) => MultiResult::GetData { data, stat },
                     Err(err) => MultiResult::Error(err),
                 },
-                Request::GetChildren { path, .. } => match self.get_children(conn, path) {
+                Request::GetChildren { path, .. } => match self.get_children(conn, lookup(path)) {
                     Ok(children) => MultiResult::GetChildren { children },
                     Err(err) => MultiResult::Error(err),
                 },
-                _ => MultiResult::Error(ZkError::MarshallingError),
-            })
-            .collect();
-        Response::Multi(results)
+                _ => {
+                    failed = Some(ZkError::MarshallingError);
+                    break;
+                }
+            };
+            results.push(result);
+        }
+        assert!(results.len() <= ops.len());
+        assert!(failed.is_none() || results.len() < ops.len(), "a failure stops the list");
+        (failed, Response::Multi(results))
     }
 
     /// checkWatches / removeWatches on the calling connection's own watches.
@@ -181,7 +211,8 @@ impl Node {
             3 => &[(Table::Data, all), (Table::Child, all)],
             4 => &[(Table::Data, mode::PERSISTENT), (Table::Child, mode::PERSISTENT)],
             5 => &[(Table::Data, mode::RECURSIVE)],
-            _ => return Err(ZkError::BadArguments),
+            // `WatcherType.fromInt` throws: MARSHALLINGERROR.
+            _ => return Err(ZkError::MarshallingError),
         };
         let mut found = false;
         for (table, bits) in targets {

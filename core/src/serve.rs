@@ -639,6 +639,7 @@ impl Node {
                         c.ids.push(id);
                     }
                 }
+                crate::tree::acl::java_auth_order(&mut c.ids);
                 let header = ReplyHeader { xid, zxid: 0, err: 0 };
                 self.send(conn, codec::encode_reply(&header, None));
             }
@@ -653,13 +654,22 @@ impl Node {
 
     /// Serves a request that needs no txn, against the applied tree, and sends its reply.
     fn serve_local(&mut self, conn: ConnId, xid: i32, req: &Request) {
+        let zxid = self.tree.last_processed_zxid().0;
+        if let Request::MultiRead(ops) = req {
+            // A failed multiRead still carries the results before the failure (ZooKeeper
+            // serializes its response whatever the error).
+            let (err, body) = self.multi_read(conn, ops);
+            let err = err.map_or(0, |e| e.code());
+            let frame = codec::encode_reply(&ReplyHeader { xid, zxid, err }, Some(&body));
+            return self.send(conn, frame);
+        }
         let result = match req {
             Request::Ping => Ok(Response::Empty),
             Request::SetWatches { .. } => self.set_watches(conn, req),
             _ => self.read(conn, req),
         };
-        let reply_xid = xid;
-        let zxid = self.tree.last_processed_zxid().0;
+        // A ping is answered with the ping xid (-2) whatever xid it came with.
+        let reply_xid = if *req == Request::Ping { crate::proto::client::xid::PING } else { xid };
         let frame = match result {
             Ok(Response::Empty) => {
                 codec::encode_reply(&ReplyHeader { xid: reply_xid, zxid, err: 0 }, None)

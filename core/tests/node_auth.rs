@@ -34,7 +34,8 @@ fn sasl(h: &mut Harness, conn: ConnId, xid: i32, token: &[u8]) -> (i32, Option<V
     w.write_i32(xid);
     w.write_i32(OpCode::Sasl.code());
     w.write_buffer(Some(token));
-    h.step(Input::ClientFrame { conn, payload: w.as_slice().to_vec() });
+    let wall_ms = h.wall_ms;
+    h.step(Input::ClientFrame { conn, payload: w.as_slice().to_vec(), wall_ms });
     let payload = h.pop(conn).expect("a SASL reply");
     let mut r = Reader::new(&payload);
     let header = codec::decode_reply_header(&mut r).expect("header");

@@ -192,7 +192,8 @@ fn unknown_op_is_unimplemented_then_closed() {
     let mut payload = Vec::new();
     payload.extend_from_slice(&7i32.to_be_bytes());
     payload.extend_from_slice(&999i32.to_be_bytes());
-    h.step(Input::ClientFrame { conn: a, payload });
+    let wall_ms = h.wall_ms;
+    h.step(Input::ClientFrame { conn: a, payload, wall_ms });
     let reply = h.pop(a).unwrap();
     assert_eq!(i32::from_be_bytes(reply[12..16].try_into().unwrap()), -6);
     assert!(h.closed.contains(&a));
@@ -274,6 +275,7 @@ fn outputs_are_exact_for_a_create() {
             );
             frame[4..].to_vec()
         },
+        wall_ms: h.wall_ms,
     });
     let outputs = h.node.take_outputs();
     assert_eq!(outputs.len(), 1);
@@ -333,4 +335,23 @@ fn set_watches_after_reconnect_reports_what_changed_and_rearms_the_rest() {
     h.call(c, 2, create("/unborn", b"", 0));
     let again: Vec<EventType> = h.drain_events(b).into_iter().map(|(_, e)| e.event_type).collect();
     assert_eq!(again, vec![EventType::NodeDataChanged, EventType::NodeCreated]);
+}
+
+/// Issue 12: ctime/mtime to the millisecond. A txn is stamped with the clock reading its
+/// request's frame carried, so a setData 3 ms after a create, within one tick, shows a later
+/// mtime (it showed the create's, the last tick's reading, before).
+#[test]
+fn a_write_is_stamped_with_the_time_its_request_arrived() {
+    let mut h = Harness::new(Config::default());
+    let (c, _) = h.connect(1);
+    h.wall_ms += 42;
+    let (header, _) = h.call(c, 1, create("/t", b"", 0));
+    assert_eq!(header.err, 0);
+    h.wall_ms += 3;
+    let (header, body) = h.call(c, 2, set("/t", b"x", -1));
+    assert_eq!(header.err, 0);
+    let Some(Response::Stat(stat)) = body else { panic!("setData answers a Stat: {body:?}") };
+    assert_eq!(stat.ctime, START_MS + 42, "the create's arrival, not the start's tick");
+    assert_eq!(stat.mtime, START_MS + 45);
+    assert!(stat.mtime > stat.ctime);
 }

@@ -59,9 +59,17 @@ fn ustring_minus_one_is_none_and_null_path_reads_empty() {
     assert_eq!(r.read_string("c"), Ok(String::new()));
     assert_eq!(r.finish("t"), Ok(()));
 
+    // ZooKeeper dereferences a read's path (MARSHALLINGERROR); setData validates it (as "").
     let mut w = header_bytes(1, OpCode::GetAcl.code());
     w.write_ustring(None);
-    assert_eq!(decode_body(w.as_slice()), Ok(Request::GetAcl { path: String::new() }));
+    let null = DecodeError::BadValue { what: "null path", value: -1 };
+    assert_eq!(decode_body(w.as_slice()), Err(BodyError::Malformed(null)));
+    let mut w = header_bytes(1, OpCode::SetData.code());
+    w.write_ustring(None);
+    w.write_buffer(None);
+    w.write_i32(-1);
+    let set = Request::SetData { path: String::new(), data: None, version: -1 };
+    assert_eq!(decode_body(w.as_slice()), Ok(set));
 }
 
 #[test]
@@ -81,24 +89,36 @@ fn get_data_inside_multi_is_malformed() {
         Request::GetData { path: "/a".into(), watch: false },
     ]);
     let framed = codec::encode_request(&RequestHeader { xid: 1, op: 14 }, &req);
-    let expected = DecodeError::BadValue { what: "multi op type", value: 4 };
+    let expected = DecodeError::BadValue { what: "multi mixing read and write ops", value: 4 };
+    assert_eq!(decode_body(unframe(&framed)), Err(BodyError::Malformed(expected)));
+    // A multi of reads only is refused too (ZooKeeper fails it when preparing it).
+    let reads = Request::Multi(vec![Request::GetData { path: "/a".into(), watch: false }]);
+    let framed = codec::encode_request(&RequestHeader { xid: 1, op: 14 }, &reads);
+    let expected = DecodeError::BadValue { what: "multi of read ops", value: 4 };
     assert_eq!(decode_body(unframe(&framed)), Err(BodyError::Malformed(expected)));
 }
 
 #[test]
-fn write_ops_inside_multi_read_are_malformed() {
-    for sub in [
-        Request::Delete { path: "/a".into(), version: -1 },
-        Request::GetChildren { op: OpCode::GetChildren2, path: "/".into(), watch: false },
-        Request::Check { path: "/a".into(), version: 1 },
+fn write_ops_mixed_into_multi_read_are_malformed() {
+    for (sub, what) in [
+        (Request::Delete { path: "/a".into(), version: -1 }, "multi mixing read and write ops"),
+        (
+            Request::GetChildren { op: OpCode::GetChildren2, path: "/".into(), watch: false },
+            "multi op type",
+        ),
+        (Request::Check { path: "/a".into(), version: 1 }, "multi mixing read and write ops"),
     ] {
         let code = codec::request_op(&sub).code();
         let req =
             Request::MultiRead(vec![Request::GetData { path: "/".into(), watch: false }, sub]);
         let framed = codec::encode_request(&RequestHeader { xid: 1, op: 22 }, &req);
-        let expected = DecodeError::BadValue { what: "multi op type", value: code.into() };
+        let expected = DecodeError::BadValue { what, value: code.into() };
         assert_eq!(decode_body(unframe(&framed)), Err(BodyError::Malformed(expected)));
     }
+    // A multiRead of writes only decodes: it is answered MARSHALLINGERROR when served.
+    let writes = Request::MultiRead(vec![Request::Delete { path: "/a".into(), version: -1 }]);
+    let framed = codec::encode_request(&RequestHeader { xid: 1, op: 22 }, &writes);
+    assert_eq!(decode_body(unframe(&framed)), Ok(writes));
 }
 
 #[test]
@@ -171,8 +191,7 @@ fn bodiless_ops_and_set_watches_variants() {
         assert_eq!(decode_body(header_bytes(1, op).as_slice()), Ok(want.clone()));
         let mut w = header_bytes(1, op);
         w.write_u8(0);
-        let trailing = DecodeError::TrailingBytes { what: "request body", len: 1 };
-        assert_eq!(decode_body(w.as_slice()), Err(BodyError::Malformed(trailing)));
+        assert_eq!(decode_body(w.as_slice()), Ok(want), "trailing bytes are ignored");
     }
     let mut w = header_bytes(-8, 101);
     w.write_i64(5);
@@ -197,13 +216,12 @@ fn bodiless_ops_and_set_watches_variants() {
 }
 
 #[test]
-fn trailing_bytes_after_a_body_are_malformed() {
+fn trailing_bytes_after_a_body_are_ignored_as_zookeeper_does() {
     let req = Request::Exists { path: "/a".into(), watch: true };
     let mut payload =
         unframe(&codec::encode_request(&RequestHeader { xid: 1, op: 3 }, &req)).to_vec();
     payload.extend_from_slice(&[0, 0]);
-    let trailing = DecodeError::TrailingBytes { what: "request body", len: 2 };
-    assert_eq!(decode_body(&payload), Err(BodyError::Malformed(trailing)));
+    assert_eq!(decode_body(&payload), Ok(req));
 }
 
 #[test]
@@ -256,8 +274,7 @@ fn connect_request_read_only_byte_is_optional() {
     assert_eq!(got, ConnectRequest { read_only: None, ..req.clone() });
     let mut extra = unframe(&with).to_vec();
     extra.push(0);
-    let err = DecodeError::TrailingBytes { what: "ConnectRequest.readOnly", len: 1 };
-    assert_eq!(codec::decode_connect_request(&extra), Err(err));
+    assert_eq!(codec::decode_connect_request(&extra), Ok(req.clone()), "trailing bytes ignored");
     // A null password (length -1) reads as empty.
     let mut w = Writer::new();
     w.write_i32(0);

@@ -155,7 +155,8 @@ impl Cluster {
         while let Some((from, to, msg)) = self.net.pop_front() {
             budget -= 1;
             assert!(budget > 0, "network never quiets down");
-            self.step(to, Input::PeerMessage { from: ServerId(from), msg });
+            let wall_ms = self.wall;
+            self.step(to, Input::PeerMessage { from: ServerId(from), msg, wall_ms });
         }
     }
 
@@ -204,7 +205,14 @@ impl Cluster {
             read_only: None,
         };
         let frame = codec::encode_connect_request(&req);
-        self.step(id, Input::ClientFrame { conn: ConnId(conn), payload: frame[4..].to_vec() });
+        self.step(
+            id,
+            Input::ClientFrame {
+                conn: ConnId(conn),
+                payload: frame[4..].to_vec(),
+                wall_ms: self.wall,
+            },
+        );
         self.settle();
         let payload =
             self.inbox.get_mut(&(id, conn)).and_then(|q| q.pop_front()).expect("connected");
@@ -215,7 +223,14 @@ impl Cluster {
 
     fn call(&mut self, id: u64, conn: u64, xid: i32, req: Request) -> (i32, Option<Response>) {
         let frame = codec::encode_request(&codec::request_header(xid, &req), &req);
-        self.step(id, Input::ClientFrame { conn: ConnId(conn), payload: frame[4..].to_vec() });
+        self.step(
+            id,
+            Input::ClientFrame {
+                conn: ConnId(conn),
+                payload: frame[4..].to_vec(),
+                wall_ms: self.wall,
+            },
+        );
         self.settle();
         loop {
             let payload =
@@ -343,7 +358,8 @@ fn uncommitted_txn_of_a_dead_leader_is_truncated_on_rejoin() {
     }
     let frame =
         codec::encode_request(&codec::request_header(2, &create("/lost")), &create("/lost"));
-    c.step(old, Input::ClientFrame { conn: ConnId(10), payload: frame[4..].to_vec() });
+    let wall_ms = c.wall;
+    c.step(old, Input::ClientFrame { conn: ConnId(10), payload: frame[4..].to_vec(), wall_ms });
     c.settle();
     let lost_zxid = c.disks[&old].txns.last().unwrap().header.zxid;
     assert!(c.node(old).tree().get("/lost").is_none(), "not committed without a quorum");
@@ -584,10 +600,11 @@ fn connect_frame() -> Vec<u8> {
 
 /// Opens a connection on `id` and sends its handshake; returns what the node answered.
 fn handshake_outputs(c: &mut Cluster, id: u64, conn: u64) -> Vec<Output> {
+    let wall_ms = c.wall;
     let node = c.nodes.get_mut(&id).and_then(|n| n.as_mut()).expect("up");
     node.step(Input::ClientConnected { conn: ConnId(conn), remote_ip: "10.0.0.9".into() });
     assert_eq!(node.take_outputs(), vec![], "accepting alone answers nothing (4lw still work)");
-    node.step(Input::ClientFrame { conn: ConnId(conn), payload: connect_frame() });
+    node.step(Input::ClientFrame { conn: ConnId(conn), payload: connect_frame(), wall_ms });
     node.take_outputs()
 }
 
@@ -651,7 +668,29 @@ fn a_looking_notification_of_the_round_a_follower_elected_in_is_not_a_step_down(
     let leader = elect(&mut c);
     let follower = c.ids.iter().copied().find(|id| *id != leader).expect("a follower");
     let stale = c.looking_sent.get(&leader).expect("the leader looked before it led").clone();
-    c.step(follower, Input::PeerMessage { from: ServerId(leader), msg: stale });
+    let wall_ms = c.wall;
+    c.step(follower, Input::PeerMessage { from: ServerId(leader), msg: stale, wall_ms });
     assert_eq!(c.node(follower).leader(), Some(ServerId(leader)), "still follows");
     assert!(c.node(follower).is_serving());
+}
+
+/// Issue 12: a leader stamps a learner's forwarded write with the clock reading the request's
+/// `PeerMessage` carried, to the millisecond, not with its last tick's.
+#[test]
+fn a_forwarded_write_is_stamped_when_it_reaches_the_leader() {
+    let mut c = Cluster::new(3);
+    let leader = elect(&mut c);
+    let follower = *c.ids.iter().find(|id| **id != leader).expect("a follower");
+    c.connect(follower, 10);
+    let (err, _) = c.call(follower, 10, 1, create("/t"));
+    assert_eq!(err, 0);
+    let created = c.node(leader).tree().stat("/t").expect("created").ctime;
+    assert_eq!(created, c.wall, "stamped with the current reading");
+    c.wall += 7;
+    let set = Request::SetData { path: "/t".into(), data: Some(b"x".to_vec()), version: -1 };
+    let (err, body) = c.call(follower, 10, 2, set);
+    assert_eq!(err, 0);
+    let Some(Response::Stat(stat)) = body else { panic!("setData answers a Stat: {body:?}") };
+    assert_eq!(stat.ctime, created);
+    assert_eq!(stat.mtime, created + 7, "7 ms later, with no tick in between");
 }

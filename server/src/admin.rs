@@ -17,6 +17,10 @@ use zkr_core::types::ConnId;
 /// The version string we report: the ZooKeeper protocol level we follow, then our own version.
 pub const VERSION: &str = concat!("3.9.3-zkr-", env!("CARGO_PKG_VERSION"));
 
+/// `ZooTrace`'s default trace mask (CLIENT_REQUEST | SERVER_PACKET | SESSION | WARNING), which
+/// `gtmk` prints.
+pub const DEFAULT_TRACE_MASK: u64 = 306;
+
 /// Server-wide counters kept by the shell.
 #[derive(Clone, Debug)]
 pub struct ServerStats {
@@ -139,6 +143,54 @@ pub struct ConnStats {
     pub latency: Latency,
     /// Requests received but not yet answered: (xid, raw opcode, arrival).
     pub in_flight: std::collections::VecDeque<(i32, i32, Instant)>,
+    /// The last answered request, for `cons` (`lop`, `lcxid`, `lzxid`, `lresp`, `llat`).
+    pub last: Option<LastReply>,
+}
+
+/// The last request a connection had answered, as ZooKeeper's `cons` prints it.
+#[derive(Clone, Copy, Debug)]
+pub struct LastReply {
+    /// The request's raw opcode.
+    pub op: i32,
+    /// Its xid (`lcxid` is printed only when not negative).
+    pub cxid: i32,
+    /// The zxid of its reply header.
+    pub zxid: i64,
+    /// When it was answered, ms since the server started (ZooKeeper's elapsed-time clock).
+    pub responded_ms: u128,
+    /// How long it took, ms.
+    pub latency_ms: u128,
+}
+
+/// `FinalRequestProcessor`'s four-letter name of a request (`lastOp`), by raw opcode.
+pub fn last_op_name(op: i32) -> &'static str {
+    match op {
+        11 => "PING",
+        -10 => "SESS",
+        14 => "MULT",
+        22 => "MLTR",
+        1 | 15 | 19 | 21 => "CREA",
+        2 | 20 => "DELE",
+        5 => "SETD",
+        16 => "RECO",
+        7 => "SETA",
+        -11 => "CLOS",
+        9 => "SYNC",
+        13 => "CHEC",
+        3 => "EXIS",
+        4 => "GETD",
+        101 => "SETW",
+        105 => "STW2",
+        106 => "ADDW",
+        6 => "GETA",
+        8 | 12 => "GETC",
+        104 => "GETACN",
+        17 => "CHKW",
+        18 => "REMW",
+        107 => "HOMI",
+        103 => "GETE",
+        _ => "NA",
+    }
 }
 
 /// What a four-letter word may look at.
@@ -185,7 +237,9 @@ pub fn answer(cmd: [u8; 4], view: &AdminView<'_>) -> String {
         "dump" => dump(view),
         "crst" => "Connection stats reset.\n".to_string(),
         "srst" => "Server stats reset.\n".to_string(),
-        "gtmk" | "stmk" => "0\n".to_string(),
+        // ZooTrace's default mask (ZooKeeper prints it without a newline); we trace nothing
+        // through it, so stmk leaves it as it is.
+        "gtmk" | "stmk" => DEFAULT_TRACE_MASK.to_string(),
         "dirs" => format!(
             "datadir_size: {}\nlogdir_size: {}\n",
             dir_size(view.dirs.0),
@@ -278,29 +332,52 @@ fn mntr(view: &AdminView<'_>) -> String {
         ("last_proposal_zxid", format!("0x{:x}", node.last_zxid().0)),
         ("outstanding_proposals", node.outstanding_proposals().to_string()),
     ];
-    rows.into_iter().map(|(k, v)| format!("zk_{k}\t{v}\n")).collect()
+    let mut out: String = rows.into_iter().map(|(k, v)| format!("zk_{k}\t{v}\n")).collect();
+    // A leader's gauges, as `LeaderZooKeeperServer.registerMetrics` names them.
+    if let Some(c) = node.leader_counts() {
+        let _ = writeln!(out, "zk_learners\t{}", c.learners);
+        let _ = writeln!(out, "zk_synced_followers\t{}", c.synced_followers);
+        let _ = writeln!(out, "zk_synced_non_voting_followers\t0");
+        let _ = writeln!(out, "zk_synced_observers\t{}", c.synced_observers);
+        let _ = writeln!(out, "zk_pending_syncs\t{}", c.pending_syncs);
+    }
+    out
 }
 
+/// `ServerCnxn.dumpConnectionInfo`: the brief form for a connection without a session (a
+/// four-letter word, a handshake in progress), the full one with `lop`/`lcxid`/`lzxid`/`lresp`
+/// /`llat` otherwise; latencies are whole ms, as ZooKeeper keeps them.
 fn cons(view: &AdminView<'_>) -> String {
     let mut out = String::new();
     for (conn, c) in view.conns {
         let session = view.node.connection_session(*conn);
-        let timeout =
-            session.and_then(|s| view.node.sessions().get(s)).map(|s| s.timeout_ms).unwrap_or(0);
+        let counts = format!("queued={},recved={},sent={}", c.in_flight.len(), c.received, c.sent);
+        let Some(session) = session else {
+            let _ = writeln!(out, " /{}[0]({counts})", c.remote);
+            continue;
+        };
+        let timeout = view.node.sessions().get(session).map(|s| s.timeout_ms).unwrap_or(0);
+        let mut last = String::new();
+        if let Some(l) = c.last {
+            if l.cxid >= 0 {
+                let _ = write!(last, ",lcxid=0x{:x}", l.cxid);
+            }
+            let _ = write!(
+                last,
+                ",lzxid=0x{:x},lresp={},llat={}",
+                l.zxid, l.responded_ms, l.latency_ms
+            );
+        } else {
+            last.push_str(",lzxid=0xffffffffffffffff,lresp=0,llat=0");
+        }
+        let lop = c.last.map_or("NA", |l| last_op_name(l.op));
+        let l = c.latency;
+        let avg = if l.count == 0 { 0 } else { l.total_ms / l.count };
         let _ = writeln!(
             out,
-            " /{}[1](queued={},recved={},sent={},sid=0x{:x},est={},to={},\
-             minlat={},avglat={:.4},maxlat={})",
-            c.remote,
-            c.in_flight.len(),
-            c.received,
-            c.sent,
-            session.map(|s| s.0 as u64).unwrap_or(0),
-            c.established_ms,
-            timeout,
-            c.latency.min_ms,
-            c.latency.avg(),
-            c.latency.max_ms
+            " /{}[1]({counts},sid=0x{:x},lop={lop},est={},to={timeout}{last},\
+             minlat={},avglat={avg},maxlat={})",
+            c.remote, session.0 as u64, c.established_ms, l.min_ms, l.max_ms
         );
     }
     out.push('\n');
@@ -356,13 +433,56 @@ fn wchp(view: &AdminView<'_>) -> String {
     out
 }
 
+/// ZooKeeper's `ExpiryQueue.dump`: `Sets (buckets)/(elements):`, then each bucket in time
+/// order as `N expire at <date>:` and its elements, one a line after a tab.
+fn expiry_sets(out: &mut String, buckets: &BTreeMap<i64, Vec<String>>) {
+    let elements: usize = buckets.values().map(Vec::len).sum();
+    let _ = writeln!(out, "Sets ({})/({elements}):", buckets.len());
+    for (at_ms, items) in buckets {
+        let _ = writeln!(out, "{} expire at {}:", items.len(), java_date(*at_ms));
+        for item in items {
+            let _ = writeln!(out, "\t{item}");
+        }
+    }
+}
+
+/// Java's `Date.toString()` in UTC: `Wed Dec 02 16:23:32 UTC 2026`.
+pub fn java_date(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let weekday = WEEKDAYS[days.rem_euclid(7) as usize];
+    let (h, m, s) = (rem / 3600, rem / 60 % 60, rem % 60);
+    let month_name = MONTHS[(month - 1) as usize];
+    format!("{weekday} {month_name} {day:02} {h:02}:{m:02}:{s:02} UTC {year}")
+}
+
+/// `dump` as ZooKeeper 3.9 prints it: the session expiry queue (buckets of `tickTime`), the
+/// ephemerals by session, then the connection expiry queue (a connection expires with its
+/// session; one without a session 10 s after it was accepted, `sessionlessCnxnTimeout`).
 fn dump(view: &AdminView<'_>) -> String {
     let node = view.node;
-    let mut out = String::from("SessionTracker dump:\n");
-    let _ = writeln!(out, "Global Sessions({}):", node.sessions().len());
+    let now_ms = now_ms() as i64;
+    let tick_ms = i64::from(node.config().tick_ms);
+    let expiry_ms = |tick: u64| now_ms + (tick as i64 - node.now_tick() as i64) * tick_ms;
+    let mut sessions: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for (id, s) in node.sessions().iter() {
-        let _ = writeln!(out, "{id}\t{}ms", s.timeout_ms);
+        sessions.entry(expiry_ms(s.expiry_tick)).or_default().push(format!("{id}"));
     }
+    let mut out = String::from("SessionTracker dump:\nSession ");
+    expiry_sets(&mut out, &sessions);
     let ephemerals = node.tree().all_ephemerals();
     out.push_str("ephemeral nodes dump:\n");
     let _ = writeln!(out, "Sessions with Ephemerals ({}):", ephemerals.len());
@@ -373,12 +493,23 @@ fn dump(view: &AdminView<'_>) -> String {
         }
     }
     out.push_str("Connections dump:\n");
-    let _ = writeln!(out, "Connections ({}):", view.conns.len());
+    let mut conns: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for (conn, c) in view.conns {
-        let _ = writeln!(out, "\t{} {}", c.remote, session_of(view, *conn));
+        let session = node.connection_session(*conn).and_then(|s| node.sessions().get(s));
+        let at = match session {
+            Some(s) => expiry_ms(s.expiry_tick),
+            None => c.established_ms as i64 + SESSIONLESS_CONNECTION_TIMEOUT_MS,
+        };
+        let item = format!("ip: /{} sessionId: {}", c.remote, session_of(view, *conn));
+        conns.entry(at).or_default().push(item);
     }
+    out.push_str("Connections ");
+    expiry_sets(&mut out, &conns);
     out
 }
+
+/// ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout` default.
+const SESSIONLESS_CONNECTION_TIMEOUT_MS: i64 = 10_000;
 
 fn fd_counts() -> (usize, u64) {
     let open = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
@@ -413,4 +544,26 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 /// Milliseconds since the Unix epoch (for connection establishment times).
 pub fn now_ms() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dates `dump` prints, in the format of Java's `Date.toString()` as Apache ZooKeeper
+    /// printed them (`Wed Dec 02 16:23:32 UTC 2026`), including a leap day and the epoch.
+    #[test]
+    fn dates_print_as_java_does() {
+        assert_eq!(java_date(1_796_228_612_000), "Wed Dec 02 16:23:32 UTC 2026");
+        assert_eq!(java_date(951_782_400_999), "Tue Feb 29 00:00:00 UTC 2000");
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+    }
+
+    #[test]
+    fn last_op_names_follow_final_request_processor() {
+        assert_eq!(last_op_name(4), "GETD");
+        assert_eq!(last_op_name(12), "GETC");
+        assert_eq!(last_op_name(104), "GETACN");
+        assert_eq!(last_op_name(9999), "NA");
+    }
 }

@@ -379,7 +379,9 @@ impl Driver {
                         c.in_flight.push_back((xid, op, Instant::now()));
                     }
                 }
-                self.node.step(Input::ClientFrame { conn, payload });
+                // The time the request arrived stamps its txn, to the ms (issue 12).
+                let wall_ms = self.env.clock.wall_ms();
+                self.node.step(Input::ClientFrame { conn, payload, wall_ms });
             }
             Event::Closed { conn } => {
                 self.writers.remove(&conn);
@@ -401,7 +403,10 @@ impl Driver {
                 let mntr = admin::answer(*b"mntr", &view);
                 let _ = reply.send((mntr, self.stats.op_latency.clone()));
             }
-            Event::Peer { from, msg } => self.node.step(Input::PeerMessage { from, msg }),
+            Event::Peer { from, msg } => {
+                let wall_ms = self.env.clock.wall_ms();
+                self.node.step(Input::PeerMessage { from, msg, wall_ms })
+            }
             Event::PeerLost { peer } => self.node.step(Input::PeerLost { peer }),
         }
     }
@@ -503,12 +508,23 @@ impl Driver {
         self.stats.max_response_size = self.stats.max_response_size.max(frame.len());
         if let Some(c) = self.conns.get_mut(&conn) {
             c.sent += 1;
-            if frame.len() >= 8 {
+            if frame.len() >= 20 {
                 let xid = i32::from_be_bytes(frame[4..8].try_into().expect("4 bytes"));
-                if let Some(pos) = c.in_flight.iter().position(|(x, _, _)| *x == xid) {
-                    let (_, op, arrived) = c.in_flight.remove(pos).expect("position is valid");
+                // A ping is answered with xid -2 whatever xid it was sent with.
+                let answers =
+                    |&(x, op, _): &(i32, i32, Instant)| x == xid || (xid == -2 && op == 11);
+                if let Some(pos) = c.in_flight.iter().position(answers) {
+                    let (cxid, op, arrived) = c.in_flight.remove(pos).expect("position is valid");
                     c.latency.record(arrived.elapsed());
                     self.stats.record_latency(op, arrived.elapsed());
+                    let zxid = i64::from_be_bytes(frame[8..16].try_into().expect("8 bytes"));
+                    c.last = Some(admin::LastReply {
+                        op,
+                        cxid,
+                        zxid,
+                        responded_ms: self.stats.started.elapsed().as_millis(),
+                        latency_ms: arrived.elapsed().as_millis(),
+                    });
                     if let Some(writer) = self.writers.get(&conn) {
                         writer.replied();
                     }
@@ -529,6 +545,7 @@ fn conn_stats(remote: SocketAddr) -> ConnStats {
         established_ms: admin::now_ms(),
         latency: Default::default(),
         in_flight: Default::default(),
+        last: None,
     }
 }
 

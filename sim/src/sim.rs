@@ -587,7 +587,7 @@ impl Sim {
                     format!("n{n} c{} {subject}", conn.0)
                 })
             }
-            Input::ClientFrame { conn, payload } => {
+            Input::ClientFrame { conn, payload, .. } => {
                 let len = payload.len();
                 self.trace.event(self.now, "recv", &ids(2, conn.0), payload, || {
                     format!("n{n} c{} frame {len}B", conn.0)
@@ -602,7 +602,7 @@ impl Sim {
                 self.trace
                     .event(self.now, "persisted", &ids(4, z as u64), &[], || format!("n{n} {z:#x}"))
             }
-            Input::PeerMessage { from, msg } => {
+            Input::PeerMessage { from, msg, .. } => {
                 let f = from.0;
                 self.trace
                     .event(self.now, "peer", &ids(5, f), &[], || format!("n{n} <- s{f} {msg:?}"))
@@ -846,12 +846,14 @@ impl Sim {
                 self.node_input(n, Input::ClientConnected { conn, remote_ip });
             }
             (Some(n), Msg::Frame(payload)) => {
-                self.node_input(n, Input::ClientFrame { conn, payload })
+                let wall_ms = self.nodes[n].clock.wall_ms(self.now);
+                self.node_input(n, Input::ClientFrame { conn, payload, wall_ms })
             }
             (Some(_), Msg::Close) => unreachable!("clients never send Close"),
             (Some(n), Msg::Peer(msg)) => {
                 let from = ServerId(d.from.0 as u64 + 1);
-                self.node_input(n, Input::PeerMessage { from, msg: *msg });
+                let wall_ms = self.nodes[n].clock.wall_ms(self.now);
+                self.node_input(n, Input::PeerMessage { from, msg: *msg, wall_ms });
             }
             (None, Msg::Peer(_)) => unreachable!("clients get no peer messages"),
             (None, Msg::Frame(payload)) => {

@@ -145,6 +145,30 @@ async fn check_config_node(members: &[Member]) {
     assert!(out.stdout.lines().any(|l| l == "version=0"), "{}", out.stdout);
 }
 
+/// The leader's `mntr` carries ZooKeeper's leader gauges (issue 12): both followers connected
+/// and synced; a follower's has none of them.
+fn check_leader_gauges(members: &[Member], leader: usize) {
+    let mntr = |m: &Member| {
+        let addr = format!("127.0.0.1:{}", m.client_port).parse().unwrap();
+        four_letter(addr, "mntr", Duration::from_secs(2)).expect("mntr")
+    };
+    let wanted = ["zk_learners\t2", "zk_synced_followers\t2", "zk_synced_observers\t0"];
+    // Followers report their mode before the leader has their NEWLEADER ack: allow a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = mntr(&members[leader]);
+        let missing: Vec<&str> =
+            wanted.iter().copied().filter(|w| !text.lines().any(|l| l == *w)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "leader's mntr lacks {missing:?}:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let follower = mntr(&members[(leader + 1) % 3]);
+    assert!(!follower.contains("zk_learners"), "a follower reports no learners:\n{follower}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_servers_elect_replicate_fail_over_and_rejoin() {
     if Target::from_env().is_apache() {
@@ -158,6 +182,7 @@ async fn three_servers_elect_replicate_fail_over_and_rejoin() {
     }
     let leader = wait_for_roles(&members, 3, "start-up");
     check_config_node(&members).await;
+    check_leader_gauges(&members, leader);
     let follower = (leader + 1) % 3;
     let other = (leader + 2) % 3;
 

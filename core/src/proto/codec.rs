@@ -8,8 +8,11 @@
 //! Invariants:
 //! - every `encode_*` that produces a whole message returns it **framed** (4-byte length first);
 //!   every `decode_*` takes a frame **payload** (length already removed) or a [`Reader`] on one;
-//! - decoders never panic on any bytes; a request body must fill its frame exactly, so trailing
-//!   bytes are an error rather than silently ignored;
+//! - decoders never panic on any bytes; bytes after a request body or a ConnectRequest are
+//!   ignored, as ZooKeeper's record deserialization ignores them;
+//! - a null path is read as ZooKeeper's processors treat it: where they dereference it (reads,
+//!   create, delete, checkWatches) it makes the body malformed (MARSHALLINGERROR), elsewhere it
+//!   reads as the empty path (which then fails validation as BADARGUMENTS, or is harmless);
 //! - `decode_request` separates "the header itself is unreadable" (the connection is closed) from
 //!   "the body is bad" (the server answers the xid with MARSHALLINGERROR or UNIMPLEMENTED);
 //! - for every value the model can hold, `decode(encode(x)) == x`, except that multiRead drops its
@@ -51,7 +54,7 @@ fn read_connect_tail(r: &mut Reader<'_>, what: &'static str) -> Result<Option<bo
 }
 
 /// Decodes the first frame of a connection. The trailing `readOnly` byte is optional; anything
-/// after it is an error.
+/// after it is ignored, as ZooKeeper's `readConnectRequest` ignores it.
 pub fn decode_connect_request(payload: &[u8]) -> Result<ConnectRequest, DecodeError> {
     let mut r = Reader::new(payload);
     let protocol_version = r.read_i32("ConnectRequest.protocolVersion")?;
@@ -59,8 +62,11 @@ pub fn decode_connect_request(payload: &[u8]) -> Result<ConnectRequest, DecodeEr
     let timeout_ms = r.read_i32("ConnectRequest.timeOut")?;
     let session_id = r.read_i64("ConnectRequest.sessionId")?;
     let passwd = r.read_buffer("ConnectRequest.passwd")?.unwrap_or_default();
-    let read_only = read_connect_tail(&mut r, "ConnectRequest.readOnly")?;
-    assert!(r.remaining() == 0);
+    let read_only = match r.remaining() {
+        0 => None,
+        _ => Some(r.read_bool("ConnectRequest.readOnly")?),
+    };
+    assert!(r.position() >= 28 + passwd.len());
     Ok(ConnectRequest {
         protocol_version,
         last_zxid_seen,
@@ -176,13 +182,9 @@ pub fn decode_request(
     let mut r = Reader::new(payload);
     let header = decode_request_header(&mut r)?;
     assert!(r.position() == 8);
-    let body = decode_request_body(header.op, &mut r).and_then(|req| {
-        r.finish("request body")?;
-        Ok(req)
-    });
-    if body.is_ok() {
-        assert!(r.remaining() == 0);
-    }
+    // Trailing bytes are ignored, as `ByteBufferInputStream.byteBuffer2Record` does (issue 12).
+    let body = decode_request_body(header.op, &mut r);
+    assert!(r.position() <= payload.len());
     Ok((header, body))
 }
 
@@ -213,15 +215,21 @@ pub fn decode_request_body(op: i32, r: &mut Reader<'_>) -> Result<Request, BodyE
     }
 }
 
+/// A setWatches path list: ZooKeeper iterates it, so a null list is malformed.
+fn read_watch_paths(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<String>, DecodeError> {
+    let list = r.read_vec_sized(what, jute::STRING_MIN_BYTES, |r| r.read_string(what))?;
+    list.ok_or(DecodeError::BadValue { what, value: -1 })
+}
+
 fn decode_set_watches(code: OpCode, r: &mut Reader<'_>) -> Result<Request, BodyError> {
     assert!(code == OpCode::SetWatches || code == OpCode::SetWatches2);
     let relative_zxid = r.read_i64("SetWatches.relativeZxid")?;
-    let data = r.read_strings("SetWatches.dataWatches")?;
-    let exist = r.read_strings("SetWatches.existWatches")?;
-    let child = r.read_strings("SetWatches.childWatches")?;
+    let data = read_watch_paths(r, "SetWatches.dataWatches")?;
+    let exist = read_watch_paths(r, "SetWatches.existWatches")?;
+    let child = read_watch_paths(r, "SetWatches.childWatches")?;
     let (persistent, persistent_recursive) = if code == OpCode::SetWatches2 {
-        let p = r.read_strings("SetWatches2.persistentWatches")?;
-        (p, r.read_strings("SetWatches2.persistentRecursiveWatches")?)
+        let p = read_watch_paths(r, "SetWatches2.persistentWatches")?;
+        (p, read_watch_paths(r, "SetWatches2.persistentRecursiveWatches")?)
     } else {
         (Vec::new(), Vec::new())
     };
@@ -240,7 +248,13 @@ fn decode_create(code: OpCode, path: String, r: &mut Reader<'_>) -> Result<Reque
 /// Decodes the per-path ops: everything that can appear inside a multi, plus the other ops whose
 /// body starts with a path. `code` must be one of them.
 fn decode_node_op(code: OpCode, r: &mut Reader<'_>) -> Result<Request, DecodeError> {
-    let path = r.read_string("path")?;
+    let path = match r.read_ustring("path")? {
+        Some(path) => path,
+        None if null_path_is_malformed(code) => {
+            return Err(DecodeError::BadValue { what: "null path", value: -1 });
+        }
+        None => String::new(),
+    };
     let req = match code {
         OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
             decode_create(code, path, r)?
@@ -276,6 +290,28 @@ fn decode_node_op(code: OpCode, r: &mut Reader<'_>) -> Result<Request, DecodeErr
     Ok(req)
 }
 
+/// A per-path op whose path is null (jute length -1). ZooKeeper's processors dereference the
+/// path of reads, creates, deletes and checkWatches (a NullPointerException, answered
+/// MARSHALLINGERROR, as a failed txn for the writes); the others go through `validatePath`
+/// (BADARGUMENTS) or never look at it, as the empty path does here.
+fn null_path_is_malformed(code: OpCode) -> bool {
+    matches!(
+        code,
+        OpCode::Exists
+            | OpCode::GetData
+            | OpCode::GetChildren
+            | OpCode::GetChildren2
+            | OpCode::GetAcl
+            | OpCode::GetAllChildrenNumber
+            | OpCode::CheckWatches
+            | OpCode::Create
+            | OpCode::Create2
+            | OpCode::CreateContainer
+            | OpCode::CreateTtl
+            | OpCode::Delete
+    )
+}
+
 /// Which multi a sub-op list belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MultiKind {
@@ -285,28 +321,43 @@ enum MultiKind {
     Read,
 }
 
-fn multi_allows(kind: MultiKind, op: i32) -> Option<OpCode> {
-    let code = OpCode::from_i32(op)?;
-    let allowed = match kind {
-        MultiKind::Write => matches!(
-            code,
-            OpCode::Create
-                | OpCode::Create2
-                | OpCode::CreateContainer
-                | OpCode::CreateTtl
-                | OpCode::Delete
-                | OpCode::SetData
-                | OpCode::Check
-        ),
-        MultiKind::Read => matches!(code, OpCode::GetChildren | OpCode::GetData),
-    };
-    allowed.then_some(code)
+/// The kind of a sub-op ZooKeeper's `MultiOperationRecord` accepts (`Op.OpKind`), or `None`
+/// for any other opcode ("Invalid type of op").
+fn multi_op_kind(code: OpCode) -> Option<MultiKind> {
+    match code {
+        OpCode::Create
+        | OpCode::Create2
+        | OpCode::CreateContainer
+        | OpCode::CreateTtl
+        | OpCode::Delete
+        | OpCode::SetData
+        | OpCode::Check => Some(MultiKind::Write),
+        OpCode::GetChildren | OpCode::GetData => Some(MultiKind::Read),
+        _ => None,
+    }
+}
+
+/// `Op.create(path, data, acl, flags, ttl)`: a createTTL sub-op whose flags are not a TTL mode
+/// becomes a plain create (opcode 1, its ttl dropped), so its result is `create`'s.
+fn multi_create_ttl(req: Request) -> Request {
+    match req {
+        Request::Create { op: OpCode::CreateTtl, path, data, acl, flags, .. }
+            if !matches!(flags, 5 | 6) =>
+        {
+            Request::Create { op: OpCode::Create, path, data, acl, flags, ttl: -1 }
+        }
+        other => other,
+    }
 }
 
 /// Reads `MultiHeader{type, done, err}` + request records until a header with `done` set
-/// (ZooKeeper's `MultiOperationRecord` stops on `done` whatever the type).
+/// (ZooKeeper's `MultiOperationRecord` stops on `done` whatever the type). As there, the ops
+/// must all be of one kind (reads or writes: mixing them is malformed), whichever the opcode
+/// of the request: a multi of reads is refused when it is prepared, and a multiRead of writes
+/// is answered MARSHALLINGERROR with an empty result list when it is served.
 fn decode_multi_ops(r: &mut Reader<'_>, kind: MultiKind) -> Result<Vec<Request>, DecodeError> {
     let mut ops = Vec::new();
+    let mut list_kind = None;
     loop {
         let start = r.position();
         let op = r.read_i32("MultiHeader.type")?;
@@ -315,10 +366,17 @@ fn decode_multi_ops(r: &mut Reader<'_>, kind: MultiKind) -> Result<Vec<Request>,
         if done {
             return Ok(ops);
         }
-        let Some(code) = multi_allows(kind, op) else {
-            return Err(DecodeError::BadValue { what: "multi op type", value: i64::from(op) });
-        };
-        let sub = match decode_node_op(code, r)? {
+        let bad = |what| DecodeError::BadValue { what, value: i64::from(op) };
+        let code = OpCode::from_i32(op).ok_or(bad("multi op type"))?;
+        let sub_kind = multi_op_kind(code).ok_or(bad("multi op type"))?;
+        if *list_kind.get_or_insert(sub_kind) != sub_kind {
+            return Err(bad("multi mixing read and write ops"));
+        }
+        if kind == MultiKind::Write && sub_kind == MultiKind::Read {
+            // ZooKeeper fails such a multi when it prepares it: the same MARSHALLINGERROR txn.
+            return Err(bad("multi of read ops"));
+        }
+        let sub = match multi_create_ttl(decode_node_op(code, r)?) {
             // Watches are never set by multiRead (§9).
             Request::GetData { path, .. } => Request::GetData { path, watch: false },
             Request::GetChildren { op, path, .. } => {

@@ -126,6 +126,37 @@ pub fn fixup_acl(acl: &[Acl], auth_ids: &[Id]) -> Result<Vec<Acl>, ZkError> {
     Ok(fixed)
 }
 
+/// Java's `String.hashCode`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 units, wrapping.
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)))
+}
+
+/// The jute-generated `Id.hashCode`: `37 * (37 * 17 + scheme.hashCode()) + id.hashCode()`.
+fn java_id_hash(id: &Id) -> i32 {
+    let result = 37i32.wrapping_mul(17).wrapping_add(java_string_hash(&id.scheme));
+    37i32.wrapping_mul(result).wrapping_add(java_string_hash(&id.id))
+}
+
+/// Orders a connection's ids as ZooKeeper iterates them: `ServerCnxn.authInfo` is a set over a
+/// `ConcurrentHashMap`, so whoAmI lists ids, and an `auth` ACL expands to them, in the order of
+/// the map's bins (`spread(hash) & (table - 1)`), then of insertion within a bin. The table
+/// starts at 16 bins and doubles when it reaches 3/4 full; past the first doubling the split of
+/// a bin may reorder it (an approximation here, for connections with 12 ids or more).
+pub fn java_auth_order(ids: &mut [Id]) {
+    let mut bins = 16usize;
+    while ids.len() >= bins - bins / 4 {
+        bins *= 2;
+    }
+    let bin = |id: &Id| {
+        let h = java_id_hash(id);
+        let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
+        spread as usize & (bins - 1)
+    };
+    // A stable sort keeps the insertion order within a bin.
+    ids.sort_by_key(|id| bin(id));
+    assert!(ids.windows(2).all(|w| bin(&w[0]) <= bin(&w[1])));
+}
+
 /// `DigestAuthenticationProvider.generateDigest`: `user:` + base64(SHA1(`user:password`)), where
 /// `user` is everything before the first `:` (the whole string if there is none).
 pub fn digest_id(user_password: &str) -> String {
@@ -228,6 +259,21 @@ pub fn ip_matches(remote: &str, acl_expr: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Apache ZooKeeper 3.8 answers whoAmI after `addauth digest alice:secret` on a loopback
+    /// connection with the digest id first, then the ip id (their bins are 0 and 12 of 16).
+    #[test]
+    fn auth_ids_are_ordered_as_zookeepers_hash_set() {
+        let digest = Id::new("digest", &digest_id("alice:secret"));
+        let ip = Id::new("ip", "127.0.0.1");
+        let mut ids = vec![ip.clone(), digest.clone()];
+        java_auth_order(&mut ids);
+        assert_eq!(ids, vec![digest.clone(), ip.clone()]);
+        java_auth_order(&mut ids);
+        assert_eq!(ids, vec![digest, ip], "already ordered: unchanged");
+        assert_eq!(java_string_hash("ip"), 3367);
+        assert_eq!(java_string_hash("hello"), 99162322);
+    }
 
     #[test]
     fn java_split() {

@@ -27,9 +27,22 @@ use crate::io::Output;
 use crate::node::Node;
 use crate::types::{ServerId, Zxid};
 use crate::zab::election::{Election, ElectionAction};
-use crate::zab::leader::Leader;
+use crate::zab::leader::{HandlerPhase, Leader};
 use crate::zab::learner::Learner;
 use crate::zab::message::{PeerState, Vote, ZabMessage};
+
+/// A leader's learner counts, for `mntr` (see [`Node::leader_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaderCounts {
+    /// Learners connected (any phase).
+    pub learners: usize,
+    /// Voting followers that acknowledged NEWLEADER.
+    pub synced_followers: usize,
+    /// Observers that acknowledged NEWLEADER.
+    pub synced_observers: usize,
+    /// Syncs waiting for the commit point.
+    pub pending_syncs: usize,
+}
 
 /// What this server is doing in the ensemble.
 #[derive(Clone, Debug)]
@@ -67,6 +80,27 @@ impl Node {
             Role::Following(_) if observer => PeerState::Observing,
             Role::Following(_) => PeerState::Following,
         }
+    }
+
+    /// The counts ZooKeeper's leader reports in `mntr` (`zk_learners`, `zk_synced_followers`,
+    /// `zk_synced_observers`, `zk_pending_syncs`); `None` unless this node leads an ensemble.
+    pub fn leader_counts(&self) -> Option<LeaderCounts> {
+        let Role::Leading(leader) = &self.role else { return None };
+        if leader.standalone {
+            return None;
+        }
+        let synced = |observer: bool| {
+            let handlers = leader.learners.values();
+            handlers.filter(|h| h.observer == observer && h.phase == HandlerPhase::Synced).count()
+        };
+        let counts = LeaderCounts {
+            learners: leader.learners.len(),
+            synced_followers: synced(false),
+            synced_observers: synced(true),
+            pending_syncs: leader.syncs.len(),
+        };
+        assert!(counts.synced_followers + counts.synced_observers <= counts.learners);
+        Some(counts)
     }
 
     /// The leader this node follows or is, once decided.

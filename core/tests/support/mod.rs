@@ -111,7 +111,7 @@ impl Harness {
             read_only: Some(false),
         };
         let frame = codec::encode_connect_request(&req);
-        self.step(Input::ClientFrame { conn, payload: frame[4..].to_vec() });
+        self.step(Input::ClientFrame { conn, payload: frame[4..].to_vec(), wall_ms: self.wall_ms });
     }
 
     pub fn connect(&mut self, conn: u64) -> (ConnId, ConnectResponse) {
@@ -124,7 +124,7 @@ impl Harness {
     pub fn send(&mut self, conn: ConnId, xid: i32, req: &Request) {
         let header = codec::request_header(xid, req);
         let frame = codec::encode_request(&header, req);
-        self.step(Input::ClientFrame { conn, payload: frame[4..].to_vec() });
+        self.step(Input::ClientFrame { conn, payload: frame[4..].to_vec(), wall_ms: self.wall_ms });
     }
 
     pub fn pop(&mut self, conn: ConnId) -> Option<Vec<u8>> {
