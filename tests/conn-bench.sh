@@ -3,6 +3,7 @@
 # the same run, and the ratio. Figures only (shared machine; compare ratios).
 #   bash tests/conn-bench.sh            # 3000 connections each
 #   CONNS=10000 bash tests/conn-bench.sh
+#   ARGS="--watches 200000" bash tests/conn-bench.sh   # and the RSS cost of a watch
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 CONNS=${CONNS:-3000}
@@ -14,4 +15,5 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((CONNS + 500)) ]; t
 fi
 cargo build --release -q -p zkr-server -p zkr-tests --bin zkr-server --bin connbench
 # connbench starts and stops both servers itself (by pid, through the test harness).
-ZKR_SERVER_BIN="$PWD/target/release/zkr-server" ./target/release/connbench --conns "$CONNS"
+# shellcheck disable=SC2086
+ZKR_SERVER_BIN="$PWD/target/release/zkr-server" ./target/release/connbench --conns "$CONNS" ${ARGS:-}

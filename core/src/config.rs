@@ -42,6 +42,10 @@ pub struct Config {
     pub skip_acl: bool,
     /// `enforceQuota`.
     pub enforce_quota: bool,
+    /// `zkr.maxWatchesPerSession`: watches one connection (a session's current connection) may
+    /// hold; a request that would set more fails with QUOTAEXCEEDED. 0 = unlimited. zkr only:
+    /// ZooKeeper has no such bound (docs/RELIABILITY.md, "Admission limits").
+    pub max_watches_per_session: usize,
     /// The ensemble's members (`server.N` lines); empty for a standalone server.
     pub members: Vec<Member>,
     /// `initLimit`, in tickTime units: how long discovery and sync may take.
@@ -130,6 +134,7 @@ impl Default for Config {
             container_max_per_minute: 10_000,
             skip_acl: false,
             enforce_quota: false,
+            max_watches_per_session: DEFAULT_MAX_WATCHES_PER_SESSION,
             members: Vec::new(),
             init_limit: 10,
             sync_limit: 5,
@@ -139,6 +144,11 @@ impl Default for Config {
         }
     }
 }
+
+/// Default of `Config::max_watches_per_session`: far above what real clients set (Druid and
+/// Curator's TreeCache are known for tens of thousands per session), low enough that one
+/// connection cannot take more than a few hundred MB of watch tables.
+pub const DEFAULT_MAX_WATCHES_PER_SESSION: usize = 1_000_000;
 
 /// Why a configuration cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -39,6 +39,7 @@ impl Node {
             Request::GetData { path, watch } => {
                 let (data, stat) = self.get_data(conn, lookup(path))?;
                 if *watch {
+                    self.watch_room(conn, &[(Table::Data, path)])?;
                     self.watches.add(Table::Data, path, conn, mode::STANDARD);
                 }
                 Ok(Response::GetData { data, stat })
@@ -47,6 +48,7 @@ impl Node {
             Request::GetChildren { op, path, watch } => {
                 let children = self.get_children(conn, lookup(path))?;
                 if *watch {
+                    self.watch_room(conn, &[(Table::Child, path)])?;
                     self.watches.add(Table::Child, path, conn, mode::STANDARD);
                 }
                 if *op == OpCode::GetChildren2 {
@@ -79,6 +81,9 @@ impl Node {
                     // `AddWatchMode.fromZooDefs` throws: MARSHALLINGERROR.
                     _ => return Err(ZkError::MarshallingError),
                 };
+                // Mode 1 names the data table twice: one entry.
+                let entries = [(Table::Data, path.as_str()), (Table::Child, path.as_str())];
+                self.watch_room(conn, &entries[..if *m == 0 { 2 } else { 1 }])?;
                 for (table, bits) in modes {
                     self.watches.add(table, path, conn, bits);
                 }
@@ -95,6 +100,27 @@ impl Node {
                 Err(ZkError::Unimplemented)
             }
         }
+    }
+
+    /// Refuses a request that would leave `conn` holding more than
+    /// `Config::max_watches_per_session` watches, with QUOTAEXCEEDED and nothing set. zkr only:
+    /// ZooKeeper's watch tables grow without bound, so one client could fill the server's memory
+    /// with exists-watches on paths that need not exist. `wanted` may repeat an entry (it then
+    /// counts more than once, erring towards refusal).
+    fn watch_room(&self, conn: ConnId, wanted: &[(Table, &str)]) -> Result<(), ZkError> {
+        let max = self.config.max_watches_per_session;
+        let held = self.watches.count_for(conn);
+        assert!(max == 0 || held <= max, "{conn:?} holds {held} watches, over {max}");
+        if max == 0 {
+            return Ok(());
+        }
+        let new = wanted.iter().filter(|(t, p)| self.watches.modes(*t, p, conn) == 0).count();
+        if held + new > max {
+            tracing::info!(?conn, held, new, max, "watch limit reached; QUOTAEXCEEDED");
+            return Err(ZkError::QuotaExceeded);
+        }
+        assert!(held + new <= max);
+        Ok(())
     }
 
     fn get_data(
@@ -122,12 +148,14 @@ impl Node {
             Some(acl) => {
                 self.check(conn, &acl, perms::READ)?;
                 if watch {
+                    self.watch_room(conn, &[(Table::Data, path)])?;
                     self.watches.add(Table::Data, path, conn, mode::STANDARD);
                 }
                 Ok(Response::Stat(self.tree.stat(lookup(path)).expect("node exists")))
             }
             None => {
                 if watch {
+                    self.watch_room(conn, &[(Table::Data, path)])?;
                     self.watches.add(Table::Data, path, conn, mode::STANDARD);
                 }
                 Err(ZkError::NoNode)
@@ -243,6 +271,15 @@ impl Node {
         else {
             unreachable!("caller matched SetWatches")
         };
+        // Checked whole, before anything is set: an error leaves the session's watches as
+        // they were (the paths whose events go out at once are counted too: an upper bound).
+        let wanted: Vec<(Table, &str)> = (data.iter().chain(exist).map(|p| (Table::Data, p)))
+            .chain(child.iter().map(|p| (Table::Child, p)))
+            .chain(persistent.iter().flat_map(|p| [(Table::Data, p), (Table::Child, p)]))
+            .chain(persistent_recursive.iter().map(|p| (Table::Data, p)))
+            .map(|(t, p)| (t, p.as_str()))
+            .collect();
+        self.watch_room(conn, &wanted)?;
         for path in data {
             match self.tree.stat(path) {
                 None => self.send_event(conn, -1, EventType::NodeDeleted, path, false),

@@ -127,6 +127,12 @@ impl WatchManager {
         self.table(table).get(path).and_then(|w| w.get(&conn)).copied().unwrap_or(0)
     }
 
+    /// How many (table, path) entries `conn` holds: what `Config::max_watches_per_session`
+    /// bounds.
+    pub fn count_for(&self, conn: ConnId) -> usize {
+        self.by_conn.get(&conn).map_or(0, |entries| entries.len())
+    }
+
     /// Drops every watch of a connection (it closed).
     pub fn remove_conn(&mut self, conn: ConnId) {
         let Some(entries) = self.by_conn.get(&conn).cloned() else {

@@ -176,6 +176,21 @@ mod tests {
         assert_eq!(handle.shared.in_flight.load(Ordering::Acquire), 0, "and so does the total");
     }
 
+    /// A reply bigger than the drop bound is sent when little else is queued (ZooKeeper sends
+    /// any reply whole); a second one behind it drops the connection.
+    #[test]
+    fn one_reply_over_the_drop_bound_is_queued_but_not_two() {
+        let handle = ConnHandle { shared: Arc::default(), drop_at_bytes: 1600 };
+        handle.send(vec![1; 50]);
+        handle.send(vec![2; 5000]);
+        {
+            let outbox = handle.shared.outbox.lock().unwrap();
+            assert_eq!((outbox.queued, outbox.bytes.len(), outbox.abort), (5050, 5050, false));
+        }
+        handle.send(vec![3; 10]);
+        assert!(handle.shared.outbox.lock().unwrap().abort, "5,050 queued bytes, bound 1,600");
+    }
+
     /// A reply takes one request off the connection's count and off the server's.
     #[test]
     fn replies_count_down_the_connection_and_the_server() {
@@ -275,16 +290,20 @@ struct Outbox {
 impl ConnHandle {
     /// Queues one frame. A connection whose queued output reaches `OUTPUT_DROP_FACTOR` times
     /// the bound is dropped instead: its client does not read, and the server must not keep
-    /// its replies without bound.
+    /// its replies without bound. One frame alone is always queued, however large (a
+    /// getChildren of a big node: ZooKeeper sends it whole, whatever its size), as long as what
+    /// was queued before it is within the read bound.
     pub fn send(&self, frame: Vec<u8>) {
         let drop_at = self.drop_at_bytes;
+        let read_bound = drop_at / OUTPUT_DROP_FACTOR;
         {
             let mut outbox = self.shared.outbox.lock().expect("outbox lock");
             if outbox.close || outbox.abort {
                 return;
             }
+            let before = outbox.queued;
             outbox.queued += frame.len();
-            if outbox.queued > drop_at {
+            if outbox.queued > drop_at && before > read_bound {
                 tracing::warn!(queued = outbox.queued, "client does not read its replies; dropped");
                 outbox.abort = true;
                 outbox.bytes = Vec::new();

@@ -302,8 +302,8 @@ pub struct ServerConfig {
     /// `nio.sessionlessCnxnTimeout` (ZooKeeper's system property, default 10000 ms): how long
     /// a connection may take to deliver its ConnectRequest.
     pub sessionless_cnxn_timeout_ms: u64,
-    /// `globalOutstandingLimit` (default 1000), applied per connection: unanswered requests
-    /// above which a connection is not read from.
+    /// `globalOutstandingLimit` (default 1000): unanswered requests, in the whole server and
+    /// per connection, above which connections are not read from.
     pub global_outstanding_limit: u32,
     /// `zkr.clientOutputLimitBytes` (default 1 MiB): queued reply bytes above which a connection
     /// is not read from.
@@ -571,6 +571,10 @@ impl ServerConfig {
             }
             "skipACL" => self.core.skip_acl = at.boolean()?,
             "enforceQuota" => self.core.enforce_quota = at.boolean()?,
+            "zkr.maxWatchesPerSession" => {
+                self.core.max_watches_per_session =
+                    at.number(0, u32::MAX as u64, "a count (0 = unlimited)")?
+            }
             _ => self.apply_quorum_or_other(at, key)?,
         }
         Ok(())

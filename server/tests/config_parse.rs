@@ -482,3 +482,15 @@ fn connection_bounds_default_to_zookeepers_and_can_be_set() {
     assert_eq!(small.conn_policy().output_bytes_max, small.core.max_frame_bytes);
     assert!(ServerConfig::parse("dataDir=/d\nglobalOutstandingLimit=0\n").is_err());
 }
+
+#[test]
+fn the_watch_limit_defaults_high_and_zero_means_unlimited() {
+    let defaults = ServerConfig::parse("dataDir=/d\n").unwrap();
+    assert_eq!(defaults.core.max_watches_per_session, 1_000_000);
+    let set = ServerConfig::parse("dataDir=/d\nzkr.maxWatchesPerSession=50\n").unwrap();
+    assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+    assert_eq!(set.core.max_watches_per_session, 50);
+    let off = ServerConfig::parse("dataDir=/d\nzkr.maxWatchesPerSession=0\n").unwrap();
+    assert_eq!(off.core.max_watches_per_session, 0);
+    assert!(ServerConfig::parse("dataDir=/d\nzkr.maxWatchesPerSession=-1\n").is_err());
+}

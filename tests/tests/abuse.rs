@@ -609,3 +609,152 @@ fn a_multi_whose_txn_recovery_cannot_read_is_refused() {
     let children = client.get_children("/amp", false).expect("/amp after restart");
     assert_eq!(children.len(), 40, "the accepted multi is replayed, the refused one absent");
 }
+
+fn create_request(path: &str) -> zkr_core::proto::client::Request {
+    zkr_core::proto::client::Request::Create {
+        op: zkr_core::proto::client::OpCode::Create,
+        path: path.into(),
+        data: Some(Vec::new()),
+        acl: zkr_core::types::Acl::open_unsafe(),
+        flags: 0,
+        ttl: -1,
+    }
+}
+
+/// A path is bounded only by the frame (`jute.maxbuffer`), on both servers: ZooKeeper 3.9's
+/// `PathUtils.validatePath` checks characters, not length, and jute reads a string of up to
+/// the buffer size. A 500,000-byte name is created, listed, and replayed after a restart; a
+/// create whose frame is over the limit gets no reply and its connection is closed (ZooKeeper:
+/// "Len error").
+#[test]
+fn a_path_is_bounded_only_by_the_frame_limit() {
+    let mut server = TestServer::start();
+    let (mut stream, _) = zkr_tests::wire::connect(server.addr()).expect("session");
+    let long = format!("/{}", "n".repeat(500_000));
+    let created = raw_call(&mut stream, 1, &create_request(&long));
+    assert_eq!((created.xid, created.err), (1, 0), "a 500,001-byte path is created");
+    let mut client = RawClient::connect(server.addr(), 30_000).expect("session");
+    let children = client.get_children("/", false).expect("list /");
+    assert!(children.contains(&long[1..].to_string()), "the long name is listed");
+
+    let (mut over, _) = zkr_tests::wire::connect(server.addr()).expect("session");
+    let too_long = format!("/{}", "m".repeat(1 << 20));
+    let request = zkr_core::proto::client::RequestHeader { xid: 1, op: 1 };
+    let frame = zkr_core::proto::codec::encode_request(&request, &create_request(&too_long));
+    // The server may close before all of it is written.
+    let _ = over.write_all(&frame);
+    let (read, _) = wait_closed(&mut over, Duration::from_secs(10), "over-long path");
+    assert_eq!(read, 0, "no reply to a frame over jute.maxbuffer");
+    client.ping();
+
+    drop((stream, client));
+    server.kill9();
+    server.start_again();
+    let mut client = RawClient::connect(server.addr(), 30_000).expect("after restart");
+    assert!(client.exists(&long, false).is_ok(), "the long path is replayed");
+    let children = client.get_children("/", false).expect("list /");
+    assert!(!children.iter().any(|c| c.starts_with('m')), "the refused one is absent");
+}
+
+/// Sends `requests` in batches (so that neither side's buffers fill while the other waits)
+/// and returns each reply's error code.
+fn pipelined(stream: &mut TcpStream, requests: &[zkr_core::proto::client::Request]) -> Vec<i32> {
+    use zkr_core::proto::client::RequestHeader;
+    use zkr_core::proto::codec;
+    let mut errors = Vec::new();
+    for (batch, chunk) in requests.chunks(50).enumerate() {
+        let mut bytes = Vec::new();
+        for (i, req) in chunk.iter().enumerate() {
+            let xid = (batch * 50 + i + 1) as i32;
+            let op = codec::request_op(req).code();
+            bytes.extend(codec::encode_request(&RequestHeader { xid, op }, req));
+        }
+        stream.write_all(&bytes).expect("send a batch");
+        for _ in chunk {
+            let frame = zkr_tests::wire::read_frame(stream).expect("a reply");
+            errors.push(i32::from_be_bytes(frame[12..16].try_into().unwrap()));
+        }
+    }
+    errors
+}
+
+/// Neither server bounds how many children a getChildren returns: ZooKeeper 3.9 serializes the
+/// whole list, whatever its size (a client whose jute.maxbuffer is smaller then fails to read
+/// it). Here 1,100 names of 1,000 bytes make a 1.1 MB reply, over jute.maxbuffer (64 KiB for
+/// zkr, 1 MiB for Apache) and over zkr's drop-at-once output bound (16 ×
+/// `zkr.clientOutputLimitBytes` = 1 MiB here): one reply alone is sent whole; the bound is for
+/// a client that lets replies pile up.
+#[test]
+fn a_get_children_reply_over_every_buffer_bound_is_sent_whole() {
+    let options = ServerOptions::new()
+        .set("jute.maxbuffer", "65536")
+        .set("zkr.clientOutputLimitBytes", "65536");
+    let server = TestServer::start_with(options);
+    let (mut stream, _) = zkr_tests::wire::connect(server.addr()).expect("session");
+    let count = 1100;
+    let mut creates = vec![create_request("/wide")];
+    creates.extend((0..count).map(|i| create_request(&format!("/wide/{i:04}{}", "c".repeat(996)))));
+    let errors = pipelined(&mut stream, &creates);
+    assert!(errors.iter().all(|&e| e == 0), "creates: {errors:?}");
+    use zkr_core::proto::client::{OpCode, Request};
+    let list = Request::GetChildren { op: OpCode::GetChildren, path: "/wide".into(), watch: false };
+    let op = zkr_core::proto::codec::request_op(&list).code();
+    let header = zkr_core::proto::client::RequestHeader { xid: 9999, op };
+    stream.write_all(&zkr_core::proto::codec::encode_request(&header, &list)).expect("send");
+    let frame = zkr_tests::wire::read_frame(&mut stream).expect("the reply, not a close");
+    let err = i32::from_be_bytes(frame[12..16].try_into().unwrap());
+    let listed = i32::from_be_bytes(frame[16..20].try_into().unwrap());
+    assert_eq!((err, listed), (0, count as i32), "reply of {} bytes", frame.len());
+    assert!(frame.len() > 1_100_000, "{} bytes", frame.len());
+}
+
+/// `zkr.maxWatchesPerSession` (zkr only: ZooKeeper 3.9's watch tables have no bound, so one
+/// client can fill its heap with exists-watches on paths that need not exist). Past the limit a
+/// request that would set a new watch fails with QUOTAEXCEEDED (-125) and sets nothing;
+/// re-setting a held watch takes no room, a fired watch frees its room, and each session has its
+/// own. Against Apache the same requests only show that it has no limit.
+#[test]
+fn watches_past_the_session_limit_are_refused_with_quota_exceeded() {
+    let server = TestServer::start_with(ServerOptions::new().set("zkr.maxWatchesPerSession", "50"));
+    let mut client = RawClient::connect(server.addr(), 30_000).expect("session");
+    client.create("/w", b"", 0).expect("create /w");
+    for i in 0..49 {
+        assert_eq!(client.exists(&format!("/w/absent{i}"), true).map(|_| ()), Err(-101));
+    }
+    assert!(client.get_data("/w", true).is_ok(), "the 50th watch");
+    let one_more = client.exists("/w/one-more", true).map(|_| ());
+    if server.target().is_apache() {
+        assert_eq!(one_more, Err(-101), "Apache has no watch limit");
+        return;
+    }
+    assert_eq!(one_more, Err(-125), "the 51st watch is refused");
+    assert_eq!(client.get_children("/w", true), Err(-125));
+    assert!(client.get_children("/w", false).is_ok(), "a read without a watch is served");
+    assert!(client.get_data("/w", true).is_ok(), "a held watch is set again");
+    let (mut raw, _) = zkr_tests::wire::connect(server.addr()).expect("second session");
+    let paths: Vec<String> = (0..51).map(|i| format!("/w/other{i}")).collect();
+    let set_watches = zkr_core::proto::client::Request::SetWatches {
+        relative_zxid: 0,
+        data: Vec::new(),
+        exist: paths.clone(),
+        child: Vec::new(),
+        persistent: Vec::new(),
+        persistent_recursive: Vec::new(),
+    };
+    let refused = raw_call(&mut raw, 1, &set_watches);
+    assert_eq!(refused.err, -125, "setWatches of 51 paths: {refused:?}");
+    let set_watches = zkr_core::proto::client::Request::SetWatches {
+        relative_zxid: 0,
+        data: Vec::new(),
+        exist: paths[..50].to_vec(),
+        child: Vec::new(),
+        persistent: Vec::new(),
+        persistent_recursive: Vec::new(),
+    };
+    assert_eq!(raw_call(&mut raw, 2, &set_watches).err, 0, "50 fit in a session of its own");
+    // A change fires (and uses up) the first session's data watch on /w: room for one more.
+    client.set_data("/w", b"changed", -1).expect("set /w");
+    client.wait_for_event(Duration::from_secs(10), "/w changed", |e| e.path == "/w");
+    assert!(client.get_children("/w", true).is_ok(), "the fired watch's room is free again");
+    assert_eq!(client.exists("/w/one-more", true).map(|_| ()), Err(-125));
+}
