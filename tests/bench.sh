@@ -6,6 +6,7 @@
 #   bash tests/bench.sh                                # the whole matrix, 2 repetitions
 #   REPS=3 OPS=4000 WARMUP=1000 bash tests/bench.sh   # OPS, WARMUP: requests per client
 #   MODES=standalone WORKLOADS="set get" bash tests/bench.sh
+#   ZKR_BASE=24100 APACHE_BASE=24200 bash tests/bench.sh   # ports base+1 .. base+23
 #
 # For each mode (standalone; a 3-server ensemble with the clients spread over its members) and
 # workload (set, create, seqcreate, get, mixed: see tests/src/bin/zkbench.rs) it prints ops/s and
@@ -37,7 +38,9 @@ CLIENTS = int(os.environ.get("CLIENTS", "64"))
 WINDOW = int(os.environ.get("WINDOW", "8"))
 MODES = os.environ.get("MODES", "standalone ensemble").split()
 WORKLOADS = os.environ.get("WORKLOADS", "set create seqcreate get mixed").split()
-BASE = {"zkr": 26100, "zookeeper": 26200}         # client ports +1..3, quorum +11.., election +21..
+# Client ports base+1..3, quorum base+11.., election base+21.. (ZKR_BASE, APACHE_BASE move them).
+BASE = {"zkr": int(os.environ.get("ZKR_BASE", "26100")),
+        "zookeeper": int(os.environ.get("APACHE_BASE", "26200"))}
 ZKR = os.path.join(ROOT, "target/release/zkr-server")
 ZKBENCH = os.path.join(ROOT, "target/release/zkbench")
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -120,8 +120,8 @@ pub enum Output {
     },
     /// Append this txn to the txn log; report durability with `Input::Persisted`.
     Persist {
-        /// The txn, with its header.
-        txn: LoggedTxn,
+        /// The txn, with its header (shared with the node's in-memory log).
+        txn: std::sync::Arc<LoggedTxn>,
     },
     /// Send a message to another ensemble member (best effort).
     PeerSend {

@@ -17,6 +17,7 @@
 //! - every connection's pipeline is consistent with its phase (see `serve`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -118,7 +119,8 @@ pub struct Node {
 }
 
 /// Table entries the per-step invariant checks may walk, on average: with more sessions,
-/// connections and watches than this, the full scan runs once every `entries / this` steps.
+/// connections, watches and outstanding change records than this, the full scan runs once
+/// every `entries / this` steps.
 /// Scanning every table at every step made opening 9,000 sessions take 25 s (O(n²)).
 const INVARIANT_ENTRIES_PER_STEP: usize = 64;
 
@@ -228,7 +230,7 @@ impl Node {
         // The tables' checks walk every entry; amortized, so a step costs O(1) checks. The
         // O(1) checks run at every step.
         self.steps_since_full_check += 1;
-        let entries = self.sessions.len() + self.conns.len() + self.watches.len();
+        let entries = self.sessions.len() + self.conns.len() + self.watches.len() + self.prep.len();
         if self.steps_since_full_check * INVARIANT_ENTRIES_PER_STEP >= entries {
             self.steps_since_full_check = 0;
             self.invariants();
@@ -382,9 +384,10 @@ impl Node {
         if committed <= applied {
             return;
         }
-        let txns: Vec<LoggedTxn> = self.log.range(applied, committed).cloned().collect();
+        let txns: Vec<Arc<LoggedTxn>> =
+            self.log.range_shared(applied, committed).cloned().collect();
         for txn in txns {
-            self.commit(txn);
+            self.commit(&txn);
         }
         assert_eq!(self.tree.last_processed_zxid(), committed, "applied up to committed");
         let keep = if self.config.is_standalone() { 0 } else { self.config.commit_log_count };
@@ -392,15 +395,15 @@ impl Node {
     }
 
     /// Applies one committed txn and emits everything that follows from it.
-    fn commit(&mut self, txn: LoggedTxn) {
+    fn commit(&mut self, txn: &LoggedTxn) {
         let zxid = txn.header.zxid;
         assert!(zxid > self.tree.last_processed_zxid(), "commit in zxid order");
-        let applied = self.tree.apply(&txn);
+        let applied = self.tree.apply(txn);
         assert_eq!(self.tree.last_processed_zxid(), zxid, "apply moves last processed zxid");
         self.prep.applied(zxid);
         self.fire_watches(zxid, &applied.triggers);
         let owner_conn = self.sessions.get(txn.header.session_id).and_then(|s| s.conn);
-        self.apply_session_effects(&txn);
+        self.apply_session_effects(txn);
         match &txn.txn {
             Txn::CreateSession { .. } => self.on_session_created(txn.header.session_id),
             Txn::CloseSession { .. } => {
@@ -508,6 +511,7 @@ impl Node {
         self.step_invariants();
         self.sessions.invariants();
         self.watches.invariants();
+        self.prep.invariants();
         for (id, conn) in &self.conns {
             conn.invariants(*id, &self.sessions);
         }

@@ -125,7 +125,7 @@ impl Cluster {
                     }
                     Output::Persist { txn } => {
                         persisted = Some(txn.header.zxid);
-                        disk.txns.push(txn);
+                        disk.txns.push(std::sync::Arc::unwrap_or_clone(txn));
                     }
                     Output::PersistEpochs { accepted_epoch, current_epoch } => {
                         disk.epochs = (accepted_epoch, current_epoch);

@@ -353,34 +353,40 @@ impl Outbound {
         // closed (or reset) it, e.g. because its process died (a connect that landed in a dying
         // process's backlog ends this way too), or the kernel aborted it (TCP_USER_TIMEOUT).
         let mut probe = [0u8; 1];
+        // An item taken while batching that must go out on its own (a snapshot being encoded).
+        let mut next: Option<Outgoing> = None;
         loop {
-            let item = tokio::select! {
-                biased;
-                _ = self.shutdown.changed() => return Ended::Shutdown,
-                _ = self.inbound_replaced.changed() => {
-                    if up_since.elapsed() < self.unacked_limit {
-                        continue;
+            let item = if let Some(item) = next.take() {
+                item
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = self.shutdown.changed() => return Ended::Shutdown,
+                    _ = self.inbound_replaced.changed() => {
+                        if up_since.elapsed() < self.unacked_limit {
+                            continue;
+                        }
+                        let peer = self.peer.0;
+                        tracing::info!(peer, "its old connection to us was broken; replacing ours");
+                        return Ended::Broken;
                     }
-                    let peer = self.peer.0;
-                    tracing::info!(peer, "its old connection to us was broken; replacing ours");
-                    return Ended::Broken;
-                }
-                _ = cut(&mut self.cuts) => {
-                    tracing::info!(peer = self.peer.0, "quorum connection cut (simulation)");
-                    return Ended::Broken;
-                }
-                read = stream.read(&mut probe) => {
-                    let peer = self.peer.0;
-                    match read {
-                        Err(e) => tracing::info!(peer, %e, "quorum connection broken"),
-                        Ok(_) => tracing::info!(peer, "quorum connection closed by the peer"),
+                    _ = cut(&mut self.cuts) => {
+                        tracing::info!(peer = self.peer.0, "quorum connection cut (simulation)");
+                        return Ended::Broken;
                     }
-                    return Ended::Broken;
+                    read = stream.read(&mut probe) => {
+                        let peer = self.peer.0;
+                        match read {
+                            Err(e) => tracing::info!(peer, %e, "quorum connection broken"),
+                            Ok(_) => tracing::info!(peer, "quorum connection closed by the peer"),
+                        }
+                        return Ended::Broken;
+                    }
+                    item = self.queue.recv() => match item {
+                        Some(item) => item,
+                        None => return Ended::Shutdown,
+                    },
                 }
-                item = self.queue.recv() => match item {
-                    Some(item) => item,
-                    None => return Ended::Shutdown,
-                },
             };
             let frame = match item {
                 Outgoing::Frame(frame) => frame,
@@ -393,7 +399,25 @@ impl Outbound {
                     Err(_) => continue,
                 },
             };
-            if write_frame(&mut stream, &frame).await.is_err() {
+            // Everything already queued goes out in the same write (issue 14: one write per
+            // message made a leader's sends about one syscall per follower per txn).
+            let mut buf = Vec::with_capacity(frame.len() + 4);
+            append_frame(&mut buf, &frame);
+            while buf.len() < PEER_BATCH_BYTES {
+                match self.queue.try_recv() {
+                    Ok(Outgoing::Frame(frame)) => append_frame(&mut buf, &frame),
+                    Ok(Outgoing::Notification(frame)) => {
+                        append_frame(&mut buf, &frame);
+                        self.last_notification = Some(frame);
+                    }
+                    Ok(item) => {
+                        next = Some(item);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if write_framed(&mut stream, &buf).await.is_err() {
                 tracing::info!(peer = self.peer.0, "quorum connection lost; reconnecting");
                 return Ended::Broken;
             }
@@ -416,11 +440,24 @@ async fn cut(cuts: &mut Option<watch::Receiver<u64>>) {
 
 async fn write_frame(stream: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(frame.len() + 4);
+    append_frame(&mut buf, frame);
+    write_framed(stream, &buf).await
+}
+
+/// Appends one `u32 length + payload` frame to `buf`.
+fn append_frame(buf: &mut Vec<u8>, frame: &[u8]) {
     buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
     buf.extend_from_slice(frame);
-    stream.write_all(&buf).await?;
+}
+
+/// Writes frames already put together by `append_frame`.
+async fn write_framed(stream: &mut TcpStream, framed: &[u8]) -> std::io::Result<()> {
+    stream.write_all(framed).await?;
     stream.flush().await
 }
+
+/// Queued frames put into one write up to about this many bytes.
+const PEER_BATCH_BYTES: usize = 256 * 1024;
 
 #[cfg(test)]
 mod tests {

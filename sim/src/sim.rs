@@ -684,7 +684,7 @@ impl Sim {
                 let from = self.nodes[n].addr;
                 self.send(LinkId(conn.0), from, Msg::Close);
             }
-            Output::Persist { txn } => self.persist(n, txn),
+            Output::Persist { txn } => self.persist(n, std::sync::Arc::unwrap_or_clone(txn)),
             Output::PeerSend { to, msg } => self.peer_send(n, to, msg),
             Output::PersistEpochs { accepted_epoch, current_epoch } => {
                 self.trace.event(

@@ -596,12 +596,13 @@ impl Node {
         assert!(self.is_established_leader(), "only an established leader proposes");
         let zxid = self.next_zxid();
         let header = TxnHeader { session_id: session, cxid, zxid, time_ms: self.wall_ms };
-        let logged = LoggedTxn { header, txn };
+        // One copy shared by the log and the append; each PROPOSAL takes its own.
+        let logged = std::sync::Arc::new(LoggedTxn { header, txn });
         self.log.append(logged.clone());
         let forwarding: Vec<ServerId> = leader_ref(self).learners_where(|h| h.forwarding());
         self.outputs.push(crate::io::Output::Persist { txn: logged.clone() });
         for id in forwarding {
-            self.send_learner(id, ZabMessage::Proposal { txn: logged.clone() });
+            self.send_learner(id, ZabMessage::Proposal { txn: (*logged).clone() });
         }
         if self.config.bugs.ack_before_fsync {
             self.log.mark_committed(zxid);

@@ -318,6 +318,7 @@ impl Node {
             self.become_looking();
             return false;
         }
+        let txn = std::sync::Arc::new(txn);
         self.log.append(txn.clone());
         self.outputs.push(crate::io::Output::Persist { txn });
         true

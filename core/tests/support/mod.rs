@@ -70,7 +70,7 @@ impl Harness {
                     }
                     Output::Persist { txn } => {
                         last = Some(txn.header.zxid);
-                        self.log.push(txn);
+                        self.log.push(std::sync::Arc::unwrap_or_clone(txn));
                     }
                     other => panic!("a standalone node emitted {other:?}"),
                 }
