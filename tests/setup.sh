@@ -4,7 +4,8 @@
 #     and the jars the shared apache-zookeeper tool runs when ZKR_E2E_TARGET=apache;
 #   - a Python venv at tests/.venv with kazoo + pytest for tests/kazoo.rs, and prometheus_client
 #     (its text-format parser) for tests/metrics.rs;
-#   - Debian's `chromium`, to render the checker's HTML reports in jepsen/tests (screenshots).
+#   - Debian's `chromium`, to render the checker's HTML reports in jepsen/tests (screenshots);
+#   - Debian's `faketime` (libfaketime), for `jepsen test`'s clock faults (tests/jepsen_run.rs).
 # Idempotent: skips what is already there. Needs root (apt-get) and a package registry.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,6 +25,12 @@ if ! command -v chromium >/dev/null; then
   echo "setup: installing Debian package chromium (headless report screenshots)" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+if [ ! -f /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ]; then
+  echo "setup: installing Debian package faketime (libfaketime, jepsen clock faults)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
 fi
 
 VENV="$HERE/.venv"
