@@ -201,14 +201,13 @@ impl Cluster {
             }
         };
         if self.setup.faketime {
-            // Offsets from the member's file, re-read every second; no shared memory (a
-            // killed member would leave its segment behind). A JVM hangs when its monotonic
-            // clock is faked (libfaketime's README), so templates move the wall clock only.
+            // Offsets from the member's file, re-read every second. A JVM hangs when its
+            // monotonic clock is faked (libfaketime's README), so templates move the wall
+            // clock only.
             command
                 .env("LD_PRELOAD", LIBFAKETIME)
                 .env("FAKETIME_TIMESTAMP_FILE", member.dir.join("faketime"))
-                .env("FAKETIME_CACHE_DURATION", "1")
-                .env("FAKETIME_DISABLE_SHM", "1");
+                .env("FAKETIME_CACHE_DURATION", "1");
             if !faked_monotonic {
                 command.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
             }
@@ -239,6 +238,13 @@ impl Cluster {
         if let Some(mut child) = self.members[i].child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            if self.setup.faketime {
+                // libfaketime (0.9.10) keeps a shared-memory segment and a semaphore per
+                // process, removed only on a clean exit.
+                for name in ["faketime_shm_", "sem.faketime_sem_"] {
+                    let _ = std::fs::remove_file(format!("/dev/shm/{name}{}", child.id()));
+                }
+            }
         }
         self.members[i].paused = false;
     }

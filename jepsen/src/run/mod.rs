@@ -366,13 +366,16 @@ fn nemesis(run: &Run, cluster: &Mutex<Cluster>, options: &TestOptions) -> Vec<St
     let local = cluster.lock().expect("not poisoned").is_local();
     let interval = options.fault_interval.as_millis().max(1) as u64;
     let stamp = |run: &Run| format!("{:8.3}s", run.started.elapsed().as_secs_f64());
+    // The kinds take turns from a random first one, so a short run sees each of them.
+    let mut turn = rng.random_range(0..options.faults.len().max(1));
     while Instant::now() < end {
         let quiet = Duration::from_millis(rng.random_range(interval / 2..=interval));
         std::thread::sleep(quiet.min(end.saturating_duration_since(Instant::now())));
         if !local || options.faults.is_empty() || Instant::now() >= end {
             continue;
         }
-        let fault = options.faults[rng.random_range(0..options.faults.len())];
+        let fault = options.faults[turn % options.faults.len()];
+        turn += 1;
         let leader = cluster.lock().expect("not poisoned").leader();
         let target = match leader {
             Some(l) if fault == Fault::IsolateLeader || rng.random_bool(0.5) => l,
