@@ -22,8 +22,11 @@ fn free_base() -> u16 {
         })
         .filter(|(a, b)| a.checked_add(400).is_some_and(|a| a < *b))
         .unwrap_or((20_000, 40_000));
+    // Each call starts elsewhere: the tests of this file each start an ensemble.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let span = high - low - 320;
-    let start = (std::process::id() % 200) as u16 * 50 % span;
+    let start = ((std::process::id() % 200) as u16 * 50 + call * 331) % span;
     (0..100)
         .map(|k| low + (start + k * 7) % span)
         .find(|base| {
@@ -36,8 +39,13 @@ fn free_base() -> u16 {
         .expect("a free range of ports")
 }
 
+/// The runs of this file one at a time: they measure timeouts, which a 2-core machine running
+/// three ensembles at once would stretch.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_short_run_under_kills_pauses_and_partitions_is_valid_and_a_corrupted_copy_is_not() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = std::env::temp_dir().join(format!("zkr-jepsen-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let launch = cluster::Launch::Zkr(zkr_tests::server::zkr_bin());
@@ -155,11 +163,13 @@ fn short_run(
 /// are lost: the run must be reported. The same run without the bug must pass.
 #[test]
 fn a_deliberate_bug_in_real_servers_is_reported_and_the_run_without_it_is_valid() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let bug = ["zkr.bugs=commit-after-one-ack"];
     let (valid, summary, history) = short_run("bug", &bug, vec![Fault::IsolateLeader], 12);
     assert!(!valid, "commit-after-one-ack under leader isolation is reported:\n{summary}");
     assert!(summary.contains("write linearizability"), "names the guarantee:\n{summary}");
-    let isolations = history.faults().iter().filter(|f| f.name.starts_with("isolate-leader"));
+    let faults = history.faults();
+    let isolations = faults.iter().filter(|f| f.name.starts_with("isolate-leader"));
     assert!(isolations.count() >= 1, "the leader was isolated");
     let (valid, summary, _) = short_run("nobug", &[], vec![Fault::IsolateLeader], 12);
     assert!(valid, "the same run without the bug is valid:\n{summary}");
@@ -169,6 +179,7 @@ fn a_deliberate_bug_in_real_servers_is_reported_and_the_run_without_it_is_valid(
 /// injected, healed and recorded as nemesis lines; zkr stays valid under them.
 #[test]
 fn clock_and_disk_faults_are_injected_recorded_and_survived() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let faults = vec![Fault::Clock, Fault::Disk];
     let (valid, summary, history) = short_run("clock-disk", &[], faults, 12);
     assert!(valid, "zkr is valid under clock and disk faults:\n{summary}");
