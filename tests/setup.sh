@@ -5,7 +5,8 @@
 #   - a Python venv at tests/.venv with kazoo + pytest for tests/kazoo.rs, prometheus_client
 #     (its text-format parser) for tests/metrics.rs, and pure-sasl (kazoo's SASL DIGEST-MD5
 #     client), pyOpenSSL and pyjks (what kazoo's own test harness imports) for tests/security.rs;
-#   - Debian's `chromium`, to render the checker's HTML reports in jepsen/tests (screenshots).
+#   - Debian's `chromium`, to render the checker's HTML reports in jepsen/tests (screenshots);
+#   - Debian's `faketime` (libfaketime), for `jepsen test`'s clock faults (tests/jepsen_run.rs).
 # Idempotent: skips what is already there. Needs root (apt-get) and a package registry.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +26,12 @@ if ! command -v chromium >/dev/null; then
   echo "setup: installing Debian package chromium (headless report screenshots)" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+if [ ! -f /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ]; then
+  echo "setup: installing Debian package faketime (libfaketime, jepsen clock faults)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
 fi
 
 VENV="$HERE/.venv"

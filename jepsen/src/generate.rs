@@ -168,7 +168,7 @@ fn strip(history: &mut History) {
     for e in &mut history.events {
         e.zxid = None;
         // An empty stat still says "exists" for `exists`.
-        e.stat = e.stat.as_ref().map(|_| Stat::default());
+        e.stat = e.stat.as_ref().map(|_| Box::default());
         for r in e.results.iter_mut().flatten() {
             r.stat = None;
         }
@@ -440,7 +440,7 @@ impl Sim {
                 return;
             }
             (Some(n), f) => {
-                reply.stat = Some(self.stat(n, children.len() as i32));
+                reply.stat = Some(Box::new(self.stat(n, children.len() as i32)));
                 if f == Some(F::Get) {
                     reply.data = Some(n.data.clone());
                 }
@@ -557,7 +557,7 @@ impl Sim {
             _ => {
                 let result = results.pop().expect("one sub-op");
                 reply.name = result.name;
-                reply.stat = result.stat;
+                reply.stat = result.stat.map(Box::new);
             }
         }
     }

@@ -230,9 +230,9 @@ pub struct Event {
     /// applied; for an `event`, the zxid of the change that fired it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zxid: Option<i64>,
-    /// Stat in the reply.
+    /// Stat in the reply (boxed: most lines have none, and a history holds millions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stat: Option<Stat>,
+    pub stat: Option<Box<Stat>>,
     /// Name created by a `create`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -363,23 +363,33 @@ pub struct Op {
 impl History {
     /// Parses JSON lines. Blank lines are skipped; the first non-blank line may be a header.
     pub fn parse(text: &str) -> Result<History, HistoryError> {
+        History::read(text.as_bytes())
+    }
+
+    /// [`History::parse`], reading line by line: a history file is never held whole in
+    /// memory next to the events made of it (a million-op history is half a gigabyte of text).
+    pub fn read(mut input: impl std::io::BufRead) -> Result<History, HistoryError> {
         let mut history = History::default();
-        let mut lines: Vec<usize> = Vec::new();
+        let mut lines: Vec<u32> = Vec::new();
         let mut seen_event = false;
-        for (n, raw) in text.lines().enumerate() {
-            let line = n + 1;
-            let raw = raw.trim();
+        let mut buffer = String::new();
+        for line in 1.. {
+            buffer.clear();
+            match input.read_line(&mut buffer) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => return Err(err(line, &format!("cannot read: {e}"))),
+            }
+            let raw = buffer.trim();
             if raw.is_empty() {
                 continue;
             }
-            let value: serde_json::Value = serde_json::from_str(raw)
-                .map_err(|e| HistoryError { line, message: format!("not JSON: {e}") })?;
-            if value.get("zkr_history").is_some() {
+            if has_key(raw, "zkr_history") {
                 if seen_event {
                     return Err(err(line, "header must be the first line"));
                 }
-                let header: Header = serde_json::from_value(value)
-                    .map_err(|e| err(line, &format!("bad header: {e}")))?;
+                let header: Header = serde_json::from_str(raw)
+                    .map_err(|e| err(line, &json_error("bad header", &e)))?;
                 if header.zkr_history != FORMAT_VERSION {
                     let m = format!("unsupported format version {}", header.zkr_history);
                     return Err(err(line, &m));
@@ -389,19 +399,19 @@ impl History {
                 continue;
             }
             seen_event = true;
-            let nemesis = value.get("type").and_then(|t| t.as_str()) == Some("nemesis");
-            if value.get("process").is_none() && !nemesis {
+            let event: Event =
+                serde_json::from_str(raw).map_err(|e| err(line, &json_error("bad event", &e)))?;
+            if event.kind != Some(Kind::Nemesis) && !has_key(raw, "process") {
                 return Err(err(line, "bad event: missing field `process`"));
             }
-            let event: Event =
-                serde_json::from_value(value).map_err(|e| err(line, &format!("bad event: {e}")))?;
             validate_event(&event).map_err(|m| err(line, &m))?;
             history.events.push(event);
-            lines.push(line);
+            lines.push(u32::try_from(line).unwrap_or(u32::MAX));
         }
+        history.events.shrink_to_fit();
         // Pairing errors name the line of the offending completion.
         if let Err((index, message)) = history.pair() {
-            return Err(err(lines[index], &message));
+            return Err(err(lines[index] as usize, &message));
         }
         Ok(history)
     }
@@ -526,6 +536,19 @@ impl History {
 
 fn err(line: usize, message: &str) -> HistoryError {
     HistoryError { line, message: message.to_string() }
+}
+
+/// Whether the JSON object text `raw` has the key `key`: `"key"` followed by `:`. In valid
+/// JSON only a key is followed by a colon, and a quote inside a string is escaped, so a value
+/// that merely contains the word cannot match.
+fn has_key(raw: &str, key: &str) -> bool {
+    let quoted = format!("\"{key}\"");
+    raw.match_indices(&quoted).any(|(at, m)| raw[at + m.len()..].trim_start().starts_with(':'))
+}
+
+/// A serde_json error, as the message of a line that is not JSON at all or is not `what`.
+fn json_error(what: &str, e: &serde_json::Error) -> String {
+    if e.is_syntax() || e.is_eof() { format!("not JSON: {e}") } else { format!("{what}: {e}") }
 }
 
 fn validate_path(path: &str) -> Result<(), String> {

@@ -110,9 +110,17 @@ struct TestArgs {
     /// Seconds the workload runs.
     #[arg(long, default_value_t = 30)]
     time: u64,
-    /// Faults to inject: kill, pause, partition (comma separated; empty for none).
+    /// Faults to inject: kill, pause, partition, isolate-leader, clock (needs libfaketime),
+    /// disk (zkr-server built with the `bugs` feature); comma separated; empty for none.
     #[arg(long, value_delimiter = ',', default_value = "kill,pause,partition")]
     nemesis: Vec<String>,
+    /// Start the local zkr servers with this deliberate bug on (`zkr.bugs` in zoo.cfg; only a
+    /// zkr-server built with the `bugs` feature starts with it), to see it reported.
+    #[arg(long)]
+    bug: Vec<String>,
+    /// A `key=value` line appended to every local member's zoo.cfg (e.g. `tickTime=200`).
+    #[arg(long)]
+    zoo_cfg: Vec<String>,
     /// Mean seconds between faults (each lasts up to as long).
     #[arg(long, default_value_t = 4.0)]
     interval: f64,
@@ -153,8 +161,22 @@ fn test(args: TestArgs) -> ExitCode {
         };
         let dir = args.out.join("servers");
         let _ = std::fs::remove_dir_all(&dir);
-        let proxied = faults.contains(&Fault::Partition);
-        cluster::Cluster::start(launch, args.servers, args.base_port, &dir, proxied)
+        let zkr = matches!(launch, cluster::Launch::Zkr(_));
+        let mut zoo_cfg = args.zoo_cfg.clone();
+        if !args.bug.is_empty() {
+            zoo_cfg.push(format!("zkr.bugs={}", args.bug.join(",")));
+        }
+        let setup = cluster::Setup {
+            proxied: faults.iter().any(|f| matches!(f, Fault::Partition | Fault::IsolateLeader)),
+            zoo_cfg,
+            faketime: faults.contains(&Fault::Clock),
+            disk_faults: faults.contains(&Fault::Disk),
+        };
+        if !zkr && (setup.disk_faults || !args.bug.is_empty()) {
+            Err("--bug and the disk fault need zkr-server (built with the `bugs` feature)".into())
+        } else {
+            cluster::Cluster::start(launch, args.servers, args.base_port, &dir, &setup)
+        }
     };
     let cluster = match cluster {
         Ok(c) => c,
@@ -217,14 +239,14 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Test(args) => test(args),
         Command::Check { file, html, linearizable_reads, ignore_read_zxids, max_configs } => {
-            let text = match std::fs::read_to_string(&file) {
-                Ok(text) => text,
+            let input = match std::fs::File::open(&file) {
+                Ok(input) => std::io::BufReader::new(input),
                 Err(e) => {
                     eprintln!("{}: {e}", file.display());
                     return ExitCode::from(2);
                 }
             };
-            let history = match History::parse(&text) {
+            let history = match History::read(input) {
                 Ok(h) => h,
                 Err(e) => {
                     eprintln!("{}: {e}", file.display());

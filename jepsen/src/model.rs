@@ -161,7 +161,7 @@ pub enum Action {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Reply {
     /// Stat, if the reply carried one.
-    pub stat: Option<Stat>,
+    pub stat: Option<Box<Stat>>,
     /// Data read.
     pub data: Option<String>,
     /// Children read (sorted).
@@ -482,20 +482,20 @@ impl Tree {
                         return Err(format!("children {children:?} but {path} has {have:?}"));
                     }
                 }
-                self.check_stat(scope, path, reply.stat.as_ref())
+                self.check_stat(scope, path, reply.stat.as_deref())
             }
             Action::Exists { path } => match (&reply.stat, self.nodes.contains_key(path)) {
                 (Some(_), false) => Err(format!("exists saw {path} but it does not exist")),
                 (None, true) => Err(format!("exists missed {path} which exists")),
                 (None, false) => Ok(()),
-                (Some(stat), true) => self.check_stat(scope, path, Some(stat)),
+                (Some(stat), true) => self.check_stat(scope, path, Some(&**stat)),
             },
             Action::Create { path, mode, name, .. } => {
                 let name = name.clone().unwrap_or_else(|| path.clone());
                 if !mode.is_sequential() && name != *path {
                     return Err(format!("created {name} for a create of {path}"));
                 }
-                self.check_stat(scope, &name, reply.stat.as_ref())
+                self.check_stat(scope, &name, reply.stat.as_deref())
             }
             Action::Multi(actions) => {
                 let Some(results) = &reply.results else { return Ok(()) };
@@ -507,7 +507,8 @@ impl Tree {
                     return Ok(());
                 }
                 for (sub, result) in actions.iter().zip(results) {
-                    let sub_reply = Reply { stat: result.stat.clone(), ..Reply::default() };
+                    let sub_reply =
+                        Reply { stat: result.stat.clone().map(Box::new), ..Reply::default() };
                     match sub {
                         Action::Set { .. } | Action::Create { .. } => {
                             self.check_reply(scope, sub, &sub_reply)?

@@ -185,15 +185,15 @@ pub fn completion(
     match body {
         Some(Response::Create { path }) => e.name = Some(path.clone()),
         Some(Response::Create2 { path, stat: s }) => {
-            (e.name, e.stat) = (Some(path.clone()), Some(stat(s)));
+            (e.name, e.stat) = (Some(path.clone()), Some(Box::new(stat(s))));
         }
-        Some(Response::Stat(s)) => e.stat = Some(remember(s)),
+        Some(Response::Stat(s)) => e.stat = Some(Box::new(remember(s))),
         Some(Response::GetData { data, stat: s }) => {
-            (e.data, e.stat) = (Some(text(data).unwrap_or_default()), Some(remember(s)));
+            (e.data, e.stat) = (Some(text(data).unwrap_or_default()), Some(Box::new(remember(s))));
         }
         Some(Response::GetChildren { children }) => e.children = Some(sorted(children)),
         Some(Response::GetChildren2 { children, stat: s }) => {
-            (e.children, e.stat) = (Some(sorted(children)), Some(remember(s)));
+            (e.children, e.stat) = (Some(sorted(children)), Some(Box::new(remember(s))));
         }
         Some(Response::Multi(results)) => multi_completion(&mut e, results),
         _ => {}

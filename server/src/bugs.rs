@@ -2,6 +2,10 @@
 //! 9). Only tests switch them on, per server, at run time; a production build (without the
 //! `bugs` feature) refuses any of them: `Storage::open_with` returns an error, and every check
 //! below is `false` whatever the fields say, so the broken branches are compiled out.
+//!
+//! [`set_by_name`] is the one table of bug names (core's and the shell's): `sim --bug`,
+//! `sim-shell --bug` and zoo.cfg's `zkr.bugs` key (which a build without the feature refuses,
+//! so `jepsen test` can run real processes with a bug: docs/JEPSEN.md) all go through it.
 
 /// Named shell bugs. All off by default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,8 +52,47 @@ impl ShellBugs {
     }
 }
 
+/// The names [`set_by_name`] knows, for messages.
+pub const BUG_NAMES: &str = "ack-before-fsync, skip-session-expiry, reads-skip-queue, \
+    commit-after-one-ack, diff-instead-of-trunc, epoch-before-sync, ack-newleader-before-sync, \
+    expire-early, ignore-peer-lost, durable-before-fsync, epoch-in-place-no-fsync, \
+    keep-past-torn-tail";
+
+/// Switches on the deliberate bug `name`: a core bug in `core`, a storage bug in `shell`.
+/// False for an unknown name. Whether the build may run it is checked later
+/// (`zkr_core::Config::validate`, [`ShellBugs::validate`]).
+pub fn set_by_name(core: &mut zkr_core::config::Bugs, shell: &mut ShellBugs, name: &str) -> bool {
+    match name {
+        "ack-before-fsync" => core.ack_before_fsync = true,
+        "skip-session-expiry" => core.skip_session_expiry = true,
+        "reads-skip-queue" => core.reads_skip_queue = true,
+        "commit-after-one-ack" => core.commit_after_one_ack = true,
+        "diff-instead-of-trunc" => core.diff_instead_of_trunc = true,
+        "epoch-before-sync" => core.epoch_before_sync = true,
+        "ack-newleader-before-sync" => core.ack_newleader_before_sync = true,
+        "expire-early" => core.expire_early = true,
+        "ignore-peer-lost" => core.ignore_peer_lost = true,
+        "durable-before-fsync" => shell.durable_before_fsync = true,
+        "epoch-in-place-no-fsync" => shell.epoch_in_place_no_fsync = true,
+        "keep-past-torn-tail" => shell.keep_past_torn_tail = true,
+        _ => return false,
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_listed_name_is_known() {
+        for name in super::BUG_NAMES.split(", ") {
+            let (mut core, mut shell) = Default::default();
+            assert!(super::set_by_name(&mut core, &mut shell, name.trim()), "{name}");
+            assert!(core != zkr_core::config::Bugs::default() || shell.any(), "{name} sets one");
+        }
+        let (mut core, mut shell) = Default::default();
+        assert!(!super::set_by_name(&mut core, &mut shell, "no-such-bug"));
+    }
+
     #[cfg(not(feature = "bugs"))]
     #[test]
     fn bugs_need_the_feature() {

@@ -334,6 +334,12 @@ pub struct ServerConfig {
     pub peer_type: PeerType,
     /// TLS (`secureClientPort`, `ssl.*`), SASL (JAAS) and auth enforcement (see `security`).
     pub security: crate::security::SecurityConfig,
+    /// `zkr.bugs`: deliberate storage bugs (tests only; the key is refused by a build
+    /// without the `bugs` feature, as are core bugs, which go to `core.bugs`).
+    pub shell_bugs: crate::bugs::ShellBugs,
+    /// `zkr.diskFaultFile`: a file whose text slows or stalls this server's disk syncs
+    /// (`fs::FaultFs`; tests only, refused without the `bugs` feature).
+    pub disk_fault_file: Option<PathBuf>,
     /// Keys accepted but not used, and unknown keys, with their values.
     pub extra: BTreeMap<String, String>,
     /// Warnings found while parsing (also logged): unknown keys, clamped values.
@@ -446,6 +452,8 @@ impl ServerConfig {
             election_alg: None,
             peer_type: PeerType::Participant,
             security: Default::default(),
+            shell_bugs: crate::bugs::ShellBugs::default(),
+            disk_fault_file: None,
             extra: BTreeMap::new(),
             warnings: Vec::new(),
         }
@@ -569,6 +577,7 @@ impl ServerConfig {
             "znode.container.maxPerMinute" => {
                 self.core.container_max_per_minute = at.number(0, u32::MAX as u64, "a count")?
             }
+            "zkr.bugs" | "zkr.diskFaultFile" => self.apply_test_only(at, key)?,
             "skipACL" => self.core.skip_acl = at.boolean()?,
             "enforceQuota" => self.core.enforce_quota = at.boolean()?,
             "zkr.maxWatchesPerSession" => {
@@ -577,6 +586,27 @@ impl ServerConfig {
             }
             _ => self.apply_quorum_or_other(at, key)?,
         }
+        Ok(())
+    }
+
+    /// Keys that break the server on purpose, for tests (`jepsen test --bug`, disk faults):
+    /// refused unless this build has the `bugs` feature, so a release never honours them.
+    fn apply_test_only(&mut self, at: Field<'_>, key: &str) -> Result<(), ConfigError> {
+        if !cfg!(feature = "bugs") {
+            return Err(at.bad("only a zkr-server built with the `bugs` feature (tests) takes it"));
+        }
+        let value = at.property.value.trim();
+        if key == "zkr.diskFaultFile" {
+            self.disk_fault_file = Some(at.path()?);
+            return Ok(());
+        }
+        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if !crate::bugs::set_by_name(&mut self.core.bugs, &mut self.shell_bugs, name) {
+                let known = crate::bugs::BUG_NAMES;
+                return Err(at.bad(&format!("unknown bug {name:?} (known: {known})")));
+            }
+        }
+        tracing::warn!("zoo.cfg: deliberate bugs switched on: {value}");
         Ok(())
     }
 

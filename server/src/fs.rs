@@ -150,3 +150,172 @@ pub fn read_to_string(fs: &dyn Fs, path: &Path) -> io::Result<String> {
         io::Error::new(io::ErrorKind::InvalidData, "stream did not contain valid UTF-8")
     })
 }
+
+/// The OS filesystem with a disk fault a test switches on by writing a control file (zoo.cfg
+/// `zkr.diskFaultFile`; only a build with the `bugs` feature takes the key): `slow MS` makes
+/// every sync (file or directory) wait MS ms first, `stall` makes syncs wait until the text
+/// changes; anything else (or no file) is a healthy disk. Reads and writes are untouched:
+/// they reach the page cache, as they do on a real disk that is slow to flush. `jepsen test`'s
+/// `disk` fault drives it (docs/JEPSEN.md).
+#[cfg(feature = "bugs")]
+#[derive(Clone, Debug)]
+pub struct FaultFs {
+    control: std::sync::Arc<PathBuf>,
+}
+
+#[cfg(feature = "bugs")]
+impl FaultFs {
+    /// A disk controlled by the file at `control`.
+    pub fn new(control: PathBuf) -> FaultFs {
+        FaultFs { control: std::sync::Arc::new(control) }
+    }
+}
+
+/// Waits as the control file says, before a sync.
+#[cfg(feature = "bugs")]
+fn fault_wait(control: &Path) {
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(control).unwrap_or_default();
+        let text = text.trim();
+        if text == "stall" {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        }
+        if let Some(ms) = text.strip_prefix("slow ").and_then(|ms| ms.trim().parse::<u64>().ok()) {
+            let left = std::time::Duration::from_millis(ms).saturating_sub(started.elapsed());
+            std::thread::sleep(left);
+        }
+        return;
+    }
+}
+
+/// A file of [`FaultFs`]: writes as the OS's, syncs after [`fault_wait`].
+#[cfg(feature = "bugs")]
+#[derive(Debug)]
+struct FaultFile {
+    file: File,
+    control: std::sync::Arc<PathBuf>,
+}
+
+#[cfg(feature = "bugs")]
+impl Write for FaultFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+#[cfg(feature = "bugs")]
+impl FsFile for FaultFile {
+    fn sync_data(&self) -> io::Result<()> {
+        fault_wait(&self.control);
+        self.file.sync_data()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        fault_wait(&self.control);
+        self.file.sync_all()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+}
+
+#[cfg(feature = "bugs")]
+impl FaultFs {
+    fn wrap(&self, file: File) -> Box<dyn FsFile> {
+        Box::new(FaultFile { file, control: self.control.clone() })
+    }
+}
+
+#[cfg(feature = "bugs")]
+impl Fs for FaultFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        OsFs.create_dir_all(dir)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        OsFs.list_dir(dir)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        OsFs.read(path)
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+        Ok(self.wrap(file))
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        Ok(self.wrap(File::create(path)?))
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        Ok(self.wrap(std::fs::OpenOptions::new().write(true).open(path)?))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        fault_wait(&self.control);
+        OsFs.sync_dir(dir)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        OsFs.rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        OsFs.remove_file(path)
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        OsFs.canonicalize(path)
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FsLock>> {
+        OsFs.try_lock(path)
+    }
+}
+
+#[cfg(all(test, feature = "bugs"))]
+mod fault_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// The control file slows, then stalls, then frees the syncs.
+    #[test]
+    fn the_control_file_slows_and_stalls_syncs() {
+        let dir = std::env::temp_dir().join(format!("zkr-faultfs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let control = dir.join("disk");
+        let fs = FaultFs::new(control.clone());
+        let mut file = fs.create(&dir.join("f")).expect("create");
+        file.write_all(b"x").expect("write");
+        let began = Instant::now();
+        file.sync_data().expect("healthy sync");
+        let healthy = began.elapsed();
+        std::fs::write(&control, "slow 300").expect("control");
+        let began = Instant::now();
+        file.sync_data().expect("slow sync");
+        assert!(began.elapsed() >= Duration::from_millis(300), "slow: {:?}", began.elapsed());
+        std::fs::write(&control, "stall").expect("control");
+        let freed = std::thread::spawn({
+            let control = control.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(400));
+                std::fs::write(&control, "").expect("control");
+            }
+        });
+        let began = Instant::now();
+        fs.sync_dir(&dir).expect("stalled sync returns once freed");
+        assert!(began.elapsed() >= Duration::from_millis(400), "stalled: {:?}", began.elapsed());
+        freed.join().expect("freer");
+        assert!(healthy < Duration::from_millis(300), "a healthy sync does not wait");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}

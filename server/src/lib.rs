@@ -31,7 +31,14 @@ pub struct Server {
 impl Server {
     /// Recovers the data directory, binds the client port and starts serving.
     pub async fn start(cfg: config::ServerConfig) -> Result<Server, String> {
-        Server::start_in(cfg, env::ServerEnv::production()).await
+        let mut env = env::ServerEnv::production();
+        // Only a `bugs` build parses the keys that set these (config.rs refuses them).
+        env.bugs = cfg.shell_bugs;
+        #[cfg(feature = "bugs")]
+        if let Some(control) = &cfg.disk_fault_file {
+            env.fs = Arc::new(fs::FaultFs::new(control.clone()));
+        }
+        Server::start_in(cfg, env).await
     }
 
     /// `start`, in the given environment (clock, seed, observer): tier 2 of `sim` runs servers

@@ -494,3 +494,29 @@ fn the_watch_limit_defaults_high_and_zero_means_unlimited() {
     assert_eq!(off.core.max_watches_per_session, 0);
     assert!(ServerConfig::parse("dataDir=/d\nzkr.maxWatchesPerSession=-1\n").is_err());
 }
+
+/// `zkr.bugs` and `zkr.diskFaultFile` break the server on purpose (for `jepsen test`): a build
+/// without the `bugs` feature must refuse them, naming the key; one with it takes them.
+#[test]
+fn test_only_keys_need_the_bugs_feature() {
+    let text = "dataDir=/tmp/zkr-bugs\nzkr.bugs=commit-after-one-ack, durable-before-fsync\n";
+    let disk = "dataDir=/tmp/zkr-bugs\nzkr.diskFaultFile=/tmp/zkr-bugs/disk\n";
+    if cfg!(feature = "bugs") {
+        let config = ServerConfig::parse(text).expect("a bugs build takes them");
+        assert!(config.core.bugs.commit_after_one_ack);
+        assert!(config.shell_bugs.durable_before_fsync);
+        let config = ServerConfig::parse(disk).expect("a bugs build takes the fault file");
+        assert_eq!(config.disk_fault_file, Some(PathBuf::from("/tmp/zkr-bugs/disk")));
+        let error = ServerConfig::parse("dataDir=/d\nzkr.bugs=no-such-bug\n").unwrap_err();
+        assert!(error.to_string().contains("no-such-bug"), "{error}");
+    } else {
+        for text in [text, disk] {
+            let error = ServerConfig::parse(text).expect_err("a production build refuses");
+            assert!(error.to_string().contains("zkr."), "names the key: {error}");
+            assert!(error.to_string().contains("`bugs` feature"), "says why: {error}");
+        }
+    }
+    let plain = ServerConfig::parse("dataDir=/d\n").expect("no test keys");
+    assert_eq!(plain.core.bugs, Default::default());
+    assert_eq!(plain.disk_fault_file, None);
+}

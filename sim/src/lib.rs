@@ -46,20 +46,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 pub use zkr_core::config::Bugs;
 
 /// Switches on the deliberate core bug named `name` (the `--bug` names of `sim` and
-/// `sim-shell`); false for an unknown name.
+/// `sim-shell`; the table is `zkr_server::bugs::set_by_name`); false for an unknown name or a
+/// storage bug (those are `sim-shell`'s alone).
 pub fn set_bug(bugs: &mut Bugs, name: &str) -> bool {
-    match name {
-        "ack-before-fsync" => bugs.ack_before_fsync = true,
-        "skip-session-expiry" => bugs.skip_session_expiry = true,
-        "reads-skip-queue" => bugs.reads_skip_queue = true,
-        "commit-after-one-ack" => bugs.commit_after_one_ack = true,
-        "diff-instead-of-trunc" => bugs.diff_instead_of_trunc = true,
-        "epoch-before-sync" => bugs.epoch_before_sync = true,
-        "ack-newleader-before-sync" => bugs.ack_newleader_before_sync = true,
-        "expire-early" => bugs.expire_early = true,
-        "ignore-peer-lost" => bugs.ignore_peer_lost = true,
-        _ => return false,
+    let mut shell = zkr_server::bugs::ShellBugs::default();
+    let mut core = bugs.clone();
+    if !zkr_server::bugs::set_by_name(&mut core, &mut shell, name) || shell.any() {
+        return false;
     }
+    *bugs = core;
     true
 }
 

@@ -1,18 +1,34 @@
 //! `jepsen test` against a real three-server zkr ensemble on loopback: a short run with kills,
 //! pauses and partitions must be valid, and the history it recorded, with one read's value
-//! replaced by a value nobody wrote, must be reported.
+//! replaced by a value nobody wrote, must be reported. Servers built with a deliberate bug
+//! (`zkr-server --features bugs`, `zkr.bugs` in zoo.cfg) must be reported, the same run
+//! without the bug must pass, and clock and disk faults must be injected and recorded.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use zkr_jepsen::run::{self, Fault, TestOptions, cluster};
 use zkr_jepsen::{History, Kind, Options, check};
 
-/// A base port whose ports are all free for 3 members (see `jepsen::run::cluster`).
+/// A base port whose ports are all free for 3 members (see `jepsen::run::cluster`), inside
+/// `ZKR_TEST_PORTS` (`low-high`) when it is set.
 fn free_base() -> u16 {
-    let start = 30_000 + (std::process::id() % 200) as u16 * 50;
+    let (low, high) = std::env::var("ZKR_TEST_PORTS")
+        .ok()
+        .and_then(|r| {
+            let (a, b) = r.split_once('-')?;
+            Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?))
+        })
+        .filter(|(a, b)| a.checked_add(400).is_some_and(|a| a < *b))
+        .unwrap_or((20_000, 40_000));
+    // Each call starts elsewhere: the tests of this file each start an ensemble.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let span = high - low - 320;
+    let start = ((std::process::id() % 200) as u16 * 50 + call * 331) % span;
     (0..100)
-        .map(|k| start.wrapping_add(k * 7) % 20_000 + 20_000)
+        .map(|k| low + (start + k * 7) % span)
         .find(|base| {
             // Client, quorum and election ports, and the proxies at +300..+318.
             let members = (0..3u16).flat_map(|i| [base + i, base + 100 + i, base + 200 + i]);
@@ -23,12 +39,18 @@ fn free_base() -> u16 {
         .expect("a free range of ports")
 }
 
+/// The runs of this file one at a time: they measure timeouts, which a 2-core machine running
+/// three ensembles at once would stretch.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_short_run_under_kills_pauses_and_partitions_is_valid_and_a_corrupted_copy_is_not() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = std::env::temp_dir().join(format!("zkr-jepsen-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let launch = cluster::Launch::Zkr(zkr_tests::server::zkr_bin());
-    let servers = cluster::Cluster::start(launch, 3, free_base(), &out.join("servers"), true)
+    let setup = cluster::Setup { proxied: true, ..cluster::Setup::default() };
+    let servers = cluster::Cluster::start(launch, 3, free_base(), &out.join("servers"), &setup)
         .expect("the ensemble starts");
     assert!(servers.wait_ready(Duration::from_secs(30)), "a leader within 30 s");
     let options = TestOptions {
@@ -74,4 +96,95 @@ fn a_short_run_under_kills_pauses_and_partitions_is_valid_and_a_corrupted_copy_i
     let verdict = check(&corrupted, &Options::default()).expect("checks");
     assert!(!verdict.is_valid(), "a value nobody wrote is reported");
     std::fs::remove_dir_all(&out).expect("clean up");
+}
+
+/// zkr-server built with the `bugs` feature: `ZKR_SERVER_BUGS_BIN`, or
+/// `target/debug/zkr-server-bugs`, which `tests/run-all.sh` builds (`cargo build -p zkr-server
+/// --features bugs` copied aside, then the plain build again, so `zkr-server` stays plain).
+fn zkr_bugs_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("ZKR_SERVER_BUGS_BIN") {
+        return PathBuf::from(bin);
+    }
+    let plain = zkr_tests::server::zkr_bin();
+    let bin = plain.with_file_name("zkr-server-bugs");
+    assert!(
+        bin.is_file(),
+        "{} not found: build it with `cargo build -p zkr-server --features bugs && cp \
+         target/debug/zkr-server target/debug/zkr-server-bugs && cargo build -p zkr-server` \
+         (tests/run-all.sh does), or set ZKR_SERVER_BUGS_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// One short `jepsen test` run on three servers of the `bugs` build with `zoo_cfg` lines and
+/// `faults`; returns whether it was valid, its summary and its history.
+fn short_run(
+    name: &str,
+    zoo_cfg: &[&str],
+    faults: Vec<Fault>,
+    secs: u64,
+) -> (bool, String, History) {
+    let out = std::env::temp_dir().join(format!("zkr-jepsen-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let launch = cluster::Launch::Zkr(zkr_bugs_bin());
+    // Short timeouts (syncLimit 5 × 200 ms), so a silenced leader is given up within the run.
+    let mut lines = vec!["tickTime=200".to_string()];
+    lines.extend(zoo_cfg.iter().map(|l| l.to_string()));
+    let setup = cluster::Setup {
+        proxied: faults.contains(&Fault::IsolateLeader),
+        zoo_cfg: lines,
+        faketime: faults.contains(&Fault::Clock),
+        disk_faults: faults.contains(&Fault::Disk),
+    };
+    let servers = cluster::Cluster::start(launch, 3, free_base(), &out.join("servers"), &setup)
+        .expect("the ensemble starts");
+    assert!(servers.wait_ready(Duration::from_secs(30)), "a leader within 30 s ({name})");
+    let options = TestOptions {
+        clients: 5,
+        duration: Duration::from_secs(secs),
+        seed: 11,
+        faults,
+        fault_interval: Duration::from_secs(3),
+        keys: 3,
+        session_timeout_ms: 4_000,
+        call_timeout: Duration::from_secs(2),
+        out: out.clone(),
+    };
+    let outcome = run::run(servers, &options).expect("the run completes");
+    let text = std::fs::read_to_string(out.join("history.jsonl")).expect("history");
+    let history = History::parse(&text).expect("the recorded history parses");
+    std::fs::remove_dir_all(&out).expect("clean up");
+    (outcome.valid, outcome.summary, history)
+}
+
+/// The leader commits once its own copy is durable (`commit-after-one-ack`); cut off silently,
+/// it keeps acknowledging writes the others never see and elect past, so acknowledged writes
+/// are lost: the run must be reported. The same run without the bug must pass.
+#[test]
+fn a_deliberate_bug_in_real_servers_is_reported_and_the_run_without_it_is_valid() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let bug = ["zkr.bugs=commit-after-one-ack"];
+    let (valid, summary, history) = short_run("bug", &bug, vec![Fault::IsolateLeader], 12);
+    assert!(!valid, "commit-after-one-ack under leader isolation is reported:\n{summary}");
+    assert!(summary.contains("write linearizability"), "names the guarantee:\n{summary}");
+    let faults = history.faults();
+    let isolations = faults.iter().filter(|f| f.name.starts_with("isolate-leader"));
+    assert!(isolations.count() >= 1, "the leader was isolated");
+    let (valid, summary, _) = short_run("nobug", &[], vec![Fault::IsolateLeader], 12);
+    assert!(valid, "the same run without the bug is valid:\n{summary}");
+}
+
+/// Clock steps and drift (libfaketime) and slow or stalled disks (`zkr.diskFaultFile`) are
+/// injected, healed and recorded as nemesis lines; zkr stays valid under them.
+#[test]
+fn clock_and_disk_faults_are_injected_recorded_and_survived() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let faults = vec![Fault::Clock, Fault::Disk];
+    let (valid, summary, history) = short_run("clock-disk", &[], faults, 12);
+    assert!(valid, "zkr is valid under clock and disk faults:\n{summary}");
+    let names: Vec<String> = history.faults().into_iter().map(|f| f.name).collect();
+    assert!(names.iter().any(|n| n.starts_with("clock n")), "a clock fault: {names:?}");
+    assert!(names.iter().any(|n| n.starts_with("disk n")), "a disk fault: {names:?}");
+    assert!(!names.iter().any(|n| n.contains("not injected")), "all injected: {names:?}");
 }

@@ -210,88 +210,84 @@ fn sub_ops(req: &Event) -> Vec<SubOp> {
     }
 }
 
-/// How many ops a chunk of [`partitions`]' list of placed ops holds.
-const PLACED_CHUNK: usize = 4096;
+/// Registers `path` in the union-find (once) and returns its number.
+fn register(index: &mut BTreeMap<String, usize>, uf: &mut UnionFind, path: &str) -> usize {
+    if let Some(&id) = index.get(path) {
+        return id;
+    }
+    uf.parent.push(uf.parent.len());
+    index.insert(path.to_string(), uf.parent.len() - 1);
+    uf.parent.len() - 1
+}
 
 /// Builds the partitions of a history.
+///
+/// In two passes over the ops, converting each twice: the first merges the paths ops link and
+/// notes where each converted op will go, the second converts again straight into its
+/// partition, sized exactly. Keeping the converted ops between the passes held two copies of
+/// them at the peak (the list, then the partitions), the largest part of a long check.
 pub(crate) fn partitions(history: &History, ops: &[Op], split: Split) -> Vec<Partition> {
     let facts = facts(history, ops);
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut uf = UnionFind { parent: Vec::new() };
-    let mut id = |path: &str, uf: &mut UnionFind| -> usize {
-        *index.entry(path.to_string()).or_insert_with(|| {
-            uf.parent.push(uf.parent.len());
-            uf.parent.len() - 1
-        })
-    };
-    // Footprints of the ops that own their paths.
-    // In chunks, so that moving them into the partitions frees them as it goes.
-    let mut placed: Vec<Vec<POp>> = Vec::new();
-    let mut broadcast: Vec<POp> = Vec::new();
+    // Per converted op, in order: a path of it that is registered (its partition's member).
+    let mut homes: Vec<u32> = Vec::new();
     let mut group_count = 0;
     for op in ops {
         let Some(conv) = convert(history, op, &facts, split, &mut group_count) else { continue };
-        match conv {
-            Converted::Broadcast(pop) => broadcast.push(pop),
-            Converted::Owned { pops, links } => {
-                for paths in links {
-                    let ids: Vec<usize> = paths.iter().map(|p| id(p, &mut uf)).collect();
-                    for w in ids.windows(2) {
-                        uf.union(w[0], w[1]);
-                    }
-                }
-                for pop in pops {
-                    if placed.last().is_none_or(|chunk| chunk.len() == PLACED_CHUNK) {
-                        placed.push(Vec::with_capacity(PLACED_CHUNK));
-                    }
-                    placed.last_mut().expect("a chunk").push(pop);
-                }
+        let Converted::Owned { pops, links } = conv else { continue };
+        for paths in links {
+            let ids: Vec<usize> = paths.iter().map(|p| register(&mut index, &mut uf, p)).collect();
+            for w in ids.windows(2) {
+                uf.union(w[0], w[1]);
             }
+        }
+        for pop in pops {
+            let home = pop.action_paths().into_iter().find_map(|p| index.get(&p).copied());
+            let home = home.expect("every op's paths were registered");
+            homes.push(u32::try_from(home).expect("fewer than 2^32 paths"));
         }
     }
     for node in &history.header.initial {
         if let Some(p) = parent(&node.path)
             && facts.children_observed.contains(p)
         {
-            let (a, b) = (id(&node.path, &mut uf), id(p, &mut uf));
+            let (a, b) =
+                (register(&mut index, &mut uf, &node.path), register(&mut index, &mut uf, p));
             uf.union(a, b);
         }
     }
-    assemble(history, facts, index, uf, placed, broadcast)
+    assemble(history, ops, split, facts, (index, uf), homes)
 }
 
 fn assemble(
     history: &History,
+    ops: &[Op],
+    split: Split,
     facts: Facts,
-    index: BTreeMap<String, usize>,
-    mut uf: UnionFind,
-    placed: Vec<Vec<POp>>,
-    broadcast: Vec<POp>,
+    (index, mut uf): (BTreeMap<String, usize>, UnionFind),
+    homes: Vec<u32>,
 ) -> Vec<Partition> {
     let mut roots: BTreeMap<usize, usize> = BTreeMap::new();
     let mut parts: Vec<Partition> = Vec::new();
-    let mut part_of = |path: &str, uf: &mut UnionFind, parts: &mut Vec<Partition>| -> usize {
-        let root = uf.find(index[path]);
+    let mut part_of = |id: usize, uf: &mut UnionFind, parts: &mut Vec<Partition>| -> usize {
+        let root = uf.find(id);
         *roots.entry(root).or_insert_with(|| {
             parts.push(Partition { scope: Scope::default(), ops: Vec::new(), initial: Vec::new() });
             parts.len() - 1
         })
     };
-    for path in index.keys() {
-        let p = part_of(path, &mut uf, &mut parts);
+    for (path, &id) in &index {
+        let p = part_of(id, &mut uf, &mut parts);
         parts[p].scope.paths.insert(path.clone());
         if facts.children_observed.contains(path) {
             parts[p].scope.children_exact.insert(path.clone());
         }
     }
-    // Where each op goes, then room for exactly that many, then the moves.
-    let mut targets: Vec<u32> = Vec::new();
-    for pop in placed.iter().flatten() {
-        let target = pop.action_paths().into_iter().find(|p| index.contains_key(p));
-        let target = target.expect("every op's paths were registered");
-        let p = part_of(&target, &mut uf, &mut parts);
-        targets.push(u32::try_from(p).expect("fewer than 2^32 partitions"));
-    }
+    // Where each op goes, then room for exactly that many, then the ops converted again.
+    let targets: Vec<u32> = (homes.into_iter())
+        .map(|home| part_of(home as usize, &mut uf, &mut parts) as u32)
+        .collect();
     let mut sizes = vec![0usize; parts.len()];
     for &t in &targets {
         sizes[t as usize] += 1;
@@ -300,11 +296,21 @@ fn assemble(
         part.ops.reserve_exact(size);
     }
     let mut targets = targets.into_iter();
-    for chunk in placed {
-        for pop in chunk {
-            parts[targets.next().expect("one target per op") as usize].ops.push(pop);
+    let mut broadcast: Vec<POp> = Vec::new();
+    let mut group_count = 0;
+    for op in ops {
+        match convert(history, op, &facts, split, &mut group_count) {
+            None => {}
+            Some(Converted::Broadcast(pop)) => broadcast.push(pop),
+            Some(Converted::Owned { pops, .. }) => {
+                for pop in pops {
+                    let target = targets.next().expect("the same ops as the first pass");
+                    parts[target as usize].ops.push(pop);
+                }
+            }
         }
     }
+    assert!(targets.next().is_none(), "the second pass converts what the first did");
     for part in &mut parts {
         for node in &history.header.initial {
             if part.scope.paths.contains(&node.path) {
@@ -321,30 +327,44 @@ fn assemble(
     parts
 }
 
-/// Copies `sync` into every partition where its session has ops invoked after it, `close`
-/// into every partition where its session created ephemerals.
+/// Copies `sync` into every partition where its session reads after it (before its next
+/// sync), `close` into every partition where its session created ephemerals.
 ///
-/// A sync changes no state and orders only its session's later ops, so a partition where its
-/// session does nothing after it loses no constraint without it: any order of that
-/// partition's ops has room for the sync at its zxid (the zxid checks see a sync whose zxid
-/// goes back in its session). Copying every sync into every partition of its session made
-/// the partitions of a long history with many paths several times larger than its ops.
+/// A sync changes no state and orders only its session's later ops, and of those only the
+/// reads need it: a later write of the session is bound to come after everything completed
+/// before it began by real time already, and so is anything ordered after the sync. A read's
+/// constraint is its session's latest sync before it (a later sync of the session sees at
+/// least what an earlier one saw, as it began after it completed), so a partition needs only
+/// the syncs that are the latest before one of its reads; without them, any order of its ops
+/// has room for the sync at its zxid (the zxid checks see a sync whose zxid goes back in its
+/// session). Copying every sync into every partition of its session made the partitions of a
+/// long history with many paths several times larger than its ops.
 fn spread(parts: &mut [Partition], broadcast: Vec<POp>) {
+    // Per session, its syncs' invokes in order, with their index in `broadcast`.
+    let mut syncs: BTreeMap<u64, Vec<(usize, usize)>> = BTreeMap::new();
+    for (i, pop) in broadcast.iter().enumerate().filter(|(_, p)| p.sync) {
+        syncs.entry(pop.process).or_default().push((pop.inv, i));
+    }
+    for list in syncs.values_mut() {
+        list.sort_unstable();
+    }
     for part in parts.iter_mut() {
-        // Per session, the invoke of its last op here.
-        let mut last: BTreeMap<u64, usize> = BTreeMap::new();
-        for p in &part.ops {
-            let at = last.entry(p.process).or_insert(p.inv);
-            *at = (*at).max(p.inv);
+        let mut wanted: BTreeSet<usize> = BTreeSet::new();
+        for p in part.ops.iter().filter(|p| p.query) {
+            let Some(list) = syncs.get(&p.process) else { continue };
+            let before = list.partition_point(|&(inv, _)| inv < p.inv);
+            if let Some(&(_, i)) = before.checked_sub(1).map(|b| &list[b]) {
+                wanted.insert(i);
+            }
         }
         let owners: BTreeSet<u64> =
             (part.ops.iter()).filter(|p| creates_ephemeral(&p.action)).map(|p| p.process).collect();
-        let wanted = |pop: &&POp| match pop.action {
-            Action::Close { .. } => owners.contains(&pop.process),
-            _ => last.get(&pop.process).is_some_and(|&at| at > pop.inv),
-        };
-        part.ops.reserve_exact(broadcast.iter().filter(wanted).count());
-        part.ops.extend(broadcast.iter().filter(wanted).cloned());
+        let closes = broadcast.iter().enumerate().filter(|(_, pop)| {
+            matches!(pop.action, Action::Close { .. }) && owners.contains(&pop.process)
+        });
+        wanted.extend(closes.map(|(i, _)| i));
+        part.ops.reserve_exact(wanted.len());
+        part.ops.extend(wanted.into_iter().map(|i| broadcast[i].clone()));
     }
 }
 

@@ -97,14 +97,18 @@ fn changes(history: &History, ops: &[Op]) -> Changes {
 /// Runs the watch checks.
 pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Violation> {
     let changes = changes(history, ops);
-    let mut completing: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut invoking: BTreeMap<usize, usize> = BTreeMap::new();
+    // The op each event invokes or completes, if any (flat: millions of events).
+    let mut owner: Vec<u32> = vec![u32::MAX; history.events.len()];
     for op in ops {
-        invoking.insert(op.invoke, op.id);
+        let id = u32::try_from(op.id).expect("fewer than 2^32 ops");
+        owner[op.invoke] = id;
         if let Some(c) = op.complete {
-            completing.insert(c, op.id);
+            owner[c] = id;
         }
     }
+    let invoking = |index: usize| ops.get(owner[index] as usize).filter(|op| op.invoke == index);
+    let completing =
+        |index: usize| ops.get(owner[index] as usize).filter(|op| op.complete == Some(index));
     let mut pending: BTreeMap<(u64, String), Vec<Registration>> = BTreeMap::new();
     // Watches whose registration point is unknown (no reply zxid, or an unknown outcome):
     // their events are accepted without checks.
@@ -118,9 +122,7 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
             continue;
         }
         if event.kind == Some(Kind::Invoke) && event.watch {
-            let id = invoking.get(&index).copied();
-            let certain = id.is_some_and(|id| {
-                let op = &ops[id];
+            let certain = invoking(index).is_some_and(|op| {
                 op.outcome == Outcome::Ok
                     && options.use_read_zxids
                     && history.reply(op).is_some_and(|r| r.zxid.is_some())
@@ -129,8 +131,8 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
                 vague.insert((event.process, event.path.clone().unwrap_or_default()));
             }
         }
-        let Some(&id) = completing.get(&index) else { continue };
-        let op = &ops[id];
+        let Some(op) = completing(index) else { continue };
+        let id = op.id;
         if op.outcome != Outcome::Ok || !crate::model::is_query(op.f) {
             continue;
         }

@@ -81,7 +81,7 @@ fn duplicates(
 }
 
 /// The highest (zxid, op) of the writes completed before each op began, by op id.
-type Floors = BTreeMap<usize, Option<(i64, usize)>>;
+type Floors = Vec<Option<(i64, usize)>>;
 
 /// Sweeps events in time order, keeping the highest zxid of completed ops.
 fn realtime(
@@ -91,29 +91,34 @@ fn realtime(
     zx: &dyn Fn(&Op) -> Option<i64>,
     out: &mut Vec<Violation>,
 ) -> Floors {
-    let mut completing: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut invoking: BTreeMap<usize, usize> = BTreeMap::new();
+    // The op each event invokes or completes (an event does one or the other, or neither):
+    // flat arrays, not maps, since a long history has millions of events.
+    let mut owner: Vec<u32> = vec![u32::MAX; history.events.len()];
     for op in ops {
-        invoking.insert(op.invoke, op.id);
+        let id = u32::try_from(op.id).expect("fewer than 2^32 ops");
+        owner[op.invoke] = id;
         if let Some(c) = op.complete {
-            completing.insert(c, op.id);
+            owner[c] = id;
         }
     }
     // (zxid, op) maxima over completed ops: all ops, and writes only.
     let mut max_any: Option<(i64, usize)> = None;
     let mut max_write: Option<(i64, usize)> = None;
-    let mut floor_any: BTreeMap<usize, Option<(i64, usize)>> = BTreeMap::new();
-    let mut floor_write: Floors = BTreeMap::new();
-    for index in 0..history.events.len() {
-        if let Some(&id) = invoking.get(&index) {
-            floor_any.insert(id, max_any);
-            floor_write.insert(id, max_write);
+    let mut floor_any: Floors = vec![None; ops.len()];
+    let mut floor_write: Floors = vec![None; ops.len()];
+    for (index, &id) in owner.iter().enumerate() {
+        let Some(op) = ops.get(id as usize) else { continue };
+        let id = op.id;
+        if op.invoke == index {
+            floor_any[id] = max_any;
+            floor_write[id] = max_write;
+            continue;
         }
-        if let Some(&id) = completing.get(&index) {
-            let op = &ops[id];
+        assert_eq!(op.complete, Some(index), "an event owned by an op invokes or completes it");
+        {
             let Some(z) = zx(op) else { continue };
             if op.f.is_write() && op.outcome == Outcome::Ok {
-                if let Some((fz, fid)) = floor_any[&id]
+                if let Some((fz, fid)) = floor_any[id]
                     && z <= fz
                 {
                     let message = format!(
@@ -138,7 +143,7 @@ fn realtime(
             } else if options.linearizable_reads
                 && op.outcome == Outcome::Ok
                 && crate::model::is_query(op.f)
-                && let Some((fz, fid)) = floor_write[&id]
+                && let Some((fz, fid)) = floor_write[id]
                 && z < fz
             {
                 let message = format!(
@@ -184,9 +189,9 @@ fn sessions(
         for op in session_ops {
             if op.f == F::Sync
                 && op.outcome == Outcome::Ok
-                && let Some(Some((z, w))) = floors.get(&op.id)
+                && let Some((z, w)) = floors[op.id]
             {
-                sync_floor = sync_floor.max(Some((*z, *w, op.id)));
+                sync_floor = sync_floor.max(Some((z, w, op.id)));
             }
             let Some(z) = zx(op) else { continue };
             let is_write = op.f.is_write() && op.outcome == Outcome::Ok;

@@ -9,6 +9,12 @@
 //! (`base+300+2(i·n+j)` and the next port; see `proxy`), named in `i`'s zoo.cfg as `server.j`,
 //! so cutting the proxies of a pair cuts it. Everything started is stopped when the cluster is
 //! dropped (paused processes are resumed first).
+//!
+//! Clock faults: with [`Setup::faketime`] every member runs under libfaketime (Debian's
+//! `faketime` package) reading its offset from `<dir>/s<i>/faketime` (re-read every second),
+//! which [`Cluster::set_clock`] rewrites. Disk faults ([`Setup::disk_faults`]): each member's
+//! zoo.cfg names `<dir>/s<i>/disk-fault` as `zkr.diskFaultFile`, whose text slows or stalls its
+//! syncs ([`Cluster::set_disk`]); only a zkr-server built with the `bugs` feature takes it.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -29,6 +35,27 @@ pub enum Launch {
     Template(String),
 }
 
+/// Where Debian's `faketime` package puts libfaketime (the thread-safe build).
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+/// How a local ensemble is set up, besides its size and ports.
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    /// Members reach each other through proxies (needed for partitions). A proxy accepts a
+    /// connection even while its target is down and then closes it, which is not what a dead
+    /// host looks like (refused), so it changes how fast members notice a dead peer: use it
+    /// only when partitions are wanted.
+    pub proxied: bool,
+    /// `key=value` lines appended to every member's zoo.cfg (a later key overrides the
+    /// defaults, e.g. `tickTime=200`).
+    pub zoo_cfg: Vec<String>,
+    /// Run every member under libfaketime so its clock can be stepped and drifted.
+    pub faketime: bool,
+    /// Give every member a disk fault control file (`zkr.diskFaultFile`: zkr with the `bugs`
+    /// feature only).
+    pub disk_faults: bool,
+}
+
 /// One local member.
 #[derive(Debug)]
 struct Member {
@@ -42,6 +69,7 @@ struct Member {
 #[derive(Debug)]
 pub struct Cluster {
     launch: Option<Launch>,
+    setup: Setup,
     members: Vec<Member>,
     addrs: Vec<SocketAddr>,
     /// The proxies member `i` reaches member `j` through: `(i, j)` → (quorum, election).
@@ -51,21 +79,25 @@ pub struct Cluster {
 impl Cluster {
     /// An existing ensemble: no process of ours, no faults.
     pub fn attach(addrs: Vec<SocketAddr>) -> Cluster {
-        Cluster { launch: None, members: Vec::new(), addrs, proxies: BTreeMap::new() }
+        let setup = Setup::default();
+        Cluster { launch: None, setup, members: Vec::new(), addrs, proxies: BTreeMap::new() }
     }
 
     /// Writes the configuration of `n` members under `dir` and starts them all.
-    /// With `proxied`, members reach each other through proxies (needed for partitions). A
-    /// proxy accepts a connection even while its target is down and then closes it, which is
-    /// not what a dead host looks like (refused), so it changes how fast members notice a
-    /// dead peer: use it only when partitions are wanted.
     pub fn start(
         launch: Launch,
         n: usize,
         base_port: u16,
         dir: &Path,
-        proxied: bool,
+        setup: &Setup,
     ) -> Result<Cluster, String> {
+        let proxied = setup.proxied;
+        if setup.faketime && !Path::new(LIBFAKETIME).is_file() {
+            return Err(format!(
+                "clock faults need libfaketime ({LIBFAKETIME}): apt-get install \
+                 faketime (tests/setup.sh does)"
+            ));
+        }
         let port = |offset: u16, i: usize| base_port + offset + i as u16;
         let proxy_port = |i: usize, j: usize| base_port + 300 + 2 * (i * n + j) as u16;
         let local = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
@@ -100,7 +132,7 @@ impl Cluster {
             std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
             std::fs::write(data.join("myid"), format!("{}\n", i + 1)).map_err(|e| e.to_string())?;
             let cfg = member_dir.join("zoo.cfg");
-            let text = format!(
+            let mut text = format!(
                 "tickTime=1000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
                  clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
                  admin.enableServer=false\n{}",
@@ -108,11 +140,25 @@ impl Cluster {
                 port(0, i),
                 servers_of(i)
             );
+            if setup.disk_faults {
+                let control = member_dir.join("disk-fault");
+                std::fs::write(&control, "").map_err(|e| format!("{}: {e}", control.display()))?;
+                text.push_str(&format!("zkr.diskFaultFile={}\n", control.display()));
+            }
+            if setup.faketime {
+                let clock = member_dir.join("faketime");
+                std::fs::write(&clock, "+0\n").map_err(|e| format!("{}: {e}", clock.display()))?;
+            }
+            for line in &setup.zoo_cfg {
+                text.push_str(line);
+                text.push('\n');
+            }
             std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
             members.push(Member { dir: member_dir, cfg, child: None, paused: false });
             addrs.push(SocketAddr::from(([127, 0, 0, 1], port(0, i))));
         }
-        let mut cluster = Cluster { launch: Some(launch), members, addrs, proxies };
+        let setup = setup.clone();
+        let mut cluster = Cluster { launch: Some(launch), setup, members, addrs, proxies };
         for i in 0..n {
             cluster.spawn(i)?;
         }
@@ -138,6 +184,7 @@ impl Cluster {
             .append(true)
             .open(member.dir.join("server.log"))
             .map_err(|e| e.to_string())?;
+        let faked_monotonic = matches!(launch, Launch::Zkr(_));
         let mut command = match launch {
             Launch::Zkr(bin) => {
                 let mut c = Command::new(bin);
@@ -153,6 +200,18 @@ impl Cluster {
                 c
             }
         };
+        if self.setup.faketime {
+            // Offsets from the member's file, re-read every second. A JVM hangs when its
+            // monotonic clock is faked (libfaketime's README), so templates move the wall
+            // clock only.
+            command
+                .env("LD_PRELOAD", LIBFAKETIME)
+                .env("FAKETIME_TIMESTAMP_FILE", member.dir.join("faketime"))
+                .env("FAKETIME_CACHE_DURATION", "1");
+            if !faked_monotonic {
+                command.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+            }
+        }
         let err = log.try_clone().map_err(|e| e.to_string())?;
         command.stdin(Stdio::null()).stdout(log).stderr(err);
         let child = command.spawn().map_err(|e| format!("cannot start member {}: {e}", i + 1))?;
@@ -179,6 +238,13 @@ impl Cluster {
         if let Some(mut child) = self.members[i].child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            if self.setup.faketime {
+                // libfaketime (0.9.10) keeps a shared-memory segment and a semaphore per
+                // process, removed only on a clean exit.
+                for name in ["faketime_shm_", "sem.faketime_sem_"] {
+                    let _ = std::fs::remove_file(format!("/dev/shm/{name}{}", child.id()));
+                }
+            }
         }
         self.members[i].paused = false;
     }
@@ -209,6 +275,40 @@ impl Cluster {
             quorum.set_stalled(false, true);
             election.set_stalled(false, true);
         }
+    }
+
+    /// A silent partition: every byte between `side` and the other members is held, both
+    /// ways, with the connections left open (packets dropped by a firewall, not refused):
+    /// the members notice only by their timeouts (`syncLimit`), not by a closed connection.
+    pub fn silence(&self, side: &[usize]) {
+        for ((i, j), (quorum, election)) in &self.proxies {
+            if side.contains(i) != side.contains(j) {
+                for proxy in [quorum, election] {
+                    proxy.set_stalled(true, true);
+                    proxy.set_stalled(false, true);
+                }
+            }
+        }
+    }
+
+    /// Sets member `i`'s clock offset from the true time, in seconds (libfaketime; needs
+    /// [`Setup::faketime`]). The member reads it within a second.
+    pub fn set_clock(&self, i: usize, offset_s: f64) -> Result<(), String> {
+        if !self.setup.faketime {
+            return Err("the ensemble was not started under libfaketime".into());
+        }
+        let file = self.members[i].dir.join("faketime");
+        std::fs::write(&file, format!("{offset_s:+.3}\n"))
+            .map_err(|e| format!("{}: {e}", file.display()))
+    }
+
+    /// Sets member `i`'s disk: `""` healthy, `"slow MS"`, `"stall"` (see `Setup::disk_faults`).
+    pub fn set_disk(&self, i: usize, fault: &str) -> Result<(), String> {
+        if !self.setup.disk_faults {
+            return Err("the ensemble was not started with disk fault files".into());
+        }
+        let file = self.members[i].dir.join("disk-fault");
+        std::fs::write(&file, fault).map_err(|e| format!("{}: {e}", file.display()))
     }
 
     /// Heals every link.

@@ -51,17 +51,47 @@ pub enum Fault {
     /// Cut a member (the leader half the time) off from the others, or split the ensemble in
     /// two halves, or cut one direction between two members (a one-way partition); heal later.
     Partition,
+    /// Cut the leader off silently: its links hold every byte both ways but stay open, so
+    /// both sides find out only by their timeouts (`syncLimit`), as behind a firewall that
+    /// drops packets. The leader may keep serving its clients until then.
+    IsolateLeader,
+    /// Step a member's clock (wall and, for zkr, monotonic) by up to ±`interval`, or make it
+    /// drift 2-25% fast or slow; set it right later (libfaketime).
+    Clock,
+    /// Make a member's disk syncs slow (50-1000 ms each) or stall them; heal later (zkr built
+    /// with the `bugs` feature only: `zkr.diskFaultFile`).
+    Disk,
+}
+
+impl Fault {
+    /// The name `--nemesis` takes and the history's nemesis lines use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Kill => "kill",
+            Fault::Pause => "pause",
+            Fault::Partition => "partition",
+            Fault::IsolateLeader => "isolate-leader",
+            Fault::Clock => "clock",
+            Fault::Disk => "disk",
+        }
+    }
 }
 
 impl std::str::FromStr for Fault {
     type Err = String;
     fn from_str(text: &str) -> Result<Fault, String> {
-        match text {
-            "kill" => Ok(Fault::Kill),
-            "pause" => Ok(Fault::Pause),
-            "partition" => Ok(Fault::Partition),
-            other => Err(format!("unknown fault {other:?} (kill, pause, partition)")),
-        }
+        let all = [
+            Fault::Kill,
+            Fault::Pause,
+            Fault::Partition,
+            Fault::IsolateLeader,
+            Fault::Clock,
+            Fault::Disk,
+        ];
+        all.into_iter().find(|f| f.name() == text).ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|f| f.name()).collect();
+            format!("unknown fault {text:?} ({})", names.join(", "))
+        })
     }
 }
 
@@ -336,69 +366,148 @@ fn nemesis(run: &Run, cluster: &Mutex<Cluster>, options: &TestOptions) -> Vec<St
     let local = cluster.lock().expect("not poisoned").is_local();
     let interval = options.fault_interval.as_millis().max(1) as u64;
     let stamp = |run: &Run| format!("{:8.3}s", run.started.elapsed().as_secs_f64());
+    // The kinds take turns from a random first one, so a short run sees each of them.
+    let mut turn = rng.random_range(0..options.faults.len().max(1));
     while Instant::now() < end {
         let quiet = Duration::from_millis(rng.random_range(interval / 2..=interval));
         std::thread::sleep(quiet.min(end.saturating_duration_since(Instant::now())));
         if !local || options.faults.is_empty() || Instant::now() >= end {
             continue;
         }
-        let fault = options.faults[rng.random_range(0..options.faults.len())];
+        let fault = options.faults[turn % options.faults.len()];
+        turn += 1;
         let leader = cluster.lock().expect("not poisoned").leader();
         let target = match leader {
-            Some(l) if rng.random_bool(0.5) => l,
+            Some(l) if fault == Fault::IsolateLeader || rng.random_bool(0.5) => l,
             _ => rng.random_range(0..n),
         };
-        let role = if Some(target) == leader { " (leader)" } else { "" };
         let hold = Duration::from_millis(rng.random_range(interval / 4..=interval));
         let mut c = cluster.lock().expect("not poisoned");
-        let what = match fault {
-            Fault::Kill => {
-                c.kill(target);
-                format!("n{}{role}", target + 1)
-            }
-            Fault::Pause => {
-                c.set_paused(target, true);
-                format!("n{}{role}", target + 1)
-            }
-            Fault::Partition if rng.random_bool(0.4) => {
-                c.partition(&[target]);
-                format!("isolates n{}{role}", target + 1)
-            }
-            Fault::Partition if rng.random_bool(0.5) => {
-                // One way: the target's messages to another member are lost, not theirs to it.
-                let other = (target + 1 + rng.random_range(0..n.max(2) - 1)) % n;
-                c.one_way(target, other);
-                format!("one-way n{}{role} -> n{}", target + 1, other + 1)
-            }
-            Fault::Partition => {
-                let half: Vec<usize> = (0..n / 2).collect();
-                c.partition(&half);
-                format!("halves: n1..n{} | the rest", n / 2)
-            }
-        };
+        let (what, active) = inject(&mut c, fault, target, leader, interval, &mut rng);
         drop(c);
-        let name = format!("{fault:?} {what}").to_lowercase();
+        let name = format!("{} {what}", fault.name());
         run.push(nemesis_line(&name, Phase::Start));
-        log.push(format!("{} {fault:?} {what}", stamp(run)));
-        std::thread::sleep(hold.min(end.saturating_duration_since(Instant::now())));
-        let mut c = cluster.lock().expect("not poisoned");
-        let healed = match fault {
-            Fault::Kill => c.restart(target).err(),
-            Fault::Pause => {
-                c.set_paused(target, false);
-                None
+        log.push(format!("{} {name}", stamp(run)));
+        // Hold it; a drifting clock is moved on as the hold goes.
+        let began = Instant::now();
+        let until = began + hold.min(end.saturating_duration_since(began));
+        while Instant::now() < until {
+            let left = until.saturating_duration_since(Instant::now());
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+            if let Active::Clock { target, drift: Some(rate) } = active {
+                let offset = rate * began.elapsed().as_secs_f64();
+                let _ = cluster.lock().expect("not poisoned").set_clock(target, offset);
             }
-            Fault::Partition => {
-                c.heal_partitions();
-                None
-            }
-        };
-        drop(c);
+        }
+        let healed = heal(&mut cluster.lock().expect("not poisoned"), active);
         run.push(nemesis_line(&name, Phase::Stop));
-        let error = healed.map_or(String::new(), |e| format!(": {e}"));
-        log.push(format!("{} heal {fault:?}{error}", stamp(run)));
+        let error = healed.err().map_or(String::new(), |e| format!(": {e}"));
+        log.push(format!("{} heal {}{error}", stamp(run), fault.name()));
     }
     log
+}
+
+/// A fault in progress, as [`heal`] undoes it.
+#[derive(Clone, Copy, Debug)]
+enum Active {
+    /// Member killed: restart it.
+    Kill(usize),
+    /// Member stopped: continue it.
+    Pause(usize),
+    /// Links cut, held or stalled: heal them all.
+    Partition,
+    /// Member's clock off (and drifting at `drift` s/s): set it right.
+    Clock { target: usize, drift: Option<f64> },
+    /// Member's disk slow or stalled: make it healthy.
+    Disk(usize),
+}
+
+/// Starts `fault` on `target`; returns what it did (for the history and the log) and how to
+/// undo it.
+fn inject(
+    c: &mut Cluster,
+    fault: Fault,
+    target: usize,
+    leader: Option<usize>,
+    interval_ms: u64,
+    rng: &mut ChaCha8Rng,
+) -> (String, Active) {
+    let n = c.addrs().len();
+    let role = if Some(target) == leader { " (leader)" } else { "" };
+    let member = format!("n{}{role}", target + 1);
+    let failed = |what: String, e: Result<(), String>| match e {
+        Ok(()) => what,
+        Err(e) => format!("{what} (not injected: {e})"),
+    };
+    match fault {
+        Fault::Kill => {
+            c.kill(target);
+            (member, Active::Kill(target))
+        }
+        Fault::Pause => {
+            c.set_paused(target, true);
+            (member, Active::Pause(target))
+        }
+        Fault::Partition if rng.random_bool(0.4) => {
+            c.partition(&[target]);
+            (format!("isolates {member}"), Active::Partition)
+        }
+        Fault::Partition if rng.random_bool(0.5) => {
+            // One way: the target's messages to another member are lost, not theirs to it.
+            let other = (target + 1 + rng.random_range(0..n.max(2) - 1)) % n;
+            c.one_way(target, other);
+            (format!("one-way {member} -> n{}", other + 1), Active::Partition)
+        }
+        Fault::Partition => {
+            let half: Vec<usize> = (0..n / 2).collect();
+            c.partition(&half);
+            (format!("halves: n1..n{} | the rest", n / 2), Active::Partition)
+        }
+        Fault::IsolateLeader => {
+            c.silence(&[target]);
+            let what = if leader.is_some() { member } else { format!("{member}, no leader seen") };
+            (what, Active::Partition)
+        }
+        Fault::Clock if rng.random_bool(0.5) => {
+            let step = rng.random_range(500..=interval_ms.max(500)) as f64 / 1000.0;
+            let step = if rng.random_bool(0.5) { step } else { -step };
+            let what = failed(format!("{member} step {step:+.3}s"), c.set_clock(target, step));
+            (what, Active::Clock { target, drift: None })
+        }
+        Fault::Clock => {
+            let rate = rng.random_range(2..=25) as f64 / 100.0;
+            let rate = if rng.random_bool(0.5) { rate } else { -rate };
+            let what = format!("{member} drift {:+.0}%", rate * 100.0);
+            let what = failed(what, c.set_clock(target, 0.0));
+            (what, Active::Clock { target, drift: Some(rate) })
+        }
+        Fault::Disk => {
+            let ms = rng.random_range(50..=1000);
+            let (text, shown) = match rng.random_bool(0.5) {
+                true => ("stall".to_string(), "stall".to_string()),
+                false => (format!("slow {ms}"), format!("slow {ms}ms")),
+            };
+            let what = failed(format!("{member} {shown}"), c.set_disk(target, &text));
+            (what, Active::Disk(target))
+        }
+    }
+}
+
+/// Undoes a fault [`inject`] started.
+fn heal(c: &mut Cluster, active: Active) -> Result<(), String> {
+    match active {
+        Active::Kill(target) => c.restart(target),
+        Active::Pause(target) => {
+            c.set_paused(target, false);
+            Ok(())
+        }
+        Active::Partition => {
+            c.heal_partitions();
+            Ok(())
+        }
+        Active::Clock { target, .. } => c.set_clock(target, 0.0),
+        Active::Disk(target) => c.set_disk(target, ""),
+    }
 }
 
 /// A `nemesis` history line: the fault's start or stop, drawn as a band in the reports.
