@@ -439,34 +439,12 @@ fn expiry_sets(out: &mut String, buckets: &BTreeMap<i64, Vec<String>>) {
     let elements: usize = buckets.values().map(Vec::len).sum();
     let _ = writeln!(out, "Sets ({})/({elements}):", buckets.len());
     for (at_ms, items) in buckets {
-        let _ = writeln!(out, "{} expire at {}:", items.len(), java_date(*at_ms));
+        let _ =
+            writeln!(out, "{} expire at {}:", items.len(), crate::cli::format::java_date(*at_ms));
         for item in items {
             let _ = writeln!(out, "\t{item}");
         }
     }
-}
-
-/// Java's `Date.toString()` in UTC: `Wed Dec 02 16:23:32 UTC 2026`.
-pub fn java_date(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let weekday = WEEKDAYS[days.rem_euclid(7) as usize];
-    let (h, m, s) = (rem / 3600, rem / 60 % 60, rem % 60);
-    let month_name = MONTHS[(month - 1) as usize];
-    format!("{weekday} {month_name} {day:02} {h:02}:{m:02}:{s:02} UTC {year}")
 }
 
 /// `dump` as ZooKeeper 3.9 prints it: the session expiry queue (buckets of `tickTime`), the
@@ -549,15 +527,6 @@ pub fn now_ms() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The dates `dump` prints, in the format of Java's `Date.toString()` as Apache ZooKeeper
-    /// printed them (`Wed Dec 02 16:23:32 UTC 2026`), including a leap day and the epoch.
-    #[test]
-    fn dates_print_as_java_does() {
-        assert_eq!(java_date(1_796_228_612_000), "Wed Dec 02 16:23:32 UTC 2026");
-        assert_eq!(java_date(951_782_400_999), "Tue Feb 29 00:00:00 UTC 2000");
-        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
-    }
 
     #[test]
     fn last_op_names_follow_final_request_processor() {
