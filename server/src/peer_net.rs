@@ -60,6 +60,9 @@ use crate::client_net::Event;
 /// Largest peer frame accepted (a SNAP carries a whole snapshot).
 const MAX_PEER_FRAME: usize = 512 * 1024 * 1024;
 
+/// Read buffer of an inbound quorum connection.
+const PEER_READ_BUFFER_BYTES: usize = 64 * 1024;
+
 /// How long the reconnect after a broken connection may take before the peer counts as lost.
 pub const RECONNECT_PROBE: Duration = Duration::from_millis(500);
 
@@ -199,7 +202,7 @@ async fn accept_loop(
 }
 
 async fn inbound(
-    mut stream: TcpStream,
+    stream: TcpStream,
     events: mpsc::UnboundedSender<Event>,
     signals: &InboundClosed,
     peer: &mut Option<ServerId>,
@@ -209,6 +212,9 @@ async fn inbound(
     if let Some(rx) = cuts.as_mut() {
         rx.borrow_and_update();
     }
+    // Buffered: a leader's burst of PROPOSALs and COMMITs arrives in a few reads, not two
+    // syscalls per message (a length, then the payload).
+    let mut stream = tokio::io::BufReader::with_capacity(PEER_READ_BUFFER_BYTES, stream);
     let from = ServerId(stream.read_u64().await?);
     *peer = Some(from);
     // A later connection from the same peer supersedes this one.
