@@ -84,7 +84,7 @@ fn write_handshake(w: &mut Writer, msg: &ZabMessage) -> bool {
         }
         ZabMessage::AckEpoch { current_epoch, last_zxid } => {
             w.write_i32(kind::ACKEPOCH);
-            w.write_i32(*current_epoch as i32);
+            w.write_i32(current_epoch.map_or(-1, |e| e as i32));
             write_zxid(w, *last_zxid);
         }
         ZabMessage::Diff { txns, committed } => {
@@ -217,7 +217,13 @@ fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
         },
         kind::LEADERINFO => ZabMessage::LeaderInfo { new_epoch: read_u32(r, "new_epoch")? },
         kind::ACKEPOCH => ZabMessage::AckEpoch {
-            current_epoch: read_u32(r, "current_epoch")?,
+            current_epoch: match r.read_i32("current_epoch")? {
+                -1 => None,
+                v => Some(u32::try_from(v).map_err(|_| DecodeError::BadValue {
+                    what: "current_epoch",
+                    value: v as i64,
+                })?),
+            },
             last_zxid: read_zxid(r, "last_zxid")?,
         },
         kind::DIFF => {

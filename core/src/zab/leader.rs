@@ -407,7 +407,10 @@ impl Node {
         }
     }
 
-    fn on_ack_epoch(&mut self, from: ServerId, current_epoch: u32, last_zxid: Zxid) {
+    /// An ACKEPOCH: the learner promised our epoch (`Some`), or had promised it before, maybe to
+    /// another leader (`None`): then it is synchronized once the epoch is established but is not
+    /// counted toward the epoch's quorum (ZooKeeper's `Leader.waitForEpochAck` skips -1).
+    fn on_ack_epoch(&mut self, from: ServerId, current_epoch: Option<u32>, last_zxid: Zxid) {
         let mine = (self.current_epoch, self.log.last_logged());
         let Some(h) = leader_mut(self).learners.get_mut(&from) else {
             return;
@@ -415,7 +418,13 @@ impl Node {
         if h.phase != HandlerPhase::AwaitAckEpoch {
             return;
         }
-        if (current_epoch, last_zxid) > mine {
+        // Without a current epoch (`None`) the learner's log alone is compared: ZooKeeper skips
+        // the check then, but a learner with txns we lack would be truncated by our sync.
+        let ahead = match current_epoch {
+            Some(epoch) => (epoch, last_zxid) > mine,
+            None => last_zxid > mine.1,
+        };
+        if ahead {
             tracing::warn!(
                 learner = from.0,
                 "a learner is more up to date than the leader; abdicating"
@@ -424,7 +433,7 @@ impl Node {
         }
         h.last_zxid = last_zxid;
         h.phase = HandlerPhase::AwaitSync;
-        let voter = !h.observer;
+        let voter = !h.observer && current_epoch.is_some();
         let leader = leader_mut(self);
         if voter {
             leader.epoch_acks.insert(from);

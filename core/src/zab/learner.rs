@@ -277,15 +277,21 @@ impl Node {
             tracing::warn!(new_epoch, accepted = self.accepted_epoch, "stale LEADERINFO; looking");
             return self.become_looking();
         }
+        // An epoch equal to the one already accepted may come from a second prospective leader
+        // that picked the same number: follow it if it gets established, but do not vote for it
+        // (ZooKeeper answers -1 and its leader does not count the ack). Counting it let two
+        // leaders be established in one epoch (core/testdata/two_leaders_one_epoch.txt).
+        let promised_before = new_epoch == self.accepted_epoch;
         if new_epoch > self.accepted_epoch {
             self.accepted_epoch = new_epoch;
             self.persist_epochs();
         }
+        assert!(new_epoch <= self.accepted_epoch);
         let l = learner_mut(self);
         l.new_epoch = new_epoch;
         l.phase = LearnerPhase::Syncing;
         let ack = ZabMessage::AckEpoch {
-            current_epoch: self.current_epoch,
+            current_epoch: (!promised_before).then_some(self.current_epoch),
             last_zxid: self.log.last_logged(),
         };
         self.send_leader(ack);

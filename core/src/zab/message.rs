@@ -90,8 +90,12 @@ pub enum ZabMessage {
     },
     /// ACKEPOCH (18): the learner accepted the epoch; sent only once it is durable.
     AckEpoch {
-        /// The learner's current epoch.
-        current_epoch: u32,
+        /// The learner's current epoch; `None` (-1 on the wire, as ZooKeeper's
+        /// `Learner.registerWithLeader` writes) when the learner had already accepted this very
+        /// epoch before this LEADERINFO, possibly from another prospective leader. Such an ack
+        /// must not count toward the epoch's quorum: a follower promises an epoch to one leader
+        /// only (Zab paper §IV, phase 1), or two leaders can be established in one epoch.
+        current_epoch: Option<u32>,
         /// The learner's last logged zxid.
         last_zxid: Zxid,
     },
