@@ -1,0 +1,52 @@
+//! Scenario scripts (`core/testdata/*.txt`, language in `scenario/mod.rs`) run against pure core
+//! nodes; each transcript is a golden file (`core/testdata/snapshots/`). Scripts named after
+//! ZooKeeper's Zab bugs also run with the deliberate bug that reintroduces the bug switched on,
+//! and must then report the violation (core's `bugs` feature, enabled for this crate's tests by
+//! its dev-dependency on itself).
+
+mod scenario;
+
+use zkr_core::config::Bugs;
+
+/// Runs a script with no bug: every check passes and the transcript matches its golden file.
+fn golden(name: &str) {
+    let outcome = scenario::run_file(name, Bugs::default());
+    assert!(
+        outcome.failures.is_empty(),
+        "{name} failed: {:?}\n{}",
+        outcome.failures,
+        outcome.transcript
+    );
+    insta::with_settings!({
+        snapshot_path => "../testdata/snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name, outcome.transcript);
+    });
+}
+
+/// Runs a script with a deliberate bug: the named check must report a violation. The
+/// transcript is kept too (`NAME@bug`), as the evidence of how it fails.
+#[allow(dead_code)]
+fn fails_with(name: &str, bugs: Bugs, check: &str) {
+    let outcome = scenario::run_file(name, bugs);
+    assert!(
+        outcome.failures.iter().any(|(c, _)| c == check),
+        "{name} with the bug must fail `{check}`; failures: {:?}\n{}",
+        outcome.failures,
+        outcome.transcript
+    );
+    insta::with_settings!({
+        snapshot_path => "../testdata/snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(format!("{name}@bug"), outcome.transcript);
+    });
+}
+
+#[test]
+fn basics() {
+    golden("basics");
+}
