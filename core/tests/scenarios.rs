@@ -28,7 +28,7 @@ fn golden(name: &str) {
 
 /// Runs a script with a deliberate bug: the named check must report a violation. The
 /// transcript is kept too (`NAME@bug`), as the evidence of how it fails.
-#[allow(dead_code)]
+
 fn fails_with(name: &str, bugs: Bugs, check: &str) {
     let outcome = scenario::run_file(name, bugs);
     assert!(
@@ -49,4 +49,26 @@ fn fails_with(name: &str, bugs: Bugs, check: &str) {
 #[test]
 fn basics() {
     golden("basics");
+}
+
+#[test]
+fn zk1154_diff_instead_of_trunc() {
+    let name = "zk1154_diff_instead_of_trunc";
+    golden(name);
+    fails_with(name, Bugs { diff_instead_of_trunc: true, ..Bugs::default() }, "agreement");
+}
+
+#[test]
+fn zk3911_ack_newleader_before_sync() {
+    let name = "zk3911_ack_newleader_before_sync";
+    golden(name);
+    let bugs = Bugs { ack_newleader_before_sync: true, ..Bugs::default() };
+    fails_with(name, bugs, "durable-committed");
+}
+
+#[test]
+fn zk4643_epoch_before_sync() {
+    let name = "zk4643_epoch_before_sync";
+    golden(name);
+    fails_with(name, Bugs { epoch_before_sync: true, ..Bugs::default() }, "durable-committed");
 }

@@ -68,7 +68,7 @@ pub fn run(text: &str, bugs: Bugs) -> Outcome {
         let words: Vec<&str> = line.split_whitespace().collect();
         if let Err(what) = command(&mut env, &words) {
             let _ = writeln!(env.out, "FAILED: {what}");
-            failures.push((check_name(&words), format!("line {}: {what}", n + 1)));
+            failures.push((check_name(&words, &what), format!("line {}: {what}", n + 1)));
         }
         let _ = writeln!(transcript, "> {line}");
         transcript.push_str(&env.out);
@@ -76,8 +76,10 @@ pub fn run(text: &str, bugs: Bugs) -> Outcome {
     Outcome { transcript, failures }
 }
 
-fn check_name(words: &[&str]) -> String {
+/// The check a failure is counted against (`check all` names the check that failed first).
+fn check_name(words: &[&str], what: &str) -> String {
     match words {
+        ["check", "all", ..] => what.split(':').next().unwrap_or_default().to_string(),
         ["check", name, ..] => name.to_string(),
         [other, ..] => other.to_string(),
         [] => String::new(),
