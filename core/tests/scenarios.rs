@@ -72,3 +72,17 @@ fn zk4643_epoch_before_sync() {
     golden(name);
     fails_with(name, Bugs { epoch_before_sync: true, ..Bugs::default() }, "durable-committed");
 }
+
+#[test]
+fn zk2845_trunc_keeps_memory() {
+    let name = "zk2845_trunc_keeps_memory";
+    golden(name);
+    fails_with(name, Bugs { trunc_keeps_memory: true, ..Bugs::default() }, "agreement");
+}
+
+#[test]
+fn zk1675_stale_leader_sync() {
+    let name = "zk1675_stale_leader_sync";
+    golden(name);
+    fails_with(name, Bugs { stale_leader_lease: true, ..Bugs::default() }, "no-stale-read");
+}
