@@ -86,3 +86,33 @@ fn zk1675_stale_leader_sync() {
     golden(name);
     fails_with(name, Bugs { stale_leader_lease: true, ..Bugs::default() }, "no-stale-read");
 }
+
+#[test]
+fn paper_integrity() {
+    golden("paper_integrity");
+}
+
+#[test]
+fn paper_total_order() {
+    golden("paper_total_order");
+}
+
+#[test]
+fn paper_agreement() {
+    golden("paper_agreement");
+}
+
+#[test]
+fn paper_primary_order() {
+    golden("paper_primary_order");
+}
+
+#[test]
+fn paper_primary_integrity() {
+    golden("paper_primary_integrity");
+}
+
+#[test]
+fn paper_synchronization() {
+    golden("paper_synchronization");
+}
