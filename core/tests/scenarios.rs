@@ -116,3 +116,26 @@ fn paper_primary_integrity() {
 fn paper_synchronization() {
     golden("paper_synchronization");
 }
+
+/// KNOWN BUG (found by this script, not fixed here: core is being restructured by another
+/// change, and this helper may only add bug switches). A learner acknowledges a LEADERINFO
+/// whose epoch equals its accepted epoch and the leader counts that ACKEPOCH, so two leaders
+/// establish epoch 1 and both number a txn 1:1. ZooKeeper's learner answers such a LEADERINFO
+/// with currentEpoch -1, which its leader does not count toward the epoch's quorum. This test
+/// keeps the failing transcript and asserts the violation, so it cannot pass by accident; once
+/// zab counts only fresh epoch acceptances, turn it into `golden` plus `fails_with` with the
+/// `accept_stale_epoch` switch gating that fix.
+#[test]
+fn two_leaders_one_epoch_is_a_known_bug() {
+    let name = "two_leaders_one_epoch";
+    let outcome = scenario::run_file(name, Bugs::default());
+    let failed: Vec<&str> = outcome.failures.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(failed, ["one-leader-per-epoch", "integrity"], "{}", outcome.transcript);
+    insta::with_settings!({
+        snapshot_path => "../testdata/snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name, outcome.transcript);
+    });
+}

@@ -78,6 +78,8 @@ pub struct Env {
     pub next_msg: u64,
     /// Links cut by a partition, both directions listed.
     pub cut: BTreeSet<(u64, u64)>,
+    /// Rules `(from, to, kind)` (0 and "" match any) that hold a new message as it is sent.
+    pub hold_rules: Vec<(u64, u64, String)>,
     /// The shared wall clock, ms.
     pub wall_ms: i64,
     /// The deliberate bugs every node runs with.
@@ -103,6 +105,7 @@ impl Env {
             net: Vec::new(),
             next_msg: 1,
             cut: BTreeSet::new(),
+            hold_rules: Vec::new(),
             wall_ms: START_MS,
             bugs,
             clients: BTreeMap::new(),
@@ -245,8 +248,15 @@ impl Env {
                 }
                 Output::PeerSend { to, msg } => {
                     let to = to.0;
-                    if !self.cut.contains(&(id, to)) && self.servers.contains_key(&to) {
-                        let msg = Msg { id: self.next_msg, from: id, to, msg, held: false };
+                    let kind = super::fmt::kind(&msg);
+                    let held = self.hold_rules.iter().any(|(f, t, k)| {
+                        (*f == 0 || *f == id)
+                            && (*t == 0 || *t == to)
+                            && (k.is_empty() || *k == kind)
+                    });
+                    // A held message is delayed, not lost: a cut link does not lose it.
+                    if (held || !self.cut.contains(&(id, to))) && self.servers.contains_key(&to) {
+                        let msg = Msg { id: self.next_msg, from: id, to, msg, held };
                         self.next_msg += 1;
                         self.net.push(msg);
                     }
@@ -322,6 +332,12 @@ impl Env {
         }
         let cut = &self.cut;
         self.net.retain(|m| m.held || !cut.contains(&(m.from, m.to)));
+    }
+
+    /// Cuts the link from `a` to `b` only, losing what is in flight on it.
+    pub fn partition_one_way(&mut self, a: u64, b: u64) {
+        self.cut.insert((a, b));
+        self.net.retain(|m| m.held || (m.from, m.to) != (a, b));
     }
 
     /// The ids of servers that are up.

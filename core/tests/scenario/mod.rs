@@ -10,8 +10,10 @@
 //! - `deliver|drop|hold [A->B | #ID] [kind=K] [n=N]`: the matching in-flight messages (all, or
 //!   the first N); a held message is delayed: `stabilize` passes it over and a partition does
 //!   not lose it; `duplicate #ID`; delivering by id in any order reorders;
+//! - `hold-rule A->B [kind=K]`: hold every matching message as it is sent (`clear-rules`);
 //! - `partition 1|2,3` (cut every link between the groups, losing what is in flight on them),
-//!   `heal`, `peer-lost S P` (S's shell reports its connection to P broken);
+//!   `cut A->B` (one way), `heal` (all links), `peer-lost S P` (S's shell reports its
+//!   connection to P broken);
 //! - `persist-mode S manual|auto` (auto: appends are made durable after each step), `persist S`
 //!   (make S's appends durable and report `Persisted`);
 //! - `crash S [keep-unsynced]` (unsynced appends are lost unless kept), `restart S` (from the
@@ -148,6 +150,17 @@ fn command(env: &mut Env, words: &[&str]) -> Result<(), String> {
             }
         }
         "heal" => env.cut.clear(),
+        "cut" => {
+            let (a, b) = pos[0].split_once("->").expect("A->B");
+            env.partition_one_way(server(a), server(b));
+        }
+        "hold-rule" => {
+            let (a, b) = pos[0].split_once("->").expect("A->B");
+            let end = |w: &str| if w == "*" { 0 } else { server(w) };
+            let kind = opt(&opts, "kind").unwrap_or_default().to_string();
+            env.hold_rules.push((end(a), end(b), kind));
+        }
+        "clear-rules" => env.hold_rules.clear(),
         "peer-lost" => env.step(server(pos[0]), Input::PeerLost { peer: ServerId(server(pos[1])) }),
         "persist-mode" => {
             let auto = pos[1] == "auto";
