@@ -64,7 +64,12 @@ impl Observer {
     /// Zab's primary integrity: before a primary broadcasts in epoch e, it has delivered every
     /// txn any server delivered from an earlier epoch.
     fn check_primary_integrity(&mut self, id: u64, node: &Node, zxid: Zxid) {
-        let applied = node.last_zxid();
+        self.on_proposal_applied(id, node.last_zxid(), zxid);
+    }
+
+    /// The primary integrity check proper: server `id`, having applied up to `applied`,
+    /// proposes `zxid`.
+    pub fn on_proposal_applied(&mut self, id: u64, applied: Zxid, zxid: Zxid) {
         let earlier = self.delivered.values().flatten().map(|(z, _)| *z);
         let missing = earlier.filter(|z| z.epoch() < zxid.epoch() && *z > applied).min();
         if let Some(z) = missing {
