@@ -10,6 +10,18 @@ use zkr_core::config::Bugs;
 use zkr_core::txn::{LoggedTxn, Txn, TxnHeader};
 use zkr_core::types::{SessionId, Zxid};
 
+/// Compares a transcript with its golden file `core/testdata/snapshots/NAME.snap` (update with
+/// `INSTA_UPDATE=always` or `cargo insta review`).
+fn snapshot(name: &str, transcript: &str) {
+    insta::with_settings!({
+        snapshot_path => "../testdata/snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name, transcript);
+    });
+}
+
 /// Runs a script with no bug: every check passes and the transcript matches its golden file.
 fn golden(name: &str) {
     let outcome = scenario::run_file(name, Bugs::default());
@@ -19,18 +31,11 @@ fn golden(name: &str) {
         outcome.failures,
         outcome.transcript
     );
-    insta::with_settings!({
-        snapshot_path => "../testdata/snapshots",
-        prepend_module_to_snapshot => false,
-        omit_expression => true,
-    }, {
-        insta::assert_snapshot!(name, outcome.transcript);
-    });
+    snapshot(name, &outcome.transcript);
 }
 
 /// Runs a script with a deliberate bug: the named check must report a violation. The
 /// transcript is kept too (`NAME@bug`), as the evidence of how it fails.
-
 fn fails_with(name: &str, bugs: Bugs, check: &str) {
     let outcome = scenario::run_file(name, bugs);
     assert!(
@@ -39,13 +44,7 @@ fn fails_with(name: &str, bugs: Bugs, check: &str) {
         outcome.failures,
         outcome.transcript
     );
-    insta::with_settings!({
-        snapshot_path => "../testdata/snapshots",
-        prepend_module_to_snapshot => false,
-        omit_expression => true,
-    }, {
-        insta::assert_snapshot!(format!("{name}@bug"), outcome.transcript);
-    });
+    snapshot(&format!("{name}@bug"), &outcome.transcript);
 }
 
 #[test]
@@ -133,13 +132,7 @@ fn two_leaders_one_epoch_is_a_known_bug() {
     let outcome = scenario::run_file(name, Bugs::default());
     let failed: Vec<&str> = outcome.failures.iter().map(|(c, _)| c.as_str()).collect();
     assert_eq!(failed, ["one-leader-per-epoch", "integrity"], "{}", outcome.transcript);
-    insta::with_settings!({
-        snapshot_path => "../testdata/snapshots",
-        prepend_module_to_snapshot => false,
-        omit_expression => true,
-    }, {
-        insta::assert_snapshot!(name, outcome.transcript);
-    });
+    snapshot(name, &outcome.transcript);
 }
 
 /// KNOWN LIMITATION, shared with ZooKeeper (ZOOKEEPER-1675 is open upstream): a leader paused
@@ -151,13 +144,7 @@ fn zk1675_paused_leader_is_a_known_limitation() {
     let outcome = scenario::run_file(name, Bugs::default());
     let failed: Vec<&str> = outcome.failures.iter().map(|(c, _)| c.as_str()).collect();
     assert_eq!(failed, ["no-stale-read"], "{}", outcome.transcript);
-    insta::with_settings!({
-        snapshot_path => "../testdata/snapshots",
-        prepend_module_to_snapshot => false,
-        omit_expression => true,
-    }, {
-        insta::assert_snapshot!(name, outcome.transcript);
-    });
+    snapshot(name, &outcome.transcript);
 }
 
 fn txn(epoch: u32, counter: u32) -> (Zxid, LoggedTxn) {
