@@ -90,6 +90,8 @@ pub struct Env {
     pub next_conn: u64,
     /// What the checks watch.
     pub observer: Observer,
+    /// Per server, the outputs it produced during the current command, described.
+    pub outputs: BTreeMap<u64, Vec<String>>,
     /// The current command's output.
     pub out: String,
 }
@@ -111,6 +113,7 @@ impl Env {
             clients: BTreeMap::new(),
             next_conn: 1,
             observer: Observer::default(),
+            outputs: BTreeMap::new(),
             out: String::new(),
         }
     }
@@ -223,6 +226,7 @@ impl Env {
     /// THE one place where the output contract of `core/src/io.rs` is carried out.
     pub fn carry_out(&mut self, id: u64, outputs: Vec<Output>) {
         for output in outputs {
+            self.outputs.entry(id).or_default().push(describe_output(&output));
             let server = self.servers.get_mut(&id).expect("known server");
             let disk = &mut server.disk;
             match output {
@@ -398,6 +402,23 @@ impl Env {
             zxids(&d.unsynced),
             d.snapshot.as_ref().map(|s| format!(" snapshot={}", zx(s.zxid))).unwrap_or_default()
         )
+    }
+}
+
+/// One output on one line, for `print-outputs`.
+fn describe_output(output: &Output) -> String {
+    match output {
+        Output::Persist { txn } => format!("Persist({})", zx(txn.header.zxid)),
+        Output::PersistEpochs { accepted_epoch, current_epoch } => {
+            format!("PersistEpochs(accepted {accepted_epoch}, current {current_epoch})")
+        }
+        Output::TruncateLog { after } => format!("TruncateLog(after {})", zx(*after)),
+        Output::InstallSnapshot { snapshot } => format!("InstallSnapshot({})", zx(snapshot.zxid)),
+        Output::PeerSend { to, msg } => format!("PeerSend(to {}, {})", to.0, describe(msg)),
+        Output::ClientSend { conn, frame } => {
+            format!("ClientSend(conn {}, {} bytes)", conn.0, frame.len())
+        }
+        Output::ClientClose { conn } => format!("ClientClose(conn {})", conn.0),
     }
 }
 

@@ -19,7 +19,8 @@
 //! - `crash S [keep-unsynced]` (unsynced appends are lost unless kept), `restart S` (from the
 //!   disk: epochs, durable log, snapshot);
 //! - `connect C S`; `create|set C /p [data]`, `get|delete|sync C /p`: send a request;
-//! - `print-state [S..]`, `print-net`;
+//! - `print-state [S..]`, `print-net`, `print-outputs S` (every output S produced during the
+//!   previous command, in order, as the shell carried them out);
 //! - checks that fail the script: `check NAME` (see `checks::ALL`, or `check all`),
 //!   `expect-read C /p VALUE|none` (a read answered at once with VALUE; none = NONODE),
 //!   `check no-stale-read C /p VALUE|none` (a read, if answered, shows VALUE).
@@ -68,7 +69,18 @@ pub fn run(text: &str, bugs: Bugs) -> Outcome {
         }
         env.out.clear();
         let words: Vec<&str> = line.split_whitespace().collect();
-        if let Err(what) = command(&mut env, &words) {
+        // `print-outputs` looks back at the previous command, so only the others start afresh.
+        let result = if words[0] == "print-outputs" {
+            let lines = env.outputs.get(&server(words[1])).cloned().unwrap_or_default();
+            for line in lines {
+                let _ = writeln!(env.out, "{line}");
+            }
+            Ok(())
+        } else {
+            env.outputs.clear();
+            command(&mut env, &words)
+        };
+        if let Err(what) = result {
             let _ = writeln!(env.out, "FAILED: {what}");
             failures.push((check_name(&words, &what), format!("line {}: {what}", n + 1)));
         }
