@@ -179,3 +179,10 @@ fn the_order_checks_report_made_up_violations() {
     env.observer.on_proposal_applied(3, Zxid::new(1, 2), Zxid::new(2, 1));
     assert!(run(&env, "primary-integrity").is_err(), "proposed 2:1 before applying 1:3");
 }
+
+#[test]
+fn accept_stale_epoch() {
+    let name = "accept_stale_epoch";
+    golden(name);
+    fails_with(name, Bugs { accept_stale_epoch: true, ..Bugs::default() }, "durable-committed");
+}

@@ -290,7 +290,9 @@ fn select_messages(
     let chosen: Vec<u64> =
         env.net.iter().filter(|m| matches(m)).map(|m| m.id).take(limit).collect();
     if chosen.is_empty() {
-        return Err(format!("no in-flight message matches {selector}"));
+        // Not a failure: a script run with and without a bug diverges, and the transcript
+        // shows the difference.
+        let _ = writeln!(env.out, "(no in-flight message matches)");
     }
     for id in chosen {
         let Some(index) = env.net.iter().position(|m| m.id == id) else { continue };
