@@ -184,5 +184,7 @@ fn the_order_checks_report_made_up_violations() {
 fn accept_stale_epoch() {
     let name = "accept_stale_epoch";
     golden(name);
-    fails_with(name, Bugs { accept_stale_epoch: true, ..Bugs::default() }, "durable-committed");
+    let bugs = Bugs { accept_stale_epoch: true, ..Bugs::default() };
+    fails_with(name, bugs.clone(), "epoch-promise");
+    fails_with(name, bugs, "durable-committed");
 }

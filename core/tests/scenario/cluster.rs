@@ -251,6 +251,7 @@ impl Env {
                     disk.snapshot = Some(*snapshot);
                 }
                 Output::PeerSend { to, msg } => {
+                    self.observer.on_send(id, server.node.as_ref(), &msg);
                     let to = to.0;
                     let kind = super::fmt::kind(&msg);
                     let held = self.hold_rules.iter().any(|(f, t, k)| {

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use zkr_core::Node;
 use zkr_core::txn::LoggedTxn;
 use zkr_core::types::Zxid;
+use zkr_core::zab::message::ZabMessage;
 
 use super::cluster::Disk;
 use super::fmt::zx;
@@ -80,6 +81,23 @@ impl Observer {
                 zx(applied)
             );
             self.violations.push(("primary-integrity".into(), what));
+        }
+    }
+
+    /// Zab's discovery phase: a follower that accepted epoch e has promised to ignore leaders
+    /// of older epochs, so it never acknowledges (NEWLEADER or a proposal) in an epoch below
+    /// the one it accepted.
+    pub fn on_send(&mut self, id: u64, node: Option<&Node>, msg: &ZabMessage) {
+        let ZabMessage::Session { msg, .. } = msg else { return };
+        let (ZabMessage::Ack { zxid }, Some(node)) = (&**msg, node) else { return };
+        let accepted = node.epochs().0;
+        if zxid.epoch() < accepted {
+            let what = format!(
+                "server {id} acknowledged {} in epoch {} after accepting epoch {accepted}",
+                zx(*zxid),
+                zxid.epoch()
+            );
+            self.violations.push(("epoch-promise".into(), what));
         }
     }
 
