@@ -389,11 +389,15 @@ impl Env {
         };
         let (accepted, current) = node.epochs();
         let d = &server.disk;
+        // The in-memory log: what this incarnation appended or recovered and still holds.
+        let appended = self.observer.appended.get(&id).into_iter().flatten();
+        let log: Vec<String> =
+            appended.filter(|z| node.logged_txn(**z).is_some()).map(|z| zx(*z)).collect();
         format!(
-            "{id}: {}; epochs={accepted}/{current} last={} committed={} applied={} \
+            "{id}: {}; epochs={accepted}/{current} log=[{}] committed={} applied={} \
              digest={:016x}\n    disk: epochs={}/{} durable=[{}] unsynced=[{}]{}",
             super::fmt::role(node),
-            zx(node.last_logged()),
+            log.join(" "),
             zx(node.committed()),
             zx(node.last_zxid()),
             node.tree().digest(),
