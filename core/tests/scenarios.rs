@@ -188,3 +188,8 @@ fn accept_stale_epoch() {
     fails_with(name, bugs.clone(), "epoch-promise");
     fails_with(name, bugs, "durable-committed");
 }
+
+#[test]
+fn paper_synchronization_snap() {
+    golden("paper_synchronization_snap");
+}

@@ -84,6 +84,8 @@ pub struct Env {
     pub wall_ms: i64,
     /// The deliberate bugs every node runs with.
     pub bugs: Bugs,
+    /// `Config::commit_log_count` of every node (committed txns kept for DIFF syncs).
+    pub commit_log_count: usize,
     /// Clients by name.
     pub clients: BTreeMap<String, Client>,
     /// Next connection id.
@@ -110,6 +112,7 @@ impl Env {
             hold_rules: Vec::new(),
             wall_ms: START_MS,
             bugs,
+            commit_log_count: Config::default().commit_log_count,
             clients: BTreeMap::new(),
             next_conn: 1,
             observer: Observer::default(),
@@ -144,7 +147,13 @@ impl Env {
             .iter()
             .map(|(i, s)| Member { id: ServerId(*i), observer: s.observer })
             .collect();
-        Config { server_id: ServerId(id), members, bugs: self.bugs.clone(), ..Config::default() }
+        Config {
+            server_id: ServerId(id),
+            members,
+            bugs: self.bugs.clone(),
+            commit_log_count: self.commit_log_count,
+            ..Config::default()
+        }
     }
 
     /// Starts server `id` from what its disk holds durably.
@@ -215,7 +224,7 @@ impl Env {
         }
         let server = self.servers.get_mut(&id).expect("known server");
         let node = server.node.as_ref().expect("up");
-        self.observer.after_step(id, node);
+        self.observer.after_step(id, node, &server.disk);
         let role = super::fmt::role(node);
         if role != server.last_role {
             let _ = writeln!(self.out, "server {id}: {role}");

@@ -109,8 +109,10 @@ impl Observer {
         *upto = (*upto).max(zxid);
     }
 
-    /// Looks at a server after each of its steps.
-    pub fn after_step(&mut self, id: u64, node: &Node) {
+    /// Looks at a server after each of its steps. A delivered txn is read from the node's
+    /// in-memory log, or from its disk when the node already trimmed it (it keeps only
+    /// `commit_log_count` applied txns, and one step may apply more).
+    pub fn after_step(&mut self, id: u64, node: &Node, disk: &Disk) {
         if node.is_established_leader() {
             self.leaders.entry(node.epochs().1).or_default().insert(id);
         }
@@ -125,7 +127,9 @@ impl Observer {
                 .collect()
         });
         for zxid in zxids {
-            if let Some(txn) = node.logged_txn(zxid) {
+            let on_disk =
+                || disk.durable.iter().chain(&disk.unsynced).find(|t| t.header.zxid == zxid);
+            if let Some(txn) = node.logged_txn(zxid).or_else(on_disk) {
                 self.delivered.entry(id).or_default().push((zxid, txn.clone()));
             }
         }
