@@ -97,6 +97,15 @@ pub struct Bugs {
     pub expire_early: bool,
     /// Zab: ignore `Input::PeerLost`, so a dead leader is noticed only by the silence timeout.
     pub ignore_peer_lost: bool,
+    /// Zab learner: at TRUNC cut the txn log on disk but not the in-memory log, so a txn no
+    /// quorum logged stays in memory and is applied with the next commits (ZOOKEEPER-2845).
+    pub trunc_keeps_memory: bool,
+    /// Zab leader: count a silent learner as alive for initLimit instead of syncLimit, longer
+    /// than its followers wait for it: a partitioned leader keeps answering syncs after the
+    /// others elected a new one (ZOOKEEPER-1675).
+    pub stale_leader_lease: bool,
+    /// Zab learner: accept a LEADERINFO whose epoch is older than its accepted epoch.
+    pub accept_stale_epoch: bool,
 }
 
 impl Bugs {
@@ -111,6 +120,9 @@ impl Bugs {
             || self.ack_newleader_before_sync
             || self.expire_early
             || self.ignore_peer_lost
+            || self.trunc_keeps_memory
+            || self.stale_leader_lease
+            || self.accept_stale_epoch
     }
 }
 

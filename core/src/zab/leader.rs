@@ -710,6 +710,12 @@ impl Node {
         let now = self.now_tick;
         let init = self.config.tick_times(self.config.init_limit);
         let sync = self.config.tick_times(self.config.sync_limit);
+        #[cfg(feature = "bugs")]
+        let sync = match self.config.bugs.stale_leader_lease {
+            // ZOOKEEPER-1675: the leader outlives its followers' patience.
+            true => self.config.tick_times(self.config.init_limit),
+            false => sync,
+        };
         let ping_every = (self.config.tick_times(1) / 2).max(1);
         let leader = leader_ref(self);
         if leader.standalone {

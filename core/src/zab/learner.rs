@@ -273,7 +273,11 @@ impl Node {
     }
 
     fn on_leader_info(&mut self, new_epoch: u32) {
-        if new_epoch < self.accepted_epoch {
+        #[cfg(feature = "bugs")]
+        let stale = new_epoch < self.accepted_epoch && !self.config.bugs.accept_stale_epoch;
+        #[cfg(not(feature = "bugs"))]
+        let stale = new_epoch < self.accepted_epoch;
+        if stale {
             tracing::warn!(new_epoch, accepted = self.accepted_epoch, "stale LEADERINFO; looking");
             return self.become_looking();
         }
@@ -302,6 +306,11 @@ impl Node {
             tracing::error!(%zxid, committed = %self.log.committed(),
                 "leader asked to truncate committed txns; refusing");
             return self.become_looking();
+        }
+        #[cfg(feature = "bugs")]
+        if self.config.bugs.trunc_keeps_memory {
+            // ZOOKEEPER-2845: the log on disk is cut, the in-memory state is not.
+            return self.outputs.push(crate::io::Output::TruncateLog { after: zxid });
         }
         self.log.truncate_after(zxid);
         self.outputs.push(crate::io::Output::TruncateLog { after: zxid });

@@ -1,0 +1,100 @@
+//! How transcripts show things: zxids as `epoch:counter`, roles, and one-line peer messages.
+
+use zkr_core::Node;
+use zkr_core::types::Zxid;
+use zkr_core::zab::message::{PeerState, ZabMessage};
+
+/// `epoch:counter`.
+pub fn zx(z: Zxid) -> String {
+    format!("{}:{}", z.epoch(), z.counter())
+}
+
+/// `epoch:counter` of a raw zxid.
+pub fn zx_i64(z: i64) -> String {
+    zx(Zxid(z))
+}
+
+/// The role as transcripts show it.
+pub fn role(node: &Node) -> String {
+    let epoch = node.epochs().1;
+    let observing = node.peer_state() == PeerState::Observing;
+    match node.leader() {
+        None => "looking".into(),
+        Some(l) if l == node.config().server_id => {
+            if node.is_established_leader() {
+                format!("leading, established in epoch {epoch}")
+            } else {
+                "leading, establishing".into()
+            }
+        }
+        Some(l) => {
+            let verb = if observing { "observing" } else { "following" };
+            let phase = if node.is_serving() { "serving" } else { "syncing" };
+            format!("{verb} {} ({phase})", l.0)
+        }
+    }
+}
+
+/// One peer message on one line (a session message shows its position and content).
+pub fn describe(msg: &ZabMessage) -> String {
+    match msg {
+        ZabMessage::Session { seq, msg, .. } => format!("[{seq}] {}", describe(msg)),
+        ZabMessage::Notification { vote, election_epoch, state } => format!(
+            "Notification(vote {} {} e{}, round {election_epoch}, {state:?})",
+            vote.leader.0,
+            zx(vote.zxid),
+            vote.peer_epoch
+        ),
+        ZabMessage::FollowerInfo { accepted_epoch, last_zxid, observer, .. } => {
+            let kind = if *observer { "ObserverInfo" } else { "FollowerInfo" };
+            format!("{kind}(accepted {accepted_epoch}, last {})", zx(*last_zxid))
+        }
+        ZabMessage::LeaderInfo { new_epoch } => format!("LeaderInfo({new_epoch})"),
+        ZabMessage::AckEpoch { current_epoch, last_zxid } => {
+            format!("AckEpoch(current {current_epoch}, last {})", zx(*last_zxid))
+        }
+        ZabMessage::Diff { txns, committed } => {
+            let z: Vec<String> = txns.iter().map(|t| zx(t.header.zxid)).collect();
+            format!("Diff([{}], committed {})", z.join(" "), zx(*committed))
+        }
+        ZabMessage::Trunc { zxid } => format!("Trunc({})", zx(*zxid)),
+        ZabMessage::Snap { snapshot } => format!("Snap({})", zx(snapshot.zxid)),
+        ZabMessage::NewLeader { zxid } => format!("NewLeader({})", zx(*zxid)),
+        ZabMessage::UpToDate => "UpToDate".into(),
+        ZabMessage::Proposal { txn } => format!("Proposal({})", zx(txn.header.zxid)),
+        ZabMessage::Ack { zxid } => format!("Ack({})", zx(*zxid)),
+        ZabMessage::Commit { zxid } => format!("Commit({})", zx(*zxid)),
+        ZabMessage::Request { cxid, .. } => format!("Request(cxid {cxid})"),
+        ZabMessage::Revalidate { .. } => "Revalidate".into(),
+        ZabMessage::RevalidateReply { valid, .. } => format!("RevalidateReply({valid})"),
+        ZabMessage::SyncRequest => "SyncRequest".into(),
+        ZabMessage::SyncReply => "SyncReply".into(),
+        ZabMessage::Ping => "Ping".into(),
+        ZabMessage::PingReply { .. } => "PingReply".into(),
+    }
+}
+
+/// The kind name scripts select messages by (`kind=diff`), lower case; a session message is
+/// selected by what it carries.
+pub fn kind(msg: &ZabMessage) -> String {
+    let name = match msg {
+        ZabMessage::Session { msg, .. } => return kind(msg),
+        ZabMessage::Notification { .. } => "notification",
+        ZabMessage::FollowerInfo { .. } => "followerinfo",
+        ZabMessage::LeaderInfo { .. } => "leaderinfo",
+        ZabMessage::AckEpoch { .. } => "ackepoch",
+        ZabMessage::Diff { .. } => "diff",
+        ZabMessage::Trunc { .. } => "trunc",
+        ZabMessage::Snap { .. } => "snap",
+        ZabMessage::NewLeader { .. } => "newleader",
+        ZabMessage::UpToDate => "uptodate",
+        ZabMessage::Proposal { .. } => "proposal",
+        ZabMessage::Ack { .. } => "ack",
+        ZabMessage::Commit { .. } => "commit",
+        ZabMessage::Request { .. } => "request",
+        ZabMessage::Revalidate { .. } | ZabMessage::RevalidateReply { .. } => "revalidate",
+        ZabMessage::SyncRequest | ZabMessage::SyncReply => "sync",
+        ZabMessage::Ping | ZabMessage::PingReply { .. } => "ping",
+    };
+    name.into()
+}

@@ -1,0 +1,195 @@
+//! Scenario scripts (`core/testdata/*.txt`, language in `scenario/mod.rs`) run against pure core
+//! nodes; each transcript is a golden file (`core/testdata/snapshots/`). Scripts named after
+//! ZooKeeper's Zab bugs also run with the deliberate bug that reintroduces the bug switched on,
+//! and must then report the violation (core's `bugs` feature, enabled for this crate's tests by
+//! its dev-dependency on itself).
+
+mod scenario;
+
+use zkr_core::config::Bugs;
+use zkr_core::txn::{LoggedTxn, Txn, TxnHeader};
+use zkr_core::types::{SessionId, Zxid};
+
+/// Compares a transcript with its golden file `core/testdata/snapshots/NAME.snap` (update with
+/// `INSTA_UPDATE=always` or `cargo insta review`).
+fn snapshot(name: &str, transcript: &str) {
+    insta::with_settings!({
+        snapshot_path => "../testdata/snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name, transcript);
+    });
+}
+
+/// Runs a script with no bug: every check passes and the transcript matches its golden file.
+fn golden(name: &str) {
+    let outcome = scenario::run_file(name, Bugs::default());
+    assert!(
+        outcome.failures.is_empty(),
+        "{name} failed: {:?}\n{}",
+        outcome.failures,
+        outcome.transcript
+    );
+    snapshot(name, &outcome.transcript);
+}
+
+/// Runs a script with a deliberate bug: the named check must report a violation. The
+/// transcript is kept too (`NAME@bug`), as the evidence of how it fails.
+fn fails_with(name: &str, bugs: Bugs, check: &str) {
+    let outcome = scenario::run_file(name, bugs);
+    assert!(
+        outcome.failures.iter().any(|(c, _)| c == check),
+        "{name} with the bug must fail `{check}`; failures: {:?}\n{}",
+        outcome.failures,
+        outcome.transcript
+    );
+    snapshot(&format!("{name}@bug"), &outcome.transcript);
+}
+
+#[test]
+fn basics() {
+    golden("basics");
+}
+
+#[test]
+fn zk1154_diff_instead_of_trunc() {
+    let name = "zk1154_diff_instead_of_trunc";
+    golden(name);
+    fails_with(name, Bugs { diff_instead_of_trunc: true, ..Bugs::default() }, "agreement");
+}
+
+#[test]
+fn zk3911_ack_newleader_before_sync() {
+    let name = "zk3911_ack_newleader_before_sync";
+    golden(name);
+    let bugs = Bugs { ack_newleader_before_sync: true, ..Bugs::default() };
+    fails_with(name, bugs, "durable-committed");
+}
+
+#[test]
+fn zk4643_epoch_before_sync() {
+    let name = "zk4643_epoch_before_sync";
+    golden(name);
+    fails_with(name, Bugs { epoch_before_sync: true, ..Bugs::default() }, "durable-committed");
+}
+
+#[test]
+fn zk2845_trunc_keeps_memory() {
+    let name = "zk2845_trunc_keeps_memory";
+    golden(name);
+    fails_with(name, Bugs { trunc_keeps_memory: true, ..Bugs::default() }, "agreement");
+}
+
+#[test]
+fn zk1675_stale_leader_sync() {
+    let name = "zk1675_stale_leader_sync";
+    golden(name);
+    fails_with(name, Bugs { stale_leader_lease: true, ..Bugs::default() }, "no-stale-read");
+}
+
+#[test]
+fn paper_integrity() {
+    golden("paper_integrity");
+}
+
+#[test]
+fn paper_total_order() {
+    golden("paper_total_order");
+}
+
+#[test]
+fn paper_agreement() {
+    golden("paper_agreement");
+}
+
+#[test]
+fn paper_primary_order() {
+    golden("paper_primary_order");
+}
+
+#[test]
+fn paper_primary_integrity() {
+    golden("paper_primary_integrity");
+}
+
+#[test]
+fn paper_synchronization() {
+    golden("paper_synchronization");
+}
+
+/// KNOWN BUG (found by this script, not fixed here: core is being restructured by another
+/// change, and this helper may only add bug switches). A learner acknowledges a LEADERINFO
+/// whose epoch equals its accepted epoch and the leader counts that ACKEPOCH, so two leaders
+/// establish epoch 1 and both number a txn 1:1. ZooKeeper's learner answers such a LEADERINFO
+/// with currentEpoch -1, which its leader does not count toward the epoch's quorum. This test
+/// keeps the failing transcript and asserts the violation, so it cannot pass by accident; once
+/// zab counts only fresh epoch acceptances, turn it into `golden` plus `fails_with` with the
+/// `accept_stale_epoch` switch gating that fix.
+#[test]
+fn two_leaders_one_epoch_is_a_known_bug() {
+    let name = "two_leaders_one_epoch";
+    let outcome = scenario::run_file(name, Bugs::default());
+    let failed: Vec<&str> = outcome.failures.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(failed, ["one-leader-per-epoch", "integrity"], "{}", outcome.transcript);
+    snapshot(name, &outcome.transcript);
+}
+
+/// KNOWN LIMITATION, shared with ZooKeeper (ZOOKEEPER-1675 is open upstream): a leader paused
+/// while the others elect answers a sync from its own view when it resumes. The test asserts
+/// the stale read is reported, so the limitation stays visible until sync needs a quorum.
+#[test]
+fn zk1675_paused_leader_is_a_known_limitation() {
+    let name = "zk1675_paused_leader_sync";
+    let outcome = scenario::run_file(name, Bugs::default());
+    let failed: Vec<&str> = outcome.failures.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(failed, ["no-stale-read"], "{}", outcome.transcript);
+    snapshot(name, &outcome.transcript);
+}
+
+fn txn(epoch: u32, counter: u32) -> (Zxid, LoggedTxn) {
+    let zxid = Zxid::new(epoch, counter);
+    let header = TxnHeader { session_id: SessionId(1), cxid: 1, zxid, time_ms: 0 };
+    (zxid, LoggedTxn { header, txn: Txn::Delete { path: format!("/{epoch}-{counter}") } })
+}
+
+/// The order checks the scripts above never see fail: fed a made-up record, each reports it.
+#[test]
+fn the_order_checks_report_made_up_violations() {
+    let mut env = scenario::cluster::Env::new(Bugs::default());
+    env.add_servers(3, 0);
+    let run = |env: &scenario::cluster::Env, name| scenario::checks::run(env, name);
+    let (a, b, c) = (txn(1, 1), txn(1, 2), txn(1, 3));
+    for t in [&a, &b, &c] {
+        env.observer.proposed.insert(t.0, (3, t.1.clone()));
+    }
+    env.observer.delivered.insert(1, vec![a.clone(), b.clone(), c.clone()]);
+    assert_eq!(run(&env, "total-order"), Ok(()));
+    assert_eq!(run(&env, "primary-order"), Ok(()));
+    assert_eq!(run(&env, "integrity"), Ok(()));
+    env.observer.delivered.insert(2, vec![b.clone(), a.clone()]);
+    assert!(run(&env, "total-order").is_err(), "1:2 before 1:1");
+    env.observer.delivered.insert(2, vec![a.clone(), c.clone()]);
+    assert!(run(&env, "primary-order").is_err(), "a hole: 1:3 right after 1:1");
+    assert!(run(&env, "agreement").is_err(), "2 skipped what 1 delivered");
+    let (_, mut other) = txn(1, 2);
+    other.header.cxid = 7;
+    env.observer.delivered.insert(2, vec![a, (b.0, other)]);
+    assert!(run(&env, "integrity").is_err(), "a 1:2 nobody proposed");
+    env.observer.on_proposal_applied(3, Zxid::new(1, 2), Zxid::new(2, 1));
+    assert!(run(&env, "primary-integrity").is_err(), "proposed 2:1 before applying 1:3");
+}
+
+#[test]
+fn accept_stale_epoch() {
+    let name = "accept_stale_epoch";
+    golden(name);
+    let bugs = Bugs { accept_stale_epoch: true, ..Bugs::default() };
+    fails_with(name, bugs.clone(), "epoch-promise");
+    fails_with(name, bugs, "durable-committed");
+}
+
+#[test]
+fn paper_synchronization_snap() {
+    golden("paper_synchronization_snap");
+}
