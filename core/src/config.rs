@@ -106,6 +106,10 @@ pub struct Bugs {
     pub stale_leader_lease: bool,
     /// Zab learner: accept a LEADERINFO whose epoch is older than its accepted epoch.
     pub accept_stale_epoch: bool,
+    /// Zab learner: acknowledge a LEADERINFO whose epoch equals the one it already accepted
+    /// (maybe from another prospective leader) as a fresh promise, which the leader counts: two
+    /// leaders can be established in one epoch.
+    pub ack_repeated_epoch: bool,
 }
 
 impl Bugs {
@@ -123,6 +127,7 @@ impl Bugs {
             || self.trunc_keeps_memory
             || self.stale_leader_lease
             || self.accept_stale_epoch
+            || self.ack_repeated_epoch
     }
 }
 

@@ -285,6 +285,10 @@ impl Node {
         // that picked the same number: follow it if it gets established, but do not vote for it
         // (ZooKeeper answers -1 and its leader does not count the ack). Counting it let two
         // leaders be established in one epoch (core/testdata/two_leaders_one_epoch.txt).
+        #[cfg(feature = "bugs")]
+        let promised_before =
+            new_epoch == self.accepted_epoch && !self.config.bugs.ack_repeated_epoch;
+        #[cfg(not(feature = "bugs"))]
         let promised_before = new_epoch == self.accepted_epoch;
         if new_epoch > self.accepted_epoch {
             self.accepted_epoch = new_epoch;

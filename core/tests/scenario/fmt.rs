@@ -51,7 +51,8 @@ pub fn describe(msg: &ZabMessage) -> String {
         }
         ZabMessage::LeaderInfo { new_epoch } => format!("LeaderInfo({new_epoch})"),
         ZabMessage::AckEpoch { current_epoch, last_zxid } => {
-            format!("AckEpoch(current {current_epoch}, last {})", zx(*last_zxid))
+            let current = current_epoch.map_or("-1".to_string(), |e| e.to_string());
+            format!("AckEpoch(current {current}, last {})", zx(*last_zxid))
         }
         ZabMessage::Diff { txns, committed } => {
             let z: Vec<String> = txns.iter().map(|t| zx(t.header.zxid)).collect();
