@@ -188,6 +188,16 @@ fn read_u32(r: &mut Reader<'_>, what: &'static str) -> Result<u32, DecodeError> 
     u32::try_from(v).map_err(|_| DecodeError::BadValue { what, value: v as i64 })
 }
 
+/// ACKEPOCH's current epoch: -1 when the learner had already accepted the epoch.
+fn read_ack_epoch(r: &mut Reader<'_>) -> Result<Option<u32>, DecodeError> {
+    match r.read_i32("current_epoch")? {
+        -1 => Ok(None),
+        v => u32::try_from(v)
+            .map(Some)
+            .map_err(|_| DecodeError::BadValue { what: "current_epoch", value: v as i64 }),
+    }
+}
+
 fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
     let t = r.read_i32("peer message type")?;
     Ok(match t {
@@ -217,13 +227,7 @@ fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
         },
         kind::LEADERINFO => ZabMessage::LeaderInfo { new_epoch: read_u32(r, "new_epoch")? },
         kind::ACKEPOCH => ZabMessage::AckEpoch {
-            current_epoch: match r.read_i32("current_epoch")? {
-                -1 => None,
-                v => Some(u32::try_from(v).map_err(|_| DecodeError::BadValue {
-                    what: "current_epoch",
-                    value: v as i64,
-                })?),
-            },
+            current_epoch: read_ack_epoch(r)?,
             last_zxid: read_zxid(r, "last_zxid")?,
         },
         kind::DIFF => {
