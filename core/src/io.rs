@@ -23,6 +23,12 @@
 //! Durability contract (the core's side): no reply to a write, no watch event for it and no read
 //! that shows it leaves the core before `Persisted` covers its zxid (in Zab: before a quorum has
 //! acknowledged it durably: the leader counts its own durable copy like any voter's).
+//!
+//! The shell's side is carried out in one place, [`ready::Executor`]: every shell (the server's
+//! driver, the simulator, the core's test harnesses) hands it `take_outputs()` and provides only
+//! the primitive effects ([`ready::Effects`]); the executor orders them as this contract says.
+
+pub mod ready;
 
 use crate::snapshot::Snapshot;
 use crate::txn::LoggedTxn;

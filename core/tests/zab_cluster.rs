@@ -1,9 +1,12 @@
 //! Zab across a few nodes, with a lossless instant network and immediately durable disks:
 //! the protocol's happy paths and crash/rejoin paths. The simulator covers faults at scale.
+//! Outputs are carried out by `zkr_core::io::ready::Executor`, as in the server and simulator.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use zkr_core::config::Member;
+use zkr_core::io::ready::{DiskWrite, Effects, Executor, Written};
 use zkr_core::io::{Input, Output};
 use zkr_core::proto::client::{ConnectRequest, OpCode, Request, Response};
 use zkr_core::proto::codec;
@@ -34,6 +37,60 @@ struct Cluster {
     starts: u64,
     /// The last looking notification each server sent.
     looking_sent: BTreeMap<u64, ZabMessage>,
+    /// Each running node's executor (a restart makes a new one).
+    executors: BTreeMap<u64, Executor>,
+}
+
+/// One node's primitive effects: a lossless instant network and a disk durable at once.
+struct Shell<'a> {
+    id: u64,
+    disk: &'a mut Disk,
+    net: &'a mut VecDeque<(u64, u64, ZabMessage)>,
+    inbox: &'a mut BTreeMap<(u64, u64), VecDeque<Vec<u8>>>,
+    down_links: &'a BTreeSet<(u64, u64)>,
+    looking_sent: &'a mut BTreeMap<u64, ZabMessage>,
+    /// Connections closed in this plan, to answer with `ClientClosed` after it.
+    closing: Vec<ConnId>,
+    /// The last zxid appended in this plan.
+    last: Option<Zxid>,
+}
+
+impl Effects for Shell<'_> {
+    fn append(&mut self, txn: Arc<LoggedTxn>) {
+        self.last = Some(txn.header.zxid);
+        self.disk.txns.push(Arc::unwrap_or_clone(txn));
+    }
+
+    fn write(&mut self, write: DiskWrite) -> Written {
+        match write {
+            DiskWrite::Epochs { accepted_epoch, current_epoch } => {
+                self.disk.epochs = (accepted_epoch, current_epoch);
+            }
+            DiskWrite::Truncate { after } => self.disk.txns.retain(|t| t.header.zxid <= after),
+            DiskWrite::Snapshot(snapshot) => {
+                self.disk.txns.clear();
+                self.disk.snapshot = Some(*snapshot);
+            }
+        }
+        Written::Done
+    }
+
+    fn peer_send(&mut self, to: ServerId, msg: ZabMessage) {
+        if let ZabMessage::Notification { state: PeerState::Looking, .. } = &msg {
+            self.looking_sent.insert(self.id, msg.clone());
+        }
+        if !self.down_links.contains(&(self.id, to.0)) {
+            self.net.push_back((self.id, to.0, msg));
+        }
+    }
+
+    fn client_send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.inbox.entry((self.id, conn.0)).or_default().push_back(frame[4..].to_vec());
+    }
+
+    fn client_close(&mut self, conn: ConnId) {
+        self.closing.push(conn);
+    }
 }
 
 fn config(id: u64, n: u64, observers: u64, commit_log_count: usize) -> Config {
@@ -60,6 +117,7 @@ impl Cluster {
             wall: 1_700_000_000_000,
             starts: 0,
             looking_sent: BTreeMap::new(),
+            executors: BTreeMap::new(),
         };
         for id in 1..=n {
             c.disks.insert(id, Disk::default());
@@ -82,6 +140,7 @@ impl Cluster {
         let cfg = config(id, self.ids.len() as u64, self.observers, self.commit_log_count);
         let node = Node::new(cfg, init).expect("node starts");
         self.nodes.insert(id, Some(node));
+        self.executors.insert(id, Executor::new());
         self.flush(id);
     }
 
@@ -102,6 +161,9 @@ impl Cluster {
         self.flush(id);
     }
 
+    /// Carries out `id`'s outputs through the one executor of the output contract until the
+    /// node has nothing more to say. Disks are durable at once: appends are reported
+    /// `Persisted` after each plan, and closes answered with `ClientClosed`.
     fn flush(&mut self, id: u64) {
         loop {
             let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.as_mut()) else {
@@ -111,40 +173,24 @@ impl Cluster {
             if outputs.is_empty() {
                 return;
             }
-            let disk = self.disks.get_mut(&id).expect("disk");
-            let mut persisted = None;
-            for output in outputs {
-                match output {
-                    Output::PeerSend { to, msg } => {
-                        if let ZabMessage::Notification { state: PeerState::Looking, .. } = &msg {
-                            self.looking_sent.insert(id, msg.clone());
-                        }
-                        if !self.down_links.contains(&(id, to.0)) {
-                            self.net.push_back((id, to.0, msg));
-                        }
-                    }
-                    Output::Persist { txn } => {
-                        persisted = Some(txn.header.zxid);
-                        disk.txns.push(std::sync::Arc::unwrap_or_clone(txn));
-                    }
-                    Output::PersistEpochs { accepted_epoch, current_epoch } => {
-                        disk.epochs = (accepted_epoch, current_epoch);
-                    }
-                    Output::TruncateLog { after } => disk.txns.retain(|t| t.header.zxid <= after),
-                    Output::InstallSnapshot { snapshot } => {
-                        disk.txns.clear();
-                        disk.snapshot = Some(*snapshot);
-                    }
-                    Output::ClientSend { conn, frame } => {
-                        self.inbox.entry((id, conn.0)).or_default().push_back(frame[4..].to_vec());
-                    }
-                    Output::ClientClose { conn } => {
-                        node.step(Input::ClientClosed { conn });
-                    }
-                }
+            let mut shell = Shell {
+                id,
+                disk: self.disks.get_mut(&id).expect("disk"),
+                net: &mut self.net,
+                inbox: &mut self.inbox,
+                down_links: &self.down_links,
+                looking_sent: &mut self.looking_sent,
+                closing: Vec::new(),
+                last: None,
+            };
+            let executor = self.executors.get_mut(&id).expect("started");
+            executor.run_sync(outputs, &mut shell);
+            let (closing, last) = (shell.closing, shell.last);
+            for conn in closing {
+                node.step(Input::ClientClosed { conn });
             }
-            if let Some(upto) = persisted {
-                node.step(Input::Persisted { upto });
+            if let Some(upto) = last {
+                node.step(executor.persisted(upto));
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The driver: the single task that owns the `Node`. It turns socket events, storage events and
-//! timer ticks into `Input`s, steps the node, and carries out its `Output`s in order: frames to
-//! connection tasks, closes, and txns to the storage thread.
+//! timer ticks into `Input`s, steps the node, and carries out its `Output`s through
+//! `zkr_core::io::ready::Executor`, providing the effects: frames to connection tasks, closes,
+//! messages to peers, and txns and disk writes to the storage thread.
 //!
 //! Group commit: every `Persist` produced while handling one batch of events (up to
 //! `MAX_BATCH`) goes to the storage thread as one append; the storage thread syncs once for
@@ -11,13 +12,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
+use zkr_core::io::ready::{DiskWrite, Effects, Executor, Progress, Written};
 use zkr_core::io::{Input, Output};
 use zkr_core::node::NodeInit;
 use zkr_core::proto::txn::{decode_txn, encode_txn};
-use zkr_core::types::{ConnId, Zxid};
+use zkr_core::txn::LoggedTxn;
+use zkr_core::types::{ConnId, ServerId, Zxid};
+use zkr_core::zab::message::ZabMessage;
 use zkr_core::{Node, snapshot};
 
 use crate::admin::{self, AdminView, ConnStats, ServerStats};
@@ -175,6 +180,14 @@ pub struct Driver {
     env: ServerEnv,
     /// Draws the snapshot thresholds (seeded from `env`).
     rng: rand_chacha::ChaCha8Rng,
+    /// Carries out the node's outputs (`flush`).
+    executor: Executor,
+    /// Appends of the current flow, handed to the storage thread as one batch.
+    appends: Vec<(i64, Vec<u8>)>,
+    /// The disk write the executor waits for.
+    pending_write: Option<DiskWrite>,
+    /// Why the storage thread could not take a command.
+    failed: Option<String>,
 }
 
 impl Driver {
@@ -207,6 +220,10 @@ impl Driver {
             snapshot_running: false,
             env,
             rng,
+            executor: Executor::new(),
+            appends: Vec::new(),
+            pending_write: None,
+            failed: None,
         }
     }
 
@@ -292,7 +309,7 @@ impl Driver {
     fn on_storage_event(&mut self, event: StorageEvent) -> Result<(), String> {
         match event {
             StorageEvent::Durable { upto } => {
-                self.node.step(Input::Persisted { upto: Zxid(upto) });
+                self.node.step(self.executor.persisted(Zxid(upto)));
             }
             StorageEvent::SnapshotSaved { zxid } => {
                 tracing::info!("snapshot 0x{zxid:x} saved");
@@ -443,62 +460,68 @@ impl Driver {
         let _ = reply.send(text);
     }
 
-    /// Carries out the node's outputs in order. Appends are batched (group commit). Zab's
-    /// synchronous outputs go to the log thread behind the appends before them, and nothing
-    /// after them goes out until they are durable: epochs are written only once every earlier
-    /// append is synced (an epoch must never be durable over a log that lacks the txns it was
-    /// adopted over: ZOOKEEPER-4643), and a truncation or snapshot install is waited for.
+    /// Carries out the node's outputs through the one executor of the output contract
+    /// (`zkr_core::io::ready`), with this driver as its effects. Appends are batched into one
+    /// storage command per flow (group commit: the log thread syncs once for all queued); sends
+    /// and frames go to the connection tasks at once, which write them in batches. A disk
+    /// write parks the plan: nothing after it goes out until it is durable (the epochs are
+    /// written only once every earlier append is synced, so an epoch is never durable over a
+    /// log that lacks the txns it was adopted over: ZOOKEEPER-4643).
     async fn flush(&mut self) -> Result<(), String> {
-        let mut batch = Vec::new();
-        let stopped = |_| "storage thread stopped".to_string();
-        for output in self.node.take_outputs() {
-            match output {
-                Output::ClientSend { conn, frame } => self.send(conn, frame),
-                Output::ClientClose { conn } => {
-                    if let Some(writer) = self.writers.get(&conn) {
-                        writer.close();
-                    }
-                }
-                Output::Persist { txn } => batch.push((txn.header.zxid.0, encode_txn(&txn))),
-                Output::PeerSend { to, msg } => {
-                    if let Some(peers) = &self.peers {
-                        peers.send(to, &msg);
-                    }
-                }
-                Output::PersistEpochs { accepted_epoch, current_epoch } => {
-                    self.append(std::mem::take(&mut batch))?;
-                    let dir = self.cfg.data_dir.clone();
-                    self.storage.write_epochs(&dir, accepted_epoch, current_epoch).await?;
-                }
-                Output::TruncateLog { after } => {
-                    self.append(std::mem::take(&mut batch))?;
-                    tracing::info!(%after, "truncating the txn log (leader's TRUNC)");
-                    self.storage.truncate_after(after.0).map_err(stopped)?;
-                    self.storage.barrier().await?;
-                }
-                Output::InstallSnapshot { snapshot } => {
-                    self.append(std::mem::take(&mut batch))?;
-                    let zxid = snapshot.zxid.0;
-                    tracing::info!("installing the leader's snapshot 0x{zxid:x}");
-                    // Encoded on the log thread, not here (issue 16); later outputs still wait
-                    // until the install is durable (the barrier below).
-                    self.storage.truncate_after(zxid).map_err(stopped)?;
-                    self.storage.save_snapshot_of(zxid, Box::new(*snapshot)).map_err(stopped)?;
-                    self.storage.barrier().await?;
-                    // The install is this server's newest snapshot: count from it.
-                    self.counted_upto = Zxid(zxid);
-                    self.applied_since_snapshot = 0;
-                }
-            }
-        }
-        self.append(batch)
+        let outputs = self.node.take_outputs();
+        let mut executor = std::mem::take(&mut self.executor);
+        let done = self.execute(&mut executor, outputs).await;
+        self.executor = executor;
+        done
     }
 
-    fn append(&mut self, batch: Vec<(i64, Vec<u8>)>) -> Result<(), String> {
-        if !batch.is_empty() && self.storage.append(batch).is_err() {
-            return Err("storage thread stopped".to_string());
+    async fn execute(
+        &mut self,
+        executor: &mut Executor,
+        outputs: Vec<Output>,
+    ) -> Result<(), String> {
+        let mut progress = executor.run(outputs, self);
+        loop {
+            if let Some(error) = self.failed.take() {
+                return Err(error);
+            }
+            if progress == Progress::Done {
+                return Ok(());
+            }
+            let write = self.pending_write.take().expect("the executor waits for a write");
+            self.write_durably(write).await?;
+            executor.written();
+            progress = executor.resume(self);
         }
-        Ok(())
+    }
+
+    /// Carries out a disk write the executor parked its plan on; returns once it is durable.
+    async fn write_durably(&mut self, write: DiskWrite) -> Result<(), String> {
+        let stopped = |_| "storage thread stopped".to_string();
+        match write {
+            DiskWrite::Epochs { accepted_epoch, current_epoch } => {
+                let dir = self.cfg.data_dir.clone();
+                self.storage.write_epochs(&dir, accepted_epoch, current_epoch).await
+            }
+            DiskWrite::Truncate { after } => {
+                tracing::info!(%after, "truncating the txn log (leader's TRUNC)");
+                self.storage.truncate_after(after.0).map_err(stopped)?;
+                self.storage.barrier().await
+            }
+            DiskWrite::Snapshot(snapshot) => {
+                let zxid = snapshot.zxid.0;
+                tracing::info!("installing the leader's snapshot 0x{zxid:x}");
+                // Encoded on the log thread, not here (issue 16); later outputs still wait
+                // until the install is durable (the barrier below).
+                self.storage.truncate_after(zxid).map_err(stopped)?;
+                self.storage.save_snapshot_of(zxid, snapshot).map_err(stopped)?;
+                self.storage.barrier().await?;
+                // The install is this server's newest snapshot: count from it.
+                self.counted_upto = Zxid(zxid);
+                self.applied_since_snapshot = 0;
+                Ok(())
+            }
+        }
     }
 
     fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
@@ -534,6 +557,47 @@ impl Driver {
         if let Some(writer) = self.writers.get(&conn) {
             writer.send(frame);
         }
+    }
+}
+
+/// The driver's primitive effects. A failure to reach the storage thread halts the plan and
+/// stops the driver (`failed`).
+impl Effects for Driver {
+    fn append(&mut self, txn: Arc<LoggedTxn>) {
+        self.appends.push((txn.header.zxid.0, encode_txn(&txn)));
+    }
+
+    fn appends_end(&mut self) {
+        let batch = std::mem::take(&mut self.appends);
+        if !batch.is_empty() && self.storage.append(batch).is_err() {
+            self.failed = Some("storage thread stopped".to_string());
+        }
+    }
+
+    fn write(&mut self, write: DiskWrite) -> Written {
+        assert!(self.pending_write.is_none(), "one disk write at a time");
+        self.pending_write = Some(write);
+        Written::Pending
+    }
+
+    fn peer_send(&mut self, to: ServerId, msg: ZabMessage) {
+        if let Some(peers) = &self.peers {
+            peers.send(to, &msg);
+        }
+    }
+
+    fn client_send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.send(conn, frame);
+    }
+
+    fn client_close(&mut self, conn: ConnId) {
+        if let Some(writer) = self.writers.get(&conn) {
+            writer.close();
+        }
+    }
+
+    fn halted(&self) -> bool {
+        self.failed.is_some()
     }
 }
 

@@ -5,8 +5,8 @@
 //!   queue: BinaryHeap of (time ns, seq, Ev), ties broken by seq (insertion order)
 //!     │ pop
 //!     ▼
-//!   handle(Ev) ──▶ Node::step(Input) ──▶ take_outputs() ──▶ run_outputs: network sends,
-//!     │                                                     disk appends + fsync events
+//!   handle(Ev) ──▶ Node::step(Input) ──▶ take_outputs() ──▶ run_outputs: io::ready::Executor
+//!     │                                     over SimShell: network sends, disk appends + fsyncs
 //!     ├─ after every node step: commit/digest hooks (invariants::agreement, ::digest)
 //!     ├─ crash: disk loses its unsynced tail, links break (invariants::durability, ::acked)
 //!     └─ clients (client.rs) and the nemesis (nemesis.rs) schedule more events
@@ -26,8 +26,10 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
 use zkr_core::config::Bugs;
 use zkr_core::config::Member;
+use zkr_core::io::ready::{DiskWrite, Effects, Executor, Written};
 use zkr_core::io::{Input, Output};
 use zkr_core::txn::{LoggedTxn, Txn};
 use zkr_core::types::{ConnId, ServerId, Zxid};
@@ -144,6 +146,8 @@ pub(crate) struct NodeSlot {
     pub logged: BTreeMap<Zxid, LoggedTxn>,
     /// A crash is armed for the middle of its next step's outputs.
     pub crash_mid_step: bool,
+    /// Carries out the node's outputs (a crash replaces it for the next incarnation).
+    pub executor: Executor,
 }
 
 /// Which phase the run is in.
@@ -216,21 +220,23 @@ pub(crate) enum CrashPoint {
 }
 
 impl CrashPoint {
-    /// The point an output is at, if any.
-    pub(crate) fn of(output: &Output) -> Option<CrashPoint> {
-        let msg = match output {
-            Output::PersistEpochs { accepted_epoch, current_epoch } => {
-                return Some(if accepted_epoch == current_epoch {
-                    CrashPoint::CurrentEpoch
-                } else {
-                    CrashPoint::AcceptedEpoch
-                });
+    /// The point a disk write is at.
+    pub(crate) fn of_write(write: &DiskWrite) -> CrashPoint {
+        match write {
+            DiskWrite::Epochs { accepted_epoch, current_epoch }
+                if accepted_epoch == current_epoch =>
+            {
+                CrashPoint::CurrentEpoch
             }
-            Output::TruncateLog { .. } => return Some(CrashPoint::Truncate),
-            Output::InstallSnapshot { .. } => return Some(CrashPoint::Snapshot),
-            Output::PeerSend { msg: ZabMessage::Session { msg, .. }, .. } => msg,
-            _ => return None,
-        };
+            DiskWrite::Epochs { .. } => CrashPoint::AcceptedEpoch,
+            DiskWrite::Truncate { .. } => CrashPoint::Truncate,
+            DiskWrite::Snapshot(_) => CrashPoint::Snapshot,
+        }
+    }
+
+    /// The point a peer message is at, if any.
+    pub(crate) fn of_message(msg: &ZabMessage) -> Option<CrashPoint> {
+        let ZabMessage::Session { msg, .. } = msg else { return None };
         match **msg {
             ZabMessage::AckEpoch { .. } => Some(CrashPoint::AckEpoch),
             ZabMessage::Ack { zxid } if zxid.counter() == 0 => Some(CrashPoint::AckNewLeader),
@@ -323,6 +329,7 @@ impl Sim {
                 applied: Zxid::ZERO,
                 logged: BTreeMap::new(),
                 crash_mid_step: false,
+                executor: Executor::new(),
             });
         }
         let clients = (0..swarm.clients)
@@ -486,7 +493,8 @@ impl Sim {
             self.start_fsync(n);
         }
         if let Some(upto) = upto {
-            self.node_input(n, Input::Persisted { upto });
+            let persisted = self.nodes[n].executor.persisted(upto);
+            self.node_input(n, persisted);
         }
     }
 
@@ -615,25 +623,21 @@ impl Sim {
         }
     }
 
-    /// Carries out a step's outputs in order; a crash armed for mid-step cuts them short.
+    /// Carries out a step's outputs through the one executor of the output contract
+    /// (`zkr_core::io::ready`); a crash armed for mid-step cuts them short before a random one.
     fn run_outputs(&mut self, n: usize, outputs: Vec<Output>) {
         let cut = if self.nodes[n].crash_mid_step && !outputs.is_empty() {
             Some(self.rng.random_range(0..outputs.len()))
         } else {
             None
         };
-        for (i, output) in outputs.into_iter().enumerate() {
-            if cut == Some(i) {
-                self.crash(n, "mid-step");
-                return;
-            }
-            let point = CrashPoint::of(&output);
-            self.carry_out(n, output);
-            if let Some(point) = point
-                && self.crash_at_point(n, point)
-            {
-                return;
-            }
+        let inc = self.nodes[n].inc;
+        let mut executor = std::mem::take(&mut self.nodes[n].executor);
+        let mut shell = SimShell { sim: self, n, next: 0, cut, halted: false };
+        executor.run_sync(outputs, &mut shell);
+        // A crash gave the slot a fresh executor for its next incarnation: keep that one.
+        if self.nodes[n].inc == inc {
+            self.nodes[n].executor = executor;
         }
     }
 
@@ -674,19 +678,18 @@ impl Sim {
         true
     }
 
-    fn carry_out(&mut self, n: usize, output: Output) {
-        match output {
-            Output::ClientSend { conn, frame } => self.node_send(n, conn, frame),
-            Output::ClientClose { conn } => {
-                self.trace.event(self.now, "close", &[n as u64, conn.0], &[], || {
-                    format!("n{n} c{}", conn.0)
-                });
-                let from = self.nodes[n].addr;
-                self.send(LinkId(conn.0), from, Msg::Close);
-            }
-            Output::Persist { txn } => self.persist(n, std::sync::Arc::unwrap_or_clone(txn)),
-            Output::PeerSend { to, msg } => self.peer_send(n, to, msg),
-            Output::PersistEpochs { accepted_epoch, current_epoch } => {
+    fn client_close(&mut self, n: usize, conn: ConnId) {
+        self.trace
+            .event(self.now, "close", &[n as u64, conn.0], &[], || format!("n{n} c{}", conn.0));
+        let from = self.nodes[n].addr;
+        self.send(LinkId(conn.0), from, Msg::Close);
+    }
+
+    /// A synchronous disk write: durable at once on the simulated disk. An epoch write does
+    /// not sync earlier appends: it may overtake them (see `disk`), as the contract allows.
+    fn disk_write(&mut self, n: usize, write: DiskWrite) {
+        match write {
+            DiskWrite::Epochs { accepted_epoch, current_epoch } => {
                 self.trace.event(
                     self.now,
                     "epochs",
@@ -696,7 +699,7 @@ impl Sim {
                 );
                 self.nodes[n].disk.persist_epochs(accepted_epoch, current_epoch);
             }
-            Output::TruncateLog { after } => {
+            DiskWrite::Truncate { after } => {
                 let slot = &mut self.nodes[n];
                 let dropped = slot.disk.truncate(after);
                 slot.logged.retain(|z, _| *z <= after);
@@ -705,7 +708,7 @@ impl Sim {
                 });
                 self.check_durability();
             }
-            Output::InstallSnapshot { snapshot } => {
+            DiskWrite::Snapshot(snapshot) => {
                 let z = snapshot.zxid;
                 self.trace.event(self.now, "snapshot", &[n as u64, z.0 as u64], &[], || {
                     format!("n{n} installs a snapshot at {z}")
@@ -922,6 +925,7 @@ impl Sim {
         slot.paused_until = 0;
         slot.crash_mid_step = false;
         slot.logged.clear();
+        slot.executor = Executor::new();
         let loss = slot.disk.crash(&mut self.rng, tear);
         self.nemesis_line(&format!("crash n{n} ({why})"), None);
         self.count_fault(match why {
@@ -1151,4 +1155,80 @@ pub(crate) fn expiry_budget_ns(s: &Swarm, timeout_ms: i32) -> u64 {
     let slowest = 1_000_000 - s.drift_ppm_max.min(500_000);
     let ns = ms as u128 * 1_000_000 * 1_000_000 / slowest as u128;
     ns as u64 + 2 * s.fsync_ns.1 + 100_000_000
+}
+
+/// The simulator's primitive effects for node `n`, as the executor calls them (one call per
+/// output, in output order). It also injects crashes: before the `cut`-th output (a crash in
+/// the middle of a step) and after an output at a protocol point (`Sim::crash_at_point`).
+struct SimShell<'a> {
+    sim: &'a mut Sim,
+    n: usize,
+    /// The index of the next output.
+    next: usize,
+    /// Crash before this output.
+    cut: Option<usize>,
+    /// The node crashed: the rest of the step's outputs are lost.
+    halted: bool,
+}
+
+impl SimShell<'_> {
+    /// Before output `next`: crashes there if armed to. True if the output may be carried out.
+    fn enter(&mut self) -> bool {
+        assert!(!self.halted, "the executor stops at a halted shell");
+        let at = self.next;
+        self.next += 1;
+        if self.cut == Some(at) {
+            self.sim.crash(self.n, "mid-step");
+            self.halted = true;
+        }
+        !self.halted
+    }
+
+    /// After an output at a protocol point: maybe crash there.
+    fn after(&mut self, point: Option<CrashPoint>) {
+        if let Some(point) = point {
+            self.halted = self.sim.crash_at_point(self.n, point);
+        }
+    }
+}
+
+impl Effects for SimShell<'_> {
+    fn append(&mut self, txn: Arc<LoggedTxn>) {
+        if self.enter() {
+            self.sim.persist(self.n, Arc::unwrap_or_clone(txn));
+        }
+    }
+
+    fn write(&mut self, write: DiskWrite) -> Written {
+        if self.enter() {
+            let point = CrashPoint::of_write(&write);
+            self.sim.disk_write(self.n, write);
+            self.after(Some(point));
+        }
+        Written::Done
+    }
+
+    fn peer_send(&mut self, to: ServerId, msg: ZabMessage) {
+        if self.enter() {
+            let point = CrashPoint::of_message(&msg);
+            self.sim.peer_send(self.n, to, msg);
+            self.after(point);
+        }
+    }
+
+    fn client_send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        if self.enter() {
+            self.sim.node_send(self.n, conn, frame);
+        }
+    }
+
+    fn client_close(&mut self, conn: ConnId) {
+        if self.enter() {
+            self.sim.client_close(self.n, conn);
+        }
+    }
+
+    fn halted(&self) -> bool {
+        self.halted
+    }
 }

@@ -1,17 +1,21 @@
 //! A tiny synchronous shell for driving one `Node` in tests: it encodes client requests, feeds
-//! frames, optionally acknowledges persistence at once, and decodes what comes back.
+//! frames, optionally acknowledges persistence at once, and decodes what comes back. Outputs are
+//! carried out by `zkr_core::io::ready::Executor`, as in the server and the simulator.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
-use zkr_core::io::{Input, Output};
+use zkr_core::io::Input;
+use zkr_core::io::ready::{DiskWrite, Effects, Executor, Written};
 use zkr_core::proto::client::{
     ConnectRequest, ConnectResponse, ReplyHeader, Request, Response, WatcherEvent,
 };
 use zkr_core::proto::codec;
 use zkr_core::proto::jute::Reader;
 use zkr_core::txn::LoggedTxn;
-use zkr_core::types::{ConnId, Zxid};
+use zkr_core::types::{ConnId, ServerId, Zxid};
+use zkr_core::zab::message::ZabMessage;
 use zkr_core::{Config, Node, NodeInit};
 
 pub struct Harness {
@@ -22,6 +26,45 @@ pub struct Harness {
     pub inbox: BTreeMap<ConnId, VecDeque<Vec<u8>>>,
     pub closed: BTreeSet<ConnId>,
     pub events: BTreeMap<ConnId, Vec<(i64, WatcherEvent)>>,
+    pub executor: Executor,
+}
+
+/// The harness's primitive effects: an in-memory log, an inbox per connection.
+struct Shell<'a> {
+    log: &'a mut Vec<LoggedTxn>,
+    inbox: &'a mut BTreeMap<ConnId, VecDeque<Vec<u8>>>,
+    closed: &'a mut BTreeSet<ConnId>,
+    /// Connections closed in this plan, to answer with `ClientClosed` after it.
+    closing: Vec<ConnId>,
+    /// The last zxid appended in this plan.
+    last: Option<Zxid>,
+}
+
+impl Effects for Shell<'_> {
+    fn append(&mut self, txn: Arc<LoggedTxn>) {
+        self.last = Some(txn.header.zxid);
+        self.log.push(Arc::unwrap_or_clone(txn));
+    }
+
+    fn write(&mut self, write: DiskWrite) -> Written {
+        panic!("a standalone node wrote {write:?}")
+    }
+
+    fn peer_send(&mut self, to: ServerId, msg: ZabMessage) {
+        panic!("a standalone node sent {msg:?} to {to:?}")
+    }
+
+    fn client_send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, frame.len() - 4, "frame length prefix");
+        assert!(!self.closed.contains(&conn), "send after close to {conn:?}");
+        self.inbox.entry(conn).or_default().push_back(frame[4..].to_vec());
+    }
+
+    fn client_close(&mut self, conn: ConnId) {
+        self.closed.insert(conn);
+        self.closing.push(conn);
+    }
 }
 
 pub const START_MS: i64 = 1_700_000_000_000;
@@ -41,6 +84,7 @@ impl Harness {
             inbox: BTreeMap::new(),
             closed: BTreeSet::new(),
             events: BTreeMap::new(),
+            executor: Executor::new(),
         }
     }
 
@@ -49,34 +93,29 @@ impl Harness {
         self.collect();
     }
 
+    /// Carries out the node's outputs through the one executor of the output contract until
+    /// the node has nothing more to say: closes are answered with `ClientClosed`, and appends
+    /// are reported durable at once when `auto_persist` is on.
     pub fn collect(&mut self) {
         loop {
             let outputs = self.node.take_outputs();
             if outputs.is_empty() {
                 return;
             }
-            let mut last = None;
-            for output in outputs {
-                match output {
-                    Output::ClientSend { conn, frame } => {
-                        let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
-                        assert_eq!(len, frame.len() - 4, "frame length prefix");
-                        assert!(!self.closed.contains(&conn), "send after close to {conn:?}");
-                        self.inbox.entry(conn).or_default().push_back(frame[4..].to_vec());
-                    }
-                    Output::ClientClose { conn } => {
-                        self.closed.insert(conn);
-                        self.node.step(Input::ClientClosed { conn });
-                    }
-                    Output::Persist { txn } => {
-                        last = Some(txn.header.zxid);
-                        self.log.push(std::sync::Arc::unwrap_or_clone(txn));
-                    }
-                    other => panic!("a standalone node emitted {other:?}"),
-                }
+            let mut shell = Shell {
+                log: &mut self.log,
+                inbox: &mut self.inbox,
+                closed: &mut self.closed,
+                closing: Vec::new(),
+                last: None,
+            };
+            self.executor.run_sync(outputs, &mut shell);
+            let (closing, last) = (shell.closing, shell.last);
+            for conn in closing {
+                self.node.step(Input::ClientClosed { conn });
             }
             if let (true, Some(upto)) = (self.auto_persist, last) {
-                self.node.step(Input::Persisted { upto });
+                self.node.step(self.executor.persisted(upto));
             }
         }
     }
@@ -84,7 +123,8 @@ impl Harness {
     pub fn persist_all(&mut self) {
         if let Some(last) = self.log.last() {
             let upto = last.header.zxid;
-            self.step(Input::Persisted { upto });
+            let persisted = self.executor.persisted(upto);
+            self.step(persisted);
         }
     }
 

@@ -1,0 +1,489 @@
+//! The one executor of the output contract: what must be durable before what may be sent is
+//! decided here, once, and every shell (the server's driver, the simulator, the core's test
+//! harnesses) carries out a node's outputs through it.
+//!
+//! A step's outputs form a plan of stages, in output order:
+//!
+//! ```text
+//!   Flow ─▶ Write ─▶ Flow ─▶ Write ─▶ Flow
+//!   │        │
+//!   │        └ PersistEpochs / TruncateLog / InstallSnapshot: durable before any later output
+//!   └ Persist appends (async: durability comes back as Input::Persisted, group commit allowed)
+//!     and PeerSend / ClientSend / ClientClose, which depend on nothing in their own flow
+//! ```
+//!
+//! Rules the executor keeps, so no shell has to:
+//! - A `Write` barrier: once a disk write is handed to the shell, nothing later is carried out
+//!   until the shell says it is durable (`Written::Done`, or `Executor::written` after
+//!   `Written::Pending`). A shell whose storage is asynchronous (the server) parks the plan
+//!   there and resumes it; one whose disk is synchronous (the simulator) never parks.
+//! - Appends reach the log in output order, and every append before a `Write` is handed over
+//!   (`Effects::appends_end`) before the write starts, so appends after it land after it on
+//!   disk. Appends are not awaited: a flow's sends may go out while its appends wait for fsync
+//!   (the core emits nothing that depends on an append before `Persisted` covers it), and a
+//!   shell may batch appends until `appends_end` (group commit). Nor does a `Write` wait for
+//!   earlier appends to be durable: the core does not rely on it (ZOOKEEPER-4643 is handled by
+//!   emitting a new currentEpoch only after `Persisted`), and the simulator's disk lets an epoch
+//!   write overtake unsynced appends to prove it. The server syncs them first anyway.
+//! - Within a flow, outputs are carried out in output order, so frames to one connection keep
+//!   their order and a `ClientClose` follows the frames before it. A frame for a connection
+//!   after its `ClientClose` in the same plan is a core bug and panics.
+//! - Logged zxids increase: every append is above the last one, or above the point a
+//!   `TruncateLog`/`InstallSnapshot` moved the log's end to. `Input::Persisted` is built by
+//!   `Executor::persisted`, which refuses a zxid that was never handed to `append`.
+//! - A shell that can do nothing more (the node crashed in the middle of a step, storage
+//!   failed) says so with `Effects::halted`; the rest of the plan is dropped, as a crash drops it.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use super::{Input, Output};
+use crate::snapshot::Snapshot;
+use crate::txn::LoggedTxn;
+use crate::types::{ConnId, ServerId, Zxid};
+use crate::zab::message::ZabMessage;
+
+/// A synchronous disk write: durable before any later output is carried out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiskWrite {
+    /// `Output::PersistEpochs`.
+    Epochs {
+        /// The accepted epoch.
+        accepted_epoch: u32,
+        /// The current epoch.
+        current_epoch: u32,
+    },
+    /// `Output::TruncateLog`.
+    Truncate {
+        /// The last zxid to keep.
+        after: Zxid,
+    },
+    /// `Output::InstallSnapshot`.
+    Snapshot(Box<Snapshot>),
+}
+
+/// What a shell answers when handed a `DiskWrite`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// Durable already: the plan goes on.
+    Done,
+    /// Started; the shell calls `Executor::written` once it is durable, then `Executor::resume`.
+    Pending,
+}
+
+/// How far a plan got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Every output was carried out (or dropped because the shell halted).
+    Done,
+    /// A disk write is pending: nothing more goes out until `Executor::written`.
+    Waiting,
+}
+
+/// One stage of a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Appends, sends and closes, in output order; none waits for another.
+    Flow(Vec<Output>),
+    /// A disk write every later stage waits for.
+    Write(DiskWrite),
+}
+
+/// The primitive effects a shell provides. The executor calls them in an order that keeps the
+/// contract; a shell only does each one.
+pub trait Effects {
+    /// Appends `txn` to the log after everything appended before. Durability is reported later
+    /// through `Executor::persisted`. The shell may hold it back to group it with later appends
+    /// (group commit), until `appends_end`.
+    fn append(&mut self, txn: Arc<LoggedTxn>);
+    /// Every append so far must now be on its way to the log, ordered before any later disk
+    /// write. Called before each `write` and at the end of each plan. A shell that appends at
+    /// once has nothing to do.
+    fn appends_end(&mut self) {}
+    /// Starts a synchronous disk write (after every append handed over before it).
+    fn write(&mut self, write: DiskWrite) -> Written;
+    /// Sends a message to another ensemble member (best effort).
+    fn peer_send(&mut self, to: ServerId, msg: ZabMessage);
+    /// Writes one frame (length prefix included) to a client connection, after the earlier ones.
+    fn client_send(&mut self, conn: ConnId, frame: Vec<u8>);
+    /// Flushes a connection's frames, then closes it.
+    fn client_close(&mut self, conn: ConnId);
+    /// True once the shell can carry out nothing more (its node crashed in the middle of the
+    /// step, its storage failed): the rest of the plan is dropped.
+    fn halted(&self) -> bool {
+        false
+    }
+}
+
+/// Groups outputs into stages: a `Write` per synchronous output, flows between them.
+pub fn plan(outputs: Vec<Output>) -> Vec<Stage> {
+    let mut stages = Vec::new();
+    let mut flow = Vec::new();
+    for output in outputs {
+        let write = match output {
+            Output::PersistEpochs { accepted_epoch, current_epoch } => {
+                assert!(current_epoch <= accepted_epoch, "currentEpoch never passes acceptedEpoch");
+                DiskWrite::Epochs { accepted_epoch, current_epoch }
+            }
+            Output::TruncateLog { after } => DiskWrite::Truncate { after },
+            Output::InstallSnapshot { snapshot } => DiskWrite::Snapshot(snapshot),
+            other => {
+                flow.push(other);
+                continue;
+            }
+        };
+        if !flow.is_empty() {
+            stages.push(Stage::Flow(std::mem::take(&mut flow)));
+        }
+        stages.push(Stage::Write(write));
+    }
+    if !flow.is_empty() {
+        stages.push(Stage::Flow(flow));
+    }
+    assert!(stages.windows(2).all(|w| !matches!(w, [Stage::Flow(_), Stage::Flow(_)])));
+    stages
+}
+
+/// Carries out one node's plans. Lives as long as the node's incarnation (a restart makes a
+/// new one), so that it can check appends and `Persisted` reports across steps.
+#[derive(Debug, Default)]
+pub struct Executor {
+    /// Stages not carried out yet (non-empty only while `Waiting`).
+    stages: VecDeque<Stage>,
+    /// A disk write was handed to the shell and is not durable yet.
+    waiting: bool,
+    /// Where the log ends as the shell was told to make it: the last append, or the point a
+    /// truncation or snapshot install moved it to. `None` until the first of those.
+    log_end: Option<Zxid>,
+    /// The highest zxid ever handed to `append` (or installed by a snapshot).
+    appended_max: Option<Zxid>,
+    /// Connections closed in the plan being carried out.
+    closed: BTreeSet<ConnId>,
+}
+
+impl Executor {
+    /// An executor for a node that just started.
+    pub fn new() -> Executor {
+        Executor::default()
+    }
+
+    /// True while a disk write is pending.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting
+    }
+
+    /// Carries out a step's outputs (`Node::take_outputs`) until they are all done or a disk
+    /// write is pending. The previous plan must be finished.
+    pub fn run(&mut self, outputs: Vec<Output>, fx: &mut impl Effects) -> Progress {
+        assert!(!self.waiting, "a new plan while a disk write is pending");
+        assert!(self.stages.is_empty(), "a new plan before the last one finished");
+        self.closed.clear();
+        self.stages = plan(outputs).into();
+        self.resume(fx)
+    }
+
+    /// Like `run`, for a shell whose disk writes are synchronous: every write must be `Done`.
+    pub fn run_sync(&mut self, outputs: Vec<Output>, fx: &mut impl Effects) {
+        let progress = self.run(outputs, fx);
+        assert_eq!(progress, Progress::Done, "a synchronous shell left a disk write pending");
+        assert!(self.stages.is_empty() || fx.halted());
+    }
+
+    /// The pending disk write is durable: the stages after it may go on (`resume`).
+    pub fn written(&mut self) {
+        assert!(self.waiting, "no disk write is pending");
+        self.waiting = false;
+    }
+
+    /// Carries out stages until the plan is done or a disk write is pending.
+    pub fn resume(&mut self, fx: &mut impl Effects) -> Progress {
+        assert!(!self.waiting, "resumed before the pending disk write is durable");
+        while let Some(stage) = self.stages.pop_front() {
+            if fx.halted() {
+                self.stages.clear();
+                break;
+            }
+            let written = match stage {
+                Stage::Flow(outputs) => {
+                    self.flow(outputs, fx);
+                    continue;
+                }
+                Stage::Write(write) => self.write(write, fx),
+            };
+            if written == Written::Pending {
+                self.waiting = true;
+                return Progress::Waiting;
+            }
+        }
+        assert!(self.stages.is_empty(), "the whole plan was carried out or dropped");
+        Progress::Done
+    }
+
+    /// The shell found everything appended up to `upto` durable: the input to step the node
+    /// with. Refuses a zxid that was never handed to `append` (a shell that reports durability
+    /// of records it has not even been given has its bookkeeping wrong).
+    pub fn persisted(&self, upto: Zxid) -> Input {
+        if let Some(max) = self.appended_max {
+            assert!(upto <= max, "Persisted {upto} reported, but appends reached only {max}");
+        }
+        Input::Persisted { upto }
+    }
+
+    fn flow(&mut self, outputs: Vec<Output>, fx: &mut impl Effects) {
+        assert!(!outputs.is_empty(), "plans hold no empty flows");
+        for output in outputs {
+            if fx.halted() {
+                return;
+            }
+            match output {
+                Output::Persist { txn } => self.append(txn, fx),
+                Output::PeerSend { to, msg } => fx.peer_send(to, msg),
+                Output::ClientSend { conn, frame } => {
+                    assert!(!self.closed.contains(&conn), "a frame for {conn:?} after its close");
+                    fx.client_send(conn, frame);
+                }
+                Output::ClientClose { conn } => {
+                    // A second close of one connection is harmless (the shell's close is
+                    // idempotent), so it is passed on rather than refused.
+                    self.closed.insert(conn);
+                    fx.client_close(conn);
+                }
+                other => unreachable!("plan() makes every synchronous output a Write: {other:?}"),
+            }
+        }
+        if !fx.halted() {
+            fx.appends_end();
+        }
+    }
+
+    fn append(&mut self, txn: Arc<LoggedTxn>, fx: &mut impl Effects) {
+        let zxid = txn.header.zxid;
+        if let Some(end) = self.log_end {
+            assert!(zxid > end, "append {zxid} does not follow the log's end {end}");
+        }
+        self.log_end = Some(zxid);
+        self.appended_max = Some(self.appended_max.map_or(zxid, |max| max.max(zxid)));
+        fx.append(txn);
+    }
+
+    fn write(&mut self, write: DiskWrite, fx: &mut impl Effects) -> Written {
+        match &write {
+            DiskWrite::Epochs { .. } => {}
+            DiskWrite::Truncate { after } => {
+                self.log_end = Some(self.log_end.map_or(*after, |end| end.min(*after)));
+            }
+            DiskWrite::Snapshot(snapshot) => {
+                self.log_end = Some(snapshot.zxid);
+                let max = self.appended_max.map_or(snapshot.zxid, |max| max.max(snapshot.zxid));
+                self.appended_max = Some(max);
+            }
+        }
+        fx.write(write)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The executor against recording shells: a correct one, and deliberately wrong ones that
+    //! each rule must catch.
+    use super::*;
+    use crate::tree::DataTree;
+    use crate::txn::{Txn, TxnHeader};
+    use crate::types::SessionId;
+
+    /// One primitive effect, as a shell saw it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Seen {
+        Append(Zxid),
+        AppendsEnd,
+        Write(&'static str),
+        Peer(u64),
+        Client(u64),
+        Close(u64),
+    }
+
+    /// Records effects; disk writes answer `answer`; halts after `halt_after` effects.
+    struct Recorder {
+        seen: Vec<Seen>,
+        answer: Written,
+        halt_after: Option<usize>,
+    }
+
+    impl Recorder {
+        fn new(answer: Written) -> Recorder {
+            Recorder { seen: Vec::new(), answer, halt_after: None }
+        }
+    }
+
+    impl Effects for Recorder {
+        fn append(&mut self, txn: Arc<LoggedTxn>) {
+            self.seen.push(Seen::Append(txn.header.zxid));
+        }
+        fn appends_end(&mut self) {
+            self.seen.push(Seen::AppendsEnd);
+        }
+        fn write(&mut self, write: DiskWrite) -> Written {
+            self.seen.push(Seen::Write(match write {
+                DiskWrite::Epochs { .. } => "epochs",
+                DiskWrite::Truncate { .. } => "truncate",
+                DiskWrite::Snapshot(_) => "snapshot",
+            }));
+            self.answer
+        }
+        fn peer_send(&mut self, to: ServerId, _msg: ZabMessage) {
+            self.seen.push(Seen::Peer(to.0));
+        }
+        fn client_send(&mut self, conn: ConnId, _frame: Vec<u8>) {
+            self.seen.push(Seen::Client(conn.0));
+        }
+        fn client_close(&mut self, conn: ConnId) {
+            self.seen.push(Seen::Close(conn.0));
+        }
+        fn halted(&self) -> bool {
+            self.halt_after.is_some_and(|n| self.seen.len() >= n)
+        }
+    }
+
+    fn persist(epoch: u32, counter: u32) -> Output {
+        let zxid = Zxid::new(epoch, counter);
+        let header = TxnHeader { session_id: SessionId(1), cxid: 1, zxid, time_ms: 0 };
+        let txn = Txn::CloseSession { paths_to_delete: vec![] };
+        Output::Persist { txn: Arc::new(LoggedTxn { header, txn }) }
+    }
+
+    fn epochs(epoch: u32) -> Output {
+        Output::PersistEpochs { accepted_epoch: epoch, current_epoch: epoch }
+    }
+
+    fn peer(to: u64) -> Output {
+        let msg = ZabMessage::Ack { zxid: Zxid::new(1, 0) };
+        Output::PeerSend { to: ServerId(to), msg }
+    }
+
+    fn client(conn: u64) -> Output {
+        Output::ClientSend { conn: ConnId(conn), frame: vec![0, 0, 0, 0] }
+    }
+
+    fn snapshot_at(zxid: Zxid) -> Output {
+        let snapshot = Snapshot { zxid, tree: DataTree::new(), sessions: vec![] };
+        Output::InstallSnapshot { snapshot: Box::new(snapshot) }
+    }
+
+    #[test]
+    fn a_plan_puts_each_synchronous_output_between_flows() {
+        let outputs = vec![persist(1, 1), peer(2), epochs(2), epochs(2), client(7)];
+        let stages = plan(outputs);
+        let write = Stage::Write(DiskWrite::Epochs { accepted_epoch: 2, current_epoch: 2 });
+        let expected = vec![
+            Stage::Flow(vec![persist(1, 1), peer(2)]),
+            write.clone(),
+            write,
+            Stage::Flow(vec![client(7)]),
+        ];
+        assert_eq!(stages, expected);
+        assert_eq!(plan(vec![]), vec![]);
+    }
+
+    /// The barrier: a PeerSend after PersistEpochs is not carried out while the epoch write is
+    /// pending, and earlier appends are handed over before the write starts.
+    #[test]
+    fn nothing_after_a_pending_disk_write_goes_out_before_it_is_durable() {
+        let mut shell = Recorder::new(Written::Pending);
+        let mut executor = Executor::new();
+        let outputs = vec![persist(1, 1), client(7), epochs(2), peer(3), persist(1, 2)];
+        assert_eq!(executor.run(outputs, &mut shell), Progress::Waiting);
+        let before = vec![
+            Seen::Append(Zxid::new(1, 1)),
+            Seen::Client(7),
+            Seen::AppendsEnd,
+            Seen::Write("epochs"),
+        ];
+        assert_eq!(shell.seen, before, "the send waits for the epoch write");
+        assert!(executor.is_waiting());
+        executor.written();
+        assert_eq!(executor.resume(&mut shell), Progress::Done);
+        let after = [Seen::Peer(3), Seen::Append(Zxid::new(1, 2)), Seen::AppendsEnd];
+        assert_eq!(shell.seen[before.len()..], after);
+    }
+
+    /// A wrong shell: it resumes the plan before its disk write is durable.
+    #[test]
+    #[should_panic(expected = "resumed before the pending disk write is durable")]
+    fn a_shell_that_resumes_before_the_write_is_durable_is_refused() {
+        let mut shell = Recorder::new(Written::Pending);
+        let mut executor = Executor::new();
+        assert_eq!(executor.run(vec![epochs(1), peer(2)], &mut shell), Progress::Waiting);
+        executor.resume(&mut shell);
+    }
+
+    /// A wrong shell: it starts the next step's outputs while the last step's write is pending.
+    #[test]
+    #[should_panic(expected = "a new plan while a disk write is pending")]
+    fn a_shell_that_runs_the_next_step_before_the_write_is_durable_is_refused() {
+        let mut shell = Recorder::new(Written::Pending);
+        let mut executor = Executor::new();
+        executor.run(vec![epochs(1)], &mut shell);
+        executor.run(vec![peer(2)], &mut shell);
+    }
+
+    /// A wrong shell: a synchronous one (simulator, test harness) that leaves a write pending.
+    #[test]
+    #[should_panic(expected = "a synchronous shell left a disk write pending")]
+    fn a_synchronous_shell_must_finish_its_writes() {
+        let mut shell = Recorder::new(Written::Pending);
+        Executor::new().run_sync(vec![epochs(1), peer(2)], &mut shell);
+    }
+
+    /// A wrong shell: it reports durable a txn it was never handed (so a reply to it could be
+    /// released before it is on disk).
+    #[test]
+    fn persisted_is_refused_past_what_was_appended() {
+        let mut shell = Recorder::new(Written::Done);
+        let mut executor = Executor::new();
+        executor.run_sync(vec![persist(1, 1), persist(1, 2)], &mut shell);
+        let upto = Zxid::new(1, 2);
+        assert_eq!(executor.persisted(upto), Input::Persisted { upto });
+        let early = std::panic::catch_unwind(|| executor.persisted(Zxid::new(1, 3)));
+        assert!(early.is_err(), "1:3 was never appended");
+    }
+
+    /// Appends follow the log's end, which truncations and snapshot installs move.
+    #[test]
+    fn appends_follow_the_log_end_that_truncation_and_snapshots_set() {
+        let mut shell = Recorder::new(Written::Done);
+        let mut executor = Executor::new();
+        let truncate = Output::TruncateLog { after: Zxid::new(1, 1) };
+        let outputs = vec![persist(1, 1), persist(1, 2), truncate, persist(2, 1)];
+        executor.run_sync(outputs, &mut shell);
+        executor.run_sync(vec![snapshot_at(Zxid::new(2, 5)), persist(2, 6)], &mut shell);
+        assert_eq!(shell.seen.iter().filter(|s| matches!(s, Seen::Append(_))).count(), 4);
+        let stale = std::panic::catch_unwind(move || {
+            executor.run_sync(vec![persist(2, 6)], &mut Recorder::new(Written::Done))
+        });
+        assert!(stale.is_err(), "2:6 is logged already");
+    }
+
+    /// A frame after its connection's close in one step is a core bug.
+    #[test]
+    #[should_panic(expected = "after its close")]
+    fn a_frame_after_its_connections_close_is_refused() {
+        let outputs = vec![client(7), Output::ClientClose { conn: ConnId(7) }, client(7)];
+        Executor::new().run_sync(outputs, &mut Recorder::new(Written::Done));
+    }
+
+    /// A shell that halts (a crash in the middle of a step) gets nothing more, and the
+    /// executor is ready for the next incarnation's plans.
+    #[test]
+    fn a_halted_shell_gets_nothing_more() {
+        let mut shell = Recorder::new(Written::Done);
+        shell.halt_after = Some(2);
+        let mut executor = Executor::new();
+        let outputs = vec![persist(1, 1), peer(2), epochs(1), peer(3), client(4)];
+        executor.run_sync(outputs, &mut shell);
+        assert_eq!(shell.seen, vec![Seen::Append(Zxid::new(1, 1)), Seen::Peer(2)]);
+        assert!(!executor.is_waiting());
+        shell.halt_after = None;
+        executor.run_sync(vec![peer(5)], &mut shell);
+        assert_eq!(shell.seen.last(), Some(&Seen::AppendsEnd));
+    }
+}
