@@ -85,6 +85,14 @@ pub enum Event {
         /// Where the answer goes.
         reply: oneshot::Sender<String>,
     },
+    /// An AdminServer command that reads the node or the counters (see `admin_server`); the
+    /// driver answers with `admin::command_json` and applies the `*_reset` commands.
+    Admin {
+        /// The command's primary name (`admin::ADMIN_COMMANDS`).
+        command: &'static str,
+        /// Where the answer goes: the JSON fields, or ZooKeeper's error text.
+        reply: oneshot::Sender<Result<crate::admin::Map, String>>,
+    },
     /// A metrics scrape (see `metrics`): the driver answers with the `mntr` text (whatever the
     /// four-letter-word whitelist allows) and the request latency histogram.
     Metrics {

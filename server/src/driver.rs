@@ -403,6 +403,21 @@ impl Driver {
                 let mntr = admin::answer(*b"mntr", &view);
                 let _ = reply.send((mntr, self.stats.op_latency.clone()));
             }
+            Event::Admin { command, reply } => {
+                let view = AdminView {
+                    node: &self.node,
+                    stats: &self.stats,
+                    conns: &self.conns,
+                    conf_lines: &self.conf_lines,
+                    allowed: &|_| true,
+                    dirs: (&self.cfg.data_dir, &self.cfg.data_log_dir),
+                };
+                let answer = admin::command_json(command, &view);
+                if answer.is_ok() {
+                    admin::reset(command, &mut self.stats, &mut self.conns);
+                }
+                let _ = reply.send(answer);
+            }
             Event::Peer { from, msg } => {
                 let wall_ms = self.env.clock.wall_ms();
                 self.node.step(Input::PeerMessage { from, msg, wall_ms })
