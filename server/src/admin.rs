@@ -795,20 +795,30 @@ fn leader_json(node: &Node) -> Result<Map, String> {
     Ok(out)
 }
 
-/// `zabstate`: ZooKeeper's `QuorumPeer.ZabState` names; a standalone server votes in nothing.
+/// `zabstate` (`Commands.ZabStateCommand`): a standalone server votes in nothing and has no
+/// state; an ensemble member reports its id, role, last zxid split into epoch and counter, and
+/// the `QuorumPeer.ZabState` name in lower case (`admin_server` adds the addresses).
 fn zab_state_json(node: &Node) -> Map {
     use zkr_core::zab::message::PeerState;
     let mut out = Map::new();
-    let standalone = node.config().is_standalone();
+    if node.config().is_standalone() {
+        out.insert("voting".into(), false.into());
+        out.insert("zabstate".into(), "".into());
+        return out;
+    }
     let state = match node.peer_state() {
-        _ if standalone => "",
-        PeerState::Looking => "ELECTION",
-        _ if node.is_serving() => "BROADCAST",
-        _ if node.leader().is_some() => "SYNCHRONIZATION",
-        _ => "DISCOVERY",
+        PeerState::Looking => "election",
+        _ if node.is_serving() => "broadcast",
+        _ if node.leader().is_some() => "synchronization",
+        _ => "discovery",
     };
-    let voting = !standalone && node.peer_state() != PeerState::Observing;
-    out.insert("voting".into(), voting.into());
+    let zxid = node.last_zxid().0 as u64;
+    out.insert("myid".into(), node.config().server_id.0.into());
+    out.insert("is_leader".into(), node.is_established_leader().into());
+    out.insert("voting".into(), (node.peer_state() != PeerState::Observing).into());
+    out.insert("last_zxid".into(), format!("0x{zxid:x}").into());
+    out.insert("zab_epoch".into(), (zxid >> 32).into());
+    out.insert("zab_counter".into(), (zxid & 0xffff_ffff).into());
     out.insert("zabstate".into(), state.into());
     out
 }

@@ -34,6 +34,8 @@ pub struct Static {
     command_url: String,
     initial_configuration: String,
     voting_view: Map,
+    /// Each member's host and (quorum, election, client) addresses, by id.
+    members: std::collections::BTreeMap<u64, (String, [String; 3])>,
     snapshot_dir: std::path::PathBuf,
 }
 
@@ -41,7 +43,15 @@ impl Static {
     /// From the configuration.
     pub fn new(cfg: &ServerConfig) -> Static {
         let mut members = Map::new();
+        let mut addresses = std::collections::BTreeMap::new();
         for (id, spec) in &cfg.servers {
+            let client = match &spec.client {
+                Some((host, port)) => format!("{}:{port}", host.as_deref().unwrap_or("0.0.0.0")),
+                None => format!("{}:{}", cfg.client_port_address, cfg.client_port),
+            };
+            let quorum = format!("{}:{}", spec.host, spec.quorum_port);
+            let election = format!("{}:{}", spec.host, spec.election_port);
+            addresses.insert(*id, (spec.host.clone(), [quorum, election, client]));
             let role = match spec.peer_type {
                 crate::config::PeerType::Participant => "participant",
                 crate::config::PeerType::Observer => "observer",
@@ -57,7 +67,31 @@ impl Static {
             command_url: cfg.admin.command_url.clone(),
             initial_configuration: cfg.initial_text.clone(),
             voting_view: members,
+            members: addresses,
             snapshot_dir: cfg.data_dir.join(crate::storage::VERSION_DIR),
+        }
+    }
+
+    /// Adds what the driver's answer lacks: the leader's host (`leader_ip`) and a member's
+    /// own addresses (`zabstate`), from the `server.N` lines.
+    fn complete(&self, name: &str, out: &mut Map) {
+        let id_of = |key: &str| out.get(key).and_then(Value::as_u64);
+        match name {
+            "leader" => {
+                let host = id_of("leader_id").and_then(|id| self.members.get(&id));
+                out.insert("leader_ip".into(), host.map_or("", |(h, _)| h.as_str()).into());
+            }
+            "zabstate" => {
+                let Some((_, [quorum, election, client])) =
+                    id_of("myid").and_then(|id| self.members.get(&id))
+                else {
+                    return;
+                };
+                out.insert("quorum_address".into(), quorum.clone().into());
+                out.insert("election_address".into(), election.clone().into());
+                out.insert("client_address".into(), client.clone().into());
+            }
+            _ => {}
         }
     }
 
@@ -207,7 +241,10 @@ async fn run(name: &str, events: &mpsc::UnboundedSender<Event>, fixed: &Static) 
         },
     };
     let (mut body, error) = match result {
-        Ok(body) => (body, Value::Null),
+        Ok(mut body) => {
+            fixed.complete(primary.unwrap_or(name), &mut body);
+            (body, Value::Null)
+        }
         Err(error) => (Map::new(), Value::String(error)),
     };
     body.insert("command".into(), primary.unwrap_or(name).into());

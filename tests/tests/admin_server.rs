@@ -262,6 +262,112 @@ async fn admin_server_answers_zookeepers_commands_with_its_field_names() {
     drop(zk);
 }
 
+/// zkr-server processes killed on drop.
+struct Members(Vec<std::process::Child>, std::path::PathBuf);
+
+impl Drop for Members {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+/// Three members, each with an AdminServer; returns them and their command URLs.
+fn ensemble() -> (Members, Vec<String>) {
+    let root = std::env::temp_dir().join(format!("zkr-admin-ens-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let ports: Vec<[u16; 4]> =
+        (0..3).map(|_| [free_port(), free_port(), free_port(), free_port()]).collect();
+    let servers: String = (0..3)
+        .map(|i| format!("server.{}=127.0.0.1:{}:{}\n", i + 1, ports[i][1], ports[i][2]))
+        .collect();
+    let mut members = Members(Vec::new(), root.clone());
+    let mut urls = Vec::new();
+    for (i, [client, _, _, admin]) in ports.iter().enumerate() {
+        let dir = root.join(format!("s{}", i + 1));
+        std::fs::create_dir_all(dir.join("data")).expect("member dir");
+        std::fs::write(dir.join("data/myid"), (i + 1).to_string()).expect("myid");
+        let cfg = format!(
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client}\n\
+             clientPortAddress=127.0.0.1\nadmin.enableServer=true\n\
+             admin.serverAddress=127.0.0.1\nadmin.serverPort={admin}\n{servers}",
+            dir.join("data").display()
+        );
+        std::fs::write(dir.join("zoo.cfg"), cfg).expect("zoo.cfg");
+        let log = std::fs::File::create(dir.join("server.log")).expect("log");
+        let child = Command::new(zkr_tests::server::zkr_bin())
+            .arg(dir.join("zoo.cfg"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn zkr-server");
+        members.0.push(child);
+        urls.push(format!("http://127.0.0.1:{admin}/commands"));
+    }
+    (members, urls)
+}
+
+/// In an ensemble, `leader`, `zabstate` and `voting_view` carry ZooKeeper 3.8's quorum fields
+/// (the names are in its `Commands$LeaderCommand`/`$ZabStateCommand` classes) and agree on
+/// one leader.
+#[test]
+fn admin_server_reports_the_ensemble_as_zookeeper_does() {
+    if require("curl", which_curl()).is_none() {
+        return;
+    }
+    let (_members, urls) = ensemble();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Until every member listens and has joined (curl fails while a member starts).
+    let serving = |url: &String| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "--max-time", "5"]).arg(format!("{url}/zabstate"));
+        let out = run_bounded(&mut cmd, "", Duration::from_secs(10));
+        out.success() && out.stdout.contains("\"broadcast\"")
+    };
+    while !urls.iter().all(serving) {
+        assert!(std::time::Instant::now() < deadline, "no ensemble within 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let zab_fields = [
+        "myid",
+        "is_leader",
+        "quorum_address",
+        "election_address",
+        "client_address",
+        "voting",
+        "last_zxid",
+        "zab_epoch",
+        "zab_counter",
+        "zabstate",
+        "command",
+        "error",
+    ];
+    let mut leaders = BTreeSet::new();
+    let mut leading = 0;
+    for (i, url) in urls.iter().enumerate() {
+        let base = url.as_str();
+        let zab = get_json(base, "zabstate");
+        assert_eq!(keys(&zab), set(&zab_fields), "{zab:?}");
+        assert_eq!(zab["myid"], i + 1);
+        let leader = get_json(base, "leader");
+        let fields = ["is_leader", "leader_id", "leader_ip", "command", "error"];
+        assert_eq!(keys(&leader), set(&fields), "{leader:?}");
+        assert_eq!(leader["leader_ip"], "127.0.0.1");
+        assert_eq!(leader["is_leader"], zab["is_leader"]);
+        leading += usize::from(leader["is_leader"] == true);
+        leaders.insert(leader["leader_id"].as_u64().expect("a leader id"));
+        let view = get_json(base, "voting_view");
+        let members = view["current_config"].as_object().expect("members");
+        assert_eq!(members.len(), 3, "{view:?}");
+        assert!(members["1"].as_str().is_some_and(|m| m.ends_with(":participant")), "{view:?}");
+    }
+    assert_eq!((leaders.len(), leading), (1, 1), "one leader, named alike by all");
+}
+
 fn which_curl() -> Option<()> {
     let probe = Command::new("curl").arg("--version").output();
     matches!(probe, Ok(o) if o.status.success()).then_some(())
