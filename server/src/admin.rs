@@ -419,25 +419,36 @@ fn wchs(view: &AdminView<'_>) -> String {
     format!("{conns} connections watching {paths} paths\nTotal watches:{watches}\n")
 }
 
+/// `WatchManager.dumpWatches(byPath=false)` over the data watches only (as `wchs`), then the
+/// blank line the command prints after it.
 fn wchc(view: &AdminView<'_>) -> String {
+    let mut by_session: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (path, conns) in data_watches(view.node) {
+        for conn in conns {
+            by_session.entry(session_of(view, conn)).or_default().push(path.clone());
+        }
+    }
     let mut out = String::new();
-    for (conn, paths) in view.node.watches().by_conn() {
-        let _ = writeln!(out, "{}", session_of(view, conn));
+    for (session, paths) in by_session {
+        let _ = writeln!(out, "{session}");
         for path in paths {
             let _ = writeln!(out, "\t{path}");
         }
     }
+    out.push('\n');
     out
 }
 
+/// `WatchManager.dumpWatches(byPath=true)` over the data watches only, then a blank line.
 fn wchp(view: &AdminView<'_>) -> String {
     let mut out = String::new();
-    for (path, conns) in view.node.watches().by_path() {
+    for (path, conns) in data_watches(view.node) {
         let _ = writeln!(out, "{path}");
         for conn in conns {
             let _ = writeln!(out, "\t{}", session_of(view, conn));
         }
     }
+    out.push('\n');
     out
 }
 

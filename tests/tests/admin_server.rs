@@ -215,6 +215,10 @@ async fn admin_server_answers_zookeepers_commands_with_its_field_names() {
     let watches = get_json(&base, "watches");
     let watched = &watches["session_id_to_watched_paths"][&id];
     assert_eq!(watched, &serde_json::json!(["/nope", "/w"]), "data watches only, as ZooKeeper");
+    // The four-letter words read the same data watches (ZooKeeper's dataWatches), in its text.
+    let hex = format!("0x{:x}", session as u64);
+    assert_eq!(server.four_letter("wchc"), format!("{hex}\n\t/nope\n\t/w\n\n"));
+    assert_eq!(server.four_letter("wchp"), format!("/nope\n\t{hex}\n/w\n\t{hex}\n\n"));
     let summary = get_json(&base, "wchs");
     assert_eq!(summary["command"], "watch_summary", "an alias runs its command");
     assert_eq!(
