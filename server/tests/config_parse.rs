@@ -541,3 +541,16 @@ fn admin_server_keys() {
     assert_bad_value("admin.enableServer=maybe", "admin.enableServer");
     assert_bad_value("admin.commandURL=commands", "admin.commandURL");
 }
+
+/// `-Dzookeeper.admin.enableServer=true` in `SERVER_JVMFLAGS`, ZooKeeper's usual spelling,
+/// turns the AdminServer on as the zoo.cfg key does.
+#[test]
+fn admin_server_from_jvm_flags() {
+    let flags = zkr_server::security::jvm_flag_properties(
+        "-Xmx1g -Dzookeeper.admin.enableServer=true -Dzookeeper.admin.serverPort=9191",
+        "",
+    );
+    let config = ServerConfig::parse_with_flags("dataDir=/tmp/z\n", &flags).expect("parses");
+    assert!(config.admin.enabled);
+    assert_eq!(config.admin.port, 9191);
+}
