@@ -134,6 +134,8 @@ impl Latency {
 pub struct ConnStats {
     /// Peer address.
     pub remote: SocketAddr,
+    /// Accepted on `secureClientPort` (the AdminServer lists it under `secure_connections`).
+    pub secure: bool,
     /// Frames received.
     pub received: u64,
     /// Frames sent.
@@ -575,17 +577,10 @@ pub fn command_json(name: &str, view: &AdminView<'_>) -> Result<Map, String> {
         "stats" | "server_stats" => {
             out = server_stats_json(view);
             if name == "stats" {
-                let brief = view.conns.values().map(|c| Value::Object(conn_json(view, None, c)));
-                out.insert("connections".into(), Value::Array(brief.collect()));
-                out.insert("secure_connections".into(), Value::Array(vec![]));
+                connections_json(view, false, &mut out);
             }
         }
-        "connections" => {
-            let full =
-                view.conns.iter().map(|(id, c)| Value::Object(conn_json(view, Some(*id), c)));
-            out.insert("connections".into(), Value::Array(full.collect()));
-            out.insert("secure_connections".into(), Value::Array(vec![]));
-        }
+        "connections" => connections_json(view, true, &mut out),
         "monitor" => out = mntr_json(&mntr(view)),
         "configuration" => out = conf_json(view.conf_lines),
         "dump" => out = dump_json(view),
@@ -695,6 +690,16 @@ fn server_stats_json(view: &AdminView<'_>) -> Map {
     out.insert("client_response".into(), response);
     out.insert("node_count".into(), (view.node.tree().node_count() + 1).into());
     out
+}
+
+/// `connections` and `secure_connections` (the plain and the TLS port's), each connection in
+/// the full form or the brief one `stats` uses.
+fn connections_json(view: &AdminView<'_>, full: bool, out: &mut Map) {
+    for (key, secure) in [("connections", false), ("secure_connections", true)] {
+        let listed = view.conns.iter().filter(|(_, c)| c.secure == secure);
+        let listed = listed.map(|(id, c)| Value::Object(conn_json(view, full.then_some(*id), c)));
+        out.insert(key.into(), Value::Array(listed.collect()));
+    }
 }
 
 /// One connection as `ServerCnxn.getConnectionInfo(brief)` lists it; `conn` gives the full form.

@@ -40,6 +40,8 @@ pub enum Event {
         conn: ConnId,
         /// The peer address.
         remote: SocketAddr,
+        /// Accepted on `secureClientPort` (TLS).
+        secure: bool,
         /// The driver's end of the connection.
         handle: ConnHandle,
     },
@@ -455,7 +457,8 @@ async fn serve_conn(
     let shared = Arc::new(Shared { in_flight, ..Shared::default() });
     let drop_at_bytes = policy.output_bytes_max.saturating_mul(OUTPUT_DROP_FACTOR);
     let handle = ConnHandle { shared: shared.clone(), drop_at_bytes };
-    if events.send(Event::Connected { conn: id, remote, handle }).is_err() {
+    let secure = matches!(stream, ClientStream::Tls(_));
+    if events.send(Event::Connected { conn: id, remote, secure, handle }).is_err() {
         return;
     }
     let handshake_deadline = Instant::now() + policy.handshake_timeout;

@@ -360,9 +360,9 @@ impl Driver {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Connected { conn, remote, handle } => {
+            Event::Connected { conn, remote, secure, handle } => {
                 self.writers.insert(conn, handle);
-                self.conns.insert(conn, conn_stats(remote));
+                self.conns.insert(conn, ConnStats { secure, ..conn_stats(remote) });
                 let remote_ip = remote.ip().to_string();
                 self.node.step(Input::ClientConnected { conn, remote_ip });
             }
@@ -555,6 +555,7 @@ impl Driver {
 fn conn_stats(remote: SocketAddr) -> ConnStats {
     ConnStats {
         remote,
+        secure: false,
         received: 0,
         sent: 0,
         established_ms: admin::now_ms(),

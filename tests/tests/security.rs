@@ -118,6 +118,11 @@ fn jvmflags(jaas: &Path) -> String {
 
 /// SASL users and a TLS port with client certificates required.
 fn secure_server(dir: &TempDir) -> (TestServer, u16) {
+    let (options, secure_port) = secure_options(dir);
+    (TestServer::start_with(options), secure_port)
+}
+
+fn secure_options(dir: &TempDir) -> (ServerOptions, u16) {
     make_certs(dir);
     let jaas = dir.write("jaas.conf", JAAS);
     let secure_port = free_port();
@@ -133,7 +138,57 @@ fn secure_server(dir: &TempDir) -> (TestServer, u16) {
         .set("ssl.trustStore.location", &at("ca.pem"))
         .set("ssl.trustStore.type", "PEM")
         .set("ssl.clientAuth", "need");
-    (TestServer::start_with(options), secure_port)
+    (options, secure_port)
+}
+
+/// The AdminServer lists a connection on the TLS port under `secure_connections`, as
+/// ZooKeeper's lists its secure factory's, and not under `connections`. The TLS client is
+/// `openssl s_client` holding its connection open (without a ConnectRequest, which the server
+/// allows for `nio.sessionlessCnxnTimeout`, 10 s).
+#[test]
+fn admin_server_lists_tls_connections_as_secure() {
+    let probe = |tool: &str| Command::new(tool).arg("--version").output();
+    let tools = matches!(probe("curl"), Ok(o) if o.status.success())
+        && matches!(Command::new("openssl").arg("version").output(), Ok(o) if o.status.success());
+    if require("curl and openssl", tools.then_some(())).is_none() {
+        return;
+    }
+    let dir = TempDir::new("admin-tls");
+    let (options, secure_port) = secure_options(&dir);
+    let admin_port = free_port();
+    let options = options
+        .set("admin.enableServer", "true")
+        .set("admin.serverAddress", "127.0.0.1")
+        .set("admin.serverPort", &admin_port.to_string());
+    let server = TestServer::start_with(options);
+    let at = |f: &str| dir.0.join(f).display().to_string();
+    let mut tls = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{secure_port}")])
+        .args(["-CAfile", &at("ca.pem"), "-cert", &at("client.pem"), "-key", &at("client.key")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let url = format!("http://127.0.0.1:{admin_port}/commands/stats");
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    let stats = loop {
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "--max-time", "5", &url]);
+        let out = run_bounded(&mut curl, "", Duration::from_secs(10));
+        if out.stdout.contains("remote_socket_address") {
+            break out.stdout;
+        }
+        assert!(std::time::Instant::now() < deadline, "no TLS connection listed:\n{}", out.stdout);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = tls.kill();
+    let _ = tls.wait();
+    let stats: serde_json::Value = serde_json::from_str(&stats).expect("JSON");
+    let count = |key: &str| stats[key].as_array().map(Vec::len);
+    assert_eq!(count("secure_connections"), Some(1), "{stats}");
+    assert_eq!(count("connections"), Some(0), "a plain connection was listed: {stats}");
+    drop(server);
 }
 
 /// Runs the pytest cases matching `select`; returns the summary line.
