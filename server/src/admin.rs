@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use serde_json::Value;
 use zkr_core::Node;
 use zkr_core::proto::client::OpCode;
 use zkr_core::types::ConnId;
@@ -133,6 +134,8 @@ impl Latency {
 pub struct ConnStats {
     /// Peer address.
     pub remote: SocketAddr,
+    /// Accepted on `secureClientPort` (the AdminServer lists it under `secure_connections`).
+    pub secure: bool,
     /// Frames received.
     pub received: u64,
     /// Frames sent.
@@ -385,20 +388,27 @@ fn cons(view: &AdminView<'_>) -> String {
 }
 
 fn envi() -> String {
+    let lines: String = environment().into_iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    format!("Environment:\n{lines}")
+}
+
+/// `envi`'s properties in its order (ZooKeeper's `Environment.list` without the `java.*` ones,
+/// as there is no JVM here); the AdminServer's `environment` too.
+pub fn environment() -> Vec<(String, String)> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let user = std::env::var("USER").unwrap_or_default();
-    let home = std::env::var("HOME").unwrap_or_default();
     let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
-    format!(
-        "Environment:\nzookeeper.version={VERSION}, built on unknown\nhost.name={}\n\
-         os.name={}\nos.arch={}\nos.version={}\nuser.name={user}\nuser.home={home}\n\
-         user.dir={cwd}\n",
-        host.trim(),
-        std::env::consts::OS,
-        std::env::consts::ARCH,
-        os_version.trim(),
-    )
+    let pairs = [
+        ("zookeeper.version", format!("{VERSION}, built on unknown")),
+        ("host.name", host.trim().to_string()),
+        ("os.name", std::env::consts::OS.to_string()),
+        ("os.arch", std::env::consts::ARCH.to_string()),
+        ("os.version", os_version.trim().to_string()),
+        ("user.name", std::env::var("USER").unwrap_or_default()),
+        ("user.home", std::env::var("HOME").unwrap_or_default()),
+        ("user.dir", cwd),
+    ];
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 fn session_of(view: &AdminView<'_>, conn: ConnId) -> String {
@@ -411,25 +421,36 @@ fn wchs(view: &AdminView<'_>) -> String {
     format!("{conns} connections watching {paths} paths\nTotal watches:{watches}\n")
 }
 
+/// `WatchManager.dumpWatches(byPath=false)` over the data watches only (as `wchs`), then the
+/// blank line the command prints after it.
 fn wchc(view: &AdminView<'_>) -> String {
+    let mut by_session: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (path, conns) in data_watches(view.node) {
+        for conn in conns {
+            by_session.entry(session_of(view, conn)).or_default().push(path.clone());
+        }
+    }
     let mut out = String::new();
-    for (conn, paths) in view.node.watches().by_conn() {
-        let _ = writeln!(out, "{}", session_of(view, conn));
+    for (session, paths) in by_session {
+        let _ = writeln!(out, "{session}");
         for path in paths {
             let _ = writeln!(out, "\t{path}");
         }
     }
+    out.push('\n');
     out
 }
 
+/// `WatchManager.dumpWatches(byPath=true)` over the data watches only, then a blank line.
 fn wchp(view: &AdminView<'_>) -> String {
     let mut out = String::new();
-    for (path, conns) in view.node.watches().by_path() {
+    for (path, conns) in data_watches(view.node) {
         let _ = writeln!(out, "{path}");
         for conn in conns {
             let _ = writeln!(out, "\t{}", session_of(view, conn));
         }
     }
+    out.push('\n');
     out
 }
 
@@ -484,6 +505,355 @@ fn dump(view: &AdminView<'_>) -> String {
     out.push_str("Connections ");
     expiry_sets(&mut out, &conns);
     out
+}
+
+/// The AdminServer's commands (ZooKeeper 3.8's `Commands`): the primary name, then its
+/// aliases (the four-letter word among them, where there is one). `/commands` lists the
+/// primary names; any name or alias runs the command.
+pub const ADMIN_COMMANDS: [&[&str]; 26] = [
+    &["configuration", "conf", "config"],
+    &["connection_stat_reset", "crst"],
+    &["connections", "cons"],
+    &["dirs"],
+    &["dump"],
+    &["environment", "env", "envi"],
+    &["get_trace_mask", "gtmk"],
+    &["hash"],
+    &["initial_configuration", "icfg"],
+    &["is_read_only", "isro"],
+    &["last_snapshot", "lsnp"],
+    &["leader", "lead"],
+    &["monitor", "mntr"],
+    &["observer_connection_stat_reset", "orst"],
+    &["observers", "obsr"],
+    &["ruok"],
+    &["server_stats", "srvr"],
+    &["set_trace_mask", "stmk"],
+    &["stat_reset", "srst"],
+    &["stats", "stat"],
+    &["system_properties", "sysp"],
+    &["voting_view"],
+    &["watch_summary", "wchs"],
+    &["watches", "wchc"],
+    &["watches_by_path", "wchp"],
+    &["zabstate"],
+];
+
+/// The primary name of an AdminServer command or alias.
+pub fn admin_command(name: &str) -> Option<&'static str> {
+    ADMIN_COMMANDS.iter().find(|names| names.contains(&name)).map(|names| names[0])
+}
+
+/// Commands that need a serving server (ZooKeeper's `isServerRequired`), answered otherwise
+/// with the error below.
+const ADMIN_NEEDS_SERVING: [&str; 12] = [
+    "connections",
+    "dump",
+    "hash",
+    "last_snapshot",
+    "monitor",
+    "server_stats",
+    "stats",
+    "watch_summary",
+    "watches",
+    "watches_by_path",
+    "connection_stat_reset",
+    "stat_reset",
+];
+
+/// ZooKeeper's error for a command that needs a serving server.
+pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
+
+/// The JSON object of an AdminServer command that reads the node or the counters (the others
+/// are answered by `admin_server` without the driver), with ZooKeeper's field names; `command`
+/// and `error` are added by the caller. `name` is a primary name.
+pub fn command_json(name: &str, view: &AdminView<'_>) -> Result<Map, String> {
+    if !view.node.is_serving() && ADMIN_NEEDS_SERVING.contains(&name) {
+        return Err(NOT_SERVING.to_string());
+    }
+    let node = view.node;
+    let mut out = Map::new();
+    match name {
+        "stats" | "server_stats" => {
+            out = server_stats_json(view);
+            if name == "stats" {
+                connections_json(view, false, &mut out);
+            }
+        }
+        "connections" => connections_json(view, true, &mut out),
+        "monitor" => out = mntr_json(&mntr(view)),
+        "configuration" => out = conf_json(view.conf_lines),
+        "dump" => out = dump_json(view),
+        "watches" => {
+            let mut by_session: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+            for (path, conns) in data_watches(node) {
+                for conn in conns {
+                    let session = session_number(view, conn).to_string();
+                    by_session.entry(session).or_default().push(path.clone().into());
+                }
+            }
+            let by_session = by_session.into_iter().map(|(s, paths)| (s, Value::Array(paths)));
+            out.insert("session_id_to_watched_paths".into(), Value::Object(by_session.collect()));
+        }
+        "watches_by_path" => {
+            let by_path = data_watches(node).into_iter().map(|(path, conns)| {
+                let ids = conns.into_iter().map(|c| Value::from(session_number(view, c)));
+                (path, Value::Array(ids.collect()))
+            });
+            out.insert("path_to_session_ids".into(), Value::Object(by_path.collect()));
+        }
+        "watch_summary" => {
+            let (conns, paths, watches) = node.watches().data_summary();
+            out.insert("num_connections".into(), conns.into());
+            out.insert("num_paths".into(), paths.into());
+            out.insert("num_total_watches".into(), watches.into());
+        }
+        "hash" => {
+            let digest = serde_json::json!({
+                "zxid": node.last_zxid().0,
+                "digest": node.tree().digest(),
+            });
+            out.insert("digests".into(), Value::Array(vec![digest]));
+        }
+        "is_read_only" => {
+            out.insert("read_only".into(), false.into());
+        }
+        "leader" => return leader_json(node),
+        "observers" => {
+            let synced = node.leader_counts().map_or(0, |c| c.synced_observers);
+            out.insert("synced_observers".into(), synced.into());
+            out.insert("observers".into(), Value::Array(vec![]));
+        }
+        "zabstate" => out = zab_state_json(node),
+        "dirs" => {
+            out.insert("datadir_size".into(), dir_size(view.dirs.0).into());
+            out.insert("logdir_size".into(), dir_size(view.dirs.1).into());
+        }
+        // The driver applies the resets (see `reset`); ZooKeeper answers with no fields.
+        "connection_stat_reset" | "stat_reset" | "observer_connection_stat_reset" => {}
+        _ => return Err(format!("Unknown command: {name}")),
+    }
+    Ok(out)
+}
+
+/// A JSON object.
+pub type Map = serde_json::Map<String, Value>;
+
+/// `stat_reset`/`srst` and `connection_stat_reset`/`crst`: what the driver resets.
+pub fn reset(name: &str, stats: &mut ServerStats, conns: &mut BTreeMap<ConnId, ConnStats>) {
+    match name {
+        "srst" | "stat_reset" => stats.reset(),
+        "crst" | "connection_stat_reset" => {
+            for c in conns.values_mut() {
+                c.latency = Latency::default();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `ServerStats` as ZooKeeper's `server_stats` writes it (`ZooKeeperServer.serverStats`).
+fn server_stats_json(view: &AdminView<'_>) -> Map {
+    let s = view.stats;
+    let l = s.latency;
+    let min_size = if s.min_response_size == usize::MAX { 0 } else { s.min_response_size };
+    let response = serde_json::json!({
+        "last_buffer_size": s.last_response_size,
+        "min_buffer_size": min_size,
+        "max_buffer_size": s.max_response_size,
+    });
+    let avg = (l.avg() * 10_000.0).round() / 10_000.0;
+    let server_stats = serde_json::json!({
+        "packets_sent": s.packets_sent,
+        "packets_received": s.packets_received,
+        "fsync_threshold_exceed_count": 0,
+        "client_response_stats": response.clone(),
+        "data_dir_size": dir_size(view.dirs.0),
+        "log_dir_size": dir_size(view.dirs.1),
+        "server_state": mode(view.node),
+        "last_processed_zxid": view.node.last_zxid().0,
+        "outstanding_requests": outstanding(view),
+        "avg_latency": avg,
+        "max_latency": l.max_ms,
+        "min_latency": l.min_ms,
+        "num_alive_client_connections": view.conns.len(),
+        "uptime": s.started.elapsed().as_millis() as u64,
+        "auth_failed_count": 0,
+        "non_mtlsremote_conn_count": 0,
+        "non_mtlslocal_conn_count": 0,
+        "provider_null": false,
+    });
+    let mut out = Map::new();
+    out.insert("version".into(), format!("{VERSION}, built on unknown").into());
+    out.insert("read_only".into(), false.into());
+    out.insert("server_stats".into(), server_stats);
+    out.insert("client_response".into(), response);
+    out.insert("node_count".into(), (view.node.tree().node_count() + 1).into());
+    out
+}
+
+/// `connections` and `secure_connections` (the plain and the TLS port's), each connection in
+/// the full form or the brief one `stats` uses.
+fn connections_json(view: &AdminView<'_>, full: bool, out: &mut Map) {
+    for (key, secure) in [("connections", false), ("secure_connections", true)] {
+        let listed = view.conns.iter().filter(|(_, c)| c.secure == secure);
+        let listed = listed.map(|(id, c)| Value::Object(conn_json(view, full.then_some(*id), c)));
+        out.insert(key.into(), Value::Array(listed.collect()));
+    }
+}
+
+/// One connection as `ServerCnxn.getConnectionInfo(brief)` lists it; `conn` gives the full form.
+fn conn_json(view: &AdminView<'_>, conn: Option<ConnId>, c: &ConnStats) -> Map {
+    let mut out = Map::new();
+    out.insert("remote_socket_address".into(), c.remote.to_string().into());
+    out.insert("interest_ops".into(), 1.into());
+    out.insert("outstanding_requests".into(), c.in_flight.len().into());
+    out.insert("packets_received".into(), c.received.into());
+    out.insert("packets_sent".into(), c.sent.into());
+    let Some(conn) = conn else {
+        return out;
+    };
+    let Some(session) = view.node.connection_session(conn) else {
+        return out;
+    };
+    let timeout = view.node.sessions().get(session).map_or(0, |s| s.timeout_ms);
+    let last = c.last;
+    let l = c.latency;
+    out.insert("session_id".into(), session.0.into());
+    out.insert("last_operation".into(), c.last.map_or("NA", |l| last_op_name(l.op)).into());
+    out.insert("established".into(), (c.established_ms as u64).into());
+    out.insert("session_timeout".into(), timeout.into());
+    out.insert("last_cxid".into(), last.map_or(-1, |l| i64::from(l.cxid)).into());
+    out.insert("last_zxid".into(), last.map_or(-1, |l| l.zxid).into());
+    out.insert("last_response_time".into(), last.map_or(0, |l| l.responded_ms as u64).into());
+    out.insert("last_latency".into(), last.map_or(0, |l| l.latency_ms as u64).into());
+    out.insert("min_latency".into(), l.min_ms.into());
+    out.insert("avg_latency".into(), l.total_ms.checked_div(l.count).unwrap_or(0).into());
+    out.insert("max_latency".into(), l.max_ms.into());
+    out
+}
+
+/// `mntr`'s rows without the `zk_` prefix, numbers as JSON numbers (ZooKeeper's `monitor`).
+fn mntr_json(text: &str) -> Map {
+    let mut out = Map::new();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('\t') else {
+            continue;
+        };
+        let key = key.strip_prefix("zk_").unwrap_or(key).to_string();
+        let number = match value.strip_prefix("0x") {
+            Some(hex) => i64::from_str_radix(hex, 16).ok().map(Value::from),
+            None => value.parse::<i64>().map(Value::from).ok().or_else(|| {
+                let float = value.parse::<f64>().ok()?;
+                serde_json::Number::from_f64(float).map(Value::Number)
+            }),
+        };
+        out.insert(key, number.unwrap_or_else(|| value.into()));
+    }
+    out
+}
+
+/// `ZooKeeperServerConf` from the `conf` lines: snake_case names, numbers as numbers.
+fn conf_json(lines: &[(String, String)]) -> Map {
+    let keys = [
+        ("clientPort", "client_port"),
+        ("dataDir", "data_dir"),
+        ("dataLogDir", "data_log_dir"),
+        ("tickTime", "tick_time"),
+        ("maxClientCnxns", "max_client_cnxns"),
+        ("minSessionTimeout", "min_session_timeout"),
+        ("maxSessionTimeout", "max_session_timeout"),
+        ("serverId", "server_id"),
+        ("clientPortListenBacklog", "client_port_listen_backlog"),
+    ];
+    let mut out = Map::new();
+    for (conf, json) in keys {
+        let Some((_, value)) = lines.iter().find(|(k, _)| k == conf) else {
+            continue;
+        };
+        let value = value.parse::<i64>().map(Value::from).unwrap_or_else(|_| value.clone().into());
+        out.insert(json.to_string(), value);
+    }
+    out
+}
+
+/// `dump`: session expiry times (ms) to session ids, and session ids to ephemeral paths.
+fn dump_json(view: &AdminView<'_>) -> Map {
+    let node = view.node;
+    let now_ms = now_ms() as i64;
+    let tick_ms = i64::from(node.config().tick_ms);
+    let mut expiry: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
+    for (id, s) in node.sessions().iter() {
+        let at = now_ms + (s.expiry_tick as i64 - node.now_tick() as i64) * tick_ms;
+        expiry.entry(at).or_default().push(id.0.into());
+    }
+    let expiry = expiry.into_iter().map(|(at, ids)| (at.to_string(), Value::Array(ids)));
+    let ephemerals = node.tree().all_ephemerals().into_iter().map(|(session, paths)| {
+        let paths = paths.into_iter().map(|p| Value::String(p.to_string())).collect();
+        (session.0.to_string(), Value::Array(paths))
+    });
+    let mut out = Map::new();
+    out.insert("expiry_time_to_session_ids".into(), Value::Object(expiry.collect()));
+    out.insert("session_id_to_ephemeral_paths".into(), Value::Object(ephemerals.collect()));
+    out
+}
+
+/// `leader`: ZooKeeper answers a standalone server with an error, an ensemble member with the
+/// leader it knows.
+fn leader_json(node: &Node) -> Result<Map, String> {
+    if node.config().is_standalone() {
+        return Err("server is not initialized".to_string());
+    }
+    let mut out = Map::new();
+    let leader = node.leader();
+    out.insert("is_leader".into(), (leader == Some(node.config().server_id)).into());
+    out.insert("leader_id".into(), leader.map_or(-1, |l| l.0 as i64).into());
+    Ok(out)
+}
+
+/// `zabstate` (`Commands.ZabStateCommand`): a standalone server votes in nothing and has no
+/// state; an ensemble member reports its id, role, last zxid split into epoch and counter, and
+/// the `QuorumPeer.ZabState` name in lower case (`admin_server` adds the addresses).
+fn zab_state_json(node: &Node) -> Map {
+    use zkr_core::zab::message::PeerState;
+    let mut out = Map::new();
+    if node.config().is_standalone() {
+        out.insert("voting".into(), false.into());
+        out.insert("zabstate".into(), "".into());
+        return out;
+    }
+    let state = match node.peer_state() {
+        PeerState::Looking => "election",
+        _ if node.is_serving() => "broadcast",
+        _ if node.leader().is_some() => "synchronization",
+        _ => "discovery",
+    };
+    let zxid = node.last_zxid().0 as u64;
+    out.insert("myid".into(), node.config().server_id.0.into());
+    out.insert("is_leader".into(), node.is_established_leader().into());
+    out.insert("voting".into(), (node.peer_state() != PeerState::Observing).into());
+    out.insert("last_zxid".into(), format!("0x{zxid:x}").into());
+    out.insert("zab_epoch".into(), (zxid >> 32).into());
+    out.insert("zab_counter".into(), (zxid & 0xffff_ffff).into());
+    out.insert("zabstate".into(), state.into());
+    out
+}
+
+/// Data watches by path: ZooKeeper's `watches` and `watches_by_path` read only its
+/// `dataWatches` table (as `watch_summary` does), not the child watches.
+fn data_watches(node: &Node) -> Vec<(String, Vec<ConnId>)> {
+    use zkr_core::watch::Table;
+    let watches = node.watches();
+    let by_path = watches.by_path().into_iter().map(|(path, conns)| {
+        let data = conns.into_iter().filter(|c| watches.modes(Table::Data, &path, *c) != 0);
+        let data: Vec<ConnId> = data.collect();
+        (path, data)
+    });
+    by_path.filter(|(_, conns)| !conns.is_empty()).collect()
+}
+
+fn session_number(view: &AdminView<'_>, conn: ConnId) -> i64 {
+    view.node.connection_session(conn).map_or(0, |s| s.0)
 }
 
 /// ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout` default.

@@ -40,6 +40,8 @@ pub enum Event {
         conn: ConnId,
         /// The peer address.
         remote: SocketAddr,
+        /// Accepted on `secureClientPort` (TLS).
+        secure: bool,
         /// The driver's end of the connection.
         handle: ConnHandle,
     },
@@ -84,6 +86,14 @@ pub enum Event {
         cmd: [u8; 4],
         /// Where the answer goes.
         reply: oneshot::Sender<String>,
+    },
+    /// An AdminServer command that reads the node or the counters (see `admin_server`); the
+    /// driver answers with `admin::command_json` and applies the `*_reset` commands.
+    Admin {
+        /// The command's primary name (`admin::ADMIN_COMMANDS`).
+        command: &'static str,
+        /// Where the answer goes: the JSON fields, or ZooKeeper's error text.
+        reply: oneshot::Sender<Result<crate::admin::Map, String>>,
     },
     /// A metrics scrape (see `metrics`): the driver answers with the `mntr` text (whatever the
     /// four-letter-word whitelist allows) and the request latency histogram.
@@ -447,7 +457,8 @@ async fn serve_conn(
     let shared = Arc::new(Shared { in_flight, ..Shared::default() });
     let drop_at_bytes = policy.output_bytes_max.saturating_mul(OUTPUT_DROP_FACTOR);
     let handle = ConnHandle { shared: shared.clone(), drop_at_bytes };
-    if events.send(Event::Connected { conn: id, remote, handle }).is_err() {
+    let secure = matches!(stream, ClientStream::Tls(_));
+    if events.send(Event::Connected { conn: id, remote, secure, handle }).is_err() {
         return;
     }
     let handshake_deadline = Instant::now() + policy.handshake_timeout;

@@ -2,9 +2,9 @@
 //! `ServerConfig` (reference §13).
 //!
 //! Policy, so that a ZooKeeper config file works unchanged:
-//! - Every key ZooKeeper documents is accepted. Keys that change nothing here (admin.*,
-//!   preAllocSize, ...) are logged at info level and kept in `extra`; `metricsProvider.*` is kept
-//!   in `extra` for `metrics::endpoint`.
+//! - Every key ZooKeeper documents is accepted. Keys that change nothing here (admin.* but the
+//!   four the AdminServer reads, preAllocSize, ...) are logged at info level and kept in
+//!   `extra`; `metricsProvider.*` is kept in `extra` for `metrics::endpoint`.
 //! - An unknown key is a warning (logged and listed in `warnings`) and is kept in `extra`, because
 //!   ZooKeeper turns unknown keys into system properties rather than failing.
 //! - A malformed value is an error naming the key, the value and the line.
@@ -280,6 +280,34 @@ fn unescape(text: &str, line: usize) -> Result<String, ConfigError> {
     Ok(out)
 }
 
+/// ZooKeeper's AdminServer keys. `admin.enableServer` defaults to **false** here (ZooKeeper:
+/// true): ZooKeeper 3.8's AdminServer answers every command, `dump` and `environment`
+/// included, to anyone who reaches 0.0.0.0:8080, whatever `4lw.commands.whitelist` says, and a
+/// second server on the same host (tests, a laptop ensemble) collides on port 8080. An operator
+/// who uses it says so, in zoo.cfg or as `-Dzookeeper.admin.enableServer=true`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminServerConfig {
+    /// `admin.enableServer`.
+    pub enabled: bool,
+    /// `admin.serverAddress` (default 0.0.0.0, as ZooKeeper's).
+    pub address: IpAddr,
+    /// `admin.serverPort` (default 8080).
+    pub port: u16,
+    /// `admin.commandURL` (default `/commands`), without a trailing `/`.
+    pub command_url: String,
+}
+
+impl Default for AdminServerConfig {
+    fn default() -> AdminServerConfig {
+        AdminServerConfig {
+            enabled: false,
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 8080,
+            command_url: "/commands".to_string(),
+        }
+    }
+}
+
 /// The whole server configuration: the core's protocol settings plus what the shell needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -340,6 +368,10 @@ pub struct ServerConfig {
     /// `zkr.diskFaultFile`: a file whose text slows or stalls this server's disk syncs
     /// (`fs::FaultFs`; tests only, refused without the `bugs` feature).
     pub disk_fault_file: Option<PathBuf>,
+    /// `admin.*`: the AdminServer (see `admin_server`).
+    pub admin: AdminServerConfig,
+    /// The zoo.cfg text as read, for the AdminServer's `initial_configuration`.
+    pub initial_text: String,
     /// Keys accepted but not used, and unknown keys, with their values.
     pub extra: BTreeMap<String, String>,
     /// Warnings found while parsing (also logged): unknown keys, clamped values.
@@ -387,6 +419,7 @@ impl ServerConfig {
         flags: &[(String, String)],
     ) -> Result<ServerConfig, ConfigError> {
         let mut config = ServerConfig::base(PathBuf::new());
+        config.initial_text = text.to_string();
         let mut seen = Seen::default();
         let from_flags = flags.iter().map(|(key, value)| Property {
             key: key.clone(),
@@ -454,6 +487,8 @@ impl ServerConfig {
             security: Default::default(),
             shell_bugs: crate::bugs::ShellBugs::default(),
             disk_fault_file: None,
+            admin: AdminServerConfig::default(),
+            initial_text: String::new(),
             extra: BTreeMap::new(),
             warnings: Vec::new(),
         }
@@ -544,6 +579,17 @@ impl ServerConfig {
                 self.autopurge_purge_interval_hours = at.signed(i64::MIN, i64::MAX)?.max(0) as u64;
             }
             "forceSync" => self.force_sync = at.boolean()?,
+            "admin.enableServer" => self.admin.enabled = at.boolean()?,
+            "admin.serverAddress" => self.admin.address = at.ip()?,
+            "admin.serverPort" => {
+                self.admin.port = at.number(0, u16::MAX as u64, "a port number 0..=65535")?;
+            }
+            "admin.commandURL" => {
+                if !value.starts_with('/') {
+                    return Err(at.bad("a path starting with /"));
+                }
+                self.admin.command_url = value.trim_end_matches('/').to_string();
+            }
             "4lw.commands.whitelist" => {
                 let (whitelist, unknown) = FourLetterWhitelist::parse(value);
                 for word in unknown {

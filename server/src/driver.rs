@@ -377,9 +377,9 @@ impl Driver {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Connected { conn, remote, handle } => {
+            Event::Connected { conn, remote, secure, handle } => {
                 self.writers.insert(conn, handle);
-                self.conns.insert(conn, conn_stats(remote));
+                self.conns.insert(conn, ConnStats { secure, ..conn_stats(remote) });
                 let remote_ip = remote.ip().to_string();
                 self.node.step(Input::ClientConnected { conn, remote_ip });
             }
@@ -419,6 +419,21 @@ impl Driver {
                 };
                 let mntr = admin::answer(*b"mntr", &view);
                 let _ = reply.send((mntr, self.stats.op_latency.clone()));
+            }
+            Event::Admin { command, reply } => {
+                let view = AdminView {
+                    node: &self.node,
+                    stats: &self.stats,
+                    conns: &self.conns,
+                    conf_lines: &self.conf_lines,
+                    allowed: &|_| true,
+                    dirs: (&self.cfg.data_dir, &self.cfg.data_log_dir),
+                };
+                let answer = admin::command_json(command, &view);
+                if answer.is_ok() {
+                    admin::reset(command, &mut self.stats, &mut self.conns);
+                }
+                let _ = reply.send(answer);
             }
             Event::Peer { from, msg } => {
                 let wall_ms = self.env.clock.wall_ms();
@@ -604,6 +619,7 @@ impl Effects for Driver {
 fn conn_stats(remote: SocketAddr) -> ConnStats {
     ConnStats {
         remote,
+        secure: false,
         received: 0,
         sent: 0,
         established_ms: admin::now_ms(),

@@ -1,5 +1,7 @@
 //! `zkr-server`: the tokio shell that runs a `zkr_core::Node` against real sockets and disks.
 pub mod admin;
+#[cfg(not(madsim))]
+pub mod admin_server;
 pub mod bugs;
 pub mod cli;
 pub mod client_net;
@@ -122,6 +124,21 @@ impl Server {
         }
         #[cfg(madsim)]
         let _ = (metrics_at, sync_metrics);
+        #[cfg(not(madsim))]
+        if let Some(at) = admin_server::endpoint(&cfg) {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| format!("cannot listen for the AdminServer on {at}: {e}"))?;
+            let url = &cfg.admin.command_url;
+            tracing::info!(%at, url, "serving AdminServer commands");
+            let fixed = admin_server::Static::new(&cfg);
+            tokio::spawn(admin_server::serve(
+                listener,
+                events_tx.clone(),
+                fixed,
+                shutdown_rx.clone(),
+            ));
+        }
         let peers = if cfg.servers.is_empty() {
             None
         } else {

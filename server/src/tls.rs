@@ -362,6 +362,22 @@ mod tests {
         assert!(subject_rfc2253(b"not a certificate").is_err());
     }
 
+    /// The x509-ACL case of tests/python/test_security.py: a subject whose DER lists CN before
+    /// O prints O first. `openssl x509 -subject -nameopt RFC2253` and Java's
+    /// `X500Principal.getName()` print `O=zkr tests,CN=kazoo-client` for `-subj
+    /// "/CN=kazoo-client/O=zkr tests"`.
+    #[test]
+    fn the_last_rdn_prints_first_as_java_and_openssl_print_it() {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, "kazoo-client");
+        dn.push(rcgen::DnType::OrganizationName, "zkr tests");
+        params.distinguished_name = dn;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(subject_rfc2253(cert.der()).unwrap(), "O=zkr tests,CN=kazoo-client");
+    }
+
     #[test]
     fn rfc2253_escapes_specials_and_edge_spaces() {
         assert_eq!(escape("a+b"), "a\\+b");

@@ -126,7 +126,7 @@ preAllocSize=1024
     assert!(config.core.enforce_quota);
     assert_eq!(config.election_alg, Some(3));
     assert_eq!(config.peer_type, PeerType::Observer);
-    assert_eq!(config.extra.get("admin.serverPort").map(String::as_str), Some("9090"));
+    assert_eq!((config.admin.enabled, config.admin.port), (false, 9090));
     assert_eq!(config.extra.get("preAllocSize").map(String::as_str), Some("1024"));
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
@@ -519,4 +519,38 @@ fn test_only_keys_need_the_bugs_feature() {
     let plain = ServerConfig::parse("dataDir=/d\n").expect("no test keys");
     assert_eq!(plain.core.bugs, Default::default());
     assert_eq!(plain.disk_fault_file, None);
+}
+
+/// The AdminServer is off unless asked for (ZooKeeper's default is on; see
+/// `config::AdminServerConfig`), on ZooKeeper's port and URL by default, and takes its keys
+/// from zoo.cfg or the system-property spelling.
+#[test]
+fn admin_server_keys() {
+    let off = ServerConfig::parse("dataDir=/tmp/z\n").expect("parses");
+    assert!(!off.admin.enabled);
+    assert_eq!((off.admin.port, off.admin.command_url.as_str()), (8080, "/commands"));
+    assert_eq!(off.admin.address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let text = "dataDir=/tmp/z\nadmin.enableServer=true\nadmin.serverAddress=127.0.0.1\n\
+                zookeeper.admin.serverPort=9090\nadmin.commandURL=/zk/\n";
+    let on = ServerConfig::parse(text).expect("parses");
+    assert!(on.admin.enabled);
+    assert_eq!(on.admin.address, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!((on.admin.port, on.admin.command_url.as_str()), (9090, "/zk"));
+    assert_eq!(on.initial_text, text, "kept for initial_configuration");
+    assert_bad_value("admin.serverPort=http", "admin.serverPort");
+    assert_bad_value("admin.enableServer=maybe", "admin.enableServer");
+    assert_bad_value("admin.commandURL=commands", "admin.commandURL");
+}
+
+/// `-Dzookeeper.admin.enableServer=true` in `SERVER_JVMFLAGS`, ZooKeeper's usual spelling,
+/// turns the AdminServer on as the zoo.cfg key does.
+#[test]
+fn admin_server_from_jvm_flags() {
+    let flags = zkr_server::security::jvm_flag_properties(
+        "-Xmx1g -Dzookeeper.admin.enableServer=true -Dzookeeper.admin.serverPort=9191",
+        "",
+    );
+    let config = ServerConfig::parse_with_flags("dataDir=/tmp/z\n", &flags).expect("parses");
+    assert!(config.admin.enabled);
+    assert_eq!(config.admin.port, 9191);
 }

@@ -1,0 +1,276 @@
+//! ZooKeeper's AdminServer: `GET <admin.commandURL>/<command>` on
+//! `admin.serverAddress:admin.serverPort` answers a JSON object with ZooKeeper 3.8's field
+//! names, plus `command` (the primary name) and `error` (null, or why it failed);
+//! `GET <admin.commandURL>` lists the commands as ZooKeeper's HTML page does. Off unless
+//! `admin.enableServer=true` (see `config::AdminServerConfig` for why).
+//!
+//! Commands that read the node or the shell's counters go to the driver as `Event::Admin` and
+//! are computed by `admin::command_json` from the same view the four-letter words use; the
+//! rest (configuration text, environment, members) are known here from the configuration.
+//! HTTP is kept as small as `metrics`' endpoint: one request per connection, GET only,
+//! `Connection: close`, a bounded request head and a deadline for it. Every answer is
+//! 200 with a JSON body, as ZooKeeper 3.8's (an unknown command too); a non-GET is 405.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::admin::{self, Map};
+use crate::client_net::Event;
+use crate::config::ServerConfig;
+
+/// A request head larger than this is refused.
+const MAX_REQUEST_BYTES: usize = 8192;
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the endpoint answers without asking the driver, fixed at startup.
+#[derive(Clone, Debug)]
+pub struct Static {
+    command_url: String,
+    initial_configuration: String,
+    voting_view: Map,
+    /// Each member's host and (quorum, election, client) addresses, by id.
+    members: std::collections::BTreeMap<u64, (String, [String; 3])>,
+    snapshot_dir: std::path::PathBuf,
+}
+
+impl Static {
+    /// From the configuration.
+    pub fn new(cfg: &ServerConfig) -> Static {
+        let mut members = Map::new();
+        let mut addresses = std::collections::BTreeMap::new();
+        for (id, spec) in &cfg.servers {
+            let client = match &spec.client {
+                Some((host, port)) => format!("{}:{port}", host.as_deref().unwrap_or("0.0.0.0")),
+                None => format!("{}:{}", cfg.client_port_address, cfg.client_port),
+            };
+            let quorum = format!("{}:{}", spec.host, spec.quorum_port);
+            let election = format!("{}:{}", spec.host, spec.election_port);
+            addresses.insert(*id, (spec.host.clone(), [quorum, election, client]));
+            let role = match spec.peer_type {
+                crate::config::PeerType::Participant => "participant",
+                crate::config::PeerType::Observer => "observer",
+            };
+            let mut text =
+                format!("{}:{}:{}:{role}", spec.host, spec.quorum_port, spec.election_port);
+            if let Some((host, port)) = &spec.client {
+                text.push_str(&format!(";{}:{port}", host.as_deref().unwrap_or("0.0.0.0")));
+            }
+            members.insert(id.to_string(), text.into());
+        }
+        Static {
+            command_url: cfg.admin.command_url.clone(),
+            initial_configuration: cfg.initial_text.clone(),
+            voting_view: members,
+            members: addresses,
+            snapshot_dir: cfg.data_dir.join(crate::storage::VERSION_DIR),
+        }
+    }
+
+    /// Adds what the driver's answer lacks: the leader's host (`leader_ip`) and a member's
+    /// own addresses (`zabstate`), from the `server.N` lines.
+    fn complete(&self, name: &str, out: &mut Map) {
+        let id_of = |key: &str| out.get(key).and_then(Value::as_u64);
+        match name {
+            "leader" => {
+                let host = id_of("leader_id").and_then(|id| self.members.get(&id));
+                out.insert("leader_ip".into(), host.map_or("", |(h, _)| h.as_str()).into());
+            }
+            "zabstate" => {
+                let Some((_, [quorum, election, client])) =
+                    id_of("myid").and_then(|id| self.members.get(&id))
+                else {
+                    return;
+                };
+                out.insert("quorum_address".into(), quorum.clone().into());
+                out.insert("election_address".into(), election.clone().into());
+                out.insert("client_address".into(), client.clone().into());
+            }
+            _ => {}
+        }
+    }
+
+    /// The answer to a command that needs no driver, if `name` (a primary name) is one.
+    fn answer(&self, name: &str) -> Option<Result<Map, String>> {
+        let mut out = Map::new();
+        match name {
+            "ruok" => {}
+            "initial_configuration" => {
+                out.insert(name.into(), self.initial_configuration.clone().into());
+            }
+            "voting_view" => {
+                out.insert("current_config".into(), Value::Object(self.voting_view.clone()));
+            }
+            "environment" => {
+                for (key, value) in admin::environment() {
+                    out.insert(key, value.into());
+                }
+            }
+            "system_properties" => out = system_properties(),
+            "get_trace_mask" | "set_trace_mask" => {
+                out.insert("tracemask".into(), admin::DEFAULT_TRACE_MASK.into());
+            }
+            "last_snapshot" => out = last_snapshot(&self.snapshot_dir),
+            _ => return None,
+        }
+        Some(Ok(out))
+    }
+}
+
+/// No Java here: the operating-system properties a JVM would report, and every `-Dkey=value`
+/// in `SERVER_JVMFLAGS`/`JVMFLAGS` (which are system properties to ZooKeeper).
+fn system_properties() -> Map {
+    let mut out = Map::new();
+    for (key, value) in admin::environment() {
+        if key.starts_with("os.") || key.starts_with("user.") {
+            out.insert(key, value.into());
+        }
+    }
+    out.insert("file.separator".into(), "/".into());
+    out.insert("line.separator".into(), "\n".into());
+    out.insert("path.separator".into(), ":".into());
+    for var in ["SERVER_JVMFLAGS", "JVMFLAGS"] {
+        let flags = std::env::var(var).unwrap_or_default();
+        for word in flags.split_whitespace() {
+            if let Some((key, value)) = word.strip_prefix("-D").and_then(|d| d.split_once('=')) {
+                out.insert(key.to_string(), value.into());
+            }
+        }
+    }
+    out
+}
+
+/// ZooKeeper's `last_snapshot`: the newest snapshot's zxid in hex (no `0x`) and its file's
+/// modification time in seconds; zxid `0` and timestamp 0 before the first one.
+fn last_snapshot(dir: &std::path::Path) -> Map {
+    let mut newest: Option<(u64, u64)> = None;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(zxid) = name.strip_prefix("snapshot.") else {
+            continue;
+        };
+        let Ok(zxid) = u64::from_str_radix(zxid, 16) else {
+            continue;
+        };
+        let modified = entry.metadata().and_then(|m| m.modified()).ok();
+        let seconds = modified
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        if newest.is_none_or(|(best, _)| zxid >= best) {
+            newest = Some((zxid, seconds));
+        }
+    }
+    let (zxid, seconds) = newest.unwrap_or((0, 0));
+    let mut out = Map::new();
+    out.insert("zxid".into(), format!("{zxid:x}").into());
+    out.insert("timestamp".into(), seconds.into());
+    out
+}
+
+/// Where to serve, if `admin.enableServer` is on.
+pub fn endpoint(cfg: &ServerConfig) -> Option<SocketAddr> {
+    cfg.admin.enabled.then(|| SocketAddr::new(cfg.admin.address, cfg.admin.port))
+}
+
+/// Accepts requests until shutdown.
+pub async fn serve(
+    listener: TcpListener,
+    events: mpsc::UnboundedSender<Event>,
+    fixed: Static,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    continue;
+                };
+                tokio::spawn(answer(stream, events.clone(), fixed.clone()));
+            }
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream, events: mpsc::UnboundedSender<Event>, fixed: Static) {
+    let Ok(Some(head)) = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await else {
+        return;
+    };
+    let mut words = head.split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("").trim_end_matches('/');
+    let (status, kind, body) = if method != "GET" {
+        ("405 Method Not Allowed", "text/plain", format!("HTTP method {method} is not supported\n"))
+    } else if path == fixed.command_url {
+        ("200 OK", "text/html", listing(&fixed.command_url))
+    } else if let Some(name) = path.strip_prefix(&format!("{}/", fixed.command_url)) {
+        let Some(json) = run(name, &events, &fixed).await else {
+            return;
+        };
+        ("200 OK", "application/json", json)
+    } else {
+        ("404 Not Found", "text/plain", format!("try {}\n", fixed.command_url))
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Runs one command; `None` if the server is shutting down.
+async fn run(name: &str, events: &mpsc::UnboundedSender<Event>, fixed: &Static) -> Option<String> {
+    let primary = admin::admin_command(name);
+    let result = match primary {
+        None => Err(format!("Unknown command: {name}")),
+        Some(primary) => match fixed.answer(primary) {
+            Some(result) => result,
+            None => {
+                let (reply, answer) = oneshot::channel();
+                events.send(Event::Admin { command: primary, reply }).ok()?;
+                answer.await.ok()?
+            }
+        },
+    };
+    let (mut body, error) = match result {
+        Ok(mut body) => {
+            fixed.complete(primary.unwrap_or(name), &mut body);
+            (body, Value::Null)
+        }
+        Err(error) => (Map::new(), Value::String(error)),
+    };
+    body.insert("command".into(), primary.unwrap_or(name).into());
+    body.insert("error".into(), error);
+    Some(serde_json::to_string_pretty(&Value::Object(body)).expect("JSON of a Map") + "\n")
+}
+
+/// ZooKeeper's command list: a link per primary name.
+fn listing(command_url: &str) -> String {
+    let links = admin::ADMIN_COMMANDS.iter().map(|names| {
+        let name = names[0];
+        format!("<a href=\"{command_url}/{name}\">{name}</a>\n<br/>\n")
+    });
+    links.collect()
+}
+
+/// Reads the request head (up to the blank line); `None` if it is too long or the peer left.
+async fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 || head.len() + n > MAX_REQUEST_BYTES {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
