@@ -54,7 +54,9 @@ fn recover(bytes: &[u8]) -> Result<Vec<(i64, Vec<u8>)>, String> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
-    /// A cut anywhere plus a garbage tail recovers exactly the whole records before the cut.
+    /// A cut anywhere plus a garbage tail recovers exactly the records whose bytes are all still
+    /// there: those before the cut, and the one the cut went through if the garbage happens to
+    /// restore its missing bytes (a one-byte cut of its crc and the same byte as garbage).
     #[test]
     fn cut_and_garbage_tail(
         cut_fraction in 0.0f64..=1.0,
@@ -71,7 +73,7 @@ proptest! {
             .iter()
             .take_while(|(_, payload)| {
                 end += 16 + payload.len();
-                end <= cut
+                end <= damaged.len() && damaged[..end] == bytes[..end]
             })
             .cloned()
             .collect();
