@@ -115,27 +115,21 @@ pub trait Effects {
     }
 }
 
-/// Groups outputs into stages: a `Write` per synchronous output, flows between them.
+/// Groups outputs into stages: a `Write` per synchronous output, flows between them. The
+/// executor walks the same stages without building them (one move per output, no allocation).
 pub fn plan(outputs: Vec<Output>) -> Vec<Stage> {
     let mut stages = Vec::new();
     let mut flow = Vec::new();
     for output in outputs {
-        let write = match output {
-            Output::PersistEpochs { accepted_epoch, current_epoch } => {
-                assert!(current_epoch <= accepted_epoch, "currentEpoch never passes acceptedEpoch");
-                DiskWrite::Epochs { accepted_epoch, current_epoch }
+        match disk_write(output) {
+            Ok(write) => {
+                if !flow.is_empty() {
+                    stages.push(Stage::Flow(std::mem::take(&mut flow)));
+                }
+                stages.push(Stage::Write(write));
             }
-            Output::TruncateLog { after } => DiskWrite::Truncate { after },
-            Output::InstallSnapshot { snapshot } => DiskWrite::Snapshot(snapshot),
-            other => {
-                flow.push(other);
-                continue;
-            }
-        };
-        if !flow.is_empty() {
-            stages.push(Stage::Flow(std::mem::take(&mut flow)));
+            Err(other) => flow.push(other),
         }
-        stages.push(Stage::Write(write));
     }
     if !flow.is_empty() {
         stages.push(Stage::Flow(flow));
@@ -144,12 +138,27 @@ pub fn plan(outputs: Vec<Output>) -> Vec<Stage> {
     stages
 }
 
+/// The disk write a synchronous output asks for, or the output itself if it belongs in a flow.
+fn disk_write(output: Output) -> Result<DiskWrite, Output> {
+    match output {
+        Output::PersistEpochs { accepted_epoch, current_epoch } => {
+            assert!(current_epoch <= accepted_epoch, "currentEpoch never passes acceptedEpoch");
+            Ok(DiskWrite::Epochs { accepted_epoch, current_epoch })
+        }
+        Output::TruncateLog { after } => Ok(DiskWrite::Truncate { after }),
+        Output::InstallSnapshot { snapshot } => Ok(DiskWrite::Snapshot(snapshot)),
+        other => Err(other),
+    }
+}
+
 /// Carries out one node's plans. Lives as long as the node's incarnation (a restart makes a
 /// new one), so that it can check appends and `Persisted` reports across steps.
 #[derive(Debug, Default)]
 pub struct Executor {
-    /// Stages not carried out yet (non-empty only while `Waiting`).
-    stages: VecDeque<Stage>,
+    /// Outputs not carried out yet (non-empty only while `Waiting`), walked as `plan` stages.
+    outputs: VecDeque<Output>,
+    /// Flow outputs were carried out since the last `appends_end`.
+    in_flow: bool,
     /// A disk write was handed to the shell and is not durable yet.
     waiting: bool,
     /// Where the log ends as the shell was told to make it: the last append, or the point a
@@ -176,9 +185,9 @@ impl Executor {
     /// write is pending. The previous plan must be finished.
     pub fn run(&mut self, outputs: Vec<Output>, fx: &mut impl Effects) -> Progress {
         assert!(!self.waiting, "a new plan while a disk write is pending");
-        assert!(self.stages.is_empty(), "a new plan before the last one finished");
+        assert!(self.outputs.is_empty(), "a new plan before the last one finished");
         self.closed.clear();
-        self.stages = plan(outputs).into();
+        self.outputs = outputs.into();
         self.resume(fx)
     }
 
@@ -186,7 +195,7 @@ impl Executor {
     pub fn run_sync(&mut self, outputs: Vec<Output>, fx: &mut impl Effects) {
         let progress = self.run(outputs, fx);
         assert_eq!(progress, Progress::Done, "a synchronous shell left a disk write pending");
-        assert!(self.stages.is_empty() || fx.halted());
+        assert!(self.outputs.is_empty(), "the plan was carried out or dropped");
     }
 
     /// The pending disk write is durable: the stages after it may go on (`resume`).
@@ -198,24 +207,29 @@ impl Executor {
     /// Carries out stages until the plan is done or a disk write is pending.
     pub fn resume(&mut self, fx: &mut impl Effects) -> Progress {
         assert!(!self.waiting, "resumed before the pending disk write is durable");
-        while let Some(stage) = self.stages.pop_front() {
+        while let Some(output) = self.outputs.pop_front() {
             if fx.halted() {
-                self.stages.clear();
-                break;
+                self.outputs.clear();
+                self.in_flow = false;
+                return Progress::Done;
             }
-            let written = match stage {
-                Stage::Flow(outputs) => {
-                    self.flow(outputs, fx);
+            let write = match disk_write(output) {
+                Ok(write) => write,
+                Err(output) => {
+                    self.in_flow = true;
+                    self.carry_out(output, fx);
                     continue;
                 }
-                Stage::Write(write) => self.write(write, fx),
             };
-            if written == Written::Pending {
+            // The flow before the write ends: its appends go to the log ahead of the write.
+            self.end_flow(fx);
+            if self.write(write, fx) == Written::Pending {
                 self.waiting = true;
                 return Progress::Waiting;
             }
         }
-        assert!(self.stages.is_empty(), "the whole plan was carried out or dropped");
+        self.end_flow(fx);
+        assert!(!self.in_flow, "every flow was ended");
         Progress::Done
     }
 
@@ -229,30 +243,29 @@ impl Executor {
         Input::Persisted { upto }
     }
 
-    fn flow(&mut self, outputs: Vec<Output>, fx: &mut impl Effects) {
-        assert!(!outputs.is_empty(), "plans hold no empty flows");
-        for output in outputs {
-            if fx.halted() {
-                return;
-            }
-            match output {
-                Output::Persist { txn } => self.append(txn, fx),
-                Output::PeerSend { to, msg } => fx.peer_send(to, msg),
-                Output::ClientSend { conn, frame } => {
-                    assert!(!self.closed.contains(&conn), "a frame for {conn:?} after its close");
-                    fx.client_send(conn, frame);
-                }
-                Output::ClientClose { conn } => {
-                    // A second close of one connection is harmless (the shell's close is
-                    // idempotent), so it is passed on rather than refused.
-                    self.closed.insert(conn);
-                    fx.client_close(conn);
-                }
-                other => unreachable!("plan() makes every synchronous output a Write: {other:?}"),
-            }
-        }
-        if !fx.halted() {
+    /// Ends the current flow, if any: its appends are handed over (unless the shell halted).
+    fn end_flow(&mut self, fx: &mut impl Effects) {
+        if std::mem::take(&mut self.in_flow) && !fx.halted() {
             fx.appends_end();
+        }
+    }
+
+    /// One output of a flow.
+    fn carry_out(&mut self, output: Output, fx: &mut impl Effects) {
+        match output {
+            Output::Persist { txn } => self.append(txn, fx),
+            Output::PeerSend { to, msg } => fx.peer_send(to, msg),
+            Output::ClientSend { conn, frame } => {
+                assert!(!self.closed.contains(&conn), "a frame for {conn:?} after its close");
+                fx.client_send(conn, frame);
+            }
+            Output::ClientClose { conn } => {
+                // A second close of one connection is harmless (the shell's close is
+                // idempotent), so it is passed on rather than refused.
+                self.closed.insert(conn);
+                fx.client_close(conn);
+            }
+            other => unreachable!("disk_write takes every synchronous output: {other:?}"),
         }
     }
 
