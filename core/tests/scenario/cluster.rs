@@ -2,8 +2,9 @@
 //! yet durable txns, epochs, snapshot), a network of numbered in-flight peer messages that only
 //! moves when a script says so, client connections, and the observers the checks read.
 //!
-//! The output contract of `core/src/io.rs` is carried out in ONE place, [`Env::carry_out`]:
-//! `Persist` appends to the unsynced part of the disk (durable only after a persist step, which
+//! The output contract of `core/src/io.rs` is carried out by core's own executor
+//! (`zkr_core::io::ready::Executor`, as in the server, the simulator and the other harnesses),
+//! through [`ScriptShell`]'s effects, each of which [`Env::apply`] does: `Persist` appends to the unsynced part of the disk (durable only after a persist step, which
 //! reports `Input::Persisted`), `PersistEpochs`/`TruncateLog`/`InstallSnapshot` are durable at
 //! once, `PeerSend` enters the network unless a partition cuts the link, client frames go to
 //! the client's inbox. Nothing is delivered behind the script's back.
@@ -12,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use zkr_core::config::{Bugs, Member};
+use zkr_core::io::ready::{DiskWrite, Effects, Executor, Written};
 use zkr_core::io::{Input, Output};
 use zkr_core::snapshot::Snapshot;
 use zkr_core::txn::LoggedTxn;
@@ -44,6 +46,8 @@ pub struct Server {
     pub node: Option<Node>,
     /// Its disk.
     pub disk: Disk,
+    /// Carries out its outputs (a new one per incarnation).
+    pub executor: Executor,
     /// Make appends durable right after each step (`persist-mode S auto`).
     pub auto_persist: bool,
     /// Incarnations started (seeds the node's PRNG).
@@ -129,6 +133,7 @@ impl Env {
                 observer: id > voters,
                 node: None,
                 disk: Disk::default(),
+                executor: Executor::new(),
                 auto_persist: true,
                 starts: 0,
                 last_role: "down".into(),
@@ -174,6 +179,7 @@ impl Env {
         let node = Node::new(config, init).expect("the node recovers from its disk");
         self.observer.on_start(id, &node, &server.disk);
         server.node = Some(node);
+        server.executor = Executor::new();
         self.after_step(id);
     }
 
@@ -232,9 +238,18 @@ impl Env {
         }
     }
 
-    /// THE one place where the output contract of `core/src/io.rs` is carried out.
+    /// Carries out a server's outputs through core's executor, which keeps the contract's order.
     pub fn carry_out(&mut self, id: u64, outputs: Vec<Output>) {
-        for output in outputs {
+        let server = self.servers.get_mut(&id).expect("known server");
+        let mut executor = std::mem::take(&mut server.executor);
+        executor.run_sync(outputs, &mut ScriptShell { env: self, id });
+        self.servers.get_mut(&id).expect("known server").executor = executor;
+        self.drain_clients();
+    }
+
+    /// Does one effect the executor asked for, written as the output it comes from.
+    fn apply(&mut self, id: u64, output: Output) {
+        {
             self.outputs.entry(id).or_default().push(describe_output(&output));
             let server = self.servers.get_mut(&id).expect("known server");
             let disk = &mut server.disk;
@@ -294,7 +309,6 @@ impl Env {
                 }
             }
         }
-        self.drain_clients();
     }
 
     /// Makes everything server `id` appended durable and tells it so.
@@ -303,7 +317,8 @@ impl Env {
         let unsynced = std::mem::take(&mut disk.unsynced);
         let Some(upto) = unsynced.last().map(|t| t.header.zxid) else { return };
         disk.durable.extend(unsynced);
-        self.step(id, Input::Persisted { upto });
+        let persisted = self.servers[&id].executor.persisted(upto);
+        self.step(id, persisted);
     }
 
     /// Delivers one in-flight message (by position in `net`).
@@ -438,4 +453,40 @@ fn describe_output(output: &Output) -> String {
 
 fn zxids(txns: &[LoggedTxn]) -> String {
     txns.iter().map(|t| zx(t.header.zxid)).collect::<Vec<_>>().join(" ")
+}
+
+/// The effects of one server, for core's executor: each is the output it comes from, applied.
+struct ScriptShell<'a> {
+    env: &'a mut Env,
+    id: u64,
+}
+
+impl Effects for ScriptShell<'_> {
+    fn append(&mut self, txn: std::sync::Arc<LoggedTxn>) {
+        self.env.apply(self.id, Output::Persist { txn });
+    }
+
+    fn write(&mut self, write: DiskWrite) -> Written {
+        let output = match write {
+            DiskWrite::Epochs { accepted_epoch, current_epoch } => {
+                Output::PersistEpochs { accepted_epoch, current_epoch }
+            }
+            DiskWrite::Truncate { after } => Output::TruncateLog { after },
+            DiskWrite::Snapshot(snapshot) => Output::InstallSnapshot { snapshot },
+        };
+        self.env.apply(self.id, output);
+        Written::Done
+    }
+
+    fn peer_send(&mut self, to: ServerId, msg: ZabMessage) {
+        self.env.apply(self.id, Output::PeerSend { to, msg });
+    }
+
+    fn client_send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.env.apply(self.id, Output::ClientSend { conn, frame });
+    }
+
+    fn client_close(&mut self, conn: ConnId) {
+        self.env.apply(self.id, Output::ClientClose { conn });
+    }
 }
