@@ -4,10 +4,11 @@
 //!
 //! The output contract of `core/src/io.rs` is carried out by core's own executor
 //! (`zkr_core::io::ready::Executor`, as in the server, the simulator and the other harnesses),
-//! through [`ScriptShell`]'s effects, each of which [`Env::apply`] does: `Persist` appends to the unsynced part of the disk (durable only after a persist step, which
-//! reports `Input::Persisted`), `PersistEpochs`/`TruncateLog`/`InstallSnapshot` are durable at
-//! once, `PeerSend` enters the network unless a partition cuts the link, client frames go to
-//! the client's inbox. Nothing is delivered behind the script's back.
+//! through [`ScriptShell`]'s effects, each of which [`Env::apply`] does: `Persist` appends to
+//! the unsynced part of the disk (durable only after a persist step, which reports
+//! `Input::Persisted`), `PersistEpochs`/`TruncateLog`/`InstallSnapshot` are durable at once,
+//! `PeerSend` enters the network unless a partition cuts the link, client frames go to the
+//! client's inbox. Nothing is delivered behind the script's back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
