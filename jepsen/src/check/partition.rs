@@ -137,7 +137,7 @@ fn facts(history: &History, ops: &[Op]) -> Facts {
             }
         }
         if let Some(reply) = reply {
-            if let Some(name) = &reply.name {
+            if let Some(name) = reply.name() {
                 created.insert(name.clone());
                 let prefix = req.path.as_deref().unwrap_or("");
                 if let Some(seq) = sequence_number(prefix, name) {
@@ -145,13 +145,13 @@ fn facts(history: &History, ops: &[Op]) -> Facts {
                     acked_seq.entry(p).or_default().push((op.invoke, when, seq));
                 }
             }
-            for result in reply.results.iter().flatten() {
+            for result in reply.results().iter().flatten() {
                 created.extend(result.name.clone());
             }
-            if op.f == F::Create && reply.name.is_none() {
+            if op.f == F::Create && reply.name().is_none() {
                 created.insert(req.path.clone().unwrap_or_default());
             }
-            if let (Some(children), Some(path)) = (&reply.children, &req.path) {
+            if let (Some(children), Some(path)) = (reply.children(), &req.path) {
                 for child in children {
                     see(join(path, child));
                 }
@@ -178,7 +178,7 @@ fn deadlines(history: &History, ops: &[Op]) -> Vec<usize> {
         let acknowledged = match op.outcome {
             Outcome::Ok => true,
             Outcome::Fail => {
-                let error = history.reply(op).and_then(|r| r.error.as_deref());
+                let error = history.reply(op).and_then(|r| r.error().as_deref());
                 error.and_then(definite_error).is_some()
             }
             Outcome::Info => false,
@@ -198,7 +198,7 @@ fn join(parent: &str, child: &str) -> String {
 /// The request as a list of sub-operations (one for a plain op).
 fn sub_ops(req: &Event) -> Vec<SubOp> {
     match req.f {
-        Some(F::Multi) => req.ops.clone().unwrap_or_default(),
+        Some(F::Multi) => req.ops().clone().unwrap_or_default(),
         Some(F::Close) | None => Vec::new(),
         Some(f) => vec![SubOp {
             f,
@@ -483,7 +483,7 @@ fn convert(history: &History, op: &Op, facts: &Facts, split: Split) -> Option<Co
             zxid: zxid.filter(|_| !query && op.f != F::Sync),
         },
         Outcome::Fail => {
-            let code = reply.and_then(|r| r.error.as_deref()).and_then(definite_error)?;
+            let code = reply.and_then(|r| r.error().as_deref()).and_then(definite_error)?;
             model::Outcome::Fail(code)
         }
         Outcome::Info if query || op.f == F::Sync => return None,
@@ -656,10 +656,11 @@ fn created_names(op: &Op, reply: Option<&Event>, subs: &[SubOp]) -> Vec<Option<S
     let reply = reply.filter(|_| ok);
     match op.f {
         F::Multi => {
-            let results: Vec<SubResult> = reply.and_then(|r| r.results.clone()).unwrap_or_default();
+            let results: Vec<SubResult> =
+                reply.and_then(|r| r.results().clone()).unwrap_or_default();
             (0..subs.len()).map(|i| results.get(i).and_then(|r| r.name.clone())).collect()
         }
-        _ => vec![reply.and_then(|r| r.name.clone())],
+        _ => vec![reply.and_then(|r| r.name().clone())],
     }
 }
 
@@ -683,7 +684,7 @@ fn to_action(sub: &SubOp, name: &Option<String>) -> Action {
 }
 
 fn reply_facts(reply: &Event) -> Reply {
-    let mut children = reply.children.clone();
+    let mut children = reply.children().clone();
     if let Some(c) = &mut children {
         c.sort();
     }
@@ -691,6 +692,6 @@ fn reply_facts(reply: &Event) -> Reply {
         stat: reply.stat.clone(),
         data: reply.data.clone(),
         children,
-        results: reply.results.clone(),
+        results: reply.results().clone(),
     }
 }
