@@ -194,9 +194,10 @@ pub struct SubResult {
 #[serde(deny_unknown_fields)]
 pub struct Line {
     /// The client session that did it (Jepsen's process). Required on every line but
-    /// `nemesis` ones, where it is optional and ignored ([`History::parse`] checks this).
+    /// `nemesis` ones, where it is optional and ignored ([`History::parse`] checks this;
+    /// an [`Event`] written out always has it).
     #[serde(default)]
-    pub process: u64,
+    pub process: Option<u64>,
     /// What the line records.
     #[serde(rename = "type")]
     pub kind: Option<Kind>,
@@ -368,7 +369,7 @@ impl From<Line> for Event {
             event: l.event,
         };
         Event {
-            process: l.process,
+            process: l.process.unwrap_or_default(),
             kind: l.kind,
             f: l.f,
             path: l.path,
@@ -391,7 +392,7 @@ impl From<Event> for Line {
     fn from(e: Event) -> Line {
         let rare = e.rare.map(|r| *r).unwrap_or_default();
         Line {
-            process: e.process,
+            process: Some(e.process),
             kind: e.kind,
             f: e.f,
             path: e.path,
@@ -542,7 +543,8 @@ impl History {
             if raw.is_empty() {
                 continue;
             }
-            if has_key(raw, "zkr_history") {
+            // `contains` first: a quick scan that rules out nearly every line.
+            if raw.contains("zkr_history") && has_key(raw, "zkr_history") {
                 if seen_event {
                     return Err(err(line, "header must be the first line"));
                 }
@@ -557,11 +559,12 @@ impl History {
                 continue;
             }
             seen_event = true;
-            let event: Event =
+            let event: Line =
                 serde_json::from_str(raw).map_err(|e| err(line, &json_error("bad event", &e)))?;
-            if event.kind != Some(Kind::Nemesis) && !has_key(raw, "process") {
+            if event.kind != Some(Kind::Nemesis) && event.process.is_none() {
                 return Err(err(line, "bad event: missing field `process`"));
             }
+            let event = Event::from(event);
             validate_event(&event).map_err(|m| err(line, &m))?;
             history.events.push(event);
             lines.push(u32::try_from(line).unwrap_or(u32::MAX));
@@ -634,6 +637,7 @@ impl History {
                 }
             }
         }
+        ops.shrink_to_fit(); // a long history's ops outlive the pairing
         Ok(ops)
     }
 
@@ -685,10 +689,15 @@ impl History {
 
     /// Validates every event; the error carries the event index (0-based) as `line`.
     pub fn validate(&self) -> Result<(), HistoryError> {
+        self.validated_ops().map(|_| ())
+    }
+
+    /// [`History::validate`], returning the paired ops (pairing once, not twice).
+    pub(crate) fn validated_ops(&self) -> Result<Vec<Op>, HistoryError> {
         for (index, event) in self.events.iter().enumerate() {
             validate_event(event).map_err(|m| err(index, &m))?;
         }
-        self.pair().map(|_| ()).map_err(|(index, m)| err(index, &m))
+        self.pair().map_err(|(index, m)| err(index, &m))
     }
 }
 

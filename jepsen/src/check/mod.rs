@@ -191,8 +191,7 @@ impl Verdict {
 /// Checks `history` against ZooKeeper's contract. Errs only on a malformed history (an
 /// unpaired completion, or an event missing what its kind requires).
 pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryError> {
-    history.validate()?;
-    let ops = history.ops();
+    let ops = history.validated_ops()?;
     let mut violations = zxid::check(history, &ops, options);
     violations.extend(watch::check(history, &ops, options));
     let split = Split { use_read_zxids: options.use_read_zxids, multi_not_atomic: false };
