@@ -381,14 +381,14 @@ impl<'a> Search<'a> {
         assert!(kept < top, "only a frame without its state is rebuilt");
         let mut state = frames[kept].state.clone().expect("kept");
         let (scope, relax) = (&self.part.scope, self.relax.model);
-        for at in kept + 1..=top {
-            for &i in &frames[at].applied {
+        for (at, frame) in frames.iter_mut().enumerate().skip(kept + 1) {
+            for &i in &frame.applied {
                 let op = &self.part.ops[i];
                 state = (state.step(scope, relax, op.process, &op.action, &op.outcome))
                     .expect("a step taken before is taken again");
             }
             if at + KEEP_TOP >= top && at < top {
-                frames[at].state = Some(state.clone());
+                frame.state = Some(state.clone());
             }
         }
         frames[top].state = Some(state);
