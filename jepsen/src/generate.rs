@@ -9,7 +9,8 @@
 //! history. The histories are valid by construction, so a checker that rejects one is wrong.
 
 use crate::history::{
-    CreateMode, Event, F, Header, History, InitialNode, Kind, Stat, SubOp, SubResult, WatchType,
+    CreateMode, Event, F, Header, History, InitialNode, Kind, Rare, Stat, SubOp, SubResult,
+    WatchType,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -169,7 +170,7 @@ fn strip(history: &mut History) {
         e.zxid = None;
         // An empty stat still says "exists" for `exists`.
         e.stat = e.stat.as_ref().map(|_| Box::default());
-        for r in e.results.iter_mut().flatten() {
+        for r in e.rare.iter_mut().flat_map(|r| r.results.iter_mut().flatten()) {
             r.stat = None;
         }
     }
@@ -246,7 +247,7 @@ impl Sim {
             };
             let first =
                 SubOp { f: F::Check, path: a, data: None, version: Some(version), mode: None };
-            e.ops = Some(vec![first, second]);
+            e.rare_mut().ops = Some(vec![first, second]);
         } else {
             self.simple_request(s, &mut e);
         }
@@ -436,7 +437,7 @@ impl Sim {
             (None, Some(F::Exists)) => {}
             (None, _) => {
                 reply.kind = Some(Kind::Fail);
-                reply.error = Some("NoNode".into());
+                reply.rare_mut().error = Some("NoNode".into());
                 return;
             }
             (Some(n), f) => {
@@ -445,7 +446,7 @@ impl Sim {
                     reply.data = Some(n.data.clone());
                 }
                 if f == Some(F::Children) {
-                    reply.children = Some(children);
+                    reply.rare_mut().children = Some(children);
                 }
             }
         }
@@ -503,7 +504,7 @@ impl Sim {
             process,
             kind: Some(Kind::Event),
             path: Some(path.to_string()),
-            event: Some(t),
+            rare: Some(Box::new(Rare { event: Some(t), ..Rare::default() })),
             zxid: Some(zxid),
             ..Event::default()
         };
@@ -514,7 +515,7 @@ impl Sim {
         let process = self.sessions[s].process;
         let f = request.f.expect("has f");
         let subs: Vec<SubOp> = match f {
-            F::Multi => request.ops.clone().expect("multi has ops"),
+            F::Multi => request.ops().clone().expect("multi has ops"),
             F::Close => Vec::new(),
             _ => vec![SubOp {
                 f,
@@ -532,7 +533,7 @@ impl Sim {
                 Ok(result) => results.push(result),
                 Err(code) => {
                     reply.kind = Some(Kind::Fail);
-                    reply.error = Some(code.into());
+                    reply.rare_mut().error = Some(code.into());
                     reply.zxid = Some(self.zxid);
                     return;
                 }
@@ -552,11 +553,13 @@ impl Sim {
         self.commit(tree, z);
         reply.zxid = Some(z);
         match f {
-            F::Multi => reply.results = Some(results),
+            F::Multi => reply.rare_mut().results = Some(results),
             F::Close => {}
             _ => {
                 let result = results.pop().expect("one sub-op");
-                reply.name = result.name;
+                if result.name.is_some() {
+                    reply.rare_mut().name = result.name; // no empty box: it would not round-trip
+                }
                 reply.stat = result.stat.map(Box::new);
             }
         }

@@ -188,14 +188,16 @@ pub struct SubResult {
     pub stat: Option<Stat>,
 }
 
-/// One line of a history.
+/// One line of a history as it is written: every field at the top level. This is the on-disk
+/// form of an [`Event`] (see `docs/HISTORY-FORMAT.md` for the fields).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Event {
+pub struct Line {
     /// The client session that did it (Jepsen's process). Required on every line but
-    /// `nemesis` ones, where it is optional and ignored ([`History::parse`] checks this).
+    /// `nemesis` ones, where it is optional and ignored ([`History::parse`] checks this;
+    /// an [`Event`] written out always has it).
     #[serde(default)]
-    pub process: u64,
+    pub process: Option<u64>,
     /// What the line records.
     #[serde(rename = "type")]
     pub kind: Option<Kind>,
@@ -255,6 +257,163 @@ pub struct Event {
     /// On a `nemesis` line: `start` or `stop` of the fault; absent for an instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
+}
+
+/// One line of a history, in memory.
+///
+/// A long history holds millions of these, so the fields most lines lack (a multi's
+/// sub-operations and results, a created name, children, an error, a watch event type) live
+/// in one optional box, [`Rare`], read through methods of the same names and written through
+/// [`Event::rare_mut`]. That halves an event's size. On disk every field is at the top level
+/// ([`Line`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Line", into = "Line")]
+pub struct Event {
+    /// The client session that did it (Jepsen's process). Required on every line but
+    /// `nemesis` ones, where it is optional and ignored ([`History::parse`] checks this).
+    pub process: u64,
+    /// What the line records.
+    pub kind: Option<Kind>,
+    /// The function (absent on `event` lines; optional on completions).
+    pub f: Option<F>,
+    /// The znode path (request path; for `event` lines the watched path).
+    pub path: Option<String>,
+    /// Data sent (`create`, `set`) or read (`get` completion).
+    pub data: Option<String>,
+    /// Expected version (`set`, `delete`); absent or -1 means any.
+    pub version: Option<i32>,
+    /// Create mode.
+    pub mode: Option<CreateMode>,
+    /// True if the read leaves a watch.
+    pub watch: bool,
+    /// Request id, to match replies of pipelined requests (optional).
+    pub xid: Option<i64>,
+    /// Time in any monotone unit, for people only.
+    pub time: Option<u64>,
+    /// Reply header zxid: a write's own zxid; for a read, the last zxid the serving server had
+    /// applied; for an `event`, the zxid of the change that fired it.
+    pub zxid: Option<i64>,
+    /// Stat in the reply (boxed: most lines have none, and a history holds millions).
+    pub stat: Option<Box<Stat>>,
+    /// On a `nemesis` line: what the fault is, free text (`"partition 1,2 | 3"`, `"crash 2"`);
+    /// a `stop` names the same text as its `start`.
+    pub fault: Option<String>,
+    /// On a `nemesis` line: `start` or `stop` of the fault; absent for an instant.
+    pub phase: Option<Phase>,
+    /// The fields most lines lack; `None` when all of them are absent.
+    pub rare: Option<Box<Rare>>,
+}
+
+/// The fields of an [`Event`] that most lines lack (see there).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rare {
+    /// Sub-operations of a `multi`.
+    pub ops: Option<Vec<SubOp>>,
+    /// Name created by a `create`.
+    pub name: Option<String>,
+    /// Children returned by `children`.
+    pub children: Option<Vec<String>>,
+    /// Error code name (`NoNode`, `NodeExists`, `BadVersion`, `NotEmpty`, ...).
+    pub error: Option<String>,
+    /// Per-sub-operation replies of a `multi`.
+    pub results: Option<Vec<SubResult>>,
+    /// Notification type on an `event` line.
+    pub event: Option<WatchType>,
+}
+
+static NO_SUB_OPS: Option<Vec<SubOp>> = None;
+static NO_STRING: Option<String> = None;
+static NO_STRINGS: Option<Vec<String>> = None;
+static NO_RESULTS: Option<Vec<SubResult>> = None;
+
+impl Event {
+    /// The rare fields, made present (all absent) if they were not. Set one of them, or an
+    /// event read back from its line (which has no box when all are absent) compares unequal.
+    pub fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+    /// Sub-operations of a `multi`.
+    pub fn ops(&self) -> &Option<Vec<SubOp>> {
+        self.rare.as_ref().map_or(&NO_SUB_OPS, |r| &r.ops)
+    }
+    /// Name created by a `create`.
+    pub fn name(&self) -> &Option<String> {
+        self.rare.as_ref().map_or(&NO_STRING, |r| &r.name)
+    }
+    /// Children returned by `children`.
+    pub fn children(&self) -> &Option<Vec<String>> {
+        self.rare.as_ref().map_or(&NO_STRINGS, |r| &r.children)
+    }
+    /// Error code name (`NoNode`, `NodeExists`, `BadVersion`, `NotEmpty`, ...).
+    pub fn error(&self) -> &Option<String> {
+        self.rare.as_ref().map_or(&NO_STRING, |r| &r.error)
+    }
+    /// Per-sub-operation replies of a `multi`.
+    pub fn results(&self) -> &Option<Vec<SubResult>> {
+        self.rare.as_ref().map_or(&NO_RESULTS, |r| &r.results)
+    }
+    /// Notification type on an `event` line.
+    pub fn event(&self) -> Option<WatchType> {
+        self.rare.as_ref().and_then(|r| r.event)
+    }
+}
+
+impl From<Line> for Event {
+    fn from(l: Line) -> Event {
+        let rare = Rare {
+            ops: l.ops,
+            name: l.name,
+            children: l.children,
+            error: l.error,
+            results: l.results,
+            event: l.event,
+        };
+        Event {
+            process: l.process.unwrap_or_default(),
+            kind: l.kind,
+            f: l.f,
+            path: l.path,
+            data: l.data,
+            version: l.version,
+            mode: l.mode,
+            watch: l.watch,
+            xid: l.xid,
+            time: l.time,
+            zxid: l.zxid,
+            stat: l.stat,
+            fault: l.fault,
+            phase: l.phase,
+            rare: (rare != Rare::default()).then(|| Box::new(rare)),
+        }
+    }
+}
+
+impl From<Event> for Line {
+    fn from(e: Event) -> Line {
+        let rare = e.rare.map(|r| *r).unwrap_or_default();
+        Line {
+            process: Some(e.process),
+            kind: e.kind,
+            f: e.f,
+            path: e.path,
+            data: e.data,
+            version: e.version,
+            mode: e.mode,
+            watch: e.watch,
+            ops: rare.ops,
+            xid: e.xid,
+            time: e.time,
+            zxid: e.zxid,
+            stat: e.stat,
+            name: rare.name,
+            children: rare.children,
+            error: rare.error,
+            results: rare.results,
+            event: rare.event,
+            fault: e.fault,
+            phase: e.phase,
+        }
+    }
 }
 
 /// A znode that exists before the history starts.
@@ -384,7 +543,8 @@ impl History {
             if raw.is_empty() {
                 continue;
             }
-            if has_key(raw, "zkr_history") {
+            // `contains` first: a quick scan that rules out nearly every line.
+            if raw.contains("zkr_history") && has_key(raw, "zkr_history") {
                 if seen_event {
                     return Err(err(line, "header must be the first line"));
                 }
@@ -399,11 +559,12 @@ impl History {
                 continue;
             }
             seen_event = true;
-            let event: Event =
+            let event: Line =
                 serde_json::from_str(raw).map_err(|e| err(line, &json_error("bad event", &e)))?;
-            if event.kind != Some(Kind::Nemesis) && !has_key(raw, "process") {
+            if event.kind != Some(Kind::Nemesis) && event.process.is_none() {
                 return Err(err(line, "bad event: missing field `process`"));
             }
+            let event = Event::from(event);
             validate_event(&event).map_err(|m| err(line, &m))?;
             history.events.push(event);
             lines.push(u32::try_from(line).unwrap_or(u32::MAX));
@@ -476,6 +637,7 @@ impl History {
                 }
             }
         }
+        ops.shrink_to_fit(); // a long history's ops outlive the pairing
         Ok(ops)
     }
 
@@ -527,10 +689,15 @@ impl History {
 
     /// Validates every event; the error carries the event index (0-based) as `line`.
     pub fn validate(&self) -> Result<(), HistoryError> {
+        self.validated_ops().map(|_| ())
+    }
+
+    /// [`History::validate`], returning the paired ops (pairing once, not twice).
+    pub(crate) fn validated_ops(&self) -> Result<Vec<Op>, HistoryError> {
         for (index, event) in self.events.iter().enumerate() {
             validate_event(event).map_err(|m| err(index, &m))?;
         }
-        self.pair().map(|_| ()).map_err(|(index, m)| err(index, &m))
+        self.pair().map_err(|(index, m)| err(index, &m))
     }
 }
 
@@ -562,7 +729,7 @@ fn validate_event(event: &Event) -> Result<(), String> {
         Kind::Event => {
             let path = event.path.as_deref().ok_or("event without path")?;
             validate_path(path)?;
-            if event.event.is_none() {
+            if event.event().is_none() {
                 return Err("event without \"event\" type".into());
             }
         }
@@ -570,7 +737,7 @@ fn validate_event(event: &Event) -> Result<(), String> {
             let f = event.f.ok_or("invoke without \"f\"")?;
             match f {
                 F::Multi => {
-                    let ops = event.ops.as_ref().ok_or("multi without \"ops\"")?;
+                    let ops = event.ops().as_ref().ok_or("multi without \"ops\"")?;
                     for sub in ops {
                         if !matches!(sub.f, F::Create | F::Delete | F::Set | F::Check) {
                             return Err(format!("{:?} cannot be inside a multi", sub.f));

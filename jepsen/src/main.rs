@@ -82,6 +82,10 @@ enum Command {
         /// Drop zxids and stats from replies (forces the search).
         #[arg(long)]
         no_zxids: bool,
+        /// Change the value one read returned, halfway through each history, and time how
+        /// long the violation takes to find, place and explain (it must be found).
+        #[arg(long)]
+        corrupt: bool,
     },
 }
 
@@ -215,17 +219,38 @@ fn test(args: TestArgs) -> ExitCode {
     }
 }
 
-/// The process's peak resident memory so far (`VmHWM` of /proc/self/status), for a person.
-fn peak_memory() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-    match kb {
-        Some(kb) => format!("{:.0} MB", kb as f64 / 1024.0),
+/// The process's peak resident memory so far in bytes (`VmHWM` of /proc/self/status).
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+/// A peak memory for a person: megabytes, and bytes per op of a history of `ops` ops.
+fn memory_per_op(bytes: Option<u64>, ops: usize) -> String {
+    match bytes {
+        Some(b) => {
+            format!("{:.0} MB, {:.0} bytes/op", b as f64 / 1e6, b as f64 / ops.max(1) as f64)
+        }
         None => "unknown".into(),
     }
+}
+
+/// Makes the first acknowledged read with data in the second half of `history` return a
+/// value nobody wrote (`jepsen bench --corrupt`).
+fn invent_a_read(history: &mut History) {
+    use zkr_jepsen::history::Outcome;
+    let ops = history.ops();
+    let half = history.events.len() / 2;
+    let read = ops.iter().find(|op| {
+        let reply = op.complete.map(|c| &history.events[c]);
+        op.f == zkr_jepsen::F::Get
+            && op.outcome == Outcome::Ok
+            && op.invoke >= half
+            && reply.is_some_and(|r| r.data.is_some())
+    });
+    let complete = read.and_then(|op| op.complete).expect("a generated history has reads");
+    history.events[complete].data = Some("invented".into());
 }
 
 /// Writes to stdout; a closed pipe (`jepsen check h.jsonl | head`) ends the output quietly
@@ -284,7 +309,7 @@ fn main() -> ExitCode {
             out(&generate::generate(&config).to_jsonl());
             ExitCode::SUCCESS
         }
-        Command::Bench { ops, paths, sessions, info_rate, seed, no_zxids } => {
+        Command::Bench { ops, paths, sessions, info_rate, seed, no_zxids, corrupt } => {
             for n in ops {
                 let config = generate::Config {
                     ops: n,
@@ -296,7 +321,10 @@ fn main() -> ExitCode {
                     ..generate::Config::default()
                 };
                 let started = Instant::now();
-                let history = generate::generate(&config);
+                let mut history = generate::generate(&config);
+                if corrupt {
+                    invent_a_read(&mut history);
+                }
                 let generated = started.elapsed();
                 let after_generation = peak_memory();
                 let started = Instant::now();
@@ -306,18 +334,26 @@ fn main() -> ExitCode {
                 let rate = n as f64 / checked.as_secs_f64().max(1e-9);
                 out(&format!(
                     "{n} ops, {paths} paths, {sessions} sessions, {:.0}% info: generated in \
-                     {generated:.2?} (peak memory {after_generation}), checked in \
-                     {checked:.2?} ({rate:.0} ops/s, peak memory {}): {:?}, {} key groups \
-                     (largest {} ops, on {:?}), {} configurations\n",
+                     {generated:.2?} (peak memory {}), checked in {checked:.2?} ({rate:.0} \
+                     ops/s, peak memory {}): {:?}, {} key groups (largest {} ops, on {:?}), {} \
+                     configurations\n",
                     info_rate * 100.0,
-                    peak_memory(),
+                    memory_per_op(after_generation, n),
+                    memory_per_op(peak_memory(), n),
                     verdict.validity,
                     verdict.stats.key_groups,
                     verdict.stats.largest_key_group,
                     verdict.stats.largest_key_group_paths,
                     verdict.stats.configs
                 ));
-                if !verdict.is_valid() {
+                if corrupt {
+                    let found = verdict.violations.first();
+                    let Some(v) = found else {
+                        out("the invented read was not reported\n");
+                        return ExitCode::from(1);
+                    };
+                    out(&format!("reported: {}, window {:?}\n", v.guarantee, v.window));
+                } else if !verdict.is_valid() {
                     out(&report::text(&history, &verdict));
                     return ExitCode::from(1);
                 }

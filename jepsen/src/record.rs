@@ -14,7 +14,9 @@ use zkr_core::proto::client::{EventType, MultiResult, ReplyHeader, Request, Resp
 use zkr_core::proto::error::ZkError;
 use zkr_core::types::Stat;
 
-use crate::history::{CreateMode, Event, F, Kind, Stat as HStat, SubOp, SubResult, WatchType};
+use crate::history::{
+    CreateMode, Event, F, Kind, Rare, Stat as HStat, SubOp, SubResult, WatchType,
+};
 
 /// The history's create mode for ZooKeeper's create flags.
 pub fn mode_of(flags: i32) -> CreateMode {
@@ -94,7 +96,7 @@ pub fn invoke(process: u64, xid: i32, req: &Request, time_us: u64) -> Event {
             (e.path, e.watch) = (Some(path.clone()), *watch)
         }
         Request::Sync { path } => e.path = Some(path.clone()),
-        Request::Multi(ops) => e.ops = Some(ops.iter().map(sub_op).collect()),
+        Request::Multi(ops) => e.rare_mut().ops = Some(ops.iter().map(sub_op).collect()),
         _ => {}
     }
     e
@@ -125,7 +127,7 @@ pub fn bare(
         kind: Some(kind),
         f: Some(f),
         xid: xid.map(i64::from),
-        error: error.map(str::to_string),
+        rare: error.map(|e| Box::new(Rare { error: Some(e.to_string()), ..Rare::default() })),
         time: Some(time_us),
         ..Event::default()
     }
@@ -166,7 +168,7 @@ pub fn completion(
             return e;
         }
         e.kind = Some(Kind::Fail);
-        e.error = Some(error_name(header.err));
+        e.rare_mut().error = Some(error_name(header.err));
         return e;
     }
     let path = match req {
@@ -183,17 +185,17 @@ pub fn completion(
         stat(s)
     };
     match body {
-        Some(Response::Create { path }) => e.name = Some(path.clone()),
+        Some(Response::Create { path }) => e.rare_mut().name = Some(path.clone()),
         Some(Response::Create2 { path, stat: s }) => {
-            (e.name, e.stat) = (Some(path.clone()), Some(Box::new(stat(s))));
+            (e.rare_mut().name, e.stat) = (Some(path.clone()), Some(Box::new(stat(s))));
         }
         Some(Response::Stat(s)) => e.stat = Some(Box::new(remember(s))),
         Some(Response::GetData { data, stat: s }) => {
             (e.data, e.stat) = (Some(text(data).unwrap_or_default()), Some(Box::new(remember(s))));
         }
-        Some(Response::GetChildren { children }) => e.children = Some(sorted(children)),
+        Some(Response::GetChildren { children }) => e.rare_mut().children = Some(sorted(children)),
         Some(Response::GetChildren2 { children, stat: s }) => {
-            (e.children, e.stat) = (Some(sorted(children)), Some(Box::new(remember(s))));
+            (e.rare_mut().children, e.stat) = (Some(sorted(children)), Some(Box::new(remember(s))));
         }
         Some(Response::Multi(results)) => multi_completion(&mut e, results),
         _ => {}
@@ -231,9 +233,9 @@ fn multi_completion(e: &mut Event, results: &[MultiResult]) {
     }
     if results.iter().any(|r| matches!(r, MultiResult::Error(_))) {
         e.kind = Some(Kind::Fail);
-        e.error = Some(first_error.unwrap_or_else(|| "RuntimeInconsistency".into()));
+        e.rare_mut().error = Some(first_error.unwrap_or_else(|| "RuntimeInconsistency".into()));
     }
-    e.results = Some(subs);
+    e.rare_mut().results = Some(subs);
 }
 
 /// The `event` line of a watch notification.
@@ -248,7 +250,7 @@ pub fn watch_event(process: u64, zxid: i64, event: EventType, path: &str, time_u
         process,
         kind: Some(Kind::Event),
         path: Some(path.to_string()),
-        event: Some(t),
+        rare: Some(Box::new(Rare { event: Some(t), ..Rare::default() })),
         // -1: no zxid (ZooKeeper sends it for events triggered by setWatches).
         zxid: (zxid >= 0).then_some(zxid),
         time: Some(time_us),

@@ -46,7 +46,7 @@ pub(crate) fn describe_request(req: &Event) -> String {
     if req.watch {
         s.push_str(" watch");
     }
-    for sub in req.ops.iter().flatten() {
+    for sub in req.ops().iter().flatten() {
         let _ = write!(s, " [{:?} {}]", sub.f, sub.path);
     }
     s
@@ -55,16 +55,16 @@ pub(crate) fn describe_request(req: &Event) -> String {
 fn describe_reply(reply: &Event, outcome: Outcome) -> String {
     let mut s = match outcome {
         Outcome::Ok => "ok".to_string(),
-        Outcome::Fail => format!("fail {}", reply.error.as_deref().unwrap_or("")),
-        Outcome::Info => format!("info {}", reply.error.as_deref().unwrap_or("")).trim().into(),
+        Outcome::Fail => format!("fail {}", reply.error().as_deref().unwrap_or("")),
+        Outcome::Info => format!("info {}", reply.error().as_deref().unwrap_or("")).trim().into(),
     };
     if let Some(data) = &reply.data {
         let _ = write!(s, " {data:?}");
     }
-    if let Some(name) = &reply.name {
+    if let Some(name) = reply.name() {
         let _ = write!(s, " {name}");
     }
-    if let Some(children) = &reply.children {
+    if let Some(children) = reply.children() {
         let _ = write!(s, " {children:?}");
     }
     if let Some(stat) = &reply.stat {
@@ -217,7 +217,7 @@ pub fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
             (Some(Kind::Invoke), Some(op)) => format!("┌ {} {}", op.id, describe_request(event)),
             (Some(Kind::Event), _) => format!(
                 "★ {:?} {}",
-                event.event.expect("validated"),
+                event.event().expect("validated"),
                 event.path.as_deref().unwrap_or("")
             ),
             (_, Some(op)) => format!("└ {} {}", op.id, describe_reply(event, op.outcome)),

@@ -116,12 +116,13 @@ proptest! {
     #[test]
     fn duplicate_sequential_name_is_caught(seed in 0u64..1_000_000, pick in any::<usize>()) {
         let mut history = generate(&config(seed, true));
-        let queued = |e: &zkr_jepsen::Event| e.name.as_ref().is_some_and(|n| n.starts_with("/q/"));
+        let queued =
+            |e: &zkr_jepsen::Event| e.name().as_deref().is_some_and(|n| n.starts_with("/q/"));
         let creates = completions(&history, F::Create, queued);
         prop_assume!(creates.len() >= 2);
         let a = pick % (creates.len() - 1);
-        let name = history.events[creates[a]].name.clone();
-        history.events[creates[a + 1]].name = name;
+        let name = history.events[creates[a]].name().clone();
+        history.events[creates[a + 1]].rare_mut().name = name;
         prop_assert_eq!(verdict(&history), Validity::Invalid);
     }
 }

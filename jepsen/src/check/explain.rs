@@ -159,8 +159,8 @@ impl Facts<'_> {
         };
         match op.f {
             F::Multi => {
-                let results = reply.and_then(|r| r.results.clone()).unwrap_or_default();
-                let subs = req.ops.iter().flatten().enumerate();
+                let results = reply.and_then(|r| r.results().clone()).unwrap_or_default();
+                let subs = req.ops().iter().flatten().enumerate();
                 subs.filter_map(|(i, s)| {
                     let name = results.get(i).and_then(|r| r.name.as_ref());
                     one(s.f, &s.path, &s.data, name)
@@ -168,7 +168,7 @@ impl Facts<'_> {
                 .last()
             }
             f => {
-                let name = reply.and_then(|r| r.name.as_ref());
+                let name = reply.and_then(|r| r.name().as_ref());
                 one(f, req.path.as_deref().unwrap_or(""), &req.data, name)
             }
         }
@@ -518,7 +518,7 @@ impl Facts<'_> {
                 return None;
             }
             let prefix = req.path.clone()?;
-            let name = self.history.reply(op)?.name.clone()?;
+            let name = self.history.reply(op)?.name().clone()?;
             let n = sequence_number(&prefix, &name)?;
             Some((parent(&prefix)?.to_string(), name, n))
         };
@@ -613,12 +613,12 @@ impl Facts<'_> {
             let stuck = *v.marked.first()?;
             let path = self.history.request(&self.ops[stuck]).path.clone()?;
             (0..stuck).rev().filter(is_multi).find(|&id| {
-                let subs = self.history.request(&self.ops[id]).ops.iter().flatten();
+                let subs = self.history.request(&self.ops[id]).ops().iter().flatten();
                 subs.clone().any(|s| s.path == path)
             })
         })?;
         let multi = &self.ops[m];
-        let subs = self.history.request(multi).ops.clone().unwrap_or_default();
+        let subs = self.history.request(multi).ops().clone().unwrap_or_default();
         let paths: Vec<String> = subs.iter().map(|s| s.path.clone()).collect();
         let readers: Vec<usize> = (self.ops.iter())
             .filter(|o| o.invoke > multi.invoke && is_query(o.f) && o.outcome == Outcome::Ok)
@@ -700,8 +700,8 @@ impl Facts<'_> {
             }
             let req = self.history.request(op);
             let reply = self.history.reply(op)?;
-            let mut path = reply.name.clone().or_else(|| req.path.clone())?;
-            if op.f == F::Create && reply.error.as_deref().is_some_and(|e| e.contains("NoNode")) {
+            let mut path = reply.name().clone().or_else(|| req.path.clone())?;
+            if op.f == F::Create && reply.error().as_deref().is_some_and(|e| e.contains("NoNode")) {
                 path = parent(&path)?.to_string();
             }
             let before = (self.ops.iter())
@@ -713,7 +713,7 @@ impl Facts<'_> {
                 .find_map(|l| l.trim().strip_prefix(&format!("cannot place op {o} (")))
                 .and_then(|l| l.split_once("): ").map(|(_, why)| format!("it {why}")))
                 .unwrap_or_else(|| "it does not fit".into());
-            let refused = reply.error.as_deref().and_then(crate::history::definite_error);
+            let refused = reply.error().as_deref().and_then(crate::history::definite_error);
             let why = match (refused, self.effect(w.id, &path)) {
                 (Some("NoNode"), Some(Effect::Data(_))) => {
                     format!("{path} existed, so the create could not fail with NoNode")
@@ -725,7 +725,7 @@ impl Facts<'_> {
             };
             let result = match op.outcome {
                 Outcome::Ok => "succeeded".to_string(),
-                _ => format!("failed with {}", reply.error.as_deref().unwrap_or("an error")),
+                _ => format!("failed with {}", reply.error().as_deref().unwrap_or("an error")),
             };
             let version = (self.history.reply(w).and_then(|r| r.stat.as_ref()))
                 .and_then(|s| s.version)

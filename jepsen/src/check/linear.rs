@@ -74,6 +74,13 @@ pub(crate) enum Outcome {
 /// Every this many frames of the search's stack, one keeps its state (see [`Frame::state`]).
 const CHECKPOINT_EVERY: usize = 32;
 
+/// The frames this close below the top keep their states too, once built: backtracking pops
+/// and retries near the top, and rebuilding a state there replayed up to
+/// [`CHECKPOINT_EVERY`] frames for every candidate tried (three quarters of a failing search
+/// on a 52k-op key group went to replays). A few dozen recent states share most of their
+/// trees, so they cost little next to a state per open choice of the whole stack.
+const KEEP_TOP: usize = 16;
+
 /// Why an op cannot come next.
 enum Block {
     Placed,
@@ -262,9 +269,7 @@ impl<'a> Search<'a> {
                 continue;
             }
             if top.state.is_none() {
-                let (below, top) = frames.split_at(frames.len() - 1);
-                let state = self.state_of(below, &top[0]);
-                frames.last_mut().expect("non-empty").state = Some(state);
+                self.rebuild_top(&mut frames);
             }
             let top = frames.last_mut().expect("non-empty");
             let c = top.cands[top.next];
@@ -327,11 +332,13 @@ impl<'a> Search<'a> {
                 (top.live, top.entered, top.horizon) = (live, entered, horizon);
                 continue;
             }
-            // The parent's state can be rebuilt from the last checkpoint below it: a state per
-            // open choice would cost a copied tree path each, for half the ops of a long key
-            // group.
-            if (frames.len() - 1) % CHECKPOINT_EVERY != 0 {
-                frames.last_mut().expect("the parent frame").state = None;
+            // A state deeper than [`KEEP_TOP`] below the new top can be rebuilt from the last
+            // checkpoint below it: a state per open choice would cost a copied tree path each,
+            // for half the ops of a long key group.
+            if let Some(deep) = (frames.len() - 1).checked_sub(KEEP_TOP)
+                && deep % CHECKPOINT_EVERY != 0
+            {
+                frames[deep].state = None;
             }
             let state = Some(state);
             let frame =
@@ -363,6 +370,28 @@ impl<'a> Search<'a> {
                 .expect("a step taken before is taken again");
         }
         state
+    }
+
+    /// Gives the top frame its state again ([`Search::state_of`]), keeping the states built
+    /// on the way in the frames within [`KEEP_TOP`] of the top. Invariant: below those, only
+    /// every [`CHECKPOINT_EVERY`]-th frame (and the bottom one) holds a state.
+    fn rebuild_top(&self, frames: &mut [Frame]) {
+        let top = frames.len() - 1;
+        let kept = frames.iter().rposition(|f| f.state.is_some()).expect("the bottom keeps it");
+        assert!(kept < top, "only a frame without its state is rebuilt");
+        let mut state = frames[kept].state.clone().expect("kept");
+        let (scope, relax) = (&self.part.scope, self.relax.model);
+        for (at, frame) in frames.iter_mut().enumerate().skip(kept + 1) {
+            for &i in &frame.applied {
+                let op = &self.part.ops[i];
+                state = (state.step(scope, relax, op.process, &op.action, &op.outcome))
+                    .expect("a step taken before is taken again");
+            }
+            if at + KEEP_TOP >= top && at < top {
+                frame.state = Some(state.clone());
+            }
+        }
+        frames[top].state = Some(state);
     }
 
     fn set(&mut self, i: usize) {

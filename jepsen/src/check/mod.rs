@@ -191,23 +191,23 @@ impl Verdict {
 /// Checks `history` against ZooKeeper's contract. Errs only on a malformed history (an
 /// unpaired completion, or an event missing what its kind requires).
 pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryError> {
-    history.validate()?;
-    let ops = history.ops();
+    let ops = history.validated_ops()?;
     let mut violations = zxid::check(history, &ops, options);
     violations.extend(watch::check(history, &ops, options));
     let split = Split { use_read_zxids: options.use_read_zxids, multi_not_atomic: false };
-    let parts = partition::partitions(history, &ops, split);
-    let mut stats = Stats {
-        ops: ops.len(),
-        key_groups: parts.len(),
-        largest_key_group: parts.iter().map(|p| p.ops.len()).max().unwrap_or(0),
-        largest_key_group_paths: (parts.iter().max_by_key(|p| p.ops.len()))
-            .map(|p| p.scope.paths.iter().take(6).cloned().collect())
-            .unwrap_or_default(),
-        configs: 0,
-    };
+    // Key groups are built one at a time and dropped once checked (see `partition::Plan`).
+    let plan = partition::Plan::new(history, &ops, split);
+    let mut stats = Stats { ops: ops.len(), ..Stats::default() };
     let mut unknown = Vec::new();
-    for part in &parts {
+    for k in 0..plan.len() {
+        let Some(part) = plan.build(history, &ops, k) else { continue };
+        stats.key_groups += 1;
+        // The last of the largest, as `max_by_key` picked it.
+        if part.ops.len() >= stats.largest_key_group {
+            stats.largest_key_group = part.ops.len();
+            stats.largest_key_group_paths = part.scope.paths.iter().take(6).cloned().collect();
+        }
+        let part = &part;
         let budget = options.max_configs;
         let (mut outcome, configs) =
             linear::search(part, Relax::default(), options.linearizable_reads, budget);

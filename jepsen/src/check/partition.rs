@@ -137,7 +137,7 @@ fn facts(history: &History, ops: &[Op]) -> Facts {
             }
         }
         if let Some(reply) = reply {
-            if let Some(name) = &reply.name {
+            if let Some(name) = reply.name() {
                 created.insert(name.clone());
                 let prefix = req.path.as_deref().unwrap_or("");
                 if let Some(seq) = sequence_number(prefix, name) {
@@ -145,13 +145,13 @@ fn facts(history: &History, ops: &[Op]) -> Facts {
                     acked_seq.entry(p).or_default().push((op.invoke, when, seq));
                 }
             }
-            for result in reply.results.iter().flatten() {
+            for result in reply.results().iter().flatten() {
                 created.extend(result.name.clone());
             }
-            if op.f == F::Create && reply.name.is_none() {
+            if op.f == F::Create && reply.name().is_none() {
                 created.insert(req.path.clone().unwrap_or_default());
             }
-            if let (Some(children), Some(path)) = (&reply.children, &req.path) {
+            if let (Some(children), Some(path)) = (reply.children(), &req.path) {
                 for child in children {
                     see(join(path, child));
                 }
@@ -178,7 +178,7 @@ fn deadlines(history: &History, ops: &[Op]) -> Vec<usize> {
         let acknowledged = match op.outcome {
             Outcome::Ok => true,
             Outcome::Fail => {
-                let error = history.reply(op).and_then(|r| r.error.as_deref());
+                let error = history.reply(op).and_then(|r| r.error().as_deref());
                 error.and_then(definite_error).is_some()
             }
             Outcome::Info => false,
@@ -198,7 +198,7 @@ fn join(parent: &str, child: &str) -> String {
 /// The request as a list of sub-operations (one for a plain op).
 fn sub_ops(req: &Event) -> Vec<SubOp> {
     match req.f {
-        Some(F::Multi) => req.ops.clone().unwrap_or_default(),
+        Some(F::Multi) => req.ops().clone().unwrap_or_default(),
         Some(F::Close) | None => Vec::new(),
         Some(f) => vec![SubOp {
             f,
@@ -220,115 +220,163 @@ fn register(index: &mut BTreeMap<String, usize>, uf: &mut UnionFind, path: &str)
     uf.parent.len() - 1
 }
 
-/// Builds the partitions of a history.
-///
-/// In two passes over the ops, converting each twice: the first merges the paths ops link and
-/// notes where each converted op will go, the second converts again straight into its
-/// partition, sized exactly. Keeping the converted ops between the passes held two copies of
-/// them at the peak (the list, then the partitions), the largest part of a long check.
-pub(crate) fn partitions(history: &History, ops: &[Op], split: Split) -> Vec<Partition> {
-    let facts = facts(history, ops);
-    let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut uf = UnionFind { parent: Vec::new() };
-    // Per converted op, in order: a path of it that is registered (its partition's member).
-    let mut homes: Vec<u32> = Vec::new();
-    let mut group_count = 0;
-    for op in ops {
-        let Some(conv) = convert(history, op, &facts, split, &mut group_count) else { continue };
-        let Converted::Owned { pops, links } = conv else { continue };
-        for paths in links {
-            let ids: Vec<usize> = paths.iter().map(|p| register(&mut index, &mut uf, p)).collect();
-            for w in ids.windows(2) {
-                uf.union(w[0], w[1]);
-            }
-        }
-        for pop in pops {
-            let home = pop.action_paths().into_iter().find_map(|p| index.get(&p).copied());
-            let home = home.expect("every op's paths were registered");
-            homes.push(u32::try_from(home).expect("fewer than 2^32 paths"));
-        }
-    }
-    for node in &history.header.initial {
-        if let Some(p) = parent(&node.path)
-            && facts.children_observed.contains(p)
-        {
-            let (a, b) =
-                (register(&mut index, &mut uf, &node.path), register(&mut index, &mut uf, p));
-            uf.union(a, b);
-        }
-    }
-    assemble(history, ops, split, facts, (index, uf), homes)
+/// The key groups of a history, planned but not yet built: their paths, and where each
+/// converted op goes. [`Plan::build`] makes one key group's ops on demand, so a check holds
+/// the ops of one key group at a time instead of a converted copy of the whole history
+/// next to it (that copy was the largest part of a long check's peak memory).
+pub(crate) struct Plan {
+    facts: Facts,
+    split: Split,
+    /// Per key group: its scope and declared initial nodes (ops are built later).
+    shells: Vec<Partition>,
+    /// Per key group, the ids of the ops with a piece in it, ascending.
+    members: Vec<Vec<u32>>,
+    /// Per op id: where its pieces' key groups start in `targets` (one more entry at the end).
+    first: Vec<u32>,
+    /// Per converted piece, in op order: its key group.
+    targets: Vec<u32>,
+    /// Syncs and closes, copied into the key groups that need them ([`spread`]).
+    broadcast: Vec<POp>,
+    /// Per session, its syncs' invokes in order, with their index in `broadcast`.
+    syncs: BTreeMap<u64, Vec<(usize, usize)>>,
 }
 
-fn assemble(
-    history: &History,
-    ops: &[Op],
-    split: Split,
-    facts: Facts,
-    (index, mut uf): (BTreeMap<String, usize>, UnionFind),
-    homes: Vec<u32>,
-) -> Vec<Partition> {
-    let mut roots: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut parts: Vec<Partition> = Vec::new();
-    let mut part_of = |id: usize, uf: &mut UnionFind, parts: &mut Vec<Partition>| -> usize {
-        let root = uf.find(id);
-        *roots.entry(root).or_insert_with(|| {
-            parts.push(Partition { scope: Scope::default(), ops: Vec::new(), initial: Vec::new() });
-            parts.len() - 1
-        })
-    };
-    for (path, &id) in &index {
-        let p = part_of(id, &mut uf, &mut parts);
-        parts[p].scope.paths.insert(path.clone());
-        if facts.children_observed.contains(path) {
-            parts[p].scope.children_exact.insert(path.clone());
-        }
-    }
-    // Where each op goes, then room for exactly that many, then the ops converted again.
-    let targets: Vec<u32> = (homes.into_iter())
-        .map(|home| part_of(home as usize, &mut uf, &mut parts) as u32)
-        .collect();
-    let mut sizes = vec![0usize; parts.len()];
-    for &t in &targets {
-        sizes[t as usize] += 1;
-    }
-    for (part, size) in parts.iter_mut().zip(sizes) {
-        part.ops.reserve_exact(size);
-    }
-    let mut targets = targets.into_iter();
-    let mut broadcast: Vec<POp> = Vec::new();
-    let mut group_count = 0;
-    for op in ops {
-        match convert(history, op, &facts, split, &mut group_count) {
-            None => {}
-            Some(Converted::Broadcast(pop)) => broadcast.push(pop),
-            Some(Converted::Owned { pops, .. }) => {
-                for pop in pops {
-                    let target = targets.next().expect("the same ops as the first pass");
-                    parts[target as usize].ops.push(pop);
+impl Plan {
+    /// Plans the key groups of a history.
+    ///
+    /// The paths ops link are merged (union-find) in one pass that converts every op and
+    /// keeps only where each piece goes; [`Plan::build`] converts a key group's ops again.
+    pub(crate) fn new(history: &History, ops: &[Op], split: Split) -> Plan {
+        let facts = facts(history, ops);
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut uf = UnionFind { parent: Vec::new() };
+        // Per converted op, in order: a path of it that is registered (its partition's member).
+        let mut homes: Vec<u32> = Vec::new();
+        let mut first: Vec<u32> = Vec::with_capacity(ops.len() + 1);
+        let mut broadcast: Vec<POp> = Vec::new();
+        for op in ops {
+            first.push(u32::try_from(homes.len()).expect("fewer than 2^32 pieces"));
+            match convert(history, op, &facts, split) {
+                None => {}
+                Some(Converted::Broadcast(pop)) => broadcast.push(pop),
+                Some(Converted::Owned { pops, links }) => {
+                    for paths in links {
+                        let ids: Vec<usize> =
+                            paths.iter().map(|p| register(&mut index, &mut uf, p)).collect();
+                        for w in ids.windows(2) {
+                            uf.union(w[0], w[1]);
+                        }
+                    }
+                    for pop in pops {
+                        let home =
+                            pop.action_paths().into_iter().find_map(|p| index.get(&p).copied());
+                        let home = home.expect("every op's paths were registered");
+                        homes.push(u32::try_from(home).expect("fewer than 2^32 paths"));
+                    }
                 }
             }
         }
-    }
-    assert!(targets.next().is_none(), "the second pass converts what the first did");
-    for part in &mut parts {
+        first.push(u32::try_from(homes.len()).expect("fewer than 2^32 pieces"));
         for node in &history.header.initial {
-            if part.scope.paths.contains(&node.path) {
-                let n = (node.path.clone(), node.data.clone(), node.version, node.cversion);
-                part.initial.push(n);
+            if let Some(p) = parent(&node.path)
+                && facts.children_observed.contains(p)
+            {
+                let (a, b) =
+                    (register(&mut index, &mut uf, &node.path), register(&mut index, &mut uf, p));
+                uf.union(a, b);
             }
         }
+        let mut roots: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut shells: Vec<Partition> = Vec::new();
+        let mut part_of = |id: usize, uf: &mut UnionFind, shells: &mut Vec<Partition>| -> u32 {
+            let root = uf.find(id);
+            let p = *roots.entry(root).or_insert_with(|| {
+                let empty = Partition { scope: Scope::default(), ops: Vec::new(), initial: vec![] };
+                shells.push(empty);
+                shells.len() - 1
+            });
+            u32::try_from(p).expect("fewer than 2^32 key groups")
+        };
+        for (path, &id) in &index {
+            let p = part_of(id, &mut uf, &mut shells) as usize;
+            shells[p].scope.paths.insert(path.clone());
+            if facts.children_observed.contains(path) {
+                shells[p].scope.children_exact.insert(path.clone());
+            }
+        }
+        let targets: Vec<u32> =
+            homes.into_iter().map(|home| part_of(home as usize, &mut uf, &mut shells)).collect();
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); shells.len()];
+        for (id, w) in first.windows(2).enumerate() {
+            for &t in &targets[w[0] as usize..w[1] as usize] {
+                let list = &mut members[t as usize];
+                let id = u32::try_from(id).expect("fewer than 2^32 ops");
+                if list.last() != Some(&id) {
+                    list.push(id);
+                }
+            }
+        }
+        for part in &mut shells {
+            for node in &history.header.initial {
+                if part.scope.paths.contains(&node.path) {
+                    let n = (node.path.clone(), node.data.clone(), node.version, node.cversion);
+                    part.initial.push(n);
+                }
+            }
+        }
+        let mut syncs: BTreeMap<u64, Vec<(usize, usize)>> = BTreeMap::new();
+        for (i, pop) in broadcast.iter().enumerate().filter(|(_, p)| p.sync) {
+            syncs.entry(pop.process).or_default().push((pop.inv, i));
+        }
+        for list in syncs.values_mut() {
+            list.sort_unstable();
+        }
+        Plan { facts, split, shells, members, first, targets, broadcast, syncs }
     }
-    spread(&mut parts, broadcast);
-    for part in &mut parts {
+
+    /// The number of key groups planned (some may turn out empty: [`Plan::build`] says).
+    pub(crate) fn len(&self) -> usize {
+        self.shells.len()
+    }
+
+    /// Builds key group `k`: its ops converted again, with the syncs and closes it needs, in
+    /// invoke order. `None` if no op of the history lands in it.
+    pub(crate) fn build(&self, history: &History, ops: &[Op], k: usize) -> Option<Partition> {
+        let members = &self.members[k];
+        if members.is_empty() {
+            return None;
+        }
+        let mut part = self.shells[k].clone();
+        let target = u32::try_from(k).expect("fewer than 2^32 key groups");
+        for &id in members {
+            let op = &ops[id as usize];
+            let from = self.first[op.id] as usize;
+            let Some(Converted::Owned { pops, .. }) = convert(history, op, &self.facts, self.split)
+            else {
+                unreachable!("an op with pieces converts to pieces again");
+            };
+            for (j, pop) in pops.into_iter().enumerate() {
+                if self.targets[from + j] == target {
+                    part.ops.push(pop);
+                }
+            }
+        }
+        spread(&mut part, &self.broadcast, &self.syncs);
         part.ops.sort_by_key(|pop| (pop.inv, pop.op));
+        part.ops.shrink_to_fit();
+        Some(part)
     }
-    parts.retain(|part| !part.ops.is_empty());
-    parts
 }
 
-/// Copies `sync` into every partition where its session reads after it (before its next
-/// sync), `close` into every partition where its session created ephemerals.
+/// Builds every partition of a history (the diagnosis's splits; the check itself builds one
+/// at a time through [`Plan`]).
+pub(crate) fn partitions(history: &History, ops: &[Op], split: Split) -> Vec<Partition> {
+    let plan = Plan::new(history, ops, split);
+    (0..plan.len()).filter_map(|k| plan.build(history, ops, k)).collect()
+}
+
+/// Copies into `part` each `sync` after which its session reads there (before its next sync),
+/// and each `close` of a session that created ephemerals there.
 ///
 /// A sync changes no state and orders only its session's later ops, and of those only the
 /// reads need it: a later write of the session is bound to come after everything completed
@@ -339,33 +387,23 @@ fn assemble(
 /// has room for the sync at its zxid (the zxid checks see a sync whose zxid goes back in its
 /// session). Copying every sync into every partition of its session made the partitions of a
 /// long history with many paths several times larger than its ops.
-fn spread(parts: &mut [Partition], broadcast: Vec<POp>) {
-    // Per session, its syncs' invokes in order, with their index in `broadcast`.
-    let mut syncs: BTreeMap<u64, Vec<(usize, usize)>> = BTreeMap::new();
-    for (i, pop) in broadcast.iter().enumerate().filter(|(_, p)| p.sync) {
-        syncs.entry(pop.process).or_default().push((pop.inv, i));
-    }
-    for list in syncs.values_mut() {
-        list.sort_unstable();
-    }
-    for part in parts.iter_mut() {
-        let mut wanted: BTreeSet<usize> = BTreeSet::new();
-        for p in part.ops.iter().filter(|p| p.query) {
-            let Some(list) = syncs.get(&p.process) else { continue };
-            let before = list.partition_point(|&(inv, _)| inv < p.inv);
-            if let Some(&(_, i)) = before.checked_sub(1).map(|b| &list[b]) {
-                wanted.insert(i);
-            }
+fn spread(part: &mut Partition, broadcast: &[POp], syncs: &BTreeMap<u64, Vec<(usize, usize)>>) {
+    let mut wanted: BTreeSet<usize> = BTreeSet::new();
+    for p in part.ops.iter().filter(|p| p.query) {
+        let Some(list) = syncs.get(&p.process) else { continue };
+        let before = list.partition_point(|&(inv, _)| inv < p.inv);
+        if let Some(&(_, i)) = before.checked_sub(1).map(|b| &list[b]) {
+            wanted.insert(i);
         }
-        let owners: BTreeSet<u64> =
-            (part.ops.iter()).filter(|p| creates_ephemeral(&p.action)).map(|p| p.process).collect();
-        let closes = broadcast.iter().enumerate().filter(|(_, pop)| {
-            matches!(pop.action, Action::Close { .. }) && owners.contains(&pop.process)
-        });
-        wanted.extend(closes.map(|(i, _)| i));
-        part.ops.reserve_exact(wanted.len());
-        part.ops.extend(wanted.into_iter().map(|i| broadcast[i].clone()));
     }
+    let owners: BTreeSet<u64> =
+        (part.ops.iter()).filter(|p| creates_ephemeral(&p.action)).map(|p| p.process).collect();
+    let closes = broadcast.iter().enumerate().filter(|(_, pop)| {
+        matches!(pop.action, Action::Close { .. }) && owners.contains(&pop.process)
+    });
+    wanted.extend(closes.map(|(i, _)| i));
+    part.ops.reserve_exact(wanted.len());
+    part.ops.extend(wanted.into_iter().map(|i| broadcast[i].clone()));
 }
 
 fn creates_ephemeral(action: &Action) -> bool {
@@ -434,13 +472,7 @@ enum Converted {
 
 /// Turns a paired op into partition ops; `None` drops it (it cannot matter: a failed op with
 /// an error that says nothing about the tree, or an indeterminate query).
-fn convert(
-    history: &History,
-    op: &Op,
-    facts: &Facts,
-    split: Split,
-    groups: &mut usize,
-) -> Option<Converted> {
+fn convert(history: &History, op: &Op, facts: &Facts, split: Split) -> Option<Converted> {
     let req = history.request(op);
     let reply = history.reply(op);
     let zxid = reply.and_then(|r| r.zxid);
@@ -451,7 +483,7 @@ fn convert(
             zxid: zxid.filter(|_| !query && op.f != F::Sync),
         },
         Outcome::Fail => {
-            let code = reply.and_then(|r| r.error.as_deref()).and_then(definite_error)?;
+            let code = reply.and_then(|r| r.error().as_deref()).and_then(definite_error)?;
             model::Outcome::Fail(code)
         }
         Outcome::Info if query || op.f == F::Sync => return None,
@@ -513,8 +545,8 @@ fn convert(
         // seen after its invoke, never acknowledged, and numbered above every acknowledged
         // name before its invoke. If its node was never seen, it changed nothing visible
         // (cversion is only a lower bound in the model), so "no effect" covers it.
-        let group = Some(*groups);
-        *groups += 1;
+        // The op's id names its group: unique, and the same however often it is converted.
+        let group = Some(op.id);
         let mut pops = Vec::new();
         // Numbers acknowledged before its invoke are below its own; numbers of creates invoked
         // after its deadline (by which it had taken effect, if ever) are above it.
@@ -624,10 +656,11 @@ fn created_names(op: &Op, reply: Option<&Event>, subs: &[SubOp]) -> Vec<Option<S
     let reply = reply.filter(|_| ok);
     match op.f {
         F::Multi => {
-            let results: Vec<SubResult> = reply.and_then(|r| r.results.clone()).unwrap_or_default();
+            let results: Vec<SubResult> =
+                reply.and_then(|r| r.results().clone()).unwrap_or_default();
             (0..subs.len()).map(|i| results.get(i).and_then(|r| r.name.clone())).collect()
         }
-        _ => vec![reply.and_then(|r| r.name.clone())],
+        _ => vec![reply.and_then(|r| r.name().clone())],
     }
 }
 
@@ -651,7 +684,7 @@ fn to_action(sub: &SubOp, name: &Option<String>) -> Action {
 }
 
 fn reply_facts(reply: &Event) -> Reply {
-    let mut children = reply.children.clone();
+    let mut children = reply.children().clone();
     if let Some(c) = &mut children {
         c.sort();
     }
@@ -659,6 +692,6 @@ fn reply_facts(reply: &Event) -> Reply {
         stat: reply.stat.clone(),
         data: reply.data.clone(),
         children,
-        results: reply.results.clone(),
+        results: reply.results().clone(),
     }
 }

@@ -58,15 +58,15 @@ fn changes(history: &History, ops: &[Op]) -> Changes {
         };
         let subs: Vec<(F, String, Option<CreateMode>, Option<String>)> = match op.f {
             F::Multi => {
-                let results = reply.results.clone().unwrap_or_default();
-                (req.ops.iter().flatten().enumerate())
+                let results = reply.results().clone().unwrap_or_default();
+                (req.ops().iter().flatten().enumerate())
                     .map(|(i, s)| {
                         let name = results.get(i).and_then(|r| r.name.clone());
                         (s.f, s.path.clone(), s.mode, name)
                     })
                     .collect()
             }
-            f => vec![(f, req.path.clone().unwrap_or_default(), req.mode, reply.name.clone())],
+            f => vec![(f, req.path.clone().unwrap_or_default(), req.mode, reply.name().clone())],
         };
         for (f, path, _mode, name) in subs {
             match f {
@@ -217,7 +217,7 @@ fn on_event(
     pending: &mut BTreeMap<(u64, String), Vec<Registration>>,
     out: &mut Vec<Violation>,
 ) {
-    let t = event.event.expect("validated");
+    let t = event.event().expect("validated");
     let path = event.path.clone().expect("validated");
     let regs = pending.entry((event.process, path.clone())).or_default();
     let fired: Vec<Registration> = {

@@ -158,11 +158,11 @@ fn cause(history: &History, ops: &[Op], v: &Violation) -> String {
 fn paths_of(history: &History, op: &Op) -> Vec<String> {
     let req = history.request(op);
     let mut out: Vec<String> = req.path.iter().cloned().collect();
-    out.extend(req.ops.iter().flatten().map(|s| s.path.clone()));
-    if let Some(name) = history.reply(op).and_then(|r| r.name.clone()) {
+    out.extend(req.ops().iter().flatten().map(|s| s.path.clone()));
+    if let Some(name) = history.reply(op).and_then(|r| r.name().clone()) {
         out.push(name);
     }
-    for r in history.reply(op).and_then(|r| r.results.clone()).into_iter().flatten() {
+    for r in history.reply(op).and_then(|r| r.results().clone()).into_iter().flatten() {
         out.extend(r.name);
     }
     out
@@ -301,7 +301,7 @@ fn timeline(history: &History, ops: &[Op], v: &Violation) -> String {
         for &i in &stars {
             let e = &history.events[i];
             if e.process == *p {
-                let what = e.event.map(|t| format!("{t:?}")).unwrap_or_default();
+                let what = e.event().map(|t| format!("{t:?}")).unwrap_or_default();
                 let zxid = e.zxid.map(|z| format!(" zxid {z:#x}")).unwrap_or_default();
                 let path = e.path.as_deref().unwrap_or("");
                 let tip = format!("event {i}: p{p} received {what} {path}{zxid}");
