@@ -12,21 +12,15 @@
 //! 200 with a JSON body, as ZooKeeper 3.8's (an unknown command too); a non-GET is 405.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::admin::{self, Map};
 use crate::client_net::Event;
 use crate::config::ServerConfig;
-
-/// A request head larger than this is refused.
-const MAX_REQUEST_BYTES: usize = 8192;
-/// How long a client may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::http::{Request, Response};
 
 /// What the endpoint answers without asking the driver, fixed at startup.
 #[derive(Clone, Debug)]
@@ -182,48 +176,34 @@ pub async fn serve(
     listener: TcpListener,
     events: mpsc::UnboundedSender<Event>,
     fixed: Static,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.changed() => return,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    continue;
-                };
-                tokio::spawn(answer(stream, events.clone(), fixed.clone()));
-            }
-        }
-    }
+    crate::http::serve(listener, shutdown, move |request| {
+        answer(request, events.clone(), fixed.clone())
+    })
+    .await
 }
 
-async fn answer(mut stream: TcpStream, events: mpsc::UnboundedSender<Event>, fixed: Static) {
-    let Ok(Some(head)) = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await else {
-        return;
+async fn answer(
+    request: Request,
+    events: mpsc::UnboundedSender<Event>,
+    fixed: Static,
+) -> Option<Response> {
+    let text = |status, body: String| Response { status, content_type: "text/plain", body };
+    let path = request.path.trim_end_matches('/');
+    if request.method != "GET" {
+        let body = format!("HTTP method {} is not supported\n", request.method);
+        return Some(text("405 Method Not Allowed", body));
+    }
+    if path == fixed.command_url {
+        let body = listing(&fixed.command_url);
+        return Some(Response { status: "200 OK", content_type: "text/html", body });
+    }
+    let Some(name) = path.strip_prefix(&format!("{}/", fixed.command_url)) else {
+        return Some(text("404 Not Found", format!("try {}\n", fixed.command_url)));
     };
-    let mut words = head.split_whitespace();
-    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("").trim_end_matches('/');
-    let (status, kind, body) = if method != "GET" {
-        ("405 Method Not Allowed", "text/plain", format!("HTTP method {method} is not supported\n"))
-    } else if path == fixed.command_url {
-        ("200 OK", "text/html", listing(&fixed.command_url))
-    } else if let Some(name) = path.strip_prefix(&format!("{}/", fixed.command_url)) {
-        let Some(json) = run(name, &events, &fixed).await else {
-            return;
-        };
-        ("200 OK", "application/json", json)
-    } else {
-        ("404 Not Found", "text/plain", format!("try {}\n", fixed.command_url))
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
+    let body = run(name, &events, &fixed).await?;
+    Some(Response { status: "200 OK", content_type: "application/json", body })
 }
 
 /// Runs one command; `None` if the server is shutting down.
@@ -259,18 +239,4 @@ fn listing(command_url: &str) -> String {
         format!("<a href=\"{command_url}/{name}\">{name}</a>\n<br/>\n")
     });
     links.collect()
-}
-
-/// Reads the request head (up to the blank line); `None` if it is too long or the peer left.
-async fn read_head(stream: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await.ok()?;
-        if n == 0 || head.len() + n > MAX_REQUEST_BYTES {
-            return None;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    Some(String::from_utf8_lossy(&head).into_owned())
 }

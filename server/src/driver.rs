@@ -409,26 +409,12 @@ impl Driver {
                 self.four_letter_word(remote, cmd, reply)
             }
             Event::Metrics { reply } => {
-                let view = AdminView {
-                    node: &self.node,
-                    stats: &self.stats,
-                    conns: &self.conns,
-                    conf_lines: &self.conf_lines,
-                    allowed: &|_| true,
-                    dirs: (&self.cfg.data_dir, &self.cfg.data_log_dir),
-                };
+                let view = self.admin_view(&|_| true);
                 let mntr = admin::answer(*b"mntr", &view);
                 let _ = reply.send((mntr, self.stats.op_latency.clone()));
             }
             Event::Admin { command, reply } => {
-                let view = AdminView {
-                    node: &self.node,
-                    stats: &self.stats,
-                    conns: &self.conns,
-                    conf_lines: &self.conf_lines,
-                    allowed: &|_| true,
-                    dirs: (&self.cfg.data_dir, &self.cfg.data_log_dir),
-                };
+                let view = self.admin_view(&|_| true);
                 let answer = admin::command_json(command, &view);
                 if answer.is_ok() {
                     admin::reset(command, &mut self.stats, &mut self.conns);
@@ -443,6 +429,18 @@ impl Driver {
         }
     }
 
+    /// What the four-letter words, the AdminServer and the metrics endpoint read.
+    fn admin_view<'a>(&'a self, allowed: &'a dyn Fn(&str) -> bool) -> AdminView<'a> {
+        AdminView {
+            node: &self.node,
+            stats: &self.stats,
+            conns: &self.conns,
+            conf_lines: &self.conf_lines,
+            allowed,
+            dirs: (&self.cfg.data_dir, &self.cfg.data_log_dir),
+        }
+    }
+
     fn four_letter_word(
         &mut self,
         remote: SocketAddr,
@@ -452,14 +450,7 @@ impl Driver {
         tracing::debug!(%remote, cmd = %String::from_utf8_lossy(&cmd), "four-letter word");
         let whitelist = &self.cfg.four_letter_words;
         let allowed = |name: &str| whitelist.allows(name);
-        let view = AdminView {
-            node: &self.node,
-            stats: &self.stats,
-            conns: &self.conns,
-            conf_lines: &self.conf_lines,
-            allowed: &allowed,
-            dirs: (&self.cfg.data_dir, &self.cfg.data_log_dir),
-        };
+        let view = self.admin_view(&allowed);
         let text = admin::answer(cmd, &view);
         if allowed(&String::from_utf8_lossy(&cmd)) {
             match &cmd {

@@ -10,6 +10,7 @@ pub mod driver;
 pub mod env;
 pub mod epochs;
 pub mod fs;
+pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod peer_net;

@@ -10,37 +10,29 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-#[cfg(not(madsim))]
-use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 #[cfg(not(madsim))]
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-#[cfg(not(madsim))]
 use tokio::sync::{mpsc, oneshot, watch};
 
 #[cfg(not(madsim))]
 use crate::client_net::Event;
 use crate::config::ServerConfig;
+#[cfg(not(madsim))]
+use crate::http::{Request, Response};
 use crate::storage::SyncMetrics;
 // tokio's sockets directly: the endpoint is never started under madsim (see `lib.rs`).
 #[cfg(not(madsim))]
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// The class name that switches the endpoint on, as in ZooKeeper's zoo.cfg.
 pub const PROMETHEUS_PROVIDER: &str =
     "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
 /// ZooKeeper's default `metricsProvider.httpPort`.
 pub const DEFAULT_HTTP_PORT: u16 = 7000;
-#[cfg(not(madsim))]
-/// A request head larger than this is refused.
-const MAX_REQUEST_BYTES: usize = 8192;
-#[cfg(not(madsim))]
-/// How long a scraper may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where to serve metrics, if zoo.cfg asks for the Prometheus provider.
 pub fn endpoint(cfg: &ServerConfig) -> Result<Option<SocketAddr>, String> {
@@ -130,66 +122,35 @@ pub async fn serve(
     listener: TcpListener,
     events: mpsc::UnboundedSender<Event>,
     sync: SyncMetrics,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.changed() => return,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    continue;
-                };
-                tokio::spawn(answer(stream, events.clone(), sync.clone()));
-            }
-        }
-    }
+    crate::http::serve(listener, shutdown, move |request| {
+        answer(request, events.clone(), sync.clone())
+    })
+    .await
 }
 
 #[cfg(not(madsim))]
-async fn answer(mut stream: TcpStream, events: mpsc::UnboundedSender<Event>, sync: SyncMetrics) {
-    let Ok(Some(head)) = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await else {
-        return;
+async fn answer(
+    request: Request,
+    events: mpsc::UnboundedSender<Event>,
+    sync: SyncMetrics,
+) -> Option<Response> {
+    let text = |status, body: &str| Response {
+        status,
+        content_type: "text/plain; version=0.0.4; charset=utf-8",
+        body: body.to_string(),
     };
-    let mut words = head.split_whitespace();
-    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, body) = if method != "GET" {
-        ("405 Method Not Allowed", String::from("only GET\n"))
-    } else if path == "/metrics" {
-        let (reply, answer) = oneshot::channel();
-        if events.send(Event::Metrics { reply }).is_err() {
-            return;
-        }
-        match answer.await {
-            Ok((mntr, latency)) => ("200 OK", encode_scrape(&mntr, latency, sync)),
-            Err(_) => return,
-        }
-    } else {
-        ("404 Not Found", String::from("try /metrics\n"))
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
-/// Reads the request head (up to the blank line); `None` if it is too long or the peer left.
-#[cfg(not(madsim))]
-async fn read_head(stream: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await.ok()?;
-        if n == 0 || head.len() + n > MAX_REQUEST_BYTES {
-            return None;
-        }
-        head.extend_from_slice(&buf[..n]);
+    if request.method != "GET" {
+        return Some(text("405 Method Not Allowed", "only GET\n"));
     }
-    Some(String::from_utf8_lossy(&head).into_owned())
+    if request.path != "/metrics" {
+        return Some(text("404 Not Found", "try /metrics\n"));
+    }
+    let (reply, answer) = oneshot::channel();
+    events.send(Event::Metrics { reply }).ok()?;
+    let (mntr, latency) = answer.await.ok()?;
+    Some(text("200 OK", &encode_scrape(&mntr, latency, sync)))
 }
 
 #[cfg(test)]
