@@ -19,6 +19,7 @@ use crate::proto::error::ZkError;
 use crate::txn::{LoggedTxn, Txn, TxnHeader};
 use crate::types::{ConnId, Id, ServerId, SessionId, Zxid};
 use crate::zab::Role;
+use crate::zab::fifo::{FifoChannel, Receipt};
 use crate::zab::message::{Forwarded, ZabMessage};
 
 /// Where a learner is in its handshake with the leader (`LearnerHandler`).
@@ -49,14 +50,8 @@ pub struct LearnerHandler {
     pub last_heard: u64,
     /// Sent UPTODATE.
     pub up_to_date: bool,
-    /// The learner incarnation's FOLLOWERINFO nonce: names the session.
-    pub nonce: u64,
-    /// Sequence number of the next message we send in this session.
-    pub send_seq: u64,
-    /// Sequence number of the next message we accept in this session.
-    pub recv_seq: u64,
-    /// Messages that arrived ahead of `recv_seq`, held until the hole before them fills.
-    pub early: BTreeMap<u64, ZabMessage>,
+    /// The session with this learner incarnation (named by its FOLLOWERINFO nonce).
+    pub channel: FifoChannel,
 }
 
 impl LearnerHandler {
@@ -152,6 +147,7 @@ impl Leader {
         }
         for (id, handler) in &self.learners {
             assert_ne!(*id, node.config.server_id, "the leader is not its own learner");
+            handler.channel.invariants();
             if self.acked.contains_key(id) {
                 assert_eq!(handler.phase, HandlerPhase::Synced, "only synced learners ack");
             }
@@ -245,19 +241,16 @@ impl Node {
     /// Sends a message in the learner's session (numbered; see `zab::message`).
     pub(crate) fn send_learner(&mut self, id: ServerId, msg: ZabMessage) {
         let Some(h) = leader_mut(self).learners.get_mut(&id) else { return };
-        let (nonce, seq) = (h.nonce, h.send_seq);
-        h.send_seq += 1;
-        self.send_peer(id, ZabMessage::Session { nonce, seq, msg: Box::new(msg) });
+        let numbered = h.channel.wrap(msg);
+        self.send_peer(id, numbered);
     }
 
     /// Re-sends the session's first message (a LEADERINFO the learner never got).
     fn resend_first(&mut self, id: ServerId, msg: ZabMessage) {
         let Some(h) = leader_ref(self).learners.get(&id) else { return };
-        if h.send_seq != 1 {
-            return; // more went out since: the learner will see a gap and start over
+        if let Some(numbered) = h.channel.rewrap_first(msg) {
+            self.send_peer(id, numbered);
         }
-        let nonce = h.nonce;
-        self.send_peer(id, ZabMessage::Session { nonce, seq: 0, msg: Box::new(msg) });
     }
 
     pub(crate) fn leader_on_message(&mut self, from: ServerId, msg: ZabMessage) {
@@ -267,7 +260,8 @@ impl Node {
                 self.on_learner_session(from, nonce, seq, *msg, now)
             }
             ZabMessage::FollowerInfo { accepted_epoch, last_zxid, observer, nonce } => {
-                let known = leader_ref(self).learners.get(&from).map(|h| (h.nonce, h.phase));
+                let known =
+                    leader_ref(self).learners.get(&from).map(|h| (h.channel.nonce(), h.phase));
                 match known {
                     Some((n, HandlerPhase::AwaitAckEpoch)) if n == nonce => {
                         let epoch = leader_ref(self).epoch.expect("sent LEADERINFO");
@@ -292,26 +286,23 @@ impl Node {
         now: u64,
     ) {
         let Some(h) = leader_mut(self).learners.get_mut(&from) else { return };
-        if h.nonce != nonce || seq < h.recv_seq {
-            return;
-        }
-        if seq > h.recv_seq {
-            h.early.insert(seq, msg);
-            if h.early.len() > crate::zab::learner::MAX_EARLY_MESSAGES {
+        let mut next = match h.channel.receive(nonce, seq, msg) {
+            Receipt::Deliver(msg) => {
+                h.last_heard = now;
+                Some(msg)
+            }
+            Receipt::Dropped | Receipt::Held => None,
+            Receipt::Overflow => {
                 tracing::info!(learner = from.0, "a learner's message is lost; dropping it");
                 self.drop_learner(from);
+                None
             }
-            return;
-        }
-        h.last_heard = now;
-        let mut next = Some(msg);
+        };
         while let Some(msg) = next {
-            let h = leader_mut(self).learners.get_mut(&from).expect("checked above");
-            h.recv_seq += 1;
             self.leader_on_session_message(from, msg);
             next = match &mut self.role {
                 Role::Leading(l) => match l.learners.get_mut(&from) {
-                    Some(h) if h.nonce == nonce => h.early.remove(&h.recv_seq),
+                    Some(h) if h.channel.nonce() == nonce => h.channel.next_ready(),
                     _ => None,
                 },
                 _ => None,
@@ -386,10 +377,7 @@ impl Node {
             last_zxid,
             last_heard: now,
             up_to_date: false,
-            nonce,
-            send_seq: 0,
-            recv_seq: 0,
-            early: BTreeMap::new(),
+            channel: FifoChannel::new(nonce),
         };
         leader.learners.insert(from, handler);
         match leader.epoch {

@@ -11,14 +11,13 @@
 //! - it serves clients only in broadcast; any gap in what the leader sends (a proposal that
 //!   does not follow the log, a commit beyond it) sends it back to election.
 
-use std::collections::BTreeMap;
-
 use rand::Rng;
 
 use crate::node::Node;
 use crate::proto::client::Request;
 use crate::types::{ConnId, ServerId, SessionId, Zxid};
 use crate::zab::Role;
+use crate::zab::fifo::{FifoChannel, Receipt};
 use crate::zab::message::{Forwarded, ZabMessage};
 
 /// Where the learner is.
@@ -53,21 +52,16 @@ pub struct Learner {
     pub commit_seen: Zxid,
     /// The highest ACK sent.
     pub acked: Zxid,
-    /// This incarnation's FOLLOWERINFO nonce.
-    pub nonce: u64,
+    /// The session with the leader, named by this incarnation's FOLLOWERINFO nonce.
+    pub channel: FifoChannel,
     /// When to repeat FOLLOWERINFO while no LEADERINFO came (the leader may still be electing).
     pub next_info: u64,
-    /// Sequence number of the next message we send in the session.
-    pub send_seq: u64,
-    /// Sequence number of the next message we accept in the session.
-    pub recv_seq: u64,
-    /// Messages that arrived ahead of `recv_seq`, held until the hole before them fills.
-    pub early: BTreeMap<u64, ZabMessage>,
 }
 
 impl Learner {
     /// Checks the learner's invariants against the node.
     pub fn invariants(&self, node: &Node) {
+        self.channel.invariants();
         assert!(
             self.acked <= node.log.durable().max(self.newleader.map(|n| n.0).unwrap_or_default()),
             "never acknowledge what is not durable"
@@ -85,9 +79,6 @@ impl Learner {
 /// How often a learner repeats FOLLOWERINFO while no LEADERINFO came, ms: half the finalize
 /// wait, so a leader that decided after us hears from us soon after (repeats are idempotent).
 pub const FOLLOWER_INFO_RESEND_MS: u64 = crate::zab::election::FINALIZE_WAIT_MS / 2;
-
-/// How many out-of-order session messages a server holds before it gives the session up.
-pub const MAX_EARLY_MESSAGES: usize = 4096;
 
 /// Whether a leader message belongs to the learner's phase (only those keep it alive).
 fn expected_in_phase(phase: LearnerPhase, msg: &ZabMessage) -> bool {
@@ -135,11 +126,8 @@ impl Node {
             newleader_acked: false,
             commit_seen: Zxid::ZERO,
             acked: Zxid::ZERO,
-            nonce: self.rng.random(),
+            channel: FifoChannel::new(self.rng.random()),
             next_info: self.now_tick,
-            send_seq: 0,
-            recv_seq: 0,
-            early: BTreeMap::new(),
         };
         self.role = Role::Following(learner);
         self.send_follower_info();
@@ -154,7 +142,7 @@ impl Node {
         let now = self.now_tick;
         let l = learner_mut(self);
         l.next_info = now + resend;
-        let (leader, observer, nonce) = (l.leader, l.observer, l.nonce);
+        let (leader, observer, nonce) = (l.leader, l.observer, l.channel.nonce());
         let info = ZabMessage::FollowerInfo {
             accepted_epoch: self.accepted_epoch,
             last_zxid: self.log.last_logged(),
@@ -167,9 +155,8 @@ impl Node {
     /// Sends a message in our session with the leader (numbered; see `zab::message`).
     fn send_leader(&mut self, msg: ZabMessage) {
         let l = learner_mut(self);
-        let (leader, nonce, seq) = (l.leader, l.nonce, l.send_seq);
-        l.send_seq += 1;
-        self.send_peer(leader, ZabMessage::Session { nonce, seq, msg: Box::new(msg) });
+        let (leader, numbered) = (l.leader, l.channel.wrap(msg));
+        self.send_peer(leader, numbered);
     }
 
     /// Takes the messages of our session with the leader in order: duplicates and anything
@@ -179,23 +166,20 @@ impl Node {
     pub(crate) fn learner_on_message(&mut self, msg: ZabMessage) {
         let ZabMessage::Session { nonce, seq, msg } = msg else { return };
         let l = learner_mut(self);
-        if nonce != l.nonce || seq < l.recv_seq {
-            return;
-        }
-        if seq > l.recv_seq {
-            l.early.insert(seq, *msg);
-            if l.early.len() > MAX_EARLY_MESSAGES {
-                tracing::info!(expected = l.recv_seq, "a message of the leader's session is lost");
+        let mut next = match l.channel.receive(nonce, seq, *msg) {
+            Receipt::Deliver(msg) => Some(msg),
+            Receipt::Dropped | Receipt::Held => None,
+            Receipt::Overflow => {
+                let expected = l.channel.expected();
+                tracing::info!(expected, "a message of the leader's session is lost");
                 self.become_looking();
+                None
             }
-            return;
-        }
-        let mut next = Some(*msg);
+        };
         while let Some(msg) = next {
-            learner_mut(self).recv_seq += 1;
             self.learner_on_session_message(msg);
             next = match &mut self.role {
-                Role::Following(l) if l.nonce == nonce => l.early.remove(&l.recv_seq),
+                Role::Following(l) if l.channel.nonce() == nonce => l.channel.next_ready(),
                 _ => None,
             };
         }

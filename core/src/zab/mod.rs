@@ -4,6 +4,7 @@
 //! - [`message`]: the typed peer protocol;
 //! - [`quorum`]: majority verifier over voting members;
 //! - [`election`]: fast leader election;
+//! - [`fifo`]: the FIFO sequencer of a leader–learner session, used by both ends;
 //! - [`log`]: the in-memory view of the txn log (logged, durable, committed);
 //! - [`leader`]: discovery, sync and broadcast from the leader's side (and standalone mode,
 //!   which is a leader with a quorum of one in epoch 0);
@@ -15,6 +16,7 @@
 //! leader or a learner in broadcast; leaving a serving role closes every client connection.
 
 pub mod election;
+pub mod fifo;
 pub mod leader;
 pub mod learner;
 pub mod log;
