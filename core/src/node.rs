@@ -16,7 +16,7 @@
 //! - the session table and watch tables are internally consistent;
 //! - every connection's pipeline is consistent with its phase (see `serve`).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rand::SeedableRng;
@@ -34,9 +34,12 @@ use crate::tree::{ApplyOutcome, DataTree, WatchTrigger};
 use crate::txn::{LoggedTxn, Txn, TxnHeader};
 use crate::types::{ConnId, SessionId, Zxid, perms};
 use crate::watch::WatchManager;
-use crate::zab::Role;
+use crate::zab::election::ElectionAction;
+use crate::zab::leader::Leader;
 use crate::zab::log::ZabLog;
+use crate::zab::message::Vote;
 use crate::zab::quorum::Quorum;
+use crate::zab::{Role, start_election};
 
 /// What a node starts from: the recovered disk state, the shell's clock and a seed.
 #[derive(Clone, Debug, Default)]
@@ -81,6 +84,24 @@ fn check_recovered_order(base: Zxid, txns: &[LoggedTxn]) -> Result<(), RecoveryE
     Ok(())
 }
 
+/// The role a node starts in: a standalone server leads at once (epoch 0); an ensemble member
+/// elects, with the actions its first election round asks for (run once the node exists).
+fn first_role(
+    config: &Config,
+    quorum: &Quorum,
+    rng: &mut ChaCha8Rng,
+    last_logged: Zxid,
+    current_epoch: u32,
+) -> (Role, Vec<ElectionAction>) {
+    if config.is_standalone() {
+        return (Role::Leading(Box::new(Leader::standalone(last_logged))), Vec::new());
+    }
+    let own = Vote { leader: config.server_id, zxid: last_logged, peer_epoch: current_epoch };
+    let (election, actions) = start_election(config, quorum, rng, own, 0, 0);
+    assert!(!actions.is_empty(), "a new round announces our vote");
+    (Role::Looking(election), actions)
+}
+
 /// A ZooKeeper server's state machine.
 pub struct Node {
     pub(crate) config: Config,
@@ -95,9 +116,6 @@ pub struct Node {
     pub(crate) conns: BTreeMap<ConnId, Conn>,
     /// Connections waiting for their CreateSession txn to apply.
     pub(crate) connecting: BTreeMap<SessionId, ConnId>,
-    /// Reconnects waiting for the leader to revalidate the session (learners): the connection,
-    /// the negotiated timeout and the client's readOnly byte.
-    pub(crate) revalidating: BTreeMap<SessionId, (ConnId, i32, Option<bool>)>,
     pub(crate) next_session_id: i64,
     pub(crate) log: ZabLog,
     pub(crate) role: Role,
@@ -108,10 +126,6 @@ pub struct Node {
     /// The last election round this node took part in, and the vote it settled on.
     pub(crate) last_round: u64,
     pub(crate) leader_vote: Option<crate::zab::message::Vote>,
-    /// Sessions touched by local clients since the last PING reply (learners).
-    pub(crate) touched: BTreeSet<SessionId>,
-    /// Client syncs forwarded to the leader, oldest first (learners).
-    pub(crate) pending_syncs: VecDeque<(ConnId, i32)>,
     pub(crate) outputs: Vec<Output>,
     next_container_check_tick: u64,
     /// Steps since the last full [`Node::invariants`] run (see [`Node::step`]).
@@ -156,6 +170,14 @@ impl Node {
             config.members.iter().filter(|m| !m.observer).map(|m| m.id).collect()
         };
         let check_ticks = config.ms_to_ticks(config.container_check_interval_ms).max(1);
+        let quorum = Quorum::new(voters);
+        let mut rng = ChaCha8Rng::seed_from_u64(init.seed);
+        let (role, election_actions) =
+            first_role(&config, &quorum, &mut rng, log.last_logged(), init.current_epoch);
+        let last_round = match &role {
+            Role::Looking(election) => election.logical_clock(),
+            _ => 0,
+        };
         let mut node = Node {
             now_tick: 0,
             wall_ms: init.wall_ms,
@@ -165,38 +187,37 @@ impl Node {
             watches: WatchManager::new(),
             conns: BTreeMap::new(),
             connecting: BTreeMap::new(),
-            revalidating: BTreeMap::new(),
             next_session_id: 0,
             log,
-            role: Role::Looking(None),
+            role,
             accepted_epoch: init.accepted_epoch,
             current_epoch: init.current_epoch,
-            quorum: Quorum::new(voters),
-            rng: ChaCha8Rng::seed_from_u64(init.seed),
-            last_round: 0,
+            quorum,
+            rng,
+            last_round,
             leader_vote: None,
-            touched: BTreeSet::new(),
-            pending_syncs: VecDeque::new(),
             outputs: Vec::new(),
             next_container_check_tick: check_ticks,
             steps_since_full_check: 0,
             config,
         };
-        node.start(init.wall_ms);
+        node.start(init.wall_ms, election_actions);
         Ok(node)
     }
 
-    fn start(&mut self, wall_ms: i64) {
+    fn start(&mut self, wall_ms: i64, election_actions: Vec<ElectionAction>) {
         self.next_session_id = self.first_session_id(wall_ms);
         if self.config.is_standalone() {
             // Standalone: every logged txn was durable, so it is committed: apply it all.
+            assert!(election_actions.is_empty(), "standalone servers never elect");
             let last = self.log.last_logged();
             self.log.mark_committed(last);
             self.apply_committed();
-            self.become_standalone_leader();
+            assert!(self.is_established_leader());
         } else {
             // An ensemble member applies its log only once a leader says it is committed.
-            self.become_looking();
+            assert!(matches!(self.role, Role::Looking(_)), "an ensemble member starts looking");
+            self.run_election_actions(election_actions);
         }
         self.invariants();
     }
@@ -517,12 +538,6 @@ impl Node {
         }
         for (session, conn) in &self.connecting {
             assert!(self.conns.contains_key(conn), "connecting conn {conn:?} of {session} exists");
-        }
-        for (session, (conn, _, _)) in &self.revalidating {
-            assert!(
-                self.conns.contains_key(conn),
-                "revalidating conn {conn:?} of {session} exists"
-            );
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::session::{SessionTable, session_password};
 use crate::tree::ApplyOutcome;
 use crate::txn::{Txn, TxnHeader};
 use crate::types::{ConnId, Id, SessionId, Zxid};
+use crate::zab::Role;
 
 /// Where a connection is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,8 +185,10 @@ impl Node {
             if self.connecting.get(&session) == Some(&conn) {
                 self.connecting.remove(&session);
             }
-            if self.revalidating.get(&session).is_some_and(|r| r.0 == conn) {
-                self.revalidating.remove(&session);
+            if let Role::Following(l) = &mut self.role {
+                if l.revalidating.get(&session).is_some_and(|r| r.0 == conn) {
+                    l.revalidating.remove(&session);
+                }
             }
             if self.sessions.get(session).and_then(|s| s.conn) == Some(conn) {
                 self.sessions.set_conn(session, None);
@@ -282,14 +285,13 @@ impl Node {
             tracing::info!(%session, ?conn, "reconnect refused: unknown, expired or bad password");
             return self.refuse_session(conn, req.read_only);
         }
-        if self.is_learner() {
+        if let Role::Following(l) = &mut self.role {
             // The leader decides whether the session is still alive (this server may lag
             // behind its expiry); the handshake completes when it answers.
+            let stale = l.revalidating.insert(session, (conn, timeout_ms, req.read_only));
             let c = self.conns.get_mut(&conn).expect("caller checked");
             c.phase = Phase::Connecting { session, read_only: req.read_only };
-            if let Some((stale, _, _)) =
-                self.revalidating.insert(session, (conn, timeout_ms, req.read_only))
-            {
+            if let Some((stale, _, _)) = stale {
                 self.close_conn(stale);
             }
             return self.revalidate(session);
@@ -312,7 +314,8 @@ impl Node {
 
     /// The leader answered a learner's REVALIDATE.
     pub(crate) fn on_revalidated(&mut self, session: SessionId, valid: bool) {
-        let Some((conn, timeout_ms, read_only)) = self.revalidating.remove(&session) else {
+        let Role::Following(l) = &mut self.role else { return };
+        let Some((conn, timeout_ms, read_only)) = l.revalidating.remove(&session) else {
             return;
         };
         if !self.conns.get(&conn).is_some_and(|c| c.session() == Some(session)) {
@@ -380,8 +383,8 @@ impl Node {
 
     fn on_request(&mut self, conn: ConnId, session: SessionId, payload: &[u8]) {
         self.sessions.touch(session, self.now_tick);
-        if self.is_learner() {
-            self.touched.insert(session);
+        if let Role::Following(l) = &mut self.role {
+            l.touched.insert(session);
         }
         let (header, body) = match codec::decode_request(payload) {
             Ok(decoded) => decoded,

@@ -69,17 +69,63 @@ pub enum SyncWaiter {
     Learner(ServerId),
 }
 
+/// Where the leader is in establishing its epoch: Zab's phases from the leader's side (Zab
+/// paper §3.2, "Phase 1: Discovery", "Phase 2: Synchronization", "Phase 3: Broadcast"). One
+/// enum instead of four flags (`standalone`, `epoch`, `established`, `epoch_acked`), whose
+/// sixteen combinations held five meaningful states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaderPhase {
+    /// Phase 1: collecting FOLLOWERINFO until a quorum of voters reported its accepted epoch;
+    /// then `epoch` is decided (one above every reported accepted epoch, §3.2 step 1.1),
+    /// LEADERINFO goes out and the leader waits for a quorum of ACKEPOCH.
+    Discovery {
+        /// The epoch being established, once decided.
+        epoch: Option<u32>,
+    },
+    /// Phase 2: a quorum acknowledged `epoch`, which is now our current epoch; each learner gets
+    /// DIFF/TRUNC/SNAP and NEWLEADER; waiting for a quorum of NEWLEADER acknowledgements.
+    Synchronization {
+        /// The epoch being established.
+        epoch: u32,
+    },
+    /// Phase 3: established; proposals, ACKs and commits flow.
+    Broadcast {
+        /// The established epoch.
+        epoch: u32,
+    },
+    /// A standalone server: leads epoch 0 with a quorum of one, established from the start,
+    /// never steps down.
+    Standalone,
+}
+
+impl LeaderPhase {
+    /// The epoch being established or established, once decided (0 when standalone).
+    pub fn epoch(self) -> Option<u32> {
+        match self {
+            LeaderPhase::Discovery { epoch } => epoch,
+            LeaderPhase::Synchronization { epoch } | LeaderPhase::Broadcast { epoch } => {
+                Some(epoch)
+            }
+            LeaderPhase::Standalone => Some(0),
+        }
+    }
+
+    /// A quorum acknowledged NEWLEADER (always, standalone): the leader may propose.
+    pub fn is_established(self) -> bool {
+        matches!(self, LeaderPhase::Broadcast { .. } | LeaderPhase::Standalone)
+    }
+
+    /// A quorum acknowledged the epoch (always, standalone): learners may be synced.
+    pub fn is_epoch_acked(self) -> bool {
+        !matches!(self, LeaderPhase::Discovery { .. })
+    }
+}
+
 /// Leader state.
 #[derive(Clone, Debug)]
 pub struct Leader {
-    /// A standalone server (never steps down, epoch 0).
-    pub standalone: bool,
-    /// The epoch being established (decided after a quorum of FOLLOWERINFO).
-    pub epoch: Option<u32>,
-    /// A quorum acknowledged NEWLEADER: broadcasting.
-    pub established: bool,
-    /// A quorum acknowledged the epoch: learners may be synced.
-    pub epoch_acked: bool,
+    /// Where establishing the epoch stands.
+    pub phase: LeaderPhase,
     /// Tick at which leadership began.
     pub started: u64,
     /// Accepted epochs reported by voters (the leader's own included).
@@ -101,12 +147,9 @@ pub struct Leader {
 }
 
 impl Leader {
-    fn new(standalone: bool, now: u64, history_end: Zxid) -> Leader {
+    fn new(phase: LeaderPhase, now: u64, history_end: Zxid) -> Leader {
         Leader {
-            standalone,
-            epoch: None,
-            established: false,
-            epoch_acked: false,
+            phase,
             started: now,
             infos: BTreeMap::new(),
             epoch_acks: BTreeSet::new(),
@@ -119,6 +162,15 @@ impl Leader {
         }
     }
 
+    /// A standalone server's leadership: epoch 0, a quorum of one, established from the start
+    /// (at tick 0, over the recovered log).
+    pub fn standalone(history_end: Zxid) -> Leader {
+        let leader = Leader::new(LeaderPhase::Standalone, 0, history_end);
+        assert!(leader.phase.is_established());
+        assert_eq!(leader.phase.epoch(), Some(0));
+        leader
+    }
+
     /// The learners `keep` selects, in id order.
     pub fn learners_where(&self, keep: impl Fn(&LearnerHandler) -> bool) -> Vec<ServerId> {
         self.learners.iter().filter(|(_, h)| keep(h)).map(|(id, _)| *id).collect()
@@ -126,22 +178,23 @@ impl Leader {
 
     /// Checks the leader's invariants against the node.
     pub fn invariants(&self, node: &Node) {
-        if !self.established {
+        if !self.phase.is_established() {
             assert!(node.log.committed() <= self.history_end, "no commits before establishment");
             assert!(
                 node.log.last_logged() == self.history_end,
                 "no proposals before establishment"
             );
         } else {
-            assert!(self.epoch.is_some(), "an established leader has an epoch");
+            assert!(self.phase.epoch().is_some(), "an established leader has an epoch");
             assert!(node.log.committed() >= self.history_end, "the history is committed");
         }
-        if self.epoch_acked && !self.standalone {
-            assert_eq!(Some(node.current_epoch), self.epoch, "the epoch is current once acked");
+        if self.phase.is_epoch_acked() && self.phase != LeaderPhase::Standalone {
+            let epoch = self.phase.epoch();
+            assert_eq!(Some(node.current_epoch), epoch, "the epoch is current once acked");
             let early = node.config.bugs.epoch_before_sync;
             assert!(early || node.log.durable() >= self.history_end, "current over a durable log");
         }
-        if let Some(epoch) = self.epoch {
+        if let Some(epoch) = self.phase.epoch() {
             assert!(epoch <= node.accepted_epoch, "the leader accepted its own epoch");
             assert!(node.log.last_logged().epoch() <= epoch, "no zxid beyond the epoch");
         }
@@ -170,20 +223,11 @@ fn leader_ref(node: &Node) -> &Leader {
 }
 
 impl Node {
-    /// Standalone: lead epoch 0 with a quorum of one, established at once.
-    pub(crate) fn become_standalone_leader(&mut self) {
-        let mut leader = Leader::new(true, self.now_tick, self.log.last_logged());
-        leader.epoch = Some(0);
-        leader.established = true;
-        leader.epoch_acked = true;
-        self.role = Role::Leading(Box::new(leader));
-        assert!(self.is_established_leader());
-    }
-
     /// Won an election: start discovery with our own accepted epoch on the table.
     pub(crate) fn become_leader(&mut self) {
         let me = self.config.server_id;
-        let mut leader = Leader::new(false, self.now_tick, self.log.last_logged());
+        let discovery = LeaderPhase::Discovery { epoch: None };
+        let mut leader = Leader::new(discovery, self.now_tick, self.log.last_logged());
         leader.infos.insert(me, self.accepted_epoch);
         self.role = Role::Leading(Box::new(leader));
         self.maybe_decide_epoch();
@@ -191,7 +235,7 @@ impl Node {
 
     fn maybe_decide_epoch(&mut self) {
         let leader = leader_ref(self);
-        if leader.epoch.is_some() || !self.quorum.contains(leader.infos.keys()) {
+        if leader.phase.epoch().is_some() || !self.quorum.contains(leader.infos.keys()) {
             return;
         }
         let epoch = leader.infos.values().copied().max().expect("own info") + 1;
@@ -200,7 +244,8 @@ impl Node {
         self.persist_epochs();
         let me = self.config.server_id;
         let leader = leader_mut(self);
-        leader.epoch = Some(epoch);
+        assert_eq!(leader.phase, LeaderPhase::Discovery { epoch: None });
+        leader.phase = LeaderPhase::Discovery { epoch: Some(epoch) };
         leader.epoch_acks.insert(me);
         let waiting: Vec<ServerId> = leader.learners_where(|h| h.phase == HandlerPhase::Info);
         for id in waiting {
@@ -218,16 +263,16 @@ impl Node {
     /// epoch e committed (ZOOKEEPER-4643, the leader's side).
     fn maybe_epoch_quorum(&mut self) {
         let leader = leader_ref(self);
-        if leader.epoch_acked || !self.quorum.contains(leader.epoch_acks.iter()) {
+        if leader.phase.is_epoch_acked() || !self.quorum.contains(leader.epoch_acks.iter()) {
             return;
         }
         let durable = self.log.durable() >= leader.history_end;
         if !durable && !self.config.bugs.epoch_before_sync {
             return;
         }
-        let epoch = leader.epoch.expect("decided");
+        let epoch = leader.phase.epoch().expect("decided");
         assert!(epoch > self.current_epoch, "a new epoch is newer than any we led or followed");
-        leader_mut(self).epoch_acked = true;
+        leader_mut(self).phase = LeaderPhase::Synchronization { epoch };
         self.current_epoch = epoch;
         self.persist_epochs();
         let waiting: Vec<ServerId> =
@@ -264,7 +309,7 @@ impl Node {
                     leader_ref(self).learners.get(&from).map(|h| (h.channel.nonce(), h.phase));
                 match known {
                     Some((n, HandlerPhase::AwaitAckEpoch)) if n == nonce => {
-                        let epoch = leader_ref(self).epoch.expect("sent LEADERINFO");
+                        let epoch = leader_ref(self).phase.epoch().expect("sent LEADERINFO");
                         // A repeat of a lost LEADERINFO: the session's first message again.
                         self.resend_first(from, ZabMessage::LeaderInfo { new_epoch: epoch });
                     }
@@ -314,7 +359,7 @@ impl Node {
         let leader = leader_mut(self);
         leader.learners.remove(&id);
         leader.acked.remove(&id);
-        if !leader.established {
+        if !leader.phase.is_established() {
             leader.newleader_acks.remove(&id);
         }
         assert!(!leader_ref(self).learners.contains_key(&id));
@@ -380,7 +425,7 @@ impl Node {
             channel: FifoChannel::new(nonce),
         };
         leader.learners.insert(from, handler);
-        match leader.epoch {
+        match leader.phase.epoch() {
             Some(epoch) => {
                 leader.learners.get_mut(&from).expect("inserted").phase =
                     HandlerPhase::AwaitAckEpoch;
@@ -417,7 +462,7 @@ impl Node {
         if voter {
             leader.epoch_acks.insert(from);
         }
-        if leader.epoch_acked {
+        if leader.phase.is_epoch_acked() {
             self.sync_learner(from);
         } else {
             self.maybe_epoch_quorum();
@@ -426,7 +471,7 @@ impl Node {
 
     /// Brings one learner's log to the leader's: TRUNC, SNAP or nothing, then DIFF, NEWLEADER.
     fn sync_learner(&mut self, id: ServerId) {
-        let epoch = leader_ref(self).epoch.expect("decided");
+        let epoch = leader_ref(self).phase.epoch().expect("decided");
         let theirs = leader_ref(self).learners[&id].last_zxid;
         let last = self.log.last_logged();
         let committed = self.log.committed();
@@ -453,10 +498,10 @@ impl Node {
     }
 
     fn on_ack(&mut self, from: ServerId, zxid: Zxid) {
-        let Some(epoch) = leader_ref(self).epoch else {
+        let Some(epoch) = leader_ref(self).phase.epoch() else {
             return;
         };
-        let established = leader_ref(self).established;
+        let established = leader_ref(self).phase.is_established();
         let leader = leader_mut(self);
         let Some(h) = leader.learners.get_mut(&from) else {
             return;
@@ -487,9 +532,9 @@ impl Node {
     fn maybe_establish(&mut self) {
         let me = self.config.server_id;
         let leader = leader_ref(self);
-        if leader.established || !leader.epoch_acked {
+        let LeaderPhase::Synchronization { epoch } = leader.phase else {
             return;
-        }
+        };
         let mut acks = leader.newleader_acks.clone();
         if self.log.durable() >= leader.history_end {
             acks.insert(me);
@@ -498,8 +543,8 @@ impl Node {
             return;
         }
         let history_end = leader.history_end;
-        tracing::info!(server = me.0, epoch = leader.epoch, "established as leader");
-        leader_mut(self).established = true;
+        tracing::info!(server = me.0, epoch, "established as leader");
+        leader_mut(self).phase = LeaderPhase::Broadcast { epoch };
         self.log.mark_committed(history_end);
         self.apply_committed();
         self.sessions.touch_all(self.now_tick);
@@ -518,9 +563,10 @@ impl Node {
     }
 
     pub(crate) fn leader_durable(&mut self) {
-        if leader_ref(self).established {
+        let phase = leader_ref(self).phase;
+        if phase.is_established() {
             self.try_commit();
-        } else if leader_ref(self).epoch.is_some() {
+        } else if phase.epoch().is_some() {
             self.maybe_epoch_quorum();
             self.maybe_establish();
         }
@@ -530,7 +576,7 @@ impl Node {
     pub(crate) fn try_commit(&mut self) {
         let me = self.config.server_id;
         let leader = leader_ref(self);
-        if !leader.established {
+        if !leader.phase.is_established() {
             return;
         }
         let mut points: Vec<Zxid> = self
@@ -596,7 +642,8 @@ impl Node {
             self.log.mark_committed(zxid);
             self.apply_committed();
         }
-        if zxid.counter() >= ZXID_COUNTER_LIMIT && !leader_ref(self).standalone {
+        if zxid.counter() >= ZXID_COUNTER_LIMIT && leader_ref(self).phase != LeaderPhase::Standalone
+        {
             tracing::warn!("zxid counter near its limit; forcing a new epoch");
             self.become_looking();
         }
@@ -691,10 +738,10 @@ impl Node {
         let sync = self.config.tick_times(self.config.sync_limit);
         let ping_every = (self.config.tick_times(1) / 2).max(1);
         let leader = leader_ref(self);
-        if leader.standalone {
+        if leader.phase == LeaderPhase::Standalone {
             return;
         }
-        if !leader.established {
+        if !leader.phase.is_established() {
             if now.saturating_sub(leader.started) > init {
                 tracing::info!("leader not established within initLimit; back to election");
                 self.become_looking();
@@ -738,13 +785,13 @@ impl Node {
     /// that comes back introduces itself again.
     pub(crate) fn leader_on_peer_lost(&mut self, peer: ServerId) {
         let leader = leader_ref(self);
-        if leader.standalone || !leader.learners.contains_key(&peer) {
+        if leader.phase == LeaderPhase::Standalone || !leader.learners.contains_key(&peer) {
             return;
         }
         tracing::info!(learner = peer.0, "lost the connection to a learner; dropping it");
         self.drop_learner(peer);
         assert!(!leader_ref(self).acked.contains_key(&peer), "a dropped learner's ACKs are gone");
-        if leader_ref(self).established && !self.has_synced_quorum() {
+        if leader_ref(self).phase.is_established() && !self.has_synced_quorum() {
             tracing::warn!("lost the quorum of synced followers; back to election");
             self.become_looking();
         }

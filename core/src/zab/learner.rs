@@ -11,6 +11,8 @@
 //! - it serves clients only in broadcast; any gap in what the leader sends (a proposal that
 //!   does not follow the log, a commit beyond it) sends it back to election.
 
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
 use rand::Rng;
 
 use crate::node::Node;
@@ -54,6 +56,14 @@ pub struct Learner {
     pub acked: Zxid,
     /// The session with the leader, named by this incarnation's FOLLOWERINFO nonce.
     pub channel: FifoChannel,
+    /// Sessions touched by local clients since the last PING reply (reported in PINGREPLY, so
+    /// the leader, which alone expires sessions, sees them alive).
+    pub touched: BTreeSet<SessionId>,
+    /// Client syncs forwarded to the leader, oldest first (answered by SYNC replies in order).
+    pub pending_syncs: VecDeque<(ConnId, i32)>,
+    /// Reconnects waiting for the leader to revalidate the session: the connection, the
+    /// negotiated timeout and the client's readOnly byte.
+    pub revalidating: BTreeMap<SessionId, (ConnId, i32, Option<bool>)>,
     /// When to repeat FOLLOWERINFO while no LEADERINFO came (the leader may still be electing).
     pub next_info: u64,
 }
@@ -68,6 +78,12 @@ impl Learner {
         );
         if self.phase != LearnerPhase::Broadcast {
             assert!(node.conns.values().all(|c| !c.is_active()), "serve only in broadcast");
+        }
+        for (session, (conn, _, _)) in &self.revalidating {
+            assert!(
+                node.conns.contains_key(conn),
+                "revalidating conn {conn:?} of {session} exists"
+            );
         }
         if self.newleader_acked {
             assert!(self.newleader.is_some(), "NEWLEADER acked after it arrived");
@@ -128,6 +144,9 @@ impl Node {
             acked: Zxid::ZERO,
             channel: FifoChannel::new(self.rng.random()),
             next_info: self.now_tick,
+            touched: BTreeSet::new(),
+            pending_syncs: VecDeque::new(),
+            revalidating: BTreeMap::new(),
         };
         self.role = Role::Following(learner);
         self.send_follower_info();
@@ -219,14 +238,14 @@ impl Node {
             }
             (LearnerPhase::Broadcast, ZabMessage::Ping) => {
                 let touched: Vec<SessionId> =
-                    std::mem::take(&mut self.touched).into_iter().collect();
+                    std::mem::take(&mut learner_mut(self).touched).into_iter().collect();
                 self.send_leader(ZabMessage::PingReply { touched });
             }
             (LearnerPhase::Broadcast, ZabMessage::RevalidateReply { session, valid }) => {
                 self.on_revalidated(session, valid)
             }
             (LearnerPhase::Broadcast, ZabMessage::SyncReply) => {
-                if let Some((conn, xid)) = self.pending_syncs.pop_front() {
+                if let Some((conn, xid)) = learner_mut(self).pending_syncs.pop_front() {
                     self.sync_done(conn, xid);
                 }
             }
@@ -439,7 +458,7 @@ impl Node {
 
     /// Sends a client's sync to the leader (learners).
     pub(crate) fn learner_sync(&mut self, conn: ConnId, xid: i32) {
-        self.pending_syncs.push_back((conn, xid));
+        learner_mut(self).pending_syncs.push_back((conn, xid));
         self.send_leader(ZabMessage::SyncRequest);
     }
 
