@@ -77,13 +77,9 @@ impl Learner {
             "never acknowledge what is not durable"
         );
         if self.phase != LearnerPhase::Broadcast {
-            assert!(node.conns.values().all(|c| !c.is_active()), "serve only in broadcast");
-        }
-        for (session, (conn, _, _)) in &self.revalidating {
-            assert!(
-                node.conns.contains_key(conn),
-                "revalidating conn {conn:?} of {session} exists"
-            );
+            // Serving only in broadcast: the connection scan is in `Node::check_full`.
+            assert!(self.pending_syncs.is_empty(), "syncs are forwarded only in broadcast");
+            assert!(self.revalidating.is_empty(), "revalidations only in broadcast");
         }
         if self.newleader_acked {
             assert!(self.newleader.is_some(), "NEWLEADER acked after it arrived");

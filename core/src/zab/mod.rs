@@ -323,17 +323,32 @@ impl Node {
         if last.epoch() < epoch { Zxid::new(epoch, 1) } else { last.next() }
     }
 
-    /// Role-level invariants.
+    /// Role-level invariants that cost O(1) in the node's tables (O(ensemble size) at most):
+    /// run after every step.
     pub(crate) fn zab_invariants(&self) {
         match &self.role {
             Role::Leading(leader) => leader.invariants(self),
             Role::Following(learner) => learner.invariants(self),
-            Role::Looking(_) => {
+            Role::Looking(election) => {
                 assert!(!self.config.is_standalone(), "standalone servers never look");
-                assert!(
-                    self.conns.values().all(|c| !c.is_active()),
-                    "no sessions served while looking"
-                );
+                let round = election.logical_clock();
+                assert!(round >= self.last_round, "an election round never goes back");
+            }
+        }
+    }
+
+    /// Role-level invariants that walk the connection table: part of the full sweep.
+    pub(crate) fn zab_invariants_full(&self) {
+        if !self.is_serving() {
+            assert!(
+                self.conns.values().all(|c| !c.is_active()),
+                "no sessions served unless serving"
+            );
+        }
+        if let Role::Following(learner) = &self.role {
+            for (session, (conn, _, _)) in &learner.revalidating {
+                let exists = self.conns.contains_key(conn);
+                assert!(exists, "revalidating conn {conn:?} of {session} exists");
             }
         }
     }
