@@ -70,13 +70,13 @@ pub enum SyncWaiter {
 }
 
 /// Where the leader is in establishing its epoch: Zab's phases from the leader's side (Zab
-/// paper §3.2, "Phase 1: Discovery", "Phase 2: Synchronization", "Phase 3: Broadcast"). One
+/// paper, DSN 2011: "Phase 1: Discovery", "Phase 2: Synchronization", "Phase 3: Broadcast"). One
 /// enum instead of four flags (`standalone`, `epoch`, `established`, `epoch_acked`), whose
 /// sixteen combinations held five meaningful states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeaderPhase {
     /// Phase 1: collecting FOLLOWERINFO until a quorum of voters reported its accepted epoch;
-    /// then `epoch` is decided (one above every reported accepted epoch, §3.2 step 1.1),
+    /// then `epoch` is decided (one above every reported accepted epoch, the paper's CEPOCH),
     /// LEADERINFO goes out and the leader waits for a quorum of ACKEPOCH.
     Discovery {
         /// The epoch being established, once decided.
@@ -226,6 +226,11 @@ impl Node {
     /// Won an election: start discovery with our own accepted epoch on the table.
     pub(crate) fn become_leader(&mut self) {
         let me = self.config.server_id;
+        assert!(!self.config.is_standalone(), "a standalone server leads from the start");
+        assert!(self.quorum.is_voter(me), "observers never lead");
+        // Fast leader election picked the server with the newest (currentEpoch, last zxid)
+        // among a quorum, so our log holds every committed txn: `history_end` is what the new
+        // epoch commits first (Zab's "initial history"; the implementation's Leader.lead).
         let discovery = LeaderPhase::Discovery { epoch: None };
         let mut leader = Leader::new(discovery, self.now_tick, self.log.last_logged());
         leader.infos.insert(me, self.accepted_epoch);
@@ -238,7 +243,12 @@ impl Node {
         if leader.phase.epoch().is_some() || !self.quorum.contains(leader.infos.keys()) {
             return;
         }
+        // Zab phase 1: the new epoch is above every acceptedEpoch of a quorum, so no follower
+        // of that quorum can still accept an older leader's NEWEPOCH, and two leaders never
+        // establish the same epoch (the TLA+ spec's Leadership1).
         let epoch = leader.infos.values().copied().max().expect("own info") + 1;
+        assert!(epoch > self.accepted_epoch, "our own accepted epoch is among the infos");
+        assert!(epoch > self.current_epoch, "a new epoch is newer than any we led or followed");
         tracing::info!(server = self.config.server_id.0, epoch, "proposing a new epoch");
         self.accepted_epoch = epoch;
         self.persist_epochs();
@@ -287,6 +297,8 @@ impl Node {
     pub(crate) fn send_learner(&mut self, id: ServerId, msg: ZabMessage) {
         let Some(h) = leader_mut(self).learners.get_mut(&id) else { return };
         let numbered = h.channel.wrap(msg);
+        assert!(h.channel.sent() >= 1, "the message took a number");
+        assert!(matches!(numbered, ZabMessage::Session { .. }), "session messages are numbered");
         self.send_peer(id, numbered);
     }
 
@@ -360,9 +372,12 @@ impl Node {
         leader.learners.remove(&id);
         leader.acked.remove(&id);
         if !leader.phase.is_established() {
+            // Before establishment its NEWLEADER ACK must not count: it may come back and be
+            // synced again. After, the quorum that established the epoch stays what it was.
             leader.newleader_acks.remove(&id);
         }
         assert!(!leader_ref(self).learners.contains_key(&id));
+        assert!(!leader_ref(self).acked.contains_key(&id), "a dropped learner's ACKs go too");
     }
 
     fn leader_on_session_message(&mut self, from: ServerId, msg: ZabMessage) {
@@ -455,6 +470,9 @@ impl Node {
             );
             return self.become_looking();
         }
+        // ACK-E carries the learner's history summary; the leader, elected as the most up to
+        // date of a quorum, is never behind a voter that acks its epoch (checked above).
+        assert!((current_epoch, last_zxid) <= mine, "the leader holds the newest history");
         h.last_zxid = last_zxid;
         h.phase = HandlerPhase::AwaitSync;
         let voter = !h.observer;
@@ -472,9 +490,13 @@ impl Node {
     /// Brings one learner's log to the leader's: TRUNC, SNAP or nothing, then DIFF, NEWLEADER.
     fn sync_learner(&mut self, id: ServerId) {
         let epoch = leader_ref(self).phase.epoch().expect("decided");
+        assert!(leader_ref(self).phase.is_epoch_acked(), "sync only after a quorum ACK-E");
         let theirs = leader_ref(self).learners[&id].last_zxid;
         let last = self.log.last_logged();
         let committed = self.log.committed();
+        // The choice of LearnerHandler.syncFollower: DIFF when their last zxid is in our log,
+        // SNAP when it is older than what we keep, else TRUNC back to the last zxid we share:
+        // they hold a tail no quorum committed (ZOOKEEPER-1154 sent DIFF there and left it).
         let from = if theirs == last || self.log.contains(theirs) && theirs <= last {
             theirs
         } else if theirs < self.log.oldest() {
@@ -493,6 +515,7 @@ impl Node {
         self.send_learner(id, ZabMessage::Diff { txns, committed });
         self.send_learner(id, ZabMessage::NewLeader { zxid: Zxid::new(epoch, 0) });
         let h = leader_mut(self).learners.get_mut(&id).expect("synced learner exists");
+        assert_eq!(h.phase, HandlerPhase::AwaitSync, "each learner is synced once per session");
         h.phase = HandlerPhase::Syncing;
         assert!(h.forwarding());
     }
@@ -616,12 +639,16 @@ impl Node {
     }
 
     fn commit_to(&mut self, point: Zxid) {
+        assert!(leader_ref(self).phase.is_established(), "commits only once established");
         let forwarding: Vec<ServerId> = leader_ref(self).learners_where(|h| h.forwarding());
         self.log.mark_committed(point);
+        // COMMIT goes to syncing learners too: they hold the proposal (sent after their DIFF)
+        // and apply it at UPTODATE; observers get it as well (the implementation's INFORM).
         for id in forwarding {
             self.send_learner(id, ZabMessage::Commit { zxid: point });
         }
         self.apply_committed();
+        assert_eq!(self.tree.last_processed_zxid(), self.log.committed(), "applied in order");
         self.complete_syncs();
     }
 

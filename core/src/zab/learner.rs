@@ -128,6 +128,10 @@ fn learner_ref(node: &Node) -> &Learner {
 impl Node {
     /// Follow (or observe) `leader`: introduce ourselves.
     pub(crate) fn become_learner(&mut self, leader: ServerId, observer: bool) {
+        assert_ne!(leader, self.config.server_id, "a learner follows another server");
+        assert!(!self.config.is_standalone(), "standalone servers never follow");
+        // A fresh random nonce names this incarnation's session, so messages the leader sent to
+        // an earlier one (delayed in the network) can never be taken as ours (see `fifo`).
         let learner = Learner {
             leader,
             observer,
@@ -154,8 +158,11 @@ impl Node {
         // tickTime-based resend would add up to half a tickTime to every fail-over.
         let half_tick = (self.config.tick_times(1) / 2).max(1);
         let resend = self.config.ms_to_ticks(FOLLOWER_INFO_RESEND_MS).clamp(1, half_tick);
+        assert!(resend >= 1, "never resend in the same tick");
         let now = self.now_tick;
         let l = learner_mut(self);
+        // Zab phase 1 (discovery) opens with CEPOCH = FOLLOWERINFO; only then is it repeated.
+        assert_eq!(l.phase, LearnerPhase::Discovery, "FOLLOWERINFO belongs to discovery");
         l.next_info = now + resend;
         let (leader, observer, nonce) = (l.leader, l.observer, l.channel.nonce());
         let info = ZabMessage::FollowerInfo {
@@ -171,6 +178,8 @@ impl Node {
     fn send_leader(&mut self, msg: ZabMessage) {
         let l = learner_mut(self);
         let (leader, numbered) = (l.leader, l.channel.wrap(msg));
+        assert!(l.channel.sent() >= 1, "the message took a number");
+        assert!(matches!(numbered, ZabMessage::Session { .. }), "session messages are numbered");
         self.send_peer(leader, numbered);
     }
 
@@ -182,7 +191,11 @@ impl Node {
         let ZabMessage::Session { nonce, seq, msg } = msg else { return };
         let l = learner_mut(self);
         let mut next = match l.channel.receive(nonce, seq, *msg) {
-            Receipt::Deliver(msg) => Some(msg),
+            Receipt::Deliver(msg) => {
+                assert_eq!(nonce, l.channel.nonce(), "only our session delivers");
+                assert!(l.channel.expected() > seq, "delivered messages are consumed");
+                Some(msg)
+            }
             Receipt::Dropped | Receipt::Held => None,
             Receipt::Overflow => {
                 let expected = l.channel.expected();
@@ -223,6 +236,9 @@ impl Node {
                 }
                 let l = learner_mut(self);
                 l.commit_seen = l.commit_seen.max(committed);
+                // The DIFF's commit point applies at UPTODATE, not now: until the leader is
+                // established nothing of its history may be served (Zab phase 2).
+                assert_eq!(l.phase, LearnerPhase::Syncing, "a DIFF is applied only at UPTODATE");
             }
             (LearnerPhase::Syncing, ZabMessage::NewLeader { zxid }) => self.on_new_leader(zxid),
             (LearnerPhase::Syncing, ZabMessage::UpToDate) => self.on_up_to_date(),
@@ -268,10 +284,16 @@ impl Node {
         }
         self.log.reset(snapshot.zxid);
         assert_eq!(self.tree.last_processed_zxid(), snapshot.zxid);
+        assert_eq!(self.log.committed(), snapshot.zxid, "a snapshot holds only committed txns");
+        assert_eq!(self.log.last_logged(), snapshot.zxid, "the log starts again at the SNAP");
         self.outputs.push(crate::io::Output::InstallSnapshot { snapshot });
     }
 
     fn on_leader_info(&mut self, new_epoch: u32) {
+        assert_eq!(learner_ref(self).phase, LearnerPhase::Discovery, "LEADERINFO ends discovery");
+        // Zab phase 1: a follower accepts NEWEPOCH(e') only if e' ≥ its acceptedEpoch, and
+        // records it durably before ACK-E (ZOOKEEPER-3608 split acceptedEpoch/currentEpoch so
+        // that a crash here cannot make it promise two leaders the same epoch).
         if new_epoch < self.accepted_epoch {
             tracing::warn!(new_epoch, accepted = self.accepted_epoch, "stale LEADERINFO; looking");
             return self.become_looking();
@@ -280,6 +302,8 @@ impl Node {
             self.accepted_epoch = new_epoch;
             self.persist_epochs();
         }
+        assert_eq!(self.accepted_epoch, new_epoch, "the new epoch is accepted before ACKEPOCH");
+        assert!(self.current_epoch <= new_epoch, "currentEpoch moves only at NEWLEADER");
         let l = learner_mut(self);
         l.new_epoch = new_epoch;
         l.phase = LearnerPhase::Syncing;
@@ -297,6 +321,10 @@ impl Node {
             return self.become_looking();
         }
         self.log.truncate_after(zxid);
+        // TRUNC drops txns of an epoch that never committed them (ZOOKEEPER-1154: a former
+        // leader's uncommitted tail); what is committed stays, as refused above.
+        assert!(self.log.last_logged() <= zxid, "nothing after the TRUNC point is left");
+        assert!(self.log.committed() <= zxid, "no committed txn was truncated");
         self.outputs.push(crate::io::Output::TruncateLog { after: zxid });
     }
 
@@ -317,8 +345,11 @@ impl Node {
             self.become_looking();
             return false;
         }
+        assert_ne!(learner_ref(self).phase, LearnerPhase::Discovery, "no proposals before sync");
         let txn = std::sync::Arc::new(txn);
         self.log.append(txn.clone());
+        assert_eq!(self.log.last_logged(), zxid, "the proposal extends the log");
+        // Logged now, durable later: the ACK waits for `Input::Persisted` (`learner_durable`).
         self.outputs.push(crate::io::Output::Persist { txn });
         true
     }
@@ -329,8 +360,13 @@ impl Node {
             tracing::warn!(%zxid, epoch, "NEWLEADER for another epoch; looking");
             return self.become_looking();
         }
+        // Zab phase 2: NEWLEADER certifies the history sent before it (the FIFO channel puts
+        // the DIFF first); `end` is the log end the ACK must find durable.
         let end = self.log.last_logged();
-        learner_mut(self).newleader = Some((zxid, end));
+        let l = learner_mut(self);
+        assert_eq!(l.phase, LearnerPhase::Syncing, "NEWLEADER belongs to synchronization");
+        l.newleader = Some((zxid, end));
+        assert!(end >= self.log.committed(), "the certified history covers the commits");
         if self.config.bugs.epoch_before_sync {
             self.adopt_new_epoch();
         }
@@ -363,7 +399,13 @@ impl Node {
             return;
         }
         self.adopt_new_epoch();
+        if !self.config.bugs.ack_newleader_before_sync {
+            // ZOOKEEPER-3911: an ACK of NEWLEADER before the synced txns are durable lets a
+            // quorum that then crashes lose txns the new leader counts as committed.
+            assert!(self.log.durable() >= end, "NEWLEADER is acked over a durable log");
+        }
         let l = learner_mut(self);
+        assert_eq!(zxid.counter(), 0, "NEWLEADER's zxid is (epoch, 0)");
         l.newleader_acked = true;
         l.acked = zxid;
         self.send_leader(ZabMessage::Ack { zxid });
@@ -376,11 +418,15 @@ impl Node {
         let last = self.log.last_logged();
         let server = self.config.server_id.0;
         let l = learner_mut(self);
+        // UPTODATE: the leader is established (a quorum acked NEWLEADER), so the synced history
+        // is committed and may be served (Zab phase 2 → 3; ZooKeeper's Learner.syncWithLeader).
+        assert_eq!(l.phase, LearnerPhase::Syncing, "UPTODATE ends synchronization");
         l.phase = LearnerPhase::Broadcast;
         let point = l.commit_seen.min(last);
         tracing::info!(server, leader = l.leader.0, "synced; serving");
         self.log.mark_committed(point.max(self.log.committed()));
         self.apply_committed();
+        assert_eq!(self.tree.last_processed_zxid(), self.log.committed(), "applied what is known");
         self.learner_durable();
     }
 
@@ -391,9 +437,13 @@ impl Node {
         }
         let l = learner_mut(self);
         l.commit_seen = l.commit_seen.max(zxid);
+        assert!(l.commit_seen >= zxid);
+        // Before UPTODATE a COMMIT is only remembered: nothing is applied (or served) until the
+        // leader is established, else an uncommitted-then-lost txn could be read (ZOOKEEPER-2845).
         if l.phase == LearnerPhase::Broadcast && zxid > self.log.committed() {
             self.log.mark_committed(zxid);
             self.apply_committed();
+            assert!(self.log.committed() <= zxid, "commit in zxid order, never beyond");
         }
     }
 
@@ -407,6 +457,10 @@ impl Node {
         if l.observer || !l.newleader_acked || durable <= newleader || durable <= l.acked {
             return;
         }
+        // Cumulative ACK of what is durable (Zab phase 3: a follower acknowledges a proposal
+        // only once it is logged to disk); observers do not vote and never ACK.
+        assert!(!l.observer, "observers never ACK");
+        assert!(durable > l.acked, "ACKs only move forward");
         learner_mut(self).acked = durable;
         self.send_leader(ZabMessage::Ack { zxid: durable });
     }
@@ -417,11 +471,15 @@ impl Node {
             self.send_follower_info();
         }
         let l = learner_ref(self);
+        // ZooKeeper's limits: initLimit bounds discovery and sync, syncLimit a silent leader
+        // in broadcast (it PINGs every half tick, so silence means it is gone or cut off).
         let limit = if l.phase == LearnerPhase::Broadcast {
             self.config.tick_times(self.config.sync_limit)
         } else {
             self.config.tick_times(self.config.init_limit)
         };
+        assert!(limit > 0, "a limit of zero ticks would drop every leader");
+        assert!(l.last_heard <= self.now_tick, "heard in the past");
         if self.now_tick.saturating_sub(l.last_heard) > limit {
             tracing::info!(leader = l.leader.0, "leader silent; back to election");
             self.become_looking();

@@ -173,6 +173,10 @@ impl Node {
             start_election(config, quorum, &mut self.rng, own, self.last_round, now);
         self.last_round = election.logical_clock();
         self.role = Role::Looking(election);
+        // Leaving a serving role closes every client (ZooKeeper's shutdown of the request
+        // processors): a looking server has no committed view it may serve from.
+        assert!(self.conns.values().all(|c| !c.is_active()), "no client is served while looking");
+        assert_eq!(self.prep.len(), 0, "no prepared change survives a role change");
         self.run_election_actions(actions);
     }
 
@@ -320,7 +324,12 @@ impl Node {
         let Role::Leading(leader) = &self.role else { panic!("only the leader numbers txns") };
         let epoch = leader.phase.epoch().expect("an established leader has an epoch");
         let last = self.log.last_logged();
-        if last.epoch() < epoch { Zxid::new(epoch, 1) } else { last.next() }
+        // zxid = (epoch << 32) | counter; the first proposal of an epoch has counter 1, as
+        // (epoch, 0) names NEWLEADER (ZooKeeper's ZxidUtils, Zab phase 2).
+        let zxid = if last.epoch() < epoch { Zxid::new(epoch, 1) } else { last.next() };
+        assert!(zxid > last, "zxids strictly increase");
+        assert_eq!(zxid.epoch(), epoch, "a leader numbers txns in its own epoch only");
+        zxid
     }
 
     /// Role-level invariants that cost O(1) in the node's tables (O(ensemble size) at most):
