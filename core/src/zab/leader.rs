@@ -566,10 +566,16 @@ impl Node {
             return;
         }
         let history_end = leader.history_end;
+        assert!(self.quorum.contains(acks.iter()), "a quorum acked NEWLEADER");
         tracing::info!(server = me.0, epoch, "established as leader");
+        // Zab phase 2 ends: a quorum holds the initial history durably under the new epoch, so
+        // it is committed (the paper's COMMIT-LD) and the leader may propose (phase 3).
         leader_mut(self).phase = LeaderPhase::Broadcast { epoch };
         self.log.mark_committed(history_end);
         self.apply_committed();
+        assert!(self.log.committed() >= history_end, "the initial history is committed");
+        // Sessions restart their timeouts: the old leader's view of client liveness is gone
+        // (ZooKeeper's SessionTrackerImpl starts over after an election).
         self.sessions.touch_all(self.now_tick);
         self.sessions.clear_owners();
         let synced: Vec<ServerId> =
