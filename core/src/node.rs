@@ -11,12 +11,18 @@
 //! 3. commit applies the txn to the tree, fires watches (events go out before any reply that can
 //!    show the change), updates sessions, and fills the reply of the request that asked for it.
 //!
-//! Invariants (checked by `invariants()` after every step, in release builds too):
-//! - `current_epoch ≤ accepted_epoch`; `applied ≤ committed ≤ last logged`; log zxids increase;
-//! - the session table and watch tables are internally consistent;
-//! - every connection's pipeline is consistent with its phase (see `serve`).
+//! Invariants, in two sets:
+//! - `check_step` (O(1) in the node's tables; after every step, release builds too):
+//!   `current_epoch ≤ accepted_epoch`; `applied ≤ committed ≤ durable-or-logged ≤ last logged`;
+//!   log zxids increase; the role's phase is consistent with the epochs and the log (see
+//!   `Leader::invariants`, `Learner::invariants`);
+//! - `check_full` (walks every table): the above, plus the session table and watch tables are
+//!   internally consistent, every connection's pipeline is consistent with its phase (see
+//!   `serve`), nobody is served unless the role serves. The simulator runs it at chosen
+//!   points (every few hundred steps and at the end of a seed); debug builds also run it
+//!   amortized inside `step`. Run after every step it made opening 9,000 sessions take 25 s.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rand::SeedableRng;
@@ -34,9 +40,12 @@ use crate::tree::{ApplyOutcome, DataTree, WatchTrigger};
 use crate::txn::{LoggedTxn, Txn, TxnHeader};
 use crate::types::{ConnId, SessionId, Zxid, perms};
 use crate::watch::WatchManager;
-use crate::zab::Role;
+use crate::zab::election::ElectionAction;
+use crate::zab::leader::Leader;
 use crate::zab::log::ZabLog;
+use crate::zab::message::Vote;
 use crate::zab::quorum::Quorum;
+use crate::zab::{Role, start_election};
 
 /// What a node starts from: the recovered disk state, the shell's clock and a seed.
 #[derive(Clone, Debug, Default)]
@@ -81,6 +90,24 @@ fn check_recovered_order(base: Zxid, txns: &[LoggedTxn]) -> Result<(), RecoveryE
     Ok(())
 }
 
+/// The role a node starts in: a standalone server leads at once (epoch 0); an ensemble member
+/// elects, with the actions its first election round asks for (run once the node exists).
+fn first_role(
+    config: &Config,
+    quorum: &Quorum,
+    rng: &mut ChaCha8Rng,
+    last_logged: Zxid,
+    current_epoch: u32,
+) -> (Role, Vec<ElectionAction>) {
+    if config.is_standalone() {
+        return (Role::Leading(Box::new(Leader::standalone(last_logged))), Vec::new());
+    }
+    let own = Vote { leader: config.server_id, zxid: last_logged, peer_epoch: current_epoch };
+    let (election, actions) = start_election(config, quorum, rng, own, 0, 0);
+    assert!(!actions.is_empty(), "a new round announces our vote");
+    (Role::Looking(election), actions)
+}
+
 /// A ZooKeeper server's state machine.
 pub struct Node {
     pub(crate) config: Config,
@@ -95,9 +122,6 @@ pub struct Node {
     pub(crate) conns: BTreeMap<ConnId, Conn>,
     /// Connections waiting for their CreateSession txn to apply.
     pub(crate) connecting: BTreeMap<SessionId, ConnId>,
-    /// Reconnects waiting for the leader to revalidate the session (learners): the connection,
-    /// the negotiated timeout and the client's readOnly byte.
-    pub(crate) revalidating: BTreeMap<SessionId, (ConnId, i32, Option<bool>)>,
     pub(crate) next_session_id: i64,
     pub(crate) log: ZabLog,
     pub(crate) role: Role,
@@ -108,20 +132,17 @@ pub struct Node {
     /// The last election round this node took part in, and the vote it settled on.
     pub(crate) last_round: u64,
     pub(crate) leader_vote: Option<crate::zab::message::Vote>,
-    /// Sessions touched by local clients since the last PING reply (learners).
-    pub(crate) touched: BTreeSet<SessionId>,
-    /// Client syncs forwarded to the leader, oldest first (learners).
-    pub(crate) pending_syncs: VecDeque<(ConnId, i32)>,
     pub(crate) outputs: Vec<Output>,
     next_container_check_tick: u64,
-    /// Steps since the last full [`Node::invariants`] run (see [`Node::step`]).
+    /// Steps since the last full [`Node::check_full`] run (debug builds; see [`Node::step`]).
+    #[cfg(debug_assertions)]
     steps_since_full_check: usize,
 }
 
-/// Table entries the per-step invariant checks may walk, on average: with more sessions,
-/// connections, watches and outstanding change records than this, the full scan runs once
-/// every `entries / this` steps.
-/// Scanning every table at every step made opening 9,000 sessions take 25 s (O(n²)).
+/// Debug builds: table entries the per-step checks may walk, on average: with more sessions,
+/// connections, watches and outstanding change records than this, the full sweep runs once
+/// every `entries / this` steps (so a debug step still costs O(1) checks, amortized).
+#[cfg(debug_assertions)]
 const INVARIANT_ENTRIES_PER_STEP: usize = 64;
 
 impl Node {
@@ -156,6 +177,14 @@ impl Node {
             config.members.iter().filter(|m| !m.observer).map(|m| m.id).collect()
         };
         let check_ticks = config.ms_to_ticks(config.container_check_interval_ms).max(1);
+        let quorum = Quorum::new(voters);
+        let mut rng = ChaCha8Rng::seed_from_u64(init.seed);
+        let (role, election_actions) =
+            first_role(&config, &quorum, &mut rng, log.last_logged(), init.current_epoch);
+        let last_round = match &role {
+            Role::Looking(election) => election.logical_clock(),
+            _ => 0,
+        };
         let mut node = Node {
             now_tick: 0,
             wall_ms: init.wall_ms,
@@ -165,40 +194,40 @@ impl Node {
             watches: WatchManager::new(),
             conns: BTreeMap::new(),
             connecting: BTreeMap::new(),
-            revalidating: BTreeMap::new(),
             next_session_id: 0,
             log,
-            role: Role::Looking(None),
+            role,
             accepted_epoch: init.accepted_epoch,
             current_epoch: init.current_epoch,
-            quorum: Quorum::new(voters),
-            rng: ChaCha8Rng::seed_from_u64(init.seed),
-            last_round: 0,
+            quorum,
+            rng,
+            last_round,
             leader_vote: None,
-            touched: BTreeSet::new(),
-            pending_syncs: VecDeque::new(),
             outputs: Vec::new(),
             next_container_check_tick: check_ticks,
+            #[cfg(debug_assertions)]
             steps_since_full_check: 0,
             config,
         };
-        node.start(init.wall_ms);
+        node.start(init.wall_ms, election_actions);
         Ok(node)
     }
 
-    fn start(&mut self, wall_ms: i64) {
+    fn start(&mut self, wall_ms: i64, election_actions: Vec<ElectionAction>) {
         self.next_session_id = self.first_session_id(wall_ms);
         if self.config.is_standalone() {
             // Standalone: every logged txn was durable, so it is committed: apply it all.
+            assert!(election_actions.is_empty(), "standalone servers never elect");
             let last = self.log.last_logged();
             self.log.mark_committed(last);
             self.apply_committed();
-            self.become_standalone_leader();
+            assert!(self.is_established_leader());
         } else {
             // An ensemble member applies its log only once a leader says it is committed.
-            self.become_looking();
+            assert!(matches!(self.role, Role::Looking(_)), "an ensemble member starts looking");
+            self.run_election_actions(election_actions);
         }
-        self.invariants();
+        self.check_full();
     }
 
     fn first_session_id(&self, wall_ms: i64) -> i64 {
@@ -227,15 +256,18 @@ impl Node {
             }
             Input::PeerLost { peer } => self.on_peer_lost(peer),
         }
-        // The tables' checks walk every entry; amortized, so a step costs O(1) checks. The
-        // O(1) checks run at every step.
-        self.steps_since_full_check += 1;
-        let entries = self.sessions.len() + self.conns.len() + self.watches.len() + self.prep.len();
-        if self.steps_since_full_check * INVARIANT_ENTRIES_PER_STEP >= entries {
-            self.steps_since_full_check = 0;
-            self.invariants();
-        } else {
-            self.step_invariants();
+        self.check_step();
+        // The full sweep walks every table; the simulator runs it at chosen points. Debug
+        // builds (core's own tests) also run it here, amortized to O(1) checks per step.
+        #[cfg(debug_assertions)]
+        {
+            self.steps_since_full_check += 1;
+            let entries =
+                self.sessions.len() + self.conns.len() + self.watches.len() + self.prep.len();
+            if self.steps_since_full_check * INVARIANT_ENTRIES_PER_STEP >= entries {
+                self.steps_since_full_check = 0;
+                self.check_full();
+            }
         }
     }
 
@@ -497,18 +529,23 @@ impl Node {
         self.now_tick
     }
 
-    /// The checks that cost O(1) (or the log's): run after every step.
-    fn step_invariants(&self) {
+    /// The checks that cost O(1) in the node's tables: run after every step, in release builds
+    /// too. Panics when the state is broken.
+    pub fn check_step(&self) {
         assert!(self.current_epoch <= self.accepted_epoch, "currentEpoch ≤ acceptedEpoch");
         if !self.config.bugs.ack_before_fsync {
+            // That bug commits before the log is durable, which the log's checks forbid.
             self.log.invariants(self.tree.last_processed_zxid());
         }
         self.zab_invariants();
     }
 
-    /// Checks node-wide invariants; panics when the state is broken. Kept on in release builds.
-    pub fn invariants(&self) {
-        self.step_invariants();
+    /// The full sweep: `check_step` plus every table (sessions, watches, prep's change records,
+    /// connections). Panics when the state is broken. Costs O(entries): the simulator calls it
+    /// at chosen points, not after every step.
+    pub fn check_full(&self) {
+        self.check_step();
+        self.zab_invariants_full();
         self.sessions.invariants();
         self.watches.invariants();
         self.prep.invariants();
@@ -518,11 +555,104 @@ impl Node {
         for (session, conn) in &self.connecting {
             assert!(self.conns.contains_key(conn), "connecting conn {conn:?} of {session} exists");
         }
-        for (session, (conn, _, _)) in &self.revalidating {
-            assert!(
-                self.conns.contains_key(conn),
-                "revalidating conn {conn:?} of {session} exists"
-            );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each split check still catches a deliberately broken state: `check_step` the O(1) ones,
+    //! `check_full` the table sweeps `check_step` no longer runs.
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use super::*;
+    use crate::config::Member;
+    use crate::serve::Phase;
+    use crate::types::ServerId;
+
+    fn standalone() -> Node {
+        Node::new(Config::default(), NodeInit::default()).expect("a fresh node starts")
+    }
+
+    fn ensemble_member() -> Node {
+        let members = (1..=3).map(|id| Member { id: ServerId(id), observer: false }).collect();
+        let config = Config { server_id: ServerId(1), members, ..Config::default() };
+        Node::new(config, NodeInit::default()).expect("a fresh node starts")
+    }
+
+    /// The panic message of `check`, or `None` when it passed.
+    fn failure(check: impl FnOnce()) -> Option<String> {
+        let err = catch_unwind(AssertUnwindSafe(check)).err()?;
+        let text = err.downcast_ref::<String>().cloned();
+        Some(text.or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default())
+    }
+
+    #[test]
+    fn fresh_nodes_pass_both_checks() {
+        for node in [standalone(), ensemble_member()] {
+            assert_eq!(failure(|| node.check_step()), None);
+            assert_eq!(failure(|| node.check_full()), None);
         }
+    }
+
+    #[test]
+    fn step_check_catches_current_epoch_after_accepted() {
+        let mut node = ensemble_member();
+        node.current_epoch = node.accepted_epoch + 1;
+        let message = failure(|| node.check_step()).expect("caught");
+        assert!(message.contains("currentEpoch ≤ acceptedEpoch"), "{message}");
+    }
+
+    #[test]
+    fn step_check_catches_a_broadcasting_leader_whose_history_is_not_committed() {
+        let mut node = standalone();
+        let Role::Leading(leader) = &mut node.role else { panic!("standalone leads") };
+        leader.history_end = Zxid::new(0, 5);
+        let message = failure(|| node.check_step()).expect("caught");
+        assert!(message.contains("the history is committed"), "{message}");
+    }
+
+    #[test]
+    fn step_check_catches_a_looking_round_that_went_back() {
+        let mut node = ensemble_member();
+        node.last_round += 1;
+        let message = failure(|| node.check_step()).expect("caught");
+        assert!(message.contains("an election round never goes back"), "{message}");
+    }
+
+    #[test]
+    fn only_the_full_check_catches_a_dangling_connecting_entry() {
+        let mut node = standalone();
+        node.connecting.insert(SessionId(7), ConnId(9));
+        assert_eq!(failure(|| node.check_step()), None, "check_step walks no table");
+        let message = failure(|| node.check_full()).expect("caught");
+        assert!(message.contains("connecting conn"), "{message}");
+    }
+
+    #[test]
+    fn only_the_full_check_catches_a_session_served_while_looking() {
+        let mut node = ensemble_member();
+        node.on_client_connected(ConnId(1), "10.0.0.1".into());
+        let conn = node.conns.get_mut(&ConnId(1)).expect("connected");
+        conn.phase = Phase::Established { session: SessionId(7) };
+        assert_eq!(failure(|| node.check_step()), None, "check_step walks no table");
+        let message = failure(|| node.check_full()).expect("caught");
+        assert!(message.contains("no sessions served unless serving"), "{message}");
+    }
+
+    #[test]
+    fn only_the_full_check_catches_a_broken_session_table() {
+        let mut node = standalone();
+        node.sessions.add(SessionId(7), 4000, 0);
+        node.sessions.set_conn(SessionId(7), Some(ConnId(3)));
+        node.on_client_connected(ConnId(3), "10.0.0.1".into());
+        let conn = node.conns.get_mut(&ConnId(3)).expect("connected");
+        // Established on session 7, which names connection 3 as its holder: consistent.
+        conn.phase = Phase::Established { session: SessionId(7) };
+        assert_eq!(failure(|| node.check_full()), None);
+        // The session now names another connection: the pipeline and the table disagree.
+        node.sessions.set_conn(SessionId(7), Some(ConnId(4)));
+        assert_eq!(failure(|| node.check_step()), None, "check_step walks no table");
+        let message = failure(|| node.check_full()).expect("caught");
+        assert!(message.contains("established conn holds its session"), "{message}");
     }
 }

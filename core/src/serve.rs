@@ -24,6 +24,7 @@ use crate::session::{SessionTable, session_password};
 use crate::tree::ApplyOutcome;
 use crate::txn::{Txn, TxnHeader};
 use crate::types::{ConnId, Id, SessionId, Zxid};
+use crate::zab::Role;
 
 /// Where a connection is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,16 +139,9 @@ impl Conn {
     }
 }
 
+/// A request the leader decides as a txn (see [`OpCode::is_write`]).
 fn is_write(req: &Request) -> bool {
-    matches!(
-        req,
-        Request::Create { .. }
-            | Request::Delete { .. }
-            | Request::SetData { .. }
-            | Request::SetAcl { .. }
-            | Request::Multi(_)
-            | Request::CloseSession
-    )
+    codec::request_op(req).is_write()
 }
 
 fn shape_of(req: &Request) -> ReplyShape {
@@ -166,10 +160,6 @@ fn shape_of(req: &Request) -> ReplyShape {
         ),
         _ => ReplyShape::Empty,
     }
-}
-
-fn write_opcode(op: i32) -> bool {
-    [1, 2, 5, 7, 14, 15, 19, 21, -11].contains(&op)
 }
 
 impl Node {
@@ -195,8 +185,10 @@ impl Node {
             if self.connecting.get(&session) == Some(&conn) {
                 self.connecting.remove(&session);
             }
-            if self.revalidating.get(&session).is_some_and(|r| r.0 == conn) {
-                self.revalidating.remove(&session);
+            if let Role::Following(l) = &mut self.role {
+                if l.revalidating.get(&session).is_some_and(|r| r.0 == conn) {
+                    l.revalidating.remove(&session);
+                }
             }
             if self.sessions.get(session).and_then(|s| s.conn) == Some(conn) {
                 self.sessions.set_conn(session, None);
@@ -293,14 +285,13 @@ impl Node {
             tracing::info!(%session, ?conn, "reconnect refused: unknown, expired or bad password");
             return self.refuse_session(conn, req.read_only);
         }
-        if self.is_learner() {
+        if let Role::Following(l) = &mut self.role {
             // The leader decides whether the session is still alive (this server may lag
             // behind its expiry); the handshake completes when it answers.
+            let stale = l.revalidating.insert(session, (conn, timeout_ms, req.read_only));
             let c = self.conns.get_mut(&conn).expect("caller checked");
             c.phase = Phase::Connecting { session, read_only: req.read_only };
-            if let Some((stale, _, _)) =
-                self.revalidating.insert(session, (conn, timeout_ms, req.read_only))
-            {
+            if let Some((stale, _, _)) = stale {
                 self.close_conn(stale);
             }
             return self.revalidate(session);
@@ -323,7 +314,8 @@ impl Node {
 
     /// The leader answered a learner's REVALIDATE.
     pub(crate) fn on_revalidated(&mut self, session: SessionId, valid: bool) {
-        let Some((conn, timeout_ms, read_only)) = self.revalidating.remove(&session) else {
+        let Role::Following(l) = &mut self.role else { return };
+        let Some((conn, timeout_ms, read_only)) = l.revalidating.remove(&session) else {
             return;
         };
         if !self.conns.get(&conn).is_some_and(|c| c.session() == Some(session)) {
@@ -391,8 +383,8 @@ impl Node {
 
     fn on_request(&mut self, conn: ConnId, session: SessionId, payload: &[u8]) {
         self.sessions.touch(session, self.now_tick);
-        if self.is_learner() {
-            self.touched.insert(session);
+        if let Role::Following(l) = &mut self.role {
+            l.touched.insert(session);
         }
         let (header, body) = match codec::decode_request(payload) {
             Ok(decoded) => decoded,
@@ -406,14 +398,16 @@ impl Node {
         }
         let req = match body {
             Ok(req) => req,
-            Err(BodyError::UnknownOp(102)) => return self.on_sasl(conn, header.xid, payload),
-            Err(BodyError::UnknownOp(16)) => {
+            Err(BodyError::UnknownOp(op)) if op == OpCode::Sasl.code() => {
+                return self.on_sasl(conn, header.xid, payload);
+            }
+            Err(BodyError::UnknownOp(op)) if op == OpCode::Reconfig.code() => {
                 // reconfig is refused in PrepRequestProcessor, so it takes a zxid as an error txn.
                 return self.submit_failed_write(
                     conn,
                     session,
                     header.xid,
-                    16,
+                    OpCode::Reconfig,
                     ZkError::ReconfigDisabled,
                 );
             }
@@ -423,9 +417,9 @@ impl Node {
             }
             Err(BodyError::Malformed(err)) => {
                 tracing::info!(?conn, %err, op = header.op, "malformed request body");
-                if write_opcode(header.op) {
+                if let Some(op) = OpCode::from_i32(header.op).filter(|op| op.is_write()) {
                     let err = ZkError::MarshallingError;
-                    return self.submit_failed_write(conn, session, header.xid, header.op, err);
+                    return self.submit_failed_write(conn, session, header.xid, op, err);
                 }
                 return self.queue_error(conn, header.xid, ZkError::MarshallingError);
             }
@@ -509,9 +503,10 @@ impl Node {
         conn: ConnId,
         session: SessionId,
         xid: i32,
-        op: i32,
+        op: OpCode,
         err: ZkError,
     ) {
+        assert!(op.is_write(), "only a write becomes an error txn");
         if self.is_learner() {
             // A learner cannot forward what it could not decode: answer here.
             return self.queue_error(conn, xid, err);
@@ -520,7 +515,8 @@ impl Node {
         let zxid = self.propose(session, xid, Txn::Error { err });
         assert!(zxid > self.tree.last_processed_zxid());
         assert!(zxid > after, "a new proposal follows the log");
-        let shape = if op == 14 { ReplyShape::Multi(Vec::new()) } else { ReplyShape::Empty };
+        let shape =
+            if op == OpCode::Multi { ReplyShape::Multi(Vec::new()) } else { ReplyShape::Empty };
         let entry = Pending::Write { xid, after, shape, reply: None, close_after: false };
         self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
     }
@@ -682,5 +678,35 @@ impl Node {
             }
         };
         self.send(conn, frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writes are ZooKeeper's quorum requests (`Request.isQuorum`) less check and error;
+    /// everything else is served locally.
+    #[test]
+    fn is_write_is_zookeepers_list() {
+        let writes: Vec<OpCode> = OpCode::ALL.iter().copied().filter(|op| op.is_write()).collect();
+        let expected = [
+            OpCode::Create,
+            OpCode::Delete,
+            OpCode::SetData,
+            OpCode::SetAcl,
+            OpCode::Multi,
+            OpCode::Create2,
+            OpCode::Reconfig,
+            OpCode::CreateContainer,
+            OpCode::DeleteContainer,
+            OpCode::CreateTtl,
+            OpCode::CreateSession,
+            OpCode::CloseSession,
+        ];
+        assert_eq!(writes, expected);
+        let set_acl = Request::SetAcl { path: "/a".into(), acl: vec![], version: -1 };
+        assert!(is_write(&set_acl), "setACL is a write (the simulator's list once missed it)");
+        assert!(!is_write(&Request::Sync { path: "/a".into() }), "sync is not a write");
     }
 }

@@ -75,7 +75,12 @@ impl SessionTable {
     fn expiry_for(&self, now_tick: u64, timeout_ms: i32) -> u64 {
         let timeout_ticks = (timeout_ms.max(0) as u64).div_ceil(self.tick_ms);
         let raw = now_tick + timeout_ticks.max(1);
-        raw.div_ceil(self.bucket_ticks) * self.bucket_ticks
+        // Rounded up to a bucket boundary, as ZooKeeper's ExpiryQueue: expiry is checked once per
+        // bucket, and a session never expires before its timeout (only up to a bucket later).
+        let expiry = raw.div_ceil(self.bucket_ticks) * self.bucket_ticks;
+        assert!(expiry > now_tick, "a session never expires in the tick it is touched");
+        assert_eq!(expiry % self.bucket_ticks, 0, "expiry on a bucket boundary");
+        expiry
     }
 
     /// Adds a session (CreateSession applied, or restored from disk). An existing entry with the
@@ -86,7 +91,8 @@ impl SessionTable {
         self.buckets.entry(expiry_tick).or_default().insert(id);
         let session = Session { timeout_ms, expiry_tick, conn, closing: false, owner: None };
         self.sessions.insert(id, session);
-        debug_assert!(self.buckets[&expiry_tick].contains(&id));
+        assert!(self.buckets[&expiry_tick].contains(&id), "the session is in its bucket");
+        assert_eq!(self.sessions[&id].expiry_tick, expiry_tick);
     }
 
     /// Removes a session (CloseSession applied); returns it.
@@ -97,6 +103,7 @@ impl SessionTable {
         if bucket.is_empty() {
             self.buckets.remove(&session.expiry_tick);
         }
+        assert!(!self.sessions.contains_key(&id), "removed");
         Some(session)
     }
 
@@ -120,12 +127,16 @@ impl SessionTable {
             self.buckets.entry(new_expiry).or_default().insert(id);
             self.sessions.get_mut(&id).expect("present").expiry_tick = new_expiry;
         }
+        // A touch only ever postpones expiry: a session's deadline never moves earlier.
+        assert!(self.sessions[&id].expiry_tick >= old_expiry, "expiry never moves back");
+        assert!(self.buckets[&self.sessions[&id].expiry_tick].contains(&id), "in its bucket");
         true
     }
 
     /// Gives every session a fresh timeout from `now_tick` (a new leader does this, as
     /// ZooKeeper's `SessionTrackerImpl` starts over after an election).
     pub fn touch_all(&mut self, now_tick: u64) {
+        let count = self.sessions.len();
         let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
         for id in ids {
             let session = self.sessions[&id].clone();
@@ -135,6 +146,7 @@ impl SessionTable {
             again.conn = session.conn;
             again.owner = session.owner;
         }
+        assert_eq!(self.sessions.len(), count, "every session kept");
     }
 
     /// Checks that `server` may speak for the session, adopting it when no owner is known.

@@ -87,6 +87,8 @@ impl WatchManager {
             self.recursive_count += 1;
         }
         self.by_conn.entry(conn).or_default().insert((table, path.to_string()));
+        assert_eq!(self.modes(table, path, conn) & modes, modes, "the modes are held");
+        assert!(self.by_conn[&conn].contains(&(table, path.to_string())), "mirrored by conn");
     }
 
     /// Removes `modes` of `conn` on `path` in `table`; returns true if any of them was held.
@@ -119,6 +121,8 @@ impl WatchManager {
                 self.by_conn.remove(&conn);
             }
         }
+        assert_eq!(self.modes(table, path, conn) & modes, 0, "none of the modes is left");
+        assert!(removed != 0, "something was held");
         true
     }
 
@@ -177,6 +181,11 @@ impl WatchManager {
             }
         }
         notify.retain(|c| !suppress.contains(c));
+        // Standard watches are one-shot (ZooKeeper's programmer's guide, "Watches"): none of
+        // the exact path's standard watches survives its trigger; persistent ones do.
+        let left = self.table(table).get(path);
+        assert!(left.is_none_or(|w| w.values().all(|m| m & mode::STANDARD == 0)), "one-shot");
+        assert!(notify.iter().all(|c| !suppress.contains(c)), "suppressed are not notified");
         notify
     }
 

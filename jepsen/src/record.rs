@@ -258,14 +258,9 @@ pub fn watch_event(process: u64, zxid: i64, event: EventType, path: &str, time_u
     }
 }
 
-/// True if the request changes the tree (its reply zxid is the txn's own).
+/// True if the request changes the tree (its reply zxid is the txn's own): the server's own
+/// definition ([`zkr_core::proto::client::OpCode::is_write`]), so the history checks exactly
+/// the writes the server logs (this list once left out setACL).
 pub fn is_write(req: &Request) -> bool {
-    matches!(
-        req,
-        Request::Create { .. }
-            | Request::Delete { .. }
-            | Request::SetData { .. }
-            | Request::Multi(_)
-            | Request::CloseSession
-    )
+    zkr_core::proto::codec::request_op(req).is_write()
 }

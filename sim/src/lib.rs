@@ -17,7 +17,8 @@
 //!  SeedReport { violations, trace hash, faults per kind, ops checked, ... }
 //! ```
 //!
-//! [`run_seed`] runs one seed inside `catch_unwind`, so a panic in core's own `invariants()`
+//! [`run_seed`] runs one seed inside `catch_unwind`, so a panic in core's own checks
+//! (`check_step` after every step, `check_full` every few steps and at the end, see `sim.rs`)
 //! becomes a reported failure of that seed. The same seed always produces the same trace
 //! hash; `sim --seed N --trace` prints the trace.
 //!
@@ -123,8 +124,8 @@ impl SeedReport {
     }
 }
 
-/// Runs one seed. Never panics: a panic inside the run (core's `invariants()`, or the
-/// simulator's own assertions) is reported as a violation named `panic`.
+/// Runs one seed. Never panics: a panic inside the run (core's `check_step`/`check_full`, or
+/// the simulator's own assertions) is reported as a violation named `panic`.
 pub fn run_seed(seed: u64, options: &RunOptions) -> SeedReport {
     let started = std::time::Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| run_inner(seed, options)));

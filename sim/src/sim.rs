@@ -50,6 +50,11 @@ pub const START_MS: i64 = 1_700_000_000_000;
 /// First address given to clients (nodes take `0..n`).
 pub const CLIENT_ADDR_BASE: u32 = 1_000;
 
+/// A node's full invariant sweep (`Node::check_full`: sessions, watches, connections, prep)
+/// runs after every this many of its steps and at the end of the seed; `step` itself runs only
+/// the O(1) checks.
+const FULL_CHECK_EVERY_STEPS: u64 = 16;
+
 /// Most crashes per seed in the delicate windows (see `Sim::crash_at_point`).
 const DELICATE_CRASHES_MAX: u32 = 8;
 
@@ -148,6 +153,8 @@ pub(crate) struct NodeSlot {
     pub crash_mid_step: bool,
     /// Carries out the node's outputs (a crash replaces it for the next incarnation).
     pub executor: Executor,
+    /// Steps taken (all incarnations): paces the full invariant sweep.
+    pub steps: u64,
 }
 
 /// Which phase the run is in.
@@ -330,6 +337,7 @@ impl Sim {
                 logged: BTreeMap::new(),
                 crash_mid_step: false,
                 executor: Executor::new(),
+                steps: 0,
             });
         }
         let clients = (0..swarm.clients)
@@ -439,6 +447,9 @@ impl Sim {
                 return;
             }
         }
+        for node in self.nodes.iter().filter_map(|slot| slot.node.as_ref()) {
+            node.check_full();
+        }
         let bound = self.swarm.liveness_bound_ns();
         let healed = self.healed_at.expect("the liveness phase started before the end");
         if let Some(v) =
@@ -523,8 +534,13 @@ impl Sim {
             _ => None,
         };
         self.heard_by_leader(n, conn);
-        let node = self.nodes[n].node.as_mut().expect("checked above");
+        let slot = &mut self.nodes[n];
+        let node = slot.node.as_mut().expect("checked above");
         node.step(input);
+        slot.steps += 1;
+        if slot.steps % FULL_CHECK_EVERY_STEPS == 0 {
+            node.check_full();
+        }
         let outputs = node.take_outputs();
         self.heard_by_leader(n, conn);
         self.check_expiries(n, &outputs);

@@ -124,6 +124,32 @@ impl OpCode {
         self as i32
     }
 
+    /// True for a request that changes the tree or the session table: the leader decides it
+    /// as a txn with a zxid of its own, and its reply carries that zxid. ZooKeeper's
+    /// `Request.isQuorum` list without `check` (alone it is not a write: it is answered
+    /// UNIMPLEMENTED, and inside a multi the multi is the write) and without `error`.
+    /// `reconfig`, `createSession` and `deleteContainer` are writes too, though a client never
+    /// gets one decoded into a `Request` (reconfig is refused as an error txn; the other two are
+    /// server-internal). The one definition the server's pipeline and the simulator's history
+    /// share, so a write the server logs is a write the checker checks.
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            OpCode::Create
+                | OpCode::Create2
+                | OpCode::CreateContainer
+                | OpCode::CreateTtl
+                | OpCode::Delete
+                | OpCode::DeleteContainer
+                | OpCode::SetData
+                | OpCode::SetAcl
+                | OpCode::Multi
+                | OpCode::Reconfig
+                | OpCode::CreateSession
+                | OpCode::CloseSession
+        )
+    }
+
     /// Parses a wire value; `None` for a value ZooKeeper does not define (including 10).
     pub fn from_i32(code: i32) -> Option<OpCode> {
         OpCode::ALL.iter().copied().find(|op| op.code() == code)

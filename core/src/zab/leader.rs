@@ -19,6 +19,7 @@ use crate::proto::error::ZkError;
 use crate::txn::{LoggedTxn, Txn, TxnHeader};
 use crate::types::{ConnId, Id, ServerId, SessionId, Zxid};
 use crate::zab::Role;
+use crate::zab::fifo::{FifoChannel, Receipt};
 use crate::zab::message::{Forwarded, ZabMessage};
 
 /// Where a learner is in its handshake with the leader (`LearnerHandler`).
@@ -49,14 +50,8 @@ pub struct LearnerHandler {
     pub last_heard: u64,
     /// Sent UPTODATE.
     pub up_to_date: bool,
-    /// The learner incarnation's FOLLOWERINFO nonce: names the session.
-    pub nonce: u64,
-    /// Sequence number of the next message we send in this session.
-    pub send_seq: u64,
-    /// Sequence number of the next message we accept in this session.
-    pub recv_seq: u64,
-    /// Messages that arrived ahead of `recv_seq`, held until the hole before them fills.
-    pub early: BTreeMap<u64, ZabMessage>,
+    /// The session with this learner incarnation (named by its FOLLOWERINFO nonce).
+    pub channel: FifoChannel,
 }
 
 impl LearnerHandler {
@@ -74,17 +69,63 @@ pub enum SyncWaiter {
     Learner(ServerId),
 }
 
+/// Where the leader is in establishing its epoch: Zab's phases from the leader's side (Zab
+/// paper, DSN 2011: "Phase 1: Discovery", "Phase 2: Synchronization", "Phase 3: Broadcast"). One
+/// enum instead of four flags (`standalone`, `epoch`, `established`, `epoch_acked`), whose
+/// sixteen combinations held five meaningful states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaderPhase {
+    /// Phase 1: collecting FOLLOWERINFO until a quorum of voters reported its accepted epoch;
+    /// then `epoch` is decided (one above every reported accepted epoch, the paper's CEPOCH),
+    /// LEADERINFO goes out and the leader waits for a quorum of ACKEPOCH.
+    Discovery {
+        /// The epoch being established, once decided.
+        epoch: Option<u32>,
+    },
+    /// Phase 2: a quorum acknowledged `epoch`, which is now our current epoch; each learner gets
+    /// DIFF/TRUNC/SNAP and NEWLEADER; waiting for a quorum of NEWLEADER acknowledgements.
+    Synchronization {
+        /// The epoch being established.
+        epoch: u32,
+    },
+    /// Phase 3: established; proposals, ACKs and commits flow.
+    Broadcast {
+        /// The established epoch.
+        epoch: u32,
+    },
+    /// A standalone server: leads epoch 0 with a quorum of one, established from the start,
+    /// never steps down.
+    Standalone,
+}
+
+impl LeaderPhase {
+    /// The epoch being established or established, once decided (0 when standalone).
+    pub fn epoch(self) -> Option<u32> {
+        match self {
+            LeaderPhase::Discovery { epoch } => epoch,
+            LeaderPhase::Synchronization { epoch } | LeaderPhase::Broadcast { epoch } => {
+                Some(epoch)
+            }
+            LeaderPhase::Standalone => Some(0),
+        }
+    }
+
+    /// A quorum acknowledged NEWLEADER (always, standalone): the leader may propose.
+    pub fn is_established(self) -> bool {
+        matches!(self, LeaderPhase::Broadcast { .. } | LeaderPhase::Standalone)
+    }
+
+    /// A quorum acknowledged the epoch (always, standalone): learners may be synced.
+    pub fn is_epoch_acked(self) -> bool {
+        !matches!(self, LeaderPhase::Discovery { .. })
+    }
+}
+
 /// Leader state.
 #[derive(Clone, Debug)]
 pub struct Leader {
-    /// A standalone server (never steps down, epoch 0).
-    pub standalone: bool,
-    /// The epoch being established (decided after a quorum of FOLLOWERINFO).
-    pub epoch: Option<u32>,
-    /// A quorum acknowledged NEWLEADER: broadcasting.
-    pub established: bool,
-    /// A quorum acknowledged the epoch: learners may be synced.
-    pub epoch_acked: bool,
+    /// Where establishing the epoch stands.
+    pub phase: LeaderPhase,
     /// Tick at which leadership began.
     pub started: u64,
     /// Accepted epochs reported by voters (the leader's own included).
@@ -106,12 +147,9 @@ pub struct Leader {
 }
 
 impl Leader {
-    fn new(standalone: bool, now: u64, history_end: Zxid) -> Leader {
+    fn new(phase: LeaderPhase, now: u64, history_end: Zxid) -> Leader {
         Leader {
-            standalone,
-            epoch: None,
-            established: false,
-            epoch_acked: false,
+            phase,
             started: now,
             infos: BTreeMap::new(),
             epoch_acks: BTreeSet::new(),
@@ -124,6 +162,15 @@ impl Leader {
         }
     }
 
+    /// A standalone server's leadership: epoch 0, a quorum of one, established from the start
+    /// (at tick 0, over the recovered log).
+    pub fn standalone(history_end: Zxid) -> Leader {
+        let leader = Leader::new(LeaderPhase::Standalone, 0, history_end);
+        assert!(leader.phase.is_established());
+        assert_eq!(leader.phase.epoch(), Some(0));
+        leader
+    }
+
     /// The learners `keep` selects, in id order.
     pub fn learners_where(&self, keep: impl Fn(&LearnerHandler) -> bool) -> Vec<ServerId> {
         self.learners.iter().filter(|(_, h)| keep(h)).map(|(id, _)| *id).collect()
@@ -131,27 +178,29 @@ impl Leader {
 
     /// Checks the leader's invariants against the node.
     pub fn invariants(&self, node: &Node) {
-        if !self.established {
+        if !self.phase.is_established() {
             assert!(node.log.committed() <= self.history_end, "no commits before establishment");
             assert!(
                 node.log.last_logged() == self.history_end,
                 "no proposals before establishment"
             );
         } else {
-            assert!(self.epoch.is_some(), "an established leader has an epoch");
+            assert!(self.phase.epoch().is_some(), "an established leader has an epoch");
             assert!(node.log.committed() >= self.history_end, "the history is committed");
         }
-        if self.epoch_acked && !self.standalone {
-            assert_eq!(Some(node.current_epoch), self.epoch, "the epoch is current once acked");
+        if self.phase.is_epoch_acked() && self.phase != LeaderPhase::Standalone {
+            let epoch = self.phase.epoch();
+            assert_eq!(Some(node.current_epoch), epoch, "the epoch is current once acked");
             let early = node.config.bugs.epoch_before_sync;
             assert!(early || node.log.durable() >= self.history_end, "current over a durable log");
         }
-        if let Some(epoch) = self.epoch {
+        if let Some(epoch) = self.phase.epoch() {
             assert!(epoch <= node.accepted_epoch, "the leader accepted its own epoch");
             assert!(node.log.last_logged().epoch() <= epoch, "no zxid beyond the epoch");
         }
         for (id, handler) in &self.learners {
             assert_ne!(*id, node.config.server_id, "the leader is not its own learner");
+            handler.channel.invariants();
             if self.acked.contains_key(id) {
                 assert_eq!(handler.phase, HandlerPhase::Synced, "only synced learners ack");
             }
@@ -174,20 +223,16 @@ fn leader_ref(node: &Node) -> &Leader {
 }
 
 impl Node {
-    /// Standalone: lead epoch 0 with a quorum of one, established at once.
-    pub(crate) fn become_standalone_leader(&mut self) {
-        let mut leader = Leader::new(true, self.now_tick, self.log.last_logged());
-        leader.epoch = Some(0);
-        leader.established = true;
-        leader.epoch_acked = true;
-        self.role = Role::Leading(Box::new(leader));
-        assert!(self.is_established_leader());
-    }
-
     /// Won an election: start discovery with our own accepted epoch on the table.
     pub(crate) fn become_leader(&mut self) {
         let me = self.config.server_id;
-        let mut leader = Leader::new(false, self.now_tick, self.log.last_logged());
+        assert!(!self.config.is_standalone(), "a standalone server leads from the start");
+        assert!(self.quorum.is_voter(me), "observers never lead");
+        // Fast leader election picked the server with the newest (currentEpoch, last zxid)
+        // among a quorum, so our log holds every committed txn: `history_end` is what the new
+        // epoch commits first (Zab's "initial history"; the implementation's Leader.lead).
+        let discovery = LeaderPhase::Discovery { epoch: None };
+        let mut leader = Leader::new(discovery, self.now_tick, self.log.last_logged());
         leader.infos.insert(me, self.accepted_epoch);
         self.role = Role::Leading(Box::new(leader));
         self.maybe_decide_epoch();
@@ -195,16 +240,22 @@ impl Node {
 
     fn maybe_decide_epoch(&mut self) {
         let leader = leader_ref(self);
-        if leader.epoch.is_some() || !self.quorum.contains(leader.infos.keys()) {
+        if leader.phase.epoch().is_some() || !self.quorum.contains(leader.infos.keys()) {
             return;
         }
+        // Zab phase 1: the new epoch is above every acceptedEpoch of a quorum, so no follower
+        // of that quorum can still accept an older leader's NEWEPOCH, and two leaders never
+        // establish the same epoch (the TLA+ spec's Leadership1).
         let epoch = leader.infos.values().copied().max().expect("own info") + 1;
+        assert!(epoch > self.accepted_epoch, "our own accepted epoch is among the infos");
+        assert!(epoch > self.current_epoch, "a new epoch is newer than any we led or followed");
         tracing::info!(server = self.config.server_id.0, epoch, "proposing a new epoch");
         self.accepted_epoch = epoch;
         self.persist_epochs();
         let me = self.config.server_id;
         let leader = leader_mut(self);
-        leader.epoch = Some(epoch);
+        assert_eq!(leader.phase, LeaderPhase::Discovery { epoch: None });
+        leader.phase = LeaderPhase::Discovery { epoch: Some(epoch) };
         leader.epoch_acks.insert(me);
         let waiting: Vec<ServerId> = leader.learners_where(|h| h.phase == HandlerPhase::Info);
         for id in waiting {
@@ -222,16 +273,16 @@ impl Node {
     /// epoch e committed (ZOOKEEPER-4643, the leader's side).
     fn maybe_epoch_quorum(&mut self) {
         let leader = leader_ref(self);
-        if leader.epoch_acked || !self.quorum.contains(leader.epoch_acks.iter()) {
+        if leader.phase.is_epoch_acked() || !self.quorum.contains(leader.epoch_acks.iter()) {
             return;
         }
         let durable = self.log.durable() >= leader.history_end;
         if !durable && !self.config.bugs.epoch_before_sync {
             return;
         }
-        let epoch = leader.epoch.expect("decided");
+        let epoch = leader.phase.epoch().expect("decided");
         assert!(epoch > self.current_epoch, "a new epoch is newer than any we led or followed");
-        leader_mut(self).epoch_acked = true;
+        leader_mut(self).phase = LeaderPhase::Synchronization { epoch };
         self.current_epoch = epoch;
         self.persist_epochs();
         let waiting: Vec<ServerId> =
@@ -245,19 +296,18 @@ impl Node {
     /// Sends a message in the learner's session (numbered; see `zab::message`).
     pub(crate) fn send_learner(&mut self, id: ServerId, msg: ZabMessage) {
         let Some(h) = leader_mut(self).learners.get_mut(&id) else { return };
-        let (nonce, seq) = (h.nonce, h.send_seq);
-        h.send_seq += 1;
-        self.send_peer(id, ZabMessage::Session { nonce, seq, msg: Box::new(msg) });
+        let numbered = h.channel.wrap(msg);
+        assert!(h.channel.sent() >= 1, "the message took a number");
+        assert!(matches!(numbered, ZabMessage::Session { .. }), "session messages are numbered");
+        self.send_peer(id, numbered);
     }
 
     /// Re-sends the session's first message (a LEADERINFO the learner never got).
     fn resend_first(&mut self, id: ServerId, msg: ZabMessage) {
         let Some(h) = leader_ref(self).learners.get(&id) else { return };
-        if h.send_seq != 1 {
-            return; // more went out since: the learner will see a gap and start over
+        if let Some(numbered) = h.channel.rewrap_first(msg) {
+            self.send_peer(id, numbered);
         }
-        let nonce = h.nonce;
-        self.send_peer(id, ZabMessage::Session { nonce, seq: 0, msg: Box::new(msg) });
     }
 
     pub(crate) fn leader_on_message(&mut self, from: ServerId, msg: ZabMessage) {
@@ -267,10 +317,11 @@ impl Node {
                 self.on_learner_session(from, nonce, seq, *msg, now)
             }
             ZabMessage::FollowerInfo { accepted_epoch, last_zxid, observer, nonce } => {
-                let known = leader_ref(self).learners.get(&from).map(|h| (h.nonce, h.phase));
+                let known =
+                    leader_ref(self).learners.get(&from).map(|h| (h.channel.nonce(), h.phase));
                 match known {
                     Some((n, HandlerPhase::AwaitAckEpoch)) if n == nonce => {
-                        let epoch = leader_ref(self).epoch.expect("sent LEADERINFO");
+                        let epoch = leader_ref(self).phase.epoch().expect("sent LEADERINFO");
                         // A repeat of a lost LEADERINFO: the session's first message again.
                         self.resend_first(from, ZabMessage::LeaderInfo { new_epoch: epoch });
                     }
@@ -292,26 +343,23 @@ impl Node {
         now: u64,
     ) {
         let Some(h) = leader_mut(self).learners.get_mut(&from) else { return };
-        if h.nonce != nonce || seq < h.recv_seq {
-            return;
-        }
-        if seq > h.recv_seq {
-            h.early.insert(seq, msg);
-            if h.early.len() > crate::zab::learner::MAX_EARLY_MESSAGES {
+        let mut next = match h.channel.receive(nonce, seq, msg) {
+            Receipt::Deliver(msg) => {
+                h.last_heard = now;
+                Some(msg)
+            }
+            Receipt::Dropped | Receipt::Held => None,
+            Receipt::Overflow => {
                 tracing::info!(learner = from.0, "a learner's message is lost; dropping it");
                 self.drop_learner(from);
+                None
             }
-            return;
-        }
-        h.last_heard = now;
-        let mut next = Some(msg);
+        };
         while let Some(msg) = next {
-            let h = leader_mut(self).learners.get_mut(&from).expect("checked above");
-            h.recv_seq += 1;
             self.leader_on_session_message(from, msg);
             next = match &mut self.role {
                 Role::Leading(l) => match l.learners.get_mut(&from) {
-                    Some(h) if h.nonce == nonce => h.early.remove(&h.recv_seq),
+                    Some(h) if h.channel.nonce() == nonce => h.channel.next_ready(),
                     _ => None,
                 },
                 _ => None,
@@ -323,10 +371,13 @@ impl Node {
         let leader = leader_mut(self);
         leader.learners.remove(&id);
         leader.acked.remove(&id);
-        if !leader.established {
+        if !leader.phase.is_established() {
+            // Before establishment its NEWLEADER ACK must not count: it may come back and be
+            // synced again. After, the quorum that established the epoch stays what it was.
             leader.newleader_acks.remove(&id);
         }
         assert!(!leader_ref(self).learners.contains_key(&id));
+        assert!(!leader_ref(self).acked.contains_key(&id), "a dropped learner's ACKs go too");
     }
 
     fn leader_on_session_message(&mut self, from: ServerId, msg: ZabMessage) {
@@ -386,13 +437,10 @@ impl Node {
             last_zxid,
             last_heard: now,
             up_to_date: false,
-            nonce,
-            send_seq: 0,
-            recv_seq: 0,
-            early: BTreeMap::new(),
+            channel: FifoChannel::new(nonce),
         };
         leader.learners.insert(from, handler);
-        match leader.epoch {
+        match leader.phase.epoch() {
             Some(epoch) => {
                 leader.learners.get_mut(&from).expect("inserted").phase =
                     HandlerPhase::AwaitAckEpoch;
@@ -438,7 +486,7 @@ impl Node {
         if voter {
             leader.epoch_acks.insert(from);
         }
-        if leader.epoch_acked {
+        if leader.phase.is_epoch_acked() {
             self.sync_learner(from);
         } else {
             self.maybe_epoch_quorum();
@@ -447,10 +495,14 @@ impl Node {
 
     /// Brings one learner's log to the leader's: TRUNC, SNAP or nothing, then DIFF, NEWLEADER.
     fn sync_learner(&mut self, id: ServerId) {
-        let epoch = leader_ref(self).epoch.expect("decided");
+        let epoch = leader_ref(self).phase.epoch().expect("decided");
+        assert!(leader_ref(self).phase.is_epoch_acked(), "sync only after a quorum ACK-E");
         let theirs = leader_ref(self).learners[&id].last_zxid;
         let last = self.log.last_logged();
         let committed = self.log.committed();
+        // The choice of LearnerHandler.syncFollower: DIFF when their last zxid is in our log,
+        // SNAP when it is older than what we keep, else TRUNC back to the last zxid we share:
+        // they hold a tail no quorum committed (ZOOKEEPER-1154 sent DIFF there and left it).
         let from = if theirs == last || self.log.contains(theirs) && theirs <= last {
             theirs
         } else if theirs < self.log.oldest() {
@@ -469,15 +521,16 @@ impl Node {
         self.send_learner(id, ZabMessage::Diff { txns, committed });
         self.send_learner(id, ZabMessage::NewLeader { zxid: Zxid::new(epoch, 0) });
         let h = leader_mut(self).learners.get_mut(&id).expect("synced learner exists");
+        assert_eq!(h.phase, HandlerPhase::AwaitSync, "each learner is synced once per session");
         h.phase = HandlerPhase::Syncing;
         assert!(h.forwarding());
     }
 
     fn on_ack(&mut self, from: ServerId, zxid: Zxid) {
-        let Some(epoch) = leader_ref(self).epoch else {
+        let Some(epoch) = leader_ref(self).phase.epoch() else {
             return;
         };
-        let established = leader_ref(self).established;
+        let established = leader_ref(self).phase.is_established();
         let leader = leader_mut(self);
         let Some(h) = leader.learners.get_mut(&from) else {
             return;
@@ -508,9 +561,9 @@ impl Node {
     fn maybe_establish(&mut self) {
         let me = self.config.server_id;
         let leader = leader_ref(self);
-        if leader.established || !leader.epoch_acked {
+        let LeaderPhase::Synchronization { epoch } = leader.phase else {
             return;
-        }
+        };
         let mut acks = leader.newleader_acks.clone();
         if self.log.durable() >= leader.history_end {
             acks.insert(me);
@@ -519,10 +572,16 @@ impl Node {
             return;
         }
         let history_end = leader.history_end;
-        tracing::info!(server = me.0, epoch = leader.epoch, "established as leader");
-        leader_mut(self).established = true;
+        assert!(self.quorum.contains(acks.iter()), "a quorum acked NEWLEADER");
+        tracing::info!(server = me.0, epoch, "established as leader");
+        // Zab phase 2 ends: a quorum holds the initial history durably under the new epoch, so
+        // it is committed (the paper's COMMIT-LD) and the leader may propose (phase 3).
+        leader_mut(self).phase = LeaderPhase::Broadcast { epoch };
         self.log.mark_committed(history_end);
         self.apply_committed();
+        assert!(self.log.committed() >= history_end, "the initial history is committed");
+        // Sessions restart their timeouts: the old leader's view of client liveness is gone
+        // (ZooKeeper's SessionTrackerImpl starts over after an election).
         self.sessions.touch_all(self.now_tick);
         self.sessions.clear_owners();
         let synced: Vec<ServerId> =
@@ -539,9 +598,10 @@ impl Node {
     }
 
     pub(crate) fn leader_durable(&mut self) {
-        if leader_ref(self).established {
+        let phase = leader_ref(self).phase;
+        if phase.is_established() {
             self.try_commit();
-        } else if leader_ref(self).epoch.is_some() {
+        } else if phase.epoch().is_some() {
             self.maybe_epoch_quorum();
             self.maybe_establish();
         }
@@ -551,7 +611,7 @@ impl Node {
     pub(crate) fn try_commit(&mut self) {
         let me = self.config.server_id;
         let leader = leader_ref(self);
-        if !leader.established {
+        if !leader.phase.is_established() {
             return;
         }
         let mut points: Vec<Zxid> = self
@@ -591,12 +651,16 @@ impl Node {
     }
 
     fn commit_to(&mut self, point: Zxid) {
+        assert!(leader_ref(self).phase.is_established(), "commits only once established");
         let forwarding: Vec<ServerId> = leader_ref(self).learners_where(|h| h.forwarding());
         self.log.mark_committed(point);
+        // COMMIT goes to syncing learners too: they hold the proposal (sent after their DIFF)
+        // and apply it at UPTODATE; observers get it as well (the implementation's INFORM).
         for id in forwarding {
             self.send_learner(id, ZabMessage::Commit { zxid: point });
         }
         self.apply_committed();
+        assert_eq!(self.tree.last_processed_zxid(), self.log.committed(), "applied in order");
         self.complete_syncs();
     }
 
@@ -617,7 +681,8 @@ impl Node {
             self.log.mark_committed(zxid);
             self.apply_committed();
         }
-        if zxid.counter() >= ZXID_COUNTER_LIMIT && !leader_ref(self).standalone {
+        if zxid.counter() >= ZXID_COUNTER_LIMIT && leader_ref(self).phase != LeaderPhase::Standalone
+        {
             tracing::warn!("zxid counter near its limit; forcing a new epoch");
             self.become_looking();
         }
@@ -718,10 +783,10 @@ impl Node {
         };
         let ping_every = (self.config.tick_times(1) / 2).max(1);
         let leader = leader_ref(self);
-        if leader.standalone {
+        if leader.phase == LeaderPhase::Standalone {
             return;
         }
-        if !leader.established {
+        if !leader.phase.is_established() {
             if now.saturating_sub(leader.started) > init {
                 tracing::info!("leader not established within initLimit; back to election");
                 self.become_looking();
@@ -765,13 +830,13 @@ impl Node {
     /// that comes back introduces itself again.
     pub(crate) fn leader_on_peer_lost(&mut self, peer: ServerId) {
         let leader = leader_ref(self);
-        if leader.standalone || !leader.learners.contains_key(&peer) {
+        if leader.phase == LeaderPhase::Standalone || !leader.learners.contains_key(&peer) {
             return;
         }
         tracing::info!(learner = peer.0, "lost the connection to a learner; dropping it");
         self.drop_learner(peer);
         assert!(!leader_ref(self).acked.contains_key(&peer), "a dropped learner's ACKs are gone");
-        if leader_ref(self).established && !self.has_synced_quorum() {
+        if leader_ref(self).phase.is_established() && !self.has_synced_quorum() {
             tracing::warn!("lost the quorum of synced followers; back to election");
             self.become_looking();
         }

@@ -11,7 +11,7 @@
 //! - it serves clients only in broadcast; any gap in what the leader sends (a proposal that
 //!   does not follow the log, a commit beyond it) sends it back to election.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::Rng;
 
@@ -19,6 +19,7 @@ use crate::node::Node;
 use crate::proto::client::Request;
 use crate::types::{ConnId, ServerId, SessionId, Zxid};
 use crate::zab::Role;
+use crate::zab::fifo::{FifoChannel, Receipt};
 use crate::zab::message::{Forwarded, ZabMessage};
 
 /// Where the learner is.
@@ -53,27 +54,32 @@ pub struct Learner {
     pub commit_seen: Zxid,
     /// The highest ACK sent.
     pub acked: Zxid,
-    /// This incarnation's FOLLOWERINFO nonce.
-    pub nonce: u64,
+    /// The session with the leader, named by this incarnation's FOLLOWERINFO nonce.
+    pub channel: FifoChannel,
+    /// Sessions touched by local clients since the last PING reply (reported in PINGREPLY, so
+    /// the leader, which alone expires sessions, sees them alive).
+    pub touched: BTreeSet<SessionId>,
+    /// Client syncs forwarded to the leader, oldest first (answered by SYNC replies in order).
+    pub pending_syncs: VecDeque<(ConnId, i32)>,
+    /// Reconnects waiting for the leader to revalidate the session: the connection, the
+    /// negotiated timeout and the client's readOnly byte.
+    pub revalidating: BTreeMap<SessionId, (ConnId, i32, Option<bool>)>,
     /// When to repeat FOLLOWERINFO while no LEADERINFO came (the leader may still be electing).
     pub next_info: u64,
-    /// Sequence number of the next message we send in the session.
-    pub send_seq: u64,
-    /// Sequence number of the next message we accept in the session.
-    pub recv_seq: u64,
-    /// Messages that arrived ahead of `recv_seq`, held until the hole before them fills.
-    pub early: BTreeMap<u64, ZabMessage>,
 }
 
 impl Learner {
     /// Checks the learner's invariants against the node.
     pub fn invariants(&self, node: &Node) {
+        self.channel.invariants();
         assert!(
             self.acked <= node.log.durable().max(self.newleader.map(|n| n.0).unwrap_or_default()),
             "never acknowledge what is not durable"
         );
         if self.phase != LearnerPhase::Broadcast {
-            assert!(node.conns.values().all(|c| !c.is_active()), "serve only in broadcast");
+            // Serving only in broadcast: the connection scan is in `Node::check_full`.
+            assert!(self.pending_syncs.is_empty(), "syncs are forwarded only in broadcast");
+            assert!(self.revalidating.is_empty(), "revalidations only in broadcast");
         }
         if self.newleader_acked {
             assert!(self.newleader.is_some(), "NEWLEADER acked after it arrived");
@@ -85,9 +91,6 @@ impl Learner {
 /// How often a learner repeats FOLLOWERINFO while no LEADERINFO came, ms: half the finalize
 /// wait, so a leader that decided after us hears from us soon after (repeats are idempotent).
 pub const FOLLOWER_INFO_RESEND_MS: u64 = crate::zab::election::FINALIZE_WAIT_MS / 2;
-
-/// How many out-of-order session messages a server holds before it gives the session up.
-pub const MAX_EARLY_MESSAGES: usize = 4096;
 
 /// Whether a leader message belongs to the learner's phase (only those keep it alive).
 fn expected_in_phase(phase: LearnerPhase, msg: &ZabMessage) -> bool {
@@ -125,6 +128,10 @@ fn learner_ref(node: &Node) -> &Learner {
 impl Node {
     /// Follow (or observe) `leader`: introduce ourselves.
     pub(crate) fn become_learner(&mut self, leader: ServerId, observer: bool) {
+        assert_ne!(leader, self.config.server_id, "a learner follows another server");
+        assert!(!self.config.is_standalone(), "standalone servers never follow");
+        // A fresh random nonce names this incarnation's session, so messages the leader sent to
+        // an earlier one (delayed in the network) can never be taken as ours (see `fifo`).
         let learner = Learner {
             leader,
             observer,
@@ -135,11 +142,11 @@ impl Node {
             newleader_acked: false,
             commit_seen: Zxid::ZERO,
             acked: Zxid::ZERO,
-            nonce: self.rng.random(),
+            channel: FifoChannel::new(self.rng.random()),
             next_info: self.now_tick,
-            send_seq: 0,
-            recv_seq: 0,
-            early: BTreeMap::new(),
+            touched: BTreeSet::new(),
+            pending_syncs: VecDeque::new(),
+            revalidating: BTreeMap::new(),
         };
         self.role = Role::Following(learner);
         self.send_follower_info();
@@ -151,10 +158,13 @@ impl Node {
         // tickTime-based resend would add up to half a tickTime to every fail-over.
         let half_tick = (self.config.tick_times(1) / 2).max(1);
         let resend = self.config.ms_to_ticks(FOLLOWER_INFO_RESEND_MS).clamp(1, half_tick);
+        assert!(resend >= 1, "never resend in the same tick");
         let now = self.now_tick;
         let l = learner_mut(self);
+        // Zab phase 1 (discovery) opens with CEPOCH = FOLLOWERINFO; only then is it repeated.
+        assert_eq!(l.phase, LearnerPhase::Discovery, "FOLLOWERINFO belongs to discovery");
         l.next_info = now + resend;
-        let (leader, observer, nonce) = (l.leader, l.observer, l.nonce);
+        let (leader, observer, nonce) = (l.leader, l.observer, l.channel.nonce());
         let info = ZabMessage::FollowerInfo {
             accepted_epoch: self.accepted_epoch,
             last_zxid: self.log.last_logged(),
@@ -167,9 +177,10 @@ impl Node {
     /// Sends a message in our session with the leader (numbered; see `zab::message`).
     fn send_leader(&mut self, msg: ZabMessage) {
         let l = learner_mut(self);
-        let (leader, nonce, seq) = (l.leader, l.nonce, l.send_seq);
-        l.send_seq += 1;
-        self.send_peer(leader, ZabMessage::Session { nonce, seq, msg: Box::new(msg) });
+        let (leader, numbered) = (l.leader, l.channel.wrap(msg));
+        assert!(l.channel.sent() >= 1, "the message took a number");
+        assert!(matches!(numbered, ZabMessage::Session { .. }), "session messages are numbered");
+        self.send_peer(leader, numbered);
     }
 
     /// Takes the messages of our session with the leader in order: duplicates and anything
@@ -179,23 +190,24 @@ impl Node {
     pub(crate) fn learner_on_message(&mut self, msg: ZabMessage) {
         let ZabMessage::Session { nonce, seq, msg } = msg else { return };
         let l = learner_mut(self);
-        if nonce != l.nonce || seq < l.recv_seq {
-            return;
-        }
-        if seq > l.recv_seq {
-            l.early.insert(seq, *msg);
-            if l.early.len() > MAX_EARLY_MESSAGES {
-                tracing::info!(expected = l.recv_seq, "a message of the leader's session is lost");
-                self.become_looking();
+        let mut next = match l.channel.receive(nonce, seq, *msg) {
+            Receipt::Deliver(msg) => {
+                assert_eq!(nonce, l.channel.nonce(), "only our session delivers");
+                assert!(l.channel.expected() > seq, "delivered messages are consumed");
+                Some(msg)
             }
-            return;
-        }
-        let mut next = Some(*msg);
+            Receipt::Dropped | Receipt::Held => None,
+            Receipt::Overflow => {
+                let expected = l.channel.expected();
+                tracing::info!(expected, "a message of the leader's session is lost");
+                self.become_looking();
+                None
+            }
+        };
         while let Some(msg) = next {
-            learner_mut(self).recv_seq += 1;
             self.learner_on_session_message(msg);
             next = match &mut self.role {
-                Role::Following(l) if l.nonce == nonce => l.early.remove(&l.recv_seq),
+                Role::Following(l) if l.channel.nonce() == nonce => l.channel.next_ready(),
                 _ => None,
             };
         }
@@ -224,6 +236,9 @@ impl Node {
                 }
                 let l = learner_mut(self);
                 l.commit_seen = l.commit_seen.max(committed);
+                // The DIFF's commit point applies at UPTODATE, not now: until the leader is
+                // established nothing of its history may be served (Zab phase 2).
+                assert_eq!(l.phase, LearnerPhase::Syncing, "a DIFF is applied only at UPTODATE");
             }
             (LearnerPhase::Syncing, ZabMessage::NewLeader { zxid }) => self.on_new_leader(zxid),
             (LearnerPhase::Syncing, ZabMessage::UpToDate) => self.on_up_to_date(),
@@ -235,14 +250,14 @@ impl Node {
             }
             (LearnerPhase::Broadcast, ZabMessage::Ping) => {
                 let touched: Vec<SessionId> =
-                    std::mem::take(&mut self.touched).into_iter().collect();
+                    std::mem::take(&mut learner_mut(self).touched).into_iter().collect();
                 self.send_leader(ZabMessage::PingReply { touched });
             }
             (LearnerPhase::Broadcast, ZabMessage::RevalidateReply { session, valid }) => {
                 self.on_revalidated(session, valid)
             }
             (LearnerPhase::Broadcast, ZabMessage::SyncReply) => {
-                if let Some((conn, xid)) = self.pending_syncs.pop_front() {
+                if let Some((conn, xid)) = learner_mut(self).pending_syncs.pop_front() {
                     self.sync_done(conn, xid);
                 }
             }
@@ -269,10 +284,16 @@ impl Node {
         }
         self.log.reset(snapshot.zxid);
         assert_eq!(self.tree.last_processed_zxid(), snapshot.zxid);
+        assert_eq!(self.log.committed(), snapshot.zxid, "a snapshot holds only committed txns");
+        assert_eq!(self.log.last_logged(), snapshot.zxid, "the log starts again at the SNAP");
         self.outputs.push(crate::io::Output::InstallSnapshot { snapshot });
     }
 
     fn on_leader_info(&mut self, new_epoch: u32) {
+        assert_eq!(learner_ref(self).phase, LearnerPhase::Discovery, "LEADERINFO ends discovery");
+        // Zab phase 1: a follower accepts NEWEPOCH(e') only if e' ≥ its acceptedEpoch, and
+        // records it durably before ACK-E (ZOOKEEPER-3608 split acceptedEpoch/currentEpoch so
+        // that a crash here cannot make it promise two leaders the same epoch).
         #[cfg(feature = "bugs")]
         let stale = new_epoch < self.accepted_epoch && !self.config.bugs.accept_stale_epoch;
         #[cfg(not(feature = "bugs"))]
@@ -294,7 +315,10 @@ impl Node {
             self.accepted_epoch = new_epoch;
             self.persist_epochs();
         }
-        assert!(new_epoch <= self.accepted_epoch);
+        assert!(new_epoch <= self.accepted_epoch, "the new epoch is accepted before ACKEPOCH");
+        // Only the deliberate `accept_stale_epoch` bug takes an epoch below the current one.
+        let stale_taken = new_epoch < self.accepted_epoch;
+        assert!(stale_taken || self.current_epoch <= new_epoch, "currentEpoch moves at NEWLEADER");
         let l = learner_mut(self);
         l.new_epoch = new_epoch;
         l.phase = LearnerPhase::Syncing;
@@ -317,6 +341,10 @@ impl Node {
             return self.outputs.push(crate::io::Output::TruncateLog { after: zxid });
         }
         self.log.truncate_after(zxid);
+        // TRUNC drops txns of an epoch that never committed them (ZOOKEEPER-1154: a former
+        // leader's uncommitted tail); what is committed stays, as refused above.
+        assert!(self.log.last_logged() <= zxid, "nothing after the TRUNC point is left");
+        assert!(self.log.committed() <= zxid, "no committed txn was truncated");
         self.outputs.push(crate::io::Output::TruncateLog { after: zxid });
     }
 
@@ -337,8 +365,11 @@ impl Node {
             self.become_looking();
             return false;
         }
+        assert_ne!(learner_ref(self).phase, LearnerPhase::Discovery, "no proposals before sync");
         let txn = std::sync::Arc::new(txn);
         self.log.append(txn.clone());
+        assert_eq!(self.log.last_logged(), zxid, "the proposal extends the log");
+        // Logged now, durable later: the ACK waits for `Input::Persisted` (`learner_durable`).
         self.outputs.push(crate::io::Output::Persist { txn });
         true
     }
@@ -349,8 +380,13 @@ impl Node {
             tracing::warn!(%zxid, epoch, "NEWLEADER for another epoch; looking");
             return self.become_looking();
         }
+        // Zab phase 2: NEWLEADER certifies the history sent before it (the FIFO channel puts
+        // the DIFF first); `end` is the log end the ACK must find durable.
         let end = self.log.last_logged();
-        learner_mut(self).newleader = Some((zxid, end));
+        let l = learner_mut(self);
+        assert_eq!(l.phase, LearnerPhase::Syncing, "NEWLEADER belongs to synchronization");
+        l.newleader = Some((zxid, end));
+        assert!(end >= self.log.committed(), "the certified history covers the commits");
         if self.config.bugs.epoch_before_sync {
             self.adopt_new_epoch();
         }
@@ -383,7 +419,13 @@ impl Node {
             return;
         }
         self.adopt_new_epoch();
+        if !self.config.bugs.ack_newleader_before_sync {
+            // ZOOKEEPER-3911: an ACK of NEWLEADER before the synced txns are durable lets a
+            // quorum that then crashes lose txns the new leader counts as committed.
+            assert!(self.log.durable() >= end, "NEWLEADER is acked over a durable log");
+        }
         let l = learner_mut(self);
+        assert_eq!(zxid.counter(), 0, "NEWLEADER's zxid is (epoch, 0)");
         l.newleader_acked = true;
         l.acked = zxid;
         self.send_leader(ZabMessage::Ack { zxid });
@@ -396,11 +438,15 @@ impl Node {
         let last = self.log.last_logged();
         let server = self.config.server_id.0;
         let l = learner_mut(self);
+        // UPTODATE: the leader is established (a quorum acked NEWLEADER), so the synced history
+        // is committed and may be served (Zab phase 2 → 3; ZooKeeper's Learner.syncWithLeader).
+        assert_eq!(l.phase, LearnerPhase::Syncing, "UPTODATE ends synchronization");
         l.phase = LearnerPhase::Broadcast;
         let point = l.commit_seen.min(last);
         tracing::info!(server, leader = l.leader.0, "synced; serving");
         self.log.mark_committed(point.max(self.log.committed()));
         self.apply_committed();
+        assert_eq!(self.tree.last_processed_zxid(), self.log.committed(), "applied what is known");
         self.learner_durable();
     }
 
@@ -411,9 +457,13 @@ impl Node {
         }
         let l = learner_mut(self);
         l.commit_seen = l.commit_seen.max(zxid);
+        assert!(l.commit_seen >= zxid);
+        // Before UPTODATE a COMMIT is only remembered: nothing is applied (or served) until the
+        // leader is established, else an uncommitted-then-lost txn could be read (ZOOKEEPER-2845).
         if l.phase == LearnerPhase::Broadcast && zxid > self.log.committed() {
             self.log.mark_committed(zxid);
             self.apply_committed();
+            assert!(self.log.committed() <= zxid, "commit in zxid order, never beyond");
         }
     }
 
@@ -427,6 +477,10 @@ impl Node {
         if l.observer || !l.newleader_acked || durable <= newleader || durable <= l.acked {
             return;
         }
+        // Cumulative ACK of what is durable (Zab phase 3: a follower acknowledges a proposal
+        // only once it is logged to disk); observers do not vote and never ACK.
+        assert!(!l.observer, "observers never ACK");
+        assert!(durable > l.acked, "ACKs only move forward");
         learner_mut(self).acked = durable;
         self.send_leader(ZabMessage::Ack { zxid: durable });
     }
@@ -437,11 +491,15 @@ impl Node {
             self.send_follower_info();
         }
         let l = learner_ref(self);
+        // ZooKeeper's limits: initLimit bounds discovery and sync, syncLimit a silent leader
+        // in broadcast (it PINGs every half tick, so silence means it is gone or cut off).
         let limit = if l.phase == LearnerPhase::Broadcast {
             self.config.tick_times(self.config.sync_limit)
         } else {
             self.config.tick_times(self.config.init_limit)
         };
+        assert!(limit > 0, "a limit of zero ticks would drop every leader");
+        assert!(l.last_heard <= self.now_tick, "heard in the past");
         if self.now_tick.saturating_sub(l.last_heard) > limit {
             tracing::info!(leader = l.leader.0, "leader silent; back to election");
             self.become_looking();
@@ -474,7 +532,7 @@ impl Node {
 
     /// Sends a client's sync to the leader (learners).
     pub(crate) fn learner_sync(&mut self, conn: ConnId, xid: i32) {
-        self.pending_syncs.push_back((conn, xid));
+        learner_mut(self).pending_syncs.push_back((conn, xid));
         self.send_leader(ZabMessage::SyncRequest);
     }
 

@@ -4,6 +4,7 @@
 //! - [`message`]: the typed peer protocol;
 //! - [`quorum`]: majority verifier over voting members;
 //! - [`election`]: fast leader election;
+//! - [`fifo`]: the FIFO sequencer of a leader–learner session, used by both ends;
 //! - [`log`]: the in-memory view of the txn log (logged, durable, committed);
 //! - [`leader`]: discovery, sync and broadcast from the leader's side (and standalone mode,
 //!   which is a leader with a quorum of one in epoch 0);
@@ -15,6 +16,7 @@
 //! leader or a learner in broadcast; leaving a serving role closes every client connection.
 
 pub mod election;
+pub mod fifo;
 pub mod leader;
 pub mod learner;
 pub mod log;
@@ -22,14 +24,17 @@ pub mod message;
 pub mod quorum;
 
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 
+use crate::config::Config;
 use crate::io::Output;
 use crate::node::Node;
 use crate::types::{ServerId, Zxid};
 use crate::zab::election::{Election, ElectionAction};
-use crate::zab::leader::{HandlerPhase, Leader};
+use crate::zab::leader::{HandlerPhase, Leader, LeaderPhase};
 use crate::zab::learner::Learner;
 use crate::zab::message::{PeerState, Vote, ZabMessage};
+use crate::zab::quorum::Quorum;
 
 /// A leader's learner counts, for `mntr` (see [`Node::leader_counts`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,11 +49,30 @@ pub struct LeaderCounts {
     pub pending_syncs: usize,
 }
 
+/// Starts an election round after `last_round` with our own vote, drawing the finalize wait's
+/// jitter from the node's PRNG (so two servers that start together rarely time out together).
+pub(crate) fn start_election(
+    config: &Config,
+    quorum: &Quorum,
+    rng: &mut ChaCha8Rng,
+    own: Vote,
+    last_round: u64,
+    now: u64,
+) -> (Election, Vec<ElectionAction>) {
+    assert!(!config.is_standalone(), "standalone servers never look");
+    assert_eq!(own.leader, config.server_id, "we start by voting for ourselves");
+    let finalize = config.ms_to_ticks(election::FINALIZE_WAIT_MS).max(1);
+    let finalize = finalize + rng.random_range(0..=finalize);
+    let max_backoff = config.ms_to_ticks(election::MAX_NOTIFICATION_TIMEOUT_MS).max(finalize);
+    let id = config.server_id;
+    Election::start(id, quorum.clone(), own, last_round, now, finalize, max_backoff)
+}
+
 /// What this server is doing in the ensemble.
 #[derive(Clone, Debug)]
 pub enum Role {
-    /// Electing a leader (`None` only while the node is being built).
-    Looking(Option<Election>),
+    /// Electing a leader.
+    Looking(Election),
     /// Leading (standalone servers always lead).
     Leading(Box<Leader>),
     /// Following or observing a leader.
@@ -58,13 +82,13 @@ pub enum Role {
 impl Node {
     /// True when this node is the established leader (always, standalone).
     pub fn is_established_leader(&self) -> bool {
-        matches!(&self.role, Role::Leading(l) if l.established)
+        matches!(&self.role, Role::Leading(l) if l.phase.is_established())
     }
 
     /// True when this node may serve clients.
     pub fn is_serving(&self) -> bool {
         match &self.role {
-            Role::Leading(l) => l.established,
+            Role::Leading(l) => l.phase.is_established(),
             Role::Following(l) => l.phase == learner::LearnerPhase::Broadcast,
             Role::Looking(_) => false,
         }
@@ -86,7 +110,7 @@ impl Node {
     /// `zk_synced_observers`, `zk_pending_syncs`); `None` unless this node leads an ensemble.
     pub fn leader_counts(&self) -> Option<LeaderCounts> {
         let Role::Leading(leader) = &self.role else { return None };
-        if leader.standalone {
+        if leader.phase == LeaderPhase::Standalone {
             return None;
         }
         let synced = |observer: bool| {
@@ -131,42 +155,32 @@ impl Node {
     /// Leaves any serving role: closes clients, forgets pending work, starts an election.
     pub(crate) fn become_looking(&mut self) {
         assert!(!self.config.is_standalone(), "standalone servers never look");
-        if !matches!(self.role, Role::Looking(None)) {
-            tracing::info!(server = self.config.server_id.0, "going back to leader election");
-        }
+        tracing::info!(server = self.config.server_id.0, "going back to leader election");
         let conns: Vec<_> = self.conns.keys().copied().collect();
         for conn in conns {
             self.close_conn(conn);
         }
         self.prep.clear();
-        self.pending_syncs.clear();
-        self.touched.clear();
         self.connecting.clear();
-        self.revalidating.clear();
+        // A learner's forwarded syncs, touched sessions and revalidations go with its role.
         let own = Vote {
             leader: self.config.server_id,
             zxid: self.log.last_logged(),
             peer_epoch: self.current_epoch,
         };
-        let finalize = self.config.ms_to_ticks(election::FINALIZE_WAIT_MS).max(1);
-        let finalize = finalize + self.rng.random_range(0..=finalize);
-        let max_backoff =
-            self.config.ms_to_ticks(election::MAX_NOTIFICATION_TIMEOUT_MS).max(finalize);
-        let (election, actions) = Election::start(
-            self.config.server_id,
-            self.quorum.clone(),
-            own,
-            self.last_round,
-            self.now_tick,
-            finalize,
-            max_backoff,
-        );
+        let (config, quorum, now) = (&self.config, &self.quorum, self.now_tick);
+        let (election, actions) =
+            start_election(config, quorum, &mut self.rng, own, self.last_round, now);
         self.last_round = election.logical_clock();
-        self.role = Role::Looking(Some(election));
+        self.role = Role::Looking(election);
+        // Leaving a serving role closes every client (ZooKeeper's shutdown of the request
+        // processors): a looking server has no committed view it may serve from.
+        assert!(self.conns.values().all(|c| !c.is_active()), "no client is served while looking");
+        assert_eq!(self.prep.len(), 0, "no prepared change survives a role change");
         self.run_election_actions(actions);
     }
 
-    fn run_election_actions(&mut self, actions: Vec<ElectionAction>) {
+    pub(crate) fn run_election_actions(&mut self, actions: Vec<ElectionAction>) {
         for action in actions {
             match action {
                 ElectionAction::Broadcast(msg) => {
@@ -227,12 +241,11 @@ impl Node {
             return;
         }
         match &mut self.role {
-            Role::Looking(Some(election)) => election.forget(peer),
-            Role::Looking(None) => {}
+            Role::Looking(election) => election.forget(peer),
             Role::Following(l) if l.leader == peer => {
                 tracing::info!(leader = peer.0, "lost the connection to the leader; electing");
                 self.become_looking();
-                if let Role::Looking(Some(election)) = &mut self.role {
+                if let Role::Looking(election) = &mut self.role {
                     // Nothing better can come from it: the others need not wait for its vote.
                     election.forget(peer);
                 }
@@ -255,7 +268,7 @@ impl Node {
             // The election counts the notification that told us: the leader's vote in its round.
         }
         let now = self.now_tick;
-        if let Role::Looking(Some(election)) = &mut self.role {
+        if let Role::Looking(election) = &mut self.role {
             let actions = election.on_notification(now, from, vote, epoch, state);
             return self.run_election_actions(actions);
         }
@@ -288,11 +301,10 @@ impl Node {
     pub(crate) fn zab_tick(&mut self) {
         let now = self.now_tick;
         match &mut self.role {
-            Role::Looking(Some(election)) => {
+            Role::Looking(election) => {
                 let actions = election.on_tick(now);
                 self.run_election_actions(actions);
             }
-            Role::Looking(None) => {}
             Role::Leading(_) => self.leader_tick(),
             Role::Following(_) => self.learner_tick(),
         }
@@ -310,22 +322,42 @@ impl Node {
     /// The zxid the leader gives its next proposal.
     pub(crate) fn next_zxid(&self) -> Zxid {
         let Role::Leading(leader) = &self.role else { panic!("only the leader numbers txns") };
-        let epoch = leader.epoch.expect("an established leader has an epoch");
+        let epoch = leader.phase.epoch().expect("an established leader has an epoch");
         let last = self.log.last_logged();
-        if last.epoch() < epoch { Zxid::new(epoch, 1) } else { last.next() }
+        // zxid = (epoch << 32) | counter; the first proposal of an epoch has counter 1, as
+        // (epoch, 0) names NEWLEADER (ZooKeeper's ZxidUtils, Zab phase 2).
+        let zxid = if last.epoch() < epoch { Zxid::new(epoch, 1) } else { last.next() };
+        assert!(zxid > last, "zxids strictly increase");
+        assert_eq!(zxid.epoch(), epoch, "a leader numbers txns in its own epoch only");
+        zxid
     }
 
-    /// Role-level invariants.
+    /// Role-level invariants that cost O(1) in the node's tables (O(ensemble size) at most):
+    /// run after every step.
     pub(crate) fn zab_invariants(&self) {
         match &self.role {
             Role::Leading(leader) => leader.invariants(self),
             Role::Following(learner) => learner.invariants(self),
             Role::Looking(election) => {
-                assert!(
-                    self.conns.values().all(|c| !c.is_active()),
-                    "no sessions served while looking"
-                );
-                assert!(election.is_some() || self.config.is_standalone());
+                assert!(!self.config.is_standalone(), "standalone servers never look");
+                let round = election.logical_clock();
+                assert!(round >= self.last_round, "an election round never goes back");
+            }
+        }
+    }
+
+    /// Role-level invariants that walk the connection table: part of the full sweep.
+    pub(crate) fn zab_invariants_full(&self) {
+        if !self.is_serving() {
+            assert!(
+                self.conns.values().all(|c| !c.is_active()),
+                "no sessions served unless serving"
+            );
+        }
+        if let Role::Following(learner) = &self.role {
+            for (session, (conn, _, _)) in &learner.revalidating {
+                let exists = self.conns.contains_key(conn);
+                assert!(exists, "revalidating conn {conn:?} of {session} exists");
             }
         }
     }

@@ -13,7 +13,7 @@
 //! | no session expires before its timeout | ZooKeeper guide, "Sessions" | [`expiry`] |
 //! | replies in request order per session | ZooKeeper "Sequential Consistency" | [`session_fifo`] |
 //! | client-visible history (via zkr-jepsen) | ZooKeeper guarantees | [`history`] |
-//! | core's `invariants()` hold (panics caught) | core/src/node.rs | `lib.rs` `run_seed` |
+//! | core's `check_step`/`check_full` (panics caught) | core/src/node.rs | `run_seed`, `sim.rs` |
 //! | a healed majority commits a fresh write | STYLE.md practice 12 | [`liveness`] |
 //! | at most one established leader per epoch | Zab §3; TLA+ `Leadership1` | [`leaders`] |
 //! | a clean leader crash fails over within the election timeouts | issue 17; FLE | [`failover`] |
