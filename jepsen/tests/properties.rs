@@ -135,3 +135,14 @@ fn generation_is_deterministic() {
     assert_eq!(a, b);
     assert!(a.events.len() > 200);
 }
+
+/// A seed proptest drew for `generated_histories_with_zxids_pass` (2026-12-03) that fails:
+/// the checker finds no order for a children read whose cversion 6 needs an indeterminate
+/// sequential create and an indeterminate delete to have happened. Either the checker or the
+/// generator is wrong; not yet diagnosed (issue 10's note). Run with `--ignored`.
+#[test]
+#[ignore = "known defect under diagnosis: generated correct history judged invalid"]
+fn generated_history_of_seed_92606_passes() {
+    let history = generate(&config(92606, true));
+    assert_eq!(verdict(&history), Validity::Valid);
+}
