@@ -193,10 +193,14 @@ impl Sim {
         tree.insert(QUEUE.to_string(), queue.clone());
         let mut log = BTreeMap::new();
         log.insert(QUEUE.to_string(), vec![(0, Some(queue))]);
+        // A session starts at the epoch's first zxid (what a server reports before it applies
+        // a txn of the epoch), so its reads report that or a committed zxid. A floor of 0 drew
+        // read zxids uniformly between 0 and the head: values like 0xbb765b6b, in no epoch,
+        // which no server ever had as its last applied zxid.
         let sessions = (0..config.sessions as u64)
             .map(|p| Session {
                 process: p,
-                floor: 0,
+                floor: zxid,
                 pending: None,
                 events: Vec::new(),
                 watches: Vec::new(),

@@ -411,7 +411,23 @@ impl Tree {
                 self.last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
                 name.to_string()
             }
-            (true, None) => return Err("?: sequential name unknown"),
+            (true, None) => {
+                // A create of unknown outcome whose name nobody saw (see `partition::convert`):
+                // ZooKeeper names it with its parent's cversion, known here only where all the
+                // parent's children are.
+                let exact = scope.children_exact.contains(parent_path);
+                let Some(p) = self.nodes.get(parent_path).filter(|_| exact) else {
+                    return Err("?: sequential name unknown");
+                };
+                let cversion = p.cversion;
+                let seq = i64::from(cversion);
+                let last = self.last_seq.get(parent_path).copied();
+                if !relax.seq_names && last.is_some_and(|last| seq <= last) {
+                    return Err("a sequence number not above the last one");
+                }
+                self.last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
+                format!("{path}{cversion:010}")
+            }
         };
         if self.nodes.contains_key(&name) && !(relax.seq_names && mode.is_sequential()) {
             return Err(if mode.is_sequential() {

@@ -569,10 +569,12 @@ impl<'a> Search<'a> {
         let (scope, relax) = (&self.part.scope, self.relax.model);
         // A sequential create of unknown outcome whose name was seen later can only take
         // effect while the parent's cversion equals its number: now or never, so now first.
+        // (Its alternative without a name fits whenever the parent exists: offered below,
+        // like any other op.)
         if !relax.loose_seq {
             for &i in live {
                 let op = &self.part.ops[i];
-                if op.group.is_some()
+                if op.named_alternative()
                     && state.numbered_here(&op.action)
                     && self.blocker(i, &mut kptr, &mut rptr).is_none()
                     && state.step(scope, relax, op.process, &op.action, &op.outcome).is_ok()
@@ -601,7 +603,7 @@ impl<'a> Search<'a> {
                 out.push(i);
                 continue;
             };
-            if op.group.is_some() && !relax.loose_seq {
+            if op.named_alternative() && !relax.loose_seq {
                 continue; // offered above when its number came up, never otherwise
             }
             let kop = &self.part.ops[k];

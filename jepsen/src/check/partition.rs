@@ -425,6 +425,12 @@ impl POp {
         self.must && !self.pure && !matches!(self.action, Action::Close { .. })
     }
 
+    /// One of the named alternatives of a sequential create of unknown outcome (a name seen
+    /// later); its alternative without a name is not one.
+    pub(crate) fn named_alternative(&self) -> bool {
+        self.group.is_some() && matches!(self.action, Action::Create { name: Some(_), .. })
+    }
+
     /// A multi as independent pieces of unknown outcome, one per sub-op (what a multi that
     /// is not atomic would look like); any other op as it is. For the diagnosis only.
     pub(crate) fn multi_pieces(&self) -> Vec<POp> {
@@ -543,8 +549,11 @@ fn convert(history: &History, op: &Op, facts: &Facts, split: Split) -> Option<Co
     {
         // The name an indeterminate sequential create got is unknown: try every name first
         // seen after its invoke, never acknowledged, and numbered above every acknowledged
-        // name before its invoke. If its node was never seen, it changed nothing visible
-        // (cversion is only a lower bound in the model), so "no effect" covers it.
+        // name before its invoke. Its node may also never have been seen and still have
+        // changed what others see: the parent's cversion and child count, shown in any stat
+        // of the parent, count it while it exists and after it is gone (deleted by an op of
+        // unknown outcome, or with its session if ephemeral). So one more alternative leaves
+        // the name to the model, which takes the parent's cversion where it is placed.
         // The op's id names its group: unique, and the same however often it is converted.
         let group = Some(op.id);
         let mut pops = Vec::new();
@@ -569,9 +578,7 @@ fn convert(history: &History, op: &Op, facts: &Facts, split: Split) -> Option<Co
             paths.extend(name);
             pops.push(POp { action: alt, group, ..base.clone() });
         }
-        if pops.is_empty() {
-            return None;
-        }
+        pops.push(POp { action, group, ..base });
         return Some(Converted::Owned { pops, links: vec![paths] });
     }
     Some(Converted::Owned { pops: vec![POp { action, ..base }], links: vec![paths] })
