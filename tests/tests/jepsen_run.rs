@@ -167,7 +167,12 @@ fn a_deliberate_bug_in_real_servers_is_reported_and_the_run_without_it_is_valid(
     let bug = ["zkr.bugs=commit-after-one-ack"];
     let (valid, summary, history) = short_run("bug", &bug, vec![Fault::IsolateLeader], 12);
     assert!(!valid, "commit-after-one-ack under leader isolation is reported:\n{summary}");
-    assert!(summary.contains("write linearizability"), "names the guarantee:\n{summary}");
+    // Lost acknowledged writes show first either as writes no order explains or, when the
+    // first op that cannot be placed is a multi that ran against the cut-off leader's state, as
+    // multi atomicity (seen in CI on 2026-12-03: a multi failed with BadVersion where the
+    // committed history has NoNode).
+    let named = ["write linearizability", "multi atomicity"];
+    assert!(named.iter().any(|g| summary.contains(g)), "names the guarantee:\n{summary}");
     let faults = history.faults();
     let isolations = faults.iter().filter(|f| f.name.starts_with("isolate-leader"));
     assert!(isolations.count() >= 1, "the leader was isolated");
