@@ -188,6 +188,9 @@ pub struct Driver {
     pending_write: Option<DiskWrite>,
     /// Why the storage thread could not take a command.
     failed: Option<String>,
+    /// The txn log's disk is full (`StorageEvent::DiskFull` until `DiskSpaceAvailable`): new
+    /// client writes are refused with THROTTLEDOP (`refuse_while_disk_full`).
+    disk_full: bool,
 }
 
 impl Driver {
@@ -224,6 +227,7 @@ impl Driver {
             appends: Vec::new(),
             pending_write: None,
             failed: None,
+            disk_full: false,
         }
     }
 
@@ -329,8 +333,23 @@ impl Driver {
                     "autopurge removed old files"
                 );
             }
+            StorageEvent::DiskFull { error } => {
+                tracing::error!(
+                    "disk full under the txn log ({error}): client writes are refused with \
+                     THROTTLEDOP until space is freed; reads, watches and sessions go on"
+                );
+                self.disk_full = true;
+            }
+            StorageEvent::DiskSpaceAvailable => {
+                tracing::info!("disk space available again: client writes accepted");
+                self.disk_full = false;
+            }
             StorageEvent::Failed { error } => {
-                tracing::error!("txn log failed, stopping: {error}");
+                tracing::error!(
+                    "txn log failed, stopping the server: {error}. Nothing after the last \
+                     successful sync was acknowledged; a restart recovers every acknowledged \
+                     write"
+                );
                 return Err(format!("txn log failed: {error}"));
             }
         }
@@ -388,13 +407,19 @@ impl Driver {
             }
             Event::Frame { conn, payload } => {
                 self.stats.packets_received += 1;
+                let mut refuse = None;
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.received += 1;
                     if c.received > 1 && payload.len() >= 8 {
                         let xid = i32::from_be_bytes(payload[..4].try_into().expect("4 bytes"));
                         let op = i32::from_be_bytes(payload[4..8].try_into().expect("4 bytes"));
                         c.in_flight.push_back((xid, op, Instant::now()));
+                        let alone = c.in_flight.len() == 1;
+                        refuse = (self.disk_full && alone && refused_when_full(op)).then_some(xid);
                     }
+                }
+                if let Some(xid) = refuse {
+                    return self.refuse_while_disk_full(conn, xid);
                 }
                 // The time the request arrived stamps its txn, to the ms (issue 12).
                 let wall_ms = self.env.clock.wall_ms();
@@ -427,6 +452,24 @@ impl Driver {
             }
             Event::PeerLost { peer } => self.node.step(Input::PeerLost { peer }),
         }
+    }
+
+    /// Answers a write request with THROTTLEDOP without handing it to the node: the disk is
+    /// full. Only when nothing else of its connection is in flight, so the reply keeps the
+    /// connection's order (a write behind other requests goes to the node and waits for the
+    /// disk like any other). THROTTLEDOP, because ZooKeeper defines it as "not executed at all,
+    /// retry with back-off": the client knows nothing happened (unlike CONNECTIONLOSS) and
+    /// that a retry may succeed (unlike QUOTAEXCEEDED); Java maps it to
+    /// `KeeperException.ThrottledOpException`.
+    fn refuse_while_disk_full(&mut self, conn: ConnId, xid: i32) {
+        use zkr_core::proto::client::ReplyHeader;
+        use zkr_core::proto::error::ZkError;
+        assert!(self.disk_full, "only while the disk is full");
+        let err = ZkError::ThrottledOp as i32;
+        let header = ReplyHeader { xid, zxid: self.node.last_zxid().0, err };
+        let frame = zkr_core::proto::codec::encode_reply(&header, None);
+        self.send(conn, frame);
+        assert!(self.conns.get(&conn).is_none_or(|c| c.in_flight.is_empty()), "answered");
     }
 
     /// What the four-letter words, the AdminServer and the metrics endpoint read.
@@ -605,6 +648,14 @@ impl Effects for Driver {
     fn halted(&self) -> bool {
         self.failed.is_some()
     }
+}
+
+/// Whether a request of opcode `op` is refused while the disk is full: every write but
+/// closeSession (a client closing must not be told to retry; its txn waits for the disk, and
+/// expiry would log the same txn anyway).
+fn refused_when_full(op: i32) -> bool {
+    use zkr_core::proto::client::OpCode;
+    OpCode::from_i32(op).is_some_and(|op| op.is_write() && op != OpCode::CloseSession)
 }
 
 fn conn_stats(remote: SocketAddr) -> ConnStats {
