@@ -532,12 +532,29 @@ fn load(addr: SocketAddr, name: &str, stop: Arc<AtomicBool>) -> Load {
     seen
 }
 
-/// A follower whose fsyncs stall 5 s (twice `syncLimit`): the leader commits with the other
-/// follower, the stalled one keeps answering pings (they do not wait for its disk), so the
-/// clients of the other two members see no error, nobody changes role, and the epoch stays.
-#[test]
-fn a_follower_whose_disk_stalls_5_s_costs_no_errors_and_no_election() {
-    let root = test_dir("stall");
+/// Which member's disk a test breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Leader,
+    Follower,
+}
+
+/// What `fault_one_member` saw.
+struct FaultRun {
+    committed_during: i64,
+    ops: Vec<u64>,
+    slowest_write: Duration,
+    refused_on_faulted: usize,
+    epoch: i64,
+}
+
+/// Three members; load (setData and getData) on the two whose disk is fine; `fault` written to
+/// the control file of `who` for 5 s. The clients of the two see no error, nobody changes role
+/// (polled), no election and no dropped learner shows in the logs, the epoch stays, txns
+/// commit during the fault, and the faulted member catches up after it. With `full`, a client
+/// of the faulted member must also get THROTTLEDOP at least once.
+fn fault_one_member(name: &str, fault: &str, who: Who) -> FaultRun {
+    let root = test_dir(name);
     let members = ensemble(&root);
     let deadline = Instant::now() + Duration::from_secs(60);
     let leader = loop {
@@ -551,19 +568,20 @@ fn a_follower_whose_disk_stalls_5_s_costs_no_errors_and_no_election() {
         assert!(Instant::now() < deadline, "no ensemble within 60 s: {modes:?}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let stalled = (leader + 1) % 3;
-    let other = (leader + 2) % 3;
+    let faulted = if who == Who::Leader { leader } else { (leader + 1) % 3 };
+    let fine: Vec<usize> = (0..3).filter(|i| *i != faulted).collect();
     let epoch = |zxid: i64| zxid >> 32;
     let modes_before = modes(&members);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let loads: Vec<_> = [(leader, "leader"), (other, "follower")]
-        .into_iter()
-        .map(|(i, name)| {
+    let loads: Vec<_> = fine
+        .iter()
+        .map(|&i| {
             let (addr, stop) = (members[i].0.addr(), stop.clone());
-            std::thread::spawn(move || load(addr, name, stop))
+            std::thread::spawn(move || load(addr, &format!("s{i}"), stop))
         })
         .collect();
+    let mut faulted_client = connect(members[faulted].0.addr(), 30_000);
     std::thread::sleep(Duration::from_secs(1));
     // Elections and dropped learners leave these lines in the logs; none may appear.
     let churn = |m: &Proc| {
@@ -575,45 +593,94 @@ fn a_follower_whose_disk_stalls_5_s_costs_no_errors_and_no_election() {
     };
     let churn_before: Vec<usize> = members.iter().map(|(m, _)| churn(m)).collect();
     // The epoch of the txns committed so far (before the first txn the zxid is 0).
-    let zxid_at_stall = members[leader].0.zxid();
-    let epoch_before = epoch(zxid_at_stall);
-    assert!(epoch_before > 0, "the load committed txns before the stall");
-    std::fs::write(&members[stalled].1, "stall").expect("stall the follower's disk");
+    let zxid_at_fault = members[leader].0.zxid();
+    let epoch_before = epoch(zxid_at_fault);
+    assert!(epoch_before > 0, "the load committed txns before the fault");
+    std::fs::write(&members[faulted].1, fault).expect("break the disk");
     let began = Instant::now();
+    let mut refused_on_faulted = 0;
     while began.elapsed() < Duration::from_secs(5) {
-        assert_eq!(modes(&members), modes_before, "a role changed during the stall");
+        assert_eq!(modes(&members), modes_before, "a role changed during the fault");
+        if fault == "full" {
+            let path = format!("/faulted-{refused_on_faulted}");
+            match faulted_client.try_create(&path, b"x", 0).expect("faulted member I/O") {
+                Err(THROTTLED_OP) => refused_on_faulted += 1,
+                // Before its log found the disk full, a write may go through, or wait for it.
+                Ok(_) => {}
+                Err(other) => panic!("a write on the member with a full disk: error {other}"),
+            }
+        }
         std::thread::sleep(Duration::from_millis(250));
     }
     let zxid_at_release = members[leader].0.zxid();
-    std::fs::write(&members[stalled].1, "").expect("release the disk");
+    std::fs::write(&members[faulted].1, "").expect("repair the disk");
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Release);
     let results: Vec<Load> = loads.into_iter().map(|l| l.join().expect("load")).collect();
 
-    assert!(zxid_at_release - zxid_at_stall > 10, "writes committed during the stall");
+    assert!(zxid_at_release - zxid_at_fault > 10, "writes committed during the fault");
     for seen in &results {
         assert!(seen.errors.is_empty(), "client-visible errors: {:?}", seen.errors);
         assert!(seen.ops > 0);
     }
-    assert_eq!(modes(&members), modes_before, "roles after the stall");
+    assert_eq!(modes(&members), modes_before, "roles after the fault");
     let churn_after: Vec<usize> = members.iter().map(|(m, _)| churn(m)).collect();
     assert_eq!(churn_after, churn_before, "no election, no learner dropped (log lines)");
     assert_eq!(epoch(members[leader].0.zxid()), epoch_before, "no new epoch: no election");
-    // The stalled follower catches up once its disk is back.
+    if fault == "full" {
+        assert!(refused_on_faulted > 0, "the member with a full disk refused writes");
+        let text = members[faulted].0.log_text();
+        assert!(text.contains("disk space available again"), "the log says it recovered");
+    }
+    // The faulted member catches up once its disk is back.
     let deadline = Instant::now() + Duration::from_secs(20);
     let target = members[leader].0.zxid();
-    while members[stalled].0.zxid() < target {
-        assert!(Instant::now() < deadline, "the stalled follower did not catch up");
+    while members[faulted].0.zxid() < target {
+        assert!(Instant::now() < deadline, "the faulted member did not catch up");
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!(
-        "follower disk stalled 5 s: {} txns committed during the stall; ops (leader, follower \
-         clients) {:?}, slowest setData {:?}, 0 errors; epoch {epoch_before} before and after, \
-         roles unchanged",
-        zxid_at_release - zxid_at_stall,
-        results.iter().map(|r| r.ops).collect::<Vec<_>>(),
-        results.iter().map(|r| r.slowest_write).max().unwrap_or_default()
-    );
     drop(members);
     std::fs::remove_dir_all(&root).expect("clean up");
+    FaultRun {
+        committed_during: zxid_at_release - zxid_at_fault,
+        ops: results.iter().map(|r| r.ops).collect(),
+        slowest_write: results.iter().map(|r| r.slowest_write).max().unwrap_or_default(),
+        refused_on_faulted,
+        epoch: epoch_before,
+    }
+}
+
+fn print_run(what: &str, run: &FaultRun) {
+    eprintln!(
+        "{what}: {} txns committed during the 5 s; ops on the other members {:?}, slowest \
+         setData {:?}, 0 errors; {} writes refused on the faulted member; epoch {} before and \
+         after, roles unchanged",
+        run.committed_during, run.ops, run.slowest_write, run.refused_on_faulted, run.epoch
+    );
+}
+
+/// A follower whose fsyncs stall 5 s (twice `syncLimit`): the leader commits with the other
+/// follower, the stalled one keeps answering pings (they do not wait for its disk), so the
+/// clients of the other two members see no error, nobody changes role, and the epoch stays.
+#[test]
+fn a_follower_whose_disk_stalls_5_s_costs_no_errors_and_no_election() {
+    let run = fault_one_member("stall", "stall", Who::Follower);
+    print_run("follower disk stalled", &run);
+}
+
+/// A follower whose disk is full for 5 s: as a stall for the ensemble (it cannot ack), and its
+/// own clients' writes are refused with THROTTLEDOP.
+#[test]
+fn a_follower_whose_disk_is_full_5_s_costs_no_errors_and_no_election() {
+    let run = fault_one_member("ffull", "full", Who::Follower);
+    print_run("follower disk full", &run);
+}
+
+/// The leader's disk is full for 5 s: it cannot log its own proposals, but the two followers'
+/// acks are a quorum, so it commits (Zab needs a quorum durable, not the leader's own disk);
+/// the followers' clients see no error, its own clients' writes are refused.
+#[test]
+fn the_leader_whose_disk_is_full_5_s_costs_no_errors_and_no_election() {
+    let run = fault_one_member("lfull", "full", Who::Leader);
+    print_run("leader disk full", &run);
 }
