@@ -414,7 +414,9 @@ impl Driver {
                         let xid = i32::from_be_bytes(payload[..4].try_into().expect("4 bytes"));
                         let op = i32::from_be_bytes(payload[4..8].try_into().expect("4 bytes"));
                         c.in_flight.push_back((xid, op, Instant::now()));
-                        let alone = c.in_flight.len() == 1;
+                        // Alone in flight, and after the ConnectResponse (the first frame
+                        // sent): a reply then keeps the connection's order.
+                        let alone = c.in_flight.len() == 1 && c.sent > 0;
                         refuse = (self.disk_full && alone && refused_when_full(op)).then_some(xid);
                     }
                 }
@@ -680,6 +682,23 @@ fn snapshot_threshold(snap_count: u64, rng: &mut impl rand::Rng) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    /// While the disk is full every write is refused but closeSession; reads, pings, sync and
+    /// unknown opcodes go to the core as ever.
+    #[test]
+    fn writes_but_close_session_are_refused_while_the_disk_is_full() {
+        use zkr_core::proto::client::OpCode;
+        for op in [OpCode::Create, OpCode::Create2, OpCode::Delete, OpCode::SetData] {
+            assert!(super::refused_when_full(op.code()), "{op:?}");
+        }
+        assert!(super::refused_when_full(OpCode::Multi.code()));
+        assert!(super::refused_when_full(OpCode::SetAcl.code()));
+        for op in [OpCode::CloseSession, OpCode::GetData, OpCode::Exists, OpCode::Ping] {
+            assert!(!super::refused_when_full(op.code()), "{op:?}");
+        }
+        assert!(!super::refused_when_full(OpCode::Sync.code()));
+        assert!(!super::refused_when_full(10), "not an opcode");
+    }
+
     use super::*;
     use zkr_core::tree::DataTree;
 
