@@ -191,6 +191,9 @@ pub struct Driver {
     /// The txn log's disk is full (`StorageEvent::DiskFull` until `DiskSpaceAvailable`): new
     /// client writes are refused with THROTTLEDOP (`refuse_while_disk_full`).
     disk_full: bool,
+    /// Ping replies not to deliver, by connection: the core's answers to the pings that stand
+    /// in for refused writes (`refuse_while_disk_full`).
+    ping_replies_to_drop: BTreeMap<ConnId, u32>,
 }
 
 impl Driver {
@@ -228,6 +231,7 @@ impl Driver {
             pending_write: None,
             failed: None,
             disk_full: false,
+            ping_replies_to_drop: BTreeMap::new(),
         }
     }
 
@@ -430,6 +434,7 @@ impl Driver {
             Event::Closed { conn } => {
                 self.writers.remove(&conn);
                 self.conns.remove(&conn);
+                self.ping_replies_to_drop.remove(&conn);
                 self.node.step(Input::ClientClosed { conn });
             }
             Event::FourLetterWord { remote, cmd, reply } => {
@@ -463,15 +468,23 @@ impl Driver {
     /// retry with back-off": the client knows nothing happened (unlike CONNECTIONLOSS) and
     /// that a retry may succeed (unlike QUOTAEXCEEDED); Java maps it to
     /// `KeeperException.ThrottledOpException`.
-    fn refuse_while_disk_full(&mut self, conn: ConnId, xid: i32) {
-        use zkr_core::proto::client::ReplyHeader;
+    fn refuse_while_disk_full(&mut self, conn: ConnId, refused_xid: i32) {
+        use zkr_core::proto::client::{OpCode, ReplyHeader, xid};
         use zkr_core::proto::error::ZkError;
         assert!(self.disk_full, "only while the disk is full");
         let err = ZkError::ThrottledOp as i32;
-        let header = ReplyHeader { xid, zxid: self.node.last_zxid().0, err };
+        let header = ReplyHeader { xid: refused_xid, zxid: self.node.last_zxid().0, err };
         let frame = zkr_core::proto::codec::encode_reply(&header, None);
         self.send(conn, frame);
         assert!(self.conns.get(&conn).is_none_or(|c| c.in_flight.is_empty()), "answered");
+        // The core never sees the write, but its arrival must still keep the session alive
+        // (a client that only writes would otherwise expire while the disk is full): a ping
+        // stands in for it. Nothing of the connection is in flight, so the core answers the
+        // ping before any later one of the client's, and that first reply is dropped.
+        *self.ping_replies_to_drop.entry(conn).or_default() += 1;
+        let ping = [xid::PING.to_be_bytes(), (OpCode::Ping as i32).to_be_bytes()].concat();
+        let wall_ms = self.env.clock.wall_ms();
+        self.node.step(Input::ClientFrame { conn, payload: ping, wall_ms });
     }
 
     /// What the four-letter words, the AdminServer and the metrics endpoint read.
@@ -576,6 +589,17 @@ impl Driver {
     }
 
     fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        if frame.len() >= 8
+            && frame[4..8] == zkr_core::proto::client::xid::PING.to_be_bytes()
+            && let Some(left) = self.ping_replies_to_drop.get_mut(&conn)
+        {
+            // The reply to a ping that stood in for a refused write: the client sent no ping.
+            *left -= 1;
+            if *left == 0 {
+                self.ping_replies_to_drop.remove(&conn);
+            }
+            return;
+        }
         self.stats.packets_sent += 1;
         self.stats.last_response_size = frame.len();
         self.stats.min_response_size = self.stats.min_response_size.min(frame.len());

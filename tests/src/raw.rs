@@ -188,6 +188,12 @@ impl RawClient {
         Ok(client)
     }
 
+    /// How long a read or write on the socket may block (20 s unless set).
+    pub fn set_io_timeout(&mut self, timeout: Duration) {
+        self.stream.set_read_timeout(Some(timeout)).expect("read timeout");
+        self.stream.set_write_timeout(Some(timeout)).expect("write timeout");
+    }
+
     /// Sends one request and waits for its reply, collecting notifications on the way.
     /// Returns (ReplyHeader.err, zxid, body).
     pub fn call(&mut self, op: i32, body: &[u8]) -> Result<(i32, i64, Vec<u8>), RawError> {

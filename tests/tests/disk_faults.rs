@@ -152,6 +152,13 @@ fn standalone_cfg(dir: &Path, data: &Path, port: u16, extra: &str) -> PathBuf {
     cfg
 }
 
+/// How long each fault lasts: 5 s (the issue's stall), or `ZKR_DISK_FAULT_SECS` for the long
+/// form (`ZKR_DISK_FAULT_SECS=60 cargo test -p zkr-tests --test disk_faults -- --nocapture`).
+fn fault_duration() -> Duration {
+    let secs = std::env::var("ZKR_DISK_FAULT_SECS").ok().and_then(|s| s.parse().ok());
+    Duration::from_secs(secs.unwrap_or(5))
+}
+
 fn connect(addr: SocketAddr, timeout_ms: i32) -> RawClient {
     RawClient::connect(addr, timeout_ms).expect("session")
 }
@@ -253,9 +260,13 @@ struct Writes {
     in_flight_since: Option<Instant>,
 }
 
-/// Writes `/a-N` one after another on one session until `stop`; every reply must be OK.
+/// Writes `/a-N` one after another on one session until `stop`; every reply must be OK. The
+/// write that waits for the disk sends nothing for the whole fault: the session timeout and
+/// the socket timeout outlast it.
 fn writer(addr: SocketAddr, writes: Arc<Mutex<Writes>>, stop: Arc<AtomicBool>) {
-    let mut client = connect(addr, 30_000);
+    let outlast = fault_duration() + Duration::from_secs(30);
+    let mut client = connect(addr, outlast.as_millis() as i32);
+    client.set_io_timeout(outlast);
     let mut n = 0;
     while !stop.load(Ordering::Acquire) {
         let path = format!("/a-{n}");
@@ -284,7 +295,11 @@ fn a_full_disk_refuses_writes_keeps_reads_and_sessions_and_loses_nothing() {
     let disk = SmallDisk::mount(&data, "2m").expect("a tmpfs in a private mount namespace");
     assert!(!mounted_here(&data), "the tmpfs is in the holder's namespace only");
     let port = free_port();
-    let cfg = standalone_cfg(&dir, &data, port, "");
+    let cfg = standalone_cfg(&dir, &data, port, "maxSessionTimeout=600000\n");
+    // tickTime 500: sessions of 1 s, so that one kept alive by nothing but refused writes
+    // would expire well within the fault.
+    let text = std::fs::read_to_string(&cfg).expect("cfg");
+    std::fs::write(&cfg, text.replace("tickTime=2000", "tickTime=500")).expect("cfg");
     let log = dir.join("server.log");
     let start = || {
         let mut cmd = disk.command(&zkr_bin());
@@ -294,8 +309,9 @@ fn a_full_disk_refuses_writes_keeps_reads_and_sessions_and_loses_nothing() {
     let mut server = start();
     let addr = server.addr();
 
-    // Session B: an ephemeral and a node to read, then a writer on session A.
+    // Session B: an ephemeral and a node to read; C only writes; then a writer on session A.
     let mut b = connect(addr, 4_000);
+    let mut c = connect(addr, 1_000);
     b.create("/b-ephemeral", b"e", 1).expect("ephemeral");
     b.create("/b-data", b"before", 0).expect("node");
     let writes = Arc::new(Mutex::new(Writes::default()));
@@ -322,9 +338,10 @@ fn a_full_disk_refuses_writes_keeps_reads_and_sessions_and_loses_nothing() {
     let acked_when_full = writes.lock().expect("writes").acked.len();
     assert!(server.log_text().contains("disk full"), "the log says why:\n{}", server.log_text());
 
-    // While full: B's writes are refused at once, its reads and pings are answered, for longer
-    // than its 4 s session timeout.
-    let full_for = Duration::from_secs(5);
+    // While full: B's and C's writes are refused at once, B's reads and pings are answered,
+    // for longer than their session timeouts (4 s, 1 s). C sends nothing but refused writes:
+    // they must keep its session alive, as any request does.
+    let full_for = fault_duration();
     let mut refused = 0;
     let mut reads = 0;
     let began = Instant::now();
@@ -333,6 +350,9 @@ fn a_full_disk_refuses_writes_keeps_reads_and_sessions_and_loses_nothing() {
         let created = b.try_create(&format!("/b-refused-{refused}"), b"x", 0).expect("B I/O");
         assert_eq!(created, Err(THROTTLED_OP), "a write while the disk is full");
         assert!(asked.elapsed() < Duration::from_secs(2), "refused at once");
+        refused += 1;
+        let created = c.try_create("/c-refused", b"x", 0).expect("C I/O");
+        assert_eq!(created, Err(THROTTLED_OP), "C's write while the disk is full");
         refused += 1;
         assert_eq!(b.get_data("/b-data", false).expect("read").0, b"before");
         assert!(b.exists("/b-ephemeral", false).is_ok(), "the ephemeral is there");
@@ -344,6 +364,7 @@ fn a_full_disk_refuses_writes_keeps_reads_and_sessions_and_loses_nothing() {
     let acked_during_full = writes.lock().expect("writes").acked.len() - acked_when_full;
     assert_eq!(acked_during_full, 0, "nothing is acknowledged while the log cannot sync");
 
+    assert!(c.exists("/b-data", false).is_ok(), "C's session outlived its timeout");
     // Space freed: A's waiting write is acknowledged, B writes again.
     disk.free();
     let freed = Instant::now();
@@ -581,7 +602,6 @@ fn fault_one_member(name: &str, fault: &str, who: Who) -> FaultRun {
             std::thread::spawn(move || load(addr, &format!("s{i}"), stop))
         })
         .collect();
-    let mut faulted_client = connect(members[faulted].0.addr(), 30_000);
     std::thread::sleep(Duration::from_secs(1));
     // Elections and dropped learners leave these lines in the logs; none may appear.
     let churn = |m: &Proc| {
@@ -596,22 +616,31 @@ fn fault_one_member(name: &str, fault: &str, who: Who) -> FaultRun {
     let zxid_at_fault = members[leader].0.zxid();
     let epoch_before = epoch(zxid_at_fault);
     assert!(epoch_before > 0, "the load committed txns before the fault");
+    // A client of the faulted member with the shortest session (2 tickTimes). With a full
+    // disk, once the member knows it, the client sends only writes, which are refused: they
+    // must keep its session alive as any request does. Otherwise it pings.
+    let mut faulted_client = connect(members[faulted].0.addr(), 1_000);
     std::fs::write(&members[faulted].1, fault).expect("break the disk");
     let began = Instant::now();
+    while fault == "full" && !members[faulted].0.log_text().contains("disk full under") {
+        assert!(began.elapsed() < Duration::from_secs(10), "the member never found it full");
+        faulted_client.ping();
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut refused_on_faulted = 0;
-    while began.elapsed() < Duration::from_secs(5) {
+    while began.elapsed() < fault_duration() {
         assert_eq!(modes(&members), modes_before, "a role changed during the fault");
         if fault == "full" {
             let path = format!("/faulted-{refused_on_faulted}");
-            match faulted_client.try_create(&path, b"x", 0).expect("faulted member I/O") {
-                Err(THROTTLED_OP) => refused_on_faulted += 1,
-                // Before its log found the disk full, a write may go through, or wait for it.
-                Ok(_) => {}
-                Err(other) => panic!("a write on the member with a full disk: error {other}"),
-            }
+            let created = faulted_client.try_create(&path, b"x", 0).expect("faulted member I/O");
+            assert_eq!(created, Err(THROTTLED_OP), "a write on the member with a full disk");
+            refused_on_faulted += 1;
+        } else {
+            faulted_client.ping();
         }
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(150));
     }
+    assert!(faulted_client.exists("/", false).is_ok(), "its session outlived its timeout");
     let zxid_at_release = members[leader].0.zxid();
     std::fs::write(&members[faulted].1, "").expect("repair the disk");
     std::thread::sleep(Duration::from_secs(1));
@@ -652,10 +681,15 @@ fn fault_one_member(name: &str, fault: &str, who: Who) -> FaultRun {
 
 fn print_run(what: &str, run: &FaultRun) {
     eprintln!(
-        "{what}: {} txns committed during the 5 s; ops on the other members {:?}, slowest \
+        "{what}: {} txns committed during the {:?}; ops on the other members {:?}, slowest \
          setData {:?}, 0 errors; {} writes refused on the faulted member; epoch {} before and \
          after, roles unchanged",
-        run.committed_during, run.ops, run.slowest_write, run.refused_on_faulted, run.epoch
+        run.committed_during,
+        fault_duration(),
+        run.ops,
+        run.slowest_write,
+        run.refused_on_faulted,
+        run.epoch
     );
 }
 
