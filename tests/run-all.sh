@@ -15,7 +15,8 @@ bash tests/setup.sh
 step "build"
 cargo build --workspace --all-targets --locked
 # A zkr-server with the deliberate bugs and the disk fault hook (feature `bugs`), set aside for
-# tests/tests/jepsen_run.rs; then the plain one again, so target/debug/zkr-server has no bugs.
+# tests/tests/jepsen_run.rs and tests/tests/disk_faults.rs; then the plain one again, so
+# target/debug/zkr-server has no bugs.
 cargo build -p zkr-server --features bugs --locked
 cp target/debug/zkr-server target/debug/zkr-server-bugs
 cargo build -p zkr-server --locked

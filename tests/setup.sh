@@ -6,7 +6,9 @@
 #     (its text-format parser) for tests/metrics.rs, and pure-sasl (kazoo's SASL DIGEST-MD5
 #     client), pyOpenSSL and pyjks (what kazoo's own test harness imports) for tests/security.rs;
 #   - Debian's `chromium`, to render the checker's HTML reports in jepsen/tests (screenshots);
-#   - Debian's `faketime` (libfaketime), for `jepsen test`'s clock faults (tests/jepsen_run.rs).
+#   - Debian's `faketime` (libfaketime), for `jepsen test`'s clock faults (tests/jepsen_run.rs);
+#   - `unshare`, `nsenter` (util-linux) and `mount`, for the full-disk test's tmpfs in a private
+#     mount namespace (tests/disk_faults.rs); Debian's base system has them.
 # Idempotent: skips what is already there. Needs root (apt-get) and a package registry.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,6 +34,13 @@ if [ ! -f /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ]; then
   echo "setup: installing Debian package faketime (libfaketime, jepsen clock faults)" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
+fi
+
+if ! command -v unshare >/dev/null || ! command -v nsenter >/dev/null \
+  || ! command -v mount >/dev/null; then
+  echo "setup: installing Debian packages util-linux and mount (tests/disk_faults.rs)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux mount >/dev/null
 fi
 
 VENV="$HERE/.venv"

@@ -20,12 +20,20 @@ pub struct ShellBugs {
     /// Recovery keeps the torn last record of the newest log file (trusting its length field,
     /// not its checksum) instead of cutting the log before it.
     pub keep_past_torn_tail: bool,
+    /// After a write that found the disk full, the log file is cut back to its last synced
+    /// record but the cut is not fsynced (nor the removal of a file with no synced record)
+    /// before the records are written again into a new file: a power loss can bring the cut
+    /// bytes back in front of it.
+    pub cut_without_fsync: bool,
 }
 
 impl ShellBugs {
     /// True when any broken behaviour is asked for.
     pub fn any(&self) -> bool {
-        self.durable_before_fsync || self.epoch_in_place_no_fsync || self.keep_past_torn_tail
+        self.durable_before_fsync
+            || self.epoch_in_place_no_fsync
+            || self.keep_past_torn_tail
+            || self.cut_without_fsync
     }
 
     /// Refuses bugs in a build without the `bugs` feature.
@@ -50,13 +58,18 @@ impl ShellBugs {
     pub(crate) fn keep_past_torn_tail(&self) -> bool {
         cfg!(feature = "bugs") && self.keep_past_torn_tail
     }
+
+    /// Whether `Storage::discard_unsynced` skips its fsyncs.
+    pub(crate) fn cut_without_fsync(&self) -> bool {
+        cfg!(feature = "bugs") && self.cut_without_fsync
+    }
 }
 
 /// The names [`set_by_name`] knows, for messages.
 pub const BUG_NAMES: &str = "ack-before-fsync, skip-session-expiry, reads-skip-queue, \
     commit-after-one-ack, diff-instead-of-trunc, epoch-before-sync, ack-newleader-before-sync, \
     expire-early, ignore-peer-lost, durable-before-fsync, epoch-in-place-no-fsync, \
-    keep-past-torn-tail";
+    keep-past-torn-tail, cut-without-fsync";
 
 /// Switches on the deliberate bug `name`: a core bug in `core`, a storage bug in `shell`.
 /// False for an unknown name. Whether the build may run it is checked later
@@ -75,6 +88,7 @@ pub fn set_by_name(core: &mut zkr_core::config::Bugs, shell: &mut ShellBugs, nam
         "durable-before-fsync" => shell.durable_before_fsync = true,
         "epoch-in-place-no-fsync" => shell.epoch_in_place_no_fsync = true,
         "keep-past-torn-tail" => shell.keep_past_torn_tail = true,
+        "cut-without-fsync" => shell.cut_without_fsync = true,
         _ => return false,
     }
     true

@@ -365,8 +365,8 @@ pub struct ServerConfig {
     /// `zkr.bugs`: deliberate storage bugs (tests only; the key is refused by a build
     /// without the `bugs` feature, as are core bugs, which go to `core.bugs`).
     pub shell_bugs: crate::bugs::ShellBugs,
-    /// `zkr.diskFaultFile`: a file whose text slows or stalls this server's disk syncs
-    /// (`fs::FaultFs`; tests only, refused without the `bugs` feature).
+    /// `zkr.diskFaultFile`: a file whose text slows, stalls or fails this server's disk syncs,
+    /// or fills its disk (`fs::FaultFs`; tests only, refused without the `bugs` feature).
     pub disk_fault_file: Option<PathBuf>,
     /// `admin.*`: the AdminServer (see `admin_server`).
     pub admin: AdminServerConfig,

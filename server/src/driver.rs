@@ -188,6 +188,12 @@ pub struct Driver {
     pending_write: Option<DiskWrite>,
     /// Why the storage thread could not take a command.
     failed: Option<String>,
+    /// The txn log's disk is full (`StorageEvent::DiskFull` until `DiskSpaceAvailable`): new
+    /// client writes are refused with THROTTLEDOP (`refuse_while_disk_full`).
+    disk_full: bool,
+    /// Ping replies not to deliver, by connection: the core's answers to the pings that stand
+    /// in for refused writes (`refuse_while_disk_full`).
+    ping_replies_to_drop: BTreeMap<ConnId, u32>,
 }
 
 impl Driver {
@@ -224,6 +230,8 @@ impl Driver {
             appends: Vec::new(),
             pending_write: None,
             failed: None,
+            disk_full: false,
+            ping_replies_to_drop: BTreeMap::new(),
         }
     }
 
@@ -329,8 +337,23 @@ impl Driver {
                     "autopurge removed old files"
                 );
             }
+            StorageEvent::DiskFull { error } => {
+                tracing::error!(
+                    "disk full under the txn log ({error}): client writes are refused with \
+                     THROTTLEDOP until space is freed; reads, watches and sessions go on"
+                );
+                self.disk_full = true;
+            }
+            StorageEvent::DiskSpaceAvailable => {
+                tracing::info!("disk space available again: client writes accepted");
+                self.disk_full = false;
+            }
             StorageEvent::Failed { error } => {
-                tracing::error!("txn log failed, stopping: {error}");
+                tracing::error!(
+                    "txn log failed, stopping the server: {error}. Nothing after the last \
+                     successful sync was acknowledged; a restart recovers every acknowledged \
+                     write"
+                );
                 return Err(format!("txn log failed: {error}"));
             }
         }
@@ -388,13 +411,21 @@ impl Driver {
             }
             Event::Frame { conn, payload } => {
                 self.stats.packets_received += 1;
+                let mut refuse = None;
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.received += 1;
                     if c.received > 1 && payload.len() >= 8 {
                         let xid = i32::from_be_bytes(payload[..4].try_into().expect("4 bytes"));
                         let op = i32::from_be_bytes(payload[4..8].try_into().expect("4 bytes"));
                         c.in_flight.push_back((xid, op, Instant::now()));
+                        // Alone in flight, and after the ConnectResponse (the first frame
+                        // sent): a reply then keeps the connection's order.
+                        let alone = c.in_flight.len() == 1 && c.sent > 0;
+                        refuse = (self.disk_full && alone && refused_when_full(op)).then_some(xid);
                     }
+                }
+                if let Some(xid) = refuse {
+                    return self.refuse_while_disk_full(conn, xid);
                 }
                 // The time the request arrived stamps its txn, to the ms (issue 12).
                 let wall_ms = self.env.clock.wall_ms();
@@ -403,6 +434,7 @@ impl Driver {
             Event::Closed { conn } => {
                 self.writers.remove(&conn);
                 self.conns.remove(&conn);
+                self.ping_replies_to_drop.remove(&conn);
                 self.node.step(Input::ClientClosed { conn });
             }
             Event::FourLetterWord { remote, cmd, reply } => {
@@ -427,6 +459,32 @@ impl Driver {
             }
             Event::PeerLost { peer } => self.node.step(Input::PeerLost { peer }),
         }
+    }
+
+    /// Answers a write request with THROTTLEDOP without handing it to the node: the disk is
+    /// full. Only when nothing else of its connection is in flight, so the reply keeps the
+    /// connection's order (a write behind other requests goes to the node and waits for the
+    /// disk like any other). THROTTLEDOP, because ZooKeeper defines it as "not executed at all,
+    /// retry with back-off": the client knows nothing happened (unlike CONNECTIONLOSS) and
+    /// that a retry may succeed (unlike QUOTAEXCEEDED); Java maps it to
+    /// `KeeperException.ThrottledOpException`.
+    fn refuse_while_disk_full(&mut self, conn: ConnId, refused_xid: i32) {
+        use zkr_core::proto::client::{OpCode, ReplyHeader, xid};
+        use zkr_core::proto::error::ZkError;
+        assert!(self.disk_full, "only while the disk is full");
+        let err = ZkError::ThrottledOp as i32;
+        let header = ReplyHeader { xid: refused_xid, zxid: self.node.last_zxid().0, err };
+        let frame = zkr_core::proto::codec::encode_reply(&header, None);
+        self.send(conn, frame);
+        assert!(self.conns.get(&conn).is_none_or(|c| c.in_flight.is_empty()), "answered");
+        // The core never sees the write, but its arrival must still keep the session alive
+        // (a client that only writes would otherwise expire while the disk is full): a ping
+        // stands in for it. Nothing of the connection is in flight, so the core answers the
+        // ping before any later one of the client's, and that first reply is dropped.
+        *self.ping_replies_to_drop.entry(conn).or_default() += 1;
+        let ping = [xid::PING.to_be_bytes(), (OpCode::Ping as i32).to_be_bytes()].concat();
+        let wall_ms = self.env.clock.wall_ms();
+        self.node.step(Input::ClientFrame { conn, payload: ping, wall_ms });
     }
 
     /// What the four-letter words, the AdminServer and the metrics endpoint read.
@@ -531,6 +589,17 @@ impl Driver {
     }
 
     fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        if frame.len() >= 8
+            && frame[4..8] == zkr_core::proto::client::xid::PING.to_be_bytes()
+            && let Some(left) = self.ping_replies_to_drop.get_mut(&conn)
+        {
+            // The reply to a ping that stood in for a refused write: the client sent no ping.
+            *left -= 1;
+            if *left == 0 {
+                self.ping_replies_to_drop.remove(&conn);
+            }
+            return;
+        }
         self.stats.packets_sent += 1;
         self.stats.last_response_size = frame.len();
         self.stats.min_response_size = self.stats.min_response_size.min(frame.len());
@@ -607,6 +676,14 @@ impl Effects for Driver {
     }
 }
 
+/// Whether a request of opcode `op` is refused while the disk is full: every write but
+/// closeSession (a client closing must not be told to retry; its txn waits for the disk, and
+/// expiry would log the same txn anyway).
+fn refused_when_full(op: i32) -> bool {
+    use zkr_core::proto::client::OpCode;
+    OpCode::from_i32(op).is_some_and(|op| op.is_write() && op != OpCode::CloseSession)
+}
+
 fn conn_stats(remote: SocketAddr) -> ConnStats {
     ConnStats {
         remote,
@@ -629,6 +706,23 @@ fn snapshot_threshold(snap_count: u64, rng: &mut impl rand::Rng) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    /// While the disk is full every write is refused but closeSession; reads, pings, sync and
+    /// unknown opcodes go to the core as ever.
+    #[test]
+    fn writes_but_close_session_are_refused_while_the_disk_is_full() {
+        use zkr_core::proto::client::OpCode;
+        for op in [OpCode::Create, OpCode::Create2, OpCode::Delete, OpCode::SetData] {
+            assert!(super::refused_when_full(op.code()), "{op:?}");
+        }
+        assert!(super::refused_when_full(OpCode::Multi.code()));
+        assert!(super::refused_when_full(OpCode::SetAcl.code()));
+        for op in [OpCode::CloseSession, OpCode::GetData, OpCode::Exists, OpCode::Ping] {
+            assert!(!super::refused_when_full(op.code()), "{op:?}");
+        }
+        assert!(!super::refused_when_full(OpCode::Sync.code()));
+        assert!(!super::refused_when_full(10), "not an opcode");
+    }
+
     use super::*;
     use zkr_core::tree::DataTree;
 

@@ -154,9 +154,11 @@ pub fn read_to_string(fs: &dyn Fs, path: &Path) -> io::Result<String> {
 /// The OS filesystem with a disk fault a test switches on by writing a control file (zoo.cfg
 /// `zkr.diskFaultFile`; only a build with the `bugs` feature takes the key): `slow MS` makes
 /// every sync (file or directory) wait MS ms first, `stall` makes syncs wait until the text
-/// changes; anything else (or no file) is a healthy disk. Reads and writes are untouched:
-/// they reach the page cache, as they do on a real disk that is slow to flush. `jepsen test`'s
-/// `disk` fault drives it (docs/JEPSEN.md).
+/// changes, `eio` makes every sync fail with EIO (a dying device: the fsyncgate case), `full`
+/// makes every write of a file fail with ENOSPC; anything else (or no file) is a healthy disk.
+/// Otherwise reads and writes are untouched: they reach the page cache, as they do on a real
+/// disk that is slow to flush. `jepsen test`'s `disk` fault drives it (docs/JEPSEN.md); so do
+/// `tests/tests/disk_faults.rs` (which fills a real size-limited filesystem for ENOSPC).
 #[cfg(feature = "bugs")]
 #[derive(Clone, Debug)]
 pub struct FaultFs {
@@ -171,9 +173,10 @@ impl FaultFs {
     }
 }
 
-/// Waits as the control file says, before a sync.
+/// Waits as the control file says, before a sync; fails it with EIO under `eio`.
 #[cfg(feature = "bugs")]
-fn fault_wait(control: &Path) {
+fn fault_wait(control: &Path) -> io::Result<()> {
+    const EIO: i32 = 5;
     let started = std::time::Instant::now();
     loop {
         let text = std::fs::read_to_string(control).unwrap_or_default();
@@ -182,11 +185,24 @@ fn fault_wait(control: &Path) {
             std::thread::sleep(std::time::Duration::from_millis(20));
             continue;
         }
+        if text == "eio" {
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
         if let Some(ms) = text.strip_prefix("slow ").and_then(|ms| ms.trim().parse::<u64>().ok()) {
             let left = std::time::Duration::from_millis(ms).saturating_sub(started.elapsed());
             std::thread::sleep(left);
         }
-        return;
+        return Ok(());
+    }
+}
+
+/// ENOSPC for a write under `full`.
+#[cfg(feature = "bugs")]
+fn fault_write(control: &Path) -> io::Result<()> {
+    const ENOSPC: i32 = 28;
+    match std::fs::read_to_string(control).unwrap_or_default().trim() {
+        "full" => Err(io::Error::from_raw_os_error(ENOSPC)),
+        _ => Ok(()),
     }
 }
 
@@ -201,6 +217,7 @@ struct FaultFile {
 #[cfg(feature = "bugs")]
 impl Write for FaultFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        fault_write(&self.control)?;
         self.file.write(buf)
     }
 
@@ -212,12 +229,12 @@ impl Write for FaultFile {
 #[cfg(feature = "bugs")]
 impl FsFile for FaultFile {
     fn sync_data(&self) -> io::Result<()> {
-        fault_wait(&self.control);
+        fault_wait(&self.control)?;
         self.file.sync_data()
     }
 
     fn sync_all(&self) -> io::Result<()> {
-        fault_wait(&self.control);
+        fault_wait(&self.control)?;
         self.file.sync_all()
     }
 
@@ -261,7 +278,7 @@ impl Fs for FaultFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        fault_wait(&self.control);
+        fault_wait(&self.control)?;
         OsFs.sync_dir(dir)
     }
 
@@ -316,6 +333,14 @@ mod fault_tests {
         assert!(began.elapsed() >= Duration::from_millis(400), "stalled: {:?}", began.elapsed());
         freed.join().expect("freer");
         assert!(healthy < Duration::from_millis(300), "a healthy sync does not wait");
+        std::fs::write(&control, "eio").expect("control");
+        assert_eq!(file.sync_data().expect_err("eio").raw_os_error(), Some(5));
+        assert_eq!(fs.sync_dir(&dir).expect_err("eio").raw_os_error(), Some(5));
+        std::fs::write(&control, "full").expect("control");
+        assert_eq!(file.write(b"y").expect_err("full").raw_os_error(), Some(28));
+        std::fs::write(&control, "").expect("control");
+        file.write_all(b"y").expect("space again");
+        file.sync_data().expect("healthy again");
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

@@ -26,15 +26,20 @@
 //!
 //! Faults (`Faults`, set at run time by the harness): EIO on the next write, EIO on the next
 //! fsync (file or directory; the data stays unsynced), ENOSPC once the files would exceed a byte
-//! budget, a freeze after N more mutating operations (every later operation fails with EIO, as if
-//! the machine died right there: follow it with `crash`), and an fsync delay that this module only
-//! stores (the madsim driver sleeps it).
+//! budget (a write that does not fit is short, as POSIX says: the bytes that fit land), a freeze
+//! after N more mutating operations (every later operation fails with EIO, as if the machine
+//! died right there: follow it with `crash`), and an fsync delay that this module only stores
+//! (the madsim driver sleeps it).
 //!
 //! What the server does on these errors (see docs/RELIABILITY.md): an error from the txn log
-//! (write, fsync, directory fsync, ENOSPC) stops its log thread with `StorageEvent::Failed`
-//! and the driver stops the server, as ZooKeeper does on a failed fsync: after a failed fsync the
-//! file's contents are unknown, so nothing after the last good sync is ever reported durable. A
-//! failed epoch write stops it the same way. A failed snapshot write is reported and the server
+//! (EIO on a write, an fsync or a directory fsync) stops its log thread with
+//! `StorageEvent::Failed` and the driver stops the server, as ZooKeeper does on a failed fsync:
+//! after a failed fsync the file's contents are unknown, so nothing after the last good sync is
+//! ever reported durable. ENOSPC on a log write (never an fsync's) is waited out: the log
+//! thread reports `DiskFull`, cuts the file back to its last synced record and writes the
+//! records again once there is space (`sim/tests/simfs_storage.rs` crashes it in the middle);
+//! under madsim (tier 2), which has no retry loop, it stops the server like EIO. A failed epoch
+//! write stops it the same way. A failed snapshot write is reported and the server
 //! goes on: the txn log and the older snapshots still hold everything.
 //!
 //! Determinism: state lives in `BTreeMap`s; randomness comes only from the `Rng` passed to
@@ -652,11 +657,19 @@ impl io::Write for SimFile {
         }
         let len = state.inodes[&self.inode].data.len() as u64;
         let growth = (self.position + buf.len() as u64).saturating_sub(len);
+        let mut buf = buf;
         if let Some(limit) = state.faults.space_limit_bytes
             && state.used_bytes() + growth > limit
         {
-            state.stats.injected_errors += 1;
-            return Err(os_error(ENOSPC));
+            // As POSIX says (and tmpfs, ext4 do): as many bytes as there is room for, a short
+            // write, and ENOSPC only when there is no room at all. A torn record on a full disk.
+            let room = limit.saturating_sub(state.used_bytes()) + len.saturating_sub(self.position);
+            let room = room.min(buf.len() as u64) as usize;
+            if room == 0 {
+                state.stats.injected_errors += 1;
+                return Err(os_error(ENOSPC));
+            }
+            buf = &buf[..room];
         }
         let op = FileOp::Write { offset: self.position, bytes: buf.to_vec() };
         let file = state.inodes.get_mut(&self.inode).expect("an open handle keeps its inode");
@@ -860,8 +873,8 @@ mod tests {
         assert_eq!(fs.durable_bytes(Path::new("/d/a")), None, "a failed fsync syncs nothing");
         file.sync_data().unwrap();
         fs.set_space_limit(Some(5));
-        assert_eq!(file.write(b"abc").unwrap_err().raw_os_error(), Some(ENOSPC));
-        assert_eq!(file.write(b"ab").unwrap(), 2, "within the budget");
+        assert_eq!(file.write(b"abc").unwrap(), 2, "a short write up to the budget");
+        assert_eq!(file.write(b"c").unwrap_err().raw_os_error(), Some(ENOSPC));
         fs.set_space_limit(None);
         fs.freeze_after_ops(1);
         file.write_all(b"1").unwrap();

@@ -188,6 +188,12 @@ impl RawClient {
         Ok(client)
     }
 
+    /// How long a read or write on the socket may block (20 s unless set).
+    pub fn set_io_timeout(&mut self, timeout: Duration) {
+        self.stream.set_read_timeout(Some(timeout)).expect("read timeout");
+        self.stream.set_write_timeout(Some(timeout)).expect("write timeout");
+    }
+
     /// Sends one request and waits for its reply, collecting notifications on the way.
     /// Returns (ReplyHeader.err, zxid, body).
     pub fn call(&mut self, op: i32, body: &[u8]) -> Result<(i32, i64, Vec<u8>), RawError> {
@@ -228,6 +234,16 @@ impl RawClient {
     /// create with OPEN_ACL_UNSAFE; `flags` as CreateMode (0 persistent, 1 ephemeral, ...).
     /// Returns the created path or the error code.
     pub fn create(&mut self, path: &str, data: &[u8], flags: i32) -> Result<String, i32> {
+        self.try_create(path, data, flags).expect("raw create I/O")
+    }
+
+    /// `create` that returns an I/O error (the server went away) instead of panicking.
+    pub fn try_create(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        flags: i32,
+    ) -> Result<Result<String, i32>, RawError> {
         let mut body = Vec::new();
         put_str(&mut body, path);
         put_buf(&mut body, Some(data));
@@ -236,11 +252,11 @@ impl RawClient {
         put_str(&mut body, "world");
         put_str(&mut body, "anyone");
         put_i32(&mut body, flags);
-        let (err, _, reply) = self.call(opcode::CREATE, &body).expect("raw create I/O");
+        let (err, _, reply) = self.call(opcode::CREATE, &body)?;
         if err != 0 {
-            return Err(err);
+            return Ok(Err(err));
         }
-        Ok(Reader::new(&reply).string().expect("CreateResponse"))
+        Ok(Ok(Reader::new(&reply).string().expect("CreateResponse")))
     }
 
     /// setData with `version` (-1 = any).

@@ -285,6 +285,11 @@ pub struct ActiveLog {
     dir_sync_pending: bool,
     /// Bytes buffered or written since the last `sync`.
     dirty: bool,
+    /// Bytes appended (header included), buffered or written.
+    len: u64,
+    /// `len` at the last `sync` that succeeded: the end of a whole record (or 0: the header was
+    /// never synced). What a write that failed for lack of space is cut back to.
+    synced_len: u64,
     scratch: Vec<u8>,
 }
 
@@ -301,6 +306,8 @@ impl ActiveLog {
             writer,
             dir_sync_pending: true,
             dirty: true,
+            len: LOG_HEADER_LEN as u64,
+            synced_len: 0,
             scratch: Vec::new(),
         })
     }
@@ -309,8 +316,9 @@ impl ActiveLog {
     pub fn append(&mut self, zxid: i64, payload: &[u8]) -> io::Result<()> {
         self.scratch.clear();
         encode_record(zxid, payload, &mut self.scratch);
-        self.writer.write_all(&self.scratch)?;
         self.dirty = true;
+        self.writer.write_all(&self.scratch)?;
+        self.len += self.scratch.len() as u64;
         Ok(())
     }
 
@@ -321,20 +329,61 @@ impl ActiveLog {
 
     /// Hands buffered bytes to the OS and, with `force_sync`, waits until they are on disk
     /// (fdatasync, plus an fsync of the directory the first time). Returns whether it fsynced.
+    /// An error of the fsyncs is returned as `FsyncFailed` (kind `Other`), whatever its errno:
+    /// only a failed *write* may be retried (see `is_disk_full`).
     pub fn sync(&mut self, fs: &dyn Fs, force_sync: bool) -> io::Result<bool> {
         if !self.dirty {
             return Ok(false);
         }
         self.writer.flush()?;
         if force_sync {
-            self.writer.get_ref().sync_data()?;
+            self.writer.get_ref().sync_data().map_err(FsyncFailed::wrap)?;
             if self.dir_sync_pending {
                 let dir = self.path.parent().expect("a log file lives in a directory");
-                fs.sync_dir(dir)?;
+                fs.sync_dir(dir).map_err(FsyncFailed::wrap)?;
             }
         }
         self.dir_sync_pending = false;
         self.dirty = false;
+        self.synced_len = self.len;
         Ok(force_sync)
     }
+
+    /// Takes the file apart without writing what is still buffered (dropping the `BufWriter`
+    /// would write it): the handle, and the length at the last successful `sync` (0: never).
+    pub fn into_unsynced_parts(self) -> (Box<dyn FsFile>, u64) {
+        let (file, _unwritten) = self.writer.into_parts();
+        assert!(self.synced_len <= self.len, "synced bytes were appended first");
+        assert!(self.synced_len == 0 || self.synced_len >= LOG_HEADER_LEN as u64);
+        (file, self.synced_len)
+    }
+}
+
+/// A failed fsync (of a log file or its directory). After one the file's contents are unknown
+/// (fsyncgate: Linux may have dropped the dirty pages and marked them clean), so it is never
+/// retried, even when its errno is ENOSPC.
+#[derive(Debug)]
+pub struct FsyncFailed(pub io::Error);
+
+impl FsyncFailed {
+    fn wrap(error: io::Error) -> io::Error {
+        io::Error::other(FsyncFailed(error))
+    }
+}
+
+impl std::fmt::Display for FsyncFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fsync failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for FsyncFailed {}
+
+/// Whether `error` says the disk (or the user's quota) is full. Only a write's error can say
+/// so: `ActiveLog::sync` wraps an fsync's error, which then never matches.
+pub fn is_disk_full(error: &io::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    matches!(error.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+        || matches!(error.raw_os_error(), Some(ENOSPC | EDQUOT))
 }

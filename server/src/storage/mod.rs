@@ -408,6 +408,48 @@ impl Storage {
         Ok(())
     }
 
+    /// After a write that found the disk full (`log::is_disk_full`): forgets every record
+    /// appended since the last `sync`, so that they can be appended again once there is space.
+    /// The active log file is cut back to the end of its last synced record, and the cut made
+    /// durable before anything else is written (else a crash could bring the cut records back
+    /// in front of a newer file holding the same zxids); a file with no synced record is
+    /// removed. Either way the next append starts a new log file: the old handle's position is
+    /// past the cut. Nothing reported durable is touched, and the freed blocks are the disk's
+    /// again. An error here leaves the log's state unknown: the caller must stop.
+    pub fn discard_unsynced(&mut self) -> io::Result<()> {
+        // The deliberate bug skips the fsyncs that make the cut durable.
+        let fsync = self.force_sync && !self.bugs.cut_without_fsync();
+        if let Some(active) = self.active.take() {
+            let path = active.path.clone();
+            let (file, synced_len) = active.into_unsynced_parts();
+            if synced_len == 0 {
+                drop(file);
+                match self.fs.remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+                if fsync {
+                    self.fs.sync_dir(&self.log_dir)?;
+                }
+            } else {
+                file.set_len(synced_len)?;
+                if fsync {
+                    file.sync_all()?;
+                }
+            }
+        }
+        tracing::debug!(
+            kept_upto = %format!("{:#x}", self.durable_zxid),
+            cut_upto = %format!("{:#x}", self.last_zxid),
+            "txn log: unsynced records cut off, to be written again"
+        );
+        assert!(self.durable_zxid <= self.last_zxid, "durable records were appended first");
+        self.last_zxid = self.durable_zxid;
+        self.appended_since_sync = 0;
+        assert!(self.active.is_none());
+        Ok(())
+    }
+
     /// Syncs and closes the active log file: the next append starts `log.<its zxid>`.
     pub fn roll(&mut self) -> io::Result<()> {
         self.sync()?;

@@ -83,7 +83,9 @@ impl SnapshotBlob for zkr_core::snapshot::Snapshot {
 
 /// Writes `dir/snapshot.<hex zxid>` atomically (tmp file, fsync, rename, fsync of `dir`; the
 /// fsyncs are skipped when `force_sync` is off). Returns the final path. A blob whose bytes do
-/// not add up to its announced length is refused (an error, and no final file).
+/// not add up to its announced length is refused (an error, and no final file). After an
+/// error the tmp file is removed (best effort): on a full disk its blocks are what the txn log
+/// needs to go on.
 pub fn write_snapshot(
     fs: &dyn Fs,
     dir: &Path,
@@ -91,10 +93,25 @@ pub fn write_snapshot(
     blob: &dyn SnapshotBlob,
     force_sync: bool,
 ) -> io::Result<PathBuf> {
-    let path = dir.join(super::snapshot_file_name(zxid));
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", super::snapshot_file_name(zxid)));
+    let written = write_snapshot_via(fs, dir, &tmp, zxid, blob, force_sync);
+    if written.is_err() {
+        let _ = fs.remove_file(&tmp);
+    }
+    written
+}
+
+fn write_snapshot_via(
+    fs: &dyn Fs,
+    dir: &Path,
+    tmp: &Path,
+    zxid: i64,
+    blob: &dyn SnapshotBlob,
+    force_sync: bool,
+) -> io::Result<PathBuf> {
+    let path = dir.join(super::snapshot_file_name(zxid));
     let began = std::time::Instant::now();
-    let file = fs.create(&tmp)?;
+    let file = fs.create(tmp)?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     let len = blob.blob_len();
     let header = encode_header(zxid, len);
@@ -126,7 +143,7 @@ pub fn write_snapshot(
         file.sync_all()?;
     }
     drop(file);
-    fs.rename(&tmp, &path)?;
+    fs.rename(tmp, &path)?;
     if force_sync {
         fs.sync_dir(dir)?;
     }

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! driver --Command--> log thread (owns Storage) --SnapJob--> snapshot thread
-//! driver <--StorageEvent-- log thread:      Durable{upto}, Truncated, Failed
+//! driver <--StorageEvent-- log thread:      Durable{upto}, Truncated, DiskFull,
+//!                                            DiskSpaceAvailable, Failed
 //! driver <--StorageEvent-- snapshot thread: SnapshotSaved, SnapshotFailed, Purged
 //! ```
 //!
@@ -32,20 +33,35 @@
 //!   snapshot newer than the truncation point lands afterwards.
 //! - After a log I/O error the log thread reports `Failed` and stops: after a failed fsync the
 //!   file's contents are unknown, and retrying could report lost data as durable.
+//! - Except a *write* that finds the disk full (ENOSPC, EDQUOT; never an fsync's error): the log
+//!   thread reports `DiskFull`, cuts the file back to its last synced record
+//!   (`Storage::discard_unsynced`), keeps the unsynced records and every later command in
+//!   memory, and every `DISK_FULL_RETRY` writes the records again and syncs. When that works it
+//!   reports them `Durable`, then `DiskSpaceAvailable`, and carries on with the commands in
+//!   order. Nothing is reported durable before its sync returned, nothing is reordered or
+//!   skipped: to Zab a full disk is a disk that does not sync for a while. A shutdown while the
+//!   disk is full stops without writing them (none was acknowledged). Under madsim a full disk
+//!   still stops storage (`Failed`): the retry loop sleeps on the thread.
 //!
 //! Under `--cfg madsim` (tier 2 of `sim`) there are no threads: the log worker is a task that
 //! awaits its commands and runs the same `process` on each drained batch, and snapshot jobs run
 //! inline on it. The order of effects and events is the same; only the overlap of a snapshot
 //! write with later appends is lost.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use super::log::is_disk_full;
 use super::snap::SnapshotBlob;
 use super::{PurgeReport, Storage, purge_dirs, snap};
+
+/// How often a log thread whose disk is full tries its writes again.
+pub const DISK_FULL_RETRY: Duration = Duration::from_millis(200);
 
 /// What the storage threads report to the driver.
 #[derive(Debug)]
@@ -74,6 +90,15 @@ pub enum StorageEvent {
     },
     /// An autopurge pass finished.
     Purged(PurgeReport),
+    /// A log write found the disk full. Nothing was lost: the records not yet durable are kept
+    /// and written again every `DISK_FULL_RETRY`; until `DiskSpaceAvailable` nothing more
+    /// becomes durable (the driver refuses new client writes meanwhile).
+    DiskFull {
+        /// The error, for the operator.
+        error: String,
+    },
+    /// The writes kept while the disk was full are durable (their `Durable` came first).
+    DiskSpaceAvailable,
     /// The log thread hit an I/O error and stopped; nothing more will become durable.
     Failed {
         /// The error, for the operator.
@@ -158,7 +183,7 @@ impl StorageThread {
                 events,
                 snap: SnapQueue::Inline(snap_worker),
                 sync_count: sync_count.clone(),
-                unreported: None,
+                unsynced: Vec::new(),
             };
             tokio::spawn(async move { worker.run_async(command_rx).await });
             Ok(StorageThread { commands, sync_count })
@@ -187,7 +212,7 @@ impl StorageThread {
             events,
             snap: SnapQueue::Thread(snap_tx),
             sync_count: sync_count.clone(),
-            unreported: None,
+            unsynced: Vec::new(),
         };
         let log_thread =
             std::thread::Builder::new().name("zkr-txnlog".into()).spawn(move || {
@@ -295,16 +320,60 @@ struct LogWorker {
     events: UnboundedSender<StorageEvent>,
     snap: SnapQueue,
     sync_count: Arc<AtomicU64>,
-    /// The highest zxid appended but not yet reported durable.
-    unreported: Option<i64>,
+    /// The records appended since the last sync, in order, not yet reported durable. Kept
+    /// (they are the commands' own buffers, not copies) so that after a write that found the
+    /// disk full they can be written again.
+    unsynced: Vec<(i64, Vec<u8>)>,
+}
+
+/// Why a command could not be carried out.
+#[derive(Debug)]
+enum Stop {
+    /// A write found the disk full. Nothing was reported durable; the command (if any) is back
+    /// at the front of the queue, and the unsynced records are kept.
+    Full(String),
+    /// Any other I/O error: storage stops.
+    Failed(String),
+}
+
+impl Stop {
+    fn from_io(error: std::io::Error) -> Stop {
+        match is_disk_full(&error) {
+            true => Stop::Full(error.to_string()),
+            false => Stop::Failed(error.to_string()),
+        }
+    }
+}
+
+/// What the worker does after a batch.
+enum Next {
+    /// Wait for more commands.
+    Go,
+    /// Shut down (a `Shutdown` command, or an error already reported).
+    End,
+    /// The disk is full: wait for space, then carry out what is queued.
+    Full(String),
 }
 
 impl LogWorker {
     #[cfg_attr(madsim, allow(dead_code))]
     fn run(&mut self, mut commands: UnboundedReceiver<Command>) {
-        while let Some(first) = commands.blocking_recv() {
-            if !self.process_drained(first, &mut commands) {
-                return;
+        let mut queue = VecDeque::new();
+        loop {
+            if queue.is_empty() {
+                match commands.blocking_recv() {
+                    Some(first) => queue.push_back(first),
+                    None => break,
+                }
+            }
+            match self.process_drained(&mut queue, &mut commands) {
+                Next::Go => {}
+                Next::End => return,
+                Next::Full(error) => {
+                    if !self.wait_for_space(&error, &mut queue, &mut commands) {
+                        return;
+                    }
+                }
             }
         }
         self.finish();
@@ -313,117 +382,210 @@ impl LogWorker {
     /// `run` as a task (madsim).
     #[cfg(madsim)]
     async fn run_async(&mut self, mut commands: UnboundedReceiver<Command>) {
+        let mut queue = VecDeque::new();
         while let Some(first) = commands.recv().await {
             // A slow disk: the batch (and everything queued meanwhile) waits for the sync.
             let delay = self.storage.fs().sync_delay();
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            if !self.process_drained(first, &mut commands) {
-                return;
+            queue.push_back(first);
+            match self.process_drained(&mut queue, &mut commands) {
+                Next::Go => {}
+                Next::End => return,
+                // No retry loop here (it sleeps on a thread): a full disk stops storage.
+                Next::Full(error) => return self.report_failed(error),
             }
         }
         self.finish();
     }
 
-    /// Processes `first` and everything queued behind it as one batch; false = stop.
+    /// Processes `queue` and everything queued behind it as one batch.
     fn process_drained(
         &mut self,
-        first: Command,
+        queue: &mut VecDeque<Command>,
         commands: &mut UnboundedReceiver<Command>,
-    ) -> bool {
-        let mut batch = vec![first];
+    ) -> Next {
         while let Ok(next) = commands.try_recv() {
-            batch.push(next);
+            queue.push_back(next);
         }
-        match self.process(batch) {
-            Ok(true) => true,
-            Ok(false) => false,
-            Err(error) => {
-                tracing::error!("txn log failed, storage stops: {error}");
-                let _ = self.events.send(StorageEvent::Failed { error });
-                false
+        match self.process(queue) {
+            Ok(true) => Next::Go,
+            Ok(false) => Next::End,
+            Err(Stop::Full(error)) => Next::Full(error),
+            Err(Stop::Failed(error)) => {
+                self.report_failed(error);
+                Next::End
             }
         }
     }
 
+    fn report_failed(&mut self, error: String) {
+        tracing::error!("txn log failed, storage stops: {error}");
+        let _ = self.events.send(StorageEvent::Failed { error });
+    }
+
+    /// The disk is full: reports it, then every `DISK_FULL_RETRY` cuts off what the failed
+    /// write left and writes the unsynced records again, until that works (true: go on with
+    /// `queue`) or a shutdown is queued (false: stop, leaving them unwritten; none of them was
+    /// reported durable, so none was acknowledged) or another error stops storage (false).
+    #[cfg_attr(madsim, allow(dead_code))]
+    fn wait_for_space(
+        &mut self,
+        error: &str,
+        queue: &mut VecDeque<Command>,
+        commands: &mut UnboundedReceiver<Command>,
+    ) -> bool {
+        let waiting = self.unsynced.len();
+        tracing::error!(
+            records_waiting = waiting,
+            "txn log: disk full ({error}); new writes are refused until space is freed, reads \
+             and sessions go on; retrying every {DISK_FULL_RETRY:?}"
+        );
+        let _ = self.events.send(StorageEvent::DiskFull { error: error.to_string() });
+        let began = std::time::Instant::now();
+        loop {
+            if let Err(e) = self.storage.discard_unsynced() {
+                self.report_failed(format!("cannot cut the txn log back after ENOSPC: {e}"));
+                return false;
+            }
+            std::thread::sleep(DISK_FULL_RETRY);
+            let closed = loop {
+                match commands.try_recv() {
+                    Ok(next) => queue.push_back(next),
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break false,
+                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break true,
+                }
+            };
+            if closed || queue.iter().any(|c| matches!(c, Command::Shutdown)) {
+                let waiting = self.unsynced.len();
+                tracing::warn!(records_waiting = waiting, "shutting down with the disk full");
+                return false;
+            }
+            match self.rewrite_unsynced() {
+                Ok(()) => break,
+                Err(Stop::Full(_)) => continue,
+                Err(Stop::Failed(error)) => {
+                    self.report_failed(error);
+                    return false;
+                }
+            }
+        }
+        assert!(self.unsynced.is_empty(), "the kept records are durable");
+        let full_ms = began.elapsed().as_millis();
+        tracing::info!(full_ms, "txn log: disk space available again; writes resume");
+        let _ = self.events.send(StorageEvent::DiskSpaceAvailable);
+        true
+    }
+
+    /// Appends the kept records again (after `discard_unsynced`) and syncs them.
+    #[cfg_attr(madsim, allow(dead_code))]
+    fn rewrite_unsynced(&mut self) -> Result<(), Stop> {
+        assert_eq!(self.storage.last_zxid(), self.storage.durable_zxid(), "cut back first");
+        for (zxid, payload) in &self.unsynced {
+            self.storage.append(*zxid, payload).map_err(Stop::from_io)?;
+        }
+        self.flush()
+    }
+
     /// Every handle is gone: makes what was appended durable before exiting.
     fn finish(&mut self) {
-        if let Err(error) = self.flush() {
-            let _ = self.events.send(StorageEvent::Failed { error });
+        match self.flush() {
+            Ok(()) => {}
+            Err(Stop::Full(error) | Stop::Failed(error)) => {
+                let _ = self.events.send(StorageEvent::Failed { error });
+            }
         }
     }
 
-    /// Carries out one drained batch of commands; ends with one sync. `Ok(false)` = shut down.
-    fn process(&mut self, batch: Vec<Command>) -> Result<bool, String> {
-        for command in batch {
-            match command {
-                Command::Append(records) => {
-                    for (zxid, payload) in records {
-                        self.storage.append(zxid, &payload).map_err(|e| e.to_string())?;
-                        self.unreported = Some(zxid);
-                    }
-                }
-                Command::Snapshot { zxid, blob } => self.snapshot(zxid, blob)?,
-                Command::TruncateAfter(zxid) => {
-                    self.flush()?;
-                    self.wait_for_snapshot_thread();
-                    self.storage.truncate_after(zxid).map_err(|e| e.to_string())?;
-                    let last_zxid = self.storage.last_zxid();
-                    let _ = self.events.send(StorageEvent::Truncated { last_zxid });
-                }
-                Command::WriteEpochs { dir, accepted, current, done } => {
-                    self.flush()?;
-                    assert!(self.unreported.is_none(), "earlier appends are durable first");
-                    let written = self
-                        .storage
-                        .write_epochs(&dir, accepted, current)
-                        .map_err(|e| format!("cannot write the epoch files: {e}"));
-                    let failed = written.clone().err();
-                    let _ = done.send(written);
-                    if let Some(error) = failed {
-                        return Err(error);
-                    }
-                }
-                Command::Barrier(done) => {
-                    self.flush()?;
-                    let _ = done.send(Ok(()));
-                }
-                Command::Purge(retain) => self.to_snapshot_thread(SnapJob::Purge(retain)),
-                Command::Shutdown => {
-                    self.flush()?;
-                    return Ok(false);
-                }
+    /// Carries out the queued commands in order; ends with one sync. `Ok(false)` = shut down.
+    /// On `Stop::Full` the command that could not be carried out is back at the front of
+    /// `queue`.
+    fn process(&mut self, queue: &mut VecDeque<Command>) -> Result<bool, Stop> {
+        while let Some(command) = queue.pop_front() {
+            // Every command but an append or a purge starts by syncing what came before it. A
+            // full disk here leaves the command for after the retry.
+            if !matches!(command, Command::Append(_) | Command::Purge(_))
+                && let Err(stop) = self.flush()
+            {
+                queue.push_front(command);
+                return Err(stop);
+            }
+            if !self.carry_out(command)? {
+                return Ok(false);
             }
         }
         self.flush()?;
         Ok(true)
     }
 
-    fn snapshot(&mut self, zxid: i64, blob: SnapshotToWrite) -> Result<(), String> {
-        self.flush()?;
+    /// One command, after the sync of what came before it (but appends). `Ok(false)` = shut
+    /// down.
+    fn carry_out(&mut self, command: Command) -> Result<bool, Stop> {
+        match command {
+            Command::Append(records) => {
+                let from = self.unsynced.len();
+                self.unsynced.extend(records);
+                for (zxid, payload) in &self.unsynced[from..] {
+                    self.storage.append(*zxid, payload).map_err(Stop::from_io)?;
+                }
+            }
+            Command::Snapshot { zxid, blob } => self.snapshot(zxid, blob)?,
+            Command::TruncateAfter(zxid) => {
+                self.wait_for_snapshot_thread();
+                let truncated = self.storage.truncate_after(zxid);
+                truncated.map_err(|e| Stop::Failed(e.to_string()))?;
+                let last_zxid = self.storage.last_zxid();
+                let _ = self.events.send(StorageEvent::Truncated { last_zxid });
+            }
+            Command::WriteEpochs { dir, accepted, current, done } => {
+                assert!(self.unsynced.is_empty(), "earlier appends are durable first");
+                // A full disk here stops storage too (see docs/RELIABILITY.md): the epoch
+                // files are written in elections only, and this keeps their code simple.
+                let written = self
+                    .storage
+                    .write_epochs(&dir, accepted, current)
+                    .map_err(|e| format!("cannot write the epoch files: {e}"));
+                let failed = written.clone().err();
+                let _ = done.send(written);
+                if let Some(error) = failed {
+                    return Err(Stop::Failed(error));
+                }
+            }
+            Command::Barrier(done) => {
+                let _ = done.send(Ok(()));
+            }
+            Command::Purge(retain) => self.to_snapshot_thread(SnapJob::Purge(retain)),
+            Command::Shutdown => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn snapshot(&mut self, zxid: i64, blob: SnapshotToWrite) -> Result<(), Stop> {
+        assert!(self.unsynced.is_empty(), "synced before the snapshot");
         if zxid <= self.storage.last_zxid() {
-            self.storage.roll().map_err(|e| e.to_string())?;
+            self.storage.roll().map_err(|e| Stop::Failed(e.to_string()))?;
             self.to_snapshot_thread(SnapJob::Write { zxid, blob });
             return Ok(());
         }
         // Ahead of the log: later records follow this snapshot, so it must be durable first.
         self.wait_for_snapshot_thread();
-        self.storage.save_snapshot_of(zxid, &*blob).map_err(|e| e.to_string())?;
+        let saved = self.storage.save_snapshot_of(zxid, &*blob);
+        saved.map_err(|e| Stop::Failed(format!("cannot install snapshot {zxid:#x}: {e}")))?;
         assert_eq!(self.storage.last_zxid(), zxid);
         let _ = self.events.send(StorageEvent::SnapshotSaved { zxid });
         Ok(())
     }
 
     /// Syncs what was appended and reports it durable.
-    fn flush(&mut self) -> Result<(), String> {
-        let Some(upto) = self.unreported else {
+    fn flush(&mut self) -> Result<(), Stop> {
+        let Some(&(upto, _)) = self.unsynced.last() else {
             return Ok(());
         };
-        self.storage.sync().map_err(|e| e.to_string())?;
+        self.storage.sync().map_err(Stop::from_io)?;
         assert!(self.storage.durable_zxid() >= upto);
         self.sync_count.store(self.storage.sync_count(), Ordering::Release);
-        self.unreported = None;
+        self.unsynced.clear();
         let _ = self.events.send(StorageEvent::Durable { upto });
         Ok(())
     }
@@ -526,7 +688,7 @@ mod tests {
             events: events_tx,
             snap: SnapQueue::Thread(snap_tx),
             sync_count: Arc::new(AtomicU64::new(0)),
-            unreported: None,
+            unsynced: Vec::new(),
         };
         worker.run(command_rx);
         (worker, events, dir)

@@ -184,8 +184,9 @@ impl Nemesis {
             }
             Fault::Disk => {
                 // The next fsync or write fails (EIO), or the disk is full: the server must
-                // stop (never carry on as if durable); after the hold it is restarted on a disk
-                // that works again.
+                // stop (never carry on as if durable; under madsim a full disk stops it too,
+                // the retry loop of a threaded server is tested in sim/tests/simfs_storage.rs);
+                // after the hold it is restarted on a disk that works again.
                 let slot = self.target();
                 self.world.fault_on(slot);
                 let disk = &self.world.disks[slot];
