@@ -2,7 +2,8 @@
 //! writes and a fail-over over mutual TLS; the quorum port refusing plain TCP and completing a
 //! handshake with a trusted certificate; a member whose certificate comes from another CA kept
 //! out (and the two others serving without it); host-name verification on and off; a key store
-//! that cannot be read stopping the start with its name (zkr target only).
+//! that cannot be read stopping the start with its name; plain and TLS members in one ensemble
+//! under `portUnification` (a rolling upgrade's middle step). zkr target only.
 //!
 //! Certificates are made per run with rcgen: one CA, a key store per member (SAN 127.0.0.1
 //! unless a test says otherwise), and a second CA for the rogue member.
@@ -429,4 +430,36 @@ fn a_key_store_that_cannot_be_read_stops_the_start_with_its_name() {
     assert!(log.contains("ssl.quorum.keyStore.location"), "{log}");
     assert!(log.contains("quorum.pem: cannot read it"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// The middle step of a rolling upgrade (docs/OPERATIONS.md): every member has
+/// `portUnification=true`, one still connects plain (`sslQuorum=false`), two already connect
+/// with TLS; each accepts both, so the three form one ensemble and commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_unification_lets_plain_and_tls_members_form_one_ensemble() {
+    if Target::from_env().is_apache() {
+        return;
+    }
+    let root = Root::new("unified");
+    let ca = Authority::new("zkr quorum CA");
+    let (stores, trust) = members_of(&ca, &["127.0.0.1"]);
+    let mut members = ensemble(&root.0, &stores, &trust, "portUnification=true\n");
+    let plain_cfg = members[0].file("zoo.cfg");
+    let text = std::fs::read_to_string(&plain_cfg).unwrap();
+    std::fs::write(&plain_cfg, text.replace("sslQuorum=true", "sslQuorum=false")).unwrap();
+    for m in &mut members {
+        m.start();
+    }
+    let leader = wait_for_roles(&members, 3, "plain and TLS members with port unification");
+    let zk = client(&members[leader]).await;
+    op("a write", zk.create("/unified", b"x", &PERSISTENT)).await;
+    drop(zk);
+    for m in &members {
+        let log = m.log();
+        assert!(!log.contains("refused"), "server {}: {log}", m.id);
+    }
+    // Member 1 connects plain: TLS members accept it (first byte not 0x16) and it accepts
+    // their TLS; a TLS handshake with its quorum port works too.
+    tls_handshake(&members[0], &ca, &ca.key_store("visitor", &["127.0.0.1"])).unwrap();
+    drop(members);
 }
