@@ -110,6 +110,9 @@ pub struct Bugs {
     /// (maybe from another prospective leader) as a fresh promise, which the leader counts: two
     /// leaders can be established in one epoch.
     pub ack_repeated_epoch: bool,
+    /// Zab leader: answer a sync once its target is committed, without a quorum's proof that
+    /// this server still led after the sync arrived (ZOOKEEPER-1675 as upstream has it).
+    pub sync_without_quorum: bool,
 }
 
 impl Bugs {
@@ -128,6 +131,7 @@ impl Bugs {
             || self.stale_leader_lease
             || self.accept_stale_epoch
             || self.ack_repeated_epoch
+            || self.sync_without_quorum
     }
 }
 

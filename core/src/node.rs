@@ -256,6 +256,7 @@ impl Node {
             }
             Input::PeerLost { peer } => self.on_peer_lost(peer),
         }
+        self.send_sync_round();
         self.check_step();
         // The full sweep walks every table; the simulator runs it at chosen points. Debug
         // builds (core's own tests) also run it here, amortized to O(1) checks per step.

@@ -65,8 +65,8 @@ fn all() -> Vec<ZabMessage> {
         },
         ZabMessage::SyncRequest,
         ZabMessage::SyncReply,
-        ZabMessage::Ping,
-        ZabMessage::PingReply { touched: vec![SessionId(1), SessionId(2)] },
+        ZabMessage::Ping { round: 7 },
+        ZabMessage::PingReply { touched: vec![SessionId(1), SessionId(2)], round: 7 },
         ZabMessage::Session {
             nonce: 9,
             seq: 3,

@@ -739,7 +739,7 @@ mod tests {
                 PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None, None)
                     .await
                     .unwrap();
-            net.send(ServerId(2), &ZabMessage::Ping);
+            net.send(ServerId(2), &ZabMessage::Ping { round: 1 });
             let lost = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
             assert!(matches!(lost, Ok(Some(Event::PeerLost { peer: ServerId(2) }))));
             let listener = TcpListener::bind(peer_addr).await.unwrap();

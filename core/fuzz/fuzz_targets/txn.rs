@@ -2,11 +2,9 @@
 //! it: no panic, and what decodes round-trips.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use zkr_core::proto::txn::{decode_txn, encode_txn};
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(t) = decode_txn(data) {
-        assert_eq!(decode_txn(&encode_txn(&t)), Ok(t));
-    }
-});
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| checks::txn(data));

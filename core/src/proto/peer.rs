@@ -162,10 +162,14 @@ fn write_broadcast(w: &mut Writer, msg: &ZabMessage) {
             w.write_bool(*valid);
         }
         ZabMessage::SyncReply => w.write_i32(kind::SYNC_REPLY),
-        ZabMessage::Ping => w.write_i32(kind::PING),
-        ZabMessage::PingReply { touched } => {
+        ZabMessage::Ping { round } => {
+            w.write_i32(kind::PING);
+            w.write_i64(*round as i64);
+        }
+        ZabMessage::PingReply { touched, round } => {
             w.write_i32(kind::PING_REPLY);
             w.write_vec(touched, |w, s| w.write_i64(s.0));
+            w.write_i64(*round as i64);
         }
         other => unreachable!("{other:?} is written by write_handshake"),
     }
@@ -196,6 +200,12 @@ fn read_ack_epoch(r: &mut Reader<'_>) -> Result<Option<u32>, DecodeError> {
             .map(Some)
             .map_err(|_| DecodeError::BadValue { what: "current_epoch", value: v as i64 }),
     }
+}
+
+/// A ping round: the leader counts them from 1; never negative on the wire.
+fn read_round(r: &mut Reader<'_>) -> Result<u64, DecodeError> {
+    let v = r.read_i64("ping round")?;
+    u64::try_from(v).map_err(|_| DecodeError::BadValue { what: "ping round", value: v })
 }
 
 fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
@@ -253,12 +263,12 @@ fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
             valid: r.read_bool("valid")?,
         },
         kind::SYNC_REPLY => ZabMessage::SyncReply,
-        kind::PING => ZabMessage::Ping,
+        kind::PING => ZabMessage::Ping { round: read_round(r)? },
         kind::SESSION => read_session(r)?,
         kind::PING_REPLY => {
             let touched =
                 r.read_vec_sized("touched", 8, |r| r.read_i64("session").map(SessionId))?;
-            ZabMessage::PingReply { touched: touched.unwrap_or_default() }
+            ZabMessage::PingReply { touched: touched.unwrap_or_default(), round: read_round(r)? }
         }
         other => {
             return Err(DecodeError::BadValue { what: "peer message type", value: other as i64 });

@@ -52,12 +52,31 @@ pub struct LearnerHandler {
     pub up_to_date: bool,
     /// The session with this learner incarnation (named by its FOLLOWERINFO nonce).
     pub channel: FifoChannel,
+    /// The latest ping round it answered: it still followed this leader after that round was
+    /// sent (what a pending sync waits for from a quorum).
+    pub acked_round: u64,
 }
 
 impl LearnerHandler {
     fn forwarding(&self) -> bool {
         matches!(self.phase, HandlerPhase::Syncing | HandlerPhase::Synced)
     }
+}
+
+/// A sync waiting for its answer (ZOOKEEPER-1675). It is answered once everything logged when
+/// it arrived (`target`) is committed and applied, and once a quorum proved this server still
+/// led after it arrived: by answering ping `round`, the first sent after its arrival, or by
+/// acknowledging a proposal logged after it (a commit point beyond `target`). A leader paused
+/// while the others elected a new one (a stop-the-world pause, a suspended VM) resumes
+/// believing it leads; without the proof it would answer the sync from its stale state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingSync {
+    /// Who is answered.
+    pub waiter: SyncWaiter,
+    /// The last logged zxid when the sync arrived.
+    pub target: Zxid,
+    /// The first ping round sent after it arrived.
+    pub round: u64,
 }
 
 /// Who waits for a sync.
@@ -140,10 +159,17 @@ pub struct Leader {
     pub learners: BTreeMap<ServerId, LearnerHandler>,
     /// Synced voters' cumulative ACKs.
     pub acked: BTreeMap<ServerId, Zxid>,
-    /// Pending syncs, each answered once the commit point reaches its zxid.
-    pub syncs: VecDeque<(SyncWaiter, Zxid)>,
+    /// Pending syncs in arrival order (targets and rounds never decrease).
+    pub syncs: VecDeque<PendingSync>,
     /// Next tick to ping learners.
     pub next_ping: u64,
+    /// The last ping round sent (0: none yet).
+    pub ping_round: u64,
+    /// A sync arrived since the last round: send one at the end of this step.
+    pub sync_round_due: bool,
+    /// The highest zxid a quorum of voters has durable (the commit point before it is capped
+    /// by what is logged); a sync whose target is below it has its quorum proof.
+    pub quorum_acked: Zxid,
 }
 
 impl Leader {
@@ -159,6 +185,9 @@ impl Leader {
             acked: BTreeMap::new(),
             syncs: VecDeque::new(),
             next_ping: now,
+            ping_round: 0,
+            sync_round_due: false,
+            quorum_acked: Zxid::ZERO,
         }
     }
 
@@ -404,15 +433,17 @@ impl Node {
                 }
                 self.send_learner(from, ZabMessage::RevalidateReply { session, valid });
             }
-            ZabMessage::SyncRequest => {
-                let target = self.log.last_logged();
-                leader_mut(self).syncs.push_back((SyncWaiter::Learner(from), target));
-                self.complete_syncs();
-            }
-            ZabMessage::PingReply { touched } => {
+            ZabMessage::SyncRequest => self.queue_sync(SyncWaiter::Learner(from)),
+            ZabMessage::PingReply { touched, round } => {
                 for session in touched {
                     self.sessions.touch(session, now);
                 }
+                let leader = leader_mut(self);
+                assert!(round <= leader.ping_round, "a reply to a ping never sent");
+                if let Some(h) = leader.learners.get_mut(&from) {
+                    h.acked_round = h.acked_round.max(round);
+                }
+                self.complete_syncs();
             }
             _ => {}
         }
@@ -438,6 +469,7 @@ impl Node {
             last_heard: now,
             up_to_date: false,
             channel: FifoChannel::new(nonce),
+            acked_round: 0,
         };
         leader.learners.insert(from, handler);
         match leader.phase.epoch() {
@@ -627,21 +659,29 @@ impl Node {
             })
             .collect();
         points.sort_by(|a, b| b.cmp(a));
-        let point = if self.config.bugs.commit_after_one_ack {
-            points[0]
-        } else {
-            points[self.quorum.majority() - 1]
-        };
+        let quorum_point = points[self.quorum.majority() - 1];
+        let point = if self.config.bugs.commit_after_one_ack { points[0] } else { quorum_point };
         let point = point.min(self.log.last_logged());
-        if point <= self.log.committed() {
+        let committed = self.log.committed();
+        let acked = &mut leader_mut(self).quorum_acked;
+        *acked = (*acked).max(quorum_point);
+        // Syncs whose target was already committed may have their proof now: answer them
+        // before anything later is committed, or their replies would show later writes.
+        self.complete_syncs();
+        if point <= committed {
             return;
         }
         // Commit in steps at each pending sync's target, so a learner gets COMMIT(target),
         // then SYNC, then the later commits: its sync is answered before it applies writes
-        // proposed after the sync (which the same client may have pipelined behind it).
-        let committed = self.log.committed();
-        let mut steps: Vec<Zxid> =
-            leader.syncs.iter().map(|(_, t)| *t).filter(|t| *t > committed && *t < point).collect();
+        // proposed after the sync (which the same client may have pipelined behind it). A
+        // commit point beyond the target is also the sync's quorum proof (`still_led_after`),
+        // so no sync waits at its step once later txns commit.
+        let mut steps: Vec<Zxid> = leader_ref(self)
+            .syncs
+            .iter()
+            .map(|s| s.target)
+            .filter(|t| *t > committed && *t < point)
+            .collect();
         steps.dedup();
         steps.push(point);
         assert!(steps.windows(2).all(|w| w[0] < w[1]), "sync targets are in order");
@@ -747,28 +787,77 @@ impl Node {
         assert!(proposed == zxid || !self.is_established_leader());
     }
 
-    /// Answers syncs whose target is committed (leader only).
+    /// Answers syncs whose target is committed and whose quorum proof has come (leader only).
     pub(crate) fn complete_syncs(&mut self) {
         let Role::Leading(_) = &self.role else { return };
         // Applied, not just committed: a local sync's reply must show everything before it.
         let committed = self.tree.last_processed_zxid();
-        while let Some((waiter, target)) = leader_ref(self).syncs.front().copied() {
-            if target > committed {
+        while let Some(sync) = leader_ref(self).syncs.front().copied() {
+            if sync.target > committed || !self.still_led_after(&sync) {
                 break;
             }
             leader_mut(self).syncs.pop_front();
-            match waiter {
+            match sync.waiter {
                 SyncWaiter::Learner(id) => self.send_learner(id, ZabMessage::SyncReply),
                 SyncWaiter::Local(conn, xid) => self.sync_done(conn, xid),
             }
         }
     }
 
+    /// A quorum of voters followed this leader after `sync` arrived: they acknowledged a
+    /// proposal logged after it, or answered a ping round sent after it. Any newer leader needs
+    /// a quorum's promise, which intersects this one in a voter that promised only later, so
+    /// nothing was committed in a newer epoch before the sync arrived. (Without it a leader
+    /// paused while the others elected answers from its own stale view: ZOOKEEPER-1675.)
+    fn still_led_after(&self, sync: &PendingSync) -> bool {
+        let leader = leader_ref(self);
+        assert!(sync.round >= 1 && sync.round <= leader.ping_round + 1, "rounds count from 1");
+        if leader.quorum_acked > sync.target || self.config.bugs.sync_without_quorum {
+            return true;
+        }
+        let mut answered: Vec<ServerId> =
+            leader.learners_where(|h| !h.observer && h.acked_round >= sync.round);
+        answered.push(self.config.server_id);
+        self.quorum.contains(answered.iter())
+    }
+
+    /// Queues a sync (a local client's or a learner's); it asks for a ping round at the end
+    /// of this step, which all syncs of the step share.
+    fn queue_sync(&mut self, waiter: SyncWaiter) {
+        let target = self.log.last_logged();
+        let leader = leader_mut(self);
+        let round = leader.ping_round + 1;
+        assert!(leader.syncs.back().is_none_or(|s| s.target <= target && s.round <= round));
+        leader.syncs.push_back(PendingSync { waiter, target, round });
+        leader.sync_round_due = true;
+        self.complete_syncs();
+    }
+
     /// Queues a local client's sync (leader).
     pub(crate) fn leader_sync(&mut self, conn: ConnId, xid: i32) {
-        let target = self.log.last_logged();
-        leader_mut(self).syncs.push_back((SyncWaiter::Local(conn, xid), target));
-        self.complete_syncs();
+        self.queue_sync(SyncWaiter::Local(conn, xid));
+    }
+
+    /// Sends the ping round the syncs of this step asked for (called after every step).
+    pub(crate) fn send_sync_round(&mut self) {
+        let Role::Leading(leader) = &self.role else { return };
+        if !leader.sync_round_due {
+            return;
+        }
+        self.send_ping_round();
+        assert!(!leader_ref(self).sync_round_due, "the round is sent once");
+    }
+
+    /// Pings every learner that is synced or syncing, as the next round.
+    fn send_ping_round(&mut self) {
+        let leader = leader_mut(self);
+        leader.ping_round += 1;
+        leader.sync_round_due = false;
+        let round = leader.ping_round;
+        let targets: Vec<ServerId> = leader.learners_where(|h| h.forwarding());
+        for id in targets {
+            self.send_learner(id, ZabMessage::Ping { round });
+        }
     }
 
     pub(crate) fn leader_tick(&mut self) {
@@ -803,13 +892,9 @@ impl Node {
             tracing::warn!("lost the quorum of synced followers; back to election");
             return self.become_looking();
         }
-        let leader = leader_ref(self);
-        if now >= leader.next_ping {
-            let targets: Vec<ServerId> = leader.learners_where(|h| h.forwarding());
+        if now >= leader_ref(self).next_ping {
             leader_mut(self).next_ping = now + ping_every;
-            for id in targets {
-                self.send_learner(id, ZabMessage::Ping);
-            }
+            self.send_ping_round();
         }
     }
 }

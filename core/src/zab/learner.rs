@@ -248,10 +248,12 @@ impl Node {
             (LearnerPhase::Syncing | LearnerPhase::Broadcast, ZabMessage::Commit { zxid }) => {
                 self.on_commit(zxid)
             }
-            (LearnerPhase::Broadcast, ZabMessage::Ping) => {
+            (LearnerPhase::Broadcast, ZabMessage::Ping { round }) => {
                 let touched: Vec<SessionId> =
                     std::mem::take(&mut learner_mut(self).touched).into_iter().collect();
-                self.send_leader(ZabMessage::PingReply { touched });
+                // The round echoed tells the leader this follower still followed it after it
+                // sent the ping: what a pending sync waits for (ZOOKEEPER-1675).
+                self.send_leader(ZabMessage::PingReply { touched, round });
             }
             (LearnerPhase::Broadcast, ZabMessage::RevalidateReply { session, valid }) => {
                 self.on_revalidated(session, valid)

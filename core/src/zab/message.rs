@@ -168,12 +168,19 @@ pub enum ZabMessage {
     SyncRequest,
     /// SYNC (7) from the leader: the oldest pending sync of the learner may be answered.
     SyncReply,
-    /// PING (5) from the leader.
-    Ping,
+    /// PING (5) from the leader, numbered: the leader's pings form rounds, and a sync is
+    /// answered only once a quorum has answered a round sent after the sync arrived
+    /// (ZOOKEEPER-1675).
+    Ping {
+        /// The leader's ping round.
+        round: u64,
+    },
     /// PING (5) from a learner: the sessions its clients touched since its last reply.
     PingReply {
         /// Touched sessions.
         touched: Vec<SessionId>,
+        /// The round of the ping this answers.
+        round: u64,
     },
     /// A message of a leader–learner session (see the module doc); never nested.
     Session {

@@ -70,8 +70,8 @@ pub fn describe(msg: &ZabMessage) -> String {
         ZabMessage::RevalidateReply { valid, .. } => format!("RevalidateReply({valid})"),
         ZabMessage::SyncRequest => "SyncRequest".into(),
         ZabMessage::SyncReply => "SyncReply".into(),
-        ZabMessage::Ping => "Ping".into(),
-        ZabMessage::PingReply { .. } => "PingReply".into(),
+        ZabMessage::Ping { round } => format!("Ping round={round}"),
+        ZabMessage::PingReply { round, .. } => format!("PingReply round={round}"),
     }
 }
 
@@ -95,7 +95,7 @@ pub fn kind(msg: &ZabMessage) -> String {
         ZabMessage::Request { .. } => "request",
         ZabMessage::Revalidate { .. } | ZabMessage::RevalidateReply { .. } => "revalidate",
         ZabMessage::SyncRequest | ZabMessage::SyncReply => "sync",
-        ZabMessage::Ping | ZabMessage::PingReply { .. } => "ping",
+        ZabMessage::Ping { .. } | ZabMessage::PingReply { .. } => "ping",
     };
     name.into()
 }
