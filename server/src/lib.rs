@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod peer_net;
+pub mod quorum_tls;
 pub mod security;
 pub mod storage;
 pub mod tls;
@@ -51,6 +52,8 @@ impl Server {
         env: env::ServerEnv,
     ) -> Result<Server, String> {
         let began = std::time::Instant::now();
+        // Quorum TLS stores are read before anything else starts: a bad one stops the start.
+        let quorum_tls = quorum_tls(&cfg)?;
         let (mut storage, recovered) =
             storage::Storage::open_with(env.fs.clone(), &cfg.data_dir, &cfg.data_log_dir, env.bugs)
                 .map_err(|e| format!("cannot open the data directory: {e}"))?;
@@ -144,7 +147,8 @@ impl Server {
             None
         } else {
             let cuts = env.cuts.clone();
-            Some(start_peers(&cfg, events_tx.clone(), shutdown_rx.clone(), cuts).await?)
+            let events = events_tx.clone();
+            Some(start_peers(&cfg, events, shutdown_rx.clone(), cuts, quorum_tls).await?)
         };
         let driver = driver::Driver::new(node, cfg, env, storage, peers);
         let driver = tokio::spawn(driver.run(events_rx, storage_rx, shutdown_rx));
@@ -191,12 +195,30 @@ impl Server {
     }
 }
 
+/// Quorum TLS for an ensemble member with `sslQuorum` or `portUnification` on.
+fn quorum_tls(cfg: &config::ServerConfig) -> Result<Option<Arc<quorum_tls::QuorumTls>>, String> {
+    if cfg.servers.is_empty() || !cfg.security.quorum.enabled() {
+        return Ok(None);
+    }
+    let hosts = cfg
+        .servers
+        .iter()
+        .map(|(id, spec)| (zkr_core::types::ServerId(*id), spec.host.clone()))
+        .collect();
+    let tls = quorum_tls::QuorumTls::load(&cfg.security.quorum, hosts)?;
+    let (ssl_quorum, port_unification) =
+        (cfg.security.quorum.ssl_quorum, cfg.security.quorum.port_unification);
+    tracing::info!(ssl_quorum, port_unification, "quorum TLS on");
+    Ok(Some(Arc::new(tls)))
+}
+
 /// Starts the quorum listener and connections for an ensemble member.
 async fn start_peers(
     cfg: &config::ServerConfig,
     events: mpsc::UnboundedSender<client_net::Event>,
     shutdown: watch::Receiver<bool>,
     cuts: Option<watch::Receiver<u64>>,
+    tls: Option<Arc<quorum_tls::QuorumTls>>,
 ) -> Result<peer_net::PeerNet, String> {
     let me = cfg.core.server_id;
     let spec = cfg.servers.get(&me.0).ok_or("this server has no server.N line")?;
@@ -217,7 +239,7 @@ async fn start_peers(
     // The core's silence bound (`syncLimit` tickTimes): see peer_net's module doc.
     let silence_ms = cfg.core.tick_time_ms as u64 * cfg.core.sync_limit as u64;
     let unacked_limit = std::time::Duration::from_millis(silence_ms.max(1));
-    peer_net::PeerNet::start(me, listen, peers, events, shutdown, unacked_limit, cuts)
+    peer_net::PeerNet::start(me, listen, peers, events, shutdown, unacked_limit, cuts, tls)
         .await
         .map_err(|e| format!("cannot listen on the quorum port {listen}: {e}"))
 }

@@ -42,13 +42,20 @@
 //! notification is idempotent, and its round tells the receiver if it is stale; without this,
 //! a server that went back to election while cut off waits for its next resend, which backs
 //! off to seconds (issue 17: 4 s after a partition healed).
+//!
+//! With quorum TLS (`sslQuorum`, `portUnification`; see `quorum_tls`), the listener hands each
+//! accepted socket to `QuorumTls::accept` and the outbound task each connected one to
+//! `QuorumTls::connect`; what follows runs unchanged over the TLS stream. A peer refused there
+//! (untrusted certificate, wrong host name, not TLS) is logged with its address and closed; our
+//! outbound connection to a peer that refuses us counts as a failed connect (backoff, `PeerLost`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use zkr_core::proto::peer::{decode_peer_message, encode_peer_message};
@@ -56,6 +63,15 @@ use zkr_core::types::ServerId;
 use zkr_core::zab::message::ZabMessage;
 
 use crate::client_net::Event;
+use crate::quorum_tls::QuorumTls;
+
+/// A quorum connection's byte stream: the socket itself, or TLS over it (`quorum_tls`).
+pub type PeerStream = Box<dyn PeerIo>;
+
+/// What a quorum connection's stream offers.
+pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerIo for T {}
 
 /// Largest peer frame accepted (a SNAP carries a whole snapshot).
 const MAX_PEER_FRAME: usize = 512 * 1024 * 1024;
@@ -72,6 +88,10 @@ pub const RECONNECT_PROBE: Duration = Duration::from_millis(500);
 /// attempt is one SYN: cheap. (It was 2 s, which made SYNs up to 3 s apart: a cut-off
 /// leader then rejoined 1.1 to 2.6 s after the heal, ZooKeeper 1.3 s; issue 17.)
 const MAX_RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
+
+/// A TLS connection the peer ends this soon after the handshake counts as refused (see
+/// `Outbound::refused_after_handshake`).
+const TLS_REFUSAL_WINDOW: Duration = Duration::from_secs(1);
 
 /// Per peer, counters the accept loop keeps and the outbound task watches.
 struct InboundSignals {
@@ -101,7 +121,9 @@ enum Outgoing {
 }
 
 impl PeerNet {
-    /// Listens on `listen` and starts one outbound task per peer in `peers` (`host:port`).
+    /// Listens on `listen` and starts one outbound task per peer in `peers` (`host:port`);
+    /// `tls` is quorum TLS, when `sslQuorum` or `portUnification` is on.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         me: ServerId,
         listen: SocketAddr,
@@ -110,6 +132,7 @@ impl PeerNet {
         shutdown: watch::Receiver<bool>,
         unacked_limit: Duration,
         cuts: Option<watch::Receiver<u64>>,
+        tls: Option<Arc<QuorumTls>>,
     ) -> std::io::Result<PeerNet> {
         assert!(!unacked_limit.is_zero(), "zero would mean the kernel's default");
         let listener = TcpListener::bind(listen).await?;
@@ -124,8 +147,14 @@ impl PeerNet {
             closed_rx.insert(*id, (rx, replaced_rx));
         }
         let closed: InboundClosed = Arc::new(closed);
-        let accepting =
-            accept_loop(listener, events.clone(), closed, shutdown.clone(), cuts.clone());
+        let accepting = accept_loop(
+            listener,
+            events.clone(),
+            closed,
+            shutdown.clone(),
+            cuts.clone(),
+            tls.clone(),
+        );
         tokio::spawn(accepting);
         let mut senders = BTreeMap::new();
         for (id, addr) in peers {
@@ -144,6 +173,8 @@ impl PeerNet {
                 unacked_limit,
                 last_notification: None,
                 cuts: cuts.clone(),
+                tls: tls.clone(),
+                last_refusal: None,
             };
             tokio::spawn(link.run());
         }
@@ -177,6 +208,7 @@ async fn accept_loop(
     closed: InboundClosed,
     mut shutdown: watch::Receiver<bool>,
     cuts: Option<watch::Receiver<u64>>,
+    tls: Option<Arc<QuorumTls>>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -189,9 +221,21 @@ async fn accept_loop(
         let events = events.clone();
         let closed = closed.clone();
         let cuts = cuts.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
+            let (stream, cert): (PeerStream, _) = match &tls {
+                None => (Box::new(stream) as PeerStream, None),
+                Some(quorum_tls) => match quorum_tls.accept(stream).await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(%remote, %e, "quorum connection refused");
+                        return;
+                    }
+                },
+            };
+            let arrival = Arrival { remote, tls, cert };
             let mut from = None;
-            if let Err(e) = inbound(stream, events, &closed, &mut from, cuts).await {
+            if let Err(e) = inbound(stream, arrival, events, &closed, &mut from, cuts).await {
                 tracing::debug!(%remote, %e, "quorum connection ended");
             }
             if let Some(signals) = from.and_then(|id| closed.get(&id)) {
@@ -201,8 +245,17 @@ async fn accept_loop(
     }
 }
 
+/// What the listener knows of an inbound connection before the peer names itself.
+struct Arrival {
+    remote: SocketAddr,
+    tls: Option<Arc<QuorumTls>>,
+    /// The peer's TLS certificate, for host-name verification once its id is known.
+    cert: Option<CertificateDer<'static>>,
+}
+
 async fn inbound(
-    stream: TcpStream,
+    stream: PeerStream,
+    arrival: Arrival,
     events: mpsc::UnboundedSender<Event>,
     signals: &InboundClosed,
     peer: &mut Option<ServerId>,
@@ -216,6 +269,13 @@ async fn inbound(
     // syscalls per message (a length, then the payload).
     let mut stream = tokio::io::BufReader::with_capacity(PEER_READ_BUFFER_BYTES, stream);
     let from = ServerId(stream.read_u64().await?);
+    if let Some(tls) = &arrival.tls {
+        if let Err(e) = tls.check_inbound(arrival.cert.as_ref(), arrival.remote, from) {
+            let (remote, peer) = (arrival.remote, from.0);
+            tracing::warn!(%remote, peer, %e, "quorum connection refused");
+            return Ok(());
+        }
+    }
     *peer = Some(from);
     // A later connection from the same peer supersedes this one.
     let mut newer = signals.get(&from).map(|s| {
@@ -275,12 +335,26 @@ struct Outbound {
     last_notification: Option<Vec<u8>>,
     /// See `cut`.
     cuts: Option<watch::Receiver<u64>>,
+    /// Quorum TLS, if on.
+    tls: Option<Arc<QuorumTls>>,
+    /// The last reason the peer could not be reached, logged once at warn until it changes.
+    last_refusal: Option<String>,
+}
+
+/// Why a connection could not be opened.
+enum OpenFailed {
+    /// No TCP connection (the peer is down or unreachable).
+    Connect,
+    /// The TLS handshake or the peer's certificate failed.
+    Tls(String),
 }
 
 /// Why the connected loop ended.
 enum Ended {
     Shutdown,
     Broken,
+    /// The peer could not be reached, or refused us (TLS), as a failed connect.
+    Unreachable,
 }
 
 impl Outbound {
@@ -293,46 +367,51 @@ impl Outbound {
                 return;
             }
             let limit = if broken { RECONNECT_PROBE } else { Duration::from_secs(2) };
-            let connected = tokio::time::timeout(limit, TcpStream::connect(&self.addr)).await;
-            let Ok(Ok(stream)) = connected else {
-                let mut dropped = false;
-                while let Ok(item) = self.queue.try_recv() {
-                    if let Outgoing::Notification(frame) = item {
-                        self.last_notification = Some(frame);
-                    }
-                    dropped = true;
+            let ended = match tokio::time::timeout(limit, self.open()).await {
+                Ok(Ok(stream)) => self.connected(stream).await,
+                Ok(Err(OpenFailed::Tls(reason))) => {
+                    self.refused(reason);
+                    Ended::Unreachable
                 }
-                if broken || dropped {
-                    let peer = self.peer.0;
-                    tracing::info!(peer, "quorum peer unreachable; reporting it lost");
-                    let _ = self.events.send(Event::PeerLost { peer: self.peer });
-                    broken = false;
-                }
-                tokio::select! {
-                    biased;
-                    _ = self.shutdown.changed() => return,
-                    _ = self.inbound_closed.changed() => broken = true,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_RECONNECT_BACKOFF);
-                continue;
+                Ok(Err(OpenFailed::Connect)) | Err(_) => Ended::Unreachable,
             };
-            backoff = Duration::from_millis(50);
-            match self.connected(stream).await {
+            match ended {
                 Ended::Shutdown => return,
-                Ended::Broken => broken = true,
+                Ended::Broken => {
+                    broken = true;
+                    backoff = Duration::from_millis(50);
+                    self.last_refusal = None;
+                }
+                Ended::Unreachable => {
+                    let mut dropped = false;
+                    while let Ok(item) = self.queue.try_recv() {
+                        if let Outgoing::Notification(frame) = item {
+                            self.last_notification = Some(frame);
+                        }
+                        dropped = true;
+                    }
+                    if broken || dropped {
+                        let peer = self.peer.0;
+                        tracing::info!(peer, "quorum peer unreachable; reporting it lost");
+                        let _ = self.events.send(Event::PeerLost { peer: self.peer });
+                        broken = false;
+                    }
+                    tokio::select! {
+                        biased;
+                        _ = self.shutdown.changed() => return,
+                        _ = self.inbound_closed.changed() => broken = true,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_RECONNECT_BACKOFF);
+                }
             }
         }
     }
 
-    /// Writes queued frames until the connection breaks (a write fails, or the peer closes its
-    /// end) or shutdown. The peer's connection to us ending does not drop this one: the peer
-    /// may only have replaced it, and dropping ours would lose what is in flight.
-    async fn connected(&mut self, mut stream: TcpStream) -> Ended {
+    /// Connects (TCP, then TLS if `sslQuorum`), with the socket options every connection gets.
+    async fn open(&mut self) -> Result<PeerStream, OpenFailed> {
+        let stream = TcpStream::connect(&self.addr).await.map_err(|_| OpenFailed::Connect)?;
         let _ = stream.set_nodelay(true);
-        if let Some(rx) = self.cuts.as_mut() {
-            rx.borrow_and_update();
-        }
         // madsim's simulated sockets have no file descriptor (and no retransmission timer).
         #[cfg(not(madsim))]
         {
@@ -340,6 +419,41 @@ impl Outbound {
             if let Err(e) = sock.set_tcp_user_timeout(Some(self.unacked_limit)) {
                 tracing::warn!(peer = self.peer.0, %e, "cannot set TCP_USER_TIMEOUT");
             }
+        }
+        match &self.tls {
+            Some(tls) if tls.connects_with_tls() => {
+                tls.connect(stream, self.peer).await.map_err(OpenFailed::Tls)
+            }
+            _ => Ok(Box::new(stream)),
+        }
+    }
+
+    /// Logs why the peer refused us (or we it), at warn the first time a reason is seen.
+    fn refused(&mut self, reason: String) {
+        let (peer, addr) = (self.peer.0, &self.addr);
+        if self.last_refusal.as_ref() != Some(&reason) {
+            tracing::warn!(peer, %addr, %reason, "quorum connection to the peer refused");
+            self.last_refusal = Some(reason);
+        } else {
+            tracing::debug!(peer, %addr, %reason, "quorum connection to the peer refused");
+        }
+    }
+
+    /// Whether a TLS connection that the peer ended was most likely refused: it ended within
+    /// [`TLS_REFUSAL_WINDOW`] of the handshake. A peer that refuses us after the handshake
+    /// (host-name verification, done once we sent our id) just closes; reconnecting at once,
+    /// as after a break, would repeat handshakes in a tight loop. Such an end backs off instead.
+    fn refused_after_handshake(&self, up_since: tokio::time::Instant) -> bool {
+        let tls = self.tls.as_ref().is_some_and(|tls| tls.connects_with_tls());
+        tls && up_since.elapsed() < TLS_REFUSAL_WINDOW
+    }
+
+    /// Writes queued frames until the connection breaks (a write fails, or the peer closes its
+    /// end) or shutdown. The peer's connection to us ending does not drop this one: the peer
+    /// may only have replaced it, and dropping ours would lose what is in flight.
+    async fn connected(&mut self, mut stream: PeerStream) -> Ended {
+        if let Some(rx) = self.cuts.as_mut() {
+            rx.borrow_and_update();
         }
         // Flushed after every write: a no-op on a real socket, and madsim's TCP sends only on
         // flush.
@@ -383,6 +497,18 @@ impl Outbound {
                     read = stream.read(&mut probe) => {
                         let peer = self.peer.0;
                         match read {
+                            // A TLS alert: the peer refused our certificate (with TLS 1.3 our
+                            // handshake completes before the peer has checked it).
+                            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                                self.refused(format!("TLS session refused by the peer: {e}"));
+                                return Ended::Unreachable;
+                            }
+                            _ if self.refused_after_handshake(up_since) => {
+                                let reason = "closed by the peer right after the TLS handshake \
+                                              (its checks of our certificate failed?)";
+                                self.refused(reason.into());
+                                return Ended::Unreachable;
+                            }
                             Err(e) => tracing::info!(peer, %e, "quorum connection broken"),
                             Ok(_) => tracing::info!(peer, "quorum connection closed by the peer"),
                         }
@@ -444,7 +570,7 @@ async fn cut(cuts: &mut Option<watch::Receiver<u64>>) {
     }
 }
 
-async fn write_frame(stream: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
+async fn write_frame(stream: &mut PeerStream, frame: &[u8]) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(frame.len() + 4);
     append_frame(&mut buf, frame);
     write_framed(stream, &buf).await
@@ -457,7 +583,7 @@ fn append_frame(buf: &mut Vec<u8>, frame: &[u8]) {
 }
 
 /// Writes frames already put together by `append_frame`.
-async fn write_framed(stream: &mut TcpStream, framed: &[u8]) -> std::io::Result<()> {
+async fn write_framed(stream: &mut PeerStream, framed: &[u8]) -> std::io::Result<()> {
     stream.write_all(framed).await?;
     stream.flush().await
 }
@@ -501,9 +627,10 @@ mod tests {
             let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
             let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let limit = Duration::from_secs(10);
-            let net = PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None)
-                .await
-                .unwrap();
+            let net =
+                PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None, None)
+                    .await
+                    .unwrap();
             net.send(ServerId(2), &notification(4));
             // Dropped: the task reports the peer lost once it has thrown the message away.
             let lost = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
@@ -536,9 +663,10 @@ mod tests {
         std::mem::forget(events);
         let (stop, shutdown) = watch::channel(false);
         let peers = BTreeMap::from([(ServerId(2), peer.local_addr().unwrap().to_string())]);
-        let net = PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None)
-            .await
-            .unwrap();
+        let net =
+            PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None, None)
+                .await
+                .unwrap();
         let (mut out, _) = peer.accept().await.unwrap();
         assert_eq!(out.read_u64().await.unwrap(), 1);
         (net, listen, out, stop)
@@ -607,9 +735,10 @@ mod tests {
             let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
             let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let limit = Duration::from_secs(10);
-            let net = PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None)
-                .await
-                .unwrap();
+            let net =
+                PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None, None)
+                    .await
+                    .unwrap();
             net.send(ServerId(2), &ZabMessage::Ping { round: 1 });
             let lost = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
             assert!(matches!(lost, Ok(Some(Event::PeerLost { peer: ServerId(2) }))));

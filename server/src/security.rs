@@ -9,8 +9,11 @@
 //! ZooKeeper's config sets the system property after the JVM started), and
 //! `-Djava.security.auth.login.config=FILE` names the JAAS file (also accepted as a zoo.cfg key).
 //!
-//! Out of scope, refused or reported rather than silently ignored: JKS/PKCS12 stores (PEM only),
-//! encrypted PEM keys, quorum TLS (`sslQuorum=true` is refused), SASL GSSAPI/Kerberos (a
+//! Quorum TLS (`sslQuorum`, `portUnification`, `ssl.quorum.*`, `sslQuorumReloadCertFiles`) is
+//! parsed into `QuorumTlsConfig` here and served by `quorum_tls`.
+//!
+//! Out of scope, refused or reported rather than silently ignored: JKS/PKCS12 stores (PEM only,
+//! on both the client and the quorum side), encrypted PEM keys, SASL GSSAPI/Kerberos (a
 //! `Krb5LoginModule` in the JAAS section is reported and adds no user).
 
 use std::collections::BTreeMap;
@@ -58,6 +61,204 @@ pub struct SecurityConfig {
     pub enforce_auth_schemes: Vec<String>,
     /// `sessionRequireClientSASLAuth`: the same as enforcing `sasl`.
     pub session_require_client_sasl_auth: bool,
+    /// `sslQuorum`, `portUnification` and the `ssl.quorum.*` keys.
+    pub quorum: QuorumTlsConfig,
+}
+
+/// A TLS protocol version `ssl.quorum.protocol` / `ssl.quorum.enabledProtocols` may name (the
+/// ones rustls implements).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// `TLSv1.2`.
+    Tls12,
+    /// `TLSv1.3`.
+    Tls13,
+}
+
+/// Quorum TLS, as ZooKeeper's `QuorumX509Util` reads it: `sslQuorum` encrypts and mutually
+/// authenticates every connection between members (election and Zab traffic share the quorum
+/// port here); `portUnification` accepts plain and TLS connections on it (rolling upgrades).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumTlsConfig {
+    /// `sslQuorum`: connect to peers with TLS and (unless `portUnification`) accept only TLS.
+    pub ssl_quorum: bool,
+    /// `portUnification`: accept both plain and TLS connections on the quorum port.
+    pub port_unification: bool,
+    /// `ssl.quorum.keyStore.location`: PEM with this member's private key and certificate chain.
+    pub key_store: Option<PathBuf>,
+    /// `ssl.quorum.keyStore.password`: only an empty one is usable (unencrypted PEM key).
+    pub key_store_password: Option<String>,
+    /// `ssl.quorum.trustStore.location`: PEM with the CA certificates peers' chains end in.
+    pub trust_store: Option<PathBuf>,
+    /// `ssl.quorum.hostnameVerification` (default true): a peer's certificate must name it.
+    pub hostname_verification: bool,
+    /// `ssl.quorum.clientHostnameVerification` (default true, ZooKeeper 3.9.4+): the check
+    /// applies to connecting peers too (only with `hostname_verification`).
+    pub client_hostname_verification: bool,
+    /// `ssl.quorum.clientAuth` (default need): whether a connecting peer must present a
+    /// certificate.
+    pub client_auth: ClientAuth,
+    /// `ssl.quorum.protocol` / `ssl.quorum.enabledProtocols`: the versions offered and accepted.
+    pub protocols: Vec<TlsVersion>,
+    /// `ssl.quorum.ciphersuites`: Java (IANA) names; empty means rustls's defaults.
+    pub ciphersuites: Vec<String>,
+    /// `ssl.quorum.handshakeDetectionTimeoutMillis` (default 5000): how long a connecting peer
+    /// may take to complete its handshake (and, with `portUnification`, to send its first byte).
+    pub handshake_timeout_ms: u64,
+    /// `sslQuorumReloadCertFiles`: new connections use the stores as they are on disk now.
+    pub reload_cert_files: bool,
+    /// `ssl.quorum.enabledProtocols` was given (it wins over `ssl.quorum.protocol`).
+    enabled_protocols_set: bool,
+}
+
+impl Default for QuorumTlsConfig {
+    fn default() -> QuorumTlsConfig {
+        QuorumTlsConfig {
+            ssl_quorum: false,
+            port_unification: false,
+            key_store: None,
+            key_store_password: None,
+            trust_store: None,
+            hostname_verification: true,
+            client_hostname_verification: true,
+            client_auth: ClientAuth::Need,
+            protocols: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+            ciphersuites: Vec::new(),
+            handshake_timeout_ms: 5000,
+            reload_cert_files: false,
+            enabled_protocols_set: false,
+        }
+    }
+}
+
+impl QuorumTlsConfig {
+    /// Whether the quorum port needs the TLS stores (to connect with them, or to accept).
+    pub fn enabled(&self) -> bool {
+        self.ssl_quorum || self.port_unification
+    }
+
+    /// Applies one `sslQuorum*`/`portUnification`/`ssl.quorum.*` key. `Ok(false)`: not one.
+    fn apply(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        let path = || -> Result<PathBuf, String> {
+            if value.is_empty() { Err("expected a file path".into()) } else { Ok(value.into()) }
+        };
+        match key {
+            "sslQuorum" => self.ssl_quorum = parse_bool(value)?,
+            "portUnification" => self.port_unification = parse_bool(value)?,
+            "sslQuorumReloadCertFiles" => self.reload_cert_files = parse_bool(value)?,
+            "ssl.quorum.keyStore.location" => self.key_store = Some(path()?),
+            "ssl.quorum.trustStore.location" => self.trust_store = Some(path()?),
+            "ssl.quorum.keyStore.type" | "ssl.quorum.trustStore.type" => check_pem(value)?,
+            "ssl.quorum.keyStore.password" => self.key_store_password = Some(value.to_string()),
+            "ssl.quorum.trustStore.password" => {}
+            "ssl.quorum.hostnameVerification" => self.hostname_verification = parse_bool(value)?,
+            "ssl.quorum.clientHostnameVerification" => {
+                self.client_hostname_verification = parse_bool(value)?
+            }
+            "ssl.quorum.clientAuth" => self.client_auth = parse_client_auth(value)?,
+            "ssl.quorum.protocol" => {
+                let protocols = protocol_default(value)?;
+                if !self.enabled_protocols_set {
+                    self.protocols = protocols;
+                }
+            }
+            "ssl.quorum.enabledProtocols" => {
+                self.protocols = parse_protocols(value)?;
+                self.enabled_protocols_set = true;
+            }
+            "ssl.quorum.ciphersuites" => {
+                self.ciphersuites = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
+            "ssl.quorum.handshakeDetectionTimeoutMillis" => {
+                self.handshake_timeout_ms = match value.parse::<u64>() {
+                    Ok(ms) if ms > 0 => ms,
+                    _ => return Err("expected a positive number of milliseconds".into()),
+                }
+            }
+            _ if key.starts_with("ssl.quorum.") => {
+                tracing::info!("zoo.cfg: {key} is accepted but not applied (quorum TLS)");
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The settings are complete: quorum TLS needs both stores.
+    fn check(&self) -> Result<(), String> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let what = if self.ssl_quorum { "sslQuorum" } else { "portUnification" };
+        if cfg!(madsim) {
+            return Err(format!(
+                "{what}: quorum TLS is not available in the madsim simulation build"
+            ));
+        }
+        if self.key_store.is_none() {
+            return Err(format!("{what} needs ssl.quorum.keyStore.location"));
+        }
+        if self.trust_store.is_none() {
+            return Err(format!("{what} needs ssl.quorum.trustStore.location"));
+        }
+        if self.key_store_password.as_deref().is_some_and(|p| !p.is_empty()) {
+            tracing::warn!(
+                "ssl.quorum.keyStore.password is ignored: the PEM key must be unencrypted"
+            );
+        }
+        Ok(())
+    }
+}
+
+fn check_pem(value: &str) -> Result<(), String> {
+    if value.eq_ignore_ascii_case("PEM") {
+        Ok(())
+    } else {
+        Err(format!("only PEM stores are supported here, not {value}"))
+    }
+}
+
+fn parse_client_auth(value: &str) -> Result<ClientAuth, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "none" => Ok(ClientAuth::None),
+        "want" => Ok(ClientAuth::Want),
+        "need" | "" => Ok(ClientAuth::Need),
+        _ => Err("expected none, want or need".into()),
+    }
+}
+
+/// `ssl.quorum.protocol`: the versions ZooKeeper enables for it when `enabledProtocols` is not
+/// given (TLSv1.3 also enables TLSv1.2; `TLS` means whatever the runtime offers).
+fn protocol_default(value: &str) -> Result<Vec<TlsVersion>, String> {
+    match value {
+        "TLSv1.3" | "TLS" => Ok(vec![TlsVersion::Tls12, TlsVersion::Tls13]),
+        "TLSv1.2" => Ok(vec![TlsVersion::Tls12]),
+        _ => Err(format!("unsupported TLS protocol {value} (TLSv1.2, TLSv1.3 or TLS)")),
+    }
+}
+
+/// `ssl.quorum.enabledProtocols`: a comma-separated list of `TLSv1.2`/`TLSv1.3`.
+fn parse_protocols(value: &str) -> Result<Vec<TlsVersion>, String> {
+    let mut versions = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let version = match name {
+            "TLSv1.2" => TlsVersion::Tls12,
+            "TLSv1.3" => TlsVersion::Tls13,
+            _ => return Err(format!("unsupported TLS protocol {name} (TLSv1.2 or TLSv1.3)")),
+        };
+        if !versions.contains(&version) {
+            versions.push(version);
+        }
+    }
+    if versions.is_empty() {
+        return Err("expected TLSv1.2 and/or TLSv1.3".into());
+    }
+    versions.sort();
+    Ok(versions)
 }
 
 /// The provider classes `authProvider.N` may name (all are built in and always on).
@@ -87,6 +288,9 @@ impl SecurityConfig {
         let path = || -> Result<PathBuf, String> {
             if value.is_empty() { Err("expected a file path".into()) } else { Ok(value.into()) }
         };
+        if self.quorum.apply(key, value)? {
+            return Ok(true);
+        }
         match key {
             "secureClientPort" => {
                 let port = value.parse::<u16>().map_err(|_| "expected a port 0..=65535")?;
@@ -98,27 +302,11 @@ impl SecurityConfig {
             }
             "ssl.keyStore.location" => self.key_store = Some(path()?),
             "ssl.trustStore.location" => self.trust_store = Some(path()?),
-            "ssl.keyStore.type" | "ssl.trustStore.type" => {
-                if !value.eq_ignore_ascii_case("PEM") {
-                    return Err(format!("only PEM stores are supported here, not {value}"));
-                }
-            }
+            "ssl.keyStore.type" | "ssl.trustStore.type" => check_pem(value)?,
             "ssl.keyStore.password" => self.key_store_password = Some(value.to_string()),
             // A trust store of certificates needs no password.
             "ssl.trustStore.password" => {}
-            "ssl.clientAuth" => {
-                self.client_auth = match value.to_ascii_lowercase().as_str() {
-                    "none" => ClientAuth::None,
-                    "want" => ClientAuth::Want,
-                    "need" | "" => ClientAuth::Need,
-                    _ => return Err("expected none, want or need".into()),
-                }
-            }
-            "sslQuorum" => {
-                if value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("yes") {
-                    return Err("quorum TLS (sslQuorum) is not supported".into());
-                }
-            }
+            "ssl.clientAuth" => self.client_auth = parse_client_auth(value)?,
             "java.security.auth.login.config" => self.jaas_file = Some(path()?),
             "sasl.serverconfig" => self.jaas_section = Some(value.to_string()),
             "superUser" => self.sasl_super_user = Some(value.to_string()),
@@ -143,7 +331,7 @@ impl SecurityConfig {
                 }
             }
             "serverCnxnFactory" => {}
-            _ if TLS_TUNING_KEYS.contains(&key) || key.starts_with("ssl.quorum.") => {
+            _ if TLS_TUNING_KEYS.contains(&key) => {
                 tracing::info!("zoo.cfg: {key} is accepted; rustls's defaults apply");
             }
             _ => return Ok(false),
@@ -187,7 +375,7 @@ impl SecurityConfig {
         {
             return Err("ssl.clientAuth want/need needs ssl.trustStore.location".into());
         }
-        Ok(())
+        self.quorum.check()
     }
 }
 
@@ -397,8 +585,61 @@ Server {
         security.apply("sessionRequireClientSASLAuth", "true").unwrap();
         security.apply_to_core(&mut core).unwrap();
         assert_eq!(core.enforce_auth_schemes, vec!["sasl".to_string()]);
-        assert!(security.apply("sslQuorum", "true").is_err(), "quorum TLS is refused");
         assert!(security.apply("ssl.keyStore.type", "JKS").is_err(), "PEM only");
         assert_eq!(security.apply("tickTime", "2000"), Ok(false));
+    }
+
+    #[test]
+    fn quorum_tls_keys_parse_and_need_both_stores() {
+        let mut security = SecurityConfig::default();
+        assert!(!security.quorum.enabled(), "off by default");
+        assert_eq!(security.apply("sslQuorum", "true"), Ok(true));
+        assert!(security.quorum.ssl_quorum);
+        assert!(security.quorum.hostname_verification, "hostname verification defaults on");
+        assert_eq!(security.quorum.client_auth, ClientAuth::Need);
+        let missing = security.check().unwrap_err();
+        assert!(missing.contains("sslQuorum needs ssl.quorum.keyStore.location"), "{missing}");
+        security.apply("ssl.quorum.keyStore.location", "/etc/zkr/quorum.pem").unwrap();
+        let missing = security.check().unwrap_err();
+        assert!(missing.contains("ssl.quorum.trustStore.location"), "{missing}");
+        security.apply("ssl.quorum.trustStore.location", "/etc/zkr/ca.pem").unwrap();
+        security.check().unwrap();
+        assert!(security.apply("ssl.quorum.keyStore.type", "JKS").is_err(), "PEM only");
+        assert!(security.apply("ssl.quorum.trustStore.type", "PKCS12").is_err(), "PEM only");
+        assert_eq!(security.apply("ssl.quorum.trustStore.type", "PEM"), Ok(true));
+        security.apply("ssl.quorum.hostnameVerification", "false").unwrap();
+        assert!(!security.quorum.hostname_verification);
+        assert!(security.apply("ssl.quorum.hostnameVerification", "maybe").is_err());
+        assert!(security.apply("sslQuorum", "perhaps").is_err());
+        // The client side's keys stay the client side's.
+        assert_eq!(security.key_store, None);
+    }
+
+    #[test]
+    fn quorum_protocols_follow_zookeeper_and_enabled_protocols_win() {
+        let mut quorum = QuorumTlsConfig::default();
+        assert_eq!(quorum.protocols, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
+        quorum.apply("ssl.quorum.protocol", "TLSv1.2").unwrap();
+        assert_eq!(quorum.protocols, vec![TlsVersion::Tls12]);
+        quorum.apply("ssl.quorum.enabledProtocols", "TLSv1.3").unwrap();
+        quorum.apply("ssl.quorum.protocol", "TLSv1.2").unwrap();
+        assert_eq!(quorum.protocols, vec![TlsVersion::Tls13], "enabledProtocols wins");
+        assert!(quorum.apply("ssl.quorum.enabledProtocols", "TLSv1.1").is_err());
+        assert!(quorum.apply("ssl.quorum.protocol", "SSLv3").is_err());
+        quorum.apply("ssl.quorum.ciphersuites", "TLS_AES_128_GCM_SHA256, x").unwrap();
+        assert_eq!(quorum.ciphersuites, vec!["TLS_AES_128_GCM_SHA256".to_string(), "x".into()]);
+        assert!(quorum.apply("ssl.quorum.handshakeDetectionTimeoutMillis", "0").is_err());
+        assert_eq!(quorum.apply("ssl.quorum.crl", "false"), Ok(true), "accepted, not applied");
+        assert_eq!(quorum.apply("ssl.keyStore.location", "/x"), Ok(false));
+    }
+
+    #[test]
+    fn port_unification_alone_needs_the_stores_too() {
+        let mut security = SecurityConfig::default();
+        security.apply("portUnification", "true").unwrap();
+        assert!(security.quorum.enabled());
+        assert!(!security.quorum.ssl_quorum);
+        let missing = security.check().unwrap_err();
+        assert!(missing.starts_with("portUnification needs"), "{missing}");
     }
 }

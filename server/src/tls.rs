@@ -14,6 +14,7 @@
 //! the subject is taken (once) before the first plaintext is handed on.
 
 use std::io::{self, Read, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -31,29 +32,14 @@ const PLAINTEXT_CHUNK_BYTES: usize = 16 * 1024;
 pub fn server_config(security: &SecurityConfig) -> Result<Arc<ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let key_store = security.key_store.as_ref().ok_or("secureClientPort needs a key store")?;
-    let shown = key_store.display();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(key_store)
-        .and_then(|certs| certs.collect())
-        .map_err(|e| format!("ssl.keyStore.location {shown}: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("ssl.keyStore.location {shown}: no CERTIFICATE in the file"));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_store)
-        .map_err(|e| format!("ssl.keyStore.location {shown}: no usable private key: {e}"))?;
+    let (certs, key) = load_key_store(key_store, "ssl.keyStore.location")?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?;
     let builder = match (security.client_auth, &security.trust_store) {
         (ClientAuth::None, _) | (_, None) => builder.with_no_client_auth(),
         (auth, Some(trust_store)) => {
-            let mut roots = RootCertStore::empty();
-            let shown = trust_store.display();
-            let cas = CertificateDer::pem_file_iter(trust_store)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("ssl.trustStore.location {shown}: {e}"))?;
-            for ca in cas {
-                roots.add(ca).map_err(|e| format!("ssl.trustStore.location {shown}: {e}"))?;
-            }
+            let roots = load_trust_store(trust_store, "ssl.trustStore.location")?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier =
                 if auth == ClientAuth::Want { verifier.allow_unauthenticated() } else { verifier };
@@ -62,6 +48,54 @@ pub fn server_config(security: &SecurityConfig) -> Result<Arc<ServerConfig>, Str
     };
     let config = builder.with_single_cert(certs, key).map_err(|e| format!("TLS: {e}"))?;
     Ok(Arc::new(config))
+}
+
+/// Reads a PEM key store: the certificate chain and the (unencrypted) private key. `key` names
+/// the zoo.cfg key in errors.
+pub fn load_key_store(
+    path: &Path,
+    key: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let shown = path.display();
+    let text = std::fs::read(path).map_err(|e| format!("{key} {shown}: cannot read it: {e}"))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{key} {shown}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{key} {shown}: no CERTIFICATE in the file"));
+    }
+    let encrypted = text.windows(ENCRYPTED_MARK.len()).any(|w| w == ENCRYPTED_MARK);
+    let private_key = PrivateKeyDer::from_pem_slice(&text).map_err(|e| {
+        if encrypted {
+            format!(
+                "{key} {shown}: the private key is encrypted, which is not supported (PEM keys \
+                 must be unencrypted; `openssl pkey -in KEY -out PLAIN` decrypts one)"
+            )
+        } else {
+            format!("{key} {shown}: no usable private key: {e}")
+        }
+    })?;
+    Ok((certs, private_key))
+}
+
+/// `ENCRYPTED PRIVATE KEY` (PKCS#8) and `Proc-Type: 4,ENCRYPTED` (OpenSSL's legacy form).
+const ENCRYPTED_MARK: &[u8] = b"ENCRYPTED";
+
+/// Reads a PEM trust store: at least one CA certificate.
+pub fn load_trust_store(path: &Path, key: &str) -> Result<RootCertStore, String> {
+    let shown = path.display();
+    let text = std::fs::read(path).map_err(|e| format!("{key} {shown}: cannot read it: {e}"))?;
+    let cas = CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{key} {shown}: {e}"))?;
+    if cas.is_empty() {
+        return Err(format!("{key} {shown}: no CERTIFICATE in the file"));
+    }
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        roots.add(ca).map_err(|e| format!("{key} {shown}: {e}"))?;
+    }
+    Ok(roots)
 }
 
 /// A client connection's byte stream: plain TCP, or TLS over it.
