@@ -42,6 +42,9 @@ pub struct ServerStats {
     /// Request latency in seconds by opcode, as Prometheus histograms (see `metrics`); a clone
     /// shares the counts, so a scrape reads them without copying.
     pub op_latency: OpLatency,
+    /// `op_latency`'s histogram of each raw opcode seen, looked up (and its label built) once
+    /// per opcode rather than once per reply (issue 14: that was five allocations per reply).
+    op_histograms: BTreeMap<i32, Histogram>,
 }
 
 /// Latency histograms labelled `op="getData"` etc.
@@ -57,18 +60,27 @@ impl ServerStats {
     /// Records one reply to a request of raw opcode `op` that arrived `d` ago.
     pub fn record_latency(&mut self, op: i32, d: Duration) {
         self.latency.record(d);
-        let name = match OpCode::from_i32(op) {
-            Some(code) => {
-                let debug = format!("{code:?}");
-                let mut chars = debug.chars();
-                let first = chars.next().map(|c| c.to_ascii_lowercase());
-                first.into_iter().chain(chars).collect()
-            }
-            None => "unknown".to_string(),
-        };
-        let label = vec![("op".to_string(), name)];
-        self.op_latency.get_or_create(&label).observe(d.as_secs_f64());
+        let family = &self.op_latency;
+        // Every unknown opcode shares one entry, so a client cannot grow the map.
+        let key = if OpCode::from_i32(op).is_some() { op } else { i32::MIN };
+        let histogram = self.op_histograms.entry(key).or_insert_with(|| op_histogram(family, op));
+        histogram.observe(d.as_secs_f64());
     }
+}
+
+/// The histogram of `family` labelled with the name of raw opcode `op` (`op="getData"`).
+fn op_histogram(family: &OpLatency, op: i32) -> Histogram {
+    let name = match OpCode::from_i32(op) {
+        Some(code) => {
+            let debug = format!("{code:?}");
+            let mut chars = debug.chars();
+            let first = chars.next().map(|c| c.to_ascii_lowercase());
+            first.into_iter().chain(chars).collect()
+        }
+        None => "unknown".to_string(),
+    };
+    let label = vec![("op".to_string(), name)];
+    family.get_or_create(&label).clone()
 }
 
 impl ServerStats {
@@ -83,6 +95,7 @@ impl ServerStats {
             min_response_size: usize::MAX,
             max_response_size: 0,
             op_latency: Family::new_with_constructor(latency_histogram),
+            op_histograms: BTreeMap::new(),
         }
     }
 
@@ -897,6 +910,36 @@ pub fn now_ms() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Replies are counted under their opcode's name, every unknown opcode under one
+    /// `unknown` entry, and `srst` starts a family whose cached handles are new too.
+    #[test]
+    fn request_latency_is_labelled_by_opcode_and_unknown_opcodes_share_one_entry() {
+        let mut stats = ServerStats::new();
+        let ms = Duration::from_millis(1);
+        for op in [OpCode::GetData.code(), OpCode::GetData.code(), OpCode::SetData.code()] {
+            stats.record_latency(op, ms);
+        }
+        for op in [9_999, 10_000, -77] {
+            stats.record_latency(op, ms);
+        }
+        let count = |stats: &ServerStats, name: &str| {
+            let mut registry = prometheus_client::registry::Registry::default();
+            registry.register("lat", "latency", stats.op_latency.clone());
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+            let line = format!("lat_count{{op=\"{name}\"}} ");
+            let found = text.lines().find_map(|l| l.strip_prefix(line.as_str()));
+            found.map_or(0, |n| n.trim().parse::<u64>().expect("a count"))
+        };
+        assert_eq!(count(&stats, "getData"), 2);
+        assert_eq!(count(&stats, "setData"), 1);
+        assert_eq!(count(&stats, "unknown"), 3);
+        assert_eq!(stats.op_histograms.len(), 3, "getData, setData and one unknown");
+        stats.reset();
+        stats.record_latency(OpCode::GetData.code(), ms);
+        assert_eq!(count(&stats, "getData"), 1, "counted in the new family");
+    }
 
     #[test]
     fn last_op_names_follow_final_request_processor() {

@@ -613,15 +613,16 @@ impl Driver {
                     |&(x, op, _): &(i32, i32, Instant)| x == xid || (xid == -2 && op == 11);
                 if let Some(pos) = c.in_flight.iter().position(answers) {
                     let (cxid, op, arrived) = c.in_flight.remove(pos).expect("position is valid");
-                    c.latency.record(arrived.elapsed());
-                    self.stats.record_latency(op, arrived.elapsed());
+                    let latency = arrived.elapsed();
+                    c.latency.record(latency);
+                    self.stats.record_latency(op, latency);
                     let zxid = i64::from_be_bytes(frame[8..16].try_into().expect("8 bytes"));
                     c.last = Some(admin::LastReply {
                         op,
                         cxid,
                         zxid,
                         responded_ms: self.stats.started.elapsed().as_millis(),
-                        latency_ms: arrived.elapsed().as_millis(),
+                        latency_ms: latency.as_millis(),
                     });
                     if let Some(writer) = self.writers.get(&conn) {
                         writer.replied();

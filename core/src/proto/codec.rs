@@ -521,24 +521,28 @@ fn write_reply_header(w: &mut Writer, h: &ReplyHeader) {
 /// Encodes a reply, framed: the header, then the body only when `body` is `Some` (the caller
 /// passes `None` for errors and for ops without a body).
 pub fn encode_reply(header: &ReplyHeader, body: Option<&Response>) -> Vec<u8> {
-    let mut w = Writer::new();
+    // Header and Stat (96 bytes) and ~100 bytes of data fit without growing.
+    let mut w = Writer::framed(REPLY_BYTES_TYPICAL);
     write_reply_header(&mut w, header);
-    assert!(w.len() == 16);
+    assert!(w.len() == 4 + 16);
     if let Some(body) = body {
         write_response(&mut w, body);
     }
-    frame(w.as_slice())
+    w.into_frame()
 }
+
+/// Room reserved for a reply before encoding it (issue 14: one allocation per reply).
+const REPLY_BYTES_TYPICAL: usize = 240;
 
 /// Encodes a watch notification, framed: `ReplyHeader{-1, zxid, 0}` + `WatcherEvent`.
 pub fn encode_notification(zxid: i64, ev: &WatcherEvent) -> Vec<u8> {
-    let mut w = Writer::new();
+    let mut w = Writer::framed(16 + 12 + ev.path.len());
     write_reply_header(&mut w, &ReplyHeader { xid: xid::NOTIFICATION, zxid, err: 0 });
     w.write_i32(ev.event_type as i32);
     w.write_i32(ev.state);
     w.write_string(&ev.path);
-    assert!(w.len() == 16 + 12 + ev.path.len());
-    frame(w.as_slice())
+    assert!(w.len() == 4 + 16 + 12 + ev.path.len());
+    w.into_frame()
 }
 
 /// Writes a response body (no header).

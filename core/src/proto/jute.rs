@@ -258,6 +258,30 @@ impl Writer {
         Writer { buf: Vec::new() }
     }
 
+    /// An empty writer with room for `capacity` bytes: a record encoded per request (a txn, a
+    /// reply) then takes one allocation instead of a doubling per field (issue 14: buffer
+    /// growth was 6% of a standalone server's CPU).
+    pub fn with_capacity(capacity: usize) -> Writer {
+        Writer { buf: Vec::with_capacity(capacity) }
+    }
+
+    /// A writer for one frame: a length prefix to be filled in by `into_frame`, then the
+    /// payload. The same bytes as `frame::frame(payload)`, without copying the payload.
+    pub fn framed(capacity: usize) -> Writer {
+        let mut buf = Vec::with_capacity(4 + capacity);
+        buf.extend_from_slice(&[0; 4]);
+        Writer { buf }
+    }
+
+    /// The frame of a `framed` writer: its length prefix set to the payload's length.
+    pub fn into_frame(mut self) -> Vec<u8> {
+        assert!(self.buf.len() >= 4, "a framed writer starts with its length prefix");
+        assert!(self.buf[..4] == [0; 4], "the length prefix is written once, here");
+        let len = i32::try_from(self.buf.len() - 4).expect("frame payload above i32::MAX bytes");
+        self.buf[..4].copy_from_slice(&len.to_be_bytes());
+        self.buf
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> usize {
         self.buf.len()
@@ -388,6 +412,18 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A framed writer yields the bytes `frame::frame` makes of the same payload, whether or
+    /// not the payload outgrows the room reserved for it.
+    #[test]
+    fn a_framed_writer_matches_frame() {
+        for (capacity, len) in [(0, 0), (8, 3), (4, 300), (1000, 17)] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut w = Writer::framed(capacity);
+            w.write_bytes(&payload);
+            assert_eq!(w.into_frame(), crate::proto::frame::frame(&payload));
+        }
+    }
 
     #[test]
     fn null_and_empty_buffers_stay_distinct() {

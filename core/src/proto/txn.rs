@@ -30,9 +30,13 @@ use crate::types::{SessionId, Zxid};
 /// Encoded size of a `TxnHeader`.
 pub const TXN_HEADER_BYTES: usize = 32;
 
+/// Room reserved for a txn's record before encoding it: a create or setData of a short path
+/// with ~100 bytes of data fits, larger ones grow the buffer as needed.
+const TXN_BODY_BYTES_TYPICAL: usize = 224;
+
 /// Encodes a txn: `TxnHeader` + its record.
 pub fn encode_txn(t: &LoggedTxn) -> Vec<u8> {
-    let mut w = Writer::new();
+    let mut w = Writer::with_capacity(TXN_HEADER_BYTES + TXN_BODY_BYTES_TYPICAL);
     write_txn(&mut w, t);
     w.into_inner()
 }
@@ -52,7 +56,7 @@ pub fn write_txn(w: &mut Writer, t: &LoggedTxn) {
 /// The encoded size of a txn with `txn` as its record (header included), as the log and the
 /// peers will carry it.
 pub fn encoded_txn_len(txn: &Txn) -> usize {
-    let mut w = Writer::new();
+    let mut w = Writer::with_capacity(TXN_BODY_BYTES_TYPICAL);
     write_txn_body(&mut w, txn);
     TXN_HEADER_BYTES + w.len()
 }

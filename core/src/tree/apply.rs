@@ -129,13 +129,13 @@ impl DataTree {
         let zxid = header.zxid.0;
         let parent_children = parent.num_children;
         let mut parent_cversion = args.parent_cversion;
-        self.update_node(parent_path, |parent| {
+        self.update_stat(parent_path, |stat| {
             if parent_cversion == -1 {
-                parent_cversion = parent.stat.cversion.wrapping_add(1);
+                parent_cversion = stat.cversion.wrapping_add(1);
             }
-            if parent_cversion > parent.stat.cversion {
-                parent.stat.cversion = parent_cversion;
-                parent.stat.pzxid = zxid;
+            if parent_cversion > stat.cversion {
+                stat.cversion = parent_cversion;
+                stat.pzxid = zxid;
             }
         });
         let stat = StatPersisted {
@@ -176,9 +176,9 @@ impl DataTree {
         }
         let removed = self.remove_node(p);
         let parent_path = path::parent(p);
-        self.update_node(parent_path, |parent| {
-            if zxid.0 > parent.stat.pzxid {
-                parent.stat.pzxid = zxid.0;
+        self.update_stat(parent_path, |stat| {
+            if zxid.0 > stat.pzxid {
+                stat.pzxid = zxid.0;
             }
         });
         self.quota_after_delete(p, removed.data_len());

@@ -59,6 +59,13 @@ fn mix(mut z: u64) -> u64 {
 
 /// The hash of one node.
 pub fn node_hash(path: &str, data: Option<&[u8]>, acl: &[Acl], stat: &StatPersisted) -> u64 {
+    node_hash_with_stat(node_hash_prefix(path, data, acl), stat)
+}
+
+/// The state of `node_hash` after the path, data and ACL: a change of the stat alone (a
+/// parent's cversion and pzxid at every create and delete under it) hashes only the stat
+/// again, from here (issue 14: the digest was 6-8% of a standalone server's CPU).
+pub fn node_hash_prefix(path: &str, data: Option<&[u8]>, acl: &[Acl]) -> Fnv64 {
     let mut h = Fnv64::default();
     h.field(path.as_bytes());
     match data {
@@ -71,6 +78,12 @@ pub fn node_hash(path: &str, data: Option<&[u8]>, acl: &[Acl], stat: &StatPersis
         h.field(a.id.scheme.as_bytes());
         h.field(a.id.id.as_bytes());
     }
+    h
+}
+
+/// `node_hash` from its `node_hash_prefix`.
+pub fn node_hash_with_stat(prefix: Fnv64, stat: &StatPersisted) -> u64 {
+    let mut h = prefix;
     for v in [stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.ephemeral_owner, stat.pzxid] {
         h.i64(v);
     }

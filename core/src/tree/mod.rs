@@ -490,6 +490,17 @@ impl DataTree {
         r
     }
 
+    /// `update_node` for a change of the stat alone (a parent's cversion and pzxid): the path,
+    /// data and ACL are hashed once for the digest's old and new terms, not twice.
+    fn update_stat<R>(&mut self, path: &str, f: impl FnOnce(&mut StatPersisted) -> R) -> R {
+        let node = Arc::make_mut(self.nodes.get_mut(path).expect("update of a missing node"));
+        let prefix = digest::node_hash_prefix(path, node.data.as_deref(), &node.acl);
+        self.digest = self.digest.wrapping_sub(digest::node_hash_with_stat(prefix, &node.stat));
+        let r = f(&mut node.stat);
+        self.digest = self.digest.wrapping_add(digest::node_hash_with_stat(prefix, &node.stat));
+        r
+    }
+
     fn index_add(&mut self, path: &PathKey, node: &ZNode) {
         self.digest = self.digest.wrapping_add(node_hash(path, node));
         self.index_add_unhashed(path, node);
