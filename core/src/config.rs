@@ -54,6 +54,11 @@ pub struct Config {
     pub sync_limit: u32,
     /// Committed txns kept in memory for DIFF syncs (ZooKeeper's `commitLogCount`).
     pub commit_log_count: usize,
+    /// A learner that missed more than the in-memory log (`commit_log_count`) but at most this
+    /// many txns is synced by a DIFF read from the leader's txn log files (`Output::ReadLog`)
+    /// instead of a SNAP; 0 switches that off. The server sets it from `snapCount` (ZooKeeper
+    /// reads its log files when the gap is under a third of the snapshot's size).
+    pub disk_diff_max_txns: u64,
     /// The data of `/zookeeper/config` on an ensemble member: the membership as ZooKeeper's
     /// `QuorumVerifier.toString()` writes it (`server.N=host:quorumPort:electionPort:participant`
     /// lines, `;clientHost:clientPort` where the `server.N` line has one, then `version=` in
@@ -110,6 +115,9 @@ pub struct Bugs {
     /// (maybe from another prospective leader) as a fresh promise, which the leader counts: two
     /// leaders can be established in one epoch.
     pub ack_repeated_epoch: bool,
+    /// Zab leader: a DIFF from the txn log files asks for the records after the one following
+    /// the learner's last zxid (an off-by-one on `after`), so the learner misses one txn.
+    pub disk_diff_skips_one: bool,
 }
 
 impl Bugs {
@@ -128,6 +136,7 @@ impl Bugs {
             || self.stale_leader_lease
             || self.accept_stale_epoch
             || self.ack_repeated_epoch
+            || self.disk_diff_skips_one
     }
 }
 
@@ -156,11 +165,15 @@ impl Default for Config {
             init_limit: 10,
             sync_limit: 5,
             commit_log_count: 500,
+            disk_diff_max_txns: DEFAULT_DISK_DIFF_MAX_TXNS,
             ensemble_config_text: None,
             bugs: Bugs::default(),
         }
     }
 }
+
+/// Default of `Config::disk_diff_max_txns`: ZooKeeper's default `snapCount`.
+pub const DEFAULT_DISK_DIFF_MAX_TXNS: u64 = 100_000;
 
 /// Default of `Config::max_watches_per_session`: far above what real clients set (Druid and
 /// Curator's TreeCache are known for tens of thousands per session), low enough that one
