@@ -246,9 +246,9 @@ async fn a_follower_that_missed_3000_writes_rejoins_by_a_diff_from_the_leaders_l
     for window in 0..30 {
         // Pipelined: each create is sent when called; the replies are awaited after.
         let data = vec![b'x'; 100];
-        let pending: Vec<_> = (0..100)
-            .map(|i| zk.create(&format!("/missed/n{}", window * 100 + i), &data, &PERSISTENT))
-            .collect();
+        let paths: Vec<String> =
+            (0..100).map(|i| format!("/missed/n{}", window * 100 + i)).collect();
+        let pending: Vec<_> = paths.iter().map(|p| zk.create(p, &data, &PERSISTENT)).collect();
         for reply in pending {
             reply.await.expect("create");
         }
