@@ -4,13 +4,17 @@
 #
 # A 3-server zkr ensemble on loopback gets TREE sequential 100-byte znodes; then, for each N in
 # MISSED, one follower is stopped (SIGTERM), N more znodes are created through the leader, and
-# the follower is started again. Printed per N: how it synced (DIFF, or SNAP once N passes the
-# leader's in-memory window, commitLogCount = 500 as in ZooKeeper), its local recovery time
+# the follower is started again. Printed per N: how it synced (DIFF from the leader's memory
+# while N is within its window, commitLogCount = 500 as in ZooKeeper; past it a DIFF read from
+# the leader's txn log files up to zkr.diskDiffMaxTxns = snapCount, then SNAP), its local
+# recovery time
 # (its own snapshot and log), and the time from recovered to "synced; serving" (finding the
 # leader, the sync itself, and writing what it received), from the follower's log timestamps.
 #   bash tests/rejoin-bench.sh                          # TREE=200000 MISSED="100 500 5000"
 #   TREE=1000000 MISSED="100 500" bash tests/rejoin-bench.sh
 #   KEEP_LOGS=/tmp/rejoin bash tests/rejoin-bench.sh      # keeps the servers' logs
+#   DISK_DIFF_MAX=0 MISSED="2000 20000" bash tests/rejoin-bench.sh   # no DIFF from the log files
+#     (zkr.diskDiffMaxTxns=0: what a rejoin cost before issue 16's log DIFF, SNAP past 500)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TREE=${TREE:-200000}; MISSED=${MISSED:-"100 500 5000"}; BASE=${BASE:-29200}
@@ -45,6 +49,7 @@ clientPort=$((BASE + i))
 clientPortAddress=127.0.0.1
 maxClientCnxns=0
 4lw.commands.whitelist=*
+${DISK_DIFF_MAX:+zkr.diskDiffMaxTxns=$DISK_DIFF_MAX}
 $servers
 CFG
   start "$i"
@@ -76,12 +81,15 @@ for n in $MISSED; do
   create "$n"
   log="$work/s$follower/zkr.log"
   before=$(grep -c 'synced; serving' "$log" || true)
+  leader_log="$work/s$leader/zkr.log"
+  disk_before=$(grep -c 'syncing a learner by DIFF from the txn log files' "$leader_log" || true)
   start "$follower"
   for _ in $(seq 6000); do
     [ "$(grep -c 'synced; serving' "$log" || true)" -gt "$before" ] && break
     sleep 0.01
   done
-  python3 - "$log" "$n" <<'PY'
+  disk_after=$(grep -c 'syncing a learner by DIFF from the txn log files' "$leader_log" || true)
+  python3 - "$log" "$n" "$(( disk_after - disk_before ))" <<'PY'
 import re, sys
 from datetime import datetime
 text = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[1]).read())
@@ -92,9 +100,11 @@ def at(line_part):
 t_rec, rec = at("recovered read_ms")
 t_sync, _ = at("synced; serving")
 how = "SNAP" if "installing the leader's snapshot" in run else "DIFF"
+if how == "DIFF":
+    how = "DIFF (log files)" if int(sys.argv[3]) > 0 else "DIFF (memory)"
 local = re.search(r"total_ms=(\d+)", rec).group(1)
 sync_ms = (t_sync - t_rec).total_seconds() * 1000
-print(f"  missed {int(sys.argv[2]):>7} txns: {how}, local recovery {local:>5} ms, "
+print(f"  missed {int(sys.argv[2]):>7} txns: {how:16}, local recovery {local:>5} ms, "
       f"recovered -> synced {sync_ms:7.0f} ms")
 PY
 done

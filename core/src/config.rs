@@ -54,6 +54,11 @@ pub struct Config {
     pub sync_limit: u32,
     /// Committed txns kept in memory for DIFF syncs (ZooKeeper's `commitLogCount`).
     pub commit_log_count: usize,
+    /// A learner that missed more than the in-memory log (`commit_log_count`) but at most this
+    /// many txns is synced by a DIFF read from the leader's txn log files (`Output::ReadLog`)
+    /// instead of a SNAP; 0 switches that off. The server sets it from `snapCount` (ZooKeeper
+    /// reads its log files when the gap is under a third of the snapshot's size).
+    pub disk_diff_max_txns: u64,
     /// The data of `/zookeeper/config` on an ensemble member: the membership as ZooKeeper's
     /// `QuorumVerifier.toString()` writes it (`server.N=host:quorumPort:electionPort:participant`
     /// lines, `;clientHost:clientPort` where the `server.N` line has one, then `version=` in
@@ -113,6 +118,9 @@ pub struct Bugs {
     /// Zab leader: answer a sync once its target is committed, without a quorum's proof that
     /// this server still led after the sync arrived (ZOOKEEPER-1675 as upstream has it).
     pub sync_without_quorum: bool,
+    /// Zab leader: a DIFF from the txn log files asks for the records after the one following
+    /// the learner's last zxid (an off-by-one on `after`), so the learner misses one txn.
+    pub disk_diff_skips_one: bool,
 }
 
 impl Bugs {
@@ -132,6 +140,7 @@ impl Bugs {
             || self.accept_stale_epoch
             || self.ack_repeated_epoch
             || self.sync_without_quorum
+            || self.disk_diff_skips_one
     }
 }
 
@@ -160,11 +169,15 @@ impl Default for Config {
             init_limit: 10,
             sync_limit: 5,
             commit_log_count: 500,
+            disk_diff_max_txns: DEFAULT_DISK_DIFF_MAX_TXNS,
             ensemble_config_text: None,
             bugs: Bugs::default(),
         }
     }
 }
+
+/// Default of `Config::disk_diff_max_txns`: ZooKeeper's default `snapCount`.
+pub const DEFAULT_DISK_DIFF_MAX_TXNS: u64 = 100_000;
 
 /// Default of `Config::max_watches_per_session`: far above what real clients set (Druid and
 /// Curator's TreeCache are known for tens of thousands per session), low enough that one

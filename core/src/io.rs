@@ -106,6 +106,27 @@ pub enum Input {
         /// The member whose connection is gone.
         peer: ServerId,
     },
+    /// The answer to `Output::ReadLog { request, .. }`: the records of this server's txn log
+    /// files after `after` up to `upto`, read on the storage thread, each checked as recovery
+    /// checks it (crc, zxid order with no hole inside an epoch) and decoded to a txn whose zxid
+    /// is the record's. `found_after`: the record with zxid `after` itself is in the files (or
+    /// `after` is zero, the empty history). `txns: Err(reason)` when anything went wrong (a file
+    /// gone, damage, more records than `max_txns`): the leader then sends a SNAP. A stale answer
+    /// (the learner reconnected, the node stopped leading) is ignored.
+    LogRead {
+        /// The request this answers.
+        request: u64,
+        /// The record for the request's `after` was found.
+        found_after: bool,
+        /// The records in `(after, upto]`, oldest first, or why they could not be read.
+        txns: Result<Vec<LoggedTxn>, String>,
+    },
+    /// Old txn log files were removed (autopurge): the files now hold records only from
+    /// `oldest_on_disk` on, so a learner behind it can no longer be synced from them.
+    LogTrimmed {
+        /// The first zxid of the oldest log file left.
+        oldest_on_disk: Zxid,
+    },
 }
 
 /// Everything a node asks the shell to do.
@@ -154,5 +175,24 @@ pub enum Output {
     InstallSnapshot {
         /// The leader's committed state.
         snapshot: Box<Snapshot>,
+    },
+    /// Read the txn log files' records with zxid in `(after, upto]` and answer with
+    /// `Input::LogRead { request, .. }` (a leader syncing a learner that is behind its
+    /// in-memory log: DIFF from disk instead of SNAP). Asynchronous and read-only: later outputs
+    /// do not wait for it. The shell must read on its storage thread (never where it steps the
+    /// node: the read is O(records)), after every append handed over before this output, with
+    /// the same checks recovery applies (crc, zxid order, no hole); any failure, or more than
+    /// `max_txns` records, is answered `Err`. A shell may also answer late, or not at all if
+    /// the node stops meanwhile.
+    ReadLog {
+        /// Names the answer.
+        request: u64,
+        /// The learner's last zxid: records after it are wanted, and whether its own record
+        /// exists is reported (`found_after`).
+        after: Zxid,
+        /// The last record wanted: the oldest zxid of the in-memory log when asked.
+        upto: Zxid,
+        /// More records than this is an error.
+        max_txns: u64,
     },
 }

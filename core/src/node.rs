@@ -133,6 +133,8 @@ pub struct Node {
     pub(crate) last_round: u64,
     pub(crate) leader_vote: Option<crate::zab::message::Vote>,
     pub(crate) outputs: Vec<Output>,
+    /// `Output::ReadLog` requests made so far: the next one's name (unique per incarnation).
+    pub(crate) log_reads: u64,
     next_container_check_tick: u64,
     /// Steps since the last full [`Node::check_full`] run (debug builds; see [`Node::step`]).
     #[cfg(debug_assertions)]
@@ -204,6 +206,7 @@ impl Node {
             last_round,
             leader_vote: None,
             outputs: Vec::new(),
+            log_reads: 0,
             next_container_check_tick: check_ticks,
             #[cfg(debug_assertions)]
             steps_since_full_check: 0,
@@ -255,6 +258,12 @@ impl Node {
                 self.on_peer_message(from, msg)
             }
             Input::PeerLost { peer } => self.on_peer_lost(peer),
+            Input::LogRead { request, found_after, txns } => {
+                if let Role::Leading(_) = self.role {
+                    self.leader_on_log_read(request, found_after, txns);
+                }
+            }
+            Input::LogTrimmed { oldest_on_disk } => self.log.disk_trimmed(oldest_on_disk),
         }
         self.send_sync_round();
         self.check_step();

@@ -200,3 +200,12 @@ fn accept_stale_epoch() {
 fn paper_synchronization_snap() {
     golden("paper_synchronization_snap");
 }
+
+/// Issue 16: a follower behind the leader's in-memory log is synced by a DIFF read from the
+/// leader's log files; the off-by-one on the read's start is caught.
+#[test]
+fn paper_synchronization_disk_diff() {
+    let name = "paper_synchronization_disk_diff";
+    golden(name);
+    fails_with(name, Bugs { disk_diff_skips_one: true, ..Bugs::default() }, "agreement");
+}

@@ -441,6 +441,11 @@ impl ServerConfig {
         if !seen.client_port {
             config.warn("clientPort is not set; using 2181".into());
         }
+        if !seen.disk_diff_max_txns {
+            // A learner missing up to snapCount txns is synced from the log files (ZooKeeper:
+            // up to a third of the snapshot's size), beyond that by SNAP.
+            config.core.disk_diff_max_txns = config.snap_count;
+        }
         if seen.min_session_timeout.is_none() {
             config.core.session_timeout_ms_min = 2 * config.core.tick_time_ms as i32;
         }
@@ -629,6 +634,13 @@ impl ServerConfig {
             "zkr.maxWatchesPerSession" => {
                 self.core.max_watches_per_session =
                     at.number(0, u32::MAX as u64, "a count (0 = unlimited)")?
+            }
+            "zkr.diskDiffMaxTxns" => {
+                self.core.disk_diff_max_txns = at.number(0, u64::MAX, "a count (0 = off)")?;
+                seen.disk_diff_max_txns = true;
+            }
+            "zkr.commitLogCount" => {
+                self.core.commit_log_count = at.number(1, u32::MAX as u64, "a count")?
             }
             _ => self.apply_quorum_or_other(at, key)?,
         }
@@ -890,6 +902,8 @@ struct Seen {
     /// Line of an explicit (not -1) minSessionTimeout.
     min_session_timeout: Option<usize>,
     max_session_timeout: Option<usize>,
+    /// `zkr.diskDiffMaxTxns` was given (else it follows snapCount).
+    disk_diff_max_txns: bool,
 }
 
 /// Typed readers for one entry's value; errors name the key, value and line.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use zkr_core::io::ready::{DiskWrite, Effects, Executor, Progress, Written};
+use zkr_core::io::ready::{DiskWrite, Effects, Executor, LogReadRequest, Progress, Written};
 use zkr_core::io::{Input, Output};
 use zkr_core::node::NodeInit;
 use zkr_core::proto::txn::{decode_txn, encode_txn};
@@ -336,6 +336,12 @@ impl Driver {
                     logs = report.logs_removed.len(),
                     "autopurge removed old files"
                 );
+                if let Some(oldest) = report.oldest_log_kept {
+                    self.node.step(Input::LogTrimmed { oldest_on_disk: Zxid(oldest) });
+                }
+            }
+            StorageEvent::LogRead { request, found_after, txns } => {
+                self.node.step(Input::LogRead { request, found_after, txns });
             }
             StorageEvent::DiskFull { error } => {
                 tracing::error!(
@@ -669,6 +675,14 @@ impl Effects for Driver {
     fn client_close(&mut self, conn: ConnId) {
         if let Some(writer) = self.writers.get(&conn) {
             writer.close();
+        }
+    }
+
+    fn read_log(&mut self, read: LogReadRequest) {
+        // The executor handed this flow's appends over first: the read queues behind them.
+        let LogReadRequest { request, after, upto, max_txns } = read;
+        if self.storage.read_log(request, after.0, upto.0, max_txns).is_err() {
+            self.failed = Some("storage thread stopped".to_string());
         }
     }
 

@@ -439,3 +439,25 @@ fn force_sync_off_still_writes() {
     let (_, recovered) = open(&dir.0).unwrap();
     assert_eq!(recovered.txns, expected(1..=4));
 }
+
+/// Issue 16: the records of a DIFF from the log files, across a roll, with recovery's checks:
+/// the range, a range past the log's end, the record bound, and a flipped byte in a record on
+/// the way.
+#[test]
+fn a_range_is_read_back_for_a_diff_with_recoverys_checks() {
+    let dir = TempDir::new("read-range");
+    let (mut storage, _) = open(&dir.0).unwrap();
+    append_all(&mut storage, 1..=10);
+    storage.roll().unwrap();
+    append_all(&mut storage, 11..=20);
+    assert_eq!(storage.read_range(4, 15, 100).unwrap(), (true, expected(5..=15)));
+    assert_eq!(storage.read_range(0, 3, 100).unwrap(), (true, expected(1..=3)), "from empty");
+    assert!(storage.read_range(4, 25, 100).is_err(), "the log ends at 20");
+    assert!(storage.read_range(4, 15, 5).is_err(), "more than 5 records");
+    let path = log_path(&dir.0, 1);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[record_offsets(10)[7] + 12] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    assert!(storage.read_range(4, 15, 100).is_err(), "a damaged record on the way");
+    assert_eq!(storage.read_range(11, 15, 100).unwrap(), (true, expected(12..=15)), "past it");
+}

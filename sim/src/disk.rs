@@ -54,6 +54,11 @@ impl SimDisk {
         &self.durable
     }
 
+    /// Every record a read of the log files sees (durable, then the page cache), oldest first.
+    pub fn records(&self) -> Vec<LoggedTxn> {
+        self.durable.iter().chain(&self.unsynced).cloned().collect()
+    }
+
     /// The last durable zxid (zero if none).
     pub fn last_durable(&self) -> Zxid {
         self.durable.last().map_or(Zxid::ZERO, |t| t.header.zxid)

@@ -29,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 use zkr_core::config::Bugs;
 use zkr_core::config::Member;
-use zkr_core::io::ready::{DiskWrite, Effects, Executor, Written};
+use zkr_core::io::ready::{DiskWrite, Effects, Executor, LogReadRequest, Written};
 use zkr_core::io::{Input, Output};
 use zkr_core::txn::{LoggedTxn, Txn};
 use zkr_core::types::{ConnId, ServerId, Zxid};
@@ -293,7 +293,8 @@ impl Sim {
     /// Builds the world of `seed`: the swarm configuration is the first thing drawn.
     pub fn new(seed: u64, bugs: Bugs, keep_trace: bool) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let swarm = Swarm::draw(&mut rng);
+        let mut swarm = Swarm::draw(&mut rng);
+        swarm.draw_sync_knobs(seed);
         let mut nodes = Vec::new();
         let members: Vec<Member> = if swarm.cluster_size == 1 {
             Vec::new()
@@ -313,6 +314,8 @@ impl Sim {
                 members: members.clone(),
                 init_limit: swarm.init_limit,
                 sync_limit: swarm.sync_limit,
+                commit_log_count: swarm.commit_log_count,
+                disk_diff_max_txns: swarm.disk_diff_max_txns,
                 ..Config::default()
             };
             let drift = swarm.drift_ppm_max;
@@ -636,6 +639,20 @@ impl Sim {
                 let text = || format!("n{n} lost s{p}");
                 self.trace.event(self.now, "peer_lost", &ids(6, p), &[], text)
             }
+            Input::LogRead { request, found_after, txns } => {
+                let (r, found) = (*request, *found_after);
+                let read = match txns {
+                    Ok(txns) => txns.len() as u64,
+                    Err(_) => u64::MAX,
+                };
+                let text = || format!("n{n} log read {r} found_after {found} records {read}");
+                self.trace.event(self.now, "log_read", &ids(9, r), &[], text)
+            }
+            Input::LogTrimmed { oldest_on_disk } => {
+                let z = oldest_on_disk.0;
+                let text = || format!("n{n} log trimmed to {z:#x}");
+                self.trace.event(self.now, "log_trimmed", &ids(10, z as u64), &[], text)
+            }
         }
     }
 
@@ -771,6 +788,30 @@ impl Sim {
         let link = self.peer_links[&(n.min(m), n.max(m))];
         let from = self.nodes[n].addr;
         self.send(link, from, Msg::Peer(Box::new(msg)));
+    }
+
+    /// `Output::ReadLog`: answered from the records the disk holds now (as the server's
+    /// storage thread reads its files), after a delay; as a fault, late (commits may trim the
+    /// range out of the leader's memory meanwhile) or failed (a damaged or purged file).
+    fn read_log(&mut self, n: usize, read: LogReadRequest) {
+        let records = self.nodes[n].disk.records();
+        let (delay, answer) = match self.rng.random_range(0..10) {
+            0 => {
+                self.count_fault("log_read_error");
+                (self.rng.random_range(0..5_000_000), read.unavailable("simulated read error"))
+            }
+            1 => {
+                self.count_fault("log_read_late");
+                (self.rng.random_range(50_000_000..500_000_000), read.answer_from(&records))
+            }
+            _ => (self.rng.random_range(0..5_000_000), read.answer_from(&records)),
+        };
+        let (r, after, upto) = (read.request, read.after, read.upto);
+        self.trace.event(self.now, "read_log", &[n as u64, r, upto.0 as u64], &[], || {
+            format!("n{n} read {r} after {after} upto {upto} answered in {delay}ns")
+        });
+        let inc = self.nodes[n].inc;
+        self.schedule(self.now + delay, Ev::NodeInput { node: n, inc, input: answer });
     }
 
     fn persist(&mut self, n: usize, txn: LoggedTxn) {
@@ -1241,6 +1282,12 @@ impl Effects for SimShell<'_> {
     fn client_close(&mut self, conn: ConnId) {
         if self.enter() {
             self.sim.client_close(self.n, conn);
+        }
+    }
+
+    fn read_log(&mut self, read: LogReadRequest) {
+        if self.enter() {
+            self.sim.read_log(self.n, read);
         }
     }
 

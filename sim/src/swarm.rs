@@ -151,6 +151,10 @@ pub struct Swarm {
     pub sync_limit: u32,
     /// Crashes at the points where Zab's durability argument is delicate (`None`: off).
     pub point_crash: Option<PointCrash>,
+    /// Committed txns a node keeps in memory for DIFF syncs (`Config::commit_log_count`).
+    pub commit_log_count: usize,
+    /// The largest gap a leader syncs by a DIFF read from its log (`Config::disk_diff_max_txns`).
+    pub disk_diff_max_txns: u64,
 }
 
 /// Crashes at protocol points (FoundationDB's "buggify"): right after a synchronous disk
@@ -227,6 +231,23 @@ impl Swarm {
                 budget: rng.random_range(1..=4),
                 with_leader: rng.random_range(0.0..0.7),
             }),
+            commit_log_count: zkr_core::Config::default().commit_log_count,
+            disk_diff_max_txns: zkr_core::Config::default().disk_diff_max_txns,
+        }
+    }
+
+    /// Draws the sync knobs from their own stream (`seed` mixed), so that seeds keep the rest
+    /// of their configuration and run: half the seeds keep a short in-memory log, so learners
+    /// that fall behind are synced from the leader's log files (or by SNAP past a bound).
+    pub fn draw_sync_knobs(&mut self, seed: u64) {
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed ^ 0xd15c_d1ff_5eed);
+        if rng.random_bool(0.5) {
+            self.commit_log_count = rng.random_range(2..=40);
+            self.disk_diff_max_txns = match rng.random_range(0..4) {
+                0 => 0,
+                1 => rng.random_range(1..=60),
+                _ => self.disk_diff_max_txns,
+            };
         }
     }
 
@@ -259,7 +280,7 @@ impl Swarm {
         };
         format!(
             "nodes={} clients={} in_flight={} keys={} tick={}ms/{}ms limits={}/{} loss={:.3} \
-             dup={:.3} faults=[{}]{points} mix={:?}",
+             dup={:.3} faults=[{}]{points} mix={:?} commit_log={} disk_diff={}",
             self.cluster_size,
             self.clients,
             self.max_in_flight,
@@ -271,7 +292,9 @@ impl Swarm {
             self.net.datagram_loss,
             self.net.datagram_dup,
             faults.join(","),
-            self.mix
+            self.mix,
+            self.commit_log_count,
+            self.disk_diff_max_txns
         )
     }
 }

@@ -129,3 +129,12 @@ fn ignore_peer_lost_is_caught() {
     let report = first_failure(Bugs { ignore_peer_lost: true, ..Bugs::default() }, &["failover"]);
     control(report.seed);
 }
+
+/// Issue 16: a DIFF read from the leader's log files that starts one txn late (an off-by-one
+/// on `after`) leaves the learner a txn short: its tree differs at the same zxid.
+#[test]
+fn disk_diff_skips_one_is_caught() {
+    let bugs = Bugs { disk_diff_skips_one: true, ..Bugs::default() };
+    let report = first_failure(bugs, &["digest", "agreement", "durability", "history"]);
+    control(report.seed);
+}

@@ -223,3 +223,66 @@ async fn three_servers_elect_replicate_fail_over_and_rejoin() {
     drop(members);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Issue 16: a follower that missed more txns than the leader keeps in memory (500) is synced
+/// by a DIFF read from the leader's txn log files, not by a SNAP, and ends with the leader's
+/// data (same zxid, same tree digest through `hash`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_missed_3000_writes_rejoins_by_a_diff_from_the_leaders_log() {
+    if Target::from_env().is_apache() {
+        return;
+    }
+    let root = std::env::temp_dir().join(format!("zkr-diskdiff-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut members = ensemble(&root);
+    for m in &mut members {
+        m.start();
+    }
+    let leader = wait_for_roles(&members, 3, "start-up");
+    let follower = (leader + 1) % 3;
+    members[follower].kill9();
+    let zk = client(&members[leader]).await;
+    op("create the parent", zk.create("/missed", b"", &PERSISTENT)).await;
+    for window in 0..30 {
+        // Pipelined: each create is sent when called; the replies are awaited after.
+        let data = vec![b'x'; 100];
+        let paths: Vec<String> =
+            (0..100).map(|i| format!("/missed/n{}", window * 100 + i)).collect();
+        let pending: Vec<_> = paths.iter().map(|p| zk.create(p, &data, &PERSISTENT)).collect();
+        for reply in pending {
+            reply.await.expect("create");
+        }
+    }
+    members[follower].start();
+    wait_for_roles(&members, 3, "after the follower restarts");
+    let leader_log = members[leader].log();
+    assert!(
+        leader_log.contains("syncing a learner by DIFF from the txn log files"),
+        "the leader read its log files:\n{leader_log}"
+    );
+    let follower_log = members[follower].log();
+    assert!(!follower_log.contains("installing the leader's snapshot"), "no SNAP:\n{follower_log}");
+    let zk_follower = client(&members[follower]).await;
+    op("sync", zk_follower.sync("/missed")).await;
+    let children = op("children on the follower", zk_follower.get_children("/missed")).await;
+    assert_eq!(children.0.len(), 3000);
+    let hash = |m: &Member| {
+        let addr = format!("127.0.0.1:{}", m.client_port).parse().unwrap();
+        four_letter(addr, "hash", Duration::from_secs(2)).expect("hash")
+    };
+    // The follower applies the last commit a moment after the leader: wait for equal zxids.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hash(&members[leader]) != hash(&members[follower]) {
+        assert!(
+            Instant::now() < deadline,
+            "{} vs {}",
+            hash(&members[leader]),
+            hash(&members[follower])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(zk);
+    drop(zk_follower);
+    drop(members);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -31,6 +31,9 @@
 //! - Logged zxids increase: every append is above the last one, or above the point a
 //!   `TruncateLog`/`InstallSnapshot` moved the log's end to. `Input::Persisted` is built by
 //!   `Executor::persisted`, which refuses a zxid that was never handed to `append`.
+//! - A `ReadLog` is asynchronous (its answer comes back as `Input::LogRead`), but every append
+//!   before it is handed over first (`Effects::appends_end`), so a shell that queues the read
+//!   behind its appends reads a log that holds them.
 //! - A shell that can do nothing more (the node crashed in the middle of a step, storage
 //!   failed) says so with `Effects::halted`; the rest of the plan is dropped, as a crash drops it.
 
@@ -80,6 +83,46 @@ pub enum Progress {
     Waiting,
 }
 
+/// `Output::ReadLog`'s fields, handed to `Effects::read_log`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogReadRequest {
+    /// Names the answer (`Input::LogRead::request`).
+    pub request: u64,
+    /// Records after this zxid are wanted; whether its own record exists is reported.
+    pub after: Zxid,
+    /// The last record wanted.
+    pub upto: Zxid,
+    /// More records than this is an error.
+    pub max_txns: u64,
+}
+
+impl LogReadRequest {
+    /// The answer when no log files can be read (a shell without them).
+    pub fn unavailable(&self, reason: &str) -> Input {
+        Input::LogRead { request: self.request, found_after: false, txns: Err(reason.into()) }
+    }
+
+    /// Answers from `txns`, a log (oldest first, strictly increasing zxids) that holds every
+    /// record after the point it starts from: the records in `(after, upto]`, checked as the
+    /// server's reader checks them. For the shells that keep their log in memory.
+    pub fn answer_from(&self, txns: &[LoggedTxn]) -> Input {
+        let found_after =
+            self.after == Zxid::ZERO || txns.iter().any(|t| t.header.zxid == self.after);
+        let start = txns.partition_point(|t| t.header.zxid <= self.after);
+        let end = txns.partition_point(|t| t.header.zxid <= self.upto).max(start);
+        let range = &txns[start..end];
+        let txns = if range.len() as u64 > self.max_txns {
+            Err(format!("{} records, more than {}", range.len(), self.max_txns))
+        } else if range.last().map(|t| t.header.zxid) != Some(self.upto) {
+            Err(format!("the log does not reach {}", self.upto))
+        } else {
+            Ok(range.to_vec())
+        };
+        assert!(txns.as_ref().is_err() || start < end, "an answer holds upto");
+        Input::LogRead { request: self.request, found_after, txns }
+    }
+}
+
 /// One stage of a plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stage {
@@ -108,6 +151,9 @@ pub trait Effects {
     fn client_send(&mut self, conn: ConnId, frame: Vec<u8>);
     /// Flushes a connection's frames, then closes it.
     fn client_close(&mut self, conn: ConnId);
+    /// Starts reading the log records in `(after, upto]` (`Output::ReadLog`), after every
+    /// append handed over before; the answer comes back later as `Input::LogRead`.
+    fn read_log(&mut self, read: LogReadRequest);
     /// True once the shell can carry out nothing more (its node crashed in the middle of the
     /// step, its storage failed): the rest of the plan is dropped.
     fn halted(&self) -> bool {
@@ -213,6 +259,14 @@ impl Executor {
                 self.in_flow = false;
                 return Progress::Done;
             }
+            if let Output::ReadLog { request, after, upto, max_txns } = output {
+                // The appends before it go to the log first: the read must see them.
+                self.end_flow(fx);
+                if !fx.halted() {
+                    fx.read_log(LogReadRequest { request, after, upto, max_txns });
+                }
+                continue;
+            }
             let write = match disk_write(output) {
                 Ok(write) => write,
                 Err(output) => {
@@ -313,6 +367,7 @@ mod tests {
         Peer(u64),
         Client(u64),
         Close(u64),
+        Read(u64),
     }
 
     /// Records effects; disk writes answer `answer`; halts after `halt_after` effects.
@@ -351,6 +406,9 @@ mod tests {
         }
         fn client_close(&mut self, conn: ConnId) {
             self.seen.push(Seen::Close(conn.0));
+        }
+        fn read_log(&mut self, read: LogReadRequest) {
+            self.seen.push(Seen::Read(read.request));
         }
         fn halted(&self) -> bool {
             self.halt_after.is_some_and(|n| self.seen.len() >= n)
@@ -498,5 +556,62 @@ mod tests {
         shell.halt_after = None;
         executor.run_sync(vec![peer(5)], &mut shell);
         assert_eq!(shell.seen.last(), Some(&Seen::AppendsEnd));
+    }
+
+    /// A log read follows the appends before it: they are handed over first, so a shell that
+    /// queues the read behind them reads a log that holds them.
+    #[test]
+    fn a_log_read_goes_after_the_appends_before_it() {
+        let mut shell = Recorder::new(Written::Done);
+        let read = Output::ReadLog {
+            request: 9,
+            after: Zxid::new(1, 0),
+            upto: Zxid::new(1, 1),
+            max_txns: 10,
+        };
+        let outputs = vec![persist(1, 1), read, peer(2), persist(1, 2)];
+        Executor::new().run_sync(outputs, &mut shell);
+        let expected = vec![
+            Seen::Append(Zxid::new(1, 1)),
+            Seen::AppendsEnd,
+            Seen::Read(9),
+            Seen::Peer(2),
+            Seen::Append(Zxid::new(1, 2)),
+            Seen::AppendsEnd,
+        ];
+        assert_eq!(shell.seen, expected);
+    }
+
+    /// The in-memory answer: the range, `found_after`, and errors for a short log or too many.
+    #[test]
+    fn an_in_memory_log_answers_a_read_with_the_range_or_an_error() {
+        let txns: Vec<LoggedTxn> = (1..=5)
+            .map(|c| match persist(1, c) {
+                Output::Persist { txn } => (*txn).clone(),
+                _ => unreachable!(),
+            })
+            .collect();
+        let read = |after, upto, max_txns| LogReadRequest {
+            request: 1,
+            after: Zxid::new(1, after),
+            upto: Zxid::new(1, upto),
+            max_txns,
+        };
+        let Input::LogRead { found_after, txns: Ok(got), .. } = read(2, 4, 10).answer_from(&txns)
+        else {
+            panic!("a read inside the log succeeds")
+        };
+        assert!(found_after);
+        assert_eq!(got, txns[2..4].to_vec());
+        let Input::LogRead { found_after, txns: Ok(_), .. } =
+            read(1, 3, 10).answer_from(&txns[1..])
+        else {
+            panic!("the range is there")
+        };
+        assert!(!found_after, "1:1 is not a record of this log");
+        let too_many = read(0, 5, 4).answer_from(&txns);
+        assert!(matches!(too_many, Input::LogRead { txns: Err(_), .. }));
+        let short = read(2, 7, 10).answer_from(&txns);
+        assert!(matches!(short, Input::LogRead { txns: Err(_), .. }));
     }
 }

@@ -31,6 +31,17 @@ pub enum HandlerPhase {
     AwaitAckEpoch,
     /// ACKEPOCH received; waiting for a quorum of them before syncing.
     AwaitSync,
+    /// Behind the in-memory log, but not too far: `Output::ReadLog { request, after, upto }`
+    /// went to the shell and the DIFF waits for its `Input::LogRead`. Gets nothing meanwhile
+    /// (proposals made now are in memory, after `upto`, and go into the DIFF).
+    AwaitLogRead {
+        /// The read's name.
+        request: u64,
+        /// The learner's last zxid.
+        after: Zxid,
+        /// The oldest in-memory zxid when the read was asked for.
+        upto: Zxid,
+    },
     /// DIFF/TRUNC/SNAP and NEWLEADER sent; waiting for the NEWLEADER ACK. Gets proposals.
     Syncing,
     /// Acknowledged NEWLEADER: its ACKs count. Gets proposals and commits.
@@ -232,6 +243,10 @@ impl Leader {
             handler.channel.invariants();
             if self.acked.contains_key(id) {
                 assert_eq!(handler.phase, HandlerPhase::Synced, "only synced learners ack");
+            }
+            if let HandlerPhase::AwaitLogRead { request, after, upto } = handler.phase {
+                assert!(after < upto, "a log read is for a learner behind the in-memory log");
+                assert!(request <= node.log_reads, "a log read the node asked for");
             }
         }
     }
@@ -525,35 +540,129 @@ impl Node {
         }
     }
 
-    /// Brings one learner's log to the leader's: TRUNC, SNAP or nothing, then DIFF, NEWLEADER.
+    /// Brings one learner's log to the leader's: TRUNC, SNAP or nothing, then DIFF, NEWLEADER;
+    /// or, when it is behind the in-memory log but its txns are in our log files, a read of
+    /// them first (`Output::ReadLog`, answered by `leader_on_log_read`).
     fn sync_learner(&mut self, id: ServerId) {
-        let epoch = leader_ref(self).phase.epoch().expect("decided");
         assert!(leader_ref(self).phase.is_epoch_acked(), "sync only after a quorum ACK-E");
         let theirs = leader_ref(self).learners[&id].last_zxid;
         let last = self.log.last_logged();
-        let committed = self.log.committed();
         // The choice of LearnerHandler.syncFollower: DIFF when their last zxid is in our log,
         // SNAP when it is older than what we keep, else TRUNC back to the last zxid we share:
         // they hold a tail no quorum committed (ZOOKEEPER-1154 sent DIFF there and left it).
-        let from = if theirs == last || self.log.contains(theirs) && theirs <= last {
-            theirs
+        if theirs == last || self.log.contains(theirs) && theirs <= last {
+            self.send_diff(id, Vec::new(), theirs);
         } else if theirs < self.log.oldest() {
-            let snapshot = Box::new(self.snapshot());
-            let base = snapshot.zxid;
-            self.send_learner(id, ZabMessage::Snap { snapshot });
-            base
+            if !self.read_log_for(id, theirs) {
+                self.send_snap(id);
+            }
         } else {
             let keep = self.log.floor(theirs);
             if !self.config.bugs.diff_instead_of_trunc {
                 self.send_learner(id, ZabMessage::Trunc { zxid: keep });
             }
-            keep
+            self.send_diff(id, Vec::new(), keep);
+        }
+    }
+
+    /// A learner whose last zxid is older than the in-memory log: asks the shell for the log
+    /// files' records after it (ZooKeeper's `LearnerHandler.syncFollower` reads its txn log
+    /// when the gap is small against the snapshot) if they hold it and the gap is under
+    /// `disk_diff_max_txns`. Returns false when a SNAP is the way.
+    fn read_log_for(&mut self, id: ServerId, theirs: Zxid) -> bool {
+        let upto = self.log.oldest();
+        let max_txns = self.config.disk_diff_max_txns;
+        assert!(theirs < upto, "only a learner behind the in-memory log");
+        // Within an epoch zxids count txns; across epochs only the newer counter is known, so
+        // the estimate is low then: the shell enforces `max_txns` on what it reads.
+        let behind = match theirs.epoch() == upto.epoch() {
+            true => u64::from(upto.counter() - theirs.counter()),
+            false => u64::from(upto.counter()),
         };
-        let txns: Vec<LoggedTxn> = self.log.range(from, last).cloned().collect();
+        let missed = behind + self.log.len() as u64;
+        if max_txns == 0 || theirs < self.log.on_disk_from() || missed > max_txns {
+            return false;
+        }
+        self.log_reads += 1;
+        let request = self.log_reads;
+        // The deliberate bug: the read starts one txn late, and the re-check trusts it.
+        #[cfg(feature = "bugs")]
+        let theirs = match self.config.bugs.disk_diff_skips_one && theirs.next() < upto {
+            true => theirs.next(),
+            false => theirs,
+        };
+        let h = leader_mut(self).learners.get_mut(&id).expect("synced learner exists");
+        assert_eq!(h.phase, HandlerPhase::AwaitSync, "each learner is synced once per session");
+        h.phase = HandlerPhase::AwaitLogRead { request, after: theirs, upto };
+        tracing::info!(learner = id.0, %theirs, %upto, request, "reading the txn log for a DIFF");
+        self.outputs.push(crate::io::Output::ReadLog { request, after: theirs, upto, max_txns });
+        true
+    }
+
+    /// The shell's answer to `Output::ReadLog`. Re-checks everything before it sends: the
+    /// learner still waits for this read, its last zxid is in our history (`found_after`), the
+    /// records run from right after it to `upto` with no hole, and `upto` is still in memory (a
+    /// burst of commits during the read may have trimmed it). Then DIFF = the records + the
+    /// in-memory log after `upto`, and NEWLEADER; on any failure a SNAP, as before.
+    pub(crate) fn leader_on_log_read(
+        &mut self,
+        request: u64,
+        found_after: bool,
+        txns: Result<Vec<LoggedTxn>, String>,
+    ) {
+        let waiting = leader_ref(self).learners.iter().find_map(|(id, h)| match h.phase {
+            HandlerPhase::AwaitLogRead { request: r, after, upto } if r == request => {
+                Some((*id, after, upto))
+            }
+            _ => None,
+        });
+        let Some((id, after, upto)) = waiting else {
+            tracing::debug!(request, "a txn log read nobody waits for any more");
+            return;
+        };
+        let checked = txns.and_then(|txns| {
+            check_log_read(found_after, after, upto, &txns)?;
+            match self.log.contains(upto) {
+                true => Ok(txns),
+                false => Err(format!("{upto} left the in-memory log during the read")),
+            }
+        });
+        match checked {
+            Ok(txns) => {
+                tracing::info!(learner = id.0, from_disk = txns.len(), %after, %upto,
+                    "syncing a learner by DIFF from the txn log files");
+                self.send_diff(id, txns, upto);
+            }
+            Err(reason) => {
+                tracing::info!(learner = id.0, %after, "no DIFF from the txn log ({reason}): SNAP");
+                self.send_snap(id);
+            }
+        }
+    }
+
+    /// SNAP of our applied state, then the DIFF of what we logged after it.
+    fn send_snap(&mut self, id: ServerId) {
+        let snapshot = Box::new(self.snapshot());
+        let base = snapshot.zxid;
+        assert!(self.log.contains(base), "a snapshot is at the applied zxid, in the log");
+        self.send_learner(id, ZabMessage::Snap { snapshot });
+        self.send_diff(id, Vec::new(), base);
+    }
+
+    /// DIFF of `head` (records read from the log files, ending at `from`) and the in-memory log
+    /// after `from`, then NEWLEADER: the learner is syncing and gets proposals from now on.
+    fn send_diff(&mut self, id: ServerId, head: Vec<LoggedTxn>, from: Zxid) {
+        let epoch = leader_ref(self).phase.epoch().expect("decided");
+        let (last, committed) = (self.log.last_logged(), self.log.committed());
+        assert!(head.last().is_none_or(|t| t.header.zxid == from), "the head ends at `from`");
+        assert!(self.log.contains(from), "the rest is in memory");
+        let mut txns = head;
+        txns.extend(self.log.range(from, last).cloned());
         self.send_learner(id, ZabMessage::Diff { txns, committed });
         self.send_learner(id, ZabMessage::NewLeader { zxid: Zxid::new(epoch, 0) });
         let h = leader_mut(self).learners.get_mut(&id).expect("synced learner exists");
-        assert_eq!(h.phase, HandlerPhase::AwaitSync, "each learner is synced once per session");
+        let once = matches!(h.phase, HandlerPhase::AwaitSync | HandlerPhase::AwaitLogRead { .. });
+        assert!(once, "each learner is synced once per session");
         h.phase = HandlerPhase::Syncing;
         assert!(h.forwarding());
     }
@@ -926,6 +1035,39 @@ impl Node {
             self.become_looking();
         }
     }
+}
+
+/// The shell's log records for a DIFF, as the leader re-checks them: the learner's last zxid
+/// `after` is in our history, the first record follows it, each record follows the one before
+/// (the next counter, or the first txn of a later epoch: recovery's rule, made stricter by
+/// Zab's numbering, where every epoch's txns count from 1), and the last is `upto`.
+fn check_log_read(
+    found_after: bool,
+    after: Zxid,
+    upto: Zxid,
+    txns: &[LoggedTxn],
+) -> Result<(), String> {
+    let follows = |previous: Zxid, next: Zxid| {
+        next == previous.next() || next.epoch() > previous.epoch() && next.counter() == 1
+    };
+    if !found_after {
+        return Err(format!("{after} is not in our txn log files"));
+    }
+    let (Some(first), Some(last)) = (txns.first(), txns.last()) else {
+        return Err("no records".into());
+    };
+    if !follows(after, first.header.zxid) {
+        return Err(format!("the first record {} does not follow {after}", first.header.zxid));
+    }
+    if let Some(w) = txns.windows(2).find(|w| !follows(w[0].header.zxid, w[1].header.zxid)) {
+        return Err(format!("{} does not follow {}", w[1].header.zxid, w[0].header.zxid));
+    }
+    if last.header.zxid != upto {
+        return Err(format!("the last record is {}, not {upto}", last.header.zxid));
+    }
+    assert!(first.header.zxid > after);
+    assert_eq!(last.header.zxid, upto);
+    Ok(())
 }
 
 /// A leader steps down before its epoch's counter can wrap (ZooKeeper forces an election when

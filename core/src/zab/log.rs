@@ -7,6 +7,11 @@
 //!   tree's last processed zxid, kept by the caller;
 //! - every entry after `applied` is still present (nothing logged and unapplied is ever trimmed).
 //!
+//! `on_disk_from` is the oldest zxid whose successors this server's txn log files still hold as
+//! its own history: the recovered base (the newest snapshot: records before it may be a tail
+//! a later snapshot install replaced), an installed snapshot's zxid, or where autopurge left
+//! the oldest file. A leader may DIFF a learner from the files only from there on.
+//!
 //! Entries are shared (`Arc`) with the `Persist` output that logs them and with the commit that
 //! applies them: a txn's data and ACL are not copied on the way (issue 14).
 
@@ -23,13 +28,20 @@ pub struct ZabLog {
     entries: VecDeque<Arc<LoggedTxn>>,
     durable: Zxid,
     committed: Zxid,
+    on_disk_from: Zxid,
 }
 
 impl ZabLog {
     /// A log that starts after `base` (the state already in the tree), with `txns` recovered
     /// from disk (durable, not known committed).
     pub fn recovered(base: Zxid, txns: Vec<LoggedTxn>) -> ZabLog {
-        let mut log = ZabLog { base, entries: VecDeque::new(), durable: base, committed: base };
+        let mut log = ZabLog {
+            base,
+            entries: VecDeque::new(),
+            durable: base,
+            committed: base,
+            on_disk_from: base,
+        };
         for txn in txns {
             log.append(Arc::new(txn));
         }
@@ -100,6 +112,18 @@ impl ZabLog {
         self.base
     }
 
+    /// The oldest zxid whose successors the log files hold as this server's history (see the
+    /// module doc).
+    pub fn on_disk_from(&self) -> Zxid {
+        self.on_disk_from
+    }
+
+    /// Autopurge removed old log files: they now start at `oldest_on_disk`. Only moves forward.
+    pub fn disk_trimmed(&mut self, oldest_on_disk: Zxid) {
+        self.on_disk_from = self.on_disk_from.max(oldest_on_disk);
+        assert!(self.on_disk_from >= oldest_on_disk);
+    }
+
     /// Entries with zxid in `(after, upto]`.
     pub fn range(&self, after: Zxid, upto: Zxid) -> impl Iterator<Item = &LoggedTxn> {
         self.range_shared(after, upto).map(|t| &**t)
@@ -132,6 +156,8 @@ impl ZabLog {
         self.base = zxid;
         self.durable = zxid;
         self.committed = zxid;
+        // Log records older than an installed snapshot may be a tail it replaced.
+        self.on_disk_from = zxid;
     }
 
     /// Forgets applied entries beyond the newest `keep`, moving `base` forward.

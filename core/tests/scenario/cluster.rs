@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use zkr_core::config::{Bugs, Member};
-use zkr_core::io::ready::{DiskWrite, Effects, Executor, Written};
+use zkr_core::io::ready::{DiskWrite, Effects, Executor, LogReadRequest, Written};
 use zkr_core::io::{Input, Output};
 use zkr_core::snapshot::Snapshot;
 use zkr_core::txn::LoggedTxn;
@@ -91,6 +91,10 @@ pub struct Env {
     pub bugs: Bugs,
     /// `Config::commit_log_count` of every node (committed txns kept for DIFF syncs).
     pub commit_log_count: usize,
+    /// `Config::disk_diff_max_txns` of every node (0: a learner behind memory gets SNAP).
+    pub disk_diff_max_txns: u64,
+    /// Answers to log reads, fed to the server that asked once its plan is carried out.
+    pub log_reads: Vec<(u64, Input)>,
     /// Clients by name.
     pub clients: BTreeMap<String, Client>,
     /// Next connection id.
@@ -118,6 +122,8 @@ impl Env {
             wall_ms: START_MS,
             bugs,
             commit_log_count: Config::default().commit_log_count,
+            disk_diff_max_txns: Config::default().disk_diff_max_txns,
+            log_reads: Vec::new(),
             clients: BTreeMap::new(),
             next_conn: 1,
             observer: Observer::default(),
@@ -158,6 +164,7 @@ impl Env {
             members,
             bugs: self.bugs.clone(),
             commit_log_count: self.commit_log_count,
+            disk_diff_max_txns: self.disk_diff_max_txns,
             ..Config::default()
         }
     }
@@ -245,6 +252,14 @@ impl Env {
         let mut executor = std::mem::take(&mut server.executor);
         executor.run_sync(outputs, &mut ScriptShell { env: self, id });
         self.servers.get_mut(&id).expect("known server").executor = executor;
+        // Log reads are answered at once, after the plan; the answer's outputs are the node's
+        // next plan.
+        for (server, answer) in std::mem::take(&mut self.log_reads) {
+            assert_eq!(server, id, "only the server carrying out its plan reads");
+            if let Some(node) = self.servers.get_mut(&id).and_then(|s| s.node.as_mut()) {
+                node.step(answer);
+            }
+        }
         self.drain_clients();
     }
 
@@ -268,6 +283,13 @@ impl Env {
                 Output::TruncateLog { after } => {
                     disk.durable.retain(|t| t.header.zxid <= after);
                     disk.unsynced.retain(|t| t.header.zxid <= after);
+                }
+                Output::ReadLog { request, after, upto, max_txns } => {
+                    // The disk's log, cache included (a read sees what the OS has).
+                    let log: Vec<LoggedTxn> =
+                        disk.durable.iter().chain(&disk.unsynced).cloned().collect();
+                    let read = LogReadRequest { request, after, upto, max_txns };
+                    self.log_reads.push((id, read.answer_from(&log)));
                 }
                 Output::InstallSnapshot { snapshot } => {
                     disk.durable.clear();
@@ -449,6 +471,11 @@ fn describe_output(output: &Output) -> String {
             format!("ClientSend(conn {}, {} bytes)", conn.0, frame.len())
         }
         Output::ClientClose { conn } => format!("ClientClose(conn {})", conn.0),
+        Output::ReadLog { request, after, upto, max_txns } => format!(
+            "ReadLog(request {request}, after {}, upto {}, max {max_txns})",
+            zx(*after),
+            zx(*upto)
+        ),
     }
 }
 
@@ -489,5 +516,10 @@ impl Effects for ScriptShell<'_> {
 
     fn client_close(&mut self, conn: ConnId) {
         self.env.apply(self.id, Output::ClientClose { conn });
+    }
+
+    fn read_log(&mut self, read: LogReadRequest) {
+        let LogReadRequest { request, after, upto, max_txns } = read;
+        self.env.apply(self.id, Output::ReadLog { request, after, upto, max_txns });
     }
 }

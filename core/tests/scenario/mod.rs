@@ -3,8 +3,9 @@
 //! transcript (each command, then what it printed) is the golden output, kept by insta.
 //!
 //! Commands (`S` a server id, `C` a client name, `A->B` a link, `*` any server):
-//! - `add-servers N [observers=M] [commit-log=K]`: N voters then M observers, started with
-//!   empty disks (K: committed txns kept for DIFF syncs; a learner further behind gets SNAP);
+//! - `add-servers N [observers=M] [commit-log=K] [disk-diff=D]`: N voters then M observers,
+//!   started with empty disks (K: committed txns kept for DIFF syncs; a learner further behind
+//!   is synced by a DIFF read from the leader's log if it missed at most D txns, else SNAP);
 //! - `tick [N] [servers=1,2]`: N ticks of the clock for those servers (default: all up), no
 //!   message moves; `run [N] [servers=..]`: N times (tick, then `stabilize`);
 //! - `stabilize`: deliver in-flight messages, oldest first, until none is left;
@@ -135,6 +136,9 @@ fn command(env: &mut Env, words: &[&str]) -> Result<(), String> {
             let observers = opt(&opts, "observers").map_or(0, |o| o.parse().expect("count"));
             if let Some(k) = opt(&opts, "commit-log") {
                 env.commit_log_count = k.parse().expect("count");
+            }
+            if let Some(k) = opt(&opts, "disk-diff") {
+                env.disk_diff_max_txns = k.parse().expect("count");
             }
             env.add_servers(server(pos[0]), observers);
         }

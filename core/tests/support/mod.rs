@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use zkr_core::io::Input;
-use zkr_core::io::ready::{DiskWrite, Effects, Executor, Written};
+use zkr_core::io::ready::{DiskWrite, Effects, Executor, LogReadRequest, Written};
 use zkr_core::proto::client::{
     ConnectRequest, ConnectResponse, ReplyHeader, Request, Response, WatcherEvent,
 };
@@ -64,6 +64,10 @@ impl Effects for Shell<'_> {
     fn client_close(&mut self, conn: ConnId) {
         self.closed.insert(conn);
         self.closing.push(conn);
+    }
+
+    fn read_log(&mut self, read: LogReadRequest) {
+        panic!("a standalone node has no learners to read its log for: {read:?}")
     }
 }
 

@@ -36,6 +36,7 @@ mod recovery;
 pub mod snap;
 pub mod thread;
 
+pub use recovery::RangeRead;
 pub use thread::{StorageEvent, StorageStopped, StorageThread};
 
 use std::ffi::OsString;
@@ -205,6 +206,9 @@ pub struct PurgeReport {
     pub snapshots_removed: Vec<PathBuf>,
     /// Log files removed.
     pub logs_removed: Vec<PathBuf>,
+    /// The first zxid of the oldest log file left, when log files were removed: the files
+    /// hold no record before it any more.
+    pub oldest_log_kept: Option<i64>,
 }
 
 /// Histograms the log sync feeds (shared: a clone counts into the same buckets).
@@ -506,6 +510,19 @@ impl Storage {
         Ok(())
     }
 
+    /// The records in `(after, upto]` of the log files, for a DIFF (see `recovery::read_range`):
+    /// everything appended so far is synced first, so the files hold it.
+    pub fn read_range(
+        &mut self,
+        after: i64,
+        upto: i64,
+        max_records: u64,
+    ) -> Result<recovery::RangeRead, StorageError> {
+        let path = self.log_dir.clone();
+        self.sync().map_err(StorageError::io(&path, "sync the txn log in"))?;
+        recovery::read_range(&*self.fs, &self.log_dir, after, upto, max_records)
+    }
+
     /// Autopurge: keeps the newest `retain_count` snapshots (at least 3) and the log files needed
     /// to recover from the oldest one kept; removes the rest.
     pub fn purge(&self, retain_count: usize) -> Result<PurgeReport, StorageError> {
@@ -540,6 +557,9 @@ pub fn purge_dirs(
     for (_, path) in &logs[..needed_from] {
         remove_file(fs, path)?;
         report.logs_removed.push(path.clone());
+    }
+    if needed_from > 0 {
+        report.oldest_log_kept = Some(logs[needed_from].0);
     }
     Ok(report)
 }

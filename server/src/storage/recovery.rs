@@ -70,6 +70,79 @@ pub(super) fn recover(
     Ok(Recovered { snapshot, txns })
 }
 
+/// What `read_range` found: whether the record `after` itself is in the files (or `after` is 0,
+/// the empty history), and the records in `(after, upto]`.
+pub type RangeRead = (bool, Vec<(i64, Vec<u8>)>);
+
+/// Reads the records with zxid in `(after, upto]` for a DIFF from the log files, read-only, with
+/// recovery's checks on every file it reads (header, first record named by the file, record
+/// crcs and order through `log::scan`) and on the records it returns (each follows the one
+/// before, as `recover` requires: `zxid_follows`). The range must end exactly at `upto`, within
+/// the valid part of the files; more than `max_records` records is an error. When the record
+/// `after` is not in the files (purged, or never ours), nothing is returned: `(false, [])`.
+pub(super) fn read_range(
+    fs: &dyn Fs,
+    log_dir: &Path,
+    after: i64,
+    upto: i64,
+    max_records: u64,
+) -> Result<RangeRead, StorageError> {
+    assert!(after < upto, "a range of at least one record");
+    let logs = list_files(fs, log_dir, "log")?;
+    // The newest file starting at or before `after` holds its record and those right after it.
+    let start = logs.iter().rposition(|(first, _)| *first <= after).unwrap_or(0);
+    let mut found_after = after == 0;
+    let mut cursor = after;
+    let mut records = Vec::new();
+    for (name_zxid, path) in logs.iter().skip(start) {
+        let bytes = fs.read(path).map_err(StorageError::io(path, "read"))?;
+        log::check_header(&bytes, *name_zxid).map_err(|p| corrupt(path, 0, p.to_string()))?;
+        let scan = log::scan(&bytes);
+        if let Some(first) = scan.records.first().filter(|r| r.zxid != *name_zxid) {
+            let what = format!("the first record has zxid {:#x}, not {name_zxid:#x}", first.zxid);
+            return Err(corrupt(path, first.offset, what));
+        }
+        for record in &scan.records {
+            if record.zxid <= after {
+                found_after |= record.zxid == after;
+                continue;
+            }
+            if !found_after {
+                return Ok((false, Vec::new()));
+            }
+            if !zxid_follows(cursor, record.zxid) || record.zxid > upto {
+                let (offset, found) = (record.offset as u64, record.zxid);
+                return Err(StorageError::Gap {
+                    path: path.clone(),
+                    offset,
+                    previous: cursor,
+                    found,
+                });
+            }
+            cursor = record.zxid;
+            records.push((record.zxid, bytes[record.payload.clone()].to_vec()));
+            if records.len() as u64 > max_records {
+                let what = format!("more than {max_records} records after {after:#x}");
+                return Err(corrupt(path, record.offset, what));
+            }
+            if cursor == upto {
+                assert!(records.first().is_some_and(|(z, _)| zxid_follows(after, *z)));
+                return Ok((true, records));
+            }
+        }
+        if !matches!(scan.end, ScanEnd::Clean | ScanEnd::ZeroTail) {
+            let what = format!("damaged before {upto:#x}: {:?}", scan.end);
+            return Err(corrupt(path, scan.valid_len, what));
+        }
+    }
+    if !found_after {
+        return Ok((false, Vec::new()));
+    }
+    let path = log_dir.to_path_buf();
+    let what = format!("the log files end at {cursor:#x}, before {upto:#x}");
+    Err(StorageError::CorruptLog { path, offset: 0, what })
+}
+
 /// Removes `snapshot.*.tmp` files: snapshots whose writing a crash interrupted.
 fn remove_tmp_snapshots(fs: &dyn Fs, snap_dir: &Path) -> Result<(), StorageError> {
     let names = fs.list_dir(snap_dir).map_err(StorageError::io(snap_dir, "list"))?;

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! driver --Command--> log thread (owns Storage) --SnapJob--> snapshot thread
-//! driver <--StorageEvent-- log thread:      Durable{upto}, Truncated, DiskFull,
+//! driver <--StorageEvent-- log thread:      Durable{upto}, Truncated, LogRead, DiskFull,
 //!                                            DiskSpaceAvailable, Failed
 //! driver <--StorageEvent-- snapshot thread: SnapshotSaved, SnapshotFailed, Purged
 //! ```
@@ -31,6 +31,10 @@
 //!   for it.
 //! - Truncation and snapshot installs first wait for the snapshot thread to go idle, so no
 //!   snapshot newer than the truncation point lands afterwards.
+//! - A log read (a DIFF for a learner, issue 16) runs on the log thread after the appends
+//!   queued before it are synced, with recovery's checks, and decodes the records to txns
+//!   there, off the driver; its failure is only reported (`LogRead` with `Err`): the leader
+//!   falls back to a SNAP, the log goes on.
 //! - After a log I/O error the log thread reports `Failed` and stops: after a failed fsync the
 //!   file's contents are unknown, and retrying could report lost data as durable.
 //! - Except a *write* that finds the disk full (ENOSPC, EDQUOT; never an fsync's error): the log
@@ -99,6 +103,15 @@ pub enum StorageEvent {
     },
     /// The writes kept while the disk was full are durable (their `Durable` came first).
     DiskSpaceAvailable,
+    /// The answer to `read_log` (→ `Input::LogRead`).
+    LogRead {
+        /// The request it answers.
+        request: u64,
+        /// The record `after` is in the files.
+        found_after: bool,
+        /// The records in `(after, upto]`, decoded and checked, or why not.
+        txns: Result<Vec<zkr_core::txn::LoggedTxn>, String>,
+    },
     /// The log thread hit an I/O error and stopped; nothing more will become durable.
     Failed {
         /// The error, for the operator.
@@ -140,6 +153,12 @@ enum Command {
         blob: SnapshotToWrite,
     },
     TruncateAfter(i64),
+    ReadLog {
+        request: u64,
+        after: i64,
+        upto: i64,
+        max_records: u64,
+    },
     Purge(usize),
     Shutdown,
 }
@@ -268,6 +287,18 @@ impl StorageThread {
         let (done, answer) = tokio::sync::oneshot::channel();
         self.send(Command::Barrier(done)).map_err(|e| e.to_string())?;
         answer.await.map_err(|_| StorageStopped.to_string())?
+    }
+
+    /// Queues a read of the log records in `(after, upto]` behind the appends queued before;
+    /// `LogRead { request, .. }` follows.
+    pub fn read_log(
+        &self,
+        request: u64,
+        after: i64,
+        upto: i64,
+        max_records: u64,
+    ) -> Result<(), StorageStopped> {
+        self.send(Command::ReadLog { request, after, upto, max_records })
     }
 
     /// Queues an autopurge pass (run on the snapshot thread); `Purged` follows.
@@ -555,6 +586,10 @@ impl LogWorker {
             Command::Barrier(done) => {
                 let _ = done.send(Ok(()));
             }
+            Command::ReadLog { request, after, upto, max_records } => {
+                let event = self.read_log(request, after, upto, max_records);
+                let _ = self.events.send(event);
+            }
             Command::Purge(retain) => self.to_snapshot_thread(SnapJob::Purge(retain)),
             Command::Shutdown => return Ok(false),
         }
@@ -575,6 +610,35 @@ impl LogWorker {
         assert_eq!(self.storage.last_zxid(), zxid);
         let _ = self.events.send(StorageEvent::SnapshotSaved { zxid });
         Ok(())
+    }
+
+    /// Reads and decodes the records in `(after, upto]`; each must decode to a txn whose zxid is
+    /// the record's, as at recovery (`driver::recover_node`).
+    fn read_log(&mut self, request: u64, after: i64, upto: i64, max_records: u64) -> StorageEvent {
+        let began = std::time::Instant::now();
+        let read = self.storage.read_range(after, upto, max_records).map_err(|e| e.to_string());
+        let (found_after, records) = match read {
+            Ok((found_after, records)) => (found_after, Ok(records)),
+            Err(e) => (false, Err(e)),
+        };
+        let txns = records.and_then(|records| {
+            let decode = |(zxid, bytes): (i64, Vec<u8>)| {
+                let txn = zkr_core::proto::txn::decode_txn(&bytes)
+                    .map_err(|e| format!("log record {zxid:#x} does not decode as a txn: {e}"))?;
+                match txn.header.zxid.0 == zxid {
+                    true => Ok(txn),
+                    false => Err(format!("log record {zxid:#x} holds txn {}", txn.header.zxid)),
+                }
+            };
+            records.into_iter().map(decode).collect::<Result<Vec<_>, String>>()
+        });
+        let read_ms = began.elapsed().as_millis();
+        match &txns {
+            Ok(txns) => tracing::info!(after = %format!("{after:#x}"), records = txns.len(),
+                found_after, read_ms, "read the txn log for a DIFF"),
+            Err(e) => tracing::warn!(after = %format!("{after:#x}"), "txn log read failed: {e}"),
+        }
+        StorageEvent::LogRead { request, found_after, txns }
     }
 
     /// Syncs what was appended and reports it durable.

@@ -148,8 +148,13 @@ fn server_ip(slot: usize) -> IpAddr {
 fn zoo_cfg(n: usize, observers: usize, swarm: &Swarm) -> String {
     let mut text = format!(
         "tickTime={}\ninitLimit={}\nsyncLimit={}\nclientPort={CLIENT_PORT}\ndataDir=/unused\n\
-         snapCount=200\n4lw.commands.whitelist=*\n",
-        swarm.tick_time_ms, swarm.init_limit, swarm.sync_limit
+         snapCount=200\n4lw.commands.whitelist=*\nzkr.commitLogCount={}\n\
+         zkr.diskDiffMaxTxns={}\n",
+        swarm.tick_time_ms,
+        swarm.init_limit,
+        swarm.sync_limit,
+        swarm.commit_log_count,
+        swarm.disk_diff_max_txns.min(200)
     );
     for slot in 0..n {
         let ip = server_ip(slot);
@@ -208,6 +213,7 @@ async fn serve(spec: ServerSpec) {
 async fn scenario(seed: u64, options: ShellOptions) -> ShellReport {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut swarm = Swarm::draw(&mut rng);
+    swarm.draw_sync_knobs(seed);
     swarm.watch_probability = 0.0;
     let voters = options.servers.unwrap_or(if rng.random_bool(0.5) { 3 } else { 5 });
     let observers = if rng.random_bool(0.3) { rng.random_range(1..=2) } else { 0 };
