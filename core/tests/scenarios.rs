@@ -190,3 +190,8 @@ fn accept_stale_epoch() {
 fn paper_synchronization_snap() {
     golden("paper_synchronization_snap");
 }
+
+#[test]
+fn failover_unbacked_leader() {
+    golden("failover_unbacked_leader");
+}

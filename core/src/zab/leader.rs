@@ -19,6 +19,7 @@ use crate::proto::error::ZkError;
 use crate::txn::{LoggedTxn, Txn, TxnHeader};
 use crate::types::{ConnId, Id, ServerId, SessionId, Zxid};
 use crate::zab::Role;
+use crate::zab::election::Backing;
 use crate::zab::fifo::{FifoChannel, Receipt};
 use crate::zab::message::{Forwarded, ZabMessage};
 
@@ -144,6 +145,8 @@ pub struct Leader {
     pub syncs: VecDeque<(SyncWaiter, Zxid)>,
     /// Next tick to ping learners.
     pub next_ping: u64,
+    /// Before establishment: the voters that can no longer follow us (see [`Backing`]).
+    pub backing: Backing,
 }
 
 impl Leader {
@@ -159,6 +162,7 @@ impl Leader {
             acked: BTreeMap::new(),
             syncs: VecDeque::new(),
             next_ping: now,
+            backing: Backing::default(),
         }
     }
 
