@@ -116,6 +116,12 @@ impl Election {
         self.proposal
     }
 
+    /// Peers reported lost that have not spoken since, in id order: a leader elected here
+    /// starts its [`Backing`] with them.
+    pub fn lost_peers(&self) -> Vec<ServerId> {
+        self.lost.iter().copied().collect()
+    }
+
     fn notification(&self) -> ZabMessage {
         let state =
             if self.quorum.is_voter(self.me) { PeerState::Looking } else { PeerState::Observing };
@@ -496,8 +502,10 @@ mod tests {
     fn a_lost_peer_that_speaks_again_is_waited_for_again() {
         let mut e = start(1, 5);
         e.forget(ServerId(3));
+        assert_eq!(e.lost_peers(), vec![ServerId(3)]);
         let a = e.on_notification(0, ServerId(3), vote(3, 1), 1, PeerState::Looking);
         assert!(matches!(a.as_slice(), [ElectionAction::Send(ServerId(3), _)]), "told ours");
+        assert!(e.lost_peers().is_empty(), "3 spoke");
         let a = e.on_notification(0, ServerId(2), vote(2, 9), 1, PeerState::Looking);
         assert!(matches!(a.as_slice(), [ElectionAction::Broadcast(_)]), "3 may still answer");
         assert!(e.on_tick(1).is_empty());

@@ -206,7 +206,17 @@ impl Node {
         self.last_round = election_epoch;
         self.leader_vote = Some(vote);
         if leader == self.config.server_id {
+            // Peers the election saw lost cannot follow us either until they speak again.
+            let lost = match &self.role {
+                Role::Looking(election) => election.lost_peers(),
+                _ => Vec::new(),
+            };
             self.become_leader();
+            if let Role::Leading(l) = &mut self.role {
+                for peer in lost {
+                    l.backing.lost(peer);
+                }
+            }
         } else {
             let observer = !self.quorum.is_voter(self.config.server_id);
             self.become_learner(leader, observer);
