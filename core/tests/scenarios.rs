@@ -209,3 +209,8 @@ fn paper_synchronization_disk_diff() {
     golden(name);
     fails_with(name, Bugs { disk_diff_skips_one: true, ..Bugs::default() }, "agreement");
 }
+
+#[test]
+fn failover_unbacked_leader() {
+    golden("failover_unbacked_leader");
+}

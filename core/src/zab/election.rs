@@ -8,7 +8,9 @@
 //! from them until they speak again (issue 17: the survivors of a dead leader elect in one
 //! round trip). ZooKeeper 3.3's `lookForLeader` likewise ended at once on hearing from all.
 //! Notifications from servers that already follow or lead an established leader let a newcomer
-//! join that leader without a new round (the "out of election" set).
+//! join that leader without a new round (the "out of election" set). A leader elected here
+//! but not yet established keeps a [`Backing`]: when the voters that could still follow it no
+//! longer make a quorum it steps down at once rather than after `initLimit` (seed 27555).
 //!
 //! Invariants:
 //! - the proposal only ever gets better within a round (`beats`), and a new round starts from
@@ -112,6 +114,12 @@ impl Election {
     /// The current proposal.
     pub fn proposal(&self) -> Vote {
         self.proposal
+    }
+
+    /// Peers reported lost that have not spoken since, in id order: a leader elected here
+    /// starts its [`Backing`] with them.
+    pub fn lost_peers(&self) -> Vec<ServerId> {
+        self.lost.iter().copied().collect()
     }
 
     fn notification(&self) -> ZabMessage {
@@ -302,6 +310,90 @@ impl Election {
     }
 }
 
+/// What a leader that is not yet established knows of the voters that can no longer follow it
+/// in the round that elected it (issue 17, tier 1 seed 27555).
+///
+/// A leader elected in round `r` with vote `won` gains a follower only in two ways: a voter of
+/// round `r` that proposes `won` counts it in that round's quorum, or a voter sees a quorum of
+/// FOLLOWING/LEADING reports naming it (the out-of-election path, which needs a quorum of its
+/// followers already). Nobody proposes `won` in a later round while its leader leads (only its
+/// own looking notifications carry it there), and a proposal only gets better within a round.
+/// So a voter whose latest notification shows it looking in a round after `r`, or in `r` with
+/// a vote that beats `won`, or following or leading another server from round `r` on (it looks
+/// again only in a later round), will never follow this leader. Neither will a voter whose
+/// connection is gone, until it speaks again. When the others no longer make a quorum, waiting
+/// `initLimit` for them is wasted, and worse, this leader and its followers keep out of the
+/// election the very voters its rivals need: after a clean crash of the established leader, its
+/// survivors could not elect without them. ZooKeeper's leader waits `initLimit` here; ours
+/// steps down at once. Stepping down an unestablished leader never risks safety (it is what
+/// `initLimit` does), and a wrong judgement (a voter that restarted since, a link that
+/// recovered) costs one election round.
+#[derive(Clone, Debug, Default)]
+pub struct Backing {
+    /// Voters that will never follow this leader in its round, by the last thing they said.
+    elsewhere: BTreeSet<ServerId>,
+    /// Voters whose connection was reported lost and that have not spoken since.
+    lost: BTreeSet<ServerId>,
+}
+
+impl Backing {
+    /// Records a notification from `from` to a leader elected in `round` with `won`.
+    pub fn on_notification(
+        &mut self,
+        won: Vote,
+        round: u64,
+        from: ServerId,
+        vote: Vote,
+        election_epoch: u64,
+        state: PeerState,
+    ) {
+        self.lost.remove(&from);
+        let gone = match state {
+            PeerState::Looking => {
+                election_epoch > round || (election_epoch == round && vote.beats(&won))
+            }
+            PeerState::Following | PeerState::Leading => {
+                election_epoch >= round && vote.leader != won.leader
+            }
+            PeerState::Observing => false,
+        };
+        if gone {
+            self.elsewhere.insert(from);
+        } else {
+            self.elsewhere.remove(&from);
+        }
+        assert!(!self.lost.contains(&from));
+        assert_eq!(self.elsewhere.contains(&from), gone);
+    }
+
+    /// `from` sent this leader a learner message: it follows us.
+    pub fn heard(&mut self, from: ServerId) {
+        self.lost.remove(&from);
+        self.elsewhere.remove(&from);
+        assert!(!self.lost.contains(&from) && !self.elsewhere.contains(&from));
+    }
+
+    /// The connection to `peer` is gone.
+    pub fn lost(&mut self, peer: ServerId) {
+        self.lost.insert(peer);
+        assert!(self.lost.contains(&peer));
+    }
+
+    /// True when the voters that may still follow leader `me` (itself included) are short of
+    /// a quorum.
+    pub fn hopeless(&self, me: ServerId, quorum: &Quorum) -> bool {
+        assert!(quorum.is_voter(me), "only voters lead");
+        assert!(!self.lost.contains(&me) && !self.elsewhere.contains(&me), "never ourselves");
+        let voters = quorum.voters().iter();
+        let possible: Vec<ServerId> = voters
+            .filter(|id| !self.lost.contains(id) && !self.elsewhere.contains(id))
+            .copied()
+            .collect();
+        assert!(possible.contains(&me));
+        !quorum.contains(possible.iter())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,8 +502,10 @@ mod tests {
     fn a_lost_peer_that_speaks_again_is_waited_for_again() {
         let mut e = start(1, 5);
         e.forget(ServerId(3));
+        assert_eq!(e.lost_peers(), vec![ServerId(3)]);
         let a = e.on_notification(0, ServerId(3), vote(3, 1), 1, PeerState::Looking);
         assert!(matches!(a.as_slice(), [ElectionAction::Send(ServerId(3), _)]), "told ours");
+        assert!(e.lost_peers().is_empty(), "3 spoke");
         let a = e.on_notification(0, ServerId(2), vote(2, 9), 1, PeerState::Looking);
         assert!(matches!(a.as_slice(), [ElectionAction::Broadcast(_)]), "3 may still answer");
         assert!(e.on_tick(1).is_empty());
@@ -463,5 +557,47 @@ mod tests {
         e.on_notification(0, ServerId(3), vote(3, 1), 3, PeerState::Looking);
         let reply = e.on_notification(0, ServerId(2), vote(2, 1), 1, PeerState::Looking);
         assert!(matches!(reply.as_slice(), [ElectionAction::Send(ServerId(2), _)]));
+    }
+
+    fn five() -> Quorum {
+        Quorum::new((1..=5).map(ServerId))
+    }
+
+    #[test]
+    fn a_leader_short_of_possible_followers_is_hopeless() {
+        // Seed 27555 in small: 5 won round 2 with 4; 1 and 2 look in round 3, 3 is gone.
+        let (me, won) = (ServerId(5), vote(5, 1));
+        let mut b = Backing::default();
+        assert!(!b.hopeless(me, &five()), "nothing heard: anyone may still follow");
+        b.on_notification(won, 2, ServerId(1), vote(1, 0), 3, PeerState::Looking);
+        b.on_notification(won, 2, ServerId(2), vote(1, 0), 3, PeerState::Looking);
+        assert!(!b.hopeless(me, &five()), "5, 4 and 3 are still a quorum");
+        b.lost(ServerId(3));
+        assert!(b.hopeless(me, &five()), "only 5 and 4 left");
+        b.heard(ServerId(3));
+        assert!(!b.hopeless(me, &five()), "3 follows after all");
+    }
+
+    #[test]
+    fn only_voters_that_can_never_follow_are_counted_out() {
+        let (me, won) = (ServerId(5), vote(5, 4));
+        let mut b = Backing::default();
+        let hear = |b: &mut Backing, from: u64, v: Vote, round: u64, state: PeerState| {
+            b.on_notification(won, 2, ServerId(from), v, round, state);
+            b.elsewhere.contains(&ServerId(from))
+        };
+        // Looking: a later round, or this round with a better vote, is final.
+        assert!(hear(&mut b, 1, vote(1, 0), 3, PeerState::Looking), "a later round");
+        assert!(hear(&mut b, 1, vote(1, 9), 2, PeerState::Looking), "a better vote");
+        assert!(!hear(&mut b, 1, vote(1, 0), 2, PeerState::Looking), "may adopt ours");
+        assert!(!hear(&mut b, 1, won, 2, PeerState::Looking), "votes for us");
+        assert!(!hear(&mut b, 1, vote(1, 9), 1, PeerState::Looking), "may move to our round");
+        // Following or leading: another leader from our round on is final.
+        assert!(hear(&mut b, 2, vote(3, 0), 2, PeerState::Following), "follows a rival");
+        assert!(hear(&mut b, 3, vote(3, 0), 4, PeerState::Leading), "leads");
+        assert!(!hear(&mut b, 2, vote(3, 0), 1, PeerState::Following), "an older round");
+        assert!(!hear(&mut b, 2, won, 2, PeerState::Following), "follows us");
+        assert!(!b.hopeless(me, &five()), "only 3 is counted out now");
+        assert!(!hear(&mut b, 4, vote(4, 0), 9, PeerState::Observing), "observers never count");
     }
 }

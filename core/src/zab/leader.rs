@@ -19,6 +19,7 @@ use crate::proto::error::ZkError;
 use crate::txn::{LoggedTxn, Txn, TxnHeader};
 use crate::types::{ConnId, Id, ServerId, SessionId, Zxid};
 use crate::zab::Role;
+use crate::zab::election::Backing;
 use crate::zab::fifo::{FifoChannel, Receipt};
 use crate::zab::message::{Forwarded, ZabMessage};
 
@@ -181,6 +182,8 @@ pub struct Leader {
     /// The highest zxid a quorum of voters has durable (the commit point before it is capped
     /// by what is logged); a sync whose target is below it has its quorum proof.
     pub quorum_acked: Zxid,
+    /// Before establishment: the voters that can no longer follow us (see [`Backing`]).
+    pub backing: Backing,
 }
 
 impl Leader {
@@ -199,6 +202,7 @@ impl Leader {
             ping_round: 0,
             sync_round_due: false,
             quorum_acked: Zxid::ZERO,
+            backing: Backing::default(),
         }
     }
 

@@ -206,7 +206,17 @@ impl Node {
         self.last_round = election_epoch;
         self.leader_vote = Some(vote);
         if leader == self.config.server_id {
+            // Peers the election saw lost cannot follow us either until they speak again.
+            let lost = match &self.role {
+                Role::Looking(election) => election.lost_peers(),
+                _ => Vec::new(),
+            };
             self.become_leader();
+            if let Role::Leading(l) = &mut self.role {
+                for peer in lost {
+                    l.backing.lost(peer);
+                }
+            }
         } else {
             let observer = !self.quorum.is_voter(self.config.server_id);
             self.become_learner(leader, observer);
@@ -223,6 +233,10 @@ impl Node {
         }
         if let ZabMessage::Notification { vote, election_epoch, state } = msg {
             return self.on_notification(from, vote, election_epoch, state);
+        }
+        if let Role::Leading(leader) = &mut self.role {
+            // A learner message: the sender follows us, whatever it said before.
+            leader.backing.heard(from);
         }
         match &self.role {
             Role::Leading(_) => self.leader_on_message(from, msg),
@@ -252,7 +266,11 @@ impl Node {
                 assert!(self.leader().is_none(), "a lost leader is not followed");
             }
             Role::Following(_) => {}
-            Role::Leading(_) => self.leader_on_peer_lost(peer),
+            Role::Leading(leader) => {
+                leader.backing.lost(peer);
+                self.leader_on_peer_lost(peer);
+                self.leave_if_unbacked();
+            }
         }
     }
 
@@ -266,6 +284,9 @@ impl Node {
             self.become_looking();
             assert!(self.leader().is_none(), "a leader that left is not followed");
             // The election counts the notification that told us: the leader's vote in its round.
+        } else if self.unbacked_after(from, vote, epoch, state) {
+            // Stepped down; the election counts the notification too (it may name a new round).
+            assert!(self.leader().is_none(), "a leader that stepped down leads no more");
         }
         let now = self.now_tick;
         if let Role::Looking(election) = &mut self.role {
@@ -283,6 +304,37 @@ impl Node {
                 self.send_peer(from, reply);
             }
         }
+    }
+
+    /// A leader not yet established records what `from`'s notification says of it, and steps
+    /// down when the voters that may still follow it no longer make a quorum (see
+    /// [`election::Backing`]). True when it stepped down.
+    fn unbacked_after(&mut self, from: ServerId, vote: Vote, epoch: u64, state: PeerState) -> bool {
+        let round = self.last_round;
+        let won = self.leader_vote;
+        let Role::Leading(leader) = &mut self.role else { return false };
+        if leader.phase.is_established() {
+            return false;
+        }
+        let won = won.expect("an elected leader knows the vote that elected it");
+        assert_eq!(won.leader, self.config.server_id, "we lead on our own vote");
+        leader.backing.on_notification(won, round, from, vote, epoch, state);
+        self.leave_if_unbacked()
+    }
+
+    /// Steps down a leader not yet established that no quorum can follow any more (issue 17:
+    /// waiting `initLimit` for it keeps its followers out of every other election). True when
+    /// it stepped down.
+    fn leave_if_unbacked(&mut self) -> bool {
+        let me = self.config.server_id;
+        let Role::Leading(leader) = &self.role else { return false };
+        if leader.phase.is_established() || !leader.backing.hopeless(me, &self.quorum) {
+            return false;
+        }
+        tracing::info!(server = me.0, "no quorum can follow us any more; back to election");
+        self.become_looking();
+        assert!(matches!(self.role, Role::Looking(_)), "stepped down");
+        true
     }
 
     /// True when `from` is the leader we follow and it reports looking in a round after the one
