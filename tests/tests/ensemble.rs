@@ -3,104 +3,20 @@
 //! nothing committed lost, and the old leader rejoining as a follower (zkr target only). Every
 //! member serves the membership at `/zookeeper/config` (getConfig, zkCli.sh `config`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use zkr_tests::client::PERSISTENT;
+use zkr_tests::ensemble::{Member, three_members, wait_for_roles};
 use zkr_tests::fourlw::four_letter;
-use zkr_tests::server::{Target, free_port, zkr_bin};
+use zkr_tests::server::Target;
 use zkr_tests::tools::{require, run_bounded, zkcli};
 use zkr_tests::{op, within};
 use zookeeper_client::Client;
 
-struct Member {
-    id: u64,
-    dir: PathBuf,
-    client_port: u16,
-    child: Option<Child>,
-}
-
-impl Member {
-    fn start(&mut self) {
-        let log = std::fs::File::create(self.dir.join(format!("server-{}.log", self.id))).unwrap();
-        let child = Command::new(zkr_bin())
-            .arg(self.dir.join("zoo.cfg"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn zkr-server");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn mode(&self) -> Option<String> {
-        let addr = format!("127.0.0.1:{}", self.client_port).parse().unwrap();
-        let srvr = four_letter(addr, "srvr", Duration::from_secs(2)).ok()?;
-        srvr.lines().find_map(|l| l.strip_prefix("Mode: ").map(str::to_string))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join(format!("server-{}.log", self.id)))
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
 fn ensemble(root: &Path) -> Vec<Member> {
-    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-    let servers: String = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, quorum))| format!("server.{}=127.0.0.1:{quorum}:{}\n", i + 1, quorum + 1))
-        .collect();
-    (0..3)
-        .map(|i| {
-            let id = i as u64 + 1;
-            let dir = root.join(format!("s{id}"));
-            std::fs::create_dir_all(dir.join("data")).unwrap();
-            std::fs::write(dir.join("data/myid"), id.to_string()).unwrap();
-            let cfg = format!(
-                "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}",
-                dir.join("data").display(),
-                ports[i].0
-            );
-            std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
-            Member { id, dir, client_port: ports[i].0, child: None }
-        })
-        .collect()
-}
-
-fn wait_for_roles(members: &[Member], up: usize, what: &str) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let modes: Vec<Option<String>> = members.iter().map(|m| m.mode()).collect();
-        let leaders: Vec<usize> =
-            (0..members.len()).filter(|i| modes[*i].as_deref() == Some("leader")).collect();
-        let followers = modes.iter().filter(|m| m.as_deref() == Some("follower")).count();
-        if leaders.len() == 1 && followers + 1 == up {
-            return leaders[0];
-        }
-        assert!(leaders.len() <= 1, "two leaders at once: {modes:?}");
-        if Instant::now() > deadline {
-            let logs: Vec<String> = members.iter().map(|m| m.log()).collect();
-            panic!("{what}: no settled ensemble within 60 s: {modes:?}\n{}", logs.join("\n---\n"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    three_members(root, |_, _| String::new())
 }
 
 async fn client(member: &Member) -> Client {

@@ -11,7 +11,6 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,8 +19,8 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use zkr_tests::client::PERSISTENT;
-use zkr_tests::fourlw::four_letter;
-use zkr_tests::server::{Target, free_port, zkr_bin};
+use zkr_tests::ensemble::{Member, three_members, wait_for_roles};
+use zkr_tests::server::Target;
 use zkr_tests::{op, within};
 use zookeeper_client::Client;
 
@@ -55,59 +54,6 @@ impl Authority {
     }
 }
 
-struct Member {
-    id: u64,
-    dir: PathBuf,
-    client_port: u16,
-    quorum_port: u16,
-    child: Option<Child>,
-}
-
-impl Member {
-    fn start(&mut self) {
-        let log = std::fs::File::create(self.log_path()).unwrap();
-        let child = Command::new(zkr_bin())
-            .arg(self.dir.join("zoo.cfg"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn zkr-server");
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.join(format!("server-{}.log", self.id))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    fn mode(&self) -> Option<String> {
-        let addr = format!("127.0.0.1:{}", self.client_port).parse().unwrap();
-        let srvr = four_letter(addr, "srvr", Duration::from_secs(2)).ok()?;
-        srvr.lines().find_map(|l| l.strip_prefix("Mode: ").map(str::to_string))
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
 /// A run's directory, removed on drop (after the members, which are dropped first).
 struct Root(PathBuf);
 
@@ -129,64 +75,23 @@ impl Drop for Root {
 /// Three members with `sslQuorum=true`, each with `key_stores[i]` and trusting `trust[i]`, plus
 /// `extra` zoo.cfg lines.
 fn ensemble(root: &Path, key_stores: &[String], trust: &[String], extra: &str) -> Vec<Member> {
-    let ports: Vec<(u16, u16, u16)> =
-        (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
-    let servers: String = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, quorum, election))| {
-            format!("server.{}=127.0.0.1:{quorum}:{election}\n", i + 1)
-        })
-        .collect();
-    (0..3)
-        .map(|i| {
-            let id = i as u64 + 1;
-            let dir = root.join(format!("s{id}"));
-            std::fs::create_dir_all(dir.join("data")).unwrap();
-            std::fs::write(dir.join("data/myid"), id.to_string()).unwrap();
-            std::fs::write(dir.join("quorum.pem"), &key_stores[i]).unwrap();
-            std::fs::write(dir.join("ca.pem"), &trust[i]).unwrap();
-            let cfg = format!(
-                "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={data}\nclientPort={client}\n\
-                 clientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n{servers}\
-                 sslQuorum=true\n\
-                 ssl.quorum.keyStore.location={dir}/quorum.pem\nssl.quorum.keyStore.type=PEM\n\
-                 ssl.quorum.trustStore.location={dir}/ca.pem\nssl.quorum.trustStore.type=PEM\n\
-                 {extra}",
-                data = dir.join("data").display(),
-                client = ports[i].0,
-                dir = dir.display(),
-            );
-            std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
-            Member { id, dir, client_port: ports[i].0, quorum_port: ports[i].1, child: None }
-        })
-        .collect()
+    three_members(root, |i, dir| {
+        std::fs::write(dir.join("quorum.pem"), &key_stores[i]).unwrap();
+        std::fs::write(dir.join("ca.pem"), &trust[i]).unwrap();
+        format!(
+            "sslQuorum=true\n\
+             ssl.quorum.keyStore.location={dir}/quorum.pem\nssl.quorum.keyStore.type=PEM\n\
+             ssl.quorum.trustStore.location={dir}/ca.pem\nssl.quorum.trustStore.type=PEM\n\
+             {extra}",
+            dir = dir.display(),
+        )
+    })
 }
 
 /// Key stores for three members of one CA, naming `sans`.
 fn members_of(ca: &Authority, sans: &[&str]) -> (Vec<String>, Vec<String>) {
     let stores = (1..=3).map(|i| ca.key_store(&format!("member-{i}"), sans)).collect();
     (stores, vec![ca.cert.pem(); 3])
-}
-
-/// Waits for one leader and `up - 1` followers among `members`; returns the leader's index.
-fn wait_for_roles(members: &[Member], up: usize, what: &str) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let modes: Vec<Option<String>> = members.iter().map(|m| m.mode()).collect();
-        let leaders: Vec<usize> =
-            (0..members.len()).filter(|i| modes[*i].as_deref() == Some("leader")).collect();
-        let followers = modes.iter().filter(|m| m.as_deref() == Some("follower")).count();
-        if leaders.len() == 1 && followers + 1 == up {
-            return leaders[0];
-        }
-        assert!(leaders.len() <= 1, "two leaders at once: {modes:?}");
-        if Instant::now() > deadline {
-            let logs: Vec<String> = members.iter().map(|m| m.log()).collect();
-            panic!("{what}: no settled ensemble within 60 s: {modes:?}\n{}", logs.join("\n---\n"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Waits until `text` shows up in the member's log.
