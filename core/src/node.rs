@@ -115,6 +115,9 @@ pub struct Node {
     /// The shell's latest wall clock reading (from `Tick`, `ClientFrame` or `PeerMessage`):
     /// the time a txn prepared now is stamped with.
     pub(crate) wall_ms: i64,
+    /// Peers heard from since this process started. A lost connection to a peer never heard
+    /// from (at start-up, one not started yet) is no reason to stop waiting for its vote.
+    pub(crate) peers_heard: BTreeSet<crate::types::ServerId>,
     pub(crate) tree: DataTree,
     pub(crate) prep: PrepState,
     pub(crate) sessions: SessionTable,
@@ -210,6 +213,7 @@ impl Node {
             next_container_check_tick: check_ticks,
             #[cfg(debug_assertions)]
             steps_since_full_check: 0,
+            peers_heard: BTreeSet::new(),
             config,
         };
         node.start(init.wall_ms, election_actions);
@@ -255,6 +259,7 @@ impl Node {
             Input::Persisted { upto } => self.on_persisted(upto),
             Input::PeerMessage { from, msg, wall_ms } => {
                 self.wall_ms = wall_ms;
+                self.peers_heard.insert(from);
                 self.on_peer_message(from, msg)
             }
             Input::PeerLost { peer } => self.on_peer_lost(peer),

@@ -120,7 +120,7 @@ async fn three_servers_elect_replicate_fail_over_and_rejoin() {
         // The survivors elect because the leader's connection closed, not after syncLimit.
         let log = m.log();
         assert!(log.contains("lost the connection to the leader"), "server {}: {log}", m.id);
-        assert!(!log.contains("leader silent"), "server {} waited for silence", m.id);
+        assert!(!log.contains("leader silent"), "server {} waited for silence: {log}", m.id);
     }
     let zk = client(&members[new_leader]).await;
     let (data, _) = op("committed data survives", zk.get_data("/e2e")).await;

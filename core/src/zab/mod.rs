@@ -254,8 +254,12 @@ impl Node {
         if !known || peer == self.config.server_id || self.config.bugs.ignore_peer_lost {
             return;
         }
+        // A peer never heard from may be starting (the shell reports it lost when a notification
+        // to it is dropped): deciding without it could elect a server that then follows it.
+        let heard = self.peers_heard.contains(&peer);
         match &mut self.role {
-            Role::Looking(election) => election.forget(peer),
+            Role::Looking(election) if heard => election.forget(peer),
+            Role::Looking(_) => {}
             Role::Following(l) if l.leader == peer => {
                 tracing::info!(leader = peer.0, "lost the connection to the leader; electing");
                 self.become_looking();
