@@ -458,8 +458,11 @@ impl Node {
                     self.sessions.touch(session, now);
                 }
                 let leader = leader_mut(self);
-                assert!(round <= leader.ping_round, "a reply to a ping never sent");
-                if let Some(h) = leader.learners.get_mut(&from) {
+                // A round this leader never sent (a peer's bug, or a reply meant for an earlier
+                // leadership of this server) proves nothing: ignored, never trusted.
+                if round <= leader.ping_round
+                    && let Some(h) = leader.learners.get_mut(&from)
+                {
                     h.acked_round = h.acked_round.max(round);
                 }
                 self.complete_syncs();
