@@ -7,6 +7,11 @@
 # the ratios zkr / ZooKeeper. Not a test: figures only (the machine is shared and noisy).
 #   bash tests/bigtree-bench.sh                 # 100k and 1M znodes (minutes; run it rarely)
 #   SIZES=100000 bash tests/bigtree-bench.sh
+#   SIDES=zkr SIZES=1000000 ZKR_CFG="zkr.snapshotPacing=false" bash tests/bigtree-bench.sh
+#     (zkr alone, with extra zoo.cfg lines: an A/B of one setting in back-to-back runs;
+#     KEEP_LOGS=/tmp/zkr.log keeps the server's log)
+# For zkr it also prints the txn log's fsyncs during the load (count, p50/p99/max, from the
+# server's "txn log syncs since start" line at shutdown) and the snapshots written meanwhile.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SIZES=${SIZES:-"100000 1000000"}; CLIENTS=${CLIENTS:-16}; WINDOW=${WINDOW:-8}
@@ -20,6 +25,7 @@ server_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
   $APACHE stop "$APACHE_PORT" >/dev/null 2>&1 || true
+  if [ -n "${KEEP_LOGS:-}" ] && [ -f "$work/zkr/zkr.log" ]; then cp "$work/zkr/zkr.log" "$KEEP_LOGS"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -39,6 +45,7 @@ clientPort=$ZKR_PORT
 clientPortAddress=127.0.0.1
 maxClientCnxns=0
 4lw.commands.whitelist=*
+${ZKR_CFG:-}
 CFG
   fi
   "${ZKR_BIN:-./target/release/zkr-server}" "$work/zkr/zoo.cfg" 2>>"$work/zkr/zkr.log" &
@@ -79,6 +86,18 @@ run_side() { # side size
     R[$side-$n-$q]=$(echo "$out" | grep -Eo " $q= *[0-9]+" | grep -Eo '[0-9]+$')
   done
   stop_server
+  if [ "$side" = zkr ]; then
+    local log="$work/zkr/zkr.log"
+    sed -i 's/\x1b\[[0-9;]*m//g' "$log"
+    R[$side-$n-snaps]=$(grep -c 'snapshot written' "$log" || true)
+    local syncs; syncs=$(grep 'txn log syncs since start' "$log" | tail -1 || true)
+    for k in syncs p50_us p99_us max_us; do
+      R[$side-$n-$k]=$(echo "$syncs" | grep -Eo " $k=[0-9]+" | grep -Eo '[0-9]+$' || echo 0)
+    done
+    echo "  zkr: txn log fsyncs during the load: ${R[$side-$n-syncs]:-?}," \
+      "p50 ${R[$side-$n-p50_us]:-?} us, p99 ${R[$side-$n-p99_us]:-?} us," \
+      "max ${R[$side-$n-max_us]:-?} us; snapshots written: ${R[$side-$n-snaps]}"
+  fi
   local t0; t0=$(now_ms)
   "start_$side" 0
   ready "$port"
@@ -108,7 +127,7 @@ echo "issue 16 table: $CLIENTS sessions x $WINDOW in flight, sequential 100-byte
 for n in $SIZES; do
   args=()
   for side in zkr apache; do
-    for k in rate p99 p999 max rss empty restart rss2; do args+=("$side-$k=${R[$side-$n-$k]:-0}"); done
+    for k in rate p99 p999 max rss empty restart rss2 snaps p99_us max_us; do args+=("$side-$k=${R[$side-$n-$k]:-0}"); done
   done
   python3 - "$n" "${args[@]}" <<'PY'
 import sys
@@ -135,5 +154,7 @@ row("RSS 3 s after the restart, MiB", "rss2", "{:.0f}", 1 / 1024)
 row("  bytes per znode after the restart", "bpn2", "{:.0f}")
 for side in ("zkr", "apache"):
     print(f"  {side}: max latency / p99 = {v[side + '-max'] / max(v[side + '-p99'], 1):.1f}")
+print(f"  zkr: txn log fsync during the load p99 {v['zkr-p99_us'] / 1e3:.1f} ms, "
+      f"max {v['zkr-max_us'] / 1e3:.1f} ms; snapshots written {v['zkr-snaps']:.0f}")
 PY
 done

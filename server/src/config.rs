@@ -348,6 +348,9 @@ pub struct ServerConfig {
     pub autopurge_purge_interval_hours: u64,
     /// `forceSync`: fsync the txn log (default yes).
     pub force_sync: bool,
+    /// `zkr.snapshotPacing` (default yes): the snapshot thread idles between the chunks it
+    /// writes, more when the txn log's syncs slow down (issue 16; `storage::pace`).
+    pub snapshot_pacing: bool,
     /// `4lw.commands.whitelist`.
     pub four_letter_words: FourLetterWhitelist,
     /// `server.N` lines, by id.
@@ -483,6 +486,7 @@ impl ServerConfig {
             autopurge_snap_retain_count: crate::storage::MIN_SNAP_RETAIN_COUNT,
             autopurge_purge_interval_hours: 0,
             force_sync: true,
+            snapshot_pacing: true,
             four_letter_words: FourLetterWhitelist::zookeeper_default(),
             servers: BTreeMap::new(),
             init_limit: None,
@@ -639,6 +643,7 @@ impl ServerConfig {
                 self.core.disk_diff_max_txns = at.number(0, u64::MAX, "a count (0 = off)")?;
                 seen.disk_diff_max_txns = true;
             }
+            "zkr.snapshotPacing" => self.snapshot_pacing = at.boolean()?,
             "zkr.commitLogCount" => {
                 self.core.commit_log_count = at.number(1, u32::MAX as u64, "a count")?
             }

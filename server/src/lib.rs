@@ -58,6 +58,7 @@ impl Server {
             storage::Storage::open_with(env.fs.clone(), &cfg.data_dir, &cfg.data_log_dir, env.bugs)
                 .map_err(|e| format!("cannot open the data directory: {e}"))?;
         storage.set_force_sync(cfg.force_sync);
+        storage.set_snapshot_pacing(cfg.snapshot_pacing);
         let metrics_at = metrics::endpoint(&cfg)?;
         let sync_metrics = metrics::sync_metrics();
         if metrics_at.is_some() {

@@ -32,6 +32,7 @@
 //! thread with group commit and writes snapshots on a second thread.
 
 pub mod log;
+pub mod pace;
 mod recovery;
 pub mod snap;
 pub mod thread;
@@ -239,6 +240,10 @@ pub struct Storage {
     appended_since_sync: u64,
     /// Where sync latency and group-commit sizes go, when metrics are served (`metrics`).
     sync_metrics: Option<SyncMetrics>,
+    /// Every sync's latency, for the snapshot thread's pacing and the summary at shutdown.
+    sync_watch: Arc<pace::LogSyncWatch>,
+    /// Whether the snapshot thread paces its writes (`pace.rs`).
+    snapshot_pacing: bool,
     /// Held for the lifetime of the storage; dropping them releases the locks.
     _locks: Vec<Box<dyn FsLock>>,
 }
@@ -300,6 +305,8 @@ impl Storage {
             sync_count: 0,
             appended_since_sync: 0,
             sync_metrics: None,
+            sync_watch: Arc::default(),
+            snapshot_pacing: true,
             _locks: locks,
         };
         Ok((storage, recovered))
@@ -313,6 +320,17 @@ impl Storage {
     /// Whether `sync` fsyncs.
     pub fn force_sync(&self) -> bool {
         self.force_sync
+    }
+
+    /// `zkr.snapshotPacing`: whether the snapshot thread paces its writes against this log's
+    /// syncs (on by default; see `pace.rs`).
+    pub fn set_snapshot_pacing(&mut self, pacing: bool) {
+        self.snapshot_pacing = pacing;
+    }
+
+    /// Whether the snapshot thread paces its writes.
+    pub fn snapshot_pacing(&self) -> bool {
+        self.snapshot_pacing
     }
 
     /// The filesystem this storage lives on.
@@ -357,6 +375,11 @@ impl Storage {
         self.sync_metrics = Some(metrics);
     }
 
+    /// The latencies of this log's syncs (shared with the snapshot thread, which paces by them).
+    pub fn sync_watch(&self) -> &Arc<pace::LogSyncWatch> {
+        &self.sync_watch
+    }
+
     /// How many times `sync` actually flushed (and, with `force_sync`, fsynced) the log.
     pub fn sync_count(&self) -> u64 {
         self.sync_count
@@ -398,6 +421,7 @@ impl Storage {
             self.sync_count += 1;
             // Replies wait for this: a slow one is worth a line (issue 16 measured them).
             let sync_ms = began.elapsed().as_millis();
+            self.sync_watch.record(began.elapsed());
             if let Some(metrics) = &self.sync_metrics {
                 metrics.latency.observe(began.elapsed().as_secs_f64());
                 metrics.batch_records.observe(self.appended_since_sync as f64);

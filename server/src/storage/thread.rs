@@ -5,9 +5,11 @@
 //!
 //! ```text
 //! driver --Command--> log thread (owns Storage) --SnapJob--> snapshot thread
-//! driver <--StorageEvent-- log thread:      Durable{upto}, Truncated, LogRead, DiskFull,
+//!                                              --ReadJob--> log reader thread
+//! driver <--StorageEvent-- log thread:      Durable{upto}, Truncated, DiskFull,
 //!                                            DiskSpaceAvailable, Failed
 //! driver <--StorageEvent-- snapshot thread: SnapshotSaved, SnapshotFailed, Purged
+//! driver <--StorageEvent-- reader thread:   LogRead
 //! ```
 //!
 //! Invariants:
@@ -29,12 +31,18 @@
 //!   released (its release, at nice 19, stalled the driver for 50-150 ms). An install ahead of
 //!   the log is written on the log thread, at normal priority, since every later record waits
 //!   for it.
-//! - Truncation and snapshot installs first wait for the snapshot thread to go idle, so no
-//!   snapshot newer than the truncation point lands afterwards.
-//! - A log read (a DIFF for a learner, issue 16) runs on the log thread after the appends
-//!   queued before it are synced, with recovery's checks, and decodes the records to txns
-//!   there, off the driver; its failure is only reported (`LogRead` with `Err`): the leader
-//!   falls back to a SNAP, the log goes on.
+//! - The snapshot thread paces its writes against the log's sync latency (`pace.rs`), so a
+//!   200 MB snapshot does not keep the disk's queue full under the log's fsyncs.
+//! - Truncation and snapshot installs first wait for the snapshot and reader threads to go
+//!   idle, so no snapshot newer than the truncation point lands afterwards and no read sees a
+//!   file being cut.
+//! - A log read (a DIFF for a learner, issue 16) is handed to the reader thread after the
+//!   appends queued before it are synced (the files hold every record it asks for), and runs
+//!   there with recovery's checks, decoding the records to txns, off the driver and off the log
+//!   thread: appends go on meanwhile (a read of 19,526 records held them back 152 ms when it
+//!   ran on the log thread). Later appends only add records after `upto` (or a new file), which
+//!   the read never needs. Its failure is only reported (`LogRead` with `Err`): the leader
+//!   falls back to a SNAP, the log goes on. `LogRead` may now come after later `Durable`s.
 //! - After a log I/O error the log thread reports `Failed` and stops: after a failed fsync the
 //!   file's contents are unknown, and retrying could report lost data as durable.
 //! - Except a *write* that finds the disk full (ENOSPC, EDQUOT; never an fsync's error): the log
@@ -48,9 +56,9 @@
 //!   still stops storage (`Failed`): the retry loop sleeps on the thread.
 //!
 //! Under `--cfg madsim` (tier 2 of `sim`) there are no threads: the log worker is a task that
-//! awaits its commands and runs the same `process` on each drained batch, and snapshot jobs run
-//! inline on it. The order of effects and events is the same; only the overlap of a snapshot
-//! write with later appends is lost.
+//! awaits its commands and runs the same `process` on each drained batch, and snapshot and
+//! read jobs run inline on it, unpaced. The order of effects and events is the same; only the
+//! overlap of a snapshot write or a log read with later appends is lost.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -61,6 +69,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::log::is_disk_full;
+use super::pace::{LogSyncWatch, SnapshotPacer};
 use super::snap::SnapshotBlob;
 use super::{PurgeReport, Storage, purge_dirs, snap};
 
@@ -169,6 +178,11 @@ enum SnapJob {
     Barrier(mpsc::Sender<()>),
 }
 
+enum ReadJob {
+    Read { request: u64, after: i64, upto: i64, max_records: u64 },
+    Barrier(mpsc::Sender<()>),
+}
+
 /// Handle to the storage threads. Dropping it shuts them down after the queued commands.
 #[derive(Debug)]
 pub struct StorageThread {
@@ -193,6 +207,13 @@ impl StorageThread {
             log_dir: storage.log_dir().to_path_buf(),
             force_sync: storage.force_sync(),
             events: events.clone(),
+            sync_watch: None,
+            pacing: false,
+        };
+        let reader = LogReader {
+            fs: storage.fs().clone(),
+            log_dir: storage.log_dir().to_path_buf(),
+            events: events.clone(),
         };
         let sync_count = Arc::new(AtomicU64::new(storage.sync_count()));
         #[cfg(madsim)]
@@ -201,6 +222,7 @@ impl StorageThread {
                 storage,
                 events,
                 snap: SnapQueue::Inline(snap_worker),
+                reader: ReadQueue::Inline(reader),
                 sync_count: sync_count.clone(),
                 unsynced: Vec::new(),
             };
@@ -209,7 +231,8 @@ impl StorageThread {
         }
         #[cfg(not(madsim))]
         {
-            Self::spawn_threads(storage, events, snap_worker, command_rx, commands, sync_count)
+            let workers = (snap_worker, reader);
+            Self::spawn_threads(storage, events, workers, command_rx, commands, sync_count)
         }
     }
 
@@ -217,28 +240,46 @@ impl StorageThread {
     fn spawn_threads(
         storage: Storage,
         events: UnboundedSender<StorageEvent>,
-        snap_worker: SnapWorker,
+        (mut snap_worker, reader): (SnapWorker, LogReader),
         command_rx: UnboundedReceiver<Command>,
         commands: UnboundedSender<Command>,
         sync_count: Arc<AtomicU64>,
     ) -> std::io::Result<StorageThread> {
+        snap_worker.sync_watch = Some(storage.sync_watch().clone());
+        snap_worker.pacing = storage.snapshot_pacing();
         let (snap_tx, snap_rx) = mpsc::channel();
         let snap_thread = std::thread::Builder::new()
             .name("zkr-snapshot".into())
             .spawn(move || snap_worker.run(snap_rx))?;
+        let (read_tx, read_rx) = mpsc::channel();
+        let read_thread = std::thread::Builder::new()
+            .name("zkr-logread".into())
+            .spawn(move || reader.run(read_rx))?;
         let mut worker = LogWorker {
             storage,
             events,
             snap: SnapQueue::Thread(snap_tx),
+            reader: ReadQueue::Thread(read_tx),
             sync_count: sync_count.clone(),
             unsynced: Vec::new(),
         };
         let log_thread =
             std::thread::Builder::new().name("zkr-txnlog".into()).spawn(move || {
                 worker.run(command_rx);
-                // Closing the job channel ends the snapshot thread after its queued jobs.
+                worker.storage.sync_watch().stop();
+                let syncs = worker.storage.sync_watch().summary();
+                tracing::info!(
+                    syncs = syncs.count,
+                    p50_us = syncs.p50_us,
+                    p99_us = syncs.p99_us,
+                    p999_us = syncs.p999_us,
+                    max_us = syncs.max_us,
+                    "txn log syncs since start"
+                );
+                // Closing the job channels ends the other threads after their queued jobs.
                 drop(worker);
                 let _ = snap_thread.join();
+                let _ = read_thread.join();
             })?;
         Ok(StorageThread { commands, sync_count, log_thread: Some(log_thread) })
     }
@@ -346,10 +387,21 @@ enum SnapQueue {
     Inline(SnapWorker),
 }
 
+/// Where the log worker sends log reads.
+enum ReadQueue {
+    /// To the reader thread.
+    #[cfg_attr(madsim, allow(dead_code))]
+    Thread(mpsc::Sender<ReadJob>),
+    /// Run at once on the log worker (madsim has no threads).
+    #[cfg_attr(not(madsim), allow(dead_code))]
+    Inline(LogReader),
+}
+
 struct LogWorker {
     storage: Storage,
     events: UnboundedSender<StorageEvent>,
     snap: SnapQueue,
+    reader: ReadQueue,
     sync_count: Arc<AtomicU64>,
     /// The records appended since the last sync, in order, not yet reported durable. Kept
     /// (they are the commands' own buffers, not copies) so that after a write that found the
@@ -563,7 +615,7 @@ impl LogWorker {
             }
             Command::Snapshot { zxid, blob } => self.snapshot(zxid, blob)?,
             Command::TruncateAfter(zxid) => {
-                self.wait_for_snapshot_thread();
+                self.wait_for_background_threads();
                 let truncated = self.storage.truncate_after(zxid);
                 truncated.map_err(|e| Stop::Failed(e.to_string()))?;
                 let last_zxid = self.storage.last_zxid();
@@ -587,8 +639,9 @@ impl LogWorker {
                 let _ = done.send(Ok(()));
             }
             Command::ReadLog { request, after, upto, max_records } => {
-                let event = self.read_log(request, after, upto, max_records);
-                let _ = self.events.send(event);
+                // `process` synced what came before: the files hold every record up to `upto`.
+                assert!(self.unsynced.is_empty(), "synced before the read");
+                self.to_reader(ReadJob::Read { request, after, upto, max_records });
             }
             Command::Purge(retain) => self.to_snapshot_thread(SnapJob::Purge(retain)),
             Command::Shutdown => return Ok(false),
@@ -604,41 +657,12 @@ impl LogWorker {
             return Ok(());
         }
         // Ahead of the log: later records follow this snapshot, so it must be durable first.
-        self.wait_for_snapshot_thread();
+        self.wait_for_background_threads();
         let saved = self.storage.save_snapshot_of(zxid, &*blob);
         saved.map_err(|e| Stop::Failed(format!("cannot install snapshot {zxid:#x}: {e}")))?;
         assert_eq!(self.storage.last_zxid(), zxid);
         let _ = self.events.send(StorageEvent::SnapshotSaved { zxid });
         Ok(())
-    }
-
-    /// Reads and decodes the records in `(after, upto]`; each must decode to a txn whose zxid is
-    /// the record's, as at recovery (`driver::recover_node`).
-    fn read_log(&mut self, request: u64, after: i64, upto: i64, max_records: u64) -> StorageEvent {
-        let began = std::time::Instant::now();
-        let read = self.storage.read_range(after, upto, max_records).map_err(|e| e.to_string());
-        let (found_after, records) = match read {
-            Ok((found_after, records)) => (found_after, Ok(records)),
-            Err(e) => (false, Err(e)),
-        };
-        let txns = records.and_then(|records| {
-            let decode = |(zxid, bytes): (i64, Vec<u8>)| {
-                let txn = zkr_core::proto::txn::decode_txn(&bytes)
-                    .map_err(|e| format!("log record {zxid:#x} does not decode as a txn: {e}"))?;
-                match txn.header.zxid.0 == zxid {
-                    true => Ok(txn),
-                    false => Err(format!("log record {zxid:#x} holds txn {}", txn.header.zxid)),
-                }
-            };
-            records.into_iter().map(decode).collect::<Result<Vec<_>, String>>()
-        });
-        let read_ms = began.elapsed().as_millis();
-        match &txns {
-            Ok(txns) => tracing::info!(after = %format!("{after:#x}"), records = txns.len(),
-                found_after, read_ms, "read the txn log for a DIFF"),
-            Err(e) => tracing::warn!(after = %format!("{after:#x}"), "txn log read failed: {e}"),
-        }
-        StorageEvent::LogRead { request, found_after, txns }
     }
 
     /// Syncs what was appended and reports it durable.
@@ -665,13 +689,87 @@ impl LogWorker {
         }
     }
 
-    /// Blocks until the snapshot thread has finished everything queued before now.
-    fn wait_for_snapshot_thread(&self) {
+    fn to_reader(&self, job: ReadJob) {
+        match &self.reader {
+            ReadQueue::Thread(sender) => {
+                if sender.send(job).is_err() {
+                    tracing::error!("the log reader thread is gone; log read dropped");
+                }
+            }
+            ReadQueue::Inline(reader) => reader.handle(job),
+        }
+    }
+
+    /// Blocks until the snapshot and reader threads have finished everything queued before now.
+    fn wait_for_background_threads(&self) {
         if let SnapQueue::Thread(_) = self.snap {
             let (done_tx, done_rx) = mpsc::channel();
             self.to_snapshot_thread(SnapJob::Barrier(done_tx));
             let _ = done_rx.recv();
         }
+        if let ReadQueue::Thread(_) = self.reader {
+            let (done_tx, done_rx) = mpsc::channel();
+            self.to_reader(ReadJob::Barrier(done_tx));
+            let _ = done_rx.recv();
+        }
+    }
+}
+
+/// Reads the log files for DIFFs, on a thread of its own (see the module doc).
+struct LogReader {
+    fs: Arc<dyn crate::fs::Fs>,
+    log_dir: std::path::PathBuf,
+    events: UnboundedSender<StorageEvent>,
+}
+
+impl LogReader {
+    #[cfg_attr(madsim, allow(dead_code))]
+    fn run(self, jobs: mpsc::Receiver<ReadJob>) {
+        for job in jobs {
+            self.handle(job);
+        }
+    }
+
+    fn handle(&self, job: ReadJob) {
+        match job {
+            ReadJob::Read { request, after, upto, max_records } => {
+                let event = self.read_log(request, after, upto, max_records);
+                let _ = self.events.send(event);
+            }
+            ReadJob::Barrier(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Reads and decodes the records in `(after, upto]`; each must decode to a txn whose zxid is
+    /// the record's, as at recovery (`driver::recover_node`).
+    fn read_log(&self, request: u64, after: i64, upto: i64, max_records: u64) -> StorageEvent {
+        let began = std::time::Instant::now();
+        let read = super::recovery::read_range(&*self.fs, &self.log_dir, after, upto, max_records);
+        let read = read.map_err(|e| e.to_string());
+        let (found_after, records) = match read {
+            Ok((found_after, records)) => (found_after, Ok(records)),
+            Err(e) => (false, Err(e)),
+        };
+        let txns = records.and_then(|records| {
+            let decode = |(zxid, bytes): (i64, Vec<u8>)| {
+                let txn = zkr_core::proto::txn::decode_txn(&bytes)
+                    .map_err(|e| format!("log record {zxid:#x} does not decode as a txn: {e}"))?;
+                match txn.header.zxid.0 == zxid {
+                    true => Ok(txn),
+                    false => Err(format!("log record {zxid:#x} holds txn {}", txn.header.zxid)),
+                }
+            };
+            records.into_iter().map(decode).collect::<Result<Vec<_>, String>>()
+        });
+        let read_ms = began.elapsed().as_millis();
+        match &txns {
+            Ok(txns) => tracing::info!(after = %format!("{after:#x}"), records = txns.len(),
+                found_after, read_ms, "read the txn log for a DIFF"),
+            Err(e) => tracing::warn!(after = %format!("{after:#x}"), "txn log read failed: {e}"),
+        }
+        StorageEvent::LogRead { request, found_after, txns }
     }
 }
 
@@ -681,6 +779,10 @@ struct SnapWorker {
     log_dir: std::path::PathBuf,
     force_sync: bool,
     events: UnboundedSender<StorageEvent>,
+    /// The log's sync latencies, to pace snapshot writes by; `None`: unpaced (madsim).
+    sync_watch: Option<Arc<LogSyncWatch>>,
+    /// `zkr.snapshotPacing`: idle between chunks (else only report the log's syncs).
+    pacing: bool,
 }
 
 impl SnapWorker {
@@ -699,7 +801,12 @@ impl SnapWorker {
         let event = match job {
             SnapJob::Write { zxid, blob } => {
                 let fs = &*self.fs;
-                match snap::write_snapshot(fs, &self.snap_dir, zxid, &*blob, self.force_sync) {
+                let watch = self.sync_watch.clone();
+                let mut pacer = watch.map(|watch| SnapshotPacer::new(watch, self.pacing));
+                let (dir, force_sync) = (&self.snap_dir, self.force_sync);
+                let written =
+                    snap::write_snapshot_paced(fs, dir, zxid, &*blob, force_sync, pacer.as_mut());
+                match written {
                     Ok(path) => {
                         tracing::info!(path = %path.display(), "snapshot saved");
                         StorageEvent::SnapshotSaved { zxid }
@@ -751,6 +858,7 @@ mod tests {
             storage,
             events: events_tx,
             snap: SnapQueue::Thread(snap_tx),
+            reader: ReadQueue::Thread(mpsc::channel().0),
             sync_count: Arc::new(AtomicU64::new(0)),
             unsynced: Vec::new(),
         };
@@ -793,6 +901,108 @@ mod tests {
         assert!(events.try_recv().is_err());
         assert_eq!(worker.storage.sync_count(), 2, "one sync before the epochs, one after");
         drop(worker);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A disk whose reads of txn log files wait until the gate opens.
+    #[derive(Debug)]
+    struct GatedReads {
+        open: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    }
+
+    impl crate::fs::Fs for GatedReads {
+        fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+            crate::fs::OsFs.create_dir_all(dir)
+        }
+        fn list_dir(&self, dir: &std::path::Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+            crate::fs::OsFs.list_dir(dir)
+        }
+        fn read(&self, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name.starts_with("log.") {
+                let (open, changed) = &*self.open;
+                let mut open = open.lock().unwrap();
+                while !*open {
+                    open = changed.wait(open).unwrap();
+                }
+            }
+            crate::fs::OsFs.read(path)
+        }
+        fn create_new(
+            &self,
+            path: &std::path::Path,
+        ) -> std::io::Result<Box<dyn crate::fs::FsFile>> {
+            crate::fs::OsFs.create_new(path)
+        }
+        fn create(&self, path: &std::path::Path) -> std::io::Result<Box<dyn crate::fs::FsFile>> {
+            crate::fs::OsFs.create(path)
+        }
+        fn open_write(
+            &self,
+            path: &std::path::Path,
+        ) -> std::io::Result<Box<dyn crate::fs::FsFile>> {
+            crate::fs::OsFs.open_write(path)
+        }
+        fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+            crate::fs::OsFs.sync_dir(dir)
+        }
+        fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+            crate::fs::OsFs.rename(from, to)
+        }
+        fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+            crate::fs::OsFs.remove_file(path)
+        }
+        fn canonicalize(&self, path: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+            crate::fs::OsFs.canonicalize(path)
+        }
+        fn try_lock(&self, path: &std::path::Path) -> std::io::Result<Box<dyn crate::fs::FsLock>> {
+            crate::fs::OsFs.try_lock(path)
+        }
+    }
+
+    /// The next event within `within`, or `None`.
+    fn next_event(events: &mut Events, within: std::time::Duration) -> Option<StorageEvent> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(event) = events.try_recv() {
+                return Some(event);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        None
+    }
+
+    /// Issue 16: a DIFF's read of the log files runs beside the appends, not in front of them.
+    /// The read is stuck on the disk (the gate); an append queued after it still becomes
+    /// durable. Then the read answers, with its checks (these records are no txns). With the
+    /// read on the log thread (as before) the append's `Durable` never comes while it waits.
+    #[test]
+    fn a_log_read_does_not_hold_back_later_appends() {
+        let dir = std::env::temp_dir().join(format!("zkr-thread-read-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let open = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let fs = Arc::new(GatedReads { open: open.clone() });
+        let (storage, _) = Storage::open(fs, &dir, &dir).unwrap();
+        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let thread = StorageThread::spawn(storage, events_tx).unwrap();
+        let second = std::time::Duration::from_secs(10);
+        thread.append((1..=10).map(|zxid| (zxid, vec![zxid as u8])).collect()).unwrap();
+        let durable = next_event(&mut events, second);
+        assert!(matches!(durable, Some(StorageEvent::Durable { upto: 10 })), "{durable:?}");
+        thread.read_log(7, 0, 10, 100).unwrap();
+        thread.append(vec![(11, vec![11])]).unwrap();
+        let durable = next_event(&mut events, second);
+        assert!(matches!(durable, Some(StorageEvent::Durable { upto: 11 })), "{durable:?}");
+        assert!(events.try_recv().is_err(), "the read is still waiting for the disk");
+        *open.0.lock().unwrap() = true;
+        open.1.notify_all();
+        match next_event(&mut events, second) {
+            Some(StorageEvent::LogRead { request: 7, found_after: true, txns: Err(why) }) => {
+                assert!(why.contains("does not decode as a txn"), "{why}");
+            }
+            other => panic!("expected the read's answer, got {other:?}"),
+        }
+        thread.shutdown().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
