@@ -7,7 +7,7 @@
 # the ratios zkr / ZooKeeper. Not a test: figures only (the machine is shared and noisy).
 #   bash tests/bigtree-bench.sh                 # 100k and 1M znodes (minutes; run it rarely)
 #   SIZES=100000 bash tests/bigtree-bench.sh
-#   SIDES=zkr SIZES=1000000 ZKR_CFG="zkr.snapshotPacing=false" bash tests/bigtree-bench.sh
+#   SIDES=zkr SIZES=1000000 ZKR_CFG="zkr.snapshotPacing=true" bash tests/bigtree-bench.sh
 #     (zkr alone, with extra zoo.cfg lines: an A/B of one setting in back-to-back runs;
 #     KEEP_LOGS=/tmp/zkr.log keeps the server's log)
 # For zkr it also prints the txn log's fsyncs during the load (count, p50/p99/max, from the

@@ -306,7 +306,7 @@ impl Storage {
             appended_since_sync: 0,
             sync_metrics: None,
             sync_watch: Arc::default(),
-            snapshot_pacing: true,
+            snapshot_pacing: false,
             _locks: locks,
         };
         Ok((storage, recovered))
@@ -323,7 +323,8 @@ impl Storage {
     }
 
     /// `zkr.snapshotPacing`: whether the snapshot thread paces its writes against this log's
-    /// syncs (on by default; see `pace.rs`).
+    /// syncs (off by default; see `pace.rs`). Either way it reports the log's slowest sync
+    /// during each snapshot.
     pub fn set_snapshot_pacing(&mut self, pacing: bool) {
         self.snapshot_pacing = pacing;
     }

@@ -135,8 +135,8 @@ fn write_snapshot_via(
     // once, and on ext4 (data=ordered) the txn log's next fsync waits for it: replies stalled
     // for 100+ ms (issue 16). Syncing every MiB keeps each of those waits short (4 MiB steps
     // still showed 50-200 ms log syncs while a snapshot was written). Even so, written back
-    // to back those syncs kept the disk's queue full and log syncs took 55-206 ms: the pacer
-    // idles between chunks (see `pace.rs`).
+    // to back those syncs may keep the disk's queue full (run 5 saw log syncs of 55-206 ms):
+    // with `zkr.snapshotPacing` the pacer idles between chunks (see `pace.rs`).
     let (mut crc, mut written, mut unsynced) = (crc32c::crc32c(&header), 0, 0);
     let mut chunk_began = std::time::Instant::now();
     blob.write_to(&mut |piece| {
