@@ -960,6 +960,17 @@ mod tests {
         }
     }
 
+    /// Opens the gate when dropped: a failing test must not leave the log thread stuck (the
+    /// `StorageThread`'s drop joins it).
+    struct OpenOnDrop(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+    impl Drop for OpenOnDrop {
+        fn drop(&mut self) {
+            *self.0.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            self.0.1.notify_all();
+        }
+    }
+
     /// The next event within `within`, or `None`.
     fn next_event(events: &mut Events, within: std::time::Duration) -> Option<StorageEvent> {
         let deadline = std::time::Instant::now() + within;
@@ -985,6 +996,7 @@ mod tests {
         let (storage, _) = Storage::open(fs, &dir, &dir).unwrap();
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let thread = StorageThread::spawn(storage, events_tx).unwrap();
+        let _open_on_drop = OpenOnDrop(open.clone());
         let second = std::time::Duration::from_secs(10);
         thread.append((1..=10).map(|zxid| (zxid, vec![zxid as u8])).collect()).unwrap();
         let durable = next_event(&mut events, second);
