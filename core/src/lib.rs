@@ -31,6 +31,8 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod conn;
+mod dispatch;
 pub mod io;
 pub mod node;
 pub mod prep;
@@ -40,6 +42,7 @@ mod reply;
 pub mod sasl;
 mod serve;
 pub mod session;
+mod shared;
 pub mod snapshot;
 pub mod tree;
 pub mod txn;
