@@ -70,6 +70,9 @@ pub struct LearnerHandler {
 }
 
 impl LearnerHandler {
+    /// Gets proposals and commits: a syncing learner too, since everything proposed after its
+    /// DIFF follows the DIFF in the same FIFO session and so extends the history it is synced
+    /// to (Zab phase 2); it applies them at UPTODATE.
     fn forwarding(&self) -> bool {
         matches!(self.phase, HandlerPhase::Syncing | HandlerPhase::Synced)
     }
@@ -218,7 +221,8 @@ impl Leader {
         leader
     }
 
-    /// The learners `keep` selects, in id order.
+    /// The learners `keep` selects, in id order (the map is ordered, so messages to several
+    /// learners go out in the same order in every run: part of the trace a seed replays).
     pub fn learners_where(&self, keep: impl Fn(&LearnerHandler) -> bool) -> Vec<ServerId> {
         self.learners.iter().filter(|(_, h)| keep(h)).map(|(id, _)| *id).collect()
     }
@@ -667,6 +671,8 @@ impl Leader {
 
     /// SNAP of our applied state, then the DIFF of what we logged after it.
     fn send_snap(&mut self, shared: &mut Shared, id: ServerId) {
+        // The snapshot is of the applied tree only; the DIFF after it carries what we logged
+        // but have not applied yet (committed or not), so the learner ends with our whole log.
         let snapshot = Box::new(shared.snapshot());
         let base = snapshot.zxid;
         assert!(shared.log.contains(base), "a snapshot is at the applied zxid, in the log");
@@ -798,6 +804,9 @@ impl Leader {
                 }
             })
             .collect();
+        // Our own vote is what is durable here, not what is logged (Zab phase 3 acknowledges
+        // only what is on disk). Sorted newest first, the majority-th point is one a quorum
+        // of voters holds durably: everything up to it survives any minority of crashes.
         points.sort_by(|a, b| b.cmp(a));
         let quorum_point = points[shared.quorum.majority() - 1];
         let point = if shared.config.bugs.commit_after_one_ack { points[0] } else { quorum_point };
@@ -855,6 +864,7 @@ impl Leader {
             false => sync,
         };
         let ping_every = (config.tick_times(1) / 2).max(1);
+        // A standalone server has no learners to hear from and no quorum to lose.
         if self.phase == LeaderPhase::Standalone {
             return Next::Stay;
         }
@@ -883,7 +893,9 @@ impl Leader {
         Next::Stay
     }
 
-    /// The leader and its synced voting followers still make a quorum.
+    /// The leader and its synced voting followers still make a quorum. Synced, not merely
+    /// connected: a learner that has not acknowledged NEWLEADER may lack the history, so it
+    /// cannot help commit (ZooKeeper's leader checks its `syncedAckSet` the same way).
     fn has_synced_quorum(&self, shared: &Shared) -> bool {
         let mut live: Vec<ServerId> = self.learners_where(|h| h.phase == HandlerPhase::Synced);
         live.push(shared.config.server_id);
