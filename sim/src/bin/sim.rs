@@ -284,6 +284,16 @@ fn summary(reports: &[SeedReport], elapsed: f64, jobs: usize, bug_names: &[Strin
          {elapsed:.1} s",
         rate / jobs as f64
     );
+    let events: u64 = reports.iter().map(|r| r.events).sum();
+    let wall: u64 = reports.iter().map(|r| r.wall_ns).sum();
+    if wall > 0 {
+        let per_core = events as f64 / (wall as f64 / 1e9);
+        println!(
+            "events:          {events} traced, {per_core:.0} events/s per core ({:.0} simulated \
+             s per wall s per core)",
+            sim_ns as f64 / wall as f64
+        );
+    }
     for size in [1usize, 3, 5, 7] {
         let of_size: Vec<&SeedReport> = reports.iter().filter(|r| r.cluster_size == size).collect();
         let wall: u64 = of_size.iter().map(|r| r.wall_ns).sum();
