@@ -84,23 +84,49 @@ impl Msg {
 /// Everything that can happen.
 #[derive(Debug)]
 pub(crate) enum Ev {
-    Tick { node: usize, inc: u32 },
-    Fsync { node: usize, inc: u32 },
-    Deliver { link: LinkId, dir: Dir },
-    BreakLink { link: LinkId },
-    NodeInput { node: usize, inc: u32, input: Input },
-    ClientWake { client: usize },
-    Nemesis { kind: FaultKind },
-    Restart { node: usize, inc: u32 },
-    Heal { generation: u64 },
+    Tick {
+        node: usize,
+        inc: u32,
+    },
+    Fsync {
+        node: usize,
+        inc: u32,
+    },
+    Deliver {
+        link: LinkId,
+        dir: Dir,
+    },
+    BreakLink {
+        link: LinkId,
+    },
+    /// An input for later (a deferred delivery, a log read's answer, a lost peer); boxed, as
+    /// it is rare and an `Input` is large, so that every other event stays small.
+    NodeInput {
+        node: usize,
+        inc: u32,
+        input: Box<Input>,
+    },
+    ClientWake {
+        client: usize,
+    },
+    Nemesis {
+        kind: FaultKind,
+    },
+    Restart {
+        node: usize,
+        inc: u32,
+    },
+    Heal {
+        generation: u64,
+    },
     Liveness,
     End,
 }
 
 /// The event queue: a binary heap of small keys `(at, seq, slot)`, the events themselves in a
-/// slab. Sifting moves 24-byte keys, never an event (a `NodeInput` carries a whole `Input`);
-/// slots are reused, so a seed's events live in a few pages. Order is by `(at, seq)` alone, and
-/// `seq` is unique, so the slot a key names never decides anything.
+/// slab. Sifting moves 24-byte keys, never an event; slots are reused, so a seed's events live
+/// in a few pages. Order is by `(at, seq)` alone, and `seq` is unique, so the slot a key names
+/// never decides anything.
 #[derive(Default)]
 struct EventQueue {
     heap: BinaryHeap<Key>,
@@ -512,7 +538,7 @@ impl Sim {
             Ev::BreakLink { link } => self.break_link(link, "partition detected"),
             Ev::NodeInput { node, inc, input } => {
                 if self.nodes[node].inc == inc {
-                    self.node_input(node, input);
+                    self.node_input(node, *input);
                 }
             }
             Ev::ClientWake { client } => self.client_wake(client),
@@ -570,7 +596,7 @@ impl Sim {
         }
         if slot.paused_until > self.now {
             let (at, inc) = (slot.paused_until, slot.inc);
-            self.schedule(at, Ev::NodeInput { node: n, inc, input });
+            self.schedule(at, Ev::NodeInput { node: n, inc, input: Box::new(input) });
             return;
         }
         self.trace_input(n, &input);
@@ -853,7 +879,8 @@ impl Sim {
             format!("n{n} read {r} after {after} upto {upto} answered in {delay}ns")
         });
         let inc = self.nodes[n].inc;
-        self.schedule(self.now + delay, Ev::NodeInput { node: n, inc, input: answer });
+        let input = Box::new(answer);
+        self.schedule(self.now + delay, Ev::NodeInput { node: n, inc, input });
     }
 
     fn persist(&mut self, n: usize, txn: Arc<LoggedTxn>) {
@@ -1205,7 +1232,8 @@ impl Sim {
         let (lo, hi) = (self.swarm.net.delay_ns_min, self.swarm.net.delay_ns_max);
         let at = self.now + self.rng.random_range(lo..=hi);
         let (inc, peer) = (self.nodes[to].inc, ServerId(lost as u64 + 1));
-        self.schedule(at, Ev::NodeInput { node: to, inc, input: Input::PeerLost { peer } });
+        let input = Box::new(Input::PeerLost { peer });
+        self.schedule(at, Ev::NodeInput { node: to, inc, input });
     }
 
     /// Node `n` crashed: its process's connections close, so the other servers' shells
