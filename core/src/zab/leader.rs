@@ -970,14 +970,14 @@ impl Leader {
         assert!(self.phase.is_established(), "only an established leader proposes");
         let zxid = self.next_zxid(shared);
         let header = TxnHeader { session_id: session, cxid, zxid, time_ms: shared.wall_ms };
-        // One copy shared by the log and the append; each PROPOSAL takes its own.
+        // One copy shared by the log, the append and every PROPOSAL.
         let logged = std::sync::Arc::new(LoggedTxn { header, txn });
         shared.log.append(logged.clone());
         assert_eq!(shared.log.last_logged(), zxid, "the proposal extends the log");
         let forwarding: Vec<ServerId> = self.learners_where(|h| h.forwarding());
         shared.outputs.push(crate::io::Output::Persist { txn: logged.clone() });
         for id in forwarding {
-            self.send_learner(shared, id, ZabMessage::Proposal { txn: (*logged).clone() });
+            self.send_learner(shared, id, ZabMessage::Proposal { txn: logged.clone() });
         }
         if shared.config.bugs.ack_before_fsync {
             shared.log.mark_committed(zxid);

@@ -212,7 +212,7 @@ impl Learner {
             }
             (LearnerPhase::Syncing, ZabMessage::Diff { txns, committed }) => {
                 for txn in txns {
-                    if self.log_proposal(shared, txn) == Next::Elect {
+                    if self.log_proposal(shared, std::sync::Arc::new(txn)) == Next::Elect {
                         return Next::Elect;
                     }
                 }
@@ -347,7 +347,11 @@ impl Learner {
 
     /// Logs a proposal that follows the log; a duplicate is ignored, a gap gives up the leader
     /// (`Next::Elect`): a learner must hold every txn of the leader's history, in order.
-    fn log_proposal(&mut self, shared: &mut Shared, txn: crate::txn::LoggedTxn) -> Next {
+    fn log_proposal(
+        &mut self,
+        shared: &mut Shared,
+        txn: std::sync::Arc<crate::txn::LoggedTxn>,
+    ) -> Next {
         let zxid = txn.header.zxid;
         let last = shared.log.last_logged();
         if zxid <= last {
@@ -362,7 +366,6 @@ impl Learner {
             return Next::Elect;
         }
         assert_ne!(self.phase, LearnerPhase::Discovery, "no proposals before sync");
-        let txn = std::sync::Arc::new(txn);
         shared.log.append(txn.clone());
         assert_eq!(shared.log.last_logged(), zxid, "the proposal extends the log");
         // Logged now, durable later: the ACK waits for `Input::Persisted` (`on_durable`).
