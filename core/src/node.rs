@@ -410,7 +410,7 @@ impl Node {
             return None;
         }
         let zxid = self.next_zxid();
-        let txn = self.prep.prepare_close_session(&self.tree, session, zxid);
+        let txn = self.prep.prepare_close_session(&self.tree, &self.config, session, zxid);
         assert!(matches!(txn, Txn::CloseSession { .. }));
         let proposed = self.propose(session, cxid, txn);
         assert_eq!(proposed, zxid);
@@ -564,6 +564,7 @@ impl Node {
         self.sessions.invariants();
         self.watches.invariants();
         self.prep.invariants();
+        self.prep.check_close_bytes(&self.tree);
         for (id, conn) in &self.conns {
             conn.invariants(*id, &self.sessions);
         }
