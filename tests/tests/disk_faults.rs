@@ -9,6 +9,9 @@
 //!   restart on a good disk recovers every acknowledged write;
 //! - a follower whose fsyncs stall for 5 s (`FaultFs`): the clients of the other members see no
 //!   error, and nobody changes role or epoch.
+//! - a follower whose disk stays full drops out once `zkr.diskFullBacklogBytes` of txns wait
+//!   for it, and rejoins once there is space; a full disk under the epoch files during an
+//!   election is waited out, not fatal.
 //!
 //! Every process is ours and stopped by pid (on drop too). The tmpfs lives only in the mount
 //! namespace of a `sleep` started by `unshare`: killing that pid (on drop) removes it, and the
