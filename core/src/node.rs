@@ -378,6 +378,7 @@ impl Node {
         self.shared.sessions.invariants();
         self.shared.watches.invariants();
         self.shared.prep.invariants();
+        self.shared.prep.check_close_bytes(&self.shared.tree);
         for (id, conn) in &self.shared.conns {
             conn.invariants(*id, &self.shared.sessions);
         }

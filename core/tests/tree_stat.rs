@@ -271,7 +271,7 @@ fn ephemerals_and_close_session() {
     let pending_create = w.prepare_as(S1, &create("/p/e3", 3));
     let pending_delete = w.prepare_as(S1, &delete("/p/e1"));
     w.zxid += 1;
-    let close = w.prep.prepare_close_session(&w.tree, S1, Zxid(w.zxid));
+    let close = w.prep.prepare_close_session(&w.tree, &w.cfg, S1, Zxid(w.zxid));
     assert_eq!(close, Txn::CloseSession { paths_to_delete: vec!["/p/e30000000002".into()] });
     w.apply(&pending_create);
     w.apply(&pending_delete);

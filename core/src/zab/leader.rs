@@ -1039,7 +1039,7 @@ impl Leader {
             return None;
         }
         let zxid = self.next_zxid(shared);
-        let txn = shared.prep.prepare_close_session(&shared.tree, session, zxid);
+        let txn = shared.prep.prepare_close_session(&shared.tree, &shared.config, session, zxid);
         assert!(matches!(txn, Txn::CloseSession { .. }));
         let proposed = self.propose(shared, session, cxid, txn);
         assert_eq!(proposed, zxid);
