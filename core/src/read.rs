@@ -131,7 +131,7 @@ impl Node {
         let node = self.tree.get(path).ok_or(ZkError::NoNode)?;
         self.check(conn, &node.acl, perms::READ)?;
         let stat = self.tree.stat(path).expect("node exists");
-        Ok((node.data.clone(), stat))
+        Ok((node.data.as_deref().map(<[u8]>::to_vec), stat))
     }
 
     fn get_children(&self, conn: ConnId, path: &str) -> Result<Vec<String>, ZkError> {
