@@ -118,7 +118,7 @@ enum KindTag {
 
 /// One znode. 104 bytes (its `Arc` makes an allocation of 128 with glibc's malloc); the data,
 /// the ACL list (shared by every node with an equal list) and the path key are apart.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ZNode {
     /// Data; `None` (jute null) stays distinct from empty. A boxed slice: no capacity kept.
     pub data: Option<Box<[u8]>>,
@@ -130,6 +130,20 @@ pub struct ZNode {
     pub num_children: u32,
     /// Kind (persistent, ephemeral, container, TTL); its payload is `stat.ephemeral_owner`.
     kind: KindTag,
+}
+
+/// Prints what the node was before its kind became a tag (the simulator's traces print
+/// trees in SNAP messages, and stay byte-identical).
+impl std::fmt::Debug for ZNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZNode")
+            .field("data", &self.data)
+            .field("acl", &self.acl)
+            .field("stat", &self.stat)
+            .field("kind", &self.kind())
+            .field("num_children", &self.num_children)
+            .finish()
+    }
 }
 
 impl ZNode {
@@ -250,7 +264,7 @@ type PathKey = Arc<str>;
 
 /// The data tree. Clone is O(1) (structure is shared, copied on write); equality compares
 /// everything.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DataTree {
     nodes: OrdMap<PathKey, Arc<ZNode>>,
     /// ZooKeeper's `ReferenceCountedACLCache`: every distinct ACL list held once, with the
@@ -265,6 +279,21 @@ pub struct DataTree {
     last_processed_zxid: Zxid,
     data_size: i64,
     digest: u64,
+}
+
+/// Prints every field but the ACL cache (a function of the nodes), as before the cache.
+impl std::fmt::Debug for DataTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataTree")
+            .field("nodes", &self.nodes)
+            .field("ephemerals", &self.ephemerals)
+            .field("containers_and_ttls", &self.containers_and_ttls)
+            .field("quota_roots", &self.quota_roots)
+            .field("last_processed_zxid", &self.last_processed_zxid)
+            .field("data_size", &self.data_size)
+            .field("digest", &self.digest)
+            .finish()
+    }
 }
 
 /// ZooKeeper's `ZooDefs.CONFIG_NODE`.
