@@ -7,9 +7,9 @@
 //! under both "" and "/" (a watch set through "" is kept under "" and so never fires, as
 //! there); writes refuse it when they validate their path.
 
-use crate::node::Node;
 use crate::proto::client::{EventType, MultiResult, OpCode, Request, Response};
 use crate::proto::error::ZkError;
+use crate::shared::Shared;
 use crate::tree::acl::check_acl;
 use crate::types::{Acl, ConnId, Id, perms};
 use crate::watch::{Table, mode};
@@ -19,7 +19,7 @@ fn lookup(path: &str) -> &str {
     if path.is_empty() { "/" } else { path }
 }
 
-impl Node {
+impl Shared {
     /// Registers a watch; one on an existing node shares the tree's copy of its path (issue 14:
     /// bytes per watch).
     fn add_watch(&mut self, table: Table, path: &str, conn: ConnId, modes: u8) {
