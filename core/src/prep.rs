@@ -360,7 +360,8 @@ impl PrepState {
             pzxid: ctx.zxid.0,
             ..StatPersisted::default()
         };
-        let acl = acl.into();
+        // The tree's copy of the list when a node holds one: no allocation for it.
+        let acl = ctx.tree.interned_acl(acl).unwrap_or_else(|| acl.into());
         let node = PendingNode { stat, kind: node_kind, child_count: 0, acl, data_len };
         self.add_record(full_path, ctx.zxid, Some(node));
         if let NodeKind::Ephemeral(session) = node_kind {
@@ -486,7 +487,7 @@ impl PrepState {
         let new_version = check_and_inc_version(node.stat.aversion, version)?;
         assert!(version == -1 || new_version == version.wrapping_add(1), "aversion + 1");
         node.stat.aversion = new_version;
-        node.acl = acl.as_slice().into();
+        node.acl = ctx.tree.interned_acl(&acl).unwrap_or_else(|| acl.as_slice().into());
         self.add_record(p, ctx.zxid, Some(node));
         Ok(Txn::SetAcl { path: p.to_string(), acl, version: new_version })
     }
@@ -668,7 +669,7 @@ impl PrepState {
         let node = tree.get(p)?;
         Some(PendingNode {
             stat: node.stat,
-            kind: node.kind,
+            kind: node.kind(),
             child_count: node.num_children as i32,
             acl: node.acl.clone(),
             data_len: node.data.as_ref().map_or(0, |d| d.len() as i64),
