@@ -33,11 +33,11 @@ for j in netty-codec netty-resolver netty-transport-native-unix-common netty-all
   [ -f "/usr/share/java/$j.jar" ] && CP="$CP:/usr/share/java/$j.jar"
 done
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/zkr-bench.XXXXXX")"
-# KEEP=1 keeps the servers' directories (their logs: slow driver turns, slow syncs).
+# Python runs as a child (not exec'd) so this shell's EXIT trap removes WORK. KEEP=1 keeps the servers' directories (their logs: slow driver turns, slow syncs).
 if [ "${KEEP:-}" = 1 ]; then echo "servers' directories: $WORK"; else trap 'rm -rf "$WORK"' EXIT; fi
 export CP WORK ROOT
-exec python3 - <<'PY'
-import os, re, resource, signal, socket, subprocess, time
+python3 - <<'PY'
+import os, re, resource, shutil, signal, socket, subprocess, time
 
 CP, WORK, ROOT = os.environ["CP"], os.environ["WORK"], os.environ["ROOT"]
 REPS = int(os.environ.get("REPS", "2"))
@@ -171,6 +171,10 @@ def bench(kind, mode, workload, run):
         return rate, p99, cpu * 1e6 / ops, client_cpu * 1e6 / ops
     finally:
         stop(procs)
+        if os.environ.get("KEEP") != "1":   # a full matrix leaves ~6 GB of logs and snapshots
+            for d in os.listdir(WORK):
+                if d.startswith(f"{kind}-{mode}-{run}-"):
+                    shutil.rmtree(os.path.join(WORK, d), ignore_errors=True)
 
 results = {}
 run = 0

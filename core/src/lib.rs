@@ -26,11 +26,16 @@
 //! - [`session`]: session table and tick-based expiry; [`watch`]: watch tables and triggers;
 //! - [`serve`]: per-connection pipeline (handshake, FIFO per session, local reads);
 //!   [`sasl`]: SASL DIGEST-MD5 and the enforce-auth gate;
-//! - [`node`]: the `Node` that ties them together: write path, expiry, recovery, invariants.
+//! - [`node`]: the `Node` that ties them together: recovery, `step`, invariants. A `Node` is
+//!   `shared` (the state every role works on, and the apply path: commit → apply → watches →
+//!   replies) plus its [`zab::Role`], whose handlers borrow the shared state; `dispatch` picks
+//!   the role for each input and replaces it (see docs/ARCHITECTURE.md, "Node = Shared + Role").
 
 #![deny(missing_docs)]
 
 pub mod config;
+mod conn;
+mod dispatch;
 pub mod io;
 pub mod node;
 pub mod prep;
@@ -40,6 +45,7 @@ mod reply;
 pub mod sasl;
 mod serve;
 pub mod session;
+mod shared;
 pub mod snapshot;
 pub mod tree;
 pub mod txn;

@@ -23,7 +23,6 @@
 //!   amortized inside `step`. Run after every step it made opening 9,000 sessions take 25 s.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -31,14 +30,12 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::io::{Input, Output};
 use crate::prep::PrepState;
-use crate::proto::client::{EventType, STATE_SYNC_CONNECTED, WatcherEvent};
-use crate::proto::codec;
-use crate::serve::Conn;
 use crate::session::{SessionTable, initial_session_id};
+use crate::shared::Shared;
 use crate::snapshot::Snapshot;
-use crate::tree::{ApplyOutcome, DataTree, WatchTrigger};
-use crate::txn::{LoggedTxn, Txn, TxnHeader};
-use crate::types::{ConnId, SessionId, Zxid, perms};
+use crate::tree::DataTree;
+use crate::txn::LoggedTxn;
+use crate::types::{ConnId, SessionId, Zxid};
 use crate::watch::WatchManager;
 use crate::zab::election::ElectionAction;
 use crate::zab::leader::Leader;
@@ -108,37 +105,10 @@ fn first_role(
     (Role::Looking(election), actions)
 }
 
-/// A ZooKeeper server's state machine.
+/// A ZooKeeper server's state machine: the state every role shares, and the role.
 pub struct Node {
-    pub(crate) config: Config,
-    pub(crate) now_tick: u64,
-    /// The shell's latest wall clock reading (from `Tick`, `ClientFrame` or `PeerMessage`):
-    /// the time a txn prepared now is stamped with.
-    pub(crate) wall_ms: i64,
-    /// Peers heard from since this process started. A lost connection to a peer never heard
-    /// from (at start-up, one not started yet) is no reason to stop waiting for its vote.
-    pub(crate) peers_heard: BTreeSet<crate::types::ServerId>,
-    pub(crate) tree: DataTree,
-    pub(crate) prep: PrepState,
-    pub(crate) sessions: SessionTable,
-    pub(crate) watches: WatchManager,
-    pub(crate) conns: BTreeMap<ConnId, Conn>,
-    /// Connections waiting for their CreateSession txn to apply.
-    pub(crate) connecting: BTreeMap<SessionId, ConnId>,
-    pub(crate) next_session_id: i64,
-    pub(crate) log: ZabLog,
+    pub(crate) shared: Shared,
     pub(crate) role: Role,
-    pub(crate) accepted_epoch: u32,
-    pub(crate) current_epoch: u32,
-    pub(crate) quorum: Quorum,
-    pub(crate) rng: ChaCha8Rng,
-    /// The last election round this node took part in, and the vote it settled on.
-    pub(crate) last_round: u64,
-    pub(crate) leader_vote: Option<crate::zab::message::Vote>,
-    pub(crate) outputs: Vec<Output>,
-    /// `Output::ReadLog` requests made so far: the next one's name (unique per incarnation).
-    pub(crate) log_reads: u64,
-    next_container_check_tick: u64,
     /// Steps since the last full [`Node::check_full`] run (debug builds; see [`Node::step`]).
     #[cfg(debug_assertions)]
     steps_since_full_check: usize,
@@ -186,11 +156,9 @@ impl Node {
         let mut rng = ChaCha8Rng::seed_from_u64(init.seed);
         let (role, election_actions) =
             first_role(&config, &quorum, &mut rng, log.last_logged(), init.current_epoch);
-        let last_round = match &role {
-            Role::Looking(election) => election.logical_clock(),
-            _ => 0,
-        };
-        let mut node = Node {
+        let last_round =
+            if let Role::Looking(election) = &role { election.logical_clock() } else { 0 };
+        let shared = Shared {
             now_tick: 0,
             wall_ms: init.wall_ms,
             tree,
@@ -201,7 +169,6 @@ impl Node {
             connecting: BTreeMap::new(),
             next_session_id: 0,
             log,
-            role,
             accepted_epoch: init.accepted_epoch,
             current_epoch: init.current_epoch,
             quorum,
@@ -211,22 +178,26 @@ impl Node {
             outputs: Vec::new(),
             log_reads: 0,
             next_container_check_tick: check_ticks,
-            #[cfg(debug_assertions)]
-            steps_since_full_check: 0,
             peers_heard: BTreeSet::new(),
             config,
+        };
+        let mut node = Node {
+            shared,
+            role,
+            #[cfg(debug_assertions)]
+            steps_since_full_check: 0,
         };
         node.start(init.wall_ms, election_actions);
         Ok(node)
     }
 
     fn start(&mut self, wall_ms: i64, election_actions: Vec<ElectionAction>) {
-        self.next_session_id = self.first_session_id(wall_ms);
-        if self.config.is_standalone() {
+        self.shared.next_session_id = self.first_session_id(wall_ms);
+        if self.shared.config.is_standalone() {
             // Standalone: every logged txn was durable, so it is committed: apply it all.
             assert!(election_actions.is_empty(), "standalone servers never elect");
-            let last = self.log.last_logged();
-            self.log.mark_committed(last);
+            let last = self.shared.log.last_logged();
+            self.shared.log.mark_committed(last);
             self.apply_committed();
             assert!(self.is_established_leader());
         } else {
@@ -238,10 +209,10 @@ impl Node {
     }
 
     fn first_session_id(&self, wall_ms: i64) -> i64 {
-        let initial = initial_session_id(self.config.server_id.0, wall_ms).0;
-        let prefix = (self.config.server_id.0 << 56) as i64;
+        let initial = initial_session_id(self.shared.config.server_id.0, wall_ms).0;
+        let prefix = (self.shared.config.server_id.0 << 56) as i64;
         let max_own =
-            self.sessions.iter().map(|(id, _)| id.0).filter(|id| id >> 56 == prefix >> 56);
+            self.shared.sessions.iter().map(|(id, _)| id.0).filter(|id| id >> 56 == prefix >> 56);
         max_own.map(|m| m + 1).max().unwrap_or(initial).max(initial)
     }
 
@@ -249,36 +220,40 @@ impl Node {
     pub fn step(&mut self, input: Input) {
         match input {
             Input::Tick { wall_ms } => self.on_tick(wall_ms),
-            Input::ClientConnected { conn, remote_ip } => self.on_client_connected(conn, remote_ip),
-            Input::ClientCertificate { conn, subject } => self.on_client_certificate(conn, subject),
-            Input::ClientFrame { conn, payload, wall_ms } => {
-                self.wall_ms = wall_ms;
-                self.on_client_frame(conn, payload)
+            Input::ClientConnected { conn, remote_ip } => {
+                self.shared.on_client_connected(conn, remote_ip)
             }
-            Input::ClientClosed { conn } => self.on_client_closed(conn),
+            Input::ClientCertificate { conn, subject } => {
+                self.shared.on_client_certificate(conn, subject)
+            }
+            Input::ClientFrame { conn, payload, wall_ms } => {
+                self.shared.wall_ms = wall_ms;
+                self.shared.on_client_frame(conn, payload, &mut self.role)
+            }
+            Input::ClientClosed { conn } => self.shared.on_client_closed(conn, &mut self.role),
             Input::Persisted { upto } => self.on_persisted(upto),
             Input::PeerMessage { from, msg, wall_ms } => {
-                self.wall_ms = wall_ms;
-                self.peers_heard.insert(from);
+                self.shared.wall_ms = wall_ms;
+                self.shared.peers_heard.insert(from);
                 self.on_peer_message(from, msg)
             }
             Input::PeerLost { peer } => self.on_peer_lost(peer),
             Input::LogRead { request, found_after, txns } => {
-                if let Role::Leading(_) = self.role {
-                    self.leader_on_log_read(request, found_after, txns);
-                }
+                self.on_log_read(request, found_after, txns)
             }
-            Input::LogTrimmed { oldest_on_disk } => self.log.disk_trimmed(oldest_on_disk),
+            Input::LogTrimmed { oldest_on_disk } => self.shared.log.disk_trimmed(oldest_on_disk),
         }
-        self.send_sync_round();
+        self.end_of_step();
         self.check_step();
         // The full sweep walks every table; the simulator runs it at chosen points. Debug
         // builds (core's own tests) also run it here, amortized to O(1) checks per step.
         #[cfg(debug_assertions)]
         {
             self.steps_since_full_check += 1;
-            let entries =
-                self.sessions.len() + self.conns.len() + self.watches.len() + self.prep.len();
+            let entries = self.shared.sessions.len()
+                + self.shared.conns.len()
+                + self.shared.watches.len()
+                + self.shared.prep.len();
             if self.steps_since_full_check * INVARIANT_ENTRIES_PER_STEP >= entries {
                 self.steps_since_full_check = 0;
                 self.check_full();
@@ -288,269 +263,108 @@ impl Node {
 
     /// Takes everything the node asked the shell to do, in order.
     pub fn take_outputs(&mut self) -> Vec<Output> {
-        std::mem::take(&mut self.outputs)
+        std::mem::take(&mut self.shared.outputs)
     }
 
     /// The data tree (read-only; for admin commands, snapshots and the simulator).
     pub fn tree(&self) -> &DataTree {
-        &self.tree
+        &self.shared.tree
     }
 
     /// The session table (read-only).
     pub fn sessions(&self) -> &SessionTable {
-        &self.sessions
+        &self.shared.sessions
     }
 
     /// The watch tables (read-only).
     pub fn watches(&self) -> &WatchManager {
-        &self.watches
+        &self.shared.watches
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.shared.config
     }
 
     /// The last applied zxid.
     pub fn last_zxid(&self) -> Zxid {
-        self.tree.last_processed_zxid()
+        self.shared.tree.last_processed_zxid()
     }
 
     /// The last logged zxid.
     pub fn last_logged(&self) -> Zxid {
-        self.log.last_logged()
+        self.shared.log.last_logged()
     }
 
     /// The last zxid known committed.
     pub fn committed(&self) -> Zxid {
-        self.log.committed()
+        self.shared.log.committed()
     }
 
     /// A logged txn still held in memory.
     pub fn logged_txn(&self, zxid: Zxid) -> Option<&LoggedTxn> {
-        self.log.get(zxid)
+        self.shared.log.get(zxid)
     }
 
     /// `(accepted_epoch, current_epoch)`.
     pub fn epochs(&self) -> (u32, u32) {
-        (self.accepted_epoch, self.current_epoch)
+        (self.shared.accepted_epoch, self.shared.current_epoch)
     }
 
     /// Writes proposed but not yet applied.
     pub fn outstanding_proposals(&self) -> usize {
-        self.log.range(self.tree.last_processed_zxid(), self.log.last_logged()).count()
+        self.shared
+            .log
+            .range(self.shared.tree.last_processed_zxid(), self.shared.log.last_logged())
+            .count()
     }
 
     /// A consistent snapshot of the applied state, to be encoded off the hot path. O(sessions):
     /// the tree's clone shares its structure (see `tree/mod.rs`), so the caller is not held for
     /// a time that grows with the tree (issue 16).
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            zxid: self.tree.last_processed_zxid(),
-            tree: self.tree.clone(),
-            sessions: self.sessions.snapshot_list(),
-        }
+        self.shared.snapshot()
     }
 
     fn on_tick(&mut self, wall_ms: i64) {
-        self.now_tick += 1;
-        self.wall_ms = wall_ms;
+        self.shared.now_tick += 1;
+        self.shared.wall_ms = wall_ms;
         self.zab_tick();
-        if !self.is_established_leader() {
-            return;
-        }
-        for session in self.expired_sessions() {
-            tracing::info!(%session, "session expired");
-            self.close_session(session, 0);
-        }
-        if self.now_tick >= self.next_container_check_tick {
-            let interval = self.config.ms_to_ticks(self.config.container_check_interval_ms);
-            self.next_container_check_tick = self.now_tick + interval.max(1);
-            self.check_containers();
-        }
-    }
-
-    /// Sessions whose timeout ran out (the deliberate bugs skip expiry or expire at half the
-    /// timeout).
-    fn expired_sessions(&self) -> Vec<SessionId> {
-        let now = self.now_tick;
-        if self.config.bugs.skip_session_expiry {
-            return Vec::new();
-        }
-        if self.config.bugs.expire_early {
-            let half = |ms: i32| self.config.ms_to_ticks(ms.max(0) as u64) / 2;
-            let early = self
-                .sessions
-                .iter()
-                .filter(|(_, s)| !s.closing && s.expiry_tick <= now + half(s.timeout_ms));
-            return early.map(|(id, _)| *id).collect();
-        }
-        let due = self.sessions.expired(now);
-        assert!(due.windows(2).all(|w| w[0] < w[1]), "each due session once, in id order");
-        due
-    }
-
-    fn check_containers(&mut self) {
-        let candidates =
-            self.tree.expired_containers_and_ttls(self.wall_ms, self.config.extended_types_enabled);
-        let per_minute = self.config.container_max_per_minute as u64;
-        let interval_ms = self.config.container_check_interval_ms.max(1);
-        let budget = (per_minute * interval_ms / 60_000).max(1) as usize;
-        for path in candidates.into_iter().take(budget) {
-            let zxid = self.next_zxid();
-            let txn = self.prep.prepare_delete_container(&self.tree, &path, zxid);
-            self.propose(SessionId(0), 0, txn);
-        }
-    }
-
-    /// Starts closing a session (leader only): marks it and proposes its CloseSession txn.
-    pub(crate) fn close_session(&mut self, session: SessionId, cxid: i32) -> Option<Zxid> {
-        assert!(self.is_established_leader(), "only the leader closes sessions");
-        if !self.sessions.mark_closing(session) {
-            return None;
-        }
-        let zxid = self.next_zxid();
-        let txn = self.prep.prepare_close_session(&self.tree, session, zxid);
-        assert!(matches!(txn, Txn::CloseSession { .. }));
-        let proposed = self.propose(session, cxid, txn);
-        assert_eq!(proposed, zxid);
-        Some(proposed)
+        self.leader_housekeeping();
     }
 
     fn on_persisted(&mut self, upto: Zxid) {
-        if !self.log.mark_durable(upto) {
+        if !self.shared.log.mark_durable(upto) {
             return;
         }
         self.zab_durable();
     }
 
-    /// Applies every committed txn not applied yet, in zxid order.
+    /// Applies every committed txn not applied yet, in zxid order (see `Shared::apply_committed`).
     pub(crate) fn apply_committed(&mut self) {
-        let applied = self.tree.last_processed_zxid();
-        let committed = self.log.committed();
-        if committed <= applied {
-            return;
-        }
-        let txns: Vec<Arc<LoggedTxn>> =
-            self.log.range_shared(applied, committed).cloned().collect();
-        for txn in txns {
-            self.commit(&txn);
-        }
-        assert_eq!(self.tree.last_processed_zxid(), committed, "applied up to committed");
-        let keep = if self.config.is_standalone() { 0 } else { self.config.commit_log_count };
-        self.log.trim(committed, keep);
-    }
-
-    /// Applies one committed txn and emits everything that follows from it.
-    fn commit(&mut self, txn: &LoggedTxn) {
-        let zxid = txn.header.zxid;
-        assert!(zxid > self.tree.last_processed_zxid(), "commit in zxid order");
-        let applied = self.tree.apply(txn);
-        assert_eq!(self.tree.last_processed_zxid(), zxid, "apply moves last processed zxid");
-        self.prep.applied(zxid);
-        self.fire_watches(zxid, &applied.triggers);
-        let owner_conn = self.sessions.get(txn.header.session_id).and_then(|s| s.conn);
-        self.apply_session_effects(txn);
-        match &txn.txn {
-            Txn::CreateSession { .. } => self.on_session_created(txn.header.session_id),
-            Txn::CloseSession { .. } => {
-                self.on_session_closed(owner_conn, &txn.header, &applied.outcome)
-            }
-            _ => {
-                if let Some(conn) = owner_conn {
-                    self.complete_write(conn, &txn.header, &applied.outcome);
-                }
-            }
-        }
-        self.complete_syncs();
-    }
-
-    fn apply_session_effects(&mut self, txn: &LoggedTxn) {
-        match &txn.txn {
-            Txn::CreateSession { timeout_ms } => {
-                self.sessions.add(txn.header.session_id, *timeout_ms, self.now_tick)
-            }
-            Txn::CloseSession { .. } => {
-                self.sessions.remove(txn.header.session_id);
-            }
-            _ => {}
-        }
-    }
-
-    fn on_session_closed(
-        &mut self,
-        owner_conn: Option<ConnId>,
-        header: &TxnHeader,
-        outcome: &ApplyOutcome,
-    ) {
-        let Some(conn) = owner_conn else { return };
-        let replied = self.complete_write(conn, header, outcome);
-        if !replied {
-            // Expired (no closeSession request pending): the connection is just closed.
-            self.close_conn(conn);
-        }
-    }
-
-    /// Sends watch events for the triggers of one applied txn (ZooKeeper 3.9: the event carries
-    /// the txn's zxid; delivery needs READ on the node, NodeChildrenChanged on the parent).
-    fn fire_watches(&mut self, zxid: Zxid, triggers: &[WatchTrigger]) {
-        for trigger in triggers {
-            let mut previous = BTreeSet::new();
-            for (table, suppress_previous) in WatchManager::tables_for(trigger.event) {
-                let suppress = if *suppress_previous { previous.clone() } else { BTreeSet::new() };
-                let notify = self.watches.trigger(*table, &trigger.path, &suppress);
-                for conn in &notify {
-                    self.send_event(*conn, zxid.0, trigger.event, &trigger.path, true);
-                }
-                previous.extend(notify);
-            }
-        }
-    }
-
-    /// Sends one watch notification, ACL-filtered when `filter` is set (setWatches events are not).
-    pub(crate) fn send_event(
-        &mut self,
-        conn: ConnId,
-        zxid: i64,
-        event_type: EventType,
-        path: &str,
-        filter: bool,
-    ) {
-        let Some(c) = self.conns.get(&conn) else {
-            return;
-        };
-        if filter && event_type != EventType::NodeDeleted {
-            if let Some(acl) = self.tree.acl(path) {
-                let ok =
-                    crate::tree::acl::check_acl(acl, &c.ids, perms::READ, self.config.skip_acl);
-                if !ok {
-                    return;
-                }
-            }
-        }
-        let event =
-            WatcherEvent { event_type, state: STATE_SYNC_CONNECTED, path: path.to_string() };
-        let frame = codec::encode_notification(zxid, &event);
-        self.outputs.push(Output::ClientSend { conn, frame });
+        self.shared.apply_committed(&mut self.role);
     }
 
     /// The session a connection holds (or is creating), for admin output.
     pub fn connection_session(&self, conn: ConnId) -> Option<SessionId> {
-        self.conns.get(&conn).and_then(|c| c.session())
+        self.shared.conns.get(&conn).and_then(|c| c.session())
     }
 
     /// The core ticks counted since this node started (the clock of every timeout).
     pub fn now_tick(&self) -> u64 {
-        self.now_tick
+        self.shared.now_tick
     }
 
     /// The checks that cost O(1) in the node's tables: run after every step, in release builds
     /// too. Panics when the state is broken.
     pub fn check_step(&self) {
-        assert!(self.current_epoch <= self.accepted_epoch, "currentEpoch ≤ acceptedEpoch");
-        if !self.config.bugs.ack_before_fsync {
+        assert!(
+            self.shared.current_epoch <= self.shared.accepted_epoch,
+            "currentEpoch ≤ acceptedEpoch"
+        );
+        if !self.shared.config.bugs.ack_before_fsync {
             // That bug commits before the log is durable, which the log's checks forbid.
-            self.log.invariants(self.tree.last_processed_zxid());
+            self.shared.log.invariants(self.shared.tree.last_processed_zxid());
         }
         self.zab_invariants();
     }
@@ -561,14 +375,18 @@ impl Node {
     pub fn check_full(&self) {
         self.check_step();
         self.zab_invariants_full();
-        self.sessions.invariants();
-        self.watches.invariants();
-        self.prep.invariants();
-        for (id, conn) in &self.conns {
-            conn.invariants(*id, &self.sessions);
+        self.shared.sessions.invariants();
+        self.shared.watches.invariants();
+        self.shared.prep.invariants();
+        self.shared.prep.check_close_bytes(&self.shared.tree);
+        for (id, conn) in &self.shared.conns {
+            conn.invariants(*id, &self.shared.sessions);
         }
-        for (session, conn) in &self.connecting {
-            assert!(self.conns.contains_key(conn), "connecting conn {conn:?} of {session} exists");
+        for (session, conn) in &self.shared.connecting {
+            assert!(
+                self.shared.conns.contains_key(conn),
+                "connecting conn {conn:?} of {session} exists"
+            );
         }
     }
 }
@@ -581,7 +399,7 @@ mod tests {
 
     use super::*;
     use crate::config::Member;
-    use crate::serve::Phase;
+    use crate::conn::Phase;
     use crate::types::ServerId;
 
     fn standalone() -> Node {
@@ -612,7 +430,7 @@ mod tests {
     #[test]
     fn step_check_catches_current_epoch_after_accepted() {
         let mut node = ensemble_member();
-        node.current_epoch = node.accepted_epoch + 1;
+        node.shared.current_epoch = node.shared.accepted_epoch + 1;
         let message = failure(|| node.check_step()).expect("caught");
         assert!(message.contains("currentEpoch ≤ acceptedEpoch"), "{message}");
     }
@@ -629,7 +447,7 @@ mod tests {
     #[test]
     fn step_check_catches_a_looking_round_that_went_back() {
         let mut node = ensemble_member();
-        node.last_round += 1;
+        node.shared.last_round += 1;
         let message = failure(|| node.check_step()).expect("caught");
         assert!(message.contains("an election round never goes back"), "{message}");
     }
@@ -637,7 +455,7 @@ mod tests {
     #[test]
     fn only_the_full_check_catches_a_dangling_connecting_entry() {
         let mut node = standalone();
-        node.connecting.insert(SessionId(7), ConnId(9));
+        node.shared.connecting.insert(SessionId(7), ConnId(9));
         assert_eq!(failure(|| node.check_step()), None, "check_step walks no table");
         let message = failure(|| node.check_full()).expect("caught");
         assert!(message.contains("connecting conn"), "{message}");
@@ -646,8 +464,8 @@ mod tests {
     #[test]
     fn only_the_full_check_catches_a_session_served_while_looking() {
         let mut node = ensemble_member();
-        node.on_client_connected(ConnId(1), "10.0.0.1".into());
-        let conn = node.conns.get_mut(&ConnId(1)).expect("connected");
+        node.shared.on_client_connected(ConnId(1), "10.0.0.1".into());
+        let conn = node.shared.conns.get_mut(&ConnId(1)).expect("connected");
         conn.phase = Phase::Established { session: SessionId(7) };
         assert_eq!(failure(|| node.check_step()), None, "check_step walks no table");
         let message = failure(|| node.check_full()).expect("caught");
@@ -657,15 +475,15 @@ mod tests {
     #[test]
     fn only_the_full_check_catches_a_broken_session_table() {
         let mut node = standalone();
-        node.sessions.add(SessionId(7), 4000, 0);
-        node.sessions.set_conn(SessionId(7), Some(ConnId(3)));
-        node.on_client_connected(ConnId(3), "10.0.0.1".into());
-        let conn = node.conns.get_mut(&ConnId(3)).expect("connected");
+        node.shared.sessions.add(SessionId(7), 4000, 0);
+        node.shared.sessions.set_conn(SessionId(7), Some(ConnId(3)));
+        node.shared.on_client_connected(ConnId(3), "10.0.0.1".into());
+        let conn = node.shared.conns.get_mut(&ConnId(3)).expect("connected");
         // Established on session 7, which names connection 3 as its holder: consistent.
         conn.phase = Phase::Established { session: SessionId(7) };
         assert_eq!(failure(|| node.check_full()), None);
         // The session now names another connection: the pipeline and the table disagree.
-        node.sessions.set_conn(SessionId(7), Some(ConnId(4)));
+        node.shared.sessions.set_conn(SessionId(7), Some(ConnId(4)));
         assert_eq!(failure(|| node.check_step()), None, "check_step walks no table");
         let message = failure(|| node.check_full()).expect("caught");
         assert!(message.contains("established conn holds its session"), "{message}");

@@ -18,7 +18,12 @@
 //!   (so a failed multi uses up no sequence number), and is logged as a `Multi` of `Error`s;
 //! - the decided txn carries everything apply needs: names, kinds, ACL after fix-up, the parent
 //!   cversion, the new versions. The caller puts `who.session` in the txn header (apply takes
-//!   an ephemeral's owner from there).
+//!   an ephemeral's owner from there);
+//! - no session's ephemerals in the pending view list more than [`ephemeral_bytes_max`] bytes
+//!   in its future closeSession txn (ZOOKEEPER-4306): an ephemeral create past that fails with
+//!   QUOTAEXCEEDED. `close_bytes` caches that sum per session; it always equals what
+//!   `pending_ephemerals` recomputes from the tree and the records
+//!   ([`PrepState::check_close_bytes`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -67,6 +72,14 @@ pub struct PrepState {
     records: BTreeMap<Arc<str>, VecDeque<ChangeRecord>>,
     /// Every record's zxid and path, in the order added (non-decreasing zxid).
     order: VecDeque<(Zxid, Arc<str>)>,
+    /// Per session whose ephemerals an ephemeral create has looked at since the last `clear`:
+    /// the bytes its ephemerals in the pending view add to its closeSession txn
+    /// ([`close_entry_bytes`] each). A cache: a missing entry is recomputed when needed, so
+    /// `rollback` simply drops the entries its zxid touched.
+    close_bytes: BTreeMap<SessionId, usize>,
+    /// The sessions whose `close_bytes` entry was filled or changed at this zxid (only the
+    /// newest zxid can be rolled back).
+    close_bytes_touched: Vec<(Zxid, SessionId)>,
 }
 
 /// `CreateMode` decoded from raw flags.
@@ -299,6 +312,9 @@ impl PrepState {
             _ if mode.ephemeral => CreateKind::Ephemeral,
             _ => CreateKind::Persistent,
         };
+        if kind == CreateKind::Ephemeral && ctx.who.session.0 != 0 {
+            self.check_close_bytes_room(ctx, &full_path)?;
+        }
         let new_cversion = parent.stat.cversion.wrapping_add(1);
         assert!(full_path.starts_with(req.path), "the suffix is only appended");
         self.record_create(ctx, parent_path, parent, &full_path, kind, &acl, data_len);
@@ -344,9 +360,57 @@ impl PrepState {
             pzxid: ctx.zxid.0,
             ..StatPersisted::default()
         };
-        let acl = acl.into();
+        // The tree's copy of the list when a node holds one: no allocation for it.
+        let acl = ctx.tree.interned_acl(acl).unwrap_or_else(|| acl.into());
         let node = PendingNode { stat, kind: node_kind, child_count: 0, acl, data_len };
         self.add_record(full_path, ctx.zxid, Some(node));
+        if let NodeKind::Ephemeral(session) = node_kind {
+            self.change_close_bytes(session, ctx.zxid, close_entry_bytes(full_path) as isize);
+        }
+    }
+
+    /// ZOOKEEPER-4306: QUOTAEXCEEDED when one more ephemeral at `full_path` would make the
+    /// session's closeSession txn list more than [`ephemeral_bytes_max`] bytes of paths.
+    fn check_close_bytes_room(&mut self, ctx: &Ctx<'_>, full_path: &str) -> Result<(), ZkError> {
+        let session = ctx.who.session;
+        assert!(session.0 != 0, "session 0 makes persistent nodes, not ephemerals");
+        let held = self.close_bytes_of(ctx.tree, session, ctx.zxid);
+        let max = ephemeral_bytes_max(ctx.cfg);
+        let after = held.saturating_add(close_entry_bytes(full_path));
+        if after > max {
+            tracing::warn!(%session, held, max, "ephemeral refused: closeSession txn too large");
+            return Err(ZkError::QuotaExceeded);
+        }
+        // (`held` alone may be over a bound that shrank since; then `after` is too.)
+        assert!(held < after && after <= max, "the create fits");
+        Ok(())
+    }
+
+    /// The session's `close_bytes`, filled from the tree and the records when missing.
+    fn close_bytes_of(&mut self, tree: &DataTree, session: SessionId, zxid: Zxid) -> usize {
+        if let Some(&bytes) = self.close_bytes.get(&session) {
+            return bytes;
+        }
+        let paths = self.pending_ephemerals(tree, session);
+        let bytes = paths.iter().map(|p| close_entry_bytes(p)).sum();
+        self.close_bytes.insert(session, bytes);
+        self.touch_close_bytes(session, zxid);
+        bytes
+    }
+
+    /// Adds `delta` to the session's cached `close_bytes`, if it has an entry.
+    fn change_close_bytes(&mut self, session: SessionId, zxid: Zxid, delta: isize) {
+        let Some(bytes) = self.close_bytes.get_mut(&session) else {
+            return;
+        };
+        *bytes = bytes.checked_add_signed(delta).expect("a session's close bytes went negative");
+        self.touch_close_bytes(session, zxid);
+    }
+
+    fn touch_close_bytes(&mut self, session: SessionId, zxid: Zxid) {
+        self.close_bytes_touched.retain(|(at, _)| *at == zxid);
+        self.close_bytes_touched.push((zxid, session));
+        assert!(self.close_bytes_touched.iter().all(|(at, _)| *at == zxid), "only the newest");
     }
 
     /// delete: session → path (BADARGUMENTS, special paths too) → parent → parent DELETE →
@@ -365,6 +429,9 @@ impl PrepState {
             return Err(ZkError::NotEmpty);
         }
         self.record_delete(ctx.zxid, parent_path, parent, p);
+        if let NodeKind::Ephemeral(session) = node.kind {
+            self.change_close_bytes(session, ctx.zxid, -(close_entry_bytes(p) as isize));
+        }
         Ok(Txn::Delete { path: p.to_string() })
     }
 
@@ -420,7 +487,7 @@ impl PrepState {
         let new_version = check_and_inc_version(node.stat.aversion, version)?;
         assert!(version == -1 || new_version == version.wrapping_add(1), "aversion + 1");
         node.stat.aversion = new_version;
-        node.acl = acl.as_slice().into();
+        node.acl = ctx.tree.interned_acl(&acl).unwrap_or_else(|| acl.as_slice().into());
         self.add_record(p, ctx.zxid, Some(node));
         Ok(Txn::SetAcl { path: p.to_string(), acl, version: new_version })
     }
@@ -439,34 +506,73 @@ impl PrepState {
     /// by unapplied txns included, pending deletes excluded), sorted. Adds delete records, and
     /// unlike ZooKeeper also lowers each parent's pending child count, so that a pipelined
     /// delete of the parent is not refused with NOTEMPTY.
+    ///
+    /// The txn lists at most [`ephemeral_bytes_max`] bytes of paths, the smallest first: more
+    /// is possible only when the bound shrank since the ephemerals were made (a smaller
+    /// `jute.maxbuffer` after a restart, or a data directory from before the bound). Apply
+    /// deletes the unlisted rest anyway (`killSession`), after the listed ones and in path
+    /// order, so every replica and every replay deletes the same nodes in the same order; the
+    /// list matters to ZooKeeper only for replays over fuzzy snapshots, which zkr never takes.
     pub fn prepare_close_session(
         &mut self,
         tree: &DataTree,
+        cfg: &Config,
         session: SessionId,
         zxid: Zxid,
     ) -> Txn {
         assert!(zxid > tree.last_processed_zxid(), "prepare at an already applied zxid");
         assert!(self.newest_zxid().is_none_or(|z| z < zxid), "prepare zxids must increase");
-        let mut paths: BTreeSet<String> = tree.ephemerals(session).into_iter().collect();
-        for (p, stack) in &self.records {
-            for rec in stack {
-                match &rec.node {
-                    None => {
-                        paths.remove(&**p);
-                    }
-                    Some(n) if n.kind == NodeKind::Ephemeral(session) => {
-                        paths.insert(p.to_string());
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
+        let paths = self.pending_ephemerals(tree, session);
         for p in &paths {
             let parent_path = path::parent(p);
             let parent = self.lookup(tree, parent_path).expect("an ephemeral's parent exists");
             self.record_delete(zxid, parent_path, parent, p);
         }
-        Txn::CloseSession { paths_to_delete: paths.into_iter().collect() }
+        self.close_bytes.remove(&session);
+        let max = ephemeral_bytes_max(cfg);
+        let mut listed = 0usize;
+        let mut fits = |p: &String| {
+            listed += close_entry_bytes(p);
+            listed <= max
+        };
+        let paths_to_delete: Vec<String> = paths.iter().take_while(|p| fits(p)).cloned().collect();
+        if paths_to_delete.len() < paths.len() {
+            let unlisted = paths.len() - paths_to_delete.len();
+            tracing::warn!(%session, unlisted, "closeSession lists only the ephemerals that fit");
+        }
+        assert!(paths_to_delete.iter().map(|p| close_entry_bytes(p)).sum::<usize>() <= max);
+        Txn::CloseSession { paths_to_delete }
+    }
+
+    /// The session's ephemerals in the pending view, sorted: the tree's, less those a record
+    /// deletes (or replaces), plus those a record creates.
+    fn pending_ephemerals(&self, tree: &DataTree, session: SessionId) -> BTreeSet<String> {
+        let mut paths: BTreeSet<String> = tree.ephemerals(session).into_iter().collect();
+        for (p, stack) in &self.records {
+            let newest = stack.back().expect("record stacks are never empty");
+            match &newest.node {
+                Some(n) if n.kind == NodeKind::Ephemeral(session) => {
+                    paths.insert(p.to_string());
+                }
+                _ => {
+                    paths.remove(&**p);
+                }
+            }
+        }
+        paths
+    }
+
+    /// Checks every cached `close_bytes` entry against a recount from `tree` and the records
+    /// (O(the cached sessions' ephemerals)); panics when one is off.
+    pub fn check_close_bytes(&self, tree: &DataTree) {
+        for (session, &bytes) in &self.close_bytes {
+            let paths = self.pending_ephemerals(tree, *session);
+            let recount: usize = paths.iter().map(|p| close_entry_bytes(p)).sum();
+            assert_eq!(bytes, recount, "close bytes of {session} miscounted");
+        }
+        let mut touched = self.close_bytes_touched.iter();
+        let first = touched.next().map(|(at, _)| *at);
+        assert!(touched.all(|(at, _)| Some(*at) == first), "touched entries of one zxid only");
     }
 
     /// The container manager's delete (op 20) of `path` at `zxid`: BADARGUMENTS for a bad or
@@ -514,6 +620,8 @@ impl PrepState {
     pub fn clear(&mut self) {
         self.records.clear();
         self.order.clear();
+        self.close_bytes.clear();
+        self.close_bytes_touched.clear();
     }
 
     /// Outstanding change records (the cost of [`PrepState::invariants`]).
@@ -561,7 +669,7 @@ impl PrepState {
         let node = tree.get(p)?;
         Some(PendingNode {
             stat: node.stat,
-            kind: node.kind,
+            kind: node.kind(),
             child_count: node.num_children as i32,
             acl: node.acl.clone(),
             data_len: node.data.as_ref().map_or(0, |d| d.len() as i64),
@@ -595,7 +703,14 @@ impl PrepState {
                 self.records.remove(&p);
             }
         }
+        // The entries filled or changed at `zxid` may count its records: recount them later.
+        for (at, session) in std::mem::take(&mut self.close_bytes_touched) {
+            if at == zxid {
+                self.close_bytes.remove(&session);
+            }
+        }
         assert!(self.newest_zxid().is_none_or(|z| z < zxid), "rollback left records");
+        assert!(self.close_bytes_touched.is_empty(), "the touched list is spent");
     }
 }
 
@@ -616,6 +731,21 @@ pub fn txn_bytes_max(cfg: &Config) -> usize {
 /// See [`txn_bytes_max`]: the peer transport takes frames up to 512 MiB, the log records up
 /// to 2 GiB.
 pub const TXN_BYTES_CAP: usize = 256 * 1024 * 1024;
+
+/// The most a session's ephemerals may add to its closeSession txn, which lists their paths
+/// (ZOOKEEPER-4306: ~600 ephemerals with 1 MB paths made a txn over the 512 MiB peer frame,
+/// so followers dropped the leader at every retry, and a standalone server logged a txn it
+/// could not read back). Half of [`txn_bytes_max`], which leaves the other half for the
+/// header and the list's length; with the default `jute.maxbuffer` that is 1,048,575 bytes.
+/// Expiry cannot be refused, so the ephemeral creates that would pass it are (QUOTAEXCEEDED).
+pub fn ephemeral_bytes_max(cfg: &Config) -> usize {
+    txn_bytes_max(cfg) / 2
+}
+
+/// What one ephemeral adds to its session's closeSession txn: a jute string (length + bytes).
+pub fn close_entry_bytes(path: &str) -> usize {
+    4 + path.len()
+}
 
 /// Inside a multi ZooKeeper rebuilds each create from its flags (`Op.create`): container flags
 /// make a createContainer, TTL flags a createTTL (keeping the TTL only if the op carried one),
@@ -715,5 +845,27 @@ mod tests {
         swapped.order.swap(0, 3);
         assert!(check(swapped).is_err(), "order not in zxid order");
         assert!(check(state()).is_ok(), "and the unbroken state passes");
+    }
+
+    /// `check_close_bytes` notices a cached count that is off (here: a create not counted).
+    #[test]
+    fn check_close_bytes_catches_a_miscount() {
+        let tree = DataTree::new();
+        let session = SessionId(7);
+        let mut prep = PrepState::new();
+        let mut eph = node();
+        eph.kind = NodeKind::Ephemeral(session);
+        prep.add_record("/e", Zxid(1), Some(eph.clone()));
+        assert_eq!(prep.close_bytes_of(&tree, session, Zxid(1)), 6, "filled from the records");
+        prep.check_close_bytes(&tree);
+        prep.add_record("/f", Zxid(2), Some(eph));
+        let check = std::panic::AssertUnwindSafe(|| prep.check_close_bytes(&tree));
+        let caught = std::panic::catch_unwind(check);
+        assert!(caught.is_err(), "an uncounted ephemeral create is caught");
+        prep.change_close_bytes(session, Zxid(2), 6);
+        prep.check_close_bytes(&tree);
+        prep.rollback(Zxid(2));
+        assert!(!prep.close_bytes.contains_key(&session), "rollback drops what its zxid touched");
+        prep.check_close_bytes(&tree);
     }
 }

@@ -7,9 +7,9 @@
 //! under both "" and "/" (a watch set through "" is kept under "" and so never fires, as
 //! there); writes refuse it when they validate their path.
 
-use crate::node::Node;
 use crate::proto::client::{EventType, MultiResult, OpCode, Request, Response};
 use crate::proto::error::ZkError;
+use crate::shared::Shared;
 use crate::tree::acl::check_acl;
 use crate::types::{Acl, ConnId, Id, perms};
 use crate::watch::{Table, mode};
@@ -19,7 +19,16 @@ fn lookup(path: &str) -> &str {
     if path.is_empty() { "/" } else { path }
 }
 
-impl Node {
+impl Shared {
+    /// Registers a watch; one on an existing node shares the tree's copy of its path (issue 14:
+    /// bytes per watch).
+    fn add_watch(&mut self, table: Table, path: &str, conn: ConnId, modes: u8) {
+        match self.tree.path_key(path) {
+            Some(key) => self.watches.add_shared(table, key, conn, modes),
+            None => self.watches.add(table, path, conn, modes),
+        }
+    }
+
     fn check(&self, conn: ConnId, acl: &[Acl], wanted: i32) -> Result<(), ZkError> {
         let ids: &[Id] = &self.conns[&conn].ids;
         if check_acl(acl, ids, wanted, self.config.skip_acl) {
@@ -40,7 +49,7 @@ impl Node {
                 let (data, stat) = self.get_data(conn, lookup(path))?;
                 if *watch {
                     self.watch_room(conn, &[(Table::Data, path)])?;
-                    self.watches.add(Table::Data, path, conn, mode::STANDARD);
+                    self.add_watch(Table::Data, path, conn, mode::STANDARD);
                 }
                 Ok(Response::GetData { data, stat })
             }
@@ -49,7 +58,7 @@ impl Node {
                 let children = self.get_children(conn, lookup(path))?;
                 if *watch {
                     self.watch_room(conn, &[(Table::Child, path)])?;
-                    self.watches.add(Table::Child, path, conn, mode::STANDARD);
+                    self.add_watch(Table::Child, path, conn, mode::STANDARD);
                 }
                 if *op == OpCode::GetChildren2 {
                     let stat = self.tree.stat(lookup(path)).expect("checked above");
@@ -85,7 +94,7 @@ impl Node {
                 let entries = [(Table::Data, path.as_str()), (Table::Child, path.as_str())];
                 self.watch_room(conn, &entries[..if *m == 0 { 2 } else { 1 }])?;
                 for (table, bits) in modes {
-                    self.watches.add(table, path, conn, bits);
+                    self.add_watch(table, path, conn, bits);
                 }
                 Ok(Response::AddWatch)
             }
@@ -131,7 +140,7 @@ impl Node {
         let node = self.tree.get(path).ok_or(ZkError::NoNode)?;
         self.check(conn, &node.acl, perms::READ)?;
         let stat = self.tree.stat(path).expect("node exists");
-        Ok((node.data.clone(), stat))
+        Ok((node.data.as_deref().map(<[u8]>::to_vec), stat))
     }
 
     fn get_children(&self, conn: ConnId, path: &str) -> Result<Vec<String>, ZkError> {
@@ -149,14 +158,14 @@ impl Node {
                 self.check(conn, &acl, perms::READ)?;
                 if watch {
                     self.watch_room(conn, &[(Table::Data, path)])?;
-                    self.watches.add(Table::Data, path, conn, mode::STANDARD);
+                    self.add_watch(Table::Data, path, conn, mode::STANDARD);
                 }
                 Ok(Response::Stat(self.tree.stat(lookup(path)).expect("node exists")))
             }
             None => {
                 if watch {
                     self.watch_room(conn, &[(Table::Data, path)])?;
-                    self.watches.add(Table::Data, path, conn, mode::STANDARD);
+                    self.add_watch(Table::Data, path, conn, mode::STANDARD);
                 }
                 Err(ZkError::NoNode)
             }
@@ -286,13 +295,13 @@ impl Node {
                 Some(s) if s.mzxid > *relative_zxid => {
                     self.send_event(conn, -1, EventType::NodeDataChanged, path, false)
                 }
-                Some(_) => self.watches.add(Table::Data, path, conn, mode::STANDARD),
+                Some(_) => self.add_watch(Table::Data, path, conn, mode::STANDARD),
             }
         }
         for path in exist {
             match self.tree.stat(path) {
                 Some(_) => self.send_event(conn, -1, EventType::NodeCreated, path, false),
-                None => self.watches.add(Table::Data, path, conn, mode::STANDARD),
+                None => self.add_watch(Table::Data, path, conn, mode::STANDARD),
             }
         }
         for path in child {
@@ -301,15 +310,15 @@ impl Node {
                 Some(s) if s.pzxid > *relative_zxid => {
                     self.send_event(conn, -1, EventType::NodeChildrenChanged, path, false)
                 }
-                Some(_) => self.watches.add(Table::Child, path, conn, mode::STANDARD),
+                Some(_) => self.add_watch(Table::Child, path, conn, mode::STANDARD),
             }
         }
         for path in persistent {
-            self.watches.add(Table::Data, path, conn, mode::PERSISTENT);
-            self.watches.add(Table::Child, path, conn, mode::PERSISTENT);
+            self.add_watch(Table::Data, path, conn, mode::PERSISTENT);
+            self.add_watch(Table::Child, path, conn, mode::PERSISTENT);
         }
         for path in persistent_recursive {
-            self.watches.add(Table::Data, path, conn, mode::RECURSIVE);
+            self.add_watch(Table::Data, path, conn, mode::RECURSIVE);
         }
         Ok(Response::Empty)
     }

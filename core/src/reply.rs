@@ -4,9 +4,21 @@
 use crate::config::Config;
 use crate::proto::client::{ClientInfo, MultiResult, OpCode, Response};
 use crate::proto::error::ZkError;
-use crate::serve::ReplyShape;
 use crate::tree::ApplyOutcome;
 use crate::types::Id;
+
+/// How to build the reply of a write once its txn is applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ReplyShape {
+    /// create (1): CreateResponse; create2/container/TTL: Create2Response.
+    Create(OpCode),
+    /// delete, closeSession: no body.
+    Empty,
+    /// setData / setACL: a Stat.
+    Stat,
+    /// multi: the ops' codes, for the create vs create2 result form.
+    Multi(Vec<OpCode>),
+}
 
 /// The `(err, body)` of a write's reply, from its applied outcome.
 pub(crate) fn write_reply(

@@ -24,29 +24,18 @@ use base64::Engine;
 use md5::{Digest, Md5};
 use rand::RngCore;
 
-use crate::node::Node;
+use crate::conn::SaslState;
 use crate::proto::client::ReplyHeader;
 use crate::proto::codec;
 use crate::proto::error::ZkError;
 use crate::proto::jute::{Reader, Writer};
+use crate::shared::Shared;
 use crate::types::{ConnId, Id};
 
 /// The realm and server name ZooKeeper hard-codes for DIGEST-MD5 (`SecurityUtils`).
 pub const REALM: &str = "zk-sasl-md5";
 /// The digest-uri a client must name: `<protocol>/<server name>`.
 pub const DIGEST_URI: &str = "zookeeper/zk-sasl-md5";
-
-/// Where a connection's DIGEST-MD5 exchange is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum SaslState {
-    /// The challenge with this nonce was sent; the digest response is due.
-    AwaitResponse {
-        /// The server nonce.
-        nonce: String,
-    },
-    /// The exchange succeeded; any further token is a protocol error.
-    Complete,
-}
 
 /// Why a SASL token was refused (logged; the client only sees AUTHFAILED).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -244,7 +233,7 @@ fn encode_reply(header: &ReplyHeader, token: Option<&[u8]>) -> Vec<u8> {
     crate::proto::frame::frame(w.as_slice())
 }
 
-impl Node {
+impl Shared {
     /// A SASL packet (opcode 102): answered at once, out of band, with zxid 0, as
     /// `ZooKeeperServer.processSasl` does.
     pub(crate) fn on_sasl(&mut self, conn: ConnId, xid: i32, payload: &[u8]) {

@@ -13,131 +13,19 @@
 
 use std::collections::VecDeque;
 
+use crate::conn::{Conn, Pending, Phase};
 use crate::io::Output;
-use crate::node::Node;
 use crate::proto::client::{
     ConnectRequest, ConnectResponse, OpCode, ReplyHeader, Request, Response,
 };
 use crate::proto::codec::{self, BodyError};
 use crate::proto::error::ZkError;
-use crate::session::{SessionTable, session_password};
+use crate::reply::ReplyShape;
+use crate::session::session_password;
+use crate::shared::{Shared, Upstream};
 use crate::tree::ApplyOutcome;
-use crate::txn::{Txn, TxnHeader};
-use crate::types::{ConnId, Id, SessionId, Zxid};
-use crate::zab::Role;
-
-/// Where a connection is in its life.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Waiting for the ConnectRequest.
-    AwaitConnect,
-    /// CreateSession proposed; waiting for it to apply.
-    Connecting {
-        /// The new session.
-        session: SessionId,
-        /// Echo of the client's readOnly byte.
-        read_only: Option<bool>,
-    },
-    /// Serving requests for `session`.
-    Established {
-        /// The session.
-        session: SessionId,
-    },
-    /// ClientClose emitted; waiting for the shell's ClientClosed.
-    Closing,
-}
-
-/// How to build the reply of a write once its txn is applied.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum ReplyShape {
-    /// create (1): CreateResponse; create2/container/TTL: Create2Response.
-    Create(OpCode),
-    /// delete, closeSession: no body.
-    Empty,
-    /// setData / setACL: a Stat.
-    Stat,
-    /// multi: the ops' codes, for the create vs create2 result form.
-    Multi(Vec<OpCode>),
-}
-
-/// One request waiting in a connection's queue.
-#[derive(Clone, Debug)]
-pub(crate) enum Pending {
-    /// A request served locally when it reaches the front.
-    Local {
-        /// Client xid.
-        xid: i32,
-        /// The request.
-        req: Request,
-    },
-    /// A sync waiting for the leader's commit point to pass what was proposed before it.
-    Sync {
-        /// Client xid.
-        xid: i32,
-        /// The path, echoed in the reply.
-        path: String,
-        /// The commit point has passed.
-        done: bool,
-    },
-    /// A write waiting for its txn; `reply` is filled at commit.
-    Write {
-        /// Client xid (the txn's cxid).
-        xid: i32,
-        /// The last zxid this server had logged when the write was submitted. Its txn comes
-        /// later; a txn of the session with the same cxid at or before this one was another
-        /// connection's (clients may start xids again on a new connection).
-        after: Zxid,
-        /// How to build the reply.
-        shape: ReplyShape,
-        /// The framed reply once the txn applied.
-        reply: Option<Vec<u8>>,
-        /// Close the connection after sending the reply (closeSession).
-        close_after: bool,
-    },
-}
-
-/// A client connection's state in the core.
-#[derive(Clone, Debug)]
-pub(crate) struct Conn {
-    pub(crate) phase: Phase,
-    /// Auth ids: `ip:<remote>` first, then what `auth` packets added.
-    pub(crate) ids: Vec<Id>,
-    pub(crate) queue: VecDeque<Pending>,
-    pub(crate) deferred: VecDeque<Vec<u8>>,
-    /// The SASL exchange, once the client started one (see `sasl`).
-    pub(crate) sasl: Option<crate::sasl::SaslState>,
-}
-
-impl Conn {
-    pub(crate) fn session(&self) -> Option<SessionId> {
-        match self.phase {
-            Phase::Established { session } | Phase::Connecting { session, .. } => Some(session),
-            _ => None,
-        }
-    }
-
-    /// Holds or is creating a session (not awaiting its handshake, not closing).
-    pub(crate) fn is_active(&self) -> bool {
-        matches!(self.phase, Phase::Established { .. } | Phase::Connecting { .. })
-    }
-
-    pub(crate) fn invariants(&self, id: ConnId, sessions: &SessionTable) {
-        if !matches!(self.phase, Phase::Connecting { .. }) {
-            assert!(self.deferred.is_empty(), "{id:?}: deferred frames only while connecting");
-        }
-        if matches!(self.phase, Phase::AwaitConnect) {
-            assert!(self.queue.is_empty(), "{id:?}: no requests before the handshake");
-        }
-        if let Phase::Established { session } = self.phase {
-            if let Some(s) = sessions.get(session) {
-                assert_eq!(s.conn, Some(id), "{id:?}: established conn holds its session");
-            }
-        }
-        if let Some(Pending::Local { .. }) = self.queue.front() {
-            panic!("{id:?}: a local request at the front must have been served");
-        }
-    }
-}
+use crate::txn::TxnHeader;
+use crate::types::{ConnId, Id, SessionId};
 
 /// A request the leader decides as a txn (see [`OpCode::is_write`]).
 fn is_write(req: &Request) -> bool {
@@ -162,7 +50,7 @@ fn shape_of(req: &Request) -> ReplyShape {
     }
 }
 
-impl Node {
+impl Shared {
     pub(crate) fn on_client_connected(&mut self, conn: ConnId, remote_ip: String) {
         assert!(!self.conns.contains_key(&conn), "connection ids are never reused");
         let ids = vec![Id::new("ip", &remote_ip)];
@@ -176,7 +64,7 @@ impl Node {
         self.conns.insert(conn, c);
     }
 
-    pub(crate) fn on_client_closed(&mut self, conn: ConnId) {
+    pub(crate) fn on_client_closed(&mut self, conn: ConnId, role: &mut dyn Upstream) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -185,11 +73,7 @@ impl Node {
             if self.connecting.get(&session) == Some(&conn) {
                 self.connecting.remove(&session);
             }
-            if let Role::Following(l) = &mut self.role {
-                if l.revalidating.get(&session).is_some_and(|r| r.0 == conn) {
-                    l.revalidating.remove(&session);
-                }
-            }
+            role.conn_closed(conn, session);
             if self.sessions.get(session).and_then(|s| s.conn) == Some(conn) {
                 self.sessions.set_conn(session, None);
             }
@@ -216,19 +100,24 @@ impl Node {
         self.outputs.push(Output::ClientSend { conn, frame });
     }
 
-    pub(crate) fn on_client_frame(&mut self, conn: ConnId, payload: Vec<u8>) {
+    pub(crate) fn on_client_frame(
+        &mut self,
+        conn: ConnId,
+        payload: Vec<u8>,
+        role: &mut dyn Upstream,
+    ) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         match c.phase {
-            Phase::AwaitConnect => self.on_connect_request(conn, &payload),
+            Phase::AwaitConnect => self.on_connect_request(conn, &payload, role),
             Phase::Connecting { .. } => c.deferred.push_back(payload),
-            Phase::Established { session } => self.on_request(conn, session, &payload),
+            Phase::Established { session } => self.on_request(conn, session, &payload, role),
             Phase::Closing => {}
         }
     }
 
-    fn on_connect_request(&mut self, conn: ConnId, payload: &[u8]) {
+    fn on_connect_request(&mut self, conn: ConnId, payload: &[u8], role: &mut dyn Upstream) {
         let req = match codec::decode_connect_request(payload) {
             Ok(req) => req,
             Err(err) => {
@@ -236,7 +125,7 @@ impl Node {
                 return self.close_conn(conn);
             }
         };
-        if !self.is_serving() {
+        if !role.serving() {
             tracing::info!(?conn, "not serving (no established leader); closing");
             return self.close_conn(conn);
         }
@@ -252,13 +141,19 @@ impl Node {
             .timeout_ms
             .clamp(self.config.session_timeout_ms_min, self.config.session_timeout_ms_max);
         if req.session_id == 0 {
-            self.create_session(conn, timeout_ms, req.read_only);
+            self.create_session(conn, timeout_ms, req.read_only, role);
         } else {
-            self.reconnect_session(conn, &req, timeout_ms);
+            self.reconnect_session(conn, &req, timeout_ms, role);
         }
     }
 
-    fn create_session(&mut self, conn: ConnId, timeout_ms: i32, read_only: Option<bool>) {
+    fn create_session(
+        &mut self,
+        conn: ConnId,
+        timeout_ms: i32,
+        read_only: Option<bool>,
+        role: &mut dyn Upstream,
+    ) {
         let mut id = self.next_session_id;
         if id as u64 == 0x8000_0000_0000_0000 {
             id += 1;
@@ -268,36 +163,39 @@ impl Node {
         let c = self.conns.get_mut(&conn).expect("caller checked");
         c.phase = Phase::Connecting { session, read_only };
         self.connecting.insert(session, conn);
-        if self.is_learner() {
-            self.forward_create_session(session, timeout_ms);
-        } else {
-            self.propose(session, 0, Txn::CreateSession { timeout_ms });
-        }
+        // Proposed by a leader, forwarded by a learner.
+        role.create_session(self, session, timeout_ms);
     }
 
-    fn reconnect_session(&mut self, conn: ConnId, req: &ConnectRequest, timeout_ms: i32) {
+    fn reconnect_session(
+        &mut self,
+        conn: ConnId,
+        req: &ConnectRequest,
+        timeout_ms: i32,
+        role: &mut dyn Upstream,
+    ) {
         let session = SessionId(req.session_id);
         // A learner may lag behind the session's creation or expiry: only the leader knows,
         // so a learner checks the password alone and asks the leader (REVALIDATE).
-        let alive = self.is_learner() || self.sessions.get(session).is_some_and(|s| !s.closing);
+        let alive = role.is_learner() || self.sessions.get(session).is_some_and(|s| !s.closing);
         let valid = alive && req.passwd == session_password(session);
         if !valid {
             tracing::info!(%session, ?conn, "reconnect refused: unknown, expired or bad password");
             return self.refuse_session(conn, req.read_only);
         }
-        if let Role::Following(l) = &mut self.role {
+        if role.is_learner() {
             // The leader decides whether the session is still alive (this server may lag
             // behind its expiry); the handshake completes when it answers.
-            let stale = l.revalidating.insert(session, (conn, timeout_ms, req.read_only));
+            let stale = role.revalidating(session, (conn, timeout_ms, req.read_only));
             let c = self.conns.get_mut(&conn).expect("caller checked");
             c.phase = Phase::Connecting { session, read_only: req.read_only };
-            if let Some((stale, _, _)) = stale {
+            if let Some(stale) = stale {
                 self.close_conn(stale);
             }
-            return self.revalidate(session);
+            return role.revalidate(self, session);
         }
         self.sessions.set_owner(session, self.config.server_id);
-        self.resume_session(conn, session, timeout_ms, req.read_only);
+        self.resume_session(conn, session, timeout_ms, req.read_only, role);
     }
 
     fn refuse_session(&mut self, conn: ConnId, read_only: Option<bool>) {
@@ -312,17 +210,21 @@ impl Node {
         self.close_conn(conn);
     }
 
-    /// The leader answered a learner's REVALIDATE.
-    pub(crate) fn on_revalidated(&mut self, session: SessionId, valid: bool) {
-        let Role::Following(l) = &mut self.role else { return };
-        let Some((conn, timeout_ms, read_only)) = l.revalidating.remove(&session) else {
-            return;
-        };
+    /// The leader answered a learner's REVALIDATE of `session`, which `waiter` (the connection,
+    /// the negotiated timeout, the readOnly byte) waited for.
+    pub(crate) fn on_revalidated(
+        &mut self,
+        session: SessionId,
+        waiter: (ConnId, i32, Option<bool>),
+        valid: bool,
+        role: &mut dyn Upstream,
+    ) {
+        let (conn, timeout_ms, read_only) = waiter;
         if !self.conns.get(&conn).is_some_and(|c| c.session() == Some(session)) {
             return;
         }
         if valid && self.sessions.get(session).is_some() {
-            self.resume_session(conn, session, timeout_ms, read_only);
+            self.resume_session(conn, session, timeout_ms, read_only, role);
         } else {
             tracing::info!(%session, ?conn, "the leader refused the reconnect (session expired)");
             self.refuse_session(conn, read_only);
@@ -336,6 +238,7 @@ impl Node {
         session: SessionId,
         timeout_ms: i32,
         ro: Option<bool>,
+        role: &mut dyn Upstream,
     ) {
         if let Some(old) = self.sessions.set_conn(session, Some(conn)) {
             if old != conn {
@@ -344,12 +247,19 @@ impl Node {
             }
         }
         self.sessions.touch(session, self.now_tick);
-        self.establish(conn, session, timeout_ms, ro);
+        self.establish(conn, session, timeout_ms, ro, role);
     }
 
     /// Sends the ConnectResponse and starts serving the connection, then replays what the client
     /// pipelined behind its ConnectRequest.
-    fn establish(&mut self, conn: ConnId, session: SessionId, timeout_ms: i32, ro: Option<bool>) {
+    fn establish(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        timeout_ms: i32,
+        ro: Option<bool>,
+        role: &mut dyn Upstream,
+    ) {
         self.sessions.set_conn(session, Some(conn));
         let response = ConnectResponse {
             protocol_version: 0,
@@ -363,11 +273,11 @@ impl Node {
         c.phase = Phase::Established { session };
         let deferred = std::mem::take(&mut c.deferred);
         for payload in deferred {
-            self.on_client_frame(conn, payload);
+            self.on_client_frame(conn, payload, role);
         }
     }
 
-    pub(crate) fn on_session_created(&mut self, session: SessionId) {
+    pub(crate) fn on_session_created(&mut self, session: SessionId, role: &mut dyn Upstream) {
         let Some(conn) = self.connecting.remove(&session) else {
             return;
         };
@@ -378,14 +288,18 @@ impl Node {
             return;
         };
         let timeout_ms = self.sessions.get(session).expect("just created").timeout_ms;
-        self.establish(conn, session, timeout_ms, read_only);
+        self.establish(conn, session, timeout_ms, read_only, role);
     }
 
-    fn on_request(&mut self, conn: ConnId, session: SessionId, payload: &[u8]) {
+    fn on_request(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        payload: &[u8],
+        role: &mut dyn Upstream,
+    ) {
         self.sessions.touch(session, self.now_tick);
-        if let Role::Following(l) = &mut self.role {
-            l.touched.insert(session);
-        }
+        role.touched(session);
         let (header, body) = match codec::decode_request(payload) {
             Ok(decoded) => decoded,
             Err(err) => {
@@ -403,12 +317,14 @@ impl Node {
             }
             Err(BodyError::UnknownOp(op)) if op == OpCode::Reconfig.code() => {
                 // reconfig is refused in PrepRequestProcessor, so it takes a zxid as an error txn.
+                let err = ZkError::ReconfigDisabled;
                 return self.submit_failed_write(
                     conn,
                     session,
                     header.xid,
                     OpCode::Reconfig,
-                    ZkError::ReconfigDisabled,
+                    err,
+                    role,
                 );
             }
             Err(BodyError::UnknownOp(op)) => {
@@ -419,7 +335,7 @@ impl Node {
                 tracing::info!(?conn, %err, op = header.op, "malformed request body");
                 if let Some(op) = OpCode::from_i32(header.op).filter(|op| op.is_write()) {
                     let err = ZkError::MarshallingError;
-                    return self.submit_failed_write(conn, session, header.xid, op, err);
+                    return self.submit_failed_write(conn, session, header.xid, op, err, role);
                 }
                 return self.queue_error(conn, header.xid, ZkError::MarshallingError);
             }
@@ -430,17 +346,13 @@ impl Node {
             Request::Sync { path } => {
                 let entry = Pending::Sync { xid: header.xid, path, done: false };
                 self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
-                if self.is_learner() {
-                    self.learner_sync(conn, header.xid);
-                } else {
-                    self.leader_sync(conn, header.xid);
-                }
+                role.sync(self, conn, header.xid);
             }
-            req if is_write(&req) => self.submit_write(conn, session, header.xid, req),
+            req if is_write(&req) => self.submit_write(conn, session, header.xid, req, role),
             req if self.config.bugs.reads_skip_queue => self.serve_local(conn, header.xid, &req),
             req => {
                 let c = self.conns.get_mut(&conn).expect("established");
-                c.queue.push_back(crate::serve::Pending::Local { xid: header.xid, req });
+                c.queue.push_back(Pending::Local { xid: header.xid, req });
                 self.drain(conn);
             }
         }
@@ -477,24 +389,27 @@ impl Node {
         self.drain(conn);
     }
 
-    fn requester_ids(&self, conn: ConnId) -> Vec<Id> {
+    pub(crate) fn requester_ids(&self, conn: ConnId) -> Vec<Id> {
         self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default()
     }
 
-    fn submit_write(&mut self, conn: ConnId, session: SessionId, xid: i32, req: Request) {
+    fn submit_write(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        xid: i32,
+        req: Request,
+        role: &mut dyn Upstream,
+    ) {
         if req == Request::CloseSession {
-            return self.close_session_request(conn, session, xid);
+            return self.close_session_request(conn, session, xid, role);
         }
         let after = self.log.last_logged();
         let shape = shape_of(&req);
         let entry = Pending::Write { xid, after, shape, reply: None, close_after: false };
         self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
-        if self.is_learner() {
-            self.forward_write(conn, session, xid, req);
-        } else {
-            let ids = self.requester_ids(conn);
-            self.local_write(session, xid, &ids, &req);
-        }
+        // Prepared and proposed by a leader, forwarded by a learner.
+        role.write(self, conn, session, xid, req);
     }
 
     /// A write that fails before it is decided (malformed body, reconfig): an error txn.
@@ -505,14 +420,15 @@ impl Node {
         xid: i32,
         op: OpCode,
         err: ZkError,
+        role: &mut dyn Upstream,
     ) {
         assert!(op.is_write(), "only a write becomes an error txn");
-        if self.is_learner() {
+        if role.is_learner() {
             // A learner cannot forward what it could not decode: answer here.
             return self.queue_error(conn, xid, err);
         }
         let after = self.log.last_logged();
-        let zxid = self.propose(session, xid, Txn::Error { err });
+        let zxid = role.failed_write(self, session, xid, err);
         assert!(zxid > self.tree.last_processed_zxid());
         assert!(zxid > after, "a new proposal follows the log");
         let shape =
@@ -521,18 +437,20 @@ impl Node {
         self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
     }
 
-    fn close_session_request(&mut self, conn: ConnId, session: SessionId, xid: i32) {
+    fn close_session_request(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        xid: i32,
+        role: &mut dyn Upstream,
+    ) {
         let after = self.log.last_logged();
         let entry =
             Pending::Write { xid, after, shape: ReplyShape::Empty, reply: None, close_after: true };
         self.conns.get_mut(&conn).expect("established").queue.push_back(entry);
-        if self.is_learner() {
-            return self.forward_write(conn, session, xid, Request::CloseSession);
-        }
-        if self.close_session(session, xid).is_none() {
-            // Already closing: its CloseSession txn answers this entry when it applies.
-            tracing::debug!(%session, "closeSession while already closing");
-        }
+        // Forwarded by a learner; a leader proposes the CloseSession txn, unless the session is
+        // already closing: its CloseSession txn answers this entry when it applies.
+        role.close_session(self, conn, session, xid);
     }
 
     /// Fills the reply of the write that produced `header`; returns whether one was waiting.

@@ -102,7 +102,7 @@ pub fn encoded_len(tree: &DataTree, sessions: &[(SessionId, i32)]) -> usize {
     let mut len = 4 + 4 + 8 + 4 + 12 * sessions.len() + 4 + 8 + 8;
     let mut previous_acl: Option<(&Arc<[Acl]>, usize)> = None;
     for (path, node) in tree.nodes() {
-        let data = node.data.as_ref().map_or(0, Vec::len);
+        let data = node.data.as_ref().map_or(0, |d| d.len());
         let acl = match previous_acl.filter(|(acl, _)| Arc::ptr_eq(acl, &node.acl)) {
             Some((_, acl_len)) => acl_len,
             None => {
@@ -122,7 +122,7 @@ fn write_node(w: &mut Writer, path: &str, node: &ZNode) {
     w.write_string(path);
     w.write_buffer(node.data.as_deref());
     w.write_acls(&node.acl);
-    w.write_u8(match node.kind {
+    w.write_u8(match node.kind() {
         NodeKind::Persistent => 0,
         NodeKind::Ephemeral(_) => 1,
         NodeKind::Container => 2,
@@ -379,6 +379,11 @@ fn read_node<'a>(
             return Err(DecodeError::BadValue { what: "node kind", value: tag as i64 });
         }
     };
-    let node = ZNode { data, acl, stat: s, kind, num_children: 0 };
+    if s.ephemeral_owner != kind.ephemeral_owner() {
+        // What `TreeLoader::push` answered when nodes were built before its check.
+        let what = "ephemeral owner does not match the node kind";
+        return Err(DecodeError::BadValue { what, value: 0 });
+    }
+    let node = ZNode::new(data.map(Vec::into_boxed_slice), acl, s, kind);
     Ok((path, node))
 }

@@ -43,7 +43,7 @@ fn edits() -> impl Strategy<Value = Vec<(usize, u8)>> {
 fn peer_message() -> impl Strategy<Value = ZabMessage> {
     let txns = vec(s::logged_txn(), 0..3);
     prop_oneof![
-        s::logged_txn().prop_map(|txn| ZabMessage::Proposal { txn }),
+        s::logged_txn().prop_map(|txn| ZabMessage::Proposal { txn: std::sync::Arc::new(txn) }),
         (txns, any::<i64>()).prop_map(|(txns, c)| ZabMessage::Diff { txns, committed: Zxid(c) }),
         any::<u64>().prop_map(|round| ZabMessage::Ping { round }),
         (any::<u32>(), any::<i64>())

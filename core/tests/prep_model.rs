@@ -164,10 +164,10 @@ fn compare(tree: &DataTree, model: &Model) {
     assert_eq!(user, expected);
     for (p, m) in &model.nodes {
         let node = tree.get(p).unwrap();
-        assert_eq!(node.data, m.data, "{p}");
+        assert_eq!(node.data.as_deref(), m.data.as_deref(), "{p}");
         assert_eq!(node.stat.version, m.version, "{p}");
         assert_eq!(node.stat.cversion, m.creates, "{p}");
-        assert_eq!(node.kind.owner_session().is_some(), m.ephemeral, "{p}");
+        assert_eq!(node.kind().owner_session().is_some(), m.ephemeral, "{p}");
     }
     assert_eq!(tree.get("/").unwrap().stat.cversion, model.root_creates);
 }

@@ -192,7 +192,7 @@ fn pipelined_delete_and_versions() {
     assert!(matches!(t6.txn, Txn::Create { parent_cversion: 2, .. }), "{:?}", t6.txn);
     // The session's ephemerals as the leader sees them right now: the pending /a.
     l.zxid += 1;
-    let close = l.prep.prepare_close_session(&l.tree, S1, Zxid(l.zxid));
+    let close = l.prep.prepare_close_session(&l.tree, &l.cfg, S1, Zxid(l.zxid));
     assert_eq!(close, Txn::CloseSession { paths_to_delete: vec!["/a".into()] });
     // Partially applied: records up to t3 are dropped, later ones stay.
     for t in [&t1, &t2, &t3] {

@@ -48,7 +48,7 @@ fn all() -> Vec<ZabMessage> {
         ZabMessage::Snap { snapshot },
         ZabMessage::NewLeader { zxid: Zxid::new(3, 0) },
         ZabMessage::UpToDate,
-        ZabMessage::Proposal { txn: txn(8) },
+        ZabMessage::Proposal { txn: std::sync::Arc::new(txn(8)) },
         ZabMessage::Ack { zxid: Zxid(8) },
         ZabMessage::Commit { zxid: Zxid(8) },
         ZabMessage::Request {

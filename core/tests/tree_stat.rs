@@ -168,7 +168,7 @@ fn null_and_empty_data_stay_distinct() {
     assert_eq!(w.tree.stat("/null").unwrap().data_length, 0);
     assert_eq!(w.tree.stat("/empty").unwrap().data_length, 0);
     assert_eq!(w.tree.get("/null").unwrap().data, None);
-    assert_eq!(w.tree.get("/empty").unwrap().data, Some(vec![]));
+    assert_eq!(w.tree.get("/empty").unwrap().data.as_deref(), Some(&[][..]));
     assert_ne!(w.tree.digest(), {
         let mut w2 = World::new();
         w2.run(&mk("/null", Some(vec![])));
@@ -271,7 +271,7 @@ fn ephemerals_and_close_session() {
     let pending_create = w.prepare_as(S1, &create("/p/e3", 3));
     let pending_delete = w.prepare_as(S1, &delete("/p/e1"));
     w.zxid += 1;
-    let close = w.prep.prepare_close_session(&w.tree, S1, Zxid(w.zxid));
+    let close = w.prep.prepare_close_session(&w.tree, &w.cfg, S1, Zxid(w.zxid));
     assert_eq!(close, Txn::CloseSession { paths_to_delete: vec!["/p/e30000000002".into()] });
     w.apply(&pending_create);
     w.apply(&pending_delete);
@@ -385,7 +385,7 @@ fn container_and_ttl_candidates() {
     let c = w.tree.stat("/c_used").unwrap();
     assert_eq!(c.ephemeral_owner, 0, "containers show ephemeralOwner 0");
     assert_eq!(w.tree.get("/c_used").unwrap().stat.ephemeral_owner, i64::MIN);
-    assert_eq!(w.tree.get("/t").unwrap().kind, NodeKind::Ttl(100));
+    assert_eq!(w.tree.get("/t").unwrap().kind(), NodeKind::Ttl(100));
     assert_eq!(
         w.tree.get("/t").unwrap().stat.ephemeral_owner,
         (0xff00_0000_0000_0000u64 | 100) as i64
@@ -447,7 +447,7 @@ fn set_data(path: &str, data: &[u8]) -> Request {
 
 fn stats_text(w: &World, root: &str) -> String {
     let p = format!("/zookeeper/quota{root}/zookeeper_stats");
-    String::from_utf8(w.tree.get(&p).unwrap().data.clone().unwrap()).unwrap()
+    String::from_utf8(w.tree.get(&p).unwrap().data.clone().unwrap().into()).unwrap()
 }
 
 #[test]

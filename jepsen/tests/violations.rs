@@ -627,6 +627,26 @@ fn partial_failed_multi_is_caught() {
     explains(&v, &[(0, "the multi"), (1, "read of its paths")], &["failed", "/a \"1\""]);
 }
 
+/// A failed multi that met a state no order has is a lost or invented write, not a partial
+/// multi: its BadVersion says /a existed, and nobody ever created /a. (Seen under leader
+/// isolation with `commit-after-one-ack`: the cut-off leader answered from writes the ensemble
+/// lost; splitting the multi into pieces of unknown outcome dropped its error and so "passed".)
+#[test]
+fn failed_multi_against_a_state_no_order_has_is_write_linearizability() {
+    let h = [
+        concat!(
+            r#"{"process":1,"type":"invoke","f":"multi","ops":[{"f":"check","path":"/a","#,
+            r#""version":0},{"f":"create","path":"/b","data":"2"}]}"#
+        ),
+        r#"{"process":1,"type":"fail","f":"multi","error":"BadVersion"}"#,
+        r#"{"process":2,"type":"invoke","f":"exists","path":"/a"}"#,
+        r#"{"process":2,"type":"ok","f":"exists"}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert_eq!(v.guarantee, Guarantee::WriteLinearizability, "{}", v.message);
+    assert!(v.marked.contains(&0), "the multi is the op no order explains: {}", v.message);
+}
+
 // ---- ephemerals ---------------------------------------------------------------------------
 
 /// Another session reads a closed session's ephemeral at a zxid after the close.

@@ -141,5 +141,7 @@ fn window_is_small_without_quiet_points() {
         assert!(span * 10 < total, "seed {seed}: window {:?} of {total} events", v.window);
         assert!(v.ops.len() < 100, "seed {seed}: {} ops in the window", v.ops.len());
         assert!(v.ops.contains(&broken), "seed {seed}: the window shows the cause");
+        let e = &v.explanation;
+        assert!(e.names(broken), "seed {seed}: the explanation names the read: {e:#?}");
     }
 }

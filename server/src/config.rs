@@ -336,6 +336,10 @@ pub struct ServerConfig {
     /// `zkr.clientOutputLimitBytes` (default 1 MiB): queued reply bytes above which a connection
     /// is not read from.
     pub client_output_limit_bytes: usize,
+    /// `zkr.diskFullBacklogBytes` (default 64 MiB): on an ensemble member whose txn log's disk
+    /// is full, the bytes of txns waiting for it above which the member drops out of the
+    /// ensemble until there is space (`driver.rs`, `bound_disk_full_backlog`).
+    pub disk_full_backlog_bytes: u64,
     /// `zkr.clientWriteStallMs` (default: maxSessionTimeout): a connection that takes none of
     /// its queued output this long is dropped.
     pub client_write_stall_ms: Option<u64>,
@@ -351,7 +355,7 @@ pub struct ServerConfig {
     /// `zkr.snapshotPacing` (default no): the snapshot thread idles between the chunks it
     /// writes, more when the txn log's syncs slow down (issue 16; `storage::pace`). Off by
     /// default: on the shared test machine it did not shorten the log's slow syncs
-    /// (docs/PERFORMANCE.md, run 6).
+    /// (docs/PERFORMANCE.md, run 7).
     pub snapshot_pacing: bool,
     /// `4lw.commands.whitelist`.
     pub four_letter_words: FourLetterWhitelist,
@@ -483,6 +487,7 @@ impl ServerConfig {
             sessionless_cnxn_timeout_ms: 10_000,
             global_outstanding_limit: 1000,
             client_output_limit_bytes: 1 << 20,
+            disk_full_backlog_bytes: 64 << 20,
             client_write_stall_ms: None,
             snap_count: 100_000,
             autopurge_snap_retain_count: crate::storage::MIN_SNAP_RETAIN_COUNT,
@@ -617,6 +622,9 @@ impl ServerConfig {
             }
             "zkr.clientOutputLimitBytes" => {
                 self.client_output_limit_bytes = at.number(1, u32::MAX as u64, "a size in bytes")?
+            }
+            "zkr.diskFullBacklogBytes" => {
+                self.disk_full_backlog_bytes = at.number(1, u64::MAX >> 1, "a size in bytes")?
             }
             "zkr.clientWriteStallMs" => {
                 self.client_write_stall_ms = Some(at.number(1, u32::MAX as u64, "a time in ms")?)

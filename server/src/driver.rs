@@ -10,7 +10,7 @@
 //! `select!` is always `biased` so that the order in which sources are polled is fixed (and the
 //! same under madsim): shutdown, then durability, then client events, then timers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -194,6 +194,14 @@ pub struct Driver {
     /// Ping replies not to deliver, by connection: the core's answers to the pings that stand
     /// in for refused writes (`refuse_while_disk_full`).
     ping_replies_to_drop: BTreeMap<ConnId, u32>,
+    /// The appends handed to the storage thread and not yet durable: per batch, its last zxid
+    /// and its bytes (`bound_disk_full_backlog`).
+    waiting: VecDeque<(i64, u64)>,
+    /// The sum of `waiting`'s bytes.
+    waiting_bytes: u64,
+    /// Out of the ensemble until the disk has space (`bound_disk_full_backlog`): no peer
+    /// message goes to the node or leaves it.
+    dropped_out: bool,
 }
 
 impl Driver {
@@ -232,6 +240,9 @@ impl Driver {
             failed: None,
             disk_full: false,
             ping_replies_to_drop: BTreeMap::new(),
+            waiting: VecDeque::new(),
+            waiting_bytes: 0,
+            dropped_out: false,
         }
     }
 
@@ -293,6 +304,11 @@ impl Driver {
             if let Err(e) = self.flush().await {
                 break Err(e);
             }
+            if self.bound_disk_full_backlog()
+                && let Err(e) = self.flush().await
+            {
+                break Err(e);
+            }
             if let Err(e) = self.count_applied() {
                 break Err(e);
             }
@@ -314,9 +330,52 @@ impl Driver {
         result.and(storage_result)
     }
 
+    /// Bounds what an ensemble member whose disk is full keeps in memory. While the disk is
+    /// full nothing becomes durable, yet a follower keeps taking the leader's proposals and a
+    /// leader keeps proposing the writes its followers forward; each waits in memory (here
+    /// and on the storage thread) for the disk. Past `zkr.diskFullBacklogBytes` of such txns
+    /// the member drops out: the node is told every peer is lost (a follower elects, a leader
+    /// steps down), and no peer message reaches it or leaves it until the disk has space
+    /// again, as behind a network partition, which Zab tolerates: the others go on with a
+    /// quorum without it (or wait, as for any lost member, if they have none), and nothing it
+    /// did not log was acknowledged by it. A standalone server needs no bound: it refuses
+    /// writes while the disk is full. Returns whether the node was stepped.
+    fn bound_disk_full_backlog(&mut self) -> bool {
+        let bound = self.cfg.disk_full_backlog_bytes;
+        if !self.disk_full || self.dropped_out || self.waiting_bytes <= bound {
+            return false;
+        }
+        if self.peers.is_none() {
+            return false;
+        }
+        let waiting_bytes = self.waiting_bytes;
+        tracing::error!(
+            waiting_bytes,
+            bound,
+            "disk full: the txns waiting for it passed zkr.diskFullBacklogBytes; dropping out \
+             of the ensemble until there is space (then rejoining, synced by the leader)"
+        );
+        self.dropped_out = true;
+        let me = self.cfg.core.server_id;
+        let peers: Vec<ServerId> =
+            self.cfg.core.members.iter().map(|m| m.id).filter(|id| *id != me).collect();
+        assert!(!peers.is_empty(), "an ensemble member has peers");
+        for peer in peers {
+            self.node.step(Input::PeerLost { peer });
+        }
+        assert!(self.dropped_out && self.disk_full);
+        true
+    }
+
     fn on_storage_event(&mut self, event: StorageEvent) -> Result<(), String> {
         match event {
             StorageEvent::Durable { upto } => {
+                while let Some(&(zxid, bytes)) = self.waiting.front().filter(|(z, _)| *z <= upto) {
+                    assert!(zxid <= upto);
+                    self.waiting.pop_front();
+                    self.waiting_bytes -= bytes;
+                }
+                assert_eq!(self.waiting.is_empty(), self.waiting_bytes == 0, "bytes follow");
                 self.node.step(self.executor.persisted(Zxid(upto)));
             }
             StorageEvent::SnapshotSaved { zxid } => {
@@ -329,6 +388,8 @@ impl Driver {
             }
             StorageEvent::Truncated { last_zxid } => {
                 tracing::info!("log truncated after 0x{last_zxid:x}");
+                self.waiting.retain(|(zxid, _)| *zxid <= last_zxid);
+                self.waiting_bytes = self.waiting.iter().map(|(_, bytes)| bytes).sum();
             }
             StorageEvent::Purged(report) => {
                 tracing::info!(
@@ -353,6 +414,12 @@ impl Driver {
             StorageEvent::DiskSpaceAvailable => {
                 tracing::info!("disk space available again: client writes accepted");
                 self.disk_full = false;
+                if self.dropped_out {
+                    // The node is electing (it was told every peer was lost): it now hears the
+                    // others and rejoins, synced by the leader like any returning member.
+                    tracing::info!("rejoining the ensemble");
+                    self.dropped_out = false;
+                }
             }
             StorageEvent::Failed { error } => {
                 tracing::error!(
@@ -459,6 +526,9 @@ impl Driver {
                 }
                 let _ = reply.send(answer);
             }
+            // Out of the ensemble: as behind a partition (the peer protocol's sessions tell
+            // the node about what it missed when it is back).
+            Event::Peer { .. } | Event::PeerLost { .. } if self.dropped_out => {}
             Event::Peer { from, msg } => {
                 let wall_ms = self.env.clock.wall_ms();
                 self.node.step(Input::PeerMessage { from, msg, wall_ms })
@@ -651,6 +721,12 @@ impl Effects for Driver {
 
     fn appends_end(&mut self) {
         let batch = std::mem::take(&mut self.appends);
+        if let Some(&(last, _)) = batch.last() {
+            let bytes: u64 = batch.iter().map(|(_, payload)| payload.len() as u64).sum();
+            assert!(self.waiting.back().is_none_or(|(z, _)| *z < last), "appends in zxid order");
+            self.waiting.push_back((last, bytes));
+            self.waiting_bytes += bytes;
+        }
         if !batch.is_empty() && self.storage.append(batch).is_err() {
             self.failed = Some("storage thread stopped".to_string());
         }
@@ -663,6 +739,9 @@ impl Effects for Driver {
     }
 
     fn peer_send(&mut self, to: ServerId, msg: ZabMessage) {
+        if self.dropped_out {
+            return;
+        }
         if let Some(peers) = &self.peers {
             peers.send(to, &msg);
         }

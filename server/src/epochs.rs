@@ -2,6 +2,14 @@
 //! directory (ZooKeeper's names and format: the number in ASCII). Written atomically: a
 //! temporary file, fsync, rename, fsync of the directory. So a crash at any point leaves each
 //! file with its old or its new value, and both are durable once `write` returns.
+//!
+//! A full disk (ENOSPC, EDQUOT) can only fail the temporary file's create, write or fsync, or
+//! the rename, and each leaves the named files as they were: the temporary file is then
+//! removed (giving its blocks back) and the error returned as is, so the caller may try the
+//! whole write again later (the log thread does, see `storage/thread.rs`). The directory's
+//! fsync comes after the renames: its error, whatever its errno, is wrapped in `FsyncFailed`,
+//! which never reads as a full disk, since after a failed fsync a rename may be lost even if
+//! a later fsync succeeds (fsyncgate).
 
 use std::io::Write;
 use std::path::Path;
@@ -31,11 +39,18 @@ pub fn read(fs: &dyn Fs, dir: &Path) -> Result<(u32, u32), String> {
 
 fn write_one(fs: &dyn Fs, dir: &Path, name: &str, value: u32) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = fs.create(&tmp)?;
-    file.write_all(value.to_string().as_bytes())?;
-    file.sync_all()?;
-    drop(file);
-    fs.rename(&tmp, &dir.join(name))
+    let written = (|| {
+        let mut file = fs.create(&tmp)?;
+        file.write_all(value.to_string().as_bytes())?;
+        file.sync_all()?;
+        drop(file);
+        fs.rename(&tmp, &dir.join(name))
+    })();
+    if written.is_err() {
+        // Only the temporary file was touched (a failed rename changes neither name).
+        let _ = fs.remove_file(&tmp);
+    }
+    written
 }
 
 /// Writes both epochs durably.
@@ -64,7 +79,7 @@ pub fn write_with(
     }
     write_one(fs, dir, ACCEPTED, accepted)?;
     write_one(fs, dir, CURRENT, current)?;
-    fs.sync_dir(dir)
+    fs.sync_dir(dir).map_err(crate::storage::log::FsyncFailed::wrap)
 }
 
 #[cfg(test)]

@@ -248,7 +248,7 @@ impl Sim {
         });
         self.send(link, from, Msg::Open);
         let frame = codec::encode_connect_request(&req);
-        self.send(link, from, Msg::Frame(frame[4..].to_vec()));
+        self.send(link, from, Msg::payload(frame));
         self.clients[c].last_sent = self.now;
     }
 
@@ -256,7 +256,7 @@ impl Sim {
         let header = codec::request_header(xid, req);
         let frame = codec::encode_request(&header, req);
         let from = self.clients[c].addr;
-        self.send(link, from, Msg::Frame(frame[4..].to_vec()));
+        self.send(link, from, Msg::payload(frame));
         self.clients[c].last_sent = self.now;
     }
 

@@ -14,6 +14,12 @@
 //! Invariants: durable records are never lost or reordered by a crash; zxids in the log strictly
 //! increase and are all above the snapshot's; `Persisted` is only reported for records that are
 //! durable.
+//!
+//! Records are `Arc<LoggedTxn>`s shared with the node's own log (`Output::Persist` hands one
+//! over): a disk never changes a record, so sharing it is the same as copying it, without the
+//! copy.
+
+use std::sync::Arc;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -37,8 +43,8 @@ pub struct CrashLoss {
 pub struct SimDisk {
     snapshot: Option<Snapshot>,
     epochs: (u32, u32),
-    durable: Vec<LoggedTxn>,
-    unsynced: Vec<LoggedTxn>,
+    durable: Vec<Arc<LoggedTxn>>,
+    unsynced: Vec<Arc<LoggedTxn>>,
     /// Number of unsynced records the fsync in progress covers (0: none in progress).
     syncing: usize,
 }
@@ -50,13 +56,25 @@ impl SimDisk {
     }
 
     /// The durable log, oldest first.
-    pub fn durable(&self) -> &[LoggedTxn] {
+    pub fn durable(&self) -> &[Arc<LoggedTxn>] {
         &self.durable
     }
 
-    /// Every record a read of the log files sees (durable, then the page cache), oldest first.
-    pub fn records(&self) -> Vec<LoggedTxn> {
-        self.durable.iter().chain(&self.unsynced).cloned().collect()
+    /// The records a read of the log files sees (durable, then the page cache), oldest first,
+    /// with zxid in `[from, upto]` (the one at `from` alone if `upto` is below it): a log read's
+    /// answer depends on nothing else (`LogReadRequest::answer_from`), and copying only those
+    /// keeps a read from copying the whole log.
+    pub fn records(&self, from: Zxid, upto: Zxid) -> Vec<LoggedTxn> {
+        let upto = upto.max(from);
+        let within = |log: &[Arc<LoggedTxn>]| {
+            let start = log.partition_point(|t| t.header.zxid < from);
+            let end = log.partition_point(|t| t.header.zxid <= upto).max(start);
+            log[start..end].iter().map(|t| LoggedTxn::clone(t)).collect::<Vec<_>>()
+        };
+        let mut records = within(&self.durable);
+        records.extend(within(&self.unsynced));
+        assert!(records.windows(2).all(|w| w[0].header.zxid < w[1].header.zxid), "zxids increase");
+        records
     }
 
     /// The last durable zxid (zero if none).
@@ -109,7 +127,7 @@ impl SimDisk {
     }
 
     /// Appends a txn to the cache. Returns true if an fsync should start now (none running).
-    pub fn append(&mut self, txn: LoggedTxn) -> bool {
+    pub fn append(&mut self, txn: Arc<LoggedTxn>) -> bool {
         let last = self.unsynced.last().or(self.durable.last()).map(|t| t.header.zxid);
         let floor = last.unwrap_or(self.snapshot_zxid());
         assert!(floor < txn.header.zxid || floor == Zxid::ZERO, "log zxids increase");
@@ -132,8 +150,7 @@ impl SimDisk {
         if self.syncing == 0 {
             return (None, !self.unsynced.is_empty());
         }
-        let covered: Vec<LoggedTxn> = self.unsynced.drain(..self.syncing).collect();
-        self.durable.extend(covered);
+        self.durable.extend(self.unsynced.drain(..self.syncing));
         self.syncing = 0;
         (Some(self.last_durable()), !self.unsynced.is_empty())
     }
@@ -166,9 +183,9 @@ mod tests {
     use zkr_core::txn::{Txn, TxnHeader};
     use zkr_core::types::SessionId;
 
-    fn txn(z: i64) -> LoggedTxn {
+    fn txn(z: i64) -> Arc<LoggedTxn> {
         let header = TxnHeader { session_id: SessionId(1), cxid: 0, zxid: Zxid(z), time_ms: 0 };
-        LoggedTxn { header, txn: Txn::Delete { path: format!("/{z}") } }
+        Arc::new(LoggedTxn { header, txn: Txn::Delete { path: format!("/{z}") } })
     }
 
     #[test]
@@ -226,6 +243,37 @@ mod tests {
         assert_eq!(d.last_durable(), Zxid(2));
         d.persist_epochs(2, 1);
         assert_eq!(d.epochs(), (2, 1));
+    }
+
+    /// A log read sees the same answer from the records `records` copies as from the whole
+    /// log (durable and unsynced), for every range, including ranges past either end.
+    #[test]
+    fn records_answer_a_log_read_as_the_whole_log_does() {
+        use zkr_core::io::ready::LogReadRequest;
+        let mut d = SimDisk::new();
+        for z in [2, 3, 5, 8] {
+            d.append(txn(z));
+        }
+        d.start_fsync();
+        d.finish_fsync();
+        for z in [9, 12] {
+            d.append(txn(z));
+        }
+        let whole: Vec<LoggedTxn> =
+            d.durable.iter().chain(&d.unsynced).map(|t| LoggedTxn::clone(t)).collect();
+        for after in 0..14 {
+            for upto in 0..14 {
+                let read = LogReadRequest {
+                    request: 1,
+                    after: Zxid(after),
+                    upto: Zxid(upto),
+                    max_txns: 3,
+                };
+                let some = d.records(Zxid(after), Zxid(upto));
+                assert!(some.len() <= whole.len());
+                assert_eq!(read.answer_from(&some), read.answer_from(&whole), "{after}..{upto}");
+            }
+        }
     }
 
     #[test]

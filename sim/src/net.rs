@@ -35,9 +35,10 @@ pub struct Addr(pub u32);
 pub struct LinkId(pub u64);
 
 /// Which way a message travels on a link: `Forward` is from the opener to the acceptor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Dir {
     /// Opener → acceptor.
+    #[default]
     Forward,
     /// Acceptor → opener.
     Backward,
@@ -165,6 +166,40 @@ struct Link<M> {
     dead: [bool; 2],
 }
 
+/// The deliveries one send scheduled, `(direction, time)`: none, one, or two for a duplicated
+/// datagram. A fixed pair rather than a `Vec`: a send is the most frequent thing the simulator
+/// does, and this keeps it from allocating.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    items: [(Dir, u64); 2],
+    len: usize,
+}
+
+impl Sent {
+    fn push(&mut self, dir: Dir, at: u64) {
+        assert!(self.len < 2, "a send delivers at most twice");
+        self.items[self.len] = (dir, at);
+        self.len += 1;
+    }
+}
+
+impl std::ops::Deref for Sent {
+    type Target = [(Dir, u64)];
+
+    fn deref(&self) -> &[(Dir, u64)] {
+        &self.items[..self.len]
+    }
+}
+
+impl IntoIterator for Sent {
+    type Item = (Dir, u64);
+    type IntoIter = std::iter::Take<std::array::IntoIter<(Dir, u64), 2>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.into_iter().take(self.len)
+    }
+}
+
 /// A delivered message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery<M> {
@@ -242,20 +277,20 @@ impl<M: Clone> Network<M> {
         msg: M,
         now: u64,
         rng: &mut ChaCha8Rng,
-    ) -> Vec<(Dir, u64)> {
+    ) -> Sent {
         let (lo, hi) = (self.config.delay_ns_min, self.config.delay_ns_max.max(1));
         let Some(l) = self.links.get_mut(&link) else {
-            return Vec::new();
+            return Sent::default();
         };
         let dir = if l.ends[0] == from { Dir::Forward } else { Dir::Backward };
         assert!(l.ends.contains(&from), "{from:?} is not an end of {link:?}");
         let to = l.ends[1 - dir.index()];
         if l.kind == LinkKind::Stream && (l.dead[dir.index()] || self.partition.blocks(from, to)) {
             l.dead[dir.index()] = true;
-            return Vec::new();
+            return Sent::default();
         }
         if self.partition.blocks(from, to) {
-            return Vec::new();
+            return Sent::default();
         }
         let copies = match l.kind {
             LinkKind::Stream => 1,
@@ -263,8 +298,15 @@ impl<M: Clone> Network<M> {
             LinkKind::Datagram if rng.random_bool(self.config.datagram_dup) => 2,
             LinkKind::Datagram => 1,
         };
-        let mut out = Vec::new();
-        for _ in 0..copies {
+        let mut out = Sent::default();
+        // The last copy takes the message itself: only a duplicated datagram is cloned.
+        let mut msg = Some(msg);
+        for copy in 1..=copies {
+            let this = if copy == copies {
+                msg.take().expect("the last copy takes the message")
+            } else {
+                msg.clone().expect("the message is kept for the last copy")
+            };
             let delay = rng.random_range(lo..=hi.max(lo)) * l.slow;
             let mut at = now + delay;
             if l.kind == LinkKind::Stream {
@@ -274,8 +316,8 @@ impl<M: Clone> Network<M> {
             let queue = &mut l.queues[dir.index()];
             // Datagrams keep their queue sorted by delivery time (ties in send order).
             let pos = queue.iter().rposition(|(t, _)| *t <= at).map_or(0, |p| p + 1);
-            queue.insert(pos, (at, msg.clone()));
-            out.push((dir, at));
+            queue.insert(pos, (at, this));
+            out.push(dir, at);
         }
         out
     }

@@ -9,6 +9,9 @@
 //!   restart on a good disk recovers every acknowledged write;
 //! - a follower whose fsyncs stall for 5 s (`FaultFs`): the clients of the other members see no
 //!   error, and nobody changes role or epoch.
+//! - a follower whose disk stays full drops out once `zkr.diskFullBacklogBytes` of txns wait
+//!   for it, and rejoins once there is space; a full disk under the epoch files during an
+//!   election is waited out, not fatal.
 //!
 //! Every process is ours and stopped by pid (on drop too). The tmpfs lives only in the mount
 //! namespace of a `sleep` started by `unshare`: killing that pid (on drop) removes it, and the
@@ -486,6 +489,11 @@ fn an_fsync_error_stops_the_server_and_loses_no_acknowledged_write() {
 
 /// Three `bugs` servers on loopback, each with its own disk-fault control file.
 fn ensemble(root: &Path) -> Vec<(Proc, PathBuf)> {
+    ensemble_with(root, "")
+}
+
+/// `ensemble` with `extra` lines in every member's zoo.cfg.
+fn ensemble_with(root: &Path, extra: &str) -> Vec<(Proc, PathBuf)> {
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
     let servers: String = ports
         .iter()
@@ -501,7 +509,7 @@ fn ensemble(root: &Path) -> Vec<(Proc, PathBuf)> {
             let control = dir.join("disk-fault");
             std::fs::write(&control, "").expect("control");
             let extra = format!(
-                "initLimit=10\nsyncLimit=5\nzkr.diskFaultFile={}\n{servers}",
+                "initLimit=10\nsyncLimit=5\nzkr.diskFaultFile={}\n{servers}{extra}",
                 control.display()
             );
             let cfg = standalone_cfg(&dir, &dir.join("data"), ports[i].0, &extra);
@@ -523,6 +531,45 @@ fn ensemble(root: &Path) -> Vec<(Proc, PathBuf)> {
 
 fn modes(members: &[(Proc, PathBuf)]) -> Vec<Option<String>> {
     members.iter().map(|(p, _)| p.srvr("Mode")).collect()
+}
+
+/// Waits (60 s at most) for one leader and `followers` followers; returns the leader's index.
+fn wait_for_leader(members: &[(Proc, PathBuf)], followers: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let modes = modes(members);
+        let leaders: Vec<usize> =
+            (0..members.len()).filter(|i| modes[*i].as_deref() == Some("leader")).collect();
+        let following = modes.iter().filter(|m| m.as_deref() == Some("follower")).count();
+        if leaders.len() == 1 && following == followers {
+            return leaders[0];
+        }
+        assert!(Instant::now() < deadline, "no ensemble within 60 s: {modes:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `line` without its terminal colour codes (`ESC [ ... m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Polls `member`'s log (`within` at most) until it contains `line`.
+fn wait_for_log(member: &Proc, line: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !member.log_text().contains(line) {
+        assert!(Instant::now() < deadline, "no {line:?} in {} within {within:?}", member.port);
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// What one load thread saw.
@@ -717,4 +764,110 @@ fn a_follower_whose_disk_is_full_5_s_costs_no_errors_and_no_election() {
 fn the_leader_whose_disk_is_full_5_s_costs_no_errors_and_no_election() {
     let run = fault_one_member("lfull", "full", Who::Leader);
     print_run("leader disk full", &run);
+}
+
+/// A follower whose disk stays full must not keep the leader's proposals in memory without
+/// bound: past `zkr.diskFullBacklogBytes` (100,000 here) of txns waiting for its disk it drops
+/// out (as behind a partition), the two others go on without an error and without an
+/// election, and once its disk has space it rejoins and catches up. Fails without the bound:
+/// no member ever drops out.
+#[test]
+fn a_follower_whose_disk_stays_full_drops_out_at_the_bound_and_rejoins() {
+    const BOUND: u64 = 100_000;
+    let root = test_dir("backlog");
+    let members = ensemble_with(&root, &format!("zkr.diskFullBacklogBytes={BOUND}\n"));
+    let leader = wait_for_leader(&members, 2);
+    let faulted = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = [leader, other]
+        .iter()
+        .map(|&i| {
+            let (addr, stop) = (members[i].0.addr(), stop.clone());
+            std::thread::spawn(move || load(addr, &format!("s{i}"), stop))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&members[faulted].1, "full").expect("fill the disk");
+    let began = Instant::now();
+    wait_for_log(&members[faulted].0, "dropping out of the ensemble", Duration::from_secs(60));
+    let dropped_after = began.elapsed();
+    let text = members[faulted].0.log_text();
+    let line = text.lines().find(|l| l.contains("dropping out of the ensemble")).expect("line");
+    let line = strip_ansi(line);
+    let waiting: u64 = line
+        .split("waiting_bytes=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no waiting_bytes in {line:?}"));
+    // One driver turn's appends past the bound at most (1,024 events of ~100-byte txns).
+    assert!(waiting > BOUND && waiting < BOUND + 1024 * 200, "{waiting} bytes waited");
+    // Out: the others commit on, and it takes nothing more.
+    let zxid_out = members[leader].0.zxid();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(members[leader].0.zxid() > zxid_out + 10, "the others commit while it is out");
+    assert_eq!(text.matches("dropping out of the ensemble").count(), 1, "once");
+    std::fs::write(&members[faulted].1, "").expect("free the disk");
+    wait_for_log(&members[faulted].0, "rejoining the ensemble", Duration::from_secs(10));
+    stop.store(true, Ordering::Release);
+    let results: Vec<Load> = loads.into_iter().map(|l| l.join().expect("load")).collect();
+    for seen in &results {
+        assert!(seen.errors.is_empty(), "client-visible errors: {:?}", seen.errors);
+    }
+    assert_eq!(wait_for_leader(&members, 2), leader, "the others never lost their leader");
+    let target = members[leader].0.zxid();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while members[faulted].0.zxid() < target {
+        assert!(Instant::now() < deadline, "the member that dropped out did not catch up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ops: Vec<u64> = results.iter().map(|r| r.ops).collect();
+    eprintln!(
+        "dropped out {dropped_after:?} after its disk filled, {waiting} bytes waiting (bound \
+         {BOUND}); the others: ops {ops:?}, 0 errors, leader unchanged; rejoined and caught up"
+    );
+    drop(members);
+    std::fs::remove_dir_all(&root).expect("clean up");
+}
+
+/// ENOSPC on the epoch files no longer stops a member: with a follower's disk full, the
+/// leader is killed, so the two left need that follower's acceptedEpoch/currentEpoch for a
+/// quorum. It keeps trying (the files stay as they were), and once its disk has space the
+/// election completes and writes go through. Before, it exited ("cannot write the epoch
+/// files: No space left on device").
+#[test]
+fn a_full_disk_under_the_epoch_files_waits_for_space_instead_of_stopping() {
+    let root = test_dir("epochs");
+    let mut members = ensemble(&root);
+    let leader = wait_for_leader(&members, 2);
+    let faulted = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let mut client = connect(members[other].0.addr(), 30_000);
+    client.create("/before", b"x", 0).expect("a write before");
+    drop(client);
+    std::fs::write(&members[faulted].1, "full").expect("fill the disk");
+    members[leader].0.kill9();
+    wait_for_log(&members[faulted].0, "cannot write the epoch files", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(members[faulted].0.exited().is_none(), "it waits for space, it does not stop");
+    let epochs = std::fs::read_to_string(root.join(format!("s{}/data/acceptedEpoch", faulted + 1)));
+    assert!(epochs.is_ok(), "the epoch file is still there");
+    std::fs::write(&members[faulted].1, "").expect("free the disk");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut client = loop {
+        let modes = modes(&members);
+        let leads = modes.iter().filter(|m| m.as_deref() == Some("leader")).count();
+        let follows = modes.iter().filter(|m| m.as_deref() == Some("follower")).count();
+        if leads == 1 && follows == 1 {
+            break connect(members[faulted].0.addr(), 30_000);
+        }
+        assert!(Instant::now() < deadline, "no new leader after the space came back: {modes:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(client.exists("/before", false).is_ok(), "the committed write survives");
+    client.create("/after", b"y", 0).expect("a write after the election");
+    drop(client);
+    drop(members);
+    std::fs::remove_dir_all(&root).expect("clean up");
 }

@@ -252,7 +252,7 @@ fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
         }
         kind::NEWLEADER => ZabMessage::NewLeader { zxid: read_zxid(r, "newleader zxid")? },
         kind::UPTODATE => ZabMessage::UpToDate,
-        kind::PROPOSAL => ZabMessage::Proposal { txn: read_txn(r)? },
+        kind::PROPOSAL => ZabMessage::Proposal { txn: std::sync::Arc::new(read_txn(r)?) },
         kind::ACK => ZabMessage::Ack { zxid: read_zxid(r, "ack zxid")? },
         kind::COMMIT => ZabMessage::Commit { zxid: read_zxid(r, "commit zxid")? },
         kind::REQUEST => read_request(r)?,

@@ -87,7 +87,8 @@ impl DataTree {
                 let outcome = self.apply_set_data(path, data, *version, zxid, time);
                 if matches!(outcome, ApplyOutcome::DataSet { .. }) {
                     let event = EventType::NodeDataChanged;
-                    triggers.push(WatchTrigger { path: path.clone(), event });
+                    let path = self.path_key(path).expect("set data on an existing node");
+                    triggers.push(WatchTrigger { path, event });
                 }
                 outcome
             }
@@ -119,7 +120,7 @@ impl DataTree {
         if self.nodes.contains_key(p) {
             return ApplyOutcome::Failed(ZkError::NodeExists);
         }
-        if parent.kind.owner_session().is_some() {
+        if parent.kind().owner_session().is_some() {
             return ApplyOutcome::Failed(ZkError::NoChildrenForEphemerals);
         }
         let kind = match node_kind(args.kind, header.session_id) {
@@ -147,16 +148,18 @@ impl DataTree {
             pzxid: zxid,
             ..StatPersisted::default()
         };
-        let node =
-            ZNode { data: args.data.clone(), acl: args.acl.into(), stat, kind, num_children: 0 };
+        // The cache's copy of the list when a node holds one: no allocation for it.
+        let acl = self.interned_acl(args.acl).unwrap_or_else(|| args.acl.into());
+        let data = args.data.as_deref().map(Box::from);
+        let node = ZNode::new(data, acl, stat, kind);
         let bytes = node.data_len();
-        self.insert_node(p, node);
+        let key = self.insert_node(p, node);
         let client_stat = self.nodes[p].client_stat();
         assert_eq!(client_stat.czxid, zxid, "a new node's czxid is its txn's zxid");
         assert_eq!(self.nodes[parent_path].num_children, parent_children + 1, "not linked");
         self.quota_after_create(p, bytes);
-        triggers.push(WatchTrigger { path: p.to_string(), event: EventType::NodeCreated });
-        let parent_trigger = parent_path.to_string();
+        triggers.push(WatchTrigger { path: key, event: EventType::NodeCreated });
+        let parent_trigger = self.path_key(parent_path).expect("the parent exists");
         triggers.push(WatchTrigger { path: parent_trigger, event: EventType::NodeChildrenChanged });
         ApplyOutcome::Created { path: p.to_string(), stat: client_stat }
     }
@@ -174,7 +177,7 @@ impl DataTree {
         if node.num_children != 0 {
             return Err(ZkError::NotEmpty);
         }
-        let removed = self.remove_node(p);
+        let (key, removed) = self.remove_node(p);
         let parent_path = path::parent(p);
         self.update_stat(parent_path, |stat| {
             if zxid.0 > stat.pzxid {
@@ -183,8 +186,8 @@ impl DataTree {
         });
         self.quota_after_delete(p, removed.data_len());
         assert!(!self.nodes.contains_key(p), "deleted node still present");
-        triggers.push(WatchTrigger { path: p.to_string(), event: EventType::NodeDeleted });
-        let parent_trigger = parent_path.to_string();
+        triggers.push(WatchTrigger { path: key, event: EventType::NodeDeleted });
+        let parent_trigger = self.path_key(parent_path).expect("the parent exists");
         triggers.push(WatchTrigger { path: parent_trigger, event: EventType::NodeChildrenChanged });
         Ok(())
     }
@@ -202,7 +205,7 @@ impl DataTree {
         }
         let (old_len, stat) = self.update_node(p, |node| {
             let old_len = node.data_len();
-            node.data = data.clone();
+            node.data = data.as_deref().map(Box::from);
             node.stat.mtime = time_ms;
             node.stat.mzxid = zxid.0;
             node.stat.version = version;
@@ -221,13 +224,8 @@ impl DataTree {
         if !self.nodes.contains_key(p) {
             return ApplyOutcome::Failed(ZkError::NoNode);
         }
-        let stat = self.update_node(p, |node| {
-            node.acl = acl.into();
-            node.stat.aversion = version;
-            node.client_stat()
-        });
+        let stat = self.set_node_acl(p, acl, version);
         assert_eq!(stat.aversion, version, "setACL sets the txn's aversion");
-        assert_eq!(&*self.nodes[p].acl, acl, "setACL stores the ACL");
         ApplyOutcome::AclSet { stat }
     }
 
@@ -312,7 +310,7 @@ impl DataTree {
         let mut track = StatsTrack::default();
         track.set_count(count);
         track.set_bytes(bytes);
-        self.update_node(&stat_path, |n| n.data = Some(track.to_bytes()));
+        self.update_node(&stat_path, |n| n.data = Some(track.to_bytes().into()));
     }
 
     /// `updateQuotaStat`: adds the differences to the stats node's text, in place.
@@ -324,7 +322,7 @@ impl DataTree {
         let mut track = StatsTrack::parse(node.data.as_deref());
         track.set_count(track.count().wrapping_add(count_diff));
         track.set_bytes(track.bytes().wrapping_add(bytes_diff));
-        self.update_node(&stat_path, |n| n.data = Some(track.to_bytes()));
+        self.update_node(&stat_path, |n| n.data = Some(track.to_bytes().into()));
     }
 
     /// `ZooKeeperServer.checkQuota` against this (committed) tree: QUOTAEXCEEDED when a hard

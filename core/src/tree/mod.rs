@@ -9,7 +9,9 @@
 //!   the parent's `num_children` counts exactly its child keys;
 //! - only `Ephemeral` nodes are in the ephemeral index, each under its owner; normal ephemerals
 //!   have no children;
-//! - `ZNode::stat.ephemeral_owner == ZNode::kind.ephemeral_owner()`;
+//! - `ZNode::stat.ephemeral_owner == ZNode::kind().ephemeral_owner()`;
+//! - every node's ACL is the cache's allocation of that list, and the cache holds exactly the
+//!   lists in use, each with its number of holders;
 //! - `digest` is the wrapping sum of `digest::node_hash` over all nodes, `data_size` the sum of
 //!   path and data lengths, `quota_roots` the roots whose limits node exists;
 //! - iteration order is BTree order everywhere: nothing depends on hashing.
@@ -19,7 +21,9 @@
 //! it on the driver; a write after a snapshot copies only the B-tree chunks on its path. A node
 //! keeps only a count of its children: their names are the keys right under its path in the
 //! ordered map (see [`DataTree::children`]), so no name is stored twice. Equal ACL lists are
-//! shared with the parent's or the previous node's list (ZooKeeper's ACL cache, without ids).
+//! stored once, in a cache counting the nodes that hold each (ZooKeeper's
+//! `ReferenceCountedACLCache`, with the list's `Arc` as its id); the txn log and snapshots still
+//! write every list in full. A node's kind is a 1-byte tag beside `stat.ephemeral_owner`.
 
 pub mod acl;
 mod apply;
@@ -102,28 +106,84 @@ impl NodeKind {
     }
 }
 
-/// One znode.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How a node's [`NodeKind`] is stored: the tag alone, since the session or TTL it carries is
+/// `stat.ephemeral_owner` already (issue 16: 1 byte instead of 16 per znode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KindTag {
+    Persistent,
+    Ephemeral,
+    Container,
+    Ttl,
+}
+
+/// One znode. 104 bytes (its `Arc` makes an allocation of 128 with glibc's malloc); the data,
+/// the ACL list (shared by every node with an equal list) and the path key are apart.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ZNode {
-    /// Data; `None` (jute null) stays distinct from empty.
-    pub data: Option<Vec<u8>>,
-    /// ACL as stored (after fix-up); equal lists share one allocation.
+    /// Data; `None` (jute null) stays distinct from empty. A boxed slice: no capacity kept.
+    pub data: Option<Box<[u8]>>,
+    /// ACL as stored (after fix-up): the tree's one copy of this list (see `DataTree::acls`).
     pub acl: Arc<[Acl]>,
     /// Persisted stat.
     pub stat: StatPersisted,
-    /// Kind (persistent, ephemeral, container, TTL).
-    pub kind: NodeKind,
     /// Number of children (their names are the tree's keys right under this path).
     pub num_children: u32,
+    /// Kind (persistent, ephemeral, container, TTL); its payload is `stat.ephemeral_owner`.
+    kind: KindTag,
+}
+
+/// Prints what the node was before its kind became a tag (the simulator's traces print
+/// trees in SNAP messages, and stay byte-identical).
+impl std::fmt::Debug for ZNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZNode")
+            .field("data", &self.data)
+            .field("acl", &self.acl)
+            .field("stat", &self.stat)
+            .field("kind", &self.kind())
+            .field("num_children", &self.num_children)
+            .finish()
+    }
 }
 
 impl ZNode {
+    /// A node of `kind` without children; `stat.ephemeral_owner` must be
+    /// `kind.ephemeral_owner()` (the owner is where the kind's session or TTL is kept).
+    pub fn new(
+        data: Option<Box<[u8]>>,
+        acl: Arc<[Acl]>,
+        stat: StatPersisted,
+        kind: NodeKind,
+    ) -> ZNode {
+        assert_eq!(stat.ephemeral_owner, kind.ephemeral_owner(), "the owner encodes the kind");
+        let tag = match kind {
+            NodeKind::Persistent => KindTag::Persistent,
+            NodeKind::Ephemeral(_) => KindTag::Ephemeral,
+            NodeKind::Container => KindTag::Container,
+            NodeKind::Ttl(_) => KindTag::Ttl,
+        };
+        let node = ZNode { data, acl, stat, num_children: 0, kind: tag };
+        assert_eq!(node.kind(), kind, "the kind reads back");
+        node
+    }
+
+    /// Kind (persistent, ephemeral, container, TTL).
+    pub fn kind(&self) -> NodeKind {
+        let owner = self.stat.ephemeral_owner;
+        match self.kind {
+            KindTag::Persistent => NodeKind::Persistent,
+            KindTag::Ephemeral => NodeKind::Ephemeral(SessionId(owner)),
+            KindTag::Container => NodeKind::Container,
+            KindTag::Ttl => NodeKind::Ttl(owner & NodeKind::TTL_MAX_MS),
+        }
+    }
+
     /// The client-visible stat (`DataNode.copyStat`): cversion = 2*stored − numChildren,
     /// ephemeralOwner 0 for containers and TTL nodes, dataLength 0 for null.
     pub fn client_stat(&self) -> Stat {
         let num_children = self.num_children as i32;
         let ephemeral_owner = match self.kind {
-            NodeKind::Ephemeral(s) => s.0,
+            KindTag::Ephemeral => self.stat.ephemeral_owner,
             _ => 0,
         };
         Stat {
@@ -149,8 +209,8 @@ impl ZNode {
 /// One watch trigger produced by apply, in ZooKeeper's order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchTrigger {
-    /// The path the watches are on.
-    pub path: String,
+    /// The path the watches are on (the tree's allocation of it: no copy per trigger).
+    pub path: Arc<str>,
     /// The event.
     pub event: EventType,
 }
@@ -204,9 +264,13 @@ type PathKey = Arc<str>;
 
 /// The data tree. Clone is O(1) (structure is shared, copied on write); equality compares
 /// everything.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DataTree {
     nodes: OrdMap<PathKey, Arc<ZNode>>,
+    /// ZooKeeper's `ReferenceCountedACLCache`: every distinct ACL list held once, with the
+    /// number of nodes that hold it; a node's `acl` is the key's allocation. A function of the
+    /// nodes alone, so equal trees have equal caches.
+    acls: OrdMap<Arc<[Acl]>, u32>,
     ephemerals: OrdMap<SessionId, OrdSet<PathKey>>,
     /// Container and TTL paths (ContainerManager candidates come from here).
     containers_and_ttls: OrdSet<PathKey>,
@@ -215,6 +279,21 @@ pub struct DataTree {
     last_processed_zxid: Zxid,
     data_size: i64,
     digest: u64,
+}
+
+/// Prints every field but the ACL cache (a function of the nodes), as before the cache.
+impl std::fmt::Debug for DataTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataTree")
+            .field("nodes", &self.nodes)
+            .field("ephemerals", &self.ephemerals)
+            .field("containers_and_ttls", &self.containers_and_ttls)
+            .field("quota_roots", &self.quota_roots)
+            .field("last_processed_zxid", &self.last_processed_zxid)
+            .field("data_size", &self.data_size)
+            .field("digest", &self.digest)
+            .finish()
+    }
 }
 
 /// ZooKeeper's `ZooDefs.CONFIG_NODE`.
@@ -242,13 +321,8 @@ impl DataTree {
             // ZooKeeper gives /zookeeper/config its ACL with `setACL(..., -1)` at start-up, which
             // leaves its aversion at -1 (seen on Apache 3.8 by tests/tests/differential.rs).
             let aversion = if p == "/zookeeper/config" { -1 } else { 0 };
-            let node = ZNode {
-                data: Some(Vec::new()),
-                acl: acl.into(),
-                stat: StatPersisted { aversion, ..StatPersisted::default() },
-                kind: NodeKind::Persistent,
-                num_children: 0,
-            };
+            let stat = StatPersisted { aversion, ..StatPersisted::default() };
+            let node = ZNode::new(Some(Box::default()), acl.into(), stat, NodeKind::Persistent);
             tree.insert_node(p, node);
         }
         tree.invariants();
@@ -263,7 +337,7 @@ impl DataTree {
     /// writes its start time) so that members with the same configuration keep equal digests.
     pub fn set_config_data(&mut self, data: &[u8]) {
         self.update_node(CONFIG_NODE, |node| {
-            node.data = Some(data.to_vec());
+            node.data = Some(data.into());
             node.stat.version = -1;
             node.stat.mzxid = 0;
             node.stat.mtime = 0;
@@ -276,6 +350,7 @@ impl DataTree {
     fn empty(zxid: Zxid) -> DataTree {
         DataTree {
             nodes: OrdMap::new(),
+            acls: OrdMap::new(),
             ephemerals: OrdMap::new(),
             containers_and_ttls: OrdSet::new(),
             quota_roots: BTreeSet::new(),
@@ -288,6 +363,11 @@ impl DataTree {
     /// The node at `path`.
     pub fn get(&self, path: &str) -> Option<&ZNode> {
         self.nodes.get(path).map(|n| &**n)
+    }
+
+    /// The tree's allocation of `path`, to share (a watch on the node holds no copy of it).
+    pub fn path_key(&self, path: &str) -> Option<Arc<str>> {
+        self.nodes.get_key_value(path).map(|(key, _)| key.clone())
     }
 
     /// The client-visible stat of `path`.
@@ -417,7 +497,7 @@ impl DataTree {
                 continue;
             }
             let elapsed = now_wall_ms.saturating_sub(node.stat.mtime);
-            let expired = match node.kind {
+            let expired = match node.kind() {
                 NodeKind::Container if node.stat.cversion > 0 => true,
                 NodeKind::Container => max_never_used_ms != 0 && elapsed > max_never_used_ms,
                 NodeKind::Ttl(ttl) => extended_types && ttl != 0 && elapsed > ttl,
@@ -432,62 +512,100 @@ impl DataTree {
 
     // ---- internal mutators: the only places that touch `nodes` ----
 
-    /// Adds a node under an existing parent and keeps every index up to date.
-    fn insert_node(&mut self, path: &str, mut node: ZNode) {
+    /// Adds a node under an existing parent and keeps every index up to date; returns the
+    /// node's key.
+    fn insert_node(&mut self, path: &str, mut node: ZNode) -> PathKey {
         assert!(!self.nodes.contains_key(path), "insert over an existing node {path}");
         assert_eq!(node.num_children, 0, "a new node has no children: {path}");
-        assert_eq!(node.stat.ephemeral_owner, node.kind.ephemeral_owner(), "owner of {path}");
-        node.acl = self.shared_acl(path, node.acl);
+        assert_eq!(node.stat.ephemeral_owner, node.kind().ephemeral_owner(), "owner of {path}");
+        node.acl = self.acl_hold(node.acl, 1);
         if path != "/" {
             let parent = self.nodes.get_mut(path::parent(path)).expect("parent of a new node");
-            assert!(parent.kind.owner_session().is_none(), "child of an ephemeral: {path}");
+            assert!(parent.kind().owner_session().is_none(), "child of an ephemeral: {path}");
             Arc::make_mut(parent).num_children += 1;
         }
         let key: PathKey = path.into();
         self.index_add(&key, &node);
-        self.nodes.insert(key, Arc::new(node));
+        self.nodes.insert(key.clone(), Arc::new(node));
+        key
     }
 
-    /// `acl`, or an equal list already held by the parent of `path` or by the node before it
-    /// in path order (siblings made by one client usually carry the same ACL), so that a
-    /// million nodes with one ACL hold one copy of it. Sharing never changes what is stored.
-    fn shared_acl(&self, path: &str, acl: Arc<[Acl]>) -> Arc<[Acl]> {
-        let parent = if path == "/" { None } else { self.nodes.get(path::parent(path)) };
-        let previous = self.nodes.get_prev(path).map(|(_, n)| n);
-        for held in parent.into_iter().chain(previous) {
-            if held.acl == acl {
-                return held.acl.clone();
-            }
+    /// The tree's copy of an ACL list equal to `acl`, if a node holds one: a create or setACL
+    /// with a list already in use allocates nothing for it.
+    pub fn interned_acl(&self, acl: &[Acl]) -> Option<Arc<[Acl]>> {
+        self.acls.get_key_value(acl).map(|(held, _)| held.clone())
+    }
+
+    /// Counts `nodes` more holders of `acl` and returns the cache's copy of it (`acl` itself
+    /// when the list is new). Sharing never changes what is stored, only where.
+    fn acl_hold(&mut self, acl: Arc<[Acl]>, nodes: u32) -> Arc<[Acl]> {
+        assert!(nodes > 0, "a hold counts at least one node");
+        if let Some((held, count)) = self.acls.get_key_value_mut(&*acl) {
+            *count = count.checked_add(nodes).expect("u32 holders");
+            return held.clone();
         }
+        self.acls.insert(acl.clone(), nodes);
+        assert!(self.acls.contains_key(&*acl), "a new list is cached");
         acl
     }
 
-    /// Removes a childless node and keeps every index up to date.
-    fn remove_node(&mut self, path: &str) -> Arc<ZNode> {
+    /// One node less holds `acl`; the list leaves the cache with its last holder.
+    fn acl_release(&mut self, acl: &[Acl]) {
+        let count = self.acls.get_mut(acl).expect("a node's ACL is in the cache");
+        assert!(*count > 0, "cached lists have holders");
+        *count -= 1;
+        if *count == 0 {
+            self.acls.remove(acl);
+        }
+    }
+
+    /// Removes a childless node and keeps every index up to date; returns its key and node.
+    fn remove_node(&mut self, path: &str) -> (PathKey, Arc<ZNode>) {
         assert!(path != "/", "the root is never removed");
-        let node = self.nodes.remove(path).expect("remove of a missing node");
+        let (key, node) = self.nodes.remove_with_key(path).expect("remove of a missing node");
         assert_eq!(node.num_children, 0, "remove of a node with children: {path}");
         let parent = self.nodes.get_mut(path::parent(path)).expect("parent of a live node");
         let parent = Arc::make_mut(parent);
         assert!(parent.num_children > 0, "parent did not count {path}");
         parent.num_children -= 1;
         self.index_remove(path, &node);
-        node
+        self.acl_release(&node.acl);
+        (key, node)
     }
 
-    /// Changes a node in place (data, ACL, stat; never its kind or children) and returns what
+    /// Changes a node in place (data, stat; never its kind, ACL or children) and returns what
     /// `f` returns. The digest and data size follow. A node shared with a snapshot is copied
     /// first (`Arc::make_mut`), so the snapshot keeps the old version.
     fn update_node<R>(&mut self, path: &str, f: impl FnOnce(&mut ZNode) -> R) -> R {
         let node = Arc::make_mut(self.nodes.get_mut(path).expect("update of a missing node"));
-        let before = (node.kind, node.num_children);
+        let before = (node.kind(), node.num_children, Arc::as_ptr(&node.acl));
         self.digest = self.digest.wrapping_sub(node_hash(path, node));
         self.data_size -= node.data_len();
         let r = f(node);
-        assert_eq!(before, (node.kind, node.num_children), "update changed kind or children");
+        let after = (node.kind(), node.num_children, Arc::as_ptr(&node.acl));
+        assert_eq!(before.0, after.0, "update changed the kind");
+        assert_eq!(before.1, after.1, "update changed the children");
+        assert!(std::ptr::eq(before.2, after.2), "update changed the ACL (see set_node_acl)");
         self.digest = self.digest.wrapping_add(node_hash(path, node));
         self.data_size += node.data_len();
         r
+    }
+
+    /// setACL's change: the node takes the cache's copy of `acl` and `aversion`; the digest and
+    /// the cache follow. Returns the new client-visible stat.
+    fn set_node_acl(&mut self, path: &str, acl: &[Acl], aversion: i32) -> Stat {
+        let new = self.interned_acl(acl).unwrap_or_else(|| acl.into());
+        let new = self.acl_hold(new, 1);
+        let node = Arc::make_mut(self.nodes.get_mut(path).expect("setACL of a missing node"));
+        self.digest = self.digest.wrapping_sub(node_hash(path, node));
+        let old = std::mem::replace(&mut node.acl, new);
+        node.stat.aversion = aversion;
+        self.digest = self.digest.wrapping_add(node_hash(path, node));
+        let stat = node.client_stat();
+        self.acl_release(&old);
+        assert_eq!(stat.aversion, aversion, "setACL sets the aversion");
+        assert_eq!(self.acl(path), Some(acl), "setACL stores the ACL");
+        stat
     }
 
     /// `update_node` for a change of the stat alone (a parent's cversion and pzxid): the path,
@@ -509,7 +627,7 @@ impl DataTree {
     /// `index_add` without the digest (a loader that takes the stored digest).
     fn index_add_unhashed(&mut self, path: &PathKey, node: &ZNode) {
         self.data_size += path.len() as i64 + node.data_len();
-        match node.kind {
+        match node.kind() {
             NodeKind::Ephemeral(s) => {
                 self.ephemerals.entry(s).or_default().insert(path.clone());
             }
@@ -523,7 +641,7 @@ impl DataTree {
     fn index_remove(&mut self, path: &str, node: &ZNode) {
         self.digest = self.digest.wrapping_sub(node_hash(path, node));
         self.data_size -= path.len() as i64 + node.data_len();
-        match node.kind {
+        match node.kind() {
             NodeKind::Ephemeral(s) => {
                 let set = self.ephemerals.get_mut(&s).expect("ephemeral index entry");
                 assert!(set.remove(path).is_some(), "ephemeral {path} missing from the index");
@@ -549,7 +667,7 @@ impl DataTree {
     /// A loader for a tree decoded node by node (snapshot load), at `zxid`.
     pub(crate) fn loader(zxid: Zxid) -> TreeLoader {
         let tree = DataTree::empty(zxid);
-        TreeLoader { tree, previous: None, previous_acl: None, hash_nodes: true, parent: None }
+        TreeLoader { tree, previous: None, held_acl: None, hash_nodes: true, parent: None }
     }
 
     /// A loader that does not hash the nodes: [`TreeLoader::finish_with_digest`] then gives the
@@ -567,16 +685,21 @@ impl DataTree {
         let mut ephemerals: OrdMap<SessionId, OrdSet<PathKey>> = OrdMap::new();
         let mut special = OrdSet::new();
         let mut counted: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut acl_holders: BTreeMap<&[Acl], u32> = BTreeMap::new();
         for (p, node) in &self.nodes {
             assert!(path::validate_path(p).is_ok(), "invalid key {p:?}");
-            assert_eq!(node.stat.ephemeral_owner, node.kind.ephemeral_owner(), "owner of {p}");
+            assert_eq!(node.stat.ephemeral_owner, node.kind().ephemeral_owner(), "owner of {p}");
+            let (cached, _) = self.acls.get_key_value(&*node.acl).expect("ACL list cached");
+            assert!(Arc::ptr_eq(cached, &node.acl), "{p} holds its own copy of a cached ACL");
+            *acl_holders.entry(&node.acl).or_default() += 1;
             if &**p != "/" {
                 let parent = path::parent(p);
                 assert!(self.nodes.contains_key(parent), "{p} has no parent");
                 *counted.entry(parent).or_default() += 1;
             }
-            match node.kind {
+            match node.kind() {
                 NodeKind::Ephemeral(s) => {
+                    assert_ne!(s.0, 0, "ephemeral {p} without an owner");
                     assert_eq!(node.num_children, 0, "ephemeral {p} has children");
                     ephemerals.entry(s).or_default().insert(p.clone());
                 }
@@ -591,6 +714,10 @@ impl DataTree {
         for (p, node) in &self.nodes {
             let children = counted.get(&**p).copied().unwrap_or(0);
             assert_eq!(node.num_children, children, "children of {p} miscounted");
+        }
+        assert_eq!(acl_holders.len(), self.acls.len(), "ACL cache holds unused lists");
+        for (acl, holders) in &self.acls {
+            assert_eq!(acl_holders.get(&**acl), Some(holders), "ACL cache count of {acl:?}");
         }
         assert_eq!(digest, self.digest, "incremental digest drifted");
         assert_eq!(size, self.data_size, "data size drifted");
@@ -609,13 +736,16 @@ impl DataTree {
 pub(crate) struct TreeLoader {
     tree: DataTree,
     previous: Option<PathKey>,
-    previous_acl: Option<Arc<[Acl]>>,
+    /// The last node's ACL list (from the tree's cache) and the nodes holding it that are not
+    /// yet counted there: nodes mostly repeat the previous node's list, so the cache is
+    /// updated once per run of equal lists, not once per node.
+    held_acl: Option<(Arc<[Acl]>, u32)>,
     /// Whether the digest is summed as nodes come in (else the stored one is taken).
     hash_nodes: bool,
-    /// The parent of the last node pushed: its path, its ACL, and the children counted for it
-    /// and not yet added to its `num_children`. Siblings mostly come in a row (a million under
+    /// The parent of the last node pushed: its path and the children counted for it and not
+    /// yet added to its `num_children`. Siblings mostly come in a row (a million under
     /// one parent in issue 16's load), so most nodes need one map operation, not two.
-    parent: Option<(PathKey, Arc<[Acl]>, u32)>,
+    parent: Option<(PathKey, u32)>,
 }
 
 impl TreeLoader {
@@ -629,20 +759,14 @@ impl TreeLoader {
             _ => {}
         }
         path::validate_path(p).map_err(|_| "invalid path")?;
-        if node.stat.ephemeral_owner != node.kind.ephemeral_owner() {
+        if node.stat.ephemeral_owner != node.kind().ephemeral_owner() {
             return Err("ephemeral owner does not match the node kind");
         }
         node.num_children = 0;
         if p != "/" {
-            let parent_acl = self.count_child_of(path::parent(p))?;
-            if *parent_acl == *node.acl {
-                node.acl = parent_acl;
-            }
+            self.count_child_of(path::parent(p))?;
         }
-        if let Some(acl) = self.previous_acl.as_ref().filter(|acl| **acl == node.acl) {
-            node.acl = acl.clone();
-        }
-        self.previous_acl = Some(node.acl.clone());
+        node.acl = self.hold_acl(node.acl);
         if self.hash_nodes {
             self.tree.index_add(&key, &node);
         } else {
@@ -654,28 +778,51 @@ impl TreeLoader {
         Ok(())
     }
 
-    /// Counts one more child of `parent` (in `self.parent` while its children come in a row)
-    /// and returns the parent's ACL. Looks the parent up only when it changes, after adding the
-    /// count held for the one before.
-    fn count_child_of(&mut self, parent: &str) -> Result<Arc<[Acl]>, &'static str> {
-        if let Some((held, acl, count)) = self.parent.as_mut()
+    /// The cache's copy of `acl` for the next node, counted in `held_acl` while the nodes
+    /// repeat it (compared by pointer first: the decoder shares a repeated list).
+    fn hold_acl(&mut self, acl: Arc<[Acl]>) -> Arc<[Acl]> {
+        if let Some((held, count)) = self.held_acl.as_mut()
+            && (Arc::ptr_eq(held, &acl) || **held == *acl)
+        {
+            *count += 1;
+            return held.clone();
+        }
+        self.count_held_acl();
+        let held = self.tree.interned_acl(&acl).unwrap_or(acl);
+        self.held_acl = Some((held.clone(), 1));
+        held
+    }
+
+    /// Adds the holders counted in `held_acl` to the tree's ACL cache.
+    fn count_held_acl(&mut self) {
+        if let Some((acl, count)) = self.held_acl.take() {
+            let cached = self.tree.acl_hold(acl.clone(), count);
+            assert!(Arc::ptr_eq(&cached, &acl), "the held list is the cache's");
+        }
+    }
+
+    /// Counts one more child of `parent` (in `self.parent` while its children come in a row).
+    /// Looks the parent up only when it changes, after adding the count held for the one
+    /// before.
+    fn count_child_of(&mut self, parent: &str) -> Result<(), &'static str> {
+        if let Some((held, count)) = self.parent.as_mut()
             && **held == *parent
         {
             *count += 1;
-            return Ok(acl.clone());
+            return Ok(());
         }
         self.add_held_children();
         let (key, node) = self.tree.nodes.get_key_value(parent).ok_or("parent missing")?;
-        if node.kind.owner_session().is_some() {
+        if node.kind().owner_session().is_some() {
             return Err("child of an ephemeral");
         }
-        self.parent = Some((key.clone(), node.acl.clone(), 1));
-        Ok(node.acl.clone())
+        self.parent = Some((key.clone(), 1));
+        Ok(())
     }
 
     /// Adds the children counted in `self.parent` to its node.
     fn add_held_children(&mut self) {
-        if let Some((held, _, count)) = self.parent.take() {
+        if let Some((held, count)) = self.parent.take() {
             assert!(count > 0, "a parent is held only once a child is counted");
             let node = self.tree.nodes.get_mut(&held).expect("a held parent is in the tree");
             // A parent's children can come in several runs ("/a/x", "/a/x/y", "/a/z"): add.
@@ -703,6 +850,7 @@ impl TreeLoader {
 
     fn finish_unchecked(mut self) -> Result<DataTree, &'static str> {
         self.add_held_children();
+        self.count_held_acl();
         let mut tree = self.tree;
         for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
             tree.nodes.get(p).ok_or("system node missing")?;
@@ -741,5 +889,25 @@ mod tests {
             let message = *caught.expect_err("a miscount is caught").downcast::<String>().unwrap();
             assert!(message.contains("children of /zookeeper miscounted"), "{message}");
         }
+    }
+
+    /// `invariants` notices a node with its own copy of a cached ACL list, and a cache count
+    /// that does not match the nodes holding the list.
+    #[test]
+    fn invariants_catch_an_uncached_acl_and_a_miscounted_one() {
+        let mut tree = DataTree::new();
+        let node = Arc::make_mut(tree.nodes.get_mut("/zookeeper").unwrap());
+        node.acl = node.acl.to_vec().into();
+        let caught = std::panic::catch_unwind(|| tree.invariants());
+        let message = *caught.expect_err("a copy is caught").downcast::<String>().unwrap();
+        assert!(message.contains("/zookeeper holds its own copy"), "{message}");
+        let mut tree = DataTree::new();
+        let open: Arc<[Acl]> = Acl::open_unsafe().into();
+        let held = tree.interned_acl(&open).expect("the system nodes hold the open ACL");
+        assert_eq!(tree.acls.get(&*open), Some(&3), "/, /zookeeper and /zookeeper/quota");
+        tree.acls.insert(held, 4);
+        let caught = std::panic::catch_unwind(|| tree.invariants());
+        let message = *caught.expect_err("a miscount is caught").downcast::<String>().unwrap();
+        assert!(message.contains("ACL cache count"), "{message}");
     }
 }

@@ -134,7 +134,10 @@ impl Election {
         if self.quorum.is_voter(self.me) {
             self.received.insert(self.me, (vote, self.logical_clock));
         }
+        // A changed proposal restarts the finalize wait: a quorum for the old one says nothing.
         self.finalize_at = None;
+        let own = self.received.get(&self.me).map(|(v, _)| *v);
+        assert!(own.is_none_or(|v| v == vote), "our own vote counts for what we propose");
     }
 
     /// Handles a notification from `from`.
@@ -205,6 +208,10 @@ impl Election {
         } else {
             self.finalize_at = None;
         }
+        // FLE's rounds only move forward; a finalize wait runs only while a quorum agrees.
+        assert!(epoch <= self.logical_clock, "an older round was answered, not counted");
+        let held = self.quorum.contains(self.agreeing(self.proposal).iter());
+        assert!(self.finalize_at.is_none() || held, "finalizing only over a quorum");
         actions
     }
 
@@ -302,8 +309,12 @@ impl Election {
             }
         }
         if now >= self.resend_at {
+            // Exponential backoff (FastLeaderElection doubles its notification timeout up to
+            // maxNotificationInterval): a partitioned server does not flood the others.
             self.backoff_ticks = (self.backoff_ticks * 2).min(self.max_backoff_ticks);
             self.resend_at = now + self.backoff_ticks;
+            assert!(self.backoff_ticks <= self.max_backoff_ticks, "the backoff is capped");
+            assert!(self.resend_at >= now, "the next resend is not in the past");
             return vec![ElectionAction::Broadcast(self.notification())];
         }
         Vec::new()

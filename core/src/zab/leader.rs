@@ -13,12 +13,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::node::Node;
 use crate::proto::client::Request;
 use crate::proto::error::ZkError;
+use crate::shared::{Shared, Upstream};
 use crate::txn::{LoggedTxn, Txn, TxnHeader};
 use crate::types::{ConnId, Id, ServerId, SessionId, Zxid};
-use crate::zab::Role;
+use crate::zab::Next;
 use crate::zab::election::Backing;
 use crate::zab::fifo::{FifoChannel, Receipt};
 use crate::zab::message::{Forwarded, ZabMessage};
@@ -70,6 +70,9 @@ pub struct LearnerHandler {
 }
 
 impl LearnerHandler {
+    /// Gets proposals and commits: a syncing learner too, since everything proposed after its
+    /// DIFF follows the DIFF in the same FIFO session and so extends the history it is synced
+    /// to (Zab phase 2); it applies them at UPTODATE.
     fn forwarding(&self) -> bool {
         matches!(self.phase, HandlerPhase::Syncing | HandlerPhase::Synced)
     }
@@ -184,6 +187,8 @@ pub struct Leader {
     pub quorum_acked: Zxid,
     /// Before establishment: the voters that can no longer follow us (see [`Backing`]).
     pub backing: Backing,
+    /// A proposal used up the epoch's zxid counter: step down at the end of the step.
+    pub counter_exhausted: bool,
 }
 
 impl Leader {
@@ -203,6 +208,7 @@ impl Leader {
             sync_round_due: false,
             quorum_acked: Zxid::ZERO,
             backing: Backing::default(),
+            counter_exhausted: false,
         }
     }
 
@@ -215,103 +221,96 @@ impl Leader {
         leader
     }
 
-    /// The learners `keep` selects, in id order.
+    /// The learners `keep` selects, in id order (the map is ordered, so messages to several
+    /// learners go out in the same order in every run: part of the trace a seed replays).
     pub fn learners_where(&self, keep: impl Fn(&LearnerHandler) -> bool) -> Vec<ServerId> {
         self.learners.iter().filter(|(_, h)| keep(h)).map(|(id, _)| *id).collect()
     }
 
-    /// Checks the leader's invariants against the node.
-    pub fn invariants(&self, node: &Node) {
+    /// Checks the leader's invariants against the shared state.
+    pub(crate) fn invariants(&self, shared: &Shared) {
         if !self.phase.is_established() {
-            assert!(node.log.committed() <= self.history_end, "no commits before establishment");
+            assert!(shared.log.committed() <= self.history_end, "no commits before establishment");
             assert!(
-                node.log.last_logged() == self.history_end,
+                shared.log.last_logged() == self.history_end,
                 "no proposals before establishment"
             );
         } else {
             assert!(self.phase.epoch().is_some(), "an established leader has an epoch");
-            assert!(node.log.committed() >= self.history_end, "the history is committed");
+            assert!(shared.log.committed() >= self.history_end, "the history is committed");
         }
         if self.phase.is_epoch_acked() && self.phase != LeaderPhase::Standalone {
             let epoch = self.phase.epoch();
-            assert_eq!(Some(node.current_epoch), epoch, "the epoch is current once acked");
-            let early = node.config.bugs.epoch_before_sync;
-            assert!(early || node.log.durable() >= self.history_end, "current over a durable log");
+            assert_eq!(Some(shared.current_epoch), epoch, "the epoch is current once acked");
+            let early = shared.config.bugs.epoch_before_sync;
+            assert!(
+                early || shared.log.durable() >= self.history_end,
+                "current over a durable log"
+            );
         }
         if let Some(epoch) = self.phase.epoch() {
-            assert!(epoch <= node.accepted_epoch, "the leader accepted its own epoch");
-            assert!(node.log.last_logged().epoch() <= epoch, "no zxid beyond the epoch");
+            assert!(epoch <= shared.accepted_epoch, "the leader accepted its own epoch");
+            assert!(shared.log.last_logged().epoch() <= epoch, "no zxid beyond the epoch");
         }
         for (id, handler) in &self.learners {
-            assert_ne!(*id, node.config.server_id, "the leader is not its own learner");
+            assert_ne!(*id, shared.config.server_id, "the leader is not its own learner");
             handler.channel.invariants();
             if self.acked.contains_key(id) {
                 assert_eq!(handler.phase, HandlerPhase::Synced, "only synced learners ack");
             }
             if let HandlerPhase::AwaitLogRead { request, after, upto } = handler.phase {
                 assert!(after < upto, "a log read is for a learner behind the in-memory log");
-                assert!(request <= node.log_reads, "a log read the node asked for");
+                assert!(request <= shared.log_reads, "a log read the node asked for");
             }
         }
     }
 }
 
-fn leader_mut(node: &mut Node) -> &mut Leader {
-    match &mut node.role {
-        Role::Leading(leader) => leader,
-        _ => panic!("not leading"),
-    }
-}
-
-fn leader_ref(node: &Node) -> &Leader {
-    match &node.role {
-        Role::Leading(leader) => leader,
-        _ => panic!("not leading"),
-    }
-}
-
-impl Node {
-    /// Won an election: start discovery with our own accepted epoch on the table.
-    pub(crate) fn become_leader(&mut self) {
-        let me = self.config.server_id;
-        assert!(!self.config.is_standalone(), "a standalone server leads from the start");
-        assert!(self.quorum.is_voter(me), "observers never lead");
+/// Discovery and synchronization from the leader's side: methods of the leader's state that
+/// borrow the shared state. A handler that must give up the role returns [`Next::Elect`]; the
+/// dispatcher (`Node`) then starts the election, so a role never replaces itself.
+impl Leader {
+    /// Won an election: discovery starts with our own accepted epoch on the table.
+    pub(crate) fn elected(shared: &Shared) -> Leader {
+        let me = shared.config.server_id;
+        assert!(!shared.config.is_standalone(), "a standalone server leads from the start");
+        assert!(shared.quorum.is_voter(me), "observers never lead");
         // Fast leader election picked the server with the newest (currentEpoch, last zxid)
         // among a quorum, so our log holds every committed txn: `history_end` is what the new
         // epoch commits first (Zab's "initial history"; the implementation's Leader.lead).
         let discovery = LeaderPhase::Discovery { epoch: None };
-        let mut leader = Leader::new(discovery, self.now_tick, self.log.last_logged());
-        leader.infos.insert(me, self.accepted_epoch);
-        self.role = Role::Leading(Box::new(leader));
-        self.maybe_decide_epoch();
+        let mut leader = Leader::new(discovery, shared.now_tick, shared.log.last_logged());
+        leader.infos.insert(me, shared.accepted_epoch);
+        assert_eq!(leader.history_end, shared.log.last_logged(), "the history is the whole log");
+        leader
     }
 
-    fn maybe_decide_epoch(&mut self) {
-        let leader = leader_ref(self);
-        if leader.phase.epoch().is_some() || !self.quorum.contains(leader.infos.keys()) {
+    /// Decides the epoch once a quorum of voters reported its accepted epoch (Zab phase 1).
+    pub(crate) fn maybe_decide_epoch(&mut self, shared: &mut Shared) {
+        if self.phase.epoch().is_some() || !shared.quorum.contains(self.infos.keys()) {
             return;
         }
         // Zab phase 1: the new epoch is above every acceptedEpoch of a quorum, so no follower
         // of that quorum can still accept an older leader's NEWEPOCH, and two leaders never
         // establish the same epoch (the TLA+ spec's Leadership1).
-        let epoch = leader.infos.values().copied().max().expect("own info") + 1;
-        assert!(epoch > self.accepted_epoch, "our own accepted epoch is among the infos");
-        assert!(epoch > self.current_epoch, "a new epoch is newer than any we led or followed");
-        tracing::info!(server = self.config.server_id.0, epoch, "proposing a new epoch");
-        self.accepted_epoch = epoch;
-        self.persist_epochs();
-        let me = self.config.server_id;
-        let leader = leader_mut(self);
-        assert_eq!(leader.phase, LeaderPhase::Discovery { epoch: None });
-        leader.phase = LeaderPhase::Discovery { epoch: Some(epoch) };
-        leader.epoch_acks.insert(me);
-        let waiting: Vec<ServerId> = leader.learners_where(|h| h.phase == HandlerPhase::Info);
+        let epoch = self.infos.values().copied().max().expect("own info") + 1;
+        assert!(epoch > shared.accepted_epoch, "our own accepted epoch is among the infos");
+        assert!(epoch > shared.current_epoch, "a new epoch is newer than any we led or followed");
+        tracing::info!(server = shared.config.server_id.0, epoch, "proposing a new epoch");
+        // Accepted (and durable, a synchronous write) before any LEADERINFO names it: a crash
+        // after this may not let us propose an older epoch again (ZOOKEEPER-3608).
+        shared.accepted_epoch = epoch;
+        shared.persist_epochs();
+        let me = shared.config.server_id;
+        assert_eq!(self.phase, LeaderPhase::Discovery { epoch: None });
+        self.phase = LeaderPhase::Discovery { epoch: Some(epoch) };
+        self.epoch_acks.insert(me);
+        let waiting: Vec<ServerId> = self.learners_where(|h| h.phase == HandlerPhase::Info);
         for id in waiting {
-            leader_mut(self).learners.get_mut(&id).expect("listed").phase =
-                HandlerPhase::AwaitAckEpoch;
-            self.send_learner(id, ZabMessage::LeaderInfo { new_epoch: epoch });
+            self.learners.get_mut(&id).expect("listed").phase = HandlerPhase::AwaitAckEpoch;
+            self.send_learner(shared, id, ZabMessage::LeaderInfo { new_epoch: epoch });
         }
-        self.maybe_epoch_quorum();
+        self.maybe_epoch_quorum(shared);
     }
 
     /// Once a quorum acknowledged the epoch and our own history is durable, makes the epoch our
@@ -319,78 +318,81 @@ impl Node {
     /// elected with txns still waiting for fsync that wrote "epoch e+1" and then crashed would
     /// restart with a newer epoch over a shorter log, win again and truncate txns a quorum of
     /// epoch e committed (ZOOKEEPER-4643, the leader's side).
-    fn maybe_epoch_quorum(&mut self) {
-        let leader = leader_ref(self);
-        if leader.phase.is_epoch_acked() || !self.quorum.contains(leader.epoch_acks.iter()) {
+    fn maybe_epoch_quorum(&mut self, shared: &mut Shared) {
+        if self.phase.is_epoch_acked() || !shared.quorum.contains(self.epoch_acks.iter()) {
             return;
         }
-        let durable = self.log.durable() >= leader.history_end;
-        if !durable && !self.config.bugs.epoch_before_sync {
+        let durable = shared.log.durable() >= self.history_end;
+        if !durable && !shared.config.bugs.epoch_before_sync {
             return;
         }
-        let epoch = leader.phase.epoch().expect("decided");
-        assert!(epoch > self.current_epoch, "a new epoch is newer than any we led or followed");
-        leader_mut(self).phase = LeaderPhase::Synchronization { epoch };
-        self.current_epoch = epoch;
-        self.persist_epochs();
-        let waiting: Vec<ServerId> =
-            leader_ref(self).learners_where(|h| h.phase == HandlerPhase::AwaitSync);
+        let epoch = self.phase.epoch().expect("decided");
+        assert!(epoch > shared.current_epoch, "a new epoch is newer than any we led or followed");
+        assert!(epoch <= shared.accepted_epoch, "the epoch was accepted when it was decided");
+        self.phase = LeaderPhase::Synchronization { epoch };
+        shared.current_epoch = epoch;
+        shared.persist_epochs();
+        let waiting: Vec<ServerId> = self.learners_where(|h| h.phase == HandlerPhase::AwaitSync);
         for id in waiting {
-            self.sync_learner(id);
+            self.sync_learner(shared, id);
         }
-        self.maybe_establish();
-    }
-
-    /// Sends a message in the learner's session (numbered; see `zab::message`).
-    pub(crate) fn send_learner(&mut self, id: ServerId, msg: ZabMessage) {
-        let Some(h) = leader_mut(self).learners.get_mut(&id) else { return };
-        let numbered = h.channel.wrap(msg);
-        assert!(h.channel.sent() >= 1, "the message took a number");
-        assert!(matches!(numbered, ZabMessage::Session { .. }), "session messages are numbered");
-        self.send_peer(id, numbered);
+        self.maybe_establish(shared);
     }
 
     /// Re-sends the session's first message (a LEADERINFO the learner never got).
-    fn resend_first(&mut self, id: ServerId, msg: ZabMessage) {
-        let Some(h) = leader_ref(self).learners.get(&id) else { return };
+    fn resend_first(&self, shared: &mut Shared, id: ServerId, msg: ZabMessage) {
+        let Some(h) = self.learners.get(&id) else { return };
         if let Some(numbered) = h.channel.rewrap_first(msg) {
-            self.send_peer(id, numbered);
+            shared.send_peer(id, numbered);
         }
     }
 
-    pub(crate) fn leader_on_message(&mut self, from: ServerId, msg: ZabMessage) {
-        let now = self.now_tick;
+    /// A message from a learner (the dispatcher checked it is a member): FOLLOWERINFO opens
+    /// (or repeats) its session, everything else travels numbered in that session.
+    pub(crate) fn on_message(
+        &mut self,
+        shared: &mut Shared,
+        from: ServerId,
+        msg: ZabMessage,
+    ) -> Next {
+        let now = shared.now_tick;
         match msg {
             ZabMessage::Session { nonce, seq, msg } => {
-                self.on_learner_session(from, nonce, seq, *msg, now)
+                return self.on_learner_session(shared, from, (nonce, seq), *msg, now);
             }
             ZabMessage::FollowerInfo { accepted_epoch, last_zxid, observer, nonce } => {
-                let known =
-                    leader_ref(self).learners.get(&from).map(|h| (h.channel.nonce(), h.phase));
+                let known = self.learners.get(&from).map(|h| (h.channel.nonce(), h.phase));
                 match known {
                     Some((n, HandlerPhase::AwaitAckEpoch)) if n == nonce => {
-                        let epoch = leader_ref(self).phase.epoch().expect("sent LEADERINFO");
+                        let epoch = self.phase.epoch().expect("sent LEADERINFO");
                         // A repeat of a lost LEADERINFO: the session's first message again.
-                        self.resend_first(from, ZabMessage::LeaderInfo { new_epoch: epoch });
+                        let info = ZabMessage::LeaderInfo { new_epoch: epoch };
+                        self.resend_first(shared, from, info);
                     }
+                    // A repeat of the session we have: nothing new to say.
                     Some((n, _)) if n == nonce => {}
-                    _ => self.on_follower_info(from, accepted_epoch, last_zxid, observer, nonce),
+                    _ => {
+                        let info = (accepted_epoch, last_zxid, observer, nonce);
+                        self.on_follower_info(shared, from, info);
+                    }
                 }
             }
             _ => {}
         }
+        Next::Stay
     }
 
-    /// Takes a learner's session messages in order (see `learner_on_message` for the rules).
+    /// Takes a learner's session messages in order (see `Learner::on_message` for the rules).
+    /// Stops at the first handler that gives up the role.
     fn on_learner_session(
         &mut self,
+        shared: &mut Shared,
         from: ServerId,
-        nonce: u64,
-        seq: u64,
+        (nonce, seq): (u64, u64),
         msg: ZabMessage,
         now: u64,
-    ) {
-        let Some(h) = leader_mut(self).learners.get_mut(&from) else { return };
+    ) -> Next {
+        let Some(h) = self.learners.get_mut(&from) else { return Next::Stay };
         let mut next = match h.channel.receive(nonce, seq, msg) {
             Receipt::Deliver(msg) => {
                 h.last_heard = now;
@@ -404,86 +406,92 @@ impl Node {
             }
         };
         while let Some(msg) = next {
-            self.leader_on_session_message(from, msg);
-            next = match &mut self.role {
-                Role::Leading(l) => match l.learners.get_mut(&from) {
-                    Some(h) if h.channel.nonce() == nonce => h.channel.next_ready(),
-                    _ => None,
-                },
+            if self.on_session_message(shared, from, msg) == Next::Elect {
+                return Next::Elect;
+            }
+            // The handler may have dropped the learner, or a new FOLLOWERINFO replaced its
+            // session: then what waits in the old one is not delivered.
+            next = match self.learners.get_mut(&from) {
+                Some(h) if h.channel.nonce() == nonce => h.channel.next_ready(),
                 _ => None,
             };
         }
+        Next::Stay
     }
 
     fn drop_learner(&mut self, id: ServerId) {
-        let leader = leader_mut(self);
-        leader.learners.remove(&id);
-        leader.acked.remove(&id);
-        if !leader.phase.is_established() {
+        self.learners.remove(&id);
+        self.acked.remove(&id);
+        if !self.phase.is_established() {
             // Before establishment its NEWLEADER ACK must not count: it may come back and be
             // synced again. After, the quorum that established the epoch stays what it was.
-            leader.newleader_acks.remove(&id);
+            self.newleader_acks.remove(&id);
         }
-        assert!(!leader_ref(self).learners.contains_key(&id));
-        assert!(!leader_ref(self).acked.contains_key(&id), "a dropped learner's ACKs go too");
+        assert!(!self.learners.contains_key(&id));
+        assert!(!self.acked.contains_key(&id), "a dropped learner's ACKs go too");
     }
 
-    fn leader_on_session_message(&mut self, from: ServerId, msg: ZabMessage) {
-        let now = self.now_tick;
+    fn on_session_message(&mut self, shared: &mut Shared, from: ServerId, msg: ZabMessage) -> Next {
+        let now = shared.now_tick;
         match msg {
             ZabMessage::AckEpoch { current_epoch, last_zxid } => {
-                self.on_ack_epoch(from, current_epoch, last_zxid)
+                return self.on_ack_epoch(shared, from, current_epoch, last_zxid);
             }
-            ZabMessage::Ack { zxid } => self.on_ack(from, zxid),
+            ZabMessage::Ack { zxid } => self.on_ack(shared, from, zxid),
             ZabMessage::Request { session, cxid, ids, forwarded } => {
-                let synced = leader_ref(self)
+                // Only from a learner that serves (UPTODATE sent): before that its clients
+                // cannot have sent anything through it.
+                let synced = self
                     .learners
                     .get(&from)
                     .is_some_and(|h| h.phase == HandlerPhase::Synced && h.up_to_date);
-                if synced && self.is_established_leader() {
-                    self.on_forwarded(from, session, cxid, ids, forwarded);
+                if synced && self.phase.is_established() {
+                    self.on_forwarded(shared, from, session, cxid, ids, forwarded);
                 }
             }
             ZabMessage::Revalidate { session } => {
-                let valid = self.sessions.get(session).is_some_and(|s| !s.closing);
+                let valid = shared.sessions.get(session).is_some_and(|s| !s.closing);
                 if valid {
-                    self.sessions.set_owner(session, from);
-                    self.sessions.touch(session, now);
+                    // The client reconnected through `from`: its requests come from there now.
+                    shared.sessions.set_owner(session, from);
+                    shared.sessions.touch(session, now);
                 }
-                self.send_learner(from, ZabMessage::RevalidateReply { session, valid });
+                self.send_learner(shared, from, ZabMessage::RevalidateReply { session, valid });
             }
-            ZabMessage::SyncRequest => self.queue_sync(SyncWaiter::Learner(from)),
+            ZabMessage::SyncRequest => self.queue_sync(shared, SyncWaiter::Learner(from)),
             ZabMessage::PingReply { touched, round } => {
                 for session in touched {
-                    self.sessions.touch(session, now);
+                    shared.sessions.touch(session, now);
                 }
-                let leader = leader_mut(self);
                 // A round this leader never sent (a peer's bug, or a reply meant for an earlier
                 // leadership of this server) proves nothing: ignored, never trusted.
-                if round <= leader.ping_round
-                    && let Some(h) = leader.learners.get_mut(&from)
+                if round <= self.ping_round
+                    && let Some(h) = self.learners.get_mut(&from)
                 {
                     h.acked_round = h.acked_round.max(round);
                 }
-                self.complete_syncs();
+                self.complete_syncs(shared);
             }
             _ => {}
         }
+        Next::Stay
     }
 
+    /// A FOLLOWERINFO that opens a new session: `info` is the learner's (accepted epoch, last
+    /// zxid, observer flag, session nonce). Before the epoch is decided a voter's accepted
+    /// epoch counts toward deciding it; after, the learner gets LEADERINFO at once.
     fn on_follower_info(
         &mut self,
+        shared: &mut Shared,
         from: ServerId,
-        accepted: u32,
-        last_zxid: Zxid,
-        observer: bool,
-        nonce: u64,
+        info: (u32, Zxid, bool, u64),
     ) {
-        let now = self.now_tick;
-        let voter = self.quorum.is_voter(from);
-        let leader = leader_mut(self);
-        leader.acked.remove(&from);
-        leader.newleader_acks.remove(&from);
+        let (accepted, last_zxid, observer, nonce) = info;
+        let now = shared.now_tick;
+        let voter = shared.quorum.is_voter(from);
+        // A new session of the learner: what its earlier incarnation acknowledged is void.
+        self.acked.remove(&from);
+        self.newleader_acks.remove(&from);
         let handler = LearnerHandler {
             observer: observer || !voter,
             phase: HandlerPhase::Info,
@@ -493,18 +501,19 @@ impl Node {
             channel: FifoChannel::new(nonce),
             acked_round: 0,
         };
-        leader.learners.insert(from, handler);
-        match leader.phase.epoch() {
+        self.learners.insert(from, handler);
+        assert!(!self.acked.contains_key(&from), "a new session's ACKs start over");
+        match self.phase.epoch() {
             Some(epoch) => {
-                leader.learners.get_mut(&from).expect("inserted").phase =
-                    HandlerPhase::AwaitAckEpoch;
-                self.send_learner(from, ZabMessage::LeaderInfo { new_epoch: epoch });
+                self.learners.get_mut(&from).expect("inserted").phase = HandlerPhase::AwaitAckEpoch;
+                self.send_learner(shared, from, ZabMessage::LeaderInfo { new_epoch: epoch });
+                assert_eq!(self.learners[&from].channel.sent(), 1, "LEADERINFO opens the session");
             }
             None => {
                 if voter {
-                    leader.infos.insert(from, accepted);
+                    self.infos.insert(from, accepted);
                 }
-                self.maybe_decide_epoch();
+                self.maybe_decide_epoch(shared);
             }
         }
     }
@@ -512,13 +521,19 @@ impl Node {
     /// An ACKEPOCH: the learner promised our epoch (`Some`), or had promised it before, maybe to
     /// another leader (`None`): then it is synchronized once the epoch is established but is not
     /// counted toward the epoch's quorum (ZooKeeper's `Leader.waitForEpochAck` skips -1).
-    fn on_ack_epoch(&mut self, from: ServerId, current_epoch: Option<u32>, last_zxid: Zxid) {
-        let mine = (self.current_epoch, self.log.last_logged());
-        let Some(h) = leader_mut(self).learners.get_mut(&from) else {
-            return;
+    fn on_ack_epoch(
+        &mut self,
+        shared: &mut Shared,
+        from: ServerId,
+        current_epoch: Option<u32>,
+        last_zxid: Zxid,
+    ) -> Next {
+        let mine = (shared.current_epoch, shared.log.last_logged());
+        let Some(h) = self.learners.get_mut(&from) else {
+            return Next::Stay;
         };
         if h.phase != HandlerPhase::AwaitAckEpoch {
-            return;
+            return Next::Stay;
         }
         // Without a current epoch (`None`) the learner's log alone is compared: ZooKeeper skips
         // the check then, but a learner with txns we lack would be truncated by our sync.
@@ -531,44 +546,48 @@ impl Node {
                 learner = from.0,
                 "a learner is more up to date than the leader; abdicating"
             );
-            return self.become_looking();
+            return Next::Elect;
         }
+        // Zab phase 1: the leader's history is at least as new as any that promised it.
+        assert!(last_zxid <= mine.1 || current_epoch.is_some_and(|e| e < mine.0));
         h.last_zxid = last_zxid;
         h.phase = HandlerPhase::AwaitSync;
         let voter = !h.observer && current_epoch.is_some();
-        let leader = leader_mut(self);
         if voter {
-            leader.epoch_acks.insert(from);
+            self.epoch_acks.insert(from);
         }
-        if leader.phase.is_epoch_acked() {
-            self.sync_learner(from);
+        if self.phase.is_epoch_acked() {
+            self.sync_learner(shared, from);
         } else {
-            self.maybe_epoch_quorum();
+            self.maybe_epoch_quorum(shared);
         }
+        Next::Stay
     }
 
     /// Brings one learner's log to the leader's: TRUNC, SNAP or nothing, then DIFF, NEWLEADER;
     /// or, when it is behind the in-memory log but its txns are in our log files, a read of
-    /// them first (`Output::ReadLog`, answered by `leader_on_log_read`).
-    fn sync_learner(&mut self, id: ServerId) {
-        assert!(leader_ref(self).phase.is_epoch_acked(), "sync only after a quorum ACK-E");
-        let theirs = leader_ref(self).learners[&id].last_zxid;
-        let last = self.log.last_logged();
+    /// them first (`Output::ReadLog`, answered by `on_log_read`).
+    fn sync_learner(&mut self, shared: &mut Shared, id: ServerId) {
+        assert!(self.phase.is_epoch_acked(), "sync only after a quorum ACK-E");
+        let theirs = self.learners[&id].last_zxid;
+        let last = shared.log.last_logged();
         // The choice of LearnerHandler.syncFollower: DIFF when their last zxid is in our log,
         // SNAP when it is older than what we keep, else TRUNC back to the last zxid we share:
         // they hold a tail no quorum committed (ZOOKEEPER-1154 sent DIFF there and left it).
-        if theirs == last || self.log.contains(theirs) && theirs <= last {
-            self.send_diff(id, Vec::new(), theirs);
-        } else if theirs < self.log.oldest() {
-            if !self.read_log_for(id, theirs) {
-                self.send_snap(id);
+        if theirs == last || shared.log.contains(theirs) && theirs <= last {
+            self.send_diff(shared, id, Vec::new(), theirs);
+        } else if theirs < shared.log.oldest() {
+            if !self.read_log_for(shared, id, theirs) {
+                self.send_snap(shared, id);
             }
         } else {
-            let keep = self.log.floor(theirs);
-            if !self.config.bugs.diff_instead_of_trunc {
-                self.send_learner(id, ZabMessage::Trunc { zxid: keep });
+            let keep = shared.log.floor(theirs);
+            assert!(keep <= theirs, "a TRUNC keeps only what the learner holds");
+            assert!(keep <= last, "a TRUNC keeps only what we hold");
+            if !shared.config.bugs.diff_instead_of_trunc {
+                self.send_learner(shared, id, ZabMessage::Trunc { zxid: keep });
             }
-            self.send_diff(id, Vec::new(), keep);
+            self.send_diff(shared, id, Vec::new(), keep);
         }
     }
 
@@ -576,9 +595,9 @@ impl Node {
     /// files' records after it (ZooKeeper's `LearnerHandler.syncFollower` reads its txn log
     /// when the gap is small against the snapshot) if they hold it and the gap is under
     /// `disk_diff_max_txns`. Returns false when a SNAP is the way.
-    fn read_log_for(&mut self, id: ServerId, theirs: Zxid) -> bool {
-        let upto = self.log.oldest();
-        let max_txns = self.config.disk_diff_max_txns;
+    fn read_log_for(&mut self, shared: &mut Shared, id: ServerId, theirs: Zxid) -> bool {
+        let upto = shared.log.oldest();
+        let max_txns = shared.config.disk_diff_max_txns;
         assert!(theirs < upto, "only a learner behind the in-memory log");
         // Within an epoch zxids count txns; across epochs only the newer counter is known, so
         // the estimate is low then: the shell enforces `max_txns` on what it reads.
@@ -586,23 +605,23 @@ impl Node {
             true => u64::from(upto.counter() - theirs.counter()),
             false => u64::from(upto.counter()),
         };
-        let missed = behind + self.log.len() as u64;
-        if max_txns == 0 || theirs < self.log.on_disk_from() || missed > max_txns {
+        let missed = behind + shared.log.len() as u64;
+        if max_txns == 0 || theirs < shared.log.on_disk_from() || missed > max_txns {
             return false;
         }
-        self.log_reads += 1;
-        let request = self.log_reads;
+        shared.log_reads += 1;
+        let request = shared.log_reads;
         // The deliberate bug: the read starts one txn late, and the re-check trusts it.
         #[cfg(feature = "bugs")]
-        let theirs = match self.config.bugs.disk_diff_skips_one && theirs.next() < upto {
+        let theirs = match shared.config.bugs.disk_diff_skips_one && theirs.next() < upto {
             true => theirs.next(),
             false => theirs,
         };
-        let h = leader_mut(self).learners.get_mut(&id).expect("synced learner exists");
+        let h = self.learners.get_mut(&id).expect("synced learner exists");
         assert_eq!(h.phase, HandlerPhase::AwaitSync, "each learner is synced once per session");
         h.phase = HandlerPhase::AwaitLogRead { request, after: theirs, upto };
         tracing::info!(learner = id.0, %theirs, %upto, request, "reading the txn log for a DIFF");
-        self.outputs.push(crate::io::Output::ReadLog { request, after: theirs, upto, max_txns });
+        shared.outputs.push(crate::io::Output::ReadLog { request, after: theirs, upto, max_txns });
         true
     }
 
@@ -611,13 +630,14 @@ impl Node {
     /// records run from right after it to `upto` with no hole, and `upto` is still in memory (a
     /// burst of commits during the read may have trimmed it). Then DIFF = the records + the
     /// in-memory log after `upto`, and NEWLEADER; on any failure a SNAP, as before.
-    pub(crate) fn leader_on_log_read(
+    pub(crate) fn on_log_read(
         &mut self,
+        shared: &mut Shared,
         request: u64,
         found_after: bool,
         txns: Result<Vec<LoggedTxn>, String>,
     ) {
-        let waiting = leader_ref(self).learners.iter().find_map(|(id, h)| match h.phase {
+        let waiting = self.learners.iter().find_map(|(id, h)| match h.phase {
             HandlerPhase::AwaitLogRead { request: r, after, upto } if r == request => {
                 Some((*id, after, upto))
             }
@@ -627,9 +647,11 @@ impl Node {
             tracing::debug!(request, "a txn log read nobody waits for any more");
             return;
         };
+        assert!(after < upto, "the read was for a learner behind the in-memory log");
+        assert!(request <= shared.log_reads, "a read this incarnation asked for");
         let checked = txns.and_then(|txns| {
             check_log_read(found_after, after, upto, &txns)?;
-            match self.log.contains(upto) {
+            match shared.log.contains(upto) {
                 true => Ok(txns),
                 false => Err(format!("{upto} left the in-memory log during the read")),
             }
@@ -638,152 +660,164 @@ impl Node {
             Ok(txns) => {
                 tracing::info!(learner = id.0, from_disk = txns.len(), %after, %upto,
                     "syncing a learner by DIFF from the txn log files");
-                self.send_diff(id, txns, upto);
+                self.send_diff(shared, id, txns, upto);
             }
             Err(reason) => {
                 tracing::info!(learner = id.0, %after, "no DIFF from the txn log ({reason}): SNAP");
-                self.send_snap(id);
+                self.send_snap(shared, id);
             }
         }
     }
 
     /// SNAP of our applied state, then the DIFF of what we logged after it.
-    fn send_snap(&mut self, id: ServerId) {
-        let snapshot = Box::new(self.snapshot());
+    fn send_snap(&mut self, shared: &mut Shared, id: ServerId) {
+        // The snapshot is of the applied tree only; the DIFF after it carries what we logged
+        // but have not applied yet (committed or not), so the learner ends with our whole log.
+        let snapshot = Box::new(shared.snapshot());
         let base = snapshot.zxid;
-        assert!(self.log.contains(base), "a snapshot is at the applied zxid, in the log");
-        self.send_learner(id, ZabMessage::Snap { snapshot });
-        self.send_diff(id, Vec::new(), base);
+        assert!(shared.log.contains(base), "a snapshot is at the applied zxid, in the log");
+        assert!(base <= shared.log.committed(), "a snapshot holds only committed txns");
+        self.send_learner(shared, id, ZabMessage::Snap { snapshot });
+        self.send_diff(shared, id, Vec::new(), base);
     }
 
     /// DIFF of `head` (records read from the log files, ending at `from`) and the in-memory log
     /// after `from`, then NEWLEADER: the learner is syncing and gets proposals from now on.
-    fn send_diff(&mut self, id: ServerId, head: Vec<LoggedTxn>, from: Zxid) {
-        let epoch = leader_ref(self).phase.epoch().expect("decided");
-        let (last, committed) = (self.log.last_logged(), self.log.committed());
+    fn send_diff(&mut self, shared: &mut Shared, id: ServerId, head: Vec<LoggedTxn>, from: Zxid) {
+        let epoch = self.phase.epoch().expect("decided");
+        let (last, committed) = (shared.log.last_logged(), shared.log.committed());
         assert!(head.last().is_none_or(|t| t.header.zxid == from), "the head ends at `from`");
-        assert!(self.log.contains(from), "the rest is in memory");
+        assert!(shared.log.contains(from), "the rest is in memory");
         let mut txns = head;
-        txns.extend(self.log.range(from, last).cloned());
-        self.send_learner(id, ZabMessage::Diff { txns, committed });
-        self.send_learner(id, ZabMessage::NewLeader { zxid: Zxid::new(epoch, 0) });
-        let h = leader_mut(self).learners.get_mut(&id).expect("synced learner exists");
+        txns.extend(shared.log.range(from, last).cloned());
+        // The FIFO session puts the DIFF before NEWLEADER: NEWLEADER certifies it (Zab phase 2).
+        self.send_learner(shared, id, ZabMessage::Diff { txns, committed });
+        self.send_learner(shared, id, ZabMessage::NewLeader { zxid: Zxid::new(epoch, 0) });
+        let h = self.learners.get_mut(&id).expect("synced learner exists");
         let once = matches!(h.phase, HandlerPhase::AwaitSync | HandlerPhase::AwaitLogRead { .. });
         assert!(once, "each learner is synced once per session");
         h.phase = HandlerPhase::Syncing;
         assert!(h.forwarding());
     }
 
-    fn on_ack(&mut self, from: ServerId, zxid: Zxid) {
-        let Some(epoch) = leader_ref(self).phase.epoch() else {
+    fn on_ack(&mut self, shared: &mut Shared, from: ServerId, zxid: Zxid) {
+        let Some(epoch) = self.phase.epoch() else {
             return;
         };
-        let established = leader_ref(self).phase.is_established();
-        let leader = leader_mut(self);
-        let Some(h) = leader.learners.get_mut(&from) else {
+        let established = self.phase.is_established();
+        let Some(h) = self.learners.get_mut(&from) else {
             return;
         };
         match h.phase {
             HandlerPhase::Syncing if zxid == Zxid::new(epoch, 0) => {
                 h.phase = HandlerPhase::Synced;
-                if !h.observer {
-                    leader.newleader_acks.insert(from);
-                    leader.acked.insert(from, zxid);
+                let observer = h.observer;
+                // Observers never vote: their NEWLEADER ACK establishes nothing.
+                assert!(observer || shared.quorum.is_voter(from), "only voters count");
+                if !observer {
+                    self.newleader_acks.insert(from);
+                    self.acked.insert(from, zxid);
                 }
                 if established {
-                    leader.learners.get_mut(&from).expect("present").up_to_date = true;
-                    self.send_learner(from, ZabMessage::UpToDate);
+                    // Joined after establishment: it serves at once (ZooKeeper's UPTODATE to
+                    // a late learner).
+                    self.learners.get_mut(&from).expect("present").up_to_date = true;
+                    self.send_learner(shared, from, ZabMessage::UpToDate);
                 } else {
-                    self.maybe_establish();
+                    self.maybe_establish(shared);
                 }
             }
             HandlerPhase::Synced if !h.observer => {
-                let acked = leader.acked.entry(from).or_insert(zxid);
+                // Cumulative: an older ACK overtaken by a newer one moves nothing back.
+                let acked = self.acked.entry(from).or_insert(zxid);
                 *acked = (*acked).max(zxid);
-                self.try_commit();
+                assert!(self.acked[&from] >= zxid, "ACKs are cumulative");
+                self.try_commit(shared);
             }
             _ => {}
         }
     }
 
-    fn maybe_establish(&mut self) {
-        let me = self.config.server_id;
-        let leader = leader_ref(self);
-        let LeaderPhase::Synchronization { epoch } = leader.phase else {
+    fn maybe_establish(&mut self, shared: &mut Shared) {
+        let me = shared.config.server_id;
+        let LeaderPhase::Synchronization { epoch } = self.phase else {
             return;
         };
-        let mut acks = leader.newleader_acks.clone();
-        if self.log.durable() >= leader.history_end {
+        let mut acks = self.newleader_acks.clone();
+        if shared.log.durable() >= self.history_end {
             acks.insert(me);
         }
-        if !self.quorum.contains(acks.iter()) {
+        if !shared.quorum.contains(acks.iter()) {
             return;
         }
-        let history_end = leader.history_end;
-        assert!(self.quorum.contains(acks.iter()), "a quorum acked NEWLEADER");
+        let history_end = self.history_end;
+        assert!(shared.quorum.contains(acks.iter()), "a quorum acked NEWLEADER");
         tracing::info!(server = me.0, epoch, "established as leader");
         // Zab phase 2 ends: a quorum holds the initial history durably under the new epoch, so
         // it is committed (the paper's COMMIT-LD) and the leader may propose (phase 3).
-        leader_mut(self).phase = LeaderPhase::Broadcast { epoch };
-        self.log.mark_committed(history_end);
-        self.apply_committed();
-        assert!(self.log.committed() >= history_end, "the initial history is committed");
+        self.phase = LeaderPhase::Broadcast { epoch };
+        shared.log.mark_committed(history_end);
+        shared.apply_committed(self);
+        assert!(shared.log.committed() >= history_end, "the initial history is committed");
         // Sessions restart their timeouts: the old leader's view of client liveness is gone
         // (ZooKeeper's SessionTrackerImpl starts over after an election).
-        self.sessions.touch_all(self.now_tick);
-        self.sessions.clear_owners();
-        let synced: Vec<ServerId> =
-            leader_ref(self).learners_where(|h| h.phase == HandlerPhase::Synced);
-        let forwarding: Vec<ServerId> = leader_ref(self).learners_where(|h| h.forwarding());
+        shared.sessions.touch_all(shared.now_tick);
+        shared.sessions.clear_owners();
+        let synced: Vec<ServerId> = self.learners_where(|h| h.phase == HandlerPhase::Synced);
+        let forwarding: Vec<ServerId> = self.learners_where(|h| h.forwarding());
         for id in forwarding {
-            self.send_learner(id, ZabMessage::Commit { zxid: history_end });
+            self.send_learner(shared, id, ZabMessage::Commit { zxid: history_end });
         }
         for id in synced {
-            leader_mut(self).learners.get_mut(&id).expect("listed").up_to_date = true;
-            self.send_learner(id, ZabMessage::UpToDate);
+            self.learners.get_mut(&id).expect("listed").up_to_date = true;
+            self.send_learner(shared, id, ZabMessage::UpToDate);
         }
-        assert!(self.is_established_leader());
+        assert!(self.phase.is_established());
     }
 
-    pub(crate) fn leader_durable(&mut self) {
-        let phase = leader_ref(self).phase;
+    /// The log's durable point moved: our own vote for a commit, an epoch or NEWLEADER.
+    pub(crate) fn on_durable(&mut self, shared: &mut Shared) {
+        let phase = self.phase;
         if phase.is_established() {
-            self.try_commit();
+            self.try_commit(shared);
         } else if phase.epoch().is_some() {
-            self.maybe_epoch_quorum();
-            self.maybe_establish();
+            self.maybe_epoch_quorum(shared);
+            self.maybe_establish(shared);
         }
     }
 
     /// Commits everything a quorum of voters has durable, in zxid order.
-    pub(crate) fn try_commit(&mut self) {
-        let me = self.config.server_id;
-        let leader = leader_ref(self);
-        if !leader.phase.is_established() {
+    fn try_commit(&mut self, shared: &mut Shared) {
+        let me = shared.config.server_id;
+        if !self.phase.is_established() {
             return;
         }
-        let mut points: Vec<Zxid> = self
+        let mut points: Vec<Zxid> = shared
             .quorum
             .voters()
             .iter()
             .map(|id| {
                 if *id == me {
-                    self.log.durable()
+                    shared.log.durable()
                 } else {
-                    leader.acked.get(id).copied().unwrap_or(Zxid::ZERO)
+                    self.acked.get(id).copied().unwrap_or(Zxid::ZERO)
                 }
             })
             .collect();
+        // Our own vote is what is durable here, not what is logged (Zab phase 3 acknowledges
+        // only what is on disk). Sorted newest first, the majority-th point is one a quorum
+        // of voters holds durably: everything up to it survives any minority of crashes.
         points.sort_by(|a, b| b.cmp(a));
-        let quorum_point = points[self.quorum.majority() - 1];
-        let point = if self.config.bugs.commit_after_one_ack { points[0] } else { quorum_point };
-        let point = point.min(self.log.last_logged());
-        let committed = self.log.committed();
-        let acked = &mut leader_mut(self).quorum_acked;
-        *acked = (*acked).max(quorum_point);
+        let quorum_point = points[shared.quorum.majority() - 1];
+        let point = if shared.config.bugs.commit_after_one_ack { points[0] } else { quorum_point };
+        let point = point.min(shared.log.last_logged());
+        let committed = shared.log.committed();
+        assert!(quorum_point <= points[0], "the quorum point is one a voter has durable");
+        assert!(point <= shared.log.last_logged(), "never commit what is not logged");
+        self.quorum_acked = self.quorum_acked.max(quorum_point);
         // Syncs whose target was already committed may have their proof now: answer them
         // before anything later is committed, or their replies would show later writes.
-        self.complete_syncs();
+        self.complete_syncs(shared);
         if point <= committed {
             return;
         }
@@ -792,236 +826,80 @@ impl Node {
         // proposed after the sync (which the same client may have pipelined behind it). A
         // commit point beyond the target is also the sync's quorum proof (`still_led_after`),
         // so no sync waits at its step once later txns commit.
-        let mut steps: Vec<Zxid> = leader_ref(self)
-            .syncs
-            .iter()
-            .map(|s| s.target)
-            .filter(|t| *t > committed && *t < point)
-            .collect();
+        let mut steps: Vec<Zxid> =
+            self.syncs.iter().map(|s| s.target).filter(|t| *t > committed && *t < point).collect();
         steps.dedup();
         steps.push(point);
         assert!(steps.windows(2).all(|w| w[0] < w[1]), "sync targets are in order");
         for step in steps {
-            self.commit_to(step);
+            self.commit_to(shared, step);
         }
     }
 
-    fn commit_to(&mut self, point: Zxid) {
-        assert!(leader_ref(self).phase.is_established(), "commits only once established");
-        let forwarding: Vec<ServerId> = leader_ref(self).learners_where(|h| h.forwarding());
-        self.log.mark_committed(point);
+    fn commit_to(&mut self, shared: &mut Shared, point: Zxid) {
+        assert!(self.phase.is_established(), "commits only once established");
+        let forwarding: Vec<ServerId> = self.learners_where(|h| h.forwarding());
+        shared.log.mark_committed(point);
         // COMMIT goes to syncing learners too: they hold the proposal (sent after their DIFF)
         // and apply it at UPTODATE; observers get it as well (the implementation's INFORM).
         for id in forwarding {
-            self.send_learner(id, ZabMessage::Commit { zxid: point });
+            self.send_learner(shared, id, ZabMessage::Commit { zxid: point });
         }
-        self.apply_committed();
-        assert_eq!(self.tree.last_processed_zxid(), self.log.committed(), "applied in order");
-        self.complete_syncs();
+        shared.apply_committed(self);
+        assert_eq!(shared.tree.last_processed_zxid(), shared.log.committed(), "applied in order");
+        self.complete_syncs(shared);
     }
 
-    /// Appends a decided txn to the log, asks the shell to persist it and sends it to learners.
-    pub(crate) fn propose(&mut self, session: SessionId, cxid: i32, txn: Txn) -> Zxid {
-        assert!(self.is_established_leader(), "only an established leader proposes");
-        let zxid = self.next_zxid();
-        let header = TxnHeader { session_id: session, cxid, zxid, time_ms: self.wall_ms };
-        // One copy shared by the log and the append; each PROPOSAL takes its own.
-        let logged = std::sync::Arc::new(LoggedTxn { header, txn });
-        self.log.append(logged.clone());
-        let forwarding: Vec<ServerId> = leader_ref(self).learners_where(|h| h.forwarding());
-        self.outputs.push(crate::io::Output::Persist { txn: logged.clone() });
-        for id in forwarding {
-            self.send_learner(id, ZabMessage::Proposal { txn: (*logged).clone() });
-        }
-        if self.config.bugs.ack_before_fsync {
-            self.log.mark_committed(zxid);
-            self.apply_committed();
-        }
-        if zxid.counter() >= ZXID_COUNTER_LIMIT && leader_ref(self).phase != LeaderPhase::Standalone
-        {
-            tracing::warn!("zxid counter near its limit; forcing a new epoch");
-            self.become_looking();
-        }
-        zxid
-    }
-
-    /// A learner's client request, decided here.
-    fn on_forwarded(
-        &mut self,
-        from: ServerId,
-        session: SessionId,
-        cxid: i32,
-        ids: Vec<Id>,
-        fwd: Forwarded,
-    ) {
-        if !matches!(fwd, Forwarded::CreateSession { .. })
-            && !self.sessions.check_owner(session, from)
-        {
-            // The client has moved to another server since (ZooKeeper: SessionMovedException);
-            // applying this late request after its newer ones would break its FIFO order.
-            tracing::info!(%session, from = from.0, "request through a former owner; refused");
-            self.propose(session, cxid, Txn::Error { err: ZkError::SessionMoved });
-            return;
-        }
-        match fwd {
-            Forwarded::CreateSession { timeout_ms } => {
-                self.propose(session, 0, Txn::CreateSession { timeout_ms });
-            }
-            Forwarded::Write(Request::CloseSession) => {
-                if self.close_session(session, cxid).is_none()
-                    && self.sessions.get(session).is_none()
-                {
-                    self.propose(session, cxid, Txn::Error { err: ZkError::SessionExpired });
-                }
-            }
-            Forwarded::Write(req) => self.prepare_and_propose(session, cxid, &ids, &req),
-        }
-    }
-
-    /// Prepares a write from one of this server's own clients, after the ownership check.
-    pub(crate) fn local_write(&mut self, session: SessionId, cxid: i32, ids: &[Id], req: &Request) {
-        if !self.sessions.check_owner(session, self.config.server_id) {
-            self.propose(session, cxid, Txn::Error { err: ZkError::SessionMoved });
-            return;
-        }
-        self.prepare_and_propose(session, cxid, ids, req);
-    }
-
-    /// Prepares a client write (local or forwarded) and proposes it.
-    pub(crate) fn prepare_and_propose(
-        &mut self,
-        session: SessionId,
-        cxid: i32,
-        ids: &[Id],
-        req: &Request,
-    ) {
-        let session_valid = self.sessions.get(session).is_some_and(|s| !s.closing);
-        let who = crate::prep::Requester { session, session_valid, ids };
-        let zxid = self.next_zxid();
-        let txn = self.prep.prepare(&self.tree, &self.config, &who, req, zxid, self.wall_ms);
-        let proposed = self.propose(session, cxid, txn);
-        assert!(proposed == zxid || !self.is_established_leader());
-    }
-
-    /// Answers syncs whose target is committed and whose quorum proof has come (leader only).
-    pub(crate) fn complete_syncs(&mut self) {
-        let Role::Leading(_) = &self.role else { return };
-        // Applied, not just committed: a local sync's reply must show everything before it.
-        let committed = self.tree.last_processed_zxid();
-        while let Some(sync) = leader_ref(self).syncs.front().copied() {
-            if sync.target > committed || !self.still_led_after(&sync) {
-                break;
-            }
-            leader_mut(self).syncs.pop_front();
-            match sync.waiter {
-                SyncWaiter::Learner(id) => self.send_learner(id, ZabMessage::SyncReply),
-                SyncWaiter::Local(conn, xid) => self.sync_done(conn, xid),
-            }
-        }
-    }
-
-    /// A quorum of voters followed this leader after `sync` arrived: they acknowledged a
-    /// proposal logged after it, or answered a ping round sent after it. Any newer leader needs
-    /// a quorum's promise, which intersects this one in a voter that promised only later, so
-    /// nothing was committed in a newer epoch before the sync arrived. (Without it a leader
-    /// paused while the others elected answers from its own stale view: ZOOKEEPER-1675.)
-    fn still_led_after(&self, sync: &PendingSync) -> bool {
-        let leader = leader_ref(self);
-        assert!(sync.round >= 1 && sync.round <= leader.ping_round + 1, "rounds count from 1");
-        if leader.quorum_acked > sync.target || self.config.bugs.sync_without_quorum {
-            return true;
-        }
-        let mut answered: Vec<ServerId> =
-            leader.learners_where(|h| !h.observer && h.acked_round >= sync.round);
-        answered.push(self.config.server_id);
-        self.quorum.contains(answered.iter())
-    }
-
-    /// Queues a sync (a local client's or a learner's); it asks for a ping round at the end
-    /// of this step, which all syncs of the step share.
-    fn queue_sync(&mut self, waiter: SyncWaiter) {
-        let target = self.log.last_logged();
-        let leader = leader_mut(self);
-        let round = leader.ping_round + 1;
-        assert!(leader.syncs.back().is_none_or(|s| s.target <= target && s.round <= round));
-        leader.syncs.push_back(PendingSync { waiter, target, round });
-        leader.sync_round_due = true;
-        self.complete_syncs();
-    }
-
-    /// Queues a local client's sync (leader).
-    pub(crate) fn leader_sync(&mut self, conn: ConnId, xid: i32) {
-        self.queue_sync(SyncWaiter::Local(conn, xid));
-    }
-
-    /// Sends the ping round the syncs of this step asked for (called after every step).
-    pub(crate) fn send_sync_round(&mut self) {
-        let Role::Leading(leader) = &self.role else { return };
-        if !leader.sync_round_due {
-            return;
-        }
-        self.send_ping_round();
-        assert!(!leader_ref(self).sync_round_due, "the round is sent once");
-    }
-
-    /// Pings every learner that is synced or syncing, as the next round.
-    fn send_ping_round(&mut self) {
-        let leader = leader_mut(self);
-        leader.ping_round += 1;
-        leader.sync_round_due = false;
-        let round = leader.ping_round;
-        let targets: Vec<ServerId> = leader.learners_where(|h| h.forwarding());
-        for id in targets {
-            self.send_learner(id, ZabMessage::Ping { round });
-        }
-    }
-
-    pub(crate) fn leader_tick(&mut self) {
-        let now = self.now_tick;
-        let init = self.config.tick_times(self.config.init_limit);
-        let sync = self.config.tick_times(self.config.sync_limit);
+    /// Timers, once per tick: `initLimit` for establishment, `syncLimit` for each learner's
+    /// silence, a ping round every half tick. `Next::Elect` when the quorum is gone.
+    pub(crate) fn on_tick(&mut self, shared: &mut Shared) -> Next {
+        let now = shared.now_tick;
+        let config = &shared.config;
+        let init = config.tick_times(config.init_limit);
+        let sync = config.tick_times(config.sync_limit);
         #[cfg(feature = "bugs")]
-        let sync = match self.config.bugs.stale_leader_lease {
+        let sync = match config.bugs.stale_leader_lease {
             // ZOOKEEPER-1675: the leader outlives its followers' patience.
-            true => self.config.tick_times(self.config.init_limit),
+            true => config.tick_times(config.init_limit),
             false => sync,
         };
-        let ping_every = (self.config.tick_times(1) / 2).max(1);
-        let leader = leader_ref(self);
-        if leader.phase == LeaderPhase::Standalone {
-            return;
+        let ping_every = (config.tick_times(1) / 2).max(1);
+        // A standalone server has no learners to hear from and no quorum to lose.
+        if self.phase == LeaderPhase::Standalone {
+            return Next::Stay;
         }
-        if !leader.phase.is_established() {
-            if now.saturating_sub(leader.started) > init {
+        if !self.phase.is_established() {
+            if now.saturating_sub(self.started) > init {
                 tracing::info!("leader not established within initLimit; back to election");
-                self.become_looking();
+                return Next::Elect;
             }
-            return;
+            return Next::Stay;
         }
         let silent: Vec<ServerId> =
-            leader.learners_where(|h| now.saturating_sub(h.last_heard) > sync);
+            self.learners_where(|h| now.saturating_sub(h.last_heard) > sync);
         for id in silent {
             tracing::info!(learner = id.0, "learner silent for syncLimit; dropping it");
             self.drop_learner(id);
         }
-        if !self.has_synced_quorum() {
+        assert!(self.learners.values().all(|h| now.saturating_sub(h.last_heard) <= sync));
+        if !self.has_synced_quorum(shared) {
             tracing::warn!("lost the quorum of synced followers; back to election");
-            return self.become_looking();
+            return Next::Elect;
         }
-        if now >= leader_ref(self).next_ping {
-            leader_mut(self).next_ping = now + ping_every;
-            self.send_ping_round();
+        if now >= self.next_ping {
+            self.next_ping = now + ping_every;
+            self.send_ping_round(shared);
         }
+        Next::Stay
     }
-}
 
-impl Node {
-    /// The leader and its synced voting followers still make a quorum.
-    fn has_synced_quorum(&self) -> bool {
-        let leader = leader_ref(self);
-        let mut live: Vec<ServerId> = leader.learners_where(|h| h.phase == HandlerPhase::Synced);
-        live.push(self.config.server_id);
-        self.quorum.contains(live.iter())
+    /// The leader and its synced voting followers still make a quorum. Synced, not merely
+    /// connected: a learner that has not acknowledged NEWLEADER may lack the history, so it
+    /// cannot help commit (ZooKeeper's leader checks its `syncedAckSet` the same way).
+    fn has_synced_quorum(&self, shared: &Shared) -> bool {
+        let mut live: Vec<ServerId> = self.learners_where(|h| h.phase == HandlerPhase::Synced);
+        live.push(shared.config.server_id);
+        shared.quorum.contains(live.iter())
     }
 
     /// The connection to learner `peer` is gone: forget it at once rather than after
@@ -1029,17 +907,359 @@ impl Node {
     /// quorum (ZooKeeper's leader checks its synced set every half tick). Before establishment
     /// the learner is only forgotten: `initLimit` bounds the wait for a quorum, and a learner
     /// that comes back introduces itself again.
-    pub(crate) fn leader_on_peer_lost(&mut self, peer: ServerId) {
-        let leader = leader_ref(self);
-        if leader.phase == LeaderPhase::Standalone || !leader.learners.contains_key(&peer) {
-            return;
+    pub(crate) fn on_peer_lost(&mut self, shared: &mut Shared, peer: ServerId) -> Next {
+        if self.phase == LeaderPhase::Standalone || !self.learners.contains_key(&peer) {
+            return Next::Stay;
         }
         tracing::info!(learner = peer.0, "lost the connection to a learner; dropping it");
         self.drop_learner(peer);
-        assert!(!leader_ref(self).acked.contains_key(&peer), "a dropped learner's ACKs are gone");
-        if leader_ref(self).phase.is_established() && !self.has_synced_quorum() {
+        assert!(!self.learners.contains_key(&peer), "a lost learner is forgotten");
+        assert!(!self.acked.contains_key(&peer), "a dropped learner's ACKs are gone");
+        if self.phase.is_established() && !self.has_synced_quorum(shared) {
             tracing::warn!("lost the quorum of synced followers; back to election");
-            self.become_looking();
+            return Next::Elect;
+        }
+        Next::Stay
+    }
+
+    /// Sends the ping round the syncs of this step asked for (called after every step).
+    pub(crate) fn send_sync_round(&mut self, shared: &mut Shared) {
+        if !self.sync_round_due {
+            return;
+        }
+        self.send_ping_round(shared);
+        assert!(!self.sync_round_due, "the round is sent once");
+        assert!(self.ping_round >= 1, "rounds count from 1");
+    }
+}
+
+/// The leader's write path and syncs: what the client pipeline reaches through [`Upstream`],
+/// as methods of the leader's state that borrow the shared state.
+impl Leader {
+    /// The zxid the leader gives its next proposal.
+    pub(crate) fn next_zxid(&self, shared: &Shared) -> Zxid {
+        let epoch = self.phase.epoch().expect("an established leader has an epoch");
+        let last = shared.log.last_logged();
+        // zxid = (epoch << 32) | counter; the first proposal of an epoch has counter 1, as
+        // (epoch, 0) names NEWLEADER (ZooKeeper's ZxidUtils, Zab phase 2).
+        let zxid = if last.epoch() < epoch { Zxid::new(epoch, 1) } else { last.next() };
+        assert!(zxid > last, "zxids strictly increase");
+        assert_eq!(zxid.epoch(), epoch, "a leader numbers txns in its own epoch only");
+        zxid
+    }
+
+    /// Sends a message in the learner's session (numbered; see `zab::message`).
+    pub(crate) fn send_learner(&mut self, shared: &mut Shared, id: ServerId, msg: ZabMessage) {
+        let Some(h) = self.learners.get_mut(&id) else { return };
+        let numbered = h.channel.wrap(msg);
+        assert!(h.channel.sent() >= 1, "the message took a number");
+        assert!(matches!(numbered, ZabMessage::Session { .. }), "session messages are numbered");
+        shared.send_peer(id, numbered);
+    }
+
+    /// Appends a decided txn to the log, asks the shell to persist it and sends it to learners.
+    /// A proposal that uses up the epoch's zxid counter marks the leader to step down at the
+    /// end of the step (ZooKeeper forces an election before the low 32 bits roll over).
+    pub(crate) fn propose(
+        &mut self,
+        shared: &mut Shared,
+        session: SessionId,
+        cxid: i32,
+        txn: Txn,
+    ) -> Zxid {
+        assert!(self.phase.is_established(), "only an established leader proposes");
+        let zxid = self.next_zxid(shared);
+        let header = TxnHeader { session_id: session, cxid, zxid, time_ms: shared.wall_ms };
+        // One copy shared by the log, the append and every PROPOSAL.
+        let logged = std::sync::Arc::new(LoggedTxn { header, txn });
+        shared.log.append(logged.clone());
+        assert_eq!(shared.log.last_logged(), zxid, "the proposal extends the log");
+        let forwarding: Vec<ServerId> = self.learners_where(|h| h.forwarding());
+        shared.outputs.push(crate::io::Output::Persist { txn: logged.clone() });
+        for id in forwarding {
+            self.send_learner(shared, id, ZabMessage::Proposal { txn: logged.clone() });
+        }
+        if shared.config.bugs.ack_before_fsync {
+            shared.log.mark_committed(zxid);
+            shared.apply_committed(self);
+        }
+        if zxid.counter() >= ZXID_COUNTER_LIMIT && self.phase != LeaderPhase::Standalone {
+            self.counter_exhausted = true;
+        }
+        zxid
+    }
+
+    /// A learner's client request, decided here.
+    fn on_forwarded(
+        &mut self,
+        shared: &mut Shared,
+        from: ServerId,
+        session: SessionId,
+        cxid: i32,
+        ids: Vec<Id>,
+        fwd: Forwarded,
+    ) {
+        assert!(self.phase.is_established(), "only an established leader decides requests");
+        assert!(self.learners.get(&from).is_some_and(|h| h.up_to_date), "from a serving learner");
+        if !matches!(fwd, Forwarded::CreateSession { .. })
+            && !shared.sessions.check_owner(session, from)
+        {
+            // The client has moved to another server since (ZooKeeper: SessionMovedException);
+            // applying this late request after its newer ones would break its FIFO order.
+            tracing::info!(%session, from = from.0, "request through a former owner; refused");
+            self.propose(shared, session, cxid, Txn::Error { err: ZkError::SessionMoved });
+            return;
+        }
+        match fwd {
+            Forwarded::CreateSession { timeout_ms } => {
+                self.propose(shared, session, 0, Txn::CreateSession { timeout_ms });
+            }
+            Forwarded::Write(Request::CloseSession) => {
+                if self.close_session(shared, session, cxid).is_none()
+                    && shared.sessions.get(session).is_none()
+                {
+                    let txn = Txn::Error { err: ZkError::SessionExpired };
+                    self.propose(shared, session, cxid, txn);
+                }
+            }
+            Forwarded::Write(req) => self.prepare_and_propose(shared, session, cxid, &ids, &req),
+        }
+    }
+
+    /// Starts closing a session: marks it and proposes its CloseSession txn. `None` when it
+    /// is already closing (or gone): its CloseSession txn, if any, is on its way.
+    pub(crate) fn close_session(
+        &mut self,
+        shared: &mut Shared,
+        session: SessionId,
+        cxid: i32,
+    ) -> Option<Zxid> {
+        assert!(self.phase.is_established(), "only the leader closes sessions");
+        if !shared.sessions.mark_closing(session) {
+            return None;
+        }
+        let zxid = self.next_zxid(shared);
+        let txn = shared.prep.prepare_close_session(&shared.tree, &shared.config, session, zxid);
+        assert!(matches!(txn, Txn::CloseSession { .. }));
+        let proposed = self.propose(shared, session, cxid, txn);
+        assert_eq!(proposed, zxid);
+        Some(proposed)
+    }
+
+    /// Prepares a write from one of this server's own clients, after the ownership check.
+    fn local_write(
+        &mut self,
+        shared: &mut Shared,
+        session: SessionId,
+        cxid: i32,
+        ids: &[Id],
+        req: &Request,
+    ) {
+        assert!(self.phase.is_established(), "only an established leader decides writes");
+        if !shared.sessions.check_owner(session, shared.config.server_id) {
+            self.propose(shared, session, cxid, Txn::Error { err: ZkError::SessionMoved });
+            return;
+        }
+        self.prepare_and_propose(shared, session, cxid, ids, req);
+    }
+
+    /// Prepares a client write (local or forwarded) and proposes it.
+    fn prepare_and_propose(
+        &mut self,
+        shared: &mut Shared,
+        session: SessionId,
+        cxid: i32,
+        ids: &[Id],
+        req: &Request,
+    ) {
+        let session_valid = shared.sessions.get(session).is_some_and(|s| !s.closing);
+        let who = crate::prep::Requester { session, session_valid, ids };
+        let zxid = self.next_zxid(shared);
+        assert!(zxid > shared.tree.last_processed_zxid(), "prepared over the applied tree");
+        let (tree, config, wall_ms) = (&shared.tree, &shared.config, shared.wall_ms);
+        let txn = shared.prep.prepare(tree, config, &who, req, zxid, wall_ms);
+        let proposed = self.propose(shared, session, cxid, txn);
+        assert_eq!(proposed, zxid, "prepared and proposed under one zxid");
+    }
+
+    /// Answers syncs whose target is committed and whose quorum proof has come.
+    pub(crate) fn complete_syncs(&mut self, shared: &mut Shared) {
+        // Applied, not just committed: a local sync's reply must show everything before it.
+        let committed = shared.tree.last_processed_zxid();
+        while let Some(sync) = self.syncs.front().copied() {
+            if sync.target > committed || !self.still_led_after(shared, &sync) {
+                break;
+            }
+            self.syncs.pop_front();
+            match sync.waiter {
+                SyncWaiter::Learner(id) => self.send_learner(shared, id, ZabMessage::SyncReply),
+                SyncWaiter::Local(conn, xid) => shared.sync_done(conn, xid),
+            }
+        }
+        // What is left waits for its target to apply or for its quorum proof.
+        let waits = |s: &PendingSync| s.target > committed || !self.still_led_after(shared, s);
+        assert!(self.syncs.front().is_none_or(waits), "the first sync left waits");
+        assert_eq!(shared.tree.last_processed_zxid(), committed, "answering applies nothing");
+    }
+
+    /// A quorum of voters followed this leader after `sync` arrived: they acknowledged a
+    /// proposal logged after it, or answered a ping round sent after it. Any newer leader needs
+    /// a quorum's promise, which intersects this one in a voter that promised only later, so
+    /// nothing was committed in a newer epoch before the sync arrived. (Without it a leader
+    /// paused while the others elected answers from its own stale view: ZOOKEEPER-1675.)
+    fn still_led_after(&self, shared: &Shared, sync: &PendingSync) -> bool {
+        assert!(sync.round >= 1 && sync.round <= self.ping_round + 1, "rounds count from 1");
+        if self.quorum_acked > sync.target || shared.config.bugs.sync_without_quorum {
+            return true;
+        }
+        let mut answered: Vec<ServerId> =
+            self.learners_where(|h| !h.observer && h.acked_round >= sync.round);
+        answered.push(shared.config.server_id);
+        shared.quorum.contains(answered.iter())
+    }
+
+    /// Queues a sync (a local client's or a learner's); it asks for a ping round at the end
+    /// of this step, which all syncs of the step share.
+    fn queue_sync(&mut self, shared: &mut Shared, waiter: SyncWaiter) {
+        let target = shared.log.last_logged();
+        let round = self.ping_round + 1;
+        assert!(self.syncs.back().is_none_or(|s| s.target <= target && s.round <= round));
+        self.syncs.push_back(PendingSync { waiter, target, round });
+        self.sync_round_due = true;
+        assert!(round > self.ping_round, "the sync waits for a round not yet sent");
+        self.complete_syncs(shared);
+    }
+
+    /// Pings every learner that is synced or syncing, as the next round.
+    fn send_ping_round(&mut self, shared: &mut Shared) {
+        self.ping_round += 1;
+        self.sync_round_due = false;
+        let round = self.ping_round;
+        assert!(round >= 1, "rounds count from 1");
+        assert!(!self.sync_round_due, "this round covers the syncs that asked for one");
+        let targets: Vec<ServerId> = self.learners_where(|h| h.forwarding());
+        for id in targets {
+            self.send_learner(shared, id, ZabMessage::Ping { round });
+        }
+    }
+}
+
+/// What the client pipeline and the apply path ask of a leader: it decides writes, new
+/// sessions and closes itself, and answers syncs once they are committed and proven.
+impl Upstream for Leader {
+    fn serving(&self) -> bool {
+        self.phase.is_established()
+    }
+
+    fn is_learner(&self) -> bool {
+        false
+    }
+
+    fn create_session(&mut self, shared: &mut Shared, session: SessionId, timeout_ms: i32) {
+        self.propose(shared, session, 0, Txn::CreateSession { timeout_ms });
+    }
+
+    fn write(
+        &mut self,
+        shared: &mut Shared,
+        conn: ConnId,
+        session: SessionId,
+        xid: i32,
+        req: Request,
+    ) {
+        let ids = shared.requester_ids(conn);
+        self.local_write(shared, session, xid, &ids, &req);
+    }
+
+    fn failed_write(
+        &mut self,
+        shared: &mut Shared,
+        session: SessionId,
+        xid: i32,
+        err: ZkError,
+    ) -> Zxid {
+        self.propose(shared, session, xid, Txn::Error { err })
+    }
+
+    fn close_session(&mut self, shared: &mut Shared, _conn: ConnId, session: SessionId, xid: i32) {
+        if Leader::close_session(self, shared, session, xid).is_none() {
+            // Already closing: its CloseSession txn answers this entry when it applies.
+            tracing::debug!(%session, "closeSession while already closing");
+        }
+    }
+
+    fn sync(&mut self, shared: &mut Shared, conn: ConnId, xid: i32) {
+        self.queue_sync(shared, SyncWaiter::Local(conn, xid));
+    }
+
+    fn revalidating(&mut self, _: SessionId, _: (ConnId, i32, Option<bool>)) -> Option<ConnId> {
+        unreachable!("the leader decides reconnects itself; only learners revalidate")
+    }
+
+    fn revalidate(&mut self, _: &mut Shared, _: SessionId) {
+        unreachable!("the leader decides reconnects itself; only learners revalidate")
+    }
+
+    fn touched(&mut self, _: SessionId) {}
+
+    fn conn_closed(&mut self, _: ConnId, _: SessionId) {}
+
+    fn applied(&mut self, shared: &mut Shared) {
+        self.complete_syncs(shared);
+    }
+}
+
+/// An established leader's housekeeping, once per tick (see `Node::leader_housekeeping`).
+impl Leader {
+    /// Proposes a CloseSession for every session whose timeout ran out (the deliberate bugs
+    /// skip expiry or expire at half the timeout). Only the leader expires sessions: learners
+    /// report their clients' activity in PINGREPLY, so its table sees every session's use.
+    pub(crate) fn expire_sessions(&mut self, shared: &mut Shared) {
+        assert!(self.phase.is_established(), "only an established leader expires sessions");
+        for session in Leader::expired_sessions(shared) {
+            tracing::info!(%session, "session expired");
+            self.close_session(shared, session, 0);
+            assert!(shared.sessions.get(session).is_none_or(|s| s.closing), "closing now");
+        }
+    }
+
+    fn expired_sessions(shared: &Shared) -> Vec<SessionId> {
+        let now = shared.now_tick;
+        if shared.config.bugs.skip_session_expiry {
+            return Vec::new();
+        }
+        if shared.config.bugs.expire_early {
+            let half = |ms: i32| shared.config.ms_to_ticks(ms.max(0) as u64) / 2;
+            let early = shared
+                .sessions
+                .iter()
+                .filter(|(_, s)| !s.closing && s.expiry_tick <= now + half(s.timeout_ms));
+            return early.map(|(id, _)| *id).collect();
+        }
+        let due = shared.sessions.expired(now);
+        assert!(due.windows(2).all(|w| w[0] < w[1]), "each due session once, in id order");
+        due
+    }
+
+    /// Every `container_check_interval_ms`, deletes up to the per-minute budget of empty
+    /// containers and expired TTL nodes, each as its own txn (ZooKeeper's ContainerManager).
+    pub(crate) fn check_containers(&mut self, shared: &mut Shared) {
+        if shared.now_tick < shared.next_container_check_tick {
+            return;
+        }
+        let interval = shared.config.ms_to_ticks(shared.config.container_check_interval_ms);
+        shared.next_container_check_tick = shared.now_tick + interval.max(1);
+        assert!(shared.next_container_check_tick > shared.now_tick, "the next check is later");
+        let extended = shared.config.extended_types_enabled;
+        let candidates = shared.tree.expired_containers_and_ttls(shared.wall_ms, extended);
+        let per_minute = shared.config.container_max_per_minute as u64;
+        let interval_ms = shared.config.container_check_interval_ms.max(1);
+        let budget = (per_minute * interval_ms / 60_000).max(1) as usize;
+        assert!(budget >= 1, "at least one deletion per check");
+        for path in candidates.into_iter().take(budget) {
+            let zxid = self.next_zxid(shared);
+            let txn = shared.prep.prepare_delete_container(&shared.tree, &path, zxid);
+            self.propose(shared, SessionId(0), 0, txn);
         }
     }
 }

@@ -125,8 +125,9 @@ pub enum ZabMessage {
     UpToDate,
     /// PROPOSAL (2).
     Proposal {
-        /// The txn.
-        txn: LoggedTxn,
+        /// The txn, shared with the sender's log and the other learners' proposals (one copy
+        /// per txn, not one per learner: simulated networks move it; the wire encodes it).
+        txn: std::sync::Arc<LoggedTxn>,
     },
     /// ACK (3), cumulative: everything up to `zxid` is durable at the sender. Also acknowledges
     /// NEWLEADER when `zxid` is `(new_epoch, 0)`.

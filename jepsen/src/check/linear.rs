@@ -89,6 +89,14 @@ enum Block {
     RealTime(usize),
 }
 
+/// The sets of used ops of unknown outcome remembered for one memo key. Nearly every key
+/// has one (most often empty, which allocates nothing): kept inline, it costs 16 bytes where a
+/// vector of vectors cost a 24-byte header and a heap block of four.
+enum Used {
+    One(Box<[u32]>),
+    Many(Vec<Box<[u32]>>),
+}
+
 struct Frame {
     /// The state after `applied`; kept only by the top frame and every
     /// [`CHECKPOINT_EVERY`]-th frame (the others are rebuilt by [`Search::state_of`]).
@@ -131,7 +139,7 @@ struct Search<'a> {
     must_done: usize,
     must_hash: u64,
     info_used: Vec<usize>,
-    memo: HashMap<(u64, u64), Vec<Vec<usize>>>,
+    memo: HashMap<(u64, u64), Used>,
     configs: u64,
     /// Where to start (default: the partition's declared initial nodes).
     start: Option<Tree>,
@@ -444,13 +452,33 @@ impl<'a> Search<'a> {
         let key = (self.must_hash, h.finish());
         let used: Vec<usize> =
             (self.info_used.iter()).copied().filter(|&i| !self.expired(i, horizon)).collect();
-        let used = &used;
-        let bucket = self.memo.entry(key).or_default();
-        if bucket.iter().any(|old| old.iter().all(|i| used.binary_search(i).is_ok())) {
-            return true;
+        let covers = |old: &[u32]| old.iter().all(|&i| used.binary_search(&(i as usize)).is_ok());
+        let compact = || -> Box<[u32]> {
+            used.iter().map(|&i| u32::try_from(i).expect("fewer than 2^32 ops")).collect()
+        };
+        match self.memo.entry(key) {
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(Used::One(compact()));
+                false
+            }
+            std::collections::hash_map::Entry::Occupied(mut entry) => {
+                let seen = match entry.get() {
+                    Used::One(old) => covers(old),
+                    Used::Many(olds) => olds.iter().any(|old| covers(old)),
+                };
+                if !seen {
+                    let new = compact();
+                    match entry.get_mut() {
+                        Used::One(old) => {
+                            let old = std::mem::take(old);
+                            entry.insert(Used::Many(vec![old, new]));
+                        }
+                        Used::Many(olds) => olds.push(new),
+                    }
+                }
+                seen
+            }
         }
-        bucket.push(used.clone());
-        false
     }
 
     fn min_ret(&self, rptr: &mut usize) -> usize {

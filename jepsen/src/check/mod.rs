@@ -238,7 +238,7 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
             linear::Outcome::Invalid(failure) => {
                 let lin = options.linearizable_reads;
                 let budget = options.max_configs.min(WINDOW_BUDGET);
-                let violation = match window::smallest(part, lin, budget) {
+                let violation = match window::smallest(part, &failure, lin, budget) {
                     Some(w) => {
                         // From the window's start state, earlier constraints are baked in: if
                         // no relaxation frees the window, try the prefix from the beginning.

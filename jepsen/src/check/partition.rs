@@ -433,8 +433,18 @@ impl POp {
 
     /// A multi as independent pieces of unknown outcome, one per sub-op (what a multi that
     /// is not atomic would look like); any other op as it is. For the diagnosis only.
+    ///
+    /// A failed multi keeps its whole self too, as the observation it is: its error says what
+    /// state it met. Partial application lets pieces take effect; it does not excuse a multi
+    /// that failed against a state no order has (a lost write, e.g. a BadVersion from a
+    /// cut-off leader where the committed history has NoNode): that stays unexplained and is
+    /// named write linearizability.
     pub(crate) fn multi_pieces(&self) -> Vec<POp> {
         let Action::Multi(subs) = &self.action else { return vec![self.clone()] };
+        let mut pieces: Vec<POp> = Vec::new();
+        if self.failed_multi() {
+            pieces.push(self.clone());
+        }
         let piece = |sub: &Action| POp {
             action: Action::Multi(vec![sub.clone()]),
             outcome: model::Outcome::Unknown,
@@ -444,7 +454,14 @@ impl POp {
             key: None,
             ..self.clone()
         };
-        subs.iter().map(piece).collect()
+        pieces.extend(subs.iter().map(piece));
+        pieces
+    }
+
+    /// A multi that definitely failed: it changed nothing, and its error is an observation.
+    pub(crate) fn failed_multi(&self) -> bool {
+        let failed = matches!(self.outcome, model::Outcome::Fail(_));
+        failed && self.must && matches!(self.action, Action::Multi(_))
     }
 }
 
@@ -590,6 +607,12 @@ fn convert_multi(base: POp, actions: Vec<Action>, facts: &Facts, split: Split) -
         // One piece per sub-op; a keyed ok multi keeps all pieces at its zxid.
         let mut pops = Vec::new();
         let mut links = Vec::new();
+        if split.multi_not_atomic && matches!(base.outcome, model::Outcome::Fail(_)) && base.must {
+            // A failed multi stays an observation ([`POp::multi_pieces`]).
+            let whole = Action::Multi(actions.clone());
+            links.push(footprint(&whole, facts));
+            pops.push(POp { action: whole, ..base.clone() });
+        }
         let results = match &base.outcome {
             model::Outcome::Ok { reply, .. } => reply.results.clone(),
             _ => None,

@@ -45,17 +45,42 @@ pub(crate) struct Window {
     pub prefix: Partition,
 }
 
-/// Finds the smallest failing window of `part`, a partition whose search failed. `None` if
-/// not even the whole partition can be certified within `budget` per search.
-pub(crate) fn smallest(part: &Partition, lin: bool, budget: u64) -> Option<Window> {
-    let (end, failure) = shortest_prefix(part, lin, budget)?;
+/// Finds the smallest failing window of `part`, a partition whose search failed with
+/// `failure`. `None` if not even the whole partition can be certified within `budget` per
+/// search.
+///
+/// Cost: both ends are found by galloping from where the failure is (the end forward from
+/// the furthest point the failed search reached, the start back from the end), so the number
+/// of probes grows with the log of the distance to the failure, not of the key group. Each
+/// probe still searches its prefix from the start: a long key group still pays its length per
+/// probe (see docs/JEPSEN.md, "The checker at scale").
+pub(crate) fn smallest(
+    part: &Partition,
+    failure: &Failure,
+    lin: bool,
+    budget: u64,
+) -> Option<Window> {
+    let (end, failure) = shortest_prefix(part, failure, lin, budget)?;
     let prefix = prefix(part, end);
     let mut window = whole(&prefix, failure)?;
     window.to = window.to.min(end.saturating_sub(1));
     // Cuts: invoke points where no acknowledged op is running. Failing cuts are not
-    // guaranteed to be contiguous, so the binary search keeps the latest certified one.
+    // guaranteed to be contiguous, so the search keeps the latest certified one it meets.
     let cuts: Vec<usize> = cut_points(&prefix.part, lin);
+    // Invariant: no cut probed at `hi` or after was certified; a window from a cut before
+    // `lo` is held.
     let (mut lo, mut hi) = (0, cuts.len());
+    let mut step = 1;
+    while hi > 0 {
+        let probe = hi.saturating_sub(step);
+        if let Some(found) = from_cut(&prefix, cuts[probe], lin, budget) {
+            window = Window { to: window.to, ..found };
+            lo = probe + 1;
+            break;
+        }
+        hi = probe;
+        step *= 2;
+    }
     while lo < hi {
         let mid = (lo + hi) / 2;
         match from_cut(&prefix, cuts[mid], lin, budget) {
@@ -113,16 +138,58 @@ fn fails(part: &Partition, start: Option<&Tree>, lin: bool, budget: u64) -> Opti
 }
 
 /// The shortest failing prefix: the least cut `t` (an event index) whose prefix fails, with
-/// that prefix's failure.
-fn shortest_prefix(part: &Partition, lin: bool, budget: u64) -> Option<(usize, Failure)> {
+/// that prefix's failure. `whole` is the failure of all of `part`.
+///
+/// The order `whole` found places every acknowledged op that completed before the first one
+/// it could not place, and no write invoked after that one completed (real time), so cut
+/// there the prefix has that order minus some reads: it passes, and the search gallops
+/// forward from it. Checked, not assumed: if that prefix fails, the search covers the cuts
+/// before it instead.
+fn shortest_prefix(
+    part: &Partition,
+    whole: &Failure,
+    lin: bool,
+    budget: u64,
+) -> Option<(usize, Failure)> {
     let mut cuts: Vec<usize> = part.ops.iter().map(|op| op.inv + 1).collect();
     cuts.extend(part.ops.iter().filter(|op| op.must).map(|op| op.ret + 1));
     cuts.sort_unstable();
     cuts.dedup();
     let last = *cuts.last()?;
+    // The whole partition failed within the caller's budget; certified within this one, or
+    // the window search would spend its budget on every probe and end at the whole anyway.
     let mut failure = fails(&prefix(part, last).part, None, lin, budget)?;
-    // Failing prefixes are closed upwards: find the first failing cut.
+    let mut placed = vec![false; part.ops.len()];
+    for &i in &whole.order {
+        placed[i] = true;
+    }
+    let unplaced = (0..part.ops.len()).filter(|&i| part.ops[i].must && !placed[i]);
+    let reached = unplaced.map(|i| part.ops[i].ret).min().unwrap_or(last);
+    // Failing prefixes are closed upwards. Invariant: the cut at `hi` fails; the cut at `lo`
+    // passes, or `lo` is 0 (not known).
     let (mut lo, mut hi) = (0, cuts.len() - 1);
+    let start = cuts.partition_point(|&c| c <= reached).saturating_sub(1).min(hi);
+    if start > 0 && start < hi {
+        match fails(&prefix(part, cuts[start]).part, None, lin, budget) {
+            Some(found) => (failure, hi) = (found, start),
+            None => {
+                lo = start;
+                let mut step = 1;
+                while lo + step < hi {
+                    let probe = lo + step;
+                    match fails(&prefix(part, cuts[probe]).part, None, lin, budget) {
+                        Some(found) => {
+                            (failure, hi) = (found, probe);
+                            break;
+                        }
+                        None => lo = probe,
+                    }
+                    step *= 2;
+                }
+                lo += 1; // `lo` passes: the least failing cut is after it.
+            }
+        }
+    }
     while lo < hi {
         let mid = (lo + hi) / 2;
         match fails(&prefix(part, cuts[mid]).part, None, lin, budget) {

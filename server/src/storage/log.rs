@@ -366,7 +366,7 @@ impl ActiveLog {
 pub struct FsyncFailed(pub io::Error);
 
 impl FsyncFailed {
-    fn wrap(error: io::Error) -> io::Error {
+    pub(crate) fn wrap(error: io::Error) -> io::Error {
         io::Error::other(FsyncFailed(error))
     }
 }

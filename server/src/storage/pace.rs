@@ -17,7 +17,7 @@
 //!
 //! Off by default (`zkr.snapshotPacing`): measured back to back at a million znodes on the
 //! shared machine, the log's slow syncs (50-330 ms) came as often with pacing as without, and
-//! without it none fell inside a snapshot's write (docs/PERFORMANCE.md, run 6). The pacer still
+//! without it none fell inside a snapshot's write (docs/PERFORMANCE.md, run 7). The pacer still
 //! watches when it does not idle: each "snapshot written" line gives the log's slowest sync
 //! meanwhile, the evidence for or against pacing on another disk.
 //!
@@ -32,7 +32,7 @@ use std::time::Duration;
 
 /// A log sync slower than this while a snapshot is written means the snapshot takes too much
 /// of the disk. The log's syncs take 0.5-1 ms (median) and 10-12 ms (p99) during a 1M load on
-/// the shared machine, with or without snapshots (docs/PERFORMANCE.md, run 6); a reply's p99 is
+/// the shared machine, with or without snapshots (docs/PERFORMANCE.md, run 7); a reply's p99 is
 /// ~20 ms, and the aim is a max within 2x of it.
 pub const LOG_SYNC_TARGET: Duration = Duration::from_millis(20);
 /// The snapshot idles at least as long as it wrote: at most half of the disk's time.

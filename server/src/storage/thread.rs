@@ -45,7 +45,8 @@
 //!   falls back to a SNAP, the log goes on. `LogRead` may now come after later `Durable`s.
 //! - After a log I/O error the log thread reports `Failed` and stops: after a failed fsync the
 //!   file's contents are unknown, and retrying could report lost data as durable.
-//! - Except a *write* that finds the disk full (ENOSPC, EDQUOT; never an fsync's error): the log
+//! - Except a *write* that finds the disk full (ENOSPC, EDQUOT; never an fsync's error, but
+//!   for the epoch files' temporary file, which is thrown away, see `epochs.rs`): the log
 //!   thread reports `DiskFull`, cuts the file back to its last synced record
 //!   (`Storage::discard_unsynced`), keeps the unsynced records and every later command in
 //!   memory, and every `DISK_FULL_RETRY` writes the records again and syncs. When that works it
@@ -545,7 +546,7 @@ impl LogWorker {
                 tracing::warn!(records_waiting = waiting, "shutting down with the disk full");
                 return false;
             }
-            match self.rewrite_unsynced() {
+            match self.rewrite_unsynced().and_then(|()| self.retry_queued_epochs(queue)) {
                 Ok(()) => break,
                 Err(Stop::Full(_)) => continue,
                 Err(Stop::Failed(error)) => {
@@ -559,6 +560,35 @@ impl LogWorker {
         tracing::info!(full_ms, "txn log: disk space available again; writes resume");
         let _ = self.events.send(StorageEvent::DiskSpaceAvailable);
         true
+    }
+
+    /// Writes the epoch files, after the appends before them are durable. A full disk
+    /// (`Stop::Full`) left both files as they were (`epochs.rs`): the write can be tried again.
+    /// Any other error, the directory's fsync's included, stops storage.
+    fn write_epochs(
+        &mut self,
+        dir: &std::path::Path,
+        accepted: u32,
+        current: u32,
+    ) -> Result<(), Stop> {
+        assert!(self.unsynced.is_empty(), "earlier appends are durable first");
+        assert!(current <= accepted, "currentEpoch ≤ acceptedEpoch");
+        self.storage.write_epochs(dir, accepted, current).map_err(|e| {
+            let error = format!("cannot write the epoch files: {e}");
+            if is_disk_full(&e) { Stop::Full(error) } else { Stop::Failed(error) }
+        })
+    }
+
+    /// Tries the epoch write at the front of `queue`, if there is one (the retry of
+    /// `wait_for_space`). It stays queued: `process` writes it once more and answers it.
+    #[cfg_attr(madsim, allow(dead_code))]
+    fn retry_queued_epochs(&mut self, queue: &VecDeque<Command>) -> Result<(), Stop> {
+        match queue.front() {
+            Some(Command::WriteEpochs { dir, accepted, current, .. }) => {
+                self.write_epochs(dir, *accepted, *current)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Appends the kept records again (after `discard_unsynced`) and syncs them.
@@ -594,6 +624,19 @@ impl LogWorker {
                 queue.push_front(command);
                 return Err(stop);
             }
+            if let Command::WriteEpochs { dir, accepted, current, .. } = &command
+                && let Err(stop) = self.write_epochs(dir, *accepted, *current)
+            {
+                match (&stop, command) {
+                    // Nothing changed on disk: the write is tried again once there is space.
+                    (Stop::Full(_), command) => queue.push_front(command),
+                    (Stop::Failed(error), Command::WriteEpochs { done, .. }) => {
+                        let _ = done.send(Err(error.clone()));
+                    }
+                    (Stop::Failed(_), _) => unreachable!("matched a WriteEpochs above"),
+                }
+                return Err(stop);
+            }
             if !self.carry_out(command)? {
                 return Ok(false);
             }
@@ -621,19 +664,9 @@ impl LogWorker {
                 let last_zxid = self.storage.last_zxid();
                 let _ = self.events.send(StorageEvent::Truncated { last_zxid });
             }
-            Command::WriteEpochs { dir, accepted, current, done } => {
-                assert!(self.unsynced.is_empty(), "earlier appends are durable first");
-                // A full disk here stops storage too (see docs/RELIABILITY.md): the epoch
-                // files are written in elections only, and this keeps their code simple.
-                let written = self
-                    .storage
-                    .write_epochs(&dir, accepted, current)
-                    .map_err(|e| format!("cannot write the epoch files: {e}"));
-                let failed = written.clone().err();
-                let _ = done.send(written);
-                if let Some(error) = failed {
-                    return Err(Stop::Failed(error));
-                }
+            Command::WriteEpochs { done, .. } => {
+                // Written by `process` just before (`write_epochs`).
+                let _ = done.send(Ok(()));
             }
             Command::Barrier(done) => {
                 let _ = done.send(Ok(()));
@@ -838,15 +871,25 @@ impl SnapWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::{Fs, FsFile};
 
     type Events = tokio::sync::mpsc::UnboundedReceiver<StorageEvent>;
 
     /// Runs a log worker over `commands` (which must end with `Shutdown`) in this thread, on a
     /// fresh directory named after `name`; returns the worker and what it reported.
     fn run_worker(name: &str, commands: Vec<Command>) -> (LogWorker, Events, std::path::PathBuf) {
+        run_worker_on(Arc::new(crate::fs::OsFs), name, commands)
+    }
+
+    /// `run_worker` on `fs`.
+    fn run_worker_on(
+        fs: Arc<dyn crate::fs::Fs>,
+        name: &str,
+        commands: Vec<Command>,
+    ) -> (LogWorker, Events, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("zkr-thread-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (storage, _) = Storage::open(Arc::new(crate::fs::OsFs), &dir, &dir).unwrap();
+        let (storage, _) = Storage::open(fs, &dir, &dir).unwrap();
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let (sender, command_rx) = tokio::sync::mpsc::unbounded_channel();
         for command in commands {
@@ -960,6 +1003,101 @@ mod tests {
         }
     }
 
+    /// The OS's filesystem, but every file write fails with ENOSPC while `full` holds, and
+    /// every directory fsync with ENOSPC while `dir_sync_fails` holds.
+    #[derive(Debug, Default)]
+    struct FullFs {
+        full: Arc<std::sync::atomic::AtomicBool>,
+        dir_sync_fails: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    #[derive(Debug)]
+    struct FullFile {
+        file: std::fs::File,
+        full: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    const ENOSPC: i32 = 28;
+
+    impl std::io::Write for FullFile {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.full.load(Ordering::Acquire) {
+                return Err(std::io::Error::from_raw_os_error(ENOSPC));
+            }
+            self.file.write(buf)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.file.flush()
+        }
+    }
+
+    impl crate::fs::FsFile for FullFile {
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.file.sync_data()
+        }
+
+        fn sync_all(&self) -> std::io::Result<()> {
+            self.file.sync_all()
+        }
+
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.file.set_len(len)
+        }
+    }
+
+    impl crate::fs::Fs for FullFs {
+        fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+            crate::fs::OsFs.create_dir_all(dir)
+        }
+
+        fn list_dir(&self, dir: &std::path::Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+            crate::fs::OsFs.list_dir(dir)
+        }
+
+        fn read(&self, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+            crate::fs::OsFs.read(path)
+        }
+
+        fn create_new(&self, path: &std::path::Path) -> std::io::Result<Box<dyn FsFile>> {
+            let file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+            Ok(Box::new(FullFile { file, full: self.full.clone() }))
+        }
+
+        fn create(&self, path: &std::path::Path) -> std::io::Result<Box<dyn FsFile>> {
+            let file = std::fs::File::create(path)?;
+            Ok(Box::new(FullFile { file, full: self.full.clone() }))
+        }
+
+        fn open_write(&self, path: &std::path::Path) -> std::io::Result<Box<dyn FsFile>> {
+            let file = std::fs::OpenOptions::new().write(true).open(path)?;
+            Ok(Box::new(FullFile { file, full: self.full.clone() }))
+        }
+
+        fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+            if self.dir_sync_fails.load(Ordering::Acquire) {
+                return Err(std::io::Error::from_raw_os_error(ENOSPC));
+            }
+            crate::fs::OsFs.sync_dir(dir)
+        }
+
+        fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+            crate::fs::OsFs.rename(from, to)
+        }
+
+        fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+            crate::fs::OsFs.remove_file(path)
+        }
+
+        fn canonicalize(&self, path: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+            crate::fs::OsFs.canonicalize(path)
+        }
+
+        fn try_lock(&self, path: &std::path::Path) -> std::io::Result<Box<dyn crate::fs::FsLock>> {
+            crate::fs::OsFs.try_lock(path)
+        }
+    }
+
     /// Opens the gate when dropped: a failing test must not leave the log thread stuck (the
     /// `StorageThread`'s drop joins it).
     struct OpenOnDrop(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
@@ -1015,6 +1153,79 @@ mod tests {
             other => panic!("expected the read's answer, got {other:?}"),
         }
         thread.shutdown().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A full disk under the epoch files leaves them as they were (no temporary file either)
+    /// and reads as a full disk; a failed directory fsync never does, even with ENOSPC.
+    #[test]
+    fn a_full_disk_leaves_the_epoch_files_as_they_were() {
+        let dir = std::env::temp_dir().join(format!("zkr-epochs-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let fs = FullFs::default();
+        crate::epochs::write(&fs, &dir, 3, 2).unwrap();
+        fs.full.store(true, Ordering::Release);
+        let error = crate::epochs::write(&fs, &dir, 4, 4).expect_err("the disk is full");
+        assert!(is_disk_full(&error), "{error}");
+        assert_eq!(crate::epochs::read(&fs, &dir), Ok((3, 2)), "unchanged");
+        let mut names = crate::fs::OsFs.list_dir(&dir).unwrap();
+        names.sort();
+        assert_eq!(names, ["acceptedEpoch", "currentEpoch"], "no temporary file left");
+        fs.full.store(false, Ordering::Release);
+        fs.dir_sync_fails.store(true, Ordering::Release);
+        let error = crate::epochs::write(&fs, &dir, 4, 4).expect_err("the fsync fails");
+        assert!(!is_disk_full(&error), "a failed directory fsync is never a full disk: {error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An epoch write that finds the disk full is reported (`DiskFull`), kept, and tried every
+    /// `DISK_FULL_RETRY` until there is space; then it is answered, `DiskSpaceAvailable`
+    /// follows, and the commands behind it are carried out in order. Before this change
+    /// storage stopped (`Failed`).
+    #[test]
+    fn an_epoch_write_on_a_full_disk_waits_for_space() {
+        let fs = Arc::new(FullFs::default());
+        let full = fs.full.clone();
+        let name = format!("zkr-thread-epochs-full-{}", std::process::id());
+        let dir = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        let (storage, _) = Storage::open(fs.clone(), &dir, &dir).unwrap();
+        crate::epochs::write(&*fs, &dir, 1, 1).unwrap();
+        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let (sender, command_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (snap_tx, _snap_rx) = mpsc::channel();
+        let mut worker = LogWorker {
+            storage,
+            events: events_tx,
+            snap: SnapQueue::Thread(snap_tx),
+            reader: ReadQueue::Thread(mpsc::channel().0),
+            sync_count: Arc::new(AtomicU64::new(0)),
+            unsynced: Vec::new(),
+        };
+        full.store(true, Ordering::Release);
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let epochs_dir = dir.clone();
+        sender
+            .send(Command::WriteEpochs { dir: epochs_dir, accepted: 2, current: 2, done })
+            .unwrap();
+        sender.send(append(1)).unwrap();
+        let thread = std::thread::spawn(move || {
+            worker.run(command_rx);
+            worker
+        });
+        std::thread::sleep(DISK_FULL_RETRY * 3);
+        assert_eq!(crate::epochs::read(&*fs, &dir), Ok((1, 1)), "unchanged while full");
+        full.store(false, Ordering::Release);
+        let answered = answer.blocking_recv();
+        assert_eq!(answered, Ok(Ok(())), "answered once written");
+        assert_eq!(crate::epochs::read(&*fs, &dir), Ok((2, 2)));
+        sender.send(Command::Shutdown).unwrap();
+        let worker = thread.join().unwrap();
+        assert!(matches!(events.try_recv(), Ok(StorageEvent::DiskFull { .. })));
+        assert!(matches!(events.try_recv(), Ok(StorageEvent::DiskSpaceAvailable)));
+        assert!(matches!(events.try_recv(), Ok(StorageEvent::Durable { upto: 1 })));
+        assert!(events.try_recv().is_err(), "one DiskFull for the whole wait, no Failed");
+        drop(worker);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

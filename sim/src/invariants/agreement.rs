@@ -6,6 +6,7 @@
 //! it (standalone: after the txn is durable; under Zab: after the leader's COMMIT).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use zkr_core::txn::LoggedTxn;
 use zkr_core::types::Zxid;
@@ -15,16 +16,16 @@ use super::Violation;
 /// Every txn any server committed, by zxid.
 #[derive(Debug, Default)]
 pub struct Agreement {
-    committed: BTreeMap<Zxid, LoggedTxn>,
+    committed: BTreeMap<Zxid, Arc<LoggedTxn>>,
 }
 
 impl Agreement {
     /// Server `node` committed `txn`.
-    pub fn committed(&mut self, node: usize, txn: &LoggedTxn, now: u64) -> Option<Violation> {
+    pub fn committed(&mut self, node: usize, txn: &Arc<LoggedTxn>, now: u64) -> Option<Violation> {
         let zxid = txn.header.zxid;
         match self.committed.get(&zxid) {
             None => {
-                self.committed.insert(zxid, txn.clone());
+                self.committed.insert(zxid, Arc::clone(txn));
                 None
             }
             Some(earlier) if earlier == txn => None,
@@ -49,7 +50,7 @@ impl Agreement {
     }
 
     /// Every committed txn, by zxid.
-    pub fn all(&self) -> &BTreeMap<Zxid, LoggedTxn> {
+    pub fn all(&self) -> &BTreeMap<Zxid, Arc<LoggedTxn>> {
         &self.committed
     }
 }

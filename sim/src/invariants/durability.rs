@@ -6,6 +6,7 @@
 //! was broadcast and stays delivered). Standalone, the quorum is the one server.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use zkr_core::txn::LoggedTxn;
 use zkr_core::types::Zxid;
@@ -16,7 +17,7 @@ use super::{Violation, majority};
 #[derive(Clone, Copy, Debug)]
 pub struct Log<'a> {
     /// Durable txns after the snapshot, sorted by zxid.
-    pub txns: &'a [LoggedTxn],
+    pub txns: &'a [Arc<LoggedTxn>],
     /// The zxid the durable snapshot covers (zero without one).
     pub snapshot: Zxid,
 }
@@ -31,16 +32,21 @@ impl Log<'_> {
 }
 
 /// The txn at `zxid` in a durable log sorted by zxid.
-pub fn find(log: &[LoggedTxn], zxid: Zxid) -> Option<&LoggedTxn> {
-    log.binary_search_by_key(&zxid, |t| t.header.zxid).ok().map(|i| &log[i])
+pub fn find(log: &[Arc<LoggedTxn>], zxid: Zxid) -> Option<&LoggedTxn> {
+    log.binary_search_by_key(&zxid, |t| t.header.zxid).ok().map(|i| &*log[i])
 }
 
 /// Checks every committed txn against the durable logs of all servers.
-pub fn check(committed: &BTreeMap<Zxid, LoggedTxn>, logs: &[Log<'_>], now: u64) -> Vec<Violation> {
+pub fn check(
+    committed: &BTreeMap<Zxid, Arc<LoggedTxn>>,
+    logs: &[Log<'_>],
+    now: u64,
+) -> Vec<Violation> {
     let need = majority(logs.len());
     let mut out = Vec::new();
     for (zxid, txn) in committed {
-        let holders = logs.iter().filter(|log| log.holds(txn, |t| t == txn)).count();
+        let same = |t: &LoggedTxn| std::ptr::eq(t, &**txn) || t == &**txn;
+        let holders = logs.iter().filter(|log| log.holds(txn, same)).count();
         if holders < need {
             let mine: Vec<String> = logs
                 .iter()

@@ -10,6 +10,9 @@
 //! - storm: opens `--sessions` sessions, kills the server (-9), restarts it on the same data,
 //!   and reconnects every session (resume with id and password) from 16 threads; prints how
 //!   long until all were back and how many had expired (must be 0).
+//! - storm to another member (`--mode storm-ensemble`, zkr only: the shared Apache tool runs
+//!   standalone servers only): a three-member ensemble, `--sessions` sessions on one follower,
+//!   that follower killed (-9), every session resumed on another member at once.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -28,7 +31,7 @@ use zkr_tests::{ServerOptions, Target, TestServer};
 #[derive(Parser, Debug)]
 #[command(about = "Overload and reconnect storm, zkr vs Apache ZooKeeper")]
 struct Args {
-    /// overload, storm or both.
+    /// overload, storm, both, or storm-ensemble (zkr only, not part of both).
     #[arg(long, default_value = "both")]
     mode: String,
     /// Which servers: zkr, apache or both.
@@ -365,8 +368,67 @@ fn storm(target: Target, args: &Args) {
     );
 }
 
+/// The storm moved to another member: sessions opened on a follower of a zkr ensemble, the
+/// follower killed (-9), every session resumed on the other follower (the leader stays, so
+/// this measures the session move alone, not an election).
+fn storm_ensemble(args: &Args) {
+    use zkr_tests::ensemble::{three_members, wait_for_roles};
+    let root = std::env::temp_dir().join(format!("zkr-abusebench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut members = three_members(&root, |_, _| "maxClientCnxns=0\n".to_string());
+    for m in &mut members {
+        m.start();
+    }
+    let leader = wait_for_roles(&members, 3, "start-up");
+    let (from, to) = ((leader + 1) % 3, (leader + 2) % 3);
+    let addr_of = |i: usize| -> SocketAddr {
+        format!("127.0.0.1:{}", members[i].client_port).parse().expect("address")
+    };
+    let (from_addr, to_addr) = (addr_of(from), addr_of(to));
+    let started = Instant::now();
+    let clients = in_threads((0..args.sessions).collect(), move |i| {
+        RawClient::connect(from_addr, STORM_TIMEOUT_MS)
+            .unwrap_or_else(|e| panic!("session {i}: {e:?} (fd limit?)"))
+    });
+    let opened = started.elapsed();
+    let sessions: Vec<_> = clients.iter().map(|c| (c.session.clone(), c.last_zxid)).collect();
+    members[from].kill9();
+    drop(clients);
+    let back = Instant::now();
+    let results = in_threads(sessions, move |(s, zxid)| {
+        let started = Instant::now();
+        loop {
+            match RawClient::resume(to_addr, s.timeout_ms, s.id, &s.passwd, zxid) {
+                Ok(c) => return Some(c),
+                Err(RawError::Expired) => return None,
+                Err(_) if started.elapsed() < Duration::from_secs(30) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("session {:#x} not back in 30 s: {e:?}", s.id),
+            }
+        }
+    });
+    let all_back = back.elapsed();
+    let expired = results.iter().filter(|c| c.is_none()).count();
+    let roles_kept = wait_for_roles(&members, 2, "after the storm") == leader;
+    println!(
+        "Zkr ensemble: {} sessions opened on a follower in {:.1} s; follower killed (-9); all \
+         resumed on the other follower in {:.2} s; EXPIRED {expired}; leader unchanged: \
+         {roles_kept}",
+        results.len(),
+        opened.as_secs_f64(),
+        all_back.as_secs_f64()
+    );
+    drop(results);
+    drop(members);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 fn main() {
     let args = Args::parse();
+    if args.mode == "storm-ensemble" {
+        return storm_ensemble(&args);
+    }
     let targets: Vec<Target> = match args.target.as_str() {
         "zkr" => vec![Target::Zkr],
         "apache" => vec![Target::Apache],

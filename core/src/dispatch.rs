@@ -1,0 +1,421 @@
+//! The dispatcher between `Node` and its role: which role handles a peer message, a tick, a
+//! durable point or a lost peer, and the transitions between roles (election decided, leader
+//! or learner gives up). Each role's handlers are methods of its own state that borrow
+//! [`Shared`](crate::shared::Shared) (see `zab::leader`, `zab::learner`, `zab::election`); this
+//! file is the only one besides `node.rs` that sees both `Node` and the roles, so `zab` never
+//! imports `node`.
+//!
+//! Invariants: a node is in exactly one role; a role is replaced only here (a handler returns
+//! [`Next::Elect`] instead of replacing itself); leaving a serving role closes every client
+//! connection and drops every prepared change; a node serves clients only as an established
+//! leader or a learner in broadcast.
+
+use crate::node::Node;
+use crate::txn::LoggedTxn;
+use crate::types::ServerId;
+use crate::zab::election::ElectionAction;
+use crate::zab::leader::{HandlerPhase, Leader, LeaderPhase};
+use crate::zab::learner::{Learner, LearnerPhase};
+use crate::zab::message::{PeerState, Vote, ZabMessage};
+use crate::zab::{LeaderCounts, Next, Role, start_election};
+
+impl Node {
+    /// True when this node is the established leader (always, standalone).
+    pub fn is_established_leader(&self) -> bool {
+        matches!(&self.role, Role::Leading(l) if l.phase.is_established())
+    }
+
+    /// True when this node may serve clients.
+    pub fn is_serving(&self) -> bool {
+        match &self.role {
+            Role::Leading(l) => l.phase.is_established(),
+            Role::Following(l) => l.phase == LearnerPhase::Broadcast,
+            Role::Looking(_) => false,
+        }
+    }
+
+    /// The state election notifications report.
+    pub fn peer_state(&self) -> PeerState {
+        let observer = !self.shared.quorum.is_voter(self.shared.config.server_id);
+        match &self.role {
+            Role::Looking(_) if observer => PeerState::Observing,
+            Role::Looking(_) => PeerState::Looking,
+            Role::Leading(_) => PeerState::Leading,
+            Role::Following(_) if observer => PeerState::Observing,
+            Role::Following(_) => PeerState::Following,
+        }
+    }
+
+    /// The counts ZooKeeper's leader reports in `mntr` (`zk_learners`, `zk_synced_followers`,
+    /// `zk_synced_observers`, `zk_pending_syncs`); `None` unless this node leads an ensemble.
+    pub fn leader_counts(&self) -> Option<LeaderCounts> {
+        let Role::Leading(leader) = &self.role else { return None };
+        if leader.phase == LeaderPhase::Standalone {
+            return None;
+        }
+        let synced = |observer: bool| {
+            let handlers = leader.learners.values();
+            handlers.filter(|h| h.observer == observer && h.phase == HandlerPhase::Synced).count()
+        };
+        let counts = LeaderCounts {
+            learners: leader.learners.len(),
+            synced_followers: synced(false),
+            synced_observers: synced(true),
+            pending_syncs: leader.syncs.len(),
+        };
+        assert!(counts.synced_followers + counts.synced_observers <= counts.learners);
+        Some(counts)
+    }
+
+    /// The leader this node follows or is, once decided.
+    pub fn leader(&self) -> Option<ServerId> {
+        match &self.role {
+            Role::Leading(_) => Some(self.shared.config.server_id),
+            Role::Following(l) => Some(l.leader),
+            Role::Looking(_) => None,
+        }
+    }
+
+    fn members_except_me(&self) -> Vec<ServerId> {
+        let me = self.shared.config.server_id;
+        self.shared.config.members.iter().map(|m| m.id).filter(|id| *id != me).collect()
+    }
+
+    /// Leaves any serving role: closes clients, forgets pending work, starts an election.
+    pub(crate) fn become_looking(&mut self) {
+        assert!(!self.shared.config.is_standalone(), "standalone servers never look");
+        tracing::info!(server = self.shared.config.server_id.0, "going back to leader election");
+        let conns: Vec<_> = self.shared.conns.keys().copied().collect();
+        for conn in conns {
+            self.shared.close_conn(conn);
+        }
+        self.shared.prep.clear();
+        self.shared.connecting.clear();
+        // A learner's forwarded syncs, touched sessions and revalidations go with its role.
+        let own = Vote {
+            leader: self.shared.config.server_id,
+            zxid: self.shared.log.last_logged(),
+            peer_epoch: self.shared.current_epoch,
+        };
+        let (config, quorum, now) =
+            (&self.shared.config, &self.shared.quorum, self.shared.now_tick);
+        let (election, actions) =
+            start_election(config, quorum, &mut self.shared.rng, own, self.shared.last_round, now);
+        self.shared.last_round = election.logical_clock();
+        self.role = Role::Looking(election);
+        // Leaving a serving role closes every client (ZooKeeper's shutdown of the request
+        // processors): a looking server has no committed view it may serve from.
+        assert!(
+            self.shared.conns.values().all(|c| !c.is_active()),
+            "no client is served while looking"
+        );
+        assert_eq!(self.shared.prep.len(), 0, "no prepared change survives a role change");
+        self.run_election_actions(actions);
+    }
+
+    pub(crate) fn run_election_actions(&mut self, actions: Vec<ElectionAction>) {
+        for action in actions {
+            match action {
+                ElectionAction::Broadcast(msg) => {
+                    for peer in self.members_except_me() {
+                        self.shared.send_peer(peer, msg.clone());
+                    }
+                }
+                ElectionAction::Send(to, msg) => self.shared.send_peer(to, msg),
+                ElectionAction::Decided { leader, vote, election_epoch } => {
+                    return self.on_elected(leader, vote, election_epoch);
+                }
+            }
+        }
+    }
+
+    fn on_elected(&mut self, leader: ServerId, vote: Vote, election_epoch: u64) {
+        tracing::info!(
+            server = self.shared.config.server_id.0,
+            leader = leader.0,
+            election_epoch,
+            "election decided"
+        );
+        self.shared.last_round = election_epoch;
+        self.shared.leader_vote = Some(vote);
+        if leader == self.shared.config.server_id {
+            // Peers the election saw lost cannot follow us either until they speak again.
+            let lost = match &self.role {
+                Role::Looking(election) => election.lost_peers(),
+                _ => Vec::new(),
+            };
+            self.become_leader();
+            if let Role::Leading(l) = &mut self.role {
+                for peer in lost {
+                    l.backing.lost(peer);
+                }
+            }
+        } else {
+            let observer = !self.shared.quorum.is_voter(self.shared.config.server_id);
+            self.become_learner(leader, observer);
+        }
+    }
+
+    /// Peer messages: notifications go to the election (or get our vote back), the rest to the
+    /// current role.
+    pub(crate) fn on_peer_message(&mut self, from: ServerId, msg: ZabMessage) {
+        let known = self.shared.config.members.iter().any(|m| m.id == from);
+        if !known || from == self.shared.config.server_id {
+            tracing::warn!(from = from.0, "message from a non-member ignored");
+            return;
+        }
+        if let ZabMessage::Notification { vote, election_epoch, state } = msg {
+            return self.on_notification(from, vote, election_epoch, state);
+        }
+        if let Role::Leading(leader) = &mut self.role {
+            // A learner message: the sender follows us, whatever it said before.
+            leader.backing.heard(from);
+        }
+        let next = match &mut self.role {
+            Role::Leading(leader) => leader.on_message(&mut self.shared, from, msg),
+            Role::Following(l) if l.leader == from => l.on_message(&mut self.shared, msg),
+            _ => Next::Stay,
+        };
+        self.follow(next);
+    }
+
+    /// The shell lost its connection to `peer` (see `Input::PeerLost`). A learner whose leader
+    /// it is elects at once instead of waiting `syncLimit` for silence; a leader forgets the
+    /// learner (and steps down without a quorum); an election forgets the peer's votes, so it
+    /// does not settle on a vote only a dead server still backs.
+    pub(crate) fn on_peer_lost(&mut self, peer: ServerId) {
+        let known = self.shared.config.members.iter().any(|m| m.id == peer);
+        if !known
+            || peer == self.shared.config.server_id
+            || self.shared.config.bugs.ignore_peer_lost
+        {
+            return;
+        }
+        // A peer never heard from may be starting (the shell reports it lost when a notification
+        // to it is dropped): deciding without it could elect a server that then follows it.
+        let heard = self.shared.peers_heard.contains(&peer);
+        match &mut self.role {
+            Role::Looking(election) if heard => election.forget(peer),
+            Role::Looking(_) => {}
+            Role::Following(l) if l.leader == peer => {
+                tracing::info!(leader = peer.0, "lost the connection to the leader; electing");
+                self.become_looking();
+                if let Role::Looking(election) = &mut self.role {
+                    // Nothing better can come from it: the others need not wait for its vote.
+                    election.forget(peer);
+                }
+                assert!(self.leader().is_none(), "a lost leader is not followed");
+            }
+            Role::Following(_) => {}
+            Role::Leading(leader) => {
+                leader.backing.lost(peer);
+                let next = leader.on_peer_lost(&mut self.shared, peer);
+                self.follow(next);
+                self.leave_if_unbacked();
+            }
+        }
+    }
+
+    fn on_notification(&mut self, from: ServerId, vote: Vote, epoch: u64, state: PeerState) {
+        if self.left_by_leader(from, epoch, state) {
+            tracing::info!(
+                leader = from.0,
+                round = epoch,
+                "the leader is electing again; electing"
+            );
+            self.become_looking();
+            assert!(self.leader().is_none(), "a leader that left is not followed");
+            // The election counts the notification that told us: the leader's vote in its round.
+        } else if self.unbacked_after(from, vote, epoch, state) {
+            // Stepped down; the election counts the notification too (it may name a new round).
+            assert!(self.leader().is_none(), "a leader that stepped down leads no more");
+        }
+        let now = self.shared.now_tick;
+        if let Role::Looking(election) = &mut self.role {
+            let actions = election.on_notification(now, from, vote, epoch, state);
+            return self.run_election_actions(actions);
+        }
+        if state == PeerState::Looking || state == PeerState::Observing {
+            // Tell a looking server who leads, so it can join without a new round.
+            if let Some(vote) = self.shared.leader_vote {
+                let reply = ZabMessage::Notification {
+                    vote,
+                    election_epoch: self.shared.last_round,
+                    state: self.peer_state(),
+                };
+                self.shared.send_peer(from, reply);
+            }
+        }
+    }
+
+    /// A leader not yet established records what `from`'s notification says of it, and steps
+    /// down when the voters that may still follow it no longer make a quorum (see
+    /// [`crate::zab::election::Backing`]). True when it stepped down.
+    fn unbacked_after(&mut self, from: ServerId, vote: Vote, epoch: u64, state: PeerState) -> bool {
+        let round = self.shared.last_round;
+        let won = self.shared.leader_vote;
+        let Role::Leading(leader) = &mut self.role else { return false };
+        if leader.phase.is_established() {
+            return false;
+        }
+        let won = won.expect("an elected leader knows the vote that elected it");
+        assert_eq!(won.leader, self.shared.config.server_id, "we lead on our own vote");
+        leader.backing.on_notification(won, round, from, vote, epoch, state);
+        self.leave_if_unbacked()
+    }
+
+    /// Steps down a leader not yet established that no quorum can follow any more (issue 17:
+    /// waiting `initLimit` for it keeps its followers out of every other election). True when
+    /// it stepped down.
+    fn leave_if_unbacked(&mut self) -> bool {
+        let me = self.shared.config.server_id;
+        let Role::Leading(leader) = &self.role else { return false };
+        if leader.phase.is_established() || !leader.backing.hopeless(me, &self.shared.quorum) {
+            return false;
+        }
+        tracing::info!(server = me.0, "no quorum can follow us any more; back to election");
+        self.become_looking();
+        assert!(matches!(self.role, Role::Looking(_)), "stepped down");
+        true
+    }
+
+    /// True when `from` is the leader we follow and it reports looking in a round after the one
+    /// we elected it in: it left the role (stepped down, or never took it and moved on), so
+    /// waiting for it in discovery (`initLimit`) or broadcast (`syncLimit`) is wasted. Its
+    /// looking notifications of our own round are not that: they predate its decision (a
+    /// delayed one, or its answer to a vote of ours), and it may still be about to lead us.
+    /// ZooKeeper's learner learns the same from its leader connection: a leader that stops
+    /// leading closes its learners' sockets and stops accepting new ones.
+    fn left_by_leader(&self, from: ServerId, epoch: u64, state: PeerState) -> bool {
+        let Role::Following(l) = &self.role else { return false };
+        l.leader == from && state == PeerState::Looking && epoch > self.shared.last_round
+    }
+
+    /// Role timers, once per tick.
+    pub(crate) fn zab_tick(&mut self) {
+        let now = self.shared.now_tick;
+        match &mut self.role {
+            Role::Looking(election) => {
+                let actions = election.on_tick(now);
+                self.run_election_actions(actions);
+            }
+            Role::Leading(leader) => {
+                let next = leader.on_tick(&mut self.shared);
+                self.follow(next);
+            }
+            Role::Following(learner) => {
+                let next = learner.on_tick(&mut self.shared);
+                self.follow(next);
+            }
+        }
+    }
+
+    /// The log's durable point moved.
+    pub(crate) fn zab_durable(&mut self) {
+        match &mut self.role {
+            Role::Leading(leader) => leader.on_durable(&mut self.shared),
+            Role::Following(learner) => learner.on_durable(&mut self.shared),
+            Role::Looking(_) => {}
+        }
+    }
+
+    /// Role-level invariants that cost O(1) in the node's tables (O(ensemble size) at most):
+    /// run after every step.
+    pub(crate) fn zab_invariants(&self) {
+        match &self.role {
+            Role::Leading(leader) => leader.invariants(&self.shared),
+            Role::Following(learner) => learner.invariants(&self.shared),
+            Role::Looking(election) => {
+                assert!(!self.shared.config.is_standalone(), "standalone servers never look");
+                let round = election.logical_clock();
+                assert!(round >= self.shared.last_round, "an election round never goes back");
+            }
+        }
+    }
+
+    /// Role-level invariants that walk the connection table: part of the full sweep.
+    pub(crate) fn zab_invariants_full(&self) {
+        if !self.is_serving() {
+            assert!(
+                self.shared.conns.values().all(|c| !c.is_active()),
+                "no sessions served unless serving"
+            );
+        }
+        if let Role::Following(learner) = &self.role {
+            for (session, (conn, _, _)) in &learner.revalidating {
+                let exists = self.shared.conns.contains_key(conn);
+                assert!(exists, "revalidating conn {conn:?} of {session} exists");
+            }
+        }
+    }
+
+    /// Follows a handler's answer: `Next::Elect` starts the election (see [`Next`]).
+    fn follow(&mut self, next: Next) {
+        if next == Next::Elect {
+            self.become_looking();
+            assert!(matches!(self.role, Role::Looking(_)), "back to election");
+        }
+    }
+
+    /// Won an election: lead, starting discovery with our own accepted epoch on the table.
+    fn become_leader(&mut self) {
+        // A role change dropped every prepared change (`become_looking`); a node starts with none.
+        assert_eq!(self.shared.prep.len(), 0, "a new leader prepares over the applied tree");
+        let leader = Leader::elected(&self.shared);
+        self.role = Role::Leading(Box::new(leader));
+        let Role::Leading(leader) = &mut self.role else { unreachable!() };
+        leader.maybe_decide_epoch(&mut self.shared);
+        assert_eq!(self.leader(), Some(self.shared.config.server_id), "leading");
+    }
+
+    /// Follow (or observe) `leader`: introduce ourselves.
+    fn become_learner(&mut self, leader: ServerId, observer: bool) {
+        assert_eq!(self.shared.prep.len(), 0, "a learner prepares nothing");
+        let learner = Learner::new(&mut self.shared, leader, observer);
+        self.role = Role::Following(learner);
+        let Role::Following(learner) = &mut self.role else { unreachable!() };
+        learner.send_follower_info(&mut self.shared);
+        assert_eq!(self.leader(), Some(leader), "following the elected leader");
+        assert!(!self.is_serving(), "a learner serves only after UPTODATE");
+    }
+
+    /// The shell's answer to `Output::ReadLog` (see `Leader::on_log_read`); a node that no
+    /// longer leads has nobody waiting for it.
+    pub(crate) fn on_log_read(
+        &mut self,
+        request: u64,
+        found_after: bool,
+        txns: Result<Vec<LoggedTxn>, String>,
+    ) {
+        if let Role::Leading(leader) = &mut self.role {
+            leader.on_log_read(&mut self.shared, request, found_after, txns);
+        }
+    }
+
+    /// After every step: the ping round the syncs of this step asked for (leader), and the
+    /// step-down a proposal asked for when it used up the epoch's zxid counter.
+    pub(crate) fn end_of_step(&mut self) {
+        let Role::Leading(leader) = &mut self.role else { return };
+        if leader.counter_exhausted {
+            assert_ne!(
+                leader.phase,
+                LeaderPhase::Standalone,
+                "a standalone server never steps down"
+            );
+            tracing::warn!("zxid counter near its limit; forcing a new epoch");
+            return self.follow(Next::Elect);
+        }
+        leader.send_sync_round(&mut self.shared);
+    }
+
+    /// Once per tick, after the role's timers: an established leader expires sessions and
+    /// deletes expired containers and TTL nodes (only the leader decides txns).
+    pub(crate) fn leader_housekeeping(&mut self) {
+        let Role::Leading(leader) = &mut self.role else { return };
+        if !leader.phase.is_established() {
+            return;
+        }
+        leader.expire_sessions(&mut self.shared);
+        leader.check_containers(&mut self.shared);
+    }
+}
