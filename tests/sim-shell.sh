@@ -2,7 +2,8 @@
 # Tier 2 of the simulator: the real zkr-server under madsim (sim/src/shell). Builds the
 # `sim-shell` binary with `--cfg madsim` into target/sim (its own target directory: the cfg
 # changes every crate that uses tokio), then:
-#   1. a campaign over SHELL_SEEDS (default 0..200) with 3- and 5-server ensembles;
+#   1. a campaign over SHELL_SEEDS (default 0..200) with 3- and 5-server ensembles, then the seeds
+#      of sim/shell-regression-seeds.txt (each once failed);
 #   2. determinism: one seed twice in one process and once more in another, same trace hash;
 #   3. sensitivity: with a deliberate core or storage bug switched on, some seed of a bounded range must
 #      fail (the same seeds pass without it, in step 1).
@@ -18,6 +19,12 @@ bin=target/sim/release/sim-shell
 seeds=${SHELL_SEEDS:-0..200}
 echo "--- tier 2 campaign: seeds $seeds"
 "$bin" --seeds "$seeds" --jobs "${SHELL_JOBS:-2}"
+
+echo "--- tier 2 regression seeds (sim/shell-regression-seeds.txt)"
+grep -v '^#' sim/shell-regression-seeds.txt | while read -r seed _; do
+  [ -n "$seed" ] || continue
+  "$bin" --seed "$seed" | tail -n 1
+done
 
 echo "--- tier 2 determinism (seed 7)"
 "$bin" --seed 7 --determinism | tail -n 3

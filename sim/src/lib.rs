@@ -190,7 +190,7 @@ fn run_inner(seed: u64, options: &RunOptions) -> SeedReport {
 
 /// Puts each `(index, event)` before the event at `index` (after everything for an index past
 /// the end), keeping the order in which inserts at one index were made.
-fn merge_inserts(
+pub(crate) fn merge_inserts(
     events: Vec<zkr_jepsen::history::Event>,
     mut inserts: Vec<(usize, zkr_jepsen::history::Event)>,
 ) -> Vec<zkr_jepsen::history::Event> {

@@ -3,8 +3,12 @@
 //! watches off), and records every request and reply in the jepsen history.
 //!
 //! Session end follows tier 1 (see `crate::client`): when the connection is lost while a session
-//! is held, a `close` op is invoked; the client reconnects to a random server with the session's
-//! id, password and last zxid; the close completes `info` (SessionExpired) if the server refuses
+//! is held, a `close` op is invoked, placed just after the last line the session's client
+//! recorded (the leader may have expired the session before the client noticed); the same open
+//! `close` is recorded for a session still held when the run ends, since the servers go on and
+//! expire it (seed 2610: another session saw the ephemerals of an idle client's session go
+//! after the run's end). The client reconnects to a random server with the session's id,
+//! password and last zxid; the close completes `info` (SessionExpired) if the server refuses
 //! the session, and stays open if the run ends first. When a server takes the session back, the
 //! close completes `info` too (Reconnected), not `fail` as in tier 1: a deposed leader that has
 //! not yet noticed it lost its quorum (it was paused, say) takes back a session the new leader
@@ -42,6 +46,11 @@ struct Held {
     last_zxid: i64,
     /// A `close` op is open for it (the connection was lost).
     close_open: bool,
+    /// Where its `close` invoke goes if it ends: just after the last line this session's
+    /// client recorded (`World::slot`). The leader may expire a session its client still
+    /// thinks it holds (the client was idle, or its server was cut off from the leader), and
+    /// another session may see the ephemerals go before this client notices anything.
+    close_slot: (usize, u64),
 }
 
 /// One client's loop until `deadline`.
@@ -70,15 +79,19 @@ impl Client {
                 continue;
             };
             let session = held.as_mut().expect("connect leaves a session");
-            let lost = self.ops(&mut stream, session, &mut memory, deadline).await;
-            if lost {
-                let session = held.as_mut().expect("still held");
-                session.close_open = true;
-                let now = self.world.now_us();
-                self.world.record(workload::close_invoke(session.process, now));
-            } else {
-                held = None;
+            match self.ops(&mut stream, session, &mut memory, deadline).await {
+                End::Lost => {
+                    session.close_open = true;
+                    self.world.record_close_at(session.close_slot, session.process);
+                }
+                End::Closed => held = None,
+                End::Deadline => break,
             }
+        }
+        // The run ends with the session held: the servers go on (heal, liveness write) and
+        // expire it, and other sessions may still see its ephemerals go. Its end is open.
+        if let Some(session) = held.filter(|h| !h.close_open) {
+            self.world.record_close_at(session.close_slot, session.process);
         }
     }
 
@@ -130,6 +143,7 @@ impl Client {
                     ));
                     h.close_open = false;
                 }
+                h.close_slot = self.world.slot();
             }
             _ => {
                 let process = self.world.process();
@@ -139,22 +153,23 @@ impl Client {
                     process,
                     last_zxid: 0,
                     close_open: false,
+                    close_slot: self.world.slot(),
                 });
             }
         }
         Some(stream)
     }
 
-    /// Issues ops until the deadline, the session closes (false) or the connection is lost
-    /// (true). Requests go out in bursts of up to `max_in_flight` (pipelined, as real clients
-    /// do); replies must come back in request order, or the session's FIFO order is broken.
+    /// Issues ops until the deadline, the session closes or the connection is lost. Requests
+    /// go out in bursts of up to `max_in_flight` (pipelined, as real clients do); replies must
+    /// come back in request order, or the session's FIFO order is broken.
     async fn ops(
         &mut self,
         stream: &mut TcpStream,
         held: &mut Held,
         memory: &mut Memory,
         deadline: Instant,
-    ) -> bool {
+    ) -> End {
         let mut next_xid = 1;
         while Instant::now() < deadline {
             let burst = self.rng.random_range(1..=self.swarm.max_in_flight.max(1));
@@ -175,14 +190,14 @@ impl Client {
             }
             match self.burst(stream, held, memory, pending).await {
                 Burst::Done => {}
-                Burst::Closed => return false,
-                Burst::Lost => return true,
+                Burst::Closed => return End::Closed,
+                Burst::Lost => return End::Lost,
             }
             let (lo, hi) = self.swarm.think_ns;
             let think = self.rng.random_range(lo..=hi.max(lo));
             tokio::time::sleep(Duration::from_nanos(think)).await;
         }
-        false
+        End::Deadline
     }
 
     /// Sends `pending` at once and collects their replies in order.
@@ -239,6 +254,7 @@ impl Client {
                         now,
                     );
                     self.world.record(line);
+                    held.close_slot = self.world.slot();
                     if matches!(req, Request::CloseSession) {
                         return Burst::Closed;
                     }
@@ -262,6 +278,16 @@ impl Client {
             self.world.record(line);
         }
     }
+}
+
+/// Why a connection's run of ops ended.
+enum End {
+    /// The session was closed (or its close was sent and the connection is gone).
+    Closed,
+    /// The connection is lost with the session held.
+    Lost,
+    /// The run's deadline passed with the session held.
+    Deadline,
 }
 
 /// How a burst of requests ended.

@@ -313,6 +313,8 @@ fn finish(
     faults: BTreeMap<&'static str, u32>,
 ) -> ShellReport {
     let events = std::mem::take(&mut *world.history.lock().expect("history"));
+    let inserts = std::mem::take(&mut *world.close_inserts.lock().expect("close inserts"));
+    let events = crate::merge_inserts(events, inserts);
     let ops = events.iter().filter(|e| e.kind == Some(zkr_jepsen::Kind::Invoke)).count();
     let history = crate::invariants::history::history(events, seed);
     let now = world.now_ns();

@@ -24,6 +24,9 @@ pub struct World {
     started: Instant,
     /// History lines in the order they happened.
     pub history: Mutex<Vec<Event>>,
+    /// `close` invokes to insert into `history` at the given index (see `crate::shell::client`:
+    /// a session may end any time after its last reply, not only once its client notices).
+    pub close_inserts: Mutex<Vec<(usize, Event)>>,
     /// Hash (and optionally text) of everything observed.
     pub trace: Mutex<Trace>,
     /// Continuously checked invariants.
@@ -73,6 +76,7 @@ impl World {
             seed,
             started: Instant::now(),
             history: Mutex::new(Vec::new()),
+            close_inserts: Mutex::new(Vec::new()),
             trace: Mutex::new(Trace::new(keep_trace)),
             checks: Mutex::new(Checks::default()),
             next_process: AtomicU64::new(0),
@@ -106,6 +110,24 @@ impl World {
         let line = serde_json::to_string(&event).expect("events serialize");
         self.event("op", &[event.process], line.as_bytes(), || line.clone());
         self.history.lock().expect("history").push(event);
+    }
+
+    /// Where a `close` invoke would go if the session ended now: after every line so far, at
+    /// the current time.
+    pub fn slot(&self) -> (usize, u64) {
+        (self.history.lock().expect("history").len(), self.now_us())
+    }
+
+    /// Inserts a `close` invoke for `process` at `slot` (an earlier [`World::slot`]): the
+    /// session may have ended (expired) any time after that point, unseen by its client.
+    pub fn record_close_at(&self, slot: (usize, u64), process: u64) {
+        let (at, time_us) = slot;
+        let event = zkr_jepsen::record::close_invoke(process, time_us);
+        let line = serde_json::to_string(&event).expect("events serialize");
+        self.event("close-at", &[process, at as u64], line.as_bytes(), || line.clone());
+        let len = self.history.lock().expect("history").len();
+        assert!(at <= len, "a close slot {at} lies beyond the history ({len} lines)");
+        self.close_inserts.lock().expect("close inserts").push((at, event));
     }
 
     /// Records a trace event.
