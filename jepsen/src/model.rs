@@ -305,7 +305,8 @@ impl Tree {
     }
 
     /// For a multi that fails from this state: which of its ops fails first, as the step's
-    /// message names it (` at its op 1, check /a version 0`); "" for any other action. Only
+    /// message names it (` at its check /a version 0 (/a is absent)`); "" for any other action
+    /// (a multi's ops on paths outside the key group are not here, so no index is given). Only
     /// called on the way to an error message, so the second application costs nothing the
     /// search pays for.
     fn failing_sub_op(
@@ -318,7 +319,7 @@ impl Tree {
     ) -> String {
         let Action::Multi(actions) = action else { return String::new() };
         let mut next = self.clone();
-        for (i, sub) in actions.iter().enumerate() {
+        for sub in actions {
             if next.apply(scope, relax, process, sub, zxid).is_err() {
                 let what = match sub {
                     Action::Create { path, .. } => format!("create {path}"),
@@ -345,7 +346,7 @@ impl Tree {
                     },
                     _ => String::new(),
                 };
-                return format!(" at its op {}, {what}{state}", i + 1);
+                return format!(" at its {what}{state}");
             }
         }
         String::new()

@@ -646,13 +646,12 @@ fn failed_multi_against_a_state_no_order_has_is_write_linearizability() {
     assert_eq!(v.guarantee, Guarantee::WriteLinearizability, "{}", v.message);
     assert!(v.marked.contains(&0), "the multi is the op no order explains: {}", v.message);
     // The report names the multi, the op of it that fails here, and why.
-    let why =
-        "would fail with NoNode at its op 1, check /a version 0 (/a is absent), not BadVersion";
+    let why = "would fail with NoNode at its check /a version 0 (/a is absent), not BadVersion";
     assert!(v.message.contains(why), "names the failing op and why: {}", v.message);
 }
 
 /// An acknowledged multi that no order lets succeed: the report names the op of it that
-/// would fail and the state it meets.
+/// would fail and the state it meets (its set of /b, in another key group, is not the cause).
 #[test]
 fn acknowledged_multi_that_would_fail_names_its_failing_op() {
     let h = [
@@ -667,7 +666,7 @@ fn acknowledged_multi_that_would_fail_names_its_failing_op() {
     let v = invalid(&h, &zxids());
     assert!(v.marked.contains(&1), "the multi is the op no order explains: {}", v.message);
     assert!(v.message.contains("multi"), "names the multi: {}", v.message);
-    let why = "would fail with NoNode at its op 1, set /b version -1 (/b is absent)";
+    let why = "would fail with BadVersion at its check /a version 3 (/a is at version 0)";
     assert!(v.message.contains(why), "names the failing op and why: {}", v.message);
 }
 
