@@ -8,7 +8,9 @@
 #   - Debian's `chromium`, to render the checker's HTML reports in jepsen/tests (screenshots);
 #   - Debian's `faketime` (libfaketime), for `jepsen test`'s clock faults (tests/jepsen_run.rs);
 #   - `unshare`, `nsenter` (util-linux) and `mount`, for the full-disk test's tmpfs in a private
-#     mount namespace (tests/disk_faults.rs); Debian's base system has them.
+#     mount namespace (tests/disk_faults.rs); Debian's base system has them;
+#   - Debian's `nftables` and `iproute2` (`nft`, `ip`), for `jepsen test`'s packet loss: rules in
+#     a network namespace the tool makes (tests/jepsen_run.rs).
 # Idempotent: skips what is already there. Needs root (apt-get) and a package registry.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,6 +43,12 @@ if ! command -v unshare >/dev/null || ! command -v nsenter >/dev/null \
   echo "setup: installing Debian packages util-linux and mount (tests/disk_faults.rs)" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux mount >/dev/null
+fi
+
+if ! command -v nft >/dev/null || ! command -v ip >/dev/null; then
+  echo "setup: installing Debian packages nftables and iproute2 (jepsen packet loss)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables iproute2 >/dev/null
 fi
 
 VENV="$HERE/.venv"

@@ -115,7 +115,8 @@ struct TestArgs {
     #[arg(long, default_value_t = 30)]
     time: u64,
     /// Faults to inject: kill, pause, partition, isolate-leader, clock (needs libfaketime),
-    /// disk (zkr-server built with the `bugs` feature); comma separated; empty for none.
+    /// disk (zkr-server built with the `bugs` feature), loss (needs root and nftables: the
+    /// ensemble runs in a network namespace of its own); comma separated; empty for none.
     #[arg(long, value_delimiter = ',', default_value = "kill,pause,partition")]
     nemesis: Vec<String>,
     /// Start the local zkr servers with this deliberate bug on (`zkr.bugs` in zoo.cfg; only a
@@ -171,10 +172,13 @@ fn test(args: TestArgs) -> ExitCode {
             zoo_cfg.push(format!("zkr.bugs={}", args.bug.join(",")));
         }
         let setup = cluster::Setup {
-            proxied: faults.iter().any(|f| matches!(f, Fault::Partition | Fault::IsolateLeader)),
+            proxied: faults
+                .iter()
+                .any(|f| matches!(f, Fault::Partition | Fault::IsolateLeader | Fault::Loss)),
             zoo_cfg,
             faketime: faults.contains(&Fault::Clock),
             disk_faults: faults.contains(&Fault::Disk),
+            netns: faults.contains(&Fault::Loss),
         };
         if !zkr && (setup.disk_faults || !args.bug.is_empty()) {
             Err("--bug and the disk fault need zkr-server (built with the `bugs` feature)".into())

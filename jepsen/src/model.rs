@@ -288,14 +288,68 @@ impl Tree {
                 next.check_reply(scope, action, reply)?;
                 Ok(next)
             }
-            (Outcome::Ok { .. }, Err(code)) => Err(format!("would fail with {code}")),
+            (Outcome::Ok { .. }, Err(code)) => {
+                let at = self.failing_sub_op(scope, relax, process, action, zxid);
+                Err(format!("would fail with {code}{at}"))
+            }
             (Outcome::Fail(want), Err(code)) if code == *want => Ok(self.clone()),
-            (Outcome::Fail(want), Err(code)) => Err(format!("would fail with {code}, not {want}")),
+            (Outcome::Fail(want), Err(code)) => {
+                let at = self.failing_sub_op(scope, relax, process, action, zxid);
+                Err(format!("would fail with {code}{at}, not {want}"))
+            }
             (Outcome::Fail(want), Ok(())) if unverifiable(scope, action, want) => Ok(self.clone()),
             (Outcome::Fail(want), Ok(())) => Err(format!("would succeed, not fail with {want}")),
             (Outcome::Unknown, Ok(())) => Ok(next),
             (Outcome::Unknown, Err(code)) => Err(format!("no effect ({code})")),
         }
+    }
+
+    /// For a multi that fails from this state: which of its ops fails first, as the step's
+    /// message names it (` at its check /a version 0 (/a is absent)`); "" for any other action
+    /// (a multi's ops on paths outside the key group are not here, so no index is given). Only
+    /// called on the way to an error message, so the second application costs nothing the
+    /// search pays for.
+    fn failing_sub_op(
+        &self,
+        scope: &Scope,
+        relax: ModelRelax,
+        process: u64,
+        action: &Action,
+        zxid: Option<i64>,
+    ) -> String {
+        let Action::Multi(actions) = action else { return String::new() };
+        let mut next = self.clone();
+        for sub in actions {
+            if next.apply(scope, relax, process, sub, zxid).is_err() {
+                let what = match sub {
+                    Action::Create { path, .. } => format!("create {path}"),
+                    Action::Delete { path, version } => format!("delete {path} version {version}"),
+                    Action::Set { path, version, .. } => format!("set {path} version {version}"),
+                    Action::Check { path, version } => format!("check {path} version {version}"),
+                    other => format!("{other:?}"),
+                };
+                let state = match sub {
+                    Action::Create { path, .. } if !next.nodes.contains_key(path.as_str()) => {
+                        let parent_path = parent(path).unwrap_or("/");
+                        let known = scope.paths.contains(parent_path);
+                        match next.nodes.get(parent_path) {
+                            None if known => format!(" ({parent_path} is absent)"),
+                            _ => String::new(),
+                        }
+                    }
+                    Action::Create { path, .. }
+                    | Action::Delete { path, .. }
+                    | Action::Set { path, .. }
+                    | Action::Check { path, .. } => match next.nodes.get(path.as_str()) {
+                        Some(node) => format!(" ({path} is at version {})", node.version),
+                        None => format!(" ({path} is absent)"),
+                    },
+                    _ => String::new(),
+                };
+                return format!(" at its {what}{state}");
+            }
+        }
+        String::new()
     }
 
     /// Applies a request to `self`; `Err(code)` is the error ZooKeeper would return. The code

@@ -645,6 +645,29 @@ fn failed_multi_against_a_state_no_order_has_is_write_linearizability() {
     let v = invalid(&h, &zxids());
     assert_eq!(v.guarantee, Guarantee::WriteLinearizability, "{}", v.message);
     assert!(v.marked.contains(&0), "the multi is the op no order explains: {}", v.message);
+    // The report names the multi, the op of it that fails here, and why.
+    let why = "would fail with NoNode at its check /a version 0 (/a is absent), not BadVersion";
+    assert!(v.message.contains(why), "names the failing op and why: {}", v.message);
+}
+
+/// An acknowledged multi that no order lets succeed: the report names the op of it that
+/// would fail and the state it meets (its set of /b, in another key group, is not the cause).
+#[test]
+fn acknowledged_multi_that_would_fail_names_its_failing_op() {
+    let h = [
+        r#"{"process":1,"type":"invoke","f":"create","path":"/a","data":"1"}"#,
+        r#"{"process":1,"type":"ok","f":"create","name":"/a","zxid":1}"#,
+        concat!(
+            r#"{"process":1,"type":"invoke","f":"multi","ops":[{"f":"set","path":"/b","#,
+            r#""data":"2"},{"f":"check","path":"/a","version":3}]}"#
+        ),
+        r#"{"process":1,"type":"ok","f":"multi","results":[{},{}],"zxid":2}"#,
+    ];
+    let v = invalid(&h, &zxids());
+    assert!(v.marked.contains(&1), "the multi is the op no order explains: {}", v.message);
+    assert!(v.message.contains("multi"), "names the multi: {}", v.message);
+    let why = "would fail with BadVersion at its check /a version 3 (/a is at version 0)";
+    assert!(v.message.contains(why), "names the failing op and why: {}", v.message);
 }
 
 // ---- ephemerals ---------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 //! `jepsen test` against a real three-server zkr ensemble on loopback: a short run with kills,
-//! pauses and partitions must be valid, and the history it recorded, with one read's value
-//! replaced by a value nobody wrote, must be reported. Servers built with a deliberate bug
-//! (`zkr-server --features bugs`, `zkr.bugs` in zoo.cfg) must be reported, the same run
-//! without the bug must pass, and clock and disk faults must be injected and recorded.
+//! pauses, partitions and packet loss must be valid, and the history it recorded, with one
+//! read's value replaced by a value nobody wrote, must be reported. Servers built with a
+//! deliberate bug (`zkr-server --features bugs`, `zkr.bugs` in zoo.cfg) must be reported, the
+//! same run without the bug must pass, and clock and disk faults must be injected and
+//! recorded. Packet loss and bridge partitions must act and be removed; and the same kind of
+//! run against Apache ZooKeeper (Debian's package) must be valid.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -49,7 +51,8 @@ fn a_short_run_under_kills_pauses_and_partitions_is_valid_and_a_corrupted_copy_i
     let out = std::env::temp_dir().join(format!("zkr-jepsen-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let launch = cluster::Launch::Zkr(zkr_tests::server::zkr_bin());
-    let setup = cluster::Setup { proxied: true, ..cluster::Setup::default() };
+    // In a network namespace of its own, so packet loss is among the faults.
+    let setup = cluster::Setup { proxied: true, netns: true, ..cluster::Setup::default() };
     let servers = cluster::Cluster::start(launch, 3, free_base(), &out.join("servers"), &setup)
         .expect("the ensemble starts");
     assert!(servers.wait_ready(Duration::from_secs(30)), "a leader within 30 s");
@@ -57,7 +60,7 @@ fn a_short_run_under_kills_pauses_and_partitions_is_valid_and_a_corrupted_copy_i
         clients: 4,
         duration: Duration::from_secs(15),
         seed: 7,
-        faults: vec![Fault::Kill, Fault::Pause, Fault::Partition],
+        faults: vec![Fault::Kill, Fault::Pause, Fault::Partition, Fault::Loss],
         fault_interval: Duration::from_secs(3),
         keys: 4,
         session_timeout_ms: 10_000,
@@ -65,12 +68,18 @@ fn a_short_run_under_kills_pauses_and_partitions_is_valid_and_a_corrupted_copy_i
         out: out.clone(),
     };
     let outcome = run::run(servers, &options).expect("the run completes");
-    assert!(outcome.valid, "zkr passes under kills and pauses:\n{}", outcome.summary);
+    assert!(
+        outcome.valid,
+        "zkr passes under kills, pauses, partitions, loss:\n{}",
+        outcome.summary
+    );
     let faults = std::fs::read_to_string(out.join("faults.txt")).expect("fault log");
     assert!(faults.lines().count() >= 4, "faults were injected and healed:\n{faults}");
     let text = std::fs::read_to_string(out.join("history.jsonl")).expect("history");
     let history = History::parse(&text).expect("the recorded history parses");
     assert!(!history.faults().is_empty(), "the faults are in the history as nemesis lines");
+    let names: Vec<String> = history.faults().into_iter().map(|f| f.name).collect();
+    assert!(!names.iter().any(|n| n.contains("not injected")), "all injected: {names:?}");
     let oks = history.events.iter().filter(|e| e.kind == Some(Kind::Ok)).count();
     assert!(oks > 200, "the workload made progress: {oks} ok ops");
     // The workload's kinds of op all ran: ephemerals, multis, syncs then reads, closes, and
@@ -132,10 +141,13 @@ fn short_run(
     let mut lines = vec!["tickTime=200".to_string()];
     lines.extend(zoo_cfg.iter().map(|l| l.to_string()));
     let setup = cluster::Setup {
-        proxied: faults.contains(&Fault::IsolateLeader),
+        proxied: faults
+            .iter()
+            .any(|f| matches!(f, Fault::Partition | Fault::IsolateLeader | Fault::Loss)),
         zoo_cfg: lines,
         faketime: faults.contains(&Fault::Clock),
         disk_faults: faults.contains(&Fault::Disk),
+        netns: faults.contains(&Fault::Loss),
     };
     let servers = cluster::Cluster::start(launch, 3, free_base(), &out.join("servers"), &setup)
         .expect("the ensemble starts");
@@ -195,4 +207,184 @@ fn clock_and_disk_faults_are_injected_recorded_and_survived() {
     assert!(names.iter().any(|n| n.starts_with("clock n")), "a clock fault: {names:?}");
     assert!(names.iter().any(|n| n.starts_with("disk n")), "a disk fault: {names:?}");
     assert!(!names.iter().any(|n| n.contains("not injected")), "all injected: {names:?}");
+}
+
+/// Starts three servers of the `bugs` build (tickTime 200 ms, so `syncLimit` is 1 s) with
+/// `setup`; returns them and the leader.
+fn small_ensemble(name: &str, setup: cluster::Setup) -> (cluster::Cluster, usize, PathBuf) {
+    let out = std::env::temp_dir().join(format!("zkr-jepsen-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let launch = cluster::Launch::Zkr(zkr_bugs_bin());
+    let setup = cluster::Setup { zoo_cfg: vec!["tickTime=200".into()], ..setup };
+    let servers = cluster::Cluster::start(launch, 3, free_base(), &out.join("servers"), &setup)
+        .expect("the ensemble starts");
+    assert!(servers.wait_ready(Duration::from_secs(30)), "a leader within 30 s ({name})");
+    let leader = servers.leader().expect("a leader");
+    (servers, leader, out)
+}
+
+/// What member `i` says its mode is (`srvr`), "" if it does not serve.
+fn mode(servers: &cluster::Cluster, i: usize) -> String {
+    let text = cluster::four_letter(servers.addrs()[i], "srvr");
+    text.lines().find_map(|l| l.strip_prefix("Mode: ")).unwrap_or("").to_string()
+}
+
+/// Polls `ok` every 100 ms for at most `limit`; true once it holds.
+fn within(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Packet loss (nftables `numgen random` rules in the cluster's own network namespace) acts:
+/// at 90% on the leader's segments, its followers give it up and elect another leader. Healed,
+/// the rules are gone; dropped, the namespace is gone (no task is left in it, not even this
+/// thread, which went back to its own).
+#[test]
+fn packet_loss_acts_in_the_clusters_namespace_and_is_removed() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = cluster::Setup { netns: true, ..cluster::Setup::default() };
+    let (servers, leader, out) = small_ensemble("loss", setup);
+    let ns = servers.netns().expect("started in a namespace");
+    let inode = ns.inode().expect("the namespace's inode");
+    let holder = ns.holder_pid();
+    assert!(ns.is_joined(), "this thread runs the clients from inside");
+    servers.set_loss(&[leader], 90).expect("loss rules load");
+    let rules = ns.ruleset().expect("nft lists the rules");
+    assert!(rules.contains("numgen random mod 100 < 90 drop"), "the rule is there:\n{rules}");
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let replaced =
+        within(Duration::from_secs(30), || others.iter().any(|i| mode(&servers, *i) == "leader"));
+    assert!(replaced, "under 90% loss, n{} is given up and another member leads", leader + 1);
+    servers.heal_loss().expect("loss rules removed");
+    let rules = ns.ruleset().expect("nft lists the rules");
+    assert!(!rules.contains("drop"), "no rule left after the heal:\n{rules}");
+    let all_serve = within(Duration::from_secs(30), || {
+        (0..3).all(|i| matches!(mode(&servers, i).as_str(), "leader" | "follower"))
+    });
+    assert!(all_serve, "every member serves again once healed");
+    drop(servers);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{holder}")).exists(),
+        "the namespace's holder is gone"
+    );
+    let left = zkr_jepsen::run::netns::tasks_in(inode);
+    assert!(left.is_empty(), "no task is left in the namespace: {left:?}");
+    std::fs::remove_dir_all(&out).expect("clean up");
+}
+
+/// Whether a connection through the proxy by which member `i` reaches member `j`'s quorum port is
+/// carried (open after 300 ms) or refused by a cut (closed at once).
+fn link_open(base: u16, i: usize, j: usize) -> bool {
+    use std::io::Read;
+    let port = base + 300 + 2 * (i * 3 + j) as u16;
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    stream.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+    let mut byte = [0u8; 1];
+    matches!(stream.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        || e.kind() == std::io::ErrorKind::TimedOut)
+}
+
+/// A bridge partition around a follower: the other two members cannot reach each other, the
+/// bridge reaches both. So the leader keeps its quorum through the bridge (it stays leader and
+/// the bridge its follower) while the third member, cut from the leader, stops serving; healed,
+/// it follows again.
+#[test]
+fn a_bridge_keeps_its_member_in_both_halves() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = cluster::Setup { proxied: true, ..cluster::Setup::default() };
+    let (servers, leader, out) = small_ensemble("bridge", setup);
+    let base = servers.addrs()[0].port();
+    let bridge = (leader + 1) % 3;
+    let cut_off = (leader + 2) % 3;
+    let (left, right) = servers.bridge(bridge);
+    let mut halves = [left, right].concat();
+    halves.sort();
+    let mut expected = vec![leader, cut_off];
+    expected.sort();
+    assert_eq!(halves, expected, "the halves are the other two members");
+    for (i, j) in [(bridge, leader), (leader, bridge), (bridge, cut_off), (cut_off, bridge)] {
+        assert!(link_open(base, i, j), "n{} still reaches n{} through the bridge", i + 1, j + 1);
+    }
+    for (i, j) in [(leader, cut_off), (cut_off, leader)] {
+        assert!(!link_open(base, i, j), "n{} and n{} are cut", i + 1, j + 1);
+    }
+    let gone = within(Duration::from_secs(20), || mode(&servers, cut_off) != "follower");
+    assert!(gone, "n{}, cut off from the leader, stops following", cut_off + 1);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(mode(&servers, leader), "leader", "the leader keeps its quorum via the bridge");
+    assert_eq!(mode(&servers, bridge), "follower", "the bridge still follows it");
+    assert_ne!(mode(&servers, cut_off), "follower", "the cut-off member still does not");
+    servers.heal_partitions();
+    assert!(link_open(base, leader, cut_off), "healed");
+    let back = within(Duration::from_secs(30), || mode(&servers, cut_off) == "follower");
+    assert!(back, "n{} follows again once healed", cut_off + 1);
+    drop(servers);
+    std::fs::remove_dir_all(&out).expect("clean up");
+}
+
+/// Apache ZooKeeper from Debian's package (`tests/setup.sh` installs it), as a `jepsen test`
+/// command template: `java` with the package's jars, at most 256 MB of heap per member.
+fn apache_launch() -> cluster::Launch {
+    let jar = "/usr/share/java/zookeeper.jar";
+    assert!(
+        std::path::Path::new(jar).is_file(),
+        "{jar} missing: install Debian's zookeeper package (bash tests/setup.sh does)"
+    );
+    let java = std::process::Command::new("java").arg("-version").output();
+    assert!(java.is_ok_and(|o| o.status.success()), "java missing (bash tests/setup.sh)");
+    let mut cp = jar.to_string();
+    let jars = ["netty-codec", "netty-resolver", "netty-transport-native-unix-common"];
+    for j in jars.iter().chain(&["netty-all", "slf4j-simple"]) {
+        let path = format!("/usr/share/java/{j}.jar");
+        if std::path::Path::new(&path).is_file() {
+            cp.push(':');
+            cp.push_str(&path);
+        }
+    }
+    cluster::Launch::Template(format!(
+        "exec java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp {cp} \
+         org.apache.zookeeper.server.quorum.QuorumPeerMain {{cfg}}"
+    ))
+}
+
+/// The same kind of run against a three-server Apache ZooKeeper 3.8 ensemble (the reference
+/// this checker is meant to pass): kills, pauses and partitions, and 0 anomalies.
+#[test]
+fn a_short_run_against_apache_zookeeper_is_valid() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = std::env::temp_dir().join(format!("zkr-jepsen-apache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let setup = cluster::Setup { proxied: true, ..cluster::Setup::default() };
+    let servers =
+        cluster::Cluster::start(apache_launch(), 3, free_base(), &out.join("servers"), &setup)
+            .expect("the ensemble starts");
+    assert!(servers.wait_ready(Duration::from_secs(60)), "a leader within 60 s (JVMs start)");
+    let options = TestOptions {
+        clients: 4,
+        duration: Duration::from_secs(20),
+        seed: 5,
+        faults: vec![Fault::Kill, Fault::Pause, Fault::Partition],
+        fault_interval: Duration::from_secs(3),
+        keys: 4,
+        session_timeout_ms: 10_000,
+        call_timeout: Duration::from_secs(2),
+        out: out.clone(),
+    };
+    let outcome = run::run(servers, &options).expect("the run completes");
+    assert!(outcome.valid, "Apache ZooKeeper passes:\n{}", outcome.summary);
+    let text = std::fs::read_to_string(out.join("history.jsonl")).expect("history");
+    let history = History::parse(&text).expect("the recorded history parses");
+    let names: Vec<String> = history.faults().into_iter().map(|f| f.name).collect();
+    for kind in ["kill ", "pause ", "partition "] {
+        assert!(names.iter().any(|n| n.starts_with(kind)), "a {kind}fault: {names:?}");
+    }
+    let oks = history.events.iter().filter(|e| e.kind == Some(Kind::Ok)).count();
+    assert!(oks > 100, "the workload made progress: {oks} ok ops");
+    std::fs::remove_dir_all(&out).expect("clean up");
 }

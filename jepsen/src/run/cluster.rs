@@ -15,6 +15,13 @@
 //! which [`Cluster::set_clock`] rewrites. Disk faults ([`Setup::disk_faults`]): each member's
 //! zoo.cfg names `<dir>/s<i>/disk-fault` as `zkr.diskFaultFile`, whose text slows or stalls its
 //! syncs ([`Cluster::set_disk`]); only a zkr-server built with the `bugs` feature takes it.
+//!
+//! Packet loss ([`Setup::netns`]): the cluster lives in a network namespace of its own
+//! (`netns`), where nftables rules drop a random share of the TCP segments of chosen members
+//! ([`Cluster::set_loss`]). A member's segments are told apart by port: its client, quorum and
+//! election ports, and the proxy ports it reaches the others through (so loss needs the
+//! proxies too: without them, a member's outgoing connections come from `127.0.0.1` and an
+//! ephemeral port like everyone's).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -23,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::netns::NetNs;
 use super::proxy::Proxy;
 
 /// How a member's process is started.
@@ -54,6 +62,11 @@ pub struct Setup {
     /// Give every member a disk fault control file (`zkr.diskFaultFile`: zkr with the `bugs`
     /// feature only).
     pub disk_faults: bool,
+    /// Run the ensemble, its proxies and (from the thread that starts it) the clients in a
+    /// network namespace of this tool's own, where packet loss can be made (needs root, `ip`,
+    /// `nsenter` and `nft`; implies `proxied`). The thread that calls [`Cluster::start`]
+    /// joins the namespace until the cluster is dropped: run the workload from it.
+    pub netns: bool,
 }
 
 /// One local member.
@@ -74,13 +87,19 @@ pub struct Cluster {
     addrs: Vec<SocketAddr>,
     /// The proxies member `i` reaches member `j` through: `(i, j)` → (quorum, election).
     proxies: BTreeMap<(usize, usize), (Proxy, Proxy)>,
+    /// The first client port (see the module doc for the others).
+    base_port: u16,
+    /// The namespace the cluster lives in, if [`Setup::netns`]. Declared last: dropped after
+    /// the members and the proxies (whose drop still connects inside it).
+    netns: Option<NetNs>,
 }
 
 impl Cluster {
     /// An existing ensemble: no process of ours, no faults.
     pub fn attach(addrs: Vec<SocketAddr>) -> Cluster {
         let setup = Setup::default();
-        Cluster { launch: None, setup, members: Vec::new(), addrs, proxies: BTreeMap::new() }
+        let (members, proxies) = (Vec::new(), BTreeMap::new());
+        Cluster { launch: None, setup, members, addrs, proxies, base_port: 0, netns: None }
     }
 
     /// Writes the configuration of `n` members under `dir` and starts them all.
@@ -91,13 +110,15 @@ impl Cluster {
         dir: &Path,
         setup: &Setup,
     ) -> Result<Cluster, String> {
-        let proxied = setup.proxied;
+        let proxied = setup.proxied || setup.netns;
         if setup.faketime && !Path::new(LIBFAKETIME).is_file() {
             return Err(format!(
                 "clock faults need libfaketime ({LIBFAKETIME}): apt-get install \
                  faketime (tests/setup.sh does)"
             ));
         }
+        // Joined first: the proxies listen and connect inside it.
+        let netns = if setup.netns { Some(NetNs::create_and_join()?) } else { None };
         let port = |offset: u16, i: usize| base_port + offset + i as u16;
         let proxy_port = |i: usize, j: usize| base_port + 300 + 2 * (i * n + j) as u16;
         let local = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
@@ -157,8 +178,9 @@ impl Cluster {
             members.push(Member { dir: member_dir, cfg, child: None, paused: false });
             addrs.push(SocketAddr::from(([127, 0, 0, 1], port(0, i))));
         }
-        let setup = setup.clone();
-        let mut cluster = Cluster { launch: Some(launch), setup, members, addrs, proxies };
+        let setup = Setup { proxied, ..setup.clone() };
+        let launch = Some(launch);
+        let mut cluster = Cluster { launch, setup, members, addrs, proxies, base_port, netns };
         for i in 0..n {
             cluster.spawn(i)?;
         }
@@ -185,9 +207,13 @@ impl Cluster {
             .open(member.dir.join("server.log"))
             .map_err(|e| e.to_string())?;
         let faked_monotonic = matches!(launch, Launch::Zkr(_));
+        let new = |program: &Path| match &self.netns {
+            Some(ns) => ns.command(program),
+            None => Command::new(program),
+        };
         let mut command = match launch {
             Launch::Zkr(bin) => {
-                let mut c = Command::new(bin);
+                let mut c = new(&bin);
                 c.arg(&member.cfg);
                 c
             }
@@ -195,7 +221,7 @@ impl Cluster {
                 let line = template
                     .replace("{cfg}", &member.cfg.display().to_string())
                     .replace("{dir}", &member.dir.display().to_string());
-                let mut c = Command::new("sh");
+                let mut c = new(Path::new("sh"));
                 c.arg("-c").arg(line);
                 c
             }
@@ -275,6 +301,55 @@ impl Cluster {
             quorum.set_stalled(false, true);
             election.set_stalled(false, true);
         }
+    }
+
+    /// A bridge: the members other than `bridge` split into two halves that cannot reach
+    /// each other, while `bridge` still reaches, and is reached by, both (Jepsen's bridge).
+    /// Returns the halves. Needs a cluster started `proxied` (else nothing is cut).
+    pub fn bridge(&self, bridge: usize) -> (Vec<usize>, Vec<usize>) {
+        let n = self.addrs.len();
+        assert!(bridge < n, "bridge n{} of {n}", bridge + 1);
+        let others: Vec<usize> = (0..n).filter(|i| *i != bridge).collect();
+        let (left, right) = others.split_at(others.len() / 2);
+        for ((i, j), (quorum, election)) in &self.proxies {
+            let cut =
+                (left.contains(i) && right.contains(j)) || (right.contains(i) && left.contains(j));
+            assert!(!cut || (*i != bridge && *j != bridge), "the bridge keeps its links");
+            quorum.set_cut(cut);
+            election.set_cut(cut);
+        }
+        (left.to_vec(), right.to_vec())
+    }
+
+    /// The ports whose TCP segments are member `i`'s: its client, quorum and election ports,
+    /// and the proxy ports it reaches the others through.
+    fn ports_of(&self, i: usize) -> Vec<u16> {
+        let n = self.addrs.len();
+        let port = |offset: u16, i: usize| self.base_port + offset + i as u16;
+        let mut ports = vec![port(0, i), port(100, i), port(200, i)];
+        for j in (0..n).filter(|j| *j != i) {
+            let proxy = self.base_port + 300 + 2 * (i * n + j) as u16;
+            ports.extend([proxy, proxy + 1]);
+        }
+        ports
+    }
+
+    /// Makes `percent`% of the TCP segments to or from `members` lost (each one drawn on its
+    /// own, so TCP retransmits them late), replacing any loss before. Needs [`Setup::netns`].
+    pub fn set_loss(&self, members: &[usize], percent: u32) -> Result<(), String> {
+        let ns = self.netns.as_ref().ok_or("the ensemble was not started in a namespace")?;
+        let ports: Vec<u16> = members.iter().flat_map(|i| self.ports_of(*i)).collect();
+        ns.set_loss(&ports, percent)
+    }
+
+    /// Removes the packet loss.
+    pub fn heal_loss(&self) -> Result<(), String> {
+        self.netns.as_ref().map_or(Ok(()), NetNs::clear_loss)
+    }
+
+    /// The namespace the cluster lives in, if it was started with [`Setup::netns`].
+    pub fn netns(&self) -> Option<&NetNs> {
+        self.netns.as_ref()
     }
 
     /// A silent partition: every byte between `side` and the other members is held, both

@@ -1,6 +1,8 @@
 //! `jepsen test`: runs a seeded workload against real ZooKeeper servers over the wire protocol
-//! while a nemesis kills and pauses them, records the history in the documented format, checks
-//! it, and writes the reports.
+//! while a nemesis kills, pauses and partitions them (halves, isolation, one way, bridge),
+//! loses their packets (in the cluster's own network namespace, see `netns`), and moves their
+//! clocks or slows their disks; records the history in the documented format, checks it, and
+//! writes the reports.
 //!
 //! ```text
 //!  Cluster (local processes or attached) ◀── nemesis thread: kill -9 + restart, SIGSTOP/CONT
@@ -22,6 +24,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod netns;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -61,6 +64,11 @@ pub enum Fault {
     /// Make a member's disk syncs slow (50-1000 ms each) or stall them; heal later (zkr built
     /// with the `bugs` feature only: `zkr.diskFaultFile`).
     Disk,
+    /// Lose 20-90% of the TCP segments to and from one member (the leader half the time) or
+    /// every member, each segment drawn on its own (nftables in the cluster's network
+    /// namespace); heal later. TCP retransmits what is lost, late, so calls slow down or time
+    /// out, and a member may lose its leader.
+    Loss,
 }
 
 impl Fault {
@@ -73,6 +81,7 @@ impl Fault {
             Fault::IsolateLeader => "isolate-leader",
             Fault::Clock => "clock",
             Fault::Disk => "disk",
+            Fault::Loss => "loss",
         }
     }
 }
@@ -87,6 +96,7 @@ impl std::str::FromStr for Fault {
             Fault::IsolateLeader,
             Fault::Clock,
             Fault::Disk,
+            Fault::Loss,
         ];
         all.into_iter().find(|f| f.name() == text).ok_or_else(|| {
             let names: Vec<&str> = all.iter().map(|f| f.name()).collect();
@@ -144,7 +154,12 @@ impl Run {
 }
 
 /// Runs the workload against `cluster`, injects faults if it is local, checks the history.
+/// A cluster started in a network namespace ([`cluster::Setup::netns`]) must be run from the
+/// thread that started it (the workers' sockets open in the namespace that thread is in).
 pub fn run(cluster: Cluster, options: &TestOptions) -> Result<Outcome, String> {
+    if cluster.netns().is_some_and(|ns| !ns.is_joined()) {
+        return Err("run the cluster from the thread that started it (its netns)".into());
+    }
     std::fs::create_dir_all(&options.out).map_err(|e| format!("{}: {e}", options.out.display()))?;
     let id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -420,6 +435,8 @@ enum Active {
     Clock { target: usize, drift: Option<f64> },
     /// Member's disk slow or stalled: make it healthy.
     Disk(usize),
+    /// Packets lost: remove the rules.
+    Loss,
 }
 
 /// Starts `fault` on `target`; returns what it did (for the history and the log) and how to
@@ -448,9 +465,18 @@ fn inject(
             c.set_paused(target, true);
             (member, Active::Pause(target))
         }
-        Fault::Partition if rng.random_bool(0.4) => {
+        Fault::Partition if rng.random_bool(0.3) => {
             c.partition(&[target]);
             (format!("isolates {member}"), Active::Partition)
+        }
+        Fault::Partition if n >= 3 && rng.random_bool(0.35) => {
+            // The target stays in both halves; the others are split around it.
+            let (left, right) = c.bridge(target);
+            let names = |side: &[usize]| {
+                side.iter().map(|i| format!("n{}", i + 1)).collect::<Vec<_>>().join(",")
+            };
+            let what = format!("bridge {} | {member} | {}", names(&left), names(&right));
+            (what, Active::Partition)
         }
         Fault::Partition if rng.random_bool(0.5) => {
             // One way: the target's messages to another member are lost, not theirs to it.
@@ -490,6 +516,15 @@ fn inject(
             let what = failed(format!("{member} {shown}"), c.set_disk(target, &text));
             (what, Active::Disk(target))
         }
+        Fault::Loss => {
+            let percent = rng.random_range(20..=90);
+            let (members, who) = match rng.random_bool(0.25) {
+                true => ((0..n).collect(), "all".to_string()),
+                false => (vec![target], member),
+            };
+            let what = failed(format!("{who} {percent}%"), c.set_loss(&members, percent));
+            (what, Active::Loss)
+        }
     }
 }
 
@@ -507,6 +542,7 @@ fn heal(c: &mut Cluster, active: Active) -> Result<(), String> {
         }
         Active::Clock { target, .. } => c.set_clock(target, 0.0),
         Active::Disk(target) => c.set_disk(target, ""),
+        Active::Loss => c.heal_loss(),
     }
 }
 
