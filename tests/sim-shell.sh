@@ -5,7 +5,8 @@
 #   1. a campaign over SHELL_SEEDS (default 0..200) with 3- and 5-server ensembles, then the seeds
 #      of sim/shell-regression-seeds.txt (each once failed);
 #   2. determinism: one seed twice in one process and once more in another, same trace hash;
-#   3. sensitivity: with a deliberate core or storage bug switched on, some seed of a bounded range must
+#   3. memory: the campaign fails if a seed's world outlives it; --bug leak-nodes must be reported;
+#   4. sensitivity: with a deliberate core or storage bug switched on, some seed of a bounded range must
 #      fail (the same seeds pass without it, in step 1).
 # Usage: bash tests/sim-shell.sh [--build-only]
 set -euo pipefail
@@ -32,6 +33,14 @@ a=$("$bin" --seed 7 | grep -o 'trace hash [0-9a-f]*')
 b=$("$bin" --seed 7 | grep -o 'trace hash [0-9a-f]*')
 echo "process 1: $a"; echo "process 2: $b"
 [ -n "$a" ] && [ "$a" = "$b" ] || { echo "tier 2 is nondeterministic across processes"; exit 1; }
+
+# A campaign fails if some seed's world outlives it (its nodes' tasks kept by madsim: 3-5 MB a
+# seed, unbounded over a long campaign); the deliberate harness bug leak-nodes must be reported.
+echo "--- tier 2 memory: --bug leak-nodes over seeds 0..4 must be reported"
+if "$bin" --seeds 0..4 --bug leak-nodes > /tmp/zkr-shell-leak.log 2>&1; then
+  tail -n 5 /tmp/zkr-shell-leak.log; echo "tier 2 did not report --bug leak-nodes"; exit 1
+fi
+grep -m 1 '^LEAK' /tmp/zkr-shell-leak.log || { tail -n 5 /tmp/zkr-shell-leak.log; exit 1; }
 
 # Each deliberate bug must make some seed of its range fail (exit 1 = violations found).
 expect_caught() {

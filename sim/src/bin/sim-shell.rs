@@ -65,7 +65,8 @@ mod cli {
         #[arg(long)]
         determinism: bool,
         /// A deliberate core bug (same names as `sim --bug`), or a storage bug:
-        /// durable-before-fsync, epoch-in-place-no-fsync, keep-past-torn-tail.
+        /// durable-before-fsync, epoch-in-place-no-fsync, keep-past-torn-tail; or a harness
+        /// bug: leak-nodes (the nodes outlive their seed; a campaign must report the leak).
         #[arg(long)]
         bug: Vec<String>,
     }
@@ -78,6 +79,7 @@ mod cli {
                 "durable-before-fsync" => shell.durable_before_fsync = true,
                 "epoch-in-place-no-fsync" => shell.epoch_in_place_no_fsync = true,
                 "keep-past-torn-tail" => shell.keep_past_torn_tail = true,
+                "leak-nodes" => {}
                 other if zkr_sim::set_bug(&mut bugs, other) => {}
                 other => return Err(format!("unknown bug {other:?}")),
             }
@@ -95,6 +97,7 @@ mod cli {
                 shell_bugs,
                 trace: cli.trace,
                 keep_history: cli.history.is_some(),
+                leak_nodes: cli.bug.iter().any(|b| b == "leak-nodes"),
                 ..ShellOptions::default()
             },
             Err(e) => {
@@ -139,6 +142,13 @@ mod cli {
             return Err(format!("empty range {text}"));
         }
         Ok((a, b))
+    }
+
+    /// The process's peak resident set (VmHWM), KB; 0 where /proc is missing.
+    fn peak_rss_kb() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("");
+        line.split_whitespace().nth(1).and_then(|kb| kb.parse().ok()).unwrap_or(0)
     }
 
     fn describe(report: &ShellReport) -> String {
@@ -241,6 +251,17 @@ mod cli {
             sim_ns as f64 / 1e9 / wall / jobs,
         );
         println!("voters+observers per seed: {sizes:?}; faults: {faults:?}");
+        // Every seed's world is dropped with its tasks; one kept means every seed's disks and
+        // servers are kept, and a long campaign runs out of memory. A seed that panicked never
+        // reached its release, and its failure is reported already.
+        let panicked =
+            reports.iter().filter(|r| r.violations.iter().any(|v| v.invariant == "panic")).count();
+        let leaked = zkr_sim::shell::World::live().saturating_sub(panicked);
+        println!(
+            "memory: peak RSS {} MB, {leaked} of {} seeds' worlds never freed",
+            peak_rss_kb() / 1024,
+            reports.len()
+        );
         let mut recoveries: Vec<u64> =
             reports.iter().flat_map(|r| r.recoveries_ns.iter().copied()).collect();
         recoveries.sort_unstable();
@@ -261,6 +282,9 @@ mod cli {
                 r.violations.iter().map(|v| v.invariant).collect();
             println!("  FAILED seed {} ({kinds:?}): sim-shell --seed {}{flags}", r.seed, r.seed);
         }
-        if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        if leaked > 0 {
+            println!("LEAK: {leaked} seeds' worlds outlived their seed (see shell::release)");
+        }
+        if failed.is_empty() && leaked == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
     }
 }
