@@ -18,6 +18,7 @@ use rand::Rng;
 use crate::proto::client::Request;
 use crate::proto::error::ZkError;
 use crate::shared::{Shared, Upstream};
+use crate::txn::LoggedTxn;
 use crate::types::{ConnId, ServerId, SessionId, Zxid};
 use crate::zab::Next;
 use crate::zab::fifo::{FifoChannel, Receipt};
@@ -216,18 +217,7 @@ impl Learner {
                 return self.on_snap(shared, snapshot);
             }
             (LearnerPhase::Syncing, ZabMessage::Diff { txns, committed }) => {
-                // A DIFF txn that does not follow our log means the leader chose DIFF where a
-                // TRUNC or SNAP was needed (the shape of ZOOKEEPER-1154): `log_proposal` gives
-                // up rather than log a history with a hole in it.
-                for txn in txns {
-                    if self.log_proposal(shared, std::sync::Arc::new(txn)) == Next::Elect {
-                        return Next::Elect;
-                    }
-                }
-                self.commit_seen = self.commit_seen.max(committed);
-                // The DIFF's commit point applies at UPTODATE, not now: until the leader is
-                // established nothing of its history may be served (Zab phase 2).
-                assert_eq!(self.phase, LearnerPhase::Syncing, "a DIFF is applied only at UPTODATE");
+                return self.on_diff(shared, txns, committed);
             }
             (LearnerPhase::Syncing, ZabMessage::NewLeader { zxid }) => {
                 return self.on_new_leader(shared, zxid);
@@ -264,6 +254,26 @@ impl Learner {
         // Zab's phases run forward within a leadership: only UPTODATE moves a learner on here
         // (LEADERINFO returns above), and a way back is an election, never a message.
         assert!(self.phase >= phase, "a learner's phase never goes back");
+        Next::Stay
+    }
+
+    /// DIFF: the leader's txns after our last zxid, logged now; their commit point is only
+    /// remembered, and applies at UPTODATE.
+    fn on_diff(&mut self, shared: &mut Shared, txns: Vec<LoggedTxn>, committed: Zxid) -> Next {
+        let applied = shared.tree.last_processed_zxid();
+        // A DIFF txn that does not follow our log means the leader chose DIFF where a TRUNC or
+        // SNAP was needed (the shape of ZOOKEEPER-1154): `log_proposal` gives up rather than
+        // log a history with a hole in it.
+        for txn in txns {
+            if self.log_proposal(shared, std::sync::Arc::new(txn)) == Next::Elect {
+                return Next::Elect;
+            }
+        }
+        self.commit_seen = self.commit_seen.max(committed);
+        // The DIFF's commit point applies at UPTODATE, not now: until the leader is established
+        // nothing of its history may be served (Zab phase 2; ZOOKEEPER-2845 served it early).
+        assert_eq!(self.phase, LearnerPhase::Syncing, "a DIFF is applied only at UPTODATE");
+        assert_eq!(shared.tree.last_processed_zxid(), applied, "a DIFF applies nothing");
         Next::Stay
     }
 
