@@ -30,6 +30,10 @@ if [ "$status" != 0 ]; then
   echo "cargo test failed ($status)"; exit "$status"
 fi
 
+step "assertion and comment density of zab, dispatch, prep, session, watch (STYLE.md 6, 10)"
+python3 tests/density.py --self-test > /dev/null
+python3 tests/density.py --check
+
 step "simulator campaign (release): seeds ${SIM_SEEDS:-0..3000}, 1/3/5/7 servers, faults, history check"
 cargo build -p zkr-sim --release --locked
 ./target/release/sim --seeds "${SIM_SEEDS:-0..3000}" --jobs 2 --quiet

@@ -29,6 +29,8 @@ impl Node {
     pub fn is_serving(&self) -> bool {
         match &self.role {
             Role::Leading(l) => l.phase.is_established(),
+            // Before UPTODATE a learner's tree lags the history it is being synced to, and the
+            // leader is not established: a read there could go back in time.
             Role::Following(l) => l.phase == LearnerPhase::Broadcast,
             Role::Looking(_) => false,
         }
@@ -37,13 +39,18 @@ impl Node {
     /// The state election notifications report.
     pub fn peer_state(&self) -> PeerState {
         let observer = !self.shared.quorum.is_voter(self.shared.config.server_id);
-        match &self.role {
+        // An observer says so whatever it does, so that no voter counts its vote (FLE ignores
+        // OBSERVING notifications) while it still learns who leads from the answers.
+        let state = match &self.role {
             Role::Looking(_) if observer => PeerState::Observing,
             Role::Looking(_) => PeerState::Looking,
             Role::Leading(_) => PeerState::Leading,
             Role::Following(_) if observer => PeerState::Observing,
             Role::Following(_) => PeerState::Following,
-        }
+        };
+        assert!(!observer || !matches!(self.role, Role::Leading(_)), "observers never lead");
+        assert_eq!(observer, state == PeerState::Observing, "observing is an observer's state");
+        state
     }
 
     /// The counts ZooKeeper's leader reports in `mntr` (`zk_learners`, `zk_synced_followers`,
@@ -64,6 +71,9 @@ impl Node {
             pending_syncs: leader.syncs.len(),
         };
         assert!(counts.synced_followers + counts.synced_observers <= counts.learners);
+        // A follower handler is a voter other than us (non-voters are marked observers).
+        let others = self.shared.quorum.voters().len() - 1;
+        assert!(counts.synced_followers <= others, "synced followers are the other voters");
         Some(counts)
     }
 
@@ -76,6 +86,8 @@ impl Node {
         }
     }
 
+    /// Election notifications go to every member, observers included: an observer learns the
+    /// leader from them, while a voter counts only voters (`Election::on_notification`).
     fn members_except_me(&self) -> Vec<ServerId> {
         let me = self.shared.config.server_id;
         self.shared.config.members.iter().map(|m| m.id).filter(|id| *id != me).collect()
@@ -92,6 +104,8 @@ impl Node {
         self.shared.prep.clear();
         self.shared.connecting.clear();
         // A learner's forwarded syncs, touched sessions and revalidations go with its role.
+        // Our vote is (current epoch, last logged zxid): FLE compares the epoch first, so a
+        // server that missed an epoch's NEWLEADER cannot win with a long but stale log.
         let own = Vote {
             leader: self.shared.config.server_id,
             zxid: self.shared.log.last_logged(),
@@ -114,7 +128,9 @@ impl Node {
     }
 
     pub(crate) fn run_election_actions(&mut self, actions: Vec<ElectionAction>) {
-        for action in actions {
+        assert!(matches!(self.role, Role::Looking(_)), "only an election acts");
+        let count = actions.len();
+        for (index, action) in actions.into_iter().enumerate() {
             match action {
                 ElectionAction::Broadcast(msg) => {
                     for peer in self.members_except_me() {
@@ -123,6 +139,9 @@ impl Node {
                 }
                 ElectionAction::Send(to, msg) => self.shared.send_peer(to, msg),
                 ElectionAction::Decided { leader, vote, election_epoch } => {
+                    // The election goes with the decision: nothing may follow it, or it would
+                    // act on a role that no longer exists.
+                    assert_eq!(index + 1, count, "a decision is the election's last action");
                     return self.on_elected(leader, vote, election_epoch);
                 }
             }
@@ -130,6 +149,7 @@ impl Node {
     }
 
     fn on_elected(&mut self, leader: ServerId, vote: Vote, election_epoch: u64) {
+        assert!(matches!(self.role, Role::Looking(_)), "decided by an election");
         tracing::info!(
             server = self.shared.config.server_id.0,
             leader = leader.0,
@@ -137,6 +157,8 @@ impl Node {
             "election decided"
         );
         self.shared.last_round = election_epoch;
+        // Kept to answer looking servers: a server that restarts joins the established leader
+        // from our FOLLOWING/LEADING answers, without a new round.
         self.shared.leader_vote = Some(vote);
         if leader == self.shared.config.server_id {
             // Peers the election saw lost cannot follow us either until they speak again.
@@ -154,6 +176,12 @@ impl Node {
             let observer = !self.shared.quorum.is_voter(self.shared.config.server_id);
             self.become_learner(leader, observer);
         }
+        // Leader election's output is the prospective leader of Zab phase 1 (the paper's
+        // leader oracle): nothing is established yet, so nobody serves until discovery and
+        // synchronization are done, unless we alone are a quorum (an ensemble of one voter).
+        assert_eq!(self.leader(), Some(leader), "the decided leader is followed or is us");
+        let alone = self.shared.quorum.majority() == 1;
+        assert!(!self.is_serving() || alone, "nobody serves straight from an election");
     }
 
     /// Peer messages: notifications go to the election (or get our vote back), the rest to the
@@ -161,9 +189,11 @@ impl Node {
     pub(crate) fn on_peer_message(&mut self, from: ServerId, msg: ZabMessage) {
         let known = self.shared.config.members.iter().any(|m| m.id == from);
         if !known || from == self.shared.config.server_id {
+            // Peer input: dropped, never asserted on (STYLE.md practice 7).
             tracing::warn!(from = from.0, "message from a non-member ignored");
             return;
         }
+        assert!(!self.shared.config.is_standalone(), "a standalone server has no members");
         if let ZabMessage::Notification { vote, election_epoch, state } = msg {
             return self.on_notification(from, vote, election_epoch, state);
         }
@@ -171,12 +201,16 @@ impl Node {
             // A learner message: the sender follows us, whatever it said before.
             leader.backing.heard(from);
         }
+        // A learner hears only its own leader: a message from a former leader (delayed, or
+        // from a leader that has not noticed it was replaced) must not touch our log.
         let next = match &mut self.role {
             Role::Leading(leader) => leader.on_message(&mut self.shared, from, msg),
             Role::Following(l) if l.leader == from => l.on_message(&mut self.shared, msg),
             _ => Next::Stay,
         };
         self.follow(next);
+        let me = self.shared.config.server_id;
+        assert!(!matches!(&self.role, Role::Following(l) if l.leader == me), "never self-led");
     }
 
     /// The shell lost its connection to `peer` (see `Input::PeerLost`). A learner whose leader
@@ -191,6 +225,7 @@ impl Node {
         {
             return;
         }
+        assert!(!self.shared.config.is_standalone(), "a standalone server has no peers");
         // A peer never heard from may be starting (the shell reports it lost when a notification
         // to it is dropped): deciding without it could elect a server that then follows it.
         let heard = self.shared.peers_heard.contains(&peer);
@@ -260,6 +295,7 @@ impl Node {
         }
         let won = won.expect("an elected leader knows the vote that elected it");
         assert_eq!(won.leader, self.shared.config.server_id, "we lead on our own vote");
+        assert!(round >= 1, "a leader was elected in some round; rounds count from 1");
         leader.backing.on_notification(won, round, from, vote, epoch, state);
         self.leave_if_unbacked()
     }
@@ -273,6 +309,9 @@ impl Node {
         if leader.phase.is_established() || !leader.backing.hopeless(me, &self.shared.quorum) {
             return false;
         }
+        // Safe to give up: nothing was committed in our epoch before establishment (the
+        // history a quorum must hold is the one we were elected with), so no txn is lost.
+        assert!(self.shared.log.committed() <= leader.history_end, "nothing new committed");
         tracing::info!(server = me.0, "no quorum can follow us any more; back to election");
         self.become_looking();
         assert!(matches!(self.role, Role::Looking(_)), "stepped down");
@@ -294,6 +333,10 @@ impl Node {
     /// Role timers, once per tick.
     pub(crate) fn zab_tick(&mut self) {
         let now = self.shared.now_tick;
+        // A standalone server leads epoch 0 for life: it has no quorum to lose, no timers that
+        // could send it to an election it could not hold.
+        let standalone = self.shared.config.is_standalone();
+        assert!(!standalone || self.is_established_leader(), "standalone leads before a tick");
         match &mut self.role {
             Role::Looking(election) => {
                 let actions = election.on_tick(now);
@@ -308,10 +351,13 @@ impl Node {
                 self.follow(next);
             }
         }
+        assert!(!standalone || self.is_established_leader(), "and after it");
     }
 
     /// The log's durable point moved.
     pub(crate) fn zab_durable(&mut self) {
+        // Durability is an input (STYLE.md practice 2): ACKs, the epoch quorum and NEWLEADER
+        // acknowledgements wait for it, never for the Persist output that asked for it.
         match &mut self.role {
             Role::Leading(leader) => leader.on_durable(&mut self.shared),
             Role::Following(learner) => learner.on_durable(&mut self.shared),
@@ -371,6 +417,8 @@ impl Node {
     /// Follow (or observe) `leader`: introduce ourselves.
     fn become_learner(&mut self, leader: ServerId, observer: bool) {
         assert_eq!(self.shared.prep.len(), 0, "a learner prepares nothing");
+        // A fresh learner each time: its session nonce is new, so what the leader sent an
+        // earlier incarnation of us (still in flight) is dropped, not taken (`zab::fifo`).
         let learner = Learner::new(&mut self.shared, leader, observer);
         self.role = Role::Following(learner);
         let Role::Following(learner) = &mut self.role else { unreachable!() };
@@ -387,6 +435,8 @@ impl Node {
         found_after: bool,
         txns: Result<Vec<LoggedTxn>, String>,
     ) {
+        // A read answered after a role change finds nobody: the learner it was for gets a new
+        // session with the next leader and is synced again from its own FOLLOWERINFO.
         if let Role::Leading(leader) = &mut self.role {
             leader.on_log_read(&mut self.shared, request, found_after, txns);
         }
@@ -396,6 +446,7 @@ impl Node {
     /// step-down a proposal asked for when it used up the epoch's zxid counter.
     pub(crate) fn end_of_step(&mut self) {
         let Role::Leading(leader) = &mut self.role else { return };
+        assert!(!leader.counter_exhausted || leader.phase.is_established(), "only proposals");
         if leader.counter_exhausted {
             assert_ne!(
                 leader.phase,
@@ -405,6 +456,8 @@ impl Node {
             tracing::warn!("zxid counter near its limit; forcing a new epoch");
             return self.follow(Next::Elect);
         }
+        // Once per step, after every handler ran: the syncs that arrived in the step share one
+        // ping round, so a burst of syncs costs one round trip to a quorum (ZOOKEEPER-1675).
         leader.send_sync_round(&mut self.shared);
     }
 
@@ -412,10 +465,19 @@ impl Node {
     /// deletes expired containers and TTL nodes (only the leader decides txns).
     pub(crate) fn leader_housekeeping(&mut self) {
         let Role::Leading(leader) = &mut self.role else { return };
+        // Only an established leader: a txn proposed earlier would be numbered in an epoch no
+        // quorum has acknowledged yet.
         if !leader.phase.is_established() {
             return;
         }
         leader.expire_sessions(&mut self.shared);
         leader.check_containers(&mut self.shared);
+        // Housekeeping only proposes: it never gives up the role, and leaves no session whose
+        // timeout ran out without its CloseSession txn on the way.
+        assert!(self.is_established_leader(), "housekeeping never steps down");
+        if !self.shared.config.bugs.skip_session_expiry {
+            let due = self.shared.sessions.expired(self.shared.now_tick);
+            assert!(due.is_empty(), "every session due is closing");
+        }
     }
 }

@@ -100,7 +100,7 @@ impl CreateMode {
             container,
             ttl,
         };
-        Some(match flags {
+        let mode = match flags {
             0 => m(false, false, false, false),
             1 => m(true, false, false, false),
             2 => m(false, true, false, false),
@@ -109,7 +109,12 @@ impl CreateMode {
             5 => m(false, false, false, true),
             6 => m(false, true, false, true),
             _ => return None,
-        })
+        };
+        // Apply and `NodeKind` rely on these: a node has one owner rule (session, TTL or
+        // container), so an ephemeral never expires by TTL and a container is never sequential.
+        assert!(!(mode.ttl && mode.ephemeral), "no ephemeral TTL node");
+        assert!(!mode.container || !(mode.ephemeral || mode.sequential), "containers are plain");
+        Some(mode)
     }
 }
 
@@ -209,6 +214,7 @@ impl PrepState {
     }
 
     fn prepare_request(&mut self, ctx: &Ctx<'_>, req: &Request) -> Txn {
+        assert!(!ctx.in_multi, "a whole request, not one op of a multi");
         let result = match req {
             Request::Multi(ops) => return self.prepare_multi(ctx, ops),
             // A standalone check is not a write (ZooKeeper answers UNIMPLEMENTED and closes).
@@ -222,11 +228,17 @@ impl PrepState {
                 Err(ZkError::BadArguments)
             }
         };
+        // A refused request leaves no trace in the pending view: the next request must be
+        // checked as if it never came (PrepRequestProcessor only adds change records on success).
+        if result.is_err() {
+            assert!(self.newest_zxid().is_none_or(|z| z < ctx.zxid), "a refusal adds no record");
+        }
         result.unwrap_or_else(|err| Txn::Error { err })
     }
 
     fn prepare_op(&mut self, ctx: &Ctx<'_>, req: &Request) -> Result<Txn, ZkError> {
-        match req {
+        let records_before = self.order.len();
+        let result = match req {
             Request::Create { op, path, data, acl, flags, ttl } => {
                 let c = CreateReq { op: *op, path, data, acl, flags: *flags, ttl: *ttl };
                 self.prepare_create(ctx, &c)
@@ -242,7 +254,17 @@ impl PrepState {
                 self.prepare_check(ctx, path, *version)
             }
             _ => Err(ZkError::MarshallingError),
+        };
+        // Each check runs before any record is added, so a failing op adds none (a multi's
+        // earlier ops are rolled back by the caller); a passing write op shows in the pending
+        // view at its zxid, so the ops and requests after it see its effect.
+        match &result {
+            Err(_) | Ok(Txn::Check { .. }) => {
+                assert_eq!(self.order.len(), records_before, "no record without a change");
+            }
+            Ok(_) => assert_eq!(self.newest_zxid(), Some(ctx.zxid), "a change is pending"),
         }
+        result
     }
 
     /// A multi: every op shares `zxid`. The first failure rolls back this multi's records and
@@ -347,6 +369,9 @@ impl PrepState {
             CreateKind::Container => NodeKind::Container,
             CreateKind::Ttl(t) => NodeKind::Ttl(t),
         };
+        // Session 0 is the server's own (container manager, internal writes): it never dies,
+        // so an "ephemeral" of it would never be removed; ZooKeeper makes it persistent too.
+        assert!(ctx.who.session.0 != 0 || node_kind.owner_session().is_none(), "no owner 0");
         parent.child_count += 1;
         parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
         parent.stat.pzxid = ctx.zxid.0;
@@ -367,6 +392,7 @@ impl PrepState {
         if let NodeKind::Ephemeral(session) = node_kind {
             self.change_close_bytes(session, ctx.zxid, close_entry_bytes(full_path) as isize);
         }
+        assert_eq!(self.newest_zxid(), Some(ctx.zxid), "both records at the create's zxid");
     }
 
     /// ZOOKEEPER-4306: QUOTAEXCEEDED when one more ephemeral at `full_path` would make the
@@ -395,6 +421,10 @@ impl PrepState {
         let bytes = paths.iter().map(|p| close_entry_bytes(p)).sum();
         self.close_bytes.insert(session, bytes);
         self.touch_close_bytes(session, zxid);
+        // The fill is listed as touched at this zxid: if this request fails, `rollback` drops
+        // the entry, which may count records the rollback removes.
+        assert_eq!(self.close_bytes.get(&session), Some(&bytes), "cached");
+        assert!(self.close_bytes_touched.contains(&(zxid, session)), "rolled back with zxid");
         bytes
     }
 
@@ -428,10 +458,16 @@ impl PrepState {
         if node.child_count > 0 {
             return Err(ZkError::NotEmpty);
         }
+        let siblings = parent.child_count;
         self.record_delete(ctx.zxid, parent_path, parent, p);
         if let NodeKind::Ephemeral(session) = node.kind {
             self.change_close_bytes(session, ctx.zxid, -(close_entry_bytes(p) as isize));
         }
+        // A request pipelined behind this one sees the node gone and its parent one child
+        // short (a recreate passes, a delete of the parent is not refused with NOTEMPTY).
+        assert!(self.lookup(ctx.tree, p).is_none(), "the pending view shows it deleted");
+        let left = self.lookup(ctx.tree, parent_path).map(|n| n.child_count);
+        assert_eq!(left, Some(siblings - 1), "the parent has one child less");
         Ok(Txn::Delete { path: p.to_string() })
     }
 
@@ -459,7 +495,10 @@ impl PrepState {
         if ctx.cfg.enforce_quota {
             ctx.tree.check_quota(p, data_len - node.data_len, 0)?;
         }
-        let new_version = check_and_inc_version(node.stat.version, version)?;
+        let current = node.stat.version;
+        let new_version = check_and_inc_version(current, version)?;
+        // The excluded case: a version other than -1 that is not the current one failed above.
+        assert!(version == -1 || version == current, "a conditional set matched");
         assert!(version == -1 || new_version == version.wrapping_add(1), "version + 1");
         node.stat.version = new_version;
         node.stat.mtime = ctx.time_ms;
@@ -484,7 +523,9 @@ impl PrepState {
         let acl = fixup_acl(acl, ctx.who.ids)?;
         let mut node = self.lookup(ctx.tree, p).ok_or(ZkError::NoNode)?;
         ctx.allowed(&node.acl, perms::ADMIN)?;
-        let new_version = check_and_inc_version(node.stat.aversion, version)?;
+        let current = node.stat.aversion;
+        let new_version = check_and_inc_version(current, version)?;
+        assert!(version == -1 || version == current, "a conditional setACL matched");
         assert!(version == -1 || new_version == version.wrapping_add(1), "aversion + 1");
         node.stat.aversion = new_version;
         node.acl = ctx.tree.interned_acl(&acl).unwrap_or_else(|| acl.as_slice().into());
@@ -494,11 +535,16 @@ impl PrepState {
 
     /// check (multi only): session → validatePath → NONODE → READ → version. No record.
     fn prepare_check(&mut self, ctx: &Ctx<'_>, p: &str, version: i32) -> Result<Txn, ZkError> {
+        // A standalone check is refused in `prepare_request` (UNIMPLEMENTED, as ZooKeeper).
+        assert!(ctx.in_multi, "check exists only as an op of a multi");
+        let records_before = self.order.len();
         ctx.session()?;
         path::validate_path(p)?;
         let node = self.lookup(ctx.tree, p).ok_or(ZkError::NoNode)?;
         ctx.allowed(&node.acl, perms::READ)?;
         let new_version = check_and_inc_version(node.stat.version, version)?;
+        // A check reads and changes nothing: the version it logs is the one it saw, plus one.
+        assert_eq!(self.order.len(), records_before, "a check adds no record");
         Ok(Txn::Check { path: p.to_string(), version: new_version })
     }
 
@@ -548,6 +594,7 @@ impl PrepState {
     /// deletes (or replaces), plus those a record creates.
     fn pending_ephemerals(&self, tree: &DataTree, session: SessionId) -> BTreeSet<String> {
         let mut paths: BTreeSet<String> = tree.ephemerals(session).into_iter().collect();
+        let in_tree = paths.len();
         for (p, stack) in &self.records {
             let newest = stack.back().expect("record stacks are never empty");
             match &newest.node {
@@ -559,6 +606,9 @@ impl PrepState {
                 }
             }
         }
+        // Each record adds at most its own path; the root belongs to no session.
+        assert!(paths.len() <= in_tree + self.records.len(), "one path per record at most");
+        assert!(!paths.contains("/"), "the root is nobody's ephemeral");
         paths
     }
 
@@ -664,9 +714,14 @@ impl PrepState {
     /// `getRecordForPath`: the newest outstanding record, else the committed tree.
     fn lookup(&self, tree: &DataTree, p: &str) -> Option<PendingNode> {
         if let Some(stack) = self.records.get(p) {
-            return stack.back().expect("record stacks are never empty").node.clone();
+            let newest = stack.back().expect("record stacks are never empty");
+            // `applied` drops a record as soon as the tree applies its zxid, so a record still
+            // held is newer than the tree: it, not the tree, is what the next txn will see.
+            assert!(newest.zxid > tree.last_processed_zxid(), "a record the tree caught up with");
+            return newest.node.clone();
         }
         let node = tree.get(p)?;
+        assert!(node.num_children <= i32::MAX as u32, "a child count jute can carry");
         Some(PendingNode {
             stat: node.stat,
             kind: node.kind(),
@@ -754,14 +809,19 @@ fn effective_create_op(in_multi: bool, req: &CreateReq<'_>, mode: CreateMode) ->
     if !in_multi {
         return (req.op, req.ttl);
     }
-    if mode.ttl {
+    let (op, ttl) = if mode.ttl {
         let ttl = if req.op == OpCode::CreateTtl { req.ttl } else { -1 };
         (OpCode::CreateTtl, ttl)
     } else if mode.container {
         (OpCode::CreateContainer, -1)
     } else {
         (OpCode::Create, -1)
-    }
+    };
+    // Inside a multi the flags decide the kind, and a TTL survives only on a createTTL (which
+    // `validate_ttl` then refuses unless it is in range): the op's own code is not trusted.
+    assert!(ttl == -1 || op == OpCode::CreateTtl, "a TTL only on a createTTL");
+    assert_eq!(op == OpCode::CreateContainer, mode.container && !mode.ttl, "flags decide");
+    (op, ttl)
 }
 
 /// `EphemeralType.validateTTL`: a TTL mode needs 0 < ttl ≤ max; any other mode needs ttl < 0.
@@ -772,6 +832,10 @@ fn validate_ttl(op: OpCode, mode: CreateMode, ttl: i64) -> Result<(), ZkError> {
     } else {
         ttl < 0 && op != OpCode::CreateTtl
     };
+    // What passes: a TTL exactly when the mode has one, and a createTTL only with a TTL mode
+    // (apply builds `NodeKind::Ttl` from the op, and a TTL node without a TTL never expires).
+    assert!(!ok || (ttl > 0) == mode.ttl, "a TTL exactly when the mode asks for one");
+    assert!(!ok || op != OpCode::CreateTtl || mode.ttl, "a createTTL has a TTL mode");
     if ok { Ok(()) } else { Err(ZkError::BadArguments) }
 }
 

@@ -147,18 +147,23 @@ impl SessionTable {
             again.owner = session.owner;
         }
         assert_eq!(self.sessions.len(), count, "every session kept");
+        // A CloseSession an earlier leadership proposed may not have been committed: the new
+        // leader decides every session afresh, and expires it again if its client stays away.
+        assert!(self.sessions.values().all(|s| !s.closing), "no session is closing any more");
     }
 
     /// Checks that `server` may speak for the session, adopting it when no owner is known.
     pub fn check_owner(&mut self, id: SessionId, server: crate::types::ServerId) -> bool {
+        // An unknown session is not refused here: the request then fails on the session check
+        // (SESSIONEXPIRED), which is what ZooKeeper's client expects, not SESSIONMOVED.
         let Some(session) = self.sessions.get_mut(&id) else { return true };
-        match session.owner {
-            Some(owner) => owner == server,
-            None => {
-                session.owner = Some(server);
-                true
-            }
-        }
+        let adopted = session.owner.is_none();
+        let owner = *session.owner.get_or_insert(server);
+        // After the check the owner is known; a first speaker becomes it (a new leader learns
+        // owners from the traffic, as ZooKeeper's `SessionTrackerImpl.checkSession` does).
+        assert!(session.owner.is_some(), "an owner is known after a check");
+        assert!(!adopted || owner == server, "the first server to speak owns it");
+        owner == server
     }
 
     /// Forgets every owner (a newly established leader learns them again).
@@ -183,13 +188,19 @@ impl SessionTable {
 
     /// Marks the session as closing; returns false if it was unknown or already closing.
     pub fn mark_closing(&mut self, id: SessionId) -> bool {
-        match self.sessions.get_mut(&id) {
+        let marked = match self.sessions.get_mut(&id) {
             Some(s) if !s.closing => {
                 s.closing = true;
                 true
             }
             _ => false,
-        }
+        };
+        // Closing is final until the txn applies: `touch` refuses it, so a client racing its
+        // own expiry cannot postpone a CloseSession already on its way (ZooKeeper's
+        // `SessionTrackerImpl.touchSession` refuses a session that `isClosing` the same way).
+        assert!(self.sessions.get(&id).is_none_or(|s| s.closing), "closing from now on");
+        assert!(!marked || self.sessions.contains_key(&id), "only a known session is marked");
+        marked
     }
 
     /// Sessions due to expire at or before `now_tick` that are not closing yet, in id order.
@@ -201,6 +212,10 @@ impl SessionTable {
             .filter(|id| !self.sessions[id].closing)
             .collect();
         due.sort();
+        // Each session is in one bucket, so sorting leaves no duplicates: a session is
+        // proposed for closing once, never twice in one sweep.
+        assert!(due.windows(2).all(|w| w[0] < w[1]), "each session once");
+        assert!(due.iter().all(|id| self.sessions[id].expiry_tick <= now_tick), "only due ones");
         due
     }
 
@@ -228,6 +243,8 @@ pub fn session_password(id: SessionId) -> Vec<u8> {
     let mut seed = ((id.0 ^ 0xB341_5C00) as u64 ^ MULTIPLIER) & MASK;
     let mut next_int = || {
         seed = (seed.wrapping_mul(MULTIPLIER).wrapping_add(0xB)) & MASK;
+        // java.util.Random is a 48-bit LCG: `next(32)` is the top 32 of those 48 bits.
+        assert!(seed <= MASK, "the seed keeps 48 bits");
         (seed >> 16) as u32
     };
     let mut out = Vec::with_capacity(16);

@@ -78,6 +78,11 @@ impl Entries {
         };
         let from = chunk.partition_point(|e| &*e.path < path);
         let to = from + chunk[from..].partition_point(|e| &*e.path == path);
+        // One slice holds every entry of the path: a trigger that missed one would leave a
+        // standard watch armed after its event, breaking one-shot delivery. O(1) checks only:
+        // the ends of the slice and the entry right after it.
+        assert!(chunk[from..to].last().is_none_or(|e| &*e.path == path), "only this path");
+        assert!(chunk.get(to).is_none_or(|e| &*e.path > path), "and all of it");
         &chunk[from..to]
     }
 
@@ -92,6 +97,9 @@ impl Entries {
 
     /// Ors `modes` into `(path, conn)`, adding the entry if new; returns the modes held before.
     fn add(&mut self, path: Arc<str>, conn: ConnId, modes: u8) -> u8 {
+        // An entry without modes is no watch: `remove` drops an entry once its modes are gone,
+        // so a zero here would be an entry nothing could ever clear.
+        assert!(modes != 0, "a watch has a mode");
         let Some(key) = self.chunk_key(&path).cloned() else {
             self.chunks.insert(path.clone(), vec![Entry { path, conn, modes }]);
             self.len += 1;
@@ -102,6 +110,8 @@ impl Entries {
         if let Some(held) = chunk.get_mut(at).filter(|e| e.path == path && e.conn == conn) {
             let before = held.modes;
             held.modes |= modes;
+            // The caller counts a new entry when 0 comes back: a held entry must say it was.
+            assert!(before != 0, "a held entry has modes");
             return before;
         }
         self.len += 1;
@@ -160,13 +170,18 @@ impl Entries {
             return 0;
         };
         let held = chunk[at].modes;
+        assert!(held != 0, "a held entry has modes");
         chunk[at].modes &= !modes;
         if chunk[at].modes == 0 {
             chunk.remove(at);
             self.len -= 1;
+            // Only a removal at the front can change the chunk's first path; small chunks
+            // merge so that a table emptied by triggers does not keep one chunk per path.
             if at == 0 || chunk.len() <= CHUNK / 4 {
-                self.after_remove(key);
+                self.after_remove(key.clone());
             }
+            let keyed = self.chunks.get(&key).is_none_or(|c| c[0].path == key);
+            assert!(keyed, "a chunk stays keyed by its first path");
         }
         held
     }
@@ -181,9 +196,13 @@ impl Entries {
         let below = (Bound::Unbounded, Bound::Excluded(&*key));
         let previous = self.chunks.range_mut::<str, _>(below).next_back();
         if let Some((_, previous)) = previous.filter(|(_, p)| p.len() + chunk.len() <= CHUNK / 2) {
+            // Appending keeps the order: every path of `chunk` is after every path before it.
+            assert!(previous.last().is_none_or(|e| e.path < chunk[0].path), "in order");
             previous.extend(chunk);
             return;
         }
+        // Removal only drops entries, so the new first path is never before the old key.
+        assert!(chunk[0].path >= key, "a chunk's first path never moves back");
         self.chunks.insert(chunk[0].path.clone(), chunk);
     }
 
@@ -194,6 +213,7 @@ impl Entries {
 
     /// Drops every entry of a connection in `dead`.
     fn sweep(&mut self, dead: &BTreeSet<ConnId>) {
+        let before = self.len;
         let chunks = std::mem::take(&mut self.chunks);
         let mut kept = Entries::default();
         for entry in chunks.into_values().flatten() {
@@ -202,6 +222,7 @@ impl Entries {
                 assert_eq!(kept.add(path, conn, modes), 0, "entries are unique");
             }
         }
+        assert!(kept.len <= before, "a sweep only drops entries");
         *self = kept;
     }
 
@@ -245,11 +266,16 @@ fn parent_of(path: &str) -> Option<&str> {
     if path == "/" {
         return None;
     }
-    match path.rfind('/') {
+    let parent = match path.rfind('/') {
         Some(0) => Some("/"),
         Some(i) => Some(&path[..i]),
         None => None,
-    }
+    };
+    // The ancestor walk of a recursive trigger ends only because each parent is shorter:
+    // a parent as long as its child would loop forever.
+    assert!(parent.is_none_or(|p| p.len() < path.len()), "a parent is shorter");
+    assert!(parent.is_none_or(|p| path.starts_with(p)), "a parent is a prefix");
+    parent
 }
 
 impl WatchManager {
@@ -452,6 +478,10 @@ impl WatchManager {
             last = Some(&*e.path);
             watches += 1;
         }
+        // Entries come in (path, conn) order, so each path is counted once: `wchs` shows
+        // no more paths or connections than watches.
+        assert!(paths <= watches, "a watched path has a watch");
+        assert!(conns.len() <= watches, "a watching connection has a watch");
         (conns.len(), paths, watches)
     }
 

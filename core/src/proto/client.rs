@@ -1,5 +1,5 @@
 //! Client protocol records: handshake, headers, opcodes, and the typed `Request`/`Response`
-//! model of every client op (see `shared/reference/zookeeper-client-protocol.md` §4, §5, §9).
+//! model of every client op (see `docs/CLIENT-PROTOCOL-REFERENCE.md` §4, §5, §9).
 //!
 //! Invariants: `OpCode` values are frozen wire values. A `Request` is what one client frame
 //! (after the `RequestHeader`) decodes to; a `Response` is the body written after a

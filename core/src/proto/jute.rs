@@ -1,5 +1,5 @@
 //! Jute binary primitives: the encoding every ZooKeeper record uses (client protocol, txn log,
-//! snapshots). See `shared/reference/zookeeper-client-protocol.md` §1.
+//! snapshots). See `docs/CLIENT-PROTOCOL-REFERENCE.md` §1.
 //!
 //! Wire rules: `int`/`long` are big-endian signed; `boolean` is one byte; `buffer`, `ustring` and
 //! `vector<T>` are an `int` length (or count) followed by the content, with **-1 meaning null**.

@@ -149,18 +149,30 @@ impl Election {
         election_epoch: u64,
         state: PeerState,
     ) -> Vec<ElectionAction> {
+        // A vote for a non-voter could never be followed by a quorum (FLE's `validVoter`):
+        // counting it could decide a round for a server that will not lead.
         if from == self.me || !self.quorum.is_voter(vote.leader) {
             return Vec::new();
         }
+        let round = self.logical_clock;
         // It speaks, so it may yet send a better vote: wait for it again.
         self.lost.remove(&from);
-        match state {
+        let actions = match state {
             PeerState::Looking => self.on_looking(now, from, vote, election_epoch),
             PeerState::Following | PeerState::Leading => {
                 self.on_established(from, vote, election_epoch, state)
             }
+            // An observer's vote never counts: observers neither vote nor lead.
             PeerState::Observing => Vec::new(),
-        }
+        };
+        // Rounds only move forward (FLE's logicalclock): a straggler's older round is answered,
+        // never adopted, or two servers could each count a quorum in different rounds. The one
+        // way back ends the election: joining an established leader takes its (maybe older)
+        // round, as FLE's out-of-election case sets logicalclock to the leader's.
+        let decided = actions.iter().any(|a| matches!(a, ElectionAction::Decided { .. }));
+        assert!(self.logical_clock >= round || decided, "the logical clock never goes back");
+        assert!(!self.lost.contains(&from), "a peer that spoke is waited for again");
+        actions
     }
 
     fn on_looking(
@@ -232,11 +244,20 @@ impl Election {
     }
 
     fn agreeing(&self, vote: Vote) -> Vec<ServerId> {
-        self.received
+        // Only this round's votes count: a vote from an older round was cast before its voter
+        // saw what this round knows, so it may already have moved on (FLE's `recvset` is
+        // cleared on a new round for the same reason).
+        let agreeing: Vec<ServerId> = self
+            .received
             .iter()
             .filter(|(_, (v, e))| *v == vote && *e == self.logical_clock)
             .map(|(id, _)| *id)
-            .collect()
+            .collect();
+        // `received` holds only voters' votes (observers are answered, never counted), so
+        // a quorum of `agreeing` is a quorum of voters; ids come once each, in order.
+        assert!(agreeing.len() <= self.quorum.voters().len(), "at most every voter agrees");
+        assert!(agreeing.iter().all(|id| self.quorum.is_voter(*id)), "only voters agree");
+        agreeing
     }
 
     fn on_established(
@@ -246,6 +267,10 @@ impl Election {
         epoch: u64,
         state: PeerState,
     ) -> Vec<ElectionAction> {
+        assert!(matches!(state, PeerState::Following | PeerState::Leading), "established");
+        // Two ways in, as FLE's FOLLOWING/LEADING case: a report from our own round counts as
+        // a vote of this round; a report from any round goes in the out-of-election set, which
+        // lets a server that restarted join a leader established without it.
         if epoch == self.logical_clock && self.quorum.is_voter(from) {
             self.received.insert(from, (vote, epoch));
             let agreeing = self.agreeing(vote);
@@ -261,7 +286,11 @@ impl Election {
             .map(|(id, _)| *id)
             .collect();
         if self.quorum.contains(agreeing.iter()) && self.leader_confirmed(vote, epoch, true) {
+            // Join the leader's round, so our notifications report the round it leads in.
             self.logical_clock = epoch;
+            // We lead only from a round we voted in: a quorum of reports naming us is stale
+            // (a leadership of ours before a restart), never a reason to lead again.
+            assert_ne!(vote.leader, self.me, "never elected from outside the election");
             return vec![self.decide(vote, epoch)];
         }
         Vec::new()
@@ -269,6 +298,13 @@ impl Election {
 
     /// `checkLeader`: never join a leader we have not heard claim leadership (unless it is us).
     fn leader_confirmed(&self, vote: Vote, epoch: u64, out_of_election: bool) -> bool {
+        // `on_notification` drops votes for non-voters; in-round confirmation is for this
+        // round only (the out-of-election path is the one that crosses rounds).
+        assert!(self.quorum.is_voter(vote.leader), "only voters lead");
+        assert!(out_of_election || epoch == self.logical_clock, "in-round means this round");
+        // Without this check a quorum of stale FOLLOWING reports (followers of a leader that
+        // has since crashed) would send us to a leader that is gone, and we would wait
+        // initLimit for nothing.
         if vote.leader == self.me {
             return epoch == self.logical_clock && !out_of_election;
         }

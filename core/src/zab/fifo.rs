@@ -2,13 +2,13 @@
 //! learner, the learner one for its leader).
 //!
 //! Why it exists: Zab assumes FIFO channels between the leader and each follower (Zab paper
-//! §3, "we assume ... FIFO channels"; ZooKeeper gets them from one TCP connection per learner).
+//! §III, the system model; ZooKeeper gets them from one TCP connection per learner).
 //! Our transport may lose, duplicate, delay or reorder messages, so the channel is rebuilt here:
 //! every message of a session travels as `Session { nonce, seq, msg }` (see `zab::message`),
 //! numbered per direction from 0. The receiver takes only the next number, drops earlier ones
 //! (duplicates) and holds later ones until the hole before them fills. Without it a learner
 //! could take NEWLEADER before the DIFF it certifies, or the leader a client's second write
-//! before its first (ZooKeeper's FIFO client order, paper §2).
+//! before its first (FIFO client order, ZooKeeper paper §2.3; both in `docs/ZAB-CLAIMS.md`).
 //!
 //! Invariants (checked by `invariants`):
 //! - every held message is numbered after the next one expected (`early` keys > `recv_seq`);

@@ -135,13 +135,19 @@ pub enum LeaderPhase {
 impl LeaderPhase {
     /// The epoch being established or established, once decided (0 when standalone).
     pub fn epoch(self) -> Option<u32> {
-        match self {
+        let epoch = match self {
             LeaderPhase::Discovery { epoch } => epoch,
             LeaderPhase::Synchronization { epoch } | LeaderPhase::Broadcast { epoch } => {
                 Some(epoch)
             }
             LeaderPhase::Standalone => Some(0),
-        }
+        };
+        // A decided epoch is one above some accepted epoch (>= 0), so epoch 0 belongs to the
+        // standalone server alone: a quorum leader numbering txns 0:n would collide with it
+        // after a reconfiguration from standalone (zxids must be unique, Zab paper §IV).
+        assert!(epoch != Some(0) || self == LeaderPhase::Standalone, "epoch 0 is standalone's");
+        assert!(epoch.is_some() || !self.is_epoch_acked(), "an acknowledged epoch is decided");
+        epoch
     }
 
     /// A quorum acknowledged NEWLEADER (always, standalone): the leader may propose.
@@ -193,6 +199,11 @@ pub struct Leader {
 
 impl Leader {
     fn new(phase: LeaderPhase, now: u64, history_end: Zxid) -> Leader {
+        // A leadership starts at the beginning of Zab phase 1 with nothing decided, or is the
+        // standalone server's, which has no discovery and leads from tick 0.
+        let fresh = matches!(phase, LeaderPhase::Discovery { epoch: None });
+        assert!(fresh || phase == LeaderPhase::Standalone, "a leadership starts undecided");
+        assert!(fresh || now == 0, "a standalone server leads from the start");
         Leader {
             phase,
             started: now,
@@ -342,6 +353,10 @@ impl Leader {
     /// Re-sends the session's first message (a LEADERINFO the learner never got).
     fn resend_first(&self, shared: &mut Shared, id: ServerId, msg: ZabMessage) {
         let Some(h) = self.learners.get(&id) else { return };
+        // Only LEADERINFO opens a session, and only while its ACKEPOCH is awaited: a resend in
+        // a later phase would put message 0 after messages the learner already took.
+        assert!(matches!(msg, ZabMessage::LeaderInfo { .. }), "LEADERINFO is message 0");
+        assert_eq!(h.phase, HandlerPhase::AwaitAckEpoch, "resent only while it is unanswered");
         if let Some(numbered) = h.channel.rewrap_first(msg) {
             shared.send_peer(id, numbered);
         }
@@ -356,6 +371,10 @@ impl Leader {
         msg: ZabMessage,
     ) -> Next {
         let now = shared.now_tick;
+        // The dispatcher drops a message from ourselves or a non-member (peer input is never
+        // trusted); a standalone server has no members to hear from.
+        assert_ne!(from, shared.config.server_id, "the leader is not its own learner");
+        assert_ne!(self.phase, LeaderPhase::Standalone, "a standalone server has no learners");
         match msg {
             ZabMessage::Session { nonce, seq, msg } => {
                 return self.on_learner_session(shared, from, (nonce, seq), *msg, now);
@@ -376,6 +395,9 @@ impl Leader {
                         self.on_follower_info(shared, from, info);
                     }
                 }
+                // Whichever way, the learner now has a session named by this FOLLOWERINFO.
+                let session = self.learners.get(&from).map(|h| h.channel.nonce());
+                assert_eq!(session, Some(nonce), "a FOLLOWERINFO opens or repeats its session");
             }
             _ => {}
         }
@@ -395,13 +417,18 @@ impl Leader {
         let Some(h) = self.learners.get_mut(&from) else { return Next::Stay };
         let mut next = match h.channel.receive(nonce, seq, msg) {
             Receipt::Deliver(msg) => {
+                // Only the current session delivers: an old incarnation's message is dropped.
+                assert_eq!(h.channel.nonce(), nonce, "delivered in its own session");
                 h.last_heard = now;
                 Some(msg)
             }
             Receipt::Dropped | Receipt::Held => None,
             Receipt::Overflow => {
+                // A hole that never fills is a lost message: like a broken TCP connection, the
+                // session is given up and the learner starts over from FOLLOWERINFO.
                 tracing::info!(learner = from.0, "a learner's message is lost; dropping it");
                 self.drop_learner(from);
+                assert!(!self.learners.contains_key(&from), "an overflowing session is gone");
                 None
             }
         };
@@ -433,6 +460,8 @@ impl Leader {
 
     fn on_session_message(&mut self, shared: &mut Shared, from: ServerId, msg: ZabMessage) -> Next {
         let now = shared.now_tick;
+        // `on_learner_session` delivers only while the learner's session is current.
+        assert!(self.learners.contains_key(&from), "session messages come from a learner");
         match msg {
             ZabMessage::AckEpoch { current_epoch, last_zxid } => {
                 return self.on_ack_epoch(shared, from, current_epoch, last_zxid);
@@ -470,6 +499,8 @@ impl Leader {
                 {
                     h.acked_round = h.acked_round.max(round);
                 }
+                let acked = self.learners.get(&from).map_or(0, |h| h.acked_round);
+                assert!(acked <= self.ping_round, "a round counts only once it was sent");
                 self.complete_syncs(shared);
             }
             _ => {}
@@ -493,6 +524,8 @@ impl Leader {
         self.acked.remove(&from);
         self.newleader_acks.remove(&from);
         let handler = LearnerHandler {
+            // Not in our voter list means an observer, whatever it claims: the flag is peer
+            // input, and a learner counted as a voter it is not could fake a quorum.
             observer: observer || !voter,
             phase: HandlerPhase::Info,
             last_zxid,
@@ -510,6 +543,8 @@ impl Leader {
                 assert_eq!(self.learners[&from].channel.sent(), 1, "LEADERINFO opens the session");
             }
             None => {
+                // Only voters' accepted epochs decide the new epoch: the epoch must be above
+                // every promise a voting quorum could have made, and observers promise nothing.
                 if voter {
                     self.infos.insert(from, accepted);
                 }
@@ -541,6 +576,9 @@ impl Leader {
             Some(epoch) => (epoch, last_zxid) > mine,
             None => last_zxid > mine.1,
         };
+        // Abdicating is what keeps committed txns: a learner ahead of us may hold txns a
+        // quorum committed that we lack, and our sync would truncate them. The next election
+        // picks the newer history (Zab phase 1 adopts the most up-to-date one).
         if ahead {
             tracing::warn!(
                 learner = from.0,
@@ -561,6 +599,10 @@ impl Leader {
         } else {
             self.maybe_epoch_quorum(shared);
         }
+        // One ACKEPOCH per session: a repeat finds the learner past AwaitAckEpoch and is
+        // ignored above, so the learner is never synced twice in one session.
+        let phase = self.learners[&from].phase;
+        assert_ne!(phase, HandlerPhase::AwaitAckEpoch, "the ACKEPOCH moved the learner on");
         Next::Stay
     }
 
@@ -574,6 +616,8 @@ impl Leader {
         // The choice of LearnerHandler.syncFollower: DIFF when their last zxid is in our log,
         // SNAP when it is older than what we keep, else TRUNC back to the last zxid we share:
         // they hold a tail no quorum committed (ZOOKEEPER-1154 sent DIFF there and left it).
+        // Their last zxid in our log means their history is a prefix of ours (one leader per
+        // epoch makes equal zxids equal txns), so the txns after it complete it.
         if theirs == last || shared.log.contains(theirs) && theirs <= last {
             self.send_diff(shared, id, Vec::new(), theirs);
         } else if theirs < shared.log.oldest() {
@@ -637,6 +681,7 @@ impl Leader {
         found_after: bool,
         txns: Result<Vec<LoggedTxn>, String>,
     ) {
+        // Reads are numbered per node (`log_reads`), so at most one learner waits for this one.
         let waiting = self.learners.iter().find_map(|(id, h)| match h.phase {
             HandlerPhase::AwaitLogRead { request: r, after, upto } if r == request => {
                 Some((*id, after, upto))
@@ -709,6 +754,8 @@ impl Leader {
             return;
         };
         match h.phase {
+            // Only the NEWLEADER ACK, `(epoch, 0)`, moves a syncing learner on: until then its
+            // history is not certified to be ours, so its proposal ACKs cannot count.
             HandlerPhase::Syncing if zxid == Zxid::new(epoch, 0) => {
                 h.phase = HandlerPhase::Synced;
                 let observer = h.observer;
@@ -768,6 +815,8 @@ impl Leader {
         for id in forwarding {
             self.send_learner(shared, id, ZabMessage::Commit { zxid: history_end });
         }
+        // UPTODATE only to the synced: they acknowledged NEWLEADER, so they hold the history
+        // durably; a syncing learner got the COMMIT above and is told once it acknowledges.
         for id in synced {
             self.learners.get_mut(&id).expect("listed").up_to_date = true;
             self.send_learner(shared, id, ZabMessage::UpToDate);
@@ -781,9 +830,14 @@ impl Leader {
         if phase.is_established() {
             self.try_commit(shared);
         } else if phase.epoch().is_some() {
+            // Our own history becoming durable is our own vote in both quorums: the epoch's
+            // (ZOOKEEPER-4643: not current before the history is on disk) and NEWLEADER's.
             self.maybe_epoch_quorum(shared);
             self.maybe_establish(shared);
         }
+        // Phases only move forward: a durable point never undoes an acknowledgement.
+        assert!(!phase.is_epoch_acked() || self.phase.is_epoch_acked(), "acked stays acked");
+        assert!(!phase.is_established() || self.phase.is_established(), "established stays");
     }
 
     /// Commits everything a quorum of voters has durable, in zxid order.
@@ -810,6 +864,8 @@ impl Leader {
         points.sort_by(|a, b| b.cmp(a));
         let quorum_point = points[shared.quorum.majority() - 1];
         let point = if shared.config.bugs.commit_after_one_ack { points[0] } else { quorum_point };
+        // ACKs are peer input: a zxid past our log (a confused or stale learner) must never
+        // commit what we did not propose.
         let point = point.min(shared.log.last_logged());
         let committed = shared.log.committed();
         assert!(quorum_point <= points[0], "the quorum point is one a voter has durable");
@@ -873,8 +929,12 @@ impl Leader {
                 tracing::info!("leader not established within initLimit; back to election");
                 return Next::Elect;
             }
+            assert!(now.saturating_sub(self.started) <= init, "within initLimit");
             return Next::Stay;
         }
+        // A learner silent for syncLimit goes even if its connection looks alive: it may be
+        // paused or cut off one way, and a leader that still counted it could keep a quorum it
+        // no longer has (ZooKeeper's leader checks each LearnerHandler's last ping the same way).
         let silent: Vec<ServerId> =
             self.learners_where(|h| now.saturating_sub(h.last_heard) > sync);
         for id in silent {
@@ -890,6 +950,9 @@ impl Leader {
             self.next_ping = now + ping_every;
             self.send_ping_round(shared);
         }
+        // Pings keep the learners' syncLimit from running out (ZooKeeper pings every half
+        // tick); a next ping in the past would let a quiet learner drop us.
+        assert!(self.next_ping > now, "the next ping is ahead");
         Next::Stay
     }
 
@@ -975,15 +1038,20 @@ impl Leader {
         shared.log.append(logged.clone());
         assert_eq!(shared.log.last_logged(), zxid, "the proposal extends the log");
         let forwarding: Vec<ServerId> = self.learners_where(|h| h.forwarding());
+        // Persist is listed before the sends, but our own vote waits for `Input::Persisted`
+        // (`on_durable`): the leader's ACK means on disk, like everyone's (Zab phase 3).
         shared.outputs.push(crate::io::Output::Persist { txn: logged.clone() });
         for id in forwarding {
             self.send_learner(shared, id, ZabMessage::Proposal { txn: logged.clone() });
         }
+        // The deliberate bug: commit before any quorum (ourselves included) has it on disk.
         if shared.config.bugs.ack_before_fsync {
             shared.log.mark_committed(zxid);
             shared.apply_committed(self);
         }
         if zxid.counter() >= ZXID_COUNTER_LIMIT && self.phase != LeaderPhase::Standalone {
+            // At the end of the step, not now: the caller holds this zxid and must see its
+            // proposal through (a multi's reply, a close's bookkeeping) before the role goes.
             self.counter_exhausted = true;
         }
         zxid
@@ -1011,6 +1079,8 @@ impl Leader {
             return;
         }
         match fwd {
+            // A new session has no owner to check yet; it adopts the first server that
+            // speaks for it (`check_owner`).
             Forwarded::CreateSession { timeout_ms } => {
                 self.propose(shared, session, 0, Txn::CreateSession { timeout_ms });
             }
@@ -1038,6 +1108,8 @@ impl Leader {
         if !shared.sessions.mark_closing(session) {
             return None;
         }
+        // The zxid is taken before preparing: the close's delete records carry it, and the
+        // proposal must use the same one.
         let zxid = self.next_zxid(shared);
         let txn = shared.prep.prepare_close_session(&shared.tree, &shared.config, session, zxid);
         assert!(matches!(txn, Txn::CloseSession { .. }));
@@ -1056,11 +1128,15 @@ impl Leader {
         req: &Request,
     ) {
         assert!(self.phase.is_established(), "only an established leader decides writes");
+        let before = shared.log.last_logged();
         if !shared.sessions.check_owner(session, shared.config.server_id) {
+            // The session moved to a learner: an error txn keeps this reply in its zxid order.
             self.propose(shared, session, cxid, Txn::Error { err: ZkError::SessionMoved });
+            assert!(shared.log.last_logged() > before, "a refusal is proposed too");
             return;
         }
         self.prepare_and_propose(shared, session, cxid, ids, req);
+        assert!(shared.log.last_logged() > before, "every write is proposed");
     }
 
     /// Prepares a client write (local or forwarded) and proposes it.
@@ -1072,6 +1148,8 @@ impl Leader {
         ids: &[Id],
         req: &Request,
     ) {
+        // Read at prepare time, as PrepRequestProcessor does: a request pipelined behind its
+        // session's close fails with SESSIONEXPIRED instead of outliving the session.
         let session_valid = shared.sessions.get(session).is_some_and(|s| !s.closing);
         let who = crate::prep::Requester { session, session_valid, ids };
         let zxid = self.next_zxid(shared);
@@ -1108,7 +1186,10 @@ impl Leader {
     /// nothing was committed in a newer epoch before the sync arrived. (Without it a leader
     /// paused while the others elected answers from its own stale view: ZOOKEEPER-1675.)
     fn still_led_after(&self, shared: &Shared, sync: &PendingSync) -> bool {
-        assert!(sync.round >= 1 && sync.round <= self.ping_round + 1, "rounds count from 1");
+        assert!(sync.round >= 1, "rounds count from 1");
+        assert!(sync.round <= self.ping_round + 1, "a sync waits at most for the next round");
+        // The log never shrinks under a leader (only learners truncate), so the target stays.
+        assert!(sync.target <= shared.log.last_logged(), "the target is in our log");
         if self.quorum_acked > sync.target || shared.config.bugs.sync_without_quorum {
             return true;
         }
@@ -1121,6 +1202,8 @@ impl Leader {
     /// Queues a sync (a local client's or a learner's); it asks for a ping round at the end
     /// of this step, which all syncs of the step share.
     fn queue_sync(&mut self, shared: &mut Shared, waiter: SyncWaiter) {
+        // The target is what is logged, not committed: a read after the sync must see every
+        // write proposed before it, including those still waiting for their quorum.
         let target = shared.log.last_logged();
         let round = self.ping_round + 1;
         assert!(self.syncs.back().is_none_or(|s| s.target <= target && s.round <= round));
@@ -1155,6 +1238,8 @@ impl Upstream for Leader {
         false
     }
 
+    // A session is a txn: every server learns it and its timeout from the log, so any of them
+    // can take the client over after a reconnect.
     fn create_session(&mut self, shared: &mut Shared, session: SessionId, timeout_ms: i32) {
         self.propose(shared, session, 0, Txn::CreateSession { timeout_ms });
     }
@@ -1238,6 +1323,10 @@ impl Leader {
         }
         let due = shared.sessions.expired(now);
         assert!(due.windows(2).all(|w| w[0] < w[1]), "each due session once, in id order");
+        // A closing session already has its CloseSession txn on the way: a second one would
+        // close it twice (ZooKeeper's SessionTrackerImpl marks it closing for the same reason).
+        let closing = |id: &SessionId| shared.sessions.get(*id).is_some_and(|s| s.closing);
+        assert!(!due.iter().any(closing), "a closing session is not expired again");
         due
     }
 
@@ -1254,6 +1343,8 @@ impl Leader {
         let candidates = shared.tree.expired_containers_and_ttls(shared.wall_ms, extended);
         let per_minute = shared.config.container_max_per_minute as u64;
         let interval_ms = shared.config.container_check_interval_ms.max(1);
+        // ZooKeeper's ContainerManager rate limit: a mass expiry of TTL nodes must not flood
+        // the log (and every learner) with deletes in one check.
         let budget = (per_minute * interval_ms / 60_000).max(1) as usize;
         assert!(budget >= 1, "at least one deletion per check");
         for path in candidates.into_iter().take(budget) {
@@ -1274,6 +1365,8 @@ fn check_log_read(
     upto: Zxid,
     txns: &[LoggedTxn],
 ) -> Result<(), String> {
+    // The records come from disk through the shell: untrusted, so checked and refused (SNAP
+    // instead), never asserted on (STYLE.md practice 7).
     let follows = |previous: Zxid, next: Zxid| {
         next == previous.next() || next.epoch() > previous.epoch() && next.counter() == 1
     };

@@ -18,13 +18,15 @@ use rand::Rng;
 use crate::proto::client::Request;
 use crate::proto::error::ZkError;
 use crate::shared::{Shared, Upstream};
+use crate::txn::LoggedTxn;
 use crate::types::{ConnId, ServerId, SessionId, Zxid};
 use crate::zab::Next;
 use crate::zab::fifo::{FifoChannel, Receipt};
 use crate::zab::message::{Forwarded, ZabMessage};
 
-/// Where the learner is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where the learner is. Ordered as the phases run: a learner only moves forward within one
+/// leadership (a step back is a new election and a new `Learner`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LearnerPhase {
     /// FOLLOWERINFO sent; waiting for LEADERINFO.
     Discovery,
@@ -174,6 +176,9 @@ impl Learner {
                 Some(msg)
             }
             Receipt::Dropped | Receipt::Held => None,
+            // Too many messages ahead of a hole: the hole is a lost message, and a session that
+            // lost one can never deliver in order again. Electing (and so a new session) is how
+            // a broken TCP connection ends in ZooKeeper too.
             Receipt::Overflow => {
                 let expected = self.channel.expected();
                 tracing::info!(expected, "a message of the leader's session is lost");
@@ -197,6 +202,7 @@ impl Learner {
         if !expected {
             // E.g. PINGs meant for an earlier incarnation of this learner: they must not keep a
             // stuck handshake alive, or it would never time out and start over.
+            assert_ne!(phase, LearnerPhase::Broadcast, "a serving learner takes every message");
             return Next::Stay;
         }
         self.last_heard = shared.now_tick;
@@ -211,15 +217,7 @@ impl Learner {
                 return self.on_snap(shared, snapshot);
             }
             (LearnerPhase::Syncing, ZabMessage::Diff { txns, committed }) => {
-                for txn in txns {
-                    if self.log_proposal(shared, std::sync::Arc::new(txn)) == Next::Elect {
-                        return Next::Elect;
-                    }
-                }
-                self.commit_seen = self.commit_seen.max(committed);
-                // The DIFF's commit point applies at UPTODATE, not now: until the leader is
-                // established nothing of its history may be served (Zab phase 2).
-                assert_eq!(self.phase, LearnerPhase::Syncing, "a DIFF is applied only at UPTODATE");
+                return self.on_diff(shared, txns, committed);
             }
             (LearnerPhase::Syncing, ZabMessage::NewLeader { zxid }) => {
                 return self.on_new_leader(shared, zxid);
@@ -238,6 +236,8 @@ impl Learner {
                 // sent the ping: what a pending sync waits for (ZOOKEEPER-1675).
                 self.send_leader(shared, ZabMessage::PingReply { touched, round });
             }
+            // A reply nobody waits for any more (the connection closed: `conn_closed`) is
+            // dropped; the client reconnects and asks again.
             (LearnerPhase::Broadcast, ZabMessage::RevalidateReply { session, valid }) => {
                 if let Some(waiter) = self.revalidating.remove(&session) {
                     shared.on_revalidated(session, waiter, valid, self);
@@ -251,11 +251,36 @@ impl Learner {
             }
             _ => {}
         }
+        // Zab's phases run forward within a leadership: only UPTODATE moves a learner on here
+        // (LEADERINFO returns above), and a way back is an election, never a message.
+        assert!(self.phase >= phase, "a learner's phase never goes back");
+        Next::Stay
+    }
+
+    /// DIFF: the leader's txns after our last zxid, logged now; their commit point is only
+    /// remembered, and applies at UPTODATE.
+    fn on_diff(&mut self, shared: &mut Shared, txns: Vec<LoggedTxn>, committed: Zxid) -> Next {
+        let applied = shared.tree.last_processed_zxid();
+        // A DIFF txn that does not follow our log means the leader chose DIFF where a TRUNC or
+        // SNAP was needed (the shape of ZOOKEEPER-1154): `log_proposal` gives up rather than
+        // log a history with a hole in it.
+        for txn in txns {
+            if self.log_proposal(shared, std::sync::Arc::new(txn)) == Next::Elect {
+                return Next::Elect;
+            }
+        }
+        self.commit_seen = self.commit_seen.max(committed);
+        // The DIFF's commit point applies at UPTODATE, not now: until the leader is established
+        // nothing of its history may be served (Zab phase 2; ZOOKEEPER-2845 served it early).
+        assert_eq!(self.phase, LearnerPhase::Syncing, "a DIFF is applied only at UPTODATE");
+        assert_eq!(shared.tree.last_processed_zxid(), applied, "a DIFF applies nothing");
         Next::Stay
     }
 
     fn on_snap(&mut self, shared: &mut Shared, snapshot: Box<crate::snapshot::Snapshot>) -> Next {
         tracing::info!(zxid = %snapshot.zxid, "installing the leader's snapshot");
+        // Peer input, refused rather than asserted: installing a snapshot older than our
+        // commits would take back txns clients have seen (a read going back in time).
         if snapshot.zxid < shared.log.committed() {
             tracing::error!(zxid = %snapshot.zxid, "a SNAP older than our commits; refusing");
             return Next::Elect;
@@ -265,6 +290,8 @@ impl Learner {
             // The leader's snapshot carries its view of the membership; ours is our own config.
             shared.tree.set_config_data(text.as_bytes());
         }
+        // The sessions restart their timeouts now: the leader's expiry clock is not shipped,
+        // and a learner never expires a session (the leader does, from our PINGREPLY reports).
         let now = shared.now_tick;
         let bucket = shared.config.tick_times(1);
         shared.sessions = crate::session::SessionTable::new(bucket, shared.config.tick_ms as u64);
@@ -315,6 +342,8 @@ impl Learner {
         let current = shared.current_epoch;
         assert!(stale_taken || current <= new_epoch, "currentEpoch moves at NEWLEADER");
         self.new_epoch = new_epoch;
+        // From here the leader's DIFF/TRUNC/SNAP, NEWLEADER and UPTODATE are expected; PINGs
+        // meant for an earlier incarnation of us are ignored (`expected_in_phase`).
         self.phase = LearnerPhase::Syncing;
         let ack = ZabMessage::AckEpoch {
             current_epoch: (!promised_before).then_some(shared.current_epoch),
@@ -354,9 +383,13 @@ impl Learner {
     ) -> Next {
         let zxid = txn.header.zxid;
         let last = shared.log.last_logged();
+        // Already logged: the txn we hold at this zxid is the same one (zxids are unique, one
+        // leader per epoch, Zab paper §IV), so a repeat is harmless and ignored.
         if zxid <= last {
             return Next::Stay;
         }
+        // The next txn follows the last one: the next counter, or counter 1 of the leader's
+        // epoch when our log ends in an older epoch; older epochs' txns come only in the DIFF.
         let epoch = self.new_epoch;
         let follows = zxid.epoch() < epoch
             || (zxid.epoch() == epoch
@@ -451,6 +484,8 @@ impl Learner {
     }
 
     fn on_commit(&mut self, shared: &mut Shared, zxid: Zxid) -> Next {
+        // A COMMIT for a txn we never logged means we missed its proposal: applying around
+        // the hole would skip a txn, so we resync from scratch instead.
         if zxid > shared.log.last_logged() {
             tracing::info!(%zxid, "commit beyond the log; resyncing");
             return Next::Elect;
@@ -490,6 +525,8 @@ impl Learner {
     /// was silent for `initLimit` (discovery, sync) or `syncLimit` (broadcast).
     pub(crate) fn on_tick(&mut self, shared: &mut Shared) -> Next {
         let now = shared.now_tick;
+        // Repeats are idempotent on the leader (same nonce, same session), so resending costs
+        // nothing and reaches a leader that decided after we did.
         if self.phase == LearnerPhase::Discovery && now >= self.next_info {
             self.send_follower_info(shared);
         }
@@ -547,6 +584,8 @@ impl Upstream for Learner {
         xid: i32,
         req: Request,
     ) {
+        // The connection's auth ids travel with the request: the leader checks the ACLs and
+        // does not know this connection.
         let ids = shared.requester_ids(conn);
         let forwarded = Forwarded::Write(req);
         self.send_leader(shared, ZabMessage::Request { session, cxid: xid, ids, forwarded });
@@ -561,6 +600,9 @@ impl Upstream for Learner {
     }
 
     fn sync(&mut self, shared: &mut Shared, conn: ConnId, xid: i32) {
+        // The SYNC reply comes back in our FIFO session after every COMMIT the leader sent
+        // before it, so the client's next read sees at least what was logged at the leader
+        // when the sync got there (the leader proves it still leads first: ZOOKEEPER-1675).
         self.pending_syncs.push_back((conn, xid));
         self.send_leader(shared, ZabMessage::SyncRequest);
     }
@@ -578,6 +620,8 @@ impl Upstream for Learner {
     }
 
     fn touched(&mut self, session: SessionId) {
+        // Reported in the next PINGREPLY: only the leader expires sessions, so it must hear
+        // of a session's activity on every server.
         self.touched.insert(session);
     }
 

@@ -46,6 +46,11 @@ impl ZabLog {
             log.append(Arc::new(txn));
         }
         log.durable = log.last_logged();
+        // A recovered txn may be one no quorum acknowledged: whether it is committed is for
+        // the next leader's synchronization to decide (Zab phase 2; ZOOKEEPER-2845 is what
+        // comes of treating such a txn as settled).
+        assert_eq!(log.committed, base, "recovered txns are not known committed");
+        assert!(log.durable >= log.committed, "what recovery read is on disk");
         log
     }
 
@@ -78,11 +83,17 @@ impl ZabLog {
 
     /// Marks everything up to `upto` durable; returns whether it moved.
     pub fn mark_durable(&mut self, upto: Zxid) -> bool {
+        // The shell reports durability by batch; a point between entries (or a stale report
+        // after a truncation) means the last whole entry at or below it.
         let upto = self.floor(upto.min(self.last_logged()));
         if upto <= self.durable {
             return false;
         }
         self.durable = upto;
+        // A durable point is one this server may acknowledge (Zab phase 3: ACK means on disk),
+        // so it must name a logged entry, never a point past the log.
+        assert!(self.durable <= self.last_logged(), "durable only what is logged");
+        assert!(self.contains(self.durable), "durable points name entries");
         true
     }
 
@@ -162,13 +173,17 @@ impl ZabLog {
 
     /// Forgets applied entries beyond the newest `keep`, moving `base` forward.
     pub fn trim(&mut self, applied: Zxid, keep: usize) {
+        let before = self.base;
+        // Only applied entries go: an unapplied one is still needed to apply, and a committed
+        // but unapplied one may be the only copy of a commit the tree has not seen.
         while self.entries.len() > keep
             && self.entries.front().is_some_and(|t| t.header.zxid <= applied)
         {
             let first = self.entries.pop_front().expect("front exists");
             self.base = first.header.zxid;
         }
-        assert!(self.base <= applied.max(self.base));
+        assert!(self.base == before || self.base <= applied, "only applied entries are trimmed");
+        assert!(self.entries.front().is_none_or(|t| t.header.zxid > self.base), "after base");
     }
 
     /// Number of entries held.
