@@ -24,8 +24,10 @@
 //!   the newest log file is cut off with a warning; any other damage refuses to start with a
 //!   `StorageError` naming the file and offset, because the lost records may have been
 //!   acknowledged to clients.
-//! - A new log file is started after each snapshot and after each open, so purge can delete
-//!   whole files.
+//! - A new log file is started after each snapshot (at once, or `roll_ahead_txns` records later
+//!   into a file made ahead: `roll_soon`) and after each open, so purge can delete whole files.
+//!   Any roll point will do: the newest file starting at or before a snapshot holds the records
+//!   after it.
 //!
 //! `Storage` is blocking; every file operation goes through an `Arc<dyn Fs>` (`OsFs` in
 //! production, `SimFs` in the simulator). `StorageThread` (in `thread.rs`) runs it on its own
