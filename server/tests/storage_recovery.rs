@@ -495,7 +495,7 @@ fn a_roll_ahead_switches_files_at_its_zxid() {
         assert_eq!(log_names(&dir.0), ["log.1", "log.6e"], "a roll is already pending");
         append_all(&mut storage, 101..=109);
         assert_eq!(std::fs::metadata(log_path(&dir.0, 110)).unwrap().len(), 20, "not yet");
-        // One batch across the roll: both files are synced by the one sync.
+        // One batch across the roll: the old file is synced before the new one is written.
         append_all(&mut storage, 110..=120);
     }
     let snapshot = zkr_server::storage::snap::write_snapshot(

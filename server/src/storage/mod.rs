@@ -242,9 +242,6 @@ pub struct Storage {
     log_dir: PathBuf,
     force_sync: bool,
     active: Option<log::ActiveLog>,
-    /// The file the log rolled out of in this batch: its tail is synced by the next `sync`,
-    /// before the active file's (see `roll_soon`).
-    retiring: Option<log::ActiveLog>,
     /// The file made ahead of a pending roll (see `roll_soon`).
     next_log: Option<NextLog>,
     /// How many records after a snapshot the log rolls (`roll_soon`); 0: at once.
@@ -318,7 +315,6 @@ impl Storage {
             log_dir,
             force_sync: true,
             active: None,
-            retiring: None,
             next_log: None,
             roll_ahead_txns: 0,
             last_zxid,
@@ -442,16 +438,13 @@ impl Storage {
     /// After an error the log's state on disk is unknown; the caller must stop (fsyncgate).
     pub fn sync(&mut self) -> io::Result<()> {
         const SLOW_SYNC_MS: u128 = 50;
-        let dirty = |file: &Option<log::ActiveLog>| file.as_ref().is_some_and(|f| f.is_dirty());
-        if dirty(&self.active) || dirty(&self.retiring) {
+        if let Some(active) = self.active.as_mut()
+            && active.is_dirty()
+        {
             let began = std::time::Instant::now();
             // The deliberate bug hands the bytes to the OS and calls that durable.
             let fsync = self.force_sync && !self.bugs.durable_before_fsync();
-            // The file rolled out of first: its records come before the active file's.
-            for file in [self.retiring.as_mut(), self.active.as_mut()].into_iter().flatten() {
-                file.sync(&*self.fs, fsync)?;
-            }
-            self.retiring = None;
+            active.sync(&*self.fs, fsync)?;
             self.sync_count += 1;
             // Replies wait for this: a slow one is worth a line (issue 16 measured them).
             let sync_ms = began.elapsed().as_millis();
@@ -466,7 +459,6 @@ impl Storage {
             }
         }
         assert!(self.active.as_ref().is_none_or(|a| !a.is_dirty()));
-        self.retiring = None;
         self.durable_zxid = self.last_zxid;
         Ok(())
     }
@@ -482,9 +474,8 @@ impl Storage {
     pub fn discard_unsynced(&mut self) -> io::Result<()> {
         // The deliberate bug skips the fsyncs that make the cut durable.
         let fsync = self.force_sync && !self.bugs.cut_without_fsync();
-        // A file rolled out of in this batch first (it holds the older records), then the
-        // active one (a file made ahead holds a synced header and no synced record: removed).
-        for active in [self.retiring.take(), self.active.take()].into_iter().flatten() {
+        // A file made ahead holds a synced header and no synced record: it is removed.
+        if let Some(active) = self.active.take() {
             let path = active.path.clone();
             let (file, synced_len) = active.into_unsynced_parts();
             if synced_len <= log::LOG_HEADER_LEN as u64 {
@@ -511,7 +502,7 @@ impl Storage {
         assert!(self.durable_zxid <= self.last_zxid, "durable records were appended first");
         self.last_zxid = self.durable_zxid;
         self.appended_since_sync = 0;
-        assert!(self.active.is_none() && self.retiring.is_none());
+        assert!(self.active.is_none());
         Ok(())
     }
 
@@ -557,16 +548,19 @@ impl Storage {
         Ok(())
     }
 
-    /// The append of `zxid` reached the file made ahead: the active file becomes `retiring`
-    /// (its tail is synced with the next `sync`), the new one active. If `zxid` jumped past
-    /// it, or making it failed, it is removed and the log rolls as `roll` does (the new file's
-    /// first sync fsyncs the directory: the removal is durable before any record past it).
+    /// The append of `zxid` reached the file made ahead: the active file is synced (a torn
+    /// tail is only ever in the newest file holding records: recovery cuts it there, after
+    /// removing newer files that hold none) and the new one becomes active. If `zxid` jumped
+    /// past it, or making it failed, it is removed and the log rolls as `roll` does (the new
+    /// file's first sync fsyncs the directory: the removal is durable before any record past
+    /// it). The sync makes earlier records of this batch durable before its `Durable`: the
+    /// log thread does not write those again after a full disk (`rewrite_unsynced`).
     fn roll_into_next(&mut self, zxid: i64) -> io::Result<()> {
         let next = self.next_log.take().expect("a file made ahead");
         assert!(zxid >= next.first_zxid, "the roll is due");
-        assert!(self.retiring.is_none(), "one roll per sync");
         let made = next.ready.recv().unwrap_or_else(|_| Err(io::Error::other("not made")));
-        self.retiring = self.active.take();
+        self.sync()?;
+        self.active = None;
         match made {
             Ok(file) if zxid == next.first_zxid => {
                 assert_eq!(file.first_zxid, zxid);

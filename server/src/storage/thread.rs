@@ -595,11 +595,14 @@ impl LogWorker {
         }
     }
 
-    /// Appends the kept records again (after `discard_unsynced`) and syncs them.
+    /// Appends the kept records again (after `discard_unsynced`) and syncs them. Those a roll
+    /// made durable already (`Storage::roll_into_next` syncs the file it leaves) stay as they
+    /// are.
     #[cfg_attr(madsim, allow(dead_code))]
     fn rewrite_unsynced(&mut self) -> Result<(), Stop> {
-        assert_eq!(self.storage.last_zxid(), self.storage.durable_zxid(), "cut back first");
-        for (zxid, payload) in &self.unsynced {
+        let durable = self.storage.durable_zxid();
+        assert_eq!(self.storage.last_zxid(), durable, "cut back first");
+        for (zxid, payload) in self.unsynced.iter().filter(|(zxid, _)| *zxid > durable) {
             self.storage.append(*zxid, payload).map_err(Stop::from_io)?;
         }
         self.flush()
