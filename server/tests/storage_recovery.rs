@@ -568,3 +568,27 @@ fn a_file_made_ahead_is_removed_at_shutdown_or_after_a_crash() {
     let (_, recovered) = open(&dir.0).unwrap();
     assert_eq!(recovered.txns, expected(1..=12));
 }
+
+/// A crash before the switch's sync can tear the old file's tail while the file made ahead
+/// (no record yet) is newer: recovery removes the record-less newest file, then cuts the torn
+/// tail as usual (tier 2 seeds 341 and 388 refused to start here: "not the newest").
+#[test]
+fn a_torn_tail_before_a_file_made_ahead_is_cut() {
+    let dir = TempDir::new("roll-ahead-torn");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        storage.set_roll_ahead_txns(10);
+        append_all(&mut storage, 1..=5);
+        storage.roll_soon(&inline).unwrap();
+        append_all(&mut storage, 6..=8);
+    }
+    // As the crash left it: the made-ahead file, and half of record 8 in the old one.
+    let version_dir = dir.0.join("version-2");
+    log::ActiveLog::create_synced(&zkr_server::fs::OsFs, &version_dir, 15, true).unwrap();
+    let offsets = record_offsets(8);
+    let file = std::fs::OpenOptions::new().write(true).open(log_path(&dir.0, 1)).unwrap();
+    file.set_len(((offsets[7] + offsets[8]) / 2) as u64).unwrap();
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.txns, expected(1..=7));
+    assert_eq!(log_names(&dir.0), ["log.1"]);
+}
