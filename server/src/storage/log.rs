@@ -312,6 +312,22 @@ impl ActiveLog {
         })
     }
 
+    /// `create`, then makes the header and the directory entry durable (with `force_sync`): a
+    /// file made ahead of the roll into it, off the log thread (`Storage::roll_soon`), so that
+    /// the roll costs the log thread no file creation and no directory fsync.
+    pub fn create_synced(
+        fs: &dyn Fs,
+        dir: &Path,
+        first_zxid: i64,
+        force_sync: bool,
+    ) -> io::Result<ActiveLog> {
+        let mut log = ActiveLog::create(fs, dir, first_zxid)?;
+        log.sync(fs, force_sync)?;
+        assert!(!log.dirty && !log.dir_sync_pending, "the header and the entry are synced");
+        assert_eq!(log.synced_len, LOG_HEADER_LEN as u64, "a header and no record");
+        Ok(log)
+    }
+
     /// Buffers one record.
     pub fn append(&mut self, zxid: i64, payload: &[u8]) -> io::Result<()> {
         self.scratch.clear();

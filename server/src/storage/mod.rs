@@ -24,8 +24,10 @@
 //!   the newest log file is cut off with a warning; any other damage refuses to start with a
 //!   `StorageError` naming the file and offset, because the lost records may have been
 //!   acknowledged to clients.
-//! - A new log file is started after each snapshot and after each open, so purge can delete
-//!   whole files.
+//! - A new log file is started after each snapshot (at once, or `roll_ahead_txns` records later
+//!   into a file made ahead: `roll_soon`) and after each open, so purge can delete whole files.
+//!   Any roll point will do: the newest file starting at or before a snapshot holds the records
+//!   after it.
 //!
 //! `Storage` is blocking; every file operation goes through an `Arc<dyn Fs>` (`OsFs` in
 //! production, `SimFs` in the simulator). `StorageThread` (in `thread.rs`) runs it on its own
@@ -200,6 +202,15 @@ impl Recovered {
     }
 }
 
+/// The log file made ahead of a pending roll (`Storage::roll_soon`).
+#[derive(Debug)]
+struct NextLog {
+    /// The zxid in its name: the append of this zxid rolls into it.
+    first_zxid: i64,
+    /// The file, once created and synced, or why not.
+    ready: std::sync::mpsc::Receiver<io::Result<log::ActiveLog>>,
+}
+
 /// What `purge` removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -231,6 +242,10 @@ pub struct Storage {
     log_dir: PathBuf,
     force_sync: bool,
     active: Option<log::ActiveLog>,
+    /// The file made ahead of a pending roll (see `roll_soon`).
+    next_log: Option<NextLog>,
+    /// How many records after a snapshot the log rolls (`roll_soon`); 0: at once.
+    roll_ahead_txns: i64,
     /// The highest zxid appended, recovered, or covered by a saved snapshot.
     last_zxid: i64,
     /// The highest zxid known durable.
@@ -300,6 +315,8 @@ impl Storage {
             log_dir,
             force_sync: true,
             active: None,
+            next_log: None,
+            roll_ahead_txns: 0,
             last_zxid,
             durable_zxid: last_zxid,
             sync_count: 0,
@@ -320,6 +337,12 @@ impl Storage {
     /// Whether `sync` fsyncs.
     pub fn force_sync(&self) -> bool {
         self.force_sync
+    }
+
+    /// How many records after a snapshot `roll_soon` rolls the log (0, the default: at once,
+    /// as `roll`). Set it above what is appended while a file is created and synced.
+    pub fn set_roll_ahead_txns(&mut self, txns: u64) {
+        self.roll_ahead_txns = i64::try_from(txns).unwrap_or(i64::MAX);
     }
 
     /// `zkr.snapshotPacing`: whether the snapshot thread paces its writes against this log's
@@ -398,6 +421,9 @@ impl Storage {
         if payload.len() > log::MAX_PAYLOAD_BYTES {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "txn too large to log"));
         }
+        if self.next_log.as_ref().is_some_and(|next| zxid >= next.first_zxid) {
+            self.roll_into_next(zxid)?;
+        }
         if self.active.is_none() {
             self.active = Some(log::ActiveLog::create(&*self.fs, &self.log_dir, zxid)?);
         }
@@ -448,10 +474,11 @@ impl Storage {
     pub fn discard_unsynced(&mut self) -> io::Result<()> {
         // The deliberate bug skips the fsyncs that make the cut durable.
         let fsync = self.force_sync && !self.bugs.cut_without_fsync();
+        // A file made ahead holds a synced header and no synced record: it is removed.
         if let Some(active) = self.active.take() {
             let path = active.path.clone();
             let (file, synced_len) = active.into_unsynced_parts();
-            if synced_len == 0 {
+            if synced_len <= log::LOG_HEADER_LEN as u64 {
                 drop(file);
                 match self.fs.remove_file(&path) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -479,11 +506,93 @@ impl Storage {
         Ok(())
     }
 
-    /// Syncs and closes the active log file: the next append starts `log.<its zxid>`.
+    /// Syncs and closes the active log file: the next append starts `log.<its zxid>`. A file
+    /// made ahead (`roll_soon`) is removed (`cancel_next_log`).
     pub fn roll(&mut self) -> io::Result<()> {
         self.sync()?;
         self.active = None;
+        self.cancel_next_log()
+    }
+
+    /// The roll after a snapshot, off the log's path (issue 16): syncs, then has the next log
+    /// file, `log.<last zxid + roll_ahead_txns>`, created and made durable (its header and its
+    /// directory entry) by `run` (a thread of the caller's), while appends go on into the
+    /// active file. The append of that zxid switches files (`roll_into_next`): the roll then
+    /// costs no file creation and no directory fsync on the log's path. Measured on the
+    /// benchmark's disk (ext4 without a journal, 1M creates): creating and syncing a new file
+    /// and its directory took 10-44 ms, beside syncs of 0.4 ms (p50), and was the longest log
+    /// sync, hence the longest reply (docs/PERFORMANCE.md, 2026-12-03 run 9).
+    ///
+    /// Recovery and purge take any roll point: the newest file starting at or before a
+    /// snapshot holds the records after it. Invariant: while `log.<X>` exists with no record,
+    /// no record `>= X` is in any other file (a zxid past X, as a new epoch's, removes it and
+    /// rolls at once), so a crash leaves it as the newest file, which recovery removes. With
+    /// `roll_ahead_txns` 0, or with a roll already pending, this is `roll` (resp. a sync).
+    pub fn roll_soon(&mut self, run: &dyn Fn(Box<dyn FnOnce() + Send>)) -> io::Result<()> {
+        if self.roll_ahead_txns == 0 {
+            return self.roll();
+        }
+        self.sync()?;
+        if self.active.is_none() || self.next_log.is_some() {
+            // The next append starts a new file anyway, or a roll is on its way.
+            return Ok(());
+        }
+        let first_zxid = self.last_zxid.saturating_add(self.roll_ahead_txns);
+        assert!(first_zxid > self.last_zxid, "the next file starts after every record");
+        let (done, ready) = std::sync::mpsc::channel();
+        let (fs, dir, force_sync) = (self.fs.clone(), self.log_dir.clone(), self.force_sync);
+        run(Box::new(move || {
+            let _ = done.send(log::ActiveLog::create_synced(&*fs, &dir, first_zxid, force_sync));
+        }));
+        self.next_log = Some(NextLog { first_zxid, ready });
         Ok(())
+    }
+
+    /// The append of `zxid` reached the file made ahead: the active file is synced (a torn
+    /// tail is only ever in the newest file holding records: recovery cuts it there, after
+    /// removing newer files that hold none) and the new one becomes active. If `zxid` jumped
+    /// past it, or making it failed, it is removed and the log rolls as `roll` does (the new
+    /// file's first sync fsyncs the directory: the removal is durable before any record past
+    /// it). The sync makes earlier records of this batch durable before its `Durable`: the
+    /// log thread does not write those again after a full disk (`rewrite_unsynced`).
+    fn roll_into_next(&mut self, zxid: i64) -> io::Result<()> {
+        let next = self.next_log.take().expect("a file made ahead");
+        assert!(zxid >= next.first_zxid, "the roll is due");
+        let made = next.ready.recv().unwrap_or_else(|_| Err(io::Error::other("not made")));
+        self.sync()?;
+        self.active = None;
+        match made {
+            Ok(file) if zxid == next.first_zxid => {
+                assert_eq!(file.first_zxid, zxid);
+                self.active = Some(file);
+            }
+            made => {
+                if let Err(e) = &made {
+                    tracing::warn!("the next txn log file could not be made ahead: {e}");
+                }
+                drop(made);
+                let path = self.log_dir.join(log_file_name(next.first_zxid));
+                match self.fs.remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the file made ahead of a pending roll, if any, once it is made (a roll, a
+    /// truncation, an install, a shutdown). Not synced here: until a later file's first sync
+    /// fsyncs the directory, a crash may leave it, empty and newest, for recovery to remove.
+    fn cancel_next_log(&mut self) -> io::Result<()> {
+        let Some(next) = self.next_log.take() else {
+            return Ok(());
+        };
+        drop(next.ready.recv());
+        match self.fs.remove_file(&self.log_dir.join(log_file_name(next.first_zxid))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Rolls the log, then writes the snapshot taken at `zxid` atomically. The caller must have
@@ -552,6 +661,17 @@ impl Storage {
     /// to recover from the oldest one kept; removes the rest.
     pub fn purge(&self, retain_count: usize) -> Result<PurgeReport, StorageError> {
         purge_dirs(&*self.fs, &self.snap_dir, &self.log_dir, retain_count)
+    }
+}
+
+impl Drop for Storage {
+    /// A file made ahead of a roll that never came is removed once made: left behind, it
+    /// would not be the newest file for long (a `Storage` opened on the directory again starts
+    /// its own files below its name).
+    fn drop(&mut self) {
+        if let Err(e) = self.cancel_next_log() {
+            tracing::warn!("cannot remove the txn log file made ahead of a roll: {e}");
+        }
     }
 }
 

@@ -19,7 +19,8 @@ pub(super) fn recover(
     remove_tmp_snapshots(fs, snap_dir)?;
     let snapshot = newest_valid_snapshot(fs, snap_dir)?;
     let snap_zxid = snapshot.as_ref().map_or(0, |(zxid, _)| *zxid);
-    let logs = list_files(fs, log_dir, "log")?;
+    let mut logs = list_files(fs, log_dir, "log")?;
+    remove_newest_without_records(fs, log_dir, &mut logs)?;
     // The newest file starting at or before the snapshot holds the records right after it.
     let start = logs.iter().rposition(|(first, _)| *first <= snap_zxid).unwrap_or(0);
     let mut txns: Vec<(i64, Vec<u8>)> = Vec::new();
@@ -68,6 +69,37 @@ pub(super) fn recover(
     assert!(txns.windows(2).all(|w| w[0].0 < w[1].0));
     assert!(txns.first().is_none_or(|(zxid, _)| *zxid > snap_zxid));
     Ok(Recovered { snapshot, txns })
+}
+
+/// Removes the newest log files while they hold no record (a file made ahead of a roll,
+/// `Storage::roll_soon`, or a torn creation): the file before them is then the newest, whose
+/// torn tail recovery may cut. Only the newest file holding records can be torn: the log syncs
+/// a file before it writes a record into the next one.
+fn remove_newest_without_records(
+    fs: &dyn Fs,
+    log_dir: &Path,
+    logs: &mut Vec<(i64, PathBuf)>,
+) -> Result<(), StorageError> {
+    while let Some((name_zxid, path)) = logs.last() {
+        let bytes = fs.read(path).map_err(StorageError::io(path, "read"))?;
+        let no_record = match log::check_header(&bytes, *name_zxid) {
+            Err(_) => log::find_valid_record(&bytes, 0, Some(name_zxid - 1)).is_none(),
+            Ok(()) => {
+                let scan = log::scan(&bytes);
+                let damaged =
+                    matches!(scan.end, ScanEnd::Corrupt { .. } | ScanEnd::OutOfOrder { .. });
+                scan.records.is_empty() && !damaged
+            }
+        };
+        if !no_record {
+            return Ok(());
+        }
+        tracing::warn!(path = %path.display(), "removing the newest txn log: it holds no record");
+        remove_file(fs, path)?;
+        fs.sync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
+        logs.pop();
+    }
+    Ok(())
 }
 
 /// What `read_range` found: whether the record `after` itself is in the files (or `after` is 0,

@@ -18,9 +18,12 @@
 //!   is running, the bigger the next batch (group commit).
 //! - `Durable { upto }` is sent only after the sync covering `upto` returned; `upto` never goes
 //!   down except through `Truncated`.
-//! - A snapshot request syncs and rolls the log on the log thread (cheap), then the blob is written
-//!   on the snapshot thread while appends go on into the new log file. So recovery from the new
-//!   snapshot finds every later record, and recovery from an older one still finds all of them.
+//! - A snapshot request syncs the log on the log thread, then the blob is written on the
+//!   snapshot thread while appends go on. The log rolls `roll_ahead_txns` records later into a
+//!   file made ahead on a short-lived thread (`Storage::roll_soon`; at once when that is 0), so
+//!   no file creation or directory fsync is on the log's path (issue 16: they were its longest
+//!   syncs). Recovery from the new snapshot finds every later record (in the file holding the
+//!   snapshot's zxid and after), and recovery from an older one still finds all of them.
 //!   A snapshot ahead of the log (installing a leader's snapshot) is written on the log thread
 //!   before anything else, since later records depend on it.
 //! - A snapshot comes as a `SnapshotBlob`, usually an O(1) clone of the tree that is encoded
@@ -290,8 +293,9 @@ impl StorageThread {
         self.send(Command::Append(batch))
     }
 
-    /// Queues a snapshot taken at `zxid` (after the appends already queued). The log rolls now;
-    /// the blob is written in the background; `SnapshotSaved` follows.
+    /// Queues a snapshot taken at `zxid` (after the appends already queued). The log rolls now
+    /// or soon after (`Storage::roll_soon`); the blob is written in the background;
+    /// `SnapshotSaved` follows.
     pub fn save_snapshot(&self, zxid: i64, blob: Vec<u8>) -> Result<(), StorageStopped> {
         self.save_snapshot_of(zxid, Box::new(blob))
     }
@@ -591,11 +595,14 @@ impl LogWorker {
         }
     }
 
-    /// Appends the kept records again (after `discard_unsynced`) and syncs them.
+    /// Appends the kept records again (after `discard_unsynced`) and syncs them. Those a roll
+    /// made durable already (`Storage::roll_into_next` syncs the file it leaves) stay as they
+    /// are.
     #[cfg_attr(madsim, allow(dead_code))]
     fn rewrite_unsynced(&mut self) -> Result<(), Stop> {
-        assert_eq!(self.storage.last_zxid(), self.storage.durable_zxid(), "cut back first");
-        for (zxid, payload) in &self.unsynced {
+        let durable = self.storage.durable_zxid();
+        assert_eq!(self.storage.last_zxid(), durable, "cut back first");
+        for (zxid, payload) in self.unsynced.iter().filter(|(zxid, _)| *zxid > durable) {
             self.storage.append(*zxid, payload).map_err(Stop::from_io)?;
         }
         self.flush()
@@ -685,7 +692,8 @@ impl LogWorker {
     fn snapshot(&mut self, zxid: i64, blob: SnapshotToWrite) -> Result<(), Stop> {
         assert!(self.unsynced.is_empty(), "synced before the snapshot");
         if zxid <= self.storage.last_zxid() {
-            self.storage.roll().map_err(|e| Stop::Failed(e.to_string()))?;
+            let rolled = self.storage.roll_soon(&make_next_log_beside);
+            rolled.map_err(|e| Stop::Failed(e.to_string()))?;
             self.to_snapshot_thread(SnapJob::Write { zxid, blob });
             return Ok(());
         }
@@ -745,6 +753,18 @@ impl LogWorker {
             self.to_reader(ReadJob::Barrier(done_tx));
             let _ = done_rx.recv();
         }
+    }
+}
+
+/// Runs the making of the next log file (`Storage::roll_soon`) on a short-lived thread,
+/// `zkr-logroll`, beside the log thread; inline under madsim. If no thread starts, the job is
+/// dropped: the roll then makes the file itself, as before.
+fn make_next_log_beside(job: Box<dyn FnOnce() + Send>) {
+    #[cfg(madsim)]
+    job();
+    #[cfg(not(madsim))]
+    if let Err(e) = std::thread::Builder::new().name("zkr-logroll".into()).spawn(job) {
+        tracing::warn!("cannot start a thread to make the next txn log file: {e}");
     }
 }
 
@@ -947,13 +967,25 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// A disk whose reads of txn log files wait until the gate opens.
+    /// A disk whose reads of txn log files (with `dir_syncs`: whose directory fsyncs) wait
+    /// while the gate is shut.
     #[derive(Debug)]
-    struct GatedReads {
+    struct Gated {
         open: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+        dir_syncs: bool,
     }
 
-    impl crate::fs::Fs for GatedReads {
+    impl Gated {
+        fn pass(&self) {
+            let (open, changed) = &*self.open;
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = changed.wait(open).unwrap();
+            }
+        }
+    }
+
+    impl crate::fs::Fs for Gated {
         fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
             crate::fs::OsFs.create_dir_all(dir)
         }
@@ -962,12 +994,8 @@ mod tests {
         }
         fn read(&self, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
-            if name.starts_with("log.") {
-                let (open, changed) = &*self.open;
-                let mut open = open.lock().unwrap();
-                while !*open {
-                    open = changed.wait(open).unwrap();
-                }
+            if name.starts_with("log.") && !self.dir_syncs {
+                self.pass();
             }
             crate::fs::OsFs.read(path)
         }
@@ -987,6 +1015,9 @@ mod tests {
             crate::fs::OsFs.open_write(path)
         }
         fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+            if self.dir_syncs {
+                self.pass();
+            }
             crate::fs::OsFs.sync_dir(dir)
         }
         fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
@@ -1130,7 +1161,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("zkr-thread-read-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let open = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
-        let fs = Arc::new(GatedReads { open: open.clone() });
+        let fs = Arc::new(Gated { open: open.clone(), dir_syncs: false });
         let (storage, _) = Storage::open(fs, &dir, &dir).unwrap();
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let thread = StorageThread::spawn(storage, events_tx).unwrap();
@@ -1153,6 +1184,45 @@ mod tests {
             other => panic!("expected the read's answer, got {other:?}"),
         }
         thread.shutdown().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 16: the roll after a snapshot makes its new file, and fsyncs the directory, beside
+    /// the log thread. Directory fsyncs are stuck on the disk (the gate); an append after the
+    /// snapshot still becomes durable. With the roll on the log thread (`roll_ahead_txns` 0,
+    /// as before) the append's `Durable` never comes while the gate is shut.
+    #[test]
+    fn a_roll_does_not_hold_back_later_appends() {
+        let dir = std::env::temp_dir().join(format!("zkr-thread-roll-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let open = Arc::new((std::sync::Mutex::new(true), std::sync::Condvar::new()));
+        let fs = Arc::new(Gated { open: open.clone(), dir_syncs: true });
+        let (mut storage, _) = Storage::open(fs, &dir, &dir).unwrap();
+        storage.set_roll_ahead_txns(100);
+        let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let thread = StorageThread::spawn(storage, events_tx).unwrap();
+        let _open_on_drop = OpenOnDrop(open.clone());
+        let second = std::time::Duration::from_secs(10);
+        thread.append((1..=10).map(|zxid| (zxid, vec![zxid as u8])).collect()).unwrap();
+        let durable = next_event(&mut events, second);
+        assert!(matches!(durable, Some(StorageEvent::Durable { upto: 10 })), "{durable:?}");
+        *open.0.lock().unwrap() = false;
+        thread.save_snapshot(10, vec![1, 2, 3]).unwrap();
+        thread.append(vec![(11, vec![11])]).unwrap();
+        let durable = next_event(&mut events, second);
+        assert!(matches!(durable, Some(StorageEvent::Durable { upto: 11 })), "{durable:?}");
+        assert!(events.try_recv().is_err(), "the snapshot waits for its directory fsync");
+        *open.0.lock().unwrap() = true;
+        open.1.notify_all();
+        let saved = next_event(&mut events, second);
+        assert!(matches!(saved, Some(StorageEvent::SnapshotSaved { zxid: 10 })), "{saved:?}");
+        thread.shutdown().unwrap();
+        let logs: Vec<_> = std::fs::read_dir(dir.join(crate::storage::VERSION_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("log."))
+            .collect();
+        assert_eq!(logs, ["log.1"], "the file made ahead (log.6e) is removed at shutdown");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
