@@ -15,7 +15,7 @@
 #   bash tests/rejoin-vs-zk-bench.sh                      # TREE=100000 MISSED="100 5000" REPS=2
 #   TREE=1000000 MISSED="100 5000" REPS=1 bash tests/rejoin-vs-zk-bench.sh
 #   SIDES=zkr BUILD=0 KEEP=1 bash tests/rejoin-vs-zk-bench.sh   # keeps the servers' directories
-#   ZKR=/tmp/zkr-server.main SIDES="zkr zkr-b" ZKR_B=target/release/zkr-server ...  # A/B
+#   ZKR_B=/tmp/zkr-server.main SIDES="zkr zookeeper zkr-b" ...  # also another zkr build (A/B)
 #   ZKR_BASE=29700 APACHE_BASE=29800   # client ports base+1..3, quorum +11.., election +21..
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -231,19 +231,23 @@ def median(xs):
     return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
 
 
-if len(SIDES) == 2:
-    A, B = SIDES
-    na, nb = NAMES[A], NAMES[B]
+if len(SIDES) >= 2:
+    # Each other side against ZooKeeper when it ran, else against the second side.
+    B = "zookeeper" if "zookeeper" in SIDES else SIDES[1]
+    nb = NAMES[B]
     load = os.getloadavg()
     print()
     print(f"{TREE} znodes, medians of {REPS}; {datetime.utcnow():%Y-%m-%d %H:%M} UTC, load "
           f"average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
-    print(f"| missed | {na} start -> serving the last write | {nb} | ratio | {na} RSS before"
-          f" -> after | {nb} RSS before -> after |")
-    print("|---|---|---|---|---|---|")
+    print(f"| missed | side | start -> serving the last write | {nb} | ratio | RSS before -> "
+          f"after | {nb} RSS before -> after |")
+    print("|---|---|---|---|---|---|---|")
     for n in MISSED:
-        a = [median([r[k] for r in results[(n, A)]]) for k in range(3)]
         b = [median([r[k] for r in results[(n, B)]]) for k in range(3)]
-        print(f"| {n:,} | {a[0]:,.0f} ms | {b[0]:,.0f} ms | {a[0] / b[0]:.2f}x | "
-              f"{a[1]:,.0f} -> {a[2]:,.0f} MiB | {b[1]:,.0f} -> {b[2]:,.0f} MiB |")
+        for A in SIDES:
+            if A == B:
+                continue
+            a = [median([r[k] for r in results[(n, A)]]) for k in range(3)]
+            print(f"| {n:,} | {NAMES[A]} | {a[0]:,.0f} ms | {b[0]:,.0f} ms | {a[0] / b[0]:.2f}x "
+                  f"| {a[1]:,.0f} -> {a[2]:,.0f} MiB | {b[1]:,.0f} -> {b[2]:,.0f} MiB |")
 PY
