@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 16: a follower that missed N txns rejoins; how long does its sync take, and does it grow
-# with N or with the tree? Not a test: figures only (the machine is shared and noisy).
+# with N or with the tree? Not a test: figures only (the machine is shared and noisy). The same
+# rejoin beside a 3-server Apache ZooKeeper ensemble: tests/rejoin-vs-zk-bench.sh.
 #
 # A 3-server zkr ensemble on loopback gets TREE sequential 100-byte znodes; then, for each N in
 # MISSED, one follower is stopped (SIGTERM), N more znodes are created through the leader, and

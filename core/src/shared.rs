@@ -117,6 +117,11 @@ pub(crate) trait Upstream {
     fn conn_closed(&mut self, conn: ConnId, session: SessionId);
     /// One committed txn was applied (a leader answers the syncs it completes).
     fn applied(&mut self, shared: &mut Shared);
+    /// The oldest `upto` of the log reads for a DIFF still pending (leader only): the
+    /// in-memory log keeps it until they are answered.
+    fn log_read_upto(&self) -> Option<Zxid> {
+        None
+    }
 }
 
 impl Shared {
@@ -154,7 +159,16 @@ impl Shared {
         }
         assert_eq!(self.tree.last_processed_zxid(), committed, "applied up to committed");
         let keep = if self.config.is_standalone() { 0 } else { self.config.commit_log_count };
-        self.log.trim(committed, keep);
+        // A pending read for a DIFF ends at its `upto`, which must still be in memory when it
+        // is answered, or the learner gets a SNAP: with any commit during the read it was
+        // trimmed (issue 14: a rejoin beside a few session expiries took 2.6 s, not 0.1).
+        // Held at most `disk_diff_max_txns` past `keep`, so a stuck read holds no more.
+        let most = keep.saturating_add(self.config.disk_diff_max_txns as usize);
+        let upto = match role.log_read_upto() {
+            Some(pinned) if self.log.len() <= most => committed.min(pinned),
+            _ => committed,
+        };
+        self.log.trim(upto, keep);
     }
 
     /// Applies one committed txn and emits everything that follows from it.

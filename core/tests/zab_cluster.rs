@@ -890,10 +890,13 @@ fn a_failed_log_read_falls_back_to_a_snapshot() {
     assert!(c.disks[&lagging].snapshot.is_some(), "it installed the leader's snapshot");
 }
 
-/// Commits during the read trimmed `upto` out of memory: the records read no longer meet the
-/// in-memory log, so SNAP; a stale or unknown answer is ignored.
+/// Commits during the read do not trim `upto` out of memory (the leader keeps it while the
+/// read is pending): DIFF = the records read + everything in memory after `upto`, the commits
+/// made meanwhile included. Before, any commit during the read trimmed it and the learner got
+/// a SNAP (issue 14: a rejoin beside a few session expiries). A stale or unknown answer is
+/// ignored.
 #[test]
-fn a_read_whose_range_left_memory_meanwhile_falls_back_to_a_snapshot() {
+fn commits_during_the_read_keep_its_range_in_memory() {
     let (mut c, leader, lagging) = lagging_follower_with_a_held_read(20);
     let (_, read) = c.held_reads.pop().expect("held");
     for i in 0..10 {
@@ -903,15 +906,60 @@ fn a_read_whose_range_left_memory_meanwhile_falls_back_to_a_snapshot() {
     assert!(answer_held_read(&mut c, leader, unknown).is_empty(), "nobody waits for it");
     let answer = read.answer_from(&c.disks[&leader].txns);
     let sent = answer_held_read(&mut c, leader, answer);
-    assert!(matches!(sent[0], (_, ZabMessage::Snap { .. })), "SNAP: {sent:?}");
-    assert_eq!(sent.len(), 3);
+    let Some((_, ZabMessage::Diff { txns, .. })) = sent.first() else {
+        panic!("DIFF, not {sent:?}")
+    };
+    let expected: Vec<Zxid> =
+        c.disks[&leader].txns.iter().map(|t| t.header.zxid).filter(|z| *z > read.after).collect();
+    let diffed: Vec<Zxid> = txns.iter().map(|t| t.header.zxid).collect();
+    assert_eq!(diffed, expected, "every txn after the learner's, read and in memory");
+    assert_eq!(sent.len(), 2, "DIFF, NEWLEADER: {sent:?}");
     let stale = read.answer_from(&c.disks[&leader].txns);
     assert!(answer_held_read(&mut c, leader, stale).is_empty(), "answered once");
     c.hold_reads = false;
     run_until(&mut c, "the lagging follower serves", |c| c.serving().len() == 3);
     c.tick(2);
     c.assert_converged();
+    assert!(c.disks[&lagging].snapshot.is_none(), "no SNAP");
     assert!(c.node(lagging).tree().get("/m9").is_some());
+}
+
+/// A read still pending when the in-memory log holds `disk_diff_max_txns` past
+/// `commit_log_count` holds it no longer: the range leaves memory and the learner gets a SNAP
+/// (a stuck read does not grow the leader's memory without bound).
+#[test]
+fn a_read_pending_too_long_lets_the_log_trim_and_falls_back_to_a_snapshot() {
+    let mut c = Cluster::with(3, 0, 5);
+    c.disk_diff_max_txns = 30;
+    // Every node restarted with the smaller bound.
+    for id in c.ids.clone() {
+        c.crash(id);
+        c.start(id);
+    }
+    let leader = elect(&mut c);
+    let lagging = if leader == 1 { 2 } else { 1 };
+    c.crash(lagging);
+    c.connect(leader, 10);
+    for i in 0..20 {
+        assert_eq!(c.call(leader, 10, i + 1, create(&format!("/n{i}"))).0, 0);
+    }
+    c.hold_reads = true;
+    c.recorded.insert(leader, Vec::new());
+    c.start(lagging);
+    run_until(&mut c, "the leader asks for a log read", |c| !c.held_reads.is_empty());
+    let (_, read) = c.held_reads.pop().expect("held");
+    // 5 kept + 30: the 36th commit past the read trims it.
+    for i in 0..40 {
+        assert_eq!(c.call(leader, 10, 100 + i, create(&format!("/m{i}"))).0, 0);
+    }
+    let answer = read.answer_from(&c.disks[&leader].txns);
+    let sent = answer_held_read(&mut c, leader, answer);
+    assert!(matches!(sent[0], (_, ZabMessage::Snap { .. })), "SNAP: {sent:?}");
+    c.hold_reads = false;
+    run_until(&mut c, "the lagging follower serves", |c| c.serving().len() == 3);
+    c.tick(2);
+    c.assert_converged();
+    assert!(c.node(lagging).tree().get("/m39").is_some());
 }
 
 /// Records that skip a txn (or do not reach `upto`, or start elsewhere), or a learner zxid

@@ -671,8 +671,9 @@ impl Leader {
 
     /// The shell's answer to `Output::ReadLog`. Re-checks everything before it sends: the
     /// learner still waits for this read, its last zxid is in our history (`found_after`), the
-    /// records run from right after it to `upto` with no hole, and `upto` is still in memory (a
-    /// burst of commits during the read may have trimmed it). Then DIFF = the records + the
+    /// records run from right after it to `upto` with no hole, and `upto` is still in memory (the
+    /// log keeps it while the read is pending, `log_read_upto`, but only up to
+    /// `disk_diff_max_txns` entries past `commit_log_count`). Then DIFF = the records + the
     /// in-memory log after `upto`, and NEWLEADER; on any failure a SNAP, as before.
     pub(crate) fn on_log_read(
         &mut self,
@@ -1291,6 +1292,14 @@ impl Upstream for Leader {
 
     fn applied(&mut self, shared: &mut Shared) {
         self.complete_syncs(shared);
+    }
+
+    fn log_read_upto(&self) -> Option<Zxid> {
+        let pending = self.learners.values().filter_map(|h| match h.phase {
+            HandlerPhase::AwaitLogRead { upto, .. } => Some(upto),
+            _ => None,
+        });
+        pending.min()
     }
 }
 

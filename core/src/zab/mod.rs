@@ -174,6 +174,13 @@ impl Upstream for Role {
             leader.applied(shared);
         }
     }
+
+    fn log_read_upto(&self) -> Option<Zxid> {
+        match self {
+            Role::Leading(leader) => leader.log_read_upto(),
+            _ => None,
+        }
+    }
 }
 
 impl Role {

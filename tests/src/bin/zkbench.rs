@@ -9,7 +9,9 @@
 //! (90% get, 10% set).
 //!
 //! `--wait-ready MS` instead polls until a new session answers `exists /` (restart-to-serving
-//! time, measured by `tests/bigtree-bench.sh`).
+//! time, measured by `tests/bigtree-bench.sh`), or `exists PATH` finds the node with
+//! `--probe-path PATH`; `--create-path PATH` creates one node and exits (with `--probe-path` on
+//! a restarted follower: a read that sees the last write, `tests/rejoin-vs-zk-bench.sh`).
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -55,6 +57,12 @@ struct Args {
     /// then print the time waited and exit.
     #[arg(long)]
     wait_ready: Option<u64>,
+    /// With `--wait-ready`: the node whose `exists` must find it (a read that sees a write).
+    #[arg(long, default_value = "/")]
+    probe_path: String,
+    /// Only create this node (`--size` bytes of data), then exit.
+    #[arg(long)]
+    create_path: Option<String>,
     /// Also print, to stderr, when replies slower than this many ms arrived (wall clock, grouped
     /// by 100 ms), to line them up with the server's log (issue 16: where long replies come from).
     #[arg(long)]
@@ -255,24 +263,46 @@ fn setup(args: &Args) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One session's `exists /` round trip; Ok once the server serves requests.
-fn probe(addr: SocketAddr) -> std::io::Result<()> {
-    let timeout = std::time::Duration::from_secs(5);
-    let (mut stream, _) = zkr_tests::wire::connect_within(addr, timeout)?;
-    let req = Request::Exists { path: "/".to_string(), watch: false };
+/// Creates `path` (persistent, `--size` bytes) in a session of its own; Err unless it was created.
+fn create_one(args: &Args, path: &str) -> std::io::Result<()> {
+    let mut stream = connect(args.addr)?;
+    let req = Request::Create {
+        op: OpCode::Create,
+        path: path.to_string(),
+        data: Some(vec![b'x'; args.size]),
+        acl: Acl::open_unsafe(),
+        flags: 0,
+        ttl: -1,
+    };
     stream.write_all(&codec::encode_request(&codec::request_header(1, &req), &req))?;
     let payload = read_frame(&mut stream)?;
     let reply = codec::decode_reply_header(&mut Reader::new(&payload))
         .map_err(|e| std::io::Error::other(format!("bad reply: {e}")))?;
     if reply.err != 0 {
-        return Err(std::io::Error::other(format!("exists / failed with {}", reply.err)));
+        return Err(std::io::Error::other(format!("create {path} failed with {}", reply.err)));
     }
     Ok(())
 }
 
-fn wait_ready(addr: SocketAddr, limit_ms: u64) {
+/// One new session's `exists path` round trip; Ok once the server serves requests and the
+/// node is there.
+fn probe(addr: SocketAddr, path: &str) -> std::io::Result<()> {
+    let timeout = std::time::Duration::from_secs(5);
+    let (mut stream, _) = zkr_tests::wire::connect_within(addr, timeout)?;
+    let req = Request::Exists { path: path.to_string(), watch: false };
+    stream.write_all(&codec::encode_request(&codec::request_header(1, &req), &req))?;
+    let payload = read_frame(&mut stream)?;
+    let reply = codec::decode_reply_header(&mut Reader::new(&payload))
+        .map_err(|e| std::io::Error::other(format!("bad reply: {e}")))?;
+    if reply.err != 0 {
+        return Err(std::io::Error::other(format!("exists {path} failed with {}", reply.err)));
+    }
+    Ok(())
+}
+
+fn wait_ready(addr: SocketAddr, path: &str, limit_ms: u64) {
     let began = Instant::now();
-    while probe(addr).is_err() {
+    while probe(addr, path).is_err() {
         if began.elapsed().as_millis() as u64 > limit_ms {
             eprintln!("zkbench: {addr} not serving after {limit_ms} ms");
             std::process::exit(1);
@@ -285,7 +315,11 @@ fn wait_ready(addr: SocketAddr, limit_ms: u64) {
 fn main() {
     let args = Args::parse();
     if let Some(limit_ms) = args.wait_ready {
-        wait_ready(args.addr, limit_ms);
+        wait_ready(args.addr, &args.probe_path, limit_ms);
+        return;
+    }
+    if let Some(path) = &args.create_path {
+        create_one(&args, path).expect("create --create-path");
         return;
     }
     setup(&args).expect("setup: create /bench and its hot nodes");
