@@ -120,6 +120,10 @@ pub struct Node {
 #[cfg(debug_assertions)]
 const INVARIANT_ENTRIES_PER_STEP: usize = 64;
 
+/// The most outputs [`Node::take_outputs`] reserves room for in the next list (a bound on what
+/// one unusually large step, such as a SNAP's replies, keeps allocated for every later one).
+const OUTPUTS_ROOM_MAX: usize = 4096;
+
 impl Node {
     /// Builds a node from recovered state. Fails if the recovered state is inconsistent.
     pub fn new(config: Config, init: NodeInit) -> Result<Node, RecoveryError> {
@@ -262,8 +266,14 @@ impl Node {
     }
 
     /// Takes everything the node asked the shell to do, in order.
+    ///
+    /// The next list starts with room for as many outputs as this one holds: a leader's step
+    /// that commits a batch emits hundreds (a reply per txn, a `Persist` per proposal), and
+    /// growing the list one doubling at a time copied it over and over into fresh pages
+    /// (~10% of a create's driver CPU, docs/PERFORMANCE.md, "Where a create's CPU went").
     pub fn take_outputs(&mut self) -> Vec<Output> {
-        std::mem::take(&mut self.shared.outputs)
+        let room = self.shared.outputs.len().min(OUTPUTS_ROOM_MAX);
+        std::mem::replace(&mut self.shared.outputs, Vec::with_capacity(room))
     }
 
     /// The data tree (read-only; for admin commands, snapshots and the simulator).

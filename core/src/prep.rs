@@ -25,7 +25,9 @@
 //!   `pending_ephemerals` recomputes from the tree and the records
 //!   ([`PrepState::check_close_bytes`]).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::config::Config;
@@ -318,7 +320,7 @@ impl PrepState {
             req.path.to_string()
         };
         path::validate_path(&full_path)?;
-        if self.lookup(ctx.tree, &full_path).is_some() {
+        if self.exists(ctx.tree, &full_path) {
             return Err(ZkError::NodeExists);
         }
         if parent.kind.owner_session().is_some() {
@@ -340,7 +342,7 @@ impl PrepState {
         let new_cversion = parent.stat.cversion.wrapping_add(1);
         assert!(full_path.starts_with(req.path), "the suffix is only appended");
         self.record_create(ctx, parent_path, parent, &full_path, kind, &acl, data_len);
-        assert!(self.lookup(ctx.tree, &full_path).is_some(), "the pending view shows the node");
+        assert!(self.exists(ctx.tree, &full_path), "the pending view shows the node");
         Ok(Txn::Create {
             path: full_path,
             data: req.data.clone(),
@@ -653,13 +655,21 @@ impl PrepState {
     /// The tree has applied everything up to `zxid`: drop the records it has caught up with.
     /// O(records dropped): they are the oldest in `order`, and each is the oldest of its path.
     pub fn applied(&mut self, zxid: Zxid) {
-        while let Some((at, p)) = self.order.front().filter(|(at, _)| *at <= zxid).cloned() {
-            self.order.pop_front();
-            let stack = self.records.get_mut(&p).expect("every ordered record is held");
-            let oldest = stack.pop_front().expect("record stacks are never empty");
-            assert_eq!(oldest.zxid, at, "the oldest record of {p} is the oldest in order");
-            if stack.is_empty() {
-                self.records.remove(&p);
+        while self.order.front().is_some_and(|(at, _)| *at <= zxid) {
+            let (at, p) = self.order.pop_front().expect("the front was just seen");
+            // One look-up for the pop and, with the path's last record, the removal.
+            let Entry::Occupied(mut stack) = self.records.entry(p) else {
+                panic!("every ordered record is held");
+            };
+            let oldest = stack.get_mut().pop_front().expect("record stacks are never empty");
+            assert_eq!(
+                oldest.zxid,
+                at,
+                "the oldest record of {} is the oldest in order",
+                stack.key()
+            );
+            if stack.get().is_empty() {
+                stack.remove();
             }
         }
         assert!(self.order.front().is_none_or(|(at, _)| *at > zxid), "stale record");
@@ -731,19 +741,37 @@ impl PrepState {
         })
     }
 
+    /// Whether `p` exists in the pending view: [`PrepState::lookup`]`.is_some()` without
+    /// building the node.
+    fn exists(&self, tree: &DataTree, p: &str) -> bool {
+        match self.records.get(p) {
+            Some(stack) => stack.back().expect("record stacks are never empty").node.is_some(),
+            None => tree.get(p).is_some(),
+        }
+    }
+
     fn add_record(&mut self, p: &str, zxid: Zxid, node: Option<PendingNode>) {
         assert!(self.newest_zxid().is_none_or(|z| z <= zxid), "records out of zxid order");
         if let Some(n) = &node {
             assert!(n.child_count >= 0, "negative pending child count at {p}");
         }
         let record = ChangeRecord { zxid, node };
-        let key = match self.records.get_key_value(p) {
-            Some((key, _)) => key.clone(),
-            None => Arc::from(p),
+        // One look-up: a path with records keeps the very key its stack is filed under.
+        let held = self.records.range_mut::<str, _>((Bound::Included(p), Bound::Included(p)));
+        let key = match held.last() {
+            Some((key, stack)) => {
+                let newest = stack.back().expect("record stacks are never empty");
+                assert!(newest.zxid <= zxid, "records out of zxid order at {p}");
+                stack.push_back(record);
+                key.clone()
+            }
+            None => {
+                let key: Arc<str> = Arc::from(p);
+                let previous = self.records.insert(key.clone(), VecDeque::from([record]));
+                assert!(previous.is_none(), "a new stack for {p}");
+                key
+            }
         };
-        let stack = self.records.entry(key.clone()).or_default();
-        assert!(stack.back().is_none_or(|r| r.zxid <= zxid), "records out of zxid order at {p}");
-        stack.push_back(record);
         self.order.push_back((zxid, key));
     }
 

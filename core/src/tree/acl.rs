@@ -95,17 +95,14 @@ fn java_split_len(s: &str, sep: char) -> usize {
 /// keeps `world:anyone`, expands `auth` to every authenticated id of the connection, and keeps
 /// any other entry whose scheme has a provider that finds the id valid. Else INVALIDACL.
 pub fn fixup_acl(acl: &[Acl], auth_ids: &[Id]) -> Result<Vec<Acl>, ZkError> {
-    let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
-    for entry in acl {
-        if !unique.contains(&entry) {
-            unique.push(entry);
-        }
-    }
-    if unique.is_empty() {
+    if acl.is_empty() {
         return Err(ZkError::InvalidAcl);
     }
-    let mut fixed = Vec::with_capacity(unique.len());
-    for entry in unique {
+    // The first of equal entries counts (no list of the unique ones: one allocation less per
+    // create; lists are a handful of entries).
+    let unique = acl.iter().enumerate().filter(|&(i, entry)| !acl[..i].contains(entry));
+    let mut fixed = Vec::with_capacity(acl.len());
+    for (_, entry) in unique {
         if entry.id.scheme == "world" && entry.id.id == "anyone" {
             fixed.push(entry.clone());
         } else if entry.id.scheme == "auth" {

@@ -11,13 +11,17 @@
 //! - a txn that cannot be applied returns `Failed` and changes nothing; apply never panics on
 //!   txn content (a broken tree invariant still panics).
 
+use std::sync::Arc;
+
 use crate::proto::client::EventType;
 use crate::proto::error::ZkError;
 use crate::txn::{CreateKind, LoggedTxn, Txn, TxnHeader};
 use crate::types::{Acl, SessionId, Zxid};
 
 use super::quota::{self, StatsTrack};
-use super::{Applied, ApplyOutcome, DataTree, NodeKind, StatPersisted, WatchTrigger, ZNode, path};
+use super::{
+    Applied, ApplyOutcome, DataTree, NodeKind, StatPersisted, WatchTrigger, ZNode, digest, path,
+};
 
 /// The node kind a create txn makes; BADARGUMENTS for a TTL out of range.
 fn node_kind(kind: CreateKind, session: SessionId) -> Result<NodeKind, ZkError> {
@@ -32,6 +36,32 @@ fn node_kind(kind: CreateKind, session: SessionId) -> Result<NodeKind, ZkError> 
         }
         CreateKind::Ttl(ttl) => NodeKind::Ttl(ttl),
     })
+}
+
+/// Counts a new child of `parent` (the node at `parent_path`), created at `zxid`: the parent
+/// takes the txn's `parent_cversion` (-1: one more than its own) and pzxid = zxid only if that
+/// cversion is greater than its own. Returns the parent's digest term before and after.
+fn link_child(
+    parent: &mut ZNode,
+    parent_path: &str,
+    parent_cversion: i32,
+    zxid: i64,
+) -> (u64, u64) {
+    let (children_before, cversion_before) = (parent.num_children, parent.stat.cversion);
+    let prefix = digest::node_hash_prefix(parent_path, parent.data.as_deref(), &parent.acl);
+    let hash_before = digest::node_hash_with_stat(prefix, &parent.stat);
+    let parent_cversion = match parent_cversion {
+        -1 => parent.stat.cversion.wrapping_add(1),
+        cversion => cversion,
+    };
+    if parent_cversion > parent.stat.cversion {
+        parent.stat.cversion = parent_cversion;
+        parent.stat.pzxid = zxid;
+    }
+    parent.num_children = children_before.checked_add(1).expect("u32 children");
+    assert_eq!(parent.num_children, children_before + 1, "the new node is not linked");
+    assert!(parent.stat.cversion >= cversion_before, "a create never moves cversion back");
+    (hash_before, digest::node_hash_with_stat(prefix, &parent.stat))
 }
 
 /// The fields of a `Txn::Create`.
@@ -113,11 +143,17 @@ impl DataTree {
         if path::validate_path(p).is_err() || p == "/" {
             return ApplyOutcome::Failed(ZkError::BadArguments);
         }
+        // One look-up of the new path and one of the parent serve every check and update below
+        // (the parent's stat, child count and digest term, and its watch trigger's key). A node
+        // at `p` implies its parent (a tree invariant), so asking for both first keeps the order
+        // of errors: NONODE, then NODEEXISTS.
+        let exists = self.nodes.contains_key(p);
         let parent_path = path::parent(p);
-        let Some(parent) = self.nodes.get(parent_path) else {
+        let Some((parent_key, parent)) = self.nodes.get_key_value_mut(parent_path) else {
+            assert!(!exists, "{p} exists without its parent");
             return ApplyOutcome::Failed(ZkError::NoNode);
         };
-        if self.nodes.contains_key(p) {
+        if exists {
             return ApplyOutcome::Failed(ZkError::NodeExists);
         }
         if parent.kind().owner_session().is_some() {
@@ -128,17 +164,10 @@ impl DataTree {
             Err(e) => return ApplyOutcome::Failed(e),
         };
         let zxid = header.zxid.0;
-        let parent_children = parent.num_children;
-        let mut parent_cversion = args.parent_cversion;
-        self.update_stat(parent_path, |stat| {
-            if parent_cversion == -1 {
-                parent_cversion = stat.cversion.wrapping_add(1);
-            }
-            if parent_cversion > stat.cversion {
-                stat.cversion = parent_cversion;
-                stat.pzxid = zxid;
-            }
-        });
+        let parent_trigger = parent_key.clone();
+        let (hash_before, hash_after) =
+            link_child(Arc::make_mut(parent), parent_path, args.parent_cversion, zxid);
+        self.digest = self.digest.wrapping_sub(hash_before).wrapping_add(hash_after);
         let stat = StatPersisted {
             czxid: zxid,
             mzxid: zxid,
@@ -149,18 +178,17 @@ impl DataTree {
             ..StatPersisted::default()
         };
         // The cache's copy of the list when a node holds one: no allocation for it.
-        let acl = self.interned_acl(args.acl).unwrap_or_else(|| args.acl.into());
+        let acl = self.acl_hold_slice(args.acl);
         let data = args.data.as_deref().map(Box::from);
         let node = ZNode::new(data, acl, stat, kind);
         let bytes = node.data_len();
-        let key = self.insert_node(p, node);
-        let client_stat = self.nodes[p].client_stat();
+        let client_stat = node.client_stat();
         assert_eq!(client_stat.czxid, zxid, "a new node's czxid is its txn's zxid");
-        assert_eq!(self.nodes[parent_path].num_children, parent_children + 1, "not linked");
+        let key = self.insert_linked(p, node);
         self.quota_after_create(p, bytes);
         triggers.push(WatchTrigger { path: key, event: EventType::NodeCreated });
-        let parent_trigger = self.path_key(parent_path).expect("the parent exists");
-        triggers.push(WatchTrigger { path: parent_trigger, event: EventType::NodeChildrenChanged });
+        let event = EventType::NodeChildrenChanged;
+        triggers.push(WatchTrigger { path: parent_trigger, event });
         ApplyOutcome::Created { path: p.to_string(), stat: client_stat }
     }
 

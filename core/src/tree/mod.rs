@@ -515,18 +515,25 @@ impl DataTree {
     /// Adds a node under an existing parent and keeps every index up to date; returns the
     /// node's key.
     fn insert_node(&mut self, path: &str, mut node: ZNode) -> PathKey {
-        assert!(!self.nodes.contains_key(path), "insert over an existing node {path}");
-        assert_eq!(node.num_children, 0, "a new node has no children: {path}");
-        assert_eq!(node.stat.ephemeral_owner, node.kind().ephemeral_owner(), "owner of {path}");
         node.acl = self.acl_hold(node.acl, 1);
         if path != "/" {
             let parent = self.nodes.get_mut(path::parent(path)).expect("parent of a new node");
             assert!(parent.kind().owner_session().is_none(), "child of an ephemeral: {path}");
             Arc::make_mut(parent).num_children += 1;
         }
+        self.insert_linked(path, node)
+    }
+
+    /// Inserts a new node whose parent already counts it and whose ACL the cache already
+    /// counts (`insert_node` does both; a create's apply does them with its one look-up of the
+    /// parent).
+    fn insert_linked(&mut self, path: &str, node: ZNode) -> PathKey {
+        assert_eq!(node.num_children, 0, "a new node has no children: {path}");
+        assert_eq!(node.stat.ephemeral_owner, node.kind().ephemeral_owner(), "owner of {path}");
         let key: PathKey = path.into();
         self.index_add(&key, &node);
-        self.nodes.insert(key.clone(), Arc::new(node));
+        let previous = self.nodes.insert(key.clone(), Arc::new(node));
+        assert!(previous.is_none(), "insert over an existing node {path}");
         key
     }
 
@@ -547,6 +554,17 @@ impl DataTree {
         self.acls.insert(acl.clone(), nodes);
         assert!(self.acls.contains_key(&*acl), "a new list is cached");
         acl
+    }
+
+    /// `acl_hold` of one node for a list given by reference: one look-up in the cache, and an
+    /// allocation only for a list no node holds yet.
+    fn acl_hold_slice(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
+        if let Some((held, count)) = self.acls.get_key_value_mut(acl) {
+            assert!(*count > 0, "cached lists have holders");
+            *count = count.checked_add(1).expect("u32 holders");
+            return held.clone();
+        }
+        self.acl_hold(acl.into(), 1)
     }
 
     /// One node less holds `acl`; the list leaves the cache with its last holder.
