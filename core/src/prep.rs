@@ -615,11 +615,28 @@ impl PrepState {
     }
 
     /// Checks every cached `close_bytes` entry against a recount from `tree` and the records
-    /// (O(the cached sessions' ephemerals)); panics when one is off.
+    /// (O(the cached sessions' ephemerals + sessions x records)); panics when one is off.
+    ///
+    /// The recount is the view [`Self::pending_ephemerals`] gives, summed without building
+    /// it: the session's ephemerals in the tree, except the paths whose newest record is not
+    /// one of its ephemerals, plus the paths whose newest record is one and the tree lacks.
+    /// (Building the view as a set of copied paths for every cached session was most of a
+    /// full sweep's cost.)
     pub fn check_close_bytes(&self, tree: &DataTree) {
         for (session, &bytes) in &self.close_bytes {
-            let paths = self.pending_ephemerals(tree, *session);
-            let recount: usize = paths.iter().map(|p| close_entry_bytes(p)).sum();
+            let mut recount: usize = tree.ephemeral_paths(*session).map(close_entry_bytes).sum();
+            for (p, stack) in &self.records {
+                let newest = stack.back().expect("record stacks are never empty");
+                let pending =
+                    (newest.node.as_ref()).is_some_and(|n| n.kind == NodeKind::Ephemeral(*session));
+                match (tree.is_ephemeral_of(p, *session), pending) {
+                    (true, false) => {
+                        recount = recount.checked_sub(close_entry_bytes(p)).expect("counted");
+                    }
+                    (false, true) => recount += close_entry_bytes(p),
+                    (true, true) | (false, false) => {}
+                }
+            }
             assert_eq!(bytes, recount, "close bytes of {session} miscounted");
         }
         let mut touched = self.close_bytes_touched.iter();

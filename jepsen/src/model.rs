@@ -16,6 +16,8 @@
 use crate::history::{CreateMode, F, Stat, SubResult, parent};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
+use std::ops::Bound;
+use std::sync::Arc;
 
 /// One znode as the model knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -42,16 +44,19 @@ pub struct Znode {
 /// must be cheap however many nodes a partition holds (a queue of sequential children grows
 /// with the history): `nodes` is a persistent map (a copy shares it; a step copies only the
 /// path to what it changes), and `digest` is kept up to date on every change (an XOR of the
-/// entries' hashes), so hashing a state for the memo costs O(1), not O(nodes).
+/// entries' hashes), so hashing a state for the memo costs O(1), not O(nodes). A step copies
+/// the leaf it changes (up to 64 entries): keys and nodes are shared (`Arc`), so that copy
+/// counts references instead of cloning every path and data string of the leaf, and
+/// `last_seq` is shared until a sequential create changes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tree {
     /// Existing nodes of the partition, by path. Change it only through [`Tree::put`],
     /// [`Tree::take`] and [`Tree::modify`], which keep `digest`.
-    nodes: imbl::OrdMap<String, Znode>,
+    nodes: imbl::OrdMap<Arc<str>, Arc<Znode>>,
     /// XOR of [`entry_hash`] over `nodes`.
     digest: u64,
     /// Highest sequence number handed out under each parent.
-    pub last_seq: BTreeMap<String, i64>,
+    pub last_seq: Arc<BTreeMap<String, i64>>,
 }
 
 impl Hash for Tree {
@@ -215,13 +220,13 @@ impl Tree {
 
     /// The node at `path`, if it exists.
     pub fn node(&self, path: &str) -> Option<&Znode> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|node| &**node)
     }
 
     /// Adds or replaces the node at `path`.
     fn put(&mut self, path: String, node: Znode) {
         self.digest ^= entry_hash(&path, &node);
-        if let Some(old) = self.nodes.insert(path.clone(), node) {
+        if let Some(old) = self.nodes.insert(Arc::from(path.as_str()), Arc::new(node)) {
             self.digest ^= entry_hash(&path, &old);
         }
     }
@@ -230,12 +235,13 @@ impl Tree {
     fn take(&mut self, path: &str) -> Option<Znode> {
         let old = self.nodes.remove(path)?;
         self.digest ^= entry_hash(path, &old);
-        Some(old)
+        Some(Arc::unwrap_or_clone(old))
     }
 
     /// Changes the node at `path` in place; false if there is none.
     fn modify(&mut self, path: &str, change: impl FnOnce(&mut Znode)) -> bool {
         let Some(node) = self.nodes.get_mut(path) else { return false };
+        let node = Arc::make_mut(node);
         self.digest ^= entry_hash(path, node);
         change(node);
         self.digest ^= entry_hash(path, node);
@@ -387,11 +393,7 @@ impl Tree {
             }
             Action::Check { path, version } => self.check_version(path, *version),
             Action::Get { path } | Action::Children { path } => {
-                if self.nodes.contains_key(path) {
-                    Ok(())
-                } else {
-                    Err("NoNode")
-                }
+                if self.nodes.contains_key(path.as_str()) { Ok(()) } else { Err("NoNode") }
             }
             Action::Exists { .. } | Action::Sync => Ok(()),
             Action::Multi(actions) => {
@@ -404,7 +406,7 @@ impl Tree {
             }
             Action::Close { session } => {
                 if !relax.ephemerals {
-                    let gone: Vec<String> = (self.nodes.iter())
+                    let gone: Vec<Arc<str>> = (self.nodes.iter())
                         .filter(|(_, n)| n.owner == Some(*session))
                         .map(|(p, _)| p.clone())
                         .collect();
@@ -462,7 +464,8 @@ impl Tree {
                 if !relax.seq_names && last.is_some_and(|last| seq <= last) {
                     return Err("a sequence number not above the last one");
                 }
-                self.last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
+                let last_seq = Arc::make_mut(&mut self.last_seq);
+                last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
                 name.to_string()
             }
             (true, None) => {
@@ -479,11 +482,12 @@ impl Tree {
                 if !relax.seq_names && last.is_some_and(|last| seq <= last) {
                     return Err("a sequence number not above the last one");
                 }
-                self.last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
+                let last_seq = Arc::make_mut(&mut self.last_seq);
+                last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
                 format!("{path}{cversion:010}")
             }
         };
-        if self.nodes.contains_key(&name) && !(relax.seq_names && mode.is_sequential()) {
+        if self.nodes.contains_key(name.as_str()) && !(relax.seq_names && mode.is_sequential()) {
             return Err(if mode.is_sequential() {
                 "a duplicate sequential name"
             } else {
@@ -515,8 +519,8 @@ impl Tree {
     fn children(&self, path: &str) -> impl Iterator<Item = &str> {
         let prefix = if path == "/" { "/".to_string() } else { format!("{path}/") };
         let start = prefix.clone();
-        (self.nodes.range(start..))
-            .map(|(p, _)| p.as_str())
+        (self.nodes.range::<_, str>((Bound::Included(start.as_str()), Bound::Unbounded)))
+            .map(|(p, _)| &**p)
             .take_while(move |p| p.starts_with(&prefix))
             .filter(move |p| parent(p) == Some(path))
     }
@@ -540,7 +544,7 @@ impl Tree {
                 if let Some(data) = &reply.data
                     && matches!(action, Action::Get { .. })
                 {
-                    let have = self.nodes.get(path).map(|n| n.data.as_str()).unwrap_or("");
+                    let have = self.nodes.get(path.as_str()).map(|n| n.data.as_str()).unwrap_or("");
                     if have != data {
                         return Err(format!("read {data:?} but {path} holds {have:?}"));
                     }
@@ -554,12 +558,14 @@ impl Tree {
                 }
                 self.check_stat(scope, path, reply.stat.as_deref())
             }
-            Action::Exists { path } => match (&reply.stat, self.nodes.contains_key(path)) {
-                (Some(_), false) => Err(format!("exists saw {path} but it does not exist")),
-                (None, true) => Err(format!("exists missed {path} which exists")),
-                (None, false) => Ok(()),
-                (Some(stat), true) => self.check_stat(scope, path, Some(&**stat)),
-            },
+            Action::Exists { path } => {
+                match (&reply.stat, self.nodes.contains_key(path.as_str())) {
+                    (Some(_), false) => Err(format!("exists saw {path} but it does not exist")),
+                    (None, true) => Err(format!("exists missed {path} which exists")),
+                    (None, false) => Ok(()),
+                    (Some(stat), true) => self.check_stat(scope, path, Some(&**stat)),
+                }
+            }
             Action::Create { path, mode, name, .. } => {
                 let name = name.clone().unwrap_or_else(|| path.clone());
                 if !mode.is_sequential() && name != *path {
@@ -601,9 +607,10 @@ impl Tree {
         let Some(node) = self.nodes.get(path) else {
             return Err(format!("{path}: reply has a stat but the node does not exist"));
         };
-        // Checked on a copy, written back (through `modify`) only if a zxid was pinned.
-        let mut node = node.clone();
+        // The zxids are checked on a copy, written back (through `modify`) only if one was
+        // pinned; the node itself is not copied (its data would be, for every stat checked).
         let before = (node.czxid, node.mzxid);
+        let (mut czxid, mut mzxid) = before;
         let mismatch = |what: &str, want: String, have: String| {
             Err(format!("{path}: reply {what} {want} but the model has {have}"))
         };
@@ -638,7 +645,7 @@ impl Tree {
             }
         }
         for (what, seen, known) in
-            [("czxid", stat.czxid, &mut node.czxid), ("mzxid", stat.mzxid, &mut node.mzxid)]
+            [("czxid", stat.czxid, &mut czxid), ("mzxid", stat.mzxid, &mut mzxid)]
         {
             match (seen, *known) {
                 (Some(s), Some(k)) if s != k => {
@@ -648,8 +655,8 @@ impl Tree {
                 _ => {}
             }
         }
-        if (node.czxid, node.mzxid) != before {
-            self.modify(path, |n| *n = node);
+        if (czxid, mzxid) != before {
+            self.modify(path, |n| (n.czxid, n.mzxid) = (czxid, mzxid));
         }
         Ok(())
     }
@@ -658,7 +665,7 @@ impl Tree {
     pub fn describe(&self, paths: &BTreeSet<String>) -> String {
         let mut out = Vec::new();
         for path in paths.iter().take(8) {
-            match self.nodes.get(path) {
+            match self.nodes.get(path.as_str()) {
                 None => out.push(format!("{path}: absent")),
                 Some(n) => {
                     let eph = n.owner.map(|o| format!(" ephemeral of p{o}")).unwrap_or_default();

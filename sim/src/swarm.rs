@@ -174,6 +174,15 @@ pub struct PointCrash {
 }
 
 impl Swarm {
+    /// The configuration `seed` runs with, as [`crate::sim::Sim::new`] draws it first thing
+    /// from the seed's stream (and the sync knobs from their own).
+    pub fn of_seed(seed: u64) -> Swarm {
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+        let mut swarm = Swarm::draw(&mut rng);
+        swarm.draw_sync_knobs(seed);
+        swarm
+    }
+
     /// Draws a configuration from the seed's stream.
     pub fn draw(rng: &mut ChaCha8Rng) -> Swarm {
         let cluster_size = CLUSTER_SIZES[rng.random_range(0..CLUSTER_SIZES.len())];

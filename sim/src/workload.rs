@@ -60,12 +60,36 @@ fn key_index(swarm: &Swarm, rng: &mut ChaCha8Rng) -> u32 {
     rng.random_range(0..swarm.keys)
 }
 
+/// `prefix` followed by `n` in decimal: what `format!("{prefix}{n}")` makes, without the
+/// formatting machinery (the workload names a path or a value for every op it issues).
+fn numbered(prefix: &str, n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut out = String::with_capacity(prefix.len() + digits.len() - at + 8);
+    out.push_str(prefix);
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+    out
+}
+
 fn key(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
-    format!("/k{}", rng.random_range(0..swarm.keys))
+    numbered("/k", u64::from(rng.random_range(0..swarm.keys)))
 }
 
 fn child(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
-    format!("{}/c{}", key(swarm, rng), rng.random_range(0..4))
+    let mut key = key(swarm, rng);
+    key.push_str("/c");
+    // An i32 draw, as `format!` inferred it before: the draw's type decides the stream.
+    let n: i32 = rng.random_range(0..4);
+    numbered(&key, u64::try_from(n).expect("0..4"))
 }
 
 fn any_path(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
@@ -98,7 +122,9 @@ pub fn next_request(
     rng: &mut ChaCha8Rng,
 ) -> Request {
     memory.counter += 1;
-    let data = format!("p{process}.{}", memory.counter);
+    let mut data = numbered("p", process);
+    data.push('.');
+    let data = numbered(&data, memory.counter);
     if !memory.seq_parent_requested {
         memory.seq_parent_requested = true;
         return create(SEQ_PARENT.to_string(), data, 0, rng);
@@ -182,4 +208,17 @@ pub fn completion(
     time_us: u64,
 ) -> Event {
     record::completion(process, req, header, body, &mut memory.versions, time_us)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numbered;
+
+    #[test]
+    fn numbered_writes_what_format_writes() {
+        for n in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(numbered("/k", n), format!("/k{n}"));
+            assert_eq!(numbered("", n), n.to_string());
+        }
+    }
 }

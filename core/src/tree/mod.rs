@@ -434,6 +434,16 @@ impl DataTree {
         self.ephemerals.get(&session).map_or_else(Vec::new, paths)
     }
 
+    /// The paths of `session`'s ephemerals, in order, without copying them.
+    pub fn ephemeral_paths(&self, session: SessionId) -> impl Iterator<Item = &str> {
+        self.ephemerals.get(&session).into_iter().flat_map(|set| set.iter().map(|p| &**p))
+    }
+
+    /// Whether `path` is one of `session`'s ephemerals (by the per-session index).
+    pub fn is_ephemeral_of(&self, path: &str, session: SessionId) -> bool {
+        self.ephemerals.get(&session).is_some_and(|set| set.contains(path))
+    }
+
     /// Every session's ephemerals (for the `dump` four-letter word).
     pub fn all_ephemerals(&self) -> BTreeMap<SessionId, Vec<String>> {
         let paths = |set: &OrdSet<PathKey>| set.iter().map(|p| p.to_string()).collect();

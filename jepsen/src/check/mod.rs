@@ -196,7 +196,7 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
     violations.extend(watch::check(history, &ops, options));
     let split = Split { use_read_zxids: options.use_read_zxids, multi_not_atomic: false };
     // Key groups are built one at a time and dropped once checked (see `partition::Plan`).
-    let plan = partition::Plan::new(history, &ops, split);
+    let mut plan = partition::Plan::new(history, &ops, split);
     let mut stats = Stats { ops: ops.len(), ..Stats::default() };
     let mut unknown = Vec::new();
     for k in 0..plan.len() {

@@ -113,15 +113,17 @@ fn facts(history: &History, ops: &[Op]) -> Facts {
         let req = history.request(op);
         let reply = history.reply(op).filter(|_| op.outcome == Outcome::Ok);
         let when = op.complete.unwrap_or(op.invoke);
-        let mut see = |path: String| {
-            let first = seen.entry(path).or_insert(when);
-            *first = (*first).min(when);
+        let mut see = |path: &str| match seen.get_mut(path) {
+            Some(first) => *first = (*first).min(when),
+            None => {
+                seen.insert(path.to_string(), when);
+            }
         };
         // Only observations that show a node exists count as seeing its name.
         let shows_existence = reply.is_some_and(|r| op.f != F::Exists || r.stat.is_some());
         for sub in sub_ops(req) {
             if shows_existence && sub.f != F::Create {
-                see(sub.path.clone());
+                see(&sub.path);
             }
             match sub.f {
                 F::Delete => {
@@ -153,7 +155,7 @@ fn facts(history: &History, ops: &[Op]) -> Facts {
             }
             if let (Some(children), Some(path)) = (reply.children(), &req.path) {
                 for child in children {
-                    see(join(path, child));
+                    see(&join(path, child));
                 }
             }
         }
@@ -239,7 +241,17 @@ pub(crate) struct Plan {
     broadcast: Vec<POp>,
     /// Per session, its syncs' invokes in order, with their index in `broadcast`.
     syncs: BTreeMap<u64, Vec<(usize, usize)>>,
+    /// Per converted piece (as `targets`): the piece itself, kept from planning when the
+    /// history is short enough ([`KEEP_PIECES_OPS_MAX`]) and moved out by [`Plan::build`];
+    /// empty when long histories convert again instead.
+    kept: Vec<Option<POp>>,
 }
+
+/// Up to this many ops, [`Plan::new`] keeps the converted pieces for [`Plan::build`] instead
+/// of converting every op twice (half of planning's cost). Above it, a check holds one key
+/// group's ops at a time (a converted copy of a long history was the largest part of its
+/// peak memory); a simulator seed has a few thousand.
+const KEEP_PIECES_OPS_MAX: usize = 100_000;
 
 impl Plan {
     /// Plans the key groups of a history.
@@ -254,6 +266,8 @@ impl Plan {
         let mut homes: Vec<u32> = Vec::new();
         let mut first: Vec<u32> = Vec::with_capacity(ops.len() + 1);
         let mut broadcast: Vec<POp> = Vec::new();
+        let keep = ops.len() <= KEEP_PIECES_OPS_MAX;
+        let mut kept: Vec<Option<POp>> = Vec::new();
         for op in ops {
             first.push(u32::try_from(homes.len()).expect("fewer than 2^32 pieces"));
             match convert(history, op, &facts, split) {
@@ -261,17 +275,22 @@ impl Plan {
                 Some(Converted::Broadcast(pop)) => broadcast.push(pop),
                 Some(Converted::Owned { pops, links }) => {
                     for paths in links {
-                        let ids: Vec<usize> =
-                            paths.iter().map(|p| register(&mut index, &mut uf, p)).collect();
-                        for w in ids.windows(2) {
-                            uf.union(w[0], w[1]);
+                        let mut previous = None;
+                        for p in &paths {
+                            let id = register(&mut index, &mut uf, p);
+                            if let Some(previous) = previous {
+                                uf.union(previous, id);
+                            }
+                            previous = Some(id);
                         }
                     }
                     for pop in pops {
-                        let home =
-                            pop.action_paths().into_iter().find_map(|p| index.get(&p).copied());
+                        let home = registered_home(&pop.action, &index);
                         let home = home.expect("every op's paths were registered");
                         homes.push(u32::try_from(home).expect("fewer than 2^32 paths"));
+                        if keep {
+                            kept.push(Some(pop));
+                        }
                     }
                 }
             }
@@ -331,7 +350,8 @@ impl Plan {
         for list in syncs.values_mut() {
             list.sort_unstable();
         }
-        Plan { facts, split, shells, members, first, targets, broadcast, syncs }
+        assert!(kept.is_empty() || kept.len() == targets.len(), "a kept piece per target");
+        Plan { facts, split, shells, members, first, targets, broadcast, syncs, kept }
     }
 
     /// The number of key groups planned (some may turn out empty: [`Plan::build`] says).
@@ -340,8 +360,9 @@ impl Plan {
     }
 
     /// Builds key group `k`: its ops converted again, with the syncs and closes it needs, in
-    /// invoke order. `None` if no op of the history lands in it.
-    pub(crate) fn build(&self, history: &History, ops: &[Op], k: usize) -> Option<Partition> {
+    /// invoke order. `None` if no op of the history lands in it. Each key group is built at
+    /// most once (its kept pieces move into it).
+    pub(crate) fn build(&mut self, history: &History, ops: &[Op], k: usize) -> Option<Partition> {
         let members = &self.members[k];
         if members.is_empty() {
             return None;
@@ -351,6 +372,15 @@ impl Plan {
         for &id in members {
             let op = &ops[id as usize];
             let from = self.first[op.id] as usize;
+            if !self.kept.is_empty() {
+                let to = self.first[op.id + 1] as usize;
+                for j in (from..to).filter(|&j| self.targets[j] == target) {
+                    let pop = self.kept[j].take().expect("each key group is built once");
+                    assert_eq!(pop.op, op.id, "a kept piece belongs to its op");
+                    part.ops.push(pop);
+                }
+                continue;
+            }
             let Some(Converted::Owned { pops, .. }) = convert(history, op, &self.facts, self.split)
             else {
                 unreachable!("an op with pieces converts to pieces again");
@@ -371,7 +401,7 @@ impl Plan {
 /// Builds every partition of a history (the diagnosis's splits; the check itself builds one
 /// at a time through [`Plan`]).
 pub(crate) fn partitions(history: &History, ops: &[Op], split: Split) -> Vec<Partition> {
-    let plan = Plan::new(history, ops, split);
+    let mut plan = Plan::new(history, ops, split);
     (0..plan.len()).filter_map(|k| plan.build(history, ops, k)).collect()
 }
 
@@ -415,10 +445,6 @@ fn creates_ephemeral(action: &Action) -> bool {
 }
 
 impl POp {
-    fn action_paths(&self) -> Vec<String> {
-        action_paths(&self.action)
-    }
-
     /// An acknowledged write other than a session close: one that bounds when ops of unknown
     /// outcome may still take effect ([`POp::deadline`]).
     pub(crate) fn acked_write(&self) -> bool {
@@ -462,6 +488,28 @@ impl POp {
     pub(crate) fn failed_multi(&self) -> bool {
         let failed = matches!(self.outcome, model::Outcome::Fail(_));
         failed && self.must && matches!(self.action, Action::Multi(_))
+    }
+}
+
+/// The number of the first of `action`'s paths ([`action_paths`], in that order) that is in
+/// `index`, without copying the paths.
+fn registered_home(action: &Action, index: &BTreeMap<String, usize>) -> Option<usize> {
+    match action {
+        Action::Create { path, name, mode, .. } => {
+            if mode.is_sequential() {
+                index.get(parent(path).unwrap_or("/")).copied()
+            } else {
+                index.get(name.as_deref().unwrap_or(path)).copied()
+            }
+        }
+        Action::Delete { path, .. }
+        | Action::Set { path, .. }
+        | Action::Check { path, .. }
+        | Action::Get { path }
+        | Action::Exists { path }
+        | Action::Children { path } => index.get(path.as_str()).copied(),
+        Action::Multi(subs) => subs.iter().find_map(|sub| registered_home(sub, index)),
+        Action::Sync | Action::Close { .. } => None,
     }
 }
 
@@ -723,5 +771,43 @@ fn reply_facts(reply: &Event) -> Reply {
         data: reply.data.clone(),
         children,
         results: reply.results().clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `registered_home` finds what the first registered path of `action_paths` finds.
+    #[test]
+    fn registered_home_agrees_with_action_paths() {
+        let create = |path: &str, mode, name: Option<&str>| Action::Create {
+            path: path.into(),
+            data: String::new(),
+            mode,
+            name: name.map(str::to_string),
+        };
+        let actions = vec![
+            create("/a/b", CreateMode::Persistent, None),
+            create("/a/s-", CreateMode::PersistentSequential, Some("/a/s-0000000001")),
+            create("/q/s-", CreateMode::EphemeralSequential, None),
+            Action::Delete { path: "/a".into(), version: -1 },
+            Action::Get { path: "/z".into() },
+            Action::Multi(vec![
+                Action::Set { path: "/z".into(), data: String::new(), version: 1 },
+                Action::Check { path: "/a".into(), version: 0 },
+            ]),
+            Action::Sync,
+            Action::Close { session: 3 },
+        ];
+        let index: BTreeMap<String, usize> =
+            [("/a", 0), ("/a/b", 1), ("/q", 2)].map(|(p, i)| (p.to_string(), i)).into();
+        let mut found = 0;
+        for action in &actions {
+            let want = action_paths(action).iter().find_map(|p| index.get(p).copied());
+            assert_eq!(registered_home(action, &index), want, "{action:?}");
+            found += usize::from(want.is_some());
+        }
+        assert_eq!(found, 5, "the cases cover found and not found");
     }
 }

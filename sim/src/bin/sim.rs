@@ -9,6 +9,7 @@
 //!   comments), e.g. `sim/regression-seeds.txt`; `sim --random-seeds N` runs N consecutive seeds
 //!   from a start drawn from the OS and prints the range, so each CI run covers new seeds and any
 //!   failure replays.
+//! - `--cluster-size N` keeps only the seeds that choose N servers (to measure one size).
 //! - `--bug NAME` (repeatable) switches on a deliberate core bug, to see the checks fire.
 
 use std::collections::BTreeMap;
@@ -66,6 +67,9 @@ struct Cli {
     /// Skip the history checker (measures the simulator alone; the other invariants still run).
     #[arg(long)]
     no_history_check: bool,
+    /// Run only the campaign's seeds that choose this cluster size (to measure one size).
+    #[arg(long, conflicts_with = "seed")]
+    cluster_size: Option<usize>,
 }
 
 fn bugs(names: &[String]) -> Result<Bugs, String> {
@@ -109,6 +113,12 @@ fn main() -> ExitCode {
     } else {
         Err("give --seed N, --seeds A..B, --seeds-file FILE or --random-seeds N".to_string())
     };
+    let seeds = seeds.map(|mut seeds| {
+        if let Some(size) = cli.cluster_size {
+            seeds.retain(|&seed| zkr_sim::swarm::Swarm::of_seed(seed).cluster_size == size);
+        }
+        seeds
+    });
     match seeds {
         Ok(seeds) if !seeds.is_empty() => campaign(&cli, seeds, bugs),
         Ok(_) => {
