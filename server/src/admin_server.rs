@@ -13,9 +13,10 @@
 
 use std::net::SocketAddr;
 
+use crate::signal;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::admin::{self, Map};
 use crate::client_net::Event;
@@ -176,7 +177,7 @@ pub async fn serve(
     listener: TcpListener,
     events: mpsc::UnboundedSender<Event>,
     fixed: Static,
-    shutdown: watch::Receiver<bool>,
+    shutdown: signal::Receiver<bool>,
 ) {
     crate::http::serve(listener, shutdown, move |request| {
         answer(request, events.clone(), fixed.clone())

@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::net::TcpListener;
+use crate::signal;
 use crate::tls::ClientStream;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 use zkr_core::proto::frame::{Frame, FrameDecoder};
 use zkr_core::types::ConnId;
@@ -367,7 +368,7 @@ pub async fn accept_loop(
     shared: Listeners,
     tls: Option<Arc<rustls::ServerConfig>>,
     policy: ConnPolicy,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: signal::Receiver<bool>,
 ) {
     let Listeners { next_conn, in_flight, limits } = shared;
     loop {

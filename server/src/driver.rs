@@ -15,7 +15,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use crate::signal;
+use tokio::sync::{mpsc, oneshot};
 use zkr_core::io::ready::{DiskWrite, Effects, Executor, LogReadRequest, Progress, Written};
 use zkr_core::io::{Input, Output};
 use zkr_core::node::NodeInit;
@@ -251,7 +252,7 @@ impl Driver {
         mut self,
         mut events: mpsc::UnboundedReceiver<Event>,
         mut storage_events: mpsc::UnboundedReceiver<StorageEvent>,
-        mut shutdown: watch::Receiver<bool>,
+        mut shutdown: signal::Receiver<bool>,
     ) -> Result<(), String> {
         let tick = Duration::from_millis(self.cfg.core.tick_ms as u64);
         let tick = self.env.clock.runtime_duration(tick);

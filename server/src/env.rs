@@ -52,7 +52,7 @@ pub struct ServerEnv {
     pub bugs: crate::bugs::ShellBugs,
     /// Each change cuts every quorum connection of this server mid-stream (simulation only:
     /// madsim's network never breaks a connection by itself).
-    pub cuts: Option<tokio::sync::watch::Receiver<u64>>,
+    pub cuts: Option<crate::signal::Receiver<u64>>,
 }
 
 impl fmt::Debug for ServerEnv {

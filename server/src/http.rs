@@ -5,9 +5,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 /// A request head larger than this is refused.
 const MAX_REQUEST_BYTES: usize = 8192;
@@ -36,7 +36,7 @@ pub struct Response {
 
 /// Accepts connections until shutdown; each request goes to `handler`, whose `None` closes the
 /// connection without an answer (the server is shutting down).
-pub async fn serve<H, F>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: H)
+pub async fn serve<H, F>(listener: TcpListener, mut shutdown: signal::Receiver<bool>, handler: H)
 where
     H: Fn(Request) -> F + Clone + Send + 'static,
     F: Future<Output = Option<Response>> + Send + 'static,

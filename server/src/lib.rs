@@ -16,19 +16,20 @@ pub mod net;
 pub mod peer_net;
 pub mod quorum_tls;
 pub mod security;
+pub mod signal;
 pub mod storage;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// A running server: its client address and the handle to stop it.
 pub struct Server {
     addr: SocketAddr,
     secure_addr: Option<SocketAddr>,
-    shutdown: watch::Sender<bool>,
+    shutdown: signal::Sender<bool>,
     driver: tokio::task::JoinHandle<Result<(), String>>,
 }
 
@@ -94,7 +95,7 @@ impl Server {
         let storage = storage::StorageThread::spawn(storage, storage_tx)
             .map_err(|e| format!("cannot start the storage thread: {e}"))?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (shutdown, shutdown_rx) = signal::channel(false);
         let limits = Arc::new(client_net::ConnLimits::new(cfg.max_cnxns, cfg.max_client_cnxns));
         let listeners = client_net::Listeners::new(limits);
         let secure_addr = match cfg.security.secure_client_port {
@@ -178,7 +179,7 @@ impl Server {
 
     /// Stops accepting, closes connections, flushes storage, and waits for the driver.
     pub async fn stop(self) -> Result<(), String> {
-        let _ = self.shutdown.send(true);
+        self.shutdown.send(true);
         self.wait().await
     }
 
@@ -197,7 +198,7 @@ impl Server {
             biased;
             _ = shutdown_signal() => {
                 tracing::info!(%addr, "shutting down on signal");
-                let _ = shutdown.send(true);
+                shutdown.send(true);
                 driver.await.map_err(|e| e.to_string())?
             }
             result = &mut driver => result.map_err(|e| e.to_string())?,
@@ -226,8 +227,8 @@ fn quorum_tls(cfg: &config::ServerConfig) -> Result<Option<Arc<quorum_tls::Quoru
 async fn start_peers(
     cfg: &config::ServerConfig,
     events: mpsc::UnboundedSender<client_net::Event>,
-    shutdown: watch::Receiver<bool>,
-    cuts: Option<watch::Receiver<u64>>,
+    shutdown: signal::Receiver<bool>,
+    cuts: Option<signal::Receiver<u64>>,
     tls: Option<Arc<quorum_tls::QuorumTls>>,
 ) -> Result<peer_net::PeerNet, String> {
     let me = cfg.core.server_id;

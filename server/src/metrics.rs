@@ -16,13 +16,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 #[cfg(not(madsim))]
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 #[cfg(not(madsim))]
 use crate::client_net::Event;
 use crate::config::ServerConfig;
 #[cfg(not(madsim))]
 use crate::http::{Request, Response};
+#[cfg(not(madsim))]
+use crate::signal;
 use crate::storage::SyncMetrics;
 // tokio's sockets directly: the endpoint is never started under madsim (see `lib.rs`).
 #[cfg(not(madsim))]
@@ -122,7 +124,7 @@ pub async fn serve(
     listener: TcpListener,
     events: mpsc::UnboundedSender<Event>,
     sync: SyncMetrics,
-    shutdown: watch::Receiver<bool>,
+    shutdown: signal::Receiver<bool>,
 ) {
     crate::http::serve(listener, shutdown, move |request| {
         answer(request, events.clone(), sync.clone())

@@ -59,10 +59,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::signal;
 use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use zkr_core::proto::peer::{decode_peer_message, encode_peer_message};
 use zkr_core::types::ServerId;
 use zkr_core::zab::message::ZabMessage;
@@ -104,11 +105,11 @@ const TLS_REFUSAL_WINDOW: Duration = Duration::from_secs(1);
 /// Per peer, counters the accept loop keeps and the outbound task watches.
 struct InboundSignals {
     /// Inbound connections from the peer that ended.
-    closed: watch::Sender<u64>,
+    closed: signal::Sender<u64>,
     /// Inbound connections from the peer that were opened (each one supersedes the last).
-    opened: watch::Sender<u64>,
+    opened: signal::Sender<u64>,
     /// Inbound connections superseded while still open (see the module doc).
-    replaced: watch::Sender<u64>,
+    replaced: signal::Sender<u64>,
 }
 
 type InboundClosed = Arc<BTreeMap<ServerId, InboundSignals>>;
@@ -137,9 +138,9 @@ impl PeerNet {
         listen: SocketAddr,
         peers: BTreeMap<ServerId, String>,
         events: mpsc::UnboundedSender<Event>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: signal::Receiver<bool>,
         unacked_limit: Duration,
-        cuts: Option<watch::Receiver<u64>>,
+        cuts: Option<signal::Receiver<u64>>,
         tls: Option<Arc<QuorumTls>>,
     ) -> std::io::Result<PeerNet> {
         let links = (unacked_limit, FIRST_RECONNECT_BACKOFF, MAX_RECONNECT_BACKOFF);
@@ -153,9 +154,9 @@ impl PeerNet {
         listen: SocketAddr,
         peers: BTreeMap<ServerId, String>,
         events: mpsc::UnboundedSender<Event>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: signal::Receiver<bool>,
         links: (Duration, Duration, Duration),
-        cuts: Option<watch::Receiver<u64>>,
+        cuts: Option<signal::Receiver<u64>>,
         tls: Option<Arc<QuorumTls>>,
     ) -> std::io::Result<PeerNet> {
         let (unacked_limit, first_backoff, max_backoff) = links;
@@ -165,9 +166,9 @@ impl PeerNet {
         let mut closed = BTreeMap::new();
         let mut closed_rx = BTreeMap::new();
         for id in peers.keys() {
-            let (tx, rx) = watch::channel(0u64);
-            let (replaced, replaced_rx) = watch::channel(0u64);
-            let (opened, opened_rx) = watch::channel(0u64);
+            let (tx, rx) = signal::channel(0u64);
+            let (replaced, replaced_rx) = signal::channel(0u64);
+            let (opened, opened_rx) = signal::channel(0u64);
             closed.insert(*id, InboundSignals { closed: tx, opened, replaced });
             closed_rx.insert(*id, (rx, replaced_rx, opened_rx));
         }
@@ -234,8 +235,8 @@ async fn accept_loop(
     listener: TcpListener,
     events: mpsc::UnboundedSender<Event>,
     closed: InboundClosed,
-    mut shutdown: watch::Receiver<bool>,
-    cuts: Option<watch::Receiver<u64>>,
+    mut shutdown: signal::Receiver<bool>,
+    cuts: Option<signal::Receiver<u64>>,
     tls: Option<Arc<QuorumTls>>,
 ) {
     loop {
@@ -287,7 +288,7 @@ async fn inbound(
     events: mpsc::UnboundedSender<Event>,
     signals: &InboundClosed,
     peer: &mut Option<ServerId>,
-    mut cuts: Option<watch::Receiver<u64>>,
+    mut cuts: Option<signal::Receiver<u64>>,
 ) -> std::io::Result<()> {
     // Only cuts after this connection opened end it.
     if let Some(rx) = cuts.as_mut() {
@@ -353,13 +354,13 @@ struct Outbound {
     peer: ServerId,
     addr: String,
     queue: mpsc::UnboundedReceiver<Outgoing>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: signal::Receiver<bool>,
     events: mpsc::UnboundedSender<Event>,
-    inbound_closed: watch::Receiver<u64>,
-    inbound_replaced: watch::Receiver<u64>,
+    inbound_closed: signal::Receiver<u64>,
+    inbound_replaced: signal::Receiver<u64>,
     /// Inbound connections from the peer that were opened: it is up, so a retry waiting out
     /// its backoff goes now.
-    inbound_opened: watch::Receiver<u64>,
+    inbound_opened: signal::Receiver<u64>,
     /// `TCP_USER_TIMEOUT` of the connection (see the module doc).
     unacked_limit: Duration,
     /// The first and the longest pause between connect attempts ([`FIRST_RECONNECT_BACKOFF`],
@@ -368,7 +369,7 @@ struct Outbound {
     /// The last notification taken off the queue, sent or dropped.
     last_notification: Option<Vec<u8>>,
     /// See `cut`.
-    cuts: Option<watch::Receiver<u64>>,
+    cuts: Option<signal::Receiver<u64>>,
     /// Quorum TLS, if on.
     tls: Option<Arc<QuorumTls>>,
     /// The last reason the peer could not be reached, logged once at warn until it changes.
@@ -600,7 +601,7 @@ impl Outbound {
 /// Writes one `u32 length + payload` frame.
 /// Resolves each time the simulator cuts this server's quorum connections mid-stream (tier 2 of
 /// `sim`, through `ServerEnv::cuts`); never in production, where there is no such receiver.
-async fn cut(cuts: &mut Option<watch::Receiver<u64>>) {
+async fn cut(cuts: &mut Option<signal::Receiver<u64>>) {
     let cut = match cuts {
         Some(rx) => rx.changed().await.is_ok(),
         None => false,
@@ -663,7 +664,7 @@ mod tests {
             let peer_addr = probe.local_addr().unwrap();
             drop(probe);
             let (events_tx, mut events) = mpsc::unbounded_channel();
-            let (_stop, shutdown) = watch::channel(false);
+            let (_stop, shutdown) = signal::channel(false);
             let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
             let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let limit = Duration::from_secs(10);
@@ -695,7 +696,7 @@ mod tests {
         rt.block_on(async {
             let peer_addr = free_port();
             let (events_tx, mut events) = mpsc::unbounded_channel();
-            let (_stop, shutdown) = watch::channel(false);
+            let (_stop, shutdown) = signal::channel(false);
             let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
             let listen = free_port();
             let minute = Duration::from_secs(60);
@@ -737,12 +738,12 @@ mod tests {
     async fn start_with_peer(
         peer: &TcpListener,
         limit: Duration,
-    ) -> (PeerNet, SocketAddr, TcpStream, watch::Sender<bool>) {
+    ) -> (PeerNet, SocketAddr, TcpStream, signal::Sender<bool>) {
         let listen = free_port();
         // The events are not read here; the receiver is leaked so sends do not fail.
         let (events_tx, events) = mpsc::unbounded_channel();
         std::mem::forget(events);
-        let (stop, shutdown) = watch::channel(false);
+        let (stop, shutdown) = signal::channel(false);
         let peers = BTreeMap::from([(ServerId(2), peer.local_addr().unwrap().to_string())]);
         let net =
             PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None, None)
@@ -812,7 +813,7 @@ mod tests {
             let peer_addr = probe.local_addr().unwrap();
             drop(probe);
             let (events_tx, mut events) = mpsc::unbounded_channel();
-            let (_stop, shutdown) = watch::channel(false);
+            let (_stop, shutdown) = signal::channel(false);
             let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
             let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let limit = Duration::from_secs(10);

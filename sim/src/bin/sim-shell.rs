@@ -64,6 +64,10 @@ mod cli {
         /// Run the seed twice and require equal trace hashes.
         #[arg(long)]
         determinism: bool,
+        /// After a campaign, print each seed's trace hash, in seed order (tests/sim-shell.sh
+        /// compares them with those of each seed run alone).
+        #[arg(long)]
+        hashes: bool,
         /// A deliberate core bug (same names as `sim --bug`), or a storage bug:
         /// durable-before-fsync, epoch-in-place-no-fsync, keep-past-torn-tail; or a harness
         /// bug: leak-nodes (the nodes outlive their seed; a campaign must report the leak).
@@ -225,7 +229,13 @@ mod cli {
                 });
             }
         });
-        let reports = reports.into_inner().expect("reports");
+        let mut reports = reports.into_inner().expect("reports");
+        reports.sort_by_key(|r| r.seed);
+        if cli.hashes {
+            for r in &reports {
+                println!("seed {}: trace hash {:016x}", r.seed, r.trace_hash);
+            }
+        }
         let wall = started.elapsed().as_secs_f64();
         let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
         let mut sizes: BTreeMap<String, u64> = BTreeMap::new();

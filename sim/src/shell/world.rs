@@ -44,9 +44,9 @@ pub struct World {
     /// Slots `0..voters` vote; the rest are observers.
     pub voters: usize,
     /// Bumped to make every client drop its connection mid-request.
-    pub cuts: tokio::sync::watch::Sender<u64>,
+    pub cuts: zkr_server::signal::Sender<u64>,
     /// One per server: bumped to cut its quorum connections mid-stream.
-    pub peer_cuts: Vec<tokio::sync::watch::Sender<u64>>,
+    pub peer_cuts: Vec<zkr_server::signal::Sender<u64>>,
 }
 
 /// Invariant state fed by the observers.
@@ -102,8 +102,8 @@ impl World {
             disk_faulted: Mutex::new(Default::default()),
             acked: Mutex::new(Default::default()),
             voters,
-            cuts: tokio::sync::watch::Sender::new(0),
-            peer_cuts: (0..servers).map(|_| tokio::sync::watch::Sender::new(0)).collect(),
+            cuts: zkr_server::signal::Sender::new(0),
+            peer_cuts: (0..servers).map(|_| zkr_server::signal::Sender::new(0)).collect(),
         }
     }
 
