@@ -43,13 +43,8 @@ fi
 if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v bridge >/dev/null; then
   echo "needs root and iproute2 (ip, bridge) for its network namespaces" >&2; exit 2
 fi
-if [ ! -f /usr/share/java/zookeeper.jar ]; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper) >/dev/null
-fi
-CP=/usr/share/java/zookeeper.jar
-for j in netty-codec netty-resolver netty-transport-native-unix-common netty-all slf4j-simple; do
-  [ -f "/usr/share/java/$j.jar" ] && CP="$CP:/usr/share/java/$j.jar"
-done
+# shellcheck source=tests/apache-classpath.sh
+source "$ROOT/tests/apache-classpath.sh"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/failover-bench.XXXXXX")"
 TAG="zfb$$"           # names: namespaces $TAG-hub, $TAG-s1..3; veths ${TAG}h1.. (hub end)
 HUB="$TAG-hub"

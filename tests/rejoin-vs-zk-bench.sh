@@ -21,13 +21,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 [ "${BUILD:-1}" = 0 ] || cargo build --release -q -p zkr-server -p zkr-tests --bin zkr-server --bin zkbench
-if [ ! -f /usr/share/java/zookeeper.jar ]; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper) >/dev/null
-fi
-CP=/usr/share/java/zookeeper.jar
-for j in netty-codec netty-resolver netty-transport-native-unix-common netty-all slf4j-simple; do
-  [ -f "/usr/share/java/$j.jar" ] && CP="$CP:/usr/share/java/$j.jar"
-done
+# shellcheck source=tests/apache-classpath.sh
+source "$ROOT/tests/apache-classpath.sh"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/zkr-rejoin.XXXXXX")"
 if [ "${KEEP:-}" = 1 ]; then echo "servers' directories: $WORK"; else trap 'rm -rf "$WORK"' EXIT; fi
 export CP WORK ROOT
