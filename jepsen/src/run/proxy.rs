@@ -19,13 +19,17 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// One listening proxy and the connections it carries.
+/// One listening proxy and the connections it carries. Dropped, it stops and joins every
+/// thread it started, so none is left behind (in a network namespace, a thread left running
+/// would keep the namespace alive after its cluster is gone).
 #[derive(Debug)]
 pub struct Proxy {
     listen: SocketAddr,
     state: Arc<State>,
+    accept: Option<JoinHandle<()>>,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +42,8 @@ struct State {
     /// Both ends of every carried connection, by number, to shut them at a cut.
     streams: Mutex<BTreeMap<u64, (TcpStream, TcpStream)>>,
     next: AtomicU64,
+    /// The pump threads started so far, joined on drop.
+    pumps: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl State {
@@ -54,15 +60,23 @@ impl Proxy {
     /// Listens on `listen` and forwards each accepted connection to `target`.
     pub fn spawn(listen: SocketAddr, target: SocketAddr) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind(listen)?;
+        let listen = listener.local_addr()?;
+        // Polled, not blocked on: a stop is then seen within one poll even when no
+        // connection could be made to wake the loop (a namespace dropping every packet).
+        listener.set_nonblocking(true)?;
         let state = Arc::new(State::default());
         let shared = state.clone();
-        std::thread::spawn(move || {
-            for inbound in listener.incoming() {
-                if shared.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(inbound) = inbound else { continue };
-                if shared.cut.load(Ordering::SeqCst) {
+        let accept = std::thread::spawn(move || {
+            while !shared.stop.load(Ordering::SeqCst) {
+                let inbound = match listener.accept() {
+                    Ok((inbound, _)) => inbound,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(ACCEPT_POLL);
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                if shared.cut.load(Ordering::SeqCst) || inbound.set_nonblocking(false).is_err() {
                     let _ = inbound.shutdown(Shutdown::Both);
                     continue;
                 }
@@ -74,7 +88,7 @@ impl Proxy {
                 carry(&shared, inbound, outbound);
             }
         });
-        Ok(Proxy { listen, state })
+        Ok(Proxy { listen, state, accept: Some(accept) })
     }
 
     /// Stalls (or lets flow again) the bytes going toward the target (`toward: true`) or back
@@ -96,10 +110,20 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.state.stop.store(true, Ordering::SeqCst);
         self.state.shut_all();
-        // Wake the accept loop so it sees `stop`.
-        let _ = TcpStream::connect_timeout(&self.listen, Duration::from_millis(200));
+        // The accept loop first: once it is gone no pump is started, so the list is final.
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+        let pumps = std::mem::take(&mut *self.state.pumps.lock().expect("not poisoned"));
+        for pump in pumps {
+            let _ = pump.join();
+        }
+        assert!(self.state.streams.lock().expect("not poisoned").is_empty(), "all shut");
     }
 }
+
+/// How often the accept loop looks for a connection or a stop.
+const ACCEPT_POLL: Duration = Duration::from_millis(10);
 
 /// Pumps bytes both ways until either side closes or the proxy is cut.
 fn carry(state: &Arc<State>, a: TcpStream, b: TcpStream) {
@@ -108,16 +132,35 @@ fn carry(state: &Arc<State>, a: TcpStream, b: TcpStream) {
     let clones = (a.try_clone(), b.try_clone(), a.try_clone(), b.try_clone());
     let (Ok(a2), Ok(b2), Ok(a3), Ok(b3)) = clones else { return };
     let id = state.next.fetch_add(1, Ordering::SeqCst);
-    state.streams.lock().expect("not poisoned").insert(id, (a3, b3));
+    {
+        // Under the lock, against a drop's shut_all: a connection registered after the stop
+        // is shut here, one registered before is shut there, so no pump waits forever.
+        let mut streams = state.streams.lock().expect("not poisoned");
+        if state.stop.load(Ordering::SeqCst) {
+            let _ = a3.shutdown(Shutdown::Both);
+            let _ = b3.shutdown(Shutdown::Both);
+        } else {
+            streams.insert(id, (a3, b3));
+        }
+    }
     let (s1, s2) = (state.clone(), state.clone());
-    std::thread::spawn(move || {
+    let forth = std::thread::spawn(move || {
         pump(a, b, &s1, 0);
         s1.streams.lock().expect("not poisoned").remove(&id);
     });
-    std::thread::spawn(move || {
+    let back = std::thread::spawn(move || {
         pump(b2, a2, &s2, 1);
         s2.streams.lock().expect("not poisoned").remove(&id);
     });
+    let mut pumps = state.pumps.lock().expect("not poisoned");
+    // Finished pumps are joined as new ones come, so a long run keeps a short list.
+    let (done, running): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut *pumps).into_iter().partition(|p| p.is_finished());
+    for pump in done {
+        let _ = pump.join();
+    }
+    *pumps = running;
+    pumps.extend([forth, back]);
 }
 
 /// Copies `from` to `to` until either closes; while direction `way` is stalled, reads nothing
@@ -152,12 +195,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, state: &State, way: usize) {
 mod tests {
     use super::*;
 
-    /// A free port in 30900..31000 (the range this test may use).
-    fn free_port() -> SocketAddr {
-        (30_900..31_000)
-            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
-            .find(|a| TcpListener::bind(a).is_ok())
-            .expect("a free port")
+    /// Port 0: the system picks a free one, so tests running at once never meet.
+    fn any_port() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 0))
     }
 
     fn read_some(stream: &mut TcpStream) -> Option<u8> {
@@ -174,7 +214,7 @@ mod tests {
     #[test]
     fn a_stalled_direction_holds_its_bytes_and_the_other_flows() {
         let target = TcpListener::bind(("127.0.0.1", 0)).expect("target");
-        let proxy = Proxy::spawn(free_port(), target.local_addr().expect("addr")).expect("proxy");
+        let proxy = Proxy::spawn(any_port(), target.local_addr().expect("addr")).expect("proxy");
         let mut client = TcpStream::connect(proxy.listen).expect("through the proxy");
         let (mut server, _) = target.accept().expect("the proxy connects");
         proxy.set_stalled(true, true);
@@ -191,5 +231,27 @@ mod tests {
         assert_eq!(read_some(&mut client), None, "back from the target is held");
         proxy.set_stalled(false, false);
         assert_eq!(read_some(&mut client), Some(b'c'), "delivered once healed");
+    }
+
+    /// Dropped while it carries a stalled connection, a proxy closes both ends and returns
+    /// (its threads joined); its port takes no connection afterwards.
+    #[test]
+    fn a_dropped_proxy_closes_what_it_carries_and_returns() {
+        let target = TcpListener::bind(("127.0.0.1", 0)).expect("target");
+        let proxy = Proxy::spawn(any_port(), target.local_addr().expect("addr")).expect("proxy");
+        let listen = proxy.listen;
+        let mut client = TcpStream::connect(listen).expect("through the proxy");
+        let (mut server, _) = target.accept().expect("the proxy connects");
+        proxy.set_stalled(true, true);
+        client.write_all(b"a").expect("write");
+        let started = std::time::Instant::now();
+        drop(proxy);
+        assert!(started.elapsed() < Duration::from_secs(5), "the drop returns");
+        let mut byte = [0u8; 1];
+        client.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        server.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        assert!(matches!(client.read(&mut byte), Ok(0) | Err(_)), "the client's end is closed");
+        assert!(matches!(server.read(&mut byte), Ok(0) | Err(_)), "the target's end is closed");
+        assert!(TcpStream::connect(listen).is_err(), "nothing listens any more");
     }
 }
