@@ -91,6 +91,11 @@ impl Proxy {
         Ok(Proxy { listen, state, accept: Some(accept) })
     }
 
+    /// The address it listens on (the port the system chose, if asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.listen
+    }
+
     /// Stalls (or lets flow again) the bytes going toward the target (`toward: true`) or back
     /// from it, on the connections carried now and later.
     pub fn set_stalled(&self, toward: bool, stalled: bool) {
@@ -215,7 +220,7 @@ mod tests {
     fn a_stalled_direction_holds_its_bytes_and_the_other_flows() {
         let target = TcpListener::bind(("127.0.0.1", 0)).expect("target");
         let proxy = Proxy::spawn(any_port(), target.local_addr().expect("addr")).expect("proxy");
-        let mut client = TcpStream::connect(proxy.listen).expect("through the proxy");
+        let mut client = TcpStream::connect(proxy.addr()).expect("through the proxy");
         let (mut server, _) = target.accept().expect("the proxy connects");
         proxy.set_stalled(true, true);
         client.write_all(b"a").expect("write");
@@ -239,7 +244,7 @@ mod tests {
     fn a_dropped_proxy_closes_what_it_carries_and_returns() {
         let target = TcpListener::bind(("127.0.0.1", 0)).expect("target");
         let proxy = Proxy::spawn(any_port(), target.local_addr().expect("addr")).expect("proxy");
-        let listen = proxy.listen;
+        let listen = proxy.addr();
         let mut client = TcpStream::connect(listen).expect("through the proxy");
         let (mut server, _) = target.accept().expect("the proxy connects");
         proxy.set_stalled(true, true);
