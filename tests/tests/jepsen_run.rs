@@ -191,6 +191,18 @@ fn a_deliberate_bug_in_real_servers_is_reported_and_the_run_without_it_is_valid(
     let faults = history.faults();
     let isolations = faults.iter().filter(|f| f.name.starts_with("isolate-leader"));
     assert!(isolations.count() >= 1, "the leader was isolated");
+    // Writes are lost only if the others elected past the cut-off leader, and they are seen
+    // lost only by replies from that new epoch: the summary counts at least that change, and
+    // as many as the history's reply zxids show.
+    let epochs: std::collections::BTreeSet<i64> = history
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, Some(Kind::Ok | Kind::Fail)))
+        .filter_map(|e| e.zxid.filter(|z| *z > 0).map(|z| z >> 32))
+        .collect();
+    assert!(epochs.len() >= 2, "a new leader served clients: {epochs:?}");
+    let counted = format!("leader changes {} ({} epochs", epochs.len() - 1, epochs.len());
+    assert!(summary.contains(&counted), "the summary says {counted}:\n{summary}");
     let (valid, summary, _) = short_run("nobug", &[], vec![Fault::IsolateLeader], 12);
     assert!(valid, "the same run without the bug is valid:\n{summary}");
 }

@@ -580,10 +580,11 @@ fn finish(run: &Run, options: &TestOptions, faults: &[String]) -> Result<Outcome
         }
     }
     let mut summary = format!(
-        "{} sessions, outcomes {outcomes:?}, {} faults\n{}\n",
+        "{} sessions, outcomes {outcomes:?}, {} faults\n{}\n{}\n",
         run.next_process.load(Ordering::SeqCst) - 1,
         faults.len() / 2,
-        latency_line(&history.events, options.duration)
+        latency_line(&history.events, options.duration),
+        leader_line(&history.events)
     );
     for line in faults {
         summary.push_str(&format!("  {line}\n"));
@@ -591,6 +592,37 @@ fn finish(run: &Run, options: &TestOptions, faults: &[String]) -> Result<Outcome
     summary.push_str(&text);
     summary.push_str(&format!("history and reports in {}\n", options.out.display()));
     Ok(Outcome { valid: verdict.is_valid(), summary })
+}
+
+/// Leader changes as the clients saw them: each new leader starts a new epoch, the high 32
+/// bits of every zxid it hands out, so the epochs in reply zxids count the leaders that served
+/// this run (a member elected again counts again: it was a new election). Leaders that served
+/// no client between two others are not seen. Lists when each epoch's first reply came.
+fn leader_line(events: &[Event]) -> String {
+    let mut first: BTreeMap<i64, u64> = BTreeMap::new();
+    for e in events {
+        let (Some(zxid), Some(time)) = (e.zxid, e.time) else { continue };
+        if zxid > 0 && matches!(e.kind, Some(Kind::Ok | Kind::Fail)) {
+            let seen = first.entry(zxid >> 32).or_insert(time);
+            *seen = (*seen).min(time);
+        }
+    }
+    let changes = first.len().saturating_sub(1);
+    assert!(changes < first.len() || first.is_empty(), "one change fewer than epochs");
+    const SHOWN: usize = 12;
+    let mut epochs: Vec<String> = first
+        .iter()
+        .take(SHOWN)
+        .map(|(epoch, us)| format!("{epoch} from {:.1}s", *us as f64 / 1e6))
+        .collect();
+    if first.len() > SHOWN {
+        epochs.push(format!("{} more", first.len() - SHOWN));
+    }
+    format!(
+        "leader changes {changes} ({} epochs in reply zxids: {})",
+        first.len(),
+        if epochs.is_empty() { "none".to_string() } else { epochs.join(", ") }
+    )
 }
 
 /// Latency percentiles of the completed calls (from invoke to `ok`/`fail`) and throughput.
@@ -625,4 +657,35 @@ fn latency_line(events: &[Event], duration: Duration) -> String {
         at(0.999),
         at(1.0)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(kind: Kind, zxid: i64, seconds: f64) -> Event {
+        Event {
+            kind: Some(kind),
+            zxid: Some(zxid),
+            time: Some((seconds * 1e6) as u64),
+            ..Event::default()
+        }
+    }
+
+    /// Epochs are counted from ok and fail replies only (an invoke carries no zxid worth
+    /// counting), each listed from its first reply, whatever order the events are in.
+    #[test]
+    fn leader_changes_are_the_epochs_seen_in_replies_less_one() {
+        let events = vec![
+            reply(Kind::Ok, (1 << 32) + 5, 0.5),
+            reply(Kind::Fail, (3 << 32) + 1, 40.0),
+            reply(Kind::Ok, (3 << 32) + 2, 36.25),
+            reply(Kind::Ok, (1 << 32) + 9, 1.0),
+            reply(Kind::Invoke, 7 << 32, 2.0),
+            reply(Kind::Ok, 0, 3.0),
+        ];
+        let line = leader_line(&events);
+        assert_eq!(line, "leader changes 1 (2 epochs in reply zxids: 1 from 0.5s, 3 from 36.2s)");
+        assert_eq!(leader_line(&[]), "leader changes 0 (0 epochs in reply zxids: none)");
+    }
 }
