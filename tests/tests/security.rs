@@ -302,10 +302,13 @@ fn netty_client_classpath() -> Option<String> {
 }
 
 /// kazoo's own SASL tests, unmodified (`kazoo/tests/test_sasl.py` from the installed kazoo
-/// 2.11: legacy and current DIGEST-MD5 forms, valid and invalid credentials), with kazoo's
-/// harness starting "ZooKeeper" through `tests/python/java-shim/java`, which runs zkr-server
-/// with the harness's -D flags (JAAS file, superDigest) in SERVER_JVMFLAGS. The GSSAPI cases
-/// are deselected: Kerberos is out of scope (docs/OPERATIONS.md).
+/// 2.11: legacy and current DIGEST-MD5 forms), with kazoo's harness starting "ZooKeeper"
+/// through `tests/python/java-shim/java`, which runs zkr-server with the harness's -D flags
+/// (JAAS file, superDigest) in SERVER_JVMFLAGS. The GSSAPI cases are deselected: Kerberos is
+/// out of scope (docs/OPERATIONS.md). So are the two `test_invalid_sasl_auth`: they expect
+/// `start()` to raise AuthFailedError, which it does only if its thread wins a race against
+/// kazoo's connection thread (python-zk/kazoo#547), so they failed now and then under load;
+/// `tests/python/test_security.py` checks the same credentials, both forms, without the race.
 #[test]
 fn kazoo_own_sasl_suite() {
     let Some(python) = require("tests/.venv with kazoo + pytest", venv_python()) else {
@@ -323,7 +326,8 @@ fn kazoo_own_sasl_suite() {
     let shim = crate_dir().join("python/java-shim");
     let path = format!("{}:{}", shim.display(), std::env::var("PATH").unwrap_or_default());
     let mut cmd = Command::new(&python);
-    cmd.args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not GSSAPI"])
+    cmd.args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .args(["-k", "not GSSAPI and not test_invalid_sasl_auth"])
         .args(["--pyargs", "kazoo.tests.test_sasl"])
         .env("PATH", path)
         .env("ZKR_SERVER_BIN", zkr_tests::server::zkr_bin())
@@ -338,6 +342,6 @@ fn kazoo_own_sasl_suite() {
     assert!(out.status.is_some(), "kazoo's SASL suite hung\n{report}");
     assert!(out.success(), "kazoo's SASL suite failed ({:?})\n{report}", out.status);
     let summary = out.stdout.lines().last().unwrap_or("");
-    assert!(summary.contains("4 passed"), "expected kazoo's 4 digest cases: {summary}");
+    assert!(summary.contains("2 passed"), "expected kazoo's 2 valid digest cases: {summary}");
     assert!(!summary.contains("skipped"), "a digest case was skipped: {summary}");
 }
