@@ -313,6 +313,10 @@ fn a_full_disk_refuses_writes_keeps_reads_and_sessions_and_loses_nothing() {
     let addr = server.addr();
 
     // Session B: an ephemeral and a node to read; C only writes; then a writer on session A.
+    // Until the disk is full B and C ping: their sessions (4 s, 1 s) must be alive when the
+    // fault begins, and getting there takes longer than C's (seconds on a loaded machine: C's
+    // expired before the disk was full in 1 of 6 runs beside other suites, 10 of 10 with two
+    // busy loops added).
     let mut b = connect(addr, 4_000);
     let mut c = connect(addr, 1_000);
     b.create("/b-ephemeral", b"e", 1).expect("ephemeral");
@@ -323,7 +327,11 @@ fn a_full_disk_refuses_writes_keeps_reads_and_sessions_and_loses_nothing() {
         let (writes, stop) = (writes.clone(), stop.clone());
         move || writer(addr, writes, stop)
     });
-    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..5 {
+        b.ping();
+        c.ping();
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let ballast = disk.fill();
     let filled = Instant::now();
     let acked_before_full = writes.lock().expect("writes").acked.len();
@@ -331,6 +339,8 @@ fn a_full_disk_refuses_writes_keeps_reads_and_sessions_and_loses_nothing() {
     // A's writes go on into the log file's last page, then one waits for the disk: it is full.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
+        b.ping();
+        c.ping();
         let since = writes.lock().expect("writes").in_flight_since;
         if since.is_some_and(|s| s.elapsed() > Duration::from_secs(1)) {
             break;
