@@ -14,7 +14,10 @@ use zkr_jepsen::run::{self, Fault, TestOptions, cluster};
 use zkr_jepsen::{History, Kind, Options, check};
 
 /// A base port whose ports are all free for 3 members (see `jepsen::run::cluster`), inside
-/// `ZKR_TEST_PORTS` (`low-high`) when it is set.
+/// `ZKR_TEST_PORTS` (`low-high`) when it is set, else below Linux's ephemeral range (32768 and
+/// up): a member killed by the nemesis rebinds its ports on restart, and meanwhile any outgoing
+/// connection (a worker's, a proxy's, a `srvr` probe's) may be given one of them as its local
+/// port if they lie in that range, and the restart then fails with "address in use".
 fn free_base() -> u16 {
     let (low, high) = std::env::var("ZKR_TEST_PORTS")
         .ok()
@@ -23,7 +26,7 @@ fn free_base() -> u16 {
             Some((a.parse::<u16>().ok()?, b.parse::<u16>().ok()?))
         })
         .filter(|(a, b)| a.checked_add(400).is_some_and(|a| a < *b))
-        .unwrap_or((20_000, 40_000));
+        .unwrap_or((20_000, 32_000));
     // Each call starts elsewhere: the tests of this file each start an ensemble.
     static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
