@@ -188,8 +188,19 @@ fn a_deliberate_bug_in_real_servers_is_reported_and_the_run_without_it_is_valid(
     // failed multi's error (violations.rs,
     // `failed_multi_against_a_state_no_order_has_is_write_linearizability`). An acknowledged
     // multi that was lost whole can still be named multi atomicity (its pieces may all be
-    // dropped), so both names stay accepted.
-    let named = ["write linearizability", "multi atomicity"];
+    // dropped), so both names stay accepted. The checker reports the first contradiction it
+    // meets in each group of keys, and which lost writes there are is the scheduler's
+    // choice: under load the only violation found was, in 2 of 8 runs, a lost acknowledged
+    // sequential create (a sequence number given out twice, the new leader's counter not
+    // having seen it) or a lost acknowledged ephemeral create (a later create of the path
+    // contradicting it). So any guarantee about acknowledged writes taking effect is a right
+    // diagnosis; one about reads or watches would not be.
+    let named = [
+        "write linearizability",
+        "multi atomicity",
+        "sequential names unique and increasing",
+        "ephemerals end with their session",
+    ];
     assert!(named.iter().any(|g| summary.contains(g)), "names the guarantee:\n{summary}");
     let faults = history.faults();
     let isolations = faults.iter().filter(|f| f.name.starts_with("isolate-leader"));
