@@ -245,13 +245,23 @@ fn small_ensemble(name: &str, setup: cluster::Setup) -> (cluster::Cluster, usize
     let servers = cluster::Cluster::start(launch, 3, free_base(), &out.join("servers"), &setup)
         .expect("the ensemble starts");
     assert!(servers.wait_ready(Duration::from_secs(30)), "a leader within 30 s ({name})");
-    let leader = servers.leader().expect("a leader");
-    (servers, leader, out)
+    // Asked again with the patient `mode`: `leader()` gives up on a member after 500 ms.
+    let mut leader = None;
+    let found = within(Duration::from_secs(30), || {
+        leader = (0..3).find(|i| mode(&servers, *i) == "leader");
+        leader.is_some()
+    });
+    assert!(found, "the leader answers srvr ({name})");
+    (servers, leader.expect("found"), out)
 }
 
-/// What member `i` says its mode is (`srvr`), "" if it does not serve.
+/// What member `i` says its mode is (`srvr`), "" if it does not serve. The answer is waited
+/// for up to 10 s: `cluster::four_letter` gives up after 500 ms, which a loaded machine can
+/// exceed, and a member that leads would then read as one that does not.
 fn mode(servers: &cluster::Cluster, i: usize) -> String {
-    let text = cluster::four_letter(servers.addrs()[i], "srvr");
+    let addr = servers.addrs()[i];
+    let text = zkr_tests::fourlw::four_letter(addr, "srvr", Duration::from_secs(10));
+    let text = text.unwrap_or_default();
     text.lines().find_map(|l| l.strip_prefix("Mode: ")).unwrap_or("").to_string()
 }
 
