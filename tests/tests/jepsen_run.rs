@@ -129,14 +129,26 @@ fn zkr_bugs_bin() -> PathBuf {
     bin
 }
 
+/// A run's output directory (history, reports, server logs): removed when dropped, unless the
+/// test is failing, so that what its summary points to is still there for the post-mortem.
+struct RunDir(PathBuf);
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// One short `jepsen test` run on three servers of the `bugs` build with `zoo_cfg` lines and
-/// `faults`; returns whether it was valid, its summary and its history.
+/// `faults`; returns whether it was valid, its summary, its history and its directory.
 fn short_run(
     name: &str,
     zoo_cfg: &[&str],
     faults: Vec<Fault>,
     secs: u64,
-) -> (bool, String, History) {
+) -> (bool, String, History, RunDir) {
     let out = std::env::temp_dir().join(format!("zkr-jepsen-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let launch = cluster::Launch::Zkr(zkr_bugs_bin());
@@ -169,8 +181,7 @@ fn short_run(
     let outcome = run::run(servers, &options).expect("the run completes");
     let text = std::fs::read_to_string(out.join("history.jsonl")).expect("history");
     let history = History::parse(&text).expect("the recorded history parses");
-    std::fs::remove_dir_all(&out).expect("clean up");
-    (outcome.valid, outcome.summary, history)
+    (outcome.valid, outcome.summary, history, RunDir(out))
 }
 
 /// The leader commits once its own copy is durable (`commit-after-one-ack`); cut off silently,
@@ -180,7 +191,8 @@ fn short_run(
 fn a_deliberate_bug_in_real_servers_is_reported_and_the_run_without_it_is_valid() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let bug = ["zkr.bugs=commit-after-one-ack"];
-    let (valid, summary, history) = short_run("bug", &bug, vec![Fault::IsolateLeader], 12);
+    let (valid, summary, history, _bug_dir) =
+        short_run("bug", &bug, vec![Fault::IsolateLeader], 12);
     assert!(!valid, "commit-after-one-ack under leader isolation is reported:\n{summary}");
     // Lost acknowledged writes show as writes no order explains. A multi that failed against
     // the cut-off leader's state (seen in CI on 2026-12-03: BadVersion where the committed
@@ -217,7 +229,7 @@ fn a_deliberate_bug_in_real_servers_is_reported_and_the_run_without_it_is_valid(
     assert!(epochs.len() >= 2, "a new leader served clients: {epochs:?}");
     let counted = format!("leader changes {} ({} epochs", epochs.len() - 1, epochs.len());
     assert!(summary.contains(&counted), "the summary says {counted}:\n{summary}");
-    let (valid, summary, _) = short_run("nobug", &[], vec![Fault::IsolateLeader], 12);
+    let (valid, summary, _, _nobug_dir) = short_run("nobug", &[], vec![Fault::IsolateLeader], 12);
     assert!(valid, "the same run without the bug is valid:\n{summary}");
 }
 
@@ -227,7 +239,7 @@ fn a_deliberate_bug_in_real_servers_is_reported_and_the_run_without_it_is_valid(
 fn clock_and_disk_faults_are_injected_recorded_and_survived() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let faults = vec![Fault::Clock, Fault::Disk];
-    let (valid, summary, history) = short_run("clock-disk", &[], faults, 12);
+    let (valid, summary, history, _dir) = short_run("clock-disk", &[], faults, 12);
     assert!(valid, "zkr is valid under clock and disk faults:\n{summary}");
     let names: Vec<String> = history.faults().into_iter().map(|f| f.name).collect();
     assert!(names.iter().any(|n| n.starts_with("clock n")), "a clock fault: {names:?}");
