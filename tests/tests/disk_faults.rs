@@ -582,6 +582,17 @@ fn wait_for_log(member: &Proc, line: &str, within: Duration) {
     }
 }
 
+/// Whether a txn log file (`version-2/log.*`) under `data` holds `bytes`: written, maybe not
+/// yet synced (a `full` FaultFs fails writes only, so what is written will be synced).
+fn txn_log_holds(data: &Path, bytes: &[u8]) -> bool {
+    let Ok(entries) = std::fs::read_dir(data.join("version-2")) else { return false };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("log."))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .any(|file| file.windows(bytes.len()).any(|w| w == bytes))
+}
+
 /// What one load thread saw.
 struct Load {
     ops: u64,
@@ -856,6 +867,17 @@ fn a_full_disk_under_the_epoch_files_waits_for_space_instead_of_stopping() {
     let mut client = connect(members[other].0.addr(), 30_000);
     client.create("/before", b"x", 0).expect("a write before");
     drop(client);
+    // The fault must find nothing of the faulted member's txn log left to write: a txn it had
+    // not written yet would wait for space first, and the epoch files, written only once the
+    // log before them is durable (`storage/thread.rs`), would never be tried, so the line below
+    // never came (once in 11 runs under load: /before, acknowledged by the other two, was not
+    // yet written there). So wait until its log file holds /before.
+    let data = root.join(format!("s{}/data", faulted + 1));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !txn_log_holds(&data, b"/before") {
+        assert!(Instant::now() < deadline, "the faulted member never logged /before");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::fs::write(&members[faulted].1, "full").expect("fill the disk");
     members[leader].0.kill9();
     wait_for_log(&members[faulted].0, "cannot write the epoch files", Duration::from_secs(30));
