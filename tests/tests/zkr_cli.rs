@@ -226,7 +226,19 @@ fn zkr_cli_prints_what_zkcli_prints_against_apache_zookeeper() {
     drop(second);
     // zkCli lists commands we do not implement (quotas, reconfig, history...) in its usage
     // text, which none of the script's commands print.
-    assert_eq!(mask(&ours.0), mask(&theirs.0), "stdout; zkr-cli:\n{ours:?}\nzkCli.sh:\n{theirs:?}");
+    // After `quit`, zkCli.sh's event thread prints the Closed event while its main thread
+    // calls System.exit, so the event is there only when that thread wins (it was missing once
+    // in 13 runs on a loaded machine). zkr-cli always prints it: checked on its own, then the
+    // rest compared.
+    let closed = "\nWATCHER::\n\nWatchedEvent state:Closed type:None path:null\n";
+    assert!(ours.0.ends_with(closed), "zkr-cli prints the Closed event last:\n{}", ours.0);
+    let before_closed = |text: &str| text.strip_suffix(closed).unwrap_or(text).to_string();
+    let (ours_out, theirs_out) = (before_closed(&ours.0), before_closed(&theirs.0));
+    assert_eq!(
+        mask(&ours_out),
+        mask(&theirs_out),
+        "stdout; zkr-cli:\n{ours:?}\nzkCli.sh:\n{theirs:?}"
+    );
     assert_eq!(mask(&ours.1), mask(&theirs.1), "stderr; zkr-cli:\n{ours:?}\nzkCli.sh:\n{theirs:?}");
 }
 
