@@ -695,19 +695,32 @@ fn fault_one_member(name: &str, fault: &str, who: Who) -> FaultRun {
         faulted_client.ping();
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut refused_on_faulted = 0;
+    // The faulted member's client sends every 150 ms from a thread of its own: between its
+    // requests in the polling loop below, the three `srvr` calls took so long on a loaded
+    // machine that its 1 s session expired (once in 16 runs).
+    let full = fault == "full";
+    let faulted_requests = std::thread::spawn(move || {
+        let mut refused = 0;
+        while began.elapsed() < fault_duration() {
+            if full {
+                let path = format!("/faulted-{refused}");
+                let created =
+                    faulted_client.try_create(&path, b"x", 0).expect("faulted member I/O");
+                assert_eq!(created, Err(THROTTLED_OP), "a write on the member with a full disk");
+                refused += 1;
+            } else {
+                faulted_client.ping();
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        (faulted_client, refused)
+    });
     while began.elapsed() < fault_duration() {
         assert_eq!(modes(&members), modes_before, "a role changed during the fault");
-        if fault == "full" {
-            let path = format!("/faulted-{refused_on_faulted}");
-            let created = faulted_client.try_create(&path, b"x", 0).expect("faulted member I/O");
-            assert_eq!(created, Err(THROTTLED_OP), "a write on the member with a full disk");
-            refused_on_faulted += 1;
-        } else {
-            faulted_client.ping();
-        }
         std::thread::sleep(Duration::from_millis(150));
     }
+    let (mut faulted_client, refused_on_faulted) =
+        faulted_requests.join().expect("the faulted member's client");
     assert!(faulted_client.exists("/", false).is_ok(), "its session outlived its timeout");
     let zxid_at_release = members[leader].0.zxid();
     std::fs::write(&members[faulted].1, "").expect("repair the disk");
