@@ -196,3 +196,10 @@ pub enum Output {
         max_txns: u64,
     },
 }
+
+// Inputs and outputs are moved by value, several times each (the node's output vector, the
+// executor, the shell's queues), so their size is part of the cost of every event: a boxed
+// `Forwarded::Write` keeps a `ZabMessage` small (it was 168 bytes, with a `Request` inline).
+const _: () = assert!(std::mem::size_of::<ZabMessage>() <= 64, "box large ZabMessage variants");
+const _: () = assert!(std::mem::size_of::<Output>() <= 72, "box large Output variants");
+const _: () = assert!(std::mem::size_of::<Input>() <= 80, "box large Input variants");

@@ -55,7 +55,7 @@ fn all() -> Vec<ZabMessage> {
             session: SessionId(11),
             cxid: 4,
             ids: vec![Id::new("ip", "127.0.0.1")],
-            forwarded: Forwarded::Write(write),
+            forwarded: Forwarded::Write(Box::new(write)),
         },
         ZabMessage::Request {
             session: SessionId(12),

@@ -56,6 +56,9 @@ pub const CLIENT_ADDR_BASE: u32 = 1_000;
 /// the O(1) checks.
 const FULL_CHECK_EVERY_STEPS: u64 = 16;
 
+/// Room reserved for a seed's history (events), about twice a 3-server seed's.
+const HISTORY_CAPACITY: usize = 8_192;
+
 /// Most crashes per seed in the delicate windows (see `Sim::crash_at_point`).
 const DELICATE_CRASHES_MAX: u32 = 8;
 
@@ -190,8 +193,15 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn wall_ms(&self, now: u64) -> i64 {
-        let ms = now as i128 * (1_000_000 + self.drift_ppm as i128) / 1_000_000 / 1_000_000;
-        START_MS + self.offset_ms + ms as i64
+        let rate = 1_000_000 + self.drift_ppm;
+        // In i64 while the product fits (simulated runs shorter than about 2.5 hours), else in
+        // i128: both truncate alike, so the value is the same; an i128 division is a library
+        // call, and this runs at every event.
+        let ms = match i64::try_from(now).ok().and_then(|now| now.checked_mul(rate)) {
+            Some(product) => product / 1_000_000 / 1_000_000,
+            None => (now as i128 * rate as i128 / 1_000_000 / 1_000_000) as i64,
+        };
+        START_MS + self.offset_ms + ms
     }
 
     pub(crate) fn tick_interval_ns(&self, tick_ms: u32) -> u64 {
@@ -434,7 +444,9 @@ impl Sim {
             swarm,
             nodes,
             clients,
-            history: Vec::new(),
+            // A 3-server seed records about 4,600 events: growing to that by doubling copied
+            // the history a dozen times.
+            history: Vec::with_capacity(HISTORY_CAPACITY),
             close_inserts: Vec::new(),
             trace,
             checks: Checks::default(),
@@ -1370,6 +1382,29 @@ impl Effects for SimShell<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `wall_ms` in i64 gives what the i128 formula gives, near the point where the product
+    /// stops fitting and beyond it, for fast and slow clocks.
+    #[test]
+    fn wall_ms_matches_the_i128_formula() {
+        let reference = |clock: &Clock, now: u64| {
+            let ms = now as i128 * (1_000_000 + clock.drift_ppm as i128) / 1_000_000 / 1_000_000;
+            START_MS + clock.offset_ms + ms as i64
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut both_paths = [false, false];
+        for drift_ppm in [-200_000, -1, 0, 1, 150, 200_000] {
+            let clock = Clock { drift_ppm, offset_ms: -7 };
+            let limit = (i64::MAX / (1_000_000 + drift_ppm)) as u64;
+            let edges = [0, 1, 999_999, 27_000_000_000, limit - 1, limit, limit + 1, u64::MAX];
+            let random = (0..200).map(|_| rng.random_range(0..limit.saturating_mul(2)));
+            for now in edges.into_iter().chain(random) {
+                both_paths[usize::from(now > limit)] = true;
+                assert_eq!(clock.wall_ms(now), reference(&clock, now), "{drift_ppm} ppm at {now}");
+            }
+        }
+        assert_eq!(both_paths, [true, true], "both the i64 and the i128 path were taken");
+    }
 
     /// The queue pops by `(at, seq)` whatever slots the events sit in: slots freed by early
     /// pops are reused by later pushes, and the order is still the one a plain heap of whole

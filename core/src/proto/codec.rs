@@ -393,12 +393,17 @@ fn decode_multi_ops(r: &mut Reader<'_>, kind: MultiKind) -> Result<Vec<Request>,
 /// Encodes a request with its header, framed (client side). The body is chosen by the request,
 /// except that `SetWatches` is written as setWatches2 when `header.op` says 105.
 pub fn encode_request(header: &RequestHeader, req: &Request) -> Vec<u8> {
-    let mut w = Writer::new();
+    // Written in place behind its length prefix, with room for a typical request up front:
+    // growing field by field and then copying into a frame was a third of the cost.
+    let mut w = Writer::framed(ENCODE_REQUEST_ROOM);
     w.write_i32(header.xid);
     w.write_i32(header.op);
     write_request_body(&mut w, header.op, req);
-    frame(w.as_slice())
+    w.into_frame()
 }
+
+/// Bytes `encode_request` reserves: a header, a path and a small value with an ACL.
+const ENCODE_REQUEST_ROOM: usize = 256;
 
 fn write_request_body(w: &mut Writer, op: i32, req: &Request) {
     match req {

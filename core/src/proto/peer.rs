@@ -299,7 +299,7 @@ fn read_request(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
             let payload = r.read_buffer("request bytes")?.unwrap_or_default();
             let (_, body) = codec::decode_request(&payload)?;
             let req = body.map_err(|_| DecodeError::BadValue { what: "forwarded op", value: 0 })?;
-            Forwarded::Write(req)
+            Forwarded::Write(Box::new(req))
         }
         v => return Err(DecodeError::BadValue { what: "request.kind", value: v as i64 }),
     };

@@ -1085,7 +1085,7 @@ impl Leader {
             Forwarded::CreateSession { timeout_ms } => {
                 self.propose(shared, session, 0, Txn::CreateSession { timeout_ms });
             }
-            Forwarded::Write(Request::CloseSession) => {
+            Forwarded::Write(req) if matches!(*req, Request::CloseSession) => {
                 if self.close_session(shared, session, cxid).is_none()
                     && shared.sessions.get(session).is_none()
                 {

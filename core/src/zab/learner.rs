@@ -587,7 +587,7 @@ impl Upstream for Learner {
         // The connection's auth ids travel with the request: the leader checks the ACLs and
         // does not know this connection.
         let ids = shared.requester_ids(conn);
-        let forwarded = Forwarded::Write(req);
+        let forwarded = Forwarded::Write(Box::new(req));
         self.send_leader(shared, ZabMessage::Request { session, cxid: xid, ids, forwarded });
     }
 

@@ -51,7 +51,10 @@ pub enum PeerState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Forwarded {
     /// A write from a client connection (create, delete, setData, setACL, multi, closeSession).
-    Write(Request),
+    /// Boxed: a `Request` is the largest thing a peer message can hold, and every message,
+    /// `Output::PeerSend` and `Input::PeerMessage` is as large as its largest variant, moved by
+    /// value through the executor and the shells (the size checks in `io.rs`).
+    Write(Box<Request>),
     /// A new session the learner has named (`CreateSession` txn with this id).
     CreateSession {
         /// The negotiated timeout, ms.

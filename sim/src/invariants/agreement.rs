@@ -6,6 +6,7 @@
 //! it (standalone: after the txn is durable; under Zab: after the leader's COMMIT).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use zkr_core::txn::LoggedTxn;
@@ -23,21 +24,21 @@ impl Agreement {
     /// Server `node` committed `txn`.
     pub fn committed(&mut self, node: usize, txn: &Arc<LoggedTxn>, now: u64) -> Option<Violation> {
         let zxid = txn.header.zxid;
-        match self.committed.get(&zxid) {
-            None => {
-                self.committed.insert(zxid, Arc::clone(txn));
-                None
+        // One search of the map per commit (this runs for every txn on every server).
+        let earlier = match self.committed.entry(zxid) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(Arc::clone(txn));
+                return None;
             }
-            Some(earlier) if earlier == txn => None,
-            Some(earlier) => Some(Violation {
-                invariant: "agreement",
-                at_ns: now,
-                message: format!(
-                    "n{node} committed {txn:?} at {zxid}, but {earlier:?} was committed there \
-                     before"
-                ),
-            }),
-        }
+            Entry::Occupied(occupied) => occupied.into_mut(),
+        };
+        (earlier != txn).then(|| Violation {
+            invariant: "agreement",
+            at_ns: now,
+            message: format!(
+                "n{node} committed {txn:?} at {zxid}, but {earlier:?} was committed there before"
+            ),
+        })
     }
 
     /// Server `node` committed a zxid it never logged (a bookkeeping hole).
@@ -52,5 +53,30 @@ impl Agreement {
     /// Every committed txn, by zxid.
     pub fn all(&self) -> &BTreeMap<Zxid, Arc<LoggedTxn>> {
         &self.committed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zkr_core::txn::{Txn, TxnHeader};
+    use zkr_core::types::SessionId;
+
+    fn txn(zxid: i64, path: &str) -> Arc<LoggedTxn> {
+        let header = TxnHeader { session_id: SessionId(1), cxid: 1, zxid: Zxid(zxid), time_ms: 0 };
+        Arc::new(LoggedTxn { header, txn: Txn::Delete { path: path.into() } })
+    }
+
+    /// Equal txns at a zxid (shared or separate copies) agree; a different one is reported.
+    #[test]
+    fn a_different_txn_at_a_committed_zxid_is_reported() {
+        let mut agreement = Agreement::default();
+        assert!(agreement.committed(0, &txn(5, "/a"), 1).is_none());
+        assert!(agreement.committed(1, &txn(5, "/a"), 2).is_none(), "an equal copy agrees");
+        assert!(agreement.committed(2, &txn(6, "/b"), 3).is_none());
+        let v = agreement.committed(2, &txn(5, "/b"), 4).expect("a different txn at 5");
+        assert_eq!((v.invariant, v.at_ns), ("agreement", 4));
+        assert_eq!(agreement.all().len(), 2, "the first txn at each zxid is kept");
+        assert_eq!(agreement.all()[&Zxid(5)].txn, Txn::Delete { path: "/a".into() });
     }
 }
