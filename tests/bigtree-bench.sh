@@ -11,7 +11,8 @@
 #     (zkr alone, with extra zoo.cfg lines: an A/B of one setting in back-to-back runs;
 #     KEEP_LOGS=/tmp/zkr.log keeps the server's log)
 # For zkr it also prints the txn log's fsyncs during the load (count, p50/p99/max, from the
-# server's "txn log syncs since start" line at shutdown) and the snapshots written meanwhile.
+# server's "txn log syncs since start" line at shutdown) and the snapshots written meanwhile
+# (and skipped: a snapshot due while the previous one is still being written, as ZooKeeper).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SIZES=${SIZES:-"100000 1000000"}; CLIENTS=${CLIENTS:-16}; WINDOW=${WINDOW:-8}
@@ -90,13 +91,15 @@ run_side() { # side size
     local log="$work/zkr/zkr.log"
     sed -i 's/\x1b\[[0-9;]*m//g' "$log"
     R[$side-$n-snaps]=$(grep -c 'snapshot written' "$log" || true)
+    R[$side-$n-skipped]=$(grep -c 'too busy to snapshot' "$log" || true)
     local syncs; syncs=$(grep 'txn log syncs since start' "$log" | tail -1 || true)
     for k in syncs p50_us p99_us max_us; do
       R[$side-$n-$k]=$(echo "$syncs" | grep -Eo " $k=[0-9]+" | grep -Eo '[0-9]+$' || echo 0)
     done
     echo "  zkr: txn log fsyncs during the load: ${R[$side-$n-syncs]:-?}," \
       "p50 ${R[$side-$n-p50_us]:-?} us, p99 ${R[$side-$n-p99_us]:-?} us," \
-      "max ${R[$side-$n-max_us]:-?} us; snapshots written: ${R[$side-$n-snaps]}"
+      "max ${R[$side-$n-max_us]:-?} us; snapshots written: ${R[$side-$n-snaps]}," \
+      "skipped (the previous one still being written): ${R[$side-$n-skipped]}"
   fi
   local t0; t0=$(now_ms)
   "start_$side" 0

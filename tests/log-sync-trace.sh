@@ -5,7 +5,9 @@
 # /proc/diskstats every 10 ms, then classes every log fdatasync by what ran beside it: a roll
 # on the log thread, a snapshot chunk's fdatasync, a snapshot being written, nothing of ours.
 # For each sync of SLOW_MS or more it prints what the device wrote in the 100 ms before it
-# (other tenants' writes show up there). Not a test: figures only.
+# (other tenants' writes show up there). Then it lines up the replies slower than twice the
+# load's p99 (zkbench --slow-ms, by 100 ms window) with the same events: in a snapshot or not,
+# the longest log sync meanwhile, and what the device wrote. Not a test: figures only.
 #   bash tests/log-sync-trace.sh                  # 1M creates, traces kept in a temp dir
 #   N=200000 OUT=/tmp/trace ZKR_BIN=... bash tests/log-sync-trace.sh
 set -euo pipefail
@@ -21,9 +23,10 @@ dataDir=$out/data
 clientPort=$PORT
 clientPortAddress=127.0.0.1
 maxClientCnxns=0
+${ZKR_CFG:-}
 CFG
 strace -f --seccomp-bpf -qq -y -ttt -T -o "$out/strace" \
-  -e trace=fsync,fdatasync,fallocate,ftruncate,openat,rename,renameat,renameat2,unlink,unlinkat \
+  -e trace=fsync,fdatasync,fadvise64,fallocate,ftruncate,openat,rename,renameat,renameat2,unlink,unlinkat \
   "$BIN" "$out/zoo.cfg" 2>"$out/zkr.log" &
 tracer=$!
 ./target/release/zkbench --addr "127.0.0.1:$PORT" --wait-ready 60000 >/dev/null
@@ -36,14 +39,15 @@ dev=$(df --output=source "$out" | tail -1 | sed 's|/dev/||')
 sampler=$!
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 ./target/release/zkbench --addr "127.0.0.1:$PORT" --workload seqcreate --clients 16 --window 8 \
-  --ops $((N / 16)) --label "zkr-$N"
+  --ops $((N / 16)) --label "zkr-$N" --slow-ms 1 2>"$out/slow" | tee "$out/load"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 names >> "$out/threads"
 kill "$server"; wait "$tracer" || true; kill "$sampler" 2>/dev/null || true
 echo "traces in $out"
-python3 - "$out" "$SLOW_MS" <<'PY'
-import bisect, collections, re, sys
-d, slow_ms = sys.argv[1], float(sys.argv[2])
+p99_us=$(grep -Eo 'p99= *[0-9]+' "$out/load" | grep -Eo '[0-9]+$')
+python3 - "$out" "$SLOW_MS" "$p99_us" <<'PY'
+import bisect, collections, datetime, re, sys
+d, slow_ms, p99_ms = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]) / 1000
 names = dict(line.split()[:2] for line in open(f"{d}/threads"))
 done = re.compile(r'^(\d+)\s+(\d+\.\d+) (\w+)\((.*)\)\s+= (-?\w+).*<([\d.]+)>$')
 unf = re.compile(r'^(\d+)\s+(\d+\.\d+) (\w+)\((.*) <unfinished \.\.\.>$')
@@ -103,4 +107,26 @@ for x in logs:
         a, b = at(x[0] - 0.1), at(x[1])
         print(f"  slow sync at {x[0]-t0:7.3f}s {1e3*(x[1]-x[0]):6.1f} ms, {kind(x)}; device wrote "
               f"{(b[6]-a[6])/2048:.1f} MiB in the 100 ms before")
+day = datetime.datetime.fromtimestamp(t0, datetime.timezone.utc)
+day = day.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+windows = []
+for line in open(f"{d}/slow"):
+    if m := re.match(r'slow replies at (\d+):(\d+):(\d+)\.(\d+) UTC: (\d+), max (\d+) ms', line):
+        h, mi, s, ms, n, mx = map(int, m.groups())
+        windows.append((day + h * 3600 + mi * 60 + s + ms / 1000, n, mx))
+in_snap = lambda t: any(a <= t <= b for a, b in snaps)
+print(f"  replies slower than 2 x p99 ({2 * p99_ms:.1f} ms), by the 100 ms window they arrived in:")
+tally = collections.Counter()
+for w, n, mx in windows:
+    if mx < 2 * p99_ms: continue
+    lo, hi = w - mx / 1e3, w + 0.1
+    beside = [x[1] - x[0] for x in logs if x[1] >= lo and x[0] <= hi]
+    snap = 'in a snapshot' if in_snap(lo) or in_snap(w) else 'no snapshot'
+    a, b = at(lo - 0.1), at(hi)
+    mib = (b[6] - a[6]) / 2048
+    tally[(snap, 'device wrote >= 100 MiB' if mib >= 100 else 'device wrote < 100 MiB')] += 1
+    print(f"    at {w - t0:7.3f}s max {mx:4d} ms, {snap}; longest log sync meanwhile "
+          f"{1e3 * max(beside, default=0):5.1f} ms; the device wrote {mib:6.1f} MiB")
+for k, v in sorted(tally.items()):
+    print(f"    windows {k[0]}, {k[1]}: {v}")
 PY
