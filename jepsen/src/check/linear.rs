@@ -133,7 +133,7 @@ struct Search<'a> {
     deadlines: bool,
     preds: Vec<Vec<usize>>,
     /// Per op, the paths it depends on ([`crate::model::footprint`]); a `close` depends on
-    /// the ephemerals its session may own here ([`close_footprint`]).
+    /// the ephemerals its session may own here ([`footprints`]).
     footprints: Vec<Vec<(String, Touch)>>,
     /// Per `close` of unknown outcome: whether its session may own an ephemeral whose name
     /// is not in its footprint (a sequential one of unknown name), so that only placing the
