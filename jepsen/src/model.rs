@@ -661,6 +661,11 @@ impl Tree {
         Ok(())
     }
 
+    /// The session owning `path`, if the node exists and is ephemeral.
+    pub fn owner(&self, path: &str) -> Option<u64> {
+        self.nodes.get(path).and_then(|n| n.owner)
+    }
+
     /// A short description of the state of `paths`, for reports.
     pub fn describe(&self, paths: &BTreeSet<String>) -> String {
         let mut out = Vec::new();
@@ -680,12 +685,29 @@ impl Tree {
     }
 }
 
-/// Paths an action reads or writes (`None`: possibly any, for `close`).
-fn touched(action: &Action) -> Option<Vec<&str>> {
+/// How an action depends on a path ([`footprint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// Reads or writes the node itself (or its children list, or its cversion as a number).
+    Node,
+    /// Only creates a child with a name of its own under it: needs it to exist and not be
+    /// ephemeral, and adds one to its stored cversion. Two such creates commute (an addition
+    /// commutes with an addition), and so does one with any op on another child.
+    Count,
+}
+
+/// The paths an action depends on, with how (`None`: possibly any path, for `close`, whose
+/// footprint is its session's ephemerals: the search knows them, the action does not).
+///
+/// A sequential create reads its parent's cversion (its number), so it touches the parent as
+/// a node; a create with a name of its own only counts ([`Touch::Count`]).
+pub fn footprint(action: &Action) -> Option<Vec<(&str, Touch)>> {
     Some(match action {
-        Action::Create { path, name, .. } => {
-            let mut v = vec![parent(path).unwrap_or("/")];
-            v.extend(name.as_deref().or(Some(path.as_str())));
+        Action::Create { path, name, mode, .. } => {
+            let parent_path = parent(path).unwrap_or("/");
+            let how = if mode.is_sequential() { Touch::Node } else { Touch::Count };
+            let mut v = vec![(parent_path, how)];
+            v.extend(name.as_deref().or(Some(path.as_str())).map(|p| (p, Touch::Node)));
             v
         }
         Action::Delete { path, .. }
@@ -693,12 +715,12 @@ fn touched(action: &Action) -> Option<Vec<&str>> {
         | Action::Check { path, .. }
         | Action::Get { path }
         | Action::Exists { path }
-        | Action::Children { path } => vec![path.as_str()],
+        | Action::Children { path } => vec![(path.as_str(), Touch::Node)],
         Action::Sync => Vec::new(),
         Action::Multi(subs) => {
             let mut v = Vec::new();
             for sub in subs {
-                v.extend(touched(sub)?);
+                v.extend(footprint(sub)?);
             }
             v
         }
@@ -706,11 +728,31 @@ fn touched(action: &Action) -> Option<Vec<&str>> {
     })
 }
 
-/// True unless `a` and `b` certainly commute: applying them in either order gives the same
-/// state and the same outcomes (they touch no common path, nor a parent and its child).
+/// True unless two footprints certainly commute: applying their actions in either order gives
+/// the same state and the same outcomes. Ops on one node, or on a node and its child, do not
+/// commute (a delete needs no children, a read lists them); creating a child counts against
+/// its parent, which conflicts with the parent's own ops (and its parent's) but commutes with
+/// other creates of named children and with ops on the other children (the model's cversion
+/// counts creates only; deletes leave it, as in ZooKeeper since 3.4).
+pub fn footprints_conflict<S: AsRef<str>>(a: &[(S, Touch)], b: &[(S, Touch)]) -> bool {
+    let one = |(p, tp): (&str, Touch), (q, tq): (&str, Touch)| -> bool {
+        let child_of = |c: &str, p: &str| parent(c) == Some(p);
+        match (tp, tq) {
+            (Touch::Node, Touch::Node) => p == q || child_of(p, q) || child_of(q, p),
+            (Touch::Count, Touch::Count) => false,
+            // Counted under `p`; `q` the parent itself or the parent's parent.
+            (Touch::Count, Touch::Node) => p == q || child_of(p, q),
+            (Touch::Node, Touch::Count) => p == q || child_of(q, p),
+        }
+    };
+    a.iter().any(|(p, tp)| b.iter().any(|(q, tq)| one((p.as_ref(), *tp), (q.as_ref(), *tq))))
+}
+
+/// True unless `a` and `b` certainly commute ([`footprints_conflict`]; a `close` conflicts
+/// with everything, not knowing its session's ephemerals).
 pub fn conflicts(a: &Action, b: &Action) -> bool {
-    let (Some(ta), Some(tb)) = (touched(a), touched(b)) else { return true };
-    ta.iter().any(|p| tb.iter().any(|q| p == q || parent(p) == Some(q) || parent(q) == Some(p)))
+    let (Some(fa), Some(fb)) = (footprint(a), footprint(b)) else { return true };
+    footprints_conflict(&fa, &fb)
 }
 
 /// True if `code` may come from state outside the scope (a parent not tracked here).

@@ -28,7 +28,7 @@
 //! search is exhaustive up to the budget, beyond which it says `Unknown`.
 
 use super::partition::{POp, Partition};
-use crate::model::{Action, ModelRelax, Tree};
+use crate::model::{Action, ModelRelax, Touch, Tree};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -132,6 +132,13 @@ struct Search<'a> {
     /// diagnosis relaxes either).
     deadlines: bool,
     preds: Vec<Vec<usize>>,
+    /// Per op, the paths it depends on ([`crate::model::footprint`]); a `close` depends on
+    /// the ephemerals its session may own here ([`footprints`]).
+    footprints: Vec<Vec<(String, Touch)>>,
+    /// Per `close` of unknown outcome: whether its session may own an ephemeral whose name
+    /// is not in its footprint (a sequential one of unknown name), so that only placing the
+    /// close can tell whether it removes anything.
+    close_unnamed: Vec<bool>,
     zobrist: Vec<u64>,
     /// Alternatives of each indeterminate op, by group.
     groups: HashMap<usize, Vec<usize>>,
@@ -215,6 +222,7 @@ impl<'a> Search<'a> {
         by_inv.sort_by_key(|&i| (ops[i].inv, i));
         let preds = session_preds(ops, relax);
         let successor = successors(ops);
+        let (footprints, close_unnamed) = footprints(ops);
         let must_total = by_ret.len();
         let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, op) in ops.iter().enumerate() {
@@ -235,6 +243,8 @@ impl<'a> Search<'a> {
             successor,
             deadlines: !relax.write_session && !relax.write_realtime,
             preds,
+            footprints,
+            close_unnamed,
             zobrist: (0..ops.len() as u64).map(splitmix).collect(),
             must_total,
             must_done: 0,
@@ -620,7 +630,7 @@ impl<'a> Search<'a> {
         let mut others = Vec::new();
         let mut deferred = Vec::new();
         for &i in live {
-            if self.blocker(i, &mut kptr, &mut rptr).is_some() {
+            if self.blocker(i, &mut kptr, &mut rptr).is_some() || self.idle_close(i, state) {
                 continue;
             }
             let op = &self.part.ops[i];
@@ -634,8 +644,7 @@ impl<'a> Search<'a> {
             if op.named_alternative() && !relax.loose_seq {
                 continue; // offered above when its number came up, never otherwise
             }
-            let kop = &self.part.ops[k];
-            if crate::model::conflicts(&op.action, &kop.action) || self.kills(k, i, horizon) {
+            if self.conflict(i, k) || self.kills(k, i, horizon) {
                 others.push((i, k));
             } else {
                 deferred.push((i, k));
@@ -647,9 +656,7 @@ impl<'a> Search<'a> {
         loop {
             let before = deferred.len();
             deferred.retain(|&(i, k)| {
-                let action = &self.part.ops[i].action;
-                let hit = (others.iter())
-                    .any(|&(j, _)| crate::model::conflicts(action, &self.part.ops[j].action));
+                let hit = others.iter().any(|&(j, _)| self.conflict(i, j));
                 if hit {
                     others.push((i, k));
                 }
@@ -675,6 +682,26 @@ impl<'a> Search<'a> {
         out.extend(helpful);
         out.extend(rest);
         out
+    }
+
+    /// Whether ops `i` and `j` may not commute ([`crate::model::footprints_conflict`]).
+    fn conflict(&self, i: usize, j: usize) -> bool {
+        crate::model::footprints_conflict(&self.footprints[i], &self.footprints[j])
+    }
+
+    /// Whether op `i` is a `close` of unknown outcome that would change nothing in `state`:
+    /// its session owns none of the nodes here. Such a close need not be offered: it changes
+    /// no state, and it is its session's last op, so nothing after it depends on it; leaving
+    /// it out allows every order placing it allows (an op of unknown outcome may never take
+    /// effect). When its session comes to own an ephemeral, it is offered again.
+    fn idle_close(&self, i: usize, state: &Tree) -> bool {
+        let op = &self.part.ops[i];
+        let Action::Close { session } = op.action else { return false };
+        if op.must || self.close_unnamed[i] || self.relax.model.ephemerals {
+            return false;
+        }
+        let owned = |(path, _): &(String, Touch)| state.owner(path) == Some(session);
+        !self.footprints[i].iter().any(owned)
     }
 
     /// Whether placing acknowledged write `k` puts op `i` (of unknown outcome) out of time.
@@ -761,6 +788,63 @@ impl<'a> Search<'a> {
             stuck.push((i, reason));
         }
         self.best = Some(Failure { order, stuck, state });
+    }
+}
+
+/// Per op, the paths it depends on, and per `close`, whether its session may own an
+/// ephemeral of unknown name ([`Search::close_unnamed`]).
+///
+/// A `close` removes its session's ephemerals: its footprint is the ephemeral paths its
+/// session creates in the partition (a sequential one by its name, or by its parent when the
+/// name is not known), each as a node (a read or a create there, or a listing of their
+/// parent, sees the difference). Ephemerals of other sessions it leaves alone.
+fn footprints(ops: &[POp]) -> (Vec<Vec<(String, Touch)>>, Vec<bool>) {
+    let mut ephemerals: HashMap<u64, Vec<(String, Touch)>> = HashMap::new();
+    let mut unnamed: HashMap<u64, bool> = HashMap::new();
+    for op in ops {
+        for (path, named) in ephemeral_creates(&op.action) {
+            let paths = ephemerals.entry(op.process).or_default();
+            if !paths.iter().any(|(p, _)| *p == path) {
+                paths.push((path, Touch::Node));
+            }
+            if !named {
+                unnamed.insert(op.process, true);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(ops.len());
+    let mut close_unnamed = vec![false; ops.len()];
+    for (i, op) in ops.iter().enumerate() {
+        match crate::model::footprint(&op.action) {
+            Some(f) => out.push(f.into_iter().map(|(p, t)| (p.to_string(), t)).collect()),
+            None => {
+                let Action::Close { session } = op.action else {
+                    unreachable!("only a close has no footprint of its own")
+                };
+                assert_eq!(session, op.process, "a session closes itself");
+                out.push(ephemerals.get(&session).cloned().unwrap_or_default());
+                close_unnamed[i] = unnamed.get(&session).copied().unwrap_or(false);
+            }
+        }
+    }
+    (out, close_unnamed)
+}
+
+/// The ephemeral nodes an action may create: (its path, or its parent's when its name is not
+/// known, and whether the name is known).
+fn ephemeral_creates(action: &Action) -> Vec<(String, bool)> {
+    match action {
+        Action::Create { path, name, mode, .. } if mode.is_ephemeral() => {
+            match (mode.is_sequential(), name) {
+                (false, _) => vec![(path.clone(), true)],
+                (true, Some(name)) => vec![(name.clone(), true)],
+                (true, None) => {
+                    vec![(crate::history::parent(path).unwrap_or("/").to_string(), false)]
+                }
+            }
+        }
+        Action::Multi(subs) => subs.iter().flat_map(ephemeral_creates).collect(),
+        _ => Vec::new(),
     }
 }
 

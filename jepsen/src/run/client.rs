@@ -2,7 +2,7 @@
 //! request in flight at a time, replies matched by xid, pings skipped, watch notifications kept
 //! in [`Client::events`] in the order they arrived (each before the reply read after it).
 //! Every I/O error or timeout is reported as such: the caller records the op as `info` and
-//! abandons the session (a later reconnect would be a new history process anyway).
+//! ends the session, closing it from a new connection if it can ([`Client::reattach`]).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -21,6 +21,8 @@ pub struct Client {
     stream: TcpStream,
     /// The session id the server gave.
     pub session_id: i64,
+    /// The session's password, to reattach to it from another connection.
+    pub passwd: Vec<u8>,
     /// Watch notifications received and not yet taken, with their header zxid, oldest first.
     pub events: Vec<(i64, WatcherEvent)>,
 }
@@ -33,6 +35,33 @@ impl Client {
         timeout_ms: i32,
         io_timeout: Duration,
     ) -> Result<Client, String> {
+        Client::open(addr, timeout_ms, io_timeout, 0, vec![0; 16])
+    }
+
+    /// Connects to `addr` and resumes session `session_id` (its password `passwd`), as a
+    /// ZooKeeper client does after losing its connection; errs if the server refuses it
+    /// (expired, or not serving).
+    pub fn reattach(
+        addr: SocketAddr,
+        timeout_ms: i32,
+        io_timeout: Duration,
+        session_id: i64,
+        passwd: Vec<u8>,
+    ) -> Result<Client, String> {
+        let client = Client::open(addr, timeout_ms, io_timeout, session_id, passwd)?;
+        if client.session_id != session_id {
+            return Err(format!("asked for session {session_id}, got {}", client.session_id));
+        }
+        Ok(client)
+    }
+
+    fn open(
+        addr: SocketAddr,
+        timeout_ms: i32,
+        io_timeout: Duration,
+        session_id: i64,
+        passwd: Vec<u8>,
+    ) -> Result<Client, String> {
         let mut stream =
             TcpStream::connect_timeout(&addr, io_timeout).map_err(|e| e.to_string())?;
         stream.set_read_timeout(Some(io_timeout)).map_err(|e| e.to_string())?;
@@ -42,8 +71,8 @@ impl Client {
             protocol_version: 0,
             last_zxid_seen: 0,
             timeout_ms,
-            session_id: 0,
-            passwd: vec![0; 16],
+            session_id,
+            passwd,
             read_only: Some(false),
         };
         stream.write_all(&codec::encode_connect_request(&request)).map_err(|e| e.to_string())?;
@@ -52,7 +81,8 @@ impl Client {
         if response.timeout_ms <= 0 {
             return Err("the server refused the session".into());
         }
-        Ok(Client { stream, session_id: response.session_id, events: Vec::new() })
+        let (session_id, passwd) = (response.session_id, response.passwd);
+        Ok(Client { stream, session_id, passwd, events: Vec::new() })
     }
 
     /// Sends `request` as `xid` and waits for its reply: the header and, when the request

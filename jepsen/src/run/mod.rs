@@ -297,9 +297,44 @@ fn worker(run: &Run, addrs: &[SocketAddr], w: usize, options: &TestOptions) {
                 let kind = if c.call(xid, &req).is_ok() { Kind::Ok } else { Kind::Info };
                 run.push(record::bare(process, kind, F::Close, Some(xid), None, 0));
             }
-            // The abandoned session ends when it expires, at a time nobody observes: a close
-            // that never completes (so `info`), which lets its ephemerals vanish then.
-            End::Lost => run.push(record::close_invoke(process, 0)),
+            End::Lost => {
+                // Close the session from a new connection, as a ZooKeeper client would: the
+                // leader takes a session's requests in order and refuses those of a closed
+                // session, so the op that got no reply took effect before the close's reply
+                // or never. The checker needs that bound: an op left pending until the end of
+                // the history may take effect anywhere, and every fault left a burst of them
+                // (one per client) that made the search of a long run thrash. A session that
+                // cannot be reached ends when it expires, at a time nobody observes: a close
+                // that never completes (so `info`), which lets its ephemerals vanish then.
+                let (session_id, passwd) = (c.session_id, c.passwd.clone());
+                drop(c);
+                // Members refuse sessions while they elect a leader: try them in turn until
+                // half the session's timeout has passed.
+                let first = rng.random_range(0..addrs.len());
+                let timeout = options.session_timeout_ms;
+                let half = u64::try_from(timeout).unwrap_or(0) / 2;
+                let give_up = Instant::now() + Duration::from_millis(half);
+                let mut reattached = None;
+                for i in 0.. {
+                    let addr = addrs[(first + i) % addrs.len()];
+                    let io = options.call_timeout;
+                    if let Ok(c) = Client::reattach(addr, timeout, io, session_id, passwd.clone()) {
+                        reattached = Some(c);
+                        break;
+                    }
+                    if Instant::now() >= give_up || run.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                let xid = xid + 1;
+                let req = Request::CloseSession;
+                run.push(record::invoke(process, xid, &req, 0));
+                let closed = reattached.is_some_and(|mut c| c.call(xid, &req).is_ok());
+                if closed {
+                    run.push(record::bare(process, Kind::Ok, F::Close, Some(xid), None, 0));
+                }
+            }
         }
     }
 }
