@@ -117,8 +117,8 @@ enum Parsed {
 }
 
 /// `snapshot::decode_deferring_checks` of a blob of `blob_len` bytes that `read` hands over in
-/// pieces, on three threads (issue 16: restart time; on a free core each): one reads the pieces
-/// and runs the blob's checksum over them; one parses the node records (jute, allocation of
+/// pieces, on four threads (issue 16: restart time; on a free core each): one reads the pieces,
+/// one runs the blob's checksum over them; one parses the node records (jute, allocation of
 /// paths, data and ACLs) as the pieces come; this one puts them into the tree in the order
 /// read (path order, parents, map inserts), so the tree is the one a sequential decode builds.
 /// The snapshot is used only if all three succeed; the errors are reported in the order a
@@ -134,20 +134,25 @@ fn decode_pieces(
     const BATCH: usize = 4096;
     let mut checksum = snapshot::PieceChecksum::new(blob_len).map_err(|e| e.to_string())?;
     let mut records = snapshot::PieceDecoder::new(blob_len).map_err(|e| e.to_string())?;
-    let (pieces, pieces_in) = sync_channel::<std::sync::Arc<Vec<u8>>>(4);
+    // Up to 16 MiB queued per consumer: on a loaded machine the threads run in turns, and a
+    // short queue kept the parser waiting for the reader.
+    let (pieces, pieces_in) = sync_channel::<std::sync::Arc<Vec<u8>>>(16);
+    let (to_sum, sum_in) = sync_channel::<std::sync::Arc<Vec<u8>>>(16);
     let (parsed, parsed_in) = sync_channel::<Parsed>(8);
     let (read, parse, built) = std::thread::scope(|scope| {
+        let summer = scope.spawn(move || {
+            sum_in.iter().for_each(|piece| checksum.feed(&piece));
+            checksum
+        });
         let reader = scope.spawn(move || {
-            // After a consumer stops (on an error) the rest is still read and summed: a bad
+            // After the parser stops (on an error) the rest is still read and summed: a bad
             // checksum is reported first, as in a sequential decode.
             let mut pieces = Some(pieces);
-            let read = read(&mut |piece| {
+            read(&mut |piece| {
                 let piece = std::sync::Arc::new(piece);
                 pieces = pieces.take().filter(|p| p.send(piece.clone()).is_ok());
-                checksum.feed(&piece);
-                Ok(())
-            });
-            read.map(|()| checksum.finish())
+                to_sum.send(piece).map_err(|_| std::io::Error::other("the checksum stopped"))
+            })
         });
         let parser = scope.spawn(move || {
             let mut batch = Vec::with_capacity(BATCH);
@@ -182,7 +187,9 @@ fn decode_pieces(
         });
         let built = build_tree(parsed_in);
         let parse = parser.join().expect("the parser does not panic");
-        (reader.join().expect("the reader does not panic"), parse, built)
+        let read = reader.join().expect("the reader does not panic");
+        let summed = summer.join().expect("the checksum does not panic");
+        (read.map(|()| summed.finish()), parse, built)
     });
     read.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
     let builder = built.map_err(|e| e.to_string())?;
