@@ -215,7 +215,7 @@ pub fn decode_snapshot(mut bytes: Vec<u8>, name_zxid: i64) -> Result<Vec<u8>, St
 }
 
 /// How much of a snapshot file is read at a time (`check_snapshot_file`, `read_blob_in_pieces`).
-pub const READ_PIECE_BYTES: usize = 1 << 20;
+pub const READ_PIECE_BYTES: usize = 1 << 18;
 
 /// `read_snapshot` without holding the file: checks its framing and crc32c reading it in
 /// pieces, and returns the blob's length (issue 16: a 200 MB blob read whole and freed after
