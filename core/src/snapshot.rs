@@ -171,31 +171,68 @@ pub fn decode_deferring_checks(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
 
 /// The first step of [`decode`]: the trailing FNV-1a checksum against every byte before it.
 pub fn verify_checksum(bytes: &[u8]) -> Result<(), DecodeError> {
-    if bytes.len() < 8 {
-        return Err(DecodeError::Truncated { what: "snapshot" });
+    let mut sum = PieceChecksum::new(bytes.len())?;
+    sum.feed(bytes);
+    sum.finish()
+}
+
+/// [`verify_checksum`] over a snapshot handed over in pieces (a shell reading the file as it
+/// decodes it, instead of holding the whole blob: issue 16, memory after a restart).
+#[derive(Clone, Debug)]
+pub struct PieceChecksum {
+    sum: Fnv64,
+    /// Bytes before the stored checksum not fed yet.
+    body_left: usize,
+    /// The stored checksum's bytes, as they come.
+    stored: Vec<u8>,
+}
+
+impl PieceChecksum {
+    /// A checksum of a snapshot of `total_len` bytes; shorter than a checksum is `Truncated`.
+    pub fn new(total_len: usize) -> Result<PieceChecksum, DecodeError> {
+        let Some(body_left) = total_len.checked_sub(8) else {
+            return Err(DecodeError::Truncated { what: "snapshot" });
+        };
+        Ok(PieceChecksum { sum: Fnv64::default(), body_left, stored: Vec::with_capacity(8) })
     }
-    let (body, sum) = bytes.split_at(bytes.len() - 8);
-    let mut h = Fnv64::default();
-    h.bytes(body);
-    let stored = u64::from_be_bytes(sum.try_into().expect("8 bytes"));
-    if h.finish() != stored {
-        return Err(DecodeError::BadChecksum);
+
+    /// The next bytes of the snapshot, in order.
+    pub fn feed(&mut self, piece: &[u8]) {
+        let (body, rest) = piece.split_at(piece.len().min(self.body_left));
+        self.sum.bytes(body);
+        self.body_left -= body.len();
+        self.stored.extend_from_slice(rest);
     }
-    Ok(())
+
+    /// After the last piece: the stored checksum against the bytes before it.
+    pub fn finish(self) -> Result<(), DecodeError> {
+        let Ok(stored) = <[u8; 8]>::try_from(self.stored.as_slice()) else {
+            return Err(DecodeError::Truncated { what: "snapshot" });
+        };
+        match self.body_left == 0 && self.sum.finish() == u64::from_be_bytes(stored) {
+            true => Ok(()),
+            false => Err(DecodeError::BadChecksum),
+        }
+    }
 }
 
 /// Everything after the checksum; `hash_nodes` = check the stored digest now (else later, see
-/// [`decode_deferring_checks`]). The two halves, [`NodeRecords`] and [`TreeBuilder`], run in
+/// [`decode_deferring_checks`]). The two halves, [`PieceDecoder`] and [`TreeBuilder`], run in
 /// turn here; a shell may run them on two threads (`server::driver`), to the same result.
 fn decode_body(bytes: &[u8], hash_nodes: bool) -> Result<Snapshot, DecodeError> {
-    let (head, mut records) = open(bytes)?;
+    let mut records = PieceDecoder::new(bytes.len())?;
+    records.feed(bytes);
+    let Step::Head(head) = records.step()? else {
+        unreachable!("a whole snapshot needs no more bytes");
+    };
     let mut builder = TreeBuilder::new(head, hash_nodes);
-    while let Some(parsed) = records.next_node() {
-        let (path, node) = parsed?;
-        builder.push(path, node)?;
+    loop {
+        match records.step()? {
+            Step::Node(path, node) => builder.push(path, node)?,
+            Step::Digest(digest) => return builder.finish(digest),
+            Step::Head(_) | Step::NeedMore => unreachable!("one head; a whole snapshot"),
+        }
     }
-    let digest = records.digest()?;
-    builder.finish(digest)
 }
 
 /// What a snapshot holds before its nodes.
@@ -209,14 +246,88 @@ pub struct SnapshotHead {
     pub node_count: usize,
 }
 
-/// Reads a snapshot's head (magic, version, zxid, sessions, node count) and returns it with a
-/// reader of the node records that follow. Checks no checksum (see [`verify_checksum`]).
-pub fn open(bytes: &[u8]) -> Result<(SnapshotHead, NodeRecords<'_>), DecodeError> {
-    if bytes.len() < 8 {
-        return Err(DecodeError::Truncated { what: "snapshot" });
+/// What [`PieceDecoder::step`] read.
+#[derive(Debug)]
+pub enum Step {
+    /// The bytes fed so far end inside the next record: feed more.
+    NeedMore,
+    /// The head (the first step).
+    Head(SnapshotHead),
+    /// The next node with its path.
+    Node(Arc<str>, ZNode),
+    /// The stored tree digest, which ends the body (the last step).
+    Digest(u64),
+}
+
+/// A snapshot's records parsed one by one from bytes fed in pieces, without a tree: the half of
+/// a decode that reads jute and allocates paths, data and ACLs (issue 16: restart time and
+/// memory; the other half is [`TreeBuilder`]). Checks lengths, UTF-8 and kinds; the builder
+/// checks order and structure. Checks no checksum (see [`PieceChecksum`]). A record cut by
+/// the end of a piece is parsed again once the next piece is in, so fed whole or in pieces of
+/// any size, the same bytes give the same steps and the same error.
+#[derive(Debug)]
+pub struct PieceDecoder {
+    /// Bytes fed and not yet parsed start at `pos`.
+    buf: Vec<u8>,
+    pos: usize,
+    /// Body bytes (all but the trailing checksum, which is not parsed) not fed yet.
+    body_left: usize,
+    /// Nodes still to read; `None` before the head.
+    nodes_left: Option<usize>,
+    previous_acl: RawAcl,
+    done: bool,
+}
+
+impl PieceDecoder {
+    /// A decoder for a snapshot of `total_len` bytes, its trailing checksum included.
+    pub fn new(total_len: usize) -> Result<PieceDecoder, DecodeError> {
+        let Some(body_left) = total_len.checked_sub(8) else {
+            return Err(DecodeError::Truncated { what: "snapshot" });
+        };
+        let (buf, pos, nodes_left, previous_acl) = (Vec::new(), 0, None, None);
+        Ok(PieceDecoder { buf, pos, body_left, nodes_left, previous_acl, done: false })
     }
-    let body = &bytes[..bytes.len() - 8];
-    let mut r = Reader::new(body);
+
+    /// The next bytes of the snapshot, in order (bytes of the checksum are dropped).
+    pub fn feed(&mut self, piece: &[u8]) {
+        let body = &piece[..piece.len().min(self.body_left)];
+        self.body_left -= body.len();
+        // What is left of the bytes fed before is at most one record cut by a piece's end.
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+        self.buf.extend_from_slice(body);
+    }
+
+    /// Parses the next record from the bytes fed: `NeedMore` when they end inside it (with
+    /// more to come; after the last piece that is `Truncated`). An `Err` ends the decode.
+    pub fn step(&mut self) -> Result<Step, DecodeError> {
+        assert!(!self.done, "no step after the digest");
+        let (complete, body_left) = (self.body_left == 0, self.body_left);
+        let mut r = Reader::new(&self.buf[self.pos..]);
+        let read = match self.nodes_left {
+            None => read_head(&mut r, body_left).map(Step::Head),
+            Some(0) => read_digest(&mut r, body_left).map(Step::Digest),
+            Some(_) => read_node(&mut r, &mut self.previous_acl)
+                .map(|(path, node)| Step::Node(Arc::from(path), node)),
+        };
+        let step = match read {
+            Err(DecodeError::Truncated { .. }) if !complete => return Ok(Step::NeedMore),
+            read => read?,
+        };
+        self.pos = self.buf.len() - r.remaining();
+        match &step {
+            Step::Head(head) => self.nodes_left = Some(head.node_count),
+            Step::Node(..) => self.nodes_left = self.nodes_left.map(|left| left - 1),
+            Step::Digest(_) => (self.done, self.buf, self.pos) = (true, Vec::new(), 0),
+            Step::NeedMore => unreachable!("returned above"),
+        }
+        Ok(step)
+    }
+}
+
+/// A snapshot's head (magic, version, zxid, sessions, node count); `body_left` body bytes
+/// follow what `r` holds.
+fn read_head(r: &mut Reader<'_>, body_left: usize) -> Result<SnapshotHead, DecodeError> {
     let magic = r.read_i32("snapshot magic")?;
     if magic != MAGIC {
         return Err(DecodeError::BadValue { what: "snapshot magic", value: magic as i64 });
@@ -226,42 +337,22 @@ pub fn open(bytes: &[u8]) -> Result<(SnapshotHead, NodeRecords<'_>), DecodeError
         return Err(DecodeError::BadValue { what: "snapshot version", value: version as i64 });
     }
     let zxid = Zxid(r.read_i64("snapshot zxid")?);
-    let sessions = read_sessions(&mut r)?;
+    let sessions = read_sessions(r)?;
     let count = r.read_i32("snapshot node count")?;
-    if count < 0 || (count as usize).saturating_mul(NODE_MIN_BYTES) > r.remaining() {
+    let room = r.remaining() + body_left;
+    if count < 0 || (count as usize).saturating_mul(NODE_MIN_BYTES) > room {
         return Err(DecodeError::BadLength { what: "snapshot node count", len: count as i64 });
     }
-    let node_count = count as usize;
-    let head = SnapshotHead { zxid, sessions, node_count };
-    Ok((head, NodeRecords { r, left: node_count, previous_acl: None }))
+    Ok(SnapshotHead { zxid, sessions, node_count: count as usize })
 }
 
-/// The node records of a snapshot, parsed one by one without a tree: the half of a decode that
-/// reads jute and allocates paths, data and ACLs (issue 16: restart time; the other half is
-/// [`TreeBuilder`]). Checks lengths, UTF-8 and kinds; the builder checks order and structure.
-pub struct NodeRecords<'a> {
-    r: Reader<'a>,
-    left: usize,
-    previous_acl: RawAcl<'a>,
-}
-
-impl<'a> NodeRecords<'a> {
-    /// The next node with its path, `None` after the last one; an `Err` ends the decode.
-    pub fn next_node(&mut self) -> Option<Result<(Arc<str>, ZNode), DecodeError>> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        let parsed = read_node(&mut self.r, &mut self.previous_acl);
-        Some(parsed.map(|(path, node)| (Arc::from(path), node)))
-    }
-
-    /// After the last node: the stored tree digest, which must end the body.
-    pub fn digest(mut self) -> Result<u64, DecodeError> {
-        assert_eq!(self.left, 0, "every node is read before the digest");
-        let digest = self.r.read_i64("snapshot digest")? as u64;
-        self.r.finish("snapshot")?;
-        Ok(digest)
+/// The stored digest after the last node, which must end the body (`body_left` more body
+/// bytes follow what `r` holds).
+fn read_digest(r: &mut Reader<'_>, body_left: usize) -> Result<u64, DecodeError> {
+    let digest = r.read_i64("snapshot digest")? as u64;
+    match r.remaining() + body_left {
+        0 => Ok(digest),
+        len => Err(DecodeError::TrailingBytes { what: "snapshot", len }),
     }
 }
 
@@ -331,11 +422,11 @@ fn read_sessions(r: &mut Reader<'_>) -> Result<Vec<(SessionId, i32)>, DecodeErro
 const NODE_MIN_BYTES: usize = 4 + 4 + 4 + 1 + 60;
 
 /// The encoded bytes of the last ACL list decoded, and the list.
-type RawAcl<'a> = Option<(&'a [u8], Arc<[Acl]>)>;
+type RawAcl = Option<(Box<[u8]>, Arc<[Acl]>)>;
 
 fn read_node<'a>(
     r: &mut Reader<'a>,
-    previous_acl: &mut RawAcl<'a>,
+    previous_acl: &mut RawAcl,
 ) -> Result<(&'a str, ZNode), DecodeError> {
     let path = r.read_str("node path")?;
     let data = r.read_buffer("node data")?;
@@ -353,7 +444,7 @@ fn read_node<'a>(
                 .ok_or(DecodeError::BadLength { what: "node ACL", len: -1 })?
                 .into();
             let used = start.len() - r.rest().len();
-            *previous_acl = Some((&start[..used], acl.clone()));
+            *previous_acl = Some((start[..used].into(), acl.clone()));
             acl
         }
     };

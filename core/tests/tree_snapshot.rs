@@ -3,7 +3,8 @@
 
 use proptest::prelude::*;
 use zkr_core::proto::error::DecodeError;
-use zkr_core::snapshot::{decode, encode, encode_in_pieces, encoded_len};
+use zkr_core::snapshot::{PieceChecksum, PieceDecoder, Snapshot, Step, TreeBuilder};
+use zkr_core::snapshot::{decode, decode_deferring_checks, encode, encode_in_pieces, encoded_len};
 use zkr_core::tree::DataTree;
 use zkr_core::txn::{CreateKind, LoggedTxn, Txn, TxnHeader};
 use zkr_core::types::{Acl, Id, SessionId, Zxid};
@@ -167,4 +168,57 @@ proptest! {
             snap.tree.invariants();
         }
     }
+}
+
+/// `decode_deferring_checks` with the body fed to a `PieceDecoder` in pieces of `piece` bytes
+/// and the checksum to a `PieceChecksum` beside it, as the server reads a snapshot file.
+fn decode_in_pieces(bytes: &[u8], piece: usize) -> Result<Snapshot, DecodeError> {
+    let (mut records, mut sum) =
+        (PieceDecoder::new(bytes.len())?, PieceChecksum::new(bytes.len())?);
+    let (mut builder, mut digest) = (None, None);
+    for p in bytes.chunks(piece) {
+        sum.feed(p);
+        records.feed(p);
+        while digest.is_none() {
+            match records.step()? {
+                Step::NeedMore => break,
+                Step::Head(head) => builder = Some(TreeBuilder::deferring_digest(head)),
+                Step::Node(path, node) => builder.as_mut().expect("head").push(path, node)?,
+                Step::Digest(d) => digest = Some(d),
+            }
+        }
+    }
+    sum.finish()?;
+    let digest = digest.ok_or(DecodeError::Truncated { what: "snapshot" })?;
+    builder.expect("a head before the digest").finish(digest)
+}
+
+/// Fed in pieces of any size, a snapshot decodes to what the whole bytes decode to, and
+/// damaged bytes (truncated, a byte flipped anywhere, resealed or not) are refused as the whole
+/// bytes are: a record cut by a piece's end is read again, never taken for the end.
+#[test]
+fn pieces_of_any_size_decode_as_the_whole() {
+    let bytes = encode(&sample_tree(), &[(SessionId(5), 30_000), (SessionId(7), 4_000)]);
+    let whole = decode_deferring_checks(&bytes).expect("decodes");
+    for piece in [1, 2, 3, 7, 8, 64, 100, bytes.len()] {
+        assert_eq!(decode_in_pieces(&bytes, piece).as_ref(), Ok(&whole), "pieces of {piece}");
+    }
+    let body = &bytes[..bytes.len() - 8];
+    for at in 0..body.len() {
+        for damaged in [body[..at].to_vec(), [body, &body[..at]].concat(), {
+            let mut flipped = body.to_vec();
+            flipped[at] ^= 0x41;
+            flipped
+        }] {
+            let damaged = reseal(&damaged);
+            let expected = zkr_core::snapshot::verify_checksum(&damaged)
+                .and_then(|()| decode_deferring_checks(&damaged));
+            for piece in [1, 5, 64] {
+                assert_eq!(decode_in_pieces(&damaged, piece), expected, "at {at}, pieces {piece}");
+            }
+        }
+    }
+    let mut unsealed = bytes.clone();
+    unsealed[30] ^= 1;
+    assert_eq!(decode_in_pieces(&unsealed, 16), Err(DecodeError::BadChecksum));
 }

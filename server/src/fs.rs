@@ -12,7 +12,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,18 @@ pub trait Fs: Send + Sync + std::fmt::Debug + 'static {
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>>;
     /// A whole file. `NotFound` when it does not exist.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// A whole file handed to `sink` in order, in pieces of at most `piece_len` bytes, without
+    /// holding it whole (a million-znode snapshot is 200 MB; issue 16). Stops at the first
+    /// error of `sink`. By default the file is read whole, then cut.
+    fn read_in_pieces(
+        &self,
+        path: &Path,
+        piece_len: usize,
+        sink: &mut dyn FnMut(Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let bytes = self.read(path)?;
+        bytes.chunks(piece_len).try_for_each(|piece| sink(piece.to_vec()))
+    }
     /// Creates a new file for writing; `AlreadyExists` if there is one.
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
     /// Creates a file for writing, truncating it if it exists (`File::create`).
@@ -100,6 +112,24 @@ impl Fs for OsFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn read_in_pieces(
+        &self,
+        path: &Path,
+        piece_len: usize,
+        sink: &mut dyn FnMut(Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        assert!(piece_len > 0, "a piece holds something");
+        let mut file = File::open(path)?;
+        loop {
+            let mut piece = Vec::with_capacity(piece_len);
+            let read = (&mut file).take(piece_len as u64).read_to_end(&mut piece)?;
+            if read == 0 {
+                return Ok(());
+            }
+            sink(piece)?;
+        }
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
@@ -262,6 +292,15 @@ impl Fs for FaultFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         OsFs.read(path)
+    }
+
+    fn read_in_pieces(
+        &self,
+        path: &Path,
+        piece_len: usize,
+        sink: &mut dyn FnMut(Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        OsFs.read_in_pieces(path, piece_len, sink)
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {

@@ -119,7 +119,7 @@ fn snapshots_are_written_in_the_background_and_the_log_rolls() {
     assert!(dir.0.join("version-2/log.65").exists(), "log rolled at zxid 101");
     let (_, recovered) =
         Storage::open(std::sync::Arc::new(zkr_server::fs::OsFs), &dir.0, &dir.0).unwrap();
-    assert_eq!(recovered.snapshot, Some((100, vec![7u8; 1 << 20])));
+    assert_eq!(recovered.snapshot_blob(&zkr_server::fs::OsFs), Some((100, vec![7u8; 1 << 20])));
     let zxids: Vec<i64> = recovered.txns.iter().map(|(z, _)| *z).collect();
     assert_eq!(zxids, (101..=200).collect::<Vec<_>>());
 }
@@ -153,7 +153,7 @@ fn truncation_and_purge_through_the_thread() {
     writer.shutdown().unwrap();
     let (_, recovered) =
         Storage::open(std::sync::Arc::new(zkr_server::fs::OsFs), &dir.0, &dir.0).unwrap();
-    assert_eq!(recovered.snapshot.as_ref().map(|s| s.0), Some(50));
+    assert_eq!(recovered.snapshot.as_ref().map(|s| s.zxid), Some(50));
     assert_eq!(
         recovered.txns,
         vec![(51, payload(51)), (52, payload(52)), (53, b"rewritten".to_vec())]

@@ -251,7 +251,7 @@ fn snapshot_plus_later_log() {
     }
     assert!(log_path(&dir.0, 6).exists(), "a new log file starts after a snapshot");
     let (_, recovered) = open(&dir.0).unwrap();
-    assert_eq!(recovered.snapshot, Some((5, b"state at 5".to_vec())));
+    assert_eq!(recovered.snapshot_blob(&zkr_server::fs::OsFs), Some((5, b"state at 5".to_vec())));
     assert_eq!(recovered.txns, expected(6..=8));
 }
 
@@ -265,7 +265,7 @@ fn a_snapshot_older_than_the_log_end_replays_the_rest() {
         append_all(&mut storage, 9..=9);
     }
     let (_, recovered) = open(&dir.0).unwrap();
-    assert_eq!(recovered.snapshot.map(|s| s.0), Some(5));
+    assert_eq!(recovered.snapshot.map(|s| s.zxid), Some(5));
     assert_eq!(recovered.txns, expected(6..=9));
 }
 
@@ -290,7 +290,7 @@ fn a_corrupt_newest_snapshot_falls_back_to_an_older_one() {
     bytes[middle] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
     let (_, recovered) = open(&dir.0).unwrap();
-    assert_eq!(recovered.snapshot, Some((3, b"state at 3".to_vec())));
+    assert_eq!(recovered.snapshot_blob(&zkr_server::fs::OsFs), Some((3, b"state at 3".to_vec())));
     assert_eq!(recovered.txns, expected(4..=8));
 }
 
@@ -344,14 +344,14 @@ fn purge_keeps_what_recovery_needs() {
     assert!(!log_path(&dir.0, 7).exists());
     drop(storage);
     let (_, recovered) = open(&dir.0).unwrap();
-    assert_eq!(recovered.snapshot.as_ref().map(|s| s.0), Some(17));
+    assert_eq!(recovered.snapshot.as_ref().map(|s| s.zxid), Some(17));
     assert_eq!(recovered.txns, expected(18..=20));
     // Even the oldest kept snapshot is enough: break the two newer ones.
     for zxid in [17, 14] {
         std::fs::write(snapshot_path(&dir.0, zxid), b"broken").unwrap();
     }
     let (_, recovered) = open(&dir.0).unwrap();
-    assert_eq!(recovered.snapshot, Some((11, b"snap 11".to_vec())));
+    assert_eq!(recovered.snapshot_blob(&zkr_server::fs::OsFs), Some((11, b"snap 11".to_vec())));
     assert_eq!(recovered.txns, expected(12..=20));
 }
 
@@ -368,7 +368,7 @@ fn truncate_after_drops_later_records_and_snapshots() {
         append_all(&mut storage, 8..=8);
     }
     let (mut storage, recovered) = open(&dir.0).unwrap();
-    assert_eq!(recovered.snapshot.as_ref().map(|s| s.0), Some(5));
+    assert_eq!(recovered.snapshot.as_ref().map(|s| s.zxid), Some(5));
     assert_eq!(recovered.txns, expected(6..=8));
     storage.truncate_after(3).unwrap();
     assert_eq!(storage.last_zxid(), 3);
@@ -394,7 +394,10 @@ fn installing_a_snapshot_ahead_of_the_log() {
         append_all(&mut storage, 101..=102);
     }
     let (_, recovered) = open(&dir.0).unwrap();
-    assert_eq!(recovered.snapshot, Some((100, b"leader state".to_vec())));
+    assert_eq!(
+        recovered.snapshot_blob(&zkr_server::fs::OsFs),
+        Some((100, b"leader state".to_vec()))
+    );
     assert_eq!(recovered.txns, expected(101..=102));
 }
 
@@ -423,7 +426,7 @@ fn separate_data_and_log_directories() {
     assert!(log_path(&logs.0, 3).exists());
     let (_, recovered) =
         Storage::open(std::sync::Arc::new(zkr_server::fs::OsFs), &data.0, &logs.0).unwrap();
-    assert_eq!(recovered.snapshot.map(|s| s.0), Some(2));
+    assert_eq!(recovered.snapshot.map(|s| s.zxid), Some(2));
     assert_eq!(recovered.txns, expected(3..=3));
 }
 
@@ -513,7 +516,7 @@ fn a_roll_ahead_switches_files_at_its_zxid() {
     assert_eq!(scan(1), (1..=109).collect::<Vec<_>>());
     assert_eq!(scan(110), (110..=120).collect::<Vec<_>>());
     let (_, recovered) = open(&dir.0).unwrap();
-    assert_eq!(recovered.snapshot, Some((100, b"at 100".to_vec())));
+    assert_eq!(recovered.snapshot_blob(&zkr_server::fs::OsFs), Some((100, b"at 100".to_vec())));
     assert_eq!(recovered.txns, expected(101..=120));
 }
 

@@ -185,8 +185,8 @@ impl std::error::Error for StorageError {
 /// What `Storage::open` found on disk.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
-    /// The newest valid snapshot: its zxid and blob.
-    pub snapshot: Option<(i64, Vec<u8>)>,
+    /// The newest valid snapshot file.
+    pub snapshot: Option<RecoveredSnapshot>,
     /// Every logged record with a zxid above the snapshot's, in zxid order.
     pub txns: Vec<(i64, Vec<u8>)>,
 }
@@ -196,9 +196,44 @@ impl Recovered {
     pub fn last_zxid(&self) -> i64 {
         match (self.txns.last(), &self.snapshot) {
             (Some((zxid, _)), _) => *zxid,
-            (None, Some((zxid, _))) => *zxid,
+            (None, Some(snapshot)) => snapshot.zxid,
             (None, None) => 0,
         }
+    }
+
+    /// The snapshot's zxid and whole blob, read again from its file (tests).
+    pub fn snapshot_blob(&self, fs: &dyn Fs) -> Option<(i64, Vec<u8>)> {
+        let snapshot = self.snapshot.as_ref()?;
+        Some((snapshot.zxid, snapshot.read_blob(fs).expect("the recovered snapshot reads")))
+    }
+}
+
+/// The snapshot file recovery chose: its framing and crc32c held when it was chosen (read in
+/// pieces); the blob is read again, in pieces, as it is decoded (`read_blob_in_pieces`), so a
+/// restart never holds it whole (issue 16: memory after a restart).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveredSnapshot {
+    /// The zxid in its name and header.
+    pub zxid: i64,
+    /// The file.
+    pub path: PathBuf,
+    /// The blob's length.
+    pub blob_len: usize,
+}
+
+impl RecoveredSnapshot {
+    /// The whole blob, checked again (the simulator's small trees; tests).
+    pub fn read_blob(&self, fs: &dyn Fs) -> Result<Vec<u8>, String> {
+        snap::read_snapshot(fs, &self.path, self.zxid)
+    }
+
+    /// The blob in pieces of at most 1 MiB, in order (`snap::read_blob_in_pieces`).
+    pub fn read_blob_in_pieces(
+        &self,
+        fs: &dyn Fs,
+        sink: &mut dyn FnMut(Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        snap::read_blob_in_pieces(fs, &self.path, self.blob_len, sink)
     }
 }
 

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::log::{self, ScanEnd};
-use super::{Recovered, StorageError, list_files, remove_file, snap, zxid_follows};
+use super::zxid_follows;
+use super::{Recovered, RecoveredSnapshot, StorageError, list_files, remove_file, snap};
 use crate::bugs::ShellBugs;
 use crate::fs::Fs;
 
@@ -18,7 +19,7 @@ pub(super) fn recover(
 ) -> Result<Recovered, StorageError> {
     remove_tmp_snapshots(fs, snap_dir)?;
     let snapshot = newest_valid_snapshot(fs, snap_dir)?;
-    let snap_zxid = snapshot.as_ref().map_or(0, |(zxid, _)| *zxid);
+    let snap_zxid = snapshot.as_ref().map_or(0, |s| s.zxid);
     let mut logs = list_files(fs, log_dir, "log")?;
     remove_newest_without_records(fs, log_dir, &mut logs)?;
     // The newest file starting at or before the snapshot holds the records right after it.
@@ -193,13 +194,13 @@ fn remove_tmp_snapshots(fs: &dyn Fs, snap_dir: &Path) -> Result<(), StorageError
 fn newest_valid_snapshot(
     fs: &dyn Fs,
     snap_dir: &Path,
-) -> Result<Option<(i64, Vec<u8>)>, StorageError> {
+) -> Result<Option<RecoveredSnapshot>, StorageError> {
     for (zxid, path) in list_files(fs, snap_dir, "snapshot")?.into_iter().rev() {
-        match snap::read_snapshot(fs, &path, zxid) {
-            Ok(blob) => {
+        match snap::check_snapshot_file(fs, &path, zxid) {
+            Ok(blob_len) => {
                 tracing::info!(path = %path.display(), zxid = %format!("{zxid:#x}"),
                     "loading snapshot");
-                return Ok(Some((zxid, blob)));
+                return Ok(Some(RecoveredSnapshot { zxid, path, blob_len }));
             }
             Err(what) => tracing::warn!(
                 path = %path.display(),

@@ -312,7 +312,7 @@ fn durable_zxids(disk: &SimFs, slot: usize) -> (i64, std::collections::BTreeSet<
     let dir = std::path::PathBuf::from(format!("/zkr/s{}", slot + 1));
     match zkr_server::storage::Storage::open(Arc::new(image), &dir, &dir) {
         Ok((_, recovered)) => {
-            let snap = recovered.snapshot.as_ref().map_or(0, |(z, _)| *z);
+            let snap = recovered.snapshot.as_ref().map_or(0, |s| s.zxid);
             (snap, recovered.txns.iter().map(|(z, _)| *z).collect())
         }
         Err(_) => (0, Default::default()),
