@@ -230,7 +230,7 @@ fn snapshot_seed(seed: u64) -> Result<(), String> {
         fs.crash(CrashKind::Process, &mut rng);
         drop(storage);
         let (storage, recovered) = open(&fs, ShellBugs::default())?;
-        restarted = recovered.snapshot.map(|(zxid, _)| zxid);
+        restarted = recovered.snapshot.map(|snap| snap.zxid);
         fs.crash(CrashKind::Power, &mut rng);
         drop(storage);
     } else {
@@ -238,15 +238,17 @@ fn snapshot_seed(seed: u64) -> Result<(), String> {
         drop(storage);
     }
     let (_, recovered) = open(&fs, ShellBugs::default())?;
-    let loaded = recovered.snapshot.as_ref().map(|(zxid, _)| *zxid);
+    let loaded = recovered.snapshot.as_ref().map(|snap| snap.zxid);
     if restarted.is_some() && restarted != loaded {
         return Err(format!(
             "a restarted server loaded {restarted:?}, after power loss {loaded:?}"
         ));
     }
-    let Some((snap_zxid, snap_blob)) = recovered.snapshot else {
+    let Some(snap) = recovered.snapshot else {
         return Err("no snapshot recovered".into());
     };
+    let snap_zxid = snap.zxid;
+    let snap_blob = snap.read_blob(&fs)?;
     if saved.is_ok() && snap_zxid != second {
         return Err(format!("the snapshot at {second} returned, yet {snap_zxid} was loaded"));
     }
@@ -570,9 +572,10 @@ fn truncate_seed(seed: u64, freeze: u64) -> Result<(), String> {
     let (_, recovered) = open(&fs, ShellBugs::default())?;
     // The snapshot stands for the history up to it; the records must continue it.
     let from = match &recovered.snapshot {
-        Some((zxid, bytes)) => {
+        Some(snap) => {
+            let zxid = &snap.zxid;
             let at = history.iter().position(|z| z == zxid).ok_or("unknown snapshot")?;
-            if *bytes != blob(*zxid) {
+            if snap.read_blob(&fs)? != blob(*zxid) {
                 return Err(format!("snapshot {zxid:#x} has other bytes"));
             }
             at + 1
