@@ -97,6 +97,36 @@ fn a_short_run_under_kills_pauses_and_partitions_is_valid_and_a_corrupted_copy_i
     assert!(ephemeral, "ephemerals in the workload");
     let events = history.events.iter().filter(|e| e.kind == Some(Kind::Event)).count();
     assert!(events > 0, "watch notifications recorded");
+    // Each op that got no reply is followed by its session's close, which `reattach.txt`
+    // says how it ended; a close completed `ok` is one a member answered.
+    let lost = history
+        .events
+        .iter()
+        .filter(|e| e.kind == Some(Kind::Info) && e.f != Some(zkr_jepsen::F::Close))
+        .count();
+    let reattaches = std::fs::read_to_string(out.join("reattach.txt")).expect("reattach log");
+    assert_eq!(reattaches.lines().count(), lost, "a line per lost session:\n{reattaches}");
+    let closed = reattaches.lines().filter(|l| l.contains(": closed after")).count();
+    let closes_ok = {
+        let mut after_info = std::collections::BTreeSet::new();
+        let mut ok = 0;
+        for e in &history.events {
+            match (e.kind, e.f) {
+                (Some(Kind::Info), Some(f)) if f != zkr_jepsen::F::Close => {
+                    after_info.insert(e.process);
+                }
+                (Some(Kind::Ok), Some(zkr_jepsen::F::Close)) => {
+                    ok += usize::from(after_info.contains(&e.process));
+                }
+                _ => {}
+            }
+        }
+        ok
+    };
+    assert_eq!(closed, closes_ok, "each close the log calls closed is ok in the history");
+    let (none, some) = (format!("lost sessions {lost}\n"), format!("lost sessions {lost} ("));
+    let counted = outcome.summary.contains(&none) || outcome.summary.contains(&some);
+    assert!(counted, "the summary counts them:\n{}", outcome.summary);
 
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let read = lines
@@ -142,12 +172,15 @@ impl Drop for RunDir {
 }
 
 /// One short `jepsen test` run on three servers of the `bugs` build with `zoo_cfg` lines and
-/// `faults`; returns whether it was valid, its summary, its history and its directory.
+/// `faults`, a fault every `interval_s` on average; returns whether it was valid, its summary,
+/// its history and its directory.
 fn short_run(
     name: &str,
     zoo_cfg: &[&str],
     faults: Vec<Fault>,
     secs: u64,
+    seed: u64,
+    interval_s: u64,
 ) -> (bool, String, History, RunDir) {
     let out = std::env::temp_dir().join(format!("zkr-jepsen-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
@@ -170,9 +203,9 @@ fn short_run(
     let options = TestOptions {
         clients: 5,
         duration: Duration::from_secs(secs),
-        seed: 11,
+        seed,
         faults,
-        fault_interval: Duration::from_secs(3),
+        fault_interval: Duration::from_secs(interval_s),
         keys: 3,
         session_timeout_ms: 4_000,
         call_timeout: Duration::from_secs(2),
@@ -184,16 +217,90 @@ fn short_run(
     (outcome.valid, outcome.summary, history, RunDir(out))
 }
 
+/// Writes an isolated leader acknowledged on its own: `ok` writes invoked after an
+/// `isolate-leader` fault began and completed before it ended, in the epoch of the newest
+/// reply before it began, where a later epoch also replied before it ended. The others elected
+/// that later leader without those writes (the isolated leader's proposals were held), so they
+/// are lost; a correct leader cannot acknowledge them (no follower could ack them before the
+/// heal, and a follower still following it at the heal leaves no quorum to elect another).
+/// It undercounts: followers that give the leader up before the heal but elect after it lose
+/// the writes too (runs reported without any such write were seen), so it only tells a run
+/// whose lost writes the checker must find.
+fn acknowledged_alone(history: &History) -> usize {
+    let epoch = |e: &zkr_jepsen::Event| {
+        e.zxid.filter(|z| *z > 0 && matches!(e.kind, Some(Kind::Ok | Kind::Fail))).map(|z| z >> 32)
+    };
+    let mut count = 0;
+    let isolations = history.faults().into_iter().filter(|f| f.name.starts_with("isolate-leader"));
+    for fault in isolations {
+        let events = &history.events;
+        let Some(old) = events[..fault.from].iter().filter_map(epoch).max() else { continue };
+        let window = &events[fault.from..=fault.to];
+        if !window.iter().filter_map(epoch).any(|e| e > old) {
+            continue;
+        }
+        // Each process has one op in flight: its last invoke is the one a completion ends.
+        let mut invoked: std::collections::BTreeMap<u64, zkr_jepsen::F> = Default::default();
+        for e in window {
+            match e.kind {
+                Some(Kind::Invoke) => {
+                    invoked.insert(e.process, e.f.expect("an invoke names its function"));
+                }
+                Some(Kind::Ok) => {
+                    let f = invoked.remove(&e.process);
+                    let write = f.is_some_and(|f| f.is_write() && f != zkr_jepsen::F::Close);
+                    count += usize::from(write && epoch(e) == Some(old));
+                }
+                _ => {}
+            }
+        }
+    }
+    count
+}
+
+/// How many runs with the bug may be made before the test gives up on hitting its window.
+const BUG_RUNS: u64 = 4;
+
+/// The mean time between isolations in the runs with and without the bug (each held 1-4 s).
+const BUG_INTERVAL_S: u64 = 4;
+
 /// The leader commits once its own copy is durable (`commit-after-one-ack`); cut off silently,
 /// it keeps acknowledging writes the others never see and elect past, so acknowledged writes
 /// are lost: the run must be reported. The same run without the bug must pass.
+///
+/// Whether a 12 s run opens the bug's window is up to the scheduler: the followers must give
+/// the isolated leader up (`syncLimit`, 1 s here) before the heal, or the held proposals reach
+/// them and nothing is lost. Under load they often do not: at load 19-32 (2026-12-04) two of
+/// six runs with seeds 11-16 were valid, each with isolations held 1.0-2.2 s and no new
+/// leader seen until after the heal; the 2026-12-03 failures (two of four at load ~37, ~20
+/// ops/s) were presumably the same. So the run is repeated with the next seed, at most
+/// [`BUG_RUNS`] times, until one is reported, with isolations held 1-4 s; if none is, the test
+/// fails, its message telling runs that never opened the window from runs whose history shows
+/// writes surely lost ([`acknowledged_alone`]) that the checker did not report.
 #[test]
 fn a_deliberate_bug_in_real_servers_is_reported_and_the_run_without_it_is_valid() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let bug = ["zkr.bugs=commit-after-one-ack"];
-    let (valid, summary, history, _bug_dir) =
-        short_run("bug", &bug, vec![Fault::IsolateLeader], 12);
-    assert!(!valid, "commit-after-one-ack under leader isolation is reported:\n{summary}");
+    let isolate = || vec![Fault::IsolateLeader];
+    let mut runs = Vec::new();
+    let (valid, summary, history, _bug_dir) = loop {
+        let seed = 11 + runs.len() as u64;
+        let name = format!("bug{seed}");
+        let run = short_run(&name, &bug, isolate(), 12, seed, BUG_INTERVAL_S);
+        let alone = acknowledged_alone(&run.2);
+        runs.push(format!("seed {seed}: valid {}, {alone} writes acknowledged alone", run.0));
+        if !run.0 || runs.len() as u64 == BUG_RUNS {
+            break run;
+        }
+    };
+    eprintln!("commit-after-one-ack runs: {runs:?}");
+    // A valid run with writes acknowledged alone had its lost writes missed by the checker
+    // (or never observed: an isolation healed as the run ends leaves no time to read them).
+    assert!(
+        !valid,
+        "commit-after-one-ack under leader isolation is reported within {BUG_RUNS} runs \
+         ({runs:?}):\n{summary}"
+    );
     // Lost acknowledged writes show as writes no order explains. A multi that failed against
     // the cut-off leader's state (seen in CI on 2026-12-03: BadVersion where the committed
     // history has NoNode) is named write linearizability too since the diagnosis keeps a
@@ -229,8 +336,12 @@ fn a_deliberate_bug_in_real_servers_is_reported_and_the_run_without_it_is_valid(
     assert!(epochs.len() >= 2, "a new leader served clients: {epochs:?}");
     let counted = format!("leader changes {} ({} epochs", epochs.len() - 1, epochs.len());
     assert!(summary.contains(&counted), "the summary says {counted}:\n{summary}");
-    let (valid, summary, _, _nobug_dir) = short_run("nobug", &[], vec![Fault::IsolateLeader], 12);
+    let (valid, summary, history, _nobug_dir) =
+        short_run("nobug", &[], isolate(), 12, 11, BUG_INTERVAL_S);
     assert!(valid, "the same run without the bug is valid:\n{summary}");
+    // The window's witness counts nothing a correct leader does.
+    let alone = acknowledged_alone(&history);
+    assert_eq!(alone, 0, "no write is acknowledged alone without the bug:\n{summary}");
 }
 
 /// Clock steps and drift (libfaketime) and slow or stalled disks (`zkr.diskFaultFile`) are
@@ -239,7 +350,7 @@ fn a_deliberate_bug_in_real_servers_is_reported_and_the_run_without_it_is_valid(
 fn clock_and_disk_faults_are_injected_recorded_and_survived() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let faults = vec![Fault::Clock, Fault::Disk];
-    let (valid, summary, history, _dir) = short_run("clock-disk", &[], faults, 12);
+    let (valid, summary, history, _dir) = short_run("clock-disk", &[], faults, 12, 11, 3);
     assert!(valid, "zkr is valid under clock and disk faults:\n{summary}");
     let names: Vec<String> = history.faults().into_iter().map(|f| f.name).collect();
     assert!(names.iter().any(|n| n.starts_with("clock n")), "a clock fault: {names:?}");

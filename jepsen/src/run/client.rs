@@ -15,6 +15,20 @@ use zkr_core::proto::jute::Reader;
 /// The largest reply frame accepted (ZooKeeper's default `jute.maxbuffer` is just under 1 MiB).
 const MAX_FRAME: usize = 16 << 20;
 
+/// What `open` says when the server answers the handshake with a refusal (timeout 0).
+const REFUSED: &str = "the server refused the session";
+
+/// Why a [`Client::reattach`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reattach {
+    /// The server answered with a refusal: its leader holds the session expired or closing
+    /// (ZooKeeper's client reports `SessionExpired`).
+    Expired,
+    /// No answer: the member is down, paused, cut off, electing (members close new
+    /// connections while they have no leader), or the call timed out.
+    Unreachable(String),
+}
+
 /// One session on one server.
 #[derive(Debug)]
 pub struct Client {
@@ -40,17 +54,22 @@ impl Client {
 
     /// Connects to `addr` and resumes session `session_id` (its password `passwd`), as a
     /// ZooKeeper client does after losing its connection; errs if the server refuses it
-    /// (expired, or not serving).
+    /// ([`Reattach::Expired`]) or does not answer ([`Reattach::Unreachable`]).
     pub fn reattach(
         addr: SocketAddr,
         timeout_ms: i32,
         io_timeout: Duration,
         session_id: i64,
         passwd: Vec<u8>,
-    ) -> Result<Client, String> {
-        let client = Client::open(addr, timeout_ms, io_timeout, session_id, passwd)?;
+    ) -> Result<Client, Reattach> {
+        let client = match Client::open(addr, timeout_ms, io_timeout, session_id, passwd) {
+            Ok(client) => client,
+            Err(e) if e == REFUSED => return Err(Reattach::Expired),
+            Err(e) => return Err(Reattach::Unreachable(e)),
+        };
         if client.session_id != session_id {
-            return Err(format!("asked for session {session_id}, got {}", client.session_id));
+            let got = client.session_id;
+            return Err(Reattach::Unreachable(format!("asked for {session_id}, got {got}")));
         }
         Ok(client)
     }
@@ -79,7 +98,7 @@ impl Client {
         let payload = read_frame(&mut stream)?;
         let response = codec::decode_connect_response(&payload).map_err(|e| format!("{e:?}"))?;
         if response.timeout_ms <= 0 {
-            return Err("the server refused the session".into());
+            return Err(REFUSED.into());
         }
         let (session_id, passwd) = (response.session_id, response.passwd);
         Ok(Client { stream, session_id, passwd, events: Vec::new() })

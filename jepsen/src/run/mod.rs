@@ -13,14 +13,15 @@
 //! ```
 //!
 //! A worker whose call fails or times out records the op `info` (it may or may not have taken
-//! effect), abandons the session (recorded as a `close` that never completes: it expires at a
-//! time nobody sees) and opens a new one as a new history process. The workload writes under
-//! its own root (`/jepsen-<id>`), so an attached ensemble's other data is never touched and
-//! the checker may start from an empty tree: registers `k0..`, created, set (often with the
-//! version last seen), deleted, read (some leaving a watch, whose notifications are recorded
-//! as `event` lines), checked with `exists`, synced and then read; sequential creates under
-//! `q`; ephemerals `e0..e2`, gone when their session closes (the workload closes sessions now
-//! and then); and multis over two registers.
+//! effect) and the session's `close`, which a thread of its own completes by reattaching to
+//! the session from a new connection and closing it (`close_lost`; the close's reply bounds
+//! when the lost op took effect), and goes on with a new session as a new history process.
+//! The workload writes under its own root (`/jepsen-<id>`), so an attached ensemble's other
+//! data is never touched and the checker may start from an empty tree: registers `k0..`,
+//! created, set (often with the version last seen), deleted, read (some leaving a watch, whose
+//! notifications are recorded as `event` lines), checked with `exists`, synced and then read;
+//! sequential creates under `q`; ephemerals `e0..e2`, gone when their session closes (the
+//! workload closes sessions now and then); and multis over two registers.
 
 pub mod client;
 pub mod cluster;
@@ -144,6 +145,8 @@ struct Run {
     started: Instant,
     next_process: AtomicU64,
     stop: AtomicBool,
+    /// How each lost session's reattach ended (`close_lost`), for `reattach.txt`.
+    reattaches: Mutex<Vec<String>>,
 }
 
 impl Run {
@@ -170,6 +173,7 @@ pub fn run(cluster: Cluster, options: &TestOptions) -> Result<Outcome, String> {
         started: Instant::now(),
         next_process: AtomicU64::new(1),
         stop: AtomicBool::new(false),
+        reattaches: Mutex::new(Vec::new()),
     });
     let addrs = cluster.addrs().to_vec();
     setup(&run, &addrs, options)?;
@@ -238,7 +242,9 @@ enum End {
 }
 
 /// One client: sessions one after another until the run stops.
-fn worker(run: &Run, addrs: &[SocketAddr], w: usize, options: &TestOptions) {
+fn worker(run: &Arc<Run>, addrs: &[SocketAddr], w: usize, options: &TestOptions) {
+    // Threads closing this worker's lost sessions (`close_lost`), joined at the end.
+    let mut closers = Vec::new();
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed.wrapping_mul(1000).wrapping_add(w as u64));
     let mut versions: BTreeMap<String, i32> = BTreeMap::new();
     let mut counter = 0u64;
@@ -294,49 +300,148 @@ fn worker(run: &Run, addrs: &[SocketAddr], w: usize, options: &TestOptions) {
             End::Stop | End::Close => {
                 let req = Request::CloseSession;
                 run.push(record::invoke(process, xid, &req, 0));
-                let kind = if c.call(xid, &req).is_ok() { Kind::Ok } else { Kind::Info };
+                // An error reply (SessionExpired: the session was marked closing) is no commit.
+                let answered = c.call(xid, &req).is_ok_and(|(h, _)| h.err == 0);
+                let kind = if answered { Kind::Ok } else { Kind::Info };
                 run.push(record::bare(process, kind, F::Close, Some(xid), None, 0));
             }
             End::Lost => {
-                // Close the session from a new connection, as a ZooKeeper client would: the
-                // leader takes a session's requests in order and refuses those of a closed
-                // session, so the op that got no reply took effect before the close's reply
-                // or never. The checker needs that bound: an op left pending until the end of
-                // the history may take effect anywhere, and every fault left a burst of them
-                // (one per client) that made the search of a long run thrash. A session that
-                // cannot be reached ends when it expires, at a time nobody observes: a close
-                // that never completes (so `info`), which lets its ephemerals vanish then.
-                let (session_id, passwd) = (c.session_id, c.passwd.clone());
-                drop(c);
-                // Members refuse sessions while they elect a leader: try them in turn until
-                // half the session's timeout has passed.
-                let first = rng.random_range(0..addrs.len());
-                let timeout = options.session_timeout_ms;
-                let half = u64::try_from(timeout).unwrap_or(0) / 2;
-                let give_up = Instant::now() + Duration::from_millis(half);
-                let mut reattached = None;
-                for i in 0.. {
-                    let addr = addrs[(first + i) % addrs.len()];
-                    let io = options.call_timeout;
-                    if let Ok(c) = Client::reattach(addr, timeout, io, session_id, passwd.clone()) {
-                        reattached = Some(c);
-                        break;
-                    }
-                    if Instant::now() >= give_up || run.stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
+                // Closed from a new connection, in the background, while this worker goes on
+                // with a new session (see `close_lost`).
                 let xid = xid + 1;
-                let req = Request::CloseSession;
-                run.push(record::invoke(process, xid, &req, 0));
-                let closed = reattached.is_some_and(|mut c| c.call(xid, &req).is_ok());
-                if closed {
-                    run.push(record::bare(process, Kind::Ok, F::Close, Some(xid), None, 0));
-                }
+                run.push(record::invoke(process, xid, &Request::CloseSession, 0));
+                let lost = Lost {
+                    process,
+                    xid,
+                    session_id: c.session_id,
+                    passwd: c.passwd.clone(),
+                    first: rng.random_range(0..addrs.len()),
+                    at: run.started.elapsed(),
+                };
+                drop(c);
+                let (run, addrs, options) = (run.clone(), addrs.to_vec(), options.clone());
+                closers.push(std::thread::spawn(move || close_lost(&run, &addrs, &options, lost)));
             }
         }
     }
+    for closer in closers {
+        let _ = closer.join();
+    }
+}
+
+/// A session whose call got no reply, to be closed from a new connection.
+struct Lost {
+    /// Its history process.
+    process: u64,
+    /// The xid its close is recorded with (its `invoke` is in the history already).
+    xid: i32,
+    session_id: i64,
+    passwd: Vec<u8>,
+    /// The member tried first (then the others in turn).
+    first: usize,
+    /// When the call was given up, since the run's start.
+    at: Duration,
+}
+
+/// How long after a loss a lost session is still tried, in session timeouts: a close that is
+/// answered settles it, and every new leader restarts each session's timeout, so once the
+/// faults' elections are over a member closes it well within this (the latest in a 150 s run
+/// under kill, pause and partition: 8.9 s after the loss, at 10 s sessions).
+const REATTACH_TIMEOUTS: u32 = 3;
+
+/// Closes a lost session as a ZooKeeper client would, from a new connection: the leader takes
+/// a session's requests in order and refuses those of a closed session, so the op that got no
+/// reply took effect before the close's reply or never. The checker needs that bound: an op
+/// left pending until the end of the history may take effect anywhere, and every fault leaves
+/// a burst of them (one per client) that makes the search of a long run thrash.
+///
+/// Members refuse connections while they elect a leader (and a killed, paused or cut-off
+/// member does not answer), and a leader that has lost its quorum without knowing it yet
+/// accepts the session but never answers the close, so the members are tried in turn,
+/// backing off from 100 ms to 1 s, until a close is answered or [`REATTACH_TIMEOUTS`]
+/// session timeouts have passed (once the run is over, half a timeout more at most: the
+/// nemesis has healed everything by then). A refusal (the session expired) does not stop the
+/// tries: a leader refuses a session once it marks it closing, before the closeSession
+/// commits, and if it loses its quorum first the next leader restores the session, which a
+/// later try then closes. A session refused to the end is recorded as
+/// docs/HISTORY-FORMAT.md says, its close completed `info` (`SessionExpired`): it may take
+/// effect (and its ephemerals go) at any time after the loss; taking the refusal as the
+/// close's completion would not be sound (docs/JEPSEN.md, "Lost ops"). The close's `invoke`
+/// is recorded at the loss, where the session may first expire. Each lost session is a line
+/// of `reattach.txt`.
+fn close_lost(run: &Run, addrs: &[SocketAddr], options: &TestOptions, lost: Lost) {
+    let timeout = options.session_timeout_ms;
+    let timeout_d = Duration::from_millis(u64::try_from(timeout).unwrap_or(0));
+    let lost_at = run.started + lost.at;
+    let over = run.started + options.duration + timeout_d / 2;
+    let give_up = (lost_at + timeout_d * REATTACH_TIMEOUTS).min(over.max(lost_at));
+    let (mut tries, mut unreachable, mut backoff) = (0u32, 0u32, Duration::from_millis(100));
+    let (mut unanswered_closes, mut refusals) = (0u32, 0u32);
+    let mut last_error = String::new();
+    let outcome = loop {
+        let addr = addrs[(lost.first + tries as usize) % addrs.len()];
+        tries += 1;
+        let io = options.call_timeout;
+        match Client::reattach(addr, timeout, io, lost.session_id, lost.passwd.clone()) {
+            Ok(mut c) => match c.call(lost.xid, &Request::CloseSession) {
+                // Only a reply without an error is the commit of the close.
+                Ok((h, _)) if h.err == 0 => {
+                    let (p, x) = (lost.process, Some(lost.xid));
+                    run.push(record::bare(p, Kind::Ok, F::Close, x, None, 0));
+                    break "closed";
+                }
+                // A session marked closing meanwhile is refused (SessionExpired), before
+                // its closeSession commits: as a refused reattach below.
+                Ok((h, _)) => {
+                    refusals += 1;
+                    last_error = format!("the close was refused with error {}", h.err);
+                }
+                // A member that accepts the session may be a leader that has lost its quorum
+                // and does not know it yet (cut off, or its followers killed): its close never
+                // commits, or commits with no reply. That close is lost like the op was, and
+                // the next reattach bounds both: a session still open after it is closed by
+                // a later close; one it closed is refused (and stays unbounded).
+                Err(e) => {
+                    unanswered_closes += 1;
+                    last_error = e;
+                }
+            },
+            // Not the end: the leader that refused may lose its quorum before the close
+            // commits, and the next one restores the session (a later try then closes it).
+            Err(client::Reattach::Expired) => {
+                refusals += 1;
+                last_error = "the reattach was refused (session expired)".to_string();
+            }
+            Err(client::Reattach::Unreachable(e)) => {
+                unreachable += 1;
+                last_error = e;
+            }
+        }
+        if Instant::now() + backoff >= give_up && refusals > 0 {
+            // Not `ok`: the refusal can precede the closeSession's commit (see
+            // docs/HISTORY-FORMAT.md), so the close, and the lost op, stay unbounded.
+            let (p, x) = (lost.process, Some(lost.xid));
+            run.push(record::bare(p, Kind::Info, F::Close, x, Some("SessionExpired"), 0));
+            break "refused as expired";
+        }
+        if Instant::now() + backoff >= give_up {
+            break "gave up";
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    };
+    let after = lost_at.elapsed().as_secs_f64();
+    let mut line = format!(
+        "{:8.3}s p{} session {:#x}: {outcome} after {after:.3}s, {tries} tries \
+         ({unreachable} unanswered, {unanswered_closes} closes unanswered, {refusals} refused)",
+        lost.at.as_secs_f64(),
+        lost.process,
+        lost.session_id
+    );
+    if !last_error.is_empty() {
+        line.push_str(&format!("; last error: {last_error}"));
+    }
+    run.reattaches.lock().expect("no panics while held").push(line);
 }
 
 /// The next request, or `None` to close the session: mostly reads and versioned sets of a
@@ -604,6 +709,9 @@ fn finish(run: &Run, options: &TestOptions, faults: &[String]) -> Result<Outcome
     };
     write("history.jsonl", &history.to_jsonl())?;
     write("faults.txt", &faults.join("\n"))?;
+    let mut reattaches = std::mem::take(&mut *run.reattaches.lock().expect("closers are done"));
+    reattaches.sort();
+    write("reattach.txt", &reattaches.join("\n"))?;
     let verdict = check(&history, &Options::default()).map_err(|e| e.to_string())?;
     let text = report::text(&history, &verdict);
     write("report.txt", &text)?;
@@ -621,12 +729,29 @@ fn finish(run: &Run, options: &TestOptions, faults: &[String]) -> Result<Outcome
         latency_line(&history.events, options.duration),
         leader_line(&history.events)
     );
+    summary.push_str(&lost_line(&reattaches));
     for line in faults {
         summary.push_str(&format!("  {line}\n"));
     }
     summary.push_str(&text);
     summary.push_str(&format!("history and reports in {}\n", options.out.display()));
     Ok(Outcome { valid: verdict.is_valid(), summary })
+}
+
+/// Lost sessions by how their reattach ended (`reattach.txt` has one line each).
+fn lost_line(reattaches: &[String]) -> String {
+    const ENDS: [&str; 5] =
+        ["closed", "close refused", "close got no reply", "refused as expired", "gave up"];
+    let mut ends: BTreeMap<&str, usize> = BTreeMap::new();
+    for line in reattaches {
+        let end = ENDS.into_iter().find(|end| line.contains(&format!(": {end} after")));
+        *ends.entry(end.unwrap_or("other")).or_default() += 1;
+    }
+    if reattaches.is_empty() {
+        return "lost sessions 0\n".to_string();
+    }
+    let ends: Vec<String> = ends.iter().map(|(end, n)| format!("{end} {n}")).collect();
+    format!("lost sessions {} ({}; see reattach.txt)\n", reattaches.len(), ends.join(", "))
 }
 
 /// Leader changes as the clients saw them: each new leader starts a new epoch, the high 32
@@ -705,6 +830,24 @@ mod tests {
             time: Some((seconds * 1e6) as u64),
             ..Event::default()
         }
+    }
+
+    /// Lost sessions are counted by how their close ended, as `close_lost` words it.
+    #[test]
+    fn lost_sessions_are_counted_by_how_their_close_ended() {
+        let lines: Vec<String> = [
+            "   1.000s p3 session 0x1: closed after 0.100s, 1 tries (0 unanswered, ...)",
+            "   1.000s p4 session 0x2: closed after 6.000s, 5 tries (3 unanswered, ...)",
+            "   2.000s p5 session 0x3: refused as expired after 3.000s, 3 tries (...)",
+            "   3.000s p6 session 0x4: gave up after 30.000s, 40 tries (40 unanswered, ...)",
+        ]
+        .map(String::from)
+        .to_vec();
+        let line = lost_line(&lines);
+        let expected =
+            "lost sessions 4 (closed 2, gave up 1, refused as expired 1; see reattach.txt)\n";
+        assert_eq!(line, expected);
+        assert_eq!(lost_line(&[]), "lost sessions 0\n");
     }
 
     /// Epochs are counted from ok and fail replies only (an invoke carries no zxid worth
