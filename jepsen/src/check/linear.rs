@@ -184,19 +184,36 @@ pub(crate) fn search_from(
 /// unknown outcome placed on the way there (partition op indices).
 pub(crate) type EndState = (Tree, Vec<usize>);
 
+/// What [`end_states_from`] found.
+pub(crate) enum Ends {
+    /// Every state an allowed order can end in (at most the cap).
+    States(Vec<EndState>),
+    /// No allowed order exists.
+    Fails,
+    /// More states than the cap, or the budget ran out.
+    Unknown,
+}
+
 /// Every state (up to `cap` of them) that an allowed order of all of `part`'s acknowledged
-/// ops can end in. `None` if there are more, the budget runs out, or no order exists.
-pub(crate) fn end_states(
+/// ops can end in, starting from `start` (default: the partition's declared initial nodes).
+pub(crate) fn end_states_from(
     part: &Partition,
+    start: Option<&Tree>,
     linearizable_reads: bool,
     budget: u64,
     cap: usize,
-) -> Option<Vec<EndState>> {
+) -> Ends {
     let mut s = Search::new(part, Relax::default(), linearizable_reads);
+    s.start = start.cloned();
     s.collect = Some((Vec::new(), cap));
     match s.run(budget) {
-        Outcome::Valid => s.collect.map(|(found, _)| found),
-        Outcome::Invalid(_) | Outcome::Unknown(_) => None,
+        Outcome::Valid => {
+            let (found, _) = s.collect.expect("collecting");
+            assert!(!found.is_empty(), "a valid search ends somewhere");
+            Ends::States(found)
+        }
+        Outcome::Invalid(_) => Ends::Fails,
+        Outcome::Unknown(_) => Ends::Unknown,
     }
 }
 
@@ -222,7 +239,7 @@ impl<'a> Search<'a> {
         by_inv.sort_by_key(|&i| (ops[i].inv, i));
         let preds = session_preds(ops, relax);
         let successor = successors(ops);
-        let (footprints, close_unnamed) = footprints(ops);
+        let (footprints, close_unnamed) = footprints(part);
         let must_total = by_ret.len();
         let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, op) in ops.iter().enumerate() {
@@ -791,27 +808,44 @@ impl<'a> Search<'a> {
     }
 }
 
+/// Per session: the ephemeral nodes its ops may create (as [`Touch::Node`] footprints), and
+/// whether one of them is sequential of unknown name.
+pub(crate) type Ephemerals = HashMap<u64, (Vec<(String, Touch)>, bool)>;
+
+/// The ephemerals the sessions of `ops` may create ([`Ephemerals`]): a sequential one by its
+/// name, or by its parent when the name is not known.
+pub(crate) fn ephemerals(ops: &[POp]) -> Ephemerals {
+    let mut out: Ephemerals = HashMap::new();
+    for op in ops {
+        for (path, named) in ephemeral_creates(&op.action) {
+            let (paths, unnamed) = out.entry(op.process).or_default();
+            if !paths.iter().any(|(p, _)| *p == path) {
+                paths.push((path, Touch::Node));
+            }
+            *unnamed |= !named;
+        }
+    }
+    out
+}
+
 /// Per op, the paths it depends on, and per `close`, whether its session may own an
 /// ephemeral of unknown name ([`Search::close_unnamed`]).
 ///
 /// A `close` removes its session's ephemerals: its footprint is the ephemeral paths its
-/// session creates in the partition (a sequential one by its name, or by its parent when the
-/// name is not known), each as a node (a read or a create there, or a listing of their
-/// parent, sees the difference). Ephemerals of other sessions it leaves alone.
-fn footprints(ops: &[POp]) -> (Vec<Vec<(String, Touch)>>, Vec<bool>) {
-    let mut ephemerals: HashMap<u64, Vec<(String, Touch)>> = HashMap::new();
-    let mut unnamed: HashMap<u64, bool> = HashMap::new();
-    for op in ops {
-        for (path, named) in ephemeral_creates(&op.action) {
-            let paths = ephemerals.entry(op.process).or_default();
-            if !paths.iter().any(|(p, _)| *p == path) {
-                paths.push((path, Touch::Node));
-            }
-            if !named {
-                unnamed.insert(op.process, true);
-            }
+/// session creates in the key group ([`Partition::ephemerals`] when `part` is a stretch of
+/// one: the creates may lie before the stretch, and a close whose footprint missed them would
+/// look idle and never be offered), each as a node (a read or a create there, or a listing
+/// of their parent, sees the difference). Ephemerals of other sessions it leaves alone.
+fn footprints(part: &Partition) -> (Vec<Vec<(String, Touch)>>, Vec<bool>) {
+    let ops = &part.ops;
+    let own;
+    let ephemerals = match &part.ephemerals {
+        Some(whole) => whole.as_ref(),
+        None => {
+            own = ephemerals(ops);
+            &own
         }
-    }
+    };
     let mut out = Vec::with_capacity(ops.len());
     let mut close_unnamed = vec![false; ops.len()];
     for (i, op) in ops.iter().enumerate() {
@@ -822,8 +856,9 @@ fn footprints(ops: &[POp]) -> (Vec<Vec<(String, Touch)>>, Vec<bool>) {
                     unreachable!("only a close has no footprint of its own")
                 };
                 assert_eq!(session, op.process, "a session closes itself");
-                out.push(ephemerals.get(&session).cloned().unwrap_or_default());
-                close_unnamed[i] = unnamed.get(&session).copied().unwrap_or(false);
+                let (paths, unnamed) = ephemerals.get(&session).cloned().unwrap_or_default();
+                out.push(paths);
+                close_unnamed[i] = unnamed;
             }
         }
     }
@@ -849,7 +884,7 @@ fn ephemeral_creates(action: &Action) -> Vec<(String, bool)> {
 }
 
 /// For each op of unknown outcome, its session's first acknowledged write invoked after it.
-fn successors(ops: &[POp]) -> Vec<Option<usize>> {
+pub(crate) fn successors(ops: &[POp]) -> Vec<Option<usize>> {
     let mut next_write: HashMap<u64, usize> = HashMap::new();
     let mut out = vec![None; ops.len()];
     // Ops are in invoke order; walk back so each sees the first later write of its session.

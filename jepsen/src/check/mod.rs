@@ -236,24 +236,8 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
                 unknown.push(text);
             }
             linear::Outcome::Invalid(failure) => {
-                let lin = options.linearizable_reads;
-                let budget = options.max_configs.min(WINDOW_BUDGET);
-                let violation = match window::smallest(part, &failure, lin, budget) {
-                    Some(w) => {
-                        // From the window's start state, earlier constraints are baked in: if
-                        // no relaxation frees the window, try the prefix from the beginning.
-                        let mut guarantee = diagnose_from(&w.part, w.start.as_ref(), lin, budget);
-                        if guarantee == Guarantee::WriteLinearizability && w.start.is_some() {
-                            let budget = budget / 4; // the prefix may be long
-                            guarantee = diagnose_from(&w.prefix, None, lin, budget);
-                        }
-                        explain_window(history, &ops, part, &w, guarantee)
-                    }
-                    None => {
-                        let guarantee = diagnose(history, &ops, part, options, budget);
-                        explain(history, &ops, part, &failure, guarantee)
-                    }
-                };
+                let resume = window::Resume::Checkpoints;
+                let violation = violation_of(history, &ops, part, &failure, options, resume);
                 violations.push(violation);
             }
         }
@@ -268,6 +252,40 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
         (true, false) => Validity::Unknown,
     };
     Ok(Verdict { validity, violations, unknown, stats })
+}
+
+/// The violation a key group whose search failed with `failure` breaks: its smallest
+/// failing window (searched as `resume` says), the guarantee named, explained.
+fn violation_of(
+    history: &History,
+    ops: &[Op],
+    part: &Partition,
+    failure: &linear::Failure,
+    options: &Options,
+    resume: window::Resume,
+) -> Violation {
+    let lin = options.linearizable_reads;
+    let budget = options.max_configs.min(WINDOW_BUDGET);
+    let Some(w) = window::smallest(part, lin, budget, resume) else {
+        let guarantee = diagnose(history, ops, part, options, budget);
+        return explain(history, ops, part, failure, guarantee);
+    };
+    // From the window's start state, earlier constraints are baked in: if no relaxation
+    // frees the window, look further back (a stale read, a session's earlier op).
+    let start = w.start.as_ref();
+    let mut guarantee = diagnose_from(&[(&w.part, start)], lin, budget);
+    if guarantee == Guarantee::WriteLinearizability && start.is_some() {
+        let budget = budget / 4; // the stretch may be long
+        for searches in window::look_back(part, &w) {
+            let searches: Vec<(&Partition, Option<&Tree>)> =
+                searches.iter().map(|(p, s)| (p, s.as_ref())).collect();
+            guarantee = diagnose_from(&searches, lin, budget);
+            if guarantee != Guarantee::WriteLinearizability {
+                break;
+            }
+        }
+    }
+    explain_window(history, ops, part, &w, guarantee)
 }
 
 fn has_indeterminate_sequential(part: &Partition) -> bool {
@@ -332,25 +350,28 @@ fn diagnose(
     Guarantee::WriteLinearizability
 }
 
-/// [`diagnose`] on a certified window (or the prefix it ends): the same relaxations, searched
-/// over the window's few ops from `start`, so naming the guarantee costs little however long
-/// the history.
-fn diagnose_from(part: &Partition, start: Option<&Tree>, lin: bool, budget: u64) -> Guarantee {
-    let passes = |part: &Partition, relax: Relax| {
+/// [`diagnose`] on a certified window (or a stretch before it): the same relaxations,
+/// searched over the window's few ops from its start state, so naming the guarantee costs
+/// little however long the history. A relaxation is named when its search passes from any of
+/// `searches` (each a partition and its start state, `None` for the initial one).
+fn diagnose_from(searches: &[(&Partition, Option<&Tree>)], lin: bool, budget: u64) -> Guarantee {
+    let passes = |part: &Partition, start: Option<&Tree>, relax: Relax| {
         matches!(linear::search_from(part, start, relax, lin, budget).0, linear::Outcome::Valid)
     };
     for (relax, guarantee) in relaxations(lin) {
-        if passes(part, relax) {
+        if searches.iter().any(|&(part, start)| passes(part, start, relax)) {
             return guarantee;
         }
     }
     // Multi atomicity: every multi split into independent pieces of unknown outcome.
     let is_multi = |p: &partition::POp| matches!(p.action, crate::model::Action::Multi(_));
-    if part.ops.iter().any(is_multi) {
-        let mut split = part.clone();
-        split.ops = (part.ops.iter()).flat_map(partition::POp::multi_pieces).collect();
-        if passes(&split, Relax::default()) {
-            return Guarantee::MultiAtomicity;
+    for &(part, start) in searches {
+        if part.ops.iter().any(is_multi) {
+            let mut split = part.clone();
+            split.ops = (part.ops.iter()).flat_map(partition::POp::multi_pieces).collect();
+            if passes(&split, start, Relax::default()) {
+                return Guarantee::MultiAtomicity;
+            }
         }
     }
     Guarantee::WriteLinearizability

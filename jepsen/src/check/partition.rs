@@ -60,6 +60,22 @@ pub(crate) struct Partition {
     pub ops: Vec<POp>,
     /// Declared initial nodes in scope: (path, data, version, cversion).
     pub initial: Vec<(String, String, i32, i32)>,
+    /// When this is a stretch of a key group (a window): the ephemerals the key group's
+    /// sessions may create, before the stretch too (a `close`'s footprint, see
+    /// `linear::footprints`). `None`: the ops here are the whole key group.
+    pub ephemerals: Option<std::sync::Arc<super::linear::Ephemerals>>,
+}
+
+impl Partition {
+    /// This partition without its ops (its scope, initial nodes and ephemerals).
+    pub(crate) fn clone_empty(&self) -> Partition {
+        Partition {
+            scope: self.scope.clone(),
+            ops: Vec::new(),
+            initial: self.initial.clone(),
+            ephemerals: self.ephemerals.clone(),
+        }
+    }
 }
 
 /// How partitioning treats ops (set by the diagnosis).
@@ -310,7 +326,12 @@ impl Plan {
         let mut part_of = |id: usize, uf: &mut UnionFind, shells: &mut Vec<Partition>| -> u32 {
             let root = uf.find(id);
             let p = *roots.entry(root).or_insert_with(|| {
-                let empty = Partition { scope: Scope::default(), ops: Vec::new(), initial: vec![] };
+                let empty = Partition {
+                    scope: Scope::default(),
+                    ops: Vec::new(),
+                    initial: vec![],
+                    ephemerals: None,
+                };
                 shells.push(empty);
                 shells.len() - 1
             });
