@@ -445,11 +445,59 @@ pub struct Header {
     /// Free text for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// What a `sync` reply's zxid says about where the sync took effect (absent: exact).
+    #[serde(default, skip_serializing_if = "SyncZxid::is_exact")]
+    pub sync_zxid: SyncZxid,
 }
 
 impl Default for Header {
     fn default() -> Self {
-        Header { zkr_history: FORMAT_VERSION, initial: Vec::new(), description: None }
+        Header {
+            zkr_history: FORMAT_VERSION,
+            initial: Vec::new(),
+            description: None,
+            sync_zxid: SyncZxid::Exact,
+        }
+    }
+}
+
+/// What the zxid of an acknowledged `sync` reply tells the checker (the header's `sync_zxid`).
+///
+/// Both meanings keep the guarantee a client relies on: a read issued after the sync sees every
+/// write completed before the sync began. They differ in what the sync's own reply says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncZxid {
+    /// The sync took effect just after its reply zxid, which is at or above every op completed
+    /// before the sync began: a sync whose zxid is below such an op is itself a violation. zkr
+    /// answers a sync this way on every member.
+    #[default]
+    Exact,
+    /// The reply zxid is only a lower bound of the state the session sees next; where the sync
+    /// took effect is bound by real time alone. Apache ZooKeeper's leader answers a sync of its
+    /// own client like a read, at the zxid its commit processor has applied, which may lag
+    /// COMMITs it has already sent and followers have already acknowledged to clients
+    /// (`Leader.tryToCommit` sends the COMMIT before handing the proposal to its own
+    /// `CommitProcessor`, which does not hold syncs: `matchSyncs` is false on the leader).
+    LowerBound,
+}
+
+impl SyncZxid {
+    /// True for the default, [`SyncZxid::Exact`].
+    pub fn is_exact(&self) -> bool {
+        *self == SyncZxid::Exact
+    }
+}
+
+impl std::str::FromStr for SyncZxid {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SyncZxid, String> {
+        match text {
+            "exact" => Ok(SyncZxid::Exact),
+            "lower-bound" => Ok(SyncZxid::LowerBound),
+            _ => Err(format!("{text:?}: the sync zxid is `exact` or `lower-bound`")),
+        }
     }
 }
 

@@ -38,6 +38,12 @@ enum Command {
         /// Search budget per key group (paths checked together), in configurations.
         #[arg(long, default_value_t = 2_000_000)]
         max_configs: u64,
+        /// What a sync's reply zxid means: `exact` (zkr: the sync took effect there, which is
+        /// at or above everything completed before it began) or `lower-bound` (Apache
+        /// ZooKeeper: its leader answers a sync like a read, so the zxid is only a floor for the
+        /// session's next replies). Default: the history header's `sync_zxid`, else `exact`.
+        #[arg(long)]
+        sync_zxid: Option<zkr_jepsen::history::SyncZxid>,
     },
     /// Write a generated history of a correct ZooKeeper to stdout (JSON lines).
     Generate {
@@ -267,7 +273,14 @@ fn out(text: &str) {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Test(args) => test(args),
-        Command::Check { file, html, linearizable_reads, ignore_read_zxids, max_configs } => {
+        Command::Check {
+            file,
+            html,
+            linearizable_reads,
+            ignore_read_zxids,
+            max_configs,
+            sync_zxid,
+        } => {
             let input = match std::fs::File::open(&file) {
                 Ok(input) => std::io::BufReader::new(input),
                 Err(e) => {
@@ -282,8 +295,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let options =
-                Options { linearizable_reads, use_read_zxids: !ignore_read_zxids, max_configs };
+            let use_read_zxids = !ignore_read_zxids;
+            let options = Options { linearizable_reads, use_read_zxids, max_configs, sync_zxid };
             let verdict = match check(&history, &options) {
                 Ok(v) => v,
                 Err(e) => {

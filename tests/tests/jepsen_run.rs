@@ -80,6 +80,8 @@ fn a_short_run_under_kills_pauses_and_partitions_is_valid_and_a_corrupted_copy_i
     assert!(faults.lines().count() >= 4, "faults were injected and healed:\n{faults}");
     let text = std::fs::read_to_string(out.join("history.jsonl")).expect("history");
     let history = History::parse(&text).expect("the recorded history parses");
+    let exact = zkr_jepsen::history::SyncZxid::Exact;
+    assert_eq!(history.header.sync_zxid, exact, "zkr's syncs are checked at full strength");
     assert!(!history.faults().is_empty(), "the faults are in the history as nemesis lines");
     let names: Vec<String> = history.faults().into_iter().map(|f| f.name).collect();
     assert!(!names.iter().any(|n| n.contains("not injected")), "all injected: {names:?}");
@@ -539,6 +541,9 @@ fn a_short_run_against_apache_zookeeper_is_valid() {
     assert!(outcome.valid, "Apache ZooKeeper passes:\n{}", outcome.summary);
     let text = std::fs::read_to_string(out.join("history.jsonl")).expect("history");
     let history = History::parse(&text).expect("the recorded history parses");
+    // Not zkr (`srvr` says so): a sync's zxid is a lower bound (docs/JEPSEN.md).
+    let lower_bound = zkr_jepsen::history::SyncZxid::LowerBound;
+    assert_eq!(history.header.sync_zxid, lower_bound, "Apache's leader answers syncs as reads");
     let names: Vec<String> = history.faults().into_iter().map(|f| f.name).collect();
     for kind in ["kill ", "pause ", "partition "] {
         assert!(names.iter().any(|n| n.starts_with(kind)), "a {kind}fault: {names:?}");

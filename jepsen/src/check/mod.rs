@@ -25,7 +25,7 @@ mod watch;
 mod window;
 mod zxid;
 
-use crate::history::{History, HistoryError, Op};
+use crate::history::{History, HistoryError, Op, SyncZxid};
 use crate::model::Tree;
 use linear::Relax;
 use partition::{Partition, Split};
@@ -40,11 +40,21 @@ pub struct Options {
     pub use_read_zxids: bool,
     /// Search budget per key group, in configurations; beyond it the verdict is unknown.
     pub max_configs: u64,
+    /// What a sync's reply zxid means; `None`: what the history's header says.
+    pub sync_zxid: Option<SyncZxid>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { linearizable_reads: false, use_read_zxids: true, max_configs: 2_000_000 }
+        let max_configs = 2_000_000;
+        Options { linearizable_reads: false, use_read_zxids: true, max_configs, sync_zxid: None }
+    }
+}
+
+impl Options {
+    /// What a sync's reply zxid means for `history`: the option, else the header's.
+    pub fn sync_zxid_of(&self, history: &History) -> SyncZxid {
+        self.sync_zxid.unwrap_or(history.header.sync_zxid)
     }
 }
 
@@ -194,7 +204,9 @@ pub fn check(history: &History, options: &Options) -> Result<Verdict, HistoryErr
     let ops = history.validated_ops()?;
     let mut violations = zxid::check(history, &ops, options);
     violations.extend(watch::check(history, &ops, options));
-    let split = Split { use_read_zxids: options.use_read_zxids, multi_not_atomic: false };
+    let sync_zxid = options.sync_zxid_of(history);
+    let split =
+        Split { use_read_zxids: options.use_read_zxids, multi_not_atomic: false, sync_zxid };
     // Key groups are built one at a time and dropped once checked (see `partition::Plan`).
     let mut plan = partition::Plan::new(history, &ops, split);
     let mut stats = Stats { ops: ops.len(), ..Stats::default() };
@@ -337,7 +349,9 @@ fn diagnose(
     // Multi atomicity: split every multi into independent indeterminate pieces.
     let has_multi = part.ops.iter().any(|p| matches!(p.action, crate::model::Action::Multi(_)));
     if has_multi {
-        let split = Split { use_read_zxids: options.use_read_zxids, multi_not_atomic: true };
+        let sync_zxid = options.sync_zxid_of(history);
+        let split =
+            Split { use_read_zxids: options.use_read_zxids, multi_not_atomic: true, sync_zxid };
         let pieces = partition::partitions(history, ops, split);
         let mine = |p: &Partition| p.scope.paths.iter().any(|x| part.scope.paths.contains(x));
         let all_pass = pieces.iter().filter(|p| mine(p)).all(|p| {

@@ -13,7 +13,7 @@
 //! and session order are preserved inside every partition.
 
 use crate::history::{CreateMode, Event, F, History, Op, Outcome, SubOp, definite_error};
-use crate::history::{SubResult, parent};
+use crate::history::{SubResult, SyncZxid, parent};
 use crate::model::{self, Action, Reply, Scope, sequence_number};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -85,6 +85,16 @@ pub(crate) struct Split {
     pub use_read_zxids: bool,
     /// Split every multi into independent indeterminate sub-ops (diagnosis only).
     pub multi_not_atomic: bool,
+    /// What a sync's reply zxid means. With [`SyncZxid::Exact`] a sync is placed just after
+    /// it, and after every op completed before the sync began. With [`SyncZxid::LowerBound`]
+    /// and read zxids, syncs are left out of the search: the zxid checks ([`super::zxid`])
+    /// hold each read after a sync at or above every acknowledged write completed before the
+    /// sync began, and at or above the sync's zxid; in the search the sync would add only
+    /// session order, or, bound by real time to the reads and failed writes completed before
+    /// it (observations pinned at their zxids), an order a lagging leader does not keep.
+    /// Without read zxids a sync stays in the search, unpinned, after every op completed
+    /// before it began: the reads after it cannot be checked otherwise.
+    pub sync_zxid: SyncZxid,
 }
 
 struct UnionFind {
@@ -563,12 +573,17 @@ enum Converted {
 }
 
 /// Turns a paired op into partition ops; `None` drops it (it cannot matter: a failed op with
-/// an error that says nothing about the tree, or an indeterminate query).
+/// an error that says nothing about the tree, an indeterminate query, or a sync whose zxid is
+/// a lower bound, which the zxid checks handle: [`Split::sync_zxid`]).
 fn convert(history: &History, op: &Op, facts: &Facts, split: Split) -> Option<Converted> {
     let req = history.request(op);
     let reply = history.reply(op);
     let zxid = reply.and_then(|r| r.zxid);
     let query = model::is_query(op.f);
+    let exact_sync = split.sync_zxid == SyncZxid::Exact;
+    if op.f == F::Sync && !exact_sync && split.use_read_zxids {
+        return None; // the zxid checks hold the session's reads to it (see `Split::sync_zxid`)
+    }
     let outcome = match op.outcome {
         Outcome::Ok => model::Outcome::Ok {
             reply: std::sync::Arc::new(reply_facts(reply.expect("ok has a reply"))),
@@ -583,11 +598,10 @@ fn convert(history: &History, op: &Op, facts: &Facts, split: Split) -> Option<Co
     };
     let must = op.outcome != Outcome::Info;
     let pure = query || op.f == F::Sync || op.outcome == Outcome::Fail;
+    let pinned = if op.f == F::Sync { exact_sync } else { split.use_read_zxids || !query };
     let key = match (op.outcome, zxid) {
         (Outcome::Ok, Some(z)) if !pure => Some((z, 0, op.id)),
-        (Outcome::Ok | Outcome::Fail, Some(z)) if split.use_read_zxids || !query => {
-            Some((z, 1, op.id))
-        }
+        (Outcome::Ok | Outcome::Fail, Some(z)) if pinned => Some((z, 1, op.id)),
         _ => None,
     };
     let base = POp {

@@ -685,7 +685,7 @@ mod tests {
         let ops = history.validated_ops().expect("well formed");
         // A small budget keeps the diagnosis's relaxed searches short (the same for both).
         let options = Options { max_configs: 20_000, ..Options::default() };
-        let split = partition::Split { use_read_zxids: true, multi_not_atomic: false };
+        let split = partition::Split { use_read_zxids: true, ..partition::Split::default() };
         let mut out = Vec::new();
         for part in partition::partitions(history, &ops, split) {
             let budget = options.max_configs;

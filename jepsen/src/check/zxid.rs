@@ -9,13 +9,17 @@
 //!   write that completed before the sync began;
 //! - with `linearizable_reads`, a read is at or above every write completed before it began.
 //!
+//! A sync's own reply zxid is held to the sync rule only with [`SyncZxid::Exact`]; with
+//! [`SyncZxid::LowerBound`] (Apache ZooKeeper, whose leader answers a sync like a read) it only
+//! raises what the session must see next, and the reads after the sync are checked as before.
+//!
 //! Read zxids are used only with `use_read_zxids` (the reply zxid of a read must be the
 //! serving server's last applied zxid, as in ZooKeeper). These checks see across partitions,
 //! which the per-partition search cannot.
 
 use super::explain::short;
 use super::{Explanation, Guarantee, Options, Violation, window_of};
-use crate::history::{F, History, Op, Outcome};
+use crate::history::{F, History, Op, Outcome, SyncZxid};
 use crate::report::describe_op;
 use std::collections::BTreeMap;
 
@@ -32,7 +36,8 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
     };
     duplicates(history, ops, &zx, &mut out);
     let floors = realtime(history, ops, options, &zx, &mut out);
-    sessions(history, ops, &zx, &floors, &mut out);
+    let exact_sync = options.sync_zxid_of(history) == SyncZxid::Exact;
+    sessions(history, ops, &zx, &floors, exact_sync, &mut out);
     out
 }
 
@@ -171,12 +176,15 @@ fn realtime(
     floor_write
 }
 
-/// Per session, in issue order: FIFO writes, monotone reads, reads after sync.
+/// Per session, in issue order: FIFO writes, monotone reads, reads after sync. With
+/// `exact_sync` a sync's own zxid is held to the sync rule too (it is where the sync took
+/// effect); without, it is a lower bound of what the session sees next, nothing more.
 fn sessions(
     history: &History,
     ops: &[Op],
     zx: &dyn Fn(&Op) -> Option<i64>,
     floors: &Floors,
+    exact_sync: bool,
     out: &mut Vec<Violation>,
 ) {
     let mut by_session: BTreeMap<u64, Vec<&Op>> = BTreeMap::new();
@@ -195,7 +203,8 @@ fn sessions(
             }
             let Some(z) = zx(op) else { continue };
             let is_write = op.f.is_write() && op.outcome == Outcome::Ok;
-            if !is_write
+            let bound_by_sync = !is_write && (exact_sync || op.f != F::Sync);
+            if bound_by_sync
                 && let Some((fz, w, s)) = sync_floor
                 && z < fz
             {

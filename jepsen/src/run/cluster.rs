@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use super::netns::NetNs;
 use super::proxy::Proxy;
+use crate::history::SyncZxid;
 
 /// How a member's process is started.
 #[derive(Clone, Debug)]
@@ -252,6 +253,26 @@ impl Cluster {
             !self.members.get(*i).is_some_and(|m| m.paused)
                 && four_letter(self.addrs[*i], "srvr").contains("Mode: leader")
         })
+    }
+
+    /// What the servers' sync replies mean for the checker: exact for zkr (our own binary, or
+    /// members whose `srvr` version says `-zkr-`); a lower bound for anything else, which is
+    /// taken to be Apache ZooKeeper (its leader answers a sync like a read: docs/JEPSEN.md).
+    /// A server that does not say (`srvr` refused) gets the weaker reading.
+    pub fn sync_zxid(&self) -> SyncZxid {
+        if matches!(self.launch, Some(Launch::Zkr(_))) {
+            return SyncZxid::Exact;
+        }
+        let version = |addr: &SocketAddr| {
+            let text = four_letter(*addr, "srvr");
+            text.lines().find_map(|l| l.strip_prefix("Zookeeper version: ")).map(str::to_owned)
+        };
+        let versions: Vec<String> = self.addrs.iter().filter_map(version).collect();
+        if !versions.is_empty() && versions.iter().all(|v| v.contains("-zkr-")) {
+            SyncZxid::Exact
+        } else {
+            SyncZxid::LowerBound
+        }
     }
 
     /// True if member `i`'s process is running (not killed; maybe paused).

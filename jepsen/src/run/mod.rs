@@ -40,7 +40,7 @@ use rand_chacha::ChaCha8Rng;
 use zkr_core::proto::client::{OpCode, Request};
 use zkr_core::types::Acl;
 
-use crate::history::{Event, F, Header, History, Kind, Phase};
+use crate::history::{Event, F, Header, History, Kind, Phase, SyncZxid};
 use crate::{Options, check, record, report};
 use client::Client;
 use cluster::Cluster;
@@ -177,6 +177,7 @@ pub fn run(cluster: Cluster, options: &TestOptions) -> Result<Outcome, String> {
     });
     let addrs = cluster.addrs().to_vec();
     setup(&run, &addrs, options)?;
+    let sync_zxid = cluster.sync_zxid();
     let cluster = Arc::new(Mutex::new(cluster));
     let workers: Vec<_> = (0..options.clients)
         .map(|w| {
@@ -190,7 +191,7 @@ pub fn run(cluster: Cluster, options: &TestOptions) -> Result<Outcome, String> {
         let _ = w.join();
     }
     drop(cluster);
-    finish(&run, options, &faults)
+    finish(&run, options, &faults, sync_zxid)
 }
 
 /// Creates the run's root and the queue parent, recorded as process 0's ops.
@@ -697,11 +698,17 @@ fn nemesis_line(fault: &str, phase: Phase) -> Event {
 }
 
 /// Writes the history, checks it, writes the reports; returns the verdict and the summary.
-fn finish(run: &Run, options: &TestOptions, faults: &[String]) -> Result<Outcome, String> {
+/// The history's header says what the servers' sync replies mean (`sync_zxid`), so that
+/// `jepsen check` of the file later gives the same verdict.
+fn finish(
+    run: &Run,
+    options: &TestOptions,
+    faults: &[String],
+    sync_zxid: SyncZxid,
+) -> Result<Outcome, String> {
     let events = std::mem::take(&mut *run.events.lock().expect("workers are done"));
     let description = Some(format!("jepsen test, seed {}, root {}", options.seed, run.root));
-    let header =
-        Header { zkr_history: crate::history::FORMAT_VERSION, description, ..Header::default() };
+    let header = Header { description, sync_zxid, ..Header::default() };
     let history = History { header, events };
     let write = |name: &str, text: &str| {
         let path = options.out.join(name);
@@ -732,6 +739,12 @@ fn finish(run: &Run, options: &TestOptions, faults: &[String]) -> Result<Outcome
     summary.push_str(&lost_line(&reattaches));
     for line in faults {
         summary.push_str(&format!("  {line}\n"));
+    }
+    if sync_zxid == SyncZxid::LowerBound {
+        summary.push_str(
+            "sync reply zxids checked as lower bounds (not zkr: Apache ZooKeeper's leader \
+             answers a sync like a read; see docs/JEPSEN.md)\n",
+        );
     }
     summary.push_str(&text);
     summary.push_str(&format!("history and reports in {}\n", options.out.display()));
