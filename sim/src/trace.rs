@@ -48,7 +48,12 @@ impl Trace {
     /// folded into one multiply: the same hash for a quarter of the multiplies.
     fn mix_u64(&mut self, v: u64) {
         let used = 8 - (v.leading_zeros() / 8) as usize;
-        self.mix(&v.to_le_bytes()[..used]);
+        let mut rest = v;
+        for _ in 0..used {
+            self.hash ^= rest & 0xff;
+            self.hash = self.hash.wrapping_mul(FNV_PRIME);
+            rest >>= 8;
+        }
         self.hash = self.hash.wrapping_mul(FNV_PRIME_POW[8 - used]);
     }
 
