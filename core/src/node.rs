@@ -276,6 +276,17 @@ impl Node {
         std::mem::replace(&mut self.shared.outputs, Vec::with_capacity(room))
     }
 
+    /// Like [`Node::take_outputs`], for a shell that reuses one list (the simulator): the
+    /// outputs are swapped into `spare`, which must be empty, and the node keeps `spare`'s
+    /// room for the next step, so a step allocates no list. Room beyond `OUTPUTS_ROOM_MAX`
+    /// is given back, as `take_outputs` would not reserve it.
+    pub fn swap_outputs(&mut self, spare: &mut Vec<Output>) {
+        assert!(spare.is_empty(), "the spare list was carried out before it is reused");
+        spare.shrink_to(OUTPUTS_ROOM_MAX);
+        std::mem::swap(&mut self.shared.outputs, spare);
+        assert!(self.shared.outputs.is_empty(), "the node starts its next step with no outputs");
+    }
+
     /// The data tree (read-only; for admin commands, snapshots and the simulator).
     pub fn tree(&self) -> &DataTree {
         &self.shared.tree

@@ -6,7 +6,7 @@
 //!          in a slab (`EventQueue`)
 //!     │ pop
 //!     ▼
-//!   handle(Ev) ──▶ Node::step(Input) ──▶ take_outputs() ──▶ run_outputs: io::ready::Executor
+//!   handle(Ev) ──▶ Node::step(Input) ──▶ swap_outputs() ──▶ run_outputs: io::ready::Executor
 //!     │                                     over SimShell: network sends, disk appends + fsyncs
 //!     ├─ after every node step: commit/digest hooks (invariants::agreement, ::digest)
 //!     ├─ crash: disk loses its unsynced tail, links break (invariants::durability, ::acked)
@@ -275,6 +275,8 @@ pub struct Sim {
     pub(crate) open_partition: Option<String>,
     /// Crashes injected at protocol points so far (`Swarm::point_crash`): routine and delicate.
     pub(crate) point_crashes: (u32, u32),
+    /// The outputs list every step reuses (`Node::swap_outputs`); empty between steps.
+    spare_outputs: Vec<Output>,
 }
 
 /// A point in Zab where a crash tests the durability argument: right after the output that
@@ -462,6 +464,7 @@ impl Sim {
             leaders: BTreeMap::new(),
             point_crashes: (0, 0),
             open_partition: None,
+            spare_outputs: Vec::new(),
         }
     }
 
@@ -624,10 +627,14 @@ impl Sim {
         if slot.steps % FULL_CHECK_EVERY_STEPS == 0 {
             node.check_full();
         }
-        let outputs = node.take_outputs();
+        // One list serves every step (`spare_outputs`): a nested step (none today) would
+        // find it taken and use a new one.
+        let mut outputs = std::mem::take(&mut self.spare_outputs);
+        node.swap_outputs(&mut outputs);
         self.heard_by_leader(n, conn);
         self.check_expiries(n, &outputs);
-        self.run_outputs(n, outputs);
+        self.run_outputs(n, &mut outputs);
+        self.spare_outputs = outputs;
         self.after_step(n);
     }
 
@@ -738,7 +745,7 @@ impl Sim {
 
     /// Carries out a step's outputs through the one executor of the output contract
     /// (`zkr_core::io::ready`); a crash armed for mid-step cuts them short before a random one.
-    fn run_outputs(&mut self, n: usize, outputs: Vec<Output>) {
+    fn run_outputs(&mut self, n: usize, outputs: &mut Vec<Output>) {
         let cut = if self.nodes[n].crash_mid_step && !outputs.is_empty() {
             Some(self.rng.random_range(0..outputs.len()))
         } else {
@@ -747,7 +754,7 @@ impl Sim {
         let inc = self.nodes[n].inc;
         let mut executor = std::mem::take(&mut self.nodes[n].executor);
         let mut shell = SimShell { sim: self, n, next: 0, cut, halted: false };
-        executor.run_sync(outputs, &mut shell);
+        executor.run_sync_from(outputs, &mut shell);
         // A crash gave the slot a fresh executor for its next incarnation: keep that one.
         if self.nodes[n].inc == inc {
             self.nodes[n].executor = executor;

@@ -230,9 +230,7 @@ impl Executor {
     /// Carries out a step's outputs (`Node::take_outputs`) until they are all done or a disk
     /// write is pending. The previous plan must be finished.
     pub fn run(&mut self, outputs: Vec<Output>, fx: &mut impl Effects) -> Progress {
-        assert!(!self.waiting, "a new plan while a disk write is pending");
-        assert!(self.outputs.is_empty(), "a new plan before the last one finished");
-        self.closed.clear();
+        self.start();
         self.outputs = outputs.into();
         self.resume(fx)
     }
@@ -242,6 +240,28 @@ impl Executor {
         let progress = self.run(outputs, fx);
         assert_eq!(progress, Progress::Done, "a synchronous shell left a disk write pending");
         assert!(self.outputs.is_empty(), "the plan was carried out or dropped");
+    }
+
+    /// Like `run_sync`, for a shell that reuses one list (`Node::swap_outputs`): `outputs` is
+    /// carried out and left empty with its room, so a step allocates no list. (Its buffer
+    /// serves as the queue meanwhile: `VecDeque::from` a `Vec` and back move no element.)
+    pub fn run_sync_from(&mut self, outputs: &mut Vec<Output>, fx: &mut impl Effects) {
+        self.start();
+        let own = std::mem::replace(&mut self.outputs, VecDeque::from(std::mem::take(outputs)));
+        let progress = self.resume(fx);
+        *outputs = Vec::from(std::mem::replace(&mut self.outputs, own));
+        assert_eq!(progress, Progress::Done, "a synchronous shell left a disk write pending");
+        assert!(self.outputs.is_empty() && outputs.is_empty(), "the plan was carried out");
+    }
+
+    /// A new plan may start: the last one is finished.
+    fn start(&mut self) {
+        assert!(!self.waiting, "a new plan while a disk write is pending");
+        assert!(self.outputs.is_empty(), "a new plan before the last one finished");
+        // Nearly every plan closes no connection: leave the empty set alone.
+        if !self.closed.is_empty() {
+            self.closed.clear();
+        }
     }
 
     /// The pending disk write is durable: the stages after it may go on (`resume`).
@@ -556,6 +576,36 @@ mod tests {
         shell.halt_after = None;
         executor.run_sync(vec![peer(5)], &mut shell);
         assert_eq!(shell.seen.last(), Some(&Seen::AppendsEnd));
+    }
+
+    /// `run_sync_from` carries out what `run_sync` does, in the same order, and leaves the
+    /// reused list empty with its room; a crash in the middle drops the rest of the plan
+    /// there too, and a pending write is refused as by `run_sync`.
+    #[test]
+    fn run_sync_from_does_what_run_sync_does_and_keeps_the_list() {
+        let plan = || vec![persist(1, 1), peer(2), epochs(1), client(3), persist(1, 2), peer(4)];
+        for halt_after in [None, Some(3)] {
+            let mut by_value = Recorder::new(Written::Done);
+            by_value.halt_after = halt_after;
+            Executor::new().run_sync(plan(), &mut by_value);
+            let mut reused = Recorder::new(Written::Done);
+            reused.halt_after = halt_after;
+            let mut list = plan();
+            let room = list.capacity();
+            let mut executor = Executor::new();
+            executor.run_sync_from(&mut list, &mut reused);
+            assert_eq!(reused.seen, by_value.seen, "halt after {halt_after:?}");
+            assert!(list.is_empty() && list.capacity() == room, "the list keeps its room");
+            list.push(peer(5));
+            reused.halt_after = None;
+            executor.run_sync_from(&mut list, &mut reused);
+            assert_eq!(reused.seen.last(), Some(&Seen::AppendsEnd), "the next plan runs");
+        }
+        let pending = std::panic::catch_unwind(|| {
+            let mut list = vec![epochs(1), peer(2)];
+            Executor::new().run_sync_from(&mut list, &mut Recorder::new(Written::Pending));
+        });
+        assert!(pending.is_err(), "a synchronous shell must finish its writes");
     }
 
     /// A log read follows the appends before it: they are handed over first, so a shell that
