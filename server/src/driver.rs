@@ -242,6 +242,9 @@ fn check_tree_in_background(tree: zkr_core::tree::DataTree) -> Result<(), String
             std::process::exit(70);
         }
         tracing::info!(check_ms = began.elapsed().as_millis(), "loaded tree invariants hold");
+        // The check's tables and the tree it held (the replay copied what it changed) are freed.
+        drop(tree);
+        crate::memory::give_back_freed_memory_soon();
     };
     let spawned = std::thread::Builder::new().name("zkr-treecheck".into()).spawn(check);
     spawned.map(drop).map_err(|e| format!("cannot start the tree check: {e}"))
@@ -466,6 +469,9 @@ impl Driver {
             StorageEvent::SnapshotSaved { zxid } => {
                 tracing::info!("snapshot 0x{zxid:x} saved");
                 self.snapshot_running = false;
+                // The snapshot's pieces and the tree it held (copied where writes came since)
+                // are freed: given back even if no request follows (issue 16).
+                crate::memory::give_back_freed_memory_soon();
             }
             StorageEvent::SnapshotFailed { zxid, error } => {
                 tracing::warn!("snapshot 0x{zxid:x} failed: {error}; older snapshots remain");

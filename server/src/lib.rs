@@ -11,6 +11,7 @@ pub mod env;
 pub mod epochs;
 pub mod fs;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod peer_net;
@@ -86,6 +87,8 @@ impl Server {
             znodes = node.tree().node_count(),
             "recovered"
         );
+        // What recovery read, copied and decoded is freed: give it back (`memory`'s doc).
+        memory::give_back_freed_memory_soon();
         let bind = SocketAddr::new(cfg.client_port_address, cfg.client_port);
         let listener = net::TcpListener::bind(bind)
             .await
