@@ -30,7 +30,7 @@
 use super::partition::{POp, Partition};
 use crate::model::{Action, ModelRelax, Touch, Tree};
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// Constraints the diagnosis may switch off, to name the guarantee a history breaks.
@@ -580,9 +580,12 @@ impl<'a> Search<'a> {
         loop {
             let mut progress = false;
             let keyed_next = self.next_keyed(kptr).filter(|&k| self.part.ops[k].pure);
-            let unkeyed = (0..self.unkeyed_pure.len()).map(|j| self.unkeyed_pure[j]);
-            let pool: Vec<usize> = keyed_next.into_iter().chain(unkeyed).collect();
-            for i in pool {
+            // By position, not a collected list (an allocation per round): `set` below
+            // needs `self` mutably. `None` stands for `keyed_next`.
+            for j in std::iter::once(None).chain((0..self.unkeyed_pure.len()).map(Some)) {
+                let Some(i) = j.map_or(keyed_next, |j| Some(self.unkeyed_pure[j])) else {
+                    continue;
+                };
                 if self.blocker(i, kptr, rptr).is_some() {
                     continue;
                 }
@@ -924,7 +927,8 @@ fn ephemeral_creates(action: &Action) -> Vec<(String, bool)> {
 
 /// For each op of unknown outcome, its session's first acknowledged write invoked after it.
 pub(crate) fn successors(ops: &[POp]) -> Vec<Option<usize>> {
-    let mut next_write: HashMap<u64, usize> = HashMap::new();
+    // By session: a few, so a BTreeMap finds one without hashing.
+    let mut next_write: BTreeMap<u64, usize> = BTreeMap::new();
     let mut out = vec![None; ops.len()];
     // Ops are in invoke order; walk back so each sees the first later write of its session.
     for i in (0..ops.len()).rev() {
@@ -951,7 +955,7 @@ fn session_preds(ops: &[POp], relax: Relax) -> Vec<Preds> {
     // Per session: the latest write-class op, the latest query, the latest write-class op
     // that is not a sync.
     type Last = (Option<usize>, Option<usize>, Option<usize>);
-    let mut last: HashMap<u64, Last> = HashMap::new();
+    let mut last: BTreeMap<u64, Last> = BTreeMap::new();
     let mut preds = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         let (last_write, last_query, last_change) =

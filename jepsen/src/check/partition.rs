@@ -15,7 +15,7 @@
 use crate::history::{CreateMode, Event, F, History, Op, Outcome, SubOp, definite_error};
 use crate::history::{SubResult, SyncZxid, parent};
 use crate::model::{self, Action, Reply, Scope, sequence_number};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One op as placed in a partition.
 #[derive(Clone, Debug)]
@@ -257,7 +257,7 @@ fn sub_ops(req: &Event) -> Vec<SubRef<'_>> {
 }
 
 /// Registers `path` in the union-find (once) and returns its number.
-fn register(index: &mut BTreeMap<String, usize>, uf: &mut UnionFind, path: &str) -> usize {
+fn register(index: &mut HashMap<String, usize>, uf: &mut UnionFind, path: &str) -> usize {
     if let Some(&id) = index.get(path) {
         return id;
     }
@@ -304,7 +304,9 @@ impl Plan {
     /// keeps only where each piece goes; [`Plan::build`] converts a key group's ops again.
     pub(crate) fn new(history: &History, ops: &[Op], split: Split) -> Plan {
         let facts = facts(history, ops);
-        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        // Looked up for every path of every op: hashed, not ordered (the key groups are
+        // made below in path order all the same).
+        let mut index: HashMap<String, usize> = HashMap::new();
         let mut uf = UnionFind { parent: Vec::new() };
         // Per converted op, in order: a path of it that is registered (its partition's member).
         let mut homes: Vec<u32> = Vec::new();
@@ -365,7 +367,9 @@ impl Plan {
             });
             u32::try_from(p).expect("fewer than 2^32 key groups")
         };
-        for (path, &id) in &index {
+        let mut by_path: Vec<(&String, usize)> = index.iter().map(|(p, &id)| (p, id)).collect();
+        by_path.sort_unstable();
+        for (path, id) in by_path {
             let p = part_of(id, &mut uf, &mut shells) as usize;
             shells[p].scope.paths.insert(path.clone());
             if facts.children_observed.contains(path) {
@@ -542,7 +546,7 @@ impl POp {
 
 /// The number of the first of `action`'s paths ([`action_paths`], in that order) that is in
 /// `index`, without copying the paths.
-fn registered_home(action: &Action, index: &BTreeMap<String, usize>) -> Option<usize> {
+fn registered_home(action: &Action, index: &HashMap<String, usize>) -> Option<usize> {
     match action {
         Action::Create { path, name, mode, .. } => {
             if mode.is_sequential() {
@@ -853,7 +857,7 @@ mod tests {
             Action::Sync,
             Action::Close { session: 3 },
         ];
-        let index: BTreeMap<String, usize> =
+        let index: HashMap<String, usize> =
             [("/a", 0), ("/a/b", 1), ("/q", 2)].map(|(p, i)| (p.to_string(), i)).into();
         let mut found = 0;
         for action in &actions {
