@@ -29,7 +29,8 @@
 
 use super::partition::{POp, Partition};
 use crate::model::{Action, ModelRelax, Touch, Tree};
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// Constraints the diagnosis may switch off, to name the guarantee a history breaks.
@@ -131,10 +132,10 @@ struct Search<'a> {
     /// Whether session order and real time bound ops of unknown outcome (off when the
     /// diagnosis relaxes either).
     deadlines: bool,
-    preds: Vec<Vec<usize>>,
+    preds: Vec<Preds>,
     /// Per op, the paths it depends on ([`crate::model::footprint`]); a `close` depends on
     /// the ephemerals its session may own here ([`footprints`]).
-    footprints: Vec<Vec<(String, Touch)>>,
+    footprints: Footprints<'a>,
     /// Per `close` of unknown outcome: whether its session may own an ephemeral whose name
     /// is not in its footprint (a sequential one of unknown name), so that only placing the
     /// close can tell whether it removes anything.
@@ -540,7 +541,7 @@ impl<'a> Search<'a> {
         if self.lin[i] {
             return Some(Block::Placed);
         }
-        if let Some(&p) = self.preds[i].iter().find(|&&p| !self.lin[p]) {
+        if let Some(p) = self.preds[i].iter().find(|&p| !self.lin[p]) {
             return Some(Block::Session(p));
         }
         if op.key.is_some()
@@ -579,9 +580,12 @@ impl<'a> Search<'a> {
         loop {
             let mut progress = false;
             let keyed_next = self.next_keyed(kptr).filter(|&k| self.part.ops[k].pure);
-            let unkeyed = (0..self.unkeyed_pure.len()).map(|j| self.unkeyed_pure[j]);
-            let pool: Vec<usize> = keyed_next.into_iter().chain(unkeyed).collect();
-            for i in pool {
+            // By position, not a collected list (an allocation per round): `set` below
+            // needs `self` mutably. `None` stands for `keyed_next`.
+            for j in std::iter::once(None).chain((0..self.unkeyed_pure.len()).map(Some)) {
+                let Some(i) = j.map_or(keyed_next, |j| Some(self.unkeyed_pure[j])) else {
+                    continue;
+                };
                 if self.blocker(i, kptr, rptr).is_some() {
                     continue;
                 }
@@ -703,7 +707,7 @@ impl<'a> Search<'a> {
 
     /// Whether ops `i` and `j` may not commute ([`crate::model::footprints_conflict`]).
     fn conflict(&self, i: usize, j: usize) -> bool {
-        crate::model::footprints_conflict(&self.footprints[i], &self.footprints[j])
+        crate::model::footprints_conflict(self.footprints.of(i), self.footprints.of(j))
     }
 
     /// Whether op `i` is a `close` of unknown outcome that would change nothing in `state`:
@@ -717,8 +721,8 @@ impl<'a> Search<'a> {
         if op.must || self.close_unnamed[i] || self.relax.model.ephemerals {
             return false;
         }
-        let owned = |(path, _): &(String, Touch)| state.owner(path) == Some(session);
-        !self.footprints[i].iter().any(owned)
+        let owned = |(path, _): &(Cow<str>, Touch)| state.owner(path) == Some(session);
+        !self.footprints.of(i).iter().any(owned)
     }
 
     /// Whether placing acknowledged write `k` puts op `i` (of unknown outcome) out of time.
@@ -836,33 +840,71 @@ pub(crate) fn ephemerals(ops: &[POp]) -> Ephemerals {
 /// one: the creates may lie before the stretch, and a close whose footprint missed them would
 /// look idle and never be offered), each as a node (a read or a create there, or a listing
 /// of their parent, sees the difference). Ephemerals of other sessions it leaves alone.
-fn footprints(part: &Partition) -> (Vec<Vec<(String, Touch)>>, Vec<bool>) {
+fn footprints(part: &Partition) -> (Footprints<'_>, Vec<bool>) {
     let ops = &part.ops;
-    let own;
-    let ephemerals = match &part.ephemerals {
-        Some(whole) => whole.as_ref(),
-        None => {
-            own = ephemerals(ops);
-            &own
-        }
-    };
-    let mut out = Vec::with_capacity(ops.len());
+    // Computed only for a partition with a close: most have none.
+    let mut own: Option<Ephemerals> = None;
+    let mut out = Footprints { paths: Vec::with_capacity(ops.len()), ends: Vec::new() };
+    out.ends.reserve_exact(ops.len());
     let mut close_unnamed = vec![false; ops.len()];
     for (i, op) in ops.iter().enumerate() {
         match crate::model::footprint(&op.action) {
-            Some(f) => out.push(f.into_iter().map(|(p, t)| (p.to_string(), t)).collect()),
+            Some(f) => out.paths.extend(f.into_iter().map(|(p, t)| (Cow::Borrowed(p), t))),
             None => {
                 let Action::Close { session } = op.action else {
                     unreachable!("only a close has no footprint of its own")
                 };
                 assert_eq!(session, op.process, "a session closes itself");
-                let (paths, unnamed) = ephemerals.get(&session).cloned().unwrap_or_default();
-                out.push(paths);
-                close_unnamed[i] = unnamed;
+                let ephemerals = match &part.ephemerals {
+                    Some(whole) => whole.as_ref(),
+                    None => own.get_or_insert_with(|| ephemerals(ops)),
+                };
+                if let Some((paths, unnamed)) = ephemerals.get(&session) {
+                    let paths = paths.iter().map(|(p, t)| (Cow::Owned(p.clone()), *t));
+                    out.paths.extend(paths);
+                    close_unnamed[i] = *unnamed;
+                }
             }
         }
+        out.ends.push(u32::try_from(out.paths.len()).expect("fewer than 2^32 footprint paths"));
     }
+    assert_eq!(out.ends.len(), ops.len(), "a footprint per op");
     (out, close_unnamed)
+}
+
+/// Every op's footprint in one list (one allocation for a partition, not one or more per
+/// op): op `i`'s paths are `paths[ends[i - 1]..ends[i]]`, borrowed from its action, or
+/// copied for a `close` (its session's ephemerals).
+struct Footprints<'a> {
+    paths: Vec<(Cow<'a, str>, Touch)>,
+    ends: Vec<u32>,
+}
+
+impl<'a> Footprints<'a> {
+    fn of(&self, i: usize) -> &[(Cow<'a, str>, Touch)] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.paths[start..self.ends[i] as usize]
+    }
+}
+
+/// The ops of its session that must precede an op ([`session_preds`]): at most two, in the
+/// order they are checked (held inline: a vector per op cost an allocation for each).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Preds([Option<usize>; 2]);
+
+impl Preds {
+    fn of(ops: impl IntoIterator<Item = usize>) -> Preds {
+        let mut out = Preds::default();
+        for (n, p) in ops.into_iter().enumerate() {
+            assert!(n < 2, "at most two predecessors");
+            out.0[n] = Some(p);
+        }
+        out
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().flatten().copied()
+    }
 }
 
 /// The ephemeral nodes an action may create: (its path, or its parent's when its name is not
@@ -885,7 +927,8 @@ fn ephemeral_creates(action: &Action) -> Vec<(String, bool)> {
 
 /// For each op of unknown outcome, its session's first acknowledged write invoked after it.
 pub(crate) fn successors(ops: &[POp]) -> Vec<Option<usize>> {
-    let mut next_write: HashMap<u64, usize> = HashMap::new();
+    // By session: a few, so a BTreeMap finds one without hashing.
+    let mut next_write: BTreeMap<u64, usize> = BTreeMap::new();
     let mut out = vec![None; ops.len()];
     // Ops are in invoke order; walk back so each sees the first later write of its session.
     for i in (0..ops.len()).rev() {
@@ -908,21 +951,22 @@ pub(crate) fn successors(ops: &[POp]) -> Vec<Option<usize>> {
 /// With `relax.sync`, a read need not follow its session's syncs (only what they follow): a
 /// sync's reply zxid pins it in the zxid order, so a read below that zxid is stale because of
 /// the sync, and the diagnosis should say so.
-fn session_preds(ops: &[POp], relax: Relax) -> Vec<Vec<usize>> {
+fn session_preds(ops: &[POp], relax: Relax) -> Vec<Preds> {
     // Per session: the latest write-class op, the latest query, the latest write-class op
     // that is not a sync.
     type Last = (Option<usize>, Option<usize>, Option<usize>);
-    let mut last: HashMap<u64, Last> = HashMap::new();
+    let mut last: BTreeMap<u64, Last> = BTreeMap::new();
     let mut preds = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         let (last_write, last_query, last_change) =
             last.get(&op.process).copied().unwrap_or_default();
         let relaxed = if op.query { relax.read_session } else { relax.write_session };
-        let mut mine = Vec::new();
-        if !relaxed {
-            mine.extend(if op.query && relax.sync { last_change } else { last_write });
-            mine.extend(last_query);
-        }
+        let mine = if relaxed {
+            Preds::default()
+        } else {
+            let write = if op.query && relax.sync { last_change } else { last_write };
+            Preds::of(write.into_iter().chain(last_query))
+        };
         preds.push(mine);
         if op.must && !matches!(op.action, Action::Close { .. }) {
             let entry = last.entry(op.process).or_default();
@@ -942,7 +986,7 @@ fn session_preds(ops: &[POp], relax: Relax) -> Vec<Vec<usize>> {
             if matches!(op.action, Action::Close { .. }) {
                 let (last_write, last_query, _) =
                     last.get(&op.process).copied().unwrap_or_default();
-                preds[i] = last_write.into_iter().chain(last_query).filter(|&p| p != i).collect();
+                preds[i] = Preds::of(last_write.into_iter().chain(last_query).filter(|&p| p != i));
             }
         }
     }

@@ -15,7 +15,7 @@
 use crate::history::{CreateMode, Event, F, History, Op, Outcome, SubOp, definite_error};
 use crate::history::{SubResult, SyncZxid, parent};
 use crate::model::{self, Action, Reply, Scope, sequence_number};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One op as placed in a partition.
 #[derive(Clone, Debug)]
@@ -149,19 +149,19 @@ fn facts(history: &History, ops: &[Op]) -> Facts {
         let shows_existence = reply.is_some_and(|r| op.f != F::Exists || r.stat.is_some());
         for sub in sub_ops(req) {
             if shows_existence && sub.f != F::Create {
-                see(&sub.path);
+                see(sub.path);
             }
-            match sub.f {
-                F::Delete => {
-                    children_observed.insert(sub.path.clone());
-                }
+            let observed = match sub.f {
+                F::Delete | F::Children => Some(sub.path),
                 F::Create if sub.mode.unwrap_or_default().is_sequential() => {
-                    children_observed.insert(parent(&sub.path).unwrap_or("/").to_string());
+                    Some(parent(sub.path).unwrap_or("/"))
                 }
-                F::Children => {
-                    children_observed.insert(sub.path.clone());
-                }
-                _ => {}
+                _ => None,
+            };
+            if let Some(path) = observed
+                && !children_observed.contains(path)
+            {
+                children_observed.insert(path.to_string());
             }
         }
         if let Some(reply) = reply {
@@ -223,15 +223,33 @@ fn join(parent: &str, child: &str) -> String {
     if parent == "/" { format!("/{child}") } else { format!("{parent}/{child}") }
 }
 
+/// A [`SubOp`] borrowed from the history (converting an op copies its strings once, into
+/// its action, instead of into a `SubOp` first).
+#[derive(Clone, Copy)]
+struct SubRef<'e> {
+    f: F,
+    path: &'e str,
+    data: Option<&'e str>,
+    version: Option<i32>,
+    mode: Option<CreateMode>,
+}
+
+impl<'e> From<&'e SubOp> for SubRef<'e> {
+    fn from(sub: &'e SubOp) -> SubRef<'e> {
+        let (f, path, data) = (sub.f, sub.path.as_str(), sub.data.as_deref());
+        SubRef { f, path, data, version: sub.version, mode: sub.mode }
+    }
+}
+
 /// The request as a list of sub-operations (one for a plain op).
-fn sub_ops(req: &Event) -> Vec<SubOp> {
+fn sub_ops(req: &Event) -> Vec<SubRef<'_>> {
     match req.f {
-        Some(F::Multi) => req.ops().clone().unwrap_or_default(),
+        Some(F::Multi) => req.ops().iter().flatten().map(SubRef::from).collect(),
         Some(F::Close) | None => Vec::new(),
-        Some(f) => vec![SubOp {
+        Some(f) => vec![SubRef {
             f,
-            path: req.path.clone().unwrap_or_default(),
-            data: req.data.clone(),
+            path: req.path.as_deref().unwrap_or_default(),
+            data: req.data.as_deref(),
             version: req.version,
             mode: req.mode,
         }],
@@ -239,7 +257,7 @@ fn sub_ops(req: &Event) -> Vec<SubOp> {
 }
 
 /// Registers `path` in the union-find (once) and returns its number.
-fn register(index: &mut BTreeMap<String, usize>, uf: &mut UnionFind, path: &str) -> usize {
+fn register(index: &mut HashMap<String, usize>, uf: &mut UnionFind, path: &str) -> usize {
     if let Some(&id) = index.get(path) {
         return id;
     }
@@ -286,7 +304,9 @@ impl Plan {
     /// keeps only where each piece goes; [`Plan::build`] converts a key group's ops again.
     pub(crate) fn new(history: &History, ops: &[Op], split: Split) -> Plan {
         let facts = facts(history, ops);
-        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        // Looked up for every path of every op: hashed, not ordered (the key groups are
+        // made below in path order all the same).
+        let mut index: HashMap<String, usize> = HashMap::new();
         let mut uf = UnionFind { parent: Vec::new() };
         // Per converted op, in order: a path of it that is registered (its partition's member).
         let mut homes: Vec<u32> = Vec::new();
@@ -347,7 +367,9 @@ impl Plan {
             });
             u32::try_from(p).expect("fewer than 2^32 key groups")
         };
-        for (path, &id) in &index {
+        let mut by_path: Vec<(&String, usize)> = index.iter().map(|(p, &id)| (p, id)).collect();
+        by_path.sort_unstable();
+        for (path, id) in by_path {
             let p = part_of(id, &mut uf, &mut shells) as usize;
             shells[p].scope.paths.insert(path.clone());
             if facts.children_observed.contains(path) {
@@ -524,7 +546,7 @@ impl POp {
 
 /// The number of the first of `action`'s paths ([`action_paths`], in that order) that is in
 /// `index`, without copying the paths.
-fn registered_home(action: &Action, index: &BTreeMap<String, usize>) -> Option<usize> {
+fn registered_home(action: &Action, index: &HashMap<String, usize>) -> Option<usize> {
     match action {
         Action::Create { path, name, mode, .. } => {
             if mode.is_sequential() {
@@ -629,7 +651,7 @@ fn convert(history: &History, op: &Op, facts: &Facts, split: Split) -> Option<Co
     }
     let subs = sub_ops(req);
     let names = created_names(op, reply, &subs);
-    let actions: Vec<Action> = subs.iter().zip(&names).map(|(s, n)| to_action(s, n)).collect();
+    let actions: Vec<Action> = subs.into_iter().zip(names).map(|(s, n)| to_action(s, n)).collect();
     if op.f == F::Multi {
         return Some(convert_multi(base, actions, facts, split));
     }
@@ -764,27 +786,27 @@ fn footprint(action: &Action, facts: &Facts) -> Vec<String> {
     paths
 }
 
-fn created_names(op: &Op, reply: Option<&Event>, subs: &[SubOp]) -> Vec<Option<String>> {
+fn created_names(op: &Op, reply: Option<&Event>, subs: &[SubRef]) -> Vec<Option<String>> {
     let ok = op.outcome == Outcome::Ok;
     let reply = reply.filter(|_| ok);
     match op.f {
         F::Multi => {
-            let results: Vec<SubResult> =
-                reply.and_then(|r| r.results().clone()).unwrap_or_default();
+            let results: &[SubResult] =
+                reply.and_then(|r| r.results().as_deref()).unwrap_or_default();
             (0..subs.len()).map(|i| results.get(i).and_then(|r| r.name.clone())).collect()
         }
         _ => vec![reply.and_then(|r| r.name().clone())],
     }
 }
 
-fn to_action(sub: &SubOp, name: &Option<String>) -> Action {
-    let path = sub.path.clone();
-    let data = sub.data.clone().unwrap_or_default();
+fn to_action(sub: SubRef, name: Option<String>) -> Action {
+    let path = sub.path.to_string();
+    let data = sub.data.unwrap_or_default().to_string();
     let version = sub.version.unwrap_or(-1);
     match sub.f {
         F::Create => {
             let mode = sub.mode.unwrap_or(CreateMode::Persistent);
-            Action::Create { path, data, mode, name: name.clone() }
+            Action::Create { path, data, mode, name }
         }
         F::Delete => Action::Delete { path, version },
         F::Set => Action::Set { path, data, version },
@@ -835,7 +857,7 @@ mod tests {
             Action::Sync,
             Action::Close { session: 3 },
         ];
-        let index: BTreeMap<String, usize> =
+        let index: HashMap<String, usize> =
             [("/a", 0), ("/a/b", 1), ("/q", 2)].map(|(p, i)| (p.to_string(), i)).into();
         let mut found = 0;
         for action in &actions {
