@@ -154,12 +154,24 @@ impl Shared {
         read_only: Option<bool>,
         role: &mut dyn Upstream,
     ) {
+        // `first_session_id` starts after the clock (`initial_session_id`, as ZooKeeper's
+        // `SessionTrackerImpl`) and after the own sessions it sees at start, but a server starts
+        // before its log is applied, and its clock may have stepped back since an earlier
+        // incarnation: sim seed 46734 restarted with its snapshot's `…0000`, the log's `…0001`
+        // applied later, and handed `…0001` out again. Never give out an id a live session
+        // holds: the new client would share it (the password is derived from the id) and take
+        // over its connection.
         let mut id = self.next_session_id;
-        if id as u64 == 0x8000_0000_0000_0000 {
+        while id as u64 == 0x8000_0000_0000_0000
+            || self.sessions.get(SessionId(id)).is_some()
+            || self.connecting.contains_key(&SessionId(id))
+        {
             id += 1;
         }
         self.next_session_id = id + 1;
         let session = SessionId(id);
+        assert!(self.sessions.get(session).is_none(), "a new session id is not in use");
+        assert!(!self.connecting.contains_key(&session), "nor being created");
         let c = self.conns.get_mut(&conn).expect("caller checked");
         c.phase = Phase::Connecting { session, read_only };
         self.connecting.insert(session, conn);

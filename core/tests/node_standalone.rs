@@ -260,6 +260,30 @@ fn recovery_replays_the_log_to_the_same_state() {
     assert_eq!(node.tree().digest(), digest);
 }
 
+/// Session ids start from the wall clock. A restart whose clock repeats the milliseconds of the
+/// previous start (it stepped back) must not hand a new client the id of a session recovered
+/// from the log: both clients would hold one session (the password is derived from the id), and
+/// the newer connection would take it over while the older one is still established (sim seed
+/// 46734 on an ensemble member: "established conn holds its session").
+#[test]
+fn a_restart_on_a_repeated_clock_never_reuses_a_live_session_id() {
+    let mut h = Harness::new(Config::default());
+    let (_, first) = h.connect(1);
+    let init = zkr_core::NodeInit { wall_ms: START_MS, txns: h.log.clone(), ..Default::default() };
+    let node = zkr_core::Node::new(Config::default(), init).expect("recovers");
+    let mut h = Harness::from_node(node);
+    let back = h.open(2);
+    h.send_connect(back, first.session_id, first.passwd.clone());
+    let payload = h.pop(back).expect("connect response");
+    let resumed = zkr_core::proto::codec::decode_connect_response(&payload).expect("decodes");
+    assert_eq!(resumed.session_id, first.session_id, "the recovered session is resumed");
+    let (_, second) = h.connect(3);
+    assert_ne!(second.session_id, first.session_id, "a new client gets a fresh session id");
+    assert_eq!(h.node.sessions().len(), 2, "two sessions, one per client");
+    assert!(!h.closed.contains(&back), "the resumed connection keeps its session");
+    h.node.check_full();
+}
+
 #[test]
 fn outputs_are_exact_for_a_create() {
     let mut h = Harness::new(Config::default());
