@@ -30,7 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::io::{Input, Output};
 use crate::prep::PrepState;
-use crate::session::{SessionTable, initial_session_id};
+use crate::session::{SessionTable, first_session_id};
 use crate::shared::Shared;
 use crate::snapshot::Snapshot;
 use crate::tree::DataTree;
@@ -213,11 +213,10 @@ impl Node {
     }
 
     fn first_session_id(&self, wall_ms: i64) -> i64 {
-        let initial = initial_session_id(self.shared.config.server_id.0, wall_ms).0;
-        let prefix = (self.shared.config.server_id.0 << 56) as i64;
-        let max_own =
-            self.shared.sessions.iter().map(|(id, _)| id.0).filter(|id| id >> 56 == prefix >> 56);
-        max_own.map(|m| m + 1).max().unwrap_or(initial).max(initial)
+        let server_id = self.shared.config.server_id.0;
+        let own = self.shared.sessions.iter().map(|(id, _)| *id);
+        let own = own.filter(|id| (id.0 as u64) >> 56 == server_id);
+        first_session_id(server_id, wall_ms, own).0
     }
 
     /// Feeds one input.

@@ -267,6 +267,37 @@ pub fn initial_session_id(server_id: u64, millis: i64) -> SessionId {
     SessionId(if id == 0x8000_0000_0000_0000 { id + 1 } else { id } as i64)
 }
 
+/// The first session id a server hands out when it starts, given the ids of its own sessions
+/// that are still alive in its tree (`own_live`, all with `server_id`'s top byte).
+///
+/// Ids must never repeat: the password is derived from the id alone, so a reused id would
+/// let a new session be claimed by the old one's client, and checks keyed by id would mix
+/// the two. The clock decides, as in `initializeNextSessionId`, unless it is behind a live
+/// id of ours (a clock stepped back, or a restart within the same millisecond). Then the
+/// ids right after that live one were likely handed out too and have expired since (the
+/// tree keeps only live sessions), so we start at the next millisecond slot past it: a
+/// collision then needs 65,536 sessions in one slot, as with ZooKeeper's own ids.
+pub fn first_session_id(
+    server_id: u64,
+    millis: i64,
+    own_live: impl IntoIterator<Item = SessionId>,
+) -> SessionId {
+    let initial = initial_session_id(server_id, millis);
+    let Some(newest) = own_live.into_iter().map(|id| id.0).max() else {
+        return initial;
+    };
+    assert_eq!((newest as u64) >> 56, server_id, "only our own sessions count");
+    if newest < initial.0 {
+        return initial;
+    }
+    const LOW_56: u64 = (1 << 56) - 1;
+    let slot = ((newest as u64) & LOW_56) >> 16;
+    let time_part = ((slot + 1) << 16) & LOW_56;
+    let id = (server_id << 56) | time_part;
+    assert!(id as i64 > newest || time_part == 0, "past the live id unless the slots wrapped");
+    SessionId(if id == 0x8000_0000_0000_0000 { id + 1 } else { id } as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +342,22 @@ mod tests {
     fn initial_id_has_server_byte() {
         let id = initial_session_id(1, 1_700_000_000_000);
         assert_eq!((id.0 as u64) >> 56, 1);
+    }
+
+    /// Seed 48581: a server whose clock was stepped back restarted with one live session of
+    /// its own, 0x..0001, and handed out 0x..0002 again, an id that had expired; the old
+    /// session's checks (and password) then applied to the new one.
+    #[test]
+    fn clock_behind_a_live_id_skips_its_millisecond() {
+        let ms = 1_700_000_000_000;
+        let live = SessionId(initial_session_id(3, ms).0 + 1);
+        let behind = first_session_id(3, ms - 48_000, [live]);
+        assert_eq!(behind.0, initial_session_id(3, ms + 1).0, "the next millisecond slot");
+        assert_ne!(behind.0, live.0 + 1, "not right after the live id: that one may have expired");
+        // Within the same millisecond too.
+        assert_eq!(first_session_id(3, ms, [live]).0, initial_session_id(3, ms + 1).0);
+        // A clock ahead of every live id decides alone, as does an empty tree.
+        assert_eq!(first_session_id(3, ms + 5, [live]), initial_session_id(3, ms + 5));
+        assert_eq!(first_session_id(3, ms - 48_000, []), initial_session_id(3, ms - 48_000));
     }
 }
