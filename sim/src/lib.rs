@@ -97,6 +97,8 @@ pub struct SeedReport {
     pub acked_writes: usize,
     /// Events traced.
     pub events: u64,
+    /// Node steps by kind of input (`sim --mix`).
+    pub mix: sim::StepMix,
     /// Every violation found (the run stops at the first event that produced any).
     pub violations: Vec<Violation>,
     /// The trace hash.
@@ -180,6 +182,7 @@ fn run_inner(seed: u64, options: &RunOptions) -> SeedReport {
     }
     report.violations = std::mem::take(&mut sim.violations);
     report.events = sim.trace.events();
+    report.mix = sim.mix;
     report.trace_hash = sim.trace.hash();
     report.trace = std::mem::replace(&mut sim.trace, trace::Trace::new(false)).into_text();
     if options.keep_history {

@@ -2,8 +2,8 @@
 //! the event loop that drives it.
 //!
 //! ```text
-//!   queue: BinaryHeap of (time ns, seq, slot), ties broken by seq (insertion order); events
-//!          in a slab (`EventQueue`)
+//!   queue: BinaryHeap of u128 keys (time ns, seq, slot), ties broken by seq (insertion
+//!          order); events in a slab (`EventQueue`)
 //!     │ pop
 //!     ▼
 //!   handle(Ev) ──▶ Node::step(Input) ──▶ swap_outputs() ──▶ run_outputs: io::ready::Executor
@@ -22,7 +22,7 @@
 //! deferred inputs) are dropped. A paused node receives nothing: its deliveries and inputs are
 //! deferred to the end of the pause, in their original order.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use rand::{Rng, SeedableRng};
@@ -126,36 +126,20 @@ pub(crate) enum Ev {
     End,
 }
 
-/// The event queue: a binary heap of small keys `(at, seq, slot)`, the events themselves in a
-/// slab. Sifting moves 24-byte keys, never an event; slots are reused, so a seed's events live
-/// in a few pages. Order is by `(at, seq)` alone, and `seq` is unique, so the slot a key names
-/// never decides anything.
+/// The event queue: a binary heap of small keys, the events themselves in a slab. A key is one
+/// `u128`, `at << 64 | seq << SLOT_BITS | slot`, so sifting moves and compares 16 bytes, never
+/// an event; slots are reused, so a seed's events live in a few pages. `seq` is unique, so
+/// comparing keys orders by `(at, seq)` alone: the slot in the low bits never decides anything.
 #[derive(Default)]
 struct EventQueue {
-    heap: BinaryHeap<Key>,
+    heap: BinaryHeap<Reverse<u128>>,
     slots: Vec<Option<Ev>>,
     free: Vec<u32>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Key {
-    at: u64,
-    seq: u64,
-    slot: u32,
-}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Key {
-    /// Reversed, so the max-heap pops the earliest (time, seq).
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
+/// Bits of a key that name the slot (at most 16M pending events); `seq` takes the 40 above
+/// (10^12 events per seed, about ten million times what a seed schedules).
+const SLOT_BITS: u32 = 24;
 
 impl EventQueue {
     fn push(&mut self, at: u64, seq: u64, ev: Ev) {
@@ -170,15 +154,20 @@ impl EventQueue {
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 pending events")
             }
         };
-        self.heap.push(Key { at, seq, slot });
+        assert!(slot < 1 << SLOT_BITS, "fewer than 2^24 pending events");
+        assert!(seq < 1 << (64 - SLOT_BITS), "fewer than 2^40 events per seed");
+        let low = seq << SLOT_BITS | u64::from(slot);
+        self.heap.push(Reverse(u128::from(at) << 64 | u128::from(low)));
     }
 
     /// The earliest event and its time.
     fn pop(&mut self) -> Option<(u64, Ev)> {
-        let key = self.heap.pop()?;
-        let ev = self.slots[key.slot as usize].take().expect("a queued key names a full slot");
-        self.free.push(key.slot);
-        Some((key.at, ev))
+        let Reverse(key) = self.heap.pop()?;
+        let at = (key >> 64) as u64;
+        let slot = (key as u64 & ((1 << SLOT_BITS) - 1)) as u32;
+        let ev = self.slots[slot as usize].take().expect("a queued key names a full slot");
+        self.free.push(slot);
+        Some((at, ev))
     }
 }
 
@@ -277,6 +266,72 @@ pub struct Sim {
     pub(crate) point_crashes: (u32, u32),
     /// The outputs list every step reuses (`Node::swap_outputs`); empty between steps.
     spare_outputs: Vec<Output>,
+    /// Node steps by kind of input (`sim --mix`); never in the trace.
+    pub(crate) mix: StepMix,
+}
+
+/// Node steps of one seed by kind of input, and the ticks that did nothing (`sim --mix`): the
+/// measurement behind "are idle ticks worth skipping?" (docs/TESTING.md, seventh pass).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepMix {
+    /// Steps per input kind, in the order of [`StepMix::KINDS`].
+    pub steps: [u64; StepMix::KINDS.len()],
+    /// Tick steps with no output at all (no timeout fired that needed anything sent,
+    /// persisted or closed).
+    pub idle_ticks: u64,
+}
+
+impl StepMix {
+    /// The input kinds, as `sim --mix` names them.
+    pub const KINDS: [&'static str; 10] = [
+        "tick",
+        "client_connected",
+        "client_certificate",
+        "client_frame",
+        "client_closed",
+        "persisted",
+        "peer_message",
+        "peer_lost",
+        "log_read",
+        "log_trimmed",
+    ];
+
+    fn kind(input: &Input) -> usize {
+        match input {
+            Input::Tick { .. } => 0,
+            Input::ClientConnected { .. } => 1,
+            Input::ClientCertificate { .. } => 2,
+            Input::ClientFrame { .. } => 3,
+            Input::ClientClosed { .. } => 4,
+            Input::Persisted { .. } => 5,
+            Input::PeerMessage { .. } => 6,
+            Input::PeerLost { .. } => 7,
+            Input::LogRead { .. } => 8,
+            Input::LogTrimmed { .. } => 9,
+        }
+    }
+
+    /// Counts one step of `kind` that produced `outputs` outputs.
+    fn count(&mut self, kind: usize, outputs: usize) {
+        self.steps[kind] += 1;
+        if kind == 0 && outputs == 0 {
+            self.idle_ticks += 1;
+        }
+        assert!(self.idle_ticks <= self.steps[0], "idle ticks are ticks");
+    }
+
+    /// All steps.
+    pub fn total(&self) -> u64 {
+        self.steps.iter().sum()
+    }
+
+    /// Adds another seed's counts.
+    pub fn add(&mut self, other: &StepMix) {
+        for (mine, theirs) in self.steps.iter_mut().zip(other.steps) {
+            *mine += theirs;
+        }
+        self.idle_ticks += other.idle_ticks;
+    }
 }
 
 /// A point in Zab where a crash tests the durability argument: right after the output that
@@ -465,6 +520,7 @@ impl Sim {
             point_crashes: (0, 0),
             open_partition: None,
             spare_outputs: Vec::new(),
+            mix: StepMix::default(),
         }
     }
 
@@ -619,6 +675,7 @@ impl Sim {
             Input::ClientFrame { conn, .. } => Some(*conn),
             _ => None,
         };
+        let kind = StepMix::kind(&input);
         self.heard_by_leader(n, conn);
         let slot = &mut self.nodes[n];
         let node = slot.node.as_mut().expect("checked above");
@@ -631,6 +688,7 @@ impl Sim {
         // find it taken and use a new one.
         let mut outputs = std::mem::take(&mut self.spare_outputs);
         node.swap_outputs(&mut outputs);
+        self.mix.count(kind, outputs.len());
         self.heard_by_leader(n, conn);
         self.check_expiries(n, &outputs);
         self.run_outputs(n, &mut outputs);
@@ -1411,6 +1469,30 @@ mod tests {
             }
         }
         assert_eq!(both_paths, [true, true], "both the i64 and the i128 path were taken");
+    }
+
+    /// `sim --mix` counts every node step once, under the kind of its input: the counts equal
+    /// the trace's lines of each input kind (every step traces its input first), and the idle
+    /// ticks are ticks.
+    #[test]
+    fn step_mix_counts_each_step_under_its_input_kind() {
+        let trace_kinds =
+            ["tick", "accept", "cert", "recv", "closed", "persisted", "peer", "peer_lost"];
+        for seed in [6, 10] {
+            let mut sim = Sim::new(seed, Bugs::default(), true);
+            sim.run();
+            let text = sim.trace.clone().into_text().expect("the trace was kept");
+            for (i, kind) in trace_kinds.iter().enumerate() {
+                let lines = text.lines().filter(|l| l.split(' ').nth(1) == Some(kind)).count();
+                assert_eq!(sim.mix.steps[i], lines as u64, "seed {seed}: {kind} steps");
+            }
+            assert!(sim.mix.steps[0] > 0 && sim.mix.steps[6] > 0, "ticks and peer messages");
+            assert!(sim.mix.idle_ticks > 0, "seed {seed}: some ticks do nothing");
+            assert!(sim.mix.idle_ticks < sim.mix.steps[0], "seed {seed}: some ticks do something");
+            let mut twice = sim.mix;
+            twice.add(&sim.mix);
+            assert_eq!(twice.total(), 2 * sim.mix.total(), "add sums every kind");
+        }
     }
 
     /// The queue pops by `(at, seq)` whatever slots the events sit in: slots freed by early

@@ -70,6 +70,10 @@ struct Cli {
     /// Run only the campaign's seeds that choose this cluster size (to measure one size).
     #[arg(long, conflicts_with = "seed")]
     cluster_size: Option<usize>,
+    /// Also print node steps by kind of input, the ticks that did nothing, and events per
+    /// simulated second (what the time of a seed is made of)
+    #[arg(long)]
+    mix: bool,
 }
 
 fn bugs(names: &[String]) -> Result<Bugs, String> {
@@ -187,6 +191,9 @@ fn one(cli: &Cli, seed: u64, bugs: Bugs) -> ExitCode {
         report.faults
     );
     println!("trace hash {:016x}", report.trace_hash);
+    if cli.mix {
+        print_mix(&report.mix, report.events, report.sim_ns);
+    }
     for v in &report.violations {
         println!("violation [{}] at {:.6}s: {}", v.invariant, v.at_ns as f64 / 1e9, v.message);
     }
@@ -258,7 +265,40 @@ fn campaign(cli: &Cli, seeds: Vec<u64>, bugs: Bugs) -> ExitCode {
     let elapsed = started.elapsed().as_secs_f64();
     let mut reports = reports.into_inner().expect("threads done");
     reports.sort_by_key(|r| r.seed);
+    if cli.mix {
+        let mut mix = zkr_sim::sim::StepMix::default();
+        for r in &reports {
+            mix.add(&r.mix);
+        }
+        let events = reports.iter().map(|r| r.events).sum();
+        print_mix(&mix, events, reports.iter().map(|r| r.sim_ns).sum());
+    }
     summary(&reports, elapsed, jobs, &cli.bug)
+}
+
+/// Node steps by kind of input (share of all steps), idle ticks, and events per simulated s.
+fn print_mix(mix: &zkr_sim::sim::StepMix, events: u64, sim_ns: u64) {
+    let total = mix.total().max(1);
+    let sim_s = (sim_ns as f64 / 1e9).max(1e-9);
+    println!(
+        "mix:             {} node steps ({:.0} per simulated s), {events} traced events ({:.0} \
+         per simulated s)",
+        mix.total(),
+        mix.total() as f64 / sim_s,
+        events as f64 / sim_s
+    );
+    for (name, n) in zkr_sim::sim::StepMix::KINDS.iter().zip(mix.steps) {
+        if n > 0 {
+            println!("  {name:<19}{n:>9} ({:.1}%)", 100.0 * n as f64 / total as f64);
+        }
+    }
+    let ticks = mix.steps[0].max(1);
+    println!(
+        "  idle ticks (no output){:>6} ({:.1}% of ticks, {:.1}% of steps)",
+        mix.idle_ticks,
+        100.0 * mix.idle_ticks as f64 / ticks as f64,
+        100.0 * mix.idle_ticks as f64 / total as f64
+    );
 }
 
 fn summary(reports: &[SeedReport], elapsed: f64, jobs: usize, bug_names: &[String]) -> ExitCode {
