@@ -5,19 +5,18 @@
 //! the TLA+ spec's `PrefixConsistency`. A server "commits" a txn when its applied zxid moves past
 //! it (standalone: after the txn is durable; under Zab: after the leader's COMMIT).
 
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use zkr_core::txn::LoggedTxn;
 use zkr_core::types::Zxid;
 
 use super::Violation;
+use super::by_zxid::ByZxid;
 
 /// Every txn any server committed, by zxid.
 #[derive(Debug, Default)]
 pub struct Agreement {
-    committed: BTreeMap<Zxid, Arc<LoggedTxn>>,
+    committed: ByZxid<Arc<LoggedTxn>>,
 }
 
 impl Agreement {
@@ -25,13 +24,7 @@ impl Agreement {
     pub fn committed(&mut self, node: usize, txn: &Arc<LoggedTxn>, now: u64) -> Option<Violation> {
         let zxid = txn.header.zxid;
         // One search of the map per commit (this runs for every txn on every server).
-        let earlier = match self.committed.entry(zxid) {
-            Entry::Vacant(vacant) => {
-                vacant.insert(Arc::clone(txn));
-                return None;
-            }
-            Entry::Occupied(occupied) => occupied.into_mut(),
-        };
+        let earlier = self.committed.first_or_record(zxid, || Arc::clone(txn))?;
         (earlier != txn).then(|| Violation {
             invariant: "agreement",
             at_ns: now,
@@ -50,9 +43,9 @@ impl Agreement {
         }
     }
 
-    /// Every committed txn, by zxid.
-    pub fn all(&self) -> &BTreeMap<Zxid, Arc<LoggedTxn>> {
-        &self.committed
+    /// Every committed txn, in zxid order.
+    pub fn all(&self) -> &[(Zxid, Arc<LoggedTxn>)] {
+        self.committed.entries()
     }
 }
 
@@ -77,6 +70,9 @@ mod tests {
         let v = agreement.committed(2, &txn(5, "/b"), 4).expect("a different txn at 5");
         assert_eq!((v.invariant, v.at_ns), ("agreement", 4));
         assert_eq!(agreement.all().len(), 2, "the first txn at each zxid is kept");
-        assert_eq!(agreement.all()[&Zxid(5)].txn, Txn::Delete { path: "/a".into() });
+        assert_eq!(agreement.all()[0].1.txn, Txn::Delete { path: "/a".into() });
+        assert!(agreement.committed(0, &txn(4, "/c"), 5).is_none(), "an older zxid, in place");
+        let zxids: Vec<Zxid> = agreement.all().iter().map(|(z, _)| *z).collect();
+        assert_eq!(zxids, [Zxid(4), Zxid(5), Zxid(6)], "in zxid order");
     }
 }

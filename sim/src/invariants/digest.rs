@@ -5,30 +5,23 @@
 //! Source: ZooKeeper's `DigestCalculator` and the digest check added by ZOOKEEPER-3114; the
 //! simulator records the digest each time a server's applied zxid moves.
 
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
-
 use zkr_core::types::Zxid;
 
 use super::Violation;
+use super::by_zxid::ByZxid;
 
 /// The digest first seen at each zxid, and who showed it.
 #[derive(Debug, Default)]
 pub struct Digests {
-    seen: BTreeMap<Zxid, (u64, usize)>,
+    seen: ByZxid<(u64, usize)>,
 }
 
 impl Digests {
     /// Server `node` has applied up to `zxid` and its tree hashes to `digest`.
     pub fn observe(&mut self, node: usize, zxid: Zxid, digest: u64, now: u64) -> Option<Violation> {
-        // One search of the map per observation (every applied step of every server).
-        let (d, first) = match self.seen.entry(zxid) {
-            Entry::Vacant(vacant) => {
-                vacant.insert((digest, node));
-                return None;
-            }
-            Entry::Occupied(occupied) => *occupied.get(),
-        };
+        // One search per observation (every applied step of every server), none for a zxid
+        // newer than all seen.
+        let &(d, first) = self.seen.first_or_record(zxid, || (digest, node))?;
         (d != digest).then(|| Violation {
             invariant: "digest",
             at_ns: now,

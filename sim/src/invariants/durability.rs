@@ -5,7 +5,6 @@
 //! Source: the TLA+ spec's `CommittedLogDurability`; Zab paper §3 "Integrity" (a delivered txn
 //! was broadcast and stays delivered). Standalone, the quorum is the one server.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use zkr_core::txn::LoggedTxn;
@@ -37,11 +36,7 @@ pub fn find(log: &[Arc<LoggedTxn>], zxid: Zxid) -> Option<&LoggedTxn> {
 }
 
 /// Checks every committed txn against the durable logs of all servers.
-pub fn check(
-    committed: &BTreeMap<Zxid, Arc<LoggedTxn>>,
-    logs: &[Log<'_>],
-    now: u64,
-) -> Vec<Violation> {
+pub fn check(committed: &[(Zxid, Arc<LoggedTxn>)], logs: &[Log<'_>], now: u64) -> Vec<Violation> {
     let need = majority(logs.len());
     let mut out = Vec::new();
     for (zxid, txn) in committed {

@@ -22,6 +22,7 @@
 //! Details: the history check covers linearizable writes, FIFO sessions, monotone reads, sync
 //! and watch-before-data; the digest check also compares a restarted server (which replays its
 //! durable log) with what it showed before; the leaders check is trivially true standalone.
+//! [`by_zxid`] is not a property: it is the table the agreement and digest checks record into.
 //!
 //! To add an invariant: write a module here headed by its source, give it a struct with the
 //! hooks it needs, add a row to this table and a field to [`Checks`], and call it from
@@ -29,6 +30,7 @@
 
 pub mod acked_writes;
 pub mod agreement;
+pub mod by_zxid;
 pub mod digest;
 pub mod durability;
 pub mod ephemerals;
