@@ -98,10 +98,11 @@ pick = lambda v, p: v[min(len(v) - 1, int(len(v) * p))] / 1e3 if v else 0
 print(f"  {rate} creates/s; client p99 {q['p99']/1e3:.1f} p99.9 {q['p999']/1e3:.1f} max "
       f"{q['max']/1e3:.1f} ms (max/p99 {q['max']/q['p99']:.1f}); server max "
       f"{mntr.get('zk_max_latency', '?')} ms avg {mntr.get('zk_avg_latency', '?')} ms")
-print(f"  log syncs {len(syncs)}: p50 {pick(sv,.5):.2f} p99 {pick(sv,.99):.2f} max {pick(sv,1):.1f} ms;"
-      f" batch max {max(x[3] for x in syncs)} records; driver turns >= 1 ms: {len(turns)}, "
-      f"max {pick(tv,1):.1f} ms (cpu {max((x[3] for x in turns), default=0)/1e3:.1f}); snapshots {len(snaps)}, driver pause for one max "
-      f"{max(taken, default=0)} us")
+turn_cpu = max((x[3] for x in turns), default=0) / 1e3
+print(f"  log syncs {len(syncs)}: p50 {pick(sv,.5):.2f} p99 {pick(sv,.99):.2f} "
+      f"max {pick(sv,1):.1f} ms; batch max {max(x[3] for x in syncs)} records; "
+      f"driver turns >= 1 ms: {len(turns)}, max {pick(tv,1):.1f} ms (cpu {turn_cpu:.1f}); "
+      f"snapshots {len(snaps)}, driver pause for one max {max(taken, default=0)} us")
 def inside(x): return any(a <= x[1] and b >= x[0] for a, b in snaps)
 for name, v in (('in a snapshot', [x[2] for x in syncs if inside(x)]),
                 ('no snapshot', [x[2] for x in syncs if not inside(x)])):
@@ -125,14 +126,16 @@ for w, n, mx in slow:
     sn = any(a <= hi and b >= lo for a, b in snaps)
     # What the reply waited for, by the longest of: the disk (a sync's time off the CPU), a
     # core (a turn's or a sync's time off the CPU), our code (a turn's time on the CPU).
-    parts = {'log syncs off the CPU': max(total - ls[4] / 1e3, (ls[2] - ls[4]) / 1e3), 'a log sync on the CPU': ls[4] / 1e3,
+    parts = {'log syncs off the CPU': max(total - ls[4] / 1e3, (ls[2] - ls[4]) / 1e3),
+             'a log sync on the CPU': ls[4] / 1e3,
              'a driver turn off the CPU': (lt[2] - lt[3]) / 1e3,
              'a driver turn on the CPU': lt[3] / 1e3}
     why = max(parts, key=parts.get)
     if parts[why] < mx / 4: why = 'none of these (client or network side)'
     tally[why] = tally.get(why, 0) + 1
-    print(f"    {w - t0:7.3f}s n={n:4d} max {mx:4d} ms | syncs {total:5.1f} ms, longest {ls[2]/1e3:5.1f} ms "
-          f"(cpu {ls[4]/1e3:.1f}, {ls[3]} records) | longest turn {lt[2]/1e3:5.1f} ms "
+    print(f"    {w - t0:7.3f}s n={n:4d} max {mx:4d} ms | syncs {total:5.1f} ms, "
+          f"longest {ls[2]/1e3:5.1f} ms (cpu {ls[4]/1e3:.1f}, {ls[3]} records) | "
+          f"longest turn {lt[2]/1e3:5.1f} ms "
           f"(cpu {lt[3]/1e3:.1f}, {lt[5]}, {lt[4]} events) | {'snapshot' if sn else '-'}")
 for why, n in sorted(tally.items(), key=lambda x: -x[1]):
     print(f"  windows mostly waiting for {why}: {n}")
