@@ -11,9 +11,11 @@
 # written. Not a test: figures only.
 #   bash tests/tail-trace.sh
 #   N=200000 REPS=1 DIRS="/dev/shm" bash tests/tail-trace.sh
+#   CLIENTS=4 WINDOW=32 bash tests/tail-trace.sh   (the same 128 in flight from 4 threads)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 N=${N:-1000000}; REPS=${REPS:-2}; PORT=${PORT:-$((20000 + RANDOM % 40000))}
+CLIENTS=${CLIENTS:-16}; WINDOW=${WINDOW:-8}
 DIRS=${DIRS:-"${TMPDIR:-/tmp} /dev/shm"}
 BIN=${ZKR_BIN:-./target/release/zkr-server}
 cargo build --release -q -p zkr-server -p zkr-tests --bin zkr-server --bin zkbench
@@ -51,8 +53,9 @@ CFG
   server=$!
   ./target/release/zkbench --addr "127.0.0.1:$PORT" --wait-ready 60000 >/dev/null
   local before; before=$(cut -d' ' -f1-3 /proc/loadavg)
-  ./target/release/zkbench --addr "127.0.0.1:$PORT" --workload seqcreate --clients 16 \
-    --window 8 --ops $((N / 16)) --label "zkr-$N" --slow-ms 1 2>"$work/slow" >"$work/load"
+  ./target/release/zkbench --addr "127.0.0.1:$PORT" --workload seqcreate --clients "$CLIENTS" \
+    --window "$WINDOW" --ops $((N / CLIENTS)) --label "zkr-$N" --slow-ms 1 \
+    2>"$work/slow" >"$work/load"
   local after; after=$(cut -d' ' -f1-3 /proc/loadavg)
   mntr > "$work/mntr"
   kill "$server"; wait "$server" || true; server=""
