@@ -35,6 +35,19 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 now_ms() { date +%s%3N; }
 wait_exit() { for _ in $(seq 600); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; }
 ready() { ./target/release/zkbench --addr "127.0.0.1:$1" --wait-ready 600000 >/dev/null; }
+# The server's own max latency (mntr's zk_max_latency: a request's arrival to its reply, in ms);
+# a client's max above it waited outside the server (the load generator, the kernel).
+server_max_ms() {
+  python3 - "$1" <<'PY' || echo "?"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"mntr")
+out = b""
+while chunk := s.recv(65536):
+    out += chunk
+print(dict(l.split("\t", 1) for l in out.decode().splitlines() if "\t" in l)["zk_max_latency"])
+PY
+}
 
 start_zkr() { # fresh=1 makes a new data directory
   if [ "$1" = 1 ]; then
@@ -79,6 +92,7 @@ run_side() { # side size
   out=$(./target/release/zkbench --addr "127.0.0.1:$port" --workload seqcreate \
         --clients "$CLIENTS" --window "$WINDOW" --ops $((n / CLIENTS)) --label "$side-$n")
   echo "$out"
+  echo "  $side: the server's own max latency during the load (mntr): $(server_max_ms "$port") ms"
   sleep 3
   R[$side-$n-rss]=$(rss_kb "$server_pid")
   R[$side-$n-empty]=$empty

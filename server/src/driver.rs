@@ -38,6 +38,16 @@ const MAX_BATCH: usize = 1024;
 /// A driver turn (events handled, then outputs flushed) this long is logged.
 const SLOW_TURN: Duration = Duration::from_millis(50);
 
+/// A driver turn this long is traced at debug level (the p99 reply of the million-znode load
+/// on a quiet machine is ~3 ms).
+const TRACED_TURN: Duration = Duration::from_millis(1);
+
+/// The CPU time the calling thread has used (a system call: only for traced turns).
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
 /// Builds the node from what storage recovered; every record is checked again after loading.
 pub fn recover_node(
     cfg: &ServerConfig,
@@ -351,12 +361,17 @@ impl Driver {
             tokio::time::interval_at(tokio::time::Instant::now() + purge_every, purge_every);
         let result = loop {
             let mut handled = 1;
+            // With turns traced, the thread's CPU time too: a turn longer in wall time than on
+            // the CPU waited for a core (the machine's other load), not for our code.
+            let traced = tracing::enabled!(tracing::Level::DEBUG);
+            let cpu_woke;
             let (woke, what) = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break Ok(()),
                 event = storage_events.recv() => match event {
                     Some(event) => {
                         let woke = Instant::now();
+                        cpu_woke = traced.then(thread_cpu_time);
                         if let Err(e) = self.on_storage_event(event) {
                             break Err(e);
                         }
@@ -367,6 +382,7 @@ impl Driver {
                 event = events.recv() => {
                     let Some(event) = event else { break Ok(()) };
                     let woke = Instant::now();
+                    cpu_woke = traced.then(thread_cpu_time);
                     self.on_event(event);
                     while handled < MAX_BATCH {
                         match events.try_recv() {
@@ -379,11 +395,13 @@ impl Driver {
                 }
                 _ = ticker.tick() => {
                     let woke = Instant::now();
+                    cpu_woke = traced.then(thread_cpu_time);
                     self.node.step(Input::Tick { wall_ms: self.env.clock.wall_ms() });
                     (woke, "a tick")
                 }
                 _ = purge_timer.tick(), if purge_hours > 0 => {
                     let woke = Instant::now();
+                    cpu_woke = traced.then(thread_cpu_time);
                     let _ = self.storage.purge(self.cfg.autopurge_snap_retain_count);
                     (woke, "autopurge")
                 }
@@ -406,6 +424,13 @@ impl Driver {
             if busy >= SLOW_TURN {
                 let (busy_ms, step_ms) = (busy.as_millis(), stepped.as_millis());
                 tracing::info!(busy_ms, step_ms, handled, what, "slow driver turn");
+            }
+            if busy >= TRACED_TURN {
+                // Off unless RUST_LOG asks for it (`zkr_server::driver=debug`): lines replies
+                // slower than 2x the p99 up with the driver's work (issue 16, run 15).
+                let (busy_us, step_us) = (busy.as_micros(), stepped.as_micros());
+                let cpu_us = cpu_woke.map_or(0, |woke| (thread_cpu_time() - woke).as_micros());
+                tracing::debug!(busy_us, step_us, cpu_us, handled, what, "driver turn");
             }
             if let Some(observer) = &self.env.observer {
                 observer.stepped(&self.node);

@@ -477,6 +477,7 @@ impl Storage {
             && active.is_dirty()
         {
             let began = std::time::Instant::now();
+            let cpu_began = tracing::enabled!(tracing::Level::DEBUG).then(thread_cpu_time);
             // The deliberate bug hands the bytes to the OS and calls that durable.
             let fsync = self.force_sync && !self.bugs.durable_before_fsync();
             active.sync(&*self.fs, fsync)?;
@@ -487,6 +488,13 @@ impl Storage {
             if let Some(metrics) = &self.sync_metrics {
                 metrics.latency.observe(began.elapsed().as_secs_f64());
                 metrics.batch_records.observe(self.appended_since_sync as f64);
+            }
+            // Every sync, off unless RUST_LOG asks for it (`zkr_server::storage=debug`), with
+            // the thread's CPU time: a sync much longer than that waited for the device or a core.
+            let (sync_us, records) = (began.elapsed().as_micros(), self.appended_since_sync);
+            if let Some(cpu_began) = cpu_began {
+                let cpu_us = (thread_cpu_time() - cpu_began).as_micros();
+                tracing::debug!(sync_us, cpu_us, records, "txn log sync");
             }
             self.appended_since_sync = 0;
             if sync_ms >= SLOW_SYNC_MS {
@@ -762,4 +770,10 @@ fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn FsLock>, StorageError> {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(StorageError::Locked { path }),
         Err(source) => Err(StorageError::Io { path, action: "lock", source }),
     }
+}
+
+/// The CPU time the calling thread has used (a system call: only for traced syncs).
+fn thread_cpu_time() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
