@@ -68,6 +68,73 @@ fn roundtrip_equality() {
     assert_eq!(fresh.tree, DataTree::new());
 }
 
+/// A tree of several of the loader's windows (4,096 nodes; the loader puts a window's nodes
+/// into the map out of order, to fill the B-tree's leaves) decodes to itself: a parent in the
+/// window being filled or already in the map, a parent's children in several runs, runs
+/// across windows. A node whose parent is missing is refused wherever it falls, at a window's
+/// start or inside one, as are a repeated path and one out of order.
+#[test]
+fn a_tree_of_several_loader_windows_roundtrips() {
+    let mut tree = DataTree::new();
+    let mut zxid = 0;
+    let mut create = |tree: &mut DataTree, path: String, ephemeral: bool| {
+        zxid += 1;
+        let kind = if ephemeral { CreateKind::Ephemeral } else { CreateKind::Persistent };
+        apply(tree, zxid, 5, mk(&path, Some(path.as_bytes()), kind, -1));
+    };
+    for dir in 0..4 {
+        create(&mut tree, format!("/d{dir}"), false);
+        for i in 0..3_500 {
+            create(&mut tree, format!("/d{dir}/n{i:05}"), false);
+            if i % 700 == 3 {
+                create(&mut tree, format!("/d{dir}/n{i:05}/c"), false);
+                create(&mut tree, format!("/d{dir}/n{i:05}/c/e"), true);
+            }
+        }
+    }
+    assert!(tree.node_count() > 3 * 4_096, "several windows: {}", tree.node_count());
+    let sessions = vec![(SessionId(5), 30_000)];
+    let bytes = encode(&tree, &sessions);
+    let snap = decode(&bytes).expect("decodes");
+    assert_eq!(snap.tree, tree);
+    assert_eq!(snap.tree.digest(), tree.digest());
+    assert_eq!(snap.tree.ephemerals(SessionId(5)).len(), 4 * 5, "/d*/n*/c/e");
+    assert_eq!(encode(&snap.tree, &snap.sessions), bytes, "re-encoding is byte-identical");
+    assert_eq!(
+        decode_in_pieces(&bytes, 4_000).as_ref(),
+        Ok(&decode_deferring_checks(&bytes).unwrap())
+    );
+    let node = |path: &str| {
+        let stat = zkr_core::tree::StatPersisted::default();
+        let acl: std::sync::Arc<[Acl]> = Acl::open_unsafe().into();
+        (
+            path.into(),
+            zkr_core::tree::ZNode::new(None, acl, stat, zkr_core::tree::NodeKind::Persistent),
+        )
+    };
+    for at in [4_095, 4_096, 5_000] {
+        for (bad, refusal) in
+            [("/b/x", "parent missing"), ("/a00000", "snapshot paths out of order")]
+        {
+            let head = zkr_core::snapshot::SnapshotHead {
+                zxid: Zxid(1),
+                sessions: vec![],
+                node_count: at + 2,
+            };
+            let mut builder = TreeBuilder::deferring_digest(head);
+            let (root, root_node) = node("/");
+            builder.push(root, root_node).unwrap();
+            for i in 0..at {
+                let (path, node) = node(&format!("/a{i:05}"));
+                builder.push(path, node).unwrap();
+            }
+            let (path, node) = node(bad);
+            let refused = builder.push(path, node).expect_err("refused");
+            assert!(format!("{refused:?}").contains(refusal), "{refused:?} at {at}");
+        }
+    }
+}
+
 /// The pieces a shell writes as it encodes (issue 16) are exactly `encode`'s bytes, whatever
 /// the piece size, and `encoded_len` predicts their length (the file header states it before
 /// the first piece); ACL lists shared by runs of nodes and changing between them, null and

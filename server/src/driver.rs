@@ -54,31 +54,10 @@ pub fn recover_node(
     env: &ServerEnv,
     recovered: Recovered,
 ) -> Result<Node, String> {
-    let began = Instant::now();
-    let snapshot = match recovered.snapshot {
-        Some(file) => {
-            let zxid = file.zxid;
-            let snap = load_snapshot(&*env.fs, &file)
-                .map_err(|e| format!("snapshot 0x{zxid:x} does not decode: {e}"))?;
-            let decode_ms = began.elapsed().as_millis();
-            tracing::info!(decode_ms, znodes = snap.tree.node_count(), "snapshot decoded");
-            check_tree_in_background(snap.tree.clone())?;
-            if snap.zxid.0 != zxid {
-                return Err(format!("snapshot file 0x{zxid:x} holds zxid {}", snap.zxid));
-            }
-            Some(snap)
-        }
-        None => None,
-    };
-    let mut txns = Vec::with_capacity(recovered.txns.len());
-    for (zxid, bytes) in recovered.txns {
-        let txn = decode_txn(&bytes)
-            .map_err(|e| format!("log record 0x{zxid:x} does not decode as a txn: {e}"))?;
-        if txn.header.zxid.0 != zxid {
-            return Err(format!("log record 0x{zxid:x} holds a txn with zxid {}", txn.header.zxid));
-        }
-        txns.push(txn);
-    }
+    let Recovered { snapshot, txns: records } = recovered;
+    let (snapshot, txns) = decode_txns_beside(records, || load_and_check(env, snapshot));
+    // A bad snapshot is reported before a bad log record, as when they were read in turn.
+    let (snapshot, txns) = (snapshot?, txns?);
     if cfg.core.is_standalone() != cfg.servers.is_empty() {
         return Err("server.N lines were not turned into ensemble members (myid not read)".into());
     }
@@ -95,6 +74,75 @@ pub fn recover_node(
     let node = Node::new(cfg.core.clone(), init).map_err(|e| e.to_string())?;
     tracing::info!(replay_ms = began.elapsed().as_millis(), "txns replayed");
     Ok(node)
+}
+
+/// Decodes the snapshot of `file`, if any, and starts the loaded tree's check.
+fn load_and_check(
+    env: &ServerEnv,
+    file: Option<crate::storage::RecoveredSnapshot>,
+) -> Result<Option<snapshot::Snapshot>, String> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let began = Instant::now();
+    let zxid = file.zxid;
+    let snap = load_snapshot(&*env.fs, &file)
+        .map_err(|e| format!("snapshot 0x{zxid:x} does not decode: {e}"))?;
+    let decode_ms = began.elapsed().as_millis();
+    tracing::info!(decode_ms, znodes = snap.tree.node_count(), "snapshot decoded");
+    check_tree_in_background(snap.tree.clone())?;
+    if snap.zxid.0 != zxid {
+        return Err(format!("snapshot file 0x{zxid:x} holds zxid {}", snap.zxid));
+    }
+    Ok(Some(snap))
+}
+
+/// The log records recovery read, decoded as txns; each must hold the zxid it was logged at.
+fn decode_txns(records: Vec<(i64, Vec<u8>)>) -> Result<Vec<LoggedTxn>, String> {
+    let mut txns = Vec::with_capacity(records.len());
+    for (zxid, bytes) in records {
+        let txn = decode_txn(&bytes)
+            .map_err(|e| format!("log record 0x{zxid:x} does not decode as a txn: {e}"))?;
+        if txn.header.zxid.0 != zxid {
+            return Err(format!("log record 0x{zxid:x} holds a txn with zxid {}", txn.header.zxid));
+        }
+        txns.push(txn);
+    }
+    assert!(txns.windows(2).all(|w| w[0].header.zxid < w[1].header.zxid), "in zxid order");
+    Ok(txns)
+}
+
+/// `decode_txns(records)` on a thread of its own while `load` runs on this one (issues 14 and
+/// 16: RSS after a restart no higher than after the load). The replay copies each txn's path
+/// and data into the tree and then frees the txn. Decoded on this thread, the txns' blocks sat
+/// in the same allocator pages as the tree's blocks of the same sizes, so once freed they left
+/// holes that nothing filled while the server was idle: 6-14 MiB after replaying 42k creates
+/// (docs/PERFORMANCE.md, run 16). mimalloc gives each thread its own pages, so the txns now
+/// fill pages of their own, which become empty and are given back once the txns are freed.
+#[cfg(not(madsim))]
+fn decode_txns_beside<T>(
+    records: Vec<(i64, Vec<u8>)>,
+    load: impl FnOnce() -> T,
+) -> (T, Result<Vec<LoggedTxn>, String>) {
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
+            .name("zkr-txndecode".into())
+            .spawn_scoped(scope, move || decode_txns(records));
+        let decoder = spawned.map_err(|e| format!("cannot start the txn decoder: {e}"));
+        let loaded = load();
+        let decoded = decoder.and_then(|d| d.join().expect("the txn decoder does not panic"));
+        (loaded, decoded)
+    })
+}
+
+/// Under madsim there are no threads: the records are decoded after `load`.
+#[cfg(madsim)]
+fn decode_txns_beside<T>(
+    records: Vec<(i64, Vec<u8>)>,
+    load: impl FnOnce() -> T,
+) -> (T, Result<Vec<LoggedTxn>, String>) {
+    let loaded = load();
+    (loaded, decode_txns(records))
 }
 
 /// Reads the blob of `file` in pieces and decodes it as it comes (`decode_pieces`): the 200 MB
@@ -929,6 +977,38 @@ fn snapshot_threshold(snap_count: u64, rng: &mut impl rand::Rng) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    /// The records are decoded beside `load` (on another thread) and come back in order with
+    /// what `load` returned; a record that does not decode, or holds a txn of another zxid, is
+    /// an error naming its zxid, while `load`'s result still comes back for the caller to
+    /// report first.
+    #[test]
+    fn records_decode_beside_the_load_and_errors_name_the_record() {
+        use zkr_core::txn::{LoggedTxn, Txn, TxnHeader};
+        use zkr_core::types::{SessionId, Zxid};
+        let txn = |zxid: i64| {
+            let header =
+                TxnHeader { session_id: SessionId(3), cxid: 1, zxid: Zxid(zxid), time_ms: 7 };
+            LoggedTxn { header, txn: Txn::Delete { path: format!("/n{zxid}") } }
+        };
+        let records: Vec<(i64, Vec<u8>)> =
+            (1..=3).map(|z| (z, zkr_core::proto::txn::encode_txn(&txn(z)))).collect();
+        let here = std::thread::current().id();
+        let (loaded, decoded) =
+            super::decode_txns_beside(records.clone(), || std::thread::current().id());
+        assert_eq!(loaded, here, "load runs on the caller's thread");
+        assert_eq!(decoded.unwrap(), vec![txn(1), txn(2), txn(3)]);
+        let mut torn = records.clone();
+        torn[1].1.truncate(5);
+        let (loaded, decoded) = super::decode_txns_beside(torn, || "snapshot");
+        assert_eq!(loaded, "snapshot");
+        let err = decoded.unwrap_err();
+        assert!(err.starts_with("log record 0x2 does not decode as a txn"), "{err}");
+        let mut moved = records;
+        moved[2].0 = 4;
+        let err = super::decode_txns_beside(moved, || ()).1.unwrap_err();
+        assert_eq!(err, "log record 0x4 holds a txn with zxid 0x3");
+    }
+
     /// While the disk is full every write is refused but closeSession; reads, pings, sync and
     /// unknown opcodes go to the core as ever.
     #[test]

@@ -695,7 +695,15 @@ impl DataTree {
     /// A loader for a tree decoded node by node (snapshot load), at `zxid`.
     pub(crate) fn loader(zxid: Zxid) -> TreeLoader {
         let tree = DataTree::empty(zxid);
-        TreeLoader { tree, previous: None, held_acl: None, hash_nodes: true, parent: None }
+        TreeLoader {
+            tree,
+            previous: None,
+            held_acl: None,
+            hash_nodes: true,
+            parent: None,
+            window: Vec::with_capacity(LOAD_WINDOW_NODES),
+            odd: Vec::with_capacity(LOAD_WINDOW_NODES / 2),
+        }
     }
 
     /// A loader that does not hash the nodes: [`TreeLoader::finish_with_digest`] then gives the
@@ -759,8 +767,16 @@ impl DataTree {
 
 /// Rebuilds a tree from nodes in strictly increasing path order, checking the structure as it
 /// goes (a parent's path is a prefix of its child's, so every parent comes first). Nodes go
-/// straight into the tree: a million-node snapshot never sits in memory twice. Two map
-/// look-ups per node (the parent, the insert): restart time is mostly this loop.
+/// into the tree a window at a time: a million-node snapshot never sits in memory twice. Two
+/// map look-ups per node (the parent, the insert): restart time is mostly this loop.
+///
+/// The order of the inserts within a window (see [`LOAD_WINDOW_NODES`]) fills the map's
+/// leaves: `imbl`'s B-tree splits a full leaf at its median, so keys inserted in increasing
+/// order leave every leaf half full (8 of 16 entries), as the creates of a live server do.
+/// A window's even-numbered nodes go in first (so each leaf holds 8 of them, spread over a
+/// range of 16 keys), then the odd-numbered ones, each into the leaf of the even one before
+/// it, which it fills without a split (issues 14 and 16: RSS after a restart no higher than
+/// after the load; half as many leaves, ~28 bytes per znode).
 pub(crate) struct TreeLoader {
     tree: DataTree,
     previous: Option<PathKey>,
@@ -774,7 +790,16 @@ pub(crate) struct TreeLoader {
     /// yet added to its `num_children`. Siblings mostly come in a row (a million under
     /// one parent in issue 16's load), so most nodes need one map operation, not two.
     parent: Option<(PathKey, u32)>,
+    /// Nodes checked and not yet in the map, in path order: at most [`LOAD_WINDOW_NODES`].
+    window: Vec<(PathKey, Arc<ZNode>)>,
+    /// The window's odd-numbered nodes while its even ones go in (kept for its allocation).
+    odd: Vec<(PathKey, Arc<ZNode>)>,
 }
+
+/// Nodes a [`TreeLoader`] holds before it puts them into the map. A multiple of 32 (two leaves
+/// of 16), so every window starts on an even node; leaves at a window's two ends may stay
+/// part full (2 of 256 leaves per window).
+pub(crate) const LOAD_WINDOW_NODES: usize = 4096;
 
 impl TreeLoader {
     /// Adds the next node; `Err` with a reason for anything a tree cannot hold.
@@ -800,10 +825,49 @@ impl TreeLoader {
         } else {
             self.tree.index_add_unhashed(&key, &node);
         }
-        let replaced = self.tree.nodes.insert(key.clone(), Arc::new(node));
-        assert!(replaced.is_none(), "paths strictly increase, so {p} is new");
+        self.window.push((key.clone(), Arc::new(node)));
         self.previous = Some(key);
+        if self.window.len() == LOAD_WINDOW_NODES {
+            self.insert_window();
+        }
         Ok(())
+    }
+
+    /// Puts the window's nodes into the map: the even-numbered ones, then the odd ones (see
+    /// the type's doc: this order fills the map's leaves).
+    fn insert_window(&mut self) {
+        let before = self.tree.nodes.len();
+        let count = self.window.len();
+        assert!(self.odd.is_empty(), "the odd nodes of the last window went in");
+        for (index, (key, node)) in self.window.drain(..).enumerate() {
+            if index % 2 == 1 {
+                self.odd.push((key, node));
+                continue;
+            }
+            let replaced = self.tree.nodes.insert(key, node);
+            assert!(replaced.is_none(), "paths strictly increase, so each is new");
+        }
+        for (key, node) in self.odd.drain(..) {
+            let replaced = self.tree.nodes.insert(key, node);
+            assert!(replaced.is_none(), "paths strictly increase, so each is new");
+        }
+        assert_eq!(self.tree.nodes.len(), before + count, "every node of the window went in");
+    }
+
+    /// The node pushed at `path` and its key, in the window or the map.
+    fn pushed(&self, path: &str) -> Option<(&PathKey, &Arc<ZNode>)> {
+        match self.window.binary_search_by(|(key, _)| (**key).cmp(path)) {
+            Ok(index) => self.window.get(index).map(|(key, node)| (key, node)),
+            Err(_) => self.tree.nodes.get_key_value(path),
+        }
+    }
+
+    /// [`TreeLoader::pushed`]'s node, to change.
+    fn pushed_mut(&mut self, path: &str) -> Option<&mut Arc<ZNode>> {
+        match self.window.binary_search_by(|(key, _)| (**key).cmp(path)) {
+            Ok(index) => self.window.get_mut(index).map(|(_, node)| node),
+            Err(_) => self.tree.nodes.get_mut(path),
+        }
     }
 
     /// The cache's copy of `acl` for the next node, counted in `held_acl` while the nodes
@@ -840,7 +904,7 @@ impl TreeLoader {
             return Ok(());
         }
         self.add_held_children();
-        let (key, node) = self.tree.nodes.get_key_value(parent).ok_or("parent missing")?;
+        let (key, node) = self.pushed(parent).ok_or("parent missing")?;
         if node.kind().owner_session().is_some() {
             return Err("child of an ephemeral");
         }
@@ -852,7 +916,7 @@ impl TreeLoader {
     fn add_held_children(&mut self) {
         if let Some((held, count)) = self.parent.take() {
             assert!(count > 0, "a parent is held only once a child is counted");
-            let node = self.tree.nodes.get_mut(&held).expect("a held parent is in the tree");
+            let node = self.pushed_mut(&held).expect("a held parent was pushed");
             // A parent's children can come in several runs ("/a/x", "/a/x/y", "/a/z"): add.
             let before = node.num_children;
             Arc::make_mut(node).num_children = before.checked_add(count).expect("u32 children");
@@ -878,6 +942,7 @@ impl TreeLoader {
 
     fn finish_unchecked(mut self) -> Result<DataTree, &'static str> {
         self.add_held_children();
+        self.insert_window();
         self.count_held_acl();
         let mut tree = self.tree;
         for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
