@@ -739,30 +739,38 @@ pub enum Touch {
 /// A sequential create reads its parent's cversion (its number), so it touches the parent as
 /// a node; a create with a name of its own only counts ([`Touch::Count`]).
 pub fn footprint(action: &Action) -> Option<Vec<(&str, Touch)>> {
-    Some(match action {
+    let mut v = Vec::new();
+    footprint_each(action, &mut |path, how| v.push((path, how))).then_some(v)
+}
+
+/// [`footprint`] without collecting it: `each` gets every (path, how) in order; false for a
+/// `close` (whose footprint the action does not know; `each` may have seen part of a multi
+/// by then). The search lays every op's footprint into one list through this.
+pub fn footprint_each<'a>(action: &'a Action, each: &mut impl FnMut(&'a str, Touch)) -> bool {
+    match action {
         Action::Create { path, name, mode, .. } => {
             let parent_path = parent(path).unwrap_or("/");
             let how = if mode.is_sequential() { Touch::Node } else { Touch::Count };
-            let mut v = vec![(parent_path, how)];
-            v.extend(name.as_deref().or(Some(path.as_str())).map(|p| (p, Touch::Node)));
-            v
+            each(parent_path, how);
+            each(name.as_deref().unwrap_or(path.as_str()), Touch::Node);
         }
         Action::Delete { path, .. }
         | Action::Set { path, .. }
         | Action::Check { path, .. }
         | Action::Get { path }
         | Action::Exists { path }
-        | Action::Children { path } => vec![(path.as_str(), Touch::Node)],
-        Action::Sync => Vec::new(),
+        | Action::Children { path } => each(path.as_str(), Touch::Node),
+        Action::Sync => {}
         Action::Multi(subs) => {
-            let mut v = Vec::new();
             for sub in subs {
-                v.extend(footprint(sub)?);
+                if !footprint_each(sub, each) {
+                    return false;
+                }
             }
-            v
         }
-        Action::Close { .. } => return None,
-    })
+        Action::Close { .. } => return false,
+    }
+    true
 }
 
 /// True unless two footprints certainly commute: applying their actions in either order gives
