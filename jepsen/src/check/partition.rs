@@ -194,7 +194,7 @@ impl Hasher for PathHasher {
 
 impl PathHasher {
     fn mix(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7CC1_B727_220A_95);
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517C_C1B7_2722_0A95);
     }
 }
 
