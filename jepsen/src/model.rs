@@ -14,6 +14,7 @@
 //! them, and are then pinned to what was seen.
 
 use crate::history::{CreateMode, F, Stat, SubResult, parent};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::ops::Bound;
@@ -22,8 +23,9 @@ use std::sync::Arc;
 /// One znode as the model knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Znode {
-    /// The data.
-    pub data: String,
+    /// The data (shared: a step that copies the node, to bump its cversion or pin a zxid,
+    /// copies a reference, not the data).
+    pub data: Arc<str>,
     /// Data version.
     pub version: i32,
     /// Children created under it, ZooKeeper's stored cversion (exact only when the node's
@@ -242,14 +244,14 @@ impl Tree {
                 let children = initial.iter().filter(|n| parent(&n.0) == Some(path)).count();
                 let created = (i64::from(*cversion) + children as i64) / 2;
                 let node = Znode {
-                    data: data.clone(),
+                    data: Arc::from(data.as_str()),
                     version: *version,
                     cversion: i32::try_from(created).unwrap_or(i32::MAX),
                     czxid: None,
                     mzxid: None,
                     owner: None,
                 };
-                tree.put(path.clone(), node);
+                tree.put(path, node);
             }
         }
         tree
@@ -261,10 +263,10 @@ impl Tree {
     }
 
     /// Adds or replaces the node at `path`.
-    fn put(&mut self, path: String, node: Znode) {
-        self.digest ^= entry_hash(&path, &node);
-        if let Some(old) = self.nodes.insert(Arc::from(path.as_str()), Arc::new(node)) {
-            self.digest ^= entry_hash(&path, &old);
+    fn put(&mut self, path: &str, node: Znode) {
+        self.digest ^= entry_hash(path, &node);
+        if let Some(old) = self.nodes.insert(Arc::from(path), Arc::new(node)) {
+            self.digest ^= entry_hash(path, &old);
         }
     }
 
@@ -421,7 +423,7 @@ impl Tree {
             Action::Set { path, data, version } => {
                 self.check_version(path, *version)?;
                 let found = self.modify(path, |node| {
-                    node.data = data.clone();
+                    node.data = Arc::from(data.as_str());
                     node.version += 1;
                     node.mzxid = zxid;
                 });
@@ -477,10 +479,10 @@ impl Tree {
             }
         }
         let name = match (mode.is_sequential(), name) {
-            (false, _) => path.to_string(),
+            (false, _) => Cow::Borrowed(path),
             (true, Some(name)) if name.strip_prefix(path).is_some_and(|s| s.starts_with('?')) => {
                 // An acknowledged create whose name was not recorded: nothing to check.
-                name.to_string()
+                Cow::Borrowed(name)
             }
             (true, Some(name)) => {
                 let seq = sequence_number(path, name).ok_or("a malformed sequential name")?;
@@ -503,7 +505,7 @@ impl Tree {
                 }
                 let last_seq = Arc::make_mut(&mut self.last_seq);
                 last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
-                name.to_string()
+                Cow::Borrowed(name)
             }
             (true, None) => {
                 // A create of unknown outcome whose name nobody saw (see `partition::convert`):
@@ -521,10 +523,10 @@ impl Tree {
                 }
                 let last_seq = Arc::make_mut(&mut self.last_seq);
                 last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
-                format!("{path}{cversion:010}")
+                Cow::Owned(format!("{path}{cversion:010}"))
             }
         };
-        if self.nodes.contains_key(name.as_str()) && !(relax.seq_names && mode.is_sequential()) {
+        if self.nodes.contains_key(&*name) && !(relax.seq_names && mode.is_sequential()) {
             return Err(if mode.is_sequential() {
                 "a duplicate sequential name"
             } else {
@@ -533,14 +535,14 @@ impl Tree {
         }
         let owner = mode.is_ephemeral().then_some(process);
         let node = Znode {
-            data: data.to_string(),
+            data: Arc::from(data),
             version: 0,
             cversion: 0,
             czxid: zxid,
             mzxid: zxid,
             owner,
         };
-        self.put(name.clone(), node);
+        self.put(&name, node);
         self.touch_parent(&name, zxid);
         Ok(())
     }
@@ -555,8 +557,8 @@ impl Tree {
 
     fn children(&self, path: &str) -> impl Iterator<Item = &str> {
         let prefix = if path == "/" { "/".to_string() } else { format!("{path}/") };
-        let start = prefix.clone();
-        (self.nodes.range::<_, str>((Bound::Included(start.as_str()), Bound::Unbounded)))
+        // The bound is read while the range is set up, so `prefix` can move into the filter.
+        (self.nodes.range::<_, str>((Bound::Included(prefix.as_str()), Bound::Unbounded)))
             .map(|(p, _)| &**p)
             .take_while(move |p| p.starts_with(&prefix))
             .filter(move |p| parent(p) == Some(path))
@@ -581,7 +583,7 @@ impl Tree {
                 if let Some(data) = &reply.data
                     && matches!(action, Action::Get { .. })
                 {
-                    let have = self.nodes.get(path.as_str()).map(|n| n.data.as_str()).unwrap_or("");
+                    let have = self.nodes.get(path.as_str()).map(|n| &*n.data).unwrap_or("");
                     if have != data {
                         return Err(format!("read {data:?} but {path} holds {have:?}"));
                     }
@@ -739,30 +741,38 @@ pub enum Touch {
 /// A sequential create reads its parent's cversion (its number), so it touches the parent as
 /// a node; a create with a name of its own only counts ([`Touch::Count`]).
 pub fn footprint(action: &Action) -> Option<Vec<(&str, Touch)>> {
-    Some(match action {
+    let mut v = Vec::new();
+    footprint_each(action, &mut |path, how| v.push((path, how))).then_some(v)
+}
+
+/// [`footprint`] without collecting it: `each` gets every (path, how) in order; false for a
+/// `close` (whose footprint the action does not know; `each` may have seen part of a multi
+/// by then). The search lays every op's footprint into one list through this.
+pub fn footprint_each<'a>(action: &'a Action, each: &mut impl FnMut(&'a str, Touch)) -> bool {
+    match action {
         Action::Create { path, name, mode, .. } => {
             let parent_path = parent(path).unwrap_or("/");
             let how = if mode.is_sequential() { Touch::Node } else { Touch::Count };
-            let mut v = vec![(parent_path, how)];
-            v.extend(name.as_deref().or(Some(path.as_str())).map(|p| (p, Touch::Node)));
-            v
+            each(parent_path, how);
+            each(name.as_deref().unwrap_or(path.as_str()), Touch::Node);
         }
         Action::Delete { path, .. }
         | Action::Set { path, .. }
         | Action::Check { path, .. }
         | Action::Get { path }
         | Action::Exists { path }
-        | Action::Children { path } => vec![(path.as_str(), Touch::Node)],
-        Action::Sync => Vec::new(),
+        | Action::Children { path } => each(path.as_str(), Touch::Node),
+        Action::Sync => {}
         Action::Multi(subs) => {
-            let mut v = Vec::new();
             for sub in subs {
-                v.extend(footprint(sub)?);
+                if !footprint_each(sub, each) {
+                    return false;
+                }
             }
-            v
         }
-        Action::Close { .. } => return None,
-    })
+        Action::Close { .. } => return false,
+    }
+    true
 }
 
 /// True unless two footprints certainly commute: applying their actions in either order gives
@@ -843,7 +853,7 @@ mod tests {
     #[test]
     fn entry_hash_separates_fields() {
         let node = |data: &str| Znode {
-            data: data.to_string(),
+            data: Arc::from(data),
             version: 1,
             cversion: 2,
             czxid: Some(5),
@@ -888,7 +898,7 @@ mod tests {
     #[test]
     fn digest_follows_changes() {
         let node = |data: &str| Znode {
-            data: data.to_string(),
+            data: Arc::from(data),
             version: 0,
             cversion: 0,
             czxid: None,
@@ -896,14 +906,14 @@ mod tests {
             owner: None,
         };
         let mut a = Tree::default();
-        a.put("/x".to_string(), node("1"));
-        a.put("/y".to_string(), node("2"));
+        a.put("/x", node("1"));
+        a.put("/y", node("2"));
         let mut b = Tree::default();
-        b.put("/y".to_string(), node("0"));
-        b.put("/z".to_string(), node("3"));
-        b.put("/x".to_string(), node("1"));
+        b.put("/y", node("0"));
+        b.put("/z", node("3"));
+        b.put("/x", node("1"));
         assert_ne!(a.digest, b.digest, "different nodes");
-        assert!(b.modify("/y", |n| n.data = "2".to_string()), "/y exists");
+        assert!(b.modify("/y", |n| n.data = Arc::from("2")), "/y exists");
         assert!(b.take("/z").is_some(), "/z exists");
         assert_eq!(a.digest, b.digest, "same nodes, same digest");
         assert_eq!(a, b);

@@ -848,22 +848,24 @@ fn footprints(part: &Partition) -> (Footprints<'_>, Vec<bool>) {
     out.ends.reserve_exact(ops.len());
     let mut close_unnamed = vec![false; ops.len()];
     for (i, op) in ops.iter().enumerate() {
-        match crate::model::footprint(&op.action) {
-            Some(f) => out.paths.extend(f.into_iter().map(|(p, t)| (Cow::Borrowed(p), t))),
-            None => {
-                let Action::Close { session } = op.action else {
-                    unreachable!("only a close has no footprint of its own")
-                };
-                assert_eq!(session, op.process, "a session closes itself");
-                let ephemerals = match &part.ephemerals {
-                    Some(whole) => whole.as_ref(),
-                    None => own.get_or_insert_with(|| ephemerals(ops)),
-                };
-                if let Some((paths, unnamed)) = ephemerals.get(&session) {
-                    let paths = paths.iter().map(|(p, t)| (Cow::Owned(p.clone()), *t));
-                    out.paths.extend(paths);
-                    close_unnamed[i] = *unnamed;
-                }
+        let before = out.paths.len();
+        let known = crate::model::footprint_each(&op.action, &mut |path, how| {
+            out.paths.push((Cow::Borrowed(path), how));
+        });
+        if !known {
+            out.paths.truncate(before);
+            let Action::Close { session } = op.action else {
+                unreachable!("only a close has no footprint of its own")
+            };
+            assert_eq!(session, op.process, "a session closes itself");
+            let ephemerals = match &part.ephemerals {
+                Some(whole) => whole.as_ref(),
+                None => own.get_or_insert_with(|| ephemerals(ops)),
+            };
+            if let Some((paths, unnamed)) = ephemerals.get(&session) {
+                let paths = paths.iter().map(|(p, t)| (Cow::Owned(p.clone()), *t));
+                out.paths.extend(paths);
+                close_unnamed[i] = *unnamed;
             }
         }
         out.ends.push(u32::try_from(out.paths.len()).expect("fewer than 2^32 footprint paths"));

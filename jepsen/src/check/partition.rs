@@ -15,7 +15,9 @@
 use crate::history::{CreateMode, Event, F, History, Op, Outcome, SubOp, definite_error};
 use crate::history::{SubResult, SyncZxid, parent};
 use crate::model::{self, Action, Reply, Scope, sequence_number};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// One op as placed in a partition.
 #[derive(Clone, Debug)]
@@ -117,77 +119,189 @@ impl UnionFind {
     }
 }
 
+/// Every path a history names, numbered once (a path table, per history): planning's sets,
+/// maps and union-find are indexed by a path's number, found with one hash per occurrence,
+/// instead of keyed by a copy of the path (a `String` per footprint path and per map entry,
+/// compared byte by byte at every level of a `BTreeMap`). Paths are borrowed from the history;
+/// only the names built from a children list or for an unrecorded sequential name are owned.
+#[derive(Default)]
+struct Paths<'h> {
+    names: Vec<Cow<'h, str>>,
+    ids: HashMap<Cow<'h, str>, u32, BuildHasherDefault<PathHasher>>,
+}
+
+impl<'h> Paths<'h> {
+    /// The number of `path`, numbering it if it is new.
+    fn intern(&mut self, path: &'h str) -> u32 {
+        match self.ids.get(path) {
+            Some(&id) => id,
+            None => self.add(Cow::Borrowed(path)),
+        }
+    }
+
+    /// [`Paths::intern`] for a path the history does not hold as such (copied if new).
+    fn intern_copy(&mut self, path: &str) -> u32 {
+        match self.ids.get(path) {
+            Some(&id) => id,
+            None => self.add(Cow::Owned(path.to_string())),
+        }
+    }
+
+    fn add(&mut self, path: Cow<'h, str>) -> u32 {
+        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 paths");
+        assert!(!self.ids.contains_key(path.as_ref()), "a path is numbered once");
+        self.names.push(path.clone());
+        self.ids.insert(path, id);
+        id
+    }
+
+    /// The number of `path`, if it has one.
+    fn id(&self, path: &str) -> Option<u32> {
+        self.ids.get(path).copied()
+    }
+
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+}
+
+/// The path table's hash: paths are short and looked up once per occurrence, so SipHash (the
+/// default, keyed against flooding, which a history file cannot usefully do) cost more than
+/// the lookup. Eight bytes at a time through a multiply and rotate (FxHash's step). Only
+/// lookups use it: nothing iterates the table's map, so its order never shows.
+#[derive(Default)]
+struct PathHasher(u64);
+
+impl Hasher for PathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().expect("eight bytes")));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.mix(u64::from_le_bytes(tail) ^ (bytes.len() as u64) << 56);
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.mix(u64::from(b));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl PathHasher {
+    fn mix(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517C_C1B7_2722_0A95);
+    }
+}
+
 /// Which paths have observed children, and which names were seen but never created by an
 /// acknowledged create (candidates for the name of an indeterminate sequential create).
+/// Paths by their number in the history's [`Paths`].
 struct Facts {
-    children_observed: BTreeSet<String>,
-    /// Unacknowledged names, with the event index where each was first seen.
-    orphans: BTreeMap<String, usize>,
+    /// Per path number: whether its children are observed (absent: not observed).
+    children_observed: Vec<bool>,
+    /// Unacknowledged names in name order, with the event index where each was first seen.
+    orphans: Vec<(u32, usize)>,
     /// Acknowledged sequential creates per parent: (invoke, completion, sequence number).
-    acked_seq: BTreeMap<String, Vec<(usize, usize, i64)>>,
+    acked_seq: HashMap<u32, Vec<(usize, usize, i64)>, BuildHasherDefault<PathHasher>>,
     /// Per op (by id): the completion of the session's first acknowledged op invoked after it
     /// ([`POp::deadline`]).
     deadlines: Vec<usize>,
 }
 
-fn facts(history: &History, ops: &[Op]) -> Facts {
-    let mut children_observed = BTreeSet::new();
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut created = BTreeSet::new();
-    let mut acked_seq: BTreeMap<String, Vec<(usize, usize, i64)>> = BTreeMap::new();
+impl Facts {
+    /// Whether the children of the path numbered `id` are observed.
+    fn observed(&self, id: u32) -> bool {
+        self.children_observed.get(id as usize).copied().unwrap_or(false)
+    }
+
+    /// Whether the children of `path` are observed (a path without a number is not).
+    fn observed_path(&self, paths: &Paths, path: &str) -> bool {
+        paths.id(path).is_some_and(|id| self.observed(id))
+    }
+}
+
+/// Sets `flags[id]`, growing `flags` as needed.
+fn flag(flags: &mut Vec<bool>, id: u32) {
+    let i = id as usize;
+    if flags.len() <= i {
+        flags.resize(i + 1, false);
+    }
+    flags[i] = true;
+}
+
+fn facts<'h>(history: &'h History, ops: &[Op], paths: &mut Paths<'h>) -> Facts {
+    let mut children_observed: Vec<bool> = Vec::new();
+    // Per path number: the event index where its name was first seen (`usize::MAX`: never).
+    let mut seen: Vec<usize> = Vec::new();
+    let mut created: Vec<bool> = Vec::new();
+    let mut acked_seq: HashMap<u32, Vec<(usize, usize, i64)>, _> = HashMap::default();
+    let mut joined = String::new();
     for op in ops {
         let req = history.request(op);
         let reply = history.reply(op).filter(|_| op.outcome == Outcome::Ok);
         let when = op.complete.unwrap_or(op.invoke);
-        let mut see = |path: &str| match seen.get_mut(path) {
-            Some(first) => *first = (*first).min(when),
-            None => {
-                seen.insert(path.to_string(), when);
+        let see = |seen: &mut Vec<usize>, id: u32| {
+            let i = id as usize;
+            if seen.len() <= i {
+                seen.resize(i + 1, usize::MAX);
             }
+            seen[i] = seen[i].min(when);
         };
         // Only observations that show a node exists count as seeing its name.
         let shows_existence = reply.is_some_and(|r| op.f != F::Exists || r.stat.is_some());
         for sub in sub_ops(req) {
+            let id = paths.intern(sub.path);
             if shows_existence && sub.f != F::Create {
-                see(sub.path);
+                see(&mut seen, id);
             }
             let observed = match sub.f {
-                F::Delete | F::Children => Some(sub.path),
+                F::Delete | F::Children => Some(id),
                 F::Create if sub.mode.unwrap_or_default().is_sequential() => {
-                    Some(parent(sub.path).unwrap_or("/"))
+                    Some(paths.intern(parent(sub.path).unwrap_or("/")))
                 }
                 _ => None,
             };
-            if let Some(path) = observed
-                && !children_observed.contains(path)
-            {
-                children_observed.insert(path.to_string());
+            if let Some(id) = observed {
+                flag(&mut children_observed, id);
             }
         }
         if let Some(reply) = reply {
             if let Some(name) = reply.name() {
-                created.insert(name.clone());
+                flag(&mut created, paths.intern(name));
                 let prefix = req.path.as_deref().unwrap_or("");
                 if let Some(seq) = sequence_number(prefix, name) {
-                    let p = parent(prefix).unwrap_or("/").to_string();
+                    let p = paths.intern(parent(prefix).unwrap_or("/"));
                     acked_seq.entry(p).or_default().push((op.invoke, when, seq));
                 }
             }
             for result in reply.results().iter().flatten() {
-                created.extend(result.name.clone());
+                if let Some(name) = &result.name {
+                    flag(&mut created, paths.intern(name));
+                }
             }
             if op.f == F::Create && reply.name().is_none() {
-                created.insert(req.path.clone().unwrap_or_default());
+                flag(&mut created, paths.intern(req.path.as_deref().unwrap_or_default()));
             }
             if let (Some(children), Some(path)) = (reply.children(), &req.path) {
                 for child in children {
-                    see(&join(path, child));
+                    join_into(&mut joined, path, child);
+                    see(&mut seen, paths.intern_copy(&joined));
                 }
             }
         }
     }
-    seen.retain(|name, _| !created.contains(name));
-    Facts { children_observed, orphans: seen, acked_seq, deadlines: deadlines(history, ops) }
+    let is_created = |id: usize| created.get(id).copied().unwrap_or(false);
+    let mut orphans: Vec<(u32, usize)> = (seen.iter().enumerate())
+        .filter(|&(id, &first)| first != usize::MAX && !is_created(id))
+        .map(|(id, &first)| (u32::try_from(id).expect("a path number"), first))
+        .collect();
+    orphans.sort_unstable_by(|a, b| paths.name(a.0).cmp(paths.name(b.0)));
+    Facts { children_observed, orphans, acked_seq, deadlines: deadlines(history, ops) }
 }
 
 /// For each op, the completion of the first acknowledged op (ok, or failed with an error the
@@ -219,8 +333,14 @@ fn deadlines(history: &History, ops: &[Op]) -> Vec<usize> {
     deadlines
 }
 
-fn join(parent: &str, child: &str) -> String {
-    if parent == "/" { format!("/{child}") } else { format!("{parent}/{child}") }
+/// Writes the path of `child` under `parent` into `out` (its old content replaced).
+fn join_into(out: &mut String, parent: &str, child: &str) {
+    out.clear();
+    if parent != "/" {
+        out.push_str(parent);
+    }
+    out.push('/');
+    out.push_str(child);
 }
 
 /// A [`SubOp`] borrowed from the history (converting an op copies its strings once, into
@@ -241,36 +361,46 @@ impl<'e> From<&'e SubOp> for SubRef<'e> {
     }
 }
 
-/// The request as a list of sub-operations (one for a plain op).
-fn sub_ops(req: &Event) -> Vec<SubRef<'_>> {
+/// The request's sub-operations (one for a plain op), without collecting them: this runs
+/// twice per op of every history checked.
+fn sub_ops(req: &Event) -> SubOps<'_> {
     match req.f {
-        Some(F::Multi) => req.ops().iter().flatten().map(SubRef::from).collect(),
-        Some(F::Close) | None => Vec::new(),
-        Some(f) => vec![SubRef {
+        Some(F::Multi) => SubOps::Many(req.ops().as_deref().unwrap_or_default().iter()),
+        Some(F::Close) | None => SubOps::One(None),
+        Some(f) => SubOps::One(Some(SubRef {
             f,
             path: req.path.as_deref().unwrap_or_default(),
             data: req.data.as_deref(),
             version: req.version,
             mode: req.mode,
-        }],
+        })),
     }
 }
 
-/// Registers `path` in the union-find (once) and returns its number.
-fn register(index: &mut HashMap<String, usize>, uf: &mut UnionFind, path: &str) -> usize {
-    if let Some(&id) = index.get(path) {
-        return id;
+/// [`sub_ops`]'s iterator: a plain op's one sub-operation, or a multi's list.
+enum SubOps<'e> {
+    One(Option<SubRef<'e>>),
+    Many(std::slice::Iter<'e, SubOp>),
+}
+
+impl<'e> Iterator for SubOps<'e> {
+    type Item = SubRef<'e>;
+
+    fn next(&mut self) -> Option<SubRef<'e>> {
+        match self {
+            SubOps::One(one) => one.take(),
+            SubOps::Many(subs) => subs.next().map(SubRef::from),
+        }
     }
-    uf.parent.push(uf.parent.len());
-    index.insert(path.to_string(), uf.parent.len() - 1);
-    uf.parent.len() - 1
 }
 
 /// The key groups of a history, planned but not yet built: their paths, and where each
 /// converted op goes. [`Plan::build`] makes one key group's ops on demand, so a check holds
 /// the ops of one key group at a time instead of a converted copy of the whole history
 /// next to it (that copy was the largest part of a long check's peak memory).
-pub(crate) struct Plan {
+pub(crate) struct Plan<'h> {
+    /// The history's paths, numbered ([`Facts`] and the footprints use the numbers).
+    paths: Paths<'h>,
     facts: Facts,
     split: Split,
     /// Per key group: its scope and declared initial nodes (ops are built later).
@@ -297,17 +427,26 @@ pub(crate) struct Plan {
 /// peak memory); a simulator seed has a few thousand.
 const KEEP_PIECES_OPS_MAX: usize = 100_000;
 
-impl Plan {
+impl<'h> Plan<'h> {
     /// Plans the key groups of a history.
     ///
     /// The paths ops link are merged (union-find) in one pass that converts every op and
     /// keeps only where each piece goes; [`Plan::build`] converts a key group's ops again.
-    pub(crate) fn new(history: &History, ops: &[Op], split: Split) -> Plan {
-        let facts = facts(history, ops);
-        // Looked up for every path of every op: hashed, not ordered (the key groups are
-        // made below in path order all the same).
-        let mut index: HashMap<String, usize> = HashMap::new();
+    pub(crate) fn new(history: &'h History, ops: &[Op], split: Split) -> Plan<'h> {
+        let mut paths = Paths::default();
+        let facts = facts(history, ops, &mut paths);
+        // Union-find over path numbers; `registered`: the numbers some op links (the key
+        // groups' paths).
         let mut uf = UnionFind { parent: Vec::new() };
+        let mut registered: Vec<bool> = Vec::new();
+        let register = |id: u32, uf: &mut UnionFind, registered: &mut Vec<bool>| -> usize {
+            let i = id as usize;
+            if uf.parent.len() <= i {
+                uf.parent.extend(uf.parent.len()..=i);
+            }
+            flag(registered, id);
+            i
+        };
         // Per converted op, in order: a path of it that is registered (its partition's member).
         let mut homes: Vec<u32> = Vec::new();
         let mut first: Vec<u32> = Vec::with_capacity(ops.len() + 1);
@@ -316,14 +455,14 @@ impl Plan {
         let mut kept: Vec<Option<POp>> = Vec::new();
         for op in ops {
             first.push(u32::try_from(homes.len()).expect("fewer than 2^32 pieces"));
-            match convert(history, op, &facts, split) {
+            match convert(history, op, &facts, &mut paths, split) {
                 None => {}
                 Some(Converted::Broadcast(pop)) => broadcast.push(pop),
                 Some(Converted::Owned { pops, links }) => {
-                    for paths in links {
+                    for ids in links {
                         let mut previous = None;
-                        for p in &paths {
-                            let id = register(&mut index, &mut uf, p);
+                        for &p in &ids {
+                            let id = register(p, &mut uf, &mut registered);
                             if let Some(previous) = previous {
                                 uf.union(previous, id);
                             }
@@ -331,9 +470,13 @@ impl Plan {
                         }
                     }
                     for pop in pops {
+                        let index = |path: &str| {
+                            let id = paths.id(path)?;
+                            registered.get(id as usize).copied().unwrap_or(false).then_some(id)
+                        };
                         let home = registered_home(&pop.action, &index);
                         let home = home.expect("every op's paths were registered");
-                        homes.push(u32::try_from(home).expect("fewer than 2^32 paths"));
+                        homes.push(home);
                         if keep {
                             kept.push(Some(pop));
                         }
@@ -344,10 +487,11 @@ impl Plan {
         first.push(u32::try_from(homes.len()).expect("fewer than 2^32 pieces"));
         for node in &history.header.initial {
             if let Some(p) = parent(&node.path)
-                && facts.children_observed.contains(p)
+                && facts.observed_path(&paths, p)
             {
-                let (a, b) =
-                    (register(&mut index, &mut uf, &node.path), register(&mut index, &mut uf, p));
+                let (a, b) = (paths.intern(&node.path), paths.intern(p));
+                let a = register(a, &mut uf, &mut registered);
+                let b = register(b, &mut uf, &mut registered);
                 uf.union(a, b);
             }
         }
@@ -367,13 +511,17 @@ impl Plan {
             });
             u32::try_from(p).expect("fewer than 2^32 key groups")
         };
-        let mut by_path: Vec<(&String, usize)> = index.iter().map(|(p, &id)| (p, id)).collect();
+        let mut by_path: Vec<(&str, u32)> = (registered.iter().enumerate())
+            .filter(|&(_, &r)| r)
+            .map(|(id, _)| u32::try_from(id).expect("a path number"))
+            .map(|id| (paths.name(id), id))
+            .collect();
         by_path.sort_unstable();
         for (path, id) in by_path {
-            let p = part_of(id, &mut uf, &mut shells) as usize;
-            shells[p].scope.paths.insert(path.clone());
-            if facts.children_observed.contains(path) {
-                shells[p].scope.children_exact.insert(path.clone());
+            let p = part_of(id as usize, &mut uf, &mut shells) as usize;
+            shells[p].scope.paths.insert(path.to_string());
+            if facts.observed(id) {
+                shells[p].scope.children_exact.insert(path.to_string());
             }
         }
         let targets: Vec<u32> =
@@ -404,7 +552,7 @@ impl Plan {
             list.sort_unstable();
         }
         assert!(kept.is_empty() || kept.len() == targets.len(), "a kept piece per target");
-        Plan { facts, split, shells, members, first, targets, broadcast, syncs, kept }
+        Plan { paths, facts, split, shells, members, first, targets, broadcast, syncs, kept }
     }
 
     /// The number of key groups planned (some may turn out empty: [`Plan::build`] says).
@@ -415,7 +563,12 @@ impl Plan {
     /// Builds key group `k`: its ops converted again, with the syncs and closes it needs, in
     /// invoke order. `None` if no op of the history lands in it. Each key group is built at
     /// most once (its kept pieces move into it).
-    pub(crate) fn build(&mut self, history: &History, ops: &[Op], k: usize) -> Option<Partition> {
+    pub(crate) fn build(
+        &mut self,
+        history: &'h History,
+        ops: &[Op],
+        k: usize,
+    ) -> Option<Partition> {
         let members = &self.members[k];
         if members.is_empty() {
             return None;
@@ -434,8 +587,8 @@ impl Plan {
                 }
                 continue;
             }
-            let Some(Converted::Owned { pops, .. }) = convert(history, op, &self.facts, self.split)
-            else {
+            let converted = convert(history, op, &self.facts, &mut self.paths, self.split);
+            let Some(Converted::Owned { pops, .. }) = converted else {
                 unreachable!("an op with pieces converts to pieces again");
             };
             for (j, pop) in pops.into_iter().enumerate() {
@@ -544,15 +697,15 @@ impl POp {
     }
 }
 
-/// The number of the first of `action`'s paths ([`action_paths`], in that order) that is in
-/// `index`, without copying the paths.
-fn registered_home(action: &Action, index: &HashMap<String, usize>) -> Option<usize> {
+/// The number of the first of `action`'s paths ([`action_paths`], in that order) that
+/// `index` numbers, without copying the paths.
+fn registered_home(action: &Action, index: &impl Fn(&str) -> Option<u32>) -> Option<u32> {
     match action {
         Action::Create { path, name, mode, .. } => {
             if mode.is_sequential() {
-                index.get(parent(path).unwrap_or("/")).copied()
+                index(parent(path).unwrap_or("/"))
             } else {
-                index.get(name.as_deref().unwrap_or(path)).copied()
+                index(name.as_deref().unwrap_or(path))
             }
         }
         Action::Delete { path, .. }
@@ -560,12 +713,14 @@ fn registered_home(action: &Action, index: &HashMap<String, usize>) -> Option<us
         | Action::Check { path, .. }
         | Action::Get { path }
         | Action::Exists { path }
-        | Action::Children { path } => index.get(path.as_str()).copied(),
+        | Action::Children { path } => index(path),
         Action::Multi(subs) => subs.iter().find_map(|sub| registered_home(sub, index)),
         Action::Sync | Action::Close { .. } => None,
     }
 }
 
+/// The paths [`registered_home`] looks for, in its order (its test's reference).
+#[cfg(test)]
 fn action_paths(action: &Action) -> Vec<String> {
     match action {
         Action::Create { path, name, mode, .. } => {
@@ -587,9 +742,9 @@ fn action_paths(action: &Action) -> Vec<String> {
 }
 
 enum Converted {
-    /// Ops (one, or several alternatives / per-path pieces) with the groups of paths that
-    /// must share a partition.
-    Owned { pops: Vec<POp>, links: Vec<Vec<String>> },
+    /// Ops (one, or several alternatives / per-path pieces) with the groups of paths (by
+    /// number) that must share a partition.
+    Owned { pops: Vec<POp>, links: Vec<Vec<u32>> },
     /// Copied into partitions later.
     Broadcast(POp),
 }
@@ -597,7 +752,13 @@ enum Converted {
 /// Turns a paired op into partition ops; `None` drops it (it cannot matter: a failed op with
 /// an error that says nothing about the tree, an indeterminate query, or a sync whose zxid is
 /// a lower bound, which the zxid checks handle: [`Split::sync_zxid`]).
-fn convert(history: &History, op: &Op, facts: &Facts, split: Split) -> Option<Converted> {
+fn convert(
+    history: &History,
+    op: &Op,
+    facts: &Facts,
+    paths: &mut Paths,
+    split: Split,
+) -> Option<Converted> {
     let req = history.request(op);
     let reply = history.reply(op);
     let zxid = reply.and_then(|r| r.zxid);
@@ -649,13 +810,18 @@ fn convert(history: &History, op: &Op, facts: &Facts, split: Split) -> Option<Co
         }
         _ => {}
     }
-    let subs = sub_ops(req);
-    let names = created_names(op, reply, &subs);
-    let actions: Vec<Action> = subs.into_iter().zip(names).map(|(s, n)| to_action(s, n)).collect();
+    let ok_reply = reply.filter(|_| op.outcome == Outcome::Ok);
     if op.f == F::Multi {
-        return Some(convert_multi(base, actions, facts, split));
+        // The names the multi's creates got, by sub-operation.
+        let results: &[SubResult] =
+            ok_reply.and_then(|r| r.results().as_deref()).unwrap_or_default();
+        let name = |i: usize| results.get(i).and_then(|r| r.name.clone());
+        let subs = sub_ops(req).enumerate();
+        let actions: Vec<Action> = subs.map(|(i, sub)| to_action(sub, name(i))).collect();
+        return Some(convert_multi(base, actions, facts, paths, split));
     }
-    let mut action = actions.into_iter().next()?;
+    let name = ok_reply.and_then(|r| r.name().clone());
+    let mut action = sub_ops(req).next().map(|sub| to_action(sub, name))?;
     if let Action::Create { path, mode, name, .. } = &mut action
         && mode.is_sequential()
         && name.is_none()
@@ -664,7 +830,7 @@ fn convert(history: &History, op: &Op, facts: &Facts, split: Split) -> Option<Co
         // An acknowledged sequential create whose name was not recorded: a name nobody saw.
         *name = Some(format!("{path}?{}", op.id));
     }
-    let mut paths = footprint(&action, facts);
+    let mut links = footprint(&action, facts, paths);
     if let Action::Create { path, mode, name: None, .. } = &action
         && mode.is_sequential()
         && op.outcome == Outcome::Info
@@ -681,32 +847,38 @@ fn convert(history: &History, op: &Op, facts: &Facts, split: Split) -> Option<Co
         let mut pops = Vec::new();
         // Numbers acknowledged before its invoke are below its own; numbers of creates invoked
         // after its deadline (by which it had taken effect, if ever) are above it.
-        let acked = facts.acked_seq.get(parent(path).unwrap_or("/"));
+        let acked = (paths.id(parent(path).unwrap_or("/"))).and_then(|p| facts.acked_seq.get(&p));
         let acked = acked.map(Vec::as_slice).unwrap_or_default();
         let floor = (acked.iter()).filter(|a| a.1 < op.invoke).map(|a| a.2).max().unwrap_or(-1);
         let deadline = base.deadline;
         let ceiling = (acked.iter()).filter(|a| a.0 > deadline).map(|a| a.2).min();
         let ceiling = ceiling.unwrap_or(i64::MAX);
-        let candidates = facts.orphans.iter().filter(|(n, first)| {
-            **first > op.invoke
-                && sequence_number(path, n).is_some_and(|seq| seq > floor && seq < ceiling)
+        let candidates = facts.orphans.iter().filter(|&&(n, first)| {
+            first > op.invoke
+                && sequence_number(path, paths.name(n))
+                    .is_some_and(|seq| seq > floor && seq < ceiling)
         });
-        for (candidate, _) in candidates {
-            let name = Some(candidate.clone());
+        for &(candidate, _) in candidates {
             let mut alt = action.clone();
             if let Action::Create { name: n, .. } = &mut alt {
-                n.clone_from(&name);
+                *n = Some(paths.name(candidate).to_string());
             }
-            paths.extend(name);
+            links.push(candidate);
             pops.push(POp { action: alt, group, ..base.clone() });
         }
         pops.push(POp { action, group, ..base });
-        return Some(Converted::Owned { pops, links: vec![paths] });
+        return Some(Converted::Owned { pops, links: vec![links] });
     }
-    Some(Converted::Owned { pops: vec![POp { action, ..base }], links: vec![paths] })
+    Some(Converted::Owned { pops: vec![POp { action, ..base }], links: vec![links] })
 }
 
-fn convert_multi(base: POp, actions: Vec<Action>, facts: &Facts, split: Split) -> Converted {
+fn convert_multi(
+    base: POp,
+    actions: Vec<Action>,
+    facts: &Facts,
+    paths: &mut Paths,
+    split: Split,
+) -> Converted {
     let keyed_ok = base.key.is_some() && !base.pure;
     if split.multi_not_atomic || keyed_ok {
         // One piece per sub-op; a keyed ok multi keeps all pieces at its zxid.
@@ -715,7 +887,7 @@ fn convert_multi(base: POp, actions: Vec<Action>, facts: &Facts, split: Split) -
         if split.multi_not_atomic && matches!(base.outcome, model::Outcome::Fail(_)) && base.must {
             // A failed multi stays an observation ([`POp::multi_pieces`]).
             let whole = Action::Multi(actions.clone());
-            links.push(footprint(&whole, facts));
+            links.push(footprint(&whole, facts, paths));
             pops.push(POp { action: whole, ..base.clone() });
         }
         let results = match &base.outcome {
@@ -723,7 +895,7 @@ fn convert_multi(base: POp, actions: Vec<Action>, facts: &Facts, split: Split) -
             _ => None,
         };
         for (i, action) in actions.into_iter().enumerate() {
-            links.push(footprint(&action, facts));
+            links.push(footprint(&action, facts, paths));
             let outcome = match (&base.outcome, split.multi_not_atomic) {
                 (_, true) => model::Outcome::Unknown,
                 (model::Outcome::Ok { zxid, .. }, false) => {
@@ -741,32 +913,33 @@ fn convert_multi(base: POp, actions: Vec<Action>, facts: &Facts, split: Split) -
         }
         return Converted::Owned { pops, links };
     }
-    let paths: Vec<String> = footprint(&Action::Multi(actions.clone()), facts);
-    let pops = vec![POp { action: Action::Multi(actions), ..base }];
-    Converted::Owned { pops, links: vec![paths] }
+    let action = Action::Multi(actions);
+    let links = footprint(&action, facts, paths);
+    Converted::Owned { pops: vec![POp { action, ..base }], links: vec![links] }
 }
 
-/// Paths an action touches, parent first when the parent's children are observed.
-fn footprint(action: &Action, facts: &Facts) -> Vec<String> {
-    let mut paths = Vec::new();
+/// Paths an action touches (by number), parent first when the parent's children are observed.
+fn footprint(action: &Action, facts: &Facts, paths: &mut Paths) -> Vec<u32> {
+    let mut out = Vec::new();
+    footprint_into(action, facts, paths, &mut out);
+    out
+}
+
+fn footprint_into(action: &Action, facts: &Facts, paths: &mut Paths, out: &mut Vec<u32>) {
     match action {
         Action::Create { path, name, mode, .. } => {
             let parent_path = parent(path).unwrap_or("/");
-            if facts.children_observed.contains(parent_path) {
-                paths.push(parent_path.to_string());
-            }
+            out.extend(paths.id(parent_path).filter(|&p| facts.observed(p)));
             if !mode.is_sequential() {
-                paths.push(path.clone());
-            } else {
-                paths.extend(name.clone());
+                out.push(paths.intern_copy(path));
+            } else if let Some(name) = name {
+                out.push(paths.intern_copy(name));
             }
         }
         Action::Delete { path, .. } => {
             let parent_path = parent(path).unwrap_or("/");
-            if facts.children_observed.contains(parent_path) {
-                paths.push(parent_path.to_string());
-            }
-            paths.push(path.clone());
+            out.extend(paths.id(parent_path).filter(|&p| facts.observed(p)));
+            out.push(paths.intern_copy(path));
         }
         Action::Multi(subs) => {
             for sub in subs {
@@ -776,26 +949,17 @@ fn footprint(action: &Action, facts: &Facts) -> Vec<String> {
                 if let Action::Create { path, .. } = sub
                     && let Some(p) = parent(path).filter(|p| *p != "/")
                 {
-                    paths.push(p.to_string());
+                    out.push(paths.intern_copy(p));
                 }
-                paths.extend(footprint(sub, facts));
+                footprint_into(sub, facts, paths, out);
             }
         }
-        other => paths.extend(action_paths(other)),
-    }
-    paths
-}
-
-fn created_names(op: &Op, reply: Option<&Event>, subs: &[SubRef]) -> Vec<Option<String>> {
-    let ok = op.outcome == Outcome::Ok;
-    let reply = reply.filter(|_| ok);
-    match op.f {
-        F::Multi => {
-            let results: &[SubResult] =
-                reply.and_then(|r| r.results().as_deref()).unwrap_or_default();
-            (0..subs.len()).map(|i| results.get(i).and_then(|r| r.name.clone())).collect()
-        }
-        _ => vec![reply.and_then(|r| r.name().clone())],
+        Action::Set { path, .. }
+        | Action::Check { path, .. }
+        | Action::Get { path }
+        | Action::Exists { path }
+        | Action::Children { path } => out.push(paths.intern_copy(path)),
+        Action::Sync | Action::Close { .. } => {}
     }
 }
 
@@ -835,6 +999,48 @@ fn reply_facts(reply: &Event) -> Reply {
 mod tests {
     use super::*;
 
+    /// A path has one number however it is given (borrowed from the history or built, as a
+    /// child's path from a children list is), numbers are dense, and each names its path.
+    #[test]
+    fn paths_number_each_path_once() {
+        let history_paths: Vec<String> = ["/a", "/a/b", "/", "/a"].map(String::from).into();
+        let mut paths = Paths::default();
+        let ids: Vec<u32> = history_paths.iter().map(|p| paths.intern(p)).collect();
+        assert_eq!(ids, vec![0, 1, 2, 0], "the same path, the same number");
+        let mut built = String::new();
+        join_into(&mut built, "/a", "b");
+        assert_eq!(paths.intern_copy(&built), 1, "a built path finds the borrowed one");
+        join_into(&mut built, "/", "c");
+        assert_eq!(built, "/c", "a child of the root");
+        assert_eq!(paths.intern_copy(&built), 3, "a new path takes the next number");
+        assert_eq!(paths.id("/c"), Some(3));
+        assert_eq!(paths.id("/d"), None, "an unknown path has no number");
+        for (id, name) in [(0, "/a"), (1, "/a/b"), (2, "/"), (3, "/c")] {
+            assert_eq!(paths.name(id), name);
+        }
+    }
+
+    /// The table's hash tells apart paths that differ in one byte, in their length only
+    /// (trailing zero bytes), or across the eight-byte boundary.
+    #[test]
+    fn path_hash_separates_paths() {
+        use std::hash::Hash;
+        let hash = |p: &str| {
+            let mut h = PathHasher::default();
+            p.hash(&mut h);
+            h.finish()
+        };
+        let mut hashes: Vec<u64> = ["/a", "/b", "/a\0", "/a/b/c/d", "/a/b/c/e", "/a/b/c/d/", "/"]
+            .iter()
+            .map(|p| hash(p))
+            .collect();
+        assert_eq!(hash("/a/b/c/d"), hash("/a/b/c/d"), "deterministic");
+        let count = hashes.len();
+        hashes.sort_unstable();
+        hashes.dedup();
+        assert_eq!(hashes.len(), count, "every path hashes apart");
+    }
+
     /// `registered_home` finds what the first registered path of `action_paths` finds.
     #[test]
     fn registered_home_agrees_with_action_paths() {
@@ -857,12 +1063,13 @@ mod tests {
             Action::Sync,
             Action::Close { session: 3 },
         ];
-        let index: HashMap<String, usize> =
+        let index: HashMap<String, u32> =
             [("/a", 0), ("/a/b", 1), ("/q", 2)].map(|(p, i)| (p.to_string(), i)).into();
+        let lookup = |p: &str| index.get(p).copied();
         let mut found = 0;
         for action in &actions {
             let want = action_paths(action).iter().find_map(|p| index.get(p).copied());
-            assert_eq!(registered_home(action, &index), want, "{action:?}");
+            assert_eq!(registered_home(action, &lookup), want, "{action:?}");
             found += usize::from(want.is_some());
         }
         assert_eq!(found, 5, "the cases cover found and not found");

@@ -16,7 +16,7 @@
 
 use super::explain::short;
 use super::{Explanation, Guarantee, Options, Violation, window_of};
-use crate::history::{CreateMode, Event, F, History, Kind, Op, Outcome, WatchType, parent};
+use crate::history::{Event, F, History, Kind, Op, Outcome, SubResult, WatchType, parent};
 use crate::report::describe_op;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,45 +45,46 @@ struct Registration {
 }
 
 /// Per path: (zxid, change type, op) of every acknowledged write with a zxid, in zxid order.
-type Changes = BTreeMap<String, Vec<(i64, WatchType, usize)>>;
+/// Paths are borrowed from the history (a copy per recorded change was most of this pass).
+type Changes<'h> = BTreeMap<&'h str, Vec<(i64, WatchType, usize)>>;
 
-fn changes(history: &History, ops: &[Op]) -> Changes {
+fn changes<'h>(history: &'h History, ops: &[Op]) -> Changes<'h> {
     let mut out: Changes = BTreeMap::new();
     for op in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
         let req = history.request(op);
         let Some(reply) = history.reply(op) else { continue };
         let Some(z) = reply.zxid else { continue };
-        let mut record = |path: &str, t: WatchType| {
-            out.entry(path.to_string()).or_default().push((z, t, op.id));
+        let mut record = |path: &'h str, t: WatchType| {
+            out.entry(path).or_default().push((z, t, op.id));
         };
-        let subs: Vec<(F, String, Option<CreateMode>, Option<String>)> = match op.f {
+        let subs: Vec<(F, &str, Option<&str>)> = match op.f {
             F::Multi => {
-                let results = reply.results().clone().unwrap_or_default();
+                let results: &[SubResult] = reply.results().as_deref().unwrap_or_default();
                 (req.ops().iter().flatten().enumerate())
                     .map(|(i, s)| {
-                        let name = results.get(i).and_then(|r| r.name.clone());
-                        (s.f, s.path.clone(), s.mode, name)
+                        let name = results.get(i).and_then(|r| r.name.as_deref());
+                        (s.f, s.path.as_str(), name)
                     })
                     .collect()
             }
-            f => vec![(f, req.path.clone().unwrap_or_default(), req.mode, reply.name().clone())],
+            f => vec![(f, req.path.as_deref().unwrap_or_default(), reply.name().as_deref())],
         };
-        for (f, path, _mode, name) in subs {
+        for (f, path, name) in subs {
             match f {
                 F::Create => {
                     let name = name.unwrap_or(path);
-                    record(&name, WatchType::NodeCreated);
+                    record(name, WatchType::NodeCreated);
                     if let Some(p) = parent(&name) {
                         record(p, WatchType::NodeChildrenChanged);
                     }
                 }
                 F::Delete => {
-                    record(&path, WatchType::NodeDeleted);
-                    if let Some(p) = parent(&path) {
+                    record(path, WatchType::NodeDeleted);
+                    if let Some(p) = parent(path) {
                         record(p, WatchType::NodeChildrenChanged);
                     }
                 }
-                F::Set => record(&path, WatchType::NodeDataChanged),
+                F::Set => record(path, WatchType::NodeDataChanged),
                 _ => {}
             }
         }
@@ -109,14 +110,15 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
     let invoking = |index: usize| ops.get(owner[index] as usize).filter(|op| op.invoke == index);
     let completing =
         |index: usize| ops.get(owner[index] as usize).filter(|op| op.complete == Some(index));
-    let mut pending: BTreeMap<(u64, String), Vec<Registration>> = BTreeMap::new();
+    // Keyed by (process, path), the path borrowed from the history.
+    let mut pending: BTreeMap<(u64, &str), Vec<Registration>> = BTreeMap::new();
     // Watches whose registration point is unknown (no reply zxid, or an unknown outcome):
     // their events are accepted without checks.
-    let mut vague: BTreeSet<(u64, String)> = BTreeSet::new();
+    let mut vague: BTreeSet<(u64, &str)> = BTreeSet::new();
     let mut out = Vec::new();
     for (index, event) in history.events.iter().enumerate() {
         if event.kind == Some(Kind::Event) {
-            let key = (event.process, event.path.clone().unwrap_or_default());
+            let key = (event.process, event.path.as_deref().unwrap_or_default());
             let vague = vague.contains(&key);
             on_event(history, ops, (index, event), vague, &mut pending, &mut out);
             continue;
@@ -128,7 +130,7 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
                     && history.reply(op).is_some_and(|r| r.zxid.is_some())
             });
             if !certain {
-                vague.insert((event.process, event.path.clone().unwrap_or_default()));
+                vague.insert((event.process, event.path.as_deref().unwrap_or_default()));
             }
         }
         let Some(op) = completing(index) else { continue };
@@ -137,8 +139,8 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
             continue;
         }
         let req = history.request(op);
-        let path = req.path.clone().unwrap_or_default();
-        let key = (op.process, path.clone());
+        let path = req.path.as_deref().unwrap_or_default();
+        let key = (op.process, path);
         for reg in pending.get(&key).into_iter().flatten() {
             let Some((tz, tid)) = reg.trigger else { continue };
             if let Some(shown) = shows(event, reg.class, tz, options) {
@@ -186,7 +188,7 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
                 F::Exists if event.stat.is_none() => Class::Creation,
                 _ => Class::Data,
             };
-            let trigger = (changes.get(&path).into_iter().flatten())
+            let trigger = (changes.get(path).into_iter().flatten())
                 .find(|(z, t, _)| *z > at && class.fired_by(*t))
                 .map(|(z, _, id)| (*z, *id));
             pending.entry(key).or_default().push(Registration { op: id, class, at, trigger });
@@ -209,17 +211,17 @@ fn shows(reply: &Event, class: Class, tz: i64, options: &Options) -> Option<&'st
     field.filter(|(z, _)| *z >= tz).map(|(_, name)| name)
 }
 
-fn on_event(
-    history: &History,
+fn on_event<'h>(
+    history: &'h History,
     ops: &[Op],
-    (index, event): (usize, &Event),
+    (index, event): (usize, &'h Event),
     vague: bool,
-    pending: &mut BTreeMap<(u64, String), Vec<Registration>>,
+    pending: &mut BTreeMap<(u64, &'h str), Vec<Registration>>,
     out: &mut Vec<Violation>,
 ) {
     let t = event.event().expect("validated");
-    let path = event.path.clone().expect("validated");
-    let regs = pending.entry((event.process, path.clone())).or_default();
+    let path = event.path.as_deref().expect("validated");
+    let regs = pending.entry((event.process, path)).or_default();
     let fired: Vec<Registration> = {
         let (fired, kept) = std::mem::take(regs).into_iter().partition(|r| r.class.fired_by(t));
         *regs = kept;

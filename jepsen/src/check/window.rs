@@ -809,6 +809,6 @@ mod tests {
         let start = w.start.as_ref().expect("a start state after the prefix");
         let paths = &w.part.scope.paths;
         let text = start.describe(paths);
-        assert_eq!(start.node("/a").map(|n| n.data.as_str()), Some("x"), "{paths:?} {text}");
+        assert_eq!(start.node("/a").map(|n| &*n.data), Some("x"), "{paths:?} {text}");
     }
 }
