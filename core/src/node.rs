@@ -30,7 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::io::{Input, Output};
 use crate::prep::PrepState;
-use crate::session::{SessionTable, first_session_id};
+use crate::session::{SessionTable, first_session_id, initial_session_id};
 use crate::shared::Shared;
 use crate::snapshot::Snapshot;
 use crate::tree::DataTree;
@@ -215,7 +215,11 @@ impl Node {
     fn first_session_id(&self, wall_ms: i64) -> i64 {
         let server_id = self.shared.config.server_id.0;
         let own = self.shared.sessions.iter().map(|(id, _)| *id);
-        let own = own.filter(|id| (id.0 as u64) >> 56 == server_id);
+        let own: Vec<SessionId> = own.filter(|id| (id.0 as u64) >> 56 == server_id).collect();
+        if self.shared.config.bugs.session_id_from_tree {
+            let newest = own.iter().map(|id| id.0).max();
+            return newest.map_or(initial_session_id(server_id, 0).0, |id| id + 1);
+        }
         first_session_id(server_id, wall_ms, own).0
     }
 
