@@ -8,6 +8,12 @@
 //! - a session marked `closing` is never touched again: its CloseSession txn is on its way;
 //! - sessions are added and removed only when CreateSession / CloseSession txns are applied, so the
 //!   table always matches the tree's `last_processed_zxid` (snapshots take both together).
+//!
+//! Session ids never repeat (the password is derived from the id). Each server names the
+//! sessions of its own clients with its own top byte (a learner forwards the id, the leader
+//! only orders it), from the clock at start ([`first_session_id`]) and past every id of its
+//! own it applies or finds live in a SNAP ([`past_created`], [`past_own_live`]); `Serve`
+//! also skips live and pending ids. Elections change nothing here: only restarts do.
 
 use std::collections::{BTreeMap, BTreeSet};
 
