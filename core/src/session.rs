@@ -274,7 +274,8 @@ pub fn initial_session_id(server_id: u64, millis: i64) -> SessionId {
 }
 
 /// The first session id a server hands out when it starts, given the ids of its own sessions
-/// that are still alive in its tree (`own_live`, all with `server_id`'s top byte).
+/// it knows were created (`own_live`, all with `server_id`'s top byte): those alive in its
+/// snapshot and those its durable log creates (applied after the start, if ever).
 ///
 /// Ids must never repeat: the password is derived from the id alone, so a reused id would
 /// let a new session be claimed by the old one's client, and checks keyed by id would mix
