@@ -121,6 +121,11 @@ pub struct Bugs {
     /// Zab leader: a DIFF from the txn log files asks for the records after the one following
     /// the learner's last zxid (an off-by-one on `after`), so the learner misses one txn.
     pub disk_diff_skips_one: bool,
+    /// Session ids from the recovered tree alone, the mistake behind sim seeds 46734 and 48581
+    /// (the tree holds only live sessions): a server starts right after its newest live
+    /// session, or at its prefix's first id when it has none, with no clock, and does not move
+    /// past the ids of its own that its log or a SNAP shows later. Expired ids come back.
+    pub session_id_from_tree: bool,
 }
 
 impl Bugs {
@@ -141,6 +146,7 @@ impl Bugs {
             || self.ack_repeated_epoch
             || self.sync_without_quorum
             || self.disk_diff_skips_one
+            || self.session_id_from_tree
     }
 }
 

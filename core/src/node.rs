@@ -30,11 +30,11 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::io::{Input, Output};
 use crate::prep::PrepState;
-use crate::session::{SessionTable, first_session_id};
+use crate::session::{SessionTable, first_session_id, initial_session_id};
 use crate::shared::Shared;
 use crate::snapshot::Snapshot;
 use crate::tree::DataTree;
-use crate::txn::LoggedTxn;
+use crate::txn::{LoggedTxn, Txn};
 use crate::types::{ConnId, SessionId, Zxid};
 use crate::watch::WatchManager;
 use crate::zab::election::ElectionAction;
@@ -214,8 +214,21 @@ impl Node {
 
     fn first_session_id(&self, wall_ms: i64) -> i64 {
         let server_id = self.shared.config.server_id.0;
-        let own = self.shared.sessions.iter().map(|(id, _)| *id);
-        let own = own.filter(|id| (id.0 as u64) >> 56 == server_id);
+        let ours = |id: &SessionId| (id.0 as u64) >> 56 == server_id;
+        let live: Vec<SessionId> = self.shared.sessions.iter().map(|(id, _)| *id).collect();
+        if self.shared.config.bugs.session_id_from_tree {
+            let newest = live.iter().filter(|id| ours(id)).map(|id| id.0).max();
+            return newest.map_or(initial_session_id(server_id, 0).0, |id| id + 1);
+        }
+        // The creations in the durable log count too, closed or not: an ensemble member applies
+        // its log only when a leader commits it, and a SNAP may replace it unapplied (sim seed
+        // 69186: such a session of an earlier incarnation had expired by the SNAP, and its id,
+        // the slot after an older live one, came back).
+        let log = &self.shared.log;
+        let created = log.range(log.base(), log.last_logged());
+        let created = created.filter(|t| matches!(t.txn, Txn::CreateSession { .. }));
+        let created = created.map(|t| t.header.session_id);
+        let own: Vec<SessionId> = live.into_iter().chain(created).filter(ours).collect();
         first_session_id(server_id, wall_ms, own).0
     }
 

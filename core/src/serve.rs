@@ -160,7 +160,8 @@ impl Shared {
         // incarnation: sim seed 46734 restarted with its snapshot's `…0000`, the log's `…0001`
         // applied later, and handed `…0001` out again. Never give out an id a live session
         // holds: the new client would share it (the password is derived from the id) and take
-        // over its connection.
+        // over its connection. Since then the start counts the log's creations and applying one
+        // moves past it (`session::past_created`); this check stays as the last line.
         let mut id = self.next_session_id;
         while id as u64 == 0x8000_0000_0000_0000
             || self.sessions.get(SessionId(id)).is_some()

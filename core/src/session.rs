@@ -8,6 +8,12 @@
 //! - a session marked `closing` is never touched again: its CloseSession txn is on its way;
 //! - sessions are added and removed only when CreateSession / CloseSession txns are applied, so the
 //!   table always matches the tree's `last_processed_zxid` (snapshots take both together).
+//!
+//! Session ids never repeat (the password is derived from the id). Each server names the
+//! sessions of its own clients with its own top byte (a learner forwards the id, the leader
+//! only orders it), from the clock at start ([`first_session_id`]) and past every id of its
+//! own it applies or finds live in a SNAP ([`past_created`], [`past_own_live`]); `Serve`
+//! also skips live and pending ids. Elections change nothing here: only restarts do.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -268,34 +274,80 @@ pub fn initial_session_id(server_id: u64, millis: i64) -> SessionId {
 }
 
 /// The first session id a server hands out when it starts, given the ids of its own sessions
-/// that are still alive in its tree (`own_live`, all with `server_id`'s top byte).
+/// it knows were created (`own_live`, all with `server_id`'s top byte): those alive in its
+/// snapshot and those its durable log creates (applied after the start, if ever).
 ///
 /// Ids must never repeat: the password is derived from the id alone, so a reused id would
 /// let a new session be claimed by the old one's client, and checks keyed by id would mix
 /// the two. The clock decides, as in `initializeNextSessionId`, unless it is behind a live
-/// id of ours (a clock stepped back, or a restart within the same millisecond). Then the
-/// ids right after that live one were likely handed out too and have expired since (the
-/// tree keeps only live sessions), so we start at the next millisecond slot past it: a
-/// collision then needs 65,536 sessions in one slot, as with ZooKeeper's own ids.
+/// id of ours (a clock stepped back, or a restart within the same millisecond): see
+/// [`past_own_live`].
 pub fn first_session_id(
     server_id: u64,
     millis: i64,
     own_live: impl IntoIterator<Item = SessionId>,
 ) -> SessionId {
-    let initial = initial_session_id(server_id, millis);
-    let Some(newest) = own_live.into_iter().map(|id| id.0).max() else {
-        return initial;
+    past_own_live(server_id, initial_session_id(server_id, millis), own_live)
+}
+
+/// `next`, unless a live id of ours (`own_live`, all with `server_id`'s top byte) is at or
+/// past it. Then the ids right after that live one were likely handed out too and have
+/// expired since (a tree keeps only live sessions), so the answer is the next millisecond
+/// slot past it ([`slot_after`]). Used at start (`next` from the clock) and when a SNAP
+/// replaces the session table.
+pub fn past_own_live(
+    server_id: u64,
+    next: SessionId,
+    own_live: impl IntoIterator<Item = SessionId>,
+) -> SessionId {
+    assert_eq!((next.0 as u64) >> 56, server_id, "next is one of ours");
+    let Some(newest) = own_live.into_iter().max() else {
+        return next;
     };
-    assert_eq!((newest as u64) >> 56, server_id, "only our own sessions count");
-    if newest < initial.0 {
-        return initial;
+    assert_eq!((newest.0 as u64) >> 56, server_id, "only our own sessions count");
+    if newest.0 < next.0 {
+        return next;
     }
+    slot_after(server_id, newest)
+}
+
+/// The next id to hand out once `created`, a CreateSession being applied, is known: `next`,
+/// or the millisecond slot after `created` when it is one of ours at or past `next`.
+///
+/// A server picks its first id before it applies its log (a learner before its leader's DIFF
+/// too), from the clock and the live sessions it has then. Its earlier incarnations' sessions
+/// appear only as the log is applied, and some close again before anyone asks for a new id,
+/// so checking new ids against the live table alone lets them come back (sim seed 46734 is
+/// the live case, which `create_session` still checks). Each incarnation hands out its ids
+/// from one millisecond slot (its start, or the slot this skips to), counting up from its
+/// first id, so one id of an incarnation seen here moves us past all of them, the ones that
+/// expired included. Ids of other servers never collide with ours (the top byte), and ours
+/// of this incarnation are below `next`: in a steady state this changes nothing.
+///
+/// Only an incarnation none of whose sessions we ever see (all closed before the snapshot we
+/// start from, or before the SNAP our leader sends) can still be met again, and only if our
+/// clock now lands in its very millisecond: the chance ZooKeeper's clock-only ids take at
+/// every restart. Who assigns ids does not change this: every server names the sessions of
+/// its own clients (`Serve::create_session`, forwarded with the id by a learner), the leader
+/// only orders them, so becoming leader leaves `next_session_id` as it was.
+pub fn past_created(server_id: u64, next: i64, created: SessionId) -> i64 {
+    assert_eq!((next as u64) >> 56, server_id, "next is one of ours");
+    if (created.0 as u64) >> 56 != server_id || created.0 < next {
+        return next;
+    }
+    let after = slot_after(server_id, created).0;
+    assert_ne!(after, created.0, "never the applied id itself");
+    after
+}
+
+/// The first id of the millisecond slot after `id`'s (ids are `server << 56 | ms << 16 | n`).
+fn slot_after(server_id: u64, id: SessionId) -> SessionId {
     const LOW_56: u64 = (1 << 56) - 1;
-    let slot = ((newest as u64) & LOW_56) >> 16;
+    let slot = ((id.0 as u64) & LOW_56) >> 16;
     let time_part = ((slot + 1) << 16) & LOW_56;
-    let id = (server_id << 56) | time_part;
-    assert!(id as i64 > newest || time_part == 0, "past the live id unless the slots wrapped");
-    SessionId(if id == 0x8000_0000_0000_0000 { id + 1 } else { id } as i64)
+    let next = (server_id << 56) | time_part;
+    assert!(next as i64 > id.0 || time_part == 0, "past the id unless the slots wrapped");
+    SessionId(if next == 0x8000_0000_0000_0000 { next + 1 } else { next } as i64)
 }
 
 #[cfg(test)]
@@ -359,5 +411,23 @@ mod tests {
         // A clock ahead of every live id decides alone, as does an empty tree.
         assert_eq!(first_session_id(3, ms + 5, [live]), initial_session_id(3, ms + 5));
         assert_eq!(first_session_id(3, ms - 48_000, []), initial_session_id(3, ms - 48_000));
+    }
+
+    /// A CreateSession of ours at or past the next id (an earlier incarnation's, seen as the
+    /// log is applied) moves the next id to the slot after it; anything else changes nothing.
+    #[test]
+    fn an_applied_id_of_ours_moves_the_next_id_past_its_slot() {
+        let ms = 1_700_000_000_000;
+        let next = initial_session_id(3, ms - 48_000).0;
+        let earlier = SessionId(initial_session_id(3, ms).0 + 2);
+        assert_eq!(past_created(3, next, earlier), initial_session_id(3, ms + 1).0);
+        assert_eq!(past_created(3, next, SessionId(next)), next + (1 << 16), "same slot: skip it");
+        assert_eq!(past_created(3, next, SessionId(next - 1)), next, "below next: ours already");
+        let other = SessionId(initial_session_id(4, ms).0);
+        assert_eq!(past_created(3, next, other), next, "another server's prefix");
+        // Server ids of 128 and up are negative as i64; the order within a prefix holds.
+        let high = initial_session_id(200, ms - 1).0;
+        let seen = SessionId(initial_session_id(200, ms).0 + 7);
+        assert_eq!(past_created(200, high, seen), initial_session_id(200, ms + 1).0);
     }
 }

@@ -284,6 +284,31 @@ fn a_restart_on_a_repeated_clock_never_reuses_a_live_session_id() {
     h.node.check_full();
 }
 
+/// A server picks its next session id at start, before it applies its log (an ensemble member
+/// before its leader's DIFF). A session of ours that the log creates and closes again is gone
+/// from the table by the time a new client asks: a restart whose clock repeats (or is behind)
+/// the previous start must still not hand that id out again, or the old client's password
+/// (derived from the id) opens the new session. Applying a CreateSession of ours moves the
+/// next id past it (`session::past_created`).
+#[test]
+fn a_restart_never_reuses_the_id_of_a_session_its_log_created_and_closed() {
+    let mut h = Harness::new(Config::default());
+    let (_, first) = h.connect(1);
+    let (b, closed) = h.connect(2);
+    let (hdr, _) = h.call(b, 1, Request::CloseSession);
+    assert_eq!(hdr.err, 0, "the second session is closed");
+    assert_eq!(h.node.sessions().len(), 1, "only the first is live");
+    let init = zkr_core::NodeInit { wall_ms: START_MS, txns: h.log.clone(), ..Default::default() };
+    let node = zkr_core::Node::new(Config::default(), init).expect("recovers");
+    let mut h = Harness::from_node(node);
+    assert_eq!(h.node.sessions().len(), 1, "the log recreated the first session only");
+    let (_, third) = h.connect(3);
+    assert_ne!(third.session_id, first.session_id, "not the live session's id");
+    assert_ne!(third.session_id, closed.session_id, "not the closed session's id either");
+    assert!(third.session_id > closed.session_id, "past every id the log showed");
+    h.node.check_full();
+}
+
 #[test]
 fn outputs_are_exact_for_a_create() {
     let mut h = Harness::new(Config::default());

@@ -1020,3 +1020,58 @@ fn an_off_by_one_disk_diff_is_caught() {
     }));
     assert!(rejoin.is_err(), "the follower missed a txn: it never converges");
 }
+
+/// A follower picks its first session id at start, before the leader syncs it, from its clock
+/// and the live sessions it then has (none: they are in its log, applied at UPTODATE). Back at
+/// the millisecond it first started (a clock stepped back), it must not hand out again the ids
+/// of sessions it created before, live or closed: the sync shows them, and the next id moves
+/// past their millisecond slot (`session::past_created`). A SNAP shows only live ones, so the
+/// next id moves past the newest of those (`session::past_own_live`), and past the creations
+/// its own durable log holds, counted at start (sim seed 69186).
+#[test]
+fn a_follower_restarted_at_the_same_millisecond_never_reuses_a_session_id() {
+    // (synced by SNAP, its disk wiped, its first session closed too)
+    for (snap, wiped, both_closed) in
+        [(false, false, false), (true, true, false), (true, false, true)]
+    {
+        let case = format!("SNAP {snap}, wiped {wiped}, both closed {both_closed}");
+        let mut c = if snap { Cluster::with(3, 0, 5) } else { Cluster::new(3) };
+        if snap {
+            // No DIFF from the log files either (read at start).
+            c.disk_diff_max_txns = 0;
+            for id in c.ids.clone() {
+                c.crash(id);
+                c.start(id);
+            }
+        }
+        let first_start = c.wall;
+        let leader = elect(&mut c);
+        let follower = if leader == 1 { 2 } else { 1 };
+        let (first, _) = c.connect(follower, 10);
+        let (closed, _) = c.connect(follower, 11);
+        assert_eq!(c.call(follower, 11, 1, Request::CloseSession).0, 0, "closed");
+        if both_closed {
+            assert_eq!(c.call(follower, 10, 1, Request::CloseSession).0, 0, "{case}");
+        }
+        c.tick(1);
+        c.crash(follower);
+        if snap {
+            if wiped {
+                c.disks.insert(follower, Disk::default());
+            }
+            // Far behind the leader's log: a SNAP brings it back.
+            c.connect(leader, 12);
+            for i in 0..20 {
+                assert_eq!(c.call(leader, 12, i + 1, create(&format!("/n{i}"))).0, 0);
+            }
+        }
+        c.wall = first_start;
+        c.start(follower);
+        run_until(&mut c, "the follower serves again", |c| c.serving().contains(&follower));
+        assert_eq!(c.disks[&follower].snapshot.is_some(), snap, "{case}");
+        let (fresh, _) = c.connect(follower, 13);
+        assert_ne!(fresh, first, "{case}: not the first session's id");
+        assert_ne!(fresh, closed, "{case}: not the closed session's id");
+        assert!(fresh > closed, "{case}: past every id of ours it has seen");
+    }
+}

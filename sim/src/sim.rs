@@ -1020,6 +1020,7 @@ impl Sim {
             let (z, txn) = entry.remove_entry();
             if z > slot.applied {
                 found.extend(self.checks.agreement.committed(n, &txn, now));
+                found.extend(self.checks.session_ids.committed(n, &txn, now));
             }
         }
         slot.applied = current;
@@ -1224,6 +1225,7 @@ impl Sim {
         let mut found = Vec::new();
         for txn in self.nodes[n].disk.durable().iter().filter(|t| t.header.zxid <= recovered) {
             found.push(self.checks.agreement.committed(n, txn, self.now));
+            found.push(self.checks.session_ids.committed(n, txn, self.now));
         }
         if standalone || node.last_zxid() == recovered {
             found.push(self.checks.digest.observe(n, node.last_zxid(), digest, self.now));

@@ -138,3 +138,13 @@ fn disk_diff_skips_one_is_caught() {
     let report = first_failure(bugs, &["digest", "agreement", "durability", "history"]);
     control(report.seed);
 }
+
+/// Sim seeds 46734 and 48581: a restarted server handed out session ids it had handed out
+/// before. The bug starts each incarnation right after its newest live session, whatever the
+/// clock: the ids after it that expired meanwhile are created again.
+#[test]
+fn session_id_from_tree_is_caught() {
+    let bugs = Bugs { session_id_from_tree: true, ..Bugs::default() };
+    let report = first_failure(bugs, &["session_ids"]);
+    control(report.seed);
+}

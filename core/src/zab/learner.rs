@@ -298,6 +298,15 @@ impl Learner {
         for (id, timeout) in &snapshot.sessions {
             shared.sessions.add(*id, *timeout, now);
         }
+        // Sessions of ours the leader knows and we did not (our log lagged, or was cut): hand
+        // out no id at or just after them (`past_own_live`).
+        if !shared.config.bugs.session_id_from_tree {
+            let server_id = shared.config.server_id.0;
+            let own = snapshot.sessions.iter().map(|(id, _)| *id);
+            let own = own.filter(|id| (id.0 as u64) >> 56 == server_id);
+            let next = SessionId(shared.next_session_id);
+            shared.next_session_id = crate::session::past_own_live(server_id, next, own).0;
+        }
         shared.log.reset(snapshot.zxid);
         assert_eq!(shared.tree.last_processed_zxid(), snapshot.zxid);
         assert_eq!(shared.log.committed(), snapshot.zxid, "a snapshot holds only committed txns");

@@ -58,7 +58,7 @@ struct Cli {
     determinism: bool,
     /// Switch on a deliberate bug: ack-before-fsync, skip-session-expiry, reads-skip-queue,
     /// commit-after-one-ack, diff-instead-of-trunc, epoch-before-sync,
-    /// ack-newleader-before-sync, expire-early, ignore-peer-lost.
+    /// ack-newleader-before-sync, expire-early, ignore-peer-lost, session-id-from-tree.
     #[arg(long)]
     bug: Vec<String>,
     /// No progress bar (for CI logs).

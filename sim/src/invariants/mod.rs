@@ -11,6 +11,7 @@
 //! | equal tree digest at equal zxid | ZooKeeper `DigestCalculator` | [`digest`] |
 //! | ephemerals end with their session | ZooKeeper guide, "Ephemeral Nodes" | [`ephemerals`] |
 //! | no session expires before its timeout | ZooKeeper guide, "Sessions" | [`expiry`] |
+//! | a session id is created once (any server, restart) | `SessionTrackerImpl` | [`session_ids`] |
 //! | replies in request order per session | ZooKeeper "Sequential Consistency" | [`session_fifo`] |
 //! | client-visible history (via zkr-jepsen) | ZooKeeper guarantees | [`history`] |
 //! | core's `check_step`/`check_full` (panics caught) | core/src/node.rs | `run_seed`, `sim.rs` |
@@ -40,6 +41,7 @@ pub mod history;
 pub mod leaders;
 pub mod liveness;
 pub mod session_fifo;
+pub mod session_ids;
 
 /// One broken property.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +69,8 @@ pub struct Checks {
     pub expiry: expiry::Expiry,
     /// See [`failover`].
     pub failover: failover::Failover,
+    /// See [`session_ids`].
+    pub session_ids: session_ids::SessionIds,
 }
 
 /// The majority of a cluster of `n`.
