@@ -347,7 +347,9 @@ fn slot_after(server_id: u64, id: SessionId) -> SessionId {
     let time_part = ((slot + 1) << 16) & LOW_56;
     let next = (server_id << 56) | time_part;
     assert!(next as i64 > id.0 || time_part == 0, "past the id unless the slots wrapped");
-    SessionId(if next == 0x8000_0000_0000_0000 { next + 1 } else { next } as i64)
+    let after = SessionId(if next == 0x8000_0000_0000_0000 { next + 1 } else { next } as i64);
+    assert_eq!((after.0 as u64) >> 56, server_id, "still one of our server's ids");
+    after
 }
 
 #[cfg(test)]
