@@ -652,6 +652,20 @@ mod tests {
     }
 
     #[test]
+    fn a_vote_of_a_later_epoch_makes_a_leader_hopeless() {
+        // Seed 65160 in small: 5 leads epoch 3 (won with its epoch 2), nobody counted out.
+        let (me, won) = (ServerId(5), Vote { peer_epoch: 2, ..vote(5, 1) });
+        let later = Vote { peer_epoch: 4, ..vote(4, 9) };
+        let mut b = Backing::default();
+        b.saw_vote(won, None, later);
+        assert!(!b.hopeless(me, &five()), "epoch undecided: nothing to compare with");
+        b.saw_vote(won, Some(3), Vote { peer_epoch: 3, ..vote(1, 9) });
+        assert!(!b.hopeless(me, &five()), "our own epoch is no later one");
+        b.saw_vote(won, Some(3), later);
+        assert!(b.hopeless(me, &five()), "a quorum acknowledged epoch 4");
+    }
+
+    #[test]
     fn only_voters_that_can_never_follow_are_counted_out() {
         let (me, won) = (ServerId(5), vote(5, 4));
         let mut b = Backing::default();
