@@ -10,7 +10,8 @@
 //! Notifications from servers that already follow or lead an established leader let a newcomer
 //! join that leader without a new round (the "out of election" set). A leader elected here
 //! but not yet established keeps a [`Backing`]: when the voters that could still follow it no
-//! longer make a quorum it steps down at once rather than after `initLimit` (seed 27555).
+//! longer make a quorum, or a vote shows that a quorum acknowledged a later epoch than its own,
+//! it steps down at once rather than after `initLimit` (seeds 27555, 65160).
 //!
 //! Invariants:
 //! - the proposal only ever gets better within a round (`beats`), and a new round starts from
