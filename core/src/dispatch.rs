@@ -297,6 +297,7 @@ impl Node {
         assert_eq!(won.leader, self.shared.config.server_id, "we lead on our own vote");
         assert!(round >= 1, "a leader was elected in some round; rounds count from 1");
         leader.backing.on_notification(won, round, from, vote, epoch, state);
+        leader.backing.saw_vote(won, leader.phase.epoch(), vote);
         self.leave_if_unbacked()
     }
 

@@ -214,3 +214,9 @@ fn paper_synchronization_disk_diff() {
 fn failover_unbacked_leader() {
     golden("failover_unbacked_leader");
 }
+
+/// Tier 1 seed 65160: an unestablished leader that a later epoch has superseded steps down.
+#[test]
+fn failover_superseded_leader() {
+    golden("failover_superseded_leader");
+}

@@ -10,7 +10,8 @@
 //! Notifications from servers that already follow or lead an established leader let a newcomer
 //! join that leader without a new round (the "out of election" set). A leader elected here
 //! but not yet established keeps a [`Backing`]: when the voters that could still follow it no
-//! longer make a quorum it steps down at once rather than after `initLimit` (seed 27555).
+//! longer make a quorum, or a vote shows that a quorum acknowledged a later epoch than its own,
+//! it steps down at once rather than after `initLimit` (seeds 27555, 65160).
 //!
 //! Invariants:
 //! - the proposal only ever gets better within a round (`beats`), and a new round starts from
@@ -375,15 +376,38 @@ impl Election {
 /// steps down at once. Stepping down an unestablished leader never risks safety (it is what
 /// `initLimit` does), and a wrong judgement (a voter that restarted since, a link that
 /// recovered) costs one election round.
+///
+/// A leader whose new epoch is decided also steps down when a notification names a vote of a
+/// later epoch (tier 1 seed 65160): a vote's `peer_epoch` is its leader's current epoch, set
+/// only once a quorum acknowledged that epoch, and by Zab's promise (paper §4, phase 1;
+/// ZooKeeper's learner refuses a LEADERINFO below its accepted epoch) that quorum will never
+/// acknowledge our NEWLEADER. The voters that moved on may still look in rounds older than
+/// ours, which the round rules above cannot count out. ZooKeeper's leader gives up the same
+/// way when a follower turns out to be ahead of it (`Leader.waitForEpochAck`), but it learns
+/// that only from a learner; notifications are how we hear from the voters that moved on.
 #[derive(Clone, Debug, Default)]
 pub struct Backing {
     /// Voters that will never follow this leader in its round, by the last thing they said.
     elsewhere: BTreeSet<ServerId>,
     /// Voters whose connection was reported lost and that have not spoken since.
     lost: BTreeSet<ServerId>,
+    /// A later epoch than ours was seen in a vote: a quorum has moved past us.
+    superseded: bool,
 }
 
 impl Backing {
+    /// Records the vote of a notification (any sender, any state) to a leader elected with
+    /// `won` that leads `epoch`, once decided in Zab phase 1.
+    pub fn saw_vote(&mut self, won: Vote, epoch: Option<u32>, vote: Vote) {
+        let Some(epoch) = epoch else { return };
+        assert!(epoch > won.peer_epoch, "the new epoch comes after our current one");
+        // The vote proves its leader's epoch was acknowledged by a quorum.
+        if vote.peer_epoch > epoch {
+            self.superseded = true;
+        }
+        assert!(self.superseded || vote.peer_epoch <= epoch);
+    }
+
     /// Records a notification from `from` to a leader elected in `round` with `won`.
     pub fn on_notification(
         &mut self,
@@ -431,6 +455,9 @@ impl Backing {
     pub fn hopeless(&self, me: ServerId, quorum: &Quorum) -> bool {
         assert!(quorum.is_voter(me), "only voters lead");
         assert!(!self.lost.contains(&me) && !self.elsewhere.contains(&me), "never ourselves");
+        if self.superseded {
+            return true;
+        }
         let voters = quorum.voters().iter();
         let possible: Vec<ServerId> = voters
             .filter(|id| !self.lost.contains(id) && !self.elsewhere.contains(id))
@@ -623,6 +650,20 @@ mod tests {
         assert!(b.hopeless(me, &five()), "only 5 and 4 left");
         b.heard(ServerId(3));
         assert!(!b.hopeless(me, &five()), "3 follows after all");
+    }
+
+    #[test]
+    fn a_vote_of_a_later_epoch_makes_a_leader_hopeless() {
+        // Seed 65160 in small: 5 leads epoch 3 (won with its epoch 2), nobody counted out.
+        let (me, won) = (ServerId(5), Vote { peer_epoch: 2, ..vote(5, 1) });
+        let later = Vote { peer_epoch: 4, ..vote(4, 9) };
+        let mut b = Backing::default();
+        b.saw_vote(won, None, later);
+        assert!(!b.hopeless(me, &five()), "epoch undecided: nothing to compare with");
+        b.saw_vote(won, Some(3), Vote { peer_epoch: 3, ..vote(1, 9) });
+        assert!(!b.hopeless(me, &five()), "our own epoch is no later one");
+        b.saw_vote(won, Some(3), later);
+        assert!(b.hopeless(me, &five()), "a quorum acknowledged epoch 4");
     }
 
     #[test]
