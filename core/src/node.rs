@@ -30,7 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Config;
 use crate::io::{Input, Output};
 use crate::prep::PrepState;
-use crate::session::{SessionTable, first_session_id, initial_session_id};
+use crate::session::{SessionTable, first_session_id, server_of};
 use crate::shared::Shared;
 use crate::snapshot::Snapshot;
 use crate::tree::DataTree;
@@ -214,11 +214,13 @@ impl Node {
 
     fn first_session_id(&self, wall_ms: i64) -> i64 {
         let server_id = self.shared.config.server_id.0;
-        let ours = |id: &SessionId| (id.0 as u64) >> 56 == server_id;
+        let ours = |id: &SessionId| server_of(*id) == server_id;
         let live: Vec<SessionId> = self.shared.sessions.iter().map(|(id, _)| *id).collect();
+        #[cfg(feature = "bugs")]
         if self.shared.config.bugs.session_id_from_tree {
             let newest = live.iter().filter(|id| ours(id)).map(|id| id.0).max();
-            return newest.map_or(initial_session_id(server_id, 0).0, |id| id + 1);
+            let first = crate::session::initial_session_id(server_id, 0).0;
+            return newest.map_or(first, |id| id + 1);
         }
         // The creations in the durable log count too, closed or not: an ensemble member applies
         // its log only when a leader commits it, and a SNAP may replace it unapplied (sim seed

@@ -273,6 +273,11 @@ pub fn initial_session_id(server_id: u64, millis: i64) -> SessionId {
     SessionId(if id == 0x8000_0000_0000_0000 { id + 1 } else { id } as i64)
 }
 
+/// The server whose clients a session id belongs to (its top byte; see [`initial_session_id`]).
+pub fn server_of(id: SessionId) -> u64 {
+    (id.0 as u64) >> 56
+}
+
 /// The first session id a server hands out when it starts, given the ids of its own sessions
 /// it knows were created (`own_live`, all with `server_id`'s top byte): those alive in its
 /// snapshot and those its durable log creates (applied after the start, if ever).
@@ -300,11 +305,11 @@ pub fn past_own_live(
     next: SessionId,
     own_live: impl IntoIterator<Item = SessionId>,
 ) -> SessionId {
-    assert_eq!((next.0 as u64) >> 56, server_id, "next is one of ours");
+    assert_eq!(server_of(next), server_id, "next is one of ours");
     let Some(newest) = own_live.into_iter().max() else {
         return next;
     };
-    assert_eq!((newest.0 as u64) >> 56, server_id, "only our own sessions count");
+    assert_eq!(server_of(newest), server_id, "only our own sessions count");
     if newest.0 < next.0 {
         return next;
     }
@@ -331,8 +336,8 @@ pub fn past_own_live(
 /// its own clients (`Serve::create_session`, forwarded with the id by a learner), the leader
 /// only orders them, so becoming leader leaves `next_session_id` as it was.
 pub fn past_created(server_id: u64, next: i64, created: SessionId) -> i64 {
-    assert_eq!((next as u64) >> 56, server_id, "next is one of ours");
-    if (created.0 as u64) >> 56 != server_id || created.0 < next {
+    assert_eq!(server_of(SessionId(next)), server_id, "next is one of ours");
+    if server_of(created) != server_id || created.0 < next {
         return next;
     }
     let after = slot_after(server_id, created).0;
@@ -348,7 +353,7 @@ fn slot_after(server_id: u64, id: SessionId) -> SessionId {
     let next = (server_id << 56) | time_part;
     assert!(next as i64 > id.0 || time_part == 0, "past the id unless the slots wrapped");
     let after = SessionId(if next == 0x8000_0000_0000_0000 { next + 1 } else { next } as i64);
-    assert_eq!((after.0 as u64) >> 56, server_id, "still one of our server's ids");
+    assert_eq!(server_of(after), server_id, "still one of our server's ids");
     after
 }
 

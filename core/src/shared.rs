@@ -200,11 +200,13 @@ impl Shared {
             Txn::CreateSession { timeout_ms } => {
                 let id = txn.header.session_id;
                 self.sessions.add(id, *timeout_ms, self.now_tick);
-                if !self.config.bugs.session_id_from_tree {
-                    let server_id = self.config.server_id.0;
-                    let next = crate::session::past_created(server_id, self.next_session_id, id);
-                    self.next_session_id = next;
+                #[cfg(feature = "bugs")]
+                if self.config.bugs.session_id_from_tree {
+                    return;
                 }
+                let server_id = self.config.server_id.0;
+                let next = crate::session::past_created(server_id, self.next_session_id, id);
+                self.next_session_id = next;
             }
             Txn::CloseSession { .. } => {
                 self.sessions.remove(txn.header.session_id);

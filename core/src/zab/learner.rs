@@ -300,10 +300,14 @@ impl Learner {
         }
         // Sessions of ours the leader knows and we did not (our log lagged, or was cut): hand
         // out no id at or just after them (`past_own_live`).
-        if !shared.config.bugs.session_id_from_tree {
+        #[cfg(feature = "bugs")]
+        let keep_next = shared.config.bugs.session_id_from_tree;
+        #[cfg(not(feature = "bugs"))]
+        let keep_next = false;
+        if !keep_next {
             let server_id = shared.config.server_id.0;
             let own = snapshot.sessions.iter().map(|(id, _)| *id);
-            let own = own.filter(|id| (id.0 as u64) >> 56 == server_id);
+            let own = own.filter(|id| crate::session::server_of(*id) == server_id);
             let next = SessionId(shared.next_session_id);
             shared.next_session_id = crate::session::past_own_live(server_id, next, own).0;
         }
