@@ -30,7 +30,7 @@ use crate::admin::{self, AdminView, ConnStats, ServerStats};
 use crate::client_net::{ConnHandle, Event};
 use crate::config::ServerConfig;
 use crate::env::ServerEnv;
-use crate::storage::{Recovered, StorageEvent, StorageThread};
+use crate::storage::{Recovered, StorageEvent, StorageThread, thread_cpu_time};
 
 /// Events handled before outputs are flushed (bounds latency under heavy load).
 const MAX_BATCH: usize = 1024;
@@ -41,12 +41,6 @@ const SLOW_TURN: Duration = Duration::from_millis(50);
 /// A driver turn this long is traced at debug level (the p99 reply of the million-znode load
 /// on a quiet machine is ~3 ms).
 const TRACED_TURN: Duration = Duration::from_millis(1);
-
-/// The CPU time the calling thread has used (a system call: only for traced turns).
-fn thread_cpu_time() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-}
 
 /// Builds the node from what storage recovered; every record is checked again after loading.
 pub fn recover_node(

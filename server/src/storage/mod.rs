@@ -772,8 +772,9 @@ fn lock_dir(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn FsLock>, StorageError> {
     }
 }
 
-/// The CPU time the calling thread has used (a system call: only for traced syncs).
-fn thread_cpu_time() -> std::time::Duration {
+/// The CPU time the calling thread has used (a system call: only for traced log syncs and
+/// driver turns).
+pub(crate) fn thread_cpu_time() -> std::time::Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
