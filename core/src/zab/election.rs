@@ -401,11 +401,13 @@ impl Backing {
     pub fn saw_vote(&mut self, won: Vote, epoch: Option<u32>, vote: Vote) {
         let Some(epoch) = epoch else { return };
         assert!(epoch > won.peer_epoch, "the new epoch comes after our current one");
+        let before = self.superseded;
         // The vote proves its leader's epoch was acknowledged by a quorum.
         if vote.peer_epoch > epoch {
             self.superseded = true;
         }
-        assert!(self.superseded || vote.peer_epoch <= epoch);
+        // A quorum that moved past our epoch never comes back to it: nothing clears the flag.
+        assert!(!before || self.superseded, "once superseded, hopeless for good");
     }
 
     /// Records a notification from `from` to a leader elected in `round` with `won`.
