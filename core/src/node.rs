@@ -24,13 +24,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::io::{Input, Output};
 use crate::prep::PrepState;
-use crate::session::{SessionTable, first_session_id, server_of};
+use crate::session::{JUMP_SLOTS, SessionTable, first_session_id, server_of};
 use crate::shared::Shared;
 use crate::snapshot::Snapshot;
 use crate::tree::DataTree;
@@ -212,7 +212,7 @@ impl Node {
         self.check_full();
     }
 
-    fn first_session_id(&self, wall_ms: i64) -> i64 {
+    fn first_session_id(&mut self, wall_ms: i64) -> i64 {
         let server_id = self.shared.config.server_id.0;
         let ours = |id: &SessionId| server_of(*id) == server_id;
         let live: Vec<SessionId> = self.shared.sessions.iter().map(|(id, _)| *id).collect();
@@ -231,7 +231,8 @@ impl Node {
         let created = created.filter(|t| matches!(t.txn, Txn::CreateSession { .. }));
         let created = created.map(|t| t.header.session_id);
         let own: Vec<SessionId> = live.into_iter().chain(created).filter(ours).collect();
-        first_session_id(server_id, wall_ms, own).0
+        let rng = &mut self.shared.rng;
+        first_session_id(server_id, wall_ms, own, || rng.random_range(0..JUMP_SLOTS)).0
     }
 
     /// Feeds one input.

@@ -291,19 +291,21 @@ pub fn first_session_id(
     server_id: u64,
     millis: i64,
     own_live: impl IntoIterator<Item = SessionId>,
+    jump: impl FnOnce() -> u64,
 ) -> SessionId {
-    past_own_live(server_id, initial_session_id(server_id, millis), own_live)
+    past_own_live(server_id, initial_session_id(server_id, millis), own_live, jump)
 }
 
 /// `next`, unless a live id of ours (`own_live`, all with `server_id`'s top byte) is at or
 /// past it. Then the ids right after that live one were likely handed out too and have
-/// expired since (a tree keeps only live sessions), so the answer is the next millisecond
-/// slot past it ([`slot_after`]). Used at start (`next` from the clock) and when a SNAP
-/// replaces the session table.
+/// expired since (a tree keeps only live sessions), so the answer is a millisecond slot past
+/// it ([`slot_after`], `jump()` slots further). Used at start (`next` from the clock) and when
+/// a SNAP replaces the session table.
 pub fn past_own_live(
     server_id: u64,
     next: SessionId,
     own_live: impl IntoIterator<Item = SessionId>,
+    jump: impl FnOnce() -> u64,
 ) -> SessionId {
     assert_eq!(server_of(next), server_id, "next is one of ours");
     let Some(newest) = own_live.into_iter().max() else {
@@ -313,7 +315,7 @@ pub fn past_own_live(
     if newest.0 < next.0 {
         return next;
     }
-    slot_after(server_id, newest)
+    slot_after(server_id, newest, jump())
 }
 
 /// The next id to hand out once `created`, a CreateSession being applied, is known: `next`,
@@ -335,23 +337,45 @@ pub fn past_own_live(
 /// every restart. Who assigns ids does not change this: every server names the sessions of
 /// its own clients (`Serve::create_session`, forwarded with the id by a learner), the leader
 /// only orders them, so becoming leader leaves `next_session_id` as it was.
-pub fn past_created(server_id: u64, next: i64, created: SessionId) -> i64 {
+pub fn past_created(
+    server_id: u64,
+    next: i64,
+    created: SessionId,
+    jump: impl FnOnce() -> u64,
+) -> i64 {
     assert_eq!(server_of(SessionId(next)), server_id, "next is one of ours");
     if server_of(created) != server_id || created.0 < next {
         return next;
     }
-    let after = slot_after(server_id, created).0;
+    let after = slot_after(server_id, created, jump()).0;
     assert_ne!(after, created.0, "never the applied id itself");
     after
 }
 
-/// The first id of the millisecond slot after `id`'s (ids are `server << 56 | ms << 16 | n`).
-fn slot_after(server_id: u64, id: SessionId) -> SessionId {
+/// How far past an earlier incarnation's slot a jump may land, in millisecond slots: the
+/// jump adds a number drawn below this (`Shared::rng`: the OS's randomness in the server, the
+/// seed's in the simulator) to the slot after the id seen.
+///
+/// Without it the jump was a function of the evidence alone, and two incarnations that saw the
+/// same id (a long-lived session of an earlier one, with the clock stepped back behind it) both
+/// landed in the same slot and handed out the same first id: sim seed 198873, where the second
+/// one's only session had closed before the snapshot the third one started from, so nothing of
+/// it was left to move past. Two jumps from the same id now meet only if they draw the same
+/// number (2^-20), about the chance ZooKeeper's clock-only ids take when a restart lands in the
+/// millisecond of an earlier one. 2^20 slots is 17.5 minutes of the clock: a later
+/// incarnation's clock reaches the slot jumped to no sooner than that.
+pub const JUMP_SLOTS: u64 = 1 << 20;
+
+/// The first id of the millisecond slot `1 + extra` slots after `id`'s (ids are
+/// `server << 56 | ms << 16 | n`; the 40 bits of slots wrap as the clock's do).
+fn slot_after(server_id: u64, id: SessionId, extra: u64) -> SessionId {
     const LOW_56: u64 = (1 << 56) - 1;
+    assert!(extra < JUMP_SLOTS, "a jump of {extra} slots");
     let slot = ((id.0 as u64) & LOW_56) >> 16;
-    let time_part = ((slot + 1) << 16) & LOW_56;
+    let time_part = ((slot + 1 + extra) << 16) & LOW_56;
     let next = (server_id << 56) | time_part;
-    assert!(next as i64 > id.0 || time_part == 0, "past the id unless the slots wrapped");
+    let wrapped = slot + 1 + extra >= 1 << 40;
+    assert!(next as i64 > id.0 || wrapped, "past the id unless the slots wrapped");
     let after = SessionId(if next == 0x8000_0000_0000_0000 { next + 1 } else { next } as i64);
     assert_eq!(server_of(after), server_id, "still one of our server's ids");
     after
@@ -410,14 +434,19 @@ mod tests {
     fn clock_behind_a_live_id_skips_its_millisecond() {
         let ms = 1_700_000_000_000;
         let live = SessionId(initial_session_id(3, ms).0 + 1);
-        let behind = first_session_id(3, ms - 48_000, [live]);
+        let behind = first_session_id(3, ms - 48_000, [live], || 0);
         assert_eq!(behind.0, initial_session_id(3, ms + 1).0, "the next millisecond slot");
         assert_ne!(behind.0, live.0 + 1, "not right after the live id: that one may have expired");
+        // The drawn jump adds slots.
+        let jumped = first_session_id(3, ms - 48_000, [live], || 9);
+        assert_eq!(jumped.0, initial_session_id(3, ms + 10).0);
         // Within the same millisecond too.
-        assert_eq!(first_session_id(3, ms, [live]).0, initial_session_id(3, ms + 1).0);
-        // A clock ahead of every live id decides alone, as does an empty tree.
-        assert_eq!(first_session_id(3, ms + 5, [live]), initial_session_id(3, ms + 5));
-        assert_eq!(first_session_id(3, ms - 48_000, []), initial_session_id(3, ms - 48_000));
+        assert_eq!(first_session_id(3, ms, [live], || 0).0, initial_session_id(3, ms + 1).0);
+        // A clock ahead of every live id decides alone, as does an empty tree: nothing drawn.
+        let never = || -> u64 { panic!("no jump, no draw") };
+        assert_eq!(first_session_id(3, ms + 5, [live], never), initial_session_id(3, ms + 5));
+        let empty = first_session_id(3, ms - 48_000, [], never);
+        assert_eq!(empty, initial_session_id(3, ms - 48_000));
     }
 
     /// A CreateSession of ours at or past the next id (an earlier incarnation's, seen as the
@@ -427,14 +456,54 @@ mod tests {
         let ms = 1_700_000_000_000;
         let next = initial_session_id(3, ms - 48_000).0;
         let earlier = SessionId(initial_session_id(3, ms).0 + 2);
-        assert_eq!(past_created(3, next, earlier), initial_session_id(3, ms + 1).0);
-        assert_eq!(past_created(3, next, SessionId(next)), next + (1 << 16), "same slot: skip it");
-        assert_eq!(past_created(3, next, SessionId(next - 1)), next, "below next: ours already");
+        assert_eq!(past_created(3, next, earlier, || 0), initial_session_id(3, ms + 1).0);
+        assert_eq!(past_created(3, next, earlier, || 5), initial_session_id(3, ms + 6).0);
+        let same = past_created(3, next, SessionId(next), || 0);
+        assert_eq!(same, next + (1 << 16), "same slot: skip it");
+        let never = || -> u64 { panic!("no jump, no draw") };
+        assert_eq!(past_created(3, next, SessionId(next - 1), never), next, "below next");
         let other = SessionId(initial_session_id(4, ms).0);
-        assert_eq!(past_created(3, next, other), next, "another server's prefix");
+        assert_eq!(past_created(3, next, other, never), next, "another server's prefix");
         // Server ids of 128 and up are negative as i64; the order within a prefix holds.
         let high = initial_session_id(200, ms - 1).0;
         let seen = SessionId(initial_session_id(200, ms).0 + 7);
-        assert_eq!(past_created(200, high, seen), initial_session_id(200, ms + 1).0);
+        assert_eq!(past_created(200, high, seen, || 0), initial_session_id(200, ms + 1).0);
+    }
+
+    /// Sim seed 198873: incarnation A of server 3 keeps a long-lived session in slot S; B
+    /// starts with its clock stepped back behind S, jumps past it and hands out one id, which
+    /// closes before C starts from a snapshot that holds only A's session. With the jump a
+    /// function of the evidence alone (the slot after S), C handed out B's id again; drawn
+    /// jumps part them.
+    #[test]
+    fn two_incarnations_jumping_past_one_id_hand_out_different_ids() {
+        use rand::{Rng, SeedableRng};
+        let ms = 1_700_000_000_000;
+        let long_lived = initial_session_id(3, ms);
+        let behind = ms - 68_000;
+        let fixed_b = first_session_id(3, behind, [long_lived], || 0);
+        let fixed_c = first_session_id(3, behind - 70_000, [long_lived], || 0);
+        assert_eq!(fixed_b, fixed_c, "a jump of the evidence alone collides");
+        let mut rng_b = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut rng_c = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let b = first_session_id(3, behind, [long_lived], || rng_b.random_range(0..JUMP_SLOTS));
+        let c = first_session_id(3, behind, [long_lived], || rng_c.random_range(0..JUMP_SLOTS));
+        assert_ne!(b, c, "drawn jumps part them");
+        for id in [b, c] {
+            assert!(id.0 > long_lived.0, "past the live id");
+            assert_eq!(server_of(id), 3);
+            let slots = ((id.0 - long_lived.0) as u64) >> 16;
+            assert!((1..=JUMP_SLOTS).contains(&slots), "within the jump: {slots}");
+        }
+    }
+
+    /// The 40 bits of slots wrap as the clock's low bits do; a jump across the wrap stays in
+    /// our prefix.
+    #[test]
+    fn a_jump_across_the_wrap_of_the_slots_stays_ours() {
+        let last_slot = SessionId(((3u64 << 56) | (((1u64 << 40) - 1) << 16)) as i64);
+        let after = slot_after(3, last_slot, 4);
+        assert_eq!(server_of(after), 3);
+        assert_eq!(after.0 as u64, (3u64 << 56) | (4 << 16), "wrapped to slot 4");
     }
 }

@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
@@ -205,7 +206,9 @@ impl Shared {
                     return;
                 }
                 let server_id = self.config.server_id.0;
-                let next = crate::session::past_created(server_id, self.next_session_id, id);
+                let rng = &mut self.rng;
+                let jump = || rng.random_range(0..crate::session::JUMP_SLOTS);
+                let next = crate::session::past_created(server_id, self.next_session_id, id, jump);
                 self.next_session_id = next;
             }
             Txn::CloseSession { .. } => {

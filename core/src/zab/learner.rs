@@ -309,7 +309,9 @@ impl Learner {
             let own = snapshot.sessions.iter().map(|(id, _)| *id);
             let own = own.filter(|id| crate::session::server_of(*id) == server_id);
             let next = SessionId(shared.next_session_id);
-            shared.next_session_id = crate::session::past_own_live(server_id, next, own).0;
+            let rng = &mut shared.rng;
+            let jump = || rng.random_range(0..crate::session::JUMP_SLOTS);
+            shared.next_session_id = crate::session::past_own_live(server_id, next, own, jump).0;
         }
         shared.log.reset(snapshot.zxid);
         assert_eq!(shared.tree.last_processed_zxid(), snapshot.zxid);
