@@ -490,6 +490,29 @@ mod tests {
         assert_ne!(again, l, "link ids are never reused");
     }
 
+    /// Links live in a slot per id: a broken one is gone from every listing, the others stay
+    /// in id order, and ids never handed out (0, past the last) name no link.
+    #[test]
+    fn broken_links_leave_the_listings_and_unknown_ids_name_nothing() {
+        let mut n = net(10, 10);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let ab = n.open(A, B, LinkKind::Stream).unwrap();
+        let bc = n.open(B, C, LinkKind::Datagram).unwrap();
+        let ca = n.open(C, A, LinkKind::Stream).unwrap();
+        assert_eq!(n.all_links(), vec![ab, bc, ca]);
+        assert_eq!(n.break_link(bc), Some((B, C)));
+        assert_eq!(n.all_links(), vec![ab, ca], "a broken link is no longer listed");
+        assert_eq!(n.links_of(B), vec![ab]);
+        assert_eq!(n.links_of(A), vec![ab, ca], "in id order");
+        for unknown in [LinkId(0), bc, LinkId(ca.0 + 1)] {
+            assert!(!n.is_open(unknown), "{unknown:?} is not open");
+            assert_eq!(n.ends(unknown), None);
+            assert!(n.send(unknown, A, 1, 0, &mut rng).is_empty(), "{unknown:?} carries nothing");
+            assert_eq!(n.break_link(unknown), None);
+        }
+        assert_eq!(n.ends(ca), Some((C, A)), "later links are untouched");
+    }
+
     #[test]
     fn partition_kinds_block_the_right_directions() {
         let set = |v: &[u32]| v.iter().map(|x| Addr(*x)).collect::<BTreeSet<_>>();
