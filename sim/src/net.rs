@@ -21,7 +21,7 @@
 //! direction's delivery times never decrease, so the k-th deliver event pops the k-th message.
 //! Links are never reused: a [`LinkId`] names one session for its whole life.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -211,10 +211,18 @@ pub struct Delivery<M> {
     pub msg: M,
 }
 
-/// The network state. Iteration is over `BTreeMap`s only, so results never depend on hashing.
+/// Where link `id` sits in `Network::links`; `None` for the id 0, which is never handed out.
+fn slot_index(id: LinkId) -> Option<usize> {
+    usize::try_from(id.0.checked_sub(1)?).ok()
+}
+
+/// The network state. Iteration is in link id order only, so results never depend on hashing.
 pub struct Network<M> {
     config: NetConfig,
-    links: BTreeMap<LinkId, Link<M>>,
+    /// Every link ever opened, at index `id - 1` (ids are handed out from 1 and never reused);
+    /// `None` once broken. A slot per id rather than a `BTreeMap`: every send and delivery
+    /// looks its link up (two searches per peer message), and this makes each an index.
+    links: Vec<Option<Link<M>>>,
     next_link: u64,
     partition: Partition,
 }
@@ -222,7 +230,7 @@ pub struct Network<M> {
 impl<M: Clone> Network<M> {
     /// An empty network.
     pub fn new(config: NetConfig) -> Network<M> {
-        Network { config, links: BTreeMap::new(), next_link: 1, partition: Partition::None }
+        Network { config, links: Vec::new(), next_link: 1, partition: Partition::None }
     }
 
     /// Stops datagram loss and duplication (the liveness phase runs on a clean network).
@@ -254,18 +262,36 @@ impl<M: Clone> Network<M> {
             slow: 1,
             dead: [false, false],
         };
-        self.links.insert(id, link);
+        assert_eq!(self.links.len() as u64, id.0 - 1, "link ids are handed out in order");
+        self.links.push(Some(link));
+        assert!(self.link(id).is_some());
         Some(id)
+    }
+
+    /// The open link `id`, if any.
+    fn link(&self, id: LinkId) -> Option<&Link<M>> {
+        self.links.get(slot_index(id)?)?.as_ref()
+    }
+
+    /// The open link `id`, if any, to change.
+    fn link_mut(&mut self, id: LinkId) -> Option<&mut Link<M>> {
+        self.links.get_mut(slot_index(id)?)?.as_mut()
+    }
+
+    /// The open links with their ids, in id order.
+    fn open_links(&self) -> impl Iterator<Item = (LinkId, &Link<M>)> {
+        let ids = (1u64..).map(LinkId);
+        ids.zip(&self.links).filter_map(|(id, l)| Some((id, l.as_ref()?)))
     }
 
     /// True while the link is open.
     pub fn is_open(&self, link: LinkId) -> bool {
-        self.links.contains_key(&link)
+        self.link(link).is_some()
     }
 
     /// The two ends of an open link: (opener, acceptor).
     pub fn ends(&self, link: LinkId) -> Option<(Addr, Addr)> {
-        self.links.get(&link).map(|l| (l.ends[0], l.ends[1]))
+        self.link(link).map(|l| (l.ends[0], l.ends[1]))
     }
 
     /// Sends `msg` from `from` on `link`. Returns the delivery times to schedule (none if the
@@ -279,17 +305,18 @@ impl<M: Clone> Network<M> {
         rng: &mut ChaCha8Rng,
     ) -> Sent {
         let (lo, hi) = (self.config.delay_ns_min, self.config.delay_ns_max.max(1));
-        let Some(l) = self.links.get_mut(&link) else {
+        let partition = &self.partition;
+        let Some(l) = slot_index(link).and_then(|i| self.links.get_mut(i)?.as_mut()) else {
             return Sent::default();
         };
         let dir = if l.ends[0] == from { Dir::Forward } else { Dir::Backward };
         assert!(l.ends.contains(&from), "{from:?} is not an end of {link:?}");
         let to = l.ends[1 - dir.index()];
-        if l.kind == LinkKind::Stream && (l.dead[dir.index()] || self.partition.blocks(from, to)) {
+        if l.kind == LinkKind::Stream && (l.dead[dir.index()] || partition.blocks(from, to)) {
             l.dead[dir.index()] = true;
             return Sent::default();
         }
-        if self.partition.blocks(from, to) {
+        if partition.blocks(from, to) {
             return Sent::default();
         }
         let copies = match l.kind {
@@ -325,7 +352,7 @@ impl<M: Clone> Network<M> {
     /// Pops the next message of `dir` on `link` at time `now`, or `None` if the link was broken
     /// meanwhile. Panics if the message is not due: that would break the delivery contract.
     pub fn deliver(&mut self, link: LinkId, dir: Dir, now: u64) -> Option<Delivery<M>> {
-        let l = self.links.get_mut(&link)?;
+        let l = self.link_mut(link)?;
         let (at, msg) = l.queues[dir.index()].pop_front()?;
         assert!(at <= now, "message due at {at} delivered early at {now}");
         let (from, to) = match dir {
@@ -338,29 +365,30 @@ impl<M: Clone> Network<M> {
     /// Breaks a session: everything in flight is dropped. Returns its ends, or `None` if it was
     /// already closed.
     pub fn break_link(&mut self, link: LinkId) -> Option<(Addr, Addr)> {
-        self.links.remove(&link).map(|l| (l.ends[0], l.ends[1]))
+        let slot = self.links.get_mut(slot_index(link)?)?;
+        slot.take().map(|l| (l.ends[0], l.ends[1]))
     }
 
     /// Makes a link slow: later messages take `factor` times longer (FIFO still holds).
     pub fn slow_link(&mut self, link: LinkId, factor: u64) {
-        if let Some(l) = self.links.get_mut(&link) {
+        if let Some(l) = self.link_mut(link) {
             l.slow = factor.max(1);
         }
     }
 
     /// The delay factor of a link (1 = normal; 1 for a link that is gone).
     pub fn slow_factor(&self, link: LinkId) -> u64 {
-        self.links.get(&link).map_or(1, |l| l.slow)
+        self.link(link).map_or(1, |l| l.slow)
     }
 
     /// Every open link touching `addr`, in id order.
     pub fn links_of(&self, addr: Addr) -> Vec<LinkId> {
-        self.links.iter().filter(|(_, l)| l.ends.contains(&addr)).map(|(id, _)| *id).collect()
+        self.open_links().filter(|(_, l)| l.ends.contains(&addr)).map(|(id, _)| id).collect()
     }
 
     /// Every open link, in id order.
     pub fn all_links(&self) -> Vec<LinkId> {
-        self.links.keys().copied().collect()
+        self.open_links().map(|(id, _)| id).collect()
     }
 
     /// Installs a partition. Returns the Stream links that now cross a blocked direction: the
@@ -370,17 +398,16 @@ impl<M: Clone> Network<M> {
     pub fn set_partition(&mut self, partition: Partition) -> Vec<LinkId> {
         self.partition = partition;
         let p = &self.partition;
-        self.links
-            .iter()
+        self.open_links()
             .filter(|(_, l)| l.kind == LinkKind::Stream)
             .filter(|(_, l)| p.blocks(l.ends[0], l.ends[1]) || p.blocks(l.ends[1], l.ends[0]))
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect()
     }
 
     /// Messages in flight on a link (both directions).
     pub fn in_flight(&self, link: LinkId) -> usize {
-        self.links.get(&link).map_or(0, |l| l.queues[0].len() + l.queues[1].len())
+        self.link(link).map_or(0, |l| l.queues[0].len() + l.queues[1].len())
     }
 }
 
@@ -461,6 +488,29 @@ mod tests {
         assert_eq!(n.break_link(l), None, "breaking twice reports nothing");
         let again = n.open(A, B, LinkKind::Stream).unwrap();
         assert_ne!(again, l, "link ids are never reused");
+    }
+
+    /// Links live in a slot per id: a broken one is gone from every listing, the others stay
+    /// in id order, and ids never handed out (0, past the last) name no link.
+    #[test]
+    fn broken_links_leave_the_listings_and_unknown_ids_name_nothing() {
+        let mut n = net(10, 10);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let ab = n.open(A, B, LinkKind::Stream).unwrap();
+        let bc = n.open(B, C, LinkKind::Datagram).unwrap();
+        let ca = n.open(C, A, LinkKind::Stream).unwrap();
+        assert_eq!(n.all_links(), vec![ab, bc, ca]);
+        assert_eq!(n.break_link(bc), Some((B, C)));
+        assert_eq!(n.all_links(), vec![ab, ca], "a broken link is no longer listed");
+        assert_eq!(n.links_of(B), vec![ab]);
+        assert_eq!(n.links_of(A), vec![ab, ca], "in id order");
+        for unknown in [LinkId(0), bc, LinkId(ca.0 + 1)] {
+            assert!(!n.is_open(unknown), "{unknown:?} is not open");
+            assert_eq!(n.ends(unknown), None);
+            assert!(n.send(unknown, A, 1, 0, &mut rng).is_empty(), "{unknown:?} carries nothing");
+            assert_eq!(n.break_link(unknown), None);
+        }
+        assert_eq!(n.ends(ca), Some((C, A)), "later links are untouched");
     }
 
     #[test]

@@ -71,8 +71,9 @@ pub enum Msg {
     Frame(Vec<u8>),
     /// The sender flushed and closed its side (`Output::ClientClose`).
     Close,
-    /// A Zab message between servers.
-    Peer(Box<ZabMessage>),
+    /// A Zab message between servers. Not boxed: a `ZabMessage` is at most 64 bytes (asserted in
+    /// core's `io.rs`), and a box was one allocation and one free per peer message.
+    Peer(ZabMessage),
 }
 
 impl Msg {
@@ -932,7 +933,7 @@ impl Sim {
         }
         let link = self.peer_links[&(n.min(m), n.max(m))];
         let from = self.nodes[n].addr;
-        self.send(link, from, Msg::Peer(Box::new(msg)));
+        self.send(link, from, Msg::Peer(msg));
     }
 
     /// `Output::ReadLog`: answered from the records the disk holds now (as the server's
@@ -1061,7 +1062,7 @@ impl Sim {
             (Some(n), Msg::Peer(msg)) => {
                 let from = ServerId(d.from.0 as u64 + 1);
                 let wall_ms = self.nodes[n].clock.wall_ms(self.now);
-                self.node_input(n, Input::PeerMessage { from, msg: *msg, wall_ms });
+                self.node_input(n, Input::PeerMessage { from, msg, wall_ms });
             }
             (None, Msg::Peer(_)) => unreachable!("clients get no peer messages"),
             (None, Msg::Frame(payload)) => {

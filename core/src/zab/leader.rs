@@ -195,6 +195,9 @@ pub struct Leader {
     pub backing: Backing,
     /// A proposal used up the epoch's zxid counter: step down at the end of the step.
     pub counter_exhausted: bool,
+    /// `try_commit`'s list of the voters' durable points, kept between calls so that an ACK
+    /// does not allocate one; empty outside `try_commit`.
+    commit_points: Vec<Zxid>,
 }
 
 impl Leader {
@@ -220,6 +223,7 @@ impl Leader {
             quorum_acked: Zxid::ZERO,
             backing: Backing::default(),
             counter_exhausted: false,
+            commit_points: Vec::new(),
         }
     }
 
@@ -847,29 +851,28 @@ impl Leader {
         if !self.phase.is_established() {
             return;
         }
-        let mut points: Vec<Zxid> = shared
-            .quorum
-            .voters()
-            .iter()
-            .map(|id| {
-                if *id == me {
-                    shared.log.durable()
-                } else {
-                    self.acked.get(id).copied().unwrap_or(Zxid::ZERO)
-                }
-            })
-            .collect();
+        let mut points = std::mem::take(&mut self.commit_points);
+        assert!(points.is_empty(), "the list is left empty between calls");
+        points.extend(shared.quorum.voters().iter().map(|id| {
+            if *id == me {
+                shared.log.durable()
+            } else {
+                self.acked.get(id).copied().unwrap_or(Zxid::ZERO)
+            }
+        }));
         // Our own vote is what is durable here, not what is logged (Zab phase 3 acknowledges
         // only what is on disk). Sorted newest first, the majority-th point is one a quorum
         // of voters holds durably: everything up to it survives any minority of crashes.
         points.sort_by(|a, b| b.cmp(a));
-        let quorum_point = points[shared.quorum.majority() - 1];
-        let point = if shared.config.bugs.commit_after_one_ack { points[0] } else { quorum_point };
+        let (quorum_point, newest) = (points[shared.quorum.majority() - 1], points[0]);
+        points.clear();
+        self.commit_points = points;
+        let point = if shared.config.bugs.commit_after_one_ack { newest } else { quorum_point };
         // ACKs are peer input: a zxid past our log (a confused or stale learner) must never
         // commit what we did not propose.
         let point = point.min(shared.log.last_logged());
         let committed = shared.log.committed();
-        assert!(quorum_point <= points[0], "the quorum point is one a voter has durable");
+        assert!(quorum_point <= newest, "the quorum point is one a voter has durable");
         assert!(point <= shared.log.last_logged(), "never commit what is not logged");
         self.quorum_acked = self.quorum_acked.max(quorum_point);
         // Syncs whose target was already committed may have their proof now: answer them
@@ -883,6 +886,10 @@ impl Leader {
         // proposed after the sync (which the same client may have pipelined behind it). A
         // commit point beyond the target is also the sync's quorum proof (`still_led_after`),
         // so no sync waits at its step once later txns commit.
+        if self.syncs.is_empty() {
+            // The common case, with no list to build: one step.
+            return self.commit_to(shared, point);
+        }
         let mut steps: Vec<Zxid> =
             self.syncs.iter().map(|s| s.target).filter(|t| *t > committed && *t < point).collect();
         steps.dedup();
@@ -895,13 +902,10 @@ impl Leader {
 
     fn commit_to(&mut self, shared: &mut Shared, point: Zxid) {
         assert!(self.phase.is_established(), "commits only once established");
-        let forwarding: Vec<ServerId> = self.learners_where(|h| h.forwarding());
         shared.log.mark_committed(point);
         // COMMIT goes to syncing learners too: they hold the proposal (sent after their DIFF)
         // and apply it at UPTODATE; observers get it as well (the implementation's INFORM).
-        for id in forwarding {
-            self.send_learner(shared, id, ZabMessage::Commit { zxid: point });
-        }
+        self.send_forwarding(shared, || ZabMessage::Commit { zxid: point });
         shared.apply_committed(self);
         assert_eq!(shared.tree.last_processed_zxid(), shared.log.committed(), "applied in order");
         self.complete_syncs(shared);
@@ -1021,6 +1025,20 @@ impl Leader {
         shared.send_peer(id, numbered);
     }
 
+    /// Sends `make()` to every learner that gets proposals and commits, in id order: what
+    /// `send_learner` does for each of `learners_where(forwarding)`, without collecting the ids
+    /// first (a PROPOSAL and a COMMIT go out this way for every txn, and a ping every round).
+    fn send_forwarding(&mut self, shared: &mut Shared, make: impl Fn() -> ZabMessage) {
+        let mut sent = 0;
+        for (id, h) in self.learners.iter_mut().filter(|(_, h)| h.forwarding()) {
+            let numbered = h.channel.wrap(make());
+            assert!(h.channel.sent() >= 1, "the message took a number");
+            shared.send_peer(*id, numbered);
+            sent += 1;
+        }
+        assert!(sent <= self.learners.len(), "at most one message per learner");
+    }
+
     /// Appends a decided txn to the log, asks the shell to persist it and sends it to learners.
     /// A proposal that uses up the epoch's zxid counter marks the leader to step down at the
     /// end of the step (ZooKeeper forces an election before the low 32 bits roll over).
@@ -1038,13 +1056,10 @@ impl Leader {
         let logged = std::sync::Arc::new(LoggedTxn { header, txn });
         shared.log.append(logged.clone());
         assert_eq!(shared.log.last_logged(), zxid, "the proposal extends the log");
-        let forwarding: Vec<ServerId> = self.learners_where(|h| h.forwarding());
         // Persist is listed before the sends, but our own vote waits for `Input::Persisted`
         // (`on_durable`): the leader's ACK means on disk, like everyone's (Zab phase 3).
         shared.outputs.push(crate::io::Output::Persist { txn: logged.clone() });
-        for id in forwarding {
-            self.send_learner(shared, id, ZabMessage::Proposal { txn: logged.clone() });
-        }
+        self.send_forwarding(shared, || ZabMessage::Proposal { txn: logged.clone() });
         // The deliberate bug: commit before any quorum (ourselves included) has it on disk.
         if shared.config.bugs.ack_before_fsync {
             shared.log.mark_committed(zxid);
@@ -1221,10 +1236,7 @@ impl Leader {
         let round = self.ping_round;
         assert!(round >= 1, "rounds count from 1");
         assert!(!self.sync_round_due, "this round covers the syncs that asked for one");
-        let targets: Vec<ServerId> = self.learners_where(|h| h.forwarding());
-        for id in targets {
-            self.send_learner(shared, id, ZabMessage::Ping { round });
-        }
+        self.send_forwarding(shared, || ZabMessage::Ping { round });
     }
 }
 
