@@ -205,17 +205,12 @@ impl DataTree {
         if node.num_children != 0 {
             return Err(ZkError::NotEmpty);
         }
-        let (key, removed) = self.remove_node(p);
-        let parent_path = path::parent(p);
-        self.update_stat(parent_path, |stat| {
-            if zxid.0 > stat.pzxid {
-                stat.pzxid = zxid.0;
-            }
-        });
+        let count = self.nodes.len();
+        let (key, removed, parent_trigger) = self.remove_node(p, zxid.0);
         self.quota_after_delete(p, removed.data_len());
-        assert!(!self.nodes.contains_key(p), "deleted node still present");
+        assert_eq!(self.nodes.len(), count - 1, "the deleted node left the map");
+        assert_eq!(&*key, p, "the node removed is the one deleted");
         triggers.push(WatchTrigger { path: key, event: EventType::NodeDeleted });
-        let parent_trigger = self.path_key(parent_path).expect("the parent exists");
         triggers.push(WatchTrigger { path: parent_trigger, event: EventType::NodeChildrenChanged });
         Ok(())
     }
