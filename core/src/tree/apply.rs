@@ -47,9 +47,10 @@ fn link_child(
     parent_cversion: i32,
     zxid: i64,
 ) -> (u64, u64) {
-    let (children_before, cversion_before) = (parent.num_children, parent.stat.cversion);
+    let (children_before, stat_before) = (parent.num_children, parent.stat);
     let prefix = digest::node_hash_prefix(parent_path, parent.data.as_deref(), &parent.acl);
-    let hash_before = digest::node_hash_with_stat(prefix, &parent.stat);
+    let head = digest::node_hash_stat_head(prefix, &parent.stat);
+    let hash_before = digest::node_hash_with_stat_tail(head, &parent.stat);
     let parent_cversion = match parent_cversion {
         -1 => parent.stat.cversion.wrapping_add(1),
         cversion => cversion,
@@ -60,8 +61,11 @@ fn link_child(
     }
     parent.num_children = children_before.checked_add(1).expect("u32 children");
     assert_eq!(parent.num_children, children_before + 1, "the new node is not linked");
-    assert!(parent.stat.cversion >= cversion_before, "a create never moves cversion back");
-    (hash_before, digest::node_hash_with_stat(prefix, &parent.stat))
+    assert!(parent.stat.cversion >= stat_before.cversion, "a create never moves cversion back");
+    let stat_unchanged =
+        StatPersisted { cversion: stat_before.cversion, pzxid: stat_before.pzxid, ..parent.stat };
+    assert_eq!(stat_unchanged, stat_before, "only cversion and pzxid change: the head holds");
+    (hash_before, digest::node_hash_with_stat_tail(head, &parent.stat))
 }
 
 /// The fields of a `Txn::Create`.

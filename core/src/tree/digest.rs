@@ -105,10 +105,24 @@ pub fn node_hash_prefix(path: &str, data: Option<&[u8]>, acl: &[Acl]) -> Fnv64 {
 
 /// `node_hash` from its `node_hash_prefix`.
 pub fn node_hash_with_stat(prefix: Fnv64, stat: &StatPersisted) -> u64 {
+    node_hash_with_stat_tail(node_hash_stat_head(prefix, stat), stat)
+}
+
+/// The state of `node_hash` after the stat fields a child's create or delete never changes
+/// (czxid, mzxid, ctime, mtime, ephemeralOwner): the parent's digest terms before and after
+/// hash only the rest from here, [`node_hash_with_stat_tail`].
+pub fn node_hash_stat_head(prefix: Fnv64, stat: &StatPersisted) -> Fnv64 {
     let mut h = prefix;
-    for v in [stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.ephemeral_owner, stat.pzxid] {
+    for v in [stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.ephemeral_owner] {
         h.i64(v);
     }
+    h
+}
+
+/// `node_hash` from its [`node_hash_stat_head`]: pzxid, version, cversion, aversion.
+pub fn node_hash_with_stat_tail(head: Fnv64, stat: &StatPersisted) -> u64 {
+    let mut h = head;
+    h.i64(stat.pzxid);
     for v in [stat.version, stat.cversion, stat.aversion] {
         h.i64(v as i64);
     }
@@ -144,9 +158,10 @@ mod tests {
             h.bytes(&bytes);
             assert_eq!(h.finish(), reference(&bytes), "length {len}");
         }
-        for v in [0i64, -1, 1, i64::MIN, i64::MAX, 0x0102_0304_0506_0708].into_iter().chain(
-            (0..100).map(|_| draw() as i64),
-        ) {
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX, 0x0102_0304_0506_0708]
+            .into_iter()
+            .chain((0..100).map(|_| draw() as i64))
+        {
             let mut h = Fnv64::default();
             h.i64(v);
             assert_eq!(h.finish(), reference(&v.to_be_bytes()), "{v:#x}");

@@ -606,9 +606,11 @@ impl DataTree {
         // change of pzxid moves the parent's digest term.
         if zxid > parent.stat.pzxid {
             let prefix = digest::node_hash_prefix(parent_path, parent.data.as_deref(), &parent.acl);
-            let hash_before = digest::node_hash_with_stat(prefix, &parent.stat);
+            // pzxid comes after the fields a delete leaves alone: hashed once for both terms.
+            let head = digest::node_hash_stat_head(prefix, &parent.stat);
+            let hash_before = digest::node_hash_with_stat_tail(head, &parent.stat);
             parent.stat.pzxid = zxid;
-            let hash_after = digest::node_hash_with_stat(prefix, &parent.stat);
+            let hash_after = digest::node_hash_with_stat_tail(head, &parent.stat);
             self.digest = self.digest.wrapping_sub(hash_before).wrapping_add(hash_after);
         }
         assert!(parent.stat.pzxid >= zxid, "a delete leaves the parent's pzxid at least zxid");
