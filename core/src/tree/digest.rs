@@ -26,8 +26,9 @@ impl Default for Fnv64 {
 
 /// FNV-1a over the 8 bytes of `word`, most significant first: the same steps as a byte loop
 /// over `word.to_be_bytes()`, written out so that a byte costs a shift, a mask, a xor and a
-/// multiply, with no loop, load or bounds check (the digest hashes every node it changes, a
-/// third of a create's apply).
+/// multiply, with no store, load or loop (the digest hashes nine stat fields and the lengths
+/// of every node it changes; the digest is about a third of a create's apply). Slices are
+/// cheaper byte by byte (measured: splitting them into such words cost more instructions).
 #[inline(always)]
 fn fnv_word(mut h: u64, word: u64) -> u64 {
     h = (h ^ (word >> 56)).wrapping_mul(FNV_PRIME);
@@ -41,15 +42,10 @@ fn fnv_word(mut h: u64, word: u64) -> u64 {
 }
 
 impl Fnv64 {
-    /// Feeds bytes: whole 8-byte words through [`fnv_word`], then the rest one by one.
+    /// Feeds bytes (the state kept in a local, not written back after every byte).
     pub fn bytes(&mut self, bytes: &[u8]) {
         let mut h = self.0;
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let word: [u8; 8] = word.try_into().expect("chunks_exact gives 8 bytes");
-            h = fnv_word(h, u64::from_be_bytes(word));
-        }
-        for b in words.remainder() {
+        for b in bytes {
             h = (h ^ *b as u64).wrapping_mul(FNV_PRIME);
         }
         self.0 = h;
@@ -143,8 +139,8 @@ mod tests {
         h
     }
 
-    /// The word-at-a-time `bytes` and `i64` give the byte loop's value for every length
-    /// around the word boundaries and for values with every byte set, high ones included.
+    /// `bytes` and the word-at-a-time `i64` give the byte loop's value for every length up to
+    /// 39 and for values with every byte set, high ones included.
     #[test]
     fn word_steps_equal_the_byte_loop() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
