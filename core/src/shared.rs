@@ -153,9 +153,13 @@ impl Shared {
         if committed <= applied {
             return;
         }
-        let txns: Vec<Arc<LoggedTxn>> =
-            self.log.range_shared(applied, committed).cloned().collect();
-        for txn in txns {
+        // Most calls apply one txn (a COMMIT, an ACK that completes a quorum): it is taken
+        // apart, so that the rest, empty then, is collected without an allocation.
+        let mut txns = self.log.range_shared(applied, committed).cloned();
+        let first = txns.next().expect("a committed txn past the applied one is in the log");
+        let rest: Vec<Arc<LoggedTxn>> = txns.collect();
+        self.commit(&first, role);
+        for txn in rest {
             self.commit(&txn, role);
         }
         assert_eq!(self.tree.last_processed_zxid(), committed, "applied up to committed");
@@ -235,17 +239,22 @@ impl Shared {
     /// Sends watch events for the triggers of one applied txn (ZooKeeper 3.9: the event carries
     /// the txn's zxid; delivery needs READ on the node, NodeChildrenChanged on the parent).
     fn fire_watches(&mut self, zxid: Zxid, triggers: &[WatchTrigger]) {
+        let nobody = BTreeSet::new();
         for trigger in triggers {
             let mut previous = BTreeSet::new();
             for (table, suppress_previous) in WatchManager::tables_for(trigger.event) {
-                let suppress = if *suppress_previous { previous.clone() } else { BTreeSet::new() };
-                let notify = self.watches.trigger(*table, &trigger.path, &suppress);
+                // The connections notified by the earlier tables, borrowed (not copied).
+                let suppress = if *suppress_previous { &previous } else { &nobody };
+                let notify = self.watches.trigger(*table, &trigger.path, suppress);
                 for conn in &notify {
                     self.send_event(*conn, zxid.0, trigger.event, &trigger.path, true);
                 }
-                previous.extend(notify);
+                if !notify.is_empty() {
+                    previous.extend(notify);
+                }
             }
         }
+        assert!(nobody.is_empty(), "the empty suppress set stays empty");
     }
 
     /// Sends one watch notification, ACL-filtered when `filter` is set (setWatches events are not).

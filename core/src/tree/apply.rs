@@ -47,9 +47,10 @@ fn link_child(
     parent_cversion: i32,
     zxid: i64,
 ) -> (u64, u64) {
-    let (children_before, cversion_before) = (parent.num_children, parent.stat.cversion);
+    let (children_before, stat_before) = (parent.num_children, parent.stat);
     let prefix = digest::node_hash_prefix(parent_path, parent.data.as_deref(), &parent.acl);
-    let hash_before = digest::node_hash_with_stat(prefix, &parent.stat);
+    let head = digest::node_hash_stat_head(prefix, &parent.stat);
+    let hash_before = digest::node_hash_with_stat_tail(head, &parent.stat);
     let parent_cversion = match parent_cversion {
         -1 => parent.stat.cversion.wrapping_add(1),
         cversion => cversion,
@@ -60,8 +61,11 @@ fn link_child(
     }
     parent.num_children = children_before.checked_add(1).expect("u32 children");
     assert_eq!(parent.num_children, children_before + 1, "the new node is not linked");
-    assert!(parent.stat.cversion >= cversion_before, "a create never moves cversion back");
-    (hash_before, digest::node_hash_with_stat(prefix, &parent.stat))
+    assert!(parent.stat.cversion >= stat_before.cversion, "a create never moves cversion back");
+    let stat_unchanged =
+        StatPersisted { cversion: stat_before.cversion, pzxid: stat_before.pzxid, ..parent.stat };
+    assert_eq!(stat_unchanged, stat_before, "only cversion and pzxid change: the head holds");
+    (hash_before, digest::node_hash_with_stat_tail(head, &parent.stat))
 }
 
 /// The fields of a `Txn::Create`.
@@ -205,17 +209,12 @@ impl DataTree {
         if node.num_children != 0 {
             return Err(ZkError::NotEmpty);
         }
-        let (key, removed) = self.remove_node(p);
-        let parent_path = path::parent(p);
-        self.update_stat(parent_path, |stat| {
-            if zxid.0 > stat.pzxid {
-                stat.pzxid = zxid.0;
-            }
-        });
+        let count = self.nodes.len();
+        let (key, removed, parent_trigger) = self.remove_node(p, zxid.0);
         self.quota_after_delete(p, removed.data_len());
-        assert!(!self.nodes.contains_key(p), "deleted node still present");
+        assert_eq!(self.nodes.len(), count - 1, "the deleted node left the map");
+        assert_eq!(&*key, p, "the node removed is the one deleted");
         triggers.push(WatchTrigger { path: key, event: EventType::NodeDeleted });
-        let parent_trigger = self.path_key(parent_path).expect("the parent exists");
         triggers.push(WatchTrigger { path: parent_trigger, event: EventType::NodeChildrenChanged });
         Ok(())
     }

@@ -24,18 +24,36 @@ impl Default for Fnv64 {
     }
 }
 
+/// FNV-1a over the 8 bytes of `word`, most significant first: the same steps as a byte loop
+/// over `word.to_be_bytes()`, written out so that a byte costs a shift, a mask, a xor and a
+/// multiply, with no store, load or loop (the digest hashes nine stat fields and the lengths
+/// of every node it changes; the digest is about a third of a create's apply). Slices are
+/// cheaper byte by byte (measured: splitting them into such words cost more instructions).
+#[inline(always)]
+fn fnv_word(mut h: u64, word: u64) -> u64 {
+    h = (h ^ (word >> 56)).wrapping_mul(FNV_PRIME);
+    h = (h ^ ((word >> 48) & 0xff)).wrapping_mul(FNV_PRIME);
+    h = (h ^ ((word >> 40) & 0xff)).wrapping_mul(FNV_PRIME);
+    h = (h ^ ((word >> 32) & 0xff)).wrapping_mul(FNV_PRIME);
+    h = (h ^ ((word >> 24) & 0xff)).wrapping_mul(FNV_PRIME);
+    h = (h ^ ((word >> 16) & 0xff)).wrapping_mul(FNV_PRIME);
+    h = (h ^ ((word >> 8) & 0xff)).wrapping_mul(FNV_PRIME);
+    (h ^ (word & 0xff)).wrapping_mul(FNV_PRIME)
+}
+
 impl Fnv64 {
-    /// Feeds bytes.
+    /// Feeds bytes (the state kept in a local, not written back after every byte).
     pub fn bytes(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
         for b in bytes {
-            self.0 ^= *b as u64;
-            self.0 = self.0.wrapping_mul(FNV_PRIME);
+            h = (h ^ *b as u64).wrapping_mul(FNV_PRIME);
         }
+        self.0 = h;
     }
 
     /// Feeds an i64 (big-endian).
     pub fn i64(&mut self, v: i64) {
-        self.bytes(&v.to_be_bytes());
+        self.0 = fnv_word(self.0, v as u64);
     }
 
     /// Feeds a length-prefixed byte string, so adjacent fields cannot run together.
@@ -83,12 +101,71 @@ pub fn node_hash_prefix(path: &str, data: Option<&[u8]>, acl: &[Acl]) -> Fnv64 {
 
 /// `node_hash` from its `node_hash_prefix`.
 pub fn node_hash_with_stat(prefix: Fnv64, stat: &StatPersisted) -> u64 {
+    node_hash_with_stat_tail(node_hash_stat_head(prefix, stat), stat)
+}
+
+/// The state of `node_hash` after the stat fields a child's create or delete never changes
+/// (czxid, mzxid, ctime, mtime, ephemeralOwner): the parent's digest terms before and after
+/// hash only the rest from here, [`node_hash_with_stat_tail`].
+pub fn node_hash_stat_head(prefix: Fnv64, stat: &StatPersisted) -> Fnv64 {
     let mut h = prefix;
-    for v in [stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.ephemeral_owner, stat.pzxid] {
+    for v in [stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.ephemeral_owner] {
         h.i64(v);
     }
+    h
+}
+
+/// `node_hash` from its [`node_hash_stat_head`]: pzxid, version, cversion, aversion.
+pub fn node_hash_with_stat_tail(head: Fnv64, stat: &StatPersisted) -> u64 {
+    let mut h = head;
+    h.i64(stat.pzxid);
     for v in [stat.version, stat.cversion, stat.aversion] {
         h.i64(v as i64);
     }
     mix(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FNV-1a byte by byte, as the digest and the snapshot checksum were first written.
+    fn reference(bytes: &[u8]) -> u64 {
+        let mut h = FNV_OFFSET;
+        for b in bytes {
+            h ^= *b as u64;
+            h = h.wrapping_mul(FNV_PRIME);
+        }
+        h
+    }
+
+    /// `bytes` and the word-at-a-time `i64` give the byte loop's value for every length up to
+    /// 39 and for values with every byte set, high ones included.
+    #[test]
+    fn word_steps_equal_the_byte_loop() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut draw = || {
+            state = mix(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
+            state
+        };
+        for len in 0..40 {
+            let bytes: Vec<u8> = (0..len).map(|_| draw() as u8).collect();
+            let mut h = Fnv64::default();
+            h.bytes(&bytes);
+            assert_eq!(h.finish(), reference(&bytes), "length {len}");
+        }
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX, 0x0102_0304_0506_0708]
+            .into_iter()
+            .chain((0..100).map(|_| draw() as i64))
+        {
+            let mut h = Fnv64::default();
+            h.i64(v);
+            assert_eq!(h.finish(), reference(&v.to_be_bytes()), "{v:#x}");
+        }
+        let mut h = Fnv64::default();
+        h.field(b"/a/b");
+        let mut expected = 4i64.to_be_bytes().to_vec();
+        expected.extend_from_slice(b"/a/b");
+        assert_eq!(h.finish(), reference(&expected), "a field is its length, then its bytes");
+    }
 }

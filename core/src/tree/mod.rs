@@ -587,18 +587,36 @@ impl DataTree {
         }
     }
 
-    /// Removes a childless node and keeps every index up to date; returns its key and node.
-    fn remove_node(&mut self, path: &str) -> (PathKey, Arc<ZNode>) {
+    /// Removes a childless node and keeps every index up to date; the parent's pzxid becomes
+    /// `zxid` if greater (its stored cversion is untouched). Returns the node's key, the node
+    /// and the parent's key: one look-up of the parent serves its child count, its stat, its
+    /// digest term and its watch trigger's key.
+    fn remove_node(&mut self, path: &str, zxid: i64) -> (PathKey, Arc<ZNode>, PathKey) {
         assert!(path != "/", "the root is never removed");
         let (key, node) = self.nodes.remove_with_key(path).expect("remove of a missing node");
         assert_eq!(node.num_children, 0, "remove of a node with children: {path}");
-        let parent = self.nodes.get_mut(path::parent(path)).expect("parent of a live node");
+        let parent_path = path::parent(path);
+        let (parent_key, parent) =
+            self.nodes.get_key_value_mut(parent_path).expect("parent of a live node");
+        let parent_key = parent_key.clone();
         let parent = Arc::make_mut(parent);
         assert!(parent.num_children > 0, "parent did not count {path}");
         parent.num_children -= 1;
+        // The child count is not hashed (the children are the other nodes' paths): only a
+        // change of pzxid moves the parent's digest term.
+        if zxid > parent.stat.pzxid {
+            let prefix = digest::node_hash_prefix(parent_path, parent.data.as_deref(), &parent.acl);
+            // pzxid comes after the fields a delete leaves alone: hashed once for both terms.
+            let head = digest::node_hash_stat_head(prefix, &parent.stat);
+            let hash_before = digest::node_hash_with_stat_tail(head, &parent.stat);
+            parent.stat.pzxid = zxid;
+            let hash_after = digest::node_hash_with_stat_tail(head, &parent.stat);
+            self.digest = self.digest.wrapping_sub(hash_before).wrapping_add(hash_after);
+        }
+        assert!(parent.stat.pzxid >= zxid, "a delete leaves the parent's pzxid at least zxid");
         self.index_remove(path, &node);
         self.acl_release(&node.acl);
-        (key, node)
+        (key, node, parent_key)
     }
 
     /// Changes a node in place (data, stat; never its kind, ACL or children) and returns what
@@ -634,17 +652,6 @@ impl DataTree {
         assert_eq!(stat.aversion, aversion, "setACL sets the aversion");
         assert_eq!(self.acl(path), Some(acl), "setACL stores the ACL");
         stat
-    }
-
-    /// `update_node` for a change of the stat alone (a parent's cversion and pzxid): the path,
-    /// data and ACL are hashed once for the digest's old and new terms, not twice.
-    fn update_stat<R>(&mut self, path: &str, f: impl FnOnce(&mut StatPersisted) -> R) -> R {
-        let node = Arc::make_mut(self.nodes.get_mut(path).expect("update of a missing node"));
-        let prefix = digest::node_hash_prefix(path, node.data.as_deref(), &node.acl);
-        self.digest = self.digest.wrapping_sub(digest::node_hash_with_stat(prefix, &node.stat));
-        let r = f(&mut node.stat);
-        self.digest = self.digest.wrapping_add(digest::node_hash_with_stat(prefix, &node.stat));
-        r
     }
 
     fn index_add(&mut self, path: &PathKey, node: &ZNode) {

@@ -20,6 +20,42 @@ pub fn validate_path(path: &str) -> Result<(), ZkError> {
     if path.ends_with('/') {
         return Err(ZkError::BadArguments);
     }
+    if path.is_ascii() {
+        return validate_ascii_segments(path.as_bytes());
+    }
+    validate_segments(path)
+}
+
+/// The segment rules of [`validate_path`] for a path of ASCII characters (all but the rarest
+/// paths), in one pass over its bytes: a byte is a character, and the invalid ones are
+/// U+0000–U+001F and U+007F. Gives what [`validate_segments`] gives (unit test).
+fn validate_ascii_segments(path: &[u8]) -> Result<(), ZkError> {
+    assert!(path.is_ascii(), "bytes are characters only in an ASCII path");
+    assert_eq!(path.first(), Some(&b'/'), "the caller checked the leading slash");
+    let mut start = 1;
+    for (i, &b) in path.iter().enumerate().skip(1) {
+        if b < 0x20 || b == 0x7f {
+            return Err(ZkError::BadArguments);
+        }
+        if b == b'/' {
+            check_segment(&path[start..i])?;
+            start = i + 1;
+        }
+    }
+    check_segment(&path[start..])
+}
+
+/// An empty, `.` or `..` segment is invalid.
+fn check_segment(segment: &[u8]) -> Result<(), ZkError> {
+    match segment {
+        b"" | b"." | b".." => Err(ZkError::BadArguments),
+        _ => Ok(()),
+    }
+}
+
+/// The segment rules of [`validate_path`], character by character, for a path that starts
+/// with `/`, is not `/` and does not end with `/`.
+fn validate_segments(path: &str) -> Result<(), ZkError> {
     for segment in path[1..].split('/') {
         if segment.is_empty() || segment == "." || segment == ".." {
             return Err(ZkError::BadArguments);
@@ -96,6 +132,34 @@ mod tests {
         for b in bad {
             assert_eq!(validate_path(b), Err(ZkError::BadArguments), "{b:?}");
         }
+    }
+
+    /// The one-pass check of ASCII paths agrees with the character-by-character one on every
+    /// path of up to 5 characters over an alphabet of separators, dots, a letter and the
+    /// ASCII characters at the edges of the invalid ranges.
+    #[test]
+    fn ascii_paths_checked_as_by_characters() {
+        let alphabet = ['/', '.', 'a', '\0', '\u{1f}', ' ', '\u{7e}', '\u{7f}'];
+        let mut paths = vec![String::from("/")];
+        let mut checked = 0;
+        for _ in 0..5 {
+            let mut longer = Vec::new();
+            for p in &paths {
+                for c in alphabet {
+                    let path = format!("{p}{c}");
+                    let slow = if path.len() == 1 || path.ends_with('/') {
+                        validate_path(&path)
+                    } else {
+                        validate_segments(&path)
+                    };
+                    assert_eq!(validate_path(&path), slow, "{path:?}");
+                    checked += 1;
+                    longer.push(path);
+                }
+            }
+            paths = longer;
+        }
+        assert_eq!(checked, 8 + 64 + 512 + 4096 + 32768, "every path was checked");
     }
 
     #[test]
