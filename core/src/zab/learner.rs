@@ -565,28 +565,29 @@ impl Learner {
     /// True when `from` is our leader and its notification (its `vote` in round `round`, state
     /// `state`) shows it left the leadership we elected it to in round `last_round`: waiting
     /// for it in discovery or synchronization (`initLimit`) or broadcast (`syncLimit`) is then
-    /// wasted. Peer links need not be FIFO (the simulator's are datagrams; the server re-sends
-    /// its last notification on every new connection), so a notification the leader sent while
-    /// it was still electing may reach us after its LEADERINFO: the rules only take what such a
-    /// stale notification cannot say.
+    /// wasted.
     /// - Looking in a later round, in any phase: a leader looks again only in a later round,
     ///   unless it restarted (seed 60789).
-    /// - Once LEADERINFO came (`Syncing` or later), looking in an older round than ours, or
-    ///   looking, following or leading another server with a vote of an epoch at least the one
-    ///   it told us: before it decided that epoch its rounds ended in ours and every vote it
-    ///   sent carried an epoch below it (its own current epoch was below it, and it chose it
-    ///   above the accepted epochs of a quorum, which no current epoch can be above without
-    ///   that quorum having accepted it first); so it restarted or stepped down since (tier 1
-    ///   seed 158547: the leader crashed unannounced and restarted in round 1, epoch 4).
-    ///   Following or leading another server in a later round is final too.
+    /// - Once LEADERINFO came (`Syncing` or later), a vote of an epoch at least the one it told
+    ///   us, looking or following or leading another server: before it decided that epoch every
+    ///   vote it sent carried an epoch below it (its own current epoch was below it, and it
+    ///   chose it above the accepted epochs of a quorum, which no current epoch gets above
+    ///   without that quorum accepting it first). This holds whatever the order of delivery.
+    /// - Once LEADERINFO came, looking in an older round than ours, or following or leading
+    ///   another server in a later one: it restarted (round counters start from 0) or moved on
+    ///   (tier 1 seed 158547: the leader crashed unannounced and restarted in round 1, epoch
+    ///   4). This one leans on order: its older rounds ended before it reached ours, decided
+    ///   and sent LEADERINFO. The server's peer connection is FIFO and re-sends only the last
+    ///   notification (of our round) on a new connection; the simulator's datagrams may still
+    ///   deliver one sent just before the decision after a LEADERINFO that overtook it.
     ///
-    /// Before LEADERINFO the older round proves nothing (a notification from before its
-    /// decision, or an earlier incarnation of ours), and looking in our own round with an
-    /// older epoch may be stale: we wait, as before. ZooKeeper's learner does not do this at
-    /// all: it waits for its socket to the leader to close or time out. The difference is safe:
-    /// leaving a leader never risks safety (it is what the timeouts do), and a wrong judgement
-    /// (a duplicated datagram delayed past a whole election) costs one election round, in which
-    /// the leader's LEADING answer brings us back.
+    /// Before LEADERINFO an older round proves nothing (a notification from before the
+    /// leader's decision, its answer to an earlier incarnation of ours), and looking in our
+    /// own round with an older epoch may predate its decision: we wait, as before. ZooKeeper's
+    /// learner does none of this: it waits for its socket to the leader to close or time out.
+    /// The difference is safe: leaving a leader never risks safety (it is what the timeouts
+    /// do), and a wrong judgement (a stale datagram) costs one election round, in which the
+    /// leader's LEADING answer brings us back to it.
     pub(crate) fn left_by_leader(
         &self,
         from: ServerId,
