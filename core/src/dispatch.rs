@@ -252,7 +252,7 @@ impl Node {
     }
 
     fn on_notification(&mut self, from: ServerId, vote: Vote, epoch: u64, state: PeerState) {
-        if self.left_by_leader(from, epoch, state) {
+        if self.left_by_leader(from, vote, epoch, state) {
             tracing::info!(
                 leader = from.0,
                 round = epoch,
@@ -319,16 +319,12 @@ impl Node {
         true
     }
 
-    /// True when `from` is the leader we follow and it reports looking in a round after the one
-    /// we elected it in: it left the role (stepped down, or never took it and moved on), so
-    /// waiting for it in discovery (`initLimit`) or broadcast (`syncLimit`) is wasted. Its
-    /// looking notifications of our own round are not that: they predate its decision (a
-    /// delayed one, or its answer to a vote of ours), and it may still be about to lead us.
-    /// ZooKeeper's learner learns the same from its leader connection: a leader that stops
-    /// leading closes its learners' sockets and stops accepting new ones.
-    fn left_by_leader(&self, from: ServerId, epoch: u64, state: PeerState) -> bool {
+    /// True when `from` is the leader we follow and its notification shows it left the role
+    /// (see `Learner::left_by_leader`). ZooKeeper's learner learns the same from its leader
+    /// connection: a leader that stops leading closes its learners' sockets.
+    fn left_by_leader(&self, from: ServerId, vote: Vote, epoch: u64, state: PeerState) -> bool {
         let Role::Following(l) = &self.role else { return false };
-        l.leader == from && state == PeerState::Looking && epoch > self.shared.last_round
+        l.left_by_leader(from, vote, epoch, state, self.shared.last_round)
     }
 
     /// Role timers, once per tick.

@@ -1322,6 +1322,9 @@ impl Sim {
     /// measurement (`invariants::failover`).
     fn crash_seen_by_peers(&mut self, n: usize) {
         let announced = self.rng.random_bool(0.8);
+        if !announced {
+            self.checks.failover.crashed_silently(self.now, n);
+        }
         if announced {
             let up: Vec<usize> = (0..self.nodes.len())
                 .filter(|m| *m != n && self.nodes[*m].node.is_some())
@@ -1337,8 +1340,18 @@ impl Sim {
         let others_up = (0..self.nodes.len())
             .filter(|m| *m != n)
             .all(|m| self.nodes[m].node.is_some() && self.nodes[m].paused_until <= self.now);
+        // The survivors' leaders: one that crashed silently may still hold its followers.
+        let followed: Vec<usize> = (0..self.nodes.len())
+            .filter(|m| *m != n)
+            .filter_map(|m| {
+                let leader = self.nodes[m].node.as_ref()?.leader()?.0 as usize - 1;
+                (leader != m).then_some(leader)
+            })
+            .collect();
+        let wait = crate::invariants::failover::stale_wait_ns(&self.swarm);
         let clean = announced
             && others_up
+            && !self.checks.failover.stale_wait(self.now, &followed, wait)
             && self.phase == Phase::Faults
             && matches!(self.net.partition(), crate::net::Partition::None)
             && self.swarm.net.datagram_loss == 0.0

@@ -22,7 +22,7 @@ use crate::txn::LoggedTxn;
 use crate::types::{ConnId, ServerId, SessionId, Zxid};
 use crate::zab::Next;
 use crate::zab::fifo::{FifoChannel, Receipt};
-use crate::zab::message::{Forwarded, ZabMessage};
+use crate::zab::message::{Forwarded, PeerState, Vote, ZabMessage};
 
 /// Where the learner is. Ordered as the phases run: a learner only moves forward within one
 /// leadership (a step back is a new election and a new `Learner`).
@@ -562,6 +562,65 @@ impl Learner {
     }
 }
 
+/// Whether a notification of our leader proves that it gave us up.
+impl Learner {
+    /// True when `from` is our leader and its notification (its `vote` in round `round`, state
+    /// `state`) shows it left the leadership we elected it to in round `last_round`: waiting
+    /// for it in discovery or synchronization (`initLimit`) or broadcast (`syncLimit`) is then
+    /// wasted.
+    /// - Looking in a later round, in any phase: a leader looks again only in a later round,
+    ///   unless it restarted (seed 60789).
+    /// - Once LEADERINFO came (`Syncing` or later), a vote of an epoch at least the one it told
+    ///   us, looking or following or leading another server: before it decided that epoch every
+    ///   vote it sent carried an epoch below it (its own current epoch was below it, and it
+    ///   chose it above the accepted epochs of a quorum, which no current epoch gets above
+    ///   without that quorum accepting it first). This holds whatever the order of delivery.
+    /// - Once LEADERINFO came, looking in an older round than ours, or following or leading
+    ///   another server in a later one: it restarted (round counters start from 0) or moved on
+    ///   (tier 1 seed 158547: the leader crashed unannounced and restarted in round 1, epoch
+    ///   4). This one leans on order: its older rounds ended before it reached ours, decided
+    ///   and sent LEADERINFO. The server's peer connection is FIFO and re-sends only the last
+    ///   notification (of our round) on a new connection; the simulator's datagrams may still
+    ///   deliver one sent just before the decision after a LEADERINFO that overtook it.
+    ///
+    /// Before LEADERINFO an older round proves nothing (a notification from before the
+    /// leader's decision, its answer to an earlier incarnation of ours), and looking in our
+    /// own round with an older epoch may predate its decision: we wait, as before. ZooKeeper's
+    /// learner does none of this: it waits for its socket to the leader to close or time out.
+    /// The difference is safe: leaving a leader never risks safety (it is what the timeouts
+    /// do), and a wrong judgement (a stale datagram) costs one election round, in which the
+    /// leader's LEADING answer brings us back to it.
+    pub(crate) fn left_by_leader(
+        &self,
+        from: ServerId,
+        vote: Vote,
+        round: u64,
+        state: PeerState,
+        last_round: u64,
+    ) -> bool {
+        if from != self.leader {
+            return false;
+        }
+        let looking_later = state == PeerState::Looking && round > last_round;
+        if self.phase == LearnerPhase::Discovery {
+            return looking_later;
+        }
+        assert!(self.new_epoch > 0, "LEADERINFO names an epoch after 0");
+        let later_epoch = vote.peer_epoch >= self.new_epoch;
+        let left = match state {
+            PeerState::Looking => round != last_round || later_epoch,
+            PeerState::Following | PeerState::Leading => {
+                vote.leader != from && (round > last_round || later_epoch)
+            }
+            PeerState::Observing => false,
+        };
+        assert!(left || !looking_later, "what proves it in discovery proves it later too");
+        // Our own leader leading us is never a reason to leave.
+        assert!(!left || state != PeerState::Leading || vote.leader != from);
+        left
+    }
+}
+
 /// A learner's session with its leader, as seen from the client pipeline.
 impl Learner {
     /// Sends a message in our session with the leader (numbered; see `zab::message`).
@@ -647,4 +706,70 @@ impl Upstream for Learner {
     }
 
     fn applied(&mut self, _: &mut Shared) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn learner(phase: LearnerPhase, new_epoch: u32) -> Learner {
+        Learner {
+            leader: ServerId(2),
+            observer: false,
+            phase,
+            new_epoch,
+            last_heard: 0,
+            newleader: None,
+            newleader_acked: false,
+            commit_seen: Zxid::ZERO,
+            acked: Zxid::ZERO,
+            channel: FifoChannel::new(7),
+            touched: BTreeSet::new(),
+            pending_syncs: VecDeque::new(),
+            revalidating: BTreeMap::new(),
+            next_info: 0,
+        }
+    }
+
+    fn vote(leader: u64, peer_epoch: u32) -> Vote {
+        Vote { leader: ServerId(leader), zxid: Zxid::new(1, 6), peer_epoch }
+    }
+
+    /// Seed 158547 in small: we elected 2 in round 2 and took its LEADERINFO of epoch 4.
+    #[test]
+    fn a_leader_that_restarted_or_stepped_down_is_left_at_once() {
+        let l = learner(LearnerPhase::Syncing, 4);
+        let left = |from: u64, v: Vote, round: u64, state: PeerState| {
+            l.left_by_leader(ServerId(from), v, round, state, 2)
+        };
+        // What only a restarted leader (or one that stepped down) can say.
+        assert!(left(2, vote(2, 4), 1, PeerState::Looking), "restarted: round 1, epoch 4");
+        assert!(left(2, vote(2, 3), 1, PeerState::Looking), "an older round after LEADERINFO");
+        assert!(left(2, vote(3, 4), 2, PeerState::Looking), "our round, a vote of epoch 4");
+        assert!(left(2, vote(1, 3), 3, PeerState::Looking), "a later round (seed 60789)");
+        assert!(left(2, vote(3, 4), 1, PeerState::Following), "follows 3 in epoch 4");
+        assert!(left(2, vote(3, 3), 3, PeerState::Leading), "leads from a later round");
+        // What its election could have sent before it decided epoch 4: wait, as ZooKeeper.
+        assert!(!left(2, vote(2, 3), 2, PeerState::Looking), "maybe stale: our round, epoch 3");
+        assert!(!left(2, vote(3, 3), 1, PeerState::Following), "its role before the election");
+        assert!(!left(2, vote(2, 3), 2, PeerState::Leading), "it leads us");
+        assert!(!left(2, vote(2, 9), 9, PeerState::Observing), "observing says nothing");
+        assert!(!left(3, vote(3, 4), 1, PeerState::Looking), "not our leader");
+    }
+
+    #[test]
+    fn before_leaderinfo_only_a_later_round_counts() {
+        // In discovery nothing of ours proves the notification newer than its decision.
+        let l = learner(LearnerPhase::Discovery, 0);
+        let left = |v: Vote, round: u64, state: PeerState| {
+            l.left_by_leader(ServerId(2), v, round, state, 2)
+        };
+        assert!(!left(vote(2, 4), 1, PeerState::Looking), "an older round proves nothing yet");
+        assert!(!left(vote(3, 4), 3, PeerState::Following), "as before: only looking counts");
+        assert!(left(vote(2, 1), 3, PeerState::Looking), "a later round");
+        // Serving, the same rules as in synchronization.
+        let serving = learner(LearnerPhase::Broadcast, 4);
+        assert!(serving.left_by_leader(ServerId(2), vote(2, 4), 1, PeerState::Looking, 2));
+        assert!(!serving.left_by_leader(ServerId(2), vote(2, 3), 2, PeerState::Looking, 2));
+    }
 }
