@@ -211,11 +211,6 @@ fn paper_synchronization_disk_diff() {
 }
 
 #[test]
-fn failover_restarted_leader() {
-    golden("failover_restarted_leader");
-}
-
-#[test]
 fn failover_unbacked_leader() {
     golden("failover_unbacked_leader");
 }

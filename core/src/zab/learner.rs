@@ -570,26 +570,23 @@ impl Learner {
     /// wasted.
     /// - Looking in a later round, in any phase: a leader looks again only in a later round,
     ///   unless it restarted (seed 60789).
-    /// - Once LEADERINFO came (`Syncing` or later), a vote of an epoch at least the one it told
-    ///   us, looking or following or leading another server: before it decided that epoch every
-    ///   vote it sent carried an epoch below it (its own current epoch was below it, and it
-    ///   chose it above the accepted epochs of a quorum, which no current epoch gets above
-    ///   without that quorum accepting it first). This holds whatever the order of delivery.
-    /// - Once LEADERINFO came, looking in an older round than ours, or following or leading
-    ///   another server in a later one: it restarted (round counters start from 0) or moved on
-    ///   (tier 1 seed 158547: the leader crashed unannounced and restarted in round 1, epoch
-    ///   4). This one leans on order: its older rounds ended before it reached ours, decided
-    ///   and sent LEADERINFO. The server's peer connection is FIFO and re-sends only the last
-    ///   notification (of our round) on a new connection; the simulator's datagrams may still
-    ///   deliver one sent just before the decision after a LEADERINFO that overtook it.
+    /// - Once LEADERINFO came (`Syncing` or later), following or leading another server in a
+    ///   later round: it moved on (tier 1 seed 158547: the leader crashed unannounced,
+    ///   restarted, and joined the others' next election). A later round is never older than
+    ///   its decision in ours, whatever the order of delivery.
+    ///
+    /// Not used, though each looked sound: a vote of an epoch at least the one LEADERINFO named,
+    /// and looking in an older round than ours. Both were in a first version; tier 1 seed
+    /// 214269 (5 servers, loss, restarts) then lost liveness (a fresh client's write not
+    /// acknowledged 9.5 s after the heal) with the epoch rule, and passes without both; not
+    /// understood yet (stop 28), so left out.
     ///
     /// Before LEADERINFO an older round proves nothing (a notification from before the
     /// leader's decision, its answer to an earlier incarnation of ours), and looking in our
-    /// own round with an older epoch may predate its decision: we wait, as before. ZooKeeper's
-    /// learner does none of this: it waits for its socket to the leader to close or time out.
-    /// The difference is safe: leaving a leader never risks safety (it is what the timeouts
-    /// do), and a wrong judgement (a stale datagram) costs one election round, in which the
-    /// leader's LEADING answer brings us back to it.
+    /// own round may predate its decision: we wait, as before. ZooKeeper's learner does none
+    /// of this: it waits for its socket to the leader to close or time out. The difference is
+    /// safe: leaving a leader never risks safety (it is what the timeouts do), and a wrong
+    /// judgement costs one election round.
     pub(crate) fn left_by_leader(
         &self,
         from: ServerId,
@@ -606,12 +603,9 @@ impl Learner {
             return looking_later;
         }
         assert!(self.new_epoch > 0, "LEADERINFO names an epoch after 0");
-        let later_epoch = vote.peer_epoch >= self.new_epoch;
         let left = match state {
-            PeerState::Looking => round != last_round || later_epoch,
-            PeerState::Following | PeerState::Leading => {
-                vote.leader != from && (round > last_round || later_epoch)
-            }
+            PeerState::Looking => round > last_round,
+            PeerState::Following | PeerState::Leading => vote.leader != from && round > last_round,
             PeerState::Observing => false,
         };
         assert!(left || !looking_later, "what proves it in discovery proves it later too");
@@ -737,24 +731,24 @@ mod tests {
 
     /// Seed 158547 in small: we elected 2 in round 2 and took its LEADERINFO of epoch 4.
     #[test]
-    fn a_leader_that_restarted_or_stepped_down_is_left_at_once() {
+    fn a_leader_that_moved_on_is_left_at_once() {
         let l = learner(LearnerPhase::Syncing, 4);
         let left = |from: u64, v: Vote, round: u64, state: PeerState| {
             l.left_by_leader(ServerId(from), v, round, state, 2)
         };
-        // What only a restarted leader (or one that stepped down) can say.
-        assert!(left(2, vote(2, 4), 1, PeerState::Looking), "restarted: round 1, epoch 4");
-        assert!(left(2, vote(2, 3), 1, PeerState::Looking), "an older round after LEADERINFO");
-        assert!(left(2, vote(3, 4), 2, PeerState::Looking), "our round, a vote of epoch 4");
+        // A later round is never older than its decision in ours.
         assert!(left(2, vote(1, 3), 3, PeerState::Looking), "a later round (seed 60789)");
-        assert!(left(2, vote(3, 4), 1, PeerState::Following), "follows 3 in epoch 4");
         assert!(left(2, vote(3, 3), 3, PeerState::Leading), "leads from a later round");
+        assert!(left(2, vote(3, 4), 3, PeerState::Following), "follows 3 in a later round");
+        // Not used (seed 214269, see `left_by_leader`): older rounds and epochs alone.
+        assert!(!left(2, vote(2, 4), 1, PeerState::Looking), "restarted: round 1, epoch 4");
+        assert!(!left(2, vote(3, 4), 2, PeerState::Looking), "our round, a vote of epoch 4");
+        assert!(!left(2, vote(3, 4), 1, PeerState::Following), "follows 3 in an older round");
         // What its election could have sent before it decided epoch 4: wait, as ZooKeeper.
         assert!(!left(2, vote(2, 3), 2, PeerState::Looking), "maybe stale: our round, epoch 3");
-        assert!(!left(2, vote(3, 3), 1, PeerState::Following), "its role before the election");
-        assert!(!left(2, vote(2, 3), 2, PeerState::Leading), "it leads us");
+        assert!(!left(2, vote(2, 3), 3, PeerState::Leading), "it leads us");
         assert!(!left(2, vote(2, 9), 9, PeerState::Observing), "observing says nothing");
-        assert!(!left(3, vote(3, 4), 1, PeerState::Looking), "not our leader");
+        assert!(!left(3, vote(3, 4), 3, PeerState::Looking), "not our leader");
     }
 
     #[test]
@@ -769,7 +763,7 @@ mod tests {
         assert!(left(vote(2, 1), 3, PeerState::Looking), "a later round");
         // Serving, the same rules as in synchronization.
         let serving = learner(LearnerPhase::Broadcast, 4);
-        assert!(serving.left_by_leader(ServerId(2), vote(2, 4), 1, PeerState::Looking, 2));
+        assert!(serving.left_by_leader(ServerId(2), vote(3, 4), 3, PeerState::Following, 2));
         assert!(!serving.left_by_leader(ServerId(2), vote(2, 3), 2, PeerState::Looking, 2));
     }
 }
