@@ -249,12 +249,9 @@ impl Shared {
                 for conn in &notify {
                     self.send_event(*conn, zxid.0, trigger.event, &trigger.path, true);
                 }
-                if !notify.is_empty() {
-                    previous.extend(notify);
-                }
+                previous.extend(notify);
             }
         }
-        assert!(nobody.is_empty(), "the empty suppress set stays empty");
     }
 
     /// Sends one watch notification, ACL-filtered when `filter` is set (setWatches events are not).
