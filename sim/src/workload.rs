@@ -138,9 +138,12 @@ pub fn next_request(
     rng: &mut ChaCha8Rng,
 ) -> Request {
     memory.counter += 1;
-    let mut data = numbered("p", process);
+    // `p<process>.<counter>`, in one string (room for both numbers).
+    let mut data = String::with_capacity(2 * 20 + 2);
+    data.push('p');
+    push_decimal(&mut data, process);
     data.push('.');
-    let data = numbered(&data, memory.counter);
+    push_decimal(&mut data, memory.counter);
     if !memory.seq_parent_requested {
         memory.seq_parent_requested = true;
         return create(SEQ_PARENT.to_string(), data, 0, rng);
