@@ -480,6 +480,49 @@ mod tests {
         assert!(message.contains("the history is committed"), "{message}");
     }
 
+    /// Only synced learners have ACKs counted, whichever learners (before, between or after
+    /// the others in id order) hold them; ACKs of a server that is no learner are not this
+    /// check's business (the check walks `acked` beside `learners`, both in id order).
+    #[test]
+    fn step_check_catches_acks_of_an_unsynced_learner() {
+        use crate::types::ServerId;
+        use crate::zab::fifo::FifoChannel;
+        use crate::zab::leader::{HandlerPhase, LearnerHandler};
+        let mut node = standalone();
+        let Role::Leading(leader) = &mut node.role else { panic!("standalone leads") };
+        for (id, phase) in [(2, HandlerPhase::Synced), (4, HandlerPhase::Syncing)] {
+            let handler = LearnerHandler {
+                observer: false,
+                phase,
+                last_zxid: Zxid::ZERO,
+                last_heard: 0,
+                up_to_date: false,
+                channel: FifoChannel::new(id),
+                acked_round: 0,
+            };
+            leader.learners.insert(ServerId(id), handler);
+        }
+        let cases: [(&[u64], bool); 6] = [
+            (&[], true),
+            (&[2], true),
+            (&[2, 3, 5], true),
+            (&[4], false),
+            (&[2, 4], false),
+            (&[3, 4, 5], false),
+        ];
+        for (acked, passes) in cases {
+            let Role::Leading(leader) = &mut node.role else { panic!("standalone leads") };
+            leader.acked = acked.iter().map(|id| (ServerId(*id), Zxid::ZERO)).collect();
+            let message = failure(|| node.check_step());
+            if passes {
+                assert_eq!(message, None, "ACKs of {acked:?}");
+            } else {
+                let message = message.expect("caught");
+                assert!(message.contains("only synced learners ack"), "{acked:?}: {message}");
+            }
+        }
+    }
+
     #[test]
     fn step_check_catches_a_looking_round_that_went_back() {
         let mut node = ensemble_member();

@@ -125,6 +125,33 @@ pub fn sequential_suffix(cversion: i32) -> String {
     format!("{cversion:010}")
 }
 
+/// `path` followed by [`sequential_suffix`]`(cversion)`, written without the formatting
+/// machinery (a sequential create names its node on every prepare; `format!` twice cost
+/// about 800 instructions).
+pub fn sequential_name(path: &str, cversion: i32) -> String {
+    let mut digits = [b'0'; 10];
+    let mut rest = cversion.unsigned_abs();
+    let mut at = digits.len();
+    while rest > 0 {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    // `%010d` pads to ten characters with the sign counted: nine digits after a minus sign,
+    // unless the number itself has ten.
+    let width = if cversion < 0 { 9 } else { 10 };
+    let from = at.min(digits.len() - width);
+    let mut out = String::with_capacity(path.len() + 11);
+    out.push_str(path);
+    if cversion < 0 {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&digits[from..]).expect("ASCII digits"));
+    assert!(out.len() >= path.len() + 10, "at least ten characters of suffix");
+    assert!(out.len() <= path.len() + 11, "at most a sign and ten digits");
+    out
+}
+
 /// `checkAndIncVersion` (3.9): -1 matches any version; the new version is current + 1 with
 /// Java int wrap-around.
 fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, ZkError> {
@@ -315,7 +342,7 @@ impl PrepState {
         let parent = self.lookup(ctx.tree, parent_path).ok_or(ZkError::NoNode)?;
         ctx.allowed(&parent.acl, perms::CREATE)?;
         let full_path = if mode.sequential {
-            format!("{}{}", req.path, sequential_suffix(parent.stat.cversion))
+            sequential_name(req.path, parent.stat.cversion)
         } else {
             req.path.to_string()
         };
@@ -902,6 +929,21 @@ fn failed_multi(len: usize, failed_at: usize, err: ZkError) -> Txn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::txn::{LoggedTxn, TxnHeader};
+
+    #[test]
+    fn sequential_names_are_the_formatted_suffix() {
+        let mut values = vec![i32::MIN, i32::MIN + 1, i32::MAX, i32::MAX - 1, 0];
+        for digits in 0..10 {
+            let p = 10i32.pow(digits);
+            values.extend([p - 1, p, p + 1, -p, -p + 1, -p - 1]);
+        }
+        for v in values {
+            for path in ["/a/s-", ""] {
+                assert_eq!(sequential_name(path, v), format!("{path}{}", sequential_suffix(v)));
+            }
+        }
+    }
 
     fn node() -> PendingNode {
         let acl: Arc<[Acl]> = Acl::open_unsafe().into();
@@ -954,6 +996,47 @@ mod tests {
         swapped.order.swap(0, 3);
         assert!(check(swapped).is_err(), "order not in zxid order");
         assert!(check(state()).is_ok(), "and the unbroken state passes");
+    }
+
+    /// The recount over a tree with ephemerals agrees with `pending_ephemerals`: a tree
+    /// ephemeral that a record deletes or gives to another session no longer counts, one a
+    /// record re-creates for the session counts once; a count off by one entry is caught.
+    #[test]
+    fn check_close_bytes_recounts_the_pending_view() {
+        let session = SessionId(7);
+        let mut tree = DataTree::new();
+        for (zxid, path) in [(1, "/a"), (2, "/b"), (3, "/c")] {
+            let header = TxnHeader { session_id: session, cxid: 1, zxid: Zxid(zxid), time_ms: 0 };
+            let txn = Txn::Create {
+                path: path.into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                kind: CreateKind::Ephemeral,
+                parent_cversion: i32::try_from(zxid).expect("small"),
+            };
+            tree.apply(&LoggedTxn { header, txn });
+        }
+        assert_eq!(tree.ephemeral_paths(session).count(), 3, "three ephemerals in the tree");
+        let mut prep = PrepState::new();
+        let mut eph = node();
+        eph.kind = NodeKind::Ephemeral(session);
+        let mut other = node();
+        other.kind = NodeKind::Ephemeral(SessionId(8));
+        prep.add_record("/a", Zxid(4), None);
+        prep.add_record("/b", Zxid(4), Some(other));
+        prep.add_record("/c", Zxid(4), Some(eph.clone()));
+        prep.add_record("/d", Zxid(4), Some(eph));
+        let view = prep.pending_ephemerals(&tree, session);
+        let want: usize = view.iter().map(|p| close_entry_bytes(p)).sum();
+        assert_eq!(view.len(), 2, "/c stays, /d is added, /a and /b are gone");
+        assert_eq!(prep.close_bytes_of(&tree, session, Zxid(4)), want, "filled from the view");
+        prep.check_close_bytes(&tree);
+        for delta in [-4, 4] {
+            let mut off = prep.clone();
+            off.change_close_bytes(session, Zxid(4), delta);
+            let check = std::panic::AssertUnwindSafe(|| off.check_close_bytes(&tree));
+            assert!(std::panic::catch_unwind(check).is_err(), "a count off by {delta} is caught");
+        }
     }
 
     /// `check_close_bytes` notices a cached count that is off (here: a create not counted).

@@ -638,7 +638,9 @@ impl History {
 
     /// Pairs invokes with completions; `Err((event index, message))` on a dangling completion.
     pub fn pair(&self) -> Result<Vec<Op>, (usize, String)> {
-        let mut ops: Vec<Op> = Vec::new();
+        // About one op per two events (an invoke and its completion): room up front instead
+        // of a dozen doublings of the list.
+        let mut ops: Vec<Op> = Vec::with_capacity(self.events.len() / 2 + 1);
         let mut pending: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (index, event) in self.events.iter().enumerate() {
             let kind = event.kind.expect("validated");

@@ -523,7 +523,7 @@ impl Tree {
                 }
                 let last_seq = Arc::make_mut(&mut self.last_seq);
                 last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
-                Cow::Owned(format!("{path}{cversion:010}"))
+                Cow::Owned(sequential_name(path, cversion))
             }
         };
         if self.nodes.contains_key(&*name) && !(relax.seq_names && mode.is_sequential()) {
@@ -556,7 +556,12 @@ impl Tree {
     }
 
     fn children(&self, path: &str) -> impl Iterator<Item = &str> {
-        let prefix = if path == "/" { "/".to_string() } else { format!("{path}/") };
+        // `path` and a slash (the root is its own prefix), built without `format!`.
+        let mut prefix = String::with_capacity(path.len() + 1);
+        prefix.push_str(path);
+        if path != "/" {
+            prefix.push('/');
+        }
         // The bound is read while the range is set up, so `prefix` can move into the filter.
         (self.nodes.range::<_, str>((Bound::Included(prefix.as_str()), Bound::Unbounded)))
             .map(|(p, _)| &**p)
@@ -844,9 +849,43 @@ pub fn is_query(f: F) -> bool {
     matches!(f, F::Get | F::Exists | F::Children)
 }
 
+/// `path` followed by `cversion` as `%010d` (the server's sequential suffix: ten characters,
+/// the sign counted), what `format!("{path}{cversion:010}")` makes, without the formatting
+/// machinery (the model names a node this way on every sequential create it tries).
+fn sequential_name(path: &str, cversion: i32) -> String {
+    let mut digits = [b'0'; 10];
+    let mut rest = cversion.unsigned_abs();
+    let mut at = digits.len();
+    while rest > 0 {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let width = if cversion < 0 { 9 } else { 10 };
+    let mut out = String::with_capacity(path.len() + 11);
+    out.push_str(path);
+    if cversion < 0 {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&digits[at.min(digits.len() - width)..]).expect("digits"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequential_names_are_what_format_writes() {
+        let mut values = vec![i32::MIN, i32::MIN + 1, i32::MAX, 0];
+        for digits in 0..10 {
+            let p = 10i32.pow(digits);
+            values.extend([p - 1, p, p + 1, -p, -p + 1, -p - 1]);
+        }
+        for v in values {
+            assert_eq!(sequential_name("/s/q-", v), format!("/s/q-{v:010}"));
+        }
+    }
 
     /// Entries that differ in any one field, or only in where the path ends and the data
     /// begins, hash apart; equal entries hash alike (the memo relies on both).

@@ -63,6 +63,14 @@ fn key_index(swarm: &Swarm, rng: &mut ChaCha8Rng) -> u32 {
 /// `prefix` followed by `n` in decimal: what `format!("{prefix}{n}")` makes, without the
 /// formatting machinery (the workload names a path or a value for every op it issues).
 fn numbered(prefix: &str, n: u64) -> String {
+    let mut out = String::with_capacity(prefix.len() + 20 + 8);
+    out.push_str(prefix);
+    push_decimal(&mut out, n);
+    out
+}
+
+/// Appends `n` in decimal (what `write!(out, "{n}")` appends).
+fn push_decimal(out: &mut String, n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut rest = n;
@@ -74,10 +82,18 @@ fn numbered(prefix: &str, n: u64) -> String {
             break;
         }
     }
-    let mut out = String::with_capacity(prefix.len() + digits.len() - at + 8);
-    out.push_str(prefix);
-    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
-    out
+    // ASCII digits, a char each (cheaper than checking the slice as UTF-8).
+    out.extend(digits[at..].iter().map(|d| char::from(*d)));
+}
+
+/// `/k<key>/e<0 or 1>`: an ephemeral's path (an i32 draw for the suffix, as `format!`
+/// inferred it before: the draw's type decides the stream).
+fn ephemeral(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
+    let mut path = key(swarm, rng);
+    path.push_str("/e");
+    let n: i32 = rng.random_range(0..2);
+    push_decimal(&mut path, u64::try_from(n).expect("0..2"));
+    path
 }
 
 fn key(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
@@ -96,7 +112,7 @@ fn any_path(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
     match rng.random_range(0..10) {
         0..=3 => key(swarm, rng),
         4..=7 => child(swarm, rng),
-        _ => format!("{}/e{}", key(swarm, rng), rng.random_range(0..2)),
+        _ => ephemeral(swarm, rng),
     }
 }
 
@@ -122,9 +138,12 @@ pub fn next_request(
     rng: &mut ChaCha8Rng,
 ) -> Request {
     memory.counter += 1;
-    let mut data = numbered("p", process);
+    // `p<process>.<counter>`, in one string (room for both numbers).
+    let mut data = String::with_capacity(2 * 20 + 2);
+    data.push('p');
+    push_decimal(&mut data, process);
     data.push('.');
-    let data = numbered(&data, memory.counter);
+    push_decimal(&mut data, memory.counter);
     if !memory.seq_parent_requested {
         memory.seq_parent_requested = true;
         return create(SEQ_PARENT.to_string(), data, 0, rng);
@@ -133,18 +152,24 @@ pub fn next_request(
         OpKind::Create => create(key(swarm, rng), data, 0, rng),
         OpKind::CreateChild => create(child(swarm, rng), data, 0, rng),
         OpKind::CreateSequential => {
-            create(format!("{SEQ_PARENT}/s{}-", key_index(swarm, rng)), data, 2, rng)
+            let mut path = String::with_capacity(SEQ_PARENT.len() + 16);
+            path.push_str(SEQ_PARENT);
+            path.push_str("/s");
+            push_decimal(&mut path, u64::from(key_index(swarm, rng)));
+            path.push('-');
+            create(path, data, 2, rng)
         }
-        OpKind::CreateEphemeral => {
-            let path = format!("{}/e{}", key(swarm, rng), rng.random_range(0..2));
-            create(path, data, 1, rng)
-        }
+        OpKind::CreateEphemeral => create(ephemeral(swarm, rng), data, 1, rng),
         OpKind::CreateEphemeralSequential => {
             if !memory.ephemeral_parent_requested {
                 memory.ephemeral_parent_requested = true;
-                return create(format!("/e{process}"), data, 0, rng);
+                return create(numbered("/e", process), data, 0, rng);
             }
-            create(format!("/e{process}/q{}-", key_index(swarm, rng)), data, 3, rng)
+            let mut path = numbered("/e", process);
+            path.push_str("/q");
+            push_decimal(&mut path, u64::from(key_index(swarm, rng)));
+            path.push('-');
+            create(path, data, 3, rng)
         }
         OpKind::Set | OpKind::SetVersioned => {
             let path = if rng.random_bool(0.5) { key(swarm, rng) } else { child(swarm, rng) };
@@ -176,11 +201,15 @@ pub fn next_request(
 }
 
 fn multi(swarm: &Swarm, memory: &Memory, data: &str, rng: &mut ChaCha8Rng) -> Request {
-    let n = rng.random_range(2..=3);
+    // An i32 draw, as it was inferred before: the draw's type decides the stream.
+    let n: i32 = rng.random_range(2..=3);
     let mut ops = Vec::new();
     for i in 0..n {
         let path = child(swarm, rng);
-        let sub_data = format!("{data}.{i}");
+        let mut sub_data = String::with_capacity(data.len() + 2);
+        sub_data.push_str(data);
+        sub_data.push('.');
+        push_decimal(&mut sub_data, u64::try_from(i).expect("0..3"));
         ops.push(match rng.random_range(0..4) {
             0 => {
                 let acl = Acl::open_unsafe();

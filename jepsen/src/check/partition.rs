@@ -448,11 +448,13 @@ impl<'h> Plan<'h> {
             i
         };
         // Per converted op, in order: a path of it that is registered (its partition's member).
-        let mut homes: Vec<u32> = Vec::new();
+        // Most ops convert to one piece: room for that up front (growing `kept`, pieces of a
+        // few hundred bytes each, by doubling copied it a dozen times per history).
+        let mut homes: Vec<u32> = Vec::with_capacity(ops.len());
         let mut first: Vec<u32> = Vec::with_capacity(ops.len() + 1);
         let mut broadcast: Vec<POp> = Vec::new();
         let keep = ops.len() <= KEEP_PIECES_OPS_MAX;
-        let mut kept: Vec<Option<POp>> = Vec::new();
+        let mut kept: Vec<Option<POp>> = Vec::with_capacity(if keep { ops.len() } else { 0 });
         for op in ops {
             first.push(u32::try_from(homes.len()).expect("fewer than 2^32 pieces"));
             match convert(history, op, &facts, &mut paths, split) {
@@ -574,6 +576,7 @@ impl<'h> Plan<'h> {
             return None;
         }
         let mut part = self.shells[k].clone();
+        part.ops.reserve(members.len());
         let target = u32::try_from(k).expect("fewer than 2^32 key groups");
         for &id in members {
             let op = &ops[id as usize];
