@@ -27,7 +27,8 @@ enum Method {
 }
 
 fn make(path: &Path, method: Method) -> File {
-    let file = OpenOptions::new().create(true).truncate(true).write(true).open(path).expect("create");
+    let file =
+        OpenOptions::new().create(true).truncate(true).write(true).open(path).expect("create");
     match method {
         Method::Append => {}
         Method::SetLen => file.set_len(AHEAD_BYTES).expect("set_len"),

@@ -471,8 +471,7 @@ impl Storage {
         }
         if self.active.is_none() {
             let prealloc = self.prealloc_bytes;
-            self.active =
-                Some(log::ActiveLog::create(&*self.fs, &self.log_dir, zxid, prealloc)?);
+            self.active = Some(log::ActiveLog::create(&*self.fs, &self.log_dir, zxid, prealloc)?);
         }
         let active = self.active.as_mut().expect("just created");
         active.append(zxid, payload)?;
