@@ -3,7 +3,7 @@
 //!
 //! Policy, so that a ZooKeeper config file works unchanged:
 //! - Every key ZooKeeper documents is accepted. Keys that change nothing here (admin.* but the
-//!   four the AdminServer reads, preAllocSize, ...) are logged at info level and kept in
+//!   four the AdminServer reads, snapSizeLimitInKb, ...) are logged at info level and kept in
 //!   `extra`; `metricsProvider.*` is kept in `extra` for `metrics::endpoint`.
 //! - An unknown key is a warning (logged and listed in `warnings`) and is kept in `extra`, because
 //!   ZooKeeper turns unknown keys into system properties rather than failing.
@@ -32,9 +32,11 @@ const KNOWN_FOUR_LETTER_WORDS: [&str; 18] = [
     "crst", "srst", "dirs", "gtmk", "stmk", "hash",
 ];
 
+/// ZooKeeper's default `preAllocSize`, in KB (`FilePadding`): 64 MB.
+pub const DEFAULT_PREALLOC_KB: u64 = 65536;
+
 /// Keys ZooKeeper accepts that change nothing in this server; kept in `extra` with an info log.
-const IGNORED_KEYS: [&str; 18] = [
-    "preAllocSize",
+const IGNORED_KEYS: [&str; 17] = [
     "snapSizeLimitInKb",
     "fsync.warningthresholdms",
     "connectToLearnerMasterLimit",
@@ -357,6 +359,9 @@ pub struct ServerConfig {
     /// default: on the shared test machine it did not shorten the log's slow syncs
     /// (docs/PERFORMANCE.md, run 7).
     pub snapshot_pacing: bool,
+    /// `preAllocSize` (in KB in the file, as ZooKeeper's; bytes here): what txn log files are
+    /// grown by ahead of their records. Default 64 MB; 0 turns it off.
+    pub prealloc_bytes: u64,
     /// `4lw.commands.whitelist`.
     pub four_letter_words: FourLetterWhitelist,
     /// `server.N` lines, by id.
@@ -494,6 +499,7 @@ impl ServerConfig {
             autopurge_purge_interval_hours: 0,
             force_sync: true,
             snapshot_pacing: false,
+            prealloc_bytes: DEFAULT_PREALLOC_KB << 10,
             four_letter_words: FourLetterWhitelist::zookeeper_default(),
             servers: BTreeMap::new(),
             init_limit: None,
@@ -654,6 +660,10 @@ impl ServerConfig {
                 seen.disk_diff_max_txns = true;
             }
             "zkr.snapshotPacing" => self.snapshot_pacing = at.boolean()?,
+            "preAllocSize" => {
+                let kb: u64 = at.number(0, u64::MAX >> 10, "a size in KB (0 = off)")?;
+                self.prealloc_bytes = kb << 10;
+            }
             "zkr.commitLogCount" => {
                 self.core.commit_log_count = at.number(1, u32::MAX as u64, "a count")?
             }

@@ -12,7 +12,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +49,16 @@ pub trait Fs: Send + Sync + std::fmt::Debug + 'static {
     ) -> io::Result<()> {
         let bytes = self.read(path)?;
         bytes.chunks(piece_len).try_for_each(|piece| sink(piece.to_vec()))
+    }
+    /// The bytes of a file up to the end of its last data region, and the file's length. The
+    /// file reads as zeros from the bytes returned up to its length: that part is a hole (a file
+    /// grown with `FsFile::set_len`, as the txn log preallocates, is sparse there), and is
+    /// neither read nor held. Holes before the last data region read as the zeros they are. By
+    /// default the file is read whole (a file system that cannot tell holes from data).
+    fn read_data(&self, path: &Path) -> io::Result<(Vec<u8>, u64)> {
+        let bytes = self.read(path)?;
+        let len = bytes.len() as u64;
+        Ok((bytes, len))
     }
     /// Creates a new file for writing; `AlreadyExists` if there is one.
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
@@ -132,6 +142,20 @@ impl Fs for OsFs {
         }
     }
 
+    fn read_data(&self, path: &Path) -> io::Result<(Vec<u8>, u64)> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        let data_end = data_end(&file, len)?;
+        assert!(data_end <= len, "data lies inside the file");
+        // The lseeks moved the file's position: read from its start.
+        (&file).seek(io::SeekFrom::Start(0))?;
+        let mut bytes = Vec::with_capacity(data_end as usize);
+        (&file).take(data_end).read_to_end(&mut bytes)?;
+        // A file cut shorter between the two calls reads short, as a file read whole would.
+        assert!(bytes.len() as u64 <= data_end);
+        Ok((bytes, len))
+    }
+
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
         Ok(Box::new(file))
@@ -172,6 +196,27 @@ impl Fs for OsFs {
             Err(std::fs::TryLockError::Error(source)) => Err(source),
         }
     }
+}
+
+/// The end of the last data region of `file` (of length `len`), found with lseek's SEEK_DATA and
+/// SEEK_HOLE: `len` when the file system does not tell holes apart (EINVAL), or the file has no
+/// trailing hole. Blocks are the unit: data ends at a block boundary or at `len`. Unwritten
+/// extents (fallocate) count as holes on ext4 and XFS, as their pages read as zeros.
+fn data_end(file: &File, len: u64) -> io::Result<u64> {
+    use rustix::fs::{SeekFrom, seek};
+    let mut end = 0;
+    while end < len {
+        let data = match seek(file, SeekFrom::Data(end)) {
+            Ok(data) => data,
+            // ENXIO: no data at or after `end`, the rest is a hole.
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(rustix::io::Errno::INVAL) => return Ok(len),
+            Err(e) => return Err(e.into()),
+        };
+        end = seek(file, SeekFrom::Hole(data))?.min(len);
+        assert!(end >= data, "a hole starts at or after the data before it");
+    }
+    Ok(end.min(len))
 }
 
 /// Reads a whole file as UTF-8 text (as `std::fs::read_to_string`).
@@ -301,6 +346,10 @@ impl Fs for FaultFs {
         sink: &mut dyn FnMut(Vec<u8>) -> io::Result<()>,
     ) -> io::Result<()> {
         OsFs.read_in_pieces(path, piece_len, sink)
+    }
+
+    fn read_data(&self, path: &Path) -> io::Result<(Vec<u8>, u64)> {
+        OsFs.read_data(path)
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {

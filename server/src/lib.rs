@@ -69,6 +69,7 @@ impl Server {
                 .map_err(|e| format!("cannot open the data directory: {e}"))?;
         storage.set_force_sync(cfg.force_sync);
         storage.set_snapshot_pacing(cfg.snapshot_pacing);
+        storage.set_prealloc_bytes(cfg.prealloc_bytes);
         storage.set_roll_ahead_txns(roll_ahead_txns(cfg.snap_count));
         let metrics_at = metrics::endpoint(&cfg)?;
         let sync_metrics = metrics::sync_metrics();

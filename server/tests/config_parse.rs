@@ -127,7 +127,8 @@ preAllocSize=1024
     assert_eq!(config.election_alg, Some(3));
     assert_eq!(config.peer_type, PeerType::Observer);
     assert_eq!((config.admin.enabled, config.admin.port), (false, 9090));
-    assert_eq!(config.extra.get("preAllocSize").map(String::as_str), Some("1024"));
+    assert_eq!(config.prealloc_bytes, 1024 * 1024, "preAllocSize is in KB");
+    assert_eq!(config.extra.get("preAllocSize"), None, "a key this server uses");
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
 

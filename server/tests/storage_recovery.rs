@@ -562,7 +562,7 @@ fn a_file_made_ahead_is_removed_at_shutdown_or_after_a_crash() {
     }
     assert_eq!(log_names(&dir.0), ["log.1", "log.7"], "removed at shutdown");
     let version_dir = dir.0.join("version-2");
-    log::ActiveLog::create_synced(&zkr_server::fs::OsFs, &version_dir, 10, true).unwrap();
+    log::ActiveLog::create_synced(&zkr_server::fs::OsFs, &version_dir, 10, true, 1 << 16).unwrap();
     let (mut storage, recovered) = open(&dir.0).unwrap();
     assert_eq!(recovered.txns, expected(1..=7));
     assert_eq!(log_names(&dir.0), ["log.1", "log.7"], "removed by recovery");
@@ -587,7 +587,7 @@ fn a_torn_tail_before_a_file_made_ahead_is_cut() {
     }
     // As the crash left it: the made-ahead file, and half of record 8 in the old one.
     let version_dir = dir.0.join("version-2");
-    log::ActiveLog::create_synced(&zkr_server::fs::OsFs, &version_dir, 15, true).unwrap();
+    log::ActiveLog::create_synced(&zkr_server::fs::OsFs, &version_dir, 15, true, 1 << 16).unwrap();
     let offsets = record_offsets(8);
     let file = std::fs::OpenOptions::new().write(true).open(log_path(&dir.0, 1)).unwrap();
     file.set_len(((offsets[7] + offsets[8]) / 2) as u64).unwrap();

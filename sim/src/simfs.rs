@@ -11,6 +11,14 @@
 //!   else. A created file whose directory was never fsynced can vanish in a power loss even if
 //!   its data was synced (ext4 without a directory fsync).
 //!
+//! Holes: a file grown by `set_len` (the txn log preallocates so) reads as zeros past its
+//! written bytes, as a sparse file does; each inode keeps the end of its written data, and
+//! `read_data` returns the bytes up to it (what SEEK_HOLE finds on a real disk), so that a reader
+//! that reads the zero tail shows in `SimFsStats::bytes_read`. Holes take no space (ENOSPC
+//! counts written data). A length change is a pending operation like a write: a power loss keeps
+//! it or not (a preallocation that was never synced may vanish; the file then ends earlier,
+//! which a reader treats as the same zeros), and a sync makes it durable with the data.
+//!
 //! Crashes (`SimFs::crash`):
 //!
 //! - `CrashKind::Process`: the process dies, the kernel lives: everything written stays as the
@@ -94,6 +102,8 @@ pub struct SimFsStats {
     pub dir_syncs: u64,
     /// Bytes accepted by writes.
     pub bytes_written: u64,
+    /// Bytes handed out by reads (`read`, `read_data`, `read_in_pieces`).
+    pub bytes_read: u64,
     /// Crashes of either kind.
     pub crashes: u64,
     /// Operations failed on purpose (EIO, ENOSPC, frozen).
@@ -126,7 +136,11 @@ enum DirOp {
 struct Inode {
     /// What a process reads: durable bytes with every pending op applied.
     data: Vec<u8>,
+    /// End of the written bytes of `data`; past it up to `data.len()` is a hole (zeros).
+    data_end: usize,
     durable: Vec<u8>,
+    /// `data_end` of `durable`.
+    durable_end: usize,
     pending: Vec<FileOp>,
     /// Handles opened since the last crash.
     open_handles: usize,
@@ -204,7 +218,8 @@ fn split(path: &Path) -> io::Result<(PathBuf, OsString)> {
     }
 }
 
-fn apply_file_op(bytes: &mut Vec<u8>, op: &FileOp) {
+/// Applies `op` to a file's `bytes` whose written data ends at `data_end`.
+fn apply_file_op(bytes: &mut Vec<u8>, data_end: &mut usize, op: &FileOp) {
     match op {
         FileOp::Write { offset, bytes: written } => {
             let start = *offset as usize;
@@ -213,9 +228,14 @@ fn apply_file_op(bytes: &mut Vec<u8>, op: &FileOp) {
                 bytes.resize(end, 0);
             }
             bytes[start..end].copy_from_slice(written);
+            *data_end = (*data_end).max(end);
         }
-        FileOp::SetLen(len) => bytes.resize(*len as usize, 0),
+        FileOp::SetLen(len) => {
+            bytes.resize(*len as usize, 0);
+            *data_end = (*data_end).min(*len as usize);
+        }
     }
+    assert!(*data_end <= bytes.len(), "written data lies inside the file");
 }
 
 fn apply_dir_op(entries: &mut BTreeMap<OsString, InodeId>, op: &DirOp) {
@@ -268,7 +288,7 @@ impl State {
     }
 
     fn used_bytes(&self) -> u64 {
-        self.inodes.values().map(|inode| inode.data.len() as u64).sum()
+        self.inodes.values().map(|inode| inode.data_end as u64).sum()
     }
 
     /// Links a new empty file at `path` (pending until its directory is synced).
@@ -298,9 +318,10 @@ impl State {
         }
         let file = self.inodes.get_mut(&inode).expect("an open handle keeps its inode");
         for op in std::mem::take(&mut file.pending) {
-            apply_file_op(&mut file.durable, &op);
+            apply_file_op(&mut file.durable, &mut file.durable_end, &op);
         }
         assert_eq!(file.durable, file.data, "synced bytes are what the process sees");
+        assert_eq!(file.durable_end, file.data_end, "and so are its holes");
         self.stats.file_syncs += 1;
         Ok(())
     }
@@ -340,7 +361,7 @@ impl State {
             let keep = rng.random_range(0..=inode.pending.len());
             let mut ops = std::mem::take(&mut inode.pending).into_iter();
             for op in ops.by_ref().take(keep) {
-                apply_file_op(&mut inode.durable, &op);
+                apply_file_op(&mut inode.durable, &mut inode.durable_end, &op);
             }
             if let Some(FileOp::Write { offset, bytes }) = ops.next()
                 && !bytes.is_empty()
@@ -351,12 +372,13 @@ impl State {
                 let kept = rng.random_range(0..bytes.len());
                 let end = offset as usize + bytes.len();
                 let torn = FileOp::Write { offset, bytes: bytes[..kept].to_vec() };
-                apply_file_op(&mut inode.durable, &torn);
+                apply_file_op(&mut inode.durable, &mut inode.durable_end, &torn);
                 if rng.random_bool(0.5) && inode.durable.len() < end {
                     inode.durable.resize(end, 0);
                 }
             }
             inode.data = inode.durable.clone();
+            inode.data_end = inode.durable_end;
         }
     }
 }
@@ -523,9 +545,19 @@ impl Fs for SimFs {
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let state = self.state();
+        let mut state = self.state();
         let inode = state.lookup(path)?;
-        Ok(state.inodes[&inode].data.clone())
+        let bytes = state.inodes[&inode].data.clone();
+        state.stats.bytes_read += bytes.len() as u64;
+        Ok(bytes)
+    }
+
+    fn read_data(&self, path: &Path) -> io::Result<(Vec<u8>, u64)> {
+        let mut state = self.state();
+        let inode = &state.inodes[&state.lookup(path)?];
+        let (bytes, len) = (inode.data[..inode.data_end].to_vec(), inode.data.len() as u64);
+        state.stats.bytes_read += bytes.len() as u64;
+        Ok((bytes, len))
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
@@ -542,6 +574,7 @@ impl Fs for SimFs {
             Ok(inode) => {
                 let file = state.inodes.get_mut(&inode).expect("linked inodes exist");
                 file.data.clear();
+                file.data_end = 0;
                 file.pending.push(FileOp::SetLen(0));
                 inode
             }
@@ -655,7 +688,8 @@ impl io::Write for SimFile {
             state.stats.injected_errors += 1;
             return Err(os_error(EIO));
         }
-        let len = state.inodes[&self.inode].data.len() as u64;
+        // Space is taken by written data only: a write into a hole (preallocation) takes some.
+        let len = state.inodes[&self.inode].data_end as u64;
         let growth = (self.position + buf.len() as u64).saturating_sub(len);
         let mut buf = buf;
         if let Some(limit) = state.faults.space_limit_bytes
@@ -673,7 +707,7 @@ impl io::Write for SimFile {
         }
         let op = FileOp::Write { offset: self.position, bytes: buf.to_vec() };
         let file = state.inodes.get_mut(&self.inode).expect("an open handle keeps its inode");
-        apply_file_op(&mut file.data, &op);
+        apply_file_op(&mut file.data, &mut file.data_end, &op);
         file.pending.push(op);
         state.stats.bytes_written += buf.len() as u64;
         self.position += buf.len() as u64;
@@ -699,8 +733,9 @@ impl FsFile for SimFile {
         state.live(self.generation)?;
         state.mutate()?;
         let file = state.inodes.get_mut(&self.inode).expect("an open handle keeps its inode");
-        file.data.resize(len as usize, 0);
-        file.pending.push(FileOp::SetLen(len));
+        let op = FileOp::SetLen(len);
+        apply_file_op(&mut file.data, &mut file.data_end, &op);
+        file.pending.push(op);
         Ok(())
     }
 }
@@ -765,6 +800,43 @@ mod tests {
     }
 
     use std::io::Write;
+
+    /// A file grown by `set_len` past its writes is sparse: `read_data` hands out the written
+    /// bytes only (and counts them), `read` the whole file with its zeros. A power loss keeps
+    /// an unsynced size change or drops it, never tears data into the hole; a sync keeps it.
+    #[test]
+    fn a_preallocated_tail_is_a_hole_read_data_skips() {
+        let path = Path::new("/d/log");
+        let (mut grown, mut dropped) = (0, 0);
+        for seed in 0..64 {
+            let fs = fs_with_dir();
+            write_synced(&fs, "/d/log", b"records");
+            fs.sync_dir(Path::new("/d")).unwrap();
+            let mut file = fs.open_write(path).unwrap();
+            file.set_len(1 << 16).unwrap();
+            assert_eq!(fs.read_data(path).unwrap(), (b"records".to_vec(), 1 << 16));
+            assert_eq!(fs.read(path).unwrap().len(), 1 << 16, "read takes the zeros too");
+            assert_eq!(fs.stats().bytes_read, 7 + (1 << 16));
+            file.write_all(b"more").unwrap();
+            assert_eq!(fs.read_data(path).unwrap().0, b"morerds".to_vec(), "at offset 0");
+            fs.crash(CrashKind::Power, &mut rng(seed));
+            let (bytes, len) = fs.read_data(path).unwrap();
+            // The write over "reco" may land torn (a prefix of "more"); nothing past "rds".
+            assert_eq!(bytes.len(), 7, "{bytes:?}");
+            assert_eq!(&bytes[4..], b"rds");
+            assert!(len == 7 || len == 1 << 16, "the size change kept or dropped: {len}");
+            if len == 7 { dropped += 1 } else { grown += 1 }
+        }
+        assert!(grown > 0 && dropped > 0, "both outcomes over 64 seeds: {grown} / {dropped}");
+        let fs = fs_with_dir();
+        write_synced(&fs, "/d/log", b"records");
+        let file = fs.open_write(path).unwrap();
+        file.set_len(1 << 16).unwrap();
+        file.sync_data().unwrap();
+        fs.sync_dir(Path::new("/d")).unwrap();
+        fs.crash(CrashKind::Power, &mut rng(0));
+        assert_eq!(fs.read_data(path).unwrap(), (b"records".to_vec(), 1 << 16), "synced");
+    }
 
     #[test]
     fn a_synced_file_in_an_unsynced_directory_can_vanish_in_a_power_loss() {

@@ -10,8 +10,12 @@
 //!
 //! Invariants of a well-formed file: the header's zxid equals the file name's zxid and the first
 //! record's zxid; record zxids are strictly increasing; every record's crc matches. After the last
-//! record the file either ends or holds only zero bytes (a preallocated tail, which this version
-//! never writes but accepts).
+//! record the file either ends or holds only zero bytes: a preallocated tail. `ActiveLog` keeps
+//! the file sized ahead of its writes (`prealloc_bytes`, zoo.cfg `preAllocSize`, as ZooKeeper's
+//! `FilePadding`) with `set_len`, so that a write lands inside the file and its fdatasync need
+//! not journal a new size (issue 14; docs/PERFORMANCE.md). The tail is sparse: readers take the
+//! file through `Fs::read_data`, which stops where the written data ends, so recovery and a DIFF
+//! neither read nor hold the zeros (issue 16), and `scan` sees at most a block of them.
 //!
 //! A crash can leave the last write of the last file torn: a short record, a zero-filled or
 //! garbage tail. The scanner does not decide what is acceptable; it reports where the valid prefix
@@ -36,6 +40,9 @@ pub const MAX_PAYLOAD_BYTES: usize = i32::MAX as usize;
 
 /// Size of the userspace write buffer in front of the active log file.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+/// The file is grown once its appended bytes come within this many bytes of its size
+/// (ZooKeeper's `FilePadding` uses a 4 KB margin too).
+const PREALLOC_MARGIN_BYTES: u64 = 4096;
 
 /// Encodes the header of a log file whose first record has `first_zxid`.
 pub fn encode_header(first_zxid: i64) -> [u8; LOG_HEADER_LEN] {
@@ -290,38 +297,76 @@ pub struct ActiveLog {
     /// `len` at the last `sync` that succeeded: the end of a whole record (or 0: the header was
     /// never synced). What a write that failed for lack of space is cut back to.
     synced_len: u64,
+    /// The file's size as last set ahead of the writes (0: never). Always above `len` by at
+    /// least `PREALLOC_MARGIN_BYTES` while `prealloc_bytes` is not 0.
+    allocated: u64,
+    /// What the file grows by (0: no preallocation, the file grows with each write).
+    prealloc_bytes: u64,
     scratch: Vec<u8>,
 }
 
 impl ActiveLog {
-    /// Creates `dir/log.<hex first_zxid>`; fails if it exists. The header is buffered, not synced.
-    pub fn create(fs: &dyn Fs, dir: &Path, first_zxid: i64) -> io::Result<ActiveLog> {
+    /// Creates `dir/log.<hex first_zxid>`, sized ahead to `prealloc_bytes` (0: not); fails if
+    /// it exists. The header is buffered, not synced; nor is the size.
+    pub fn create(
+        fs: &dyn Fs,
+        dir: &Path,
+        first_zxid: i64,
+        prealloc_bytes: u64,
+    ) -> io::Result<ActiveLog> {
         let path = dir.join(super::log_file_name(first_zxid));
         let file = fs.create_new(&path)?;
-        let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
-        writer.write_all(&encode_header(first_zxid))?;
-        Ok(ActiveLog {
+        let writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
+        let mut log = ActiveLog {
             path,
             first_zxid,
             writer,
             dir_sync_pending: true,
             dirty: true,
-            len: LOG_HEADER_LEN as u64,
+            len: 0,
             synced_len: 0,
+            allocated: 0,
+            prealloc_bytes,
             scratch: Vec::new(),
-        })
+        };
+        log.grow_for(LOG_HEADER_LEN as u64)?;
+        log.writer.write_all(&encode_header(first_zxid))?;
+        log.len = LOG_HEADER_LEN as u64;
+        Ok(log)
     }
 
-    /// `create`, then makes the header and the directory entry durable (with `force_sync`): a
-    /// file made ahead of the roll into it, off the log thread (`Storage::roll_soon`), so that
-    /// the roll costs the log thread no file creation and no directory fsync.
+    /// Grows the file ahead before `more` bytes are appended, when they would come within
+    /// `PREALLOC_MARGIN_BYTES` of its size: to the next multiple of `prealloc_bytes`. Once per
+    /// `prealloc_bytes` of records the next fdatasync journals a new size; the others do not.
+    /// Sparse (`set_len`): it takes no disk space until written, and readers skip it.
+    fn grow_for(&mut self, more: u64) -> io::Result<()> {
+        if self.prealloc_bytes == 0 {
+            assert_eq!(self.allocated, 0, "never preallocated");
+            return Ok(());
+        }
+        let needed = self.len + more + PREALLOC_MARGIN_BYTES;
+        if needed > self.allocated {
+            let allocated = needed.next_multiple_of(self.prealloc_bytes);
+            // The handle's position stays where the writes are: only the size changes.
+            self.writer.get_ref().set_len(allocated)?;
+            self.allocated = allocated;
+        }
+        assert!(self.allocated >= needed, "the file is sized ahead of the writes");
+        Ok(())
+    }
+
+    /// `create`, then makes the header, the preallocated size and the directory entry durable
+    /// (with `force_sync`): a file made ahead of the roll into it, off the log thread
+    /// (`Storage::roll_soon`), so that the roll costs the log thread no file creation, no
+    /// preallocation and no directory fsync.
     pub fn create_synced(
         fs: &dyn Fs,
         dir: &Path,
         first_zxid: i64,
         force_sync: bool,
+        prealloc_bytes: u64,
     ) -> io::Result<ActiveLog> {
-        let mut log = ActiveLog::create(fs, dir, first_zxid)?;
+        let mut log = ActiveLog::create(fs, dir, first_zxid, prealloc_bytes)?;
         log.sync(fs, force_sync)?;
         assert!(!log.dirty && !log.dir_sync_pending, "the header and the entry are synced");
         assert_eq!(log.synced_len, LOG_HEADER_LEN as u64, "a header and no record");
@@ -332,6 +377,7 @@ impl ActiveLog {
     pub fn append(&mut self, zxid: i64, payload: &[u8]) -> io::Result<()> {
         self.scratch.clear();
         encode_record(zxid, payload, &mut self.scratch);
+        self.grow_for(self.scratch.len() as u64)?;
         self.dirty = true;
         self.writer.write_all(&self.scratch)?;
         self.len += self.scratch.len() as u64;

@@ -281,6 +281,8 @@ pub struct Storage {
     next_log: Option<NextLog>,
     /// How many records after a snapshot the log rolls (`roll_soon`); 0: at once.
     roll_ahead_txns: i64,
+    /// What log files are sized ahead by (`set_prealloc_bytes`; 0: not).
+    prealloc_bytes: u64,
     /// The highest zxid appended, recovered, or covered by a saved snapshot.
     last_zxid: i64,
     /// The highest zxid known durable.
@@ -352,6 +354,7 @@ impl Storage {
             active: None,
             next_log: None,
             roll_ahead_txns: 0,
+            prealloc_bytes: 0,
             last_zxid,
             durable_zxid: last_zxid,
             sync_count: 0,
@@ -372,6 +375,13 @@ impl Storage {
     /// Whether `sync` fsyncs.
     pub fn force_sync(&self) -> bool {
         self.force_sync
+    }
+
+    /// zoo.cfg `preAllocSize`: log files are kept sized ahead of their records by this many
+    /// bytes at a time (0, the default here: not; the server's default is ZooKeeper's 64 MB).
+    /// Takes effect from the next file. See `log::ActiveLog`.
+    pub fn set_prealloc_bytes(&mut self, bytes: u64) {
+        self.prealloc_bytes = bytes;
     }
 
     /// How many records after a snapshot `roll_soon` rolls the log (0, the default: at once,
@@ -460,7 +470,8 @@ impl Storage {
             self.roll_into_next(zxid)?;
         }
         if self.active.is_none() {
-            self.active = Some(log::ActiveLog::create(&*self.fs, &self.log_dir, zxid)?);
+            let prealloc = self.prealloc_bytes;
+            self.active = Some(log::ActiveLog::create(&*self.fs, &self.log_dir, zxid, prealloc)?);
         }
         let active = self.active.as_mut().expect("just created");
         active.append(zxid, payload)?;
@@ -584,8 +595,10 @@ impl Storage {
         assert!(first_zxid > self.last_zxid, "the next file starts after every record");
         let (done, ready) = std::sync::mpsc::channel();
         let (fs, dir, force_sync) = (self.fs.clone(), self.log_dir.clone(), self.force_sync);
+        let prealloc = self.prealloc_bytes;
         run(Box::new(move || {
-            let _ = done.send(log::ActiveLog::create_synced(&*fs, &dir, first_zxid, force_sync));
+            let made = log::ActiveLog::create_synced(&*fs, &dir, first_zxid, force_sync, prealloc);
+            let _ = done.send(made);
         }));
         self.next_log = Some(NextLog { first_zxid, ready });
         Ok(())

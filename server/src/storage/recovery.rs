@@ -1,5 +1,10 @@
 //! Recovery policy and log truncation: which snapshot to trust, which log files to read, what
 //! damage to repair (a torn last write of the newest file) and what to refuse (everything else).
+//!
+//! Every log file is read with `Fs::read_data`: up to the end of its written data, never its
+//! preallocated (sparse) zero tail, so a restart or a DIFF reads and holds the records only, not
+//! `preAllocSize` of zeros per file (issue 16). The zeros in front of a valid record (a hole in
+//! the middle) are read, so such a record is still found and reported as corruption.
 
 use std::path::{Path, PathBuf};
 
@@ -82,7 +87,7 @@ fn remove_newest_without_records(
     logs: &mut Vec<(i64, PathBuf)>,
 ) -> Result<(), StorageError> {
     while let Some((name_zxid, path)) = logs.last() {
-        let bytes = fs.read(path).map_err(StorageError::io(path, "read"))?;
+        let (bytes, _) = fs.read_data(path).map_err(StorageError::io(path, "read"))?;
         let no_record = match log::check_header(&bytes, *name_zxid) {
             Err(_) => log::find_valid_record(&bytes, 0, Some(name_zxid - 1)).is_none(),
             Ok(()) => {
@@ -128,7 +133,7 @@ pub(super) fn read_range(
     let mut cursor = after;
     let mut records = Vec::new();
     for (name_zxid, path) in logs.iter().skip(start) {
-        let bytes = fs.read(path).map_err(StorageError::io(path, "read"))?;
+        let (bytes, _) = fs.read_data(path).map_err(StorageError::io(path, "read"))?;
         log::check_header(&bytes, *name_zxid).map_err(|p| corrupt(path, 0, p.to_string()))?;
         let scan = log::scan(&bytes);
         if let Some(first) = scan.records.first().filter(|r| r.zxid != *name_zxid) {
@@ -233,7 +238,7 @@ struct LogFile<'a> {
 /// newest one and held nothing but a torn header (it is removed).
 fn read_log(file: &LogFile<'_>, bugs: ShellBugs) -> Result<Option<ReadLog>, StorageError> {
     let LogFile { fs, path, name_zxid, is_last, log_dir } = *file;
-    let bytes = fs.read(path).map_err(StorageError::io(path, "read"))?;
+    let (bytes, _) = fs.read_data(path).map_err(StorageError::io(path, "read"))?;
     if let Err(problem) = log::check_header(&bytes, name_zxid) {
         let floor = Some(name_zxid - 1);
         if is_last && log::find_valid_record(&bytes, 0, floor).is_none() {
@@ -253,13 +258,10 @@ fn read_log(file: &LogFile<'_>, bugs: ShellBugs) -> Result<Option<ReadLog>, Stor
         return Err(corrupt(path, first.offset, what));
     }
     match scan.end {
-        ScanEnd::Clean => {}
-        ScanEnd::ZeroTail if !is_last => {}
-        ScanEnd::ZeroTail => {
-            tracing::info!(path = %path.display(), offset = scan.valid_len,
-                "cutting a zero-filled tail off the newest txn log");
-            cut(fs, path, scan.valid_len)?;
-        }
+        // A zero tail (a preallocated one, or a torn write's length without its bytes) is left
+        // as it is, in the newest file too: the server appends to a new file after a restart,
+        // so nothing is ever written after these zeros, and readers stop at them.
+        ScanEnd::Clean | ScanEnd::ZeroTail => {}
         ScanEnd::Torn { .. } if is_last && bugs.keep_past_torn_tail() => {
             keep_torn_record(&bytes, &mut scan);
         }
@@ -328,7 +330,7 @@ pub(super) fn truncate_logs_after(
             remove_file(fs, path)?;
             continue;
         }
-        let bytes = fs.read(path).map_err(StorageError::io(path, "read"))?;
+        let (bytes, file_len) = fs.read_data(path).map_err(StorageError::io(path, "read"))?;
         log::check_header(&bytes, *first).map_err(|p| corrupt(path, 0, p.to_string()))?;
         let scan = log::scan(&bytes);
         let cut_at = scan.records.iter().position(|r| r.zxid > zxid);
@@ -342,7 +344,9 @@ pub(super) fn truncate_logs_after(
             remove_file(fs, path)?;
             continue;
         };
-        if last.end() != bytes.len() {
+        // Cut at the record's end, whatever follows (records above `zxid`, a preallocated
+        // tail): a record that was cut off must never come back behind zeros.
+        if last.end() as u64 != file_len {
             // The removals of newer files must be durable before the cut is: otherwise a power
             // loss can bring them back behind the cut, after a hole (found by zkr_sim::simfs).
             fs.sync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
