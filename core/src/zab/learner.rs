@@ -575,11 +575,33 @@ impl Learner {
     ///   restarted, and joined the others' next election). A later round is never older than
     ///   its decision in ours, whatever the order of delivery.
     ///
-    /// Not used, though each looked sound: a vote of an epoch at least the one LEADERINFO named,
-    /// and looking in an older round than ours. Both were in a first version; tier 1 seed
-    /// 214269 (5 servers, loss, restarts) then lost liveness (a fresh client's write not
-    /// acknowledged 9.5 s after the heal) with the epoch rule, and passes without both; not
-    /// understood yet (stop 28), so left out.
+    /// - Once LEADERINFO came, a vote of an epoch at least the one it named (`new_epoch`, E),
+    ///   in any state but our leader leading us in our round: a vote's `peer_epoch` is a
+    ///   current epoch, and a current epoch reaches E only after a quorum accepted E or more.
+    ///   Our leader chose E above the accepted epochs of a quorum, which meets that one, so
+    ///   either the vote was cast after its decision (it looks, or follows or leads again: it
+    ///   left us), or a quorum had accepted E or more before its FOLLOWERINFOs were counted
+    ///   (late datagrams of earlier sessions), and it can never establish E (those voters
+    ///   refuse it, or acknowledge it uncounted). Either way waiting is wasted, whatever the
+    ///   order of delivery. It frees a learner whose leader crashed unannounced and restarted
+    ///   into an election older in rounds than ours (its round counter starts from 0).
+    ///
+    /// Not used: looking in an older round than ours. It leans on order: the leader's older
+    /// rounds ended before it reached ours and decided, but a LOOKING notification sent in
+    /// round r-1 and delayed past its LEADERINFO (datagrams, or a peer connection that
+    /// re-sends the last notification) would send us away from a leader that still leads
+    /// us, for one election round. Rule (a) covers what it was for (a restarted leader
+    /// that had decided our epoch votes with an epoch at least E).
+    ///
+    /// Tier 1 seed 214269 failed liveness with either rule, and passes with rule (a) since
+    /// the leader's fix: neither rule was wrong. Rule (a) made s1 leave its restarted leader
+    /// s5 at 6.4165 s (a LOOKING notification of round 1, vote of epoch 3 = LEADERINFO's);
+    /// the changed schedule later made s5 (restarted at 10.0 s) take a duplicate of s3's
+    /// FOLLOWERINFO from an earlier session (sent at 9.91 s, accepted epoch 2) after s3's
+    /// live session had acknowledged epoch 5: the leader replaced the live session, s3 kept
+    /// serving on it, its clients' requests were dropped until `syncLimit`, and the fresh
+    /// client's session expired with its one write. Fixed on the leader
+    /// (`Leader::predates_session`).
     ///
     /// Before LEADERINFO an older round proves nothing (a notification from before the
     /// leader's decision, its answer to an earlier incarnation of ours), and looking in our
@@ -603,14 +625,22 @@ impl Learner {
             return looking_later;
         }
         assert!(self.new_epoch > 0, "LEADERINFO names an epoch after 0");
+        // Rule (a): a vote of an epoch at least the one LEADERINFO named. Our own leader's
+        // LEADING answer in our round is the one notification that may carry it and still
+        // lead us (its kept vote names the epoch it was elected with, below ours, but the
+        // rule does not lean on that).
+        let leads_us = state == PeerState::Leading && vote.leader == from && round == last_round;
+        let later_epoch = vote.peer_epoch >= self.new_epoch && !leads_us;
         let left = match state {
-            PeerState::Looking => round > last_round,
-            PeerState::Following | PeerState::Leading => vote.leader != from && round > last_round,
+            PeerState::Looking => round > last_round || later_epoch,
+            PeerState::Following | PeerState::Leading => {
+                (vote.leader != from && round > last_round) || later_epoch
+            }
             PeerState::Observing => false,
         };
         assert!(left || !looking_later, "what proves it in discovery proves it later too");
-        // Our own leader leading us is never a reason to leave.
-        assert!(!left || state != PeerState::Leading || vote.leader != from);
+        // Our own leader leading us in our round is never a reason to leave.
+        assert!(!left || !leads_us, "left a leader that leads us");
         left
     }
 }
@@ -740,12 +770,16 @@ mod tests {
         assert!(left(2, vote(1, 3), 3, PeerState::Looking), "a later round (seed 60789)");
         assert!(left(2, vote(3, 3), 3, PeerState::Leading), "leads from a later round");
         assert!(left(2, vote(3, 4), 3, PeerState::Following), "follows 3 in a later round");
-        // Not used (seed 214269, see `left_by_leader`): older rounds and epochs alone.
-        assert!(!left(2, vote(2, 4), 1, PeerState::Looking), "restarted: round 1, epoch 4");
-        assert!(!left(2, vote(3, 4), 2, PeerState::Looking), "our round, a vote of epoch 4");
-        assert!(!left(2, vote(3, 4), 1, PeerState::Following), "follows 3 in an older round");
+        // Rule (a): a vote of epoch 4 or later, in any round, was cast after its decision.
+        assert!(left(2, vote(2, 4), 1, PeerState::Looking), "restarted: round 1, epoch 4");
+        assert!(left(2, vote(3, 4), 2, PeerState::Looking), "our round, a vote of epoch 4");
+        assert!(left(2, vote(3, 5), 1, PeerState::Following), "follows 3 in epoch 5");
+        assert!(left(2, vote(2, 4), 1, PeerState::Leading), "leads again, from epoch 4");
         // What its election could have sent before it decided epoch 4: wait, as ZooKeeper.
         assert!(!left(2, vote(2, 3), 2, PeerState::Looking), "maybe stale: our round, epoch 3");
+        assert!(!left(2, vote(2, 3), 1, PeerState::Looking), "an older round (rule b is out)");
+        assert!(!left(2, vote(3, 3), 1, PeerState::Following), "its role before the election");
+        assert!(!left(2, vote(2, 4), 2, PeerState::Leading), "leads us, whatever its vote");
         assert!(!left(2, vote(2, 3), 3, PeerState::Leading), "it leads us");
         assert!(!left(2, vote(2, 9), 9, PeerState::Observing), "observing says nothing");
         assert!(!left(3, vote(3, 4), 3, PeerState::Looking), "not our leader");
@@ -760,6 +794,7 @@ mod tests {
         };
         assert!(!left(vote(2, 4), 1, PeerState::Looking), "an older round proves nothing yet");
         assert!(!left(vote(3, 4), 3, PeerState::Following), "as before: only looking counts");
+        assert!(!left(vote(3, 9), 2, PeerState::Looking), "no epoch is ours to compare yet");
         assert!(left(vote(2, 1), 3, PeerState::Looking), "a later round");
         // Serving, the same rules as in synchronization.
         let serving = learner(LearnerPhase::Broadcast, 4);
