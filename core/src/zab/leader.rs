@@ -375,13 +375,17 @@ impl Leader {
     /// cannot deliver it after the later session's messages, the simulator's datagrams can.
     /// A real new session with an accepted epoch equal to ours still replaces the old one, and
     /// a session that is gone is dropped after `syncLimit` of silence (`on_tick`).
-    fn predates_session(&self, phase: HandlerPhase, accepted_epoch: u32) -> bool {
+    fn predates_session(&self, shared: &Shared, phase: HandlerPhase, accepted_epoch: u32) -> bool {
         let acked = !matches!(phase, HandlerPhase::Info | HandlerPhase::AwaitAckEpoch);
         let Some(epoch) = self.phase.epoch() else {
             assert!(!acked, "nothing is acknowledged before the epoch is decided");
             return false;
         };
         assert!(!acked || epoch > 0, "a quorum leader's epoch is after 0");
+        // A deliberate bug only (`Config::validate` refuses bugs in a build without them).
+        if shared.config.bugs.stale_followerinfo_replaces_session {
+            return false;
+        }
         acked && accepted_epoch < epoch
     }
 
@@ -416,7 +420,7 @@ impl Leader {
                     // Sent before the session we have (a duplicate or a late datagram): see
                     // `predates_session`. Replacing a live session with it would cut the
                     // learner off while it still serves, until `syncLimit` (seed 214269).
-                    Some((_, phase)) if self.predates_session(phase, accepted_epoch) => {
+                    Some((_, phase)) if self.predates_session(shared, phase, accepted_epoch) => {
                         tracing::info!(learner = from.0, accepted_epoch, "stale FOLLOWERINFO");
                         return Next::Stay;
                     }
