@@ -222,12 +222,13 @@ fn failover_superseded_leader() {
 }
 
 /// Tier 1 seed 214269: a FOLLOWERINFO of a learner's earlier session (a duplicate still in the
-/// network) must not replace its live session at the leader's next incarnation.
+/// network) replaces its live session at the leader's next incarnation; the learner must see
+/// it from the LEADERINFO on the old session and start over, not serve on a dead session.
 #[test]
 fn failover_stale_followerinfo() {
     let name = "failover_stale_followerinfo";
     golden(name);
-    let bugs = Bugs { stale_followerinfo_replaces_session: true, ..Bugs::default() };
+    let bugs = Bugs { ignore_replaced_session: true, ..Bugs::default() };
     fails_with(name, bugs, "expect-read");
 }
 

@@ -366,29 +366,6 @@ impl Leader {
         }
     }
 
-    /// True when a FOLLOWERINFO naming `accepted_epoch` (and a nonce other than our session's)
-    /// was sent before the session we have with its learner, now in `phase`. That session
-    /// answered our LEADERINFO with ACKEPOCH, and a learner records our epoch (or a later one)
-    /// as accepted, durably, before it sends ACKEPOCH (`Learner::on_leader_info`); accepted
-    /// epochs never go back, so every FOLLOWERINFO it sends afterwards names at least our
-    /// epoch. One naming less is a duplicate or a late datagram of an earlier session: TCP
-    /// cannot deliver it after the later session's messages, the simulator's datagrams can.
-    /// A real new session with an accepted epoch equal to ours still replaces the old one, and
-    /// a session that is gone is dropped after `syncLimit` of silence (`on_tick`).
-    fn predates_session(&self, shared: &Shared, phase: HandlerPhase, accepted_epoch: u32) -> bool {
-        let acked = !matches!(phase, HandlerPhase::Info | HandlerPhase::AwaitAckEpoch);
-        let Some(epoch) = self.phase.epoch() else {
-            assert!(!acked, "nothing is acknowledged before the epoch is decided");
-            return false;
-        };
-        assert!(!acked || epoch > 0, "a quorum leader's epoch is after 0");
-        // A deliberate bug only (`Config::validate` refuses bugs in a build without them).
-        if shared.config.bugs.stale_followerinfo_replaces_session {
-            return false;
-        }
-        acked && accepted_epoch < epoch
-    }
-
     /// A message from a learner (the dispatcher checked it is a member): FOLLOWERINFO opens
     /// (or repeats) its session, everything else travels numbered in that session.
     pub(crate) fn on_message(
@@ -417,13 +394,6 @@ impl Leader {
                     }
                     // A repeat of the session we have: nothing new to say.
                     Some((n, _)) if n == nonce => {}
-                    // Sent before the session we have (a duplicate or a late datagram): see
-                    // `predates_session`. Replacing a live session with it would cut the
-                    // learner off while it still serves, until `syncLimit` (seed 214269).
-                    Some((_, phase)) if self.predates_session(shared, phase, accepted_epoch) => {
-                        tracing::info!(learner = from.0, accepted_epoch, "stale FOLLOWERINFO");
-                        return Next::Stay;
-                    }
                     _ => {
                         let info = (accepted_epoch, last_zxid, observer, nonce);
                         self.on_follower_info(shared, from, info);

@@ -169,6 +169,10 @@ impl Learner {
     /// ones abandon the leader. Stops at the first handler that gives up the leader.
     pub(crate) fn on_message(&mut self, shared: &mut Shared, msg: ZabMessage) -> Next {
         let ZabMessage::Session { nonce, seq, msg } = msg else { return Next::Stay };
+        if self.replaced_by_leader(shared, nonce, &msg) {
+            tracing::info!(leader = self.leader.0, "the leader replaced our session; electing");
+            return Next::Elect;
+        }
         let mut next = match self.channel.receive(nonce, seq, *msg) {
             Receipt::Deliver(msg) => {
                 assert_eq!(nonce, self.channel.nonce(), "only our session delivers");
@@ -194,6 +198,28 @@ impl Learner {
             next = self.channel.next_ready();
         }
         Next::Stay
+    }
+
+    /// True when `msg`, sent in another session (`nonce`) than ours, is a LEADERINFO of the
+    /// epoch our own LEADERINFO named (E) or a later one. A leader keeps one session per
+    /// learner, and only one incarnation of it ever proposes E (a restarted one proposes above
+    /// its accepted epoch), so that incarnation opened another session with us after ours: it
+    /// took a FOLLOWERINFO of an earlier session of ours (a duplicate or late datagram; tier 1
+    /// seed 214269) for a new one and no longer reads ours. Serving on would lose every
+    /// request we forward until `syncLimit`. The one misreading: a late LEADERINFO(E) of an
+    /// earlier session of ours with this same leader, which costs one election round.
+    fn replaced_by_leader(&self, shared: &Shared, nonce: u64, msg: &ZabMessage) -> bool {
+        let ZabMessage::LeaderInfo { new_epoch } = *msg else { return false };
+        if nonce == self.channel.nonce() || self.phase == LearnerPhase::Discovery {
+            return false;
+        }
+        assert!(self.new_epoch > 0, "LEADERINFO names an epoch after 0");
+        assert_ne!(self.channel.nonce(), nonce, "another session");
+        // A deliberate bug only (`Config::validate` refuses bugs in a build without them).
+        if shared.config.bugs.ignore_replaced_session {
+            return false;
+        }
+        new_epoch >= self.new_epoch
     }
 
     fn on_session_message(&mut self, shared: &mut Shared, msg: ZabMessage) -> Next {
@@ -600,8 +626,8 @@ impl Learner {
     /// FOLLOWERINFO from an earlier session (sent at 9.91 s, accepted epoch 2) after s3's
     /// live session had acknowledged epoch 5: the leader replaced the live session, s3 kept
     /// serving on it, its clients' requests were dropped until `syncLimit`, and the fresh
-    /// client's session expired with its one write. Fixed on the leader
-    /// (`Leader::predates_session`).
+    /// client's session expired with its one write. Fixed on the learner
+    /// (`Learner::replaced_by_leader`).
     ///
     /// Before LEADERINFO an older round proves nothing (a notification from before the
     /// leader's decision, its answer to an earlier incarnation of ours), and looking in our
