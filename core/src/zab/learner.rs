@@ -600,10 +600,10 @@ impl Learner {
     ///   later round: it moved on (tier 1 seed 158547: the leader crashed unannounced,
     ///   restarted, and joined the others' next election). A later round is never older than
     ///   its decision in ours, whatever the order of delivery.
-    ///
-    /// - Once LEADERINFO came, a vote of an epoch at least the one it named (`new_epoch`, E),
-    ///   in any state but our leader leading us in our round: a vote's `peer_epoch` is a
-    ///   current epoch, and a current epoch reaches E only after a quorum accepted E or more.
+    /// - Rule (a): once LEADERINFO came, a vote of an epoch at least the one it named
+    ///   (`new_epoch`, E), in any state but our leader leading us in our round: a vote's
+    ///   `peer_epoch` is a current epoch, and a current epoch reaches E only after a quorum
+    ///   accepted E or more.
     ///   Our leader chose E above the accepted epochs of a quorum, which meets that one, so
     ///   either the vote was cast after its decision (it looks, or follows or leads again: it
     ///   left us), or a quorum had accepted E or more before its FOLLOWERINFOs were counted
@@ -612,7 +612,7 @@ impl Learner {
     ///   order of delivery. It frees a learner whose leader crashed unannounced and restarted
     ///   into an election older in rounds than ours (its round counter starts from 0).
     ///
-    /// Not used: looking in an older round than ours. It leans on order: the leader's older
+    /// Not used, rule (b): looking in an older round than ours. It leans on order: the leader's older
     /// rounds ended before it reached ours and decided, but a LOOKING notification sent in
     /// round r-1 and delayed past its LEADERINFO (datagrams, or a peer connection that
     /// re-sends the last notification) would send us away from a leader that still leads
@@ -620,7 +620,7 @@ impl Learner {
     /// that had decided our epoch votes with an epoch at least E).
     ///
     /// Tier 1 seed 214269 failed liveness with either rule, and passes with rule (a) since
-    /// the leader's fix: neither rule was wrong. Rule (a) made s1 leave its restarted leader
+    /// the fix below: neither rule was wrong. Rule (a) made s1 leave its restarted leader
     /// s5 at 6.4165 s (a LOOKING notification of round 1, vote of epoch 3 = LEADERINFO's);
     /// the changed schedule later made s5 (restarted at 10.0 s) take a duplicate of s3's
     /// FOLLOWERINFO from an earlier session (sent at 9.91 s, accepted epoch 2) after s3's
