@@ -612,9 +612,9 @@ impl Learner {
     ///   order of delivery. It frees a learner whose leader crashed unannounced and restarted
     ///   into an election older in rounds than ours (its round counter starts from 0).
     ///
-    /// Not used, rule (b): looking in an older round than ours. It leans on order: the leader's older
-    /// rounds ended before it reached ours and decided, but a LOOKING notification sent in
-    /// round r-1 and delayed past its LEADERINFO (datagrams, or a peer connection that
+    /// Not used, rule (b): looking in an older round than ours. It leans on order: the
+    /// leader's older rounds ended before it reached ours and decided, but a LOOKING
+    /// notification sent in round r-1 and delayed past its LEADERINFO (datagrams, or a peer connection that
     /// re-sends the last notification) would send us away from a leader that still leads
     /// us, for one election round. Rule (a) covers what it was for (a restarted leader
     /// that had decided our epoch votes with an epoch at least E).
