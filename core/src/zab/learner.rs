@@ -614,10 +614,10 @@ impl Learner {
     ///
     /// Not used, rule (b): looking in an older round than ours. It leans on order: the
     /// leader's older rounds ended before it reached ours and decided, but a LOOKING
-    /// notification sent in round r-1 and delayed past its LEADERINFO (datagrams, or a peer connection that
-    /// re-sends the last notification) would send us away from a leader that still leads
-    /// us, for one election round. Rule (a) covers what it was for (a restarted leader
-    /// that had decided our epoch votes with an epoch at least E).
+    /// notification sent in round r-1 and delayed past its LEADERINFO (datagrams, or a peer
+    /// connection that re-sends the last notification) would send us away from a leader
+    /// that still leads us, for one election round. Rule (a) covers what it was for (a
+    /// restarted leader that had decided our epoch votes with an epoch at least E).
     ///
     /// Tier 1 seed 214269 failed liveness with either rule, and passes with rule (a) since
     /// the fix below: neither rule was wrong. Rule (a) made s1 leave its restarted leader
