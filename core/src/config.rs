@@ -126,6 +126,10 @@ pub struct Bugs {
     /// session, or at its prefix's first id when it has none, with no clock, and does not move
     /// past the ids of its own that its log or a SNAP shows later. Expired ids come back.
     pub session_id_from_tree: bool,
+    /// Zab learner: ignore a LEADERINFO of our leader's epoch (or a later one) on another of
+    /// our sessions, the sign that the leader replaced ours: keep serving on a session the
+    /// leader no longer reads until `syncLimit` (tier 1 seed 214269).
+    pub ignore_replaced_session: bool,
 }
 
 impl Bugs {
@@ -147,6 +151,7 @@ impl Bugs {
             || self.sync_without_quorum
             || self.disk_diff_skips_one
             || self.session_id_from_tree
+            || self.ignore_replaced_session
     }
 }
 

@@ -220,3 +220,21 @@ fn failover_unbacked_leader() {
 fn failover_superseded_leader() {
     golden("failover_superseded_leader");
 }
+
+/// Tier 1 seed 214269: a FOLLOWERINFO of a learner's earlier session (a duplicate still in the
+/// network) replaces its live session at the leader's next incarnation; the learner must see
+/// it from the LEADERINFO on the old session and start over, not serve on a dead session.
+#[test]
+fn failover_stale_followerinfo() {
+    let name = "failover_stale_followerinfo";
+    golden(name);
+    let bugs = Bugs { ignore_replaced_session: true, ..Bugs::default() };
+    fails_with(name, bugs, "expect-read");
+}
+
+/// Tier 1 seed 158547: a learner in synchronization leaves a leader that crashed unannounced,
+/// restarted, and follows another server in a later round (`Learner::left_by_leader`).
+#[test]
+fn failover_restarted_leader_moved_on() {
+    golden("failover_restarted_leader_moved_on");
+}

@@ -169,6 +169,10 @@ impl Learner {
     /// ones abandon the leader. Stops at the first handler that gives up the leader.
     pub(crate) fn on_message(&mut self, shared: &mut Shared, msg: ZabMessage) -> Next {
         let ZabMessage::Session { nonce, seq, msg } = msg else { return Next::Stay };
+        if self.replaced_by_leader(shared, nonce, &msg) {
+            tracing::info!(leader = self.leader.0, "the leader replaced our session; electing");
+            return Next::Elect;
+        }
         let mut next = match self.channel.receive(nonce, seq, *msg) {
             Receipt::Deliver(msg) => {
                 assert_eq!(nonce, self.channel.nonce(), "only our session delivers");
@@ -194,6 +198,28 @@ impl Learner {
             next = self.channel.next_ready();
         }
         Next::Stay
+    }
+
+    /// True when `msg`, sent in another session (`nonce`) than ours, is a LEADERINFO of the
+    /// epoch our own LEADERINFO named (E) or a later one. A leader keeps one session per
+    /// learner, and only one incarnation of it ever proposes E (a restarted one proposes above
+    /// its accepted epoch), so that incarnation opened another session with us after ours: it
+    /// took a FOLLOWERINFO of an earlier session of ours (a duplicate or late datagram; tier 1
+    /// seed 214269) for a new one and no longer reads ours. Serving on would lose every
+    /// request we forward until `syncLimit`. The one misreading: a late LEADERINFO(E) of an
+    /// earlier session of ours with this same leader, which costs one election round.
+    fn replaced_by_leader(&self, shared: &Shared, nonce: u64, msg: &ZabMessage) -> bool {
+        let ZabMessage::LeaderInfo { new_epoch } = *msg else { return false };
+        if nonce == self.channel.nonce() || self.phase == LearnerPhase::Discovery {
+            return false;
+        }
+        assert!(self.new_epoch > 0, "LEADERINFO names an epoch after 0");
+        assert_ne!(self.channel.nonce(), nonce, "another session");
+        // A deliberate bug only (`Config::validate` refuses bugs in a build without them).
+        if shared.config.bugs.ignore_replaced_session {
+            return false;
+        }
+        new_epoch >= self.new_epoch
     }
 
     fn on_session_message(&mut self, shared: &mut Shared, msg: ZabMessage) -> Next {
@@ -574,12 +600,34 @@ impl Learner {
     ///   later round: it moved on (tier 1 seed 158547: the leader crashed unannounced,
     ///   restarted, and joined the others' next election). A later round is never older than
     ///   its decision in ours, whatever the order of delivery.
+    /// - Rule (a): once LEADERINFO came, a vote of an epoch at least the one it named
+    ///   (`new_epoch`, E), in any state but our leader leading us in our round: a vote's
+    ///   `peer_epoch` is a current epoch, and a current epoch reaches E only after a quorum
+    ///   accepted E or more.
+    ///   Our leader chose E above the accepted epochs of a quorum, which meets that one, so
+    ///   either the vote was cast after its decision (it looks, or follows or leads again: it
+    ///   left us), or a quorum had accepted E or more before its FOLLOWERINFOs were counted
+    ///   (late datagrams of earlier sessions), and it can never establish E (those voters
+    ///   refuse it, or acknowledge it uncounted). Either way waiting is wasted, whatever the
+    ///   order of delivery. It frees a learner whose leader crashed unannounced and restarted
+    ///   into an election older in rounds than ours (its round counter starts from 0).
     ///
-    /// Not used, though each looked sound: a vote of an epoch at least the one LEADERINFO named,
-    /// and looking in an older round than ours. Both were in a first version; tier 1 seed
-    /// 214269 (5 servers, loss, restarts) then lost liveness (a fresh client's write not
-    /// acknowledged 9.5 s after the heal) with the epoch rule, and passes without both; not
-    /// understood yet (stop 28), so left out.
+    /// Not used, rule (b): looking in an older round than ours. It leans on order: the
+    /// leader's older rounds ended before it reached ours and decided, but a LOOKING
+    /// notification sent in round r-1 and delayed past its LEADERINFO (datagrams, or a peer
+    /// connection that re-sends the last notification) would send us away from a leader
+    /// that still leads us, for one election round. Rule (a) covers what it was for (a
+    /// restarted leader that had decided our epoch votes with an epoch at least E).
+    ///
+    /// Tier 1 seed 214269 failed liveness with either rule, and passes with rule (a) since
+    /// the fix below: neither rule was wrong. Rule (a) made s1 leave its restarted leader
+    /// s5 at 6.4165 s (a LOOKING notification of round 1, vote of epoch 3 = LEADERINFO's);
+    /// the changed schedule later made s5 (restarted at 10.0 s) take a duplicate of s3's
+    /// FOLLOWERINFO from an earlier session (sent at 9.91 s, accepted epoch 2) after s3's
+    /// live session had acknowledged epoch 5: the leader replaced the live session, s3 kept
+    /// serving on it, its clients' requests were dropped until `syncLimit`, and the fresh
+    /// client's session expired with its one write. Fixed on the learner
+    /// (`Learner::replaced_by_leader`).
     ///
     /// Before LEADERINFO an older round proves nothing (a notification from before the
     /// leader's decision, its answer to an earlier incarnation of ours), and looking in our
@@ -603,14 +651,22 @@ impl Learner {
             return looking_later;
         }
         assert!(self.new_epoch > 0, "LEADERINFO names an epoch after 0");
+        // Rule (a): a vote of an epoch at least the one LEADERINFO named. Our own leader's
+        // LEADING answer in our round is the one notification that may carry it and still
+        // lead us (its kept vote names the epoch it was elected with, below ours, but the
+        // rule does not lean on that).
+        let leads_us = state == PeerState::Leading && vote.leader == from && round == last_round;
+        let later_epoch = vote.peer_epoch >= self.new_epoch && !leads_us;
         let left = match state {
-            PeerState::Looking => round > last_round,
-            PeerState::Following | PeerState::Leading => vote.leader != from && round > last_round,
+            PeerState::Looking => round > last_round || later_epoch,
+            PeerState::Following | PeerState::Leading => {
+                (vote.leader != from && round > last_round) || later_epoch
+            }
             PeerState::Observing => false,
         };
         assert!(left || !looking_later, "what proves it in discovery proves it later too");
-        // Our own leader leading us is never a reason to leave.
-        assert!(!left || state != PeerState::Leading || vote.leader != from);
+        // Our own leader leading us in our round is never a reason to leave.
+        assert!(!left || !leads_us, "left a leader that leads us");
         left
     }
 }
@@ -740,12 +796,16 @@ mod tests {
         assert!(left(2, vote(1, 3), 3, PeerState::Looking), "a later round (seed 60789)");
         assert!(left(2, vote(3, 3), 3, PeerState::Leading), "leads from a later round");
         assert!(left(2, vote(3, 4), 3, PeerState::Following), "follows 3 in a later round");
-        // Not used (seed 214269, see `left_by_leader`): older rounds and epochs alone.
-        assert!(!left(2, vote(2, 4), 1, PeerState::Looking), "restarted: round 1, epoch 4");
-        assert!(!left(2, vote(3, 4), 2, PeerState::Looking), "our round, a vote of epoch 4");
-        assert!(!left(2, vote(3, 4), 1, PeerState::Following), "follows 3 in an older round");
+        // Rule (a): a vote of epoch 4 or later, in any round, was cast after its decision.
+        assert!(left(2, vote(2, 4), 1, PeerState::Looking), "restarted: round 1, epoch 4");
+        assert!(left(2, vote(3, 4), 2, PeerState::Looking), "our round, a vote of epoch 4");
+        assert!(left(2, vote(3, 5), 1, PeerState::Following), "follows 3 in epoch 5");
+        assert!(left(2, vote(2, 4), 1, PeerState::Leading), "leads again, from epoch 4");
         // What its election could have sent before it decided epoch 4: wait, as ZooKeeper.
         assert!(!left(2, vote(2, 3), 2, PeerState::Looking), "maybe stale: our round, epoch 3");
+        assert!(!left(2, vote(2, 3), 1, PeerState::Looking), "an older round (rule b is out)");
+        assert!(!left(2, vote(3, 3), 1, PeerState::Following), "its role before the election");
+        assert!(!left(2, vote(2, 4), 2, PeerState::Leading), "leads us, whatever its vote");
         assert!(!left(2, vote(2, 3), 3, PeerState::Leading), "it leads us");
         assert!(!left(2, vote(2, 9), 9, PeerState::Observing), "observing says nothing");
         assert!(!left(3, vote(3, 4), 3, PeerState::Looking), "not our leader");
@@ -760,6 +820,7 @@ mod tests {
         };
         assert!(!left(vote(2, 4), 1, PeerState::Looking), "an older round proves nothing yet");
         assert!(!left(vote(3, 4), 3, PeerState::Following), "as before: only looking counts");
+        assert!(!left(vote(3, 9), 2, PeerState::Looking), "no epoch is ours to compare yet");
         assert!(left(vote(2, 1), 3, PeerState::Looking), "a later round");
         // Serving, the same rules as in synchronization.
         let serving = learner(LearnerPhase::Broadcast, 4);

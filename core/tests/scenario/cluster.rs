@@ -193,7 +193,10 @@ impl Env {
 
     /// Crashes server `id`; unless `keep_unsynced`, appends that were not yet durable are lost.
     /// Messages to and from it are lost with its connections; its clients are disconnected.
-    pub fn crash(&mut self, id: u64, keep_unsynced: bool) {
+    /// Crashes `id`: what is in flight to or from it is lost, except, with `keep_held`, the
+    /// held messages to it (datagrams still in the network, which its next incarnation may
+    /// receive: tier 1 seed 214269's duplicate FOLLOWERINFO did).
+    pub fn crash(&mut self, id: u64, keep_unsynced: bool, keep_held: bool) {
         let server = self.servers.get_mut(&id).expect("known server");
         assert!(server.node.take().is_some(), "server {id} is already down");
         let unsynced = std::mem::take(&mut server.disk.unsynced);
@@ -204,7 +207,7 @@ impl Env {
         let verb = if keep_unsynced { "kept" } else { "lost" };
         let _ = writeln!(self.out, "server {id} crashed ({verb} {kept} unsynced appends)");
         server.last_role = "down".into();
-        self.net.retain(|m| m.from != id && m.to != id);
+        self.net.retain(|m| m.from != id && (m.to != id || (keep_held && m.held)));
         for client in self.clients.values_mut().filter(|c| c.server == id) {
             client.closed = true;
         }

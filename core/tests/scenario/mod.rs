@@ -18,8 +18,10 @@
 //!   connection to P broken);
 //! - `persist-mode S manual|auto` (auto: appends are made durable after each step), `persist S`
 //!   (make S's appends durable and report `Persisted`);
-//! - `crash S [keep-unsynced]` (unsynced appends are lost unless kept), `restart S` (from the
-//!   disk: epochs, durable log, snapshot);
+//! - `crash S [keep-unsynced] [keep-held]` (unsynced appends are lost unless kept; messages
+//!   in flight to or from S are lost, but with `keep-held` the held ones to S stay in the
+//!   network for its next incarnation), `restart S` (from the disk: epochs, durable log,
+//!   snapshot);
 //! - `connect C S`; `create|set C /p [data]`, `get|delete|sync C /p`: send a request;
 //! - `print-state [S..]`, `print-net`, `print-outputs S` (every output S produced during the
 //!   previous command, in order, as the shell carried them out);
@@ -190,7 +192,10 @@ fn command(env: &mut Env, words: &[&str]) -> Result<(), String> {
             }
         }
         "persist" => env.persist(server(pos[0])),
-        "crash" => env.crash(server(pos[0]), pos.get(1) == Some(&"keep-unsynced")),
+        "crash" => {
+            let keep = |word: &str| pos[1..].contains(&word);
+            env.crash(server(pos[0]), keep("keep-unsynced"), keep("keep-held"));
+        }
         "restart" => env.start(server(pos[0])),
         "connect" => env.connect(pos[0], server(pos[1])),
         "create" | "set" | "get" | "delete" | "sync" => {
