@@ -851,7 +851,8 @@ pub fn is_query(f: F) -> bool {
 
 /// `path` followed by `cversion` as `%010d` (the server's sequential suffix: ten characters,
 /// the sign counted), what `format!("{path}{cversion:010}")` makes, without the formatting
-/// machinery (the model names a node this way on every sequential create it tries).
+/// machinery (the model names a node this way on every sequential create it tries). Apart from
+/// core's `prep::sequential_name` on purpose: the model must not share the code it checks.
 fn sequential_name(path: &str, cversion: i32) -> String {
     let mut digits = [b'0'; 10];
     let mut rest = cversion.unsigned_abs();
