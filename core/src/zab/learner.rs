@@ -596,10 +596,17 @@ impl Learner {
     /// wasted.
     /// - Looking in a later round, in any phase: a leader looks again only in a later round,
     ///   unless it restarted (seed 60789).
-    /// - Once LEADERINFO came (`Syncing` or later), following or leading another server in a
-    ///   later round: it moved on (tier 1 seed 158547: the leader crashed unannounced,
-    ///   restarted, and joined the others' next election). A later round is never older than
-    ///   its decision in ours, whatever the order of delivery.
+    /// - Following or leading another server in our round or a later one, in any phase: it
+    ///   moved on (tier 1 seed 158547: the leader crashed unannounced, restarted, and joined
+    ///   the others' next election), or never took the leadership we elected it to (seed 67:
+    ///   its vote for itself in our round reached us after it adopted a better one, and we
+    ///   decided on it at once, the third voter reported lost; it followed that better vote's
+    ///   server in our round, and we waited `initLimit` in discovery). A server reports
+    ///   FOLLOWING or LEADING in a round only once it decided in it, it decides once per round
+    ///   (its next election starts after it, and joining a leader from outside the election
+    ///   never makes it lead), so such a report is never older than its decision in our
+    ///   round, whatever the order of delivery. Unlike looking in our round, which it did
+    ///   before deciding.
     /// - Rule (a): once LEADERINFO came, a vote of an epoch at least the one it named
     ///   (`new_epoch`, E), in any state but our leader leading us in our round: a vote's
     ///   `peer_epoch` is a current epoch, and a current epoch reaches E only after a quorum
@@ -631,10 +638,13 @@ impl Learner {
     ///
     /// Before LEADERINFO an older round proves nothing (a notification from before the
     /// leader's decision, its answer to an earlier incarnation of ours), and looking in our
-    /// own round may predate its decision: we wait, as before. ZooKeeper's learner does none
-    /// of this: it waits for its socket to the leader to close or time out. The difference is
-    /// safe: leaving a leader never risks safety (it is what the timeouts do), and a wrong
-    /// judgement costs one election round.
+    /// own round may predate its decision: we wait, as before. The round rules can still be
+    /// fooled when a server passes through a round twice (its rounds start again from 1 when
+    /// it restarts, and a join takes the leader's round, maybe an older one) and a report
+    /// from its first pass arrives late. ZooKeeper's learner does none of this: it waits for
+    /// its socket to the leader to close or time out. The difference is safe: leaving a
+    /// leader never risks safety (it is what the timeouts do), and a wrong judgement costs
+    /// one election round.
     pub(crate) fn left_by_leader(
         &self,
         from: ServerId,
@@ -647,8 +657,12 @@ impl Learner {
             return false;
         }
         let looking_later = state == PeerState::Looking && round > last_round;
+        // Its decision in our round (or a later move): a server decides once per round, and
+        // reports FOLLOWING or LEADING only after deciding (seed 67).
+        let established = matches!(state, PeerState::Following | PeerState::Leading);
+        let elsewhere = established && vote.leader != from && round >= last_round;
         if self.phase == LearnerPhase::Discovery {
-            return looking_later;
+            return looking_later || elsewhere;
         }
         assert!(self.new_epoch > 0, "LEADERINFO names an epoch after 0");
         // Rule (a): a vote of an epoch at least the one LEADERINFO named. Our own leader's
@@ -659,12 +673,10 @@ impl Learner {
         let later_epoch = vote.peer_epoch >= self.new_epoch && !leads_us;
         let left = match state {
             PeerState::Looking => round > last_round || later_epoch,
-            PeerState::Following | PeerState::Leading => {
-                (vote.leader != from && round > last_round) || later_epoch
-            }
+            PeerState::Following | PeerState::Leading => elsewhere || later_epoch,
             PeerState::Observing => false,
         };
-        assert!(left || !looking_later, "what proves it in discovery proves it later too");
+        assert!(left || !(looking_later || elsewhere), "what proves it in discovery still does");
         // Our own leader leading us in our round is never a reason to leave.
         assert!(!left || !leads_us, "left a leader that leads us");
         left
@@ -796,6 +808,7 @@ mod tests {
         assert!(left(2, vote(1, 3), 3, PeerState::Looking), "a later round (seed 60789)");
         assert!(left(2, vote(3, 3), 3, PeerState::Leading), "leads from a later round");
         assert!(left(2, vote(3, 4), 3, PeerState::Following), "follows 3 in a later round");
+        assert!(left(2, vote(3, 3), 2, PeerState::Following), "follows 3 in our round");
         // Rule (a): a vote of epoch 4 or later, in any round, was cast after its decision.
         assert!(left(2, vote(2, 4), 1, PeerState::Looking), "restarted: round 1, epoch 4");
         assert!(left(2, vote(3, 4), 2, PeerState::Looking), "our round, a vote of epoch 4");
@@ -811,15 +824,34 @@ mod tests {
         assert!(!left(3, vote(3, 4), 3, PeerState::Looking), "not our leader");
     }
 
+    /// Seed 67 in small: s2 decided on s1 in round 2 from s1's vote for itself, sent before s1
+    /// adopted s3's better vote; s1 follows s3 in round 2 and never answers our FOLLOWERINFO.
     #[test]
-    fn before_leaderinfo_only_a_later_round_counts() {
-        // In discovery nothing of ours proves the notification newer than its decision.
+    fn a_leader_following_another_is_left_in_discovery() {
+        let l = learner(LearnerPhase::Discovery, 0);
+        let left = |v: Vote, round: u64, state: PeerState| {
+            l.left_by_leader(ServerId(2), v, round, state, 2)
+        };
+        // Its decision in our round, or a move after it: it will not lead us in round 2.
+        assert!(left(vote(3, 3), 2, PeerState::Following), "follows 3 in our round (seed 67)");
+        assert!(left(vote(3, 3), 3, PeerState::Following), "follows 3 in a later round");
+        assert!(left(vote(3, 3), 2, PeerState::Leading), "reports 3's lead in our round");
+        // What it said before deciding in our round, or says while it leads us: wait.
+        assert!(!left(vote(3, 3), 2, PeerState::Looking), "its vote in our round, maybe older");
+        assert!(!left(vote(3, 3), 1, PeerState::Following), "an older round, its old role");
+        assert!(!left(vote(2, 3), 2, PeerState::Leading), "it leads, us among others");
+        assert!(!left(vote(3, 3), 2, PeerState::Observing), "observing says nothing");
+    }
+
+    #[test]
+    fn before_leaderinfo_only_rounds_count() {
+        // In discovery no epoch of ours proves the notification newer than its decision.
         let l = learner(LearnerPhase::Discovery, 0);
         let left = |v: Vote, round: u64, state: PeerState| {
             l.left_by_leader(ServerId(2), v, round, state, 2)
         };
         assert!(!left(vote(2, 4), 1, PeerState::Looking), "an older round proves nothing yet");
-        assert!(!left(vote(3, 4), 3, PeerState::Following), "as before: only looking counts");
+        assert!(!left(vote(3, 4), 1, PeerState::Following), "its role before the election");
         assert!(!left(vote(3, 9), 2, PeerState::Looking), "no epoch is ours to compare yet");
         assert!(left(vote(2, 1), 3, PeerState::Looking), "a later round");
         // Serving, the same rules as in synchronization.
