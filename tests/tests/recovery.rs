@@ -1,10 +1,11 @@
 //! Recovery of zkr's own data directory (zkr target only; Apache's formats differ):
 //! - snapshots taken in the background during a write load, then `kill -9`: the restart
 //!   recovers from the newest snapshot plus the log, and every acknowledged write is there;
-//! - a torn last log record (garbage appended after a clean stop) is cut off with a warning;
+//! - a torn last log record (garbage written after the last record, in the preallocated tail,
+//!   after a clean stop) is cut off with a warning;
 //! - a corrupt record in the middle of the log refuses to start, naming the file and offset.
 
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,6 +30,23 @@ fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
         i64::from_str_radix(name.rsplit('.').next().unwrap(), 16).unwrap_or(0)
     });
     out
+}
+
+/// Where the records of a txn log file end: the file is preallocated (`preAllocSize`), so its
+/// length says nothing about them. Walks the format (20-byte header; each record a u32 payload
+/// length, an i64 zxid, the payload and a u32 crc) up to the first empty frame.
+fn records_end(bytes: &[u8]) -> usize {
+    let mut at = 20;
+    while at + 12 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let zxid = i64::from_le_bytes(bytes[at + 4..at + 12].try_into().unwrap());
+        if len == 0 && zxid == 0 {
+            break;
+        }
+        at += 16 + len;
+    }
+    assert!(at <= bytes.len(), "the records end inside the file");
+    at
 }
 
 fn zkr_only() -> bool {
@@ -92,8 +110,11 @@ async fn torn_log_tail_is_cut_off_with_a_warning() {
     let paths = create_many(&server, "/torn", 50).await;
     server.stop_keep();
     let log = files(&version_dir(&server), "log.").pop().expect("a log file");
-    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-    // A record header promising 200 bytes, then only a few: a write torn by a crash.
+    let end = records_end(&std::fs::read(&log).unwrap());
+    let mut file = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    file.seek(SeekFrom::Start(end as u64)).unwrap();
+    // After the last record, a record header promising 200 bytes, then only a few: a write
+    // torn by a crash.
     file.write_all(&200u32.to_le_bytes()).unwrap();
     file.write_all(&[0xab; 11]).unwrap();
     drop(file);
@@ -116,7 +137,9 @@ async fn corrupt_record_mid_log_refuses_to_start() {
     server.stop_keep();
     let log = files(&version_dir(&server), "log.").into_iter().next().expect("a log file");
     let mut bytes = std::fs::read(&log).unwrap();
-    let middle = bytes.len() / 2;
+    // In the middle of the records, not of the file: its preallocated tail is zeros.
+    let middle = records_end(&bytes) / 2;
+    assert!(middle > 20, "inside the records, past the header");
     bytes[middle] ^= 0x5a;
     std::fs::write(&log, &bytes).unwrap();
     let (status, text) = server.start_expecting_exit(Duration::from_secs(30));
