@@ -26,7 +26,8 @@ pub(super) fn recover(
     let snapshot = newest_valid_snapshot(fs, snap_dir)?;
     let snap_zxid = snapshot.as_ref().map_or(0, |s| s.zxid);
     let mut logs = list_files(fs, log_dir, "log")?;
-    remove_newest_without_records(fs, log_dir, &mut logs)?;
+    // The newest file's bytes, read once: `read_log` takes them instead of reading it again.
+    let mut newest_bytes = remove_newest_without_records(fs, log_dir, &mut logs)?;
     // The newest file starting at or before the snapshot holds the records right after it.
     let start = logs.iter().rposition(|(first, _)| *first <= snap_zxid).unwrap_or(0);
     let mut txns: Vec<(i64, Vec<u8>)> = Vec::new();
@@ -36,7 +37,9 @@ pub(super) fn recover(
     for (index, (name_zxid, path)) in logs.iter().enumerate().skip(start) {
         let is_last = index + 1 == logs.len();
         let file = LogFile { fs, path, name_zxid: *name_zxid, is_last, log_dir };
-        let Some((bytes, records)) = read_log(&file, bugs)? else {
+        let read = if is_last { newest_bytes.take() } else { None };
+        assert!(read.is_none() || is_last, "only the newest file was read before");
+        let Some((bytes, records)) = read_log(&file, read, bugs)? else {
             continue;
         };
         newest_read = Some(path);
@@ -80,12 +83,13 @@ pub(super) fn recover(
 /// Removes the newest log files while they hold no record (a file made ahead of a roll,
 /// `Storage::roll_soon`, or a torn creation): the file before them is then the newest, whose
 /// torn tail recovery may cut. Only the newest file holding records can be torn: the log syncs
-/// a file before it writes a record into the next one.
+/// a file before it writes a record into the next one. Returns the bytes of the newest file
+/// left (`None` when none is), so that recovery reads it once: a restart's largest read.
 fn remove_newest_without_records(
     fs: &dyn Fs,
     log_dir: &Path,
     logs: &mut Vec<(i64, PathBuf)>,
-) -> Result<(), StorageError> {
+) -> Result<Option<Vec<u8>>, StorageError> {
     while let Some((name_zxid, path)) = logs.last() {
         let (bytes, _) = fs.read_data(path).map_err(StorageError::io(path, "read"))?;
         let no_record = match log::check_header(&bytes, *name_zxid) {
@@ -98,14 +102,15 @@ fn remove_newest_without_records(
             }
         };
         if !no_record {
-            return Ok(());
+            return Ok(Some(bytes));
         }
         tracing::warn!(path = %path.display(), "removing the newest txn log: it holds no record");
         remove_file(fs, path)?;
         fs.sync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
         logs.pop();
     }
-    Ok(())
+    assert!(logs.is_empty(), "the loop ends early at a file with records");
+    Ok(None)
 }
 
 /// What `read_range` found: whether the record `after` itself is in the files (or `after` is 0,
@@ -234,11 +239,19 @@ struct LogFile<'a> {
     log_dir: &'a Path,
 }
 
-/// Reads one log file and applies the damage policy. Returns `None` when the file was the
-/// newest one and held nothing but a torn header (it is removed).
-fn read_log(file: &LogFile<'_>, bugs: ShellBugs) -> Result<Option<ReadLog>, StorageError> {
+/// Reads one log file (unless `read` already holds its bytes) and applies the damage policy.
+/// Returns `None` when the file was the newest one and held nothing but a torn header (it is
+/// removed).
+fn read_log(
+    file: &LogFile<'_>,
+    read: Option<Vec<u8>>,
+    bugs: ShellBugs,
+) -> Result<Option<ReadLog>, StorageError> {
     let LogFile { fs, path, name_zxid, is_last, log_dir } = *file;
-    let (bytes, _) = fs.read_data(path).map_err(StorageError::io(path, "read"))?;
+    let bytes = match read {
+        Some(bytes) => bytes,
+        None => fs.read_data(path).map_err(StorageError::io(path, "read"))?.0,
+    };
     if let Err(problem) = log::check_header(&bytes, name_zxid) {
         let floor = Some(name_zxid - 1);
         if is_last && log::find_valid_record(&bytes, 0, floor).is_none() {
