@@ -50,16 +50,48 @@ pub struct Znode {
 /// the leaf it changes (up to 64 entries): keys and nodes are shared (`Arc`), so that copy
 /// counts references instead of cloning every path and data string of the leaf, and
 /// `last_seq` is shared until a sequential create changes it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// The search itself does not copy: it keeps one state and changes it in place
+/// ([`Tree::step_mut`]), and every change is written to an undo log first, so that going back
+/// to an earlier configuration ([`Tree::undo_to`]) costs what was changed since, not a copy
+/// per candidate tried nor a replay from a kept state. The log is not part of the value: a
+/// clone starts with an empty one, and equality and the hash ignore it.
+#[derive(Debug, Default)]
 pub struct Tree {
     /// Existing nodes of the partition, by path. Change it only through [`Tree::put`],
-    /// [`Tree::take`] and [`Tree::modify`], which keep `digest`.
+    /// [`Tree::take`] and [`Tree::modify`], which keep `digest` and write `undo`.
     nodes: imbl::OrdMap<Arc<str>, Arc<Znode>>,
     /// XOR of [`entry_hash`] over `nodes`.
     digest: u64,
     /// Highest sequence number handed out under each parent.
     pub last_seq: Arc<BTreeMap<String, i64>>,
+    /// What each change since the last [`Tree::forget_undo`] replaced, oldest first.
+    undo: Vec<Change>,
 }
+
+/// One change to a [`Tree`], as its undo log keeps it: what to put back.
+#[derive(Debug)]
+enum Change {
+    /// The entry at `path` was `old` (absent: `None`) and the digest was `digest`.
+    Node { path: Arc<str>, old: Option<Arc<Znode>>, digest: u64 },
+    /// `last_seq` was this.
+    LastSeq(Arc<BTreeMap<String, i64>>),
+}
+
+impl Clone for Tree {
+    fn clone(&self) -> Tree {
+        let (nodes, last_seq) = (self.nodes.clone(), self.last_seq.clone());
+        Tree { nodes, digest: self.digest, last_seq, undo: Vec::new() }
+    }
+}
+
+impl PartialEq for Tree {
+    fn eq(&self, other: &Tree) -> bool {
+        self.digest == other.digest && self.nodes == other.nodes && self.last_seq == other.last_seq
+    }
+}
+
+impl Eq for Tree {}
 
 impl Hash for Tree {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -264,27 +296,72 @@ impl Tree {
 
     /// Adds or replaces the node at `path`.
     fn put(&mut self, path: &str, node: Znode) {
+        let digest = self.digest;
         self.digest ^= entry_hash(path, &node);
-        if let Some(old) = self.nodes.insert(Arc::from(path), Arc::new(node)) {
-            self.digest ^= entry_hash(path, &old);
+        let key: Arc<str> = Arc::from(path);
+        let old = self.nodes.insert(key.clone(), Arc::new(node));
+        if let Some(old) = &old {
+            self.digest ^= entry_hash(path, old);
         }
+        self.undo.push(Change::Node { path: key, old, digest });
     }
 
     /// Removes the node at `path`, if any.
-    fn take(&mut self, path: &str) -> Option<Znode> {
-        let old = self.nodes.remove(path)?;
+    fn take(&mut self, path: &str) -> Option<Arc<Znode>> {
+        let (key, old) = self.nodes.remove_with_key(path)?;
+        let digest = self.digest;
         self.digest ^= entry_hash(path, &old);
-        Some(Arc::unwrap_or_clone(old))
+        self.undo.push(Change::Node { path: key, old: Some(old.clone()), digest });
+        Some(old)
     }
 
     /// Changes the node at `path` in place; false if there is none.
     fn modify(&mut self, path: &str, change: impl FnOnce(&mut Znode)) -> bool {
-        let Some(node) = self.nodes.get_mut(path) else { return false };
+        let digest = self.digest;
+        let Some((key, node)) = self.nodes.get_key_value_mut(path) else { return false };
+        // The log shares the old node, so the change copies it (its data is shared).
+        let (key, old) = (key.clone(), node.clone());
         let node = Arc::make_mut(node);
         self.digest ^= entry_hash(path, node);
         change(node);
         self.digest ^= entry_hash(path, node);
+        self.undo.push(Change::Node { path: key, old: Some(old), digest });
         true
+    }
+
+    /// `last_seq`, to change (its old value kept in the undo log).
+    fn last_seq_mut(&mut self) -> &mut BTreeMap<String, i64> {
+        self.undo.push(Change::LastSeq(self.last_seq.clone()));
+        Arc::make_mut(&mut self.last_seq)
+    }
+
+    /// Where the undo log is now: [`Tree::undo_to`] this mark puts the state back as it is.
+    pub fn mark(&self) -> usize {
+        self.undo.len()
+    }
+
+    /// Puts back every change made since `mark` ([`Tree::mark`]), latest first.
+    pub fn undo_to(&mut self, mark: usize) {
+        assert!(mark <= self.undo.len(), "a mark of this log, not of a forgotten part");
+        while self.undo.len() > mark {
+            match self.undo.pop().expect("longer than the mark") {
+                Change::Node { path, old, digest } => {
+                    match old {
+                        Some(old) => self.nodes.insert(path, old),
+                        None => self.nodes.remove(&*path),
+                    };
+                    self.digest = digest;
+                }
+                Change::LastSeq(old) => self.last_seq = old,
+            }
+        }
+        assert_eq!(self.undo.len(), mark, "undone down to the mark");
+    }
+
+    /// Forgets the undo log: the state as it is can no longer be undone (marks taken before
+    /// are void). The search calls this when nothing can come back to an earlier state.
+    pub fn forget_undo(&mut self) {
+        self.undo.clear();
     }
 
     /// Cheap pre-check for a sequential create with a known name: true unless the parent is
@@ -309,6 +386,22 @@ impl Tree {
         action: &Action,
         outcome: &Outcome,
     ) -> StepResult {
+        let mut next = self.clone();
+        next.step_mut(scope, relax, process, action, outcome)?;
+        next.forget_undo();
+        Ok(next)
+    }
+
+    /// [`Tree::step`] in place: on `Ok` the state is the next one (the changes in the undo
+    /// log), on `Err` it is unchanged (whatever was tried undone).
+    pub fn step_mut(
+        &mut self,
+        scope: &Scope,
+        relax: ModelRelax,
+        process: u64,
+        action: &Action,
+        outcome: &Outcome,
+    ) -> Result<(), String> {
         if matches!(outcome, Outcome::Unknown)
             && !relax.loose_seq
             && !relax.seq_names
@@ -322,31 +415,37 @@ impl Tree {
                 return Err("no effect here (its number is not the parent's cversion)".into());
             }
         }
-        let mut next = self.clone();
+        let mark = self.mark();
         let zxid = match outcome {
             Outcome::Ok { zxid, .. } => *zxid,
             _ => None,
         };
-        let applied = next.apply(scope, relax, process, action, zxid);
-        match (outcome, applied) {
-            (Outcome::Ok { reply, .. }, Ok(())) => {
-                next.check_reply(scope, action, reply)?;
-                Ok(next)
-            }
+        let applied = self.apply(scope, relax, process, action, zxid);
+        // Every arm but the two that keep the effect goes back to the state before: a failed
+        // op changes nothing, and an impossible one is not taken.
+        if !matches!((outcome, &applied), (Outcome::Ok { .. } | Outcome::Unknown, Ok(()))) {
+            self.undo_to(mark);
+        }
+        let result = match (outcome, applied) {
+            (Outcome::Ok { reply, .. }, Ok(())) => self.check_reply(scope, action, reply),
             (Outcome::Ok { .. }, Err(code)) => {
                 let at = self.failing_sub_op(scope, relax, process, action, zxid);
                 Err(format!("would fail with {code}{at}"))
             }
-            (Outcome::Fail(want), Err(code)) if code == *want => Ok(self.clone()),
+            (Outcome::Fail(want), Err(code)) if code == *want => Ok(()),
             (Outcome::Fail(want), Err(code)) => {
                 let at = self.failing_sub_op(scope, relax, process, action, zxid);
                 Err(format!("would fail with {code}{at}, not {want}"))
             }
-            (Outcome::Fail(want), Ok(())) if unverifiable(scope, action, want) => Ok(self.clone()),
+            (Outcome::Fail(want), Ok(())) if unverifiable(scope, action, want) => Ok(()),
             (Outcome::Fail(want), Ok(())) => Err(format!("would succeed, not fail with {want}")),
-            (Outcome::Unknown, Ok(())) => Ok(next),
+            (Outcome::Unknown, Ok(())) => Ok(()),
             (Outcome::Unknown, Err(code)) => Err(format!("no effect ({code})")),
+        };
+        if result.is_err() {
+            self.undo_to(mark);
         }
+        result
     }
 
     /// For a multi that fails from this state: which of its ops fails first, as the step's
@@ -398,7 +497,9 @@ impl Tree {
     }
 
     /// Applies a request to `self`; `Err(code)` is the error ZooKeeper would return. The code
-    /// `"?"` means the scope cannot tell (e.g. a parent outside the partition).
+    /// `"?"` means the scope cannot tell (e.g. a parent outside the partition). On `Err` the
+    /// state may be partly changed (a multi's earlier ops, a sequential create's parent): the
+    /// caller undoes it ([`Tree::step_mut`]) or drops the state.
     fn apply(
         &mut self,
         scope: &Scope,
@@ -436,11 +537,10 @@ impl Tree {
             }
             Action::Exists { .. } | Action::Sync => Ok(()),
             Action::Multi(actions) => {
-                let mut next = self.clone();
+                // All or nothing: on an error the caller undoes what the ops before did.
                 for sub in actions {
-                    next.apply(scope, relax, process, sub, zxid)?;
+                    self.apply(scope, relax, process, sub, zxid)?;
                 }
-                *self = next;
                 Ok(())
             }
             Action::Close { session } => {
@@ -503,7 +603,7 @@ impl Tree {
                 if !relax.seq_names && last.is_some_and(|last| seq <= last) {
                     return Err("a sequence number not above the last one");
                 }
-                let last_seq = Arc::make_mut(&mut self.last_seq);
+                let last_seq = self.last_seq_mut();
                 last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
                 Cow::Borrowed(name)
             }
@@ -521,7 +621,7 @@ impl Tree {
                 if !relax.seq_names && last.is_some_and(|last| seq <= last) {
                     return Err("a sequence number not above the last one");
                 }
-                let last_seq = Arc::make_mut(&mut self.last_seq);
+                let last_seq = self.last_seq_mut();
                 last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
                 Cow::Owned(sequential_name(path, cversion))
             }
@@ -931,6 +1031,141 @@ mod tests {
         variants.sort_unstable();
         variants.dedup();
         assert_eq!(variants.len(), count, "every variant hashes apart");
+    }
+
+    /// A small generator for the undo tests (SplitMix64: no dependency, the same every run).
+    struct Draw(u64);
+
+    impl Draw {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut x = self.0;
+            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (x ^ (x >> 31)) % n
+        }
+
+        fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
+            of[self.below(of.len() as u64) as usize]
+        }
+    }
+
+    /// A random request with a random outcome over a few paths (a parent with plain and
+    /// sequential children, a node outside, ephemerals of two sessions): most of them fit
+    /// some state, many fail, some fail half-way (a multi's second op, a sequential create
+    /// after it moved its parent's cversion).
+    fn random_step(d: &mut Draw) -> (u64, Action, Outcome) {
+        const PATHS: [&str; 5] = ["/a", "/a/b", "/a/c", "/q", "/x"];
+        let one = |d: &mut Draw| -> Action {
+            let path = d.pick(&PATHS).to_string();
+            let version = d.below(3) as i32 - 1;
+            let data = d.pick(&["", "1", "22"]).to_string();
+            match d.below(7) {
+                0 | 1 => {
+                    let modes = [
+                        CreateMode::Persistent,
+                        CreateMode::Ephemeral,
+                        CreateMode::PersistentSequential,
+                        CreateMode::EphemeralSequential,
+                    ];
+                    let mode = modes[d.below(4) as usize];
+                    let (path, name) = if mode.is_sequential() {
+                        let prefix = d.pick(&["/q/s-", "/a/s-"]).to_string();
+                        let name = match d.below(3) {
+                            0 => None,
+                            n => Some(sequential_name(&prefix, d.below(4) as i32 + n as i32 - 1)),
+                        };
+                        (prefix, name)
+                    } else {
+                        (path.clone(), Some(path))
+                    };
+                    Action::Create { path, data, mode, name }
+                }
+                2 => Action::Delete { path, version },
+                3 => Action::Set { path, data, version },
+                4 => Action::Check { path, version },
+                5 => Action::Get { path },
+                _ => Action::Children { path },
+            }
+        };
+        let process = d.below(2) + 1;
+        let action = match d.below(10) {
+            0 | 1 => Action::Multi(vec![one(d), one(d)]),
+            2 => Action::Close { session: process },
+            _ => one(d),
+        };
+        let stat = (d.below(2) == 0).then(|| {
+            Box::new(Stat {
+                version: Some(d.below(3) as i32),
+                czxid: Some(d.below(3) as i64),
+                ..Stat::default()
+            })
+        });
+        let data = (d.below(3) == 0).then(|| d.pick(&["", "1"]).to_string());
+        let reply = Arc::new(Reply { stat, data, ..Reply::default() });
+        let outcome = match d.below(6) {
+            0 | 1 => Outcome::Ok { reply, zxid: Some(d.below(50) as i64) },
+            2 => Outcome::Ok { reply, zxid: None },
+            3 => Outcome::Fail(d.pick(&["NoNode", "NodeExists", "BadVersion", "NotEmpty"])),
+            _ => Outcome::Unknown,
+        };
+        (process, action, outcome)
+    }
+
+    /// Steps in place and undo: a step that fails leaves the state as it was, one that
+    /// succeeds gives what a step of a copy gives, and going back to a mark gives exactly the
+    /// state (nodes, digest, sequence numbers) the mark was taken at, however many steps and
+    /// failed tries came between. The search relies on all three instead of copying states.
+    #[test]
+    fn step_mut_and_undo_give_back_each_state() {
+        let scope = Scope {
+            paths: ["/", "/a", "/a/b", "/a/c", "/q"].map(String::from).into(),
+            children_exact: ["/", "/a", "/q"].map(String::from).into(),
+        };
+        let initial = vec![("/a".to_string(), "0".to_string(), 0, 0)];
+        let relaxed = [
+            ModelRelax::default(),
+            ModelRelax { loose_seq: true, ..ModelRelax::default() },
+            ModelRelax { seq_names: true, ephemerals: true, ..ModelRelax::default() },
+        ];
+        for (seed, relax) in (1..).zip(relaxed) {
+            let mut d = Draw(seed);
+            let mut state = Tree::init(&scope, &initial);
+            // (mark, a copy of the state at it)
+            let mut saved: Vec<(usize, Tree)> = vec![(state.mark(), state.clone())];
+            let (mut taken, mut failed, mut undone) = (0, 0, 0);
+            for _ in 0..4000 {
+                if d.below(4) == 0 && saved.len() > 1 {
+                    let back = d.below(saved.len() as u64) as usize;
+                    saved.truncate(back + 1);
+                    let (mark, copy) = saved.last().expect("kept");
+                    state.undo_to(*mark);
+                    assert_eq!(state, *copy, "undone to the mark's state");
+                    assert_eq!(state.digest, copy.digest, "and its digest");
+                    undone += 1;
+                    continue;
+                }
+                let (process, action, outcome) = random_step(&mut d);
+                let before = state.clone();
+                let copied = before.step(&scope, relax, process, &action, &outcome);
+                let mark = state.mark();
+                match state.step_mut(&scope, relax, process, &action, &outcome) {
+                    Ok(()) => {
+                        assert_eq!(Ok(&state), copied.as_ref(), "{action:?} {outcome:?}");
+                        saved.push((state.mark(), state.clone()));
+                        taken += 1;
+                    }
+                    Err(why) => {
+                        assert_eq!(copied.as_ref().err(), Some(&why), "as a copy fails");
+                        assert_eq!(state, before, "a failed step changes nothing: {why}");
+                        assert_eq!(state.digest, before.digest, "nor the digest");
+                        assert_eq!(state.mark(), mark, "and leaves nothing to undo");
+                        failed += 1;
+                    }
+                }
+            }
+            assert!(taken > 500 && failed > 500 && undone > 500, "{taken} {failed} {undone}");
+        }
     }
 
     /// The digest follows the nodes through put, modify and take: equal trees reached by
