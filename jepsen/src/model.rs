@@ -15,9 +15,10 @@
 
 use crate::history::{CreateMode, F, Stat, SubResult, parent};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
-use std::ops::Bound;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// One znode as the model knows it.
@@ -42,25 +43,24 @@ pub struct Znode {
 
 /// The model state of one partition.
 ///
-/// The search keeps a state per open choice and steps a copy for every candidate, so copies
-/// must be cheap however many nodes a partition holds (a queue of sequential children grows
-/// with the history): `nodes` is a persistent map (a copy shares it; a step copies only the
-/// path to what it changes), and `digest` is kept up to date on every change (an XOR of the
-/// entries' hashes), so hashing a state for the memo costs O(1), not O(nodes). A step copies
-/// the leaf it changes (up to 64 entries): keys and nodes are shared (`Arc`), so that copy
-/// counts references instead of cloning every path and data string of the leaf, and
-/// `last_seq` is shared until a sequential create changes it.
-///
-/// The search itself does not copy: it keeps one state and changes it in place
+/// The search does not copy states: it keeps one and changes it in place
 /// ([`Tree::step_mut`]), and every change is written to an undo log first, so that going back
 /// to an earlier configuration ([`Tree::undo_to`]) costs what was changed since, not a copy
 /// per candidate tried nor a replay from a kept state. The log is not part of the value: a
-/// clone starts with an empty one, and equality and the hash ignore it.
+/// clone starts with an empty one, and equality and the hash ignore it. `digest` is kept up
+/// to date on every change (an XOR of the entries' hashes), so hashing a state for the memo
+/// costs O(1), not O(nodes).
+///
+/// Nodes sit in a vector indexed by path number ([`Nodes`]): a state and its copies number
+/// paths alike, so a lookup is a hash of the path and an index, and a node's children are
+/// counted as they come and go, where a string-keyed ordered map compared paths byte by byte
+/// at every level and walked a range to count children. A copy costs O(paths) (a pointer
+/// per path), which only the reports and the window's starting states pay.
 #[derive(Debug, Default)]
 pub struct Tree {
-    /// Existing nodes of the partition, by path. Change it only through [`Tree::put`],
-    /// [`Tree::take`] and [`Tree::modify`], which keep `digest` and write `undo`.
-    nodes: imbl::OrdMap<Arc<str>, Arc<Znode>>,
+    /// Existing nodes of the partition, by path number. Change it only through
+    /// [`Tree::put`], [`Tree::take`] and [`Tree::modify`], which keep `digest` and write `undo`.
+    nodes: Nodes,
     /// XOR of [`entry_hash`] over `nodes`.
     digest: u64,
     /// Highest sequence number handed out under each parent.
@@ -72,8 +72,8 @@ pub struct Tree {
 /// One change to a [`Tree`], as its undo log keeps it: what to put back.
 #[derive(Debug)]
 enum Change {
-    /// The entry at `path` was `old` (absent: `None`) and the digest was `digest`.
-    Node { path: Arc<str>, old: Option<Arc<Znode>>, digest: u64 },
+    /// The entry of path number `id` was `old` (absent: `None`) and the digest was `digest`.
+    Node { id: u32, old: Option<Arc<Znode>>, digest: u64 },
     /// `last_seq` was this.
     LastSeq(Arc<BTreeMap<String, i64>>),
 }
@@ -92,6 +92,233 @@ impl PartialEq for Tree {
 }
 
 impl Eq for Tree {}
+
+/// The paths a state and its copies name, numbered once: a path's number, its parent's, and
+/// the numbers of its children, for [`Nodes`]. Shared by the copies (a state names a new path
+/// when a create makes it, so the table grows during a search).
+#[derive(Debug, Default)]
+struct Names {
+    ids: HashMap<Arc<str>, u32, BuildHasherDefault<NameHasher>>,
+    paths: Vec<Arc<str>>,
+    parents: Vec<Option<u32>>,
+    children: Vec<Vec<u32>>,
+}
+
+impl Names {
+    fn intern(&mut self, path: &str) -> u32 {
+        if let Some(&id) = self.ids.get(path) {
+            return id;
+        }
+        let up = parent(path).map(|p| self.intern(p));
+        let id = u32::try_from(self.paths.len()).expect("fewer than 2^32 paths");
+        let path: Arc<str> = Arc::from(path);
+        self.ids.insert(path.clone(), id);
+        self.paths.push(path);
+        self.parents.push(up);
+        self.children.push(Vec::new());
+        if let Some(up) = up {
+            self.children[up as usize].push(id);
+        }
+        assert_eq!(self.paths.len(), self.children.len(), "a children list per path");
+        id
+    }
+}
+
+/// The hash of the path table ([`Names`]): paths are short, and a step looks up a few, so
+/// SipHash (keyed against flooding, which a history cannot usefully do) cost more than the
+/// lookup. Eight bytes at a time through a multiply and rotate (FxHash's step). Nothing
+/// iterates the table's map, so its order never shows.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().expect("eight bytes")));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.mix(u64::from_le_bytes(tail) ^ (bytes.len() as u64) << 56);
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.mix(u64::from(b));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl NameHasher {
+    fn mix(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517C_C1B7_2722_0A95);
+    }
+}
+
+/// A state's nodes by path number ([`Names`], shared with its copies), with each path's
+/// count of existing children and the count of nodes.
+///
+/// Invariant: `children[i]` is the number of existing nodes whose parent is path `i`, and
+/// `len` the number of existing nodes (checked by [`Nodes::invariants`] in tests).
+#[derive(Default)]
+struct Nodes {
+    names: Rc<RefCell<Names>>,
+    slots: Vec<Option<Arc<Znode>>>,
+    children: Vec<u32>,
+    len: usize,
+}
+
+impl Clone for Nodes {
+    fn clone(&self) -> Nodes {
+        Nodes {
+            names: self.names.clone(),
+            slots: self.slots.clone(),
+            children: self.children.clone(),
+            len: self.len,
+        }
+    }
+}
+
+impl Nodes {
+    /// The number of `path`, if any state of this family named it.
+    fn id(&self, path: &str) -> Option<u32> {
+        self.names.borrow().ids.get(path).copied()
+    }
+
+    fn intern(&self, path: &str) -> u32 {
+        self.names.borrow_mut().intern(path)
+    }
+
+    fn slot(&self, id: u32) -> Option<&Arc<Znode>> {
+        self.slots.get(id as usize).and_then(Option::as_ref)
+    }
+
+    fn get(&self, path: &str) -> Option<&Arc<Znode>> {
+        self.slot(self.id(path)?)
+    }
+
+    fn contains_key(&self, path: &str) -> bool {
+        self.get(path).is_some()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The path numbered `id`.
+    fn path(&self, id: u32) -> Arc<str> {
+        self.names.borrow().paths[id as usize].clone()
+    }
+
+    /// Sets the node of path `id` (absent: `None`), keeping the counts; returns the old one.
+    fn set(&mut self, id: u32, node: Option<Arc<Znode>>) -> Option<Arc<Znode>> {
+        let i = id as usize;
+        if self.slots.len() <= i {
+            self.slots.resize(i + 1, None);
+        }
+        let now = node.is_some();
+        let old = std::mem::replace(&mut self.slots[i], node);
+        if old.is_some() != now {
+            let up = self.names.borrow().parents[i];
+            if now {
+                self.len += 1;
+            } else {
+                assert!(self.len > 0, "a node to remove");
+                self.len -= 1;
+            }
+            if let Some(up) = up.map(|u| u as usize) {
+                if self.children.len() <= up {
+                    self.children.resize(up + 1, 0);
+                }
+                if now {
+                    self.children[up] += 1;
+                } else {
+                    assert!(self.children[up] > 0, "a child to remove");
+                    self.children[up] -= 1;
+                }
+            }
+        }
+        old
+    }
+
+    /// How many existing nodes have `path` as their parent.
+    fn child_count(&self, path: &str) -> usize {
+        let Some(id) = self.id(path) else { return 0 };
+        self.children.get(id as usize).map_or(0, |&n| n as usize)
+    }
+
+    /// The last components of the existing children of `path`, in no order.
+    fn child_names(&self, path: &str) -> Vec<String> {
+        let Some(id) = self.id(path) else { return Vec::new() };
+        let names = self.names.borrow();
+        let kids = names.children[id as usize].iter();
+        let kids = kids.filter(|&&c| self.slot(c).is_some());
+        kids.map(|&c| short_name(&names.paths[c as usize])).collect()
+    }
+
+    /// The numbers of the nodes `session` owns.
+    fn owned_by(&self, session: u64) -> Vec<u32> {
+        let owned = self.slots.iter().enumerate().filter_map(|(i, n)| {
+            let n = n.as_ref()?;
+            (n.owner == Some(session)).then_some(u32::try_from(i).expect("a path number"))
+        });
+        owned.collect()
+    }
+
+    /// Every (path, node), in path order (for equality across tables and for printing).
+    fn entries(&self) -> Vec<(Arc<str>, Arc<Znode>)> {
+        let names = self.names.borrow();
+        let mut out: Vec<(Arc<str>, Arc<Znode>)> = (self.slots.iter().enumerate())
+            .filter_map(|(i, n)| Some((names.paths[i].clone(), n.clone()?)))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Recounts what [`Nodes`] keeps counted; panics on a difference.
+    #[cfg(test)]
+    fn invariants(&self) {
+        let names = self.names.borrow();
+        let mut children = vec![0u32; names.paths.len()];
+        let mut len = 0;
+        for (i, n) in self.slots.iter().enumerate() {
+            if n.is_some() {
+                len += 1;
+                if let Some(up) = names.parents[i] {
+                    children[up as usize] += 1;
+                }
+            }
+        }
+        assert_eq!(len, self.len, "the node count");
+        for (i, &n) in children.iter().enumerate() {
+            assert_eq!(n, self.children.get(i).copied().unwrap_or(0), "children of {i}");
+        }
+    }
+}
+
+impl PartialEq for Nodes {
+    fn eq(&self, other: &Nodes) -> bool {
+        if self.len != other.len {
+            return false;
+        }
+        if !Rc::ptr_eq(&self.names, &other.names) {
+            return self.entries() == other.entries();
+        }
+        let n = self.slots.len().max(other.slots.len());
+        (0..n).all(|i| {
+            let i = u32::try_from(i).expect("a path number");
+            self.slot(i) == other.slot(i)
+        })
+    }
+}
+
+impl std::fmt::Debug for Nodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.entries()).finish()
+    }
+}
 
 impl Hash for Tree {
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -298,34 +525,41 @@ impl Tree {
     fn put(&mut self, path: &str, node: Znode) {
         let digest = self.digest;
         self.digest ^= entry_hash(path, &node);
-        let key: Arc<str> = Arc::from(path);
-        let old = self.nodes.insert(key.clone(), Arc::new(node));
+        let id = self.nodes.intern(path);
+        let old = self.nodes.set(id, Some(Arc::new(node)));
         if let Some(old) = &old {
             self.digest ^= entry_hash(path, old);
         }
-        self.undo.push(Change::Node { path: key, old, digest });
+        self.undo.push(Change::Node { id, old, digest });
     }
 
     /// Removes the node at `path`, if any.
     fn take(&mut self, path: &str) -> Option<Arc<Znode>> {
-        let (key, old) = self.nodes.remove_with_key(path)?;
+        let id = self.nodes.id(path)?;
+        self.take_id(id, path)
+    }
+
+    /// [`Tree::take`] by number (`path` is its path).
+    fn take_id(&mut self, id: u32, path: &str) -> Option<Arc<Znode>> {
+        let old = self.nodes.set(id, None)?;
         let digest = self.digest;
         self.digest ^= entry_hash(path, &old);
-        self.undo.push(Change::Node { path: key, old: Some(old.clone()), digest });
+        self.undo.push(Change::Node { id, old: Some(old.clone()), digest });
         Some(old)
     }
 
     /// Changes the node at `path` in place; false if there is none.
     fn modify(&mut self, path: &str, change: impl FnOnce(&mut Znode)) -> bool {
         let digest = self.digest;
-        let Some((key, node)) = self.nodes.get_key_value_mut(path) else { return false };
+        let Some(id) = self.nodes.id(path) else { return false };
+        let Some(Some(node)) = self.nodes.slots.get_mut(id as usize) else { return false };
         // The log shares the old node, so the change copies it (its data is shared).
-        let (key, old) = (key.clone(), node.clone());
+        let old = node.clone();
         let node = Arc::make_mut(node);
         self.digest ^= entry_hash(path, node);
         change(node);
         self.digest ^= entry_hash(path, node);
-        self.undo.push(Change::Node { path: key, old: Some(old), digest });
+        self.undo.push(Change::Node { id, old: Some(old), digest });
         true
     }
 
@@ -345,11 +579,8 @@ impl Tree {
         assert!(mark <= self.undo.len(), "a mark of this log, not of a forgotten part");
         while self.undo.len() > mark {
             match self.undo.pop().expect("longer than the mark") {
-                Change::Node { path, old, digest } => {
-                    match old {
-                        Some(old) => self.nodes.insert(path, old),
-                        None => self.nodes.remove(&*path),
-                    };
+                Change::Node { id, old, digest } => {
+                    self.nodes.set(id, old);
                     self.digest = digest;
                 }
                 Change::LastSeq(old) => self.last_seq = old,
@@ -545,12 +776,9 @@ impl Tree {
             }
             Action::Close { session } => {
                 if !relax.ephemerals {
-                    let gone: Vec<Arc<str>> = (self.nodes.iter())
-                        .filter(|(_, n)| n.owner == Some(*session))
-                        .map(|(p, _)| p.clone())
-                        .collect();
-                    for path in gone {
-                        self.take(&path);
+                    for id in self.nodes.owned_by(*session) {
+                        let path = self.nodes.path(id);
+                        self.take_id(id, &path);
                     }
                 }
                 Ok(())
@@ -655,22 +883,8 @@ impl Tree {
         Ok(())
     }
 
-    fn children(&self, path: &str) -> impl Iterator<Item = &str> {
-        // `path` and a slash (the root is its own prefix), built without `format!`.
-        let mut prefix = String::with_capacity(path.len() + 1);
-        prefix.push_str(path);
-        if path != "/" {
-            prefix.push('/');
-        }
-        // The bound is read while the range is set up, so `prefix` can move into the filter.
-        (self.nodes.range::<_, str>((Bound::Included(prefix.as_str()), Bound::Unbounded)))
-            .map(|(p, _)| &**p)
-            .take_while(move |p| p.starts_with(&prefix))
-            .filter(move |p| parent(p) == Some(path))
-    }
-
     fn has_children(&self, path: &str) -> bool {
-        self.children(path).next().is_some()
+        self.nodes.child_count(path) > 0
     }
 
     /// A child of `path`'s parent was created: one more for its stored cversion (a Java int:
@@ -694,7 +908,7 @@ impl Tree {
                     }
                 }
                 if let Some(children) = &reply.children {
-                    let mut have: Vec<String> = self.children(path).map(short_name).collect();
+                    let mut have: Vec<String> = self.nodes.child_names(path);
                     have.sort();
                     if scope.children_exact.contains(path) && &have != children {
                         return Err(format!("children {children:?} but {path} has {have:?}"));
@@ -747,7 +961,7 @@ impl Tree {
     fn check_stat(&mut self, scope: &Scope, path: &str, stat: Option<&Stat>) -> Result<(), String> {
         let Some(stat) = stat else { return Ok(()) };
         let exact = scope.children_exact.contains(path);
-        let num_children = self.children(path).count() as i32;
+        let num_children = self.nodes.child_count(path) as i32;
         let Some(node) = self.nodes.get(path) else {
             return Err(format!("{path}: reply has a stat but the node does not exist"));
         };
@@ -1140,6 +1354,7 @@ mod tests {
                     saved.truncate(back + 1);
                     let (mark, copy) = saved.last().expect("kept");
                     state.undo_to(*mark);
+                    state.nodes.invariants();
                     assert_eq!(state, *copy, "undone to the mark's state");
                     assert_eq!(state.digest, copy.digest, "and its digest");
                     undone += 1;
@@ -1151,6 +1366,7 @@ mod tests {
                 let mark = state.mark();
                 match state.step_mut(&scope, relax, process, &action, &outcome) {
                     Ok(()) => {
+                        state.nodes.invariants();
                         assert_eq!(Ok(&state), copied.as_ref(), "{action:?} {outcome:?}");
                         saved.push((state.mark(), state.clone()));
                         taken += 1;
