@@ -492,6 +492,48 @@ pub enum Outcome {
 
 type StepResult = Result<Tree, String>;
 
+/// Why a step is impossible ([`Tree::step_mut`]), kept as its parts and written out only when
+/// read: the search tries many steps that fail and reads the reason of almost none, and
+/// formatting each one was about a tenth of a model step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepError {
+    /// A sequential create of unknown outcome whose number is not its parent's cversion.
+    NotNumberedHere,
+    /// The op would fail with `code` (`at`: which of a multi's ops), not succeed or fail with
+    /// `not`.
+    WouldFail {
+        /// The error the model gives.
+        code: &'static str,
+        /// Which op of a multi fails first ([`Tree::failing_sub_op`]), or "".
+        at: String,
+        /// The error the history recorded, if it recorded one.
+        not: Option<&'static str>,
+    },
+    /// The op would succeed, not fail with this.
+    WouldSucceed(&'static str),
+    /// An op of unknown outcome that cannot take effect (with the error it would get).
+    NoEffect(&'static str),
+    /// The reply disagrees with the state after the op.
+    Reply(String),
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::NotNumberedHere => {
+                write!(f, "no effect here (its number is not the parent's cversion)")
+            }
+            StepError::WouldFail { code, at, not: None } => write!(f, "would fail with {code}{at}"),
+            StepError::WouldFail { code, at, not: Some(want) } => {
+                write!(f, "would fail with {code}{at}, not {want}")
+            }
+            StepError::WouldSucceed(want) => write!(f, "would succeed, not fail with {want}"),
+            StepError::NoEffect(code) => write!(f, "no effect ({code})"),
+            StepError::Reply(why) => write!(f, "{why}"),
+        }
+    }
+}
+
 impl Tree {
     /// The initial state of a partition: `/` and the declared nodes that are in scope.
     pub fn init(scope: &Scope, initial: &[(String, String, i32, i32)]) -> Tree {
@@ -618,13 +660,14 @@ impl Tree {
         outcome: &Outcome,
     ) -> StepResult {
         let mut next = self.clone();
-        next.step_mut(scope, relax, process, action, outcome)?;
+        next.step_mut(scope, relax, process, action, outcome).map_err(|e| e.to_string())?;
         next.forget_undo();
         Ok(next)
     }
 
     /// [`Tree::step`] in place: on `Ok` the state is the next one (the changes in the undo
-    /// log), on `Err` it is unchanged (whatever was tried undone).
+    /// log), on `Err` it is unchanged (whatever was tried undone). The reason is written out
+    /// only when read ([`StepError`]).
     pub fn step_mut(
         &mut self,
         scope: &Scope,
@@ -632,7 +675,7 @@ impl Tree {
         process: u64,
         action: &Action,
         outcome: &Outcome,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         if matches!(outcome, Outcome::Unknown)
             && !relax.loose_seq
             && !relax.seq_names
@@ -643,7 +686,7 @@ impl Tree {
             let parent_path = parent(path).unwrap_or("/");
             let cversion = self.nodes.get(parent_path).map(|p| i64::from(p.cversion));
             if scope.children_exact.contains(parent_path) && cversion != Some(seq) {
-                return Err("no effect here (its number is not the parent's cversion)".into());
+                return Err(StepError::NotNumberedHere);
             }
         }
         let mark = self.mark();
@@ -658,20 +701,22 @@ impl Tree {
             self.undo_to(mark);
         }
         let result = match (outcome, applied) {
-            (Outcome::Ok { reply, .. }, Ok(())) => self.check_reply(scope, action, reply),
+            (Outcome::Ok { reply, .. }, Ok(())) => {
+                self.check_reply(scope, action, reply).map_err(StepError::Reply)
+            }
             (Outcome::Ok { .. }, Err(code)) => {
                 let at = self.failing_sub_op(scope, relax, process, action, zxid);
-                Err(format!("would fail with {code}{at}"))
+                Err(StepError::WouldFail { code, at, not: None })
             }
             (Outcome::Fail(want), Err(code)) if code == *want => Ok(()),
             (Outcome::Fail(want), Err(code)) => {
                 let at = self.failing_sub_op(scope, relax, process, action, zxid);
-                Err(format!("would fail with {code}{at}, not {want}"))
+                Err(StepError::WouldFail { code, at, not: Some(want) })
             }
             (Outcome::Fail(want), Ok(())) if unverifiable(scope, action, want) => Ok(()),
-            (Outcome::Fail(want), Ok(())) => Err(format!("would succeed, not fail with {want}")),
+            (Outcome::Fail(want), Ok(())) => Err(StepError::WouldSucceed(want)),
             (Outcome::Unknown, Ok(())) => Ok(()),
-            (Outcome::Unknown, Err(code)) => Err(format!("no effect ({code})")),
+            (Outcome::Unknown, Err(code)) => Err(StepError::NoEffect(code)),
         };
         if result.is_err() {
             self.undo_to(mark);
@@ -1372,6 +1417,7 @@ mod tests {
                         taken += 1;
                     }
                     Err(why) => {
+                        let why = why.to_string();
                         assert_eq!(copied.as_ref().err(), Some(&why), "as a copy fails");
                         assert_eq!(state, before, "a failed step changes nothing: {why}");
                         assert_eq!(state.digest, before.digest, "nor the digest");
@@ -1381,6 +1427,39 @@ mod tests {
                 }
             }
             assert!(taken > 500 && failed > 500 && undone > 500, "{taken} {failed} {undone}");
+        }
+    }
+
+    /// A step's reason, written out when read, is the text the reports have always shown.
+    #[test]
+    fn step_errors_read_as_before() {
+        let at = " at its check /a version 0 (/a is absent)".to_string();
+        let cases = [
+            (
+                StepError::NotNumberedHere,
+                "no effect here (its number is not the parent's cversion)",
+            ),
+            (
+                StepError::WouldFail { code: "NoNode", at: String::new(), not: None },
+                "would fail with NoNode",
+            ),
+            (
+                StepError::WouldFail { code: "BadVersion", at: at.clone(), not: None },
+                "would fail with BadVersion at its check /a version 0 (/a is absent)",
+            ),
+            (
+                StepError::WouldFail { code: "NoNode", at, not: Some("NodeExists") },
+                "would fail with NoNode at its check /a version 0 (/a is absent), not NodeExists",
+            ),
+            (StepError::WouldSucceed("NotEmpty"), "would succeed, not fail with NotEmpty"),
+            (StepError::NoEffect("NoNode"), "no effect (NoNode)"),
+            (
+                StepError::Reply("read \"1\" but /a holds \"2\"".into()),
+                "read \"1\" but /a holds \"2\"",
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
         }
     }
 
