@@ -899,7 +899,7 @@ impl Tree {
                 Cow::Owned(sequential_name(path, cversion))
             }
         };
-        if self.nodes.contains_key(&*name) && !(relax.seq_names && mode.is_sequential()) {
+        if self.nodes.contains_key(&name) && !(relax.seq_names && mode.is_sequential()) {
             return Err(if mode.is_sequential() {
                 "a duplicate sequential name"
             } else {
