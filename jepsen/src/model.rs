@@ -15,9 +15,10 @@
 
 use crate::history::{CreateMode, F, Stat, SubResult, parent};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
-use std::ops::Bound;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// One znode as the model knows it.
@@ -42,23 +43,281 @@ pub struct Znode {
 
 /// The model state of one partition.
 ///
-/// The search keeps a state per open choice and steps a copy for every candidate, so copies
-/// must be cheap however many nodes a partition holds (a queue of sequential children grows
-/// with the history): `nodes` is a persistent map (a copy shares it; a step copies only the
-/// path to what it changes), and `digest` is kept up to date on every change (an XOR of the
-/// entries' hashes), so hashing a state for the memo costs O(1), not O(nodes). A step copies
-/// the leaf it changes (up to 64 entries): keys and nodes are shared (`Arc`), so that copy
-/// counts references instead of cloning every path and data string of the leaf, and
-/// `last_seq` is shared until a sequential create changes it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The search does not copy states: it keeps one and changes it in place
+/// ([`Tree::step_mut`]), and every change is written to an undo log first, so that going back
+/// to an earlier configuration ([`Tree::undo_to`]) costs what was changed since, not a copy
+/// per candidate tried nor a replay from a kept state. The log is not part of the value: a
+/// clone starts with an empty one, and equality and the hash ignore it. `digest` is kept up
+/// to date on every change (an XOR of the entries' hashes), so hashing a state for the memo
+/// costs O(1), not O(nodes).
+///
+/// Nodes sit in a vector indexed by path number ([`Nodes`]): a state and its copies number
+/// paths alike, so a lookup is a hash of the path and an index, and a node's children are
+/// counted as they come and go, where a string-keyed ordered map compared paths byte by byte
+/// at every level and walked a range to count children. A copy costs O(paths) (a pointer
+/// per path), which only the reports and the window's starting states pay.
+#[derive(Debug, Default)]
 pub struct Tree {
-    /// Existing nodes of the partition, by path. Change it only through [`Tree::put`],
-    /// [`Tree::take`] and [`Tree::modify`], which keep `digest`.
-    nodes: imbl::OrdMap<Arc<str>, Arc<Znode>>,
+    /// Existing nodes of the partition, by path number. Change it only through
+    /// [`Tree::put`], [`Tree::take`] and [`Tree::modify`], which keep `digest` and write `undo`.
+    nodes: Nodes,
     /// XOR of [`entry_hash`] over `nodes`.
     digest: u64,
     /// Highest sequence number handed out under each parent.
     pub last_seq: Arc<BTreeMap<String, i64>>,
+    /// What each change since the last [`Tree::forget_undo`] replaced, oldest first.
+    undo: Vec<Change>,
+}
+
+/// One change to a [`Tree`], as its undo log keeps it: what to put back.
+#[derive(Debug)]
+enum Change {
+    /// The entry of path number `id` was `old` (absent: `None`) and the digest was `digest`.
+    Node { id: u32, old: Option<Arc<Znode>>, digest: u64 },
+    /// `last_seq` was this.
+    LastSeq(Arc<BTreeMap<String, i64>>),
+}
+
+impl Clone for Tree {
+    fn clone(&self) -> Tree {
+        let (nodes, last_seq) = (self.nodes.clone(), self.last_seq.clone());
+        Tree { nodes, digest: self.digest, last_seq, undo: Vec::new() }
+    }
+}
+
+impl PartialEq for Tree {
+    fn eq(&self, other: &Tree) -> bool {
+        self.digest == other.digest && self.nodes == other.nodes && self.last_seq == other.last_seq
+    }
+}
+
+impl Eq for Tree {}
+
+/// The paths a state and its copies name, numbered once: a path's number, its parent's, and
+/// the numbers of its children, for [`Nodes`]. Shared by the copies (a state names a new path
+/// when a create makes it, so the table grows during a search).
+#[derive(Debug, Default)]
+struct Names {
+    ids: HashMap<Arc<str>, u32, BuildHasherDefault<NameHasher>>,
+    paths: Vec<Arc<str>>,
+    parents: Vec<Option<u32>>,
+    children: Vec<Vec<u32>>,
+}
+
+impl Names {
+    fn intern(&mut self, path: &str) -> u32 {
+        if let Some(&id) = self.ids.get(path) {
+            return id;
+        }
+        let up = parent(path).map(|p| self.intern(p));
+        let id = u32::try_from(self.paths.len()).expect("fewer than 2^32 paths");
+        let path: Arc<str> = Arc::from(path);
+        self.ids.insert(path.clone(), id);
+        self.paths.push(path);
+        self.parents.push(up);
+        self.children.push(Vec::new());
+        if let Some(up) = up {
+            self.children[up as usize].push(id);
+        }
+        assert_eq!(self.paths.len(), self.children.len(), "a children list per path");
+        id
+    }
+}
+
+/// The hash of the path table ([`Names`]): paths are short, and a step looks up a few, so
+/// SipHash (keyed against flooding, which a history cannot usefully do) cost more than the
+/// lookup. Eight bytes at a time through a multiply and rotate (FxHash's step). Nothing
+/// iterates the table's map, so its order never shows.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().expect("eight bytes")));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.mix(u64::from_le_bytes(tail) ^ (bytes.len() as u64) << 56);
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.mix(u64::from(b));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl NameHasher {
+    fn mix(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517C_C1B7_2722_0A95);
+    }
+}
+
+/// A state's nodes by path number ([`Names`], shared with its copies), with each path's
+/// count of existing children and the count of nodes.
+///
+/// Invariant: `children[i]` is the number of existing nodes whose parent is path `i`, and
+/// `len` the number of existing nodes (checked by [`Nodes::invariants`] in tests).
+#[derive(Default)]
+struct Nodes {
+    names: Rc<RefCell<Names>>,
+    slots: Vec<Option<Arc<Znode>>>,
+    children: Vec<u32>,
+    len: usize,
+}
+
+impl Clone for Nodes {
+    fn clone(&self) -> Nodes {
+        Nodes {
+            names: self.names.clone(),
+            slots: self.slots.clone(),
+            children: self.children.clone(),
+            len: self.len,
+        }
+    }
+}
+
+impl Nodes {
+    /// The number of `path`, if any state of this family named it.
+    fn id(&self, path: &str) -> Option<u32> {
+        self.names.borrow().ids.get(path).copied()
+    }
+
+    fn intern(&self, path: &str) -> u32 {
+        self.names.borrow_mut().intern(path)
+    }
+
+    fn slot(&self, id: u32) -> Option<&Arc<Znode>> {
+        self.slots.get(id as usize).and_then(Option::as_ref)
+    }
+
+    fn get(&self, path: &str) -> Option<&Arc<Znode>> {
+        self.slot(self.id(path)?)
+    }
+
+    fn contains_key(&self, path: &str) -> bool {
+        self.get(path).is_some()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The path numbered `id`.
+    fn path(&self, id: u32) -> Arc<str> {
+        self.names.borrow().paths[id as usize].clone()
+    }
+
+    /// Sets the node of path `id` (absent: `None`), keeping the counts; returns the old one.
+    fn set(&mut self, id: u32, node: Option<Arc<Znode>>) -> Option<Arc<Znode>> {
+        let i = id as usize;
+        if self.slots.len() <= i {
+            self.slots.resize(i + 1, None);
+        }
+        let now = node.is_some();
+        let old = std::mem::replace(&mut self.slots[i], node);
+        if old.is_some() != now {
+            let up = self.names.borrow().parents[i];
+            if now {
+                self.len += 1;
+            } else {
+                assert!(self.len > 0, "a node to remove");
+                self.len -= 1;
+            }
+            if let Some(up) = up.map(|u| u as usize) {
+                if self.children.len() <= up {
+                    self.children.resize(up + 1, 0);
+                }
+                if now {
+                    self.children[up] += 1;
+                } else {
+                    assert!(self.children[up] > 0, "a child to remove");
+                    self.children[up] -= 1;
+                }
+            }
+        }
+        old
+    }
+
+    /// How many existing nodes have `path` as their parent.
+    fn child_count(&self, path: &str) -> usize {
+        let Some(id) = self.id(path) else { return 0 };
+        self.children.get(id as usize).map_or(0, |&n| n as usize)
+    }
+
+    /// The last components of the existing children of `path`, in no order.
+    fn child_names(&self, path: &str) -> Vec<String> {
+        let Some(id) = self.id(path) else { return Vec::new() };
+        let names = self.names.borrow();
+        let kids = names.children[id as usize].iter();
+        let kids = kids.filter(|&&c| self.slot(c).is_some());
+        kids.map(|&c| short_name(&names.paths[c as usize])).collect()
+    }
+
+    /// The numbers of the nodes `session` owns.
+    fn owned_by(&self, session: u64) -> Vec<u32> {
+        let owned = self.slots.iter().enumerate().filter_map(|(i, n)| {
+            let n = n.as_ref()?;
+            (n.owner == Some(session)).then_some(u32::try_from(i).expect("a path number"))
+        });
+        owned.collect()
+    }
+
+    /// Every (path, node), in path order (for equality across tables and for printing).
+    fn entries(&self) -> Vec<(Arc<str>, Arc<Znode>)> {
+        let names = self.names.borrow();
+        let mut out: Vec<(Arc<str>, Arc<Znode>)> = (self.slots.iter().enumerate())
+            .filter_map(|(i, n)| Some((names.paths[i].clone(), n.clone()?)))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Recounts what [`Nodes`] keeps counted; panics on a difference.
+    #[cfg(test)]
+    fn invariants(&self) {
+        let names = self.names.borrow();
+        let mut children = vec![0u32; names.paths.len()];
+        let mut len = 0;
+        for (i, n) in self.slots.iter().enumerate() {
+            if n.is_some() {
+                len += 1;
+                if let Some(up) = names.parents[i] {
+                    children[up as usize] += 1;
+                }
+            }
+        }
+        assert_eq!(len, self.len, "the node count");
+        for (i, &n) in children.iter().enumerate() {
+            assert_eq!(n, self.children.get(i).copied().unwrap_or(0), "children of {i}");
+        }
+    }
+}
+
+impl PartialEq for Nodes {
+    fn eq(&self, other: &Nodes) -> bool {
+        if self.len != other.len {
+            return false;
+        }
+        if !Rc::ptr_eq(&self.names, &other.names) {
+            return self.entries() == other.entries();
+        }
+        let n = self.slots.len().max(other.slots.len());
+        (0..n).all(|i| {
+            let i = u32::try_from(i).expect("a path number");
+            self.slot(i) == other.slot(i)
+        })
+    }
+}
+
+impl std::fmt::Debug for Nodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.entries()).finish()
+    }
 }
 
 impl Hash for Tree {
@@ -233,6 +492,48 @@ pub enum Outcome {
 
 type StepResult = Result<Tree, String>;
 
+/// Why a step is impossible ([`Tree::step_mut`]), kept as its parts and written out only when
+/// read: the search tries many steps that fail and reads the reason of almost none, and
+/// formatting each one was about a tenth of a model step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepError {
+    /// A sequential create of unknown outcome whose number is not its parent's cversion.
+    NotNumberedHere,
+    /// The op would fail with `code` (`at`: which of a multi's ops), not succeed or fail with
+    /// `not`.
+    WouldFail {
+        /// The error the model gives.
+        code: &'static str,
+        /// Which op of a multi fails first ([`Tree::failing_sub_op`]), or "".
+        at: String,
+        /// The error the history recorded, if it recorded one.
+        not: Option<&'static str>,
+    },
+    /// The op would succeed, not fail with this.
+    WouldSucceed(&'static str),
+    /// An op of unknown outcome that cannot take effect (with the error it would get).
+    NoEffect(&'static str),
+    /// The reply disagrees with the state after the op.
+    Reply(String),
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::NotNumberedHere => {
+                write!(f, "no effect here (its number is not the parent's cversion)")
+            }
+            StepError::WouldFail { code, at, not: None } => write!(f, "would fail with {code}{at}"),
+            StepError::WouldFail { code, at, not: Some(want) } => {
+                write!(f, "would fail with {code}{at}, not {want}")
+            }
+            StepError::WouldSucceed(want) => write!(f, "would succeed, not fail with {want}"),
+            StepError::NoEffect(code) => write!(f, "no effect ({code})"),
+            StepError::Reply(why) => write!(f, "{why}"),
+        }
+    }
+}
+
 impl Tree {
     /// The initial state of a partition: `/` and the declared nodes that are in scope.
     pub fn init(scope: &Scope, initial: &[(String, String, i32, i32)]) -> Tree {
@@ -264,27 +565,76 @@ impl Tree {
 
     /// Adds or replaces the node at `path`.
     fn put(&mut self, path: &str, node: Znode) {
+        let digest = self.digest;
         self.digest ^= entry_hash(path, &node);
-        if let Some(old) = self.nodes.insert(Arc::from(path), Arc::new(node)) {
-            self.digest ^= entry_hash(path, &old);
+        let id = self.nodes.intern(path);
+        let old = self.nodes.set(id, Some(Arc::new(node)));
+        if let Some(old) = &old {
+            self.digest ^= entry_hash(path, old);
         }
+        self.undo.push(Change::Node { id, old, digest });
     }
 
     /// Removes the node at `path`, if any.
-    fn take(&mut self, path: &str) -> Option<Znode> {
-        let old = self.nodes.remove(path)?;
+    fn take(&mut self, path: &str) -> Option<Arc<Znode>> {
+        let id = self.nodes.id(path)?;
+        self.take_id(id, path)
+    }
+
+    /// [`Tree::take`] by number (`path` is its path).
+    fn take_id(&mut self, id: u32, path: &str) -> Option<Arc<Znode>> {
+        let old = self.nodes.set(id, None)?;
+        let digest = self.digest;
         self.digest ^= entry_hash(path, &old);
-        Some(Arc::unwrap_or_clone(old))
+        self.undo.push(Change::Node { id, old: Some(old.clone()), digest });
+        Some(old)
     }
 
     /// Changes the node at `path` in place; false if there is none.
     fn modify(&mut self, path: &str, change: impl FnOnce(&mut Znode)) -> bool {
-        let Some(node) = self.nodes.get_mut(path) else { return false };
+        let digest = self.digest;
+        let Some(id) = self.nodes.id(path) else { return false };
+        let Some(Some(node)) = self.nodes.slots.get_mut(id as usize) else { return false };
+        // The log shares the old node, so the change copies it (its data is shared).
+        let old = node.clone();
         let node = Arc::make_mut(node);
         self.digest ^= entry_hash(path, node);
         change(node);
         self.digest ^= entry_hash(path, node);
+        self.undo.push(Change::Node { id, old: Some(old), digest });
         true
+    }
+
+    /// `last_seq`, to change (its old value kept in the undo log).
+    fn last_seq_mut(&mut self) -> &mut BTreeMap<String, i64> {
+        self.undo.push(Change::LastSeq(self.last_seq.clone()));
+        Arc::make_mut(&mut self.last_seq)
+    }
+
+    /// Where the undo log is now: [`Tree::undo_to`] this mark puts the state back as it is.
+    pub fn mark(&self) -> usize {
+        self.undo.len()
+    }
+
+    /// Puts back every change made since `mark` ([`Tree::mark`]), latest first.
+    pub fn undo_to(&mut self, mark: usize) {
+        assert!(mark <= self.undo.len(), "a mark of this log, not of a forgotten part");
+        while self.undo.len() > mark {
+            match self.undo.pop().expect("longer than the mark") {
+                Change::Node { id, old, digest } => {
+                    self.nodes.set(id, old);
+                    self.digest = digest;
+                }
+                Change::LastSeq(old) => self.last_seq = old,
+            }
+        }
+        assert_eq!(self.undo.len(), mark, "undone down to the mark");
+    }
+
+    /// Forgets the undo log: the state as it is can no longer be undone (marks taken before
+    /// are void). The search calls this when nothing can come back to an earlier state.
+    pub fn forget_undo(&mut self) {
+        self.undo.clear();
     }
 
     /// Cheap pre-check for a sequential create with a known name: true unless the parent is
@@ -309,6 +659,23 @@ impl Tree {
         action: &Action,
         outcome: &Outcome,
     ) -> StepResult {
+        let mut next = self.clone();
+        next.step_mut(scope, relax, process, action, outcome).map_err(|e| e.to_string())?;
+        next.forget_undo();
+        Ok(next)
+    }
+
+    /// [`Tree::step`] in place: on `Ok` the state is the next one (the changes in the undo
+    /// log), on `Err` it is unchanged (whatever was tried undone). The reason is written out
+    /// only when read ([`StepError`]).
+    pub fn step_mut(
+        &mut self,
+        scope: &Scope,
+        relax: ModelRelax,
+        process: u64,
+        action: &Action,
+        outcome: &Outcome,
+    ) -> Result<(), StepError> {
         if matches!(outcome, Outcome::Unknown)
             && !relax.loose_seq
             && !relax.seq_names
@@ -319,34 +686,42 @@ impl Tree {
             let parent_path = parent(path).unwrap_or("/");
             let cversion = self.nodes.get(parent_path).map(|p| i64::from(p.cversion));
             if scope.children_exact.contains(parent_path) && cversion != Some(seq) {
-                return Err("no effect here (its number is not the parent's cversion)".into());
+                return Err(StepError::NotNumberedHere);
             }
         }
-        let mut next = self.clone();
+        let mark = self.mark();
         let zxid = match outcome {
             Outcome::Ok { zxid, .. } => *zxid,
             _ => None,
         };
-        let applied = next.apply(scope, relax, process, action, zxid);
-        match (outcome, applied) {
+        let applied = self.apply(scope, relax, process, action, zxid);
+        // Every arm but the two that keep the effect goes back to the state before: a failed
+        // op changes nothing, and an impossible one is not taken.
+        if !matches!((outcome, &applied), (Outcome::Ok { .. } | Outcome::Unknown, Ok(()))) {
+            self.undo_to(mark);
+        }
+        let result = match (outcome, applied) {
             (Outcome::Ok { reply, .. }, Ok(())) => {
-                next.check_reply(scope, action, reply)?;
-                Ok(next)
+                self.check_reply(scope, action, reply).map_err(StepError::Reply)
             }
             (Outcome::Ok { .. }, Err(code)) => {
                 let at = self.failing_sub_op(scope, relax, process, action, zxid);
-                Err(format!("would fail with {code}{at}"))
+                Err(StepError::WouldFail { code, at, not: None })
             }
-            (Outcome::Fail(want), Err(code)) if code == *want => Ok(self.clone()),
+            (Outcome::Fail(want), Err(code)) if code == *want => Ok(()),
             (Outcome::Fail(want), Err(code)) => {
                 let at = self.failing_sub_op(scope, relax, process, action, zxid);
-                Err(format!("would fail with {code}{at}, not {want}"))
+                Err(StepError::WouldFail { code, at, not: Some(want) })
             }
-            (Outcome::Fail(want), Ok(())) if unverifiable(scope, action, want) => Ok(self.clone()),
-            (Outcome::Fail(want), Ok(())) => Err(format!("would succeed, not fail with {want}")),
-            (Outcome::Unknown, Ok(())) => Ok(next),
-            (Outcome::Unknown, Err(code)) => Err(format!("no effect ({code})")),
+            (Outcome::Fail(want), Ok(())) if unverifiable(scope, action, want) => Ok(()),
+            (Outcome::Fail(want), Ok(())) => Err(StepError::WouldSucceed(want)),
+            (Outcome::Unknown, Ok(())) => Ok(()),
+            (Outcome::Unknown, Err(code)) => Err(StepError::NoEffect(code)),
+        };
+        if result.is_err() {
+            self.undo_to(mark);
         }
+        result
     }
 
     /// For a multi that fails from this state: which of its ops fails first, as the step's
@@ -398,7 +773,9 @@ impl Tree {
     }
 
     /// Applies a request to `self`; `Err(code)` is the error ZooKeeper would return. The code
-    /// `"?"` means the scope cannot tell (e.g. a parent outside the partition).
+    /// `"?"` means the scope cannot tell (e.g. a parent outside the partition). On `Err` the
+    /// state may be partly changed (a multi's earlier ops, a sequential create's parent): the
+    /// caller undoes it ([`Tree::step_mut`]) or drops the state.
     fn apply(
         &mut self,
         scope: &Scope,
@@ -436,21 +813,17 @@ impl Tree {
             }
             Action::Exists { .. } | Action::Sync => Ok(()),
             Action::Multi(actions) => {
-                let mut next = self.clone();
+                // All or nothing: on an error the caller undoes what the ops before did.
                 for sub in actions {
-                    next.apply(scope, relax, process, sub, zxid)?;
+                    self.apply(scope, relax, process, sub, zxid)?;
                 }
-                *self = next;
                 Ok(())
             }
             Action::Close { session } => {
                 if !relax.ephemerals {
-                    let gone: Vec<Arc<str>> = (self.nodes.iter())
-                        .filter(|(_, n)| n.owner == Some(*session))
-                        .map(|(p, _)| p.clone())
-                        .collect();
-                    for path in gone {
-                        self.take(&path);
+                    for id in self.nodes.owned_by(*session) {
+                        let path = self.nodes.path(id);
+                        self.take_id(id, &path);
                     }
                 }
                 Ok(())
@@ -503,7 +876,7 @@ impl Tree {
                 if !relax.seq_names && last.is_some_and(|last| seq <= last) {
                     return Err("a sequence number not above the last one");
                 }
-                let last_seq = Arc::make_mut(&mut self.last_seq);
+                let last_seq = self.last_seq_mut();
                 last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
                 Cow::Borrowed(name)
             }
@@ -521,12 +894,12 @@ impl Tree {
                 if !relax.seq_names && last.is_some_and(|last| seq <= last) {
                     return Err("a sequence number not above the last one");
                 }
-                let last_seq = Arc::make_mut(&mut self.last_seq);
+                let last_seq = self.last_seq_mut();
                 last_seq.insert(parent_path.to_string(), seq.max(last.unwrap_or(seq)));
                 Cow::Owned(sequential_name(path, cversion))
             }
         };
-        if self.nodes.contains_key(&*name) && !(relax.seq_names && mode.is_sequential()) {
+        if self.nodes.contains_key(&name) && !(relax.seq_names && mode.is_sequential()) {
             return Err(if mode.is_sequential() {
                 "a duplicate sequential name"
             } else {
@@ -555,22 +928,8 @@ impl Tree {
         Ok(())
     }
 
-    fn children(&self, path: &str) -> impl Iterator<Item = &str> {
-        // `path` and a slash (the root is its own prefix), built without `format!`.
-        let mut prefix = String::with_capacity(path.len() + 1);
-        prefix.push_str(path);
-        if path != "/" {
-            prefix.push('/');
-        }
-        // The bound is read while the range is set up, so `prefix` can move into the filter.
-        (self.nodes.range::<_, str>((Bound::Included(prefix.as_str()), Bound::Unbounded)))
-            .map(|(p, _)| &**p)
-            .take_while(move |p| p.starts_with(&prefix))
-            .filter(move |p| parent(p) == Some(path))
-    }
-
     fn has_children(&self, path: &str) -> bool {
-        self.children(path).next().is_some()
+        self.nodes.child_count(path) > 0
     }
 
     /// A child of `path`'s parent was created: one more for its stored cversion (a Java int:
@@ -594,7 +953,7 @@ impl Tree {
                     }
                 }
                 if let Some(children) = &reply.children {
-                    let mut have: Vec<String> = self.children(path).map(short_name).collect();
+                    let mut have: Vec<String> = self.nodes.child_names(path);
                     have.sort();
                     if scope.children_exact.contains(path) && &have != children {
                         return Err(format!("children {children:?} but {path} has {have:?}"));
@@ -647,7 +1006,7 @@ impl Tree {
     fn check_stat(&mut self, scope: &Scope, path: &str, stat: Option<&Stat>) -> Result<(), String> {
         let Some(stat) = stat else { return Ok(()) };
         let exact = scope.children_exact.contains(path);
-        let num_children = self.children(path).count() as i32;
+        let num_children = self.nodes.child_count(path) as i32;
         let Some(node) = self.nodes.get(path) else {
             return Err(format!("{path}: reply has a stat but the node does not exist"));
         };
@@ -931,6 +1290,177 @@ mod tests {
         variants.sort_unstable();
         variants.dedup();
         assert_eq!(variants.len(), count, "every variant hashes apart");
+    }
+
+    /// A small generator for the undo tests (SplitMix64: no dependency, the same every run).
+    struct Draw(u64);
+
+    impl Draw {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut x = self.0;
+            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (x ^ (x >> 31)) % n
+        }
+
+        fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
+            of[self.below(of.len() as u64) as usize]
+        }
+    }
+
+    /// A random request with a random outcome over a few paths (a parent with plain and
+    /// sequential children, a node outside, ephemerals of two sessions): most of them fit
+    /// some state, many fail, some fail half-way (a multi's second op, a sequential create
+    /// after it moved its parent's cversion).
+    fn random_step(d: &mut Draw) -> (u64, Action, Outcome) {
+        const PATHS: [&str; 5] = ["/a", "/a/b", "/a/c", "/q", "/x"];
+        let one = |d: &mut Draw| -> Action {
+            let path = d.pick(&PATHS).to_string();
+            let version = d.below(3) as i32 - 1;
+            let data = d.pick(&["", "1", "22"]).to_string();
+            match d.below(7) {
+                0 | 1 => {
+                    let modes = [
+                        CreateMode::Persistent,
+                        CreateMode::Ephemeral,
+                        CreateMode::PersistentSequential,
+                        CreateMode::EphemeralSequential,
+                    ];
+                    let mode = modes[d.below(4) as usize];
+                    let (path, name) = if mode.is_sequential() {
+                        let prefix = d.pick(&["/q/s-", "/a/s-"]).to_string();
+                        let name = match d.below(3) {
+                            0 => None,
+                            n => Some(sequential_name(&prefix, d.below(4) as i32 + n as i32 - 1)),
+                        };
+                        (prefix, name)
+                    } else {
+                        (path.clone(), Some(path))
+                    };
+                    Action::Create { path, data, mode, name }
+                }
+                2 => Action::Delete { path, version },
+                3 => Action::Set { path, data, version },
+                4 => Action::Check { path, version },
+                5 => Action::Get { path },
+                _ => Action::Children { path },
+            }
+        };
+        let process = d.below(2) + 1;
+        let action = match d.below(10) {
+            0 | 1 => Action::Multi(vec![one(d), one(d)]),
+            2 => Action::Close { session: process },
+            _ => one(d),
+        };
+        let stat = (d.below(2) == 0).then(|| {
+            Box::new(Stat {
+                version: Some(d.below(3) as i32),
+                czxid: Some(d.below(3) as i64),
+                ..Stat::default()
+            })
+        });
+        let data = (d.below(3) == 0).then(|| d.pick(&["", "1"]).to_string());
+        let reply = Arc::new(Reply { stat, data, ..Reply::default() });
+        let outcome = match d.below(6) {
+            0 | 1 => Outcome::Ok { reply, zxid: Some(d.below(50) as i64) },
+            2 => Outcome::Ok { reply, zxid: None },
+            3 => Outcome::Fail(d.pick(&["NoNode", "NodeExists", "BadVersion", "NotEmpty"])),
+            _ => Outcome::Unknown,
+        };
+        (process, action, outcome)
+    }
+
+    /// Steps in place and undo: a step that fails leaves the state as it was, one that
+    /// succeeds gives what a step of a copy gives, and going back to a mark gives exactly the
+    /// state (nodes, digest, sequence numbers) the mark was taken at, however many steps and
+    /// failed tries came between. The search relies on all three instead of copying states.
+    #[test]
+    fn step_mut_and_undo_give_back_each_state() {
+        let scope = Scope {
+            paths: ["/", "/a", "/a/b", "/a/c", "/q"].map(String::from).into(),
+            children_exact: ["/", "/a", "/q"].map(String::from).into(),
+        };
+        let initial = vec![("/a".to_string(), "0".to_string(), 0, 0)];
+        let relaxed = [
+            ModelRelax::default(),
+            ModelRelax { loose_seq: true, ..ModelRelax::default() },
+            ModelRelax { seq_names: true, ephemerals: true, ..ModelRelax::default() },
+        ];
+        for (seed, relax) in (1..).zip(relaxed) {
+            let mut d = Draw(seed);
+            let mut state = Tree::init(&scope, &initial);
+            // (mark, a copy of the state at it)
+            let mut saved: Vec<(usize, Tree)> = vec![(state.mark(), state.clone())];
+            let (mut taken, mut failed, mut undone) = (0, 0, 0);
+            for _ in 0..4000 {
+                if d.below(4) == 0 && saved.len() > 1 {
+                    let back = d.below(saved.len() as u64) as usize;
+                    saved.truncate(back + 1);
+                    let (mark, copy) = saved.last().expect("kept");
+                    state.undo_to(*mark);
+                    state.nodes.invariants();
+                    assert_eq!(state, *copy, "undone to the mark's state");
+                    assert_eq!(state.digest, copy.digest, "and its digest");
+                    undone += 1;
+                    continue;
+                }
+                let (process, action, outcome) = random_step(&mut d);
+                let before = state.clone();
+                let copied = before.step(&scope, relax, process, &action, &outcome);
+                let mark = state.mark();
+                match state.step_mut(&scope, relax, process, &action, &outcome) {
+                    Ok(()) => {
+                        state.nodes.invariants();
+                        assert_eq!(Ok(&state), copied.as_ref(), "{action:?} {outcome:?}");
+                        saved.push((state.mark(), state.clone()));
+                        taken += 1;
+                    }
+                    Err(why) => {
+                        let why = why.to_string();
+                        assert_eq!(copied.as_ref().err(), Some(&why), "as a copy fails");
+                        assert_eq!(state, before, "a failed step changes nothing: {why}");
+                        assert_eq!(state.digest, before.digest, "nor the digest");
+                        assert_eq!(state.mark(), mark, "and leaves nothing to undo");
+                        failed += 1;
+                    }
+                }
+            }
+            assert!(taken > 500 && failed > 500 && undone > 500, "{taken} {failed} {undone}");
+        }
+    }
+
+    /// A step's reason, written out when read, is the text the reports have always shown.
+    #[test]
+    fn step_errors_read_as_before() {
+        let at = " at its check /a version 0 (/a is absent)".to_string();
+        let cases = [
+            (
+                StepError::NotNumberedHere,
+                "no effect here (its number is not the parent's cversion)",
+            ),
+            (
+                StepError::WouldFail { code: "NoNode", at: String::new(), not: None },
+                "would fail with NoNode",
+            ),
+            (
+                StepError::WouldFail { code: "BadVersion", at: at.clone(), not: None },
+                "would fail with BadVersion at its check /a version 0 (/a is absent)",
+            ),
+            (
+                StepError::WouldFail { code: "NoNode", at, not: Some("NodeExists") },
+                "would fail with NoNode at its check /a version 0 (/a is absent), not NodeExists",
+            ),
+            (StepError::WouldSucceed("NotEmpty"), "would succeed, not fail with NotEmpty"),
+            (StepError::NoEffect("NoNode"), "no effect (NoNode)"),
+            (
+                StepError::Reply("read \"1\" but /a holds \"2\"".into()),
+                "read \"1\" but /a holds \"2\"",
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+        }
     }
 
     /// The digest follows the nodes through put, modify and take: equal trees reached by

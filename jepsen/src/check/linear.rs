@@ -72,16 +72,6 @@ pub(crate) enum Outcome {
     Unknown(Option<Box<Failure>>),
 }
 
-/// Every this many frames of the search's stack, one keeps its state (see [`Frame::state`]).
-const CHECKPOINT_EVERY: usize = 32;
-
-/// The frames this close below the top keep their states too, once built: backtracking pops
-/// and retries near the top, and rebuilding a state there replayed up to
-/// [`CHECKPOINT_EVERY`] frames for every candidate tried (three quarters of a failing search
-/// on a 52k-op key group went to replays). A few dozen recent states share most of their
-/// trees, so they cost little next to a state per open choice of the whole stack.
-const KEEP_TOP: usize = 16;
-
 /// Why an op cannot come next.
 enum Block {
     Placed,
@@ -98,10 +88,12 @@ enum Used {
     Many(Vec<Box<[u32]>>),
 }
 
+/// One open choice of the search. Frames hold no state: the search keeps one [`Tree`] and
+/// changes it in place, and a frame's state is the search's state undone down to its `mark`.
 struct Frame {
-    /// The state after `applied`; kept only by the top frame and every
-    /// [`CHECKPOINT_EVERY`]-th frame (the others are rebuilt by [`Search::state_of`]).
-    state: Option<Tree>,
+    /// The undo log's mark ([`Tree::mark`]) where the state is this frame's: the state after
+    /// `applied` (and the frames below). Trying a candidate starts from there and comes back.
+    mark: usize,
     kptr: usize,
     rptr: usize,
     cands: Vec<usize>,
@@ -290,44 +282,48 @@ impl<'a> Search<'a> {
             }
             return Outcome::Valid;
         }
+        // Nothing goes back behind the bottom frame.
+        state.forget_undo();
         let (live, entered) = self.live_after(&[], 0, 0, &mut rptr);
-        let cands = self.candidates(&state, kptr, rptr, &live, 0);
-        let state = Some(state);
-        let frame = Frame { state, kptr, rptr, cands, next: 0, applied, live, entered, horizon: 0 };
+        let cands = self.candidates(&mut state, kptr, rptr, &live, 0);
+        let mark = state.mark();
+        let frame = Frame { mark, kptr, rptr, cands, next: 0, applied, live, entered, horizon: 0 };
         let mut frames = vec![frame];
         while let Some(top) = frames.last_mut() {
+            assert_eq!(state.mark(), top.mark, "the state is the top frame's");
             if top.next >= top.cands.len() {
                 let top = frames.pop().expect("non-empty");
-                self.dead_end(&frames, &top);
+                self.dead_end(&state, &frames, &top);
                 for &i in top.applied.iter().rev() {
                     self.unset(i);
                 }
+                if let Some(below) = frames.last() {
+                    state.undo_to(below.mark);
+                }
                 continue;
             }
-            if top.state.is_none() {
-                self.rebuild_top(&mut frames);
-            }
-            let top = frames.last_mut().expect("non-empty");
             let c = top.cands[top.next];
             top.next += 1;
             let op = &self.part.ops[c];
-            let Ok(mut state) = top.state.as_ref().expect("the top frame has its state").step(
+            let stepped = state.step_mut(
                 &self.part.scope,
                 self.relax.model,
                 op.process,
                 &op.action,
                 &op.outcome,
-            ) else {
+            );
+            if stepped.is_err() {
                 continue;
-            };
+            }
             let (mut kptr, mut rptr) = (top.kptr, top.rptr);
             let horizon = if op.acked_write() { top.horizon.max(op.inv) } else { top.horizon };
+            let top_mark = top.mark;
             self.set(c);
             let mut applied = vec![c];
             applied.extend(self.greedy(&mut state, &mut kptr, &mut rptr));
             if self.must_done == self.must_total {
                 let Some((found, cap)) = &mut self.collect else { return Outcome::Valid };
-                let end = (state, self.info_used.clone());
+                let end = (state.clone(), self.info_used.clone());
                 if !found.contains(&end) {
                     found.push(end);
                 }
@@ -337,6 +333,7 @@ impl<'a> Search<'a> {
                 for &i in applied.iter().rev() {
                     self.unset(i);
                 }
+                state.undo_to(top_mark);
                 continue;
             }
             self.configs += 1;
@@ -352,33 +349,31 @@ impl<'a> Search<'a> {
                 for &i in applied.iter().rev() {
                     self.unset(i);
                 }
+                state.undo_to(top_mark);
                 continue;
             }
             let top = frames.last_mut().expect("the parent frame");
             let (live, entered) = self.live_after(&top.live, top.entered, horizon, &mut rptr);
-            let cands = self.candidates(&state, kptr, rptr, &live, horizon);
+            let cands = self.candidates(&mut state, kptr, rptr, &live, horizon);
             if top.next >= top.cands.len() {
                 // The parent's last candidate: if this fails, so does the parent, so the new
                 // frame replaces it instead of being pushed (keeping its placed ops, undone
                 // with it). Along a forced path the stack then stays one frame deep instead
                 // of holding a state per op.
                 top.applied.extend(applied);
-                top.state = Some(state);
+                if frames.len() == 1 {
+                    // The bottom frame's old state is never gone back to (popping the bottom
+                    // ends the search): its log can go, so a forced path keeps none.
+                    state.forget_undo();
+                }
+                let top = frames.last_mut().expect("the parent frame");
+                top.mark = state.mark();
                 (top.kptr, top.rptr, top.cands, top.next) = (kptr, rptr, cands, 0);
                 (top.live, top.entered, top.horizon) = (live, entered, horizon);
                 continue;
             }
-            // A state deeper than [`KEEP_TOP`] below the new top can be rebuilt from the last
-            // checkpoint below it: a state per open choice would cost a copied tree path each,
-            // for half the ops of a long key group.
-            if let Some(deep) = (frames.len() - 1).checked_sub(KEEP_TOP)
-                && deep % CHECKPOINT_EVERY != 0
-            {
-                frames[deep].state = None;
-            }
-            let state = Some(state);
-            let frame =
-                Frame { state, kptr, rptr, cands, next: 0, applied, live, entered, horizon };
+            let mark = state.mark();
+            let frame = Frame { mark, kptr, rptr, cands, next: 0, applied, live, entered, horizon };
             frames.push(frame);
         }
         if self.collect.as_ref().is_some_and(|(found, _)| !found.is_empty()) {
@@ -386,48 +381,6 @@ impl<'a> Search<'a> {
         }
         let failure = self.best.take().expect("a dead end was recorded");
         Outcome::Invalid(Box::new(failure))
-    }
-
-    /// The state after `top`, a frame whose own may have been dropped: the latest kept state
-    /// of the frames below (the bottom frame always keeps its), with the ops the frames above
-    /// it placed stepped again, in order. Steps are deterministic, so this is the state the
-    /// frame had.
-    fn state_of(&self, below: &[Frame], top: &Frame) -> Tree {
-        if let Some(state) = &top.state {
-            return state.clone();
-        }
-        let kept = below.iter().rposition(|f| f.state.is_some()).expect("the bottom keeps it");
-        let mut state = below[kept].state.clone().expect("kept");
-        let replay = below[kept + 1..].iter().chain([top]).flat_map(|f| f.applied.iter());
-        for &i in replay {
-            let op = &self.part.ops[i];
-            let scope = &self.part.scope;
-            state = (state.step(scope, self.relax.model, op.process, &op.action, &op.outcome))
-                .expect("a step taken before is taken again");
-        }
-        state
-    }
-
-    /// Gives the top frame its state again ([`Search::state_of`]), keeping the states built
-    /// on the way in the frames within [`KEEP_TOP`] of the top. Invariant: below those, only
-    /// every [`CHECKPOINT_EVERY`]-th frame (and the bottom one) holds a state.
-    fn rebuild_top(&self, frames: &mut [Frame]) {
-        let top = frames.len() - 1;
-        let kept = frames.iter().rposition(|f| f.state.is_some()).expect("the bottom keeps it");
-        assert!(kept < top, "only a frame without its state is rebuilt");
-        let mut state = frames[kept].state.clone().expect("kept");
-        let (scope, relax) = (&self.part.scope, self.relax.model);
-        for (at, frame) in frames.iter_mut().enumerate().skip(kept + 1) {
-            for &i in &frame.applied {
-                let op = &self.part.ops[i];
-                state = (state.step(scope, relax, op.process, &op.action, &op.outcome))
-                    .expect("a step taken before is taken again");
-            }
-            if at + KEEP_TOP >= top && at < top {
-                frame.state = Some(state.clone());
-            }
-        }
-        frames[top].state = Some(state);
     }
 
     fn set(&mut self, i: usize) {
@@ -591,10 +544,10 @@ impl<'a> Search<'a> {
                 }
                 let op = &self.part.ops[i];
                 let scope = &self.part.scope;
-                if let Ok(next) =
-                    state.step(scope, self.relax.model, op.process, &op.action, &op.outcome)
+                if state
+                    .step_mut(scope, self.relax.model, op.process, &op.action, &op.outcome)
+                    .is_ok()
                 {
-                    *state = next;
                     self.set(i);
                     applied.push(i);
                     progress = true;
@@ -615,7 +568,7 @@ impl<'a> Search<'a> {
     /// which K fits are tried first.
     fn candidates(
         &self,
-        state: &Tree,
+        state: &mut Tree,
         kptr: usize,
         rptr: usize,
         live: &[usize],
@@ -625,7 +578,7 @@ impl<'a> Search<'a> {
         let mut out = Vec::new();
         let next = self.next_keyed(&mut kptr);
         let next = next.filter(|&k| self.blocker(k, &mut kptr, &mut rptr).is_none());
-        let (scope, relax) = (&self.part.scope, self.relax.model);
+        let relax = self.relax.model;
         // A sequential create of unknown outcome whose name was seen later can only take
         // effect while the parent's cversion equals its number: now or never, so now first.
         // (Its alternative without a name fits whenever the parent exists: offered below,
@@ -636,7 +589,7 @@ impl<'a> Search<'a> {
                 if op.named_alternative()
                     && state.numbered_here(&op.action)
                     && self.blocker(i, &mut kptr, &mut rptr).is_none()
-                    && state.step(scope, relax, op.process, &op.action, &op.outcome).is_ok()
+                    && self.fits(state, &[i])
                 {
                     out.push(i);
                 }
@@ -692,17 +645,25 @@ impl<'a> Search<'a> {
         others.reverse();
         let mut rest = Vec::new();
         for (n, (i, k)) in others.into_iter().enumerate() {
-            let (op, kop) = (&self.part.ops[i], &self.part.ops[k]);
-            let fits = n < 4
-                && state
-                    .step(scope, relax, op.process, &op.action, &op.outcome)
-                    .and_then(|s| s.step(scope, relax, kop.process, &kop.action, &kop.outcome))
-                    .is_ok();
+            let fits = n < 4 && self.fits(state, &[i, k]);
             if fits { helpful.push(i) } else { rest.push(i) }
         }
         out.extend(helpful);
         out.extend(rest);
         out
+    }
+
+    /// Whether `ops` can be placed in this order from `state` (the model only); `state` is
+    /// left as it was.
+    fn fits(&self, state: &mut Tree, ops: &[usize]) -> bool {
+        let (scope, relax) = (&self.part.scope, self.relax.model);
+        let mark = state.mark();
+        let fits = ops.iter().all(|&i| {
+            let op = &self.part.ops[i];
+            state.step_mut(scope, relax, op.process, &op.action, &op.outcome).is_ok()
+        });
+        state.undo_to(mark);
+        fits
     }
 
     /// Whether ops `i` and `j` may not commute ([`crate::model::footprints_conflict`]).
@@ -768,12 +729,12 @@ impl<'a> Search<'a> {
     }
 
     /// Records the deepest dead end, for the report.
-    fn dead_end(&mut self, frames: &[Frame], top: &Frame) {
+    fn dead_end(&mut self, state: &Tree, frames: &[Frame], top: &Frame) {
         if self.best.is_some() && self.must_done <= self.best_done {
             return;
         }
         self.best_done = self.must_done;
-        let state = self.state_of(frames, top);
+        let state = state.clone();
         let order: Vec<usize> =
             frames.iter().chain([top]).flat_map(|f| f.applied.iter().copied()).collect();
         let (mut kptr, mut rptr) = (top.kptr, top.rptr);
