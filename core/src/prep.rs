@@ -642,29 +642,48 @@ impl PrepState {
     }
 
     /// Checks every cached `close_bytes` entry against a recount from `tree` and the records
-    /// (O(the cached sessions' ephemerals + sessions x records)); panics when one is off.
+    /// (O(the cached sessions' ephemerals + records)); panics when one is off.
     ///
     /// The recount is the view [`Self::pending_ephemerals`] gives, summed without building
     /// it: the session's ephemerals in the tree, except the paths whose newest record is not
     /// one of its ephemerals, plus the paths whose newest record is one and the tree lacks.
     /// (Building the view as a set of copied paths for every cached session was most of a
-    /// full sweep's cost.)
+    /// full sweep's cost.) The records are walked once for all sessions: a path's owner in the
+    /// tree and in its newest record are looked up once, and only a path whose owner changes
+    /// moves a count (out of the tree owner's, into the record owner's).
     pub fn check_close_bytes(&self, tree: &DataTree) {
-        for (session, &bytes) in &self.close_bytes {
-            let mut recount: usize = tree.ephemeral_paths(*session).map(close_entry_bytes).sum();
+        if !self.close_bytes.is_empty() {
+            // In `close_bytes` order (ascending session), so a binary search finds a session.
+            let mut recount: Vec<(SessionId, usize)> = (self.close_bytes.keys())
+                .map(|s| (*s, tree.ephemeral_paths(*s).map(close_entry_bytes).sum()))
+                .collect();
+            let slot = |recount: &[(SessionId, usize)], session: Option<SessionId>| {
+                recount.binary_search_by_key(&session?, |(s, _)| *s).ok()
+            };
+            let owner = |kind: NodeKind| match kind {
+                NodeKind::Ephemeral(session) => Some(session),
+                _ => None,
+            };
             for (p, stack) in &self.records {
                 let newest = stack.back().expect("record stacks are never empty");
-                let pending =
-                    (newest.node.as_ref()).is_some_and(|n| n.kind == NodeKind::Ephemeral(*session));
-                match (tree.is_ephemeral_of(p, *session), pending) {
-                    (true, false) => {
-                        recount = recount.checked_sub(close_entry_bytes(p)).expect("counted");
-                    }
-                    (false, true) => recount += close_entry_bytes(p),
-                    (true, true) | (false, false) => {}
+                let pending = newest.node.as_ref().and_then(|n| owner(n.kind));
+                let held = tree.get(p).and_then(|n| owner(n.kind()));
+                if held == pending {
+                    continue;
+                }
+                if let Some(at) = slot(&recount, held) {
+                    let count = &mut recount[at].1;
+                    *count = count.checked_sub(close_entry_bytes(p)).expect("counted");
+                }
+                if let Some(at) = slot(&recount, pending) {
+                    recount[at].1 += close_entry_bytes(p);
                 }
             }
-            assert_eq!(bytes, recount, "close bytes of {session} miscounted");
+            assert_eq!(recount.len(), self.close_bytes.len(), "one recount per cached session");
+            for ((session, &bytes), (recounted, recount)) in self.close_bytes.iter().zip(&recount) {
+                assert_eq!(session, recounted, "recounts in session order");
+                assert_eq!(bytes, *recount, "close bytes of {session} miscounted");
+            }
         }
         let mut touched = self.close_bytes_touched.iter();
         let first = touched.next().map(|(at, _)| *at);
