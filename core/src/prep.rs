@@ -1058,6 +1058,42 @@ mod tests {
         }
     }
 
+    /// The one walk of the records serves every cached session: a record that hands session
+    /// 7's ephemeral `/a` to session 8 moves its bytes out of 7's recount and into 8's, and a
+    /// count of either session off by that entry is caught (both recounts must move).
+    #[test]
+    fn check_close_bytes_moves_an_ephemeral_between_cached_sessions() {
+        let (seven, eight) = (SessionId(7), SessionId(8));
+        let mut tree = DataTree::new();
+        for (zxid, path, owner) in [(1, "/a", seven), (2, "/b", seven), (3, "/c", eight)] {
+            let header = TxnHeader { session_id: owner, cxid: 1, zxid: Zxid(zxid), time_ms: 0 };
+            let txn = Txn::Create {
+                path: path.into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                kind: CreateKind::Ephemeral,
+                parent_cversion: i32::try_from(zxid).expect("small"),
+            };
+            tree.apply(&LoggedTxn { header, txn });
+        }
+        let mut prep = PrepState::new();
+        let mut of_eight = node();
+        of_eight.kind = NodeKind::Ephemeral(eight);
+        prep.add_record("/a", Zxid(4), Some(of_eight));
+        let (bytes_seven, bytes_eight) =
+            (prep.close_bytes_of(&tree, seven, Zxid(4)), prep.close_bytes_of(&tree, eight, Zxid(4)));
+        assert_eq!(bytes_seven, close_entry_bytes("/b"), "/a left session 7");
+        assert_eq!(bytes_eight, close_entry_bytes("/a") + close_entry_bytes("/c"), "8 took /a");
+        prep.check_close_bytes(&tree);
+        let entry = close_entry_bytes("/a") as isize;
+        for (session, delta) in [(seven, entry), (eight, -entry)] {
+            let mut off = prep.clone();
+            off.change_close_bytes(session, Zxid(4), delta);
+            let check = std::panic::AssertUnwindSafe(|| off.check_close_bytes(&tree));
+            assert!(std::panic::catch_unwind(check).is_err(), "{session} off by /a is caught");
+        }
+    }
+
     /// `check_close_bytes` notices a cached count that is off (here: a create not counted).
     #[test]
     fn check_close_bytes_catches_a_miscount() {

@@ -471,6 +471,30 @@ mod tests {
         Output::InstallSnapshot { snapshot: Box::new(snapshot) }
     }
 
+    /// `is_disk_write` (asked by reference on the executor's hot path) names exactly the
+    /// outputs `disk_write` turns into a `DiskWrite`, for every kind of output.
+    #[test]
+    fn the_reference_test_names_exactly_the_disk_writes() {
+        let read = Output::ReadLog { request: 1, after: Zxid::new(1, 0), upto: Zxid::new(1, 2), max_txns: 8 };
+        let outputs = vec![
+            persist(1, 1),
+            peer(2),
+            client(7),
+            Output::ClientClose { conn: ConnId(7) },
+            read,
+            epochs(2),
+            Output::TruncateLog { after: Zxid::new(1, 1) },
+            snapshot_at(Zxid::new(2, 5)),
+        ];
+        let mut writes = 0;
+        for output in outputs {
+            let asked = is_disk_write(&output);
+            writes += usize::from(asked);
+            assert_eq!(asked, disk_write(output).is_ok(), "the two lists agree");
+        }
+        assert_eq!(writes, 3, "epochs, truncation and snapshot are the synchronous writes");
+    }
+
     #[test]
     fn a_plan_puts_each_synchronous_output_between_flows() {
         let outputs = vec![persist(1, 1), peer(2), epochs(2), epochs(2), client(7)];
