@@ -1080,8 +1080,10 @@ mod tests {
         let mut of_eight = node();
         of_eight.kind = NodeKind::Ephemeral(eight);
         prep.add_record("/a", Zxid(4), Some(of_eight));
-        let (bytes_seven, bytes_eight) =
-            (prep.close_bytes_of(&tree, seven, Zxid(4)), prep.close_bytes_of(&tree, eight, Zxid(4)));
+        let (bytes_seven, bytes_eight) = (
+            prep.close_bytes_of(&tree, seven, Zxid(4)),
+            prep.close_bytes_of(&tree, eight, Zxid(4)),
+        );
         assert_eq!(bytes_seven, close_entry_bytes("/b"), "/a left session 7");
         assert_eq!(bytes_eight, close_entry_bytes("/a") + close_entry_bytes("/c"), "8 took /a");
         prep.check_close_bytes(&tree);

@@ -475,7 +475,12 @@ mod tests {
     /// outputs `disk_write` turns into a `DiskWrite`, for every kind of output.
     #[test]
     fn the_reference_test_names_exactly_the_disk_writes() {
-        let read = Output::ReadLog { request: 1, after: Zxid::new(1, 0), upto: Zxid::new(1, 2), max_txns: 8 };
+        let read = Output::ReadLog {
+            request: 1,
+            after: Zxid::new(1, 0),
+            upto: Zxid::new(1, 2),
+            max_txns: 8,
+        };
         let outputs = vec![
             persist(1, 1),
             peer(2),
