@@ -87,8 +87,10 @@ pub(crate) enum Pending {
 #[derive(Clone, Debug)]
 pub(crate) struct Conn {
     pub(crate) phase: Phase,
-    /// Auth ids: `ip:<remote>` first, then what `auth` packets added.
-    pub(crate) ids: Vec<Id>,
+    /// Auth ids: `ip:<remote>` first, then what `auth` packets added. Shared: a write on the
+    /// leader holds them while it prepares (`Shared::requester_ids_shared`) for the price of a
+    /// reference count instead of a copy of every id; the rare `auth` copies on write.
+    pub(crate) ids: std::sync::Arc<Vec<Id>>,
     pub(crate) queue: VecDeque<Pending>,
     pub(crate) deferred: VecDeque<Vec<u8>>,
     /// The SASL exchange, once the client started one (see `sasl`).

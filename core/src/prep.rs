@@ -642,29 +642,48 @@ impl PrepState {
     }
 
     /// Checks every cached `close_bytes` entry against a recount from `tree` and the records
-    /// (O(the cached sessions' ephemerals + sessions x records)); panics when one is off.
+    /// (O(the cached sessions' ephemerals + records)); panics when one is off.
     ///
     /// The recount is the view [`Self::pending_ephemerals`] gives, summed without building
     /// it: the session's ephemerals in the tree, except the paths whose newest record is not
     /// one of its ephemerals, plus the paths whose newest record is one and the tree lacks.
     /// (Building the view as a set of copied paths for every cached session was most of a
-    /// full sweep's cost.)
+    /// full sweep's cost.) The records are walked once for all sessions: a path's owner in the
+    /// tree and in its newest record are looked up once, and only a path whose owner changes
+    /// moves a count (out of the tree owner's, into the record owner's).
     pub fn check_close_bytes(&self, tree: &DataTree) {
-        for (session, &bytes) in &self.close_bytes {
-            let mut recount: usize = tree.ephemeral_paths(*session).map(close_entry_bytes).sum();
+        if !self.close_bytes.is_empty() {
+            // In `close_bytes` order (ascending session), so a binary search finds a session.
+            let mut recount: Vec<(SessionId, usize)> = (self.close_bytes.keys())
+                .map(|s| (*s, tree.ephemeral_paths(*s).map(close_entry_bytes).sum()))
+                .collect();
+            let slot = |recount: &[(SessionId, usize)], session: Option<SessionId>| {
+                recount.binary_search_by_key(&session?, |(s, _)| *s).ok()
+            };
+            let owner = |kind: NodeKind| match kind {
+                NodeKind::Ephemeral(session) => Some(session),
+                _ => None,
+            };
             for (p, stack) in &self.records {
                 let newest = stack.back().expect("record stacks are never empty");
-                let pending =
-                    (newest.node.as_ref()).is_some_and(|n| n.kind == NodeKind::Ephemeral(*session));
-                match (tree.is_ephemeral_of(p, *session), pending) {
-                    (true, false) => {
-                        recount = recount.checked_sub(close_entry_bytes(p)).expect("counted");
-                    }
-                    (false, true) => recount += close_entry_bytes(p),
-                    (true, true) | (false, false) => {}
+                let pending = newest.node.as_ref().and_then(|n| owner(n.kind));
+                let held = tree.get(p).and_then(|n| owner(n.kind()));
+                if held == pending {
+                    continue;
+                }
+                if let Some(at) = slot(&recount, held) {
+                    let count = &mut recount[at].1;
+                    *count = count.checked_sub(close_entry_bytes(p)).expect("counted");
+                }
+                if let Some(at) = slot(&recount, pending) {
+                    recount[at].1 += close_entry_bytes(p);
                 }
             }
-            assert_eq!(bytes, recount, "close bytes of {session} miscounted");
+            assert_eq!(recount.len(), self.close_bytes.len(), "one recount per cached session");
+            for ((session, &bytes), (recounted, recount)) in self.close_bytes.iter().zip(&recount) {
+                assert_eq!(session, recounted, "recounts in session order");
+                assert_eq!(bytes, *recount, "close bytes of {session} miscounted");
+            }
         }
         let mut touched = self.close_bytes_touched.iter();
         let first = touched.next().map(|(at, _)| *at);
@@ -1036,6 +1055,44 @@ mod tests {
             off.change_close_bytes(session, Zxid(4), delta);
             let check = std::panic::AssertUnwindSafe(|| off.check_close_bytes(&tree));
             assert!(std::panic::catch_unwind(check).is_err(), "a count off by {delta} is caught");
+        }
+    }
+
+    /// The one walk of the records serves every cached session: a record that hands session
+    /// 7's ephemeral `/a` to session 8 moves its bytes out of 7's recount and into 8's, and a
+    /// count of either session off by that entry is caught (both recounts must move).
+    #[test]
+    fn check_close_bytes_moves_an_ephemeral_between_cached_sessions() {
+        let (seven, eight) = (SessionId(7), SessionId(8));
+        let mut tree = DataTree::new();
+        for (zxid, path, owner) in [(1, "/a", seven), (2, "/b", seven), (3, "/c", eight)] {
+            let header = TxnHeader { session_id: owner, cxid: 1, zxid: Zxid(zxid), time_ms: 0 };
+            let txn = Txn::Create {
+                path: path.into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                kind: CreateKind::Ephemeral,
+                parent_cversion: i32::try_from(zxid).expect("small"),
+            };
+            tree.apply(&LoggedTxn { header, txn });
+        }
+        let mut prep = PrepState::new();
+        let mut of_eight = node();
+        of_eight.kind = NodeKind::Ephemeral(eight);
+        prep.add_record("/a", Zxid(4), Some(of_eight));
+        let (bytes_seven, bytes_eight) = (
+            prep.close_bytes_of(&tree, seven, Zxid(4)),
+            prep.close_bytes_of(&tree, eight, Zxid(4)),
+        );
+        assert_eq!(bytes_seven, close_entry_bytes("/b"), "/a left session 7");
+        assert_eq!(bytes_eight, close_entry_bytes("/a") + close_entry_bytes("/c"), "8 took /a");
+        prep.check_close_bytes(&tree);
+        let entry = close_entry_bytes("/a") as isize;
+        for (session, delta) in [(seven, entry), (eight, -entry)] {
+            let mut off = prep.clone();
+            off.change_close_bytes(session, Zxid(4), delta);
+            let check = std::panic::AssertUnwindSafe(|| off.check_close_bytes(&tree));
+            assert!(std::panic::catch_unwind(check).is_err(), "{session} off by /a is caught");
         }
     }
 

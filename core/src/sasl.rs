@@ -317,9 +317,9 @@ impl Shared {
     }
 }
 
-fn push_id(ids: &mut Vec<Id>, id: Id) {
+fn push_id(ids: &mut std::sync::Arc<Vec<Id>>, id: Id) {
     if !ids.contains(&id) {
-        ids.push(id);
+        std::sync::Arc::make_mut(ids).push(id);
     }
 }
 

@@ -53,7 +53,7 @@ fn shape_of(req: &Request) -> ReplyShape {
 impl Shared {
     pub(crate) fn on_client_connected(&mut self, conn: ConnId, remote_ip: String) {
         assert!(!self.conns.contains_key(&conn), "connection ids are never reused");
-        let ids = vec![Id::new("ip", &remote_ip)];
+        let ids = std::sync::Arc::new(vec![Id::new("ip", &remote_ip)]);
         let c = Conn {
             phase: Phase::AwaitConnect,
             ids,
@@ -402,7 +402,15 @@ impl Shared {
         self.drain(conn);
     }
 
+    /// A copy of the connection's auth ids, for a message that carries them (a learner's
+    /// forwarded write); none for a connection that is gone.
     pub(crate) fn requester_ids(&self, conn: ConnId) -> Vec<Id> {
+        self.conns.get(&conn).map(|c| c.ids.to_vec()).unwrap_or_default()
+    }
+
+    /// The connection's auth ids, shared: what a write prepared on this server reads while
+    /// `Shared` is borrowed mutably (a reference count, not a copy of every id string).
+    pub(crate) fn requester_ids_shared(&self, conn: ConnId) -> std::sync::Arc<Vec<Id>> {
         self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default()
     }
 
@@ -561,12 +569,13 @@ impl Shared {
         match result {
             Ok(new_ids) => {
                 let c = self.conns.get_mut(&conn).expect("established");
+                let ids = std::sync::Arc::make_mut(&mut c.ids);
                 for id in new_ids {
-                    if !c.ids.contains(&id) {
-                        c.ids.push(id);
+                    if !ids.contains(&id) {
+                        ids.push(id);
                     }
                 }
-                crate::tree::acl::java_auth_order(&mut c.ids);
+                crate::tree::acl::java_auth_order(ids);
                 let header = ReplyHeader { xid, zxid: 0, err: 0 };
                 self.send(conn, codec::encode_reply(&header, None));
             }

@@ -219,8 +219,11 @@ pub(crate) struct NodeSlot {
     pub logged: BTreeMap<Zxid, Arc<LoggedTxn>>,
     /// A crash is armed for the middle of its next step's outputs.
     pub crash_mid_step: bool,
-    /// Carries out the node's outputs (a crash replaces it for the next incarnation).
-    pub executor: Executor,
+    /// Carries out the node's outputs (a crash replaces it for the next incarnation). Boxed
+    /// and taken out for each step's outputs (`run_outputs`): taking and putting back a
+    /// pointer, where the executor itself (a hundred bytes) was moved out, replaced by a
+    /// default one and moved back at every step. `None` only while a step's outputs run.
+    pub executor: Option<Box<Executor>>,
     /// Steps taken (all incarnations): paces the full invariant sweep.
     pub steps: u64,
 }
@@ -475,7 +478,7 @@ impl Sim {
                 applied: Zxid::ZERO,
                 logged: BTreeMap::new(),
                 crash_mid_step: false,
-                executor: Executor::new(),
+                executor: Some(Box::new(Executor::new())),
                 steps: 0,
             });
         }
@@ -647,7 +650,8 @@ impl Sim {
             self.start_fsync(n);
         }
         if let Some(upto) = upto {
-            let persisted = self.nodes[n].executor.persisted(upto);
+            let executor = self.nodes[n].executor.as_mut().expect("no step is running");
+            let persisted = executor.persisted(upto);
             self.node_input(n, persisted);
         }
     }
@@ -811,12 +815,15 @@ impl Sim {
             None
         };
         let inc = self.nodes[n].inc;
-        let mut executor = std::mem::take(&mut self.nodes[n].executor);
+        let mut executor = self.nodes[n].executor.take().expect("one step's outputs at a time");
         let mut shell = SimShell { sim: self, n, next: 0, cut, halted: false };
         executor.run_sync_from(outputs, &mut shell);
         // A crash gave the slot a fresh executor for its next incarnation: keep that one.
         if self.nodes[n].inc == inc {
-            self.nodes[n].executor = executor;
+            assert!(self.nodes[n].executor.is_none(), "the slot waited for its executor");
+            self.nodes[n].executor = Some(executor);
+        } else {
+            assert!(self.nodes[n].executor.is_some(), "a crash left a fresh executor");
         }
     }
 
@@ -1131,7 +1138,7 @@ impl Sim {
         slot.paused_until = 0;
         slot.crash_mid_step = false;
         slot.logged.clear();
-        slot.executor = Executor::new();
+        slot.executor = Some(Box::new(Executor::new()));
         let loss = slot.disk.crash(&mut self.rng, tear);
         self.nemesis_line(&format!("crash n{n} ({why})"), None);
         self.count_fault(match why {

@@ -1267,7 +1267,7 @@ impl Upstream for Leader {
         xid: i32,
         req: Request,
     ) {
-        let ids = shared.requester_ids(conn);
+        let ids = shared.requester_ids_shared(conn);
         self.local_write(shared, session, xid, &ids, &req);
     }
 
