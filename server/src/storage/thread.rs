@@ -1,7 +1,8 @@
 //! `StorageThread`: group commit on a dedicated log thread, snapshots on a second thread.
 //!
 //! The driver submits commands over a channel and learns the outcome from `StorageEvent`s on a
-//! tokio unbounded channel it can `recv().await`. Threads:
+//! channel it can `recv().await` (`bell`: outside madsim each event also rings a socket, so the
+//! driver is woken through the runtime's I/O driver, not its remote queue). Threads:
 //!
 //! ```text
 //! driver --Command--> log thread (owns Storage) --SnapJob--> snapshot thread
