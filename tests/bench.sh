@@ -13,6 +13,8 @@
 #   THREADS=1 bash tests/bench.sh                     # also zkr's CPU per op by thread name
 #   KEEP=1 BUILD=0 SLOW_MS=20 bash tests/bench.sh     # keep logs; no build; print slow replies
 #   EXTRA_CFG='forceSync=no' bash tests/bench.sh       # more zoo.cfg lines (';'-separated)
+#   TMPDIR=/dev/shm bash tests/bench.sh               # data dirs on tmpfs: syncs cost nothing, so
+#                                                     # only hops and CPU are compared
 #
 # For each mode (standalone; a 3-server ensemble with the clients spread over its members) and
 # workload (set, create, seqcreate, get, mixed: see tests/src/bin/zkbench.rs) it prints ops/s and

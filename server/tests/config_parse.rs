@@ -100,6 +100,7 @@ admin.enableServer=false
 admin.serverPort=9090
 metricsProvider.className=org.example.Metrics
 preAllocSize=1024
+zkr.workerThreads=1
 ";
     let config = ServerConfig::parse(text).unwrap();
     assert_eq!(config.core.tick_time_ms, 50);
@@ -129,6 +130,8 @@ preAllocSize=1024
     assert_eq!((config.admin.enabled, config.admin.port), (false, 9090));
     assert_eq!(config.prealloc_bytes, 1024 * 1024, "preAllocSize is in KB");
     assert_eq!(config.extra.get("preAllocSize"), None, "a key this server uses");
+    assert_eq!(config.worker_threads, 1);
+    assert_eq!(config.extra.get("zkr.workerThreads"), None, "a key this server uses");
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
 
@@ -198,6 +201,8 @@ fn each_malformed_value_names_the_key_the_value_and_the_line() {
         ("server.1=host:2888:3888;notaport", "server.1"),
         ("server.1=a:1:2|b:1:2", "server.1"),
         ("dataLogDir=", "dataLogDir"),
+        ("zkr.workerThreads=-1", "zkr.workerThreads"),
+        ("zkr.workerThreads=2000", "zkr.workerThreads"),
     ];
     for (line, key) in cases {
         assert_bad_value(line, key);
@@ -230,6 +235,7 @@ fn defaults_for_a_minimal_file() {
     assert_eq!(config.core.session_timeout_ms_min, 4000);
     assert_eq!(config.core.session_timeout_ms_max, 40000);
     assert_eq!(config.core.max_frame_bytes, 0xfffff);
+    assert_eq!(config.worker_threads, 0, "one worker per core unless set");
     assert_eq!(config.warnings.len(), 2, "tickTime and clientPort: {:?}", config.warnings);
 }
 

@@ -1,7 +1,8 @@
 //! `StorageThread`: group commit on a dedicated log thread, snapshots on a second thread.
 //!
 //! The driver submits commands over a channel and learns the outcome from `StorageEvent`s on a
-//! tokio unbounded channel it can `recv().await`. Threads:
+//! channel it can `recv().await` (`bell`: outside madsim each event also rings a socket, so the
+//! driver is woken through the runtime's I/O driver, not its remote queue). Threads:
 //!
 //! ```text
 //! driver --Command--> log thread (owns Storage) --SnapJob--> snapshot thread
@@ -72,6 +73,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+use super::bell::EventSender;
 use super::log::is_disk_full;
 use super::pace::{LogSyncWatch, SnapshotPacer};
 use super::snap::SnapshotBlob;
@@ -202,8 +204,9 @@ impl StorageThread {
     /// snapshot thread copies the setting at spawn.
     pub fn spawn(
         storage: Storage,
-        events: UnboundedSender<StorageEvent>,
+        events: impl Into<EventSender>,
     ) -> std::io::Result<StorageThread> {
+        let events = events.into();
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
         let snap_worker = SnapWorker {
             fs: storage.fs().clone(),
@@ -243,7 +246,7 @@ impl StorageThread {
     #[cfg(not(madsim))]
     fn spawn_threads(
         storage: Storage,
-        events: UnboundedSender<StorageEvent>,
+        events: EventSender,
         (mut snap_worker, reader): (SnapWorker, LogReader),
         command_rx: UnboundedReceiver<Command>,
         commands: UnboundedSender<Command>,
@@ -404,7 +407,7 @@ enum ReadQueue {
 
 struct LogWorker {
     storage: Storage,
-    events: UnboundedSender<StorageEvent>,
+    events: EventSender,
     snap: SnapQueue,
     reader: ReadQueue,
     sync_count: Arc<AtomicU64>,
@@ -772,7 +775,7 @@ fn make_next_log_beside(job: Box<dyn FnOnce() + Send>) {
 struct LogReader {
     fs: Arc<dyn crate::fs::Fs>,
     log_dir: std::path::PathBuf,
-    events: UnboundedSender<StorageEvent>,
+    events: EventSender,
 }
 
 impl LogReader {
@@ -831,7 +834,7 @@ struct SnapWorker {
     snap_dir: std::path::PathBuf,
     log_dir: std::path::PathBuf,
     force_sync: bool,
-    events: UnboundedSender<StorageEvent>,
+    events: EventSender,
     /// The log's sync latencies, to pace snapshot writes by; `None`: unpaced (madsim).
     sync_watch: Option<Arc<LogSyncWatch>>,
     /// `zkr.snapshotPacing`: idle between chunks (else only report the log's syncs).
@@ -919,7 +922,7 @@ mod tests {
         let (snap_tx, _snap_rx) = mpsc::channel();
         let mut worker = LogWorker {
             storage,
-            events: events_tx,
+            events: events_tx.into(),
             snap: SnapQueue::Thread(snap_tx),
             reader: ReadQueue::Thread(mpsc::channel().0),
             sync_count: Arc::new(AtomicU64::new(0)),
@@ -1266,7 +1269,7 @@ mod tests {
         let (snap_tx, _snap_rx) = mpsc::channel();
         let mut worker = LogWorker {
             storage,
-            events: events_tx,
+            events: events_tx.into(),
             snap: SnapQueue::Thread(snap_tx),
             reader: ReadQueue::Thread(mpsc::channel().0),
             sync_count: Arc::new(AtomicU64::new(0)),
