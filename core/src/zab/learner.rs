@@ -804,7 +804,8 @@ mod tests {
         let left = |from: u64, v: Vote, round: u64, state: PeerState| {
             l.left_by_leader(ServerId(from), v, round, state, 2)
         };
-        // A later round is never older than its decision in ours.
+        // A later round is news from after its decision in ours (unless a restart reset its
+        // round and it passed ours again: the one-round risk the doc comment names).
         assert!(left(2, vote(1, 3), 3, PeerState::Looking), "a later round (seed 60789)");
         assert!(left(2, vote(3, 3), 3, PeerState::Leading), "leads from a later round");
         assert!(left(2, vote(3, 4), 3, PeerState::Following), "follows 3 in a later round");
