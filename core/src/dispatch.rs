@@ -229,7 +229,8 @@ impl Node {
             return false;
         }
         let Some(vote) = self.shared.leader_vote else { return false };
-        assert_ne!(vote.leader, from, "our leader does not send us FOLLOWERINFO");
+        // `from` may be our own leader, restarted and now a learner of ours: the report that
+        // we follow it tells it as much (peer input, never asserted on).
         let state = self.peer_state();
         assert!(matches!(state, PeerState::Following | PeerState::Observing));
         let reply =
