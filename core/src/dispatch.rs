@@ -233,6 +233,8 @@ impl Node {
         // we follow it tells it as much (peer input, never asserted on).
         let state = self.peer_state();
         assert!(matches!(state, PeerState::Following | PeerState::Observing));
+        // Our answer to a looking server too: the vote we decided on, in the round we did.
+        assert_eq!(self.leader(), Some(vote.leader), "we report the leader we follow");
         let reply =
             ZabMessage::Notification { vote, election_epoch: self.shared.last_round, state };
         self.shared.send_peer(from, reply);
