@@ -28,6 +28,17 @@ grep -v '^#' sim/shell-regression-seeds.txt | while read -r seed _; do
   "$bin" --seed "$seed" | tail -n 1
 done
 
+# A leader stopped by a disk fault (its txn log failed) must be replaced at once, as after a
+# kill: its followers' reconnects fail and report it lost. Seed 7426: s3 stops at 1.33 s with
+# ENOSPC and restarts at 5.31 s; the quorum connections to it connected but could not carry our
+# id, which was retried every 3 ms and never reported, and the new leader came only with s3's
+# restart, 4.0 s after the fault (docs/TESTING.md, "Fail-over findings"). Simulated time.
+echo "--- tier 2 fail-over after a leader's disk fault (seed 7426): under 1 s"
+took=$("$bin" --seeds 7426..7427 --failover-seeds | sed -nE 's/^seed 7426: failover ([0-9.]+).*/\1/p')
+echo "seed 7426: leader fault to the next established leader ${took:-none} s"
+awk -v t="${took:-99}" 'BEGIN { exit !(t < 1.0) }' || {
+  echo "tier 2: a leader stopped by a disk fault was not replaced within 1 s"; exit 1; }
+
 echo "--- tier 2 determinism (seed 7)"
 "$bin" --seed 7 --determinism | tail -n 3
 a=$("$bin" --seed 7 | grep -o 'trace hash [0-9a-f]*')

@@ -201,6 +201,9 @@ impl Node {
             // A learner message: the sender follows us, whatever it said before.
             leader.backing.heard(from);
         }
+        if matches!(msg, ZabMessage::FollowerInfo { .. }) && self.answer_misdirected_info(from) {
+            return;
+        }
         // A learner hears only its own leader: a message from a former leader (delayed, or
         // from a leader that has not noticed it was replaced) must not touch our log.
         let next = match &mut self.role {
@@ -211,6 +214,31 @@ impl Node {
         self.follow(next);
         let me = self.shared.config.server_id;
         assert!(!matches!(&self.role, Role::Following(l) if l.leader == me), "never self-led");
+    }
+
+    /// A FOLLOWERINFO reached us while we follow another server: its sender decided on us
+    /// from a vote of ours we have since left (tier 1 seed 1161: it decided on our vote of
+    /// round 2, we then followed server 4, and it waited `initLimit`, 18 s, repeating its
+    /// FOLLOWERINFO). It sends no notification while it waits, so nothing answered it: now
+    /// our FOLLOWING report does, and its `Learner::left_by_leader` leaves us if the report
+    /// is of its round or later. ZooKeeper's learner finds out by its connection: a server
+    /// that does not lead does not listen on the quorum port, and `connectToLeader` gives
+    /// up. True when answered (a leader or a looking server handles the message as before).
+    fn answer_misdirected_info(&mut self, from: ServerId) -> bool {
+        if !matches!(self.role, Role::Following(_)) {
+            return false;
+        }
+        let Some(vote) = self.shared.leader_vote else { return false };
+        // `from` may be our own leader, restarted and now a learner of ours: the report that
+        // we follow it tells it as much (peer input, never asserted on).
+        let state = self.peer_state();
+        assert!(matches!(state, PeerState::Following | PeerState::Observing));
+        // Our answer to a looking server too: the vote we decided on, in the round we did.
+        assert_eq!(self.leader(), Some(vote.leader), "we report the leader we follow");
+        let reply =
+            ZabMessage::Notification { vote, election_epoch: self.shared.last_round, state };
+        self.shared.send_peer(from, reply);
+        true
     }
 
     /// The shell lost its connection to `peer` (see `Input::PeerLost`). A learner whose leader

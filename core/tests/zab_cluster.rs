@@ -1075,3 +1075,34 @@ fn a_follower_restarted_at_the_same_millisecond_never_reuses_a_session_id() {
         assert!(fresh > closed, "{case}: past every id of ours it has seen");
     }
 }
+
+#[test]
+fn a_follower_answers_a_followerinfo_with_whom_it_follows() {
+    // Tier 1 seed 1161: a learner decided on a server's vote, the server then followed
+    // another, and the learner repeated FOLLOWERINFO to it for `initLimit`. The FOLLOWING
+    // report it gets back now lets it leave (`Learner::left_by_leader`).
+    let mut c = Cluster::new(3);
+    assert_eq!(elect(&mut c), 3);
+    let info = ZabMessage::FollowerInfo {
+        accepted_epoch: 1,
+        last_zxid: Zxid(0),
+        observer: false,
+        nonce: 7,
+    };
+    let wall_ms = c.wall;
+    c.step(1, Input::PeerMessage { from: ServerId(2), msg: info, wall_ms });
+    let answers: Vec<&ZabMessage> =
+        c.net.iter().filter(|(from, to, _)| *from == 1 && *to == 2).map(|(_, _, m)| m).collect();
+    assert!(
+        matches!(
+            answers.as_slice(),
+            [ZabMessage::Notification { vote, state: PeerState::Following, .. }]
+                if vote.leader == ServerId(3)
+        ),
+        "server 1 tells 2 that it follows 3: {answers:?}"
+    );
+    // Its leader is unaffected.
+    c.settle();
+    assert_eq!(c.leader(), Some(3));
+    assert_eq!(c.serving().len(), 3);
+}

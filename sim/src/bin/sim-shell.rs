@@ -68,6 +68,10 @@ mod cli {
         /// compares them with those of each seed run alone).
         #[arg(long)]
         hashes: bool,
+        /// After a campaign, print each seed's times from a leader fault to the next
+        /// established leader, in seed order (to find the slow tail of fail-over).
+        #[arg(long)]
+        failover_seeds: bool,
         /// A deliberate core bug (same names as `sim --bug`), or a storage bug:
         /// durable-before-fsync, epoch-in-place-no-fsync, keep-past-torn-tail; or a harness
         /// bug: leak-nodes (the nodes outlive their seed; a campaign must report the leak).
@@ -234,6 +238,13 @@ mod cli {
         if cli.hashes {
             for r in &reports {
                 println!("seed {}: trace hash {:016x}", r.seed, r.trace_hash);
+            }
+        }
+        if cli.failover_seeds {
+            for r in reports.iter().filter(|r| !r.recoveries_ns.is_empty()) {
+                let times: Vec<String> =
+                    r.recoveries_ns.iter().map(|ns| format!("{:.3}", *ns as f64 / 1e9)).collect();
+                println!("seed {}: failover {}", r.seed, times.join(" "));
             }
         }
         let wall = started.elapsed().as_secs_f64();

@@ -75,6 +75,10 @@ struct Cli {
     /// simulated second (what the time of a seed is made of)
     #[arg(long)]
     mix: bool,
+    /// After a campaign, print each seed's times from a crash of its established leader to the
+    /// next established leader, in seed order (to find the slow tail of fail-over)
+    #[arg(long, conflicts_with = "seed")]
+    failover_seeds: bool,
 }
 
 fn bugs(names: &[String]) -> Result<Bugs, String> {
@@ -266,6 +270,16 @@ fn campaign(cli: &Cli, seeds: Vec<u64>, bugs: Bugs) -> ExitCode {
     let elapsed = started.elapsed().as_secs_f64();
     let mut reports = reports.into_inner().expect("threads done");
     reports.sort_by_key(|r| r.seed);
+    if cli.failover_seeds {
+        for r in reports.iter().filter(|r| !r.failover_established_ns.is_empty()) {
+            let times: Vec<String> = r
+                .failover_established_ns
+                .iter()
+                .map(|ns| format!("{:.3}", *ns as f64 / 1e9))
+                .collect();
+            println!("seed {}: failover {}", r.seed, times.join(" "));
+        }
+    }
     if cli.mix {
         let mut mix = zkr_sim::sim::StepMix::default();
         for r in &reports {
