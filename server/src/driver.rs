@@ -390,7 +390,7 @@ impl Driver {
     pub async fn run(
         mut self,
         mut events: mpsc::UnboundedReceiver<Event>,
-        mut storage_events: crate::storage::EventReceiver,
+        mut storage_events: mpsc::UnboundedReceiver<StorageEvent>,
         mut shutdown: signal::Receiver<bool>,
     ) -> Result<(), String> {
         let tick = Duration::from_millis(self.cfg.core.tick_ms as u64);

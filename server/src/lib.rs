@@ -95,8 +95,7 @@ impl Server {
             .await
             .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let (storage_tx, storage_rx) = storage::bell::channel()
-            .map_err(|e| format!("cannot make the storage event channel: {e}"))?;
+        let (storage_tx, storage_rx) = mpsc::unbounded_channel();
         let storage = storage::StorageThread::spawn(storage, storage_tx)
             .map_err(|e| format!("cannot start the storage thread: {e}"))?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();

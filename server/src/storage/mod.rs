@@ -33,14 +33,12 @@
 //! production, `SimFs` in the simulator). `StorageThread` (in `thread.rs`) runs it on its own
 //! thread with group commit and writes snapshots on a second thread.
 
-pub mod bell;
 pub mod log;
 pub mod pace;
 mod recovery;
 pub mod snap;
 pub mod thread;
 
-pub use bell::{EventReceiver, EventSender};
 pub use recovery::RangeRead;
 pub use thread::{StorageEvent, StorageStopped, StorageThread};
 

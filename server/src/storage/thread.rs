@@ -73,7 +73,6 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
-use super::bell::EventSender;
 use super::log::is_disk_full;
 use super::pace::{LogSyncWatch, SnapshotPacer};
 use super::snap::SnapshotBlob;
@@ -204,9 +203,8 @@ impl StorageThread {
     /// snapshot thread copies the setting at spawn.
     pub fn spawn(
         storage: Storage,
-        events: impl Into<EventSender>,
+        events: UnboundedSender<StorageEvent>,
     ) -> std::io::Result<StorageThread> {
-        let events = events.into();
         let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
         let snap_worker = SnapWorker {
             fs: storage.fs().clone(),
@@ -246,7 +244,7 @@ impl StorageThread {
     #[cfg(not(madsim))]
     fn spawn_threads(
         storage: Storage,
-        events: EventSender,
+        events: UnboundedSender<StorageEvent>,
         (mut snap_worker, reader): (SnapWorker, LogReader),
         command_rx: UnboundedReceiver<Command>,
         commands: UnboundedSender<Command>,
@@ -407,7 +405,7 @@ enum ReadQueue {
 
 struct LogWorker {
     storage: Storage,
-    events: EventSender,
+    events: UnboundedSender<StorageEvent>,
     snap: SnapQueue,
     reader: ReadQueue,
     sync_count: Arc<AtomicU64>,
@@ -775,7 +773,7 @@ fn make_next_log_beside(job: Box<dyn FnOnce() + Send>) {
 struct LogReader {
     fs: Arc<dyn crate::fs::Fs>,
     log_dir: std::path::PathBuf,
-    events: EventSender,
+    events: UnboundedSender<StorageEvent>,
 }
 
 impl LogReader {
@@ -834,7 +832,7 @@ struct SnapWorker {
     snap_dir: std::path::PathBuf,
     log_dir: std::path::PathBuf,
     force_sync: bool,
-    events: EventSender,
+    events: UnboundedSender<StorageEvent>,
     /// The log's sync latencies, to pace snapshot writes by; `None`: unpaced (madsim).
     sync_watch: Option<Arc<LogSyncWatch>>,
     /// `zkr.snapshotPacing`: idle between chunks (else only report the log's syncs).
@@ -922,7 +920,7 @@ mod tests {
         let (snap_tx, _snap_rx) = mpsc::channel();
         let mut worker = LogWorker {
             storage,
-            events: events_tx.into(),
+            events: events_tx,
             snap: SnapQueue::Thread(snap_tx),
             reader: ReadQueue::Thread(mpsc::channel().0),
             sync_count: Arc::new(AtomicU64::new(0)),
@@ -1269,7 +1267,7 @@ mod tests {
         let (snap_tx, _snap_rx) = mpsc::channel();
         let mut worker = LogWorker {
             storage,
-            events: events_tx.into(),
+            events: events_tx,
             snap: SnapQueue::Thread(snap_tx),
             reader: ReadQueue::Thread(mpsc::channel().0),
             sync_count: Arc::new(AtomicU64::new(0)),
