@@ -1017,15 +1017,11 @@ mod tests {
         assert!(check(state()).is_ok(), "and the unbroken state passes");
     }
 
-    /// The recount over a tree with ephemerals agrees with `pending_ephemerals`: a tree
-    /// ephemeral that a record deletes or gives to another session no longer counts, one a
-    /// record re-creates for the session counts once; a count off by one entry is caught.
-    #[test]
-    fn check_close_bytes_recounts_the_pending_view() {
-        let session = SessionId(7);
+    /// A tree holding ephemeral nodes created at `(zxid, path, owner)`, in that order.
+    fn tree_with_ephemerals(nodes: &[(i64, &str, SessionId)]) -> DataTree {
         let mut tree = DataTree::new();
-        for (zxid, path) in [(1, "/a"), (2, "/b"), (3, "/c")] {
-            let header = TxnHeader { session_id: session, cxid: 1, zxid: Zxid(zxid), time_ms: 0 };
+        for &(zxid, path, owner) in nodes {
+            let header = TxnHeader { session_id: owner, cxid: 1, zxid: Zxid(zxid), time_ms: 0 };
             let txn = Txn::Create {
                 path: path.into(),
                 data: None,
@@ -1035,6 +1031,19 @@ mod tests {
             };
             tree.apply(&LoggedTxn { header, txn });
         }
+        let count: usize = tree.all_ephemerals().values().map(Vec::len).sum();
+        assert_eq!(count, nodes.len(), "each is an ephemeral");
+        tree
+    }
+
+    /// The recount over a tree with ephemerals agrees with `pending_ephemerals`: a tree
+    /// ephemeral that a record deletes or gives to another session no longer counts, one a
+    /// record re-creates for the session counts once; a count off by one entry is caught.
+    #[test]
+    fn check_close_bytes_recounts_the_pending_view() {
+        let session = SessionId(7);
+        let tree =
+            tree_with_ephemerals(&[(1, "/a", session), (2, "/b", session), (3, "/c", session)]);
         assert_eq!(tree.ephemeral_paths(session).count(), 3, "three ephemerals in the tree");
         let mut prep = PrepState::new();
         let mut eph = node();
@@ -1064,18 +1073,7 @@ mod tests {
     #[test]
     fn check_close_bytes_moves_an_ephemeral_between_cached_sessions() {
         let (seven, eight) = (SessionId(7), SessionId(8));
-        let mut tree = DataTree::new();
-        for (zxid, path, owner) in [(1, "/a", seven), (2, "/b", seven), (3, "/c", eight)] {
-            let header = TxnHeader { session_id: owner, cxid: 1, zxid: Zxid(zxid), time_ms: 0 };
-            let txn = Txn::Create {
-                path: path.into(),
-                data: None,
-                acl: Acl::open_unsafe(),
-                kind: CreateKind::Ephemeral,
-                parent_cversion: i32::try_from(zxid).expect("small"),
-            };
-            tree.apply(&LoggedTxn { header, txn });
-        }
+        let tree = tree_with_ephemerals(&[(1, "/a", seven), (2, "/b", seven), (3, "/c", eight)]);
         let mut prep = PrepState::new();
         let mut of_eight = node();
         of_eight.kind = NodeKind::Ephemeral(eight);

@@ -98,7 +98,7 @@ impl Eq for Tree {}
 /// when a create makes it, so the table grows during a search).
 #[derive(Debug, Default)]
 struct Names {
-    ids: HashMap<Arc<str>, u32, BuildHasherDefault<NameHasher>>,
+    ids: HashMap<Arc<str>, u32, BuildHasherDefault<PathHasher>>,
     paths: Vec<Arc<str>>,
     parents: Vec<Option<u32>>,
     children: Vec<Vec<u32>>,
@@ -124,14 +124,15 @@ impl Names {
     }
 }
 
-/// The hash of the path table ([`Names`]): paths are short, and a step looks up a few, so
-/// SipHash (keyed against flooding, which a history cannot usefully do) cost more than the
-/// lookup. Eight bytes at a time through a multiply and rotate (FxHash's step). Nothing
-/// iterates the table's map, so its order never shows.
+/// The hash of the path tables (this model's [`Names`], the checker's partition by key): paths
+/// are short, and a step looks up a few, so SipHash (keyed against flooding, which a history
+/// cannot usefully do) cost more than the lookup. Eight bytes at a time through a multiply and
+/// rotate (FxHash's step). Only lookups use it: nothing iterates those maps, so their order
+/// never shows.
 #[derive(Default)]
-struct NameHasher(u64);
+pub(crate) struct PathHasher(u64);
 
-impl Hasher for NameHasher {
+impl Hasher for PathHasher {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
@@ -151,7 +152,7 @@ impl Hasher for NameHasher {
     }
 }
 
-impl NameHasher {
+impl PathHasher {
     fn mix(&mut self, w: u64) {
         self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517C_C1B7_2722_0A95);
     }

@@ -14,10 +14,11 @@
 
 use crate::history::{CreateMode, Event, F, History, Op, Outcome, SubOp, definite_error};
 use crate::history::{SubResult, SyncZxid, parent};
+use crate::model::PathHasher;
 use crate::model::{self, Action, Reply, Scope, sequence_number};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 /// One op as placed in a partition.
 #[derive(Clone, Debug)]
@@ -162,39 +163,6 @@ impl<'h> Paths<'h> {
 
     fn name(&self, id: u32) -> &str {
         &self.names[id as usize]
-    }
-}
-
-/// The path table's hash: paths are short and looked up once per occurrence, so SipHash (the
-/// default, keyed against flooding, which a history file cannot usefully do) cost more than
-/// the lookup. Eight bytes at a time through a multiply and rotate (FxHash's step). Only
-/// lookups use it: nothing iterates the table's map, so its order never shows.
-#[derive(Default)]
-struct PathHasher(u64);
-
-impl Hasher for PathHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.mix(u64::from_le_bytes(c.try_into().expect("eight bytes")));
-        }
-        let mut tail = [0u8; 8];
-        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        self.mix(u64::from_le_bytes(tail) ^ (bytes.len() as u64) << 56);
-    }
-
-    fn write_u8(&mut self, b: u8) {
-        self.mix(u64::from(b));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl PathHasher {
-    fn mix(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517C_C1B7_2722_0A95);
     }
 }
 
@@ -1001,6 +969,7 @@ fn reply_facts(reply: &Event) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::hash::Hasher;
 
     /// A path has one number however it is given (borrowed from the history or built, as a
     /// child's path from a children list is), numbers are dense, and each names its path.
