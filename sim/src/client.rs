@@ -141,8 +141,11 @@ pub(crate) struct Client {
     pub memory: Memory,
     pub requested_timeout_ms: i32,
     pub last_zxid_seen: i64,
-    /// The liveness client issued its write.
+    /// The liveness client issued its write (and has no lost one to retry).
     pub done: bool,
+    /// The liveness client's writes issued so far: one unless a connection was lost with the
+    /// write in flight, which an application retries (seed 342174).
+    pub live_attempts: u32,
     pub watches: Watches,
 }
 
@@ -166,6 +169,7 @@ impl Client {
             requested_timeout_ms: rng.random_range(lo..=hi),
             last_zxid_seen: 0,
             done: false,
+            live_attempts: 0,
             watches: Watches::default(),
         }
     }
@@ -265,11 +269,19 @@ impl Sim {
             return;
         };
         let req = if self.clients[c].liveness {
-            self.clients[c].done = true;
+            let client = &mut self.clients[c];
+            client.done = true;
+            client.live_attempts += 1;
+            // A retry takes a new path: the lost attempt may have committed, and the retry
+            // must be a write that can succeed, not NodeExists.
+            let path = match client.live_attempts {
+                1 => "/live".to_string(),
+                n => format!("/live{n}"),
+            };
             let acl = zkr_core::types::Acl::open_unsafe();
             let op = zkr_core::proto::client::OpCode::Create;
             let data = Some(b"live".to_vec());
-            Request::Create { op, path: "/live".into(), data, acl, flags: 0, ttl: -1 }
+            Request::Create { op, path, data, acl, flags: 0, ttl: -1 }
         } else {
             match workload::pick_kind(&self.swarm, &mut self.rng) {
                 OpKind::Close => {
@@ -516,6 +528,11 @@ impl Sim {
         }
         let client = &mut self.clients[c];
         for p in std::mem::take(&mut client.pending) {
+            // The liveness client's write was lost with the connection: like an application
+            // that gets ConnectionLoss, it writes again once it has a connection.
+            if self.clients[c].liveness && matches!(p.req, Request::Create { .. }) {
+                self.clients[c].done = false;
+            }
             let Some(f) = workload::function(&p.req) else {
                 continue;
             };
