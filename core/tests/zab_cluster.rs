@@ -14,7 +14,7 @@ use zkr_core::proto::jute::Reader;
 use zkr_core::snapshot::Snapshot;
 use zkr_core::txn::LoggedTxn;
 use zkr_core::types::{Acl, ConnId, ServerId, Zxid};
-use zkr_core::zab::message::{PeerState, ZabMessage};
+use zkr_core::zab::message::{PeerState, Vote, ZabMessage};
 use zkr_core::{Config, Node, NodeInit};
 
 #[derive(Default, Clone)]
@@ -1105,4 +1105,41 @@ fn a_follower_answers_a_followerinfo_with_whom_it_follows() {
     c.settle();
     assert_eq!(c.leader(), Some(3));
     assert_eq!(c.serving().len(), 3);
+}
+
+#[test]
+fn a_leader_drops_a_learner_that_reports_it_left() {
+    // Tier 2 seed 36990: a leader paused past its followers' next election kept them as its
+    // learners after it resumed (their peer links stayed up) until `syncLimit`, and the next
+    // fail-over waited for it. Their notifications tell it they left, as a closed socket
+    // tells ZooKeeper's leader.
+    let mut c = Cluster::new(3);
+    assert_eq!(elect(&mut c), 3);
+    let learners = |c: &Cluster| {
+        let node = c.nodes[&3].as_ref().expect("the leader runs");
+        node.leader_counts().expect("3 leads").learners
+    };
+    assert_eq!(learners(&c), 2);
+    let looking = |leader: u64, peer_epoch: u32, round: u64| ZabMessage::Notification {
+        vote: Vote { leader: ServerId(leader), zxid: Zxid(0), peer_epoch },
+        election_epoch: round,
+        state: PeerState::Looking,
+    };
+    let wall_ms = c.wall;
+    // A report from before server 1 joined epoch 1 (its vote names epoch 0): delayed, ignored.
+    c.step(3, Input::PeerMessage { from: ServerId(1), msg: looking(1, 0, 1), wall_ms });
+    assert_eq!(learners(&c), 2, "a report older than our epoch keeps the learner");
+    // Server 1 looks again, after it synced with us: dropped; 2 and 3 keep a quorum.
+    c.step(3, Input::PeerMessage { from: ServerId(1), msg: looking(1, 1, 2), wall_ms });
+    assert_eq!(learners(&c), 1, "the learner that left is dropped");
+    assert_eq!(c.leader(), Some(3), "a quorum still follows 3");
+    // Server 2 reports it follows server 1 in a later epoch: 3 has no quorum and steps down.
+    let following = ZabMessage::Notification {
+        vote: Vote { leader: ServerId(1), zxid: Zxid(0), peer_epoch: 1 },
+        election_epoch: 2,
+        state: PeerState::Following,
+    };
+    c.step(3, Input::PeerMessage { from: ServerId(2), msg: following, wall_ms });
+    let node = c.nodes[&3].as_ref().expect("the leader runs");
+    assert!(node.leader_counts().is_none(), "3 no longer leads");
 }
