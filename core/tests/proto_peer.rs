@@ -54,13 +54,13 @@ fn all() -> Vec<ZabMessage> {
         ZabMessage::Request {
             session: SessionId(11),
             cxid: 4,
-            ids: vec![Id::new("ip", "127.0.0.1")],
+            ids: std::sync::Arc::new(vec![Id::new("ip", "127.0.0.1")]),
             forwarded: Forwarded::Write(Box::new(write)),
         },
         ZabMessage::Request {
             session: SessionId(12),
             cxid: 0,
-            ids: vec![],
+            ids: Default::default(),
             forwarded: Forwarded::CreateSession { timeout_ms: 4000 },
         },
         ZabMessage::SyncRequest,

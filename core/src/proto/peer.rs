@@ -293,6 +293,7 @@ fn read_request(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
     let session = SessionId(r.read_i64("request.session")?);
     let cxid = r.read_i32("request.cxid")?;
     let ids = r.read_vec_sized("request.ids", 8, |r| r.read_id())?.unwrap_or_default();
+    let ids = std::sync::Arc::new(ids);
     let forwarded = match r.read_i32("request.kind")? {
         0 => Forwarded::CreateSession { timeout_ms: r.read_i32("timeout")? },
         1 => {

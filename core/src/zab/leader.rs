@@ -1082,7 +1082,7 @@ impl Leader {
         from: ServerId,
         session: SessionId,
         cxid: i32,
-        ids: Vec<Id>,
+        ids: std::sync::Arc<Vec<Id>>,
         fwd: Forwarded,
     ) {
         assert!(self.phase.is_established(), "only an established leader decides requests");

@@ -709,7 +709,10 @@ impl Upstream for Learner {
 
     fn create_session(&mut self, shared: &mut Shared, session: SessionId, timeout_ms: i32) {
         let forwarded = Forwarded::CreateSession { timeout_ms };
-        self.send_leader(shared, ZabMessage::Request { session, cxid: 0, ids: vec![], forwarded });
+        self.send_leader(
+            shared,
+            ZabMessage::Request { session, cxid: 0, ids: Default::default(), forwarded },
+        );
     }
 
     fn write(
@@ -722,7 +725,7 @@ impl Upstream for Learner {
     ) {
         // The connection's auth ids travel with the request: the leader checks the ACLs and
         // does not know this connection.
-        let ids = shared.requester_ids(conn);
+        let ids = shared.requester_ids_shared(conn);
         let forwarded = Forwarded::Write(Box::new(req));
         self.send_leader(shared, ZabMessage::Request { session, cxid: xid, ids, forwarded });
     }

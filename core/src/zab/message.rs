@@ -11,6 +11,8 @@
 //! and re-syncs; the leader forgets the learner). Election notifications are idempotent and
 //! travel bare; ACK and COMMIT are also cumulative. Over TCP only loss at breaks happens.
 
+use std::sync::Arc;
+
 use crate::proto::client::Request;
 use crate::snapshot::Snapshot;
 use crate::txn::LoggedTxn;
@@ -149,8 +151,10 @@ pub enum ZabMessage {
         session: SessionId,
         /// The client's xid.
         cxid: i32,
-        /// The connection's auth ids (QuorumPacket.authinfo).
-        ids: Vec<Id>,
+        /// The connection's auth ids (QuorumPacket.authinfo), shared with the connection they
+        /// came from (`Conn::ids`): a forwarded write holds them by a reference count instead
+        /// of copying every id's two strings.
+        ids: Arc<Vec<Id>>,
         /// What is asked.
         forwarded: Forwarded,
     },
