@@ -104,7 +104,7 @@ fn write_sync(w: &mut Writer, msg: &SessionMessage) -> bool {
         SessionMessage::Diff { txns, committed } => {
             w.write_i32(kind::DIFF);
             write_zxid(w, *committed);
-            w.write_vec(txns, |w, t| write_txn(w, t));
+            w.write_vec(txns, write_txn);
         }
         SessionMessage::Trunc { zxid } => {
             w.write_i32(kind::TRUNC);
