@@ -402,14 +402,10 @@ impl Shared {
         self.drain(conn);
     }
 
-    /// A copy of the connection's auth ids, for a message that carries them (a learner's
-    /// forwarded write); none for a connection that is gone.
-    pub(crate) fn requester_ids(&self, conn: ConnId) -> Vec<Id> {
-        self.conns.get(&conn).map(|c| c.ids.to_vec()).unwrap_or_default()
-    }
-
     /// The connection's auth ids, shared: what a write prepared on this server reads while
-    /// `Shared` is borrowed mutably (a reference count, not a copy of every id string).
+    /// `Shared` is borrowed mutably, and what a learner's forwarded write carries to the
+    /// leader (a reference count, not a copy of every id string); none for a connection that
+    /// is gone.
     pub(crate) fn requester_ids_shared(&self, conn: ConnId) -> std::sync::Arc<Vec<Id>> {
         self.conns.get(&conn).map(|c| c.ids.clone()).unwrap_or_default()
     }

@@ -18,7 +18,7 @@ use zkr_core::snapshot;
 use zkr_core::tree::DataTree;
 use zkr_core::txn::{CreateKind, LoggedTxn, Txn, TxnHeader};
 use zkr_core::types::{Acl, SessionId, Zxid};
-use zkr_core::zab::message::ZabMessage;
+use zkr_core::zab::message::{SessionMessage, ZabMessage};
 
 /// Byte edits (xor at an index), then, one time in three, a cut in the second half. Damage
 /// that is too heavy only tests the decoders' first length check.
@@ -40,15 +40,24 @@ fn edits() -> impl Strategy<Value = Vec<(usize, u8)>> {
     vec((any::<usize>(), any::<u8>()), 0..3)
 }
 
+/// A session message in a session with a random nonce and number.
 fn peer_message() -> impl Strategy<Value = ZabMessage> {
+    (any::<u64>(), any::<u64>(), session_message())
+        .prop_map(|(nonce, seq, msg)| ZabMessage::Session { nonce, seq, msg })
+}
+
+fn session_message() -> impl Strategy<Value = SessionMessage> {
     let txns = vec(s::logged_txn(), 0..3);
     prop_oneof![
-        s::logged_txn().prop_map(|txn| ZabMessage::Proposal { txn: std::sync::Arc::new(txn) }),
-        (txns, any::<i64>()).prop_map(|(txns, c)| ZabMessage::Diff { txns, committed: Zxid(c) }),
-        any::<u64>().prop_map(|round| ZabMessage::Ping { round }),
-        (any::<u32>(), any::<i64>())
-            .prop_map(|(e, z)| ZabMessage::AckEpoch { current_epoch: Some(e), last_zxid: Zxid(z) }),
-        any::<i64>().prop_map(|z| ZabMessage::Commit { zxid: Zxid(z) }),
+        s::logged_txn().prop_map(|txn| SessionMessage::Proposal { txn: std::sync::Arc::new(txn) }),
+        (txns, any::<i64>())
+            .prop_map(|(txns, c)| SessionMessage::Diff { txns, committed: Zxid(c) }),
+        any::<u64>().prop_map(|round| SessionMessage::Ping { round }),
+        (any::<u32>(), any::<i64>()).prop_map(|(e, z)| SessionMessage::AckEpoch {
+            current_epoch: Some(e),
+            last_zxid: Zxid(z)
+        }),
+        any::<i64>().prop_map(|z| SessionMessage::Commit { zxid: Zxid(z) }),
     ]
 }
 

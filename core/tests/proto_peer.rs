@@ -8,7 +8,7 @@ use zkr_core::snapshot::Snapshot;
 use zkr_core::tree::DataTree;
 use zkr_core::txn::{LoggedTxn, Txn, TxnHeader};
 use zkr_core::types::{Acl, Id, ServerId, SessionId, Zxid};
-use zkr_core::zab::message::{Forwarded, PeerState, Vote, ZabMessage};
+use zkr_core::zab::message::{Forwarded, PeerState, SessionMessage, Vote, ZabMessage};
 
 fn txn(z: i64) -> LoggedTxn {
     LoggedTxn {
@@ -17,8 +17,8 @@ fn txn(z: i64) -> LoggedTxn {
     }
 }
 
-fn all() -> Vec<ZabMessage> {
-    let vote = Vote { leader: ServerId(3), zxid: Zxid(0x1_0000_0005), peer_epoch: 1 };
+/// Every kind of message a session carries.
+fn session_messages() -> Vec<SessionMessage> {
     let snapshot = Box::new(Snapshot {
         zxid: Zxid::ZERO,
         tree: DataTree::new(),
@@ -33,6 +33,41 @@ fn all() -> Vec<ZabMessage> {
         ttl: -1,
     };
     vec![
+        SessionMessage::LeaderInfo { new_epoch: 3 },
+        SessionMessage::AckEpoch { current_epoch: Some(2), last_zxid: Zxid(5) },
+        SessionMessage::AckEpoch { current_epoch: None, last_zxid: Zxid(5) },
+        SessionMessage::Diff { txns: vec![txn(6), txn(7)], committed: Zxid(6) },
+        SessionMessage::Trunc { zxid: Zxid(4) },
+        SessionMessage::Snap { snapshot },
+        SessionMessage::NewLeader { zxid: Zxid::new(3, 0) },
+        SessionMessage::UpToDate,
+        SessionMessage::Proposal { txn: std::sync::Arc::new(txn(8)) },
+        SessionMessage::Ack { zxid: Zxid(8) },
+        SessionMessage::Commit { zxid: Zxid(8) },
+        SessionMessage::Request {
+            session: SessionId(11),
+            cxid: 4,
+            ids: std::sync::Arc::new(vec![Id::new("ip", "127.0.0.1")]),
+            forwarded: Forwarded::Write(Box::new(write)),
+        },
+        SessionMessage::Request {
+            session: SessionId(12),
+            cxid: 0,
+            ids: Default::default(),
+            forwarded: Forwarded::CreateSession { timeout_ms: 4000 },
+        },
+        SessionMessage::SyncRequest,
+        SessionMessage::SyncReply,
+        SessionMessage::Ping { round: 7 },
+        SessionMessage::PingReply { touched: vec![SessionId(1), SessionId(2)], round: 7 },
+    ]
+}
+
+/// Every kind of peer message: the two that travel bare, and each session message in a
+/// session of its own (the last one with the largest nonce and number).
+fn all() -> Vec<ZabMessage> {
+    let vote = Vote { leader: ServerId(3), zxid: Zxid(0x1_0000_0005), peer_epoch: 1 };
+    let mut msgs = vec![
         ZabMessage::Notification { vote, election_epoch: 9, state: PeerState::Leading },
         ZabMessage::FollowerInfo {
             accepted_epoch: 2,
@@ -40,39 +75,66 @@ fn all() -> Vec<ZabMessage> {
             observer: true,
             nonce: u64::MAX,
         },
-        ZabMessage::LeaderInfo { new_epoch: 3 },
-        ZabMessage::AckEpoch { current_epoch: Some(2), last_zxid: Zxid(5) },
-        ZabMessage::AckEpoch { current_epoch: None, last_zxid: Zxid(5) },
-        ZabMessage::Diff { txns: vec![txn(6), txn(7)], committed: Zxid(6) },
-        ZabMessage::Trunc { zxid: Zxid(4) },
-        ZabMessage::Snap { snapshot },
-        ZabMessage::NewLeader { zxid: Zxid::new(3, 0) },
-        ZabMessage::UpToDate,
-        ZabMessage::Proposal { txn: std::sync::Arc::new(txn(8)) },
-        ZabMessage::Ack { zxid: Zxid(8) },
-        ZabMessage::Commit { zxid: Zxid(8) },
-        ZabMessage::Request {
-            session: SessionId(11),
-            cxid: 4,
-            ids: vec![Id::new("ip", "127.0.0.1")],
-            forwarded: Forwarded::Write(Box::new(write)),
-        },
-        ZabMessage::Request {
+    ];
+    let inner = session_messages();
+    let last = inner.len() - 1;
+    msgs.extend(inner.into_iter().enumerate().map(|(i, msg)| {
+        let (nonce, seq) =
+            if i == last { (u64::MAX, u64::MAX >> 1) } else { (9 + i as u64, 3 * i as u64) };
+        ZabMessage::Session { nonce, seq, msg }
+    }));
+    msgs
+}
+
+/// A big-endian jute int and long.
+fn be4(v: i32) -> Vec<u8> {
+    v.to_be_bytes().to_vec()
+}
+fn be8(v: i64) -> Vec<u8> {
+    v.to_be_bytes().to_vec()
+}
+
+#[test]
+fn session_wire_bytes_are_frozen() {
+    // SESSION (200), the nonce, the number, then the carried message as a length-prefixed
+    // buffer holding its own type and fields: the bytes of the format before the session
+    // message had its own type (a servers of either build read the other's).
+    let commit =
+        ZabMessage::Session { nonce: 9, seq: 3, msg: SessionMessage::Commit { zxid: Zxid(8) } };
+    let inner = [be4(4), be8(8)].concat();
+    let expected = [be4(200), be8(9), be8(3), be4(inner.len() as i32), inner].concat();
+    assert_eq!(encode_peer_message(&commit), expected);
+    let request = ZabMessage::Session {
+        nonce: 1,
+        seq: 0,
+        msg: SessionMessage::Request {
             session: SessionId(12),
             cxid: 0,
-            ids: vec![],
+            ids: std::sync::Arc::new(vec![Id::new("ip", "1")]),
             forwarded: Forwarded::CreateSession { timeout_ms: 4000 },
         },
-        ZabMessage::SyncRequest,
-        ZabMessage::SyncReply,
-        ZabMessage::Ping { round: 7 },
-        ZabMessage::PingReply { touched: vec![SessionId(1), SessionId(2)], round: 7 },
-        ZabMessage::Session {
-            nonce: 9,
-            seq: 3,
-            msg: Box::new(ZabMessage::Commit { zxid: Zxid(8) }),
-        },
-    ]
+    };
+    let id = [be4(2), b"ip".to_vec(), be4(1), b"1".to_vec()].concat();
+    let inner = [be4(1), be8(12), be4(0), be4(1), id, be4(0), be4(4000)].concat();
+    let expected = [be4(200), be8(1), be8(0), be4(inner.len() as i32), inner].concat();
+    assert_eq!(encode_peer_message(&request), expected);
+    assert_eq!(decode_peer_message(&expected), Ok(request));
+}
+
+#[test]
+fn session_messages_travel_only_in_a_session() {
+    let ack = [be4(3), be8(8)].concat();
+    assert!(decode_peer_message(&ack).is_err(), "a bare ACK");
+    let in_session =
+        |inner: Vec<u8>| [be4(200), be8(9), be8(0), be4(inner.len() as i32), inner].concat();
+    assert!(decode_peer_message(&in_session(ack)).is_ok(), "an ACK in a session");
+    let vote = Vote { leader: ServerId(3), zxid: Zxid(5), peer_epoch: 1 };
+    let notification =
+        ZabMessage::Notification { vote, election_epoch: 9, state: PeerState::Looking };
+    let nested = encode_peer_message(&notification);
+    assert!(decode_peer_message(&in_session(nested)).is_err(), "a notification in a session");
+    let session = encode_peer_message(&all()[2]);
+    assert!(decode_peer_message(&in_session(session)).is_err(), "a session in a session");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use zkr_core::proto::jute::Reader;
 use zkr_core::snapshot::Snapshot;
 use zkr_core::txn::LoggedTxn;
 use zkr_core::types::{Acl, ConnId, ServerId, Zxid};
-use zkr_core::zab::message::{PeerState, Vote, ZabMessage};
+use zkr_core::zab::message::{PeerState, SessionMessage, Vote, ZabMessage};
 use zkr_core::{Config, Node, NodeInit};
 
 #[derive(Default, Clone)]
@@ -789,9 +789,9 @@ fn a_forwarded_write_is_stamped_when_it_reaches_the_leader() {
 }
 
 /// The message inside a learner session's numbering.
-fn unwrap_session(output: &Output) -> (u64, ZabMessage) {
+fn unwrap_session(output: &Output) -> (u64, SessionMessage) {
     match output {
-        Output::PeerSend { to, msg: ZabMessage::Session { msg, .. } } => (to.0, (**msg).clone()),
+        Output::PeerSend { to, msg: ZabMessage::Session { msg, .. } } => (to.0, msg.clone()),
         other => panic!("not a session message: {other:?}"),
     }
 }
@@ -817,7 +817,7 @@ fn lagging_follower_with_a_held_read(missed: i32) -> (Cluster, u64, u64) {
 
 /// Steps the leader with the answer to its held read; returns the inner messages it sent (to
 /// the lagging follower) and carries its outputs out.
-fn answer_held_read(c: &mut Cluster, leader: u64, answer: Input) -> Vec<(u64, ZabMessage)> {
+fn answer_held_read(c: &mut Cluster, leader: u64, answer: Input) -> Vec<(u64, SessionMessage)> {
     let node = c.nodes.get_mut(&leader).and_then(|n| n.as_mut()).expect("up");
     node.step(answer);
     let outputs = node.take_outputs();
@@ -855,8 +855,8 @@ fn a_follower_behind_the_memory_log_is_synced_by_a_diff_from_the_log_files() {
     let committed = c.node(leader).committed();
     let epoch = c.node(leader).epochs().1;
     let expected = vec![
-        (lagging, ZabMessage::Diff { txns, committed }),
-        (lagging, ZabMessage::NewLeader { zxid: Zxid::new(epoch, 0) }),
+        (lagging, SessionMessage::Diff { txns, committed }),
+        (lagging, SessionMessage::NewLeader { zxid: Zxid::new(epoch, 0) }),
     ];
     assert_eq!(sent, expected, "DIFF of disk + memory, then NEWLEADER");
     c.hold_reads = false;
@@ -876,9 +876,9 @@ fn a_failed_log_read_falls_back_to_a_snapshot() {
     let kinds: Vec<&str> = sent
         .iter()
         .map(|(_, m)| match m {
-            ZabMessage::Snap { .. } => "snap",
-            ZabMessage::Diff { .. } => "diff",
-            ZabMessage::NewLeader { .. } => "newleader",
+            SessionMessage::Snap { .. } => "snap",
+            SessionMessage::Diff { .. } => "diff",
+            SessionMessage::NewLeader { .. } => "newleader",
             _ => "other",
         })
         .collect();
@@ -906,7 +906,7 @@ fn commits_during_the_read_keep_its_range_in_memory() {
     assert!(answer_held_read(&mut c, leader, unknown).is_empty(), "nobody waits for it");
     let answer = read.answer_from(&c.disks[&leader].txns);
     let sent = answer_held_read(&mut c, leader, answer);
-    let Some((_, ZabMessage::Diff { txns, .. })) = sent.first() else {
+    let Some((_, SessionMessage::Diff { txns, .. })) = sent.first() else {
         panic!("DIFF, not {sent:?}")
     };
     let expected: Vec<Zxid> =
@@ -954,7 +954,7 @@ fn a_read_pending_too_long_lets_the_log_trim_and_falls_back_to_a_snapshot() {
     }
     let answer = read.answer_from(&c.disks[&leader].txns);
     let sent = answer_held_read(&mut c, leader, answer);
-    assert!(matches!(sent[0], (_, ZabMessage::Snap { .. })), "SNAP: {sent:?}");
+    assert!(matches!(sent[0], (_, SessionMessage::Snap { .. })), "SNAP: {sent:?}");
     c.hold_reads = false;
     run_until(&mut c, "the lagging follower serves", |c| c.serving().len() == 3);
     c.tick(2);
@@ -986,7 +986,10 @@ fn records_that_do_not_join_up_are_refused() {
             leader,
             Input::LogRead { request, found_after, txns: Ok(txns) },
         );
-        assert!(matches!(sent[0], (_, ZabMessage::Snap { .. })), "{broken}: SNAP, not {sent:?}");
+        assert!(
+            matches!(sent[0], (_, SessionMessage::Snap { .. })),
+            "{broken}: SNAP, not {sent:?}"
+        );
     }
 }
 

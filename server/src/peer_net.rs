@@ -66,7 +66,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use zkr_core::proto::peer::{decode_peer_message, encode_peer_message};
 use zkr_core::types::ServerId;
-use zkr_core::zab::message::ZabMessage;
+use zkr_core::zab::message::{SessionMessage, ZabMessage};
 
 use crate::client_net::Event;
 use crate::quorum_tls::QuorumTls;
@@ -213,7 +213,7 @@ impl PeerNet {
     /// Queues a message for a peer (best effort).
     pub fn send(&self, to: ServerId, msg: &ZabMessage) {
         if let Some(tx) = self.senders.get(&to) {
-            let item = if let ZabMessage::Snap { .. } = msg {
+            let item = if let ZabMessage::Session { msg: SessionMessage::Snap { .. }, .. } = msg {
                 // The snapshot's tree is an O(1) clone: cheap to hand over.
                 let (done, encoded) = oneshot::channel();
                 let msg = msg.clone();
@@ -827,7 +827,9 @@ mod tests {
                 PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None, None)
                     .await
                     .unwrap();
-            net.send(ServerId(2), &ZabMessage::Ping { round: 1 });
+            let ping =
+                ZabMessage::Session { nonce: 1, seq: 0, msg: SessionMessage::Ping { round: 1 } };
+            net.send(ServerId(2), &ping);
             let lost = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
             assert!(matches!(lost, Ok(Some(Event::PeerLost { peer: ServerId(2) }))));
             let listener = TcpListener::bind(peer_addr).await.unwrap();

@@ -34,7 +34,7 @@ use zkr_core::io::ready::{DiskWrite, Effects, Executor, LogReadRequest, Written}
 use zkr_core::io::{Input, Output};
 use zkr_core::txn::{LoggedTxn, Txn};
 use zkr_core::types::{ConnId, ServerId, Zxid};
-use zkr_core::zab::message::ZabMessage;
+use zkr_core::zab::message::{SessionMessage, ZabMessage};
 use zkr_core::{Config, Node, NodeInit};
 use zkr_jepsen::history::Event;
 
@@ -383,13 +383,13 @@ impl CrashPoint {
     /// The point a peer message is at, if any.
     pub(crate) fn of_message(msg: &ZabMessage) -> Option<CrashPoint> {
         let ZabMessage::Session { msg, .. } = msg else { return None };
-        match **msg {
-            ZabMessage::AckEpoch { .. } => Some(CrashPoint::AckEpoch),
-            ZabMessage::Ack { zxid } if zxid.counter() == 0 => Some(CrashPoint::AckNewLeader),
-            ZabMessage::Ack { .. } => Some(CrashPoint::Ack),
-            ZabMessage::NewLeader { .. } => Some(CrashPoint::NewLeader),
-            ZabMessage::UpToDate => Some(CrashPoint::UpToDate),
-            ZabMessage::Commit { .. } => Some(CrashPoint::Commit),
+        match *msg {
+            SessionMessage::AckEpoch { .. } => Some(CrashPoint::AckEpoch),
+            SessionMessage::Ack { zxid } if zxid.counter() == 0 => Some(CrashPoint::AckNewLeader),
+            SessionMessage::Ack { .. } => Some(CrashPoint::Ack),
+            SessionMessage::NewLeader { .. } => Some(CrashPoint::NewLeader),
+            SessionMessage::UpToDate => Some(CrashPoint::UpToDate),
+            SessionMessage::Commit { .. } => Some(CrashPoint::Commit),
             _ => None,
         }
     }

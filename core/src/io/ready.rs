@@ -458,7 +458,8 @@ mod tests {
     }
 
     fn peer(to: u64) -> Output {
-        let msg = ZabMessage::Ack { zxid: Zxid::new(1, 0) };
+        let msg = crate::zab::message::SessionMessage::Ack { zxid: Zxid::new(1, 0) };
+        let msg = ZabMessage::Session { nonce: 1, seq: 0, msg };
         Output::PeerSend { to: ServerId(to), msg }
     }
 

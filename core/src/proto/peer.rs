@@ -10,7 +10,7 @@ use crate::proto::error::DecodeError;
 use crate::proto::jute::{Reader, Writer};
 use crate::proto::txn::{read_txn, write_txn};
 use crate::types::{ServerId, SessionId, Zxid};
-use crate::zab::message::{Forwarded, PeerState, Vote, ZabMessage};
+use crate::zab::message::{Forwarded, PeerState, SessionMessage, Vote, ZabMessage};
 
 /// Frozen packet type numbers (ZooKeeper's `Leader.java` values where they exist).
 mod kind {
@@ -52,16 +52,8 @@ fn write_zxid(w: &mut Writer, z: Zxid) {
 
 /// Encodes one message (no length prefix; the shell frames it).
 pub fn encode_peer_message(msg: &ZabMessage) -> Vec<u8> {
-    let mut w = Writer::new();
-    if !write_handshake(&mut w, msg) {
-        write_broadcast(&mut w, msg);
-    }
-    w.into_inner()
-}
-
-/// Election, discovery and sync messages; false for the others.
-fn write_handshake(w: &mut Writer, msg: &ZabMessage) -> bool {
-    let w = &mut *w;
+    let mut out = Writer::new();
+    let w = &mut out;
     match msg {
         ZabMessage::Notification { vote, election_epoch, state } => {
             w.write_i32(kind::NOTIFICATION);
@@ -78,62 +70,77 @@ fn write_handshake(w: &mut Writer, msg: &ZabMessage) -> bool {
             w.write_bool(*observer);
             w.write_i64(*nonce as i64);
         }
-        ZabMessage::LeaderInfo { new_epoch } => {
+        ZabMessage::Session { nonce, seq, msg } => {
+            w.write_i32(kind::SESSION);
+            w.write_i64(*nonce as i64);
+            w.write_i64(*seq as i64);
+            w.write_buffer(Some(&encode_session_message(msg)));
+        }
+    }
+    out.into_inner()
+}
+
+/// Encodes the message a session carries: the bytes inside SESSION's buffer.
+fn encode_session_message(msg: &SessionMessage) -> Vec<u8> {
+    let mut w = Writer::new();
+    if !write_sync(&mut w, msg) {
+        write_broadcast(&mut w, msg);
+    }
+    w.into_inner()
+}
+
+/// Discovery and sync messages; false for the others.
+fn write_sync(w: &mut Writer, msg: &SessionMessage) -> bool {
+    match msg {
+        SessionMessage::LeaderInfo { new_epoch } => {
             w.write_i32(kind::LEADERINFO);
             w.write_i32(*new_epoch as i32);
         }
-        ZabMessage::AckEpoch { current_epoch, last_zxid } => {
+        SessionMessage::AckEpoch { current_epoch, last_zxid } => {
             w.write_i32(kind::ACKEPOCH);
             w.write_i32(current_epoch.map_or(-1, |e| e as i32));
             write_zxid(w, *last_zxid);
         }
-        ZabMessage::Diff { txns, committed } => {
+        SessionMessage::Diff { txns, committed } => {
             w.write_i32(kind::DIFF);
             write_zxid(w, *committed);
-            w.write_vec(txns, |w, t| write_txn(w, t));
+            w.write_vec(txns, write_txn);
         }
-        ZabMessage::Trunc { zxid } => {
+        SessionMessage::Trunc { zxid } => {
             w.write_i32(kind::TRUNC);
             write_zxid(w, *zxid);
         }
-        ZabMessage::Snap { snapshot } => {
+        SessionMessage::Snap { snapshot } => {
             w.write_i32(kind::SNAP);
             let bytes = crate::snapshot::encode(&snapshot.tree, &snapshot.sessions);
             w.write_buffer(Some(&bytes));
         }
-        ZabMessage::NewLeader { zxid } => {
+        SessionMessage::NewLeader { zxid } => {
             w.write_i32(kind::NEWLEADER);
             write_zxid(w, *zxid);
         }
-        ZabMessage::UpToDate => w.write_i32(kind::UPTODATE),
-        ZabMessage::Session { nonce, seq, msg } => {
-            assert!(!matches!(**msg, ZabMessage::Session { .. }), "sessions never nest");
-            w.write_i32(kind::SESSION);
-            w.write_i64(*nonce as i64);
-            w.write_i64(*seq as i64);
-            w.write_buffer(Some(&encode_peer_message(msg)));
-        }
+        SessionMessage::UpToDate => w.write_i32(kind::UPTODATE),
         _ => return false,
     }
     true
 }
 
 /// Broadcast-phase messages.
-fn write_broadcast(w: &mut Writer, msg: &ZabMessage) {
+fn write_broadcast(w: &mut Writer, msg: &SessionMessage) {
     match msg {
-        ZabMessage::Proposal { txn } => {
+        SessionMessage::Proposal { txn } => {
             w.write_i32(kind::PROPOSAL);
             write_txn(w, txn);
         }
-        ZabMessage::Ack { zxid } => {
+        SessionMessage::Ack { zxid } => {
             w.write_i32(kind::ACK);
             write_zxid(w, *zxid);
         }
-        ZabMessage::Commit { zxid } => {
+        SessionMessage::Commit { zxid } => {
             w.write_i32(kind::COMMIT);
             write_zxid(w, *zxid);
         }
-        ZabMessage::Request { session, cxid, ids, forwarded } => {
+        SessionMessage::Request { session, cxid, ids, forwarded } => {
             w.write_i32(kind::REQUEST);
             w.write_i64(session.0);
             w.write_i32(*cxid);
@@ -151,27 +158,27 @@ fn write_broadcast(w: &mut Writer, msg: &ZabMessage) {
                 }
             }
         }
-        ZabMessage::SyncRequest => w.write_i32(kind::SYNC_REQUEST),
-        ZabMessage::Revalidate { session } => {
+        SessionMessage::SyncRequest => w.write_i32(kind::SYNC_REQUEST),
+        SessionMessage::Revalidate { session } => {
             w.write_i32(kind::REVALIDATE);
             w.write_i64(session.0);
         }
-        ZabMessage::RevalidateReply { session, valid } => {
+        SessionMessage::RevalidateReply { session, valid } => {
             w.write_i32(kind::REVALIDATE_REPLY);
             w.write_i64(session.0);
             w.write_bool(*valid);
         }
-        ZabMessage::SyncReply => w.write_i32(kind::SYNC_REPLY),
-        ZabMessage::Ping { round } => {
+        SessionMessage::SyncReply => w.write_i32(kind::SYNC_REPLY),
+        SessionMessage::Ping { round } => {
             w.write_i32(kind::PING);
             w.write_i64(*round as i64);
         }
-        ZabMessage::PingReply { touched, round } => {
+        SessionMessage::PingReply { touched, round } => {
             w.write_i32(kind::PING_REPLY);
             w.write_vec(touched, |w, s| w.write_i64(s.0));
             w.write_i64(*round as i64);
         }
-        other => unreachable!("{other:?} is written by write_handshake"),
+        other => unreachable!("{other:?} is written by write_sync"),
     }
 }
 
@@ -208,6 +215,8 @@ fn read_round(r: &mut Reader<'_>) -> Result<u64, DecodeError> {
     u64::try_from(v).map_err(|_| DecodeError::BadValue { what: "ping round", value: v })
 }
 
+/// A message outside a session: a notification, a FOLLOWERINFO or a session's message. A
+/// session's kind of message sent bare is an error (none of ours is ever sent so).
 fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
     let t = r.read_i32("peer message type")?;
     Ok(match t {
@@ -235,43 +244,62 @@ fn read_message(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
             observer: r.read_bool("observer")?,
             nonce: r.read_i64("nonce")? as u64,
         },
-        kind::LEADERINFO => ZabMessage::LeaderInfo { new_epoch: read_u32(r, "new_epoch")? },
-        kind::ACKEPOCH => ZabMessage::AckEpoch {
+        kind::SESSION => read_session(r)?,
+        other => {
+            return Err(DecodeError::BadValue { what: "peer message type", value: other as i64 });
+        }
+    })
+}
+
+/// The message inside a SESSION's buffer: anything but a notification, a FOLLOWERINFO or a
+/// session (sessions never nest).
+fn read_session_message(r: &mut Reader<'_>) -> Result<SessionMessage, DecodeError> {
+    let t = r.read_i32("session message type")?;
+    Ok(match t {
+        kind::LEADERINFO => SessionMessage::LeaderInfo { new_epoch: read_u32(r, "new_epoch")? },
+        kind::ACKEPOCH => SessionMessage::AckEpoch {
             current_epoch: read_ack_epoch(r)?,
             last_zxid: read_zxid(r, "last_zxid")?,
         },
         kind::DIFF => {
             let committed = read_zxid(r, "committed")?;
             let txns = r.read_vec_sized("diff txns", 32, read_txn)?.unwrap_or_default();
-            ZabMessage::Diff { txns, committed }
+            SessionMessage::Diff { txns, committed }
         }
-        kind::TRUNC => ZabMessage::Trunc { zxid: read_zxid(r, "trunc zxid")? },
+        kind::TRUNC => SessionMessage::Trunc { zxid: read_zxid(r, "trunc zxid")? },
         kind::SNAP => {
             let bytes = r.read_buffer("snapshot")?.unwrap_or_default();
-            ZabMessage::Snap { snapshot: Box::new(crate::snapshot::decode(&bytes)?) }
+            SessionMessage::Snap { snapshot: Box::new(crate::snapshot::decode(&bytes)?) }
         }
-        kind::NEWLEADER => ZabMessage::NewLeader { zxid: read_zxid(r, "newleader zxid")? },
-        kind::UPTODATE => ZabMessage::UpToDate,
-        kind::PROPOSAL => ZabMessage::Proposal { txn: std::sync::Arc::new(read_txn(r)?) },
-        kind::ACK => ZabMessage::Ack { zxid: read_zxid(r, "ack zxid")? },
-        kind::COMMIT => ZabMessage::Commit { zxid: read_zxid(r, "commit zxid")? },
+        kind::NEWLEADER => SessionMessage::NewLeader { zxid: read_zxid(r, "newleader zxid")? },
+        kind::UPTODATE => SessionMessage::UpToDate,
+        kind::PROPOSAL => SessionMessage::Proposal { txn: std::sync::Arc::new(read_txn(r)?) },
+        kind::ACK => SessionMessage::Ack { zxid: read_zxid(r, "ack zxid")? },
+        kind::COMMIT => SessionMessage::Commit { zxid: read_zxid(r, "commit zxid")? },
         kind::REQUEST => read_request(r)?,
-        kind::SYNC_REQUEST => ZabMessage::SyncRequest,
-        kind::REVALIDATE => ZabMessage::Revalidate { session: SessionId(r.read_i64("session")?) },
-        kind::REVALIDATE_REPLY => ZabMessage::RevalidateReply {
+        kind::SYNC_REQUEST => SessionMessage::SyncRequest,
+        kind::REVALIDATE => {
+            SessionMessage::Revalidate { session: SessionId(r.read_i64("session")?) }
+        }
+        kind::REVALIDATE_REPLY => SessionMessage::RevalidateReply {
             session: SessionId(r.read_i64("session")?),
             valid: r.read_bool("valid")?,
         },
-        kind::SYNC_REPLY => ZabMessage::SyncReply,
-        kind::PING => ZabMessage::Ping { round: read_round(r)? },
-        kind::SESSION => read_session(r)?,
+        kind::SYNC_REPLY => SessionMessage::SyncReply,
+        kind::PING => SessionMessage::Ping { round: read_round(r)? },
         kind::PING_REPLY => {
             let touched =
                 r.read_vec_sized("touched", 8, |r| r.read_i64("session").map(SessionId))?;
-            ZabMessage::PingReply { touched: touched.unwrap_or_default(), round: read_round(r)? }
+            SessionMessage::PingReply {
+                touched: touched.unwrap_or_default(),
+                round: read_round(r)?,
+            }
         }
         other => {
-            return Err(DecodeError::BadValue { what: "peer message type", value: other as i64 });
+            return Err(DecodeError::BadValue {
+                what: "session message type",
+                value: other as i64,
+            });
         }
     })
 }
@@ -281,18 +309,16 @@ fn read_session(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
     let seq = r.read_i64("session seq")? as u64;
     let inner = r.read_buffer("session message")?.unwrap_or_default();
     let mut inner_reader = Reader::new(&inner);
-    let msg = read_message(&mut inner_reader)?;
+    let msg = read_session_message(&mut inner_reader)?;
     inner_reader.finish("session message")?;
-    if matches!(msg, ZabMessage::Session { .. }) {
-        return Err(DecodeError::BadValue { what: "nested session", value: 0 });
-    }
-    Ok(ZabMessage::Session { nonce, seq, msg: Box::new(msg) })
+    Ok(ZabMessage::Session { nonce, seq, msg })
 }
 
-fn read_request(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
+fn read_request(r: &mut Reader<'_>) -> Result<SessionMessage, DecodeError> {
     let session = SessionId(r.read_i64("request.session")?);
     let cxid = r.read_i32("request.cxid")?;
     let ids = r.read_vec_sized("request.ids", 8, |r| r.read_id())?.unwrap_or_default();
+    let ids = std::sync::Arc::new(ids);
     let forwarded = match r.read_i32("request.kind")? {
         0 => Forwarded::CreateSession { timeout_ms: r.read_i32("timeout")? },
         1 => {
@@ -303,5 +329,5 @@ fn read_request(r: &mut Reader<'_>) -> Result<ZabMessage, DecodeError> {
         }
         v => return Err(DecodeError::BadValue { what: "request.kind", value: v as i64 }),
     };
-    Ok(ZabMessage::Request { session, cxid, ids, forwarded })
+    Ok(SessionMessage::Request { session, cxid, ids, forwarded })
 }

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::zab::message::ZabMessage;
+use crate::zab::message::{SessionMessage, ZabMessage};
 
 /// How many out-of-order session messages a server holds before it gives the session up.
 pub const MAX_EARLY_MESSAGES: usize = 4096;
@@ -36,7 +36,7 @@ pub enum Receipt {
     /// Held, and now too many are held: the owner must give the session up.
     Overflow,
     /// The next message in order: handle it, then call `next_ready` until it returns `None`.
-    Deliver(ZabMessage),
+    Deliver(SessionMessage),
 }
 
 /// One direction pair of a leader–learner session: what we send and what we accept.
@@ -49,7 +49,7 @@ pub struct FifoChannel {
     /// Sequence number of the next message we accept.
     recv_seq: u64,
     /// Messages that arrived ahead of `recv_seq`, held until the hole before them fills.
-    early: BTreeMap<u64, ZabMessage>,
+    early: BTreeMap<u64, SessionMessage>,
 }
 
 impl FifoChannel {
@@ -72,27 +72,26 @@ impl FifoChannel {
     }
 
     /// Numbers `msg` as the next message of the session.
-    pub fn wrap(&mut self, msg: ZabMessage) -> ZabMessage {
-        assert!(!matches!(msg, ZabMessage::Session { .. }), "sessions do not nest");
+    pub fn wrap(&mut self, msg: SessionMessage) -> ZabMessage {
         let seq = self.send_seq;
         self.send_seq += 1;
         assert!(self.send_seq > seq, "sequence numbers never wrap");
-        ZabMessage::Session { nonce: self.nonce, seq, msg: Box::new(msg) }
+        assert_eq!(self.send_seq - seq, 1, "one number per message");
+        ZabMessage::Session { nonce: self.nonce, seq, msg }
     }
 
     /// The session's first message again (a LEADERINFO the learner never got), while it is the
     /// only one sent: once more went out, the peer will see a gap and start over instead, so a
     /// second copy of message 0 could only be dropped as a duplicate.
-    pub fn rewrap_first(&self, msg: ZabMessage) -> Option<ZabMessage> {
-        assert!(!matches!(msg, ZabMessage::Session { .. }), "sessions do not nest");
+    pub fn rewrap_first(&self, msg: SessionMessage) -> Option<ZabMessage> {
         if self.send_seq != 1 {
             return None;
         }
-        Some(ZabMessage::Session { nonce: self.nonce, seq: 0, msg: Box::new(msg) })
+        Some(ZabMessage::Session { nonce: self.nonce, seq: 0, msg })
     }
 
     /// Takes message `seq` of session `nonce` from the peer.
-    pub fn receive(&mut self, nonce: u64, seq: u64, msg: ZabMessage) -> Receipt {
+    pub fn receive(&mut self, nonce: u64, seq: u64, msg: SessionMessage) -> Receipt {
         if nonce != self.nonce || seq < self.recv_seq {
             return Receipt::Dropped;
         }
@@ -111,7 +110,7 @@ impl FifoChannel {
     }
 
     /// The held message that is next in order now, if any (after a `Deliver` was handled).
-    pub fn next_ready(&mut self) -> Option<ZabMessage> {
+    pub fn next_ready(&mut self) -> Option<SessionMessage> {
         let msg = self.early.remove(&self.recv_seq)?;
         self.recv_seq += 1;
         assert!(self.early.keys().next().is_none_or(|first| *first >= self.recv_seq));
@@ -138,15 +137,15 @@ impl FifoChannel {
 mod tests {
     use super::*;
 
-    fn ack(n: u32) -> ZabMessage {
-        ZabMessage::Ack { zxid: crate::types::Zxid::new(1, n) }
+    fn ack(n: u32) -> SessionMessage {
+        SessionMessage::Ack { zxid: crate::types::Zxid::new(1, n) }
     }
 
     #[test]
     fn wrap_numbers_from_zero() {
         let mut c = FifoChannel::new(7);
-        assert_eq!(c.wrap(ack(1)), ZabMessage::Session { nonce: 7, seq: 0, msg: Box::new(ack(1)) });
-        assert_eq!(c.wrap(ack(2)), ZabMessage::Session { nonce: 7, seq: 1, msg: Box::new(ack(2)) });
+        assert_eq!(c.wrap(ack(1)), ZabMessage::Session { nonce: 7, seq: 0, msg: ack(1) });
+        assert_eq!(c.wrap(ack(2)), ZabMessage::Session { nonce: 7, seq: 1, msg: ack(2) });
         assert_eq!(c.sent(), 2);
     }
 
@@ -191,7 +190,7 @@ mod tests {
         c.wrap(ack(1));
         assert_eq!(
             c.rewrap_first(ack(1)),
-            Some(ZabMessage::Session { nonce: 7, seq: 0, msg: Box::new(ack(1)) })
+            Some(ZabMessage::Session { nonce: 7, seq: 0, msg: ack(1) })
         );
         c.wrap(ack(2));
         assert_eq!(c.rewrap_first(ack(1)), None, "a gap tells the peer to start over");

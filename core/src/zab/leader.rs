@@ -21,7 +21,7 @@ use crate::types::{ConnId, Id, ServerId, SessionId, Zxid};
 use crate::zab::Next;
 use crate::zab::election::Backing;
 use crate::zab::fifo::{FifoChannel, Receipt};
-use crate::zab::message::{Forwarded, ZabMessage};
+use crate::zab::message::{Forwarded, SessionMessage, ZabMessage};
 
 /// Where a learner is in its handshake with the leader (`LearnerHandler`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,7 +325,7 @@ impl Leader {
         let waiting: Vec<ServerId> = self.learners_where(|h| h.phase == HandlerPhase::Info);
         for id in waiting {
             self.learners.get_mut(&id).expect("listed").phase = HandlerPhase::AwaitAckEpoch;
-            self.send_learner(shared, id, ZabMessage::LeaderInfo { new_epoch: epoch });
+            self.send_learner(shared, id, SessionMessage::LeaderInfo { new_epoch: epoch });
         }
         self.maybe_epoch_quorum(shared);
     }
@@ -357,11 +357,11 @@ impl Leader {
     }
 
     /// Re-sends the session's first message (a LEADERINFO the learner never got).
-    fn resend_first(&self, shared: &mut Shared, id: ServerId, msg: ZabMessage) {
+    fn resend_first(&self, shared: &mut Shared, id: ServerId, msg: SessionMessage) {
         let Some(h) = self.learners.get(&id) else { return };
         // Only LEADERINFO opens a session, and only while its ACKEPOCH is awaited: a resend in
         // a later phase would put message 0 after messages the learner already took.
-        assert!(matches!(msg, ZabMessage::LeaderInfo { .. }), "LEADERINFO is message 0");
+        assert!(matches!(msg, SessionMessage::LeaderInfo { .. }), "LEADERINFO is message 0");
         assert_eq!(h.phase, HandlerPhase::AwaitAckEpoch, "resent only while it is unanswered");
         if let Some(numbered) = h.channel.rewrap_first(msg) {
             shared.send_peer(id, numbered);
@@ -383,7 +383,7 @@ impl Leader {
         assert_ne!(self.phase, LeaderPhase::Standalone, "a standalone server has no learners");
         match msg {
             ZabMessage::Session { nonce, seq, msg } => {
-                return self.on_learner_session(shared, from, (nonce, seq), *msg, now);
+                return self.on_learner_session(shared, from, (nonce, seq), msg, now);
             }
             ZabMessage::FollowerInfo { accepted_epoch, last_zxid, observer, nonce } => {
                 let known = self.learners.get(&from).map(|h| (h.channel.nonce(), h.phase));
@@ -391,7 +391,7 @@ impl Leader {
                     Some((n, HandlerPhase::AwaitAckEpoch)) if n == nonce => {
                         let epoch = self.phase.epoch().expect("sent LEADERINFO");
                         // A repeat of a lost LEADERINFO: the session's first message again.
-                        let info = ZabMessage::LeaderInfo { new_epoch: epoch };
+                        let info = SessionMessage::LeaderInfo { new_epoch: epoch };
                         self.resend_first(shared, from, info);
                     }
                     // A repeat of the session we have: nothing new to say.
@@ -417,7 +417,7 @@ impl Leader {
         shared: &mut Shared,
         from: ServerId,
         (nonce, seq): (u64, u64),
-        msg: ZabMessage,
+        msg: SessionMessage,
         now: u64,
     ) -> Next {
         let Some(h) = self.learners.get_mut(&from) else { return Next::Stay };
@@ -464,16 +464,21 @@ impl Leader {
         assert!(!self.acked.contains_key(&id), "a dropped learner's ACKs go too");
     }
 
-    fn on_session_message(&mut self, shared: &mut Shared, from: ServerId, msg: ZabMessage) -> Next {
+    fn on_session_message(
+        &mut self,
+        shared: &mut Shared,
+        from: ServerId,
+        msg: SessionMessage,
+    ) -> Next {
         let now = shared.now_tick;
         // `on_learner_session` delivers only while the learner's session is current.
         assert!(self.learners.contains_key(&from), "session messages come from a learner");
         match msg {
-            ZabMessage::AckEpoch { current_epoch, last_zxid } => {
+            SessionMessage::AckEpoch { current_epoch, last_zxid } => {
                 return self.on_ack_epoch(shared, from, current_epoch, last_zxid);
             }
-            ZabMessage::Ack { zxid } => self.on_ack(shared, from, zxid),
-            ZabMessage::Request { session, cxid, ids, forwarded } => {
+            SessionMessage::Ack { zxid } => self.on_ack(shared, from, zxid),
+            SessionMessage::Request { session, cxid, ids, forwarded } => {
                 // Only from a learner that serves (UPTODATE sent): before that its clients
                 // cannot have sent anything through it.
                 let synced = self
@@ -484,17 +489,17 @@ impl Leader {
                     self.on_forwarded(shared, from, session, cxid, ids, forwarded);
                 }
             }
-            ZabMessage::Revalidate { session } => {
+            SessionMessage::Revalidate { session } => {
                 let valid = shared.sessions.get(session).is_some_and(|s| !s.closing);
                 if valid {
                     // The client reconnected through `from`: its requests come from there now.
                     shared.sessions.set_owner(session, from);
                     shared.sessions.touch(session, now);
                 }
-                self.send_learner(shared, from, ZabMessage::RevalidateReply { session, valid });
+                self.send_learner(shared, from, SessionMessage::RevalidateReply { session, valid });
             }
-            ZabMessage::SyncRequest => self.queue_sync(shared, SyncWaiter::Learner(from)),
-            ZabMessage::PingReply { touched, round } => {
+            SessionMessage::SyncRequest => self.queue_sync(shared, SyncWaiter::Learner(from)),
+            SessionMessage::PingReply { touched, round } => {
                 for session in touched {
                     shared.sessions.touch(session, now);
                 }
@@ -545,7 +550,7 @@ impl Leader {
         match self.phase.epoch() {
             Some(epoch) => {
                 self.learners.get_mut(&from).expect("inserted").phase = HandlerPhase::AwaitAckEpoch;
-                self.send_learner(shared, from, ZabMessage::LeaderInfo { new_epoch: epoch });
+                self.send_learner(shared, from, SessionMessage::LeaderInfo { new_epoch: epoch });
                 assert_eq!(self.learners[&from].channel.sent(), 1, "LEADERINFO opens the session");
             }
             None => {
@@ -635,7 +640,7 @@ impl Leader {
             assert!(keep <= theirs, "a TRUNC keeps only what the learner holds");
             assert!(keep <= last, "a TRUNC keeps only what we hold");
             if !shared.config.bugs.diff_instead_of_trunc {
-                self.send_learner(shared, id, ZabMessage::Trunc { zxid: keep });
+                self.send_learner(shared, id, SessionMessage::Trunc { zxid: keep });
             }
             self.send_diff(shared, id, Vec::new(), keep);
         }
@@ -729,7 +734,7 @@ impl Leader {
         let base = snapshot.zxid;
         assert!(shared.log.contains(base), "a snapshot is at the applied zxid, in the log");
         assert!(base <= shared.log.committed(), "a snapshot holds only committed txns");
-        self.send_learner(shared, id, ZabMessage::Snap { snapshot });
+        self.send_learner(shared, id, SessionMessage::Snap { snapshot });
         self.send_diff(shared, id, Vec::new(), base);
     }
 
@@ -743,8 +748,8 @@ impl Leader {
         let mut txns = head;
         txns.extend(shared.log.range(from, last).cloned());
         // The FIFO session puts the DIFF before NEWLEADER: NEWLEADER certifies it (Zab phase 2).
-        self.send_learner(shared, id, ZabMessage::Diff { txns, committed });
-        self.send_learner(shared, id, ZabMessage::NewLeader { zxid: Zxid::new(epoch, 0) });
+        self.send_learner(shared, id, SessionMessage::Diff { txns, committed });
+        self.send_learner(shared, id, SessionMessage::NewLeader { zxid: Zxid::new(epoch, 0) });
         let h = self.learners.get_mut(&id).expect("synced learner exists");
         let once = matches!(h.phase, HandlerPhase::AwaitSync | HandlerPhase::AwaitLogRead { .. });
         assert!(once, "each learner is synced once per session");
@@ -776,7 +781,7 @@ impl Leader {
                     // Joined after establishment: it serves at once (ZooKeeper's UPTODATE to
                     // a late learner).
                     self.learners.get_mut(&from).expect("present").up_to_date = true;
-                    self.send_learner(shared, from, ZabMessage::UpToDate);
+                    self.send_learner(shared, from, SessionMessage::UpToDate);
                 } else {
                     self.maybe_establish(shared);
                 }
@@ -820,13 +825,13 @@ impl Leader {
         let synced: Vec<ServerId> = self.learners_where(|h| h.phase == HandlerPhase::Synced);
         let forwarding: Vec<ServerId> = self.learners_where(|h| h.forwarding());
         for id in forwarding {
-            self.send_learner(shared, id, ZabMessage::Commit { zxid: history_end });
+            self.send_learner(shared, id, SessionMessage::Commit { zxid: history_end });
         }
         // UPTODATE only to the synced: they acknowledged NEWLEADER, so they hold the history
         // durably; a syncing learner got the COMMIT above and is told once it acknowledges.
         for id in synced {
             self.learners.get_mut(&id).expect("listed").up_to_date = true;
-            self.send_learner(shared, id, ZabMessage::UpToDate);
+            self.send_learner(shared, id, SessionMessage::UpToDate);
         }
         assert!(self.phase.is_established());
     }
@@ -907,7 +912,7 @@ impl Leader {
         shared.log.mark_committed(point);
         // COMMIT goes to syncing learners too: they hold the proposal (sent after their DIFF)
         // and apply it at UPTODATE; observers get it as well (the implementation's INFORM).
-        self.send_forwarding(shared, || ZabMessage::Commit { zxid: point });
+        self.send_forwarding(shared, || SessionMessage::Commit { zxid: point });
         shared.apply_committed(self);
         assert_eq!(shared.tree.last_processed_zxid(), shared.log.committed(), "applied in order");
         self.complete_syncs(shared);
@@ -1019,7 +1024,7 @@ impl Leader {
     }
 
     /// Sends a message in the learner's session (numbered; see `zab::message`).
-    pub(crate) fn send_learner(&mut self, shared: &mut Shared, id: ServerId, msg: ZabMessage) {
+    pub(crate) fn send_learner(&mut self, shared: &mut Shared, id: ServerId, msg: SessionMessage) {
         let Some(h) = self.learners.get_mut(&id) else { return };
         let numbered = h.channel.wrap(msg);
         assert!(h.channel.sent() >= 1, "the message took a number");
@@ -1030,7 +1035,7 @@ impl Leader {
     /// Sends `make()` to every learner that gets proposals and commits, in id order: what
     /// `send_learner` does for each of `learners_where(forwarding)`, without collecting the ids
     /// first (a PROPOSAL and a COMMIT go out this way for every txn, and a ping every round).
-    fn send_forwarding(&mut self, shared: &mut Shared, make: impl Fn() -> ZabMessage) {
+    fn send_forwarding(&mut self, shared: &mut Shared, make: impl Fn() -> SessionMessage) {
         let mut sent = 0;
         for (id, h) in self.learners.iter_mut().filter(|(_, h)| h.forwarding()) {
             let numbered = h.channel.wrap(make());
@@ -1061,7 +1066,7 @@ impl Leader {
         // Persist is listed before the sends, but our own vote waits for `Input::Persisted`
         // (`on_durable`): the leader's ACK means on disk, like everyone's (Zab phase 3).
         shared.outputs.push(crate::io::Output::Persist { txn: logged.clone() });
-        self.send_forwarding(shared, || ZabMessage::Proposal { txn: logged.clone() });
+        self.send_forwarding(shared, || SessionMessage::Proposal { txn: logged.clone() });
         // The deliberate bug: commit before any quorum (ourselves included) has it on disk.
         if shared.config.bugs.ack_before_fsync {
             shared.log.mark_committed(zxid);
@@ -1082,7 +1087,7 @@ impl Leader {
         from: ServerId,
         session: SessionId,
         cxid: i32,
-        ids: Vec<Id>,
+        ids: std::sync::Arc<Vec<Id>>,
         fwd: Forwarded,
     ) {
         assert!(self.phase.is_established(), "only an established leader decides requests");
@@ -1188,7 +1193,7 @@ impl Leader {
             }
             self.syncs.pop_front();
             match sync.waiter {
-                SyncWaiter::Learner(id) => self.send_learner(shared, id, ZabMessage::SyncReply),
+                SyncWaiter::Learner(id) => self.send_learner(shared, id, SessionMessage::SyncReply),
                 SyncWaiter::Local(conn, xid) => shared.sync_done(conn, xid),
             }
         }
@@ -1238,7 +1243,7 @@ impl Leader {
         let round = self.ping_round;
         assert!(round >= 1, "rounds count from 1");
         assert!(!self.sync_round_due, "this round covers the syncs that asked for one");
-        self.send_forwarding(shared, || ZabMessage::Ping { round });
+        self.send_forwarding(shared, || SessionMessage::Ping { round });
     }
 }
 

@@ -22,7 +22,7 @@ use crate::txn::LoggedTxn;
 use crate::types::{ConnId, ServerId, SessionId, Zxid};
 use crate::zab::Next;
 use crate::zab::fifo::{FifoChannel, Receipt};
-use crate::zab::message::{Forwarded, PeerState, Vote, ZabMessage};
+use crate::zab::message::{Forwarded, PeerState, SessionMessage, Vote, ZabMessage};
 
 /// Where the learner is. Ordered as the phases run: a learner only moves forward within one
 /// leadership (a step back is a new election and a new `Learner`).
@@ -96,19 +96,19 @@ impl Learner {
 pub const FOLLOWER_INFO_RESEND_MS: u64 = crate::zab::election::FINALIZE_WAIT_MS / 2;
 
 /// Whether a leader message belongs to the learner's phase (only those keep it alive).
-fn expected_in_phase(phase: LearnerPhase, msg: &ZabMessage) -> bool {
+fn expected_in_phase(phase: LearnerPhase, msg: &SessionMessage) -> bool {
     matches!(
         (phase, msg),
-        (LearnerPhase::Discovery, ZabMessage::LeaderInfo { .. })
+        (LearnerPhase::Discovery, SessionMessage::LeaderInfo { .. })
             | (
                 LearnerPhase::Syncing,
-                ZabMessage::Trunc { .. }
-                    | ZabMessage::Snap { .. }
-                    | ZabMessage::Diff { .. }
-                    | ZabMessage::NewLeader { .. }
-                    | ZabMessage::UpToDate
-                    | ZabMessage::Proposal { .. }
-                    | ZabMessage::Commit { .. }
+                SessionMessage::Trunc { .. }
+                    | SessionMessage::Snap { .. }
+                    | SessionMessage::Diff { .. }
+                    | SessionMessage::NewLeader { .. }
+                    | SessionMessage::UpToDate
+                    | SessionMessage::Proposal { .. }
+                    | SessionMessage::Commit { .. }
             )
             | (LearnerPhase::Broadcast, _)
     )
@@ -173,7 +173,7 @@ impl Learner {
             tracing::info!(leader = self.leader.0, "the leader replaced our session; electing");
             return Next::Elect;
         }
-        let mut next = match self.channel.receive(nonce, seq, *msg) {
+        let mut next = match self.channel.receive(nonce, seq, msg) {
             Receipt::Deliver(msg) => {
                 assert_eq!(nonce, self.channel.nonce(), "only our session delivers");
                 assert!(self.channel.expected() > seq, "delivered messages are consumed");
@@ -208,8 +208,8 @@ impl Learner {
     /// seed 214269) for a new one and no longer reads ours. Serving on would lose every
     /// request we forward until `syncLimit`. The one misreading: a late LEADERINFO(E) of an
     /// earlier session of ours with this same leader, which costs one election round.
-    fn replaced_by_leader(&self, shared: &Shared, nonce: u64, msg: &ZabMessage) -> bool {
-        let ZabMessage::LeaderInfo { new_epoch } = *msg else { return false };
+    fn replaced_by_leader(&self, shared: &Shared, nonce: u64, msg: &SessionMessage) -> bool {
+        let SessionMessage::LeaderInfo { new_epoch } = *msg else { return false };
         if nonce == self.channel.nonce() || self.phase == LearnerPhase::Discovery {
             return false;
         }
@@ -222,7 +222,7 @@ impl Learner {
         new_epoch >= self.new_epoch
     }
 
-    fn on_session_message(&mut self, shared: &mut Shared, msg: ZabMessage) -> Next {
+    fn on_session_message(&mut self, shared: &mut Shared, msg: SessionMessage) -> Next {
         let phase = self.phase;
         let expected = expected_in_phase(phase, &msg);
         if !expected {
@@ -233,43 +233,43 @@ impl Learner {
         }
         self.last_heard = shared.now_tick;
         match (phase, msg) {
-            (LearnerPhase::Discovery, ZabMessage::LeaderInfo { new_epoch }) => {
+            (LearnerPhase::Discovery, SessionMessage::LeaderInfo { new_epoch }) => {
                 return self.on_leader_info(shared, new_epoch);
             }
-            (LearnerPhase::Syncing, ZabMessage::Trunc { zxid }) => {
+            (LearnerPhase::Syncing, SessionMessage::Trunc { zxid }) => {
                 return self.on_trunc(shared, zxid);
             }
-            (LearnerPhase::Syncing, ZabMessage::Snap { snapshot }) => {
+            (LearnerPhase::Syncing, SessionMessage::Snap { snapshot }) => {
                 return self.on_snap(shared, snapshot);
             }
-            (LearnerPhase::Syncing, ZabMessage::Diff { txns, committed }) => {
+            (LearnerPhase::Syncing, SessionMessage::Diff { txns, committed }) => {
                 return self.on_diff(shared, txns, committed);
             }
-            (LearnerPhase::Syncing, ZabMessage::NewLeader { zxid }) => {
+            (LearnerPhase::Syncing, SessionMessage::NewLeader { zxid }) => {
                 return self.on_new_leader(shared, zxid);
             }
-            (LearnerPhase::Syncing, ZabMessage::UpToDate) => self.on_up_to_date(shared),
-            (LearnerPhase::Syncing | LearnerPhase::Broadcast, ZabMessage::Proposal { txn }) => {
+            (LearnerPhase::Syncing, SessionMessage::UpToDate) => self.on_up_to_date(shared),
+            (LearnerPhase::Syncing | LearnerPhase::Broadcast, SessionMessage::Proposal { txn }) => {
                 return self.log_proposal(shared, txn);
             }
-            (LearnerPhase::Syncing | LearnerPhase::Broadcast, ZabMessage::Commit { zxid }) => {
+            (LearnerPhase::Syncing | LearnerPhase::Broadcast, SessionMessage::Commit { zxid }) => {
                 return self.on_commit(shared, zxid);
             }
-            (LearnerPhase::Broadcast, ZabMessage::Ping { round }) => {
+            (LearnerPhase::Broadcast, SessionMessage::Ping { round }) => {
                 let touched: Vec<SessionId> =
                     std::mem::take(&mut self.touched).into_iter().collect();
                 // The round echoed tells the leader this follower still followed it after it
                 // sent the ping: what a pending sync waits for (ZOOKEEPER-1675).
-                self.send_leader(shared, ZabMessage::PingReply { touched, round });
+                self.send_leader(shared, SessionMessage::PingReply { touched, round });
             }
             // A reply nobody waits for any more (the connection closed: `conn_closed`) is
             // dropped; the client reconnects and asks again.
-            (LearnerPhase::Broadcast, ZabMessage::RevalidateReply { session, valid }) => {
+            (LearnerPhase::Broadcast, SessionMessage::RevalidateReply { session, valid }) => {
                 if let Some(waiter) = self.revalidating.remove(&session) {
                     shared.on_revalidated(session, waiter, valid, self);
                 }
             }
-            (LearnerPhase::Broadcast, ZabMessage::SyncReply) => {
+            (LearnerPhase::Broadcast, SessionMessage::SyncReply) => {
                 // SYNC replies come in the order the syncs were forwarded (one FIFO session).
                 if let Some((conn, xid)) = self.pending_syncs.pop_front() {
                     shared.sync_done(conn, xid);
@@ -386,7 +386,7 @@ impl Learner {
         // From here the leader's DIFF/TRUNC/SNAP, NEWLEADER and UPTODATE are expected; PINGs
         // meant for an earlier incarnation of us are ignored (`expected_in_phase`).
         self.phase = LearnerPhase::Syncing;
-        let ack = ZabMessage::AckEpoch {
+        let ack = SessionMessage::AckEpoch {
             current_epoch: (!promised_before).then_some(shared.current_epoch),
             last_zxid: shared.log.last_logged(),
         };
@@ -499,7 +499,7 @@ impl Learner {
         assert_eq!(zxid.counter(), 0, "NEWLEADER's zxid is (epoch, 0)");
         self.newleader_acked = true;
         self.acked = zxid;
-        self.send_leader(shared, ZabMessage::Ack { zxid });
+        self.send_leader(shared, SessionMessage::Ack { zxid });
     }
 
     fn on_up_to_date(&mut self, shared: &mut Shared) {
@@ -559,7 +559,7 @@ impl Learner {
         assert!(!self.observer, "observers never ACK");
         assert!(durable > self.acked, "ACKs only move forward");
         self.acked = durable;
-        self.send_leader(shared, ZabMessage::Ack { zxid: durable });
+        self.send_leader(shared, SessionMessage::Ack { zxid: durable });
     }
 
     /// Timers, once per tick: FOLLOWERINFO repeats in discovery; `Next::Elect` when the leader
@@ -686,7 +686,7 @@ impl Learner {
 /// A learner's session with its leader, as seen from the client pipeline.
 impl Learner {
     /// Sends a message in our session with the leader (numbered; see `zab::message`).
-    fn send_leader(&mut self, shared: &mut Shared, msg: ZabMessage) {
+    fn send_leader(&mut self, shared: &mut Shared, msg: SessionMessage) {
         let numbered = self.channel.wrap(msg);
         assert!(self.channel.sent() >= 1, "the message took a number");
         assert!(matches!(numbered, ZabMessage::Session { .. }), "session messages are numbered");
@@ -709,7 +709,10 @@ impl Upstream for Learner {
 
     fn create_session(&mut self, shared: &mut Shared, session: SessionId, timeout_ms: i32) {
         let forwarded = Forwarded::CreateSession { timeout_ms };
-        self.send_leader(shared, ZabMessage::Request { session, cxid: 0, ids: vec![], forwarded });
+        self.send_leader(
+            shared,
+            SessionMessage::Request { session, cxid: 0, ids: Default::default(), forwarded },
+        );
     }
 
     fn write(
@@ -722,9 +725,9 @@ impl Upstream for Learner {
     ) {
         // The connection's auth ids travel with the request: the leader checks the ACLs and
         // does not know this connection.
-        let ids = shared.requester_ids(conn);
+        let ids = shared.requester_ids_shared(conn);
         let forwarded = Forwarded::Write(Box::new(req));
-        self.send_leader(shared, ZabMessage::Request { session, cxid: xid, ids, forwarded });
+        self.send_leader(shared, SessionMessage::Request { session, cxid: xid, ids, forwarded });
     }
 
     fn failed_write(&mut self, _: &mut Shared, _: SessionId, _: i32, _: ZkError) -> Zxid {
@@ -740,7 +743,7 @@ impl Upstream for Learner {
         // before it, so the client's next read sees at least what was logged at the leader
         // when the sync got there (the leader proves it still leads first: ZOOKEEPER-1675).
         self.pending_syncs.push_back((conn, xid));
-        self.send_leader(shared, ZabMessage::SyncRequest);
+        self.send_leader(shared, SessionMessage::SyncRequest);
     }
 
     fn revalidating(
@@ -752,7 +755,7 @@ impl Upstream for Learner {
     }
 
     fn revalidate(&mut self, shared: &mut Shared, session: SessionId) {
-        self.send_leader(shared, ZabMessage::Revalidate { session });
+        self.send_leader(shared, SessionMessage::Revalidate { session });
     }
 
     fn touched(&mut self, session: SessionId) {

@@ -2,7 +2,7 @@
 
 use zkr_core::Node;
 use zkr_core::types::Zxid;
-use zkr_core::zab::message::{PeerState, ZabMessage};
+use zkr_core::zab::message::{PeerState, SessionMessage, ZabMessage};
 
 /// `epoch:counter`.
 pub fn zx(z: Zxid) -> String {
@@ -38,7 +38,7 @@ pub fn role(node: &Node) -> String {
 /// One peer message on one line (a session message shows its position and content).
 pub fn describe(msg: &ZabMessage) -> String {
     match msg {
-        ZabMessage::Session { seq, msg, .. } => format!("[{seq}] {}", describe(msg)),
+        ZabMessage::Session { seq, msg, .. } => format!("[{seq}] {}", describe_session(msg)),
         ZabMessage::Notification { vote, election_epoch, state } => format!(
             "Notification(vote {} {} e{}, round {election_epoch}, {state:?})",
             vote.leader.0,
@@ -49,29 +49,35 @@ pub fn describe(msg: &ZabMessage) -> String {
             let kind = if *observer { "ObserverInfo" } else { "FollowerInfo" };
             format!("{kind}(accepted {accepted_epoch}, last {})", zx(*last_zxid))
         }
-        ZabMessage::LeaderInfo { new_epoch } => format!("LeaderInfo({new_epoch})"),
-        ZabMessage::AckEpoch { current_epoch, last_zxid } => {
+    }
+}
+
+/// A session message on one line.
+fn describe_session(msg: &SessionMessage) -> String {
+    match msg {
+        SessionMessage::LeaderInfo { new_epoch } => format!("LeaderInfo({new_epoch})"),
+        SessionMessage::AckEpoch { current_epoch, last_zxid } => {
             let current = current_epoch.map_or("-1".to_string(), |e| e.to_string());
             format!("AckEpoch(current {current}, last {})", zx(*last_zxid))
         }
-        ZabMessage::Diff { txns, committed } => {
+        SessionMessage::Diff { txns, committed } => {
             let z: Vec<String> = txns.iter().map(|t| zx(t.header.zxid)).collect();
             format!("Diff([{}], committed {})", z.join(" "), zx(*committed))
         }
-        ZabMessage::Trunc { zxid } => format!("Trunc({})", zx(*zxid)),
-        ZabMessage::Snap { snapshot } => format!("Snap({})", zx(snapshot.zxid)),
-        ZabMessage::NewLeader { zxid } => format!("NewLeader({})", zx(*zxid)),
-        ZabMessage::UpToDate => "UpToDate".into(),
-        ZabMessage::Proposal { txn } => format!("Proposal({})", zx(txn.header.zxid)),
-        ZabMessage::Ack { zxid } => format!("Ack({})", zx(*zxid)),
-        ZabMessage::Commit { zxid } => format!("Commit({})", zx(*zxid)),
-        ZabMessage::Request { cxid, .. } => format!("Request(cxid {cxid})"),
-        ZabMessage::Revalidate { .. } => "Revalidate".into(),
-        ZabMessage::RevalidateReply { valid, .. } => format!("RevalidateReply({valid})"),
-        ZabMessage::SyncRequest => "SyncRequest".into(),
-        ZabMessage::SyncReply => "SyncReply".into(),
-        ZabMessage::Ping { round } => format!("Ping round={round}"),
-        ZabMessage::PingReply { round, .. } => format!("PingReply round={round}"),
+        SessionMessage::Trunc { zxid } => format!("Trunc({})", zx(*zxid)),
+        SessionMessage::Snap { snapshot } => format!("Snap({})", zx(snapshot.zxid)),
+        SessionMessage::NewLeader { zxid } => format!("NewLeader({})", zx(*zxid)),
+        SessionMessage::UpToDate => "UpToDate".into(),
+        SessionMessage::Proposal { txn } => format!("Proposal({})", zx(txn.header.zxid)),
+        SessionMessage::Ack { zxid } => format!("Ack({})", zx(*zxid)),
+        SessionMessage::Commit { zxid } => format!("Commit({})", zx(*zxid)),
+        SessionMessage::Request { cxid, .. } => format!("Request(cxid {cxid})"),
+        SessionMessage::Revalidate { .. } => "Revalidate".into(),
+        SessionMessage::RevalidateReply { valid, .. } => format!("RevalidateReply({valid})"),
+        SessionMessage::SyncRequest => "SyncRequest".into(),
+        SessionMessage::SyncReply => "SyncReply".into(),
+        SessionMessage::Ping { round } => format!("Ping round={round}"),
+        SessionMessage::PingReply { round, .. } => format!("PingReply round={round}"),
     }
 }
 
@@ -79,23 +85,29 @@ pub fn describe(msg: &ZabMessage) -> String {
 /// selected by what it carries.
 pub fn kind(msg: &ZabMessage) -> String {
     let name = match msg {
-        ZabMessage::Session { msg, .. } => return kind(msg),
+        ZabMessage::Session { msg, .. } => session_kind(msg),
         ZabMessage::Notification { .. } => "notification",
         ZabMessage::FollowerInfo { .. } => "followerinfo",
-        ZabMessage::LeaderInfo { .. } => "leaderinfo",
-        ZabMessage::AckEpoch { .. } => "ackepoch",
-        ZabMessage::Diff { .. } => "diff",
-        ZabMessage::Trunc { .. } => "trunc",
-        ZabMessage::Snap { .. } => "snap",
-        ZabMessage::NewLeader { .. } => "newleader",
-        ZabMessage::UpToDate => "uptodate",
-        ZabMessage::Proposal { .. } => "proposal",
-        ZabMessage::Ack { .. } => "ack",
-        ZabMessage::Commit { .. } => "commit",
-        ZabMessage::Request { .. } => "request",
-        ZabMessage::Revalidate { .. } | ZabMessage::RevalidateReply { .. } => "revalidate",
-        ZabMessage::SyncRequest | ZabMessage::SyncReply => "sync",
-        ZabMessage::Ping { .. } | ZabMessage::PingReply { .. } => "ping",
     };
     name.into()
+}
+
+/// The kind name of a session message.
+fn session_kind(msg: &SessionMessage) -> &'static str {
+    match msg {
+        SessionMessage::LeaderInfo { .. } => "leaderinfo",
+        SessionMessage::AckEpoch { .. } => "ackepoch",
+        SessionMessage::Diff { .. } => "diff",
+        SessionMessage::Trunc { .. } => "trunc",
+        SessionMessage::Snap { .. } => "snap",
+        SessionMessage::NewLeader { .. } => "newleader",
+        SessionMessage::UpToDate => "uptodate",
+        SessionMessage::Proposal { .. } => "proposal",
+        SessionMessage::Ack { .. } => "ack",
+        SessionMessage::Commit { .. } => "commit",
+        SessionMessage::Request { .. } => "request",
+        SessionMessage::Revalidate { .. } | SessionMessage::RevalidateReply { .. } => "revalidate",
+        SessionMessage::SyncRequest | SessionMessage::SyncReply => "sync",
+        SessionMessage::Ping { .. } | SessionMessage::PingReply { .. } => "ping",
+    }
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use zkr_core::Node;
 use zkr_core::txn::LoggedTxn;
 use zkr_core::types::Zxid;
-use zkr_core::zab::message::ZabMessage;
+use zkr_core::zab::message::{SessionMessage, ZabMessage};
 
 use super::cluster::Disk;
 use super::fmt::zx;
@@ -89,7 +89,7 @@ impl Observer {
     /// the one it accepted.
     pub fn on_send(&mut self, id: u64, node: Option<&Node>, msg: &ZabMessage) {
         let ZabMessage::Session { msg, .. } = msg else { return };
-        let (ZabMessage::Ack { zxid }, Some(node)) = (&**msg, node) else { return };
+        let (SessionMessage::Ack { zxid }, Some(node)) = (msg, node) else { return };
         let accepted = node.epochs().0;
         if zxid.epoch() < accepted {
             let what = format!(
