@@ -283,6 +283,18 @@ mod cli {
             peak_rss_kb() / 1024,
             reports.len()
         );
+        let timers = reports.iter().map(|r| r.timers);
+        let slack = timers.clone().filter_map(|t| t.expiry_slack_ticks_min).min();
+        println!(
+            "session timers checked: {} expiries by a leader that heard the session itself \
+             (least silence past the timeout {} ticks), {} silent sessions gone in time ({} \
+             never checked), {} kills of the leader within the fail-over bound",
+            timers.clone().map(|t| t.expiries).sum::<u64>(),
+            slack.map_or("-".to_string(), |s| s.to_string()),
+            timers.clone().map(|t| t.silent).sum::<u64>(),
+            timers.clone().map(|t| t.silent_unchecked).sum::<u64>(),
+            timers.map(|t| t.failovers).sum::<u64>(),
+        );
         let mut recoveries: Vec<u64> =
             reports.iter().flat_map(|r| r.recoveries_ns.iter().copied()).collect();
         recoveries.sort_unstable();
