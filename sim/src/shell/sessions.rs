@@ -74,6 +74,11 @@ pub struct Counts {
     pub expiry_slack_ticks_min: Option<u64>,
     /// Silent sessions held against the upper bound.
     pub silent: u64,
+    /// The longest one of them took past its timeout (from its deadline's start) to be gone
+    /// from the leader, ns.
+    pub silent_late_ns_max: u64,
+    /// The least time left before its deadline when one of them was seen gone, ns.
+    pub silent_spare_ns_min: Option<u64>,
     /// Silent sessions never checked (their deadline moved past the wait: a new leader).
     pub silent_unchecked: u64,
     /// Kills of the leader held against the fail-over bound.
@@ -229,6 +234,29 @@ impl Sessions {
     fn upper_bound(&mut self, slot: usize, node: &Node, now: u64) -> Vec<Violation> {
         if self.healthy_since_ns.is_none() {
             return Vec::new();
+        }
+        // A session gone from the leader (its close applied, no ephemerals) passes now; its
+        // time past the timeout is measured, from the same start as its deadline.
+        let gone = |id: i64| {
+            let id = SessionId(id);
+            node.sessions().get(id).is_none() && node.tree().ephemeral_paths(id).next().is_none()
+        };
+        let passed: Vec<(i64, u64, i32)> = self
+            .silent
+            .iter()
+            .filter(|(id, _)| gone(**id))
+            .map(|(id, (since, timeout))| (*id, *since, *timeout))
+            .collect();
+        for (session, since, timeout_ms) in passed {
+            self.silent.remove(&session);
+            self.counts.silent += 1;
+            let deadline = self.deadline_ns(since, timeout_ms);
+            let start = deadline - self.budget.budget_ns(timeout_ms);
+            let late = now.saturating_sub(start + timeout_ms.max(0) as u64 * 1_000_000);
+            let spare = deadline.saturating_sub(now);
+            let c = &mut self.counts;
+            c.silent_late_ns_max = c.silent_late_ns_max.max(late);
+            c.silent_spare_ns_min = Some(c.silent_spare_ns_min.map_or(spare, |s| s.min(spare)));
         }
         let due: Vec<(i64, u64, i32)> = self
             .silent
