@@ -144,7 +144,8 @@ impl Nemesis {
         match fault {
             Fault::Kill => {
                 let slot = self.target();
-                let clean = self.world.leader() == Some(slot) && self.settled();
+                let leads = self.world.leader() == Some(slot) && self.world.sole_leader(slot);
+                let clean = leads && self.settled();
                 self.world.fault_on(slot);
                 let name = self.name(slot);
                 // A kill -9 keeps what the OS had; a power loss keeps what was synced and a
