@@ -8,7 +8,7 @@
 #      campaign's seeds have the trace hashes they have run alone;
 #   3. memory: the campaign fails if a seed's world outlives it; --bug leak-nodes must be reported;
 #   4. sensitivity: with a deliberate core or storage bug switched on, some seed of a bounded range must
-#      fail (the same seeds pass without it, in step 1).
+#      fail (the same seeds pass without it, in step 1), session-timer and fail-over bugs included.
 # Usage: bash tests/sim-shell.sh [--build-only]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -90,3 +90,9 @@ expect_caught diff-instead-of-trunc 0..60
 expect_caught durable-before-fsync 0..60
 expect_caught epoch-in-place-no-fsync 0..60
 expect_caught keep-past-torn-tail 0..300
+# Session timers and fail-over (sim/src/shell/sessions.rs, World::check_failover): a leader
+# that never expires (ephemerals), one that expires at half the timeout (expiry), survivors
+# that ignore the dead leader's closed connections and wait out syncLimit (failover).
+expect_caught skip-session-expiry 0..60
+expect_caught expire-early 0..60
+expect_caught ignore-peer-lost 0..60

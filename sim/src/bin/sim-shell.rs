@@ -283,6 +283,23 @@ mod cli {
             peak_rss_kb() / 1024,
             reports.len()
         );
+        let timers = reports.iter().map(|r| r.timers);
+        let slack = timers.clone().filter_map(|t| t.expiry_slack_ticks_min).min();
+        let late = timers.clone().map(|t| t.silent_late_ns_max).max().unwrap_or(0);
+        let spare = timers.clone().filter_map(|t| t.silent_spare_ns_min).min();
+        println!(
+            "session timers checked: {} expiries by a leader that heard the session itself \
+             (least silence past the timeout {} ticks), {} silent sessions gone in time (at \
+             most {:.3} s past the timeout, least {:.3} s to spare; {} never checked), {} kills \
+             of the leader within the fail-over bound",
+            timers.clone().map(|t| t.expiries).sum::<u64>(),
+            slack.map_or("-".to_string(), |s| s.to_string()),
+            timers.clone().map(|t| t.silent).sum::<u64>(),
+            late as f64 / 1e9,
+            spare.unwrap_or(0) as f64 / 1e9,
+            timers.clone().map(|t| t.silent_unchecked).sum::<u64>(),
+            timers.map(|t| t.failovers).sum::<u64>(),
+        );
         let mut recoveries: Vec<u64> =
             reports.iter().flat_map(|r| r.recoveries_ns.iter().copied()).collect();
         recoveries.sort_unstable();

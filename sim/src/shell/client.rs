@@ -40,6 +40,8 @@ const MAX_FRAME: usize = 16 << 20;
 struct Held {
     id: i64,
     passwd: Vec<u8>,
+    /// The timeout the server granted.
+    timeout_ms: i32,
     process: u64,
     /// The highest zxid its replies showed: sent on reconnect, so that a server behind it
     /// refuses the session (as ZooKeeper's client does, keeping reads monotonic).
@@ -73,13 +75,13 @@ impl Client {
         let mut held: Option<Held> = None;
         let mut memory = Memory::default();
         while Instant::now() < deadline {
-            let server = self.servers[self.rng.random_range(0..self.servers.len())];
-            let Some(mut stream) = self.connect(server, &mut held).await else {
+            let slot = self.rng.random_range(0..self.servers.len());
+            let Some(mut stream) = self.connect(self.servers[slot], &mut held).await else {
                 tokio::time::sleep(Duration::from_millis(self.rng.random_range(20..200))).await;
                 continue;
             };
             let session = held.as_mut().expect("connect leaves a session");
-            match self.ops(&mut stream, session, &mut memory, deadline).await {
+            match self.ops((&mut stream, slot), session, &mut memory, deadline).await {
                 End::Lost => {
                     session.close_open = true;
                     self.world.record_close_at(session.close_slot, session.process);
@@ -110,6 +112,9 @@ impl Client {
             read_only: Some(false),
         };
         let frame = codec::encode_connect_request(&request);
+        if let Some(h) = held {
+            self.world.session_sent(h.id, h.timeout_ms);
+        }
         stream.write_all(&frame).await.ok()?;
         stream.flush().await.ok()?;
         let payload = tokio::time::timeout(limit, read_frame(&mut stream)).await.ok()?.ok()?;
@@ -147,9 +152,11 @@ impl Client {
             }
             _ => {
                 let process = self.world.process();
+                self.world.session_sent(response.session_id, response.timeout_ms);
                 *held = Some(Held {
                     id: response.session_id,
                     passwd: response.passwd.clone(),
+                    timeout_ms: response.timeout_ms,
                     process,
                     last_zxid: 0,
                     close_open: false,
@@ -165,7 +172,7 @@ impl Client {
     /// come back in request order, or the session's FIFO order is broken.
     async fn ops(
         &mut self,
-        stream: &mut TcpStream,
+        (stream, slot): (&mut TcpStream, usize),
         held: &mut Held,
         memory: &mut Memory,
         deadline: Instant,
@@ -188,7 +195,7 @@ impl Client {
                     break;
                 }
             }
-            match self.burst(stream, held, memory, pending).await {
+            match self.burst((stream, slot), held, memory, pending).await {
                 Burst::Done => {}
                 Burst::Closed => return End::Closed,
                 Burst::Lost => return End::Lost,
@@ -200,16 +207,23 @@ impl Client {
         End::Deadline
     }
 
-    /// Sends `pending` at once and collects their replies in order.
+    /// Sends `pending` at once to server `slot` and collects their replies in order. A
+    /// successful reply from a server that led one term from before the send is the leader
+    /// hearing from the session (`sessions`' lower bound).
     async fn burst(
         &mut self,
-        stream: &mut TcpStream,
+        (stream, slot): (&mut TcpStream, usize),
         held: &mut Held,
         memory: &mut Memory,
         pending: Vec<(i32, Request)>,
     ) -> Burst {
         let read_timeout = Duration::from_millis(self.timeout_ms as u64 * 2 / 3);
         let mut sent = true;
+        let leading = self.world.leading(slot);
+        self.world.session_sent(held.id, held.timeout_ms);
+        if pending.iter().any(|(_, r)| matches!(r, Request::CloseSession)) {
+            self.world.close_requested(held.id);
+        }
         for (xid, req) in &pending {
             self.world.record(workload::invoke(held.process, *xid, req, self.world.now_us()));
             let header = codec::request_header(*xid, req);
@@ -242,6 +256,9 @@ impl Client {
                 }
                 Ok((header, body)) => {
                     held.last_zxid = held.last_zxid.max(header.zxid);
+                    if let (0, Some(term)) = (header.err, leading) {
+                        self.world.heard(slot, term, held.id, held.timeout_ms);
+                    }
                     if header.err == 0 && workload::is_write(req) {
                         self.world.acked.lock().expect("acked").insert(header.zxid);
                     }

@@ -18,6 +18,7 @@
 
 mod client;
 mod nemesis;
+pub mod sessions;
 mod world;
 
 use std::collections::BTreeMap;
@@ -106,6 +107,8 @@ pub struct ShellReport {
     pub history: Option<String>,
     /// From each fault on the leader (kill, pause, isolation) to the next leader, ns.
     pub recoveries_ns: Vec<u64>,
+    /// What the session-timer and fail-over checks covered.
+    pub timers: sessions::Counts,
 }
 
 impl ShellReport {
@@ -195,7 +198,7 @@ async fn serve(spec: ServerSpec) {
         fs: Arc::new(spec.world.disks[slot].clone()),
         clock: spec.world.clocks[slot].clone(),
         seed: spec.world.seed ^ ((slot as u64 + 1) << 48) ^ (incarnation << 32),
-        observer: Some(Arc::new(world::Watcher { world: spec.world.clone(), slot })),
+        observer: Some(Arc::new(world::Watcher { world: spec.world.clone(), slot, incarnation })),
         bugs: spec.shell_bugs,
         cuts: Some(spec.world.peer_cuts[slot].subscribe()),
     };
@@ -226,6 +229,10 @@ async fn scenario(seed: u64, options: ShellOptions) -> ShellReport {
     let observers = if rng.random_bool(0.3) { rng.random_range(1..=2) } else { 0 };
     let n = voters + observers;
     let world = Arc::new(World::new(seed, n, voters, options.trace));
+    world.checks.lock().expect("checks").sessions.budget = sessions::Budget {
+        tick_time_ms: swarm.tick_time_ms as u64,
+        drift_ppm_max: nemesis::DRIFT_PPM_MAX as u64,
+    };
     let handle = Handle::current();
     let cfg_text = zoo_cfg(n, observers, &swarm);
     let servers: Vec<NodeHandle> = (0..n)
@@ -273,16 +280,19 @@ async fn scenario(seed: u64, options: ShellOptions) -> ShellReport {
         };
         client_tasks.push(node.spawn(client.run(fault_end)));
     }
-    let mut nemesis =
-        nemesis::Nemesis::new(world.clone(), servers, ChaCha8Rng::seed_from_u64(rng.random()));
+    let nemesis_rng = ChaCha8Rng::seed_from_u64(rng.random());
+    let mut nemesis = nemesis::Nemesis::new(world.clone(), servers, nemesis_rng, failover(&swarm));
     nemesis.run(fault_end).await;
     nemesis.heal_all().await;
+    let healed_ns = world.now_ns();
     for task in client_tasks {
         let _ = task.await;
     }
     let live = liveness(&world, &addrs, Duration::from_secs(60)).await;
     if !live {
         world.violation("liveness", "no write committed within 60 s of the heal".to_string());
+    } else {
+        silent_sessions_end(&world, healed_ns, nemesis.clogged()).await;
     }
     let report = finish(seed, (voters, observers), &world, &options, nemesis.faults);
     if !options.leak_nodes {
@@ -304,6 +314,41 @@ async fn release(nodes: &[NodeId]) {
     handle.kill("live");
     // One simulated millisecond: the killed tasks' turns all come before it ends.
     tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+/// The longest a clean kill of the leader may take to a new established leader: tier 1's
+/// bound (election finalize waits and a resend round, FOLLOWERINFO's resend, ticks, message
+/// delays and fsyncs, all of the seed's tier-1 network and disk, slower than madsim's) in the
+/// slowest clock the `clock` fault allows. Never `syncLimit`: the survivors see the leader's
+/// connections end and elect at once (`Input::PeerLost`).
+fn failover(swarm: &Swarm) -> Duration {
+    let mut swarm = swarm.clone();
+    swarm.drift_ppm_max = swarm.drift_ppm_max.max(nemesis::DRIFT_PPM_MAX);
+    Duration::from_nanos(crate::invariants::failover::bound_ns(&swarm))
+}
+
+/// madsim's longest retry backoff for bytes held by a clogged link: a frame sent into a
+/// partition may reach its server this long after the heal (and touch its session then).
+const REDELIVERY_NS: u64 = 10_500_000_000;
+
+/// After the heal and the liveness write: waits until every session the clients left must be
+/// gone (`sessions`' upper bound, checked by the leader's observer meanwhile). The bound holds
+/// from the liveness write, or from madsim's redelivery of held bytes after a partition's heal.
+async fn silent_sessions_end(world: &World, healed_ns: u64, clogged: bool) {
+    let now = world.now_ns();
+    let redelivered = if clogged { healed_ns + REDELIVERY_NS } else { healed_ns };
+    let last = {
+        let mut checks = world.checks.lock().expect("checks");
+        checks.sessions.healthy_from(now.max(redelivered));
+        checks.sessions.last_deadline_ns()
+    };
+    let line = format!("sessions checked until {:.3}s", last.unwrap_or(now) as f64 / 1e9);
+    world.event("sessions", &[], line.as_bytes(), || line.clone());
+    if let Some(last) = last {
+        // A second past the last deadline: every server ticks within it.
+        let wait = last.saturating_sub(now) + 1_000_000_000;
+        tokio::time::sleep(Duration::from_nanos(wait)).await;
+    }
 }
 
 /// A fresh session writes one znode through any server within `bound`.
@@ -346,9 +391,10 @@ fn finish(
     let ops = events.iter().filter(|e| e.kind == Some(zkr_jepsen::Kind::Invoke)).count();
     let history = crate::invariants::history::history(events, seed);
     let now = world.now_ns();
-    let (mut violations, recoveries_ns) = {
+    let (mut violations, recoveries_ns, timers) = {
         let mut checks = world.checks.lock().expect("checks");
-        (std::mem::take(&mut checks.violations), std::mem::take(&mut checks.recoveries_ns))
+        let timers = checks.sessions.counts();
+        (std::mem::take(&mut checks.violations), std::mem::take(&mut checks.recoveries_ns), timers)
     };
     if violations.is_empty() {
         let outcome = crate::invariants::history::check(&history, now);
@@ -371,5 +417,6 @@ fn finish(
         trace: trace.into_text(),
         history: options.keep_history.then(|| history.to_jsonl()),
         recoveries_ns,
+        timers,
     }
 }

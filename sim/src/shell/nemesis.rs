@@ -22,6 +22,9 @@ use zkr_jepsen::history::{Event, Kind, Phase};
 use super::world::World;
 use crate::simfs::CrashKind;
 
+/// The most a `clock` fault makes a server's ticks run fast or slow, parts per million.
+pub const DRIFT_PPM_MAX: i64 = 20_000;
+
 /// What the nemesis does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
@@ -65,11 +68,21 @@ pub struct Nemesis {
     pub faults: BTreeMap<&'static str, u32>,
     /// Kinds this seed uses (a seed draws a subset, as tier 1's swarm does).
     kinds: Vec<Fault>,
+    /// The longest a clean kill of the leader may take to a new established leader.
+    failover_bound: Duration,
+    /// When a clogged link last opened (madsim may deliver its held bytes up to
+    /// `REDELIVERY_NS` later, and reconnects wait out its backoff).
+    unclogged_at: Option<Instant>,
 }
 
 impl Nemesis {
     /// A nemesis over `servers`.
-    pub fn new(world: Arc<World>, servers: Vec<NodeHandle>, mut rng: ChaCha8Rng) -> Nemesis {
+    pub fn new(
+        world: Arc<World>,
+        servers: Vec<NodeHandle>,
+        mut rng: ChaCha8Rng,
+        failover_bound: Duration,
+    ) -> Nemesis {
         let all = [
             Fault::Kill,
             Fault::Pause,
@@ -89,7 +102,8 @@ impl Nemesis {
         if rng.random_bool(0.3) {
             kinds.push(Fault::Clock);
         }
-        Nemesis { world, servers, rng, faults: BTreeMap::new(), kinds }
+        let faults = BTreeMap::new();
+        Nemesis { world, servers, rng, faults, kinds, failover_bound, unclogged_at: None }
     }
 
     /// Injects faults until `end`, one at a time: a quiet gap, the fault, a hold, the repair.
@@ -113,6 +127,13 @@ impl Nemesis {
         }
     }
 
+    /// No link opened within madsim's redelivery time: every quorum connection carries its
+    /// bytes at once (the fail-over bound is claimed only then).
+    fn settled(&self) -> bool {
+        let redelivery = Duration::from_nanos(super::REDELIVERY_NS);
+        self.unclogged_at.is_none_or(|at| at.elapsed() > redelivery)
+    }
+
     fn name(&self, slot: usize) -> String {
         format!("s{}", slot + 1)
     }
@@ -123,6 +144,8 @@ impl Nemesis {
         match fault {
             Fault::Kill => {
                 let slot = self.target();
+                let leads = self.world.leader() == Some(slot) && self.world.sole_leader(slot);
+                let clean = leads && self.settled();
                 self.world.fault_on(slot);
                 let name = self.name(slot);
                 // A kill -9 keeps what the OS had; a power loss keeps what was synced and a
@@ -133,8 +156,15 @@ impl Nemesis {
                 self.mark(fault, Phase::Start, &name);
                 self.world.disks[slot].crash(kind, &mut self.rng);
                 handle.kill(&self.name(slot));
+                let killed_ns = self.world.now_ns();
                 self.world.check_acked_durable();
-                tokio::time::sleep(hold).await;
+                if clean && hold > self.failover_bound {
+                    tokio::time::sleep(self.failover_bound).await;
+                    self.world.check_failover(slot, killed_ns, self.failover_bound);
+                    tokio::time::sleep(hold - self.failover_bound).await;
+                } else {
+                    tokio::time::sleep(hold).await;
+                }
                 handle.restart(&self.name(slot));
                 self.mark(fault, Phase::Stop, &name);
             }
@@ -231,6 +261,7 @@ impl Nemesis {
                 net.clog_node(id);
                 tokio::time::sleep(hold).await;
                 net.unclog_node(id);
+                self.unclogged_at = Some(Instant::now());
                 self.world.fault_over(slot);
                 self.mark(fault, Phase::Stop, &name);
             }
@@ -256,6 +287,7 @@ impl Nemesis {
                 for (x, y) in &links {
                     net.unclog_link(*x, *y);
                 }
+                self.unclogged_at = Some(Instant::now());
                 self.mark(fault, Phase::Stop, &desc);
             }
             Fault::OneWay => {
@@ -270,12 +302,13 @@ impl Nemesis {
                 net.clog_link(x, y);
                 tokio::time::sleep(hold).await;
                 net.unclog_link(x, y);
+                self.unclogged_at = Some(Instant::now());
                 self.mark(fault, Phase::Stop, &desc);
             }
             Fault::Clock => {
                 let slot = self.rng.random_range(0..self.servers.len());
                 let step = self.rng.random_range(-5_000..5_000i64);
-                let drift = self.rng.random_range(-20_000..20_000i64);
+                let drift = self.rng.random_range(-DRIFT_PPM_MAX..DRIFT_PPM_MAX);
                 let desc = format!("s{} wall {step:+} ms, drift {drift:+} ppm", slot + 1);
                 self.mark(fault, Phase::Start, &desc);
                 let clock = &self.world.clocks[slot];
@@ -310,6 +343,12 @@ impl Nemesis {
             }
         }
         links
+    }
+
+    /// True if some fault clogged links (madsim holds their bytes and delivers them after the
+    /// heal, up to its longest retry backoff later).
+    pub fn clogged(&self) -> bool {
+        ["isolate", "split", "one-way"].iter().any(|f| self.faults.contains_key(f))
     }
 
     /// Undoes anything still in effect: every server running and reachable.

@@ -12,6 +12,7 @@ use zkr_core::types::Zxid;
 use zkr_jepsen::history::Event;
 use zkr_server::env::{Clock, Observer};
 
+use super::sessions::{Sessions, Term};
 use crate::invariants::{Violation, digest::Digests, leaders};
 use crate::simfs::SimFs;
 use crate::trace::Trace;
@@ -67,6 +68,8 @@ pub struct Checks {
     pub leader_fault: Option<(u32, u64)>,
     /// ns from each leader fault to the next established leader.
     pub recoveries_ns: Vec<u64>,
+    /// Session timers: expiry never too soon, silent sessions gone in time.
+    pub sessions: Sessions,
 }
 
 /// Worlds created and not yet dropped, in this process (see [`World::live`]).
@@ -209,6 +212,63 @@ impl World {
         }
     }
 
+    /// A client is about to send a frame for `session` (of `timeout_ms`, negotiated).
+    pub fn session_sent(&self, session: i64, timeout_ms: i32) {
+        let now = self.now_ns();
+        self.checks.lock().expect("checks").sessions.sent(session, timeout_ms, now);
+    }
+
+    /// A client is about to send a CloseSession for `session`: its end is not an expiry.
+    pub fn close_requested(&self, session: i64) {
+        self.checks.lock().expect("checks").sessions.close_requested(session);
+    }
+
+    /// The term `slot` leads and its tick, as its observer last saw them.
+    pub fn leading(&self, slot: usize) -> Option<(Term, u64)> {
+        self.checks.lock().expect("checks").sessions.leading(slot)
+    }
+
+    /// A client got a successful reply from `slot` for a frame of `session` sent when `slot`
+    /// led `term` at `tick`; it still leads it.
+    pub fn heard(&self, slot: usize, (term, tick): (Term, u64), session: i64, timeout_ms: i32) {
+        let mut checks = self.checks.lock().expect("checks");
+        if checks.sessions.leading(slot).map(|(t, _)| t) == Some(term) {
+            checks.sessions.heard(slot, term, session, tick, timeout_ms);
+        }
+    }
+
+    /// `bound` after the leader `slot` was killed at `killed_ns` (all others up, links
+    /// settled): a newer leader must be established by now (`failover`). `killed_ns` is the
+    /// time `fault_on` recorded for it (the same instant), so a fault found pending from
+    /// earlier is not this one.
+    pub fn check_failover(&self, slot: usize, killed_ns: u64, bound: Duration) {
+        let pending = {
+            let mut checks = self.checks.lock().expect("checks");
+            checks.sessions.counts.failovers += 1;
+            checks.leader_fault
+        };
+        if let Some((epoch, at)) = pending.filter(|(_, at)| *at == killed_ns) {
+            let message = format!(
+                "s{} (leader of epoch {epoch}) was killed at {:.3}s; no newer leader {:.3}s \
+                 later (bound {:.3}s)",
+                slot + 1,
+                at as f64 / 1e9,
+                (self.now_ns() - at) as f64 / 1e9,
+                bound.as_secs_f64()
+            );
+            self.violation("failover", message);
+        }
+    }
+
+    /// True if `slot` is the only server that considers itself an established leader. A
+    /// deposed leader that has not noticed yet (it was paused while the others elected) keeps
+    /// office until its learners' `syncLimit` runs out (it ignores their notifications), and
+    /// the survivors of a kill may need it for a quorum (seed 36990).
+    pub fn sole_leader(&self, slot: usize) -> bool {
+        let checks = self.checks.lock().expect("checks");
+        checks.sessions.leaders().all(|s| s == slot)
+    }
+
     /// The slot of the established leader last observed, if any.
     pub fn leader(&self) -> Option<usize> {
         self.checks.lock().expect("checks").leader.map(|(slot, _)| slot)
@@ -221,6 +281,8 @@ pub struct Watcher {
     pub world: Arc<World>,
     /// The server's slot (id - 1).
     pub slot: usize,
+    /// Which start of the server this is (its ticks count from 0 at each).
+    pub incarnation: u64,
 }
 
 impl Observer for Watcher {
@@ -243,6 +305,7 @@ impl Observer for Watcher {
                         checks.leader_fault = None;
                     }
                 }
+                checks.sessions.leader_since_ns = now;
                 trace.push(format!("s{} leads epoch {epoch}", self.slot + 1));
             } else if !leading && checks.leader.is_some_and(|(s, _)| s == self.slot) {
                 checks.leader = None;
@@ -256,6 +319,11 @@ impl Observer for Watcher {
                     found.extend(checks.digests.observe(self.slot, current, digest, now));
                 }
             }
+            // Only the leader of the latest epoch must have closed the silent sessions: a
+            // deposed one that has not noticed yet cannot commit a close.
+            let latest = checks.leaders.last_key_value() == Some((&epoch, &self.slot));
+            let term = (self.incarnation, epoch);
+            found.extend(checks.sessions.stepped(self.slot, term, latest, node, now));
             for v in &found {
                 trace.push(format!("violation {}: {}", v.invariant, v.message));
             }
