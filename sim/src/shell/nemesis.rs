@@ -144,7 +144,7 @@ impl Nemesis {
         match fault {
             Fault::Kill => {
                 let slot = self.target();
-                let leads = self.world.leader() == Some(slot) && self.world.sole_leader(slot);
+                let leads = self.world.leader() == Some(slot);
                 let clean = leads && self.settled();
                 self.world.fault_on(slot);
                 let name = self.name(slot);

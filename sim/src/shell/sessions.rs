@@ -114,11 +114,6 @@ impl Sessions {
         self.leading.get(&slot).copied()
     }
 
-    /// The slots that consider themselves established leaders, as last observed.
-    pub fn leaders(&self) -> impl Iterator<Item = usize> + '_ {
-        self.leading.keys().copied()
-    }
-
     /// A client is about to send a frame for `session` (`timeout_ms` negotiated).
     pub fn sent(&mut self, session: i64, timeout_ms: i32, now: u64) {
         assert!(self.healthy_since_ns.is_none(), "clients stop before the upper bound holds");

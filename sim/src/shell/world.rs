@@ -260,15 +260,6 @@ impl World {
         }
     }
 
-    /// True if `slot` is the only server that considers itself an established leader. A
-    /// deposed leader that has not noticed yet (it was paused while the others elected) keeps
-    /// office until its learners' `syncLimit` runs out (it ignores their notifications), and
-    /// the survivors of a kill may need it for a quorum (seed 36990).
-    pub fn sole_leader(&self, slot: usize) -> bool {
-        let checks = self.checks.lock().expect("checks");
-        checks.sessions.leaders().all(|s| s == slot)
-    }
-
     /// The slot of the established leader last observed, if any.
     pub fn leader(&self) -> Option<usize> {
         self.checks.lock().expect("checks").leader.map(|(slot, _)| slot)
