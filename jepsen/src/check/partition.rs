@@ -523,12 +523,25 @@ impl<'h> Plan<'h> {
             .map(|id| (paths.name(id), id))
             .collect();
         by_path.sort_unstable();
+        // Each key group's paths arrive in order: listed first and made into sets at once (a
+        // set built from a sorted list is laid out in one pass; inserting one path at a time
+        // descended the tree comparing strings).
+        let mut scopes: Vec<(Vec<String>, Vec<String>)> = Vec::new();
         for (path, id) in by_path {
             let p = part_of(id as usize, &mut uf, &mut shells) as usize;
-            shells[p].scope.paths.insert(path.to_string());
-            if facts.observed(id) {
-                shells[p].scope.children_exact.insert(path.to_string());
+            if scopes.len() <= p {
+                scopes.resize_with(p + 1, Default::default);
             }
+            let (paths, exact) = &mut scopes[p];
+            assert!(paths.last().is_none_or(|last| last.as_str() < path), "paths in order");
+            paths.push(path.to_string());
+            if facts.observed(id) {
+                exact.push(path.to_string());
+            }
+        }
+        for (shell, (paths, exact)) in shells.iter_mut().zip(scopes) {
+            shell.scope.paths = paths.into_iter().collect();
+            shell.scope.children_exact = exact.into_iter().collect();
         }
         let targets: Vec<u32> =
             homes.into_iter().map(|home| part_of(home as usize, &mut uf, &mut shells)).collect();
