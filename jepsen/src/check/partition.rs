@@ -1106,7 +1106,7 @@ fn reply_facts(reply: &Event) -> Reply {
         c.sort();
     }
     Reply {
-        stat: reply.stat.clone(),
+        stat: reply.stat.as_deref().cloned(),
         data: reply.data.clone(),
         children,
         results: reply.results().clone(),
