@@ -917,10 +917,10 @@ fn convert(
                 *n = Some(paths.name(candidate).to_string());
             }
             links.push(candidate);
-            let hint = home_hint(&alt, ids, &paths);
+            let hint = home_hint(&alt, ids, paths);
             pops.push((POp { action: alt, group, ..base.clone() }, hint));
         }
-        let hint = home_hint(&action, ids, &paths);
+        let hint = home_hint(&action, ids, paths);
         pops.push((POp { action, group, ..base }, hint));
         return Some(Converted::Owned { pops, links: vec![links] });
     }

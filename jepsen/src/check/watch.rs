@@ -72,7 +72,7 @@ fn changes<'h>(history: &'h History, ops: &[Op]) -> Changes<'h> {
             F::Create => {
                 let name = name.unwrap_or(path);
                 record(name, WatchType::NodeCreated);
-                if let Some(p) = parent(&name) {
+                if let Some(p) = parent(name) {
                     record(p, WatchType::NodeChildrenChanged);
                 }
             }
