@@ -464,8 +464,10 @@ pub enum Action {
 /// What came back, as the model checks it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Reply {
-    /// Stat, if the reply carried one.
-    pub stat: Option<Box<Stat>>,
+    /// Stat, if the reply carried one (inline: a reply is built for every acknowledged op, and
+    /// once per result of a multi whose stats are checked, and a boxed stat was an allocation
+    /// each time).
+    pub stat: Option<Stat>,
     /// Data read.
     pub data: Option<String>,
     /// Children read (sorted).
@@ -960,14 +962,14 @@ impl Tree {
                         return Err(format!("children {children:?} but {path} has {have:?}"));
                     }
                 }
-                self.check_stat(scope, path, reply.stat.as_deref())
+                self.check_stat(scope, path, reply.stat.as_ref())
             }
             Action::Exists { path } => {
                 match (&reply.stat, self.nodes.contains_key(path.as_str())) {
                     (Some(_), false) => Err(format!("exists saw {path} but it does not exist")),
                     (None, true) => Err(format!("exists missed {path} which exists")),
                     (None, false) => Ok(()),
-                    (Some(stat), true) => self.check_stat(scope, path, Some(&**stat)),
+                    (Some(stat), true) => self.check_stat(scope, path, Some(stat)),
                 }
             }
             Action::Create { path, mode, name, .. } => {
@@ -975,7 +977,7 @@ impl Tree {
                 if !mode.is_sequential() && name != *path {
                     return Err(format!("created {name} for a create of {path}"));
                 }
-                self.check_stat(scope, &name, reply.stat.as_deref())
+                self.check_stat(scope, &name, reply.stat.as_ref())
             }
             Action::Multi(actions) => {
                 let Some(results) = &reply.results else { return Ok(()) };
@@ -987,8 +989,7 @@ impl Tree {
                     return Ok(());
                 }
                 for (sub, result) in actions.iter().zip(results) {
-                    let sub_reply =
-                        Reply { stat: result.stat.clone().map(Box::new), ..Reply::default() };
+                    let sub_reply = Reply { stat: result.stat.clone(), ..Reply::default() };
                     match sub {
                         Action::Set { .. } | Action::Create { .. } => {
                             self.check_reply(scope, sub, &sub_reply)?
@@ -1354,12 +1355,10 @@ mod tests {
             2 => Action::Close { session: process },
             _ => one(d),
         };
-        let stat = (d.below(2) == 0).then(|| {
-            Box::new(Stat {
-                version: Some(d.below(3) as i32),
-                czxid: Some(d.below(3) as i64),
-                ..Stat::default()
-            })
+        let stat = (d.below(2) == 0).then(|| Stat {
+            version: Some(d.below(3) as i32),
+            czxid: Some(d.below(3) as i64),
+            ..Stat::default()
         });
         let data = (d.below(3) == 0).then(|| d.pick(&["", "1"]).to_string());
         let reply = Arc::new(Reply { stat, data, ..Reply::default() });

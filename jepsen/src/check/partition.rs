@@ -125,10 +125,15 @@ impl UnionFind {
 /// instead of keyed by a copy of the path (a `String` per footprint path and per map entry,
 /// compared byte by byte at every level of a `BTreeMap`). Paths are borrowed from the history;
 /// only the names built from a children list or for an unrecorded sequential name are owned.
+///
+/// A path's parent is numbered with it (`parents`), so that planning goes from a path to its
+/// parent by index, not by cutting the string and hashing the cut.
 #[derive(Default)]
 struct Paths<'h> {
     names: Vec<Cow<'h, str>>,
     ids: HashMap<Cow<'h, str>, u32, BuildHasherDefault<PathHasher>>,
+    /// Per path number: its parent's number (`None` for `/`).
+    parents: Vec<Option<u32>>,
 }
 
 impl<'h> Paths<'h> {
@@ -149,11 +154,23 @@ impl<'h> Paths<'h> {
     }
 
     fn add(&mut self, path: Cow<'h, str>) -> u32 {
+        // The parent first (a borrowed path's parent is borrowed too: a prefix of it).
+        let up = match &path {
+            Cow::Borrowed(p) => parent(p).map(|q| self.intern(q)),
+            Cow::Owned(p) => parent(p).map(|q| self.intern_copy(q)),
+        };
         let id = u32::try_from(self.names.len()).expect("fewer than 2^32 paths");
         assert!(!self.ids.contains_key(path.as_ref()), "a path is numbered once");
+        assert!(up.is_none_or(|u| u < id), "a parent is numbered before its children");
         self.names.push(path.clone());
         self.ids.insert(path, id);
+        self.parents.push(up);
         id
+    }
+
+    /// The number of the parent of the path numbered `id` (`None` for `/`).
+    fn parent(&self, id: u32) -> Option<u32> {
+        self.parents[id as usize]
     }
 
     /// The number of `path`, if it has one.
@@ -179,6 +196,11 @@ struct Facts {
     /// Per op (by id): the completion of the session's first acknowledged op invoked after it
     /// ([`POp::deadline`]).
     deadlines: Vec<usize>,
+    /// The path numbers of every op's sub-operations ([`sub_ops`]), in order, all ops in one
+    /// list: op `id`'s are `sub_paths[sub_at[id]..sub_at[id + 1]]`. Numbered once here, while
+    /// the history is read for the facts, and not looked up again to build footprints.
+    sub_paths: Vec<u32>,
+    sub_at: Vec<u32>,
 }
 
 impl Facts {
@@ -190,6 +212,11 @@ impl Facts {
     /// Whether the children of `path` are observed (a path without a number is not).
     fn observed_path(&self, paths: &Paths, path: &str) -> bool {
         paths.id(path).is_some_and(|id| self.observed(id))
+    }
+
+    /// The path numbers of op `id`'s sub-operations, in order.
+    fn sub_paths(&self, id: usize) -> &[u32] {
+        &self.sub_paths[self.sub_at[id] as usize..self.sub_at[id + 1] as usize]
     }
 }
 
@@ -209,7 +236,11 @@ fn facts<'h>(history: &'h History, ops: &[Op], paths: &mut Paths<'h>) -> Facts {
     let mut created: Vec<bool> = Vec::new();
     let mut acked_seq: HashMap<u32, Vec<(usize, usize, i64)>, _> = HashMap::default();
     let mut joined = String::new();
+    let mut sub_paths: Vec<u32> = Vec::with_capacity(ops.len());
+    let mut sub_at: Vec<u32> = Vec::with_capacity(ops.len() + 1);
     for op in ops {
+        assert_eq!(op.id, sub_at.len(), "ops in id order");
+        sub_at.push(u32::try_from(sub_paths.len()).expect("fewer than 2^32 sub-operations"));
         let req = history.request(op);
         let reply = history.reply(op).filter(|_| op.outcome == Outcome::Ok);
         let when = op.complete.unwrap_or(op.invoke);
@@ -224,6 +255,7 @@ fn facts<'h>(history: &'h History, ops: &[Op], paths: &mut Paths<'h>) -> Facts {
         let shows_existence = reply.is_some_and(|r| op.f != F::Exists || r.stat.is_some());
         for sub in sub_ops(req) {
             let id = paths.intern(sub.path);
+            sub_paths.push(id);
             if shows_existence && sub.f != F::Create {
                 see(&mut seen, id);
             }
@@ -269,7 +301,9 @@ fn facts<'h>(history: &'h History, ops: &[Op], paths: &mut Paths<'h>) -> Facts {
         .map(|(id, &first)| (u32::try_from(id).expect("a path number"), first))
         .collect();
     orphans.sort_unstable_by(|a, b| paths.name(a.0).cmp(paths.name(b.0)));
-    Facts { children_observed, orphans, acked_seq, deadlines: deadlines(history, ops) }
+    sub_at.push(u32::try_from(sub_paths.len()).expect("fewer than 2^32 sub-operations"));
+    let deadlines = deadlines(history, ops);
+    Facts { children_observed, orphans, acked_seq, deadlines, sub_paths, sub_at }
 }
 
 /// For each op, the completion of the first acknowledged op (ok, or failed with an error the
@@ -439,12 +473,14 @@ impl<'h> Plan<'h> {
                             previous = Some(id);
                         }
                     }
-                    for pop in pops {
-                        let index = |path: &str| {
-                            let id = paths.id(path)?;
-                            registered.get(id as usize).copied().unwrap_or(false).then_some(id)
-                        };
-                        let home = registered_home(&pop.action, &index);
+                    for (pop, hint) in pops {
+                        let is_registered =
+                            |id: u32| registered.get(id as usize).copied().unwrap_or(false);
+                        let index = |path: &str| paths.id(path).filter(|&id| is_registered(id));
+                        // The hint is the first path `registered_home` tries, by number: almost
+                        // always registered (the op's footprint holds it), and then the answer.
+                        let home = hint.filter(|&id| is_registered(id));
+                        let home = home.or_else(|| registered_home(&pop.action, &index));
                         let home = home.expect("every op's paths were registered");
                         homes.push(home);
                         if keep {
@@ -487,12 +523,25 @@ impl<'h> Plan<'h> {
             .map(|id| (paths.name(id), id))
             .collect();
         by_path.sort_unstable();
+        // Each key group's paths arrive in order: listed first and made into sets at once (a
+        // set built from a sorted list is laid out in one pass; inserting one path at a time
+        // descended the tree comparing strings).
+        let mut scopes: Vec<(Vec<String>, Vec<String>)> = Vec::new();
         for (path, id) in by_path {
             let p = part_of(id as usize, &mut uf, &mut shells) as usize;
-            shells[p].scope.paths.insert(path.to_string());
-            if facts.observed(id) {
-                shells[p].scope.children_exact.insert(path.to_string());
+            if scopes.len() <= p {
+                scopes.resize_with(p + 1, Default::default);
             }
+            let (paths, exact) = &mut scopes[p];
+            assert!(paths.last().is_none_or(|last| last.as_str() < path), "paths in order");
+            paths.push(path.to_string());
+            if facts.observed(id) {
+                exact.push(path.to_string());
+            }
+        }
+        for (shell, (paths, exact)) in shells.iter_mut().zip(scopes) {
+            shell.scope.paths = paths.into_iter().collect();
+            shell.scope.children_exact = exact.into_iter().collect();
         }
         let targets: Vec<u32> =
             homes.into_iter().map(|home| part_of(home as usize, &mut uf, &mut shells)).collect();
@@ -544,8 +593,18 @@ impl<'h> Plan<'h> {
             return None;
         }
         let mut part = self.shells[k].clone();
-        part.ops.reserve(members.len());
         let target = u32::try_from(k).expect("fewer than 2^32 key groups");
+        // Room for exactly the pieces that land here: an op of unknown outcome may put several
+        // alternatives in one key group, and growing the list by doubling from the member
+        // count copied a long key group's pieces (a few hundred bytes each) several times.
+        let pieces_of = |id: u32| {
+            let (from, to) =
+                (self.first[id as usize] as usize, self.first[id as usize + 1] as usize);
+            self.targets[from..to].iter().filter(|&&t| t == target).count()
+        };
+        let pieces: usize = members.iter().map(|&id| pieces_of(id)).sum();
+        assert!(pieces >= members.len(), "every member has a piece here");
+        part.ops.reserve_exact(pieces);
         for &id in members {
             let op = &ops[id as usize];
             let from = self.first[op.id] as usize;
@@ -562,7 +621,7 @@ impl<'h> Plan<'h> {
             let Some(Converted::Owned { pops, .. }) = converted else {
                 unreachable!("an op with pieces converts to pieces again");
             };
-            for (j, pop) in pops.into_iter().enumerate() {
+            for (j, (pop, _)) in pops.into_iter().enumerate() {
                 if self.targets[from + j] == target {
                     part.ops.push(pop);
                 }
@@ -690,6 +749,26 @@ fn registered_home(action: &Action, index: &impl Fn(&str) -> Option<u32>) -> Opt
     }
 }
 
+/// The number of the first path [`registered_home`] looks at, from the numbers of the action's
+/// request paths (`ids`, as for [`footprint`]); `None` when that path is not one of them (a
+/// create whose recorded name differs from its path: the lookup by string decides).
+fn home_hint(action: &Action, ids: &[u32], paths: &Paths) -> Option<u32> {
+    match action {
+        Action::Create { mode, .. } if mode.is_sequential() => paths.parent(ids[0]),
+        Action::Create { path, name, .. } => {
+            name.as_ref().is_none_or(|name| name == path).then_some(ids[0])
+        }
+        Action::Delete { .. }
+        | Action::Set { .. }
+        | Action::Check { .. }
+        | Action::Get { .. }
+        | Action::Exists { .. }
+        | Action::Children { .. } => Some(ids[0]),
+        Action::Multi(subs) => home_hint(subs.first()?, &ids[..1], paths),
+        Action::Sync | Action::Close { .. } => None,
+    }
+}
+
 /// The paths [`registered_home`] looks for, in its order (its test's reference).
 #[cfg(test)]
 fn action_paths(action: &Action) -> Vec<String> {
@@ -715,7 +794,9 @@ fn action_paths(action: &Action) -> Vec<String> {
 enum Converted {
     /// Ops (one, or several alternatives / per-path pieces) with the groups of paths (by
     /// number) that must share a partition.
-    Owned { pops: Vec<POp>, links: Vec<Vec<u32>> },
+    /// Each op comes with the number of the path [`registered_home`] looks at first
+    /// ([`home_hint`]).
+    Owned { pops: Vec<(POp, Option<u32>)>, links: Vec<Vec<u32>> },
     /// Copied into partitions later.
     Broadcast(POp),
 }
@@ -789,7 +870,7 @@ fn convert(
         let name = |i: usize| results.get(i).and_then(|r| r.name.clone());
         let subs = sub_ops(req).enumerate();
         let actions: Vec<Action> = subs.map(|(i, sub)| to_action(sub, name(i))).collect();
-        return Some(convert_multi(base, actions, facts, paths, split));
+        return Some(convert_multi(base, actions, facts.sub_paths(op.id), facts, paths, split));
     }
     let name = ok_reply.and_then(|r| r.name().clone());
     let mut action = sub_ops(req).next().map(|sub| to_action(sub, name))?;
@@ -801,7 +882,8 @@ fn convert(
         // An acknowledged sequential create whose name was not recorded: a name nobody saw.
         *name = Some(format!("{path}?{}", op.id));
     }
-    let mut links = footprint(&action, facts, paths);
+    let ids = facts.sub_paths(op.id);
+    let mut links = footprint(&action, ids, facts, paths);
     if let Action::Create { path, mode, name: None, .. } = &action
         && mode.is_sequential()
         && op.outcome == Outcome::Info
@@ -835,17 +917,21 @@ fn convert(
                 *n = Some(paths.name(candidate).to_string());
             }
             links.push(candidate);
-            pops.push(POp { action: alt, group, ..base.clone() });
+            let hint = home_hint(&alt, ids, paths);
+            pops.push((POp { action: alt, group, ..base.clone() }, hint));
         }
-        pops.push(POp { action, group, ..base });
+        let hint = home_hint(&action, ids, paths);
+        pops.push((POp { action, group, ..base }, hint));
         return Some(Converted::Owned { pops, links: vec![links] });
     }
-    Some(Converted::Owned { pops: vec![POp { action, ..base }], links: vec![links] })
+    let hint = home_hint(&action, ids, paths);
+    Some(Converted::Owned { pops: vec![(POp { action, ..base }, hint)], links: vec![links] })
 }
 
 fn convert_multi(
     base: POp,
     actions: Vec<Action>,
+    ids: &[u32],
     facts: &Facts,
     paths: &mut Paths,
     split: Split,
@@ -858,15 +944,17 @@ fn convert_multi(
         if split.multi_not_atomic && matches!(base.outcome, model::Outcome::Fail(_)) && base.must {
             // A failed multi stays an observation ([`POp::multi_pieces`]).
             let whole = Action::Multi(actions.clone());
-            links.push(footprint(&whole, facts, paths));
-            pops.push(POp { action: whole, ..base.clone() });
+            links.push(footprint(&whole, ids, facts, paths));
+            let hint = home_hint(&whole, ids, paths);
+            pops.push((POp { action: whole, ..base.clone() }, hint));
         }
         let results = match &base.outcome {
             model::Outcome::Ok { reply, .. } => reply.results.clone(),
             _ => None,
         };
         for (i, action) in actions.into_iter().enumerate() {
-            links.push(footprint(&action, facts, paths));
+            let piece_ids = &ids[i..=i];
+            links.push(footprint(&action, piece_ids, facts, paths));
             let outcome = match (&base.outcome, split.multi_not_atomic) {
                 (_, true) => model::Outcome::Unknown,
                 (model::Outcome::Ok { zxid, .. }, false) => {
@@ -880,22 +968,81 @@ fn convert_multi(
             let ret = if must { base.ret } else { usize::MAX };
             let key = base.key.filter(|_| must);
             let action = Action::Multi(vec![action]);
-            pops.push(POp { action, outcome, must, ret, key, pure: false, ..base.clone() });
+            let hint = home_hint(&action, piece_ids, paths);
+            let piece = POp { action, outcome, must, ret, key, pure: false, ..base.clone() };
+            pops.push((piece, hint));
         }
         return Converted::Owned { pops, links };
     }
     let action = Action::Multi(actions);
-    let links = footprint(&action, facts, paths);
-    Converted::Owned { pops: vec![POp { action, ..base }], links: vec![links] }
+    let links = footprint(&action, ids, facts, paths);
+    let hint = home_hint(&action, ids, paths);
+    Converted::Owned { pops: vec![(POp { action, ..base }, hint)], links: vec![links] }
 }
 
 /// Paths an action touches (by number), parent first when the parent's children are observed.
-fn footprint(action: &Action, facts: &Facts, paths: &mut Paths) -> Vec<u32> {
-    let mut out = Vec::new();
-    footprint_into(action, facts, paths, &mut out);
+/// `ids` are the numbers of the action's paths as its op's request gives them (for a multi,
+/// one per sub-operation; [`Facts::sub_paths`]): paths and parents are found by number, and
+/// only a sequential create's name is looked up by its string.
+fn footprint(action: &Action, ids: &[u32], facts: &Facts, paths: &mut Paths) -> Vec<u32> {
+    // Room for what the action can name (a sub-op names at most three: a multi's create its
+    // parent twice and its own path), so the list is allocated once, not grown from empty.
+    let most = match action {
+        Action::Multi(subs) => 3 * subs.len(),
+        _ => 2,
+    };
+    let mut out = Vec::with_capacity(most);
+    footprint_ids(action, ids, facts, paths, &mut out);
     out
 }
 
+/// [`footprint_into`] with the path numbers given (see [`footprint`]).
+fn footprint_ids(
+    action: &Action,
+    ids: &[u32],
+    facts: &Facts,
+    paths: &mut Paths,
+    out: &mut Vec<u32>,
+) {
+    let observed_parent = |paths: &Paths, id: u32| paths.parent(id).filter(|&p| facts.observed(p));
+    match action {
+        Action::Create { path, name, mode, .. } => {
+            let id = ids[0];
+            debug_assert_eq!(paths.name(id), path, "the number of the create's path");
+            out.extend(observed_parent(paths, id));
+            if !mode.is_sequential() {
+                out.push(id);
+            } else if let Some(name) = name {
+                out.push(paths.intern_copy(name));
+            }
+        }
+        Action::Delete { .. } => {
+            out.extend(observed_parent(paths, ids[0]));
+            out.push(ids[0]);
+        }
+        Action::Multi(subs) => {
+            assert_eq!(subs.len(), ids.len(), "a number per sub-operation");
+            for (sub, id) in subs.iter().zip(ids) {
+                // As in `footprint_into`: a create's parent, unless it is the root.
+                if let Action::Create { .. } = sub
+                    && let Some(p) = paths.parent(*id).filter(|&p| paths.name(p) != "/")
+                {
+                    out.push(p);
+                }
+                footprint_ids(sub, std::slice::from_ref(id), facts, paths, out);
+            }
+        }
+        Action::Set { .. }
+        | Action::Check { .. }
+        | Action::Get { .. }
+        | Action::Exists { .. }
+        | Action::Children { .. } => out.push(ids[0]),
+        Action::Sync | Action::Close { .. } => {}
+    }
+}
+
+/// The reference for [`footprint_ids`]: the same, each path looked up by its string.
+#[cfg(test)]
 fn footprint_into(action: &Action, facts: &Facts, paths: &mut Paths, out: &mut Vec<u32>) {
     match action {
         Action::Create { path, name, mode, .. } => {
@@ -959,7 +1106,7 @@ fn reply_facts(reply: &Event) -> Reply {
         c.sort();
     }
     Reply {
-        stat: reply.stat.clone(),
+        stat: reply.stat.as_deref().cloned(),
         data: reply.data.clone(),
         children,
         results: reply.results().clone(),
@@ -978,16 +1125,17 @@ mod tests {
         let history_paths: Vec<String> = ["/a", "/a/b", "/", "/a"].map(String::from).into();
         let mut paths = Paths::default();
         let ids: Vec<u32> = history_paths.iter().map(|p| paths.intern(p)).collect();
-        assert_eq!(ids, vec![0, 1, 2, 0], "the same path, the same number");
+        // A path's parent is numbered first ("/" before "/a").
+        assert_eq!(ids, vec![1, 2, 0, 1], "the same path, the same number");
         let mut built = String::new();
         join_into(&mut built, "/a", "b");
-        assert_eq!(paths.intern_copy(&built), 1, "a built path finds the borrowed one");
+        assert_eq!(paths.intern_copy(&built), 2, "a built path finds the borrowed one");
         join_into(&mut built, "/", "c");
         assert_eq!(built, "/c", "a child of the root");
         assert_eq!(paths.intern_copy(&built), 3, "a new path takes the next number");
         assert_eq!(paths.id("/c"), Some(3));
         assert_eq!(paths.id("/d"), None, "an unknown path has no number");
-        for (id, name) in [(0, "/a"), (1, "/a/b"), (2, "/"), (3, "/c")] {
+        for (id, name) in [(0, "/"), (1, "/a"), (2, "/a/b"), (3, "/c")] {
             assert_eq!(paths.name(id), name);
         }
     }
@@ -1011,6 +1159,128 @@ mod tests {
         hashes.sort_unstable();
         hashes.dedup();
         assert_eq!(hashes.len(), count, "every path hashes apart");
+    }
+
+    /// Actions over a small tree, with the request paths of each in order (a multi's one
+    /// per sub-operation), as `sub_ops` gives them: every kind, sequential creates named,
+    /// unnamed and of unrecorded name, a create whose recorded name is not its path, children
+    /// of the root and deeper, multis with and without creates.
+    fn sample_actions() -> Vec<(Action, Vec<&'static str>)> {
+        let create = |path: &str, mode, name: Option<&str>| Action::Create {
+            path: path.into(),
+            data: String::new(),
+            mode,
+            name: name.map(str::to_string),
+        };
+        let (p, e) = (CreateMode::Persistent, CreateMode::Ephemeral);
+        let (ps, es) = (CreateMode::PersistentSequential, CreateMode::EphemeralSequential);
+        let set = |path: &str| Action::Set { path: path.into(), data: String::new(), version: 1 };
+        vec![
+            (create("/a", p, Some("/a")), vec!["/a"]),
+            (create("/a/b", e, None), vec!["/a/b"]),
+            (create("/a/b", p, Some("/a/x")), vec!["/a/b"]),
+            (create("/a/s-", ps, Some("/a/s-0000000001")), vec!["/a/s-"]),
+            (create("/a/s-", es, None), vec!["/a/s-"]),
+            (create("/a/s-", ps, Some("/a/s-?7")), vec!["/a/s-"]),
+            (create("/s-", ps, Some("/s-0000000003")), vec!["/s-"]),
+            (Action::Delete { path: "/a".into(), version: -1 }, vec!["/a"]),
+            (Action::Delete { path: "/a/b/c".into(), version: 2 }, vec!["/a/b/c"]),
+            (set("/q"), vec!["/q"]),
+            (Action::Check { path: "/a/b".into(), version: 0 }, vec!["/a/b"]),
+            (Action::Get { path: "/z".into() }, vec!["/z"]),
+            (Action::Exists { path: "/a/b".into() }, vec!["/a/b"]),
+            (Action::Children { path: "/a".into() }, vec!["/a"]),
+            (
+                Action::Multi(vec![
+                    create("/a/c", p, Some("/a/c")),
+                    set("/z"),
+                    create("/q/s-", ps, Some("/q/s-0000000000")),
+                    create("/r", p, None),
+                ]),
+                vec!["/a/c", "/z", "/q/s-", "/r"],
+            ),
+            (Action::Multi(vec![set("/z"), create("/a/b/d", p, None)]), vec!["/z", "/a/b/d"]),
+            (Action::Multi(vec![create("/a/b", p, Some("/a/y"))]), vec!["/a/b"]),
+            (Action::Sync, vec![]),
+            (Action::Close { session: 3 }, vec![]),
+        ]
+    }
+
+    /// Facts observing the children of `observed` (numbered in `paths`).
+    fn facts_observing(paths: &mut Paths, observed: &[&'static str]) -> Facts {
+        let mut children_observed = Vec::new();
+        for path in observed {
+            flag(&mut children_observed, paths.intern(path));
+        }
+        Facts {
+            children_observed,
+            orphans: Vec::new(),
+            acked_seq: HashMap::default(),
+            deadlines: Vec::new(),
+            sub_paths: Vec::new(),
+            sub_at: vec![0],
+        }
+    }
+
+    /// A path's parent is numbered with it, borrowed or copied, and the parent number names
+    /// the parent (the root has none).
+    #[test]
+    fn paths_number_parents() {
+        let mut paths = Paths::default();
+        let deep = paths.intern("/a/b/c");
+        let built = paths.intern_copy("/x/y");
+        for id in [deep, built] {
+            let mut at = id;
+            while let Some(up) = paths.parent(at) {
+                assert_eq!(Some(paths.name(up)), parent(paths.name(at)), "the parent of {at}");
+                assert!(up < at, "numbered first");
+                at = up;
+            }
+            assert_eq!(paths.name(at), "/", "every chain ends at the root");
+        }
+        assert_eq!(paths.id("/a/b"), paths.parent(deep), "the parent has the number it names");
+        assert_eq!(paths.names.len(), 6, "/, /a, /a/b, /a/b/c, /x, /x/y");
+    }
+
+    /// The footprint by numbers is the footprint by strings, for every kind of action and
+    /// either way a parent's children are observed.
+    #[test]
+    fn footprint_by_numbers_is_footprint_by_strings() {
+        for observed in [&[][..], &["/", "/a", "/a/b", "/q"][..], &["/a"][..]] {
+            let mut paths = Paths::default();
+            let facts = facts_observing(&mut paths, observed);
+            let mut checked = 0;
+            for (action, request) in sample_actions() {
+                let ids: Vec<u32> = request.iter().map(|p| paths.intern(p)).collect();
+                let by_number = footprint(&action, &ids, &facts, &mut paths);
+                let mut by_string = Vec::new();
+                footprint_into(&action, &facts, &mut paths, &mut by_string);
+                assert_eq!(by_number, by_string, "{action:?} observing {observed:?}");
+                checked += usize::from(!by_number.is_empty());
+            }
+            assert!(checked >= 15, "the samples have footprints");
+        }
+    }
+
+    /// The hint is what `registered_home` finds whenever the hinted path is registered, and it
+    /// is given for every action whose first looked-at path is a request path.
+    #[test]
+    fn home_hint_is_the_first_path_looked_at() {
+        let mut paths = Paths::default();
+        let mut hinted = 0;
+        for (action, request) in sample_actions() {
+            let ids: Vec<u32> = request.iter().map(|p| paths.intern(p)).collect();
+            let everything = |path: &str| paths.id(path);
+            let hint = home_hint(&action, &ids, &paths);
+            if let Some(hint) = hint {
+                assert_eq!(Some(hint), registered_home(&action, &everything), "{action:?}");
+                hinted += 1;
+            }
+            let first = action_paths(&action).into_iter().next();
+            let named = first.as_deref().and_then(|p| paths.id(p));
+            assert_eq!(hint.is_some(), named.is_some() && hint == named, "{action:?}");
+        }
+        assert_eq!(hinted, 15, "all but the two renamed creates, sync and close");
     }
 
     /// `registered_home` finds what the first registered path of `action_paths` finds.

@@ -17,8 +17,16 @@
 use super::explain::short;
 use super::{Explanation, Guarantee, Options, Violation, window_of};
 use crate::history::{Event, F, History, Kind, Op, Outcome, SubResult, WatchType, parent};
+use crate::model::PathHasher;
 use crate::report::describe_op;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
+
+/// The maps of this pass are keyed by paths (borrowed from the history) and only looked up,
+/// never iterated in an order that shows (each change list is sorted on its own), so they hash
+/// with the path tables' hasher instead of comparing paths byte by byte at every level of a
+/// `BTreeMap`.
+type Hashed = BuildHasherDefault<PathHasher>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Class {
@@ -46,10 +54,13 @@ struct Registration {
 
 /// Per path: (zxid, change type, op) of every acknowledged write with a zxid, in zxid order.
 /// Paths are borrowed from the history (a copy per recorded change was most of this pass).
-type Changes<'h> = BTreeMap<&'h str, Vec<(i64, WatchType, usize)>>;
+type Changes<'h> = HashMap<&'h str, Vec<(i64, WatchType, usize)>, Hashed>;
+
+/// Watches left, by (process, path).
+type Pending<'h> = HashMap<(u64, &'h str), Vec<Registration>, Hashed>;
 
 fn changes<'h>(history: &'h History, ops: &[Op]) -> Changes<'h> {
-    let mut out: Changes = BTreeMap::new();
+    let mut out: Changes = HashMap::default();
     for op in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
         let req = history.request(op);
         let Some(reply) = history.reply(op) else { continue };
@@ -57,36 +68,34 @@ fn changes<'h>(history: &'h History, ops: &[Op]) -> Changes<'h> {
         let mut record = |path: &'h str, t: WatchType| {
             out.entry(path).or_default().push((z, t, op.id));
         };
-        let subs: Vec<(F, &str, Option<&str>)> = match op.f {
+        let mut change = |f: F, path: &'h str, name: Option<&'h str>| match f {
+            F::Create => {
+                let name = name.unwrap_or(path);
+                record(name, WatchType::NodeCreated);
+                if let Some(p) = parent(name) {
+                    record(p, WatchType::NodeChildrenChanged);
+                }
+            }
+            F::Delete => {
+                record(path, WatchType::NodeDeleted);
+                if let Some(p) = parent(path) {
+                    record(p, WatchType::NodeChildrenChanged);
+                }
+            }
+            F::Set => record(path, WatchType::NodeDataChanged),
+            _ => {}
+        };
+        // A multi's sub-operations, or the op itself (walked, not collected: an allocation
+        // per op).
+        match op.f {
             F::Multi => {
                 let results: &[SubResult] = reply.results().as_deref().unwrap_or_default();
-                (req.ops().iter().flatten().enumerate())
-                    .map(|(i, s)| {
-                        let name = results.get(i).and_then(|r| r.name.as_deref());
-                        (s.f, s.path.as_str(), name)
-                    })
-                    .collect()
-            }
-            f => vec![(f, req.path.as_deref().unwrap_or_default(), reply.name().as_deref())],
-        };
-        for (f, path, name) in subs {
-            match f {
-                F::Create => {
-                    let name = name.unwrap_or(path);
-                    record(name, WatchType::NodeCreated);
-                    if let Some(p) = parent(&name) {
-                        record(p, WatchType::NodeChildrenChanged);
-                    }
+                for (i, sub) in req.ops().iter().flatten().enumerate() {
+                    let name = results.get(i).and_then(|r| r.name.as_deref());
+                    change(sub.f, sub.path.as_str(), name);
                 }
-                F::Delete => {
-                    record(path, WatchType::NodeDeleted);
-                    if let Some(p) = parent(path) {
-                        record(p, WatchType::NodeChildrenChanged);
-                    }
-                }
-                F::Set => record(path, WatchType::NodeDataChanged),
-                _ => {}
             }
+            f => change(f, req.path.as_deref().unwrap_or_default(), reply.name().as_deref()),
         }
     }
     for list in out.values_mut() {
@@ -111,10 +120,10 @@ pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Vio
     let completing =
         |index: usize| ops.get(owner[index] as usize).filter(|op| op.complete == Some(index));
     // Keyed by (process, path), the path borrowed from the history.
-    let mut pending: BTreeMap<(u64, &str), Vec<Registration>> = BTreeMap::new();
+    let mut pending: Pending = HashMap::default();
     // Watches whose registration point is unknown (no reply zxid, or an unknown outcome):
     // their events are accepted without checks.
-    let mut vague: BTreeSet<(u64, &str)> = BTreeSet::new();
+    let mut vague: HashSet<(u64, &str), Hashed> = HashSet::default();
     let mut out = Vec::new();
     for (index, event) in history.events.iter().enumerate() {
         if event.kind == Some(Kind::Event) {
@@ -216,7 +225,7 @@ fn on_event<'h>(
     ops: &[Op],
     (index, event): (usize, &'h Event),
     vague: bool,
-    pending: &mut BTreeMap<(u64, &'h str), Vec<Registration>>,
+    pending: &mut Pending<'h>,
     out: &mut Vec<Violation>,
 ) {
     let t = event.event().expect("validated");

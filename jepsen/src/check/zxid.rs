@@ -20,8 +20,10 @@
 use super::explain::short;
 use super::{Explanation, Guarantee, Options, Violation, window_of};
 use crate::history::{F, History, Op, Outcome, SyncZxid};
+use crate::model::PathHasher;
 use crate::report::describe_op;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
 
 /// Runs the zxid checks.
 pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Violation> {
@@ -60,7 +62,8 @@ fn duplicates(
     zx: &dyn Fn(&Op) -> Option<i64>,
     out: &mut Vec<Violation>,
 ) {
-    let mut by_zxid: BTreeMap<i64, usize> = BTreeMap::new();
+    // Only looked up (never iterated): hashed, not a tree of thousands of zxids.
+    let mut by_zxid: HashMap<i64, usize, BuildHasherDefault<PathHasher>> = HashMap::default();
     for op in ops.iter().filter(|op| op.f.is_write() && op.outcome == Outcome::Ok) {
         let Some(z) = zx(op) else { continue };
         if let Some(&first) = by_zxid.get(&z) {
