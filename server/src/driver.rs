@@ -793,6 +793,8 @@ impl Driver {
     ) -> Result<(), String> {
         let mut progress = executor.run(outputs, self);
         loop {
+            // What a flow that ended without `appends_end` (the shell halted) sent.
+            self.flush_peer_sends();
             if let Some(error) = self.failed.take() {
                 return Err(error);
             }
@@ -832,6 +834,13 @@ impl Driver {
                 self.applied_since_snapshot = 0;
                 Ok(())
             }
+        }
+    }
+
+    /// Writes the peer messages sent since the last call (`PeerNet::flush`).
+    fn flush_peer_sends(&mut self) {
+        if let Some(peers) = &mut self.peers {
+            peers.flush();
         }
     }
 
@@ -891,6 +900,9 @@ impl Effects for Driver {
     }
 
     fn appends_end(&mut self) {
+        // The flow's peer messages leave first, as they were emitted before its appends (a
+        // leader's PROPOSALs are not delayed by the hand-over of its own append).
+        self.flush_peer_sends();
         let batch = std::mem::take(&mut self.appends);
         if let Some(&(last, _)) = batch.last() {
             let bytes: u64 = batch.iter().map(|(_, payload)| payload.len() as u64).sum();
@@ -913,7 +925,7 @@ impl Effects for Driver {
         if self.dropped_out {
             return;
         }
-        if let Some(peers) = &self.peers {
+        if let Some(peers) = &mut self.peers {
             peers.send(to, &msg);
         }
     }
