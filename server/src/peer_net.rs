@@ -48,6 +48,15 @@
 //! a server that went back to election while cut off waits for its next resend, which backs
 //! off to seconds (issue 17: 4 s after a partition healed).
 //!
+//! Direct writes: the driver batches what it sends to a peer during a flow and writes the batch
+//! itself, in its own turn, when the outbound task holds nothing for that peer (`Link`); what
+//! the socket does not take at once, and everything while the task holds bytes, goes to the
+//! task, which writes it in order. So a PROPOSAL or an ACK leaves without a task wake-up
+//! (issue 14: a leader's two PROPOSALs left from two tasks, the second ~58 us after the
+//! first). The rest of a batch written in part belongs to its connection: after a reconnect it
+//! is dropped, as bytes in flight on a broken connection are. Over TLS, and under madsim, the
+//! task writes everything, as before.
+//!
 //! With quorum TLS (`sslQuorum`, `portUnification`; see `quorum_tls`), the listener hands each
 //! accepted socket to `QuorumTls::accept` and the outbound task each connected one to
 //! `QuorumTls::connect`; what follows runs unchanged over the TLS stream. A peer refused there
