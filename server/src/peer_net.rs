@@ -65,14 +65,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::signal;
 use rustls::pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use zkr_core::proto::peer::{decode_peer_message, encode_peer_message};
@@ -634,10 +632,10 @@ impl Outbound {
         let up_since = tokio::time::Instant::now();
         tracing::info!(peer = self.peer.0, addr = %self.addr, "quorum connection up");
         let last_notification = self.shared.lock().expect("link lock").last_notification.clone();
-        if let Some(frame) = last_notification {
-            if write_frame(&mut stream, &frame).await.is_err() {
-                return Ended::Broken;
-            }
+        if let Some(frame) = last_notification
+            && write_frame(&mut stream, &frame).await.is_err()
+        {
+            return Ended::Broken;
         }
         // From here the driver may write to the connection itself (`PeerNet::flush`), until
         // this returns: then the driver's handle is dropped with the guard, before a
@@ -793,11 +791,14 @@ fn plain(stream: TcpStream) -> (PeerStream, Option<DirectStream>) {
 struct SharedTcp(Arc<TcpStream>);
 
 #[cfg(not(madsim))]
+use std::{pin::Pin, task::Context, task::Poll};
+
+#[cfg(not(madsim))]
 impl AsyncRead for SharedTcp {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         loop {
             std::task::ready!(self.0.poll_read_ready(cx))?;
