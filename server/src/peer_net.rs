@@ -739,6 +739,10 @@ impl Outbound {
                 }
             }
             let written = write_framed(&mut stream, &buf).await;
+            if written.is_err() && next.take().is_some() {
+                // Lost with the connection, as before; no longer held either.
+                items += 1;
+            }
             self.done(items);
             if written.is_err() {
                 tracing::info!(peer = self.peer.0, "quorum connection lost; reconnecting");
@@ -1082,6 +1086,38 @@ mod tests {
                 .concat();
             assert_eq!([first, bytes].concat(), expected, "nothing lost, nothing twice");
             assert_eq!(shared.lock().unwrap().queued, 1);
+        });
+    }
+
+    #[test]
+    fn the_task_drops_the_rest_of_a_batch_begun_on_another_connection() {
+        // The rest of a batch the driver wrote in part goes out on that connection only: on a
+        // later one its first bytes would be read as a frame's length.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let limit = Duration::from_secs(30);
+            let (mut net, _listen, mut out, _stop) = start_with_peer(&peer, limit).await;
+            let link = &net.links[&ServerId(2)];
+            // Wait (without a deadline) for the task to publish connection 1.
+            while link.shared.lock().unwrap().stream.is_none() {
+                tokio::task::yield_now().await;
+            }
+            let connection = link.shared.lock().unwrap().connection;
+            let stale = Outgoing::Frames {
+                bytes: vec![0xff; 7],
+                notification: None,
+                rest_of: Some(connection + 1),
+            };
+            link.enqueue(&mut link.shared.lock().unwrap(), stale);
+            net.send(ServerId(2), &ZabMessage::Ping { round: 5 });
+            net.flush();
+            let expected = framed(&ZabMessage::Ping { round: 5 });
+            let mut got = vec![0; expected.len()];
+            out.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, expected, "the stale rest was not written");
+            let link = &net.links[&ServerId(2)];
+            assert_eq!(link.shared.lock().unwrap().queued, 0, "both items are done");
         });
     }
 
