@@ -100,8 +100,9 @@ pub fn load_trust_store(path: &Path, key: &str) -> Result<RootCertStore, String>
 
 /// A client connection's byte stream: plain TCP, or TLS over it.
 pub enum ClientStream {
-    /// `clientPort`.
-    Plain(TcpStream),
+    /// `clientPort`; shared with the driver, which may write replies to it directly
+    /// (`client_net::ConnHandle::flush`).
+    Plain(Arc<TcpStream>),
     /// `secureClientPort`.
     Tls(Box<TlsStream>),
 }
@@ -279,7 +280,12 @@ impl ClientStream {
             let _ = s.flush();
         }
         match self {
-            ClientStream::Plain(tcp) => shutdown_tcp(tcp).await,
+            // The driver's handle was dropped first (`client_net`); if not, the socket closes
+            // when the last handle goes.
+            ClientStream::Plain(tcp) => match Arc::get_mut(tcp) {
+                Some(tcp) => shutdown_tcp(tcp).await,
+                None => Ok(()),
+            },
             ClientStream::Tls(s) => shutdown_tcp(&mut s.tcp).await,
         }
     }
