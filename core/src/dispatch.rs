@@ -349,6 +349,7 @@ impl Node {
             return false;
         }
         let epoch = leader.phase.epoch().expect("an established leader has an epoch");
+        assert!(epoch >= 1, "an established leader's epoch counts from 1");
         assert!(from != me, "we are not our own learner");
         match state {
             PeerState::Looking => vote.peer_epoch >= epoch,
