@@ -117,10 +117,10 @@ impl Conn {
         if matches!(self.phase, Phase::AwaitConnect) {
             assert!(self.queue.is_empty(), "{id:?}: no requests before the handshake");
         }
-        if let Phase::Established { session } = self.phase {
-            if let Some(s) = sessions.get(session) {
-                assert_eq!(s.conn, Some(id), "{id:?}: established conn holds its session");
-            }
+        if let Phase::Established { session } = self.phase
+            && let Some(s) = sessions.get(session)
+        {
+            assert_eq!(s.conn, Some(id), "{id:?}: established conn holds its session");
         }
         if let Some(Pending::Local { .. }) = self.queue.front() {
             panic!("{id:?}: a local request at the front must have been served");

@@ -993,7 +993,7 @@ mod tests {
         assert_eq!(prep.records["/a"].front().map(|r| r.zxid), Some(Zxid(2)));
         prep.applied(Zxid(2));
         prep.invariants();
-        assert!(prep.is_empty() && prep.len() == 0);
+        assert!(prep.is_empty() && prep.is_empty());
     }
 
     /// The full check notices a record missing from either side, one filed under another

@@ -233,7 +233,7 @@ impl Shared {
         role: &mut dyn Upstream,
     ) {
         let (conn, timeout_ms, read_only) = waiter;
-        if !self.conns.get(&conn).is_some_and(|c| c.session() == Some(session)) {
+        if self.conns.get(&conn).is_none_or(|c| c.session() != Some(session)) {
             return;
         }
         if valid && self.sessions.get(session).is_some() {
@@ -253,11 +253,11 @@ impl Shared {
         ro: Option<bool>,
         role: &mut dyn Upstream,
     ) {
-        if let Some(old) = self.sessions.set_conn(session, Some(conn)) {
-            if old != conn {
-                tracing::info!(%session, ?old, ?conn, "session moved; closing old connection");
-                self.close_conn(old);
-            }
+        if let Some(old) = self.sessions.set_conn(session, Some(conn))
+            && old != conn
+        {
+            tracing::info!(%session, ?old, ?conn, "session moved; closing old connection");
+            self.close_conn(old);
         }
         self.sessions.touch(session, self.now_tick);
         self.establish(conn, session, timeout_ms, ro, role);

@@ -266,13 +266,13 @@ impl Shared {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        if filter && event_type != EventType::NodeDeleted {
-            if let Some(acl) = self.tree.acl(path) {
-                let ok =
-                    crate::tree::acl::check_acl(acl, &c.ids, perms::READ, self.config.skip_acl);
-                if !ok {
-                    return;
-                }
+        if filter
+            && event_type != EventType::NodeDeleted
+            && let Some(acl) = self.tree.acl(path)
+        {
+            let ok = crate::tree::acl::check_acl(acl, &c.ids, perms::READ, self.config.skip_acl);
+            if !ok {
+                return;
             }
         }
         let event =

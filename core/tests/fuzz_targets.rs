@@ -29,7 +29,7 @@ fn damage(mut bytes: Vec<u8>, edits: &[(usize, u8)], keep: usize) -> Vec<u8> {
             bytes[at % n] ^= x;
         }
     }
-    if keep % 3 == 0 {
+    if keep.is_multiple_of(3) {
         let n = bytes.len();
         bytes.truncate(n / 2 + (keep / 3) % (n / 2 + 1));
     }

@@ -95,8 +95,7 @@ fn watch_event_reaches_the_watcher_before_its_next_reply() {
 
 #[test]
 fn expired_session_loses_its_ephemerals_and_its_connection() {
-    let mut config = Config::default();
-    config.session_timeout_ms_min = 4000;
+    let config = Config { session_timeout_ms_min: 4000, ..Config::default() };
     let mut h = Harness::new(config);
     let (a, resp) = h.connect(1);
     assert_eq!(resp.timeout_ms, 30_000);

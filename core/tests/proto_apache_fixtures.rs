@@ -67,7 +67,7 @@ const PING: &str = "00000010fffffffe000000000000000600000000";
 const NOTIFICATION: &str = "0000001fffffffffffffffffffffffff000000000000000300000003000000032f6678";
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0);
+    assert!(s.len().is_multiple_of(2));
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 

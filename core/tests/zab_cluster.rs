@@ -360,10 +360,10 @@ fn create(path: &str) -> Request {
 fn elect(c: &mut Cluster) -> u64 {
     for _ in 0..200 {
         c.tick(1);
-        if let Some(leader) = c.leader() {
-            if c.serving().len() == c.nodes.values().flatten().count() {
-                return leader;
-            }
+        if let Some(leader) = c.leader()
+            && c.serving().len() == c.nodes.values().flatten().count()
+        {
+            return leader;
         }
     }
     panic!("no leader with everyone synced; serving = {:?}", c.serving());
@@ -406,11 +406,11 @@ fn leader_crash_elects_a_new_leader_and_keeps_committed_writes() {
     let mut new_leader = None;
     for _ in 0..400 {
         c.tick(1);
-        if let Some(l) = c.leader() {
-            if c.serving().len() == 2 {
-                new_leader = Some(l);
-                break;
-            }
+        if let Some(l) = c.leader()
+            && c.serving().len() == 2
+        {
+            new_leader = Some(l);
+            break;
         }
     }
     let new_leader = new_leader.expect("a new leader among the two survivors");

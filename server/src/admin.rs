@@ -388,7 +388,7 @@ fn cons(view: &AdminView<'_>) -> String {
         }
         let lop = c.last.map_or("NA", |l| last_op_name(l.op));
         let l = c.latency;
-        let avg = if l.count == 0 { 0 } else { l.total_ms / l.count };
+        let avg = l.total_ms.checked_div(l.count).unwrap_or(0);
         let _ = writeln!(
             out,
             " /{}[1]({counts},sid=0x{:x},lop={lop},est={},to={timeout}{last},\

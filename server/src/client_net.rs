@@ -576,10 +576,12 @@ async fn serve_conn(
             break;
         }
         // Frames read while the connection was at its outstanding cap wait in the decoder.
-        if !close && conn.decoder.buffered() > 0 && conn.may_forward(&policy) {
-            if let Flow::Close = conn.forward_frames(&events, &policy).await {
-                break;
-            }
+        if !close
+            && conn.decoder.buffered() > 0
+            && conn.may_forward(&policy)
+            && let Flow::Close = conn.forward_frames(&events, &policy).await
+        {
+            break;
         }
         // Paused first, so a direct write that finds it unpaused cannot have missed a pause
         // computed from counts it has since changed (`ConnHandle::flush`).
@@ -678,10 +680,10 @@ impl Conn {
         policy: &ConnPolicy,
     ) -> Flow {
         let read = read_chunk(&mut self.stream, &mut self.decoder);
-        if let Some(subject) = self.stream.take_peer_subject() {
-            if events.send(Event::ClientCertificate { conn: self.id, subject }).is_err() {
-                return Flow::Close;
-            }
+        if let Some(subject) = self.stream.take_peer_subject()
+            && events.send(Event::ClientCertificate { conn: self.id, subject }).is_err()
+        {
+            return Flow::Close;
         }
         match read {
             Ok(0) => return Flow::Close,

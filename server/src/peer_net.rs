@@ -415,12 +415,12 @@ async fn inbound(
     // syscalls per message (a length, then the payload).
     let mut stream = tokio::io::BufReader::with_capacity(PEER_READ_BUFFER_BYTES, stream);
     let from = ServerId(stream.read_u64().await?);
-    if let Some(tls) = &arrival.tls {
-        if let Err(e) = tls.check_inbound(arrival.cert.as_ref(), arrival.remote, from) {
-            let (remote, peer) = (arrival.remote, from.0);
-            tracing::warn!(%remote, peer, %e, "quorum connection refused");
-            return Ok(());
-        }
+    if let Some(tls) = &arrival.tls
+        && let Err(e) = tls.check_inbound(arrival.cert.as_ref(), arrival.remote, from)
+    {
+        let (remote, peer) = (arrival.remote, from.0);
+        tracing::warn!(%remote, peer, %e, "quorum connection refused");
+        return Ok(());
     }
     *peer = Some(from);
     // A later connection from the same peer supersedes this one.

@@ -156,10 +156,10 @@ impl ClientStream {
 
     /// Waits until `try_read` may make progress.
     pub async fn readable(&self) -> io::Result<()> {
-        if let ClientStream::Tls(s) = self {
-            if s.plaintext_pending {
-                return Ok(());
-            }
+        if let ClientStream::Tls(s) = self
+            && s.plaintext_pending
+        {
+            return Ok(());
         }
         self.tcp().readable().await
     }

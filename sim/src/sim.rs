@@ -686,7 +686,7 @@ impl Sim {
         let node = slot.node.as_mut().expect("checked above");
         node.step(input);
         slot.steps += 1;
-        if slot.steps % FULL_CHECK_EVERY_STEPS == 0 {
+        if slot.steps.is_multiple_of(FULL_CHECK_EVERY_STEPS) {
             node.check_full();
         }
         // One list serves every step (`spare_outputs`): a nested step (none today) would

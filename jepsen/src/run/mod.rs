@@ -515,7 +515,7 @@ fn multi(
 
 /// Injects faults until the run's time is up, then heals everything. Returns the fault log.
 fn nemesis(run: &Run, cluster: &Mutex<Cluster>, options: &TestOptions) -> Vec<String> {
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x6e65_6d65_7369_73);
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x006e_656d_6573_6973);
     let mut log = Vec::new();
     let end = run.started + options.duration;
     let n = cluster.lock().expect("not poisoned").addrs().len();

@@ -708,7 +708,7 @@ mod tests {
     fn known_flags_are_flags_and_the_rest_is_positional() {
         let create = SPECS.iter().find(|s| s.name == "create").expect("create");
         let words = tokenize("-s -t 500 /a -1");
-        let args = parse_args(create, &words).ok().expect("parses");
+        let args = parse_args(create, &words).expect("parses");
         assert!(args.has('s'));
         assert!(!args.has('e'));
         assert_eq!(args.value('t'), Some("500"));

@@ -374,7 +374,11 @@ mod tests {
         }
         std::fs::write(&path, &good).unwrap();
         let mut read = Vec::new();
-        read_blob_in_pieces(&fs, &path, blob.len(), &mut |p| Ok(read.push(p))).unwrap();
+        read_blob_in_pieces(&fs, &path, blob.len(), &mut |p| {
+            let _: () = read.push(p);
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(read.concat(), blob);
         std::fs::write(&path, &good[..good.len() - 10]).unwrap();
         let short = read_blob_in_pieces(&fs, &path, blob.len(), &mut |_| Ok(()));

@@ -154,7 +154,7 @@ fn churn(addr: SocketAddr, shared: Arc<Shared>) {
         }
         expect_ok(&shared, "churn exists", code(c.exists("/soak/shared", true)));
         expect_ok(&shared, "churn list", code(c.get_children("/soak/churn", true)));
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             c.close_session();
         } else {
             c.abandon();

@@ -132,7 +132,7 @@ fn request(args: &Args, client: usize, i: usize, data: &[u8]) -> Request {
         },
         "set" => set,
         "get" => Request::GetData { path: hot, watch: false },
-        _ if i % 10 == 0 => set,
+        _ if i.is_multiple_of(10) => set,
         _ => Request::GetData { path: hot, watch: false },
     }
 }
