@@ -3,13 +3,9 @@
 //! what the driver queues. Four-letter words are answered here (with text the driver computes)
 //! and the connection is then closed, as ZooKeeper does.
 //!
-//! Each connection task reads its socket alone; it never touches the `Node`. It shares with the
+//! Each connection task owns its socket alone; it never touches the `Node`. It shares with the
 //! driver only its outbox (a mutex-guarded byte queue and a `Notify`) and a count of outstanding
-//! requests; the per-IP counter map is the only state shared between connections. On plain TCP
-//! the outbox also holds the socket: while the task holds no unwritten output, the driver writes
-//! a reply itself, in its own turn, instead of waking the task to write it (issue 14: one
-//! hand-off less per reply); what the socket does not take at once is left to the task, in
-//! order (`Outbox::direct`).
+//! requests; the per-IP counter map is the only state shared between connections.
 //!
 //! What a hostile or broken client cannot do (`ConnPolicy`):
 //! - hold a connection without a handshake: the ConnectRequest must fully arrive within
@@ -24,11 +20,11 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::net::{TcpListener, TcpStream};
+use crate::net::TcpListener;
 use crate::signal;
 use crate::tls::ClientStream;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -206,41 +202,6 @@ mod tests {
         assert!(handle.shared.outbox.lock().unwrap().abort, "5,050 queued bytes, bound 1,600");
     }
 
-    /// The order-keeping rule (`Outbox::direct`): the driver writes a reply itself only while
-    /// the task holds no unwritten output; else the reply queues behind it for the task.
-    #[test]
-    fn a_direct_reply_never_overtakes_what_the_task_holds() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let ours = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-            let (mut client, _) = listener.accept().unwrap();
-            client.set_nonblocking(true).unwrap();
-            let mut got = [0u8; 64];
-            // What the client can read now (on loopback a write's bytes are there at once).
-            let mut read_now = || match std::io::Read::read(&mut client, &mut got) {
-                Ok(n) => got[..n].to_vec(),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Vec::new(),
-                Err(e) => panic!("{e}"),
-            };
-            let handle = ConnHandle { shared: Arc::default(), drop_at_bytes: 1 << 20 };
-            handle.shared.outbox.lock().unwrap().direct = Some(Arc::new(ours));
-            // Idle: left for the driver's flush (one per batch), which writes it.
-            assert!(handle.send(vec![1; 4]), "the first frame asks for a flush");
-            assert!(!handle.send(vec![2; 4]), "the second joins it");
-            handle.flush(true);
-            assert_eq!(read_now(), [[1; 4], [2; 4]].concat());
-            assert_eq!(handle.shared.outbox.lock().unwrap().queued, 0);
-            // The task holds 5 bytes it has not written: the next reply is the task's.
-            handle.shared.outbox.lock().unwrap().queued = 5;
-            assert!(!handle.send(vec![3; 4]), "queued for the task, which is woken");
-            handle.flush(true);
-            assert_eq!(read_now(), Vec::<u8>::new(), "not written past what the task holds");
-            let outbox = handle.shared.outbox.lock().unwrap();
-            assert_eq!((outbox.bytes.clone(), outbox.queued), (vec![3; 4], 9));
-        });
-    }
-
     /// A reply takes one request off the connection's count and off the server's.
     #[test]
     fn replies_count_down_the_connection_and_the_server() {
@@ -320,9 +281,6 @@ struct Shared {
     wake: Notify,
     /// Requests read (after the ConnectRequest) and not yet answered.
     outstanding: AtomicU32,
-    /// The task may not read until something changes (a reply, output written): a direct
-    /// write (`ConnHandle::flush`) wakes it, as a queued reply does.
-    reading_paused: AtomicBool,
     /// The sum of `outstanding` over every connection of the server (one counter shared by
     /// all); each connection takes out what it still holds when it ends.
     in_flight: Arc<AtomicU32>,
@@ -338,13 +296,6 @@ struct Outbox {
     close: bool,
     /// Close now, dropping what is queued (the output bound was exceeded).
     abort: bool,
-    /// The socket, while the driver may write to it itself (plain TCP, not closing; the task
-    /// clears it before it shuts the socket down). The order-keeping rule: the driver writes
-    /// only while the task holds nothing unwritten (`queued == bytes.len()`), and then from the
-    /// front of `bytes`; so bytes leave in the order queued, whichever of the two writes them.
-    direct: Option<Arc<TcpStream>>,
-    /// `send` left `bytes` for the driver's `flush` (it returned true since the last flush).
-    flush_pending: bool,
 }
 
 impl ConnHandle {
@@ -352,20 +303,16 @@ impl ConnHandle {
     /// the bound is dropped instead: its client does not read, and the server must not keep
     /// its replies without bound. One frame alone is always queued, however large (a
     /// getChildren of a big node: ZooKeeper sends it whole, whatever its size), as long as what
-    /// was queued before it is within the read bound. Returns true when the frame waits for
-    /// `flush` (the driver may write it itself); else the task was woken to write it.
-    pub fn send(&self, frame: Vec<u8>) -> bool {
+    /// was queued before it is within the read bound.
+    pub fn send(&self, frame: Vec<u8>) {
         let drop_at = self.drop_at_bytes;
         let read_bound = drop_at / OUTPUT_DROP_FACTOR;
-        let direct;
         {
             let mut outbox = self.shared.outbox.lock().expect("outbox lock");
             if outbox.close || outbox.abort {
-                return false;
+                return;
             }
             let before = outbox.queued;
-            // The task holds nothing unwritten: the driver may write.
-            direct = outbox.direct.is_some() && before == outbox.bytes.len();
             outbox.queued += frame.len();
             if outbox.queued > drop_at && before > read_bound {
                 tracing::warn!(queued = outbox.queued, "client does not read its replies; dropped");
@@ -376,39 +323,8 @@ impl ConnHandle {
             } else {
                 outbox.bytes.extend_from_slice(&frame);
             }
-            if direct && !outbox.abort {
-                // The first frame since the last flush asks for one; later ones join it.
-                return !std::mem::replace(&mut outbox.flush_pending, true);
-            }
         }
         self.shared.wake.notify_one();
-        false
-    }
-
-    /// Writes what `send` left for the driver, from its own turn (if `direct`), as far as the
-    /// socket takes it at once (issue 14: a reply then leaves without waking the task); the
-    /// task is woken for the rest, or if it waits for a reply to read again.
-    pub fn flush(&self, direct: bool) {
-        let wake = {
-            let mut outbox = self.shared.outbox.lock().expect("outbox lock");
-            outbox.flush_pending = false;
-            let idle = outbox.queued == outbox.bytes.len();
-            let may = direct && idle && !outbox.close;
-            if let Some(stream) = outbox.direct.as_ref().filter(|_| may) {
-                let written = stream.try_write(&outbox.bytes).unwrap_or(0);
-                assert!(written <= outbox.bytes.len(), "wrote more than was queued");
-                outbox.bytes.drain(..written);
-                outbox.queued -= written;
-                if outbox.bytes.is_empty() {
-                    // Not kept while idle (the module doc).
-                    outbox.bytes = Vec::new();
-                }
-            }
-            !outbox.bytes.is_empty() || outbox.close || outbox.abort
-        };
-        if wake || self.shared.reading_paused.load(Ordering::SeqCst) {
-            self.shared.wake.notify_one();
-        }
     }
 
     /// Writes what is queued, then closes.
@@ -488,7 +404,7 @@ pub async fn accept_loop(
         }
         let _ = stream.set_nodelay(true);
         let stream = match &tls {
-            None => ClientStream::Plain(Arc::new(stream)),
+            None => ClientStream::Plain(stream),
             Some(config) => match ClientStream::tls(stream, config.clone()) {
                 Ok(stream) => stream,
                 Err(err) => {
@@ -546,12 +462,6 @@ async fn serve_conn(
     if events.send(Event::Connected { conn: id, remote, secure, handle }).is_err() {
         return;
     }
-    // madsim's simulated sockets are written by the task only (tier 2 runs this code).
-    if let ClientStream::Plain(tcp) = &stream
-        && cfg!(not(madsim))
-    {
-        shared.outbox.lock().expect("outbox lock").direct = Some(tcp.clone());
-    }
     let handshake_deadline = Instant::now() + policy.handshake_timeout;
     let mut conn = Conn {
         stream,
@@ -571,7 +481,6 @@ async fn serve_conn(
         }
         let want_write = conn.written < conn.sending.len() || conn.stream.wants_write();
         if close && !want_write {
-            conn.shared.outbox.lock().expect("outbox lock").direct = None;
             let _ = conn.stream.shutdown().await;
             break;
         }
@@ -583,11 +492,7 @@ async fn serve_conn(
         {
             break;
         }
-        // Paused first, so a direct write that finds it unpaused cannot have missed a pause
-        // computed from counts it has since changed (`ConnHandle::flush`).
-        conn.shared.reading_paused.store(true, Ordering::SeqCst);
         let may_read = !close && queued <= policy.output_bytes_max && conn.may_forward(&policy);
-        conn.shared.reading_paused.store(!may_read, Ordering::SeqCst);
         let deadline = if !conn.handshake_done {
             Some(handshake_deadline)
         } else {
@@ -613,7 +518,6 @@ async fn serve_conn(
             break;
         }
     }
-    conn.shared.outbox.lock().expect("outbox lock").direct = None;
     // What is still unanswered leaves the server-wide count now (a late `replied` finds 0).
     let left = conn.shared.outstanding.swap(0, Ordering::AcqRel);
     conn.shared.in_flight.fetch_sub(left, Ordering::AcqRel);

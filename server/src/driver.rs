@@ -35,10 +35,6 @@ use crate::storage::{Recovered, StorageEvent, StorageThread, thread_cpu_time};
 /// Events handled before outputs are flushed (bounds latency under heavy load).
 const MAX_BATCH: usize = 1024;
 
-/// At most this many connections with replies in one flush are written to from the driver's
-/// turn (`flush_sends`); more go to their tasks.
-const DIRECT_REPLY_CONNS_MAX: usize = 2;
-
 /// A driver turn (events handled, then outputs flushed) this long is logged.
 const SLOW_TURN: Duration = Duration::from_millis(50);
 
@@ -343,8 +339,6 @@ pub struct Driver {
     waiting: VecDeque<(i64, u64)>,
     /// The sum of `waiting`'s bytes.
     waiting_bytes: u64,
-    /// Connections with replies queued for `flush_sends` to write.
-    direct_replies: Vec<ConnId>,
     /// Out of the ensemble until the disk has space (`bound_disk_full_backlog`): no peer
     /// message goes to the node or leaves it.
     dropped_out: bool,
@@ -389,7 +383,6 @@ impl Driver {
             waiting: VecDeque::new(),
             waiting_bytes: 0,
             dropped_out: false,
-            direct_replies: Vec::new(),
         }
     }
 
@@ -780,10 +773,8 @@ impl Driver {
 
     /// Carries out the node's outputs through the one executor of the output contract
     /// (`zkr_core::io::ready`), with this driver as its effects. Appends are batched into one
-    /// storage command per flow (group commit: the log thread syncs once for all queued); peer
-    /// messages and client replies are batched per connection and written at the end of each
-    /// flow, before its appends are handed over: by the driver itself where the connection's
-    /// task holds nothing (`flush_sends`), else by the task. A disk
+    /// storage command per flow (group commit: the log thread syncs once for all queued); sends
+    /// and frames go to the connection tasks at once, which write them in batches. A disk
     /// write parks the plan: nothing after it goes out until it is durable (the epochs are
     /// written only once every earlier append is synced, so an epoch is never durable over a
     /// log that lacks the txns it was adopted over: ZOOKEEPER-4643).
@@ -802,8 +793,6 @@ impl Driver {
     ) -> Result<(), String> {
         let mut progress = executor.run(outputs, self);
         loop {
-            // What a flow that ended without `appends_end` (the shell halted) sent.
-            self.flush_sends();
             if let Some(error) = self.failed.take() {
                 return Err(error);
             }
@@ -842,24 +831,6 @@ impl Driver {
                 self.counted_upto = Zxid(zxid);
                 self.applied_since_snapshot = 0;
                 Ok(())
-            }
-        }
-    }
-
-    /// Writes the peer messages and client replies sent since the last call, from this turn
-    /// where the connections' tasks are idle (`PeerNet::flush`, `ConnHandle::flush`).
-    fn flush_sends(&mut self) {
-        if let Some(peers) = &mut self.peers {
-            peers.flush();
-        }
-        let conns = std::mem::take(&mut self.direct_replies);
-        // Many connections' replies are written by their tasks, on every worker, in parallel
-        // with the driver's next turn: the driver writing them all itself made 64 sessions'
-        // reads 0.81x as fast (2026-12-04, tmpfs, noisy).
-        let direct = conns.len() <= DIRECT_REPLY_CONNS_MAX;
-        for conn in conns {
-            if let Some(writer) = self.writers.get(&conn) {
-                writer.flush(direct);
             }
         }
     }
@@ -906,10 +877,8 @@ impl Driver {
                 }
             }
         }
-        if let Some(writer) = self.writers.get(&conn)
-            && writer.send(frame)
-        {
-            self.direct_replies.push(conn);
+        if let Some(writer) = self.writers.get(&conn) {
+            writer.send(frame);
         }
     }
 }
@@ -922,9 +891,6 @@ impl Effects for Driver {
     }
 
     fn appends_end(&mut self) {
-        // The flow's peer messages leave first, as they were emitted before its appends (a
-        // leader's PROPOSALs are not delayed by the hand-over of its own append).
-        self.flush_sends();
         let batch = std::mem::take(&mut self.appends);
         if let Some(&(last, _)) = batch.last() {
             let bytes: u64 = batch.iter().map(|(_, payload)| payload.len() as u64).sum();
@@ -947,7 +913,7 @@ impl Effects for Driver {
         if self.dropped_out {
             return;
         }
-        if let Some(peers) = &mut self.peers {
+        if let Some(peers) = &self.peers {
             peers.send(to, &msg);
         }
     }

@@ -48,15 +48,6 @@
 //! a server that went back to election while cut off waits for its next resend, which backs
 //! off to seconds (issue 17: 4 s after a partition healed).
 //!
-//! Direct writes: the driver batches what it sends to a peer during a flow and writes the batch
-//! itself, in its own turn, when the outbound task holds nothing for that peer (`Link`); what
-//! the socket does not take at once, and everything while the task holds bytes, goes to the
-//! task, which writes it in order. So a PROPOSAL or an ACK leaves without a task wake-up
-//! (issue 14: a leader's two PROPOSALs left from two tasks, the second ~58 us after the
-//! first). The rest of a batch written in part belongs to its connection: after a reconnect it
-//! is dropped, as bytes in flight on a broken connection are. Over TLS, and under madsim, the
-//! task writes everything, as before.
-//!
 //! With quorum TLS (`sslQuorum`, `portUnification`; see `quorum_tls`), the listener hands each
 //! accepted socket to `QuorumTls::accept` and the outbound task each connected one to
 //! `QuorumTls::connect`; what follows runs unchanged over the TLS stream. A peer refused there
@@ -65,7 +56,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::signal;
@@ -125,69 +116,16 @@ type InboundClosed = Arc<BTreeMap<ServerId, InboundSignals>>;
 
 /// Handles to the outbound connections.
 pub struct PeerNet {
-    links: BTreeMap<ServerId, PeerLink>,
+    senders: BTreeMap<ServerId, mpsc::UnboundedSender<Outgoing>>,
 }
 
-/// The driver's end of one peer's outbound connection.
-struct PeerLink {
-    queue: mpsc::UnboundedSender<Outgoing>,
-    shared: Arc<Mutex<Link>>,
-    /// Frames sent since the last `flush`, framed (`u32 length + payload` each).
-    batch: Vec<u8>,
-    /// The last election notification in `batch`.
-    batch_notification: Option<Vec<u8>>,
-}
-
-/// What the driver and one peer's outbound task share. The order-keeping rule: the driver
-/// writes to `stream` itself only while `queued` is 0, i.e. the task has nothing taken or
-/// waiting that could still go out; otherwise it queues. So bytes leave in the order they were
-/// sent, whichever of the two writes them.
-#[derive(Default)]
-struct Link {
-    /// The connection, while one is up over plain TCP with our id and the repeated
-    /// notification written (the task sets and clears it; never under TLS or madsim).
-    stream: Option<DirectStream>,
-    /// Counts the connections that came up; names the one `stream` is.
-    connection: u64,
-    /// Items sent to the task's queue and not yet written or dropped by it.
-    queued: usize,
-    /// The last notification written directly, or taken off the queue (sent or dropped).
-    last_notification: Option<Vec<u8>>,
-}
-
-/// A plain TCP connection the driver may write to directly (`PeerNet::flush`).
-#[cfg(not(madsim))]
-type DirectStream = Arc<TcpStream>;
-
-/// madsim's simulated sockets have no `try_write`: nothing is written directly there.
-#[cfg(madsim)]
-type DirectStream = std::convert::Infallible;
-
-/// Writes what the socket takes at once, without waiting.
-#[cfg(not(madsim))]
-fn try_write_direct(stream: &DirectStream, bytes: &[u8]) -> std::io::Result<usize> {
-    stream.try_write(bytes)
-}
-
-#[cfg(madsim)]
-fn try_write_direct(stream: &DirectStream, _bytes: &[u8]) -> std::io::Result<usize> {
-    match *stream {}
-}
-
-/// One queued item: frames, or a frame still being encoded on a blocking thread (a SNAP
+/// One queued message: its frame, or a frame still being encoded on a blocking thread (a SNAP
 /// carries the whole tree: encoding it on the driver would stall every client for a time that
 /// grows with the tree, issue 16). The queue keeps the order either way.
 enum Outgoing {
-    /// Frames already framed, and the last election notification among them (remembered for
-    /// the next connection, see the module doc).
-    Frames {
-        bytes: Vec<u8>,
-        notification: Option<Vec<u8>>,
-        /// The rest of a batch the driver wrote in part on this connection (`Link::connection`):
-        /// it goes out on that connection only, else the peer would read a frame's tail as a
-        /// frame.
-        rest_of: Option<u64>,
-    },
+    Frame(Vec<u8>),
+    /// An election notification (remembered for the next connection, see the module doc).
+    Notification(Vec<u8>),
     Encoding(oneshot::Receiver<Vec<u8>>),
 }
 
@@ -244,13 +182,10 @@ impl PeerNet {
             tls.clone(),
         );
         tokio::spawn(accepting);
-        let mut links = BTreeMap::new();
+        let mut senders = BTreeMap::new();
         for (id, addr) in peers {
             let (tx, rx) = mpsc::unbounded_channel();
-            let shared = Arc::new(Mutex::new(Link::default()));
-            let (batch, batch_notification) = (Vec::new(), None);
-            let link = PeerLink { queue: tx, shared: shared.clone(), batch, batch_notification };
-            links.insert(id, link);
+            senders.insert(id, tx);
             let (inbound_closed, inbound_replaced, inbound_opened) =
                 closed_rx.remove(&id).expect("one per peer");
             let link = Outbound {
@@ -258,7 +193,6 @@ impl PeerNet {
                 peer: id,
                 addr,
                 queue: rx,
-                shared,
                 shutdown: shutdown.clone(),
                 events: events.clone(),
                 inbound_closed,
@@ -266,84 +200,33 @@ impl PeerNet {
                 inbound_opened,
                 unacked_limit,
                 backoff: (first_backoff, max_backoff),
+                last_notification: None,
                 cuts: cuts.clone(),
                 tls: tls.clone(),
                 last_refusal: None,
             };
             tokio::spawn(link.run());
         }
-        Ok(PeerNet { links })
+        Ok(PeerNet { senders })
     }
 
-    /// Sends a message to a peer (best effort): it joins the peer's batch, which `flush` writes.
-    pub fn send(&mut self, to: ServerId, msg: &ZabMessage) {
-        let Some(link) = self.links.get_mut(&to) else { return };
-        if let ZabMessage::Session { msg: SessionMessage::Snap { .. }, .. } = msg {
-            // What was sent before goes first.
-            link.flush();
-            // The snapshot's tree is an O(1) clone: cheap to hand over.
-            let (done, encoded) = oneshot::channel();
-            let msg = msg.clone();
-            crate::env::spawn_blocking(move || {
-                let _ = done.send(encode_peer_message(&msg));
-            });
-            link.enqueue(&mut link.shared.lock().expect("link lock"), Outgoing::Encoding(encoded));
-            return;
-        }
-        let frame = encode_peer_message(msg);
-        append_frame(&mut link.batch, &frame);
-        if let ZabMessage::Notification { .. } = msg {
-            link.batch_notification = Some(frame);
-        }
-    }
-
-    /// Writes what was sent since the last flush, each peer's batch in one write: from this
-    /// turn when its connection's task is idle, else by the task (see `Link`). The driver
-    /// calls it at the end of every flow and before it waits for a disk write, so a message
-    /// leaves without waking a task (issue 14: two wake-ups per write on a leader).
-    pub fn flush(&mut self) {
-        for link in self.links.values_mut() {
-            link.flush();
-        }
-    }
-}
-
-impl PeerLink {
-    fn flush(&mut self) {
-        if self.batch.is_empty() {
-            assert!(self.batch_notification.is_none(), "a notification is in the batch");
-            return;
-        }
-        let bytes = std::mem::take(&mut self.batch);
-        let mut notification = self.batch_notification.take();
-        let mut shared = self.shared.lock().expect("link lock");
-        let mut written = 0;
-        if shared.queued == 0
-            && let Some(stream) = &shared.stream
-        {
-            // An error (would block, or the connection broke) leaves it all to the task, which
-            // finds a broken connection itself (its probe read, or its own write).
-            written = try_write_direct(stream, &bytes).unwrap_or(0);
-        }
-        assert!(written <= bytes.len(), "wrote more than asked");
-        if written > 0 && notification.is_some() {
-            // Sent, in whole or in part: the next connection repeats it.
-            shared.last_notification = notification.take();
-        }
-        if written == bytes.len() {
-            return;
-        }
-        let rest_of = (written > 0).then_some(shared.connection);
-        let bytes = if written == 0 { bytes } else { bytes[written..].to_vec() };
-        self.enqueue(&mut shared, Outgoing::Frames { bytes, notification, rest_of });
-    }
-
-    /// Hands an item to the task, counted in `queued` until the task is done with it.
-    fn enqueue(&self, shared: &mut Link, item: Outgoing) {
-        shared.queued += 1;
-        if self.queue.send(item).is_err() {
-            // The task has ended (shutdown): nothing will take it.
-            shared.queued -= 1;
+    /// Queues a message for a peer (best effort).
+    pub fn send(&self, to: ServerId, msg: &ZabMessage) {
+        if let Some(tx) = self.senders.get(&to) {
+            let item = if let ZabMessage::Session { msg: SessionMessage::Snap { .. }, .. } = msg {
+                // The snapshot's tree is an O(1) clone: cheap to hand over.
+                let (done, encoded) = oneshot::channel();
+                let msg = msg.clone();
+                crate::env::spawn_blocking(move || {
+                    let _ = done.send(encode_peer_message(&msg));
+                });
+                Outgoing::Encoding(encoded)
+            } else if let ZabMessage::Notification { .. } = msg {
+                Outgoing::Notification(encode_peer_message(msg))
+            } else {
+                Outgoing::Frame(encode_peer_message(msg))
+            };
+            let _ = tx.send(item);
         }
     }
 }
@@ -471,8 +354,6 @@ struct Outbound {
     peer: ServerId,
     addr: String,
     queue: mpsc::UnboundedReceiver<Outgoing>,
-    /// Shared with the driver's `PeerLink`.
-    shared: Arc<Mutex<Link>>,
     shutdown: signal::Receiver<bool>,
     events: mpsc::UnboundedSender<Event>,
     inbound_closed: signal::Receiver<u64>,
@@ -485,6 +366,8 @@ struct Outbound {
     /// The first and the longest pause between connect attempts ([`FIRST_RECONNECT_BACKOFF`],
     /// [`MAX_RECONNECT_BACKOFF`]).
     backoff: (Duration, Duration),
+    /// The last notification taken off the queue, sent or dropped.
+    last_notification: Option<Vec<u8>>,
     /// See `cut`.
     cuts: Option<signal::Receiver<u64>>,
     /// Quorum TLS, if on.
@@ -520,7 +403,7 @@ impl Outbound {
             }
             let limit = if broken { RECONNECT_PROBE } else { Duration::from_secs(2) };
             let ended = match tokio::time::timeout(limit, self.open()).await {
-                Ok(Ok((stream, direct))) => self.connected(stream, direct).await,
+                Ok(Ok(stream)) => self.connected(stream).await,
                 Ok(Err(OpenFailed::Tls(reason))) => {
                     self.refused(reason);
                     Ended::Unreachable
@@ -537,11 +420,9 @@ impl Outbound {
                 Ended::Unreachable => {
                     let mut dropped = false;
                     while let Ok(item) = self.queue.try_recv() {
-                        let mut shared = self.shared.lock().expect("link lock");
-                        if let Outgoing::Frames { notification: Some(frame), .. } = item {
-                            shared.last_notification = Some(frame);
+                        if let Outgoing::Notification(frame) = item {
+                            self.last_notification = Some(frame);
                         }
-                        shared.queued -= 1;
                         dropped = true;
                     }
                     if broken || dropped {
@@ -566,9 +447,8 @@ impl Outbound {
         }
     }
 
-    /// Connects (TCP, then TLS if `sslQuorum`), with the socket options every connection gets;
-    /// a plain TCP connection comes with the handle the driver may write to directly.
-    async fn open(&mut self) -> Result<(PeerStream, Option<DirectStream>), OpenFailed> {
+    /// Connects (TCP, then TLS if `sslQuorum`), with the socket options every connection gets.
+    async fn open(&mut self) -> Result<PeerStream, OpenFailed> {
         let stream = TcpStream::connect(&self.addr).await.map_err(|_| OpenFailed::Connect)?;
         let _ = stream.set_nodelay(true);
         // madsim's simulated sockets have no file descriptor (and no retransmission timer).
@@ -581,9 +461,9 @@ impl Outbound {
         }
         match &self.tls {
             Some(tls) if tls.connects_with_tls() => {
-                tls.connect(stream, self.peer).await.map(|s| (s, None)).map_err(OpenFailed::Tls)
+                tls.connect(stream, self.peer).await.map_err(OpenFailed::Tls)
             }
-            _ => Ok(plain(stream)),
+            _ => Ok(Box::new(stream)),
         }
     }
 
@@ -610,7 +490,7 @@ impl Outbound {
     /// Writes queued frames until the connection breaks (a write fails, or the peer closes its
     /// end) or shutdown. The peer's connection to us ending does not drop this one: the peer
     /// may only have replaced it, and dropping ours would lose what is in flight.
-    async fn connected(&mut self, mut stream: PeerStream, direct: Option<DirectStream>) -> Ended {
+    async fn connected(&mut self, mut stream: PeerStream) -> Ended {
         if let Some(rx) = self.cuts.as_mut() {
             rx.borrow_and_update();
         }
@@ -631,23 +511,11 @@ impl Outbound {
         self.inbound_opened.borrow_and_update();
         let up_since = tokio::time::Instant::now();
         tracing::info!(peer = self.peer.0, addr = %self.addr, "quorum connection up");
-        let last_notification = self.shared.lock().expect("link lock").last_notification.clone();
-        if let Some(frame) = last_notification
-            && write_frame(&mut stream, &frame).await.is_err()
-        {
-            return Ended::Broken;
+        if let Some(frame) = self.last_notification.clone() {
+            if write_frame(&mut stream, &frame).await.is_err() {
+                return Ended::Broken;
+            }
         }
-        // From here the driver may write to the connection itself (`PeerNet::flush`), until
-        // this returns: then the driver's handle is dropped with the guard, before a
-        // reconnect, so the socket closes with ours.
-        let connection = {
-            let mut shared = self.shared.lock().expect("link lock");
-            assert!(shared.stream.is_none(), "one connection at a time");
-            shared.connection += 1;
-            shared.stream = direct;
-            shared.connection
-        };
-        let _published = Unpublish(self.shared.clone());
         // The peer never writes on our outbound connection: a read that completes means it
         // closed (or reset) it, e.g. because its process died (a connect that landed in a dying
         // process's backlog ends this way too), or the kernel aborted it (TCP_USER_TIMEOUT).
@@ -699,37 +567,27 @@ impl Outbound {
                     },
                 }
             };
-            let (mut buf, mut items) = match item {
-                // The rest of a batch the driver began on an earlier connection: its start was
-                // lost with that connection.
-                Outgoing::Frames { rest_of: Some(c), .. } if c != connection => {
-                    self.done(1);
-                    continue;
-                }
-                Outgoing::Frames { bytes, notification, .. } => {
-                    self.taken(notification);
-                    (bytes, 1)
+            let frame = match item {
+                Outgoing::Frame(frame) => frame,
+                Outgoing::Notification(frame) => {
+                    self.last_notification = Some(frame.clone());
+                    frame
                 }
                 Outgoing::Encoding(encoded) => match encoded.await {
-                    Ok(frame) => {
-                        let mut buf = Vec::with_capacity(frame.len() + 4);
-                        append_frame(&mut buf, &frame);
-                        (buf, 1)
-                    }
-                    Err(_) => {
-                        self.done(1);
-                        continue;
-                    }
+                    Ok(frame) => frame,
+                    Err(_) => continue,
                 },
             };
             // Everything already queued goes out in the same write (issue 14: one write per
             // message made a leader's sends about one syscall per follower per txn).
+            let mut buf = Vec::with_capacity(frame.len() + 4);
+            append_frame(&mut buf, &frame);
             while buf.len() < PEER_BATCH_BYTES {
                 match self.queue.try_recv() {
-                    Ok(Outgoing::Frames { bytes, notification, rest_of: None }) => {
-                        buf.extend_from_slice(&bytes);
-                        self.taken(notification);
-                        items += 1;
+                    Ok(Outgoing::Frame(frame)) => append_frame(&mut buf, &frame),
+                    Ok(Outgoing::Notification(frame)) => {
+                        append_frame(&mut buf, &frame);
+                        self.last_notification = Some(frame);
                     }
                     Ok(item) => {
                         next = Some(item);
@@ -738,111 +596,11 @@ impl Outbound {
                     Err(_) => break,
                 }
             }
-            let written = write_framed(&mut stream, &buf).await;
-            if written.is_err() && next.take().is_some() {
-                // Lost with the connection, as before; no longer held either.
-                items += 1;
-            }
-            self.done(items);
-            if written.is_err() {
+            if write_framed(&mut stream, &buf).await.is_err() {
                 tracing::info!(peer = self.peer.0, "quorum connection lost; reconnecting");
                 return Ended::Broken;
             }
         }
-    }
-
-    /// An item was taken off the queue: its notification is the last one.
-    fn taken(&self, notification: Option<Vec<u8>>) {
-        if notification.is_some() {
-            self.shared.lock().expect("link lock").last_notification = notification;
-        }
-    }
-
-    /// `items` taken off the queue are written (or lost with the connection, or dropped).
-    fn done(&self, items: usize) {
-        let mut shared = self.shared.lock().expect("link lock");
-        assert!(shared.queued >= items, "done with more items than were queued");
-        shared.queued -= items;
-    }
-}
-
-/// Clears the driver's handle to a connection when the task leaves it.
-struct Unpublish(Arc<Mutex<Link>>);
-
-impl Drop for Unpublish {
-    fn drop(&mut self) {
-        if let Ok(mut shared) = self.0.lock() {
-            shared.stream = None;
-        }
-    }
-}
-
-/// A plain TCP connection: the task's stream, and the driver's handle to write to it directly.
-#[cfg(not(madsim))]
-fn plain(stream: TcpStream) -> (PeerStream, Option<DirectStream>) {
-    let stream = Arc::new(stream);
-    (Box::new(SharedTcp(stream.clone())), Some(stream))
-}
-
-#[cfg(madsim)]
-fn plain(stream: TcpStream) -> (PeerStream, Option<DirectStream>) {
-    (Box::new(stream), None)
-}
-
-/// A TCP stream shared with the driver, read and written through tokio's readiness API (which
-/// takes `&self`): the task waits for readiness, the driver only ever tries a write.
-#[cfg(not(madsim))]
-struct SharedTcp(Arc<TcpStream>);
-
-#[cfg(not(madsim))]
-use std::{pin::Pin, task::Context, task::Poll};
-
-#[cfg(not(madsim))]
-impl AsyncRead for SharedTcp {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        loop {
-            std::task::ready!(self.0.poll_read_ready(cx))?;
-            match self.0.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                // Readiness was stale: it is cleared, and the next poll waits for it again.
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
-}
-
-#[cfg(not(madsim))]
-impl AsyncWrite for SharedTcp {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        loop {
-            std::task::ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write(buf) {
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let shut = socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write);
-        Poll::Ready(shut)
     }
 }
 
@@ -886,10 +644,6 @@ mod tests {
     use zkr_core::types::Zxid;
     use zkr_core::zab::message::{PeerState, Vote};
 
-    fn ping(round: u64) -> ZabMessage {
-        ZabMessage::Session { nonce: 1, seq: 0, msg: SessionMessage::Ping { round } }
-    }
-
     fn notification(round: u64) -> ZabMessage {
         let vote = Vote { leader: ServerId(1), zxid: Zxid(7), peer_epoch: 1 };
         ZabMessage::Notification { vote, election_epoch: round, state: PeerState::Looking }
@@ -920,12 +674,11 @@ mod tests {
             let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
             let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let limit = Duration::from_secs(10);
-            let mut net =
+            let net =
                 PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None, None)
                     .await
                     .unwrap();
             net.send(ServerId(2), &notification(4));
-            net.flush();
             // Dropped: the task reports the peer lost once it has thrown the message away.
             let lost = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
             assert!(matches!(lost, Ok(Some(Event::PeerLost { peer: ServerId(2) }))));
@@ -964,11 +717,10 @@ mod tests {
                 None,
                 None,
             );
-            let mut net = start.await.unwrap();
+            let net = start.await.unwrap();
             // The first connect fails and drops the notification: the task reports the peer
             // lost, then waits a minute.
             net.send(ServerId(2), &notification(4));
-            net.flush();
             let lost = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
             assert!(matches!(lost, Ok(Some(Event::PeerLost { peer: ServerId(2) }))));
             // The peer comes up and connects to us.
@@ -979,147 +731,6 @@ mod tests {
                 accepted.expect("reconnected at once, not after the backoff").unwrap();
             let (from, msg) = first_frame(&mut stream).await;
             assert_eq!((from, msg), (1, notification(4)));
-        });
-    }
-
-    /// A `PeerNet` with one peer (2) whose connection is `stream`, its task's queue left to
-    /// the test.
-    fn net_on(stream: TcpStream) -> (PeerNet, Arc<Mutex<Link>>, mpsc::UnboundedReceiver<Outgoing>) {
-        let (queue, items) = mpsc::unbounded_channel();
-        let link = Link { stream: Some(Arc::new(stream)), connection: 1, ..Link::default() };
-        let shared = Arc::new(Mutex::new(link));
-        let (batch, batch_notification) = (Vec::new(), None);
-        let link = PeerLink { queue, shared: shared.clone(), batch, batch_notification };
-        (PeerNet { links: BTreeMap::from([(ServerId(2), link)]) }, shared, items)
-    }
-
-    /// The bytes the peer can read now, without waiting (on loopback a write's bytes are in
-    /// the receiver's buffer when it returns).
-    fn readable_now(peer: &mut std::net::TcpStream) -> Vec<u8> {
-        peer.set_nonblocking(true).unwrap();
-        let mut got = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            match std::io::Read::read(peer, &mut chunk) {
-                Ok(0) => break,
-                Ok(n) => got.extend_from_slice(&chunk[..n]),
-                Err(e) => {
-                    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
-                    break;
-                }
-            }
-        }
-        got
-    }
-
-    fn framed(msg: &ZabMessage) -> Vec<u8> {
-        let mut buf = Vec::new();
-        append_frame(&mut buf, &encode_peer_message(msg));
-        buf
-    }
-
-    #[test]
-    fn a_direct_write_never_overtakes_what_the_task_holds() {
-        // The order-keeping rule (`Link`): the driver writes itself only while the task has
-        // nothing; else the frames queue behind what it has, and leave in the order sent.
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let ours = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-            let (mut peer, _) = listener.accept().unwrap();
-            let (mut net, shared, mut items) = net_on(ours);
-            // The task is idle: both messages leave in one write from the driver's turn.
-            net.send(ServerId(2), &ping(1));
-            net.send(ServerId(2), &notification(3));
-            net.flush();
-            let both = [framed(&ping(1)), framed(&notification(3))];
-            assert_eq!(readable_now(&mut peer), both.concat(), "written directly");
-            assert!(items.try_recv().is_err(), "nothing queued");
-            assert_eq!(shared.lock().unwrap().queued, 0);
-            let last = shared.lock().unwrap().last_notification.clone();
-            assert_eq!(last, Some(encode_peer_message(&notification(3))), "remembered");
-            // The task holds an item (taken, not yet written): the next message queues.
-            shared.lock().unwrap().queued = 1;
-            net.send(ServerId(2), &ping(2));
-            net.flush();
-            assert_eq!(readable_now(&mut peer), Vec::<u8>::new(), "not written past the task");
-            let Ok(Outgoing::Frames { bytes, notification, rest_of }) = items.try_recv() else {
-                panic!("the message is queued for the task");
-            };
-            assert_eq!(bytes, framed(&ping(2)));
-            assert_eq!((notification, rest_of), (None, None));
-            assert_eq!(shared.lock().unwrap().queued, 2, "counted until the task is done");
-            // No connection up (the task cleared it): queued, whatever the count.
-            {
-                let mut link = shared.lock().unwrap();
-                link.queued = 0;
-                link.stream = None;
-            }
-            net.send(ServerId(2), &ping(4));
-            net.flush();
-            assert!(matches!(items.try_recv(), Ok(Outgoing::Frames { rest_of: None, .. })));
-            assert_eq!(readable_now(&mut peer), Vec::<u8>::new());
-        });
-    }
-
-    #[test]
-    fn the_rest_of_a_batch_written_in_part_follows_it_on_its_connection_only() {
-        // A batch larger than the socket takes: the driver writes what fits, the task the rest,
-        // on that connection; the peer reads every frame whole and in order. The rest is
-        // marked with its connection (a later one must not get a frame's tail).
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let ours = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-            let (mut peer, _) = listener.accept().unwrap();
-            let (mut net, shared, mut items) = net_on(ours);
-            let rounds = 0..400_000u64;
-            for round in rounds.clone() {
-                net.send(ServerId(2), &ping(round));
-            }
-            net.flush();
-            let first = readable_now(&mut peer);
-            let Ok(Outgoing::Frames { bytes, rest_of, .. }) = items.try_recv() else {
-                panic!("the socket did not take it all: the rest is queued");
-            };
-            assert!(!first.is_empty(), "the driver wrote what fit");
-            assert_eq!(rest_of, Some(1), "the rest belongs to connection 1");
-            let expected: Vec<u8> =
-                rounds.map(|round| framed(&ping(round))).collect::<Vec<_>>().concat();
-            assert_eq!([first, bytes].concat(), expected, "nothing lost, nothing twice");
-            assert_eq!(shared.lock().unwrap().queued, 1);
-        });
-    }
-
-    #[test]
-    fn the_task_drops_the_rest_of_a_batch_begun_on_another_connection() {
-        // The rest of a batch the driver wrote in part goes out on that connection only: on a
-        // later one its first bytes would be read as a frame's length.
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let limit = Duration::from_secs(30);
-            let (mut net, _listen, mut out, _stop) = start_with_peer(&peer, limit).await;
-            let link = &net.links[&ServerId(2)];
-            // Wait (without a deadline) for the task to publish connection 1.
-            while link.shared.lock().unwrap().stream.is_none() {
-                tokio::task::yield_now().await;
-            }
-            let connection = link.shared.lock().unwrap().connection;
-            let stale = Outgoing::Frames {
-                bytes: vec![0xff; 7],
-                notification: None,
-                rest_of: Some(connection + 1),
-            };
-            link.enqueue(&mut link.shared.lock().unwrap(), stale);
-            net.send(ServerId(2), &ping(5));
-            net.flush();
-            let expected = framed(&ping(5));
-            let mut got = vec![0; expected.len()];
-            out.read_exact(&mut got).await.unwrap();
-            assert_eq!(got, expected, "the stale rest was not written");
-            let link = &net.links[&ServerId(2)];
-            assert_eq!(link.shared.lock().unwrap().queued, 0, "both items are done");
         });
     }
 
@@ -1185,14 +796,13 @@ mod tests {
         rt.block_on(async {
             let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let limit = Duration::from_secs(30);
-            let (mut net, listen, mut out, _stop) = start_with_peer(&peer, limit).await;
+            let (net, listen, mut out, _stop) = start_with_peer(&peer, limit).await;
             let mut old = connect_as_2(listen).await;
             let _new = connect_as_2(listen).await;
             let mut byte = [0u8; 1];
             let closed = tokio::time::timeout(Duration::from_secs(5), old.read(&mut byte)).await;
             assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the old inbound is closed");
             net.send(ServerId(2), &notification(9));
-            net.flush();
             let (len, msg) = (out.read_u32().await.unwrap() as usize, notification(9));
             let mut payload = vec![0; len];
             out.read_exact(&mut payload).await.unwrap();
@@ -1213,21 +823,19 @@ mod tests {
             let peers = BTreeMap::from([(ServerId(2), peer_addr.to_string())]);
             let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let limit = Duration::from_secs(10);
-            let mut net =
+            let net =
                 PeerNet::start(ServerId(1), listen, peers, events_tx, shutdown, limit, None, None)
                     .await
                     .unwrap();
             let ping =
                 ZabMessage::Session { nonce: 1, seq: 0, msg: SessionMessage::Ping { round: 1 } };
             net.send(ServerId(2), &ping);
-            net.flush();
             let lost = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
             assert!(matches!(lost, Ok(Some(Event::PeerLost { peer: ServerId(2) }))));
             let listener = TcpListener::bind(peer_addr).await.unwrap();
             let accepted = tokio::time::timeout(Duration::from_secs(20), listener.accept()).await;
             let (mut stream, _) = accepted.expect("reconnected").unwrap();
             net.send(ServerId(2), &notification(5));
-            net.flush();
             let (_, msg) = first_frame(&mut stream).await;
             assert_eq!(msg, notification(5), "the ping was not kept");
         });

@@ -100,9 +100,8 @@ pub fn load_trust_store(path: &Path, key: &str) -> Result<RootCertStore, String>
 
 /// A client connection's byte stream: plain TCP, or TLS over it.
 pub enum ClientStream {
-    /// `clientPort`; shared with the driver, which may write replies to it directly
-    /// (`client_net::ConnHandle::flush`).
-    Plain(Arc<TcpStream>),
+    /// `clientPort`.
+    Plain(TcpStream),
     /// `secureClientPort`.
     Tls(Box<TlsStream>),
 }
@@ -280,12 +279,7 @@ impl ClientStream {
             let _ = s.flush();
         }
         match self {
-            // The driver's handle was dropped first (`client_net`); if not, the socket closes
-            // when the last handle goes.
-            ClientStream::Plain(tcp) => match Arc::get_mut(tcp) {
-                Some(tcp) => shutdown_tcp(tcp).await,
-                None => Ok(()),
-            },
+            ClientStream::Plain(tcp) => shutdown_tcp(tcp).await,
             ClientStream::Tls(s) => shutdown_tcp(&mut s.tcp).await,
         }
     }
