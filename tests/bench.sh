@@ -10,7 +10,8 @@
 #   ZKR=/tmp/zkr-server.main bash tests/bench.sh      # another zkr binary
 #   ZKR_B=/tmp/zkr-server.main SIDES="zkr zkr-b" bash tests/bench.sh  # A/B of two zkr builds
 #   ZKBENCH=/tmp/zkbench.old bash tests/bench.sh      # another load generator
-#   THREADS=1 bash tests/bench.sh                     # also zkr's CPU per op by thread name
+#   THREADS=1 bash tests/bench.sh                     # also zkr's CPU per op by thread name,
+#                                                     # and its threads' switches off the CPU
 #   KEEP=1 BUILD=0 SLOW_MS=20 bash tests/bench.sh     # keep logs; no build; print slow replies
 #   EXTRA_CFG='forceSync=no' bash tests/bench.sh       # more zoo.cfg lines (';'-separated)
 #   TMPDIR=/dev/shm bash tests/bench.sh               # data dirs on tmpfs: syncs cost nothing, so
@@ -125,6 +126,23 @@ def thread_cpu(procs):
             by_name[name] = by_name.get(name, 0) + (int(fields[11]) + int(fields[12])) / TICKS
     return by_name
 
+def switches(procs):
+    """Times the threads of `procs` left the CPU (voluntary, all), from /proc."""
+    vol = total = 0
+    for p in procs:
+        for tid in os.listdir(f"/proc/{p.pid}/task"):
+            try:
+                with open(f"/proc/{p.pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches"):
+                            vol += int(line.split()[1])
+                            total += int(line.split()[1])
+                        elif line.startswith("nonvoluntary_ctxt_switches"):
+                            total += int(line.split()[1])
+            except FileNotFoundError:
+                continue
+    return vol, total
+
 def children_cpu():
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -144,6 +162,7 @@ def bench(kind, mode, workload, run):
         load(WARMUP)          # the JVM's JIT (and both sides' caches) warm up first
         before, client_before = cpu_seconds(procs), children_cpu()
         threads_before = thread_cpu(procs) if THREADS and kind != "zookeeper" else {}
+        switches_before = switches(procs) if threads_before else (0, 0)
         out = load(OPS)
         cpu = cpu_seconds(procs) - before
         client_cpu = children_cpu() - client_before   # zkbench, reaped by subprocess.run
@@ -151,6 +170,7 @@ def bench(kind, mode, workload, run):
         if threads_before:
             after = thread_cpu(procs)
             threads = {n: after[n] - threads_before.get(n, 0) for n in after}
+            switched = [a - b for a, b in zip(switches(procs), switches_before)]
         line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr.strip()
         if SLOW_MS and out.stderr.strip():
             print("      " + out.stderr.strip().replace("\n", "\n      "), flush=True)
@@ -165,6 +185,8 @@ def bench(kind, mode, workload, run):
             busy = sorted(threads.items(), key=lambda kv: -kv[1])
             print("      by thread (µs/op): " + ", ".join(
                 f"{n} {t * 1e6 / ops:.1f}" for n, t in busy if t > 0), flush=True)
+            print(f"      thread switches per op: {switched[1] / ops:.1f}"
+                  f" ({switched[0] / ops:.1f} voluntary)", flush=True)
         return rate, p99, cpu * 1e6 / ops, client_cpu * 1e6 / ops
     finally:
         stop(procs)
