@@ -993,7 +993,8 @@ mod tests {
         assert_eq!(prep.records["/a"].front().map(|r| r.zxid), Some(Zxid(2)));
         prep.applied(Zxid(2));
         prep.invariants();
-        assert!(prep.is_empty() && prep.is_empty());
+        assert!(prep.is_empty());
+        assert_eq!(prep.len(), 0, "an empty prep counts no records");
     }
 
     /// The full check notices a record missing from either side, one filed under another
