@@ -375,7 +375,7 @@ mod tests {
         std::fs::write(&path, &good).unwrap();
         let mut read = Vec::new();
         read_blob_in_pieces(&fs, &path, blob.len(), &mut |p| {
-            let _: () = read.push(p);
+            read.push(p);
             Ok(())
         })
         .unwrap();
