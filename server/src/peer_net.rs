@@ -511,10 +511,10 @@ impl Outbound {
         self.inbound_opened.borrow_and_update();
         let up_since = tokio::time::Instant::now();
         tracing::info!(peer = self.peer.0, addr = %self.addr, "quorum connection up");
-        if let Some(frame) = self.last_notification.clone() {
-            if write_frame(&mut stream, &frame).await.is_err() {
-                return Ended::Broken;
-            }
+        if let Some(frame) = self.last_notification.clone()
+            && write_frame(&mut stream, &frame).await.is_err()
+        {
+            return Ended::Broken;
         }
         // The peer never writes on our outbound connection: a read that completes means it
         // closed (or reset) it, e.g. because its process died (a connect that landed in a dying
