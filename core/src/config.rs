@@ -130,6 +130,10 @@ pub struct Bugs {
     /// our sessions, the sign that the leader replaced ours: keep serving on a session the
     /// leader no longer reads until `syncLimit` (tier 1 seed 214269).
     pub ignore_replaced_session: bool,
+    /// Zab leader: ignore the session touches a learner reports in its PINGREPLY, so the
+    /// clients of followers and observers expire after their timeout however busy they are
+    /// (ZooKeeper's leader extends them in `SessionTracker.touchSession`).
+    pub drop_learner_touches: bool,
 }
 
 impl Bugs {
@@ -152,6 +156,7 @@ impl Bugs {
             || self.disk_diff_skips_one
             || self.session_id_from_tree
             || self.ignore_replaced_session
+            || self.drop_learner_touches
     }
 }
 

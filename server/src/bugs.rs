@@ -70,7 +70,7 @@ pub const BUG_NAMES: &str = "ack-before-fsync, skip-session-expiry, reads-skip-q
     commit-after-one-ack, diff-instead-of-trunc, epoch-before-sync, ack-newleader-before-sync, \
     expire-early, ignore-peer-lost, durable-before-fsync, epoch-in-place-no-fsync, \
     keep-past-torn-tail, cut-without-fsync, disk-diff-skips-one, session-id-from-tree, \
-    ignore-replaced-session";
+    ignore-replaced-session, drop-learner-touches";
 
 /// Switches on the deliberate bug `name`: a core bug in `core`, a storage bug in `shell`.
 /// False for an unknown name. Whether the build may run it is checked later
@@ -89,6 +89,7 @@ pub fn set_by_name(core: &mut zkr_core::config::Bugs, shell: &mut ShellBugs, nam
         "disk-diff-skips-one" => core.disk_diff_skips_one = true,
         "session-id-from-tree" => core.session_id_from_tree = true,
         "ignore-replaced-session" => core.ignore_replaced_session = true,
+        "drop-learner-touches" => core.drop_learner_touches = true,
         "durable-before-fsync" => shell.durable_before_fsync = true,
         "epoch-in-place-no-fsync" => shell.epoch_in_place_no_fsync = true,
         "keep-past-torn-tail" => shell.keep_past_torn_tail = true,

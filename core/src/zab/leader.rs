@@ -500,6 +500,9 @@ impl Leader {
             }
             SessionMessage::SyncRequest => self.queue_sync(shared, SyncWaiter::Learner(from)),
             SessionMessage::PingReply { touched, round } => {
+                #[cfg(feature = "bugs")]
+                let touched =
+                    if shared.config.bugs.drop_learner_touches { vec![] } else { touched };
                 for session in touched {
                     shared.sessions.touch(session, now);
                 }

@@ -298,7 +298,17 @@ mod cli {
             late as f64 / 1e9,
             spare.unwrap_or(0) as f64 / 1e9,
             timers.clone().map(|t| t.silent_unchecked).sum::<u64>(),
-            timers.map(|t| t.failovers).sum::<u64>(),
+            timers.clone().map(|t| t.failovers).sum::<u64>(),
+        );
+        let follower_slack = timers.clone().filter_map(|t| t.follower_slack_ticks_min).min();
+        println!(
+            "clients of learners: {} frames reported to the leader in time with nothing in the \
+             way ({} not claimed: a fault, a rejoin, a new leader, or closing first), {} \
+             expiries after such a report (least silence past the timeout {} ticks)",
+            timers.clone().map(|t| t.relayed).sum::<u64>(),
+            timers.clone().map(|t| t.relayed_unclaimed).sum::<u64>(),
+            timers.clone().map(|t| t.follower_expiries).sum::<u64>(),
+            follower_slack.map_or("-".to_string(), |s| s.to_string()),
         );
         let mut recoveries: Vec<u64> =
             reports.iter().flat_map(|r| r.recoveries_ns.iter().copied()).collect();

@@ -59,7 +59,7 @@ struct Cli {
     /// Switch on a deliberate bug: ack-before-fsync, skip-session-expiry, reads-skip-queue,
     /// commit-after-one-ack, diff-instead-of-trunc, epoch-before-sync,
     /// ack-newleader-before-sync, expire-early, ignore-peer-lost, session-id-from-tree,
-    /// ignore-replaced-session.
+    /// ignore-replaced-session, drop-learner-touches.
     #[arg(long)]
     bug: Vec<String>,
     /// No progress bar (for CI logs).

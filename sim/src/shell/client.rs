@@ -209,7 +209,8 @@ impl Client {
 
     /// Sends `pending` at once to server `slot` and collects their replies in order. A
     /// successful reply from a server that led one term from before the send is the leader
-    /// hearing from the session (`sessions`' lower bound).
+    /// hearing from the session (`sessions`' lower bound); one from a learner is a touch it
+    /// must report to its leader (`follower_expiry`).
     async fn burst(
         &mut self,
         (stream, slot): (&mut TcpStream, usize),
@@ -220,6 +221,7 @@ impl Client {
         let read_timeout = Duration::from_millis(self.timeout_ms as u64 * 2 / 3);
         let mut sent = true;
         let leading = self.world.leading(slot);
+        let relay = self.world.relay_start(slot);
         self.world.session_sent(held.id, held.timeout_ms);
         if pending.iter().any(|(_, r)| matches!(r, Request::CloseSession)) {
             self.world.close_requested(held.id);
@@ -258,6 +260,9 @@ impl Client {
                     held.last_zxid = held.last_zxid.max(header.zxid);
                     if let (0, Some(term)) = (header.err, leading) {
                         self.world.heard(slot, term, held.id, held.timeout_ms);
+                    }
+                    if let (0, Some(start)) = (header.err, relay) {
+                        self.world.relayed(slot, start, held.id, held.timeout_ms);
                     }
                     if header.err == 0 && workload::is_write(req) {
                         self.world.acked.lock().expect("acked").insert(header.zxid);

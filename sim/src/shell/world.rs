@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use zkr_core::Node;
 use zkr_core::types::Zxid;
-use zkr_jepsen::history::Event;
+use zkr_jepsen::history::{Event, Kind, Phase};
 use zkr_server::env::{Clock, Observer};
 
-use super::sessions::{Sessions, Term};
+use super::sessions::{RelayStart, Sessions, Term};
 use crate::invariants::{Violation, digest::Digests, leaders};
 use crate::simfs::SimFs;
 use crate::trace::Trace;
@@ -125,8 +125,17 @@ impl World {
         self.next_process.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Appends a history line and hashes it into the trace.
+    /// Appends a history line and hashes it into the trace. A nemesis mark also tells the
+    /// session checks which servers a fault touches (`sessions::Faults`).
     pub fn record(&self, event: Event) {
+        if let (Some(Kind::Nemesis), Some(desc), Some(phase)) =
+            (event.kind, event.fault.as_deref(), event.phase)
+        {
+            let now = self.now_ns();
+            let start = phase == Phase::Start;
+            let mut checks = self.checks.lock().expect("checks");
+            checks.sessions.faults.mark(desc, start, self.clocks.len(), now);
+        }
         let line = serde_json::to_string(&event).expect("events serialize");
         self.event("op", &[event.process], line.as_bytes(), || line.clone());
         self.history.lock().expect("history").push(event);
@@ -235,6 +244,20 @@ impl World {
         if checks.sessions.leading(slot).map(|(t, _)| t) == Some(term) {
             checks.sessions.heard(slot, term, session, tick, timeout_ms);
         }
+    }
+
+    /// What learner `slot` follows as a client is about to send it a frame (`sessions`'
+    /// `follower_expiry`), if it serves an established leader.
+    pub fn relay_start(&self, slot: usize) -> Option<RelayStart> {
+        let now = self.now_ns();
+        self.checks.lock().expect("checks").sessions.relay_start(slot, now)
+    }
+
+    /// A client got a successful reply from learner `slot` for a frame of `session` sent at
+    /// `start`: the learner must report it to its leader.
+    pub fn relayed(&self, slot: usize, start: RelayStart, session: i64, timeout_ms: i32) {
+        let mut checks = self.checks.lock().expect("checks");
+        checks.sessions.relayed(slot, start, session, timeout_ms);
     }
 
     /// `bound` after the leader `slot` was killed at `killed_ns` (all others up, links
