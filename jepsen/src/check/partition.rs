@@ -459,30 +459,41 @@ impl<'h> Plan<'h> {
         let mut kept: Vec<Option<POp>> = Vec::with_capacity(if keep { ops.len() } else { 0 });
         for op in ops {
             first.push(u32::try_from(homes.len()).expect("fewer than 2^32 pieces"));
+            let link = |ids: &[u32], uf: &mut UnionFind, registered: &mut Vec<bool>| {
+                let mut previous = None;
+                for &p in ids {
+                    let id = register(p, uf, registered);
+                    if let Some(previous) = previous {
+                        uf.union(previous, id);
+                    }
+                    previous = Some(id);
+                }
+            };
+            let home = |pop: &POp, hint: Option<u32>, registered: &[bool], paths: &Paths| {
+                let is_registered = |id: u32| registered.get(id as usize).copied().unwrap_or(false);
+                let index = |path: &str| paths.id(path).filter(|&id| is_registered(id));
+                // The hint is the first path `registered_home` tries, by number: almost
+                // always registered (the op's footprint holds it), and then the answer.
+                let home = hint.filter(|&id| is_registered(id));
+                let home = home.or_else(|| registered_home(&pop.action, &index));
+                home.expect("every op's paths were registered")
+            };
             match convert(history, op, &facts, &mut paths, split) {
                 None => {}
                 Some(Converted::Broadcast(pop)) => broadcast.push(pop),
+                Some(Converted::One { pop, hint, links }) => {
+                    link(&links, &mut uf, &mut registered);
+                    homes.push(home(&pop, hint, &registered, &paths));
+                    if keep {
+                        kept.push(Some(pop));
+                    }
+                }
                 Some(Converted::Owned { pops, links }) => {
                     for ids in links {
-                        let mut previous = None;
-                        for &p in &ids {
-                            let id = register(p, &mut uf, &mut registered);
-                            if let Some(previous) = previous {
-                                uf.union(previous, id);
-                            }
-                            previous = Some(id);
-                        }
+                        link(&ids, &mut uf, &mut registered);
                     }
                     for (pop, hint) in pops {
-                        let is_registered =
-                            |id: u32| registered.get(id as usize).copied().unwrap_or(false);
-                        let index = |path: &str| paths.id(path).filter(|&id| is_registered(id));
-                        // The hint is the first path `registered_home` tries, by number: almost
-                        // always registered (the op's footprint holds it), and then the answer.
-                        let home = hint.filter(|&id| is_registered(id));
-                        let home = home.or_else(|| registered_home(&pop.action, &index));
-                        let home = home.expect("every op's paths were registered");
-                        homes.push(home);
+                        homes.push(home(&pop, hint, &registered, &paths));
                         if keep {
                             kept.push(Some(pop));
                         }
@@ -618,8 +629,10 @@ impl<'h> Plan<'h> {
                 continue;
             }
             let converted = convert(history, op, &self.facts, &mut self.paths, self.split);
-            let Some(Converted::Owned { pops, .. }) = converted else {
-                unreachable!("an op with pieces converts to pieces again");
+            let pops = match converted {
+                Some(Converted::Owned { pops, .. }) => pops,
+                Some(Converted::One { pop, hint, .. }) => vec![(pop, hint)],
+                _ => unreachable!("an op with pieces converts to pieces again"),
             };
             for (j, (pop, _)) in pops.into_iter().enumerate() {
                 if self.targets[from + j] == target {
@@ -797,6 +810,9 @@ enum Converted {
     /// Each op comes with the number of the path [`registered_home`] looks at first
     /// ([`home_hint`]).
     Owned { pops: Vec<(POp, Option<u32>)>, links: Vec<Vec<u32>> },
+    /// [`Converted::Owned`] for the usual op, one piece with one group of paths, held without
+    /// the two lists (two allocations per op, and the piece copied into and out of one).
+    One { pop: POp, hint: Option<u32>, links: Vec<u32> },
     /// Copied into partitions later.
     Broadcast(POp),
 }
@@ -925,7 +941,7 @@ fn convert(
         return Some(Converted::Owned { pops, links: vec![links] });
     }
     let hint = home_hint(&action, ids, paths);
-    Some(Converted::Owned { pops: vec![(POp { action, ..base }, hint)], links: vec![links] })
+    Some(Converted::One { pop: POp { action, ..base }, hint, links })
 }
 
 fn convert_multi(
@@ -977,7 +993,7 @@ fn convert_multi(
     let action = Action::Multi(actions);
     let links = footprint(&action, ids, facts, paths);
     let hint = home_hint(&action, ids, paths);
-    Converted::Owned { pops: vec![(POp { action, ..base }, hint)], links: vec![links] }
+    Converted::One { pop: POp { action, ..base }, hint, links }
 }
 
 /// Paths an action touches (by number), parent first when the parent's children are observed.
