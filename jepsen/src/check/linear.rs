@@ -212,11 +212,13 @@ pub(crate) fn end_states_from(
 
 /// The indices of the ops that `key` gives a key, in the order of their keys. Each key is one
 /// `u128` that ends with the op's index ([`packed_key`], [`packed_pair`]), so keys never tie
-/// and an unstable sort gives the stable sort's order by (key, index). Sorting indices by
+/// and sorting them gives the stable sort's order by (key, index). Sorting indices by
 /// fetching each op's `Option<(i64, u8, usize)>` for every compare was a third of a search's
 /// set-up.
 fn sorted_by<T>(ops: &[T], key: impl Fn(usize, &T) -> Option<u128>) -> Vec<usize> {
     let mut keys: Vec<u128> = ops.iter().enumerate().filter_map(|(i, op)| key(i, op)).collect();
+    // Unstable: the keys never tie, so it gives the one order (the stable sort, for the runs
+    // the zxid order keeps along the invoke order, measured 3% slower here).
     keys.sort_unstable();
     let low = |k: u128| (k as u64 & u64::from(u32::MAX)) as usize;
     let out: Vec<usize> = keys.into_iter().map(low).collect();
@@ -1002,7 +1004,7 @@ mod tests {
             x = splitmix(x);
             let zxid = zxids[(x % zxids.len() as u64) as usize];
             let key = (zxid, (x >> 20) as u8 & 1, (x >> 24) as usize % 5);
-            keys.push(((x >> 40) % 7 != 0).then_some(key));
+            keys.push((!(x >> 40).is_multiple_of(7)).then_some(key));
         }
         let mut want: Vec<usize> = (0..keys.len()).filter(|&i| keys[i].is_some()).collect();
         want.sort_by_key(|&i| keys[i]);
