@@ -59,7 +59,8 @@ pub struct Znode {
 #[derive(Debug, Default)]
 pub struct Tree {
     /// Existing nodes of the partition, by path number. Change it only through
-    /// [`Tree::put`], [`Tree::take`] and [`Tree::modify`], which keep `digest` and write `undo`.
+    /// [`Tree::put_id`], [`Tree::take_id`] and [`Tree::modify_id`], which keep `digest` and
+    /// write `undo`.
     nodes: Nodes,
     /// XOR of [`entry_hash`] over `nodes`.
     digest: u64,
@@ -85,6 +86,18 @@ impl Clone for Tree {
     }
 }
 
+impl Tree {
+    /// [`Nodes::invariants`], and the digest recounted from the paths' strings: the steps
+    /// hash entries by number ([`Names::hashes`]), and a wrong number's hash would leave a
+    /// digest that no longer names the nodes (memo keys that collide or differ wrongly).
+    #[cfg(test)]
+    fn invariants(&self) {
+        self.nodes.invariants();
+        let recount = (self.nodes.entries().iter()).fold(0, |d, (p, n)| d ^ entry_hash(p, n));
+        assert_eq!(self.digest, recount, "the digest is the entries' hashes");
+    }
+}
+
 impl PartialEq for Tree {
     fn eq(&self, other: &Tree) -> bool {
         self.digest == other.digest && self.nodes == other.nodes && self.last_seq == other.last_seq
@@ -102,9 +115,22 @@ struct Names {
     paths: Vec<Arc<str>>,
     parents: Vec<Option<u32>>,
     children: Vec<Vec<u32>>,
+    /// Per path, [`entry_hash`]'s state once the path is folded in ([`path_hash`]): every
+    /// change to a node hashes its entry twice (out of the digest and back in), and the path
+    /// part is the same each time.
+    hashes: Vec<u64>,
 }
 
 impl Names {
+    /// Room for `more` paths without growing.
+    fn reserve(&mut self, more: usize) {
+        self.ids.reserve(more);
+        self.paths.reserve(more);
+        self.parents.reserve(more);
+        self.children.reserve(more);
+        self.hashes.reserve(more);
+    }
+
     fn intern(&mut self, path: &str) -> u32 {
         if let Some(&id) = self.ids.get(path) {
             return id;
@@ -113,6 +139,7 @@ impl Names {
         let id = u32::try_from(self.paths.len()).expect("fewer than 2^32 paths");
         let path: Arc<str> = Arc::from(path);
         self.ids.insert(path.clone(), id);
+        self.hashes.push(path_hash(&path));
         self.paths.push(path);
         self.parents.push(up);
         self.children.push(Vec::new());
@@ -120,6 +147,7 @@ impl Names {
             self.children[up as usize].push(id);
         }
         assert_eq!(self.paths.len(), self.children.len(), "a children list per path");
+        assert_eq!(self.paths.len(), self.hashes.len(), "a hash per path");
         id
     }
 }
@@ -196,6 +224,11 @@ impl Nodes {
         self.slots.get(id as usize).and_then(Option::as_ref)
     }
 
+    /// The node numbered `id`, if `id` is some and the node exists.
+    fn slot_of(&self, id: Option<u32>) -> Option<&Arc<Znode>> {
+        self.slot(id?)
+    }
+
     fn get(&self, path: &str) -> Option<&Arc<Znode>> {
         self.slot(self.id(path)?)
     }
@@ -208,9 +241,14 @@ impl Nodes {
         self.len
     }
 
-    /// The path numbered `id`.
-    fn path(&self, id: u32) -> Arc<str> {
-        self.names.borrow().paths[id as usize].clone()
+    /// The hash of path `id`'s entry holding `node` ([`entry_hash`], its path's part kept).
+    fn entry_hash(&self, id: u32, node: &Znode) -> u64 {
+        node_hash(self.names.borrow().hashes[id as usize], node)
+    }
+
+    /// The number of the parent of path `id` (`None` for `/`).
+    fn parent(&self, id: u32) -> Option<u32> {
+        self.names.borrow().parents[id as usize]
     }
 
     /// Sets the node of path `id` (absent: `None`), keeping the counts; returns the old one.
@@ -244,9 +282,8 @@ impl Nodes {
         old
     }
 
-    /// How many existing nodes have `path` as their parent.
-    fn child_count(&self, path: &str) -> usize {
-        let Some(id) = self.id(path) else { return 0 };
+    /// How many existing nodes have path `id` as their parent.
+    fn child_count_id(&self, id: u32) -> usize {
         self.children.get(id as usize).map_or(0, |&n| n as usize)
     }
 
@@ -296,6 +333,12 @@ impl Nodes {
         for (i, &n) in children.iter().enumerate() {
             assert_eq!(n, self.children.get(i).copied().unwrap_or(0), "children of {i}");
         }
+        // The table: each path's kept hash and parent are its string's.
+        for (i, path) in names.paths.iter().enumerate() {
+            assert_eq!(names.hashes[i], path_hash(path), "the kept hash of {path}");
+            let up = parent(path).map(|p| names.ids[p]);
+            assert_eq!(names.parents[i], up, "the parent of {path}");
+        }
     }
 }
 
@@ -335,9 +378,22 @@ impl Hash for Tree {
 /// SipHash through `Hash` (a call per field) was a quarter of a step; a memo key that
 /// collided would prune a configuration wrongly, and this hash is as spread as SipHash for
 /// that (each word is mixed in full before the next).
+#[cfg(test)]
 fn entry_hash(path: &str, node: &Znode) -> u64 {
+    node_hash(path_hash(path), node)
+}
+
+/// [`entry_hash`]'s state after the path: the first part of an entry's hash, kept per path
+/// number ([`Names::hashes`]).
+fn path_hash(path: &str) -> u64 {
     let mut h = EntryHasher(0x243F_6A88_85A3_08D3);
     h.bytes(path.as_bytes());
+    h.0
+}
+
+/// [`entry_hash`] from its path's part ([`path_hash`]): the node's fields folded in after it.
+fn node_hash(path_hash: u64, node: &Znode) -> u64 {
+    let mut h = EntryHasher(path_hash);
     h.bytes(node.data.as_bytes());
     h.word(u64::from(node.version as u32) | u64::from(node.cversion as u32) << 32);
     let flags = |o: bool, shift: u32| u64::from(o) << shift;
@@ -541,6 +597,9 @@ impl Tree {
     /// The initial state of a partition: `/` and the declared nodes that are in scope.
     pub fn init(scope: &Scope, initial: &[(String, String, i32, i32)]) -> Tree {
         let mut tree = Tree::default();
+        // A search names about the scope's paths (and their parents): room for them up front,
+        // instead of growing the map and the four lists by doubling from empty.
+        tree.nodes.names.borrow_mut().reserve(scope.paths.len() + 1);
         let root = ("/".to_string(), String::new(), 0, 0);
         for (path, data, version, cversion) in std::iter::once(&root).chain(initial) {
             if scope.paths.contains(path) {
@@ -568,42 +627,56 @@ impl Tree {
 
     /// Adds or replaces the node at `path`.
     fn put(&mut self, path: &str, node: Znode) {
-        let digest = self.digest;
-        self.digest ^= entry_hash(path, &node);
         let id = self.nodes.intern(path);
+        self.put_id(id, node);
+    }
+
+    /// [`Tree::put`] by number. A step looks each path up once and goes on by its number:
+    /// every lookup hashes the path, and a create looked its name up four times and its
+    /// parent three.
+    fn put_id(&mut self, id: u32, node: Znode) {
+        let digest = self.digest;
+        self.digest ^= self.nodes.entry_hash(id, &node);
         let old = self.nodes.set(id, Some(Arc::new(node)));
         if let Some(old) = &old {
-            self.digest ^= entry_hash(path, old);
+            self.digest ^= self.nodes.entry_hash(id, old);
         }
         self.undo.push(Change::Node { id, old, digest });
     }
 
     /// Removes the node at `path`, if any.
+    #[cfg(test)]
     fn take(&mut self, path: &str) -> Option<Arc<Znode>> {
         let id = self.nodes.id(path)?;
-        self.take_id(id, path)
+        self.take_id(id)
     }
 
-    /// [`Tree::take`] by number (`path` is its path).
-    fn take_id(&mut self, id: u32, path: &str) -> Option<Arc<Znode>> {
+    /// Removes the node numbered `id`, if any.
+    fn take_id(&mut self, id: u32) -> Option<Arc<Znode>> {
         let old = self.nodes.set(id, None)?;
         let digest = self.digest;
-        self.digest ^= entry_hash(path, &old);
+        self.digest ^= self.nodes.entry_hash(id, &old);
         self.undo.push(Change::Node { id, old: Some(old.clone()), digest });
         Some(old)
     }
 
     /// Changes the node at `path` in place; false if there is none.
+    #[cfg(test)]
     fn modify(&mut self, path: &str, change: impl FnOnce(&mut Znode)) -> bool {
+        self.nodes.id(path).is_some_and(|id| self.modify_id(id, change))
+    }
+
+    /// [`Tree::modify`] by number.
+    fn modify_id(&mut self, id: u32, change: impl FnOnce(&mut Znode)) -> bool {
         let digest = self.digest;
-        let Some(id) = self.nodes.id(path) else { return false };
+        let hash = self.nodes.names.borrow().hashes[id as usize];
         let Some(Some(node)) = self.nodes.slots.get_mut(id as usize) else { return false };
         // The log shares the old node, so the change copies it (its data is shared).
         let old = node.clone();
         let node = Arc::make_mut(node);
-        self.digest ^= entry_hash(path, node);
+        self.digest ^= node_hash(hash, node);
         change(node);
-        self.digest ^= entry_hash(path, node);
+        self.digest ^= node_hash(hash, node);
         self.undo.push(Change::Node { id, old: Some(old), digest });
         true
     }
@@ -792,17 +865,18 @@ impl Tree {
                 self.create(scope, relax, process, path, data, *mode, name.as_deref(), zxid)
             }
             Action::Delete { path, version } => {
-                self.check_version(path, *version)?;
-                if self.has_children(path) {
+                let id = self.check_version(path, *version)?;
+                if self.nodes.child_count_id(id) > 0 {
                     return Err("NotEmpty");
                 }
                 // A delete leaves the parent's stored cversion alone.
-                self.take(path);
+                let taken = self.take_id(id);
+                assert!(taken.is_some(), "checked");
                 Ok(())
             }
             Action::Set { path, data, version } => {
-                self.check_version(path, *version)?;
-                let found = self.modify(path, |node| {
+                let id = self.check_version(path, *version)?;
+                let found = self.modify_id(id, |node| {
                     node.data = Arc::from(data.as_str());
                     node.version += 1;
                     node.mzxid = zxid;
@@ -810,7 +884,7 @@ impl Tree {
                 assert!(found, "checked");
                 Ok(())
             }
-            Action::Check { path, version } => self.check_version(path, *version),
+            Action::Check { path, version } => self.check_version(path, *version).map(|_| ()),
             Action::Get { path } | Action::Children { path } => {
                 if self.nodes.contains_key(path.as_str()) { Ok(()) } else { Err("NoNode") }
             }
@@ -825,8 +899,7 @@ impl Tree {
             Action::Close { session } => {
                 if !relax.ephemerals {
                     for id in self.nodes.owned_by(*session) {
-                        let path = self.nodes.path(id);
-                        self.take_id(id, &path);
+                        self.take_id(id);
                     }
                 }
                 Ok(())
@@ -847,8 +920,10 @@ impl Tree {
         zxid: Option<i64>,
     ) -> Result<(), &'static str> {
         let parent_path = parent(path).unwrap_or("/");
+        // Looked up once: the parent is read up to three times and changed up to twice.
+        let parent_id = self.nodes.id(parent_path);
         if scope.paths.contains(parent_path) {
-            match self.nodes.get(parent_path) {
+            match self.nodes.slot_of(parent_id) {
                 None => return Err("NoNode"),
                 Some(p) if p.owner.is_some() => return Err("NoChildrenForEphemerals"),
                 Some(_) => {}
@@ -865,7 +940,7 @@ impl Tree {
                 // ZooKeeper numbers a sequential child with its parent's cversion. The model's
                 // cversion is a lower bound (creates of unknown outcome may have bumped it).
                 let exact = scope.children_exact.contains(parent_path);
-                if let Some(p) = self.nodes.get(parent_path)
+                if let Some(p) = self.nodes.slot_of(parent_id)
                     && exact
                     && !relax.seq_names
                 {
@@ -873,7 +948,8 @@ impl Tree {
                         return Err("a sequence number below the parent's cversion");
                     }
                     let cversion = i32::try_from(seq).unwrap_or(i32::MAX);
-                    self.modify(parent_path, |p| p.cversion = cversion);
+                    let id = parent_id.expect("the parent exists");
+                    self.modify_id(id, |p| p.cversion = cversion);
                 }
                 let last = self.last_seq.get(parent_path).copied();
                 if !relax.seq_names && last.is_some_and(|last| seq <= last) {
@@ -888,7 +964,7 @@ impl Tree {
                 // ZooKeeper names it with its parent's cversion, known here only where all the
                 // parent's children are.
                 let exact = scope.children_exact.contains(parent_path);
-                let Some(p) = self.nodes.get(parent_path).filter(|_| exact) else {
+                let Some(p) = self.nodes.slot_of(parent_id).filter(|_| exact) else {
                     return Err("?: sequential name unknown");
                 };
                 let cversion = p.cversion;
@@ -902,7 +978,8 @@ impl Tree {
                 Cow::Owned(sequential_name(path, cversion))
             }
         };
-        if self.nodes.contains_key(&name) && !(relax.seq_names && mode.is_sequential()) {
+        let id = self.nodes.intern(&name);
+        if self.nodes.slot(id).is_some() && !(relax.seq_names && mode.is_sequential()) {
             return Err(if mode.is_sequential() {
                 "a duplicate sequential name"
             } else {
@@ -918,29 +995,23 @@ impl Tree {
             mzxid: zxid,
             owner,
         };
-        self.put(&name, node);
-        self.touch_parent(&name, zxid);
+        self.put_id(id, node);
+        // One more child created under the parent: one more for its stored cversion (a Java
+        // int: after 2147483647 comes -2147483648).
+        if let Some(up) = self.nodes.parent(id) {
+            self.modify_id(up, |node| node.cversion = node.cversion.wrapping_add(1));
+        }
         Ok(())
     }
 
-    fn check_version(&self, path: &str, version: i32) -> Result<(), &'static str> {
-        let node = self.nodes.get(path).ok_or("NoNode")?;
+    /// The number of the node at `path` if it exists at `version` (-1: any).
+    fn check_version(&self, path: &str, version: i32) -> Result<u32, &'static str> {
+        let id = self.nodes.id(path).ok_or("NoNode")?;
+        let node = self.nodes.slot(id).ok_or("NoNode")?;
         if version != -1 && version != node.version {
             return Err("BadVersion");
         }
-        Ok(())
-    }
-
-    fn has_children(&self, path: &str) -> bool {
-        self.nodes.child_count(path) > 0
-    }
-
-    /// A child of `path`'s parent was created: one more for its stored cversion (a Java int:
-    /// after 2147483647 comes -2147483648).
-    fn touch_parent(&mut self, path: &str, _zxid: Option<i64>) {
-        if let Some(p) = parent(path) {
-            self.modify(p, |node| node.cversion = node.cversion.wrapping_add(1));
-        }
+        Ok(id)
     }
 
     /// Checks the reply facts of a successful op against the state after it; pins unknown zxids.
@@ -973,11 +1044,11 @@ impl Tree {
                 }
             }
             Action::Create { path, mode, name, .. } => {
-                let name = name.clone().unwrap_or_else(|| path.clone());
-                if !mode.is_sequential() && name != *path {
+                let name = name.as_deref().unwrap_or(path);
+                if !mode.is_sequential() && name != path {
                     return Err(format!("created {name} for a create of {path}"));
                 }
-                self.check_stat(scope, &name, reply.stat.as_ref())
+                self.check_stat(scope, name, reply.stat.as_ref())
             }
             Action::Multi(actions) => {
                 let Some(results) = &reply.results else { return Ok(()) };
@@ -1008,10 +1079,12 @@ impl Tree {
     fn check_stat(&mut self, scope: &Scope, path: &str, stat: Option<&Stat>) -> Result<(), String> {
         let Some(stat) = stat else { return Ok(()) };
         let exact = scope.children_exact.contains(path);
-        let num_children = self.nodes.child_count(path) as i32;
-        let Some(node) = self.nodes.get(path) else {
+        // Looked up once (read here, and changed below if a zxid is pinned).
+        let id = self.nodes.id(path);
+        let Some((id, node)) = id.and_then(|id| Some((id, self.nodes.slot(id)?))) else {
             return Err(format!("{path}: reply has a stat but the node does not exist"));
         };
+        let num_children = self.nodes.child_count_id(id) as i32;
         // The zxids are checked on a copy, written back (through `modify`) only if one was
         // pinned; the node itself is not copied (its data would be, for every stat checked).
         let before = (node.czxid, node.mzxid);
@@ -1061,7 +1134,7 @@ impl Tree {
             }
         }
         if (czxid, mzxid) != before {
-            self.modify(path, |n| (n.czxid, n.mzxid) = (czxid, mzxid));
+            self.modify_id(id, |n| (n.czxid, n.mzxid) = (czxid, mzxid));
         }
         Ok(())
     }
@@ -1399,7 +1472,7 @@ mod tests {
                     saved.truncate(back + 1);
                     let (mark, copy) = saved.last().expect("kept");
                     state.undo_to(*mark);
-                    state.nodes.invariants();
+                    state.invariants();
                     assert_eq!(state, *copy, "undone to the mark's state");
                     assert_eq!(state.digest, copy.digest, "and its digest");
                     undone += 1;
@@ -1411,7 +1484,7 @@ mod tests {
                 let mark = state.mark();
                 match state.step_mut(&scope, relax, process, &action, &outcome) {
                     Ok(()) => {
-                        state.nodes.invariants();
+                        state.invariants();
                         assert_eq!(Ok(&state), copied.as_ref(), "{action:?} {outcome:?}");
                         saved.push((state.mark(), state.clone()));
                         taken += 1;

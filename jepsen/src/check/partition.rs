@@ -457,32 +457,45 @@ impl<'h> Plan<'h> {
         let mut broadcast: Vec<POp> = Vec::new();
         let keep = ops.len() <= KEEP_PIECES_OPS_MAX;
         let mut kept: Vec<Option<POp>> = Vec::with_capacity(if keep { ops.len() } else { 0 });
+        // A one-piece op's group of paths, reused from op to op.
+        let mut scratch: Vec<u32> = Vec::new();
         for op in ops {
             first.push(u32::try_from(homes.len()).expect("fewer than 2^32 pieces"));
-            match convert(history, op, &facts, &mut paths, split) {
+            let link = |ids: &[u32], uf: &mut UnionFind, registered: &mut Vec<bool>| {
+                let mut previous = None;
+                for &p in ids {
+                    let id = register(p, uf, registered);
+                    if let Some(previous) = previous {
+                        uf.union(previous, id);
+                    }
+                    previous = Some(id);
+                }
+            };
+            let home = |pop: &POp, hint: Option<u32>, registered: &[bool], paths: &Paths| {
+                let is_registered = |id: u32| registered.get(id as usize).copied().unwrap_or(false);
+                let index = |path: &str| paths.id(path).filter(|&id| is_registered(id));
+                // The hint is the first path `registered_home` tries, by number: almost
+                // always registered (the op's footprint holds it), and then the answer.
+                let home = hint.filter(|&id| is_registered(id));
+                let home = home.or_else(|| registered_home(&pop.action, &index));
+                home.expect("every op's paths were registered")
+            };
+            match convert(history, op, &facts, &mut paths, split, &mut scratch) {
                 None => {}
                 Some(Converted::Broadcast(pop)) => broadcast.push(pop),
+                Some(Converted::One { pop, hint }) => {
+                    link(&scratch, &mut uf, &mut registered);
+                    homes.push(home(&pop, hint, &registered, &paths));
+                    if keep {
+                        kept.push(Some(pop));
+                    }
+                }
                 Some(Converted::Owned { pops, links }) => {
                     for ids in links {
-                        let mut previous = None;
-                        for &p in &ids {
-                            let id = register(p, &mut uf, &mut registered);
-                            if let Some(previous) = previous {
-                                uf.union(previous, id);
-                            }
-                            previous = Some(id);
-                        }
+                        link(&ids, &mut uf, &mut registered);
                     }
                     for (pop, hint) in pops {
-                        let is_registered =
-                            |id: u32| registered.get(id as usize).copied().unwrap_or(false);
-                        let index = |path: &str| paths.id(path).filter(|&id| is_registered(id));
-                        // The hint is the first path `registered_home` tries, by number: almost
-                        // always registered (the op's footprint holds it), and then the answer.
-                        let home = hint.filter(|&id| is_registered(id));
-                        let home = home.or_else(|| registered_home(&pop.action, &index));
-                        let home = home.expect("every op's paths were registered");
-                        homes.push(home);
+                        homes.push(home(&pop, hint, &registered, &paths));
                         if keep {
                             kept.push(Some(pop));
                         }
@@ -605,6 +618,7 @@ impl<'h> Plan<'h> {
         let pieces: usize = members.iter().map(|&id| pieces_of(id)).sum();
         assert!(pieces >= members.len(), "every member has a piece here");
         part.ops.reserve_exact(pieces);
+        let mut scratch: Vec<u32> = Vec::new(); // the groups of paths, not needed here
         for &id in members {
             let op = &ops[id as usize];
             let from = self.first[op.id] as usize;
@@ -617,9 +631,12 @@ impl<'h> Plan<'h> {
                 }
                 continue;
             }
-            let converted = convert(history, op, &self.facts, &mut self.paths, self.split);
-            let Some(Converted::Owned { pops, .. }) = converted else {
-                unreachable!("an op with pieces converts to pieces again");
+            let (facts, split) = (&self.facts, self.split);
+            let converted = convert(history, op, facts, &mut self.paths, split, &mut scratch);
+            let pops = match converted {
+                Some(Converted::Owned { pops, .. }) => pops,
+                Some(Converted::One { pop, hint }) => vec![(pop, hint)],
+                _ => unreachable!("an op with pieces converts to pieces again"),
             };
             for (j, (pop, _)) in pops.into_iter().enumerate() {
                 if self.targets[from + j] == target {
@@ -797,6 +814,10 @@ enum Converted {
     /// Each op comes with the number of the path [`registered_home`] looks at first
     /// ([`home_hint`]).
     Owned { pops: Vec<(POp, Option<u32>)>, links: Vec<Vec<u32>> },
+    /// [`Converted::Owned`] for the usual op: one piece, with its one group of paths in the
+    /// caller's list (`convert`'s `links`). Three lists per op (the pieces, the groups, the
+    /// group) were three allocations, and the piece was copied into and out of one.
+    One { pop: POp, hint: Option<u32> },
     /// Copied into partitions later.
     Broadcast(POp),
 }
@@ -810,6 +831,7 @@ fn convert(
     facts: &Facts,
     paths: &mut Paths,
     split: Split,
+    links: &mut Vec<u32>,
 ) -> Option<Converted> {
     let req = history.request(op);
     let reply = history.reply(op);
@@ -870,7 +892,8 @@ fn convert(
         let name = |i: usize| results.get(i).and_then(|r| r.name.clone());
         let subs = sub_ops(req).enumerate();
         let actions: Vec<Action> = subs.map(|(i, sub)| to_action(sub, name(i))).collect();
-        return Some(convert_multi(base, actions, facts.sub_paths(op.id), facts, paths, split));
+        let ids = facts.sub_paths(op.id);
+        return Some(convert_multi(base, actions, ids, facts, paths, split, links));
     }
     let name = ok_reply.and_then(|r| r.name().clone());
     let mut action = sub_ops(req).next().map(|sub| to_action(sub, name))?;
@@ -883,7 +906,8 @@ fn convert(
         *name = Some(format!("{path}?{}", op.id));
     }
     let ids = facts.sub_paths(op.id);
-    let mut links = footprint(&action, ids, facts, paths);
+    links.clear();
+    footprint_ids(&action, ids, facts, paths, links);
     if let Action::Create { path, mode, name: None, .. } = &action
         && mode.is_sequential()
         && op.outcome == Outcome::Info
@@ -922,10 +946,10 @@ fn convert(
         }
         let hint = home_hint(&action, ids, paths);
         pops.push((POp { action, group, ..base }, hint));
-        return Some(Converted::Owned { pops, links: vec![links] });
+        return Some(Converted::Owned { pops, links: vec![links.clone()] });
     }
     let hint = home_hint(&action, ids, paths);
-    Some(Converted::Owned { pops: vec![(POp { action, ..base }, hint)], links: vec![links] })
+    Some(Converted::One { pop: POp { action, ..base }, hint })
 }
 
 fn convert_multi(
@@ -935,6 +959,7 @@ fn convert_multi(
     facts: &Facts,
     paths: &mut Paths,
     split: Split,
+    links: &mut Vec<u32>,
 ) -> Converted {
     let keyed_ok = base.key.is_some() && !base.pure;
     if split.multi_not_atomic || keyed_ok {
@@ -975,9 +1000,10 @@ fn convert_multi(
         return Converted::Owned { pops, links };
     }
     let action = Action::Multi(actions);
-    let links = footprint(&action, ids, facts, paths);
+    links.clear();
+    footprint_ids(&action, ids, facts, paths, links);
     let hint = home_hint(&action, ids, paths);
-    Converted::Owned { pops: vec![(POp { action, ..base }, hint)], links: vec![links] }
+    Converted::One { pop: POp { action, ..base }, hint }
 }
 
 /// Paths an action touches (by number), parent first when the parent's children are observed.
