@@ -176,6 +176,29 @@ struct Link<M> {
     dead: [bool; 2],
 }
 
+impl<M> Link<M> {
+    /// Queues `msg` in direction `dir`, sent at `now` with a drawn `delay` (before the link's
+    /// slow factor); returns its delivery time.
+    fn enqueue(&mut self, dir: Dir, now: u64, delay: u64, msg: M) -> u64 {
+        let mut at = now + delay * self.slow;
+        if self.kind == LinkKind::Stream {
+            at = at.max(self.last_at[dir.index()]);
+            self.last_at[dir.index()] = at;
+        }
+        let queue = &mut self.queues[dir.index()];
+        // Datagrams keep their queue sorted by delivery time (ties in send order). Most
+        // messages go last (every Stream message, and a datagram due no earlier than the last
+        // in flight): a push, where `insert` shifted nothing but cost its index work.
+        if queue.back().is_none_or(|(t, _)| *t <= at) {
+            queue.push_back((at, msg));
+        } else {
+            let pos = queue.iter().rposition(|(t, _)| *t <= at).map_or(0, |p| p + 1);
+            queue.insert(pos, (at, msg));
+        }
+        at
+    }
+}
+
 /// The deliveries one send scheduled, `(direction, time)`: none, one, or two for a duplicated
 /// datagram. A fixed pair rather than a `Vec`: a send is the most frequent thing the simulator
 /// does, and this keeps it from allocating.
@@ -337,32 +360,19 @@ impl<M: Clone> Network<M> {
             LinkKind::Datagram => 1,
         };
         let mut out = Sent::default();
-        // The last copy takes the message itself: only a duplicated datagram is cloned.
-        let mut msg = Some(msg);
-        for copy in 1..=copies {
-            let this = if copy == copies {
-                msg.take().expect("the last copy takes the message")
-            } else {
-                msg.clone().expect("the message is kept for the last copy")
-            };
-            let delay = rng.random_range(lo..=hi.max(lo)) * l.slow;
-            let mut at = now + delay;
-            if l.kind == LinkKind::Stream {
-                at = at.max(l.last_at[dir.index()]);
-                l.last_at[dir.index()] = at;
-            }
-            let queue = &mut l.queues[dir.index()];
-            // Datagrams keep their queue sorted by delivery time (ties in send order). Most
-            // messages go last (every Stream message, and a datagram due no earlier than the
-            // last in flight): a push, where `insert` shifted nothing but cost its index work.
-            if queue.back().is_none_or(|(t, _)| *t <= at) {
-                queue.push_back((at, this));
-            } else {
-                let pos = queue.iter().rposition(|(t, _)| *t <= at).map_or(0, |p| p + 1);
-                queue.insert(pos, (at, this));
-            }
+        if copies == 0 {
+            return out;
+        }
+        // Only a duplicated datagram is cloned: the clone is the first copy (its delay drawn
+        // first), the message itself the last. The message moves once, into the queue: kept
+        // in an `Option` and taken out, it was copied through the stack in pieces whose
+        // reloads stalled.
+        if copies == 2 {
+            let at = l.enqueue(dir, now, rng.random_range(lo..=hi.max(lo)), msg.clone());
             out.push(dir, at);
         }
+        let at = l.enqueue(dir, now, rng.random_range(lo..=hi.max(lo)), msg);
+        out.push(dir, at);
         out
     }
 
