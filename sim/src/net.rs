@@ -209,10 +209,15 @@ pub struct Sent {
 }
 
 impl Sent {
-    fn push(&mut self, dir: Dir, at: u64) {
-        assert!(self.len < 2, "a send delivers at most twice");
-        self.items[self.len] = (dir, at);
-        self.len += 1;
+    /// The deliveries in `dir` of a send: the duplicate's at `first` (if any), then the
+    /// message's at `last`. Built whole, in one expression: filled in entry by entry (a byte
+    /// for the direction, a word for the time), it was then copied out with 16-byte loads
+    /// that straddled those stores and stalled at every send.
+    fn of(dir: Dir, first: Option<u64>, last: u64) -> Sent {
+        match first {
+            Some(first) => Sent { items: [(dir, first), (dir, last)], len: 2 },
+            None => Sent { items: [(dir, last), (dir, 0)], len: 1 },
+        }
     }
 }
 
@@ -359,21 +364,17 @@ impl<M: Clone> Network<M> {
             LinkKind::Datagram if rng.random_bool(self.config.datagram_dup) => 2,
             LinkKind::Datagram => 1,
         };
-        let mut out = Sent::default();
         if copies == 0 {
-            return out;
+            return Sent::default();
         }
         // Only a duplicated datagram is cloned: the clone is the first copy (its delay drawn
         // first), the message itself the last. The message moves once, into the queue: kept
         // in an `Option` and taken out, it was copied through the stack in pieces whose
         // reloads stalled.
-        if copies == 2 {
-            let at = l.enqueue(dir, now, rng.random_range(lo..=hi.max(lo)), msg.clone());
-            out.push(dir, at);
-        }
-        let at = l.enqueue(dir, now, rng.random_range(lo..=hi.max(lo)), msg);
-        out.push(dir, at);
-        out
+        let first = (copies == 2)
+            .then(|| l.enqueue(dir, now, rng.random_range(lo..=hi.max(lo)), msg.clone()));
+        let last = l.enqueue(dir, now, rng.random_range(lo..=hi.max(lo)), msg);
+        Sent::of(dir, first, last)
     }
 
     /// Pops the next message of `dir` on `link` at time `now`, or `None` if the link was broken
