@@ -318,8 +318,11 @@ pub struct Sim {
     pub(crate) open_partition: Option<String>,
     /// Crashes injected at protocol points so far (`Swarm::point_crash`): routine and delicate.
     pub(crate) point_crashes: (u32, u32),
-    /// The outputs list every step reuses (`Node::swap_outputs`); empty between steps.
-    spare_outputs: Vec<Output>,
+    /// The outputs list every step reuses (`Node::swap_outputs`); empty between steps. Boxed,
+    /// so that taking it out for a step and putting it back moves a pointer: moved as a
+    /// `Vec`, its three words were read back at the end of the step as a 16-byte load over
+    /// the length the executor had just stored, a failed store forward at every step.
+    spare_outputs: Option<Box<Vec<Output>>>,
     /// Node steps by kind of input (`sim --mix`); never in the trace.
     pub(crate) mix: StepMix,
 }
@@ -574,7 +577,7 @@ impl Sim {
             leaders: BTreeMap::new(),
             point_crashes: (0, 0),
             open_partition: None,
-            spare_outputs: Vec::new(),
+            spare_outputs: Some(Box::default()),
             mix: StepMix::default(),
         }
     }
@@ -749,13 +752,13 @@ impl Sim {
         }
         // One list serves every step (`spare_outputs`): a nested step (none today) would
         // find it taken and use a new one.
-        let mut outputs = std::mem::take(&mut self.spare_outputs);
+        let mut outputs = self.spare_outputs.take().unwrap_or_default();
         node.swap_outputs(&mut outputs);
         self.mix.count(kind, outputs.len());
         self.heard_by_leader(n, conn);
         self.check_expiries(n, &outputs);
         self.run_outputs(n, &mut outputs);
-        self.spare_outputs = outputs;
+        self.spare_outputs = Some(outputs);
         self.after_step(n);
     }
 
