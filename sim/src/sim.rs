@@ -321,7 +321,9 @@ pub struct Sim {
     /// The outputs list every step reuses (`Node::swap_outputs`); empty between steps. Boxed,
     /// so that taking it out for a step and putting it back moves a pointer: moved as a
     /// `Vec`, its three words were read back at the end of the step as a 16-byte load over
-    /// the length the executor had just stored, a failed store forward at every step.
+    /// the length the executor had just stored, a failed store forward at every step. (Hence
+    /// the box clippy warns of: it is allocated once per seed.)
+    #[allow(clippy::box_collection)]
     spare_outputs: Option<Box<Vec<Output>>>,
     /// Node steps by kind of input (`sim --mix`); never in the trace.
     pub(crate) mix: StepMix,
