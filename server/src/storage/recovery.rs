@@ -319,7 +319,8 @@ fn keep_torn_record(bytes: &[u8], scan: &mut log::Scan) {
     scan.records.push(log::ScannedRecord { zxid, offset, payload: offset + 12..end });
 }
 
-/// Truncates `path` to `len` bytes and syncs it.
+/// Truncates `path` to `len` bytes and syncs it (`fsync` is false only for the deliberate bug
+/// `trunc_without_fsync`).
 fn cut(fs: &dyn Fs, path: &Path, len: usize, fsync: bool) -> Result<(), StorageError> {
     let file = fs.open_write(path).map_err(StorageError::io(path, "open for truncation"))?;
     file.set_len(len as u64).map_err(StorageError::io(path, "truncate"))?;
