@@ -25,6 +25,10 @@ pub struct ShellBugs {
     /// before the records are written again into a new file: a power loss can bring the cut
     /// bytes back in front of it.
     pub cut_without_fsync: bool,
+    /// A TRUNC cuts the log file holding the truncation point without fsyncing the cut: the
+    /// records after the next file's first sync are durable, the cut is not, and a power loss
+    /// can bring the truncated records back in front of the file that holds their zxids anew.
+    pub trunc_without_fsync: bool,
 }
 
 impl ShellBugs {
@@ -34,6 +38,7 @@ impl ShellBugs {
             || self.epoch_in_place_no_fsync
             || self.keep_past_torn_tail
             || self.cut_without_fsync
+            || self.trunc_without_fsync
     }
 
     /// Refuses bugs in a build without the `bugs` feature.
@@ -63,6 +68,11 @@ impl ShellBugs {
     pub(crate) fn cut_without_fsync(&self) -> bool {
         cfg!(feature = "bugs") && self.cut_without_fsync
     }
+
+    /// Whether a TRUNC's cut of a log file skips its fsync.
+    pub(crate) fn trunc_without_fsync(&self) -> bool {
+        cfg!(feature = "bugs") && self.trunc_without_fsync
+    }
 }
 
 /// The names [`set_by_name`] knows, for messages.
@@ -70,7 +80,7 @@ pub const BUG_NAMES: &str = "ack-before-fsync, skip-session-expiry, reads-skip-q
     commit-after-one-ack, diff-instead-of-trunc, epoch-before-sync, ack-newleader-before-sync, \
     expire-early, ignore-peer-lost, durable-before-fsync, epoch-in-place-no-fsync, \
     keep-past-torn-tail, cut-without-fsync, disk-diff-skips-one, session-id-from-tree, \
-    ignore-replaced-session, drop-learner-touches";
+    ignore-replaced-session, drop-learner-touches, trunc-without-fsync";
 
 /// Switches on the deliberate bug `name`: a core bug in `core`, a storage bug in `shell`.
 /// False for an unknown name. Whether the build may run it is checked later
@@ -94,6 +104,7 @@ pub fn set_by_name(core: &mut zkr_core::config::Bugs, shell: &mut ShellBugs, nam
         "epoch-in-place-no-fsync" => shell.epoch_in_place_no_fsync = true,
         "keep-past-torn-tail" => shell.keep_past_torn_tail = true,
         "cut-without-fsync" => shell.cut_without_fsync = true,
+        "trunc-without-fsync" => shell.trunc_without_fsync = true,
         _ => return false,
     }
     true

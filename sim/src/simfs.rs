@@ -37,7 +37,11 @@
 //! budget (a write that does not fit is short, as POSIX says: the bytes that fit land), a freeze
 //! after N more mutating operations (every later operation fails with EIO, as if the machine
 //! died right there: follow it with `crash`), and an fsync delay that this module only stores
-//! (the madsim driver sleeps it).
+//! (the madsim driver sleeps it). A `Trigger` starts that freeze at a named storage point rather
+//! than at a count: at the next operation of some kinds on a file whose name contains a given
+//! text (`currentEpoch`, `snapshot.`, `log.`), optionally only after another such operation
+//! armed it (the first log write after a cut of a log file). Tier 2's `point` fault uses it to
+//! lose power exactly where the durability argument is delicate.
 //!
 //! What the server does on these errors (see docs/RELIABILITY.md): an error from the txn log
 //! (EIO on a write, an fsync or a directory fsync) stops its log thread with
@@ -91,6 +95,60 @@ pub struct Faults {
     pub freeze_after_ops: Option<u64>,
     /// How long an fsync should take; stored only, for the madsim driver to sleep.
     pub fsync_delay: Duration,
+    /// A freeze at a named point, not yet started (see [`Trigger`]).
+    pub trigger: Option<Trigger>,
+}
+
+/// Mutating operations, as a [`Trigger`] names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// A file created (`create`, `create_new`, a lock file).
+    Create,
+    /// Bytes written through a handle.
+    Write,
+    /// A length change that does not shrink the file (preallocation).
+    SetLen,
+    /// A length change that shrinks the file (a cut: truncation, or a rewrite by `create`).
+    Shrink,
+    /// A file's fsync (`sync_data`, `sync_all`).
+    Sync,
+    /// A rename (named by its target).
+    Rename,
+    /// A file removed.
+    Remove,
+    /// A directory's fsync (named by the directory).
+    SyncDir,
+}
+
+/// Operations of `kinds` on a file (or directory) whose name contains `name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpMatch {
+    /// The kinds that match.
+    pub kinds: &'static [OpKind],
+    /// Text the file's name (its last path component) must contain.
+    pub name: &'static str,
+}
+
+impl OpMatch {
+    fn matches(&self, kind: OpKind, name: &OsStr) -> bool {
+        self.kinds.contains(&kind) && name.to_string_lossy().contains(self.name)
+    }
+}
+
+/// A freeze at a named storage point: at the first operation matching `fire` (once `arm`
+/// matched `arm_count` operations before it, if given) the disk freezes after `extra_ops` more
+/// mutating operations, counting that one: 0 fails the matching operation itself, 1 lets it
+/// land and fails the next. A crash clears it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trigger {
+    /// Operations that must come first (the trigger is armed after `arm_count` of them).
+    pub arm: Option<OpMatch>,
+    /// How many `arm` operations arm it.
+    pub arm_count: u32,
+    /// The operation that starts the freeze.
+    pub fire: OpMatch,
+    /// Mutating operations allowed from the matching one on (0: it fails).
+    pub extra_ops: u64,
 }
 
 /// Counters, for tests and reports.
@@ -108,6 +166,8 @@ pub struct SimFsStats {
     pub crashes: u64,
     /// Operations failed on purpose (EIO, ENOSPC, frozen).
     pub injected_errors: u64,
+    /// Triggers that fired (their freeze started).
+    pub triggers_fired: u64,
 }
 
 /// The simulated disk of one server. Cheap to clone: clones share the same disk, so the harness
@@ -209,6 +269,11 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// The last component of `path` (a `Trigger` matches it), or nothing.
+fn name_of(path: &Path) -> OsString {
+    normalize(path).file_name().map(OsStr::to_os_string).unwrap_or_default()
+}
+
 /// `(parent directory, file name)` of a normalized path.
 fn split(path: &Path) -> io::Result<(PathBuf, OsString)> {
     let path = normalize(path);
@@ -254,8 +319,10 @@ fn apply_dir_op(entries: &mut BTreeMap<OsString, InodeId>, op: &DirOp) {
 }
 
 impl State {
-    /// Counts one mutating operation against `freeze_after_ops`; fails once frozen.
-    fn mutate(&mut self) -> io::Result<()> {
+    /// Counts one mutating operation (`kind`, on the file or directory named `name`) against
+    /// the trigger and `freeze_after_ops`; fails once frozen.
+    fn mutate(&mut self, kind: OpKind, name: &OsStr) -> io::Result<()> {
+        self.check_trigger(kind, name);
         if let Some(left) = self.faults.freeze_after_ops {
             if left == 0 {
                 self.frozen = true;
@@ -269,6 +336,34 @@ impl State {
             return Err(os_error(EIO));
         }
         Ok(())
+    }
+
+    /// Arms the trigger, or fires it: its freeze starts with this operation.
+    fn check_trigger(&mut self, kind: OpKind, name: &OsStr) {
+        let Some(trigger) = self.faults.trigger.as_mut() else {
+            return;
+        };
+        if let Some(arm) = trigger.arm {
+            if arm.matches(kind, name) {
+                assert!(trigger.arm_count > 0, "an armed trigger has no `arm` left");
+                trigger.arm_count -= 1;
+                if trigger.arm_count == 0 {
+                    trigger.arm = None;
+                }
+            }
+            // The arming operation never fires the trigger too.
+            return;
+        }
+        if !trigger.fire.matches(kind, name) {
+            return;
+        }
+        let extra = trigger.extra_ops;
+        self.faults.trigger = None;
+        // A freeze already counting down keeps the earlier of the two.
+        let left = self.faults.freeze_after_ops.map_or(extra, |left| left.min(extra));
+        self.faults.freeze_after_ops = Some(left);
+        self.stats.triggers_fired += 1;
+        assert!(self.faults.trigger.is_none(), "a trigger fires once");
     }
 
     fn dir(&self, dir: &Path) -> io::Result<&Dir> {
@@ -309,9 +404,9 @@ impl State {
         Ok(inode)
     }
 
-    fn sync_file(&mut self, inode: InodeId, generation: u64) -> io::Result<()> {
+    fn sync_file(&mut self, inode: InodeId, generation: u64, name: &OsStr) -> io::Result<()> {
         self.live(generation)?;
-        self.mutate()?;
+        self.mutate(OpKind::Sync, name)?;
         if std::mem::take(&mut self.faults.eio_next_fsync) {
             self.stats.injected_errors += 1;
             return Err(os_error(EIO));
@@ -403,6 +498,7 @@ impl SimFs {
         state.locks.clear();
         state.frozen = false;
         state.faults.freeze_after_ops = None;
+        state.faults.trigger = None;
         for inode in state.inodes.values_mut() {
             inode.open_handles = 0;
         }
@@ -438,6 +534,16 @@ impl SimFs {
     /// After `ops` more mutating operations, everything fails with EIO until the next crash.
     pub fn freeze_after_ops(&self, ops: u64) {
         self.state().faults.freeze_after_ops = Some(ops);
+    }
+
+    /// Freezes the disk at the point `trigger` names (`None`: disarms it).
+    pub fn set_trigger(&self, trigger: Option<Trigger>) {
+        self.state().faults.trigger = trigger;
+    }
+
+    /// Whether every operation fails now (a freeze started and ran out), until the crash.
+    pub fn frozen(&self) -> bool {
+        self.state().frozen
     }
 
     /// Sets the fsync delay the madsim driver should sleep.
@@ -508,9 +614,10 @@ impl SimFs {
         files + dirs
     }
 
-    fn handle(&self, state: &mut State, inode: InodeId) -> Box<dyn FsFile> {
+    fn handle(&self, state: &mut State, inode: InodeId, path: &Path) -> Box<dyn FsFile> {
         state.inodes.get_mut(&inode).expect("just looked up").open_handles += 1;
-        Box::new(SimFile { fs: self.clone(), inode, position: 0, generation: state.generation })
+        let (generation, name) = (state.generation, name_of(path));
+        Box::new(SimFile { fs: self.clone(), inode, position: 0, generation, name })
     }
 }
 
@@ -562,14 +669,14 @@ impl Fs for SimFs {
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let mut state = self.state();
-        state.mutate()?;
+        state.mutate(OpKind::Create, &name_of(path))?;
         let inode = state.create_file(path)?;
-        Ok(self.handle(&mut state, inode))
+        Ok(self.handle(&mut state, inode, path))
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let mut state = self.state();
-        state.mutate()?;
+        state.mutate(OpKind::Create, &name_of(path))?;
         let inode = match state.lookup(path) {
             Ok(inode) => {
                 let file = state.inodes.get_mut(&inode).expect("linked inodes exist");
@@ -581,18 +688,18 @@ impl Fs for SimFs {
             Err(e) if e.kind() == io::ErrorKind::NotFound => state.create_file(path)?,
             Err(e) => return Err(e),
         };
-        Ok(self.handle(&mut state, inode))
+        Ok(self.handle(&mut state, inode, path))
     }
 
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let mut state = self.state();
         let inode = state.lookup(path)?;
-        Ok(self.handle(&mut state, inode))
+        Ok(self.handle(&mut state, inode, path))
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state();
-        state.mutate()?;
+        state.mutate(OpKind::SyncDir, &name_of(dir))?;
         if std::mem::take(&mut state.faults.eio_next_fsync) {
             state.stats.injected_errors += 1;
             return Err(os_error(EIO));
@@ -609,7 +716,7 @@ impl Fs for SimFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.state();
-        state.mutate()?;
+        state.mutate(OpKind::Rename, &name_of(to))?;
         let (from_dir, from_name) = split(from)?;
         let (to_dir, to_name) = split(to)?;
         if from_dir != to_dir {
@@ -630,7 +737,7 @@ impl Fs for SimFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state();
-        state.mutate()?;
+        state.mutate(OpKind::Remove, &name_of(path))?;
         state.lookup(path)?;
         let (dir, name) = split(path)?;
         let directory = state.dir_mut(&dir)?;
@@ -655,7 +762,7 @@ impl Fs for SimFs {
         match state.lookup(&path) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                state.mutate()?;
+                state.mutate(OpKind::Create, &name_of(&path))?;
                 state.create_file(&path)?;
             }
             Err(e) => return Err(e),
@@ -677,13 +784,15 @@ struct SimFile {
     inode: InodeId,
     position: u64,
     generation: u64,
+    /// The file's name when it was opened (what a `Trigger` matches).
+    name: OsString,
 }
 
 impl io::Write for SimFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut state = self.fs.state();
         state.live(self.generation)?;
-        state.mutate()?;
+        state.mutate(OpKind::Write, &self.name)?;
         if std::mem::take(&mut state.faults.eio_next_write) {
             state.stats.injected_errors += 1;
             return Err(os_error(EIO));
@@ -721,17 +830,18 @@ impl io::Write for SimFile {
 
 impl FsFile for SimFile {
     fn sync_data(&self) -> io::Result<()> {
-        self.fs.state().sync_file(self.inode, self.generation)
+        self.fs.state().sync_file(self.inode, self.generation, &self.name)
     }
 
     fn sync_all(&self) -> io::Result<()> {
-        self.fs.state().sync_file(self.inode, self.generation)
+        self.fs.state().sync_file(self.inode, self.generation, &self.name)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut state = self.fs.state();
         state.live(self.generation)?;
-        state.mutate()?;
+        let shrinks = (len as usize) < state.inodes[&self.inode].data.len();
+        state.mutate(if shrinks { OpKind::Shrink } else { OpKind::SetLen }, &self.name)?;
         let file = state.inodes.get_mut(&self.inode).expect("an open handle keeps its inode");
         let op = FileOp::SetLen(len);
         apply_file_op(&mut file.data, &mut file.data_end, &op);
@@ -958,6 +1068,45 @@ mod tests {
         fs.crash(CrashKind::Process, &mut rng(0));
         assert!(fs.sync_dir(Path::new("/d")).is_ok());
         assert_eq!(fs.list_files(), vec![PathBuf::from("/d/a")]);
+    }
+
+    /// A trigger freezes the disk at the operation it names, not before: with no extra
+    /// operations that one fails; an armed trigger waits for its arming operation (a cut), and
+    /// with one extra operation the matching one lands and the next fails.
+    #[test]
+    fn a_trigger_freezes_at_the_named_operation() {
+        let fs = fs_with_dir();
+        let rename = OpMatch { kinds: &[OpKind::Rename], name: "currentEpoch" };
+        fs.set_trigger(Some(Trigger { arm: None, arm_count: 0, fire: rename, extra_ops: 0 }));
+        write_synced(&fs, "/d/acceptedEpoch.tmp", b"2");
+        fs.rename(Path::new("/d/acceptedEpoch.tmp"), Path::new("/d/acceptedEpoch")).unwrap();
+        write_synced(&fs, "/d/currentEpoch.tmp", b"2");
+        assert_eq!(fs.stats().triggers_fired, 0, "not at other files' renames nor its writes");
+        let to = Path::new("/d/currentEpoch");
+        let failed = fs.rename(Path::new("/d/currentEpoch.tmp"), to).unwrap_err();
+        assert_eq!(failed.raw_os_error(), Some(EIO), "the rename itself fails");
+        assert!(fs.frozen() && fs.read(to).is_err(), "frozen before the rename landed");
+        assert_eq!(fs.stats().triggers_fired, 1);
+        assert!(fs.sync_dir(Path::new("/d")).is_err(), "and everything after it");
+        fs.crash(CrashKind::Power, &mut rng(0));
+        assert!(!fs.frozen() && fs.faults().trigger.is_none(), "a crash ends it");
+
+        let fs = fs_with_dir();
+        let cut = OpMatch { kinds: &[OpKind::Shrink], name: "log." };
+        let write = OpMatch { kinds: &[OpKind::Write], name: "log." };
+        let trigger = Trigger { arm: Some(cut), arm_count: 1, fire: write, extra_ops: 1 };
+        fs.set_trigger(Some(trigger));
+        let mut log = fs.create_new(Path::new("/d/log.1")).unwrap();
+        log.write_all(b"records").unwrap();
+        log.set_len(64).unwrap();
+        assert_eq!(fs.faults().trigger, Some(trigger), "growing the file does not arm it");
+        log.set_len(3).unwrap();
+        assert_eq!(fs.faults().trigger.and_then(|t| t.arm), None, "the cut armed it");
+        log.write_all(b"new").unwrap();
+        assert_eq!(fs.stats().triggers_fired, 1, "fired by the first write after the cut");
+        assert!(!fs.frozen(), "which landed");
+        assert_eq!(log.write(b"x").unwrap_err().raw_os_error(), Some(EIO), "the next fails");
+        assert!(fs.frozen());
     }
 
     #[test]

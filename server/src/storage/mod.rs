@@ -682,7 +682,7 @@ impl Storage {
         let path = self.log_dir.clone();
         self.roll().map_err(StorageError::io(&path, "sync the txn log in"))?;
         let fs = &*self.fs;
-        let last_record = recovery::truncate_logs_after(fs, &self.log_dir, zxid)?;
+        let last_record = recovery::truncate_logs_after(fs, &self.log_dir, zxid, self.bugs)?;
         let mut last_snapshot = 0;
         for (snap_zxid, path) in list_files(fs, &self.snap_dir, "snapshot")? {
             if snap_zxid > zxid {

@@ -281,7 +281,7 @@ fn read_log(
         ScanEnd::Torn { what } if is_last => {
             tracing::warn!(path = %path.display(), offset = scan.valid_len,
                 "cutting a torn last write off the newest txn log: {what}");
-            cut(fs, path, scan.valid_len)?;
+            cut(fs, path, scan.valid_len, true)?;
         }
         ScanEnd::Torn { what } => {
             let what = format!("{what}, in a log file that is not the newest");
@@ -319,11 +319,14 @@ fn keep_torn_record(bytes: &[u8], scan: &mut log::Scan) {
     scan.records.push(log::ScannedRecord { zxid, offset, payload: offset + 12..end });
 }
 
-/// Truncates `path` to `len` bytes and syncs it.
-fn cut(fs: &dyn Fs, path: &Path, len: usize) -> Result<(), StorageError> {
+/// Truncates `path` to `len` bytes and syncs it (`fsync` is false only for the deliberate bug
+/// `trunc_without_fsync`).
+fn cut(fs: &dyn Fs, path: &Path, len: usize, fsync: bool) -> Result<(), StorageError> {
     let file = fs.open_write(path).map_err(StorageError::io(path, "open for truncation"))?;
     file.set_len(len as u64).map_err(StorageError::io(path, "truncate"))?;
-    file.sync_all().map_err(StorageError::io(path, "fsync"))?;
+    if fsync {
+        file.sync_all().map_err(StorageError::io(path, "fsync"))?;
+    }
     Ok(())
 }
 
@@ -334,6 +337,7 @@ pub(super) fn truncate_logs_after(
     fs: &dyn Fs,
     log_dir: &Path,
     zxid: i64,
+    bugs: ShellBugs,
 ) -> Result<i64, StorageError> {
     let logs: Vec<(i64, PathBuf)> = list_files(fs, log_dir, "log")?;
     let mut last_kept = 0;
@@ -364,7 +368,8 @@ pub(super) fn truncate_logs_after(
             // loss can bring them back behind the cut, after a hole (found by zkr_sim::simfs).
             fs.sync_dir(log_dir).map_err(StorageError::io(log_dir, "fsync"))?;
             tracing::info!(path = %path.display(), offset = last.end(), "truncating txn log");
-            cut(fs, path, last.end())?;
+            // The deliberate bug leaves the cut to the page cache.
+            cut(fs, path, last.end(), !bugs.trunc_without_fsync())?;
         }
         last_kept = last.zxid;
         break;

@@ -72,9 +72,9 @@ mod cli {
         /// established leader, in seed order (to find the slow tail of fail-over).
         #[arg(long)]
         failover_seeds: bool,
-        /// A deliberate core bug (same names as `sim --bug`), or a storage bug:
-        /// durable-before-fsync, epoch-in-place-no-fsync, keep-past-torn-tail; or a harness
-        /// bug: leak-nodes (the nodes outlive their seed; a campaign must report the leak).
+        /// A deliberate core bug (same names as `sim --bug`), or a storage bug (any of
+        /// `zkr_server::bugs::BUG_NAMES`: durable-before-fsync, cut-without-fsync, ...); or a
+        /// harness bug: leak-nodes (the nodes outlive their seed; a campaign must report the leak).
         #[arg(long)]
         bug: Vec<String>,
     }
@@ -84,11 +84,10 @@ mod cli {
         let mut shell = ShellBugs::default();
         for name in names {
             match name.as_str() {
-                "durable-before-fsync" => shell.durable_before_fsync = true,
-                "epoch-in-place-no-fsync" => shell.epoch_in_place_no_fsync = true,
-                "keep-past-torn-tail" => shell.keep_past_torn_tail = true,
                 "leak-nodes" => {}
                 other if zkr_sim::set_bug(&mut bugs, other) => {}
+                // The storage bugs, from the one table (it names core's too).
+                other if zkr_server::bugs::set_by_name(&mut bugs, &mut shell, other) => {}
                 other => return Err(format!("unknown bug {other:?}")),
             }
         }

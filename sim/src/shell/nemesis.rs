@@ -3,6 +3,14 @@
 //! link cut in one direction) and clock steps and drift. Each fault is written to the history
 //! as nemesis lines (start and end), so reports shade it.
 //!
+//! Random moments seldom cut the storage code where its durability argument is delicate (the
+//! lesson of ZOOKEEPER-4643: crash at the protocol's points, as tier 1's `crash_at_*` do). The
+//! `point` fault loses power exactly at one of [`POINTS`]: it sets a `simfs::Trigger` on a
+//! server's disk (the next operation of some kinds on a file named so, after another one armed
+//! it), provokes an election where the point needs one, waits for the point, and crashes the
+//! disk once it froze there. It is drawn from a stream of its own (`POINT_STREAM`), so a seed
+//! that does not draw it runs as before; the summary counts each point drawn and fired.
+//!
 //! madsim's TCP never drops bytes under a partition: it holds them and delivers them after the
 //! heal (with up to ~10 s of retry backoff). So a partition here looks to the servers like a
 //! very slow network, which only the servers' own heartbeats and timeouts detect, as with a
@@ -15,12 +23,12 @@ use std::time::{Duration, Instant};
 
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use zkr_jepsen::history::{Event, Kind, Phase};
 
 use super::world::World;
-use crate::simfs::CrashKind;
+use crate::simfs::{CrashKind, OpKind, OpMatch, Trigger};
 
 /// The most a `clock` fault makes a server's ticks run fast or slow, parts per million.
 pub const DRIFT_PPM_MAX: i64 = 20_000;
@@ -39,6 +47,7 @@ enum Fault {
     Cut,
     PeerCut,
     MidWrite,
+    Point,
 }
 
 impl Fault {
@@ -55,9 +64,118 @@ impl Fault {
             Fault::Cut => "cut",
             Fault::PeerCut => "peer-cut",
             Fault::MidWrite => "mid-write",
+            Fault::Point => "point",
         }
     }
 }
+
+/// A storage point where the `point` fault loses power.
+#[derive(Clone, Copy, Debug)]
+pub struct Point {
+    /// Its name in the history and the summary.
+    pub name: &'static str,
+    /// The summary's keys: drawn, and fired (the disk froze there).
+    keys: (&'static str, &'static str),
+    /// Operations that arm it, and how many.
+    arm: Option<(OpMatch, u32)>,
+    /// The operation it freezes at.
+    fire: OpMatch,
+    /// The most operations allowed from that one on (drawn in `0..=extra_max`; 0 fails it).
+    extra_max: u64,
+    /// It comes only with a new epoch: the nemesis kills the leader first (kill -9: its disk
+    /// keeps what it wrote) and restarts it at once.
+    elect: bool,
+    /// Aimed at that leader, cut off from everyone until a newer leader is established before
+    /// its kill: it logs its clients' writes as proposals no one else gets, and its restart
+    /// rejoins with them (the new leader sends a TRUNC).
+    on_leader: bool,
+}
+
+const EPOCH_OPS: &[OpKind] = &[OpKind::Create, OpKind::Write, OpKind::Sync, OpKind::Rename];
+const RENAME: &[OpKind] = &[OpKind::Rename];
+const LOG_WRITE: &[OpKind] = &[OpKind::Write];
+const LOG_SYNC: &[OpKind] = &[OpKind::Sync];
+const LOG_CUT: &[OpKind] = &[OpKind::Shrink, OpKind::Remove];
+
+/// The storage points. Both epoch files are rewritten at every epoch change (a temporary file,
+/// its fsync, a rename, for each; then the directory's fsync): a learner writes them at
+/// LEADERINFO (acceptedEpoch) and at NEWLEADER (currentEpoch), a leader when it decides its
+/// epoch and when a quorum acknowledged it. So the second rename of `currentEpoch` after the
+/// trigger is set is usually the adoption of a new current epoch.
+pub const POINTS: &[Point] = &[
+    // Anywhere in the next epoch write (9 operations: 4 per file and the directory's fsync).
+    Point {
+        name: "epoch-files",
+        keys: ("pt epoch-files", "pt epoch-files fired"),
+        arm: None,
+        fire: OpMatch { kinds: EPOCH_OPS, name: "Epoch" },
+        extra_max: 8,
+        elect: true,
+        on_leader: false,
+    },
+    // The rename that adopts a new current epoch: fails, or lands undurable.
+    Point {
+        name: "current-epoch-adopted",
+        keys: ("pt current-epoch-adopted", "pt current-epoch-adopted fired"),
+        arm: Some((OpMatch { kinds: RENAME, name: "currentEpoch" }, 1)),
+        fire: OpMatch { kinds: RENAME, name: "currentEpoch" },
+        extra_max: 1,
+        elect: true,
+        on_leader: false,
+    },
+    // The first sync of the log after a new epoch was accepted: a learner's DIFF or its first
+    // proposals, a leader's own history before it adopts the epoch.
+    Point {
+        name: "sync-after-epoch-accepted",
+        keys: ("pt sync-after-epoch-accepted", "pt sync-after-epoch-accepted fired"),
+        arm: Some((OpMatch { kinds: RENAME, name: "acceptedEpoch" }, 1)),
+        fire: OpMatch { kinds: LOG_SYNC, name: "log." },
+        extra_max: 1,
+        elect: true,
+        on_leader: false,
+    },
+    // The first log write after the new current epoch (after NEWLEADER, or establishment).
+    Point {
+        name: "append-after-newleader",
+        keys: ("pt append-after-newleader", "pt append-after-newleader fired"),
+        arm: Some((OpMatch { kinds: RENAME, name: "currentEpoch" }, 2)),
+        fire: OpMatch { kinds: LOG_WRITE, name: "log." },
+        extra_max: 2,
+        elect: true,
+        on_leader: false,
+    },
+    // The first log fsync after a log file was cut or removed (TRUNC, mostly: aimed at the
+    // killed leader, which rejoins with the proposals only it logged): the cut's own fsync, or
+    // the next file's first one (its DIFF), failed or landed with up to 4 operations after it
+    // (the new file's directory entry made durable, the epoch files begun).
+    Point {
+        name: "log-after-trunc",
+        keys: ("pt log-after-trunc", "pt log-after-trunc fired"),
+        arm: Some((OpMatch { kinds: LOG_CUT, name: "log." }, 1)),
+        fire: OpMatch { kinds: LOG_SYNC, name: "log." },
+        extra_max: 4,
+        elect: true,
+        on_leader: true,
+    },
+    // A snapshot's rename (the snapshot thread's, or a SNAP's install): fails, or lands
+    // before the directory's fsync.
+    Point {
+        name: "snapshot-rename",
+        keys: ("pt snapshot-rename", "pt snapshot-rename fired"),
+        arm: None,
+        fire: OpMatch { kinds: RENAME, name: "snapshot." },
+        extra_max: 1,
+        elect: false,
+        on_leader: false,
+    },
+];
+
+/// The longest the `point` fault keeps a leader cut off while the others elect without it.
+const ISOLATION_MAX: Duration = Duration::from_secs(10);
+
+/// The stream (xored into the seed) that decides whether a seed uses the `point` fault: apart
+/// from the nemesis' own, so seeds without it draw what they drew before it existed.
+const POINT_STREAM: u64 = 0x706f_696e_7473_0001;
 
 /// The fault injector of one seed.
 pub struct Nemesis {
@@ -101,6 +219,12 @@ impl Nemesis {
         }
         if rng.random_bool(0.3) {
             kinds.push(Fault::Clock);
+        }
+        // Half the seeds; in those, drawn three times as often as any other kind (a point
+        // is seldom reached by the one drawn, and each kind of point by a sixth of them).
+        let mut points = ChaCha8Rng::seed_from_u64(world.seed ^ POINT_STREAM);
+        if points.random_bool(0.5) {
+            kinds.extend([Fault::Point; 3]);
         }
         let faults = BTreeMap::new();
         Nemesis { world, servers, rng, faults, kinds, failover_bound, unclogged_at: None }
@@ -155,7 +279,7 @@ impl Nemesis {
                 let name = format!("{name} ({kind:?})");
                 self.mark(fault, Phase::Start, &name);
                 self.world.disks[slot].crash(kind, &mut self.rng);
-                handle.kill(&self.name(slot));
+                handle.kill(self.name(slot));
                 let killed_ns = self.world.now_ns();
                 self.world.check_acked_durable();
                 if clean && hold > self.failover_bound {
@@ -165,7 +289,7 @@ impl Nemesis {
                 } else {
                     tokio::time::sleep(hold).await;
                 }
-                handle.restart(&self.name(slot));
+                handle.restart(self.name(slot));
                 self.mark(fault, Phase::Stop, &name);
             }
             Fault::MidWrite => {
@@ -182,6 +306,16 @@ impl Nemesis {
                 tokio::time::sleep(hold).await;
                 self.replace_disk(slot, CrashKind::Power);
                 self.mark(fault, Phase::Stop, &name);
+            }
+            Fault::Point => {
+                let point = POINTS[self.rng.random_range(0..POINTS.len())];
+                let slot = match self.world.leader() {
+                    Some(leader) if point.on_leader => leader,
+                    _ => self.target(),
+                };
+                let extra_ops = self.rng.random_range(0..=point.extra_max);
+                let window = hold.max(Duration::from_secs(1));
+                self.power_loss_at(point, slot, extra_ops, window).await;
             }
             Fault::PeerCut => {
                 // Every quorum connection of one server (in and out) ends mid-stream, as a
@@ -320,16 +454,95 @@ impl Nemesis {
         }
     }
 
+    /// The `point` fault: kills and restarts the leader if the point needs a new epoch, sets
+    /// `point`'s trigger on `slot`'s disk (with `extra_ops`), and waits up to `window`
+    /// for the point. Once it fired, lets the freeze start (at most 100 ms), then the disk loses
+    /// power and the server restarts (`replace_disk`); if it never fired, the trigger is
+    /// disarmed and nothing is crashed.
+    async fn power_loss_at(&mut self, point: Point, slot: usize, extra_ops: u64, window: Duration) {
+        *self.faults.entry(point.keys.0).or_default() += 1;
+        let name = format!("{} {} (+{extra_ops})", self.name(slot), point.name);
+        let disk = self.world.disks[slot].clone();
+        let fired_before = disk.stats().triggers_fired;
+        let (arm, arm_count) = match point.arm {
+            Some((arm, count)) => (Some(arm), count),
+            None => (None, 0),
+        };
+        // Its stopping is expected from now on: the freeze may come at any operation.
+        self.world.disk_faulted.lock().expect("faulted").insert(slot);
+        self.mark(Fault::Point, Phase::Start, &name);
+        if point.elect
+            && let Some(leader) = self.world.leader()
+        {
+            if point.on_leader {
+                // Until the others elect without it (they wait out `syncLimit`), and a little
+                // longer, for the new leader to commit past the tail only the old one holds;
+                // else the old leader, with the longest log, wins again and no TRUNC comes.
+                self.isolate_until_replaced(leader, ISOLATION_MAX).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            // A new epoch: the leader goes (a kill -9, its page cache kept) and comes back at
+            // once; a crash clears a trigger, so the trigger is set after it.
+            self.world.fault_on(leader);
+            self.world.disks[leader].crash(CrashKind::Process, &mut self.rng);
+            Handle::current().kill(self.name(leader));
+            Handle::current().restart(self.name(leader));
+        }
+        disk.set_trigger(Some(Trigger { arm, arm_count, fire: point.fire, extra_ops }));
+        let step = Duration::from_millis(10);
+        let end = Instant::now() + window;
+        let fired = || disk.stats().triggers_fired > fired_before;
+        while !fired() && Instant::now() < end {
+            tokio::time::sleep(step).await;
+        }
+        disk.set_trigger(None);
+        if !fired() {
+            self.world.disk_faulted.lock().expect("faulted").remove(&slot);
+            self.mark(Fault::Point, Phase::Stop, &format!("{name} never reached"));
+            return;
+        }
+        *self.faults.entry(point.keys.1).or_default() += 1;
+        self.world.fault_on(slot);
+        for _ in 0..10 {
+            if disk.frozen() {
+                break;
+            }
+            tokio::time::sleep(step).await;
+        }
+        self.replace_disk(slot, CrashKind::Power);
+        self.mark(Fault::Point, Phase::Stop, &name);
+    }
+
+    /// Cuts the leader `slot` off from the other servers, not from its clients (their writes
+    /// become proposals only it logs), until a newer leader is established, or `window` ends;
+    /// then reconnects it (its held bytes may arrive up to madsim's redelivery time later).
+    async fn isolate_until_replaced(&mut self, slot: usize, window: Duration) {
+        let net = NetSim::current();
+        let others: Vec<usize> = (0..self.servers.len()).filter(|s| *s != slot).collect();
+        let links = self.links(&[slot], &others);
+        let end = Instant::now() + window;
+        for (x, y) in &links {
+            net.clog_link(*x, *y);
+        }
+        while self.world.leader().is_none_or(|leader| leader == slot) && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for (x, y) in &links {
+            net.unclog_link(*x, *y);
+        }
+        self.unclogged_at = Some(Instant::now());
+    }
+
     /// Ends a disk fault on `slot`: the disk crashes (`kind`), the server is killed, every
     /// acknowledged write must still be durable on a majority, and the server restarts on a disk
     /// without faults.
     fn replace_disk(&mut self, slot: usize, kind: CrashKind) {
         self.world.disks[slot].crash(kind, &mut self.rng);
-        Handle::current().kill(&self.name(slot));
+        Handle::current().kill(self.name(slot));
         self.world.check_acked_durable();
         self.world.disks[slot].set_faults(Default::default());
         self.world.disk_faulted.lock().expect("faulted").remove(&slot);
-        Handle::current().restart(&self.name(slot));
+        Handle::current().restart(self.name(slot));
     }
 
     /// Both directions of every link between `a` and `b`.
@@ -348,7 +561,9 @@ impl Nemesis {
     /// True if some fault clogged links (madsim holds their bytes and delivers them after the
     /// heal, up to its longest retry backoff later).
     pub fn clogged(&self) -> bool {
-        ["isolate", "split", "one-way"].iter().any(|f| self.faults.contains_key(f))
+        let faults = ["isolate", "split", "one-way"].iter().any(|f| self.faults.contains_key(f));
+        // The `point` fault's isolation of a leader, too.
+        faults || self.unclogged_at.is_some()
     }
 
     /// Undoes anything still in effect: every server running and reachable.

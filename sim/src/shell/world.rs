@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use zkr_core::Node;
+use zkr_core::txn::{LoggedTxn, Txn};
 use zkr_core::types::Zxid;
 use zkr_jepsen::history::{Event, Kind, Phase};
 use zkr_server::env::{Clock, Observer};
 
 use super::sessions::{RelayStart, Sessions, Term};
-use crate::invariants::{Violation, digest::Digests, leaders};
+use crate::invariants::{Violation, digest::Digests, leaders, session_ids::SessionIds};
 use crate::simfs::SimFs;
 use crate::trace::Trace;
 
@@ -70,6 +71,9 @@ pub struct Checks {
     pub recoveries_ns: Vec<u64>,
     /// Session timers: expiry never too soon, silent sessions gone in time.
     pub sessions: Sessions,
+    /// Every session id created once (tier 1's `session_ids`), from the CreateSession txns
+    /// each server applies.
+    pub session_ids: SessionIds,
 }
 
 /// Worlds created and not yet dropped, in this process (see [`World::live`]).
@@ -327,6 +331,9 @@ impl Observer for Watcher {
             let current = node.committed().min(node.last_zxid());
             let before = checks.applied.get(&self.slot).copied().unwrap_or(Zxid(0));
             if current != before {
+                for txn in created_sessions(node, before, current) {
+                    found.extend(checks.session_ids.committed(self.slot, &txn, now));
+                }
                 checks.applied.insert(self.slot, current);
                 if node.last_zxid() == current {
                     let digest = node.tree().digest();
@@ -347,6 +354,35 @@ impl Observer for Watcher {
             self.world.event("server", &[self.slot as u64], line.as_bytes(), || line.clone());
         }
     }
+}
+
+/// The CreateSession txns `node` applied in `(before, current]` that its in-memory log still
+/// holds (a restart's replay of its log included: the observer's first step after it). The
+/// zxids of an epoch run without holes, so each epoch's are walked from its first counter
+/// (`before`'s next in `before`'s epoch) to its last held one, or to `current` in its epoch.
+fn created_sessions(node: &Node, before: Zxid, current: Zxid) -> Vec<Arc<LoggedTxn>> {
+    let mut found = Vec::new();
+    if current <= before {
+        return found;
+    }
+    for epoch in before.epoch()..=current.epoch() {
+        let first = if epoch == before.epoch() { before.counter() + 1 } else { 1 };
+        let last = if epoch == current.epoch() { current.counter() } else { u32::MAX };
+        for counter in first..=last {
+            let Some(txn) = node.logged_txn(Zxid::new(epoch, counter)) else {
+                if epoch == current.epoch() {
+                    // An entry dropped from memory after a snapshot: later ones may be held.
+                    continue;
+                }
+                break;
+            };
+            assert!(txn.header.zxid <= current, "walked up to the applied zxid only");
+            if matches!(txn.txn, Txn::CreateSession { .. }) {
+                found.push(Arc::new(txn.clone()));
+            }
+        }
+    }
+    found
 }
 
 /// A server's clock: madsim's global time, stepped by `offset_ms` (wall time only: znode
