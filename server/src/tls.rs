@@ -99,6 +99,8 @@ pub fn load_trust_store(path: &Path, key: &str) -> Result<RootCertStore, String>
 }
 
 /// A client connection's byte stream: plain TCP, or TLS over it.
+// madsim's simulated TcpStream is far larger than tokio's; the TLS state is boxed either way.
+#[cfg_attr(madsim, allow(clippy::large_enum_variant))]
 pub enum ClientStream {
     /// `clientPort`.
     Plain(TcpStream),

@@ -113,7 +113,7 @@ mod cli {
             }
         };
         let flags = replay_flags(&cli);
-        let code = if let Some(seed) = cli.seed {
+        if let Some(seed) = cli.seed {
             one(&cli, seed, &options, &flags)
         } else if let Some(range) = &cli.seeds {
             match parse_range(range) {
@@ -126,8 +126,7 @@ mod cli {
         } else {
             eprintln!("sim-shell: give --seed N or --seeds A..B");
             ExitCode::from(2)
-        };
-        code
+        }
     }
 
     fn replay_flags(cli: &Cli) -> String {
@@ -178,10 +177,10 @@ mod cli {
         if let Some(trace) = &report.trace {
             print!("{trace}");
         }
-        if let (Some(path), Some(history)) = (&cli.history, &report.history) {
-            if let Err(e) = std::fs::write(path, history) {
-                eprintln!("sim-shell: cannot write {}: {e}", path.display());
-            }
+        if let (Some(path), Some(history)) = (&cli.history, &report.history)
+            && let Err(e) = std::fs::write(path, history)
+        {
+            eprintln!("sim-shell: cannot write {}: {e}", path.display());
         }
         for v in &report.violations {
             println!("  violation {} at {:.3} s: {}", v.invariant, v.at_ns as f64 / 1e9, v.message);

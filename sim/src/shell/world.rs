@@ -181,10 +181,11 @@ impl World {
     pub fn fault_on(&self, slot: usize) {
         let now = self.now_ns();
         let mut checks = self.checks.lock().expect("checks");
-        if let Some((leader, epoch)) = checks.leader {
-            if leader == slot && checks.leader_fault.is_none() {
-                checks.leader_fault = Some((epoch, now));
-            }
+        if let Some((leader, epoch)) = checks.leader
+            && leader == slot
+            && checks.leader_fault.is_none()
+        {
+            checks.leader_fault = Some((epoch, now));
         }
     }
 
@@ -192,10 +193,11 @@ impl World {
     /// happened and nothing is measured.
     pub fn fault_over(&self, slot: usize) {
         let mut checks = self.checks.lock().expect("checks");
-        if let (Some((leader, epoch)), Some((faulted, _))) = (checks.leader, checks.leader_fault) {
-            if leader == slot && epoch == faulted {
-                checks.leader_fault = None;
-            }
+        if let (Some((leader, epoch)), Some((faulted, _))) = (checks.leader, checks.leader_fault)
+            && leader == slot
+            && epoch == faulted
+        {
+            checks.leader_fault = None;
         }
     }
 
@@ -317,11 +319,11 @@ impl Observer for Watcher {
             let leading = node.is_established_leader();
             if leading && checks.leader != Some((self.slot, epoch)) {
                 checks.leader = Some((self.slot, epoch));
-                if let Some((faulted, at)) = checks.leader_fault {
-                    if epoch > faulted {
-                        checks.recoveries_ns.push(now.saturating_sub(at));
-                        checks.leader_fault = None;
-                    }
+                if let Some((faulted, at)) = checks.leader_fault
+                    && epoch > faulted
+                {
+                    checks.recoveries_ns.push(now.saturating_sub(at));
+                    checks.leader_fault = None;
                 }
                 checks.sessions.leader_since_ns = now;
                 trace.push(format!("s{} leads epoch {epoch}", self.slot + 1));
@@ -421,10 +423,10 @@ fn durable_zxids(disk: &SimFs, slot: usize) -> (i64, std::collections::BTreeSet<
         image.sync_dir(parent)
     };
     for path in disk.list_durable_files() {
-        if let Some(bytes) = disk.durable_bytes(&path) {
-            if copy(&path, &bytes).is_err() {
-                return (0, Default::default());
-            }
+        if let Some(bytes) = disk.durable_bytes(&path)
+            && copy(&path, &bytes).is_err()
+        {
+            return (0, Default::default());
         }
     }
     let dir = std::path::PathBuf::from(format!("/zkr/s{}", slot + 1));
