@@ -218,14 +218,9 @@ impl DataTree {
         if path::is_special_path(p) {
             return Err(ZkError::BadArguments);
         }
-        let node = self.nodes.get(p).ok_or(ZkError::NoNode)?;
-        if node.num_children != 0 {
-            return Err(ZkError::NotEmpty);
-        }
-        let count = self.nodes.len();
-        let (key, removed, parent_trigger) = self.remove_node(p, zxid.0);
+        let (key, removed, parent_trigger) = self.remove_node(p, zxid.0)?;
         self.quota_after_delete(p, removed.data_len());
-        assert_eq!(self.nodes.len(), count - 1, "the deleted node left the map");
+        assert_eq!(removed.num_children, 0, "only a childless node is deleted");
         assert_eq!(&*key, p, "the node removed is the one deleted");
         triggers.push(WatchTrigger { path: key, event: EventType::NodeDeleted });
         triggers.push(WatchTrigger { path: parent_trigger, event: EventType::NodeChildrenChanged });
