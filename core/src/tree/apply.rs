@@ -203,10 +203,11 @@ impl DataTree {
         assert_eq!(client_stat.czxid, zxid, "a new node's czxid is its txn's zxid");
         let key = self.insert_linked(p, node);
         self.quota_after_create(p, bytes);
-        triggers.push(WatchTrigger { path: key, event: EventType::NodeCreated });
+        triggers.push(WatchTrigger { path: key.clone(), event: EventType::NodeCreated });
         let event = EventType::NodeChildrenChanged;
         triggers.push(WatchTrigger { path: parent_trigger, event });
-        ApplyOutcome::Created { path: p.to_string(), stat: client_stat }
+        assert_eq!(&*key, p, "the outcome names the node created");
+        ApplyOutcome::Created { path: key, stat: client_stat }
     }
 
     fn apply_delete(

@@ -220,8 +220,8 @@ pub struct WatchTrigger {
 pub enum ApplyOutcome {
     /// A node was created.
     Created {
-        /// Its full path.
-        path: String,
+        /// Its full path: the tree's own allocation of it (no copy per create).
+        path: Arc<str>,
         /// Its client-visible stat right after the create.
         stat: Stat,
     },
