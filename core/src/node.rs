@@ -182,6 +182,7 @@ impl Node {
             outputs: Vec::new(),
             log_reads: 0,
             next_container_check_tick: check_ticks,
+            triggers: Vec::new(),
             peers_heard: BTreeSet::new(),
             config,
         };

@@ -28,10 +28,10 @@ pub(crate) fn write_reply(
     match (shape, outcome) {
         (_, ApplyOutcome::Failed(err)) => (*err, None),
         (ReplyShape::Create(OpCode::Create), ApplyOutcome::Created { path, .. }) => {
-            (ZkError::Ok, Some(Response::Create { path: path.clone() }))
+            (ZkError::Ok, Some(Response::Create { path: path.to_string() }))
         }
         (ReplyShape::Create(_), ApplyOutcome::Created { path, stat }) => {
-            (ZkError::Ok, Some(Response::Create2 { path: path.clone(), stat: *stat }))
+            (ZkError::Ok, Some(Response::Create2 { path: path.to_string(), stat: *stat }))
         }
         (ReplyShape::Stat, ApplyOutcome::DataSet { stat } | ApplyOutcome::AclSet { stat }) => {
             (ZkError::Ok, Some(Response::Stat(*stat)))
@@ -54,10 +54,10 @@ fn multi_result(op: OpCode, outcome: &ApplyOutcome) -> MultiResult {
     match outcome {
         ApplyOutcome::Failed(err) => MultiResult::Error(*err),
         ApplyOutcome::Created { path, .. } if op == OpCode::Create => {
-            MultiResult::Create { path: path.clone() }
+            MultiResult::Create { path: path.to_string() }
         }
         ApplyOutcome::Created { path, stat } => {
-            MultiResult::Create2 { path: path.clone(), stat: *stat }
+            MultiResult::Create2 { path: path.to_string(), stat: *stat }
         }
         ApplyOutcome::Deleted => MultiResult::Delete,
         ApplyOutcome::DataSet { stat } => MultiResult::SetData { stat: *stat },

@@ -69,6 +69,9 @@ pub(crate) struct Shared {
     /// `Output::ReadLog` requests made so far: the next one's name (unique per incarnation).
     pub(crate) log_reads: u64,
     pub(crate) next_container_check_tick: u64,
+    /// The watch triggers of the txn being applied: one list for every commit, empty between
+    /// them (see `DataTree::apply_into`).
+    pub(crate) triggers: Vec<WatchTrigger>,
 }
 
 /// What the client pipeline and the apply path hand to the current role, each at the point the
@@ -180,20 +183,21 @@ impl Shared {
     fn commit(&mut self, txn: &LoggedTxn, role: &mut dyn Upstream) {
         let zxid = txn.header.zxid;
         assert!(zxid > self.tree.last_processed_zxid(), "commit in zxid order");
-        let applied = self.tree.apply(txn);
+        let mut triggers = std::mem::take(&mut self.triggers);
+        let outcome = self.tree.apply_into(txn, &mut triggers);
         assert_eq!(self.tree.last_processed_zxid(), zxid, "apply moves last processed zxid");
         self.prep.applied(zxid);
-        self.fire_watches(zxid, &applied.triggers);
+        self.fire_watches(zxid, &triggers);
+        triggers.clear();
+        self.triggers = triggers;
         let owner_conn = self.sessions.get(txn.header.session_id).and_then(|s| s.conn);
         self.apply_session_effects(txn);
         match &txn.txn {
             Txn::CreateSession { .. } => self.on_session_created(txn.header.session_id, role),
-            Txn::CloseSession { .. } => {
-                self.on_session_closed(owner_conn, &txn.header, &applied.outcome)
-            }
+            Txn::CloseSession { .. } => self.on_session_closed(owner_conn, &txn.header, &outcome),
             _ => {
                 if let Some(conn) = owner_conn {
-                    self.complete_write(conn, &txn.header, &applied.outcome);
+                    self.complete_write(conn, &txn.header, &outcome);
                 }
             }
         }

@@ -38,18 +38,17 @@ fn node_kind(kind: CreateKind, session: SessionId) -> Result<NodeKind, ZkError> 
     })
 }
 
-/// Counts a new child of `parent` (the node at `parent_path`), created at `zxid`: the parent
-/// takes the txn's `parent_cversion` (-1: one more than its own) and pzxid = zxid only if that
-/// cversion is greater than its own. Returns the parent's digest term before and after.
+/// Counts a new child of `parent`, created at `zxid`: the parent takes the txn's
+/// `parent_cversion` (-1: one more than its own) and pzxid = zxid only if that cversion is
+/// greater than its own. `head` is the parent's digest hash state after the fields this leaves
+/// alone (`HeadCache`). Returns the parent's digest term before and after.
 fn link_child(
     parent: &mut ZNode,
-    parent_path: &str,
+    head: digest::Fnv64,
     parent_cversion: i32,
     zxid: i64,
 ) -> (u64, u64) {
     let (children_before, stat_before) = (parent.num_children, parent.stat);
-    let prefix = digest::node_hash_prefix(parent_path, parent.data.as_deref(), &parent.acl);
-    let head = digest::node_hash_stat_head(prefix, &parent.stat);
     let hash_before = digest::node_hash_with_stat_tail(head, &parent.stat);
     let parent_cversion = match parent_cversion {
         -1 => parent.stat.cversion.wrapping_add(1),
@@ -80,13 +79,26 @@ struct CreateArgs<'a> {
 impl DataTree {
     /// Applies one committed txn. See the module doc for the rules.
     pub fn apply(&mut self, txn: &LoggedTxn) -> Applied {
-        let before = self.last_processed_zxid;
         let mut triggers = Vec::new();
-        let outcome = self.apply_txn(&txn.header, &txn.txn, &mut triggers, false);
+        let outcome = self.apply_into(txn, &mut triggers);
+        Applied { outcome, triggers }
+    }
+
+    /// [`DataTree::apply`] into a list of triggers the caller keeps (empty on entry): the
+    /// server's apply path reuses one list, where a list per txn was an allocation and a free
+    /// for every txn that fires a watch (most of them).
+    pub fn apply_into(
+        &mut self,
+        txn: &LoggedTxn,
+        triggers: &mut Vec<WatchTrigger>,
+    ) -> ApplyOutcome {
+        assert!(triggers.is_empty(), "the caller's list holds no trigger of an earlier txn");
+        let before = self.last_processed_zxid;
+        let outcome = self.apply_txn(&txn.header, &txn.txn, triggers, false);
         self.advance_zxid(txn.header.zxid);
         assert!(self.last_processed_zxid >= before, "lastProcessedZxid moved back");
         assert!(self.last_processed_zxid >= txn.header.zxid, "lastProcessedZxid not advanced");
-        Applied { outcome, triggers }
+        outcome
     }
 
     fn apply_txn(
@@ -169,8 +181,9 @@ impl DataTree {
         };
         let zxid = header.zxid.0;
         let parent_trigger = parent_key.clone();
+        let head = self.heads.head(parent_key, parent);
         let (hash_before, hash_after) =
-            link_child(Arc::make_mut(parent), parent_path, args.parent_cversion, zxid);
+            link_child(Arc::make_mut(parent), head, args.parent_cversion, zxid);
         self.digest = self.digest.wrapping_sub(hash_before).wrapping_add(hash_after);
         let stat = StatPersisted {
             czxid: zxid,
@@ -190,10 +203,11 @@ impl DataTree {
         assert_eq!(client_stat.czxid, zxid, "a new node's czxid is its txn's zxid");
         let key = self.insert_linked(p, node);
         self.quota_after_create(p, bytes);
-        triggers.push(WatchTrigger { path: key, event: EventType::NodeCreated });
+        triggers.push(WatchTrigger { path: key.clone(), event: EventType::NodeCreated });
         let event = EventType::NodeChildrenChanged;
         triggers.push(WatchTrigger { path: parent_trigger, event });
-        ApplyOutcome::Created { path: p.to_string(), stat: client_stat }
+        assert_eq!(&*key, p, "the outcome names the node created");
+        ApplyOutcome::Created { path: key, stat: client_stat }
     }
 
     fn apply_delete(
@@ -205,14 +219,9 @@ impl DataTree {
         if path::is_special_path(p) {
             return Err(ZkError::BadArguments);
         }
-        let node = self.nodes.get(p).ok_or(ZkError::NoNode)?;
-        if node.num_children != 0 {
-            return Err(ZkError::NotEmpty);
-        }
-        let count = self.nodes.len();
-        let (key, removed, parent_trigger) = self.remove_node(p, zxid.0);
+        let (key, removed, parent_trigger) = self.remove_node(p, zxid.0)?;
         self.quota_after_delete(p, removed.data_len());
-        assert_eq!(self.nodes.len(), count - 1, "the deleted node left the map");
+        assert_eq!(removed.num_children, 0, "only a childless node is deleted");
         assert_eq!(&*key, p, "the node removed is the one deleted");
         triggers.push(WatchTrigger { path: key, event: EventType::NodeDeleted });
         triggers.push(WatchTrigger { path: parent_trigger, event: EventType::NodeChildrenChanged });
