@@ -1146,3 +1146,33 @@ fn a_leader_drops_a_learner_that_reports_it_left() {
     let node = c.nodes[&3].as_ref().expect("the leader runs");
     assert!(node.leader_counts().is_none(), "3 no longer leads");
 }
+
+#[test]
+fn a_leader_restarted_before_its_learners_noticed_sends_them_to_a_new_round() {
+    // Tier 2 seed 56306: the leader lost power before its new epoch was on disk and came back
+    // 1 ms later, faster than its learners' reconnect, so nothing told them it had gone. It
+    // looked again in round 1 with its older epoch, which they took for a stale notification
+    // (their round and LEADERINFO's epoch were higher), and they waited out their timeout.
+    let mut c = Cluster::new(3);
+    assert_eq!(elect(&mut c), 3);
+    // A second election, without 3: server 2 leads epoch 2, elected in round 2.
+    c.crash(3);
+    assert_eq!(elect(&mut c), 2);
+    c.start(3);
+    assert_eq!(elect(&mut c), 2);
+    assert_eq!(c.node(1).epochs(), (2, 2));
+    // 2 restarts at once, as if its epoch files had not been written (nothing was logged in
+    // epoch 2): it looks in round 1 with current epoch 1, below its learners' round and epoch.
+    c.crash(2);
+    c.disks.get_mut(&2).expect("disk").epochs = (1, 1);
+    c.start(2);
+    // Its learners' answers (following 2 in round 2) move it to round 3, and it tells them:
+    // they leave and elect at once, well inside the `syncLimit` they would otherwise wait.
+    let mut ticks = 0;
+    while !(c.leader().is_some() && c.serving().len() == 3) {
+        c.tick(1);
+        ticks += 1;
+        assert!(ticks <= 30, "no leader with everyone synced 30 ticks after the restart");
+    }
+    assert_eq!(c.node(1).epochs().1, 3, "a new epoch, after a new election");
+}

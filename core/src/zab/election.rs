@@ -269,6 +269,9 @@ impl Election {
         state: PeerState,
     ) -> Vec<ElectionAction> {
         assert!(matches!(state, PeerState::Following | PeerState::Leading), "established");
+        if vote.leader == self.me && epoch > self.logical_clock {
+            return self.led_before_restart(from, vote, epoch, state);
+        }
         // Two ways in, as FLE's FOLLOWING/LEADING case: a report from our own round counts as
         // a vote of this round; a report from any round goes in the out-of-election set, which
         // lets a server that restarted join a leader established without it. The report is
@@ -301,6 +304,37 @@ impl Election {
             return vec![self.decide(vote, epoch)];
         }
         Vec::new()
+    }
+
+    /// `from` reports that it follows us (or, stale, leads with our vote) in round `epoch`, a
+    /// round this election never reached. Rounds only move forward within one run of a
+    /// server, and a server goes looking in a round after the one it led, so that leadership
+    /// was ours before a restart (our round counter started again from 1), and `from` still
+    /// waits on it. ZooKeeper's learner would have left when the old process's socket closed;
+    /// a leader that restarts faster than a learner's reconnect finds no closed connection
+    /// (tier 2 seed 56306: power lost at the leader's epoch adoption, restarted 1 ms later;
+    /// its learners took its LOOKING notifications of round 1 and epoch 2 for stale against
+    /// round 3 and LEADERINFO's epoch 3, and waited `initLimit`, 12 s without a leader). So we
+    /// move to the round after it and say so: a learner leaves a leader that looks in a later
+    /// round than the one it followed it in (`Learner::left_by_leader`). Only rounds move;
+    /// votes are counted as before, so this can cost one election round (a reordered report
+    /// of a round we are about to join), never safety.
+    fn led_before_restart(
+        &mut self,
+        from: ServerId,
+        vote: Vote,
+        epoch: u64,
+        state: PeerState,
+    ) -> Vec<ElectionAction> {
+        assert!(vote.leader == self.me && epoch > self.logical_clock, "a round we never reached");
+        self.out_of_election.insert(from, (vote, epoch, state));
+        self.logical_clock = epoch + 1;
+        self.received.clear();
+        let proposal = self.proposal;
+        self.adopt(proposal);
+        // Our own vote is the only one of the new round: nothing is decided yet.
+        assert!(self.finalize_at.is_none(), "a new round starts without a quorum");
+        vec![ElectionAction::Broadcast(self.notification())]
     }
 
     /// `checkLeader`: never join a leader we have not heard claim leadership (unless it is us).
@@ -540,6 +574,31 @@ mod tests {
         assert!(follows.is_empty(), "no report from the leader itself yet");
         let leads = e.on_notification(0, ServerId(1), vote(1, 9), 7, PeerState::Leading);
         assert!(matches!(leads.as_slice(), [ElectionAction::Decided { leader: ServerId(1), .. }]));
+    }
+
+    #[test]
+    fn a_report_of_our_leadership_in_a_later_round_moves_past_it() {
+        // Tier 2 seed 56306 in small: we restarted (round 1) while servers 2 and 3 still
+        // followed us from round 3. Their reports move us to round 4, which they leave for.
+        let mut e = start(1, 5);
+        assert_eq!(e.logical_clock(), 1);
+        let moved = e.on_notification(0, ServerId(2), vote(1, 9), 3, PeerState::Following);
+        assert_eq!(e.logical_clock(), 4, "past the round it follows us in");
+        let [ElectionAction::Broadcast(ZabMessage::Notification { election_epoch, state, .. })] =
+            moved.as_slice()
+        else {
+            panic!("a new round is announced: {moved:?}")
+        };
+        assert_eq!((*election_epoch, *state), (4, PeerState::Looking));
+        let again = e.on_notification(0, ServerId(3), vote(1, 9), 3, PeerState::Following);
+        assert!(again.is_empty(), "an older round's report moves nothing: {again:?}");
+        assert_eq!(e.logical_clock(), 4);
+        // A report of our leadership in our own round is the usual one (its follower decided
+        // before us): it is counted, not moved past.
+        let mut e = start(1, 5);
+        let in_round = e.on_notification(0, ServerId(2), vote(1, 5), 1, PeerState::Following);
+        assert_eq!(e.logical_clock(), 1);
+        assert!(in_round.iter().all(|a| !matches!(a, ElectionAction::Broadcast(_))));
     }
 
     #[test]
