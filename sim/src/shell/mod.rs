@@ -207,25 +207,15 @@ async fn serve(spec: ServerSpec) {
     match zkr_server::Server::start_in(cfg, env).await {
         Ok(server) => {
             if let Err(e) = server.wait().await {
-                let expected = spec.world.disk_faulted.lock().expect("faulted").contains(&slot);
                 let line = format!("s{} stopped: {e}", slot + 1);
-                if expected {
-                    spec.world.event("server", &[slot as u64], line.as_bytes(), || line.clone());
-                } else {
-                    spec.world.violation("server", line);
-                }
+                server_failed(&spec.world, slot, "server", line);
             }
         }
+        // A disk frozen on purpose may fail the recovery itself (the `point` fault's trigger
+        // can fire at its fsyncs): the nemesis restarts it on a working disk.
         Err(e) => {
-            // A disk frozen on purpose may fail the recovery itself (the `point` fault's
-            // trigger can fire at its fsyncs): the nemesis restarts it on a working disk.
-            let expected = spec.world.disk_faulted.lock().expect("faulted").contains(&slot);
             let line = format!("s{} cannot start: {e}", slot + 1);
-            if expected {
-                spec.world.event("server", &[slot as u64], line.as_bytes(), || line.clone());
-            } else {
-                spec.world.violation("recovery", line);
-            }
+            server_failed(&spec.world, slot, "recovery", line);
         }
     }
 }
@@ -309,6 +299,17 @@ async fn scenario(seed: u64, options: ShellOptions) -> ShellReport {
         release(&nodes).await;
     }
     report
+}
+
+/// A server that stopped or could not start, `line` saying why: expected while the nemesis
+/// has faulted its disk on purpose (a trace event), else a violation of `invariant`.
+fn server_failed(world: &World, slot: usize, invariant: &'static str, line: String) {
+    let expected = world.disk_faulted.lock().expect("faulted").contains(&slot);
+    if expected {
+        world.event("server", &[slot as u64], line.as_bytes(), || line.clone());
+    } else {
+        world.violation(invariant, line);
+    }
 }
 
 /// Ends a seed whose report is made: kills every node, so that the executor drops their tasks
