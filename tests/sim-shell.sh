@@ -19,6 +19,12 @@ RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim \
 bin=target/sim/release/sim-shell
 [ "${1:-}" = "--build-only" ] && exit 0
 
+# The harness's own unit tests (sim/src/shell is compiled only under madsim, so a plain
+# `cargo test` never runs them): the session-timer budget, fault marks, disk-fault excuses.
+echo "--- tier 2 harness unit tests (zkr-sim --lib under madsim)"
+RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target/sim \
+  cargo test --release --locked -p zkr-sim --lib -- --quiet
+
 seeds=${SHELL_SEEDS:-0..200}
 echo "--- tier 2 campaign: seeds $seeds"
 "$bin" --seeds "$seeds" --jobs "${SHELL_JOBS:-2}"

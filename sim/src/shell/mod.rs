@@ -304,8 +304,7 @@ async fn scenario(seed: u64, options: ShellOptions) -> ShellReport {
 /// A server that stopped or could not start, `line` saying why: expected while the nemesis
 /// has faulted its disk on purpose (a trace event), else a violation of `invariant`.
 fn server_failed(world: &World, slot: usize, invariant: &'static str, line: String) {
-    let expected = world.disk_faulted.lock().expect("faulted").contains(&slot);
-    if expected {
+    if world.stop_expected(slot) {
         world.event("server", &[slot as u64], line.as_bytes(), || line.clone());
     } else {
         world.violation(invariant, line);

@@ -300,7 +300,7 @@ impl Nemesis {
                 let slot = self.target();
                 self.world.fault_on(slot);
                 let name = format!("{} power loss mid-write", self.name(slot));
-                self.world.disk_faulted.lock().expect("faulted").insert(slot);
+                self.world.disk_fault_begins(slot);
                 self.mark(fault, Phase::Start, &name);
                 self.world.disks[slot].freeze_after_ops(self.rng.random_range(0..6));
                 tokio::time::sleep(hold).await;
@@ -369,7 +369,7 @@ impl Nemesis {
                     }
                 };
                 let name = format!("{} {what}", self.name(slot));
-                self.world.disk_faulted.lock().expect("faulted").insert(slot);
+                self.world.disk_fault_begins(slot);
                 self.mark(fault, Phase::Start, &name);
                 tokio::time::sleep(hold).await;
                 self.replace_disk(slot, CrashKind::Process);
@@ -469,7 +469,7 @@ impl Nemesis {
             None => (None, 0),
         };
         // Its stopping is expected from now on: the freeze may come at any operation.
-        self.world.disk_faulted.lock().expect("faulted").insert(slot);
+        self.world.disk_fault_begins(slot);
         self.mark(Fault::Point, Phase::Start, &name);
         if point.elect
             && let Some(leader) = self.world.leader()
@@ -497,7 +497,7 @@ impl Nemesis {
         }
         disk.set_trigger(None);
         if !fired() {
-            self.world.disk_faulted.lock().expect("faulted").remove(&slot);
+            self.world.disk_fault_ends(slot);
             self.mark(Fault::Point, Phase::Stop, &format!("{name} never reached"));
             return;
         }
@@ -541,7 +541,7 @@ impl Nemesis {
         Handle::current().kill(self.name(slot));
         self.world.check_acked_durable();
         self.world.disks[slot].set_faults(Default::default());
-        self.world.disk_faulted.lock().expect("faulted").remove(&slot);
+        self.world.disk_fault_ends(slot);
         Handle::current().restart(self.name(slot));
     }
 

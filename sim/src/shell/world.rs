@@ -39,8 +39,9 @@ pub struct World {
     pub clocks: Vec<Arc<SimClock>>,
     /// One disk per server, by slot: it outlives the server's incarnations.
     pub disks: Vec<SimFs>,
-    /// Servers whose disk is failing on purpose: their stopping is expected.
-    pub disk_faulted: Mutex<std::collections::BTreeSet<usize>>,
+    /// Servers whose disk is failing on purpose, with the disk's count of refused operations
+    /// when the fault began: their stopping is expected once the disk has refused one since.
+    disk_faulted: Mutex<std::collections::BTreeMap<usize, u64>>,
     /// zxids of writes acknowledged to clients.
     pub acked: Mutex<std::collections::BTreeSet<i64>>,
     /// Slots `0..voters` vote; the rest are observers.
@@ -86,6 +87,27 @@ impl Drop for World {
 }
 
 impl World {
+    /// A disk fault on `slot` begins: from the disk's next refused operation on, the server's
+    /// stop (or failed start) is expected.
+    pub fn disk_fault_begins(&self, slot: usize) {
+        let refused = self.disks[slot].stats().injected_errors;
+        self.disk_faulted.lock().expect("faulted").entry(slot).or_insert(refused);
+    }
+
+    /// The disk fault on `slot` ends (the disk replaced, or the trigger never fired).
+    pub fn disk_fault_ends(&self, slot: usize) {
+        self.disk_faulted.lock().expect("faulted").remove(&slot);
+    }
+
+    /// Whether `slot`'s server may stop now: a disk fault on it is running and its disk has
+    /// refused an operation since the fault began. A server that stops while its disk fault is
+    /// only armed (a `point` trigger that has not fired, a freeze still some operations away)
+    /// stopped for another reason, which is a violation.
+    pub fn stop_expected(&self, slot: usize) -> bool {
+        let faulted = self.disk_faulted.lock().expect("faulted").get(&slot).copied();
+        faulted.is_some_and(|at_start| self.disks[slot].stats().injected_errors > at_start)
+    }
+
     /// Worlds alive in this process. After a campaign, 0: a world still alive means some
     /// seed's tasks or nodes were never dropped (see `crate::shell::release`), and with them
     /// its disks, history and servers, 3-5 MB per seed.
@@ -436,5 +458,40 @@ fn durable_zxids(disk: &SimFs, slot: usize) -> (i64, std::collections::BTreeSet<
             (snap, recovered.txns.iter().map(|(z, _)| *z).collect())
         }
         Err(_) => (0, Default::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::path::Path;
+
+    use zkr_server::fs::Fs;
+
+    use super::World;
+
+    /// A disk fault makes a server's stop expected only once its disk has refused an operation
+    /// since the fault began: armed but not yet firing (a freeze some operations away, a
+    /// `point` trigger not reached), a stop has another cause and is reported.
+    #[test]
+    fn a_stop_is_expected_only_after_the_faulted_disk_refused_something() {
+        madsim::runtime::Runtime::new().block_on(async {
+            let world = World::new(1, 2, 2, false);
+            let disk = &world.disks[0];
+            disk.create_dir_all(Path::new("/d")).expect("dir");
+            let mut file = disk.create_new(Path::new("/d/a")).expect("file");
+            disk.fail_next_write();
+            assert!(file.write(b"x").is_err(), "a refusal before the fault");
+            assert!(!world.stop_expected(0), "no fault running");
+            world.disk_fault_begins(0);
+            disk.freeze_after_ops(1);
+            file.write_all(b"1").expect("one more operation allowed");
+            assert!(!world.stop_expected(0), "armed, nothing refused since it began");
+            assert!(file.write(b"2").is_err(), "frozen");
+            assert!(world.stop_expected(0), "refused during the fault");
+            assert!(!world.stop_expected(1), "only the faulted disk's server");
+            world.disk_fault_ends(0);
+            assert!(!world.stop_expected(0), "the fault is over");
+        });
     }
 }
