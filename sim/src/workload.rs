@@ -149,11 +149,14 @@ fn key(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
 }
 
 fn child(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
-    let mut key = key(swarm, rng);
-    key.push_str("/c");
+    // Written onto the key's own string (it has room): a copy into a second one was an
+    // allocation and a free per child path.
+    let mut path = key(swarm, rng);
+    path.push_str("/c");
     // An i32 draw, as `format!` inferred it before: the draw's type decides the stream.
     let n: i32 = rng.random_range(0..4);
-    numbered(&key, u64::try_from(n).expect("0..4"))
+    push_decimal(&mut path, u64::try_from(n).expect("0..4"));
+    path
 }
 
 fn any_path(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
