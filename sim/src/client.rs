@@ -54,6 +54,9 @@ pub(crate) struct Pending {
     pub xid: i32,
     /// Index of its invoke in the history.
     pub invoke: usize,
+    /// The request as far as its reply needs it (`invoke_line`): a create's path, data and ACL,
+    /// a setData's data and a delete's or sync's path are in the history line instead (empty
+    /// here).
     pub req: Request,
     pub process: u64,
 }
@@ -183,6 +186,45 @@ fn us(now: u64) -> u64 {
     now / 1_000
 }
 
+/// The history's `invoke` line of `req`, whose frame is already encoded, and `req` stripped to
+/// what its reply needs (`record::completion`, the watches left, the checks): the line takes
+/// the path of a create, delete or sync and the data of a create or setData instead of copies
+/// (the reply of these reads neither), and a create's ACL goes back to `memory` for the next
+/// create. Reads and setData keep their path (the reply's stat and watch are filed under it);
+/// a multi keeps everything. The line is the one `record::invoke` makes of the whole request
+/// (unit test `invoke_line_is_the_recorders_line`).
+fn invoke_line(
+    process: u64,
+    xid: i32,
+    req: &mut Request,
+    time_us: u64,
+    memory: &mut Memory,
+) -> zkr_jepsen::history::Event {
+    let (path, data) = match req {
+        Request::Create { path, data, acl, .. } => {
+            memory.give_back_acl(std::mem::take(acl));
+            (Some(std::mem::take(path)), data.take())
+        }
+        Request::SetData { data, .. } => (None, data.take()),
+        Request::Delete { path, .. } | Request::Sync { path } => (Some(std::mem::take(path)), None),
+        _ => (None, None),
+    };
+    let mut event = workload::invoke(process, xid, req, time_us);
+    if let Some(path) = path {
+        assert_eq!(event.path.as_deref(), Some(""), "the recorder took the emptied path");
+        event.path = Some(path);
+    }
+    if let Some(data) = data {
+        assert!(event.data.is_none(), "the recorder saw no data");
+        // Valid UTF-8 (the workload's data always is) becomes the `String` without a copy;
+        // anything else as the recorder would write it.
+        let text = String::from_utf8(data)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        event.data = Some(text);
+    }
+    event
+}
+
 impl Sim {
     pub(crate) fn client_wake(&mut self, c: usize) {
         let think = self.rng.random_range(self.swarm.think_ns.0..=self.swarm.think_ns.1);
@@ -297,13 +339,16 @@ impl Sim {
         let client = &mut self.clients[c];
         let xid = client.next_xid;
         client.next_xid += 1;
-        let event = workload::invoke(process, xid, &req, us(self.now));
-        let invoke = self.history.len();
-        self.history.push(event);
         self.trace.event(self.now, "invoke", &[c as u64, process, xid as u64], &[], || {
             format!("client {c} p{process} xid {xid} {req:?}")
         });
         self.client_send(c, link, xid, &req);
+        // The frame is on its way: what only the frame and the history need moves into the
+        // history line, and the request kept for the reply holds the rest.
+        let mut req = req;
+        let event = invoke_line(process, xid, &mut req, us(self.now), &mut self.clients[c].memory);
+        let invoke = self.history.len();
+        self.history.push(event);
         self.clients[c].pending.push_back(Pending { xid, invoke, req, process });
     }
 
@@ -574,5 +619,60 @@ impl Sim {
     /// True while the run still injects faults.
     pub(crate) fn in_fault_phase(&self) -> bool {
         self.phase == Phase::Faults
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use zkr_core::types::Acl;
+
+    use super::*;
+    use crate::swarm::OP_KINDS;
+
+    /// Every kind of request the workload makes (a multi, the first creates of `/seq` and
+    /// `/e<p>`, invalid UTF-8 data) gets the line `record::invoke` makes of the whole request,
+    /// and the stripped request still gives the reply what it reads: its op code, its function,
+    /// whether it writes, and the path of a read or setData.
+    #[test]
+    fn invoke_line_is_the_recorders_line() {
+        let swarm = Swarm::of_seed(7);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut memory = Memory::default();
+        let mut requests = Vec::new();
+        for round in 0..40 {
+            for kind in OP_KINDS.into_iter().filter(|k| *k != OpKind::Close) {
+                let process = 1 + round % 3;
+                requests.push(workload::next_request(kind, &swarm, &mut memory, process, &mut rng));
+            }
+        }
+        let (op, flags) = (zkr_core::proto::client::OpCode::Create, 0);
+        let (path, data, acl) = ("/bad".to_string(), Some(vec![b'a', 0xff]), Acl::open_unsafe());
+        requests.push(Request::Create { op, path, data, acl, flags, ttl: -1 });
+        requests.push(Request::CloseSession);
+        let mut kept_acl = 0;
+        for (i, whole) in requests.into_iter().enumerate() {
+            let xid = i32::try_from(i).expect("few");
+            let expected = workload::invoke(9, xid, &whole, 5);
+            let mut stripped = whole.clone();
+            let mut memory = Memory::default();
+            let line = invoke_line(9, xid, &mut stripped, 5, &mut memory);
+            assert_eq!(line, expected, "{whole:?}");
+            kept_acl += usize::from(memory.spare_open_acl.is_some());
+            assert_eq!(codec::request_op(&stripped), codec::request_op(&whole));
+            assert_eq!(workload::function(&stripped), workload::function(&whole));
+            assert_eq!(workload::is_write(&stripped), workload::is_write(&whole));
+            match (&stripped, &whole) {
+                (Request::SetData { path: a, .. }, Request::SetData { path: b, .. })
+                | (Request::GetData { path: a, .. }, Request::GetData { path: b, .. })
+                | (Request::Exists { path: a, .. }, Request::Exists { path: b, .. })
+                | (Request::GetChildren { path: a, .. }, Request::GetChildren { path: b, .. }) => {
+                    assert_eq!(a, b, "the reply files its stat and watch under the path");
+                }
+                (Request::Multi(a), Request::Multi(b)) => assert_eq!(a, b),
+                _ => {}
+            }
+        }
+        assert!(kept_acl > 40, "creates hand their ACL back: {kept_acl}");
     }
 }

@@ -40,6 +40,32 @@ pub struct Memory {
     pub versions: BTreeMap<String, i32>,
     /// Values written so far (for unique data).
     pub counter: u64,
+    /// An `OPEN_ACL_UNSAFE` list a create's request handed back once its frame was encoded
+    /// (`client::strip_for_reply`): the next create takes it instead of building the list
+    /// again (three allocations, and three frees when the request was dropped).
+    pub spare_open_acl: Option<Vec<Acl>>,
+}
+
+impl Memory {
+    /// An `OPEN_ACL_UNSAFE` list for a create: the spare one if a request handed it back.
+    fn open_acl(&mut self) -> Vec<Acl> {
+        self.spare_open_acl.take().unwrap_or_else(Acl::open_unsafe)
+    }
+
+    /// Keeps `acl` for the next create if it is `OPEN_ACL_UNSAFE` (the only list the workload
+    /// sends); any other list is dropped.
+    pub fn give_back_acl(&mut self, acl: Vec<Acl>) {
+        if is_open_unsafe(&acl) {
+            self.spare_open_acl = Some(acl);
+        }
+    }
+}
+
+/// True for `OPEN_ACL_UNSAFE` (ALL for world:anyone), what [`Acl::open_unsafe`] builds.
+fn is_open_unsafe(acl: &[Acl]) -> bool {
+    matches!(acl, [one] if one.perms == zkr_core::types::perms::ALL
+        && one.id.scheme == "world"
+        && one.id.id == "anyone")
 }
 
 /// Picks the next op kind from the mix.
@@ -69,19 +95,41 @@ fn numbered(prefix: &str, n: u64) -> String {
     out
 }
 
+/// The two-digit numbers `00` to `99`, back to back: one division by 100 gives two digits.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// Appends `n` in decimal (what `write!(out, "{n}")` appends).
+///
+/// The workload's numbers are small (a key or child index, a process id, a client's op
+/// counter): one digit is one push, and longer numbers are cut two digits at a time.
 fn push_decimal(out: &mut String, n: u64) {
+    if n < 10 {
+        out.push(char::from(b'0' + n as u8));
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
+    while rest >= 100 {
+        let pair = (rest % 100) as usize * 2;
+        rest /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
     }
+    if rest >= 10 {
+        let pair = rest as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        digits[at] = b'0' + rest as u8;
+    }
+    assert!(digits[at] != b'0', "no leading zero");
     // ASCII digits, a char each (cheaper than checking the slice as UTF-8).
     out.extend(digits[at..].iter().map(|d| char::from(*d)));
 }
@@ -101,11 +149,14 @@ fn key(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
 }
 
 fn child(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
-    let mut key = key(swarm, rng);
-    key.push_str("/c");
+    // Written onto the key's own string (it has room): a copy into a second one was an
+    // allocation and a free per child path.
+    let mut path = key(swarm, rng);
+    path.push_str("/c");
     // An i32 draw, as `format!` inferred it before: the draw's type decides the stream.
     let n: i32 = rng.random_range(0..4);
-    numbered(&key, u64::try_from(n).expect("0..4"))
+    push_decimal(&mut path, u64::try_from(n).expect("0..4"));
+    path
 }
 
 fn any_path(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
@@ -116,9 +167,16 @@ fn any_path(swarm: &Swarm, rng: &mut ChaCha8Rng) -> String {
     }
 }
 
-fn create(path: String, data: String, flags: i32, rng: &mut ChaCha8Rng) -> Request {
+fn create(
+    path: String,
+    data: String,
+    flags: i32,
+    memory: &mut Memory,
+    rng: &mut ChaCha8Rng,
+) -> Request {
     let op = if rng.random_bool(0.5) { OpCode::Create } else { OpCode::Create2 };
-    let acl = Acl::open_unsafe();
+    let acl = memory.open_acl();
+    assert!(is_open_unsafe(&acl), "the workload creates with OPEN_ACL_UNSAFE");
     Request::Create { op, path, data: Some(data.into_bytes()), acl, flags, ttl: -1 }
 }
 
@@ -146,30 +204,30 @@ pub fn next_request(
     push_decimal(&mut data, memory.counter);
     if !memory.seq_parent_requested {
         memory.seq_parent_requested = true;
-        return create(SEQ_PARENT.to_string(), data, 0, rng);
+        return create(SEQ_PARENT.to_string(), data, 0, memory, rng);
     }
     match kind {
-        OpKind::Create => create(key(swarm, rng), data, 0, rng),
-        OpKind::CreateChild => create(child(swarm, rng), data, 0, rng),
+        OpKind::Create => create(key(swarm, rng), data, 0, memory, rng),
+        OpKind::CreateChild => create(child(swarm, rng), data, 0, memory, rng),
         OpKind::CreateSequential => {
             let mut path = String::with_capacity(SEQ_PARENT.len() + 16);
             path.push_str(SEQ_PARENT);
             path.push_str("/s");
             push_decimal(&mut path, u64::from(key_index(swarm, rng)));
             path.push('-');
-            create(path, data, 2, rng)
+            create(path, data, 2, memory, rng)
         }
-        OpKind::CreateEphemeral => create(ephemeral(swarm, rng), data, 1, rng),
+        OpKind::CreateEphemeral => create(ephemeral(swarm, rng), data, 1, memory, rng),
         OpKind::CreateEphemeralSequential => {
             if !memory.ephemeral_parent_requested {
                 memory.ephemeral_parent_requested = true;
-                return create(numbered("/e", process), data, 0, rng);
+                return create(numbered("/e", process), data, 0, memory, rng);
             }
             let mut path = numbered("/e", process);
             path.push_str("/q");
             push_decimal(&mut path, u64::from(key_index(swarm, rng)));
             path.push('-');
-            create(path, data, 3, rng)
+            create(path, data, 3, memory, rng)
         }
         OpKind::Set | OpKind::SetVersioned => {
             let path = if rng.random_bool(0.5) { key(swarm, rng) } else { child(swarm, rng) };
@@ -248,6 +306,18 @@ mod tests {
         for n in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
             assert_eq!(numbered("/k", n), format!("/k{n}"));
             assert_eq!(numbered("", n), n.to_string());
+        }
+        // Every width from 1 to 20 digits, both ends of each, and every number below 100,000
+        // (the one-digit push, the odd and even counts of digits, the pairs table).
+        let mut p = 1u64;
+        for _ in 0..19 {
+            for n in [p - 1, p, p + 1, p * 10 - 1] {
+                assert_eq!(numbered("", n), n.to_string());
+            }
+            p *= 10;
+        }
+        for n in 0..100_000 {
+            assert_eq!(numbered("p", n), format!("p{n}"));
         }
     }
 }
