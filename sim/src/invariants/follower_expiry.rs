@@ -126,8 +126,9 @@ pub struct FollowerExpiry {
     nodes: usize,
     /// Per leader slot, frames waiting for their report to be due, in receipt order.
     pending: Vec<VecDeque<Relay>>,
-    /// Claimed frames: `(leader slot, incarnation, session)` → the latest leader tick.
-    heard: BTreeMap<(usize, u32, SessionId), u64>,
+    /// Claimed frames: `(leader slot, incarnation, session)` → the latest one's leader tick,
+    /// learner slot and time (ns).
+    heard: BTreeMap<(usize, u32, SessionId), (u64, usize, u64)>,
     /// Per pair of servers (`a * nodes + b`, `a < b`): when a message between them was last
     /// lost, cut, late or dropped, ns.
     disturbed_ns: Vec<Option<u64>>,
@@ -230,9 +231,12 @@ impl FollowerExpiry {
                 continue;
             }
             self.counts.claimed += 1;
-            let heard = self.heard.entry((leader, term.0, session)).or_insert(relay.leader_tick);
-            *heard = (*heard).max(relay.leader_tick);
-            assert!(*heard <= tick, "heard before now");
+            let latest = (relay.leader_tick, relay.learner.0, relay.at_ns);
+            let heard = self.heard.entry((leader, term.0, session)).or_insert(latest);
+            if latest.0 >= heard.0 {
+                *heard = latest;
+            }
+            assert!(heard.0 <= tick, "heard before now");
         }
     }
 
@@ -266,7 +270,7 @@ impl FollowerExpiry {
         timeout_ticks: u64,
         now: u64,
     ) -> Option<Violation> {
-        let Some(&heard) = self.heard.get(&(n, inc, session)) else {
+        let Some(&(heard, learner, at_ns)) = self.heard.get(&(n, inc, session)) else {
             self.counts.expiries_unclaimed += 1;
             return None;
         };
@@ -281,8 +285,10 @@ impl FollowerExpiry {
             invariant: "follower_expiry",
             at_ns: now,
             message: format!(
-                "n{n} expired session {session} {silent} ticks after a learner got a frame of \
-                 it (its report was due after {} ticks); its timeout is {timeout_ticks} ticks",
+                "n{n} expired session {session} {silent} ticks after learner n{learner} got a \
+                 frame of it at {:.6}s (its report was due after {} ticks); its timeout is \
+                 {timeout_ticks} ticks",
+                at_ns as f64 / 1e9,
                 self.report_ticks
             ),
         })
@@ -315,7 +321,7 @@ mod tests {
     fn a_claimed_frame_bounds_the_expiry_and_others_do_not() {
         let mut f = check();
         let s = SessionId(7);
-        f.heard.insert((0, 0, s), 20);
+        f.heard.insert((0, 0, s), (20, 1, 0));
         assert_eq!(f.expired((0, 0), s, 50, 30, 0), None, "30 ticks of 30 is fine");
         let v = f.expired((0, 0), s, 49, 30, 0).expect("29 of 30 is too soon");
         assert_eq!(v.invariant, "follower_expiry");
