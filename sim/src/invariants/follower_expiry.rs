@@ -26,9 +26,11 @@
 //! or a message between them was lost, cut by a partition, delayed past the network's normal
 //! delay (a slow link) or dropped by a link break: a lost message stalls their FIFO session
 //! (`zab::fifo`) until L drops F for `syncLimit` of silence, and F serves on, its reports
-//! going nowhere, until its own `syncLimit` runs out; a paused server does the same. Clock
-//! steps and drift need no exclusion: expiry counts ticks, and `report_ticks` allows the
-//! fastest drift.
+//! going nowhere, until its own `syncLimit` runs out; a paused server does the same. The grace
+//! starts no earlier than F last left a leader: what came before belongs to an older FIFO
+//! session. Clock steps and drift need no exclusion: expiry counts ticks, and `report_ticks`
+//! allows the fastest drift. docs/TESTING.md ("What is checked") gives, for each exclusion, a
+//! seed that fails without it and with no bug.
 
 use std::collections::{BTreeMap, VecDeque};
 
