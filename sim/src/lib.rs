@@ -117,6 +117,8 @@ pub struct SeedReport {
     pub failover_write_ns: Vec<u64>,
     /// Per clean leader crash: ns to the next established leader.
     pub failover_clean_ns: Vec<u64>,
+    /// What `invariants::follower_expiry` covered.
+    pub follower_expiry: invariants::follower_expiry::Counts,
 }
 
 impl SeedReport {
@@ -170,6 +172,7 @@ fn run_inner(seed: u64, options: &RunOptions) -> SeedReport {
         failover_established_ns: std::mem::take(&mut sim.checks.failover.established_ns),
         failover_write_ns: std::mem::take(&mut sim.checks.failover.write_ns),
         failover_clean_ns: std::mem::take(&mut sim.checks.failover.clean_established_ns),
+        follower_expiry: sim.checks.follower_expiry.counts,
         ..SeedReport::default()
     };
     if sim.violations.is_empty() && !options.skip_history_check {

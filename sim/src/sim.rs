@@ -40,6 +40,7 @@ use zkr_jepsen::history::Event;
 
 use crate::client::Client;
 use crate::disk::SimDisk;
+use crate::invariants::follower_expiry::{FollowerExpiry, Relay};
 use crate::invariants::{Checks, Violation, durability};
 use crate::net::{Addr, Dir, LinkId, LinkKind, Network};
 use crate::swarm::{FAULT_KINDS, FAULT_PHASE_NS, FaultKind, Swarm};
@@ -554,6 +555,7 @@ impl Sim {
         let mut trace = Trace::new(keep_trace);
         let describe = swarm.describe();
         trace.event(0, "seed", &[seed], describe.as_bytes(), || format!("{seed} {describe}"));
+        let follower_expiry = FollowerExpiry::new(&swarm);
         Sim {
             now: 0,
             seq: 0,
@@ -568,7 +570,7 @@ impl Sim {
             history: Vec::with_capacity(HISTORY_CAPACITY),
             close_inserts: Vec::new(),
             trace,
-            checks: Checks::default(),
+            checks: Checks { follower_expiry, ..Checks::default() },
             violations: Vec::new(),
             faults: BTreeMap::new(),
             phase: Phase::Faults,
@@ -707,6 +709,7 @@ impl Sim {
         self.schedule(next, Ev::Tick { node: n, inc });
         let wall_ms = self.nodes[n].clock.wall_ms(self.now);
         self.node_input(n, Input::Tick { wall_ms });
+        self.checks.follower_expiry.settle(n, &self.nodes, &[]);
         self.check_ephemerals(n);
         self.check_failover();
     }
@@ -751,6 +754,9 @@ impl Sim {
             _ => None,
         };
         let kind = StepMix::kind(&input);
+        if let Some(conn) = conn {
+            self.heard_by_learner(n, conn);
+        }
         self.heard_by_leader(n, conn);
         let slot = &mut self.nodes[n];
         let node = slot.node.as_mut().expect("checked above");
@@ -784,15 +790,42 @@ impl Sim {
         }
     }
 
+    /// A serving learner that gets a frame on a session's connection touches the session and
+    /// owes its leader a report of it (`invariants::follower_expiry`).
+    fn heard_by_learner(&mut self, n: usize, conn: ConnId) {
+        let slot = &self.nodes[n];
+        let Some(node) = &slot.node else { return };
+        let (Some(since), Some(leader)) = (slot.serving_since, node.leader()) else { return };
+        let l = leader.0 as usize - 1;
+        if l == n {
+            return;
+        }
+        let Some(session) = node.connection_session(conn) else { return };
+        let Some(leading) = &self.nodes[l].node else { return };
+        let epoch = node.epochs().1;
+        if !leading.is_established_leader() || leading.epochs().1 != epoch {
+            return;
+        }
+        let relay = Relay {
+            learner: (n, slot.inc, since),
+            term: (self.nodes[l].inc, epoch),
+            session,
+            leader_tick: leading.now_tick(),
+            at_ns: self.now,
+        };
+        self.checks.follower_expiry.relayed(l, relay);
+    }
+
     /// Every session a leader decided to expire in this step (a CloseSession it proposes with
-    /// no client request behind it, cxid 0) was silent for its whole timeout.
+    /// no client request behind it, cxid 0) was silent for its whole timeout, on its own
+    /// connection and through its learners.
     fn check_expiries(&mut self, n: usize, outputs: &[Output]) {
         let slot = &self.nodes[n];
         let Some(node) = &slot.node else { return };
         if !node.is_established_leader() {
             return;
         }
-        let mut found = Vec::new();
+        let mut expired = Vec::new();
         for output in outputs {
             let Output::Persist { txn } = output else { continue };
             let header = &txn.header;
@@ -803,15 +836,20 @@ impl Sim {
             let Some(timeout_ms) = node.sessions().get(session).map(|s| s.timeout_ms) else {
                 continue;
             };
-            let timeout_ticks = node.config().ms_to_ticks(timeout_ms.max(0) as u64);
-            let at = (n, slot.inc);
-            found.extend(self.checks.expiry.expired(
-                at,
-                session,
-                node.now_tick(),
-                timeout_ticks,
-                self.now,
-            ));
+            expired.push((session, node.config().ms_to_ticks(timeout_ms.max(0) as u64)));
+        }
+        if expired.is_empty() {
+            return;
+        }
+        let deciding: Vec<_> = expired.iter().map(|(session, _)| *session).collect();
+        self.checks.follower_expiry.settle(n, &self.nodes, &deciding);
+        let (at, tick) = ((n, slot.inc), node.now_tick());
+        let mut found = Vec::new();
+        for (session, timeout_ticks) in expired {
+            let checks = &mut self.checks;
+            found.extend(checks.expiry.expired(at, session, tick, timeout_ticks, self.now));
+            let follower = &mut checks.follower_expiry;
+            found.extend(follower.expired(at, session, tick, timeout_ticks, self.now));
         }
         for v in found {
             self.violation(v);
@@ -1010,7 +1048,17 @@ impl Sim {
         }
         let link = self.peer_links.get(n, m);
         let from = self.nodes[n].addr;
-        self.send(link, from, Msg::Peer(msg));
+        // A message lost, cut off or slowed past the normal delay voids the claims of
+        // `invariants::follower_expiry` for the pair.
+        let on_time = self.now + self.swarm.net.delay_ns_max;
+        let mut arrives = false;
+        for (dir, at) in self.net.send(link, from, Msg::Peer(msg), self.now, &mut self.rng) {
+            arrives |= at <= on_time;
+            self.schedule(at, Ev::Deliver { link, dir });
+        }
+        if !arrives {
+            self.checks.follower_expiry.disturbed(n, m, self.now);
+        }
     }
 
     /// `Output::ReadLog`: answered from the records the disk holds now (as the server's
@@ -1063,7 +1111,10 @@ impl Sim {
         let Some(node) = &slot.node else { return };
         match (node.is_serving(), slot.serving_since) {
             (true, None) => slot.serving_since = Some(now),
-            (false, Some(_)) => slot.serving_since = None,
+            (false, Some(_)) => {
+                slot.serving_since = None;
+                self.checks.follower_expiry.left(n, now);
+            }
             _ => {}
         }
         if node.is_established_leader() && self.leader_established_at.1 != Some(n) {
@@ -1177,6 +1228,7 @@ impl Sim {
             self.report_peer_lost(a, b);
             self.report_peer_lost(b, a);
             self.checks.failover.disturbed();
+            self.checks.follower_expiry.disturbed(a, b, self.now);
             return;
         }
         let Some((a, b)) = self.net.break_link(link) else {

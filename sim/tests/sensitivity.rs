@@ -72,6 +72,17 @@ fn expire_early_is_caught() {
     control(report.seed);
 }
 
+/// A leader that ignores the sessions its learners report touched in their PING replies
+/// expires busy clients of its followers: no check but `follower_expiry` bounds those sessions
+/// (`expiry` hears only the leader's own clients, and an early close looks legitimate to the
+/// history and `ephemerals`).
+#[test]
+fn drop_learner_touches_is_caught() {
+    let bugs = Bugs { drop_learner_touches: true, ..Bugs::default() };
+    let report = first_failure(bugs, &["follower_expiry"]);
+    control(report.seed);
+}
+
 /// ZOOKEEPER-4643: a learner that makes the new epoch durable before the txns it was synced
 /// with, crashes in between and restarts with "epoch e+1" over a short log, can win the next
 /// election and truncate committed txns. Only crashes at the epoch write find it.

@@ -350,6 +350,7 @@ fn summary(reports: &[SeedReport], elapsed: f64, jobs: usize, bug_names: &[Strin
     );
     println!("violations:      {violations}");
     print_failover(reports);
+    print_follower_expiry(reports);
     let rate = reports.len() as f64 / elapsed.max(1e-9);
     println!(
         "speed:           {rate:.0} seeds/s on {jobs} threads ({:.0} seeds/s per thread) in \
@@ -414,6 +415,32 @@ fn print_failover(reports: &[SeedReport]) {
     println!("  to a new established leader: {}", distribution(&established));
     println!("  to the next committed write:  {}", distribution(&writes));
     println!("  clean, to a new leader:       {}", distribution(&clean_established));
+}
+
+/// What `follower_expiry` covered: frames of learners' clients claimed as heard by the leader
+/// (and why the others were not), and the expiries held against them.
+fn print_follower_expiry(reports: &[SeedReport]) {
+    let mut c = zkr_sim::invariants::follower_expiry::Counts::default();
+    for r in reports {
+        c.add(&r.follower_expiry);
+    }
+    let u = c.unclaimed;
+    println!(
+        "follower expiry: {} frames of learners' clients claimed as heard by the leader, {} not \
+         (term ended {}, learner rejoined {}, pause or restart {}, peer message lost or late \
+         {}, session closed first {}); {} expiries held against a claim (least slack {}), {} of \
+         sessions with none",
+        c.claimed,
+        u.total(),
+        u.term_ended,
+        u.rejoined,
+        u.paused,
+        u.link,
+        u.closed,
+        c.expiries,
+        c.slack_ticks_min.map_or("-".to_string(), |s| format!("{s} ticks")),
+        c.expiries_unclaimed
+    );
 }
 
 /// `n=… p50 p90 p99 max` in seconds.

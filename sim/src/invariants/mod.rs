@@ -11,6 +11,7 @@
 //! | equal tree digest at equal zxid | ZooKeeper `DigestCalculator` | [`digest`] |
 //! | ephemerals end with their session | ZooKeeper guide, "Ephemeral Nodes" | [`ephemerals`] |
 //! | no session expires before its timeout | ZooKeeper guide, "Sessions" | [`expiry`] |
+//! | nor one a learner heard from (once reported) | `LearnerSessionTracker` | [`follower_expiry`] |
 //! | a session id is created once (any server, restart) | `SessionTrackerImpl` | [`session_ids`] |
 //! | replies in request order per session | ZooKeeper "Sequential Consistency" | [`session_fifo`] |
 //! | client-visible history (via zkr-jepsen) | ZooKeeper guarantees | [`history`] |
@@ -37,6 +38,7 @@ pub mod durability;
 pub mod ephemerals;
 pub mod expiry;
 pub mod failover;
+pub mod follower_expiry;
 pub mod history;
 pub mod leaders;
 pub mod liveness;
@@ -69,6 +71,8 @@ pub struct Checks {
     pub expiry: expiry::Expiry,
     /// See [`failover`].
     pub failover: failover::Failover,
+    /// See [`follower_expiry`].
+    pub follower_expiry: follower_expiry::FollowerExpiry,
     /// See [`session_ids`].
     pub session_ids: session_ids::SessionIds,
 }
