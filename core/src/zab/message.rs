@@ -7,9 +7,12 @@
 //! first. So after FOLLOWERINFO opens a leader–learner session (named by the learner's random
 //! nonce), every message of that session travels inside `Session { nonce, seq, msg }`, numbered
 //! per direction from 0: the receiver takes only the next number; an earlier one is a duplicate
-//! and is dropped; a later one is a gap and ends the session (the learner goes back to election
-//! and re-syncs; the leader forgets the learner). Election notifications are idempotent and
-//! travel bare; ACK and COMMIT are also cumulative. Over TCP only loss at breaks happens.
+//! and is dropped; a later one is held until the hole before it fills (`zab::fifo`). A hole
+//! that never fills (a lost message) stalls the session until the peer counts as silent
+//! (`syncLimit`/`initLimit`) or the held messages overflow; then the learner goes back to
+//! election and re-syncs, and the leader forgets the learner. Election notifications are
+//! idempotent and travel bare; ACK and COMMIT are also cumulative. Over TCP only loss at breaks
+//! happens.
 
 use std::sync::Arc;
 
