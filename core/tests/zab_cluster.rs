@@ -1176,3 +1176,29 @@ fn a_leader_restarted_before_its_learners_noticed_sends_them_to_a_new_round() {
     }
     assert_eq!(c.node(1).epochs().1, 3, "a new epoch, after a new election");
 }
+
+#[test]
+fn a_leader_of_round_one_restarted_at_once_is_left_once_the_shell_reports_the_restart() {
+    // What `led_before_restart` (above) cannot cover: the leader of round 1 restarts at once
+    // with its first epoch not on disk. Its learners' reports (following it in round 1) are of
+    // its own round, so they count as votes, and nothing tells the learners that the leader
+    // they follow is gone: without a report they waited 101 ticks (`syncLimit` of silence).
+    // The shell reports such a restart (peer_net's boot nonce) before the new run's first
+    // message reaches them.
+    let mut c = Cluster::new(3);
+    assert_eq!(elect(&mut c), 3);
+    assert_eq!(c.node(1).epochs(), (1, 1));
+    c.crash(3);
+    c.disks.get_mut(&3).expect("disk").epochs = (0, 0);
+    c.start(3);
+    // Before anything of 3's new run is delivered (`start` only queued its notifications).
+    c.step(1, Input::PeerLost { peer: ServerId(3) });
+    c.step(2, Input::PeerLost { peer: ServerId(3) });
+    let mut ticks = 0;
+    while !(c.leader().is_some() && c.serving().len() == 3 && c.node(1).epochs().1 >= 2) {
+        c.tick(1);
+        ticks += 1;
+        assert!(ticks <= 30, "no leader of a new epoch with everyone synced after 30 ticks");
+    }
+    assert_eq!(c.node(2).epochs().1, c.node(1).epochs().1, "both learners synced");
+}

@@ -29,6 +29,9 @@ pub struct ShellBugs {
     /// records after the next file's first sync are durable, the cut is not, and a power loss
     /// can bring the truncated records back in front of the file that holds their zxids anew.
     pub trunc_without_fsync: bool,
+    /// Every run of the server process announces the same boot nonce in its quorum handshakes
+    /// (see `peer_net`): a peer restarted within the reconnect probe is never reported lost.
+    pub constant_boot_nonce: bool,
 }
 
 impl ShellBugs {
@@ -39,6 +42,7 @@ impl ShellBugs {
             || self.keep_past_torn_tail
             || self.cut_without_fsync
             || self.trunc_without_fsync
+            || self.constant_boot_nonce
     }
 
     /// Refuses bugs in a build without the `bugs` feature.
@@ -73,6 +77,11 @@ impl ShellBugs {
     pub(crate) fn trunc_without_fsync(&self) -> bool {
         cfg!(feature = "bugs") && self.trunc_without_fsync
     }
+
+    /// Whether the boot nonce is a constant rather than drawn per run.
+    pub(crate) fn constant_boot_nonce(&self) -> bool {
+        cfg!(feature = "bugs") && self.constant_boot_nonce
+    }
 }
 
 /// The names [`set_by_name`] knows, for messages.
@@ -80,7 +89,7 @@ pub const BUG_NAMES: &str = "ack-before-fsync, skip-session-expiry, reads-skip-q
     commit-after-one-ack, diff-instead-of-trunc, epoch-before-sync, ack-newleader-before-sync, \
     expire-early, ignore-peer-lost, durable-before-fsync, epoch-in-place-no-fsync, \
     keep-past-torn-tail, cut-without-fsync, disk-diff-skips-one, session-id-from-tree, \
-    ignore-replaced-session, drop-learner-touches, trunc-without-fsync";
+    ignore-replaced-session, drop-learner-touches, trunc-without-fsync, constant-boot-nonce";
 
 /// Switches on the deliberate bug `name`: a core bug in `core`, a storage bug in `shell`.
 /// False for an unknown name. Whether the build may run it is checked later
@@ -105,6 +114,7 @@ pub fn set_by_name(core: &mut zkr_core::config::Bugs, shell: &mut ShellBugs, nam
         "keep-past-torn-tail" => shell.keep_past_torn_tail = true,
         "cut-without-fsync" => shell.cut_without_fsync = true,
         "trunc-without-fsync" => shell.trunc_without_fsync = true,
+        "constant-boot-nonce" => shell.constant_boot_nonce = true,
         _ => return false,
     }
     true

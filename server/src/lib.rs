@@ -163,7 +163,10 @@ impl Server {
         } else {
             let cuts = env.cuts.clone();
             let events = events_tx.clone();
-            Some(start_peers(&cfg, events, shutdown_rx.clone(), cuts, quorum_tls).await?)
+            let nonce =
+                if env.bugs.constant_boot_nonce() { 0 } else { peer_net::boot_nonce(env.seed) };
+            let me = (cfg.core.server_id, nonce);
+            Some(start_peers(&cfg, me, events, shutdown_rx.clone(), cuts, quorum_tls).await?)
         };
         let driver = driver::Driver::new(node, cfg, env, storage, peers);
         let driver = tokio::spawn(driver.run(events_rx, storage_rx, shutdown_rx));
@@ -227,16 +230,17 @@ fn quorum_tls(cfg: &config::ServerConfig) -> Result<Option<Arc<quorum_tls::Quoru
     Ok(Some(Arc::new(tls)))
 }
 
-/// Starts the quorum listener and connections for an ensemble member.
+/// Starts the quorum listener and connections for an ensemble member; `me` is its id and boot
+/// nonce.
 async fn start_peers(
     cfg: &config::ServerConfig,
+    me: (zkr_core::types::ServerId, u64),
     events: mpsc::UnboundedSender<client_net::Event>,
     shutdown: signal::Receiver<bool>,
     cuts: Option<signal::Receiver<u64>>,
     tls: Option<Arc<quorum_tls::QuorumTls>>,
 ) -> Result<peer_net::PeerNet, String> {
-    let me = cfg.core.server_id;
-    let spec = cfg.servers.get(&me.0).ok_or("this server has no server.N line")?;
+    let spec = cfg.servers.get(&me.0.0).ok_or("this server has no server.N line")?;
     let listen = tokio::net::lookup_host((spec.host.as_str(), spec.quorum_port))
         .await
         .map_err(|e| format!("cannot resolve {}: {e}", spec.host))?
@@ -245,7 +249,7 @@ async fn start_peers(
     let peers = cfg
         .servers
         .iter()
-        .filter(|(id, _)| **id != me.0)
+        .filter(|(id, _)| **id != me.0.0)
         .map(|(id, s)| {
             let host = if s.host.contains(':') { format!("[{}]", s.host) } else { s.host.clone() };
             (zkr_core::types::ServerId(*id), format!("{host}:{}", s.quorum_port))
