@@ -315,7 +315,7 @@ fn deadlines(history: &History, ops: &[Op]) -> Vec<usize> {
     // Per session, walking back in invoke order: the least completion among later ops.
     let mut order: Vec<&Op> = ops.iter().collect();
     order.sort_by_key(|op| std::cmp::Reverse(op.invoke));
-    let mut earliest: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut earliest: model::BySession<usize> = Default::default();
     for op in order {
         assert!(op.id < deadlines.len(), "op ids index the ops");
         deadlines[op.id] = earliest.get(&op.process).copied().unwrap_or(usize::MAX);
