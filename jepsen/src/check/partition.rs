@@ -605,7 +605,17 @@ impl<'h> Plan<'h> {
         if members.is_empty() {
             return None;
         }
-        let mut part = self.shells[k].clone();
+        // Taken, not copied: a key group is built once, and nothing reads its shell after
+        // (a copy of its scope's two sets of paths per key group, and their drop at the end).
+        let taken = Partition {
+            scope: Scope::default(),
+            ops: Vec::new(),
+            initial: Vec::new(),
+            ephemerals: None,
+        };
+        let mut part = std::mem::replace(&mut self.shells[k], taken);
+        assert!(part.ops.is_empty(), "a shell holds no ops");
+        assert!(!part.scope.paths.is_empty(), "each key group is built once");
         let target = u32::try_from(k).expect("fewer than 2^32 key groups");
         // Room for exactly the pieces that land here: an op of unknown outcome may put several
         // alternatives in one key group, and growing the list by doubling from the member
@@ -617,20 +627,15 @@ impl<'h> Plan<'h> {
         };
         let pieces: usize = members.iter().map(|&id| pieces_of(id)).sum();
         assert!(pieces >= members.len(), "every member has a piece here");
+        if !self.kept.is_empty() {
+            self.build_kept(&mut part, k, pieces);
+            return Some(part);
+        }
         part.ops.reserve_exact(pieces);
         let mut scratch: Vec<u32> = Vec::new(); // the groups of paths, not needed here
         for &id in members {
             let op = &ops[id as usize];
             let from = self.first[op.id] as usize;
-            if !self.kept.is_empty() {
-                let to = self.first[op.id + 1] as usize;
-                for j in (from..to).filter(|&j| self.targets[j] == target) {
-                    let pop = self.kept[j].take().expect("each key group is built once");
-                    assert_eq!(pop.op, op.id, "a kept piece belongs to its op");
-                    part.ops.push(pop);
-                }
-                continue;
-            }
             let (facts, split) = (&self.facts, self.split);
             let converted = convert(history, op, facts, &mut self.paths, split, &mut scratch);
             let pops = match converted {
@@ -648,6 +653,43 @@ impl<'h> Plan<'h> {
         part.ops.sort_by_key(|pop| (pop.inv, pop.op));
         part.ops.shrink_to_fit();
         Some(part)
+    }
+
+    /// [`Plan::build`] from the kept pieces: the syncs and closes the key group needs are
+    /// found first, so the list is sized once for all (adding them after the pieces grew it,
+    /// a copy of every piece, and the shrink after could copy again), and the two lists are
+    /// merged in invoke order instead of sorted. Both are already in that order: the
+    /// members' pieces in op id order (an op's id is its place in invoke order, and one op's
+    /// pieces keep their order), the broadcast ones likewise; a sync or close is never a
+    /// member's piece, so the two never tie.
+    fn build_kept(&mut self, part: &mut Partition, k: usize, pieces: usize) {
+        let target = u32::try_from(k).expect("fewer than 2^32 key groups");
+        let members = &self.members[k];
+        let (first, targets) = (&self.first, &self.targets);
+        let here = |id: &u32| {
+            let (from, to) = (first[*id as usize] as usize, first[*id as usize + 1] as usize);
+            (from..to).filter(move |&j| targets[j] == target)
+        };
+        let kept = &self.kept;
+        let mine = members.iter().flat_map(here).map(|j| kept[j].as_ref().expect("not built"));
+        let wanted = wanted(mine, &self.broadcast, &self.syncs);
+        let total = pieces + wanted.len();
+        part.ops.reserve_exact(total);
+        let mut extra = wanted.into_iter().map(|i| &self.broadcast[i]).peekable();
+        for &id in members {
+            let (from, to) = (first[id as usize] as usize, first[id as usize + 1] as usize);
+            for j in (from..to).filter(|&j| targets[j] == target) {
+                let pop = self.kept[j].take().expect("each key group is built once");
+                assert_eq!(pop.op, id as usize, "a kept piece belongs to its op");
+                while let Some(b) = extra.next_if(|b| (b.inv, b.op) < (pop.inv, pop.op)) {
+                    part.ops.push(b.clone());
+                }
+                part.ops.push(pop);
+            }
+        }
+        part.ops.extend(extra.cloned());
+        assert_eq!(part.ops.len(), total, "every piece here and every sync or close it needs");
+        assert!(part.ops.is_sorted_by_key(|pop| (pop.inv, pop.op)), "merged in invoke order");
     }
 }
 
@@ -671,8 +713,20 @@ pub(crate) fn partitions(history: &History, ops: &[Op], split: Split) -> Vec<Par
 /// session). Copying every sync into every partition of its session made the partitions of a
 /// long history with many paths several times larger than its ops.
 fn spread(part: &mut Partition, broadcast: &[POp], syncs: &BTreeMap<u64, Vec<(usize, usize)>>) {
+    let wanted = wanted(&part.ops, broadcast, syncs);
+    part.ops.reserve_exact(wanted.len());
+    part.ops.extend(wanted.into_iter().map(|i| broadcast[i].clone()));
+}
+
+/// The syncs and closes ([`spread`]) a key group of these ops needs: their indices in
+/// `broadcast`, ascending.
+fn wanted<'p>(
+    ops: impl IntoIterator<Item = &'p POp> + Clone,
+    broadcast: &[POp],
+    syncs: &BTreeMap<u64, Vec<(usize, usize)>>,
+) -> BTreeSet<usize> {
     let mut wanted: BTreeSet<usize> = BTreeSet::new();
-    for p in part.ops.iter().filter(|p| p.query) {
+    for p in ops.clone().into_iter().filter(|p| p.query) {
         let Some(list) = syncs.get(&p.process) else { continue };
         let before = list.partition_point(|&(inv, _)| inv < p.inv);
         if let Some(&(_, i)) = before.checked_sub(1).map(|b| &list[b]) {
@@ -680,13 +734,12 @@ fn spread(part: &mut Partition, broadcast: &[POp], syncs: &BTreeMap<u64, Vec<(us
         }
     }
     let owners: BTreeSet<u64> =
-        (part.ops.iter()).filter(|p| creates_ephemeral(&p.action)).map(|p| p.process).collect();
+        (ops.into_iter()).filter(|p| creates_ephemeral(&p.action)).map(|p| p.process).collect();
     let closes = broadcast.iter().enumerate().filter(|(_, pop)| {
         matches!(pop.action, Action::Close { .. }) && owners.contains(&pop.process)
     });
     wanted.extend(closes.map(|(i, _)| i));
-    part.ops.reserve_exact(wanted.len());
-    part.ops.extend(wanted.into_iter().map(|i| broadcast[i].clone()));
+    wanted
 }
 
 fn creates_ephemeral(action: &Action) -> bool {
