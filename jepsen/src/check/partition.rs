@@ -435,6 +435,12 @@ impl<'h> Plan<'h> {
     /// The paths ops link are merged (union-find) in one pass that converts every op and
     /// keeps only where each piece goes; [`Plan::build`] converts a key group's ops again.
     pub(crate) fn new(history: &'h History, ops: &[Op], split: Split) -> Plan<'h> {
+        Plan::with_keep(history, ops, split, ops.len() <= KEEP_PIECES_OPS_MAX)
+    }
+
+    /// [`Plan::new`], keeping the converted pieces for [`Plan::build`] or not as `keep` says
+    /// (the tests build the same key groups both ways).
+    fn with_keep(history: &'h History, ops: &[Op], split: Split, keep: bool) -> Plan<'h> {
         let mut paths = Paths::default();
         let facts = facts(history, ops, &mut paths);
         // Union-find over path numbers; `registered`: the numbers some op links (the key
@@ -455,7 +461,6 @@ impl<'h> Plan<'h> {
         let mut homes: Vec<u32> = Vec::with_capacity(ops.len());
         let mut first: Vec<u32> = Vec::with_capacity(ops.len() + 1);
         let mut broadcast: Vec<POp> = Vec::new();
-        let keep = ops.len() <= KEEP_PIECES_OPS_MAX;
         let mut kept: Vec<Option<POp>> = Vec::with_capacity(if keep { ops.len() } else { 0 });
         // A one-piece op's group of paths, reused from op to op.
         let mut scratch: Vec<u32> = Vec::new();
@@ -1196,6 +1201,84 @@ fn reply_facts(reply: &Event) -> Reply {
 mod tests {
     use super::*;
     use std::hash::Hasher;
+
+    /// A key group built from the kept pieces (sized once, merged with its syncs and closes
+    /// in invoke order) is the key group built by converting its ops again and sorting (the
+    /// way long histories go): the same ops in the same order, the same scope and initial
+    /// nodes; over generated histories with syncs, closes, ephemerals, multis and ops of
+    /// unknown outcome, with and without read zxids, both meanings of a sync's zxid.
+    #[test]
+    fn kept_pieces_build_what_converting_again_builds() {
+        let (mut groups, mut merged) = (0, 0);
+        for seed in 1..=6 {
+            let config = crate::generate::Config {
+                ops: 1500,
+                paths: 6,
+                sessions: 6,
+                info_rate: 0.1,
+                seed,
+                close_rate: 0.03,
+                multi_rate: 0.05,
+                ..Default::default()
+            };
+            let history = crate::generate::generate(&config);
+            let ops = history.ops();
+            for (use_read_zxids, sync_zxid) in
+                [(true, SyncZxid::Exact), (true, SyncZxid::LowerBound), (false, SyncZxid::Exact)]
+            {
+                let split = Split { use_read_zxids, multi_not_atomic: false, sync_zxid };
+                let mut kept = Plan::with_keep(&history, &ops, split, true);
+                let mut again = Plan::with_keep(&history, &ops, split, false);
+                assert!(!kept.kept.is_empty() && again.kept.is_empty(), "the two ways");
+                assert_eq!(kept.len(), again.len(), "the same key groups planned");
+                for k in 0..kept.len() {
+                    let (a, b) = (kept.build(&history, &ops, k), again.build(&history, &ops, k));
+                    let (Some(a), Some(b)) = (a, b) else {
+                        assert!(again.members[k].is_empty(), "both empty or neither");
+                        continue;
+                    };
+                    groups += 1;
+                    assert_eq!(a.scope.paths, b.scope.paths, "seed {seed} key group {k}");
+                    let exact = (&a.scope.children_exact, &b.scope.children_exact);
+                    assert_eq!(exact.0, exact.1, "seed {seed} key group {k}");
+                    assert_eq!(a.initial, b.initial, "seed {seed} key group {k}");
+                    assert_eq!(format!("{:?}", a.ops), format!("{:?}", b.ops), "seed {seed} {k}");
+                    // A sync or close that is not the last op: the merge placed it inside.
+                    let last = a.ops.len() - 1;
+                    let broadcast = |p: &POp| p.sync || matches!(p.action, Action::Close { .. });
+                    merged += a.ops[..last].iter().filter(|p| broadcast(p)).count();
+                }
+            }
+        }
+        assert!(groups > 50, "key groups compared: {groups}");
+        assert!(merged > 20, "syncs and closes merged before a key group's end: {merged}");
+    }
+
+    /// The session maps' hash spreads keys over the low bits (the bucket) and the high bits
+    /// (the tag) for small process ids, large ones, and ids differing only in high bits.
+    #[test]
+    fn session_hash_spreads_process_ids() {
+        let hash = |x: u64| {
+            let mut h = model::SessionHasher::default();
+            h.write_u64(x);
+            h.finish()
+        };
+        let keys: Vec<u64> =
+            (0..4096).chain((0..60).map(|b| 1u64 << b)).chain([u64::MAX]).collect();
+        let low: BTreeSet<u64> = keys.iter().map(|&k| hash(k) & 0xFFFF).collect();
+        let high: BTreeSet<u64> = keys.iter().map(|&k| hash(k) >> 57).collect();
+        assert!(low.len() > keys.len() * 9 / 10, "low bits spread: {}", low.len());
+        assert_eq!(high.len(), 128, "every tag used");
+        // And the map finds what a BTreeMap finds.
+        let mut map: model::BySession<usize> = Default::default();
+        let mut tree: BTreeMap<u64, usize> = BTreeMap::new();
+        for (i, &k) in keys.iter().enumerate().chain(keys.iter().enumerate().step_by(7)) {
+            *map.entry(k).or_default() += i;
+            *tree.entry(k).or_default() += i;
+        }
+        assert_eq!(map.len(), tree.len(), "one entry per process");
+        assert!(tree.iter().all(|(k, v)| map.get(k) == Some(v)), "the same values");
+    }
 
     /// A path has one number however it is given (borrowed from the history or built, as a
     /// child's path from a children list is), numbers are dense, and each names its path.
