@@ -52,21 +52,37 @@ struct Registration {
     trigger: Option<(i64, usize)>,
 }
 
-/// Per path: (zxid, change type, op) of every acknowledged write with a zxid, in zxid order.
-/// Paths are borrowed from the history (a copy per recorded change was most of this pass).
+/// Per watched path: (zxid, change type, op) of every acknowledged write with a zxid, in zxid
+/// order. Paths are borrowed from the history (a copy per recorded change was most of this
+/// pass).
 type Changes<'h> = HashMap<&'h str, Vec<(i64, WatchType, usize)>, Hashed>;
 
 /// Watches left, by (process, path).
 type Pending<'h> = HashMap<(u64, &'h str), Vec<Registration>, Hashed>;
 
+/// [`Changes`] of the paths a read left a watch on (the only paths [`check`] asks about: a
+/// trigger is looked up for an acknowledged read that set a watch): a history's writes touch
+/// many paths, its watches few, and the lists of the others were built and sorted for
+/// nothing. No watch at all: nothing to build.
 fn changes<'h>(history: &'h History, ops: &[Op]) -> Changes<'h> {
     let mut out: Changes = HashMap::default();
+    let watched: HashSet<&'h str, Hashed> = (ops.iter())
+        .filter(|o| o.outcome == Outcome::Ok)
+        .map(|op| history.request(op))
+        .filter(|req| req.watch)
+        .map(|req| req.path.as_deref().unwrap_or_default())
+        .collect();
+    if watched.is_empty() {
+        return out;
+    }
     for op in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
         let req = history.request(op);
         let Some(reply) = history.reply(op) else { continue };
         let Some(z) = reply.zxid else { continue };
         let mut record = |path: &'h str, t: WatchType| {
-            out.entry(path).or_default().push((z, t, op.id));
+            if watched.contains(path) {
+                out.entry(path).or_default().push((z, t, op.id));
+            }
         };
         let mut change = |f: F, path: &'h str, name: Option<&'h str>| match f {
             F::Create => {
