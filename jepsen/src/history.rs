@@ -641,7 +641,8 @@ impl History {
         // About one op per two events (an invoke and its completion): room up front instead
         // of a dozen doublings of the list.
         let mut ops: Vec<Op> = Vec::with_capacity(self.events.len() / 2 + 1);
-        let mut pending: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        // Per session, its ops not yet completed, oldest first (looked up per event).
+        let mut pending: crate::model::BySession<Vec<usize>> = Default::default();
         for (index, event) in self.events.iter().enumerate() {
             let kind = event.kind.expect("validated");
             match kind {

@@ -186,6 +186,34 @@ impl PathHasher {
     }
 }
 
+/// The hash of the checker's maps keyed by session (a history's process id): one multiply
+/// for the one `u64` (FxHash's step), where a `BTreeMap` descended comparing keys and SipHash
+/// ran a dozen rounds. Pairing the ops, their deadlines, and every search's session order and
+/// ephemerals look a session up per op. Only lookups use these maps: nothing iterates one
+/// where its order could show.
+#[derive(Default)]
+pub(crate) struct SessionHasher(u64);
+
+impl Hasher for SessionHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for a `u64` key (`write_u64` below); any other key still hashes whole.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517C_C1B7_2722_0A95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by session (process id), hashed by [`SessionHasher`].
+pub(crate) type BySession<V> = HashMap<u64, V, BuildHasherDefault<SessionHasher>>;
+
 /// A state's nodes by path number ([`Names`], shared with its copies), with each path's
 /// count of existing children and the count of nodes.
 ///

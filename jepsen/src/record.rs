@@ -9,6 +9,7 @@
 //!   serving server's last applied zxid).
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use zkr_core::proto::client::{EventType, MultiResult, ReplyHeader, Request, Response};
 use zkr_core::proto::error::ZkError;
@@ -147,9 +148,26 @@ pub fn stat(s: &Stat) -> HStat {
     }
 }
 
+/// ZooKeeper's name of an error code (`NoNode`), or the number of a code it does not define.
+/// Each defined code's name is formatted once (`{:?}` through the formatter for every failed
+/// reply was two fifths of recording a completion) and copied from the table after.
 fn error_name(code: i32) -> String {
-    ZkError::from_code(code).map_or_else(|| code.to_string(), |e| format!("{e:?}"))
+    static NAMES: OnceLock<Vec<(i32, String)>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        let named = (ERROR_CODE_MIN..=0).filter_map(|c| ZkError::from_code(c).map(|e| (c, e)));
+        let names: Vec<(i32, String)> = named.map(|(c, e)| (c, format!("{e:?}"))).collect();
+        assert!(names.is_sorted_by_key(|(c, _)| *c), "codes ascending, for the search");
+        names
+    });
+    match names.binary_search_by_key(&code, |(c, _)| *c) {
+        Ok(i) => names[i].1.clone(),
+        Err(_) => code.to_string(),
+    }
 }
+
+/// Below every code ZooKeeper defines (its lowest is -127); `error_names_are_the_debug_names`
+/// fails if one falls outside the table.
+const ERROR_CODE_MIN: i32 = -1000;
 
 /// The completion line of a reply. `versions` learns the versions the reply shows.
 pub fn completion(
@@ -221,10 +239,10 @@ fn multi_completion(e: &mut Event, results: &[MultiResult]) {
             }
             MultiResult::SetData { stat: s } => sub.stat = Some(stat(s)),
             MultiResult::Error(err) => {
-                sub.error = Some(format!("{err:?}"));
+                sub.error = Some(error_name(err.code()));
                 let real = !matches!(err, ZkError::Ok | ZkError::RuntimeInconsistency);
                 if real && first_error.is_none() {
-                    first_error = Some(format!("{err:?}"));
+                    first_error = Some(error_name(err.code()));
                 }
             }
             _ => {}
@@ -263,4 +281,24 @@ pub fn watch_event(process: u64, zxid: i64, event: EventType, path: &str, time_u
 /// the writes the server logs (this list once left out setACL).
 pub fn is_write(req: &Request) -> bool {
     zkr_core::proto::codec::request_op(req).is_write()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A code's recorded name is the name `{:?}` gives it, for every code ZooKeeper defines
+    /// (and the number for one it does not), however often asked.
+    #[test]
+    fn error_names_are_the_debug_names() {
+        let mut named = 0;
+        for code in (-5000..=5000).chain([i32::MIN, i32::MAX]) {
+            let want =
+                ZkError::from_code(code).map_or_else(|| code.to_string(), |e| format!("{e:?}"));
+            assert_eq!(error_name(code), want, "code {code}");
+            assert_eq!(error_name(code), want, "code {code}, asked again");
+            named += usize::from(ZkError::from_code(code).is_some());
+        }
+        assert_eq!(named, 32, "every defined code seen");
+    }
 }

@@ -28,9 +28,9 @@
 //! search is exhaustive up to the budget, beyond which it says `Unknown`.
 
 use super::partition::{POp, Partition};
-use crate::model::{Action, ModelRelax, Touch, Tree};
+use crate::model::{Action, BySession, ModelRelax, Touch, Tree};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// Constraints the diagnosis may switch off, to name the guarantee a history breaks.
@@ -807,20 +807,21 @@ impl<'a> Search<'a> {
 
 /// Per session: the ephemeral nodes its ops may create (as [`Touch::Node`] footprints), and
 /// whether one of them is sequential of unknown name.
-pub(crate) type Ephemerals = HashMap<u64, (Vec<(String, Touch)>, bool)>;
+pub(crate) type Ephemerals = BySession<(Vec<(String, Touch)>, bool)>;
 
 /// The ephemerals the sessions of `ops` may create ([`Ephemerals`]): a sequential one by its
-/// name, or by its parent when the name is not known.
+/// name, or by its parent when the name is not known. A path is copied once, when first met
+/// (most ops create no ephemeral, and a session's creates repeat their paths).
 pub(crate) fn ephemerals(ops: &[POp]) -> Ephemerals {
-    let mut out: Ephemerals = HashMap::new();
+    let mut out: Ephemerals = Ephemerals::default();
     for op in ops {
-        for (path, named) in ephemeral_creates(&op.action) {
+        ephemeral_creates(&op.action, &mut |path, named| {
             let (paths, unnamed) = out.entry(op.process).or_default();
-            if !paths.iter().any(|(p, _)| *p == path) {
-                paths.push((path, Touch::Node));
+            if !paths.iter().any(|(p, _)| p == path) {
+                paths.push((path.to_string(), Touch::Node));
             }
             *unnamed |= !named;
-        }
+        });
     }
     out
 }
@@ -902,28 +903,31 @@ impl Preds {
     }
 }
 
-/// The ephemeral nodes an action may create: (its path, or its parent's when its name is not
-/// known, and whether the name is known).
-fn ephemeral_creates(action: &Action) -> Vec<(String, bool)> {
+/// Calls `each` with the ephemeral nodes an action may create, in order: its path, or its
+/// parent's when its name is not known, and whether the name is known. Borrowed from the
+/// action (a list of copies per op cost an allocation per op of every key group with a close).
+fn ephemeral_creates<'a>(action: &'a Action, each: &mut impl FnMut(&'a str, bool)) {
     match action {
         Action::Create { path, name, mode, .. } if mode.is_ephemeral() => {
             match (mode.is_sequential(), name) {
-                (false, _) => vec![(path.clone(), true)],
-                (true, Some(name)) => vec![(name.clone(), true)],
-                (true, None) => {
-                    vec![(crate::history::parent(path).unwrap_or("/").to_string(), false)]
-                }
+                (false, _) => each(path, true),
+                (true, Some(name)) => each(name, true),
+                (true, None) => each(crate::history::parent(path).unwrap_or("/"), false),
             }
         }
-        Action::Multi(subs) => subs.iter().flat_map(ephemeral_creates).collect(),
-        _ => Vec::new(),
+        Action::Multi(subs) => {
+            for sub in subs {
+                ephemeral_creates(sub, each);
+            }
+        }
+        _ => {}
     }
 }
 
 /// For each op of unknown outcome, its session's first acknowledged write invoked after it.
 pub(crate) fn successors(ops: &[POp]) -> Vec<Option<usize>> {
-    // By session: a few, so a BTreeMap finds one without hashing.
-    let mut next_write: BTreeMap<u64, usize> = BTreeMap::new();
+    // By session, looked up per op (one multiply to hash; lookups only).
+    let mut next_write: BySession<usize> = BySession::default();
     let mut out = vec![None; ops.len()];
     // Ops are in invoke order; walk back so each sees the first later write of its session.
     for i in (0..ops.len()).rev() {
@@ -950,7 +954,7 @@ fn session_preds(ops: &[POp], relax: Relax) -> Vec<Preds> {
     // Per session: the latest write-class op, the latest query, the latest write-class op
     // that is not a sync.
     type Last = (Option<usize>, Option<usize>, Option<usize>);
-    let mut last: BTreeMap<u64, Last> = BTreeMap::new();
+    let mut last: BySession<Last> = BySession::default();
     let mut preds = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         let (last_write, last_query, last_change) =

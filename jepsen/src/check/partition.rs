@@ -315,7 +315,7 @@ fn deadlines(history: &History, ops: &[Op]) -> Vec<usize> {
     // Per session, walking back in invoke order: the least completion among later ops.
     let mut order: Vec<&Op> = ops.iter().collect();
     order.sort_by_key(|op| std::cmp::Reverse(op.invoke));
-    let mut earliest: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut earliest: model::BySession<usize> = Default::default();
     for op in order {
         assert!(op.id < deadlines.len(), "op ids index the ops");
         deadlines[op.id] = earliest.get(&op.process).copied().unwrap_or(usize::MAX);
@@ -435,6 +435,12 @@ impl<'h> Plan<'h> {
     /// The paths ops link are merged (union-find) in one pass that converts every op and
     /// keeps only where each piece goes; [`Plan::build`] converts a key group's ops again.
     pub(crate) fn new(history: &'h History, ops: &[Op], split: Split) -> Plan<'h> {
+        Plan::with_keep(history, ops, split, ops.len() <= KEEP_PIECES_OPS_MAX)
+    }
+
+    /// [`Plan::new`], keeping the converted pieces for [`Plan::build`] or not as `keep` says
+    /// (the tests build the same key groups both ways).
+    fn with_keep(history: &'h History, ops: &[Op], split: Split, keep: bool) -> Plan<'h> {
         let mut paths = Paths::default();
         let facts = facts(history, ops, &mut paths);
         // Union-find over path numbers; `registered`: the numbers some op links (the key
@@ -455,7 +461,6 @@ impl<'h> Plan<'h> {
         let mut homes: Vec<u32> = Vec::with_capacity(ops.len());
         let mut first: Vec<u32> = Vec::with_capacity(ops.len() + 1);
         let mut broadcast: Vec<POp> = Vec::new();
-        let keep = ops.len() <= KEEP_PIECES_OPS_MAX;
         let mut kept: Vec<Option<POp>> = Vec::with_capacity(if keep { ops.len() } else { 0 });
         // A one-piece op's group of paths, reused from op to op.
         let mut scratch: Vec<u32> = Vec::new();
@@ -605,7 +610,17 @@ impl<'h> Plan<'h> {
         if members.is_empty() {
             return None;
         }
-        let mut part = self.shells[k].clone();
+        // Taken, not copied: a key group is built once, and nothing reads its shell after
+        // (a copy of its scope's two sets of paths per key group, and their drop at the end).
+        let taken = Partition {
+            scope: Scope::default(),
+            ops: Vec::new(),
+            initial: Vec::new(),
+            ephemerals: None,
+        };
+        let mut part = std::mem::replace(&mut self.shells[k], taken);
+        assert!(part.ops.is_empty(), "a shell holds no ops");
+        assert!(!part.scope.paths.is_empty(), "each key group is built once");
         let target = u32::try_from(k).expect("fewer than 2^32 key groups");
         // Room for exactly the pieces that land here: an op of unknown outcome may put several
         // alternatives in one key group, and growing the list by doubling from the member
@@ -617,20 +632,15 @@ impl<'h> Plan<'h> {
         };
         let pieces: usize = members.iter().map(|&id| pieces_of(id)).sum();
         assert!(pieces >= members.len(), "every member has a piece here");
+        if !self.kept.is_empty() {
+            self.build_kept(&mut part, k, pieces);
+            return Some(part);
+        }
         part.ops.reserve_exact(pieces);
         let mut scratch: Vec<u32> = Vec::new(); // the groups of paths, not needed here
         for &id in members {
             let op = &ops[id as usize];
             let from = self.first[op.id] as usize;
-            if !self.kept.is_empty() {
-                let to = self.first[op.id + 1] as usize;
-                for j in (from..to).filter(|&j| self.targets[j] == target) {
-                    let pop = self.kept[j].take().expect("each key group is built once");
-                    assert_eq!(pop.op, op.id, "a kept piece belongs to its op");
-                    part.ops.push(pop);
-                }
-                continue;
-            }
             let (facts, split) = (&self.facts, self.split);
             let converted = convert(history, op, facts, &mut self.paths, split, &mut scratch);
             let pops = match converted {
@@ -648,6 +658,43 @@ impl<'h> Plan<'h> {
         part.ops.sort_by_key(|pop| (pop.inv, pop.op));
         part.ops.shrink_to_fit();
         Some(part)
+    }
+
+    /// [`Plan::build`] from the kept pieces: the syncs and closes the key group needs are
+    /// found first, so the list is sized once for all (adding them after the pieces grew it,
+    /// a copy of every piece, and the shrink after could copy again), and the two lists are
+    /// merged in invoke order instead of sorted. Both are already in that order: the
+    /// members' pieces in op id order (an op's id is its place in invoke order, and one op's
+    /// pieces keep their order), the broadcast ones likewise; a sync or close is never a
+    /// member's piece, so the two never tie.
+    fn build_kept(&mut self, part: &mut Partition, k: usize, pieces: usize) {
+        let target = u32::try_from(k).expect("fewer than 2^32 key groups");
+        let members = &self.members[k];
+        let (first, targets) = (&self.first, &self.targets);
+        let here = |id: &u32| {
+            let (from, to) = (first[*id as usize] as usize, first[*id as usize + 1] as usize);
+            (from..to).filter(move |&j| targets[j] == target)
+        };
+        let kept = &self.kept;
+        let mine = members.iter().flat_map(here).map(|j| kept[j].as_ref().expect("not built"));
+        let wanted = wanted(mine, &self.broadcast, &self.syncs);
+        let total = pieces + wanted.len();
+        part.ops.reserve_exact(total);
+        let mut extra = wanted.into_iter().map(|i| &self.broadcast[i]).peekable();
+        for &id in members {
+            let (from, to) = (first[id as usize] as usize, first[id as usize + 1] as usize);
+            for j in (from..to).filter(|&j| targets[j] == target) {
+                let pop = self.kept[j].take().expect("each key group is built once");
+                assert_eq!(pop.op, id as usize, "a kept piece belongs to its op");
+                while let Some(b) = extra.next_if(|b| (b.inv, b.op) < (pop.inv, pop.op)) {
+                    part.ops.push(b.clone());
+                }
+                part.ops.push(pop);
+            }
+        }
+        part.ops.extend(extra.cloned());
+        assert_eq!(part.ops.len(), total, "every piece here and every sync or close it needs");
+        assert!(part.ops.is_sorted_by_key(|pop| (pop.inv, pop.op)), "merged in invoke order");
     }
 }
 
@@ -671,8 +718,20 @@ pub(crate) fn partitions(history: &History, ops: &[Op], split: Split) -> Vec<Par
 /// session). Copying every sync into every partition of its session made the partitions of a
 /// long history with many paths several times larger than its ops.
 fn spread(part: &mut Partition, broadcast: &[POp], syncs: &BTreeMap<u64, Vec<(usize, usize)>>) {
+    let wanted = wanted(&part.ops, broadcast, syncs);
+    part.ops.reserve_exact(wanted.len());
+    part.ops.extend(wanted.into_iter().map(|i| broadcast[i].clone()));
+}
+
+/// The syncs and closes ([`spread`]) a key group of these ops needs: their indices in
+/// `broadcast`, ascending.
+fn wanted<'p>(
+    ops: impl IntoIterator<Item = &'p POp> + Clone,
+    broadcast: &[POp],
+    syncs: &BTreeMap<u64, Vec<(usize, usize)>>,
+) -> BTreeSet<usize> {
     let mut wanted: BTreeSet<usize> = BTreeSet::new();
-    for p in part.ops.iter().filter(|p| p.query) {
+    for p in ops.clone().into_iter().filter(|p| p.query) {
         let Some(list) = syncs.get(&p.process) else { continue };
         let before = list.partition_point(|&(inv, _)| inv < p.inv);
         if let Some(&(_, i)) = before.checked_sub(1).map(|b| &list[b]) {
@@ -680,13 +739,12 @@ fn spread(part: &mut Partition, broadcast: &[POp], syncs: &BTreeMap<u64, Vec<(us
         }
     }
     let owners: BTreeSet<u64> =
-        (part.ops.iter()).filter(|p| creates_ephemeral(&p.action)).map(|p| p.process).collect();
+        (ops.into_iter()).filter(|p| creates_ephemeral(&p.action)).map(|p| p.process).collect();
     let closes = broadcast.iter().enumerate().filter(|(_, pop)| {
         matches!(pop.action, Action::Close { .. }) && owners.contains(&pop.process)
     });
     wanted.extend(closes.map(|(i, _)| i));
-    part.ops.reserve_exact(wanted.len());
-    part.ops.extend(wanted.into_iter().map(|i| broadcast[i].clone()));
+    wanted
 }
 
 fn creates_ephemeral(action: &Action) -> bool {
@@ -1143,6 +1201,84 @@ fn reply_facts(reply: &Event) -> Reply {
 mod tests {
     use super::*;
     use std::hash::Hasher;
+
+    /// A key group built from the kept pieces (sized once, merged with its syncs and closes
+    /// in invoke order) is the key group built by converting its ops again and sorting (the
+    /// way long histories go): the same ops in the same order, the same scope and initial
+    /// nodes; over generated histories with syncs, closes, ephemerals, multis and ops of
+    /// unknown outcome, with and without read zxids, both meanings of a sync's zxid.
+    #[test]
+    fn kept_pieces_build_what_converting_again_builds() {
+        let (mut groups, mut merged) = (0, 0);
+        for seed in 1..=6 {
+            let config = crate::generate::Config {
+                ops: 1500,
+                paths: 6,
+                sessions: 6,
+                info_rate: 0.1,
+                seed,
+                close_rate: 0.03,
+                multi_rate: 0.05,
+                ..Default::default()
+            };
+            let history = crate::generate::generate(&config);
+            let ops = history.ops();
+            for (use_read_zxids, sync_zxid) in
+                [(true, SyncZxid::Exact), (true, SyncZxid::LowerBound), (false, SyncZxid::Exact)]
+            {
+                let split = Split { use_read_zxids, multi_not_atomic: false, sync_zxid };
+                let mut kept = Plan::with_keep(&history, &ops, split, true);
+                let mut again = Plan::with_keep(&history, &ops, split, false);
+                assert!(!kept.kept.is_empty() && again.kept.is_empty(), "the two ways");
+                assert_eq!(kept.len(), again.len(), "the same key groups planned");
+                for k in 0..kept.len() {
+                    let (a, b) = (kept.build(&history, &ops, k), again.build(&history, &ops, k));
+                    let (Some(a), Some(b)) = (a, b) else {
+                        assert!(again.members[k].is_empty(), "both empty or neither");
+                        continue;
+                    };
+                    groups += 1;
+                    assert_eq!(a.scope.paths, b.scope.paths, "seed {seed} key group {k}");
+                    let exact = (&a.scope.children_exact, &b.scope.children_exact);
+                    assert_eq!(exact.0, exact.1, "seed {seed} key group {k}");
+                    assert_eq!(a.initial, b.initial, "seed {seed} key group {k}");
+                    assert_eq!(format!("{:?}", a.ops), format!("{:?}", b.ops), "seed {seed} {k}");
+                    // A sync or close that is not the last op: the merge placed it inside.
+                    let last = a.ops.len() - 1;
+                    let broadcast = |p: &POp| p.sync || matches!(p.action, Action::Close { .. });
+                    merged += a.ops[..last].iter().filter(|p| broadcast(p)).count();
+                }
+            }
+        }
+        assert!(groups > 50, "key groups compared: {groups}");
+        assert!(merged > 20, "syncs and closes merged before a key group's end: {merged}");
+    }
+
+    /// The session maps' hash spreads keys over the low bits (the bucket) and the high bits
+    /// (the tag) for small process ids, large ones, and ids differing only in high bits.
+    #[test]
+    fn session_hash_spreads_process_ids() {
+        let hash = |x: u64| {
+            let mut h = model::SessionHasher::default();
+            h.write_u64(x);
+            h.finish()
+        };
+        let keys: Vec<u64> =
+            (0..4096).chain((0..60).map(|b| 1u64 << b)).chain([u64::MAX]).collect();
+        let low: BTreeSet<u64> = keys.iter().map(|&k| hash(k) & 0xFFFF).collect();
+        let high: BTreeSet<u64> = keys.iter().map(|&k| hash(k) >> 57).collect();
+        assert!(low.len() > keys.len() * 9 / 10, "low bits spread: {}", low.len());
+        assert_eq!(high.len(), 128, "every tag used");
+        // And the map finds what a BTreeMap finds.
+        let mut map: model::BySession<usize> = Default::default();
+        let mut tree: BTreeMap<u64, usize> = BTreeMap::new();
+        for (i, &k) in keys.iter().enumerate().chain(keys.iter().enumerate().step_by(7)) {
+            *map.entry(k).or_default() += i;
+            *tree.entry(k).or_default() += i;
+        }
+        assert_eq!(map.len(), tree.len(), "one entry per process");
+        assert!(tree.iter().all(|(k, v)| map.get(k) == Some(v)), "the same values");
+    }
 
     /// A path has one number however it is given (borrowed from the history or built, as a
     /// child's path from a children list is), numbers are dense, and each names its path.

@@ -52,21 +52,42 @@ struct Registration {
     trigger: Option<(i64, usize)>,
 }
 
-/// Per path: (zxid, change type, op) of every acknowledged write with a zxid, in zxid order.
-/// Paths are borrowed from the history (a copy per recorded change was most of this pass).
+/// Per watched path: (zxid, change type, op) of every acknowledged write with a zxid, in zxid
+/// order. Paths are borrowed from the history (a copy per recorded change was most of this
+/// pass).
 type Changes<'h> = HashMap<&'h str, Vec<(i64, WatchType, usize)>, Hashed>;
 
 /// Watches left, by (process, path).
 type Pending<'h> = HashMap<(u64, &'h str), Vec<Registration>, Hashed>;
 
+/// [`Changes`] of the paths a read left a watch on (the only paths [`check`] asks about: a
+/// trigger is looked up for an acknowledged read that set a watch): a history's writes touch
+/// many paths, its watches few, and the lists of the others were built and sorted for
+/// nothing. No watch at all: nothing to build.
 fn changes<'h>(history: &'h History, ops: &[Op]) -> Changes<'h> {
+    let watched: HashSet<&'h str, Hashed> = (ops.iter())
+        .filter(|o| o.outcome == Outcome::Ok)
+        .map(|op| history.request(op))
+        .filter(|req| req.watch)
+        .map(|req| req.path.as_deref().unwrap_or_default())
+        .collect();
+    if watched.is_empty() {
+        return Changes::default();
+    }
+    changes_where(history, ops, |path| watched.contains(path))
+}
+
+/// [`Changes`] of the paths `keep` keeps.
+fn changes_where<'h>(history: &'h History, ops: &[Op], keep: impl Fn(&str) -> bool) -> Changes<'h> {
     let mut out: Changes = HashMap::default();
     for op in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
         let req = history.request(op);
         let Some(reply) = history.reply(op) else { continue };
         let Some(z) = reply.zxid else { continue };
         let mut record = |path: &'h str, t: WatchType| {
-            out.entry(path).or_default().push((z, t, op.id));
+            if keep(path) {
+                out.entry(path).or_default().push((z, t, op.id));
+            }
         };
         let mut change = |f: F, path: &'h str, name: Option<&'h str>| match f {
             F::Create => {
@@ -300,5 +321,47 @@ fn on_event<'h>(
             );
             push(out, message, vec![reg.op], sentence);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The changes recorded for the watched paths only are every path's changes, for each
+    /// path a read left a watch on (over generated histories with watches, creates and
+    /// deletes that change a parent's children, multis); and no list is kept for a path
+    /// without a watch.
+    #[test]
+    fn watched_changes_are_the_changes_of_watched_paths() {
+        let mut compared = 0;
+        for seed in 1..=5 {
+            let config = crate::generate::Config {
+                ops: 1500,
+                paths: 8,
+                seed,
+                multi_rate: 0.05,
+                ..Default::default()
+            };
+            let history = crate::generate::generate(&config);
+            let ops = history.ops();
+            let all = changes_where(&history, &ops, |_| true);
+            let watched = changes(&history, &ops);
+            let is_watched = |path: &str| {
+                (ops.iter()).filter(|o| o.outcome == Outcome::Ok).any(|op| {
+                    let req = history.request(op);
+                    req.watch && req.path.as_deref() == Some(path)
+                })
+            };
+            assert!(watched.keys().all(|p| is_watched(p)), "only watched paths, seed {seed}");
+            for (path, list) in &all {
+                if is_watched(path) {
+                    assert_eq!(watched.get(path), Some(list), "{path}, seed {seed}");
+                    compared += 1;
+                }
+            }
+            assert!(all.len() > watched.len(), "some paths unwatched, seed {seed}");
+        }
+        assert!(compared > 20, "watched paths compared: {compared}");
     }
 }

@@ -22,20 +22,24 @@ use super::{Explanation, Guarantee, Options, Violation, window_of};
 use crate::history::{F, History, Op, Outcome, SyncZxid};
 use crate::model::PathHasher;
 use crate::report::describe_op;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
 /// Runs the zxid checks.
 pub(crate) fn check(history: &History, ops: &[Op], options: &Options) -> Vec<Violation> {
     let mut out = Vec::new();
-    let zx = |op: &Op| -> Option<i64> {
-        let reply = history.reply(op)?;
-        // An acknowledged write's zxid is its own; any other reply's zxid (a read, a sync, a
-        // failure) is a point of the order the serving server had reached.
-        let own = op.f.is_write() && op.outcome == Outcome::Ok;
-        let usable = own || (op.outcome != Outcome::Info && options.use_read_zxids);
-        reply.zxid.filter(|_| usable)
-    };
+    // Each op's usable zxid, read from its reply once (the three checks ask for it up to
+    // three times per op). An acknowledged write's zxid is its own; any other reply's zxid (a
+    // read, a sync, a failure) is a point of the order the serving server had reached.
+    let zxids: Vec<Option<i64>> = (ops.iter())
+        .map(|op| {
+            let own = op.f.is_write() && op.outcome == Outcome::Ok;
+            let usable = own || (op.outcome != Outcome::Info && options.use_read_zxids);
+            history.reply(op).and_then(|reply| reply.zxid).filter(|_| usable)
+        })
+        .collect();
+    assert_eq!(zxids.len(), ops.len(), "a zxid (or none) per op");
+    let zx = |op: &Op| -> Option<i64> { zxids[op.id] };
     duplicates(history, ops, &zx, &mut out);
     let floors = realtime(history, ops, options, &zx, &mut out);
     let exact_sync = options.sync_zxid_of(history) == SyncZxid::Exact;
@@ -190,11 +194,21 @@ fn sessions(
     exact_sync: bool,
     out: &mut Vec<Violation>,
 ) {
-    let mut by_session: BTreeMap<u64, Vec<&Op>> = BTreeMap::new();
+    // Each session's ops in issue order, the sessions taken in process order (the order
+    // their violations are found in): a list per session found through a hashed map, and
+    // the few sessions sorted once, instead of a `BTreeMap` descended for every op.
+    let mut lists: Vec<(u64, Vec<&Op>)> = Vec::new();
+    let mut index: crate::model::BySession<usize> = Default::default();
     for op in ops {
-        by_session.entry(op.process).or_default().push(op);
+        let i = *index.entry(op.process).or_insert_with(|| {
+            lists.push((op.process, Vec::new()));
+            lists.len() - 1
+        });
+        lists[i].1.push(op);
     }
-    for session_ops in by_session.values() {
+    lists.sort_unstable_by_key(|&(process, _)| process);
+    assert!(lists.windows(2).all(|w| w[0].0 < w[1].0), "one list per session");
+    for (_, session_ops) in &lists {
         let mut seen: Option<(i64, usize)> = None;
         let mut sync_floor: Option<(i64, usize, usize)> = None;
         for op in session_ops {
