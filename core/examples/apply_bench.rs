@@ -1,4 +1,4 @@
-//! The tree's apply alone, for instruction counts (issue 11's eighth pass, docs/TESTING.md):
+//! The tree's apply alone, for instruction counts (issue 11's eighth pass, docs/TIER1-SPEED.md):
 //! `valgrind --tool=callgrind target/release/examples/apply_bench [create|set|delete]` applies
 //! 20,001 creates (`/bench` and 20,000 children with 100 bytes each), then 200,000 setData
 //! txns (`set`) or 20,000 deletes (`delete`), and prints the node count and the digest, which

@@ -333,7 +333,7 @@ pub struct Sim {
 }
 
 /// Node steps of one seed by kind of input, and the ticks that did nothing (`sim --mix`): the
-/// measurement behind "are idle ticks worth skipping?" (docs/TESTING.md, seventh pass).
+/// measurement behind "are idle ticks worth skipping?" (docs/TIER1-SPEED.md, seventh pass).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StepMix {
     /// Steps per input kind, in the order of [`StepMix::KINDS`].

@@ -94,7 +94,7 @@ pub enum ZabMessage {
     /// A message of a leader–learner session (see the module doc). The message is held
     /// inline: every proposal, ack and commit travels in a session, and a boxed message cost
     /// an allocation and a free per peer message (143,405 in the 20 three-server seeds of
-    /// docs/TESTING.md's eleventh pass).
+    /// docs/TIER1-SPEED.md's eleventh pass).
     Session {
         /// The learner's FOLLOWERINFO nonce.
         nonce: u64,

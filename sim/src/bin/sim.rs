@@ -23,7 +23,7 @@ use zkr_sim::swarm::{CLUSTER_SIZES, FAULT_PHASE_NS, LIVENESS_BOUND_NS};
 use zkr_sim::{Bugs, RunOptions, SeedReport, run_seed};
 
 /// A seed allocates and frees small objects at every event (messages, frames, txns, history
-/// lines); mimalloc does that about twice as fast as glibc's malloc (docs/TESTING.md, "Speed of
+/// lines); mimalloc does that about twice as fast as glibc's malloc (docs/TIER1-SPEED.md, "Speed of
 /// tier 1"). The allocator cannot change a trace: nothing in a run depends on addresses.
 #[cfg(not(madsim))]
 #[global_allocator]
