@@ -301,8 +301,12 @@ impl PrepState {
     /// (an op that is not create/delete/setData/check, or bad create flags) fails as a whole
     /// with MARSHALLINGERROR, as ZooKeeper's `MultiOperationRecord` decoding does.
     fn prepare_multi(&mut self, ctx: &Ctx<'_>, ops: &[Request]) -> Txn {
+        // A TTL mode on a create, create2 or createContainer fails to decode in ZooKeeper 3.9
+        // too: `MultiOperationRecord.deserialize` builds `CreateOptions`, whose `validateTTL`
+        // throws for a TTL mode without a TTL (3.8 fails on a cast): MARSHALLINGERROR.
         let well_formed = ops.iter().all(|op| match op {
-            Request::Create { flags, .. } => CreateMode::from_flag(*flags).is_some(),
+            Request::Create { op, flags, .. } => CreateMode::from_flag(*flags)
+                .is_some_and(|mode| !mode.ttl || *op == OpCode::CreateTtl),
             Request::Delete { .. } | Request::SetData { .. } | Request::Check { .. } => true,
             _ => false,
         });
@@ -335,7 +339,7 @@ impl PrepState {
         if mode.ttl && !ctx.cfg.extended_types_enabled {
             return Err(ZkError::Unimplemented);
         }
-        validate_ttl(op, mode, ttl)?;
+        validate_ttl(mode, ttl)?;
         ctx.session()?;
         let parent_path = cut_parent(req.path)?;
         let acl = fixup_acl(req.acl, ctx.who.ids)?;
@@ -356,6 +360,13 @@ impl PrepState {
         let data_len = req.data.as_ref().map_or(0, |d| d.len() as i64);
         if ctx.cfg.enforce_quota {
             ctx.tree.check_quota(&full_path, data_len, 1)?;
+        }
+        // A createTTL with a plain mode and no TTL passes all of ZooKeeper's checks and then
+        // fails in apply (`toEphemeralOwner(-1)` throws; the connection is closed): refused
+        // here, after every check ZooKeeper makes, so its failures are answered as it does.
+        if op == OpCode::CreateTtl && !mode.ttl {
+            assert!(ttl < 0, "validate_ttl refused a TTL on a plain mode");
+            return Err(ZkError::BadArguments);
         }
         let kind = match op {
             OpCode::CreateContainer => CreateKind::Container,
@@ -895,38 +906,54 @@ pub fn close_entry_bytes(path: &str) -> usize {
 
 /// Inside a multi ZooKeeper rebuilds each create from its flags (`Op.create`): container flags
 /// make a createContainer, TTL flags a createTTL (keeping the TTL only if the op carried one),
-/// anything else a plain create. Outside a multi the opcode decides.
+/// anything else keeps its opcode, but a createTTL with plain flags becomes a plain create.
+/// Outside a multi the opcode decides.
 fn effective_create_op(in_multi: bool, req: &CreateReq<'_>, mode: CreateMode) -> (OpCode, i64) {
     if !in_multi {
         return (req.op, req.ttl);
     }
-    let (op, ttl) = if mode.ttl {
-        let ttl = if req.op == OpCode::CreateTtl { req.ttl } else { -1 };
-        (OpCode::CreateTtl, ttl)
-    } else if mode.container {
-        (OpCode::CreateContainer, -1)
-    } else {
-        (OpCode::Create, -1)
-    };
-    // Inside a multi the flags decide the kind, and a TTL survives only on a createTTL (which
-    // `validate_ttl` then refuses unless it is in range): the op's own code is not trusted.
+    let op = multi_create_op(req.op, mode);
+    let ttl = if op == OpCode::CreateTtl && req.op == OpCode::CreateTtl { req.ttl } else { -1 };
+    // A TTL survives only on a createTTL (which `validate_ttl` then refuses unless it is in
+    // range); container flags always make a container.
     assert!(ttl == -1 || op == OpCode::CreateTtl, "a TTL only on a createTTL");
-    assert_eq!(op == OpCode::CreateContainer, mode.container && !mode.ttl, "flags decide");
+    assert!(!mode.container || mode.ttl || op == OpCode::CreateContainer, "flags decide");
     (op, ttl)
 }
 
-/// `EphemeralType.validateTTL`: a TTL mode needs 0 < ttl ≤ max; any other mode needs ttl < 0.
-/// A createTTL op with a non-TTL mode is refused too (ZooKeeper would fail later, in apply).
-fn validate_ttl(op: OpCode, mode: CreateMode, ttl: i64) -> Result<(), ZkError> {
-    let ok = if mode.ttl {
-        ttl > 0 && ttl <= NodeKind::TTL_MAX_MS
+/// [`multi_create_op`] from raw flags; `None` for flags no mode has (the multi is refused).
+pub fn multi_create_opcode(op: OpCode, flags: i32) -> Option<OpCode> {
+    CreateMode::from_flag(flags).map(|mode| multi_create_op(op, mode))
+}
+
+/// The opcode a create inside a multi is served and answered as, from its opcode and flags:
+/// ZooKeeper 3.9's `MultiOperationRecord.deserialize` and `Op.create(path, data, options,
+/// defaultOpCode)` / `Op.create(path, data, acl, flags, ttl)`. A create, create2 or
+/// createContainer keeps its opcode unless its flags are a container's (a createContainer,
+/// answered with a Stat); a createTTL with plain flags is a plain create (or a container).
+fn multi_create_op(op: OpCode, mode: CreateMode) -> OpCode {
+    let effective = if mode.ttl {
+        OpCode::CreateTtl
+    } else if mode.container {
+        OpCode::CreateContainer
+    } else if op == OpCode::CreateTtl {
+        OpCode::Create
     } else {
-        ttl < 0 && op != OpCode::CreateTtl
+        op
     };
-    // What passes: a TTL exactly when the mode has one, and a createTTL only with a TTL mode
-    // (apply builds `NodeKind::Ttl` from the op, and a TTL node without a TTL never expires).
+    assert!(effective != OpCode::CreateTtl || mode.ttl, "a createTTL only with a TTL mode");
+    assert!(effective == op || mode.ttl || mode.container || op == OpCode::CreateTtl, "kept");
+    effective
+}
+
+/// `EphemeralType.validateTTL`: a TTL mode needs 0 < ttl ≤ max; any other mode needs ttl < 0.
+/// A createTTL op with a non-TTL mode (and so no TTL) passes here, as in ZooKeeper, and is
+/// refused after the other checks (`prepare_create`), where ZooKeeper would fail in apply.
+fn validate_ttl(mode: CreateMode, ttl: i64) -> Result<(), ZkError> {
+    let ok = if mode.ttl { ttl > 0 && ttl <= NodeKind::TTL_MAX_MS } else { ttl < 0 };
+    // What passes: a TTL exactly when the mode has one.
     assert!(!ok || (ttl > 0) == mode.ttl, "a TTL exactly when the mode asks for one");
-    assert!(!ok || op != OpCode::CreateTtl || mode.ttl, "a createTTL has a TTL mode");
+    assert!(ok || !mode.ttl || ttl <= 0 || ttl > NodeKind::TTL_MAX_MS, "a TTL in range passes");
     if ok { Ok(()) } else { Err(ZkError::BadArguments) }
 }
 

@@ -39,7 +39,10 @@ fn shape_of(req: &Request) -> ReplyShape {
         Request::Multi(ops) => ReplyShape::Multi(
             ops.iter()
                 .map(|op| match op {
-                    Request::Create { op, .. } => *op,
+                    // The multi is refused as a whole (MARSHALLINGERROR) when the flags are bad.
+                    Request::Create { op, flags, .. } => {
+                        crate::prep::multi_create_opcode(*op, *flags).unwrap_or(*op)
+                    }
                     Request::Delete { .. } => OpCode::Delete,
                     Request::SetData { .. } => OpCode::SetData,
                     _ => OpCode::Check,

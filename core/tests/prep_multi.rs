@@ -269,3 +269,70 @@ fn a_txn_over_twice_the_max_frame_is_refused_and_leaves_no_record() {
     assert_eq!(txn, Txn::Error { err: ZkError::MarshallingError }, "40 ids: one create is over");
     assert!(l.tree.get("/c").is_none());
 }
+
+/// A TTL mode on a create that is not a createTTL cannot be decoded in ZooKeeper (3.9's
+/// `CreateOptions` refuses a TTL mode without a TTL; 3.8 fails a cast): the whole multi is
+/// MARSHALLINGERROR, as for invalid flags (tests/tests/differential_gen.rs, seeds 4, 22, 37,
+/// 40: a BADARGUMENTS result here, MARSHALLINGERROR from ZooKeeper).
+#[test]
+fn a_ttl_mode_on_a_plain_create_op_is_a_malformed_multi() {
+    for op in [OpCode::Create, OpCode::Create2, OpCode::CreateContainer] {
+        for flags in [5, 6] {
+            let mut l = Leader::new();
+            let bad = Request::Create {
+                op,
+                path: "/t".into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                flags,
+                ttl: -1,
+            };
+            let (txn, _) = l.run(&Request::Multi(vec![create("/a", 0), bad]));
+            assert_eq!(txn, err(ZkError::MarshallingError), "{op:?} flags {flags}");
+            assert!(l.tree.get("/a").is_none(), "nothing of the multi is applied");
+        }
+    }
+    // The same flags on a createTTL with a TTL are a TTL node.
+    let mut l = Leader::new();
+    l.cfg.extended_types_enabled = true;
+    let ttl = Request::Create {
+        op: OpCode::CreateTtl,
+        path: "/t".into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        flags: 5,
+        ttl: 1000,
+    };
+    let (txn, _) = l.run(&Request::Multi(vec![ttl]));
+    assert!(matches!(&txn, Txn::Multi(subs) if matches!(subs[0], Txn::Create { .. })), "{txn:?}");
+}
+
+/// Inside a multi ZooKeeper 3.9 serves a create as `Op.create` rebuilds it: a createContainer
+/// with plain flags is still a container, a create with container flags a createContainer
+/// (answered with a Stat), a createTTL with plain flags a plain create
+/// (tests/tests/differential_gen.rs, seeds 4, 293, 314, 339: zkr answered by the header's
+/// opcode and made a plain node of a createContainer).
+#[test]
+fn multi_create_kind_and_answer_follow_op_create() {
+    use zkr_core::prep::multi_create_opcode;
+    use zkr_core::txn::CreateKind;
+    assert_eq!(multi_create_opcode(OpCode::Create, 4), Some(OpCode::CreateContainer));
+    assert_eq!(multi_create_opcode(OpCode::CreateContainer, 0), Some(OpCode::CreateContainer));
+    assert_eq!(multi_create_opcode(OpCode::CreateContainer, 1), Some(OpCode::CreateContainer));
+    assert_eq!(multi_create_opcode(OpCode::CreateTtl, 0), Some(OpCode::Create));
+    assert_eq!(multi_create_opcode(OpCode::Create2, 2), Some(OpCode::Create2));
+    assert_eq!(multi_create_opcode(OpCode::Create, 7), None);
+    let mut l = Leader::new();
+    let container = |flags| Request::Create {
+        op: OpCode::CreateContainer,
+        path: "/c".into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        flags,
+        ttl: -1,
+    };
+    let (txn, _) = l.run(&Request::Multi(vec![container(1)]));
+    let Txn::Multi(subs) = txn else { panic!("{txn:?}") };
+    assert!(matches!(subs[0], Txn::Create { kind: CreateKind::Container, .. }), "{subs:?}");
+    assert!(l.tree.ephemerals(S1).is_empty(), "a container, not an ephemeral");
+}

@@ -314,3 +314,30 @@ fn bad_flags_inside_multi_are_a_marshalling_error() {
     let nested = Request::Multi(vec![Request::GetData { path: "/".into(), watch: false }]);
     assert_eq!(f.err(&nested), ZkError::MarshallingError);
 }
+
+/// A createTTL with a plain mode and no TTL passes ZooKeeper's checks (`validateTTL` refuses a
+/// plain mode only with a TTL ≥ 0) and fails later, in apply: every failure ZooKeeper reports
+/// first is reported here first too (seen by tests/tests/differential_gen.rs, seeds 2, 17, 20,
+/// 72, 75, 98: BADARGUMENTS where ZooKeeper answered NONODE, NODEEXISTS or INVALIDACL).
+#[test]
+fn create_ttl_on_a_plain_mode_fails_after_the_other_checks() {
+    let mut f = Fixture::new();
+    f.cfg.extended_types_enabled = true;
+    let plain = |path: &str, flags, acl, ttl| Request::Create {
+        op: OpCode::CreateTtl,
+        path: path.into(),
+        data: None,
+        acl,
+        flags,
+        ttl,
+    };
+    let open = Acl::open_unsafe;
+    assert_eq!(f.err(&plain("/missing/t", 0, open(), -1)), ZkError::NoNode);
+    assert_eq!(f.err(&plain("/open", 0, open(), -1)), ZkError::NodeExists);
+    assert_eq!(f.err(&plain("/open/t", 1, vec![], -1)), ZkError::InvalidAcl);
+    assert_eq!(f.err(&plain("/noc/t", 2, open(), -1)), ZkError::NoAuth);
+    assert_eq!(f.err(&plain("/e/t", 0, open(), -1)), ZkError::NoChildrenForEphemerals);
+    // Where ZooKeeper would create (and then fail to apply), and with a TTL on a plain mode.
+    assert_eq!(f.err(&plain("/open/t", 0, open(), -1)), ZkError::BadArguments);
+    assert_eq!(f.err(&plain("/missing/t", 0, open(), 100)), ZkError::BadArguments);
+}

@@ -34,6 +34,7 @@
 //! the skip-or-fail rule for missing external tools), [`raw`] (a hand-written wire client).
 
 pub mod client;
+pub mod diffgen;
 pub mod ensemble;
 pub mod fourlw;
 pub mod raw;
