@@ -291,24 +291,24 @@ impl Shared {
         self.watch_room(conn, &wanted)?;
         for path in data {
             match self.tree.stat(path) {
-                None => self.send_event(conn, -1, EventType::NodeDeleted, path, false),
+                None => self.send_event(conn, -1, EventType::NodeDeleted, path, None),
                 Some(s) if s.mzxid > *relative_zxid => {
-                    self.send_event(conn, -1, EventType::NodeDataChanged, path, false)
+                    self.send_event(conn, -1, EventType::NodeDataChanged, path, None)
                 }
                 Some(_) => self.add_watch(Table::Data, path, conn, mode::STANDARD),
             }
         }
         for path in exist {
             match self.tree.stat(path) {
-                Some(_) => self.send_event(conn, -1, EventType::NodeCreated, path, false),
+                Some(_) => self.send_event(conn, -1, EventType::NodeCreated, path, None),
                 None => self.add_watch(Table::Data, path, conn, mode::STANDARD),
             }
         }
         for path in child {
             match self.tree.stat(path) {
-                None => self.send_event(conn, -1, EventType::NodeDeleted, path, false),
+                None => self.send_event(conn, -1, EventType::NodeDeleted, path, None),
                 Some(s) if s.pzxid > *relative_zxid => {
-                    self.send_event(conn, -1, EventType::NodeChildrenChanged, path, false)
+                    self.send_event(conn, -1, EventType::NodeChildrenChanged, path, None)
                 }
                 Some(_) => self.add_watch(Table::Child, path, conn, mode::STANDARD),
             }

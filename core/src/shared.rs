@@ -33,7 +33,7 @@ use crate::session::SessionTable;
 use crate::snapshot::Snapshot;
 use crate::tree::{ApplyOutcome, DataTree, WatchTrigger};
 use crate::txn::{LoggedTxn, Txn, TxnHeader};
-use crate::types::{ConnId, ServerId, SessionId, Zxid, perms};
+use crate::types::{Acl, ConnId, ServerId, SessionId, Zxid, perms};
 use crate::watch::WatchManager;
 use crate::zab::log::ZabLog;
 use crate::zab::message::{Vote, ZabMessage};
@@ -241,7 +241,8 @@ impl Shared {
     }
 
     /// Sends watch events for the triggers of one applied txn (ZooKeeper 3.9: the event carries
-    /// the txn's zxid; delivery needs READ on the node, NodeChildrenChanged on the parent).
+    /// the txn's zxid; delivery needs READ on the trigger's ACL: the node's, the parent's for
+    /// NodeChildrenChanged, a deleted node's included; CVE-2024-23944).
     fn fire_watches(&mut self, zxid: Zxid, triggers: &[WatchTrigger]) {
         let nobody = BTreeSet::new();
         for trigger in triggers {
@@ -251,33 +252,32 @@ impl Shared {
                 let suppress = if *suppress_previous { &previous } else { &nobody };
                 let notify = self.watches.trigger(*table, &trigger.path, suppress);
                 for conn in &notify {
-                    self.send_event(*conn, zxid.0, trigger.event, &trigger.path, true);
+                    let acl = Some(&*trigger.acl);
+                    self.send_event(*conn, zxid.0, trigger.event, &trigger.path, acl);
                 }
                 previous.extend(notify);
             }
         }
     }
 
-    /// Sends one watch notification, ACL-filtered when `filter` is set (setWatches events are not).
+    /// Sends one watch notification; with `acl`, only to a connection that may READ under it
+    /// (ZooKeeper's `ServerCnxn.process(event, znodeAcl)`: an event is dropped, not delayed).
+    /// The events setWatches sends at once are not filtered, as in ZooKeeper.
     pub(crate) fn send_event(
         &mut self,
         conn: ConnId,
         zxid: i64,
         event_type: EventType,
         path: &str,
-        filter: bool,
+        acl: Option<&[Acl]>,
     ) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        if filter
-            && event_type != EventType::NodeDeleted
-            && let Some(acl) = self.tree.acl(path)
+        if let Some(acl) = acl
+            && !crate::tree::acl::check_acl(acl, &c.ids, perms::READ, self.config.skip_acl)
         {
-            let ok = crate::tree::acl::check_acl(acl, &c.ids, perms::READ, self.config.skip_acl);
-            if !ok {
-                return;
-            }
+            return;
         }
         let event =
             WatcherEvent { event_type, state: STATE_SYNC_CONNECTED, path: path.to_string() };

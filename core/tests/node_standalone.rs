@@ -403,3 +403,41 @@ fn a_write_is_stamped_with_the_time_its_request_arrived() {
     assert_eq!(stat.mtime, START_MS + 45);
     assert!(stat.mtime > stat.ctime);
 }
+
+/// CVE-2024-23944 (ZooKeeper 3.9.2): a watcher is told of a change only if it may READ the
+/// node (the parent, for NodeChildrenChanged), whatever the watch's kind; a deleted node is
+/// judged by the ACL it had. A recursive watch on /p must not reveal that /p/secret was
+/// created, changed or deleted; the deletion leaked until 2026-12-05 (found by the generated
+/// differential run, seeds 135 and 177: an ephemeral closed with its session).
+#[test]
+fn watchers_are_told_only_of_nodes_they_may_read_deleted_ones_included() {
+    use zkr_core::types::{Acl, Id, perms};
+    let mut h = Harness::new(Config::default());
+    let (a, _) = h.connect(1);
+    let (b, _) = h.connect(2);
+    h.call(a, 1, create("/p", b"", 0));
+    let recursive = Request::AddWatch { path: "/p".into(), mode: 1 };
+    assert_eq!(h.call(b, 1, recursive).0.err, 0, "addWatch, persistent and recursive");
+    // Only a digest user that nobody here is may read it.
+    let hidden = vec![Acl { perms: perms::ALL, id: Id::new("digest", "u:bm9ib2R5") }];
+    let secret = Request::Create {
+        op: zkr_core::proto::client::OpCode::Create,
+        path: "/p/secret".into(),
+        data: Some(b"s".to_vec()),
+        acl: hidden,
+        flags: 0,
+        ttl: -1,
+    };
+    assert_eq!(h.call(a, 2, secret).0.err, 0, "creating needs CREATE on /p only");
+    assert_eq!(h.call(a, 3, Request::Delete { path: "/p/secret".into(), version: -1 }).0.err, 0);
+    h.call(b, 2, get("/p", false));
+    assert!(h.drain_events(b).is_empty(), "nothing of /p/secret reaches b");
+    // The watch itself works: an open node's create and delete are told.
+    h.call(a, 4, create("/p/open", b"", 0));
+    h.call(a, 5, Request::Delete { path: "/p/open".into(), version: -1 });
+    h.call(b, 3, get("/p", false));
+    let told: Vec<(EventType, String)> =
+        h.drain_events(b).into_iter().map(|(_, e)| (e.event_type, e.path)).collect();
+    let open = |e| (e, "/p/open".to_string());
+    assert_eq!(told, vec![open(EventType::NodeCreated), open(EventType::NodeDeleted)]);
+}

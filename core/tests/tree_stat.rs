@@ -240,20 +240,29 @@ fn triggers_in_zookeeper_order() {
     let mut w = World::new();
     let t = w.prepare_as(S1, &create("/a", 0));
     let applied = w.apply(&t);
-    let trig = |p: &str, e| WatchTrigger { path: p.into(), event: e };
-    let expected =
-        vec![trig("/a", EventType::NodeCreated), trig("/", EventType::NodeChildrenChanged)];
+    // Each trigger carries the ACL that decides delivery (CVE-2024-23944): the node's own, the
+    // parent's for NodeChildrenChanged, as it was at the change.
+    let trig =
+        |p: &str, e, acl: Vec<Acl>| WatchTrigger { path: p.into(), event: e, acl: acl.into() };
+    let (open, read) = (Acl::open_unsafe(), Acl::read_unsafe());
+    let expected = vec![
+        trig("/a", EventType::NodeCreated, open.clone()),
+        trig("/", EventType::NodeChildrenChanged, open.clone()),
+    ];
     assert_eq!(applied.triggers, expected);
     let t = w.prepare_as(S1, &Request::SetData { path: "/a".into(), data: None, version: -1 });
-    assert_eq!(w.apply(&t).triggers, vec![trig("/a", EventType::NodeDataChanged)]);
-    let acl = Request::SetAcl { path: "/a".into(), acl: Acl::read_unsafe(), version: -1 };
+    assert_eq!(w.apply(&t).triggers, vec![trig("/a", EventType::NodeDataChanged, open.clone())]);
+    let acl = Request::SetAcl { path: "/a".into(), acl: read.clone(), version: -1 };
     let t = w.prepare_as(S1, &acl);
     let applied = w.apply(&t);
     assert!(applied.triggers.is_empty());
     assert!(matches!(applied.outcome, ApplyOutcome::AclSet { stat } if stat.aversion == 1));
+    // A deleted node's trigger keeps the ACL it had: nothing is left to look it up in.
     let t = w.prepare_as(S1, &delete("/a"));
-    let expected =
-        vec![trig("/a", EventType::NodeDeleted), trig("/", EventType::NodeChildrenChanged)];
+    let expected = vec![
+        trig("/a", EventType::NodeDeleted, read),
+        trig("/", EventType::NodeChildrenChanged, open),
+    ];
     assert_eq!(w.apply(&t).triggers, expected);
 }
 

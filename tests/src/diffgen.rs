@@ -72,11 +72,6 @@ pub enum Filter {
     /// closes the connection, zkr answers BADARGUMENTS. Accepted at comparison; the seed ends
     /// (Apache's connection is gone).
     CreateTtlWithoutTtl,
-    /// "watch events on a node the watcher cannot READ" (not done yet): ZooKeeper with the
-    /// CVE-2024-23944 fix (3.9.2; Debian's 3.8.0 carries it) drops them, zkr delivers them.
-    /// Accepted at comparison when the replies are equal but for events and Apache's events
-    /// are a subsequence of zkr's.
-    EventWithoutRead,
     /// "the order of a closed session's ephemeral deletions" (deliberate): ZooKeeper's is a hash
     /// set's. Accepted when the replies agree and the events are the same NodeDeleted events in
     /// another order.
@@ -663,31 +658,9 @@ fn judge(generator: &Generator, step: &Step, apache: &str, zkr: &str) -> Option<
         {
             Some(Some(Filter::CheckWatchesOtherSession))
         }
-        _ if events_subsequence(apache, zkr) => Some(Some(Filter::EventWithoutRead)),
         _ if events_permuted(apache, zkr) => Some(Some(Filter::EphemeralDeletionOrder)),
         _ => None,
     }
-}
-
-/// [`Filter::EventWithoutRead`]: the replies agree but for their events, and Apache's events
-/// are zkr's with some left out.
-fn events_subsequence(apache: &str, zkr: &str) -> bool {
-    let split =
-        |line: &str| line.split_once(" events=").map(|(r, e)| (r.to_string(), e.to_string()));
-    let (Some((a_reply, a_events)), Some((z_reply, z_events))) = (split(apache), split(zkr)) else {
-        return false;
-    };
-    let list = |e: &str| -> Vec<String> {
-        e.trim_matches(|c| c == '[' || c == ']')
-            .split(", ")
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
-    let (a_list, z_list) = (list(&a_events), list(&z_events));
-    let mut z_iter = z_list.iter();
-    let subsequence = a_list.iter().all(|a| z_iter.any(|z| z == a));
-    a_reply == z_reply && a_list.len() < z_list.len() && subsequence
 }
 
 /// [`Filter::EphemeralDeletionOrder`]: equal replies, and the same NodeDeleted events.
@@ -816,10 +789,6 @@ fn run_seed(seed: u64, ops: usize, sides: &mut (Side, Side), outcome: &mut Outco
     // Close every session (ephemerals go, other sessions' watches fire) on both sides.
     let (mut a, mut z) = (apache.close_all(), zkr.close_all());
     for (a_line, z_line) in a.iter_mut().zip(z.iter_mut()) {
-        if a_line != z_line && events_subsequence(a_line, z_line) {
-            outcome.documented.push((Filter::EventWithoutRead, seed));
-            *z_line = a_line.clone();
-        }
         if a_line != z_line && events_permuted(a_line, z_line) {
             outcome.documented.push((Filter::EphemeralDeletionOrder, seed));
             *z_line = a_line.clone();

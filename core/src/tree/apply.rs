@@ -133,8 +133,12 @@ impl DataTree {
                 let outcome = self.apply_set_data(path, data, *version, zxid, time);
                 if matches!(outcome, ApplyOutcome::DataSet { .. }) {
                     let event = EventType::NodeDataChanged;
-                    let path = self.path_key(path).expect("set data on an existing node");
-                    triggers.push(WatchTrigger { path, event });
+                    let (path, node) = self
+                        .nodes
+                        .get_key_value(path.as_str())
+                        .expect("set data on an existing node");
+                    let (path, acl) = (path.clone(), node.acl.clone());
+                    triggers.push(WatchTrigger { path, event, acl });
                 }
                 outcome
             }
@@ -181,6 +185,7 @@ impl DataTree {
         };
         let zxid = header.zxid.0;
         let parent_trigger = parent_key.clone();
+        let parent_acl = parent.acl.clone();
         let head = self.heads.head(parent_key, parent);
         let (hash_before, hash_after) =
             link_child(Arc::make_mut(parent), head, args.parent_cversion, zxid);
@@ -196,6 +201,7 @@ impl DataTree {
         };
         // The cache's copy of the list when a node holds one: no allocation for it.
         let acl = self.acl_hold_slice(args.acl);
+        let node_acl = acl.clone();
         let data = args.data.as_deref().map(Box::from);
         let node = ZNode::new(data, acl, stat, kind);
         let bytes = node.data_len();
@@ -203,9 +209,10 @@ impl DataTree {
         assert_eq!(client_stat.czxid, zxid, "a new node's czxid is its txn's zxid");
         let key = self.insert_linked(p, node);
         self.quota_after_create(p, bytes);
-        triggers.push(WatchTrigger { path: key.clone(), event: EventType::NodeCreated });
+        let event = EventType::NodeCreated;
+        triggers.push(WatchTrigger { path: key.clone(), event, acl: node_acl });
         let event = EventType::NodeChildrenChanged;
-        triggers.push(WatchTrigger { path: parent_trigger, event });
+        triggers.push(WatchTrigger { path: parent_trigger, event, acl: parent_acl });
         assert_eq!(&*key, p, "the outcome names the node created");
         ApplyOutcome::Created { path: key, stat: client_stat }
     }
@@ -219,12 +226,15 @@ impl DataTree {
         if path::is_special_path(p) {
             return Err(ZkError::BadArguments);
         }
-        let (key, removed, parent_trigger) = self.remove_node(p, zxid.0)?;
+        let super::Removed { key, node: removed, parent_key: parent_trigger, parent_acl } =
+            self.remove_node(p, zxid.0)?;
         self.quota_after_delete(p, removed.data_len());
         assert_eq!(removed.num_children, 0, "only a childless node is deleted");
         assert_eq!(&*key, p, "the node removed is the one deleted");
-        triggers.push(WatchTrigger { path: key, event: EventType::NodeDeleted });
-        triggers.push(WatchTrigger { path: parent_trigger, event: EventType::NodeChildrenChanged });
+        let acl = removed.acl.clone();
+        triggers.push(WatchTrigger { path: key, event: EventType::NodeDeleted, acl });
+        let event = EventType::NodeChildrenChanged;
+        triggers.push(WatchTrigger { path: parent_trigger, event, acl: parent_acl });
         Ok(())
     }
 

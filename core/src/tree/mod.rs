@@ -206,6 +206,15 @@ impl ZNode {
     }
 }
 
+/// What `DataTree::remove_node` took out: the node with its key, and what its parent's
+/// NodeChildrenChanged trigger needs (the parent's key and ACL).
+struct Removed {
+    key: PathKey,
+    node: Arc<ZNode>,
+    parent_key: PathKey,
+    parent_acl: Arc<[Acl]>,
+}
+
 /// One watch trigger produced by apply, in ZooKeeper's order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchTrigger {
@@ -213,6 +222,13 @@ pub struct WatchTrigger {
     pub path: Arc<str>,
     /// The event.
     pub event: EventType,
+    /// The ACL whose READ permission a watcher needs to be told (CVE-2024-23944, ZooKeeper
+    /// 3.9.2's `ServerCnxn.process(event, znodeAcl)`): the node's own for NodeCreated,
+    /// NodeDataChanged and NodeDeleted, the parent's for NodeChildrenChanged, as it was when
+    /// the txn changed the node (`DataTree.createNode/deleteNode/setData` pass the same). Taken
+    /// at apply, not looked up at delivery: a deleted node has no ACL left to look up, and a
+    /// later op of the same multi may have changed or removed the node.
+    pub acl: Arc<[Acl]>,
 }
 
 /// What applying one txn did.
@@ -658,18 +674,14 @@ impl DataTree {
 
     /// Removes a childless node and keeps every index up to date; the parent's pzxid becomes
     /// `zxid` if greater (its stored cversion is untouched). Returns the node's key, the node
-    /// and the parent's key: one look-up of the parent serves its child count, its stat, its
-    /// digest term and its watch trigger's key. NONODE for a missing node; NOTEMPTY, with
+    /// and the parent's key and ACL: one look-up of the parent serves its child count, its
+    /// stat, its digest term and its watch trigger's key and ACL. NONODE for a missing node; NOTEMPTY, with
     /// nothing changed, for a node with children.
     ///
     /// The node is taken out first and put back (its own key and node) when it has children:
     /// one descent of the map for a delete that succeeds, where a look-up before the removal
     /// made two (about 400 instructions; a NOTEMPTY now costs a descent more than it did).
-    fn remove_node(
-        &mut self,
-        path: &str,
-        zxid: i64,
-    ) -> Result<(PathKey, Arc<ZNode>, PathKey), ZkError> {
+    fn remove_node(&mut self, path: &str, zxid: i64) -> Result<Removed, ZkError> {
         assert!(path != "/", "the root is never removed");
         let count = self.nodes.len();
         let (key, node) = self.nodes.remove_with_key(path).ok_or(ZkError::NoNode)?;
@@ -689,6 +701,7 @@ impl DataTree {
         // delete leaves alone: their hash state serves both terms (see `HeadCache`).
         let head = (zxid > parent.stat.pzxid).then(|| self.heads.head(parent_key, parent));
         let parent_key = parent_key.clone();
+        let parent_acl = parent.acl.clone();
         let parent = Arc::make_mut(parent);
         assert!(parent.num_children > 0, "parent did not count {path}");
         parent.num_children -= 1;
@@ -701,7 +714,7 @@ impl DataTree {
         assert!(parent.stat.pzxid >= zxid, "a delete leaves the parent's pzxid at least zxid");
         self.index_remove(path, &node);
         self.acl_release(&node.acl);
-        Ok((key, node, parent_key))
+        Ok(Removed { key, node, parent_key, parent_acl })
     }
 
     /// Changes a node in place (data, stat; never its kind, ACL or children) and returns what
