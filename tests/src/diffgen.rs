@@ -21,7 +21,7 @@
 //! - the documented 3.8/3.9 differences (docs/COMPATIBILITY.md, "Where ZooKeeper 3.8 and 3.9
 //!   differ"), each by a named filter below: [`Filter`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -56,9 +56,10 @@ pub enum Filter {
     /// (and removes) it, 3.9 answers NOWATCHER. Accepted at comparison when the session added a
     /// persistent watch on the path; after a removeWatches the seed ends (3.8 dropped the watch).
     CheckWatchesOnPersistent,
-    /// "a standard watch and a persistent one of the same session on the same path": 3.8 keeps
-    /// one mode per session and path (the last set), 3.9 both. Never generated: a session asks
-    /// for no standard watch on a path it added a persistent watch on, nor the other way round.
+    /// "two watch modes of one session on one path": 3.8 keeps one mode per session and path
+    /// (the last set), 3.9 each. Never generated: a session asks for no standard watch on a
+    /// path it added a persistent watch on, nor the other way round, nor for both persistent
+    /// modes on one path.
     TwoModesOnOnePath,
     /// "checkWatches finds another session's watch": 3.8.0 answers OK when any session watches
     /// the path, 3.9 only for the caller's own watch. Accepted at comparison when some session
@@ -74,7 +75,8 @@ pub enum Filter {
     CreateTtlWithoutTtl,
     /// "the order of a closed session's ephemeral deletions" (deliberate): ZooKeeper's is a hash
     /// set's. Accepted when the replies agree and the events are the same NodeDeleted events in
-    /// another order.
+    /// another order; when every session closes at a seed's end, with their parents'
+    /// NodeChildrenChanged among them.
     EphemeralDeletionOrder,
     /// "a createContainer with plain flags inside `multi`": 3.8 makes a plain node and answers a
     /// create result, 3.9 a container and a create2 result. A createContainer inside a multi
@@ -114,6 +116,9 @@ pub struct Generator {
     persistent: BTreeSet<(usize, String)>,
     /// (session slot, path) of every standard watch asked for, for [`Filter::TwoModesOnOnePath`].
     standard: BTreeSet<(usize, String)>,
+    /// The mode of the first addWatch of each (session slot, path), for
+    /// [`Filter::TwoModesOnOnePath`]: persistent and persistent-recursive count as two modes.
+    persistent_modes: BTreeMap<(usize, String), i32>,
     /// Every path any session asked a watch on, for [`Filter::CheckWatchesOtherSession`].
     watched: BTreeSet<String>,
 }
@@ -131,6 +136,7 @@ impl Generator {
             persistent: BTreeSet::new(),
             watched: BTreeSet::new(),
             standard: BTreeSet::new(),
+            persistent_modes: BTreeMap::new(),
         }
     }
 
@@ -149,6 +155,7 @@ impl Generator {
         let Step::Call { session, req } = step else {
             self.persistent.retain(|(s, _)| *s != step_session(step));
             self.standard.retain(|(s, _)| *s != step_session(step));
+            self.persistent_modes.retain(|(s, _), _| *s != step_session(step));
             return;
         };
         match req {
@@ -402,7 +409,8 @@ impl Generator {
 
 impl Generator {
     /// [`Filter::TwoModesOnOnePath`]: a standard watch where the session has a persistent one
-    /// becomes a plain read, an addWatch where it has a standard one a sync.
+    /// becomes a plain read, an addWatch where it has a standard one, or a persistent one of the
+    /// other mode (persistent against recursive: seed 1344), a sync.
     fn one_mode_per_path(&mut self, session: usize, mut req: Request) -> Request {
         match &mut req {
             Request::GetData { path, watch }
@@ -416,11 +424,13 @@ impl Generator {
                     self.standard.insert(key);
                 }
             }
-            Request::AddWatch { path, .. } => {
-                if self.standard.contains(&(session, path.clone())) {
+            Request::AddWatch { path, mode } => {
+                let key = (session, path.clone());
+                let first = *self.persistent_modes.entry(key.clone()).or_insert(*mode);
+                if self.standard.contains(&key) || first != *mode {
                     return Request::Sync { path: path.clone() };
                 }
-                self.persistent.insert((session, path.clone()));
+                self.persistent.insert(key);
             }
             _ => {}
         }
@@ -658,20 +668,22 @@ fn judge(generator: &Generator, step: &Step, apache: &str, zkr: &str) -> Option<
         {
             Some(Some(Filter::CheckWatchesOtherSession))
         }
-        _ if events_permuted(apache, zkr) => Some(Some(Filter::EphemeralDeletionOrder)),
+        _ if events_permuted(apache, zkr, false) => Some(Some(Filter::EphemeralDeletionOrder)),
         _ => None,
     }
 }
 
 /// [`Filter::EphemeralDeletionOrder`]: equal replies, and the same NodeDeleted events.
-fn events_permuted(apache: &str, zkr: &str) -> bool {
+fn events_permuted(apache: &str, zkr: &str, parents_too: bool) -> bool {
     let split = |line: &str| {
         let (reply, events) = line.split_once(" events=")?;
         let trim = |e: &str| e.trim_matches(['[', ']', '"']).to_string();
         let mut list: Vec<String> = events.split(", ").map(trim).collect();
-        let all_deleted = list.iter().all(|e| e.starts_with("NodeDeleted"));
+        let fired_by_deletes = list.iter().all(|e| {
+            e.starts_with("NodeDeleted") || (parents_too && e.starts_with("NodeChildrenChanged"))
+        });
         list.sort();
-        Some((reply.to_string(), list, all_deleted))
+        Some((reply.to_string(), list, fired_by_deletes))
     };
     match (split(apache), split(zkr)) {
         (Some((a, a_list, true)), Some((z, z_list, true))) => a == z && a_list == z_list,
@@ -789,7 +801,10 @@ fn run_seed(seed: u64, ops: usize, sides: &mut (Side, Side), outcome: &mut Outco
     // Close every session (ephemerals go, other sessions' watches fire) on both sides.
     let (mut a, mut z) = (apache.close_all(), zkr.close_all());
     for (a_line, z_line) in a.iter_mut().zip(z.iter_mut()) {
-        if a_line != z_line && events_permuted(a_line, z_line) {
+        // Closing every session deletes each one's ephemerals in its own order: their parents'
+        // NodeChildrenChanged (one-shot, fired by the first child deleted) move with them
+        // (seed 1175).
+        if a_line != z_line && events_permuted(a_line, z_line, true) {
             outcome.documented.push((Filter::EphemeralDeletionOrder, seed));
             *z_line = a_line.clone();
         }
