@@ -28,11 +28,12 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use zkr_core::proto::client::{MultiResult, OpCode, Request, Response};
+use zkr_core::proto::client::{OpCode, Request};
 use zkr_core::proto::codec;
 use zkr_core::proto::jute::Reader;
-use zkr_core::types::{Acl, Id, Stat, perms};
+use zkr_core::types::{Acl, Id, perms};
 
+use crate::normalise;
 use crate::server::{ServerOptions, Target, TestServer};
 use crate::wire::read_frame;
 
@@ -516,7 +517,7 @@ impl Side {
             let body = match r.remaining() {
                 0 => "None".to_string(),
                 _ => match codec::decode_response(codec::request_op(req), &mut r) {
-                    Ok(body) => self.normalise(body),
+                    Ok(body) => normalise::response(&self.session_ids, body),
                     Err(e) => format!("undecodable ({e:?}): {payload:x?}"),
                 },
             };
@@ -524,66 +525,6 @@ impl Side {
                 "xid={} err={} zxid={:#x} body={body} events={events:?}",
                 h.xid, h.err, h.zxid
             );
-        }
-    }
-
-    fn stat(&self, mut s: Stat) -> String {
-        s.ctime = 0;
-        s.mtime = 0;
-        let owner = match self.session_ids.iter().position(|id| *id == s.ephemeral_owner) {
-            Some(i) => format!("session #{i}"),
-            None => format!("{:#x}", s.ephemeral_owner),
-        };
-        s.ephemeral_owner = 0;
-        format!("{s:?} owner={owner}")
-    }
-
-    fn normalise(&self, body: Response) -> String {
-        match body {
-            Response::Create2 { path, stat } => format!("Create2({path:?}, {})", self.stat(stat)),
-            Response::Create { path } => format!("Create({path:?})"),
-            Response::Stat(stat) => format!("Stat({})", self.stat(stat)),
-            Response::GetData { data, stat } => format!("GetData({data:?}, {})", self.stat(stat)),
-            Response::GetAcl { acl, stat } => format!("GetAcl({acl:?}, {})", self.stat(stat)),
-            Response::GetEphemerals { mut paths } => {
-                paths.sort();
-                format!("GetEphemerals({paths:?})")
-            }
-            Response::GetChildren { mut children } => {
-                children.sort();
-                format!("GetChildren({children:?})")
-            }
-            Response::GetChildren2 { mut children, stat } => {
-                children.sort();
-                format!("GetChildren2({children:?}, {})", self.stat(stat))
-            }
-            Response::WhoAmI(mut ids) => {
-                ids.sort_by_key(|i| format!("{i:?}"));
-                format!("WhoAmI({ids:?})")
-            }
-            Response::Multi(results) => {
-                let parts: Vec<String> = results.into_iter().map(|r| self.result(r)).collect();
-                format!("Multi{parts:?}")
-            }
-            other => format!("{other:?}"),
-        }
-    }
-
-    fn result(&self, r: MultiResult) -> String {
-        match r {
-            MultiResult::Create2 { path, stat } => {
-                format!("Create2({path:?}, {})", self.stat(stat))
-            }
-            MultiResult::Create { path } => format!("Create({path:?})"),
-            MultiResult::SetData { stat } => format!("SetData({})", self.stat(stat)),
-            MultiResult::GetData { data, stat } => {
-                format!("GetData({data:?}, {})", self.stat(stat))
-            }
-            MultiResult::GetChildren { mut children } => {
-                children.sort();
-                format!("GetChildren({children:?})")
-            }
-            other => format!("{other:?}"),
         }
     }
 

@@ -37,6 +37,7 @@ pub mod client;
 pub mod diffgen;
 pub mod ensemble;
 pub mod fourlw;
+pub mod normalise;
 pub mod raw;
 pub mod server;
 pub mod tools;

@@ -20,10 +20,10 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use zkr_core::proto::client::{MultiResult, OpCode, ReplyHeader, Request, Response, WatcherEvent};
+use zkr_core::proto::client::{OpCode, ReplyHeader, Request, Response, WatcherEvent};
 use zkr_core::proto::codec;
 use zkr_core::proto::jute::Reader;
-use zkr_core::types::{Acl, Id, Stat, perms};
+use zkr_core::types::{Acl, Id, perms};
 use zkr_tests::server::{ServerOptions, Target, TestServer};
 
 struct Wire {
@@ -68,61 +68,8 @@ impl Wire {
     }
 
     fn line(&self, h: &ReplyHeader, body: Option<Response>) -> String {
-        let body = body.map(|b| self.normalise(b));
+        let body = body.map(|b| zkr_tests::normalise::response(&self.sessions, b));
         format!("err={} zxid={:#x} body={body:?}", h.err, h.zxid)
-    }
-
-    fn stat(&self, mut s: Stat) -> String {
-        s.ctime = 0;
-        s.mtime = 0;
-        let owner = match self.sessions.iter().position(|id| *id == s.ephemeral_owner) {
-            Some(i) => format!("session #{i}"),
-            None => format!("{:#x}", s.ephemeral_owner),
-        };
-        s.ephemeral_owner = 0;
-        format!("{s:?} owner={owner}")
-    }
-
-    fn normalise(&self, body: Response) -> String {
-        match body {
-            Response::Create2 { path, stat } => format!("Create2({path}, {})", self.stat(stat)),
-            Response::Stat(stat) => format!("Stat({})", self.stat(stat)),
-            Response::GetData { data, stat } => format!("GetData({data:?}, {})", self.stat(stat)),
-            Response::GetAcl { acl, stat } => format!("GetAcl({acl:?}, {})", self.stat(stat)),
-            Response::GetEphemerals { mut paths } => {
-                paths.sort();
-                format!("GetEphemerals({paths:?})")
-            }
-            Response::GetChildren { mut children } => {
-                children.sort();
-                format!("GetChildren({children:?})")
-            }
-            Response::GetChildren2 { mut children, stat } => {
-                children.sort();
-                format!("GetChildren2({children:?}, {})", self.stat(stat))
-            }
-            Response::Multi(results) => {
-                let parts: Vec<String> = results
-                    .into_iter()
-                    .map(|r| match r {
-                        MultiResult::Create2 { path, stat } => {
-                            format!("Create2({path}, {})", self.stat(stat))
-                        }
-                        MultiResult::SetData { stat } => format!("SetData({})", self.stat(stat)),
-                        MultiResult::GetData { data, stat } => {
-                            format!("GetData({data:?}, {})", self.stat(stat))
-                        }
-                        MultiResult::GetChildren { mut children } => {
-                            children.sort();
-                            format!("GetChildren({children:?})")
-                        }
-                        other => format!("{other:?}"),
-                    })
-                    .collect();
-                format!("Multi{parts:?}")
-            }
-            other => format!("{other:?}"),
-        }
     }
 
     fn events(&mut self) -> Vec<String> {
