@@ -675,8 +675,8 @@ impl DataTree {
     /// Removes a childless node and keeps every index up to date; the parent's pzxid becomes
     /// `zxid` if greater (its stored cversion is untouched). Returns the node's key, the node
     /// and the parent's key and ACL: one look-up of the parent serves its child count, its
-    /// stat, its digest term and its watch trigger's key and ACL. NONODE for a missing node; NOTEMPTY, with
-    /// nothing changed, for a node with children.
+    /// stat, its digest term and its watch trigger's key and ACL. NONODE for a missing node;
+    /// NOTEMPTY, with nothing changed, for a node with children.
     ///
     /// The node is taken out first and put back (its own key and node) when it has children:
     /// one descent of the map for a delete that succeeds, where a look-up before the removal
