@@ -587,3 +587,24 @@ impl Nemesis {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::POINTS;
+
+    /// The summary's keys of each storage point are its name's (`keys` is written out because
+    /// the summary's map takes `&'static str`): one edited without the other would count a
+    /// point under another's name.
+    #[test]
+    fn each_points_summary_keys_are_its_name() {
+        for point in POINTS {
+            let (drawn, fired) = point.keys;
+            assert_eq!(drawn, format!("pt {}", point.name));
+            assert_eq!(fired, format!("pt {} fired", point.name));
+        }
+        let mut names: Vec<&str> = POINTS.iter().map(|p| p.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), POINTS.len(), "names are distinct");
+    }
+}
