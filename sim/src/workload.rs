@@ -86,8 +86,7 @@ fn key_index(swarm: &Swarm, rng: &mut ChaCha8Rng) -> u32 {
     rng.random_range(0..swarm.keys)
 }
 
-/// `prefix` followed by `n` in decimal: what `format!("{prefix}{n}")` makes, without the
-/// formatting machinery (the workload names a path or a value for every op it issues).
+/// `prefix` followed by `n` in decimal: what `format!("{prefix}{n}")` makes.
 fn numbered(prefix: &str, n: u64) -> String {
     let mut out = String::with_capacity(prefix.len() + 20 + 8);
     out.push_str(prefix);
@@ -95,43 +94,10 @@ fn numbered(prefix: &str, n: u64) -> String {
     out
 }
 
-/// The two-digit numbers `00` to `99`, back to back: one division by 100 gives two digits.
-const DIGIT_PAIRS: &[u8; 200] = b"\
-0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-
-/// Appends `n` in decimal (what `write!(out, "{n}")` appends).
-///
-/// The workload's numbers are small (a key or child index, a process id, a client's op
-/// counter): one digit is one push, and longer numbers are cut two digits at a time.
+/// Appends `n` in decimal (what `write!(out, "{n}")` appends), through `itoa`, without the
+/// formatting machinery (the workload names a path or a value for every op it issues).
 fn push_decimal(out: &mut String, n: u64) {
-    if n < 10 {
-        out.push(char::from(b'0' + n as u8));
-        return;
-    }
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    while rest >= 100 {
-        let pair = (rest % 100) as usize * 2;
-        rest /= 100;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    if rest >= 10 {
-        let pair = rest as usize * 2;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        at -= 1;
-        digits[at] = b'0' + rest as u8;
-    }
-    assert!(digits[at] != b'0', "no leading zero");
-    // ASCII digits, a char each (cheaper than checking the slice as UTF-8).
-    out.extend(digits[at..].iter().map(|d| char::from(*d)));
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// `/k<key>/e<0 or 1>`: an ephemeral's path (an i32 draw for the suffix, as `format!`
@@ -307,8 +273,7 @@ mod tests {
             assert_eq!(numbered("/k", n), format!("/k{n}"));
             assert_eq!(numbered("", n), n.to_string());
         }
-        // Every width from 1 to 20 digits, both ends of each, and every number below 100,000
-        // (the one-digit push, the odd and even counts of digits, the pairs table).
+        // Every width from 1 to 20 digits, both ends of each, and every number below 100,000.
         let mut p = 1u64;
         for _ in 0..19 {
             for n in [p - 1, p, p + 1, p * 10 - 1] {
