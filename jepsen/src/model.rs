@@ -482,62 +482,66 @@ pub struct ModelRelax {
     pub ephemerals: bool,
 }
 
-/// A request, as the model sees it.
+/// A request, as the model sees it. Its strings are the history's, borrowed (`'h`): planning
+/// turns every op of a history into actions, and copying each op's path and data into owned
+/// strings (and dropping them with the key group) was a large share of planning. Only a
+/// created name the history does not spell (an unrecorded sequential name, a candidate name
+/// from the path table) is owned.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
+pub enum Action<'h> {
     /// `create`; `name` is the created name (the server's choice for sequential nodes).
     Create {
         /// Requested path (prefix, for sequential).
-        path: String,
+        path: &'h str,
         /// Data.
-        data: String,
+        data: &'h str,
         /// Mode.
         mode: CreateMode,
         /// Created name, when known (always for non-sequential).
-        name: Option<String>,
+        name: Option<Cow<'h, str>>,
     },
     /// `delete`.
     Delete {
         /// Path.
-        path: String,
+        path: &'h str,
         /// Expected version, -1 for any.
         version: i32,
     },
     /// `setData`.
     Set {
         /// Path.
-        path: String,
+        path: &'h str,
         /// Data.
-        data: String,
+        data: &'h str,
         /// Expected version, -1 for any.
         version: i32,
     },
     /// `check` (in a multi).
     Check {
         /// Path.
-        path: String,
+        path: &'h str,
         /// Expected version, -1 for any.
         version: i32,
     },
     /// `getData`.
     Get {
         /// Path.
-        path: String,
+        path: &'h str,
     },
     /// `exists`.
     Exists {
         /// Path.
-        path: String,
+        path: &'h str,
     },
     /// `getChildren`.
     Children {
         /// Path.
-        path: String,
+        path: &'h str,
     },
     /// `sync`: no effect on the tree.
     Sync,
     /// `multi`: all sub-actions or none.
-    Multi(Vec<Action>),
+    Multi(Vec<Action<'h>>),
     /// The session `session` ends.
     Close {
         /// The process whose session ends.
@@ -545,29 +549,27 @@ pub enum Action {
     },
 }
 
-/// What came back, as the model checks it.
+/// What came back, as the model checks it: the history's reply, borrowed (`'h`, as in
+/// [`Action`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Reply {
-    /// Stat, if the reply carried one (inline: a reply is built for every acknowledged op, and
-    /// once per result of a multi whose stats are checked, and a boxed stat was an allocation
-    /// each time).
-    pub stat: Option<Stat>,
+pub struct Reply<'h> {
+    /// Stat, if the reply carried one.
+    pub stat: Option<&'h Stat>,
     /// Data read.
-    pub data: Option<String>,
-    /// Children read (sorted).
-    pub children: Option<Vec<String>>,
-    /// Multi sub-results.
-    pub results: Option<Vec<SubResult>>,
+    pub data: Option<&'h str>,
+    /// Children read, sorted (borrowed when the history recorded them sorted).
+    pub children: Option<Cow<'h, [String]>>,
+    /// Multi sub-results (of a multi's piece: its own one).
+    pub results: Option<&'h [SubResult]>,
 }
 
 /// The outcome a step must reproduce.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub enum Outcome<'h> {
     /// Success with these reply facts; `zxid` is the write's own zxid when known.
     Ok {
-        /// Reply facts to check (shared: the copies of a sync or close in several partitions
-        /// and the window's copies of a partition share one).
-        reply: std::sync::Arc<Reply>,
+        /// Reply facts to check (borrowed from the history, so copies cost no allocation).
+        reply: Reply<'h>,
         /// The zxid of this write, if known.
         zxid: Option<i64>,
     },
@@ -853,7 +855,7 @@ impl Tree {
                     other => format!("{other:?}"),
                 };
                 let state = match sub {
-                    Action::Create { path, .. } if !next.nodes.contains_key(path.as_str()) => {
+                    Action::Create { path, .. } if !next.nodes.contains_key(*path) => {
                         let parent_path = parent(path).unwrap_or("/");
                         let known = scope.paths.contains(parent_path);
                         match next.nodes.get(parent_path) {
@@ -864,7 +866,7 @@ impl Tree {
                     Action::Create { path, .. }
                     | Action::Delete { path, .. }
                     | Action::Set { path, .. }
-                    | Action::Check { path, .. } => match next.nodes.get(path.as_str()) {
+                    | Action::Check { path, .. } => match next.nodes.get(*path) {
                         Some(node) => format!(" ({path} is at version {})", node.version),
                         None => format!(" ({path} is absent)"),
                     },
@@ -905,7 +907,7 @@ impl Tree {
             Action::Set { path, data, version } => {
                 let id = self.check_version(path, *version)?;
                 let found = self.modify_id(id, |node| {
-                    node.data = Arc::from(data.as_str());
+                    node.data = Arc::from(*data);
                     node.version += 1;
                     node.mzxid = zxid;
                 });
@@ -914,7 +916,11 @@ impl Tree {
             }
             Action::Check { path, version } => self.check_version(path, *version).map(|_| ()),
             Action::Get { path } | Action::Children { path } => {
-                if self.nodes.contains_key(path.as_str()) { Ok(()) } else { Err("NoNode") }
+                if self.nodes.contains_key(*path) {
+                    Ok(())
+                } else {
+                    Err("NoNode")
+                }
             }
             Action::Exists { .. } | Action::Sync => Ok(()),
             Action::Multi(actions) => {
@@ -1046,10 +1052,10 @@ impl Tree {
     fn check_reply(&mut self, scope: &Scope, action: &Action, reply: &Reply) -> Result<(), String> {
         match action {
             Action::Set { path, .. } | Action::Get { path } | Action::Children { path } => {
-                if let Some(data) = &reply.data
+                if let Some(data) = reply.data
                     && matches!(action, Action::Get { .. })
                 {
-                    let have = self.nodes.get(path.as_str()).map(|n| &*n.data).unwrap_or("");
+                    let have = self.nodes.get(*path).map(|n| &*n.data).unwrap_or("");
                     if have != data {
                         return Err(format!("read {data:?} but {path} holds {have:?}"));
                     }
@@ -1057,29 +1063,27 @@ impl Tree {
                 if let Some(children) = &reply.children {
                     let mut have: Vec<String> = self.nodes.child_names(path);
                     have.sort();
-                    if scope.children_exact.contains(path) && &have != children {
+                    if scope.children_exact.contains(*path) && have[..] != children[..] {
                         return Err(format!("children {children:?} but {path} has {have:?}"));
                     }
                 }
-                self.check_stat(scope, path, reply.stat.as_ref())
+                self.check_stat(scope, path, reply.stat)
             }
-            Action::Exists { path } => {
-                match (&reply.stat, self.nodes.contains_key(path.as_str())) {
-                    (Some(_), false) => Err(format!("exists saw {path} but it does not exist")),
-                    (None, true) => Err(format!("exists missed {path} which exists")),
-                    (None, false) => Ok(()),
-                    (Some(stat), true) => self.check_stat(scope, path, Some(stat)),
-                }
-            }
+            Action::Exists { path } => match (reply.stat, self.nodes.contains_key(*path)) {
+                (Some(_), false) => Err(format!("exists saw {path} but it does not exist")),
+                (None, true) => Err(format!("exists missed {path} which exists")),
+                (None, false) => Ok(()),
+                (Some(stat), true) => self.check_stat(scope, path, Some(stat)),
+            },
             Action::Create { path, mode, name, .. } => {
                 let name = name.as_deref().unwrap_or(path);
-                if !mode.is_sequential() && name != path {
+                if !mode.is_sequential() && name != *path {
                     return Err(format!("created {name} for a create of {path}"));
                 }
-                self.check_stat(scope, name, reply.stat.as_ref())
+                self.check_stat(scope, name, reply.stat)
             }
             Action::Multi(actions) => {
-                let Some(results) = &reply.results else { return Ok(()) };
+                let Some(results) = reply.results else { return Ok(()) };
                 let mut paths: Vec<&str> = actions.iter().filter_map(action_path).collect();
                 paths.sort();
                 paths.dedup();
@@ -1088,7 +1092,7 @@ impl Tree {
                     return Ok(());
                 }
                 for (sub, result) in actions.iter().zip(results) {
-                    let sub_reply = Reply { stat: result.stat.clone(), ..Reply::default() };
+                    let sub_reply = Reply { stat: result.stat.as_ref(), ..Reply::default() };
                     match sub {
                         Action::Set { .. } | Action::Create { .. } => {
                             self.check_reply(scope, sub, &sub_reply)?
@@ -1207,7 +1211,7 @@ pub enum Touch {
 ///
 /// A sequential create reads its parent's cversion (its number), so it touches the parent as
 /// a node; a create with a name of its own only counts ([`Touch::Count`]).
-pub fn footprint(action: &Action) -> Option<Vec<(&str, Touch)>> {
+pub fn footprint<'a>(action: &'a Action<'_>) -> Option<Vec<(&'a str, Touch)>> {
     let mut v = Vec::new();
     footprint_each(action, &mut |path, how| v.push((path, how))).then_some(v)
 }
@@ -1215,20 +1219,20 @@ pub fn footprint(action: &Action) -> Option<Vec<(&str, Touch)>> {
 /// [`footprint`] without collecting it: `each` gets every (path, how) in order; false for a
 /// `close` (whose footprint the action does not know; `each` may have seen part of a multi
 /// by then). The search lays every op's footprint into one list through this.
-pub fn footprint_each<'a>(action: &'a Action, each: &mut impl FnMut(&'a str, Touch)) -> bool {
+pub fn footprint_each<'a>(action: &'a Action<'_>, each: &mut impl FnMut(&'a str, Touch)) -> bool {
     match action {
         Action::Create { path, name, mode, .. } => {
             let parent_path = parent(path).unwrap_or("/");
             let how = if mode.is_sequential() { Touch::Node } else { Touch::Count };
             each(parent_path, how);
-            each(name.as_deref().unwrap_or(path.as_str()), Touch::Node);
+            each(name.as_deref().unwrap_or(path), Touch::Node);
         }
         Action::Delete { path, .. }
         | Action::Set { path, .. }
         | Action::Check { path, .. }
         | Action::Get { path }
         | Action::Exists { path }
-        | Action::Children { path } => each(path.as_str(), Touch::Node),
+        | Action::Children { path } => each(*path, Touch::Node),
         Action::Sync => {}
         Action::Multi(subs) => {
             for sub in subs {
@@ -1282,7 +1286,7 @@ fn unverifiable(scope: &Scope, action: &Action, code: &str) -> bool {
     }
 }
 
-fn action_path(action: &Action) -> Option<&str> {
+fn action_path<'a>(action: &'a Action<'_>) -> Option<&'a str> {
     match action {
         Action::Create { path, name, .. } => Some(name.as_deref().unwrap_or(path)),
         Action::Delete { path, .. } | Action::Set { path, .. } | Action::Check { path, .. } => {
@@ -1416,12 +1420,21 @@ mod tests {
     /// sequential children, a node outside, ephemerals of two sessions): most of them fit
     /// some state, many fail, some fail half-way (a multi's second op, a sequential create
     /// after it moved its parent's cversion).
-    fn random_step(d: &mut Draw) -> (u64, Action, Outcome) {
+    fn random_step(d: &mut Draw) -> (u64, Action<'static>, Outcome<'static>) {
         const PATHS: [&str; 5] = ["/a", "/a/b", "/a/c", "/q", "/x"];
-        let one = |d: &mut Draw| -> Action {
-            let path = d.pick(&PATHS).to_string();
+        // The replies' stats (borrowed, as from a history): version by 3, then czxid.
+        static STATS: std::sync::LazyLock<Vec<Stat>> = std::sync::LazyLock::new(|| {
+            let stat = |i: i32| Stat {
+                version: Some(i / 3),
+                czxid: Some(i64::from(i % 3)),
+                ..Stat::default()
+            };
+            (0..9).map(stat).collect()
+        });
+        let one = |d: &mut Draw| -> Action<'static> {
+            let path = d.pick(&PATHS);
             let version = d.below(3) as i32 - 1;
-            let data = d.pick(&["", "1", "22"]).to_string();
+            let data = d.pick(&["", "1", "22"]);
             match d.below(7) {
                 0 | 1 => {
                     let modes = [
@@ -1432,14 +1445,14 @@ mod tests {
                     ];
                     let mode = modes[d.below(4) as usize];
                     let (path, name) = if mode.is_sequential() {
-                        let prefix = d.pick(&["/q/s-", "/a/s-"]).to_string();
+                        let prefix = d.pick(&["/q/s-", "/a/s-"]);
                         let name = match d.below(3) {
                             0 => None,
-                            n => Some(sequential_name(&prefix, d.below(4) as i32 + n as i32 - 1)),
+                            n => Some(sequential_name(prefix, d.below(4) as i32 + n as i32 - 1)),
                         };
-                        (prefix, name)
+                        (prefix, name.map(Cow::Owned))
                     } else {
-                        (path.clone(), Some(path))
+                        (path, Some(Cow::Borrowed(path)))
                     };
                     Action::Create { path, data, mode, name }
                 }
@@ -1456,13 +1469,12 @@ mod tests {
             2 => Action::Close { session: process },
             _ => one(d),
         };
-        let stat = (d.below(2) == 0).then(|| Stat {
-            version: Some(d.below(3) as i32),
-            czxid: Some(d.below(3) as i64),
-            ..Stat::default()
+        let stat = (d.below(2) == 0).then(|| {
+            let version = d.below(3) as usize;
+            &STATS[version * 3 + d.below(3) as usize]
         });
-        let data = (d.below(3) == 0).then(|| d.pick(&["", "1"]).to_string());
-        let reply = Arc::new(Reply { stat, data, ..Reply::default() });
+        let data = (d.below(3) == 0).then(|| d.pick(&["", "1"]));
+        let reply = Reply { stat, data, ..Reply::default() };
         let outcome = match d.below(6) {
             0 | 1 => Outcome::Ok { reply, zxid: Some(d.below(50) as i64) },
             2 => Outcome::Ok { reply, zxid: None },

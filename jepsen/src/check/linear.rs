@@ -109,7 +109,7 @@ struct Frame {
 }
 
 struct Search<'a> {
-    part: &'a Partition,
+    part: &'a Partition<'a>,
     relax: Relax,
     linearizable_reads: bool,
     lin: Vec<bool>,
@@ -253,7 +253,7 @@ fn splitmix(mut x: u64) -> u64 {
 }
 
 impl<'a> Search<'a> {
-    fn new(part: &'a Partition, relax: Relax, linearizable_reads: bool) -> Search<'a> {
+    fn new(part: &'a Partition<'a>, relax: Relax, linearizable_reads: bool) -> Search<'a> {
         let ops = &part.ops;
         let keyed = sorted_by(ops, |i, op| op.key.map(|key| packed_key(key, i)));
         let by_ret = sorted_by(ops, |i, op| op.must.then(|| packed_pair(op.ret, i)));
@@ -834,7 +834,7 @@ pub(crate) fn ephemerals(ops: &[POp]) -> Ephemerals {
 /// one: the creates may lie before the stretch, and a close whose footprint missed them would
 /// look idle and never be offered), each as a node (a read or a create there, or a listing
 /// of their parent, sees the difference). Ephemerals of other sessions it leaves alone.
-fn footprints(part: &Partition) -> (Footprints<'_>, Vec<bool>) {
+fn footprints<'a>(part: &'a Partition<'a>) -> (Footprints<'a>, Vec<bool>) {
     let ops = &part.ops;
     // Computed only for a partition with a close: most have none.
     let mut own: Option<Ephemerals> = None;

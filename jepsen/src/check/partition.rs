@@ -22,7 +22,7 @@ use std::hash::BuildHasherDefault;
 
 /// One op as placed in a partition.
 #[derive(Clone, Debug)]
-pub(crate) struct POp {
+pub(crate) struct POp<'h> {
     /// Index of the op in `History::ops`.
     pub op: usize,
     /// The process (session).
@@ -43,9 +43,9 @@ pub(crate) struct POp {
     /// after it, op id).
     pub key: Option<(i64, u8, usize)>,
     /// The request.
-    pub action: Action,
+    pub action: Action<'h>,
     /// What came back.
-    pub outcome: model::Outcome,
+    pub outcome: model::Outcome<'h>,
     /// Alternatives of one indeterminate op (at most one of a group takes effect).
     pub group: Option<usize>,
     /// For an op of unknown outcome: the completion of its session's next acknowledged op.
@@ -56,11 +56,11 @@ pub(crate) struct POp {
 
 /// An independent sub-history.
 #[derive(Clone, Debug)]
-pub(crate) struct Partition {
+pub(crate) struct Partition<'h> {
     /// What the model state covers.
     pub scope: Scope,
     /// Ops in invoke order.
-    pub ops: Vec<POp>,
+    pub ops: Vec<POp<'h>>,
     /// Declared initial nodes in scope: (path, data, version, cversion).
     pub initial: Vec<(String, String, i32, i32)>,
     /// When this is a stretch of a key group (a window): the ephemerals the key group's
@@ -69,9 +69,9 @@ pub(crate) struct Partition {
     pub ephemerals: Option<std::sync::Arc<super::linear::Ephemerals>>,
 }
 
-impl Partition {
+impl<'h> Partition<'h> {
     /// This partition without its ops (its scope, initial nodes and ephemerals).
-    pub(crate) fn clone_empty(&self) -> Partition {
+    pub(crate) fn clone_empty(&self) -> Partition<'h> {
         Partition {
             scope: self.scope.clone(),
             ops: Vec::new(),
@@ -180,6 +180,15 @@ impl<'h> Paths<'h> {
 
     fn name(&self, id: u32) -> &str {
         &self.names[id as usize]
+    }
+
+    /// The path numbered `id` as an action holds it: borrowed from the history when the table
+    /// borrowed it, else copied.
+    fn name_cow(&self, id: u32) -> Cow<'h, str> {
+        match &self.names[id as usize] {
+            Cow::Borrowed(name) => Cow::Borrowed(name),
+            Cow::Owned(name) => Cow::Owned(name.clone()),
+        }
     }
 }
 
@@ -406,7 +415,7 @@ pub(crate) struct Plan<'h> {
     facts: Facts,
     split: Split,
     /// Per key group: its scope and declared initial nodes (ops are built later).
-    shells: Vec<Partition>,
+    shells: Vec<Partition<'h>>,
     /// Per key group, the ids of the ops with a piece in it, ascending.
     members: Vec<Vec<u32>>,
     /// Per op id: where its pieces' key groups start in `targets` (one more entry at the end).
@@ -414,13 +423,13 @@ pub(crate) struct Plan<'h> {
     /// Per converted piece, in op order: its key group.
     targets: Vec<u32>,
     /// Syncs and closes, copied into the key groups that need them ([`spread`]).
-    broadcast: Vec<POp>,
+    broadcast: Vec<POp<'h>>,
     /// Per session, its syncs' invokes in order, with their index in `broadcast`.
     syncs: BTreeMap<u64, Vec<(usize, usize)>>,
     /// Per converted piece (as `targets`): the piece itself, kept from planning when the
     /// history is short enough ([`KEEP_PIECES_OPS_MAX`]) and moved out by [`Plan::build`];
     /// empty when long histories convert again instead.
-    kept: Vec<Option<POp>>,
+    kept: Vec<Option<POp<'h>>>,
 }
 
 /// Up to this many ops, [`Plan::new`] keeps the converted pieces for [`Plan::build`] instead
@@ -460,8 +469,8 @@ impl<'h> Plan<'h> {
         // few hundred bytes each, by doubling copied it a dozen times per history).
         let mut homes: Vec<u32> = Vec::with_capacity(ops.len());
         let mut first: Vec<u32> = Vec::with_capacity(ops.len() + 1);
-        let mut broadcast: Vec<POp> = Vec::new();
-        let mut kept: Vec<Option<POp>> = Vec::with_capacity(if keep { ops.len() } else { 0 });
+        let mut broadcast: Vec<POp<'h>> = Vec::new();
+        let mut kept: Vec<Option<POp<'h>>> = Vec::with_capacity(if keep { ops.len() } else { 0 });
         // A one-piece op's group of paths, reused from op to op.
         let mut scratch: Vec<u32> = Vec::new();
         for op in ops {
@@ -520,8 +529,8 @@ impl<'h> Plan<'h> {
             }
         }
         let mut roots: BTreeMap<usize, usize> = BTreeMap::new();
-        let mut shells: Vec<Partition> = Vec::new();
-        let mut part_of = |id: usize, uf: &mut UnionFind, shells: &mut Vec<Partition>| -> u32 {
+        let mut shells: Vec<Partition<'h>> = Vec::new();
+        let mut part_of = |id: usize, uf: &mut UnionFind, shells: &mut Vec<Partition<'h>>| -> u32 {
             let root = uf.find(id);
             let p = *roots.entry(root).or_insert_with(|| {
                 let empty = Partition {
@@ -605,7 +614,7 @@ impl<'h> Plan<'h> {
         history: &'h History,
         ops: &[Op],
         k: usize,
-    ) -> Option<Partition> {
+    ) -> Option<Partition<'h>> {
         let members = &self.members[k];
         if members.is_empty() {
             return None;
@@ -667,7 +676,7 @@ impl<'h> Plan<'h> {
     /// members' pieces in op id order (an op's id is its place in invoke order, and one op's
     /// pieces keep their order), the broadcast ones likewise; a sync or close is never a
     /// member's piece, so the two never tie.
-    fn build_kept(&mut self, part: &mut Partition, k: usize, pieces: usize) {
+    fn build_kept(&mut self, part: &mut Partition<'h>, k: usize, pieces: usize) {
         let target = u32::try_from(k).expect("fewer than 2^32 key groups");
         let members = &self.members[k];
         let (first, targets) = (&self.first, &self.targets);
@@ -700,7 +709,7 @@ impl<'h> Plan<'h> {
 
 /// Builds every partition of a history (the diagnosis's splits; the check itself builds one
 /// at a time through [`Plan`]).
-pub(crate) fn partitions(history: &History, ops: &[Op], split: Split) -> Vec<Partition> {
+pub(crate) fn partitions<'h>(history: &'h History, ops: &[Op], split: Split) -> Vec<Partition<'h>> {
     let mut plan = Plan::new(history, ops, split);
     (0..plan.len()).filter_map(|k| plan.build(history, ops, k)).collect()
 }
@@ -717,7 +726,11 @@ pub(crate) fn partitions(history: &History, ops: &[Op], split: Split) -> Vec<Par
 /// has room for the sync at its zxid (the zxid checks see a sync whose zxid goes back in its
 /// session). Copying every sync into every partition of its session made the partitions of a
 /// long history with many paths several times larger than its ops.
-fn spread(part: &mut Partition, broadcast: &[POp], syncs: &BTreeMap<u64, Vec<(usize, usize)>>) {
+fn spread<'h>(
+    part: &mut Partition<'h>,
+    broadcast: &[POp<'h>],
+    syncs: &BTreeMap<u64, Vec<(usize, usize)>>,
+) {
     let wanted = wanted(&part.ops, broadcast, syncs);
     part.ops.reserve_exact(wanted.len());
     part.ops.extend(wanted.into_iter().map(|i| broadcast[i].clone()));
@@ -725,9 +738,9 @@ fn spread(part: &mut Partition, broadcast: &[POp], syncs: &BTreeMap<u64, Vec<(us
 
 /// The syncs and closes ([`spread`]) a key group of these ops needs: their indices in
 /// `broadcast`, ascending.
-fn wanted<'p>(
-    ops: impl IntoIterator<Item = &'p POp> + Clone,
-    broadcast: &[POp],
+fn wanted<'p, 'h: 'p>(
+    ops: impl IntoIterator<Item = &'p POp<'h>> + Clone,
+    broadcast: &[POp<'h>],
     syncs: &BTreeMap<u64, Vec<(usize, usize)>>,
 ) -> BTreeSet<usize> {
     let mut wanted: BTreeSet<usize> = BTreeSet::new();
@@ -755,7 +768,7 @@ fn creates_ephemeral(action: &Action) -> bool {
     }
 }
 
-impl POp {
+impl<'h> POp<'h> {
     /// An acknowledged write other than a session close: one that bounds when ops of unknown
     /// outcome may still take effect ([`POp::deadline`]).
     pub(crate) fn acked_write(&self) -> bool {
@@ -776,13 +789,13 @@ impl POp {
     /// that failed against a state no order has (a lost write, e.g. a BadVersion from a
     /// cut-off leader where the committed history has NoNode): that stays unexplained and is
     /// named write linearizability.
-    pub(crate) fn multi_pieces(&self) -> Vec<POp> {
+    pub(crate) fn multi_pieces(&self) -> Vec<POp<'h>> {
         let Action::Multi(subs) = &self.action else { return vec![self.clone()] };
-        let mut pieces: Vec<POp> = Vec::new();
+        let mut pieces: Vec<POp<'h>> = Vec::new();
         if self.failed_multi() {
             pieces.push(self.clone());
         }
-        let piece = |sub: &Action| POp {
+        let piece = |sub: &Action<'h>| POp {
             action: Action::Multi(vec![sub.clone()]),
             outcome: model::Outcome::Unknown,
             must: false,
@@ -852,7 +865,7 @@ fn action_paths(action: &Action) -> Vec<String> {
             if mode.is_sequential() {
                 vec![parent(path).unwrap_or("/").to_string()]
             } else {
-                vec![name.clone().unwrap_or_else(|| path.clone())]
+                vec![name.as_deref().unwrap_or(path).to_string()]
             }
         }
         Action::Delete { path, .. }
@@ -860,37 +873,37 @@ fn action_paths(action: &Action) -> Vec<String> {
         | Action::Check { path, .. }
         | Action::Get { path }
         | Action::Exists { path }
-        | Action::Children { path } => vec![path.clone()],
+        | Action::Children { path } => vec![path.to_string()],
         Action::Multi(subs) => subs.iter().flat_map(action_paths).collect(),
         Action::Sync | Action::Close { .. } => Vec::new(),
     }
 }
 
-enum Converted {
+enum Converted<'h> {
     /// Ops (one, or several alternatives / per-path pieces) with the groups of paths (by
     /// number) that must share a partition.
     /// Each op comes with the number of the path [`registered_home`] looks at first
     /// ([`home_hint`]).
-    Owned { pops: Vec<(POp, Option<u32>)>, links: Vec<Vec<u32>> },
+    Owned { pops: Vec<(POp<'h>, Option<u32>)>, links: Vec<Vec<u32>> },
     /// [`Converted::Owned`] for the usual op: one piece, with its one group of paths in the
     /// caller's list (`convert`'s `links`). Three lists per op (the pieces, the groups, the
     /// group) were three allocations, and the piece was copied into and out of one.
-    One { pop: POp, hint: Option<u32> },
+    One { pop: POp<'h>, hint: Option<u32> },
     /// Copied into partitions later.
-    Broadcast(POp),
+    Broadcast(POp<'h>),
 }
 
 /// Turns a paired op into partition ops; `None` drops it (it cannot matter: a failed op with
 /// an error that says nothing about the tree, an indeterminate query, or a sync whose zxid is
 /// a lower bound, which the zxid checks handle: [`Split::sync_zxid`]).
-fn convert(
-    history: &History,
+fn convert<'h>(
+    history: &'h History,
     op: &Op,
     facts: &Facts,
-    paths: &mut Paths,
+    paths: &mut Paths<'h>,
     split: Split,
     links: &mut Vec<u32>,
-) -> Option<Converted> {
+) -> Option<Converted<'h>> {
     let req = history.request(op);
     let reply = history.reply(op);
     let zxid = reply.and_then(|r| r.zxid);
@@ -901,7 +914,7 @@ fn convert(
     }
     let outcome = match op.outcome {
         Outcome::Ok => model::Outcome::Ok {
-            reply: std::sync::Arc::new(reply_facts(reply.expect("ok has a reply"))),
+            reply: reply_facts(reply.expect("ok has a reply")),
             zxid: zxid.filter(|_| !query && op.f != F::Sync),
         },
         Outcome::Fail => {
@@ -947,13 +960,13 @@ fn convert(
         // The names the multi's creates got, by sub-operation.
         let results: &[SubResult] =
             ok_reply.and_then(|r| r.results().as_deref()).unwrap_or_default();
-        let name = |i: usize| results.get(i).and_then(|r| r.name.clone());
+        let name = |i: usize| results.get(i).and_then(|r| r.name.as_deref()).map(Cow::Borrowed);
         let subs = sub_ops(req).enumerate();
-        let actions: Vec<Action> = subs.map(|(i, sub)| to_action(sub, name(i))).collect();
+        let actions: Vec<Action<'h>> = subs.map(|(i, sub)| to_action(sub, name(i))).collect();
         let ids = facts.sub_paths(op.id);
         return Some(convert_multi(base, actions, ids, facts, paths, split, links));
     }
-    let name = ok_reply.and_then(|r| r.name().clone());
+    let name = ok_reply.and_then(|r| r.name().as_deref()).map(Cow::Borrowed);
     let mut action = sub_ops(req).next().map(|sub| to_action(sub, name))?;
     if let Action::Create { path, mode, name, .. } = &mut action
         && mode.is_sequential()
@@ -961,7 +974,7 @@ fn convert(
         && op.outcome == Outcome::Ok
     {
         // An acknowledged sequential create whose name was not recorded: a name nobody saw.
-        *name = Some(format!("{path}?{}", op.id));
+        *name = Some(Cow::Owned(format!("{path}?{}", op.id)));
     }
     let ids = facts.sub_paths(op.id);
     links.clear();
@@ -996,7 +1009,7 @@ fn convert(
         for &(candidate, _) in candidates {
             let mut alt = action.clone();
             if let Action::Create { name: n, .. } = &mut alt {
-                *n = Some(paths.name(candidate).to_string());
+                *n = Some(paths.name_cow(candidate));
             }
             links.push(candidate);
             let hint = home_hint(&alt, ids, paths);
@@ -1010,15 +1023,15 @@ fn convert(
     Some(Converted::One { pop: POp { action, ..base }, hint })
 }
 
-fn convert_multi(
-    base: POp,
-    actions: Vec<Action>,
+fn convert_multi<'h>(
+    base: POp<'h>,
+    actions: Vec<Action<'h>>,
     ids: &[u32],
     facts: &Facts,
-    paths: &mut Paths,
+    paths: &mut Paths<'h>,
     split: Split,
     links: &mut Vec<u32>,
-) -> Converted {
+) -> Converted<'h> {
     let keyed_ok = base.key.is_some() && !base.pure;
     if split.multi_not_atomic || keyed_ok {
         // One piece per sub-op; a keyed ok multi keeps all pieces at its zxid.
@@ -1032,7 +1045,7 @@ fn convert_multi(
             pops.push((POp { action: whole, ..base.clone() }, hint));
         }
         let results = match &base.outcome {
-            model::Outcome::Ok { reply, .. } => reply.results.clone(),
+            model::Outcome::Ok { reply, .. } => reply.results,
             _ => None,
         };
         for (i, action) in actions.into_iter().enumerate() {
@@ -1041,9 +1054,10 @@ fn convert_multi(
             let outcome = match (&base.outcome, split.multi_not_atomic) {
                 (_, true) => model::Outcome::Unknown,
                 (model::Outcome::Ok { zxid, .. }, false) => {
-                    let result = results.as_ref().and_then(|r| r.get(i)).cloned();
-                    let reply = Reply { results: result.map(|r| vec![r]), ..Reply::default() };
-                    model::Outcome::Ok { reply: std::sync::Arc::new(reply), zxid: *zxid }
+                    // Its own result, borrowed as a list of one.
+                    let result = results.and_then(|r| r.get(i..=i));
+                    let reply = Reply { results: result, ..Reply::default() };
+                    model::Outcome::Ok { reply, zxid: *zxid }
                 }
                 (other, false) => other.clone(),
             };
@@ -1092,7 +1106,7 @@ fn footprint_ids(
     match action {
         Action::Create { path, name, mode, .. } => {
             let id = ids[0];
-            debug_assert_eq!(paths.name(id), path, "the number of the create's path");
+            debug_assert_eq!(paths.name(id), *path, "the number of the create's path");
             out.extend(observed_parent(paths, id));
             if !mode.is_sequential() {
                 out.push(id);
@@ -1165,9 +1179,9 @@ fn footprint_into(action: &Action, facts: &Facts, paths: &mut Paths, out: &mut V
     }
 }
 
-fn to_action(sub: SubRef, name: Option<String>) -> Action {
-    let path = sub.path.to_string();
-    let data = sub.data.unwrap_or_default().to_string();
+fn to_action<'h>(sub: SubRef<'h>, name: Option<Cow<'h, str>>) -> Action<'h> {
+    let path = sub.path;
+    let data = sub.data.unwrap_or_default();
     let version = sub.version.unwrap_or(-1);
     match sub.f {
         F::Create => {
@@ -1184,16 +1198,23 @@ fn to_action(sub: SubRef, name: Option<String>) -> Action {
     }
 }
 
-fn reply_facts(reply: &Event) -> Reply {
-    let mut children = reply.children().clone();
-    if let Some(c) = &mut children {
-        c.sort();
-    }
+/// The reply's facts, borrowed from the history; only children recorded out of order are
+/// copied (sorted, as the model lists them).
+fn reply_facts(reply: &Event) -> Reply<'_> {
+    let children = reply.children().as_deref().map(|c| {
+        if c.is_sorted() {
+            Cow::Borrowed(c)
+        } else {
+            let mut sorted = c.to_vec();
+            sorted.sort();
+            Cow::Owned(sorted)
+        }
+    });
     Reply {
-        stat: reply.stat.as_deref().cloned(),
-        data: reply.data.clone(),
+        stat: reply.stat.as_deref(),
+        data: reply.data.as_deref(),
         children,
-        results: reply.results().clone(),
+        results: reply.results().as_deref(),
     }
 }
 
@@ -1327,16 +1348,16 @@ mod tests {
     /// per sub-operation), as `sub_ops` gives them: every kind, sequential creates named,
     /// unnamed and of unrecorded name, a create whose recorded name is not its path, children
     /// of the root and deeper, multis with and without creates.
-    fn sample_actions() -> Vec<(Action, Vec<&'static str>)> {
-        let create = |path: &str, mode, name: Option<&str>| Action::Create {
-            path: path.into(),
-            data: String::new(),
+    fn sample_actions() -> Vec<(Action<'static>, Vec<&'static str>)> {
+        let create = |path: &'static str, mode, name: Option<&'static str>| Action::Create {
+            path,
+            data: "",
             mode,
-            name: name.map(str::to_string),
+            name: name.map(Cow::Borrowed),
         };
         let (p, e) = (CreateMode::Persistent, CreateMode::Ephemeral);
         let (ps, es) = (CreateMode::PersistentSequential, CreateMode::EphemeralSequential);
-        let set = |path: &str| Action::Set { path: path.into(), data: String::new(), version: 1 };
+        let set = |path: &'static str| Action::Set { path, data: "", version: 1 };
         vec![
             (create("/a", p, Some("/a")), vec!["/a"]),
             (create("/a/b", e, None), vec!["/a/b"]),
@@ -1345,13 +1366,13 @@ mod tests {
             (create("/a/s-", es, None), vec!["/a/s-"]),
             (create("/a/s-", ps, Some("/a/s-?7")), vec!["/a/s-"]),
             (create("/s-", ps, Some("/s-0000000003")), vec!["/s-"]),
-            (Action::Delete { path: "/a".into(), version: -1 }, vec!["/a"]),
-            (Action::Delete { path: "/a/b/c".into(), version: 2 }, vec!["/a/b/c"]),
+            (Action::Delete { path: "/a", version: -1 }, vec!["/a"]),
+            (Action::Delete { path: "/a/b/c", version: 2 }, vec!["/a/b/c"]),
             (set("/q"), vec!["/q"]),
-            (Action::Check { path: "/a/b".into(), version: 0 }, vec!["/a/b"]),
-            (Action::Get { path: "/z".into() }, vec!["/z"]),
-            (Action::Exists { path: "/a/b".into() }, vec!["/a/b"]),
-            (Action::Children { path: "/a".into() }, vec!["/a"]),
+            (Action::Check { path: "/a/b", version: 0 }, vec!["/a/b"]),
+            (Action::Get { path: "/z" }, vec!["/z"]),
+            (Action::Exists { path: "/a/b" }, vec!["/a/b"]),
+            (Action::Children { path: "/a" }, vec!["/a"]),
             (
                 Action::Multi(vec![
                     create("/a/c", p, Some("/a/c")),
@@ -1448,21 +1469,21 @@ mod tests {
     /// `registered_home` finds what the first registered path of `action_paths` finds.
     #[test]
     fn registered_home_agrees_with_action_paths() {
-        let create = |path: &str, mode, name: Option<&str>| Action::Create {
-            path: path.into(),
-            data: String::new(),
+        let create = |path: &'static str, mode, name: Option<&'static str>| Action::Create {
+            path,
+            data: "",
             mode,
-            name: name.map(str::to_string),
+            name: name.map(Cow::Borrowed),
         };
         let actions = vec![
             create("/a/b", CreateMode::Persistent, None),
             create("/a/s-", CreateMode::PersistentSequential, Some("/a/s-0000000001")),
             create("/q/s-", CreateMode::EphemeralSequential, None),
-            Action::Delete { path: "/a".into(), version: -1 },
-            Action::Get { path: "/z".into() },
+            Action::Delete { path: "/a", version: -1 },
+            Action::Get { path: "/z" },
             Action::Multi(vec![
-                Action::Set { path: "/z".into(), data: String::new(), version: 1 },
-                Action::Check { path: "/a".into(), version: 0 },
+                Action::Set { path: "/z", data: "", version: 1 },
+                Action::Check { path: "/a", version: 0 },
             ]),
             Action::Sync,
             Action::Close { session: 3 },
@@ -1477,5 +1498,45 @@ mod tests {
             found += usize::from(want.is_some());
         }
         assert_eq!(found, 5, "the cases cover found and not found");
+    }
+
+    /// A reply's facts borrow the history's reply: its stat, data and results are the
+    /// reply's own (the same memory, no copy), and its children are the reply's sorted,
+    /// borrowed when recorded in order and a sorted copy otherwise; an absent field stays
+    /// absent. Over replies with children in order, out of order, with ties and empty.
+    #[test]
+    fn reply_facts_borrow_the_reply() {
+        let lists: [&[&str]; 5] =
+            [&["a", "b", "c"], &["c", "a", "b"], &["b", "a", "a"], &[], &["x"]];
+        let mut cases = 0;
+        for (i, list) in lists.iter().enumerate() {
+            let mut reply = Event { data: Some(format!("d{i}")), ..Event::default() };
+            reply.stat = Some(Box::new(crate::history::Stat {
+                version: Some(i as i32),
+                ..Default::default()
+            }));
+            reply.rare_mut().children = Some(list.iter().map(|c| c.to_string()).collect());
+            let result = SubResult { name: Some(format!("/n{i}")), ..SubResult::default() };
+            reply.rare_mut().results = Some(vec![result]);
+            let facts = reply_facts(&reply);
+            let recorded = reply.children().as_deref().expect("children");
+            let mut sorted = recorded.to_vec();
+            sorted.sort();
+            let children = facts.children.as_deref().expect("children kept");
+            assert_eq!(children, sorted.as_slice(), "the children, sorted");
+            let borrowed = matches!(facts.children, Some(Cow::Borrowed(_)));
+            assert_eq!(borrowed, recorded.is_sorted(), "borrowed exactly when in order: {list:?}");
+            if borrowed {
+                assert!(std::ptr::eq(children, recorded), "the reply's own list");
+            }
+            assert!(std::ptr::eq(facts.stat.expect("stat"), &**reply.stat.as_ref().expect("s")));
+            assert!(std::ptr::eq(facts.data.expect("data"), reply.data.as_deref().expect("d")));
+            let results = reply.results().as_deref().expect("results");
+            assert!(std::ptr::eq(facts.results.expect("results"), results), "the reply's results");
+            cases += usize::from(!borrowed);
+        }
+        assert_eq!(cases, 2, "two lists out of order");
+        let empty = Event::default();
+        assert_eq!(reply_facts(&empty), Reply::default(), "nothing recorded, nothing to check");
     }
 }

@@ -44,7 +44,7 @@ const MAX_START_STATES: usize = 16;
 const STRIDE: usize = 512;
 
 /// A certified failing window of one partition.
-pub(crate) struct Window {
+pub(crate) struct Window<'h> {
     /// The partition's ops inside the window (indices into the partition's ops).
     pub ops: Vec<usize>,
     /// First event of the window.
@@ -56,7 +56,7 @@ pub(crate) struct Window {
     /// The failure of the window's search (indices into `part` below).
     pub failure: Failure,
     /// The window as a partition (its ops, and earlier ops of unknown outcome still pending).
-    pub part: Partition,
+    pub part: Partition<'h>,
     /// The state the window's search started from, when not the initial one.
     pub start: Option<Tree>,
     /// The end of the shortest failing prefix (an event index; the window ends before it).
@@ -77,7 +77,10 @@ const LOOK_BACK: usize = 2_000;
 /// end with the earlier ops of unknown outcome still pending, and the state (`None`: the
 /// initial one). A search that passes from one of them under a relaxation shows an order of
 /// the whole prefix under it (the checkpoint's state was reached by an allowed order).
-pub(crate) fn look_back(part: &Partition, w: &Window) -> Vec<Vec<(Partition, Option<Tree>)>> {
+pub(crate) fn look_back<'h>(
+    part: &Partition<'h>,
+    w: &Window<'_>,
+) -> Vec<Vec<(Partition<'h>, Option<Tree>)>> {
     let ix = Index::new(part);
     let checkpoints = &w.checkpoints;
     let before = checkpoints.partition_point(|c| c.cut < w.from);
@@ -93,7 +96,7 @@ pub(crate) fn look_back(part: &Partition, w: &Window) -> Vec<Vec<(Partition, Opt
         members.extend(view.between(&ix, c.cut, usize::MAX));
         view.select(members).1
     };
-    let searches = |c: &Checkpoint| -> Vec<(Partition, Option<Tree>)> {
+    let searches = |c: &Checkpoint| -> Vec<(Partition<'h>, Option<Tree>)> {
         let states = c.states.iter();
         states.map(|(state, used)| (stretch(c, used), (c.cut > 0).then(|| state.clone()))).collect()
     };
@@ -116,7 +119,12 @@ pub(crate) enum Resume {
 /// Cost: the walk to the failure (one pass, segment by segment), then searches over the ops
 /// from the last checkpoint before the failure: a number of probes that grows with the log
 /// of the failing segment, each costing the segment.
-pub(crate) fn smallest(part: &Partition, lin: bool, budget: u64, resume: Resume) -> Option<Window> {
+pub(crate) fn smallest<'h>(
+    part: &Partition<'h>,
+    lin: bool,
+    budget: u64,
+    resume: Resume,
+) -> Option<Window<'h>> {
     let ix = Index::new(part);
     let init = Tree::init(&part.scope, &part.initial);
     let mut checkpoints = vec![Checkpoint { cut: 0, states: vec![(init, Vec::new())] }];
@@ -170,8 +178,8 @@ struct Checkpoint {
 }
 
 /// What the resumed searches need to know about the whole key group, computed once.
-struct Index<'a> {
-    part: &'a Partition,
+struct Index<'a, 'h> {
+    part: &'a Partition<'h>,
     /// For an op of unknown outcome: its session's next acknowledged write.
     successor: Vec<Option<usize>>,
     /// Acknowledged writes by completion: (completion, the latest invoke of those so far).
@@ -182,8 +190,8 @@ struct Index<'a> {
     ephemerals: Arc<linear::Ephemerals>,
 }
 
-impl<'a> Index<'a> {
-    fn new(part: &'a Partition) -> Index<'a> {
+impl<'a, 'h> Index<'a, 'h> {
+    fn new(part: &'a Partition<'h>) -> Index<'a, 'h> {
         let ops = &part.ops;
         let mut writes: Vec<(usize, usize)> =
             ops.iter().filter(|op| op.acked_write()).map(|op| (op.ret, op.inv)).collect();
@@ -220,14 +228,14 @@ impl<'a> Index<'a> {
 }
 
 /// A partition restricted to a prefix, remembering where its ops came from.
-struct Prefix {
-    part: Partition,
+struct Prefix<'h> {
+    part: Partition<'h>,
     origin: Vec<usize>,
     /// Its ops of unknown outcome, in invoke order.
     unknown: Vec<usize>,
 }
 
-impl Prefix {
+impl<'h> Prefix<'h> {
     /// Whether op `j` lies ahead of cut `s` in this prefix (an op running at the prefix's end
     /// has an unknown outcome here, so it is ahead of a cut it was invoked before).
     fn ahead(&self, j: usize, s: usize) -> bool {
@@ -262,7 +270,7 @@ impl Prefix {
     }
 
     /// These ops (indices here) as a partition of their own, in invoke order.
-    fn select(&self, mut members: Vec<usize>) -> (Vec<usize>, Partition) {
+    fn select(&self, mut members: Vec<usize>) -> (Vec<usize>, Partition<'h>) {
         assert!(self.part.ephemerals.is_some(), "a stretch knows its key group's ephemerals");
         members.sort_unstable_by_key(|&j| (self.part.ops[j].inv, j));
         members.dedup();
@@ -275,7 +283,7 @@ impl Prefix {
 /// The ops of `part` invoked before event `t`, as a history cut there: ops running at `t`
 /// have an unknown outcome (a query or sync then tells nothing and is gone). Acknowledged ops
 /// invoked before `lo` are left out (the caller resumes after them).
-fn prefix(ix: &Index, lo: usize, t: usize) -> Prefix {
+fn prefix<'h>(ix: &Index<'_, 'h>, lo: usize, t: usize) -> Prefix<'h> {
     let part = ix.part;
     let mut ops = Vec::new();
     let mut origin = Vec::new();
@@ -412,14 +420,14 @@ fn minimal(ix: &Index, s: usize, mut states: Vec<EndState>) -> Vec<EndState> {
 
 /// The window of `view`'s ops not ahead of cut `s`, if it fails from each of `states` (the
 /// states the ops ahead can leave) with the earlier ops of unknown outcome still pending.
-fn window_from(
-    ix: &Index,
-    view: &Prefix,
+fn window_from<'h>(
+    ix: &Index<'_, 'h>,
+    view: &Prefix<'h>,
     s: usize,
     states: &[EndState],
     lin: bool,
     budget: u64,
-) -> Option<Window> {
+) -> Option<Window<'h>> {
     let ops = &view.part.ops;
     let lo = ops.partition_point(|op| op.inv < s.saturating_sub(ix.max_span));
     let after: Vec<usize> = (lo..ops.len()).filter(|&j| !view.ahead(j, s)).collect();
@@ -455,14 +463,14 @@ fn window_from(
 
 /// The window from cut `s` of `view` ([`window_from`]), its start states resumed from the
 /// latest checkpoint at or before `s`.
-fn from_cut(
-    ix: &Index,
-    view: &Prefix,
+fn from_cut<'h>(
+    ix: &Index<'_, 'h>,
+    view: &Prefix<'h>,
     checkpoints: &[Checkpoint],
     s: usize,
     lin: bool,
     budget: u64,
-) -> Option<Window> {
+) -> Option<Window<'h>> {
     let at = checkpoints.partition_point(|c| c.cut <= s);
     let base = &checkpoints[at.checked_sub(1).expect("the initial state is at 0")];
     let states = advance(ix, view, base, s, lin, budget)?;
@@ -473,13 +481,13 @@ fn from_cut(
 /// fails from every state of the last checkpoint, with its window from that checkpoint.
 /// `failed_at` is the cut where the walk failed (the prefix there fails), if it did; else
 /// the whole key group is the upper end.
-fn shortest_prefix(
-    ix: &Index,
+fn shortest_prefix<'h>(
+    ix: &Index<'_, 'h>,
     checkpoints: &[Checkpoint],
     failed_at: Option<usize>,
     lin: bool,
     budget: u64,
-) -> Option<(usize, Window)> {
+) -> Option<(usize, Window<'h>)> {
     let part = ix.part;
     let base = checkpoints.last().expect("the initial state");
     let mut cuts: Vec<usize> = part.ops.iter().map(|op| op.inv + 1).collect();
@@ -681,7 +689,7 @@ mod tests {
 
     /// For each key group of `history` whose search fails: its violation and window found by
     /// the resumed search, and by the search from the start.
-    fn both(history: &History) -> Vec<[(Violation, Option<Window>); 2]> {
+    fn both(history: &History) -> Vec<[(Violation, Option<Window<'_>>); 2]> {
         let ops = history.validated_ops().expect("well formed");
         // A small budget keeps the diagnosis's relaxed searches short (the same for both).
         let options = Options { max_configs: 20_000, ..Options::default() };
