@@ -855,7 +855,7 @@ impl Tree {
                     other => format!("{other:?}"),
                 };
                 let state = match sub {
-                    Action::Create { path, .. } if !next.nodes.contains_key(*path) => {
+                    Action::Create { path, .. } if !next.nodes.contains_key(path) => {
                         let parent_path = parent(path).unwrap_or("/");
                         let known = scope.paths.contains(parent_path);
                         match next.nodes.get(parent_path) {
@@ -866,7 +866,7 @@ impl Tree {
                     Action::Create { path, .. }
                     | Action::Delete { path, .. }
                     | Action::Set { path, .. }
-                    | Action::Check { path, .. } => match next.nodes.get(*path) {
+                    | Action::Check { path, .. } => match next.nodes.get(path) {
                         Some(node) => format!(" ({path} is at version {})", node.version),
                         None => format!(" ({path} is absent)"),
                     },
@@ -916,7 +916,7 @@ impl Tree {
             }
             Action::Check { path, version } => self.check_version(path, *version).map(|_| ()),
             Action::Get { path } | Action::Children { path } => {
-                if self.nodes.contains_key(*path) {
+                if self.nodes.contains_key(path) {
                     Ok(())
                 } else {
                     Err("NoNode")
@@ -1055,7 +1055,7 @@ impl Tree {
                 if let Some(data) = reply.data
                     && matches!(action, Action::Get { .. })
                 {
-                    let have = self.nodes.get(*path).map(|n| &*n.data).unwrap_or("");
+                    let have = self.nodes.get(path).map(|n| &*n.data).unwrap_or("");
                     if have != data {
                         return Err(format!("read {data:?} but {path} holds {have:?}"));
                     }
@@ -1069,7 +1069,7 @@ impl Tree {
                 }
                 self.check_stat(scope, path, reply.stat)
             }
-            Action::Exists { path } => match (reply.stat, self.nodes.contains_key(*path)) {
+            Action::Exists { path } => match (reply.stat, self.nodes.contains_key(path)) {
                 (Some(_), false) => Err(format!("exists saw {path} but it does not exist")),
                 (None, true) => Err(format!("exists missed {path} which exists")),
                 (None, false) => Ok(()),
@@ -1232,7 +1232,7 @@ pub fn footprint_each<'a>(action: &'a Action<'_>, each: &mut impl FnMut(&'a str,
         | Action::Check { path, .. }
         | Action::Get { path }
         | Action::Exists { path }
-        | Action::Children { path } => each(*path, Touch::Node),
+        | Action::Children { path } => each(path, Touch::Node),
         Action::Sync => {}
         Action::Multi(subs) => {
             for sub in subs {
