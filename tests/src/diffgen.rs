@@ -13,10 +13,11 @@
 //! compared as is.
 //!
 //! What the generator leaves out, and why:
-//! - timing: containers live only at `/g<seed>/ct`, and nothing under it is ever deleted or
-//!   ephemeral, so no container is ever emptied (both servers delete empty containers once a
-//!   second, at times of their own); TTLs are an hour or invalid, so none expires in a run;
-//!   sessions are closed by request, never left to expire.
+//! - timing: containers live only at `/g<seed>/ct` and the sequential names built on it
+//!   (`/g<seed>/ct0000000003`), and nothing below them is ever deleted or ephemeral, so no
+//!   container is ever emptied (both servers delete empty containers once a second, at times of
+//!   their own); TTLs are an hour or invalid, so none expires in a run; sessions are closed by
+//!   request, never left to expire.
 //! - auth that fails (closes the connection and leaves the session to expire).
 //! - the documented 3.8/3.9 differences (docs/COMPATIBILITY.md, "Where ZooKeeper 3.8 and 3.9
 //!   differ"), each by a named filter below: [`Filter`].
@@ -228,12 +229,20 @@ impl Generator {
         format!("{}{name}", self.base)
     }
 
-    /// True for paths under the container, which are never deleted nor made ephemeral.
+    /// True for paths below a container, which are never deleted nor made ephemeral. Containers
+    /// are made at `CONTAINER` and at the sequential names built on it (a createContainer with
+    /// a sequential flag makes `/g<seed>/ct0000000003` or `/g<seed>/ct-0000000004`): below any
+    /// of them. Seed 109 of a 0..500 run put an ephemeral below `/g109/ct0000000000`; its
+    /// session's close emptied the container, each server deleted it at a time of its own, and
+    /// seed 111 or 118 then saw zxids one apart.
     fn under_container(&self, path: &str) -> bool {
-        path.starts_with(&format!("{}{CONTAINER}/", self.base))
+        let Some(rest) = path.strip_prefix(&format!("{}{CONTAINER}", self.base)) else {
+            return false;
+        };
+        rest.contains('/')
     }
 
-    /// A path that may be deleted (not under the container).
+    /// A path that may be deleted (not below a container).
     fn deletable_path(&mut self) -> String {
         loop {
             let path = self.path();
@@ -285,8 +294,8 @@ impl Generator {
     }
 
     /// A create: any of the four opcodes and flags 0-6 (7 and -1 rarely, never in a multi,
-    /// [`Filter::InvalidFlagsInMulti`]); containers only at `CONTAINER`; ephemerals never under
-    /// it.
+    /// [`Filter::InvalidFlagsInMulti`]); containers only at `CONTAINER` (sequential ones at
+    /// names built on it); ephemerals never below a container ([`Generator::under_container`]).
     fn create(&mut self, in_multi: bool) -> Request {
         let op = if in_multi {
             // Filter::Create2InMulti.
