@@ -4,8 +4,10 @@
 //!
 //! By hand (docs/TESTING.md): `ZKR_DIFFGEN_SEEDS=500 ZKR_DIFFGEN_OPS=60 ZKR_DIFFGEN_FIRST=0
 //! ZKR_DIFFGEN_KEEP_GOING=1` runs more seeds and lists every difference (one per seed) instead
-//! of stopping at the first. Needs Debian's zookeeper package (tests/setup.sh); skipped outside
-//! CI when it is missing. Both servers are stopped when their `TestServer`s drop.
+//! of stopping at the first; `ZKR_DIFFGEN_KEEP_DIRS=DIR` keeps both servers' dirs (txn logs
+//! included) of each differing seed in DIR. Needs Debian's zookeeper package (tests/setup.sh);
+//! skipped outside CI when it is missing. Both servers are stopped when their `TestServer`s
+//! drop. `generated_sequences_never_empty_a_container` needs no server.
 
 use zkr_core::proto::client::{OpCode, Request};
 use zkr_tests::diffgen::{self, Step};
