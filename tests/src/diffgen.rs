@@ -46,7 +46,8 @@ pub enum Filter {
     /// a multi use opcode create (1), createContainer or createTTL, never create2.
     Create2InMulti,
     /// "`exists` on a node without READ permission": 3.8 answers the Stat, 3.9 NOAUTH. Accepted
-    /// at comparison; if the exists left a watch (3.8 only), the seed ends there.
+    /// at comparison; if the exists left a watch (3.8 only), the seed ends there and its final
+    /// close may differ in the events it fires.
     ExistsWithoutRead,
     /// "a `check` sent on its own": never generated.
     CheckAlone,
@@ -56,7 +57,8 @@ pub enum Filter {
     PersistentWatcherTypes,
     /// "checkWatches/removeWatches with type Data/Children on a persistent watch": 3.8 finds
     /// (and removes) it, 3.9 answers NOWATCHER. Accepted at comparison when the session added a
-    /// persistent watch on the path; after a removeWatches the seed ends (3.8 dropped the watch).
+    /// persistent watch on the path; after a removeWatches the seed ends (3.8 dropped the watch)
+    /// and its final close may differ in the events it fires (seed 4184).
     CheckWatchesOnPersistent,
     /// "two watch modes of one session on one path": 3.8 keeps one mode per session and path
     /// (the last set), 3.9 each. Never generated: a session asks for no standard watch on a
