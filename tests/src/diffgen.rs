@@ -13,10 +13,11 @@
 //! compared as is.
 //!
 //! What the generator leaves out, and why:
-//! - timing: containers live only at `/g<seed>/ct`, and nothing under it is ever deleted or
-//!   ephemeral, so no container is ever emptied (both servers delete empty containers once a
-//!   second, at times of their own); TTLs are an hour or invalid, so none expires in a run;
-//!   sessions are closed by request, never left to expire.
+//! - timing: containers live only at `/g<seed>/ct` and the sequential names built on it
+//!   (`/g<seed>/ct0000000003`), and nothing below them is ever deleted or ephemeral, so no
+//!   container is ever emptied (both servers delete empty containers once a second, at times of
+//!   their own); TTLs are an hour or invalid, so none expires in a run; sessions are closed by
+//!   request, never left to expire.
 //! - auth that fails (closes the connection and leaves the session to expire).
 //! - the documented 3.8/3.9 differences (docs/COMPATIBILITY.md, "Where ZooKeeper 3.8 and 3.9
 //!   differ"), each by a named filter below: [`Filter`].
@@ -45,7 +46,8 @@ pub enum Filter {
     /// a multi use opcode create (1), createContainer or createTTL, never create2.
     Create2InMulti,
     /// "`exists` on a node without READ permission": 3.8 answers the Stat, 3.9 NOAUTH. Accepted
-    /// at comparison; if the exists left a watch (3.8 only), the seed ends there.
+    /// at comparison; if the exists left a watch (3.8 only), the seed ends there and its final
+    /// close may differ in the events it fires.
     ExistsWithoutRead,
     /// "a `check` sent on its own": never generated.
     CheckAlone,
@@ -55,7 +57,8 @@ pub enum Filter {
     PersistentWatcherTypes,
     /// "checkWatches/removeWatches with type Data/Children on a persistent watch": 3.8 finds
     /// (and removes) it, 3.9 answers NOWATCHER. Accepted at comparison when the session added a
-    /// persistent watch on the path; after a removeWatches the seed ends (3.8 dropped the watch).
+    /// persistent watch on the path; after a removeWatches the seed ends (3.8 dropped the watch)
+    /// and its final close may differ in the events it fires (seed 4184).
     CheckWatchesOnPersistent,
     /// "two watch modes of one session on one path": 3.8 keeps one mode per session and path
     /// (the last set), 3.9 each. Never generated: a session asks for no standard watch on a
@@ -76,8 +79,8 @@ pub enum Filter {
     CreateTtlWithoutTtl,
     /// "the order of a closed session's ephemeral deletions" (deliberate): ZooKeeper's is a hash
     /// set's. Accepted when the replies agree and the events are the same NodeDeleted events in
-    /// another order; when every session closes at a seed's end, with their parents'
-    /// NodeChildrenChanged among them.
+    /// another order; when a session closes (a Reopen, or every session at a seed's end), with
+    /// their parents' NodeChildrenChanged among them.
     EphemeralDeletionOrder,
     /// "a createContainer with plain flags inside `multi`": 3.8 makes a plain node and answers a
     /// create result, 3.9 a container and a create2 result. A createContainer inside a multi
@@ -228,12 +231,20 @@ impl Generator {
         format!("{}{name}", self.base)
     }
 
-    /// True for paths under the container, which are never deleted nor made ephemeral.
+    /// True for paths below a container, which are never deleted nor made ephemeral. Containers
+    /// are made at `CONTAINER` and at the sequential names built on it (a createContainer with
+    /// a sequential flag makes `/g<seed>/ct0000000003` or `/g<seed>/ct-0000000004`): below any
+    /// of them. Seed 109 of a 0..500 run put an ephemeral below `/g109/ct0000000000`; its
+    /// session's close emptied the container, each server deleted it at a time of its own, and
+    /// seed 111 or 118 then saw zxids one apart.
     fn under_container(&self, path: &str) -> bool {
-        path.starts_with(&format!("{}{CONTAINER}/", self.base))
+        let Some(rest) = path.strip_prefix(&format!("{}{CONTAINER}", self.base)) else {
+            return false;
+        };
+        rest.contains('/')
     }
 
-    /// A path that may be deleted (not under the container).
+    /// A path that may be deleted (not below a container).
     fn deletable_path(&mut self) -> String {
         loop {
             let path = self.path();
@@ -285,8 +296,8 @@ impl Generator {
     }
 
     /// A create: any of the four opcodes and flags 0-6 (7 and -1 rarely, never in a multi,
-    /// [`Filter::InvalidFlagsInMulti`]); containers only at `CONTAINER`; ephemerals never under
-    /// it.
+    /// [`Filter::InvalidFlagsInMulti`]); containers only at `CONTAINER` (sequential ones at
+    /// names built on it); ephemerals never below a container ([`Generator::under_container`]).
     fn create(&mut self, in_multi: bool) -> Request {
         let op = if in_multi {
             // Filter::Create2InMulti.
@@ -577,7 +588,15 @@ fn judge(generator: &Generator, step: &Step, apache: &str, zkr: &str) -> Option<
     if apache == zkr {
         return Some(None);
     }
-    let Step::Call { session, req } = step else { return None };
+    let Step::Call { session, req } = step else {
+        // A Reopen: the closed session's own watches fire on its ephemerals' deletions before
+        // the closeSession reply, in each server's order of deletion (seed 2418), with their
+        // parents' NodeChildrenChanged among them (as at a seed's end, seed 1175).
+        let (a_close, a_open) = apache.split_once("; ")?;
+        let (z_close, z_open) = zkr.split_once("; ")?;
+        let permuted = a_open == z_open && events_permuted(a_close, z_close, true);
+        return permuted.then_some(Some(Filter::EphemeralDeletionOrder));
+    };
     let code = |line: &str| line.split(" err=").nth(1)?.split(' ').next().map(str::to_string);
     let (a, z) = (code(apache), code(zkr));
     if a.is_none() && z.as_deref() == Some("-8") {
@@ -644,6 +663,9 @@ pub fn run(first: u64, count: u64, ops: usize, keep_going: bool) -> Outcome {
         let closed = outcome.closed;
         let differed = run_seed(seed, ops, &mut sides, &mut outcome);
         assert_eq!(differed, outcome.differences.len() > differences, "a difference is recorded");
+        if differed && let Ok(keep) = std::env::var("ZKR_DIFFGEN_KEEP_DIRS") {
+            keep_dirs(&sides, &format!("{keep}/{seed}"));
+        }
         if differed && !keep_going {
             break;
         }
@@ -655,6 +677,20 @@ pub fn run(first: u64, count: u64, ops: usize, keep_going: bool) -> Outcome {
         }
     }
     outcome
+}
+
+/// `ZKR_DIFFGEN_KEEP_DIRS=DIR`: copies both servers' dirs (config, log, data: Apache's txn log
+/// reads with `TxnLogToolkit -d`) to `DIR/<seed>-apache` and `DIR/<seed>-zkr` before they are
+/// removed, to find which txn one server made and the other did not.
+fn keep_dirs(sides: &(Side, Side), to: &str) {
+    for (side, name) in [(&sides.0, "apache"), (&sides.1, "zkr")] {
+        let from = side.server.dir().display().to_string();
+        let dest = format!("{to}-{name}");
+        let copied = std::process::Command::new("cp").args(["-a", &from, &dest]).status();
+        if !copied.is_ok_and(|status| status.success()) {
+            eprintln!("diffgen: could not copy {from} to {to}-{name}");
+        }
+    }
 }
 
 /// Compares one reply pair: counts it, and turns a difference into a [`Difference`] (with the
@@ -683,6 +719,8 @@ fn run_seed(seed: u64, ops: usize, sides: &mut (Side, Side), outcome: &mut Outco
     let mut generator = Generator::new(seed);
     let (apache, zkr) = sides;
     let mut before = Vec::new();
+    // The filter that parted the two servers' watches, if one did (the seed then ends).
+    let mut parted_by = None;
     // Setup: the sessions, then the seed's root.
     for slot in 0..generator.sessions() {
         let replies = (apache.open(slot), zkr.open(slot));
@@ -716,6 +754,11 @@ fn run_seed(seed: u64, ops: usize, sides: &mut (Side, Side), outcome: &mut Outco
             outcome.compared += 1;
             outcome.documented.push((filter, seed));
             before.push(format!("{step:?} -> documented {filter:?}: {a} | {z}"));
+            if filter == Filter::EphemeralDeletionOrder {
+                // The same replies but for the events' order: the generator learns from them
+                // (a Reopen forgets the closed session's watches).
+                generator.observe(&step, &a);
+            }
             // The two servers' watches part here: the seed ends.
             if filter == Filter::CreateTtlWithoutTtl {
                 // Apache shuts down: nothing more to compare; `run` starts both afresh.
@@ -727,6 +770,7 @@ fn run_seed(seed: u64, ops: usize, sides: &mut (Side, Side), outcome: &mut Outco
                 _ => false,
             };
             if parted {
+                parted_by = Some(filter);
                 break;
             }
             continue;
@@ -742,13 +786,72 @@ fn run_seed(seed: u64, ops: usize, sides: &mut (Side, Side), outcome: &mut Outco
     // Close every session (ephemerals go, other sessions' watches fire) on both sides.
     let (mut a, mut z) = (apache.close_all(), zkr.close_all());
     for (a_line, z_line) in a.iter_mut().zip(z.iter_mut()) {
-        // Closing every session deletes each one's ephemerals in its own order: their parents'
-        // NodeChildrenChanged (one-shot, fired by the first child deleted) move with them
-        // (seed 1175).
-        if a_line != z_line && events_permuted(a_line, z_line, true) {
-            outcome.documented.push((Filter::EphemeralDeletionOrder, seed));
+        if let Some(filter) = close_accepted(parted_by, a_line, z_line) {
+            outcome.documented.push((filter, seed));
             *z_line = a_line.clone();
         }
     }
     compare(seed, "close all".into(), (format!("{a:?}"), format!("{z:?}")), &mut before, outcome)
+}
+
+/// Whether two differing replies to a seed's final closeSession differ in a documented way.
+/// Closing every session deletes each one's ephemerals in its own order: their parents'
+/// NodeChildrenChanged (one-shot, fired by the first child deleted) move with them (seed 1175).
+/// After `parted_by` ended the seed, the servers hold different watches, so the events those
+/// deletions fire may differ, not the replies (seed 4184: a removeWatches of type Children
+/// removed a persistent watch on 3.8 only, whose NodeChildrenChanged zkr then sent).
+fn close_accepted(parted_by: Option<Filter>, apache: &str, zkr: &str) -> Option<Filter> {
+    if apache == zkr {
+        return None;
+    }
+    if events_permuted(apache, zkr, true) {
+        return Some(Filter::EphemeralDeletionOrder);
+    }
+    let reply = |line: &str| line.split_once(" events=").map(|(reply, _)| reply.to_string());
+    let (a, z) = (reply(apache)?, reply(zkr)?);
+    parted_by.filter(|_| a == z)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seed 2418 step 43 of a 2000..2600 x 80 run: the session closed by a Reopen watched its
+    /// own two ephemerals, and the two servers deleted them in different orders.
+    #[test]
+    fn a_reopen_whose_closed_session_sees_its_ephemerals_go_in_another_order_is_documented() {
+        let generator = Generator::new(2418);
+        let step = Step::Reopen { session: 0 };
+        let close = "xid=39 err=0 zxid=0x37b body=None events=";
+        let open = "; session #63 timeout=30000";
+        let (b, b_0) = ("\"NodeDeleted 3 /g2418/b\"", "\"NodeDeleted 3 /g2418/b-0000000000\"");
+        let apache = format!("{close}[{b_0}, {b}]{open}");
+        let zkr = format!("{close}[{b}, {b_0}]{open}");
+        let judged = judge(&generator, &step, &apache, &zkr);
+        assert_eq!(judged, Some(Some(Filter::EphemeralDeletionOrder)));
+        // Not when the new sessions differ, an event is missing, or the close replies differ.
+        let other_open = format!("{close}[{b}, {b_0}]; session #64 timeout=30000");
+        assert_eq!(judge(&generator, &step, &apache, &other_open), None);
+        let missing = format!("{close}[{b}]{open}");
+        assert_eq!(judge(&generator, &step, &apache, &missing), None);
+        let other_zxid = zkr.replace("0x37b", "0x37c");
+        assert_eq!(judge(&generator, &step, &apache, &other_zxid), None);
+    }
+
+    /// Seed 4184 of a 4000..4600 x 100 run: its removeWatches of type Children on a persistent
+    /// watch parted the servers' watches (CheckWatchesOnPersistent) and ended the seed; the final
+    /// close deleted an ephemeral child, and only zkr still had the watch to tell of it.
+    #[test]
+    fn the_final_close_after_the_watches_parted_may_differ_in_its_events_only() {
+        let close = "xid=42 err=0 zxid=0x89c body=None events=";
+        let apache = format!("{close}[]");
+        let zkr = format!("{close}[\"NodeChildrenChanged 3 /g4184/a\"]");
+        let parted = Some(Filter::CheckWatchesOnPersistent);
+        assert_eq!(close_accepted(parted, &apache, &zkr), parted);
+        // Not when the watches did not part, nor when the replies differ.
+        assert_eq!(close_accepted(None, &apache, &zkr), None);
+        let other_zxid = zkr.replace("0x89c", "0x89d");
+        assert_eq!(close_accepted(parted, &apache, &other_zxid), None);
+        assert_eq!(close_accepted(parted, &apache, &apache), None);
+    }
 }
