@@ -381,11 +381,7 @@ pub struct Sim {
     /// When the current (or last) leader was established, and which node it is (if still).
     pub(crate) leader_established_at: (u64, Option<usize>),
     /// Established leaders seen, by epoch.
-    pub(crate) leaders: BTreeMap<u32, usize>,
-    /// A node and epoch that `leaders` maps to each other: while that node steps as the
-    /// established leader of that epoch, `invariants::leaders::observe` has nothing to find
-    /// (entries are never changed), so its look-up after every leader step is skipped.
-    pub(crate) leader_seen: Option<(usize, u32)>,
+    pub(crate) leaders: crate::invariants::leaders::Leaders,
     /// The partition in force, as its `nemesis` band in the history (to close at its end).
     pub(crate) open_partition: Option<String>,
     /// Crashes injected at protocol points so far (`Swarm::point_crash`): routine and delicate.
@@ -649,8 +645,7 @@ impl Sim {
             partition_generation: 0,
             peer_links,
             leader_established_at: (0, None),
-            leaders: BTreeMap::new(),
-            leader_seen: None,
+            leaders: Default::default(),
             point_crashes: (0, 0),
             open_partition: None,
             spare_outputs: Some(Box::default()),
@@ -1197,15 +1192,7 @@ impl Sim {
         // Violations in the order they are found; an empty `Vec` does not allocate, and
         // nearly every step finds none.
         let mut found: Vec<Violation> = failover.into_iter().collect();
-        let leading = node.is_established_leader().then(|| node.epochs().1);
-        if leading.is_none_or(|epoch| self.leader_seen != Some((n, epoch))) {
-            found.extend(crate::invariants::leaders::observe(&mut self.leaders, n, node, now));
-            if let Some(epoch) = leading
-                && self.leaders.get(&epoch) == Some(&n)
-            {
-                self.leader_seen = Some((n, epoch));
-            }
-        }
+        found.extend(self.leaders.observe(n, node, now));
         let current = node.committed().min(node.last_zxid());
         if current > slot.applied {
             self.checks.failover.committed(now, current.epoch());
@@ -1543,7 +1530,7 @@ impl Sim {
         if self.leader_established_at.1 != Some(n) || self.nodes.len() == 1 {
             return;
         }
-        let epoch = self.leaders.iter().rev().find(|(_, l)| **l == n).map_or(0, |(e, _)| *e);
+        let epoch = self.leaders.last_epoch_of(n);
         let others_up = (0..self.nodes.len())
             .filter(|m| *m != n)
             .all(|m| self.nodes[m].node.is_some() && self.nodes[m].paused_until <= self.now);
