@@ -481,8 +481,14 @@ impl Backing {
 
     /// `from` sent this leader a learner message: it follows us.
     pub fn heard(&mut self, from: ServerId) {
-        self.lost.remove(&from);
-        self.elsewhere.remove(&from);
+        // Both sets are empty while every learner follows (this runs for every message a
+        // learner sends): nothing to remove then.
+        if !self.lost.is_empty() {
+            self.lost.remove(&from);
+        }
+        if !self.elsewhere.is_empty() {
+            self.elsewhere.remove(&from);
+        }
         assert!(!self.lost.contains(&from) && !self.elsewhere.contains(&from));
     }
 

@@ -110,6 +110,10 @@ impl FifoChannel {
 
     /// The held message that is next in order now, if any (after a `Deliver` was handled).
     pub fn next_ready(&mut self) -> Option<SessionMessage> {
+        // Nearly always nothing is held (messages arrive in order): no search then.
+        if self.early.is_empty() {
+            return None;
+        }
         let msg = self.early.remove(&self.recv_seq)?;
         self.recv_seq += 1;
         assert!(self.early.keys().next().is_none_or(|first| *first >= self.recv_seq));

@@ -113,9 +113,12 @@ impl ZabLog {
         self.entries.get(i).map(|t| &**t)
     }
 
-    /// True if the log holds `zxid`, or it is the base.
+    /// True if the log holds `zxid`, or it is the base. The last entry is asked first: the
+    /// zxid asked for is most often the newest (a durable point after an fsync that caught up).
     pub fn contains(&self, zxid: Zxid) -> bool {
-        zxid == self.base || self.get(zxid).is_some()
+        zxid == self.base
+            || self.entries.back().is_some_and(|t| t.header.zxid == zxid)
+            || self.get(zxid).is_some()
     }
 
     /// The oldest zxid a DIFF can start from.
