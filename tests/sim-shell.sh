@@ -77,6 +77,9 @@ if grep -vqE "$head" "$logs/log1"; then
 fi
 cmp "$logs/log1" "$logs/log2" || {
   echo "tier 2: --log printed different logs in two processes"; exit 1; }
+if "$bin" --seeds 0..1 --log info > /dev/null 2>&1; then
+  echo "tier 2: --log ran a campaign (its seeds' lines would interleave)"; exit 1
+fi
 rm -r "$logs"
 
 # A seed must not depend on the seeds run before it in the process (each runs on a fresh thread;
