@@ -6,6 +6,7 @@
 #      of sim/shell-regression-seeds.txt (each once failed);
 #   2. determinism: one seed twice in one process and once more in another, same trace hash; a
 #      campaign's seeds have the trace hashes they have run alone;
+#      --log prints server lines, changes nothing, and prints the same twice;
 #   3. memory: the campaign fails if a seed's world outlives it; --bug leak-nodes must be reported;
 #   4. sensitivity: with a deliberate core or storage bug switched on, some seed of a bounded range must
 #      fail (the same seeds pass without it, in step 1), session-timer and fail-over bugs included,
@@ -52,6 +53,34 @@ a=$("$bin" --seed 7 | grep -o 'trace hash [0-9a-f]*')
 b=$("$bin" --seed 7 | grep -o 'trace hash [0-9a-f]*')
 echo "process 1: $a"; echo "process 2: $b"
 [ -n "$a" ] && [ "$a" = "$b" ] || { echo "tier 2 is nondeterministic across processes"; exit 1; }
+
+# `--log FILTER` prints the servers' tracing lines to stderr (docs/TESTING.md, "Logs of one
+# tier 2 seed"): some from a server node, every line headed by the simulated time; the seed's stdout
+# (trace hash, verdict) is that of a run without it, and a second process prints the same log
+# byte for byte (no wall clock, no process-wide counter in it).
+echo "--- tier 2 logs: seed 7 with --log debug"
+logs=$(mktemp -d)
+"$bin" --seed 7 > "$logs/plain"
+"$bin" --seed 7 --log debug > "$logs/out1" 2> "$logs/log1"
+"$bin" --seed 7 --log debug > "$logs/out2" 2> "$logs/log2"
+diff "$logs/plain" "$logs/out1" || {
+  echo "tier 2: --log changed seed 7's trace or verdict"; exit 1; }
+server_lines=$(grep -cE '^ *[0-9]+\.[0-9]{6}s s[0-9] [A-Z]+ zkr_server' "$logs/log1" || true)
+echo "seed 7: $(wc -l < "$logs/log1") log lines, $server_lines from servers (zkr_server)"
+[ "$server_lines" -gt 0 ] || {
+  head -n 5 "$logs/log1"; echo "tier 2: --log printed no server line"; exit 1; }
+# (`- -`: a line from outside the runtime, as madsim's first, made while the runtime is built.)
+head='^ *([0-9]+\.[0-9]{6}s [^ ]+|- -) (TRACE|DEBUG|INFO|WARN|ERROR) '
+if grep -vqE "$head" "$logs/log1"; then
+  grep -vE "$head" "$logs/log1" | head -n 3
+  echo "tier 2: a --log line is not headed by the simulated time and a level"; exit 1
+fi
+cmp "$logs/log1" "$logs/log2" || {
+  echo "tier 2: --log printed different logs in two processes"; exit 1; }
+if "$bin" --seeds 0..1 --log info > /dev/null 2>&1; then
+  echo "tier 2: --log ran a campaign (its seeds' lines would interleave)"; exit 1
+fi
+rm -r "$logs"
 
 # A seed must not depend on the seeds run before it in the process (each runs on a fresh thread;
 # tokio's per-thread RNG, seeded from a process-wide counter, once picked the wake order of

@@ -17,6 +17,7 @@
 //! their simulated times; two runs of one seed must give the same hash (`--determinism`).
 
 mod client;
+pub mod log;
 mod nemesis;
 pub mod sessions;
 mod world;
