@@ -489,7 +489,8 @@ impl Backing {
         if !self.elsewhere.is_empty() {
             self.elsewhere.remove(&from);
         }
-        assert!(!self.lost.contains(&from) && !self.elsewhere.contains(&from));
+        assert!(!self.lost.contains(&from), "a learner we hear from is not lost");
+        assert!(!self.elsewhere.contains(&from), "a learner we hear from follows us");
     }
 
     /// The connection to `peer` is gone.

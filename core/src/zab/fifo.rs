@@ -114,6 +114,8 @@ impl FifoChannel {
         if self.early.is_empty() {
             return None;
         }
+        let first = self.early.keys().next().copied();
+        assert!(first.is_some_and(|first| first >= self.recv_seq), "nothing held is stale");
         let msg = self.early.remove(&self.recv_seq)?;
         self.recv_seq += 1;
         assert!(self.early.keys().next().is_none_or(|first| *first >= self.recv_seq));
