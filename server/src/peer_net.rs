@@ -8,10 +8,18 @@
 //! docs/COMPATIBILITY.md): members of different versions cannot form an ensemble.
 //!
 //! Messages go out on our outbound connection and come in on the peer's; so each direction is
-//! FIFO while its connection lives, and a broken connection loses what was in flight, which
-//! Zab tolerates (cumulative ACK/COMMIT, gap detection, resends in election and discovery).
-//! While a peer is unreachable, what is queued for it is dropped rather than kept: old messages
-//! would only be stale when it comes back.
+//! FIFO while its connection lives, and a broken connection loses what was in flight. Election
+//! notifications are resent, so losing them costs nothing. Any other Zab message lost leaves a
+//! hole in the stream: the receiver's FIFO channel holds everything after it and waits, while
+//! the sender goes on as if it had been heard (tier 2 seed 77338: a cut at a learner, its
+//! reconnect within 3 ms, one of its messages to the leader lost; the leader heard none of its
+//! session touches after it, dropped it at `syncLimit`, and expired a session the learner had
+//! answered a ping of 9 s before). So a connection that breaks after it carried such a message
+//! ends the peering on both sides, as the break of ZooKeeper's one learner socket does: the
+//! sender reports the peer lost when it sees the break, the receiver when the same run of the
+//! peer connects again ([`note_run`]); the core then resyncs (a learner elects, a leader drops
+//! the learner). While a peer is unreachable, what is queued for it is dropped rather than
+//! kept: old messages would only be stale when it comes back.
 //!
 //! Lost peers: when our connection to a peer breaks (a write fails, or the peer closes its end,
 //! which a read on it shows: the peer never writes there), the outbound task reconnects at
@@ -141,6 +149,10 @@ struct PeerRun {
     boot_nonce: u64,
     /// The run is new and not reported yet: its first message is preceded by `PeerLost`.
     restart_unreported: bool,
+    /// The run's current connection handed the core a message other than an election
+    /// notification. If the run connects again, what it sent on this connection may have been
+    /// lost with it: a hole in the peer's stream (see the module doc).
+    carried: bool,
 }
 
 /// The nonce a server process announces in every quorum handshake, drawn from the seed of its
@@ -370,7 +382,9 @@ async fn inbound(
         }
     };
     *peer = Some(from);
-    note_run(theirs, from, boot_nonce);
+    if !note_run(theirs, from, boot_nonce, &events) {
+        return Ok(());
+    }
     // A later connection from the same peer supersedes this one.
     theirs.opened.send_modify(|n| *n += 1);
     let mut newer = theirs.opened.subscribe();
@@ -411,20 +425,41 @@ async fn inbound(
 }
 
 /// Records the boot nonce of a new connection from `from`: a nonce other than the peer's last
-/// one is a new run of its process, to be reported before its first message (see the module
-/// doc).
-fn note_run(theirs: &InboundSignals, from: ServerId, boot_nonce: u64) {
+/// one is a new run of its process, to be reported before its first message; the same run
+/// connecting again after its last connection carried Zab messages is reported lost at once
+/// (see the module doc). False when the core is gone.
+fn note_run(
+    theirs: &InboundSignals,
+    from: ServerId,
+    boot_nonce: u64,
+    events: &mpsc::UnboundedSender<Event>,
+) -> bool {
     let mut run = theirs.run.lock().expect("never poisoned");
-    let new = match *run {
-        None => PeerRun { boot_nonce, restart_unreported: false },
-        Some(last) if last.boot_nonce == boot_nonce => last,
+    let fresh = PeerRun { boot_nonce, restart_unreported: false, carried: false };
+    let (new, hole) = match *run {
+        None => (fresh, false),
+        Some(last) if last.boot_nonce == boot_nonce => {
+            (PeerRun { carried: false, ..last }, last.carried)
+        }
         Some(_) => {
             tracing::info!(peer = from.0, "the peer restarted (a new boot nonce)");
-            PeerRun { boot_nonce, restart_unreported: true }
+            (PeerRun { restart_unreported: true, ..fresh }, false)
         }
     };
     *run = Some(new);
     assert_eq!(run.map(|r| r.boot_nonce), Some(boot_nonce));
+    assert!(!new.carried, "a new connection has carried nothing yet");
+    if hole {
+        // Under the lock: no message of the new connection reaches the core before the report.
+        // At once, not before its first message: a leader that dropped us sends us nothing.
+        tracing::info!(
+            peer = from.0,
+            "the peer reconnected after its last connection carried Zab messages; reporting it \
+             lost (what was in flight on that connection may be lost)"
+        );
+        return events.send(Event::PeerLost { peer: from }).is_ok();
+    }
+    true
 }
 
 /// Hands a message from `from`'s run `boot_nonce` to the core: after reporting the peer lost if
@@ -454,6 +489,7 @@ fn hand_over(
         }
     }
     assert!(!current.restart_unreported, "reported once per run");
+    current.carried |= !matches!(msg, ZabMessage::Notification { .. });
     events.send(Event::Peer { from, msg }).is_ok()
 }
 
@@ -497,7 +533,11 @@ enum OpenFailed {
 /// Why the connected loop ended.
 enum Ended {
     Shutdown,
-    Broken,
+    /// The connection broke; `carried`: it took a Zab message other than an election
+    /// notification off the queue, which may have been lost with it.
+    Broken {
+        carried: bool,
+    },
     /// The peer could not be reached, or refused us (TLS), as a failed connect.
     Unreachable,
 }
@@ -522,7 +562,20 @@ impl Outbound {
             };
             match ended {
                 Ended::Shutdown => return,
-                Ended::Broken => {
+                Ended::Broken { carried } => {
+                    if carried {
+                        // A hole in what the peer hears from us: its FIFO channel would hold
+                        // everything after it and wait. ZooKeeper's learner and leader both
+                        // end the session when their one socket breaks; so do we (tier 2 seed
+                        // 77338: a cut left a learner's touches unheard while it served).
+                        let peer = self.peer.0;
+                        tracing::info!(
+                            peer,
+                            "quorum connection broke after carrying Zab messages; reporting the \
+                             peer lost (what was in flight may be lost)"
+                        );
+                        let _ = self.events.send(Event::PeerLost { peer: self.peer });
+                    }
                     broken = true;
                     backoff = self.backoff.0;
                     self.last_refusal = None;
@@ -627,7 +680,7 @@ impl Outbound {
         if let Some(frame) = self.last_notification.clone()
             && write_frame(&mut stream, &frame).await.is_err()
         {
-            return Ended::Broken;
+            return Ended::Broken { carried: false };
         }
         // The peer never writes on our outbound connection: a read that completes means it
         // closed (or reset) it, e.g. because its process died (a connect that landed in a dying
@@ -635,6 +688,8 @@ impl Outbound {
         let mut probe = [0u8; 1];
         // An item taken while batching that must go out on its own (a snapshot being encoded).
         let mut next: Option<Outgoing> = None;
+        // A Zab message other than a notification was taken for this connection.
+        let mut carried = false;
         loop {
             let item = if let Some(item) = next.take() {
                 item
@@ -648,11 +703,11 @@ impl Outbound {
                         }
                         let peer = self.peer.0;
                         tracing::info!(peer, "its old connection to us was broken; replacing ours");
-                        return Ended::Broken;
+                        return Ended::Broken { carried };
                     }
                     _ = cut(&mut self.cuts) => {
                         tracing::info!(peer = self.peer.0, "quorum connection cut (simulation)");
-                        return Ended::Broken;
+                        return Ended::Broken { carried };
                     }
                     read = stream.read(&mut probe) => {
                         let peer = self.peer.0;
@@ -672,7 +727,7 @@ impl Outbound {
                             Err(e) => tracing::info!(peer, %e, "quorum connection broken"),
                             Ok(_) => tracing::info!(peer, "quorum connection closed by the peer"),
                         }
-                        return Ended::Broken;
+                        return Ended::Broken { carried };
                     }
                     item = self.queue.recv() => match item {
                         Some(item) => item,
@@ -680,6 +735,7 @@ impl Outbound {
                     },
                 }
             };
+            carried |= !matches!(item, Outgoing::Notification(_));
             let frame = match item {
                 Outgoing::Frame(frame) => frame,
                 Outgoing::Notification(frame) => {
@@ -697,7 +753,10 @@ impl Outbound {
             append_frame(&mut buf, &frame);
             while buf.len() < PEER_BATCH_BYTES {
                 match self.queue.try_recv() {
-                    Ok(Outgoing::Frame(frame)) => append_frame(&mut buf, &frame),
+                    Ok(Outgoing::Frame(frame)) => {
+                        carried = true;
+                        append_frame(&mut buf, &frame);
+                    }
                     Ok(Outgoing::Notification(frame)) => {
                         append_frame(&mut buf, &frame);
                         self.last_notification = Some(frame);
@@ -711,7 +770,7 @@ impl Outbound {
             }
             if write_framed(&mut stream, &buf).await.is_err() {
                 tracing::info!(peer = self.peer.0, "quorum connection lost; reconnecting");
-                return Ended::Broken;
+                return Ended::Broken { carried };
             }
         }
     }
@@ -1026,6 +1085,64 @@ mod tests {
         // The same run of the peer replacing its connection (a partition healed) keeps everything.
         let seen = connect_twice(100, 100);
         assert_eq!(seen, ["peer 2: round 1", "peer 2: round 2", "peer 2: round 3"]);
+    }
+
+    fn ping() -> ZabMessage {
+        ZabMessage::Session { nonce: 1, seq: 0, msg: SessionMessage::Ping { round: 1 } }
+    }
+
+    #[test]
+    fn a_peer_that_reconnects_after_carrying_zab_messages_is_reported_lost_at_once() {
+        // Tier 2 seed 77338: what the peer sent on the old connection may be lost with it; the
+        // core's FIFO channel would wait on the hole. Reported at the new connection's
+        // handshake: a leader that dropped us would send nothing more to be reported before.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let (_net, listen, mut events, _stop) = start_watched(&peer).await;
+            let mut old = connect_as(2, 100, listen).await;
+            send_frame(&mut old, &notification(1)).await;
+            assert_eq!(next_event(&mut events).await, "peer 2: round 1");
+            send_frame(&mut old, &ping()).await;
+            assert_eq!(next_event(&mut events).await, "another event");
+            drop(old);
+            let mut new = connect_as(2, 100, listen).await;
+            assert_eq!(next_event(&mut events).await, "lost 2", "before any message");
+            // Once: a third connection after one that carried only a notification is not.
+            send_frame(&mut new, &notification(2)).await;
+            assert_eq!(next_event(&mut events).await, "peer 2: round 2");
+            drop(new);
+            let mut third = connect_as(2, 100, listen).await;
+            send_frame(&mut third, &notification(3)).await;
+            assert_eq!(next_event(&mut events).await, "peer 2: round 3");
+        });
+    }
+
+    #[test]
+    fn our_connection_that_breaks_after_carrying_zab_messages_reports_the_peer_lost() {
+        // The sender's side of the same hole; a break after notifications only costs nothing
+        // (the last one is sent again on the next connection).
+        for (msg, reported) in [(ping(), true), (notification(4), false)] {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let (net, listen, mut events, _stop) = start_watched(&peer).await;
+                let (mut out, _) = peer.accept().await.unwrap();
+                net.send(ServerId(2), &msg);
+                assert_eq!(first_frame(&mut out).await, (1, msg.clone()));
+                drop(out);
+                // The reconnect succeeds: only the hole makes the peer lost.
+                let again = tokio::time::timeout(Duration::from_secs(20), peer.accept()).await;
+                let _again = again.expect("reconnected").unwrap();
+                if reported {
+                    assert_eq!(next_event(&mut events).await, "lost 2", "{msg:?}");
+                }
+                // Nothing else reached the core before a message of the peer's.
+                let mut inbound = connect_as(2, 5, listen).await;
+                send_frame(&mut inbound, &notification(8)).await;
+                assert_eq!(next_event(&mut events).await, "peer 2: round 8", "{msg:?}");
+            });
+        }
     }
 
     #[test]
