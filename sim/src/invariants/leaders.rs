@@ -37,46 +37,32 @@ impl Leaders {
             debug_assert_eq!(self.by_epoch.get(&epoch), Some(&n), "a confirmed leader");
             return None;
         }
-        let found = record(&mut self.by_epoch, n, epoch, now);
-        if found.is_none() {
-            self.confirmed = Some((n, epoch));
+        match self.by_epoch.get(&epoch) {
+            Some(m) if *m != n => {
+                return Some(Violation {
+                    invariant: "leaders",
+                    at_ns: now,
+                    message: format!("n{n} is an established leader of epoch {epoch}, as n{m} was"),
+                });
+            }
+            Some(_) => {}
+            None => {
+                self.by_epoch.insert(epoch, n);
+            }
         }
-        found
+        self.confirmed = Some((n, epoch));
+        assert_eq!(self.by_epoch.get(&epoch), Some(&n), "confirmed as recorded");
+        None
+    }
+
+    /// The newest epoch an established leader was seen in, and its slot.
+    pub fn newest(&self) -> Option<(u32, usize)> {
+        self.by_epoch.last_key_value().map(|(e, n)| (*e, *n))
     }
 
     /// The newest epoch slot `n` led established (0 if none).
     pub fn last_epoch_of(&self, n: usize) -> u32 {
         self.by_epoch.iter().rev().find(|(_, l)| **l == n).map_or(0, |(e, _)| *e)
-    }
-}
-
-/// Records `node` (slot `n`) if it is an established leader; `leaders` maps epoch → slot (the
-/// tier-2 shell's form; the simulator keeps a [`Leaders`]).
-pub fn observe(
-    leaders: &mut BTreeMap<u32, usize>,
-    n: usize,
-    node: &Node,
-    now: u64,
-) -> Option<Violation> {
-    if node.config().is_standalone() || !node.is_established_leader() {
-        return None;
-    }
-    record(leaders, n, node.epochs().1, now)
-}
-
-/// Slot `n` is an established leader of `epoch`: recorded, or a violation if another slot was.
-fn record(leaders: &mut BTreeMap<u32, usize>, n: usize, epoch: u32, now: u64) -> Option<Violation> {
-    match leaders.get(&epoch) {
-        None => {
-            leaders.insert(epoch, n);
-            None
-        }
-        Some(m) if *m == n => None,
-        Some(m) => Some(Violation {
-            invariant: "leaders",
-            at_ns: now,
-            message: format!("n{n} is an established leader of epoch {epoch}, as n{m} was"),
-        }),
     }
 }
 

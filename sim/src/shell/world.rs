@@ -56,7 +56,7 @@ pub struct World {
 #[derive(Debug, Default)]
 pub struct Checks {
     /// Established leader per epoch.
-    pub leaders: BTreeMap<u32, usize>,
+    pub leaders: leaders::Leaders,
     /// Digest per applied zxid.
     pub digests: Digests,
     /// Applied zxid per server slot (for the digest check and the trace).
@@ -335,7 +335,7 @@ impl Observer for Watcher {
         {
             let mut checks = self.world.checks.lock().expect("checks");
             let epoch = node.epochs().1;
-            if let Some(v) = leaders::observe(&mut checks.leaders, self.slot, node, now) {
+            if let Some(v) = checks.leaders.observe(self.slot, node, now) {
                 found.push(v);
             }
             let leading = node.is_established_leader();
@@ -366,7 +366,7 @@ impl Observer for Watcher {
             }
             // Only the leader of the latest epoch must have closed the silent sessions: a
             // deposed one that has not noticed yet cannot commit a close.
-            let latest = checks.leaders.last_key_value() == Some((&epoch, &self.slot));
+            let latest = checks.leaders.newest() == Some((epoch, self.slot));
             let term = (self.incarnation, epoch);
             found.extend(checks.sessions.stepped(self.slot, term, latest, node, now));
             for v in &found {
