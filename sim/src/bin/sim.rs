@@ -314,6 +314,17 @@ fn print_mix(mix: &zkr_sim::sim::StepMix, events: u64, sim_ns: u64) {
         100.0 * mix.idle_ticks as f64 / ticks as f64,
         100.0 * mix.idle_ticks as f64 / total as f64
     );
+    let share = |n: u64| 100.0 * n as f64 / events.max(1) as f64;
+    let (heal, ack) = (mix.events_to_heal, mix.events_to_liveness_ack);
+    println!(
+        "  traced events: {heal} ({:.1}%) in the fault phase, {} ({:.1}%) from the heal to the \
+         liveness ack, {} ({:.1}%) after it",
+        share(heal),
+        ack - heal,
+        share(ack - heal),
+        events - ack,
+        share(events - ack)
+    );
 }
 
 fn summary(reports: &[SeedReport], elapsed: f64, jobs: usize, bug_names: &[String]) -> ExitCode {
