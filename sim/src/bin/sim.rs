@@ -71,8 +71,9 @@ struct Cli {
     /// Run only the campaign's seeds that choose this cluster size (to measure one size).
     #[arg(long, conflicts_with = "seed")]
     cluster_size: Option<usize>,
-    /// Also print node steps by kind of input, the ticks that did nothing, and events per
-    /// simulated second (what the time of a seed is made of)
+    /// Also print node steps by kind of input, the ticks that did nothing, events per simulated
+    /// second, and the traced events before the heal, up to the liveness ack and after it (what
+    /// the time of a seed is made of)
     #[arg(long)]
     mix: bool,
     /// After a campaign, print each seed's times from a crash of its established leader to the
