@@ -454,8 +454,10 @@ impl Sim {
                 self.violation(v);
             }
         }
-        if ok && self.clients[c].liveness && matches!(pending.req, Request::Create { .. }) {
-            self.liveness_acked.get_or_insert(self.now);
+        let create = matches!(pending.req, Request::Create { .. });
+        if ok && self.clients[c].liveness && create && self.liveness_acked.is_none() {
+            self.liveness_acked = Some(self.now);
+            self.mix.events_to_liveness_ack = self.trace.events();
         }
         if matches!(pending.req, Request::CloseSession) && ok {
             self.session_closed(c, session, header.zxid);

@@ -398,7 +398,9 @@ pub struct Sim {
 }
 
 /// Node steps of one seed by kind of input, and the ticks that did nothing (`sim --mix`): the
-/// measurement behind "are idle ticks worth skipping?" (docs/TIER1-SPEED.md, seventh pass).
+/// measurement behind "are idle ticks worth skipping?" (docs/TIER1-SPEED.md, seventh pass);
+/// and the traced events before the heal and up to the liveness ack, behind "how much of a
+/// seed comes after its liveness verdict is known?" (fifteenth pass).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StepMix {
     /// Steps per input kind, in the order of [`StepMix::KINDS`].
@@ -406,6 +408,11 @@ pub struct StepMix {
     /// Tick steps with no output at all (no timeout fired that needed anything sent,
     /// persisted or closed).
     pub idle_ticks: u64,
+    /// Traced events before the fault phase ended (the heal); all of them if it never did.
+    pub events_to_heal: u64,
+    /// Traced events up to the fresh client's acknowledged write that decides liveness (the
+    /// reply's own event included); all of them if none was acknowledged.
+    pub events_to_liveness_ack: u64,
 }
 
 impl StepMix {
@@ -458,6 +465,8 @@ impl StepMix {
             *mine += theirs;
         }
         self.idle_ticks += other.idle_ticks;
+        self.events_to_heal += other.events_to_heal;
+        self.events_to_liveness_ack += other.events_to_liveness_ack;
     }
 }
 
@@ -720,9 +729,11 @@ impl Sim {
             }
             self.handle(ev);
             if !self.violations.is_empty() {
+                self.finish_mix();
                 return;
             }
         }
+        self.finish_mix();
         for node in self.nodes.iter().filter_map(|slot| slot.node.as_ref()) {
             node.check_full();
         }
@@ -733,6 +744,18 @@ impl Sim {
         {
             self.violation(v);
         }
+    }
+
+    /// A seed that ended before its heal or its liveness ack counts all its events there.
+    fn finish_mix(&mut self) {
+        let events = self.trace.events();
+        if self.healed_at.is_none() {
+            self.mix.events_to_heal = events;
+        }
+        if self.liveness_acked.is_none() {
+            self.mix.events_to_liveness_ack = events;
+        }
+        assert!(self.mix.events_to_heal <= self.mix.events_to_liveness_ack, "the ack follows");
     }
 
     /// Inlined into `run`, its one caller: the match reads the event's fields from its slot
@@ -1475,6 +1498,7 @@ impl Sim {
     fn start_liveness(&mut self) {
         self.phase = Phase::Liveness;
         self.healed_at = Some(self.now);
+        self.mix.events_to_heal = self.trace.events();
         self.end_partition_band();
         self.trace.event(self.now, "liveness", &[], &[], || "faults stop; heal all".into());
         self.net.quiet();
@@ -1702,6 +1726,40 @@ mod tests {
             let mut twice = sim.mix;
             twice.add(&sim.mix);
             assert_eq!(twice.total(), 2 * sim.mix.total(), "add sums every kind");
+        }
+    }
+
+    /// `--mix`'s phase counts split the trace where the seed heals (the events before its
+    /// `liveness` line) and where the fresh client's write is acknowledged (up to and with
+    /// that reply's line), and sum over seeds.
+    #[test]
+    fn step_mix_splits_the_events_at_the_heal_and_the_liveness_ack() {
+        for seed in [6, 10, 21] {
+            let mut sim = Sim::new(seed, Bugs::default(), true);
+            sim.run();
+            let text = sim.trace.clone().into_text().expect("the trace was kept");
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len() as u64, sim.trace.events(), "one line per event");
+            let heal = lines.iter().position(|l| l.split(' ').nth(1) == Some("liveness"));
+            let heal = heal.expect("the seed heals");
+            assert_eq!(sim.mix.events_to_heal, heal as u64, "seed {seed}: events before the heal");
+            let fresh = format!("reply client {} ", sim.clients.len() - 1);
+            let acked = lines.iter().position(|l| {
+                l.split_once(' ').is_some_and(|(_, rest)| rest.starts_with(&fresh))
+                    && l.contains(" err 0 ")
+                    && l.contains("Create {")
+            });
+            let acked = acked.expect("the fresh client's write was acknowledged");
+            assert!(acked > heal, "seed {seed}: acknowledged after the heal");
+            assert_eq!(sim.mix.events_to_liveness_ack, acked as u64 + 1, "seed {seed}: to the ack");
+            let mut twice = sim.mix;
+            twice.add(&sim.mix);
+            assert_eq!(twice.events_to_heal, 2 * sim.mix.events_to_heal, "add sums the heal");
+            assert_eq!(
+                twice.events_to_liveness_ack,
+                2 * sim.mix.events_to_liveness_ack,
+                "add sums the ack"
+            );
         }
     }
 

@@ -71,8 +71,9 @@ struct Cli {
     /// Run only the campaign's seeds that choose this cluster size (to measure one size).
     #[arg(long, conflicts_with = "seed")]
     cluster_size: Option<usize>,
-    /// Also print node steps by kind of input, the ticks that did nothing, and events per
-    /// simulated second (what the time of a seed is made of)
+    /// Also print node steps by kind of input, the ticks that did nothing, events per simulated
+    /// second, and the traced events before the heal, up to the liveness ack and after it (what
+    /// the time of a seed is made of)
     #[arg(long)]
     mix: bool,
     /// After a campaign, print each seed's times from a crash of its established leader to the
@@ -313,6 +314,17 @@ fn print_mix(mix: &zkr_sim::sim::StepMix, events: u64, sim_ns: u64) {
         mix.idle_ticks,
         100.0 * mix.idle_ticks as f64 / ticks as f64,
         100.0 * mix.idle_ticks as f64 / total as f64
+    );
+    let share = |n: u64| 100.0 * n as f64 / events.max(1) as f64;
+    let (heal, ack) = (mix.events_to_heal, mix.events_to_liveness_ack);
+    println!(
+        "  traced events: {heal} ({:.1}%) in the fault phase, {} ({:.1}%) from the heal to the \
+         liveness ack, {} ({:.1}%) after it",
+        share(heal),
+        ack - heal,
+        share(ack - heal),
+        events - ack,
+        share(events - ack)
     );
 }
 
