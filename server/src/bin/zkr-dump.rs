@@ -539,7 +539,10 @@ fn snap_json(snapshot: &Snapshot, full_data: bool) -> serde_json::Value {
             let acl: Vec<serde_json::Value> = node
                 .acl
                 .iter()
-                .map(|a| json!({"scheme": a.id.scheme, "id": a.id.id, "perms": perm_string(a.perms)}))
+                .map(|a| {
+                    let perms = perm_string(a.perms);
+                    json!({"scheme": a.id.scheme, "id": a.id.id, "perms": perms})
+                })
                 .collect();
             let mut value = json!({
                 "path": path, "czxid": format!("{:#x}", s.czxid), "ctime": s.ctime,
@@ -596,7 +599,9 @@ fn dump_dir(
     let epochs = zkr_server::epochs::read(&OsFs, data_dir);
     match &epochs {
         Ok((accepted, current)) => {
-            writeln!(out, "acceptedEpoch {accepted}, currentEpoch {current}")?;
+            let present = ["acceptedEpoch", "currentEpoch"].map(|f| data_dir.join(f).is_file());
+            let note = if present == [false, false] { " (no epoch files: 0)" } else { "" };
+            writeln!(out, "acceptedEpoch {accepted}, currentEpoch {current}{note}")?;
         }
         Err(what) => findings.file(Verdict::Refused, data_dir, &format!("epochs: {what}")),
     }
