@@ -55,9 +55,24 @@ fn history() -> Vec<LoggedTxn> {
     ]
 }
 
+/// `Storage::open`, waiting out a lock held for a moment by a child process of another test:
+/// a `zkr-dump` forked while a `Storage` here had its lock file open shares the lock until it
+/// execs (the descriptor is close-on-exec), so an open right after a drop may find it held.
+fn open_storage(dir: &Path) -> Result<(Storage, storage::Recovered), storage::StorageError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Storage::open(Arc::new(OsFs), dir, dir) {
+            Err(storage::StorageError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return opened,
+        }
+    }
+}
+
 /// Writes `txns` through `Storage` (one log file), and a snapshot of them when `snapshot`.
 fn write_dir(dir: &Path, txns: &[LoggedTxn], snapshot: bool) {
-    let (mut storage, _) = Storage::open(Arc::new(OsFs), dir, dir).unwrap();
+    let (mut storage, _) = open_storage(dir).unwrap();
     let mut tree = DataTree::new();
     for t in txns {
         storage.append(t.header.zxid.0, &encode_txn(t)).unwrap();
@@ -360,7 +375,7 @@ fn dry_run_matches_recovery(dir: &Path) -> (i32, String, String) {
     assert_eq!(fingerprint(dir), before, "zkr-dump dir changed the directory");
     let (dry, actions) = storage::dry_run(dir, dir);
     assert_eq!(fingerprint(dir), before, "dry_run changed the directory");
-    let real = Storage::open(Arc::new(OsFs), dir, dir).map(|(_, recovered)| recovered);
+    let real = open_storage(dir).map(|(_, recovered)| recovered);
     match (&dry, &real) {
         (Ok(dry), Ok(real)) => assert_eq!(dry, real),
         (Err(dry), Err(real)) => assert_eq!(dry.to_string(), real.to_string()),
@@ -400,7 +415,7 @@ fn dir_reports_what_recovery_would_do_and_changes_nothing() {
             txn(z(9), 8, create("/c", b"2", CreateKind::Persistent, 3)),
             txn(z(10), 9, Txn::CloseSession { paths_to_delete: vec!["/app/lock".into()] }),
         ];
-        let (mut storage, _) = Storage::open(Arc::new(OsFs), &dir.0, &dir.0).unwrap();
+        let (mut storage, _) = open_storage(&dir.0).unwrap();
         for t in &txns {
             storage.append(t.header.zxid.0, &encode_txn(t)).unwrap();
         }
