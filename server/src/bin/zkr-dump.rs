@@ -33,6 +33,11 @@ use zkr_server::fs::{Fs, OsFs};
 use zkr_server::storage::log::{self, ScanEnd};
 use zkr_server::storage::{self, DryRunAction, Recovered, StorageError, snap};
 
+/// What recovery does with a log file whose header is unusable.
+const HEADER_POLICY: &str = "(recovery removes the file when it is the newest log file and \
+    holds no valid record, refuses to start when it needs the file's records, and never reads \
+    it when it is older than the snapshot it loads; `zkr-dump dir` tells which)";
+
 /// Data bytes shown for a txn or znode without `-d`.
 const DATA_PREVIEW_BYTES: usize = 32;
 
@@ -189,17 +194,18 @@ fn scan_log(path: &Path, findings: &mut Findings) -> Option<(Vec<u8>, LogSummary
         }
     };
     if bytes.is_empty() {
-        let what = "empty file: not a txn log (recovery removes it when it is the newest log \
-                    file, and refuses to start otherwise)";
-        findings.at(Verdict::Refused, path, 0, what);
+        // A file of zeros only (sparse, preallocated) reads as no data at all.
+        let empty = match file_len {
+            0 => "empty file".to_string(),
+            len => format!("no data in {len} bytes (all zeros)"),
+        };
+        let what = format!("{empty}: not a txn log {HEADER_POLICY}");
+        findings.at(Verdict::Refused, path, 0, &what);
         return None;
     }
     let zxid = name_zxid(path, "log", &bytes, 8).unwrap_or(0);
     if let Err(problem) = log::check_header(&bytes, zxid) {
-        let what = format!(
-            "{problem} (recovery removes the file when it is the newest log file and holds no \
-             valid record, and refuses to start otherwise)"
-        );
+        let what = format!("{problem} {HEADER_POLICY}");
         findings.at(Verdict::Refused, path, 0, &what);
         return None;
     }
@@ -242,7 +248,9 @@ fn report_log_end(
                 None => (
                     Verdict::Repaired,
                     "recovery cuts it off here when this is the newest log file holding records, \
-                     and refuses to start otherwise (`zkr-dump dir` tells which)",
+                     refuses to start when it needs this file's records otherwise, and never \
+                     reads it when it is older than the snapshot it loads (`zkr-dump dir` tells \
+                     which)",
                 ),
             };
             findings.at(verdict, path, at, &format!("torn last write ({what}): {policy}"));
