@@ -490,7 +490,12 @@ impl Fs for DryRunFs {
     }
 
     fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
-        let names = crate::fs::OsFs.list_dir(dir)?;
+        let names = match crate::fs::OsFs.list_dir(dir) {
+            // `Storage::open` creates the directories before recovery lists them: one that is
+            // missing would be listed empty.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            listed => listed?,
+        };
         let overlay = self.overlay();
         Ok(names.into_iter().filter(|n| !overlay.removed.contains(&dir.join(n))).collect())
     }
