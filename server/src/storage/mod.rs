@@ -39,7 +39,7 @@ mod recovery;
 pub mod snap;
 pub mod thread;
 
-pub use recovery::RangeRead;
+pub use recovery::{DryRunAction, RangeRead, dry_run};
 pub use thread::{StorageEvent, StorageStopped, StorageThread};
 
 use std::ffi::OsString;
@@ -67,8 +67,8 @@ pub fn snapshot_file_name(zxid: i64) -> String {
     format!("snapshot.{zxid:x}")
 }
 
-/// Parses `<prefix>.<hex>` into the zxid, or `None` for any other name.
-fn parse_file_name(name: &str, prefix: &str) -> Option<i64> {
+/// Parses `<prefix>.<hex>` into the zxid, or `None` for any other name (`log.<hex>.tmp` too).
+pub fn parse_file_name(name: &str, prefix: &str) -> Option<i64> {
     let hex = name.strip_prefix(prefix)?.strip_prefix('.')?;
     if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;

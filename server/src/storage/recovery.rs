@@ -378,3 +378,197 @@ pub(super) fn truncate_logs_after(
     assert!(last_kept <= zxid);
     Ok(last_kept)
 }
+
+/// What recovery would change on disk, as `dry_run` records it instead of doing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DryRunAction {
+    /// A file recovery removes: an unfinished snapshot (`.tmp`), or the newest log file when
+    /// it holds no record.
+    Remove(PathBuf),
+    /// A log file recovery truncates to `len` bytes: a torn last write cut off.
+    Cut {
+        /// The file.
+        path: PathBuf,
+        /// Its length after the cut.
+        len: u64,
+    },
+}
+
+/// What `recover` would return for `<data_dir>/version-2` and `<data_log_dir>/version-2`, and
+/// the removals and cuts it would make on the way, without changing anything: the real recovery
+/// code runs over a file system that reads the real files and keeps its removals and cuts in
+/// memory (later reads see them, as they would), syncs nothing, and refuses any other write.
+/// For `zkr-dump dir`, which must report the server's own verdict and never write.
+pub fn dry_run(
+    data_dir: &Path,
+    data_log_dir: &Path,
+) -> (Result<Recovered, StorageError>, Vec<DryRunAction>) {
+    let fs = DryRunFs::default();
+    let snap_dir = data_dir.join(super::VERSION_DIR);
+    let log_dir = data_log_dir.join(super::VERSION_DIR);
+    let result = recover(&fs, &snap_dir, &log_dir, ShellBugs::default());
+    let actions = fs.overlay.lock().expect("not poisoned").actions.clone();
+    (result, actions)
+}
+
+/// The removals and cuts a dry run made, in order, and the state they leave.
+#[derive(Debug, Default)]
+struct Overlay {
+    actions: Vec<DryRunAction>,
+    removed: std::collections::BTreeSet<PathBuf>,
+    cut: std::collections::BTreeMap<PathBuf, u64>,
+}
+
+impl Overlay {
+    /// The file's bytes as the recorded actions leave them.
+    fn apply(&self, path: &Path, mut bytes: Vec<u8>) -> std::io::Result<Vec<u8>> {
+        if self.removed.contains(path) {
+            return Err(dry_run_error(std::io::ErrorKind::NotFound, "removed by the dry run"));
+        }
+        if let Some(len) = self.cut.get(path) {
+            bytes.truncate(*len as usize);
+        }
+        Ok(bytes)
+    }
+}
+
+fn dry_run_error(kind: std::io::ErrorKind, what: &str) -> std::io::Error {
+    std::io::Error::new(kind, format!("dry run: {what}"))
+}
+
+/// The OS file system for reading, with removals and cuts kept in `overlay` (see `dry_run`).
+#[derive(Debug, Default)]
+struct DryRunFs {
+    overlay: std::sync::Arc<std::sync::Mutex<Overlay>>,
+}
+
+impl DryRunFs {
+    fn overlay(&self) -> std::sync::MutexGuard<'_, Overlay> {
+        self.overlay.lock().expect("not poisoned")
+    }
+}
+
+/// A log file opened for its cut (`set_len`) and sync; it takes no bytes.
+#[derive(Debug)]
+struct DryRunFile {
+    path: PathBuf,
+    overlay: std::sync::Arc<std::sync::Mutex<Overlay>>,
+}
+
+impl std::io::Write for DryRunFile {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(dry_run_error(std::io::ErrorKind::PermissionDenied, "recovery wrote bytes"))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl crate::fs::FsFile for DryRunFile {
+    fn sync_data(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn sync_all(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        let mut overlay = self.overlay.lock().expect("not poisoned");
+        let path = self.path.clone();
+        overlay.actions.push(DryRunAction::Cut { path: path.clone(), len });
+        let shorter = overlay.cut.get(&path).map_or(len, |was| len.min(*was));
+        overlay.cut.insert(path, shorter);
+        Ok(())
+    }
+}
+
+impl Fs for DryRunFs {
+    fn create_dir_all(&self, _: &Path) -> std::io::Result<()> {
+        Err(dry_run_error(std::io::ErrorKind::PermissionDenied, "recovery made a directory"))
+    }
+
+    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        let names = match crate::fs::OsFs.list_dir(dir) {
+            // `Storage::open` creates the directories before recovery lists them: one that is
+            // missing would be listed empty.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            listed => listed?,
+        };
+        let overlay = self.overlay();
+        Ok(names.into_iter().filter(|n| !overlay.removed.contains(&dir.join(n))).collect())
+    }
+
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        let bytes = crate::fs::OsFs.read(path)?;
+        self.overlay().apply(path, bytes)
+    }
+
+    fn read_in_pieces(
+        &self,
+        path: &Path,
+        piece_len: usize,
+        sink: &mut dyn FnMut(Vec<u8>) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        {
+            let overlay = self.overlay();
+            if overlay.removed.contains(path) || overlay.cut.contains_key(path) {
+                drop(overlay);
+                let bytes = self.read(path)?;
+                return bytes.chunks(piece_len).try_for_each(|piece| sink(piece.to_vec()));
+            }
+        }
+        // Untouched (every snapshot file is): read in pieces, as recovery does.
+        crate::fs::OsFs.read_in_pieces(path, piece_len, sink)
+    }
+
+    fn read_data(&self, path: &Path) -> std::io::Result<(Vec<u8>, u64)> {
+        let (bytes, len) = crate::fs::OsFs.read_data(path)?;
+        let overlay = self.overlay();
+        let len = overlay.cut.get(path).map_or(len, |cut| len.min(*cut));
+        Ok((overlay.apply(path, bytes)?, len))
+    }
+
+    fn create_new(&self, _: &Path) -> std::io::Result<Box<dyn crate::fs::FsFile>> {
+        Err(dry_run_error(std::io::ErrorKind::PermissionDenied, "recovery made a file"))
+    }
+
+    fn create(&self, _: &Path) -> std::io::Result<Box<dyn crate::fs::FsFile>> {
+        Err(dry_run_error(std::io::ErrorKind::PermissionDenied, "recovery made a file"))
+    }
+
+    fn open_write(&self, path: &Path) -> std::io::Result<Box<dyn crate::fs::FsFile>> {
+        // The file must exist, as for the real open.
+        std::fs::metadata(path)?;
+        self.overlay().apply(path, Vec::new())?;
+        let overlay = self.overlay.clone();
+        Ok(Box::new(DryRunFile { path: path.to_path_buf(), overlay }))
+    }
+
+    fn sync_dir(&self, _: &Path) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn rename(&self, _: &Path, _: &Path) -> std::io::Result<()> {
+        Err(dry_run_error(std::io::ErrorKind::PermissionDenied, "recovery renamed a file"))
+    }
+
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::metadata(path)?;
+        let mut overlay = self.overlay();
+        if !overlay.removed.insert(path.to_path_buf()) {
+            return Err(dry_run_error(std::io::ErrorKind::NotFound, "removed already"));
+        }
+        overlay.actions.push(DryRunAction::Remove(path.to_path_buf()));
+        Ok(())
+    }
+
+    fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
+        path.canonicalize()
+    }
+
+    fn try_lock(&self, _: &Path) -> std::io::Result<Box<dyn crate::fs::FsLock>> {
+        Err(dry_run_error(std::io::ErrorKind::PermissionDenied, "recovery took a lock"))
+    }
+}

@@ -182,31 +182,47 @@ fn write_snapshot_via(
 
 /// Checks a snapshot file's framing against the zxid in its name and returns the blob, or says
 /// what is wrong in words for an operator.
-pub fn decode_snapshot(mut bytes: Vec<u8>, name_zxid: i64) -> Result<Vec<u8>, String> {
+pub fn decode_snapshot(bytes: Vec<u8>, name_zxid: i64) -> Result<Vec<u8>, String> {
+    decode_snapshot_located(bytes, name_zxid).map_err(|(_, what)| what)
+}
+
+/// `decode_snapshot`, saying also at which byte offset of the file the check that failed looks:
+/// the end for a short file, 0 for the magic, the stored crc for a mismatch, then the header's
+/// version, zxid and blob length fields (`zkr-dump` names the offset).
+pub fn decode_snapshot_located(
+    mut bytes: Vec<u8>,
+    name_zxid: i64,
+) -> Result<Vec<u8>, (usize, String)> {
     if bytes.len() < SNAP_HEADER_LEN + 4 {
-        return Err(format!("only {} bytes, shorter than a snapshot header", bytes.len()));
+        return Err((
+            bytes.len(),
+            format!("only {} bytes, shorter than a snapshot header", bytes.len()),
+        ));
     }
     if bytes[0..4] != SNAP_MAGIC {
-        return Err("bad magic: not a zkr snapshot file".into());
+        return Err((0, "bad magic: not a zkr snapshot file".into()));
     }
     let body_len = bytes.len() - 4;
     let stored_crc = u32::from_le_bytes(bytes[body_len..].try_into().expect("4 bytes"));
     if crc32c::crc32c(&bytes[..body_len]) != stored_crc {
-        return Err("checksum mismatch".into());
+        return Err((body_len, "checksum mismatch".into()));
     }
     let version = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
     if version != SNAP_FORMAT_VERSION {
-        return Err(format!("unknown snapshot format version {version}"));
+        return Err((4, format!("unknown snapshot format version {version}")));
     }
     let zxid = i64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
     if zxid != name_zxid {
-        return Err(format!("the header names zxid {zxid:#x}, not the one in the file name"));
+        return Err((8, format!("the header names zxid {zxid:#x}, not the one in the file name")));
     }
     let blob_len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
     if blob_len != (body_len - SNAP_HEADER_LEN) as u64 {
-        return Err(format!(
-            "the header says {blob_len} blob bytes but the file holds {}",
-            body_len - SNAP_HEADER_LEN
+        return Err((
+            16,
+            format!(
+                "the header says {blob_len} blob bytes but the file holds {}",
+                body_len - SNAP_HEADER_LEN
+            ),
         ));
     }
     bytes.truncate(body_len);
