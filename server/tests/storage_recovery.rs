@@ -326,6 +326,98 @@ fn without_a_valid_snapshot_a_purged_log_is_a_gap() {
     }
 }
 
+/// `(epoch, counter)` as a zxid.
+fn z(epoch: i64, counter: i64) -> i64 {
+    (epoch << 32) | counter
+}
+
+/// Flips a byte in the middle of a file (a snapshot's checks then fail).
+fn damage(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(path, &bytes).unwrap();
+}
+
+/// A learner's directory: its own snapshot at (1,3), then a leader's snapshot installed at
+/// `installed` (SNAP: no record leads to it), then the leader's next txns.
+fn learner_with_installed_snapshot(name: &str, installed: i64, next: &[i64]) -> TempDir {
+    let dir = TempDir::new(name);
+    let (mut storage, _) = open(&dir.0).unwrap();
+    append_all(&mut storage, (1..=3).map(|c| z(1, c)));
+    storage.save_snapshot(z(1, 3), b"own state at (1,3)").unwrap();
+    storage.truncate_after(installed).unwrap();
+    storage.save_snapshot(installed, b"leader state").unwrap();
+    append_all(&mut storage, next.iter().copied());
+    drop(storage);
+    dir
+}
+
+#[test]
+fn an_invalid_installed_snapshot_is_not_passed_over() {
+    // Installed at the end of epoch 1; the next epoch's first txn looks like it may follow
+    // (1,3), but (1,4)..(1,10) are in no file: the fallback would lose them silently.
+    let installed = z(1, 10);
+    let dir = learner_with_installed_snapshot("snap-installed", installed, &[z(2, 1), z(2, 2)]);
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.snapshot.as_ref().map(|s| s.zxid), Some(installed));
+    assert_eq!(recovered.txns, expected([z(2, 1), z(2, 2)]));
+    damage(&snapshot_path(&dir.0, installed));
+    match open(&dir.0).unwrap_err() {
+        StorageError::SnapshotNotRebuilt { path, zxid, what } => {
+            assert_eq!((path, zxid), (snapshot_path(&dir.0, installed), installed));
+            assert!(what.contains("no record 0x10000000a follows 0x100000003"), "{what}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn an_epoch_entered_past_its_first_txn_is_a_gap() {
+    // Installed in the middle of epoch 2: the fallback's replay would step from (1,3) to (2,5).
+    let dir = learner_with_installed_snapshot("snap-mid-epoch", z(2, 4), &[z(2, 5), z(2, 6)]);
+    damage(&snapshot_path(&dir.0, z(2, 4)));
+    match open(&dir.0).unwrap_err() {
+        StorageError::Gap { previous, found, .. } => {
+            assert_eq!((previous, found), (z(1, 3), z(2, 5)))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn with_every_snapshot_invalid_the_log_must_start_the_history() {
+    let dir = TempDir::new("snap-none-valid");
+    {
+        let (mut storage, _) = open(&dir.0).unwrap();
+        append_all(&mut storage, (1..=3).map(|c| z(1, c)));
+        storage.truncate_after(z(1, 3)).unwrap(); // rolls: epoch 2 starts a file of its own
+        append_all(&mut storage, (1..=2).map(|c| z(2, c)));
+        storage.save_snapshot(z(2, 2), b"state at (2,2)").unwrap();
+        append_all(&mut storage, [z(2, 3)]);
+    }
+    damage(&snapshot_path(&dir.0, z(2, 2)));
+    // The whole history is in the log: replayed from the start.
+    let (_, recovered) = open(&dir.0).unwrap();
+    assert_eq!(recovered.snapshot, None);
+    let all = [z(1, 1), z(1, 2), z(1, 3), z(2, 1), z(2, 2), z(2, 3)];
+    assert_eq!(recovered.txns, expected(all));
+    // Epoch 1's file gone (purged, or lost): the log now starts at (2,1), which may follow an
+    // empty start, but nothing says epoch 1 held no txns.
+    let first = log_path(&dir.0, z(1, 1));
+    let kept = std::fs::read(&first).unwrap();
+    std::fs::remove_file(&first).unwrap();
+    match open(&dir.0).unwrap_err() {
+        StorageError::SnapshotNotRebuilt { zxid, what, .. } => {
+            assert_eq!(zxid, z(2, 2));
+            assert!(what.contains("the txn log starts at 0x200000001"), "{what}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    std::fs::write(&first, kept).unwrap();
+    assert_eq!(open(&dir.0).unwrap().1.txns, expected(all));
+}
+
 #[test]
 fn purge_keeps_what_recovery_needs() {
     let dir = TempDir::new("purge");

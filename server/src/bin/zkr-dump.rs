@@ -705,7 +705,7 @@ fn list_logs(log_dir: &Path, out: &mut dyn Write) -> io::Result<Vec<ListedLog>> 
             }
         };
         if let (Some((last, last_file)), Some(first)) = (&previous_last, summary.records.first())
-            && !storage::zxid_follows(*last, first.zxid)
+            && !storage::zxid_continues(*last, first.zxid)
         {
             writeln!(
                 out,
@@ -774,6 +774,13 @@ fn report_refusal(e: &StorageError, findings: &mut Findings) {
             findings.file(Verdict::Refused, path, &format!("cannot {action}: {source}"));
         }
         StorageError::Locked { path } => findings.file(Verdict::Refused, path, "locked"),
+        StorageError::SnapshotNotRebuilt { path, zxid, what } => {
+            let what = format!(
+                "invalid, and the txn log cannot rebuild the state at {zxid:#x}: {what}; \
+                 recovery refuses to start"
+            );
+            findings.file(Verdict::Refused, path, &what);
+        }
     }
 }
 
@@ -820,29 +827,6 @@ fn report_repairs(
     }
 }
 
-/// A replayed record that opens a new epoch at a counter other than 1: the txns of that epoch
-/// before it are in no file and no snapshot. Recovery's check (`storage::zxid_follows`)
-/// accepts any zxid of a later epoch, so the server would start without them; this is the one
-/// verdict that is stricter than recovery's (a Zab leader's first proposal has counter 1, and a
-/// learner synced by SNAP saves the snapshot first).
-fn report_epoch_gaps(recovered: &Recovered, log_dir: &Path, findings: &mut Findings) {
-    let epoch = |zxid: i64| (zxid as u64) >> 32;
-    let mut previous = recovered.snapshot.as_ref().map_or(0, |s| s.zxid);
-    for (zxid, _) in &recovered.txns {
-        let counter = zxid & 0xffff_ffff;
-        if epoch(*zxid) > epoch(previous) && counter != 1 {
-            let what = format!(
-                "zxid {zxid:#x} opens epoch {} at counter {counter}, after {previous:#x}: the \
-                 txns of that epoch before it are in no file and no snapshot, and the server \
-                 would start without them (recovery lets a new epoch pass)",
-                epoch(*zxid)
-            );
-            findings.file(Verdict::Refused, log_dir, &what);
-        }
-        previous = *zxid;
-    }
-}
-
 /// What the server would load and replay, after decoding both as it does; any failure there is
 /// the server refusing to start.
 fn report_start(
@@ -870,7 +854,6 @@ fn report_start(
         }
         _ => writeln!(out, "  replay no txn")?,
     }
-    report_epoch_gaps(recovered, log_dir, findings);
     for (zxid, bytes) in txns {
         let problem = match decode_txn(bytes) {
             Ok(txn) if txn.header.zxid.0 == *zxid => continue,

@@ -96,6 +96,17 @@ pub fn zxid_follows(previous: i64, next: i64) -> bool {
     next == previous.wrapping_add(1) || (next > previous && epoch(next) > epoch(previous))
 }
 
+/// Whether `next` is the txn right after `previous` in a Zab history: the next counter of the
+/// same epoch, or the first txn (counter 1) of a later epoch, as a leader numbers its first
+/// proposal (`next_zxid` in core's `zab/leader.rs`). Stricter than [`zxid_follows`], which an
+/// append after an installed snapshot needs; recovery and DIFF reads replay a history, where a
+/// later epoch entered at another counter means that epoch's first txns are in no file.
+pub fn zxid_continues(previous: i64, next: i64) -> bool {
+    let epoch = |z: i64| (z as u64) >> 32;
+    let counter = |z: i64| (z as u64) & 0xffff_ffff;
+    next == previous.wrapping_add(1) || (epoch(next) > epoch(previous) && counter(next) == 1)
+}
+
 /// Why storage cannot be opened or used. The `Display` text is written for an operator.
 #[derive(Debug)]
 pub enum StorageError {
@@ -133,6 +144,17 @@ pub enum StorageError {
         /// The zxid after the hole.
         found: i64,
     },
+    /// A snapshot was skipped as invalid, and the log cannot rebuild the state it held: it was
+    /// installed from a leader (SNAP), so no record leads to it, or the log that led to it is
+    /// gone. Starting from an older snapshot would serve a state without those txns.
+    SnapshotNotRebuilt {
+        /// The invalid snapshot.
+        path: PathBuf,
+        /// Its zxid.
+        zxid: i64,
+        /// What the log lacks.
+        what: String,
+    },
 }
 
 impl StorageError {
@@ -167,6 +189,14 @@ impl std::fmt::Display for StorageError {
                 "txn log {} at byte offset {offset}: zxid {found:#x} does not follow \
                  {previous:#x}; txns are missing (a log file was deleted, or no valid snapshot \
                  covers them). Refusing to start",
+                path.display()
+            ),
+            StorageError::SnapshotNotRebuilt { path, zxid, what } => write!(
+                f,
+                "snapshot {} (zxid {zxid:#x}) is invalid and the txn log cannot rebuild what it \
+                 held: {what}. Refusing to start rather than serve a state without those txns: \
+                 restore the snapshot from a backup, or, in an ensemble, move this data \
+                 directory away so that the server syncs from the leader",
                 path.display()
             ),
         }

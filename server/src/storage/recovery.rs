@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use super::log::{self, ScanEnd};
-use super::zxid_follows;
+use super::zxid_continues;
 use super::{Recovered, RecoveredSnapshot, StorageError, list_files, remove_file, snap};
 use crate::bugs::ShellBugs;
 use crate::fs::Fs;
@@ -23,7 +23,7 @@ pub(super) fn recover(
     bugs: ShellBugs,
 ) -> Result<Recovered, StorageError> {
     remove_tmp_snapshots(fs, snap_dir)?;
-    let snapshot = newest_valid_snapshot(fs, snap_dir)?;
+    let (snapshot, skipped) = newest_valid_snapshot(fs, snap_dir)?;
     let snap_zxid = snapshot.as_ref().map_or(0, |s| s.zxid);
     let mut logs = list_files(fs, log_dir, "log")?;
     // The newest file's bytes, read once: `read_log` takes them instead of reading it again.
@@ -55,7 +55,7 @@ pub(super) fn recover(
             if record.zxid <= snap_zxid {
                 continue;
             }
-            if !zxid_follows(cursor, record.zxid) {
+            if !zxid_continues(cursor, record.zxid) {
                 return Err(StorageError::Gap {
                     path: path.clone(),
                     offset: record.offset as u64,
@@ -77,7 +77,46 @@ pub(super) fn recover(
     }
     assert!(txns.windows(2).all(|w| w[0].0 < w[1].0));
     assert!(txns.first().is_none_or(|(zxid, _)| *zxid > snap_zxid));
+    check_skipped_snapshots_rebuilt(&skipped, snap_zxid, &txns)?;
     Ok(Recovered { snapshot, txns })
+}
+
+/// A snapshot skipped as invalid may be passed over only when the log rebuilds what it held.
+/// A snapshot the server took itself reflects logged records up to its zxid (a txn is durable
+/// before it is applied), so the replay must hold the record at its zxid: a snapshot a learner
+/// installed from its leader (SNAP) has none, and the records before it in this log may be
+/// txns the leader's history does not hold. Falling back to no snapshot at all also needs the
+/// log to start where every history starts (zxid 1 standalone, 0x100000001 in an ensemble):
+/// otherwise older files may have been purged with the snapshots that covered them. Refusing
+/// here turns what would be a silent loss of acknowledged txns into an operator's decision.
+fn check_skipped_snapshots_rebuilt(
+    skipped: &[(i64, PathBuf)],
+    snap_zxid: i64,
+    txns: &[(i64, Vec<u8>)],
+) -> Result<(), StorageError> {
+    // Newest first, as skipped: the newest unrebuilt one is the loss an operator must know of.
+    for (zxid, path) in skipped.iter().filter(|(zxid, _)| *zxid > snap_zxid) {
+        assert!(snap_zxid < *zxid, "only snapshots newer than the one loaded are skipped");
+        if txns.binary_search_by_key(zxid, |(z, _)| *z).is_err() {
+            let what = format!(
+                "no record {zxid:#x} follows {snap_zxid:#x} in the txn log (the snapshot was \
+                 installed from a leader, or the log that led to it is gone)"
+            );
+            return Err(StorageError::SnapshotNotRebuilt { path: path.clone(), zxid: *zxid, what });
+        }
+        let first = txns.first().map(|(z, _)| *z);
+        let history_start = first == Some(1) || first == Some((1 << 32) | 1);
+        if snap_zxid == 0 && !history_start {
+            let what = format!(
+                "no valid snapshot is left and the txn log starts at {:#x}, not at the first \
+                 txn of a history (older log files may have been purged with the snapshots \
+                 that covered them)",
+                first.unwrap_or(0)
+            );
+            return Err(StorageError::SnapshotNotRebuilt { path: path.clone(), zxid: *zxid, what });
+        }
+    }
+    Ok(())
 }
 
 /// Removes the newest log files while they hold no record (a file made ahead of a roll,
@@ -120,7 +159,7 @@ pub type RangeRead = (bool, Vec<(i64, Vec<u8>)>);
 /// Reads the records with zxid in `(after, upto]` for a DIFF from the log files, read-only, with
 /// recovery's checks on every file it reads (header, first record named by the file, record
 /// crcs and order through `log::scan`) and on the records it returns (each follows the one
-/// before, as `recover` requires: `zxid_follows`). The range must end exactly at `upto`, within
+/// before, as `recover` requires: `zxid_continues`). The range must end exactly at `upto`, within
 /// the valid part of the files; more than `max_records` records is an error. When the record
 /// `after` is not in the files (purged, or never ours), nothing is returned: `(false, [])`.
 pub(super) fn read_range(
@@ -153,7 +192,7 @@ pub(super) fn read_range(
             if !found_after {
                 return Ok((false, Vec::new()));
             }
-            if !zxid_follows(cursor, record.zxid) || record.zxid > upto {
+            if !zxid_continues(cursor, record.zxid) || record.zxid > upto {
                 let (offset, found) = (record.offset as u64, record.zxid);
                 return Err(StorageError::Gap {
                     path: path.clone(),
@@ -169,7 +208,7 @@ pub(super) fn read_range(
                 return Err(corrupt(path, record.offset, what));
             }
             if cursor == upto {
-                assert!(records.first().is_some_and(|(z, _)| zxid_follows(after, *z)));
+                assert!(records.first().is_some_and(|(z, _)| zxid_continues(after, *z)));
                 return Ok((true, records));
             }
         }
@@ -204,22 +243,29 @@ fn remove_tmp_snapshots(fs: &dyn Fs, snap_dir: &Path) -> Result<(), StorageError
 fn newest_valid_snapshot(
     fs: &dyn Fs,
     snap_dir: &Path,
-) -> Result<Option<RecoveredSnapshot>, StorageError> {
+) -> Result<(Option<RecoveredSnapshot>, SkippedSnapshots), StorageError> {
+    let mut skipped = Vec::new();
     for (zxid, path) in list_files(fs, snap_dir, "snapshot")?.into_iter().rev() {
         match snap::check_snapshot_file(fs, &path, zxid) {
             Ok(blob_len) => {
                 tracing::info!(path = %path.display(), zxid = %format!("{zxid:#x}"),
                     "loading snapshot");
-                return Ok(Some(RecoveredSnapshot { zxid, path, blob_len }));
+                return Ok((Some(RecoveredSnapshot { zxid, path, blob_len }), skipped));
             }
-            Err(what) => tracing::warn!(
-                path = %path.display(),
-                "skipping invalid snapshot ({what}); trying an older one"
-            ),
+            Err(what) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "skipping invalid snapshot ({what}); trying an older one"
+                );
+                skipped.push((zxid, path));
+            }
         }
     }
-    Ok(None)
+    Ok((None, skipped))
 }
+
+/// The snapshots recovery skipped as invalid, newest first: `(zxid, path)`.
+type SkippedSnapshots = Vec<(i64, PathBuf)>;
 
 /// A log file's bytes and the records found in them.
 type ReadLog = (Vec<u8>, Vec<log::ScannedRecord>);
