@@ -492,6 +492,7 @@ impl PeerNet {
                 cuts: cuts.clone(),
                 tls: tls.clone(),
                 last_refusal: None,
+                awaiting_answer: false,
             };
             tokio::spawn(link.run());
         }
@@ -606,26 +607,29 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let Opening::Zkr { versions } = opening else {
-        return refuse(stream, arrival, None, Refusal::NotZkr, &foreign_opening(opening)).await;
+        // Not answered: neither reads it, and an older zkr takes any byte it reads for a close
+        // and reconnects at once; holding the connection makes it do so once a second.
+        return refuse(stream, arrival, None, None, &foreign_opening(opening)).await;
     };
     let Some(body) = body.filter(|b| b.len() >= HELLO_BODY_BYTES) else {
         let reason = "a malformed handshake (the length of its rest)";
-        return refuse(stream, arrival, None, Refusal::NotZkr, reason).await;
+        return refuse(stream, arrival, None, Some(Refusal::NotZkr), reason).await;
     };
     let word = |at: usize| u64::from_be_bytes(body[at..at + 8].try_into().expect("8 bytes"));
     let (from, boot_nonce) = (ServerId(word(0)), word(8));
     let Some(version) = common_version(versions, PROTOCOL_VERSIONS) else {
         let reason = no_common_version(versions);
-        return refuse(stream, arrival, Some(from), Refusal::NoCommonVersion, &reason).await;
+        let refusal = Some(Refusal::NoCommonVersion);
+        return refuse(stream, arrival, Some(from), refusal, &reason).await;
     };
     if let Some(tls) = &arrival.tls
         && let Err(e) = tls.check_inbound(arrival.cert.as_ref(), remote, from)
     {
-        return refuse(stream, arrival, Some(from), Refusal::Identity, &e).await;
+        return refuse(stream, arrival, Some(from), Some(Refusal::Identity), &e).await;
     }
     if !signals.contains_key(&from) || from == arrival.me {
         let reason = "not a peer's id";
-        return refuse(stream, arrival, Some(from), Refusal::NotAMember, reason).await;
+        return refuse(stream, arrival, Some(from), Some(Refusal::NotAMember), reason).await;
     }
     let accepted = answer(PROTOCOL_VERSIONS, Ok(version));
     if let Err(e) = write_flushed(stream, &accepted).await {
@@ -656,17 +660,19 @@ async fn read_hello<S: AsyncRead + Unpin>(
     Ok((opening, Some(body)))
 }
 
-/// Logs the refusal, answers it, and holds the connection for [`REFUSAL_HOLD`]. Always `None`.
+/// Logs the refusal, answers it with `answered` (if a zkr handshake came: only this build's
+/// peers read answers), and holds the connection for [`REFUSAL_HOLD`]. Always `None`.
 async fn refuse<S: AsyncWrite + Unpin>(
     stream: &mut S,
     arrival: &Arrival,
     peer: Option<ServerId>,
-    refusal: Refusal,
+    answered: Option<Refusal>,
     reason: &str,
 ) -> Option<Accepted> {
     arrival.refusals.refused(arrival.remote, peer.map(|p| p.0), reason);
-    // Best effort: an older zkr or a ZooKeeper server does not read it.
-    let _ = write_flushed(stream, &answer(PROTOCOL_VERSIONS, Err(refusal))).await;
+    if let Some(refusal) = answered {
+        let _ = write_flushed(stream, &answer(PROTOCOL_VERSIONS, Err(refusal))).await;
+    }
     tokio::time::sleep(REFUSAL_HOLD).await;
     None
 }
@@ -837,6 +843,8 @@ struct Outbound {
     tls: Option<Arc<QuorumTls>>,
     /// The last reason the peer could not be reached, logged once at warn until it changes.
     last_refusal: Option<String>,
+    /// Our handshake went out on the connection being opened, and the answer is awaited.
+    awaiting_answer: bool,
 }
 
 /// Why a connection could not be opened.
@@ -887,8 +895,18 @@ impl Outbound {
                     self.refused(reason);
                     Ended::Unreachable
                 }
+                Err(_) if self.awaiting_answer => {
+                    // A connection that takes our handshake and answers nothing: a process
+                    // that is paused or overloaded, or not a zkr member (ZooKeeper answers none).
+                    self.refused(format!(
+                        "no answer to our handshake within {limit:?} (a paused or overloaded \
+                         process, or not a zkr member: an Apache ZooKeeper server answers none)"
+                    ));
+                    Ended::Unreachable
+                }
                 Ok(Err(OpenFailed::Connect)) | Err(_) => Ended::Unreachable,
             };
+            self.awaiting_answer = false;
             match ended {
                 Ended::Shutdown => return,
                 Ended::Broken { carried } => {
@@ -993,6 +1011,7 @@ impl Outbound {
             return Err(OpenFailed::Connect);
         }
         let mut theirs = [0u8; ANSWER_BYTES];
+        self.awaiting_answer = true;
         match stream.read_exact(&mut theirs).await {
             Ok(_) => {}
             // A TLS alert: the peer refused our certificate (with TLS 1.3 our handshake
@@ -1562,8 +1581,8 @@ mod tests {
     #[test]
     fn an_older_zkr_is_refused_and_reaches_nothing() {
         // Before the versions, it read our handshake as a server id, and we its id as ours.
-        let refusal = refused_with(unversioned_hello(2, 5));
-        assert_eq!(refusal, Some((Refusal::NotZkr as u16, PROTOCOL_VERSIONS)));
+        // Closed without an answer: it would take any byte for a close and reconnect at once.
+        assert_eq!(refused_with(unversioned_hello(2, 5)), None);
         assert_eq!(classify(2u64.to_be_bytes()), Opening::Unversioned { id: 2 });
         let line = foreign_opening(Opening::Unversioned { id: 2 });
         assert!(line.contains("sent server id 2 with no quorum protocol version"), "{line}");
@@ -1578,8 +1597,7 @@ mod tests {
         let mut initial = [(-65535i64).to_be_bytes(), 2i64.to_be_bytes()].concat();
         initial.extend_from_slice(&(address.len() as i32).to_be_bytes());
         initial.extend_from_slice(address);
-        let refusal = refused_with(initial);
-        assert_eq!(refusal, Some((Refusal::NotZkr as u16, PROTOCOL_VERSIONS)));
+        assert_eq!(refused_with(initial), None, "closed without an answer: it reads none");
         let first = (-65536i64).to_be_bytes();
         assert_eq!(classify(first), Opening::ZooKeeper { version: -65536 });
         let line = foreign_opening(classify(first));
