@@ -21,11 +21,13 @@
 //! its protocol version, -65536 or -65535; one older than 3.5 sends its id and reads as an older
 //! zkr). Any of these, a peer with no version in common, a handshake cut short, or one naming a
 //! server that is not a member (or this one), is refused: the listener logs it (at warn once a
-//! minute per address and reason, [`RefusalLog`]), answers with the reason, and closes the
-//! connection a second later ([`REFUSAL_HOLD`]: an older zkr reconnects at once after a close,
-//! so closing at once made it spin). The connecting side logs the refusal it is answered with
-//! and backs off as from a failed connect. Version 1 is this build's only one: it is what the
-//! connections carried before the versions (the nonce and the frames) behind the new opening.
+//! minute per address and reason, [`RefusalLog`]), answers a zkr handshake with the reason
+//! (an older zkr or ZooKeeper reads no answer, and an older zkr would take one for a close),
+//! and closes the connection a second later ([`REFUSAL_HOLD`]: an older zkr reconnects at once
+//! after a close, so closing at once would make it spin). The connecting side logs the refusal
+//! it is answered with, or an answer that is not zkr's, and backs off as from a failed connect.
+//! Version 1 is this build's only one: it is what the connections carried before the versions
+//! (the nonce and the frames) behind the new opening.
 //!
 //! Messages go out on our outbound connection and come in on the peer's; so each direction is
 //! FIFO while its connection lives, and a broken connection loses what was in flight. Election
@@ -48,8 +50,12 @@
 //! core's `Input::PeerLost`): a follower elects at once instead of waiting `syncLimit` for
 //! silence, as ZooKeeper's follower does when its leader's socket closes. Messages dropped
 //! because the peer is unreachable are reported the same way (at most once per failed
-//! connect), so a learner does not wait `initLimit` on a leader that is not there. A peer that
-//! is stopped but whose connections stay open is not reported; the core's timeouts find it.
+//! connect), so a learner does not wait `initLimit` on a leader that is not there. One loss is
+//! reported once: a failed reconnect after a break already reported, or the peer's connection
+//! to us ending meanwhile, reports nothing more until a connection comes up (an election would
+//! forget the peer's vote a second time); what was queued at such a break is dropped with it.
+//! A peer that is stopped but whose connections stay open is not reported; the core's timeouts
+//! find it (but a new connection to it that gets no answer to our handshake is a failed connect).
 //!
 //! Restarted peers: each server process draws a boot nonce when it starts ([`boot_nonce`]), and
 //! the listener remembers the last one each peer sent. A connection whose nonce differs from
