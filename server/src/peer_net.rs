@@ -615,7 +615,11 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let Opening::Zkr { versions } = opening else {
         // Not answered: neither reads it, and an older zkr takes any byte it reads for a close
         // and reconnects at once; holding the connection makes it do so once a second.
-        return refuse(stream, arrival, None, None, &foreign_opening(opening)).await;
+        let claimed = match opening {
+            Opening::Unversioned { id } => Some(ServerId(id)),
+            _ => None,
+        };
+        return refuse(stream, arrival, claimed, None, &foreign_opening(opening)).await;
     };
     let Some(body) = body.filter(|b| b.len() >= HELLO_BODY_BYTES) else {
         let reason = "a malformed handshake (the length of its rest)";
@@ -1026,15 +1030,20 @@ impl Outbound {
                 return Err(OpenFailed::Refused(format!("TLS session refused by the peer: {e}")));
             }
             Err(e) => {
-                tracing::info!(
-                    peer,
-                    %e,
-                    "quorum connection ended before the peer answered our handshake (it is \
-                     stopping; or it runs a zkr release from before the quorum protocol \
-                     versions, which logs \"not a peer's id\" with peer={}; see \
-                     docs/OPERATIONS.md, \"Quorum protocol versions\")",
+                // At info, once until something else happens: every retry meets it again.
+                let reason = format!(
+                    "the connection ended before the peer answered our handshake ({e}): it is \
+                     stopping, or it runs a zkr release from before the quorum protocol \
+                     versions, which logs \"not a peer's id\" with peer={} (docs/OPERATIONS.md, \
+                     \"Quorum protocol versions\")",
                     u64::from_be_bytes(ours[..8].try_into().expect("8 bytes"))
                 );
+                if self.last_refusal.as_ref() != Some(&reason) {
+                    tracing::info!(peer, addr = %self.addr, %reason, "quorum connection failed");
+                    self.last_refusal = Some(reason);
+                } else {
+                    tracing::debug!(peer, addr = %self.addr, %reason, "quorum connection failed");
+                }
                 return Err(OpenFailed::Connect);
             }
         }
