@@ -1,11 +1,33 @@
 //! Quorum connections between ensemble members: one listener on this server's quorum port,
 //! and one outbound connection per peer that reconnects with backoff. Every connection starts
-//! with a handshake: the sender's server id, then its boot nonce (8 bytes each, big-endian);
-//! then frames of `u32 length + payload`, the payload being `zkr_core::proto::peer` bytes. A
-//! handshake cut short, or naming a server that is not a member (or this one), is refused with
-//! a log line before anything of the connection reaches the core. The nonce makes this
-//! protocol incompatible with that of versions before it (which sent the id alone; see
-//! docs/COMPATIBILITY.md): members of different versions cannot form an ensemble.
+//! with a handshake (below); then the connecting side sends frames of `u32 length + payload`,
+//! the payload being `zkr_core::proto::peer` bytes, and the listening side never writes again.
+//!
+//! The handshake names the quorum protocol versions each side speaks, so that a member of
+//! another release is refused with one log line naming both ranges and what to do, before
+//! anything of its connection reaches the core, instead of each side reading the other's bytes
+//! out of place (docs/COMPATIBILITY.md, docs/OPERATIONS.md "Quorum protocol versions"). It is
+//! one exchange, all integers big-endian:
+//! - the connecting side: `"zkrQ"`, the oldest and the newest protocol version it speaks (u16
+//!   each), the length of the rest (u16, at least 16), its server id (u64) and its boot nonce
+//!   (u64). A later version may append fields; a reader skips what it does not know.
+//! - the listening side: `"zkrQ"`, its own oldest and newest version, the version both speak
+//!   (the newest in both ranges; 0 if refused), and a refusal code ([`Refusal`]; 0 if
+//!   accepted). Then it only reads.
+//!
+//! What the listener reads first tells the peers it cannot serve apart: the magic `"zkrQ"`
+//! (0x7a6b7251), a server id (an older zkr, which sent its id first: ids are below 2^56, so its
+//! first byte is 0), or a negative number (ZooKeeper's `QuorumCnxManager`, whose first long is
+//! its protocol version, -65536 or -65535; one older than 3.5 sends its id and reads as an older
+//! zkr). Any of these, a peer with no version in common, a handshake cut short, or one naming a
+//! server that is not a member (or this one), is refused: the listener logs it (at warn once a
+//! minute per address and reason, [`RefusalLog`]), answers a zkr handshake with the reason
+//! (an older zkr or ZooKeeper reads no answer, and an older zkr would take one for a close),
+//! and closes the connection a second later ([`REFUSAL_HOLD`]: an older zkr reconnects at once
+//! after a close, so closing at once would make it spin). The connecting side logs the refusal
+//! it is answered with, or an answer that is not zkr's, and backs off as from a failed connect.
+//! Version 1 is this build's only one: it is what the connections carried before the versions
+//! (the nonce and the frames) behind the new opening.
 //!
 //! Messages go out on our outbound connection and come in on the peer's; so each direction is
 //! FIFO while its connection lives, and a broken connection loses what was in flight. Election
@@ -28,8 +50,12 @@
 //! core's `Input::PeerLost`): a follower elects at once instead of waiting `syncLimit` for
 //! silence, as ZooKeeper's follower does when its leader's socket closes. Messages dropped
 //! because the peer is unreachable are reported the same way (at most once per failed
-//! connect), so a learner does not wait `initLimit` on a leader that is not there. A peer that
-//! is stopped but whose connections stay open is not reported; the core's timeouts find it.
+//! connect), so a learner does not wait `initLimit` on a leader that is not there. One loss is
+//! reported once: a failed reconnect after a break already reported, or the peer's connection
+//! to us ending meanwhile, reports nothing more until a connection comes up (an election would
+//! forget the peer's vote a second time); what was queued at such a break is dropped with it.
+//! A peer that is stopped but whose connections stay open is not reported; the core's timeouts
+//! find it (but a new connection to it that gets no answer to our handshake is a failed connect).
 //!
 //! Restarted peers: each server process draws a boot nonce when it starts ([`boot_nonce`]), and
 //! the listener remembers the last one each peer sent. A connection whose nonce differs from
@@ -123,9 +149,222 @@ const FIRST_RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
 /// leader then rejoined 1.1 to 2.6 s after the heal, ZooKeeper 1.3 s; issue 17.)
 const MAX_RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
 
-/// A TLS connection the peer ends this soon after the handshake counts as refused (see
-/// `Outbound::refused_after_handshake`).
-const TLS_REFUSAL_WINDOW: Duration = Duration::from_secs(1);
+/// The first four bytes of a quorum handshake and of its answer (see the module doc).
+const HANDSHAKE_MAGIC: [u8; 4] = *b"zkrQ";
+
+/// The oldest and the newest quorum protocol version this build speaks. A release that changes
+/// what travels on quorum connections raises the newest, and keeps speaking the older ones for
+/// one release at least, so that its members and the previous release's can form an ensemble
+/// during a rolling upgrade; each connection speaks the newest version both ends have.
+pub const PROTOCOL_VERSIONS: (u16, u16) = (1, 1);
+
+/// The handshake's part before the length-prefixed rest: magic, oldest and newest version.
+const HELLO_HEAD_BYTES: usize = 8;
+
+/// The rest of the handshake in version 1: server id and boot nonce. Later versions may append.
+const HELLO_BODY_BYTES: usize = 16;
+
+/// The longest rest of a handshake accepted (what a later version appends is skipped).
+const HELLO_BODY_BYTES_MAX: usize = 1024;
+
+/// The listener's answer: magic, its oldest and newest version, the chosen one, the refusal.
+const ANSWER_BYTES: usize = 12;
+
+/// How long a connecting peer may take to send its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a refused connection is held (reading nothing) before the listener closes it. An
+/// older zkr reconnects at once when its connection closes; this makes it once a second.
+const REFUSAL_HOLD: Duration = Duration::from_secs(1);
+
+/// How often the listener logs one refusal (address and reason) at warn; at debug in between.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Why the listener refused a connection, as its answer says. Wire values: frozen, never
+/// reused (0 in the answer means accepted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+enum Refusal {
+    /// No protocol version in both ranges.
+    NoCommonVersion = 1,
+    /// The id is not that of a member of the listener's ensemble (or is its own).
+    NotAMember = 2,
+    /// Quorum TLS: the peer's certificate does not name the member it says it is.
+    Identity = 3,
+    /// Not a zkr handshake, or a malformed one.
+    NotZkr = 4,
+}
+
+impl Refusal {
+    fn from_wire(code: u16) -> Option<Refusal> {
+        [Refusal::NoCommonVersion, Refusal::NotAMember, Refusal::Identity, Refusal::NotZkr]
+            .into_iter()
+            .find(|r| *r as u16 == code)
+    }
+}
+
+/// What the first 8 bytes of an inbound connection say the peer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Opening {
+    /// A zkr that speaks protocol versions `versions.0..=versions.1`.
+    Zkr { versions: (u16, u16) },
+    /// A ZooKeeper server: its first long is its (negative) quorum protocol version.
+    ZooKeeper { version: i64 },
+    /// A zkr from before the versions (or a ZooKeeper older than 3.5): its server id first.
+    Unversioned { id: u64 },
+}
+
+/// Tells the peers apart by the first 8 bytes of their handshake (see the module doc).
+fn classify(first: [u8; 8]) -> Opening {
+    if first[..4] == HANDSHAKE_MAGIC {
+        let oldest = u16::from_be_bytes([first[4], first[5]]);
+        let newest = u16::from_be_bytes([first[6], first[7]]);
+        return Opening::Zkr { versions: (oldest, newest) };
+    }
+    let long = i64::from_be_bytes(first);
+    if long < 0 {
+        Opening::ZooKeeper { version: long }
+    } else {
+        Opening::Unversioned { id: long as u64 }
+    }
+}
+
+/// The version a connection between `theirs` and `ours` speaks: the newest in both ranges.
+fn common_version(theirs: (u16, u16), ours: (u16, u16)) -> Option<u16> {
+    let (oldest, newest) = (theirs.0.max(ours.0), theirs.1.min(ours.1));
+    (oldest <= newest).then_some(newest)
+}
+
+/// The line an operator reads when a zkr peer speaks versions `theirs` and this build none of
+/// them: both ranges, and which member to upgrade.
+fn no_common_version(theirs: (u16, u16)) -> String {
+    let ours = PROTOCOL_VERSIONS;
+    let advice = if theirs.1 < ours.0 {
+        "the peer runs an older zkr release: upgrade it to this one"
+    } else {
+        "the peer runs a newer zkr release: upgrade this server to it"
+    };
+    format!(
+        "it speaks quorum protocol {}..={}, this server {}..={}: no version in common; {advice} \
+         (docs/OPERATIONS.md, \"Quorum protocol versions\")",
+        theirs.0, theirs.1, ours.0, ours.1
+    )
+}
+
+/// Why an inbound connection whose opening is not this build's handshake is refused.
+fn foreign_opening(opening: Opening) -> String {
+    let ours = PROTOCOL_VERSIONS;
+    match opening {
+        Opening::ZooKeeper { version } => format!(
+            "the peer is an Apache ZooKeeper server (its quorum protocol version is {version}); \
+             zkr speaks its own quorum protocol ({}..={}), and ZooKeeper and zkr servers cannot \
+             form one ensemble: take it out of the server.N lines (docs/COMPATIBILITY.md)",
+            ours.0, ours.1
+        ),
+        Opening::Unversioned { id } => format!(
+            "the peer sent server id {id} with no quorum protocol version: it runs a zkr release \
+             from before the versions (or a ZooKeeper older than 3.5), this server speaks quorum \
+             protocol {}..={}; upgrade it to this release (docs/OPERATIONS.md, \"Quorum \
+             protocol versions\")",
+            ours.0, ours.1
+        ),
+        Opening::Zkr { versions } => no_common_version(versions),
+    }
+}
+
+/// The handshake of a connection from `me` (id, boot nonce), speaking `versions`.
+fn hello(me: (ServerId, u64), versions: (u16, u16)) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(HELLO_HEAD_BYTES + 2 + HELLO_BODY_BYTES);
+    bytes.extend_from_slice(&HANDSHAKE_MAGIC);
+    bytes.extend_from_slice(&versions.0.to_be_bytes());
+    bytes.extend_from_slice(&versions.1.to_be_bytes());
+    bytes.extend_from_slice(&(HELLO_BODY_BYTES as u16).to_be_bytes());
+    bytes.extend_from_slice(&me.0.0.to_be_bytes());
+    bytes.extend_from_slice(&me.1.to_be_bytes());
+    assert_eq!(bytes.len(), HELLO_HEAD_BYTES + 2 + HELLO_BODY_BYTES);
+    bytes
+}
+
+/// The listener's answer: the version chosen, or why it refused.
+fn answer(versions: (u16, u16), outcome: Result<u16, Refusal>) -> [u8; ANSWER_BYTES] {
+    let (version, refusal) = match outcome {
+        Ok(version) => (version, 0),
+        Err(refusal) => (0, refusal as u16),
+    };
+    assert!((version == 0) != (refusal == 0), "either a version or a refusal");
+    let mut bytes = [0u8; ANSWER_BYTES];
+    bytes[..4].copy_from_slice(&HANDSHAKE_MAGIC);
+    bytes[4..6].copy_from_slice(&versions.0.to_be_bytes());
+    bytes[6..8].copy_from_slice(&versions.1.to_be_bytes());
+    bytes[8..10].copy_from_slice(&version.to_be_bytes());
+    bytes[10..].copy_from_slice(&refusal.to_be_bytes());
+    bytes
+}
+
+/// Reads the listener's answer to our handshake as sent by `answer`: the version to speak, or
+/// the log line's reason for the refusal. `me` names this server in it.
+fn read_answer(bytes: [u8; ANSWER_BYTES], me: ServerId) -> Result<u16, String> {
+    if bytes[..4] != HANDSHAKE_MAGIC {
+        return Err("the peer answered our handshake with something else than zkr's answer (is \
+                    it an Apache ZooKeeper server, or another service at that address?)"
+            .into());
+    }
+    let word = |at: usize| u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+    let (theirs, version, refusal) = ((word(4), word(6)), word(8), word(10));
+    let expected = common_version(theirs, PROTOCOL_VERSIONS);
+    match Refusal::from_wire(refusal) {
+        None if refusal == 0 && Some(version) == expected => Ok(version),
+        None if refusal == 0 => Err(format!(
+            "the peer chose quorum protocol {version}, which is not the newest of both ranges \
+             ({}..={} there, {}..={} here)",
+            theirs.0, theirs.1, PROTOCOL_VERSIONS.0, PROTOCOL_VERSIONS.1
+        )),
+        None => Err(format!("the peer refused us for a reason unknown here (code {refusal})")),
+        Some(Refusal::NoCommonVersion) => Err(no_common_version(theirs)),
+        Some(Refusal::NotAMember) => Err(format!(
+            "the peer does not count server {} as a member: check its server.N lines",
+            me.0
+        )),
+        Some(Refusal::Identity) => Err("the peer's host name verification of our certificate \
+                                        failed (ssl.quorum.hostnameVerification)"
+            .into()),
+        Some(Refusal::NotZkr) => Err("the peer did not understand our handshake".into()),
+    }
+}
+
+/// Refusals the listener logged at warn, by the peer's address and the reason: a peer that
+/// keeps connecting (an older zkr does so every [`REFUSAL_HOLD`]) is logged at warn once every
+/// [`REFUSAL_LOG_INTERVAL`], at debug in between.
+#[derive(Default)]
+struct RefusalLog {
+    last_warned: std::sync::Mutex<BTreeMap<(std::net::IpAddr, String), tokio::time::Instant>>,
+}
+
+impl RefusalLog {
+    /// Logs the refusal of the connection from `remote` (naming `peer`, if it said) for `reason`.
+    fn refused(&self, remote: SocketAddr, peer: Option<u64>, reason: &str) {
+        let now = tokio::time::Instant::now();
+        let warn = {
+            let mut last = self.last_warned.lock().expect("never poisoned");
+            // Bounded: many addresses (a scan) only make some lines warn again early.
+            if last.len() > 256 {
+                last.clear();
+            }
+            let key = (remote.ip(), reason.to_string());
+            let due = last.get(&key).is_none_or(|at| now - *at >= REFUSAL_LOG_INTERVAL);
+            if due {
+                last.insert(key, now);
+            }
+            due
+        };
+        let peer = peer.map(|id| id.to_string()).unwrap_or_else(|| "?".into());
+        if warn {
+            tracing::warn!(%remote, peer, "quorum connection refused: {reason}");
+        } else {
+            tracing::debug!(%remote, peer, "quorum connection refused: {reason}");
+        }
+    }
+}
 
 /// Per peer, counters the accept loop keeps and the outbound task watches.
 struct InboundSignals {
@@ -259,6 +498,7 @@ impl PeerNet {
                 cuts: cuts.clone(),
                 tls: tls.clone(),
                 last_refusal: None,
+                awaiting_answer: false,
             };
             tokio::spawn(link.run());
         }
@@ -295,6 +535,7 @@ async fn accept_loop(
     cuts: Option<signal::Receiver<u64>>,
     tls: Option<Arc<QuorumTls>>,
 ) {
+    let refusals = Arc::new(RefusalLog::default());
     loop {
         let accepted = tokio::select! {
             biased;
@@ -307,6 +548,7 @@ async fn accept_loop(
         let closed = closed.clone();
         let cuts = cuts.clone();
         let tls = tls.clone();
+        let refusals = refusals.clone();
         tokio::spawn(async move {
             let (stream, cert): (PeerStream, _) = match &tls {
                 None => (Box::new(stream) as PeerStream, None),
@@ -318,7 +560,7 @@ async fn accept_loop(
                     }
                 },
             };
-            let arrival = Arrival { me, remote, tls, cert };
+            let arrival = Arrival { me, remote, tls, cert, refusals };
             let mut from = None;
             if let Err(e) = inbound(stream, arrival, events, &closed, &mut from, cuts).await {
                 tracing::debug!(%remote, %e, "quorum connection ended");
@@ -338,6 +580,116 @@ struct Arrival {
     tls: Option<Arc<QuorumTls>>,
     /// The peer's TLS certificate, for host-name verification once its id is known.
     cert: Option<CertificateDer<'static>>,
+    refusals: Arc<RefusalLog>,
+}
+
+/// What an accepted handshake says: who connected, in which run, speaking which version.
+struct Accepted {
+    from: ServerId,
+    boot_nonce: u64,
+    version: u16,
+}
+
+/// Reads and checks the handshake of an inbound connection, and answers it. A refusal is
+/// logged, answered, and the connection held for [`REFUSAL_HOLD`]; then `None` (the caller
+/// closes it), as for a handshake cut short or slower than [`HANDSHAKE_TIMEOUT`].
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    arrival: &Arrival,
+    signals: &InboundClosed,
+) -> Option<Accepted> {
+    let remote = arrival.remote;
+    let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_hello(stream)).await;
+    let (opening, body) = match read {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(e)) => {
+            tracing::info!(%remote, %e, "quorum connection refused: its handshake was cut short");
+            return None;
+        }
+        Err(_) => {
+            let limit = HANDSHAKE_TIMEOUT;
+            tracing::info!(%remote, "quorum connection refused: no handshake within {limit:?}");
+            return None;
+        }
+    };
+    let Opening::Zkr { versions } = opening else {
+        // Not answered: neither reads it, and an older zkr takes any byte it reads for a close
+        // and reconnects at once; holding the connection makes it do so once a second.
+        let claimed = match opening {
+            Opening::Unversioned { id } => Some(ServerId(id)),
+            _ => None,
+        };
+        return refuse(stream, arrival, claimed, None, &foreign_opening(opening)).await;
+    };
+    let Some(body) = body.filter(|b| b.len() >= HELLO_BODY_BYTES) else {
+        let reason = "a malformed handshake (the length of its rest)";
+        return refuse(stream, arrival, None, Some(Refusal::NotZkr), reason).await;
+    };
+    let word = |at: usize| u64::from_be_bytes(body[at..at + 8].try_into().expect("8 bytes"));
+    let (from, boot_nonce) = (ServerId(word(0)), word(8));
+    let Some(version) = common_version(versions, PROTOCOL_VERSIONS) else {
+        let reason = no_common_version(versions);
+        let refusal = Some(Refusal::NoCommonVersion);
+        return refuse(stream, arrival, Some(from), refusal, &reason).await;
+    };
+    if let Some(tls) = &arrival.tls
+        && let Err(e) = tls.check_inbound(arrival.cert.as_ref(), remote, from)
+    {
+        return refuse(stream, arrival, Some(from), Some(Refusal::Identity), &e).await;
+    }
+    if !signals.contains_key(&from) || from == arrival.me {
+        let reason = "not a peer's id";
+        return refuse(stream, arrival, Some(from), Some(Refusal::NotAMember), reason).await;
+    }
+    let accepted = answer(PROTOCOL_VERSIONS, Ok(version));
+    if let Err(e) = write_flushed(stream, &accepted).await {
+        tracing::info!(%remote, peer = from.0, %e, "quorum connection ended in its handshake");
+        return None;
+    }
+    assert!(version >= PROTOCOL_VERSIONS.0 && version <= PROTOCOL_VERSIONS.1);
+    Some(Accepted { from, boot_nonce, version })
+}
+
+/// Reads what a connecting peer sends first: its opening (8 bytes) and, for a zkr handshake,
+/// the length-prefixed rest (`None` if the length is out of bounds).
+async fn read_hello<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> std::io::Result<(Opening, Option<Vec<u8>>)> {
+    let mut first = [0u8; HELLO_HEAD_BYTES];
+    stream.read_exact(&mut first).await?;
+    let opening = classify(first);
+    if !matches!(opening, Opening::Zkr { .. }) {
+        return Ok((opening, None));
+    }
+    let len = stream.read_u16().await? as usize;
+    if len > HELLO_BODY_BYTES_MAX {
+        return Ok((opening, None));
+    }
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await?;
+    Ok((opening, Some(body)))
+}
+
+/// Logs the refusal, answers it with `answered` (if a zkr handshake came: only this build's
+/// peers read answers), and holds the connection for [`REFUSAL_HOLD`]. Always `None`.
+async fn refuse<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    arrival: &Arrival,
+    peer: Option<ServerId>,
+    answered: Option<Refusal>,
+    reason: &str,
+) -> Option<Accepted> {
+    arrival.refusals.refused(arrival.remote, peer.map(|p| p.0), reason);
+    if let Some(refusal) = answered {
+        let _ = write_flushed(stream, &answer(PROTOCOL_VERSIONS, Err(refusal))).await;
+    }
+    tokio::time::sleep(REFUSAL_HOLD).await;
+    None
+}
+
+async fn write_flushed<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 async fn inbound(
@@ -355,32 +707,13 @@ async fn inbound(
     // Buffered: a leader's burst of PROPOSALs and COMMITs arrives in a few reads, not two
     // syscalls per message (a length, then the payload).
     let mut stream = tokio::io::BufReader::with_capacity(PEER_READ_BUFFER_BYTES, stream);
-    let remote = arrival.remote;
-    let from = match stream.read_u64().await {
-        Ok(id) => ServerId(id),
-        Err(e) => {
-            tracing::info!(%remote, %e, "quorum connection refused: it ended before its server id");
-            return Ok(());
-        }
-    };
-    if let Some(tls) = &arrival.tls
-        && let Err(e) = tls.check_inbound(arrival.cert.as_ref(), arrival.remote, from)
-    {
-        tracing::warn!(%remote, peer = from.0, %e, "quorum connection refused");
-        return Ok(());
-    }
-    let Some(theirs) = signals.get(&from).filter(|_| from != arrival.me) else {
-        tracing::warn!(%remote, peer = from.0, "quorum connection refused: not a peer's id");
+    let Some(Accepted { from, boot_nonce, version }) =
+        handshake(&mut stream, &arrival, signals).await
+    else {
         return Ok(());
     };
-    let boot_nonce = match stream.read_u64().await {
-        Ok(nonce) => nonce,
-        Err(e) => {
-            let peer = from.0;
-            tracing::warn!(%remote, peer, %e, "quorum connection refused: no boot nonce");
-            return Ok(());
-        }
-    };
+    let theirs = signals.get(&from).expect("the handshake accepts members only");
+    tracing::debug!(remote = %arrival.remote, peer = from.0, version, "quorum connection accepted");
     *peer = Some(from);
     if !note_run(theirs, from, boot_nonce, &events) {
         return Ok(());
@@ -520,15 +853,22 @@ struct Outbound {
     tls: Option<Arc<QuorumTls>>,
     /// The last reason the peer could not be reached, logged once at warn until it changes.
     last_refusal: Option<String>,
+    /// Our handshake went out on the connection being opened, and the answer is awaited.
+    awaiting_answer: bool,
 }
 
 /// Why a connection could not be opened.
 enum OpenFailed {
-    /// No TCP connection (the peer is down or unreachable).
+    /// No TCP connection (the peer is down or unreachable), or one that ended before the peer
+    /// answered our handshake (a peer that is stopping; see `Outbound::handshake`).
     Connect,
-    /// The TLS handshake or the peer's certificate failed.
-    Tls(String),
+    /// The peer refused us: TLS (the handshake or a certificate check), or its answer to our
+    /// handshake (another protocol version, not a member). The reason, for the log.
+    Refused(String),
 }
+
+/// An opened connection and the protocol version it speaks.
+type Opened = (PeerStream, u16);
 
 /// Why the connected loop ended.
 enum Ended {
@@ -538,36 +878,59 @@ enum Ended {
     Broken {
         carried: bool,
     },
-    /// The peer could not be reached, or refused us (TLS), as a failed connect.
+    /// The peer could not be reached, or refused us, as a failed connect.
     Unreachable,
 }
 
 impl Outbound {
     async fn run(mut self) {
         let mut backoff = self.backoff.0;
-        // A connection broke and the reconnect has not succeeded yet.
+        // A connection broke (or the peer's to us ended) and no reconnect has failed since.
         let mut broken = false;
+        // The peer was reported lost since our last connection to it came up: a failed
+        // reconnect, or the peer's connection to us ending, does not report the same loss
+        // again (the core would see one loss twice). Messages dropped meanwhile still are.
+        let mut loss_reported = false;
         loop {
             if *self.shutdown.borrow() {
                 return;
             }
             let limit = if broken { RECONNECT_PROBE } else { Duration::from_secs(2) };
             let ended = match tokio::time::timeout(limit, self.open()).await {
-                Ok(Ok(stream)) => self.connected(stream).await,
-                Ok(Err(OpenFailed::Tls(reason))) => {
+                Ok(Ok(opened)) => {
+                    loss_reported = false;
+                    self.connected(opened).await
+                }
+                Ok(Err(OpenFailed::Refused(reason))) => {
                     self.refused(reason);
+                    Ended::Unreachable
+                }
+                Err(_) if self.awaiting_answer => {
+                    // A connection that takes our handshake and answers nothing: a process
+                    // that is paused or overloaded, or not a zkr member (ZooKeeper answers none).
+                    self.refused(format!(
+                        "no answer to our handshake within {limit:?} (a paused or overloaded \
+                         process, or not a zkr member: an Apache ZooKeeper server answers none)"
+                    ));
                     Ended::Unreachable
                 }
                 Ok(Err(OpenFailed::Connect)) | Err(_) => Ended::Unreachable,
             };
+            self.awaiting_answer = false;
             match ended {
                 Ended::Shutdown => return,
                 Ended::Broken { carried } => {
+                    loss_reported = carried;
                     if carried {
                         // A hole in what the peer hears from us: its FIFO channel would hold
                         // everything after it and wait. ZooKeeper's learner and leader both
                         // end the session when their one socket breaks; so do we (tier 2 seed
                         // 77338: a cut left a learner's touches unheard while it served).
+                        // What is still queued went in before the report, so the core will
+                        // not expect it to arrive: dropped now, it is not reported again when
+                        // the reconnect fails (the core ends this peering anyway; the peer's
+                        // side of it sees the hole when we reconnect, `note_run`).
+                        self.drop_queued();
                         let peer = self.peer.0;
                         tracing::info!(
                             peer,
@@ -581,19 +944,16 @@ impl Outbound {
                     self.last_refusal = None;
                 }
                 Ended::Unreachable => {
-                    let mut dropped = false;
-                    while let Ok(item) = self.queue.try_recv() {
-                        if let Outgoing::Notification(frame) = item {
-                            self.last_notification = Some(frame);
-                        }
-                        dropped = true;
-                    }
-                    if broken || dropped {
+                    // Queued since the last report (or the last connection): the core sent them
+                    // knowing nothing of this loss.
+                    let dropped = self.drop_queued();
+                    if (broken && !loss_reported) || dropped {
                         let peer = self.peer.0;
                         tracing::info!(peer, "quorum peer unreachable; reporting it lost");
                         let _ = self.events.send(Event::PeerLost { peer: self.peer });
-                        broken = false;
+                        loss_reported = true;
                     }
+                    broken = false;
                     tokio::select! {
                         biased;
                         _ = self.shutdown.changed() => return,
@@ -610,8 +970,22 @@ impl Outbound {
         }
     }
 
-    /// Connects (TCP, then TLS if `sslQuorum`), with the socket options every connection gets.
-    async fn open(&mut self) -> Result<PeerStream, OpenFailed> {
+    /// Empties the queue, keeping the last notification for the next connection; whether
+    /// anything was dropped.
+    fn drop_queued(&mut self) -> bool {
+        let mut dropped = false;
+        while let Ok(item) = self.queue.try_recv() {
+            if let Outgoing::Notification(frame) = item {
+                self.last_notification = Some(frame);
+            }
+            dropped = true;
+        }
+        dropped
+    }
+
+    /// Connects (TCP, then TLS if `sslQuorum`), with the socket options every connection gets,
+    /// and makes the handshake.
+    async fn open(&mut self) -> Result<Opened, OpenFailed> {
         let stream = TcpStream::connect(&self.addr).await.map_err(|_| OpenFailed::Connect)?;
         let _ = stream.set_nodelay(true);
         // madsim's simulated sockets have no file descriptor (and no retransmission timer).
@@ -622,12 +996,59 @@ impl Outbound {
                 tracing::warn!(peer = self.peer.0, %e, "cannot set TCP_USER_TIMEOUT");
             }
         }
-        match &self.tls {
+        let stream = match &self.tls {
             Some(tls) if tls.connects_with_tls() => {
-                tls.connect(stream, self.peer).await.map_err(OpenFailed::Tls)
+                tls.connect(stream, self.peer).await.map_err(OpenFailed::Refused)?
             }
-            _ => Ok(Box::new(stream)),
+            _ => Box::new(stream),
+        };
+        self.handshake(stream).await
+    }
+
+    /// Sends our handshake and reads the peer's answer (see the module doc). A connection that
+    /// cannot carry our handshake, or ends before the answer, never came up: it is a failed
+    /// connect (backoff, and the peer reported lost after a break), not a break to retry at
+    /// once. As a break, a peer whose process had stopped but whose connect still succeeded (a
+    /// dying process's backlog; madsim's stopped server) was retried every 3 ms and never
+    /// reported lost: its followers waited for it to restart (tier 2: 47 of the 48 slowest
+    /// leader fail-overs of seeds 6000..9000, a leader stopped by a disk fault). Flushed: a no-op
+    /// on a real socket, and madsim's TCP sends only on flush.
+    async fn handshake(&mut self, mut stream: PeerStream) -> Result<Opened, OpenFailed> {
+        let peer = self.peer.0;
+        let ours = hello(self.me, PROTOCOL_VERSIONS);
+        if let Err(e) = write_flushed(&mut stream, &ours).await {
+            tracing::debug!(peer, %e, "quorum connection failed before our handshake went out");
+            return Err(OpenFailed::Connect);
         }
+        let mut theirs = [0u8; ANSWER_BYTES];
+        self.awaiting_answer = true;
+        match stream.read_exact(&mut theirs).await {
+            Ok(_) => {}
+            // A TLS alert: the peer refused our certificate (with TLS 1.3 our handshake
+            // completes before the peer has checked it).
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(OpenFailed::Refused(format!("TLS session refused by the peer: {e}")));
+            }
+            Err(e) => {
+                // At info, once until something else happens: every retry meets it again.
+                let reason = format!(
+                    "the connection ended before the peer answered our handshake ({e}): it is \
+                     stopping, or it runs a zkr release from before the quorum protocol \
+                     versions, which logs \"not a peer's id\" with peer={} (docs/OPERATIONS.md, \
+                     \"Quorum protocol versions\")",
+                    u64::from_be_bytes(ours[..8].try_into().expect("8 bytes"))
+                );
+                if self.last_refusal.as_ref() != Some(&reason) {
+                    tracing::info!(peer, addr = %self.addr, %reason, "quorum connection failed");
+                    self.last_refusal = Some(reason);
+                } else {
+                    tracing::debug!(peer, addr = %self.addr, %reason, "quorum connection failed");
+                }
+                return Err(OpenFailed::Connect);
+            }
+        }
+        let version = read_answer(theirs, self.me.0).map_err(OpenFailed::Refused)?;
+        Ok((stream, version))
     }
 
     /// Logs why the peer refused us (or we it), at warn the first time a reason is seen.
@@ -641,42 +1062,21 @@ impl Outbound {
         }
     }
 
-    /// Whether a TLS connection that the peer ended was most likely refused: it ended within
-    /// [`TLS_REFUSAL_WINDOW`] of the handshake. A peer that refuses us after the handshake
-    /// (host-name verification, done once we sent our id) just closes; reconnecting at once,
-    /// as after a break, would repeat handshakes in a tight loop. Such an end backs off instead.
-    fn refused_after_handshake(&self, up_since: tokio::time::Instant) -> bool {
-        let tls = self.tls.as_ref().is_some_and(|tls| tls.connects_with_tls());
-        tls && up_since.elapsed() < TLS_REFUSAL_WINDOW
-    }
-
     /// Writes queued frames until the connection breaks (a write fails, or the peer closes its
     /// end) or shutdown. The peer's connection to us ending does not drop this one: the peer
     /// may only have replaced it, and dropping ours would lose what is in flight.
-    async fn connected(&mut self, mut stream: PeerStream) -> Ended {
+    async fn connected(&mut self, (mut stream, version): Opened) -> Ended {
         if let Some(rx) = self.cuts.as_mut() {
             rx.borrow_and_update();
         }
         // Flushed after every write: a no-op on a real socket, and madsim's TCP sends only on
-        // flush. A connection that cannot carry our id never came up: it is a failed connect
-        // (backoff, and the peer reported lost after a break), not a break to retry at once.
-        // As a break, a peer whose process had stopped but whose connect still succeeded (a
-        // dying process's backlog; madsim's stopped server) was retried every 3 ms and never
-        // reported lost: its followers waited for it to restart (tier 2: 47 of the 48
-        // slowest leader fail-overs of seeds 6000..9000, a leader stopped by a disk fault).
-        let mut handshake = [0u8; 16];
-        handshake[..8].copy_from_slice(&self.me.0.0.to_be_bytes());
-        handshake[8..].copy_from_slice(&self.me.1.to_be_bytes());
-        if stream.write_all(&handshake).await.is_err() || stream.flush().await.is_err() {
-            tracing::debug!(peer = self.peer.0, "quorum connection failed before our id went out");
-            return Ended::Unreachable;
-        }
+        // flush.
         self.inbound_closed.borrow_and_update();
         self.inbound_replaced.borrow_and_update();
         // Openings seen while connected say nothing about a later break.
         self.inbound_opened.borrow_and_update();
         let up_since = tokio::time::Instant::now();
-        tracing::info!(peer = self.peer.0, addr = %self.addr, "quorum connection up");
+        tracing::info!(peer = self.peer.0, addr = %self.addr, version, "quorum connection up");
         if let Some(frame) = self.last_notification.clone()
             && write_frame(&mut stream, &frame).await.is_err()
         {
@@ -711,19 +1111,8 @@ impl Outbound {
                     }
                     read = stream.read(&mut probe) => {
                         let peer = self.peer.0;
+                        // Not a refusal: the peer answered our handshake before this.
                         match read {
-                            // A TLS alert: the peer refused our certificate (with TLS 1.3 our
-                            // handshake completes before the peer has checked it).
-                            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                                self.refused(format!("TLS session refused by the peer: {e}"));
-                                return Ended::Unreachable;
-                            }
-                            _ if self.refused_after_handshake(up_since) => {
-                                let reason = "closed by the peer right after the TLS handshake \
-                                              (its checks of our certificate failed?)";
-                                self.refused(reason.into());
-                                return Ended::Unreachable;
-                            }
                             Err(e) => tracing::info!(peer, %e, "quorum connection broken"),
                             Ok(_) => tracing::info!(peer, "quorum connection closed by the peer"),
                         }
@@ -824,10 +1213,23 @@ mod tests {
         ZabMessage::Notification { vote, election_epoch: round, state: PeerState::Looking }
     }
 
+    /// Reads the handshake of a connection from `PeerNet` and accepts it, as a peer of this
+    /// build would; returns the server id and boot nonce it names.
+    async fn accept_hello(stream: &mut TcpStream) -> (u64, u64) {
+        let mut head = [0u8; HELLO_HEAD_BYTES];
+        stream.read_exact(&mut head).await.expect("handshake");
+        assert_eq!(classify(head), Opening::Zkr { versions: PROTOCOL_VERSIONS });
+        assert_eq!(stream.read_u16().await.expect("length") as usize, HELLO_BODY_BYTES);
+        let (id, nonce) = (stream.read_u64().await.unwrap(), stream.read_u64().await.unwrap());
+        let version = PROTOCOL_VERSIONS.1;
+        stream.write_all(&answer(PROTOCOL_VERSIONS, Ok(version))).await.unwrap();
+        (id, nonce)
+    }
+
     /// Reads the handshake and the first frame of a connection from `PeerNet`.
     async fn first_frame(stream: &mut TcpStream) -> (u64, ZabMessage) {
-        let from = stream.read_u64().await.expect("server id");
-        assert_eq!(stream.read_u64().await.expect("boot nonce"), ME.1);
+        let (from, nonce) = accept_hello(stream).await;
+        assert_eq!(nonce, ME.1);
         let len = stream.read_u32().await.expect("frame length") as usize;
         let mut payload = vec![0; len];
         stream.read_exact(&mut payload).await.expect("frame");
@@ -922,8 +1324,7 @@ mod tests {
             .await
             .unwrap();
         let (mut out, _) = peer.accept().await.unwrap();
-        assert_eq!(out.read_u64().await.unwrap(), 1);
-        assert_eq!(out.read_u64().await.unwrap(), ME.1);
+        assert_eq!(accept_hello(&mut out).await, (1, ME.1));
         (net, listen, out, stop)
     }
 
@@ -934,8 +1335,10 @@ mod tests {
     /// Connects to `listen` as server `id` in the run of its process with `boot_nonce`.
     async fn connect_as(id: u64, boot_nonce: u64, listen: SocketAddr) -> TcpStream {
         let mut stream = TcpStream::connect(listen).await.unwrap();
-        stream.write_u64(id).await.unwrap();
-        stream.write_u64(boot_nonce).await.unwrap();
+        stream.write_all(&hello((ServerId(id), boot_nonce), PROTOCOL_VERSIONS)).await.unwrap();
+        let mut theirs = [0u8; ANSWER_BYTES];
+        stream.read_exact(&mut theirs).await.expect("an answer");
+        assert_eq!(read_answer(theirs, ServerId(id)), Ok(PROTOCOL_VERSIONS.1), "accepted");
         stream
     }
 
@@ -957,8 +1360,7 @@ mod tests {
             assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the old inbound is closed");
             let again = tokio::time::timeout(Duration::from_secs(5), peer.accept()).await;
             let (mut out, _) = again.expect("our connection to the peer is replaced").unwrap();
-            assert_eq!(out.read_u64().await.unwrap(), 1);
-            assert_eq!(out.read_u64().await.unwrap(), ME.1);
+            assert_eq!(accept_hello(&mut out).await, (1, ME.1));
         });
     }
 
@@ -1145,38 +1547,203 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_short_or_foreign_handshake_is_refused_and_reaches_nothing() {
+    /// Reads what the listener answers a refused connection, until it closes it: the refusal
+    /// code and the listener's range (`None` if it answered nothing).
+    async fn refusal_of(stream: &mut TcpStream) -> Option<(u16, (u16, u16))> {
+        let mut all = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all));
+        assert!(matches!(read.await, Ok(Ok(_)) | Ok(Err(_))), "closed by the listener");
+        if all.is_empty() {
+            return None;
+        }
+        assert_eq!(all.len(), ANSWER_BYTES, "an answer, then nothing: {all:?}");
+        assert_eq!(all[..4], HANDSHAKE_MAGIC);
+        let word = |at: usize| u16::from_be_bytes([all[at], all[at + 1]]);
+        assert_eq!(word(8), 0, "no version chosen");
+        Some((word(10), (word(4), word(6))))
+    }
+
+    /// Connects to a `PeerNet`, sends `bytes`, and returns the refusal it is answered with;
+    /// then checks that nothing of it reached the core (a member's next message is the next
+    /// event) and that the listener still serves.
+    fn refused_with(bytes: Vec<u8>) -> Option<(u16, (u16, u16))> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let (_net, listen, mut events, _stop) = start_watched(&peer).await;
-            let mut refused = Vec::new();
-            // Not a member; ourselves; an id with no nonce; half an id (an older version's
-            // peer sends its id alone, then frames: its first frame is read as the nonce).
-            for (id, nonce) in [(9u64, Some(1u64)), (1, Some(1)), (2, None)] {
-                let mut stream = TcpStream::connect(listen).await.unwrap();
-                stream.write_u64(id).await.unwrap();
-                if let Some(nonce) = nonce {
-                    stream.write_u64(nonce).await.unwrap();
-                    send_frame(&mut stream, &notification(7)).await;
-                } else {
-                    stream.shutdown().await.unwrap();
-                }
-                refused.push(stream);
-            }
-            let mut half = TcpStream::connect(listen).await.unwrap();
-            half.write_all(&[0, 0, 0]).await.unwrap();
-            half.shutdown().await.unwrap();
-            for mut stream in refused {
-                let mut byte = [0u8; 1];
-                let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte));
-                assert!(matches!(read.await, Ok(Ok(0)) | Ok(Err(_))), "closed by the listener");
-            }
-            // The listener is still there, and nothing of the refused ones reached the core.
+            let mut stream = TcpStream::connect(listen).await.unwrap();
+            stream.write_all(&bytes).await.unwrap();
+            // What an older peer sends next: a frame.
+            send_frame(&mut stream, &notification(7)).await;
+            let refusal = refusal_of(&mut stream).await;
             let mut good = connect_as(2, 5, listen).await;
             send_frame(&mut good, &notification(8)).await;
             assert_eq!(next_event(&mut events).await, "peer 2: round 8");
+            refusal
+        })
+    }
+
+    /// What a zkr from before the versions sends first: its server id and boot nonce.
+    fn unversioned_hello(id: u64, nonce: u64) -> Vec<u8> {
+        [id.to_be_bytes(), nonce.to_be_bytes()].concat()
+    }
+
+    /// A handshake as this build sends it, but with the protocol range `versions`.
+    fn hello_speaking(versions: (u16, u16)) -> Vec<u8> {
+        hello((ServerId(2), 5), versions)
+    }
+
+    #[test]
+    fn an_older_zkr_is_refused_and_reaches_nothing() {
+        // Before the versions, it read our handshake as a server id, and we its id as ours.
+        // Closed without an answer: it would take any byte for a close and reconnect at once.
+        assert_eq!(refused_with(unversioned_hello(2, 5)), None);
+        assert_eq!(classify(2u64.to_be_bytes()), Opening::Unversioned { id: 2 });
+        let line = foreign_opening(Opening::Unversioned { id: 2 });
+        assert!(line.contains("sent server id 2 with no quorum protocol version"), "{line}");
+        assert!(line.contains("speaks quorum protocol 1..=1; upgrade it"), "{line}");
+    }
+
+    #[test]
+    fn a_zookeeper_server_is_refused_and_reaches_nothing() {
+        // ZooKeeper 3.6+'s initial message: protocol version -65535, sid, then its election
+        // addresses as a length-prefixed string.
+        let address = b"127.0.0.1:3888";
+        let mut initial = [(-65535i64).to_be_bytes(), 2i64.to_be_bytes()].concat();
+        initial.extend_from_slice(&(address.len() as i32).to_be_bytes());
+        initial.extend_from_slice(address);
+        assert_eq!(refused_with(initial), None, "closed without an answer: it reads none");
+        let first = (-65536i64).to_be_bytes();
+        assert_eq!(classify(first), Opening::ZooKeeper { version: -65536 });
+        let line = foreign_opening(classify(first));
+        assert!(line.contains("Apache ZooKeeper server (its quorum protocol version is -65536)"));
+        assert!(line.contains("zkr speaks its own quorum protocol (1..=1)"), "{line}");
+    }
+
+    #[test]
+    fn a_newer_zkr_without_a_common_version_is_refused_with_both_ranges() {
+        let refusal = refused_with(hello_speaking((2, 3)));
+        assert_eq!(refusal, Some((Refusal::NoCommonVersion as u16, PROTOCOL_VERSIONS)));
+        // The line each side logs names both ranges and whom to upgrade.
+        let line = no_common_version((2, 3));
+        assert!(line.contains("it speaks quorum protocol 2..=3, this server 1..=1"), "{line}");
+        assert!(line.contains("upgrade this server"), "{line}");
+        let older = no_common_version((0, 0));
+        assert!(older.contains("older zkr release: upgrade it"), "{older}");
+        let answered = answer((2, 3), Err(Refusal::NoCommonVersion));
+        let heard = read_answer(answered, ServerId(1)).unwrap_err();
+        assert!(heard.contains("it speaks quorum protocol 2..=3, this server 1..=1"), "{heard}");
+    }
+
+    #[test]
+    fn a_newer_zkr_that_still_speaks_ours_is_served_in_ours() {
+        // A later release speaking 1..=2 during a rolling upgrade: the connection speaks 1, and
+        // what it appends to the handshake is skipped.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let (_net, listen, mut events, _stop) = start_watched(&peer).await;
+            let mut stream = TcpStream::connect(listen).await.unwrap();
+            let mut newer = hello_speaking((1, 2));
+            let len = HELLO_HEAD_BYTES;
+            newer[len..len + 2].copy_from_slice(&(HELLO_BODY_BYTES as u16 + 3).to_be_bytes());
+            newer.extend_from_slice(&[9, 9, 9]);
+            stream.write_all(&newer).await.unwrap();
+            let mut theirs = [0u8; ANSWER_BYTES];
+            stream.read_exact(&mut theirs).await.unwrap();
+            assert_eq!(theirs, answer(PROTOCOL_VERSIONS, Ok(1)));
+            send_frame(&mut stream, &notification(8)).await;
+            assert_eq!(next_event(&mut events).await, "peer 2: round 8");
+        });
+        assert_eq!(common_version((1, 2), (1, 1)), Some(1));
+        assert_eq!(common_version((1, 3), (2, 5)), Some(3));
+        assert_eq!(common_version((2, 3), (1, 1)), None);
+        assert_eq!(common_version((1, 1), (2, 3)), None);
+    }
+
+    #[test]
+    fn a_short_or_foreign_handshake_is_refused_and_reaches_nothing() {
+        // Not a member; ourselves: answered. A handshake without its nonce, half an opening,
+        // an oversized rest: closed (the first two without an answer: there is nothing to
+        // answer yet).
+        let us = hello((ServerId(1), 5), PROTOCOL_VERSIONS);
+        for (bytes, code) in [
+            (hello((ServerId(9), 5), PROTOCOL_VERSIONS), Some(Refusal::NotAMember)),
+            (us.clone(), Some(Refusal::NotAMember)),
+            (us[..us.len() - 8].to_vec(), None),
+            (vec![0, 0, 0], None),
+            ([&us[..8], &4000u16.to_be_bytes()[..]].concat(), Some(Refusal::NotZkr)),
+        ] {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let refusal = rt.block_on(async {
+                let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let (_net, listen, mut events, _stop) = start_watched(&peer).await;
+                let mut stream = TcpStream::connect(listen).await.unwrap();
+                stream.write_all(&bytes).await.unwrap();
+                stream.shutdown().await.unwrap();
+                let refusal = refusal_of(&mut stream).await;
+                let mut good = connect_as(2, 5, listen).await;
+                send_frame(&mut good, &notification(8)).await;
+                assert_eq!(next_event(&mut events).await, "peer 2: round 8");
+                refusal
+            });
+            assert_eq!(refusal, code.map(|c| (c as u16, PROTOCOL_VERSIONS)), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_answered_to_us_is_a_failed_connect() {
+        // The peer runs a newer release: our task reports it lost (it dropped what was queued)
+        // and tries again after its backoff; accepted then, the notification goes out.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let (net, _listen, mut events, _stop) = start_watched(&peer).await;
+            net.send(ServerId(2), &notification(4));
+            let (mut refused, _) = peer.accept().await.unwrap();
+            let mut head = [0u8; HELLO_HEAD_BYTES + 2 + HELLO_BODY_BYTES];
+            refused.read_exact(&mut head).await.unwrap();
+            let answered = answer((2, 3), Err(Refusal::NoCommonVersion));
+            refused.write_all(&answered).await.unwrap();
+            assert_eq!(next_event(&mut events).await, "lost 2");
+            let (mut again, _) = peer.accept().await.unwrap();
+            assert_eq!(first_frame(&mut again).await, (1, notification(4)));
+        });
+        // Each answer the connecting side can get, as it reads it.
+        let me = ServerId(1);
+        assert_eq!(read_answer(answer(PROTOCOL_VERSIONS, Ok(1)), me), Ok(1));
+        let chosen_badly = read_answer(answer((1, 2), Ok(2)), me).unwrap_err();
+        assert!(chosen_badly.contains("not the newest of both ranges"), "{chosen_badly}");
+        let member = read_answer(answer((1, 1), Err(Refusal::NotAMember)), me).unwrap_err();
+        assert!(member.contains("does not count server 1 as a member"), "{member}");
+        let mut zookeeper = [0u8; ANSWER_BYTES];
+        zookeeper[..8].copy_from_slice(&(-65536i64).to_be_bytes());
+        let zookeeper = read_answer(zookeeper, me).unwrap_err();
+        assert!(zookeeper.contains("something else than zkr's answer"), "{zookeeper}");
+    }
+
+    #[test]
+    fn a_broken_connection_whose_reconnect_fails_reports_the_peer_lost_once() {
+        // The peer's process died after we sent it a ping: our connection breaks (reported: the
+        // ping may be lost), its connection to us ends, and the reconnect is refused. One loss,
+        // one report; it was reported a second time after the failed reconnect.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let (net, listen, mut events, _stop) = start_watched(&peer).await;
+            let inbound = connect_as(2, 5, listen).await;
+            let (mut out, _) = peer.accept().await.unwrap();
+            net.send(ServerId(2), &ping());
+            assert_eq!(first_frame(&mut out).await, (1, ping()));
+            drop(peer);
+            drop(out);
+            assert_eq!(next_event(&mut events).await, "lost 2");
+            drop(inbound);
+            // Several failed reconnects (backoff from 50 ms), none of them reported.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let mut again = connect_as(2, 5, listen).await;
+            send_frame(&mut again, &notification(8)).await;
+            assert_eq!(next_event(&mut events).await, "peer 2: round 8", "reported once");
         });
     }
 }

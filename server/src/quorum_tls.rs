@@ -19,8 +19,8 @@
 //! reaches the core. Failures are logged at warn with the peer's address.
 //!
 //! `portUnification` accepts plain and TLS connections on the quorum port: the first byte of a
-//! TLS connection is a handshake record (0x16), that of a plain one the top byte of a server id
-//! (0 for any id below 2^56). `sslQuorumReloadCertFiles` rebuilds the rustls configurations
+//! TLS connection is a handshake record (0x16), that of a plain one the first of `peer_net`'s
+//! handshake magic (`z`, 0x7a). `sslQuorumReloadCertFiles` rebuilds the rustls configurations
 //! when a store file changes (modification time or size), checked as each connection starts;
 //! connections already up keep the certificates they were made with.
 
