@@ -71,7 +71,9 @@ mod cli {
         #[arg(long)]
         hashes: bool,
         /// After a campaign, print each seed's times from a leader fault to the next
-        /// established leader, in seed order (to find the slow tail of fail-over).
+        /// established leader, in seed order (to find the slow tail of fail-over), each as
+        /// `TOOK@AT`: seconds to the leader, and when the fault hit (seconds of the seed's
+        /// simulated time, to find the same fault in another binary's run of the seed).
         #[arg(long)]
         failover_seeds: bool,
         /// A deliberate core bug (same names as `sim --bug`), or a storage bug (any of
@@ -261,8 +263,12 @@ mod cli {
         }
         if cli.failover_seeds {
             for r in reports.iter().filter(|r| !r.recoveries_ns.is_empty()) {
-                let times: Vec<String> =
-                    r.recoveries_ns.iter().map(|ns| format!("{:.3}", *ns as f64 / 1e9)).collect();
+                let secs = |ns: u64| ns as f64 / 1e9;
+                let times: Vec<String> = r
+                    .recoveries_ns
+                    .iter()
+                    .map(|&(at, took)| format!("{:.3}@{:.3}", secs(took), secs(at)))
+                    .collect();
                 println!("seed {}: failover {}", r.seed, times.join(" "));
             }
         }
@@ -330,7 +336,7 @@ mod cli {
             follower_slack.map_or("-".to_string(), |s| s.to_string()),
         );
         let mut recoveries: Vec<u64> =
-            reports.iter().flat_map(|r| r.recoveries_ns.iter().copied()).collect();
+            reports.iter().flat_map(|r| r.recoveries_ns.iter().map(|&(_, took)| took)).collect();
         recoveries.sort_unstable();
         if !recoveries.is_empty() {
             let at = |q: f64| recoveries[((recoveries.len() - 1) as f64 * q) as usize] as f64 / 1e9;

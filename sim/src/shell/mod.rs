@@ -106,8 +106,9 @@ pub struct ShellReport {
     pub trace: Option<String>,
     /// The history (with `keep_history`).
     pub history: Option<String>,
-    /// From each fault on the leader (kill, pause, isolation) to the next leader, ns.
-    pub recoveries_ns: Vec<u64>,
+    /// Each fault on the leader (kill, pause, isolation, disk): when it hit, and from it to the
+    /// next leader, ns.
+    pub recoveries_ns: Vec<(u64, u64)>,
     /// What the session-timer and fail-over checks covered.
     pub timers: sessions::Counts,
 }

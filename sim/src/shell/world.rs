@@ -68,8 +68,9 @@ pub struct Checks {
     /// A fault hit the leader of this epoch at this time (ns) and no later leader is
     /// established yet.
     pub leader_fault: Option<(u32, u64)>,
-    /// ns from each leader fault to the next established leader.
-    pub recoveries_ns: Vec<u64>,
+    /// Each leader fault: when it hit (ns since the seed began) and ns from it to the next
+    /// established leader.
+    pub recoveries_ns: Vec<(u64, u64)>,
     /// Session timers: expiry never too soon, silent sessions gone in time.
     pub sessions: Sessions,
     /// Every session id created once (tier 1's `session_ids`), from the CreateSession txns
@@ -344,7 +345,7 @@ impl Observer for Watcher {
                 if let Some((faulted, at)) = checks.leader_fault
                     && epoch > faulted
                 {
-                    checks.recoveries_ns.push(now.saturating_sub(at));
+                    checks.recoveries_ns.push((at, now.saturating_sub(at)));
                     checks.leader_fault = None;
                 }
                 checks.sessions.leader_since_ns = now;
