@@ -200,6 +200,18 @@ impl Shared {
             return self.refuse_session(conn, req.read_only);
         }
         if role.is_learner() {
+            // The connection that holds the session here is closed first, as ZooKeeper's
+            // `processConnectRequest` does (`closeSession` before `reopenSession`): our
+            // REVALIDATE makes this server the session's owner again at the leader, so a
+            // request still arriving on the old connection, sent before the client moved on,
+            // would be forwarded after it, pass the owner check and land after the session's
+            // newer writes elsewhere (tier 2 seed 97456: a create held by a pause).
+            let held = self.sessions.get(session).and_then(|s| s.conn).filter(|c| *c != conn);
+            if let Some(held) = held {
+                let old = held;
+                tracing::info!(%session, ?old, ?conn, "reconnect here; old connection closed");
+                self.close_conn(held);
+            }
             // The leader decides whether the session is still alive (this server may lag
             // behind its expiry); the handshake completes when it answers.
             let stale = role.revalidating(session, (conn, timeout_ms, req.read_only));

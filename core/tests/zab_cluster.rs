@@ -580,6 +580,57 @@ fn a_session_moves_from_one_server_to_another() {
     assert_eq!(err, 0, "its own write is visible there: {body:?}");
 }
 
+#[test]
+fn a_request_on_the_old_connection_of_a_session_reconnecting_to_a_learner_is_not_served() {
+    // Tier 2 seed 97456: a follower paused while a client's create sat on its connection; the
+    // client moved to the leader and wrote there, then reconnected to the resumed follower.
+    // The follower's REVALIDATE makes it the session's owner again, so the old connection's
+    // create, forwarded after it, passed the leader's owner check and landed after the
+    // session's newer write. ZooKeeper closes the old connection before it revalidates.
+    let mut c = Cluster::new(3);
+    let leader = elect(&mut c);
+    let follower = if leader == 1 { 2 } else { 1 };
+    let (session, passwd) = c.connect(follower, 10);
+    c.tick(1);
+    let (moved, _) = c.resume(leader, 11, session, passwd.clone());
+    assert_eq!(moved, session, "the session moved to the leader");
+    assert_eq!(c.call(leader, 11, 1, create("/newer")).0, 0, "a newer write through the leader");
+    // Back to the follower: the reconnect's handshake, then the old connection's request (sent
+    // before the move), both handled before the leader answers the REVALIDATE.
+    c.step(follower, Input::ClientConnected { conn: ConnId(12), remote_ip: "10.0.0.9".into() });
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 4_000,
+        session_id: session,
+        passwd,
+        read_only: None,
+    };
+    let frame = codec::encode_connect_request(&req);
+    let wall_ms = c.wall;
+    c.step(
+        follower,
+        Input::ClientFrame { conn: ConnId(12), payload: frame[4..].to_vec(), wall_ms },
+    );
+    let stale = create("/older");
+    let frame = codec::encode_request(&codec::request_header(7, &stale), &stale);
+    c.step(
+        follower,
+        Input::ClientFrame { conn: ConnId(10), payload: frame[4..].to_vec(), wall_ms },
+    );
+    c.settle();
+    c.tick(2);
+    let reconnected = c.inbox.get_mut(&(follower, 12)).and_then(|q| q.pop_front());
+    let resp = codec::decode_connect_response(&reconnected.expect("the reconnect is answered"));
+    assert_eq!(resp.unwrap().session_id, session, "the reconnect is accepted");
+    for id in c.ids.clone() {
+        let tree = c.node(id).tree();
+        assert!(tree.get("/newer").is_some(), "server {id} has the newer write");
+        assert!(tree.get("/older").is_none(), "server {id} applied the old connection's create");
+    }
+    c.assert_converged();
+}
+
 /// Ticks until `done` holds; returns the number of ticks it took, or None after `max`.
 fn ticks_until(c: &mut Cluster, max: u32, mut done: impl FnMut(&Cluster) -> bool) -> Option<u32> {
     for t in 0..max {
