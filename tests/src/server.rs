@@ -587,3 +587,17 @@ fn tail(path: &Path, lines: usize) -> String {
         Err(e) => format!("(no log at {}: {e})", path.display()),
     }
 }
+
+/// `line` without its terminal colour codes (`ESC [ ... m`), as a server's log has them.
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -559,20 +559,6 @@ fn wait_for_leader(members: &[(Proc, PathBuf)], followers: usize) -> usize {
     }
 }
 
-/// `line` without its terminal colour codes (`ESC [ ... m`).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|c| *c == 'm');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Polls `member`'s log (`within` at most) until it contains `line`.
 fn wait_for_log(member: &Proc, line: &str, within: Duration) {
     let deadline = Instant::now() + within;
@@ -828,7 +814,7 @@ fn a_follower_whose_disk_stays_full_drops_out_at_the_bound_and_rejoins() {
     let dropped_after = began.elapsed();
     let text = members[faulted].0.log_text();
     let line = text.lines().find(|l| l.contains("dropping out of the ensemble")).expect("line");
-    let line = strip_ansi(line);
+    let line = zkr_tests::server::strip_ansi(line);
     let waiting: u64 = line
         .split("waiting_bytes=")
         .nth(1)

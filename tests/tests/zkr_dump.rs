@@ -133,7 +133,7 @@ async fn dump_names_what_a_real_server_wrote_and_gives_recoverys_verdict_on_dama
     let at = format!("zkr-dump: {} at byte offset {end}: torn last write", log.display());
     assert!(err.contains(&at), "{err}");
     server.start_again();
-    let server_log = without_colours(&server.log_tail(400));
+    let server_log = zkr_tests::server::strip_ansi(&server.log_tail(400));
     assert!(server_log.contains("cutting a torn last write"), "{server_log}");
     assert!(server_log.contains(&format!("offset={end}")), "the same offset:\n{server_log}");
     server.stop_keep();
@@ -151,18 +151,4 @@ async fn dump_names_what_a_real_server_wrote_and_gives_recoverys_verdict_on_dama
     assert!(!status.success(), "{text}");
     let refused = format!("txn log {} is corrupt at byte offset {}", log.display(), offsets[1]);
     assert!(text.contains(&refused), "the server names the same offset:\n{text}");
-}
-
-/// The text without its ANSI colour sequences (`ESC [ ... m`), as the server's log has them.
-fn without_colours(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|c| *c == 'm');
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
