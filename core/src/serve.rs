@@ -208,8 +208,7 @@ impl Shared {
             // newer writes elsewhere (tier 2 seed 97456: a create held by a pause).
             let held = self.sessions.get(session).and_then(|s| s.conn).filter(|c| *c != conn);
             if let Some(held) = held {
-                let old = held;
-                tracing::info!(%session, ?old, ?conn, "reconnect here; old connection closed");
+                tracing::info!(%session, old = ?held, ?conn, "reconnect here; old one closed");
                 self.close_conn(held);
             }
             // The leader decides whether the session is still alive (this server may lag
