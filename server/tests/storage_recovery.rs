@@ -373,6 +373,25 @@ fn an_invalid_installed_snapshot_is_not_passed_over() {
 }
 
 #[test]
+fn a_diff_is_not_read_across_an_installed_snapshot() {
+    // A leader that once installed a snapshot as a learner: a DIFF from its own older records
+    // would step from (1,3) to (2,1) and leave out (1,4)..(1,10), which it never logged.
+    let installed = z(1, 10);
+    let dir = learner_with_installed_snapshot("diff-installed", installed, &[z(2, 1), z(2, 2)]);
+    let (mut storage, _) = open(&dir.0).unwrap();
+    match storage.read_range(z(1, 2), z(2, 2), 100).unwrap_err() {
+        StorageError::Gap { previous, found, .. } => {
+            assert_eq!((previous, found), (z(1, 3), z(2, 1)))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // After the installed snapshot the log is one history again (the snapshot's own zxid is no
+    // record, so a DIFF from it is not read from the files).
+    assert_eq!(storage.read_range(z(2, 1), z(2, 2), 100).unwrap(), (true, expected([z(2, 2)])));
+    assert_eq!(storage.read_range(installed, z(2, 2), 100).unwrap(), (false, Vec::new()));
+}
+
+#[test]
 fn an_epoch_entered_past_its_first_txn_is_a_gap() {
     // Installed in the middle of epoch 2: the fallback's replay would step from (1,3) to (2,5).
     let dir = learner_with_installed_snapshot("snap-mid-epoch", z(2, 4), &[z(2, 5), z(2, 6)]);

@@ -740,7 +740,8 @@ impl Storage {
     ) -> Result<recovery::RangeRead, StorageError> {
         let path = self.log_dir.clone();
         self.sync().map_err(StorageError::io(&path, "sync the txn log in"))?;
-        recovery::read_range(&*self.fs, &self.log_dir, after, upto, max_records)
+        let dirs = (self.snap_dir.as_path(), self.log_dir.as_path());
+        recovery::read_range(&*self.fs, dirs, after, upto, max_records)
     }
 
     /// Autopurge: keeps the newest `retain_count` snapshots (at least 3) and the log files needed

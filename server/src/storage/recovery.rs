@@ -94,9 +94,13 @@ fn check_skipped_snapshots_rebuilt(
     snap_zxid: i64,
     txns: &[(i64, Vec<u8>)],
 ) -> Result<(), StorageError> {
+    // Only snapshots newer than the one loaded are skipped; with none valid, a snapshot at 0
+    // (nothing to rebuild) may be among them.
+    assert!(skipped.iter().all(|(zxid, _)| *zxid > snap_zxid || *zxid == 0));
     // Newest first, as skipped: the newest unrebuilt one is the loss an operator must know of.
-    for (zxid, path) in skipped.iter().filter(|(zxid, _)| *zxid > snap_zxid) {
-        assert!(snap_zxid < *zxid, "only snapshots newer than the one loaded are skipped");
+    let mut rebuilt = skipped.iter().filter(|(zxid, _)| *zxid > snap_zxid).peekable();
+    let newest = rebuilt.peek().copied();
+    for (zxid, path) in rebuilt {
         if txns.binary_search_by_key(zxid, |(z, _)| *z).is_err() {
             let what = format!(
                 "no record {zxid:#x} follows {snap_zxid:#x} in the txn log (the snapshot was \
@@ -104,17 +108,17 @@ fn check_skipped_snapshots_rebuilt(
             );
             return Err(StorageError::SnapshotNotRebuilt { path: path.clone(), zxid: *zxid, what });
         }
-        let first = txns.first().map(|(z, _)| *z);
-        let history_start = first == Some(1) || first == Some((1 << 32) | 1);
-        if snap_zxid == 0 && !history_start {
-            let what = format!(
-                "no valid snapshot is left and the txn log starts at {:#x}, not at the first \
-                 txn of a history (older log files may have been purged with the snapshots \
-                 that covered them)",
-                first.unwrap_or(0)
-            );
-            return Err(StorageError::SnapshotNotRebuilt { path: path.clone(), zxid: *zxid, what });
-        }
+    }
+    let first = txns.first().map(|(z, _)| *z);
+    let history_start = first == Some(1) || first == Some((1 << 32) | 1);
+    if let Some((zxid, path)) = newest.filter(|_| snap_zxid == 0 && !history_start) {
+        let what = format!(
+            "no valid snapshot is left and the txn log starts at {:#x}, not at the first txn \
+             of a history (older log files may have been purged with the snapshots that \
+             covered them)",
+            first.unwrap_or(0)
+        );
+        return Err(StorageError::SnapshotNotRebuilt { path: path.clone(), zxid: *zxid, what });
     }
     Ok(())
 }
@@ -159,17 +163,23 @@ pub type RangeRead = (bool, Vec<(i64, Vec<u8>)>);
 /// Reads the records with zxid in `(after, upto]` for a DIFF from the log files, read-only, with
 /// recovery's checks on every file it reads (header, first record named by the file, record
 /// crcs and order through `log::scan`) and on the records it returns (each follows the one
-/// before, as `recover` requires: `zxid_continues`). The range must end exactly at `upto`, within
+/// before, as `recover` requires: `zxid_continues`, and none steps over a snapshot's zxid, where
+/// a learner installed its leader's state). The range must end exactly at `upto`, within
 /// the valid part of the files; more than `max_records` records is an error. When the record
 /// `after` is not in the files (purged, or never ours), nothing is returned: `(false, [])`.
 pub(super) fn read_range(
     fs: &dyn Fs,
-    log_dir: &Path,
+    dirs: (&Path, &Path),
     after: i64,
     upto: i64,
     max_records: u64,
 ) -> Result<RangeRead, StorageError> {
     assert!(after < upto, "a range of at least one record");
+    let (snap_dir, log_dir) = dirs;
+    // A snapshot at a zxid the log steps over was installed from a leader (SNAP): the records
+    // on either side of it are not one history, however well their zxids follow each other.
+    let snapshots: Vec<i64> =
+        list_files(fs, snap_dir, "snapshot")?.into_iter().map(|s| s.0).collect();
     let logs = list_files(fs, log_dir, "log")?;
     // The newest file starting at or before `after` holds its record and those right after it.
     let start = logs.iter().rposition(|(first, _)| *first <= after).unwrap_or(0);
@@ -192,7 +202,8 @@ pub(super) fn read_range(
             if !found_after {
                 return Ok((false, Vec::new()));
             }
-            if !zxid_continues(cursor, record.zxid) || record.zxid > upto {
+            let over_snapshot = snapshots.iter().any(|z| cursor < *z && *z < record.zxid);
+            if !zxid_continues(cursor, record.zxid) || over_snapshot || record.zxid > upto {
                 let (offset, found) = (record.offset as u64, record.zxid);
                 return Err(StorageError::Gap {
                     path: path.clone(),

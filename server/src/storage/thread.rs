@@ -217,6 +217,7 @@ impl StorageThread {
         };
         let reader = LogReader {
             fs: storage.fs().clone(),
+            snap_dir: storage.snap_dir().to_path_buf(),
             log_dir: storage.log_dir().to_path_buf(),
             events: events.clone(),
         };
@@ -772,6 +773,7 @@ fn make_next_log_beside(job: Box<dyn FnOnce() + Send>) {
 /// Reads the log files for DIFFs, on a thread of its own (see the module doc).
 struct LogReader {
     fs: Arc<dyn crate::fs::Fs>,
+    snap_dir: std::path::PathBuf,
     log_dir: std::path::PathBuf,
     events: UnboundedSender<StorageEvent>,
 }
@@ -800,7 +802,8 @@ impl LogReader {
     /// the record's, as at recovery (`driver::recover_node`).
     fn read_log(&self, request: u64, after: i64, upto: i64, max_records: u64) -> StorageEvent {
         let began = std::time::Instant::now();
-        let read = super::recovery::read_range(&*self.fs, &self.log_dir, after, upto, max_records);
+        let dirs = (self.snap_dir.as_path(), self.log_dir.as_path());
+        let read = super::recovery::read_range(&*self.fs, dirs, after, upto, max_records);
         let read = read.map_err(|e| e.to_string());
         let (found_after, records) = match read {
             Ok((found_after, records)) => (found_after, Ok(records)),
